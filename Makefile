@@ -1,0 +1,117 @@
+# fleetmcp: an MCP tool server for GPU fleets.  See README.md.
+#
+# Layout: src/<layer>/*.c form libfleetmcp.a; src/main.c is the server;
+# tools/mcp-cli/*.c is the operator CLI; tests/unit/test_*.c are Check
+# programs, one per subsystem.  The tool table is generated at build time
+# from schemas/tools/*.json (see tools/gen-registry.py), so it cannot go
+# stale.
+
+BUILD   ?= build
+CC      ?= cc
+PYTHON  ?= python3
+PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8
+OPT     ?= -O2 -g
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+           -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
+           -Iinclude -I$(BUILD)/gen $(OPT) $(EXTRA_CFLAGS) \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDFLAGS += $(EXTRA_LDFLAGS)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/main.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/tools.gen.o
+CLI_SRC  := $(sort $(wildcard tools/mcp-cli/*.c))
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_JSON := $(sort $(wildcard schemas/tools/*.json))
+DEPFLAGS = -MMD -MP
+
+.PHONY: all deps check unit asan protocol interop integration fuzz fuzz-smoke \
+        bench demo clean install lint stack-up stack-down
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/fleetmcp $(BUILD)/mcp-cli
+
+$(BUILD)/gen/tools.gen.c: tools/gen-registry.py $(TOOL_JSON)
+	@mkdir -p $(@D)
+	$(PYTHON) tools/gen-registry.py schemas/tools $@
+
+$(BUILD)/obj/gen/tools.gen.o: $(BUILD)/gen/tools.gen.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+# Every object may include the generated handler prototypes.
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/tools.gen.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/libfleetmcp.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fleetmcp: $(BUILD)/obj/src/main.o $(BUILD)/libfleetmcp.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mcp-cli: $(CLI_OBJ) $(BUILD)/libfleetmcp.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfleetmcp.a tests/unit/fm_test.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $@.d -o $@ $< $(BUILD)/libfleetmcp.a $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+
+# --- setup --------------------------------------------------------------
+deps:
+	@sh tools/deps.sh
+
+# --- tests --------------------------------------------------------------
+# `make check` is what CI and newcomers run: it installs what is missing,
+# builds, runs unit tests (plain and under ASan+UBSan), the raw protocol
+# test, real-client interop, integration tests against the local stack,
+# and a bounded fuzz run.
+check: deps
+	@bash tests/run-check.sh
+
+unit: $(UNIT_BIN) all
+	@sh tests/run-unit.sh $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" unit
+
+fuzz-smoke:
+	@sh tests/fuzz/run.sh 60
+
+fuzz:
+	@sh tests/fuzz/run.sh 1800
+
+bench: all
+	@sh bench/run.sh
+
+demo: deps all
+	@sh examples/demo.sh
+
+stack-up: all
+	@sh tests/stack/up.sh
+
+stack-down:
+	@sh tests/stack/down.sh
+
+lint:
+	clang-format --dry-run --Werror $$(find src include tools tests -name '*.[ch]')
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fleetmcp/schemas \
+	  $(DESTDIR)$(PREFIX)/share/fleetmcp/runbooks $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/fleetmcp $(BUILD)/mcp-cli $(DESTDIR)$(PREFIX)/bin/
+	cp -r schemas/. $(DESTDIR)$(PREFIX)/share/fleetmcp/schemas/
+	cp -r runbooks/. $(DESTDIR)$(PREFIX)/share/fleetmcp/runbooks/
+	[ ! -d man ] || install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

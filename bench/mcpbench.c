@@ -1,0 +1,188 @@
+/* mcpbench: one client, any stdio MCP server.  Measures cold start (spawn
+ * to initialize response), ping round trip, a tools/call round trip and
+ * the server's peak RSS, and prints one JSON line of medians.
+ *
+ *   mcpbench --tool NAME [--args JSON] [--starts N] [--pings N] [--calls N] -- CMD ARGS...
+ */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_transport.h"
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+typedef struct peer {
+    pid_t pid;
+    fm_transport tx;
+    long long id;
+} peer;
+
+static int spawn(peer *p, char **argv)
+{
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) return -1;
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->id = 1;
+    return fm_tx_init(&p->tx, out[0], in[1], 64u << 20);
+}
+
+/* Sends a request and waits (bounded: 30 s) for the response to it. */
+static json_t *rpc(peer *p, const char *method, json_t *params)
+{
+    long long id = p->id++;
+    json_t *req = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)id,
+                            "method", method, "params", params ? params : json_object());
+    fm_tx_send(&p->tx, req);
+    json_decref(req);
+    double deadline = now_us() + 30e6;
+    while (now_us() < deadline) {
+        const char *line;
+        size_t len;
+        fm_rx_status st = fm_tx_next(&p->tx, false, &line, &len);
+        if (st == FM_RX_AGAIN) {
+            struct pollfd pf = {.fd = p->tx.in_fd, .events = POLLIN};
+            poll(&pf, 1, 100);
+            continue;
+        }
+        if (st != FM_RX_LINE) return NULL;
+        json_t *m = json_loadb(line, len, 0, NULL);
+        json_t *mid = json_object_get(m, "id");
+        if (json_is_integer(mid) && json_integer_value(mid) == id) return m;
+        json_decref(m);
+    }
+    return NULL;
+}
+
+static void stop(peer *p)
+{
+    close(p->tx.out_fd);
+    int st;
+    for (int i = 0; i < 300 && waitpid(p->pid, &st, WNOHANG) == 0; i++) usleep(10000);
+    if (waitpid(p->pid, &st, WNOHANG) == 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &st, 0);
+    }
+    close(p->tx.in_fd);
+    fm_tx_free(&p->tx);
+}
+
+static json_t *init_params(void)
+{
+    return json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", "2025-06-18",
+                     "capabilities", "clientInfo", "name", "mcpbench", "version", "1");
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n ? v[n / 2] : 0;
+}
+
+static long peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+int main(int argc, char **argv)
+{
+    const char *tool = NULL, *args = "{}";
+    int starts = 30, pings = 5000, calls = 2000, i = 1;
+    for (; i < argc && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "--tool") && i + 1 < argc) tool = argv[++i];
+        else if (!strcmp(argv[i], "--args") && i + 1 < argc) args = argv[++i];
+        else if (!strcmp(argv[i], "--starts") && i + 1 < argc) starts = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pings") && i + 1 < argc) pings = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--calls") && i + 1 < argc) calls = atoi(argv[++i]);
+    }
+    if (i >= argc - 1 || !tool) {
+        fprintf(stderr, "usage: mcpbench --tool NAME [--args JSON] [--starts N] [--pings N]"
+                        " [--calls N] -- CMD ARGS...\n");
+        return 1;
+    }
+    char **cmd = argv + i + 1;
+    signal(SIGPIPE, SIG_IGN);
+    double *v = calloc((size_t)(starts + pings + calls + 3), sizeof *v);
+
+    for (int k = 0; k < starts; k++) {
+        peer p;
+        double t0 = now_us();
+        if (spawn(&p, cmd)) return 1;
+        json_t *r = rpc(&p, "initialize", init_params());
+        v[k] = now_us() - t0;
+        if (!r) {
+            fprintf(stderr, "mcpbench: %s did not answer initialize\n", cmd[0]);
+            return 1;
+        }
+        json_decref(r);
+        stop(&p);
+    }
+    double cold = median(v, starts);
+
+    peer p;
+    spawn(&p, cmd);
+    json_decref(rpc(&p, "initialize", init_params()));
+    json_t *n = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
+    fm_tx_send(&p.tx, n);
+    json_decref(n);
+    for (int k = 0; k < 200; k++) json_decref(rpc(&p, "ping", NULL)); /* warm up */
+    for (int k = 0; k < pings; k++) {
+        double t0 = now_us();
+        json_t *r = rpc(&p, "ping", NULL);
+        v[k] = now_us() - t0;
+        json_decref(r);
+    }
+    double ping = median(v, pings);
+    json_t *targs = json_loads(args, 0, NULL);
+    int errors = 0;
+    for (int k = 0; k < calls; k++) {
+        double t0 = now_us();
+        json_t *r = rpc(&p, "tools/call",
+                        json_pack("{s:s, s:O}", "name", tool, "arguments", targs));
+        v[k] = now_us() - t0;
+        json_t *res = json_object_get(r, "result");
+        if (!res || json_is_true(json_object_get(res, "isError"))) errors++;
+        json_decref(r);
+    }
+    double call = median(v, calls);
+    long rss = peak_rss_kb(p.pid);
+    stop(&p);
+    json_decref(targs);
+    printf("{\"cold_start_us\":%.0f,\"ping_us\":%.1f,\"call_us\":%.1f,\"peak_rss_kb\":%ld,"
+           "\"call_errors\":%d}\n",
+           cold, ping, call, rss, errors);
+    free(v);
+    return errors ? 2 : 0;
+}

@@ -1,0 +1,54 @@
+/* The audit log: one hash-chained row per tools/call (a read call) or two
+ * (a mutation: the intent, committed before any side effect, then the
+ * result), and one per workflow step.  Each row's hash covers every field
+ * plus the previous row's hash, so `fleetmcp audit verify` finds the first
+ * row that was edited, inserted or deleted.  Arguments are stored
+ * canonically with secret fields redacted. */
+#ifndef FM_AUDIT_H
+#define FM_AUDIT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_error.h"
+
+struct fm_ctx;
+struct fm_store;
+
+typedef struct fm_audit_rec {
+    const char *phase;     /* "call" | "intent" | "result" | "step" */
+    int64_t call_ref;      /* intent row a result/step belongs to, or 0 */
+    const char *tool;
+    const json_t *args;    /* borrowed; redacted and canonicalised here */
+    const char *autonomy;
+    const char *decision;  /* allow | deny | shadow | invalid | need_approval */
+    const char *reason;
+    const char *plan_id;
+    const char *approval_id;
+    const char *workflow_id;
+    const char *node;
+    const char *result;    /* short summary, clipped to 512 bytes */
+    const char *error_code;
+    const char *error;
+    int64_t duration_us;
+    const char *state_before;
+    const char *state_after;
+    const char *runbook;
+    const char *runbook_version;
+} fm_audit_rec;
+
+int fm_audit_init(struct fm_ctx *ctx, fm_err *err);
+
+/* Appends a row stamped with the session (initiator, client, OS user) and
+ * mode; returns its id, or -1 with err.  Commits before returning. */
+int64_t fm_audit_append(struct fm_ctx *ctx, const fm_audit_rec *rec, fm_err *err);
+
+/* Rows matching filter {node, tool, initiator, session, since_ms, until_ms,
+ * decision, limit, before_id} newest first (new array). */
+json_t *fm_audit_query(struct fm_store *st, const json_t *filter, fm_err *err);
+
+/* Walks the chain.  Returns 0 if intact; otherwise -1 with the first
+ * broken row id in *bad_id and why in err.  *rows gets the count checked. */
+int fm_audit_verify(struct fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err);
+
+#endif

@@ -1,0 +1,27 @@
+/* The MCP layer: lifecycle, version negotiation, tools/list paging,
+ * tools/call, ping, logging, progress and cancellation over a transport. */
+#ifndef FM_MCP_H
+#define FM_MCP_H
+
+#include <jansson.h>
+
+struct fm_ctx;
+
+#define FM_SERVER_NAME "fleetmcp"
+#define FM_SERVER_VERSION "0.1.0"
+
+/* Serves until EOF or SIGTERM (ctx->stop).  Returns the exit status. */
+int fm_mcp_serve(struct fm_ctx *ctx);
+
+/* Handles one raw line (the fuzz target and unit tests call this); any
+ * replies go to ctx->tx.  Returns 0, or -1 when the peer is gone. */
+int fm_mcp_handle_line(struct fm_ctx *ctx, const char *line, size_t len);
+
+/* Reads whatever input is already waiting without blocking: answers pings,
+ * applies notifications/cancelled to the call in flight, queues the rest. */
+void fm_mcp_pump(struct fm_ctx *ctx);
+
+/* Syslog-style level index for an MCP level name, or -1. */
+int fm_log_level_index(const char *name);
+
+#endif

@@ -1,0 +1,32 @@
+/* The registry at run time: parsed schemas, which tools this config shows,
+ * and each tool's tools/list entry. */
+#ifndef FM_REGISTRY_H
+#define FM_REGISTRY_H
+
+#include <jansson.h>
+
+#include "fleetmcp/fm_error.h"
+
+struct fm_ctx;
+
+/* Parses every compiled-in schema (a failure is a build bug: reported, and
+ * the server refuses to start) and applies enabled_tools, disabled_tools
+ * and read_only from the config. */
+int fm_registry_init(struct fm_ctx *ctx, fm_err *err);
+void fm_registry_free(struct fm_ctx *ctx);
+
+/* Number of visible tools, and the i-th visible tool's table index. */
+size_t fm_registry_visible(const struct fm_ctx *ctx, int *index_out, size_t max);
+
+/* The tools/list entry for table row i (new): name, title, description,
+ * inputSchema, outputSchema, annotations, _meta.autonomy. */
+json_t *fm_registry_tool_json(const struct fm_ctx *ctx, int i);
+
+/* A tool's compiled input or output schema (borrowed), compiled on first
+ * use so start-up stays fast; NULL with err if it does not compile. */
+const struct fm_schema *fm_registry_schema(struct fm_ctx *ctx, int i, int output, fm_err *err);
+
+/* True if the tool changes anything (autonomy above read). */
+int fm_tool_mutates(int table_index);
+
+#endif

@@ -1,0 +1,70 @@
+/* The one server context.  No other mutable global state exists: every
+ * subsystem hangs off fm_ctx and is reached through it. */
+#ifndef FM_SERVER_H
+#define FM_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_backends.h"
+#include "fleetmcp/fm_config.h"
+#include "fleetmcp/fm_store.h"
+#include "fleetmcp/fm_tool.h"
+
+struct fm_transport;
+struct fm_diag_db;
+struct fm_runbooks;
+
+typedef enum { FM_INITIATOR_AGENT = 0, FM_INITIATOR_HUMAN = 1 } fm_initiator;
+
+/* What initialize told us; recorded on every audit row. */
+typedef struct fm_session {
+    char id[40];              /* random per process: groups a session's rows */
+    char protocol[16];        /* negotiated version */
+    char client_name[64];
+    char client_version[32];
+    char os_user[64];
+    fm_initiator initiator;
+    bool initialized;         /* initialize answered */
+    int log_level;            /* index into syslog-style levels; -1 = off */
+} fm_session;
+
+typedef struct fm_ctx {
+    fm_config cfg;
+    fm_store store;
+    fm_backends be;
+    fm_session session;
+    struct fm_transport *tx;     /* stdio, NULL in unit tests */
+    bool *tool_enabled;          /* per fm_tool_table row */
+    json_t **input_schemas;      /* parsed once at start, per row */
+    json_t **output_schemas;
+    struct fm_schema **input_compiled;  /* compiled on a tool's first call */
+    struct fm_schema **output_compiled;
+    struct fm_diag_db *diag;     /* signature catalog, lazily compiled */
+    struct fm_runbooks *runbooks;
+    fm_call *current;            /* the call in flight (cancellation) */
+    json_t *inflight_id;         /* its JSON-RPC id (borrowed from request) */
+    bool last_cancelled;         /* the last call was cancelled: send no reply */
+    volatile int stop;           /* set by SIGTERM */
+} fm_ctx;
+
+/* Opens config, store and backends; err says what to fix. */
+int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err);
+void fm_ctx_close(fm_ctx *ctx);
+
+/* Index of a visible (enabled) tool, or -1 (unknown or hidden). */
+int fm_registry_find(const fm_ctx *ctx, const char *name);
+
+/* Runs one tools/call through schema validation, the gate, audit and the
+ * handler.  Returns a new CallToolResult object.  Used by the MCP layer
+ * and by the workflow engine. */
+json_t *fm_tools_call(fm_ctx *ctx, int tool_index, const json_t *args,
+                      const json_t *progress_token, const json_t *meta);
+
+/* Builds an isError result whose text is "<WORD>: <text>" (new). */
+json_t *fm_result_error(const fm_err *err);
+/* Wraps structured (stolen) into {structuredContent, content:[text]} (new). */
+json_t *fm_result_ok(json_t *structured);
+
+#endif

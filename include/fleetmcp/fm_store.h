@@ -1,0 +1,53 @@
+/* The one SQLite database (WAL): audit, settings, plans, approvals,
+ * workflows, node states, local tickets.  Several server processes may
+ * share it: every write runs in BEGIN IMMEDIATE with a busy timeout, so
+ * writers queue instead of failing.
+ *
+ * Each subsystem owns its tables and declares them with fm_store_migrate()
+ * at open time (idempotent, versioned per subsystem). */
+#ifndef FM_STORE_H
+#define FM_STORE_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_error.h"
+
+#define FM_STORE_STMT_CACHE 24
+
+typedef struct fm_store {
+    sqlite3 *db;
+    char path[512];
+    /* Prepared statements of the hot paths, keyed by the SQL string's
+     * address (callers pass string literals). */
+    const char *stmt_sql[FM_STORE_STMT_CACHE];
+    sqlite3_stmt *stmt[FM_STORE_STMT_CACHE];
+} fm_store;
+
+int fm_store_open(fm_store *st, const char *path, fm_err *err);
+void fm_store_close(fm_store *st);
+
+/* Runs ddl once per (subsystem, version); safe under concurrent opens. */
+int fm_store_migrate(fm_store *st, const char *subsystem, int version, const char *ddl,
+                     fm_err *err);
+
+/* BEGIN IMMEDIATE (waits for other writers up to the busy timeout). */
+int fm_store_begin(fm_store *st, fm_err *err);
+int fm_store_commit(fm_store *st, fm_err *err);
+void fm_store_rollback(fm_store *st);
+
+/* Settings: small key/value pairs (kill switch, counters). */
+int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len);
+int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_err *err);
+
+/* A cached, reset, unbound statement for a literal SQL string (borrowed:
+ * do not finalize).  NULL with err on failure. */
+sqlite3_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err);
+
+/* Wraps a failed sqlite call into err with the database's message. */
+int fm_store_fail(fm_store *st, fm_err *err, const char *what);
+
+int64_t fm_now_ms(void);
+
+#endif

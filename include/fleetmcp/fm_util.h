@@ -1,0 +1,34 @@
+/* Small helpers shared by every layer: logging to stderr, hashing,
+ * canonical JSON, ids.  Nothing here keeps state. */
+#ifndef FM_UTIL_H
+#define FM_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Logs go to stderr only: stdout belongs to the protocol. */
+void fm_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* SHA-256 of data as 64 lowercase hex characters plus NUL. */
+void fm_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* Canonical text of a JSON value: sorted keys, compact, UTF-8.  Returns a
+ * malloc'd string the caller frees (NULL on failure). */
+char *fm_json_canonical(const json_t *v);
+
+/* Copy of v with secret-looking fields replaced by "[REDACTED]" (new). */
+json_t *fm_json_redact(const json_t *v);
+bool fm_key_is_secret(const char *key);
+
+/* Random hex id of 2*nbytes characters into out (size >= 2*nbytes+1). */
+void fm_random_hex(char *out, size_t nbytes);
+
+/* Borrowed string member or dflt. */
+const char *fm_json_str(const json_t *obj, const char *key, const char *dflt);
+
+/* ISO-8601 UTC "2026-11-23T14:00:00.123Z" for epoch milliseconds. */
+void fm_iso_time(int64_t ms, char out[32]);
+
+#endif

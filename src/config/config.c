@@ -1,0 +1,237 @@
+/* Config: YAML → JSON, each section validated against its embedded schema
+ * (schemas/config/<section>.json), then the core settings pulled out. */
+#include "fleetmcp/fm_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_schema.h"
+#include "fleetmcp/fm_schemas.h"
+#include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_yaml.h"
+
+#define DEFAULT_MAX_MESSAGE (4u << 20)
+
+const char *fm_mode_name(fm_mode m)
+{
+    switch (m) {
+    case FM_MODE_SHADOW: return "shadow";
+    case FM_MODE_CANARY: return "canary";
+    case FM_MODE_FLEET: return "fleet";
+    }
+    return "shadow";
+}
+
+const char *fm_embedded_schema_find(const char *name)
+{
+    for (size_t i = 0; i < fm_embedded_schema_count; i++)
+        if (!strcmp(fm_embedded_schemas[i].name, name)) return fm_embedded_schemas[i].text;
+    return NULL;
+}
+
+/* Validates every section and appends "file:line: pointer: why" strings
+ * to problems (borrowed array). */
+static void check_doc(const fm_yaml_doc *doc, json_t *problems)
+{
+    char buf[768];
+    if (!json_is_object(doc->root)) {
+        snprintf(buf, sizeof buf, "%s:1: the config must be a mapping of sections", doc->path);
+        json_array_append_new(problems, json_string(buf));
+        return;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(doc->root, key, val)
+    {
+        char name[128], ptr[160];
+        snprintf(name, sizeof name, "config/%s.json", key);
+        const char *text = fm_embedded_schema_find(name);
+        const char *core = fm_embedded_schema_find("config/root.json");
+        json_t *schema = NULL;
+        if (!text) {
+            /* Core keys (mode, store, ...) are described by root.json. */
+            json_t *root = core ? json_loads(core, 0, NULL) : NULL;
+            json_t *props = json_object_get(root, "properties");
+            if (!json_object_get(props, key)) {
+                snprintf(ptr, sizeof ptr, "/%s", key);
+                snprintf(buf, sizeof buf, "%s:%d: unknown section '%s': check the spelling"
+                         " (see examples/fleetmcp.yaml)", doc->path, fm_yaml_line(doc, ptr), key);
+                json_array_append_new(problems, json_string(buf));
+                json_decref(root);
+                continue;
+            }
+            schema = json_incref(json_object_get(props, key));
+            json_decref(root);
+        } else {
+            schema = json_loads(text, 0, NULL);
+        }
+        json_t *errs = json_array();
+        fm_schema_validate_all(schema, val, errs, 20);
+        size_t i;
+        json_t *e;
+        json_array_foreach(errs, i, e)
+        {
+            const char *p = fm_json_str(e, "path", "");
+            snprintf(ptr, sizeof ptr, "/%s%s", key, p);
+            snprintf(buf, sizeof buf, "%s:%d: %s: %s", doc->path, fm_yaml_line(doc, ptr), ptr,
+                     fm_json_str(e, "message", "invalid"));
+            json_array_append_new(problems, json_string(buf));
+        }
+        json_decref(errs);
+        json_decref(schema);
+    }
+}
+
+json_t *fm_config_check(const char *path)
+{
+    json_t *problems = json_array();
+    fm_yaml_doc doc;
+    fm_err err = {0};
+    if (fm_yaml_load_file(path, &doc, &err)) {
+        json_array_append_new(problems, json_string(err.text));
+        return problems;
+    }
+    check_doc(&doc, problems);
+    fm_yaml_doc_free(&doc);
+    return problems;
+}
+
+static void default_db_path(char *out, size_t len)
+{
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(out, len, "%s/fleetmcp/fleetmcp.db", xdg);
+    else if (home && *home)
+        snprintf(out, len, "%s/.local/state/fleetmcp/fleetmcp.db", home);
+    else
+        snprintf(out, len, "fleetmcp.db");
+}
+
+int fm_config_load(fm_config *cfg, const char *path, const char *db_override, fm_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->mode = FM_MODE_SHADOW;
+    cfg->max_message = DEFAULT_MAX_MESSAGE;
+    if (!path || !*path) path = getenv("FLEETMCP_CONFIG");
+    if (path && *path) {
+        fm_yaml_doc doc;
+        if (fm_yaml_load_file(path, &doc, err)) return -1;
+        json_t *problems = json_array();
+        check_doc(&doc, problems);
+        if (json_array_size(problems)) {
+            fm_err_set(err, FM_ERR_INVALID, "%s (run `fleetmcp check-config --config %s` for"
+                       " every problem)", json_string_value(json_array_get(problems, 0)), path);
+            json_decref(problems);
+            fm_yaml_doc_free(&doc);
+            return -1;
+        }
+        json_decref(problems);
+        cfg->root = json_incref(doc.root);
+        fm_yaml_doc_free(&doc);
+        snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    } else {
+        cfg->root = json_object();
+    }
+    const char *mode = fm_cfg_str(cfg->root, "mode", "shadow");
+    cfg->mode = !strcmp(mode, "fleet") ? FM_MODE_FLEET
+                : !strcmp(mode, "canary") ? FM_MODE_CANARY
+                                          : FM_MODE_SHADOW;
+    cfg->read_only = fm_cfg_bool(cfg->root, "read_only", false);
+    const json_t *limits = fm_config_section(cfg, "limits");
+    long long mm = fm_cfg_int(limits, "max_message_bytes", DEFAULT_MAX_MESSAGE);
+    cfg->max_message = mm > 0 ? (size_t)mm : DEFAULT_MAX_MESSAGE;
+    snprintf(cfg->killswitch_file, sizeof cfg->killswitch_file, "%s",
+             fm_cfg_str(fm_config_section(cfg, "killswitch"), "file", ""));
+
+    const char *envdb = getenv("FLEETMCP_DB");
+    const char *cfgdb = fm_cfg_str(fm_config_section(cfg, "store"), "path", NULL);
+    if (db_override && *db_override)
+        snprintf(cfg->db_path, sizeof cfg->db_path, "%s", db_override);
+    else if (envdb && *envdb)
+        snprintf(cfg->db_path, sizeof cfg->db_path, "%s", envdb);
+    else if (cfgdb)
+        snprintf(cfg->db_path, sizeof cfg->db_path, "%s", cfgdb);
+    else
+        default_db_path(cfg->db_path, sizeof cfg->db_path);
+    return 0;
+}
+
+void fm_config_free(fm_config *cfg)
+{
+    json_decref(cfg->root);
+    cfg->root = NULL;
+}
+
+const json_t *fm_config_section(const fm_config *cfg, const char *name)
+{
+    json_t *s = json_object_get(cfg->root, name);
+    return json_is_object(s) ? s : NULL;
+}
+
+const char *fm_cfg_str(const json_t *sec, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(sec, key));
+    return s ? s : dflt;
+}
+
+long long fm_cfg_int(const json_t *sec, const char *key, long long dflt)
+{
+    json_t *v = json_object_get(sec, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
+}
+
+double fm_cfg_real(const json_t *sec, const char *key, double dflt)
+{
+    json_t *v = json_object_get(sec, key);
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+bool fm_cfg_bool(const json_t *sec, const char *key, bool dflt)
+{
+    json_t *v = json_object_get(sec, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+int fm_secret_resolve(const json_t *ref, char *buf, size_t buflen, fm_err *err)
+{
+    const char *env = NULL, *file = NULL;
+    if (json_is_object(ref)) {
+        env = json_string_value(json_object_get(ref, "env"));
+        file = json_string_value(json_object_get(ref, "file"));
+    } else if (json_is_string(ref)) {
+        const char *s = json_string_value(ref);
+        if (!strncmp(s, "env:", 4)) env = s + 4;
+        if (!strncmp(s, "file:", 5)) file = s + 5;
+    }
+    if (env) {
+        const char *v = getenv(env);
+        if (!v || !*v)
+            return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
+                              "secret: environment variable %s is empty or unset: export it", env);
+        if (strlen(v) >= buflen)
+            return fm_err_set(err, FM_ERR_TOO_LARGE, "secret in %s is too long", env);
+        snprintf(buf, buflen, "%s", v);
+        return 0;
+    }
+    if (file) {
+        FILE *f = fopen(file, "r");
+        if (!f)
+            return fm_err_set(err, FM_ERR_NOT_CONFIGURED, "secret: cannot read %s: %s", file,
+                              strerror(errno));
+        size_t n = fread(buf, 1, buflen - 1, f);
+        int more = fgetc(f) != EOF;
+        fclose(f);
+        if (more) return fm_err_set(err, FM_ERR_TOO_LARGE, "secret file %s is too long", file);
+        buf[n] = '\0';
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+            buf[--n] = '\0';
+        return 0;
+    }
+    return fm_err_set(err, FM_ERR_INVALID,
+                      "secret must be {env: NAME} or {file: PATH}; secrets never sit in the"
+                      " config file itself");
+}

@@ -1,0 +1,199 @@
+/* One tools/call: input schema → gate → audit intent → handler → output
+ * schema → audit result.  Every path, refusals included, leaves exactly
+ * one audit row (reads) or an intent plus a result row (mutations). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_registry.h"
+#include "fleetmcp/fm_schema.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_util.h"
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+json_t *fm_result_error(const fm_err *err)
+{
+    char text[600];
+    snprintf(text, sizeof text, "%s: %s", fm_strerror(err->code), err->text);
+    json_t *r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text,
+                          "isError", 1);
+    if (!r) /* text was not valid UTF-8: keep the code word at least */
+        r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
+                      fm_strerror(err->code), "isError", 1);
+    return r;
+}
+
+/* The result with its text already dumped (steals structured). */
+static json_t *result_with_text(json_t *structured, const char *text)
+{
+    return json_pack("{s:[{s:s, s:s}], s:o}", "content", "type", "text", "text",
+                     text ? text : "{}", "structuredContent", structured);
+}
+
+json_t *fm_result_ok(json_t *structured)
+{
+    char *text = json_dumps(structured, JSON_COMPACT);
+    json_t *r = result_with_text(structured, text);
+    free(text);
+    return r;
+}
+
+/* The node an action concerns, for the audit row's node column. */
+static const char *arg_node(const json_t *args)
+{
+    const char *n = fm_json_str(args, "node", NULL);
+    if (n) return n;
+    const json_t *sig = json_object_get(args, "signals");
+    return fm_json_str(sig, "node", NULL);
+}
+
+/* A short, single-line summary of a result's text for the audit row. */
+static void summarize(const char *text, char out[488])
+{
+    size_t n = strlen(text);
+    if (n <= 480) {
+        memcpy(out, text, n + 1);
+        return;
+    }
+    /* Cut on a character boundary, then mark the cut. */
+    n = 480;
+    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) n--;
+    memcpy(out, text, n);
+    strcpy(out + n, "...");
+}
+
+json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
+                      const json_t *meta)
+{
+    (void)meta;
+    const fm_tool_def *t = &fm_tool_table[ti];
+    int64_t t0 = mono_us();
+    json_t *empty = NULL;
+    if (!args) args = empty = json_object();
+    fm_err err = {0};
+    fm_audit_rec rec = {.phase = "call",
+                        .tool = t->name,
+                        .args = args,
+                        .autonomy = fm_autonomy_name(t->autonomy),
+                        .node = arg_node(args)};
+    json_t *result = NULL;
+
+    /* Arguments that fail the schema are a tool error the model can fix,
+     * not a protocol error (MCP: isError result). */
+    const fm_schema *in_schema = fm_registry_schema(ctx, ti, 0, &err);
+    if (!in_schema) {
+        json_decref(empty);
+        return fm_result_error(&err);
+    }
+    if (fm_schema_check(in_schema, args, &err)) {
+        fm_err e2 = {0};
+        fm_err_set(&e2, FM_ERR_INVALID, "arguments for %s: %s", t->name, err.text);
+        rec.decision = "invalid";
+        rec.error_code = fm_strerror(e2.code);
+        rec.error = e2.text;
+        rec.duration_us = mono_us() - t0;
+        fm_audit_append(ctx, &rec, NULL);
+        json_decref(empty);
+        return fm_result_error(&e2);
+    }
+
+    fm_gate_decision d;
+    fm_gate_decide(ctx, ti, args, &d);
+    rec.decision = fm_gate_verdict_name(d.verdict);
+    rec.reason = d.reason[0] ? d.reason : NULL;
+    rec.plan_id = d.plan_id[0] ? d.plan_id : NULL;
+    rec.approval_id = d.approval_id[0] ? d.approval_id : NULL;
+    if (d.verdict != FM_GATE_ALLOW) {
+        fm_err_set(&err, d.code, "%s", d.reason);
+        rec.error_code = fm_strerror(d.code);
+        rec.error = err.text;
+        rec.duration_us = mono_us() - t0;
+        int64_t row = fm_audit_append(ctx, &rec, NULL);
+        if (d.verdict == FM_GATE_SHADOW) {
+            /* Say where the recommendation is recorded: replay and the
+             * shadow agreement metric read it back. */
+            fm_err e2 = {0};
+            fm_err_set(&e2, FM_ERR_DENIED, "SHADOW: %s (audit row %lld)", d.reason,
+                       (long long)row);
+            json_decref(empty);
+            return fm_result_error(&e2);
+        }
+        json_decref(empty);
+        return fm_result_error(&err);
+    }
+
+    /* A mutation's intent is committed before any side effect, so a crash
+     * mid-call still leaves a trace of what was attempted. */
+    bool mutates = t->autonomy != FM_AUTONOMY_READ;
+    int64_t intent = 0;
+    if (mutates) {
+        rec.phase = "intent";
+        intent = fm_audit_append(ctx, &rec, &err);
+        if (intent < 0) {
+            json_decref(empty);
+            return fm_result_error(&err);
+        }
+    }
+
+    fm_call call = {.ctx = ctx,
+                    .tool = t,
+                    .args = args,
+                    .progress_token = progress_token,
+                    .audit_id = intent,
+                    .approval_id = rec.approval_id,
+                    .plan_id = rec.plan_id};
+    ctx->current = &call;
+    json_t *structured = t->handler(&call, &err);
+    ctx->current = NULL;
+    ctx->last_cancelled = call.cancelled;
+    if (structured && call.cancelled) {
+        json_decref(structured);
+        structured = NULL;
+        fm_err_set(&err, FM_ERR_CANCELLED, "the client cancelled the call");
+    }
+    if (structured && !json_is_object(structured)) {
+        json_decref(structured);
+        structured = NULL;
+        fm_err_set(&err, FM_ERR_INTERNAL, "%s returned a non-object result", t->name);
+    }
+    if (structured) {
+        fm_err oerr = {0};
+        const fm_schema *out_schema = fm_registry_schema(ctx, ti, 1, &oerr);
+        if (!out_schema || fm_schema_check(out_schema, structured, &oerr)) {
+            /* A handler bug: never hand a client a result its schema
+             * rejects; report it so it gets fixed. */
+            fm_log("error", "%s result fails its outputSchema: %s", t->name, oerr.text);
+            json_decref(structured);
+            structured = NULL;
+            fm_err_set(&err, FM_ERR_INTERNAL, "%s produced a result that fails its output"
+                       " schema (%s); please report this", t->name, oerr.text);
+        }
+    }
+    if (!structured && err.code == FM_OK)
+        fm_err_set(&err, FM_ERR_INTERNAL, "%s returned no result", t->name);
+
+    char *text = structured ? json_dumps(structured, JSON_COMPACT) : NULL;
+    char summary[488];
+    if (text) summarize(text, summary);
+    rec.phase = mutates ? "result" : "call";
+    rec.call_ref = intent;
+    rec.result = text ? summary : NULL;
+    rec.error_code = structured ? NULL : fm_strerror(err.code);
+    rec.error = structured ? NULL : err.text;
+    rec.duration_us = mono_us() - t0;
+    if (mutates) rec.args = NULL; /* the intent row already holds them */
+    fm_audit_append(ctx, &rec, NULL);
+    json_decref(empty);
+    result = structured ? result_with_text(structured, text) : fm_result_error(&err);
+    free(text);
+    return result;
+}

@@ -1,0 +1,58 @@
+/* Server-to-client notifications during a call: progress, log messages,
+ * and noticing cancellation without threads (the handler polls). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fleetmcp/fm_jsonrpc.h"
+#include "fleetmcp/fm_mcp.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_transport.h"
+
+static const char *const levels[] = {"debug", "info",     "notice", "warning",
+                                     "error", "critical", "alert",  "emergency"};
+
+int fm_log_level_index(const char *name)
+{
+    for (int i = 0; name && i < 8; i++)
+        if (!strcmp(levels[i], name)) return i;
+    return -1;
+}
+
+bool fm_call_cancelled(fm_call *call)
+{
+    if (call->ctx->tx) fm_mcp_pump(call->ctx);
+    return call->cancelled;
+}
+
+bool fm_call_progress(fm_call *call, double progress, double total, const char *message)
+{
+    fm_ctx *ctx = call->ctx;
+    if (ctx->tx && call->progress_token) {
+        json_t *p = json_pack("{s:O, s:f}", "progressToken", call->progress_token, "progress",
+                              progress);
+        if (total > 0) json_object_set_new(p, "total", json_real(total));
+        if (message) json_object_set_new(p, "message", json_string(message));
+        json_t *n = fm_rpc_notification("notifications/progress", p);
+        fm_tx_send(ctx->tx, n);
+        json_decref(n);
+    }
+    return !fm_call_cancelled(call);
+}
+
+void fm_call_log(fm_call *call, const char *level, const char *fmt, ...)
+{
+    fm_ctx *ctx = call->ctx;
+    int li = fm_log_level_index(level);
+    if (!ctx->tx || ctx->session.log_level < 0 || li < ctx->session.log_level) return;
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    json_t *n = fm_rpc_notification(
+        "notifications/message",
+        json_pack("{s:s, s:s, s:s}", "level", level, "logger", call->tool->name, "data", text));
+    if (n) fm_tx_send(ctx->tx, n);
+    json_decref(n);
+}

@@ -1,0 +1,357 @@
+/* MCP over JSON-RPC: lifecycle and method dispatch. */
+#include "fleetmcp/fm_mcp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "fleetmcp/fm_jsonrpc.h"
+#include "fleetmcp/fm_registry.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_transport.h"
+#include "fleetmcp/fm_util.h"
+
+/* Newest first: an unsupported request is answered with the first. */
+static const char *const versions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+
+#define INSTRUCTIONS                                                                               \
+    "fleetmcp looks after a Slurm GPU fleet. Start with fleet_status, then read tools"            \
+    " (slurm_nodes, gpu_health, diagnose). Mutations are gated: a call without approval"          \
+    " returns a plan id and the command a human runs to approve it; in shadow mode"               \
+    " actions are only recorded. Every call is audited."
+
+static int send(fm_ctx *ctx, json_t *msg)
+{
+    int rc = msg && ctx->tx ? fm_tx_send(ctx->tx, msg) : 0;
+    json_decref(msg);
+    return rc;
+}
+
+static int reply_error(fm_ctx *ctx, const json_t *id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int reply_error(fm_ctx *ctx, const json_t *id, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return send(ctx, fm_rpc_error(id, code, msg));
+}
+
+static bool batches_allowed(const fm_ctx *ctx)
+{
+    /* JSON-RPC batching was removed from MCP in 2025-06-18. */
+    return ctx->session.initialized && !strcmp(ctx->session.protocol, "2025-03-26");
+}
+
+/* ---- initialize ------------------------------------------------------ */
+
+static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char *why)
+{
+    const char *want = fm_json_str(params, "protocolVersion", NULL);
+    if (!want) {
+        *code = FM_RPC_INVALID_PARAMS;
+        snprintf(why, 256, "Invalid params: initialize needs protocolVersion (a string)");
+        return NULL;
+    }
+    if (ctx->session.initialized) {
+        *code = FM_RPC_INVALID_REQUEST;
+        snprintf(why, 256, "Invalid Request: already initialized");
+        return NULL;
+    }
+    const char *use = versions[0];
+    for (size_t i = 0; i < sizeof versions / sizeof *versions; i++)
+        if (!strcmp(want, versions[i])) use = versions[i];
+    fm_session *s = &ctx->session;
+    snprintf(s->protocol, sizeof s->protocol, "%s", use);
+    const json_t *ci = json_object_get(params, "clientInfo");
+    fm_clip(s->client_name, sizeof s->client_name, fm_json_str(ci, "name", "unknown"));
+    fm_clip(s->client_version, sizeof s->client_version, fm_json_str(ci, "version", ""));
+    /* mcp-cli is the operators' client; its calls are attributed to a
+     * human.  This is a label for the audit trail, not an authority:
+     * only signed approvals authorise mutations. */
+    s->initiator = !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN : FM_INITIATOR_AGENT;
+    s->initialized = true;
+    return json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", use,
+                     "capabilities", "tools", "listChanged", 0, "logging", "serverInfo", "name",
+                     FM_SERVER_NAME, "title", "fleetmcp: GPU fleet operations", "version",
+                     FM_SERVER_VERSION, "instructions", INSTRUCTIONS);
+}
+
+/* ---- tools/list ------------------------------------------------------ */
+
+static void cursor_encode(size_t offset, size_t total, char out[64])
+{
+    char raw[40];
+    int n = snprintf(raw, sizeof raw, "fm1:%zu:%zu", offset, total);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, n);
+}
+
+static int cursor_decode(const char *c, size_t total, size_t *offset)
+{
+    size_t n = strlen(c);
+    if (n == 0 || n > 60 || n % 4) return -1;
+    unsigned char raw[64];
+    int m = EVP_DecodeBlock(raw, (const unsigned char *)c, (int)n);
+    if (m <= 0) return -1;
+    raw[m] = '\0';
+    size_t off = 0, tot = 0;
+    char tail;
+    if (sscanf((char *)raw, "fm1:%zu:%zu%c", &off, &tot, &tail) != 2) return -1;
+    /* The tool set is fixed for a process; a cursor from another config
+     * (different total) is stale. */
+    if (tot != total || off == 0 || off >= total) return -1;
+    *offset = off;
+    return 0;
+}
+
+static json_t *do_tools_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
+{
+    int idx[512];
+    size_t total = fm_registry_visible(ctx, idx, 512);
+    if (total > 512) total = 512;
+    size_t page = (size_t)fm_cfg_int(fm_config_section(&ctx->cfg, "limits"), "tools_page_size",
+                                     100);
+    size_t off = 0;
+    const json_t *cur = json_object_get(params, "cursor");
+    if (cur && !json_is_null(cur)) {
+        if (!json_is_string(cur) || cursor_decode(json_string_value(cur), total, &off)) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: unknown or stale cursor; list again without one");
+            return NULL;
+        }
+    }
+    json_t *tools = json_array();
+    for (size_t i = off; i < total && i < off + page; i++)
+        json_array_append_new(tools, fm_registry_tool_json(ctx, idx[i]));
+    json_t *res = json_pack("{s:o}", "tools", tools);
+    if (off + page < total) {
+        char next[64];
+        cursor_encode(off + page, total, next);
+        json_object_set_new(res, "nextCursor", json_string(next));
+    }
+    return res;
+}
+
+/* ---- tools/call ------------------------------------------------------ */
+
+static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params, int *code,
+                             char *why)
+{
+    const json_t *name = json_object_get(params, "name");
+    if (!json_is_string(name)) {
+        *code = FM_RPC_INVALID_PARAMS;
+        snprintf(why, 256, "Invalid params: tools/call needs name (a string)");
+        return NULL;
+    }
+    int ti = fm_registry_find(ctx, json_string_value(name));
+    if (ti < 0) {
+        char c[128];
+        fm_clip(c, sizeof c, json_string_value(name));
+        *code = FM_RPC_INVALID_PARAMS;
+        snprintf(why, 256, "Unknown tool: %s (tools/list shows the tools this server offers)", c);
+        return NULL;
+    }
+    const json_t *args = json_object_get(params, "arguments");
+    if (args && !json_is_object(args) && !json_is_null(args)) {
+        *code = FM_RPC_INVALID_PARAMS;
+        snprintf(why, 256, "Invalid params: arguments must be an object");
+        return NULL;
+    }
+    if (json_is_null(args)) args = NULL;
+    const json_t *meta = json_object_get(params, "_meta");
+    const json_t *token = json_object_get(meta, "progressToken");
+    if (token && !json_is_string(token) && !json_is_integer(token)) token = NULL;
+    ctx->inflight_id = (json_t *)id;
+    json_t *res = fm_tools_call(ctx, ti, args, token, meta);
+    ctx->inflight_id = NULL;
+    return res;
+}
+
+/* ---- dispatch -------------------------------------------------------- */
+
+static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
+{
+    int code = 0;
+    char why[256] = "";
+    json_t *result = NULL;
+    const json_t *params = m->params;
+    if (params && !json_is_object(params))
+        return reply_error(ctx, m->id, FM_RPC_INVALID_PARAMS,
+                           "Invalid params: params must be an object");
+    if (!strcmp(m->method, "initialize")) {
+        result = do_initialize(ctx, params, &code, why);
+    } else if (!strcmp(m->method, "ping")) {
+        result = json_object();
+    } else if (!ctx->session.initialized) {
+        code = FM_RPC_INVALID_REQUEST;
+        snprintf(why, sizeof why, "Invalid Request: send initialize before %.64s", m->method);
+    } else if (!strcmp(m->method, "tools/list")) {
+        result = do_tools_list(ctx, params, &code, why);
+    } else if (!strcmp(m->method, "tools/call")) {
+        result = do_tools_call(ctx, m->id, params, &code, why);
+        /* MCP: a cancelled request gets no response. */
+        if (result && ctx->last_cancelled) {
+            json_decref(result);
+            return 0;
+        }
+    } else if (!strcmp(m->method, "logging/setLevel")) {
+        int li = fm_log_level_index(fm_json_str(params, "level", NULL));
+        if (li < 0) {
+            code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, sizeof why, "Invalid params: level must be one of debug, info, notice,"
+                     " warning, error, critical, alert, emergency");
+        } else {
+            ctx->session.log_level = li;
+            result = json_object();
+        }
+    } else {
+        char c[80];
+        fm_clip(c, sizeof c, m->method);
+        code = FM_RPC_METHOD_NOT_FOUND;
+        snprintf(why, sizeof why, "Method not found: %s", c);
+    }
+    json_t *reply = result ? fm_rpc_result(m->id, result) : fm_rpc_error(m->id, code, why);
+    if (replies) {
+        json_array_append_new(replies, reply);
+        return 0;
+    }
+    return send(ctx, reply);
+}
+
+static void handle_notification(fm_ctx *ctx, const fm_rpc_msg *m)
+{
+    if (!strcmp(m->method, "notifications/cancelled")) {
+        const json_t *rid = json_object_get(m->params, "requestId");
+        if (ctx->current && ctx->inflight_id && rid && json_equal(rid, ctx->inflight_id))
+            ctx->current->cancelled = true;
+    }
+    /* notifications/initialized and unknown notifications need nothing. */
+}
+
+static int handle_value(fm_ctx *ctx, const json_t *msg, json_t *replies)
+{
+    fm_rpc_msg m;
+    fm_rpc_classify(msg, &m);
+    switch (m.kind) {
+    case FM_MSG_REQUEST: return handle_request(ctx, &m, replies);
+    case FM_MSG_NOTIFICATION: handle_notification(ctx, &m); return 0;
+    case FM_MSG_RESPONSE: return 0; /* no server-to-client requests pending */
+    case FM_MSG_INVALID:
+        if (replies) {
+            json_array_append_new(replies, fm_rpc_error(m.id, m.error_code, m.error));
+            return 0;
+        }
+        return send(ctx, fm_rpc_error(m.id, m.error_code, m.error));
+    }
+    return 0;
+}
+
+int fm_mcp_handle_line(fm_ctx *ctx, const char *line, size_t len)
+{
+    json_error_t je;
+    /* Blank lines between messages are tolerated, not answered. */
+    size_t k = 0;
+    while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
+    if (k == len) return 0;
+    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!msg)
+        return reply_error(ctx, NULL, FM_RPC_PARSE_ERROR, "Parse error: %s at byte %d", je.text,
+                           je.position);
+    int rc;
+    if (json_is_array(msg)) {
+        if (!batches_allowed(ctx) || json_array_size(msg) == 0) {
+            rc = reply_error(ctx, NULL, FM_RPC_INVALID_REQUEST,
+                             json_array_size(msg)
+                                 ? "Invalid Request: JSON-RPC batches are not supported in"
+                                   " protocol %s; send one message per line"
+                                 : "Invalid Request: empty batch%s",
+                             json_array_size(msg) ? ctx->session.protocol : "");
+        } else {
+            json_t *replies = json_array();
+            size_t i;
+            json_t *v;
+            json_array_foreach(msg, i, v) handle_value(ctx, v, replies);
+            rc = json_array_size(replies) ? send(ctx, json_incref(replies)) : 0;
+            json_decref(replies);
+        }
+    } else {
+        rc = handle_value(ctx, msg, NULL);
+    }
+    json_decref(msg);
+    return rc;
+}
+
+void fm_mcp_pump(fm_ctx *ctx)
+{
+    fm_transport *tx = ctx->tx;
+    const char *line;
+    size_t len;
+    /* Bounded: at most 256 messages per pump, so a flood cannot starve
+     * the call in flight. */
+    for (int n = 0; n < 256; n++) {
+        fm_rx_status st = fm_tx_next(tx, false, &line, &len);
+        if (st == FM_RX_TOO_LARGE) {
+            reply_error(ctx, NULL, FM_RPC_INVALID_REQUEST,
+                        "Invalid Request: message exceeds %zu bytes and was skipped",
+                        tx->max_message);
+            continue;
+        }
+        if (st != FM_RX_LINE) return;
+        json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+        fm_rpc_msg m;
+        if (!msg) {
+            /* Not JSON (or not UTF-8): answer now, as the main loop would. */
+            fm_mcp_handle_line(ctx, line, len);
+            continue;
+        }
+        fm_rpc_classify(msg, &m);
+        if (m.kind == FM_MSG_NOTIFICATION &&
+            !strcmp(m.method, "notifications/cancelled")) {
+            handle_notification(ctx, &m);
+        } else if (m.kind == FM_MSG_REQUEST && !strcmp(m.method, "ping")) {
+            send(ctx, fm_rpc_result(m.id, json_object()));
+        } else {
+            json_array_append_new(tx->queued, json_stringn(line, len));
+        }
+        json_decref(msg);
+    }
+}
+
+int fm_mcp_serve(fm_ctx *ctx)
+{
+    fm_transport *tx = ctx->tx;
+    const char *line;
+    size_t len;
+    while (!ctx->stop) {
+        if (json_array_size(tx->queued)) {
+            json_t *q = json_incref(json_array_get(tx->queued, 0));
+            json_array_remove(tx->queued, 0);
+            int rc = fm_mcp_handle_line(ctx, json_string_value(q), json_string_length(q));
+            json_decref(q);
+            if (rc) return 0;
+            continue;
+        }
+        fm_rx_status st = fm_tx_next(tx, true, &line, &len);
+        switch (st) {
+        case FM_RX_LINE:
+            if (fm_mcp_handle_line(ctx, line, len)) return 0;
+            break;
+        case FM_RX_TOO_LARGE:
+            if (reply_error(ctx, NULL, FM_RPC_INVALID_REQUEST,
+                            "Invalid Request: message exceeds %zu bytes and was skipped;"
+                            " raise limits.max_message_bytes if this is expected",
+                            tx->max_message))
+                return 0;
+            break;
+        case FM_RX_AGAIN: break;
+        case FM_RX_EOF: return 0;
+        case FM_RX_ERROR: return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,134 @@
+#include "fleetmcp/fm_registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleetmcp/fm_schema.h"
+#include "fleetmcp/fm_server.h"
+
+const char *fm_autonomy_name(fm_autonomy a)
+{
+    switch (a) {
+    case FM_AUTONOMY_READ: return "read";
+    case FM_AUTONOMY_CREATE: return "create";
+    case FM_AUTONOMY_HITL: return "hitl";
+    case FM_AUTONOMY_CANARY: return "canary";
+    }
+    return "hitl";
+}
+
+int fm_tool_mutates(int i)
+{
+    return fm_tool_table[i].autonomy != FM_AUTONOMY_READ;
+}
+
+static bool in_list(const json_t *list, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), name))
+        return true;
+    return false;
+}
+
+int fm_registry_init(fm_ctx *ctx, fm_err *err)
+{
+    size_t n = fm_tool_count;
+    ctx->tool_enabled = calloc(n ? n : 1, sizeof *ctx->tool_enabled);
+    ctx->input_schemas = calloc(n ? n : 1, sizeof *ctx->input_schemas);
+    ctx->output_schemas = calloc(n ? n : 1, sizeof *ctx->output_schemas);
+    ctx->input_compiled = calloc(n ? n : 1, sizeof *ctx->input_compiled);
+    ctx->output_compiled = calloc(n ? n : 1, sizeof *ctx->output_compiled);
+    if (!ctx->tool_enabled || !ctx->input_schemas || !ctx->output_schemas ||
+        !ctx->input_compiled || !ctx->output_compiled)
+        return fm_err_set(err, FM_ERR_NOMEM, "registry: out of memory");
+    const json_t *enabled = json_object_get(ctx->cfg.root, "enabled_tools");
+    const json_t *disabled = json_object_get(ctx->cfg.root, "disabled_tools");
+    for (size_t i = 0; i < n; i++) {
+        const fm_tool_def *t = &fm_tool_table[i];
+        json_error_t je;
+        ctx->input_schemas[i] = json_loads(t->input_schema, 0, &je);
+        ctx->output_schemas[i] = json_loads(t->output_schema, 0, &je);
+        if (!ctx->input_schemas[i] || !ctx->output_schemas[i])
+            return fm_err_set(err, FM_ERR_INTERNAL, "registry: schema of %s does not parse: %s",
+                              t->name, je.text);
+        bool on = true;
+        if (json_array_size(enabled)) on = in_list(enabled, t->name);
+        if (in_list(disabled, t->name)) on = false;
+        /* read_only hides every mutation, but engaging the kill switch is
+         * safety, not mutation of the fleet: keep it. */
+        if (ctx->cfg.read_only && t->autonomy != FM_AUTONOMY_READ &&
+            strcmp(t->name, "killswitch_engage"))
+            on = false;
+        ctx->tool_enabled[i] = on;
+    }
+    return 0;
+}
+
+void fm_registry_free(fm_ctx *ctx)
+{
+    for (size_t i = 0; i < fm_tool_count; i++) {
+        if (ctx->input_compiled && ctx->input_compiled[i]) fm_schema_free(ctx->input_compiled[i]);
+        if (ctx->output_compiled && ctx->output_compiled[i])
+            fm_schema_free(ctx->output_compiled[i]);
+        if (ctx->input_schemas) json_decref(ctx->input_schemas[i]);
+        if (ctx->output_schemas) json_decref(ctx->output_schemas[i]);
+    }
+    free(ctx->input_compiled);
+    free(ctx->output_compiled);
+    ctx->input_compiled = ctx->output_compiled = NULL;
+    free(ctx->input_schemas);
+    free(ctx->output_schemas);
+    free(ctx->tool_enabled);
+    ctx->input_schemas = ctx->output_schemas = NULL;
+    ctx->tool_enabled = NULL;
+}
+
+const fm_schema *fm_registry_schema(fm_ctx *ctx, int i, int output, fm_err *err)
+{
+    fm_schema **slot = output ? &ctx->output_compiled[i] : &ctx->input_compiled[i];
+    if (!*slot) {
+        *slot = fm_schema_compile(output ? ctx->output_schemas[i] : ctx->input_schemas[i], err);
+        if (!*slot)
+            fm_err_set(err, FM_ERR_INTERNAL, "%s's %s schema does not compile; please report",
+                       fm_tool_table[i].name, output ? "output" : "input");
+    }
+    return *slot;
+}
+
+int fm_registry_find(const fm_ctx *ctx, const char *name)
+{
+    if (!name) return -1;
+    for (size_t i = 0; i < fm_tool_count; i++)
+        if (ctx->tool_enabled[i] && !strcmp(fm_tool_table[i].name, name)) return (int)i;
+    return -1;
+}
+
+size_t fm_registry_visible(const fm_ctx *ctx, int *index_out, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < fm_tool_count; i++) {
+        if (!ctx->tool_enabled[i]) continue;
+        if (index_out && k < max) index_out[k] = (int)i;
+        k++;
+    }
+    return k;
+}
+
+json_t *fm_registry_tool_json(const fm_ctx *ctx, int i)
+{
+    const fm_tool_def *t = &fm_tool_table[i];
+    bool read = t->autonomy == FM_AUTONOMY_READ;
+    /* A mutation is destructive unless its file says otherwise only by
+     * being create-level: the safe guess for unknown cases is destructive. */
+    bool destructive = (t->flags & FM_TOOL_DESTRUCTIVE) ||
+                       t->autonomy == FM_AUTONOMY_HITL || t->autonomy == FM_AUTONOMY_CANARY;
+    json_t *ann = json_pack("{s:s, s:b, s:b, s:b, s:b}", "title", t->title, "readOnlyHint", read,
+                            "destructiveHint", !read && destructive, "idempotentHint",
+                            read || (t->flags & FM_TOOL_IDEMPOTENT) != 0, "openWorldHint",
+                            (t->flags & FM_TOOL_OPEN_WORLD) != 0);
+    return json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
+                     t->title, "description", t->description, "inputSchema",
+                     ctx->input_schemas[i], "outputSchema", ctx->output_schemas[i],
+                     "annotations", ann, "_meta", "autonomy", fm_autonomy_name(t->autonomy));
+}

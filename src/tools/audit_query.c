@@ -1,0 +1,118 @@
+/* audit_query: who did what, compact by default. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fm_tools.gen.h"
+#include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_util.h"
+
+/* "30m", "2h", "7d" back from now, or ISO-8601 UTC.  Returns 0 with *ms. */
+static int parse_time(const char *s, long long *ms)
+{
+    char unit = 0, tail = 0;
+    long long n = 0;
+    if (sscanf(s, "%lld%c%c", &n, &unit, &tail) == 2 && n >= 0) {
+        long long mul = unit == 's' ? 1000LL : unit == 'm' ? 60000LL
+                        : unit == 'h' ? 3600000LL : unit == 'd' ? 86400000LL : 0;
+        if (mul && n < 3650LL * 86400000LL / mul) {
+            *ms = fm_now_ms() - n * mul;
+            return 0;
+        }
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end) end = strptime(s, "%Y-%m-%d", &tm);
+    if (!end) return -1;
+    if (*end == '.')
+        while (*++end >= '0' && *end <= '9') {}
+    if (*end && strcmp(end, "Z") && strcmp(end, "+00:00")) return -1;
+    *ms = (long long)timegm(&tm) * 1000;
+    return 0;
+}
+
+static json_t *compact_row(json_t *r, bool detail)
+{
+    json_int_t ts = json_integer_value(json_object_get(r, "ts_ms"));
+    char iso[32], who[160];
+    fm_iso_time(ts, iso);
+    snprintf(who, sizeof who, "%s:%s", fm_json_str(r, "initiator_kind", "?"),
+             fm_json_str(r, "initiator_name", "?"));
+    json_t *o = json_pack("{s:O, s:s, s:s, s:O, s:O, s:s}", "id", json_object_get(r, "id"),
+                          "ts", iso, "phase", fm_json_str(r, "phase", "call"), "tool",
+                          json_object_get(r, "tool") ? json_object_get(r, "tool") : json_null(),
+                          "decision",
+                          json_object_get(r, "decision") ? json_object_get(r, "decision")
+                                                         : json_null(),
+                          "initiator", who);
+    static const char *const keep[] = {"node", "reason", "error", "result", "plan_id",
+                                       "approval_id", "workflow_id", "call_ref",
+                                       "state_before", "state_after", "runbook"};
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+        json_t *v = json_object_get(r, keep[i]);
+        if (v) json_object_set(o, keep[i], v);
+    }
+    /* A refusal's error repeats its reason: keep one (tokens cost). */
+    if (json_equal(json_object_get(o, "error"), json_object_get(o, "reason")))
+        json_object_del(o, "error");
+    if (detail) {
+        static const char *const more[] = {"session", "os_user", "client_name",
+                                           "client_version", "autonomy", "mode", "args_hash",
+                                           "duration_us", "error_code", "prev_hash", "hash",
+                                           "runbook_version"};
+        for (size_t i = 0; i < sizeof more / sizeof *more; i++) {
+            json_t *v = json_object_get(r, more[i]);
+            if (v) json_object_set(o, more[i], v);
+        }
+        const char *args = fm_json_str(r, "args", NULL);
+        json_t *a = args ? json_loads(args, 0, NULL) : NULL;
+        if (a) json_object_set_new(o, "args", a);
+    }
+    return o;
+}
+
+/* Returns a new object. */
+json_t *fm_tool_audit_query(fm_call *call, fm_err *err)
+{
+    const json_t *a = call->args;
+    json_t *f = json_deep_copy(a);
+    static const char *const spans[] = {"since", "until"};
+    for (int i = 0; i < 2; i++) {
+        const char *s = fm_json_str(a, spans[i], NULL);
+        long long ms;
+        if (!s) continue;
+        if (parse_time(s, &ms)) {
+            json_decref(f);
+            fm_err_set(err, FM_ERR_INVALID,
+                       "%s: '%.40s' is not a time: use ISO-8601 (2026-11-23T14:00:00Z) or a"
+                       " span such as 30m, 2h, 7d",
+                       spans[i], s);
+            return NULL;
+        }
+        json_object_set_new(f, i ? "until_ms" : "since_ms", json_integer(ms));
+    }
+    json_int_t limit = json_integer_value(json_object_get(a, "limit"));
+    if (!limit) limit = 20;
+    json_object_set_new(f, "limit", json_integer(limit));
+    json_t *rows = fm_audit_query(&call->ctx->store, f, err);
+    json_decref(f);
+    if (!rows) return NULL;
+    bool detail = json_is_true(json_object_get(a, "detail"));
+    json_t *out = json_array();
+    size_t i;
+    json_t *r;
+    json_int_t last = 0;
+    json_array_foreach(rows, i, r)
+    {
+        json_array_append_new(out, compact_row(r, detail));
+        last = json_integer_value(json_object_get(r, "id"));
+    }
+    json_t *res = json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(out), "rows", out);
+    if ((json_int_t)json_array_size(rows) == limit && last > 1)
+        json_object_set_new(res, "next_before_id", json_integer(last));
+    json_decref(rows);
+    return res;
+}

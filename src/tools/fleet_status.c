@@ -1,0 +1,61 @@
+/* fleet_status: the first call an operator or agent makes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fm_tools.gen.h"
+#include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_registry.h"
+#include "fleetmcp/fm_server.h"
+
+static const char decisions_sql[] = "SELECT decision, sum(n) FROM audit_hourly WHERE hour>=?"
+                                    " GROUP BY decision";
+static const char rows_sql[] = "SELECT coalesce(max(id), 0) FROM audit";
+
+/* Calls by decision over the last 24 hours, from the hourly counters the
+ * audit keeps (never a scan of the log itself). */
+static json_t *recent_decisions(fm_ctx *ctx)
+{
+    json_t *out = json_object();
+    sqlite3_stmt *s = fm_store_stmt(&ctx->store, decisions_sql, NULL);
+    if (!s) return out;
+    sqlite3_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *d = (const char *)sqlite3_column_text(s, 0);
+        json_object_set_new(out, d ? d : "none", json_integer(sqlite3_column_int64(s, 1)));
+    }
+    sqlite3_reset(s);
+    return out;
+}
+
+static json_int_t audit_rows(fm_ctx *ctx)
+{
+    sqlite3_stmt *s = fm_store_stmt(&ctx->store, rows_sql, NULL);
+    json_int_t n = 0;
+    if (s && sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    if (s) sqlite3_reset(s);
+    return n;
+}
+
+/* Returns a new object (see schemas/tools/fleet_status.json). */
+json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
+{
+    (void)err;
+    fm_ctx *ctx = call->ctx;
+    char why[600] = "";
+    bool ks = fm_killswitch_engaged(ctx, why, sizeof why);
+    json_t *kill = json_pack("{s:b}", "engaged", ks);
+    if (ks) json_object_set_new(kill, "reason", json_string(why));
+    json_t *be = json_pack("{s:s, s:s, s:s, s:s}", "slurm",
+                           ctx->be.slurm ? "configured" : "not configured", "metrics",
+                           ctx->be.metrics ? "configured" : "not configured", "tickets",
+                           ctx->be.tickets ? "configured" : "not configured", "ssh",
+                           ctx->be.exec ? "configured" : "not configured");
+    json_t *audit = json_pack("{s:I, s:o}", "rows",
+                              audit_rows(ctx), "last_24h",
+                              recent_decisions(ctx));
+    return json_pack("{s:s, s:b, s:o, s:o, s:{s:I, s:I}, s:o}", "mode",
+                     fm_mode_name(ctx->cfg.mode), "read_only", ctx->cfg.read_only,
+                     "kill_switch", kill, "backends", be, "tools", "visible",
+                     (json_int_t)fm_registry_visible(ctx, NULL, 0), "total",
+                     (json_int_t)fm_tool_count, "audit", audit);
+}

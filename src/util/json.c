@@ -1,0 +1,107 @@
+#include "fleetmcp/fm_util.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+void fm_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+char *fm_json_canonical(const json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+}
+
+bool fm_key_is_secret(const char *key)
+{
+    static const char *const words[] = {"password", "passwd", "secret", "token",
+                                        "api_key", "apikey", "authorization", "private_key",
+                                        "credential", "cookie", "pat"};
+    char low[64];
+    size_t n = 0;
+    for (; key[n] && n < sizeof low - 1; n++) low[n] = (char)tolower((unsigned char)key[n]);
+    low[n] = '\0';
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        if (!strcmp(words[i], "pat")) {
+            if (!strcmp(low, "pat")) return true;
+        } else if (strstr(low, words[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+json_t *fm_json_redact(const json_t *v)
+{
+    if (json_is_object(v)) {
+        json_t *out = json_object();
+        const char *k;
+        json_t *val;
+        json_object_foreach((json_t *)v, k, val)
+        {
+            if (fm_key_is_secret(k))
+                json_object_set_new(out, k, json_string("[REDACTED]"));
+            else
+                json_object_set_new(out, k, fm_json_redact(val));
+        }
+        return out;
+    }
+    if (json_is_array(v)) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *val;
+        json_array_foreach(v, i, val) json_array_append_new(out, fm_json_redact(val));
+        return out;
+    }
+    return json_deep_copy(v);
+}
+
+void fm_random_hex(char *out, size_t nbytes)
+{
+    unsigned char buf[32];
+    if (nbytes > sizeof buf) nbytes = sizeof buf;
+    if (RAND_bytes(buf, (int)nbytes) != 1) {
+        /* RAND_bytes failing means no entropy source: ids only need to be
+         * unique, so fall back to time and pid rather than abort. */
+        uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+        for (size_t i = 0; i < nbytes; i++) buf[i] = (unsigned char)(x >> (8 * (i % 8)));
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < nbytes; i++) {
+        out[2 * i] = hex[buf[i] >> 4];
+        out[2 * i + 1] = hex[buf[i] & 15];
+    }
+    out[2 * nbytes] = '\0';
+}
+
+const char *fm_json_str(const json_t *obj, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : dflt;
+}
+
+void fm_iso_time(int64_t ms, char out[32])
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}

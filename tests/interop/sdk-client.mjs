@@ -1,0 +1,103 @@
+// Interop with the official TypeScript SDK client: connect over stdio, page
+// tools/list, call every read tool (the SDK validates structuredContent
+// against each outputSchema), ping, and check the annotations contract.
+// Usage: node sdk-client.mjs path/to/fleetmcp   (FM_CONFIG: optional config)
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const server = process.argv[2] || "build/fleetmcp";
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fm-sdk-"));
+let passed = 0, failed = 0;
+const check = (cond, what) => { if (cond) passed++; else { failed++; console.log("FAIL:", what); } };
+
+// Arguments for read tools that need some; every other read tool is called
+// with {}.  Node names come from the stack when it is up.
+const node = (process.env.FM_NODES || "gpu-a01").split(" ")[0];
+const sampleArgs = {
+  slurm_node: { node },
+  gpu_health: { node },
+  grafana_query: { promql: "up" },
+  node_diag_bundle: { node },
+  diagnose: { signals: { node, kernel_log: ["NVRM: Xid (PCI:0000:18:00): 79, pid=123, GPU has fallen off the bus."] } },
+  runbook_get: { id: "rb-gpu-fallen-off-bus" },
+  ticket_get: { key: "FM-1" },
+  plan_get: { plan_id: "pl-0000000000000000" },
+  workflow_get: { workflow_id: "wf-0000000000000000" },
+};
+
+async function main() {
+  // A small page size so the client really pages.
+  let config = process.env.FM_CONFIG;
+  if (!config) {
+    config = path.join(tmp, "sdk.yaml");
+    fs.writeFileSync(config, "limits:\n  tools_page_size: 3\n");
+  }
+  const transport = new StdioClientTransport({
+    command: server,
+    args: ["--config", config],
+    env: { ...process.env, FLEETMCP_DB: path.join(tmp, "sdk.db") },
+    stderr: "pipe",
+  });
+  const client = new Client({ name: "fleetmcp-sdk-interop", version: "1.0.0" });
+  await client.connect(transport);
+  check(client.getServerVersion()?.name === "fleetmcp", "serverInfo.name");
+  check(client.getServerCapabilities()?.tools !== undefined, "tools capability");
+
+  const tools = [];
+  let cursor, pages = 0;
+  do {
+    const res = await client.listTools(cursor ? { cursor } : {});
+    tools.push(...res.tools);
+    cursor = res.nextCursor;
+    pages++;
+  } while (cursor && pages < 100);
+  check(tools.length >= 4, `listed ${tools.length} tools`);
+  if (!process.env.FM_CONFIG) check(pages > 1, `paged tools/list (${pages} pages)`);
+  check(new Set(tools.map((t) => t.name)).size === tools.length, "no tool listed twice");
+
+  for (const t of tools) {
+    const a = t.annotations || {};
+    check(["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"]
+      .every((k) => typeof a[k] === "boolean"), `${t.name} has all four annotations`);
+    check(typeof t._meta?.autonomy === "string", `${t.name} declares autonomy in _meta`);
+    check(t.outputSchema?.type === "object", `${t.name} has an outputSchema`);
+  }
+
+  for (const t of tools.filter((x) => x._meta?.autonomy === "read")) {
+    const args = sampleArgs[t.name] || {};
+    let res;
+    try {
+      res = await client.callTool({ name: t.name, arguments: args });
+    } catch (e) {
+      check(false, `${t.name}: SDK rejected the result: ${e.message}`);
+      continue;
+    }
+    const text = res.content?.[0]?.text || "";
+    if (res.isError) {
+      // Acceptable only when a backend is not configured or the sample
+      // object does not exist; anything else is a failure.
+      check(/^(NOTCONFIGURED|NOTFOUND|UNAVAILABLE):/.test(text), `${t.name} errored: ${text}`);
+    } else {
+      check(res.structuredContent && typeof res.structuredContent === "object",
+        `${t.name} returned structuredContent`);
+      check(JSON.stringify(JSON.parse(text)) === JSON.stringify(res.structuredContent),
+        `${t.name} text mirrors structuredContent`);
+    }
+  }
+
+  const pong = await client.ping();
+  check(pong && typeof pong === "object", "ping");
+  await client.close();
+}
+
+main().then(() => {
+  console.log(`sdk-interop: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}).catch((e) => {
+  console.log("FAIL:", e.stack || e.message);
+  console.log(`sdk-interop: ${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+});

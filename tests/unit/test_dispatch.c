@@ -1,0 +1,177 @@
+/* JSON-RPC classification and MCP dispatch, through fm_mcp_handle_line. */
+#include "fleetmcp/fm_jsonrpc.h"
+#include "fm_test.h"
+#include "test_core_helpers.h"
+
+static int code_of(json_t *r)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(r, "error"), "code"));
+}
+
+START_TEST(classify_kinds)
+{
+    struct {
+        const char *text;
+        fm_msg_kind kind;
+        int code;
+    } cases[] = {
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}", FM_MSG_REQUEST, 0},
+        {"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", FM_MSG_NOTIFICATION, 0},
+        {"{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":{}}", FM_MSG_RESPONSE, 0},
+        {"{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"ping\"}", FM_MSG_INVALID, -32600},
+        {"{\"jsonrpc\":\"2.0\",\"id\":[1],\"method\":\"ping\"}", FM_MSG_INVALID, -32600},
+        {"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}", FM_MSG_INVALID, -32600},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1}", FM_MSG_INVALID, -32600},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":3}", FM_MSG_INVALID, -32600},
+        {"42", FM_MSG_INVALID, -32600},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *v = json_loads(cases[i].text, JSON_DECODE_ANY, NULL);
+        fm_rpc_msg m;
+        fm_rpc_classify(v, &m);
+        ck_assert_msg(m.kind == cases[i].kind, "case %zu kind %d", i, m.kind);
+        if (cases[i].code) ck_assert_int_eq(m.error_code, cases[i].code);
+        json_decref(v);
+    }
+}
+END_TEST
+
+START_TEST(lifecycle_and_errors)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    json_t *r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
+    ck_assert_int_eq(code_of(r), -32600);
+    json_decref(r);
+    ts_init(&t);
+    ck_assert_str_eq(t.ctx.session.client_name, "unit");
+    ck_assert_int_eq(t.ctx.session.initiator, FM_INITIATOR_AGENT);
+    r = ts_rpc(&t, "{not json");
+    ck_assert_int_eq(code_of(r), -32700);
+    ck_assert(json_is_null(json_object_get(r, "id")));
+    json_decref(r);
+    r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"nope\"}");
+    ck_assert_int_eq(code_of(r), -32601);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), 7);
+    json_decref(r);
+    r = ts_rpc(&t, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]");
+    ck_assert_int_eq(code_of(r), -32600);
+    json_decref(r);
+    r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+    ck_assert_ptr_null(r);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(tools_list_has_annotations_and_autonomy)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    ts_init(&t);
+    json_t *r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+    json_t *tools = json_object_get(json_object_get(r, "result"), "tools");
+    ck_assert_uint_eq(json_array_size(tools), fm_tool_count);
+    size_t i;
+    json_t *tool;
+    json_array_foreach(tools, i, tool)
+    {
+        json_t *ann = json_object_get(tool, "annotations");
+        ck_assert(json_is_boolean(json_object_get(ann, "readOnlyHint")));
+        ck_assert(json_is_boolean(json_object_get(ann, "destructiveHint")));
+        ck_assert(json_is_boolean(json_object_get(ann, "idempotentHint")));
+        ck_assert(json_is_boolean(json_object_get(ann, "openWorldHint")));
+        ck_assert(json_is_string(json_object_get(json_object_get(tool, "_meta"), "autonomy")));
+        ck_assert(json_is_object(json_object_get(tool, "inputSchema")));
+        ck_assert(json_is_object(json_object_get(tool, "outputSchema")));
+    }
+    json_decref(r);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(paging_and_bad_cursor)
+{
+    test_server t;
+    ts_open(&t, "limits:\n  tools_page_size: 1\n");
+    ts_init(&t);
+    json_t *r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+    const char *cur = json_string_value(json_object_get(json_object_get(r, "result"), "nextCursor"));
+    ck_assert_ptr_nonnull(cur);
+    char line[256];
+    snprintf(line, sizeof line,
+             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":\"%s\"}}",
+             cur);
+    json_t *r2 = ts_rpc(&t, line);
+    ck_assert_uint_eq(json_array_size(json_object_get(json_object_get(r2, "result"), "tools")), 1);
+    json_decref(r2);
+    json_decref(r);
+    r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\",\"params\":"
+                   "{\"cursor\":\"Zm0xOjk5OTo0\"}}");
+    ck_assert_int_eq(code_of(r), -32602);
+    json_decref(r);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(disabled_tool_is_unknown)
+{
+    test_server t;
+    ts_open(&t, "disabled_tools: [audit_query]\n");
+    ts_init(&t);
+    json_t *r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":"
+                           "{\"name\":\"audit_query\",\"arguments\":{}}}");
+    ck_assert_int_eq(code_of(r), -32602);
+    json_decref(r);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(schema_failure_is_tool_error)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    ts_init(&t);
+    json_t *res = ts_call(&t, "audit_query", "{\"limit\":\"many\"}");
+    ck_assert(json_is_true(json_object_get(res, "isError")));
+    ck_assert_ptr_nonnull(strstr(ts_text(res), "/limit"));
+    json_decref(res);
+    res = ts_call(&t, "killswitch_engage", "{}");
+    ck_assert(json_is_true(json_object_get(res, "isError")));
+    ck_assert_ptr_nonnull(strstr(ts_text(res), "reason"));
+    json_decref(res);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(notification_shape)
+{
+    json_t *n = fm_rpc_notification("notifications/progress", json_pack("{s:i}", "progress", 1));
+    ck_assert_ptr_nonnull(n);
+    ck_assert_str_eq(json_string_value(json_object_get(n, "jsonrpc")), "2.0");
+    ck_assert_str_eq(json_string_value(json_object_get(n, "method")), "notifications/progress");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(n, "params"), "progress")),
+                     1);
+    ck_assert_ptr_null(json_object_get(n, "id"));
+    json_decref(n);
+    n = fm_rpc_notification("notifications/initialized", NULL);
+    ck_assert(json_is_object(json_object_get(n, "params")));
+    json_decref(n);
+}
+END_TEST
+
+static Suite *dispatch_suite(void)
+{
+    Suite *s = suite_create("dispatch");
+    TCase *tc = tcase_create("jsonrpc");
+    tcase_add_test(tc, classify_kinds);
+    tcase_add_test(tc, lifecycle_and_errors);
+    tcase_add_test(tc, tools_list_has_annotations_and_autonomy);
+    tcase_add_test(tc, paging_and_bad_cursor);
+    tcase_add_test(tc, disabled_tool_is_unknown);
+    tcase_add_test(tc, schema_failure_is_tool_error);
+    tcase_add_test(tc, notification_shape);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(dispatch_suite)

@@ -1,0 +1,121 @@
+/* Gate decisions in their fixed order. */
+#include "fleetmcp/fm_gate.h"
+#include "fm_test.h"
+#include "test_core_helpers.h"
+
+static int idx(test_server *t, const char *name)
+{
+    int i = fm_registry_find(&t->ctx, name);
+    ck_assert_int_ge(i, 0);
+    return i;
+}
+
+START_TEST(reads_always_allowed)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    fm_store_setting_set(&t.ctx.store, "killswitch", "engaged: test", NULL);
+    fm_gate_decision d;
+    fm_gate_decide(&t.ctx, idx(&t, "fleet_status"), NULL, &d);
+    ck_assert_int_eq(d.verdict, FM_GATE_ALLOW);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(killswitch_blocks_mutations_but_not_itself)
+{
+    test_server t;
+    ts_open(&t, "mode: fleet\n");
+    fm_store_setting_set(&t.ctx.store, "killswitch", "engaged: test", NULL);
+    fm_gate_decision d;
+    fm_gate_decide(&t.ctx, idx(&t, "killswitch_engage"), NULL, &d);
+    ck_assert_int_eq(d.verdict, FM_GATE_ALLOW);
+    /* Releasing is not blocked by the switch, only by the approval rule. */
+    fm_gate_decide(&t.ctx, idx(&t, "killswitch_release"), NULL, &d);
+    ck_assert_int_eq(d.verdict, FM_GATE_DENY);
+    ck_assert_int_eq(d.code, FM_ERR_APPROVAL);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(killswitch_file)
+{
+    test_server t;
+    char path[] = "/tmp/fm-ks-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char yaml[128];
+    snprintf(yaml, sizeof yaml, "killswitch:\n  file: %s\n", path);
+    ts_open(&t, yaml);
+    char why[256];
+    ck_assert(fm_killswitch_engaged(&t.ctx, why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, path));
+    unlink(path);
+    ck_assert(!fm_killswitch_engaged(&t.ctx, why, sizeof why));
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(shadow_records_hitl)
+{
+    test_server t;
+    ts_open(&t, NULL); /* default mode: shadow */
+    fm_gate_decision d;
+    fm_gate_decide(&t.ctx, idx(&t, "killswitch_release"), NULL, &d);
+    ck_assert_int_eq(d.verdict, FM_GATE_SHADOW);
+    ck_assert_ptr_nonnull(strstr(d.reason, "shadow"));
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(rate_limit_from_config)
+{
+    test_server t;
+    ts_open(&t, "rate_limits:\n  killswitch_engage: 1\n  ticket_create: 3\n");
+    /* killswitch_engage is never limited, whatever the config says. */
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, "killswitch_engage"), 0);
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, "ticket_create"), 3);
+    ts_close(&t);
+    ts_open(&t, NULL);
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, "ticket_create"), 20);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(read_only_hides_mutations)
+{
+    test_server t;
+    ts_open(&t, "read_only: true\n");
+    ck_assert_int_lt(fm_registry_find(&t.ctx, "killswitch_release"), 0);
+    ck_assert_int_ge(fm_registry_find(&t.ctx, "killswitch_engage"), 0);
+    ck_assert_int_ge(fm_registry_find(&t.ctx, "fleet_status"), 0);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(enabled_tools_whitelist)
+{
+    test_server t;
+    ts_open(&t, "enabled_tools: [fleet_status]\n");
+    ck_assert_int_ge(fm_registry_find(&t.ctx, "fleet_status"), 0);
+    ck_assert_int_lt(fm_registry_find(&t.ctx, "audit_query"), 0);
+    ts_close(&t);
+}
+END_TEST
+
+static Suite *gate_suite(void)
+{
+    Suite *s = suite_create("gate");
+    TCase *tc = tcase_create("decisions");
+    tcase_add_test(tc, reads_always_allowed);
+    tcase_add_test(tc, killswitch_blocks_mutations_but_not_itself);
+    tcase_add_test(tc, killswitch_file);
+    tcase_add_test(tc, shadow_records_hitl);
+    tcase_add_test(tc, rate_limit_from_config);
+    tcase_add_test(tc, read_only_hides_mutations);
+    tcase_add_test(tc, enabled_tools_whitelist);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(gate_suite)

@@ -1,0 +1,125 @@
+/* Framing: the bounded line reader. */
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_transport.h"
+#include "fm_test.h"
+
+static int feed(const char *data, size_t len)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    /* Write from a child so large inputs cannot fill the pipe and block. */
+    if (fork() == 0) {
+        close(p[0]);
+        for (size_t off = 0; off < len;) {
+            ssize_t w = write(p[1], data + off, len - off);
+            if (w <= 0) _exit(1);
+            off += (size_t)w;
+        }
+        _exit(0);
+    }
+    close(p[1]);
+    return p[0];
+}
+
+START_TEST(lines_and_crlf)
+{
+    const char in[] = "{\"a\":1}\n{\"b\":2}\r\n\nlast";
+    int fd = feed(in, sizeof in - 1);
+    fm_transport tx;
+    ck_assert_int_eq(fm_tx_init(&tx, fd, -1, 1024), 0);
+    const char *l;
+    size_t n;
+    ck_assert_int_eq(fm_tx_next(&tx, true, &l, &n), FM_RX_LINE);
+    ck_assert_str_eq(l, "{\"a\":1}");
+    ck_assert_int_eq(fm_tx_next(&tx, true, &l, &n), FM_RX_LINE);
+    ck_assert_str_eq(l, "{\"b\":2}");
+    ck_assert_uint_eq(n, 7);
+    ck_assert_int_eq(fm_tx_next(&tx, true, &l, &n), FM_RX_LINE);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(fm_tx_next(&tx, true, &l, &n), FM_RX_LINE);
+    ck_assert_str_eq(l, "last");
+    ck_assert_int_eq(fm_tx_next(&tx, true, &l, &n), FM_RX_EOF);
+    fm_tx_free(&tx);
+    close(fd);
+}
+END_TEST
+
+START_TEST(oversize_is_skipped_not_buffered)
+{
+    size_t big = 5u << 20;
+    char *in = malloc(big + 64);
+    memset(in, 'x', big);
+    in[big] = '\n';
+    strcpy(in + big + 1, "{\"ok\":true}\n");
+    int fd = feed(in, strlen(in));
+    fm_transport tx;
+    fm_tx_init(&tx, fd, -1, 1u << 20);
+    const char *l;
+    size_t n;
+    ck_assert_int_eq(fm_tx_next(&tx, true, &l, &n), FM_RX_TOO_LARGE);
+    ck_assert_int_eq(fm_tx_next(&tx, true, &l, &n), FM_RX_LINE);
+    ck_assert_str_eq(l, "{\"ok\":true}");
+    /* The buffer never grew to hold the 5 MiB line. */
+    ck_assert_uint_lt(tx.cap, 3u << 20);
+    ck_assert_int_eq(fm_tx_next(&tx, true, &l, &n), FM_RX_EOF);
+    fm_tx_free(&tx);
+    free(in);
+    close(fd);
+}
+END_TEST
+
+START_TEST(nonblocking_again)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fm_transport tx;
+    fm_tx_init(&tx, p[0], -1, 1024);
+    const char *l;
+    size_t n;
+    ck_assert_int_eq(fm_tx_next(&tx, false, &l, &n), FM_RX_AGAIN);
+    ck_assert_int_eq(write(p[1], "{\"x\"", 4), 4);
+    ck_assert_int_eq(fm_tx_next(&tx, false, &l, &n), FM_RX_AGAIN);
+    ck_assert_int_eq(write(p[1], ":1}\n", 4), 4);
+    ck_assert_int_eq(fm_tx_next(&tx, false, &l, &n), FM_RX_LINE);
+    ck_assert_str_eq(l, "{\"x\":1}");
+    fm_tx_free(&tx);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
+START_TEST(send_is_one_line)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fm_transport tx;
+    fm_tx_init(&tx, -1, p[1], 1024);
+    json_t *v = json_pack("{s:s}", "text", "two\nlines");
+    ck_assert_int_eq(fm_tx_send(&tx, v), 0);
+    char buf[128] = {0};
+    ssize_t r = read(p[0], buf, sizeof buf - 1);
+    ck_assert_int_gt(r, 0);
+    ck_assert_str_eq(buf, "{\"text\":\"two\\nlines\"}\n");
+    json_decref(v);
+    fm_tx_free(&tx);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
+static Suite *transport_suite(void)
+{
+    Suite *s = suite_create("transport");
+    TCase *tc = tcase_create("framing");
+    tcase_add_test(tc, lines_and_crlf);
+    tcase_add_test(tc, oversize_is_skipped_not_buffered);
+    tcase_add_test(tc, nonblocking_again);
+    tcase_add_test(tc, send_is_one_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(transport_suite)

@@ -1,0 +1,211 @@
+#include "client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_jsonrpc.h"
+#include "fleetmcp/fm_mcp.h"
+
+#define CLI_MAX_MESSAGE (64u << 20)
+#define CLI_PROTOCOL "2025-11-25"
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char **cli_split_argv(const char *s)
+{
+    size_t cap = 8, n = 0;
+    char **argv = calloc(cap, sizeof *argv);
+    char *buf = malloc(strlen(s) + 1);
+    if (!argv || !buf) {
+        free(argv);
+        free(buf);
+        return NULL;
+    }
+    while (*s) {
+        while (*s == ' ' || *s == '\t') s++;
+        if (!*s) break;
+        size_t k = 0;
+        char q = 0;
+        for (; *s && (q || (*s != ' ' && *s != '\t')); s++) {
+            if (!q && (*s == '\'' || *s == '"')) q = *s;
+            else if (q && *s == q) q = 0;
+            else buf[k++] = *s;
+        }
+        if (n + 2 > cap) {
+            char **na = realloc(argv, (cap *= 2) * sizeof *argv);
+            if (!na) break;
+            argv = na;
+        }
+        argv[n] = strndup(buf, k);
+        argv[++n] = NULL;
+    }
+    free(buf);
+    return argv;
+}
+
+void cli_argv_free(char **argv)
+{
+    for (size_t i = 0; argv && argv[i]; i++) free(argv[i]);
+    free(argv);
+}
+
+int cli_connect(cli_client *c, char *const argv[], int timeout_ms)
+{
+    memset(c, 0, sizeof *c);
+    c->timeout_ms = timeout_ms;
+    c->next_id = 1;
+    int to_srv[2], from_srv[2];
+    if (pipe(to_srv) || pipe(from_srv)) {
+        fprintf(stderr, "mcp-cli: pipe: %s\n", strerror(errno));
+        return CLI_UNREACHABLE;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "mcp-cli: fork: %s\n", strerror(errno));
+        return CLI_UNREACHABLE;
+    }
+    if (pid == 0) {
+        dup2(to_srv[0], STDIN_FILENO);
+        dup2(from_srv[1], STDOUT_FILENO);
+        close(to_srv[0]);
+        close(to_srv[1]);
+        close(from_srv[0]);
+        close(from_srv[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "mcp-cli: cannot start server '%s': %s (use --server CMD)\n", argv[0],
+                strerror(errno));
+        _exit(127);
+    }
+    close(to_srv[0]);
+    close(from_srv[1]);
+    c->pid = pid;
+    signal(SIGPIPE, SIG_IGN);
+    if (fm_tx_init(&c->tx, from_srv[0], to_srv[1], CLI_MAX_MESSAGE)) return CLI_UNREACHABLE;
+    json_t *res = NULL, *err = NULL;
+    json_t *params = json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", CLI_PROTOCOL,
+                               "capabilities", "clientInfo", "name", "mcp-cli", "version",
+                               FM_SERVER_VERSION);
+    int rc = cli_request(c, "initialize", params, &res, &err);
+    if (rc || err) {
+        if (err) {
+            fprintf(stderr, "mcp-cli: initialize refused: %s\n",
+                    json_string_value(json_object_get(err, "message")));
+            json_decref(err);
+        }
+        return CLI_UNREACHABLE;
+    }
+    c->server_info = res;
+    json_t *n = fm_rpc_notification("notifications/initialized", NULL);
+    fm_tx_send(&c->tx, n);
+    json_decref(n);
+    return 0;
+}
+
+void cli_close(cli_client *c)
+{
+    if (c->tx.out_fd > 0) close(c->tx.out_fd); /* EOF: the server exits 0 */
+    if (c->tx.in_fd > 0) close(c->tx.in_fd);
+    c->tx.in_fd = c->tx.out_fd = -1;
+    if (c->pid > 0) {
+        int status;
+        /* Bounded wait, then SIGTERM, then SIGKILL. */
+        for (int i = 0; i < 200 && waitpid(c->pid, &status, WNOHANG) == 0; i++) usleep(10000);
+        if (waitpid(c->pid, &status, WNOHANG) == 0) {
+            kill(c->pid, SIGTERM);
+            usleep(100000);
+            if (waitpid(c->pid, &status, WNOHANG) == 0) {
+                kill(c->pid, SIGKILL);
+                waitpid(c->pid, &status, 0);
+            }
+        }
+    }
+    c->pid = 0;
+    json_decref(c->server_info);
+    c->server_info = NULL;
+    fm_tx_free(&c->tx);
+}
+
+static void show_notification(cli_client *c, const json_t *msg)
+{
+    const char *m = json_string_value(json_object_get(msg, "method"));
+    const json_t *p = json_object_get(msg, "params");
+    if (!m || !c->show_progress) return;
+    if (!strcmp(m, "notifications/progress")) {
+        double prog = json_number_value(json_object_get(p, "progress"));
+        double total = json_number_value(json_object_get(p, "total"));
+        const char *text = json_string_value(json_object_get(p, "message"));
+        if (total > 0)
+            fprintf(stderr, "  [%3.0f%%] %s\n", 100.0 * prog / total, text ? text : "");
+        else
+            fprintf(stderr, "  [%g] %s\n", prog, text ? text : "");
+    } else if (!strcmp(m, "notifications/message")) {
+        fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(p, "level")),
+                json_string_value(json_object_get(p, "data")));
+    }
+}
+
+int cli_request(cli_client *c, const char *method, json_t *params, json_t **result,
+                json_t **error)
+{
+    *result = NULL;
+    if (error) *error = NULL;
+    long long id = c->next_id++;
+    json_t *req = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)id,
+                            "method", method, "params", params ? params : json_object());
+    int rc = fm_tx_send(&c->tx, req);
+    json_decref(req);
+    if (rc) {
+        fprintf(stderr, "mcp-cli: the server is gone (write failed)\n");
+        return CLI_UNREACHABLE;
+    }
+    long long deadline = now_ms() + c->timeout_ms;
+    for (;;) {
+        const char *line;
+        size_t len;
+        fm_rx_status st = fm_tx_next(&c->tx, false, &line, &len);
+        if (st == FM_RX_AGAIN) {
+            long long left = deadline - now_ms();
+            if (left <= 0) {
+                fprintf(stderr, "mcp-cli: no answer to %s within %d ms (--timeout)\n", method,
+                        c->timeout_ms);
+                return CLI_UNREACHABLE;
+            }
+            struct pollfd p = {.fd = c->tx.in_fd, .events = POLLIN};
+            poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+            continue;
+        }
+        if (st == FM_RX_EOF || st == FM_RX_ERROR) {
+            fprintf(stderr, "mcp-cli: the server exited before answering %s\n", method);
+            return CLI_UNREACHABLE;
+        }
+        if (st != FM_RX_LINE) continue;
+        json_t *msg = json_loadb(line, len, 0, NULL);
+        if (!msg) continue;
+        const json_t *mid = json_object_get(msg, "id");
+        if (json_object_get(msg, "method")) {
+            show_notification(c, msg);
+        } else if (json_is_integer(mid) && json_integer_value(mid) == id) {
+            json_t *e = json_object_get(msg, "error");
+            if (e) {
+                if (error) *error = json_incref(e);
+            } else {
+                *result = json_incref(json_object_get(msg, "result"));
+            }
+            json_decref(msg);
+            return 0;
+        }
+        json_decref(msg);
+    }
+}

@@ -1,0 +1,40 @@
+/* mcp-cli's MCP client: spawns the server with pipes (argv, never a
+ * shell) and speaks newline-delimited JSON-RPC to it. */
+#ifndef MCP_CLI_CLIENT_H
+#define MCP_CLI_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "fleetmcp/fm_transport.h"
+
+enum { CLI_OK = 0, CLI_USAGE = 1, CLI_UNREACHABLE = 4, CLI_TOOL_ERROR = 5 };
+
+typedef struct cli_client {
+    pid_t pid;
+    fm_transport tx; /* reads the server's stdout, writes its stdin */
+    long long next_id;
+    int timeout_ms;
+    bool show_progress;
+    json_t *server_info; /* initialize result (owned) */
+} cli_client;
+
+/* Starts argv[0..] and runs initialize.  Returns 0 or CLI_UNREACHABLE with
+ * a message on stderr. */
+int cli_connect(cli_client *c, char *const argv[], int timeout_ms);
+void cli_close(cli_client *c);
+
+/* Sends a request and waits for its response; progress and log
+ * notifications are printed to stderr meanwhile.  On success *result is
+ * the result (new).  On a JSON-RPC error *error is the error (new) and 0
+ * is returned.  Returns CLI_UNREACHABLE if the server died or timed out. */
+int cli_request(cli_client *c, const char *method, json_t *params, json_t **result,
+                json_t **error);
+
+/* Splits a --server string on blanks into argv (quotes: '...' or "...").
+ * Returns a NULL-terminated malloc'd array; free with cli_argv_free. */
+char **cli_split_argv(const char *s);
+void cli_argv_free(char **argv);
+
+#endif

@@ -1,0 +1,118 @@
+/* mcp-cli: the operators' MCP client.  It speaks MCP to the same server
+ * agents use, so a human's calls go through the same gate and audit. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mcp-cli [options] COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  list                       tools with autonomy and title\n"
+            "  describe TOOL              a tool's description, schemas and annotations\n"
+            "  call TOOL [--args JSON | key=value ...]\n"
+            "                             call a tool (values parse as JSON, else strings)\n"
+            "  shell                      interactive: tools, call, describe, help, quit\n"
+            "\n"
+            "options:\n"
+            "  --server CMD     server command line (default: fleetmcp next to mcp-cli)\n"
+            "  --config FILE    passed to the default server\n"
+            "  --db FILE        passed to the default server\n"
+            "  --format F       text (default) or json\n"
+            "  --timeout SEC    per request (default 120)\n"
+            "\n"
+            "exit codes: 0 ok, 1 usage, 4 server unreachable or died, 5 tool returned"
+            " isError\n");
+}
+
+/* The default server: build/fleetmcp beside build/mcp-cli, else PATH. */
+static char **default_server(const char *argv0, const char *config, const char *db)
+{
+    char self[PATH_MAX], path[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) *slash = '\0';
+        snprintf(path, sizeof path, "%s/fleetmcp", self);
+    }
+    if (n <= 0 || access(path, X_OK)) snprintf(path, sizeof path, "fleetmcp");
+    (void)argv0;
+    char **argv = calloc(6, sizeof *argv);
+    int k = 0;
+    argv[k++] = strdup(path);
+    if (config) {
+        argv[k++] = strdup("--config");
+        argv[k++] = strdup(config);
+    }
+    if (db) {
+        argv[k++] = strdup("--db");
+        argv[k++] = strdup(db);
+    }
+    return argv;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"server", required_argument, 0, 's'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"db", required_argument, 0, 'd'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    cli_opts o = {.format = "text", .timeout_ms = 120000};
+    const char *server = getenv("MCP_CLI_SERVER");
+    int c;
+    while ((c = getopt_long(argc, argv, "+s:c:d:f:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': server = optarg; break;
+        case 'c': o.config = optarg; break;
+        case 'd': o.db = optarg; break;
+        case 'f':
+            if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+                fprintf(stderr, "mcp-cli: --format is text or json\n");
+                return CLI_USAGE;
+            }
+            o.format = optarg;
+            break;
+        case 't': o.timeout_ms = atoi(optarg) * 1000; break;
+        case 'h': usage(stdout); return CLI_OK;
+        default: usage(stderr); return CLI_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (o.timeout_ms <= 0) o.timeout_ms = 120000;
+    const cli_command *cmd = cli_find_command(argv[optind]);
+    if (!cmd) {
+        fprintf(stderr, "mcp-cli: unknown command '%s'\n", argv[optind]);
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    o.argc = argc - optind - 1;
+    o.argv = argv + optind + 1;
+    if (!cmd->needs_server) return cmd->run(NULL, &o);
+    o.server_argv = server ? cli_split_argv(server) : default_server(argv[0], o.config, o.db);
+    if (!o.server_argv || !o.server_argv[0]) {
+        fprintf(stderr, "mcp-cli: --server is empty\n");
+        cli_argv_free(o.server_argv);
+        return CLI_USAGE;
+    }
+    cli_client cl;
+    int rc = cli_connect(&cl, o.server_argv, o.timeout_ms);
+    if (rc == 0) rc = cmd->run(&cl, &o);
+    cli_close(&cl);
+    cli_argv_free(o.server_argv);
+    return rc;
+}
