@@ -9,6 +9,7 @@
 
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_mcp.h"
+#include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_transport.h"
 #include "fleetmcp/fm_util.h"
@@ -60,7 +61,9 @@ static int cmd_check_config(const char *path)
         printf("%s: %s: %s\n", path, fm_strerror(err.code), err.text);
         return 1;
     }
+    size_t rb_problems = fm_runbooks_report(&ctx.cfg, stdout);
     fm_ctx_close(&ctx);
+    if (rb_problems) return 1;
     printf("%s: ok\n", path);
     return 0;
 }

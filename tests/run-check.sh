@@ -29,15 +29,17 @@ stage unit make -s unit
 stage unit-asan make -s asan
 stage protocol python3 tests/protocol/run.py build/fleetmcp
 stage interop-sdk node tests/interop/sdk-client.mjs build/fleetmcp
+stage interop-sdk-stack bash tests/interop/sdk-stack.sh
 stage interop-inspector bash tests/interop/inspector.sh build/fleetmcp
 stage mcp-cli bash tests/cli/run.sh
+stage approvals bash tests/cli/approval.sh
 stage valgrind bash tests/valgrind.sh
 for t in tests/integration/*.sh; do
     [ -e "$t" ] || continue
     stage "integration:$(basename "$t" .sh)" bash "$t"
 done
-[ -e tests/diagnose/run_scenarios.py ] &&
-    stage diagnose-scenarios python3 tests/diagnose/run_scenarios.py
+stage diagnose-scenarios python3 tests/diagnose/run_scenarios.py
+stage diagnose-collect bash tests/diagnose/collect.sh
 stage fuzz-smoke bash tests/fuzz/run.sh "${FM_FUZZ_SECONDS:-60}"
 
 echo

@@ -15,6 +15,10 @@
 struct fm_ctx;
 struct fm_store;
 
+/* Results up to this size are kept whole, so a session can be replayed
+ * and compared; longer ones are clipped (and replay says so). */
+#define FM_AUDIT_MAX_RESULT (64 * 1024)
+
 typedef struct fm_audit_rec {
     const char *phase;     /* "call" | "intent" | "result" | "step" */
     int64_t call_ref;      /* intent row a result/step belongs to, or 0 */
@@ -27,7 +31,7 @@ typedef struct fm_audit_rec {
     const char *approval_id;
     const char *workflow_id;
     const char *node;
-    const char *result;    /* short summary, clipped to 512 bytes */
+    const char *result;    /* the result's JSON text, clipped to FM_AUDIT_MAX_RESULT */
     const char *error_code;
     const char *error;
     int64_t duration_us;

@@ -20,7 +20,10 @@ size_t fm_registry_visible(const struct fm_ctx *ctx, int *index_out, size_t max)
 
 /* The tools/list entry for table row i (new): name, title, description,
  * inputSchema, outputSchema, annotations, _meta.autonomy. */
-json_t *fm_registry_tool_json(const struct fm_ctx *ctx, int i);
+json_t *fm_registry_tool_json(struct fm_ctx *ctx, int i);
+
+/* A tool's input or output schema as JSON (borrowed), parsed on first use. */
+json_t *fm_registry_schema_json(struct fm_ctx *ctx, int i, int output);
 
 /* A tool's compiled input or output schema (borrowed), compiled on first
  * use so start-up stays fast; NULL with err if it does not compile. */

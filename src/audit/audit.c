@@ -169,7 +169,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     json_array_append_new(cols, opt_str(r->approval_id));
     json_array_append_new(cols, opt_str(r->workflow_id));
     json_array_append_new(cols, opt_str(r->node));
-    json_array_append_new(cols, clip_str(r->result, 512));
+    json_array_append_new(cols, clip_str(r->result, FM_AUDIT_MAX_RESULT));
     json_array_append_new(cols, opt_str(r->error_code));
     json_array_append_new(cols, clip_str(r->error, 1024));
     json_array_append_new(cols, json_integer(r->duration_us));

@@ -136,7 +136,15 @@ int fm_config_load(fm_config *cfg, const char *path, const char *db_override, fm
     } else {
         cfg->root = json_object();
     }
-    const char *mode = fm_cfg_str(cfg->root, "mode", "shadow");
+    /* FLEETMCP_MODE overrides the file: replay and drills force shadow
+     * without editing a production config. */
+    const char *mode = getenv("FLEETMCP_MODE");
+    if (!mode || !*mode) mode = fm_cfg_str(cfg->root, "mode", "shadow");
+    if (strcmp(mode, "shadow") && strcmp(mode, "canary") && strcmp(mode, "fleet")) {
+        fm_err_set(err, FM_ERR_INVALID, "FLEETMCP_MODE must be shadow, canary or fleet");
+        fm_config_free(cfg);
+        return -1;
+    }
     cfg->mode = !strcmp(mode, "fleet") ? FM_MODE_FLEET
                 : !strcmp(mode, "canary") ? FM_MODE_CANARY
                                           : FM_MODE_SHADOW;

@@ -5,6 +5,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fleetmcp/fm_approval.h"
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_planner.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 
@@ -86,6 +91,108 @@ static void deny(fm_gate_decision *d, fm_code code, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Guardrail verdicts for a planned node action (new array), or NULL with
+ * err when live state cannot be read. */
+static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, bool approved,
+                     bool *ok, fm_err *err)
+{
+    const char *rb_id = fm_json_str(content, "runbook", NULL);
+    const json_t *rb_doc = NULL;
+    if (rb_id) {
+        if (!ctx->runbooks && fm_runbooks_load(ctx, err)) return NULL;
+        const fm_runbook *rb = fm_runbook_find(ctx->runbooks, rb_id);
+        if (!rb) {
+            fm_err_set(err, FM_ERR_NOT_FOUND, "runbook %s is no longer in the catalog", rb_id);
+            return NULL;
+        }
+        rb_doc = rb->doc;
+    }
+    bool repair = !strcmp(t->name, "repair_execute");
+    fm_guard_req req = {.action = rb_id ? rb_id : t->name,
+                        .nodes = json_object_get(content, "nodes"),
+                        .fault_class = fm_json_str(content, "fault_class", NULL),
+                        .runbook = rb_doc,
+                        .takes_capacity = repair || (t->flags & FM_TOOL_DESTRUCTIVE) != 0,
+                        .resume = !strcmp(t->name, "node_resume"),
+                        .approved = approved,
+                        .destructive = (t->flags & FM_TOOL_DESTRUCTIVE) != 0};
+    return fm_guard_check(ctx, &req, ok, err);
+}
+
+/* A call with approval_id runs if that approval is for exactly this plan
+ * (same hash), unused and unexpired; it is consumed atomically.  Without
+ * one, the call becomes a plan and the refusal names the command a human
+ * runs to approve it. */
+static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *args,
+                            fm_gate_decision *d)
+{
+    fm_err err = {0};
+    json_t *detail = NULL;
+    json_t *content = fm_planner_content(ctx, t, args, &detail, &err);
+    if (!content) {
+        deny(d, err.code ? err.code : FM_ERR_DENIED, "%s cannot be planned: %s", t->name,
+             err.text);
+        return;
+    }
+    char hash[65];
+    fm_plan_hash(content, hash);
+    const char *approval = fm_json_str(args, "approval_id", NULL);
+    /* Node actions pass the guardrails on live state first, with or
+     * without an approval: an approval never overrides a guardrail, and a
+     * refused call does not use its approval up. */
+    if (t->flags & FM_TOOL_NODE_ACTION) {
+        bool ok = false;
+        json_t *verdicts = guard(ctx, t, content, approval != NULL, &ok, &err);
+        if (!verdicts) {
+            deny(d, err.code, "%s refused: live state unavailable for the guardrails: %s",
+                 t->name, err.text);
+            goto out;
+        }
+        json_object_set_new(detail, "guardrails", verdicts);
+        if (!ok) {
+            char why[600];
+            fm_guard_explain(verdicts, why, sizeof why);
+            deny(d, FM_ERR_GUARDRAIL, "%s refused by %s", t->name, why);
+            goto out;
+        }
+        if (t->autonomy == FM_AUTONOMY_CANARY && !approval && ctx->cfg.mode != FM_MODE_SHADOW &&
+            fm_guard_all_canary(ctx, json_object_get(content, "nodes"))) {
+            snprintf(d->reason, sizeof d->reason,
+                     "canary: every node is a canary node and all guardrails pass");
+            goto out;
+        }
+    }
+    if (approval) {
+        char plan_id[FM_APPROVAL_ID_LEN], approver[64];
+        if (fm_approval_consume(ctx, approval, hash, plan_id, approver, &err)) {
+            deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
+        } else {
+            snprintf(d->approval_id, sizeof d->approval_id, "%s", approval);
+            snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
+            snprintf(d->reason, sizeof d->reason, "approved by %s (approval %s, plan %s)",
+                     approver, approval, plan_id);
+        }
+        goto out;
+    }
+    char plan_id[FM_PLAN_ID_LEN];
+    if (fm_plan_create(ctx, content, detail, plan_id, &err)) {
+        deny(d, err.code, "%s needs an approval, and recording its plan failed: %s", t->name,
+             err.text);
+        goto out;
+    }
+    snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
+    deny(d, FM_ERR_APPROVAL,
+         "%s needs a human approval (autonomy %s, risk %s). Plan %s records what would run."
+         " A human approves it with: mcp-cli approve %s --key APPROVER_KEY --approver NAME"
+         " ; then call %s again with the same arguments plus approval_id set to the id it"
+         " prints",
+         t->name, fm_autonomy_name(t->autonomy), fm_json_str(detail, "risk", "?"), plan_id,
+         plan_id, t->name);
+out:
+    json_decref(content);
+    json_decref(detail);
+}
+
 void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d)
 {
     memset(d, 0, sizeof *d);
@@ -103,9 +210,11 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
 
     /* 3. kill switch.  Its own two tools pass: engaging again is harmless,
      *    and releasing is exactly what a human must be able to do (it
-     *    still needs an approval below). */
+     *    still needs an approval below), so recording an approval passes
+     *    too: it changes nothing in the fleet. */
     char why[600];
-    if (strncmp(t->name, "killswitch_", 11) && fm_killswitch_engaged(ctx, why, sizeof why)) {
+    bool exempt = !strncmp(t->name, "killswitch_", 11) || !strcmp(t->name, "plan_approve");
+    if (!exempt && fm_killswitch_engaged(ctx, why, sizeof why)) {
         deny(d, FM_ERR_DENIED,
              "%s refused: %s; every mutation is stopped. A human releases it with"
              " `mcp-cli call killswitch_release` and an approval, or by removing the file",
@@ -140,10 +249,5 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
         return;
     }
     /* 6. hitl and canary need an approval bound to the exact plan. */
-    (void)args;
-    deny(d, FM_ERR_APPROVAL,
-         "%s needs a human approval (autonomy %s), and this server has no approvers"
-         " configured: add approvals.keys to the config, then approve the plan with"
-         " `mcp-cli approve PLAN`",
-         t->name, fm_autonomy_name(t->autonomy));
+    decide_approval(ctx, t, args, d);
 }

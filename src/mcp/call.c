@@ -41,7 +41,7 @@ static json_t *result_with_text(json_t *structured, const char *text)
 
 json_t *fm_result_ok(json_t *structured)
 {
-    char *text = json_dumps(structured, JSON_COMPACT);
+    char *text = json_dumps(structured, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_t *r = result_with_text(structured, text);
     free(text);
     return r;
@@ -54,21 +54,6 @@ static const char *arg_node(const json_t *args)
     if (n) return n;
     const json_t *sig = json_object_get(args, "signals");
     return fm_json_str(sig, "node", NULL);
-}
-
-/* A short, single-line summary of a result's text for the audit row. */
-static void summarize(const char *text, char out[488])
-{
-    size_t n = strlen(text);
-    if (n <= 480) {
-        memcpy(out, text, n + 1);
-        return;
-    }
-    /* Cut on a character boundary, then mark the cut. */
-    n = 480;
-    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) n--;
-    memcpy(out, text, n);
-    strcpy(out + n, "...");
 }
 
 json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
@@ -181,12 +166,12 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
     if (!structured && err.code == FM_OK)
         fm_err_set(&err, FM_ERR_INTERNAL, "%s returned no result", t->name);
 
-    char *text = structured ? json_dumps(structured, JSON_COMPACT) : NULL;
-    char summary[488];
-    if (text) summarize(text, summary);
+    /* The whole result goes to the audit row (the audit clips it at
+     * FM_AUDIT_MAX_RESULT): replay compares results field by field. */
+    char *text = structured ? json_dumps(structured, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     rec.phase = mutates ? "result" : "call";
     rec.call_ref = intent;
-    rec.result = text ? summary : NULL;
+    rec.result = text;
     rec.error_code = structured ? NULL : fm_strerror(err.code);
     rec.error = structured ? NULL : err.text;
     rec.duration_us = mono_us() - t0;

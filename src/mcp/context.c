@@ -5,8 +5,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_diagnose.h"
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_registry.h"
+#include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 
@@ -28,7 +33,8 @@ int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_er
     ctx->session.log_level = -1;
     if (fm_config_load(&ctx->cfg, config_path, db_path, err)) return -1;
     if (fm_store_open(&ctx->store, ctx->cfg.db_path, err) || fm_audit_init(ctx, err) ||
-        fm_registry_init(ctx, err) || fm_backends_open(ctx, err)) {
+        fm_plan_init(ctx, err) || fm_approval_init(ctx, err) || fm_guard_init(ctx, err) || fm_registry_init(ctx, err) ||
+        fm_backends_open(ctx, err)) {
         fm_ctx_close(ctx);
         return -1;
     }
@@ -37,6 +43,10 @@ int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_er
 
 void fm_ctx_close(fm_ctx *ctx)
 {
+    fm_runbooks_free(ctx->runbooks);
+    ctx->runbooks = NULL;
+    fm_diag_free(ctx->diag);
+    ctx->diag = NULL;
     fm_backends_close(ctx);
     fm_registry_free(ctx);
     fm_store_close(&ctx->store);

@@ -45,13 +45,10 @@ int fm_registry_init(fm_ctx *ctx, fm_err *err)
     const json_t *enabled = json_object_get(ctx->cfg.root, "enabled_tools");
     const json_t *disabled = json_object_get(ctx->cfg.root, "disabled_tools");
     for (size_t i = 0; i < n; i++) {
+        /* Schemas are parsed on first use (tools/list, a call): the
+         * generator already refused any that is not valid JSON, and
+         * parsing them all would be a third of start-up. */
         const fm_tool_def *t = &fm_tool_table[i];
-        json_error_t je;
-        ctx->input_schemas[i] = json_loads(t->input_schema, 0, &je);
-        ctx->output_schemas[i] = json_loads(t->output_schema, 0, &je);
-        if (!ctx->input_schemas[i] || !ctx->output_schemas[i])
-            return fm_err_set(err, FM_ERR_INTERNAL, "registry: schema of %s does not parse: %s",
-                              t->name, je.text);
         bool on = true;
         if (json_array_size(enabled)) on = in_list(enabled, t->name);
         if (in_list(disabled, t->name)) on = false;
@@ -84,11 +81,23 @@ void fm_registry_free(fm_ctx *ctx)
     ctx->tool_enabled = NULL;
 }
 
+json_t *fm_registry_schema_json(fm_ctx *ctx, int i, int output)
+{
+    json_t **slot = output ? &ctx->output_schemas[i] : &ctx->input_schemas[i];
+    if (!*slot) {
+        const fm_tool_def *t = &fm_tool_table[i];
+        *slot = json_loads(output ? t->output_schema : t->input_schema, 0, NULL);
+        /* Cannot happen for a generated table; stay safe if it does. */
+        if (!*slot) *slot = json_pack("{s:s}", "type", "object");
+    }
+    return *slot;
+}
+
 const fm_schema *fm_registry_schema(fm_ctx *ctx, int i, int output, fm_err *err)
 {
     fm_schema **slot = output ? &ctx->output_compiled[i] : &ctx->input_compiled[i];
     if (!*slot) {
-        *slot = fm_schema_compile(output ? ctx->output_schemas[i] : ctx->input_schemas[i], err);
+        *slot = fm_schema_compile(fm_registry_schema_json(ctx, i, output), err);
         if (!*slot)
             fm_err_set(err, FM_ERR_INTERNAL, "%s's %s schema does not compile; please report",
                        fm_tool_table[i].name, output ? "output" : "input");
@@ -115,7 +124,7 @@ size_t fm_registry_visible(const fm_ctx *ctx, int *index_out, size_t max)
     return k;
 }
 
-json_t *fm_registry_tool_json(const fm_ctx *ctx, int i)
+json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
 {
     const fm_tool_def *t = &fm_tool_table[i];
     bool read = t->autonomy == FM_AUTONOMY_READ;
@@ -129,6 +138,7 @@ json_t *fm_registry_tool_json(const fm_ctx *ctx, int i)
                             (t->flags & FM_TOOL_OPEN_WORLD) != 0);
     return json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
                      t->title, "description", t->description, "inputSchema",
-                     ctx->input_schemas[i], "outputSchema", ctx->output_schemas[i],
+                     fm_registry_schema_json(ctx, i, 0), "outputSchema",
+                     fm_registry_schema_json(ctx, i, 1),
                      "annotations", ann, "_meta", "autonomy", fm_autonomy_name(t->autonomy));
 }

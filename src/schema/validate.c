@@ -873,9 +873,10 @@ static size_t run(const fm_schema *s, const json_t *instance, json_t *errors, si
     else
         check_node(c, s->top, instance);
     if (sh.aborted && !sh.abort_reported) {
-        /* the limit was met where problems are not recorded (anyOf, not...) */
+        /* the limit was met where problems are not recorded (anyOf, not...);
+         * report() puts the limit's own message in place of this text */
         c->quiet = 0;
-        report(c, "(limit)");
+        report(c, "limit reached");
     }
     size_t n = c->count;
     if (n && path) {

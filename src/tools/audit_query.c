@@ -55,6 +55,17 @@ static json_t *compact_row(json_t *r, bool detail)
         json_t *v = json_object_get(r, keep[i]);
         if (v) json_object_set(o, keep[i], v);
     }
+    /* Results are stored whole for replay; show a glimpse unless asked. */
+    const char *res = fm_json_str(o, "result", NULL);
+    if (!detail && res && strlen(res) > 300) {
+        size_t n = 300;
+        while (n > 0 && ((unsigned char)res[n] & 0xC0) == 0x80) n--;
+        char *cut = strndup(res, n);
+        char buf[320];
+        snprintf(buf, sizeof buf, "%s...", cut);
+        free(cut);
+        json_object_set_new(o, "result", json_string(buf));
+    }
     /* A refusal's error repeats its reason: keep one (tokens cost). */
     if (json_equal(json_object_get(o, "error"), json_object_get(o, "reason")))
         json_object_del(o, "error");

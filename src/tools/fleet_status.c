@@ -4,6 +4,8 @@
 
 #include "fm_tools.gen.h"
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_tickets.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
 
@@ -36,6 +38,25 @@ static json_int_t audit_rows(fm_ctx *ctx)
     return n;
 }
 
+/* Open tickets (up to 50, newest first) as {key: node} (new). */
+static json_t *open_tickets(fm_ctx *ctx)
+{
+    json_t *out = json_object();
+    if (!ctx->be.tickets) return out;
+    fm_ticket_query q = {.state = FM_TICKET_STATE_OPEN, .limit = 50};
+    fm_err err = {0};
+    json_t *found = ctx->be.tickets->search(ctx->be.tickets_st, &q, &err);
+    size_t i;
+    json_t *t;
+    json_array_foreach(found, i, t)
+    {
+        json_t *key = json_object_get(t, "key"), *node = json_object_get(t, "node");
+        if (json_is_string(key)) json_object_set(out, json_string_value(key), node ? node : json_null());
+    }
+    json_decref(found);
+    return out;
+}
+
 /* Returns a new object (see schemas/tools/fleet_status.json). */
 json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
 {
@@ -53,9 +74,21 @@ json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
     json_t *audit = json_pack("{s:I, s:o}", "rows",
                               audit_rows(ctx), "last_24h",
                               recent_decisions(ctx));
-    return json_pack("{s:s, s:b, s:o, s:o, s:{s:I, s:I}, s:o}", "mode",
-                     fm_mode_name(ctx->cfg.mode), "read_only", ctx->cfg.read_only,
-                     "kill_switch", kill, "backends", be, "tools", "visible",
-                     (json_int_t)fm_registry_visible(ctx, NULL, 0), "total",
-                     (json_int_t)fm_tool_count, "audit", audit);
+    json_t *out = json_pack("{s:s, s:b, s:o, s:o, s:{s:I, s:I}, s:o}", "mode",
+                            fm_mode_name(ctx->cfg.mode), "read_only", ctx->cfg.read_only,
+                            "kill_switch", kill, "backends", be, "tools", "visible",
+                            (json_int_t)fm_registry_visible(ctx, NULL, 0), "total",
+                            (json_int_t)fm_tool_count, "audit", audit);
+    /* Remediation: what the store knows without asking any backend, so
+     * fleet_status answers even when Slurm is down. */
+    json_t *states = fm_node_state_counts(ctx);
+    json_int_t removed = 0;
+    static const char *const out_of_pool[] = {"quarantined", "repairing", "validating",
+                                              "escalated"};
+    for (size_t i = 0; i < sizeof out_of_pool / sizeof *out_of_pool; i++)
+        removed += json_integer_value(json_object_get(states, out_of_pool[i]));
+    json_object_set_new(out, "nodes_by_state", states);
+    json_object_set_new(out, "capacity_removed_nodes", json_integer(removed));
+    json_object_set_new(out, "open_tickets", open_tickets(ctx));
+    return out;
 }

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #define READ_CHUNK 65536
+/* 15 digits: 0.6 prints as 0.6, not 0.59999999999999998. */
+#define FM_TX_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 int fm_tx_init(fm_transport *tx, int in_fd, int out_fd, size_t max_message)
 {
@@ -134,16 +136,16 @@ fm_rx_status fm_tx_next(fm_transport *tx, bool block, const char **line, size_t 
 int fm_tx_send(fm_transport *tx, const json_t *v)
 {
     /* One dump into the reused buffer; a second only when it grows. */
-    size_t n = tx->out_cap > 1 ? json_dumpb(v, tx->out, tx->out_cap - 1, JSON_COMPACT) : 0;
+    size_t n = tx->out_cap > 1 ? json_dumpb(v, tx->out, tx->out_cap - 1, FM_TX_FLAGS) : 0;
     if (n == 0 || n > tx->out_cap - 1) {
-        size_t need = n ? n : json_dumpb(v, NULL, 0, JSON_COMPACT);
+        size_t need = n ? n : json_dumpb(v, NULL, 0, FM_TX_FLAGS);
         if (need == 0) return -1;
         size_t cap = need + 1 > 4096 ? need + 1 : 4096;
         char *nb = realloc(tx->out, cap);
         if (!nb) return -1;
         tx->out = nb;
         tx->out_cap = cap;
-        n = json_dumpb(v, tx->out, need, JSON_COMPACT);
+        n = json_dumpb(v, tx->out, need, FM_TX_FLAGS);
     }
     tx->out[n++] = '\n';
     for (size_t off = 0; off < n;) {

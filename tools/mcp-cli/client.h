@@ -9,7 +9,7 @@
 
 #include "fleetmcp/fm_transport.h"
 
-enum { CLI_OK = 0, CLI_USAGE = 1, CLI_UNREACHABLE = 4, CLI_TOOL_ERROR = 5 };
+enum { CLI_OK = 0, CLI_USAGE = 1, CLI_UNREACHABLE = 4, CLI_TOOL_ERROR = 5, CLI_DRIFT = 6 };
 
 typedef struct cli_client {
     pid_t pid;

@@ -216,6 +216,10 @@ static int cmd_shell(cli_client *c, const cli_opts *o)
 }
 
 static const cli_command commands[] = {
+    {"keygen", false, cli_cmd_keygen},
+    {"approve", true, cli_cmd_approve},
+    {"audit", true, cli_cmd_audit},
+    {"replay", true, cli_cmd_replay},
     {"list", true, cmd_list},
     {"describe", true, cmd_describe},
     {"call", true, cmd_call},

@@ -29,4 +29,9 @@ json_t *cli_parse_args(int argc, char **argv);
 /* Calls a tool and prints the result; returns CLI_OK or CLI_TOOL_ERROR. */
 int cli_call_and_print(cli_client *c, const cli_opts *o, const char *tool, json_t *args);
 
+int cli_cmd_keygen(cli_client *c, const cli_opts *o);
+int cli_cmd_approve(cli_client *c, const cli_opts *o);
+int cli_cmd_audit(cli_client *c, const cli_opts *o);
+int cli_cmd_replay(cli_client *c, const cli_opts *o);
+
 #endif

@@ -21,6 +21,14 @@ static void usage(FILE *f)
             "  call TOOL [--args JSON | key=value ...]\n"
             "                             call a tool (values parse as JSON, else strings)\n"
             "  shell                      interactive: tools, call, describe, help, quit\n"
+            "  keygen --out FILE [--approver NAME]\n"
+            "                             make an Ed25519 approver key; prints the config line\n"
+            "  approve PLAN --key FILE --approver NAME [--ttl 15m] [--yes]\n"
+            "                             show a plan, confirm, sign it, record the approval\n"
+            "  audit export --session ID [--out FILE]\n"
+            "                             a session's tool calls as JSONL, for replay\n"
+            "  replay FILE                re-issue recorded calls (shadow mode unless\n"
+            "                             FLEETMCP_MODE says otherwise) and report drift\n"
             "\n"
             "options:\n"
             "  --server CMD     server command line (default: fleetmcp next to mcp-cli)\n"
@@ -30,7 +38,7 @@ static void usage(FILE *f)
             "  --timeout SEC    per request (default 120)\n"
             "\n"
             "exit codes: 0 ok, 1 usage, 4 server unreachable or died, 5 tool returned"
-            " isError\n");
+            " isError, 6 replay drifted\n");
 }
 
 /* The default server: build/fleetmcp beside build/mcp-cli, else PATH. */
@@ -100,6 +108,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
+    /* Replay re-issues recorded calls: never let it mutate the fleet unless
+     * the operator says so explicitly. */
+    if (!strcmp(cmd->name, "replay") && !getenv("FLEETMCP_MODE")) setenv("FLEETMCP_MODE", "shadow", 1);
     o.argc = argc - optind - 1;
     o.argv = argv + optind + 1;
     if (!cmd->needs_server) return cmd->run(NULL, &o);

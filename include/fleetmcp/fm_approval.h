@@ -1,0 +1,46 @@
+/* Approvals: an Ed25519 signature by an approver's key over
+ *   "fleetmcp-approval-v1|<plan id>|<plan hash>|<approver>|<expires ms>"
+ * The server holds only public keys (config approvals.keys), so an agent
+ * cannot mint an approval.  Approvals are single-use, expire, and bind to
+ * the plan's hash. */
+#ifndef FM_APPROVAL_H
+#define FM_APPROVAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_error.h"
+
+struct fm_ctx;
+
+#define FM_APPROVAL_ID_LEN 20 /* "ap-" + 16 hex + NUL */
+#define FM_APPROVAL_MAX_TTL_MS (24LL * 3600 * 1000)
+
+int fm_approval_init(struct fm_ctx *ctx, fm_err *err);
+
+/* The signed message into buf; returns its length. */
+size_t fm_approval_message(char *buf, size_t len, const char *plan_id, const char *plan_hash,
+                           const char *approver, int64_t expires_ms);
+
+/* Verifies sig_b64 with the approver's configured key and records the
+ * approval for plan_id.  Refuses (FM_ERR_APPROVAL) unknown approvers,
+ * bad signatures, expired or too-long approvals, unknown plans and plans
+ * not awaiting approval. */
+int fm_approval_record(struct fm_ctx *ctx, const char *plan_id, const char *approver,
+                       int64_t expires_ms, const char *sig_b64, char id_out[FM_APPROVAL_ID_LEN],
+                       fm_err *err);
+
+/* For the gate: checks that approval_id is unused, unexpired, for a plan
+ * whose hash is plan_hash, then marks it used.  Atomic across processes. */
+int fm_approval_consume(struct fm_ctx *ctx, const char *approval_id, const char *plan_hash,
+                        char plan_id_out[FM_APPROVAL_ID_LEN], char approver_out[64], fm_err *err);
+
+/* Signing side (mcp-cli): PEM private key file → base64 signature. */
+int fm_approval_sign(const char *key_file, const char *msg, size_t msg_len, char *sig_b64,
+                     size_t sig_len, fm_err *err);
+/* Writes a new Ed25519 private key (PEM, mode 0600) and returns the raw
+ * public key as base64 in pub_b64. */
+int fm_approval_keygen(const char *key_file, char *pub_b64, size_t pub_len, fm_err *err);
+
+#endif

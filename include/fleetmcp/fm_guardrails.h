@@ -1,0 +1,65 @@
+/* Guardrails: checked when planning and again, on live state, when
+ * executing.  Part of the gate: handlers and the workflow engine never
+ * decide; they ask here.  Every verdict names the guardrail, the numbers
+ * and what would make it pass.
+ *
+ * Node remediation state lives in the store (node_states), and the blast
+ * radius is enforced when a node enters remediation: fm_guard_reserve()
+ * checks the per-domain count and records the node in one BEGIN IMMEDIATE
+ * transaction, so several server processes sharing one database can never
+ * exceed it together. */
+#ifndef FM_GUARDRAILS_H
+#define FM_GUARDRAILS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "fleetmcp/fm_error.h"
+
+struct fm_ctx;
+
+typedef struct fm_guard_req {
+    const char *action;       /* tool or runbook id, for messages */
+    const json_t *nodes;      /* array of node names (borrowed) */
+    const char *fault_class;  /* retry budget key; NULL for single actions */
+    const json_t *runbook;    /* runbook document (preconditions), or NULL */
+    bool takes_capacity;      /* drains, reboots, resets: leaves the pool */
+    bool resume;              /* returns the node: the ownership rule */
+    bool approved;            /* a human approval is attached */
+    bool destructive;
+} fm_guard_req;
+
+/* Evaluates every guardrail on live state.  Returns a new array of
+ * verdicts {guardrail, ok, detail, fix?, numbers?}; *all_ok tells whether
+ * all passed.  NULL with err when live state cannot be read (a backend
+ * down): the caller must refuse, never assume. */
+json_t *fm_guard_check(struct fm_ctx *ctx, const fm_guard_req *req, bool *all_ok, fm_err *err);
+
+/* The first failed verdict as one sentence into buf ("GUARDRAIL blast
+ * radius: ..."). */
+void fm_guard_explain(const json_t *verdicts, char *buf, size_t len);
+
+/* True if every node of nodes is a canary node (config canary.nodes or the
+ * canary feature in Slurm). */
+bool fm_guard_all_canary(struct fm_ctx *ctx, const json_t *nodes);
+
+/* Enters node into remediation as state (quarantined/repairing) for
+ * workflow_id, re-checking the blast radius atomically.  FM_ERR_GUARDRAIL
+ * if another process got there first. */
+int fm_guard_reserve(struct fm_ctx *ctx, const char *node, const char *state,
+                     const char *fault_class, const char *workflow_id, fm_err *err);
+
+/* Moves node to state (any of the seven).  returned/healthy take it out
+ * of remediation.  Records an attempt when state is "repairing". */
+int fm_node_state_set(struct fm_ctx *ctx, const char *node, const char *state,
+                      const char *workflow_id, fm_err *err);
+
+/* The node's remediation state name into buf ("healthy" when unknown). */
+void fm_node_state_get(struct fm_ctx *ctx, const char *node, char *buf, size_t len);
+
+/* {state: count} over all nodes known to the store (new object). */
+json_t *fm_node_state_counts(struct fm_ctx *ctx);
+
+int fm_guard_init(struct fm_ctx *ctx, fm_err *err);
+
+#endif

@@ -1,0 +1,38 @@
+/* Plans: what a mutating call would do, recorded before anyone approves
+ * it.  A plan names the tool, its canonical arguments (without
+ * approval_id), the nodes it touches, its steps, risk, capacity impact and
+ * guardrail verdicts.  Its hash covers everything an approver signs off
+ * on, so any change (other arguments, a new runbook version) voids the
+ * approval. */
+#ifndef FM_PLAN_H
+#define FM_PLAN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_error.h"
+
+struct fm_ctx;
+
+#define FM_PLAN_ID_LEN 20 /* "pl-" + 16 hex + NUL */
+
+int fm_plan_init(struct fm_ctx *ctx, fm_err *err);
+
+/* The hashed content of a plan (new): {tool, args, nodes, steps, runbook}.
+ * args is borrowed; approval_id is dropped from the copy. */
+json_t *fm_plan_content(const char *tool, const json_t *args, const json_t *nodes,
+                        const json_t *steps, const char *runbook, int runbook_version);
+void fm_plan_hash(const json_t *content, char out[65]);
+
+/* Records a plan.  detail (borrowed) holds risk, capacity, guardrails,
+ * approval_needed; content as from fm_plan_content.  Writes the id. */
+int fm_plan_create(struct fm_ctx *ctx, const json_t *content, const json_t *detail,
+                   char id_out[FM_PLAN_ID_LEN], fm_err *err);
+
+/* The plan as stored (new), or NULL with FM_ERR_NOT_FOUND. */
+json_t *fm_plan_get(struct fm_ctx *ctx, const char *id, fm_err *err);
+
+int fm_plan_set_status(struct fm_ctx *ctx, const char *id, const char *status, fm_err *err);
+
+#endif

@@ -1,0 +1,137 @@
+/* The Slurm backend: one interface, two implementations (slurmrestd over
+ * libcurl in src/backends/slurm_rest.c, the CLI's JSON in
+ * src/backends/slurm_cli.c), chosen by slurm.backend in config.  Both hand
+ * the raw answers to the shared normalizer (src/backends/slurm_normalize.c),
+ * so tools, the gate and tests see one shape whatever the source.
+ *
+ * Normalized node (a JSON object):
+ *   {name, state:["IDLE","DRAIN"], reason, reason_user, reason_time (ISO
+ *    8601 UTC or null), partitions:[...], features:[...], gpus, cpus,
+ *    memory_mb, boot_time (ISO or null),
+ *    domains:{rack, sku, partition}, fleetmcp_owned}
+ * Normalized job:
+ *   {job_id, name, user, state, reason, nodes (Slurm hostlist string),
+ *    node_list:[...], partition, start_time (ISO or null),
+ *    time_limit (minutes, null = unlimited), exit_code, gpus} */
+#ifndef FM_SLURM_H
+#define FM_SLURM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_error.h"
+
+/* Drain reasons fleetmcp writes start with this; only such drains are ours. */
+#define FM_SLURM_OWNED_PREFIX "fleetmcp:"
+
+/* Node filter: NULL/empty fields match everything.  Matching is the
+ * normalizer's (fm_slurm_node_match), so both backends agree. */
+typedef struct fm_slurm_node_filter {
+    const char *state;      /* one state word, case-insensitive, e.g. "drain" */
+    const char *partition;  /* exact */
+    const char *feature;    /* exact feature string, e.g. "rack=r01" */
+    const char *reason;     /* case-insensitive substring of the reason */
+    const char *name_glob;  /* fnmatch(3) pattern, e.g. "gpu-a*" */
+    const char *name_regex; /* PCRE2 pattern (bounded match), e.g. "^gpu-a0[1-3]$" */
+} fm_slurm_node_filter;
+
+typedef struct fm_slurm_job_filter {
+    const char *node;      /* jobs whose node_list holds this node */
+    const char *user;      /* exact user name */
+    const char *state;     /* exact job state, case-insensitive: "RUNNING" */
+    const char *partition; /* exact */
+} fm_slurm_job_filter;
+
+typedef enum {
+    FM_SLURM_DRAIN = 0,
+    FM_SLURM_RESUME = 1,
+    FM_SLURM_REBOOT = 2,
+} fm_slurm_node_op;
+
+/* One implementation.  Every slot is required unless its comment says
+ * otherwise; st is the implementation's own state from fm_slurm_open. */
+struct fm_slurm_ops {
+    const char *name; /* "rest" or "cli", for messages */
+
+    /* Normalized nodes matching f (f may be NULL): a new array. */
+    json_t *(*nodes)(void *st, const fm_slurm_node_filter *f, fm_err *err);
+
+    /* One normalized node (new object); FM_ERR_NOT_FOUND if unknown. */
+    json_t *(*node)(void *st, const char *name, fm_err *err);
+
+    /* Normalized jobs matching f (f may be NULL): a new array. */
+    json_t *(*jobs)(void *st, const fm_slurm_job_filter *f, fm_err *err);
+
+    /* Drain (reason required), resume or reboot (ASAP, node drained
+     * meanwhile; reason optional) one node.  Returns 0. */
+    int (*update_node)(void *st, const char *name, fm_slurm_node_op op, const char *reason,
+                       fm_err *err);
+
+    /* Requeues job_id, keeping it off exclude_node (NULL: no exclusion).
+     * Returns 0. */
+    int (*requeue_job)(void *st, uint64_t job_id, const char *exclude_node, fm_err *err);
+
+    /* Frees st.  st may be NULL. */
+    void (*close)(void *st);
+};
+
+extern const struct fm_slurm_ops fm_slurm_rest_ops;
+extern const struct fm_slurm_ops fm_slurm_cli_ops;
+
+/* Opens the implementation slurm.backend names, configured from the
+ * (borrowed) slurm config section.  On success *ops and *st are set;
+ * close with (*ops)->close(*st). */
+int fm_slurm_open(const json_t *slurm_section, const struct fm_slurm_ops **ops, void **st,
+                  fm_err *err);
+
+/* ---- shared normalizer (src/backends/slurm_normalize.c) -------------- */
+
+/* Compiled failure-domain patterns (slurm.domains.rack / .sku): the first
+ * capture group of the first feature that matches is the domain value. */
+typedef struct fm_slurm_domains fm_slurm_domains;
+
+/* rack/sku: PCRE2 patterns or NULL for the defaults "^rack=(.+)$" and
+ * "^sku=(.+)$".  Returns NULL with err set on a bad pattern. */
+fm_slurm_domains *fm_slurm_domains_new(const char *rack, const char *sku, fm_err *err);
+void fm_slurm_domains_free(fm_slurm_domains *d);
+
+/* One node of a v0.0.38..v0.0.41 nodes answer (sinfo --json is v0.0.38)
+ * (borrowed) to a normalized node (new), or NULL with err. */
+json_t *fm_slurm_norm_node(const json_t *raw, const fm_slurm_domains *dom, fm_err *err);
+
+/* A whole nodes/jobs answer (borrowed: {"nodes":[...]} / {"jobs":[...]})
+ * to a new array of normalized entries that match f.  Slurm's "errors"
+ * array, if not empty, becomes FM_ERR_BACKEND. */
+json_t *fm_slurm_norm_nodes(const json_t *answer, const fm_slurm_domains *dom,
+                            const fm_slurm_node_filter *f, fm_err *err);
+json_t *fm_slurm_norm_job(const json_t *raw, fm_err *err);
+json_t *fm_slurm_norm_jobs(const json_t *answer, const fm_slurm_job_filter *f, fm_err *err);
+
+/* Reads a nodes (jobs false) or jobs answer's text into {"nodes"|"jobs":
+ * [...], "errors": [...]} keeping only the keys the normalizer reads: the
+ * full tree of a 2,000-node answer costs more than sinfo itself
+ * (src/backends/slurm_slim.c).  New object, or NULL with FM_ERR_PARSE. */
+json_t *fm_slurm_parse_answer(const char *buf, size_t len, bool jobs, fm_err *err);
+
+/* `scontrol show node NAME --oneliner` text to a normalized node (new). */
+json_t *fm_slurm_norm_scontrol_node(const char *text, const fm_slurm_domains *dom, fm_err *err);
+
+/* Slurm's "errors":[{error, errno}] of an answer (borrowed): 0 if none,
+ * else FM_ERR_BACKEND (or FM_ERR_NOT_FOUND for errno 2018/2017, invalid
+ * node/job) with what prefixed. */
+int fm_slurm_answer_errors(const json_t *answer, const char *what, fm_err *err);
+
+/* Expands a Slurm hostlist ("gpu-a[01-03],gpu-b1") into a new array of
+ * names, at most max entries (FM_ERR_TOO_LARGE beyond). */
+json_t *fm_slurm_hostlist_expand(const char *list, size_t max, fm_err *err);
+
+/* Epoch seconds to "YYYY-MM-DDTHH:MM:SSZ" (new string) or JSON null for 0. */
+json_t *fm_slurm_iso_time(long long epoch);
+
+/* Validates a node name (letters, digits, '.', '_', '-'; 1..63 chars):
+ * names reach argv, URLs and PromQL label matchers. */
+bool fm_slurm_valid_node_name(const char *name);
+
+#endif

@@ -1,0 +1,127 @@
+/* Workflows: a runbook run on one node, persisted step by step so a
+ * server that dies mid-run (kill -9) leaves enough behind for the next one
+ * to resume it or escalate it.
+ *
+ * Tables (store subsystem "workflows"): workflows (id wf-<16hex>, plan,
+ * node, fault class, runbook + version, status running|waiting|done|
+ * failed|escalated, current step, owner pid + lease), workflow_steps (one
+ * row per step attempt: action, status, times, node state before/after,
+ * output summary, error) and workflow_events.
+ *
+ * Every step: "started" is committed first, then the action runs through
+ * the backends (Slurm's own interfaces, the SSH executor, tickets), then
+ * the result, the node state and an audit row (phase "step", call_ref =
+ * the repair_execute intent row) are written.  Actions are idempotent, so
+ * re-running a step whose result was never written is safe.
+ *
+ * Node operations shared with the single-action tools (node_drain,
+ * gpu_reset, ...) live here too (src/workflow/ops.c) so a tool and a
+ * runbook step do exactly the same thing. */
+#ifndef FM_WORKFLOW_H
+#define FM_WORKFLOW_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_error.h"
+#include "fleetmcp/fm_tool.h"
+
+struct fm_ctx;
+struct fm_runbook;
+
+#define FM_WORKFLOW_ID_LEN 20 /* "wf-" + 16 hex + NUL */
+
+/* Creates the workflow tables if needed (cheap after the first time). */
+int fm_workflow_init(struct fm_ctx *ctx, fm_err *err);
+
+/* ---- plan content (src/workflow/content.c) ---------------------------- */
+
+/* The hashed content of a repair of node for fault_class with runbook rb
+ * (new): fm_plan_content("repair_execute", {node, fault_class, runbook},
+ * [node], steps, rb id, rb version), steps being every phase of the
+ * runbook flattened to {phase, id, action, args, timeout_s}.  The same
+ * inputs always give the same hash; a new runbook version gives another. */
+json_t *fm_workflow_content(const char *node, const char *fault_class, const struct fm_runbook *rb);
+
+/* For the planner (repair_execute {plan_id}): loads the stored plan,
+ * finds its runbook in the CURRENT catalog and rebuilds the content, so a
+ * changed runbook voids the approval.  *detail (new) gets risk, nodes,
+ * autonomy (the runbook's) and approval_needed.  NULL with err. */
+json_t *fm_workflow_plan_content(struct fm_ctx *ctx, const char *plan_id, json_t **detail,
+                                 fm_err *err);
+
+/* ---- running (src/workflow/engine.c) ---------------------------------- */
+
+/* Runs the plan content (borrowed) as a new workflow for call (progress,
+ * cancellation, audit attribution).  Returns the workflow summary (new),
+ * also when the workflow ended failed or escalated; NULL with err only
+ * when it could not start. */
+json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *content, fm_err *err);
+
+/* Resumes or escalates workflows whose owner died (lease expired or pid
+ * gone).  One indexed SELECT when there are none; called lazily by the
+ * workflow tools and fm_workflow_status_summary.  Returns how many were
+ * handled. */
+int fm_workflow_recover(struct fm_ctx *ctx, fm_call *call);
+
+/* ---- reading (src/workflow/store.c) ----------------------------------- */
+
+/* {workflow_id, plan_id, node, fault_class, runbook, runbook_version,
+ *  status, current_step, owner{pid, alive, lease_until}, started, updated,
+ *  steps[...], events[...], errors[...]} (new), or NULL with NOT_FOUND. */
+json_t *fm_workflow_get(struct fm_ctx *ctx, const char *id, fm_err *err);
+
+/* For fleet_status (new): {active_workflows, by_state{status: n},
+ * orphaned_drains[{node, reason, workflow_id}], recent_failures[...]}.
+ * Never fails: a part that cannot be read is left out and named in
+ * "unavailable". */
+json_t *fm_workflow_status_summary(struct fm_ctx *ctx);
+
+/* ---- node operations (src/workflow/ops.c) ----------------------------- */
+
+/* Jobs running (or completing) on node: new array of normalized jobs. */
+json_t *fm_wf_jobs_on(struct fm_ctx *ctx, const char *node, fm_err *err);
+
+/* Drains node with reason "fleetmcp:<owner>: <text>" unless it is already
+ * drained with a fleetmcp reason for owner (then *noop).  Returns 0. */
+int fm_wf_drain(struct fm_ctx *ctx, const char *node, const char *owner, const char *text,
+                bool *noop, fm_err *err);
+
+/* Resumes node if drained/down; *noop when it already was in service. */
+int fm_wf_resume(struct fm_ctx *ctx, const char *node, bool *noop, fm_err *err);
+
+/* GPUs from nvidia-smi --query-gpu (new array of {index, bus, uuid, name,
+ * temp_c, mem_used_mib, util, ecc_dbe_vol, ecc_dbe_agg}); lost GPUs are
+ * listed in *lost (new array of bus ids) when lost is not NULL. */
+json_t *fm_wf_gpus(struct fm_ctx *ctx, const char *node, json_t **lost, fm_err *err);
+
+/* Processes using GPU bus (from nvidia-smi -q), or -1 with err. */
+int fm_wf_gpu_processes(struct fm_ctx *ctx, const char *node, int index, fm_err *err);
+
+/* Resets one GPU by PCI bus id.  Returns 0 when nvidia-smi says it was
+ * reset; out (borrowed, may be NULL) gets {bus, exit_status, output}. */
+int fm_wf_gpu_reset(struct fm_ctx *ctx, const char *node, const char *bus, json_t *out,
+                    fm_err *err);
+
+/* dcgmi diag -r level: new {level, passed, tests:[{category, name,
+ * status, failed_gpus, warnings}]}. */
+json_t *fm_wf_diag(struct fm_ctx *ctx, const char *node, int level, fm_err *err);
+
+/* Runs the verify_gpu checks (array of names, borrowed) against the node
+ * now.  since_s: kernel Xid lines at or after this epoch second count as
+ * "still there" (0: any line of the current boot).  New {ok, checks:
+ * {name: {ok, detail}}}; NULL with err only if the node is unreachable. */
+json_t *fm_wf_verify(struct fm_ctx *ctx, const char *node, const json_t *checks, long long since_s,
+                     fm_err *err);
+
+/* Collects and stores a diag bundle through node_diag_bundle's code path;
+ * the id into id_out (empty on failure: err says why). */
+int fm_wf_diag_bundle(fm_call *call, const char *node, char *id_out, size_t len, fm_err *err);
+
+/* The node's Slurm boot time (epoch s, 0 unknown) and state words joined
+ * ("IDLE+DRAIN") into state. */
+long long fm_wf_node_boot(struct fm_ctx *ctx, const char *node, char *state, size_t len,
+                          char *reason, size_t rlen, fm_err *err);
+
+#endif

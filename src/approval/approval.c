@@ -1,0 +1,280 @@
+/* Approvals: Ed25519 signatures (OpenSSL libcrypto) over a plan's hash. */
+#include "fleetmcp/fm_approval.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_util.h"
+
+static const char approval_ddl[] =
+    "CREATE TABLE IF NOT EXISTS approvals(id TEXT PRIMARY KEY, plan_id TEXT NOT NULL,"
+    " plan_hash TEXT NOT NULL, approver TEXT NOT NULL, expires_ms INTEGER NOT NULL,"
+    " signature TEXT NOT NULL, created_ms INTEGER NOT NULL, used_ms INTEGER,"
+    " used_session TEXT);"
+    "CREATE INDEX IF NOT EXISTS approvals_plan ON approvals(plan_id);";
+
+int fm_approval_init(fm_ctx *ctx, fm_err *err)
+{
+    return fm_store_migrate(&ctx->store, "approvals", 1, approval_ddl, err);
+}
+
+size_t fm_approval_message(char *buf, size_t len, const char *plan_id, const char *plan_hash,
+                           const char *approver, int64_t expires_ms)
+{
+    int n = snprintf(buf, len, "fleetmcp-approval-v1|%s|%s|%s|%lld", plan_id, plan_hash,
+                     approver, (long long)expires_ms);
+    return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+static int b64_decode(const char *in, unsigned char *out, size_t outlen, size_t *n)
+{
+    size_t len = strlen(in);
+    if (len == 0 || len % 4 || len / 4 * 3 > outlen + 2) return -1;
+    unsigned char tmp[256];
+    if (len / 4 * 3 > sizeof tmp) return -1;
+    int m = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)len);
+    if (m < 0) return -1;
+    /* EVP_DecodeBlock counts padding as zero bytes: drop them. */
+    if (len >= 1 && in[len - 1] == '=') m--;
+    if (len >= 2 && in[len - 2] == '=') m--;
+    if ((size_t)m > outlen) return -1;
+    memcpy(out, tmp, (size_t)m);
+    *n = (size_t)m;
+    return 0;
+}
+
+/* The configured public key of approver (new EVP_PKEY), or NULL. */
+static EVP_PKEY *approver_key(fm_ctx *ctx, const char *approver)
+{
+    const json_t *keys = json_object_get(fm_config_section(&ctx->cfg, "approvals"), "keys");
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (strcmp(fm_json_str(k, "id", ""), approver)) continue;
+        const char *pub = fm_json_str(k, "public_key", "");
+        if (!strncmp(pub, "-----BEGIN", 10)) {
+            BIO *bio = BIO_new_mem_buf(pub, -1);
+            EVP_PKEY *p = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+            BIO_free(bio);
+            return p;
+        }
+        unsigned char raw[64];
+        size_t n = 0;
+        if (b64_decode(pub, raw, sizeof raw, &n) || n != 32) return NULL;
+        return EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, 32);
+    }
+    return NULL;
+}
+
+static bool verify(EVP_PKEY *key, const char *msg, size_t len, const unsigned char *sig,
+                   size_t siglen)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, key) == 1 &&
+              EVP_DigestVerify(md, sig, siglen, (const unsigned char *)msg, len) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
+                       int64_t expires_ms, const char *sig_b64, char id_out[FM_APPROVAL_ID_LEN],
+                       fm_err *err)
+{
+    json_t *plan = fm_plan_get(ctx, plan_id, err);
+    if (!plan) return -1;
+    int rc = -1;
+    EVP_PKEY *key = NULL;
+    const char *status = fm_json_str(plan, "status", "");
+    const char *hash = fm_json_str(plan, "hash", "");
+    int64_t now = fm_now_ms();
+    long long max_ttl = fm_cfg_int(fm_config_section(&ctx->cfg, "approvals"), "max_ttl_s", 3600);
+    if (strcmp(status, "proposed") && strcmp(status, "approved")) {
+        fm_err_set(err, FM_ERR_APPROVAL, "plan %s is %s, not awaiting approval: make a new plan",
+                   plan_id, status);
+        goto out;
+    }
+    if (!(key = approver_key(ctx, approver))) {
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "approver '%.64s' has no key in approvals.keys of this server's config (or"
+                   " the key is malformed): an approver's public key must be configured first",
+                   approver);
+        goto out;
+    }
+    if (expires_ms <= now) {
+        fm_err_set(err, FM_ERR_APPROVAL, "approval expired before it arrived: sign a new one");
+        goto out;
+    }
+    if (expires_ms > now + max_ttl * 1000 + 60000) {
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "approval lasts longer than approvals.max_ttl_s (%lld s): sign with a shorter"
+                   " --ttl",
+                   max_ttl);
+        goto out;
+    }
+    unsigned char sig[128];
+    size_t siglen = 0;
+    char msg[512];
+    size_t mlen = fm_approval_message(msg, sizeof msg, plan_id, hash, approver, expires_ms);
+    if (b64_decode(sig_b64, sig, sizeof sig, &siglen) || !verify(key, msg, mlen, sig, siglen)) {
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "signature does not verify for approver '%.64s' over plan %s (hash %.12s...):"
+                   " forged, for another plan, or signed with another key",
+                   approver, plan_id, hash);
+        goto out;
+    }
+    char hex[17];
+    fm_random_hex(hex, 8);
+    snprintf(id_out, FM_APPROVAL_ID_LEN, "ap-%s", hex);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
+                           "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(&ctx->store, err, "approval insert");
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, approver, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, expires_ms);
+    sqlite3_bind_text(s, 6, sig_b64, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, now);
+    int st = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (st != SQLITE_DONE) {
+        fm_store_fail(&ctx->store, err, "approval insert");
+        goto out;
+    }
+    rc = fm_plan_set_status(ctx, plan_id, "approved", err);
+out:
+    EVP_PKEY_free(key);
+    json_decref(plan);
+    return rc;
+}
+
+int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_hash,
+                        char plan_id_out[FM_APPROVAL_ID_LEN], char approver_out[64], fm_err *err)
+{
+    fm_store *st = &ctx->store;
+    if (fm_store_begin(st, err)) return -1;
+    sqlite3_stmt *s = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT plan_id,plan_hash,approver,expires_ms,used_ms FROM approvals"
+                           " WHERE id=?",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(st, err, "approval read");
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, approval_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        fm_err_set(err, FM_ERR_APPROVAL, "no approval %.40s: run `mcp-cli approve PLAN` first",
+                   approval_id);
+        goto out;
+    }
+    snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
+    snprintf(approver_out, 64, "%s", (const char *)sqlite3_column_text(s, 2));
+    if (strcmp((const char *)sqlite3_column_text(s, 1), plan_hash)) {
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "approval %s was given for plan %s, and this call is not that plan (its"
+                   " arguments or runbook changed): get a new approval for the new plan",
+                   approval_id, plan_id_out);
+        goto out;
+    }
+    if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "approval %s was already used: approvals are single-use, approve again",
+                   approval_id);
+        goto out;
+    }
+    if (sqlite3_column_int64(s, 3) <= fm_now_ms()) {
+        fm_err_set(err, FM_ERR_APPROVAL, "approval %s expired: approve the plan again",
+                   approval_id);
+        goto out;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "UPDATE approvals SET used_ms=?, used_session=? WHERE id=? AND"
+                           " used_ms IS NULL",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(st, err, "approval update");
+        goto out;
+    }
+    sqlite3_bind_int64(s, 1, fm_now_ms());
+    sqlite3_bind_text(s, 2, ctx->session.id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, approval_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE || sqlite3_changes(st->db) != 1) {
+        fm_err_set(err, FM_ERR_APPROVAL, "approval %s was used concurrently", approval_id);
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(s);
+    if (rc == 0) {
+        if (fm_store_commit(st, err)) rc = -1;
+    } else {
+        fm_store_rollback(st);
+    }
+    return rc;
+}
+
+int fm_approval_sign(const char *key_file, const char *msg, size_t msg_len, char *sig_b64,
+                     size_t sig_len, fm_err *err)
+{
+    FILE *f = fopen(key_file, "r");
+    if (!f)
+        return fm_err_set(err, FM_ERR_NOT_FOUND, "cannot read key %s: %s (make one with"
+                          " `mcp-cli keygen --out FILE`)", key_file, strerror(errno));
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(key);
+        return fm_err_set(err, FM_ERR_INVALID, "%s is not an Ed25519 private key in PEM",
+                          key_file);
+    }
+    unsigned char sig[64];
+    size_t n = sizeof sig;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestSignInit(md, NULL, NULL, NULL, key) == 1 &&
+             EVP_DigestSign(md, sig, &n, (const unsigned char *)msg, msg_len) == 1;
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    if (!ok || sig_len < 4 * ((n + 2) / 3) + 1)
+        return fm_err_set(err, FM_ERR_INTERNAL, "signing failed");
+    EVP_EncodeBlock((unsigned char *)sig_b64, sig, (int)n);
+    return 0;
+}
+
+int fm_approval_keygen(const char *key_file, char *pub_b64, size_t pub_len, fm_err *err)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    if (!key) return fm_err_set(err, FM_ERR_INTERNAL, "Ed25519 key generation failed");
+    int fd = open(key_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        EVP_PKEY_free(key);
+        return fm_err_set(err, FM_ERR_IO, "cannot create %s: %s (it must not exist yet)",
+                          key_file, strerror(errno));
+    }
+    FILE *f = fdopen(fd, "w");
+    int ok = f && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
+    if (f) fclose(f);
+    unsigned char raw[32];
+    size_t n = sizeof raw;
+    ok = ok && EVP_PKEY_get_raw_public_key(key, raw, &n) == 1 && n == 32 && pub_len >= 45;
+    if (ok) EVP_EncodeBlock((unsigned char *)pub_b64, raw, 32);
+    EVP_PKEY_free(key);
+    return ok ? 0 : fm_err_set(err, FM_ERR_IO, "cannot write key %s", key_file);
+}

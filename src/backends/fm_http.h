@@ -1,0 +1,35 @@
+/* A bounded libcurl request, shared by the HTTP backends (slurmrestd,
+ * Prometheus/Grafana).  Internal to src/backends/. */
+#ifndef FM_HTTP_H
+#define FM_HTTP_H
+
+#include <stddef.h>
+
+#include "fleetmcp/fm_error.h"
+
+typedef struct fm_http_req {
+    const char *url;            /* full URL; with unix_socket the host part is ignored */
+    const char *unix_socket;    /* NULL: TCP */
+    const char *post_body;      /* NULL: GET; else POST with this body */
+    const char *content_type;   /* for POST; default form-encoded */
+    const char *const *headers; /* NULL-terminated "Name: value" lines, may be NULL */
+    long timeout_ms;
+    size_t max_bytes;         /* answers above this fail with FM_ERR_TOO_LARGE */
+    const char *what;         /* "slurmrestd socket /x" for messages */
+    const char *hint;         /* "is slurmrestd running? check slurm.rest.socket" */
+    const char *timeout_hint; /* for timeouts, if different (NULL: hint) */
+} fm_http_req;
+
+typedef struct fm_http_resp {
+    long status;
+    char *body; /* malloc'd, NUL-terminated; free with free() */
+    size_t len;
+} fm_http_resp;
+
+/* Performs req.  Transport failures set err (TIMEOUT, UNAVAILABLE,
+ * TOO_LARGE) naming req->what and req->hint, and return -1; any HTTP
+ * status returns 0 with resp filled (the caller judges the status). */
+int fm_http_perform(const fm_http_req *req, fm_http_resp *resp, fm_err *err);
+void fm_http_resp_free(fm_http_resp *resp);
+
+#endif

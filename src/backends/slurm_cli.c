@@ -1,0 +1,396 @@
+/* The Slurm backend over the CLI: `sinfo --json`, `squeue --json`,
+ * `scontrol show node NAME --oneliner`, and scontrol for mutations.
+ * Always fork/execvp with an argv (never a shell); SLURM_CONF from
+ * slurm.cli.slurm_conf goes into the child's environment only; stdout is
+ * capped, stderr kept (bounded) for the error; a child past the timeout is
+ * killed.  Answers go to the shared normalizer (slurm_normalize.c), so the
+ * CLI and REST backends agree. */
+#include "fleetmcp/fm_slurm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "slurm_impl.h"
+
+#define DEFAULT_MAX_BYTES (64u << 20)
+#define STDERR_MAX 2048
+
+typedef struct cli_st {
+    char sinfo[256], squeue[256], scontrol[256];
+    char slurm_conf[512]; /* "" = inherit */
+    long timeout_ms;
+    size_t max_bytes;
+    fm_slurm_domains *dom;
+} cli_st;
+
+typedef struct run_out {
+    char *out; /* malloc'd, NUL-terminated */
+    size_t len;
+    char err[STDERR_MAX + 1];
+    int status; /* exit status; -1 when killed by a signal */
+} run_out;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The child: fds into place, SLURM_CONF set, exec.  On exec failure its
+ * errno goes through the close-on-exec pipe so the parent can name it. */
+static void child(cli_st *s, char *const argv[], int outfd, int errfd, int exfd)
+{
+    dup2(outfd, STDOUT_FILENO);
+    dup2(errfd, STDERR_FILENO);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    if (*s->slurm_conf) setenv("SLURM_CONF", s->slurm_conf, 1);
+    /* Slurm's JSON and dates must not depend on the caller's locale */
+    setenv("LC_ALL", "C", 1);
+    execvp(argv[0], argv);
+    int e = errno;
+    if (write(exfd, &e, sizeof e) < 0) _exit(127);
+    _exit(127);
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 65536;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *nb = realloc(*buf, c);
+        if (!nb) return;
+        *buf = nb;
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+/* Runs argv; returns 0 when it ran to an exit status (any), else -1 with
+ * err set (not found, timeout, output too large). */
+static int run(cli_st *s, char *const argv[], run_out *ro, fm_err *err)
+{
+    memset(ro, 0, sizeof *ro);
+    int op[2], ep[2], xp[2];
+    if (pipe2(op, O_CLOEXEC)) return fm_err_set(err, FM_ERR_IO, "pipe: %s", strerror(errno)), -1;
+    if (pipe2(ep, O_CLOEXEC)) {
+        close(op[0]), close(op[1]);
+        return fm_err_set(err, FM_ERR_IO, "pipe: %s", strerror(errno)), -1;
+    }
+    if (pipe2(xp, O_CLOEXEC)) {
+        close(op[0]), close(op[1]), close(ep[0]), close(ep[1]);
+        return fm_err_set(err, FM_ERR_IO, "pipe: %s", strerror(errno)), -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(op[0]), close(op[1]), close(ep[0]), close(ep[1]), close(xp[0]), close(xp[1]);
+        return fm_err_set(err, FM_ERR_IO, "fork: %s", strerror(errno)), -1;
+    }
+    if (pid == 0) child(s, argv, op[1], ep[1], xp[1]);
+    close(op[1]);
+    close(ep[1]);
+    close(xp[1]);
+    size_t cap = 0, elen = 0;
+    bool over = false, timed_out = false;
+    long long deadline = now_ms() + s->timeout_ms;
+    struct pollfd pf[2] = {{.fd = op[0], .events = POLLIN}, {.fd = ep[0], .events = POLLIN}};
+    int open_fds = 2;
+    char buf[65536];
+    while (open_fds > 0) {
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        int pr = poll(pf, 2, (int)left);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) continue;
+        for (int i = 0; i < 2; i++) {
+            if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = read(pf[i].fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                close(pf[i].fd);
+                pf[i].fd = -1;
+                open_fds--;
+                continue;
+            }
+            if (i == 0) {
+                if (ro->len + (size_t)n > s->max_bytes) {
+                    over = true;
+                    open_fds = 0;
+                    break;
+                }
+                append(&ro->out, &ro->len, &cap, buf, (size_t)n);
+            } else if (elen < STDERR_MAX) {
+                size_t take = (size_t)n < STDERR_MAX - elen ? (size_t)n : STDERR_MAX - elen;
+                memcpy(ro->err + elen, buf, take);
+                elen += take;
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (pf[i].fd >= 0) close(pf[i].fd);
+    if (timed_out || over) kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    int exec_errno = 0;
+    ssize_t xn = read(xp[0], &exec_errno, sizeof exec_errno);
+    close(xp[0]);
+    ro->err[elen] = '\0';
+    ro->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (!ro->out) ro->out = strdup("");
+    if (xn == (ssize_t)sizeof exec_errno) {
+        free(ro->out);
+        ro->out = NULL;
+        return fm_err_set(err, FM_ERR_UNAVAILABLE, "cannot run %s (%s): check slurm.cli and PATH",
+                          argv[0], strerror(exec_errno)),
+               -1;
+    }
+    if (timed_out || over) {
+        free(ro->out);
+        ro->out = NULL;
+        if (over)
+            return fm_err_set(err, FM_ERR_TOO_LARGE,
+                              "%s printed more than %zu bytes: raise "
+                              "slurm.max_response_bytes",
+                              argv[0], s->max_bytes),
+                   -1;
+        return fm_err_set(err, FM_ERR_TIMEOUT,
+                          "%s did not finish within %ld ms (killed): is slurmctld "
+                          "responding? check slurm.timeout_ms",
+                          argv[0], s->timeout_ms),
+               -1;
+    }
+    return 0;
+}
+
+/* Maps a failed command's stderr to an error naming what to check. */
+static int cmd_failed(const char *cmd, const run_out *ro, fm_err *err)
+{
+    char clip[129];
+    fm_clip(clip, sizeof clip, ro->err);
+    if (strstr(ro->err, "Unable to contact slurm controller") ||
+        strstr(ro->err, "Connection refused") || strstr(ro->err, "connect failure"))
+        return fm_err_set(err, FM_ERR_UNAVAILABLE,
+                          "%s could not reach slurmctld (%s): is slurmctld running? "
+                          "check slurm.cli.slurm_conf",
+                          cmd, clip),
+               -1;
+    if (strstr(ro->err, "not found") || strstr(ro->err, "Invalid job id") ||
+        strstr(ro->err, "Invalid node name"))
+        return fm_err_set(err, FM_ERR_NOT_FOUND, "%s: %s", cmd, clip), -1;
+    if (strstr(ro->err, "Access/permission denied") || strstr(ro->err, "Invalid user"))
+        return fm_err_set(err, FM_ERR_AUTH, "%s: %s", cmd, clip), -1;
+    return fm_err_set(err, FM_ERR_BACKEND, "%s exited %d: %s", cmd, ro->status, clip), -1;
+}
+
+/* Runs a `--json` command and reads the nodes or jobs answer from stdout
+ * (new object, only the keys the normalizer needs). */
+static json_t *run_json(cli_st *s, char *const argv[], bool jobs, fm_err *err)
+{
+    run_out ro;
+    if (run(s, argv, &ro, err)) return NULL;
+    if (ro.status != 0) {
+        cmd_failed(argv[0], &ro, err);
+        free(ro.out);
+        return NULL;
+    }
+    json_t *j = fm_slurm_parse_answer(ro.out, ro.len, jobs, err);
+    free(ro.out);
+    return j;
+}
+
+static json_t *cli_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+{
+    cli_st *s = st;
+    char *argv[] = {s->sinfo, "--json", NULL};
+    json_t *ans = run_json(s, argv, false, err);
+    if (!ans) return NULL;
+    json_t *out = fm_slurm_norm_nodes(ans, s->dom, f, err);
+    json_decref(ans);
+    return out;
+}
+
+static json_t *cli_node(void *st, const char *name, fm_err *err)
+{
+    cli_st *s = st;
+    if (!fm_slurm_valid_node_name(name)) {
+        fm_err_set(err, FM_ERR_INVALID, "not a node name");
+        return NULL;
+    }
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s", name);
+    char *argv[] = {s->scontrol, "show", "node", nm, "--oneliner", NULL};
+    run_out ro;
+    if (run(s, argv, &ro, err)) return NULL;
+    json_t *n = NULL;
+    if (ro.status != 0) {
+        if (strstr(ro.err, "not found"))
+            fm_err_set(err, FM_ERR_NOT_FOUND, "Slurm has no node %s", name);
+        else
+            cmd_failed(s->scontrol, &ro, err);
+    } else {
+        n = fm_slurm_norm_scontrol_node(ro.out, s->dom, err);
+        if (n && strcmp(json_string_value(json_object_get(n, "name")), name) != 0) {
+            json_decref(n);
+            n = NULL;
+            fm_err_set(err, FM_ERR_PARSE, "scontrol answered for another node than %s", name);
+        }
+    }
+    free(ro.out);
+    return n;
+}
+
+static json_t *cli_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
+{
+    cli_st *s = st;
+    char *argv[] = {s->squeue, "--json", NULL};
+    json_t *ans = run_json(s, argv, true, err);
+    if (!ans) return NULL;
+    json_t *out = fm_slurm_norm_jobs(ans, f, err);
+    json_decref(ans);
+    return out;
+}
+
+static int run_scontrol(cli_st *s, char *const argv[], fm_err *err)
+{
+    run_out ro;
+    if (run(s, argv, &ro, err)) return -1;
+    int rc = ro.status == 0 ? 0 : cmd_failed("scontrol", &ro, err);
+    free(ro.out);
+    return rc;
+}
+
+static bool valid_reason(const char *r)
+{
+    if (!r) return true;
+    size_t n = strlen(r);
+    if (n > 256) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)r[i] < 0x20 || r[i] == 0x7f) return false;
+    return true;
+}
+
+static int cli_update_node(void *st, const char *name, fm_slurm_node_op op, const char *reason,
+                           fm_err *err)
+{
+    cli_st *s = st;
+    if (!fm_slurm_valid_node_name(name))
+        return fm_err_set(err, FM_ERR_INVALID, "not a node name"), -1;
+    if (!valid_reason(reason))
+        return fm_err_set(err, FM_ERR_INVALID,
+                          "reason over 256 bytes or with control "
+                          "characters"),
+               -1;
+    if (op == FM_SLURM_DRAIN && (!reason || !*reason))
+        return fm_err_set(err, FM_ERR_INVALID, "a drain needs a reason"), -1;
+    char nodearg[80], reasonarg[300];
+    snprintf(nodearg, sizeof nodearg, "nodename=%s", name);
+    snprintf(reasonarg, sizeof reasonarg, "reason=%s", reason ? reason : "");
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s", name);
+    if (op == FM_SLURM_DRAIN) {
+        char *argv[] = {s->scontrol, "update", nodearg, "state=drain", reasonarg, NULL};
+        return run_scontrol(s, argv, err);
+    }
+    if (op == FM_SLURM_RESUME) {
+        char *argv[] = {s->scontrol, "update", nodearg, "state=resume", NULL};
+        return run_scontrol(s, argv, err);
+    }
+    /* reboot when idle, drained meanwhile, back in service after */
+    if (reason && *reason) {
+        char *argv[] = {s->scontrol, "reboot", "ASAP", "nextstate=RESUME", reasonarg, nm, NULL};
+        return run_scontrol(s, argv, err);
+    }
+    char *argv[] = {s->scontrol, "reboot", "ASAP", "nextstate=RESUME", nm, NULL};
+    return run_scontrol(s, argv, err);
+}
+
+/* Requeue first (a running job cannot take a new ExcNodeList), then keep
+ * the pending job off the node; Slurm holds requeued jobs back briefly
+ * (their begin time moves), which leaves room for the update. */
+static int cli_requeue_job(void *st, uint64_t job_id, const char *exclude_node, fm_err *err)
+{
+    cli_st *s = st;
+    if (exclude_node && !fm_slurm_valid_node_name(exclude_node))
+        return fm_err_set(err, FM_ERR_INVALID, "exclude_node is not a node name"), -1;
+    char id[32];
+    snprintf(id, sizeof id, "%" PRIu64, job_id);
+    char *argv[] = {s->scontrol, "requeue", id, NULL};
+    if (run_scontrol(s, argv, err)) return -1;
+    if (!exclude_node) return 0;
+    char jobarg[48], exc[96];
+    snprintf(jobarg, sizeof jobarg, "jobid=%s", id);
+    snprintf(exc, sizeof exc, "excnodelist=%s", exclude_node);
+    char *argv2[] = {s->scontrol, "update", jobarg, exc, NULL};
+    return run_scontrol(s, argv2, err);
+}
+
+static void cli_close(void *st)
+{
+    cli_st *s = st;
+    if (!s) return;
+    fm_slurm_domains_free(s->dom);
+    free(s);
+}
+
+static int set_prog(char *dst, size_t len, const json_t *cli, const char *key, fm_err *err)
+{
+    const char *v = json_string_value(json_object_get(cli, key));
+    if (!v) v = key;
+    if (!*v || strlen(v) >= len)
+        return fm_err_set(err, FM_ERR_INVALID,
+                          "slurm.cli.%s must be a program name "
+                          "or path",
+                          key),
+               -1;
+    snprintf(dst, len, "%s", v);
+    return 0;
+}
+
+int fm_slurm_cli_open_state(const json_t *sec, fm_slurm_domains *dom, void **out, fm_err *err)
+{
+    const json_t *cli = json_object_get(sec, "cli");
+    cli_st *s = calloc(1, sizeof *s);
+    if (!s) return fm_err_set(err, FM_ERR_NOMEM, "slurm cli"), -1;
+    if (set_prog(s->sinfo, sizeof s->sinfo, cli, "sinfo", err) ||
+        set_prog(s->squeue, sizeof s->squeue, cli, "squeue", err) ||
+        set_prog(s->scontrol, sizeof s->scontrol, cli, "scontrol", err)) {
+        free(s);
+        return -1;
+    }
+    const char *conf = json_string_value(json_object_get(cli, "slurm_conf"));
+    if (conf) snprintf(s->slurm_conf, sizeof s->slurm_conf, "%s", conf);
+    json_int_t to = json_integer_value(json_object_get(sec, "timeout_ms"));
+    s->timeout_ms = to > 0 ? (long)to : 5000;
+    json_int_t mb = json_integer_value(json_object_get(sec, "max_response_bytes"));
+    s->max_bytes = mb > 0 ? (size_t)mb : DEFAULT_MAX_BYTES;
+    s->dom = dom;
+    *out = s;
+    return 0;
+}
+
+const struct fm_slurm_ops fm_slurm_cli_ops = {
+    .name = "cli",
+    .nodes = cli_nodes,
+    .node = cli_node,
+    .jobs = cli_jobs,
+    .update_node = cli_update_node,
+    .requeue_job = cli_requeue_job,
+    .close = cli_close,
+};

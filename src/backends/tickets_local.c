@@ -1,0 +1,567 @@
+/* Local tickets: the default backend, kept in the fleetmcp store so the
+ * product works with no Jira.  Keys are FM-<n>.  Several server processes
+ * may share the database: every write runs in BEGIN IMMEDIATE, and a
+ * partial unique index keeps one open ticket per (node, fault class)
+ * whatever the callers do. */
+#include "fleetmcp/fm_tickets.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleetmcp/fm_config.h"
+#include "fleetmcp/fm_store.h"
+#include "fleetmcp/fm_util.h"
+
+typedef struct local_st {
+    fm_store *store; /* borrowed from the ctx */
+    char url_base[256];
+    json_t *priority_map; /* owned copy, may be NULL */
+} local_st;
+
+static const char ddl_v1[] =
+    "CREATE TABLE tickets("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " key TEXT NOT NULL UNIQUE,"
+    " summary TEXT NOT NULL,"
+    " description TEXT NOT NULL DEFAULT '',"
+    " status TEXT NOT NULL DEFAULT 'Open',"
+    " open INTEGER NOT NULL DEFAULT 1,"
+    " node TEXT, fault_class TEXT, priority TEXT,"
+    " labels TEXT NOT NULL DEFAULT '[]',"
+    " context TEXT NOT NULL DEFAULT '{}',"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, closed_ms INTEGER);"
+    "CREATE UNIQUE INDEX tickets_open_pair ON tickets(node, fault_class) WHERE open = 1;"
+    "CREATE INDEX tickets_node ON tickets(node, open);"
+    "CREATE TABLE ticket_comments("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
+    " author TEXT NOT NULL, body TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE INDEX ticket_comments_ticket ON ticket_comments(ticket_id);"
+    "CREATE TABLE ticket_attachments("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
+    " name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+    " body BLOB NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE INDEX ticket_attachments_ticket ON ticket_attachments(ticket_id);";
+
+#define TICKET_COLS                                                                                \
+    "t.key, t.summary, t.description, t.status, t.open, t.node, t.fault_class, t.priority,"        \
+    " t.labels, t.context, t.created_ms, t.updated_ms,"                                            \
+    " (SELECT count(*) FROM ticket_comments c WHERE c.ticket_id = t.id),"                          \
+    " (SELECT count(*) FROM ticket_attachments a WHERE a.ticket_id = t.id), t.id"
+
+void *fm_tickets_local_new(struct fm_store *store, const json_t *section, fm_err *err)
+{
+    if (!store || !store->db) {
+        fm_err_set(err, FM_ERR_INTERNAL, "local tickets need an open store");
+        return NULL;
+    }
+    if (fm_store_migrate(store, "tickets", 1, ddl_v1, err) != 0) return NULL;
+    local_st *l = calloc(1, sizeof *l);
+    if (!l) {
+        fm_err_set(err, FM_ERR_NOMEM, "out of memory opening local tickets");
+        return NULL;
+    }
+    l->store = store;
+    const char *ub = section ? fm_cfg_str(section, "url_base", NULL) : NULL;
+    if (ub) {
+        snprintf(l->url_base, sizeof l->url_base, "%s", ub);
+        size_t n = strlen(l->url_base);
+        while (n && l->url_base[n - 1] == '/')
+            l->url_base[--n] = '\0';
+    }
+    const json_t *pm = json_object_get(section, "priority_map");
+    if (json_is_object(pm)) l->priority_map = json_deep_copy(pm);
+    return l;
+}
+
+static void local_destroy(void *st)
+{
+    local_st *l = st;
+    if (!l) return;
+    json_decref(l->priority_map);
+    free(l);
+}
+
+static json_t *local_url(const local_st *l, const char *key)
+{
+    if (!l->url_base[0]) return json_null();
+    char u[320];
+    snprintf(u, sizeof u, "%s/%s", l->url_base, key);
+    return json_string(u);
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    return (const char *)sqlite3_column_text(s, i);
+}
+
+static json_t *col_str(sqlite3_stmt *s, int i, size_t max)
+{
+    const char *t = col_text(s, i);
+    return t ? fm_ticket_str_clip(t, max) : json_null();
+}
+
+static json_t *col_json(sqlite3_stmt *s, int i, json_t *(*dflt)(void))
+{
+    const char *t = col_text(s, i);
+    json_t *v = t ? json_loads(t, 0, NULL) : NULL;
+    return v ? v : dflt();
+}
+
+static json_t *row_ticket(const local_st *l, sqlite3_stmt *s, bool full)
+{
+    json_t *t = json_object();
+    const char *key = col_text(s, 0);
+    char ts[32];
+    json_object_set_new(t, "backend", json_string("local"));
+    json_object_set_new(t, "key", json_string(key));
+    json_object_set_new(t, "summary", col_str(s, 1, 1024));
+    if (full) json_object_set_new(t, "description", col_str(s, 2, FM_TICKET_MAX_DESCRIPTION));
+    json_object_set_new(t, "status", col_str(s, 3, 64));
+    json_object_set_new(t, "open", json_boolean(sqlite3_column_int(s, 4)));
+    json_object_set_new(t, "node", col_str(s, 5, 128));
+    json_object_set_new(t, "fault_class", col_str(s, 6, 128));
+    json_object_set_new(t, "priority", col_str(s, 7, 64));
+    json_object_set_new(t, "labels", col_json(s, 8, json_array));
+    fm_iso_time(sqlite3_column_int64(s, 10), ts);
+    json_object_set_new(t, "created", json_string(ts));
+    fm_iso_time(sqlite3_column_int64(s, 11), ts);
+    json_object_set_new(t, "updated", json_string(ts));
+    json_object_set_new(t, "url", local_url(l, key));
+    json_object_set_new(t, "comments_count", json_integer(sqlite3_column_int64(s, 12)));
+    json_object_set_new(t, "attachments_count", json_integer(sqlite3_column_int64(s, 13)));
+    json_object_set_new(t, "context", col_json(s, 9, json_object));
+    return t;
+}
+
+static int prep(local_st *l, const char *sql, sqlite3_stmt **s, fm_err *err)
+{
+    if (sqlite3_prepare_v2(l->store->db, sql, -1, s, NULL) != SQLITE_OK)
+        return fm_store_fail(l->store, err, "preparing a tickets query");
+    return 0;
+}
+
+static void bind_opt(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+/* Ticket row id for key, inside the caller's transaction; 0 if none. */
+static int64_t ticket_id(local_st *l, const char *key, fm_err *err)
+{
+    sqlite3_stmt *s;
+    if (prep(l, "SELECT id FROM tickets WHERE key = ?", &s, err)) return -1;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fm_store_fail(l->store, err, "finding a ticket"), -1;
+    if (!id)
+        fm_err_set(err, FM_ERR_NOT_FOUND, "ticket %s does not exist; ticket_search finds keys",
+                   key);
+    return id;
+}
+
+static int touch(local_st *l, int64_t id, fm_err *err)
+{
+    sqlite3_stmt *s;
+    if (prep(l, "UPDATE tickets SET updated_ms = ? WHERE id = ?", &s, err)) return -1;
+    sqlite3_bind_int64(s, 1, fm_now_ms());
+    sqlite3_bind_int64(s, 2, id);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : fm_store_fail(l->store, err, "updating a ticket");
+}
+
+static json_t *local_get(void *st, const char *key, fm_err *err);
+
+static json_t *local_create(void *st, const json_t *fields, fm_err *err)
+{
+    local_st *l = st;
+    const char *node = fm_json_str(fields, "node", NULL);
+    const char *fc = fm_json_str(fields, "fault_class", NULL);
+    const char *summary = fm_json_str(fields, "summary", NULL);
+    if (!summary || !*summary) {
+        fm_err_set(err, FM_ERR_INVALID, "a ticket needs a summary");
+        return NULL;
+    }
+    if (fm_store_begin(l->store, err)) return NULL;
+
+    char existing[64] = "";
+    sqlite3_stmt *s = NULL;
+    if (node && fc) {
+        if (prep(l, "SELECT key FROM tickets WHERE node = ? AND fault_class = ? AND open = 1", &s,
+                 err))
+            goto fail;
+        sqlite3_bind_text(s, 1, node, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, fc, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            snprintf(existing, sizeof existing, "%s", col_text(s, 0));
+        sqlite3_finalize(s);
+        s = NULL;
+    }
+    if (existing[0]) {
+        if (fm_store_commit(l->store, err)) return NULL;
+        json_t *t = local_get(l, existing, err);
+        if (t) json_object_set_new(t, "deduplicated", json_true());
+        return t;
+    }
+
+    char *desc = fm_ticket_render(fields, fm_json_str(fields, "description", NULL));
+    json_t *sum = fm_ticket_summary(summary);
+    json_t *labels = fm_ticket_labels(fields, NULL);
+    json_t *ctxj = fm_ticket_context(fields);
+    char *labels_s = json_dumps(labels, JSON_COMPACT);
+    char *ctx_s = json_dumps(ctxj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(labels);
+    json_decref(ctxj);
+    int64_t now = fm_now_ms();
+    int rc = SQLITE_ERROR;
+    if (desc && labels_s && ctx_s &&
+        !prep(l,
+              "INSERT INTO tickets(key, summary, description, node, fault_class, priority,"
+              " labels, context, created_ms, updated_ms)"
+              " VALUES('FM-new-' || hex(randomblob(8)), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              &s, err)) {
+        sqlite3_bind_text(s, 1, json_string_value(sum), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, desc, -1, SQLITE_TRANSIENT);
+        bind_opt(s, 3, node);
+        bind_opt(s, 4, fc);
+        bind_opt(s, 5, fm_ticket_priority(l->priority_map, fields));
+        sqlite3_bind_text(s, 6, labels_s, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 7, ctx_s, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 8, now);
+        sqlite3_bind_int64(s, 9, now);
+        rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        s = NULL;
+    }
+    free(desc);
+    free(labels_s);
+    free(ctx_s);
+    json_decref(sum);
+    if (rc != SQLITE_DONE) {
+        fm_store_fail(l->store, err, "inserting a ticket");
+        goto fail;
+    }
+    int64_t id = sqlite3_last_insert_rowid(l->store->db);
+    char key[48];
+    snprintf(key, sizeof key, "FM-%lld", (long long)id);
+    if (prep(l, "UPDATE tickets SET key = ? WHERE id = ?", &s, err)) goto fail;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, id);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc != SQLITE_DONE) {
+        fm_store_fail(l->store, err, "naming a ticket");
+        goto fail;
+    }
+    if (fm_store_commit(l->store, err)) return NULL;
+    json_t *out = json_object();
+    json_object_set_new(out, "key", json_string(key));
+    json_object_set_new(out, "url", local_url(l, key));
+    json_object_set_new(out, "deduplicated", json_false());
+    return out;
+fail:
+    if (s) sqlite3_finalize(s);
+    fm_store_rollback(l->store);
+    return NULL;
+}
+
+static json_t *local_comments(local_st *l, int64_t id, fm_err *err)
+{
+    sqlite3_stmt *s;
+    if (prep(l,
+             "SELECT author, body, created_ms FROM ticket_comments WHERE ticket_id = ?"
+             " ORDER BY id DESC LIMIT ?",
+             &s, err))
+        return NULL;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, FM_TICKET_MAX_COMMENTS);
+    json_t *out = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        char ts[32];
+        fm_iso_time(sqlite3_column_int64(s, 2), ts);
+        json_t *c = json_object();
+        json_object_set_new(c, "author", col_str(s, 0, 128));
+        json_object_set_new(c, "created", json_string(ts));
+        json_object_set_new(c, "body", col_str(s, 1, FM_TICKET_MAX_COMMENT_BODY));
+        json_array_insert_new(out, 0, c); /* oldest first, like Jira */
+    }
+    sqlite3_finalize(s);
+    return out;
+}
+
+static json_t *local_get(void *st, const char *key, fm_err *err)
+{
+    local_st *l = st;
+    sqlite3_stmt *s;
+    if (prep(l, "SELECT " TICKET_COLS " FROM tickets t WHERE t.key = ?", &s, err)) return NULL;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        if (rc == SQLITE_DONE)
+            fm_err_set(err, FM_ERR_NOT_FOUND, "ticket %s does not exist; ticket_search finds keys",
+                       key);
+        else
+            fm_store_fail(l->store, err, "reading a ticket");
+        return NULL;
+    }
+    json_t *t = row_ticket(l, s, true);
+    int64_t id = sqlite3_column_int64(s, 14);
+    sqlite3_finalize(s);
+    json_t *c = local_comments(l, id, err);
+    if (!c) {
+        json_decref(t);
+        return NULL;
+    }
+    json_object_set_new(t, "comments", c);
+    return t;
+}
+
+static int local_update(void *st, const char *key, const json_t *fields, fm_err *err)
+{
+    local_st *l = st;
+    if (fm_store_begin(l->store, err)) return -1;
+    sqlite3_stmt *s = NULL;
+    char *labels_s = NULL, *ctx_s = NULL;
+    json_t *sum = NULL;
+    int64_t id = ticket_id(l, key, err);
+    if (id <= 0) goto fail;
+
+    /* Merge labels and context with what is stored, so an update only adds. */
+    if (prep(l, "SELECT labels, context, node, fault_class FROM tickets WHERE id = ?", &s, err))
+        goto fail;
+    sqlite3_bind_int64(s, 1, id);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        fm_store_fail(l->store, err, "reading a ticket");
+        goto fail;
+    }
+    json_t *labels = col_json(s, 0, json_array);
+    json_t *ctxj = col_json(s, 1, json_object);
+    sqlite3_finalize(s);
+    s = NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(fields, "labels"), i, v)
+    {
+        char lb[256];
+        fm_ticket_label(lb, sizeof lb, "", json_string_value(v));
+        size_t j;
+        json_t *w;
+        bool have = false;
+        json_array_foreach(labels, j, w) have = have || !strcmp(json_string_value(w), lb);
+        if (!have) json_array_append_new(labels, json_string(lb));
+    }
+    json_t *nctx = fm_ticket_context(fields);
+    json_object_update(ctxj, nctx);
+    json_decref(nctx);
+    labels_s = json_dumps(labels, JSON_COMPACT);
+    ctx_s = json_dumps(ctxj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(labels);
+    json_decref(ctxj);
+
+    sum = json_object_get(fields, "summary") ? fm_ticket_summary(fm_json_str(fields, "summary", ""))
+                                             : NULL;
+    const char *summary = json_string_value(sum);
+    const char *desc = fm_json_str(fields, "description", NULL);
+    const char *prio = json_object_get(fields, "severity") || json_object_get(fields, "priority")
+                           ? fm_ticket_priority(l->priority_map, fields)
+                           : NULL;
+    if (!prio) prio = fm_json_str(fields, "priority", NULL);
+    if (!labels_s || !ctx_s ||
+        prep(l,
+             "UPDATE tickets SET summary = coalesce(?, summary),"
+             " description = coalesce(?, description), priority = coalesce(?, priority),"
+             " labels = ?, context = ?, updated_ms = ? WHERE id = ?",
+             &s, err))
+        goto fail;
+    bind_opt(s, 1, summary);
+    bind_opt(s, 2, desc);
+    bind_opt(s, 3, prio);
+    sqlite3_bind_text(s, 4, labels_s, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 5, ctx_s, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 6, fm_now_ms());
+    sqlite3_bind_int64(s, 7, id);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc != SQLITE_DONE) {
+        fm_store_fail(l->store, err, "updating a ticket");
+        goto fail;
+    }
+    free(labels_s);
+    free(ctx_s);
+    json_decref(sum);
+    return fm_store_commit(l->store, err) ? -1 : 0;
+fail:
+    free(labels_s);
+    free(ctx_s);
+    json_decref(sum);
+    if (s) sqlite3_finalize(s);
+    fm_store_rollback(l->store);
+    return -1;
+}
+
+static int local_comment(void *st, const char *key, const char *body, fm_err *err)
+{
+    local_st *l = st;
+    if (fm_store_begin(l->store, err)) return -1;
+    sqlite3_stmt *s;
+    int64_t id = ticket_id(l, key, err);
+    if (id <= 0) goto fail;
+    if (prep(l,
+             "INSERT INTO ticket_comments(ticket_id, author, body, created_ms)"
+             " VALUES(?, 'fleetmcp', ?, ?)",
+             &s, err))
+        goto fail;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, body, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, fm_now_ms());
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        fm_store_fail(l->store, err, "adding a comment");
+        goto fail;
+    }
+    if (touch(l, id, err)) goto fail;
+    return fm_store_commit(l->store, err) ? -1 : 0;
+fail:
+    fm_store_rollback(l->store);
+    return -1;
+}
+
+static int local_attach(void *st, const char *key, const char *name, const void *bytes, size_t len,
+                        fm_err *err)
+{
+    local_st *l = st;
+    if (len > FM_TICKET_MAX_ATTACH)
+        return fm_err_set(err, FM_ERR_TOO_LARGE, "attachment of %zu bytes is over the %u limit",
+                          len, FM_TICKET_MAX_ATTACH);
+    char sha[65];
+    fm_sha256_hex(bytes, len, sha);
+    if (fm_store_begin(l->store, err)) return -1;
+    sqlite3_stmt *s;
+    int64_t id = ticket_id(l, key, err);
+    if (id <= 0) goto fail;
+    if (prep(l,
+             "INSERT INTO ticket_attachments(ticket_id, name, size, sha256, body, created_ms)"
+             " VALUES(?, ?, ?, ?, ?, ?)",
+             &s, err))
+        goto fail;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)len);
+    sqlite3_bind_text(s, 4, sha, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(s, 5, len ? bytes : "", (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 6, fm_now_ms());
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        fm_store_fail(l->store, err, "storing an attachment");
+        goto fail;
+    }
+    if (touch(l, id, err)) goto fail;
+    return fm_store_commit(l->store, err) ? -1 : 0;
+fail:
+    fm_store_rollback(l->store);
+    return -1;
+}
+
+static json_t *local_transitions(void *st, const char *key, fm_err *err)
+{
+    json_t *t = local_get(st, key, err);
+    if (!t) return NULL;
+    bool open = json_is_true(json_object_get(t, "open"));
+    json_decref(t);
+    json_t *tr = json_object();
+    json_object_set_new(tr, "id", json_string(open ? "close" : "reopen"));
+    json_object_set_new(tr, "name", json_string(open ? "Close" : "Reopen"));
+    json_object_set_new(tr, "to", json_string(open ? "Closed" : "Open"));
+    json_object_set_new(tr, "done", json_boolean(open));
+    json_t *out = json_array();
+    json_array_append_new(out, tr);
+    return out;
+}
+
+static int local_close(void *st, const char *key, char *name, size_t namelen, fm_err *err)
+{
+    local_st *l = st;
+    if (fm_store_begin(l->store, err)) return -1;
+    sqlite3_stmt *s;
+    int64_t id = ticket_id(l, key, err);
+    if (id <= 0) goto fail;
+    int64_t now = fm_now_ms();
+    if (prep(l,
+             "UPDATE tickets SET open = 0, status = 'Closed', closed_ms = ?, updated_ms = ?"
+             " WHERE id = ? AND open = 1",
+             &s, err))
+        goto fail;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int64(s, 3, id);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        fm_store_fail(l->store, err, "closing a ticket");
+        goto fail;
+    }
+    if (sqlite3_changes(l->store->db) == 0) {
+        fm_err_set(err, FM_ERR_CONFLICT, "ticket %s is already closed", key);
+        goto fail;
+    }
+    if (name) snprintf(name, namelen, "Close");
+    return fm_store_commit(l->store, err) ? -1 : 0;
+fail:
+    fm_store_rollback(l->store);
+    return -1;
+}
+
+static json_t *local_search(void *st, const fm_ticket_query *q, fm_err *err)
+{
+    local_st *l = st;
+    sqlite3_stmt *s;
+    if (prep(l,
+             "SELECT " TICKET_COLS " FROM tickets t"
+             " WHERE (?1 IS NULL OR t.node = ?1) AND (?2 IS NULL OR t.fault_class = ?2)"
+             " AND (?3 = 2 OR t.open = (?3 = 0)) ORDER BY t.id DESC LIMIT ?4",
+             &s, err))
+        return NULL;
+    bind_opt(s, 1, q->node);
+    bind_opt(s, 2, q->fault_class);
+    sqlite3_bind_int(s, 3, (int)q->state);
+    int lim = q->limit < 1 ? 1 : q->limit > FM_TICKET_MAX_SEARCH ? FM_TICKET_MAX_SEARCH : q->limit;
+    sqlite3_bind_int(s, 4, lim);
+    json_t *out = json_array();
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        json_array_append_new(out, row_ticket(l, s, false));
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        json_decref(out);
+        fm_store_fail(l->store, err, "searching tickets");
+        return NULL;
+    }
+    return out;
+}
+
+const struct fm_ticket_ops fm_tickets_local = {
+    .name = "local",
+    .create = local_create,
+    .get = local_get,
+    .update = local_update,
+    .comment = local_comment,
+    .attach = local_attach,
+    .transitions = local_transitions,
+    .close = local_close,
+    .search = local_search,
+    .destroy = local_destroy,
+};

@@ -1,0 +1,1185 @@
+/* fm_diag_run: signals -> evidence hits -> per-class confidence ->
+ * correlation rules -> ranked, capped, corroboration-checked result.
+ *
+ * Confidence: hits in one evidence group (a signature's group seen from
+ * one source kind) count once, at their strongest; groups combine by
+ * noisy-OR.  Weak-only classes are capped below `report`; destructive
+ * classes without corroboration (a decisive hit, or two source kinds with
+ * one strong) are capped below `act`. */
+#include "diag_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_LINES 5000     /* per source */
+#define MAX_LINE_LEN 32768 /* bytes per entry (the tool schema caps 8192 characters) */
+#define MAX_METRICS 5000
+#define MAX_JOBS 1000
+#define MAX_HISTORY 100
+#define MAX_EVIDENCE 5
+#define EVIDENCE_CLIP 240
+#define HAS_EVIDENCE 0.3 /* a class "has evidence" for correlation boosts */
+
+static const int KIND_OF[DS_N] = {DK_KERNEL, DK_JOB,   DK_EVENTS,  DK_SLURM,
+                                  DK_SLURM,  DK_SLURM, DK_HISTORY, DK_METRICS};
+static const char *const KIND_NAME[DK_N] = {"kernel_log", "job_log", "events",     "metrics",
+                                            "slurm",      "history", "correlation"};
+static const char *const SRC_LABEL[DS_N] = {"kernel_log",   "job_log",          "events",
+                                            "slurm.reason", "slurm.node_state", "slurm.jobs",
+                                            "history",      "metrics"};
+
+typedef struct tline {
+    int src;
+    const char *s;
+    size_t len;
+    int entry; /* index of the job / history entry it came from */
+} tline;
+
+typedef struct rawm {
+    int sig;
+    int line;
+    int xid;
+    char pid[32];
+    char key[64];
+    char val[64];
+} rawm;
+
+typedef struct hit {
+    int cls;
+    int kind;
+    int strength;
+    double p;
+    char group[80];
+    char *text; /* owned evidence */
+} hit;
+
+typedef struct run {
+    const struct fm_diag_db *db;
+    tline *lines;
+    int nlines, caplines;
+    char **owned; /* strings built for slurm.jobs / history / node_state */
+    int nowned, capowned;
+    rawm *raws;
+    int nraws, capraws;
+    hit *hits;
+    int nhits, caphits;
+    pcre2_match_data *md;
+    const char *node;
+    int nsrc[DS_N];
+    bool oom; /* allocation failure somewhere */
+} run;
+
+typedef struct cstate {
+    double conf;
+    bool corroborated;
+    unsigned kinds;
+    int maxstr;
+    bool any;
+} cstate;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void *grow(void *p, int *cap, int need, size_t elem, bool *oom)
+{
+    if (need <= *cap) return p;
+    int nc = *cap ? *cap * 2 : 64;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(p, (size_t)nc * elem);
+    if (!np) {
+        *oom = true;
+        return p;
+    }
+    *cap = nc;
+    return np;
+}
+
+static char *own(run *r, char *s)
+{
+    if (!s) {
+        r->oom = true;
+        return NULL;
+    }
+    r->owned = grow(r->owned, &r->capowned, r->nowned + 1, sizeof *r->owned, &r->oom);
+    if (r->nowned >= r->capowned) {
+        free(s);
+        return NULL;
+    }
+    r->owned[r->nowned++] = s;
+    return s;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *s = NULL;
+    if (vasprintf(&s, f, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static void add_line(run *r, int src, const char *s, size_t len, int entry)
+{
+    r->lines = grow(r->lines, &r->caplines, r->nlines + 1, sizeof *r->lines, &r->oom);
+    if (r->nlines >= r->caplines) return;
+    r->lines[r->nlines++] = (tline){src, s, len, entry};
+    r->nsrc[src]++;
+}
+
+/* Evidence text: "<source>: <clipped line>" with control bytes blanked. */
+static char *evidence(const char *prefix, const char *s, size_t len)
+{
+    size_t pl = strlen(prefix);
+    size_t n = len > EVIDENCE_CLIP ? EVIDENCE_CLIP : len;
+    char *out = malloc(pl + n + 8);
+    if (!out) return NULL;
+    memcpy(out, prefix, pl);
+    size_t o = pl;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    if (len > n) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void add_hit(run *r, int cls, int kind, int strength, const char *group, char *text)
+{
+    r->hits = grow(r->hits, &r->caphits, r->nhits + 1, sizeof *r->hits, &r->oom);
+    if (r->nhits >= r->caphits || cls < 0) {
+        free(text);
+        return;
+    }
+    hit *h = &r->hits[r->nhits++];
+    h->cls = cls;
+    h->kind = kind;
+    h->strength = strength;
+    h->p = r->db->pstrength[strength];
+    snprintf(h->group, sizeof h->group, "%s/%d", group, kind);
+    h->text = text;
+}
+
+/* ---- hostlists ---------------------------------------------------------- */
+
+static int one_item(const char *item, size_t n, const char *host)
+{
+    const char *lb = memchr(item, '[', n);
+    if (!lb) return strlen(host) == n && strncmp(item, host, n) == 0;
+    const char *rb = memchr(lb, ']', n - (size_t)(lb - item));
+    if (!rb) return 0;
+    size_t pre = (size_t)(lb - item), suf = n - (size_t)(rb - item) - 1, hl = strlen(host);
+    if (hl < pre + suf + 1 || strncmp(host, item, pre) != 0 ||
+        strncmp(host + hl - suf, rb + 1, suf) != 0)
+        return 0;
+    const char *mid = host + pre;
+    size_t ml = hl - pre - suf;
+    for (size_t i = 0; i < ml; i++)
+        if (mid[i] < '0' || mid[i] > '9') return 0;
+    long v = strtol(mid, NULL, 10);
+    const char *p = lb + 1;
+    while (p < rb) {
+        const char *c = memchr(p, ',', (size_t)(rb - p));
+        const char *end = c ? c : rb;
+        const char *dash = memchr(p, '-', (size_t)(end - p));
+        size_t w = (size_t)((dash ? dash : end) - p);
+        long lo = strtol(p, NULL, 10), hi = dash ? strtol(dash + 1, NULL, 10) : lo;
+        bool padded = w > 1 && p[0] == '0';
+        if (v >= lo && v <= hi && (!padded || ml == w)) return 1;
+        p = end + 1;
+    }
+    return 0;
+}
+
+int fm_diag_hostlist_has(const char *hostlist, const char *host)
+{
+    if (!hostlist || !host || !*host) return 0;
+    const char *p = hostlist;
+    while (*p) {
+        int depth = 0;
+        const char *e = p;
+        while (*e && (depth || *e != ',')) {
+            if (*e == '[') depth++;
+            if (*e == ']') depth--;
+            e++;
+        }
+        if (one_item(p, (size_t)(e - p), host)) return 1;
+        p = *e ? e + 1 : e;
+    }
+    return 0;
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+static int need_array(const json_t *v, const char *name, size_t max, fm_err *err)
+{
+    if (!v) return 0;
+    if (!json_is_array(v))
+        return fm_err_set(err, FM_ERR_INVALID, "INVALID signals.%s must be an array", name), -1;
+    if (json_array_size(v) > max)
+        return fm_err_set(
+                   err, FM_ERR_TOO_LARGE,
+                   "signals.%s has %zu entries, at most %zu allowed; send the most recent ones",
+                   name, json_array_size(v), max),
+               -1;
+    return 0;
+}
+
+/* Splits each string of arr into lines of source src. */
+static int take_text(run *r, const json_t *arr, int src, const char *name, fm_err *err)
+{
+    if (need_array(arr, name, MAX_LINES, err)) return -1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v))
+            return fm_err_set(err, FM_ERR_INVALID, "signals.%s[%zu] must be a string", name, i), -1;
+        const char *s = json_string_value(v);
+        size_t len = json_string_length(v);
+        if (len > MAX_LINE_LEN)
+            return fm_err_set(err, FM_ERR_TOO_LARGE,
+                              "signals.%s[%zu] is %zu bytes, at most %d allowed; clip the line",
+                              name, i, len, MAX_LINE_LEN),
+                   -1;
+        while (len) {
+            const char *nl = memchr(s, '\n', len);
+            size_t l = nl ? (size_t)(nl - s) : len;
+            if (l) add_line(r, src, s, l, (int)i);
+            if (!nl) break;
+            len -= l + 1;
+            s = nl + 1;
+        }
+    }
+    return 0;
+}
+
+static const char *jstr(const json_t *o, const char *k, char *buf, size_t n)
+{
+    const json_t *v = json_object_get(o, k);
+    if (json_is_string(v)) return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    if (json_is_real(v)) {
+        snprintf(buf, n, "%g", json_real_value(v));
+        return buf;
+    }
+    return "";
+}
+
+static int take_slurm(run *r, const json_t *sl, fm_err *err)
+{
+    if (!sl) return 0;
+    if (!json_is_object(sl))
+        return fm_err_set(err, FM_ERR_INVALID, "signals.slurm must be an object"), -1;
+    const json_t *reason = json_object_get(sl, "reason");
+    if (json_is_string(reason) && json_string_length(reason) <= MAX_LINE_LEN)
+        add_line(r, DS_REASON, json_string_value(reason), json_string_length(reason), 0);
+    const json_t *st = json_object_get(sl, "node_state");
+    json_t *one = json_is_string(st) ? json_pack("[O]", st) : NULL; /* "IDLE+DRAIN" */
+    if (one) st = one;
+    if (need_array(st, "slurm.node_state", 32, err)) {
+        json_decref(one);
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(st, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) > 256) continue;
+        /* "DOWN+DRAIN" or "MIXED,DRAIN" count as separate words */
+        char *dup = own(r, strdup(json_string_value(v)));
+        for (char *save = NULL, *tok = dup ? strtok_r(dup, "+, ", &save) : NULL; tok;
+             tok = strtok_r(NULL, "+, ", &save))
+            add_line(r, DS_STATE, tok, strlen(tok), 0);
+    }
+    json_decref(one);
+    const json_t *jobs = json_object_get(sl, "jobs");
+    if (need_array(jobs, "slurm.jobs", MAX_JOBS, err)) return -1;
+    json_array_foreach(jobs, i, v)
+    {
+        if (!json_is_object(v)) continue;
+        char b1[32], b2[32], b3[32];
+        char b4[32], b5[32], b6[32];
+        char *s =
+            own(r, fmt("state=%.40s reason=%.80s exit=%.16s name=%.80s nodes=%.200s job=%.20s",
+                       jstr(v, "state", b1, sizeof b1), jstr(v, "reason", b2, sizeof b2),
+                       jstr(v, "exit_code", b3, sizeof b3), jstr(v, "name", b4, sizeof b4),
+                       jstr(v, "nodes", b5, sizeof b5), jstr(v, "job_id", b6, sizeof b6)));
+        if (s) add_line(r, DS_JOBS, s, strlen(s), (int)i);
+    }
+    return 0;
+}
+
+static int take_history(run *r, const json_t *h, fm_err *err)
+{
+    if (need_array(h, "history", MAX_HISTORY, err)) return -1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(h, i, v)
+    {
+        if (!json_is_object(v)) continue;
+        char b1[32], b2[32];
+        const char *e = json_string_value(json_object_get(v, "error"));
+        char *s = own(r, fmt("step=%s node=%.200s error=%.4000s", jstr(v, "step", b1, sizeof b1),
+                             jstr(v, "node", b2, sizeof b2), e ? e : ""));
+        if (s) add_line(r, DS_HISTORY, s, strlen(s), (int)i);
+    }
+    return 0;
+}
+
+/* ---- text matching -------------------------------------------------------- */
+
+static void cap_copy(const char *line, const PCRE2_SIZE *ov, uint32_t n, char *dst, size_t dl)
+{
+    dst[0] = '\0';
+    if (!n || ov[2 * n] == PCRE2_UNSET) return;
+    size_t l = ov[2 * n + 1] - ov[2 * n];
+    if (l >= dl) l = dl - 1;
+    memcpy(dst, line + ov[2 * n], l);
+    dst[l] = '\0';
+}
+
+typedef struct scanud {
+    run *r;
+    int line;
+} scanud;
+
+static void on_hit(void *ud, int sig, const char *s, size_t len, const PCRE2_SIZE *ov)
+{
+    (void)len;
+    scanud *u = ud;
+    run *r = u->r;
+    const diag_sig *g = &r->db->sigs[sig];
+    r->raws = grow(r->raws, &r->capraws, r->nraws + 1, sizeof *r->raws, &r->oom);
+    if (r->nraws >= r->capraws) return;
+    rawm *m = &r->raws[r->nraws++];
+    memset(m, 0, sizeof *m);
+    m->sig = sig;
+    m->line = u->line;
+    char x[8];
+    cap_copy(s, ov, g->cap_xid, x, sizeof x);
+    m->xid = x[0] ? atoi(x) : -1;
+    cap_copy(s, ov, g->cap_pid, m->pid, sizeof m->pid);
+    cap_copy(s, ov, g->cap_key, m->key, sizeof m->key);
+    cap_copy(s, ov, g->cap_val, m->val, sizeof m->val);
+}
+
+static void scan_all(run *r)
+{
+    uint32_t *stamp = calloc((size_t)r->db->nsigs + 1, sizeof *stamp);
+    if (!stamp) {
+        r->oom = true;
+        return;
+    }
+    for (int i = 0; i < r->nlines; i++) {
+        scanud u = {r, i};
+        diag_scan_line(r->db, 1u << r->lines[i].src, r->lines[i].s, r->lines[i].len, r->md, stamp,
+                       (uint32_t)i + 1, on_hit, &u);
+    }
+    free(stamp);
+}
+
+static bool any_line_matches(run *r, const diag_re *re, unsigned mask)
+{
+    for (int i = 0; i < r->nlines; i++)
+        if ((mask & (1u << r->lines[i].src)) &&
+            diag_re_match(re, r->lines[i].s, r->lines[i].len, r->md))
+            return true;
+    return false;
+}
+
+/* Looks back from line li (same source) for the context pattern. */
+static bool context_ok(run *r, const diag_sig *g, int li)
+{
+    bool found = false;
+    int src = r->lines[li].src, seen = 0;
+    for (int i = li; i >= 0 && seen <= g->ctx_before; i--) {
+        if (r->lines[i].src != src) continue;
+        seen++;
+        if (diag_re_match(&g->ctx, r->lines[i].s, r->lines[i].len, r->md)) {
+            found = true;
+            break;
+        }
+        if (i != li && g->ctx_stop.code &&
+            diag_re_match(&g->ctx_stop, r->lines[i].s, r->lines[i].len, r->md))
+            break;
+    }
+    return g->ctx_negate ? !found : found;
+}
+
+static char *line_evidence(run *r, int li, const char *extra)
+{
+    const tline *l = &r->lines[li];
+    char pre[560];
+    snprintf(pre, sizeof pre, "%s: %.500s", SRC_LABEL[l->src], extra ? extra : "");
+    return evidence(pre, l->s, l->len);
+}
+
+/* Turns raw matches of text signatures into hits. */
+static void text_hits(run *r)
+{
+    const struct fm_diag_db *db = r->db;
+    for (int si = 0; si < db->nsigs; si++) {
+        const diag_sig *g = &db->sigs[si];
+        if (g->is_metric || (g->ncls == 0 && !g->xid)) continue;
+        int count = 0;
+        for (int k = 0; k < r->nraws; k++)
+            if (r->raws[k].sig == si && (!g->ctx.code || context_ok(r, g, r->raws[k].line)))
+                count++;
+        if (count < g->min_count || count == 0) continue;
+        if (g->also.code && !any_line_matches(r, &g->also, g->srcmask)) continue;
+        int emitted = 0;
+        for (int k = 0; k < r->nraws && emitted < 50; k++) {
+            const rawm *m = &r->raws[k];
+            if (m->sig != si || (g->ctx.code && !context_ok(r, g, m->line))) continue;
+            int kind = KIND_OF[r->lines[m->line].src];
+            if (g->xid) {
+                const diag_xid *x = diag_xid_find(db, m->xid);
+                if (!x || x->cls < 0) continue;
+                char extra[200];
+                snprintf(extra, sizeof extra, "[Xid %d %s; NVIDIA action %s] ", x->code, x->name,
+                         x->action);
+                add_hit(r, x->cls, kind, x->strength < g->xid_cap ? x->strength : g->xid_cap,
+                        g->group, line_evidence(r, m->line, extra));
+            } else {
+                for (int c = 0; c < g->ncls; c++)
+                    add_hit(r, g->cls[c], kind, g->strength, g->group,
+                            line_evidence(r, m->line, NULL));
+            }
+            emitted++;
+        }
+    }
+}
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+static bool cmp(int op, double v, double t)
+{
+    switch (op) {
+    case OP_GT:
+        return v > t;
+    case OP_GE:
+        return v >= t;
+    case OP_LT:
+        return v < t;
+    case OP_LE:
+        return v <= t;
+    case OP_EQ:
+        return v == t;
+    case OP_NE:
+        return v != t;
+    case OP_AND:
+        return ((long long)v & (long long)t) != 0;
+    }
+    return false;
+}
+
+static const char *host_of(const json_t *labels, char *buf, size_t n)
+{
+    const char *h = json_string_value(json_object_get(labels, "Hostname"));
+    if (!h) h = json_string_value(json_object_get(labels, "node"));
+    if (!h) h = json_string_value(json_object_get(labels, "instance"));
+    if (!h) return "";
+    snprintf(buf, n, "%s", h);
+    char *c = strchr(buf, ':');
+    if (c) *c = '\0';
+    return buf;
+}
+
+/* "host|gpu|instance|device": samples of one GPU share it (missing parts
+ * are empty, so two samples that both lack a label still agree). */
+static void device_key(const json_t *labels, char *out, size_t n)
+{
+    char h[128];
+    const char *g = json_string_value(json_object_get(labels, "gpu"));
+    const char *mi = json_string_value(json_object_get(labels, "GPU_I_ID"));
+    const char *d = json_string_value(json_object_get(labels, "device"));
+    snprintf(out, n, "%s\x1f%.32s\x1f%.32s\x1f%.32s", host_of(labels, h, sizeof h), g ? g : "",
+             mi ? mi : "", d ? d : "");
+}
+
+static bool labels_ok(run *r, const diag_metric *m, const json_t *labels)
+{
+    for (int i = 0; i < m->nlabels; i++) {
+        const char *v = json_string_value(json_object_get(labels, m->label_key[i]));
+        if (!v || !diag_re_match(&m->label_re[i], v, strlen(v), r->md)) return false;
+    }
+    return true;
+}
+
+static char *metric_evidence(const char *name, const json_t *labels, double v, const char *note)
+{
+    char lb[200] = "";
+    size_t o = 0;
+    static const char *const keys[] = {"Hostname", "instance",   "node",      "gpu",     "GPU_I_ID",
+                                       "device",   "mountpoint", "partition", "account", "reason",
+                                       "pod",      "hpc_job",    "Location",  "job"};
+    for (int i = 0; i < 14 && o < sizeof lb - 40; i++) {
+        const char *x = json_string_value(json_object_get(labels, keys[i]));
+        if (x)
+            o +=
+                (size_t)snprintf(lb + o, sizeof lb - o, "%s%s=\"%.40s\"", o ? "," : "", keys[i], x);
+    }
+    char pre[400];
+    snprintf(pre, sizeof pre, "metrics: %.100s{%s} = %g%s", name, lb, v, note ? note : "");
+    return evidence(pre, "", 0);
+}
+
+/* Per sample: the first and last index of its series (same name and labels),
+ * so "latest sample" and "delta since the first" are O(1).  Returns a new
+ * object key -> [first, last]; keys[i] (owned by the caller) is i's key. */
+static json_t *series_index(const json_t *metrics, size_t n, char **keys, bool *oom)
+{
+    json_t *idx = json_object();
+    for (size_t i = 0; idx && i < n; i++) {
+        const json_t *s = json_array_get(metrics, i);
+        char *lb = json_dumps(json_object_get(s, "labels"), JSON_COMPACT | JSON_SORT_KEYS);
+        keys[i] = fmt("%s\x1f%s", json_string_value(json_object_get(s, "name")), lb ? lb : "");
+        free(lb);
+        if (!keys[i]) {
+            *oom = true;
+            break;
+        }
+        json_t *e = json_object_get(idx, keys[i]);
+        if (!e)
+            json_object_set_new(idx, keys[i], json_pack("[I,I]", (json_int_t)i, (json_int_t)i));
+        else
+            json_array_set_new(e, 1, json_integer((json_int_t)i));
+    }
+    return idx;
+}
+
+/* Device keys of the samples that satisfy a signature's `with` condition
+ * (new object key -> true). */
+static json_t *with_devices(run *r, const diag_metric *m, const json_t *metrics, size_t n)
+{
+    json_t *dev = json_object();
+    for (size_t j = 0; dev && j < n; j++) {
+        const json_t *o = json_array_get(metrics, j);
+        const char *on = json_string_value(json_object_get(o, "name"));
+        if (!diag_re_match(&m->with_name, on, strlen(on), r->md) ||
+            !cmp(m->with_op, json_number_value(json_object_get(o, "value")), m->with_thr))
+            continue;
+        char k[300];
+        device_key(json_object_get(o, "labels"), k, sizeof k);
+        json_object_set_new(dev, k, json_true());
+    }
+    return dev;
+}
+
+/* host and node name the same machine (short name or FQDN of it). */
+static bool same_host(const char *host, const char *node)
+{
+    size_t h = strlen(host), n = strlen(node);
+    if (h == n) return strcmp(host, node) == 0;
+    if (h > n) return strncmp(host, node, n) == 0 && host[n] == '.';
+    return strncmp(node, host, h) == 0 && node[h] == '.';
+}
+
+/* A node-scope class only takes samples of the node being diagnosed: a hot
+ * or broken neighbour in the same answer says nothing about this one. */
+static bool foreign_for(run *r, const json_t *labels, int cls)
+{
+    char h[128];
+    const char *host = host_of(labels, h, sizeof h);
+    return r->node && *r->node && *host && !same_host(host, r->node) &&
+           strcmp(r->db->classes[cls].scope, "node") == 0;
+}
+
+static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t n, char **keys,
+                       const json_t *idx)
+{
+    const struct fm_diag_db *db = r->db;
+    const diag_metric *m = &g->m;
+    int series = 0, first_hit = -1;
+    json_t *dev = m->has_with ? with_devices(r, m, metrics, n) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(metrics, i);
+        const char *name = json_string_value(json_object_get(s, "name"));
+        const json_t *labels = json_object_get(s, "labels");
+        if (!diag_re_match(&m->name, name, strlen(name), r->md) || !labels_ok(r, m, labels))
+            continue;
+        const json_t *e = json_object_get(idx, keys[i]);
+        size_t first = (size_t)json_integer_value(json_array_get(e, 0));
+        size_t last = (size_t)json_integer_value(json_array_get(e, 1));
+        if (last != i) continue; /* several samples of a series: judge the latest */
+        double v = json_number_value(json_object_get(s, "value"));
+        char note[128] = "";
+        if (m->rising) {
+            if (first == i) continue; /* one sample gives no rate */
+            v -= json_number_value(json_object_get(json_array_get(metrics, first), "value"));
+            snprintf(note, sizeof note, " (rose by %g)", v);
+        }
+        if (!cmp(m->op, v, m->thr)) continue;
+        if (dev) {
+            char k[300];
+            device_key(labels, k, sizeof k);
+            if (!json_object_get(dev, k)) continue;
+        }
+        if (g->xid) {
+            const diag_xid *x = diag_xid_find(db, (int)v);
+            if (!x || x->cls < 0 || foreign_for(r, labels, x->cls)) continue;
+            snprintf(note, sizeof note, " [Xid %d %.30s; NVIDIA action %s]", x->code, x->name,
+                     x->action);
+            add_hit(r, x->cls, DK_METRICS, x->strength < g->xid_cap ? x->strength : g->xid_cap,
+                    g->group, metric_evidence(name, labels, v, note));
+            continue;
+        }
+        bool counted = false;
+        for (int c = 0; c < g->ncls; c++) {
+            if (foreign_for(r, labels, g->cls[c])) continue;
+            if (!counted) {
+                series++;
+                counted = true;
+                if (first_hit < 0) first_hit = r->nhits;
+            }
+            add_hit(r, g->cls[c], DK_METRICS, g->strength, g->group,
+                    metric_evidence(name, labels, v, note));
+        }
+    }
+    json_decref(dev);
+    if (!g->xid && series > 0 && series < m->min_series) {
+        /* not enough series: withdraw this signature's hits */
+        for (int k = first_hit; k < r->nhits; k++)
+            free(r->hits[k].text);
+        r->nhits = first_hit;
+    }
+}
+
+static int metric_hits(run *r, const json_t *metrics, fm_err *err)
+{
+    if (need_array(metrics, "metrics", MAX_METRICS, err)) return -1;
+    size_t n = json_array_size(metrics);
+    r->nsrc[DS_METRICS] = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(metrics, i);
+        if (!json_is_object(s) || !json_is_string(json_object_get(s, "name")) ||
+            !json_is_number(json_object_get(s, "value")))
+            return fm_err_set(err, FM_ERR_INVALID,
+                              "signals.metrics[%zu] needs name (string) and value (number)", i),
+                   -1;
+    }
+    if (n == 0) return 0;
+    char **keys = calloc(n, sizeof *keys);
+    json_t *idx = keys ? series_index(metrics, n, keys, &r->oom) : NULL;
+    if (!keys || !idx) r->oom = true;
+    for (int si = 0; !r->oom && si < r->db->nsigs; si++)
+        if (r->db->sigs[si].is_metric) metric_sig(r, &r->db->sigs[si], metrics, n, keys, idx);
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+    json_decref(idx);
+    return 0;
+}
+
+/* ---- scoring -------------------------------------------------------------- */
+
+static void score(run *r, cstate *cs)
+{
+    const struct fm_diag_db *db = r->db;
+    int *grp = malloc(((size_t)r->nhits + 1) * sizeof *grp); /* representative hit per group */
+    double *gp = malloc(((size_t)r->nhits + 1) * sizeof *gp);
+    if (!grp || !gp) {
+        free(grp);
+        free(gp);
+        r->oom = true;
+        return;
+    }
+    for (int c = 0; c < db->nclasses; c++) {
+        cstate *s = &cs[c];
+        memset(s, 0, sizeof *s);
+        s->maxstr = -1;
+        unsigned strong_kinds = 0;
+        int ng = 0;
+        for (int i = 0; i < r->nhits; i++) {
+            const hit *h = &r->hits[i];
+            if (h->cls != c) continue;
+            s->any = true;
+            s->kinds |= 1u << h->kind;
+            if (h->strength >= ST_STRONG) strong_kinds |= 1u << h->kind;
+            if (h->strength > s->maxstr) s->maxstr = h->strength;
+            int g = 0;
+            while (g < ng && strcmp(r->hits[grp[g]].group, h->group) != 0)
+                g++;
+            if (g == ng) {
+                grp[ng] = i;
+                gp[ng++] = h->p;
+            } else if (h->p > gp[g]) {
+                gp[g] = h->p;
+            }
+        }
+        if (!s->any) continue;
+        double prod = 1.0;
+        for (int g = 0; g < ng; g++)
+            prod *= 1.0 - gp[g];
+        s->conf = 1.0 - prod;
+        if (s->maxstr < ST_STRONG && s->conf > db->weak_cap) s->conf = db->weak_cap;
+        int nk = __builtin_popcount(s->kinds);
+        s->corroborated = s->maxstr == ST_DECISIVE || (nk >= 2 && strong_kinds != 0);
+        if (db->classes[c].destructive && !s->corroborated && s->conf > db->uncorr_cap)
+            s->conf = db->uncorr_cap;
+    }
+    free(grp);
+    free(gp);
+}
+
+/* ---- correlation rules ------------------------------------------------------ */
+
+static bool state_in(const diag_rule *ru, const char *st)
+{
+    for (int i = 0; i < ru->nstates; i++)
+        if (strncmp(st, ru->states[i], strlen(ru->states[i])) == 0) return true;
+    return false;
+}
+
+static time_t iso_time(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) return (time_t)-1;
+    return timegm(&tm);
+}
+
+static void boost_scope(run *r, const cstate *cs, const char *scope, const diag_rule *ru,
+                        const char *why)
+{
+    for (int c = 0; c < r->db->nclasses; c++)
+        if (cs[c].conf >= HAS_EVIDENCE && strcmp(r->db->classes[c].scope, scope) == 0)
+            add_hit(r, c, DK_CORR, ru->strength, ru->id, fmt("correlation: %s", why));
+}
+
+static void rule_multi_job(run *r, const cstate *cs, const diag_rule *ru, const json_t *jobs)
+{
+    if (!r->node || !*r->node) return;
+    int count = 0;
+    char ids[200] = "";
+    time_t tmin = 0, tmax = 0;
+    bool times = true;
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j)
+    {
+        const char *st = json_string_value(json_object_get(j, "state"));
+        const char *nodes = json_string_value(json_object_get(j, "nodes"));
+        if (!st || !nodes || !state_in(ru, st) || !fm_diag_hostlist_has(nodes, r->node)) continue;
+        count++;
+        char b[32];
+        size_t o = strlen(ids);
+        if (o < sizeof ids - 24)
+            snprintf(ids + o, sizeof ids - o, "%s%s", o ? "," : "", jstr(j, "job_id", b, sizeof b));
+        const char *end = json_string_value(json_object_get(j, "end"));
+        if (!end) end = json_string_value(json_object_get(j, "end_time"));
+        time_t t = iso_time(end);
+        if (t == (time_t)-1)
+            times = false;
+        else {
+            if (!tmin || t < tmin) tmin = t;
+            if (t > tmax) tmax = t;
+        }
+    }
+    if (count < ru->min_jobs) return;
+    if (times && tmax - tmin > (time_t)ru->window_min * 60) return;
+    char why[400];
+    snprintf(why, sizeof why, "%d distinct jobs failed on %s (%s): the node, not the jobs", count,
+             r->node, ids);
+    boost_scope(r, cs, "node", ru, why);
+}
+
+/* History: per attempt, the set of classes its error matched (or none). */
+typedef struct attempt {
+    long step;
+    char node[128];
+    uint64_t cls[2]; /* bitset over up to 128 classes */
+    char text[96];   /* normalised error when no class matched */
+    int line;
+} attempt;
+
+static void norm_text(const char *s, char *out, size_t n)
+{
+    size_t o = 0;
+    for (; *s && o + 1 < n; s++)
+        if (!(*s >= '0' && *s <= '9') && *s != ' ') out[o++] = *s;
+    out[o] = '\0';
+}
+
+static int history_attempts(run *r, attempt *at, int max)
+{
+    int n = 0;
+    for (int i = 0; i < r->nlines && n < max; i++) {
+        if (r->lines[i].src != DS_HISTORY) continue;
+        attempt *a = &at[n++];
+        memset(a, 0, sizeof *a);
+        a->line = i;
+        const char *s = r->lines[i].s;
+        a->step = strncmp(s, "step=", 5) == 0 && s[5] >= '0' && s[5] <= '9'
+                      ? strtol(s + 5, NULL, 10)
+                      : -1;
+        const char *nd = strstr(s, " node=");
+        if (nd) {
+            nd += 6;
+            size_t l = strcspn(nd, " ");
+            if (l >= sizeof a->node) l = sizeof a->node - 1;
+            memcpy(a->node, nd, l);
+            a->node[l] = '\0';
+        }
+        const char *err = strstr(s, " error=");
+        /* no node field: the error text may name the node being diagnosed */
+        if (!a->node[0] && r->node && *r->node && err && strstr(err, r->node))
+            snprintf(a->node, sizeof a->node, "%s", r->node);
+        for (int k = 0; k < r->nraws; k++) {
+            const rawm *m = &r->raws[k];
+            if (m->line != i) continue;
+            const diag_sig *g = &r->db->sigs[m->sig];
+            if (g->ctx.code && !context_ok(r, g, i)) continue;
+            if (g->xid) {
+                const diag_xid *x = diag_xid_find(r->db, m->xid);
+                if (x && x->cls >= 0 && x->cls < 128) a->cls[x->cls >> 6] |= 1ull << (x->cls & 63);
+            }
+            for (int c = 0; c < g->ncls; c++)
+                if (g->cls[c] < 128) a->cls[g->cls[c] >> 6] |= 1ull << (g->cls[c] & 63);
+        }
+        if (!a->cls[0] && !a->cls[1]) norm_text(err ? err + 7 : s, a->text, sizeof a->text);
+    }
+    return n;
+}
+
+static bool same_error(const attempt *a, const attempt *b)
+{
+    if (a->cls[0] || a->cls[1] || b->cls[0] || b->cls[1])
+        return (a->cls[0] & b->cls[0]) || (a->cls[1] & b->cls[1]);
+    return a->text[0] && strcmp(a->text, b->text) == 0;
+}
+
+static void boost_common(run *r, const cstate *cs, const attempt *a, const attempt *b,
+                         const char *scope, const diag_rule *ru, const char *why)
+{
+    uint64_t common[2] = {a->cls[0] & b->cls[0], a->cls[1] & b->cls[1]};
+    if (!common[0] && !common[1]) {
+        boost_scope(r, cs, scope, ru, why);
+        return;
+    }
+    for (int c = 0; c < r->db->nclasses && c < 128; c++)
+        if ((common[c >> 6] >> (c & 63)) & 1 && strcmp(r->db->classes[c].scope, scope) == 0)
+            add_hit(r, c, DK_CORR, ru->strength, ru->id, fmt("correlation: %s", why));
+}
+
+static void rule_history(run *r, const cstate *cs, const diag_rule *ru)
+{
+    attempt at[MAX_HISTORY];
+    int n = history_attempts(r, at, MAX_HISTORY);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            const attempt *a = &at[i], *b = &at[j];
+            bool same_step = a->step >= 0 && a->step == b->step;
+            bool nodes_known = a->node[0] && b->node[0];
+            bool same_node = nodes_known && strcmp(a->node, b->node) == 0;
+            char why[300];
+            if (ru->type == RT_FOLLOWS_JOB && same_error(a, b) &&
+                (same_step || (nodes_known && !same_node))) {
+                snprintf(why, sizeof why,
+                         "attempts %d and %d failed alike (%s): the fault follows the job", i + 1,
+                         j + 1, same_step ? "same step" : "different nodes");
+                boost_common(r, cs, a, b, "job", ru, why);
+                return;
+            }
+            if (ru->type == RT_FOLLOWS_NODE && same_error(a, b) && same_node && !same_step) {
+                snprintf(why, sizeof why,
+                         "attempts %d and %d failed alike on %s at different steps: the fault "
+                         "follows the node",
+                         i + 1, j + 1, a->node);
+                boost_common(r, cs, a, b, "node", ru, why);
+                return;
+            }
+            if (ru->type == RT_SAME_STEP_DIFF && same_step && a->step > 0 && !same_error(a, b)) {
+                snprintf(why, sizeof why,
+                         "attempts %d and %d died at step %ld with different errors: one root "
+                         "cause under the job",
+                         i + 1, j + 1, a->step);
+                for (int t = 0; t < ru->ntargets; t++)
+                    if (cs[ru->targets[t]].any)
+                        add_hit(r, ru->targets[t], DK_CORR, ru->strength, ru->id,
+                                fmt("correlation: %s", why));
+                return;
+            }
+        }
+}
+
+static void rule_captures(run *r, const diag_rule *ru)
+{
+    int first = -1, second = -1, distinct = 0;
+    char vals[16][64];
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig) continue;
+        if (ru->type == RT_CAPTURE_DISAGREE) {
+            for (int q = 0; q < k && second < 0; q++) {
+                const rawm *o = &r->raws[q];
+                if (o->sig == ru->sig && strcmp(o->key, m->key) == 0 &&
+                    strcmp(o->val, m->val) != 0) {
+                    first = q;
+                    second = k;
+                }
+            }
+        } else {
+            bool seen = false;
+            for (int q = 0; q < distinct; q++)
+                seen |= strcmp(vals[q], m->val) == 0;
+            if (!seen && distinct < 16) {
+                snprintf(vals[distinct++], sizeof vals[0], "%s", m->val);
+                if (first < 0)
+                    first = k;
+                else if (second < 0)
+                    second = k;
+            }
+        }
+    }
+    bool fire =
+        ru->type == RT_CAPTURE_DISAGREE ? second >= 0 : distinct >= (int)ru->min && distinct >= 2;
+    if (!fire) return;
+    char why[400];
+    if (ru->type == RT_CAPTURE_DISAGREE)
+        snprintf(why, sizeof why, "correlation %s: '%s' vs '%s' at the same %s: ", ru->id,
+                 r->raws[first].val, r->raws[second].val, r->raws[first].key);
+    else
+        snprintf(why, sizeof why, "correlation %s: %d distinct values: ", ru->id, distinct);
+    add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, r->raws[first].line, why));
+    if (second >= 0)
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id,
+                line_evidence(r, r->raws[second].line, why));
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+static double round2(double v)
+{
+    return floor(v * 100.0 + 0.5) / 100.0;
+}
+
+static const json_t *tax_class(const json_t *taxonomy, const char *id)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(taxonomy, "classes"), i, c)
+    {
+        const char *cid = json_string_value(json_object_get(c, "id"));
+        if (cid && strcmp(cid, id) == 0) return c;
+    }
+    return NULL;
+}
+
+static json_t *entry(run *r, int c, const cstate *s, const json_t *taxonomy, const int *absorbed)
+{
+    const diag_class *dc = &r->db->classes[c];
+    const json_t *tc = taxonomy ? tax_class(taxonomy, dc->id) : NULL;
+    const char *scope = tc && json_is_string(json_object_get(tc, "scope"))
+                            ? json_string_value(json_object_get(tc, "scope"))
+                            : dc->scope;
+    bool destructive = tc && json_is_boolean(json_object_get(tc, "destructive"))
+                           ? json_is_true(json_object_get(tc, "destructive"))
+                           : dc->destructive;
+    const json_t *resp = tc && json_is_array(json_object_get(tc, "response"))
+                             ? json_object_get(tc, "response")
+                             : dc->response;
+    json_t *ev = json_array();
+    json_t *src = json_array();
+    for (int k = 0; k < DK_N; k++)
+        if (s->kinds & (1u << k)) json_array_append_new(src, json_string(KIND_NAME[k]));
+    /* strongest evidence first, distinct texts only */
+    for (int want = ST_DECISIVE; want >= ST_WEAK; want--)
+        for (int i = 0; i < r->nhits && json_array_size(ev) < MAX_EVIDENCE; i++) {
+            const hit *h = &r->hits[i];
+            if ((h->cls != c && !(absorbed && absorbed[h->cls] == c)) || h->strength != want ||
+                !h->text)
+                continue;
+            bool dup = false;
+            size_t j;
+            json_t *e;
+            json_array_foreach(ev, j, e)
+            {
+                const char *t = json_string_value(e);
+                const char *body = strchr(h->text, ']'); /* past an "[Xid ...]" note */
+                dup |= strcmp(t, h->text) == 0 || strstr(t, body ? body + 1 : h->text) != NULL;
+            }
+            if (!dup) json_array_append_new(ev, json_string(h->text));
+        }
+    bool act = s->conf >= r->db->act && (!destructive || s->corroborated);
+    json_t *o = json_object();
+    json_object_set_new(o, "fault_class", json_string(dc->id));
+    json_object_set_new(o, "confidence", json_real(round2(s->conf)));
+    json_object_set_new(o, "scope", json_string(scope));
+    json_object_set_new(o, "evidence", ev);
+    json_object_set_new(o, "sources", src);
+    json_object_set_new(o, "response", json_deep_copy(resp));
+    json_object_set_new(o, "runbook", dc->runbook[0] ? json_string(dc->runbook) : json_null());
+    json_object_set_new(o, "destructive", json_boolean(destructive));
+    json_object_set_new(o, "corroborated", json_boolean(s->corroborated));
+    json_object_set_new(o, "act", json_boolean(act));
+    return o;
+}
+
+static json_t *healthy_entry(run *r, double best, const json_t *taxonomy)
+{
+    int h = diag_class_index(r->db, "healthy");
+    cstate s = {.conf = 1.0 - best, .corroborated = true};
+    json_t *o = entry(r, h, &s, taxonomy, NULL);
+    char why[160];
+    snprintf(why, sizeof why,
+             "no fault class reached %.2f (strongest %.2f): noise below the bar to act",
+             r->db->report, best);
+    json_array_append_new(json_object_get(o, "evidence"), json_string(why));
+    json_object_set_new(o, "act", json_false());
+    return o;
+}
+
+static void run_free(run *r)
+{
+    for (int i = 0; i < r->nowned; i++)
+        free(r->owned[i]);
+    for (int i = 0; i < r->nhits; i++)
+        free(r->hits[i].text);
+    free(r->owned);
+    free(r->hits);
+    free(r->lines);
+    free(r->raws);
+    pcre2_match_data_free(r->md);
+}
+
+json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const json_t *taxonomy,
+                    fm_err *err)
+{
+    if (!db) return fm_err_set(err, FM_ERR_INTERNAL, "diagnose catalog not loaded"), NULL;
+    if (!json_is_object(signals))
+        return fm_err_set(err, FM_ERR_INVALID, "signals must be an object"), NULL;
+    run r;
+    memset(&r, 0, sizeof r);
+    r.db = db;
+    r.md = pcre2_match_data_create(db->max_caps + 1, NULL);
+    r.node = json_string_value(json_object_get(signals, "node"));
+    const json_t *slurm = json_object_get(signals, "slurm");
+    json_t *out = NULL;
+    cstate *cs = calloc((size_t)db->nclasses, sizeof *cs);
+    int *absorbed = malloc((size_t)db->nclasses * sizeof *absorbed);
+    if (!r.md || !cs || !absorbed) goto nomem;
+    for (int c = 0; c < db->nclasses; c++)
+        absorbed[c] = -1;
+    if (take_text(&r, json_object_get(signals, "kernel_log"), DS_KERNEL, "kernel_log", err) ||
+        take_text(&r, json_object_get(signals, "job_log"), DS_JOB, "job_log", err) ||
+        take_text(&r, json_object_get(signals, "events"), DS_EVENTS, "events", err) ||
+        take_slurm(&r, slurm, err) || take_history(&r, json_object_get(signals, "history"), err))
+        goto fail;
+    scan_all(&r);
+    text_hits(&r);
+    if (metric_hits(&r, json_object_get(signals, "metrics"), err)) goto fail;
+    if (r.oom) goto nomem;
+
+    /* correlation rules see the evidence so far */
+    score(&r, cs);
+    for (int i = 0; i < db->nrules; i++) {
+        const diag_rule *ru = &db->rules[i];
+        switch (ru->type) {
+        case RT_MULTI_JOB:
+            rule_multi_job(&r, cs, ru, json_object_get(slurm, "jobs"));
+            break;
+        case RT_FOLLOWS_JOB:
+        case RT_FOLLOWS_NODE:
+        case RT_SAME_STEP_DIFF:
+            rule_history(&r, cs, ru);
+            break;
+        case RT_CAPTURE_DISAGREE:
+        case RT_DISTINCT_VALUES:
+            rule_captures(&r, ru);
+            break;
+        default:
+            break;
+        }
+    }
+    if (r.oom) goto nomem;
+    score(&r, cs);
+
+    /* one class explains another: conditions read the scores before demotion */
+    double *pre = malloc((size_t)db->nclasses * sizeof *pre);
+    if (!pre) goto nomem;
+    for (int c = 0; c < db->nclasses; c++)
+        pre[c] = cs[c].conf;
+    for (int i = 0; i < db->nrules; i++) {
+        const diag_rule *ru = &db->rules[i];
+        if ((ru->type != RT_EXPLAINS && ru->type != RT_ABSORB) || pre[ru->cls] < ru->min) continue;
+        for (int t = 0; t < ru->ntargets; t++) {
+            int c = ru->targets[t];
+            if (c == ru->cls || !cs[c].any) continue;
+            if (ru->type == RT_ABSORB) {
+                cstate *into = &cs[ru->cls];
+                into->conf = 1.0 - (1.0 - into->conf) * (1.0 - pre[c]);
+                into->kinds |= cs[c].kinds;
+                into->corroborated |= __builtin_popcount(into->kinds) >= 2;
+                absorbed[c] = ru->cls;
+            }
+            cs[c].conf *= ru->factor;
+        }
+    }
+    free(pre);
+
+    /* rank */
+    int order[256], n = 0;
+    for (int c = 0; c < db->nclasses && n < 256; c++)
+        if (cs[c].any && cs[c].conf >= 0.05 && strcmp(db->classes[c].id, "healthy") != 0)
+            order[n++] = c;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0; j--) {
+            const cstate *a = &cs[order[j]], *b = &cs[order[j - 1]];
+            bool before = a->conf > b->conf + 1e-9 ||
+                          (fabs(a->conf - b->conf) <= 1e-9 && a->maxstr > b->maxstr);
+            if (!before) break;
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    double best = n ? cs[order[0]].conf : 0.0;
+    out = json_object();
+    json_t *classes = json_array();
+    json_t *top;
+    if (best >= db->report) {
+        top = entry(&r, order[0], &cs[order[0]], taxonomy, absorbed);
+    } else {
+        top = healthy_entry(&r, best, taxonomy);
+        json_array_append(classes, top);
+    }
+    for (int i = 0; i < n && json_array_size(classes) < 5; i++)
+        json_array_append_new(classes, entry(&r, order[i], &cs[order[i]], taxonomy, absorbed));
+    json_object_set_new(out, "act", json_boolean(json_is_true(json_object_get(top, "act"))));
+    json_object_set_new(out, "top", top);
+    json_object_set_new(out, "classes", classes);
+    json_t *seen = json_object();
+    json_object_set_new(seen, "kernel_log", json_integer(r.nsrc[DS_KERNEL]));
+    json_object_set_new(seen, "job_log", json_integer(r.nsrc[DS_JOB]));
+    json_object_set_new(seen, "events", json_integer(r.nsrc[DS_EVENTS]));
+    json_object_set_new(seen, "metrics", json_integer(r.nsrc[DS_METRICS]));
+    json_object_set_new(seen, "slurm_jobs", json_integer(r.nsrc[DS_JOBS]));
+    json_object_set_new(seen, "history", json_integer(r.nsrc[DS_HISTORY]));
+    json_object_set_new(seen, "matches", json_integer(r.nhits));
+    json_object_set_new(out, "signals_seen", seen);
+    if (r.node) json_object_set_new(out, "node", json_string(r.node));
+    goto done;
+nomem:
+    fm_err_set(err, FM_ERR_NOMEM, "out of memory while diagnosing; send fewer lines");
+fail:
+    json_decref(out);
+    out = NULL;
+done:
+    free(cs);
+    free(absorbed);
+    run_free(&r);
+    return out;
+}

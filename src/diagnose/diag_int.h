@@ -1,0 +1,168 @@
+/* Private to src/diagnose: the compiled signature catalog. */
+#ifndef FM_DIAG_INT_H
+#define FM_DIAG_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
+#include <pcre2.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_diagnose.h"
+
+/* Text sources, in the order the engine walks them. */
+enum {
+    DS_KERNEL = 0,
+    DS_JOB,
+    DS_EVENTS,
+    DS_REASON,
+    DS_STATE,
+    DS_JOBS,
+    DS_HISTORY,
+    DS_METRICS,
+    DS_N
+};
+
+/* Independent evidence kinds for corroboration: kernel, job, events,
+ * metrics, slurm (reason, state, jobs), history, correlation. */
+enum { DK_KERNEL = 0, DK_JOB, DK_EVENTS, DK_METRICS, DK_SLURM, DK_HISTORY, DK_CORR, DK_N };
+
+enum { ST_WEAK = 0, ST_STRONG = 1, ST_DECISIVE = 2 };
+
+enum { OP_GT, OP_GE, OP_LT, OP_LE, OP_EQ, OP_NE, OP_AND };
+
+#define DIAG_MAX_CLASSES 8
+#define DIAG_MAX_LABELS 8
+#define DIAG_MAX_LITS 16
+
+typedef struct diag_re {
+    pcre2_code *code; /* NULL: absent */
+} diag_re;
+
+typedef struct diag_metric {
+    diag_re name;
+    int op;
+    double thr;
+    int nlabels;
+    char *label_key[DIAG_MAX_LABELS];
+    diag_re label_re[DIAG_MAX_LABELS];
+    int min_series;
+    bool rising;
+    bool has_with;
+    diag_re with_name;
+    int with_op;
+    double with_thr;
+} diag_metric;
+
+typedef struct diag_sig {
+    char id[64];
+    char group[64];
+    int cls[DIAG_MAX_CLASSES]; /* taxonomy indexes */
+    int ncls;
+    bool xid;         /* class from the Xid table via the `xid` capture */
+    int xid_cap;      /* strongest strength an xid signature may give */
+    unsigned srcmask; /* 1 << DS_* */
+    int strength;
+    diag_re re;
+    diag_re exclude;
+    diag_re also;
+    diag_re ctx;
+    diag_re ctx_stop;
+    int ctx_before;
+    bool ctx_negate;
+    int min_count;
+    int nlit;
+    bool is_metric;
+    diag_metric m;
+    uint32_t cap_xid, cap_pid, cap_key, cap_val; /* group numbers, 0: none */
+} diag_sig;
+
+enum {
+    RT_MULTI_JOB,
+    RT_FOLLOWS_JOB,
+    RT_FOLLOWS_NODE,
+    RT_SAME_STEP_DIFF,
+    RT_CAPTURE_DISAGREE,
+    RT_DISTINCT_VALUES,
+    RT_EXPLAINS,
+    RT_ABSORB
+};
+
+typedef struct diag_rule {
+    char id[64];
+    int type;
+    int strength;
+    int min_jobs;
+    int window_min;
+    char states[16][24];
+    int nstates;
+    int cls;         /* fault_class / if */
+    int targets[16]; /* classes / demote / from */
+    int ntargets;
+    double min;
+    double factor;
+    int sig; /* capture rules: index into sigs of their pattern */
+} diag_rule;
+
+typedef struct diag_xid {
+    int code;
+    int cls; /* -1: informational */
+    int strength;
+    char action[16];
+    char name[124];
+} diag_xid;
+
+typedef struct diag_class {
+    char id[64];
+    char scope[16];
+    bool destructive;
+    json_t *response; /* owned array */
+    char runbook[80]; /* "" when none */
+} diag_class;
+
+/* A literal of the prefilter and the signatures that need it. */
+typedef struct diag_lit {
+    char *text;
+    size_t len;
+    int *sigs;
+    int nsigs;
+    int next; /* next literal in the same 3-byte bucket, -1 */
+} diag_lit;
+
+struct fm_diag_db {
+    double act, report, weak_cap, uncorr_cap;
+    double pstrength[3];
+    diag_class *classes;
+    int nclasses;
+    diag_sig *sigs;
+    int nsigs;        /* text and metric signatures, then rule patterns */
+    int ntext_public; /* number of text signatures exposed to fm_diag_scan */
+    int *text_order;  /* sig index of public text signature i */
+    diag_rule *rules;
+    int nrules;
+    diag_xid *xids;
+    int nxids;
+    diag_lit *lits;
+    int nlits;
+    int *always; /* text signatures without literals */
+    int nalways;
+    uint8_t bloom[8192]; /* 65536 bits over 3-byte prefixes */
+    int32_t *bucket;     /* 65536 heads into lits, -1 */
+    uint32_t max_caps;   /* ovector pairs needed */
+    bool no_jit;         /* interpreter only (valgrind, FLEETMCP_NO_JIT) */
+};
+
+/* Scan one line: calls fn for every text signature whose pattern matches
+ * (prefilter first).  stamp must have nsigs slots, owned by the caller;
+ * line_no must grow between calls.  md is the caller's match data. */
+typedef void (*diag_hit_fn)(void *ud, int sig, const char *line, size_t len, const PCRE2_SIZE *ov);
+void diag_scan_line(const struct fm_diag_db *db, unsigned srcbit, const char *line, size_t len,
+                    pcre2_match_data *md, uint32_t *stamp, uint32_t line_no, diag_hit_fn fn,
+                    void *ud);
+
+bool diag_re_match(const diag_re *re, const char *s, size_t len, pcre2_match_data *md);
+int diag_class_index(const struct fm_diag_db *db, const char *id);
+const diag_xid *diag_xid_find(const struct fm_diag_db *db, int code);
+
+#endif

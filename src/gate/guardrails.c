@@ -1,0 +1,421 @@
+/* Guardrails on live state, and the node remediation states they count.
+ * Slurm is read through the same backend interface the tools use. */
+#include "fleetmcp/fm_guardrails.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_util.h"
+
+static const char fleet_ddl[] =
+    "CREATE TABLE IF NOT EXISTS node_states(node TEXT PRIMARY KEY, state TEXT NOT NULL,"
+    " fault_class TEXT, workflow_id TEXT, rack TEXT, sku TEXT, partition TEXT,"
+    " since_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS node_states_state ON node_states(state);"
+    "CREATE TABLE IF NOT EXISTS node_attempts(node TEXT NOT NULL, fault_class TEXT NOT NULL,"
+    " ts_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS node_attempts_key ON node_attempts(node, fault_class, ts_ms);";
+
+/* States that hold a node out of the pool for the blast radius. */
+#define IN_REMEDIATION "('quarantined','repairing','validating')"
+
+int fm_guard_init(fm_ctx *ctx, fm_err *err)
+{
+    return fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err);
+}
+
+static const json_t *section(fm_ctx *ctx, const char *name)
+{
+    return fm_config_section(&ctx->cfg, name);
+}
+
+static void add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt, ...)
+{
+    char detail[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    json_t *v = json_pack("{s:s, s:b, s:s}", "guardrail", name, "ok", ok, "detail", detail);
+    if (!ok && fix) json_object_set_new(v, "fix", json_string(fix));
+    json_array_append_new(verdicts, v);
+}
+
+static bool str_in(const json_t *list, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) if (json_is_string(v) && s && !strcmp(json_string_value(v), s))
+        return true;
+    return false;
+}
+
+static bool any_in(const json_t *list, const json_t *values)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(values, i, v) if (str_in(list, json_string_value(v))) return true;
+    return false;
+}
+
+static bool state_has(const json_t *node, const char *word)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(node, "state"), i, v)
+        if (!strcasecmp(json_string_value(v), word)) return true;
+    return false;
+}
+
+/* Schedulable: Slurm would start a job there now. */
+static bool schedulable(const json_t *node)
+{
+    static const char *const out[] = {"DRAIN", "DRAINING", "DRAINED", "DOWN", "FAIL",
+                                      "FAILING", "MAINT", "REBOOT", "REBOOT_REQUESTED",
+                                      "REBOOT_ISSUED", "NOT_RESPONDING", "INVAL", "POWERED_DOWN",
+                                      "POWERING_DOWN", "UNKNOWN", "FUTURE", "RESERVED"};
+    for (size_t i = 0; i < sizeof out / sizeof *out; i++)
+        if (state_has(node, out[i])) return false;
+    return true;
+}
+
+bool fm_guard_all_canary(fm_ctx *ctx, const json_t *nodes)
+{
+    const json_t *c = section(ctx, "canary");
+    const json_t *list = json_object_get(c, "nodes");
+    const char *feature = fm_cfg_str(c, "feature", "canary");
+    if (!json_array_size(nodes)) return false;
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *name = json_string_value(n);
+        if (str_in(list, name)) continue;
+        if (!ctx->be.slurm) return false;
+        fm_err err = {0};
+        json_t *node = ctx->be.slurm->node(ctx->be.slurm_st, name, &err);
+        bool yes = node && str_in(json_object_get(node, "features"), feature);
+        json_decref(node);
+        if (!yes) return false;
+    }
+    return true;
+}
+
+void fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
+{
+    static const char sql[] = "SELECT state FROM node_states WHERE node=?";
+    snprintf(buf, len, "healthy");
+    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    if (!s) return;
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) snprintf(buf, len, "%s", sqlite3_column_text(s, 0));
+    sqlite3_reset(s);
+}
+
+/* Nodes in remediation in a domain, other than node itself. */
+static long long domain_count(fm_ctx *ctx, const char *column, const char *value,
+                              const char *node)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM node_states WHERE %s=? AND node<>? AND state IN "
+             IN_REMEDIATION,
+             column);
+    sqlite3_stmt *s = NULL;
+    long long n = 0;
+    if (sqlite3_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != SQLITE_OK) return 0;
+    sqlite3_bind_text(s, 1, value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+/* The first domain (rack, sku, partition) whose remediation count would
+ * pass the limit with node added, into why; false if none. */
+static bool blast_exceeded(fm_ctx *ctx, const char *node, const json_t *domains, long long limit,
+                           char *why, size_t len)
+{
+    static const char *const cols[] = {"rack", "sku", "partition"};
+    for (int i = 0; i < 3; i++) {
+        const char *val = fm_json_str(domains, cols[i], NULL);
+        if (!val) continue;
+        long long n = domain_count(ctx, cols[i], val, node);
+        if (n + 1 > limit) {
+            snprintf(why, len, "%s %s already has %lld node%s in remediation; adding %s makes"
+                     " %lld, over the limit of %lld per %s",
+                     cols[i], val, n, n == 1 ? "" : "s", node, n + 1, limit, cols[i]);
+            return true;
+        }
+    }
+    return false;
+}
+
+static long long attempts_in_window(fm_ctx *ctx, const char *node, const char *fc, long long win)
+{
+    sqlite3_stmt *s = NULL;
+    long long n = 0;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT count(*) FROM node_attempts WHERE node=? AND fault_class=?"
+                           " AND ts_ms>=?",
+                           -1, &s, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, fc, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, fm_now_ms() - win * 1000);
+    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm_err *err)
+{
+    double share = fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(node, "partitions"), i, p)
+    {
+        fm_slurm_node_filter f = {.partition = json_string_value(p)};
+        json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
+        if (!all) return;
+        size_t k, total = json_array_size(all), now = 0;
+        json_t *n;
+        json_array_foreach(all, k, n) now += schedulable(n);
+        json_decref(all);
+        size_t after = now - (schedulable(node) && now ? 1 : 0);
+        double frac = total ? (double)after / (double)total : 0;
+        char fix[200];
+        snprintf(fix, sizeof fix, "wait until more of partition %s is back in service, or lower"
+                 " guardrails.min_schedulable_share", json_string_value(p));
+        add(verdicts, "capacity", frac + 1e-9 >= share, fix,
+            "partition %s: %zu of %zu nodes schedulable now, %zu after (%.0f%%, minimum"
+            " %.0f%%)",
+            json_string_value(p), now, total, after, 100 * frac, 100 * share);
+    }
+}
+
+static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, json_t *verdicts,
+                       fm_err *err)
+{
+    json_t *node = ctx->be.slurm->node(ctx->be.slurm_st, name, err);
+    if (!node) return;
+    const json_t *ex = section(ctx, "exclusions");
+    bool excluded = str_in(json_object_get(ex, "nodes"), name) ||
+                    any_in(json_object_get(ex, "partitions"), json_object_get(node, "partitions")) ||
+                    any_in(json_object_get(ex, "features"), json_object_get(node, "features"));
+    add(verdicts, "exclusions", !excluded, "remove it from exclusions in the config if it must"
+        " be touched", excluded ? "%s is excluded by config (node, partition or feature)"
+                                : "%s is not excluded", name);
+
+    if (ctx->cfg.mode == FM_MODE_CANARY) {
+        json_t *one = json_pack("[s]", name);
+        bool canary = fm_guard_all_canary(ctx, one);
+        json_decref(one);
+        add(verdicts, "mode", canary, "set mode: fleet in the config to act beyond canary nodes",
+            canary ? "mode canary: %s is a canary node" : "mode canary: %s is not a canary node",
+            name);
+    }
+    if (req->takes_capacity) {
+        long long limit = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
+        char why[400];
+        bool over = blast_exceeded(ctx, name, json_object_get(node, "domains"), limit, why,
+                                   sizeof why);
+        add(verdicts, "blast_radius", !over, "wait for the nodes in remediation in that domain"
+            " to return, or raise guardrails.max_per_domain",
+            over ? "%s" : "%s: within %lld node(s) per rack, sku and partition", over ? why : name,
+            limit);
+        check_capacity(ctx, node, verdicts, err);
+    }
+    const json_t *pre = json_object_get(req->runbook, "preconditions");
+    if (pre) {
+        char st[32];
+        fm_node_state_get(ctx, name, st, sizeof st);
+        const json_t *allowed = json_object_get(pre, "node_states");
+        if (json_array_size(allowed))
+            add(verdicts, "precondition_state", str_in(allowed, st),
+                "finish or escalate the node's current workflow first",
+                "%s is %s; the runbook starts from one of its node_states", name, st);
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(pre, "slurm_states_forbidden"), i, w)
+        {
+            if (state_has(node, json_string_value(w)))
+                add(verdicts, "precondition_slurm", false, "resolve the Slurm state first",
+                    "%s is %s in Slurm, which this runbook forbids", name, json_string_value(w));
+        }
+        json_t *maxj = json_object_get(pre, "max_running_jobs");
+        if (json_is_integer(maxj)) {
+            fm_slurm_job_filter jf = {.node = name, .state = "RUNNING"};
+            json_t *jobs = ctx->be.slurm->jobs(ctx->be.slurm_st, &jf, err);
+            if (jobs) {
+                long long n = (long long)json_array_size(jobs);
+                add(verdicts, "precondition_jobs", n <= json_integer_value(maxj),
+                    "wait for the jobs to finish, or approve a plan that cancels them",
+                    "%s runs %lld job(s); the runbook allows at most %lld", name, n,
+                    (long long)json_integer_value(maxj));
+                json_decref(jobs);
+            }
+        }
+    }
+    if (req->fault_class) {
+        const json_t *rb = json_object_get(req->runbook, "retry_budget");
+        const json_t *g = json_object_get(section(ctx, "guardrails"), "retry_budget");
+        long long max = fm_cfg_int(rb, "max_attempts", fm_cfg_int(g, "max_attempts", 2));
+        long long win = fm_cfg_int(rb, "window_s", fm_cfg_int(g, "window_s", 86400));
+        long long n = attempts_in_window(ctx, name, req->fault_class, win);
+        add(verdicts, "retry_budget", n < max, "escalate to a human: repeating the same repair"
+            " will not fix it", "%s: %lld of %lld attempts for %s in the last %lld s", name, n,
+            max, req->fault_class, win);
+    }
+    if (req->resume) {
+        bool owned = json_is_true(json_object_get(node, "fleetmcp_owned"));
+        add(verdicts, "ownership", owned || req->approved,
+            "fleetmcp resumes only drains it owns; a human approval can override",
+            owned ? "%s's drain is fleetmcp's (reason %s)"
+                  : "%s was drained by someone else (reason: %s)",
+            name, fm_json_str(node, "reason", ""));
+    }
+    json_decref(node);
+}
+
+json_t *fm_guard_check(fm_ctx *ctx, const fm_guard_req *req, bool *all_ok, fm_err *err)
+{
+    json_t *verdicts = json_array();
+    char why[600];
+    bool ks = fm_killswitch_engaged(ctx, why, sizeof why);
+    add(verdicts, "kill_switch", !ks, "a human releases it with killswitch_release",
+        ks ? "%s" : "kill switch released", ks ? why : "");
+    if (json_array_size(req->nodes) && !ctx->be.slurm) {
+        json_decref(verdicts);
+        fm_backend_missing(err, "slurm", "guardrails read live node state from Slurm");
+        return NULL;
+    }
+    size_t i;
+    json_t *n;
+    json_array_foreach(req->nodes, i, n)
+    {
+        check_node(ctx, req, json_string_value(n), verdicts, err);
+        if (err && err->code) {
+            json_decref(verdicts);
+            return NULL;
+        }
+    }
+    *all_ok = true;
+    json_array_foreach(verdicts, i, n) if (!json_is_true(json_object_get(n, "ok"))) *all_ok = false;
+    return verdicts;
+}
+
+void fm_guard_explain(const json_t *verdicts, char *buf, size_t len)
+{
+    size_t i;
+    json_t *v;
+    snprintf(buf, len, "all guardrails pass");
+    json_array_foreach(verdicts, i, v)
+    {
+        if (json_is_true(json_object_get(v, "ok"))) continue;
+        const char *fix = fm_json_str(v, "fix", NULL);
+        snprintf(buf, len, "guardrail %s: %s%s%s", fm_json_str(v, "guardrail", "?"),
+                 fm_json_str(v, "detail", ""), fix ? "; to pass: " : "", fix ? fix : "");
+        return;
+    }
+}
+
+static int upsert_state(fm_ctx *ctx, const char *node, const char *state, const char *fc,
+                        const char *wf, const json_t *domains, fm_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t now = fm_now_ms();
+    if (sqlite3_prepare_v2(
+            ctx->store.db,
+            "INSERT INTO node_states(node,state,fault_class,workflow_id,rack,sku,partition,"
+            "since_ms,updated_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?8) ON CONFLICT(node) DO UPDATE"
+            " SET state=?2, fault_class=coalesce(?3,fault_class), workflow_id=coalesce(?4,"
+            "workflow_id), rack=coalesce(?5,rack), sku=coalesce(?6,sku),"
+            " partition=coalesce(?7,partition), since_ms=CASE WHEN state=?2 THEN since_ms ELSE"
+            " ?8 END, updated_ms=?8",
+            -1, &s, NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "node state");
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
+    if (fc) sqlite3_bind_text(s, 3, fc, -1, SQLITE_STATIC);
+    if (wf) sqlite3_bind_text(s, 4, wf, -1, SQLITE_STATIC);
+    const char *rack = fm_json_str(domains, "rack", NULL), *sku = fm_json_str(domains, "sku", NULL),
+               *part = fm_json_str(domains, "partition", NULL);
+    if (rack) sqlite3_bind_text(s, 5, rack, -1, SQLITE_STATIC);
+    if (sku) sqlite3_bind_text(s, 6, sku, -1, SQLITE_STATIC);
+    if (part) sqlite3_bind_text(s, 7, part, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, now);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "node state");
+}
+
+int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const char *fault_class,
+                     const char *workflow_id, fm_err *err)
+{
+    if (!ctx->be.slurm) return fm_backend_missing(err, "slurm", "reservations need domains");
+    /* Read Slurm before the transaction: never hold the write lock across
+     * a backend call. */
+    json_t *n = ctx->be.slurm->node(ctx->be.slurm_st, node, err);
+    if (!n) return -1;
+    json_t *domains = json_incref(json_object_get(n, "domains"));
+    json_decref(n);
+    long long limit = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
+    int rc = -1;
+    char why[400];
+    if (fm_store_begin(&ctx->store, err)) goto out;
+    if (blast_exceeded(ctx, node, domains, limit, why, sizeof why)) {
+        fm_store_rollback(&ctx->store);
+        fm_err_set(err, FM_ERR_GUARDRAIL, "blast radius: %s (another workflow got there"
+                   " first); wait for it to finish", why);
+        goto out;
+    }
+    if (upsert_state(ctx, node, state, fault_class, workflow_id, domains, err)) {
+        fm_store_rollback(&ctx->store);
+        goto out;
+    }
+    rc = fm_store_commit(&ctx->store, err);
+out:
+    json_decref(domains);
+    return rc;
+}
+
+int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const char *workflow_id,
+                      fm_err *err)
+{
+    if (upsert_state(ctx, node, state, NULL, workflow_id, NULL, err)) return -1;
+    if (strcmp(state, "repairing")) return 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "INSERT INTO node_attempts(node,fault_class,ts_ms) SELECT node,"
+                           " coalesce(fault_class,'unknown'), ? FROM node_states WHERE node=?",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "node attempt");
+    sqlite3_bind_int64(s, 1, fm_now_ms());
+    sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "node attempt");
+}
+
+json_t *fm_node_state_counts(fm_ctx *ctx)
+{
+    json_t *out = json_object();
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db, "SELECT state, count(*) FROM node_states GROUP BY state",
+                           -1, &s, NULL) != SQLITE_OK)
+        return out;
+    while (sqlite3_step(s) == SQLITE_ROW)
+        json_object_set_new(out, (const char *)sqlite3_column_text(s, 0),
+                            json_integer(sqlite3_column_int64(s, 1)));
+    sqlite3_finalize(s);
+    return out;
+}

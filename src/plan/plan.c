@@ -1,0 +1,136 @@
+/* Plans in the store.  A plan is immutable once recorded except for its
+ * status; approvals bind to its hash. */
+#include "fleetmcp/fm_plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_util.h"
+
+static const char plan_ddl[] =
+    "CREATE TABLE IF NOT EXISTS plans(id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
+    " tool TEXT NOT NULL, content TEXT NOT NULL, detail TEXT NOT NULL, hash TEXT NOT NULL,"
+    " status TEXT NOT NULL, session TEXT, initiator TEXT, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS plans_hash ON plans(hash, status);";
+
+int fm_plan_init(fm_ctx *ctx, fm_err *err)
+{
+    return fm_store_migrate(&ctx->store, "plans", 1, plan_ddl, err);
+}
+
+json_t *fm_plan_content(const char *tool, const json_t *args, const json_t *nodes,
+                        const json_t *steps, const char *runbook, int runbook_version)
+{
+    json_t *a = args ? json_deep_copy(args) : json_object();
+    json_object_del(a, "approval_id");
+    json_t *c = json_pack("{s:s, s:o, s:O, s:O}", "tool", tool, "args", a, "nodes",
+                          nodes ? nodes : json_array(), "steps", steps ? steps : json_array());
+    /* json_pack "O" on a temporary would leak it: build the defaults apart. */
+    if (!nodes) json_decref(json_object_get(c, "nodes"));
+    if (!steps) json_decref(json_object_get(c, "steps"));
+    if (runbook) {
+        json_object_set_new(c, "runbook", json_string(runbook));
+        json_object_set_new(c, "runbook_version", json_integer(runbook_version));
+    }
+    return c;
+}
+
+void fm_plan_hash(const json_t *content, char out[65])
+{
+    char *text = fm_json_canonical(content);
+    fm_sha256_hex(text ? text : "", text ? strlen(text) : 0, out);
+    free(text);
+}
+
+int fm_plan_create(fm_ctx *ctx, const json_t *content, const json_t *detail,
+                   char id_out[FM_PLAN_ID_LEN], fm_err *err)
+{
+    char hex[17], hash[65];
+    fm_random_hex(hex, 8);
+    snprintf(id_out, FM_PLAN_ID_LEN, "pl-%s", hex);
+    fm_plan_hash(content, hash);
+    char *ctext = fm_json_canonical(content), *dtext = fm_json_canonical(detail);
+    char who[128];
+    snprintf(who, sizeof who, "%s:%s", ctx->session.initiator ? "human" : "agent",
+             ctx->session.client_name);
+    sqlite3_stmt *s = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "INSERT INTO plans(id,created_ms,tool,content,detail,hash,status,"
+                           "session,initiator,updated_ms) VALUES(?,?,?,?,?,?,'proposed',?,?,?)",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(&ctx->store, err, "plan insert");
+        goto out;
+    }
+    int64_t now = fm_now_ms();
+    sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_text(s, 3, fm_json_str(content, "tool", ""), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, ctext ? ctext : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, dtext ? dtext : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, ctx->session.id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, who, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, now);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        fm_store_fail(&ctx->store, err, "plan insert");
+    else
+        rc = 0;
+out:
+    sqlite3_finalize(s);
+    free(ctext);
+    free(dtext);
+    return rc;
+}
+
+json_t *fm_plan_get(fm_ctx *ctx, const char *id, fm_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    json_t *out = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT id,created_ms,content,detail,hash,status,initiator,updated_ms"
+                           " FROM plans WHERE id=?",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(&ctx->store, err, "plan read");
+        return NULL;
+    }
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *content = json_loads((const char *)sqlite3_column_text(s, 2), 0, NULL);
+        json_t *detail = json_loads((const char *)sqlite3_column_text(s, 3), 0, NULL);
+        char created[32], updated[32];
+        fm_iso_time(sqlite3_column_int64(s, 1), created);
+        fm_iso_time(sqlite3_column_int64(s, 7), updated);
+        out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "plan_id",
+                        (const char *)sqlite3_column_text(s, 0), "created", created, "updated",
+                        updated, "hash", (const char *)sqlite3_column_text(s, 4), "status",
+                        (const char *)sqlite3_column_text(s, 5), "created_by",
+                        (const char *)sqlite3_column_text(s, 6));
+        if (json_is_object(content)) json_object_update(out, content);
+        if (json_is_object(detail)) json_object_update_missing(out, detail);
+        json_decref(content);
+        json_decref(detail);
+    } else {
+        char c[64];
+        fm_clip(c, sizeof c, id);
+        fm_err_set(err, FM_ERR_NOT_FOUND, "no plan %s (plans are listed in audit_query rows)", c);
+    }
+    sqlite3_finalize(s);
+    return out;
+}
+
+int fm_plan_set_status(fm_ctx *ctx, const char *id, const char *status, fm_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db, "UPDATE plans SET status=?, updated_ms=? WHERE id=?",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "plan update");
+    sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, fm_now_ms());
+    sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "plan update");
+}

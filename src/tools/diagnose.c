@@ -1,0 +1,305 @@
+/* diagnose: signals -> ranked fault classes (src/diagnose does the work).
+ *
+ * Two modes.  With `signals` the caller hands the evidence as collected.
+ * With only `node` (and optionally `job_id`), fleetmcp collects bounded
+ * evidence itself through whichever backends are configured: the node and
+ * its jobs from Slurm, the node's DCGM and node-exporter series from the
+ * metrics backend, and kernel Xid lines, dcgmi health and ibstat over the
+ * SSH executor's fixed catalog.  The signature catalog is loaded and
+ * compiled once, on the first call, and kept on the server context. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_diagnose.h"
+#include "fleetmcp/fm_exec.h"
+#include "fleetmcp/fm_metrics.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_slurm.h"
+#include "fm_tools.gen.h"
+
+#ifndef FM_SHARE_DIR
+#define FM_SHARE_DIR "/usr/local/share/fleetmcp"
+#endif
+
+#define MAX_COLLECT_LINES 5000
+#define MAX_COLLECT_SERIES 2000
+
+/* The catalog on the context, loaded at first use. */
+static const struct fm_diag_db *catalog(fm_ctx *ctx, fm_err *err)
+{
+    if (ctx->diag) return ctx->diag;
+    const json_t *sec = fm_config_section(&ctx->cfg, "diagnose");
+    const char *path = fm_cfg_str(sec, "signatures", NULL);
+    if (!path) path = getenv("FLEETMCP_SIGNATURES");
+    if (!path) {
+        path = "runbooks/signatures.yaml";
+        if (access(path, R_OK) != 0) path = FM_SHARE_DIR "/runbooks/signatures.yaml";
+    }
+    struct fm_diag_db *db = NULL;
+    if (fm_diag_load(path, &db, err)) return NULL;
+    ctx->diag = db;
+    return db;
+}
+
+static void note(json_t *arr, const char *fmt, const char *a, const fm_err *e)
+{
+    if (json_array_size(arr) >= 8) return;
+    char buf[600];
+    snprintf(buf, sizeof buf, fmt, a, e ? fm_strerror(e->code) : "", e ? e->text : "");
+    json_array_append_new(arr, json_string(buf));
+}
+
+/* Appends up to max lines of text (len bytes, untrusted) to arr. */
+static void add_lines(json_t *arr, const char *text, size_t len, size_t max, const char *prefix)
+{
+    json_t *s = fm_exec_text(text, len, (size_t)MAX_COLLECT_LINES * 200);
+    const char *p = json_string_value(s);
+    while (p && *p && json_array_size(arr) < max) {
+        size_t l = strcspn(p, "\n");
+        if (l) {
+            char line[8192];
+            snprintf(line, sizeof line, "%s%.*s", prefix, (int)(l > 8000 ? 8000 : l), p);
+            json_array_append_new(arr, json_string(line));
+        }
+        p += l;
+        if (*p) p++;
+    }
+    json_decref(s);
+}
+
+/* Slurm's view of a job, keeping only the fields diagnose reads (new). */
+static json_t *job_fields(const json_t *j)
+{
+    json_t *o = json_object();
+    static const char *const keys[] = {"job_id", "name",      "user",  "state",
+                                       "reason", "exit_code", "nodes", "partition"};
+    for (int k = 0; k < 8; k++) {
+        json_t *v = json_object_get(j, keys[k]);
+        if (json_is_string(v) || json_is_integer(v)) json_object_set(o, keys[k], v);
+    }
+    return o;
+}
+
+static void collect_slurm(fm_ctx *ctx, const char *node, json_int_t job_id, json_t *sig,
+                          json_t *info, size_t max_jobs)
+{
+    fm_err e = {0};
+    json_t *n = ctx->be.slurm->node(ctx->be.slurm_st, node, &e);
+    json_t *slurm = json_object();
+    if (n) {
+        json_t *st = json_object_get(n, "state");
+        if (json_is_array(st) && json_array_size(st) <= 32)
+            json_object_set(slurm, "node_state", st);
+        if (json_is_string(json_object_get(n, "reason")))
+            json_object_set(slurm, "reason", json_object_get(n, "reason"));
+        json_decref(n);
+    } else {
+        note(json_object_get(info, "errors"), "slurm node %s: %s: %s", node, &e);
+    }
+    fm_err_clear(&e);
+    fm_slurm_job_filter f = {.node = node};
+    json_t *jobs = ctx->be.slurm->jobs(ctx->be.slurm_st, &f, &e);
+    if (jobs) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *j;
+        /* the job the caller asked about first, so max_jobs never drops it */
+        json_array_foreach(jobs, i, j)
+        {
+            if (job_id && json_integer_value(json_object_get(j, "job_id")) == job_id)
+                json_array_append_new(out, job_fields(j));
+        }
+        json_array_foreach(jobs, i, j)
+        {
+            if (json_array_size(out) >= max_jobs) break;
+            if (job_id && json_integer_value(json_object_get(j, "job_id")) == job_id) continue;
+            json_array_append_new(out, job_fields(j));
+        }
+        json_object_set_new(slurm, "jobs", out);
+        json_decref(jobs);
+    } else {
+        note(json_object_get(info, "errors"), "slurm jobs on %s: %s: %s", node, &e);
+    }
+    json_object_set_new(sig, "slurm", slurm);
+    json_array_append_new(json_object_get(info, "sources"), json_string("slurm"));
+}
+
+static void collect_metrics(fm_ctx *ctx, const char *node, json_t *sig, json_t *info)
+{
+    const json_t *gh = json_object_get(fm_config_section(&ctx->cfg, "metrics"), "gpu_health");
+    const char *hl = json_string_value(json_object_get(gh, "host_label"));
+    if (!hl) hl = "Hostname";
+    /* node names are validated by the input schema: safe in a matcher */
+    char q[1024];
+    snprintf(q, sizeof q,
+             "{__name__=~\"DCGM_FI_.*\",%s=\"%s\"} or "
+             "{__name__=~\"up|node_infiniband_(physical_)?state_id|"
+             "node_network_carrier_changes_total|node_filesystem_avail_bytes\",instance=~\"%s(:[0-"
+             "9]+)?\"}",
+             hl, node, node);
+    fm_err e = {0};
+    json_t *ans = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, &e);
+    if (!ans) {
+        note(json_object_get(info, "errors"), "metrics for %s: %s: %s", node, &e);
+        return;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(ans, "series"), i, s)
+    {
+        if (json_array_size(out) >= MAX_COLLECT_SERIES) break;
+        json_t *labels = json_object_get(s, "labels");
+        const char *name = json_string_value(json_object_get(labels, "__name__"));
+        json_t *v = json_object_get(s, "value");
+        if (!name || !json_is_number(v)) continue; /* NaN/Inf come as strings */
+        json_t *lb = json_object();
+        const char *k;
+        json_t *lv;
+        json_object_foreach(labels, k, lv)
+        {
+            if (strcmp(k, "__name__") != 0 && json_is_string(lv) && json_object_size(lb) < 32)
+                json_object_set(lb, k, lv);
+        }
+        json_array_append_new(out,
+                              json_pack("{s:s, s:o, s:O}", "name", name, "labels", lb, "value", v));
+    }
+    json_decref(ans);
+    json_object_set_new(sig, "metrics", out);
+    json_array_append_new(json_object_get(info, "sources"), json_string("metrics"));
+}
+
+static void collect_exec(fm_ctx *ctx, const char *node, json_t *sig, json_t *info, size_t kmax)
+{
+    fm_cmd_args a;
+    fm_cmd_args_init(&a);
+    json_t *klog = json_array(), *events = json_array();
+    static const struct {
+        fm_cmd_id cmd;
+        const char *label;
+    } cmds[] = {
+        {FM_CMD_KERNEL_XID, NULL}, {FM_CMD_DCGMI_HEALTH, "dcgmi health: "}, {FM_CMD_IBSTAT, ""}};
+    bool any = false;
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        fm_exec_result r;
+        memset(&r, 0, sizeof r);
+        fm_err e = {0};
+        if (ctx->be.exec->run(ctx->be.exec_st, node, cmds[c].cmd, &a, &r, &e)) {
+            note(json_object_get(info, "errors"), "ssh %s: %s: %s", fm_cmd_name((int)cmds[c].cmd),
+                 &e);
+            continue;
+        }
+        any = true;
+        if (cmds[c].cmd == FM_CMD_KERNEL_XID) {
+            /* keep the most recent lines: skip the head of a long answer */
+            json_t *all = json_array();
+            add_lines(all, r.out, r.out_len, MAX_COLLECT_LINES, "");
+            size_t n = json_array_size(all);
+            for (size_t i = n > kmax ? n - kmax : 0; i < n; i++)
+                json_array_append(klog, json_array_get(all, i));
+            json_decref(all);
+        } else if (cmds[c].cmd == FM_CMD_DCGMI_HEALTH) {
+            json_t *h = fm_parse_dcgmi_health(r.out, r.out_len);
+            size_t i;
+            json_t *inc;
+            json_array_foreach(json_object_get(h, "incidents"), i, inc)
+            {
+                char line[1200];
+                snprintf(line, sizeof line, "dcgmi health -c -g 0: GPU %s: %s: %s: %s",
+                         json_string_value(json_object_get(inc, "gpu"))
+                             ? json_string_value(json_object_get(inc, "gpu"))
+                             : "?",
+                         json_string_value(json_object_get(inc, "system"))
+                             ? json_string_value(json_object_get(inc, "system"))
+                             : "",
+                         json_string_value(json_object_get(inc, "health"))
+                             ? json_string_value(json_object_get(inc, "health"))
+                             : "",
+                         json_string_value(json_object_get(inc, "message"))
+                             ? json_string_value(json_object_get(inc, "message"))
+                             : "");
+                if (json_array_size(events) < 200) json_array_append_new(events, json_string(line));
+            }
+            json_decref(h);
+        } else {
+            add_lines(events, r.out, r.out_len, 400, cmds[c].label);
+        }
+        fm_exec_result_free(&r);
+    }
+    json_object_set_new(sig, "kernel_log", klog);
+    json_object_set_new(sig, "events", events);
+    if (any) json_array_append_new(json_object_get(info, "sources"), json_string("ssh"));
+}
+
+/* Node mode: builds signals (new) from the configured backends. */
+static json_t *collect(fm_ctx *ctx, const char *node, json_int_t job_id, json_t *info, fm_err *err)
+{
+    if (!ctx->be.slurm && !ctx->be.metrics && !ctx->be.exec) {
+        fm_err_set(err, FM_ERR_NOT_CONFIGURED,
+                   "node mode collects through the slurm, metrics and ssh backends and none is "
+                   "configured: add those config sections, or pass signals instead");
+        return NULL;
+    }
+    const json_t *sec = fm_config_section(&ctx->cfg, "diagnose");
+    size_t kmax = (size_t)fm_cfg_int(sec, "kernel_lines", 400);
+    size_t max_jobs = (size_t)fm_cfg_int(sec, "max_jobs", 200);
+    json_t *sig = json_pack("{s:s}", "node", node);
+    json_t *missing = json_object_get(info, "missing");
+    if (ctx->be.slurm)
+        collect_slurm(ctx, node, job_id, sig, info, max_jobs);
+    else
+        json_array_append_new(missing, json_string("slurm"));
+    if (ctx->be.metrics)
+        collect_metrics(ctx, node, sig, info);
+    else
+        json_array_append_new(missing, json_string("metrics"));
+    if (ctx->be.exec)
+        collect_exec(ctx, node, sig, info, kmax);
+    else
+        json_array_append_new(missing, json_string("ssh"));
+    if (json_array_size(json_object_get(info, "sources")) == 0) {
+        json_t *e0 = json_array_get(json_object_get(info, "errors"), 0);
+        fm_err_set(err, FM_ERR_UNAVAILABLE, "no evidence collected for %s: %s", node,
+                   e0 ? json_string_value(e0) : "every backend failed");
+        json_decref(sig);
+        return NULL;
+    }
+    return sig;
+}
+
+/* Returns a new object (see schemas/tools/diagnose.json). */
+json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    const struct fm_diag_db *db = catalog(ctx, err);
+    if (!db) return NULL;
+    const json_t *signals = json_object_get(call->args, "signals");
+    const char *node = json_string_value(json_object_get(call->args, "node"));
+    if (signals) {
+        json_t *res = fm_diag_run(db, signals, NULL, err);
+        if (res && node && !json_object_get(res, "node"))
+            json_object_set_new(res, "node", json_string(node));
+        return res;
+    }
+    if (!node) {
+        fm_err_set(err, FM_ERR_INVALID, "pass signals, or node to collect them");
+        return NULL;
+    }
+    json_t *info = json_pack("{s:[], s:[], s:[]}", "sources", "missing", "errors");
+    json_t *sig =
+        collect(ctx, node, json_integer_value(json_object_get(call->args, "job_id")), info, err);
+    if (!sig) {
+        json_decref(info);
+        return NULL;
+    }
+    fm_call_progress(call, 1, 2, "evidence collected");
+    json_t *res = fm_diag_run(db, sig, NULL, err);
+    json_decref(sig);
+    if (res)
+        json_object_set_new(res, "collected", info);
+    else
+        json_decref(info);
+    return res;
+}

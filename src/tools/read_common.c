@@ -1,0 +1,174 @@
+/* Argument and time helpers for the read tools. */
+#include "read_common.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *fm_read_arg_str(const json_t *args, const char *key)
+{
+    const char *s = json_string_value(json_object_get(args, key));
+    return (s && *s) ? s : NULL;
+}
+
+long long fm_read_arg_int(const json_t *args, const char *key, long long dflt)
+{
+    const json_t *v = json_object_get(args, key);
+    return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+bool fm_read_arg_bool(const json_t *args, const char *key, bool dflt)
+{
+    const json_t *v = json_object_get(args, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+void fm_read_state_join(const json_t *state, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    size_t i;
+    const json_t *e;
+    json_array_foreach(state, i, e)
+    {
+        size_t l = strlen(buf);
+        if (l + 2 >= len) break;
+        snprintf(buf + l, len - l, "%s%s", l ? "+" : "", json_string_value(e));
+    }
+    if (!buf[0]) snprintf(buf, len, "UNKNOWN");
+}
+
+void fm_read_count(json_t *counts, const char *key)
+{
+    json_t *v = json_object_get(counts, key);
+    json_object_set_new(counts, key, json_integer(v ? json_integer_value(v) + 1 : 1));
+}
+
+double fm_read_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int unit_seconds(const char *s, double *out)
+{
+    char *end;
+    double n = strtod(s, &end);
+    if (end == s || n < 0) return -1;
+    double mul = 1;
+    if (*end) {
+        if (end[1]) return -1;
+        switch (*end) {
+        case 's':
+            mul = 1;
+            break;
+        case 'm':
+            mul = 60;
+            break;
+        case 'h':
+            mul = 3600;
+            break;
+        case 'd':
+            mul = 86400;
+            break;
+        case 'w':
+            mul = 7 * 86400;
+            break;
+        default:
+            return -1;
+        }
+    }
+    *out = n * mul;
+    return 0;
+}
+
+int fm_read_parse_duration(const json_t *v, double *out, fm_err *err)
+{
+    if (json_is_number(v) && json_number_value(v) > 0) {
+        *out = json_number_value(v);
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    if (s && strlen(s) < 32 && unit_seconds(s, out) == 0 && *out > 0) return 0;
+    char clip[40];
+    fm_clip(clip, sizeof clip, s ? s : "(not a string)");
+    return fm_err_set(err, FM_ERR_INVALID, "step '%s' is not a duration such as 30, 15s, 5m, 1h",
+                      clip),
+           -1;
+}
+
+int fm_read_parse_time(const json_t *v, double now, double *out, fm_err *err)
+{
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    char clip[48];
+    fm_clip(clip, sizeof clip, s ? s : "(not a string)");
+    if (s && strlen(s) < 40) {
+        if (strcmp(s, "now") == 0) {
+            *out = now;
+            return 0;
+        }
+        double d;
+        if (strncmp(s, "now-", 4) == 0 && unit_seconds(s + 4, &d) == 0) {
+            *out = now - d;
+            return 0;
+        }
+        if (strncmp(s, "now+", 4) == 0 && unit_seconds(s + 4, &d) == 0) {
+            *out = now + d;
+            return 0;
+        }
+        char *end;
+        d = strtod(s, &end);
+        if (end != s && *end == '\0') {
+            *out = d;
+            return 0;
+        }
+        struct tm tm = {0};
+        const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (p) {
+            double frac = 0;
+            if (*p == '.') {
+                frac = strtod(p, &end);
+                p = end;
+            }
+            long off = 0;
+            if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1])) {
+                int hh = 0, mm = 0;
+                if (sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2) {
+                    off = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
+                    p += 6;
+                }
+            } else if (*p == 'Z') {
+                p++;
+            }
+            if (*p == '\0') {
+                *out = (double)timegm(&tm) - (double)off + frac;
+                return 0;
+            }
+        }
+    }
+    return fm_err_set(err, FM_ERR_INVALID,
+                      "time '%s' is not unix seconds, RFC 3339, now or now-15m", clip),
+           -1;
+}
+
+json_t *fm_read_page(json_t *counts, json_t *page, size_t total, long long offset,
+                     long long limit, const char *items_key, const char *backend)
+{
+    long long next = offset + (long long)json_array_size(page);
+    json_t *out = json_object();
+    json_object_set_new(out, "total", json_integer((json_int_t)total));
+    json_object_set_new(out, "counts", counts);
+    json_object_set_new(out, "returned", json_integer((json_int_t)json_array_size(page)));
+    json_object_set_new(out, "offset", json_integer(offset));
+    json_object_set_new(out, "next_offset",
+                        next < (long long)total && limit > 0 ? json_integer(next) : json_null());
+    json_object_set_new(out, items_key, page);
+    json_object_set_new(out, "backend", json_string(backend));
+    return out;
+}

@@ -1,0 +1,41 @@
+/* Helpers shared by the read tools (slurm_*, grafana_query, gpu_health).
+ * Internal to src/tools/. */
+#ifndef FM_READ_COMMON_H
+#define FM_READ_COMMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fleetmcp/fm_error.h"
+
+/* Borrowed string argument or NULL. */
+const char *fm_read_arg_str(const json_t *args, const char *key);
+long long fm_read_arg_int(const json_t *args, const char *key, long long dflt);
+bool fm_read_arg_bool(const json_t *args, const char *key, bool dflt);
+
+/* "IDLE+DRAIN" from a state array (borrowed) into buf. */
+void fm_read_state_join(const json_t *state, char *buf, size_t len);
+
+/* Adds 1 to counts[key] (counts borrowed). */
+void fm_read_count(json_t *counts, const char *key);
+
+/* A time argument: number (unix seconds), "now", "now-15m", "now+1h",
+ * digits, or RFC 3339 ("2026-11-23T14:00:00Z", "...+02:00").  0 on
+ * success. */
+int fm_read_parse_time(const json_t *v, double now, double *out, fm_err *err);
+
+/* A duration: number (seconds) or "30s", "5m", "1h", "1d", "1w".  0 on
+ * success. */
+int fm_read_parse_duration(const json_t *v, double *out, fm_err *err);
+
+/* Wall clock, seconds. */
+double fm_read_now(void);
+
+/* The paged answer both list tools give (new): total, counts (stolen),
+ * returned, offset, next_offset (null on the last page), the page
+ * (stolen) under items_key, and the backend's name. */
+json_t *fm_read_page(json_t *counts, json_t *page, size_t total, long long offset,
+                     long long limit, const char *items_key, const char *backend);
+
+#endif

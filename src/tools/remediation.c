@@ -1,0 +1,287 @@
+/* The remediation CLI: single actions, each a one-step plan the gate has
+ * already approved (or allowed on a canary node).  Handlers act through
+ * Slurm's own interface and the SSH executor's catalog, via the same node
+ * operations the workflow engine uses (src/workflow/ops.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
+#include "fm_tools.gen.h"
+
+/* Who owns a drain this call makes: the plan it executes, else the call's
+ * audit row (a canary call without a plan). */
+static void owner_of(const fm_call *call, char *buf, size_t len)
+{
+    if (call->plan_id && *call->plan_id)
+        snprintf(buf, len, "%s", call->plan_id);
+    else
+        snprintf(buf, len, "call-%lld", (long long)call->audit_id);
+}
+
+static bool slurm_ready(fm_call *call, fm_err *err)
+{
+    if (call->ctx->be.slurm) return true;
+    fm_backend_missing(err, "slurm", "remediation acts through Slurm");
+    return false;
+}
+
+static json_t *slurm_state(fm_ctx *ctx, const char *node)
+{
+    char st[256] = "";
+    fm_wf_node_boot(ctx, node, st, sizeof st, NULL, 0, NULL);
+    return json_string(st);
+}
+
+static json_int_t running_jobs(fm_ctx *ctx, const char *node, fm_err *err)
+{
+    json_t *jobs = fm_wf_jobs_on(ctx, node, err);
+    if (!jobs) return -1;
+    json_int_t n = (json_int_t)json_array_size(jobs);
+    json_decref(jobs);
+    return n;
+}
+
+/* Returns a new object (schemas/tools/node_drain.json). */
+json_t *fm_tool_node_drain(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (!slurm_ready(call, err)) return NULL;
+    const char *node = fm_json_str(call->args, "node", "");
+    const char *text = fm_json_str(call->args, "reason", "");
+    char owner[48], before[32];
+    owner_of(call, owner, sizeof owner);
+    fm_node_state_get(ctx, node, before, sizeof before);
+    /* Entering remediation re-checks the blast radius atomically, so two
+     * servers draining two nodes of one rack cannot both win. */
+    if (fm_guard_reserve(ctx, node, "quarantined", NULL, owner, err)) return NULL;
+    bool noop = false;
+    if (fm_wf_drain(ctx, node, owner, text, &noop, err)) {
+        fm_node_state_set(ctx, node, before, NULL, NULL);
+        return NULL;
+    }
+    char full[256];
+    snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner, text);
+    fm_err je = {0};
+    json_int_t jobs = running_jobs(ctx, node, &je);
+    json_t *out = json_pack("{s:s, s:b, s:b, s:s, s:o, s:s}", "node", node, "drained", 1, "noop",
+                            noop, "reason", full, "slurm_state", slurm_state(ctx, node),
+                            "remediation_state", "quarantined");
+    if (jobs >= 0) json_object_set_new(out, "running_jobs", json_integer(jobs));
+    return out;
+}
+
+/* Returns a new object (schemas/tools/node_resume.json). */
+json_t *fm_tool_node_resume(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (!slurm_ready(call, err)) return NULL;
+    const char *node = fm_json_str(call->args, "node", "");
+    char st[256], reason[256];
+    if (fm_wf_node_boot(ctx, node, st, sizeof st, reason, sizeof reason, err) < 0) return NULL;
+    bool ours = !strncmp(reason, FM_SLURM_OWNED_PREFIX, strlen(FM_SLURM_OWNED_PREFIX));
+    /* Domain check, on top of the ownership guardrail: someone else's
+     * drain is theirs to lift unless a human approved this call. */
+    if (reason[0] && !ours && !call->approval_id) {
+        char c[160];
+        fm_clip(c, sizeof c, reason);
+        fm_err_set(err, FM_ERR_GUARDRAIL,
+                   "ownership: %s was drained by someone else (reason: %s); fleetmcp resumes only"
+                   " its own drains unless a human approves this call",
+                   node, c);
+        return NULL;
+    }
+    bool noop = false;
+    if (fm_wf_resume(ctx, node, &noop, err)) return NULL;
+    fm_node_state_set(ctx, node, "returned", NULL, NULL);
+    return json_pack("{s:s, s:b, s:b, s:s, s:o, s:s}", "node", node, "resumed", 1, "noop", noop,
+                     "previous_reason", reason, "slurm_state", slurm_state(ctx, node),
+                     "remediation_state", "returned");
+}
+
+/* Returns a new object (schemas/tools/node_reboot.json). */
+json_t *fm_tool_node_reboot(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (!slurm_ready(call, err)) return NULL;
+    const char *node = fm_json_str(call->args, "node", "");
+    char owner[48], before[32], full[256];
+    owner_of(call, owner, sizeof owner);
+    fm_node_state_get(ctx, node, before, sizeof before);
+    long long boot = fm_wf_node_boot(ctx, node, NULL, 0, NULL, 0, err);
+    if (boot < 0) return NULL;
+    if (fm_guard_reserve(ctx, node, "repairing", NULL, owner, err)) return NULL;
+    snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner,
+             fm_json_str(call->args, "reason", ""));
+    if (ctx->be.slurm->update_node(ctx->be.slurm_st, node, FM_SLURM_REBOOT, full, err)) {
+        fm_node_state_set(ctx, node, before, NULL, NULL);
+        return NULL;
+    }
+    fm_node_state_set(ctx, node, "repairing", NULL, NULL);
+    fm_err je = {0};
+    json_int_t jobs = running_jobs(ctx, node, &je);
+    json_t *out = json_pack("{s:s, s:b, s:s, s:o, s:o}", "node", node, "reboot_requested", 1,
+                            "reason", full, "boot_time_before", fm_slurm_iso_time(boot),
+                            "slurm_state", slurm_state(ctx, node));
+    if (jobs >= 0) json_object_set_new(out, "running_jobs", json_integer(jobs));
+    return out;
+}
+
+/* What we compare before and after a reset, for one GPU (new object). */
+static json_t *gpu_snapshot(fm_ctx *ctx, const char *node, json_int_t index, char *bus,
+                            size_t buslen, fm_err *err)
+{
+    json_t *lost = NULL;
+    json_t *gpus = fm_wf_gpus(ctx, node, &lost, err);
+    json_decref(lost);
+    if (!gpus) return NULL;
+    json_t *snap = NULL;
+    size_t i;
+    json_t *g;
+    json_array_foreach(gpus, i, g)
+    {
+        if (json_integer_value(json_object_get(g, "index")) != index) continue;
+        if (bus) snprintf(bus, buslen, "%s", fm_json_str(g, "bus", ""));
+        snap = json_pack("{s:O, s:O, s:O, s:O}", "ecc_dbe_vol", json_object_get(g, "ecc_dbe_vol"),
+                         "mem_used_mib", json_object_get(g, "mem_used_mib"), "util",
+                         json_object_get(g, "util"), "temp_c", json_object_get(g, "temp_c"));
+        break;
+    }
+    json_decref(gpus);
+    if (!snap) {
+        fm_err_set(err, FM_ERR_NOT_FOUND,
+                   "GPU %lld of %s does not answer nvidia-smi (fallen off the bus or absent): a"
+                   " reset cannot reach it; reboot the node instead",
+                   (long long)index, node);
+        return NULL;
+    }
+    /* Pending row remaps only show in nvidia-smi -q. */
+    json_t *checks = json_pack("[s,s]", "row_remap_pending", "ecc_dbe");
+    json_t *v = fm_wf_verify(ctx, node, checks, 0, NULL);
+    json_decref(checks);
+    json_t *rp =
+        json_object_get(json_object_get(json_object_get(v, "checks"), "row_remap_pending"), "ok");
+    if (rp) json_object_set_new(snap, "row_remap_pending_on_node", json_boolean(!json_is_true(rp)));
+    json_decref(v);
+    return snap;
+}
+
+/* Returns a new object (schemas/tools/gpu_reset.json). */
+json_t *fm_tool_gpu_reset(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (!slurm_ready(call, err)) return NULL;
+    const char *node = fm_json_str(call->args, "node", "");
+    json_int_t index = json_integer_value(json_object_get(call->args, "gpu"));
+    json_int_t jobs = running_jobs(ctx, node, err);
+    if (jobs < 0) return NULL;
+    if (jobs > 0) {
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "%lld Slurm job(s) run on %s: a reset would kill their work; drain the node"
+                   " and wait for them (node_drain), then reset",
+                   (long long)jobs, node);
+        return NULL;
+    }
+    int procs = fm_wf_gpu_processes(ctx, node, (int)index, err);
+    if (procs < 0) return NULL;
+    if (procs > 0) {
+        fm_err_set(err, FM_ERR_CONFLICT, "GPU %lld of %s is used by %d process(es): not reset",
+                   (long long)index, node, procs);
+        return NULL;
+    }
+    char bus[32] = "", owner[48], before_state[32];
+    json_t *before = gpu_snapshot(ctx, node, index, bus, sizeof bus, err);
+    if (!before) return NULL;
+    owner_of(call, owner, sizeof owner);
+    fm_node_state_get(ctx, node, before_state, sizeof before_state);
+    if (fm_guard_reserve(ctx, node, "repairing", NULL, owner, err)) {
+        json_decref(before);
+        return NULL;
+    }
+    json_t *res = json_object();
+    if (fm_wf_gpu_reset(ctx, node, bus, res, err)) {
+        fm_node_state_set(ctx, node, before_state, NULL, NULL);
+        json_decref(before);
+        json_decref(res);
+        return NULL;
+    }
+    /* A node still in service needs no remediation state afterwards; a
+     * drained one stays in remediation until it is verified and resumed. */
+    char st[256] = "";
+    fm_wf_node_boot(ctx, node, st, sizeof st, NULL, 0, NULL);
+    fm_node_state_set(ctx, node, strstr(st, "DRAIN") ? "repairing" : "returned", NULL, NULL);
+    fm_err e2 = {0};
+    json_t *after = gpu_snapshot(ctx, node, index, NULL, 0, &e2);
+    if (!after) after = json_pack("{s:s}", "error", e2.text);
+    json_t *cleared = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(before, k, v)
+    {
+        json_t *a = json_object_get(after, k);
+        bool was = json_is_true(v) || (json_is_integer(v) && json_integer_value(v) > 0);
+        bool now = json_is_true(a) || (json_is_integer(a) && json_integer_value(a) > 0);
+        if (was && !now && strcmp(k, "temp_c")) json_array_append_new(cleared, json_string(k));
+    }
+    json_t *out = json_pack("{s:s, s:I, s:s, s:b, s:o, s:o, s:o, s:O}", "node", node, "gpu", index,
+                            "bus", bus, "reset", 1, "before", before, "after", after, "cleared",
+                            cleared, "output", json_object_get(res, "output"));
+    json_decref(res);
+    return out;
+}
+
+/* Returns a new object (schemas/tools/job_requeue.json). */
+json_t *fm_tool_job_requeue(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (!slurm_ready(call, err)) return NULL;
+    const char *node = fm_json_str(call->args, "node", "");
+    json_int_t id = json_integer_value(json_object_get(call->args, "job_id"));
+    json_t *jobs = fm_wf_jobs_on(ctx, node, err);
+    if (!jobs) return NULL;
+    const char *state = NULL;
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j) if (json_integer_value(json_object_get(j, "job_id")) == id)
+        state = fm_json_str(j, "state", "?");
+    char st[32];
+    snprintf(st, sizeof st, "%s", state ? state : "");
+    json_decref(jobs);
+    if (!state) {
+        fm_err_set(err, FM_ERR_NOT_FOUND,
+                   "job %lld does not run on %s (slurm_jobs {node} lists what does)", (long long)id,
+                   node);
+        return NULL;
+    }
+    if (ctx->be.slurm->requeue_job(ctx->be.slurm_st, (uint64_t)id, node, err)) return NULL;
+    return json_pack("{s:I, s:b, s:s, s:s}", "job_id", id, "requeued", 1, "excluded_node", node,
+                     "job_state_before", st);
+}
+
+/* Returns a new object (schemas/tools/health_probe.json). */
+json_t *fm_tool_health_probe(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (!slurm_ready(call, err)) return NULL;
+    const char *node = fm_json_str(call->args, "node", "");
+    json_int_t level = json_integer_value(json_object_get(call->args, "level"));
+    if (level < 1) level = 1;
+    json_int_t jobs = running_jobs(ctx, node, err);
+    if (jobs < 0) return NULL;
+    if (jobs > 0) {
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "%lld job(s) run on %s: dcgmi diag would compete with them; probe an idle or"
+                   " drained node",
+                   (long long)jobs, node);
+        return NULL;
+    }
+    fm_call_progress(call, 0, 1, "dcgmi diag");
+    json_t *d = fm_wf_diag(ctx, node, (int)level, err);
+    if (!d) return NULL;
+    json_object_set_new(d, "node", json_string(node));
+    return d;
+}

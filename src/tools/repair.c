@@ -1,0 +1,276 @@
+/* repair_plan (dry run, recorded as a plan) and repair_execute (runs a
+ * recorded plan as a workflow).  The plan content comes from one function
+ * (fm_workflow_content), so what a human approves is what runs. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
+#include "fm_tools.gen.h"
+
+static bool out_of_service(const json_t *node)
+{
+    static const char *const out[] = {
+        "DRAIN",   "DRAINING",     "DRAINED",          "DOWN",          "FAIL",
+        "FAILING", "MAINT",        "REBOOT_REQUESTED", "REBOOT_ISSUED", "NOT_RESPONDING",
+        "INVAL",   "POWERED_DOWN", "UNKNOWN",          "FUTURE",        "RESERVED"};
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(node, "state"), i,
+                       v) for (size_t k = 0; k < sizeof out / sizeof *out;
+                               k++) if (json_is_string(v) &&
+                                        !strcasecmp(json_string_value(v), out[k])) return true;
+    return false;
+}
+
+/* Schedulable nodes of each of node's partitions now and after the
+ * repair takes it out (new object {partition: {total, now, after}}). */
+static json_t *capacity(fm_ctx *ctx, const json_t *node, bool takes, fm_err *err)
+{
+    json_t *out = json_object();
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(node, "partitions"), i, p)
+    {
+        fm_slurm_node_filter f = {.partition = json_string_value(p)};
+        json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
+        if (!all) {
+            json_decref(out);
+            return NULL;
+        }
+        size_t k, now = 0;
+        json_t *n;
+        json_array_foreach(all, k, n) now += !out_of_service(n);
+        size_t after = now - (takes && !out_of_service(node) && now ? 1 : 0);
+        json_object_set_new(out, json_string_value(p),
+                            json_pack("{s:I, s:I, s:I}", "total", (json_int_t)json_array_size(all),
+                                      "schedulable_now", (json_int_t)now, "schedulable_after",
+                                      (json_int_t)after));
+        json_decref(all);
+    }
+    return out;
+}
+
+/* The capacity numbers the guardrails already computed, so a plan over a
+ * large partition lists its nodes once: the verdict's "numbers" when it
+ * has them, else its detail text.  New object, or NULL if the verdicts do
+ * not say (then capacity() asks Slurm itself). */
+static json_t *capacity_from_verdicts(const json_t *verdicts)
+{
+    json_t *out = json_object();
+    size_t i;
+    json_t *v;
+    json_array_foreach(verdicts, i, v)
+    {
+        if (strcmp(fm_json_str(v, "guardrail", ""), "capacity")) continue;
+        const json_t *num = json_object_get(v, "numbers");
+        char part[64];
+        unsigned long now = 0, total = 0, after = 0;
+        if (json_is_object(num) && fm_json_str(num, "partition", NULL)) {
+            snprintf(part, sizeof part, "%s", fm_json_str(num, "partition", ""));
+            total = (unsigned long)json_integer_value(json_object_get(num, "total"));
+            now = (unsigned long)json_integer_value(json_object_get(num, "now"));
+            after = (unsigned long)json_integer_value(json_object_get(num, "after"));
+        } else if (sscanf(fm_json_str(v, "detail", ""),
+                          "partition %63[^:]: %lu of %lu nodes schedulable now, %lu after", part,
+                          &now, &total, &after) != 4) {
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, part,
+                            json_pack("{s:I, s:I, s:I}", "total", (json_int_t)total,
+                                      "schedulable_now", (json_int_t)now, "schedulable_after",
+                                      (json_int_t)after));
+    }
+    if (!json_object_size(out)) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+static const fm_runbook *pick_runbook(fm_ctx *ctx, const json_t *args, const char **fc, fm_err *err)
+{
+    if (fm_runbooks_load(ctx, err)) return NULL;
+    const char *rbid = fm_json_str(args, "runbook", NULL);
+    *fc = fm_json_str(args, "fault_class", NULL);
+    if (!rbid && !*fc) {
+        fm_err_set(err, FM_ERR_INVALID,
+                   "give fault_class (from diagnose) or runbook (runbook_list)");
+        return NULL;
+    }
+    const fm_runbook *rb =
+        rbid ? fm_runbook_find(ctx->runbooks, rbid) : fm_runbook_for_class(ctx->runbooks, *fc);
+    if (!rb) {
+        fm_err_set(err, FM_ERR_NOT_FOUND, "no runbook %s%s (runbook_list shows the catalog)",
+                   rbid ? rbid : "for fault class ", rbid ? "" : *fc);
+        return NULL;
+    }
+    const json_t *classes = json_object_get(rb->doc, "fault_classes");
+    if (!*fc) {
+        *fc = json_string_value(json_array_get(classes, 0));
+        if (!*fc) *fc = "unknown";
+    } else {
+        bool covers = false;
+        size_t i;
+        json_t *c;
+        json_array_foreach(classes, i, c) covers |= !strcmp(json_string_value(c), *fc);
+        if (!covers) {
+            fm_err_set(err, FM_ERR_INVALID, "runbook %s does not cover fault class %s", rb->id,
+                       *fc);
+            return NULL;
+        }
+    }
+    return rb;
+}
+
+/* Returns a new object (schemas/tools/repair_plan.json). */
+json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (!ctx->be.slurm) {
+        fm_backend_missing(err, "slurm", "repairs act through Slurm");
+        return NULL;
+    }
+    const char *node_name = fm_json_str(call->args, "node", "");
+    const char *fc = NULL;
+    const fm_runbook *rb = pick_runbook(ctx, call->args, &fc, err);
+    if (!rb) return NULL;
+    json_t *node = ctx->be.slurm->node(ctx->be.slurm_st, node_name, err);
+    if (!node) return NULL;
+    json_t *content = fm_workflow_content(node_name, fc, rb);
+    bool takes = false, destructive = false;
+    size_t i;
+    json_t *s;
+    json_t *steps = json_array();
+    json_array_foreach(json_object_get(content, "steps"), i, s)
+    {
+        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
+        if (a && (a->state_after == FM_NODE_QUARANTINED || a->state_after == FM_NODE_REPAIRING))
+            takes = true;
+        if (a && a->destructive) destructive = true;
+        json_array_append_new(
+            steps, json_pack("{s:O, s:O, s:O, s:O}", "phase", json_object_get(s, "phase"), "id",
+                             json_object_get(s, "id"), "action", json_object_get(s, "action"),
+                             "timeout_s", json_object_get(s, "timeout_s")));
+    }
+    json_t *nodes = json_pack("[s]", node_name);
+    fm_guard_req req = {.action = rb->id,
+                        .nodes = nodes,
+                        .fault_class = fc,
+                        .runbook = rb->doc,
+                        .takes_capacity = takes,
+                        .destructive = destructive};
+    bool pass = false;
+    json_t *out = NULL, *detail = NULL, *cap = NULL, *verdicts = NULL;
+    verdicts = fm_guard_check(ctx, &req, &pass, err);
+    if (!verdicts) goto done;
+    cap = takes ? capacity_from_verdicts(verdicts) : NULL;
+    if (!cap) cap = capacity(ctx, node, takes, err);
+    if (!cap) goto done;
+    fm_err je = {0};
+    json_t *jobs = fm_wf_jobs_on(ctx, node_name, &je);
+    json_int_t njobs = jobs ? (json_int_t)json_array_size(jobs) : -1;
+    json_decref(jobs);
+    const char *risk = destructive && njobs > 0 ? "high" : destructive ? "medium" : "low";
+    bool needs = rb->autonomy == FM_AUTONOMY_HITL || ctx->cfg.mode == FM_MODE_SHADOW ||
+                 !fm_guard_all_canary(ctx, nodes);
+    json_array_foreach(json_object_get(content, "steps"), i, s)
+    {
+        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
+        if (a && a->needs_approval_always) needs = true;
+    }
+    char why[600];
+    fm_guard_explain(verdicts, why, sizeof why);
+    json_t *guard =
+        json_pack("{s:b, s:s, s:O}", "pass", pass, "summary", why, "verdicts", verdicts);
+    detail =
+        json_pack("{s:s, s:b, s:s, s:O, s:O, s:O, s:I, s:s}", "risk", risk, "approval_needed",
+                  needs, "autonomy", fm_autonomy_name(rb->autonomy), "nodes", nodes, "capacity",
+                  cap, "guardrails", guard, "running_jobs", njobs, "fault_class", fc);
+    char plan_id[FM_PLAN_ID_LEN], hash[65];
+    if (fm_plan_create(ctx, content, detail, plan_id, err)) {
+        json_decref(guard);
+        goto done;
+    }
+    fm_plan_hash(content, hash);
+    char next[800];
+    if (!pass)
+        snprintf(next, sizeof next,
+                 "guardrails refuse this now (%s); repair_execute would be"
+                 " refused too",
+                 why);
+    else if (needs)
+        snprintf(next, sizeof next,
+                 "a human approves with: mcp-cli approve %s --key KEY"
+                 " --approver NAME ; then call repair_execute {plan_id: %s, approval_id: ...}",
+                 plan_id, plan_id);
+    else
+        snprintf(next, sizeof next,
+                 "call repair_execute {plan_id: %s} (no approval needed:"
+                 " canary runbook on a canary node)",
+                 plan_id);
+    out = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:I, s:o, s:s, s:b}, s:O, s:s, s:I, s:O,"
+                    " s:o, s:b, s:s}",
+                    "plan_id", plan_id, "hash", hash, "node", node_name, "fault_class", fc,
+                    "runbook", "id", rb->id, "version", (json_int_t)rb->version, "title",
+                    json_string(fm_json_str(rb->doc, "title", "")), "autonomy",
+                    fm_autonomy_name(rb->autonomy), "destructive", rb->destructive, "steps", steps,
+                    "risk", risk, "running_jobs", njobs, "capacity", cap, "guardrails", guard,
+                    "approval_needed", needs, "next", next);
+done:
+    json_decref(verdicts);
+    json_decref(cap);
+    json_decref(detail);
+    json_decref(nodes);
+    json_decref(steps);
+    json_decref(content);
+    json_decref(node);
+    return out;
+}
+
+/* Returns a new object (schemas/tools/repair_execute.json). */
+json_t *fm_tool_repair_execute(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    int recovered = fm_workflow_recover(ctx, call);
+    const char *plan_id = fm_json_str(call->args, "plan_id", "");
+    json_t *detail = NULL;
+    json_t *content = fm_workflow_plan_content(ctx, plan_id, &detail, err);
+    if (!content) return NULL;
+    json_t *out = NULL;
+    /* The gate decided on the tool; the runbook may ask for more (a hitl
+     * runbook, cancel_jobs): a domain check, not a second policy. */
+    if (json_is_true(json_object_get(detail, "approval_needed")) && !call->approval_id) {
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "runbook %s (autonomy %s) on %s needs a human approval: mcp-cli approve %s"
+                   " --key KEY --approver NAME, then repair_execute with approval_id",
+                   fm_json_str(content, "runbook", "?"), fm_json_str(detail, "autonomy", "?"),
+                   fm_json_str(json_object_get(content, "args"), "node", "?"), plan_id);
+        goto done;
+    }
+    out = fm_workflow_run(call, call->plan_id ? call->plan_id : plan_id, content, err);
+    if (out && recovered) json_object_set_new(out, "recovered", json_integer(recovered));
+    if (out) {
+        /* Steps say what happened; the event log stays in workflow_get. */
+        json_object_del(out, "events");
+        /* The ticket an escalation opened, for the agent's next step. */
+        size_t i;
+        json_t *st;
+        json_array_foreach(json_object_get(out, "steps"), i, st)
+        {
+            const char *t = fm_json_str(json_object_get(st, "output"), "ticket", NULL);
+            if (t && *t) json_object_set_new(out, "ticket", json_string(t));
+        }
+    }
+done:
+    json_decref(detail);
+    json_decref(content);
+    return out;
+}

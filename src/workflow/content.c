@@ -1,0 +1,112 @@
+/* What a repair would run, as plan content.  repair_plan records it,
+ * the planner rebuilds it for repair_execute from the CURRENT runbook
+ * catalog, and the engine runs exactly it: one function, so the hash an
+ * approver signed is the hash of what runs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
+
+/* Appends the steps of one runbook phase (borrowed array) to out. */
+static void add_phase(json_t *out, const char *phase, const json_t *steps)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(steps, i, s)
+    {
+        const char *action = fm_json_str(s, "action", "");
+        const fm_action_def *a = fm_action_find(action);
+        json_t *args = json_object_get(s, "args");
+        json_t *to = json_object_get(s, "timeout_s");
+        json_int_t timeout =
+            json_is_integer(to) ? json_integer_value(to) : (a ? a->default_timeout_s : 60);
+        json_t *step = json_pack("{s:s, s:s, s:s, s:O, s:I}", "phase", phase, "id",
+                                 fm_json_str(s, "id", action), "action", action, "args",
+                                 json_is_object(args) ? args : json_object(), "timeout_s", timeout);
+        /* "O" took a reference to the temporary {} too: drop ours. */
+        if (!json_is_object(args)) json_decref(json_object_get(step, "args"));
+        if (json_is_true(json_object_get(s, "continue_on_failure")))
+            json_object_set_new(step, "continue_on_failure", json_true());
+        json_array_append_new(out, step);
+    }
+}
+
+json_t *fm_workflow_content(const char *node, const char *fault_class, const fm_runbook *rb)
+{
+    const json_t *doc = rb->doc;
+    json_t *steps = json_array();
+    add_phase(steps, "steps", json_object_get(doc, "steps"));
+    add_phase(steps, "verification", json_object_get(doc, "verification"));
+    add_phase(steps, "on_success", json_object_get(doc, "on_success"));
+    add_phase(steps, "rollback", json_object_get(doc, "rollback"));
+    const json_t *esc = json_object_get(json_object_get(doc, "on_failure"), "escalate");
+    if (json_is_object(esc))
+        json_array_append_new(steps, json_pack("{s:s, s:s, s:s, s:O, s:I}", "phase", "on_failure",
+                                               "id", "escalate", "action", "escalate", "args", esc,
+                                               "timeout_s", (json_int_t)60));
+    json_t *args =
+        json_pack("{s:s, s:s, s:s}", "node", node, "fault_class", fault_class, "runbook", rb->id);
+    json_t *nodes = json_pack("[s]", node);
+    json_t *c = fm_plan_content("repair_execute", args, nodes, steps, rb->id, (int)rb->version);
+    /* Top level too: the gate's guardrails key the retry budget on it. */
+    json_object_set_new(c, "fault_class", json_string(fault_class));
+    json_decref(args);
+    json_decref(nodes);
+    json_decref(steps);
+    return c;
+}
+
+json_t *fm_workflow_plan_content(fm_ctx *ctx, const char *plan_id, json_t **detail, fm_err *err)
+{
+    *detail = NULL;
+    json_t *plan = fm_plan_get(ctx, plan_id, err);
+    if (!plan) return NULL;
+    json_t *out = NULL;
+    const json_t *args = json_object_get(plan, "args");
+    const char *node = fm_json_str(args, "node", NULL);
+    const char *fc = fm_json_str(args, "fault_class", NULL);
+    const char *rbid = fm_json_str(plan, "runbook", NULL);
+    if (strcmp(fm_json_str(plan, "tool", ""), "repair_execute") || !node || !fc || !rbid) {
+        fm_err_set(err, FM_ERR_INVALID,
+                   "plan %s is not a repair plan (make one with repair_plan {node, fault_class})",
+                   plan_id);
+        goto out;
+    }
+    if (fm_runbooks_load(ctx, err)) goto out;
+    const fm_runbook *rb = fm_runbook_find(ctx->runbooks, rbid);
+    if (!rb) {
+        fm_err_set(err, FM_ERR_NOT_FOUND,
+                   "runbook %s of plan %s is no longer in the catalog; make a new plan", rbid,
+                   plan_id);
+        goto out;
+    }
+    out = fm_workflow_content(node, fc, rb);
+    /* The approval need follows the runbook as it is now: its autonomy,
+     * the actions that always need a human, the node and the mode. */
+    bool needs = rb->autonomy == FM_AUTONOMY_HITL;
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(out, "steps"), i, s)
+    {
+        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
+        if (a && a->needs_approval_always) needs = true;
+    }
+    if (!needs) {
+        json_t *nodes = json_pack("[s]", node);
+        needs = ctx->cfg.mode == FM_MODE_SHADOW || !fm_guard_all_canary(ctx, nodes);
+        json_decref(nodes);
+    }
+    json_t *risk = json_object_get(plan, "risk");
+    *detail = json_pack("{s:s, s:b, s:s, s:[s], s:s, s:s}", "risk",
+                        json_is_string(risk) ? json_string_value(risk) : "high", "approval_needed",
+                        needs, "autonomy", fm_autonomy_name(rb->autonomy), "nodes", node,
+                        "source_plan", plan_id, "fault_class", fc);
+out:
+    json_decref(plan);
+    return out;
+}

@@ -1,0 +1,934 @@
+/* The workflow engine: runs a repair plan's steps one at a time,
+ * persisting each before and after it runs, so the next server can pick
+ * up where a dead one stopped.
+ *
+ * Order: the runbook's steps, verification and on_success run in turn; the
+ * first failure (of a step without continue_on_failure) switches to the
+ * rollback steps and then on_failure (escalate with a ticket).  Nothing
+ * loops: every step runs once per attempt, waits are bounded by the
+ * step's timeout_s, and the retry budget guardrail counts attempts per
+ * node and fault class across workflows. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_tickets.h"
+#include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
+#include "wf_int.h"
+
+#define POLL_MS 1000
+
+typedef struct step_ctx {
+    fm_call *call;
+    wf_row *w;
+    const json_t *step;
+    const fm_action_def *def;
+    json_t *out; /* what the step reports (borrowed, filled by the action) */
+} step_ctx;
+
+static long long now_s(void)
+{
+    return (long long)(fm_now_ms() / 1000);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long var_int(const wf_row *w, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(w->vars, k));
+}
+
+static void var_set_int(wf_row *w, const char *k, long long v)
+{
+    json_object_set_new(w->vars, k, json_integer((json_int_t)v));
+}
+
+static bool state_word(const char *joined, const char *word)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", joined);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, "+", &save); t; t = strtok_r(NULL, "+", &save))
+        if (!strcasecmp(t, word)) return true;
+    return false;
+}
+
+/* Polls until done(sc) says yes, the step's timeout passes or the client
+ * cancels.  The lease is renewed on every poll. */
+static int wait_until(step_ctx *sc, bool (*done)(step_ctx *, char *, size_t, fm_err *), fm_err *err)
+{
+    long long timeout = json_integer_value(json_object_get(sc->step, "timeout_s"));
+    if (timeout <= 0) timeout = sc->def ? sc->def->default_timeout_s : 60;
+    int64_t deadline = fm_now_ms() + timeout * 1000;
+    snprintf(sc->w->status, sizeof sc->w->status, "waiting");
+    wf_save(sc->call->ctx, sc->w, NULL);
+    int rc = -1;
+    char what[200] = "";
+    for (int polls = 0;; polls++) {
+        fm_err e = {0};
+        if (done(sc, what, sizeof what, &e)) {
+            rc = 0;
+            break;
+        }
+        if (e.code) {
+            fm_err_set(err, e.code, "%s", e.text);
+            break;
+        }
+        if (fm_now_ms() >= deadline) {
+            fm_err_set(err, FM_ERR_TIMEOUT, "%s: still %s after %lld s (the step's timeout_s)",
+                       fm_json_str(sc->step, "id", "?"), what, timeout);
+            break;
+        }
+        wf_renew(sc->call->ctx, sc->w);
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s: %s", fm_json_str(sc->step, "id", "?"), what);
+        /* Progress only grows: the step's index plus the share of its
+         * timeout used so far. */
+        double frac = (double)(fm_now_ms() - (deadline - timeout * 1000)) / (timeout * 1000.0);
+        double total = (double)json_array_size(json_object_get(sc->w->content, "steps"));
+        if ((polls % 5 == 0 &&
+             !fm_call_progress(sc->call, sc->w->step_index + (frac < 0.99 ? frac : 0.99), total,
+                               msg)) ||
+            fm_call_cancelled(sc->call)) {
+            fm_err_set(err, FM_ERR_CANCELLED, "the client cancelled while %s", what);
+            break;
+        }
+        sleep_ms(POLL_MS);
+    }
+    snprintf(sc->w->status, sizeof sc->w->status, "running");
+    return rc;
+}
+
+/* ---- actions -------------------------------------------------------------- */
+
+static int act_drain(step_ctx *sc, fm_err *err)
+{
+    bool noop = false;
+    const char *text = fm_json_str(json_object_get(sc->step, "args"), "reason", "remediation");
+    if (fm_wf_drain(sc->call->ctx, sc->w->node, sc->w->id, text, &noop, err)) return -1;
+    json_object_set_new(sc->out, "noop", json_boolean(noop));
+    return 0;
+}
+
+static bool idle_now(step_ctx *sc, char *what, size_t len, fm_err *err)
+{
+    json_t *jobs = fm_wf_jobs_on(sc->call->ctx, sc->w->node, err);
+    if (!jobs) return false;
+    size_t n = json_array_size(jobs);
+    snprintf(what, len, "waiting for %zu job(s) on %s to end (first: %s)", n, sc->w->node,
+             n ? fm_json_str(json_array_get(jobs, 0), "job_id", "?") : "-");
+    if (n) {
+        json_t *id = json_object_get(json_array_get(jobs, 0), "job_id");
+        if (json_is_integer(id))
+            snprintf(what, len, "waiting for %zu job(s) on %s to end (first: %lld)", n, sc->w->node,
+                     (long long)json_integer_value(id));
+    }
+    json_decref(jobs);
+    return n == 0;
+}
+
+static int act_wait_idle(step_ctx *sc, fm_err *err)
+{
+    int64_t t0 = fm_now_ms();
+    if (wait_until(sc, idle_now, err)) return -1;
+    json_object_set_new(sc->out, "waited_s", json_integer((fm_now_ms() - t0) / 1000));
+    return 0;
+}
+
+static int act_reboot(step_ctx *sc, fm_err *err)
+{
+    fm_ctx *ctx = sc->call->ctx;
+    char st[256], reason[256];
+    long long boot = fm_wf_node_boot(ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err);
+    if (boot < 0) return -1;
+    /* Idempotent: a reboot this workflow already asked for is either
+     * pending (REBOOT flags) or done (a newer boot time). */
+    if (var_int(sc->w, "reboot_issued") &&
+        (boot > var_int(sc->w, "boot_before") || strstr(st, "REBOOT"))) {
+        json_object_set_new(sc->out, "noop", json_true());
+        return 0;
+    }
+    var_set_int(sc->w, "boot_before", boot);
+    var_set_int(sc->w, "reboot_issued", 1);
+    var_set_int(sc->w, "repair_at_s", now_s());
+    if (wf_save(ctx, sc->w, err)) return -1;
+    char full[256];
+    snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, sc->w->id,
+             fm_json_str(json_object_get(sc->step, "args"), "reason", "reboot"));
+    if (ctx->be.slurm->update_node(ctx->be.slurm_st, sc->w->node, FM_SLURM_REBOOT, full, err))
+        return -1;
+    json_object_set_new(sc->out, "boot_before", json_integer(boot));
+    return 0;
+}
+
+static bool node_up(step_ctx *sc, char *what, size_t len, fm_err *err)
+{
+    char st[256], reason[256];
+    long long boot =
+        fm_wf_node_boot(sc->call->ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err);
+    if (boot < 0) return false;
+    snprintf(what, len, "waiting for %s to come back (Slurm state %s)", sc->w->node, st);
+    if (strstr(st, "REBOOT") || state_word(st, "DOWN") || strstr(st, "NOT_RESPONDING") ||
+        state_word(st, "UNKNOWN"))
+        return false;
+    return !var_int(sc->w, "reboot_issued") || boot > var_int(sc->w, "boot_before");
+}
+
+static int act_wait_node_up(step_ctx *sc, fm_err *err)
+{
+    if (wait_until(sc, node_up, err)) return -1;
+    /* scontrol reboot ... nextstate=RESUME (the backend's only reboot)
+     * returns the node to service; keep it out until it is verified. */
+    bool noop = false;
+    if (fm_wf_drain(sc->call->ctx, sc->w->node, sc->w->id, "verifying after reboot", &noop, err))
+        return -1;
+    json_object_set_new(sc->out, "redrained", json_boolean(!noop));
+    json_object_set_new(
+        sc->out, "boot_time",
+        json_integer(fm_wf_node_boot(sc->call->ctx, sc->w->node, NULL, 0, NULL, 0, NULL)));
+    return 0;
+}
+
+static int act_gpu_reset(step_ctx *sc, fm_err *err)
+{
+    fm_ctx *ctx = sc->call->ctx;
+    json_t *jobs = fm_wf_jobs_on(ctx, sc->w->node, err);
+    if (!jobs) return -1;
+    size_t nj = json_array_size(jobs);
+    json_decref(jobs);
+    if (nj) {
+        fm_err_set(err, FM_ERR_CONFLICT, "%zu job(s) still run on %s: a GPU reset would kill them",
+                   nj, sc->w->node);
+        return -1;
+    }
+    json_t *lost = NULL;
+    json_t *gpus = fm_wf_gpus(ctx, sc->w->node, &lost, err);
+    if (!gpus) {
+        json_decref(lost);
+        return -1;
+    }
+    json_t *want = json_object_get(json_object_get(sc->step, "args"), "gpu");
+    json_t *done = json_array();
+    int rc = 0;
+    size_t i;
+    json_t *g;
+    var_set_int(sc->w, "repair_at_s", now_s());
+    wf_save(ctx, sc->w, NULL);
+    json_array_foreach(gpus, i, g)
+    {
+        json_int_t idx = json_integer_value(json_object_get(g, "index"));
+        if (json_is_integer(want) && json_integer_value(want) != idx) continue;
+        int procs = fm_wf_gpu_processes(ctx, sc->w->node, (int)idx, err);
+        if (procs != 0) {
+            if (procs > 0)
+                fm_err_set(err, FM_ERR_CONFLICT, "GPU %lld on %s has %d process(es): not reset",
+                           (long long)idx, sc->w->node, procs);
+            rc = -1;
+            break;
+        }
+        json_t *one = json_object();
+        int r = fm_wf_gpu_reset(ctx, sc->w->node, fm_json_str(g, "bus", ""), one, err);
+        if (!r) json_object_del(one, "output"); /* "successfully reset": say it once */
+        json_array_append_new(done, one);
+        if (r) {
+            rc = -1;
+            break;
+        }
+    }
+    if (!rc && json_array_size(lost)) {
+        fm_err_set(err, FM_ERR_BACKEND,
+                   "%zu GPU(s) fell off the bus on %s and cannot be reset:"
+                   " reboot the node",
+                   json_array_size(lost), sc->w->node);
+        rc = -1;
+    }
+    json_object_set_new(sc->out, "reset", done);
+    json_object_set_new(sc->out, "lost", lost);
+    json_decref(gpus);
+    return rc;
+}
+
+static int act_health_probe(step_ctx *sc, fm_err *err)
+{
+    json_t *jobs = fm_wf_jobs_on(sc->call->ctx, sc->w->node, err);
+    if (!jobs) return -1;
+    size_t nj = json_array_size(jobs);
+    json_decref(jobs);
+    if (nj) {
+        fm_err_set(err, FM_ERR_CONFLICT, "%zu job(s) run on %s: dcgmi diag needs an idle node", nj,
+                   sc->w->node);
+        return -1;
+    }
+    int level =
+        (int)json_integer_value(json_object_get(json_object_get(sc->step, "args"), "level"));
+    json_t *d = fm_wf_diag(sc->call->ctx, sc->w->node, level ? level : 1, err);
+    if (!d) return -1;
+    bool passed = json_is_true(json_object_get(d, "passed"));
+    /* Keep the step output small: failing tests only. */
+    json_t *failed = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(d, "tests"), i,
+                       t) if (strcmp(fm_json_str(t, "status", ""), "Pass") &&
+                              strcmp(fm_json_str(t, "status", ""), "Skip"))
+        json_array_append(failed, t);
+    json_object_set_new(sc->out, "passed", json_boolean(passed));
+    json_object_set_new(sc->out, "tests",
+                        json_integer((json_int_t)json_array_size(json_object_get(d, "tests"))));
+    json_object_set_new(sc->out, "not_passed", failed);
+    json_decref(d);
+    if (!passed)
+        fm_err_set(err, FM_ERR_BACKEND, "dcgmi diag -r %d failed on %s", level, sc->w->node);
+    return passed ? 0 : -1;
+}
+
+static int act_diag_bundle(step_ctx *sc, fm_err *err)
+{
+    char id[32];
+    if (fm_wf_diag_bundle(sc->call, sc->w->node, id, sizeof id, err)) return -1;
+    json_object_set_new(sc->w->vars, "bundle_id", json_string(id));
+    json_object_set_new(sc->out, "bundle_id", json_string(id));
+    return 0;
+}
+
+static int act_verify(step_ctx *sc, fm_err *err)
+{
+    long long since = var_int(sc->w, "repair_at_s");
+    if (!since) since = var_int(sc->w, "started_s");
+    json_t *checks = json_object_get(json_object_get(sc->step, "args"), "checks");
+    json_t *v = fm_wf_verify(sc->call->ctx, sc->w->node, checks, since, err);
+    if (!v) return -1;
+    bool ok = json_is_true(json_object_get(v, "ok"));
+    json_object_update(sc->out, v);
+    json_decref(v);
+    if (!ok) {
+        char first[300] = "";
+        const char *k;
+        json_t *c;
+        json_object_foreach(json_object_get(sc->out, "checks"), k, c)
+        {
+            if (json_is_true(json_object_get(c, "ok"))) continue;
+            snprintf(first, sizeof first, "%s: %s", k, fm_json_str(c, "detail", ""));
+            break;
+        }
+        fm_err_set(err, FM_ERR_BACKEND, "verification failed on %s: the fault is still there (%s)",
+                   sc->w->node, first);
+        json_object_set_new(sc->w->vars, "verify_failed", json_string(first));
+    }
+    return ok ? 0 : -1;
+}
+
+static int act_resume(step_ctx *sc, fm_err *err)
+{
+    char st[256], reason[256];
+    if (fm_wf_node_boot(sc->call->ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err) < 0)
+        return -1;
+    bool ours = !strncmp(reason, FM_SLURM_OWNED_PREFIX, strlen(FM_SLURM_OWNED_PREFIX));
+    if (strstr(st, "DRAIN") && !ours && !sc->w->approval_id[0]) {
+        char c[160];
+        fm_clip(c, sizeof c, reason);
+        fm_err_set(err, FM_ERR_GUARDRAIL,
+                   "ownership: %s was drained by someone else (%s);"
+                   " fleetmcp resumes only its own drains",
+                   sc->w->node, c);
+        return -1;
+    }
+    bool noop = false;
+    if (fm_wf_resume(sc->call->ctx, sc->w->node, &noop, err)) return -1;
+    json_object_set_new(sc->out, "noop", json_boolean(noop));
+    return 0;
+}
+
+/* Evidence for a ticket: what ran and what failed (new array). */
+static json_t *evidence(fm_ctx *ctx, const wf_row *w)
+{
+    json_t *ev = json_array();
+    char line[600];
+    snprintf(line, sizeof line, "workflow %s, runbook %s v%lld, plan %s", w->id, w->runbook,
+             w->runbook_version, w->plan_id[0] ? w->plan_id : "-");
+    json_array_append_new(ev, json_string(line));
+    const char *vf = fm_json_str(w->vars, "verify_failed", NULL);
+    if (vf) {
+        snprintf(line, sizeof line, "verification: %s", vf);
+        json_array_append_new(ev, json_string(line));
+    }
+    const char *fe = fm_json_str(w->vars, "failed_step", NULL);
+    if (fe) {
+        snprintf(line, sizeof line, "failed step: %s", fe);
+        json_array_append_new(ev, json_string(line));
+    }
+    (void)ctx;
+    return ev;
+}
+
+static int act_escalate(step_ctx *sc, fm_err *err)
+{
+    fm_ctx *ctx = sc->call->ctx;
+    const json_t *args = json_object_get(sc->step, "args");
+    const char *bundle = fm_json_str(sc->w->vars, "bundle_id", NULL);
+    char fresh[32] = "";
+    if (!bundle || !*bundle) {
+        /* Evidence first: a ticket without the node's state is half a ticket. */
+        fm_err e = {0};
+        if (!fm_wf_diag_bundle(sc->call, sc->w->node, fresh, sizeof fresh, &e) && fresh[0])
+            bundle = fresh;
+        else
+            json_object_set_new(sc->out, "bundle_error", json_string(e.text));
+    }
+    char summary[300];
+    const char *fe = fm_json_str(sc->w->vars, "failed_step", NULL);
+    snprintf(summary, sizeof summary, "%s: %s %s (team %s, severity %s)", sc->w->node,
+             sc->w->fault_class, fe ? "repair failed, node kept out of service" : "needs a human",
+             fm_json_str(args, "team", "?"), fm_json_str(args, "severity", "?"));
+    json_t *ev = evidence(ctx, sc->w);
+    json_t *t = fm_ticket_escalate(ctx, sc->w->node, sc->w->fault_class, summary, ev, bundle, err);
+    json_decref(ev);
+    if (!t) return -1;
+    json_object_set_new(sc->out, "ticket", json_string(fm_json_str(t, "key", "")));
+    json_object_set_new(sc->out, "deduplicated",
+                        json_boolean(json_is_true(json_object_get(t, "deduplicated"))));
+    if (bundle) json_object_set_new(sc->out, "bundle_id", json_string(bundle));
+    json_object_set_new(sc->w->vars, "ticket", json_string(fm_json_str(t, "key", "")));
+    var_set_int(sc->w, "escalated", 1);
+    json_decref(t);
+    return 0;
+}
+
+static int act_ticket(step_ctx *sc, fm_err *err)
+{
+    int rc = act_escalate(sc, err);
+    json_object_del(sc->w->vars, "escalated");
+    return rc;
+}
+
+static int act_monitor(step_ctx *sc, fm_err *err)
+{
+    /* One snapshot of the signals, recorded; the window itself is left to
+     * the next diagnosis (a workflow never holds a server for days). */
+    json_t *checks = json_pack("[s,s,s]", "xid", "ecc_dbe", "nvlink");
+    json_t *v = fm_wf_verify(sc->call->ctx, sc->w->node, checks, var_int(sc->w, "started_s"), err);
+    json_decref(checks);
+    if (!v) return -1;
+    json_object_set_new(sc->out, "snapshot", v);
+    return 0;
+}
+
+static int act_set_state(step_ctx *sc, fm_err *err)
+{
+    (void)err;
+    json_object_set_new(sc->out, "state",
+                        json_string(fm_json_str(json_object_get(sc->step, "args"), "state", "?")));
+    return 0;
+}
+
+static int act_jobs(step_ctx *sc, bool requeue, fm_err *err)
+{
+    fm_ctx *ctx = sc->call->ctx;
+    if (!sc->w->approval_id[0]) {
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "%s always needs a human approval; approve the plan"
+                   " and run repair_execute with approval_id",
+                   requeue ? "requeue_jobs" : "cancel_jobs");
+        return -1;
+    }
+    json_t *jobs = fm_wf_jobs_on(ctx, sc->w->node, err);
+    if (!jobs) return -1;
+    json_t *done = json_array();
+    size_t i;
+    json_t *j;
+    int rc = 0;
+    json_array_foreach(jobs, i, j)
+    {
+        json_t *id = json_object_get(j, "job_id");
+        if (!json_is_integer(id)) continue;
+        if (!requeue) {
+            fm_err_set(err, FM_ERR_NOT_CONFIGURED,
+                       "cancel_jobs: job %lld runs on %s, and the Slurm backend has no cancel"
+                       " operation; cancel it by hand (scancel) and run the plan again",
+                       (long long)json_integer_value(id), sc->w->node);
+            rc = -1;
+            break;
+        }
+        if (ctx->be.slurm->requeue_job(ctx->be.slurm_st, (uint64_t)json_integer_value(id),
+                                       sc->w->node, err)) {
+            rc = -1;
+            break;
+        }
+        json_array_append(done, id);
+    }
+    json_decref(jobs);
+    json_object_set_new(sc->out, requeue ? "requeued" : "cancelled", done);
+    return rc;
+}
+
+static int act_cancel_jobs(step_ctx *sc, fm_err *err)
+{
+    return act_jobs(sc, false, err);
+}
+
+static int act_requeue_jobs(step_ctx *sc, fm_err *err)
+{
+    return act_jobs(sc, true, err);
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(step_ctx *, fm_err *);
+    bool resumable; /* safe to run again if the server died mid-step */
+} EXECUTORS[] = {
+    {"drain", act_drain, true},
+    {"wait_idle", act_wait_idle, true},
+    {"cancel_jobs", act_cancel_jobs, false},
+    {"requeue_jobs", act_requeue_jobs, false},
+    {"reboot", act_reboot, true},
+    {"wait_node_up", act_wait_node_up, true},
+    {"gpu_reset", act_gpu_reset, true},
+    {"health_probe", act_health_probe, true},
+    {"diag_bundle", act_diag_bundle, true},
+    {"verify_gpu", act_verify, true},
+    {"resume", act_resume, true},
+    {"escalate", act_escalate, true},
+    {"ticket", act_ticket, true},
+    {"monitor", act_monitor, true},
+    {"set_state", act_set_state, true},
+};
+#define NEXEC (sizeof EXECUTORS / sizeof *EXECUTORS)
+
+static int find_exec(const char *action)
+{
+    for (size_t i = 0; i < NEXEC; i++)
+        if (!strcmp(EXECUTORS[i].name, action)) return (int)i;
+    return -1;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static bool is_failure_phase(const char *phase)
+{
+    return !strcmp(phase, "rollback") || !strcmp(phase, "on_failure");
+}
+
+static void audit_step(fm_call *call, const wf_row *w, const json_t *step, const char *before,
+                       const char *after, const char *result, const fm_err *e, int64_t dur_us,
+                       bool resumed)
+{
+    char ver[24], reason[200];
+    snprintf(ver, sizeof ver, "%lld", w->runbook_version);
+    snprintf(reason, sizeof reason, "workflow %s step %s (%s)%s", w->id,
+             fm_json_str(step, "id", "?"), fm_json_str(step, "phase", "?"),
+             resumed ? " resumed after the previous server died" : "");
+    fm_audit_rec rec = {
+        .phase = "step",
+        .call_ref = w->call_ref,
+        .tool = "repair_execute",
+        .args = json_object_get(step, "args"),
+        .autonomy = fm_autonomy_name(call->tool ? call->tool->autonomy : FM_AUTONOMY_CANARY),
+        .decision = "allow",
+        .reason = reason,
+        .plan_id = w->plan_id[0] ? w->plan_id : NULL,
+        .approval_id = w->approval_id[0] ? w->approval_id : NULL,
+        .workflow_id = w->id,
+        .node = w->node,
+        .result = result,
+        .error_code = e && e->code ? fm_strerror(e->code) : NULL,
+        .error = e && e->code ? e->text : NULL,
+        .duration_us = dur_us,
+        .state_before = before,
+        .state_after = after,
+        .runbook = w->runbook,
+        .runbook_version = ver};
+    fm_audit_append(call->ctx, &rec, NULL);
+}
+
+/* Runs one step.  Returns 0 on success, -1 on failure (err set). */
+static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    const char *action = fm_json_str(step, "action", "");
+    const fm_action_def *def = fm_action_find(action);
+    int ex = find_exec(action);
+    char before[32], after[32];
+    fm_node_state_get(ctx, w->node, before, sizeof before);
+    int64_t row = wf_step_start(ctx, w, step, before, err);
+    if (row < 0) return -1;
+    int64_t t0 = fm_now_ms();
+    json_t *out = json_object();
+    step_ctx sc = {.call = call, .w = w, .step = step, .def = def, .out = out};
+    int rc = 0;
+    if (!def || ex < 0) {
+        fm_err_set(err, FM_ERR_INVALID, "step %s names unknown action %s",
+                   fm_json_str(step, "id", "?"), action);
+        rc = -1;
+    }
+    /* A kill switch engaged mid-run stops every further change to the
+     * node; rollback and escalation only write bookkeeping and tickets. */
+    char why[600];
+    if (!rc && def->touches_node && !is_failure_phase(fm_json_str(step, "phase", "")) &&
+        fm_killswitch_engaged(ctx, why, sizeof why)) {
+        fm_err_set(err, FM_ERR_DENIED, "kill switch: %s", why);
+        rc = -1;
+    }
+    /* The blast radius is enforced where capacity is taken: atomically,
+     * across every server sharing the store. */
+    bool takes =
+        def && (def->state_after == FM_NODE_QUARANTINED || def->state_after == FM_NODE_REPAIRING);
+    if (!rc && takes && !var_int(w, "reserved")) {
+        if (fm_guard_reserve(ctx, w->node, "quarantined", w->fault_class, w->id, err)) {
+            rc = -1;
+            json_object_set_new(w->vars, "reserve_refused", json_true());
+        } else {
+            var_set_int(w, "reserved", 1);
+            wf_save(ctx, w, NULL);
+        }
+    }
+    if (!rc) {
+        long long to = json_integer_value(json_object_get(step, "timeout_s"));
+        wf_renew_for(ctx, w, (to > 0 ? to : 600) * 1000 + WF_LEASE_MS);
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s %s: %s", w->node, fm_json_str(step, "id", "?"), action);
+        fm_call_progress(call, w->step_index,
+                         (double)json_array_size(json_object_get(w->content, "steps")), msg);
+        rc = EXECUTORS[ex].fn(&sc, err);
+    }
+    snprintf(after, sizeof after, "%s", before);
+    if (!rc && def) {
+        const char *target = NULL;
+        if (def->state_after == FM_ACTION_STATE_FROM_ARGS)
+            target = fm_json_str(json_object_get(step, "args"), "state", NULL);
+        else if (def->state_after >= 0)
+            target = fm_node_state_name((fm_node_state)def->state_after);
+        fm_err se = {0};
+        if (target && fm_node_state_set(ctx, w->node, target, w->id, &se) == 0)
+            snprintf(after, sizeof after, "%s", target);
+    }
+    char *text = json_dumps(out, JSON_COMPACT);
+    char result[488];
+    snprintf(result, sizeof result, "%.480s", text ? text : "{}");
+    wf_step_end(ctx, row, rc ? "failed" : "done", after, text, rc ? err->text : NULL, NULL);
+    audit_step(call, w, step, before, after, rc ? NULL : result, rc ? err : NULL,
+               (fm_now_ms() - t0) * 1000, resumed);
+    free(text);
+    json_decref(out);
+    return rc;
+}
+
+/* Runs w from its step_index to the end. */
+static void execute(fm_call *call, wf_row *w, bool resumed)
+{
+    fm_ctx *ctx = call->ctx;
+    const json_t *steps = json_object_get(w->content, "steps");
+    size_t n = json_array_size(steps);
+    while ((size_t)w->step_index < n) {
+        const json_t *step = json_array_get(steps, (size_t)w->step_index);
+        const char *phase = fm_json_str(step, "phase", "steps");
+        bool fail_phase = is_failure_phase(phase);
+        if (!w->failing && fail_phase) break; /* success: rollback is not for us */
+        if (w->failing && !fail_phase) {
+            w->step_index++;
+            continue;
+        }
+        if (!w->failing && fm_call_cancelled(call)) {
+            w->failing = true;
+            json_object_set_new(w->vars, "failed_step", json_string("cancelled by the client"));
+            wf_event(ctx, w->id, "cancelled", "the client cancelled; rolling back");
+            wf_save(ctx, w, NULL);
+            continue;
+        }
+        fm_err e = {0};
+        int rc = run_step(call, w, step, resumed, &e);
+        resumed = false;
+        if (rc) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s (%s) failed: %s: %s", fm_json_str(step, "id", "?"),
+                     fm_json_str(step, "action", "?"), fm_strerror(e.code), e.text);
+            wf_event(ctx, w->id, "step_failed", "%s", msg);
+            if (json_is_true(json_object_get(step, "continue_on_failure"))) {
+                /* noted, not fatal */
+            } else if (!w->failing) {
+                w->failing = true;
+                json_object_set_new(w->vars, "failed_step", json_string(msg));
+                wf_set_error(ctx, w->id, msg);
+                if (json_is_true(json_object_get(w->vars, "reserve_refused")) &&
+                    !var_int(w, "touched")) {
+                    /* Nothing was changed on the node: there is nothing to
+                     * roll back or hand over; the refusal is the result. */
+                    snprintf(w->status, sizeof w->status, "failed");
+                    wf_save(ctx, w, NULL);
+                    return;
+                }
+            }
+        } else {
+            wf_event(ctx, w->id, "step_done", "%s (%s) done", fm_json_str(step, "id", "?"),
+                     fm_json_str(step, "action", "?"));
+            var_set_int(w, "touched", 1);
+        }
+        w->step_index++;
+        wf_save(ctx, w, NULL);
+    }
+    if (!w->failing)
+        snprintf(w->status, sizeof w->status, "%s", var_int(w, "escalated") ? "escalated" : "done");
+    else
+        snprintf(w->status, sizeof w->status, "%s",
+                 var_int(w, "escalated") ? "escalated" : "failed");
+    w->step_index = (int)n;
+    wf_save(ctx, w, NULL);
+    wf_event(ctx, w->id, "finished", "workflow %s on %s ended %s", w->id, w->node, w->status);
+    fm_call_progress(call, (double)n, (double)n, w->status);
+}
+
+/* Live-state guardrails at the start (and on resume): the gate checked
+ * the call, this checks the runbook's own preconditions and budget. */
+static int guard(fm_ctx *ctx, const wf_row *w, bool resume, fm_err *err)
+{
+    const fm_runbook *rb = NULL;
+    if (!resume && !fm_runbooks_load(ctx, NULL)) rb = fm_runbook_find(ctx->runbooks, w->runbook);
+    json_t *nodes = json_pack("[s]", w->node);
+    fm_guard_req req = {.action = w->runbook,
+                        .nodes = nodes,
+                        .fault_class = resume ? NULL : w->fault_class,
+                        .runbook = rb ? rb->doc : NULL,
+                        .takes_capacity = true,
+                        .approved = w->approval_id[0] != '\0',
+                        .destructive = true};
+    bool ok = false;
+    json_t *v = fm_guard_check(ctx, &req, &ok, err);
+    json_decref(nodes);
+    if (!v) return -1;
+    if (!ok) {
+        char why[600];
+        fm_guard_explain(v, why, sizeof why);
+        fm_err_set(err, FM_ERR_GUARDRAIL, "%s", why);
+    }
+    json_decref(v);
+    return ok ? 0 : -1;
+}
+
+json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *content, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (fm_workflow_init(ctx, err)) return NULL;
+    if (!ctx->be.slurm) {
+        fm_backend_missing(err, "slurm", "workflows act through Slurm");
+        return NULL;
+    }
+    wf_row w = {0};
+    const json_t *args = json_object_get(content, "args");
+    snprintf(w.node, sizeof w.node, "%s", fm_json_str(args, "node", ""));
+    snprintf(w.fault_class, sizeof w.fault_class, "%s", fm_json_str(args, "fault_class", ""));
+    snprintf(w.runbook, sizeof w.runbook, "%s", fm_json_str(content, "runbook", ""));
+    w.runbook_version = json_integer_value(json_object_get(content, "runbook_version"));
+    snprintf(w.plan_id, sizeof w.plan_id, "%s", plan_id ? plan_id : "");
+    snprintf(w.approval_id, sizeof w.approval_id, "%s", call->approval_id ? call->approval_id : "");
+    w.call_ref = call->audit_id;
+    char other[FM_WORKFLOW_ID_LEN + 8];
+    wf_live_on_node(ctx, w.node, NULL, other, sizeof other);
+    if (other[0]) {
+        fm_err_set(err, FM_ERR_CONFLICT, "workflow %s is already working on %s; see workflow_get",
+                   other, w.node);
+        return NULL;
+    }
+    if (guard(ctx, &w, false, err)) return NULL;
+    w.content = json_deep_copy(content);
+    w.vars = json_object();
+    var_set_int(&w, "started_s", now_s());
+    if (wf_insert(ctx, &w, err)) {
+        wf_row_free(&w);
+        return NULL;
+    }
+    wf_event(ctx, w.id, "started", "%s:%s started %s v%lld on %s (plan %s, approval %s)",
+             ctx->session.initiator ? "human" : "agent", ctx->session.client_name, w.runbook,
+             w.runbook_version, w.node, w.plan_id[0] ? w.plan_id : "-",
+             w.approval_id[0] ? w.approval_id : "none");
+    execute(call, &w, false);
+    json_t *out = NULL;
+    if (!strcmp(w.status, "failed") && json_is_true(json_object_get(w.vars, "reserve_refused")) &&
+        !var_int(&w, "touched"))
+        /* Lost the race for the failure domain before touching anything:
+         * a refusal, like the gate's, not a failed repair. */
+        fm_err_set(err, FM_ERR_GUARDRAIL, "%s (workflow %s recorded as failed; nothing changed)",
+                   fm_json_str(w.vars, "failed_step", "blast radius"), w.id);
+    else
+        out = fm_workflow_get(ctx, w.id, err);
+    wf_row_free(&w);
+    return out;
+}
+
+int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
+{
+    if (fm_workflow_init(ctx, NULL)) return 0;
+    sqlite3_stmt *s = NULL;
+    json_t *ids = json_array();
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT id FROM workflows WHERE status IN ('running','waiting')", -1, &s,
+                           NULL) == SQLITE_OK) {
+        while (sqlite3_step(s) == SQLITE_ROW)
+            json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
+    }
+    sqlite3_finalize(s);
+    int handled = 0;
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        wf_row w;
+        if (wf_load(ctx, json_string_value(id), &w, NULL)) {
+            wf_row_free(&w);
+            continue;
+        }
+        if (!wf_claim(ctx, &w)) {
+            wf_row_free(&w);
+            continue;
+        }
+        handled++;
+        char last[16];
+        wf_step_last(ctx, w.id, w.step_index, last, sizeof last);
+        const json_t *step =
+            json_array_get(json_object_get(w.content, "steps"), (size_t)w.step_index);
+        const char *action = fm_json_str(step, "action", "");
+        int ex = find_exec(action);
+        bool midstep = !strcmp(last, "started");
+        if (midstep) wf_step_interrupt(ctx, w.id, w.step_index);
+        fm_err e = {0};
+        const char *why = NULL;
+        char buf[600];
+        if (midstep && ex >= 0 && !EXECUTORS[ex].resumable)
+            why = "the interrupted step is not safe to repeat";
+        else if (!w.failing && guard(ctx, &w, true, &e)) {
+            snprintf(buf, sizeof buf, "guardrails no longer pass: %s", e.text);
+            why = buf;
+        }
+        snprintf(w.status, sizeof w.status, "running");
+        if (why && !w.failing) {
+            w.failing = true;
+            json_object_set_new(w.vars, "failed_step", json_string(why));
+            wf_set_error(ctx, w.id, why);
+            w.step_index++;
+        }
+        wf_event(ctx, w.id, why ? "escalating" : "resumed", "owner died; pid %d %s at step %d%s%s",
+                 (int)getpid(), why ? "escalates" : "resumes", w.step_index, why ? ": " : "",
+                 why ? why : "");
+        wf_save(ctx, &w, NULL);
+        execute(call, &w, true);
+        wf_row_free(&w);
+    }
+    json_decref(ids);
+    return handled;
+}
+
+json_t *fm_workflow_status_summary(fm_ctx *ctx)
+{
+    json_t *out = json_object(), *unavail = json_array();
+    if (fm_workflow_init(ctx, NULL)) {
+        json_array_append_new(unavail, json_string("workflows (store)"));
+        json_object_set_new(out, "unavailable", unavail);
+        return out;
+    }
+    json_t *by = json_object(), *live = json_object(), *orphans = json_array();
+    long long active = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT id, node, owner_pid, lease_until_ms, status, owner_host"
+                           " FROM workflows WHERE status IN ('running','waiting')",
+                           -1, &s, NULL) == SQLITE_OK) {
+        char here[64] = "";
+        gethostname(here, sizeof here - 1);
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            const char *id = (const char *)sqlite3_column_text(s, 0);
+            const char *h = (const char *)sqlite3_column_text(s, 5);
+            bool local = h && !strcmp(h, here);
+            bool alive = sqlite3_column_int64(s, 3) >= fm_now_ms() &&
+                         (!local || wf_pid_alive(sqlite3_column_int64(s, 2)));
+            if (alive) {
+                active++;
+                json_object_set_new(live, id, json_true());
+            } else {
+                json_array_append_new(orphans,
+                                      json_pack("{s:s, s:s, s:s}", "workflow_id", id, "node",
+                                                (const char *)sqlite3_column_text(s, 1), "status",
+                                                "owner dead: the next workflow call resumes or"
+                                                " escalates it"));
+            }
+        }
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db, "SELECT status, count(*) FROM workflows GROUP BY status",
+                           -1, &s, NULL) == SQLITE_OK)
+        while (sqlite3_step(s) == SQLITE_ROW)
+            json_object_set_new(by, (const char *)sqlite3_column_text(s, 0),
+                                json_integer(sqlite3_column_int64(s, 1)));
+    sqlite3_finalize(s);
+    s = NULL;
+    json_t *fails = json_array();
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT id, node, status, error, updated_ms FROM workflows WHERE status"
+                           " IN ('failed','escalated') ORDER BY updated_ms DESC LIMIT 10",
+                           -1, &s, NULL) == SQLITE_OK)
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            char ts[32];
+            fm_iso_time(sqlite3_column_int64(s, 4), ts);
+            const unsigned char *e = sqlite3_column_text(s, 3);
+            json_array_append_new(fails,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "workflow_id",
+                                            (const char *)sqlite3_column_text(s, 0), "node",
+                                            (const char *)sqlite3_column_text(s, 1), "status",
+                                            (const char *)sqlite3_column_text(s, 2), "error",
+                                            e ? (const char *)e : "", "updated", ts));
+        }
+    sqlite3_finalize(s);
+
+    /* Nodes Slurm shows drained with a fleetmcp reason and no live
+     * workflow behind it: someone must look (escalated, or a single
+     * node_drain, or a workflow whose server died). */
+    json_t *drains = json_array();
+    if (ctx->be.slurm) {
+        fm_err e = {0};
+        fm_slurm_node_filter f = {.reason = FM_SLURM_OWNED_PREFIX};
+        json_t *nodes = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, &e);
+        size_t i;
+        json_t *n;
+        json_array_foreach(nodes, i, n)
+        {
+            const char *reason = fm_json_str(n, "reason", "");
+            size_t pl = strlen(FM_SLURM_OWNED_PREFIX);
+            if (strncmp(reason, FM_SLURM_OWNED_PREFIX, pl)) continue;
+            char owner[48];
+            snprintf(owner, sizeof owner, "%.*s", (int)strcspn(reason + pl, ":"), reason + pl);
+            if (json_object_get(live, owner)) continue;
+            char st[32];
+            fm_node_state_get(ctx, fm_json_str(n, "name", ""), st, sizeof st);
+            json_array_append_new(drains, json_pack("{s:s, s:s, s:s, s:s}", "node",
+                                                    fm_json_str(n, "name", ""), "owner", owner,
+                                                    "reason", reason, "remediation_state", st));
+        }
+        if (!nodes) json_array_append_new(unavail, json_string("slurm (orphaned drains)"));
+        json_decref(nodes);
+    } else {
+        json_array_append_new(unavail, json_string("slurm not configured (orphaned drains)"));
+    }
+    json_object_set_new(out, "active_workflows", json_integer(active));
+    json_object_set_new(out, "by_state", by);
+    json_object_set_new(out, "orphaned_workflows", orphans);
+    json_object_set_new(out, "orphaned_drains", drains);
+    json_object_set_new(out, "recent_failures", fails);
+    if (json_array_size(unavail))
+        json_object_set_new(out, "unavailable", unavail);
+    else
+        json_decref(unavail);
+    json_decref(live);
+    return out;
+}

@@ -1,0 +1,510 @@
+/* Workflow persistence: the workflow row, its steps and events.  Every
+ * write commits on its own (the store runs each in BEGIN IMMEDIATE), so a
+ * kill -9 loses at most the step in flight, whose "started" row says so. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_util.h"
+#include "wf_int.h"
+
+static const char wf_ddl[] =
+    "CREATE TABLE IF NOT EXISTS workflows(id TEXT PRIMARY KEY, plan_id TEXT, approval_id TEXT,"
+    " node TEXT NOT NULL, fault_class TEXT, runbook TEXT, runbook_version INTEGER,"
+    " content TEXT NOT NULL, vars TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL,"
+    " current_step TEXT, step_index INTEGER NOT NULL DEFAULT 0, failing INTEGER NOT NULL"
+    " DEFAULT 0, call_ref INTEGER, session TEXT, owner_pid INTEGER, owner_host TEXT,"
+    " lease_until_ms INTEGER, started_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " error TEXT);"
+    "CREATE INDEX IF NOT EXISTS workflows_status ON workflows(status, lease_until_ms);"
+    "CREATE INDEX IF NOT EXISTS workflows_node ON workflows(node, status);"
+    "CREATE TABLE IF NOT EXISTS workflow_steps(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " workflow_id TEXT NOT NULL, step_index INTEGER NOT NULL, step_id TEXT NOT NULL,"
+    " phase TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL, started_ms INTEGER"
+    " NOT NULL, ended_ms INTEGER, state_before TEXT, state_after TEXT, output TEXT,"
+    " error TEXT, pid INTEGER);"
+    "CREATE INDEX IF NOT EXISTS workflow_steps_wf ON workflow_steps(workflow_id, step_index);"
+    "CREATE TABLE IF NOT EXISTS workflow_events(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " workflow_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT"
+    " NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS workflow_events_wf ON workflow_events(workflow_id, id);";
+
+int fm_workflow_init(fm_ctx *ctx, fm_err *err)
+{
+    return fm_store_migrate(&ctx->store, "workflows", 1, wf_ddl, err);
+}
+
+void wf_row_free(wf_row *w)
+{
+    json_decref(w->content);
+    json_decref(w->vars);
+    w->content = w->vars = NULL;
+}
+
+static const char *host(void)
+{
+    static char h[64];
+    if (!h[0] && gethostname(h, sizeof h - 1)) snprintf(h, sizeof h, "?");
+    return h;
+}
+
+bool wf_pid_alive(long long pid)
+{
+    if (pid <= 0) return false;
+    if (pid == (long long)getpid()) return true;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+static void bind_opt(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v && *v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static const char *current_step_id(const wf_row *w)
+{
+    json_t *st = json_array_get(json_object_get(w->content, "steps"), (size_t)w->step_index);
+    return st ? fm_json_str(st, "id", NULL) : NULL;
+}
+
+int wf_insert(fm_ctx *ctx, wf_row *w, fm_err *err)
+{
+    char hex[17];
+    fm_random_hex(hex, 8);
+    snprintf(w->id, sizeof w->id, "wf-%s", hex);
+    w->owner_pid = getpid();
+    w->lease_until_ms = fm_now_ms() + WF_LEASE_MS;
+    snprintf(w->status, sizeof w->status, "running");
+    char *content = fm_json_canonical(w->content), *vars = fm_json_canonical(w->vars);
+    sqlite3_stmt *s = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "INSERT INTO workflows(id,plan_id,approval_id,node,fault_class,runbook,"
+                           "runbook_version,content,vars,status,current_step,step_index,failing,"
+                           "call_ref,session,owner_pid,owner_host,lease_until_ms,started_ms,"
+                           "updated_ms) VALUES(?,?,?,?,?,?,?,?,?,'running',?,0,0,?,?,?,?,?,?,?)",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(&ctx->store, err, "workflow insert");
+        goto out;
+    }
+    int64_t now = fm_now_ms();
+    sqlite3_bind_text(s, 1, w->id, -1, SQLITE_STATIC);
+    bind_opt(s, 2, w->plan_id);
+    bind_opt(s, 3, w->approval_id);
+    sqlite3_bind_text(s, 4, w->node, -1, SQLITE_STATIC);
+    bind_opt(s, 5, w->fault_class);
+    bind_opt(s, 6, w->runbook);
+    sqlite3_bind_int64(s, 7, w->runbook_version);
+    sqlite3_bind_text(s, 8, content ? content : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, vars ? vars : "{}", -1, SQLITE_STATIC);
+    bind_opt(s, 10, current_step_id(w));
+    sqlite3_bind_int64(s, 11, w->call_ref);
+    sqlite3_bind_text(s, 12, ctx->session.id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 13, w->owner_pid);
+    sqlite3_bind_text(s, 14, host(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 15, w->lease_until_ms);
+    sqlite3_bind_int64(s, 16, now);
+    sqlite3_bind_int64(s, 17, now);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        fm_store_fail(&ctx->store, err, "workflow insert");
+    else
+        rc = 0;
+out:
+    sqlite3_finalize(s);
+    free(content);
+    free(vars);
+    return rc;
+}
+
+int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
+{
+    char *vars = fm_json_canonical(w->vars);
+    sqlite3_stmt *s = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "UPDATE workflows SET status=?, step_index=?, failing=?, vars=?,"
+                           " current_step=?, lease_until_ms=?, updated_ms=?, owner_pid=?,"
+                           " owner_host=? WHERE id=?",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(&ctx->store, err, "workflow update");
+        goto out;
+    }
+    int64_t now = fm_now_ms();
+    sqlite3_bind_text(s, 1, w->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, w->step_index);
+    sqlite3_bind_int(s, 3, w->failing);
+    sqlite3_bind_text(s, 4, vars ? vars : "{}", -1, SQLITE_STATIC);
+    bind_opt(s, 5, current_step_id(w));
+    sqlite3_bind_int64(s, 6, now + WF_LEASE_MS);
+    sqlite3_bind_int64(s, 7, now);
+    sqlite3_bind_int64(s, 8, w->owner_pid);
+    sqlite3_bind_text(s, 9, host(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 10, w->id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        fm_store_fail(&ctx->store, err, "workflow update");
+    else
+        rc = 0;
+out:
+    sqlite3_finalize(s);
+    free(vars);
+    return rc;
+}
+
+void wf_renew(fm_ctx *ctx, const wf_row *w)
+{
+    wf_renew_for(ctx, w, WF_LEASE_MS);
+}
+
+void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
+{
+    static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
+                              " AND owner_pid=?";
+    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    if (!s) return;
+    int64_t now = fm_now_ms();
+    sqlite3_bind_int64(s, 1, now + ms);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_text(s, 3, w->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, w->owner_pid);
+    sqlite3_step(s);
+    sqlite3_reset(s);
+}
+
+static void col_copy(sqlite3_stmt *s, int i, char *dst, size_t len)
+{
+    const unsigned char *v = sqlite3_column_text(s, i);
+    snprintf(dst, len, "%s", v ? (const char *)v : "");
+}
+
+int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
+{
+    memset(w, 0, sizeof *w);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT id,plan_id,approval_id,node,fault_class,runbook,"
+                           "runbook_version,content,vars,status,step_index,failing,call_ref,"
+                           "owner_pid,lease_until_ms,owner_host FROM workflows WHERE id=?",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "workflow read");
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    int rc = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        col_copy(s, 0, w->id, sizeof w->id);
+        col_copy(s, 1, w->plan_id, sizeof w->plan_id);
+        col_copy(s, 2, w->approval_id, sizeof w->approval_id);
+        col_copy(s, 3, w->node, sizeof w->node);
+        col_copy(s, 4, w->fault_class, sizeof w->fault_class);
+        col_copy(s, 5, w->runbook, sizeof w->runbook);
+        w->runbook_version = sqlite3_column_int64(s, 6);
+        w->content = json_loads((const char *)sqlite3_column_text(s, 7), 0, NULL);
+        w->vars = json_loads((const char *)sqlite3_column_text(s, 8), 0, NULL);
+        if (!json_is_object(w->vars)) {
+            json_decref(w->vars);
+            w->vars = json_object();
+        }
+        col_copy(s, 9, w->status, sizeof w->status);
+        w->step_index = sqlite3_column_int(s, 10);
+        w->failing = sqlite3_column_int(s, 11) != 0;
+        w->call_ref = sqlite3_column_int64(s, 12);
+        w->owner_pid = sqlite3_column_int64(s, 13);
+        w->lease_until_ms = sqlite3_column_int64(s, 14);
+        /* A pid from another host says nothing here: only the lease does. */
+        const unsigned char *h = sqlite3_column_text(s, 15);
+        if (h && strcmp((const char *)h, host())) w->owner_pid = -w->owner_pid;
+        rc = json_is_object(w->content) ? 0 : -1;
+        if (rc) fm_err_set(err, FM_ERR_PARSE, "workflow %s has unreadable content", id);
+    } else {
+        char c[64];
+        fm_clip(c, sizeof c, id);
+        fm_err_set(err, FM_ERR_NOT_FOUND, "no workflow %s", c);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+bool wf_claim(fm_ctx *ctx, wf_row *w)
+{
+    int64_t now = fm_now_ms();
+    /* Dead: the lease ran out (the owner renews it for every step's whole
+     * timeout), or, on this host, its process is gone (kill -9 is seen at
+     * once instead of after the lease). */
+    bool dead = w->lease_until_ms < now || (w->owner_pid > 0 && !wf_pid_alive(w->owner_pid));
+    if (!dead) return false;
+    long long old_pid = w->owner_pid < 0 ? -w->owner_pid : w->owner_pid;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "UPDATE workflows SET owner_pid=?, owner_host=?, lease_until_ms=?,"
+                           " updated_ms=? WHERE id=? AND owner_pid=? AND lease_until_ms=? AND"
+                           " status IN ('running','waiting')",
+                           -1, &s, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_int64(s, 1, getpid());
+    sqlite3_bind_text(s, 2, host(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now + WF_LEASE_MS);
+    sqlite3_bind_int64(s, 4, now);
+    sqlite3_bind_text(s, 5, w->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, old_pid);
+    sqlite3_bind_int64(s, 7, w->lease_until_ms);
+    bool ok = sqlite3_step(s) == SQLITE_DONE && sqlite3_changes(ctx->store.db) == 1;
+    sqlite3_finalize(s);
+    if (ok) {
+        w->owner_pid = getpid();
+        w->lease_until_ms = now + WF_LEASE_MS;
+    }
+    return ok;
+}
+
+int64_t wf_step_start(fm_ctx *ctx, const wf_row *w, const json_t *step, const char *state_before,
+                      fm_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "INSERT INTO workflow_steps(workflow_id,step_index,step_id,phase,action,"
+                           "status,started_ms,state_before,pid) VALUES(?,?,?,?,?,'started',?,?,?)",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "step insert");
+    sqlite3_bind_text(s, 1, w->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, w->step_index);
+    sqlite3_bind_text(s, 3, fm_json_str(step, "id", "?"), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, fm_json_str(step, "phase", "steps"), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, fm_json_str(step, "action", "?"), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, fm_now_ms());
+    bind_opt(s, 7, state_before);
+    sqlite3_bind_int64(s, 8, getpid());
+    int64_t row = -1;
+    if (sqlite3_step(s) == SQLITE_DONE)
+        row = sqlite3_last_insert_rowid(ctx->store.db);
+    else
+        fm_store_fail(&ctx->store, err, "step insert");
+    sqlite3_finalize(s);
+    return row;
+}
+
+int wf_step_end(fm_ctx *ctx, int64_t row, const char *status, const char *state_after,
+                const char *output, const char *error, fm_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "UPDATE workflow_steps SET status=?, ended_ms=?, state_after=?,"
+                           " output=?, error=? WHERE id=?",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "step update");
+    sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, fm_now_ms());
+    bind_opt(s, 3, state_after);
+    bind_opt(s, 4, output);
+    bind_opt(s, 5, error);
+    sqlite3_bind_int64(s, 6, row);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "step update");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+void wf_step_interrupt(fm_ctx *ctx, const char *wf, int index)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "UPDATE workflow_steps SET status='interrupted', ended_ms=?, error="
+                           "'the server running it died mid-step' WHERE workflow_id=? AND"
+                           " step_index=? AND status='started'",
+                           -1, &s, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(s, 1, fm_now_ms());
+    sqlite3_bind_text(s, 2, wf, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, index);
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+}
+
+void wf_set_error(fm_ctx *ctx, const char *wf, const char *error)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db, "UPDATE workflows SET error=? WHERE id=?", -1, &s,
+                           NULL) != SQLITE_OK)
+        return;
+    bind_opt(s, 1, error);
+    sqlite3_bind_text(s, 2, wf, -1, SQLITE_STATIC);
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+}
+
+void wf_step_last(fm_ctx *ctx, const char *wf, int index, char *status, size_t len)
+{
+    snprintf(status, len, "%s", "");
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT status FROM workflow_steps WHERE workflow_id=? AND step_index=?"
+                           " ORDER BY id DESC LIMIT 1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(s, 1, wf, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, index);
+    if (sqlite3_step(s) == SQLITE_ROW) col_copy(s, 0, status, len);
+    sqlite3_finalize(s);
+}
+
+void wf_event(fm_ctx *ctx, const char *wf, const char *kind, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "INSERT INTO workflow_events(workflow_id,ts_ms,kind,message)"
+                           " VALUES(?,?,?,?)",
+                           -1, &s, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(s, 1, wf, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, fm_now_ms());
+    sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, msg, -1, SQLITE_STATIC);
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+}
+
+void wf_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id, size_t len)
+{
+    snprintf(id, len, "%s", "");
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT id, owner_pid, lease_until_ms FROM workflows WHERE node=? AND"
+                           " status IN ('running','waiting') AND id<>?",
+                           -1, &s, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, except ? except : "", -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        /* Even a dead owner's workflow holds the node until recovery
+         * resumes or escalates it: two workflows never share a node. */
+        col_copy(s, 0, id, len);
+        break;
+    }
+    sqlite3_finalize(s);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static json_t *col_json_str(sqlite3_stmt *s, int i)
+{
+    const unsigned char *v = sqlite3_column_text(s, i);
+    return v ? json_string((const char *)v) : json_null();
+}
+
+static json_t *iso(int64_t ms)
+{
+    if (ms <= 0) return json_null();
+    char b[32];
+    fm_iso_time(ms, b);
+    return json_string(b);
+}
+
+static json_t *steps_of(fm_ctx *ctx, const char *id, json_t *errors)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT step_index,step_id,phase,action,status,started_ms,ended_ms,"
+                           "state_before,state_after,output,error FROM workflow_steps WHERE"
+                           " workflow_id=? ORDER BY id LIMIT 200",
+                           -1, &s, NULL) != SQLITE_OK)
+        return out;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *st = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
+                               sqlite3_column_int(s, 0), "step", col_json_str(s, 1), "phase",
+                               col_json_str(s, 2), "action", col_json_str(s, 3), "status",
+                               col_json_str(s, 4), "started", iso(sqlite3_column_int64(s, 5)),
+                               "ended", iso(sqlite3_column_int64(s, 6)), "state_before",
+                               col_json_str(s, 7), "state_after", col_json_str(s, 8));
+        json_t *o = col_json_str(s, 9);
+        if (json_is_string(o)) {
+            json_t *parsed = json_loads(json_string_value(o), 0, NULL);
+            json_object_set_new(st, "output", parsed ? parsed : json_incref(o));
+        }
+        json_decref(o);
+        if (sqlite3_column_type(s, 10) != SQLITE_NULL) {
+            json_object_set_new(st, "error", col_json_str(s, 10));
+            json_array_append_new(errors, json_pack("{s:o, s:o}", "step", col_json_str(s, 1),
+                                                    "error", col_json_str(s, 10)));
+        }
+        json_array_append_new(out, st);
+    }
+    sqlite3_finalize(s);
+    return out;
+}
+
+static json_t *events_of(fm_ctx *ctx, const char *id)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT ts_ms, kind, message FROM (SELECT * FROM workflow_events WHERE"
+                           " workflow_id=? ORDER BY id DESC LIMIT 50) ORDER BY id",
+                           -1, &s, NULL) != SQLITE_OK)
+        return out;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        json_array_append_new(out,
+                              json_pack("{s:o, s:o, s:o}", "ts", iso(sqlite3_column_int64(s, 0)),
+                                        "kind", col_json_str(s, 1), "message", col_json_str(s, 2)));
+    sqlite3_finalize(s);
+    return out;
+}
+
+json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
+{
+    if (fm_workflow_init(ctx, err)) return NULL;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT id,plan_id,node,fault_class,runbook,runbook_version,status,"
+                           "current_step,owner_pid,lease_until_ms,started_ms,updated_ms,error,"
+                           "approval_id,step_index,failing,owner_host FROM workflows WHERE id=?",
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(&ctx->store, err, "workflow read");
+        return NULL;
+    }
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    json_t *out = NULL;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        long long pid = sqlite3_column_int64(s, 8);
+        int64_t lease = sqlite3_column_int64(s, 9);
+        const unsigned char *h = sqlite3_column_text(s, 16);
+        bool here = h && !strcmp((const char *)h, host());
+        bool alive = lease >= fm_now_ms() && (!here || wf_pid_alive(pid));
+        json_t *errors = json_array();
+        out = json_pack(
+            "{s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:i, s:b, s:{s:I, s:b, s:o},"
+            " s:o, s:o, s:o}",
+            "workflow_id", col_json_str(s, 0), "plan_id", col_json_str(s, 1), "node",
+            col_json_str(s, 2), "fault_class", col_json_str(s, 3), "runbook", col_json_str(s, 4),
+            "runbook_version", (json_int_t)sqlite3_column_int64(s, 5), "status", col_json_str(s, 6),
+            "current_step", col_json_str(s, 7), "step_index", sqlite3_column_int(s, 14), "failing",
+            sqlite3_column_int(s, 15) != 0, "owner", "pid", (json_int_t)pid, "alive", alive,
+            "lease_until", iso(lease), "started", iso(sqlite3_column_int64(s, 10)), "updated",
+            iso(sqlite3_column_int64(s, 11)), "approval_id", col_json_str(s, 13));
+        char wid[FM_WORKFLOW_ID_LEN];
+        col_copy(s, 0, wid, sizeof wid);
+        json_object_set_new(out, "steps", steps_of(ctx, wid, errors));
+        json_object_set_new(out, "events", events_of(ctx, wid));
+        if (sqlite3_column_type(s, 12) != SQLITE_NULL)
+            json_array_append_new(
+                errors, json_pack("{s:s, s:o}", "step", "workflow", "error", col_json_str(s, 12)));
+        json_object_set_new(out, "errors", errors);
+    } else {
+        char c[64];
+        fm_clip(c, sizeof c, id);
+        fm_err_set(err, FM_ERR_NOT_FOUND, "no workflow %s (ids look like wf-0123456789abcdef)", c);
+    }
+    sqlite3_finalize(s);
+    return out;
+}

@@ -1,0 +1,75 @@
+/* Internal to src/workflow/: the persisted workflow row and its writers. */
+#ifndef FM_WF_INT_H
+#define FM_WF_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fleetmcp/fm_error.h"
+#include "fleetmcp/fm_workflow.h"
+
+struct fm_ctx;
+
+#define WF_LEASE_MS 15000 /* renewed every step and every poll of a wait */
+
+typedef struct wf_row {
+    char id[FM_WORKFLOW_ID_LEN];
+    char plan_id[40];
+    char approval_id[40];
+    char node[64];
+    char fault_class[64];
+    char runbook[80];
+    long long runbook_version;
+    char status[16];
+    int step_index; /* next step to run (or the one in flight) */
+    bool failing;   /* a step failed: running rollback / on_failure */
+    int64_t call_ref;
+    long long owner_pid;
+    int64_t lease_until_ms;
+    json_t *content; /* owned: the plan content being run */
+    json_t *vars;    /* owned: what steps remember (boot time before, bundle...) */
+} wf_row;
+
+void wf_row_free(wf_row *w);
+
+/* Inserts w (id generated here) as running, owned by this process. */
+int wf_insert(struct fm_ctx *ctx, wf_row *w, fm_err *err);
+/* Persists status, step_index, failing, vars and renews the lease. */
+int wf_save(struct fm_ctx *ctx, const wf_row *w, fm_err *err);
+/* Renews the lease only (cheap; called while waiting). */
+void wf_renew(struct fm_ctx *ctx, const wf_row *w);
+/* Renews it for ms: a step gets its whole timeout, so a slow step is
+ * never mistaken for a dead owner by another host. */
+void wf_renew_for(struct fm_ctx *ctx, const wf_row *w, int64_t ms);
+/* Loads a workflow by id.  NOT_FOUND if unknown. */
+int wf_load(struct fm_ctx *ctx, const char *id, wf_row *w, fm_err *err);
+/* Takes ownership of w if its owner is dead and nobody else took it
+ * first (compare-and-set on owner and lease).  True if now ours. */
+bool wf_claim(struct fm_ctx *ctx, wf_row *w);
+
+/* Step rows: started (committed before the action), then finished. */
+int64_t wf_step_start(struct fm_ctx *ctx, const wf_row *w, const json_t *step,
+                      const char *state_before, fm_err *err);
+int wf_step_end(struct fm_ctx *ctx, int64_t row, const char *status, const char *state_after,
+                const char *output, const char *error, fm_err *err);
+/* The status of the last row for (workflow, step index): "started",
+ * "done", "failed", "skipped", or "" if none. */
+/* Marks the unfinished row of (workflow, step index) interrupted. */
+void wf_step_interrupt(struct fm_ctx *ctx, const char *wf, int index);
+/* Sets the workflow's error text (NULL clears it). */
+void wf_set_error(struct fm_ctx *ctx, const char *wf, const char *error);
+void wf_step_last(struct fm_ctx *ctx, const char *wf, int index, char *status, size_t len);
+
+void wf_event(struct fm_ctx *ctx, const char *wf, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A live workflow (running/waiting, owner alive) other than except on
+ * node, into id (empty if none). */
+void wf_live_on_node(struct fm_ctx *ctx, const char *node, const char *except, char *id,
+                     size_t len);
+
+/* True if pid (of this host) is alive. */
+bool wf_pid_alive(long long pid);
+
+#endif

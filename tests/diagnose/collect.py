@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""diagnose in node mode against the real local stack (tests/diagnose/collect.sh).
+
+Injects faults with tests/stack/gpu_state.py, then asks build/fleetmcp over
+MCP stdio for `diagnose {node}` and checks the class and its evidence:
+Xid 79, DBE, IB port down, heat on four nodes; an untouched one stays healthy.
+Every wait is bounded."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_scenarios import Mcp, ROOT  # noqa: E402
+
+STACK = os.environ["FM_STACK"]
+CONFIG = os.path.join(STACK, "fleetmcp.yaml")
+GPU_STATE = os.path.join(ROOT, "tests", "stack", "gpu_state.py")
+# node, injected fault (None: untouched), expected top class, evidence word
+CASES = [("gpu-a02", "xid79", "gpu_fallen_off_bus", "Xid 79"),
+         ("gpu-b01", "dbe", "gpu_ecc_uncorrectable", "Xid 48"),
+         ("gpu-b02", "ib_down", "ib_link_down", "State"),
+         ("gpu-a01", "hot", "gpu_thermal", "TEMP"),
+         ("gpu-a03", None, "healthy", "")]
+
+
+def gpu_state(*args):
+    subprocess.run([sys.executable, GPU_STATE, "--stack", STACK] + list(args), check=True,
+                   capture_output=True, timeout=30)
+
+
+def main():
+    for node, fault, _, _ in CASES:
+        if fault:
+            gpu_state("inject", node, fault, "--gpu", "3")
+    time.sleep(3)  # Prometheus scrapes every second
+    env = dict(os.environ)
+    c = Mcp([os.path.join(ROOT, "build", "fleetmcp"), "--config", CONFIG], env)
+    failed = 0
+    try:
+        c.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "diagnose-collect", "version": "1"}})
+        c.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        for node, _, want, word in CASES:
+            res = c.request("tools/call", {"name": "diagnose", "arguments": {"node": node}})
+            if res.get("isError"):
+                print(f"FAIL {node}: {res['content'][0]['text']}")
+                failed += 1
+                continue
+            sc = res["structuredContent"]
+            top = sc["top"]
+            ev = " | ".join(top["evidence"])
+            ok = top["fault_class"] == want and word in ev
+            print(f"{'ok  ' if ok else 'FAIL'} {node}: {top['fault_class']} {top['confidence']} "
+                  f"act={top['act']} collected={json.dumps(sc.get('collected'))}")
+            if not ok:
+                print("     evidence:", ev[:600])
+                failed += 1
+    finally:
+        c.close()
+        for node, fault, _, _ in CASES:
+            if fault:
+                gpu_state("init", node, "--sku", "a100" if node.startswith("gpu-b") else "h100")
+    print(f"collect: {len(CASES) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+#!/bin/bash
+# Progress and cancellation on a real long call: a canary repair waits for
+# a job to leave the node, sending notifications/progress; the client
+# sends notifications/cancelled; the call stops, no response is sent for
+# it, the server keeps serving, and the audit says CANCELLED.
+set -u
+cd "$(dirname "$0")/../.."
+dir=$(mktemp -d /tmp/fm-cancel.XXXXXX)
+cleanup() { FM_STACK_NO_RECORD=1 bash tests/stack/down.sh "$dir" > /dev/null 2>&1; rm -rf "$dir"; }
+trap cleanup EXIT
+if ! FM_STACK_NO_RECORD=1 bash tests/stack/up.sh "$dir" > "$dir.log" 2>&1; then
+    echo "FAIL: stack did not start"; tail -20 "$dir.log"; exit 1
+fi
+set -a; . "$dir/stack.env"; set +a
+python3 - <<'PY'
+import json, os, select, subprocess, sys, time
+sys.path.insert(0, "tests/replay")
+from session import Session
+stack = os.environ["FM_STACK"]
+cfg = os.path.join(stack, "cancel.yaml")
+with open(os.environ["FM_CONFIG"]) as f:
+    base = f.read()
+with open(cfg, "w") as f:
+    f.write(base.replace("mode: shadow", "mode: fleet") if "mode:" in base else "mode: fleet\n" + base)
+db = os.path.join(stack, "cancel.db")
+passed = failed = 0
+def check(c, what):
+    global passed, failed
+    if c: passed += 1
+    else: failed += 1; print("FAIL:", what)
+env = dict(os.environ)
+subprocess.run(["python3", "tests/stack/gpu_state.py", "inject", "gpu-a04", "row_remap_pending"], check=True)
+job = subprocess.run(["sbatch", "--parsable", "-w", "gpu-a04", "--wrap", "sleep 120"],
+                     capture_output=True, text=True, env=env).stdout.strip().split(";")[0]
+for _ in range(50):
+    out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
+    if "RUNNING" in out: break
+    time.sleep(0.2)
+s = Session("build/fleetmcp", cfg, db, client="cancel-test")
+plan, err = s.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_pending")
+check(plan and plan.get("plan_id"), f"repair_plan on the canary node: {err}")
+pid = plan["plan_id"] if plan else "pl-0000000000000000"
+s.send({"jsonrpc": "2.0", "id": 900, "method": "tools/call",
+        "params": {"name": "repair_execute", "arguments": {"plan_id": pid},
+                   "_meta": {"progressToken": "tok-1"}}})
+progress, answered, deadline = [], None, time.time() + 60
+# Wait for progress from the waiting step, then cancel.
+while time.time() < deadline and len(progress) < 2 and answered is None:
+    r, _, _ = select.select([s.p.stdout], [], [], 1.0)
+    if not r: continue
+    s.buf += os.read(s.p.stdout.fileno(), 1 << 20)
+    while b"\n" in s.buf:
+        line, s.buf = s.buf.split(b"\n", 1)
+        m = json.loads(line)
+        if m.get("method") == "notifications/progress": progress.append(m["params"])
+        elif m.get("id") == 900: answered = m
+check(len(progress) >= 2 and all(p["progressToken"] == "tok-1" for p in progress),
+      f"progress notifications with the token ({len(progress)}; early answer: {answered})")
+check(all(progress[i]["progress"] <= progress[i + 1]["progress"] for i in range(len(progress) - 1)),
+      "progress never goes backwards")
+s.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 900, "reason": "test"}})
+time.sleep(3)
+r = s.rpc("ping", {}, timeout=30)
+check(r.get("result") == {}, "server still serves after the cancel")
+# No response for the cancelled request may arrive.
+late = [json.loads(l) for l in s.buf.split(b"\n") if l.strip()]
+check(not any(m.get("id") == 900 for m in late) and answered is None, "no response for the cancelled call")
+s.close()
+import sqlite3
+con = sqlite3.connect(db)
+n = con.execute("select count(*) from audit where tool='repair_execute' and error_code='CANCELLED'").fetchone()[0]
+check(n == 1, f"audit records the cancellation ({n})")
+subprocess.run(["scancel", job])
+print(f"cancel: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY

@@ -1,0 +1,593 @@
+/* diagnose engine: catalog loading and validation, scoring rules (noise
+ * never acts, destructive needs corroboration, decisive Xids), correlation
+ * (several jobs on one node, history, rank disagreement), traceback
+ * context, rising counters, input bounds, signatures.d extension, and the
+ * bulk scanner.  Runs from the repository root (make unit). */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_diagnose.h"
+#include "fm_test.h"
+
+#define SIGS "runbooks/signatures.yaml"
+
+static struct fm_diag_db *db;
+
+static void setup(void)
+{
+    fm_err err = {0};
+    ck_assert_msg(fm_diag_load(SIGS, &db, &err) == 0, "load: %s", err.text);
+}
+
+static void teardown(void)
+{
+    fm_diag_free(db);
+    db = NULL;
+}
+
+/* Runs signals given as JSON text; returns the result (new). */
+static json_t *diag(const char *signals_json)
+{
+    json_error_t je;
+    json_t *s = json_loads(signals_json, 0, &je);
+    ck_assert_msg(s != NULL, "bad test JSON: %s", je.text);
+    fm_err err = {0};
+    json_t *r = fm_diag_run(db, s, NULL, &err);
+    ck_assert_msg(r != NULL, "run: %s", err.text);
+    json_decref(s);
+    return r;
+}
+
+static const json_t *top(const json_t *r)
+{
+    return json_object_get(r, "top");
+}
+
+static const char *top_class(const json_t *r)
+{
+    return json_string_value(json_object_get(top(r), "fault_class"));
+}
+
+static double top_conf(const json_t *r)
+{
+    return json_number_value(json_object_get(top(r), "confidence"));
+}
+
+static bool top_act(const json_t *r)
+{
+    return json_is_true(json_object_get(top(r), "act"));
+}
+
+/* Confidence of class in the ranked list, 0 if absent. */
+static double conf_of(const json_t *r, const char *cls)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(r, "classes"), i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "fault_class")), cls) == 0)
+            return json_number_value(json_object_get(c, "confidence"));
+    }
+    return 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(1 << 20);
+    *len = fread(buf, 1, (1 << 20) - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* ---- catalog ------------------------------------------------------------- */
+
+START_TEST(loads_real_catalog)
+{
+    ck_assert_int_gt((int)fm_diag_sig_count(db), 50);
+    json_t *lits = fm_diag_literals(db);
+    ck_assert_int_gt((int)json_array_size(lits), 50);
+    json_decref(lits);
+}
+END_TEST
+
+START_TEST(taxonomy_copy_matches_shared)
+{
+    size_t a_len, b_len;
+    char *b = slurp("../shared/fault-classes.yaml", &b_len);
+    if (!b) return; /* no shared checkout beside the repo: nothing to compare */
+    char *a = slurp("runbooks/fault-classes.yaml", &a_len);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_msg(
+        a_len == b_len && memcmp(a, b, a_len) == 0,
+        "runbooks/fault-classes.yaml drifted from ../shared/fault-classes.yaml: copy it again");
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* A scratch catalog dir with the real taxonomy and the given signatures. */
+static void scratch_catalog(const char *dir, const char *sigs_yaml)
+{
+    char p[256];
+    mkdir(dir, 0700);
+    size_t n;
+    char *tax = slurp("runbooks/fault-classes.yaml", &n);
+    ck_assert_ptr_nonnull(tax);
+    snprintf(p, sizeof p, "%s/fault-classes.yaml", dir);
+    write_file(p, tax);
+    free(tax);
+    snprintf(p, sizeof p, "%s/signatures.yaml", dir);
+    write_file(p, sigs_yaml);
+}
+
+static fm_err load_bad(const char *sigs_yaml)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/fm-diag-bad-%d", (int)getpid());
+    scratch_catalog(dir, sigs_yaml);
+    char p[128];
+    snprintf(p, sizeof p, "%s/signatures.yaml", dir);
+    struct fm_diag_db *d = NULL;
+    fm_err err = {0};
+    ck_assert_int_eq(fm_diag_load(p, &d, &err), -1);
+    ck_assert_ptr_null(d);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    ck_assert_int_eq(system(p), 0);
+    return err;
+}
+
+START_TEST(rejects_unknown_class)
+{
+    fm_err e = load_bad("version: 1\nsignatures:\n  - id: x\n    fault_class: gpu_on_fire\n"
+                        "    source: kernel_log\n    pattern: 'smoke'\n    strength: weak\n");
+    ck_assert_int_eq(e.code, FM_ERR_INVALID);
+    ck_assert_msg(strstr(e.text, "gpu_on_fire") && strstr(e.text, "signatures.yaml:"), "%s",
+                  e.text);
+}
+END_TEST
+
+START_TEST(rejects_bad_regex_with_line)
+{
+    fm_err e =
+        load_bad("version: 1\nsignatures:\n  - id: x\n    fault_class: gpu_hang\n"
+                 "    source: kernel_log\n    pattern: 'unbalanced ('\n    strength: weak\n");
+    ck_assert_int_eq(e.code, FM_ERR_INVALID);
+    ck_assert_msg(strstr(e.text, "regex does not compile") && strstr(e.text, ":6:"), "%s", e.text);
+}
+END_TEST
+
+START_TEST(rejects_schema_violation)
+{
+    fm_err e =
+        load_bad("version: 1\nsignatures:\n  - id: x\n    fault_class: gpu_hang\n"
+                 "    source: kernel_log\n    pattern: 'a'\n    strength: weak\n    colour: red\n");
+    ck_assert_int_eq(e.code, FM_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(signatures_d_adds_without_rebuild)
+{
+    char dir[64], p[160];
+    snprintf(dir, sizeof dir, "/tmp/fm-diag-ext-%d", (int)getpid());
+    scratch_catalog(dir, "version: 1\nsignatures: []\n");
+    snprintf(p, sizeof p, "%s/signatures.d", dir);
+    mkdir(p, 0700);
+    snprintf(p, sizeof p, "%s/signatures.d/site.yaml", dir);
+    write_file(p, "signatures:\n  - id: site-disk\n    fault_class: node_disk_full\n"
+                  "    source: [kernel_log, events]\n    literal: quota\n"
+                  "    pattern: 'quota exceeded on /lscratch'\n    strength: strong\n");
+    snprintf(p, sizeof p, "%s/signatures.yaml", dir);
+    struct fm_diag_db *d = NULL;
+    fm_err err = {0};
+    ck_assert_msg(fm_diag_load(p, &d, &err) == 0, "%s", err.text);
+    json_t *s = json_pack("{s:[s], s:[s]}", "kernel_log", "xfs: quota exceeded on /lscratch",
+                          "events", "quota exceeded on /lscratch for uid 1201");
+    json_t *r = fm_diag_run(d, s, NULL, &err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(top_class(r), "node_disk_full");
+    json_decref(r);
+    json_decref(s);
+    fm_diag_free(d);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    ck_assert_int_eq(system(p), 0);
+}
+END_TEST
+
+/* ---- scoring -------------------------------------------------------------- */
+
+START_TEST(single_weak_signal_never_acts)
+{
+    json_t *r = diag("{\"kernel_log\":[\"[1.0] watchdog: BUG: soft lockup - CPU#3 stuck for 22s! "
+                     "[kworker/3:1]\"]}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    ck_assert(!top_act(r));
+    ck_assert(!json_is_true(json_object_get(r, "act")));
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(many_weak_signals_stay_below_report)
+{
+    /* four different weak hints for one class: still capped below report */
+    json_t *r = diag("{\"kernel_log\":[\"watchdog: BUG: soft lockup - CPU#1 stuck for 23s!\","
+                     "\"rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\"],"
+                     "\"slurm\":{\"node_state\":[\"COMPLETING\"]}}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    ck_assert_double_lt(conf_of(r, "node_unreachable"), 0.56);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(destructive_needs_corroboration)
+{
+    /* one strong source: reported, but not corroborated and no act */
+    json_t *r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"DOWN\"]}}");
+    ck_assert_str_eq(top_class(r), "node_unreachable");
+    ck_assert(!top_act(r));
+    ck_assert(!json_is_true(json_object_get(top(r), "corroborated")));
+    ck_assert_double_lt(top_conf(r), 0.7);
+    json_decref(r);
+    /* a second, independent source corroborates */
+    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"DOWN\"]},"
+             "\"events\":[\"error: Nodes n1 not responding, setting DOWN\"]}");
+    ck_assert_str_eq(top_class(r), "node_unreachable");
+    ck_assert(top_act(r));
+    ck_assert(json_is_true(json_object_get(top(r), "corroborated")));
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(decisive_xid79_acts_alone_and_is_never_a_reset)
+{
+    json_t *r = diag("{\"kernel_log\":[\"kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=1, name=x, "
+                     "GPU has fallen off the bus.\"]}");
+    ck_assert_str_eq(top_class(r), "gpu_fallen_off_bus");
+    ck_assert(top_act(r));
+    ck_assert_str_eq(json_string_value(json_object_get(top(r), "runbook")),
+                     "rb-gpu-fallen-off-bus");
+    const json_t *resp = json_object_get(top(r), "response");
+    bool reboot = false, reset = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(resp, i, v)
+    {
+        reboot |= strcmp(json_string_value(v), "reboot_node") == 0;
+        reset |= strcmp(json_string_value(v), "reset_gpu") == 0;
+    }
+    ck_assert(reboot && !reset);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(xid_code_decides_class)
+{
+    /* terse phrasings: the code, not the wording, decides */
+    json_t *r = diag("{\"events\":[\"dcgmi health: GPU 2: uncontained error (XID 95)\"],"
+                     "\"metrics\":[{\"name\":\"DCGM_FI_DEV_XID_ERRORS\",\"labels\":{\"gpu\":\"2\"},"
+                     "\"value\":95}]}");
+    ck_assert_str_eq(top_class(r), "gpu_ecc_uncorrectable");
+    json_decref(r);
+    r = diag(
+        "{\"kernel_log\":[\"NVRM: Xid (PCI:0000:07:00): 13, pid=4, name=python, Graphics "
+        "Exception\"],"
+        "\"job_log\":[\"RuntimeError: CUDA error: an illegal memory access was encountered\"]}");
+    ck_assert_str_eq(top_class(r), "gpu_app_fault");
+    ck_assert_str_eq(json_string_value(json_object_get(top(r), "scope")), "job");
+    ck_assert(!json_is_true(json_object_get(top(r), "destructive")));
+    ck_assert(json_is_null(json_object_get(top(r), "runbook")));
+    json_decref(r);
+    /* Xid 45 is cleanup after something else: alone it means nothing */
+    r = diag(
+        "{\"kernel_log\":[\"NVRM: Xid (PCI:0000:07:00): 45, pid=4, name=python, Ch 00000010\"]}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(dbe_explains_remap_pending)
+{
+    json_t *r = diag("{\"kernel_log\":[\"NVRM: Xid (PCI:0000:47:00): 48, pid=1, name=p, An "
+                     "uncorrectable double bit error (DBE)\","
+                     "\"NVRM: Xid (PCI:0000:47:00): 63, pid=1, name=p, Row Remapper: New row "
+                     "marked for remapping, reset gpu to activate.\"]}");
+    ck_assert_str_eq(top_class(r), "gpu_ecc_uncorrectable");
+    ck_assert_double_lt(conf_of(r, "gpu_row_remap_pending"), top_conf(r));
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(oom_forward_vs_backward_by_traceback)
+{
+    json_t *r = diag("{\"job_log\":[\"Traceback (most recent call last):\",\"  File \\\"t.py\\\", "
+                     "line 9, in step\","
+                     "\"    loss.backward()\",\"  File \\\"torch/autograd/__init__.py\\\", line 3, "
+                     "in backward\","
+                     "\"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB\"]}");
+    ck_assert_str_eq(top_class(r), "oom_activation");
+    json_decref(r);
+    /* a backward from an earlier traceback must not leak into this one */
+    r = diag("{\"job_log\":[\"loss.backward() took 0.3s\",\"Traceback (most recent call last):\","
+             "\"  File \\\"t.py\\\", line 3, in forward\",\"torch.OutOfMemoryError: CUDA out of "
+             "memory.\"]}");
+    ck_assert_str_eq(top_class(r), "oom_batch_size");
+    ck_assert_double_eq(conf_of(r, "oom_activation"), 0);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(several_jobs_failing_on_one_node_point_at_the_node)
+{
+    const char *base =
+        "{\"node\":\"gpu-a033\",\"job_log\":[\"OSError: [Errno 28] No space left on device\"],"
+        "\"slurm\":{\"jobs\":[%s]}}";
+    char one[512], many[1024];
+    snprintf(one, sizeof one, base,
+             "{\"job_id\":1,\"state\":\"FAILED\",\"nodes\":\"gpu-a[032-033]\"}");
+    snprintf(many, sizeof many, base,
+             "{\"job_id\":1,\"state\":\"FAILED\",\"nodes\":\"gpu-a[032-033]\"},"
+             "{\"job_id\":2,\"state\":\"FAILED\",\"nodes\":\"gpu-a033\"},"
+             "{\"job_id\":3,\"state\":\"FAILED\",\"nodes\":\"gpu-b001\"}");
+    json_t *r1 = diag(one), *r2 = diag(many);
+    ck_assert_str_eq(top_class(r2), "node_disk_full");
+    ck_assert_double_gt(top_conf(r2), top_conf(r1));
+    json_decref(r1);
+    json_decref(r2);
+}
+END_TEST
+
+START_TEST(history_follows_job)
+{
+    json_t *r = diag("{\"kernel_log\":[\"NVRM: Xid (PCI:0000:52:00): 13, pid=9, name=python, "
+                     "Graphics SM Warp Exception\"],"
+                     "\"history\":[{\"attempt\":1,\"step\":1500,\"node\":\"a\",\"error\":\"Xid 13 "
+                     "illegal memory access\"},"
+                     "{\"attempt\":2,\"step\":1500,\"node\":\"b\",\"error\":\"Xid 13 illegal "
+                     "memory access\"}]}");
+    ck_assert_str_eq(top_class(r), "gpu_app_fault");
+    ck_assert_double_gt(top_conf(r), 0.8);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(same_step_different_errors_points_at_one_cause)
+{
+    const char *hot = "{\"metrics\":[{\"name\":\"DCGM_FI_DEV_GPU_TEMP\",\"labels\":{\"gpu\":\"1\"},"
+                      "\"value\":90}]%s}";
+    char plain[512], hist[1024];
+    snprintf(plain, sizeof plain, hot, "");
+    snprintf(hist, sizeof hist, hot,
+             ",\"history\":[{\"attempt\":1,\"step\":8800,\"error\":\"NCCL watchdog timeout\"},"
+             "{\"attempt\":2,\"step\":8800,\"error\":\"CUDA error: unspecified launch failure\"}]");
+    json_t *a = diag(plain), *b = diag(hist);
+    ck_assert_str_eq(top_class(a), "healthy"); /* one hot sample is noise */
+    ck_assert_str_eq(top_class(b), "gpu_thermal");
+    json_decref(a);
+    json_decref(b);
+}
+END_TEST
+
+START_TEST(ranks_disagreeing_about_a_collective)
+{
+    json_t *r = diag("{\"job_log\":["
+                     "\"[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=77, "
+                     "OpType=ALLREDUCE, NumelIn=2)\","
+                     "\"[Rank 5] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=77, "
+                     "OpType=BROADCAST, NumelIn=9)\"]}");
+    ck_assert_str_eq(top_class(r), "nccl_rank_divergence");
+    json_decref(r);
+    r = diag("{\"job_log\":["
+             "\"[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=77, "
+             "OpType=ALLREDUCE, NumelIn=2)\","
+             "\"[Rank 5] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=77, "
+             "OpType=ALLREDUCE, NumelIn=2)\"]}");
+    ck_assert_double_eq(conf_of(r, "nccl_rank_divergence"), 0);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(counters_need_a_rate)
+{
+    json_t *r = diag("{\"metrics\":[{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{"
+                     "\"gpu\":\"3\"},\"value\":1}]}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    json_decref(r);
+    /* two samples of one series: the delta is the rate */
+    r = diag(
+        "{\"metrics\":[{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},"
+        "\"value\":40},"
+        "{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},\"value\":900}]}");
+    ck_assert_str_eq(top_class(r), "gpu_sram_ecc_rate");
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(metric_pairs_join_on_the_gpu)
+{
+    json_t *r = diag("{\"metrics\":[{\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"gpu\":\"5\","
+                     "\"Hostname\":\"h\"},\"value\":100},"
+                     "{\"name\":\"DCGM_FI_PROF_SM_ACTIVE\",\"labels\":{\"gpu\":\"4\",\"Hostname\":"
+                     "\"h\"},\"value\":0.0}]}");
+    ck_assert_double_eq(conf_of(r, "gpu_hang"), 0); /* different GPUs */
+    json_decref(r);
+    r = diag("{\"metrics\":[{\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"gpu\":\"5\","
+             "\"Hostname\":\"h\"},\"value\":100},"
+             "{\"name\":\"DCGM_FI_PROF_SM_ACTIVE\",\"labels\":{\"gpu\":\"5\",\"Hostname\":\"h\"},"
+             "\"value\":0.0}]}");
+    ck_assert_double_gt(conf_of(r, "gpu_hang"), 0.5);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(neighbour_samples_do_not_blame_this_node)
+{
+    const char *hot = "{\"node\":\"%s\",\"metrics\":["
+                      "{\"name\":\"DCGM_FI_DEV_GPU_TEMP\",\"labels\":{\"gpu\":\"1\",\"Hostname\":"
+                      "\"n2\"},\"value\":93},"
+                      "{\"name\":\"DCGM_FI_DEV_GPU_TEMP\",\"labels\":{\"gpu\":\"2\",\"Hostname\":"
+                      "\"n2.cluster\"},\"value\":94},"
+                      "{\"name\":\"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS\",\"labels\":{\"gpu\":\"1\","
+                      "\"Hostname\":\"n2\"},\"value\":64}]}";
+    char buf[1024];
+    snprintf(buf, sizeof buf, hot, "n1");
+    json_t *r = diag(buf);
+    ck_assert_str_eq(top_class(r), "healthy");
+    json_decref(r);
+    snprintf(buf, sizeof buf, hot, "n2");
+    r = diag(buf);
+    ck_assert_str_eq(top_class(r), "gpu_thermal");
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(input_bounds)
+{
+    fm_err err = {0};
+    json_t *s = json_pack("{s:s}", "kernel_log", "not an array");
+    ck_assert_ptr_null(fm_diag_run(db, s, NULL, &err));
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+    json_decref(s);
+    char *big = malloc(40000);
+    memset(big, 'x', 39999);
+    big[39999] = '\0';
+    fm_err_clear(&err);
+    s = json_pack("{s:[s]}", "job_log", big);
+    ck_assert_ptr_null(fm_diag_run(db, s, NULL, &err));
+    ck_assert_int_eq(err.code, FM_ERR_TOO_LARGE);
+    json_decref(s);
+    free(big);
+    fm_err_clear(&err);
+    s = json_pack("{s:[{s:i}]}", "metrics", "value", 1);
+    ck_assert_ptr_null(fm_diag_run(db, s, NULL, &err));
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(evidence_is_clipped_and_bounded)
+{
+    char buf[16384];
+    size_t o = (size_t)snprintf(buf, sizeof buf, "{\"kernel_log\":[");
+    for (int i = 0; i < 20; i++)
+        o += (size_t)snprintf(
+            buf + o, sizeof buf - o,
+            "%s\"NVRM: Xid (PCI:0000:%02d:00): 79, GPU has fallen off the bus. %0200d\"",
+            i ? "," : "", i, 0);
+    snprintf(buf + o, sizeof buf - o, "]}");
+    json_t *r = diag(buf);
+    const json_t *ev = json_object_get(top(r), "evidence");
+    ck_assert_int_le((int)json_array_size(ev), 5);
+    size_t i;
+    json_t *e;
+    json_array_foreach(ev, i, e) ck_assert_int_lt((int)strlen(json_string_value(e)), 400);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(taxonomy_override_and_state_string)
+{
+    json_error_t je;
+    json_t *s = json_loads("{\"node\":\"n1\",\"slurm\":{\"node_state\":\"DOWN+DRAIN\"},"
+                           "\"events\":[\"error: Nodes n1 not responding\"]}",
+                           0, &je);
+    json_t *tax = json_loads("{\"classes\":[{\"id\":\"node_unreachable\",\"scope\":\"node\","
+                             "\"response\":[\"page_oncall\"],\"destructive\":false}]}",
+                             0, &je);
+    fm_err err = {0};
+    json_t *r = fm_diag_run(db, s, tax, &err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(top_class(r), "node_unreachable");
+    const json_t *resp = json_object_get(top(r), "response");
+    ck_assert_int_eq((int)json_array_size(resp), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(resp, 0)), "page_oncall");
+    ck_assert(!json_is_true(json_object_get(top(r), "destructive")));
+    json_decref(r);
+    json_decref(s);
+    json_decref(tax);
+}
+END_TEST
+
+START_TEST(hostlists)
+{
+    ck_assert(fm_diag_hostlist_has("gpu-a[032-034]", "gpu-a033"));
+    ck_assert(fm_diag_hostlist_has("gpu-a[001,033]", "gpu-a033"));
+    ck_assert(fm_diag_hostlist_has("n1,gpu-a033", "gpu-a033"));
+    ck_assert(fm_diag_hostlist_has("h100-r09-n[01-04]", "h100-r09-n03"));
+    ck_assert(!fm_diag_hostlist_has("gpu-a[032-034]", "gpu-a35"));
+    ck_assert(!fm_diag_hostlist_has("gpu-a[032-034]", "gpu-a0333"));
+    ck_assert(!fm_diag_hostlist_has("gpu-b[032-034]", "gpu-a033"));
+    ck_assert(!fm_diag_hostlist_has("", "x"));
+}
+END_TEST
+
+START_TEST(bulk_scan_counts_lines)
+{
+    const char *text = "noise line one\n"
+                       "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus.\n"
+                       "more noise about nothing\n"
+                       "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB\n"
+                       "tail without newline Xid";
+    size_t n = fm_diag_sig_count(db);
+    uint64_t *hits = calloc(n, sizeof *hits);
+    uint64_t lines = fm_diag_scan(db, text, strlen(text), hits);
+    ck_assert_int_eq((int)lines, 2);
+    uint64_t xid = 0, oom = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(fm_diag_sig_id(db, i), "xid-line") == 0) xid = hits[i];
+        if (strcmp(fm_diag_sig_id(db, i), "cuda-oom-forward") == 0) oom = hits[i];
+    }
+    ck_assert_int_eq((int)xid, 1);
+    ck_assert_int_eq((int)oom, 1);
+    free(hits);
+}
+END_TEST
+
+static Suite *diagnose_suite(void)
+{
+    Suite *s = suite_create("diagnose");
+    TCase *tc = tcase_create("engine");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, loads_real_catalog);
+    tcase_add_test(tc, taxonomy_copy_matches_shared);
+    tcase_add_test(tc, rejects_unknown_class);
+    tcase_add_test(tc, rejects_bad_regex_with_line);
+    tcase_add_test(tc, rejects_schema_violation);
+    tcase_add_test(tc, signatures_d_adds_without_rebuild);
+    tcase_add_test(tc, single_weak_signal_never_acts);
+    tcase_add_test(tc, many_weak_signals_stay_below_report);
+    tcase_add_test(tc, destructive_needs_corroboration);
+    tcase_add_test(tc, decisive_xid79_acts_alone_and_is_never_a_reset);
+    tcase_add_test(tc, xid_code_decides_class);
+    tcase_add_test(tc, dbe_explains_remap_pending);
+    tcase_add_test(tc, oom_forward_vs_backward_by_traceback);
+    tcase_add_test(tc, several_jobs_failing_on_one_node_point_at_the_node);
+    tcase_add_test(tc, history_follows_job);
+    tcase_add_test(tc, same_step_different_errors_points_at_one_cause);
+    tcase_add_test(tc, ranks_disagreeing_about_a_collective);
+    tcase_add_test(tc, counters_need_a_rate);
+    tcase_add_test(tc, metric_pairs_join_on_the_gpu);
+    tcase_add_test(tc, neighbour_samples_do_not_blame_this_node);
+    tcase_add_test(tc, input_bounds);
+    tcase_add_test(tc, evidence_is_clipped_and_bounded);
+    tcase_add_test(tc, taxonomy_override_and_state_string);
+    tcase_add_test(tc, hostlists);
+    tcase_add_test(tc, bulk_scan_counts_lines);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(diagnose_suite)

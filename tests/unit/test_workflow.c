@@ -1,0 +1,442 @@
+/* Workflow engine: plan content and its hash, the planner round trip,
+ * crash recovery from a dead owner, the fleet_status summary, and the
+ * blast radius held by two processes racing on one store (50 rounds). */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../src/workflow/wf_int.h"
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
+#include "fm_test.h"
+
+/* ---- a fake Slurm: every node in rack r01 unless named gpu-b* ------------ */
+
+static json_t *fake_node_obj(const char *name)
+{
+    bool b = !strncmp(name, "gpu-b", 5);
+    bool drained = !strcmp(name, "gpu-a09");
+    return json_pack("{s:s, s:[s], s:s, s:[s], s:[s], s:s, s:{s:s, s:s, s:s}, s:b}", "name", name,
+                     "state", drained ? "DRAIN" : "IDLE", "reason",
+                     drained ? "fleetmcp:wf-00000000deadbeef: orphan" : "", "partitions", "gpu",
+                     "features", b ? "rack=r02" : "rack=r01", "boot_time", "2026-11-23T00:00:00Z",
+                     "domains", "rack", b ? "r02" : "r01", "sku", "h100", "partition", "gpu",
+                     "fleetmcp_owned", drained);
+}
+
+static json_t *fake_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+{
+    (void)st;
+    (void)err;
+    json_t *a = json_array();
+    static const char *const names[] = {"gpu-a01", "gpu-a02", "gpu-a09", "gpu-b01"};
+    for (size_t i = 0; i < 4; i++) {
+        if (f && f->reason && strcmp(names[i], "gpu-a09")) continue;
+        json_array_append_new(a, fake_node_obj(names[i]));
+    }
+    return a;
+}
+
+static json_t *fake_node(void *st, const char *name, fm_err *err)
+{
+    (void)st;
+    (void)err;
+    return fake_node_obj(name);
+}
+
+static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
+{
+    (void)st;
+    (void)f;
+    (void)err;
+    return json_array();
+}
+
+static int fake_update(void *st, const char *name, fm_slurm_node_op op, const char *reason,
+                       fm_err *err)
+{
+    (void)st;
+    (void)name;
+    (void)op;
+    (void)reason;
+    (void)err;
+    return 0;
+}
+
+static int fake_requeue(void *st, uint64_t id, const char *ex, fm_err *err)
+{
+    (void)st;
+    (void)id;
+    (void)ex;
+    (void)err;
+    return 0;
+}
+
+static void fake_close(void *st)
+{
+    (void)st;
+}
+
+static const struct fm_slurm_ops fake_slurm = {
+    .name = "fake",
+    .nodes = fake_nodes,
+    .node = fake_node,
+    .jobs = fake_jobs,
+    .update_node = fake_update,
+    .requeue_job = fake_requeue,
+    .close = fake_close,
+};
+
+static void open_ctx(fm_ctx *ctx, const char *db)
+{
+    memset(ctx, 0, sizeof *ctx);
+    unsetenv("FLEETMCP_CONFIG");
+    fm_err err = {0};
+    ck_assert_msg(fm_ctx_open(ctx, NULL, db, &err) == 0, "open: %s", err.text);
+    if (ctx->be.slurm) ctx->be.slurm->close(ctx->be.slurm_st);
+    ctx->be.slurm = &fake_slurm;
+    ctx->be.slurm_st = NULL;
+}
+
+/* ---- content ------------------------------------------------------------- */
+
+static json_t *runbook_doc(void)
+{
+    return json_loads(
+        "{\"id\":\"rb-test\",\"version\":1,\"fault_classes\":[\"gpu_test\"],\"autonomy\":\"hitl\","
+        "\"steps\":[{\"id\":\"drain\",\"action\":\"drain\",\"args\":{\"reason\":\"test\"}},"
+        "{\"id\":\"evidence\",\"action\":\"diag_bundle\",\"continue_on_failure\":true}],"
+        "\"verification\":[{\"id\":\"v\",\"action\":\"verify_gpu\",\"args\":{\"checks\":[\"xid\"]},"
+        "\"timeout_s\":30}],\"on_success\":[{\"id\":\"resume\",\"action\":\"resume\"}],"
+        "\"rollback\":[{\"id\":\"keep\",\"action\":\"set_state\",\"args\":{\"state\":"
+        "\"quarantined\"}}],"
+        "\"on_failure\":{\"escalate\":{\"team\":\"hardware\",\"severity\":\"high\"}}}",
+        0, NULL);
+}
+
+START_TEST(content_is_stable_and_versioned)
+{
+    json_t *doc = runbook_doc();
+    fm_runbook rb = {.id = "rb-test", .version = 1, .doc = doc};
+    json_t *a = fm_workflow_content("gpu-a01", "gpu_test", &rb);
+    json_t *b = fm_workflow_content("gpu-a01", "gpu_test", &rb);
+    char ha[65], hb[65], hc[65], hd[65];
+    fm_plan_hash(a, ha);
+    fm_plan_hash(b, hb);
+    ck_assert_str_eq(ha, hb);
+    json_t *steps = json_object_get(a, "steps");
+    ck_assert_int_eq(json_array_size(steps), 6);
+    /* default timeouts come from the action catalog */
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(steps, 0), "timeout_s")),
+                     fm_action_find("drain")->default_timeout_s);
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 1), "phase", ""), "steps");
+    ck_assert(json_is_true(json_object_get(json_array_get(steps, 1), "continue_on_failure")));
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 2), "phase", ""), "verification");
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 4), "phase", ""), "rollback");
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 5), "action", ""), "escalate");
+    ck_assert_str_eq(fm_json_str(a, "tool", ""), "repair_execute");
+    ck_assert_str_eq(fm_json_str(a, "fault_class", ""), "gpu_test");
+    rb.version = 2;
+    json_t *c = fm_workflow_content("gpu-a01", "gpu_test", &rb);
+    fm_plan_hash(c, hc);
+    ck_assert_str_ne(ha, hc);
+    rb.version = 1;
+    json_t *d = fm_workflow_content("gpu-a02", "gpu_test", &rb);
+    fm_plan_hash(d, hd);
+    ck_assert_str_ne(ha, hd);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    json_decref(d);
+    json_decref(doc);
+}
+END_TEST
+
+START_TEST(planner_rebuilds_the_same_hash)
+{
+    const char *dir = getenv("FLEETMCP_RUNBOOKS");
+    if (!dir) setenv("FLEETMCP_RUNBOOKS", "runbooks", 1);
+    fm_ctx ctx;
+    open_ctx(&ctx, ":memory:");
+    fm_err err = {0};
+    ck_assert_msg(fm_runbooks_load(&ctx, &err) == 0, "runbooks: %s", err.text);
+    const fm_runbook *rb = fm_runbook_for_class(ctx.runbooks, "gpu_fallen_off_bus");
+    ck_assert_ptr_nonnull(rb);
+    json_t *content = fm_workflow_content("gpu-a01", "gpu_fallen_off_bus", rb);
+    json_t *detail = json_pack("{s:s}", "risk", "high");
+    char id[FM_PLAN_ID_LEN], h1[65], h2[65];
+    ck_assert_int_eq(fm_plan_create(&ctx, content, detail, id, &err), 0);
+    json_t *d2 = NULL;
+    json_t *again = fm_workflow_plan_content(&ctx, id, &d2, &err);
+    ck_assert_msg(again != NULL, "%s", err.text);
+    fm_plan_hash(content, h1);
+    fm_plan_hash(again, h2);
+    ck_assert_str_eq(h1, h2);
+    ck_assert(json_is_true(json_object_get(d2, "approval_needed"))); /* hitl runbook */
+    ck_assert_str_eq(fm_json_str(d2, "autonomy", ""), "hitl");
+    /* a plan that is not a repair plan is refused */
+    json_t *other =
+        fm_plan_content("node_drain", json_object_get(content, "args"), NULL, NULL, NULL, 0);
+    char id2[FM_PLAN_ID_LEN];
+    ck_assert_int_eq(fm_plan_create(&ctx, other, detail, id2, &err), 0);
+    json_t *d3 = NULL;
+    fm_err e2 = {0};
+    ck_assert_ptr_null(fm_workflow_plan_content(&ctx, id2, &d3, &e2));
+    ck_assert_int_eq(e2.code, FM_ERR_INVALID);
+    json_decref(other);
+    json_decref(d2);
+    json_decref(again);
+    json_decref(detail);
+    json_decref(content);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* ---- recovery -------------------------------------------------------------- */
+
+static long long dead_pid(void)
+{
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    waitpid(p, NULL, 0);
+    return p;
+}
+
+static void insert_wf(fm_ctx *ctx, wf_row *w, const char *steps_json, int at, bool started_row)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->node, sizeof w->node, "gpu-a01");
+    snprintf(w->fault_class, sizeof w->fault_class, "gpu_test");
+    snprintf(w->runbook, sizeof w->runbook, "rb-test");
+    w->runbook_version = 1;
+    w->content =
+        json_pack("{s:s, s:{s:s, s:s}, s:o}", "tool", "repair_execute", "args", "node", "gpu-a01",
+                  "fault_class", "gpu_test", "steps", json_loads(steps_json, 0, NULL));
+    w->vars = json_object();
+    fm_err err = {0};
+    ck_assert_int_eq(fm_workflow_init(ctx, &err), 0);
+    ck_assert_int_eq(wf_insert(ctx, w, &err), 0);
+    w->step_index = at;
+    ck_assert_int_eq(wf_save(ctx, w, &err), 0);
+    if (started_row) {
+        json_t *st = json_array_get(json_object_get(w->content, "steps"), (size_t)at);
+        ck_assert_int_ge(wf_step_start(ctx, w, st, "healthy", &err), 0);
+    }
+    /* The owner dies: another pid, lease gone. */
+    char sql[200];
+    snprintf(sql, sizeof sql, "UPDATE workflows SET owner_pid=%lld, lease_until_ms=1 WHERE id='%s'",
+             dead_pid(), w->id);
+    ck_assert_int_eq(sqlite3_exec(ctx->store.db, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+START_TEST(recovery_resumes_idempotent_steps)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, ":memory:");
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"s1\",\"action\":\"set_state\",\"args\":{\"state\":"
+              "\"quarantined\"}},{\"phase\":\"steps\",\"id\":\"s2\",\"action\":\"set_state\","
+              "\"args\":{\"state\":\"suspect\"}}]",
+              1, true);
+    fm_call call = {.ctx = &ctx, .tool = NULL, .audit_id = 7};
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&ctx, w.id, &err);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    json_t *steps = json_object_get(got, "steps");
+    ck_assert_int_eq(json_array_size(steps), 2); /* the interrupted row, then the re-run */
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 0), "status", ""), "interrupted");
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 1), "status", ""), "done");
+    char st[32];
+    fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "suspect");
+    /* Nothing left to recover: a second call is a no-op. */
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
+    json_decref(got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+START_TEST(recovery_escalates_unsafe_steps)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, ":memory:");
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"cancel\",\"action\":\"cancel_jobs\",\"args\":{}},"
+              "{\"phase\":\"steps\",\"id\":\"later\",\"action\":\"set_state\",\"args\":{\"state\":"
+              "\"suspect\"}},{\"phase\":\"rollback\",\"id\":\"keep\",\"action\":\"set_state\","
+              "\"args\":{\"state\":\"quarantined\"}}]",
+              0, true);
+    fm_call call = {.ctx = &ctx, .audit_id = 9};
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&ctx, w.id, &err);
+    ck_assert_ptr_nonnull(got);
+    /* no escalate step in this plan: failed, with the rollback run and
+     * the step after the unsafe one skipped */
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
+    json_t *steps = json_object_get(got, "steps");
+    ck_assert_int_eq(json_array_size(steps), 2);
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 1), "step", ""), "keep");
+    ck_assert_int_ge(json_array_size(json_object_get(got, "errors")), 1);
+    char st[32];
+    fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "quarantined");
+    json_decref(got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+START_TEST(live_owner_is_left_alone)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, ":memory:");
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
+              "{\"state\":\"suspect\"}}]",
+              0, false);
+    /* Back to a live owner (this process) with a fresh lease. */
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE workflows SET owner_pid=%d, lease_until_ms=%lld WHERE id='%s'", (int)getpid(),
+             (long long)(fm_now_ms() + 60000), w.id);
+    ck_assert_int_eq(sqlite3_exec(ctx.store.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    fm_call call = {.ctx = &ctx};
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
+    json_t *sum = fm_workflow_status_summary(&ctx);
+    ck_assert_int_eq(json_integer_value(json_object_get(sum, "active_workflows")), 1);
+    ck_assert_int_eq(json_array_size(json_object_get(sum, "orphaned_workflows")), 0);
+    json_decref(sum);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+START_TEST(summary_reports_orphaned_drains)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, ":memory:");
+    json_t *sum = fm_workflow_status_summary(&ctx);
+    json_t *drains = json_object_get(sum, "orphaned_drains");
+    ck_assert_int_eq(json_array_size(drains), 1);
+    ck_assert_str_eq(fm_json_str(json_array_get(drains, 0), "node", ""), "gpu-a09");
+    ck_assert_str_eq(fm_json_str(json_array_get(drains, 0), "owner", ""), "wf-00000000deadbeef");
+    ck_assert_int_eq(json_integer_value(json_object_get(sum, "active_workflows")), 0);
+    ck_assert_ptr_nonnull(json_object_get(sum, "by_state"));
+    ck_assert_ptr_nonnull(json_object_get(sum, "recent_failures"));
+    json_decref(sum);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* ---- two processes, one rack --------------------------------------------- */
+
+/* Child: opens its own server context on the shared store, waits for the
+ * start signal, tries to enter node into remediation.  Exit 0: won;
+ * 1: refused by the blast radius; 2: anything else. */
+static void racer(const char *db, const char *node, int go_fd)
+{
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    fm_err err = {0};
+    if (fm_ctx_open(&ctx, NULL, db, &err)) _exit(2);
+    ctx.be.slurm = &fake_slurm;
+    char c;
+    if (read(go_fd, &c, 1) < 0) _exit(2);
+    int rc = fm_guard_reserve(&ctx, node, "quarantined", "gpu_test", node, &err);
+    int code = rc == 0 ? 0 : err.code == FM_ERR_GUARDRAIL ? 1 : 2;
+    fm_ctx_close(&ctx);
+    _exit(code);
+}
+
+START_TEST(race_two_processes_fifty_rounds)
+{
+    char db[] = "/tmp/fm-wf-race-XXXXXX";
+    int fd = mkstemp(db);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fm_ctx ctx;
+    open_ctx(&ctx, db);
+    int exactly_one = 0;
+    for (int round = 0; round < 50; round++) {
+        ck_assert_int_eq(sqlite3_exec(ctx.store.db, "DELETE FROM node_states", NULL, NULL, NULL),
+                         SQLITE_OK);
+        int go[2];
+        ck_assert_int_eq(pipe(go), 0);
+        pid_t p[2];
+        const char *nodes[2] = {"gpu-a01", "gpu-a02"};
+        for (int i = 0; i < 2; i++) {
+            p[i] = fork();
+            if (p[i] == 0) {
+                close(go[1]);
+                racer(db, nodes[i], go[0]);
+            }
+        }
+        close(go[0]);
+        usleep(20000); /* both are open and blocked on the pipe */
+        close(go[1]);  /* go */
+        int won = 0, refused = 0;
+        for (int i = 0; i < 2; i++) {
+            int status = 0;
+            waitpid(p[i], &status, 0);
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 3;
+            won += code == 0;
+            refused += code == 1;
+        }
+        if (won == 1 && refused == 1) exactly_one++;
+        /* the store agrees: one node of the rack in remediation */
+        sqlite3_stmt *s = NULL;
+        sqlite3_prepare_v2(ctx.store.db, "SELECT count(*) FROM node_states WHERE rack='r01'", -1,
+                           &s, NULL);
+        ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+        ck_assert_int_eq(sqlite3_column_int(s, 0), 1);
+        sqlite3_finalize(s);
+    }
+    ck_assert_int_eq(exactly_one, 50);
+    /* Other domains hold too: gpu-b01 (rack r02) shares the sku and the
+     * partition with the winner. */
+    fm_err err = {0};
+    ck_assert_int_eq(fm_guard_reserve(&ctx, "gpu-b01", "quarantined", "gpu_test", "x", &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_GUARDRAIL);
+    fm_ctx_close(&ctx);
+    unlink(db);
+    char side[64];
+    snprintf(side, sizeof side, "%s-wal", db);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", db);
+    unlink(side);
+}
+END_TEST
+
+static Suite *workflow_suite(void)
+{
+    Suite *s = suite_create("workflow");
+    TCase *tc = tcase_create("workflow");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, content_is_stable_and_versioned);
+    tcase_add_test(tc, planner_rebuilds_the_same_hash);
+    tcase_add_test(tc, recovery_resumes_idempotent_steps);
+    tcase_add_test(tc, recovery_escalates_unsafe_steps);
+    tcase_add_test(tc, live_owner_is_left_alone);
+    tcase_add_test(tc, summary_reports_orphaned_drains);
+    tcase_add_test(tc, race_two_processes_fifty_rounds);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(workflow_suite)
