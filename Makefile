@@ -32,7 +32,7 @@ TOOL_JSON := $(sort $(shell find schemas -name '*.json'))
 DEPFLAGS = -MMD -MP
 
 .PHONY: all deps check unit asan protocol interop integration fuzz fuzz-smoke \
-        bench demo clean install lint stack-up stack-down
+        bench demo clean install uninstall lint stack-up stack-down
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/fleetmcp $(BUILD)/mcp-cli
@@ -106,13 +106,27 @@ lint:
 	clang-format --dry-run --Werror $$(find src include tools tests -name '*.[ch]')
 
 PREFIX ?= /usr/local
+DOCDIR ?= $(PREFIX)/share/doc/fleetmcp
+# share/fleetmcp must stay at ../share/fleetmcp from bin/: fleetmcp finds its
+# runbooks relative to its own executable.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fleetmcp/schemas \
-	  $(DESTDIR)$(PREFIX)/share/fleetmcp/runbooks $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fleetmcp \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(DOCDIR)/examples/grafana \
+	  $(DESTDIR)$(DOCDIR)/examples/vscode/.vscode
 	install -m 755 $(BUILD)/fleetmcp $(BUILD)/mcp-cli $(DESTDIR)$(PREFIX)/bin/
-	cp -r schemas/. $(DESTDIR)$(PREFIX)/share/fleetmcp/schemas/
-	cp -r runbooks/. $(DESTDIR)$(PREFIX)/share/fleetmcp/runbooks/
-	[ ! -d man ] || install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	cp -R schemas runbooks $(DESTDIR)$(PREFIX)/share/fleetmcp/
+	chmod -R u=rwX,go=rX $(DESTDIR)$(PREFIX)/share/fleetmcp
+	install -m 644 man/fleetmcp.1 man/mcp-cli.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 examples/README.md examples/fleetmcp.yaml examples/claude-code.md \
+	  examples/claude_desktop_config.json examples/session.jsonl \
+	  examples/session.replies.jsonl $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 examples/grafana/fleetmcp-dashboard.json $(DESTDIR)$(DOCDIR)/examples/grafana/
+	install -m 644 examples/vscode/.vscode/mcp.json $(DESTDIR)$(DOCDIR)/examples/vscode/.vscode/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/fleetmcp $(DESTDIR)$(PREFIX)/bin/mcp-cli \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/fleetmcp.1 $(DESTDIR)$(PREFIX)/share/man/man1/mcp-cli.1
+	rm -rf $(DESTDIR)$(PREFIX)/share/fleetmcp $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build

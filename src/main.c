@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
@@ -28,8 +29,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: fleetmcp [serve] [--config FILE] [--db FILE]\n"
-            "       fleetmcp check-config [--config FILE]\n"
+            "       fleetmcp check-config [--schema-only] [--config FILE]\n"
             "       fleetmcp audit verify [--db FILE] [--config FILE]\n"
+            "       fleetmcp metrics [--textfile PATH] [--db FILE] [--config FILE]\n"
             "       fleetmcp --version | --help\n"
             "\n"
             "Serves MCP (JSON-RPC 2.0, one message per line) on stdin/stdout; logs go to\n"
@@ -38,7 +40,7 @@ static void usage(FILE *f)
             "server runs in shadow mode with no backends.\n");
 }
 
-static int cmd_check_config(const char *path)
+static int cmd_check_config(const char *path, int schema_only)
 {
     if (!path) path = getenv("FLEETMCP_CONFIG");
     if (!path) {
@@ -53,6 +55,12 @@ static int cmd_check_config(const char *path)
     if (n) {
         printf("%zu problem%s in %s\n", n, n == 1 ? "" : "s", path);
         return 1;
+    }
+    /* --schema-only: structure only, for CI and hosts without the key files
+     * and secrets the config names. */
+    if (schema_only) {
+        printf("%s: ok (schema only)\n", path);
+        return 0;
     }
     /* The file is well-formed; now open it for real (backends, secrets). */
     fm_ctx ctx;
@@ -85,6 +93,28 @@ static int cmd_audit_verify(const char *config, const char *db)
         printf("audit chain ok: %lld rows verified in %s\n", (long long)rows, ctx.store.path);
     fm_ctx_close(&ctx);
     return rc ? 2 : 0;
+}
+
+static int cmd_metrics(const char *config, const char *db, const char *textfile)
+{
+    fm_ctx ctx;
+    fm_err err = {0};
+    if (fm_ctx_open(&ctx, config, db, &err)) {
+        fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
+        return 1;
+    }
+    int rc = 0;
+    if (textfile) {
+        rc = fm_fleet_metrics_textfile(&ctx, textfile, &err);
+        if (rc) fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
+    } else {
+        json_t *m = fm_fleet_metrics(&ctx, FM_FLEET_WINDOW_MS);
+        json_dumpf(m, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        putchar('\n');
+        json_decref(m);
+    }
+    fm_ctx_close(&ctx);
+    return rc ? 1 : 0;
 }
 
 static int cmd_serve(const char *config, const char *db)
@@ -122,12 +152,14 @@ static int cmd_serve(const char *config, const char *db)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"textfile", required_argument, 0, 't'},
                                          {"db", required_argument, 0, 'd'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
+                                         {"schema-only", no_argument, 0, 'S'},
                                          {0, 0, 0, 0}};
-    const char *config = NULL, *db = NULL;
-    int c;
+    const char *config = NULL, *db = NULL, *textfile = NULL;
+    int c, schema_only = 0;
     while ((c = getopt_long(argc, argv, "+c:d:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
@@ -140,9 +172,20 @@ int main(int argc, char **argv)
     /* Options may also follow the subcommand. */
     const char *cmd = optind < argc ? argv[optind++] : "serve";
     const char *sub = NULL;
-    if (!strcmp(cmd, "audit")) sub = optind < argc ? argv[optind++] : "";
-    while ((c = getopt_long(argc, argv, "c:d:h", opts, NULL)) != -1) {
+    /* An unknown command fails before its options, so `fleetmcp bogus --help`
+     * does not answer 0. */
+    if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && strcmp(cmd, "audit") &&
+        strcmp(cmd, "metrics")) {
+        fprintf(stderr, "fleetmcp: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 1;
+    }
+    /* "audit --help" must reach getopt, not be taken for the subcommand. */
+    if (!strcmp(cmd, "audit")) sub = optind < argc && argv[optind][0] != '-' ? argv[optind++] : "";
+    while ((c = getopt_long(argc, argv, "c:d:t:h", opts, NULL)) != -1) {
         switch (c) {
+        case 't': textfile = optarg; break;
+        case 'S': schema_only = 1; break;
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -154,8 +197,22 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    if (schema_only && strcmp(cmd, "check-config")) {
+        fprintf(stderr, "fleetmcp: --schema-only is an option of check-config\n");
+        return 1;
+    }
+    if (textfile && strcmp(cmd, "metrics")) {
+        fprintf(stderr, "fleetmcp: --textfile is an option of metrics\n");
+        return 1;
+    }
+    if (!strcmp(cmd, "audit") && !*sub) {
+        fprintf(stderr, "fleetmcp: audit needs a subcommand: verify\n");
+        usage(stderr);
+        return 1;
+    }
     if (!strcmp(cmd, "serve")) return cmd_serve(config, db);
-    if (!strcmp(cmd, "check-config")) return cmd_check_config(config);
+    if (!strcmp(cmd, "check-config")) return cmd_check_config(config, schema_only);
+    if (!strcmp(cmd, "metrics")) return cmd_metrics(config, db, textfile);
     if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(config, db);
     fprintf(stderr, "fleetmcp: unknown command '%s%s%s'\n", cmd, sub ? " " : "", sub ? sub : "");
     usage(stderr);

@@ -3,16 +3,20 @@
 #   1. examples/fleetmcp.yaml passes `fleetmcp check-config` (schema pass on
 #      the file as shipped; the full pass, backends opened, on a copy whose
 #      /etc, /var/lib and share paths point into a temp dir), covers every key
-#      of schemas/config/*.json, and an unknown key in it is refused;
-#   2. every examples/**/*.json parses; the Claude Desktop and VS Code files
-#      launch fleetmcp with --config; claude-code.md has the `claude mcp add`
-#      line; the Grafana dashboard is well-formed and queries the metrics
-#      fleetmcp exports;
+#      of schemas/config/*.json, keeps secrets as {env:}/{file:}, and a
+#      misspelt key or bad value in it is refused with its line;
+#   2. every examples/**/*.json(l) parses; the Claude Desktop and VS Code files
+#      launch fleetmcp with --config, and the server they launch answers;
+#      claude-code.md has the `claude mcp add` line; the Grafana dashboard is
+#      well-formed, its PromQL parses (promtool; the stack's Prometheus when
+#      one runs), and it queries the metrics `fleetmcp metrics --textfile`
+#      writes;
 #   3. examples/session.jsonl, run through build/fleetmcp, gets one answer per
 #      request, no JSON-RPC error, and the same diagnosis as the recording in
 #      examples/session.replies.jsonl;
-#   4. man/*.1 format without a groff warning and name every subcommand the
-#      binaries' --help lists (skipped, with the reason, without groff).
+#   4. man/*.1 format without a groff warning, and document every command,
+#      --option and tool (under its autonomy level) the binaries have; a new
+#      one fails here until it is documented.
 #
 #   tests/examples.sh                  run the checks (after `make`)
 #   tests/examples.sh --record CONFIG  re-record examples/session.replies.jsonl
@@ -95,15 +99,14 @@ if [ "${1:-}" = "--record" ]; then
     [ -n "${2:-}" ] || { echo "usage: tests/examples.sh --record CONFIG" >&2; exit 1; }
     # Read-only tools only; shadow mode whatever CONFIG says, own store.
     sed -e 's/^mode:.*/mode: shadow/' -e '/^store:/,/^  path:/d' "$2" >"$TMP/record.yaml"
-    FLEETMCP_MODE=shadow FLEETMCP_RUNBOOKS=$REPO/runbooks FLEETMCP_SIGNATURES=$REPO/runbooks/signatures.yaml session_driver "$EX/session.replies.jsonl" "$EX/session.jsonl" \
+    FLEETMCP_MODE=shadow FLEETMCP_RUNBOOKS=$REPO/runbooks session_driver "$EX/session.replies.jsonl" "$EX/session.jsonl" \
         "$FM" --config "$TMP/record.yaml" --db "$TMP/record.db"
     echo "recorded $(wc -l <"$EX/session.replies.jsonl") lines in examples/session.replies.jsonl"
     exit 0
 fi
 
-# diagnose finds signatures.yaml through FLEETMCP_SIGNATURES or the working
-# directory, not through FLEETMCP_RUNBOOKS (src/tools/diagnose.c): set both.
-export FLEETMCP_RUNBOOKS=$REPO/runbooks FLEETMCP_SIGNATURES=$REPO/runbooks/signatures.yaml
+# diagnose and the runbook catalog find their data through FLEETMCP_RUNBOOKS.
+export FLEETMCP_RUNBOOKS=$REPO/runbooks
 unset FLEETMCP_CONFIG FLEETMCP_DB FLEETMCP_MODE MCP_CLI_SERVER
 
 # --- 1. the config -------------------------------------------------------------
@@ -383,7 +386,7 @@ joined = "\n".join(exprs)
 want = ["fleetmcp_automation_success_ratio", "fleetmcp_manual_override_ratio",
         "fleetmcp_false_positive_quarantines_total", "fleetmcp_mean_repair_seconds",
         "fleetmcp_nodes", "fleetmcp_capacity_removed_nodes", "fleetmcp_repeat_offender_nodes",
-        "fleetmcp_shadow_agreement_ratio", "fleetmcp_tool_calls_total",
+        "fleetmcp_shadow_agreement_ratio", "fleetmcp_tool_calls",
         "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"]
 for m in want:
     if m not in joined: problems.append("no panel queries " + m)
@@ -395,11 +398,36 @@ EOF
 else
     bad "Grafana dashboard:"; printf '%s\n' "$out" | sed 's/^/     /'
 fi
-# Every panel's PromQL parses in a real Prometheus: the local stack's, if one
-# runs (tests/stack/up.sh records it in build/stack.current).
-prom=""
-if [ -f "$BUILD/stack.current" ] && [ -f "$(cat "$BUILD/stack.current")/stack.env" ]; then
-    prom=$(sed -n 's/^export FM_PROM_URL=//p' "$(cat "$BUILD/stack.current")/stack.env")
+# Every panel's PromQL parses: offline with promtool (as recording rules),
+# and in a real Prometheus when the local stack runs.
+if command -v promtool >/dev/null 2>&1; then
+    "$PY" - "$EX/grafana/fleetmcp-dashboard.json" >"$TMP/dashboard-rules.yml" <<'EOF'
+import json, sys
+def panels(ps):
+    for p in ps:
+        yield p
+        yield from panels(p.get("panels", []))
+rules = []
+for p in panels(json.load(open(sys.argv[1]))["panels"]):
+    for t in p.get("targets", []):
+        e = t["expr"].replace("$__rate_interval", "1m").replace("$__range", "1h").replace("$node", ".*")
+        rules.append({"record": "dashboard:panel_%d_%s" % (p["id"], t["refId"]), "expr": e})
+print(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+EOF
+    if out=$(promtool check rules "$TMP/dashboard-rules.yml" 2>&1); then
+        ok "Grafana dashboard: promtool parses every panel's PromQL ($(grep -o 'SUCCESS: [0-9]* rules' <<<"$out"))"
+    else
+        bad "Grafana dashboard: promtool check rules:"; printf '%s\n' "$out" | sed 's/^/     /'
+    fi
+else
+    skipped "dashboard PromQL offline: no promtool (apt-get install prometheus)"
+fi
+# In a real Prometheus: the local stack's, if one runs ($FM_STACK, or the
+# one tests/stack/up.sh recorded in build/stack.current).
+prom="" stack=${FM_STACK:-}
+[ -z "$stack" ] && [ -f "$BUILD/stack.current" ] && stack=$(cat "$BUILD/stack.current")
+if [ -n "$stack" ] && [ -f "$stack/stack.env" ]; then
+    prom=$(sed -n 's/^export FM_PROM_URL=//p' "$stack/stack.env")
 fi
 if [ -n "$prom" ] && curl -sf --max-time 2 "$prom/-/ready" >/dev/null 2>&1; then
     if out=$("$PY" - "$prom" "$EX/grafana/fleetmcp-dashboard.json" <<'EOF'
@@ -437,7 +465,7 @@ fi
 if grep -q 'fleetmcp metrics' <<<"$("$FM" --help 2>/dev/null)"; then
     if "$FM" --db "$TMP/metrics.db" metrics --textfile "$TMP/fleetmcp.prom" >"$TMP/metrics.out" 2>&1; then
         missing=$(grep -o 'fleetmcp_[a-z_]*' "$EX/grafana/fleetmcp-dashboard.json" | sort -u |
-            while read -r m; do grep -q "^${m}[{ ]" "$TMP/fleetmcp.prom" || echo "$m"; done)
+            while read -r m; do grep -qE "^(# HELP )?${m}[{ ]" "$TMP/fleetmcp.prom" || echo "$m"; done)
         if [ -z "$missing" ]; then
             ok "every fleetmcp_* metric the dashboard queries is in \`fleetmcp metrics --textfile\` output"
         else

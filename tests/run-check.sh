@@ -34,6 +34,8 @@ stage interop-inspector bash tests/interop/inspector.sh build/fleetmcp
 stage mcp-cli bash tests/cli/run.sh
 stage approvals bash tests/cli/approval.sh
 stage valgrind bash tests/valgrind.sh
+stage examples bash tests/examples.sh
+stage install bash tests/install.sh
 for t in tests/integration/*.sh; do
     [ -e "$t" ] || continue
     stage "integration:$(basename "$t" .sh)" bash "$t"

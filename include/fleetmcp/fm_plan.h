@@ -30,6 +30,10 @@ void fm_plan_hash(const json_t *content, char out[65]);
 int fm_plan_create(struct fm_ctx *ctx, const json_t *content, const json_t *detail,
                    char id_out[FM_PLAN_ID_LEN], fm_err *err);
 
+/* The newest plan with this hash still awaiting approval, into id_out;
+ * -1 if none.  A repeated refused call names the same plan, not a new one. */
+int fm_plan_find_proposed(struct fm_ctx *ctx, const char *hash, char id_out[FM_PLAN_ID_LEN]);
+
 /* The plan as stored (new), or NULL with FM_ERR_NOT_FOUND. */
 json_t *fm_plan_get(struct fm_ctx *ctx, const char *id, fm_err *err);
 

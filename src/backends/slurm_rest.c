@@ -30,6 +30,7 @@ typedef struct rest_st {
     char hint[200];
     char timeout_hint[200];
     fm_slurm_domains *dom;
+    void *cli; /* scontrol for what this slurmrestd cannot change, or NULL */
 } rest_st;
 
 static int version_minor(const char *v)
@@ -260,11 +261,15 @@ static int rest_update_node(void *st, const char *name, fm_slurm_node_op op, con
     if (!fm_slurm_valid_node_name(name))
         return fm_err_set(err, FM_ERR_INVALID, "not a node name"), -1;
     if (discover(s, err)) return -1;
+    /* Slurm's own other interface, scontrol argv, where this slurmrestd
+     * cannot change node state (before v0.0.39; reboot on any version). */
+    if ((version_minor(s->version) < 39 || op == FM_SLURM_REBOOT) && s->cli)
+        return fm_slurm_cli_ops.update_node(s->cli, name, op, reason, err);
     if (version_minor(s->version) < 39 || op == FM_SLURM_REBOOT)
         return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
                           "node %s through slurmrestd %s is not possible (node "
                           "updates need Slurm >= 23.02 REST (v0.0.39+), reboot needs scontrol): "
-                          "use slurm.backend: cli",
+                          "add a slurm.cli section so mutations use scontrol",
                           op == FM_SLURM_REBOOT ? "reboot" : "updates", s->version),
                -1;
     json_t *body = json_object();
@@ -289,9 +294,11 @@ static int rest_update_node(void *st, const char *name, fm_slurm_node_op op, con
 
 static int rest_requeue_job(void *st, uint64_t job_id, const char *exclude_node, fm_err *err)
 {
+    rest_st *s = st;
+    if (s->cli) return fm_slurm_cli_ops.requeue_job(s->cli, job_id, exclude_node, err);
     return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
-                      "job requeue is not implemented over slurmrestd: use "
-                      "slurm.backend: cli"),
+                      "job requeue is not implemented over slurmrestd: add a slurm.cli section"
+                      " so it uses scontrol"),
            -1;
 }
 
@@ -301,6 +308,7 @@ static void rest_close(void *st)
     if (!s) return;
     json_decref(s->token_ref);
     fm_slurm_domains_free(s->dom);
+    if (s->cli) fm_slurm_cli_ops.close(s->cli);
     free(s);
 }
 
@@ -354,6 +362,20 @@ int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **ou
     s->timeout_ms = to > 0 ? (long)to : 5000;
     json_int_t mb = json_integer_value(json_object_get(sec, "max_response_bytes"));
     s->max_bytes = mb > 0 ? (size_t)mb : DEFAULT_MAX_BYTES;
+    /* With a slurm.cli section, mutations this slurmrestd cannot make go
+     * through scontrol argv; its own domains copy keeps ownership simple. */
+    if (json_is_object(json_object_get(sec, "cli"))) {
+        const json_t *d = json_object_get(sec, "domains");
+        fm_slurm_domains *dom2 = fm_slurm_domains_new(
+            json_string_value(json_object_get(d, "rack")),
+            json_string_value(json_object_get(d, "sku")), err);
+        if (!dom2 || fm_slurm_cli_open_state(sec, dom2, &s->cli, err)) {
+            if (dom2 && !s->cli) fm_slurm_domains_free(dom2);
+            json_decref(s->token_ref);
+            free(s);
+            return -1;
+        }
+    }
     s->dom = dom;
     *out = s;
     return 0;

@@ -136,18 +136,26 @@ int fm_config_load(fm_config *cfg, const char *path, const char *db_override, fm
     } else {
         cfg->root = json_object();
     }
-    /* FLEETMCP_MODE overrides the file: replay and drills force shadow
-     * without editing a production config. */
-    const char *mode = getenv("FLEETMCP_MODE");
-    if (!mode || !*mode) mode = fm_cfg_str(cfg->root, "mode", "shadow");
-    if (strcmp(mode, "shadow") && strcmp(mode, "canary") && strcmp(mode, "fleet")) {
-        fm_err_set(err, FM_ERR_INVALID, "FLEETMCP_MODE must be shadow, canary or fleet");
-        fm_config_free(cfg);
-        return -1;
-    }
+    const char *mode = fm_cfg_str(cfg->root, "mode", "shadow");
     cfg->mode = !strcmp(mode, "fleet") ? FM_MODE_FLEET
                 : !strcmp(mode, "canary") ? FM_MODE_CANARY
                                           : FM_MODE_SHADOW;
+    /* FLEETMCP_MODE can only make the server more careful than its file
+     * (replay and drills force shadow without editing a production config);
+     * it can never raise the mode. */
+    const char *env = getenv("FLEETMCP_MODE");
+    if (env && *env) {
+        fm_mode m = !strcmp(env, "fleet") ? FM_MODE_FLEET
+                    : !strcmp(env, "canary") ? FM_MODE_CANARY
+                    : !strcmp(env, "shadow") ? FM_MODE_SHADOW
+                                             : (fm_mode)-1;
+        if ((int)m < 0) {
+            fm_err_set(err, FM_ERR_INVALID, "FLEETMCP_MODE must be shadow, canary or fleet");
+            fm_config_free(cfg);
+            return -1;
+        }
+        if (m < cfg->mode) cfg->mode = m;
+    }
     cfg->read_only = fm_cfg_bool(cfg->root, "read_only", false);
     const json_t *limits = fm_config_section(cfg, "limits");
     long long mm = fm_cfg_int(limits, "max_message_bytes", DEFAULT_MAX_MESSAGE);

@@ -112,7 +112,9 @@ static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, b
                         .nodes = json_object_get(content, "nodes"),
                         .fault_class = fm_json_str(content, "fault_class", NULL),
                         .runbook = rb_doc,
-                        .takes_capacity = repair || (t->flags & FM_TOOL_DESTRUCTIVE) != 0,
+                        .takes_capacity = repair || !strcmp(t->name, "node_drain") ||
+                                          !strcmp(t->name, "node_reboot") ||
+                                          (t->flags & FM_TOOL_DESTRUCTIVE) != 0,
                         .resume = !strcmp(t->name, "node_resume"),
                         .approved = approved,
                         .destructive = (t->flags & FM_TOOL_DESTRUCTIVE) != 0};
@@ -123,7 +125,7 @@ static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, b
  * (same hash), unused and unexpired; it is consumed atomically.  Without
  * one, the call becomes a plan and the refusal names the command a human
  * runs to approve it. */
-static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *args,
+static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *args, bool shadow,
                             fm_gate_decision *d)
 {
     fm_err err = {0};
@@ -162,6 +164,13 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
             goto out;
         }
     }
+    if (approval && shadow) {
+        /* Shadow mode runs nothing, so it must not use an approval up; and
+         * a replayed approval belongs to another store.  It answers "what
+         * would happen if this approval is valid". */
+        snprintf(d->reason, sizeof d->reason, "approval %s assumed valid", approval);
+        goto out;
+    }
     if (approval) {
         char plan_id[FM_APPROVAL_ID_LEN], approver[64];
         if (fm_approval_consume(ctx, approval, hash, plan_id, approver, &err)) {
@@ -175,7 +184,8 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
         goto out;
     }
     char plan_id[FM_PLAN_ID_LEN];
-    if (fm_plan_create(ctx, content, detail, plan_id, &err)) {
+    if (fm_plan_find_proposed(ctx, hash, plan_id) &&
+        fm_plan_create(ctx, content, detail, plan_id, &err)) {
         deny(d, err.code, "%s needs an approval, and recording its plan failed: %s", t->name,
              err.text);
         goto out;
@@ -238,16 +248,23 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
         }
         return;
     }
-    /* 5. shadow mode: node actions are recorded, never run. */
-    if (ctx->cfg.mode == FM_MODE_SHADOW) {
-        d->verdict = FM_GATE_SHADOW;
+    /* 5 and 6. hitl and canary need an approval bound to the exact plan,
+     * and node actions pass the guardrails.  In shadow mode the whole
+     * decision is still taken, so the recommendation says what would have
+     * happened, but nothing runs. */
+    bool shadow = ctx->cfg.mode == FM_MODE_SHADOW;
+    decide_approval(ctx, t, args, shadow, d);
+    if (!shadow) return;
+    char what[1024];
+    if (d->verdict == FM_GATE_ALLOW) {
         d->code = FM_ERR_DENIED;
-        snprintf(d->reason, sizeof d->reason,
-                 "mode is shadow: %s was recorded as a recommendation and nothing changed;"
-                 " set mode: canary or fleet in the config to act",
-                 t->name);
-        return;
+        snprintf(what, sizeof what, "mode is shadow: %s would run%s%s; it was recorded as a"
+                 " recommendation and nothing changed (set mode: canary or fleet to act)",
+                 t->name, d->reason[0] ? ": " : "", d->reason);
+    } else {
+        snprintf(what, sizeof what, "mode is shadow, and nothing ran; it would have been"
+                 " refused: %s", d->reason);
     }
-    /* 6. hitl and canary need an approval bound to the exact plan. */
-    decide_approval(ctx, t, args, d);
+    d->verdict = FM_GATE_SHADOW;
+    snprintf(d->reason, sizeof d->reason, "%.760s", what);
 }

@@ -85,6 +85,22 @@ out:
     return rc;
 }
 
+int fm_plan_find_proposed(fm_ctx *ctx, const char *hash, char id_out[FM_PLAN_ID_LEN])
+{
+    static const char sql[] =
+        "SELECT id FROM plans WHERE hash=? AND status='proposed' ORDER BY created_ms DESC LIMIT 1";
+    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    if (!s) return -1;
+    sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+    int rc = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        snprintf(id_out, FM_PLAN_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
+        rc = 0;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 json_t *fm_plan_get(fm_ctx *ctx, const char *id, fm_err *err)
 {
     sqlite3_stmt *s = NULL;

@@ -7,6 +7,7 @@
  * metrics backend, and kernel Xid lines, dcgmi health and ibstat over the
  * SSH executor's fixed catalog.  The signature catalog is loaded and
  * compiled once, on the first call, and kept on the server context. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "fleetmcp/fm_diagnose.h"
 #include "fleetmcp/fm_exec.h"
 #include "fleetmcp/fm_metrics.h"
+#include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fm_tools.gen.h"
@@ -33,9 +35,14 @@ static const struct fm_diag_db *catalog(fm_ctx *ctx, fm_err *err)
     const json_t *sec = fm_config_section(&ctx->cfg, "diagnose");
     const char *path = fm_cfg_str(sec, "signatures", NULL);
     if (!path) path = getenv("FLEETMCP_SIGNATURES");
+    char dflt[PATH_MAX];
     if (!path) {
-        path = "runbooks/signatures.yaml";
-        if (access(path, R_OK) != 0) path = FM_SHARE_DIR "/runbooks/signatures.yaml";
+        /* Beside the runbooks (FLEETMCP_RUNBOOKS, runbooks.dir, else found
+         * from the executable), so an install works from any directory. */
+        char dir[PATH_MAX - 32];
+        snprintf(dflt, sizeof dflt, "%s/signatures.yaml",
+                 fm_runbooks_dir(&ctx->cfg, dir, sizeof dir));
+        path = dflt;
     }
     struct fm_diag_db *db = NULL;
     if (fm_diag_load(path, &db, err)) return NULL;

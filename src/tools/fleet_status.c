@@ -3,9 +3,11 @@
 #include <string.h>
 
 #include "fm_tools.gen.h"
+#include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_tickets.h"
+#include "fleetmcp/fm_workflow.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
 
@@ -90,5 +92,7 @@ json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
     json_object_set_new(out, "nodes_by_state", states);
     json_object_set_new(out, "capacity_removed_nodes", json_integer(removed));
     json_object_set_new(out, "open_tickets", open_tickets(ctx));
+    json_object_set_new(out, "workflows", fm_workflow_status_summary(ctx));
+    json_object_set_new(out, "metrics", fm_fleet_metrics(ctx, FM_FLEET_WINDOW_MS));
     return out;
 }

@@ -13,16 +13,22 @@
 #include "fleetmcp/fm_slurm.h"
 #include "../unit/fm_test.h"
 
-static const struct fm_slurm_ops *open_backend(const char *backend, void **st)
+static const struct fm_slurm_ops *open_backend_opt(const char *backend, bool with_cli, void **st)
 {
     json_t *sec = json_pack("{s:s, s:I, s:{s:s}, s:{s:s}}", "backend", backend, "timeout_ms",
                             (json_int_t)10000, "cli", "slurm_conf", getenv("SLURM_CONF"), "rest",
                             "socket", getenv("FM_SLURM_SOCKET"));
+    if (!with_cli) json_object_del(sec, "cli");
     const struct fm_slurm_ops *ops;
     fm_err err = {0};
     ck_assert_msg(fm_slurm_open(sec, &ops, st, &err) == 0, "%s", err.text);
     json_decref(sec);
     return ops;
+}
+
+static const struct fm_slurm_ops *open_backend(const char *backend, void **st)
+{
+    return open_backend_opt(backend, true, st);
 }
 
 static json_t *node(const struct fm_slurm_ops *ops, void *st, const char *name)
@@ -112,18 +118,40 @@ END_TEST
 START_TEST(rest_v38_mutations_refused)
 {
     void *st;
-    const struct fm_slurm_ops *ops = open_backend("rest", &st);
+    const struct fm_slurm_ops *ops = open_backend_opt("rest", false, &st);
     fm_err err = {0};
     json_t *all = ops->nodes(st, NULL, &err);
     ck_assert_msg(all != NULL, "%s", err.text);
     json_decref(all);
     ck_assert_int_eq(ops->update_node(st, "gpu-a04", FM_SLURM_DRAIN, "fleetmcp:x", &err), -1);
     ck_assert_int_eq(err.code, FM_ERR_NOT_CONFIGURED);
-    ck_assert_ptr_nonnull(strstr(err.text, "slurm.backend: cli"));
+    ck_assert_ptr_nonnull(strstr(err.text, "slurm.cli"));
     ck_assert_ptr_nonnull(strstr(err.text, "v0.0.38"));
     fm_err_clear(&err);
     ck_assert_int_eq(ops->requeue_job(st, 1, NULL, &err), -1);
     ck_assert_int_eq(err.code, FM_ERR_NOT_CONFIGURED);
+    ops->close(st);
+}
+END_TEST
+
+/* With a slurm.cli section, what slurmrestd 22.05 cannot change goes
+ * through scontrol argv: drain and resume work over the REST backend. */
+START_TEST(rest_v38_mutations_via_scontrol)
+{
+    void *st;
+    const struct fm_slurm_ops *ops = open_backend("rest", &st);
+    fm_err err = {0};
+    ck_assert_msg(ops->update_node(st, "gpu-a04", FM_SLURM_DRAIN, "fleetmcp:wf-it8 rest", &err) == 0,
+                  "%s", err.text);
+    json_t *n = node(ops, st, "gpu-a04");
+    ck_assert(has_state(n, "DRAIN"));
+    ck_assert(json_is_true(json_object_get(n, "fleetmcp_owned")));
+    json_decref(n);
+    ck_assert_msg(ops->update_node(st, "gpu-a04", FM_SLURM_RESUME, NULL, &err) == 0, "%s",
+                  err.text);
+    n = node(ops, st, "gpu-a04");
+    ck_assert(!has_state(n, "DRAIN"));
+    json_decref(n);
     ops->close(st);
 }
 END_TEST
@@ -136,6 +164,7 @@ static Suite *backends_suite(void)
     tcase_add_test(tc, cli_drain_resume);
     tcase_add_test(tc, cli_requeue_excluding_node);
     tcase_add_test(tc, rest_v38_mutations_refused);
+    tcase_add_test(tc, rest_v38_mutations_via_scontrol);
     suite_add_tcase(s, tc);
     return s;
 }

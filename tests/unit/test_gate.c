@@ -61,9 +61,19 @@ START_TEST(shadow_records_hitl)
     test_server t;
     ts_open(&t, NULL); /* default mode: shadow */
     fm_gate_decision d;
-    fm_gate_decide(&t.ctx, idx(&t, "killswitch_release"), NULL, &d);
+    /* Without an approval: recorded, and it says it would need one. */
+    json_t *args = json_pack("{s:s}", "reason", "unit test");
+    fm_gate_decide(&t.ctx, idx(&t, "killswitch_release"), args, &d);
     ck_assert_int_eq(d.verdict, FM_GATE_SHADOW);
+    ck_assert_int_eq(d.code, FM_ERR_APPROVAL);
     ck_assert_ptr_nonnull(strstr(d.reason, "shadow"));
+    /* With one: it would run; the approval is not used up (none exists). */
+    json_object_set_new(args, "approval_id", json_string("ap-0123456789abcdef"));
+    fm_gate_decide(&t.ctx, idx(&t, "killswitch_release"), args, &d);
+    ck_assert_int_eq(d.verdict, FM_GATE_SHADOW);
+    ck_assert_int_eq(d.code, FM_ERR_DENIED);
+    ck_assert_ptr_nonnull(strstr(d.reason, "would run"));
+    json_decref(args);
     ts_close(&t);
 }
 END_TEST

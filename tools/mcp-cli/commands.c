@@ -216,14 +216,14 @@ static int cmd_shell(cli_client *c, const cli_opts *o)
 }
 
 static const cli_command commands[] = {
-    {"keygen", false, cli_cmd_keygen},
-    {"approve", true, cli_cmd_approve},
-    {"audit", true, cli_cmd_audit},
-    {"replay", true, cli_cmd_replay},
-    {"list", true, cmd_list},
-    {"describe", true, cmd_describe},
-    {"call", true, cmd_call},
-    {"shell", true, cmd_shell},
+    {"keygen", false, cli_cmd_keygen, "--out FILE [--approver NAME]"},
+    {"approve", true, cli_cmd_approve, "PLAN --key FILE --approver NAME [--ttl 15m] [--yes]"},
+    {"audit", true, cli_cmd_audit, "export --session ID [--out FILE]"},
+    {"replay", true, cli_cmd_replay, "FILE [--server CMD]"},
+    {"list", true, cmd_list, ""},
+    {"describe", true, cmd_describe, "TOOL"},
+    {"call", true, cmd_call, "TOOL [--args JSON | key=value ...]"},
+    {"shell", true, cmd_shell, ""},
 };
 
 const cli_command *cli_find_command(const char *name)

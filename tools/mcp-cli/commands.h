@@ -18,6 +18,7 @@ typedef struct cli_command {
     const char *name;
     bool needs_server;
     int (*run)(cli_client *c, const cli_opts *o); /* returns an exit code */
+    const char *usage; /* arguments after the command name, for --help */
 } cli_command;
 
 const cli_command *cli_find_command(const char *name);

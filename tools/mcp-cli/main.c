@@ -113,7 +113,21 @@ int main(int argc, char **argv)
     if (!strcmp(cmd->name, "replay") && !getenv("FLEETMCP_MODE")) setenv("FLEETMCP_MODE", "shadow", 1);
     o.argc = argc - optind - 1;
     o.argv = argv + optind + 1;
+    /* `mcp-cli COMMAND --help` answers without starting a server (and
+     * `call --help` must not call a tool named --help). */
+    for (int i = 0; i < o.argc; i++) {
+        if (!strcmp(o.argv[i], "--help") || !strcmp(o.argv[i], "-h")) {
+            printf("usage: mcp-cli [options] %s%s%s\n", cmd->name, *cmd->usage ? " " : "",
+                   cmd->usage);
+            return CLI_OK;
+        }
+    }
     if (!cmd->needs_server) return cmd->run(NULL, &o);
+    /* The documented form `replay FILE --server CMD`: --server may follow FILE. */
+    if (!strcmp(cmd->name, "replay") && o.argc == 3 && !strcmp(o.argv[1], "--server")) {
+        server = o.argv[2];
+        o.argc = 1;
+    }
     o.server_argv = server ? cli_split_argv(server) : default_server(argv[0], o.config, o.db);
     if (!o.server_argv || !o.server_argv[0]) {
         fprintf(stderr, "mcp-cli: --server is empty\n");

@@ -1,0 +1,194 @@
+#include "fleetmcp/fm_fleet.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_server.h"
+
+#define SHADOW_MATCH_MS (24LL * 3600 * 1000)
+
+/* One number from a query with an optional time bound (bound to ?1). */
+static double scalar(fm_ctx *ctx, const char *sql, int64_t since, bool *null)
+{
+    sqlite3_stmt *s = NULL;
+    double v = 0;
+    if (null) *null = true;
+    if (sqlite3_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != SQLITE_OK) return 0;
+    if (sqlite3_bind_parameter_count(s)) sqlite3_bind_int64(s, 1, since);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        v = sqlite3_column_double(s, 0);
+        if (null) *null = false;
+    }
+    sqlite3_finalize(s);
+    return v;
+}
+
+static bool table_exists(fm_ctx *ctx, const char *name)
+{
+    sqlite3_stmt *s = NULL;
+    bool yes = false;
+    if (sqlite3_prepare_v2(ctx->store.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND"
+                           " name=?", -1, &s, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    yes = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return yes;
+}
+
+static json_t *ratio(double num, double den)
+{
+    return den > 0 ? json_real(num / den) : json_null();
+}
+
+json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
+{
+    int64_t since = fm_now_ms() - window_ms;
+    json_t *m = json_object();
+    bool wf = table_exists(ctx, "workflows");
+    double done = 0, bad = 0, fp = 0, mean = 0;
+    bool mean_null = true;
+    json_t *offenders = json_array();
+    if (wf) {
+        done = scalar(ctx, "SELECT count(*) FROM workflows WHERE status='done' AND started_ms>=?1",
+                      since, NULL);
+        bad = scalar(ctx, "SELECT count(*) FROM workflows WHERE status IN ('failed','escalated')"
+                     " AND started_ms>=?1", since, NULL);
+        mean = scalar(ctx, "SELECT avg(updated_ms-started_ms)/1000.0 FROM workflows WHERE"
+                      " status='done' AND started_ms>=?1", since, &mean_null);
+        /* Done, yet no step that repairs anything ran: the node was fine. */
+        fp = scalar(ctx,
+                    "SELECT count(*) FROM workflows w WHERE w.status='done' AND w.started_ms>=?1"
+                    " AND NOT EXISTS (SELECT 1 FROM workflow_steps s WHERE s.workflow_id=w.id AND"
+                    " s.status='done' AND s.action IN ('reboot','gpu_reset','cancel_jobs',"
+                    "'requeue_jobs'))",
+                    since, NULL);
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(ctx->store.db,
+                               "SELECT node, count(*) n FROM workflows WHERE started_ms>=? GROUP"
+                               " BY node HAVING n>=2 ORDER BY n DESC, node LIMIT 20",
+                               -1, &s, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(s, 1, since);
+            while (sqlite3_step(s) == SQLITE_ROW)
+                json_array_append_new(offenders,
+                                      json_pack("{s:s, s:I}", "node", sqlite3_column_text(s, 0),
+                                                "workflows", sqlite3_column_int64(s, 1)));
+            sqlite3_finalize(s);
+        }
+    }
+    /* Overrides: a human acted on a node fleetmcp was remediating. */
+    double remediations = scalar(ctx, "SELECT count(DISTINCT node) FROM node_attempts WHERE"
+                                 " ts_ms>=?1", since, NULL);
+    double overrides = scalar(
+        ctx,
+        "SELECT count(*) FROM audit a WHERE a.ts_ms>=?1 AND a.initiator_kind='human' AND"
+        " a.decision='allow' AND a.phase IN ('call','intent') AND a.tool IN ('node_resume',"
+        "'node_drain','node_reboot','gpu_reset') AND a.node IN (SELECT node FROM node_attempts"
+        " WHERE ts_ms>=?1)",
+        since, NULL);
+    /* Shadow agreement: a recommendation later carried out by a human. */
+    /* A recommendation is a shadow-mode node action that would run or would
+     * wait for an approval; one a guardrail would refuse is not one. */
+    double recs = scalar(ctx, "SELECT count(*) FROM audit WHERE decision='shadow' AND"
+                         " error_code IN ('DENIED','APPROVAL') AND node IS NOT NULL AND"
+                         " ts_ms>=?1", since, NULL);
+    char agree_sql[512];
+    snprintf(agree_sql, sizeof agree_sql,
+             "SELECT count(*) FROM audit r WHERE r.decision='shadow' AND r.error_code IN"
+             " ('DENIED','APPROVAL')"
+             " AND r.node IS NOT NULL AND r.ts_ms>=?1 AND EXISTS (SELECT 1 FROM audit h WHERE"
+             " h.tool=r.tool AND h.node=r.node AND h.initiator_kind='human' AND"
+             " h.decision='allow' AND h.phase IN ('call','intent') AND h.ts_ms>r.ts_ms AND"
+             " h.ts_ms<=r.ts_ms+%lld)",
+             SHADOW_MATCH_MS);
+    double agreed = scalar(ctx, agree_sql, since, NULL);
+
+    json_t *states = fm_node_state_counts(ctx);
+    json_int_t removed = 0;
+    static const char *const out_of_pool[] = {"quarantined", "repairing", "validating",
+                                              "escalated"};
+    for (size_t i = 0; i < sizeof out_of_pool / sizeof *out_of_pool; i++)
+        removed += json_integer_value(json_object_get(states, out_of_pool[i]));
+    json_object_set_new(m, "window_days", json_integer(window_ms / 86400000));
+    json_object_set_new(m, "automation_success_ratio", ratio(done, done + bad));
+    json_object_set_new(m, "manual_override_ratio", ratio(overrides, remediations));
+    json_object_set_new(m, "false_positive_quarantines", json_integer((json_int_t)fp));
+    json_object_set_new(m, "mean_repair_seconds", mean_null ? json_null() : json_real(mean));
+    json_object_set_new(m, "nodes", states);
+    json_object_set_new(m, "capacity_removed_nodes", json_integer(removed));
+    json_object_set_new(m, "repeat_offenders", offenders);
+    json_object_set_new(m, "shadow_recommendations", json_integer((json_int_t)recs));
+    json_object_set_new(m, "shadow_agreement_ratio", ratio(agreed, recs));
+    return m;
+}
+
+static void gauge(FILE *f, const char *name, const char *help, const json_t *v)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    if (json_is_number(v)) fprintf(f, "%s %.6g\n", name, json_number_value(v));
+}
+
+int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
+{
+    json_t *m = fm_fleet_metrics(ctx, FM_FLEET_WINDOW_MS);
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        json_decref(m);
+        return fm_err_set(err, FM_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    }
+    gauge(f, "fleetmcp_automation_success_ratio",
+          "Workflows that completed, of those that ended, over 30 days",
+          json_object_get(m, "automation_success_ratio"));
+    gauge(f, "fleetmcp_manual_override_ratio",
+          "Human node actions on nodes fleetmcp remediated, per remediated node, 30 days",
+          json_object_get(m, "manual_override_ratio"));
+    gauge(f, "fleetmcp_false_positive_quarantines_total",
+          "Workflows that returned a node without repairing anything, 30 days",
+          json_object_get(m, "false_positive_quarantines"));
+    gauge(f, "fleetmcp_mean_repair_seconds", "Mean duration of completed workflows, 30 days",
+          json_object_get(m, "mean_repair_seconds"));
+    gauge(f, "fleetmcp_capacity_removed_nodes", "Nodes out of the pool by fleetmcp's hand",
+          json_object_get(m, "capacity_removed_nodes"));
+    json_t *rep = json_integer((json_int_t)json_array_size(json_object_get(m, "repeat_offenders")));
+    gauge(f, "fleetmcp_repeat_offender_nodes", "Nodes with two or more workflows in 30 days", rep);
+    json_decref(rep);
+    gauge(f, "fleetmcp_shadow_agreement_ratio",
+          "Shadow recommendations a human carried out within 24 h",
+          json_object_get(m, "shadow_agreement_ratio"));
+    fprintf(f, "# HELP fleetmcp_nodes Nodes fleetmcp tracks, by remediation state\n"
+               "# TYPE fleetmcp_nodes gauge\n");
+    static const char *const states[] = {"healthy", "suspect", "quarantined", "repairing",
+                                         "validating", "returned", "escalated"};
+    for (size_t i = 0; i < sizeof states / sizeof *states; i++)
+        fprintf(f, "fleetmcp_nodes{state=\"%s\"} %lld\n", states[i],
+                (long long)json_integer_value(
+                    json_object_get(json_object_get(m, "nodes"), states[i])));
+    /* Calls by tool and decision over the last 24 hours, from the hourly
+     * counters the audit keeps. */
+    fprintf(f, "# HELP fleetmcp_tool_calls Tool calls in the last 24 h by tool and decision\n"
+               "# TYPE fleetmcp_tool_calls gauge\n");
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT tool, decision, sum(n) FROM audit_hourly WHERE hour>=? GROUP"
+                           " BY tool, decision ORDER BY tool, decision",
+                           -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);
+        while (sqlite3_step(s) == SQLITE_ROW)
+            fprintf(f, "fleetmcp_tool_calls{tool=\"%s\",decision=\"%s\"} %lld\n",
+                    sqlite3_column_text(s, 0), sqlite3_column_text(s, 1),
+                    (long long)sqlite3_column_int64(s, 2));
+        sqlite3_finalize(s);
+    }
+    json_decref(m);
+    int bad = ferror(f);
+    if (fclose(f) || bad || rename(tmp, path)) {
+        unlink(tmp);
+        return fm_err_set(err, FM_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return 0;
+}

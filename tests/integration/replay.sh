@@ -1,0 +1,44 @@
+#!/bin/bash
+# Recorded sessions (tests/replay/*.jsonl: a diagnosis, a refused plan, an
+# approved repair) replayed against the real stack in shadow mode: nothing
+# may drift.  Then a runbook change must be caught as drift (exit 6).
+set -u
+cd "$(dirname "$0")/../.."
+dir=$(mktemp -d /tmp/fm-replay.XXXXXX)
+cleanup() { FM_STACK_NO_RECORD=1 bash tests/stack/down.sh "$dir" > /dev/null 2>&1; rm -rf "$dir"; }
+trap cleanup EXIT
+if ! FM_STACK_NO_RECORD=1 bash tests/stack/up.sh "$dir" > "$dir.log" 2>&1; then
+    echo "FAIL: stack did not start"; tail -20 "$dir.log"; exit 1
+fi
+rm -f "$dir.log"
+set -a; . "$dir/stack.env"; set +a
+python3 -c 'import os, sys; sys.path.insert(0, "tests/replay"); import record; record.setup(os.environ)' || exit 1
+cfg=$dir/replay.yaml
+{ echo "mode: shadow"; grep -v '^mode:' "$FM_CONFIG"; } > "$cfg"
+passed=0
+failed=0
+for f in tests/replay/*.jsonl; do
+    if FLEETMCP_DB=$dir/$(basename "$f").db build/mcp-cli --config "$cfg" replay "$f" > "$dir/out" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1)); echo "FAIL: $f drifted:"; grep -v '^same' "$dir/out"
+    fi
+done
+# A behaviour change must show: the Xid 79 runbook loses its probe step.
+mkdir -p "$dir/runbooks"
+cp runbooks/* "$dir/runbooks/"
+python3 - "$dir/runbooks/rb-gpu-fallen-off-bus.yaml" <<'PY'
+import sys, yaml
+p = sys.argv[1]
+d = yaml.safe_load(open(p))
+d["version"] += 1
+d["verification"] = [s for s in d["verification"] if s["action"] != "health_probe"] or d["verification"]
+d["steps"] = [s for s in d["steps"] if s["action"] != "diag_bundle"]
+yaml.safe_dump(d, open(p, "w"), sort_keys=False)
+PY
+rc=0
+FLEETMCP_RUNBOOKS=$dir/runbooks FLEETMCP_DB=$dir/changed.db build/mcp-cli --config "$cfg" replay tests/replay/refused-plan.jsonl > "$dir/out" 2>&1 || rc=$?
+if [ "$rc" -eq 6 ] && grep -q "DRIFT call 1 repair_plan" "$dir/out"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: a runbook change was not caught as drift (exit $rc):"; cat "$dir/out"; fi
+echo "replay: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
