@@ -8,23 +8,16 @@
 # the chain, and tears everything down.
 set -u
 cd "$(dirname "$0")/.."
-dir=$(mktemp -d /tmp/fleetmcp-demo.XXXXXX)
-cleanup() { FM_STACK_NO_RECORD=1 bash tests/stack/down.sh "$dir" > /dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
 B=$'\e[1m' N=$'\e[0m'
 [ -t 1 ] || B="" N=""
 say() { echo; echo "${B}### $*${N}"; }
-cli() { echo "${B}\$ mcp-cli $*${N}"; build/mcp-cli --config "$cfg" "$@"; local rc=$?; [ $rc -eq 0 ] || echo "(exit $rc)"; return 0; }
-agent() { echo "${B}[agent]\$ mcp-cli $*${N}"; build/mcp-cli --config "$cfg" "$@"; local rc=$?; [ $rc -eq 0 ] || echo "(exit $rc)"; return 0; }
+agent() { echo "${B}[agent]\$ mcp-cli $*${N}"; build/mcp-cli --client demo-agent --config "$cfg" "$@"; local rc=$?; [ $rc -eq 0 ] || echo "(exit $rc)"; return 0; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 say "Starting the local stack (Slurm, Prometheus, sshd; all on 127.0.0.1)"
 t0=$SECONDS
-if ! FM_STACK_NO_RECORD=1 bash tests/stack/up.sh "$dir" > "$dir.log" 2>&1; then
-    echo "the stack did not start:"; tail -20 "$dir.log"; rm -f "$dir.log"; exit 1
-fi
-rm -f "$dir.log"
-set -a; . "$dir/stack.env"; set +a
+. tests/stack/with-stack.sh
+dir=$fm_stack_dir
 export FLEETMCP_DB=$dir/demo.db
 echo "up in $((SECONDS - t0)) s: nodes $FM_NODES"
 build/mcp-cli keygen --out "$dir/oncall.key" --approver oncall-alice > "$dir/keygen.txt"
@@ -47,13 +40,13 @@ done
 agent call gpu_health node=gpu-a02
 
 say "3. Diagnose: from the node's own signals (Prometheus, Slurm, kernel log over SSH)"
-build/mcp-cli --config "$cfg" --format json call diagnose node=gpu-a02 > "$dir/diag.json"
+build/mcp-cli --client demo-agent --config "$cfg" --format json call diagnose node=gpu-a02 > "$dir/diag.json"
 json '"top: %s  confidence %.2f  act=%s  runbook=%s\n  evidence: %s" % (d["structuredContent"]["top"]["fault_class"], d["structuredContent"]["top"]["confidence"], d["structuredContent"]["top"]["act"], d["structuredContent"]["top"].get("runbook"), d["structuredContent"]["top"]["evidence"][0])' < "$dir/diag.json"
 agent call ticket_create node=gpu-a02 fault_class=gpu_fallen_off_bus summary="GPU 0 fell off the bus (Xid 79)" \
     --args '{"evidence": ["NVRM: Xid 79 on GPU 0000:18:00.0", "DCGM series for GPU 0 stopped"]}'
 
 say "4. Plan the repair (a dry run: steps, risk, guardrails, approval)"
-build/mcp-cli --config "$cfg" --format json call repair_plan node=gpu-a02 fault_class=gpu_fallen_off_bus > "$dir/plan.json"
+build/mcp-cli --client demo-agent --config "$cfg" --format json call repair_plan node=gpu-a02 fault_class=gpu_fallen_off_bus > "$dir/plan.json"
 plan=$(json 'd["structuredContent"]["plan_id"]' < "$dir/plan.json")
 python3 - "$dir/plan.json" <<'PY'
 import json, sys
@@ -79,10 +72,10 @@ echo "approval: $ap (single use, expires in 10 min)"
 
 say "7. The agent runs the approved plan: drain waits for the job, reboot, verify, resume"
 echo "${B}[agent]\$ mcp-cli call repair_execute plan_id=$plan approval_id=$ap${N}"
-build/mcp-cli --config "$cfg" --timeout 300 --format json call repair_execute plan_id="$plan" approval_id="$ap" > "$dir/run.json"
+build/mcp-cli --client demo-agent --config "$cfg" --timeout 300 --format json call repair_execute plan_id="$plan" approval_id="$ap" > "$dir/run.json"
 json '"workflow %s: %s, %d steps" % (d["structuredContent"]["workflow_id"], d["structuredContent"]["status"], len(d["structuredContent"]["steps"]))' < "$dir/run.json"
 echo "${B}[agent]\$ mcp-cli call repair_execute plan_id=$plan approval_id=$ap   # again${N}"
-build/mcp-cli --config "$cfg" call repair_execute plan_id="$plan" approval_id="$ap" 2>&1 | cut -c1-160
+build/mcp-cli --client demo-agent --config "$cfg" call repair_execute plan_id="$plan" approval_id="$ap" 2>&1 | cut -c1-160
 
 say "8. Verify: the node is back in Slurm and its GPUs are healthy"
 agent call slurm_node node=gpu-a02 2>/dev/null | grep -E '"(state|reason|open_ticket)"|IDLE|MIXED' | head -5

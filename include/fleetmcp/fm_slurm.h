@@ -73,6 +73,13 @@ struct fm_slurm_ops {
      * Returns 0. */
     int (*requeue_job)(void *st, uint64_t job_id, const char *exclude_node, fm_err *err);
 
+    /* Optional (NULL: callers count nodes() themselves).  Nodes in the
+     * partition and how many are in service (not drained, down, failed,
+     * in maintenance, rebooting, not responding or unknown), from Slurm's
+     * own aggregate, which costs a fraction of a full node listing on a
+     * large fleet.  Returns 0. */
+    int (*partition_capacity)(void *st, const char *partition, long *total, long *in_service,
+                              fm_err *err);
     /* Frees st.  st may be NULL. */
     void (*close)(void *st);
 };

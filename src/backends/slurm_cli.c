@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "slurm_impl.h"
@@ -341,6 +342,49 @@ static int cli_requeue_job(void *st, uint64_t job_id, const char *exclude_node, 
     return run_scontrol(s, argv2, err);
 }
 
+/* A base state sinfo prints (%T) that is in service, and no flag suffix
+ * ('*' not responding, '~' powered down, '#' powering up, '!' powering
+ * down, '%' rebooting soon, '$' reserved for maintenance, '@' pending
+ * reboot, '^' rebooting, '-' planned). */
+static bool in_service(const char *state)
+{
+    static const char *const ok[] = {"idle", "mixed", "allocated", "completing"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!strcmp(state, ok[i])) return true;
+    return false;
+}
+
+static int cli_partition_capacity(void *st, const char *partition, long *total, long *in_svc,
+                                  fm_err *err)
+{
+    cli_st *s = st;
+    if (!partition || !*partition || strlen(partition) > 64 || strpbrk(partition, ",|\n"))
+        return fm_err_set(err, FM_ERR_INVALID, "not a partition name"), -1;
+    char part[80];
+    snprintf(part, sizeof part, "%s", partition);
+    char *argv[] = {s->sinfo, "-h", "-p", part, "-o", "%T|%D", NULL};
+    run_out ro;
+    if (run(s, argv, &ro, err)) return -1;
+    if (ro.status != 0) {
+        cmd_failed("sinfo", &ro, err);
+        free(ro.out);
+        return -1;
+    }
+    *total = *in_svc = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(ro.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *bar = strchr(line, '|');
+        if (!bar) continue;
+        *bar = '\0';
+        long n = strtol(bar + 1, NULL, 10);
+        if (n <= 0 || n > 10000000) continue;
+        *total += n;
+        if (in_service(line)) *in_svc += n;
+    }
+    free(ro.out);
+    return 0;
+}
+
 static void cli_close(void *st)
 {
     cli_st *s = st;
@@ -392,5 +436,6 @@ const struct fm_slurm_ops fm_slurm_cli_ops = {
     .jobs = cli_jobs,
     .update_node = cli_update_node,
     .requeue_job = cli_requeue_job,
+    .partition_capacity = cli_partition_capacity,
     .close = cli_close,
 };

@@ -209,6 +209,39 @@ static json_t *rest_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
     return out;
 }
 
+static int fill_partitions(rest_st *s, json_t *node, const char *name, fm_err *err)
+{
+    json_t *ans = rest_get(s, ANS_FULL, "listing partitions", "/slurm/%s/partitions", NULL, err);
+    if (!ans) return -1;
+    json_t *parts = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(ans, "partitions"), i, p)
+    {
+        const char *list = json_string_value(json_object_get(p, "nodes"));
+        const char *pname = json_string_value(json_object_get(p, "name"));
+        if (!list || !pname) continue;
+        fm_err e2 = {0};
+        json_t *names = fm_slurm_hostlist_expand(list, 1000000, &e2);
+        size_t k;
+        json_t *nm;
+        json_array_foreach(names, k, nm) if (!strcmp(json_string_value(nm), name))
+        {
+            json_array_append_new(parts, json_string(pname));
+            break;
+        }
+        json_decref(names);
+    }
+    json_decref(ans);
+    if (json_array_size(parts)) {
+        json_object_set(node, "partitions", parts);
+        json_t *dom = json_object_get(node, "domains");
+        if (json_is_object(dom)) json_object_set(dom, "partition", json_array_get(parts, 0));
+    }
+    json_decref(parts);
+    return 0;
+}
+
 static json_t *rest_node(void *st, const char *name, fm_err *err)
 {
     rest_st *s = st;
@@ -219,11 +252,7 @@ static json_t *rest_node(void *st, const char *name, fm_err *err)
     char what[128];
     snprintf(what, sizeof what, "node %s", name);
     if (discover(s, err)) return NULL;
-    /* v0.0.38 (Slurm 22.05) /node/{name} lists only the node's first
-     * partition; /nodes lists them all, so read it there and pick. */
-    json_t *ans = version_minor(s->version) <= 38
-                      ? rest_get(s, ANS_NODES, what, "/slurm/%s/nodes", NULL, err)
-                      : rest_get(s, ANS_NODES, what, "/slurm/%s/node/%s", name, err);
+    json_t *ans = rest_get(s, ANS_NODES, what, "/slurm/%s/node/%s", name, err);
     if (!ans) return NULL;
     json_t *all = fm_slurm_norm_nodes(ans, s->dom, NULL, err);
     json_decref(ans);
@@ -236,7 +265,17 @@ static json_t *rest_node(void *st, const char *name, fm_err *err)
         if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0) n = json_incref(e);
     }
     json_decref(all);
-    if (!n) fm_err_set(err, FM_ERR_NOT_FOUND, "Slurm has no node %s", name);
+    if (!n) {
+        fm_err_set(err, FM_ERR_NOT_FOUND, "Slurm has no node %s", name);
+        return NULL;
+    }
+    /* v0.0.38 (Slurm 22.05) /node/{name} lists only the node's first
+     * partition.  The partitions' host lists name them all, for a small
+     * fraction of a full /nodes listing on a large fleet. */
+    if (version_minor(s->version) <= 38 && fill_partitions(s, n, name, err)) {
+        json_decref(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -300,6 +339,17 @@ static int rest_requeue_job(void *st, uint64_t job_id, const char *exclude_node,
                       "job requeue is not implemented over slurmrestd: add a slurm.cli section"
                       " so it uses scontrol"),
            -1;
+}
+
+/* Slurm's aggregate through scontrol's sibling sinfo when configured:
+ * slurmrestd has no cheap per-partition count. */
+static int rest_partition_capacity(void *st, const char *partition, long *total, long *in_svc,
+                                   fm_err *err)
+{
+    rest_st *s = st;
+    if (!s->cli)
+        return fm_err_set(err, FM_ERR_NOT_CONFIGURED, "no slurm.cli section for sinfo"), -1;
+    return fm_slurm_cli_ops.partition_capacity(s->cli, partition, total, in_svc, err);
 }
 
 static void rest_close(void *st)
@@ -388,5 +438,6 @@ const struct fm_slurm_ops fm_slurm_rest_ops = {
     .jobs = rest_jobs,
     .update_node = rest_update_node,
     .requeue_job = rest_requeue_job,
+    .partition_capacity = rest_partition_capacity,
     .close = rest_close,
 };

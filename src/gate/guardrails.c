@@ -183,13 +183,26 @@ static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
     {
-        fm_slurm_node_filter f = {.partition = json_string_value(p)};
-        json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
-        if (!all) return;
-        size_t k, total = json_array_size(all), now = 0;
-        json_t *n;
-        json_array_foreach(all, k, n) now += schedulable(n);
-        json_decref(all);
+        size_t total = 0, now = 0;
+        long t = 0, in = 0;
+        fm_err cerr = {0};
+        /* Slurm's own aggregate when the backend has one (a fraction of a
+         * full listing on a large fleet); otherwise count the listing. */
+        if (ctx->be.slurm->partition_capacity &&
+            ctx->be.slurm->partition_capacity(ctx->be.slurm_st, json_string_value(p), &t, &in,
+                                              &cerr) == 0) {
+            total = (size_t)t;
+            now = (size_t)in;
+        } else {
+            fm_slurm_node_filter f = {.partition = json_string_value(p)};
+            json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
+            if (!all) return;
+            size_t k;
+            json_t *n;
+            total = json_array_size(all);
+            json_array_foreach(all, k, n) now += schedulable(n);
+            json_decref(all);
+        }
         size_t after = now - (schedulable(node) && now ? 1 : 0);
         double frac = total ? (double)after / (double)total : 0;
         char fix[200];
@@ -199,6 +212,11 @@ static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm
             "partition %s: %zu of %zu nodes schedulable now, %zu after (%.0f%%, minimum"
             " %.0f%%)",
             json_string_value(p), now, total, after, 100 * frac, 100 * share);
+        json_object_set_new(json_array_get(verdicts, json_array_size(verdicts) - 1), "numbers",
+                            json_pack("{s:s, s:I, s:I, s:I, s:f}", "partition",
+                                      json_string_value(p), "total", (json_int_t)total,
+                                      "schedulable_now", (json_int_t)now, "schedulable_after",
+                                      (json_int_t)after, "min_share", share));
     }
 }
 

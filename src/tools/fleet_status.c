@@ -83,16 +83,11 @@ json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
                             (json_int_t)fm_tool_count, "audit", audit);
     /* Remediation: what the store knows without asking any backend, so
      * fleet_status answers even when Slurm is down. */
-    json_t *states = fm_node_state_counts(ctx);
-    json_int_t removed = 0;
-    static const char *const out_of_pool[] = {"quarantined", "repairing", "validating",
-                                              "escalated"};
-    for (size_t i = 0; i < sizeof out_of_pool / sizeof *out_of_pool; i++)
-        removed += json_integer_value(json_object_get(states, out_of_pool[i]));
-    json_object_set_new(out, "nodes_by_state", states);
-    json_object_set_new(out, "capacity_removed_nodes", json_integer(removed));
+    json_t *m = fm_fleet_metrics(ctx, FM_FLEET_WINDOW_MS);
+    json_object_set(out, "nodes_by_state", json_object_get(m, "nodes"));
+    json_object_set(out, "capacity_removed_nodes", json_object_get(m, "capacity_removed_nodes"));
     json_object_set_new(out, "open_tickets", open_tickets(ctx));
     json_object_set_new(out, "workflows", fm_workflow_status_summary(ctx));
-    json_object_set_new(out, "metrics", fm_fleet_metrics(ctx, FM_FLEET_WINDOW_MS));
+    json_object_set_new(out, "metrics", m);
     return out;
 }

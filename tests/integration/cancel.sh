@@ -5,13 +5,8 @@
 # it, the server keeps serving, and the audit says CANCELLED.
 set -u
 cd "$(dirname "$0")/../.."
-dir=$(mktemp -d /tmp/fm-cancel.XXXXXX)
-cleanup() { FM_STACK_NO_RECORD=1 bash tests/stack/down.sh "$dir" > /dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
-if ! FM_STACK_NO_RECORD=1 bash tests/stack/up.sh "$dir" > "$dir.log" 2>&1; then
-    echo "FAIL: stack did not start"; tail -20 "$dir.log"; exit 1
-fi
-set -a; . "$dir/stack.env"; set +a
+. tests/stack/with-stack.sh
+dir=$fm_stack_dir
 python3 - <<'PY'
 import json, os, select, subprocess, sys, time
 sys.path.insert(0, "tests/replay")
@@ -68,7 +63,7 @@ check(not any(m.get("id") == 900 for m in late) and answered is None, "no respon
 s.close()
 import sqlite3
 con = sqlite3.connect(db)
-n = con.execute("select count(*) from audit where tool='repair_execute' and error_code='CANCELLED'").fetchone()[0]
+n = con.execute("select count(*) from audit where tool='repair_execute' and phase='result' and error_code='CANCELLED'").fetchone()[0]
 check(n == 1, f"audit records the cancellation ({n})")
 subprocess.run(["scancel", job])
 print(f"cancel: {passed} passed, {failed} failed")

@@ -5,14 +5,8 @@
 # Prometheus with the right values.
 set -u
 cd "$(dirname "$0")/../.."
-dir=$(mktemp -d /tmp/fm-metrics.XXXXXX)
-cleanup() { FM_STACK_NO_RECORD=1 bash tests/stack/down.sh "$dir" > /dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
-if ! FM_STACK_NO_RECORD=1 bash tests/stack/up.sh "$dir" > "$dir.log" 2>&1; then
-    echo "FAIL: stack did not start"; tail -20 "$dir.log"; exit 1
-fi
-rm -f "$dir.log"
-set -a; . "$dir/stack.env"; set +a
+. tests/stack/with-stack.sh
+dir=$fm_stack_dir
 export FLEETMCP_DB=$dir/metrics.db
 passed=0
 failed=0

@@ -4,14 +4,8 @@
 # may drift.  Then a runbook change must be caught as drift (exit 6).
 set -u
 cd "$(dirname "$0")/../.."
-dir=$(mktemp -d /tmp/fm-replay.XXXXXX)
-cleanup() { FM_STACK_NO_RECORD=1 bash tests/stack/down.sh "$dir" > /dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
-if ! FM_STACK_NO_RECORD=1 bash tests/stack/up.sh "$dir" > "$dir.log" 2>&1; then
-    echo "FAIL: stack did not start"; tail -20 "$dir.log"; exit 1
-fi
-rm -f "$dir.log"
-set -a; . "$dir/stack.env"; set +a
+. tests/stack/with-stack.sh
+dir=$fm_stack_dir
 python3 -c 'import os, sys; sys.path.insert(0, "tests/replay"); import record; record.setup(os.environ)' || exit 1
 cfg=$dir/replay.yaml
 { echo "mode: shadow"; grep -v '^mode:' "$FM_CONFIG"; } > "$cfg"

@@ -61,7 +61,7 @@ void cli_argv_free(char **argv)
     free(argv);
 }
 
-int cli_connect(cli_client *c, char *const argv[], int timeout_ms)
+int cli_connect(cli_client *c, char *const argv[], int timeout_ms, const char *client_name)
 {
     memset(c, 0, sizeof *c);
     c->timeout_ms = timeout_ms;
@@ -95,7 +95,7 @@ int cli_connect(cli_client *c, char *const argv[], int timeout_ms)
     if (fm_tx_init(&c->tx, from_srv[0], to_srv[1], CLI_MAX_MESSAGE)) return CLI_UNREACHABLE;
     json_t *res = NULL, *err = NULL;
     json_t *params = json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", CLI_PROTOCOL,
-                               "capabilities", "clientInfo", "name", "mcp-cli", "version",
+                               "capabilities", "clientInfo", "name", client_name ? client_name : "mcp-cli", "version",
                                FM_SERVER_VERSION);
     int rc = cli_request(c, "initialize", params, &res, &err);
     if (rc || err) {

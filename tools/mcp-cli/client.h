@@ -20,9 +20,10 @@ typedef struct cli_client {
     json_t *server_info; /* initialize result (owned) */
 } cli_client;
 
-/* Starts argv[0..] and runs initialize.  Returns 0 or CLI_UNREACHABLE with
- * a message on stderr. */
-int cli_connect(cli_client *c, char *const argv[], int timeout_ms);
+/* Starts argv[0..] and runs initialize as client_name (NULL: "mcp-cli",
+ * which the server attributes to a human).  Returns 0 or CLI_UNREACHABLE
+ * with a message on stderr. */
+int cli_connect(cli_client *c, char *const argv[], int timeout_ms, const char *client_name);
 void cli_close(cli_client *c);
 
 /* Sends a request and waits for its response; progress and log

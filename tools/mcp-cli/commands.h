@@ -8,6 +8,7 @@
 
 typedef struct cli_opts {
     const char *config, *db, *format;
+    const char *client; /* clientInfo.name; NULL = mcp-cli (a human) */
     int timeout_ms;
     int argc;          /* arguments after the command name */
     char **argv;

@@ -36,6 +36,8 @@ static void usage(FILE *f)
             "  --db FILE        passed to the default server\n"
             "  --format F       text (default) or json\n"
             "  --timeout SEC    per request (default 120)\n"
+            "  --client NAME    clientInfo name to send (default mcp-cli, audited as a human;\n"
+            "                   any other name is audited as an agent)\n"
             "\n"
             "exit codes: 0 ok, 1 usage, 4 server unreachable or died, 5 tool returned"
             " isError, 6 replay drifted\n");
@@ -75,12 +77,13 @@ int main(int argc, char **argv)
                                          {"db", required_argument, 0, 'd'},
                                          {"format", required_argument, 0, 'f'},
                                          {"timeout", required_argument, 0, 't'},
+                                         {"client", required_argument, 0, 'C'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_opts o = {.format = "text", .timeout_ms = 120000};
     const char *server = getenv("MCP_CLI_SERVER");
     int c;
-    while ((c = getopt_long(argc, argv, "+s:c:d:f:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:c:d:f:t:C:h", opts, NULL)) != -1) {
         switch (c) {
         case 's': server = optarg; break;
         case 'c': o.config = optarg; break;
@@ -93,6 +96,7 @@ int main(int argc, char **argv)
             o.format = optarg;
             break;
         case 't': o.timeout_ms = atoi(optarg) * 1000; break;
+        case 'C': o.client = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
         default: usage(stderr); return CLI_USAGE;
         }
@@ -135,7 +139,7 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
     cli_client cl;
-    int rc = cli_connect(&cl, o.server_argv, o.timeout_ms);
+    int rc = cli_connect(&cl, o.server_argv, o.timeout_ms, o.client);
     if (rc == 0) rc = cmd->run(&cl, &o);
     cli_close(&cl);
     cli_argv_free(o.server_argv);
