@@ -21,6 +21,11 @@ int fm_mcp_handle_line(struct fm_ctx *ctx, const char *line, size_t len);
  * applies notifications/cancelled to the call in flight, queues the rest. */
 void fm_mcp_pump(struct fm_ctx *ctx);
 
+/* notifications/message at level from logger, if the client asked for
+ * that level with logging/setLevel (the gate and call path use it). */
+void fm_mcp_log(struct fm_ctx *ctx, const char *level, const char *logger, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Syslog-style level index for an MCP level name, or -1. */
 int fm_log_level_index(const char *name);
 

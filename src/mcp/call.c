@@ -8,6 +8,7 @@
 
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_schema.h"
 #include "fleetmcp/fm_server.h"
@@ -98,6 +99,8 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
     rec.plan_id = d.plan_id[0] ? d.plan_id : NULL;
     rec.approval_id = d.approval_id[0] ? d.approval_id : NULL;
     if (d.verdict != FM_GATE_ALLOW) {
+        fm_mcp_log(ctx, "notice", "gate", "%s %s: %s", t->name,
+                   d.verdict == FM_GATE_SHADOW ? "recorded (shadow)" : "refused", d.reason);
         fm_err_set(&err, d.code, "%s", d.reason);
         rec.error_code = fm_strerror(d.code);
         rec.error = err.text;
@@ -164,6 +167,10 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
     }
     if (!structured && err.code == FM_OK)
         fm_err_set(&err, FM_ERR_INTERNAL, "%s returned no result", t->name);
+    /* A backend that cannot be reached is what on-call wants to hear of. */
+    if (!structured && (err.code == FM_ERR_UNAVAILABLE || err.code == FM_ERR_TIMEOUT ||
+                        err.code == FM_ERR_INTERNAL))
+        fm_mcp_log(ctx, "error", t->name, "%s: %s", fm_strerror(err.code), err.text);
 
     /* The whole result goes to the audit row (the audit clips it at
      * FM_AUDIT_MAX_RESULT): replay compares results field by field. */

@@ -40,19 +40,31 @@ bool fm_call_progress(fm_call *call, double progress, double total, const char *
     return !fm_call_cancelled(call);
 }
 
-void fm_call_log(fm_call *call, const char *level, const char *fmt, ...)
+static void vlog(fm_ctx *ctx, const char *level, const char *logger, const char *fmt, va_list ap)
 {
-    fm_ctx *ctx = call->ctx;
     int li = fm_log_level_index(level);
     if (!ctx->tx || ctx->session.log_level < 0 || li < ctx->session.log_level) return;
     char text[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
     json_t *n = fm_rpc_notification(
-        "notifications/message",
-        json_pack("{s:s, s:s, s:s}", "level", level, "logger", call->tool->name, "data", text));
+        "notifications/message", json_pack("{s:s, s:s, s:s}", "level", level, "logger", logger,
+                                           "data", text));
     if (n) fm_tx_send(ctx->tx, n);
     json_decref(n);
+}
+
+void fm_call_log(fm_call *call, const char *level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(call->ctx, level, call->tool->name, fmt, ap);
+    va_end(ap);
+}
+
+void fm_mcp_log(fm_ctx *ctx, const char *level, const char *logger, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(ctx, level, logger, fmt, ap);
+    va_end(ap);
 }

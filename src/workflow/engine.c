@@ -602,7 +602,11 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
         snprintf(msg, sizeof msg, "%s %s: %s", w->node, fm_json_str(step, "id", "?"), action);
         fm_call_progress(call, w->step_index,
                          (double)json_array_size(json_object_get(w->content, "steps")), msg);
+        fm_call_log(call, "info", "workflow %s step %s", w->id, msg);
         rc = EXECUTORS[ex].fn(&sc, err);
+        if (rc)
+            fm_call_log(call, "warning", "workflow %s step %s failed: %s: %s", w->id, msg,
+                        fm_strerror(err->code), err->text);
     }
     snprintf(after, sizeof after, "%s", before);
     if (!rc && def) {
@@ -687,6 +691,8 @@ static void execute(fm_call *call, wf_row *w, bool resumed)
     w->step_index = (int)n;
     wf_save(ctx, w, NULL);
     wf_event(ctx, w->id, "finished", "workflow %s on %s ended %s", w->id, w->node, w->status);
+    fm_call_log(call, strcmp(w->status, "done") ? "error" : "notice", "workflow %s on %s ended %s",
+                w->id, w->node, w->status);
     fm_call_progress(call, (double)n, (double)n, w->status);
 }
 

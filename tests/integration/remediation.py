@@ -225,14 +225,11 @@ def guardrails():
     rc, sc, err = env.call("node_reboot", node="gpu-a03", reason="second in rack")
     check(rc == 5 and "blast_radius" in err and "rack r01" in err,
           "blast radius refuses node_reboot at the gate", err)
-    # node_drain's gate check does not count capacity (not destructive), so
-    # the handler's atomic reservation is what refuses it, after approval.
+    # A drain takes the node out of the pool too: the gate refuses it
+    # before any plan is made or approval is asked for.
     rc, sc, err = env.call("node_drain", node="gpu-a03", reason="second in rack")
-    plan = plan_id_from(err)
-    ap = env.approve(plan) if plan else None
-    rc, sc, err = env.call("node_drain", node="gpu-a03", reason="second in rack", approval_id=ap)
-    check(rc == 5 and "blast radius" in err and "rack r01" in err,
-          "blast radius refuses node_drain at reservation", err)
+    check(rc == 5 and "blast_radius" in err and "rack r01" in err and plan_id_from(err) is None,
+          "blast radius refuses node_drain at the gate", err)
     rc, sc, err = env.call("repair_plan", node="gpu-b01", fault_class="gpu_ecc_uncorrectable")
     check(sc and not sc["guardrails"]["pass"] and "partition gpu" in sc["guardrails"]["summary"],
           "blast radius per partition shows in repair_plan", sc and sc["guardrails"]["summary"])

@@ -35,6 +35,7 @@ class Server:
         self.p = subprocess.Popen([SERVER, *extra], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
         self.buf = b""
+        self.notes = []
 
     def send(self, data: bytes):
         self.p.stdin.write(data)
@@ -43,8 +44,17 @@ class Server:
     def send_json(self, obj):
         self.send(json.dumps(obj).encode() + b"\n")
 
-    def recv(self, timeout=10.0):
+    def recv(self, timeout=10.0, notifications=False):
+        """The next message; notifications are collected in self.notes
+        and skipped unless asked for."""
         deadline = time.time() + timeout
+        while True:
+            msg = self._recv_one(deadline)
+            if msg is None or notifications or not (isinstance(msg, dict) and "method" in msg):
+                return msg
+            self.notes.append(msg)
+
+    def _recv_one(self, deadline):
         while b"\n" not in self.buf:
             left = deadline - time.time()
             if left <= 0:
@@ -179,6 +189,16 @@ r = s.call({"jsonrpc": "2.0", "id": 21, "method": "tools/call",
             "params": {"name": "killswitch_release", "arguments": {"reason": "test release"}}})
 res = (r or {}).get("result", {})
 check(res.get("isError") is True, f"killswitch_release refused: {r}")
+logs = [n for n in s.notes if n.get("method") == "notifications/message"]
+check(logs and logs[-1]["params"]["level"] == "notice" and logs[-1]["params"]["logger"] == "gate"
+      and "killswitch_release" in logs[-1]["params"]["data"],
+      f"a gate refusal is logged at notice after setLevel info: {s.notes}")
+r = s.call({"jsonrpc": "2.0", "id": 22, "method": "logging/setLevel", "params": {"level": "error"}})
+s.notes.clear()
+s.call({"jsonrpc": "2.0", "id": 23, "method": "tools/call",
+        "params": {"name": "killswitch_release", "arguments": {"reason": "test release"}}})
+check(not any(n.get("method") == "notifications/message" for n in s.notes),
+      f"no notice once the level is error: {s.notes}")
 
 # --- hostile input --------------------------------------------------------
 s.send(b"\xff\xfe\xfd not utf8 \xc3\x28\n")
