@@ -7,6 +7,7 @@
 #define FM_APPROVAL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,18 @@ size_t fm_approval_message(char *buf, size_t len, const char *plan_id, const cha
 int fm_approval_record(struct fm_ctx *ctx, const char *plan_id, const char *approver,
                        int64_t expires_ms, const char *sig_b64, char id_out[FM_APPROVAL_ID_LEN],
                        fm_err *err);
+
+/* Records an approval a trusted client's user gave through MCP
+ * elicitation (no signature: the config names the clients trusted for
+ * this, and the approver is recorded as "elicitation:<client>").  Valid
+ * for one use within a minute. */
+int fm_approval_record_elicited(struct fm_ctx *ctx, const char *plan_id, const char *approver,
+                                char id_out[FM_APPROVAL_ID_LEN], fm_err *err);
+
+/* True when this session may approve through elicitation: enabled in the
+ * config, the client is listed in approvals.elicitation.trusted_clients,
+ * and it declared the capability. */
+bool fm_approval_elicitation_allowed(struct fm_ctx *ctx);
 
 /* For the gate: checks that approval_id is unused, unexpired, for a plan
  * whose hash is plan_hash, then marks it used.  Atomic across processes. */

@@ -5,6 +5,8 @@
 
 #include <jansson.h>
 
+#include "fleetmcp/fm_error.h"
+
 struct fm_ctx;
 
 #define FM_SERVER_NAME "fleetmcp"
@@ -25,6 +27,12 @@ void fm_mcp_pump(struct fm_ctx *ctx);
  * that level with logging/setLevel (the gate and call path use it). */
 void fm_mcp_log(struct fm_ctx *ctx, const char *level, const char *logger, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Sends a request to the client (steals params) and waits up to
+ * timeout_ms for its result (new), handling other traffic meanwhile.
+ * NULL with err on an error answer, a timeout or a lost client. */
+json_t *fm_mcp_request(struct fm_ctx *ctx, const char *method, json_t *params, int timeout_ms,
+                       fm_err *err);
 
 /* Syslog-style level index for an MCP level name, or -1. */
 int fm_log_level_index(const char *name);

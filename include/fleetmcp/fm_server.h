@@ -27,6 +27,7 @@ typedef struct fm_session {
     char os_user[64];
     fm_initiator initiator;
     bool initialized;         /* initialize answered */
+    bool elicitation;         /* the client declared capabilities.elicitation */
     int log_level;            /* index into syslog-style levels; -1 = off */
 } fm_session;
 
@@ -46,6 +47,7 @@ typedef struct fm_ctx {
     fm_call *current;            /* the call in flight (cancellation) */
     json_t *inflight_id;         /* its JSON-RPC id (borrowed from request) */
     bool last_cancelled;         /* the last call was cancelled: send no reply */
+    long long next_request_id;   /* our own requests to the client (elicitation) */
     volatile int stop;           /* set by SIGTERM */
 } fm_ctx;
 

@@ -87,6 +87,58 @@ static bool verify(EVP_PKEY *key, const char *msg, size_t len, const unsigned ch
     return ok;
 }
 
+/* Stores an approval of plan_id (with its hash) and marks the plan
+ * approved. */
+static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
+                           const char *approver, int64_t expires_ms, const char *signature,
+                           char id_out[FM_APPROVAL_ID_LEN], fm_err *err)
+{
+    char hex[17];
+    fm_random_hex(hex, 8);
+    snprintf(id_out, FM_APPROVAL_ID_LEN, "ap-%s", hex);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
+                           "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "approval insert");
+    sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, approver, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, expires_ms);
+    sqlite3_bind_text(s, 6, signature, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, fm_now_ms());
+    int st = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (st != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "approval insert");
+    return fm_plan_set_status(ctx, plan_id, "approved", err);
+}
+
+bool fm_approval_elicitation_allowed(fm_ctx *ctx)
+{
+    const json_t *el =
+        json_object_get(fm_config_section(&ctx->cfg, "approvals"), "elicitation");
+    if (!json_is_true(json_object_get(el, "enabled")) || !ctx->session.elicitation) return false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(el, "trusted_clients"), i, c)
+        if (json_is_string(c) && !strcmp(json_string_value(c), ctx->session.client_name))
+            return true;
+    return false;
+}
+
+int fm_approval_record_elicited(fm_ctx *ctx, const char *plan_id, const char *approver,
+                                char id_out[FM_APPROVAL_ID_LEN], fm_err *err)
+{
+    json_t *plan = fm_plan_get(ctx, plan_id, err);
+    if (!plan) return -1;
+    int rc = insert_approval(ctx, plan_id, fm_json_str(plan, "hash", ""), approver,
+                             fm_now_ms() + 60000, "elicitation", id_out, err);
+    json_decref(plan);
+    return rc;
+}
+
 int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
                        int64_t expires_ms, const char *sig_b64, char id_out[FM_APPROVAL_ID_LEN],
                        fm_err *err)
@@ -133,31 +185,7 @@ int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
                    approver, plan_id, hash);
         goto out;
     }
-    char hex[17];
-    fm_random_hex(hex, 8);
-    snprintf(id_out, FM_APPROVAL_ID_LEN, "ap-%s", hex);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
-                           "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
-                           "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
-                           -1, &s, NULL) != SQLITE_OK) {
-        fm_store_fail(&ctx->store, err, "approval insert");
-        goto out;
-    }
-    sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, approver, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, expires_ms);
-    sqlite3_bind_text(s, 6, sig_b64, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 7, now);
-    int st = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (st != SQLITE_DONE) {
-        fm_store_fail(&ctx->store, err, "approval insert");
-        goto out;
-    }
-    rc = fm_plan_set_status(ctx, plan_id, "approved", err);
+    rc = insert_approval(ctx, plan_id, hash, approver, expires_ms, sig_b64, id_out, err);
 out:
     EVP_PKEY_free(key);
     json_decref(plan);

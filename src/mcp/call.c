@@ -7,7 +7,9 @@
 #include <time.h>
 
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_schema.h"
@@ -57,6 +59,44 @@ static const char *arg_node(const json_t *args)
     return fm_json_str(sig, "node", NULL);
 }
 
+/* Asks the client's user to approve plan_id (elicitation/create).  0 with
+ * an approval id when accepted; -1 when declined, cancelled or unanswered. */
+static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_id,
+                           const char *why, char ap_out[FM_APPROVAL_ID_LEN])
+{
+    fm_err err = {0};
+    json_t *plan = fm_plan_get(ctx, plan_id, &err);
+    if (!plan) return -1;
+    char *steps = json_dumps(json_object_get(plan, "steps"), JSON_COMPACT);
+    char *nodes = json_dumps(json_object_get(plan, "nodes"), JSON_COMPACT);
+    char msg[1400];
+    snprintf(msg, sizeof msg,
+             "fleetmcp asks a human to approve %s (plan %s, risk %s) on nodes %s. Steps: %.600s."
+             " Why approval is needed: %.300s",
+             t->name, plan_id, fm_json_str(plan, "risk", "?"), nodes ? nodes : "[]",
+             steps ? steps : "[]", why);
+    free(steps);
+    free(nodes);
+    json_decref(plan);
+    json_t *params = json_pack(
+        "{s:s, s:{s:s, s:{s:{s:s, s:s, s:s}}, s:[s]}}", "message", msg, "requestedSchema", "type",
+        "object", "properties", "approve", "type", "boolean", "title", "Approve this plan",
+        "description", "Run exactly this plan once, now", "required", "approve");
+    json_t *res = fm_mcp_request(ctx, "elicitation/create", params, 120000, &err);
+    const char *action = fm_json_str(res, "action", "");
+    bool yes = !strcmp(action, "accept") &&
+               json_is_true(json_object_get(json_object_get(res, "content"), "approve"));
+    json_decref(res);
+    if (!yes) {
+        fm_mcp_log(ctx, "notice", "gate", "approval of %s through elicitation: %s", plan_id,
+                   err.code ? err.text : action[0] ? action : "not approved");
+        return -1;
+    }
+    char who[96];
+    snprintf(who, sizeof who, "elicitation:%.64s", ctx->session.client_name);
+    return fm_approval_record_elicited(ctx, plan_id, who, ap_out, &err);
+}
+
 json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
                       const json_t *meta)
 {
@@ -94,6 +134,20 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
 
     fm_gate_decision d;
     fm_gate_decide(ctx, ti, args, &d);
+    /* The second approval path: ask the user of a trusted client, then
+     * take the whole decision again with the approval it gave. */
+    json_t *elicited = NULL;
+    if (d.verdict == FM_GATE_DENY && d.code == FM_ERR_APPROVAL && d.plan_id[0] &&
+        !json_object_get(args, "approval_id") && fm_approval_elicitation_allowed(ctx)) {
+        char ap[FM_APPROVAL_ID_LEN];
+        if (elicit_approval(ctx, t, d.plan_id, d.reason, ap) == 0) {
+            elicited = json_deep_copy(args);
+            json_object_set_new(elicited, "approval_id", json_string(ap));
+            args = elicited;
+            rec.args = args;
+            fm_gate_decide(ctx, ti, args, &d);
+        }
+    }
     rec.decision = fm_gate_verdict_name(d.verdict);
     rec.reason = d.reason[0] ? d.reason : NULL;
     rec.plan_id = d.plan_id[0] ? d.plan_id : NULL;
@@ -112,9 +166,11 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
             fm_err e2 = {0};
             fm_err_set(&e2, d.code, "SHADOW: %s (audit row %lld)", d.reason, (long long)row);
             json_decref(empty);
+            json_decref(elicited);
             return fm_result_error(&e2);
         }
         json_decref(empty);
+        json_decref(elicited);
         return fm_result_error(&err);
     }
 
@@ -127,6 +183,7 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
         intent = fm_audit_append(ctx, &rec, &err);
         if (intent < 0) {
             json_decref(empty);
+            json_decref(elicited);
             return fm_result_error(&err);
         }
     }
@@ -186,5 +243,6 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
     json_decref(empty);
     result = structured ? result_with_text(structured, text) : fm_result_error(&err);
     free(text);
+    json_decref(elicited);
     return result;
 }

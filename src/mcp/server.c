@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <poll.h>
+
 #include <openssl/evp.h>
 
 #include "fleetmcp/fm_jsonrpc.h"
@@ -75,6 +77,8 @@ static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char 
      * human.  This is a label for the audit trail, not an authority:
      * only signed approvals authorise mutations. */
     s->initiator = !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN : FM_INITIATOR_AGENT;
+    s->elicitation = json_is_object(
+        json_object_get(json_object_get(params, "capabilities"), "elicitation"));
     s->initialized = true;
     return json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", use,
                      "capabilities", "tools", "listChanged", 0, "logging", "serverInfo", "name",
@@ -320,6 +324,69 @@ void fm_mcp_pump(fm_ctx *ctx)
         }
         json_decref(msg);
     }
+}
+
+json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int timeout_ms,
+                       fm_err *err)
+{
+    fm_transport *tx = ctx->tx;
+    if (!tx) {
+        json_decref(params);
+        fm_err_set(err, FM_ERR_UNAVAILABLE, "no client connection");
+        return NULL;
+    }
+    char id[32];
+    snprintf(id, sizeof id, "fm-%lld", ++ctx->next_request_id);
+    json_t *req = json_pack("{s:s, s:s, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method", method,
+                            "params", params);
+    int rc = fm_tx_send(tx, req);
+    json_decref(req);
+    if (rc) {
+        fm_err_set(err, FM_ERR_UNAVAILABLE, "the client is gone");
+        return NULL;
+    }
+    int64_t deadline = fm_now_ms() + timeout_ms;
+    /* Bounded by time; every other message meanwhile is handled as the
+     * pump does (pings answered, cancellation applied, the rest queued). */
+    while (fm_now_ms() < deadline && !ctx->stop) {
+        const char *line;
+        size_t len;
+        fm_rx_status st = fm_tx_next(tx, false, &line, &len);
+        if (st == FM_RX_EOF || st == FM_RX_ERROR) break;
+        if (st != FM_RX_LINE) {
+            struct pollfd p = {.fd = tx->in_fd, .events = POLLIN};
+            int64_t left = deadline - fm_now_ms();
+            poll(&p, 1, (int)(left > 200 ? 200 : left > 0 ? left : 0));
+            continue;
+        }
+        json_t *msg = json_loadb(line, len, 0, NULL);
+        json_t *mid = json_object_get(msg, "id");
+        if (msg && !json_object_get(msg, "method") && json_is_string(mid) &&
+            !strcmp(json_string_value(mid), id)) {
+            json_t *res = json_incref(json_object_get(msg, "result"));
+            if (!res) {
+                const char *m = json_string_value(
+                    json_object_get(json_object_get(msg, "error"), "message"));
+                char c[128];
+                fm_clip(c, sizeof c, m ? m : "no result");
+                fm_err_set(err, FM_ERR_BACKEND, "the client refused %s: %s", method, c);
+            }
+            json_decref(msg);
+            return res;
+        }
+        fm_rpc_msg m;
+        if (msg) fm_rpc_classify(msg, &m);
+        if (msg && m.kind == FM_MSG_NOTIFICATION && !strcmp(m.method, "notifications/cancelled"))
+            handle_notification(ctx, &m);
+        else if (msg && m.kind == FM_MSG_REQUEST && !strcmp(m.method, "ping"))
+            send(ctx, fm_rpc_result(m.id, json_object()));
+        else
+            json_array_append_new(tx->queued, json_stringn(line, len));
+        json_decref(msg);
+        if (ctx->current && ctx->current->cancelled) break;
+    }
+    fm_err_set(err, FM_ERR_TIMEOUT, "no answer to %s within %d s", method, timeout_ms / 1000);
+    return NULL;
 }
 
 int fm_mcp_serve(fm_ctx *ctx)
