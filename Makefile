@@ -85,22 +85,22 @@ asan:
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" unit
 
 fuzz-smoke:
-	@sh tests/fuzz/run.sh 60
+	@bash tests/fuzz/run.sh 60
 
 fuzz:
-	@sh tests/fuzz/run.sh 1800
+	@bash tests/fuzz/run.sh 1800
 
 bench: all
-	@sh bench/run.sh
+	@bash bench/run.sh
 
 demo: deps all
-	@sh examples/demo.sh
+	@bash examples/demo.sh
 
 stack-up: all
-	@sh tests/stack/up.sh
+	@bash tests/stack/up.sh
 
 stack-down:
-	@sh tests/stack/down.sh
+	@bash tests/stack/down.sh
 
 lint:
 	clang-format --dry-run --Werror $$(find src include tools tests -name '*.[ch]')
