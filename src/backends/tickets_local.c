@@ -411,6 +411,25 @@ fail:
     return -1;
 }
 
+
+/* Runs a prepared change to ticket id inside the open transaction, marks
+ * the ticket updated and commits; rolls back on any failure.  Finalizes s. */
+static int finish_change(local_st *l, sqlite3_stmt *s, int64_t id, const char *what, fm_err *err)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        fm_store_fail(l->store, err, what);
+        fm_store_rollback(l->store);
+        return -1;
+    }
+    if (touch(l, id, err)) {
+        fm_store_rollback(l->store);
+        return -1;
+    }
+    return fm_store_commit(l->store, err) ? -1 : 0;
+}
+
 static int local_comment(void *st, const char *key, const char *body, fm_err *err)
 {
     local_st *l = st;
@@ -426,14 +445,7 @@ static int local_comment(void *st, const char *key, const char *body, fm_err *er
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_text(s, 2, body, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 3, fm_now_ms());
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        fm_store_fail(l->store, err, "adding a comment");
-        goto fail;
-    }
-    if (touch(l, id, err)) goto fail;
-    return fm_store_commit(l->store, err) ? -1 : 0;
+    return finish_change(l, s, id, "adding a comment", err);
 fail:
     fm_store_rollback(l->store);
     return -1;
@@ -463,14 +475,7 @@ static int local_attach(void *st, const char *key, const char *name, const void 
     sqlite3_bind_text(s, 4, sha, -1, SQLITE_TRANSIENT);
     sqlite3_bind_blob(s, 5, len ? bytes : "", (int)len, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 6, fm_now_ms());
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        fm_store_fail(l->store, err, "storing an attachment");
-        goto fail;
-    }
-    if (touch(l, id, err)) goto fail;
-    return fm_store_commit(l->store, err) ? -1 : 0;
+    return finish_change(l, s, id, "storing an attachment", err);
 fail:
     fm_store_rollback(l->store);
     return -1;
