@@ -26,7 +26,7 @@
 #define STDERR_MAX 2048
 
 typedef struct cli_st {
-    char sinfo[256], squeue[256], scontrol[256];
+    char sinfo[256], squeue[256], scontrol[256], scancel[256];
     char slurm_conf[512]; /* "" = inherit */
     long timeout_ms;
     size_t max_bytes;
@@ -325,6 +325,15 @@ static int cli_update_node(void *st, const char *name, fm_slurm_node_op op, cons
 /* Requeue first (a running job cannot take a new ExcNodeList), then keep
  * the pending job off the node; Slurm holds requeued jobs back briefly
  * (their begin time moves), which leaves room for the update. */
+static int cli_cancel_job(void *st, uint64_t job_id, fm_err *err)
+{
+    cli_st *s = st;
+    char id[32];
+    snprintf(id, sizeof id, "%" PRIu64, job_id);
+    char *argv[] = {s->scancel, id, NULL};
+    return run_scontrol(s, argv, err);
+}
+
 static int cli_requeue_job(void *st, uint64_t job_id, const char *exclude_node, fm_err *err)
 {
     cli_st *s = st;
@@ -414,7 +423,8 @@ int fm_slurm_cli_open_state(const json_t *sec, fm_slurm_domains *dom, void **out
     if (!s) return fm_err_set(err, FM_ERR_NOMEM, "slurm cli"), -1;
     if (set_prog(s->sinfo, sizeof s->sinfo, cli, "sinfo", err) ||
         set_prog(s->squeue, sizeof s->squeue, cli, "squeue", err) ||
-        set_prog(s->scontrol, sizeof s->scontrol, cli, "scontrol", err)) {
+        set_prog(s->scontrol, sizeof s->scontrol, cli, "scontrol", err) ||
+        set_prog(s->scancel, sizeof s->scancel, cli, "scancel", err)) {
         free(s);
         return -1;
     }
@@ -436,6 +446,7 @@ const struct fm_slurm_ops fm_slurm_cli_ops = {
     .jobs = cli_jobs,
     .update_node = cli_update_node,
     .requeue_job = cli_requeue_job,
+    .cancel_job = cli_cancel_job,
     .partition_capacity = cli_partition_capacity,
     .close = cli_close,
 };

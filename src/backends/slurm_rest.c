@@ -352,6 +352,16 @@ static int rest_partition_capacity(void *st, const char *partition, long *total,
     return fm_slurm_cli_ops.partition_capacity(s->cli, partition, total, in_svc, err);
 }
 
+static int rest_cancel_job(void *st, uint64_t job_id, fm_err *err)
+{
+    rest_st *s = st;
+    if (s->cli) return fm_slurm_cli_ops.cancel_job(s->cli, job_id, err);
+    return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
+                      "job cancel is not implemented over slurmrestd: add a slurm.cli section so"
+                      " it uses scancel"),
+           -1;
+}
+
 static void rest_close(void *st)
 {
     rest_st *s = st;
@@ -438,6 +448,7 @@ const struct fm_slurm_ops fm_slurm_rest_ops = {
     .jobs = rest_jobs,
     .update_node = rest_update_node,
     .requeue_job = rest_requeue_job,
+    .cancel_job = rest_cancel_job,
     .partition_capacity = rest_partition_capacity,
     .close = rest_close,
 };

@@ -455,16 +455,9 @@ static int act_jobs(step_ctx *sc, bool requeue, fm_err *err)
     {
         json_t *id = json_object_get(j, "job_id");
         if (!json_is_integer(id)) continue;
-        if (!requeue) {
-            fm_err_set(err, FM_ERR_NOT_CONFIGURED,
-                       "cancel_jobs: job %lld runs on %s, and the Slurm backend has no cancel"
-                       " operation; cancel it by hand (scancel) and run the plan again",
-                       (long long)json_integer_value(id), sc->w->node);
-            rc = -1;
-            break;
-        }
-        if (ctx->be.slurm->requeue_job(ctx->be.slurm_st, (uint64_t)json_integer_value(id),
-                                       sc->w->node, err)) {
+        uint64_t jid = (uint64_t)json_integer_value(id);
+        if (requeue ? ctx->be.slurm->requeue_job(ctx->be.slurm_st, jid, sc->w->node, err)
+                    : ctx->be.slurm->cancel_job(ctx->be.slurm_st, jid, err)) {
             rc = -1;
             break;
         }

@@ -183,6 +183,11 @@ def sbatch(node, seconds):
     return job
 
 
+def job_state(job):
+    """The job's Slurm state, or "" once it has left the queue."""
+    return sh("squeue", "-h", "-j", job, "-o", "%T").stdout.strip()
+
+
 def plan_id_from(text):
     import re
     m = re.search(r"pl-[0-9a-f]{16}", text)
@@ -462,11 +467,18 @@ def dbe_reset():
     print("== DBE ECC repaired by GPU reset", flush=True)
     env = Env("dbe")
     inject("gpu-b01", "dbe", "--gpu", "2")
+    # The job that hit the DBE is still running: the runbook cancels it,
+    # which its approval covers (cancel always needs one).
+    job = sbatch("gpu-b01", 600)
+    check(job_state(job) == "RUNNING", "a job runs on gpu-b01", job_state(job))
     rc, sc, err = env.call("repair_plan", node="gpu-b01", fault_class="gpu_ecc_uncorrectable")
     plan = sc["plan_id"]
     ap = env.approve(plan)
     rc, wf, err = env.call("repair_execute", plan_id=plan, approval_id=ap)
     check(rc == 0 and wf and wf["status"] == "done", "DBE workflow done", wf or err)
+    cancelled = steps_of(wf or {}).get("cancel", {}).get("output", {}).get("cancelled", [])
+    check(int(job) in cancelled and job_state(job) in ("CANCELLED", ""),
+          "the approved plan cancelled the job on the node", (cancelled, job_state(job)))
     s = steps_of(wf or {})
     reset = s.get("reset", {}).get("output", {}).get("reset", [])
     check(len(reset) == 8 and all(r["exit_status"] == 0 for r in reset), "8 GPUs reset", reset)

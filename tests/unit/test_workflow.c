@@ -86,6 +86,14 @@ static void fake_close(void *st)
     (void)st;
 }
 
+static int fake_cancel(void *st, uint64_t id, fm_err *err)
+{
+    (void)st;
+    (void)id;
+    (void)err;
+    return 0;
+}
+
 static const struct fm_slurm_ops fake_slurm = {
     .name = "fake",
     .nodes = fake_nodes,
@@ -93,6 +101,7 @@ static const struct fm_slurm_ops fake_slurm = {
     .jobs = fake_jobs,
     .update_node = fake_update,
     .requeue_job = fake_requeue,
+    .cancel_job = fake_cancel,
     .close = fake_close,
 };
 
