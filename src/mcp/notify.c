@@ -57,7 +57,8 @@ void fm_call_log(fm_call *call, const char *level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog(call->ctx, level, call->tool->name, fmt, ap);
+    /* A workflow resumed by recovery runs without a tool of its own. */
+    vlog(call->ctx, level, call->tool ? call->tool->name : "workflow", fmt, ap);
     va_end(ap);
 }
 
