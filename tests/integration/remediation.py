@@ -605,13 +605,16 @@ def kill9():
 
 
 def race():
-    rounds = int(os.environ.get("FM_RACE_ROUNDS", "5"))
+    rounds = int(os.environ.get("FM_RACE_ROUNDS", "50"))
     print(f"== two servers race for two nodes of rack r01, {rounds} rounds", flush=True)
     env = Env("race")
     # Both nodes canary (config), so repair_execute runs without approvals.
     with open(env.cfg) as f:
         text = f.read().replace("canary:\n  feature: canary\n",
                                 "canary:\n  feature: canary\n  nodes: [gpu-a02, gpu-a03]\n")
+    # Two plans a round: past 30 rounds the default hourly limit on create
+    # tools (60) would refuse them, as it should in production.
+    text += "rate_limits:\n  repair_plan: 1000\n"
     with open(env.cfg, "w") as f:
         f.write(text)
     exactly_one = 0
