@@ -75,8 +75,8 @@ static json_t *capacity_from_verdicts(const json_t *verdicts)
         if (json_is_object(num) && fm_json_str(num, "partition", NULL)) {
             snprintf(part, sizeof part, "%s", fm_json_str(num, "partition", ""));
             total = (unsigned long)json_integer_value(json_object_get(num, "total"));
-            now = (unsigned long)json_integer_value(json_object_get(num, "now"));
-            after = (unsigned long)json_integer_value(json_object_get(num, "after"));
+            now = (unsigned long)json_integer_value(json_object_get(num, "schedulable_now"));
+            after = (unsigned long)json_integer_value(json_object_get(num, "schedulable_after"));
         } else if (sscanf(fm_json_str(v, "detail", ""),
                           "partition %63[^:]: %lu of %lu nodes schedulable now, %lu after", part,
                           &now, &total, &after) != 4) {
