@@ -79,7 +79,7 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
     /* A small page cache: the working set (recent audit rows, settings)
      * is tiny, and the RSS budget is 8 MB. */
     if (exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                     " PRAGMA foreign_keys=ON; PRAGMA cache_size=-512;",
+                     " PRAGMA foreign_keys=ON; PRAGMA cache_size=-128;",
                  err) ||
         exec_sql(st,
                  "CREATE TABLE IF NOT EXISTS schema_migrations(subsystem TEXT PRIMARY KEY,"
