@@ -39,6 +39,13 @@ json_t *fm_guard_check(struct fm_ctx *ctx, const fm_guard_req *req, bool *all_ok
  * radius: ..."). */
 void fm_guard_explain(const json_t *verdicts, char *buf, size_t len);
 
+/* Nodes in partition, how many are schedulable now, and how many after
+ * node (a normalized Slurm node) leaves the pool when takes is true.
+ * Uses the backend's aggregate when it has one.  Returns 0. */
+int fm_guard_partition_capacity(struct fm_ctx *ctx, const json_t *node, const char *partition,
+                                bool takes, size_t *total, size_t *now, size_t *after,
+                                fm_err *err);
+
 /* True if every node of nodes is a canary node (config canary.nodes or the
  * canary feature in Slurm). */
 bool fm_guard_all_canary(struct fm_ctx *ctx, const json_t *nodes);

@@ -176,6 +176,33 @@ static long long attempts_in_window(fm_ctx *ctx, const char *node, const char *f
     return n;
 }
 
+int fm_guard_partition_capacity(fm_ctx *ctx, const json_t *node, const char *partition,
+                                bool takes, size_t *total, size_t *now, size_t *after,
+                                fm_err *err)
+{
+    long t = 0, in = 0;
+    fm_err cerr = {0};
+    /* Slurm's own aggregate when the backend has one (a fraction of a full
+     * listing on a large fleet); otherwise count the listing. */
+    if (ctx->be.slurm->partition_capacity &&
+        ctx->be.slurm->partition_capacity(ctx->be.slurm_st, partition, &t, &in, &cerr) == 0) {
+        *total = (size_t)t;
+        *now = (size_t)in;
+    } else {
+        fm_slurm_node_filter f = {.partition = partition};
+        json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
+        if (!all) return -1;
+        size_t k;
+        json_t *n;
+        *total = json_array_size(all);
+        *now = 0;
+        json_array_foreach(all, k, n) *now += schedulable(n);
+        json_decref(all);
+    }
+    *after = *now - (takes && schedulable(node) && *now ? 1 : 0);
+    return 0;
+}
+
 static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm_err *err)
 {
     double share = fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5);
@@ -183,27 +210,10 @@ static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
     {
-        size_t total = 0, now = 0;
-        long t = 0, in = 0;
-        fm_err cerr = {0};
-        /* Slurm's own aggregate when the backend has one (a fraction of a
-         * full listing on a large fleet); otherwise count the listing. */
-        if (ctx->be.slurm->partition_capacity &&
-            ctx->be.slurm->partition_capacity(ctx->be.slurm_st, json_string_value(p), &t, &in,
-                                              &cerr) == 0) {
-            total = (size_t)t;
-            now = (size_t)in;
-        } else {
-            fm_slurm_node_filter f = {.partition = json_string_value(p)};
-            json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
-            if (!all) return;
-            size_t k;
-            json_t *n;
-            total = json_array_size(all);
-            json_array_foreach(all, k, n) now += schedulable(n);
-            json_decref(all);
-        }
-        size_t after = now - (schedulable(node) && now ? 1 : 0);
+        size_t total, now, after;
+        if (fm_guard_partition_capacity(ctx, node, json_string_value(p), true, &total, &now,
+                                        &after, err))
+            return;
         double frac = total ? (double)after / (double)total : 0;
         char fix[200];
         snprintf(fix, sizeof fix, "wait until more of partition %s is back in service, or lower"

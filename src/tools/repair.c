@@ -14,21 +14,6 @@
 #include "fleetmcp/fm_workflow.h"
 #include "fm_tools.gen.h"
 
-static bool out_of_service(const json_t *node)
-{
-    static const char *const out[] = {
-        "DRAIN",   "DRAINING",     "DRAINED",          "DOWN",          "FAIL",
-        "FAILING", "MAINT",        "REBOOT_REQUESTED", "REBOOT_ISSUED", "NOT_RESPONDING",
-        "INVAL",   "POWERED_DOWN", "UNKNOWN",          "FUTURE",        "RESERVED"};
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(node, "state"), i,
-                       v) for (size_t k = 0; k < sizeof out / sizeof *out;
-                               k++) if (json_is_string(v) &&
-                                        !strcasecmp(json_string_value(v), out[k])) return true;
-    return false;
-}
-
 /* Schedulable nodes of each of node's partitions now and after the
  * repair takes it out (new object {partition: {total, now, after}}). */
 static json_t *capacity(fm_ctx *ctx, const json_t *node, bool takes, fm_err *err)
@@ -38,29 +23,23 @@ static json_t *capacity(fm_ctx *ctx, const json_t *node, bool takes, fm_err *err
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
     {
-        fm_slurm_node_filter f = {.partition = json_string_value(p)};
-        json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
-        if (!all) {
+        size_t total, now, after;
+        if (fm_guard_partition_capacity(ctx, node, json_string_value(p), takes, &total, &now,
+                                        &after, err)) {
             json_decref(out);
             return NULL;
         }
-        size_t k, now = 0;
-        json_t *n;
-        json_array_foreach(all, k, n) now += !out_of_service(n);
-        size_t after = now - (takes && !out_of_service(node) && now ? 1 : 0);
         json_object_set_new(out, json_string_value(p),
-                            json_pack("{s:I, s:I, s:I}", "total", (json_int_t)json_array_size(all),
+                            json_pack("{s:I, s:I, s:I}", "total", (json_int_t)total,
                                       "schedulable_now", (json_int_t)now, "schedulable_after",
                                       (json_int_t)after));
-        json_decref(all);
     }
     return out;
 }
 
-/* The capacity numbers the guardrails already computed, so a plan over a
- * large partition lists its nodes once: the verdict's "numbers" when it
- * has them, else its detail text.  New object, or NULL if the verdicts do
- * not say (then capacity() asks Slurm itself). */
+/* The capacity numbers the guardrails already computed (each capacity
+ * verdict's "numbers"), so a plan asks Slurm once.  New object, or NULL if
+ * the verdicts hold none (then capacity() asks Slurm itself). */
 static json_t *capacity_from_verdicts(const json_t *verdicts)
 {
     json_t *out = json_object();
@@ -70,23 +49,16 @@ static json_t *capacity_from_verdicts(const json_t *verdicts)
     {
         if (strcmp(fm_json_str(v, "guardrail", ""), "capacity")) continue;
         const json_t *num = json_object_get(v, "numbers");
-        char part[64];
-        unsigned long now = 0, total = 0, after = 0;
-        if (json_is_object(num) && fm_json_str(num, "partition", NULL)) {
-            snprintf(part, sizeof part, "%s", fm_json_str(num, "partition", ""));
-            total = (unsigned long)json_integer_value(json_object_get(num, "total"));
-            now = (unsigned long)json_integer_value(json_object_get(num, "schedulable_now"));
-            after = (unsigned long)json_integer_value(json_object_get(num, "schedulable_after"));
-        } else if (sscanf(fm_json_str(v, "detail", ""),
-                          "partition %63[^:]: %lu of %lu nodes schedulable now, %lu after", part,
-                          &now, &total, &after) != 4) {
+        const char *part = fm_json_str(num, "partition", NULL);
+        if (!part) {
             json_decref(out);
             return NULL;
         }
         json_object_set_new(out, part,
-                            json_pack("{s:I, s:I, s:I}", "total", (json_int_t)total,
-                                      "schedulable_now", (json_int_t)now, "schedulable_after",
-                                      (json_int_t)after));
+                            json_pack("{s:O, s:O, s:O}", "total", json_object_get(num, "total"),
+                                      "schedulable_now", json_object_get(num, "schedulable_now"),
+                                      "schedulable_after",
+                                      json_object_get(num, "schedulable_after")));
     }
     if (!json_object_size(out)) {
         json_decref(out);
