@@ -290,6 +290,35 @@ int fm_mcp_handle_line(fm_ctx *ctx, const char *line, size_t len)
     return rc;
 }
 
+/* A message that arrives while a call is in flight (msg is its parse,
+ * taken; NULL if it did not parse): pings are answered and a cancel
+ * applies at once, garbage is answered as the main loop would, and the
+ * rest waits in the queue for the main loop. */
+static void while_busy(fm_ctx *ctx, const char *line, size_t len, json_t *msg)
+{
+    if (!msg) {
+        fm_mcp_handle_line(ctx, line, len);
+        return;
+    }
+    fm_rpc_msg m;
+    fm_rpc_classify(msg, &m);
+    if (m.kind == FM_MSG_NOTIFICATION && !strcmp(m.method, "notifications/cancelled"))
+        handle_notification(ctx, &m);
+    else if (m.kind == FM_MSG_REQUEST && !strcmp(m.method, "ping"))
+        send(ctx, fm_rpc_result(m.id, json_object()));
+    else
+        json_array_append_new(ctx->tx->queued, json_stringn(line, len));
+    json_decref(msg);
+}
+
+static int too_large(fm_ctx *ctx)
+{
+    return reply_error(ctx, NULL, FM_RPC_INVALID_REQUEST,
+                       "Invalid Request: message exceeds %zu bytes and was skipped;"
+                       " raise limits.max_message_bytes if this is expected",
+                       ctx->tx->max_message);
+}
+
 void fm_mcp_pump(fm_ctx *ctx)
 {
     fm_transport *tx = ctx->tx;
@@ -300,29 +329,11 @@ void fm_mcp_pump(fm_ctx *ctx)
     for (int n = 0; n < 256; n++) {
         fm_rx_status st = fm_tx_next(tx, false, &line, &len);
         if (st == FM_RX_TOO_LARGE) {
-            reply_error(ctx, NULL, FM_RPC_INVALID_REQUEST,
-                        "Invalid Request: message exceeds %zu bytes and was skipped",
-                        tx->max_message);
+            too_large(ctx);
             continue;
         }
         if (st != FM_RX_LINE) return;
-        json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
-        fm_rpc_msg m;
-        if (!msg) {
-            /* Not JSON (or not UTF-8): answer now, as the main loop would. */
-            fm_mcp_handle_line(ctx, line, len);
-            continue;
-        }
-        fm_rpc_classify(msg, &m);
-        if (m.kind == FM_MSG_NOTIFICATION &&
-            !strcmp(m.method, "notifications/cancelled")) {
-            handle_notification(ctx, &m);
-        } else if (m.kind == FM_MSG_REQUEST && !strcmp(m.method, "ping")) {
-            send(ctx, fm_rpc_result(m.id, json_object()));
-        } else {
-            json_array_append_new(tx->queued, json_stringn(line, len));
-        }
-        json_decref(msg);
+        while_busy(ctx, line, len, json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL));
     }
 }
 
@@ -353,13 +364,17 @@ json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int time
         size_t len;
         fm_rx_status st = fm_tx_next(tx, false, &line, &len);
         if (st == FM_RX_EOF || st == FM_RX_ERROR) break;
+        if (st == FM_RX_TOO_LARGE) {
+            too_large(ctx);
+            continue;
+        }
         if (st != FM_RX_LINE) {
             struct pollfd p = {.fd = tx->in_fd, .events = POLLIN};
             int64_t left = deadline - fm_now_ms();
             poll(&p, 1, (int)(left > 200 ? 200 : left > 0 ? left : 0));
             continue;
         }
-        json_t *msg = json_loadb(line, len, 0, NULL);
+        json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
         json_t *mid = json_object_get(msg, "id");
         if (msg && !json_object_get(msg, "method") && json_is_string(mid) &&
             !strcmp(json_string_value(mid), id)) {
@@ -374,15 +389,7 @@ json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int time
             json_decref(msg);
             return res;
         }
-        fm_rpc_msg m;
-        if (msg) fm_rpc_classify(msg, &m);
-        if (msg && m.kind == FM_MSG_NOTIFICATION && !strcmp(m.method, "notifications/cancelled"))
-            handle_notification(ctx, &m);
-        else if (msg && m.kind == FM_MSG_REQUEST && !strcmp(m.method, "ping"))
-            send(ctx, fm_rpc_result(m.id, json_object()));
-        else
-            json_array_append_new(tx->queued, json_stringn(line, len));
-        json_decref(msg);
+        while_busy(ctx, line, len, msg);
         if (ctx->current && ctx->current->cancelled) break;
     }
     fm_err_set(err, FM_ERR_TIMEOUT, "no answer to %s within %d s", method, timeout_ms / 1000);
@@ -409,11 +416,7 @@ int fm_mcp_serve(fm_ctx *ctx)
             if (fm_mcp_handle_line(ctx, line, len)) return 0;
             break;
         case FM_RX_TOO_LARGE:
-            if (reply_error(ctx, NULL, FM_RPC_INVALID_REQUEST,
-                            "Invalid Request: message exceeds %zu bytes and was skipped;"
-                            " raise limits.max_message_bytes if this is expected",
-                            tx->max_message))
-                return 0;
+            if (too_large(ctx)) return 0;
             break;
         case FM_RX_AGAIN: break;
         case FM_RX_EOF: return 0;
