@@ -11,6 +11,9 @@
 /* Logs go to stderr only: stdout belongs to the protocol. */
 void fm_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* n bytes as 2n lowercase hex characters plus NUL into out. */
+void fm_hex(const unsigned char *bytes, size_t n, char *out);
+
 /* SHA-256 of data as 64 lowercase hex characters plus NUL. */
 void fm_sha256_hex(const void *data, size_t len, char out[65]);
 

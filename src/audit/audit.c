@@ -90,12 +90,7 @@ static void row_hash(const json_t *cols, const char *prev, char out[65])
     unsigned int dlen = 0;
     EVP_DigestFinal_ex(md, digest, &dlen);
     EVP_MD_CTX_free(md);
-    static const char hex[] = "0123456789abcdef";
-    for (int k = 0; k < 32; k++) {
-        out[2 * k] = hex[digest[k] >> 4];
-        out[2 * k + 1] = hex[digest[k] & 15];
-    }
-    out[64] = '\0';
+    fm_hex(digest, 32, out);
 }
 
 static json_t *opt_str(const char *s)

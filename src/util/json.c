@@ -11,17 +11,22 @@
 
 #include <openssl/evp.h>
 
+void fm_hex(const unsigned char *bytes, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 void fm_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
     EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
+    fm_hex(md, 32, out);
 }
 
 char *fm_json_canonical(const json_t *v)
@@ -85,12 +90,7 @@ void fm_random_hex(char *out, size_t nbytes)
         uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
         for (size_t i = 0; i < nbytes; i++) buf[i] = (unsigned char)(x >> (8 * (i % 8)));
     }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = hex[buf[i] >> 4];
-        out[2 * i + 1] = hex[buf[i] & 15];
-    }
-    out[2 * nbytes] = '\0';
+    fm_hex(buf, nbytes, out);
 }
 
 const char *fm_json_str(const json_t *obj, const char *key, const char *dflt)
