@@ -42,6 +42,9 @@ static void check_doc(const fm_yaml_doc *doc, json_t *problems)
         json_array_append_new(problems, json_string(buf));
         return;
     }
+    const char *core = fm_embedded_schema_find("config/root.json");
+    json_t *root = core ? json_loads(core, 0, NULL) : NULL;
+    json_t *props = json_object_get(root, "properties");
     const char *key;
     json_t *val;
     json_object_foreach(doc->root, key, val)
@@ -49,22 +52,17 @@ static void check_doc(const fm_yaml_doc *doc, json_t *problems)
         char name[128], ptr[160];
         snprintf(name, sizeof name, "config/%s.json", key);
         const char *text = fm_embedded_schema_find(name);
-        const char *core = fm_embedded_schema_find("config/root.json");
         json_t *schema = NULL;
         if (!text) {
             /* Core keys (mode, store, ...) are described by root.json. */
-            json_t *root = core ? json_loads(core, 0, NULL) : NULL;
-            json_t *props = json_object_get(root, "properties");
             if (!json_object_get(props, key)) {
                 snprintf(ptr, sizeof ptr, "/%s", key);
                 snprintf(buf, sizeof buf, "%s:%d: unknown section '%s': check the spelling"
                          " (see examples/fleetmcp.yaml)", doc->path, fm_yaml_line(doc, ptr), key);
                 json_array_append_new(problems, json_string(buf));
-                json_decref(root);
                 continue;
             }
             schema = json_incref(json_object_get(props, key));
-            json_decref(root);
         } else {
             schema = json_loads(text, 0, NULL);
         }
@@ -83,6 +81,7 @@ static void check_doc(const fm_yaml_doc *doc, json_t *problems)
         json_decref(errs);
         json_decref(schema);
     }
+    json_decref(root);
 }
 
 json_t *fm_config_check(const char *path)
