@@ -27,7 +27,7 @@ echo "config: $cfg (mode fleet, one approver key: oncall-alice)"
 
 say "1. An agent reads the fleet"
 agent call slurm_nodes limit=3
-job=$(sbatch --parsable -w gpu-a02 -J train-llm --wrap 'sleep 12' | cut -d';' -f1)
+job=$(sbatch --parsable -o /dev/null -w gpu-a02 -J train-llm --wrap 'sleep 12' | cut -d';' -f1)
 echo "(a training job $job is running on gpu-a02)"
 
 say "2. GPU 0 of gpu-a02 falls off the bus (Xid 79 injected)"

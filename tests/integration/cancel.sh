@@ -25,7 +25,7 @@ def check(c, what):
     else: failed += 1; print("FAIL:", what)
 env = dict(os.environ)
 subprocess.run(["python3", "tests/stack/gpu_state.py", "inject", "gpu-a04", "row_remap_pending"], check=True)
-job = subprocess.run(["sbatch", "--parsable", "-w", "gpu-a04", "--wrap", "sleep 120"],
+job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "-w", "gpu-a04", "--wrap", "sleep 120"],
                      capture_output=True, text=True, env=env).stdout.strip().split(";")[0]
 for _ in range(50):
     out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
