@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 
@@ -148,6 +149,13 @@ static bool valid_busish(const char *s)
     return true;
 }
 
+/* Counters from a node's output are untrusted: summing them saturates
+ * instead of overflowing (found by fuzz_exec_parse). */
+static void sat_add(long *acc, long v)
+{
+    if (__builtin_add_overflow(*acc, v, acc)) *acc = v < 0 ? LONG_MIN : LONG_MAX;
+}
+
 static void nvsmi_leaf(gpu_acc *g, const char *path, const char *val)
 {
     long v;
@@ -162,10 +170,10 @@ static void nvsmi_leaf(gpu_acc *g, const char *path, const char *val)
             strstr(leaf, "Uncorrectable") || !strcmp(path + (vol ? 20 : 21), "Double Bit/Total");
         if (dbe && parse_long(val, &v)) {
             if (vol) {
-                g->dbe_vol += v;
+                sat_add(&g->dbe_vol, v);
                 g->have_dbe_vol = true;
             } else {
-                g->dbe_agg += v;
+                sat_add(&g->dbe_agg, v);
                 g->have_dbe_agg = true;
             }
         }
