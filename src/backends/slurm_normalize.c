@@ -579,14 +579,23 @@ json_t *fm_slurm_norm_scontrol_node(const char *text, const fm_slurm_domains *do
 
 /* ---- hostlists ------------------------------------------------------ */
 
-/* Expands one item that may hold bracket groups ("a[01-03]b[1-2]"). */
-static int expand_item(const char *item, json_t *out, size_t max, fm_err *err)
+/* Expands one item that may hold bracket groups ("a[01-03]b[1-2]").
+ * *budget bounds the calls, whatever the input's shape (fuzzing found
+ * products of ranges that yield no names, walked to the end). */
+static int expand_item(const char *item, json_t *out, size_t max, size_t *budget, fm_err *err)
 {
+    if (!*budget) return fm_err_set(err, FM_ERR_TOO_LARGE, "hostlist too complex to expand");
+    --*budget;
     const char *open = strchr(item, '[');
     if (!open) {
         if (json_array_size(out) >= max)
             return fm_err_set(err, FM_ERR_TOO_LARGE, "hostlist over %zu nodes", max);
-        json_array_append_new(out, json_string(item));
+        /* A name that is not UTF-8 must fail here: were it dropped, the
+         * array would never reach max and a product of ranges would be
+         * walked to the end (found by fuzz_slurm_answer). */
+        json_t *name = json_string(item);
+        if (!name) return fm_err_set(err, FM_ERR_PARSE, "hostlist name is not valid UTF-8");
+        json_array_append_new(out, name);
         return 0;
     }
     const char *close = strchr(open, ']');
@@ -597,6 +606,8 @@ static int expand_item(const char *item, json_t *out, size_t max, fm_err *err)
     if (rl >= sizeof ranges) return fm_err_set(err, FM_ERR_PARSE, "hostlist range too long");
     memcpy(ranges, open + 1, rl);
     ranges[rl] = '\0';
+    /* "[]" or "[,]" would expand to nothing without a word. */
+    if (strspn(ranges, ",") == rl) return fm_err_set(err, FM_ERR_PARSE, "empty hostlist range");
     char *save = NULL;
     for (char *r = strtok_r(ranges, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
         /* strictly "N" or "N-M", digits only, at most 9 digits each, so
@@ -617,7 +628,7 @@ static int expand_item(const char *item, json_t *out, size_t max, fm_err *err)
             int w = snprintf(buf, sizeof buf, "%.*s%0*lu%s", (int)pre, item, width, i, close + 1);
             if (w < 0 || (size_t)w >= sizeof buf)
                 return fm_err_set(err, FM_ERR_PARSE, "hostname too long");
-            if (expand_item(buf, out, max, err)) return -1;
+            if (expand_item(buf, out, max, budget, err)) return -1;
         }
     }
     return 0;
@@ -634,14 +645,16 @@ json_t *fm_slurm_hostlist_expand(const char *list, size_t max, fm_err *err)
         return NULL;
     }
     char *item = malloc(n + 1);
-    size_t depth = 0, k = 0;
+    /* Every name costs one call per bracket group; a name has at most a
+     * few groups in any real hostlist. */
+    size_t depth = 0, k = 0, budget = max * 16 + 1024;
     for (size_t i = 0; i <= n; i++) {
         char c = list[i];
         if (c == '[') depth++;
         if (c == ']' && depth) depth--;
         if ((c == ',' && depth == 0) || c == '\0') {
             item[k] = '\0';
-            if (k && expand_item(item, out, max, err)) {
+            if (k && expand_item(item, out, max, &budget, err)) {
                 json_decref(out);
                 out = NULL;
                 break;

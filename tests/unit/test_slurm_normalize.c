@@ -290,6 +290,18 @@ START_TEST(hostlists)
         ck_assert_ptr_null(fm_slurm_hostlist_expand(bad[i], 10, &err));
         ck_assert_int_eq(err.code, FM_ERR_PARSE);
     }
+    /* found by fuzzing: a name that is not UTF-8 was dropped, so the list
+     * never reached its bound and a product of four ranges was walked to
+     * the end (~3.7e11 names); it must be refused at once. */
+    fm_err_clear(&err);
+    ck_assert_ptr_null(fm_slurm_hostlist_expand("\377x[8-790]y[9-790]z[8-790]w[9-790]", 4096,
+                                                &err));
+    ck_assert_int_eq(err.code, FM_ERR_PARSE);
+    /* ...and an empty group yielded nothing, silently, at every leaf. */
+    fm_err_clear(&err);
+    ck_assert_ptr_null(fm_slurm_hostlist_expand("a[1-9]b[1-9]c[1-9]d[1-9]e[1-9]f[1-9]g[]", 4096,
+                                                &err));
+    ck_assert_int_eq(err.code, FM_ERR_PARSE);
     ck_assert(fm_slurm_valid_node_name("gpu-a01"));
     ck_assert(!fm_slurm_valid_node_name("-x"));
     ck_assert(!fm_slurm_valid_node_name("a\"}b"));
