@@ -47,6 +47,11 @@ int fm_audit_init(struct fm_ctx *ctx, fm_err *err);
  * mode; returns its id, or -1 with err.  Commits before returning. */
 int64_t fm_audit_append(struct fm_ctx *ctx, const fm_audit_rec *rec, fm_err *err);
 
+/* Brings the hourly call counters (audit_hourly) up to the newest row.
+ * Readers of the counters call it first; appends call it every few
+ * hundred rows.  0, or -1 with err. */
+int fm_audit_fold(struct fm_store *st, fm_err *err);
+
 /* Rows matching filter {node, tool, initiator, session, since_ms, until_ms,
  * decision, limit, before_id} newest first (new array). */
 json_t *fm_audit_query(struct fm_store *st, const json_t *filter, fm_err *err);

@@ -63,6 +63,11 @@ int fm_registry_find(const fm_ctx *ctx, const char *name);
  * and by the workflow engine. */
 json_t *fm_tools_call(fm_ctx *ctx, int tool_index, const json_t *args,
                       const json_t *progress_token, const json_t *meta);
+/* The same, but a successful result comes without structuredContent and
+ * *structured_text gets it as JSON text (new; the caller frees it). */
+json_t *fm_tools_call_text(fm_ctx *ctx, int tool_index, const json_t *args,
+                           const json_t *progress_token, const json_t *meta,
+                           char **structured_text);
 
 /* Builds an isError result whose text is "<WORD>: <text>" (new). */
 json_t *fm_result_error(const fm_err *err);

@@ -39,4 +39,10 @@ fm_rx_status fm_tx_next(fm_transport *tx, bool block, const char **line, size_t 
 /* Writes v (borrowed) as one line.  Returns 0 or -1 (peer gone). */
 int fm_tx_send(fm_transport *tx, const json_t *v);
 
+/* Writes v with one more member, "key": raw (JSON text, trusted), added to
+ * the object that is v's last member, so text already dumped is not
+ * dumped again.  Returns 0, -1 (peer gone), or 1 when v does not end in
+ * an object member (nothing written). */
+int fm_tx_send_spliced(fm_transport *tx, const json_t *v, const char *key, const char *raw);
+
 #endif

@@ -16,6 +16,8 @@ void fm_hex(const unsigned char *bytes, size_t n, char *out);
 
 /* SHA-256 of data as 64 lowercase hex characters plus NUL. */
 void fm_sha256_hex(const void *data, size_t len, char out[65]);
+/* The raw 32-byte digest. */
+void fm_sha256(const void *data, size_t len, unsigned char out[32]);
 
 /* Canonical text of a JSON value: sorted keys, compact, UTF-8.  Returns a
  * malloc'd string the caller frees (NULL on failure). */

@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
+
+#define FOLDED_KEY "audit.hourly_folded_id"
+/* Rows between folds: bounds both the backlog a reader folds and how
+ * often an append pays for a fold. */
+#define FOLD_EVERY 256
 
 static const char audit_ddl[] =
     "CREATE TABLE IF NOT EXISTS audit("
@@ -22,16 +25,22 @@ static const char audit_ddl[] =
     " result TEXT, error_code TEXT, error TEXT, duration_us INTEGER,"
     " state_before TEXT, state_after TEXT, runbook TEXT, runbook_version TEXT,"
     " prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS audit_node ON audit(node, id);"
+    /* Partial: most rows (fleet-wide reads) have no node, and an index
+     * entry costs a page write per call.  node=? still uses it. */
+    "DROP INDEX IF EXISTS audit_node;"
+    "CREATE INDEX audit_node ON audit(node, id) WHERE node IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS audit_tool ON audit(tool, id);"
     "CREATE INDEX IF NOT EXISTS audit_session ON audit(session, id);"
-    /* Decisions per hour, kept with each row so fleet_status and the rate
-     * limiter never scan the audit log. */
+    /* Calls per hour by tool and decision, so fleet_status and the metrics
+     * never scan the log.  Folded in batches (fm_audit_fold), not per row:
+     * a counter update per call would cost a page write per call.  The
+     * watermark starts at the current end, as earlier rows were counted
+     * one by one. */
     "CREATE TABLE IF NOT EXISTS audit_hourly(hour INTEGER NOT NULL, tool TEXT NOT NULL,"
     " decision TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(hour, tool, decision))"
-    " WITHOUT ROWID;";
-
-
+    " WITHOUT ROWID;"
+    "INSERT OR REPLACE INTO settings(key,value,updated_ms)"
+    " SELECT '" FOLDED_KEY "', coalesce(max(id), 0), 0 FROM audit;";
 
 /* Column order is part of the hash: never reorder, only append. */
 #define AUDIT_COLS                                                                                 \
@@ -46,66 +55,86 @@ static const char last_hash_sql[] = "SELECT hash FROM audit ORDER BY id DESC LIM
 static const char insert_sql[] =
     "INSERT INTO audit(" AUDIT_COLS ",prev_hash,hash) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
     "?,?,?,?,?,?,?,?,?,?,?,?)";
-static const char hourly_sql[] =
-    "INSERT INTO audit_hourly(hour,tool,decision,n) VALUES(?,?,?,1)"
-    " ON CONFLICT(hour,tool,decision) DO UPDATE SET n=n+1";
+static const char fold_sql[] =
+    "INSERT INTO audit_hourly(hour,tool,decision,n)"
+    " SELECT ts_ms/3600000, coalesce(tool,''), coalesce(decision,'none'), count(*) FROM audit"
+    " WHERE id>?1 AND id<=?2 AND phase IN ('call','intent') GROUP BY 1,2,3"
+    " ON CONFLICT(hour,tool,decision) DO UPDATE SET n=n+excluded.n";
+static const char max_id_sql[] = "SELECT coalesce(max(id), 0) FROM audit";
 
 int fm_audit_init(fm_ctx *ctx, fm_err *err)
 {
-    return fm_store_migrate(&ctx->store, "audit", 1, audit_ddl, err);
+    return fm_store_migrate(&ctx->store, "audit", 2, audit_ddl, err);
+}
+
+/* One column of a row as hashed and bound: 'n' null, 'i' integer, 's'
+ * text (borrowed bytes). */
+typedef struct acol {
+    char type;
+    const char *s;
+    size_t n;
+    int64_t i;
+} acol;
+
+static acol col_null(void)
+{
+    return (acol){.type = 'n'};
+}
+
+static acol col_i(int64_t v)
+{
+    return (acol){.type = 'i', .i = v};
+}
+
+static acol col_s(const char *s)
+{
+    return s ? (acol){.type = 's', .s = s, .n = strlen(s)} : col_null();
+}
+
+/* Long text is cut on a UTF-8 boundary so the column stays valid text. */
+static acol col_clip(const char *s, size_t max)
+{
+    acol c = col_s(s);
+    if (c.type != 's' || c.n <= max) return c;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
+    c.n = max;
+    return c;
+}
+
+static unsigned char *put_part(unsigned char *w, char type, const char *p, size_t n)
+{
+    *w++ = (unsigned char)type;
+    for (int i = 0; i < 8; i++) *w++ = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+    if (n) memcpy(w, p, n);
+    return w + n;
 }
 
 /* The hashed form of a row: each column in AUDIT_COLS order as a type
- * byte ('n' null, 'i' integer as decimal, 's' text), an 8-byte length and
- * the bytes, then prev_hash.  Length-prefixed so no two rows can hash the
- * same, and no escaping so it costs one pass over the bytes. */
-static void hash_part(EVP_MD_CTX *md, char type, const char *p, size_t n)
+ * byte ('n' null, 'i' integer as decimal, 's' text), an 8-byte big-endian
+ * length and the bytes, then prev_hash.  Length-prefixed so no two rows
+ * can hash the same; laid out in one buffer so it is one digest call.
+ * Returns -1 only when out of memory. */
+static int row_hash(const acol *c, const char *prev, char out[65])
 {
-    unsigned char hdr[9] = {(unsigned char)type};
-    for (int i = 0; i < 8; i++) hdr[1 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-    EVP_DigestUpdate(md, hdr, sizeof hdr);
-    if (n) EVP_DigestUpdate(md, p, n);
-}
-
-static void row_hash(const json_t *cols, const char *prev, char out[65])
-{
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    size_t i;
-    json_t *v;
-    json_array_foreach(cols, i, v)
-    {
-        char num[24];
-        if (json_is_integer(v)) {
-            int n = snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-            hash_part(md, 'i', num, (size_t)n);
-        } else if (json_is_string(v)) {
-            hash_part(md, 's', json_string_value(v), json_string_length(v));
+    size_t need = 9 + strlen(prev);
+    for (int k = 0; k < AUDIT_NCOLS; k++) need += 9 + (c[k].type == 'i' ? 24 : c[k].n);
+    unsigned char local[4096];
+    unsigned char *buf = need <= sizeof local ? local : malloc(need);
+    if (!buf) return -1;
+    unsigned char *w = buf;
+    for (int k = 0; k < AUDIT_NCOLS; k++) {
+        if (c[k].type == 'i') {
+            char num[24];
+            int n = snprintf(num, sizeof num, "%lld", (long long)c[k].i);
+            w = put_part(w, 'i', num, (size_t)n);
         } else {
-            hash_part(md, 'n', NULL, 0);
+            w = put_part(w, c[k].type, c[k].s, c[k].type == 's' ? c[k].n : 0);
         }
     }
-    hash_part(md, 's', prev, strlen(prev));
-    unsigned char digest[32];
-    unsigned int dlen = 0;
-    EVP_DigestFinal_ex(md, digest, &dlen);
-    EVP_MD_CTX_free(md);
-    fm_hex(digest, 32, out);
-}
-
-static json_t *opt_str(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-static json_t *clip_str(const char *s, size_t max)
-{
-    if (!s) return json_null();
-    size_t n = strlen(s);
-    if (n <= max) return json_string(s);
-    /* Cut on a UTF-8 boundary so the column stays valid text. */
-    while (n > 0 && max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
-    return json_stringn(s, max);
+    w = put_part(w, 's', prev, strlen(prev));
+    fm_sha256_hex(buf, (size_t)(w - buf), out);
+    if (buf != local) free(buf);
+    return 0;
 }
 
 static int last_hash(fm_store *st, char out[65])
@@ -113,20 +142,21 @@ static int last_hash(fm_store *st, char out[65])
     snprintf(out, 65, "%s", GENESIS_HASH);
     sqlite3_stmt *s = fm_store_stmt(st, last_hash_sql, NULL);
     if (!s) return -1;
-    if (sqlite3_step(s) == SQLITE_ROW) {
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
         const unsigned char *h = sqlite3_column_text(s, 0);
         if (h) snprintf(out, 65, "%s", (const char *)h);
     }
     sqlite3_reset(s);
-    return 0;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void bind_json(sqlite3_stmt *s, int i, const json_t *v)
+static void bind_col(sqlite3_stmt *s, int i, const acol *c)
 {
-    if (json_is_integer(v))
-        sqlite3_bind_int64(s, i, json_integer_value(v));
-    else if (json_is_string(v))
-        sqlite3_bind_text(s, i, json_string_value(v), -1, SQLITE_TRANSIENT);
+    if (c->type == 'i')
+        sqlite3_bind_int64(s, i, c->i);
+    else if (c->type == 's')
+        sqlite3_bind_text(s, i, c->s, (int)c->n, SQLITE_STATIC);
     else
         sqlite3_bind_null(s, i);
 }
@@ -142,79 +172,117 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         json_decref(red);
         if (args_text) fm_sha256_hex(args_text, strlen(args_text), args_hash);
     }
-    json_t *cols = json_array();
-    json_array_append_new(cols, json_integer(fm_now_ms()));
-    json_array_append_new(cols, json_string(ses->id));
-    json_array_append_new(cols, json_string(r->phase ? r->phase : "call"));
-    json_array_append_new(cols, r->call_ref ? json_integer(r->call_ref) : json_null());
-    json_array_append_new(cols,
-                          json_string(ses->initiator == FM_INITIATOR_HUMAN ? "human" : "agent"));
-    json_array_append_new(cols, json_string(ses->client_name[0] ? ses->client_name : "unknown"));
-    json_array_append_new(cols, json_string(ses->os_user));
-    json_array_append_new(cols, json_string(ses->client_name));
-    json_array_append_new(cols, json_string(ses->client_version));
-    json_array_append_new(cols, opt_str(r->tool));
-    json_array_append_new(cols, args_text ? json_string(args_text) : json_null());
-    json_array_append_new(cols, args_text ? json_string(args_hash) : json_null());
-    json_array_append_new(cols, opt_str(r->autonomy));
-    json_array_append_new(cols, json_string(fm_mode_name(ctx->cfg.mode)));
-    json_array_append_new(cols, opt_str(r->decision));
-    json_array_append_new(cols, clip_str(r->reason, 1024));
-    json_array_append_new(cols, opt_str(r->plan_id));
-    json_array_append_new(cols, opt_str(r->approval_id));
-    json_array_append_new(cols, opt_str(r->workflow_id));
-    json_array_append_new(cols, opt_str(r->node));
-    json_array_append_new(cols, clip_str(r->result, FM_AUDIT_MAX_RESULT));
-    json_array_append_new(cols, opt_str(r->error_code));
-    json_array_append_new(cols, clip_str(r->error, 1024));
-    json_array_append_new(cols, json_integer(r->duration_us));
-    json_array_append_new(cols, opt_str(r->state_before));
-    json_array_append_new(cols, opt_str(r->state_after));
-    json_array_append_new(cols, opt_str(r->runbook));
-    json_array_append_new(cols, opt_str(r->runbook_version));
-    free(args_text);
+    const int64_t ts = fm_now_ms();
+    /* Every string here outlives the insert: bound without copies. */
+    const acol cols[AUDIT_NCOLS] = {
+        col_i(ts),
+        col_s(ses->id),
+        col_s(r->phase ? r->phase : "call"),
+        r->call_ref ? col_i(r->call_ref) : col_null(),
+        col_s(ses->initiator == FM_INITIATOR_HUMAN ? "human" : "agent"),
+        col_s(ses->client_name[0] ? ses->client_name : "unknown"),
+        col_s(ses->os_user),
+        col_s(ses->client_name),
+        col_s(ses->client_version),
+        col_s(r->tool),
+        col_s(args_text),
+        args_text ? col_s(args_hash) : col_null(),
+        col_s(r->autonomy),
+        col_s(fm_mode_name(ctx->cfg.mode)),
+        col_s(r->decision),
+        col_clip(r->reason, 1024),
+        col_s(r->plan_id),
+        col_s(r->approval_id),
+        col_s(r->workflow_id),
+        col_s(r->node),
+        col_clip(r->result, FM_AUDIT_MAX_RESULT),
+        col_s(r->error_code),
+        col_clip(r->error, 1024),
+        col_i(r->duration_us),
+        col_s(r->state_before),
+        col_s(r->state_after),
+        col_s(r->runbook),
+        col_s(r->runbook_version),
+    };
 
     int64_t id = -1;
-    sqlite3_stmt *s = NULL, *h = NULL;
+    sqlite3_stmt *s = NULL;
     char prev[65], hash[65];
     if (fm_store_begin(st, err)) goto out;
     if (last_hash(st, prev)) {
         fm_store_fail(st, err, "audit read");
         goto fail;
     }
-    row_hash(cols, prev, hash);
+    if (row_hash(cols, prev, hash)) {
+        fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row");
+        goto fail;
+    }
     if (!(s = fm_store_stmt(st, insert_sql, err))) goto fail;
-    for (int i = 0; i < AUDIT_NCOLS; i++) bind_json(s, i + 1, json_array_get(cols, (size_t)i));
+    for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
     sqlite3_bind_text(s, AUDIT_NCOLS + 1, prev, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, AUDIT_NCOLS + 2, hash, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
+    sqlite3_clear_bindings(s); /* drop the borrowed pointers */
     if (rc != SQLITE_DONE) {
         fm_store_fail(st, err, "audit insert");
         goto fail;
     }
     id = sqlite3_last_insert_rowid(st->db);
-    /* Results and steps repeat their intent's decision: count calls once. */
-    if (!r->phase || !strcmp(r->phase, "call") || !strcmp(r->phase, "intent")) {
-        if (!(h = fm_store_stmt(st, hourly_sql, err))) goto fail;
-        sqlite3_bind_int64(h, 1, json_integer_value(json_array_get(cols, 0)) / 3600000);
-        sqlite3_bind_text(h, 2, r->tool ? r->tool : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(h, 3, r->decision ? r->decision : "none", -1, SQLITE_STATIC);
-        rc = sqlite3_step(h);
-        sqlite3_reset(h);
-        if (rc != SQLITE_DONE) {
-            fm_store_fail(st, err, "audit counters");
-            goto fail;
-        }
-    }
     if (fm_store_commit(st, err)) id = -1;
+    /* Whoever appends every FOLD_EVERY-th row folds, in its own
+     * transaction: the row is already safe if this fails. */
+    if (id > 0 && id % FOLD_EVERY == 0) fm_audit_fold(st, NULL);
     goto out;
 fail:
     id = -1;
     fm_store_rollback(st);
 out:
-    json_decref(cols);
+    free(args_text);
     return id;
+}
+
+int fm_audit_fold(fm_store *st, fm_err *err)
+{
+    if (fm_store_begin(st, err)) return -1;
+    char buf[32];
+    long long from = fm_store_setting_get(st, FOLDED_KEY, buf, sizeof buf) ? 0 : atoll(buf);
+    long long to = 0;
+    sqlite3_stmt *s = fm_store_stmt(st, max_id_sql, err);
+    if (!s) goto fail;
+    if (sqlite3_step(s) == SQLITE_ROW) to = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (to > from) {
+        if (!(s = fm_store_stmt(st, fold_sql, err))) goto fail;
+        sqlite3_bind_int64(s, 1, from);
+        sqlite3_bind_int64(s, 2, to);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) {
+            fm_store_fail(st, err, "audit counters");
+            goto fail;
+        }
+        snprintf(buf, sizeof buf, "%lld", to);
+        if (fm_store_setting_set(st, FOLDED_KEY, buf, err)) goto fail;
+    }
+    return fm_store_commit(st, err);
+fail:
+    fm_store_rollback(st);
+    return -1;
+}
+
+/* A stored column as hashed: text by its bytes, so the check sees what
+ * the append hashed.  The pointer lives until the next step. */
+static acol stored_col(sqlite3_stmt *s, int i)
+{
+    switch (sqlite3_column_type(s, i)) {
+    case SQLITE_INTEGER: return col_i(sqlite3_column_int64(s, i));
+    case SQLITE_NULL: return col_null();
+    default: {
+        const char *t = (const char *)sqlite3_column_text(s, i);
+        return (acol){.type = 's', .s = t ? t : "", .n = (size_t)sqlite3_column_bytes(s, i)};
+    }
+    }
 }
 
 static json_t *column_json(sqlite3_stmt *s, int i)
@@ -235,11 +303,10 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
                            -1, &s, NULL) != SQLITE_OK)
         return fm_store_fail(st, err, "audit verify"), -1;
     char expect_prev[65] = GENESIS_HASH;
-    int rc = 0;
-    json_t *cols = json_array();
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        json_array_clear(cols);
-        for (int i = 0; i < AUDIT_NCOLS; i++) json_array_append_new(cols, column_json(s, i));
+    int rc = 0, step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        acol cols[AUDIT_NCOLS];
+        for (int i = 0; i < AUDIT_NCOLS; i++) cols[i] = stored_col(s, i);
         const char *prev = (const char *)sqlite3_column_text(s, AUDIT_NCOLS);
         const char *hash = (const char *)sqlite3_column_text(s, AUDIT_NCOLS + 1);
         int64_t id = sqlite3_column_int64(s, AUDIT_NCOLS + 2);
@@ -254,7 +321,11 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
             rc = -1;
             break;
         }
-        row_hash(cols, prev, calc);
+        if (row_hash(cols, prev, calc)) {
+            fm_err_set(err, FM_ERR_NOMEM, "audit verify: out of memory at row %lld", (long long)id);
+            rc = -1;
+            break;
+        }
         if (!hash || strcmp(hash, calc)) {
             *bad_id = id;
             fm_err_set(err, FM_ERR_CONFLICT, "audit row %lld: content does not match its hash"
@@ -264,7 +335,7 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         }
         snprintf(expect_prev, sizeof expect_prev, "%s", hash);
     }
-    json_decref(cols);
+    if (rc == 0 && step != SQLITE_DONE) rc = fm_store_fail(st, err, "audit verify");
     sqlite3_finalize(s);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_server.h"
 
@@ -173,6 +174,7 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
     fprintf(f, "# HELP fleetmcp_tool_calls Tool calls in the last 24 h by tool and decision\n"
                "# TYPE fleetmcp_tool_calls gauge\n");
     sqlite3_stmt *s = NULL;
+    fm_audit_fold(&ctx->store, NULL);
     if (sqlite3_prepare_v2(ctx->store.db,
                            "SELECT tool, decision, sum(n) FROM audit_hourly WHERE hour>=? GROUP"
                            " BY tool, decision ORDER BY tool, decision",

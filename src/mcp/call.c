@@ -100,6 +100,12 @@ static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_i
 json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
                       const json_t *meta)
 {
+    return fm_tools_call_text(ctx, ti, args, progress_token, meta, NULL);
+}
+
+json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
+                           const json_t *meta, char **structured_text)
+{
     (void)meta;
     const fm_tool_def *t = &fm_tool_table[ti];
     int64_t t0 = mono_us();
@@ -241,8 +247,20 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
     if (mutates) rec.args = NULL; /* the intent row already holds them */
     fm_audit_append(ctx, &rec, NULL);
     json_decref(empty);
-    result = structured ? result_with_text(structured, text) : fm_result_error(&err);
-    free(text);
     json_decref(elicited);
+    if (!structured) {
+        free(text);
+        return fm_result_error(&err);
+    }
+    if (structured_text && text) {
+        /* The caller splices the text in as structuredContent: the tree
+         * is not dumped a second time. */
+        result = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", text);
+        json_decref(structured);
+        *structured_text = text;
+        return result;
+    }
+    result = result_with_text(structured, text);
+    free(text);
     return result;
 }

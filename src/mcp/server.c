@@ -34,6 +34,23 @@ static int send(fm_ctx *ctx, json_t *msg)
 static int reply_error(fm_ctx *ctx, const json_t *id, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A tools/call reply whose structuredContent is the text the call already
+ * dumped (for content[0] and the audit row): spliced in, not re-dumped.
+ * Takes reply and sc_text. */
+static int send_with_structured(fm_ctx *ctx, json_t *reply, char *sc_text)
+{
+    int rc = ctx->tx ? fm_tx_send_spliced(ctx->tx, reply, "structuredContent", sc_text) : 0;
+    if (rc == 1) {
+        /* Cannot happen for fm_rpc_result's shape; stay correct if it does. */
+        json_object_set_new(json_object_get(reply, "result"), "structuredContent",
+                            json_loads(sc_text, 0, NULL));
+        rc = send(ctx, json_incref(reply));
+    }
+    json_decref(reply);
+    free(sc_text);
+    return rc;
+}
+
 static int reply_error(fm_ctx *ctx, const json_t *id, int code, const char *fmt, ...)
 {
     char msg[512];
@@ -144,7 +161,7 @@ static json_t *do_tools_list(fm_ctx *ctx, const json_t *params, int *code, char 
 /* ---- tools/call ------------------------------------------------------ */
 
 static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params, int *code,
-                             char *why)
+                             char *why, char **sc_text)
 {
     const json_t *name = json_object_get(params, "name");
     if (!json_is_string(name)) {
@@ -171,7 +188,7 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     const json_t *token = json_object_get(meta, "progressToken");
     if (token && !json_is_string(token) && !json_is_integer(token)) token = NULL;
     ctx->inflight_id = (json_t *)id;
-    json_t *res = fm_tools_call(ctx, ti, args, token, meta);
+    json_t *res = fm_tools_call_text(ctx, ti, args, token, meta, sc_text);
     ctx->inflight_id = NULL;
     return res;
 }
@@ -183,6 +200,7 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
     int code = 0;
     char why[256] = "";
     json_t *result = NULL;
+    char *sc_text = NULL; /* a tools/call's structuredContent, as text */
     const json_t *params = m->params;
     if (params && !json_is_object(params))
         return reply_error(ctx, m->id, FM_RPC_INVALID_PARAMS,
@@ -197,10 +215,11 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
     } else if (!strcmp(m->method, "tools/list")) {
         result = do_tools_list(ctx, params, &code, why);
     } else if (!strcmp(m->method, "tools/call")) {
-        result = do_tools_call(ctx, m->id, params, &code, why);
+        result = do_tools_call(ctx, m->id, params, &code, why, replies ? NULL : &sc_text);
         /* MCP: a cancelled request gets no response. */
         if (result && ctx->last_cancelled) {
             json_decref(result);
+            free(sc_text);
             return 0;
         }
     } else if (!strcmp(m->method, "logging/setLevel")) {
@@ -224,6 +243,7 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
         json_array_append_new(replies, reply);
         return 0;
     }
+    if (sc_text) return send_with_structured(ctx, reply, sc_text);
     return send(ctx, reply);
 }
 

@@ -132,14 +132,27 @@ void fm_store_close(fm_store *st)
     st->db = NULL;
 }
 
+/* Prepared once: every audited call runs both. */
+static const char begin_sql[] = "BEGIN IMMEDIATE";
+static const char commit_sql[] = "COMMIT";
+
+static int step_cached(fm_store *st, const char *sql, const char *what, fm_err *err)
+{
+    sqlite3_stmt *s = fm_store_stmt(st, sql, err);
+    if (!s) return -1;
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : fm_store_fail(st, err, what);
+}
+
 int fm_store_begin(fm_store *st, fm_err *err)
 {
-    return exec_sql(st, "BEGIN IMMEDIATE", err);
+    return step_cached(st, begin_sql, "begin", err);
 }
 
 int fm_store_commit(fm_store *st, fm_err *err)
 {
-    if (exec_sql(st, "COMMIT", err)) {
+    if (step_cached(st, commit_sql, "commit", err)) {
         fm_store_rollback(st);
         return -1;
     }

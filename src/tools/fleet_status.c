@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fm_tools.gen.h"
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
@@ -20,6 +21,7 @@ static const char rows_sql[] = "SELECT coalesce(max(id), 0) FROM audit";
 static json_t *recent_decisions(fm_ctx *ctx)
 {
     json_t *out = json_object();
+    fm_audit_fold(&ctx->store, NULL);
     sqlite3_stmt *s = fm_store_stmt(&ctx->store, decisions_sql, NULL);
     if (!s) return out;
     sqlite3_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);

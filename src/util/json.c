@@ -9,7 +9,6 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 void fm_hex(const unsigned char *bytes, size_t n, char *out)
 {
@@ -19,14 +18,6 @@ void fm_hex(const unsigned char *bytes, size_t n, char *out)
         out[2 * i + 1] = hex[bytes[i] & 15];
     }
     out[2 * n] = '\0';
-}
-
-void fm_sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    fm_hex(md, 32, out);
 }
 
 char *fm_json_canonical(const json_t *v)

@@ -116,6 +116,112 @@ START_TEST(query_filters)
 }
 END_TEST
 
+static long long scalar(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK, "%s", sql);
+    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+    long long n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+/* Counters are folded in batches: whatever the batch edges, every call
+ * and intent is counted exactly once, results and steps never. */
+START_TEST(hourly_counters_fold_once)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    for (int i = 0; i < 700; i++) {
+        fm_audit_rec r = {.phase = i % 7 == 6 ? "result" : i % 7 == 5 ? "intent" : "call",
+                          .tool = i % 7 >= 5 ? "drain_node" : "slurm_nodes",
+                          .decision = "allow"};
+        ck_assert_int_gt(fm_audit_append(&t.ctx, &r, NULL), 0);
+    }
+    sqlite3 *db = t.ctx.store.db;
+    /* Appends folded on the way (at rows 256 and 512), not per row. */
+    ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly"), 512 - 512 / 7);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_audit_fold(&t.ctx.store, &err), 0);
+    ck_assert_int_eq(fm_audit_fold(&t.ctx.store, &err), 0); /* idempotent */
+    ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly WHERE tool='slurm_nodes'"), 500);
+    ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly WHERE tool='drain_node'"), 100);
+    /* fleet_status folds before it reads: its own call is the 701st row. */
+    ts_init(&t);
+    json_t *res = ts_call(&t, "fleet_status", "{}");
+    fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "deny"};
+    fm_audit_append(&t.ctx, &r, NULL);
+    json_decref(res);
+    res = ts_call(&t, "fleet_status", "{}");
+    json_t *dec = json_object_get(
+        json_object_get(json_object_get(res, "structuredContent"), "audit"), "last_24h");
+    ck_assert_ptr_nonnull(dec);
+    ck_assert_int_eq(json_integer_value(json_object_get(dec, "allow")), 601);
+    ck_assert_int_eq(json_integer_value(json_object_get(dec, "deny")), 1);
+    json_decref(res);
+    ts_close(&t);
+}
+END_TEST
+
+/* A store written by 0.1 (counters per row, full node index) opens,
+ * migrates without counting its rows twice, and its chain still verifies
+ * under the current hashing code. */
+START_TEST(v1_store_migrates)
+{
+    char path[] = "/tmp/fm-audit-v1-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    const char *dir = getenv("FM_FIXTURES");
+    char fixture[512];
+    snprintf(fixture, sizeof fixture, "%s/store/audit-v1.sql", dir ? dir : "tests/fixtures");
+    FILE *f = fopen(fixture, "r");
+    ck_assert_ptr_nonnull(f);
+    static char sql[64 * 1024];
+    size_t n = fread(sql, 1, sizeof sql - 1, f);
+    fclose(f);
+    sql[n] = '\0';
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    long long before = scalar(db, "SELECT sum(n) FROM audit_hourly");
+    sqlite3_close(db);
+
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    fm_err err = {0};
+    unsetenv("FLEETMCP_CONFIG");
+    ck_assert_msg(fm_ctx_open(&ctx, NULL, path, &err) == 0, "%s", err.text);
+    int64_t rows = 0, bad = 0;
+    ck_assert_msg(fm_audit_verify(&ctx.store, &rows, &bad, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(rows, 6);
+    ck_assert_int_eq(fm_audit_fold(&ctx.store, &err), 0);
+    db = ctx.store.db;
+    ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly"), before);
+    ck_assert_int_eq(scalar(db, "SELECT count(*) FROM sqlite_master WHERE name='audit_node'"
+                                " AND sql LIKE '%WHERE node IS NOT NULL%'"), 1);
+    /* The partial index still serves node queries. */
+    sqlite3_stmt *s;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM audit WHERE"
+                                            " node=? ORDER BY id DESC LIMIT 50", -1, &s, NULL),
+                     SQLITE_OK);
+    bool uses = false;
+    while (sqlite3_step(s) == SQLITE_ROW)
+        if (strstr((const char *)sqlite3_column_text(s, 3), "audit_node")) uses = true;
+    sqlite3_finalize(s);
+    ck_assert(uses);
+    /* New rows chain on to the old ones. */
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    ck_assert_int_eq(fm_audit_append(&ctx, &r, NULL), 7);
+    ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
+    fm_ctx_close(&ctx);
+    unlink(path);
+    char side[600];
+    snprintf(side, sizeof side, "%s-wal", path), unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path), unlink(side);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
     Suite *s = suite_create("audit");
@@ -124,6 +230,8 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, secrets_redacted);
     tcase_add_test(tc, tampering_detected);
     tcase_add_test(tc, query_filters);
+    tcase_add_test(tc, hourly_counters_fold_once);
+    tcase_add_test(tc, v1_store_migrates);
     suite_add_tcase(s, tc);
     return s;
 }

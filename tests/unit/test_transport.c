@@ -110,6 +110,50 @@ START_TEST(send_is_one_line)
 }
 END_TEST
 
+/* A spliced send is byte for byte what dumping the whole tree gives,
+ * including when the buffer must grow and when the object is empty. */
+START_TEST(spliced_send_matches_whole_dump)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    fm_transport tx;
+    fm_tx_init(&tx, -1, p[1], 1024);
+    const char *sc[] = {"{\"count\":1,\"t\":\"\u00e9\\\"q\"}", "{}"};
+    for (int big = 0; big < 2; big++) {
+        for (size_t i = 0; i < 2; i++) {
+            json_t *content = json_pack("[{s:s, s:s}]", "type", "text", "text", sc[i]);
+            json_t *res = i ? json_object() : json_pack("{s:o}", "content", content);
+            if (i) json_decref(content);
+            if (big) { /* past the first 4 KiB buffer: it must grow */
+                char pad[6000];
+                memset(pad, 'p', sizeof pad - 1);
+                pad[sizeof pad - 1] = '\0';
+                json_object_set_new(res, "pad", json_string(pad));
+            }
+            json_t *reply = json_pack("{s:s, s:i, s:o}", "jsonrpc", "2.0", "id", 7, "result", res);
+            ck_assert_int_eq(fm_tx_send_spliced(&tx, reply, "structuredContent", sc[i]), 0);
+            json_object_set_new(res, "structuredContent", json_loads(sc[i], 0, NULL));
+            ck_assert_int_eq(fm_tx_send(&tx, reply), 0);
+            static char a[1 << 16], b[1 << 16];
+            FILE *f = fdopen(dup(p[0]), "r");
+            ck_assert_ptr_nonnull(fgets(a, sizeof a, f));
+            ck_assert_ptr_nonnull(fgets(b, sizeof b, f));
+            fclose(f);
+            ck_assert_str_eq(a, b);
+            json_decref(reply);
+        }
+    }
+    /* Not an object member at the end: nothing written, caller falls back. */
+    json_t *arr = json_pack("[i]", 1);
+    ck_assert_int_eq(fm_tx_send_spliced(&tx, arr, "k", "1"), 1);
+    json_decref(arr);
+    fm_tx_free(&tx);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
     Suite *s = suite_create("transport");
@@ -118,6 +162,7 @@ static Suite *transport_suite(void)
     tcase_add_test(tc, oversize_is_skipped_not_buffered);
     tcase_add_test(tc, nonblocking_again);
     tcase_add_test(tc, send_is_one_line);
+    tcase_add_test(tc, spliced_send_matches_whole_dump);
     suite_add_tcase(s, tc);
     return s;
 }
