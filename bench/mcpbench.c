@@ -46,31 +46,65 @@ static int spawn(peer *p, char **argv)
     return fm_tx_init(&p->tx, out[0], in[1], 64u << 20);
 }
 
-/* Sends a request and waits (bounded: 30 s) for the response to it. */
-static json_t *rpc(peer *p, const char *method, json_t *params)
+/* Sends a request and waits (bounded: 30 s) for the response to it.  The
+ * request is serialised before the clock starts and the response is
+ * parsed after it stops (*arrived, when non-NULL, is when the whole
+ * response line had arrived): the figures are the server's round trip,
+ * not this client's JSON work, for every server measured. */
+static json_t *rpc_at(peer *p, const char *method, json_t *params, double *sent,
+                      double *arrived)
 {
     long long id = p->id++;
     json_t *req = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)id,
                             "method", method, "params", params ? params : json_object());
-    fm_tx_send(&p->tx, req);
+    char *text = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    double deadline = now_us() + 30e6;
-    while (now_us() < deadline) {
+    size_t tlen = strlen(text);
+    text[tlen++] = '\n'; /* in the NUL's place: only tlen bytes are written */
+    double t0 = now_us(), deadline = t0 + 30e6;
+    if (sent) *sent = t0;
+    for (size_t off = 0; off < tlen;) {
+        ssize_t w = write(p->tx.out_fd, text + off, tlen - off);
+        if (w <= 0) {
+            free(text);
+            return NULL;
+        }
+        off += (size_t)w;
+    }
+    free(text);
+    for (double t = t0; t < deadline; t = now_us()) {
         const char *line;
         size_t len;
         fm_rx_status st = fm_tx_next(&p->tx, false, &line, &len);
         if (st == FM_RX_AGAIN) {
             struct pollfd pf = {.fd = p->tx.in_fd, .events = POLLIN};
-            poll(&pf, 1, 100);
+            poll(&pf, 1, (int)((deadline - t) / 1000) + 1);
             continue;
         }
         if (st != FM_RX_LINE) return NULL;
+        double t_end = now_us();
         json_t *m = json_loadb(line, len, 0, NULL);
         json_t *mid = json_object_get(m, "id");
-        if (json_is_integer(mid) && json_integer_value(mid) == id) return m;
-        json_decref(m);
+        if (json_is_integer(mid) && json_integer_value(mid) == id) {
+            if (arrived) *arrived = t_end;
+            return m;
+        }
+        json_decref(m); /* a notification: keep waiting */
     }
     return NULL;
+}
+
+static json_t *rpc(peer *p, const char *method, json_t *params)
+{
+    return rpc_at(p, method, params, NULL, NULL);
+}
+
+static json_t *rpc_timed(peer *p, const char *method, json_t *params, double *us)
+{
+    double sent = 0, arrived = 0;
+    json_t *r = rpc_at(p, method, params, &sent, &arrived);
+    *us = arrived - sent;
+    return r;
 }
 
 static void stop(peer *p)
@@ -138,10 +172,10 @@ int main(int argc, char **argv)
 
     for (int k = 0; k < starts; k++) {
         peer p;
-        double t0 = now_us();
+        double t0 = now_us(), arrived = 0;
         if (spawn(&p, cmd)) return 1;
-        json_t *r = rpc(&p, "initialize", init_params());
-        v[k] = now_us() - t0;
+        json_t *r = rpc_at(&p, "initialize", init_params(), NULL, &arrived);
+        v[k] = arrived - t0;
         if (!r) {
             fprintf(stderr, "mcpbench: %s did not answer initialize\n", cmd[0]);
             return 1;
@@ -159,19 +193,15 @@ int main(int argc, char **argv)
     json_decref(n);
     for (int k = 0; k < 200; k++) json_decref(rpc(&p, "ping", NULL)); /* warm up */
     for (int k = 0; k < pings; k++) {
-        double t0 = now_us();
-        json_t *r = rpc(&p, "ping", NULL);
-        v[k] = now_us() - t0;
+        json_t *r = rpc_timed(&p, "ping", NULL, &v[k]);
         json_decref(r);
     }
     double ping = median(v, pings);
     json_t *targs = json_loads(args, 0, NULL);
     int errors = 0;
     for (int k = 0; k < calls; k++) {
-        double t0 = now_us();
-        json_t *r = rpc(&p, "tools/call",
-                        json_pack("{s:s, s:O}", "name", tool, "arguments", targs));
-        v[k] = now_us() - t0;
+        json_t *r = rpc_timed(&p, "tools/call",
+                              json_pack("{s:s, s:O}", "name", tool, "arguments", targs), &v[k]);
         json_t *res = json_object_get(r, "result");
         if (!res || json_is_true(json_object_get(res, "isError"))) errors++;
         json_decref(r);
