@@ -9,6 +9,8 @@
 # them on different CPUs, and on a VM each cross-CPU wakeup can cost tens
 # of microseconds (an IPI to an idle vCPU), for any server.  Both are
 # printed; the difference is the machine, not the server.
+#
+#   bash bench/run.sh [mcp]      (mcp: the MCP figures only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -66,6 +68,7 @@ print(f"{'server work per audited runbook_list call (in process)':64} {own['call
 print(f"{'server work per ping (in process)':64} {own['ping_us']:>8.1f}us")
 print(f"{'fleet_status round trip (dashboard: metrics, workflows, tickets)':64} {fs['call_us']:>8.1f}us")
 PY
+[ "${1:-}" = mcp ] && exit 0 # bench/run.sh mcp: the round trips only
 for b in bench/*.sh; do
     [ "$b" = bench/run.sh ] && continue
     echo
