@@ -47,7 +47,8 @@ typedef struct fm_slurm_job_filter {
 typedef enum {
     FM_SLURM_DRAIN = 0,
     FM_SLURM_RESUME = 1,
-    FM_SLURM_REBOOT = 2,
+    FM_SLURM_REBOOT = 2,      /* when idle; back in service after (nextstate=RESUME) */
+    FM_SLURM_REBOOT_HOLD = 3, /* when idle; DOWN after (nextstate=DOWN) until resumed */
 } fm_slurm_node_op;
 
 /* One implementation.  Every slot is required unless its comment says

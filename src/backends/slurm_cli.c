@@ -313,12 +313,14 @@ static int cli_update_node(void *st, const char *name, fm_slurm_node_op op, cons
         char *argv[] = {s->scontrol, "update", nodearg, "state=resume", NULL};
         return run_scontrol(s, argv, err);
     }
-    /* reboot when idle, drained meanwhile, back in service after */
+    /* Reboot when idle, drained meanwhile; after it, back in service or
+     * held DOWN for whoever verifies the node and resumes it. */
+    char *next = op == FM_SLURM_REBOOT_HOLD ? "nextstate=DOWN" : "nextstate=RESUME";
     if (reason && *reason) {
-        char *argv[] = {s->scontrol, "reboot", "ASAP", "nextstate=RESUME", reasonarg, nm, NULL};
+        char *argv[] = {s->scontrol, "reboot", "ASAP", next, reasonarg, nm, NULL};
         return run_scontrol(s, argv, err);
     }
-    char *argv[] = {s->scontrol, "reboot", "ASAP", "nextstate=RESUME", nm, NULL};
+    char *argv[] = {s->scontrol, "reboot", "ASAP", next, nm, NULL};
     return run_scontrol(s, argv, err);
 }
 

@@ -302,14 +302,15 @@ static int rest_update_node(void *st, const char *name, fm_slurm_node_op op, con
     if (discover(s, err)) return -1;
     /* Slurm's own other interface, scontrol argv, where this slurmrestd
      * cannot change node state (before v0.0.39; reboot on any version). */
-    if ((version_minor(s->version) < 39 || op == FM_SLURM_REBOOT) && s->cli)
+    bool reboot = op == FM_SLURM_REBOOT || op == FM_SLURM_REBOOT_HOLD;
+    if ((version_minor(s->version) < 39 || reboot) && s->cli)
         return fm_slurm_cli_ops.update_node(s->cli, name, op, reason, err);
-    if (version_minor(s->version) < 39 || op == FM_SLURM_REBOOT)
+    if (version_minor(s->version) < 39 || reboot)
         return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
                           "node %s through slurmrestd %s is not possible (node "
                           "updates need Slurm >= 23.02 REST (v0.0.39+), reboot needs scontrol): "
                           "add a slurm.cli section so mutations use scontrol",
-                          op == FM_SLURM_REBOOT ? "reboot" : "updates", s->version),
+                          reboot ? "reboot" : "updates", s->version),
                -1;
     json_t *body = json_object();
     json_t *state = json_array();

@@ -83,7 +83,7 @@ const fm_action_def fm_action_table[] = {
     },
     {
         .name = "reboot",
-        .summary = "scontrol reboot ASAP nextstate=DRAIN: the node stays out until verified",
+        .summary = "scontrol reboot ASAP nextstate=DOWN: the node stays out until verified",
         .args_schema = "{\"type\":\"object\",\"additionalProperties\":false,"
                        "\"properties\":{\"reason\":" TEXT(3, 160) "}}",
         .default_timeout_s = 120,

@@ -169,7 +169,9 @@ static int act_reboot(step_ctx *sc, fm_err *err)
     char full[256];
     snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, sc->w->id,
              fm_json_str(json_object_get(sc->step, "args"), "reason", "reboot"));
-    if (ctx->be.slurm->update_node(ctx->be.slurm_st, sc->w->node, FM_SLURM_REBOOT, full, err))
+    /* Held DOWN after the reboot: no job can land before verification. */
+    if (ctx->be.slurm->update_node(ctx->be.slurm_st, sc->w->node, FM_SLURM_REBOOT_HOLD, full,
+                                   err))
         return -1;
     json_object_set_new(sc->out, "boot_before", json_integer(boot));
     return 0;
@@ -182,17 +184,19 @@ static bool node_up(step_ctx *sc, char *what, size_t len, fm_err *err)
         fm_wf_node_boot(sc->call->ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err);
     if (boot < 0) return false;
     snprintf(what, len, "waiting for %s to come back (Slurm state %s)", sc->w->node, st);
-    if (strstr(st, "REBOOT") || state_word(st, "DOWN") || strstr(st, "NOT_RESPONDING") ||
-        state_word(st, "UNKNOWN"))
+    if (strstr(st, "REBOOT") || strstr(st, "NOT_RESPONDING") || state_word(st, "UNKNOWN"))
         return false;
-    return !var_int(sc->w, "reboot_issued") || boot > var_int(sc->w, "boot_before");
+    /* After our reboot the node is DOWN by design (nextstate=DOWN): slurmd
+     * is back once the boot time moved and the reboot flags cleared. */
+    if (var_int(sc->w, "reboot_issued")) return boot > var_int(sc->w, "boot_before");
+    return !state_word(st, "DOWN");
 }
 
 static int act_wait_node_up(step_ctx *sc, fm_err *err)
 {
     if (wait_until(sc, node_up, err)) return -1;
-    /* scontrol reboot ... nextstate=RESUME (the backend's only reboot)
-     * returns the node to service; keep it out until it is verified. */
+    /* The node comes back DOWN (nextstate=DOWN); drain it under this
+     * workflow's reason so the verify and resume steps own it. */
     bool noop = false;
     if (fm_wf_drain(sc->call->ctx, sc->w->node, sc->w->id, "verifying after reboot", &noop, err))
         return -1;

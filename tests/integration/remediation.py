@@ -6,6 +6,7 @@ the real Slurm stack and sshd with the fake GPU tools.  Every loop is bounded
 by count and time.  Each scenario gets its own store (a fresh database), and
 nodes are put back (resume, fake GPU state re-initialised) between them.
 """
+import datetime
 import json
 import os
 import signal
@@ -392,6 +393,14 @@ def xid79_story():
     env = Env("xid79")
     inject("gpu-a01", "xid79")
     job = sbatch("gpu-a01", 20)
+    # A second job waits for the node: it must not start before the
+    # workflow has verified the node and resumed it (the reboot holds the
+    # node DOWN), so it writes down when it started.
+    started = os.path.join(TMP, "xid79-job2-started")
+    job2 = sh("sbatch", "-w", "gpu-a01", "-o", "/dev/null", "--parsable",
+              f"--dependency=afterany:{job}", "--wrap",
+              f"python3 -c 'import time; open(\"{started}\", \"w\").write(str(time.time()))'",
+              check_rc=True).stdout.strip().split(";")[0]
     rc, sc, err = env.call("repair_plan", node="gpu-a01", fault_class="gpu_fallen_off_bus")
     check(sc and sc["approval_needed"] and sc["running_jobs"] == 1 and sc["risk"] == "high",
           "plan: approval needed, one running job, risk high", sc or err)
@@ -419,6 +428,16 @@ def xid79_story():
     st = json.loads(gpu("gpu-a01", "show").stdout)
     check(st["reboots"] >= 1 and all(not g["fallen_off_bus"] for g in st["gpus"]),
           "node rebooted, GPU back on the bus", st.get("reboots"))
+    check(wait_for(lambda: os.path.exists(started) and os.path.getsize(started) > 0, 30),
+          "the waiting job ran once the node was back", job_state(job2))
+    resumed_at = s.get("resume", {}).get("started", "")
+    try:
+        t_job2 = float(open(started).read())
+        t_resume = datetime.datetime.fromisoformat(resumed_at.replace("Z", "+00:00")).timestamp()
+    except (OSError, ValueError):
+        t_job2, t_resume = 0.0, 1.0
+    check(t_job2 >= t_resume, "no job landed before the resume step (reboot held the node DOWN)",
+          {"job2_started": t_job2, "resume_step_started": resumed_at})
     check(wait_for(lambda: slurm_state("gpu-a01") == "IDLE", 20), "gpu-a01 resumed", slurm_state("gpu-a01"))
     print(f"     (workflow took {took:.1f}s)")
     # Attribution and audit chain
