@@ -3,7 +3,14 @@
  * thresholds, and the node's verdict.  One PromQL query fetches every
  * field for the node.  A GPU Slurm (or config) says should exist but that
  * has no series is crit: dcgm-exporter drops the series of a GPU that fell
- * off the bus. */
+ * off the bus.
+ *
+ * SBE, PCIe replay and NVLink CRC are counters that only ever grow until a
+ * reset or reboot: their thresholds apply to the increase over
+ * metrics.gpu_health.counter_window (default 1h, from a second query
+ * with "offset"), so a GPU that had a burst last month is not flagged
+ * forever.  Without a sample that far back the total is judged, and the
+ * issue says so. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +78,7 @@ static const char *const ST_NAME[] = {"ok", "warn", "crit"};
 
 typedef struct thresholds {
     double temp_warn, temp_crit, sbe_vol_warn, pcie_replay_warn, nvlink_crc_warn, remapped_unc_warn;
+    char window[16]; /* PromQL duration for counter increases, e.g. "1h" */
     const json_t *xid_crit, *xid_ignore; /* borrowed arrays, may be NULL */
     long long expected_gpus;             /* 0: unknown */
     char host_label[64];
@@ -95,6 +103,13 @@ static double thr_num(const json_t *sec, const char *key, double dflt)
     return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
+/* The config schema checks it too; this keeps PromQL safe regardless. */
+static bool valid_window(const char *w)
+{
+    size_t n = strspn(w, "0123456789");
+    return n >= 1 && n <= 6 && w[0] != '0' && strchr("smhd", w[n]) && w[n] && !w[n + 1];
+}
+
 static void load_thresholds(const fm_config *cfg, thresholds *t)
 {
     const json_t *g = json_object_get(fm_config_section(cfg, "metrics"), "gpu_health");
@@ -107,6 +122,8 @@ static void load_thresholds(const fm_config *cfg, thresholds *t)
     t->xid_crit = json_object_get(g, "xid_crit");
     t->xid_ignore = json_object_get(g, "xid_ignore");
     t->expected_gpus = (long long)thr_num(g, "expected_gpus", 0);
+    const char *w = json_string_value(json_object_get(g, "counter_window"));
+    snprintf(t->window, sizeof t->window, "%s", w && valid_window(w) ? w : "1h");
     const char *hl = json_string_value(json_object_get(g, "host_label"));
     snprintf(t->host_label, sizeof t->host_label, "%s", hl ? hl : "Hostname");
 }
@@ -155,7 +172,42 @@ static status max_st(status a, status b)
 }
 
 /* Judges one GPU; returns a new object (compact unless detail). */
-static json_t *judge(const thresholds *t, int idx, const gpu *g, bool detail, status *out)
+/* A counter's growth over the window: now minus then, or now when the
+ * counter was reset in between.  Returns false when there is no sample
+ * from then (the total is all there is). */
+static bool growth(const gpu *g, const gpu *then, int m, double *inc)
+{
+    if (!then || !then->has[m]) return false;
+    double a = then->v[m], b = g->v[m];
+    *inc = b >= a ? b - a : b;
+    return true;
+}
+
+/* A counter check: the increase over the window against warn, or the
+ * total when there is no history. */
+static status counter_check(const thresholds *t, json_t *d, json_t *issues, const gpu *g,
+                            const gpu *then, int m, const char *what, double warn)
+{
+    char txt[128];
+    double inc = 0;
+    bool rated = growth(g, then, m, &inc);
+    double judged = rated ? inc : g->v[m];
+    if (rated)
+        snprintf(txt, sizeof txt, "%s +%.0f in %s (total %.0f)", what, inc, t->window, g->v[m]);
+    else
+        snprintf(txt, sizeof txt, "%s %.0f (total: no sample from %s ago)", what, g->v[m],
+                 t->window);
+    status st = check(d, issues, METRICS[m].key, g->v[m], judged >= warn ? ST_WARN : ST_OK, txt);
+    json_t *o = d ? json_object_get(d, METRICS[m].key) : NULL;
+    if (o) {
+        json_object_set_new(o, "increase", rated ? json_real(inc) : json_null());
+        json_object_set_new(o, "window", json_string(t->window));
+    }
+    return st;
+}
+
+static json_t *judge(const thresholds *t, int idx, const gpu *g, const gpu *then, bool detail,
+                     status *out)
 {
     json_t *issues = json_array();
     json_t *d = detail ? json_object() : NULL;
@@ -180,11 +232,9 @@ static json_t *judge(const thresholds *t, int idx, const gpu *g, bool detail, st
         st = max_st(st,
                     check(d, issues, "ecc_dbe_vol", v[M_DBE], v[M_DBE] > 0 ? ST_CRIT : ST_OK, txt));
     }
-    if (g->has[M_SBE]) {
-        snprintf(txt, sizeof txt, "ECC volatile SBE %.0f", v[M_SBE]);
-        st = max_st(st, check(d, issues, "ecc_sbe_vol", v[M_SBE],
-                              v[M_SBE] >= t->sbe_vol_warn ? ST_WARN : ST_OK, txt));
-    }
+    if (g->has[M_SBE])
+        st = max_st(st, counter_check(t, d, issues, g, then, M_SBE, "ECC volatile SBE",
+                                      t->sbe_vol_warn));
     if (g->has[M_RFAIL]) {
         st = max_st(st, check(d, issues, "row_remap_failure", v[M_RFAIL],
                               v[M_RFAIL] > 0 ? ST_CRIT : ST_OK, "row remap failure"));
@@ -200,16 +250,12 @@ static json_t *judge(const thresholds *t, int idx, const gpu *g, bool detail, st
                               v[M_RUNC] >= t->remapped_unc_warn ? ST_WARN : ST_OK, txt));
     }
     if (g->has[M_RCORR] && d) check(d, issues, "remapped_rows_corr", v[M_RCORR], ST_OK, "");
-    if (g->has[M_PCIE]) {
-        snprintf(txt, sizeof txt, "PCIe replays %.0f", v[M_PCIE]);
-        st = max_st(st, check(d, issues, "pcie_replay", v[M_PCIE],
-                              v[M_PCIE] >= t->pcie_replay_warn ? ST_WARN : ST_OK, txt));
-    }
-    if (g->has[M_NVL]) {
-        snprintf(txt, sizeof txt, "NVLink CRC errors %.0f", v[M_NVL]);
-        st = max_st(st, check(d, issues, "nvlink_crc", v[M_NVL],
-                              v[M_NVL] >= t->nvlink_crc_warn ? ST_WARN : ST_OK, txt));
-    }
+    if (g->has[M_PCIE])
+        st = max_st(st, counter_check(t, d, issues, g, then, M_PCIE, "PCIe replays",
+                                      t->pcie_replay_warn));
+    if (g->has[M_NVL])
+        st = max_st(st, counter_check(t, d, issues, g, then, M_NVL, "NVLink CRC errors",
+                                      t->nvlink_crc_warn));
     if (g->has[M_CLOCK]) {
         unsigned mask = (unsigned)v[M_CLOCK];
         json_t *reasons = json_array();
@@ -318,7 +364,7 @@ json_t *fm_tool_gpu_health(fm_call *call, fm_err *err)
     snprintf(q + l, sizeof q - l, ")\",%s=\"%s\"}", t.host_label, node);
     json_t *ans = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, err);
     if (!ans) return NULL;
-    gpu *gpus = calloc(MAX_GPUS, sizeof *gpus);
+    gpu *gpus = calloc(2 * MAX_GPUS, sizeof *gpus), *then = gpus + MAX_GPUS;
     if (!gpus) {
         json_decref(ans);
         fm_err_set(err, FM_ERR_NOMEM, "gpu_health");
@@ -327,6 +373,21 @@ json_t *fm_tool_gpu_health(fm_call *call, fm_err *err)
     int seen = collect(ans, gpus);
     bool truncated = json_is_true(json_object_get(ans, "truncated"));
     json_decref(ans);
+    /* The counters as they were one window ago, to judge their growth.
+     * Failing that, the totals are judged and the note says why. */
+    char history_err[160] = "";
+    if (seen > 0) {
+        snprintf(q, sizeof q, "{__name__=~\"DCGM_FI_DEV_(%s|%s|%s)\",%s=\"%s\"} offset %s",
+                 METRICS[M_SBE].metric, METRICS[M_PCIE].metric, METRICS[M_NVL].metric,
+                 t.host_label, node, t.window);
+        fm_err herr = {0};
+        json_t *past = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, &herr);
+        if (past)
+            collect(past, then);
+        else
+            fm_clip(history_err, sizeof history_err, herr.text);
+        json_decref(past);
+    }
 
     long long expected = 0;
     const char *from = "metrics";
@@ -354,7 +415,7 @@ json_t *fm_tool_gpu_health(fm_call *call, fm_err *err)
         status st;
         json_t *o;
         if (gpus[i].seen) {
-            o = judge(&t, i, &gpus[i], detail, &st);
+            o = judge(&t, i, &gpus[i], then[i].seen ? &then[i] : NULL, detail, &st);
         } else if (seen > 0) {
             st = ST_CRIT;
             o = json_pack("{s:i, s:s, s:[s]}", "gpu", i, "status", "crit", "issues",
@@ -389,6 +450,11 @@ json_t *fm_tool_gpu_health(fm_call *call, fm_err *err)
                                          "the node and its scrape (up{...}), or "
                                          "metrics.gpu_health.host_label",
                                          t.host_label, node));
+    else if (history_err[0])
+        json_object_set_new(out, "note",
+                            json_sprintf("counters judged by their totals: the %s-old sample"
+                                         " could not be read (%s)",
+                                         t.window, history_err));
     else if (truncated)
         json_object_set_new(out, "note",
                             json_string("metrics answer truncated by metrics.max_series: raise it "

@@ -423,6 +423,49 @@ def test_gpu_health(rest):
     check(r and r["verdict"] == "unknown" and "note" in r, "gpu_health: node without series is unknown", e or r)
 
 
+def test_gpu_counters():
+    """Counter thresholds judge growth over counter_window, not totals: a
+    burst flags the GPU, and once the counter stops climbing for a window
+    the GPU is ok again although its total stays high."""
+    node, window = "gpu-b03", 6
+    cfg = os.path.join(TMP, "counters.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"mode: fleet\nstore: {{path: {TMP}/counters.db}}\n"
+                f"metrics:\n  url: {ENV['FM_PROM_URL']}\n"
+                f"  gpu_health:\n    counter_window: {window}s\n    expected_gpus: 8\n")
+    srv = Server(cfg, "counters")
+    try:
+        subprocess.run(GPU_STATE + ["reboot", node], check=True, capture_output=True)
+        time.sleep(window + 2)  # a quiet window: the counters' history is flat
+
+        def pcie_issue():
+            r, _, _ = srv.call("gpu_health", node=node, detail=True)
+            g = [x for x in (r or {}).get("gpus", []) if x["gpu"] == 1]
+            return r if g and any("PCIe replays +" in i for i in g[0]["issues"]) else None
+        subprocess.run(GPU_STATE + ["inject", node, "pcie_replay", "--gpu", "1"], check=True,
+                       capture_output=True)
+        r = wait_until(pcie_issue, 15)
+        g1 = [x for x in (r or {}).get("gpus", []) if x["gpu"] == 1]
+        g1 = g1[0] if g1 else {}
+        check(r and r["verdict"] == "degraded" and
+              any(f"in {window}s" in i for i in g1.get("issues", [])),
+              "gpu_health: a PCIe replay burst is judged by its growth in the window", g1 or r)
+        pr = g1.get("pcie_replay", {})
+        check(pr.get("value", 0) >= 500 and pr.get("increase", 0) >= 100 and
+              pr.get("window") == f"{window}s", "gpu_health detail: total, increase and window", pr)
+        r = wait_until(lambda: health(srv, node)["verdict"] == "healthy" and health(srv, node),
+                       window + 15)
+        check(r and r["verdict"] == "healthy",
+              "gpu_health: healthy again once the counter stops climbing (total still 500)", r)
+        r, e, _ = srv.call("gpu_health", node=node, detail=True)
+        pr = [x for x in r["gpus"] if x["gpu"] == 1][0].get("pcie_replay", {}) if r else {}
+        check(pr.get("value", 0) >= 500 and pr.get("increase") == 0 and pr.get("status") == "ok",
+              "gpu_health detail: a high total with no growth is ok", pr)
+    finally:
+        srv.close()
+        subprocess.run(GPU_STATE + ["reboot", node], capture_output=True)
+
+
 def test_socket_gone(rest):
     sock = ENV["FM_SLURM_SOCKET"]
     away = sock + ".away"
@@ -497,6 +540,7 @@ def main():
         test_metrics(rest)
         test_grafana_proxy()
         test_gpu_health(rest)
+        test_gpu_counters()
         if os.environ.get("FM_SKIP_DISRUPT"):
             print("skip daemon-down cases (FM_SKIP_DISRUPT)")
         else:

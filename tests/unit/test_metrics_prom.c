@@ -125,10 +125,28 @@ END_TEST
 /* ---- gpu_health through a fake metrics backend ----------------------- */
 
 static json_t *fake_answer;
+/* The counters one window ago (the "offset" query): NULL means no
+ * samples that far back; fake_past_fails makes that query fail. */
+static json_t *fake_past;
+static bool fake_past_fails;
 
 static json_t *fake_instant(void *st, const char *promql, double t, fm_err *err)
 {
     ck_assert_ptr_nonnull(strstr(promql, "Hostname=\"gpu-b01\""));
+    if (strstr(promql, "} offset ")) {
+        if (fake_past_fails) {
+            fm_err_set(err, FM_ERR_TIMEOUT, "prometheus did not answer in 5000 ms");
+            return NULL;
+        }
+        if (!fake_past) {
+            json_t *empty = json_pack("{s:s, s:{s:s, s:[]}}", "status", "success", "data",
+                                      "resultType", "vector", "result");
+            json_t *r = fm_metrics_normalize(empty, 1000, 1000, err);
+            json_decref(empty);
+            return r;
+        }
+        return fm_metrics_normalize(fake_past, 1000, 1000, err);
+    }
     return fm_metrics_normalize(fake_answer, 1000, 1000, err);
 }
 
@@ -209,6 +227,29 @@ START_TEST(gpu_health_verdict)
     ck_assert_str_eq(json_string_value(json_object_get(gpu_entry(out, 6), "status")), "ok");
     ck_assert_int_eq(json_array_size(json_object_get(out, "gpus")), 8);
     json_decref(out);
+
+    /* Counters judged by growth: the same 500 replays an hour ago means
+     * none since, so GPU 6 is ok; the issue text says which it was. */
+    fake_past = fake_answer;
+    out = call_gpu_health("{\"metrics\":{\"gpu_health\":{\"expected_gpus\":8}}}", true);
+    json_t *pr = json_object_get(gpu_entry(out, 6), "pcie_replay");
+    ck_assert_str_eq(json_string_value(json_object_get(pr, "status")), "ok");
+    ck_assert(json_number_value(json_object_get(pr, "increase")) == 0);
+    ck_assert_str_eq(json_string_value(json_object_get(pr, "window")), "1h");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(out, "counts"), "warn")), 0);
+    json_decref(out);
+    fake_past = NULL;
+    out = call_gpu_health("{\"metrics\":{\"gpu_health\":{\"counter_window\":\"15m\"}}}", false);
+    const char *issue = json_string_value(json_array_get(json_object_get(gpu_entry(out, 6), "issues"), 0));
+    ck_assert_ptr_nonnull(strstr(issue, "no sample from 15m ago"));
+    json_decref(out);
+    /* The history query failing costs the growth, not the answer. */
+    fake_past_fails = true;
+    out = call_gpu_health("{}", false);
+    ck_assert_str_eq(json_string_value(json_object_get(out, "verdict")), "faulty");
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(out, "note")), "totals"));
+    json_decref(out);
+    fake_past_fails = false;
     json_decref(fake_answer);
 
     /* no series at all: unknown, with what to check */
