@@ -384,7 +384,7 @@ def visit(ps):
 visit(d.get("panels", []))
 joined = "\n".join(exprs)
 want = ["fleetmcp_automation_success_ratio", "fleetmcp_manual_override_ratio",
-        "fleetmcp_false_positive_quarantines_total", "fleetmcp_mean_repair_seconds",
+        "fleetmcp_false_positive_quarantines", "fleetmcp_mean_repair_seconds",
         "fleetmcp_nodes", "fleetmcp_capacity_removed_nodes", "fleetmcp_repeat_offender_nodes",
         "fleetmcp_shadow_agreement_ratio", "fleetmcp_tool_calls",
         "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"]

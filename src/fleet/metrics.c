@@ -148,7 +148,7 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
     gauge(f, "fleetmcp_manual_override_ratio",
           "Human node actions on nodes fleetmcp remediated, per remediated node, 30 days",
           json_object_get(m, "manual_override_ratio"));
-    gauge(f, "fleetmcp_false_positive_quarantines_total",
+    gauge(f, "fleetmcp_false_positive_quarantines",
           "Workflows that returned a node without repairing anything, 30 days",
           json_object_get(m, "false_positive_quarantines"));
     gauge(f, "fleetmcp_mean_repair_seconds", "Mean duration of completed workflows, 30 days",
