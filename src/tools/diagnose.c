@@ -20,6 +20,7 @@
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fm_tools.gen.h"
+#include "read_common.h"
 
 #ifndef FM_SHARE_DIR
 #define FM_SHARE_DIR "/usr/local/share/fleetmcp"
@@ -133,6 +134,53 @@ static void collect_slurm(fm_ctx *ctx, const char *node, json_int_t job_id, json
     json_array_append_new(json_object_get(info, "sources"), json_string("slurm"));
 }
 
+static char *fmt_key(const char *name, const char *labels)
+{
+    size_t n = strlen(name) + strlen(labels) + 2;
+    char *k = malloc(n);
+    if (k) snprintf(k, n, "%s\x1f%s", name, labels);
+    return k;
+}
+
+/* A metrics answer's numeric samples (borrowed answer, may be NULL) as
+ * diagnose signals appended to out, up to max in all.  With only (an
+ * object, may be NULL), a sample is kept only if its series is a key
+ * there; with keys (may be NULL), each kept series' key is added. */
+static void add_samples(json_t *out, const json_t *ans, size_t max, const json_t *only,
+                        json_t *keys)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(ans, "series"), i, s)
+    {
+        if (json_array_size(out) >= max) break;
+        json_t *labels = json_object_get(s, "labels");
+        const char *name = json_string_value(json_object_get(labels, "__name__"));
+        json_t *v = json_object_get(s, "value");
+        if (!name || !json_is_number(v)) continue; /* NaN/Inf come as strings */
+        json_t *lb = json_object();
+        const char *k;
+        json_t *lv;
+        json_object_foreach(labels, k, lv)
+        {
+            if (strcmp(k, "__name__") != 0 && json_is_string(lv) && json_object_size(lb) < 32)
+                json_object_set(lb, k, lv);
+        }
+        char *lt = json_dumps(lb, JSON_COMPACT | JSON_SORT_KEYS);
+        char *key = lt ? fmt_key(name, lt) : NULL;
+        free(lt);
+        if (!key || (only && !json_object_get(only, key))) {
+            free(key);
+            json_decref(lb);
+            continue;
+        }
+        if (keys) json_object_set_new(keys, key, json_true());
+        free(key);
+        json_array_append_new(out,
+                              json_pack("{s:s, s:o, s:O}", "name", name, "labels", lb, "value", v));
+    }
+}
+
 static void collect_metrics(fm_ctx *ctx, const char *node, json_t *sig, json_t *info)
 {
     const json_t *gh = json_object_get(fm_config_section(&ctx->cfg, "metrics"), "gpu_health");
@@ -152,27 +200,26 @@ static void collect_metrics(fm_ctx *ctx, const char *node, json_t *sig, json_t *
         note(json_object_get(info, "errors"), "metrics for %s: %s: %s", node, &e);
         return;
     }
-    json_t *out = json_array();
-    size_t i;
-    json_t *s;
-    json_array_foreach(json_object_get(ans, "series"), i, s)
-    {
-        if (json_array_size(out) >= MAX_COLLECT_SERIES) break;
-        json_t *labels = json_object_get(s, "labels");
-        const char *name = json_string_value(json_object_get(labels, "__name__"));
-        json_t *v = json_object_get(s, "value");
-        if (!name || !json_is_number(v)) continue; /* NaN/Inf come as strings */
-        json_t *lb = json_object();
-        const char *k;
-        json_t *lv;
-        json_object_foreach(labels, k, lv)
-        {
-            if (strcmp(k, "__name__") != 0 && json_is_string(lv) && json_object_size(lb) < 32)
-                json_object_set(lb, k, lv);
-        }
-        json_array_append_new(out,
-                              json_pack("{s:s, s:o, s:O}", "name", name, "labels", lb, "value", v));
-    }
+    /* The DCGM counters one window ago too, as earlier samples of the
+     * same series: the "rising" signatures judge growth, and one sample
+     * gives none.  Without that history they simply do not fire. */
+    char window[16];
+    fm_read_counter_window(&ctx->cfg, window);
+    snprintf(q, sizeof q, "{__name__=~\"DCGM_FI_DEV_.*(_TOTAL|_COUNTER)\",%s=\"%s\"} offset %s",
+             hl, node, window);
+    fm_err pe = {0};
+    json_t *past = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, &pe);
+    if (!past) note(json_object_get(info, "errors"), "metrics history for %s: %s: %s", node, &pe);
+    /* Older samples first (the engine compares a series' first and last),
+     * and only of series still there: a GPU gone from the answer must not
+     * be judged by what it said an hour ago. */
+    json_t *now = json_array(), *keys = json_object(), *out = json_array();
+    add_samples(now, ans, MAX_COLLECT_SERIES, NULL, keys);
+    add_samples(out, past, MAX_COLLECT_SERIES / 4, keys, NULL);
+    json_array_extend(out, now);
+    json_decref(now);
+    json_decref(keys);
+    json_decref(past);
     json_decref(ans);
     json_object_set_new(sig, "metrics", out);
     json_array_append_new(json_object_get(info, "sources"), json_string("metrics"));

@@ -103,13 +103,6 @@ static double thr_num(const json_t *sec, const char *key, double dflt)
     return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
-/* The config schema checks it too; this keeps PromQL safe regardless. */
-static bool valid_window(const char *w)
-{
-    size_t n = strspn(w, "0123456789");
-    return n >= 1 && n <= 6 && w[0] != '0' && strchr("smhd", w[n]) && w[n] && !w[n + 1];
-}
-
 static void load_thresholds(const fm_config *cfg, thresholds *t)
 {
     const json_t *g = json_object_get(fm_config_section(cfg, "metrics"), "gpu_health");
@@ -122,8 +115,7 @@ static void load_thresholds(const fm_config *cfg, thresholds *t)
     t->xid_crit = json_object_get(g, "xid_crit");
     t->xid_ignore = json_object_get(g, "xid_ignore");
     t->expected_gpus = (long long)thr_num(g, "expected_gpus", 0);
-    const char *w = json_string_value(json_object_get(g, "counter_window"));
-    snprintf(t->window, sizeof t->window, "%s", w && valid_window(w) ? w : "1h");
+    fm_read_counter_window(cfg, t->window);
     const char *hl = json_string_value(json_object_get(g, "host_label"));
     snprintf(t->host_label, sizeof t->host_label, "%s", hl ? hl : "Hostname");
 }

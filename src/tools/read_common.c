@@ -1,6 +1,8 @@
 /* Argument and time helpers for the read tools. */
 #include "read_common.h"
 
+#include "fleetmcp/fm_config.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,4 +173,14 @@ json_t *fm_read_page(json_t *counts, json_t *page, size_t total, long long offse
     json_object_set_new(out, items_key, page);
     json_object_set_new(out, "backend", json_string(backend));
     return out;
+}
+
+const char *fm_read_counter_window(const fm_config *cfg, char buf[16])
+{
+    const json_t *g = json_object_get(fm_config_section(cfg, "metrics"), "gpu_health");
+    const char *w = json_string_value(json_object_get(g, "counter_window"));
+    size_t n = w ? strspn(w, "0123456789") : 0;
+    bool ok = n >= 1 && n <= 6 && w[0] != '0' && w[n] && strchr("smhd", w[n]) && !w[n + 1];
+    snprintf(buf, 16, "%s", ok ? w : "1h");
+    return buf;
 }

@@ -29,6 +29,13 @@ int fm_read_parse_time(const json_t *v, double now, double *out, fm_err *err);
  * success. */
 int fm_read_parse_duration(const json_t *v, double *out, fm_err *err);
 
+struct fm_config;
+
+/* metrics.gpu_health.counter_window as a PromQL duration ("1h" unless
+ * set): the window over which DCGM counters are judged by their growth.
+ * Checked here too, as it goes into PromQL.  Returns buf. */
+const char *fm_read_counter_window(const struct fm_config *cfg, char buf[16]);
+
 /* Wall clock, seconds. */
 double fm_read_now(void);
 

@@ -62,8 +62,56 @@ def main():
         for node, fault, _, _ in CASES:
             if fault:
                 gpu_state("init", node, "--sku", "a100" if node.startswith("gpu-b") else "h100")
-    print(f"collect: {len(CASES) - failed} passed, {failed} failed")
+    failed += rising_counter()
+    print(f"collect: {len(CASES) + 2 - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+def rising_counter():
+    """A counter is judged by its growth over metrics.gpu_health.counter_window:
+    a PCIe replay burst within the window reads as gpu_pcie_error, and the
+    same total after a quiet window is no longer rising.  Returns failures."""
+    node, window = "gpu-a04", 6
+    text = open(CONFIG).read().replace(
+        "\nmetrics:\n", f"\nmetrics:\n  gpu_health:\n    counter_window: {window}s\n", 1)
+    cfg = os.path.join(STACK, "fleetmcp-window.yaml")
+    with open(cfg, "w") as f:
+        f.write(text)
+    c = Mcp([os.path.join(ROOT, "build", "fleetmcp"), "--config", cfg], dict(os.environ))
+    failed = 0
+    try:
+        c.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "diagnose-collect", "version": "1"}})
+        c.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        time.sleep(window + 2)  # a flat history to compare with
+        gpu_state("inject", node, "pcie_replay", "--gpu", "3")
+        time.sleep(3)
+
+        def top():
+            res = c.request("tools/call", {"name": "diagnose", "arguments": {"node": node}})
+            return res.get("structuredContent", {}).get("top", {})
+        t = top()
+        ev = " | ".join(t.get("evidence", []))
+        ok = t.get("fault_class") == "gpu_pcie_error" and "rose by" in ev
+        print(f"{'ok  ' if ok else 'FAIL'} {node}: PCIe replays rising within {window}s ->"
+              f" {t.get('fault_class')} {t.get('confidence')}")
+        if not ok:
+            print("     evidence:", ev[:600])
+            failed += 1
+        time.sleep(window + 2)  # the counter stays at its total, no longer rising
+        # (the stack's fake dcgmi health keeps warning from the total; a
+        # real one watches the rate: only the metric's part is checked)
+        t = top()
+        ok = not any("rose by" in e for e in t.get("evidence", []))
+        print(f"{'ok  ' if ok else 'FAIL'} {node}: the same total a window later is no"
+              f" longer rising evidence -> {t.get('fault_class')}")
+        if not ok:
+            print("     evidence:", " | ".join(t.get("evidence", []))[:600])
+            failed += 1
+    finally:
+        c.close()
+        gpu_state("init", node, "--sku", "h100")
+    return failed
 
 
 if __name__ == "__main__":
