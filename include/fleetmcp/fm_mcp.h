@@ -10,7 +10,7 @@
 struct fm_ctx;
 
 #define FM_SERVER_NAME "fleetmcp"
-#define FM_SERVER_VERSION "0.1.0"
+#define FM_SERVER_VERSION "0.2.0"
 
 /* Serves until EOF or SIGTERM (ctx->stop).  Returns the exit status. */
 int fm_mcp_serve(struct fm_ctx *ctx);
