@@ -23,6 +23,7 @@ typedef struct fm_store {
      * address (callers pass string literals). */
     const char *stmt_sql[FM_STORE_STMT_CACHE];
     sqlite3_stmt *stmt[FM_STORE_STMT_CACHE];
+    int wal_frames; /* frames in the WAL after the last commit */
 } fm_store;
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err);
@@ -36,6 +37,14 @@ int fm_store_migrate(fm_store *st, const char *subsystem, int version, const cha
 int fm_store_begin(fm_store *st, fm_err *err);
 int fm_store_commit(fm_store *st, fm_err *err);
 void fm_store_rollback(fm_store *st);
+
+/* WAL checkpoints are idle work: the commit that crosses SQLite's
+ * threshold would otherwise pay for one (an fdatasync).  The server asks
+ * whether one is due and runs it when no message is waiting; a WAL that
+ * grows far past it anyway (a client that never pauses) is checkpointed
+ * at commit time, as SQLite would. */
+bool fm_store_checkpoint_due(const fm_store *st);
+void fm_store_checkpoint(fm_store *st);
 
 /* Settings: small key/value pairs (kill switch, counters). */
 int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len);

@@ -430,7 +430,13 @@ int fm_mcp_serve(fm_ctx *ctx)
             if (rc) return 0;
             continue;
         }
-        fm_rx_status st = fm_tx_next(tx, true, &line, &len);
+        fm_rx_status st = FM_RX_AGAIN;
+        /* Idle work (a WAL checkpoint) only when no message is waiting. */
+        if (fm_store_checkpoint_due(&ctx->store)) {
+            st = fm_tx_next(tx, false, &line, &len);
+            if (st == FM_RX_AGAIN) fm_store_checkpoint(&ctx->store);
+        }
+        if (st == FM_RX_AGAIN) st = fm_tx_next(tx, true, &line, &len);
         switch (st) {
         case FM_RX_LINE:
             if (fm_mcp_handle_line(ctx, line, len)) return 0;

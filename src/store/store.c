@@ -10,6 +10,10 @@
 #include <time.h>
 
 #define FM_BUSY_TIMEOUT_MS 10000
+/* SQLite's own autocheckpoint threshold, and the bound past which a
+ * checkpoint no longer waits for an idle moment. */
+#define WAL_IDLE_FRAMES 1000
+#define WAL_HARD_FRAMES 8000
 
 int64_t fm_now_ms(void)
 {
@@ -57,6 +61,31 @@ static int exec_sql(fm_store *st, const char *sql, fm_err *err)
     return 0;
 }
 
+/* Replaces SQLite's autocheckpoint (a wal hook turns it off): counts
+ * frames, and checkpoints at once only past the hard bound. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    fm_store *st = arg;
+    st->wal_frames = frames;
+    if (frames >= WAL_HARD_FRAMES) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        st->wal_frames = 0;
+    }
+    return SQLITE_OK;
+}
+
+bool fm_store_checkpoint_due(const fm_store *st)
+{
+    return st->db && st->wal_frames >= WAL_IDLE_FRAMES;
+}
+
+void fm_store_checkpoint(fm_store *st)
+{
+    /* PASSIVE: never waits for readers or writers of other processes. */
+    if (st->db) sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    st->wal_frames = 0;
+}
+
 static const char core_ddl[] =
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     " updated_ms INTEGER NOT NULL);";
@@ -89,6 +118,7 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
         fm_store_close(st);
         return -1;
     }
+    sqlite3_wal_hook(st->db, wal_hook, st);
     return 0;
 }
 

@@ -222,6 +222,46 @@ START_TEST(v1_store_migrates)
 }
 END_TEST
 
+/* Checkpoints wait for the server's idle moments, but the WAL stays
+ * bounded even when there are none. */
+START_TEST(wal_checkpoint_idle_and_bounded)
+{
+    char path[] = "/tmp/fm-audit-wal-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    fm_err err = {0};
+    unsetenv("FLEETMCP_CONFIG");
+    ck_assert_msg(fm_ctx_open(&ctx, NULL, path, &err) == 0, "%s", err.text);
+    fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+    int i = 0;
+    for (; i < 5000 && !fm_store_checkpoint_due(&ctx.store); i++)
+        ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    ck_assert(fm_store_checkpoint_due(&ctx.store)); /* a few hundred rows in */
+    ck_assert_int_lt(i, 1000);
+    fm_store_checkpoint(&ctx.store);
+    ck_assert(!fm_store_checkpoint_due(&ctx.store));
+    ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    ck_assert_int_lt(ctx.store.wal_frames, 20); /* the WAL started over */
+    /* No idle moment at all: the hard bound checkpoints at commit time. */
+    int most = 0;
+    for (int k = 0; k < 4000; k++) {
+        ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+        if (ctx.store.wal_frames > most) most = ctx.store.wal_frames;
+    }
+    ck_assert_int_lt(most, 8000);
+    int64_t rows = 0, bad = 0;
+    ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
+    fm_ctx_close(&ctx);
+    unlink(path);
+    char side[600];
+    snprintf(side, sizeof side, "%s-wal", path), unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path), unlink(side);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
     Suite *s = suite_create("audit");
@@ -232,6 +272,8 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
     tcase_add_test(tc, v1_store_migrates);
+    tcase_add_test(tc, wal_checkpoint_idle_and_bounded);
+    tcase_set_timeout(tc, 60); /* thousands of real commits under ASan */
     suite_add_tcase(s, tc);
     return s;
 }
