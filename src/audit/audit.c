@@ -335,7 +335,10 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         }
         snprintf(expect_prev, sizeof expect_prev, "%s", hash);
     }
-    if (rc == 0 && step != SQLITE_DONE) rc = fm_store_fail(st, err, "audit verify");
+    if (rc == 0 && step != SQLITE_DONE) {
+        fm_store_fail(st, err, "audit verify");
+        rc = -1;
+    }
     sqlite3_finalize(s);
     return rc;
 }

@@ -172,7 +172,9 @@ static int step_cached(fm_store *st, const char *sql, const char *what, fm_err *
     if (!s) return -1;
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : fm_store_fail(st, err, what);
+    if (rc == SQLITE_DONE) return 0;
+    fm_store_fail(st, err, what);
+    return -1;
 }
 
 int fm_store_begin(fm_store *st, fm_err *err)
