@@ -579,6 +579,14 @@ static json_t *normalize(const jira_st *j, const json_t *issue, bool full, fm_er
 
 /* ---- operations ------------------------------------------------------ */
 
+/* {"name": <Jira priority>} from the severity through priority_map, if
+ * it maps to one. */
+static void set_priority(const jira_st *j, json_t *jf, const json_t *fields)
+{
+    const char *prio = fm_ticket_priority(j->priority_map, fields);
+    if (prio) json_object_set_new(jf, "priority", json_pack("{s:s}", "name", prio));
+}
+
 /* Custom field values: strings and numbers as they are, anything else as
  * compact JSON text (Jira text fields take strings). */
 static void set_custom_fields(const jira_st *j, json_t *jf, const json_t *fields)
@@ -619,12 +627,7 @@ static json_t *jira_create(void *st, const json_t *fields, fm_err *err)
     json_object_set_new(jf, "description", json_string(desc ? desc : ""));
     free(desc);
     json_object_set_new(jf, "labels", fm_ticket_labels(fields, j->labels));
-    const char *prio = fm_ticket_priority(j->priority_map, fields);
-    if (prio) {
-        json_t *p = json_object();
-        json_object_set_new(p, "name", json_string(prio));
-        json_object_set_new(jf, "priority", p);
-    }
+    set_priority(j, jf, fields);
     set_custom_fields(j, jf, fields);
     json_t *body = json_object();
     json_object_set_new(body, "fields", jf);
@@ -683,14 +686,7 @@ static int jira_update(void *st, const char *key, const json_t *fields, fm_err *
         json_object_set_new(jf, "summary", fm_ticket_summary(s));
     if ((s = fm_json_str(fields, "description", NULL)))
         json_object_set_new(jf, "description", fm_ticket_str_clip(s, FM_TICKET_MAX_DESCRIPTION));
-    if (json_object_get(fields, "severity")) {
-        const char *prio = fm_ticket_priority(j->priority_map, fields);
-        if (prio) {
-            json_t *p = json_object();
-            json_object_set_new(p, "name", json_string(prio));
-            json_object_set_new(jf, "priority", p);
-        }
-    }
+    if (json_object_get(fields, "severity")) set_priority(j, jf, fields);
     set_custom_fields(j, jf, fields);
     json_t *body = json_object();
     if (json_object_size(jf))

@@ -35,11 +35,14 @@ json_t *fm_result_error(const fm_err *err)
     return r;
 }
 
-/* The result with its text already dumped (steals structured). */
+/* The result with its text already dumped (steals structured).  Without
+ * structured, content only: the caller splices structuredContent in. */
 static json_t *result_with_text(json_t *structured, const char *text)
 {
-    return json_pack("{s:[{s:s, s:s}], s:o}", "content", "type", "text", "text",
-                     text ? text : "{}", "structuredContent", structured);
+    json_t *r = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text",
+                          text ? text : "{}");
+    if (structured) json_object_set_new(r, "structuredContent", structured);
+    return r;
 }
 
 json_t *fm_result_ok(json_t *structured)
@@ -255,10 +258,9 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
     if (structured_text && text) {
         /* The caller splices the text in as structuredContent: the tree
          * is not dumped a second time. */
-        result = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", text);
         json_decref(structured);
         *structured_text = text;
-        return result;
+        return result_with_text(NULL, text);
     }
     result = result_with_text(structured, text);
     free(text);

@@ -65,12 +65,10 @@ static int exec_sql(fm_store *st, const char *sql, fm_err *err)
  * frames, and checkpoints at once only past the hard bound. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
+    (void)db, (void)name; /* the store's one database */
     fm_store *st = arg;
     st->wal_frames = frames;
-    if (frames >= WAL_HARD_FRAMES) {
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        st->wal_frames = 0;
-    }
+    if (frames >= WAL_HARD_FRAMES) fm_store_checkpoint(st);
     return SQLITE_OK;
 }
 
