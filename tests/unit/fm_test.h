@@ -4,7 +4,29 @@
 #define FM_TEST_H
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+/* Makes path (a "/tmp/fm-...-XXXXXX" buffer) name a new, empty file for a
+ * file-backed store. */
+static inline void fm_test_temp_db(char *path)
+{
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+/* Removes a store and whatever SQLite kept beside it. */
+static inline void fm_test_unlink_db(const char *path)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+}
 
 #define FM_TEST_MAIN(suite_fn)                                                                     \
     int main(void)                                                                                 \

@@ -169,9 +169,7 @@ END_TEST
 START_TEST(v1_store_migrates)
 {
     char path[] = "/tmp/fm-audit-v1-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    fm_test_temp_db(path);
     const char *dir = getenv("FM_FIXTURES");
     char fixture[512];
     snprintf(fixture, sizeof fixture, "%s/store/audit-v1.sql", dir ? dir : "tests/fixtures");
@@ -215,10 +213,7 @@ START_TEST(v1_store_migrates)
     ck_assert_int_eq(fm_audit_append(&ctx, &r, NULL), 7);
     ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
     fm_ctx_close(&ctx);
-    unlink(path);
-    char side[600];
-    snprintf(side, sizeof side, "%s-wal", path), unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path), unlink(side);
+    fm_test_unlink_db(path);
 }
 END_TEST
 
@@ -227,9 +222,7 @@ END_TEST
 START_TEST(wal_checkpoint_idle_and_bounded)
 {
     char path[] = "/tmp/fm-audit-wal-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    fm_test_temp_db(path);
     fm_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     fm_err err = {0};
@@ -255,10 +248,7 @@ START_TEST(wal_checkpoint_idle_and_bounded)
     int64_t rows = 0, bad = 0;
     ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
     fm_ctx_close(&ctx);
-    unlink(path);
-    char side[600];
-    snprintf(side, sizeof side, "%s-wal", path), unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path), unlink(side);
+    fm_test_unlink_db(path);
 }
 END_TEST
 

@@ -45,12 +45,7 @@ static void setup(void)
 static void teardown(void)
 {
     close_ctx(&ctx);
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
-        char p[300];
-        snprintf(p, sizeof p, "%s%s", dbpath, suffix[i]);
-        unlink(p);
-    }
+    fm_test_unlink_db(dbpath);
     ck_assert_int_eq(rmdir(tmpdir), 0);
 }
 

@@ -376,9 +376,7 @@ static void racer(const char *db, const char *node, int go_fd)
 START_TEST(race_two_processes_fifty_rounds)
 {
     char db[] = "/tmp/fm-wf-race-XXXXXX";
-    int fd = mkstemp(db);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    fm_test_temp_db(db);
     fm_ctx ctx;
     open_ctx(&ctx, db);
     int exactly_one = 0;
@@ -423,12 +421,7 @@ START_TEST(race_two_processes_fifty_rounds)
     ck_assert_int_eq(fm_guard_reserve(&ctx, "gpu-b01", "quarantined", "gpu_test", "x", &err), -1);
     ck_assert_int_eq(err.code, FM_ERR_GUARDRAIL);
     fm_ctx_close(&ctx);
-    unlink(db);
-    char side[64];
-    snprintf(side, sizeof side, "%s-wal", db);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", db);
-    unlink(side);
+    fm_test_unlink_db(db);
 }
 END_TEST
 
