@@ -10,25 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_transport.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static double median_of(fm_ctx *ctx, const char *line, int n, double *v)
 {
@@ -37,8 +24,7 @@ static double median_of(fm_ctx *ctx, const char *line, int n, double *v)
         fm_mcp_handle_line(ctx, line, strlen(line));
         v[k] = now_us() - t0;
     }
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return v[n / 2];
+    return median(v, n);
 }
 
 int main(int argc, char **argv)
