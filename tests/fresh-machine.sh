@@ -1,0 +1,78 @@
+#!/bin/bash
+# A fresh machine, simulated: the README's first command (`make demo`) must
+# build on a machine whose -dev packages arrive only when `make deps` runs.
+#
+# CI machines have every package already, so a Makefile that reads its
+# pkg-config flags before deps has run still builds there and fails on a
+# newcomer's machine.  This stage makes that visible without uninstalling
+# anything: a clean clone of the committed tree (HEAD, not the work tree)
+# runs under a PATH where
+#   pkg-config  answers nothing (exit 1, as for an unknown package) until
+#               deps has looked at the packages;
+#   dpkg-query  marks that moment, then answers as the real one does;
+#   apt-get     marks it too and installs nothing (sudo likewise);
+#   npm         installs nothing (the clone has no node_modules).
+# The clone's examples/demo.sh is replaced by a marker, so the stage stops
+# where the build step ends and the stack would start.
+#
+#   bash tests/fresh-machine.sh [REV]     (default: HEAD)
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+rev=$(git -C "$REPO" rev-parse --verify "${1:-HEAD}^{commit}") || {
+    echo "fresh-machine: NOTFOUND: $REPO is not a git checkout with ${1:-HEAD}; run from a clone" >&2
+    exit 1
+}
+TMP=$(mktemp -d /tmp/fm-fresh.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+mkdir "$TMP/shim"
+real_pkgconfig=$(command -v pkg-config)
+real_dpkgquery=$(command -v dpkg-query)
+cat >"$TMP/shim/pkg-config" <<EOF
+#!/bin/sh
+# Nothing is installed until deps has run.
+[ -e "$TMP/deps-ran" ] || { echo "pkg-config \$*" >>"$TMP/early-pkg-config"; exit 1; }
+exec "$real_pkgconfig" "\$@"
+EOF
+cat >"$TMP/shim/dpkg-query" <<EOF
+#!/bin/sh
+touch "$TMP/deps-ran"
+exec "$real_dpkgquery" "\$@"
+EOF
+for c in apt-get sudo npm; do
+    printf '#!/bin/sh\ntouch "%s/deps-ran"\necho "%s $*" >>"%s/would-run"\n' "$TMP" "$c" "$TMP" \
+        >"$TMP/shim/$c"
+done
+chmod +x "$TMP/shim/"*
+
+git clone -q --no-checkout --shared "$REPO" "$TMP/fleetmcp"
+git -C "$TMP/fleetmcp" checkout -q "$rev"
+printf '#!/bin/bash\ntouch "%s/demo-reached"\n' "$TMP" >"$TMP/fleetmcp/examples/demo.sh"
+
+# The clone's make must not inherit this make's flags or jobserver.
+rc=0
+(cd "$TMP/fleetmcp" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PATH="$TMP/shim:$PATH" \
+    make demo) >"$TMP/make.log" 2>&1 || rc=$?
+
+fail=0
+say() { printf '%s\n' "$*"; }
+if [ ! -e "$TMP/early-pkg-config" ]; then
+    say "FAIL the shim never answered 'nothing installed': the simulation did not happen"
+    fail=1
+else
+    say "ok   pkg-config was asked $(wc -l <"$TMP/early-pkg-config") time(s) before deps ran, and answered nothing"
+fi
+if [ "$rc" -eq 0 ] && [ -e "$TMP/demo-reached" ] && [ -x "$TMP/fleetmcp/build/fleetmcp" ] &&
+    [ -x "$TMP/fleetmcp/build/mcp-cli" ]; then
+    say "ok   make demo on a fresh clone ($(git -C "$REPO" rev-parse --short "$rev")): deps, then a build that links, then the demo"
+else
+    say "FAIL make demo on a fresh clone ($(git -C "$REPO" rev-parse --short "$rev")) exited $rc before the demo; last lines:"
+    tail -15 "$TMP/make.log" | sed 's/^/     /'
+    fail=1
+fi
+if [ "$fail" -eq 0 ] && ! "$TMP/fleetmcp/build/fleetmcp" --version >/dev/null 2>&1; then
+    say "FAIL the fresh build's fleetmcp --version does not run"
+    fail=1
+fi
+[ -e "$TMP/would-run" ] && say "note deps asked for: $(tr '\n' ';' <"$TMP/would-run")"
+exit "$fail"
