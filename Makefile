@@ -9,16 +9,23 @@
 BUILD   ?= build
 CC      ?= cc
 PYTHON  ?= python3
+# pkg-config packages the build compiles and links against: adding a
+# library is one word here (and its -dev package in tools/deps.sh).
 PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8
+# Compiled against but not linked: src/util/curl_lazy.c loads libcurl on
+# first use (linking it costs ~6 ms at every start otherwise).
+LAZY_PKGS := libcurl
 OPT     ?= -O2 -g
+# Read when make parses this file.  On a fresh machine the packages arrive
+# only when `make deps` runs, so every target that runs deps builds in a
+# second make (see demo, check) that parses after it.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) 2>/dev/null)
+PKG_MISSING := $(shell pkg-config --exists $(PKGS) 2>/dev/null || echo y)
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
-           -Iinclude -I$(BUILD)/gen $(OPT) $(EXTRA_CFLAGS) \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl is compiled against but not linked: src/util/curl_lazy.c loads it
-# on first use (it costs ~6 ms at every start otherwise).
-LINK_PKGS := $(filter-out libcurl,$(PKGS))
-LDLIBS  := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -ldl -lpthread -lm
+           -Iinclude -I$(BUILD)/gen $(OPT) $(EXTRA_CFLAGS) $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -ldl -lpthread -lm
 LDFLAGS += $(EXTRA_LDFLAGS)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -31,13 +38,20 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_JSON := $(sort $(shell find schemas -name '*.json'))
 DEPFLAGS = -MMD -MP
 
-.PHONY: all deps check unit asan protocol interop integration fuzz fuzz-smoke \
+.PHONY: all deps pkgs check unit asan protocol interop integration fuzz fuzz-smoke \
         bench demo clean install uninstall lint stack-up stack-down
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/fleetmcp $(BUILD)/mcp-cli
 
-$(BUILD)/gen/tools.gen.c: tools/gen-registry.py $(TOOL_JSON)
+# Without its packages the build would fail at the link, with pages of
+# undefined references; say what to do instead.
+pkgs:
+ifdef PKG_MISSING
+	@echo "NOTFOUND: pkg-config cannot find all of $(PKGS): run 'make deps' (it installs them), then make again" >&2; exit 1
+endif
+
+$(BUILD)/gen/tools.gen.c: tools/gen-registry.py $(TOOL_JSON) | pkgs
 	@mkdir -p $(@D)
 	$(PYTHON) tools/gen-registry.py schemas/tools $@
 
@@ -46,7 +60,7 @@ $(BUILD)/obj/gen/tools.gen.o: $(BUILD)/gen/tools.gen.c
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # Every object may include the generated handler prototypes.
-$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/tools.gen.c
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/tools.gen.c pkgs
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
@@ -93,7 +107,9 @@ fuzz:
 bench: all
 	@bash bench/run.sh
 
-demo: deps all
+# The build is a second make, so that it reads pkg-config after deps ran.
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@bash examples/demo.sh
 
 stack-up: all

@@ -18,6 +18,10 @@ for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
 done
+# Node by command, not by package: a node from elsewhere (NodeSource ships
+# npm inside its nodejs) must not be replaced by Debian's.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
     echo "deps: installing Debian packages:$missing"
     SUDO=""
@@ -37,10 +41,6 @@ if [ -n "$missing" ]; then
     [ "$rc" -eq 0 ] || { echo "deps: apt-get install failed ($rc)" >&2; exit "$rc"; }
 fi
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "deps: node and npm are needed for the interop tests (Debian: apt-get install nodejs npm)" >&2
-    exit 1
-fi
 if [ ! -d tests/interop/node_modules/@modelcontextprotocol/sdk ] ||
    [ tests/interop/package-lock.json -nt tests/interop/node_modules/.package-lock.json ]; then
     echo "deps: npm ci in tests/interop"
