@@ -86,9 +86,15 @@ deps:
 # `make check` is what CI and newcomers run: it installs what is missing,
 # builds, runs unit tests (plain and under ASan+UBSan), the raw protocol
 # test, real-client interop, integration tests against the local stack,
-# and a bounded fuzz run.
+# and a bounded fuzz run.  `make check STAGE=name` runs one stage (or a
+# group: STAGE=interop, STAGE=integration); tests/run-check.sh names them.
+# run-check.sh builds in its own make, which reads pkg-config after deps.
 check: deps
-	@bash tests/run-check.sh
+	@bash tests/run-check.sh $(STAGE)
+
+# Stage groups by name, through the same harness as `make check`.
+protocol interop integration:
+	@bash tests/run-check.sh $@
 
 unit: $(UNIT_BIN) all
 	@sh tests/run-unit.sh $(BUILD)

@@ -35,7 +35,9 @@ PY=${PYTHON:-python3}
 pass=0 fail=0 skip=0
 ok() { pass=$((pass + 1)); printf 'ok   %s\n' "$*"; }
 bad() { fail=$((fail + 1)); printf 'FAIL %s\n' "$*"; }
-skipped() { skip=$((skip + 1)); printf 'skip %s\n' "$*"; }
+# shellcheck source=tests/skip.sh
+. "$HERE/skip.sh"
+skipped() { skip=$((skip + 1)); fm_skipped "$@"; }
 
 [ -x "$FM" ] && [ -x "$CLI" ] || { echo "examples.sh: build first (make): $FM, $CLI" >&2; exit 2; }
 TMP=$(mktemp -d /tmp/fm-examples.XXXXXX)

@@ -19,6 +19,8 @@ REPO=$(cd "$HERE/.." && pwd)
 pass=0 fail=0
 ok() { pass=$((pass + 1)); printf 'ok   %s\n' "$*"; }
 bad() { fail=$((fail + 1)); printf 'FAIL %s\n' "$*"; }
+# shellcheck source=tests/skip.sh
+. "$HERE/skip.sh"
 
 TMP=$(mktemp -d /tmp/fm-install.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
@@ -134,7 +136,7 @@ if [ -d "$P/share/doc/fleetmcp/examples" ]; then
             bad "share/doc/fleetmcp/examples/$f missing or different"
     done
 else
-    echo "skip share/doc/fleetmcp/examples: this install rule does not install the examples"
+    fm_skipped "share/doc/fleetmcp/examples: this install rule does not install the examples"
 fi
 # uninstall, when there is one, removes every file install put there.
 if make -C "$REPO" -f "${INSTALL_MAKEFILE:-$REPO/Makefile}" -n uninstall >/dev/null 2>&1; then
@@ -144,7 +146,7 @@ if make -C "$REPO" -f "${INSTALL_MAKEFILE:-$REPO/Makefile}" -n uninstall >/dev/n
     [ -z "$left" ] && ok "make uninstall removes every installed file" ||
         bad "make uninstall left: $(head -5 <<<"$left")"
 else
-    echo "skip make uninstall: the Makefile has no uninstall target"
+    fm_skipped "make uninstall: the Makefile has no uninstall target"
 fi
 
 echo "install.sh: $pass passed, $fail failed"

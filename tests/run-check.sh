@@ -1,20 +1,72 @@
 #!/bin/bash
 # `make check`: every test fleetmcp has, in order of cost.  Each stage is
-# reported; the run fails if any stage fails.  The closing line is
-# "N passed, N failed" over the stages.
+# reported; the run fails if any stage fails.  The closing lines name the
+# failed stages and every check a stage skipped, then
+# "N passed, N failed, N skipped".
+#
+#   bash tests/run-check.sh [NAME...]      (make check STAGE=NAME, make NAME)
+#
+# With names, only the stages they select run, after the build: a name
+# selects the stage of that name and those it prefixes before a '-' or ':'
+# (interop: interop-sdk, interop-inspector...; integration: every
+# integration:*).  Adding a stage is one `stage NAME COMMAND...` line.
+#
+# A stage that leaves a check out says why with one line appended to
+# $FM_SKIPS (see `skipped` in tests/examples.sh); a skip is counted and
+# shown, never silent.  Under CI=true a missing input that CI must have
+# (../shared/scenarios) fails instead.
 set -u
 cd "$(dirname "$0")/.."
 export FM_ROOT=$PWD
+FM_SKIPS=$(mktemp /tmp/fm-check-skips.XXXXXX)
+export FM_SKIPS
+trap 'rm -f "$FM_SKIPS"' EXIT
 passed=0
 failed=0
 failed_names=()
+selectors=("$@")
+# Stage names come from this script itself, run with FM_CHECK_LIST=1: each
+# stage line then prints its name instead of running.
+listing=${FM_CHECK_LIST:-}
+names=()
+if [ ${#selectors[@]} -gt 0 ] && [ -z "$listing" ]; then
+    mapfile -t names < <(FM_CHECK_LIST=1 bash "$0")
+    for sel in "${selectors[@]}"; do
+        found=""
+        for n in "${names[@]}"; do
+            case "$n" in "$sel" | "$sel"-* | "$sel":*) found=1 ;; esac
+        done
+        [ -n "$found" ] || {
+            echo "check: NOTFOUND: no stage is named '$sel' or starts with '$sel-' or '$sel:'; stages: ${names[*]}" >&2
+            exit 2
+        }
+    done
+fi
+# A selector names one stage exactly, or else the group it prefixes.
+selected() {
+    [ ${#selectors[@]} -eq 0 ] && return 0
+    [ "$1" = build ] && return 0 # every other stage runs its binaries
+    local s n
+    for s in "${selectors[@]}"; do
+        [ "$1" = "$s" ] && return 0
+        for n in "${names[@]}"; do [ "$n" = "$s" ] && continue 2; done
+        case "$1" in "$s"-* | "$s":*) return 0 ;; esac
+    done
+    return 1
+}
 stage() {
     local name=$1
     shift
+    if [ -n "$listing" ]; then
+        echo "$name"
+        return 0
+    fi
+    selected "$name" || return 0
     echo
     echo "==== $name"
-    local t0=$SECONDS
-    if "$@"; then
+    local t0=$SECONDS skips0
+    skips0=$(wc -l <"$FM_SKIPS")
+    if FM_STAGE=$name "$@"; then
         passed=$((passed + 1))
         echo "==== $name: ok ($((SECONDS - t0)) s)"
     else
@@ -22,6 +74,8 @@ stage() {
         failed_names+=("$name")
         echo "==== $name: FAILED ($((SECONDS - t0)) s)"
     fi
+    local n=$(($(wc -l <"$FM_SKIPS") - skips0))
+    [ "$n" -eq 0 ] || echo "==== $name: $n check(s) skipped"
 }
 
 stage build make -s all
@@ -37,6 +91,7 @@ stage elicitation python3 tests/cli/elicitation.py build/fleetmcp
 stage valgrind bash tests/valgrind.sh
 stage examples bash tests/examples.sh
 stage install bash tests/install.sh
+stage fresh-machine bash tests/fresh-machine.sh
 for t in tests/integration/*.sh; do
     [ -e "$t" ] || continue
     stage "integration:$(basename "$t" .sh)" bash "$t"
@@ -45,9 +100,15 @@ stage diagnose-scenarios python3 tests/diagnose/run_scenarios.py
 stage diagnose-collect bash tests/diagnose/collect.sh
 stage fuzz-smoke bash tests/fuzz/run.sh "${FM_FUZZ_SECONDS:-60}"
 
+[ -n "$listing" ] && exit 0
+skipped=$(wc -l <"$FM_SKIPS")
 echo
+if [ "$skipped" -gt 0 ]; then
+    echo "skipped checks:"
+    sed 's/^/  /' "$FM_SKIPS"
+fi
 if [ "$failed" -gt 0 ]; then
     echo "failed stages: ${failed_names[*]}"
 fi
-echo "check: $passed passed, $failed failed"
+echo "check: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
