@@ -19,6 +19,14 @@ void fm_sha256_hex(const void *data, size_t len, char out[65]);
 /* The raw 32-byte digest. */
 void fm_sha256(const void *data, size_t len, unsigned char out[32]);
 
+/* Base64 (RFC 4648, padded) of n bytes into out, which holds
+ * 4 * ((n + 2) / 3) + 1 bytes; NUL-terminated; returns the length. */
+size_t fm_base64_encode(const unsigned char *in, size_t n, char *out);
+/* Strict decode of n characters (a multiple of 4, '=' only at the end)
+ * into out (cap bytes); returns the byte count, or -1 if invalid or too
+ * long for out. */
+long fm_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
+
 /* Canonical text of a JSON value: sorted keys, compact, UTF-8.  Returns a
  * malloc'd string the caller frees (NULL on failure). */
 char *fm_json_canonical(const json_t *v);

@@ -39,16 +39,8 @@ size_t fm_approval_message(char *buf, size_t len, const char *plan_id, const cha
 static int b64_decode(const char *in, unsigned char *out, size_t outlen, size_t *n)
 {
     size_t len = strlen(in);
-    if (len == 0 || len % 4 || len / 4 * 3 > outlen + 2) return -1;
-    unsigned char tmp[256];
-    if (len / 4 * 3 > sizeof tmp) return -1;
-    int m = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)len);
+    long m = len ? fm_base64_decode(in, len, out, outlen) : -1;
     if (m < 0) return -1;
-    /* EVP_DecodeBlock counts padding as zero bytes: drop them. */
-    if (len >= 1 && in[len - 1] == '=') m--;
-    if (len >= 2 && in[len - 2] == '=') m--;
-    if ((size_t)m > outlen) return -1;
-    memcpy(out, tmp, (size_t)m);
     *n = (size_t)m;
     return 0;
 }
@@ -282,7 +274,7 @@ int fm_approval_sign(const char *key_file, const char *msg, size_t msg_len, char
     EVP_PKEY_free(key);
     if (!ok || sig_len < 4 * ((n + 2) / 3) + 1)
         return fm_err_set(err, FM_ERR_INTERNAL, "signing failed");
-    EVP_EncodeBlock((unsigned char *)sig_b64, sig, (int)n);
+    fm_base64_encode(sig, n, sig_b64);
     return 0;
 }
 
@@ -302,7 +294,7 @@ int fm_approval_keygen(const char *key_file, char *pub_b64, size_t pub_len, fm_e
     unsigned char raw[32];
     size_t n = sizeof raw;
     ok = ok && EVP_PKEY_get_raw_public_key(key, raw, &n) == 1 && n == 32 && pub_len >= 45;
-    if (ok) EVP_EncodeBlock((unsigned char *)pub_b64, raw, 32);
+    if (ok) fm_base64_encode(raw, 32, pub_b64);
     EVP_PKEY_free(key);
     return ok ? 0 : fm_err_set(err, FM_ERR_IO, "cannot write key %s", key_file);
 }

@@ -11,13 +11,13 @@
  * anything that is not in the catalog. */
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_exec.h"
+#include "fleetmcp/fm_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libssh2.h>
 #include <limits.h>
 #include <netdb.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,11 +266,11 @@ static void fingerprint(LIBSSH2_SESSION *s, char *out, size_t cap)
         snprintf(out, cap, "(unknown)");
         return;
     }
-    unsigned char b64[64];
-    int n = EVP_EncodeBlock(b64, h, 32);
+    char b64[64];
+    size_t n = fm_base64_encode(h, 32, b64);
     while (n > 0 && b64[n - 1] == '=')
         n--; /* OpenSSH prints it unpadded */
-    snprintf(out, cap, "SHA256:%.*s", n, (const char *)b64);
+    snprintf(out, cap, "SHA256:%.*s", (int)n, b64);
 }
 
 static int knownhost_keybit(int hostkey_type)
@@ -350,13 +350,13 @@ static int load_known_hosts(LIBSSH2_KNOWNHOSTS *kh, LIBSSH2_KNOWNHOSTS *revoked,
 static bool key_revoked(LIBSSH2_KNOWNHOSTS *revoked, const char *key, size_t klen)
 {
     if (klen > 16384) return true; /* no real host key is this large: refuse */
-    unsigned char *b64 = malloc(4 * ((klen + 2) / 3) + 1);
+    char *b64 = malloc(4 * ((klen + 2) / 3) + 1);
     if (!b64) return true;
-    EVP_EncodeBlock(b64, (const unsigned char *)key, (int)klen);
+    fm_base64_encode((const unsigned char *)key, klen, b64);
     struct libssh2_knownhost *e = NULL, *prev = NULL;
     bool hit = false;
     while (!hit && libssh2_knownhost_get(revoked, &e, prev) == 0) {
-        if (e->key && !strcmp(e->key, (const char *)b64)) hit = true;
+        if (e->key && !strcmp(e->key, b64)) hit = true;
         prev = e;
     }
     free(b64);

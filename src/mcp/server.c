@@ -7,7 +7,6 @@
 
 #include <poll.h>
 
-#include <openssl/evp.h>
 
 #include "fleetmcp/fm_jsonrpc.h"
 #include "fleetmcp/fm_registry.h"
@@ -109,7 +108,7 @@ static void cursor_encode(size_t offset, size_t total, char out[64])
 {
     char raw[40];
     int n = snprintf(raw, sizeof raw, "fm1:%zu:%zu", offset, total);
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, n);
+    fm_base64_encode((const unsigned char *)raw, (size_t)n, out);
 }
 
 static int cursor_decode(const char *c, size_t total, size_t *offset)
@@ -117,7 +116,7 @@ static int cursor_decode(const char *c, size_t total, size_t *offset)
     size_t n = strlen(c);
     if (n == 0 || n > 60 || n % 4) return -1;
     unsigned char raw[64];
-    int m = EVP_DecodeBlock(raw, (const unsigned char *)c, (int)n);
+    long m = fm_base64_decode(c, n, raw, sizeof raw - 1);
     if (m <= 0) return -1;
     raw[m] = '\0';
     size_t off = 0, tot = 0;
