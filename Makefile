@@ -14,7 +14,7 @@ PYTHON  ?= python3
 PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8
 # Compiled against but not linked: src/util/curl_lazy.c loads libcurl on
 # first use (linking it costs ~6 ms at every start otherwise).
-LAZY_PKGS := libcurl
+LAZY_PKGS := libcurl libcrypto libssh2
 OPT     ?= -O2 -g
 # Read when make parses this file.  On a fresh machine the packages arrive
 # only when `make deps` runs, so every target that runs deps builds in a

@@ -10,12 +10,10 @@
  * change afterwards, like the dynamic linker's own tables. */
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
-#include <dlfcn.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 
-#include "fleetmcp/fm_util.h"
+#include "lazy.h"
 
 #define FM_CURL_SONAME "libcurl.so.4"
 
@@ -46,23 +44,9 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void load(void)
 {
-    void *h = dlopen(FM_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        fm_log("error", "cannot load %s (%s): HTTP backends are unavailable; install libcurl4",
-               FM_CURL_SONAME, dlerror());
-        return;
-    }
-    /* POSIX dlsym returns void *; a union converts it to a function
-     * pointer without the cast ISO C forbids. */
-#define SYM(field, name)                                                                           \
-    do {                                                                                           \
-        union {                                                                                    \
-            void *p;                                                                               \
-            __typeof__(lib.field) f;                                                               \
-        } u = {dlsym(h, name)};                                                                    \
-        if (!u.p) return;                                                                          \
-        lib.field = u.f;                                                                           \
-    } while (0)
+    void *h = fm_lazy_open(FM_CURL_SONAME, "HTTP backends", "libcurl4");
+    if (!h) return;
+#define SYM(field, name) FM_LAZY_SYM(h, lib.field, name)
     SYM(global_init, "curl_global_init");
     SYM(global_cleanup, "curl_global_cleanup");
     SYM(easy_init, "curl_easy_init");
