@@ -55,15 +55,11 @@
        pem_password_cb *cb, void *u),                                                              \
       (fp, x, enc, kstr, klen, cb, u), 0)
 
-#define FIELD(ret, name, params, args, fail) ret(*name) params;
-#define VFIELD(name, params, args) void(*name) params;
 static struct {
-    FM_CRYPTO_FUNCS(FIELD, VFIELD)
+    FM_CRYPTO_FUNCS(FM_LAZY_FIELD, FM_LAZY_VFIELD)
     EVP_PKEY *(*EVP_PKEY_Q_keygen)(OSSL_LIB_CTX *, const char *, const char *, ...);
     int loaded;
 } lib;
-#undef FIELD
-#undef VFIELD
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -74,12 +70,8 @@ static void load(void)
     int (*init)(uint64_t, const OPENSSL_INIT_SETTINGS *) = NULL;
     FM_LAZY_SYM(h, init, "OPENSSL_init_crypto");
     if (!init(OPENSSL_INIT_NO_LOAD_CONFIG, NULL)) return;
-#define SYM(ret, name, params, args, fail) FM_LAZY_SYM(h, lib.name, #name);
-#define VSYM(name, params, args) FM_LAZY_SYM(h, lib.name, #name);
-    FM_CRYPTO_FUNCS(SYM, VSYM)
+    FM_CRYPTO_FUNCS(FM_LAZY_LOAD, FM_LAZY_VLOAD)
     FM_LAZY_SYM(h, lib.EVP_PKEY_Q_keygen, "EVP_PKEY_Q_keygen");
-#undef SYM
-#undef VSYM
     lib.loaded = 1;
 }
 
@@ -89,26 +81,18 @@ int fm_crypto_load(void)
     return lib.loaded;
 }
 
-#define WRAP(ret, name, params, args, fail)                                                        \
-    ret name params                                                                                \
-    {                                                                                              \
-        return fm_crypto_load() ? lib.name args : fail;                                            \
-    }
-/* Nothing to free if libcrypto was never loaded. */
-#define VWRAP(name, params, args)                                                                  \
-    void name params                                                                               \
-    {                                                                                              \
-        if (lib.loaded) lib.name args;                                                             \
-    }
-FM_CRYPTO_FUNCS(WRAP, VWRAP)
-#undef WRAP
-#undef VWRAP
+static int ready(void)
+{
+    return fm_crypto_load();
+}
+
+FM_CRYPTO_FUNCS(FM_LAZY_WRAP, FM_LAZY_VWRAP)
 
 /* Variadic: the extra arguments depend on the key type (RSA: bits, EC: a
  * curve name, Ed25519 and X25519: none), as in OpenSSL's own macros. */
 EVP_PKEY *EVP_PKEY_Q_keygen(OSSL_LIB_CTX *libctx, const char *propq, const char *type, ...)
 {
-    if (!fm_crypto_load()) return NULL;
+    if (!ready()) return NULL;
     va_list ap;
     va_start(ap, type);
     EVP_PKEY *k;

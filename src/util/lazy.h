@@ -30,4 +30,26 @@ int fm_crypto_load(void);
         field = u_.f;                                                                              \
     } while (0)
 
+/* A library's entry points are one X-macro list, X(return type, name,
+ * parameters, arguments, value if the library cannot be loaded) and
+ * V(name, parameters, arguments) for those returning nothing, expanded
+ * three times with these: the fields of a `lib` struct of pointers, their
+ * dlsym in the loader (handle `h`), and the forwarding definitions, which
+ * call the file's `ready()`.  V functions only free or set, so they do
+ * nothing when the library was never loaded. */
+#define FM_LAZY_FIELD(ret, name, params, args, fail) ret(*name) params;
+#define FM_LAZY_VFIELD(name, params, args) void(*name) params;
+#define FM_LAZY_LOAD(ret, name, params, args, fail) FM_LAZY_SYM(h, lib.name, #name);
+#define FM_LAZY_VLOAD(name, params, args) FM_LAZY_SYM(h, lib.name, #name);
+#define FM_LAZY_WRAP(ret, name, params, args, fail)                                                \
+    ret name params                                                                                \
+    {                                                                                              \
+        return ready() ? lib.name args : fail;                                                     \
+    }
+#define FM_LAZY_VWRAP(name, params, args)                                                          \
+    void name params                                                                               \
+    {                                                                                              \
+        if (lib.loaded) lib.name args;                                                             \
+    }
+
 #endif

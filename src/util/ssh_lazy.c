@@ -89,16 +89,12 @@
       (c, sig, sig_len, msg, msg_len, lang, lang_len), -1)                                         \
     X(int, libssh2_channel_free, (LIBSSH2_CHANNEL * c), (c), -1)
 
-#define FIELD(ret, name, params, args, fail) ret(*name) params;
-#define VFIELD(name, params, args) void(*name) params;
 static struct {
-    FM_SSH2_FUNCS(FIELD, VFIELD)
+    FM_SSH2_FUNCS(FM_LAZY_FIELD, FM_LAZY_VFIELD)
     int (*libssh2_init)(int);
     void (*libssh2_exit)(void);
     int loaded;
 } lib;
-#undef FIELD
-#undef VFIELD
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 /* libssh2_init calls made before the library was loaded, and their flags.
@@ -111,13 +107,9 @@ static void load(void)
     if (!fm_crypto_load()) return;
     void *h = fm_lazy_open(FM_SSH2_SONAME, "SSH actions", "libssh2-1");
     if (!h) return;
-#define SYM(ret, name, params, args, fail) FM_LAZY_SYM(h, lib.name, #name);
-#define VSYM(name, params, args) FM_LAZY_SYM(h, lib.name, #name);
-    FM_SSH2_FUNCS(SYM, VSYM)
+    FM_SSH2_FUNCS(FM_LAZY_LOAD, FM_LAZY_VLOAD)
     FM_LAZY_SYM(h, lib.libssh2_init, "libssh2_init");
     FM_LAZY_SYM(h, lib.libssh2_exit, "libssh2_exit");
-#undef SYM
-#undef VSYM
     for (; pending_inits > 0; pending_inits--)
         if (lib.libssh2_init(pending_flags) != 0) return;
     lib.loaded = 1;
@@ -129,20 +121,7 @@ static int ready(void)
     return lib.loaded;
 }
 
-#define WRAP(ret, name, params, args, fail)                                                        \
-    ret name params                                                                                \
-    {                                                                                              \
-        return ready() ? lib.name args : fail;                                                     \
-    }
-/* Nothing to free or set if libssh2 was never loaded. */
-#define VWRAP(name, params, args)                                                                  \
-    void name params                                                                               \
-    {                                                                                              \
-        if (lib.loaded) lib.name args;                                                             \
-    }
-FM_SSH2_FUNCS(WRAP, VWRAP)
-#undef WRAP
-#undef VWRAP
+FM_SSH2_FUNCS(FM_LAZY_WRAP, FM_LAZY_VWRAP)
 
 int libssh2_init(int flags)
 {
