@@ -538,6 +538,8 @@ if command -v groff >/dev/null 2>&1; then
             warn=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
             [ -z "$warn" ] && ok "man --warnings -l ${page#"$REPO"/}: clean" ||
                 { bad "man -l ${page#"$REPO"/}:"; printf '%s\n' "$warn" | sed 's/^/     /'; }
+        else
+            skipped "man --warnings -l ${page#"$REPO"/}: man is not installed (apt-get install man-db)"
         fi
     done
 else
