@@ -39,7 +39,7 @@ TOOL_JSON := $(sort $(shell find schemas -name '*.json'))
 DEPFLAGS = -MMD -MP
 
 .PHONY: all deps pkgs check unit asan protocol interop integration fuzz fuzz-smoke \
-        bench demo clean install uninstall lint stack-up stack-down
+        bench demo clean install uninstall lint stack-up stack-down print-pkgs
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/fleetmcp $(BUILD)/mcp-cli
@@ -125,6 +125,11 @@ stack-up: all
 
 stack-down:
 	@bash tests/stack/down.sh
+
+# The package list, for scripts that build against libfleetmcp.a (tests,
+# bench, fuzz), so that a package added above reaches them too.
+print-pkgs:
+	@echo $(PKGS)
 
 lint:
 	clang-format --dry-run --Werror $$(find src include tools tests -name '*.[ch]')

@@ -12,7 +12,7 @@ mkdir -p "$B"
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
   -Wmissing-prototypes -Wno-unused-parameter -Iinclude -O2 -g -o "$B/diagnose_throughput" \
   bench/diagnose_throughput.c build/libfleetmcp.a \
-  $(pkg-config --cflags --libs jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8) -lpthread -lm
+  $(pkg-config --cflags --libs $(make -s --no-print-directory print-pkgs)) -lpthread -lm
 TMP=${TMPDIR:-/tmp}
 need=$((MIB * 2 * 1024))
 avail=$(df -Pk "$TMP" | awk 'NR==2 {print $4}')

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-libs=$(pkg-config --cflags --libs jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8)
+libs=$(pkg-config --cflags --libs $(make -s --no-print-directory print-pkgs))
 for b in mcpbench callcost; do
     # shellcheck disable=SC2086
     cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Iinclude "bench/$b.c" build/libfleetmcp.a \

@@ -14,7 +14,7 @@ if [ -f build/libfleetmcp.a ]; then
     # shellcheck disable=SC2086
     ${CC:-cc} $FLAGS -Ibuild/gen -o build/diag/diag_cli tests/diagnose/diag_cli.c src/diagnose/*.c \
       build/libfleetmcp.a \
-      $(pkg-config --cflags --libs jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8) \
+      $(pkg-config --cflags --libs $(make -s --no-print-directory print-pkgs)) \
       -lpthread -lm
 else
     # shellcheck disable=SC2086

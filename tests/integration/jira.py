@@ -35,7 +35,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOKEN = "fmTOKEN-7f3a9c1e5b-SECRET-never-log-me"
 PAT = "fmPAT-0b9d4e2a77-SECRET-never-log-me"
 EMAIL = "fleetmcp-bot@example.com"
-PKGS = "jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8"
+# The Makefile's package list (make print-pkgs), so a package added there
+# reaches this driver too.
+PKGS = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "print-pkgs"],
+                      check=True, capture_output=True, text=True).stdout
 CFLAGS = ("-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes "
           "-Wmissing-prototypes -Wno-unused-parameter -O1 -g").split()
 

@@ -24,7 +24,7 @@ die() { echo "slurm_metrics.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (the test stack needs it)"
 make -s "$BUILD/fleetmcp" "$BUILD/libfleetmcp.a" >&2 || die "cannot build $BUILD/fleetmcp"
 # The backends' mutation slots (no tool uses them yet), driven from Check.
-PKGS="jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 check"
+PKGS="$(make -s --no-print-directory print-pkgs) check"
 mkdir -p "$BUILD/tests"
 BIN="$BUILD/tests/integration_slurm_backends"
 # shellcheck disable=SC2046

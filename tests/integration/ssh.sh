@@ -25,7 +25,7 @@ die() { echo "ssh.sh: $*" >&2; exit 1; }
 
 cd "$REPO"
 make -s "$BUILD/libfleetmcp.a" >&2 || die "cannot build $BUILD/libfleetmcp.a"
-PKGS="jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 check"
+PKGS="$(make -s --no-print-directory print-pkgs) check"
 mkdir -p "$BUILD/tests"
 BIN="$BUILD/tests/integration_exec_ssh"
 # shellcheck disable=SC2046
