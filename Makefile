@@ -12,8 +12,10 @@ PYTHON  ?= python3
 # pkg-config packages the build compiles and links against: adding a
 # library is one word here (and its -dev package in tools/deps.sh).
 PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8
-# Compiled against but not linked: src/util/curl_lazy.c loads libcurl on
-# first use (linking it costs ~6 ms at every start otherwise).
+# Compiled against but not linked: src/util/*_lazy.c load them on first
+# use.  Linked, they cost milliseconds at every start (libcurl ~6 ms;
+# libssh2 with libcrypto ~140 page faults), and most processes never call
+# them (HTTP backends, SSH actions, approvals).
 LAZY_PKGS := libcurl libcrypto libssh2
 OPT     ?= -O2 -g
 # Read when make parses this file.  On a fresh machine the packages arrive
