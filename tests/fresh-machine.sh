@@ -26,8 +26,10 @@ TMP=$(mktemp -d /tmp/fm-fresh.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
 mkdir "$TMP/shim"
-real_pkgconfig=$(command -v pkg-config)
-real_dpkgquery=$(command -v dpkg-query)
+real_pkgconfig=$(command -v pkg-config) && real_dpkgquery=$(command -v dpkg-query) || {
+    echo "fresh-machine: NOTFOUND: pkg-config or dpkg-query: run make deps (a Debian machine is assumed)" >&2
+    exit 1
+}
 cat >"$TMP/shim/pkg-config" <<EOF
 #!/bin/sh
 # Nothing is installed until deps has run.
@@ -49,10 +51,11 @@ git clone -q --no-checkout --shared "$REPO" "$TMP/fleetmcp"
 git -C "$TMP/fleetmcp" checkout -q "$rev"
 printf '#!/bin/bash\ntouch "%s/demo-reached"\n' "$TMP" >"$TMP/fleetmcp/examples/demo.sh"
 
-# The clone's make must not inherit this make's flags or jobserver.
+# A newcomer's environment: not this make's flags or jobserver, nor a
+# build directory or flags a caller may have exported.
 rc=0
-(cd "$TMP/fleetmcp" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PATH="$TMP/shim:$PATH" \
-    make demo) >"$TMP/make.log" 2>&1 || rc=$?
+(cd "$TMP/fleetmcp" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD -u OPT -u EXTRA_CFLAGS \
+    -u EXTRA_LDFLAGS PATH="$TMP/shim:$PATH" make demo) >"$TMP/make.log" 2>&1 || rc=$?
 
 fail=0
 say() { printf '%s\n' "$*"; }
