@@ -2,17 +2,19 @@
  *
  * Mapping and relocating libcrypto costs about 120 page faults at every
  * start (perf stat on this project's VM), most of an empty program's
- * start-up again.  fleetmcp hashes with its own SHA-256 and base64
- * (sha256.c, base64.c); only approvals (Ed25519 sign, verify, keys) and
- * the SSH executor (through libssh2, ssh_lazy.c) need libcrypto, so its
- * entry points are defined here and forward to the real library, loaded
- * under pthread_once the first time one is called.  Loading it also
+ * start-up again, and a process that answers initialize and exits never
+ * hashes.  The entry points fleetmcp uses (SHA-256 for the audit chain,
+ * base64, Ed25519 for approvals; libssh2 through ssh_lazy.c) are defined
+ * here and forward to the real library, loaded under pthread_once the
+ * first time one is called.  Loading it also
  * skips the system openssl.cnf (engines, modules): fleetmcp needs only
  * the default provider, and that keeps the resident set small. */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init and friends: see sha256.c */
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -23,6 +25,11 @@
 /* X(return type, name, parameters, arguments, value if not loadable);
  * V(name, parameters, arguments) for functions returning nothing. */
 #define FM_CRYPTO_FUNCS(X, V)                                                                      \
+    X(int, SHA256_Init, (SHA256_CTX * c), (c), 0)                                                  \
+    X(int, SHA256_Update, (SHA256_CTX * c, const void *d, size_t n), (c, d, n), 0)                 \
+    X(int, SHA256_Final, (unsigned char *md, SHA256_CTX *c), (md, c), 0)                           \
+    X(int, EVP_EncodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n), -1)      \
+    X(int, EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n), -1)      \
     X(BIO *, BIO_new_mem_buf, (const void *buf, int len), (buf, len), NULL)                        \
     X(int, BIO_free, (BIO * a), (a), 0)                                                            \
     X(EVP_MD_CTX *, EVP_MD_CTX_new, (void), (), NULL)                                              \

@@ -252,7 +252,7 @@ START_TEST(wal_checkpoint_idle_and_bounded)
 }
 END_TEST
 
-/* The chain's digest is our own SHA-256 (no libcrypto at start): FIPS
+/* The chain's digest is libcrypto's SHA-256, loaded on first use: FIPS
  * 180-2 known answers, across the one- and two-block padding cases and
  * many blocks. */
 START_TEST(sha256_known_answers)
