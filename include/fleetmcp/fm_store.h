@@ -46,7 +46,9 @@ void fm_store_rollback(fm_store *st);
 bool fm_store_checkpoint_due(const fm_store *st);
 void fm_store_checkpoint(fm_store *st);
 
-/* Settings: small key/value pairs (kill switch, counters). */
+/* Settings: small key/value pairs (kill switch, counters).  get: 0 when
+ * found, -1 when not set, -2 when the store could not be read (busy,
+ * locked, broken): a safety check must not read -2 as "not set". */
 int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len);
 int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_err *err);
 

@@ -61,6 +61,26 @@ static const char fold_sql[] =
     " WHERE id>?1 AND id<=?2 AND phase IN ('call','intent') GROUP BY 1,2,3"
     " ON CONFLICT(hour,tool,decision) DO UPDATE SET n=n+excluded.n";
 static const char max_id_sql[] = "SELECT coalesce(max(id), 0) FROM audit";
+static const char allowed_sql[] =
+    "SELECT count(*), coalesce(min(ts_ms), 0) FROM audit WHERE tool=? AND decision='allow' AND"
+    " phase IN ('call','intent') AND ts_ms>=?";
+
+long long fm_audit_allowed_since(fm_store *st, const char *tool, int64_t since_ms,
+                                 int64_t *oldest_ms)
+{
+    *oldest_ms = 0;
+    sqlite3_stmt *s = fm_store_stmt(st, allowed_sql, NULL);
+    if (!s) return -1;
+    sqlite3_bind_text(s, 1, tool, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since_ms);
+    long long n = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        n = sqlite3_column_int64(s, 0);
+        *oldest_ms = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return n;
+}
 
 int fm_audit_init(fm_ctx *ctx, fm_err *err)
 {
@@ -209,6 +229,23 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     sqlite3_stmt *s = NULL;
     char prev[65], hash[65];
     if (fm_store_begin(st, err)) goto out;
+    if (r->rate_limit > 0 && r->tool) {
+        int64_t oldest = 0;
+        long long used = fm_audit_allowed_since(st, r->tool, ts - 3600000, &oldest);
+        if (used < 0) {
+            fm_store_fail(st, err, "audit rate count");
+            goto fail;
+        }
+        if (used >= r->rate_limit) {
+            char next[32];
+            fm_iso_time(oldest + 3600000, next);
+            fm_err_set(err, FM_ERR_RATE_LIMITED,
+                       "%s refused: %lld of %lld allowed calls in the last hour; the next is"
+                       " allowed at %s (raise rate_limits.%s in the config if this is expected)",
+                       r->tool, used, r->rate_limit, next, r->tool);
+            goto fail;
+        }
+    }
     if (last_hash(st, prev)) {
         fm_store_fail(st, err, "audit read");
         goto fail;

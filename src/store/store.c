@@ -247,12 +247,15 @@ int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len)
     int found = -1;
     if (len) buf[0] = '\0';
     sqlite3_stmt *s = fm_store_stmt(st, setting_get_sql, NULL);
-    if (!s) return -1;
+    if (!s) return -2;
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) {
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
         const unsigned char *v = sqlite3_column_text(s, 0);
         snprintf(buf, len, "%s", v ? (const char *)v : "");
         found = 0;
+    } else if (rc != SQLITE_DONE) {
+        found = -2;
     }
     sqlite3_reset(s);
     return found;
