@@ -24,6 +24,14 @@ typedef struct fm_store {
     const char *stmt_sql[FM_STORE_STMT_CACHE];
     sqlite3_stmt *stmt[FM_STORE_STMT_CACHE];
     int wal_frames; /* frames in the WAL after the last commit */
+    /* The audit chain's key and anchor (src/audit/audit.c): held in files
+     * beside the database, never in it.  keyed_from: first row hashed
+     * with the key (rows before it are from older builds). */
+    unsigned char audit_key[32];
+    bool audit_keyed;
+    bool anchor_open;
+    int anchor_fd;
+    int64_t audit_keyed_from;
 } fm_store;
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err);

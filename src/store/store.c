@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FM_BUSY_TIMEOUT_MS 10000
 /* SQLite's own autocheckpoint threshold, and the bound past which a
@@ -158,6 +159,8 @@ void fm_store_close(fm_store *st)
     }
     if (st->db) sqlite3_close_v2(st->db);
     st->db = NULL;
+    if (st->anchor_open) close(st->anchor_fd);
+    st->anchor_open = false;
 }
 
 /* Prepared once: every audited call runs both. */
