@@ -4,8 +4,10 @@
 #include "fleetmcp/fm_store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,11 +91,38 @@ static const char core_ddl[] =
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     " updated_ms INTEGER NOT NULL);";
 
+/* A path that names a URL scheme ("postgresql://...") would otherwise
+ * become a directory tree named after it under the working directory. */
+static int refuse_url(const char *path, fm_err *err)
+{
+    size_t n = strspn(path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    if (n == 0 || strncmp(path + n, "://", 3)) return 0;
+    char scheme[32];
+    fm_clip(scheme, n + 1 < sizeof scheme ? n + 1 : sizeof scheme, path);
+    if (!strcasecmp(scheme, "postgresql") || !strcasecmp(scheme, "postgres"))
+        return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
+                          "the store %s:// is PostgreSQL, which is not supported yet: use a"
+                          " SQLite file path (--db, FLEETMCP_DB or store.path)",
+                          scheme);
+    return fm_err_set(err, FM_ERR_INVALID,
+                      "the store path starts with a URL scheme (%s://), which no store"
+                      " supports: give a SQLite file path (--db, FLEETMCP_DB or store.path)",
+                      scheme);
+}
+
 int fm_store_open(fm_store *st, const char *path, fm_err *err)
 {
     memset(st, 0, sizeof *st);
     snprintf(st->path, sizeof st->path, "%s", path);
+    if (refuse_url(path, err)) return -1;
     if (strcmp(path, ":memory:") && make_parent_dirs(path, err)) return -1;
+    /* The store holds the audit log, approvals and local tickets: private
+     * from the start (SQLite gives its -wal and -shm files the same
+     * mode). */
+    if (strcmp(path, ":memory:")) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+    }
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         fm_store_fail(st, err, "open");
