@@ -29,8 +29,8 @@ typedef struct fm_store {
      * with the key (rows before it are from older builds). */
     unsigned char audit_key[32];
     bool audit_keyed;
-    bool anchor_open;
-    int anchor_fd;
+    void *anchor_map; /* the anchor file, mapped shared (NULL: none) */
+    size_t anchor_len;
     int64_t audit_keyed_from;
 } fm_store;
 

@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fleetmcp/fm_server.h"
@@ -102,52 +104,70 @@ static const char audit_v3_ddl[] =
     "INSERT OR REPLACE INTO settings(key,value,updated_ms)"
     " SELECT '" KEYED_FROM_KEY "', coalesce(max(id), 0) + 1, 0 FROM audit;";
 
-#define ANCHOR_LEN 256
-#define ANCHOR_FMT "fleetmcp-audit-anchor-v1 id=%020lld keyed_from=%020lld head=%.64s mac=%.64s\n"
+/* The anchor file, mapped shared by every process using the store: the
+ * newest row's id and hash, the first keyed id, their MAC, and a robust
+ * process-shared mutex.  Updating it is a few memory writes, not system
+ * calls (each costs microseconds here, and every audited call updates
+ * it); the kernel writes the page back, and a process killed while
+ * holding the mutex hands it on (EOWNERDEAD). */
+#define ANCHOR_MAGIC "fleetmcp-audit-anchor-v1"
+typedef struct anchor {
+    char magic[32]; /* ANCHOR_MAGIC, or zeros while empty */
+    int64_t id, keyed_from;
+    char head[65], mac[65];
+} anchor;
+
+typedef struct anchor_file {
+    anchor a;
+    pthread_mutex_t mu;
+} anchor_file;
 
 static void side_path(const fm_store *st, const char *suffix, char *out, size_t len)
 {
     snprintf(out, len, "%s.%s", st->path, suffix);
 }
 
-/* The anchor's MAC input: what it vouches for. */
-static void anchor_mac(const fm_store *st, long long id, long long keyed_from, const char *head,
+/* The anchor's MAC: over what it vouches for, in a fixed binary layout. */
+static void anchor_mac(const fm_store *st, int64_t id, int64_t keyed_from, const char *head,
                        char out[65])
 {
-    char msg[160];
-    int n = snprintf(msg, sizeof msg, "anchor|%lld|%lld|%s", id, keyed_from, head);
-    fm_hmac_sha256_hex(st->audit_key, msg, (size_t)n, out);
+    unsigned char msg[8 + 8 + 8 + 64];
+    memcpy(msg, "anchor|\0", 8);
+    for (int i = 0; i < 8; i++) {
+        msg[8 + i] = (unsigned char)((uint64_t)id >> (56 - 8 * i));
+        msg[16 + i] = (unsigned char)((uint64_t)keyed_from >> (56 - 8 * i));
+    }
+    memcpy(msg + 24, head, 64);
+    fm_hmac_sha256_hex(st->audit_key, msg, sizeof msg, out);
 }
 
-typedef struct anchor {
-    long long id, keyed_from;
-    char head[65], mac[65];
-} anchor;
-
-/* Reads the anchor at fd: 1 when it holds one, 0 when empty, -1 when it
- * is not an anchor. */
-static int anchor_read(int fd, anchor *a)
+static bool anchor_lock(anchor_file *f)
 {
-    char buf[ANCHOR_LEN + 1];
-    ssize_t n = pread(fd, buf, ANCHOR_LEN, 0);
-    if (n <= 0) return n == 0 ? 0 : -1;
-    buf[n] = '\0';
-    memset(a, 0, sizeof *a);
-    if (sscanf(buf, "fleetmcp-audit-anchor-v1 id=%lld keyed_from=%lld head=%64s mac=%64s",
-               &a->id, &a->keyed_from, a->head, a->mac) != 4)
+    int rc = pthread_mutex_lock(&f->mu);
+    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
+    return rc == 0;
+}
+
+/* 1 when a holds an anchor, 0 when empty, -1 when it is not an anchor. */
+static int anchor_state(const anchor *a)
+{
+    static const char zero[sizeof a->magic];
+    if (!memcmp(a->magic, zero, sizeof zero)) return 0;
+    if (strncmp(a->magic, ANCHOR_MAGIC, sizeof a->magic) || !memchr(a->head, 0, sizeof a->head) ||
+        !memchr(a->mac, 0, sizeof a->mac))
         return -1;
     return 1;
 }
 
-static int anchor_write(fm_store *st, long long id, const char *head)
+/* A consistent copy of the anchor: as anchor_state, or -2 without one. */
+static int anchor_get(fm_store *st, anchor *a)
 {
-    char mac[65], buf[ANCHOR_LEN];
-    anchor_mac(st, id, (long long)st->audit_keyed_from, head, mac);
-    memset(buf, ' ', sizeof buf);
-    int n = snprintf(buf, sizeof buf, ANCHOR_FMT, id, (long long)st->audit_keyed_from, head, mac);
-    if (n < 0 || n >= (int)sizeof buf) return -1;
-    buf[sizeof buf - 1] = '\n';
-    return pwrite(st->anchor_fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf ? 0 : -1;
+    anchor_file *f = st->anchor_map;
+    if (!f) return -2;
+    if (!anchor_lock(f)) return -1;
+    *a = f->a;
+    pthread_mutex_unlock(&f->mu);
+    return anchor_state(a);
 }
 
 /* Moves the anchor to (id, head) unless another process already moved it
@@ -155,18 +175,65 @@ static int anchor_write(fm_store *st, long long id, const char *head)
  * or the row it names is no longer the one before this one: the log was
  * cut back and written again, and the anchor is the evidence, so it
  * stays. */
-static void anchor_advance(fm_store *st, long long id, const char *prev, const char *head)
+static void anchor_advance(fm_store *st, int64_t id, const char *prev, const char *head)
 {
-    if (!st->anchor_open) return;
-    if (flock(st->anchor_fd, LOCK_EX)) return;
-    anchor a;
-    int have = anchor_read(st->anchor_fd, &a);
-    if (have == 0 || (have == 1 && a.id < id && (a.id != id - 1 || !strcmp(a.head, prev))))
-        anchor_write(st, id, head);
-    else if (have == 1 && a.id == id - 1)
+    anchor_file *f = st->anchor_map;
+    if (!f) return;
+    anchor n = {.magic = ANCHOR_MAGIC, .id = id, .keyed_from = st->audit_keyed_from};
+    snprintf(n.head, sizeof n.head, "%s", head);
+    anchor_mac(st, id, n.keyed_from, n.head, n.mac);
+    if (!anchor_lock(f)) return;
+    int have = anchor_state(&f->a);
+    int64_t was = f->a.id;
+    bool cut = have == 1 && was == id - 1 && strcmp(f->a.head, prev);
+    if (have == 0 || (have == 1 && was < id && !cut)) f->a = n;
+    pthread_mutex_unlock(&f->mu);
+    if (cut)
         fm_log("error", "audit: row %lld does not follow the anchored row %lld: the log was cut"
-               " back; `fleetmcp audit verify` reports it", id, a.id);
-    flock(st->anchor_fd, LOCK_UN);
+               " back; `fleetmcp audit verify` reports it", (long long)id, (long long)was);
+}
+
+/* Makes the anchor file at path, atomically: built under a private name,
+ * then linked into place (EEXIST: another process was first, also fine). */
+static int anchor_create(const char *path)
+{
+    char tmp[640];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    int rc = -1;
+    anchor_file *f = MAP_FAILED;
+    if (ftruncate(fd, sizeof *f) == 0 &&
+        (f = mmap(NULL, sizeof *f, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) != MAP_FAILED) {
+        pthread_mutexattr_t at;
+        pthread_mutexattr_init(&at);
+        pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+        rc = pthread_mutex_init(&f->mu, &at) == 0 ? 0 : -1;
+        pthread_mutexattr_destroy(&at);
+        munmap(f, sizeof *f);
+    }
+    close(fd);
+    if (rc == 0 && link(tmp, path) && errno != EEXIST) rc = -1;
+    unlink(tmp);
+    return rc;
+}
+
+/* Maps the anchor file at path; NULL (errno set) if it cannot. */
+static anchor_file *anchor_map(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat sb;
+    anchor_file *f = NULL;
+    if (fstat(fd, &sb) == 0 && (size_t)sb.st_size >= sizeof *f) {
+        f = mmap(NULL, sizeof *f, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (f == MAP_FAILED) f = NULL;
+    } else {
+        errno = EINVAL;
+    }
+    close(fd);
+    return f;
 }
 
 /* The newest row's id and hash (id 0 and the genesis hash when empty). */
@@ -236,17 +303,19 @@ static int open_keys(fm_store *st, fm_err *err)
         return fm_err_set(err, FM_ERR_IO, "audit key %s is not 64 hex characters: restore it",
                           kp);
     st->audit_keyed = true;
-    int afd = open(ap, O_RDWR | O_CLOEXEC | (keyed_rows ? 0 : O_CREAT), 0600);
-    if (afd < 0) {
+    if (!keyed_rows && access(ap, F_OK) && anchor_create(ap))
+        fm_log("warning", "audit anchor %s cannot be created: %s", ap, strerror(errno));
+    anchor_file *f = anchor_map(ap);
+    if (!f) {
         /* Verify reports it; the server keeps logging. */
         fm_log("warning", "audit anchor %s cannot be opened (%s): deleting rows from the end of"
                " the log will not be detected until it is restored", ap, strerror(errno));
         return 0;
     }
-    st->anchor_fd = afd;
-    st->anchor_open = true;
+    st->anchor_map = f;
+    st->anchor_len = sizeof *f;
     anchor a;
-    if (anchor_read(afd, &a) == 0) anchor_advance(st, head_id, "", head);
+    if (anchor_get(st, &a) == 0) anchor_advance(st, head_id, "", head);
     return 0;
 }
 
@@ -533,7 +602,8 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
     /* The anchor is read before the rows: it only ever names committed
      * rows, so the snapshot read next holds at least as many. */
     anchor a = {0};
-    int have = st->anchor_open ? anchor_read(st->anchor_fd, &a) : 0;
+    int have = anchor_get(st, &a);
+    if (have == -2) have = 0;
     bool memory = !strcmp(st->path, ":memory:");
     if (have < 0)
         return fm_err_set(err, FM_ERR_CONFLICT, "the audit anchor %s.audit-anchor is not an"
@@ -548,7 +618,8 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
             return fm_err_set(err, FM_ERR_CONFLICT,
                               "the store says keyed rows start at %lld, the anchor says %lld: the"
                               " setting %s was edited",
-                              (long long)st->audit_keyed_from, a.keyed_from, KEYED_FROM_KEY), -1;
+                              (long long)st->audit_keyed_from, (long long)a.keyed_from,
+                              KEYED_FROM_KEY), -1;
     }
     if (sqlite3_prepare_v2(st->db, "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id",
                            -1, &s, NULL) != SQLITE_OK)
@@ -616,7 +687,7 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         return fm_err_set(err, FM_ERR_CONFLICT,
                           "the log ends at row %lld but the anchor recorded row %lld: %lld"
                           " row(s) missing from the end (deleted)",
-                          (long long)last, a.id, a.id - (long long)last), -1;
+                          (long long)last, (long long)a.id, (long long)(a.id - last)), -1;
     }
     if (have == 0 && !memory && last >= st->audit_keyed_from) {
         *bad_id = last;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,8 +189,8 @@ void fm_store_close(fm_store *st)
     }
     if (st->db) sqlite3_close_v2(st->db);
     st->db = NULL;
-    if (st->anchor_open) close(st->anchor_fd);
-    st->anchor_open = false;
+    if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
+    st->anchor_map = NULL;
 }
 
 /* Prepared once: every audited call runs both. */
