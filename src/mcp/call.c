@@ -152,7 +152,8 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         fm_err aerr = {0};
         bool logged = fm_audit_append(ctx, &rec, &aerr) > 0;
         json_decref(empty);
-        return logged ? fm_result_error(&e2) : unaudited(t, &aerr, "was refused (invalid arguments)");
+        return logged ? fm_result_error(&e2)
+                      : unaudited(t, &aerr, "was refused (invalid arguments)");
     }
 
     fm_gate_decision d;
@@ -293,9 +294,9 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
     if (!logged) {
         json_decref(structured);
         free(text);
-        char what[96];
-        snprintf(what, sizeof what, mutates ? "ran (its intent is audit row %lld)" : "ran",
-                 (long long)intent);
+        char what[96] = "ran";
+        if (mutates)
+            snprintf(what, sizeof what, "ran (its intent is audit row %lld)", (long long)intent);
         return unaudited(t, &aerr, what);
     }
     if (!structured) {
