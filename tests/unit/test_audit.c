@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_util.h"
 #include "fm_test.h"
 #include "test_core_helpers.h"
@@ -161,6 +162,21 @@ START_TEST(hourly_counters_fold_once)
     ck_assert_int_eq(json_integer_value(json_object_get(dec, "allow")), 601);
     ck_assert_int_eq(json_integer_value(json_object_get(dec, "deny")), 1);
     json_decref(res);
+    ts_close(&t);
+}
+END_TEST
+
+/* A kill switch whose setting cannot be read counts as engaged: the
+ * store that cannot answer may well say "engaged". */
+START_TEST(killswitch_fails_closed)
+{
+    test_server t;
+    ts_open(&t, "mode: fleet\n");
+    char why[600];
+    ck_assert(!fm_killswitch_engaged(&t.ctx, why, sizeof why));
+    exec(&t, "DROP TABLE settings");
+    ck_assert(fm_killswitch_engaged(&t.ctx, why, sizeof why));
+    ck_assert_msg(strstr(why, "cannot be read") != NULL, "%s", why);
     ts_close(&t);
 }
 END_TEST
@@ -353,6 +369,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, secrets_redacted);
     tcase_add_test(tc, tampering_detected);
     tcase_add_test(tc, hmac_rfc4231);
+    tcase_add_test(tc, killswitch_fails_closed);
     tcase_add_test(tc, truncation_detected);
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, query_filters);
