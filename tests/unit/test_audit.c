@@ -321,6 +321,12 @@ START_TEST(v1_store_migrates)
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
     ck_assert_int_eq(fm_audit_append(&ctx, &r, NULL), 7);
     ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
+    /* The anchor made at migration covers the old rows too: cutting the
+     * tail back into them shows. */
+    ck_assert_int_eq(sqlite3_exec(ctx.store.db, "DELETE FROM audit WHERE id>=6", 0, 0, 0),
+                     SQLITE_OK);
+    ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), -1);
+    ck_assert_msg(strstr(err.text, "missing from the end") != NULL, "%s", err.text);
     fm_ctx_close(&ctx);
     fm_test_unlink_db(path);
 }
