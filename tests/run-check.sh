@@ -88,6 +88,7 @@ stage interop-inspector bash tests/interop/inspector.sh build/fleetmcp
 stage mcp-cli bash tests/cli/run.sh
 stage approvals bash tests/cli/approval.sh
 stage elicitation python3 tests/cli/elicitation.py build/fleetmcp
+stage hardening python3 tests/cli/hardening.py build/fleetmcp
 stage valgrind bash tests/valgrind.sh
 stage examples bash tests/examples.sh
 stage install bash tests/install.sh

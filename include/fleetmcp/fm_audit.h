@@ -39,13 +39,26 @@ typedef struct fm_audit_rec {
     const char *state_after;
     const char *runbook;
     const char *runbook_version;
+    /* An intent of a rate-limited tool: at most this many allowed calls of
+     * the tool in the last hour, counted in the same transaction as the
+     * insert, so processes sharing the store cannot overshoot together.
+     * 0: no limit. */
+    long long rate_limit;
 } fm_audit_rec;
 
 int fm_audit_init(struct fm_ctx *ctx, fm_err *err);
 
 /* Appends a row stamped with the session (initiator, client, OS user) and
- * mode; returns its id, or -1 with err.  Commits before returning. */
+ * mode; returns its id, or -1 with err (FM_ERR_RATE_LIMITED when
+ * rec->rate_limit is reached: nothing is written).  Commits before
+ * returning. */
 int64_t fm_audit_append(struct fm_ctx *ctx, const fm_audit_rec *rec, fm_err *err);
+
+/* Allowed calls of tool ('call' and 'intent' rows) since since_ms, and
+ * the time of the oldest of them in *oldest_ms; -1 if the store cannot be
+ * read. */
+long long fm_audit_allowed_since(struct fm_store *st, const char *tool, int64_t since_ms,
+                                 int64_t *oldest_ms);
 
 /* Brings the hourly call counters (audit_hourly) up to the newest row.
  * Readers of the counters call it first; appends call it every few

@@ -49,4 +49,11 @@ void fm_err_clear(fm_err *e);
  * characters, so echoed input cannot break a log line or a reply. */
 void fm_clip(char *dst, size_t dstlen, const char *src);
 
+/* Masks with '*', in place, every occurrence in text of the secrets
+ * (NULL-terminated list, may be NULL; values under 4 bytes are skipped)
+ * and the value of every credential-looking header or parameter
+ * (Authorization:, Bearer ..., token=...).  For error text and bodies a
+ * backend got back, before they reach a reply, a log or the audit. */
+void fm_scrub(char *text, const char *const *secrets);
+
 #endif

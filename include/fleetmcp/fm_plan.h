@@ -37,6 +37,12 @@ int fm_plan_find_proposed(struct fm_ctx *ctx, const char *hash, char id_out[FM_P
 /* The plan as stored (new), or NULL with FM_ERR_NOT_FOUND. */
 json_t *fm_plan_get(struct fm_ctx *ctx, const char *id, fm_err *err);
 
-int fm_plan_set_status(struct fm_ctx *ctx, const char *id, const char *status, fm_err *err);
+/* Moves plan id from status `from` to `to` (proposed → approved when an
+ * approval is recorded, approved → executed when it is consumed), or fails
+ * with FM_ERR_APPROVAL when the plan is not in `from`: that is what makes
+ * one approval release one execution.  Call inside the caller's
+ * transaction. */
+int fm_plan_transition(struct fm_ctx *ctx, const char *id, const char *from, const char *to,
+                       fm_err *err);
 
 #endif

@@ -24,6 +24,14 @@ typedef struct fm_store {
     const char *stmt_sql[FM_STORE_STMT_CACHE];
     sqlite3_stmt *stmt[FM_STORE_STMT_CACHE];
     int wal_frames; /* frames in the WAL after the last commit */
+    /* The audit chain's key and anchor (src/audit/audit.c): held in files
+     * beside the database, never in it.  keyed_from: first row hashed
+     * with the key (rows before it are from older builds). */
+    unsigned char audit_key[32];
+    bool audit_keyed;
+    void *anchor_map; /* the anchor file, mapped shared (NULL: none) */
+    size_t anchor_len;
+    int64_t audit_keyed_from;
 } fm_store;
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err);
@@ -46,7 +54,9 @@ void fm_store_rollback(fm_store *st);
 bool fm_store_checkpoint_due(const fm_store *st);
 void fm_store_checkpoint(fm_store *st);
 
-/* Settings: small key/value pairs (kill switch, counters). */
+/* Settings: small key/value pairs (kill switch, counters).  get: 0 when
+ * found, -1 when not set, -2 when the store could not be read (busy,
+ * locked, broken): a safety check must not read -2 as "not set". */
 int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len);
 int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_err *err);
 

@@ -70,6 +70,9 @@ struct fm_call {
  * FM_ERR_CANCELLED. */
 bool fm_call_progress(fm_call *call, double progress, double total, const char *message);
 bool fm_call_cancelled(fm_call *call);
+/* Why the server is going away (SIGTERM, stdin closed), or NULL: a long
+ * handler stops starting new work and leaves it recoverable. */
+const char *fm_call_stopping(fm_call *call);
 
 /* notifications/message at level ("debug".."emergency"), if enabled. */
 void fm_call_log(fm_call *call, const char *level, const char *fmt, ...)

@@ -18,6 +18,9 @@ void fm_hex(const unsigned char *bytes, size_t n, char *out);
 void fm_sha256_hex(const void *data, size_t len, char out[65]);
 /* The raw 32-byte digest. */
 void fm_sha256(const void *data, size_t len, unsigned char out[32]);
+/* HMAC-SHA256 (RFC 2104) of data under a 32-byte key, as 64 hex
+ * characters plus NUL. */
+void fm_hmac_sha256_hex(const unsigned char key[32], const void *data, size_t len, char out[65]);
 
 /* Base64 (RFC 4648, padded) of n bytes into out, which holds
  * 4 * ((n + 2) / 3) + 1 bytes; NUL-terminated; returns the length. */

@@ -60,10 +60,16 @@ json_t *fm_workflow_plan_content(struct fm_ctx *ctx, const char *plan_id, json_t
 json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *content, fm_err *err);
 
 /* Resumes or escalates workflows whose owner died (lease expired or pid
- * gone).  One indexed SELECT when there are none; called lazily by the
- * workflow tools and fm_workflow_status_summary.  Returns how many were
- * handled. */
+ * gone).  One indexed SELECT when there are none.  Acts on nodes, so it
+ * runs only inside a mutating call the gate allowed (repair_execute) and
+ * never in shadow mode: otherwise it returns 0 and touches nothing.
+ * Returns how many were handled. */
 int fm_workflow_recover(struct fm_ctx *ctx, fm_call *call);
+
+/* The workflow (running or waiting) that executes plan_id, into id_out;
+ * -1 if none. */
+int fm_workflow_open_for_plan(struct fm_ctx *ctx, const char *plan_id,
+                              char id_out[FM_WORKFLOW_ID_LEN]);
 
 /* ---- reading (src/workflow/store.c) ----------------------------------- */
 

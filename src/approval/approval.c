@@ -16,16 +16,28 @@
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 
+/* What an approval given through elicitation stores instead of a
+ * signature. */
+#define ELICITED_SIG "elicitation"
+
 static const char approval_ddl[] =
     "CREATE TABLE IF NOT EXISTS approvals(id TEXT PRIMARY KEY, plan_id TEXT NOT NULL,"
     " plan_hash TEXT NOT NULL, approver TEXT NOT NULL, expires_ms INTEGER NOT NULL,"
     " signature TEXT NOT NULL, created_ms INTEGER NOT NULL, used_ms INTEGER,"
     " used_session TEXT);"
-    "CREATE INDEX IF NOT EXISTS approvals_plan ON approvals(plan_id);";
+    "CREATE INDEX IF NOT EXISTS approvals_plan ON approvals(plan_id);"
+    /* v2: a signature is recorded once.  Its own table (not a unique index
+     * on approvals) so a store that already holds replayed copies still
+     * migrates: the oldest approval keeps the signature. */
+    "CREATE TABLE IF NOT EXISTS approval_signatures(signature TEXT PRIMARY KEY,"
+    " approval_id TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO approval_signatures(signature, approval_id)"
+    " SELECT signature, id FROM approvals WHERE signature<>'" ELICITED_SIG "'"
+    " ORDER BY created_ms;";
 
 int fm_approval_init(fm_ctx *ctx, fm_err *err)
 {
-    return fm_store_migrate(&ctx->store, "approvals", 1, approval_ddl, err);
+    return fm_store_migrate(&ctx->store, "approvals", 2, approval_ddl, err);
 }
 
 size_t fm_approval_message(char *buf, size_t len, const char *plan_id, const char *plan_hash,
@@ -79,21 +91,52 @@ static bool verify(EVP_PKEY *key, const char *msg, size_t len, const unsigned ch
     return ok;
 }
 
-/* Stores an approval of plan_id (with its hash) and marks the plan
- * approved. */
+/* Stores an approval of plan_id (with its hash), records its signature
+ * once and moves the plan from proposed to approved, all in one
+ * transaction: a second approval of the same plan, or the same signature
+ * sent again, is refused. */
 static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
                            const char *approver, int64_t expires_ms, const char *signature,
                            char id_out[FM_APPROVAL_ID_LEN], fm_err *err)
 {
+    fm_store *st = &ctx->store;
     char hex[17];
     fm_random_hex(hex, 8);
     snprintf(id_out, FM_APPROVAL_ID_LEN, "ap-%s", hex);
+    if (fm_store_begin(st, err)) return -1;
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (strcmp(signature, ELICITED_SIG)) {
+        if (sqlite3_prepare_v2(st->db,
+                               "INSERT OR IGNORE INTO approval_signatures(signature,approval_id)"
+                               " VALUES(?,?)",
+                               -1, &s, NULL) != SQLITE_OK) {
+            fm_store_fail(st, err, "approval insert");
+            goto fail;
+        }
+        sqlite3_bind_text(s, 1, signature, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, id_out, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        s = NULL;
+        if (rc != SQLITE_DONE) {
+            fm_store_fail(st, err, "approval insert");
+            goto fail;
+        }
+        if (sqlite3_changes(st->db) != 1) {
+            fm_err_set(err, FM_ERR_APPROVAL,
+                       "this signature was recorded before: a signature approves one execution"
+                       " once; a human signs a new plan with `mcp-cli approve`");
+            goto fail;
+        }
+    }
+    if (fm_plan_transition(ctx, plan_id, "proposed", "approved", err)) goto fail;
+    if (sqlite3_prepare_v2(st->db,
                            "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
                            "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
-                           -1, &s, NULL) != SQLITE_OK)
-        return fm_store_fail(&ctx->store, err, "approval insert");
+                           -1, &s, NULL) != SQLITE_OK) {
+        fm_store_fail(st, err, "approval insert");
+        goto fail;
+    }
     sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, plan_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
@@ -101,10 +144,16 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
     sqlite3_bind_int64(s, 5, expires_ms);
     sqlite3_bind_text(s, 6, signature, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, fm_now_ms());
-    int st = sqlite3_step(s);
+    int rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    if (st != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "approval insert");
-    return fm_plan_set_status(ctx, plan_id, "approved", err);
+    if (rc != SQLITE_DONE) {
+        fm_store_fail(st, err, "approval insert");
+        goto fail;
+    }
+    return fm_store_commit(st, err);
+fail:
+    fm_store_rollback(st);
+    return -1;
 }
 
 bool fm_approval_elicitation_allowed(fm_ctx *ctx)
@@ -126,9 +175,35 @@ int fm_approval_record_elicited(fm_ctx *ctx, const char *plan_id, const char *ap
     json_t *plan = fm_plan_get(ctx, plan_id, err);
     if (!plan) return -1;
     int rc = insert_approval(ctx, plan_id, fm_json_str(plan, "hash", ""), approver,
-                             fm_now_ms() + 60000, "elicitation", id_out, err);
+                             fm_now_ms() + 60000, ELICITED_SIG, id_out, err);
     json_decref(plan);
     return rc;
+}
+
+/* Checks sig_b64 against approver's configured key over the approval
+ * message; 0, or -1 with FM_ERR_APPROVAL saying why. */
+static int signature_check(fm_ctx *ctx, const char *plan_id, const char *hash,
+                           const char *approver, int64_t expires_ms, const char *sig_b64,
+                           fm_err *err)
+{
+    EVP_PKEY *key = approver_key(ctx, approver);
+    if (!key)
+        return fm_err_set(err, FM_ERR_APPROVAL,
+                          "approver '%.64s' has no key in approvals.keys of this server's config"
+                          " (or the key is malformed): an approver's public key must be"
+                          " configured first",
+                          approver);
+    unsigned char sig[128];
+    size_t siglen = 0;
+    char msg[512];
+    size_t mlen = fm_approval_message(msg, sizeof msg, plan_id, hash, approver, expires_ms);
+    bool ok = !b64_decode(sig_b64, sig, sizeof sig, &siglen) && verify(key, msg, mlen, sig, siglen);
+    EVP_PKEY_free(key);
+    if (ok) return 0;
+    return fm_err_set(err, FM_ERR_APPROVAL,
+                      "signature does not verify for approver '%.64s' over plan %.40s (hash"
+                      " %.12s...): forged, for another plan, or signed with another key",
+                      approver, plan_id, hash);
 }
 
 int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
@@ -138,23 +213,10 @@ int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
     json_t *plan = fm_plan_get(ctx, plan_id, err);
     if (!plan) return -1;
     int rc = -1;
-    EVP_PKEY *key = NULL;
     const char *status = fm_json_str(plan, "status", "");
     const char *hash = fm_json_str(plan, "hash", "");
     int64_t now = fm_now_ms();
     long long max_ttl = fm_cfg_int(fm_config_section(&ctx->cfg, "approvals"), "max_ttl_s", 3600);
-    if (strcmp(status, "proposed") && strcmp(status, "approved")) {
-        fm_err_set(err, FM_ERR_APPROVAL, "plan %s is %s, not awaiting approval: make a new plan",
-                   plan_id, status);
-        goto out;
-    }
-    if (!(key = approver_key(ctx, approver))) {
-        fm_err_set(err, FM_ERR_APPROVAL,
-                   "approver '%.64s' has no key in approvals.keys of this server's config (or"
-                   " the key is malformed): an approver's public key must be configured first",
-                   approver);
-        goto out;
-    }
     if (expires_ms <= now) {
         fm_err_set(err, FM_ERR_APPROVAL, "approval expired before it arrived: sign a new one");
         goto out;
@@ -166,20 +228,16 @@ int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
                    max_ttl);
         goto out;
     }
-    unsigned char sig[128];
-    size_t siglen = 0;
-    char msg[512];
-    size_t mlen = fm_approval_message(msg, sizeof msg, plan_id, hash, approver, expires_ms);
-    if (b64_decode(sig_b64, sig, sizeof sig, &siglen) || !verify(key, msg, mlen, sig, siglen)) {
+    if (strcmp(status, "proposed")) {
         fm_err_set(err, FM_ERR_APPROVAL,
-                   "signature does not verify for approver '%.64s' over plan %s (hash %.12s...):"
-                   " forged, for another plan, or signed with another key",
-                   approver, plan_id, hash);
+                   "plan %s is %s, not awaiting approval: an approval releases one execution of"
+                   " one plan, once; make a new plan",
+                   plan_id, status);
         goto out;
     }
+    if (signature_check(ctx, plan_id, hash, approver, expires_ms, sig_b64, err)) goto out;
     rc = insert_approval(ctx, plan_id, hash, approver, expires_ms, sig_b64, id_out, err);
 out:
-    EVP_PKEY_free(key);
     json_decref(plan);
     return rc;
 }
@@ -192,8 +250,8 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     sqlite3_stmt *s = NULL;
     int rc = -1;
     if (sqlite3_prepare_v2(st->db,
-                           "SELECT plan_id,plan_hash,approver,expires_ms,used_ms FROM approvals"
-                           " WHERE id=?",
+                           "SELECT plan_id,plan_hash,approver,expires_ms,used_ms,signature"
+                           " FROM approvals WHERE id=?",
                            -1, &s, NULL) != SQLITE_OK) {
         fm_store_fail(st, err, "approval read");
         goto out;
@@ -219,13 +277,30 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
                    approval_id);
         goto out;
     }
-    if (sqlite3_column_int64(s, 3) <= fm_now_ms()) {
+    int64_t expires_ms = sqlite3_column_int64(s, 3);
+    if (expires_ms <= fm_now_ms()) {
         fm_err_set(err, FM_ERR_APPROVAL, "approval %s expired: approve the plan again",
                    approval_id);
         goto out;
     }
+    /* The row is trusted no more than the store is: its signature is
+     * checked again, against the keys configured now. */
+    char sig[200];
+    const unsigned char *sigcol = sqlite3_column_text(s, 5);
+    snprintf(sig, sizeof sig, "%s", sigcol ? (const char *)sigcol : "");
     sqlite3_finalize(s);
     s = NULL;
+    if (!strcmp(sig, ELICITED_SIG)) {
+        if (!fm_approval_elicitation_allowed(ctx)) {
+            fm_err_set(err, FM_ERR_APPROVAL,
+                       "approval %s carries no signature (elicitation) and this server does not"
+                       " accept elicited approvals: a human approves with `mcp-cli approve`",
+                       approval_id);
+            goto out;
+        }
+    } else if (signature_check(ctx, plan_id_out, plan_hash, approver_out, expires_ms, sig, err)) {
+        goto out;
+    }
     if (sqlite3_prepare_v2(st->db,
                            "UPDATE approvals SET used_ms=?, used_session=? WHERE id=? AND"
                            " used_ms IS NULL",
@@ -240,6 +315,7 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
         fm_err_set(err, FM_ERR_APPROVAL, "approval %s was used concurrently", approval_id);
         goto out;
     }
+    if (fm_plan_transition(ctx, plan_id_out, "approved", "executed", err)) goto out;
     rc = 0;
 out:
     sqlite3_finalize(s);

@@ -1,16 +1,33 @@
 /* Audit rows and their hash chain.  The chain is extended inside one
  * BEGIN IMMEDIATE transaction (read the last hash, insert), so several
- * server processes sharing the database still form one linear chain. */
+ * server processes sharing the database still form one linear chain.
+ *
+ * Since audit schema v3 each row's hash is an HMAC-SHA256 under a server
+ * key kept in a file beside the database (DB.audit-key, 0600), over the
+ * row's columns, its id and the previous hash: whoever can write the
+ * database but not read the key cannot recompute the chain after an edit.
+ * An anchor file (DB.audit-anchor: the newest row id and hash, MACed)
+ * records how far the log reached, so deleting rows from the tail shows.
+ * Rows written before v3 keep their unkeyed SHA-256 hashes; the first
+ * keyed row links to them. */
 #include "fleetmcp/fm_audit.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 
 #define FOLDED_KEY "audit.hourly_folded_id"
+#define KEYED_FROM_KEY "audit.keyed_from"
 /* Rows between folds: bounds both the backlog a reader folds and how
  * often an append pays for a fold. */
 #define FOLD_EVERY 256
@@ -51,20 +68,263 @@ static const char audit_ddl[] =
 #define AUDIT_NCOLS 28
 #define GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
-static const char last_hash_sql[] = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1";
+static const char last_hash_sql[] = "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1";
 static const char insert_sql[] =
-    "INSERT INTO audit(" AUDIT_COLS ",prev_hash,hash) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?,?,?,?,?,?,?,?)";
+    "INSERT INTO audit(" AUDIT_COLS ",prev_hash,hash,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+    "?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 static const char fold_sql[] =
     "INSERT INTO audit_hourly(hour,tool,decision,n)"
     " SELECT ts_ms/3600000, coalesce(tool,''), coalesce(decision,'none'), count(*) FROM audit"
     " WHERE id>?1 AND id<=?2 AND phase IN ('call','intent') GROUP BY 1,2,3"
     " ON CONFLICT(hour,tool,decision) DO UPDATE SET n=n+excluded.n";
 static const char max_id_sql[] = "SELECT coalesce(max(id), 0) FROM audit";
+static const char allowed_sql[] =
+    "SELECT count(*), coalesce(min(ts_ms), 0) FROM audit WHERE tool=? AND decision='allow' AND"
+    " phase IN ('call','intent') AND ts_ms>=?";
+
+long long fm_audit_allowed_since(fm_store *st, const char *tool, int64_t since_ms,
+                                 int64_t *oldest_ms)
+{
+    *oldest_ms = 0;
+    sqlite3_stmt *s = fm_store_stmt(st, allowed_sql, NULL);
+    if (!s) return -1;
+    sqlite3_bind_text(s, 1, tool, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since_ms);
+    long long n = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        n = sqlite3_column_int64(s, 0);
+        *oldest_ms = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return n;
+}
+
+/* v3: rows from here on are keyed.  Rows before keep their v1/v2 hashes. */
+static const char audit_v3_ddl[] =
+    "INSERT OR REPLACE INTO settings(key,value,updated_ms)"
+    " SELECT '" KEYED_FROM_KEY "', coalesce(max(id), 0) + 1, 0 FROM audit;";
+
+/* The anchor file, mapped shared by every process using the store: the
+ * newest row's id and hash, the first keyed id, their MAC, and a robust
+ * process-shared mutex.  Updating it is a few memory writes, not system
+ * calls (each costs microseconds here, and every audited call updates
+ * it); the kernel writes the page back, and a process killed while
+ * holding the mutex hands it on (EOWNERDEAD). */
+#define ANCHOR_MAGIC "fleetmcp-audit-anchor-v1"
+typedef struct anchor {
+    char magic[32]; /* ANCHOR_MAGIC, or zeros while empty */
+    int64_t id, keyed_from;
+    char head[65], mac[65];
+} anchor;
+
+typedef struct anchor_file {
+    anchor a;
+    pthread_mutex_t mu;
+} anchor_file;
+
+static void side_path(const fm_store *st, const char *suffix, char *out, size_t len)
+{
+    snprintf(out, len, "%s.%s", st->path, suffix);
+}
+
+/* The anchor's MAC: over what it vouches for, in a fixed binary layout. */
+static void anchor_mac(const fm_store *st, int64_t id, int64_t keyed_from, const char *head,
+                       char out[65])
+{
+    unsigned char msg[8 + 8 + 8 + 64];
+    memcpy(msg, "anchor|\0", 8);
+    for (int i = 0; i < 8; i++) {
+        msg[8 + i] = (unsigned char)((uint64_t)id >> (56 - 8 * i));
+        msg[16 + i] = (unsigned char)((uint64_t)keyed_from >> (56 - 8 * i));
+    }
+    memcpy(msg + 24, head, 64);
+    fm_hmac_sha256_hex(st->audit_key, msg, sizeof msg, out);
+}
+
+static bool anchor_lock(anchor_file *f)
+{
+    int rc = pthread_mutex_lock(&f->mu);
+    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
+    return rc == 0;
+}
+
+/* 1 when a holds an anchor, 0 when empty, -1 when it is not an anchor. */
+static int anchor_state(const anchor *a)
+{
+    static const char zero[sizeof a->magic];
+    if (!memcmp(a->magic, zero, sizeof zero)) return 0;
+    if (strncmp(a->magic, ANCHOR_MAGIC, sizeof a->magic) || !memchr(a->head, 0, sizeof a->head) ||
+        !memchr(a->mac, 0, sizeof a->mac))
+        return -1;
+    return 1;
+}
+
+/* A consistent copy of the anchor: as anchor_state, or -2 without one. */
+static int anchor_get(fm_store *st, anchor *a)
+{
+    anchor_file *f = st->anchor_map;
+    if (!f) return -2;
+    if (!anchor_lock(f)) return -1;
+    *a = f->a;
+    pthread_mutex_unlock(&f->mu);
+    return anchor_state(a);
+}
+
+/* Moves the anchor to (id, head) unless another process already moved it
+ * further (appends commit in chain order, anchors may arrive out of it),
+ * or the row it names is no longer the one before this one: the log was
+ * cut back and written again, and the anchor is the evidence, so it
+ * stays. */
+static void anchor_advance(fm_store *st, int64_t id, const char *prev, const char *head)
+{
+    anchor_file *f = st->anchor_map;
+    if (!f) return;
+    anchor n = {.magic = ANCHOR_MAGIC, .id = id, .keyed_from = st->audit_keyed_from};
+    snprintf(n.head, sizeof n.head, "%s", head);
+    anchor_mac(st, id, n.keyed_from, n.head, n.mac);
+    if (!anchor_lock(f)) return;
+    int have = anchor_state(&f->a);
+    int64_t was = f->a.id;
+    bool cut = have == 1 && was == id - 1 && strcmp(f->a.head, prev);
+    if (have == 0 || (have == 1 && was < id && !cut)) f->a = n;
+    pthread_mutex_unlock(&f->mu);
+    if (cut)
+        fm_log("error", "audit: row %lld does not follow the anchored row %lld: the log was cut"
+               " back; `fleetmcp audit verify` reports it", (long long)id, (long long)was);
+}
+
+/* Makes the anchor file at path, atomically: built under a private name,
+ * then linked into place (EEXIST: another process was first, also fine). */
+static int anchor_create(const char *path)
+{
+    char tmp[640];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    int rc = -1;
+    anchor_file *f = MAP_FAILED;
+    if (ftruncate(fd, sizeof *f) == 0 &&
+        (f = mmap(NULL, sizeof *f, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) != MAP_FAILED) {
+        pthread_mutexattr_t at;
+        pthread_mutexattr_init(&at);
+        pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+        rc = pthread_mutex_init(&f->mu, &at) == 0 ? 0 : -1;
+        pthread_mutexattr_destroy(&at);
+        munmap(f, sizeof *f);
+    }
+    close(fd);
+    if (rc == 0 && link(tmp, path) && errno != EEXIST) rc = -1;
+    unlink(tmp);
+    return rc;
+}
+
+/* Maps the anchor file at path; NULL (errno set) if it cannot. */
+static anchor_file *anchor_map(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat sb;
+    anchor_file *f = NULL;
+    if (fstat(fd, &sb) == 0 && (size_t)sb.st_size >= sizeof *f) {
+        f = mmap(NULL, sizeof *f, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (f == MAP_FAILED) f = NULL;
+    } else {
+        errno = EINVAL;
+    }
+    close(fd);
+    return f;
+}
+
+/* The newest row's id and hash (id 0 and the genesis hash when empty). */
+static int chain_head(fm_store *st, long long *id, char hash[65]);
+
+/* Loads (or on first use creates) the key and the anchor.  A missing key
+ * or anchor while keyed rows exist is refused: making new ones would
+ * hide exactly what they are there to show. */
+static int open_keys(fm_store *st, fm_err *err)
+{
+    char buf[32];
+    st->audit_keyed_from = fm_store_setting_get(st, KEYED_FROM_KEY, buf, sizeof buf) == 0
+                               ? atoll(buf) : 1;
+    long long head_id = 0;
+    char head[65];
+    if (chain_head(st, &head_id, head)) return fm_store_fail(st, err, "audit read");
+    bool keyed_rows = head_id >= st->audit_keyed_from;
+    if (!strcmp(st->path, ":memory:")) {
+        /* Dies with the process, like the database. */
+        if (getrandom(st->audit_key, sizeof st->audit_key, 0) != (ssize_t)sizeof st->audit_key)
+            return fm_err_set(err, FM_ERR_IO, "audit: no entropy for the chain key");
+        st->audit_keyed = true;
+        return 0;
+    }
+    char kp[600], ap[600];
+    side_path(st, "audit-key", kp, sizeof kp);
+    side_path(st, "audit-anchor", ap, sizeof ap);
+    int fd = open(kp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && !keyed_rows) {
+        unsigned char k[32];
+        char hex[65];
+        if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k)
+            return fm_err_set(err, FM_ERR_IO, "audit: no entropy for the chain key");
+        fm_hex(k, sizeof k, hex);
+        int w = open(kp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (w >= 0) {
+            hex[64] = '\n';
+            bool ok = write(w, hex, 65) == 65;
+            close(w);
+            if (!ok) {
+                unlink(kp);
+                return fm_err_set(err, FM_ERR_IO, "cannot write the audit key %s", kp);
+            }
+        } else if (errno != EEXIST) {
+            return fm_err_set(err, FM_ERR_IO, "cannot create the audit key %s: %s", kp,
+                              strerror(errno));
+        }
+        fd = open(kp, O_RDONLY | O_CLOEXEC); /* ours, or the one a racing process made */
+    }
+    if (fd < 0)
+        return fm_err_set(err, FM_ERR_IO,
+                          "audit key %s cannot be read (%s) and the log has rows keyed with"
+                          " it: restore the file (a new key would make every keyed row fail"
+                          " verification)",
+                          kp, strerror(errno));
+    char hex[66] = "";
+    ssize_t n = read(fd, hex, 65);
+    close(fd);
+    unsigned char *k = st->audit_key;
+    bool ok = n >= 64;
+    for (int i = 0; ok && i < 32; i++) {
+        unsigned int b;
+        ok = sscanf(hex + 2 * i, "%2x", &b) == 1;
+        k[i] = (unsigned char)b;
+    }
+    if (!ok)
+        return fm_err_set(err, FM_ERR_IO, "audit key %s is not 64 hex characters: restore it",
+                          kp);
+    st->audit_keyed = true;
+    if (!keyed_rows && access(ap, F_OK) && anchor_create(ap))
+        fm_log("warning", "audit anchor %s cannot be created: %s", ap, strerror(errno));
+    anchor_file *f = anchor_map(ap);
+    if (!f) {
+        /* Verify reports it; the server keeps logging. */
+        fm_log("warning", "audit anchor %s cannot be opened (%s): deleting rows from the end of"
+               " the log will not be detected until it is restored", ap, strerror(errno));
+        return 0;
+    }
+    st->anchor_map = f;
+    st->anchor_len = sizeof *f;
+    anchor a;
+    if (anchor_get(st, &a) == 0) anchor_advance(st, head_id, "", head);
+    return 0;
+}
 
 int fm_audit_init(fm_ctx *ctx, fm_err *err)
 {
-    return fm_store_migrate(&ctx->store, "audit", 2, audit_ddl, err);
+    if (fm_store_migrate(&ctx->store, "audit", 2, audit_ddl, err) ||
+        fm_store_migrate(&ctx->store, "audit", 3, audit_v3_ddl, err))
+        return -1;
+    return open_keys(&ctx->store, err);
 }
 
 /* One column of a row as hashed and bound: 'n' null, 'i' integer, 's'
@@ -111,40 +371,52 @@ static unsigned char *put_part(unsigned char *w, char type, const char *p, size_
 
 /* The hashed form of a row: each column in AUDIT_COLS order as a type
  * byte ('n' null, 'i' integer as decimal, 's' text), an 8-byte big-endian
- * length and the bytes, then prev_hash.  Length-prefixed so no two rows
- * can hash the same; laid out in one buffer so it is one digest call.
- * Returns -1 only when out of memory. */
-static int row_hash(const acol *c, const char *prev, char out[65])
+ * length and the bytes, then (keyed rows) the row id, then prev_hash.
+ * Length-prefixed so no two rows can hash the same; laid out in one
+ * buffer so it is one digest call.  Keyed rows (key non-NULL) get an
+ * HMAC-SHA256, older rows a plain SHA-256.  Returns -1 only when out of
+ * memory. */
+static int row_hash(const acol *c, int64_t id, const unsigned char *key, const char *prev,
+                    char out[65])
 {
-    size_t need = 9 + strlen(prev);
+    size_t need = 9 + 24 + 9 + strlen(prev);
     for (int k = 0; k < AUDIT_NCOLS; k++) need += 9 + (c[k].type == 'i' ? 24 : c[k].n);
     unsigned char local[4096];
     unsigned char *buf = need <= sizeof local ? local : malloc(need);
     if (!buf) return -1;
     unsigned char *w = buf;
+    char num[24];
     for (int k = 0; k < AUDIT_NCOLS; k++) {
         if (c[k].type == 'i') {
-            char num[24];
             int n = snprintf(num, sizeof num, "%lld", (long long)c[k].i);
             w = put_part(w, 'i', num, (size_t)n);
         } else {
             w = put_part(w, c[k].type, c[k].s, c[k].type == 's' ? c[k].n : 0);
         }
     }
+    if (key) {
+        int n = snprintf(num, sizeof num, "%lld", (long long)id);
+        w = put_part(w, 'i', num, (size_t)n);
+    }
     w = put_part(w, 's', prev, strlen(prev));
-    fm_sha256_hex(buf, (size_t)(w - buf), out);
+    if (key)
+        fm_hmac_sha256_hex(key, buf, (size_t)(w - buf), out);
+    else
+        fm_sha256_hex(buf, (size_t)(w - buf), out);
     if (buf != local) free(buf);
     return 0;
 }
 
-static int last_hash(fm_store *st, char out[65])
+static int chain_head(fm_store *st, long long *id, char out[65])
 {
     snprintf(out, 65, "%s", GENESIS_HASH);
+    *id = 0;
     sqlite3_stmt *s = fm_store_stmt(st, last_hash_sql, NULL);
     if (!s) return -1;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        const unsigned char *h = sqlite3_column_text(s, 0);
+        *id = sqlite3_column_int64(s, 0);
+        const unsigned char *h = sqlite3_column_text(s, 1);
         if (h) snprintf(out, 65, "%s", (const char *)h);
     }
     sqlite3_reset(s);
@@ -208,12 +480,36 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     int64_t id = -1;
     sqlite3_stmt *s = NULL;
     char prev[65], hash[65];
+    if (!st->audit_keyed) {
+        fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
+        goto out;
+    }
     if (fm_store_begin(st, err)) goto out;
-    if (last_hash(st, prev)) {
+    if (r->rate_limit > 0 && r->tool) {
+        int64_t oldest = 0;
+        long long used = fm_audit_allowed_since(st, r->tool, ts - 3600000, &oldest);
+        if (used < 0) {
+            fm_store_fail(st, err, "audit rate count");
+            goto fail;
+        }
+        if (used >= r->rate_limit) {
+            char next[32];
+            fm_iso_time(oldest + 3600000, next);
+            fm_err_set(err, FM_ERR_RATE_LIMITED,
+                       "%s refused: %lld of %lld allowed calls in the last hour; the next is"
+                       " allowed at %s (raise rate_limits.%s in the config if this is expected)",
+                       r->tool, used, r->rate_limit, next, r->tool);
+            goto fail;
+        }
+    }
+    long long last = 0;
+    if (chain_head(st, &last, prev)) {
         fm_store_fail(st, err, "audit read");
         goto fail;
     }
-    if (row_hash(cols, prev, hash)) {
+    /* The id is hashed, so it is chosen here, inside the transaction. */
+    id = last + 1;
+    if (row_hash(cols, id, st->audit_key, prev, hash)) {
         fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row");
         goto fail;
     }
@@ -221,6 +517,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
     sqlite3_bind_text(s, AUDIT_NCOLS + 1, prev, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, AUDIT_NCOLS + 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, AUDIT_NCOLS + 3, id);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s); /* drop the borrowed pointers */
@@ -228,8 +525,11 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         fm_store_fail(st, err, "audit insert");
         goto fail;
     }
-    id = sqlite3_last_insert_rowid(st->db);
-    if (fm_store_commit(st, err)) id = -1;
+    if (fm_store_commit(st, err)) {
+        id = -1;
+        goto out;
+    }
+    anchor_advance(st, id, prev, hash);
     /* Whoever appends every FOLD_EVERY-th row folds, in its own
      * transaction: the row is already safe if this fails. */
     if (id > 0 && id % FOLD_EVERY == 0) fm_audit_fold(st, NULL);
@@ -299,11 +599,34 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
     sqlite3_stmt *s = NULL;
     *rows = 0;
     *bad_id = 0;
+    /* The anchor is read before the rows: it only ever names committed
+     * rows, so the snapshot read next holds at least as many. */
+    anchor a = {0};
+    int have = anchor_get(st, &a);
+    if (have == -2) have = 0;
+    bool memory = !strcmp(st->path, ":memory:");
+    if (have < 0)
+        return fm_err_set(err, FM_ERR_CONFLICT, "the audit anchor %s.audit-anchor is not an"
+                          " anchor (overwritten?)", st->path), -1;
+    if (have == 1) {
+        char mac[65];
+        anchor_mac(st, a.id, a.keyed_from, a.head, mac);
+        if (strcmp(mac, a.mac))
+            return fm_err_set(err, FM_ERR_CONFLICT, "the audit anchor's MAC does not match:"
+                              " it was edited, or the audit key was replaced"), -1;
+        if (a.keyed_from != st->audit_keyed_from)
+            return fm_err_set(err, FM_ERR_CONFLICT,
+                              "the store says keyed rows start at %lld, the anchor says %lld: the"
+                              " setting %s was edited",
+                              (long long)st->audit_keyed_from, (long long)a.keyed_from,
+                              KEYED_FROM_KEY), -1;
+    }
     if (sqlite3_prepare_v2(st->db, "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id",
                            -1, &s, NULL) != SQLITE_OK)
         return fm_store_fail(st, err, "audit verify"), -1;
     char expect_prev[65] = GENESIS_HASH;
     int rc = 0, step;
+    int64_t last = 0;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         acol cols[AUDIT_NCOLS];
         for (int i = 0; i < AUDIT_NCOLS; i++) cols[i] = stored_col(s, i);
@@ -321,7 +644,15 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
             rc = -1;
             break;
         }
-        if (row_hash(cols, prev, calc)) {
+        bool keyed = id >= st->audit_keyed_from;
+        if (keyed && !st->audit_keyed) {
+            *bad_id = id;
+            fm_err_set(err, FM_ERR_IO, "audit row %lld is keyed and the audit key is not loaded",
+                       (long long)id);
+            rc = -1;
+            break;
+        }
+        if (row_hash(cols, id, keyed ? st->audit_key : NULL, prev, calc)) {
             fm_err_set(err, FM_ERR_NOMEM, "audit verify: out of memory at row %lld", (long long)id);
             rc = -1;
             break;
@@ -329,18 +660,43 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         if (!hash || strcmp(hash, calc)) {
             *bad_id = id;
             fm_err_set(err, FM_ERR_CONFLICT, "audit row %lld: content does not match its hash"
-                       " (the row was edited)", (long long)id);
+                       " (the row was edited%s)", (long long)id,
+                       keyed ? ", renumbered, or rehashed without the key" : "");
+            rc = -1;
+            break;
+        }
+        if (have == 1 && id == a.id && strcmp(hash, a.head)) {
+            *bad_id = id;
+            fm_err_set(err, FM_ERR_CONFLICT,
+                       "audit row %lld is not the row the anchor recorded (the log was cut"
+                       " back and written again)", (long long)id);
             rc = -1;
             break;
         }
         snprintf(expect_prev, sizeof expect_prev, "%s", hash);
+        last = id;
     }
     if (rc == 0 && step != SQLITE_DONE) {
         fm_store_fail(st, err, "audit verify");
         rc = -1;
     }
     sqlite3_finalize(s);
-    return rc;
+    if (rc) return rc;
+    if (have == 1 && last < a.id) {
+        *bad_id = last + 1;
+        return fm_err_set(err, FM_ERR_CONFLICT,
+                          "the log ends at row %lld but the anchor recorded row %lld: %lld"
+                          " row(s) missing from the end (deleted)",
+                          (long long)last, (long long)a.id, (long long)(a.id - last)), -1;
+    }
+    if (have == 0 && !memory && last >= st->audit_keyed_from) {
+        *bad_id = last;
+        return fm_err_set(err, FM_ERR_CONFLICT,
+                          "the audit anchor %s.audit-anchor is missing or empty: rows deleted"
+                          " from the end of the log cannot be ruled out",
+                          st->path), -1;
+    }
+    return 0;
 }
 
 json_t *fm_audit_query(fm_store *st, const json_t *f, fm_err *err)

@@ -100,6 +100,21 @@ int fm_http_perform(const fm_http_req *req, fm_http_resp *resp, fm_err *err)
     }
     resp->body = s.buf ? s.buf : strdup("");
     resp->len = s.len;
+    /* An error answer is quoted in error text, and some servers echo the
+     * request: the values of the headers we sent (credentials) go. */
+    if (resp->status >= 400 && resp->body) {
+        const char *vals[17];
+        size_t nv = 0;
+        for (const char *const *h = req->headers; h && *h && nv + 2 < 17; h++) {
+            const char *v = strchr(*h, ':');
+            if (!v) continue;
+            vals[nv++] = v + 1 + strspn(v + 1, " ");
+            const char *last = strrchr(v, ' ');
+            if (last && last[1]) vals[nv++] = last + 1; /* the token after "Bearer " */
+        }
+        vals[nv] = NULL;
+        fm_scrub(resp->body, vals);
+    }
     return 0;
 }
 

@@ -433,6 +433,9 @@ static int jira_call(jira_st *j, const char *method, const char *path, const jso
         else
             fm_err_set(err, fail, "jira %s %s answered %ld: %s; %s", method, path, status, msg,
                        status_hint(status));
+        /* Jira's messages may quote the request back. */
+        const char *secrets[] = {j->secret, NULL};
+        if (err) fm_scrub(err->text, secrets);
         break;
     }
     curl_easy_cleanup(c);

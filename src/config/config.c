@@ -3,9 +3,11 @@
 #include "fleetmcp/fm_config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fleetmcp/fm_schema.h"
@@ -31,6 +33,8 @@ const char *fm_embedded_schema_find(const char *name)
         if (!strcmp(fm_embedded_schemas[i].name, name)) return fm_embedded_schemas[i].text;
     return NULL;
 }
+
+static void check_elicitation(const fm_yaml_doc *doc, json_t *problems);
 
 /* Validates every section and appends "file:line: pointer: why" strings
  * to problems (borrowed array). */
@@ -82,6 +86,131 @@ static void check_doc(const fm_yaml_doc *doc, json_t *problems)
         json_decref(schema);
     }
     json_decref(root);
+    check_elicitation(doc, problems);
+}
+
+static void problem(json_t *problems, const fm_yaml_doc *doc, const char *ptr, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+
+/* Appends "file:line: pointer: text" to problems. */
+static void problem(json_t *problems, const fm_yaml_doc *doc, const char *ptr, const char *fmt,
+                    ...)
+{
+    char text[512], buf[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    snprintf(buf, sizeof buf, "%.600s:%d: %.200s: %s", doc->path, fm_yaml_line(doc, ptr), ptr,
+             text);
+    json_array_append_new(problems, json_string(buf));
+}
+
+/* Elicitation would let a client approve its own plan on the strength of
+ * the name it declares (clientInfo.name), which any client can claim. */
+static void check_elicitation(const fm_yaml_doc *doc, json_t *problems)
+{
+    const json_t *el = json_object_get(json_object_get(doc->root, "approvals"), "elicitation");
+    if (json_is_true(json_object_get(el, "enabled")) &&
+        json_array_size(json_object_get(el, "trusted_clients")))
+        problem(problems, doc, "/approvals/elicitation/enabled",
+                "elicitation may not release hitl actions yet: trusted_clients match the"
+                " client's self-declared name, which any client can claim (an agent calling"
+                " itself mcp-cli would approve its own plans); set enabled: false until"
+                " clients are identified by verified credentials");
+}
+
+/* A private file (key, secret) others can read, or a trust file others
+ * can write, is refused: the server would be trusting it. */
+static void check_mode(const fm_yaml_doc *doc, json_t *problems, const char *ptr,
+                       const char *file, mode_t forbidden, const char *what, bool existence)
+{
+    struct stat sb;
+    if (stat(file, &sb)) {
+        /* At start the backend that opens it says what is missing. */
+        if (existence)
+            problem(problems, doc, ptr, "%s %s cannot be read: %s", what, file, strerror(errno));
+        return;
+    }
+    if (sb.st_mode & forbidden)
+        problem(problems, doc, ptr, "%s %s has mode %04o: %s (chmod %s %s)", what, file,
+                (unsigned)(sb.st_mode & 07777),
+                forbidden & 0044 ? "other users can read it" : "other users can write it",
+                forbidden & 0044 ? "600" : "go-w", file);
+}
+
+/* Every {file: PATH} secret under v (pointer ptr). */
+static void check_secret_files(const fm_yaml_doc *doc, json_t *problems, const json_t *v,
+                               const char *ptr, bool existence)
+{
+    char sub[256];
+    if (json_is_object(v)) {
+        const char *f = json_string_value(json_object_get(v, "file"));
+        if (f && json_object_size(v) == 1) {
+            snprintf(sub, sizeof sub, "%s/file", ptr);
+            check_mode(doc, problems, sub, f, 0077, "secret file", existence);
+            return;
+        }
+        const char *k;
+        json_t *c;
+        json_object_foreach((json_t *)v, k, c)
+        {
+            /* killswitch.file is a flag whose existence matters, not a
+             * secret. */
+            if (!*ptr && !strcmp(k, "killswitch")) continue;
+            snprintf(sub, sizeof sub, "%s/%s", ptr, k);
+            check_secret_files(doc, problems, c, sub, existence);
+        }
+    } else if (json_is_string(v) && !strncmp(json_string_value(v), "file:", 5)) {
+        check_mode(doc, problems, ptr, json_string_value(v) + 5, 0077, "secret file", existence);
+    }
+}
+
+/* A program as execvp would find it: with a slash, that path; else the
+ * first executable of that name on PATH. */
+static bool program_exists(const char *prog)
+{
+    if (strchr(prog, '/')) return access(prog, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (!path) path = "/usr/bin:/bin";
+    char dir[4096];
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        snprintf(dir, sizeof dir, "%.*s/%s", (int)n, path, prog);
+        if (n && access(dir, X_OK) == 0) return true;
+        path += n + (path[n] == ':');
+    }
+    return false;
+}
+
+/* What the files a config names allow: keys and secrets private, trust
+ * files not writable by others (refused at start too); with `existence`
+ * (check-config), the Slurm programs and slurm.conf exist. */
+static void check_files(const fm_yaml_doc *doc, json_t *problems, bool existence)
+{
+    const json_t *root = doc->root;
+    const json_t *ssh = json_object_get(root, "ssh");
+    const char *key = json_string_value(json_object_get(ssh, "key_file"));
+    if (key) check_mode(doc, problems, "/ssh/key_file", key, 0077, "SSH private key", existence);
+    const char *kh = json_string_value(json_object_get(ssh, "known_hosts"));
+    if (kh) check_mode(doc, problems, "/ssh/known_hosts", kh, 0022, "known_hosts", existence);
+    check_secret_files(doc, problems, root, "", existence);
+    if (!existence) return;
+    const json_t *cli = json_object_get(json_object_get(root, "slurm"), "cli");
+    static const char *const progs[] = {"sinfo", "squeue", "scontrol", "scancel"};
+    char ptr[64];
+    for (size_t i = 0; i < sizeof progs / sizeof *progs; i++) {
+        const char *p = json_string_value(json_object_get(cli, progs[i]));
+        snprintf(ptr, sizeof ptr, "/slurm/cli/%s", progs[i]);
+        if (p && !program_exists(p))
+            problem(problems, doc, ptr,
+                    "program %s is not found or not executable%s: install it or give its path",
+                    p, strchr(p, '/') ? "" : " on PATH");
+    }
+    const char *conf = json_string_value(json_object_get(cli, "slurm_conf"));
+    if (conf && access(conf, R_OK))
+        problem(problems, doc, "/slurm/cli/slurm_conf", "%s cannot be read: %s", conf,
+                strerror(errno));
 }
 
 json_t *fm_config_check(const char *path)
@@ -94,6 +223,7 @@ json_t *fm_config_check(const char *path)
         return problems;
     }
     check_doc(&doc, problems);
+    if (!json_array_size(problems)) check_files(&doc, problems, true);
     fm_yaml_doc_free(&doc);
     return problems;
 }
@@ -121,6 +251,7 @@ int fm_config_load(fm_config *cfg, const char *path, const char *db_override, fm
         if (fm_yaml_load_file(path, &doc, err)) return -1;
         json_t *problems = json_array();
         check_doc(&doc, problems);
+        if (!json_array_size(problems)) check_files(&doc, problems, false);
         if (json_array_size(problems)) {
             fm_err_set(err, FM_ERR_INVALID, "%s (run `fleetmcp check-config --config %s` for"
                        " every problem)", json_string_value(json_array_get(problems, 0)), path);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "fleetmcp/fm_approval.h"
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_plan.h"
@@ -35,9 +36,16 @@ bool fm_killswitch_engaged(fm_ctx *ctx, char *why, size_t whylen)
         snprintf(why, whylen, "kill switch file %s exists", ctx->cfg.killswitch_file);
         return true;
     }
-    if (fm_store_setting_get(&ctx->store, "killswitch", val, sizeof val) == 0 &&
-        !strncmp(val, "engaged", 7)) {
+    int got = fm_store_setting_get(&ctx->store, "killswitch", val, sizeof val);
+    if (got == 0 && !strncmp(val, "engaged", 7)) {
         snprintf(why, whylen, "kill switch engaged in the store (%s)", val);
+        return true;
+    }
+    /* Fail closed: a store that cannot be read (another process holds it
+     * locked) may well say "engaged". */
+    if (got == -2) {
+        snprintf(why, whylen, "the kill switch setting cannot be read (%s), so it counts as"
+                 " engaged", sqlite3_errmsg(ctx->store.db));
         return true;
     }
     return false;
@@ -54,28 +62,6 @@ long long fm_gate_rate_limit(const fm_ctx *ctx, const char *tool)
         return fm_cfg_int(fm_config_section(&ctx->cfg, "tickets"), "max_creates_per_hour",
                           DEFAULT_TICKETS_PER_HOUR);
     return DEFAULT_CREATE_PER_HOUR;
-}
-
-/* Calls of tool allowed in the last hour, and when the oldest of them
- * leaves the window (the next free slot). */
-static long long allowed_last_hour(fm_ctx *ctx, const char *tool, long long *oldest_ms)
-{
-    sqlite3_stmt *s = NULL;
-    long long n = 0;
-    *oldest_ms = 0;
-    if (sqlite3_prepare_v2(ctx->store.db,
-                           "SELECT count(*), min(ts_ms) FROM audit WHERE tool=? AND"
-                           " decision='allow' AND phase IN ('call','intent') AND ts_ms>=?",
-                           -1, &s, NULL) != SQLITE_OK)
-        return 0;
-    sqlite3_bind_text(s, 1, tool, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, fm_now_ms() - HOUR_MS);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        n = sqlite3_column_int64(s, 0);
-        *oldest_ms = sqlite3_column_int64(s, 1);
-    }
-    sqlite3_finalize(s);
-    return n;
 }
 
 static void deny(fm_gate_decision *d, fm_code code, const char *fmt, ...)
@@ -235,7 +221,10 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
     if (t->autonomy == FM_AUTONOMY_CREATE) {
         long long limit = fm_gate_rate_limit(ctx, t->name), oldest = 0;
         if (limit > 0) {
-            long long used = allowed_last_hour(ctx, t->name, &oldest);
+            int64_t oldest_ms = 0;
+            long long used =
+                fm_audit_allowed_since(&ctx->store, t->name, fm_now_ms() - HOUR_MS, &oldest_ms);
+            oldest = oldest_ms;
             if (used >= limit) {
                 char next[32];
                 fm_iso_time(oldest + HOUR_MS, next);

@@ -53,6 +53,19 @@ json_t *fm_result_ok(json_t *structured)
     return r;
 }
 
+/* A call whose audit row could not be written: it fails, and says what
+ * happened, rather than answer with no trace in the log.  `what` is what
+ * the call had come to (refused, ran...). */
+static json_t *unaudited(const fm_tool_def *t, const fm_err *aerr, const char *what)
+{
+    fm_err e = {0};
+    fm_err_set(&e, FM_ERR_IO,
+               "%s %s, but its audit row could not be written (%s): every call leaves an audit"
+               " row, so this one fails; retry when the store is writable",
+               t->name, what, aerr->text[0] ? aerr->text : "store error");
+    return fm_result_error(&e);
+}
+
 /* The node an action concerns, for the audit row's node column. */
 static const char *arg_node(const json_t *args)
 {
@@ -136,9 +149,11 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         rec.error_code = fm_strerror(e2.code);
         rec.error = e2.text;
         rec.duration_us = mono_us() - t0;
-        fm_audit_append(ctx, &rec, NULL);
+        fm_err aerr = {0};
+        bool logged = fm_audit_append(ctx, &rec, &aerr) > 0;
         json_decref(empty);
-        return fm_result_error(&e2);
+        return logged ? fm_result_error(&e2)
+                      : unaudited(t, &aerr, "was refused (invalid arguments)");
     }
 
     fm_gate_decision d;
@@ -168,7 +183,16 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         rec.error_code = fm_strerror(d.code);
         rec.error = err.text;
         rec.duration_us = mono_us() - t0;
-        int64_t row = fm_audit_append(ctx, &rec, NULL);
+        fm_err aerr = {0};
+        int64_t row = fm_audit_append(ctx, &rec, &aerr);
+        if (row <= 0) {
+            json_decref(empty);
+            json_decref(elicited);
+            return unaudited(t, &aerr,
+                             d.verdict == FM_GATE_SHADOW ? "was recorded as a shadow"
+                                                           " recommendation and nothing ran"
+                                                         : "was refused and nothing ran");
+        }
         if (d.verdict == FM_GATE_SHADOW) {
             /* Say where the recommendation is recorded: replay and the
              * shadow agreement metric read it back. */
@@ -189,11 +213,26 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
     int64_t intent = 0;
     if (mutates) {
         rec.phase = "intent";
+        /* The gate counted; the intent re-counts in its own transaction,
+         * where a concurrent process cannot slip in between. */
+        if (t->autonomy == FM_AUTONOMY_CREATE) rec.rate_limit = fm_gate_rate_limit(ctx, t->name);
         intent = fm_audit_append(ctx, &rec, &err);
+        rec.rate_limit = 0;
         if (intent < 0) {
+            json_t *refusal = NULL;
+            if (err.code == FM_ERR_RATE_LIMITED) {
+                rec.phase = "call";
+                rec.decision = fm_gate_verdict_name(FM_GATE_DENY);
+                rec.error_code = fm_strerror(err.code);
+                rec.error = err.text;
+                fm_err aerr = {0};
+                refusal = fm_audit_append(ctx, &rec, &aerr) > 0
+                              ? fm_result_error(&err)
+                              : unaudited(t, &aerr, "was refused (rate limit) and nothing ran");
+            }
             json_decref(empty);
             json_decref(elicited);
-            return fm_result_error(&err);
+            return refusal ? refusal : fm_result_error(&err);
         }
     }
 
@@ -248,9 +287,18 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
     rec.error = structured ? NULL : err.text;
     rec.duration_us = mono_us() - t0;
     if (mutates) rec.args = NULL; /* the intent row already holds them */
-    fm_audit_append(ctx, &rec, NULL);
+    fm_err aerr = {0};
+    bool logged = fm_audit_append(ctx, &rec, &aerr) > 0;
     json_decref(empty);
     json_decref(elicited);
+    if (!logged) {
+        json_decref(structured);
+        free(text);
+        char what[96] = "ran";
+        if (mutates)
+            snprintf(what, sizeof what, "ran (its intent is audit row %lld)", (long long)intent);
+        return unaudited(t, &aerr, what);
+    }
     if (!structured) {
         free(text);
         return fm_result_error(&err);

@@ -25,6 +25,15 @@ bool fm_call_cancelled(fm_call *call)
     return call->cancelled;
 }
 
+const char *fm_call_stopping(fm_call *call)
+{
+    fm_ctx *ctx = call->ctx;
+    if (ctx->tx && !ctx->stop) fm_mcp_pump(ctx);
+    if (ctx->stop) return "SIGTERM";
+    if (ctx->tx && ctx->tx->eof) return "stdin closed";
+    return NULL;
+}
+
 bool fm_call_progress(fm_call *call, double progress, double total, const char *message)
 {
     fm_ctx *ctx = call->ctx;

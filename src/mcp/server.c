@@ -274,6 +274,25 @@ static int handle_value(fm_ctx *ctx, const json_t *msg, json_t *replies)
     return 0;
 }
 
+/* Valid JSON whose strings hold U+0000, which no tool accepts: the
+ * request is refused, but answered with its own id when that id is
+ * readable, so the client can match the error to its request. */
+static int nul_in_string(fm_ctx *ctx, const char *line, size_t len)
+{
+    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    const json_t *id = json_object_get(msg, "id");
+    bool usable = json_is_integer(id) ||
+                  (json_is_string(id) && strlen(json_string_value(id)) == json_string_length(id));
+    int rc = usable ? reply_error(ctx, id, FM_RPC_INVALID_PARAMS,
+                                  "Invalid params: a string holds U+0000 (\\u0000), which no"
+                                  " field accepts; remove it")
+             : reply_error(ctx, NULL, msg ? FM_RPC_INVALID_REQUEST : FM_RPC_PARSE_ERROR,
+                           "Invalid Request: U+0000 (\\u0000) in a string, and the request's id"
+                           " is not readable; remove it");
+    json_decref(msg);
+    return rc;
+}
+
 int fm_mcp_handle_line(fm_ctx *ctx, const char *line, size_t len)
 {
     json_error_t je;
@@ -282,6 +301,8 @@ int fm_mcp_handle_line(fm_ctx *ctx, const char *line, size_t len)
     while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
     if (k == len) return 0;
     json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!msg && json_error_code(&je) == json_error_null_character)
+        return nul_in_string(ctx, line, len);
     if (!msg)
         return reply_error(ctx, NULL, FM_RPC_PARSE_ERROR, "Parse error: %s at byte %d", je.text,
                            je.position);

@@ -137,16 +137,26 @@ json_t *fm_plan_get(fm_ctx *ctx, const char *id, fm_err *err)
     return out;
 }
 
-int fm_plan_set_status(fm_ctx *ctx, const char *id, const char *status, fm_err *err)
+int fm_plan_transition(fm_ctx *ctx, const char *id, const char *from, const char *to,
+                       fm_err *err)
 {
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db, "UPDATE plans SET status=?, updated_ms=? WHERE id=?",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "UPDATE plans SET status=?, updated_ms=? WHERE id=? AND status=?", -1,
+                           &s, NULL) != SQLITE_OK)
         return fm_store_fail(&ctx->store, err, "plan update");
-    sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, fm_now_ms());
     sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, from, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "plan update");
+    if (rc != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "plan update");
+    if (sqlite3_changes(ctx->store.db) == 1) return 0;
+    char c[64];
+    fm_clip(c, sizeof c, id);
+    return fm_err_set(err, FM_ERR_APPROVAL,
+                      "plan %s is no longer %s (approved or executed already): an approval"
+                      " releases one execution of one plan; make a new plan",
+                      c, from);
 }

@@ -4,10 +4,14 @@
 #include "fleetmcp/fm_store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FM_BUSY_TIMEOUT_MS 10000
 /* SQLite's own autocheckpoint threshold, and the bound past which a
@@ -88,11 +92,38 @@ static const char core_ddl[] =
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     " updated_ms INTEGER NOT NULL);";
 
+/* A path that names a URL scheme ("postgresql://...") would otherwise
+ * become a directory tree named after it under the working directory. */
+static int refuse_url(const char *path, fm_err *err)
+{
+    size_t n = strspn(path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    if (n == 0 || strncmp(path + n, "://", 3)) return 0;
+    char scheme[32];
+    fm_clip(scheme, n + 1 < sizeof scheme ? n + 1 : sizeof scheme, path);
+    if (!strcasecmp(scheme, "postgresql") || !strcasecmp(scheme, "postgres"))
+        return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
+                          "the store %s:// is PostgreSQL, which is not supported yet: use a"
+                          " SQLite file path (--db, FLEETMCP_DB or store.path)",
+                          scheme);
+    return fm_err_set(err, FM_ERR_INVALID,
+                      "the store path starts with a URL scheme (%s://), which no store"
+                      " supports: give a SQLite file path (--db, FLEETMCP_DB or store.path)",
+                      scheme);
+}
+
 int fm_store_open(fm_store *st, const char *path, fm_err *err)
 {
     memset(st, 0, sizeof *st);
     snprintf(st->path, sizeof st->path, "%s", path);
+    if (refuse_url(path, err)) return -1;
     if (strcmp(path, ":memory:") && make_parent_dirs(path, err)) return -1;
+    /* The store holds the audit log, approvals and local tickets: private
+     * from the start (SQLite gives its -wal and -shm files the same
+     * mode). */
+    if (strcmp(path, ":memory:")) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+    }
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         fm_store_fail(st, err, "open");
@@ -158,6 +189,8 @@ void fm_store_close(fm_store *st)
     }
     if (st->db) sqlite3_close_v2(st->db);
     st->db = NULL;
+    if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
+    st->anchor_map = NULL;
 }
 
 /* Prepared once: every audited call runs both. */
@@ -247,12 +280,15 @@ int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len)
     int found = -1;
     if (len) buf[0] = '\0';
     sqlite3_stmt *s = fm_store_stmt(st, setting_get_sql, NULL);
-    if (!s) return -1;
+    if (!s) return -2;
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) {
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
         const unsigned char *v = sqlite3_column_text(s, 0);
         snprintf(buf, len, "%s", v ? (const char *)v : "");
         found = 0;
+    } else if (rc != SQLITE_DONE) {
+        found = -2;
     }
     sqlite3_reset(s);
     return found;

@@ -211,12 +211,22 @@ done:
 json_t *fm_tool_repair_execute(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    int recovered = fm_workflow_recover(ctx, call);
     const char *plan_id = fm_json_str(call->args, "plan_id", "");
+    /* A workflow of this very plan whose server died or stopped: this
+     * (approved again) call resumes it rather than starting another. */
+    char orphan[FM_WORKFLOW_ID_LEN];
+    bool resume = fm_workflow_init(ctx, NULL) == 0 &&
+                  fm_workflow_open_for_plan(ctx, plan_id, orphan) == 0;
+    int recovered = fm_workflow_recover(ctx, call);
     json_t *detail = NULL;
-    json_t *content = fm_workflow_plan_content(ctx, plan_id, &detail, err);
-    if (!content) return NULL;
+    json_t *content = NULL;
     json_t *out = NULL;
+    if (resume) {
+        out = fm_workflow_get(ctx, orphan, err);
+        goto shape;
+    }
+    content = fm_workflow_plan_content(ctx, plan_id, &detail, err);
+    if (!content) return NULL;
     /* The gate decided on the tool; the runbook may ask for more (a hitl
      * runbook, cancel_jobs): a domain check, not a second policy. */
     if (json_is_true(json_object_get(detail, "approval_needed")) && !call->approval_id) {
@@ -228,6 +238,7 @@ json_t *fm_tool_repair_execute(fm_call *call, fm_err *err)
         goto done;
     }
     out = fm_workflow_run(call, call->plan_id ? call->plan_id : plan_id, content, err);
+shape:
     if (out && recovered) json_object_set_new(out, "recovered", json_integer(recovered));
     if (out) {
         /* Steps say what happened; the event log stays in workflow_get. */

@@ -1,6 +1,6 @@
-/* workflow_get: one workflow as persisted.  Reading it is also the lazy
- * moment to pick up workflows whose server died (cold start stays cheap:
- * nothing is scanned until a workflow tool is called). */
+/* workflow_get: one workflow as persisted.  A read: it never resumes a
+ * workflow whose server died (that acts on a node, so only a gated
+ * repair_execute may, in a mode that acts); it shows the dead owner. */
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_workflow.h"
@@ -9,8 +9,5 @@
 /* Returns a new object (schemas/tools/workflow_get.json). */
 json_t *fm_tool_workflow_get(fm_call *call, fm_err *err)
 {
-    int recovered = fm_workflow_recover(call->ctx, call);
-    json_t *out = fm_workflow_get(call->ctx, fm_json_str(call->args, "workflow_id", ""), err);
-    if (out && recovered) json_object_set_new(out, "recovered", json_integer(recovered));
-    return out;
+    return fm_workflow_get(call->ctx, fm_json_str(call->args, "workflow_id", ""), err);
 }

@@ -61,3 +61,40 @@ void fm_clip(char *dst, size_t dstlen, const char *src)
     }
     dst[i] = '\0';
 }
+
+/* Masks the value at p (after leading blanks) up to the first stop
+ * character; returns where it stopped. */
+static char *mask_value(char *p, const char *stops)
+{
+    while (*p == ' ' || *p == '\t') p++;
+    for (; *p && !strchr(stops, *p); p++) *p = '*';
+    return p;
+}
+
+void fm_scrub(char *text, const char *const *secrets)
+{
+    if (!text) return;
+    for (; secrets && *secrets; secrets++) {
+        size_t n = strlen(*secrets);
+        if (n < 4) continue; /* too short to tell from ordinary text */
+        for (char *p = strstr(text, *secrets); p; p = strstr(p + n, *secrets)) memset(p, '*', n);
+    }
+    /* Credential-looking fields, whatever their value: a server that
+     * echoes the request (headers, query) echoes them too.  A header runs
+     * to the end of its line; a token or parameter to the next space. */
+    static const struct {
+        const char *mark;
+        const char *stops;
+    } fields[] = {
+        {"authorization:", "\"'\\\r\n<"}, {"cookie:", "\"'\\\r\n<"},
+        {"x-slurm-user-token:", "\"'\\\r\n<"}, {"x-api-key:", "\"'\\\r\n<"},
+        {"private-token:", "\"'\\\r\n<"}, {"bearer ", " \"'\\\r\n,;&<"},
+        {"token=", " \"'\\\r\n,;&<"},
+        {"password=", " \"'\\\r\n,;&<"}, {"api_key=", " \"'\\\r\n,;&<"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        size_t n = strlen(fields[i].mark);
+        for (char *p = strcasestr(text, fields[i].mark); p; p = strcasestr(p, fields[i].mark))
+            p = mask_value(p + n, fields[i].stops);
+    }
+}

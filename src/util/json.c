@@ -29,7 +29,7 @@ bool fm_key_is_secret(const char *key)
 {
     static const char *const words[] = {"password", "passwd", "secret", "token",
                                         "api_key", "apikey", "authorization", "private_key",
-                                        "credential", "cookie", "pat"};
+                                        "credential", "cookie", "signature", "pat"};
     char low[64];
     size_t n = 0;
     for (; key[n] && n < sizeof low - 1; n++) low[n] = (char)tolower((unsigned char)key[n]);

@@ -30,3 +30,22 @@ void fm_sha256_hex(const void *data, size_t len, char out[65])
     fm_sha256(data, len, md);
     fm_hex(md, 32, out);
 }
+
+void fm_hmac_sha256_hex(const unsigned char key[32], const void *data, size_t len, char out[65])
+{
+    /* RFC 2104 with a 32-byte key (shorter than the 64-byte block, so it
+     * is used as is, zero-padded). */
+    unsigned char pad[64], inner[32], md[32];
+    SHA256_CTX c;
+    for (int i = 0; i < 64; i++) pad[i] = (unsigned char)((i < 32 ? key[i] : 0) ^ 0x36);
+    SHA256_Init(&c);
+    SHA256_Update(&c, pad, 64);
+    SHA256_Update(&c, data, len);
+    SHA256_Final(inner, &c);
+    for (int i = 0; i < 64; i++) pad[i] = (unsigned char)((i < 32 ? key[i] : 0) ^ 0x5c);
+    SHA256_Init(&c);
+    SHA256_Update(&c, pad, 64);
+    SHA256_Update(&c, inner, 32);
+    SHA256_Final(md, &c);
+    fm_hex(md, 32, out);
+}

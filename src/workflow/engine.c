@@ -107,6 +107,14 @@ static int wait_until(step_ctx *sc, bool (*done)(step_ctx *, char *, size_t, fm_
             fm_err_set(err, FM_ERR_CANCELLED, "the client cancelled while %s", what);
             break;
         }
+        /* SIGTERM or a closed stdin: nobody is left to report to, and the
+         * node must not be acted on once the wait ends.  Not a failure
+         * either (no rollback): the step stays open for recovery. */
+        if ((sc->w->stopped = fm_call_stopping(sc->call))) {
+            fm_err_set(err, FM_ERR_CANCELLED, "the server is stopping (%s) while %s",
+                       sc->w->stopped, what);
+            break;
+        }
         sleep_ms(POLL_MS);
     }
     snprintf(sc->w->status, sizeof sc->w->status, "running");
@@ -619,7 +627,12 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     char *text = json_dumps(out, JSON_COMPACT);
     char result[488];
     snprintf(result, sizeof result, "%.480s", text ? text : "{}");
-    wf_step_end(ctx, row, rc ? "failed" : "done", after, text, rc ? err->text : NULL, NULL);
+    if (w->stopped)
+        /* The step did not end: its row stays "started", so the next
+         * owner sees it interrupted and resumes or escalates. */
+        snprintf(after, sizeof after, "%s", before);
+    else
+        wf_step_end(ctx, row, rc ? "failed" : "done", after, text, rc ? err->text : NULL, NULL);
     audit_step(call, w, step, before, after, rc ? NULL : result, rc ? err : NULL,
                (fm_now_ms() - t0) * 1000, resumed);
     free(text);
@@ -642,6 +655,16 @@ static void execute(fm_call *call, wf_row *w, bool resumed)
             w->step_index++;
             continue;
         }
+        if (w->stopped || (w->stopped = fm_call_stopping(call))) {
+            wf_event(ctx, w->id, "stopped",
+                     "server pid %d stopping (%s) before step %d finished; left for recovery by"
+                     " the next gated repair_execute of plan %s",
+                     (int)getpid(), w->stopped, w->step_index, w->plan_id[0] ? w->plan_id : "-");
+            wf_save(ctx, w, NULL);
+            /* Expire the lease now: another host need not wait it out. */
+            wf_renew_for(ctx, w, -1);
+            return;
+        }
         if (!w->failing && fm_call_cancelled(call)) {
             w->failing = true;
             json_object_set_new(w->vars, "failed_step", json_string("cancelled by the client"));
@@ -652,6 +675,7 @@ static void execute(fm_call *call, wf_row *w, bool resumed)
         fm_err e = {0};
         int rc = run_step(call, w, step, resumed, &e);
         resumed = false;
+        if (w->stopped) continue; /* recorded at the top of the loop */
         if (rc) {
             char msg[600];
             snprintf(msg, sizeof msg, "%s (%s) failed: %s: %s", fm_json_str(step, "id", "?"),
@@ -758,7 +782,13 @@ json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *conten
              w.approval_id[0] ? w.approval_id : "none");
     execute(call, &w, false);
     json_t *out = NULL;
-    if (!strcmp(w.status, "failed") && json_is_true(json_object_get(w.vars, "reserve_refused")) &&
+    if (w.stopped)
+        fm_err_set(err, FM_ERR_CANCELLED,
+                   "the server is stopping (%s): workflow %s on %s stopped at step %d without"
+                   " acting further and stays recoverable; the next repair_execute of plan %s"
+                   " (approved again) resumes it",
+                   w.stopped, w.id, w.node, w.step_index, w.plan_id[0] ? w.plan_id : "-");
+    else if (!strcmp(w.status, "failed") && json_is_true(json_object_get(w.vars, "reserve_refused")) &&
         !var_int(&w, "touched"))
         /* Lost the race for the failure domain before touching anything:
          * a refusal, like the gate's, not a failed repair. */
@@ -772,6 +802,12 @@ json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *conten
 
 int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
 {
+    /* Resuming acts on nodes.  The gate let this call run; still, a read
+     * (or a call with no tool) and shadow mode must never reach a node
+     * through here, whoever calls it. */
+    if (!call->tool || call->tool->autonomy == FM_AUTONOMY_READ ||
+        ctx->cfg.mode == FM_MODE_SHADOW)
+        return 0;
     if (fm_workflow_init(ctx, NULL)) return 0;
     sqlite3_stmt *s = NULL;
     json_t *ids = json_array();
@@ -862,8 +898,8 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
                 json_array_append_new(orphans,
                                       json_pack("{s:s, s:s, s:s}", "workflow_id", id, "node",
                                                 (const char *)sqlite3_column_text(s, 1), "status",
-                                                "owner dead: the next workflow call resumes or"
-                                                " escalates it"));
+                                                "owner dead: the next repair_execute of its"
+                                                " plan (approved again) resumes or escalates it"));
             }
         }
     }

@@ -461,6 +461,24 @@ static json_t *events_of(fm_ctx *ctx, const char *id)
     return out;
 }
 
+int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_WORKFLOW_ID_LEN])
+{
+    sqlite3_stmt *s = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT id FROM workflows WHERE plan_id=? AND status IN"
+                           " ('running','waiting') ORDER BY rowid DESC LIMIT 1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(s, 1, plan_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        snprintf(id_out, FM_WORKFLOW_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
 {
     if (fm_workflow_init(ctx, err)) return NULL;

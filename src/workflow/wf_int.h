@@ -29,6 +29,7 @@ typedef struct wf_row {
     int64_t lease_until_ms;
     json_t *content; /* owned: the plan content being run */
     json_t *vars;    /* owned: what steps remember (boot time before, bundle...) */
+    const char *stopped; /* why this process stopped running it (static text), or NULL */
 } wf_row;
 
 void wf_row_free(wf_row *w);

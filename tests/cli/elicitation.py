@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""MCP elicitation as the optional second approval path: only when the
-config enables it, only for a client it names as trusted, and only if that
-client declared the capability.  Accepting approves exactly the plan, once;
-declining leaves the usual APPROVAL refusal.  Every wait is bounded."""
+"""MCP elicitation as a second approval path is refused until clients are
+identified (issue 13, item 5): trusted_clients would match the name a client
+declares for itself, so any client calling itself mcp-cli would approve its
+own plans.  check-config and the server refuse such a config; with
+elicitation off, a client that calls itself mcp-cli and declares the
+capability is never asked and its hitl call is refused; and an unsigned
+"elicitation" approval row found in the store releases nothing.  Every
+wait is bounded."""
 import json
 import os
 import select
@@ -27,12 +31,12 @@ def check(c, what):
         print("FAIL:", what)
 
 
-def config(enabled):
+def config(enabled, trusted="mcp-cli"):
     p = os.path.join(TMP, f"c{int(enabled)}.yaml")
     with open(p, "w") as f:
         f.write("mode: fleet\napprovals:\n  elicitation:\n"
                 f"    enabled: {'true' if enabled else 'false'}\n"
-                "    trusted_clients: [trusted-agent]\n")
+                f"    trusted_clients: [{trusted}]\n")
     return p
 
 
@@ -82,29 +86,51 @@ def session(cfg, name, capable, answer):
 
 
 accept = {"action": "accept", "content": {"approve": True}}
-decline = {"action": "decline"}
-res, asked = session(config(True), "trusted-agent", True, accept)
-check(len(asked) == 1 and "killswitch_release" in asked[0]["params"]["message"]
-      and asked[0]["params"]["requestedSchema"]["properties"]["approve"]["type"] == "boolean",
-      f"a trusted, capable client is asked: {asked}")
-check(res.get("isError") is not True and res.get("structuredContent", {}).get("engaged") is False,
-      f"accepted: the release ran: {res}")
-con = sqlite3.connect(DB)
-row = con.execute("select approver, used_ms is not null from approvals order by created_ms desc"
-                  " limit 1").fetchone()
-check(row == ("elicitation:trusted-agent", 1), f"approval recorded and used: {row}")
-n = con.execute("select count(*) from audit where tool='killswitch_release' and phase='intent'"
-                " and approval_id like 'ap-%'").fetchone()[0]
-check(n == 1, f"the approved intent names its approval ({n})")
 
-res, asked = session(config(True), "trusted-agent", True, decline)
-check(len(asked) == 1 and res.get("isError") and "APPROVAL" in res["content"][0]["text"],
-      f"declined: refused with APPROVAL: {res}")
-res, asked = session(config(True), "other-agent", True, accept)
-check(not asked and res.get("isError"), f"an untrusted client is never asked: {asked} {res}")
-res, asked = session(config(True), "trusted-agent", False, accept)
-check(not asked and res.get("isError"), "a client without the capability is never asked")
-res, asked = session(config(False), "trusted-agent", True, accept)
-check(not asked and res.get("isError"), "disabled in the config: never asked")
+# The config that trusts a self-declared name is refused, with its line.
+r = subprocess.run([SERVER, "check-config", "--config", config(True)], capture_output=True,
+                   text=True)
+check(r.returncode == 1 and "c1.yaml:4:" in r.stdout and "self-declared" in r.stdout,
+      f"check-config refuses elicitation trusting a client name: {r.stdout}{r.stderr}")
+r = subprocess.run([SERVER, "--config", config(True)], input="", capture_output=True, text=True,
+                   env=dict(os.environ, FLEETMCP_DB=DB), timeout=30)
+check(r.returncode != 0 and "self-declared" in r.stderr,
+      f"the server refuses to start with it: {r.returncode} {r.stderr}")
+
+# Off: a client calling itself mcp-cli, with the capability, is never asked.
+res, asked = session(config(False), "mcp-cli", True, accept)
+check(not asked and res.get("isError") and "APPROVAL" in res["content"][0]["text"],
+      f"a client named mcp-cli is never asked and is refused: {asked} {res}")
+
+# An unsigned approval row (as an elicitation once recorded, or as anyone
+# with the store can write) releases nothing.
+con = sqlite3.connect(DB)
+plan, phash = con.execute("select id, hash from plans where tool='killswitch_release'"
+                          " order by created_ms desc limit 1").fetchone()
+con.execute("update plans set status='approved' where id=?", (plan,))
+con.execute("insert into approvals(id,plan_id,plan_hash,approver,expires_ms,signature,created_ms)"
+            " values('ap-00000000000000e1',?,?,'elicitation:mcp-cli',?,'elicitation',?)",
+            (plan, phash, int(time.time() * 1000) + 600000, int(time.time() * 1000)))
+con.commit()
+con.close()
+p = subprocess.run([SERVER, "--config", config(False)], capture_output=True, text=True, timeout=60,
+                   env=dict(os.environ, FLEETMCP_DB=DB), input="\n".join(json.dumps(m) for m in [
+                       {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                   "clientInfo": {"name": "mcp-cli", "version": "1"}}},
+                       {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                       {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "killswitch_release",
+                                   "arguments": {"reason": "elicitation test",
+                                                 "approval_id": "ap-00000000000000e1"}}}]) + "\n")
+reply = [json.loads(ln) for ln in p.stdout.splitlines() if '"id":2' in ln.replace(" ", "")]
+res = reply[0]["result"] if reply else {}
+check(res.get("isError") and "APPROVAL" in res["content"][0]["text"] and
+      "elicited approvals" in res["content"][0]["text"],
+      f"an unsigned elicitation row is refused when used: {res}")
+con = sqlite3.connect(DB)
+engaged = con.execute("select value from settings where key='killswitch'").fetchone()[0]
+con.close()
+check(engaged.startswith("engaged"), f"the kill switch stayed engaged: {engaged}")
 print(f"elicitation: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -606,10 +606,19 @@ def kill9():
     out, errtxt = p.communicate(timeout=30)
     check(p.returncode == 4, "the client saw the server die", p.returncode)
     check("DRAIN" in slurm_state("gpu-b02"), "node left drained by the dead server")
-    # fleet_status-style summary: the dead owner's workflow is reported
+    # A read shows the dead owner and acts on nothing; resuming is an
+    # explicit, gated act: repair_execute of the same plan, approved again.
     rc, wf, err = env.call("workflow_get", workflow_id=wf_id, timeout=120)
-    check(rc == 0 and wf and wf["status"] == "done" and wf.get("recovered") == 1,
-          "the next server resumed it to done", wf or err)
+    check(rc == 0 and wf and wf["status"] == "waiting" and not wf["owner"]["alive"],
+          "workflow_get shows the orphan and leaves it", wf or err)
+    rc, sc, err = env.call("repair_execute", plan_id=plan)
+    plan2 = plan_id_from(err)
+    ap2 = env.approve(plan2) if plan2 else None
+    check(ap2 is not None, "resuming needs the plan approved again", err)
+    rc, wf, err = env.call("repair_execute", plan_id=plan, approval_id=ap2, timeout=120)
+    check(rc == 0 and wf and wf["workflow_id"] == wf_id and wf["status"] == "done" and
+          wf.get("recovered") == 1, "the next server resumed it to done", wf or err)
+    rc, wf, err = env.call("workflow_get", workflow_id=wf_id, timeout=120)
     s = [x for x in (wf or {}).get("steps", [])]
     interrupted = [x for x in s if x["status"] == "interrupted"]
     check(len(interrupted) == 1 and interrupted[0]["step"] == "wait-idle",

@@ -132,6 +132,16 @@ r = s.call(None) if False else None
 s.send(b'{"jsonrpc": "2.0", "id": 5, "method": "ping"\n')
 r = s.recv()
 check(err_code(r) == -32700 and r.get("id") is None, f"parse error with id null: {r}")
+# Valid JSON with U+0000 in a string: answered with the request's id, so the
+# client can match it (invalid params), not as a parse error with id null.
+s.send(b'{"jsonrpc": "2.0", "id": 55, "method": "tools/call", "params": {"name":'
+       b' "runbook_get", "arguments": {"id": "rb\\u0000x"}}}\n')
+r = s.recv()
+check(err_code(r) == -32602 and r.get("id") == 55 and "U+0000" in r["error"]["message"],
+      f"NUL in a string -> invalid params with the request's id: {r}")
+s.send(b'{"jsonrpc": "2.0", "id": "a\\u0000b", "method": "ping"}\n')
+r = s.recv()
+check(err_code(r) == -32600 and r.get("id") is None, f"NUL in the id itself -> id null: {r}")
 r = s.call({"jsonrpc": "1.0", "id": 6, "method": "ping"})
 check(err_code(r) == -32600 and r.get("id") == 6, f"wrong jsonrpc: {r}")
 r = s.call({"id": 7, "method": "ping"})

@@ -17,10 +17,12 @@ static inline void fm_test_temp_db(char *path)
     close(fd);
 }
 
-/* Removes a store and whatever SQLite kept beside it. */
+/* Removes a store, whatever SQLite kept beside it and the audit chain's
+ * key and anchor. */
 static inline void fm_test_unlink_db(const char *path)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal", ".audit-key",
+                                         ".audit-anchor"};
     for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
         char p[600];
         snprintf(p, sizeof p, "%s%s", path, suffix[i]);

@@ -1,5 +1,8 @@
 /* The audit chain: rows per call, redaction, tamper detection. */
+#include <sys/stat.h>
+
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_util.h"
 #include "fm_test.h"
 #include "test_core_helpers.h"
@@ -163,6 +166,115 @@ START_TEST(hourly_counters_fold_once)
 }
 END_TEST
 
+/* A kill switch whose setting cannot be read counts as engaged: the
+ * store that cannot answer may well say "engaged". */
+START_TEST(killswitch_fails_closed)
+{
+    test_server t;
+    ts_open(&t, "mode: fleet\n");
+    char why[600];
+    ck_assert(!fm_killswitch_engaged(&t.ctx, why, sizeof why));
+    exec(&t, "DROP TABLE settings");
+    ck_assert(fm_killswitch_engaged(&t.ctx, why, sizeof why));
+    ck_assert_msg(strstr(why, "cannot be read") != NULL, "%s", why);
+    ts_close(&t);
+}
+END_TEST
+
+/* HMAC-SHA256 against RFC 4231 test case 2 (a key shorter than a block
+ * is zero-padded, so "Jefe" and "Jefe" plus 28 zero bytes agree). */
+START_TEST(hmac_rfc4231)
+{
+    unsigned char key[32] = {'J', 'e', 'f', 'e'};
+    char out[65];
+    const char *msg = "what do ya want for nothing?";
+    fm_hmac_sha256_hex(key, msg, strlen(msg), out);
+    ck_assert_str_eq(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+END_TEST
+
+static void open_file_store(fm_ctx *ctx, const char *path)
+{
+    memset(ctx, 0, sizeof *ctx);
+    fm_err err = {0};
+    unsetenv("FLEETMCP_CONFIG");
+    ck_assert_msg(fm_ctx_open(ctx, NULL, path, &err) == 0, "%s", err.text);
+}
+
+static int verify_says(fm_ctx *ctx, const char *needle)
+{
+    int64_t rows = 0, bad = 0;
+    fm_err err = {0};
+    int rc = fm_audit_verify(&ctx->store, &rows, &bad, &err);
+    if (rc == 0) return needle ? 0 : 1;
+    ck_assert_msg(needle && strstr(err.text, needle), "verify said: %s", err.text);
+    return 1;
+}
+
+/* Rows cut from the end, all rows deleted, or a row renumbered: the
+ * anchor beside the store and the id in each keyed hash show it. */
+START_TEST(truncation_detected)
+{
+    char path[] = "/tmp/fm-audit-cut-XXXXXX";
+    fm_test_temp_db(path);
+    fm_ctx ctx;
+    open_file_store(&ctx, path);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    for (int i = 0; i < 12; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    ck_assert(verify_says(&ctx, NULL));
+    /* The key file is private and outside the database. */
+    char kp[600];
+    snprintf(kp, sizeof kp, "%s.audit-key", path);
+    struct stat sb;
+    ck_assert_int_eq(stat(kp, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600);
+    sqlite3 *db = ctx.store.db;
+    ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM audit WHERE id=12", 0, 0, 0), SQLITE_OK);
+    ck_assert(verify_says(&ctx, "1 row(s) missing from the end"));
+    ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM audit WHERE id>=8", 0, 0, 0), SQLITE_OK);
+    ck_assert(verify_says(&ctx, "5 row(s) missing from the end"));
+    /* Cut back, then other rows written: the anchor's row differs.
+     * (Other rows: the same rows within the same millisecond would hash
+     * the same, and then nothing is missing.) */
+    fm_audit_rec other = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+    for (int i = 0; i < 6; i++) ck_assert_int_gt(fm_audit_append(&ctx, &other, NULL), 0);
+    ck_assert(verify_says(&ctx, "not the row the anchor recorded"));
+    ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM audit", 0, 0, 0), SQLITE_OK);
+    ck_assert(verify_says(&ctx, "missing from the end"));
+    fm_ctx_close(&ctx);
+    /* A reopened server does not paper over it with a new anchor. */
+    open_file_store(&ctx, path);
+    ck_assert(verify_says(&ctx, "missing from the end"));
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
+START_TEST(renumbered_and_anchor_edits_detected)
+{
+    char path[] = "/tmp/fm-audit-ren-XXXXXX";
+    fm_test_temp_db(path);
+    fm_ctx ctx;
+    open_file_store(&ctx, path);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    for (int i = 0; i < 4; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    sqlite3 *db = ctx.store.db;
+    /* The same rows under other ids: the link holds, the keyed hash not. */
+    ck_assert_int_eq(sqlite3_exec(db, "UPDATE audit SET id=id+100", 0, 0, 0), SQLITE_OK);
+    ck_assert(verify_says(&ctx, "renumbered"));
+    ck_assert_int_eq(sqlite3_exec(db, "UPDATE audit SET id=id-100", 0, 0, 0), SQLITE_OK);
+    ck_assert(verify_says(&ctx, NULL));
+    /* The keyed range moved by editing the store's setting. */
+    ck_assert_int_eq(sqlite3_exec(db, "UPDATE settings SET value='99' WHERE"
+                                      " key='audit.keyed_from'", 0, 0, 0), SQLITE_OK);
+    fm_ctx_close(&ctx);
+    open_file_store(&ctx, path);
+    ck_assert(verify_says(&ctx, "was edited"));
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* A store written by 0.1 (counters per row, full node index) opens,
  * migrates without counting its rows twice, and its chain still verifies
  * under the current hashing code. */
@@ -212,6 +324,12 @@ START_TEST(v1_store_migrates)
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
     ck_assert_int_eq(fm_audit_append(&ctx, &r, NULL), 7);
     ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
+    /* The anchor made at migration covers the old rows too: cutting the
+     * tail back into them shows. */
+    ck_assert_int_eq(sqlite3_exec(ctx.store.db, "DELETE FROM audit WHERE id>=6", 0, 0, 0),
+                     SQLITE_OK);
+    ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), -1);
+    ck_assert_msg(strstr(err.text, "missing from the end") != NULL, "%s", err.text);
     fm_ctx_close(&ctx);
     fm_test_unlink_db(path);
 }
@@ -311,6 +429,10 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, rows_per_call);
     tcase_add_test(tc, secrets_redacted);
     tcase_add_test(tc, tampering_detected);
+    tcase_add_test(tc, hmac_rfc4231);
+    tcase_add_test(tc, killswitch_fails_closed);
+    tcase_add_test(tc, truncation_detected);
+    tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
     tcase_add_test(tc, v1_store_migrates);

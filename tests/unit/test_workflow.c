@@ -247,6 +247,54 @@ static void insert_wf(fm_ctx *ctx, wf_row *w, const char *steps_json, int at, bo
     ck_assert_int_eq(sqlite3_exec(ctx->store.db, sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
+/* A call recovery may act in: a mutating tool the gate let run, in
+ * fleet mode. */
+static fm_call acting_call(fm_ctx *ctx, int64_t audit_id)
+{
+    ctx->cfg.mode = FM_MODE_FLEET;
+    int ti = fm_registry_find(ctx, "repair_execute");
+    ck_assert_int_ge(ti, 0);
+    return (fm_call){.ctx = ctx, .tool = &fm_tool_table[ti], .audit_id = audit_id};
+}
+
+START_TEST(recovery_never_acts_in_reads_or_shadow)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, ":memory:");
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
+              "{\"state\":\"suspect\"}}]",
+              0, true);
+    /* A read tool in fleet mode, and repair_execute itself in shadow mode:
+     * neither resumes the orphan or touches its node. */
+    fm_call call = acting_call(&ctx, 3);
+    int ti = fm_registry_find(&ctx, "workflow_get");
+    ck_assert_int_ge(ti, 0);
+    fm_call read = {.ctx = &ctx, .tool = &fm_tool_table[ti]};
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &read), 0);
+    ctx.cfg.mode = FM_MODE_SHADOW;
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
+    fm_call none = {.ctx = &ctx};
+    ctx.cfg.mode = FM_MODE_FLEET;
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &none), 0);
+    char st[32];
+    fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_ne(st, "suspect");
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&ctx, w.id, &err);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "running");
+    json_decref(got);
+    /* The acting call does. */
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "suspect");
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 START_TEST(recovery_resumes_idempotent_steps)
 {
     fm_ctx ctx;
@@ -257,7 +305,7 @@ START_TEST(recovery_resumes_idempotent_steps)
               "\"quarantined\"}},{\"phase\":\"steps\",\"id\":\"s2\",\"action\":\"set_state\","
               "\"args\":{\"state\":\"suspect\"}}]",
               1, true);
-    fm_call call = {.ctx = &ctx, .tool = NULL, .audit_id = 7};
+    fm_call call = acting_call(&ctx, 7);
     ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
     fm_err err = {0};
     json_t *got = fm_workflow_get(&ctx, w.id, &err);
@@ -289,7 +337,7 @@ START_TEST(recovery_escalates_unsafe_steps)
               "\"suspect\"}},{\"phase\":\"rollback\",\"id\":\"keep\",\"action\":\"set_state\","
               "\"args\":{\"state\":\"quarantined\"}}]",
               0, true);
-    fm_call call = {.ctx = &ctx, .audit_id = 9};
+    fm_call call = acting_call(&ctx, 9);
     ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
     fm_err err = {0};
     json_t *got = fm_workflow_get(&ctx, w.id, &err);
@@ -325,7 +373,7 @@ START_TEST(live_owner_is_left_alone)
              "UPDATE workflows SET owner_pid=%d, lease_until_ms=%lld WHERE id='%s'", (int)getpid(),
              (long long)(fm_now_ms() + 60000), w.id);
     ck_assert_int_eq(sqlite3_exec(ctx.store.db, sql, NULL, NULL, NULL), SQLITE_OK);
-    fm_call call = {.ctx = &ctx};
+    fm_call call = acting_call(&ctx, 0);
     ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
     json_t *sum = fm_workflow_status_summary(&ctx);
     ck_assert_int_eq(json_integer_value(json_object_get(sum, "active_workflows")), 1);
@@ -432,6 +480,7 @@ static Suite *workflow_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, content_is_stable_and_versioned);
     tcase_add_test(tc, planner_rebuilds_the_same_hash);
+    tcase_add_test(tc, recovery_never_acts_in_reads_or_shadow);
     tcase_add_test(tc, recovery_resumes_idempotent_steps);
     tcase_add_test(tc, recovery_escalates_unsafe_steps);
     tcase_add_test(tc, live_owner_is_left_alone);
