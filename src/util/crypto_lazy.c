@@ -13,6 +13,7 @@
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
@@ -28,6 +29,11 @@
     X(int, SHA256_Init, (SHA256_CTX * c), (c), 0)                                                  \
     X(int, SHA256_Update, (SHA256_CTX * c, const void *d, size_t n), (c, d, n), 0)                 \
     X(int, SHA256_Final, (unsigned char *md, SHA256_CTX *c), (md, c), 0)                           \
+    X(const EVP_MD *, EVP_sha256, (void), (), NULL)                                                \
+    X(unsigned char *, HMAC,                                                                       \
+      (const EVP_MD *md, const void *key, int kl, const unsigned char *d, size_t n,                \
+       unsigned char *out, unsigned int *ol),                                                      \
+      (md, key, kl, d, n, out, ol), NULL)                                                          \
     X(int, EVP_EncodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n), -1)      \
     X(int, EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n), -1)      \
     X(BIO *, BIO_new_mem_buf, (const void *buf, int len), (buf, len), NULL)                        \

@@ -9,6 +9,8 @@
  * Without libcrypto no audit row can be chained: that is fatal, not a
  * digest of zeros. */
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,19 +35,11 @@ void fm_sha256_hex(const void *data, size_t len, char out[65])
 
 void fm_hmac_sha256_hex(const unsigned char key[32], const void *data, size_t len, char out[65])
 {
-    /* RFC 2104 with a 32-byte key (shorter than the 64-byte block, so it
-     * is used as is, zero-padded). */
-    unsigned char pad[64], inner[32], md[32];
-    SHA256_CTX c;
-    for (int i = 0; i < 64; i++) pad[i] = (unsigned char)((i < 32 ? key[i] : 0) ^ 0x36);
-    SHA256_Init(&c);
-    SHA256_Update(&c, pad, 64);
-    SHA256_Update(&c, data, len);
-    SHA256_Final(inner, &c);
-    for (int i = 0; i < 64; i++) pad[i] = (unsigned char)((i < 32 ? key[i] : 0) ^ 0x5c);
-    SHA256_Init(&c);
-    SHA256_Update(&c, pad, 64);
-    SHA256_Update(&c, inner, 32);
-    SHA256_Final(md, &c);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!HMAC(EVP_sha256(), key, 32, data, len, md, &n) || n != 32) {
+        fputs("fleetmcp: UNAVAILABLE: HMAC-SHA256 needs libcrypto.so.3: install libssl3\n", stderr);
+        abort();
+    }
     fm_hex(md, 32, out);
 }
