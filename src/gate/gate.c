@@ -353,8 +353,9 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
                  " recommendation and nothing changed (set mode: canary or fleet to act)",
                  t->name, d->reason[0] ? ": " : "", d->reason);
     } else {
+        /* The code word it would have had, so replay can compare it. */
         snprintf(what, sizeof what, "mode is shadow, and nothing ran; it would have been"
-                 " refused: %s", d->reason);
+                 " refused with %s: %s", fm_strerror(d->code), d->reason);
     }
     d->verdict = FM_GATE_SHADOW;
     snprintf(d->reason, sizeof d->reason, "%.760s", what);

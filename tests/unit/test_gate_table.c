@@ -328,11 +328,13 @@ START_TEST(refusals_run_nothing)
 
     /* Shadow: recorded, nothing runs, even a canary on a canary node. */
     open_with(&t, "mode: shadow\ncanary:\n  nodes: [gpu-a01]\n", true);
+    expect_refused(&t, "node_drain", DRAIN, "SHADOW");
+    expect_refused(&t, "health_probe", "{\"node\":\"gpu-a01\"}", "SHADOW");
     bool is_error = false;
-    call(&t, "node_drain", DRAIN, &is_error);
-    ck_assert(is_error);
-    call(&t, "health_probe", "{\"node\":\"gpu-a01\"}", &is_error);
-    ck_assert(is_error);
+    const char *text = call(&t, "node_drain", DRAIN, &is_error);
+    ck_assert_msg(strstr(text, "refused with APPROVAL: "), "%s", text);
+    text = call(&t, "health_probe", "{\"node\":\"gpu-a01\"}", &is_error);
+    ck_assert_msg(strstr(text, "would run"), "%s", text);
     assert_nothing_ran(&t, 0);
     ts_close(&t);
 }
