@@ -113,7 +113,101 @@ def load(path):
             fail(path, "approval_id is added by the generator to every hitl and canary tool;"
                        " remove it from the file")
         props["approval_id"] = dict(APPROVAL_ID)
+    for k in ("inputSchema", "outputSchema"):
+        t[k] = share_repeats(t[k])
     return t
+
+
+# Subschemas at least this long (compact JSON) that occur twice or more in
+# one tool's schema move to its $defs: tools/list is paid for in tokens.
+MIN_SHARED = 40
+SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
+SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains",
+              "propertyNames", "additionalItems", "unevaluatedItems", "unevaluatedProperties")
+SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def compact(x):
+    return json.dumps(x, separators=(",", ":"), sort_keys=True)
+
+
+def subschemas(node, visit):
+    """Calls visit(parent, key) for every schema-valued child of node."""
+    for k, v in node.items():
+        if k in SCHEMA_MAPS and isinstance(v, dict):
+            for kk, vv in v.items():
+                if isinstance(vv, dict):
+                    visit(v, kk)
+        elif k in SCHEMA_ONE and isinstance(v, dict):
+            visit(node, k)
+        elif k in SCHEMA_LISTS and isinstance(v, list):
+            for i, vv in enumerate(v):
+                if isinstance(vv, dict):
+                    visit(v, i)
+
+
+def share_repeats(schema):
+    """Moves repeated subschemas into schema's $defs, the largest first, and
+    points each occurrence at it: the same schema, said once."""
+    schema = json.loads(json.dumps(schema))
+    n = 0
+    while True:
+        seen = {}
+
+        def count(parent, key, in_defs_root=False):
+            node = parent[key]
+            if not in_defs_root:
+                seen.setdefault(compact(node), []).append(node)
+            subschemas(node, count)
+
+        for k, v in schema.items():
+            if k == "$defs":
+                for kk in v:
+                    count(v, kk, True)
+            elif k in SCHEMA_MAPS and isinstance(v, dict):
+                for kk in v:
+                    count(v, kk)
+            elif k in SCHEMA_ONE and isinstance(v, dict):
+                count(schema, k)
+            elif k in SCHEMA_LISTS and isinstance(v, list):
+                for i in range(len(v)):
+                    count(v, i)
+        best = None
+        for text, nodes in seen.items():
+            ref_len = len('{"$ref":"#/$defs/s00"}')
+            gain = (len(text) - ref_len) * len(nodes) - len(text) - 8
+            if len(nodes) >= 2 and len(text) >= MIN_SHARED and gain > 0:
+                if best is None or gain > best[0]:
+                    best = (gain, text)
+        if best is None:
+            return schema
+        n += 1
+        defs = schema.setdefault("$defs", {})
+        name = f"s{n}"
+        while name in defs:
+            n += 1
+            name = f"s{n}"
+        defs[name] = json.loads(best[1])
+        target = best[1]
+
+        def replace(parent, key, in_defs_root=False):
+            if not in_defs_root and compact(parent[key]) == target:
+                parent[key] = {"$ref": f"#/$defs/{name}"}
+                return
+            subschemas(parent[key], replace)
+
+        for k, v in list(schema.items()):
+            if k == "$defs":
+                for kk in list(v):
+                    replace(v, kk, True)
+            elif k in SCHEMA_MAPS and isinstance(v, dict):
+                for kk in list(v):
+                    replace(v, kk)
+            elif k in SCHEMA_ONE and isinstance(v, dict):
+                replace(schema, k)
+            elif k in SCHEMA_LISTS and isinstance(v, list):
+                for i in range(len(v)):
+                    replace(v, i)
 
 
 def embedded(root):

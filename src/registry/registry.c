@@ -116,7 +116,9 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
      * being create-level: the safe guess for unknown cases is destructive. */
     bool destructive = (t->flags & FM_TOOL_DESTRUCTIVE) ||
                        t->autonomy == FM_AUTONOMY_HITL || t->autonomy == FM_AUTONOMY_CANARY;
-    json_t *ann = json_pack("{s:s, s:b, s:b, s:b, s:b}", "title", t->title, "readOnlyHint", read,
+    /* No annotations.title: the tool's own title says it, and every byte
+     * of tools/list is paid for in an agent's context. */
+    json_t *ann = json_pack("{s:b, s:b, s:b, s:b}", "readOnlyHint", read,
                             "destructiveHint", !read && destructive, "idempotentHint",
                             read || (t->flags & FM_TOOL_IDEMPOTENT) != 0, "openWorldHint",
                             (t->flags & FM_TOOL_OPEN_WORLD) != 0);
