@@ -309,6 +309,9 @@ START_TEST(refusals_run_nothing)
 
     /* No approval: a plan is recorded, nothing runs. */
     open_with(&t, "mode: fleet\n", true);
+    /* Arguments that fail the input schema never reach the gate. */
+    expect_refused(&t, "node_drain", "{\"node\":\"a;b\",\"reason\":\"xid 79\"}", "INVALID");
+    expect_refused(&t, "ticket_create", "{\"summary\":\"x\"}", "INVALID");
     expect_refused(&t, "node_drain", DRAIN, "APPROVAL");
     expect_refused(&t, "node_reboot", DRAIN, "APPROVAL");
     expect_refused(&t, "job_requeue", "{\"node\":\"gpu-a01\",\"job_id\":7}", "APPROVAL");
