@@ -39,8 +39,10 @@ START_TEST(every_code_has_a_unique_word)
     for (int c = 1; c <= FM_ERR_LAST; c++) {
         const char *w = fm_strerror((fm_code)c);
         ck_assert_str_ne(w, "UNKNOWN");
-        for (size_t i = 0; w[i]; i++) ck_assert(w[i] >= 'A' && w[i] <= 'Z');
-        for (int d = 1; d < c; d++) ck_assert_str_ne(w, fm_strerror((fm_code)d));
+        for (size_t i = 0; w[i]; i++)
+            ck_assert(w[i] >= 'A' && w[i] <= 'Z');
+        for (int d = 1; d < c; d++)
+            ck_assert_str_ne(w, fm_strerror((fm_code)d));
     }
     ck_assert_str_eq(fm_strerror(FM_OK), "OK");
     ck_assert_str_eq(fm_strerror((fm_code)(FM_ERR_LAST + 1)), "UNKNOWN");
@@ -51,8 +53,8 @@ START_TEST(man_page_lists_every_word)
 {
     char words[64][32];
     size_t n = man_words(words, 64);
-    ck_assert_msg(n == (size_t)FM_ERR_LAST, "%s ERRORS lists %zu words, fm_strerror has %d", MAN,
-                  n, FM_ERR_LAST);
+    ck_assert_msg(n == (size_t)FM_ERR_LAST, "%s ERRORS lists %zu words, fm_strerror has %d", MAN, n,
+                  FM_ERR_LAST);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(!strcmp(words[i], fm_strerror((fm_code)(i + 1))),
                       "%s ERRORS entry %zu is %s, code %zu is %s", MAN, i + 1, words[i], i + 1,

@@ -51,7 +51,8 @@ static json_t *fake_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
     (void)st, (void)f, (void)err;
     json_t *all = json_array();
     static const char *const names[] = {"gpu-a01", "gpu-a02", "gpu-a03", "gpu-a04"};
-    for (size_t i = 0; i < 4; i++) json_array_append_new(all, fake_node_json(names[i]));
+    for (size_t i = 0; i < 4; i++)
+        json_array_append_new(all, fake_node_json(names[i]));
     return all;
 }
 
@@ -143,9 +144,9 @@ static long long tickets(test_server *t)
 {
     sqlite3_stmt *s = NULL;
     long long n = -1;
-    ck_assert_int_eq(sqlite3_prepare_v2(t->ctx.store.db, "SELECT count(*) FROM tickets", -1, &s,
-                                        NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(t->ctx.store.db, "SELECT count(*) FROM tickets", -1, &s, NULL),
+        SQLITE_OK);
     if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     return n;
@@ -215,8 +216,8 @@ START_TEST(order_walk_node_action)
         {"mode: fleet\nexclusions:\n  nodes: [gpu-a01]\n", false, true, FM_GATE_DENY,
          FM_ERR_NOT_CONFIGURED, "slurm"},
         /* 4. kill switch (3, reads, does not apply) */
-        {"mode: fleet\nexclusions:\n  nodes: [gpu-a01]\n", true, true, FM_GATE_DENY,
-         FM_ERR_DENIED, "kill switch"},
+        {"mode: fleet\nexclusions:\n  nodes: [gpu-a01]\n", true, true, FM_GATE_DENY, FM_ERR_DENIED,
+         "kill switch"},
         /* 6. guardrails, then approval */
         {"mode: fleet\nexclusions:\n  nodes: [gpu-a01]\n", true, false, FM_GATE_DENY,
          FM_ERR_GUARDRAIL, "exclusions"},
@@ -266,9 +267,10 @@ START_TEST(order_walk_create_tool)
     ck_assert_msg(!is_error, "%s", text);
     ck_assert_int_eq(tickets(&t), 1);
     /* The second is over the limit and opens none. */
-    expect_refused(&t, "ticket_create",
-                   "{\"summary\":\"x\",\"node\":\"gpu-a02\",\"fault_class\":\"gpu_fallen_off_bus\"}",
-                   "RATELIMITED");
+    expect_refused(
+        &t, "ticket_create",
+        "{\"summary\":\"x\",\"node\":\"gpu-a02\",\"fault_class\":\"gpu_fallen_off_bus\"}",
+        "RATELIMITED");
     ts_close(&t);
 }
 END_TEST
@@ -318,9 +320,10 @@ START_TEST(refusals_run_nothing)
     expect_refused(&t, "health_probe", "{\"node\":\"gpu-a01\"}", "APPROVAL"); /* not a canary */
     expect_refused(&t, "ticket_close", "{\"key\":\"FM-1\"}", "APPROVAL");
     /* A forged approval id is refused the same way. */
-    expect_refused(&t, "node_drain",
-                   "{\"node\":\"gpu-a01\",\"reason\":\"xid 79\",\"approval_id\":\"ap-0123456789abcdef\"}",
-                   "APPROVAL");
+    expect_refused(
+        &t, "node_drain",
+        "{\"node\":\"gpu-a01\",\"reason\":\"xid 79\",\"approval_id\":\"ap-0123456789abcdef\"}",
+        "APPROVAL");
     ts_close(&t);
 
     /* Guardrails: an excluded node. */
@@ -381,8 +384,8 @@ START_TEST(allowed_calls_reach_the_fakes)
     char msg[512], sig[256], ap[FM_APPROVAL_ID_LEN];
     size_t n = fm_approval_message(msg, sizeof msg, d.plan_id, hash, "alice", expires);
     ck_assert_msg(fm_approval_sign(key, msg, n, sig, sizeof sig, &err) == 0, "%s", err.text);
-    ck_assert_msg(fm_approval_record(&t.ctx, d.plan_id, "alice", expires, sig, ap, &err) == 0,
-                  "%s", err.text);
+    ck_assert_msg(fm_approval_record(&t.ctx, d.plan_id, "alice", expires, sig, ap, &err) == 0, "%s",
+                  err.text);
     json_decref(plan);
     json_object_set_new(args, "approval_id", json_string(ap));
     char *approved = json_dumps(args, JSON_COMPACT);
