@@ -68,6 +68,12 @@ print(f"{'server work per audited runbook_list call (in process)':64} {own['call
 print(f"{'server work per ping (in process)':64} {own['ping_us']:>8.1f}us")
 print(f"{'fleet_status round trip (dashboard: metrics, workflows, tickets)':64} {fs['call_us']:>8.1f}us")
 PY
+# What an agent pays before its first call: the tools/list answer in bytes
+# (about 4 bytes a token; one page holds every tool by default).
+list_bytes=$(printf '%s\n' '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
+    FLEETMCP_DB="$tmp/list.db" build/fleetmcp 2>/dev/null | tail -n 1 | tr -d '\n' | wc -c)
+printf '%-64s %8d (target 24576)\n' "tools/list answer, bytes" "$list_bytes"
 [ "${1:-}" = mcp ] && exit 0 # bench/run.sh mcp: the round trips only
 for b in bench/*.sh; do
     [ "$b" = bench/run.sh ] && continue

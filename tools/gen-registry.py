@@ -2,9 +2,14 @@
 """Generates the tool table (fm_tool_table) from schemas/tools/*.json.
 
 Each JSON file names one tool once: name, title, description, autonomy,
-handler, optional backend and flags, inputSchema and outputSchema.  A bad
+handler, optional backends, flags and rate_limit, inputSchema and
+outputSchema.  The flags are the gate's policy (like redis' command
+flags): the gate reads them as named bits and never a tool's name.  A bad
 file fails the build with its name and the problem: no tool is ever left
 out quietly.  Output: a C file with the schemas as string literals.
+
+Every hitl and canary tool gets approval_id in its input schema here, so
+no tool can need an approval its schema refuses.
 """
 import json
 import os
@@ -14,9 +19,26 @@ import sys
 AUTONOMY = {"read": "FM_AUTONOMY_READ", "create": "FM_AUTONOMY_CREATE",
             "hitl": "FM_AUTONOMY_HITL", "canary": "FM_AUTONOMY_CANARY"}
 FLAGS = {"idempotent": "FM_TOOL_IDEMPOTENT", "open_world": "FM_TOOL_OPEN_WORLD",
-         "destructive": "FM_TOOL_DESTRUCTIVE", "node_action": "FM_TOOL_NODE_ACTION"}
-KEYS = {"name", "title", "description", "autonomy", "handler", "backend", "flags",
-        "inputSchema", "outputSchema"}
+         "destructive": "FM_TOOL_DESTRUCTIVE", "node_action": "FM_TOOL_NODE_ACTION",
+         "takes_capacity": "FM_TOOL_TAKES_CAPACITY",
+         "returns_capacity": "FM_TOOL_RETURNS_CAPACITY", "runs_plan": "FM_TOOL_RUNS_PLAN",
+         "killswitch_exempt": "FM_TOOL_KILLSWITCH_EXEMPT",
+         "read_only_exempt": "FM_TOOL_READ_ONLY_EXEMPT",
+         "never_rate_limited": "FM_TOOL_NEVER_RATE_LIMITED"}
+# Flags that only make sense on some autonomy levels: a flag the gate
+# would never read is a mistake in the file.
+FLAG_NEEDS = {"node_action": {"hitl", "canary"}, "takes_capacity": {"hitl", "canary"},
+              "returns_capacity": {"hitl", "canary"}, "runs_plan": {"hitl", "canary"},
+              "killswitch_exempt": {"create", "hitl", "canary"},
+              "read_only_exempt": {"create", "hitl", "canary"},
+              "never_rate_limited": {"create"}}
+BACKENDS = {"slurm": "FM_BACKEND_SLURM", "metrics": "FM_BACKEND_METRICS",
+            "ssh": "FM_BACKEND_SSH", "tickets": "FM_BACKEND_TICKETS"}
+KEYS = {"name", "title", "description", "autonomy", "handler", "backends", "flags",
+        "rate_limit", "inputSchema", "outputSchema"}
+APPROVAL_ID = {"type": "string", "pattern": "^ap-[0-9a-f]{16,32}$",
+               "description": "from mcp-cli approve; omit to get a plan to approve"}
+DEFAULT_PER_HOUR = 60
 
 
 def fail(path, msg):
@@ -69,10 +91,123 @@ def load(path):
     for f_ in t.get("flags", []):
         if f_ not in FLAGS:
             fail(path, f"unknown flag {f_}")
-    b = t.get("backend")
-    if b is not None and not re.fullmatch(r"[a-z_]+", b):
-        fail(path, "backend must be a config section name")
+        if f_ in FLAG_NEEDS and t["autonomy"] not in FLAG_NEEDS[f_]:
+            fail(path, f"flag {f_} needs autonomy {sorted(FLAG_NEEDS[f_])}")
+    b = t.get("backends", [])
+    if not isinstance(b, list) or any(x not in BACKENDS for x in b) or len(set(b)) != len(b):
+        fail(path, f"backends must be a list of distinct names from {sorted(BACKENDS)}")
+    rl = t.get("rate_limit")
+    if rl is not None:
+        if t["autonomy"] != "create" or "never_rate_limited" in t.get("flags", []):
+            fail(path, "rate_limit is for create tools that are rate-limited")
+        if (not isinstance(rl, dict) or set(rl) - {"per_hour", "config"} or
+                not isinstance(rl.get("per_hour"), int) or rl["per_hour"] < 1 or
+                ("config" in rl and not re.fullmatch(r"[a-z_]+\.[a-z_]+", rl["config"]))):
+            fail(path, "rate_limit must be {per_hour: N >= 1, config: 'section.key'}")
+    props = t["inputSchema"].get("properties")
+    if t["autonomy"] in ("hitl", "canary"):
+        if not isinstance(props, dict) or t["inputSchema"].get("additionalProperties") is not False:
+            fail(path, "a hitl or canary tool's inputSchema needs properties and"
+                       " additionalProperties: false")
+        if "approval_id" in props:
+            fail(path, "approval_id is added by the generator to every hitl and canary tool;"
+                       " remove it from the file")
+        props["approval_id"] = dict(APPROVAL_ID)
+    for k in ("inputSchema", "outputSchema"):
+        t[k] = share_repeats(t[k])
     return t
+
+
+# Subschemas at least this long (compact JSON) that occur twice or more in
+# one tool's schema move to its $defs: tools/list is paid for in tokens.
+MIN_SHARED = 40
+SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
+SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains",
+              "propertyNames", "additionalItems", "unevaluatedItems", "unevaluatedProperties")
+SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def compact(x):
+    return json.dumps(x, separators=(",", ":"), sort_keys=True)
+
+
+def subschemas(node, visit):
+    """Calls visit(parent, key) for every schema-valued child of node."""
+    for k, v in node.items():
+        if k in SCHEMA_MAPS and isinstance(v, dict):
+            for kk, vv in v.items():
+                if isinstance(vv, dict):
+                    visit(v, kk)
+        elif k in SCHEMA_ONE and isinstance(v, dict):
+            visit(node, k)
+        elif k in SCHEMA_LISTS and isinstance(v, list):
+            for i, vv in enumerate(v):
+                if isinstance(vv, dict):
+                    visit(v, i)
+
+
+def share_repeats(schema):
+    """Moves repeated subschemas into schema's $defs, the largest first, and
+    points each occurrence at it: the same schema, said once."""
+    schema = json.loads(json.dumps(schema))
+    n = 0
+    while True:
+        seen = {}
+
+        def count(parent, key, in_defs_root=False):
+            node = parent[key]
+            if not in_defs_root:
+                seen.setdefault(compact(node), []).append(node)
+            subschemas(node, count)
+
+        for k, v in schema.items():
+            if k == "$defs":
+                for kk in v:
+                    count(v, kk, True)
+            elif k in SCHEMA_MAPS and isinstance(v, dict):
+                for kk in v:
+                    count(v, kk)
+            elif k in SCHEMA_ONE and isinstance(v, dict):
+                count(schema, k)
+            elif k in SCHEMA_LISTS and isinstance(v, list):
+                for i in range(len(v)):
+                    count(v, i)
+        best = None
+        for text, nodes in seen.items():
+            ref_len = len('{"$ref":"#/$defs/s00"}')
+            gain = (len(text) - ref_len) * len(nodes) - len(text) - 8
+            if len(nodes) >= 2 and len(text) >= MIN_SHARED and gain > 0:
+                if best is None or gain > best[0]:
+                    best = (gain, text)
+        if best is None:
+            return schema
+        n += 1
+        defs = schema.setdefault("$defs", {})
+        name = f"s{n}"
+        while name in defs:
+            n += 1
+            name = f"s{n}"
+        defs[name] = json.loads(best[1])
+        target = best[1]
+
+        def replace(parent, key, in_defs_root=False):
+            if not in_defs_root and compact(parent[key]) == target:
+                parent[key] = {"$ref": f"#/$defs/{name}"}
+                return
+            subschemas(parent[key], replace)
+
+        for k, v in list(schema.items()):
+            if k == "$defs":
+                for kk in list(v):
+                    replace(v, kk, True)
+            elif k in SCHEMA_MAPS and isinstance(v, dict):
+                for kk in list(v):
+                    replace(v, kk)
+            elif k in SCHEMA_ONE and isinstance(v, dict):
+                replace(schema, k)
+            elif k in SCHEMA_LISTS and isinstance(v, list):
+                for i in range(len(v)):
+                    replace(v, i)
 
 
 def embedded(root):
@@ -99,13 +234,20 @@ def embedded(root):
 def main():
     src, out = sys.argv[1], sys.argv[2]
     tools = [load(os.path.join(src, n)) for n in sorted(os.listdir(src)) if n.endswith(".json")]
+    runners = [t["name"] for t in tools if "runs_plan" in t.get("flags", [])]
+    if len(runners) != 1:
+        fail(src, f"exactly one tool must have the runs_plan flag (plans name it), not {runners}")
     others = embedded(os.path.dirname(os.path.normpath(src)))
     lines = ["/* Generated by tools/gen-registry.py from schemas/tools/NAME.json: do not edit. */",
              '#include "fleetmcp/fm_tool.h"', '#include "fleetmcp/fm_schemas.h"', ""]
     lines += ['#include "fm_tools.gen.h"', "", "const fm_tool_def fm_tool_table[] = {"]
     for t in tools:
         flags = " | ".join(FLAGS[f] for f in t.get("flags", [])) or "0"
-        backend = c_string(t["backend"]) if t.get("backend") else "NULL"
+        backends = " | ".join(BACKENDS[b] for b in t.get("backends", [])) or "0"
+        rl = t.get("rate_limit") or {}
+        per_hour = 0 if t["autonomy"] != "create" or "never_rate_limited" in t.get("flags", []) \
+            else rl.get("per_hour", DEFAULT_PER_HOUR)
+        rate_config = c_string(rl["config"]) if rl.get("config") else "NULL"
         lines += [
             "    {",
             f"        .name = {c_string(t['name'])},",
@@ -116,7 +258,9 @@ def main():
             f"        .input_schema = {c_string(json.dumps(t['inputSchema'], separators=(',', ':')))},",
             f"        .output_schema = {c_string(json.dumps(t['outputSchema'], separators=(',', ':')))},",
             f"        .handler = {t['handler']},",
-            f"        .backend = {backend},",
+            f"        .backends = {backends},",
+            f"        .rate_per_hour = {per_hour},",
+            f"        .rate_config = {rate_config},",
             "    },",
         ]
     lines += ["};", "", f"const size_t fm_tool_count = {len(tools)};", ""]

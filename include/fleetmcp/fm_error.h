@@ -27,7 +27,11 @@ typedef enum {
     FM_ERR_CANCELLED = 17,     /* the client cancelled the call */
     FM_ERR_GUARDRAIL = 18,     /* a guardrail refused the action */
     FM_ERR_PARSE = 19,         /* a backend or file answered unparseable data */
+    FM_ERR_SHADOW = 20,        /* shadow mode: recorded as a recommendation, nothing ran */
 } fm_code;
+
+/* The highest code in use: fm_strerror() has a word for 1..FM_ERR_LAST. */
+#define FM_ERR_LAST FM_ERR_SHADOW
 
 /* The first error set is kept (like json_error_t): later calls are no-ops,
  * so the innermost, most specific cause survives.  Filling never allocates. */

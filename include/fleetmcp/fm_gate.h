@@ -1,12 +1,21 @@
 /* The policy gate: the only place that allows or denies a tool call.
+ * It reads each tool's generated flags (fm_tool.h), never its name.
  * Checks run in a fixed order, like redis' processCommand():
- *   1. the tool is enabled (hidden tools never reach here: unknown tool)
- *   2. read autonomy: allow
- *   3. kill switch (store setting or file): deny every mutation except
- *      engaging it again
- *   4. rate limit for create tools (per tool and hour)
- *   5. mode: shadow records node actions as recommendations, runs none
- *   6. hitl / canary: needs an approval bound to the exact plan
+ *   1. visible: enabled_tools, disabled_tools, and read_only hides every
+ *      mutation but FM_TOOL_READ_ONLY_EXEMPT ones (fm_gate_visible; tools/list
+ *      and name lookup ask the same question)        DENIED
+ *   2. every backend the tool needs is configured
+ *      (fm_gate_backends)                              NOTCONFIGURED
+ *   3. read autonomy: allow
+ *   4. kill switch (store setting or file): deny every mutation but
+ *      FM_TOOL_KILLSWITCH_EXEMPT ones                  DENIED
+ *   5. rate limit for create tools (per tool and hour;
+ *      FM_TOOL_NEVER_RATE_LIMITED ones are not counted) RATELIMITED
+ *   6. hitl / canary: node actions pass the guardrails on live state
+ *      (GUARDRAIL), then need an approval bound to the exact plan, except
+ *      canary tools on canary nodes outside shadow mode  APPROVAL
+ *   7. mode shadow: the decision above is recorded as a recommendation
+ *      and nothing runs (verdict FM_GATE_SHADOW)
  * A denial carries a stable code word and a reason an agent can act on. */
 #ifndef FM_GATE_H
 #define FM_GATE_H
@@ -38,8 +47,27 @@ void fm_gate_decide(struct fm_ctx *ctx, int tool_index, const json_t *args,
 /* The kill switch as the gate sees it: the store setting or the file. */
 bool fm_killswitch_engaged(struct fm_ctx *ctx, char *why, size_t whylen);
 
-/* Allowed calls of a create tool per hour (0 = unlimited). */
-long long fm_gate_rate_limit(const struct fm_ctx *ctx, const char *tool);
+/* Allowed calls per hour of table row tool_index (0 = unlimited): the
+ * config's rate_limits.<tool>, else the tool's rate_config key, else its
+ * generated default.  0 for every tool that is not a rate-limited create. */
+long long fm_gate_rate_limit(const struct fm_ctx *ctx, int tool_index);
+
+/* Step 1: true if the tool may be listed and called under this config;
+ * otherwise why (may be NULL) says which setting hides it. */
+bool fm_gate_visible(const struct fm_ctx *ctx, int tool_index, char *why, size_t whylen);
+
+/* Step 2: 0 if every backend the tool declares is open, else -1 with
+ * NOTCONFIGURED naming the config section to add. */
+int fm_gate_backends(const struct fm_ctx *ctx, int tool_index, fm_err *err);
+
+/* Step 6's rule, for the gate and for plans that report it: true if
+ * running content (a plan's content, borrowed) with tool t needs a human
+ * approval.  hitl always; canary unless every node is a canary, the mode
+ * is not shadow, the runbook (as it is now) is not hitl and no step's
+ * action always needs a human. */
+struct fm_tool_def;
+bool fm_gate_approval_needed(struct fm_ctx *ctx, const struct fm_tool_def *t,
+                             const json_t *content);
 
 const char *fm_gate_verdict_name(fm_gate_verdict v);
 

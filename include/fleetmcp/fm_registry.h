@@ -6,16 +6,16 @@
 #include <jansson.h>
 
 #include "fleetmcp/fm_error.h"
+#include "fleetmcp/fm_tool.h"
 
 struct fm_ctx;
 
-/* Parses every compiled-in schema (a failure is a build bug: reported, and
- * the server refuses to start) and applies enabled_tools, disabled_tools
- * and read_only from the config. */
+/* Allocates the per-tool schema slots (schemas are parsed on first use).
+ * Which tools are visible is the gate's decision (fm_gate_visible). */
 int fm_registry_init(struct fm_ctx *ctx, fm_err *err);
 void fm_registry_free(struct fm_ctx *ctx);
 
-/* Number of visible tools, and the i-th visible tool's table index. */
+/* Number of visible tools (fm_gate_visible), and the i-th one's table index. */
 size_t fm_registry_visible(const struct fm_ctx *ctx, int *index_out, size_t max);
 
 /* The tools/list entry for table row i (new): name, title, description,
@@ -31,5 +31,9 @@ const struct fm_schema *fm_registry_schema(struct fm_ctx *ctx, int i, int output
 
 /* True if the tool changes anything (autonomy above read). */
 int fm_tool_mutates(int table_index);
+
+/* The first table row whose flags hold every bit of flag, or NULL: how C
+ * names a tool by its role (e.g. the one that runs plans) without its name. */
+const fm_tool_def *fm_tool_with_flags(unsigned flag);
 
 #endif

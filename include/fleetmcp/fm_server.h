@@ -37,7 +37,6 @@ typedef struct fm_ctx {
     fm_backends be;
     fm_session session;
     struct fm_transport *tx;     /* stdio, NULL in unit tests */
-    bool *tool_enabled;          /* per fm_tool_table row */
     json_t **input_schemas;      /* parsed once at start, per row */
     json_t **output_schemas;
     struct fm_schema **input_compiled;  /* compiled on a tool's first call */

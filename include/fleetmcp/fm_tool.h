@@ -23,11 +23,41 @@ typedef enum {
     FM_AUTONOMY_CANARY = 3, /* no approval on canary nodes outside shadow mode */
 } fm_autonomy;
 
-/* Bits in fm_tool_def.flags, mapped to MCP annotations. */
+/* Bits in fm_tool_def.flags, named in each schema file's "flags" (like
+ * redis' CMD_READONLY): the first three map to MCP annotations, the rest
+ * are the gate's policy, so a rule reads a flag, never a tool's name.
+ *
+ * FM_TOOL_NODE_ACTION: mutates nodes: mode, guardrails and approval apply.
+ * FM_TOOL_TAKES_CAPACITY: takes nodes out of service (drain, reboot, reset,
+ *   repair): capacity headroom, blast radius and retry budget apply.
+ * FM_TOOL_RETURNS_CAPACITY: puts a node back (resume): drain ownership
+ *   applies instead of headroom.
+ * FM_TOOL_RUNS_PLAN: executes a plan recorded earlier (plan_id argument):
+ *   its plan is rebuilt from the store, not from the arguments.
+ * FM_TOOL_KILLSWITCH_EXEMPT: runs while the kill switch is engaged (the
+ *   switch's own tools, and recording an approval, which changes nothing
+ *   in the fleet).
+ * FM_TOOL_READ_ONLY_EXEMPT: stays visible in read_only mode (turning
+ *   safety on is not a mutation of the fleet).
+ * FM_TOOL_NEVER_RATE_LIMITED: a create tool the rate limit never counts,
+ *   whatever the config says. */
 #define FM_TOOL_IDEMPOTENT 0x1u  /* idempotentHint */
 #define FM_TOOL_OPEN_WORLD 0x2u  /* openWorldHint: talks to a backend */
 #define FM_TOOL_DESTRUCTIVE 0x4u /* destructiveHint */
-#define FM_TOOL_NODE_ACTION 0x8u /* mutates a node: subject to mode/guardrails */
+#define FM_TOOL_NODE_ACTION 0x8u
+#define FM_TOOL_TAKES_CAPACITY 0x10u
+#define FM_TOOL_RETURNS_CAPACITY 0x20u
+#define FM_TOOL_RUNS_PLAN 0x40u
+#define FM_TOOL_KILLSWITCH_EXEMPT 0x80u
+#define FM_TOOL_READ_ONLY_EXEMPT 0x100u
+#define FM_TOOL_NEVER_RATE_LIMITED 0x200u
+
+/* Bits in fm_tool_def.backends: what must be configured before the gate
+ * lets the tool run (schema file "backends"). */
+#define FM_BACKEND_SLURM 0x1u
+#define FM_BACKEND_METRICS 0x2u
+#define FM_BACKEND_SSH 0x4u
+#define FM_BACKEND_TICKETS 0x8u
 
 typedef struct fm_call fm_call;
 
@@ -44,7 +74,9 @@ typedef struct fm_tool_def {
     const char *input_schema;  /* JSON text, checked by the generator */
     const char *output_schema; /* JSON text, checked by the generator */
     fm_tool_fn handler;
-    const char *backend; /* config key the tool needs ("slurm"...), or NULL */
+    unsigned backends;       /* FM_BACKEND_* bits */
+    int rate_per_hour;       /* create tools: default calls per hour (0 = never limited) */
+    const char *rate_config; /* "section.key" overriding rate_per_hour, or NULL */
 } fm_tool_def;
 
 extern const fm_tool_def fm_tool_table[];

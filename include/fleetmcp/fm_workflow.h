@@ -38,7 +38,7 @@ int fm_workflow_init(struct fm_ctx *ctx, fm_err *err);
 /* ---- plan content (src/workflow/content.c) ---------------------------- */
 
 /* The hashed content of a repair of node for fault_class with runbook rb
- * (new): fm_plan_content("repair_execute", {node, fault_class, runbook},
+ * (new): fm_plan_content(the runs_plan tool, {node, fault_class, runbook},
  * [node], steps, rb id, rb version), steps being every phase of the
  * runbook flattened to {phase, id, action, args, timeout_s}.  The same
  * inputs always give the same hash; a new runbook version gives another. */

@@ -83,13 +83,26 @@ json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
     /* Overrides: a human acted on a node fleetmcp was remediating. */
     double remediations = scalar(ctx, "SELECT count(DISTINCT node) FROM node_attempts WHERE"
                                  " ts_ms>=?1", since, NULL);
-    double overrides = scalar(
-        ctx,
-        "SELECT count(*) FROM audit a WHERE a.ts_ms>=?1 AND a.initiator_kind='human' AND"
-        " a.decision='allow' AND a.phase IN ('call','intent') AND a.tool IN ('node_resume',"
-        "'node_drain','node_reboot','gpu_reset') AND a.node IN (SELECT node FROM node_attempts"
-        " WHERE ts_ms>=?1)",
-        since, NULL);
+    /* The single node actions that move capacity, by their flags; names
+     * come from the generated table ([a-z0-9_] only), safe in SQL text. */
+    char tools[512] = "''", overrides_sql[1024];
+    size_t tl = 0;
+    for (size_t i = 0; i < fm_tool_count; i++) {
+        unsigned f = fm_tool_table[i].flags;
+        if (!(f & FM_TOOL_NODE_ACTION) || (f & FM_TOOL_RUNS_PLAN) ||
+            !(f & (FM_TOOL_TAKES_CAPACITY | FM_TOOL_RETURNS_CAPACITY)))
+            continue;
+        int n = snprintf(tools + tl, sizeof tools - tl, "%s'%s'", tl ? "," : "",
+                         fm_tool_table[i].name);
+        if (n < 0 || (size_t)n >= sizeof tools - tl) break;
+        tl += (size_t)n;
+    }
+    snprintf(overrides_sql, sizeof overrides_sql,
+             "SELECT count(*) FROM audit a WHERE a.ts_ms>=?1 AND a.initiator_kind='human' AND"
+             " a.decision='allow' AND a.phase IN ('call','intent') AND a.tool IN (%s) AND a.node"
+             " IN (SELECT node FROM node_attempts WHERE ts_ms>=?1)",
+             tools);
+    double overrides = scalar(ctx, overrides_sql, since, NULL);
     /* Shadow agreement: a recommendation later carried out by a human. */
     /* A recommendation is a shadow-mode node action that would run or would
      * wait for an approval; one a guardrail would refuse is not one. */

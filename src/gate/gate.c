@@ -51,17 +51,83 @@ bool fm_killswitch_engaged(fm_ctx *ctx, char *why, size_t whylen)
     return false;
 }
 
-long long fm_gate_rate_limit(const fm_ctx *ctx, const char *tool)
+long long fm_gate_rate_limit(const fm_ctx *ctx, int ti)
 {
-    /* Turning safety on is never rate-limited. */
-    if (!strcmp(tool, "killswitch_engage")) return 0;
-    const json_t *rl = fm_config_section(&ctx->cfg, "rate_limits");
-    json_t *v = json_object_get(rl, tool);
+    const fm_tool_def *t = &fm_tool_table[ti];
+    /* Turning safety on is never rate-limited, whatever the config says. */
+    if (t->autonomy != FM_AUTONOMY_CREATE || (t->flags & FM_TOOL_NEVER_RATE_LIMITED)) return 0;
+    json_t *v = json_object_get(fm_config_section(&ctx->cfg, "rate_limits"), t->name);
     if (json_is_integer(v)) return json_integer_value(v);
-    if (!strcmp(tool, "ticket_create"))
-        return fm_cfg_int(fm_config_section(&ctx->cfg, "tickets"), "max_creates_per_hour",
-                          DEFAULT_TICKETS_PER_HOUR);
-    return DEFAULT_CREATE_PER_HOUR;
+    if (t->rate_config) {
+        /* "section.key": the generator checked the shape. */
+        char section[64];
+        const char *dot = strchr(t->rate_config, '.');
+        size_t n = dot ? (size_t)(dot - t->rate_config) : 0;
+        if (dot && n < sizeof section) {
+            memcpy(section, t->rate_config, n);
+            section[n] = '\0';
+            return fm_cfg_int(fm_config_section(&ctx->cfg, section), dot + 1, t->rate_per_hour);
+        }
+    }
+    return t->rate_per_hour;
+}
+
+static bool in_list(const json_t *list, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), name))
+        return true;
+    return false;
+}
+
+bool fm_gate_visible(const fm_ctx *ctx, int ti, char *why, size_t whylen)
+{
+    const fm_tool_def *t = &fm_tool_table[ti];
+    const json_t *enabled = json_object_get(ctx->cfg.root, "enabled_tools");
+    const json_t *disabled = json_object_get(ctx->cfg.root, "disabled_tools");
+    if (json_array_size(enabled) && !in_list(enabled, t->name)) {
+        if (why) snprintf(why, whylen, "%s is not in enabled_tools in this server's config",
+                          t->name);
+        return false;
+    }
+    if (in_list(disabled, t->name)) {
+        if (why) snprintf(why, whylen, "%s is in disabled_tools in this server's config",
+                          t->name);
+        return false;
+    }
+    if (ctx->cfg.read_only && t->autonomy != FM_AUTONOMY_READ &&
+        !(t->flags & FM_TOOL_READ_ONLY_EXEMPT)) {
+        if (why) snprintf(why, whylen, "this server is read_only: %s changes things", t->name);
+        return false;
+    }
+    return true;
+}
+
+/* Config hints for each backend bit, in FM_BACKEND_* order. */
+static const struct {
+    unsigned bit;
+    const char *key, *hint;
+} backend_hints[] = {
+    {FM_BACKEND_SLURM, "slurm", "slurm.backend: rest or cli"},
+    {FM_BACKEND_METRICS, "metrics", "metrics.url of Prometheus or Grafana"},
+    {FM_BACKEND_SSH, "ssh", "ssh.user, key_file, known_hosts and hosts"},
+    {FM_BACKEND_TICKETS, "tickets", "tickets.backend: local or jira"},
+};
+
+int fm_gate_backends(const fm_ctx *ctx, int ti, fm_err *err)
+{
+    unsigned open = (ctx->be.slurm ? FM_BACKEND_SLURM : 0) |
+                    (ctx->be.metrics ? FM_BACKEND_METRICS : 0) |
+                    (ctx->be.exec ? FM_BACKEND_SSH : 0) |
+                    (ctx->be.tickets ? FM_BACKEND_TICKETS : 0);
+    unsigned missing = fm_tool_table[ti].backends & ~open;
+    for (size_t i = 0; i < sizeof backend_hints / sizeof *backend_hints; i++)
+        if (missing & backend_hints[i].bit) {
+            fm_backend_missing(err, backend_hints[i].key, backend_hints[i].hint);
+            return -1;
+        }
+    return 0;
 }
 
 static void deny(fm_gate_decision *d, fm_code code, const char *fmt, ...)
@@ -93,18 +159,38 @@ static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, b
         }
         rb_doc = rb->doc;
     }
-    bool repair = !strcmp(t->name, "repair_execute");
     fm_guard_req req = {.action = rb_id ? rb_id : t->name,
                         .nodes = json_object_get(content, "nodes"),
                         .fault_class = fm_json_str(content, "fault_class", NULL),
                         .runbook = rb_doc,
-                        .takes_capacity = repair || !strcmp(t->name, "node_drain") ||
-                                          !strcmp(t->name, "node_reboot") ||
-                                          (t->flags & FM_TOOL_DESTRUCTIVE) != 0,
-                        .resume = !strcmp(t->name, "node_resume"),
+                        .takes_capacity = (t->flags & FM_TOOL_TAKES_CAPACITY) != 0,
+                        .resume = (t->flags & FM_TOOL_RETURNS_CAPACITY) != 0,
                         .approved = approved,
                         .destructive = (t->flags & FM_TOOL_DESTRUCTIVE) != 0};
     return fm_guard_check(ctx, &req, ok, err);
+}
+
+bool fm_gate_approval_needed(fm_ctx *ctx, const fm_tool_def *t, const json_t *content)
+{
+    if (t->autonomy != FM_AUTONOMY_CANARY) return t->autonomy == FM_AUTONOMY_HITL;
+    if (ctx->cfg.mode == FM_MODE_SHADOW) return true;
+    /* The runbook as it is now: a hitl runbook, or an action that always
+     * needs a human (cancelling jobs), needs one even on a canary. */
+    const char *rb_id = fm_json_str(content, "runbook", NULL);
+    if (rb_id) {
+        fm_err err = {0};
+        if (!ctx->runbooks && fm_runbooks_load(ctx, &err)) return true;
+        const fm_runbook *rb = fm_runbook_find(ctx->runbooks, rb_id);
+        if (!rb || rb->autonomy == FM_AUTONOMY_HITL) return true;
+    }
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(content, "steps"), i, s)
+    {
+        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
+        if (a && a->needs_approval_always) return true;
+    }
+    return !fm_guard_all_canary(ctx, json_object_get(content, "nodes"));
 }
 
 /* A call with approval_id runs if that approval is for exactly this plan
@@ -143,8 +229,7 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
             deny(d, FM_ERR_GUARDRAIL, "%s refused by %s", t->name, why);
             goto out;
         }
-        if (t->autonomy == FM_AUTONOMY_CANARY && !approval && ctx->cfg.mode != FM_MODE_SHADOW &&
-            fm_guard_all_canary(ctx, json_object_get(content, "nodes"))) {
+        if (!approval && !fm_gate_approval_needed(ctx, t, content)) {
             snprintf(d->reason, sizeof d->reason,
                      "canary: every node is a canary node and all guardrails pass");
             goto out;
@@ -195,31 +280,37 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
     const fm_tool_def *t = &fm_tool_table[ti];
     d->verdict = FM_GATE_ALLOW;
 
-    /* 1. enabled: the registry hides disabled tools, but a caller that
-     *    bypasses tools/list (the workflow engine) is held to it too. */
-    if (!ctx->tool_enabled[ti]) {
-        deny(d, FM_ERR_DENIED, "tool %s is disabled by this server's config", t->name);
+    /* 1. visible: enabled_tools, disabled_tools and read_only.  tools/list
+     *    asks the same question, but a caller that bypasses it (the
+     *    workflow engine) is held to it too. */
+    char why[600];
+    if (!fm_gate_visible(ctx, ti, why, sizeof why)) {
+        deny(d, FM_ERR_DENIED, "%s; it cannot be called here", why);
         return;
     }
-    /* 2. reads always run. */
+    /* 2. every backend the tool needs is configured. */
+    fm_err err = {0};
+    if (fm_gate_backends(ctx, ti, &err)) {
+        deny(d, err.code, "%s", err.text);
+        return;
+    }
+    /* 3. reads always run. */
     if (t->autonomy == FM_AUTONOMY_READ) return;
 
-    /* 3. kill switch.  Its own two tools pass: engaging again is harmless,
-     *    and releasing is exactly what a human must be able to do (it
-     *    still needs an approval below), so recording an approval passes
-     *    too: it changes nothing in the fleet. */
-    char why[600];
-    bool exempt = !strncmp(t->name, "killswitch_", 11) || !strcmp(t->name, "plan_approve");
-    if (!exempt && fm_killswitch_engaged(ctx, why, sizeof why)) {
+    /* 4. kill switch.  Exempt tools pass: engaging again is harmless,
+     *    releasing is exactly what a human must be able to do (it still
+     *    needs an approval below), and recording an approval changes
+     *    nothing in the fleet. */
+    if (!(t->flags & FM_TOOL_KILLSWITCH_EXEMPT) && fm_killswitch_engaged(ctx, why, sizeof why)) {
         deny(d, FM_ERR_DENIED,
              "%s refused: %s; every mutation is stopped. A human releases it with"
              " `mcp-cli call killswitch_release` and an approval, or by removing the file",
              t->name, why);
         return;
     }
-    /* 4. rate limit for create tools. */
+    /* 5. rate limit for create tools. */
     if (t->autonomy == FM_AUTONOMY_CREATE) {
-        long long limit = fm_gate_rate_limit(ctx, t->name), oldest = 0;
+        long long limit = fm_gate_rate_limit(ctx, ti), oldest = 0;
         if (limit > 0) {
             int64_t oldest_ms = 0;
             long long used =
@@ -237,7 +328,7 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
         }
         return;
     }
-    /* 5 and 6. hitl and canary need an approval bound to the exact plan,
+    /* 6 and 7. hitl and canary need an approval bound to the exact plan,
      * and node actions pass the guardrails.  In shadow mode the whole
      * decision is still taken, so the recommendation says what would have
      * happened, but nothing runs. */
@@ -251,8 +342,9 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
                  " recommendation and nothing changed (set mode: canary or fleet to act)",
                  t->name, d->reason[0] ? ": " : "", d->reason);
     } else {
+        /* The code word it would have had, so replay can compare it. */
         snprintf(what, sizeof what, "mode is shadow, and nothing ran; it would have been"
-                 " refused: %s", d->reason);
+                 " refused with %s: %s", fm_strerror(d->code), d->reason);
     }
     d->verdict = FM_GATE_SHADOW;
     snprintf(d->reason, sizeof d->reason, "%.760s", what);

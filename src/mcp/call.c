@@ -197,7 +197,7 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
             /* Say where the recommendation is recorded: replay and the
              * shadow agreement metric read it back. */
             fm_err e2 = {0};
-            fm_err_set(&e2, d.code, "SHADOW: %s (audit row %lld)", d.reason, (long long)row);
+            fm_err_set(&e2, FM_ERR_SHADOW, "%s (audit row %lld)", d.reason, (long long)row);
             json_decref(empty);
             json_decref(elicited);
             return fm_result_error(&e2);

@@ -32,10 +32,10 @@ static const char *risk_of(const fm_tool_def *t, size_t nnodes)
 json_t *fm_planner_content(fm_ctx *ctx, const fm_tool_def *t, const json_t *args,
                            json_t **detail, fm_err *err)
 {
-    /* repair_execute runs a recorded repair plan: its content is rebuilt
-     * from the stored plan with the runbook as it is NOW, so the hash the
+    /* A tool that runs a recorded repair plan: its content is rebuilt from
+     * the stored plan with the runbook as it is NOW, so the hash the
      * approval binds to changes when the runbook does. */
-    if (!strcmp(t->name, "repair_execute"))
+    if (t->flags & FM_TOOL_RUNS_PLAN)
         return fm_workflow_plan_content(ctx, fm_json_str(args, "plan_id", ""), detail, err);
     json_t *nodes = call_nodes(args);
     json_t *a = json_deep_copy(args);

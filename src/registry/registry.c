@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_schema.h"
 #include "fleetmcp/fm_server.h"
 
@@ -22,43 +23,27 @@ int fm_tool_mutates(int i)
     return fm_tool_table[i].autonomy != FM_AUTONOMY_READ;
 }
 
-static bool in_list(const json_t *list, const char *name)
+const fm_tool_def *fm_tool_with_flags(unsigned flag)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), name))
-        return true;
-    return false;
+    for (size_t i = 0; i < fm_tool_count; i++)
+        if ((fm_tool_table[i].flags & flag) == flag) return &fm_tool_table[i];
+    return NULL;
 }
 
 int fm_registry_init(fm_ctx *ctx, fm_err *err)
 {
     size_t n = fm_tool_count;
-    ctx->tool_enabled = calloc(n ? n : 1, sizeof *ctx->tool_enabled);
     ctx->input_schemas = calloc(n ? n : 1, sizeof *ctx->input_schemas);
     ctx->output_schemas = calloc(n ? n : 1, sizeof *ctx->output_schemas);
     ctx->input_compiled = calloc(n ? n : 1, sizeof *ctx->input_compiled);
     ctx->output_compiled = calloc(n ? n : 1, sizeof *ctx->output_compiled);
-    if (!ctx->tool_enabled || !ctx->input_schemas || !ctx->output_schemas ||
+    if (!ctx->input_schemas || !ctx->output_schemas ||
         !ctx->input_compiled || !ctx->output_compiled)
         return fm_err_set(err, FM_ERR_NOMEM, "registry: out of memory");
-    const json_t *enabled = json_object_get(ctx->cfg.root, "enabled_tools");
-    const json_t *disabled = json_object_get(ctx->cfg.root, "disabled_tools");
-    for (size_t i = 0; i < n; i++) {
-        /* Schemas are parsed on first use (tools/list, a call): the
-         * generator already refused any that is not valid JSON, and
-         * parsing them all would be a third of start-up. */
-        const fm_tool_def *t = &fm_tool_table[i];
-        bool on = true;
-        if (json_array_size(enabled)) on = in_list(enabled, t->name);
-        if (in_list(disabled, t->name)) on = false;
-        /* read_only hides every mutation, but engaging the kill switch is
-         * safety, not mutation of the fleet: keep it. */
-        if (ctx->cfg.read_only && t->autonomy != FM_AUTONOMY_READ &&
-            strcmp(t->name, "killswitch_engage"))
-            on = false;
-        ctx->tool_enabled[i] = on;
-    }
+    /* Schemas are parsed on first use (tools/list, a call): the
+     * generator already refused any that is not valid JSON, and parsing
+     * them all would be a third of start-up.  Which tools are visible is
+     * the gate's question (fm_gate_visible), asked at each use. */
     return 0;
 }
 
@@ -76,9 +61,7 @@ void fm_registry_free(fm_ctx *ctx)
     ctx->input_compiled = ctx->output_compiled = NULL;
     free(ctx->input_schemas);
     free(ctx->output_schemas);
-    free(ctx->tool_enabled);
     ctx->input_schemas = ctx->output_schemas = NULL;
-    ctx->tool_enabled = NULL;
 }
 
 json_t *fm_registry_schema_json(fm_ctx *ctx, int i, int output)
@@ -109,7 +92,8 @@ int fm_registry_find(const fm_ctx *ctx, const char *name)
 {
     if (!name) return -1;
     for (size_t i = 0; i < fm_tool_count; i++)
-        if (ctx->tool_enabled[i] && !strcmp(fm_tool_table[i].name, name)) return (int)i;
+        if (!strcmp(fm_tool_table[i].name, name))
+            return fm_gate_visible(ctx, (int)i, NULL, 0) ? (int)i : -1;
     return -1;
 }
 
@@ -117,7 +101,7 @@ size_t fm_registry_visible(const fm_ctx *ctx, int *index_out, size_t max)
 {
     size_t k = 0;
     for (size_t i = 0; i < fm_tool_count; i++) {
-        if (!ctx->tool_enabled[i]) continue;
+        if (!fm_gate_visible(ctx, (int)i, NULL, 0)) continue;
         if (index_out && k < max) index_out[k] = (int)i;
         k++;
     }
@@ -132,7 +116,9 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
      * being create-level: the safe guess for unknown cases is destructive. */
     bool destructive = (t->flags & FM_TOOL_DESTRUCTIVE) ||
                        t->autonomy == FM_AUTONOMY_HITL || t->autonomy == FM_AUTONOMY_CANARY;
-    json_t *ann = json_pack("{s:s, s:b, s:b, s:b, s:b}", "title", t->title, "readOnlyHint", read,
+    /* No annotations.title: the tool's own title says it, and every byte
+     * of tools/list is paid for in an agent's context. */
+    json_t *ann = json_pack("{s:b, s:b, s:b, s:b}", "readOnlyHint", read,
                             "destructiveHint", !read && destructive, "idempotentHint",
                             read || (t->flags & FM_TOOL_IDEMPOTENT) != 0, "openWorldHint",
                             (t->flags & FM_TOOL_OPEN_WORLD) != 0);

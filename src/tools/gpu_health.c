@@ -333,10 +333,6 @@ static int collect(const json_t *ans, gpu *gpus)
 json_t *fm_tool_gpu_health(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!ctx->be.metrics) {
-        fm_backend_missing(err, "metrics", "metrics.url of Prometheus or Grafana");
-        return NULL;
-    }
     const char *node = fm_read_arg_str(call->args, "node");
     if (!fm_slurm_valid_node_name(node)) {
         fm_err_set(err, FM_ERR_INVALID, "node must be a node name");

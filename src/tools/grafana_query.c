@@ -11,10 +11,6 @@
 json_t *fm_tool_grafana_query(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!ctx->be.metrics) {
-        fm_backend_missing(err, "metrics", "metrics.url of Prometheus or Grafana");
-        return NULL;
-    }
     const json_t *a = call->args;
     const char *promql = fm_read_arg_str(a, "promql");
     const char *mode = fm_read_arg_str(a, "mode");

@@ -23,13 +23,6 @@ static void owner_of(const fm_call *call, char *buf, size_t len)
         snprintf(buf, len, "call-%lld", (long long)call->audit_id);
 }
 
-static bool slurm_ready(fm_call *call, fm_err *err)
-{
-    if (call->ctx->be.slurm) return true;
-    fm_backend_missing(err, "slurm", "remediation acts through Slurm");
-    return false;
-}
-
 static json_t *slurm_state(fm_ctx *ctx, const char *node)
 {
     char st[256] = "";
@@ -50,7 +43,6 @@ static json_int_t running_jobs(fm_ctx *ctx, const char *node, fm_err *err)
 json_t *fm_tool_node_drain(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!slurm_ready(call, err)) return NULL;
     const char *node = fm_json_str(call->args, "node", "");
     const char *text = fm_json_str(call->args, "reason", "");
     char owner[48], before[32];
@@ -79,7 +71,6 @@ json_t *fm_tool_node_drain(fm_call *call, fm_err *err)
 json_t *fm_tool_node_resume(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!slurm_ready(call, err)) return NULL;
     const char *node = fm_json_str(call->args, "node", "");
     char st[256], reason[256];
     if (fm_wf_node_boot(ctx, node, st, sizeof st, reason, sizeof reason, err) < 0) return NULL;
@@ -107,7 +98,6 @@ json_t *fm_tool_node_resume(fm_call *call, fm_err *err)
 json_t *fm_tool_node_reboot(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!slurm_ready(call, err)) return NULL;
     const char *node = fm_json_str(call->args, "node", "");
     char owner[48], before[32], full[256];
     owner_of(call, owner, sizeof owner);
@@ -174,7 +164,6 @@ static json_t *gpu_snapshot(fm_ctx *ctx, const char *node, json_int_t index, cha
 json_t *fm_tool_gpu_reset(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!slurm_ready(call, err)) return NULL;
     const char *node = fm_json_str(call->args, "node", "");
     json_int_t index = json_integer_value(json_object_get(call->args, "gpu"));
     json_int_t jobs = running_jobs(ctx, node, err);
@@ -238,7 +227,6 @@ json_t *fm_tool_gpu_reset(fm_call *call, fm_err *err)
 json_t *fm_tool_job_requeue(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!slurm_ready(call, err)) return NULL;
     const char *node = fm_json_str(call->args, "node", "");
     json_int_t id = json_integer_value(json_object_get(call->args, "job_id"));
     json_t *jobs = fm_wf_jobs_on(ctx, node, err);
@@ -266,7 +254,6 @@ json_t *fm_tool_job_requeue(fm_call *call, fm_err *err)
 json_t *fm_tool_health_probe(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!slurm_ready(call, err)) return NULL;
     const char *node = fm_json_str(call->args, "node", "");
     json_int_t level = json_integer_value(json_object_get(call->args, "level"));
     if (level < 1) level = 1;

@@ -5,8 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
@@ -106,10 +108,6 @@ static const fm_runbook *pick_runbook(fm_ctx *ctx, const json_t *args, const cha
 json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!ctx->be.slurm) {
-        fm_backend_missing(err, "slurm", "repairs act through Slurm");
-        return NULL;
-    }
     const char *node_name = fm_json_str(call->args, "node", "");
     const char *fc = NULL;
     const fm_runbook *rb = pick_runbook(ctx, call->args, &fc, err);
@@ -151,13 +149,8 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     json_int_t njobs = jobs ? (json_int_t)json_array_size(jobs) : -1;
     json_decref(jobs);
     const char *risk = destructive && njobs > 0 ? "high" : destructive ? "medium" : "low";
-    bool needs = rb->autonomy == FM_AUTONOMY_HITL || ctx->cfg.mode == FM_MODE_SHADOW ||
-                 !fm_guard_all_canary(ctx, nodes);
-    json_array_foreach(json_object_get(content, "steps"), i, s)
-    {
-        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && a->needs_approval_always) needs = true;
-    }
+    /* What repair_execute's gate will ask: the gate's own rule. */
+    bool needs = fm_gate_approval_needed(ctx, fm_tool_with_flags(FM_TOOL_RUNS_PLAN), content);
     char why[600];
     fm_guard_explain(verdicts, why, sizeof why);
     json_t *guard =
@@ -227,16 +220,7 @@ json_t *fm_tool_repair_execute(fm_call *call, fm_err *err)
     }
     content = fm_workflow_plan_content(ctx, plan_id, &detail, err);
     if (!content) return NULL;
-    /* The gate decided on the tool; the runbook may ask for more (a hitl
-     * runbook, cancel_jobs): a domain check, not a second policy. */
-    if (json_is_true(json_object_get(detail, "approval_needed")) && !call->approval_id) {
-        fm_err_set(err, FM_ERR_APPROVAL,
-                   "runbook %s (autonomy %s) on %s needs a human approval: mcp-cli approve %s"
-                   " --key KEY --approver NAME, then repair_execute with approval_id",
-                   fm_json_str(content, "runbook", "?"), fm_json_str(detail, "autonomy", "?"),
-                   fm_json_str(json_object_get(content, "args"), "node", "?"), plan_id);
-        goto done;
-    }
+    /* Whether this plan needs an approval was the gate's decision. */
     out = fm_workflow_run(call, call->plan_id ? call->plan_id : plan_id, content, err);
 shape:
     if (out && recovered) json_object_set_new(out, "recovered", json_integer(recovered));
@@ -252,7 +236,6 @@ shape:
             if (t && *t) json_object_set_new(out, "ticket", json_string(t));
         }
     }
-done:
     json_decref(detail);
     json_decref(content);
     return out;

@@ -22,10 +22,6 @@ static json_t *compact_job(const json_t *j)
 json_t *fm_tool_slurm_jobs(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!ctx->be.slurm) {
-        fm_backend_missing(err, "slurm", "slurm.backend: rest or cli");
-        return NULL;
-    }
     const json_t *a = call->args;
     fm_slurm_job_filter f = {.node = fm_read_arg_str(a, "node"),
                              .user = fm_read_arg_str(a, "user"),

@@ -14,10 +14,6 @@ static const char *const DETAIL_ONLY[] = {"features", "cpus", "memory_mb", "boot
 json_t *fm_tool_slurm_node(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!ctx->be.slurm) {
-        fm_backend_missing(err, "slurm", "slurm.backend: rest or cli");
-        return NULL;
-    }
     const char *name = fm_read_arg_str(call->args, "node");
     json_t *n = ctx->be.slurm->node(ctx->be.slurm_st, name, err);
     if (!n) return NULL;

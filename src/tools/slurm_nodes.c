@@ -34,10 +34,6 @@ static json_t *compact_node(const json_t *n)
 json_t *fm_tool_slurm_nodes(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    if (!ctx->be.slurm) {
-        fm_backend_missing(err, "slurm", "slurm.backend: rest or cli");
-        return NULL;
-    }
     const json_t *a = call->args;
     fm_slurm_node_filter f = {
         .state = fm_read_arg_str(a, "state"),

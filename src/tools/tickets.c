@@ -12,14 +12,11 @@
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 
-static const struct fm_ticket_ops *backend(fm_call *call, void **st, fm_err *err)
+/* The gate checked the tickets backend is open (schema "backends"). */
+static const struct fm_ticket_ops *backend(fm_call *call, void **st)
 {
-    const struct fm_ticket_ops *ops = call->ctx->be.tickets;
     *st = call->ctx->be.tickets_st;
-    if (!ops)
-        fm_err_set(err, FM_ERR_NOT_CONFIGURED,
-                   "no ticket backend is open; set tickets.backend or a jira section");
-    return ops;
+    return call->ctx->be.tickets;
 }
 
 static const char *arg_key(fm_call *call, fm_err *err)
@@ -60,9 +57,9 @@ static const char *const context_fields[] = {"active_jobs",      "incident_key",
 json_t *fm_tool_ticket_update(fm_call *call, fm_err *err)
 {
     void *st;
-    const struct fm_ticket_ops *ops = backend(call, &st, err);
+    const struct fm_ticket_ops *ops = backend(call, &st);
     const char *key = arg_key(call, err);
-    if (!ops || !key) return NULL;
+    if (!key) return NULL;
     const char *bundle_id = fm_json_str(call->args, "bundle_id", NULL);
     unsigned char *bundle = NULL;
     size_t blen = 0;
@@ -148,17 +145,16 @@ done:
 json_t *fm_tool_ticket_get(fm_call *call, fm_err *err)
 {
     void *st;
-    const struct fm_ticket_ops *ops = backend(call, &st, err);
+    const struct fm_ticket_ops *ops = backend(call, &st);
     const char *key = arg_key(call, err);
-    if (!ops || !key) return NULL;
+    if (!key) return NULL;
     return ops->get(st, key, err);
 }
 
 json_t *fm_tool_ticket_search(fm_call *call, fm_err *err)
 {
     void *st;
-    const struct fm_ticket_ops *ops = backend(call, &st, err);
-    if (!ops) return NULL;
+    const struct fm_ticket_ops *ops = backend(call, &st);
     const char *state = fm_json_str(call->args, "state", "open");
     json_t *lim = json_object_get(call->args, "limit");
     fm_ticket_query q = {
@@ -180,9 +176,9 @@ json_t *fm_tool_ticket_search(fm_call *call, fm_err *err)
 json_t *fm_tool_ticket_close(fm_call *call, fm_err *err)
 {
     void *st;
-    const struct fm_ticket_ops *ops = backend(call, &st, err);
+    const struct fm_ticket_ops *ops = backend(call, &st);
     const char *key = arg_key(call, err);
-    if (!ops || !key) return NULL;
+    if (!key) return NULL;
     json_t *cur = ops->get(st, key, err);
     if (!cur) return NULL;
     bool was_open = json_is_true(json_object_get(cur, "open"));

@@ -27,6 +27,7 @@ const char *fm_strerror(fm_code code)
     case FM_ERR_CANCELLED: return "CANCELLED";
     case FM_ERR_GUARDRAIL: return "GUARDRAIL";
     case FM_ERR_PARSE: return "PARSE";
+    case FM_ERR_SHADOW: return "SHADOW";
     }
     return "UNKNOWN";
 }

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_workflow.h"
@@ -52,7 +54,10 @@ json_t *fm_workflow_content(const char *node, const char *fault_class, const fm_
     json_t *args =
         json_pack("{s:s, s:s, s:s}", "node", node, "fault_class", fault_class, "runbook", rb->id);
     json_t *nodes = json_pack("[s]", node);
-    json_t *c = fm_plan_content("repair_execute", args, nodes, steps, rb->id, (int)rb->version);
+    /* The plan is run by the tool that runs plans (the generator checks
+     * there is exactly one). */
+    json_t *c = fm_plan_content(fm_tool_with_flags(FM_TOOL_RUNS_PLAN)->name, args, nodes, steps,
+                                rb->id, (int)rb->version);
     /* Top level too: the gate's guardrails key the retry budget on it. */
     json_object_set_new(c, "fault_class", json_string(fault_class));
     json_decref(args);
@@ -71,7 +76,8 @@ json_t *fm_workflow_plan_content(fm_ctx *ctx, const char *plan_id, json_t **deta
     const char *node = fm_json_str(args, "node", NULL);
     const char *fc = fm_json_str(args, "fault_class", NULL);
     const char *rbid = fm_json_str(plan, "runbook", NULL);
-    if (strcmp(fm_json_str(plan, "tool", ""), "repair_execute") || !node || !fc || !rbid) {
+    if (strcmp(fm_json_str(plan, "tool", ""), fm_tool_with_flags(FM_TOOL_RUNS_PLAN)->name) ||
+        !node || !fc || !rbid) {
         fm_err_set(err, FM_ERR_INVALID,
                    "plan %s is not a repair plan (make one with repair_plan {node, fault_class})",
                    plan_id);
@@ -86,21 +92,9 @@ json_t *fm_workflow_plan_content(fm_ctx *ctx, const char *plan_id, json_t **deta
         goto out;
     }
     out = fm_workflow_content(node, fc, rb);
-    /* The approval need follows the runbook as it is now: its autonomy,
-     * the actions that always need a human, the node and the mode. */
-    bool needs = rb->autonomy == FM_AUTONOMY_HITL;
-    size_t i;
-    json_t *s;
-    json_array_foreach(json_object_get(out, "steps"), i, s)
-    {
-        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && a->needs_approval_always) needs = true;
-    }
-    if (!needs) {
-        json_t *nodes = json_pack("[s]", node);
-        needs = ctx->cfg.mode == FM_MODE_SHADOW || !fm_guard_all_canary(ctx, nodes);
-        json_decref(nodes);
-    }
+    /* The approval need follows the runbook as it is now, by the gate's
+     * rule. */
+    bool needs = fm_gate_approval_needed(ctx, fm_tool_with_flags(FM_TOOL_RUNS_PLAN), out);
     json_t *risk = json_object_get(plan, "risk");
     *detail = json_pack("{s:s, s:b, s:s, s:[s], s:s, s:s}", "risk",
                         json_is_string(risk) ? json_string_value(risk) : "high", "approval_needed",

@@ -19,6 +19,7 @@
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_tickets.h"
@@ -539,7 +540,7 @@ static void audit_step(fm_call *call, const wf_row *w, const json_t *step, const
     fm_audit_rec rec = {
         .phase = "step",
         .call_ref = w->call_ref,
-        .tool = "repair_execute",
+        .tool = fm_tool_with_flags(FM_TOOL_RUNS_PLAN)->name,
         .args = json_object_get(step, "args"),
         .autonomy = fm_autonomy_name(call->tool ? call->tool->autonomy : FM_AUTONOMY_CANARY),
         .decision = "allow",

@@ -62,6 +62,17 @@ r = subprocess.run(["build/mcp-cli", "--config", f"{tmp}/fleetmcp.yaml", "call",
                    capture_output=True, text=True)
 sys.exit(0 if r.returncode == 5 and "expired" in r.stderr else 1)
 PY
+# 10b. ticket_close is hitl: its schema takes the approval_id the generator
+# adds, so an approved close runs (it used to fail INVALID on approval_id).
+[ "$(run $cli --format json call ticket_create summary=xid79-drill node=gpu-a01 fault_class=gpu_fallen_off_bus)" = 0 ] && ok || bad "ticket_create: $(cat "$tmp/err")"
+tkey=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["structuredContent"]["key"])' "$tmp/out" 2>/dev/null)
+[ "$(run $cli call ticket_close key="$tkey" comment=fixed)" = 5 ] && grep -q "^APPROVAL:" "$tmp/err" && ok || bad "ticket_close without approval: $(cat "$tmp/err")"
+tplan=$(grep -o 'pl-[0-9a-f]\{16\}' "$tmp/err" | head -1)
+[ "$(run $cli --format json approve "$tplan" --key "$tmp/alice.key" --approver alice --ttl 10m --yes)" = 0 ] && ok || bad "approve ticket_close plan: $(cat "$tmp/err")"
+tap=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["structuredContent"]["approval_id"])' "$tmp/out" 2>/dev/null)
+[ "$(run $cli call ticket_close key="$tkey" comment=fixed approval_id="$tap")" = 0 ] && ok || bad "approved ticket_close: $(cat "$tmp/err")"
+[ "$(run $cli --format json call ticket_get key="$tkey")" = 0 ] &&
+    python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["structuredContent"]["open"] is not False)' "$tmp/out" && ok || bad "ticket is closed: $(cat "$tmp/out")"
 # 11. Audit: every refusal and the approved call are there, attributed.
 n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='killswitch_release' and decision='deny' and error_code='APPROVAL'")
 [ "$n" -ge 3 ] && ok || bad "approval refusals audited ($n)"

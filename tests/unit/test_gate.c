@@ -83,11 +83,17 @@ START_TEST(rate_limit_from_config)
     test_server t;
     ts_open(&t, "rate_limits:\n  killswitch_engage: 1\n  ticket_create: 3\n");
     /* killswitch_engage is never limited, whatever the config says. */
-    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, "killswitch_engage"), 0);
-    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, "ticket_create"), 3);
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, idx(&t, "killswitch_engage")), 0);
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, idx(&t, "ticket_create")), 3);
     ts_close(&t);
     ts_open(&t, NULL);
-    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, "ticket_create"), 20);
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, idx(&t, "ticket_create")), 20);
+    ts_close(&t);
+    /* The tool's own config key (its schema file's rate_limit.config). */
+    ts_open(&t, "tickets:\n  max_creates_per_hour: 7\n");
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, idx(&t, "ticket_create")), 7);
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, idx(&t, "ticket_update")), 60);
+    ck_assert_int_eq(fm_gate_rate_limit(&t.ctx, idx(&t, "fleet_status")), 0);
     ts_close(&t);
 }
 END_TEST

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fleetmcp/fm_exec.h"
+#include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_schema.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_tickets.h"
@@ -107,7 +108,7 @@ static void assert_valid_output(const json_t *out)
     ck_assert_ptr_nonnull(t);
     ck_assert(t->autonomy == FM_AUTONOMY_READ);
     ck_assert_uint_eq(t->flags, FM_TOOL_IDEMPOTENT | FM_TOOL_OPEN_WORLD);
-    ck_assert_str_eq(t->backend, "ssh");
+    ck_assert_uint_eq(t->backends, FM_BACKEND_SSH);
     json_t *schema = json_loads(t->output_schema, 0, NULL);
     fm_err err = {0};
     ck_assert_msg(fm_schema_validate(schema, out, &err) == 0, "%s", err.text);
@@ -235,12 +236,19 @@ END_TEST
 
 START_TEST(missing_backend_and_bad_node)
 {
-    fm_err err;
+    /* The gate refuses the call before the handler when ssh is missing. */
+    fm_err err = {0};
+    int ti = -1;
+    for (size_t i = 0; i < fm_tool_count; i++)
+        if (fm_tool_table[i].handler == fm_tool_node_diag_bundle) ti = (int)i;
+    ck_assert_int_ge(ti, 0);
     ctx.be.exec = NULL;
-    ck_assert_ptr_null(call_tool("{\"node\": \"gpu-a01\"}", &err));
+    ck_assert_int_eq(fm_gate_backends(&ctx, ti, &err), -1);
     ck_assert_int_eq(err.code, FM_ERR_NOT_CONFIGURED);
     ck_assert(strstr(err.text, "ssh") != NULL);
     ctx.be.exec = &fake_ops;
+    fm_err_clear(&err);
+    ck_assert_int_eq(fm_gate_backends(&ctx, ti, &err), 0);
     ck_assert_ptr_null(call_tool("{\"node\": \"a;b\"}", &err));
     ck_assert_int_eq(err.code, FM_ERR_INVALID);
     ck_assert_int_eq(f.calls, 0);

@@ -391,8 +391,16 @@ int cli_cmd_replay(cli_client *c, const cli_opts *o)
         learn_ids(json_object_get(rec, "result"), json_object_get(res, "structuredContent"), ids);
         if (want_err && got_err)
             learn_text_ids(json_string_value(json_object_get(rec, "error")), got_text, ids);
+        bool would_run = false;
+        if (!strcmp(gc, "SHADOW") && got_text) {
+            /* A shadow answer names the code word the call would have had
+             * ("refused with APPROVAL: ..."), or says it would run. */
+            const char *w = strstr(got_text, "refused with ");
+            if (w) code_word(w + strlen("refused with "), gc);
+            else would_run = strstr(got_text, "would run") != NULL;
+        }
         if (!want_err && got_err && shadow && json_is_true(json_object_get(rec, "mutation")) &&
-            !strcmp(gc, "DENIED") && got_text && strstr(got_text, "SHADOW:")) {
+            would_run) {
             /* In shadow mode a mutation that ran is "would run": the same
              * decision, with nothing changed. */
         } else if (want_err != got_err) {

@@ -1,0 +1,437 @@
+/* The gate's decision table without the stack: a fake Slurm backend and a
+ * fake SSH executor (const ops structs like the real ones) count every
+ * side effect, so each refusal proves that nothing ran: no Slurm update,
+ * no SSH command, no ticket.  One positive control per counter shows the
+ * counters do see a call that is allowed. */
+#include <sqlite3.h>
+
+#include "fleetmcp/fm_approval.h"
+#include "fleetmcp/fm_exec.h"
+#include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_registry.h"
+#include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_util.h"
+#include "fm_test.h"
+#include "test_core_helpers.h"
+
+/* ---- fakes ----------------------------------------------------------- */
+
+typedef struct fake {
+    int updates, requeues, cancels; /* Slurm mutations */
+    int commands;                   /* SSH commands of any kind */
+    char drained[64];               /* the node update_node drained */
+} fake;
+
+static fake F;
+
+static json_t *fake_node_json(const char *name)
+{
+    /* Four idle nodes of one partition, each in its own rack: a drain of
+     * one passes blast radius and capacity. */
+    static const char *const names[] = {"gpu-a01", "gpu-a02", "gpu-a03", "gpu-a04"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(names[i], name)) continue;
+        char rack[16];
+        snprintf(rack, sizeof rack, "r%zu", i + 1);
+        bool drained = !strcmp(F.drained, name);
+        return json_pack("{s:s, s:[s], s:s, s:n, s:n, s:[s], s:[s, s], s:i, s:i, s:i, s:n,"
+                         " s:{s:s, s:s, s:s}, s:b}",
+                         "name", name, "state", drained ? "DRAIN" : "IDLE", "reason", "",
+                         "reason_user", "reason_time", "partitions", "gpu", "features", rack,
+                         "sku=h100", "gpus", 8, "cpus", 64, "memory_mb", 512000, "boot_time",
+                         "domains", "rack", rack, "sku", "h100", "partition", "gpu",
+                         "fleetmcp_owned", drained);
+    }
+    return NULL;
+}
+
+static json_t *fake_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+{
+    (void)st, (void)f, (void)err;
+    json_t *all = json_array();
+    static const char *const names[] = {"gpu-a01", "gpu-a02", "gpu-a03", "gpu-a04"};
+    for (size_t i = 0; i < 4; i++)
+        json_array_append_new(all, fake_node_json(names[i]));
+    return all;
+}
+
+static json_t *fake_node(void *st, const char *name, fm_err *err)
+{
+    (void)st;
+    json_t *n = fake_node_json(name);
+    if (!n) fm_err_set(err, FM_ERR_NOT_FOUND, "fake slurm: no node %s", name);
+    return n;
+}
+
+static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
+{
+    (void)st, (void)f, (void)err;
+    return json_array();
+}
+
+static int fake_update(void *st, const char *name, fm_slurm_node_op op, const char *reason,
+                       fm_err *err)
+{
+    (void)st, (void)reason, (void)err;
+    F.updates++;
+    if (op == FM_SLURM_DRAIN) snprintf(F.drained, sizeof F.drained, "%s", name);
+    return 0;
+}
+
+static int fake_requeue(void *st, uint64_t id, const char *exclude, fm_err *err)
+{
+    (void)st, (void)id, (void)exclude, (void)err;
+    F.requeues++;
+    return 0;
+}
+
+static int fake_cancel(void *st, uint64_t id, fm_err *err)
+{
+    (void)st, (void)id, (void)err;
+    F.cancels++;
+    return 0;
+}
+
+static void fake_close(void *st)
+{
+    (void)st;
+}
+
+static const struct fm_slurm_ops fake_slurm = {
+    .name = "fake",
+    .nodes = fake_nodes,
+    .node = fake_node,
+    .jobs = fake_jobs,
+    .update_node = fake_update,
+    .requeue_job = fake_requeue,
+    .cancel_job = fake_cancel,
+    .partition_capacity = NULL, /* on purpose: capacity counts nodes() */
+    .close = fake_close,
+};
+
+static int fake_run(void *st, const char *node, fm_cmd_id cmd, const fm_cmd_args *a,
+                    fm_exec_result *out, fm_err *err)
+{
+    (void)st, (void)node, (void)cmd, (void)a, (void)out;
+    F.commands++;
+    return fm_err_set(err, FM_ERR_UNAVAILABLE, "fake ssh: no node answers"), -1;
+}
+
+static const struct fm_exec_ops fake_exec = {.name = "fake", .run = fake_run, .close = fake_close};
+
+/* ---- helpers --------------------------------------------------------- */
+
+static void open_with(test_server *t, const char *yaml, bool backends)
+{
+    memset(&F, 0, sizeof F);
+    ts_open(t, yaml);
+    if (backends) {
+        t->ctx.be.slurm = &fake_slurm;
+        t->ctx.be.exec = &fake_exec;
+    }
+}
+
+static int idx(const char *name)
+{
+    for (size_t i = 0; i < fm_tool_count; i++)
+        if (!strcmp(fm_tool_table[i].name, name)) return (int)i;
+    ck_abort_msg("no tool %s", name);
+    return -1;
+}
+
+static long long tickets(test_server *t)
+{
+    sqlite3_stmt *s = NULL;
+    long long n = -1;
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(t->ctx.store.db, "SELECT count(*) FROM tickets", -1, &s, NULL),
+        SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+static void assert_nothing_ran(test_server *t, long long tickets_before)
+{
+    ck_assert_int_eq(F.updates, 0);
+    ck_assert_int_eq(F.requeues, 0);
+    ck_assert_int_eq(F.cancels, 0);
+    ck_assert_int_eq(F.commands, 0);
+    ck_assert_int_eq(tickets(t), tickets_before);
+}
+
+/* The whole pipeline (schema, gate, audit, handler) for one call; returns
+ * the result's text (a static copy) and whether it is an error. */
+static const char *call(test_server *t, const char *tool, const char *args_json, bool *is_error)
+{
+    static char text[1024];
+    json_t *args = json_loads(args_json, 0, NULL);
+    ck_assert_ptr_nonnull(args);
+    json_t *r = fm_tools_call(&t->ctx, idx(tool), args, NULL, NULL);
+    json_decref(args);
+    ck_assert_ptr_nonnull(r);
+    *is_error = json_is_true(json_object_get(r, "isError"));
+    const char *s = ts_text(r);
+    snprintf(text, sizeof text, "%s", s ? s : "");
+    json_decref(r);
+    return text;
+}
+
+static void expect_refused(test_server *t, const char *tool, const char *args, const char *word)
+{
+    long long before = tickets(t);
+    bool is_error = false;
+    const char *text = call(t, tool, args, &is_error);
+    ck_assert_msg(is_error, "%s was not refused: %s", tool, text);
+    size_t n = strlen(word);
+    ck_assert_msg(!strncmp(text, word, n) && text[n] == ':', "%s: wanted %s, got %s", tool, word,
+                  text);
+    assert_nothing_ran(t, before);
+}
+
+static const char DRAIN[] = "{\"node\":\"gpu-a01\",\"reason\":\"xid 79\"}";
+static const char TICKET[] =
+    "{\"summary\":\"xid\",\"node\":\"gpu-a01\",\"fault_class\":\"gpu_fallen_off_bus\"}";
+
+/* ---- the order, walked --------------------------------------------- */
+
+/* One node_drain with every refusal true at once; each step lifts the
+ * refusal that fired and sees the next one in fm_gate.h's order. */
+START_TEST(order_walk_node_action)
+{
+    static const struct {
+        const char *yaml;
+        bool backends, killswitch;
+        fm_gate_verdict verdict;
+        fm_code code;
+        const char *says;
+    } steps[] = {
+        /* 1. visible */
+        {"mode: fleet\ndisabled_tools: [node_drain]\nexclusions:\n  nodes: [gpu-a01]\n", false,
+         true, FM_GATE_DENY, FM_ERR_DENIED, "disabled_tools"},
+        {"mode: fleet\nread_only: true\nexclusions:\n  nodes: [gpu-a01]\n", false, true,
+         FM_GATE_DENY, FM_ERR_DENIED, "read_only"},
+        /* 2. backends */
+        {"mode: fleet\nexclusions:\n  nodes: [gpu-a01]\n", false, true, FM_GATE_DENY,
+         FM_ERR_NOT_CONFIGURED, "slurm"},
+        /* 4. kill switch (3, reads, does not apply) */
+        {"mode: fleet\nexclusions:\n  nodes: [gpu-a01]\n", true, true, FM_GATE_DENY, FM_ERR_DENIED,
+         "kill switch"},
+        /* 6. guardrails, then approval */
+        {"mode: fleet\nexclusions:\n  nodes: [gpu-a01]\n", true, false, FM_GATE_DENY,
+         FM_ERR_GUARDRAIL, "exclusions"},
+        {"mode: fleet\n", true, false, FM_GATE_DENY, FM_ERR_APPROVAL, "needs a human approval"},
+        /* 7. shadow: the same decision, recorded, nothing runs */
+        {"mode: shadow\n", true, false, FM_GATE_SHADOW, FM_ERR_APPROVAL, "mode is shadow"},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        test_server t;
+        open_with(&t, steps[i].yaml, steps[i].backends);
+        if (steps[i].killswitch)
+            fm_store_setting_set(&t.ctx.store, "killswitch", "engaged: unit", NULL);
+        json_t *args = json_loads(DRAIN, 0, NULL);
+        fm_gate_decision d;
+        fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
+        ck_assert_msg(d.verdict == steps[i].verdict && d.code == steps[i].code &&
+                          strstr(d.reason, steps[i].says),
+                      "step %zu: verdict %d code %s: %s", i, d.verdict, fm_strerror(d.code),
+                      d.reason);
+        /* The whole pipeline agrees and runs nothing. */
+        bool is_error = false;
+        const char *text = call(&t, "node_drain", DRAIN, &is_error);
+        ck_assert_msg(is_error, "step %zu ran: %s", i, text);
+        assert_nothing_ran(&t, 0);
+        json_decref(args);
+        ts_close(&t);
+    }
+}
+END_TEST
+
+/* A create tool: visible, kill switch, rate limit, allow. */
+START_TEST(order_walk_create_tool)
+{
+    test_server t;
+    open_with(&t, "mode: fleet\ndisabled_tools: [ticket_create]\n", true);
+    ck_assert_int_lt(fm_registry_find(&t.ctx, "ticket_create"), 0);
+    expect_refused(&t, "ticket_create", TICKET, "DENIED");
+    ts_close(&t);
+
+    open_with(&t, "mode: fleet\nrate_limits:\n  ticket_create: 1\n", true);
+    fm_store_setting_set(&t.ctx.store, "killswitch", "engaged: unit", NULL);
+    expect_refused(&t, "ticket_create", TICKET, "DENIED");
+    fm_store_setting_set(&t.ctx.store, "killswitch", "released", NULL);
+    /* Positive control: the first call runs and opens a ticket. */
+    bool is_error = true;
+    const char *text = call(&t, "ticket_create", TICKET, &is_error);
+    ck_assert_msg(!is_error, "%s", text);
+    ck_assert_int_eq(tickets(&t), 1);
+    /* The second is over the limit and opens none. */
+    expect_refused(
+        &t, "ticket_create",
+        "{\"summary\":\"x\",\"node\":\"gpu-a02\",\"fault_class\":\"gpu_fallen_off_bus\"}",
+        "RATELIMITED");
+    ts_close(&t);
+}
+END_TEST
+
+/* ---- every refusal path, through the whole pipeline ------------------ */
+
+START_TEST(refusals_run_nothing)
+{
+    test_server t;
+    /* Backend missing: reads and node actions alike, before anything. */
+    open_with(&t, "mode: fleet\n", false);
+    expect_refused(&t, "slurm_nodes", "{}", "NOTCONFIGURED");
+    expect_refused(&t, "node_diag_bundle", "{\"node\":\"gpu-a01\"}", "NOTCONFIGURED");
+    expect_refused(&t, "node_drain", DRAIN, "NOTCONFIGURED");
+    expect_refused(&t, "health_probe", "{\"node\":\"gpu-a01\"}", "NOTCONFIGURED");
+    ts_close(&t);
+
+    /* Kill switch: every mutation but the exempt ones. */
+    open_with(&t, "mode: fleet\n", true);
+    fm_store_setting_set(&t.ctx.store, "killswitch", "engaged: unit", NULL);
+    expect_refused(&t, "node_drain", DRAIN, "DENIED");
+    expect_refused(&t, "node_resume", "{\"node\":\"gpu-a01\"}", "DENIED");
+    expect_refused(&t, "job_requeue", "{\"node\":\"gpu-a01\",\"job_id\":7}", "DENIED");
+    expect_refused(&t, "gpu_reset", "{\"node\":\"gpu-a01\",\"gpu\":0}", "DENIED");
+    expect_refused(&t, "ticket_create", TICKET, "DENIED");
+    for (size_t i = 0; i < fm_tool_count; i++) {
+        fm_gate_decision d;
+        fm_gate_decide(&t.ctx, (int)i, NULL, &d);
+        bool exempt = fm_tool_table[i].flags & FM_TOOL_KILLSWITCH_EXEMPT;
+        if (fm_tool_table[i].autonomy == FM_AUTONOMY_READ || exempt)
+            ck_assert_msg(!strstr(d.reason, "every mutation is stopped"), "%s: %s",
+                          fm_tool_table[i].name, d.reason);
+        else
+            ck_assert_msg(d.verdict == FM_GATE_DENY && strstr(d.reason, "kill switch"),
+                          "%s passed the kill switch", fm_tool_table[i].name);
+    }
+    ts_close(&t);
+
+    /* No approval: a plan is recorded, nothing runs. */
+    open_with(&t, "mode: fleet\n", true);
+    /* Arguments that fail the input schema never reach the gate. */
+    expect_refused(&t, "node_drain", "{\"node\":\"a;b\",\"reason\":\"xid 79\"}", "INVALID");
+    expect_refused(&t, "ticket_create", "{\"summary\":\"x\"}", "INVALID");
+    expect_refused(&t, "node_drain", DRAIN, "APPROVAL");
+    expect_refused(&t, "node_reboot", DRAIN, "APPROVAL");
+    expect_refused(&t, "job_requeue", "{\"node\":\"gpu-a01\",\"job_id\":7}", "APPROVAL");
+    expect_refused(&t, "health_probe", "{\"node\":\"gpu-a01\"}", "APPROVAL"); /* not a canary */
+    expect_refused(&t, "ticket_close", "{\"key\":\"FM-1\"}", "APPROVAL");
+    /* A forged approval id is refused the same way. */
+    expect_refused(
+        &t, "node_drain",
+        "{\"node\":\"gpu-a01\",\"reason\":\"xid 79\",\"approval_id\":\"ap-0123456789abcdef\"}",
+        "APPROVAL");
+    ts_close(&t);
+
+    /* Guardrails: an excluded node. */
+    open_with(&t, "mode: fleet\nexclusions:\n  nodes: [gpu-a01]\n", true);
+    expect_refused(&t, "node_drain", DRAIN, "GUARDRAIL");
+    expect_refused(&t, "health_probe", "{\"node\":\"gpu-a01\"}", "GUARDRAIL");
+    ts_close(&t);
+
+    /* Shadow: recorded, nothing runs, even a canary on a canary node. */
+    open_with(&t, "mode: shadow\ncanary:\n  nodes: [gpu-a01]\n", true);
+    expect_refused(&t, "node_drain", DRAIN, "SHADOW");
+    expect_refused(&t, "health_probe", "{\"node\":\"gpu-a01\"}", "SHADOW");
+    bool is_error = false;
+    const char *text = call(&t, "node_drain", DRAIN, &is_error);
+    ck_assert_msg(strstr(text, "refused with APPROVAL: "), "%s", text);
+    text = call(&t, "health_probe", "{\"node\":\"gpu-a01\"}", &is_error);
+    ck_assert_msg(strstr(text, "would run"), "%s", text);
+    assert_nothing_ran(&t, 0);
+    ts_close(&t);
+}
+END_TEST
+
+/* ---- positive controls: an allowed call does reach the fakes --------- */
+
+START_TEST(allowed_calls_reach_the_fakes)
+{
+    char key[] = "/tmp/fm-gate-key-XXXXXX";
+    int fd = mkstemp(key);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    unlink(key); /* keygen creates it with mode 0600 */
+    char pub[128];
+    fm_err err = {0};
+    ck_assert_msg(fm_approval_keygen(key, pub, sizeof pub, &err) == 0, "%s", err.text);
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "mode: fleet\ncanary:\n  nodes: [gpu-a02]\napprovals:\n  keys:\n    - id: alice\n"
+             "      public_key: %s\n",
+             pub);
+    test_server t;
+    open_with(&t, yaml, true);
+
+    /* A canary tool on a canary node needs no approval: it reaches SSH. */
+    bool is_error = false;
+    call(&t, "health_probe", "{\"node\":\"gpu-a02\"}", &is_error);
+    ck_assert_int_gt(F.commands, 0);
+
+    /* node_drain with a signed approval reaches Slurm once. */
+    fm_gate_decision d;
+    json_t *args = json_loads(DRAIN, 0, NULL);
+    fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
+    ck_assert_int_eq(d.code, FM_ERR_APPROVAL);
+    json_t *plan = fm_plan_get(&t.ctx, d.plan_id, &err);
+    ck_assert_msg(plan != NULL, "%s", err.text);
+    const char *hash = fm_json_str(plan, "hash", NULL);
+    ck_assert_ptr_nonnull(hash);
+    int64_t expires = fm_now_ms() + 600000;
+    char msg[512], sig[256], ap[FM_APPROVAL_ID_LEN];
+    size_t n = fm_approval_message(msg, sizeof msg, d.plan_id, hash, "alice", expires);
+    ck_assert_msg(fm_approval_sign(key, msg, n, sig, sizeof sig, &err) == 0, "%s", err.text);
+    ck_assert_msg(fm_approval_record(&t.ctx, d.plan_id, "alice", expires, sig, ap, &err) == 0, "%s",
+                  err.text);
+    json_decref(plan);
+    json_object_set_new(args, "approval_id", json_string(ap));
+    char *approved = json_dumps(args, JSON_COMPACT);
+    const char *text = call(&t, "node_drain", approved, &is_error);
+    ck_assert_msg(!is_error, "%s", text);
+    ck_assert_int_eq(F.updates, 1);
+    ck_assert_str_eq(F.drained, "gpu-a01");
+    /* Single use: the same approval again runs nothing more. */
+    text = call(&t, "node_drain", approved, &is_error);
+    ck_assert_msg(is_error && !strncmp(text, "APPROVAL:", 9), "%s", text);
+    ck_assert_int_eq(F.updates, 1);
+    free(approved);
+    json_decref(args);
+    ts_close(&t);
+    unlink(key);
+}
+END_TEST
+
+/* Visibility is the gate's: tools/list and name lookup agree with it. */
+START_TEST(visibility_is_the_gates)
+{
+    test_server t;
+    open_with(&t, "read_only: true\ndisabled_tools: [audit_query]\n", true);
+    for (size_t i = 0; i < fm_tool_count; i++) {
+        bool vis = fm_gate_visible(&t.ctx, (int)i, NULL, 0);
+        ck_assert_int_eq(fm_registry_find(&t.ctx, fm_tool_table[i].name) >= 0, vis);
+        bool want = strcmp(fm_tool_table[i].name, "audit_query") &&
+                    (fm_tool_table[i].autonomy == FM_AUTONOMY_READ ||
+                     (fm_tool_table[i].flags & FM_TOOL_READ_ONLY_EXEMPT));
+        ck_assert_msg(vis == want, "%s", fm_tool_table[i].name);
+    }
+    ts_close(&t);
+}
+END_TEST
+
+static Suite *gate_table_suite(void)
+{
+    Suite *s = suite_create("gate_table");
+    TCase *tc = tcase_create("decisions");
+    tcase_add_test(tc, order_walk_node_action);
+    tcase_add_test(tc, order_walk_create_tool);
+    tcase_add_test(tc, refusals_run_nothing);
+    tcase_add_test(tc, allowed_calls_reach_the_fakes);
+    tcase_add_test(tc, visibility_is_the_gates);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(gate_table_suite)
