@@ -215,7 +215,7 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         rec.phase = "intent";
         /* The gate counted; the intent re-counts in its own transaction,
          * where a concurrent process cannot slip in between. */
-        if (t->autonomy == FM_AUTONOMY_CREATE) rec.rate_limit = fm_gate_rate_limit(ctx, t->name);
+        if (t->autonomy == FM_AUTONOMY_CREATE) rec.rate_limit = fm_gate_rate_limit(ctx, ti);
         intent = fm_audit_append(ctx, &rec, &err);
         rec.rate_limit = 0;
         if (intent < 0) {
