@@ -74,7 +74,7 @@ struct fm_slurm_ops {
      * Returns 0. */
     int (*requeue_job)(void *st, uint64_t job_id, const char *exclude_node, fm_err *err);
 
-    /* Cancels job_id (scancel argv).  Returns 0; FM_ERR_NOT_FOUND if Slurm
+    /* Cancels job_id (scancel argv, or DELETE over REST).  Returns 0; FM_ERR_NOT_FOUND if Slurm
      * does not know the job. */
     int (*cancel_job)(void *st, uint64_t job_id, fm_err *err);
     /* Optional (NULL: callers count nodes() themselves).  Nodes in the
