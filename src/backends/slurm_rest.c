@@ -51,10 +51,10 @@ static int version_minor(const char *v)
 enum { ANS_FULL = -1, ANS_NODES = 0, ANS_JOBS = 1 };
 
 /* GET path, POST it (post set) or another verb (method set); on success
- * *out is the parsed answer (new): the whole document, or for
- * ANS_NODES/ANS_JOBS only what the normalizer reads. */
-static int rest_call(rest_st *s, const char *method, const char *path, const char *post, int kind,
-                     json_t **out, fm_err *err)
+ * resp holds the answer, whatever its status but 401/403 (free it with
+ * fm_http_resp_free). */
+static int rest_fetch(rest_st *s, const char *method, const char *path, const char *post,
+                      fm_http_resp *resp, fm_err *err)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", s->base, path);
@@ -88,35 +88,47 @@ static int rest_call(rest_st *s, const char *method, const char *path, const cha
                        .what = s->what,
                        .hint = s->hint,
                        .timeout_hint = s->timeout_hint};
-    fm_http_resp resp;
-    int rc = fm_http_perform(&req, &resp, err);
+    int rc = fm_http_perform(&req, resp, err);
     memset(htok, 0, sizeof htok);
     if (rc) return -1;
-    if (resp.status == 401 || resp.status == 403) {
-        fm_http_resp_free(&resp);
+    s->last_status = resp->status;
+    if (resp->status == 401 || resp->status == 403) {
+        fm_http_resp_free(resp);
         return fm_err_set(err, FM_ERR_AUTH,
                           "%s refused the credentials (HTTP %ld): check slurm.rest.token "
                           "and slurm.rest.user (tokens expire; mint one with `scontrol token`)",
-                          s->what, resp.status),
+                          s->what, s->last_status),
                -1;
     }
+    return 0;
+}
+
+/* An answer that is not the JSON asked for. */
+static int no_json(const rest_st *s, long status, const char *path, fm_err *err)
+{
+    if (status == 404)
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "%s has no %s (HTTP 404): check slurm.rest.api_version", s->what, path),
+               -1;
+    return fm_err_set(err, status >= 400 ? FM_ERR_BACKEND : FM_ERR_PARSE,
+                      "%s answered HTTP %ld with no JSON for %s", s->what, status, path),
+           -1;
+}
+
+/* rest_fetch, parsed: *out is the answer (new), the whole document, or for
+ * ANS_NODES/ANS_JOBS only what the normalizer reads. */
+static int rest_call(rest_st *s, const char *method, const char *path, const char *post, int kind,
+                     json_t **out, fm_err *err)
+{
+    fm_http_resp resp;
+    if (rest_fetch(s, method, path, post, &resp, err)) return -1;
     json_error_t je;
     fm_err perr = {0};
     json_t *j = kind == ANS_FULL ? json_loadb(resp.body, resp.len, 0, &je)
                                  : fm_slurm_parse_answer(resp.body, resp.len, kind, &perr);
     long status = resp.status;
-    s->last_status = status;
     fm_http_resp_free(&resp);
-    if (!j) {
-        if (status == 404)
-            return fm_err_set(err, FM_ERR_NOT_FOUND,
-                              "%s has no %s (HTTP 404): check slurm.rest.api_version", s->what,
-                              path),
-                   -1;
-        return fm_err_set(err, status >= 400 ? FM_ERR_BACKEND : FM_ERR_PARSE,
-                          "%s answered HTTP %ld with no JSON for %s", s->what, status, path),
-               -1;
-    }
+    if (!j) return no_json(s, status, path, err);
     *out = j;
     return 0;
 }
@@ -215,14 +227,35 @@ static json_t *rest_get(rest_st *s, int kind, const char *what, const char *fmt,
     return ans;
 }
 
-static json_t *rest_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+/* The /nodes answer node by node, from its text: on 16,384 nodes the
+ * text is ~21 MB and a tree of it several times that. */
+static int rest_nodes_each(void *st, const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
+                           fm_err *err)
 {
     rest_st *s = st;
-    json_t *ans = rest_get(s, ANS_NODES, "listing nodes", "/slurm/%s/nodes", NULL, err);
-    if (!ans) return NULL;
-    json_t *out = fm_slurm_norm_nodes(ans, s->dom, f, err);
-    json_decref(ans);
-    return out;
+    if (discover(s, err)) return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/slurm/%s/nodes", s->version);
+    fm_http_resp resp;
+    if (rest_fetch(s, NULL, path, NULL, &resp, err)) return -1;
+    json_t *errors = NULL;
+    int rc = fm_slurm_norm_nodes_each(resp.body, resp.len, s->dom, f, cb, ud, &errors, err);
+    long status = resp.status;
+    fm_http_resp_free(&resp);
+    if (rc == 0 && errors) {
+        json_t *ans = json_pack("{s:o}", "errors", errors);
+        rc = answer_errors(s, ans, "listing nodes", err);
+        json_decref(ans);
+    } else if (rc && err && err->code == FM_ERR_PARSE && status >= 400) {
+        fm_err_clear(err);
+        no_json(s, status, path, err); /* an error page, not a Slurm answer */
+    }
+    return rc ? -1 : 0;
+}
+
+static json_t *rest_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+{
+    return fm_slurm_nodes_collect(rest_nodes_each, st, f, err);
 }
 
 static int fill_partitions(rest_st *s, json_t *node, const char *name, fm_err *err)
@@ -489,6 +522,7 @@ int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **ou
 const struct fm_slurm_ops fm_slurm_rest_ops = {
     .name = "rest",
     .nodes = rest_nodes,
+    .nodes_each = rest_nodes_each,
     .node = rest_node,
     .jobs = rest_jobs,
     .update_node = rest_update_node,
