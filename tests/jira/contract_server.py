@@ -747,6 +747,17 @@ class Handler(BaseHTTPRequestHandler):
             raise Violation("The nextPageToken does not belong to this JQL query.")
         return off
 
+    def check_field_list(self, fl, also=()):
+        """A search's fields: strings naming known fields (or also)."""
+        if fl is None:
+            return
+        if not isinstance(fl, list) or not all(isinstance(x, str) for x in fl):
+            raise Violation("fields must be an array of strings")
+        bad = [x for x in fl if x not in SYSTEM_FIELDS and x not in self.st.cfg.custom_fields
+               and x not in ("*all", "*navigable") + also]
+        if bad:
+            raise Violation("unknown fields requested: %s" % ",".join(sorted(bad)))
+
     def search_jql(self, args, v3):
         extra = set(args) - {"jql", "nextPageToken", "maxResults", "fields", "expand",
                              "properties", "fieldsByKeys", "failFast", "reconcileIssues"}
@@ -763,13 +774,7 @@ class Handler(BaseHTTPRequestHandler):
         if tok is not None and not isinstance(tok, str):
             raise Violation("nextPageToken must be a string")
         fl = args.get("fields")
-        if fl is not None:
-            if not isinstance(fl, list) or not all(isinstance(x, str) for x in fl):
-                raise Violation("fields must be an array of strings")
-            bad = [x for x in fl if x not in SYSTEM_FIELDS and x not in self.st.cfg.custom_fields
-                   and x not in ("*all", "*navigable", "id", "key")]
-            if bad:
-                raise Violation("unknown fields requested: %s" % ",".join(sorted(bad)))
+        self.check_field_list(fl, ("id", "key"))
         clauses, order = self.parse_jql(jql)
         hits = [i for i in self.st.issues.values() if self.jql_match(i, clauses)]
         if order and order[0] in ("created", "key"):
@@ -803,13 +808,7 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(mr, int) or isinstance(mr, bool) or not 0 <= mr <= 1000:
             raise Violation("maxResults must be an integer 0..1000")
         fl = args.get("fields")
-        if fl is not None:
-            if not isinstance(fl, list) or not all(isinstance(x, str) for x in fl):
-                raise Violation("fields must be an array of strings")
-            bad = [x for x in fl if x not in SYSTEM_FIELDS and x not in self.st.cfg.custom_fields
-                   and x not in ("*all", "*navigable")]
-            if bad:
-                raise Violation("unknown fields requested: %s" % ",".join(sorted(bad)))
+        self.check_field_list(fl)
         clauses, order = self.parse_jql(args.get("jql"))
         hits = [i for i in self.st.issues.values() if self.jql_match(i, clauses)]
         if order and order[0] in ("created", "key"):
