@@ -37,6 +37,10 @@ typedef struct fm_slurm_node_filter {
     const char *name_regex; /* PCRE2 pattern (bounded match), e.g. "^gpu-a0[1-3]$" */
 } fm_slurm_node_filter;
 
+/* Called with each normalized node that passes the filter (borrowed).
+ * Nonzero stops the listing; set err first. */
+typedef int (*fm_slurm_node_cb)(void *ud, const json_t *node, fm_err *err);
+
 typedef struct fm_slurm_job_filter {
     const char *node;      /* jobs whose node_list holds this node */
     const char *user;      /* exact user name */
@@ -59,6 +63,12 @@ struct fm_slurm_ops {
     /* Normalized nodes matching f (f may be NULL): a new array. */
     json_t *(*nodes)(void *st, const fm_slurm_node_filter *f, fm_err *err);
 
+    /* Optional (NULL: use nodes()).  The same nodes, handed to cb one at a
+     * time and never held together, for a fleet-wide summary in bounded
+     * memory.  On -1, what cb saw must be dropped. */
+    int (*nodes_each)(void *st, const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
+                      fm_err *err);
+
     /* One normalized node (new object); FM_ERR_NOT_FOUND if unknown. */
     json_t *(*node)(void *st, const char *name, fm_err *err);
 
@@ -74,7 +84,7 @@ struct fm_slurm_ops {
      * Returns 0. */
     int (*requeue_job)(void *st, uint64_t job_id, const char *exclude_node, fm_err *err);
 
-    /* Cancels job_id (scancel argv).  Returns 0; FM_ERR_NOT_FOUND if Slurm
+    /* Cancels job_id (scancel argv, or DELETE over REST).  Returns 0; FM_ERR_NOT_FOUND if Slurm
      * does not know the job. */
     int (*cancel_job)(void *st, uint64_t job_id, fm_err *err);
     /* Optional (NULL: callers count nodes() themselves).  Nodes in the
@@ -125,6 +135,27 @@ json_t *fm_slurm_norm_jobs(const json_t *answer, const fm_slurm_job_filter *f, f
  * full tree of a 2,000-node answer costs more than sinfo itself
  * (src/backends/slurm_slim.c).  New object, or NULL with FM_ERR_PARSE. */
 json_t *fm_slurm_parse_answer(const char *buf, size_t len, bool jobs, fm_err *err);
+
+/* Called with each entry of an answer, reduced to the keys the normalizer
+ * reads (borrowed: incref to keep it).  Nonzero stops the walk. */
+typedef int (*fm_slurm_entry_cb)(void *ud, json_t *entry);
+
+/* The same reader, one entry at a time, so a large answer never becomes a
+ * tree: cb sees each entry of the "nodes" (jobs false) or "jobs" array.
+ * *errors gets the answer's "errors" value (new) or NULL when it has none;
+ * it may come after the entries, so a caller judges the entries only once
+ * this returns.  Returns 1 (the array was there), 0 (it was not), or -1 with
+ * FM_ERR_PARSE or when cb stopped the walk (cb sets err). */
+int fm_slurm_scan_answer(const char *buf, size_t len, bool jobs, fm_slurm_entry_cb cb, void *ud,
+                         json_t **errors, fm_err *err);
+
+/* Normalizes a nodes answer's text node by node: the streaming form of
+ * fm_slurm_parse_answer + fm_slurm_norm_nodes, whose peak memory is the
+ * text and one node.  *errors as for fm_slurm_scan_answer; the caller
+ * judges them (cb has already seen the nodes).  Returns 0 or -1. */
+int fm_slurm_norm_nodes_each(const char *buf, size_t len, const fm_slurm_domains *dom,
+                             const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
+                             json_t **errors, fm_err *err);
 
 /* `scontrol show node NAME --oneliner` text to a normalized node (new). */
 json_t *fm_slurm_norm_scontrol_node(const char *text, const fm_slurm_domains *dom, fm_err *err);

@@ -11,6 +11,7 @@ typedef struct fm_http_req {
     const char *url;            /* full URL; with unix_socket the host part is ignored */
     const char *unix_socket;    /* NULL: TCP */
     const char *post_body;      /* NULL: GET; else POST with this body */
+    const char *method;         /* NULL: GET or POST as above; else this verb (DELETE) */
     const char *content_type;   /* for POST; default form-encoded */
     const char *const *headers; /* NULL-terminated "Name: value" lines, may be NULL */
     long timeout_ms;

@@ -64,6 +64,7 @@ int fm_http_perform(const fm_http_req *req, fm_http_resp *resp, fm_err *err)
     }
     hl = curl_slist_append(hl, "Accept: application/json");
     curl_easy_setopt(c, CURLOPT_URL, req->url);
+    if (req->method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
     if (req->unix_socket) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);

@@ -216,15 +216,34 @@ static json_t *run_json(cli_st *s, char *const argv[], bool jobs, fm_err *err)
     return j;
 }
 
-static json_t *cli_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+/* sinfo --json node by node, from its text: on 16,384 nodes the text is
+ * ~21 MB and a tree of it several times that. */
+static int cli_nodes_each(void *st, const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
+                          fm_err *err)
 {
     cli_st *s = st;
     char *argv[] = {s->sinfo, "--json", NULL};
-    json_t *ans = run_json(s, argv, false, err);
-    if (!ans) return NULL;
-    json_t *out = fm_slurm_norm_nodes(ans, s->dom, f, err);
-    json_decref(ans);
-    return out;
+    run_out ro;
+    if (run(s, argv, &ro, err)) return -1;
+    if (ro.status != 0) {
+        cmd_failed(argv[0], &ro, err);
+        free(ro.out);
+        return -1;
+    }
+    json_t *errors = NULL;
+    int rc = fm_slurm_norm_nodes_each(ro.out, ro.len, s->dom, f, cb, ud, &errors, err);
+    free(ro.out);
+    if (rc == 0 && errors) {
+        json_t *ans = json_pack("{s:o}", "errors", errors);
+        rc = fm_slurm_answer_errors(ans, "listing nodes", err) ? -1 : 0;
+        json_decref(ans);
+    }
+    return rc;
+}
+
+static json_t *cli_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+{
+    return fm_slurm_nodes_collect(cli_nodes_each, st, f, err);
 }
 
 static json_t *cli_node(void *st, const char *name, fm_err *err)
@@ -444,6 +463,7 @@ int fm_slurm_cli_open_state(const json_t *sec, fm_slurm_domains *dom, void **out
 const struct fm_slurm_ops fm_slurm_cli_ops = {
     .name = "cli",
     .nodes = cli_nodes,
+    .nodes_each = cli_nodes_each,
     .node = cli_node,
     .jobs = cli_jobs,
     .update_node = cli_update_node,

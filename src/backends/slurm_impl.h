@@ -11,4 +11,10 @@
 int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **out, fm_err *err);
 int fm_slurm_cli_open_state(const json_t *sec, fm_slurm_domains *dom, void **out, fm_err *err);
 
+/* nodes() over an implementation's nodes_each: the matching nodes in one
+ * new array, without the answer's tree. */
+json_t *fm_slurm_nodes_collect(int (*each)(void *st, const fm_slurm_node_filter *f,
+                                           fm_slurm_node_cb cb, void *ud, fm_err *err),
+                               void *st, const fm_slurm_node_filter *f, fm_err *err);
+
 #endif

@@ -10,6 +10,8 @@
  * strings and lists are bounded. */
 #include "fleetmcp/fm_slurm.h"
 
+#include "slurm_impl.h"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <fnmatch.h>
@@ -412,6 +414,80 @@ static bool node_match(const json_t *n, const fm_slurm_node_filter *f, const pcr
     return true;
 }
 
+/* The filter, with its regex compiled once per listing. */
+typedef struct each_st {
+    const fm_slurm_domains *dom;
+    const fm_slurm_node_filter *f;
+    pcre2_code *re;
+    pcre2_match_data *md;
+    fm_slurm_node_cb cb;
+    void *ud;
+    fm_err *err;
+} each_st;
+
+static int each_open(each_st *e, const fm_slurm_domains *dom, const fm_slurm_node_filter *f,
+                     fm_slurm_node_cb cb, void *ud, fm_err *err)
+{
+    *e = (each_st){.dom = dom, .f = f, .cb = cb, .ud = ud, .err = err};
+    if (f && set(f->name_regex)) {
+        e->re = compile_re(f->name_regex, "name_regex", err);
+        if (!e->re) return -1;
+        e->md = pcre2_match_data_create_from_pattern(e->re, NULL);
+    }
+    return 0;
+}
+
+static void each_close(each_st *e)
+{
+    pcre2_match_data_free(e->md);
+    pcre2_code_free(e->re);
+}
+
+/* One raw node: normalized, filtered, handed on. */
+static int each_node(void *ud, json_t *raw)
+{
+    each_st *e = ud;
+    json_t *n = fm_slurm_norm_node(raw, e->dom, e->err);
+    if (!n) return -1;
+    int rc = node_match(n, e->f, e->re, e->md) ? e->cb(e->ud, n, e->err) : 0;
+    json_decref(n);
+    return rc;
+}
+
+int fm_slurm_norm_nodes_each(const char *buf, size_t len, const fm_slurm_domains *dom,
+                             const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
+                             json_t **errors, fm_err *err)
+{
+    each_st e;
+    *errors = NULL;
+    if (each_open(&e, dom, f, cb, ud, err)) return -1;
+    int rc = fm_slurm_scan_answer(buf, len, false, each_node, &e, errors, err);
+    each_close(&e);
+    if (rc == 0 && !(json_is_array(*errors) && json_array_size(*errors))) {
+        fm_err_set(err, FM_ERR_PARSE, "Slurm nodes answer has no 'nodes' array");
+        rc = -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+static int collect(void *ud, const json_t *node, fm_err *err)
+{
+    (void)err;
+    return json_array_append(ud, (json_t *)node);
+}
+
+json_t *fm_slurm_nodes_collect(int (*each)(void *st, const fm_slurm_node_filter *f,
+                                           fm_slurm_node_cb cb, void *ud, fm_err *err),
+                               void *st, const fm_slurm_node_filter *f, fm_err *err)
+{
+    json_t *out = json_array();
+    if (each(st, f, collect, out, err)) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 json_t *fm_slurm_norm_nodes(const json_t *answer, const fm_slurm_domains *dom,
                             const fm_slurm_node_filter *f, fm_err *err)
 {
@@ -421,31 +497,23 @@ json_t *fm_slurm_norm_nodes(const json_t *answer, const fm_slurm_domains *dom,
         fm_err_set(err, FM_ERR_PARSE, "Slurm nodes answer has no 'nodes' array");
         return NULL;
     }
-    pcre2_code *re = NULL;
-    pcre2_match_data *md = NULL;
-    if (f && set(f->name_regex)) {
-        re = compile_re(f->name_regex, "name_regex", err);
-        if (!re) return NULL;
-        md = pcre2_match_data_create_from_pattern(re, NULL);
-    }
     json_t *out = json_array();
+    each_st e;
+    if (each_open(&e, dom, f, collect, out, err)) {
+        json_decref(out);
+        return NULL;
+    }
     size_t i;
-    const json_t *raw;
+    json_t *raw;
     json_array_foreach(nodes, i, raw)
     {
-        json_t *n = fm_slurm_norm_node(raw, dom, err);
-        if (!n) {
+        if (each_node(&e, raw)) {
             json_decref(out);
             out = NULL;
             break;
         }
-        if (node_match(n, f, re, md))
-            json_array_append_new(out, n);
-        else
-            json_decref(n);
     }
-    pcre2_match_data_free(md);
-    pcre2_code_free(re);
+    each_close(&e);
     return out;
 }
 

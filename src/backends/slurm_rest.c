@@ -1,12 +1,15 @@
 /* The Slurm backend over slurmrestd (libcurl): a unix socket with local
  * auth, or an http URL with JWT (X-SLURM-USER-NAME/-TOKEN).  The API
  * version is configured (slurm.rest.api_version) or discovered on first use
- * from GET /openapi/v3 (newest of v0.0.41..v0.0.38 that serves /nodes),
- * falling back to probing each version's /ping.  Discovery is lazy, so the
- * server starts even while slurmrestd is down.  Answers go to the shared
- * normalizer (slurm_normalize.c). */
+ * from GET /openapi/v3: the newest version the normalizer knows (v0.0.38 to
+ * v0.0.44, Slurm 22.05 to 25.11) among those serving /nodes, falling back to
+ * probing each version's /ping.  slurmrestd keeps only its last three plugin
+ * versions, so whatever it offers is taken as offered.  Discovery is lazy,
+ * so the server starts even while slurmrestd is down.  Answers go to the
+ * shared normalizer (slurm_normalize.c). */
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,11 @@
 #include "slurm_impl.h"
 
 #define DEFAULT_MAX_BYTES (64u << 20)
+/* The data_parser versions whose node and job shapes slurm_normalize.c
+ * reads (checked against Slurm's published OpenAPI documents, see
+ * tests/fixtures/slurm/README.md). */
+#define MINOR_MIN 38
+#define MINOR_MAX 44
 
 typedef struct rest_st {
     char base[512];   /* "http://host:port" or "http://localhost" for a socket */
@@ -30,7 +38,8 @@ typedef struct rest_st {
     char hint[200];
     char timeout_hint[200];
     fm_slurm_domains *dom;
-    void *cli; /* scontrol for what this slurmrestd cannot change, or NULL */
+    void *cli;        /* scontrol for what this slurmrestd cannot change, or NULL */
+    long last_status; /* HTTP status of the last answer, for discovery */
 } rest_st;
 
 static int version_minor(const char *v)
@@ -41,10 +50,11 @@ static int version_minor(const char *v)
 
 enum { ANS_FULL = -1, ANS_NODES = 0, ANS_JOBS = 1 };
 
-/* GET or POST path; on success *out is the parsed answer (new): the whole
- * document, or for ANS_NODES/ANS_JOBS only what the normalizer reads. */
-static int rest_call(rest_st *s, const char *path, const char *post, int kind, json_t **out,
-                     fm_err *err)
+/* GET path, POST it (post set) or another verb (method set); on success
+ * resp holds the answer, whatever its status but 401/403 (free it with
+ * fm_http_resp_free). */
+static int rest_fetch(rest_st *s, const char *method, const char *path, const char *post,
+                      fm_http_resp *resp, fm_err *err)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", s->base, path);
@@ -70,6 +80,7 @@ static int rest_call(rest_st *s, const char *path, const char *post, int kind, j
     fm_http_req req = {.url = url,
                        .unix_socket = *s->socket ? s->socket : NULL,
                        .post_body = post,
+                       .method = method,
                        .content_type = "application/json",
                        .headers = headers,
                        .timeout_ms = s->timeout_ms,
@@ -77,34 +88,47 @@ static int rest_call(rest_st *s, const char *path, const char *post, int kind, j
                        .what = s->what,
                        .hint = s->hint,
                        .timeout_hint = s->timeout_hint};
-    fm_http_resp resp;
-    int rc = fm_http_perform(&req, &resp, err);
+    int rc = fm_http_perform(&req, resp, err);
     memset(htok, 0, sizeof htok);
     if (rc) return -1;
-    if (resp.status == 401 || resp.status == 403) {
-        fm_http_resp_free(&resp);
+    s->last_status = resp->status;
+    if (resp->status == 401 || resp->status == 403) {
+        fm_http_resp_free(resp);
         return fm_err_set(err, FM_ERR_AUTH,
                           "%s refused the credentials (HTTP %ld): check slurm.rest.token "
                           "and slurm.rest.user (tokens expire; mint one with `scontrol token`)",
-                          s->what, resp.status),
+                          s->what, s->last_status),
                -1;
     }
+    return 0;
+}
+
+/* An answer that is not the JSON asked for. */
+static int no_json(const rest_st *s, long status, const char *path, fm_err *err)
+{
+    if (status == 404)
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "%s has no %s (HTTP 404): check slurm.rest.api_version", s->what, path),
+               -1;
+    return fm_err_set(err, status >= 400 ? FM_ERR_BACKEND : FM_ERR_PARSE,
+                      "%s answered HTTP %ld with no JSON for %s", s->what, status, path),
+           -1;
+}
+
+/* rest_fetch, parsed: *out is the answer (new), the whole document, or for
+ * ANS_NODES/ANS_JOBS only what the normalizer reads. */
+static int rest_call(rest_st *s, const char *method, const char *path, const char *post, int kind,
+                     json_t **out, fm_err *err)
+{
+    fm_http_resp resp;
+    if (rest_fetch(s, method, path, post, &resp, err)) return -1;
     json_error_t je;
     fm_err perr = {0};
     json_t *j = kind == ANS_FULL ? json_loadb(resp.body, resp.len, 0, &je)
                                  : fm_slurm_parse_answer(resp.body, resp.len, kind, &perr);
     long status = resp.status;
     fm_http_resp_free(&resp);
-    if (!j) {
-        if (status == 404)
-            return fm_err_set(err, FM_ERR_NOT_FOUND,
-                              "%s has no %s (HTTP 404): check slurm.rest.api_version", s->what,
-                              path),
-                   -1;
-        return fm_err_set(err, status >= 400 ? FM_ERR_BACKEND : FM_ERR_PARSE,
-                          "%s answered HTTP %ld with no JSON for %s", s->what, status, path),
-               -1;
-    }
+    if (!j) return no_json(s, status, path, err);
     *out = j;
     return 0;
 }
@@ -115,16 +139,17 @@ static int discover(rest_st *s, fm_err *err)
     if (*s->version) return 0;
     json_t *spec = NULL;
     fm_err e2 = {0};
-    if (rest_call(s, "/openapi/v3", NULL, ANS_FULL, &spec, &e2) == 0) {
+    if (rest_call(s, NULL, "/openapi/v3", NULL, ANS_FULL, &spec, &e2) == 0) {
         int best = 0;
         const char *path;
         json_t *v;
         json_object_foreach(json_object_get(spec, "paths"), path, v)
         {
-            int minor = 0;
-            char tail[16];
-            if (sscanf(path, "/slurm/v0.0.%d/%15s", &minor, tail) == 2 &&
-                strcmp(tail, "nodes") == 0 && minor >= 38 && minor <= 41 && minor > best)
+            /* "/slurm/v0.0.38/nodes" (22.05) or "/slurm/v0.0.44/nodes/" (24.11+) */
+            int minor = 0, end = 0;
+            if (sscanf(path, "/slurm/v0.0.%d/nodes%n", &minor, &end) == 1 && end &&
+                (path[end] == '\0' || !strcmp(path + end, "/")) && minor >= MINOR_MIN &&
+                minor <= MINOR_MAX && minor > best)
                 best = minor;
         }
         json_decref(spec);
@@ -137,13 +162,15 @@ static int discover(rest_st *s, fm_err *err)
         if (err && !err->code) *err = e2;
         return -1;
     }
-    for (int minor = 41; minor >= 38; minor--) {
+    for (int minor = MINOR_MAX; minor >= MINOR_MIN; minor--) {
         char path[64];
         snprintf(path, sizeof path, "/slurm/v0.0.%d/ping", minor);
         json_t *j = NULL;
         fm_err e3 = {0};
-        if (rest_call(s, path, NULL, ANS_FULL, &j, &e3) == 0) {
+        if (rest_call(s, NULL, path, NULL, ANS_FULL, &j, &e3) == 0) {
             json_decref(j);
+            /* slurmrestd answers an unknown path 404, with a JSON body on 24.11+ */
+            if (s->last_status == 404) continue;
             snprintf(s->version, sizeof s->version, "v0.0.%d", minor);
             return 0;
         }
@@ -153,9 +180,10 @@ static int discover(rest_st *s, fm_err *err)
         }
     }
     return fm_err_set(err, FM_ERR_BACKEND,
-                      "%s serves none of the Slurm REST API versions v0.0.38..v0.0.41: "
-                      "set slurm.rest.api_version",
-                      s->what),
+                      "%s serves none of the Slurm REST API versions v0.0.%d..v0.0.%d that "
+                      "fleetmcp reads: run a slurmrestd that loads one (-s openapi/slurmctld "
+                      "on 23.11+, -s openapi/v0.0.%d on 22.05) or set slurm.rest.api_version",
+                      s->what, MINOR_MIN, MINOR_MAX, MINOR_MIN),
            -1;
 }
 
@@ -191,7 +219,7 @@ static json_t *rest_get(rest_st *s, int kind, const char *what, const char *fmt,
     char path[256];
     snprintf(path, sizeof path, fmt, s->version, arg ? arg : "");
     json_t *ans = NULL;
-    if (rest_call(s, path, NULL, kind, &ans, err)) return NULL;
+    if (rest_call(s, NULL, path, NULL, kind, &ans, err)) return NULL;
     if (answer_errors(s, ans, what, err)) {
         json_decref(ans);
         return NULL;
@@ -199,14 +227,35 @@ static json_t *rest_get(rest_st *s, int kind, const char *what, const char *fmt,
     return ans;
 }
 
-static json_t *rest_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+/* The /nodes answer node by node, from its text: on 16,384 nodes the
+ * text is ~21 MB and a tree of it several times that. */
+static int rest_nodes_each(void *st, const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
+                           fm_err *err)
 {
     rest_st *s = st;
-    json_t *ans = rest_get(s, ANS_NODES, "listing nodes", "/slurm/%s/nodes", NULL, err);
-    if (!ans) return NULL;
-    json_t *out = fm_slurm_norm_nodes(ans, s->dom, f, err);
-    json_decref(ans);
-    return out;
+    if (discover(s, err)) return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/slurm/%s/nodes", s->version);
+    fm_http_resp resp;
+    if (rest_fetch(s, NULL, path, NULL, &resp, err)) return -1;
+    json_t *errors = NULL;
+    int rc = fm_slurm_norm_nodes_each(resp.body, resp.len, s->dom, f, cb, ud, &errors, err);
+    long status = resp.status;
+    fm_http_resp_free(&resp);
+    if (rc == 0 && errors) {
+        json_t *ans = json_pack("{s:o}", "errors", errors);
+        rc = answer_errors(s, ans, "listing nodes", err);
+        json_decref(ans);
+    } else if (rc && err && err->code == FM_ERR_PARSE && status >= 400) {
+        fm_err_clear(err);
+        no_json(s, status, path, err); /* an error page, not a Slurm answer */
+    }
+    return rc ? -1 : 0;
+}
+
+static json_t *rest_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
+{
+    return fm_slurm_nodes_collect(rest_nodes_each, st, f, err);
 }
 
 static int fill_partitions(rest_st *s, json_t *node, const char *name, fm_err *err)
@@ -322,7 +371,7 @@ static int rest_update_node(void *st, const char *name, fm_slurm_node_op op, con
     char path[256];
     snprintf(path, sizeof path, "/slurm/%s/node/%s", s->version, name);
     json_t *ans = NULL;
-    int rc = rest_call(s, path, text, ANS_FULL, &ans, err);
+    int rc = rest_call(s, NULL, path, text, ANS_FULL, &ans, err);
     free(text);
     if (rc) return -1;
     char what[128];
@@ -353,14 +402,41 @@ static int rest_partition_capacity(void *st, const char *partition, long *total,
     return fm_slurm_cli_ops.partition_capacity(s->cli, partition, total, in_svc, err);
 }
 
+/* DELETE /slurm/vX/job/{id}: every version fleetmcp reads serves it, with
+ * SIGKILL (scancel's default) when no signal is named.  A failure comes in
+ * "errors" (HTTP 404 for an unknown job on 24.11+), or, from v0.0.40 on,
+ * as HTTP 200 with the job in "status" carrying error.code (slurmctld's
+ * per-job answer to the kill RPC). */
 static int rest_cancel_job(void *st, uint64_t job_id, fm_err *err)
 {
     rest_st *s = st;
+    /* With a slurm.cli section, scancel as before: slurmrestd acts as its
+     * own user (local auth) or the token's, who may not be allowed to
+     * cancel other users' jobs, while the CLI runs as fleetmcp. */
     if (s->cli) return fm_slurm_cli_ops.cancel_job(s->cli, job_id, err);
-    return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
-                      "job cancel is not implemented over slurmrestd: add a slurm.cli section so"
-                      " it uses scancel"),
-           -1;
+    if (discover(s, err)) return -1;
+    char path[128], what[96];
+    snprintf(path, sizeof path, "/slurm/%s/job/%llu", s->version, (unsigned long long)job_id);
+    snprintf(what, sizeof what, "cancelling job %llu", (unsigned long long)job_id);
+    json_t *ans = NULL;
+    if (rest_call(s, "DELETE", path, NULL, ANS_FULL, &ans, err)) return -1;
+    int rc = answer_errors(s, ans, what, err);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(ans, "status"), i, e)
+    {
+        if (rc) break;
+        const json_t *je = json_object_get(e, "error");
+        long long code = json_integer_value(json_object_get(je, "code"));
+        /* 2021, ESLURM_ALREADY_DONE: the job is ending, as scancel counts it */
+        if (!code || code == 2021) continue;
+        char msg[129];
+        fm_clip(msg, sizeof msg, fm_json_str(je, "message", fm_json_str(je, "string", "")));
+        rc = fm_err_set(err, code == 2017 ? FM_ERR_NOT_FOUND : FM_ERR_BACKEND,
+                        "%s: Slurm said '%s' (error %lld)", what, msg, code);
+    }
+    json_decref(ans);
+    return rc ? -1 : 0;
 }
 
 static void rest_close(void *st)
@@ -405,10 +481,11 @@ int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **ou
     const char *ver = json_string_value(json_object_get(rest, "api_version"));
     if (ver && strcmp(ver, "auto") != 0) {
         int minor = version_minor(ver);
-        if (minor < 38 || minor > 41) {
+        if (minor < MINOR_MIN || minor > MINOR_MAX) {
             rest_close(s);
             return fm_err_set(err, FM_ERR_INVALID,
-                              "slurm.rest.api_version must be auto or v0.0.38..v0.0.41"),
+                              "slurm.rest.api_version must be auto or v0.0.%d..v0.0.%d", MINOR_MIN,
+                              MINOR_MAX),
                    -1;
         }
         snprintf(s->version, sizeof s->version, "v0.0.%d", minor);
@@ -427,9 +504,9 @@ int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **ou
      * through scontrol argv; its own domains copy keeps ownership simple. */
     if (json_is_object(json_object_get(sec, "cli"))) {
         const json_t *d = json_object_get(sec, "domains");
-        fm_slurm_domains *dom2 = fm_slurm_domains_new(
-            json_string_value(json_object_get(d, "rack")),
-            json_string_value(json_object_get(d, "sku")), err);
+        fm_slurm_domains *dom2 =
+            fm_slurm_domains_new(json_string_value(json_object_get(d, "rack")),
+                                 json_string_value(json_object_get(d, "sku")), err);
         if (!dom2 || fm_slurm_cli_open_state(sec, dom2, &s->cli, err)) {
             if (dom2 && !s->cli) fm_slurm_domains_free(dom2);
             json_decref(s->token_ref);
@@ -445,6 +522,7 @@ int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **ou
 const struct fm_slurm_ops fm_slurm_rest_ops = {
     .name = "rest",
     .nodes = rest_nodes,
+    .nodes_each = rest_nodes_each,
     .node = rest_node,
     .jobs = rest_jobs,
     .update_node = rest_update_node,

@@ -218,12 +218,14 @@ fail:
     return NULL;
 }
 
-json_t *fm_slurm_parse_answer(const char *buf, size_t len, bool jobs, fm_err *err)
+int fm_slurm_scan_answer(const char *buf, size_t len, bool jobs, fm_slurm_entry_cb cb, void *ud,
+                         json_t **errors, fm_err *err)
 {
     const char *array_key = jobs ? "jobs" : "nodes";
     const char *const *keys = jobs ? JOB_KEYS : NODE_KEYS;
     scan s = {buf, buf + len, 0};
-    json_t *out = json_object();
+    *errors = NULL;
+    bool seen = false;
     if (!eat(&s, '{')) goto bad;
     if (eat(&s, '}')) goto done;
     do {
@@ -231,20 +233,27 @@ json_t *fm_slurm_parse_answer(const char *buf, size_t len, bool jobs, fm_err *er
         size_t kl;
         if (!eat(&s, '"') || !skip_str(&s, &k, &kl) || !eat(&s, ':')) goto bad;
         if (kl == strlen(array_key) && memcmp(k, array_key, kl) == 0) {
-            json_t *arr = json_array();
-            json_object_set_new(out, array_key, arr);
+            seen = true;
             if (!eat(&s, '[')) goto bad;
             if (eat(&s, ']')) continue;
             do {
                 json_t *e = take_entry(&s, keys);
                 if (!e) goto bad;
-                json_array_append_new(arr, e);
+                /* one entry at a time: the answer's tree is never built */
+                int rc = cb(ud, e);
+                json_decref(e);
+                if (rc) {
+                    json_decref(*errors);
+                    *errors = NULL;
+                    return -1;
+                }
             } while (eat(&s, ','));
             if (!eat(&s, ']')) goto bad;
         } else if (kl == 6 && memcmp(k, "errors", 6) == 0) {
             json_t *v = take_value(&s);
             if (!v) goto bad;
-            json_object_set_new(out, "errors", v);
+            json_decref(*errors);
+            *errors = v;
         } else if (!skip_value(&s)) {
             goto bad;
         }
@@ -252,10 +261,33 @@ json_t *fm_slurm_parse_answer(const char *buf, size_t len, bool jobs, fm_err *er
     if (!eat(&s, '}')) goto bad;
 done:
     ws(&s);
-    if (s.p == s.end) return out;
+    if (s.p == s.end) return seen ? 1 : 0;
 bad:
-    json_decref(out);
+    json_decref(*errors);
+    *errors = NULL;
     fm_err_set(err, FM_ERR_PARSE, "Slurm's %s answer is not valid JSON (near byte %zu of %zu)",
                array_key, (size_t)(s.p - buf), len);
-    return NULL;
+    return -1;
+}
+
+static int append_entry(void *ud, json_t *entry)
+{
+    return json_array_append(ud, entry);
+}
+
+json_t *fm_slurm_parse_answer(const char *buf, size_t len, bool jobs, fm_err *err)
+{
+    json_t *arr = json_array(), *errors = NULL;
+    int rc = fm_slurm_scan_answer(buf, len, jobs, append_entry, arr, &errors, err);
+    if (rc < 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    json_t *out = json_object();
+    if (rc > 0)
+        json_object_set_new(out, jobs ? "jobs" : "nodes", arr);
+    else
+        json_decref(arr);
+    if (errors) json_object_set_new(out, "errors", errors);
+    return out;
 }

@@ -1,4 +1,11 @@
 /* Jira tickets over REST API v2 (Cloud and Data Center) with libcurl.
+ * Search is the one call that differs: Atlassian removed /rest/api/2/search
+ * from Cloud in 2025 (410 Gone), so Cloud gets the enhanced search
+ * (/rest/api/3/search/jql, token paging) and Data Center and Server keep
+ * /rest/api/2/search (startAt paging).  jira.deployment names the kind, or
+ * auto asks /rest/api/2/serverInfo once.  The search asks for no rich-text
+ * field, so v3's Atlassian Document Format never has to be read; every
+ * write stays on v2, which both kinds serve with plain text.
  *
  * Safety: only http/https, no redirects, timeouts on every request, a cap
  * on response size, verbose off.  The credential goes to curl through
@@ -10,6 +17,7 @@
 #include "fleetmcp/fm_tickets.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +30,9 @@
 #include "fleetmcp/fm_util.h"
 
 #define API "/rest/api/2"
+#define CLOUD_SEARCH "/rest/api/3/search/jql"
+
+typedef enum { DEPLOY_AUTO = 0, DEPLOY_CLOUD = 1, DEPLOY_DC = 2 } jira_deploy;
 
 typedef enum { AUTH_BASIC = 0, AUTH_BEARER = 1 } jira_auth;
 
@@ -40,6 +51,7 @@ typedef struct jira_st {
     int retries;
     size_t max_resp;
     char ca_file[512];
+    _Atomic int deploy; /* jira_deploy; AUTO until serverInfo answered */
 } jira_st;
 
 /* ---- set-up ---------------------------------------------------------- */
@@ -114,6 +126,16 @@ void *fm_tickets_jira_new(const json_t *sec, fm_err *err)
     snprintf(j->close_transition, sizeof j->close_transition, "%s",
              fm_cfg_str(sec, "close_transition", ""));
     snprintf(j->ca_file, sizeof j->ca_file, "%s", fm_cfg_str(sec, "ca_file", ""));
+    const char *dep = fm_cfg_str(sec, "deployment", "auto");
+    if (!strcmp(dep, "cloud")) {
+        j->deploy = DEPLOY_CLOUD;
+    } else if (!strcmp(dep, "datacenter")) {
+        j->deploy = DEPLOY_DC;
+    } else if (strcmp(dep, "auto") != 0) {
+        fm_err_set(err, FM_ERR_NOT_CONFIGURED, "jira.deployment must be auto, cloud or datacenter");
+        jira_destroy(j);
+        return NULL;
+    }
     const json_t *v;
     if (json_is_object(v = json_object_get(sec, "priority_map")))
         j->priority_map = json_deep_copy(v);
@@ -879,42 +901,90 @@ fail:
     return fm_err_set(err, FM_ERR_TOO_LARGE, "search query too long");
 }
 
+/* Cloud or Data Center, from jira.deployment or, once, serverInfo's
+ * deploymentType ("Cloud"; Data Center and Server both say "Server"). */
+static int jira_deployment(jira_st *j, fm_err *err)
+{
+    if (j->deploy != DEPLOY_AUTO) return j->deploy;
+    json_t *ans = NULL;
+    if (jira_call(j, "GET", API "/serverInfo", NULL, NULL, NULL, 0, &ans, err)) return -1;
+    const char *t = fm_json_str(ans, "deploymentType", NULL);
+    int d = t && !strcasecmp(t, "Cloud") ? DEPLOY_CLOUD : DEPLOY_DC;
+    json_decref(ans);
+    j->deploy = d;
+    return d;
+}
+
+/* Longest nextPageToken kept; Cloud's are a few hundred bytes. */
+#define MAX_PAGE_TOKEN 4096
+
 static json_t *jira_search(void *st, const fm_ticket_query *q, fm_err *err)
 {
     jira_st *j = st;
     char jql[1024];
     if (build_jql(j, q, jql, sizeof jql, err)) return NULL;
-    int lim = q->limit < 1 ? 1 : q->limit > FM_TICKET_MAX_SEARCH ? FM_TICKET_MAX_SEARCH : q->limit;
+    int deploy = jira_deployment(j, err);
+    if (deploy < 0) return NULL;
+    bool cloud = deploy == DEPLOY_CLOUD;
+    size_t lim = (size_t)(q->limit < 1                      ? 1
+                          : q->limit > FM_TICKET_MAX_SEARCH ? FM_TICKET_MAX_SEARCH
+                                                            : q->limit);
     char fl[600];
     field_list(j, fl, sizeof fl, false);
     json_t *fields = json_array();
     for (char *save = NULL, *tok = strtok_r(fl, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
         json_array_append_new(fields, json_string(tok));
-    json_t *body = json_object();
-    json_object_set_new(body, "jql", json_string(jql));
-    json_object_set_new(body, "startAt", json_integer(0));
-    json_object_set_new(body, "maxResults", json_integer(lim));
-    json_object_set_new(body, "fields", fields);
-    json_t *ans = NULL;
-    int rc = jira_call(j, "POST", API "/search", body, NULL, NULL, 0, &ans, err);
-    json_decref(body);
-    if (rc) return NULL;
     json_t *out = json_array();
-    size_t i;
-    json_t *issue;
-    json_array_foreach(json_object_get(ans, "issues"), i, issue)
-    {
-        if ((int)i >= lim) break;
-        json_t *t = normalize(j, issue, false, err);
-        if (!t) {
-            json_decref(out);
-            json_decref(ans);
-            return NULL;
+    json_t *token = NULL; /* Cloud: the next page's token */
+    /* A page may hold fewer issues than asked (Cloud caps it by the fields
+     * requested), so pages are read until lim, the last page, or an empty
+     * one: at most lim pages. */
+    while (json_array_size(out) < lim) {
+        json_t *body = json_object();
+        json_object_set_new(body, "jql", json_string(jql));
+        if (token)
+            json_object_set_new(body, "nextPageToken", token);
+        else if (!cloud)
+            json_object_set_new(body, "startAt", json_integer((json_int_t)json_array_size(out)));
+        token = NULL;
+        json_object_set_new(body, "maxResults",
+                            json_integer((json_int_t)(lim - json_array_size(out))));
+        json_object_set(body, "fields", fields);
+        json_t *ans = NULL;
+        int rc = jira_call(j, "POST", cloud ? CLOUD_SEARCH : API "/search", body, NULL, NULL, 0,
+                           &ans, err);
+        json_decref(body);
+        if (rc) goto fail;
+        const json_t *issues = json_object_get(ans, "issues");
+        size_t i, before = json_array_size(out);
+        json_t *issue;
+        json_array_foreach(issues, i, issue)
+        {
+            if (json_array_size(out) >= lim) break;
+            json_t *t = normalize(j, issue, false, err);
+            if (!t) {
+                json_decref(ans);
+                goto fail;
+            }
+            json_array_append_new(out, t);
         }
-        json_array_append_new(out, t);
+        const char *next = fm_json_str(ans, "nextPageToken", NULL);
+        json_int_t total = json_integer_value(json_object_get(ans, "total"));
+        bool more = json_array_size(out) > before &&
+                    (cloud ? next && *next && strlen(next) <= MAX_PAGE_TOKEN &&
+                                 !json_is_true(json_object_get(ans, "isLast"))
+                           : (json_int_t)json_array_size(out) < total);
+        if (more && cloud) token = json_string(next);
+        json_decref(ans);
+        if (!more) break;
     }
-    json_decref(ans);
+    json_decref(token);
+    json_decref(fields);
     return out;
+fail:
+    json_decref(fields);
+    json_decref(out);
+    return NULL;
 }
 
 const struct fm_ticket_ops fm_tickets_jira = {

@@ -30,6 +30,27 @@ static json_t *compact_node(const json_t *n)
     return c;
 }
 
+/* Counts and the page, built as the nodes go by. */
+typedef struct summary {
+    json_t *counts, *page;
+    size_t total;
+    long long offset, limit;
+    bool detail;
+} summary;
+
+static int add_node(void *ud, const json_t *n, fm_err *err)
+{
+    (void)err;
+    summary *sm = ud;
+    char state[128];
+    fm_read_state_join(json_object_get(n, "state"), state, sizeof state);
+    fm_read_count(sm->counts, state);
+    if ((long long)sm->total >= sm->offset && (long long)json_array_size(sm->page) < sm->limit)
+        json_array_append_new(sm->page, sm->detail ? json_incref((json_t *)n) : compact_node(n));
+    sm->total++;
+    return 0;
+}
+
 /* Returns a new object (see schemas/tools/slurm_nodes.json). */
 json_t *fm_tool_slurm_nodes(fm_call *call, fm_err *err)
 {
@@ -43,21 +64,28 @@ json_t *fm_tool_slurm_nodes(fm_call *call, fm_err *err)
         .name_glob = fm_read_arg_str(a, "name"),
         .name_regex = fm_read_arg_str(a, "name_regex"),
     };
-    json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
-    if (!all) return NULL;
-    long long limit = fm_read_arg_int(a, "limit", 50), offset = fm_read_arg_int(a, "offset", 0);
-    bool detail = fm_read_arg_bool(a, "detail", false);
-    json_t *counts = json_object(), *page = json_array();
-    size_t i, total = json_array_size(all);
-    json_t *n;
-    json_array_foreach(all, i, n)
-    {
-        char state[128];
-        fm_read_state_join(json_object_get(n, "state"), state, sizeof state);
-        fm_read_count(counts, state);
-        if ((long long)i >= offset && (long long)json_array_size(page) < limit)
-            json_array_append_new(page, detail ? json_incref(n) : compact_node(n));
+    summary sm = {.counts = json_object(),
+                  .page = json_array(),
+                  .limit = fm_read_arg_int(a, "limit", 50),
+                  .offset = fm_read_arg_int(a, "offset", 0),
+                  .detail = fm_read_arg_bool(a, "detail", false)};
+    const struct fm_slurm_ops *ops = ctx->be.slurm;
+    int rc = 0;
+    if (ops->nodes_each) {
+        /* a fleet of any size in the memory of one node and the page */
+        rc = ops->nodes_each(ctx->be.slurm_st, &f, add_node, &sm, err);
+    } else {
+        json_t *all = ops->nodes(ctx->be.slurm_st, &f, err);
+        size_t i;
+        json_t *n;
+        json_array_foreach(all, i, n) add_node(&sm, n, err);
+        rc = all ? 0 : -1;
+        json_decref(all);
     }
-    json_decref(all);
-    return fm_read_page(counts, page, total, offset, limit, "nodes", ctx->be.slurm->name);
+    if (rc) {
+        json_decref(sm.counts);
+        json_decref(sm.page);
+        return NULL;
+    }
+    return fm_read_page(sm.counts, sm.page, sm.total, sm.offset, sm.limit, "nodes", ops->name);
 }

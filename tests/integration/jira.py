@@ -13,6 +13,12 @@ honoured, 500 retried, 401 and 400 surfaced with Jira's messages, the
 contract server's violation list empty, and the secrets never in the SQLite
 files, stderr or any result.
 
+The Jira scenario runs twice: against the contract server as Data Center
+(/rest/api/2/search with startAt) and as Jira Cloud (the old search answers
+410 Gone, the enhanced /rest/api/3/search/jql pages with nextPageToken, one
+issue per page here so paging is exercised), with jira.deployment: auto
+finding which from serverInfo.
+
 usage: python3 tests/integration/jira.py [--lib build/libfleetmcp.a] [--keep]
   ASan: make asan, then EXTRA_CFLAGS=-fsanitize=address,undefined
         python3 tests/integration/jira.py --lib build/asan/libfleetmcp.a
@@ -73,13 +79,13 @@ def build_driver(lib, out):
 class Jira:
     """The contract server process and its control endpoints."""
 
-    def __init__(self, tmp, token_file):
+    def __init__(self, tmp, token_file, mode="datacenter"):
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tests", "jira", "contract_server.py"),
              "--email", EMAIL, "--token-file", token_file, "--pat", PAT, "--project", "FM",
              "--custom-field", "customfield_10042", "--custom-field", "customfield_10043",
-             "--custom-field", "customfield_10044"],
-            stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "server.err"), "w"),
+             "--custom-field", "customfield_10044", "--mode", mode, "--page-cap", "1"],
+            stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "server.err"), "a"),
             text=True)
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
@@ -403,6 +409,31 @@ def jira_faults(check, tools, jira):
           first.get("customfield_10044"))
 
 
+def cloud_checks(check, jira, tools, tools_dc):
+    """Cloud only: how the search went, and that the old search is refused."""
+    reqs = jira.ctl("GET", "/_contract/requests")
+    paths = [(r["method"], r["path"]) for r in reqs]
+    check(("GET", "/rest/api/2/serverInfo") in paths,
+          "[jira cloud] deployment: auto asked serverInfo", paths[:5])
+    check(not any(p.endswith("/rest/api/2/search") for _, p in paths) and
+          ("POST", "/rest/api/3/search/jql") in paths,
+          "[jira cloud] searches went to /rest/api/3/search/jql, never the removed one")
+    n = len(reqs)
+    s = tools.ok("ticket_search", {"state": "any"})
+    pages = [r for r in jira.requests_since(n) if r["path"] == "/rest/api/3/search/jql"]
+    total = len(jira.ctl("GET", "/_contract/issues"))
+    check(s["count"] == total and total >= 3 and len(pages) == total,
+          "[jira cloud] a search over several pages follows nextPageToken to the end",
+          (s["count"], total, len(pages)))
+    v = jira.ctl("GET", "/_contract/violations")
+    check(v == [], "[jira cloud] contract server recorded no violations", v)
+    ok, err = tools_dc.call("ticket_search", {"node": "gpu-a01"})
+    v = jira.ctl("GET", "/_contract/violations")
+    check(not ok and "410" in err and "removed" in err and len(v) == 1 and v[0]["status"] == 410,
+          "[jira cloud] deployment: datacenter against Cloud meets the 410 Gone", (err, v))
+    jira.ctl("POST", "/_contract/reset")
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -434,6 +465,7 @@ def main():
     os.chmod(token_file, 0o600)
     check = Checker()
     jira = Jira(tmp, token_file)
+    cloud = Jira(tmp, token_file, mode="cloud")
     stderr_log = os.path.join(tmp, "stderr.log")
     callers, dbs = [], []
     wrong = "fmWRONG-3c1d-SECRET-never-log-me"
@@ -465,6 +497,22 @@ def main():
         common_scenario(check, tj, "jira", db_jira)
         common_scenario(check, tl, "local", db_local)
         jira_faults(check, tj, jira)
+        paths = {r["path"] for r in jira.ctl("GET", "/_contract/requests")}
+        check("/rest/api/2/serverInfo" in paths and "/rest/api/2/search" in paths,
+              "[jira] on Data Center, auto found it and searched /rest/api/2/search")
+
+        cfg_cloud = write(os.path.join(tmp, "jira-cloud.yaml"),
+                          "jira:\n" + base.replace(jira.url, cloud.url) + basic)
+        cfg_cloud_dc = write(os.path.join(tmp, "jira-cloud-dc.yaml"),
+                             "jira:\n" + base.replace(jira.url, cloud.url) + basic +
+                             "  deployment: datacenter\n")
+        db_cloud = os.path.join(tmp, "jira-cloud.db")
+        dbs.append(db_cloud)
+        tc = Tools(driver, cfg_cloud, db_cloud, stderr_log)
+        tcd = Tools(driver, cfg_cloud_dc, db_cloud, stderr_log)
+        callers += [tc, tcd]
+        common_scenario(check, tc, "jira cloud", db_cloud)
+        cloud_checks(check, cloud, tc, tcd)
 
         tp = Tools(driver, cfg_pat, db_jira, stderr_log, env={"FM_TEST_JIRA_PAT": PAT})
         callers.append(tp)
@@ -500,11 +548,13 @@ def main():
             limit = 6
             rl = f"tickets:\n  max_creates_per_hour: {limit}\n"
             for name, cfg in (("jira", "jira:\n" + base + basic + rl),
+                              ("jira cloud", "jira:\n" + base.replace(jira.url, cloud.url) +
+                               basic + "  deployment: cloud\n" + rl),
                               ("local", local + f"  max_creates_per_hour: {limit}\n")):
-                db = os.path.join(tmp, f"stdio-{name}.db")
+                db = os.path.join(tmp, f"stdio-{name.replace(' ', '-')}.db")
                 dbs.append(db)
-                srv = Stdio(opt.server, write(os.path.join(tmp, f"stdio-{name}.yaml"), cfg), db,
-                            stderr_log)
+                yaml = write(os.path.join(tmp, f"stdio-{name.replace(' ', '-')}.yaml"), cfg)
+                srv = Stdio(opt.server, yaml, db, stderr_log)
                 callers.append(srv)
                 try:
                     ok, err = srv.call("ticket_search", {"node": "gpu-a01"})
@@ -517,8 +567,11 @@ def main():
                     gate_rate_limit(check, srv, f"[stdio {name}] ", 4, limit)
                 finally:
                     srv.close()
-            v = jira.ctl("GET", "/_contract/violations")
-            check(v == [], "[stdio jira] contract server recorded no violations", v)
+            v = jira.ctl("GET", "/_contract/violations") + cloud.ctl("GET", "/_contract/violations")
+            check(v == [], "[stdio jira] contract servers recorded no violations", v)
+            paths = {r["path"] for r in cloud.ctl("GET", "/_contract/requests")}
+            check("/rest/api/3/search/jql" in paths and "/rest/api/2/serverInfo" not in paths,
+                  "[stdio jira cloud] deployment: cloud searches v3 without asking serverInfo")
 
         files = [stderr_log, os.path.join(tmp, "server.err")]
         for db in dbs:
@@ -531,6 +584,7 @@ def main():
               "the databases were written (the grep looked at real files)")
     finally:
         jira.stop()
+        cloud.stop()
         if not opt.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:

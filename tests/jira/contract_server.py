@@ -11,7 +11,22 @@ serves, with in-memory issues:
   POST /rest/api/2/issue/{key}/attachments    attach  -> 200 [attachment]
   GET  /rest/api/2/issue/{key}/transitions    list    -> 200 {transitions}
   POST /rest/api/2/issue/{key}/transitions    apply   -> 204
-  GET|POST /rest/api/2/search                 JQL     -> 200 {issues, total...}
+  GET  /rest/api/{2,3}/serverInfo             deploymentType "Server" or "Cloud"
+
+Two modes, as the two products behave in 2026:
+  --mode datacenter (default): Jira Data Center / Server
+  GET|POST /rest/api/2/search                 JQL     -> 200 {issues, total, startAt...}
+  --mode cloud: Jira Cloud, where Atlassian removed that search in 2025
+  GET|POST /rest/api/{2,3}/search             -> 410 Gone (recorded as a violation)
+  GET|POST /rest/api/{2,3}/search/jql         enhanced search -> 200 {issues,
+                                              nextPageToken (absent on the last
+                                              page), isLast}; a page holds at most
+                                              --page-cap issues whatever maxResults
+                                              asks, and the token is bound to its JQL
+  POST /rest/api/3/search/approximate-count   {jql} -> 200 {count}
+  On /rest/api/3 rich text (description, comment bodies) is Atlassian
+  Document Format, as Cloud answers it; the issue endpoints stay on v2,
+  which Cloud still serves with plain text.
 
 Every request is checked against the REST v2 contract: method, path,
 Accept, Content-Type, Authorization (Basic email:token or Bearer PAT, as
@@ -32,6 +47,7 @@ Test controls (no auth):
 """
 import argparse
 import base64
+import hashlib
 import json
 import re
 import sys
@@ -41,6 +57,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 API = "/rest/api/2"
+API3 = "/rest/api/3"
+REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql "
+           "API. A full migration guideline is available at "
+           "https://developer.atlassian.com/changelog/#CHANGE-2046")
 STATUSES = {
     "1": {"name": "To Do", "cat": ("2", "new", "blue-gray", "To Do")},
     "3": {"name": "In Progress", "cat": ("4", "indeterminate", "yellow", "In Progress")},
@@ -260,7 +280,17 @@ class Handler(BaseHTTPRequestHandler):
                 "statusCategory": {"id": int(cid), "key": ckey, "colorName": color,
                                    "name": cname}}
 
-    def issue_json(self, iss, only=None):
+    @staticmethod
+    def adf(text):
+        """Plain text as an Atlassian Document Format document."""
+        if text is None:
+            return None
+        paras = [{"type": "paragraph", "content": [{"type": "text", "text": line}]}
+                 if line else {"type": "paragraph", "content": []}
+                 for line in text.split("\n")]
+        return {"type": "doc", "version": 1, "content": paras}
+
+    def issue_json(self, iss, only=None, v3=False):
         f = dict(iss["fields"])
         f["status"] = self.status_obj(iss["status"])
         f["created"], f["updated"] = iss["created"], iss["updated"]
@@ -270,6 +300,10 @@ class Handler(BaseHTTPRequestHandler):
         f.setdefault("labels", [])
         f.setdefault("description", None)
         f.setdefault("priority", {"name": "Medium", "id": "3"})
+        if v3:
+            f["description"] = self.adf(f["description"])
+            f["comment"] = dict(f["comment"], comments=[
+                dict(c, body=self.adf(c["body"])) for c in f["comment"]["comments"]])
         if only:
             f = {k: v for k, v in f.items() if k in only}
         return {"expand": "renderedFields,names,schema,operations", "id": iss["id"],
@@ -463,10 +497,35 @@ class Handler(BaseHTTPRequestHandler):
 
     def api(self, u, raw):
         path, q = u.path, parse_qs(u.query)
-        if not path.startswith(API + "/"):
+        cloud = self.st.cfg.mode == "cloud"
+        if not path.startswith(API + "/") and not (cloud and path.startswith(API3 + "/")):
             raise Violation(f"unknown path {path}", 404)
         self.check_auth()
         self.check_accept()
+        v = path[len(API) - 1]  # "2" or "3"
+        tail = path[len(API):]
+        if tail == "/serverInfo" and self.command == "GET":
+            self.no_body(raw)
+            return 200, self.server_info(), {}
+        if cloud and tail == "/search":
+            raise Violation(REMOVED, 410)
+        if cloud and tail == "/search/jql" and self.command in ("GET", "POST"):
+            if self.command == "GET":
+                self.no_body(raw)
+                args = {k: q[k][0] for k in ("jql", "nextPageToken") if q.get(k)}
+                if q.get("maxResults"):
+                    args["maxResults"] = int(q["maxResults"][0])
+                if q.get("fields"):
+                    args["fields"] = ",".join(q["fields"]).split(",")
+            else:
+                args = self.json_body(raw)
+            f = self.take_fault(path)
+            return self.fault_reply(f) if f else self.search_jql(args, v == "3")
+        if cloud and path == API3 + "/search/approximate-count" and self.command == "POST":
+            return self.approximate_count(self.json_body(raw))
+        if path.startswith(API3 + "/"):
+            raise Violation(f"no such endpoint here: {self.command} {path} (this contract "
+                            "serves v3 for search only)", 404)
         if self.headers.get("X-Atlassian-Token") and not path.endswith("/attachments"):
             raise Violation("X-Atlassian-Token is only expected on attachment uploads")
         m = re.fullmatch(API + r"/issue/([A-Z][A-Z0-9_]*-[0-9]+)(/comment|/attachments|"
@@ -663,6 +722,81 @@ class Handler(BaseHTTPRequestHandler):
         iss["updated"] = jira_time()
         return 204, None, {}
 
+    def server_info(self):
+        cloud = self.st.cfg.mode == "cloud"
+        return {"baseUrl": self.base(), "displayUrl": self.base(),
+                "version": "1001.0.0-SNAPSHOT" if cloud else "10.3.4",
+                "versionNumbers": [1001, 0, 0] if cloud else [10, 3, 4],
+                "deploymentType": "Cloud" if cloud else "Server",
+                "buildNumber": 100290 if cloud else 10030004,
+                "buildDate": "2026-11-30T00:00:00.000+0000",
+                "serverTime": jira_time(), "scmInfo": "0" * 40, "serverTitle": "Jira"}
+
+    def page_token(self, jql, offset):
+        """Opaque, bound to the query: a token from another JQL is refused."""
+        h = hashlib.sha256(jql.encode()).hexdigest()[:16]
+        return base64.urlsafe_b64encode(f"{h}:{offset}".encode()).decode()
+
+    def page_offset(self, jql, token):
+        try:
+            h, off = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+            off = int(off)
+        except Exception:
+            raise Violation("Invalid nextPageToken.")
+        if h != hashlib.sha256(jql.encode()).hexdigest()[:16] or off < 0:
+            raise Violation("The nextPageToken does not belong to this JQL query.")
+        return off
+
+    def check_field_list(self, fl, also=()):
+        """A search's fields: strings naming known fields (or also)."""
+        if fl is None:
+            return
+        if not isinstance(fl, list) or not all(isinstance(x, str) for x in fl):
+            raise Violation("fields must be an array of strings")
+        bad = [x for x in fl if x not in SYSTEM_FIELDS and x not in self.st.cfg.custom_fields
+               and x not in ("*all", "*navigable") + also]
+        if bad:
+            raise Violation("unknown fields requested: %s" % ",".join(sorted(bad)))
+
+    def search_jql(self, args, v3):
+        extra = set(args) - {"jql", "nextPageToken", "maxResults", "fields", "expand",
+                             "properties", "fieldsByKeys", "failFast", "reconcileIssues"}
+        if extra:
+            # startAt above all: the enhanced search pages with tokens only
+            raise Violation("unexpected members in search/jql body: %s" % sorted(extra))
+        jql = args.get("jql")
+        if not isinstance(jql, str) or not jql.strip():
+            raise Violation("jql is required: the enhanced search needs a bounded query")
+        mr = args.get("maxResults", 50)
+        if not isinstance(mr, int) or isinstance(mr, bool) or not 1 <= mr <= 5000:
+            raise Violation("maxResults must be an integer 1..5000")
+        tok = args.get("nextPageToken")
+        if tok is not None and not isinstance(tok, str):
+            raise Violation("nextPageToken must be a string")
+        fl = args.get("fields")
+        self.check_field_list(fl, ("id", "key"))
+        clauses, order = self.parse_jql(jql)
+        hits = [i for i in self.st.issues.values() if self.jql_match(i, clauses)]
+        if order and order[0] in ("created", "key"):
+            hits.sort(key=lambda i: int(i["id"]), reverse=order[1] == "DESC")
+        off = self.page_offset(jql, tok) if tok else 0
+        n = min(mr, self.st.cfg.page_cap)
+        page = hits[off:off + n]
+        # without fields the enhanced search returns ids only
+        only = set(fl) if fl else {"__none__"}
+        body = {"issues": [self.issue_json(i, only, v3) for i in page],
+                "isLast": off + n >= len(hits)}
+        if not body["isLast"]:
+            body["nextPageToken"] = self.page_token(jql, off + n)
+        return 200, body, {}
+
+    def approximate_count(self, args):
+        if set(args) != {"jql"}:
+            raise Violation("approximate-count takes {jql} only")
+        clauses, _ = self.parse_jql(args["jql"])
+        return 200, {"count": sum(1 for i in self.st.issues.values()
+                                  if self.jql_match(i, clauses))}, {}
+
     def search(self, args):
         extra = set(args) - {"jql", "startAt", "maxResults", "fields", "validateQuery",
                              "expand", "properties", "fieldsByKeys"}
@@ -674,13 +808,7 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(mr, int) or isinstance(mr, bool) or not 0 <= mr <= 1000:
             raise Violation("maxResults must be an integer 0..1000")
         fl = args.get("fields")
-        if fl is not None:
-            if not isinstance(fl, list) or not all(isinstance(x, str) for x in fl):
-                raise Violation("fields must be an array of strings")
-            bad = [x for x in fl if x not in SYSTEM_FIELDS and x not in self.st.cfg.custom_fields
-                   and x not in ("*all", "*navigable")]
-            if bad:
-                raise Violation("unknown fields requested: %s" % ",".join(sorted(bad)))
+        self.check_field_list(fl)
         clauses, order = self.parse_jql(args.get("jql"))
         hits = [i for i in self.st.issues.values() if self.jql_match(i, clauses)]
         if order and order[0] in ("created", "key"):
@@ -701,6 +829,9 @@ def main():
     ap.add_argument("--token-file", help="read the API token from this file")
     ap.add_argument("--pat", help="accepted personal access token (Bearer)")
     ap.add_argument("--custom-field", action="append", default=[], dest="custom_fields")
+    ap.add_argument("--mode", choices=("datacenter", "cloud"), default="datacenter")
+    ap.add_argument("--page-cap", type=int, default=50,
+                    help="cloud: most issues in one search/jql page, whatever maxResults asks")
     cfg = ap.parse_args()
     if cfg.token_file:
         with open(cfg.token_file, encoding="utf-8") as f:

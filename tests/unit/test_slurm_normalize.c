@@ -294,13 +294,13 @@ START_TEST(hostlists)
      * never reached its bound and a product of four ranges was walked to
      * the end (~3.7e11 names); it must be refused at once. */
     fm_err_clear(&err);
-    ck_assert_ptr_null(fm_slurm_hostlist_expand("\377x[8-790]y[9-790]z[8-790]w[9-790]", 4096,
-                                                &err));
+    ck_assert_ptr_null(
+        fm_slurm_hostlist_expand("\377x[8-790]y[9-790]z[8-790]w[9-790]", 4096, &err));
     ck_assert_int_eq(err.code, FM_ERR_PARSE);
     /* ...and an empty group yielded nothing, silently, at every leaf. */
     fm_err_clear(&err);
-    ck_assert_ptr_null(fm_slurm_hostlist_expand("a[1-9]b[1-9]c[1-9]d[1-9]e[1-9]f[1-9]g[]", 4096,
-                                                &err));
+    ck_assert_ptr_null(
+        fm_slurm_hostlist_expand("a[1-9]b[1-9]c[1-9]d[1-9]e[1-9]f[1-9]g[]", 4096, &err));
     ck_assert_int_eq(err.code, FM_ERR_PARSE);
     ck_assert(fm_slurm_valid_node_name("gpu-a01"));
     ck_assert(!fm_slurm_valid_node_name("-x"));
@@ -331,7 +331,13 @@ START_TEST(slim_equals_full)
                         "rest_v0.0.41_nodes.handmade.json",
                         "squeue_22.05.json",
                         "rest_v0.0.38_jobs.json",
-                        "rest_v0.0.41_jobs.handmade.json"};
+                        "rest_v0.0.41_jobs.handmade.json",
+                        "rest_v0.0.42_nodes.json",
+                        "rest_v0.0.43_nodes.json",
+                        "rest_v0.0.44_nodes.json",
+                        "rest_v0.0.42_jobs.json",
+                        "rest_v0.0.43_jobs.json",
+                        "rest_v0.0.44_jobs.json"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) {
         bool jobs = strstr(fx[i], "jobs") || strstr(fx[i], "squeue");
         size_t len;
@@ -351,14 +357,19 @@ START_TEST(slim_equals_full)
         json_decref(full);
         free(text);
     }
-    size_t len;
-    char *text = slurp_fix("rest_v0.0.38_node_unknown.json", &len);
     fm_err err = {0};
-    json_t *slim = fm_slurm_parse_answer(text, len, false, &err);
-    ck_assert_ptr_null(fm_slurm_norm_nodes(slim, dom, NULL, &err));
-    ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
-    json_decref(slim);
-    free(text);
+    /* errno (22.05) or error_number (v0.0.40+) */
+    const char *unknown[] = {"rest_v0.0.38_node_unknown.json", "rest_v0.0.44_node_unknown.json"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t len;
+        char *text = slurp_fix(unknown[i], &len);
+        fm_err_clear(&err);
+        json_t *slim = fm_slurm_parse_answer(text, len, false, &err);
+        ck_assert_ptr_null(fm_slurm_norm_nodes(slim, dom, NULL, &err));
+        ck_assert_msg(err.code == FM_ERR_NOT_FOUND, "%s: %s", unknown[i], err.text);
+        json_decref(slim);
+        free(text);
+    }
     const char *bad[] = {
         "",
         "{",
@@ -379,6 +390,69 @@ START_TEST(slim_equals_full)
 END_TEST
 
 /* ---- the CLI runner against fake commands ---------------------------- */
+
+static int collect_copy(void *ud, const json_t *node, fm_err *err)
+{
+    (void)err;
+    return json_array_append_new(ud, json_deep_copy(node));
+}
+
+static int stop_at_two(void *ud, const json_t *node, fm_err *err)
+{
+    (void)node;
+    int *seen = ud;
+    if (++*seen < 2) return 0;
+    fm_err_set(err, FM_ERR_CANCELLED, "stopped");
+    return -1;
+}
+
+/* The streaming listing gives what the tree-based one gives, filters the
+ * same, hands back the answer's errors, and stops when asked. */
+START_TEST(each_equals_tree)
+{
+    const char *fx[] = {"sinfo_22.05.json", "rest_v0.0.38_nodes.json",
+                        "rest_v0.0.41_nodes.handmade.json", "rest_v0.0.44_nodes.json"};
+    fm_slurm_node_filter drain = {.state = "drain"};
+    const fm_slurm_node_filter *filters[] = {NULL, &drain};
+    for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) {
+        for (size_t k = 0; k < 2; k++) {
+            size_t len;
+            char *text = slurp_fix(fx[i], &len);
+            fm_err err = {0};
+            json_t *got = json_array(), *errors = NULL;
+            ck_assert_msg(fm_slurm_norm_nodes_each(text, len, dom, filters[k], collect_copy, got,
+                                                   &errors, &err) == 0,
+                          "%s: %s", fx[i], err.text);
+            ck_assert(errors == NULL || json_array_size(errors) == 0);
+            json_t *want = nodes_with(fx[i], filters[k]);
+            ck_assert_msg(json_equal(got, want), "%s filter %zu", fx[i], k);
+            json_decref(got);
+            json_decref(want);
+            json_decref(errors);
+            free(text);
+        }
+    }
+    size_t len;
+    char *text = slurp_fix("rest_v0.0.44_node_unknown.json", &len);
+    fm_err err = {0};
+    json_t *got = json_array(), *errors = NULL;
+    ck_assert_int_eq(
+        fm_slurm_norm_nodes_each(text, len, dom, NULL, collect_copy, got, &errors, &err), 0);
+    ck_assert_int_eq(json_array_size(got), 0);
+    ck_assert_int_eq(json_array_size(errors), 1);
+    json_decref(got);
+    json_decref(errors);
+    free(text);
+    text = slurp_fix("rest_v0.0.38_nodes.json", &len);
+    int seen = 0;
+    ck_assert_int_eq(
+        fm_slurm_norm_nodes_each(text, len, dom, NULL, stop_at_two, &seen, &errors, &err), -1);
+    ck_assert_int_eq(seen, 2);
+    ck_assert_int_eq(err.code, FM_ERR_CANCELLED);
+    ck_assert_ptr_null(errors);
+    free(text);
+}
+END_TEST
 
 static char tmpdir[64];
 
@@ -539,6 +613,7 @@ static Suite *slurm_suite(void)
     tcase_add_test(tc, slurm_errors);
     tcase_add_test(tc, hostlists);
     tcase_add_test(tc, slim_equals_full);
+    tcase_add_test(tc, each_equals_tree);
     suite_add_tcase(s, tc);
     TCase *cli = tcase_create("backends");
     tcase_add_checked_fixture(cli, cli_setup, cli_teardown);

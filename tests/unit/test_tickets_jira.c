@@ -58,6 +58,14 @@ START_TEST(test_config_refused)
     ck_assert_ptr_null(fm_tickets_jira_new(s, &err));
     ck_assert_ptr_nonnull(strstr(err.text, "jira.auth"));
     json_decref(s);
+    s = section("https://jira.example", "{\"pat\": {\"env\": \"FM_UNIT_PAT\"}}");
+    json_object_set_new(s, "deployment", json_string("server"));
+    setenv("FM_UNIT_PAT", SECRET, 1);
+    fm_err_clear(&err);
+    ck_assert_ptr_null(fm_tickets_jira_new(s, &err));
+    ck_assert_int_eq(err.code, FM_ERR_NOT_CONFIGURED);
+    ck_assert_ptr_nonnull(strstr(err.text, "jira.deployment"));
+    json_decref(s);
 }
 END_TEST
 

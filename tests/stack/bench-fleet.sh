@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# A 2,000-node Slurm controller for benchmarks: its own munged, a slurmctld
-# with 2,000 nodes across 50 racks and 4 SKUs (no slurmd: the nodes show as
+# A large Slurm controller for benchmarks: its own munged, a slurmctld with
+# FM_BENCH_RACKS x FM_BENCH_PER_RACK nodes (default 50 x 40 = 2,000; 256 x 64
+# = 16,384 for the largest fleets) across 4 SKUs (no slurmd: the nodes show as
 # UNKNOWN*/DOWN*/NOT_RESPONDING, which is what a big-fleet listing needs), and a
 # slurmrestd on a unix socket (local auth) so the REST backend can be measured
 # too. Independent of up.sh's stack: both can run at once.
 #
-#   tests/stack/bench-2000.sh up [DIR]     prints `export FM_BENCH_STACK=DIR`,
+#   tests/stack/bench-fleet.sh up [DIR]    prints `export FM_BENCH_STACK=DIR`,
 #                                          writes DIR/stack.env (SLURM_CONF, ...)
-#   tests/stack/bench-2000.sh down [DIR]   DIR defaults to build/bench.current
+#   tests/stack/bench-fleet.sh down [DIR]  DIR defaults to build/bench.current
 #
-# Nodes: gpu-r001-n01 .. gpu-r050-n40 (40 per rack), features rack=rNNN,
-# sku=SKU, gpus=8 and Gres=gpu:8; racks r001-r020 h100, r021-r035 a100,
-# r036-r045 h200, r046-r050 b200. Partitions: gpu (all, default), debug (r001).
+# Nodes: gpu-r001-n01 .. (FM_BENCH_PER_RACK per rack), features rack=rNNN,
+# sku=SKU, gpus=8 and Gres=gpu:8; the first 40% of the racks h100, the next
+# 30% a100, 20% h200, the last 10% b200 (with 50 racks: r001-r020 h100,
+# r021-r035 a100, r036-r045 h200, r046-r050 b200). Partitions: gpu (all,
+# default), debug (r001).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,9 +22,12 @@ REPO=$(cd "$HERE/../.." && pwd)
 CURRENT="$REPO/build/bench.current"
 REST_USER=${FM_STACK_REST_USER:-fleetmcp-test}
 PY=/usr/bin/python3
-RACKS=50 PER_RACK=40
+RACKS=${FM_BENCH_RACKS:-50} PER_RACK=${FM_BENCH_PER_RACK:-40}
+case "$RACKS$PER_RACK" in *[!0-9]*) echo "bench-fleet.sh: FM_BENCH_RACKS and FM_BENCH_PER_RACK are numbers" >&2; exit 1 ;; esac
+[ "$RACKS" -ge 1 ] && [ "$RACKS" -le 999 ] && [ "$PER_RACK" -ge 1 ] && [ "$PER_RACK" -le 99 ] ||
+    { echo "bench-fleet.sh: 1..999 racks of 1..99 nodes" >&2; exit 1; }
 
-die() { echo "bench-2000.sh: $*" >&2; exit 1; }
+die() { echo "bench-fleet.sh: $*" >&2; exit 1; }
 
 cmd=${1:-}
 case "$cmd" in
@@ -54,7 +60,7 @@ chmod 755 "$S"
 mkdir -p "$S"/{munge,slurm/state,rest,run,log}
 started=0
 fail() {
-    echo "bench-2000.sh: $* (logs in $S/log)" >&2
+    echo "bench-fleet.sh: $* (logs in $S/log)" >&2
     [ "$started" = 1 ] && env -u FM_STACK_DAEMON "$HERE/down.sh" "$S" >&2
     exit 1
 }
@@ -70,12 +76,13 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 
 sku_of() {   # rack number -> sku
-    if [ "$1" -le 20 ]; then echo h100; elif [ "$1" -le 35 ]; then echo a100
-    elif [ "$1" -le 45 ]; then echo h200; else echo b200; fi
+    if [ $(($1 * 10)) -le $((RACKS * 4)) ]; then echo h100
+    elif [ $(($1 * 10)) -le $((RACKS * 7)) ]; then echo a100
+    elif [ $(($1 * 10)) -le $((RACKS * 9)) ]; then echo h200; else echo b200; fi
 }
 {
     cat <<EOF
-# fleetmcp 2,000-node benchmark controller (tests/stack/bench-2000.sh); no slurmd.
+# fleetmcp $((RACKS * PER_RACK))-node benchmark controller (tests/stack/bench-fleet.sh); no slurmd.
 ClusterName=fmbench
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
@@ -100,7 +107,7 @@ MpiDefault=none
 SelectType=select/cons_tres
 GresTypes=gpu
 ReturnToService=2
-# Long timeout: the controller pings 2,000 absent slurmd rarely.
+# Long timeout: the controller pings thousands of absent slurmd rarely.
 SlurmdTimeout=300
 MessageTimeout=10
 EOF
@@ -151,7 +158,7 @@ n=$(sinfo -h -N -p gpu -o %N | sort -u | wc -l)
 
 for b in rest cli; do
     cat >"$S/fleetmcp-$b.yaml" <<EOF
-# fleetmcp config for the 2,000-node benchmark controller (tests/stack/bench-2000.sh)
+# fleetmcp config for the $((RACKS * PER_RACK))-node benchmark controller (tests/stack/bench-fleet.sh)
 mode: fleet
 store:
   path: $S/fleetmcp-$b.db
@@ -173,7 +180,7 @@ slurm:
 EOF
 done
 cat >"$S/stack.env" <<EOF
-# fleetmcp 2,000-node benchmark controller (tests/stack/bench-2000.sh); source me
+# fleetmcp $((RACKS * PER_RACK))-node benchmark controller (tests/stack/bench-fleet.sh); source me
 export FM_BENCH_STACK=$S
 export SLURM_CONF=$SLURM_CONF
 export FM_SLURM_SOCKET=$S/rest/slurmrestd.sock
@@ -184,5 +191,5 @@ export FM_CONFIG_CLI=$S/fleetmcp-cli.yaml
 EOF
 if [ $# -lt 2 ]; then mkdir -p "$REPO/build"; echo "$S" >"$CURRENT"; fi
 trap - ERR
-echo "bench-2000.sh: $n nodes up in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s; source $S/stack.env" >&2
+echo "bench-fleet.sh: $n nodes up in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s; source $S/stack.env" >&2
 echo "export FM_BENCH_STACK=$S"

@@ -1,0 +1,257 @@
+/* The REST backend against slurmrestd v0.0.42..v0.0.44 (Slurm 24.11 to
+ * 25.11), served from fixtures built from Slurm's published OpenAPI
+ * documents by tests/integration/slurmrestd_fixture.py, since the stack
+ * runs Slurm 22.05.  Discovery takes the newest version it can read from
+ * what /openapi/v3 offers; slurm.rest.api_version overrides it; every
+ * version normalizes to exactly what the captured 22.05 answers of the same
+ * cluster give; job cancel is a DELETE; node updates are POSTs.
+ *
+ * Run by tests/integration/slurm_rest_versions.sh with FM_FIX_A (offers
+ * 42,43,44), FM_FIX_B (43,44,45), FM_FIX_C (45 only): fixture servers'
+ * ports, and FM_FIXTURES (tests/fixtures/slurm). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/backends/fm_http.h"
+#include "fleetmcp/fm_slurm.h"
+#include "../unit/fm_test.h"
+
+static char *url_of(const char *env, char *buf, size_t len)
+{
+    const char *port = getenv(env);
+    ck_assert_msg(port != NULL, "%s not set", env);
+    snprintf(buf, len, "http://127.0.0.1:%s", port);
+    return buf;
+}
+
+/* The fixture server's record of what it was asked (new array). */
+static json_t *requests(const char *env)
+{
+    char base[64], url[128];
+    snprintf(url, sizeof url, "%s/_fixture/requests", url_of(env, base, sizeof base));
+    fm_http_req req = {.url = url, .timeout_ms = 5000, .what = "fixture", .hint = ""};
+    fm_http_resp resp;
+    fm_err err = {0};
+    ck_assert_msg(fm_http_perform(&req, &resp, &err) == 0, "%s", err.text);
+    json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
+    fm_http_resp_free(&resp);
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+static void reset(const char *env)
+{
+    char base[64], url[128];
+    snprintf(url, sizeof url, "%s/_fixture/reset", url_of(env, base, sizeof base));
+    fm_http_req req = {
+        .url = url, .post_body = "{}", .timeout_ms = 5000, .what = "fixture", .hint = ""};
+    fm_http_resp resp;
+    fm_err err = {0};
+    ck_assert_msg(fm_http_perform(&req, &resp, &err) == 0, "%s", err.text);
+    fm_http_resp_free(&resp);
+}
+
+/* Was "METHOD path" asked?  Returns the request's body (borrowed from
+ * reqs) or NULL. */
+static const char *asked(const json_t *reqs, const char *method, const char *path)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(reqs, i, r)
+    {
+        if (!strcmp(json_string_value(json_array_get(r, 0)), method) &&
+            !strcmp(json_string_value(json_array_get(r, 1)), path))
+            return json_string_value(json_array_get(r, 2));
+    }
+    return NULL;
+}
+
+static const struct fm_slurm_ops *open_rest(const char *env, const char *version, void **st)
+{
+    char base[64];
+    json_t *sec =
+        json_pack("{s:s, s:I, s:{s:s, s:s}}", "backend", "rest", "timeout_ms", (json_int_t)5000,
+                  "rest", "url", url_of(env, base, sizeof base), "api_version", version);
+    const struct fm_slurm_ops *ops;
+    fm_err err = {0};
+    ck_assert_msg(fm_slurm_open(sec, &ops, st, &err) == 0, "%s", err.text);
+    json_decref(sec);
+    reset(env);
+    return ops;
+}
+
+/* The captured 22.05 answer of the same cluster, normalized (new). */
+static json_t *expected(const char *fixture, bool jobs)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", getenv("FM_FIXTURES"), fixture);
+    json_t *ans = json_load_file(path, 0, NULL);
+    ck_assert_msg(ans != NULL, "cannot read %s", path);
+    fm_err err = {0};
+    fm_slurm_domains *dom = fm_slurm_domains_new(NULL, NULL, &err);
+    json_t *out =
+        jobs ? fm_slurm_norm_jobs(ans, NULL, &err) : fm_slurm_norm_nodes(ans, dom, NULL, &err);
+    ck_assert_msg(out != NULL, "%s", err.text);
+    fm_slurm_domains_free(dom);
+    json_decref(ans);
+    return out;
+}
+
+static void same(const json_t *got, const json_t *want, const char *what)
+{
+    if (json_equal(got, want)) return;
+    char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+    char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+    ck_abort_msg("%s differs:\n got  %.1500s\n want %.1500s", what, g, w);
+}
+
+START_TEST(discovery_takes_newest_known)
+{
+    void *st;
+    const struct fm_slurm_ops *ops = open_rest("FM_FIX_A", "auto", &st);
+    fm_err err = {0};
+    json_t *nodes = ops->nodes(st, NULL, &err);
+    ck_assert_msg(nodes != NULL, "%s", err.text);
+    json_t *want = expected("rest_v0.0.38_nodes.json", false);
+    same(nodes, want, "v0.0.44 nodes against 22.05's");
+    json_decref(nodes);
+    json_decref(want);
+    json_t *reqs = requests("FM_FIX_A");
+    ck_assert_ptr_nonnull(asked(reqs, "GET", "/openapi/v3"));
+    ck_assert_ptr_nonnull(asked(reqs, "GET", "/slurm/v0.0.44/nodes"));
+    json_decref(reqs);
+    ops->close(st);
+
+    /* a slurmrestd newer than fleetmcp: the newest version it knows */
+    ops = open_rest("FM_FIX_B", "auto", &st);
+    nodes = ops->nodes(st, NULL, &err);
+    ck_assert_msg(nodes != NULL, "%s", err.text);
+    json_decref(nodes);
+    reqs = requests("FM_FIX_B");
+    ck_assert_ptr_nonnull(asked(reqs, "GET", "/slurm/v0.0.44/nodes"));
+    ck_assert_ptr_null(asked(reqs, "GET", "/slurm/v0.0.45/nodes"));
+    json_decref(reqs);
+    ops->close(st);
+}
+END_TEST
+
+START_TEST(only_unknown_versions_is_a_clear_error)
+{
+    void *st;
+    const struct fm_slurm_ops *ops = open_rest("FM_FIX_C", "auto", &st);
+    fm_err err = {0};
+    ck_assert_ptr_null(ops->nodes(st, NULL, &err));
+    ck_assert_int_eq(err.code, FM_ERR_BACKEND);
+    ck_assert_msg(strstr(err.text, "v0.0.38..v0.0.44") && strstr(err.text, "api_version"), "%s",
+                  err.text);
+    ops->close(st);
+}
+END_TEST
+
+/* Each version, named in the config, reads the same cluster the same way:
+ * nodes, one node, jobs, and an unknown node. */
+START_TEST(every_version_normalizes_alike)
+{
+    json_t *want_nodes = expected("rest_v0.0.38_nodes.json", false);
+    json_t *want_jobs = expected("rest_v0.0.38_jobs.json", true);
+    for (int minor = 42; minor <= 44; minor++) {
+        char ver[16], what[64], path[64];
+        snprintf(ver, sizeof ver, "v0.0.%d", minor);
+        void *st;
+        const struct fm_slurm_ops *ops = open_rest("FM_FIX_A", ver, &st);
+        fm_err err = {0};
+        json_t *got = ops->nodes(st, NULL, &err);
+        ck_assert_msg(got != NULL, "%s: %s", ver, err.text);
+        snprintf(what, sizeof what, "%s nodes", ver);
+        same(got, want_nodes, what);
+        json_decref(got);
+        got = ops->jobs(st, NULL, &err);
+        ck_assert_msg(got != NULL, "%s: %s", ver, err.text);
+        snprintf(what, sizeof what, "%s jobs", ver);
+        same(got, want_jobs, what);
+        json_decref(got);
+        got = ops->node(st, "gpu-b02", &err);
+        ck_assert_msg(got != NULL, "%s: %s", ver, err.text);
+        size_t i;
+        json_t *n, *w = NULL;
+        json_array_foreach(want_nodes, i,
+                           n) if (!strcmp(json_string_value(json_object_get(n, "name")), "gpu-b02"))
+            w = n;
+        snprintf(what, sizeof what, "%s node gpu-b02", ver);
+        same(got, w, what);
+        ck_assert(json_is_true(json_object_get(got, "fleetmcp_owned")));
+        json_decref(got);
+        fm_err_clear(&err);
+        ck_assert_ptr_null(ops->node(st, "gpu-zz9", &err));
+        ck_assert_msg(err.code == FM_ERR_NOT_FOUND, "%s: %s", ver, err.text);
+        json_t *reqs = requests("FM_FIX_A");
+        ck_assert_ptr_null(asked(reqs, "GET", "/openapi/v3"));
+        snprintf(path, sizeof path, "/slurm/%s/jobs", ver);
+        ck_assert_ptr_nonnull(asked(reqs, "GET", path));
+        json_decref(reqs);
+        ops->close(st);
+    }
+    json_decref(want_nodes);
+    json_decref(want_jobs);
+}
+END_TEST
+
+START_TEST(cancel_is_a_delete)
+{
+    void *st;
+    const struct fm_slurm_ops *ops = open_rest("FM_FIX_A", "auto", &st);
+    fm_err err = {0};
+    ck_assert_msg(ops->cancel_job(st, 2, &err) == 0, "%s", err.text);
+    json_t *reqs = requests("FM_FIX_A");
+    ck_assert_ptr_nonnull(asked(reqs, "DELETE", "/slurm/v0.0.44/job/2"));
+    json_decref(reqs);
+    fm_slurm_job_filter f = {.node = "gpu-b03"};
+    json_t *jobs = ops->jobs(st, &f, &err);
+    ck_assert_msg(jobs != NULL, "%s", err.text);
+    ck_assert_int_eq(json_array_size(jobs), 0);
+    json_decref(jobs);
+    /* slurmctld's per-job answer: HTTP 200 with status[].error */
+    ck_assert_int_eq(ops->cancel_job(st, 4242, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
+    ck_assert_msg(strstr(err.text, "4242") && strstr(err.text, "2017"), "%s", err.text);
+    ops->close(st);
+}
+END_TEST
+
+START_TEST(node_update_is_a_post)
+{
+    void *st;
+    const struct fm_slurm_ops *ops = open_rest("FM_FIX_A", "v0.0.43", &st);
+    fm_err err = {0};
+    ck_assert_msg(ops->update_node(st, "gpu-a01", FM_SLURM_DRAIN, "fleetmcp:wf-9 xid 79", &err) ==
+                      0,
+                  "%s", err.text);
+    json_t *reqs = requests("FM_FIX_A");
+    const char *body = asked(reqs, "POST", "/slurm/v0.0.43/node/gpu-a01");
+    ck_assert_ptr_nonnull(body);
+    json_t *b = json_loads(body, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(b, "state"), 0)), "DRAIN");
+    ck_assert_str_eq(json_string_value(json_object_get(b, "reason")), "fleetmcp:wf-9 xid 79");
+    json_decref(b);
+    json_decref(reqs);
+    ops->close(st);
+}
+END_TEST
+
+static Suite *versions_suite(void)
+{
+    Suite *s = suite_create("slurm_rest_versions");
+    TCase *tc = tcase_create("fixtures");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, discovery_takes_newest_known);
+    tcase_add_test(tc, only_unknown_versions_is_a_clear_error);
+    tcase_add_test(tc, every_version_normalizes_alike);
+    tcase_add_test(tc, cancel_is_a_delete);
+    tcase_add_test(tc, node_update_is_a_post);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(versions_suite)
