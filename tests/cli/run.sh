@@ -29,7 +29,7 @@ contains "$tmp/out" "hitl" "list shows autonomy"
 expect 0 "list json" -- $cli --format json list
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/out" && passed=$((passed+1)) || { failed=$((failed+1)); echo "FAIL: list json parses"; }
 expect 0 "describe" -- $cli describe audit_query
-contains "$tmp/out" "input schema" "describe shows the schema"
+contains "$tmp/out" "the gate asks for" "describe says what the gate asks for"
 expect 1 "describe unknown" -- $cli describe nope
 expect 0 "call with key=value" -- $cli call audit_query limit=2 tool=fleet_status
 expect 0 "call with --args" -- $cli call audit_query --args '{"limit": 1}'

@@ -12,6 +12,7 @@
 
 #include "fleetmcp/fm_jsonrpc.h"
 #include "fleetmcp/fm_mcp.h"
+#include "format.h"
 
 #define CLI_MAX_MESSAGE (64u << 20)
 #define CLI_PROTOCOL "2025-11-25"
@@ -21,38 +22,6 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-char **cli_split_argv(const char *s)
-{
-    size_t cap = 8, n = 0;
-    char **argv = calloc(cap, sizeof *argv);
-    char *buf = malloc(strlen(s) + 1);
-    if (!argv || !buf) {
-        free(argv);
-        free(buf);
-        return NULL;
-    }
-    while (*s) {
-        while (*s == ' ' || *s == '\t') s++;
-        if (!*s) break;
-        size_t k = 0;
-        char q = 0;
-        for (; *s && (q || (*s != ' ' && *s != '\t')); s++) {
-            if (!q && (*s == '\'' || *s == '"')) q = *s;
-            else if (q && *s == q) q = 0;
-            else buf[k++] = *s;
-        }
-        if (n + 2 > cap) {
-            char **na = realloc(argv, (cap *= 2) * sizeof *argv);
-            if (!na) break;
-            argv = na;
-        }
-        argv[n] = strndup(buf, k);
-        argv[++n] = NULL;
-    }
-    free(buf);
-    return argv;
 }
 
 void cli_argv_free(char **argv)
@@ -77,6 +46,9 @@ int cli_connect(cli_client *c, char *const argv[], int timeout_ms, const char *c
         return CLI_UNREACHABLE;
     }
     if (pid == 0) {
+        /* Its own process group: Ctrl-C at the terminal goes to mcp-cli,
+         * which turns it into notifications/cancelled, not to the server. */
+        setpgid(0, 0);
         dup2(to_srv[0], STDIN_FILENO);
         dup2(from_srv[1], STDOUT_FILENO);
         close(to_srv[0]);
@@ -137,23 +109,62 @@ void cli_close(cli_client *c)
     fm_tx_free(&c->tx);
 }
 
+/* Ctrl-C during a request: the first one asks the server to cancel, the
+ * second stops waiting. */
+static volatile sig_atomic_t interrupts;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupts++;
+}
+
+static void progress_clear(cli_client *c)
+{
+    if (c->progress_shown) fputs("\r\033[K", stderr);
+    c->progress_shown = false;
+}
+
 static void show_notification(cli_client *c, const json_t *msg)
 {
     const char *m = json_string_value(json_object_get(msg, "method"));
     const json_t *p = json_object_get(msg, "params");
     if (!m || !c->show_progress) return;
+    bool tty = isatty(STDERR_FILENO);
     if (!strcmp(m, "notifications/progress")) {
         double prog = json_number_value(json_object_get(p, "progress"));
         double total = json_number_value(json_object_get(p, "total"));
-        const char *text = json_string_value(json_object_get(p, "message"));
+        char text[160], line[200];
+        /* The message is the server's text: clip it and blank control
+         * bytes so it cannot move the cursor. */
+        const json_t *mt = json_object_get(p, "message");
+        text[0] = '\0';
+        if (mt) cli_cell(mt, text, tty ? 100 : sizeof text - 1);
         if (total > 0)
-            fprintf(stderr, "  [%3.0f%%] %s\n", 100.0 * prog / total, text ? text : "");
+            snprintf(line, sizeof line, "[%3.0f%%] %s", 100.0 * prog / total, text);
         else
-            fprintf(stderr, "  [%g] %s\n", prog, text ? text : "");
+            snprintf(line, sizeof line, "[%g] %s", prog, text);
+        if (tty) {
+            /* One line, rewritten in place. */
+            fprintf(stderr, "\r\033[K  %s", line);
+            c->progress_shown = true;
+        } else {
+            fprintf(stderr, "  %s\n", line);
+        }
     } else if (!strcmp(m, "notifications/message")) {
-        fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(p, "level")),
-                json_string_value(json_object_get(p, "data")));
+        char text[400];
+        cli_cell(json_object_get(p, "data"), text, sizeof text - 1);
+        progress_clear(c);
+        fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(p, "level")), text);
     }
+    fflush(stderr);
+}
+
+static int send_msg(cli_client *c, json_t *msg)
+{
+    int rc = fm_tx_send(&c->tx, msg);
+    json_decref(msg);
+    return rc;
 }
 
 int cli_request(cli_client *c, const char *method, json_t *params, json_t **result,
@@ -161,34 +172,68 @@ int cli_request(cli_client *c, const char *method, json_t *params, json_t **resu
 {
     *result = NULL;
     if (error) *error = NULL;
-    long long id = c->next_id++;
-    json_t *req = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)id,
-                            "method", method, "params", params ? params : json_object());
-    int rc = fm_tx_send(&c->tx, req);
-    json_decref(req);
-    if (rc) {
+    long long id = c->next_id++, ping_id = 0;
+    if (send_msg(c, json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)id,
+                              "method", method, "params", params ? params : json_object()))) {
         fprintf(stderr, "mcp-cli: the server is gone (write failed)\n");
         return CLI_UNREACHABLE;
     }
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    if (c->cancellable) {
+        /* No SA_RESTART: poll() must return so the loop sees the key. */
+        interrupts = 0;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old);
+    }
     long long deadline = now_ms() + c->timeout_ms;
-    for (;;) {
+    int rc = -1;
+    while (rc < 0) {
+        if (interrupts && !ping_id) {
+            /* MCP: the server answers nothing for a cancelled request, so
+             * a ping sent after the cancel is answered once the server has
+             * finished with the call (it serves one call at a time). */
+            progress_clear(c);
+            fprintf(stderr, "mcp-cli: cancelling %s; waiting for the server to stop it"
+                    " (Ctrl-C again to stop waiting)\n", method);
+            ping_id = c->next_id++;
+            if (send_msg(c, json_pack("{s:s, s:s, s:{s:I, s:s}}", "jsonrpc", "2.0", "method",
+                                      "notifications/cancelled", "params", "requestId",
+                                      (json_int_t)id, "reason", "the operator pressed Ctrl-C")) ||
+                send_msg(c, json_pack("{s:s, s:I, s:s}", "jsonrpc", "2.0", "id",
+                                      (json_int_t)ping_id, "method", "ping"))) {
+                fprintf(stderr, "mcp-cli: the server is gone (write failed)\n");
+                rc = CLI_UNREACHABLE;
+                break;
+            }
+            deadline = now_ms() + c->timeout_ms;
+        }
+        if (interrupts > 1) {
+            fprintf(stderr, "mcp-cli: stopped waiting; the server may still be stopping %s\n",
+                    method);
+            rc = CLI_UNREACHABLE;
+            break;
+        }
         const char *line;
         size_t len;
         fm_rx_status st = fm_tx_next(&c->tx, false, &line, &len);
         if (st == FM_RX_AGAIN) {
             long long left = deadline - now_ms();
             if (left <= 0) {
+                progress_clear(c);
                 fprintf(stderr, "mcp-cli: no answer to %s within %d ms (--timeout)\n", method,
                         c->timeout_ms);
-                return CLI_UNREACHABLE;
+                rc = CLI_UNREACHABLE;
+                break;
             }
             struct pollfd p = {.fd = c->tx.in_fd, .events = POLLIN};
             poll(&p, 1, (int)(left > 1000 ? 1000 : left));
             continue;
         }
         if (st == FM_RX_EOF || st == FM_RX_ERROR) {
+            progress_clear(c);
             fprintf(stderr, "mcp-cli: the server exited before answering %s\n", method);
-            return CLI_UNREACHABLE;
+            rc = CLI_UNREACHABLE;
+            break;
         }
         if (st != FM_RX_LINE) continue;
         json_t *msg = json_loadb(line, len, 0, NULL);
@@ -197,15 +242,21 @@ int cli_request(cli_client *c, const char *method, json_t *params, json_t **resu
         if (json_object_get(msg, "method")) {
             show_notification(c, msg);
         } else if (json_is_integer(mid) && json_integer_value(mid) == id) {
+            /* Answered before the cancel arrived: the call is done. */
             json_t *e = json_object_get(msg, "error");
             if (e) {
                 if (error) *error = json_incref(e);
             } else {
                 *result = json_incref(json_object_get(msg, "result"));
             }
-            json_decref(msg);
-            return 0;
+            rc = 0;
+        } else if (ping_id && json_is_integer(mid) && json_integer_value(mid) == ping_id) {
+            fprintf(stderr, "mcp-cli: %s cancelled\n", method);
+            rc = CLI_CANCELLED;
         }
         json_decref(msg);
     }
+    if (c->cancellable) sigaction(SIGINT, &old, NULL);
+    progress_clear(c);
+    return rc;
 }

@@ -9,7 +9,8 @@
 
 #include "fleetmcp/fm_transport.h"
 
-enum { CLI_OK = 0, CLI_USAGE = 1, CLI_UNREACHABLE = 4, CLI_TOOL_ERROR = 5, CLI_DRIFT = 6 };
+enum { CLI_OK = 0, CLI_USAGE = 1, CLI_UNREACHABLE = 4, CLI_TOOL_ERROR = 5, CLI_DRIFT = 6,
+       CLI_CANCELLED = 130 /* Ctrl-C, as a shell reports SIGINT */ };
 
 typedef struct cli_client {
     pid_t pid;
@@ -17,6 +18,8 @@ typedef struct cli_client {
     long long next_id;
     int timeout_ms;
     bool show_progress;
+    bool progress_shown; /* a progress line is on the terminal */
+    bool cancellable;    /* Ctrl-C cancels the request in flight */
     json_t *server_info; /* initialize result (owned) */
 } cli_client;
 
@@ -27,15 +30,16 @@ int cli_connect(cli_client *c, char *const argv[], int timeout_ms, const char *c
 void cli_close(cli_client *c);
 
 /* Sends a request and waits for its response; progress and log
- * notifications are printed to stderr meanwhile.  On success *result is
- * the result (new).  On a JSON-RPC error *error is the error (new) and 0
- * is returned.  Returns CLI_UNREACHABLE if the server died or timed out. */
+ * notifications are printed to stderr meanwhile (one line rewritten in
+ * place on a terminal).  On success *result is the result (new).  On a
+ * JSON-RPC error *error is the error (new) and 0 is returned.  Returns
+ * CLI_UNREACHABLE if the server died or timed out, and, when c->cancellable,
+ * CLI_CANCELLED after Ctrl-C sent notifications/cancelled and the server
+ * confirmed it is done with the call. */
 int cli_request(cli_client *c, const char *method, json_t *params, json_t **result,
                 json_t **error);
 
-/* Splits a --server string on blanks into argv (quotes: '...' or "...").
- * Returns a NULL-terminated malloc'd array; free with cli_argv_free. */
-char **cli_split_argv(const char *s);
+/* Frees a NULL-terminated malloc'd argv (a cli_words' argv). */
 void cli_argv_free(char **argv);
 
 #endif

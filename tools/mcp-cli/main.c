@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "client.h"
 #include "commands.h"
 
@@ -132,7 +133,18 @@ int main(int argc, char **argv)
         server = o.argv[2];
         o.argc = 1;
     }
-    o.server_argv = server ? cli_split_argv(server) : default_server(argv[0], o.config, o.db);
+    if (server) {
+        /* The same quoting rules as the shell's lines and call's words. */
+        cli_words w;
+        char err[160];
+        if (cli_words_split(server, false, &w, err, sizeof err)) {
+            fprintf(stderr, "mcp-cli: --server: %s\n", err);
+            return CLI_USAGE;
+        }
+        o.server_argv = w.argv; /* NULL-terminated; cli_argv_free frees it */
+    } else {
+        o.server_argv = default_server(argv[0], o.config, o.db);
+    }
     if (!o.server_argv || !o.server_argv[0]) {
         fprintf(stderr, "mcp-cli: --server is empty\n");
         cli_argv_free(o.server_argv);
