@@ -172,7 +172,7 @@ int cli_request(cli_client *c, const char *method, json_t *params, json_t **resu
 {
     *result = NULL;
     if (error) *error = NULL;
-    long long id = c->next_id++, ping_id = 0;
+    long long id = c->next_id++, probe_id = 0;
     if (send_msg(c, json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)id,
                               "method", method, "params", params ? params : json_object()))) {
         fprintf(stderr, "mcp-cli: the server is gone (write failed)\n");
@@ -188,19 +188,20 @@ int cli_request(cli_client *c, const char *method, json_t *params, json_t **resu
     long long deadline = now_ms() + c->timeout_ms;
     int rc = -1;
     while (rc < 0) {
-        if (interrupts && !ping_id) {
-            /* MCP: the server answers nothing for a cancelled request, so
-             * a ping sent after the cancel is answered once the server has
-             * finished with the call (it serves one call at a time). */
+        if (interrupts && !probe_id) {
+            /* MCP: the server answers nothing for a cancelled request.  A
+             * stdio server serves one call at a time (fleetmcp answers only
+             * pings while busy), so a tools/list sent after the cancel is
+             * answered once the server is done with the call. */
             progress_clear(c);
             fprintf(stderr, "mcp-cli: cancelling %s; waiting for the server to stop it"
                     " (Ctrl-C again to stop waiting)\n", method);
-            ping_id = c->next_id++;
+            probe_id = c->next_id++;
             if (send_msg(c, json_pack("{s:s, s:s, s:{s:I, s:s}}", "jsonrpc", "2.0", "method",
                                       "notifications/cancelled", "params", "requestId",
                                       (json_int_t)id, "reason", "the operator pressed Ctrl-C")) ||
                 send_msg(c, json_pack("{s:s, s:I, s:s}", "jsonrpc", "2.0", "id",
-                                      (json_int_t)ping_id, "method", "ping"))) {
+                                      (json_int_t)probe_id, "method", "tools/list"))) {
                 fprintf(stderr, "mcp-cli: the server is gone (write failed)\n");
                 rc = CLI_UNREACHABLE;
                 break;
@@ -250,7 +251,7 @@ int cli_request(cli_client *c, const char *method, json_t *params, json_t **resu
                 *result = json_incref(json_object_get(msg, "result"));
             }
             rc = 0;
-        } else if (ping_id && json_is_integer(mid) && json_integer_value(mid) == ping_id) {
+        } else if (probe_id && json_is_integer(mid) && json_integer_value(mid) == probe_id) {
             fprintf(stderr, "mcp-cli: %s cancelled\n", method);
             rc = CLI_CANCELLED;
         }
