@@ -2,6 +2,7 @@
 
 #include "args.h"
 #include "format.h"
+#include "fleetmcp/fm_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,9 +58,10 @@ int cli_cmd_list(cli_client *c, const cli_opts *o)
         json_t *t;
         json_array_foreach(tools, i, t)
         {
-            printf("%-20s %-7s %s\n", json_string_value(json_object_get(t, "name")),
-                   json_string_value(json_object_get(json_object_get(t, "_meta"), "autonomy")),
-                   json_string_value(json_object_get(t, "title")));
+            /* Another server's tools may lack our _meta or a title. */
+            printf("%-20s %-7s %s\n", fm_json_str(t, "name", "?"),
+                   fm_json_str(json_object_get(t, "_meta"), "autonomy", "-"),
+                   fm_json_str(t, "title", ""));
         }
         printf("%zu tools\n", json_array_size(tools));
     }
