@@ -33,6 +33,7 @@ stage interop-sdk-stack bash tests/interop/sdk-stack.sh
 stage interop-inspector bash tests/interop/inspector.sh build/fleetmcp
 stage mcp-cli bash tests/cli/run.sh
 stage mcp-cli-tty bash tests/cli/tty.sh
+stage mcp-cli-remote bash tests/cli/remote.sh
 stage approvals bash tests/cli/approval.sh
 stage elicitation python3 tests/cli/elicitation.py build/fleetmcp
 stage valgrind bash tests/valgrind.sh
