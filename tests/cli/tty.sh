@@ -133,6 +133,14 @@ T capture-pane -p -e -t c2 | grep -q $'\033\\[1m' && bad "NO_COLOR still coloure
 python3 tests/stack/gpu_state.py inject gpu-a04 row_remap_pending > /dev/null
 job=$(sbatch --parsable -o /dev/null -w gpu-a04 --wrap "sleep 120" | cut -d';' -f1)
 for _ in $(seq 50); do squeue -h -j "$job" -o %T | grep -q RUNNING && break; sleep 0.2; done
+# Lists for people: aligned tables with the key facts above them.
+out=$("$cli" call slurm_jobs node=gpu-a04)
+if echo "$out" | grep -qE '^counts +RUNNING=1' && echo "$out" | grep -qE "^  job_id +name +user +state" &&
+    echo "$out" | grep -qE "^  $job +wrap +[a-z]+ +RUNNING +gpu-a04"; then ok
+else bad "slurm_jobs as a table: $out"; fi
+out=$("$cli" call slurm_nodes)
+if echo "$out" | grep -qE '^total +7' && echo "$out" | grep -qE '^  gpu-b03 +IDLE +8 +rack=r02 sku=a100'; then ok
+else bad "slurm_nodes as a table: $out"; fi
 plan=$("$cli" --format json call repair_plan node=gpu-a04 fault_class=gpu_row_remap_pending |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["plan_id"])')
 case "$plan" in pl-*) ok ;; *) bad "repair_plan on the canary node: $plan" ;; esac

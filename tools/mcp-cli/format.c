@@ -95,6 +95,24 @@ void cli_cell(const json_t *v, char *out, size_t max)
         free(buf);
         return;
     }
+    if (json_is_object(v) && all_scalars(v) && json_object_size(v)) {
+        /* A flat object reads as key=value pairs: rack=r01 sku=h100. */
+        char buf[FACT_MAX + 1];
+        size_t len = 0;
+        const char *k;
+        json_t *x;
+        buf[0] = '\0';
+        json_object_foreach((json_t *)v, k, x)
+        {
+            char part[64];
+            cli_cell(x, part, sizeof part - 1);
+            int w = snprintf(buf + len, sizeof buf - len, "%s%s=%s", len ? " " : "", k, part);
+            if (w < 0 || (size_t)w >= sizeof buf - len) break;
+            len += (size_t)w;
+        }
+        clip(buf, out, max);
+        return;
+    }
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     clip(s ? s : "", out, max);
     free(s);
@@ -214,25 +232,9 @@ static void print_object(FILE *f, const json_t *obj, int indent, bool color)
     json_object_foreach((json_t *)obj, k, v)
     {
         if (is_scalar(v) || !all_scalars(v)) continue;
-        if (json_is_array(v)) {
-            cli_cell(v, cell, FACT_MAX);
-        } else {
-            size_t len = 0;
-            const char *k2;
-            json_t *v2;
-            cell[0] = '\0';
-            json_object_foreach(v, k2, v2)
-            {
-                char part[64];
-                cli_cell(v2, part, 40);
-                int w = snprintf(cell + len, sizeof cell - len, "%s%s=%s", len ? " " : "", k2, part);
-                if (w < 0 || (size_t)w >= sizeof cell - len) break;
-                len += (size_t)w;
-            }
-            if (!json_object_size(v)) snprintf(cell, sizeof cell, "-");
-        }
+        cli_cell(v, cell, FACT_MAX);
         fprintf(f, "%*s%s%-*s%s  %s\n", indent, "", color ? BOLD : "", (int)kw + 1, k, color ? OFF : "",
-                json_is_array(v) && !json_array_size(v) ? "-" : cell);
+                json_is_array(v) || json_is_object(v) ? (*cell && strcmp(cell, "{}") ? cell : "-") : cell);
     }
     /* 3: lists of records as tables; 4: nested objects, indented. */
     json_object_foreach((json_t *)obj, k, v)
