@@ -19,20 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cli=$PWD/build/mcp-cli
-passed=0
-failed=0
-expect() { # expect CODE DESCRIPTION -- command...
-    local want=$1 what=$2
-    shift 3
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); else
-        failed=$((failed + 1)); echo "FAIL: $what: exit $got, wanted $want"; cat "$tmp/out" "$tmp/err"; fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-    if grep -q -- "$2" "$1"; then passed=$((passed + 1)); else
-        failed=$((failed + 1)); echo "FAIL: $3: '$2' not in $(head -c 400 "$1")"; fi
-}
+. tests/cli/lib.sh
 
 # A free port, then the server; wait (bounded) until it listens.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -8,20 +8,7 @@ trap 'rm -rf "$tmp"' EXIT
 export FLEETMCP_DB=$tmp/cli.db
 unset FLEETMCP_CONFIG
 cli=build/mcp-cli
-passed=0
-failed=0
-expect() { # expect CODE DESCRIPTION -- command...
-    local want=$1 what=$2
-    shift 3
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); else
-        failed=$((failed + 1)); echo "FAIL: $what: exit $got, wanted $want"; cat "$tmp/out" "$tmp/err"; fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-    if grep -q -- "$2" "$1"; then passed=$((passed + 1)); else
-        failed=$((failed + 1)); echo "FAIL: $3: '$2' not in $(head -c 400 "$1")"; fi
-}
+. tests/cli/lib.sh
 
 expect 0 "list" -- $cli list
 contains "$tmp/out" "fleet_status" "list shows fleet_status"

@@ -19,10 +19,7 @@ cleanup_tty() {
     fm_stack_cleanup
 }
 trap cleanup_tty EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. tests/cli/lib.sh
 
 cli=$PWD/build/mcp-cli
 # Fleet mode, so the canary repair really runs (and can be cancelled).
