@@ -41,10 +41,20 @@ wait_for() {
     screen "$1" | grep -v '^$' | tail -15
     return 1
 }
-# last_line WINDOW: the last non-blank line on screen (the line being edited).
-last_line() { screen "$1" | grep -v '^$' | tail -1; }
 expect_screen() { # expect_screen WINDOW TEXT WHAT [SECONDS]
     if wait_for "$1" "$2" "${4:-15}"; then ok; else bad "$3"; fi
+}
+# expect_line WINDOW TEXT WHAT: TEXT shows in the line being edited (the
+# last two non-blank lines: libedit puts its search prompt below), not
+# merely somewhere in the scrollback.
+expect_line() {
+    local deadline=$((SECONDS + 15))
+    while [ $SECONDS -lt $deadline ]; do
+        screen "$1" | grep -v '^$' | tail -2 | grep -qF -- "$2" && { ok; return; }
+        sleep 0.1
+    done
+    bad "$3"
+    screen "$1" | grep -v '^$' | tail -4
 }
 start_shell() { # start_shell NAME [ENV=VALUE...]: a new window running the shell
     local name=$1
@@ -61,24 +71,24 @@ T -f "$tmp/tmux.conf" new-session -d -s main -x 200 -y 50 "sleep 600"
 start_shell s1
 expect_screen s1 "fleetmcp>" "the shell starts and prompts"
 T send-keys -t s1 "descr" Tab
-expect_screen s1 "fleetmcp> describe " "Tab completes a command"
+expect_line s1 "fleetmcp> describe " "Tab completes a command"
 T send-keys -t s1 "node_dr" Tab Enter
 expect_screen s1 "the gate asks for: a plan and a signed approval" "describe says what the gate asks for"
 if screen s1 | grep -qE '^  name +type +required +enum +default +description'; then ok; else bad "describe prints the argument table"; fi
 if screen s1 | grep -qE '^  reason +string +yes'; then ok; else bad "the table marks reason as required"; fi
 
 T send-keys -t s1 "ticket_create sev" Tab
-expect_screen s1 "fleetmcp> ticket_create severity=" "Tab completes an argument name from inputSchema"
+expect_line s1 "fleetmcp> ticket_create severity=" "Tab completes an argument name from inputSchema"
 T send-keys -t s1 "h" Tab
-expect_screen s1 "ticket_create severity=high " "Tab completes an enum value"
+expect_line s1 "ticket_create severity=high " "Tab completes an enum value"
 T send-keys -t s1 'summary="GPU 3 fell off the bus" node=gpu-a0' Tab
 # gpu-a01..gpu-a04 share "gpu-a0": Tab lists them, typing one more key picks.
 T send-keys -t s1 Tab
 expect_screen s1 "gpu-a03" "a second Tab lists the node names from slurm_nodes"
 T send-keys -t s1 "2" Tab
-expect_screen s1 "node=gpu-a02 " "Tab completes a node name"
+expect_line s1 "node=gpu-a02 " "Tab completes a node name"
 T send-keys -t s1 "fault_cl" Tab "gpu_fallen" Tab
-expect_screen s1 "fault_class=gpu_fallen_off_bus " "Tab completes a fault class from the runbooks"
+expect_line s1 "fault_class=gpu_fallen_off_bus " "Tab completes a fault class from the runbooks"
 T send-keys -t s1 Enter
 expect_screen s1 "FM-1" "the quoted call creates a ticket"
 if screen s1 | grep -q "is not key=value"; then bad "a quoted value was split"; else ok; fi
@@ -94,18 +104,20 @@ summary=$("$cli" --format json call ticket_get key=FM-1 |
 
 # --- history: Up, Ctrl-R, secrets, file mode ------------------------------
 T send-keys -t s1 Up
-expect_screen s1 'fleetmcp> ticket_create severity=high summary="GPU 3 fell off the bus"' "Up recalls the last line"
+expect_line s1 'fleetmcp> ticket_create severity=high summary="GPU 3 fell off the bus"' "Up recalls the last line"
 T send-keys -t s1 C-u
 sleep 0.2
 T send-keys -t s1 Down C-u C-r "desc"
-expect_screen s1 "describe node_drain" "Ctrl-R finds an earlier line"
+expect_line s1 "bck:desc" "Ctrl-R searches the history"
+expect_line s1 "fleetmcp> describe node_drain" "Ctrl-R finds an earlier line"
 T send-keys -t s1 C-u Enter C-u
 T send-keys -t s1 "approve pl-0123456789abcdef --key $tmp/none.pem --approver alice" Enter
-expect_screen s1 "none.pem" "approve runs in the shell"
+expect_screen s1 "NOTFOUND: no plan pl-0123456789abcdef" "approve runs in the shell"
 T send-keys -t s1 "abc" C-c
-expect_screen s1 "fleetmcp> ^C" "Ctrl-C at the prompt drops the line"
+expect_line s1 "fleetmcp> ^C" "Ctrl-C at the prompt drops the line"
 T send-keys -t s1 "help" Enter
 expect_screen s1 "Ctrl-C cancels a running call" "the shell is still there after Ctrl-C"
+if screen s1 | grep -q "Unknown tool: abc"; then bad "the dropped line ran"; else ok; fi
 T send-keys -t s1 "quit" Enter
 expect_screen s1 "shell exited with 0" "quit exits 0"
 [ "$(stat -c %a "$hist" 2> /dev/null)" = 600 ] && ok || bad "history file mode is $(stat -c %a "$hist" 2>&1)"
@@ -116,7 +128,7 @@ if grep -q -- '--key\|none.pem' "$hist"; then bad "a line with --key reached the
 start_shell s2
 expect_screen s2 "fleetmcp>" "the shell starts again"
 T send-keys -t s2 Up
-expect_screen s2 "fleetmcp> quit" "Up in a new shell recalls the last session's line"
+expect_line s2 "fleetmcp> quit" "Up in a new shell recalls the last session's line"
 
 # --- colour ----------------------------------------------------------------
 T new-window -d -n c1 env TERM=xterm-256color "$cli" describe node_drain
