@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define CELL_MAX 40   /* a table cell */
@@ -140,6 +141,14 @@ typedef struct table {
     size_t w[TABLE_COLS];
 } table;
 
+/* The terminal's width, or 0 when f is not a terminal. */
+static size_t term_width(FILE *f)
+{
+    struct winsize ws;
+    if (!isatty(fileno(f)) || ioctl(fileno(f), TIOCGWINSZ, &ws) || !ws.ws_col) return 0;
+    return ws.ws_col;
+}
+
 static void table_print(FILE *f, table *t, int indent, bool color)
 {
     for (int c = 0; c < t->ncols; c++) t->w[c] = width(t->head[c]);
@@ -148,6 +157,19 @@ static void table_print(FILE *f, table *t, int indent, bool color)
             size_t w = width(t->cells[r * t->ncols + c]);
             if (w > t->w[c]) t->w[c] = w;
         }
+    /* On a terminal, rows never wrap: the columns that do not fit are
+     * left out and named (the first one always shows). */
+    size_t tw = term_width(f), used = (size_t)indent;
+    int shown = t->ncols;
+    for (int c = 0; tw && c < t->ncols; c++) {
+        used += t->w[c] + (c ? 2 : 0);
+        if (c && used > tw) {
+            shown = c;
+            break;
+        }
+    }
+    int all = t->ncols;
+    t->ncols = shown; /* rows keep their stride, all */
     fprintf(f, "%*s%s", indent, "", color ? BOLD : "");
     for (int c = 0; c < t->ncols; c++) {
         if (c + 1 < t->ncols) pad(f, t->head[c], t->w[c] + 2);
@@ -157,12 +179,18 @@ static void table_print(FILE *f, table *t, int indent, bool color)
     for (int r = 0; r < t->nrows; r++) {
         fprintf(f, "%*s", indent, "");
         for (int c = 0; c < t->ncols; c++) {
-            const char *s = t->cells[r * t->ncols + c];
+            const char *s = t->cells[r * all + c];
             if (c + 1 < t->ncols) pad(f, s, t->w[c] + 2);
             else fputs(s, f);
         }
         fputc('\n', f);
     }
+    if (shown < all) {
+        fprintf(f, "%*s%s(not shown for the terminal's width:", indent, "", color ? DIM : "");
+        for (int c = shown; c < all; c++) fprintf(f, " %s", t->head[c]);
+        fprintf(f, "; --format json has everything)%s\n", color ? OFF : "");
+    }
+    t->ncols = all;
 }
 
 static void table_free(table *t)
