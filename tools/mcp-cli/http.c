@@ -220,7 +220,11 @@ int cli_http_exchange(cli_client *c, const char *verb, const json_t *msg, long l
         sse_event(&k);
     }
     int out = 0;
-    if (k.interrupted) {
+    /* Ending a session is a courtesy a server may decline (405): quietly. */
+    bool quiet = !strcmp(verb, "DELETE");
+    if (quiet) {
+        out = rc == CURLE_OK && status >= 200 && status <= 299 ? 0 : CLI_UNREACHABLE;
+    } else if (k.interrupted) {
         out = CLI_CANCELLED;
     } else if (k.too_big) {
         fprintf(stderr, "mcp-cli: the answer from %s is larger than %u bytes\n", c->url, HTTP_MAX_BODY);

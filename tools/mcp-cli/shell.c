@@ -101,8 +101,8 @@ static void add_candidate(const char *prefix, const char *text, const char *valu
         if (s) snprintf(s, n, "%s=%s", value_of, q);
         free(q);
         if (s) S.cand[S.ncand++] = s;
-    } else {
-        S.cand[S.ncand++] = strdup(text);
+    } else if (*text && (S.cand[S.ncand] = strdup(text))) {
+        S.ncand++;
     }
 }
 
