@@ -14,9 +14,11 @@ static void words_are(const char *line, const char *const want[])
     char err[128] = "";
     ck_assert_msg(cli_words_split(line, false, &w, err, sizeof err) == 0, "%s: %s", line, err);
     int n = 0;
-    while (want[n]) n++;
+    while (want[n])
+        n++;
     ck_assert_msg(w.argc == n, "%s: %d words, wanted %d", line, w.argc, n);
-    for (int i = 0; i < n; i++) ck_assert_str_eq(w.argv[i], want[i]);
+    for (int i = 0; i < n; i++)
+        ck_assert_str_eq(w.argv[i], want[i]);
     ck_assert_ptr_null(w.argv[n]);
     cli_words_free(&w);
 }
@@ -124,7 +126,8 @@ START_TEST(values_from_files)
     fputs("{\"node\": \"gpu-a01\", \"limit\": 2}\n", f);
     fclose(f);
     f = fopen(big, "w");
-    for (unsigned i = 0; i <= CLI_MAX_VALUE_FILE; i += 8) fputs("xxxxxxx\n", f);
+    for (unsigned i = 0; i <= CLI_MAX_VALUE_FILE; i += 8)
+        fputs("xxxxxxx\n", f);
     fclose(f);
     /* One trailing newline goes; the rest of the text stays as written. */
     snprintf(line, sizeof line, "summary=@'%s' --args @%s", text, json);

@@ -8,7 +8,8 @@
 
 #include "fleetmcp/fm_util.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -21,7 +22,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 void cli_words_free(cli_words *w)
 {
-    for (int i = 0; w->argv && i < w->argc; i++) free(w->argv[i]);
+    for (int i = 0; w->argv && i < w->argc; i++)
+        free(w->argv[i]);
     free(w->argv);
     memset(w, 0, sizeof *w);
 }
@@ -52,7 +54,8 @@ int cli_words_split(const char *s, bool partial, cli_words *w, char *err, size_t
     size_t i = 0;
     w->at_blank = true;
     while (i < n) {
-        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n')) i++;
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n'))
+            i++;
         if (i >= n) break;
         size_t k = 0, start = i;
         char q = 0;
@@ -60,8 +63,10 @@ int cli_words_split(const char *s, bool partial, cli_words *w, char *err, size_t
         for (; i < n; i++) {
             char ch = s[i];
             if (q == '\'') {
-                if (ch == '\'') q = 0;
-                else buf[k++] = ch;
+                if (ch == '\'')
+                    q = 0;
+                else
+                    buf[k++] = ch;
             } else if (q == '"') {
                 if (ch == '"') {
                     q = 0;
@@ -106,7 +111,8 @@ int cli_words_split(const char *s, bool partial, cli_words *w, char *err, size_t
         /* A blank that ends the line closes the last word, unless it was
          * escaped: "a\ " is still inside the word. */
         size_t bs = 0;
-        for (size_t j = n - 1; j > 0 && s[j - 1] == '\\'; j--) bs++;
+        for (size_t j = n - 1; j > 0 && s[j - 1] == '\\'; j--)
+            bs++;
         if (bs % 2 == 0) w->at_blank = true;
     }
     free(buf);
@@ -167,8 +173,7 @@ static json_t *typed_value(const char *text)
     return v ? v : json_string(text);
 }
 
-static int merge_object(json_t *args, const char *text, const char *from, char *err,
-                        size_t errlen)
+static int merge_object(json_t *args, const char *text, const char *from, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *obj = json_loads(text, 0, &je);
@@ -198,7 +203,8 @@ json_t *cli_args_parse(int argc, char *const argv[], const cli_args_src *src, ch
             const char *from = "the command line";
             if (!strcmp(a, "-")) {
                 if (!src || !src->stdin_ok || !src->in) {
-                    fail(err, errlen, "--args - reads standard input, which is not available"
+                    fail(err, errlen,
+                         "--args - reads standard input, which is not available"
                          " here: use --args @FILE");
                     goto bad;
                 }
@@ -217,8 +223,10 @@ json_t *cli_args_parse(int argc, char *const argv[], const cli_args_src *src, ch
         if (!eq || eq == w) {
             char clip[64];
             snprintf(clip, sizeof clip, "%s", w);
-            fail(err, errlen, "'%s' is not key=value (quote a value with blanks: key=\"a b\"; or"
-                 " use --args JSON)", clip);
+            fail(err, errlen,
+                 "'%s' is not key=value (quote a value with blanks: key=\"a b\"; or"
+                 " use --args JSON)",
+                 clip);
             goto bad;
         }
         char *key = strndup(w, (size_t)(eq - w));
@@ -253,8 +261,10 @@ static bool looks_like_token(const char *s)
     if (strncmp(s, "eyJ", 3)) return false;
     int dots = 0;
     for (; *s; s++) {
-        if (*s == '.') dots++;
-        else if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_') return false;
+        if (*s == '.')
+            dots++;
+        else if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+            return false;
     }
     return dots == 2;
 }
@@ -285,7 +295,8 @@ char *cli_quote_word(const char *s)
     /* Single quotes keep everything but a single quote, which is closed,
      * escaped and reopened: it's -> 'it'\''s'. */
     size_t n = 2;
-    for (const char *p = s; *p; p++) n += *p == '\'' ? 4 : 1;
+    for (const char *p = s; *p; p++)
+        n += *p == '\'' ? 4 : 1;
     char *out = malloc(n + 1), *o = out;
     if (!out) return NULL;
     *o++ = '\'';

@@ -18,7 +18,7 @@
  * quotes a backslash escapes any character.  Nothing is ever run. */
 typedef struct cli_words {
     int argc;
-    char **argv;       /* NULL-terminated; cli_words_free */
+    char **argv; /* NULL-terminated; cli_words_free */
     /* Filled in partial mode (for completion): where the last word starts
      * in the input, whether the input ends between words, and the quote
      * still open at the end (0 if none). */
@@ -36,7 +36,7 @@ void cli_words_free(cli_words *w);
 /* Where the arguments come from: stdin_ok is false in the shell, whose
  * standard input is the operator's own typing. */
 typedef struct cli_args_src {
-    FILE *in;      /* for --args - */
+    FILE *in; /* for --args - */
     bool stdin_ok;
 } cli_args_src;
 

@@ -27,7 +27,8 @@ static long long now_ms(void)
 
 void cli_argv_free(char **argv)
 {
-    for (size_t i = 0; argv && argv[i]; i++) free(argv[i]);
+    for (size_t i = 0; argv && argv[i]; i++)
+        free(argv[i]);
     free(argv);
 }
 
@@ -119,15 +120,13 @@ static void take_reply(const json_t *msg, json_t **result, json_t **error)
     }
 }
 
-
-
 /* initialize, then notifications/initialized, on either transport. */
 static int handshake(cli_client *c, const char *client_name)
 {
     json_t *res = NULL, *err = NULL;
     json_t *params = json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", CLI_PROTOCOL,
-                               "capabilities", "clientInfo", "name", client_name ? client_name : "mcp-cli", "version",
-                               FM_SERVER_VERSION);
+                               "capabilities", "clientInfo", "name",
+                               client_name ? client_name : "mcp-cli", "version", FM_SERVER_VERSION);
     int rc = cli_request(c, "initialize", params, &res, &err);
     if (rc || err) {
         if (err) {
@@ -197,12 +196,16 @@ static char *read_token(const char *path)
     bool more = fgetc(f) != EOF;
     fclose(f);
     buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
     bool ok = n > 0 && !more;
-    for (size_t i = 0; ok && i < n; i++) ok = buf[i] > 0x20 && buf[i] < 0x7f;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = buf[i] > 0x20 && buf[i] < 0x7f;
     if (!ok) {
-        fprintf(stderr, "mcp-cli: --token-file %s must hold one token of visible ASCII, at most"
-                " %zu bytes\n", path, sizeof buf - 2);
+        fprintf(stderr,
+                "mcp-cli: --token-file %s must hold one token of visible ASCII, at most"
+                " %zu bytes\n",
+                path, sizeof buf - 2);
         return NULL;
     }
     return strdup(buf);
@@ -245,7 +248,8 @@ void cli_close(cli_client *c)
     if (c->pid > 0) {
         int status;
         /* Bounded wait, then SIGTERM, then SIGKILL. */
-        for (int i = 0; i < 200 && waitpid(c->pid, &status, WNOHANG) == 0; i++) usleep(10000);
+        for (int i = 0; i < 200 && waitpid(c->pid, &status, WNOHANG) == 0; i++)
+            usleep(10000);
         if (waitpid(c->pid, &status, WNOHANG) == 0) {
             kill(c->pid, SIGTERM);
             usleep(100000);
@@ -293,8 +297,10 @@ static int request_stdio(cli_client *c, const char *method, long long id, json_t
              * pings while busy), so a tools/list sent after the cancel is
              * answered once the server is done with the call. */
             progress_clear(c);
-            fprintf(stderr, "mcp-cli: cancelling %s; waiting for the server to stop it"
-                    " (Ctrl-C again to stop waiting)\n", method);
+            fprintf(stderr,
+                    "mcp-cli: cancelling %s; waiting for the server to stop it"
+                    " (Ctrl-C again to stop waiting)\n",
+                    method);
             probe_id = c->next_id++;
             if (send_msg(c, cancel_msg(id)) ||
                 send_msg(c, json_pack("{s:s, s:I, s:s}", "jsonrpc", "2.0", "id",
@@ -352,8 +358,7 @@ static int request_stdio(cli_client *c, const char *method, long long id, json_t
     return rc;
 }
 
-int cli_request(cli_client *c, const char *method, json_t *params, json_t **result,
-                json_t **error)
+int cli_request(cli_client *c, const char *method, json_t *params, json_t **result, json_t **error)
 {
     *result = NULL;
     if (error) *error = NULL;

@@ -9,8 +9,14 @@
 
 #include "fleetmcp/fm_transport.h"
 
-enum { CLI_OK = 0, CLI_USAGE = 1, CLI_UNREACHABLE = 4, CLI_TOOL_ERROR = 5, CLI_DRIFT = 6,
-       CLI_CANCELLED = 130 /* Ctrl-C, as a shell reports SIGINT */ };
+enum {
+    CLI_OK = 0,
+    CLI_USAGE = 1,
+    CLI_UNREACHABLE = 4,
+    CLI_TOOL_ERROR = 5,
+    CLI_DRIFT = 6,
+    CLI_CANCELLED = 130 /* Ctrl-C, as a shell reports SIGINT */
+};
 
 typedef struct cli_client {
     pid_t pid;
@@ -23,9 +29,9 @@ typedef struct cli_client {
     json_t *server_info; /* initialize result (owned) */
     /* --url: Streamable HTTP instead of a child process. */
     const char *url;
-    char *token;        /* bearer token from --token-file (owned) */
-    char session[256];  /* Mcp-Session-Id, when the server gives one */
-    char protocol[40];  /* the negotiated protocol version */
+    char *token;       /* bearer token from --token-file (owned) */
+    char session[256]; /* Mcp-Session-Id, when the server gives one */
+    char protocol[40]; /* the negotiated protocol version */
 } cli_client;
 
 /* Starts argv[0..] and runs initialize as client_name (NULL: "mcp-cli",
@@ -46,8 +52,7 @@ void cli_close(cli_client *c);
  * CLI_UNREACHABLE if the server died or timed out, and, when c->cancellable,
  * CLI_CANCELLED after Ctrl-C sent notifications/cancelled and the server
  * confirmed it is done with the call. */
-int cli_request(cli_client *c, const char *method, json_t *params, json_t **result,
-                json_t **error);
+int cli_request(cli_client *c, const char *method, json_t *params, json_t **result, json_t **error);
 
 /* Shows a progress or log notification from the server (stderr). */
 void cli_show_notification(cli_client *c, const json_t *msg);

@@ -30,8 +30,9 @@ json_t *cli_all_tools(cli_client *c, int *rc)
         json_t *res = NULL, *err = NULL;
         *rc = cli_request(c, "tools/list", params, &res, &err);
         if (*rc || err) {
-            if (err) fprintf(stderr, "mcp-cli: tools/list: %s\n",
-                             json_string_value(json_object_get(err, "message")));
+            if (err)
+                fprintf(stderr, "mcp-cli: tools/list: %s\n",
+                        json_string_value(json_object_get(err, "message")));
             json_decref(err);
             json_decref(tools);
             if (!*rc) *rc = CLI_UNREACHABLE;
@@ -81,7 +82,7 @@ int cli_cmd_describe(cli_client *c, const cli_opts *o)
     size_t i;
     json_t *t, *found = NULL;
     json_array_foreach(tools, i, t) if (!strcmp(json_string_value(json_object_get(t, "name")),
-                                               o->argv[0])) found = t;
+                                                o->argv[0])) found = t;
     if (!found) {
         fprintf(stderr, "mcp-cli: no tool '%s' on this server (mcp-cli list shows them)\n",
                 o->argv[0]);
@@ -121,8 +122,10 @@ int cli_call_and_print(cli_client *c, const cli_opts *o, const char *tool, json_
         json_array_foreach(json_object_get(res, "content"), i, part)
         {
             const char *text = json_string_value(json_object_get(part, "text"));
-            if (is_error) cli_print_error_text(stderr, text);
-            else if (text) puts(text);
+            if (is_error)
+                cli_print_error_text(stderr, text);
+            else if (text)
+                puts(text);
         }
     } else {
         cli_print_structured(stdout, json_object_get(res, "structuredContent"));

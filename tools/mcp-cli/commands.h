@@ -10,8 +10,8 @@ typedef struct cli_opts {
     const char *config, *db, *format;
     const char *client; /* clientInfo.name; NULL = mcp-cli (a human) */
     int timeout_ms;
-    bool in_shell;     /* standard input is the operator's typing */
-    int argc;          /* arguments after the command name */
+    bool in_shell; /* standard input is the operator's typing */
+    int argc;      /* arguments after the command name */
     char **argv;
     char **server_argv;
 } cli_opts;
@@ -20,7 +20,7 @@ typedef struct cli_command {
     const char *name;
     bool needs_server;
     int (*run)(cli_client *c, const cli_opts *o); /* returns an exit code */
-    const char *usage; /* arguments after the command name, for --help */
+    const char *usage;                            /* arguments after the command name, for --help */
 } cli_command;
 
 const cli_command *cli_find_command(const char *name);

@@ -5,8 +5,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define CELL_MAX 40   /* a table cell */
-#define FACT_MAX 200  /* a "key: value" line */
+#define CELL_MAX 40  /* a table cell */
+#define FACT_MAX 200 /* a "key: value" line */
 #define TABLE_ROWS 1000
 #define TABLE_COLS 16
 
@@ -58,8 +58,10 @@ static void clip(const char *s, char *out, size_t max)
     bool cut = n > max;
     size_t keep = cut ? max - 3 : n;
     /* Cut on a UTF-8 character boundary. */
-    while (cut && keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80) keep--;
-    for (size_t i = 0; i < keep; i++) out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+    while (cut && keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80)
+        keep--;
+    for (size_t i = 0; i < keep; i++)
+        out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
     if (cut) memcpy(out + k, "...", 3), k += 3;
     out[k] = '\0';
 }
@@ -123,14 +125,16 @@ static size_t width(const char *s)
 {
     /* Display width of UTF-8 text: count lead bytes only. */
     size_t w = 0;
-    for (; *s; s++) w += ((unsigned char)*s & 0xC0) != 0x80;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xC0) != 0x80;
     return w;
 }
 
 static void pad(FILE *f, const char *s, size_t w)
 {
     fputs(s, f);
-    for (size_t n = width(s); n < w; n++) fputc(' ', f);
+    for (size_t n = width(s); n < w; n++)
+        fputc(' ', f);
 }
 
 /* An aligned table: header row then rows, each a list of column texts. */
@@ -151,7 +155,8 @@ static size_t term_width(FILE *f)
 
 static void table_print(FILE *f, table *t, int indent, bool color)
 {
-    for (int c = 0; c < t->ncols; c++) t->w[c] = width(t->head[c]);
+    for (int c = 0; c < t->ncols; c++)
+        t->w[c] = width(t->head[c]);
     for (int r = 0; r < t->nrows; r++)
         for (int c = 0; c < t->ncols; c++) {
             size_t w = width(t->cells[r * t->ncols + c]);
@@ -172,22 +177,27 @@ static void table_print(FILE *f, table *t, int indent, bool color)
     t->ncols = shown; /* rows keep their stride, all */
     fprintf(f, "%*s%s", indent, "", color ? BOLD : "");
     for (int c = 0; c < t->ncols; c++) {
-        if (c + 1 < t->ncols) pad(f, t->head[c], t->w[c] + 2);
-        else fputs(t->head[c], f);
+        if (c + 1 < t->ncols)
+            pad(f, t->head[c], t->w[c] + 2);
+        else
+            fputs(t->head[c], f);
     }
     fprintf(f, "%s\n", color ? OFF : "");
     for (int r = 0; r < t->nrows; r++) {
         fprintf(f, "%*s", indent, "");
         for (int c = 0; c < t->ncols; c++) {
             const char *s = t->cells[r * all + c];
-            if (c + 1 < t->ncols) pad(f, s, t->w[c] + 2);
-            else fputs(s, f);
+            if (c + 1 < t->ncols)
+                pad(f, s, t->w[c] + 2);
+            else
+                fputs(s, f);
         }
         fputc('\n', f);
     }
     if (shown < all) {
         fprintf(f, "%*s%s(not shown for the terminal's width:", indent, "", color ? DIM : "");
-        for (int c = shown; c < all; c++) fprintf(f, " %s", t->head[c]);
+        for (int c = shown; c < all; c++)
+            fprintf(f, " %s", t->head[c]);
         fprintf(f, "; --format json has everything)%s\n", color ? OFF : "");
     }
     t->ncols = all;
@@ -195,7 +205,8 @@ static void table_print(FILE *f, table *t, int indent, bool color)
 
 static void table_free(table *t)
 {
-    for (int i = 0; i < t->nrows * t->ncols; i++) free(t->cells[i]);
+    for (int i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
     free(t->cells);
 }
 
@@ -215,21 +226,25 @@ static void print_rows(FILE *f, const json_t *arr, int indent, bool color)
         json_object_foreach(row, k, v)
         {
             int c = 0;
-            while (c < t.ncols && strcmp(cols[c], k)) c++;
+            while (c < t.ncols && strcmp(cols[c], k))
+                c++;
             if (c == t.ncols && t.ncols < TABLE_COLS) cols[t.ncols++] = k;
         }
     }
     size_t n = json_array_size(arr) < TABLE_ROWS ? json_array_size(arr) : TABLE_ROWS;
     t.cells = calloc(n * (size_t)t.ncols + 1, sizeof *t.cells);
     if (!t.cells) return;
-    for (int c = 0; c < t.ncols; c++) t.head[c] = (char *)cols[c];
+    for (int c = 0; c < t.ncols; c++)
+        t.head[c] = (char *)cols[c];
     for (size_t r = 0; r < n; r++) {
         const json_t *o = json_array_get(arr, r);
         for (int c = 0; c < t.ncols; c++) {
             char cell[CELL_MAX + 1];
             const json_t *v = json_object_get(o, cols[c]);
-            if (v) cli_cell(v, cell, CELL_MAX);
-            else cell[0] = '\0';
+            if (v)
+                cli_cell(v, cell, CELL_MAX);
+            else
+                cell[0] = '\0';
             t.cells[r * (size_t)t.ncols + (size_t)c] = strdup(cell);
         }
         t.nrows++;
@@ -246,38 +261,44 @@ static void print_object(FILE *f, const json_t *obj, int indent, bool color)
     const char *k;
     json_t *v;
     size_t kw = 0;
-    json_object_foreach((json_t *)obj, k, v) if ((is_scalar(v) || (json_is_object(v) && all_scalars(v))
-                                                  || (json_is_array(v) && all_scalars(v))) && strlen(k) > kw) kw = strlen(k);
+    json_object_foreach((json_t *)obj, k,
+                        v) if ((is_scalar(v) || (json_is_object(v) && all_scalars(v)) ||
+                                (json_is_array(v) && all_scalars(v))) &&
+                               strlen(k) > kw) kw = strlen(k);
     char cell[FACT_MAX + 1];
     /* 1: the key facts, scalars, in the server's order. */
     json_object_foreach((json_t *)obj, k, v)
     {
         if (!is_scalar(v)) continue;
         cli_cell(v, cell, FACT_MAX);
-        fprintf(f, "%*s%s%-*s%s  %s\n", indent, "", color ? BOLD : "", (int)kw + 1, k, color ? OFF : "", cell);
+        fprintf(f, "%*s%s%-*s%s  %s\n", indent, "", color ? BOLD : "", (int)kw + 1, k,
+                color ? OFF : "", cell);
     }
     /* 2: lists of scalars and small flat objects, one line each. */
     json_object_foreach((json_t *)obj, k, v)
     {
         if (is_scalar(v) || !all_scalars(v)) continue;
         cli_cell(v, cell, FACT_MAX);
-        fprintf(f, "%*s%s%-*s%s  %s\n", indent, "", color ? BOLD : "", (int)kw + 1, k, color ? OFF : "",
-                json_is_array(v) || json_is_object(v) ? (*cell && strcmp(cell, "{}") ? cell : "-") : cell);
+        fprintf(f, "%*s%s%-*s%s  %s\n", indent, "", color ? BOLD : "", (int)kw + 1, k,
+                color ? OFF : "",
+                json_is_array(v) || json_is_object(v) ? (*cell && strcmp(cell, "{}") ? cell : "-")
+                                                      : cell);
     }
     /* 3: lists of records as tables; 4: nested objects, indented. */
     json_object_foreach((json_t *)obj, k, v)
     {
         if (is_scalar(v) || all_scalars(v)) continue;
         if (array_of_objects(v)) {
-            fprintf(f, "\n%*s%s%s (%zu)%s\n", indent, "", color ? BOLD : "", k,
-                    json_array_size(v), color ? OFF : "");
+            fprintf(f, "\n%*s%s%s (%zu)%s\n", indent, "", color ? BOLD : "", k, json_array_size(v),
+                    color ? OFF : "");
             print_rows(f, v, indent + 2, color);
         } else if (json_is_object(v)) {
             fprintf(f, "%*s%s%s:%s\n", indent, "", color ? BOLD : "", k, color ? OFF : "");
             print_object(f, v, indent + 2, color);
         } else {
             char *s = json_dumps(v, JSON_COMPACT);
-            fprintf(f, "%*s%s%s:%s %s\n", indent, "", color ? BOLD : "", k, color ? OFF : "", s ? s : "");
+            fprintf(f, "%*s%s%s:%s %s\n", indent, "", color ? BOLD : "", k, color ? OFF : "",
+                    s ? s : "");
             free(s);
         }
     }
@@ -318,7 +339,8 @@ static const char *gate_asks(const char *autonomy)
         return "no approval; rate-limited per hour and deduplicated (audited)";
     if (!strcmp(autonomy, "hitl"))
         return "a plan and a signed approval: the first call answers with a plan id;\n"
-               "             run `mcp-cli approve PLAN`, then repeat the call with approval_id=ap-...";
+               "             run `mcp-cli approve PLAN`, then repeat the call with "
+               "approval_id=ap-...";
     if (!strcmp(autonomy, "canary"))
         return "no approval on canary nodes outside shadow mode; anywhere else a plan\n"
                "             and a signed approval, as for hitl";
@@ -344,7 +366,8 @@ void cli_print_tool(FILE *f, const json_t *tool)
     const json_t *in = json_object_get(tool, "inputSchema");
     const json_t *props = json_object_get(in, "properties");
     const json_t *req = json_object_get(in, "required");
-    const char *autonomy = json_string_value(json_object_get(json_object_get(tool, "_meta"), "autonomy"));
+    const char *autonomy =
+        json_string_value(json_object_get(json_object_get(tool, "_meta"), "autonomy"));
     const char *title = json_string_value(json_object_get(tool, "title"));
     const char *desc = json_string_value(json_object_get(tool, "description"));
     fprintf(f, "%s%s%s%s%s\n", color ? BOLD : "", json_string_value(json_object_get(tool, "name")),
@@ -368,7 +391,8 @@ void cli_print_tool(FILE *f, const json_t *tool)
         bool required = false;
         size_t i;
         json_t *r;
-        json_array_foreach(req, i, r) if (json_is_string(r) && !strcmp(json_string_value(r), k)) required = true;
+        json_array_foreach(req, i, r) if (json_is_string(r) && !strcmp(json_string_value(r), k))
+            required = true;
         schema_type(p, type, sizeof type);
         const json_t *e = json_object_get(p, "enum");
         if (!e) e = json_object_get(json_object_get(p, "items"), "enum");

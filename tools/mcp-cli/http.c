@@ -31,7 +31,8 @@ static int grow(char **p, size_t *cap, size_t need)
 {
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 4096;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     char *np = realloc(*p, n);
     if (!np) return -1;
     *p = np;
@@ -56,8 +57,10 @@ static void on_message(http_call *k, json_t *msg)
     } else if (method) {
         char m[64];
         cli_cell(json_object_get(msg, "method"), m, sizeof m - 1);
-        fprintf(stderr, "mcp-cli: the server asked for %s, which mcp-cli does not answer over"
-                " --url; the call may wait for it\n", m);
+        fprintf(stderr,
+                "mcp-cli: the server asked for %s, which mcp-cli does not answer over"
+                " --url; the call may wait for it\n",
+                m);
     } else if (json_is_integer(id) && json_integer_value(id) == k->want_id && !k->reply) {
         k->reply = json_incref(msg);
     }
@@ -129,12 +132,15 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
     if (n > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
         const char *v = p + sizeof name - 1;
         size_t vn = n - (sizeof name - 1);
-        while (vn && (*v == ' ' || *v == '\t')) v++, vn--;
-        while (vn && isspace((unsigned char)v[vn - 1])) vn--;
+        while (vn && (*v == ' ' || *v == '\t'))
+            v++, vn--;
+        while (vn && isspace((unsigned char)v[vn - 1]))
+            vn--;
         /* Visible ASCII only (the spec's rule), so it is safe to send back
          * in a header. */
         bool okv = vn > 0 && vn < sizeof k->c->session;
-        for (size_t i = 0; okv && i < vn; i++) okv = v[i] > 0x20 && v[i] < 0x7f;
+        for (size_t i = 0; okv && i < vn; i++)
+            okv = v[i] > 0x20 && v[i] < 0x7f;
         if (okv) {
             memcpy(k->c->session, v, vn);
             k->c->session[vn] = '\0';
@@ -210,7 +216,8 @@ int cli_http_exchange(cli_client *c, const char *verb, const json_t *msg, long l
     curl_easy_setopt(k.h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(k.h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(k.h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    curl_easy_setopt(k.h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
+    curl_easy_setopt(k.h, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
     curl_easy_setopt(k.h, CURLOPT_USERAGENT, "mcp-cli/" FM_SERVER_VERSION);
     CURLcode rc = curl_easy_perform(k.h);
     long status = 0;
@@ -227,7 +234,8 @@ int cli_http_exchange(cli_client *c, const char *verb, const json_t *msg, long l
     } else if (k.interrupted) {
         out = CLI_CANCELLED;
     } else if (k.too_big) {
-        fprintf(stderr, "mcp-cli: the answer from %s is larger than %u bytes\n", c->url, HTTP_MAX_BODY);
+        fprintf(stderr, "mcp-cli: the answer from %s is larger than %u bytes\n", c->url,
+                HTTP_MAX_BODY);
         out = CLI_UNREACHABLE;
     } else if (rc != CURLE_OK && !(k.reply && rc == CURLE_PARTIAL_FILE)) {
         fprintf(stderr, "mcp-cli: cannot reach %s: %s (is the server running? --url)\n", c->url,
@@ -238,8 +246,10 @@ int cli_http_exchange(cli_client *c, const char *verb, const json_t *msg, long l
                 c->url, status);
         out = CLI_UNREACHABLE;
     } else if (status == 404 && c->session[0] && want_id) {
-        fprintf(stderr, "mcp-cli: the server no longer knows session %s (HTTP 404): start"
-                " mcp-cli again\n", c->session);
+        fprintf(stderr,
+                "mcp-cli: the server no longer knows session %s (HTTP 404): start"
+                " mcp-cli again\n",
+                c->session);
         out = CLI_UNREACHABLE;
     } else if (status < 200 || status > 299) {
         char clip[200] = "";
@@ -250,7 +260,8 @@ int cli_http_exchange(cli_client *c, const char *verb, const json_t *msg, long l
             if (m) cli_cell(m, clip, sizeof clip - 1);
             json_decref(e);
         }
-        fprintf(stderr, "mcp-cli: HTTP %ld from %s%s%s\n", status, c->url, clip[0] ? ": " : "", clip);
+        fprintf(stderr, "mcp-cli: HTTP %ld from %s%s%s\n", status, c->url, clip[0] ? ": " : "",
+                clip);
         out = CLI_UNREACHABLE;
     } else if (k.kind == 1 && k.len) {
         json_t *m = json_loadb(k.buf, k.len, 0, NULL);
@@ -262,8 +273,10 @@ int cli_http_exchange(cli_client *c, const char *verb, const json_t *msg, long l
                 method ? method : "the request");
         out = CLI_UNREACHABLE;
     }
-    if (!out) *reply = k.reply;
-    else json_decref(k.reply);
+    if (!out)
+        *reply = k.reply;
+    else
+        json_decref(k.reply);
     curl_slist_free_all(hl);
     curl_easy_cleanup(k.h);
     free(k.buf);

@@ -26,15 +26,15 @@
  * no user pointer. */
 static struct {
     cli_client *c;
-    json_t *tools;        /* tools/list, fetched once (owned) */
-    json_t *nodes;        /* node names, fetched on first use (owned) */
+    json_t *tools; /* tools/list, fetched once (owned) */
+    json_t *nodes; /* node names, fetched on first use (owned) */
     json_t *fault_classes;
     char *cand[MAX_CANDIDATES];
     int ncand, next;
 } S;
 
-static const char *const shell_words[] = {"help", "quit", "exit", "tools", "list", "describe",
-                                          "call", "approve", "audit"};
+static const char *const shell_words[] = {"help",     "quit", "exit",    "tools", "list",
+                                          "describe", "call", "approve", "audit"};
 
 static const json_t *find_tool(const char *name)
 {
@@ -61,8 +61,9 @@ static json_t *server_values(const char *tool, const char *arg, const char *pref
         res = err = NULL;
     }
     bool nodes = !strcmp(arg, "node");
-    json_t *p = nodes ? json_pack("{s:s, s:{s:i}}", "name", "slurm_nodes", "arguments", "limit", 1000)
-                      : json_pack("{s:s, s:{}}", "name", "runbook_list", "arguments");
+    json_t *p = nodes
+                    ? json_pack("{s:s, s:{s:i}}", "name", "slurm_nodes", "arguments", "limit", 1000)
+                    : json_pack("{s:s, s:{}}", "name", "runbook_list", "arguments");
     if (cli_request(S.c, "tools/call", p, &res, &err) || !res) {
         json_decref(err);
         return out;
@@ -108,15 +109,16 @@ static void add_candidate(const char *prefix, const char *text, const char *valu
 
 static void values_for(const json_t *tool, const char *key, const char *prefix)
 {
-    const json_t *p = json_object_get(json_object_get(json_object_get(tool, "inputSchema"),
-                                                      "properties"), key);
+    const json_t *p =
+        json_object_get(json_object_get(json_object_get(tool, "inputSchema"), "properties"), key);
     const json_t *e = json_object_get(p, "enum");
     const char *type = json_string_value(json_object_get(p, "type"));
     size_t i;
     json_t *v;
     if (!e) e = json_object_get(json_object_get(p, "items"), "enum");
     if (e) {
-        json_array_foreach(e, i, v) if (json_is_string(v)) add_candidate(prefix, json_string_value(v), key);
+        json_array_foreach(e, i, v) if (json_is_string(v))
+            add_candidate(prefix, json_string_value(v), key);
         return;
     }
     if (type && !strcmp(type, "boolean")) {
@@ -124,10 +126,13 @@ static void values_for(const json_t *tool, const char *key, const char *prefix)
         add_candidate(prefix, "false", key);
         return;
     }
-    json_t **cache = !strcmp(key, "node") ? &S.nodes : !strcmp(key, "fault_class") ? &S.fault_classes : NULL;
+    json_t **cache = !strcmp(key, "node")          ? &S.nodes
+                     : !strcmp(key, "fault_class") ? &S.fault_classes
+                                                   : NULL;
     if (!cache) return;
     if (!*cache) *cache = server_values(fm_json_str(tool, "name", ""), key, prefix);
-    json_array_foreach(*cache, i, v) if (json_is_string(v)) add_candidate(prefix, json_string_value(v), key);
+    json_array_foreach(*cache, i, v) if (json_is_string(v))
+        add_candidate(prefix, json_string_value(v), key);
 }
 
 static void candidates(const char *line)
@@ -155,12 +160,14 @@ static void candidates(const char *line)
         } else if (tool) {
             const char *k;
             json_t *p;
-            json_object_foreach(json_object_get(json_object_get(tool, "inputSchema"), "properties"), k, p)
+            json_object_foreach(json_object_get(json_object_get(tool, "inputSchema"), "properties"),
+                                k, p)
             {
                 char kv[160];
                 bool given = false;
                 for (int a = ti + 1; a < idx; a++)
-                    if (!strncmp(w.argv[a], k, strlen(k)) && w.argv[a][strlen(k)] == '=') given = true;
+                    if (!strncmp(w.argv[a], k, strlen(k)) && w.argv[a][strlen(k)] == '=')
+                        given = true;
                 snprintf(kv, sizeof kv, "%s=", k);
                 if (!given) add_candidate(prefix, kv, NULL);
             }
@@ -178,7 +185,8 @@ static char *generator(const char *text, int state)
 
 static void clear_candidates(void)
 {
-    for (int i = 0; i < S.ncand; i++) free(S.cand[i]);
+    for (int i = 0; i < S.ncand; i++)
+        free(S.cand[i]);
     S.ncand = S.next = 0;
 }
 
@@ -194,7 +202,8 @@ static char **complete(const char *text, int start, int end)
     if (!S.ncand) return NULL;
     /* "key=" waits for its value: no blank after it. */
     bool keys = true;
-    for (int i = 0; i < S.ncand; i++) keys = keys && S.cand[i][strlen(S.cand[i]) - 1] == '=';
+    for (int i = 0; i < S.ncand; i++)
+        keys = keys && S.cand[i][strlen(S.cand[i]) - 1] == '=';
     rl_completion_append_character = keys ? '\0' : ' ';
     char **m = rl_completion_matches(text, generator);
     clear_candidates();
@@ -246,9 +255,12 @@ static void history_path(char *out, size_t len)
     const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
     char dir[PATH_MAX - 32];
     out[0] = '\0';
-    if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/fleetmcp", xdg);
-    else if (home && *home) snprintf(dir, sizeof dir, "%s/.local/state/fleetmcp", home);
-    else return;
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/fleetmcp", xdg);
+    else if (home && *home)
+        snprintf(dir, sizeof dir, "%s/.local/state/fleetmcp", home);
+    else
+        return;
     /* mkdir -p, each level 0700 when made here. */
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/') continue;
@@ -364,7 +376,8 @@ int cli_cmd_shell(cli_client *c, const cli_opts *o)
     rl_add_defun("mcp-cli-drop-line", drop_line, 3 /* Ctrl-C */);
     stifle_history(HISTORY_LINES);
     if (*hist) read_history(hist);
-    const char *prompt = cli_color(stdout) ? "\001\033[1m\002fleetmcp>\001\033[0m\002 " : "fleetmcp> ";
+    const char *prompt =
+        cli_color(stdout) ? "\001\033[1m\002fleetmcp>\001\033[0m\002 " : "fleetmcp> ";
     printf("mcp-cli shell: %zu tools; help for commands, Tab to complete, quit to leave\n",
            json_array_size(S.tools));
     rc = CLI_OK;
