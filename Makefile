@@ -64,12 +64,14 @@ $(BUILD)/fleetmcp: $(BUILD)/obj/src/main.o $(BUILD)/libfleetmcp.a
 $(BUILD)/mcp-cli: $(CLI_OBJ) $(BUILD)/libfleetmcp.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(EDIT_LIBS)
 
-# mcp-cli's quoting and argument rules are unit-tested with its own object.
-$(BUILD)/tests/test_cli_args: tests/unit/test_cli_args.c $(BUILD)/obj/tools/mcp-cli/args.o \
-                              $(BUILD)/libfleetmcp.a tests/unit/fm_test.h
+# mcp-cli's quoting, argument and output rules are unit-tested with its
+# own objects.
+CLI_UNIT_OBJ := $(BUILD)/obj/tools/mcp-cli/args.o $(BUILD)/obj/tools/mcp-cli/format.o
+$(BUILD)/tests/test_cli_args: tests/unit/test_cli_args.c $(CLI_UNIT_OBJ) $(BUILD)/libfleetmcp.a \
+                              tests/unit/fm_test.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $@.d -o $@ $< $(BUILD)/obj/tools/mcp-cli/args.o \
-	  $(BUILD)/libfleetmcp.a $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $@.d -o $@ $< $(CLI_UNIT_OBJ) $(BUILD)/libfleetmcp.a \
+	  $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfleetmcp.a tests/unit/fm_test.h
 	@mkdir -p $(@D)

@@ -1,10 +1,12 @@
 /* mcp-cli's word and argument rules (tools/mcp-cli/args.c): the shell
  * splits a typed line into the words a POSIX shell would give `mcp-cli
- * call`, and both then go through the same cli_args_parse. */
+ * call`, and both then go through the same cli_args_parse.  Also its text
+ * output for people (tools/mcp-cli/format.c). */
 #include <string.h>
 #include <sys/stat.h>
 
 #include "../../tools/mcp-cli/args.h"
+#include "../../tools/mcp-cli/format.h"
 #include "fm_test.h"
 
 /* Splits line strictly and checks the words against want (NULL-ended). */
@@ -226,6 +228,93 @@ START_TEST(quote_round_trip)
 }
 END_TEST
 
+/* What cli_print_structured writes for the JSON text in, not on a terminal. */
+static char *printed(const char *json)
+{
+    json_t *v = json_loads(json, 0, NULL);
+    ck_assert_ptr_nonnull(v);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cli_print_structured(f, v);
+    fclose(f);
+    json_decref(v);
+    return buf;
+}
+
+START_TEST(cells_are_short_and_inert)
+{
+    char out[41];
+    json_t *v = json_string("a\033[2Jb\nc\x7f");
+    cli_cell(v, out, 40);
+    ck_assert_str_eq(out, "a [2Jb c "); /* no escape reaches the terminal */
+    json_decref(v);
+    v = json_string("0123456789abcdef");
+    cli_cell(v, out, 10);
+    ck_assert_str_eq(out, "0123456...");
+    json_decref(v);
+    v = json_loads("[\"a\", 1, true]", 0, NULL);
+    cli_cell(v, out, 40);
+    ck_assert_str_eq(out, "a,1,true");
+    json_decref(v);
+    v = json_loads("{\"rack\": \"r01\", \"gpus\": 8}", 0, NULL);
+    cli_cell(v, out, 40);
+    ck_assert_str_eq(out, "rack=r01 gpus=8");
+    json_decref(v);
+    /* A cut never splits a UTF-8 character. */
+    v = json_string("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+    cli_cell(v, out, 6);
+    ck_assert_str_eq(out, "\xc3\xa9...");
+    json_decref(v);
+}
+END_TEST
+
+START_TEST(facts_first_then_tables)
+{
+    char *s = printed("{\"rows\": [{\"id\": 1, \"tool\": \"fleet_status\"},"
+                      " {\"id\": 22, \"tool\": \"x\", \"node\": \"gpu-a01\"}],"
+                      " \"count\": 2, \"counts\": {\"IDLE\": 7}, \"empty\": [],"
+                      " \"more\": {\"deep\": {\"a\": 1}, \"n\": 3}}");
+    ck_assert_str_eq(s, "count    2\n"
+                        "counts   IDLE=7\n"
+                        "empty    -\n"
+                        "\n"
+                        "rows (2)\n"
+                        "  id  tool          node\n"
+                        "  1   fleet_status\n"
+                        "  22  x             gpu-a01\n"
+                        "more:\n"
+                        "  n      3\n"
+                        "  deep   a=1\n");
+    free(s);
+}
+END_TEST
+
+START_TEST(describe_table)
+{
+    json_t *tool = json_loads(
+        "{\"name\": \"ticket_create\", \"title\": \"Open a ticket\", \"_meta\": {\"autonomy\":"
+        " \"hitl\"}, \"inputSchema\": {\"type\": \"object\", \"required\": [\"node\"],"
+        " \"properties\": {\"node\": {\"type\": \"string\", \"description\": \"a node\"},"
+        " \"severity\": {\"type\": \"string\", \"enum\": [\"high\", \"low\"], \"default\": \"low\"},"
+        " \"labels\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}}}}}",
+        0, NULL);
+    ck_assert_ptr_nonnull(tool);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cli_print_tool(f, tool);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "  autonomy:  hitl\n  the gate asks for: a plan and a signed approval"));
+    ck_assert_ptr_nonnull(strstr(buf, "  name      type      required  enum      default  description\n"
+                                      "  node      string    yes                          a node\n"
+                                      "  severity  string              high,low  low\n"
+                                      "  labels    string[]\n"));
+    free(buf);
+    json_decref(tool);
+}
+END_TEST
+
 static Suite *cli_args_suite(void)
 {
     Suite *s = suite_create("cli_args");
@@ -240,6 +329,11 @@ static Suite *cli_args_suite(void)
     tcase_add_test(tc, secrets_stay_out_of_history);
     tcase_add_test(tc, quote_round_trip);
     suite_add_tcase(s, tc);
+    TCase *fmt = tcase_create("format");
+    tcase_add_test(fmt, cells_are_short_and_inert);
+    tcase_add_test(fmt, facts_first_then_tables);
+    tcase_add_test(fmt, describe_table);
+    suite_add_tcase(s, fmt);
     return s;
 }
 

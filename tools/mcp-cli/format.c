@@ -184,13 +184,15 @@ static void table_print(FILE *f, table *t, int indent, bool color)
     }
     fprintf(f, "%s\n", color ? OFF : "");
     for (int r = 0; r < t->nrows; r++) {
+        char **row = t->cells + (size_t)r * (size_t)all;
+        int last = t->ncols - 1; /* no blanks after the last cell */
+        while (last > 0 && !*row[last]) last--;
         fprintf(f, "%*s", indent, "");
-        for (int c = 0; c < t->ncols; c++) {
-            const char *s = t->cells[r * all + c];
-            if (c + 1 < t->ncols)
-                pad(f, s, t->w[c] + 2);
+        for (int c = 0; c <= last; c++) {
+            if (c < last)
+                pad(f, row[c], t->w[c] + 2);
             else
-                fputs(s, f);
+                fputs(row[c], f);
         }
         fputc('\n', f);
     }
