@@ -130,6 +130,21 @@ expect_screen s2 "fleetmcp>" "the shell starts again"
 T send-keys -t s2 Up
 expect_line s2 "fleetmcp> quit" "Up in a new shell recalls the last session's line"
 
+# --- completion/complete, when the server offers completions ---------------
+T new-window -d -n s3 env TERM=xterm-256color "$cli" \
+    --server "python3 $PWD/tests/cli/complete_server.py $tmp/complete.log" shell
+expect_screen s3 "fleetmcp>" "the shell starts on a server that completes"
+T send-keys -t s3 "probe node=rack7" Tab
+expect_line s3 "fleetmcp> probe node=rack7-node0" "Tab asks completion/complete for the common prefix"
+T send-keys -t s3 "2" Tab Enter
+expect_screen s3 "probed rack7-node02" "the completed name reaches the call"
+if python3 -c 'import json,sys
+reqs = [json.loads(l) for l in open(sys.argv[1])]
+r = reqs[0]
+sys.exit(0 if r["ref"] == {"type": "ref/tool", "name": "probe"} and r["argument"] == {"name": "node", "value": "rack7"}
+         and reqs[-1]["argument"]["value"] == "rack7-node02" else 1)' "$tmp/complete.log"; then ok
+else bad "completion/complete requests: $(cat "$tmp/complete.log")"; fi
+
 # --- colour ----------------------------------------------------------------
 T new-window -d -n c1 env TERM=xterm-256color "$cli" describe node_drain
 T new-window -d -n c2 env TERM=xterm-256color NO_COLOR=1 "$cli" describe node_drain

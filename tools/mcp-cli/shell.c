@@ -44,23 +44,31 @@ static const json_t *find_tool(const char *name)
     return NULL;
 }
 
-/* Values the server knows for an argument: MCP completion/complete when
- * the server offers completions, else a read tool (new array of strings). */
-static json_t *server_values(const char *tool, const char *arg, const char *prefix)
+/* MCP completion/complete for one argument, when the server offers
+ * completions: the values it suggests for what was typed (new array), or
+ * NULL.  Asked at every Tab, since the answer depends on the prefix. */
+static json_t *server_complete(const char *tool, const char *arg, const char *prefix)
+{
+    if (!json_object_get(json_object_get(S.c->server_info, "capabilities"), "completions"))
+        return NULL;
+    json_t *res = NULL, *err = NULL, *out = NULL;
+    json_t *p = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "ref", "type", "ref/tool", "name", tool,
+                          "argument", "name", arg, "value", prefix);
+    if (!cli_request(S.c, "completion/complete", p, &res, &err) && res) {
+        const json_t *v = json_object_get(json_object_get(res, "completion"), "values");
+        if (json_is_array(v) && json_array_size(v)) out = json_incref((json_t *)v);
+    }
+    json_decref(res);
+    json_decref(err);
+    return out;
+}
+
+/* Until a server completes tool arguments: node names from slurm_nodes,
+ * fault classes from the runbooks' (new array of strings, fetched once per
+ * shell and kept by the caller). */
+static json_t *tool_values(bool nodes)
 {
     json_t *out = json_array(), *res = NULL, *err = NULL;
-    if (json_object_get(json_object_get(S.c->server_info, "capabilities"), "completions")) {
-        json_t *p = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "ref", "type", "ref/tool", "name",
-                              tool, "argument", "name", arg, "value", prefix);
-        if (!cli_request(S.c, "completion/complete", p, &res, &err) && res) {
-            json_array_extend(out, json_object_get(json_object_get(res, "completion"), "values"));
-            json_decref(res);
-            if (json_array_size(out)) return out;
-        }
-        json_decref(err);
-        res = err = NULL;
-    }
-    bool nodes = !strcmp(arg, "node");
     json_t *p = nodes
                     ? json_pack("{s:s, s:{s:i}}", "name", "slurm_nodes", "arguments", "limit", 1000)
                     : json_pack("{s:s, s:{}}", "name", "runbook_list", "arguments");
@@ -126,13 +134,14 @@ static void values_for(const json_t *tool, const char *key, const char *prefix)
         add_candidate(prefix, "false", key);
         return;
     }
+    json_t *asked = server_complete(fm_json_str(tool, "name", ""), key, prefix);
     json_t **cache = !strcmp(key, "node")          ? &S.nodes
                      : !strcmp(key, "fault_class") ? &S.fault_classes
                                                    : NULL;
-    if (!cache) return;
-    if (!*cache) *cache = server_values(fm_json_str(tool, "name", ""), key, prefix);
-    json_array_foreach(*cache, i, v) if (json_is_string(v))
+    if (!asked && cache && !*cache) *cache = tool_values(cache == &S.nodes);
+    json_array_foreach(asked ? asked : cache ? *cache : NULL, i, v) if (json_is_string(v))
         add_candidate(prefix, json_string_value(v), key);
+    json_decref(asked);
 }
 
 static void candidates(const char *line)
