@@ -75,10 +75,12 @@ void cli_show_notification(cli_client *c, const json_t *msg)
             fprintf(stderr, "  %s\n", line);
         }
     } else if (!strcmp(m, "notifications/message")) {
-        char text[400];
+        char text[400], level[16] = "log";
         cli_cell(json_object_get(p, "data"), text, sizeof text - 1);
+        if (json_is_string(json_object_get(p, "level")))
+            cli_cell(json_object_get(p, "level"), level, sizeof level - 1);
         progress_clear(c);
-        fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(p, "level")), text);
+        fprintf(stderr, "  %s: %s\n", level, text);
     }
     fflush(stderr);
 }
@@ -137,8 +139,12 @@ static int handshake(cli_client *c, const char *client_name)
         return CLI_UNREACHABLE;
     }
     c->server_info = res;
-    snprintf(c->protocol, sizeof c->protocol, "%s",
-             fm_json_str(res, "protocolVersion", CLI_PROTOCOL));
+    /* Sent back in an HTTP header: visible ASCII only. */
+    const char *pv = fm_json_str(res, "protocolVersion", CLI_PROTOCOL);
+    bool plain = strlen(pv) < sizeof c->protocol;
+    for (const char *q = pv; plain && *q; q++)
+        plain = *q > 0x20 && *q < 0x7f;
+    snprintf(c->protocol, sizeof c->protocol, "%s", plain ? pv : CLI_PROTOCOL);
     json_t *n = fm_rpc_notification("notifications/initialized", NULL);
     rc = send_msg(c, n);
     return rc ? CLI_UNREACHABLE : 0;
