@@ -228,18 +228,23 @@ START_TEST(quote_round_trip)
 }
 END_TEST
 
-/* What cli_print_structured writes for the JSON text in, not on a terminal. */
-static char *printed(const char *json)
+/* What print writes for the JSON text in, not on a terminal (new). */
+static char *printed_by(void (*print)(FILE *, const json_t *), const char *json)
 {
     json_t *v = json_loads(json, 0, NULL);
     ck_assert_ptr_nonnull(v);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    cli_print_structured(f, v);
+    print(f, v);
     fclose(f);
     json_decref(v);
     return buf;
+}
+
+static char *printed(const char *json)
+{
+    return printed_by(cli_print_structured, json);
 }
 
 START_TEST(cells_are_short_and_inert)
@@ -292,26 +297,22 @@ END_TEST
 
 START_TEST(describe_table)
 {
-    json_t *tool = json_loads(
+    char *buf = printed_by(
+        cli_print_tool,
         "{\"name\": \"ticket_create\", \"title\": \"Open a ticket\", \"_meta\": {\"autonomy\":"
         " \"hitl\"}, \"inputSchema\": {\"type\": \"object\", \"required\": [\"node\"],"
         " \"properties\": {\"node\": {\"type\": \"string\", \"description\": \"a node\"},"
-        " \"severity\": {\"type\": \"string\", \"enum\": [\"high\", \"low\"], \"default\": \"low\"},"
-        " \"labels\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}}}}}",
-        0, NULL);
-    ck_assert_ptr_nonnull(tool);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    cli_print_tool(f, tool);
-    fclose(f);
-    ck_assert_ptr_nonnull(strstr(buf, "  autonomy:  hitl\n  the gate asks for: a plan and a signed approval"));
-    ck_assert_ptr_nonnull(strstr(buf, "  name      type      required  enum      default  description\n"
-                                      "  node      string    yes                          a node\n"
-                                      "  severity  string              high,low  low\n"
-                                      "  labels    string[]\n"));
+        " \"severity\": {\"type\": \"string\", \"enum\": [\"high\", \"low\"], \"default\": "
+        "\"low\"},"
+        " \"labels\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}}}}}");
+    ck_assert_ptr_nonnull(
+        strstr(buf, "  autonomy:  hitl\n  the gate asks for: a plan and a signed approval"));
+    ck_assert_ptr_nonnull(strstr(buf,
+                                 "  name      type      required  enum      default  description\n"
+                                 "  node      string    yes                          a node\n"
+                                 "  severity  string              high,low  low\n"
+                                 "  labels    string[]\n"));
     free(buf);
-    json_decref(tool);
 }
 END_TEST
 
