@@ -30,6 +30,10 @@ CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 LDLIBS  := $(PKG_LIBS) -ldl -lpthread -lm
 LDFLAGS += $(EXTRA_LDFLAGS)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# libedit (line editing in `mcp-cli shell`) is linked into mcp-cli only:
+# the server's cold start does not pay for it.  -ledit when pkg-config
+# runs before `make deps` has installed libedit-dev.
+EDIT_LIBS := $(or $(shell pkg-config --libs libedit 2>/dev/null),-ledit)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/main.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/tools.gen.o
@@ -74,7 +78,16 @@ $(BUILD)/fleetmcp: $(BUILD)/obj/src/main.o $(BUILD)/libfleetmcp.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/mcp-cli: $(CLI_OBJ) $(BUILD)/libfleetmcp.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(EDIT_LIBS)
+
+# mcp-cli's quoting, argument and output rules are unit-tested with its
+# own objects.
+CLI_UNIT_OBJ := $(BUILD)/obj/tools/mcp-cli/args.o $(BUILD)/obj/tools/mcp-cli/format.o
+$(BUILD)/tests/test_cli_args: tests/unit/test_cli_args.c $(CLI_UNIT_OBJ) $(BUILD)/libfleetmcp.a \
+                              tests/unit/fm_test.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $@.d -o $@ $< $(CLI_UNIT_OBJ) $(BUILD)/libfleetmcp.a \
+	  $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfleetmcp.a tests/unit/fm_test.h
 	@mkdir -p $(@D)

@@ -86,6 +86,8 @@ stage interop-sdk node tests/interop/sdk-client.mjs build/fleetmcp
 stage interop-sdk-stack bash tests/interop/sdk-stack.sh
 stage interop-inspector bash tests/interop/inspector.sh build/fleetmcp
 stage mcp-cli bash tests/cli/run.sh
+stage mcp-cli-tty bash tests/cli/tty.sh
+stage mcp-cli-remote bash tests/cli/remote.sh
 stage approvals bash tests/cli/approval.sh
 stage elicitation python3 tests/cli/elicitation.py build/fleetmcp
 stage hardening python3 tests/cli/hardening.py build/fleetmcp

@@ -48,7 +48,7 @@ ap=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["structured
 grep -q "not that plan" "$tmp/err" && ok || bad "wrong-plan message: $(cat "$tmp/err")"
 # 8. The approved call runs once...
 [ "$(run $cli call killswitch_release reason=drill-over approval_id="$ap")" = 0 ] && ok || bad "approved release: $(cat "$tmp/err")"
-[ "$(run $cli call fleet_status)" = 0 ] && grep -q '"engaged": false' "$tmp/out" && ok || bad "kill switch released"
+[ "$(run $cli call fleet_status)" = 0 ] && grep -qE '^kill_switch +engaged=false' "$tmp/out" && ok || bad "kill switch released"
 # 9. ...and never again (replay).
 [ "$(run $cli call killswitch_release reason=drill-over approval_id="$ap")" = 5 ] && grep -q "already used" "$tmp/err" && ok || bad "replay refused: $(cat "$tmp/err")"
 # 10. Expired: sign by hand with an expiry in the past via plan_approve.

@@ -8,20 +8,7 @@ trap 'rm -rf "$tmp"' EXIT
 export FLEETMCP_DB=$tmp/cli.db
 unset FLEETMCP_CONFIG
 cli=build/mcp-cli
-passed=0
-failed=0
-expect() { # expect CODE DESCRIPTION -- command...
-    local want=$1 what=$2
-    shift 3
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then passed=$((passed + 1)); else
-        failed=$((failed + 1)); echo "FAIL: $what: exit $got, wanted $want"; cat "$tmp/out" "$tmp/err"; fi
-}
-contains() { # contains FILE TEXT DESCRIPTION
-    if grep -q -- "$2" "$1"; then passed=$((passed + 1)); else
-        failed=$((failed + 1)); echo "FAIL: $3: '$2' not in $(head -c 400 "$1")"; fi
-}
+. tests/cli/lib.sh
 
 expect 0 "list" -- $cli list
 contains "$tmp/out" "fleet_status" "list shows fleet_status"
@@ -29,7 +16,7 @@ contains "$tmp/out" "hitl" "list shows autonomy"
 expect 0 "list json" -- $cli --format json list
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/out" && passed=$((passed+1)) || { failed=$((failed+1)); echo "FAIL: list json parses"; }
 expect 0 "describe" -- $cli describe audit_query
-contains "$tmp/out" "input schema" "describe shows the schema"
+contains "$tmp/out" "the gate asks for" "describe says what the gate asks for"
 expect 1 "describe unknown" -- $cli describe nope
 expect 0 "call with key=value" -- $cli call audit_query limit=2 tool=fleet_status
 expect 0 "call with --args" -- $cli call audit_query --args '{"limit": 1}'
@@ -43,6 +30,30 @@ expect 1 "no command" -- $cli
 expect 1 "bad format" -- $cli --format yaml list
 expect 4 "server missing" -- $cli --server /nonexistent/fleetmcp list
 expect 4 "server dies" -- $cli --server "/bin/false" list
+# Quoting, key=@FILE and --args - (the rules are unit-tested in
+# tests/unit/test_cli_args.c; here they reach a real server).
+printf 'GPU 3 fell off the bus\n' > "$tmp/summary.txt"
+expect 0 "key=@FILE and a quoted value" -- $cli --format json call ticket_create summary=@"$tmp/summary.txt" \
+    node=gpu-a01 fault_class=gpu_fallen_off_bus description="it's gone; \"nvidia-smi\" sees 7 GPUs"
+contains "$tmp/out" '"key": "FM-1"' "ticket created"
+expect 0 "the same ticket from the shell" -- sh -c "printf '%s\n' 'ticket_get key=FM-1' | $cli --format json shell"
+contains "$tmp/out" '"summary": "GPU 3 fell off the bus"' "@FILE value without its trailing newline"
+contains "$tmp/out" "it's gone; \\\\\"nvidia-smi\\\\\" sees 7 GPUs" "quotes kept inside a double-quoted value"
+expect 0 "--args - reads standard input" -- sh -c "echo '{\"limit\": 1, \"tool\": \"ticket_create\"}' | $cli --format json call audit_query --args -"
+contains "$tmp/out" '"count": 1' "--args - applied"
+expect 1 "an unquoted blank is refused with advice" -- $cli call ticket_create summary=GPU 3
+contains "$tmp/err" "'3' is not key=value (quote a value with blanks" "the refusal says how to quote"
+expect 1 "a missing @FILE" -- $cli call audit_query tool=@/nonexistent/x
+contains "$tmp/err" "cannot open /nonexistent/x" "the refusal names the file"
+# Text output for people: key facts first, lists as aligned tables, no
+# colour in a pipe.
+expect 0 "audit_query as a table" -- $cli call audit_query limit=3
+contains "$tmp/out" "^count " "key facts first"
+contains "$tmp/out" "^  id  *ts  *phase  *tool" "rows as an aligned table"
+if grep -q $'\033' "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: colour in a pipe"; else passed=$((passed + 1)); fi
+expect 0 "describe as a table" -- $cli describe ticket_create
+contains "$tmp/out" "^  severity  *string  *critical,high,medium,low" "enum column"
+contains "$tmp/out" "rate-limited" "what the gate asks of a create tool"
 expect 0 "shell" -- sh -c "printf 'tools\ncall fleet_status\nfleet_status\nhelp\nquit\n' | $cli shell"
 contains "$tmp/out" "shadow" "shell ran fleet_status"
 # mcp-cli's calls are attributed to a human.

@@ -10,7 +10,8 @@ typedef struct cli_opts {
     const char *config, *db, *format;
     const char *client; /* clientInfo.name; NULL = mcp-cli (a human) */
     int timeout_ms;
-    int argc;          /* arguments after the command name */
+    bool in_shell; /* standard input is the operator's typing */
+    int argc;      /* arguments after the command name */
     char **argv;
     char **server_argv;
 } cli_opts;
@@ -19,18 +20,23 @@ typedef struct cli_command {
     const char *name;
     bool needs_server;
     int (*run)(cli_client *c, const cli_opts *o); /* returns an exit code */
-    const char *usage; /* arguments after the command name, for --help */
+    const char *usage;                            /* arguments after the command name, for --help */
 } cli_command;
 
 const cli_command *cli_find_command(const char *name);
 
-/* Parses "key=value" pairs (values as JSON when they parse, else strings)
- * or --args JSON into a new object; NULL with a message on error. */
-json_t *cli_parse_args(int argc, char **argv);
+/* Every page of tools/list in one array (new), or NULL with *rc set and
+ * a message on stderr. */
+json_t *cli_all_tools(cli_client *c, int *rc);
 
-/* Calls a tool and prints the result; returns CLI_OK or CLI_TOOL_ERROR. */
+/* Calls a tool (args stolen) and prints the result; returns CLI_OK,
+ * CLI_TOOL_ERROR, CLI_CANCELLED (Ctrl-C) or CLI_UNREACHABLE. */
 int cli_call_and_print(cli_client *c, const cli_opts *o, const char *tool, json_t *args);
 
+int cli_cmd_list(cli_client *c, const cli_opts *o);
+int cli_cmd_describe(cli_client *c, const cli_opts *o);
+int cli_cmd_call(cli_client *c, const cli_opts *o);
+int cli_cmd_shell(cli_client *c, const cli_opts *o); /* shell.c */
 int cli_cmd_keygen(cli_client *c, const cli_opts *o);
 int cli_cmd_approve(cli_client *c, const cli_opts *o);
 int cli_cmd_audit(cli_client *c, const cli_opts *o);

@@ -1,12 +1,14 @@
 /* mcp-cli: the operators' MCP client.  It speaks MCP to the same server
  * agents use, so a human's calls go through the same gate and audit. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "client.h"
 #include "commands.h"
 
@@ -18,9 +20,11 @@ static void usage(FILE *f)
             "commands:\n"
             "  list                       tools with autonomy and title\n"
             "  describe TOOL              a tool's description, schemas and annotations\n"
-            "  call TOOL [--args JSON | key=value ...]\n"
-            "                             call a tool (values parse as JSON, else strings)\n"
-            "  shell                      interactive: tools, call, describe, help, quit\n"
+            "  call TOOL [key=value | key=@FILE | --args JSON|@FILE|- ...]\n"
+            "                             call a tool (values parse as JSON, else strings;\n"
+            "                             quote values with blanks: key=\"a b\")\n"
+            "  shell                      interactive, with line editing, history and Tab\n"
+            "                             completion: tools, call, describe, approve, help, quit\n"
             "  keygen --out FILE [--approver NAME]\n"
             "                             make an Ed25519 approver key; prints the config line\n"
             "  approve PLAN --key FILE --approver NAME [--ttl 15m] [--yes]\n"
@@ -36,11 +40,15 @@ static void usage(FILE *f)
             "  --db FILE        passed to the default server\n"
             "  --format F       text (default) or json\n"
             "  --timeout SEC    per request (default 120)\n"
+            "  --url URL        a remote server over Streamable HTTP (http://HOST:PORT/mcp)\n"
+            "                   instead of starting one\n"
+            "  --token-file F   with --url: a file holding the bearer token\n"
             "  --client NAME    clientInfo name to send (default mcp-cli, audited as a human;\n"
             "                   any other name is audited as an agent)\n"
             "\n"
             "exit codes: 0 ok, 1 usage, 4 server unreachable or died, 5 tool returned"
-            " isError, 6 replay drifted\n");
+            " isError, 6 replay drifted,\n"
+            "            130 a call cancelled with Ctrl-C\n");
 }
 
 /* The default server: build/fleetmcp beside build/mcp-cli, else PATH. */
@@ -78,14 +86,20 @@ int main(int argc, char **argv)
                                          {"format", required_argument, 0, 'f'},
                                          {"timeout", required_argument, 0, 't'},
                                          {"client", required_argument, 0, 'C'},
+                                         {"url", required_argument, 0, 'u'},
+                                         {"token-file", required_argument, 0, 'T'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_opts o = {.format = "text", .timeout_ms = 120000};
     const char *server = getenv("MCP_CLI_SERVER");
+    const char *url = NULL, *token_file = NULL;
+    bool server_opt = false;
     int c;
-    while ((c = getopt_long(argc, argv, "+s:c:d:f:t:C:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:c:d:f:t:C:u:T:h", opts, NULL)) != -1) {
         switch (c) {
-        case 's': server = optarg; break;
+        case 's': server = optarg, server_opt = true; break;
+        case 'u': url = optarg; break;
+        case 'T': token_file = optarg; break;
         case 'c': o.config = optarg; break;
         case 'd': o.db = optarg; break;
         case 'f':
@@ -127,12 +141,38 @@ int main(int argc, char **argv)
         }
     }
     if (!cmd->needs_server) return cmd->run(NULL, &o);
+    if (url && server_opt) {
+        fprintf(stderr, "mcp-cli: --url and --server name two different servers: give one\n");
+        return CLI_USAGE;
+    }
+    if (token_file && !url) {
+        fprintf(stderr, "mcp-cli: --token-file goes with --url (a local server needs no token)\n");
+        return CLI_USAGE;
+    }
+    if (url) {
+        cli_client cl;
+        int rc = cli_connect_url(&cl, url, token_file, o.timeout_ms, o.client);
+        if (rc == 0) rc = cmd->run(&cl, &o);
+        cli_close(&cl);
+        return rc;
+    }
     /* The documented form `replay FILE --server CMD`: --server may follow FILE. */
     if (!strcmp(cmd->name, "replay") && o.argc == 3 && !strcmp(o.argv[1], "--server")) {
         server = o.argv[2];
         o.argc = 1;
     }
-    o.server_argv = server ? cli_split_argv(server) : default_server(argv[0], o.config, o.db);
+    if (server) {
+        /* The same quoting rules as the shell's lines and call's words. */
+        cli_words w;
+        char err[160];
+        if (cli_words_split(server, false, &w, err, sizeof err)) {
+            fprintf(stderr, "mcp-cli: --server: %s\n", err);
+            return CLI_USAGE;
+        }
+        o.server_argv = w.argv; /* NULL-terminated; cli_argv_free frees it */
+    } else {
+        o.server_argv = default_server(argv[0], o.config, o.db);
+    }
     if (!o.server_argv || !o.server_argv[0]) {
         fprintf(stderr, "mcp-cli: --server is empty\n");
         cli_argv_free(o.server_argv);

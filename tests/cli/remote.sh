@@ -1,0 +1,84 @@
+#!/bin/bash
+# mcp-cli --url: the same commands against a remote server over Streamable
+# HTTP.  The peer is the SDK's reference server (server-everything in
+# streamableHttp mode) on a free loopback port: it answers with SSE streams,
+# sends progress, and gives an Mcp-Session-Id that every later request must
+# carry.  Ctrl-C during a long call is typed into a real terminal (tmux).
+set -u
+cd "$(dirname "$0")/../.."
+se=tests/interop/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+[ -f "$se" ] || { echo "FAIL: $se is missing (make deps runs npm ci in tests/interop)"; exit 1; }
+command -v tmux > /dev/null || { echo "FAIL: tmux is not installed (make deps)"; exit 1; }
+tmp=$(mktemp -d)
+sock=fm-remote-$$
+sepid=
+cleanup() {
+    tmux -L "$sock" kill-server 2> /dev/null
+    [ -n "$sepid" ] && kill "$sepid" 2> /dev/null && wait "$sepid" 2> /dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+cli=$PWD/build/mcp-cli
+. tests/cli/lib.sh
+
+# A free port, then the server; wait (bounded) until it listens.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$port node "$se" streamableHttp > "$tmp/se.log" 2>&1 &
+sepid=$!
+for _ in $(seq 100); do grep -q "listening on port" "$tmp/se.log" && break; sleep 0.1; done
+grep -q "listening on port" "$tmp/se.log" || { echo "FAIL: server-everything did not start:"; cat "$tmp/se.log"; exit 1; }
+url=http://127.0.0.1:$port/mcp
+
+expect 0 "list over HTTP" -- "$cli" --url "$url" list
+contains "$tmp/out" "trigger-long-running-operation" "the remote tools are listed"
+expect 0 "a quoted value over HTTP" -- "$cli" --url "$url" call echo message="GPU 3 fell off the bus"
+contains "$tmp/out" "Echo: GPU 3 fell off the bus" "the value kept its blanks"
+expect 0 "describe over HTTP" -- "$cli" --url "$url" describe get-sum
+contains "$tmp/out" "^  a  *number  *yes  *First number" "describe's argument table"
+expect 0 "json over HTTP" -- "$cli" --url "$url" --format json call get-structured-content location=Chicago
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "temperature" in d["structuredContent"]' "$tmp/out" \
+    && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: --format json is the exact result"; }
+# Progress from an SSE stream: plain lines when stderr is not a terminal.
+expect 0 "a long call with progress" -- "$cli" --url "$url" call trigger-long-running-operation duration=1 steps=2
+contains "$tmp/err" "^  \[ 50%\]" "progress line at 50%"
+contains "$tmp/err" "^  \[100%\]" "progress line at 100%"
+contains "$tmp/out" "Long running operation completed" "the result after the progress"
+expect 0 "the shell over HTTP" -- sh -c "printf '%s\n' \"echo message='it is ok'\" 'get-sum a=2 b=3' | $cli --url $url shell"
+contains "$tmp/out" "Echo: it is ok" "shell call over HTTP"
+contains "$tmp/out" "The sum of 2 and 3 is 5" "a second call in the same session"
+printf 'tok-123\n' > "$tmp/token"
+expect 0 "a token file" -- "$cli" --url "$url" --token-file "$tmp/token" call echo message=x
+printf 'tok\r\nX-Evil: 1\n' > "$tmp/bad-token"
+expect 1 "a token with a line break is refused" -- "$cli" --url "$url" --token-file "$tmp/bad-token" list
+contains "$tmp/err" "visible ASCII" "the refusal says what a token may hold"
+expect 1 "a missing token file" -- "$cli" --url "$url" --token-file "$tmp/none" list
+expect 1 "not http" -- "$cli" --url "ftp://127.0.0.1/mcp" list
+expect 1 "--url and --server together" -- "$cli" --url "$url" --server build/fleetmcp list
+expect 4 "nothing listening" -- "$cli" --url "http://127.0.0.1:1/mcp" list
+contains "$tmp/err" "cannot reach" "unreachable says so"
+expect 5 "a tool error over HTTP" -- "$cli" --url "$url" call nope
+contains "$tmp/err" "not found" "the server's refusal is shown"
+
+# Ctrl-C in a terminal during a long call: the stream ends, the cancel is
+# sent, and mcp-cli exits 130 after the server acknowledged it.
+T() { tmux -L "$sock" "$@"; }
+T -f /dev/null new-session -d -s main -x 160 -y 20 \
+    bash -c '"$@"; echo "call exited with $?"; sleep 600' bash \
+    "$cli" --url "$url" call trigger-long-running-operation duration=60 steps=60
+wait_for() { # wait_for TEXT SECONDS
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        T capture-pane -p -t main | grep -qF -- "$1" && return 0
+        sleep 0.1
+    done
+    echo "--- screen while waiting for '$1':"
+    T capture-pane -p -t main | grep -v '^$'
+    return 1
+}
+if wait_for "%]" 20; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: progress on the terminal"; fi
+T send-keys -t main C-c
+if wait_for "call exited with 130" 20; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: Ctrl-C cancels with 130"; fi
+if T capture-pane -p -t main | grep -q "tools/call cancelled"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: the cancel is confirmed on screen"; fi
+echo "mcp-cli remote: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
