@@ -9,7 +9,7 @@
 BUILD   ?= build
 CC      ?= cc
 PYTHON  ?= python3
-PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8
+PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose
 OPT     ?= -O2 -g
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
