@@ -9,8 +9,10 @@
 BUILD   ?= build
 CC      ?= cc
 PYTHON  ?= python3
-PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose
+PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8
 OPT     ?= -O2 -g
+# JOSE for src/auth: libcjose needs only the jansson and libcrypto above.
+PKGS    += cjose
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
            -Iinclude -I$(BUILD)/gen $(OPT) $(EXTRA_CFLAGS) \
