@@ -19,7 +19,7 @@ for src in "${targets[@]}"; do
     clang -std=c11 -D_GNU_SOURCE -Iinclude -I$B/gen -g -O1 \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         "$src" $B/libfleetmcp.a \
-        $(pkg-config --libs jansson yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8) -ldl -lpthread -lm \
+        $(pkg-config --libs jansson yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose) -ldl -lpthread -lm \
         -o "$B/$name"
     # Inputs that once crashed or hung this target must stay fixed.
     regress=(tests/fuzz/regress/"${name#fuzz_}"-*)
