@@ -180,7 +180,8 @@ static int configure(fm_auth *a, const json_t *sec, fm_err *err)
     if (!origin || strlen(aud) >= sizeof a->audience)
         return fm_err_set(err, FM_ERR_INVALID,
                           "auth.audience must be this server's resource URI, an absolute"
-                          " https:// URI without query or fragment (e.g. https://fleet.example/mcp)");
+                          " https:// URI without query or fragment (e.g."
+                          " https://fleet.example/mcp)");
     snprintf(a->audience, sizeof a->audience, "%s", aud);
     /* RFC 9728 3.1: the well-known segment goes between origin and path. */
     const char *path = !strcmp(aud + origin, "/") ? "" : aud + origin;
@@ -305,7 +306,8 @@ static void levels_to_scopes(const fm_auth *a, unsigned levels, char *out, size_
     out[0] = '\0';
     for (int l = 0; l < FM_AUTH_NLEVELS; l++)
         if (levels & (1u << l))
-            o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s", o ? " " : "", a->scope[l]);
+            o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s", o ? " " : "",
+                                  a->scope[l]);
 }
 
 bool fm_principal_allows(const fm_principal *p, fm_autonomy level)

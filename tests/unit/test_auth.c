@@ -162,12 +162,18 @@ static fm_auth_status check(fm_auth *a, char *tok, fm_principal *p, fm_auth_fail
     return st;
 }
 
+/* The common case: claims c (stolen) signed RS256 with the issuer's key. */
+static fm_auth_status check_rs(fm_auth *a, json_t *c, fm_principal *p, fm_auth_fail *f)
+{
+    return check(a, mint(rsa_key, "RS256", "rsa-1", c), p, f);
+}
+
 START_TEST(valid_rs256_and_es256)
 {
     fm_auth *a = open_file_auth();
     fm_principal p;
     fm_auth_fail f;
-    fm_auth_status st = check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read fleetmcp:hitl")), &p, &f);
+    fm_auth_status st = check_rs(a, claims("fleetmcp:read fleetmcp:hitl"), &p, &f);
     ck_assert_msg(st == FM_AUTH_OK, "%s", f.description);
     ck_assert_int_eq(p.source, FM_PRINCIPAL_JWT);
     ck_assert_str_eq(p.subject, "alice");
@@ -206,20 +212,20 @@ START_TEST(expired_and_not_yet_valid)
     long long now = (long long)time(NULL);
     json_t *c = claims("fleetmcp:read");
     json_object_set_new(c, "exp", json_integer(now - 3600));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_EXPIRED);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_EXPIRED);
     ck_assert_ptr_nonnull(strstr(f.description, "EXPIRED"));
     ck_assert_str_eq(p.subject, ""); /* a refused token leaves no principal */
     /* Within the default 60 s of skew a just-expired token still passes. */
     c = claims("fleetmcp:read");
     json_object_set_new(c, "exp", json_integer(now - 20));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_OK);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_OK);
     c = claims("fleetmcp:read");
     json_object_set_new(c, "nbf", json_integer(now + 3600));
     ck_assert_int_eq(check(a, mint(ec_key, "ES256", "ec-1", c), &p, &f), FM_AUTH_EXPIRED);
     ck_assert_ptr_nonnull(strstr(f.description, "not valid"));
     c = claims("fleetmcp:read");
     json_object_del(c, "exp");
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_INVALID);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_INVALID);
     fm_auth_close(a);
 }
 END_TEST
@@ -231,21 +237,21 @@ START_TEST(wrong_issuer_and_audience)
     fm_auth_fail f;
     json_t *c = claims("fleetmcp:read");
     json_object_set_new(c, "iss", json_string("https://evil.test/"));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_INVALID);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_INVALID);
     ck_assert_ptr_nonnull(strstr(f.description, "issuer"));
     /* A token for another resource is never passed through. */
     c = claims("fleetmcp:read");
     json_object_set_new(c, "aud", json_string("https://other.test/api"));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_AUDIENCE);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_AUDIENCE);
     c = claims("fleetmcp:read");
     json_object_del(c, "aud");
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_AUDIENCE);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_AUDIENCE);
     c = claims("fleetmcp:read");
     json_object_set_new(c, "aud", json_pack("[s,s]", "https://other.test/api", AUD));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_OK);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_OK);
     c = claims("fleetmcp:read");
     json_object_set_new(c, "aud", json_pack("[s]", "https://fleet.test/mcp/"));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_AUDIENCE);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_AUDIENCE);
     fm_auth_http h;
     fm_auth_http_answer(a, &f, &h);
     ck_assert_int_eq(h.status, 401);
@@ -346,8 +352,7 @@ START_TEST(missing_scope_step_up)
     fm_auth *a = open_file_auth();
     fm_principal p;
     fm_auth_fail f;
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read openid")), &p, &f),
-                     FM_AUTH_OK);
+    ck_assert_int_eq(check_rs(a, claims("fleetmcp:read openid"), &p, &f), FM_AUTH_OK);
     ck_assert_str_eq(p.scopes, "fleetmcp:read");
     ck_assert_int_eq(fm_auth_require(a, &p, FM_AUTONOMY_READ, &f), FM_AUTH_OK);
     /* A read-only token is never granted a hitl tool, whatever else the call carries. */
@@ -369,7 +374,7 @@ START_TEST(missing_scope_step_up)
     /* scp as an array, as some issuers send it. */
     json_t *c = claims("");
     json_object_set_new(c, "scp", json_pack("[s,s]", "fleetmcp:create", "fleetmcp:hitl"));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_OK);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_OK);
     ck_assert_str_eq(p.scopes, "fleetmcp:create fleetmcp:hitl");
     fm_auth_close(a);
 }
@@ -405,10 +410,10 @@ START_TEST(missing_and_malformed_header)
     /* A sub holding a control character is refused, not cleaned. */
     json_t *c = claims("fleetmcp:read");
     json_object_set_new(c, "sub", json_string("ali\nce"));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_INVALID);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_INVALID);
     c = claims("fleetmcp:read");
     json_object_del(c, "sub");
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", c), &p, &f), FM_AUTH_INVALID);
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_INVALID);
     fm_auth_close(a);
 }
 END_TEST
@@ -430,14 +435,14 @@ START_TEST(static_tokens)
     /* Static tokens alone, no issuer: a JWT-shaped token is just unknown. */
     char hash[65];
     fm_sha256_hex(STATIC_TOKEN, strlen(STATIC_TOKEN), hash);
-    a = open_cfg(json_pack("{s:s, s:[{s:s, s:s, s:s, s:[s,s]}]}", "audience", "http://127.0.0.1:8080",
+    a = open_cfg(json_pack("{s:s, s:[{s:s, s:s, s:s, s:[s,s]}]}", "audience",
+                           "http://127.0.0.1:8080",
                            "tokens", "sha256", hash, "subject", "ci-bot", "client_id", "ci",
                            "scopes", "fleetmcp:read", "fleetmcp:create"));
     ck_assert_int_eq(fm_auth_verify(a, "Bearer " STATIC_TOKEN, &p, &f), FM_AUTH_OK);
     ck_assert_str_eq(p.client_id, "ci");
     ck_assert(fm_principal_allows(&p, FM_AUTONOMY_CREATE));
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read")), &p, &f),
-                     FM_AUTH_INVALID);
+    ck_assert_int_eq(check_rs(a, claims("fleetmcp:read"), &p, &f), FM_AUTH_INVALID);
     ck_assert_str_eq(fm_auth_metadata_path(a), "/.well-known/oauth-protected-resource");
     json_t *md = fm_auth_resource_metadata(a);
     ck_assert_ptr_null(json_object_get(md, "authorization_servers"));
@@ -475,9 +480,7 @@ START_TEST(configurable_scope_names)
                                     "hitl", "fleet.operate"));
     fm_principal p;
     fm_auth_fail f;
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleet.read fleetmcp:hitl")),
-                           &p, &f),
-                     FM_AUTH_OK);
+    ck_assert_int_eq(check_rs(a, claims("fleet.read fleetmcp:hitl"), &p, &f), FM_AUTH_OK);
     ck_assert(fm_principal_allows(&p, FM_AUTONOMY_READ));
     ck_assert(!fm_principal_allows(&p, FM_AUTONOMY_HITL));
     ck_assert_str_eq(fm_auth_scope_name(a, FM_AUTONOMY_HITL), "fleet.operate");
@@ -534,7 +537,8 @@ START_TEST(config_errors)
     FILE *fp = fopen(path, "w");
     fputs("{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}", fp);
     fclose(fp);
-    open_fails(json_pack("{s:s, s:s, s:{s:s}}", "audience", AUD, "issuer", ISS, "jwks", "file", path),
+    open_fails(json_pack("{s:s, s:s, s:{s:s}}", "audience", AUD, "issuer", ISS, "jwks", "file",
+                         path),
                "no usable");
     unlink(path);
 }
@@ -640,10 +644,9 @@ START_TEST(jwks_url_fetch_cache_and_rotation)
     /* Fetched on first use, then served from the cache. */
     fm_auth *a = open_url_auth(&s, "jwks.json", 60);
     ck_assert_int_eq(server_requests(&s, "/jwks.json"), 0);
-    fm_auth_status st = check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read")), &p, &f);
+    fm_auth_status st = check_rs(a, claims("fleetmcp:read"), &p, &f);
     ck_assert_msg(st == FM_AUTH_OK, "%s", f.description);
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read")), &p, &f),
-                     FM_AUTH_OK);
+    ck_assert_int_eq(check_rs(a, claims("fleetmcp:read"), &p, &f), FM_AUTH_OK);
     ck_assert_int_eq(server_requests(&s, "/jwks.json"), 1);
     /* Unknown kids within min_refresh_s cost the issuer nothing more. */
     cjose_jwk_t *second[] = {rsa_key, ec_key};
@@ -657,8 +660,7 @@ START_TEST(jwks_url_fetch_cache_and_rotation)
     /* With a 1 s interval the rotated key is picked up on the next unknown kid. */
     write_jwks(jwks, first, 1);
     a = open_url_auth(&s, "jwks.json", 1);
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read")), &p, &f),
-                     FM_AUTH_OK);
+    ck_assert_int_eq(check_rs(a, claims("fleetmcp:read"), &p, &f), FM_AUTH_OK);
     int before = server_requests(&s, "/jwks.json");
     write_jwks(jwks, second, 2);
     struct timespec ts = {1, 200 * 1000 * 1000};
@@ -670,8 +672,7 @@ START_TEST(jwks_url_fetch_cache_and_rotation)
 
     /* A missing document and an oversized one: 503, retry later. */
     a = open_url_auth(&s, "missing.json", 60);
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read")), &p, &f),
-                     FM_AUTH_UNAVAILABLE);
+    ck_assert_int_eq(check_rs(a, claims("fleetmcp:read"), &p, &f), FM_AUTH_UNAVAILABLE);
     fm_auth_http h;
     fm_auth_http_answer(a, &f, &h);
     ck_assert_int_eq(h.status, 503);
@@ -686,15 +687,13 @@ START_TEST(jwks_url_fetch_cache_and_rotation)
     fputs("\"}", bf);
     fclose(bf);
     a = open_url_auth(&s, "big.json", 60);
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read")), &p, &f),
-                     FM_AUTH_UNAVAILABLE);
+    ck_assert_int_eq(check_rs(a, claims("fleetmcp:read"), &p, &f), FM_AUTH_UNAVAILABLE);
     fm_auth_close(a);
 
     /* Nobody listening: unavailable, not a crash or a hang. */
     server_stop(&s);
     a = open_url_auth(&s, "jwks.json", 60);
-    ck_assert_int_eq(check(a, mint(rsa_key, "RS256", "rsa-1", claims("fleetmcp:read")), &p, &f),
-                     FM_AUTH_UNAVAILABLE);
+    ck_assert_int_eq(check_rs(a, claims("fleetmcp:read"), &p, &f), FM_AUTH_UNAVAILABLE);
     fm_auth_close(a);
     unlink(big);
     unlink(jwks);
