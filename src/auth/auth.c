@@ -304,10 +304,9 @@ static void levels_to_scopes(const fm_auth *a, unsigned levels, char *out, size_
 {
     size_t o = 0;
     out[0] = '\0';
-    for (int l = 0; l < FM_AUTH_NLEVELS; l++)
+    for (int l = 0; l < FM_AUTH_NLEVELS && o < len; l++)
         if (levels & (1u << l))
-            o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s", o ? " " : "",
-                                  a->scope[l]);
+            o += (size_t)snprintf(out + o, len - o, "%s%s", o ? " " : "", a->scope[l]);
 }
 
 bool fm_principal_allows(const fm_principal *p, fm_autonomy level)
@@ -565,7 +564,7 @@ static fm_auth_status check_claims(fm_auth *a, const json_t *c, fm_principal *p,
     p->source = FM_PRINCIPAL_JWT;
     p->levels = scope_levels(a, c);
     levels_to_scopes(a, p->levels, p->scopes, sizeof p->scopes);
-    p->expires_s = (int64_t)e;
+    p->expires_s = e < 9e18 ? (int64_t)e : INT64_MAX; /* exp 1e300 is valid JSON */
     return FM_AUTH_OK;
 }
 
