@@ -152,6 +152,12 @@ static int parse_static_tokens(fm_auth *a, const json_t *list, fm_err *err)
             sscanf(hex + 2 * k, "%2x", &v);
             st->hash[k] = (unsigned char)v;
         }
+        for (size_t k = 0; k < i; k++)
+            if (!memcmp(a->tokens[k].hash, st->hash, sizeof st->hash))
+                return fm_err_set(err, FM_ERR_INVALID,
+                                  "auth.tokens[%zu] has the hash of auth.tokens[%zu]: one token"
+                                  " must name one subject",
+                                  i, k);
         snprintf(st->subject, sizeof st->subject, "%s", sub);
         snprintf(st->client_id, sizeof st->client_id, "%s", fm_json_str(t, "client_id", ""));
         const json_t *sc = json_object_get(t, "scopes");
@@ -180,7 +186,7 @@ static int configure(fm_auth *a, const json_t *sec, fm_err *err)
     if (!origin || strlen(aud) >= sizeof a->audience)
         return fm_err_set(err, FM_ERR_INVALID,
                           "auth.audience must be this server's resource URI, an absolute"
-                          " https:// URI without query or fragment (e.g."
+                          " http(s) URI without query or fragment (e.g."
                           " https://fleet.example/mcp)");
     snprintf(a->audience, sizeof a->audience, "%s", aud);
     /* RFC 9728 3.1: the well-known segment goes between origin and path. */

@@ -527,6 +527,10 @@ START_TEST(config_errors)
     open_fails(json_pack("{s:s, s:[{s:s, s:s, s:[s]}]}", "audience", AUD, "tokens", "sha256", hash,
                          "subject", "x", "scopes", "fleetmcp:admin"),
                "configured scopes");
+    open_fails(json_pack("{s:s, s:[{s:s, s:s, s:[s]}, {s:s, s:s, s:[s]}]}", "audience", AUD,
+                         "tokens", "sha256", hash, "subject", "x", "scopes", "fleetmcp:read",
+                         "sha256", hash, "subject", "y", "scopes", "fleetmcp:hitl"),
+               "hash of auth.tokens[0]");
     open_fails(json_pack("{s:s, s:[{s:s, s:s, s:[s]}], s:{s:s, s:s}}", "audience", AUD, "tokens",
                          "sha256", hash, "subject", "x", "scopes", "a", "scopes", "read", "a",
                          "create", "a"),
