@@ -114,6 +114,12 @@ const char *fm_auth_metadata_url(const fm_auth *a);
  * name (may be NULL), every level granted. */
 void fm_principal_stdio(fm_principal *p, const char *client_name);
 
+/* The principal as an audit row records it (new reference):
+ * {"subject", "client_id", "source", "scopes"}; source is
+ * fm_principal_source_name(), so a self-declared name never reads as a
+ * verified one. */
+json_t *fm_principal_json(const fm_principal *p);
+
 /* "self-declared", "jwt", "static-token": how the audit row says who. */
 const char *fm_principal_source_name(fm_principal_source s);
 

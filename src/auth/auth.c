@@ -347,6 +347,12 @@ void fm_principal_stdio(fm_principal *p, const char *client_name)
     p->levels = (1u << FM_AUTH_NLEVELS) - 1;
 }
 
+json_t *fm_principal_json(const fm_principal *p)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "subject", p->subject, "client_id", p->client_id,
+                     "source", fm_principal_source_name(p->source), "scopes", p->scopes);
+}
+
 /* ---- static tokens ----------------------------------------------------- */
 
 /* Every configured hash is compared, in constant time, so the answer's

@@ -185,8 +185,19 @@ START_TEST(valid_rs256_and_es256)
     ck_assert(!fm_principal_allows(&p, FM_AUTONOMY_CANARY));
     ck_assert_int_gt(p.expires_s, (int64_t)time(NULL));
     ck_assert_str_eq(fm_principal_source_name(p.source), "jwt");
+    json_t *j = fm_principal_json(&p);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "subject")), "alice");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "source")), "jwt");
+    json_decref(j);
+    /* A client naming itself mcp-cli is still the token's subject, verified. */
+    json_t *c = claims("fleetmcp:read");
+    json_object_set_new(c, "client_id", json_string("mcp-cli"));
+    ck_assert_int_eq(check_rs(a, c, &p, &f), FM_AUTH_OK);
+    ck_assert_str_eq(p.subject, "alice");
+    ck_assert_str_eq(p.client_id, "mcp-cli");
+    ck_assert_int_eq(p.source, FM_PRINCIPAL_JWT);
 
-    json_t *c = claims("fleetmcp:canary");
+    c = claims("fleetmcp:canary");
     json_object_del(c, "client_id");
     json_object_set_new(c, "azp", json_string("agent-9"));
     st = check(a, mint(ec_key, "ES256", "ec-1", c), &p, &f);
@@ -558,6 +569,10 @@ START_TEST(stdio_principal)
     ck_assert_int_gt(strlen(p.subject), 0);
     for (int l = FM_AUTONOMY_READ; l <= FM_AUTONOMY_CANARY; l++)
         ck_assert(fm_principal_allows(&p, (fm_autonomy)l));
+    json_t *j = fm_principal_json(&p);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "source")), "self-declared");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "client_id")), "mcp-cli");
+    json_decref(j);
 }
 END_TEST
 
