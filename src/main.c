@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 
+#include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_mcp.h"
@@ -71,6 +72,15 @@ static int cmd_check_config(const char *path, int schema_only)
         return 1;
     }
     size_t rb_problems = fm_runbooks_report(&ctx.cfg, stdout);
+    /* auth is opened only by the HTTP transport; open it here too so a bad
+     * JWKS file or a token scope no level grants shows before deployment. */
+    const json_t *auth_sec = fm_config_section(&ctx.cfg, "auth");
+    fm_auth *auth = NULL;
+    if (auth_sec && fm_auth_open(&auth, auth_sec, &err)) {
+        printf("%s: %s: %s\n", path, fm_strerror(err.code), err.text);
+        rb_problems++;
+    }
+    fm_auth_close(auth);
     fm_ctx_close(&ctx);
     if (rb_problems) return 1;
     printf("%s: ok\n", path);

@@ -1,0 +1,43 @@
+/* Approver roles and the two-person rule (config approvals.keys[].roles,
+ * .person, approvals.two_person, approvals.separate_creator).
+ *
+ * The approval layer verifies each signature; this module decides whether
+ * the approvers of one plan, taken together, release it: how many distinct
+ * people it takes, which role each must hold, and that the principal who
+ * created the plan is not one of them.  Pure decisions over the config:
+ * no store, no clock. */
+#ifndef FM_APPROVAL_ROLES_H
+#define FM_APPROVAL_ROLES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fleetmcp/fm_error.h"
+
+/* What releasing one plan takes. */
+typedef struct fm_approval_need {
+    int people;        /* distinct people who must approve: 1 or 2 */
+    char role[64];     /* the role each of them must hold; "" for any approver */
+    char creator[128]; /* who created the plan (token subject); "" unknown */
+    bool separate;     /* the creator may not approve (approvals.separate_creator) */
+    char why[200];     /* why two people, for the refusal text; "" when one */
+} fm_approval_need;
+
+/* What `approvals` (the config section, borrowed, may be NULL) asks of a
+ * plan touching `nodes` nodes: two people above two_person.above_nodes and,
+ * unless two_person.emergency is false, in emergency mode.  role is what
+ * the runbook or guardrail names (NULL or "": none); creator is the plan's
+ * creator (NULL or "": unknown). */
+void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency, const char *role,
+                          const char *creator, fm_approval_need *need);
+
+/* 0 when the approvers (ids of approvals the approval layer verified for
+ * this plan and its hash) release it; otherwise FM_ERR_APPROVAL with err
+ * saying who else must approve.  Only key-signed approvals count toward a
+ * role or a second person: an elicited one ("elicitation:...") has no key,
+ * hence no role and no person the config vouches for. */
+int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
+                       const char *const *approvers, size_t n, fm_err *err);
+
+#endif

@@ -1,0 +1,118 @@
+/* Approver roles and the two-person rule: see fm_approval_roles.h. */
+#include "fleetmcp/fm_approval_roles.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fleetmcp/fm_config.h"
+#include "fleetmcp/fm_util.h"
+
+#define MAX_APPROVERS 16 /* more approvals than this on one plan are not looked at */
+
+void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency, const char *role,
+                          const char *creator, fm_approval_need *need)
+{
+    memset(need, 0, sizeof *need);
+    need->people = 1;
+    snprintf(need->role, sizeof need->role, "%s", role ? role : "");
+    snprintf(need->creator, sizeof need->creator, "%s", creator ? creator : "");
+    need->separate = fm_cfg_bool(approvals, "separate_creator", true);
+    const json_t *two = json_object_get(approvals, "two_person");
+    long long above = fm_cfg_int(two, "above_nodes", -1);
+    if (above >= 0 && (long long)nodes > above) {
+        need->people = 2;
+        snprintf(need->why, sizeof need->why,
+                 "%zu nodes, over approvals.two_person.above_nodes = %lld", nodes, above);
+    } else if (emergency && fm_cfg_bool(two, "emergency", true)) {
+        need->people = 2;
+        snprintf(need->why, sizeof need->why, "emergency mode");
+    }
+}
+
+static const json_t *key_of(const json_t *approvals, const char *id)
+{
+    size_t i;
+    const json_t *k;
+    json_array_foreach(json_object_get(approvals, "keys"), i, k)
+    if (!strcmp(fm_json_str(k, "id", ""), id)) return k;
+    return NULL;
+}
+
+static bool has_role(const json_t *key, const char *role)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(key, "roles"), i, r)
+    if (json_is_string(r) && !strcmp(json_string_value(r), role)) return true;
+    return false;
+}
+
+/* Appends "; text" to a bounded note, cutting what does not fit. */
+static void note(char *buf, size_t len, const char *text)
+{
+    size_t o = strlen(buf), t = strlen(text);
+    if (o && o + 2 < len) {
+        memcpy(buf + o, "; ", 2);
+        o += 2;
+    }
+    if (o + t >= len) t = len - o - 1;
+    memcpy(buf + o, text, t);
+    buf[o + t] = '\0';
+}
+
+int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
+                       const char *const *approvers, size_t n, fm_err *err)
+{
+    const char *people[MAX_APPROVERS];
+    const char *first_id[MAX_APPROVERS];
+    size_t counted = 0;
+    char notes[300] = "", line[300];
+    bool strict = need->people > 1 || need->role[0];
+    if (n > MAX_APPROVERS) n = MAX_APPROVERS;
+    for (size_t i = 0; i < n; i++) {
+        char id[72];
+        fm_clip(id, sizeof id, approvers[i]);
+        const json_t *key = key_of(approvals, approvers[i]);
+        if (!key && strict) {
+            snprintf(line, sizeof line, "%s has no key in approvals.keys and does not count here",
+                     id);
+            note(notes, sizeof notes, line);
+            continue;
+        }
+        const char *person = key ? fm_json_str(key, "person", approvers[i]) : approvers[i];
+        if (need->separate && need->creator[0] &&
+            (!strcmp(person, need->creator) || !strcmp(approvers[i], need->creator))) {
+            snprintf(line, sizeof line, "%s created the plan and cannot approve it", id);
+            note(notes, sizeof notes, line);
+            continue;
+        }
+        if (need->role[0] && !has_role(key, need->role)) {
+            snprintf(line, sizeof line, "%s lacks role %s", id, need->role);
+            note(notes, sizeof notes, line);
+            continue;
+        }
+        size_t j = 0;
+        while (j < counted && strcmp(people[j], person))
+            j++;
+        if (j < counted) {
+            char who[72], first[72];
+            fm_clip(who, sizeof who, person);
+            fm_clip(first, sizeof first, first_id[j]);
+            snprintf(line, sizeof line, "%s approved twice (%s, %s): one person counts once", who,
+                     first, id);
+            note(notes, sizeof notes, line);
+            continue;
+        }
+        people[counted] = person;
+        first_id[counted++] = approvers[i];
+    }
+    if ((int)counted >= need->people) return 0;
+    char role[96] = "";
+    if (need->role[0]) snprintf(role, sizeof role, " with role %s", need->role);
+    return fm_err_set(err, FM_ERR_APPROVAL,
+                      "this plan needs approvals from %d distinct %s%s%s%s%s; %zu counted%s%s:"
+                      " ask %s approver%s to run `mcp-cli approve`",
+                      need->people, need->people > 1 ? "people" : "person", role,
+                      need->why[0] ? " (" : "", need->why, need->why[0] ? ")" : "", counted,
+                      notes[0] ? ": " : "", notes, counted ? "another" : "an", role);
+}
