@@ -14,9 +14,11 @@ PYTHON  ?= python3
 PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose
 # Compiled against but not linked: src/util/*_lazy.c load them on first
 # use.  Linked, they cost milliseconds at every start (libcurl ~6 ms;
-# libssh2 with libcrypto ~140 page faults), and most processes never call
-# them (HTTP backends, SSH actions, approvals).
-LAZY_PKGS := libcurl libcrypto libssh2
+# libssh2 and zlib), and most processes never call them (HTTP backends,
+# SSH actions).  libcrypto cannot be one of them: linked libraries (cjose)
+# call it, and wrappers of the same names in the executable would take
+# their calls too.
+LAZY_PKGS := libcurl libssh2
 OPT     ?= -O2 -g
 # Read when make parses this file.  On a fresh machine the packages arrive
 # only when `make deps` runs, so every target that runs deps builds in a

@@ -1,7 +1,6 @@
 /* libssh2, loaded on first use.
  *
- * Linked, libssh2 maps itself, libcrypto and zlib at every start (about
- * 140 page faults on this project's VM), yet only the SSH executor's
+ * Linked, libssh2 maps itself and zlib at every start, yet only the SSH executor's
  * sessions use it: node_diag_bundle and remediation steps, never a read
  * of Slurm, metrics or the audit.  So the libssh2 entry points exec_ssh.c
  * calls are defined here and forward to the real library, loaded under
@@ -103,8 +102,6 @@ static int pending_inits, pending_flags;
 
 static void load(void)
 {
-    /* libcrypto first, so that it starts without the system openssl.cnf. */
-    if (!fm_crypto_load()) return;
     void *h = fm_lazy_open(FM_SSH2_SONAME, "SSH actions", "libssh2-1");
     if (!h) return;
     FM_SSH2_FUNCS(FM_LAZY_LOAD, FM_LAZY_VLOAD)

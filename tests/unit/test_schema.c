@@ -440,50 +440,27 @@ START_TEST(compiled_schema_is_reusable)
 }
 END_TEST
 
-static double now_ns(void)
+START_TEST(validation_repeated)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-/* Cost of validating a typical tools/call argument object: 5 properties,
- * one regex.  Printed for the record; the bound asserted is loose enough
- * for sanitizer and valgrind builds, and catches a per-call regex compile
- * or a quadratic walk. */
-START_TEST(validation_cost)
-{
+    /* A compiled schema is reused for every call: many checks in a row,
+     * passing and failing, give the same answers as a one-shot validation
+     * (cost is measured by make bench, never here). */
     json_t *s = J(tool_schema);
     json_t *inst = J("{\"node\":\"gpu-node-017\",\"limit\":100,\"state\":\"drain\","
                      "\"reason\":\"xid 79 on gpu 3\",\"tags\":[\"rack-a\",\"h100\"]}");
     fm_err e = {0};
     fm_schema *cs = fm_schema_compile(s, &e);
     ck_assert_ptr_nonnull(cs);
-    /* no ck_assert inside the timed loops: in fork mode each one writes
-     * to a pipe, which would dominate the measurement */
-    int n = 100000, wrong = 0;
-    double t0 = now_ns();
-    for (int i = 0; i < n; i++)
-        wrong += fm_schema_check(cs, inst, &e) != 0;
-    double compiled = (now_ns() - t0) / n;
-    int m = 5000;
-    t0 = now_ns();
-    for (int i = 0; i < m; i++)
-        wrong += fm_schema_validate(s, inst, &e) != 0;
-    double oneshot = (now_ns() - t0) / m;
     json_t *bad = J("{\"node\":\"gpu-node-017\",\"limit\":1000}");
-    t0 = now_ns();
-    for (int i = 0; i < n; i++) {
+    int wrong = 0;
+    for (int i = 0; i < 2000; i++) {
+        wrong += fm_schema_check(cs, inst, &e) != 0;
         fm_err_clear(&e);
         wrong += fm_schema_check(cs, bad, &e) != -1;
     }
-    double failing = (now_ns() - t0) / n;
+    for (int i = 0; i < 50; i++) wrong += fm_schema_validate(s, inst, &e) != 0;
     ck_assert_int_eq(wrong, 0);
     ck_assert_str_eq(e.text, "/limit: must be at most 500");
-    printf("schema validation cost: compiled %.0f ns, failing %.0f ns, one-shot (compile + "
-           "validate) %.0f ns per call\n",
-           compiled, failing, oneshot);
-    ck_assert_msg(compiled < 50000, "compiled validation took %.0f ns", compiled);
     json_decref(bad);
     json_decref(inst);
     json_decref(s);
@@ -544,7 +521,7 @@ static Suite *schema_suite(void)
     tcase_add_test(tc, validate_all_collects);
     tcase_add_test(tc, bad_schemas_are_refused);
     tcase_add_test(tc, compiled_schema_is_reusable);
-    tcase_add_test(tc, validation_cost);
+    tcase_add_test(tc, validation_repeated);
     suite_add_tcase(s, tc);
     return s;
 }
