@@ -57,6 +57,12 @@ typedef struct hit {
     char *text; /* owned evidence */
 } hit;
 
+typedef struct anomaly {
+    int strength;
+    char group[80];
+    char *text; /* owned */
+} anomaly;
+
 typedef struct run {
     const struct fm_diag_db *db;
     tline *lines;
@@ -71,6 +77,11 @@ typedef struct run {
     const char *node;
     int nsrc[DS_N];
     bool oom; /* allocation failure somewhere */
+    anomaly *anoms; /* what no class explains */
+    int nanoms, capanoms;
+    const diag_xrec *rec; /* Xid 154: the driver's strongest recovery action */
+    int rec_line;
+    unsigned char *xidcls; /* per class: evidence came from an Xid */
 } run;
 
 typedef struct cstate {
@@ -167,6 +178,73 @@ static void add_hit(run *r, int cls, int kind, int strength, const char *group, 
     h->p = r->db->pstrength[strength];
     snprintf(h->group, sizeof h->group, "%s/%d", group, kind);
     h->text = text;
+}
+
+/* An anomaly: evidence of something wrong that no class explains (yet).
+ * One per group, the strongest kept; text is taken over. */
+static void add_anomaly(run *r, int strength, const char *group, char *text)
+{
+    for (int i = 0; i < r->nanoms; i++)
+        if (strcmp(r->anoms[i].group, group) == 0) {
+            if (strength > r->anoms[i].strength) {
+                free(r->anoms[i].text);
+                r->anoms[i].text = text;
+                r->anoms[i].strength = strength;
+            } else {
+                free(text);
+            }
+            return;
+        }
+    r->anoms = grow(r->anoms, &r->capanoms, r->nanoms + 1, sizeof *r->anoms, &r->oom);
+    if (r->nanoms >= r->capanoms || !text) {
+        free(text);
+        return;
+    }
+    anomaly *a = &r->anoms[r->nanoms++];
+    a->strength = strength;
+    snprintf(a->group, sizeof a->group, "%s", group);
+    a->text = text;
+}
+
+/* Resolution buckets by severity: what the driver or NVIDIA asks for. */
+static int action_rank(const char *a)
+{
+    if (strcmp(a, "RESTART_BM") == 0) return 3;
+    if (strcmp(a, "RESET_GPU") == 0) return 2;
+    if (strcmp(a, "IGNORE") == 0) return 0;
+    return 1;
+}
+
+/* An Xid code seen in a line or a metric: evidence for its class, an
+ * anomaly when the catalog gives it none (or does not know it), nothing
+ * when it is informational. */
+static void xid_seen(run *r, int code, int kind, int cap, const char *group, int line,
+                     char *(*ev)(run *, int, const char *, const void *), const void *evarg)
+{
+    const diag_xid *x = diag_xid_find(r->db, code);
+    char extra[400];
+    if (!x) {
+        snprintf(extra, sizeof extra,
+                 "[Xid %d is not in the Xid catalog: unknown or newer code, escalate] ", code);
+        add_anomaly(r, ST_STRONG, "xid-unknown", ev(r, line, extra, evarg));
+        return;
+    }
+    if (x->cls < 0) {
+        if (x->informational) return;
+        snprintf(extra, sizeof extra,
+                 "[Xid %d %s (%s); NVIDIA action %s, investigate %s; no fault class covers it] ",
+                 x->code, x->mnemonic, x->name, x->action, x->invest);
+        add_anomaly(r, ST_STRONG, "xid-unclassed", ev(r, line, extra, evarg));
+        return;
+    }
+    snprintf(extra, sizeof extra, "[Xid %d %s%s; NVIDIA action %s, investigate %s] ", x->code,
+             x->name,
+             x->contained == 1   ? " (contained)"
+             : x->contained == 0 ? " (uncontained)"
+                                 : "",
+             x->action, x->invest);
+    if (x->cls < r->db->nclasses && r->xidcls) r->xidcls[x->cls] = 1;
+    add_hit(r, x->cls, kind, x->strength < cap ? x->strength : cap, group, ev(r, line, extra, evarg));
 }
 
 /* ---- hostlists ---------------------------------------------------------- */
@@ -427,13 +505,19 @@ static char *line_evidence(run *r, int li, const char *extra)
     return evidence(pre, l->s, l->len);
 }
 
+static char *xid_line_ev(run *r, int line, const char *extra, const void *unused)
+{
+    (void)unused;
+    return line_evidence(r, line, extra);
+}
+
 /* Turns raw matches of text signatures into hits. */
 static void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
     for (int si = 0; si < db->nsigs; si++) {
         const diag_sig *g = &db->sigs[si];
-        if (g->is_metric || (g->ncls == 0 && !g->xid)) continue;
+        if (g->is_metric || (g->ncls == 0 && !g->xid && !g->anomaly && !g->recovery)) continue;
         int count = 0;
         for (int k = 0; k < r->nraws; k++)
             if (r->raws[k].sig == si && (!g->ctx.code || context_ok(r, g, r->raws[k].line)))
@@ -445,14 +529,20 @@ static void text_hits(run *r)
             const rawm *m = &r->raws[k];
             if (m->sig != si || (g->ctx.code && !context_ok(r, g, m->line))) continue;
             int kind = KIND_OF[r->lines[m->line].src];
-            if (g->xid) {
-                const diag_xid *x = diag_xid_find(db, m->xid);
-                if (!x || x->cls < 0) continue;
-                char extra[200];
-                snprintf(extra, sizeof extra, "[Xid %d %s; NVIDIA action %s] ", x->code, x->name,
-                         x->action);
-                add_hit(r, x->cls, kind, x->strength < g->xid_cap ? x->strength : g->xid_cap,
-                        g->group, line_evidence(r, m->line, extra));
+            if (g->recovery) {
+                const diag_xrec *x = diag_xrec_find(db, m->key, m->val);
+                if (x && (!r->rec || action_rank(x->action) > action_rank(r->rec->action))) {
+                    r->rec = x;
+                    r->rec_line = m->line;
+                }
+                if (!x)
+                    add_anomaly(r, ST_STRONG, g->group,
+                                line_evidence(r, m->line, "[Xid 154 with a recovery action the "
+                                                          "catalog does not know] "));
+            } else if (g->anomaly) {
+                add_anomaly(r, g->strength, g->group, line_evidence(r, m->line, "[unexplained] "));
+            } else if (g->xid) {
+                xid_seen(r, m->xid, kind, g->xid_cap, g->group, m->line, xid_line_ev, NULL);
             } else {
                 for (int c = 0; c < g->ncls; c++)
                     add_hit(r, g->cls[c], kind, g->strength, g->group,
@@ -598,6 +688,27 @@ static bool foreign_for(run *r, const json_t *labels, int cls)
            strcmp(r->db->classes[cls].scope, "node") == 0;
 }
 
+typedef struct metric_ev {
+    const char *name;
+    const json_t *labels;
+    double v;
+} metric_ev;
+
+static char *metric_xid_ev(run *r, int line, const char *extra, const void *arg)
+{
+    (void)r;
+    (void)line;
+    const metric_ev *m = arg;
+    char note[320];
+    snprintf(note, sizeof note, " %.290s(gauge of the last Xid)", extra);
+    return metric_evidence(m->name, m->labels, m->v, note);
+}
+
+static int healthy_idx(run *r)
+{
+    return diag_class_index(r->db, "healthy");
+}
+
 static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t n, char **keys,
                        const json_t *idx)
 {
@@ -629,12 +740,14 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             if (!json_object_get(dev, k)) continue;
         }
         if (g->xid) {
+            /* a gauge of the LAST Xid, which may be old: capped by the signature */
             const diag_xid *x = diag_xid_find(db, (int)v);
-            if (!x || x->cls < 0 || foreign_for(r, labels, x->cls)) continue;
-            snprintf(note, sizeof note, " [Xid %d %.30s; NVIDIA action %s]", x->code, x->name,
-                     x->action);
-            add_hit(r, x->cls, DK_METRICS, x->strength < g->xid_cap ? x->strength : g->xid_cap,
-                    g->group, metric_evidence(name, labels, v, note));
+            int hc = healthy_idx(r);
+            if ((x && x->cls >= 0 && foreign_for(r, labels, x->cls)) ||
+                ((!x || x->cls < 0) && hc >= 0 && foreign_for(r, labels, hc)))
+                continue;
+            metric_ev mev = {name, labels, v};
+            xid_seen(r, (int)v, DK_METRICS, g->xid_cap, g->group, -1, metric_xid_ev, &mev);
             continue;
         }
         bool counted = false;
@@ -1029,18 +1142,105 @@ static json_t *entry(run *r, int c, const cstate *s, const json_t *taxonomy, con
     return o;
 }
 
+/* Evidence kinds that were collected at all (a non-empty source). */
+static int kinds_present(const run *r, char *names, size_t n)
+{
+    static const int src[] = {DS_KERNEL, DS_JOB, DS_EVENTS, DS_METRICS, DS_HISTORY};
+    static const char *const nm[] = {"kernel_log", "job_log", "events", "metrics", "history"};
+    int k = 0;
+    size_t o = 0;
+    names[0] = '\0';
+    for (int i = 0; i < 5; i++)
+        if (r->nsrc[src[i]] > 0) {
+            k++;
+            o += (size_t)snprintf(names + o, n > o ? n - o : 0, "%s%s", o ? ", " : "", nm[i]);
+        }
+    if (r->nsrc[DS_REASON] + r->nsrc[DS_STATE] + r->nsrc[DS_JOBS] > 0) {
+        k++;
+        snprintf(names + o, n > o ? n - o : 0, "%s%s", o ? ", " : "", "slurm");
+    }
+    return k;
+}
+
+/* healthy needs positive evidence: sources that were collected and are
+ * clean.  Its confidence grows with how many kinds were seen (one kind
+ * alone is a weak statement, five are a strong one). */
 static json_t *healthy_entry(run *r, double best, const json_t *taxonomy)
 {
     int h = diag_class_index(r->db, "healthy");
-    cstate s = {.conf = 1.0 - best, .corroborated = true};
+    char names[120];
+    int k = kinds_present(r, names, sizeof names);
+    double cover = 0.3 + 0.15 * k;
+    if (cover > 1.0) cover = 1.0;
+    cstate s = {.conf = (1.0 - best) * cover, .corroborated = k >= 2};
     json_t *o = entry(r, h, &s, taxonomy, NULL);
-    char why[160];
+    char why[300];
     snprintf(why, sizeof why,
-             "no fault class reached %.2f (strongest %.2f): noise below the bar to act",
-             r->db->report, best);
+             "clean: %d evidence kind(s) collected (%s) and no fault class reached %.2f "
+             "(strongest %.2f)",
+             k, names, r->db->report, best);
     json_array_append_new(json_object_get(o, "evidence"), json_string(why));
     json_object_set_new(o, "act", json_false());
     return o;
+}
+
+/* inconclusive: anomalies no class explains, or nothing to judge.  The
+ * anomalies are the evidence; the answer is a human, never a runbook. */
+static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, int ic)
+{
+    cstate s = {.conf = 0, .corroborated = false};
+    json_t *o = entry(r, ic, &s, taxonomy, NULL);
+    json_t *ev = json_object_get(o, "evidence");
+    double strongest = 0;
+    for (int want = ST_DECISIVE; want >= ST_WEAK; want--)
+        for (int i = 0; i < r->nanoms && json_array_size(ev) < MAX_EVIDENCE; i++)
+            if (r->anoms[i].strength == want) {
+                json_array_append_new(ev, json_string(r->anoms[i].text));
+                if (r->db->pstrength[want] > strongest) strongest = r->db->pstrength[want];
+            }
+    char names[120], why[300];
+    int k = kinds_present(r, names, sizeof names);
+    if (r->nanoms)
+        snprintf(why, sizeof why,
+                 "%d anomal%s that no fault class explains (strongest class %.2f, below %.2f): "
+                 "escalate to a human",
+                 r->nanoms, r->nanoms == 1 ? "y" : "ies", best, r->db->report);
+    else
+        snprintf(why, sizeof why,
+                 "no evidence to judge (%d kind(s) collected%s%s): collect kernel log, metrics "
+                 "and Slurm state, or escalate to a human",
+                 k, k ? ": " : "", names);
+    json_array_append_new(ev, json_string(why));
+    json_object_set_new(o, "confidence", json_real(round2(r->nanoms ? strongest : 0.5)));
+    json_object_set_new(o, "runbook", json_null());
+    json_object_set_new(o, "act", json_false());
+    return o;
+}
+
+/* Xid 154: the driver's recovery action overrides the immediate action of
+ * the Xids it accompanies.  A reset or reboot means the error was not one
+ * a restarted application survives: job-scope Xid classes are demoted and
+ * the request itself stays as an anomaly until a node class explains it. */
+static void apply_recovery(run *r, cstate *cs)
+{
+    if (!r->rec) return;
+    const struct fm_diag_db *db = r->db;
+    int rank = action_rank(r->rec->action);
+    char extra[160];
+    snprintf(extra, sizeof extra, "[Xid 154: driver recovery action %s (%s)] ", r->rec->label,
+             r->rec->action);
+    for (int c = 0; c < db->nclasses; c++) {
+        if (!r->xidcls[c] || !cs[c].any) continue;
+        add_hit(r, c, KIND_OF[r->lines[r->rec_line].src], ST_WEAK, "xid-line",
+                line_evidence(r, r->rec_line, extra));
+        if (rank >= 2 && strcmp(db->classes[c].scope, "job") == 0) cs[c].conf *= 0.5;
+    }
+    if (rank < 2) return;
+    for (int c = 0; c < db->nclasses; c++)
+        if (cs[c].conf >= db->report && strcmp(db->classes[c].scope, "node") == 0 &&
+            db->classes[c].destructive)
+            return; /* a node class that resets or reboots explains it */
+    add_anomaly(r, ST_STRONG, "xid-recovery", line_evidence(r, r->rec_line, extra));
 }
 
 static void run_free(run *r)
@@ -1049,6 +1249,10 @@ static void run_free(run *r)
         free(r->owned[i]);
     for (int i = 0; i < r->nhits; i++)
         free(r->hits[i].text);
+    for (int i = 0; i < r->nanoms; i++)
+        free(r->anoms[i].text);
+    free(r->anoms);
+    free(r->xidcls);
     free(r->owned);
     free(r->hits);
     free(r->lines);
@@ -1071,7 +1275,8 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     json_t *out = NULL;
     cstate *cs = calloc((size_t)db->nclasses, sizeof *cs);
     int *absorbed = malloc((size_t)db->nclasses * sizeof *absorbed);
-    if (!r.md || !cs || !absorbed) goto nomem;
+    r.xidcls = calloc((size_t)db->nclasses, 1);
+    if (!r.md || !cs || !absorbed || !r.xidcls) goto nomem;
     for (int c = 0; c < db->nclasses; c++)
         absorbed[c] = -1;
     if (take_text(&r, json_object_get(signals, "kernel_log"), DS_KERNEL, "kernel_log", err) ||
@@ -1130,6 +1335,8 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         }
     }
     free(pre);
+    apply_recovery(&r, cs);
+    if (r.oom) goto nomem;
 
     /* rank */
     int order[256], n = 0;
@@ -1150,8 +1357,16 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     out = json_object();
     json_t *classes = json_array();
     json_t *top;
+    int ic = diag_class_index(db, "inconclusive");
+    char names[120];
+    bool unexplained = false;
+    for (int i = 0; i < r.nanoms; i++)
+        unexplained |= r.anoms[i].strength >= ST_STRONG;
     if (best >= db->report) {
         top = entry(&r, order[0], &cs[order[0]], taxonomy, absorbed);
+    } else if (ic >= 0 && (unexplained || kinds_present(&r, names, sizeof names) == 0)) {
+        top = inconclusive_entry(&r, best, taxonomy, ic);
+        json_array_append(classes, top);
     } else {
         top = healthy_entry(&r, best, taxonomy);
         json_array_append(classes, top);

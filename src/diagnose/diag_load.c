@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #if defined(__has_include)
@@ -239,6 +240,8 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     snprintf(g->group, sizeof g->group, "%s", grp ? grp : id);
     g->strength = strength_of(json_string_value(json_object_get(s, "strength")));
     g->xid = json_is_true(json_object_get(s, "xid"));
+    g->anomaly = json_is_true(json_object_get(s, "anomaly"));
+    g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->xid_cap = json_object_get(s, "strength") ? g->strength : ST_DECISIVE;
     g->min_count = (int)json_integer_value(json_object_get(s, "min_count"));
     if (g->min_count < 1) g->min_count = 1;
@@ -266,6 +269,15 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     }
     int n = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "pid");
     g->cap_pid = n > 0 ? (uint32_t)n : 0;
+    if (g->recovery) {
+        int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "key");
+        int v = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "val");
+        if (k <= 0 || v <= 0)
+            return bad(lc, p, "a recovery signature needs (?<key>...) and (?<val>...) captures",
+                       NULL, NULL);
+        g->cap_key = (uint32_t)k;
+        g->cap_val = (uint32_t)v;
+    }
     const char *ex = json_string_value(json_object_get(s, "exclude"));
     if (ex && compile(lc, &g->exclude, ex, ptr)) return -1;
     const char *al = json_string_value(json_object_get(s, "also"));
@@ -398,12 +410,50 @@ static int load_xids(loadctx *lc, const json_t *arr)
         const char *c = json_string_value(json_object_get(x, "fault_class"));
         if (c && class_ref(lc, c, ptr, &d->cls)) return -1;
         d->strength = strength_of(json_string_value(json_object_get(x, "strength")));
+        d->informational = json_is_true(json_object_get(x, "informational"));
+        const json_t *ct = json_object_get(x, "contained");
+        d->contained = json_is_boolean(ct) ? json_is_true(ct) : -1;
+        if (d->informational && d->cls >= 0)
+            return bad(lc, ptr, "an informational Xid has no fault_class", NULL, NULL);
         snprintf(d->action, sizeof d->action, "%s",
                  json_string_value(json_object_get(x, "action")));
+        const char *iv = json_string_value(json_object_get(x, "investigatory"));
+        snprintf(d->invest, sizeof d->invest, "%s", iv ? iv : "");
+        const char *mn = json_string_value(json_object_get(x, "mnemonic"));
+        snprintf(d->mnemonic, sizeof d->mnemonic, "%s", mn ? mn : "");
         const char *nm = json_string_value(json_object_get(x, "name"));
         snprintf(d->name, sizeof d->name, "%s", nm ? nm : "");
     }
     return 0;
+}
+
+static int load_xrecs(loadctx *lc, const json_t *arr)
+{
+    struct fm_diag_db *db = lc->db;
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x)
+    {
+        diag_xrec *nx = realloc(db->xrecs, (size_t)(db->nxrecs + 1) * sizeof *nx);
+        if (!nx) return fm_err_set(lc->err, FM_ERR_NOMEM, "out of memory"), -1;
+        db->xrecs = nx;
+        diag_xrec *d = &db->xrecs[db->nxrecs++];
+        d->code = (int)json_integer_value(json_object_get(x, "code"));
+        snprintf(d->label, sizeof d->label, "%s", json_string_value(json_object_get(x, "label")));
+        snprintf(d->action, sizeof d->action, "%s",
+                 json_string_value(json_object_get(x, "action")));
+    }
+    return 0;
+}
+
+const diag_xrec *diag_xrec_find(const struct fm_diag_db *db, const char *code, const char *label)
+{
+    long c = code && *code ? strtol(code, NULL, 16) : -1;
+    for (int i = 0; i < db->nxrecs; i++)
+        if (db->xrecs[i].code == c) return &db->xrecs[i];
+    for (int i = 0; label && i < db->nxrecs; i++)
+        if (strcasecmp(db->xrecs[i].label, label) == 0) return &db->xrecs[i];
+    return NULL;
 }
 
 static int load_taxonomy(struct fm_diag_db *db, const char *dir, fm_err *err)
@@ -503,6 +553,7 @@ static int load_file(struct fm_diag_db *db, const char *path, const json_t *sche
                  json_is_string(v) ? json_string_value(v) : "");
     }
     if (load_xids(&lc, json_object_get(doc.root, "xid"))) goto out;
+    if (load_xrecs(&lc, json_object_get(doc.root, "xid_recovery"))) goto out;
     size_t i;
     json_array_foreach(json_object_get(doc.root, "signatures"), i, v)
     {
@@ -592,6 +643,7 @@ void fm_diag_free(struct fm_diag_db *db)
     free(db->sigs);
     free(db->rules);
     free(db->xids);
+    free(db->xrecs);
     free(db->classes);
     free(db->always);
     free(db->bucket);
