@@ -524,6 +524,7 @@ static void text_hits(run *r)
                 count++;
         if (count < g->min_count || count == 0) continue;
         if (g->also.code && !any_line_matches(r, &g->also, g->srcmask)) continue;
+        if (g->unless.code && any_line_matches(r, &g->unless, ~(1u << DS_METRICS))) continue;
         int emitted = 0;
         for (int k = 0; k < r->nraws && emitted < 50; k++) {
             const rawm *m = &r->raws[k];
@@ -1092,6 +1093,21 @@ static const json_t *tax_class(const json_t *taxonomy, const char *id)
     return NULL;
 }
 
+/* True if ev (borrowed) already holds text, or the same line under
+ * another "[...]" note. */
+static bool evidence_has(const json_t *ev, const char *text)
+{
+    const char *body = strchr(text, ']'); /* past an "[Xid ...]" note */
+    size_t j;
+    json_t *e;
+    json_array_foreach(ev, j, e)
+    {
+        const char *t = json_string_value(e);
+        if (strcmp(t, text) == 0 || strstr(t, body ? body + 1 : text) != NULL) return true;
+    }
+    return false;
+}
+
 static json_t *entry(run *r, int c, const cstate *s, const json_t *taxonomy, const int *absorbed)
 {
     const diag_class *dc = &r->db->classes[c];
@@ -1116,16 +1132,7 @@ static json_t *entry(run *r, int c, const cstate *s, const json_t *taxonomy, con
             if ((h->cls != c && !(absorbed && absorbed[h->cls] == c)) || h->strength != want ||
                 !h->text)
                 continue;
-            bool dup = false;
-            size_t j;
-            json_t *e;
-            json_array_foreach(ev, j, e)
-            {
-                const char *t = json_string_value(e);
-                const char *body = strchr(h->text, ']'); /* past an "[Xid ...]" note */
-                dup |= strcmp(t, h->text) == 0 || strstr(t, body ? body + 1 : h->text) != NULL;
-            }
-            if (!dup) json_array_append_new(ev, json_string(h->text));
+            if (!evidence_has(ev, h->text)) json_array_append_new(ev, json_string(h->text));
         }
     bool act = s->conf >= r->db->act && (!destructive || s->corroborated);
     json_t *o = json_object();
@@ -1194,7 +1201,7 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
     double strongest = 0;
     for (int want = ST_DECISIVE; want >= ST_WEAK; want--)
         for (int i = 0; i < r->nanoms && json_array_size(ev) < MAX_EVIDENCE; i++)
-            if (r->anoms[i].strength == want) {
+            if (r->anoms[i].strength == want && !evidence_has(ev, r->anoms[i].text)) {
                 json_array_append_new(ev, json_string(r->anoms[i].text));
                 if (r->db->pstrength[want] > strongest) strongest = r->db->pstrength[want];
             }
@@ -1359,9 +1366,14 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     json_t *top;
     int ic = diag_class_index(db, "inconclusive");
     char names[120];
+    /* one strong anomaly, or weak ones of two groups, must not read as healthy */
+    int weak_groups = 0;
     bool unexplained = false;
-    for (int i = 0; i < r.nanoms; i++)
+    for (int i = 0; i < r.nanoms; i++) {
         unexplained |= r.anoms[i].strength >= ST_STRONG;
+        weak_groups += r.anoms[i].strength == ST_WEAK;
+    }
+    unexplained |= weak_groups >= 2;
     if (best >= db->report) {
         top = entry(&r, order[0], &cs[order[0]], taxonomy, absorbed);
     } else if (ic >= 0 && (unexplained || kinds_present(&r, names, sizeof names) == 0)) {

@@ -69,6 +69,7 @@ typedef struct diag_sig {
     diag_re re;
     diag_re exclude;
     diag_re also;
+    diag_re unless; /* any text line matching it explains the signature away */
     diag_re ctx;
     diag_re ctx_stop;
     int ctx_before;

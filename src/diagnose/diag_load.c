@@ -282,6 +282,8 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     if (ex && compile(lc, &g->exclude, ex, ptr)) return -1;
     const char *al = json_string_value(json_object_get(s, "also"));
     if (al && compile(lc, &g->also, al, ptr)) return -1;
+    const char *un = json_string_value(json_object_get(s, "unless"));
+    if (un && compile(lc, &g->unless, un, ptr)) return -1;
     const json_t *cx = json_object_get(s, "context");
     if (cx) {
         if (compile(lc, &g->ctx, json_string_value(json_object_get(cx, "pattern")), ptr)) return -1;
@@ -624,6 +626,7 @@ void fm_diag_free(struct fm_diag_db *db)
         re_free(&g->re);
         re_free(&g->exclude);
         re_free(&g->also);
+        re_free(&g->unless);
         re_free(&g->ctx);
         re_free(&g->ctx_stop);
         re_free(&g->m.name);
