@@ -478,6 +478,15 @@ static bool any_line_matches(run *r, const diag_re *re, unsigned mask)
     return false;
 }
 
+/* Another source must agree (requires) and none may explain it away
+ * (unless): both read every text source. */
+static bool cross_source_ok(run *r, const diag_sig *g)
+{
+    const unsigned text = ~(1u << DS_METRICS);
+    return (!g->requires.code || any_line_matches(r, &g->requires, text)) &&
+           (!g->unless.code || !any_line_matches(r, &g->unless, text));
+}
+
 /* Looks back from line li (same source) for the context pattern. */
 static bool context_ok(run *r, const diag_sig *g, int li)
 {
@@ -524,7 +533,7 @@ static void text_hits(run *r)
                 count++;
         if (count < g->min_count || count == 0) continue;
         if (g->also.code && !any_line_matches(r, &g->also, g->srcmask)) continue;
-        if (g->unless.code && any_line_matches(r, &g->unless, ~(1u << DS_METRICS))) continue;
+        if (!cross_source_ok(r, g)) continue;
         int emitted = 0;
         for (int k = 0; k < r->nraws && emitted < 50; k++) {
             const rawm *m = &r->raws[k];
@@ -716,6 +725,9 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
     const struct fm_diag_db *db = r->db;
     const diag_metric *m = &g->m;
     int series = 0, first_hit = -1;
+    if ((g->also.code && !any_line_matches(r, &g->also, ~(1u << DS_METRICS))) ||
+        !cross_source_ok(r, g))
+        return;
     json_t *dev = m->has_with ? with_devices(r, m, metrics, n) : NULL;
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(metrics, i);
@@ -735,6 +747,20 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             snprintf(note, sizeof note, " (rose by %g)", v);
         }
         if (!cmp(m->op, v, m->thr)) continue;
+        if (m->sustained) {
+            /* over time: every sample of this series, and enough of them */
+            int ns = 0;
+            bool all = true;
+            for (size_t j = first; j <= last && all; j++)
+                if (strcmp(keys[j], keys[i]) == 0) {
+                    ns++;
+                    all = cmp(m->op,
+                              json_number_value(json_object_get(json_array_get(metrics, j), "value")),
+                              m->thr);
+                }
+            if (!all || ns < m->sustained) continue;
+            snprintf(note, sizeof note, " (all %d samples)", ns);
+        }
         if (dev) {
             char k[300];
             device_key(labels, k, sizeof k);
@@ -1074,6 +1100,95 @@ static void rule_captures(run *r, const diag_rule *ru)
                 line_evidence(r, r->raws[second].line, why));
 }
 
+/* Ranks (keys) compared with each other: the slowest against the median.
+ * One slow rank among many points at its node (a straggler); all ranks
+ * equally slow do not. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void rule_outlier(run *r, const diag_rule *ru)
+{
+    enum { MAXK = 256 };
+    char keys[MAXK][64];
+    double vals[MAXK];
+    int lines[MAXK], nk = 0;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig || !m->key[0] || !m->val[0]) continue;
+        double v = strtod(m->val, NULL);
+        int q = 0;
+        while (q < nk && strcmp(keys[q], m->key) != 0)
+            q++;
+        if (q == nk) {
+            if (nk == MAXK) continue;
+            snprintf(keys[nk], sizeof keys[0], "%s", m->key);
+            vals[nk] = v;
+            lines[nk++] = m->line;
+        } else if (v > vals[q]) {
+            vals[q] = v;
+            lines[q] = m->line;
+        }
+    }
+    if (nk < ru->min_keys) return;
+    double sorted[MAXK];
+    memcpy(sorted, vals, (size_t)nk * sizeof *vals);
+    qsort(sorted, (size_t)nk, sizeof *sorted, cmp_double);
+    double med = sorted[nk / 2];
+    int worst = 0;
+    for (int q = 1; q < nk; q++)
+        if (vals[q] > vals[worst]) worst = q;
+    double ratio = ru->min > 1 ? ru->min : 1.5;
+    if (med <= 0 || vals[worst] < ratio * med) return;
+    /* more than one rank that slow is not one node's problem */
+    int slow = 0;
+    for (int q = 0; q < nk; q++)
+        slow += vals[q] >= ratio * med;
+    if (slow > 1 && slow * 4 > nk) return;
+    char why[300];
+    snprintf(why, sizeof why,
+             "correlation %s: %s %s at %g, %.1fx the median %g of %d ranks: ", ru->id,
+             slow == 1 ? "only" : "few ranks like", keys[worst], vals[worst], vals[worst] / med,
+             med, nk);
+    add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[worst], why));
+}
+
+/* NCCL-style interface lists: "eth" is a prefix, "=eth0" exact, a leading
+ * "^" excludes; comma-separated.  True if chosen is allowed by spec. */
+static bool ifname_allowed(const char *spec, const char *chosen)
+{
+    bool exclude = spec[0] == '^';
+    if (exclude) spec++;
+    bool exact = spec[0] == '=';
+    if (exact) spec++;
+    bool match = false;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        match |= exact ? strcmp(chosen, t) == 0 : strncmp(chosen, t, strlen(t)) == 0;
+    return exclude ? !match : match;
+}
+
+static void rule_config_chosen(run *r, const diag_rule *ru)
+{
+    int conf = -1;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig) continue;
+        if (m->key[0]) conf = k;
+        if (!m->val[0] || conf < 0 || ifname_allowed(r->raws[conf].key, m->val)) continue;
+        char why[300];
+        snprintf(why, sizeof why, "correlation %s: configured '%s' but chose '%s': ", ru->id,
+                 r->raws[conf].key, m->val);
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, m->line, why));
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id,
+                line_evidence(r, r->raws[conf].line, why));
+        return;
+    }
+}
+
 /* ---- output --------------------------------------------------------------- */
 
 static double round2(double v)
@@ -1312,6 +1427,12 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         case RT_CAPTURE_DISAGREE:
         case RT_DISTINCT_VALUES:
             rule_captures(&r, ru);
+            break;
+        case RT_OUTLIER:
+            rule_outlier(&r, ru);
+            break;
+        case RT_CONFIG_CHOSEN:
+            rule_config_chosen(&r, ru);
             break;
         default:
             break;

@@ -48,6 +48,7 @@ typedef struct diag_metric {
     char *label_key[DIAG_MAX_LABELS];
     diag_re label_re[DIAG_MAX_LABELS];
     int min_series;
+    int sustained; /* >0: every sample of the series holds, at least this many */
     bool rising;
     bool has_with;
     diag_re with_name;
@@ -69,7 +70,8 @@ typedef struct diag_sig {
     diag_re re;
     diag_re exclude;
     diag_re also;
-    diag_re unless; /* any text line matching it explains the signature away */
+    diag_re unless;   /* any text line matching it explains the signature away */
+    diag_re requires; /* some text line of any source must match */
     diag_re ctx;
     diag_re ctx_stop;
     int ctx_before;
@@ -88,6 +90,8 @@ enum {
     RT_SAME_STEP_DIFF,
     RT_CAPTURE_DISAGREE,
     RT_DISTINCT_VALUES,
+    RT_OUTLIER,
+    RT_CONFIG_CHOSEN,
     RT_EXPLAINS,
     RT_ABSORB
 };
@@ -105,6 +109,7 @@ typedef struct diag_rule {
     int ntargets;
     double min;
     double factor;
+    int min_keys;
     int sig; /* capture rules: index into sigs of their pattern */
 } diag_rule;
 

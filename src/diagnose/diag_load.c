@@ -202,6 +202,7 @@ static int load_metric(loadctx *lc, diag_metric *m, const json_t *o, const char 
     m->min_series = (int)json_integer_value(json_object_get(o, "min_series"));
     if (m->min_series < 1) m->min_series = 1;
     m->rising = json_is_true(json_object_get(o, "rising"));
+    m->sustained = (int)json_integer_value(json_object_get(o, "sustained"));
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)json_object_get(o, "labels"), k, v)
@@ -253,6 +254,12 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
         if (class_ref(lc, c, ptr, &g->cls[g->ncls])) return -1;
         g->ncls++;
     }
+    const char *al = json_string_value(json_object_get(s, "also"));
+    if (al && compile(lc, &g->also, al, ptr)) return -1;
+    const char *un = json_string_value(json_object_get(s, "unless"));
+    if (un && compile(lc, &g->unless, un, ptr)) return -1;
+    const char *rq = json_string_value(json_object_get(s, "requires"));
+    if (rq && compile(lc, &g->requires, rq, ptr)) return -1;
     if (g->srcmask & (1u << DS_METRICS)) {
         if (g->srcmask != (1u << DS_METRICS))
             return bad(lc, ptr, "a metric signature has only the metrics source", NULL, NULL);
@@ -280,10 +287,6 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     }
     const char *ex = json_string_value(json_object_get(s, "exclude"));
     if (ex && compile(lc, &g->exclude, ex, ptr)) return -1;
-    const char *al = json_string_value(json_object_get(s, "also"));
-    if (al && compile(lc, &g->also, al, ptr)) return -1;
-    const char *un = json_string_value(json_object_get(s, "unless"));
-    if (un && compile(lc, &g->unless, un, ptr)) return -1;
     const json_t *cx = json_object_get(s, "context");
     if (cx) {
         if (compile(lc, &g->ctx, json_string_value(json_object_get(cx, "pattern")), ptr)) return -1;
@@ -304,9 +307,11 @@ static int rule_type(const char *t)
                                         "history_same_step_different_errors",
                                         "capture_disagree",
                                         "distinct_values",
+                                        "outlier",
+                                        "configured_vs_chosen",
                                         "explains",
                                         "absorb"};
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 10; i++)
         if (strcmp(t, names[i]) == 0) return i;
     return -1;
 }
@@ -344,6 +349,8 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     r->window_min = (int)json_integer_value(json_object_get(o, "window_min"));
     if (r->window_min < 1) r->window_min = 10;
     r->min = json_number_value(json_object_get(o, "min"));
+    r->min_keys = (int)json_integer_value(json_object_get(o, "min_keys"));
+    if (r->min_keys < 2) r->min_keys = 3;
     json_t *f = json_object_get(o, "factor");
     r->factor = f ? json_number_value(f) : 0.5;
     size_t i;
@@ -359,13 +366,14 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     if (class_list(lc, json_object_get(o, "classes"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "demote"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "from"), ptr, r)) return -1;
-    bool needs_cls = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
-                     r->type == RT_EXPLAINS || r->type == RT_ABSORB;
+    bool capture = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
+                   r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN;
+    bool needs_cls = capture || r->type == RT_EXPLAINS || r->type == RT_ABSORB;
     if (needs_cls && r->cls < 0)
         return bad(lc, ptr, "this rule type needs fault_class (or if)", NULL, NULL);
     if ((r->type == RT_EXPLAINS || r->type == RT_ABSORB) && r->ntargets == 0)
         return bad(lc, ptr, "this rule type needs demote (or from)", NULL, NULL);
-    if (r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES) {
+    if (capture) {
         const char *pat = json_string_value(json_object_get(o, "pattern"));
         if (!pat) return bad(lc, ptr, "a capture rule needs a pattern", NULL, NULL);
         int si = new_sig(db);
@@ -381,7 +389,7 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
         if (compile(lc, &g->re, pat, ptr)) return -1;
         int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "key");
         int vv = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "val");
-        if (vv <= 0 || (r->type == RT_CAPTURE_DISAGREE && k <= 0))
+        if (vv <= 0 || (r->type != RT_DISTINCT_VALUES && k <= 0))
             return bad(lc, ptr, "the pattern needs (?<val>...) (and (?<key>...) to disagree)", NULL,
                        NULL);
         g->cap_key = k > 0 ? (uint32_t)k : 0;
@@ -627,6 +635,7 @@ void fm_diag_free(struct fm_diag_db *db)
         re_free(&g->exclude);
         re_free(&g->also);
         re_free(&g->unless);
+        re_free(&g->requires);
         re_free(&g->ctx);
         re_free(&g->ctx_stop);
         re_free(&g->m.name);
