@@ -82,6 +82,7 @@ typedef struct run {
     const diag_xrec *rec; /* Xid 154: the driver's strongest recovery action */
     int rec_line;
     unsigned char *xidcls; /* per class: evidence came from an Xid */
+    json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
 } run;
 
 typedef struct cstate {
@@ -588,7 +589,9 @@ static bool cmp(int op, double v, double t)
 
 static const char *host_of(const json_t *labels, char *buf, size_t n)
 {
+    /* dcgm-exporter's label was Hostname until its May 2026 rename */
     const char *h = json_string_value(json_object_get(labels, "Hostname"));
+    if (!h) h = json_string_value(json_object_get(labels, "hostname"));
     if (!h) h = json_string_value(json_object_get(labels, "node"));
     if (!h) h = json_string_value(json_object_get(labels, "instance"));
     if (!h) return "";
@@ -623,10 +626,11 @@ static char *metric_evidence(const char *name, const json_t *labels, double v, c
 {
     char lb[200] = "";
     size_t o = 0;
-    static const char *const keys[] = {"Hostname", "instance",   "node",      "gpu",     "GPU_I_ID",
-                                       "device",   "mountpoint", "partition", "account", "reason",
-                                       "pod",      "hpc_job",    "Location",  "job"};
-    for (int i = 0; i < 14 && o < sizeof lb - 40; i++) {
+    static const char *const keys[] = {"Hostname", "hostname",   "instance",  "node",
+                                       "gpu",      "GPU_I_ID",   "device",    "mountpoint",
+                                       "partition", "account",   "reason",    "pod",
+                                       "hpc_job",  "Location",   "job"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys && o < sizeof lb - 40; i++) {
         const char *x = json_string_value(json_object_get(labels, keys[i]));
         if (x)
             o +=
@@ -798,6 +802,30 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
     }
 }
 
+/* When DCGM metrics are given: the expected fields none of them carries
+ * (a stock dcgm-exporter's default set lacks several). */
+static void metrics_absent(run *r, const json_t *metrics, size_t n)
+{
+    bool dcgm = false;
+    for (size_t i = 0; i < n && !dcgm; i++)
+        dcgm = strncmp(json_string_value(json_object_get(json_array_get(metrics, i), "name")),
+                       "DCGM_FI_", 8) == 0;
+    if (!dcgm || !r->db->nexpected) return;
+    r->absent = json_array();
+    for (int e = 0; e < r->db->nexpected; e++) {
+        const char *want = r->db->expected[e];
+        bool have = false;
+        for (size_t i = 0; i < n && !have; i++) {
+            const char *nm = json_string_value(json_object_get(json_array_get(metrics, i), "name"));
+            /* the throttle field's old name counts for its new one */
+            have = strcmp(nm, want) == 0 ||
+                   (strcmp(want, "DCGM_FI_DEV_CLOCKS_EVENT_REASONS") == 0 &&
+                    strcmp(nm, "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS") == 0);
+        }
+        if (!have) json_array_append_new(r->absent, json_string(want));
+    }
+}
+
 static int metric_hits(run *r, const json_t *metrics, fm_err *err)
 {
     if (need_array(metrics, "metrics", MAX_METRICS, err)) return -1;
@@ -812,6 +840,7 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
                    -1;
     }
     if (n == 0) return 0;
+    metrics_absent(r, metrics, n);
     char **keys = calloc(n, sizeof *keys);
     json_t *idx = keys ? series_index(metrics, n, keys, &r->oom) : NULL;
     if (!keys || !idx) r->oom = true;
@@ -1302,6 +1331,18 @@ static json_t *healthy_entry(run *r, double best, const json_t *taxonomy)
              "(strongest %.2f)",
              k, names, r->db->report, best);
     json_array_append_new(json_object_get(o, "evidence"), json_string(why));
+    if (json_array_size(r->absent)) {
+        char miss[600];
+        size_t m = (size_t)snprintf(miss, sizeof miss, "not judged, absent from the metrics:");
+        size_t i;
+        json_t *a;
+        json_array_foreach(r->absent, i, a)
+        {
+            if (m < sizeof miss)
+                m += (size_t)snprintf(miss + m, sizeof miss - m, " %s", json_string_value(a));
+        }
+        json_array_append_new(json_object_get(o, "evidence"), json_string(miss));
+    }
     json_object_set_new(o, "act", json_false());
     return o;
 }
@@ -1375,6 +1416,7 @@ static void run_free(run *r)
         free(r->anoms[i].text);
     free(r->anoms);
     free(r->xidcls);
+    json_decref(r->absent);
     free(r->owned);
     free(r->hits);
     free(r->lines);
@@ -1519,6 +1561,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     json_object_set_new(seen, "matches", json_integer(r.nhits));
     json_object_set_new(out, "signals_seen", seen);
     if (r.node) json_object_set_new(out, "node", json_string(r.node));
+    if (r.absent) json_object_set_new(out, "metrics_absent", json_incref(r.absent));
     goto done;
 nomem:
     fm_err_set(err, FM_ERR_NOMEM, "out of memory while diagnosing; send fewer lines");

@@ -164,6 +164,8 @@ struct fm_diag_db {
     int nxids;
     diag_xrec *xrecs;
     int nxrecs;
+    char **expected; /* metrics_expected: DCGM fields the signatures read */
+    int nexpected;
     diag_lit *lits;
     int nlits;
     int *always; /* text signatures without literals */

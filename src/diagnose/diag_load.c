@@ -565,6 +565,17 @@ static int load_file(struct fm_diag_db *db, const char *path, const json_t *sche
     if (load_xids(&lc, json_object_get(doc.root, "xid"))) goto out;
     if (load_xrecs(&lc, json_object_get(doc.root, "xid_recovery"))) goto out;
     size_t i;
+    json_array_foreach(json_object_get(doc.root, "metrics_expected"), i, v)
+    {
+        char **ne = realloc(db->expected, (size_t)(db->nexpected + 1) * sizeof *ne);
+        if (!ne || !(ne[db->nexpected] = strdup(json_string_value(v)))) {
+            if (ne) db->expected = ne;
+            fm_err_set(err, FM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        db->expected = ne;
+        db->nexpected++;
+    }
     json_array_foreach(json_object_get(doc.root, "signatures"), i, v)
     {
         if (load_sig(&lc, v, i)) goto out;
@@ -656,6 +667,9 @@ void fm_diag_free(struct fm_diag_db *db)
     free(db->rules);
     free(db->xids);
     free(db->xrecs);
+    for (int i = 0; i < db->nexpected; i++)
+        free(db->expected[i]);
+    free(db->expected);
     free(db->classes);
     free(db->always);
     free(db->bucket);
