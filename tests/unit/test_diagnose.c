@@ -666,6 +666,44 @@ START_TEST(xid154_recovery_action_is_parsed_and_used)
 }
 END_TEST
 
+
+/* Phrasings from NVIDIA's and the frameworks' own texts, one source each:
+ * the meaning, not one scenario's wording, decides. */
+START_TEST(phrasings_by_meaning)
+{
+    static const struct {
+        const char *signals, *want;
+    } cases[] = {
+        {"{\"kernel_log\":[\"nvidia-nvswitch2: SXid (PCI:0000:c1:00.0): 24007, Fatal, Link 31 "
+         "MINION uncorrectable error\"],\"events\":[\"dcgmi health: GPU 4: NVLink: Failure: "
+         "DCGM_FR_NVLINK_DOWN\"]}",
+         "gpu_nvlink_error"},
+        {"{\"job_log\":[\"tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM "
+         "when allocating tensor with shape[64,4096,4096] on /job:worker/device:GPU:0\"]}",
+         "oom_batch_size"},
+        {"{\"job_log\":[\"n1:88:88 [0] NCCL INFO Bootstrap : Using docker0:172.17.0.1<0>\"]}",
+         "nccl_wrong_interface"},
+        {"{\"job_log\":[\"n1:88:90 [0] include/shm.h:28 NCCL WARN Error: failed to extend "
+         "/dev/shm/nccl-aBcD to 9637892 bytes\"]}",
+         "oom_shared_memory"},
+        {"{\"job_log\":[\"slurmstepd: error: Detected 3 oom-kill event(s) in StepId=77.0. Some "
+         "of your processes may have been killed by the cgroup out-of-memory handler.\"],"
+         "\"slurm\":{\"jobs\":[{\"job_id\":77,\"state\":\"OUT_OF_MEMORY\"}]}}",
+         "oom_host_dataloader"},
+        {"{\"job_log\":[\"botocore.exceptions.ClientError: An error occurred (InvalidAccessKeyId) "
+         "when calling the GetObject operation: The AWS Access Key Id you provided does not "
+         "exist in our records.\"]}",
+         "credential_expired"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *r = diag(cases[i].signals);
+        ck_assert_msg(strcmp(top_class(r), cases[i].want) == 0, "case %zu: %s, want %s", i,
+                      top_class(r), cases[i].want);
+        json_decref(r);
+    }
+}
+END_TEST
+
 static Suite *diagnose_suite(void)
 {
     Suite *s = suite_create("diagnose");
@@ -698,6 +736,7 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, unknown_xid_is_inconclusive_never_healthy);
     tcase_add_test(tc, healthy_needs_positive_evidence);
     tcase_add_test(tc, xid154_recovery_action_is_parsed_and_used);
+    tcase_add_test(tc, phrasings_by_meaning);
     tcase_add_test(tc, bulk_scan_counts_lines);
     suite_add_tcase(s, tc);
     return s;
