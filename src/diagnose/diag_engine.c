@@ -28,6 +28,10 @@ static const int KIND_OF[DS_N] = {DK_KERNEL, DK_JOB,   DK_EVENTS,  DK_SLURM,
                                   DK_SLURM,  DK_SLURM, DK_HISTORY, DK_METRICS};
 static const char *const KIND_NAME[DK_N] = {"kernel_log", "job_log", "events",     "metrics",
                                             "slurm",      "history", "correlation"};
+/* What an anomaly from each source points at: the node (kernel, node
+ * state and reason, metrics), the job (its log, its Slurm record, its
+ * history), or neither alone (events mix node tools and pod events). */
+static const int SRC_LEVEL[DS_N] = {1, 0, -1, 1, 1, 0, 0, 1};
 static const char *const SRC_LABEL[DS_N] = {"kernel_log",   "job_log",          "events",
                                             "slurm.reason", "slurm.node_state", "slurm.jobs",
                                             "history",      "metrics"};
@@ -59,6 +63,7 @@ typedef struct hit {
 
 typedef struct anomaly {
     int strength;
+    int level; /* what it points at: 1 the node, 0 the job, -1 neither alone */
     char group[80];
     char *text; /* owned */
 } anomaly;
@@ -183,7 +188,7 @@ static void add_hit(run *r, int cls, int kind, int strength, const char *group, 
 
 /* An anomaly: evidence of something wrong that no class explains (yet).
  * One per group, the strongest kept; text is taken over. */
-static void add_anomaly(run *r, int strength, const char *group, char *text)
+static void add_anomaly(run *r, int strength, int level, const char *group, char *text)
 {
     for (int i = 0; i < r->nanoms; i++)
         if (strcmp(r->anoms[i].group, group) == 0) {
@@ -203,6 +208,7 @@ static void add_anomaly(run *r, int strength, const char *group, char *text)
     }
     anomaly *a = &r->anoms[r->nanoms++];
     a->strength = strength;
+    a->level = level;
     snprintf(a->group, sizeof a->group, "%s", group);
     a->text = text;
 }
@@ -227,7 +233,7 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
     if (!x) {
         snprintf(extra, sizeof extra,
                  "[Xid %d is not in the Xid catalog: unknown or newer code, escalate] ", code);
-        add_anomaly(r, ST_STRONG, "xid-unknown", ev(r, line, extra, evarg));
+        add_anomaly(r, ST_STRONG, 1, "xid-unknown", ev(r, line, extra, evarg));
         return;
     }
     if (x->cls < 0) {
@@ -235,7 +241,7 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
         snprintf(extra, sizeof extra,
                  "[Xid %d %s (%s); NVIDIA action %s, investigate %s; no fault class covers it] ",
                  x->code, x->mnemonic, x->name, x->action, x->invest);
-        add_anomaly(r, ST_STRONG, "xid-unclassed", ev(r, line, extra, evarg));
+        add_anomaly(r, ST_STRONG, 1, "xid-unclassed", ev(r, line, extra, evarg));
         return;
     }
     snprintf(extra, sizeof extra, "[Xid %d %s%s; NVIDIA action %s, investigate %s] ", x->code,
@@ -547,11 +553,13 @@ static void text_hits(run *r)
                     r->rec_line = m->line;
                 }
                 if (!x)
-                    add_anomaly(r, ST_STRONG, g->group,
+                    add_anomaly(r, ST_STRONG, 1, g->group,
                                 line_evidence(r, m->line, "[Xid 154 with a recovery action the "
                                                           "catalog does not know] "));
             } else if (g->anomaly) {
-                add_anomaly(r, g->strength, g->group, line_evidence(r, m->line, "[unexplained] "));
+                add_anomaly(r, g->strength,
+                            g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
+                            g->group, line_evidence(r, m->line, "[unexplained] "));
             } else if (g->xid) {
                 xid_seen(r, m->xid, kind, g->xid_cap, g->group, m->line, xid_line_ev, NULL);
             } else {
@@ -1375,6 +1383,14 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
                  k, k ? ": " : "", names);
     json_array_append_new(ev, json_string(why));
     json_object_set_new(o, "confidence", json_real(round2(r->nanoms ? strongest : 0.5)));
+    /* the scope is what the anomalies point at: a job's failure alone is
+     * not a reason to look at its node */
+    int node = 0, job = 0;
+    for (int i = 0; i < r->nanoms; i++) {
+        node += r->anoms[i].level == 1;
+        job += r->anoms[i].level == 0;
+    }
+    if (job && !node) json_object_set_new(o, "scope", json_string("job"));
     json_object_set_new(o, "runbook", json_null());
     json_object_set_new(o, "act", json_false());
     return o;
@@ -1403,7 +1419,7 @@ static void apply_recovery(run *r, cstate *cs)
         if (cs[c].conf >= db->report && strcmp(db->classes[c].scope, "node") == 0 &&
             db->classes[c].destructive)
             return; /* a node class that resets or reboots explains it */
-    add_anomaly(r, ST_STRONG, "xid-recovery", line_evidence(r, r->rec_line, extra));
+    add_anomaly(r, ST_STRONG, 1, "xid-recovery", line_evidence(r, r->rec_line, extra));
 }
 
 static void run_free(run *r)

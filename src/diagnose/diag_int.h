@@ -63,6 +63,7 @@ typedef struct diag_sig {
     int ncls;
     bool xid;         /* class from the Xid table via the `xid` capture */
     bool anomaly;     /* no class: an anomaly that must not read as healthy */
+    int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */

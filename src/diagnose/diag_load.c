@@ -242,6 +242,8 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->strength = strength_of(json_string_value(json_object_get(s, "strength")));
     g->xid = json_is_true(json_object_get(s, "xid"));
     g->anomaly = json_is_true(json_object_get(s, "anomaly"));
+    const char *sc = json_string_value(json_object_get(s, "scope"));
+    g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->xid_cap = json_object_get(s, "strength") ? g->strength : ST_DECISIVE;
     g->min_count = (int)json_integer_value(json_object_get(s, "min_count"));
