@@ -48,18 +48,18 @@ static const struct {
     const char *key;    /* in the detailed answer */
     const char *alias;
 } METRICS[M_COUNT] = {
-    [M_TEMP] = {"GPU_TEMP", "temp_c"},
-    [M_POWER] = {"POWER_USAGE", "power_w"},
-    [M_PLIMIT] = {"POWER_MGMT_LIMIT", "power_limit_w"},
-    [M_XID] = {"XID_ERRORS", "last_xid"},
-    [M_SBE] = {"ECC_SBE_VOL_TOTAL", "ecc_sbe_vol"},
-    [M_DBE] = {"ECC_DBE_VOL_TOTAL", "ecc_dbe_vol"},
-    [M_RFAIL] = {"ROW_REMAP_FAILURE", "row_remap_failure"},
-    [M_RPEND] = {"ROW_REMAP_PENDING", "row_remap_pending"},
-    [M_RUNC] = {"UNCORRECTABLE_REMAPPED_ROWS", "remapped_rows_unc"},
-    [M_RCORR] = {"CORRECTABLE_REMAPPED_ROWS", "remapped_rows_corr"},
-    [M_PCIE] = {"PCIE_REPLAY_COUNTER", "pcie_replay"},
-    [M_NVL] = {"NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "nvlink_crc"},
+    [M_TEMP] = {"GPU_TEMP", "temp_c", NULL},
+    [M_POWER] = {"POWER_USAGE", "power_w", NULL},
+    [M_PLIMIT] = {"POWER_MGMT_LIMIT", "power_limit_w", NULL},
+    [M_XID] = {"XID_ERRORS", "last_xid", NULL},
+    [M_SBE] = {"ECC_SBE_VOL_TOTAL", "ecc_sbe_vol", NULL},
+    [M_DBE] = {"ECC_DBE_VOL_TOTAL", "ecc_dbe_vol", NULL},
+    [M_RFAIL] = {"ROW_REMAP_FAILURE", "row_remap_failure", NULL},
+    [M_RPEND] = {"ROW_REMAP_PENDING", "row_remap_pending", NULL},
+    [M_RUNC] = {"UNCORRECTABLE_REMAPPED_ROWS", "remapped_rows_unc", NULL},
+    [M_RCORR] = {"CORRECTABLE_REMAPPED_ROWS", "remapped_rows_corr", NULL},
+    [M_PCIE] = {"PCIE_REPLAY_COUNTER", "pcie_replay", NULL},
+    [M_NVL] = {"NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "nvlink_crc", NULL},
     [M_CLOCK] = {"CLOCKS_EVENT_REASONS", "clock_events", "CLOCK_THROTTLE_REASONS"},
 };
 
