@@ -25,9 +25,10 @@ typedef enum {
     FM_CMD_DCGMI_HEALTH = 4, /* dcgmi health -c -j */
     FM_CMD_KERNEL_XID = 5,   /* journalctl -k ... -g 'NVRM: Xid' (current boot) */
     FM_CMD_IBSTAT = 6,       /* ibstat */
+    FM_CMD_KERNEL_LOG = 7,   /* journalctl -k ... -g <fixed signals> (current boot) */
 } fm_cmd_id;
 
-#define FM_CMD_COUNT 7
+#define FM_CMD_COUNT 8
 
 /* The field list FM_CMD_NVSMI_QUERY_GPU asks for, in this order. */
 #define FM_NVSMI_QUERY_FIELDS                                                                      \

@@ -22,6 +22,16 @@
  * the output. */
 #define XID_MAX_LINES "200"
 
+/* A bounded kernel window for diagnosis: the newest 400 lines of the
+ * current boot that carry a signal the signatures read (Xid, AER, soft
+ * lockups, link changes, OOM, ENOSPC, I/O and machine-check errors).  A
+ * constant pattern: nothing from a caller reaches it. */
+#define KLOG_MAX_LINES "400"
+#define KLOG_GREP                                                                                  \
+    "--grep=NVRM|Xid|AER|PCIe Bus Error|lockup|rcu_|[Ll]ink (is )?([Dd]own|DOWN|[Uu]p|ACTIVE)|"   \
+    "oom-kill|Out of memory|No space left|I/O error|hung_task|blocked for more than|EDAC|"         \
+    "Hardware Error|[Mm]achine [Cc]heck|Kernel panic|segfault|NETDEV WATCHDOG"
+
 typedef enum { ARG_NONE = 0, ARG_GPU_OPT, ARG_BUS_REQ, ARG_LEVEL_REQ } arg_kind;
 
 typedef struct cmd_def {
@@ -47,6 +57,11 @@ static const cmd_def catalog[FM_CMD_COUNT] = {
                            ARG_NONE,
                            false},
     [FM_CMD_IBSTAT] = {"ibstat", {"ibstat"}, ARG_NONE, false},
+    [FM_CMD_KERNEL_LOG] = {"kernel_log",
+                           {"journalctl", "-k", "--no-pager", "-o", "short-iso", "-n",
+                            KLOG_MAX_LINES, KLOG_GREP},
+                           ARG_NONE,
+                           false},
 };
 
 void fm_cmd_args_init(fm_cmd_args *a)

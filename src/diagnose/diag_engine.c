@@ -28,6 +28,10 @@ static const int KIND_OF[DS_N] = {DK_KERNEL, DK_JOB,   DK_EVENTS,  DK_SLURM,
                                   DK_SLURM,  DK_SLURM, DK_HISTORY, DK_METRICS};
 static const char *const KIND_NAME[DK_N] = {"kernel_log", "job_log", "events",     "metrics",
                                             "slurm",      "history", "correlation"};
+/* What an anomaly from each source points at: the node (kernel, node
+ * state and reason, metrics), the job (its log, its Slurm record, its
+ * history), or neither alone (events mix node tools and pod events). */
+static const int SRC_LEVEL[DS_N] = {1, 0, -1, 1, 1, 0, 0, 1};
 static const char *const SRC_LABEL[DS_N] = {"kernel_log",   "job_log",          "events",
                                             "slurm.reason", "slurm.node_state", "slurm.jobs",
                                             "history",      "metrics"};
@@ -57,6 +61,13 @@ typedef struct hit {
     char *text; /* owned evidence */
 } hit;
 
+typedef struct anomaly {
+    int strength;
+    int level; /* what it points at: 1 the node, 0 the job, -1 neither alone */
+    char group[80];
+    char *text; /* owned */
+} anomaly;
+
 typedef struct run {
     const struct fm_diag_db *db;
     tline *lines;
@@ -71,6 +82,12 @@ typedef struct run {
     const char *node;
     int nsrc[DS_N];
     bool oom; /* allocation failure somewhere */
+    anomaly *anoms; /* what no class explains */
+    int nanoms, capanoms;
+    const diag_xrec *rec; /* Xid 154: the driver's strongest recovery action */
+    int rec_line;
+    unsigned char *xidcls; /* per class: evidence came from an Xid */
+    json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
 } run;
 
 typedef struct cstate {
@@ -167,6 +184,74 @@ static void add_hit(run *r, int cls, int kind, int strength, const char *group, 
     h->p = r->db->pstrength[strength];
     snprintf(h->group, sizeof h->group, "%s/%d", group, kind);
     h->text = text;
+}
+
+/* An anomaly: evidence of something wrong that no class explains (yet).
+ * One per group, the strongest kept; text is taken over. */
+static void add_anomaly(run *r, int strength, int level, const char *group, char *text)
+{
+    for (int i = 0; i < r->nanoms; i++)
+        if (strcmp(r->anoms[i].group, group) == 0) {
+            if (strength > r->anoms[i].strength) {
+                free(r->anoms[i].text);
+                r->anoms[i].text = text;
+                r->anoms[i].strength = strength;
+            } else {
+                free(text);
+            }
+            return;
+        }
+    r->anoms = grow(r->anoms, &r->capanoms, r->nanoms + 1, sizeof *r->anoms, &r->oom);
+    if (r->nanoms >= r->capanoms || !text) {
+        free(text);
+        return;
+    }
+    anomaly *a = &r->anoms[r->nanoms++];
+    a->strength = strength;
+    a->level = level;
+    snprintf(a->group, sizeof a->group, "%s", group);
+    a->text = text;
+}
+
+/* Resolution buckets by severity: what the driver or NVIDIA asks for. */
+static int action_rank(const char *a)
+{
+    if (strcmp(a, "RESTART_BM") == 0) return 3;
+    if (strcmp(a, "RESET_GPU") == 0) return 2;
+    if (strcmp(a, "IGNORE") == 0) return 0;
+    return 1;
+}
+
+/* An Xid code seen in a line or a metric: evidence for its class, an
+ * anomaly when the catalog gives it none (or does not know it), nothing
+ * when it is informational. */
+static void xid_seen(run *r, int code, int kind, int cap, const char *group, int line,
+                     char *(*ev)(run *, int, const char *, const void *), const void *evarg)
+{
+    const diag_xid *x = diag_xid_find(r->db, code);
+    char extra[400];
+    if (!x) {
+        snprintf(extra, sizeof extra,
+                 "[Xid %d is not in the Xid catalog: unknown or newer code, escalate] ", code);
+        add_anomaly(r, ST_STRONG, 1, "xid-unknown", ev(r, line, extra, evarg));
+        return;
+    }
+    if (x->cls < 0) {
+        if (x->informational) return;
+        snprintf(extra, sizeof extra,
+                 "[Xid %d %s (%s); NVIDIA action %s, investigate %s; no fault class covers it] ",
+                 x->code, x->mnemonic, x->name, x->action, x->invest);
+        add_anomaly(r, ST_STRONG, 1, "xid-unclassed", ev(r, line, extra, evarg));
+        return;
+    }
+    snprintf(extra, sizeof extra, "[Xid %d %s%s; NVIDIA action %s, investigate %s] ", x->code,
+             x->name,
+             x->contained == 1   ? " (contained)"
+             : x->contained == 0 ? " (uncontained)"
+                                 : "",
+             x->action, x->invest);
+    if (x->cls < r->db->nclasses && r->xidcls) r->xidcls[x->cls] = 1;
+    add_hit(r, x->cls, kind, x->strength < cap ? x->strength : cap, group, ev(r, line, extra, evarg));
 }
 
 /* ---- hostlists ---------------------------------------------------------- */
@@ -400,6 +485,15 @@ static bool any_line_matches(run *r, const diag_re *re, unsigned mask)
     return false;
 }
 
+/* Another source must agree (requires) and none may explain it away
+ * (unless): both read every text source. */
+static bool cross_source_ok(run *r, const diag_sig *g)
+{
+    const unsigned text = ~(1u << DS_METRICS);
+    return (!g->requires.code || any_line_matches(r, &g->requires, text)) &&
+           (!g->unless.code || !any_line_matches(r, &g->unless, text));
+}
+
 /* Looks back from line li (same source) for the context pattern. */
 static bool context_ok(run *r, const diag_sig *g, int li)
 {
@@ -427,32 +521,47 @@ static char *line_evidence(run *r, int li, const char *extra)
     return evidence(pre, l->s, l->len);
 }
 
+static char *xid_line_ev(run *r, int line, const char *extra, const void *unused)
+{
+    (void)unused;
+    return line_evidence(r, line, extra);
+}
+
 /* Turns raw matches of text signatures into hits. */
 static void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
     for (int si = 0; si < db->nsigs; si++) {
         const diag_sig *g = &db->sigs[si];
-        if (g->is_metric || (g->ncls == 0 && !g->xid)) continue;
+        if (g->is_metric || (g->ncls == 0 && !g->xid && !g->anomaly && !g->recovery)) continue;
         int count = 0;
         for (int k = 0; k < r->nraws; k++)
             if (r->raws[k].sig == si && (!g->ctx.code || context_ok(r, g, r->raws[k].line)))
                 count++;
         if (count < g->min_count || count == 0) continue;
         if (g->also.code && !any_line_matches(r, &g->also, g->srcmask)) continue;
+        if (!cross_source_ok(r, g)) continue;
         int emitted = 0;
         for (int k = 0; k < r->nraws && emitted < 50; k++) {
             const rawm *m = &r->raws[k];
             if (m->sig != si || (g->ctx.code && !context_ok(r, g, m->line))) continue;
             int kind = KIND_OF[r->lines[m->line].src];
-            if (g->xid) {
-                const diag_xid *x = diag_xid_find(db, m->xid);
-                if (!x || x->cls < 0) continue;
-                char extra[200];
-                snprintf(extra, sizeof extra, "[Xid %d %s; NVIDIA action %s] ", x->code, x->name,
-                         x->action);
-                add_hit(r, x->cls, kind, x->strength < g->xid_cap ? x->strength : g->xid_cap,
-                        g->group, line_evidence(r, m->line, extra));
+            if (g->recovery) {
+                const diag_xrec *x = diag_xrec_find(db, m->key, m->val);
+                if (x && (!r->rec || action_rank(x->action) > action_rank(r->rec->action))) {
+                    r->rec = x;
+                    r->rec_line = m->line;
+                }
+                if (!x)
+                    add_anomaly(r, ST_STRONG, 1, g->group,
+                                line_evidence(r, m->line, "[Xid 154 with a recovery action the "
+                                                          "catalog does not know] "));
+            } else if (g->anomaly) {
+                add_anomaly(r, g->strength,
+                            g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
+                            g->group, line_evidence(r, m->line, "[unexplained] "));
+            } else if (g->xid) {
+                xid_seen(r, m->xid, kind, g->xid_cap, g->group, m->line, xid_line_ev, NULL);
             } else {
                 for (int c = 0; c < g->ncls; c++)
                     add_hit(r, g->cls[c], kind, g->strength, g->group,
@@ -488,7 +597,9 @@ static bool cmp(int op, double v, double t)
 
 static const char *host_of(const json_t *labels, char *buf, size_t n)
 {
+    /* dcgm-exporter's label was Hostname until its May 2026 rename */
     const char *h = json_string_value(json_object_get(labels, "Hostname"));
+    if (!h) h = json_string_value(json_object_get(labels, "hostname"));
     if (!h) h = json_string_value(json_object_get(labels, "node"));
     if (!h) h = json_string_value(json_object_get(labels, "instance"));
     if (!h) return "";
@@ -523,10 +634,11 @@ static char *metric_evidence(const char *name, const json_t *labels, double v, c
 {
     char lb[200] = "";
     size_t o = 0;
-    static const char *const keys[] = {"Hostname", "instance",   "node",      "gpu",     "GPU_I_ID",
-                                       "device",   "mountpoint", "partition", "account", "reason",
-                                       "pod",      "hpc_job",    "Location",  "job"};
-    for (int i = 0; i < 14 && o < sizeof lb - 40; i++) {
+    static const char *const keys[] = {"Hostname", "hostname",   "instance",  "node",
+                                       "gpu",      "GPU_I_ID",   "device",    "mountpoint",
+                                       "partition", "account",   "reason",    "pod",
+                                       "hpc_job",  "Location",   "job"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys && o < sizeof lb - 40; i++) {
         const char *x = json_string_value(json_object_get(labels, keys[i]));
         if (x)
             o +=
@@ -598,12 +710,36 @@ static bool foreign_for(run *r, const json_t *labels, int cls)
            strcmp(r->db->classes[cls].scope, "node") == 0;
 }
 
+typedef struct metric_ev {
+    const char *name;
+    const json_t *labels;
+    double v;
+} metric_ev;
+
+static char *metric_xid_ev(run *r, int line, const char *extra, const void *arg)
+{
+    (void)r;
+    (void)line;
+    const metric_ev *m = arg;
+    char note[320];
+    snprintf(note, sizeof note, " %.290s(gauge of the last Xid)", extra);
+    return metric_evidence(m->name, m->labels, m->v, note);
+}
+
+static int healthy_idx(run *r)
+{
+    return diag_class_index(r->db, "healthy");
+}
+
 static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t n, char **keys,
                        const json_t *idx)
 {
     const struct fm_diag_db *db = r->db;
     const diag_metric *m = &g->m;
     int series = 0, first_hit = -1;
+    if ((g->also.code && !any_line_matches(r, &g->also, ~(1u << DS_METRICS))) ||
+        !cross_source_ok(r, g))
+        return;
     json_t *dev = m->has_with ? with_devices(r, m, metrics, n) : NULL;
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(metrics, i);
@@ -623,18 +759,34 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             snprintf(note, sizeof note, " (rose by %g)", v);
         }
         if (!cmp(m->op, v, m->thr)) continue;
+        if (m->sustained) {
+            /* over time: every sample of this series, and enough of them */
+            int ns = 0;
+            bool all = true;
+            for (size_t j = first; j <= last && all; j++)
+                if (strcmp(keys[j], keys[i]) == 0) {
+                    ns++;
+                    all = cmp(m->op,
+                              json_number_value(json_object_get(json_array_get(metrics, j), "value")),
+                              m->thr);
+                }
+            if (!all || ns < m->sustained) continue;
+            snprintf(note, sizeof note, " (all %d samples)", ns);
+        }
         if (dev) {
             char k[300];
             device_key(labels, k, sizeof k);
             if (!json_object_get(dev, k)) continue;
         }
         if (g->xid) {
+            /* a gauge of the LAST Xid, which may be old: capped by the signature */
             const diag_xid *x = diag_xid_find(db, (int)v);
-            if (!x || x->cls < 0 || foreign_for(r, labels, x->cls)) continue;
-            snprintf(note, sizeof note, " [Xid %d %.30s; NVIDIA action %s]", x->code, x->name,
-                     x->action);
-            add_hit(r, x->cls, DK_METRICS, x->strength < g->xid_cap ? x->strength : g->xid_cap,
-                    g->group, metric_evidence(name, labels, v, note));
+            int hc = healthy_idx(r);
+            if ((x && x->cls >= 0 && foreign_for(r, labels, x->cls)) ||
+                ((!x || x->cls < 0) && hc >= 0 && foreign_for(r, labels, hc)))
+                continue;
+            metric_ev mev = {name, labels, v};
+            xid_seen(r, (int)v, DK_METRICS, g->xid_cap, g->group, -1, metric_xid_ev, &mev);
             continue;
         }
         bool counted = false;
@@ -658,6 +810,30 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
     }
 }
 
+/* When DCGM metrics are given: the expected fields none of them carries
+ * (a stock dcgm-exporter's default set lacks several). */
+static void metrics_absent(run *r, const json_t *metrics, size_t n)
+{
+    bool dcgm = false;
+    for (size_t i = 0; i < n && !dcgm; i++)
+        dcgm = strncmp(json_string_value(json_object_get(json_array_get(metrics, i), "name")),
+                       "DCGM_FI_", 8) == 0;
+    if (!dcgm || !r->db->nexpected) return;
+    r->absent = json_array();
+    for (int e = 0; e < r->db->nexpected; e++) {
+        const char *want = r->db->expected[e];
+        bool have = false;
+        for (size_t i = 0; i < n && !have; i++) {
+            const char *nm = json_string_value(json_object_get(json_array_get(metrics, i), "name"));
+            /* the throttle field's old name counts for its new one */
+            have = strcmp(nm, want) == 0 ||
+                   (strcmp(want, "DCGM_FI_DEV_CLOCKS_EVENT_REASONS") == 0 &&
+                    strcmp(nm, "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS") == 0);
+        }
+        if (!have) json_array_append_new(r->absent, json_string(want));
+    }
+}
+
 static int metric_hits(run *r, const json_t *metrics, fm_err *err)
 {
     if (need_array(metrics, "metrics", MAX_METRICS, err)) return -1;
@@ -672,6 +848,7 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
                    -1;
     }
     if (n == 0) return 0;
+    metrics_absent(r, metrics, n);
     char **keys = calloc(n, sizeof *keys);
     json_t *idx = keys ? series_index(metrics, n, keys, &r->oom) : NULL;
     if (!keys || !idx) r->oom = true;
@@ -960,6 +1137,95 @@ static void rule_captures(run *r, const diag_rule *ru)
                 line_evidence(r, r->raws[second].line, why));
 }
 
+/* Ranks (keys) compared with each other: the slowest against the median.
+ * One slow rank among many points at its node (a straggler); all ranks
+ * equally slow do not. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void rule_outlier(run *r, const diag_rule *ru)
+{
+    enum { MAXK = 256 };
+    char keys[MAXK][64];
+    double vals[MAXK];
+    int lines[MAXK], nk = 0;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig || !m->key[0] || !m->val[0]) continue;
+        double v = strtod(m->val, NULL);
+        int q = 0;
+        while (q < nk && strcmp(keys[q], m->key) != 0)
+            q++;
+        if (q == nk) {
+            if (nk == MAXK) continue;
+            snprintf(keys[nk], sizeof keys[0], "%s", m->key);
+            vals[nk] = v;
+            lines[nk++] = m->line;
+        } else if (v > vals[q]) {
+            vals[q] = v;
+            lines[q] = m->line;
+        }
+    }
+    if (nk < ru->min_keys) return;
+    double sorted[MAXK];
+    memcpy(sorted, vals, (size_t)nk * sizeof *vals);
+    qsort(sorted, (size_t)nk, sizeof *sorted, cmp_double);
+    double med = sorted[nk / 2];
+    int worst = 0;
+    for (int q = 1; q < nk; q++)
+        if (vals[q] > vals[worst]) worst = q;
+    double ratio = ru->min > 1 ? ru->min : 1.5;
+    if (med <= 0 || vals[worst] < ratio * med) return;
+    /* more than one rank that slow is not one node's problem */
+    int slow = 0;
+    for (int q = 0; q < nk; q++)
+        slow += vals[q] >= ratio * med;
+    if (slow > 1 && slow * 4 > nk) return;
+    char why[300];
+    snprintf(why, sizeof why,
+             "correlation %s: %s %s at %g, %.1fx the median %g of %d ranks: ", ru->id,
+             slow == 1 ? "only" : "few ranks like", keys[worst], vals[worst], vals[worst] / med,
+             med, nk);
+    add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[worst], why));
+}
+
+/* NCCL-style interface lists: "eth" is a prefix, "=eth0" exact, a leading
+ * "^" excludes; comma-separated.  True if chosen is allowed by spec. */
+static bool ifname_allowed(const char *spec, const char *chosen)
+{
+    bool exclude = spec[0] == '^';
+    if (exclude) spec++;
+    bool exact = spec[0] == '=';
+    if (exact) spec++;
+    bool match = false;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        match |= exact ? strcmp(chosen, t) == 0 : strncmp(chosen, t, strlen(t)) == 0;
+    return exclude ? !match : match;
+}
+
+static void rule_config_chosen(run *r, const diag_rule *ru)
+{
+    int conf = -1;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig) continue;
+        if (m->key[0]) conf = k;
+        if (!m->val[0] || conf < 0 || ifname_allowed(r->raws[conf].key, m->val)) continue;
+        char why[300];
+        snprintf(why, sizeof why, "correlation %s: configured '%s' but chose '%s': ", ru->id,
+                 r->raws[conf].key, m->val);
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, m->line, why));
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id,
+                line_evidence(r, r->raws[conf].line, why));
+        return;
+    }
+}
+
 /* ---- output --------------------------------------------------------------- */
 
 static double round2(double v)
@@ -977,6 +1243,21 @@ static const json_t *tax_class(const json_t *taxonomy, const char *id)
         if (cid && strcmp(cid, id) == 0) return c;
     }
     return NULL;
+}
+
+/* True if ev (borrowed) already holds text, or the same line under
+ * another "[...]" note. */
+static bool evidence_has(const json_t *ev, const char *text)
+{
+    const char *body = strchr(text, ']'); /* past an "[Xid ...]" note */
+    size_t j;
+    json_t *e;
+    json_array_foreach(ev, j, e)
+    {
+        const char *t = json_string_value(e);
+        if (strcmp(t, text) == 0 || strstr(t, body ? body + 1 : text) != NULL) return true;
+    }
+    return false;
 }
 
 static json_t *entry(run *r, int c, const cstate *s, const json_t *taxonomy, const int *absorbed)
@@ -1003,16 +1284,7 @@ static json_t *entry(run *r, int c, const cstate *s, const json_t *taxonomy, con
             if ((h->cls != c && !(absorbed && absorbed[h->cls] == c)) || h->strength != want ||
                 !h->text)
                 continue;
-            bool dup = false;
-            size_t j;
-            json_t *e;
-            json_array_foreach(ev, j, e)
-            {
-                const char *t = json_string_value(e);
-                const char *body = strchr(h->text, ']'); /* past an "[Xid ...]" note */
-                dup |= strcmp(t, h->text) == 0 || strstr(t, body ? body + 1 : h->text) != NULL;
-            }
-            if (!dup) json_array_append_new(ev, json_string(h->text));
+            if (!evidence_has(ev, h->text)) json_array_append_new(ev, json_string(h->text));
         }
     bool act = s->conf >= r->db->act && (!destructive || s->corroborated);
     json_t *o = json_object();
@@ -1029,18 +1301,125 @@ static json_t *entry(run *r, int c, const cstate *s, const json_t *taxonomy, con
     return o;
 }
 
+/* Evidence kinds that were collected at all (a non-empty source). */
+static int kinds_present(const run *r, char *names, size_t n)
+{
+    static const int src[] = {DS_KERNEL, DS_JOB, DS_EVENTS, DS_METRICS, DS_HISTORY};
+    static const char *const nm[] = {"kernel_log", "job_log", "events", "metrics", "history"};
+    int k = 0;
+    size_t o = 0;
+    names[0] = '\0';
+    for (int i = 0; i < 5; i++)
+        if (r->nsrc[src[i]] > 0) {
+            k++;
+            o += (size_t)snprintf(names + o, n > o ? n - o : 0, "%s%s", o ? ", " : "", nm[i]);
+        }
+    if (r->nsrc[DS_REASON] + r->nsrc[DS_STATE] + r->nsrc[DS_JOBS] > 0) {
+        k++;
+        snprintf(names + o, n > o ? n - o : 0, "%s%s", o ? ", " : "", "slurm");
+    }
+    return k;
+}
+
+/* healthy needs positive evidence: sources that were collected and are
+ * clean.  Its confidence grows with how many kinds were seen (one kind
+ * alone is a weak statement, five are a strong one). */
 static json_t *healthy_entry(run *r, double best, const json_t *taxonomy)
 {
     int h = diag_class_index(r->db, "healthy");
-    cstate s = {.conf = 1.0 - best, .corroborated = true};
+    char names[120];
+    int k = kinds_present(r, names, sizeof names);
+    double cover = 0.3 + 0.15 * k;
+    if (cover > 1.0) cover = 1.0;
+    cstate s = {.conf = (1.0 - best) * cover, .corroborated = k >= 2};
     json_t *o = entry(r, h, &s, taxonomy, NULL);
-    char why[160];
+    char why[300];
     snprintf(why, sizeof why,
-             "no fault class reached %.2f (strongest %.2f): noise below the bar to act",
-             r->db->report, best);
+             "clean: %d evidence kind(s) collected (%s) and no fault class reached %.2f "
+             "(strongest %.2f)",
+             k, names, r->db->report, best);
     json_array_append_new(json_object_get(o, "evidence"), json_string(why));
+    if (json_array_size(r->absent)) {
+        char miss[600];
+        size_t m = (size_t)snprintf(miss, sizeof miss, "not judged, absent from the metrics:");
+        size_t i;
+        json_t *a;
+        json_array_foreach(r->absent, i, a)
+        {
+            if (m < sizeof miss)
+                m += (size_t)snprintf(miss + m, sizeof miss - m, " %s", json_string_value(a));
+        }
+        json_array_append_new(json_object_get(o, "evidence"), json_string(miss));
+    }
     json_object_set_new(o, "act", json_false());
     return o;
+}
+
+/* inconclusive: anomalies no class explains, or nothing to judge.  The
+ * anomalies are the evidence; the answer is a human, never a runbook. */
+static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, int ic)
+{
+    cstate s = {.conf = 0, .corroborated = false};
+    json_t *o = entry(r, ic, &s, taxonomy, NULL);
+    json_t *ev = json_object_get(o, "evidence");
+    double strongest = 0;
+    for (int want = ST_DECISIVE; want >= ST_WEAK; want--)
+        for (int i = 0; i < r->nanoms && json_array_size(ev) < MAX_EVIDENCE; i++)
+            if (r->anoms[i].strength == want && !evidence_has(ev, r->anoms[i].text)) {
+                json_array_append_new(ev, json_string(r->anoms[i].text));
+                if (r->db->pstrength[want] > strongest) strongest = r->db->pstrength[want];
+            }
+    char names[120], why[300];
+    int k = kinds_present(r, names, sizeof names);
+    if (r->nanoms)
+        snprintf(why, sizeof why,
+                 "%d anomal%s that no fault class explains (strongest class %.2f, below %.2f): "
+                 "escalate to a human",
+                 r->nanoms, r->nanoms == 1 ? "y" : "ies", best, r->db->report);
+    else
+        snprintf(why, sizeof why,
+                 "no evidence to judge (%d kind(s) collected%s%s): collect kernel log, metrics "
+                 "and Slurm state, or escalate to a human",
+                 k, k ? ": " : "", names);
+    json_array_append_new(ev, json_string(why));
+    json_object_set_new(o, "confidence", json_real(round2(r->nanoms ? strongest : 0.5)));
+    /* the scope is what the anomalies point at: a job's failure alone is
+     * not a reason to look at its node */
+    int node = 0, job = 0;
+    for (int i = 0; i < r->nanoms; i++) {
+        node += r->anoms[i].level == 1;
+        job += r->anoms[i].level == 0;
+    }
+    if (job && !node) json_object_set_new(o, "scope", json_string("job"));
+    json_object_set_new(o, "runbook", json_null());
+    json_object_set_new(o, "act", json_false());
+    return o;
+}
+
+/* Xid 154: the driver's recovery action overrides the immediate action of
+ * the Xids it accompanies.  A reset or reboot means the error was not one
+ * a restarted application survives: job-scope Xid classes are demoted and
+ * the request itself stays as an anomaly until a node class explains it. */
+static void apply_recovery(run *r, cstate *cs)
+{
+    if (!r->rec) return;
+    const struct fm_diag_db *db = r->db;
+    int rank = action_rank(r->rec->action);
+    char extra[160];
+    snprintf(extra, sizeof extra, "[Xid 154: driver recovery action %s (%s)] ", r->rec->label,
+             r->rec->action);
+    for (int c = 0; c < db->nclasses; c++) {
+        if (!r->xidcls[c] || !cs[c].any) continue;
+        add_hit(r, c, KIND_OF[r->lines[r->rec_line].src], ST_WEAK, "xid-line",
+                line_evidence(r, r->rec_line, extra));
+        if (rank >= 2 && strcmp(db->classes[c].scope, "job") == 0) cs[c].conf *= 0.5;
+    }
+    if (rank < 2) return;
+    for (int c = 0; c < db->nclasses; c++)
+        if (cs[c].conf >= db->report && strcmp(db->classes[c].scope, "node") == 0 &&
+            db->classes[c].destructive)
+            return; /* a node class that resets or reboots explains it */
+    add_anomaly(r, ST_STRONG, 1, "xid-recovery", line_evidence(r, r->rec_line, extra));
 }
 
 static void run_free(run *r)
@@ -1049,6 +1428,11 @@ static void run_free(run *r)
         free(r->owned[i]);
     for (int i = 0; i < r->nhits; i++)
         free(r->hits[i].text);
+    for (int i = 0; i < r->nanoms; i++)
+        free(r->anoms[i].text);
+    free(r->anoms);
+    free(r->xidcls);
+    json_decref(r->absent);
     free(r->owned);
     free(r->hits);
     free(r->lines);
@@ -1071,7 +1455,8 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     json_t *out = NULL;
     cstate *cs = calloc((size_t)db->nclasses, sizeof *cs);
     int *absorbed = malloc((size_t)db->nclasses * sizeof *absorbed);
-    if (!r.md || !cs || !absorbed) goto nomem;
+    r.xidcls = calloc((size_t)db->nclasses, 1);
+    if (!r.md || !cs || !absorbed || !r.xidcls) goto nomem;
     for (int c = 0; c < db->nclasses; c++)
         absorbed[c] = -1;
     if (take_text(&r, json_object_get(signals, "kernel_log"), DS_KERNEL, "kernel_log", err) ||
@@ -1100,6 +1485,12 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         case RT_CAPTURE_DISAGREE:
         case RT_DISTINCT_VALUES:
             rule_captures(&r, ru);
+            break;
+        case RT_OUTLIER:
+            rule_outlier(&r, ru);
+            break;
+        case RT_CONFIG_CHOSEN:
+            rule_config_chosen(&r, ru);
             break;
         default:
             break;
@@ -1130,6 +1521,8 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         }
     }
     free(pre);
+    apply_recovery(&r, cs);
+    if (r.oom) goto nomem;
 
     /* rank */
     int order[256], n = 0;
@@ -1150,8 +1543,21 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     out = json_object();
     json_t *classes = json_array();
     json_t *top;
+    int ic = diag_class_index(db, "inconclusive");
+    char names[120];
+    /* one strong anomaly, or weak ones of two groups, must not read as healthy */
+    int weak_groups = 0;
+    bool unexplained = false;
+    for (int i = 0; i < r.nanoms; i++) {
+        unexplained |= r.anoms[i].strength >= ST_STRONG;
+        weak_groups += r.anoms[i].strength == ST_WEAK;
+    }
+    unexplained |= weak_groups >= 2;
     if (best >= db->report) {
         top = entry(&r, order[0], &cs[order[0]], taxonomy, absorbed);
+    } else if (ic >= 0 && (unexplained || kinds_present(&r, names, sizeof names) == 0)) {
+        top = inconclusive_entry(&r, best, taxonomy, ic);
+        json_array_append(classes, top);
     } else {
         top = healthy_entry(&r, best, taxonomy);
         json_array_append(classes, top);
@@ -1171,6 +1577,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     json_object_set_new(seen, "matches", json_integer(r.nhits));
     json_object_set_new(out, "signals_seen", seen);
     if (r.node) json_object_set_new(out, "node", json_string(r.node));
+    if (r.absent) json_object_set_new(out, "metrics_absent", json_incref(r.absent));
     goto done;
 nomem:
     fm_err_set(err, FM_ERR_NOMEM, "out of memory while diagnosing; send fewer lines");

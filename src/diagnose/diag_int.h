@@ -48,6 +48,7 @@ typedef struct diag_metric {
     char *label_key[DIAG_MAX_LABELS];
     diag_re label_re[DIAG_MAX_LABELS];
     int min_series;
+    int sustained; /* >0: every sample of the series holds, at least this many */
     bool rising;
     bool has_with;
     diag_re with_name;
@@ -61,12 +62,17 @@ typedef struct diag_sig {
     int cls[DIAG_MAX_CLASSES]; /* taxonomy indexes */
     int ncls;
     bool xid;         /* class from the Xid table via the `xid` capture */
+    bool anomaly;     /* no class: an anomaly that must not read as healthy */
+    int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
+    bool recovery;    /* Xid 154's recovery action via the key / val captures */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */
     int strength;
     diag_re re;
     diag_re exclude;
     diag_re also;
+    diag_re unless;   /* any text line matching it explains the signature away */
+    diag_re requires; /* some text line of any source must match */
     diag_re ctx;
     diag_re ctx_stop;
     int ctx_before;
@@ -85,6 +91,8 @@ enum {
     RT_SAME_STEP_DIFF,
     RT_CAPTURE_DISAGREE,
     RT_DISTINCT_VALUES,
+    RT_OUTLIER,
+    RT_CONFIG_CHOSEN,
     RT_EXPLAINS,
     RT_ABSORB
 };
@@ -102,16 +110,28 @@ typedef struct diag_rule {
     int ntargets;
     double min;
     double factor;
+    int min_keys;
     int sig; /* capture rules: index into sigs of their pattern */
 } diag_rule;
 
 typedef struct diag_xid {
     int code;
-    int cls; /* -1: informational */
+    int cls; /* -1: no class (informational, or unexplained) */
     int strength;
-    char action[16];
+    bool informational; /* nothing to explain */
+    int contained;      /* 1 contained, 0 uncontained, -1 not an ECC error */
+    char action[32];    /* NVIDIA's immediate action */
+    char invest[32];    /* NVIDIA's investigatory action */
+    char mnemonic[64];
     char name[124];
 } diag_xid;
+
+/* Xid 154's recovery actions: driver code and label -> resolution bucket. */
+typedef struct diag_xrec {
+    int code;
+    char label[44];
+    char action[32];
+} diag_xrec;
 
 typedef struct diag_class {
     char id[64];
@@ -143,6 +163,10 @@ struct fm_diag_db {
     int nrules;
     diag_xid *xids;
     int nxids;
+    diag_xrec *xrecs;
+    int nxrecs;
+    char **expected; /* metrics_expected: DCGM fields the signatures read */
+    int nexpected;
     diag_lit *lits;
     int nlits;
     int *always; /* text signatures without literals */
@@ -164,5 +188,7 @@ void diag_scan_line(const struct fm_diag_db *db, unsigned srcbit, const char *li
 bool diag_re_match(const diag_re *re, const char *s, size_t len, pcre2_match_data *md);
 int diag_class_index(const struct fm_diag_db *db, const char *id);
 const diag_xid *diag_xid_find(const struct fm_diag_db *db, int code);
+/* Xid 154's recovery action by its hex code ("0x1") or, failing that, its label. */
+const diag_xrec *diag_xrec_find(const struct fm_diag_db *db, const char *code, const char *label);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #if defined(__has_include)
@@ -201,6 +202,7 @@ static int load_metric(loadctx *lc, diag_metric *m, const json_t *o, const char 
     m->min_series = (int)json_integer_value(json_object_get(o, "min_series"));
     if (m->min_series < 1) m->min_series = 1;
     m->rising = json_is_true(json_object_get(o, "rising"));
+    m->sustained = (int)json_integer_value(json_object_get(o, "sustained"));
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)json_object_get(o, "labels"), k, v)
@@ -239,6 +241,10 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     snprintf(g->group, sizeof g->group, "%s", grp ? grp : id);
     g->strength = strength_of(json_string_value(json_object_get(s, "strength")));
     g->xid = json_is_true(json_object_get(s, "xid"));
+    g->anomaly = json_is_true(json_object_get(s, "anomaly"));
+    const char *sc = json_string_value(json_object_get(s, "scope"));
+    g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : 0;
+    g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->xid_cap = json_object_get(s, "strength") ? g->strength : ST_DECISIVE;
     g->min_count = (int)json_integer_value(json_object_get(s, "min_count"));
     if (g->min_count < 1) g->min_count = 1;
@@ -250,6 +256,12 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
         if (class_ref(lc, c, ptr, &g->cls[g->ncls])) return -1;
         g->ncls++;
     }
+    const char *al = json_string_value(json_object_get(s, "also"));
+    if (al && compile(lc, &g->also, al, ptr)) return -1;
+    const char *un = json_string_value(json_object_get(s, "unless"));
+    if (un && compile(lc, &g->unless, un, ptr)) return -1;
+    const char *rq = json_string_value(json_object_get(s, "requires"));
+    if (rq && compile(lc, &g->requires, rq, ptr)) return -1;
     if (g->srcmask & (1u << DS_METRICS)) {
         if (g->srcmask != (1u << DS_METRICS))
             return bad(lc, ptr, "a metric signature has only the metrics source", NULL, NULL);
@@ -266,10 +278,17 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     }
     int n = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "pid");
     g->cap_pid = n > 0 ? (uint32_t)n : 0;
+    if (g->recovery) {
+        int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "key");
+        int v = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "val");
+        if (k <= 0 || v <= 0)
+            return bad(lc, p, "a recovery signature needs (?<key>...) and (?<val>...) captures",
+                       NULL, NULL);
+        g->cap_key = (uint32_t)k;
+        g->cap_val = (uint32_t)v;
+    }
     const char *ex = json_string_value(json_object_get(s, "exclude"));
     if (ex && compile(lc, &g->exclude, ex, ptr)) return -1;
-    const char *al = json_string_value(json_object_get(s, "also"));
-    if (al && compile(lc, &g->also, al, ptr)) return -1;
     const json_t *cx = json_object_get(s, "context");
     if (cx) {
         if (compile(lc, &g->ctx, json_string_value(json_object_get(cx, "pattern")), ptr)) return -1;
@@ -290,9 +309,11 @@ static int rule_type(const char *t)
                                         "history_same_step_different_errors",
                                         "capture_disagree",
                                         "distinct_values",
+                                        "outlier",
+                                        "configured_vs_chosen",
                                         "explains",
                                         "absorb"};
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 10; i++)
         if (strcmp(t, names[i]) == 0) return i;
     return -1;
 }
@@ -330,6 +351,8 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     r->window_min = (int)json_integer_value(json_object_get(o, "window_min"));
     if (r->window_min < 1) r->window_min = 10;
     r->min = json_number_value(json_object_get(o, "min"));
+    r->min_keys = (int)json_integer_value(json_object_get(o, "min_keys"));
+    if (r->min_keys < 2) r->min_keys = 3;
     json_t *f = json_object_get(o, "factor");
     r->factor = f ? json_number_value(f) : 0.5;
     size_t i;
@@ -345,13 +368,14 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     if (class_list(lc, json_object_get(o, "classes"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "demote"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "from"), ptr, r)) return -1;
-    bool needs_cls = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
-                     r->type == RT_EXPLAINS || r->type == RT_ABSORB;
+    bool capture = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
+                   r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN;
+    bool needs_cls = capture || r->type == RT_EXPLAINS || r->type == RT_ABSORB;
     if (needs_cls && r->cls < 0)
         return bad(lc, ptr, "this rule type needs fault_class (or if)", NULL, NULL);
     if ((r->type == RT_EXPLAINS || r->type == RT_ABSORB) && r->ntargets == 0)
         return bad(lc, ptr, "this rule type needs demote (or from)", NULL, NULL);
-    if (r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES) {
+    if (capture) {
         const char *pat = json_string_value(json_object_get(o, "pattern"));
         if (!pat) return bad(lc, ptr, "a capture rule needs a pattern", NULL, NULL);
         int si = new_sig(db);
@@ -367,7 +391,7 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
         if (compile(lc, &g->re, pat, ptr)) return -1;
         int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "key");
         int vv = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "val");
-        if (vv <= 0 || (r->type == RT_CAPTURE_DISAGREE && k <= 0))
+        if (vv <= 0 || (r->type != RT_DISTINCT_VALUES && k <= 0))
             return bad(lc, ptr, "the pattern needs (?<val>...) (and (?<key>...) to disagree)", NULL,
                        NULL);
         g->cap_key = k > 0 ? (uint32_t)k : 0;
@@ -398,12 +422,50 @@ static int load_xids(loadctx *lc, const json_t *arr)
         const char *c = json_string_value(json_object_get(x, "fault_class"));
         if (c && class_ref(lc, c, ptr, &d->cls)) return -1;
         d->strength = strength_of(json_string_value(json_object_get(x, "strength")));
+        d->informational = json_is_true(json_object_get(x, "informational"));
+        const json_t *ct = json_object_get(x, "contained");
+        d->contained = json_is_boolean(ct) ? json_is_true(ct) : -1;
+        if (d->informational && d->cls >= 0)
+            return bad(lc, ptr, "an informational Xid has no fault_class", NULL, NULL);
         snprintf(d->action, sizeof d->action, "%s",
                  json_string_value(json_object_get(x, "action")));
+        const char *iv = json_string_value(json_object_get(x, "investigatory"));
+        snprintf(d->invest, sizeof d->invest, "%s", iv ? iv : "");
+        const char *mn = json_string_value(json_object_get(x, "mnemonic"));
+        snprintf(d->mnemonic, sizeof d->mnemonic, "%s", mn ? mn : "");
         const char *nm = json_string_value(json_object_get(x, "name"));
         snprintf(d->name, sizeof d->name, "%s", nm ? nm : "");
     }
     return 0;
+}
+
+static int load_xrecs(loadctx *lc, const json_t *arr)
+{
+    struct fm_diag_db *db = lc->db;
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x)
+    {
+        diag_xrec *nx = realloc(db->xrecs, (size_t)(db->nxrecs + 1) * sizeof *nx);
+        if (!nx) return fm_err_set(lc->err, FM_ERR_NOMEM, "out of memory"), -1;
+        db->xrecs = nx;
+        diag_xrec *d = &db->xrecs[db->nxrecs++];
+        d->code = (int)json_integer_value(json_object_get(x, "code"));
+        snprintf(d->label, sizeof d->label, "%s", json_string_value(json_object_get(x, "label")));
+        snprintf(d->action, sizeof d->action, "%s",
+                 json_string_value(json_object_get(x, "action")));
+    }
+    return 0;
+}
+
+const diag_xrec *diag_xrec_find(const struct fm_diag_db *db, const char *code, const char *label)
+{
+    long c = code && *code ? strtol(code, NULL, 16) : -1;
+    for (int i = 0; i < db->nxrecs; i++)
+        if (db->xrecs[i].code == c) return &db->xrecs[i];
+    for (int i = 0; label && i < db->nxrecs; i++)
+        if (strcasecmp(db->xrecs[i].label, label) == 0) return &db->xrecs[i];
+    return NULL;
 }
 
 static int load_taxonomy(struct fm_diag_db *db, const char *dir, fm_err *err)
@@ -503,7 +565,19 @@ static int load_file(struct fm_diag_db *db, const char *path, const json_t *sche
                  json_is_string(v) ? json_string_value(v) : "");
     }
     if (load_xids(&lc, json_object_get(doc.root, "xid"))) goto out;
+    if (load_xrecs(&lc, json_object_get(doc.root, "xid_recovery"))) goto out;
     size_t i;
+    json_array_foreach(json_object_get(doc.root, "metrics_expected"), i, v)
+    {
+        char **ne = realloc(db->expected, (size_t)(db->nexpected + 1) * sizeof *ne);
+        if (!ne || !(ne[db->nexpected] = strdup(json_string_value(v)))) {
+            if (ne) db->expected = ne;
+            fm_err_set(err, FM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        db->expected = ne;
+        db->nexpected++;
+    }
     json_array_foreach(json_object_get(doc.root, "signatures"), i, v)
     {
         if (load_sig(&lc, v, i)) goto out;
@@ -573,6 +647,8 @@ void fm_diag_free(struct fm_diag_db *db)
         re_free(&g->re);
         re_free(&g->exclude);
         re_free(&g->also);
+        re_free(&g->unless);
+        re_free(&g->requires);
         re_free(&g->ctx);
         re_free(&g->ctx_stop);
         re_free(&g->m.name);
@@ -592,6 +668,10 @@ void fm_diag_free(struct fm_diag_db *db)
     free(db->sigs);
     free(db->rules);
     free(db->xids);
+    free(db->xrecs);
+    for (int i = 0; i < db->nexpected; i++)
+        free(db->expected[i]);
+    free(db->expected);
     free(db->classes);
     free(db->always);
     free(db->bucket);

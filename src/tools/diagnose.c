@@ -185,15 +185,17 @@ static void collect_metrics(fm_ctx *ctx, const char *node, json_t *sig, json_t *
 {
     const json_t *gh = json_object_get(fm_config_section(&ctx->cfg, "metrics"), "gpu_health");
     const char *hl = json_string_value(json_object_get(gh, "host_label"));
-    if (!hl) hl = "Hostname";
-    /* node names are validated by the input schema: safe in a matcher */
-    char q[1024];
+    /* node names are validated by the input schema: safe in a matcher.
+     * Unless configured, both spellings of dcgm-exporter's host label
+     * (Hostname, renamed hostname in May 2026) select the node. */
+    char dcgm[300], q[1400];
+    fm_read_dcgm_selector(dcgm, sizeof dcgm, "DCGM_FI_.*", hl, node, "");
     snprintf(q, sizeof q,
-             "{__name__=~\"DCGM_FI_.*\",%s=\"%s\"} or "
+             "%s or "
              "{__name__=~\"up|node_infiniband_(physical_)?state_id|"
              "node_network_carrier_changes_total|node_filesystem_avail_bytes\",instance=~\"%s(:[0-"
              "9]+)?\"}",
-             hl, node, node);
+             dcgm, node);
     fm_err e = {0};
     json_t *ans = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, &e);
     if (!ans) {
@@ -205,8 +207,9 @@ static void collect_metrics(fm_ctx *ctx, const char *node, json_t *sig, json_t *
      * gives none.  Without that history they simply do not fire. */
     char window[16];
     fm_read_counter_window(&ctx->cfg, window);
-    snprintf(q, sizeof q, "{__name__=~\"DCGM_FI_DEV_.*(_TOTAL|_COUNTER)\",%s=\"%s\"} offset %s",
-             hl, node, window);
+    char off[32];
+    snprintf(off, sizeof off, " offset %s", window);
+    fm_read_dcgm_selector(q, sizeof q, "DCGM_FI_DEV_.*(_TOTAL|_COUNTER)", hl, node, off);
     fm_err pe = {0};
     json_t *past = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, &pe);
     if (!past) note(json_object_get(info, "errors"), "metrics history for %s: %s: %s", node, &pe);
@@ -225,6 +228,47 @@ static void collect_metrics(fm_ctx *ctx, const char *node, json_t *sig, json_t *
     json_array_append_new(json_object_get(info, "sources"), json_string("metrics"));
 }
 
+/* The lines of `nvidia-smi -q` the signatures read (row remapping,
+ * clock-event reasons, retired pages, ECC totals, PCIe link), each with
+ * its GPU and section so a bare "Pending : Yes" keeps its meaning. */
+static void nvsmi_sections(json_t *events, const char *out, size_t len)
+{
+    static const char *const keep[] = {
+        "Pending",      "Remapping Failure", "Slowdown",         "Power Brake", "Thermal",
+        "Double Bit",   "Uncorrectable",     "Retired",          "Link Width",  "Current",
+        "Single Bit",   "Replays",           "Fallen",           "Unknown Error"};
+    static const char *const sections[] = {"Remapped Rows", "Clocks Event Reasons",
+                                           "Clocks Throttle Reasons", "ECC Errors",
+                                           "Retired Pages", "PCI", "Link Width"};
+    json_t *s = fm_exec_text(out, len, (size_t)MAX_COLLECT_LINES * 200);
+    const char *p = json_string_value(s);
+    char gpu[64] = "", sect[64] = "";
+    while (p && *p && json_array_size(events) < 600) {
+        size_t l = strcspn(p, "\n");
+        const char *t = p;
+        while (t < p + l && *t == ' ')
+            t++;
+        size_t tl = (size_t)(p + l - t);
+        if (strncmp(p, "GPU ", 4) == 0 && l < sizeof gpu)
+            snprintf(gpu, sizeof gpu, "%.*s", (int)l, p);
+        for (size_t i = 0; i < sizeof sections / sizeof *sections; i++)
+            if (tl == strlen(sections[i]) && strncmp(t, sections[i], tl) == 0)
+                snprintf(sect, sizeof sect, "%s", sections[i]);
+        bool want = false;
+        for (size_t i = 0; i < sizeof keep / sizeof *keep && !want; i++)
+            want = memmem(t, tl, keep[i], strlen(keep[i])) != NULL && memchr(t, ':', tl);
+        if (want) {
+            char line[400];
+            snprintf(line, sizeof line, "nvidia-smi -q: %s: %s: %.*s", gpu, sect,
+                     (int)(tl > 300 ? 300 : tl), t);
+            json_array_append_new(events, json_string(line));
+        }
+        p += l;
+        if (*p) p++;
+    }
+    json_decref(s);
+}
+
 static void collect_exec(fm_ctx *ctx, const char *node, json_t *sig, json_t *info, size_t kmax)
 {
     fm_cmd_args a;
@@ -233,8 +277,10 @@ static void collect_exec(fm_ctx *ctx, const char *node, json_t *sig, json_t *inf
     static const struct {
         fm_cmd_id cmd;
         const char *label;
-    } cmds[] = {
-        {FM_CMD_KERNEL_XID, NULL}, {FM_CMD_DCGMI_HEALTH, "dcgmi health: "}, {FM_CMD_IBSTAT, ""}};
+    } cmds[] = {{FM_CMD_KERNEL_LOG, NULL},
+                {FM_CMD_DCGMI_HEALTH, "dcgmi health: "},
+                {FM_CMD_IBSTAT, ""},
+                {FM_CMD_NVSMI_QUERY, "nvidia-smi -q: "}};
     bool any = false;
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
         fm_exec_result r;
@@ -246,7 +292,7 @@ static void collect_exec(fm_ctx *ctx, const char *node, json_t *sig, json_t *inf
             continue;
         }
         any = true;
-        if (cmds[c].cmd == FM_CMD_KERNEL_XID) {
+        if (cmds[c].cmd == FM_CMD_KERNEL_LOG) {
             /* keep the most recent lines: skip the head of a long answer */
             json_t *all = json_array();
             add_lines(all, r.out, r.out_len, MAX_COLLECT_LINES, "");
@@ -277,6 +323,8 @@ static void collect_exec(fm_ctx *ctx, const char *node, json_t *sig, json_t *inf
                 if (json_array_size(events) < 200) json_array_append_new(events, json_string(line));
             }
             json_decref(h);
+        } else if (cmds[c].cmd == FM_CMD_NVSMI_QUERY) {
+            nvsmi_sections(events, r.out, r.out_len);
         } else {
             add_lines(events, r.out, r.out_len, 400, cmds[c].label);
         }

@@ -41,23 +41,26 @@ enum {
     M_COUNT
 };
 
+/* alias: the same field under another name (dcgm-exporter renamed the
+ * throttle field CLOCK_THROTTLE_REASONS to CLOCKS_EVENT_REASONS). */
 static const struct {
     const char *metric; /* after DCGM_FI_DEV_ */
     const char *key;    /* in the detailed answer */
+    const char *alias;
 } METRICS[M_COUNT] = {
-    [M_TEMP] = {"GPU_TEMP", "temp_c"},
-    [M_POWER] = {"POWER_USAGE", "power_w"},
-    [M_PLIMIT] = {"POWER_MGMT_LIMIT", "power_limit_w"},
-    [M_XID] = {"XID_ERRORS", "last_xid"},
-    [M_SBE] = {"ECC_SBE_VOL_TOTAL", "ecc_sbe_vol"},
-    [M_DBE] = {"ECC_DBE_VOL_TOTAL", "ecc_dbe_vol"},
-    [M_RFAIL] = {"ROW_REMAP_FAILURE", "row_remap_failure"},
-    [M_RPEND] = {"ROW_REMAP_PENDING", "row_remap_pending"},
-    [M_RUNC] = {"UNCORRECTABLE_REMAPPED_ROWS", "remapped_rows_unc"},
-    [M_RCORR] = {"CORRECTABLE_REMAPPED_ROWS", "remapped_rows_corr"},
-    [M_PCIE] = {"PCIE_REPLAY_COUNTER", "pcie_replay"},
-    [M_NVL] = {"NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "nvlink_crc"},
-    [M_CLOCK] = {"CLOCK_THROTTLE_REASONS", "clock_events"},
+    [M_TEMP] = {"GPU_TEMP", "temp_c", NULL},
+    [M_POWER] = {"POWER_USAGE", "power_w", NULL},
+    [M_PLIMIT] = {"POWER_MGMT_LIMIT", "power_limit_w", NULL},
+    [M_XID] = {"XID_ERRORS", "last_xid", NULL},
+    [M_SBE] = {"ECC_SBE_VOL_TOTAL", "ecc_sbe_vol", NULL},
+    [M_DBE] = {"ECC_DBE_VOL_TOTAL", "ecc_dbe_vol", NULL},
+    [M_RFAIL] = {"ROW_REMAP_FAILURE", "row_remap_failure", NULL},
+    [M_RPEND] = {"ROW_REMAP_PENDING", "row_remap_pending", NULL},
+    [M_RUNC] = {"UNCORRECTABLE_REMAPPED_ROWS", "remapped_rows_unc", NULL},
+    [M_RCORR] = {"CORRECTABLE_REMAPPED_ROWS", "remapped_rows_corr", NULL},
+    [M_PCIE] = {"PCIE_REPLAY_COUNTER", "pcie_replay", NULL},
+    [M_NVL] = {"NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "nvlink_crc", NULL},
+    [M_CLOCK] = {"CLOCKS_EVENT_REASONS", "clock_events", "CLOCK_THROTTLE_REASONS"},
 };
 
 /* DCGM_FI_DEV_CLOCK_THROTTLE_REASONS bits (nvml clocksEventReasons). */
@@ -81,7 +84,7 @@ typedef struct thresholds {
     char window[16]; /* PromQL duration for counter increases, e.g. "1h" */
     const json_t *xid_crit, *xid_ignore; /* borrowed arrays, may be NULL */
     long long expected_gpus;             /* 0: unknown */
-    char host_label[64];
+    char host_label[64]; /* "": Hostname or hostname (renamed by dcgm-exporter in 2026) */
 } thresholds;
 
 typedef struct gpu {
@@ -117,7 +120,7 @@ static void load_thresholds(const fm_config *cfg, thresholds *t)
     t->expected_gpus = (long long)thr_num(g, "expected_gpus", 0);
     fm_read_counter_window(cfg, t->window);
     const char *hl = json_string_value(json_object_get(g, "host_label"));
-    snprintf(t->host_label, sizeof t->host_label, "%s", hl ? hl : "Hostname");
+    snprintf(t->host_label, sizeof t->host_label, "%s", hl ? hl : "");
 }
 
 static bool int_in(const json_t *arr, long long x)
@@ -315,7 +318,9 @@ static int collect(const json_t *ans, gpu *gpus)
         long idx = strtol(gi, &end, 10);
         if (*end || idx < 0 || idx >= MAX_GPUS) continue;
         for (int m = 0; m < M_COUNT; m++) {
-            if (strcmp(name + 12, METRICS[m].metric) != 0) continue;
+            if (strcmp(name + 12, METRICS[m].metric) != 0 &&
+                (!METRICS[m].alias || strcmp(name + 12, METRICS[m].alias) != 0))
+                continue;
             gpu *g = &gpus[idx];
             if (!g->seen) seen++;
             g->seen = true;
@@ -327,6 +332,21 @@ static int collect(const json_t *ans, gpu *gpus)
         }
     }
     return seen;
+}
+
+/* The fields no GPU of the node reported (new array): a stock
+ * dcgm-exporter serves no ECC, NVLink CRC, row-remap-pending or
+ * clock-event counters until its counters file enables them. */
+static json_t *absent_fields(const gpu *gpus)
+{
+    json_t *a = json_array();
+    for (int m = 0; m < M_COUNT; m++) {
+        bool any = false;
+        for (int i = 0; i < MAX_GPUS && !any; i++)
+            any = gpus[i].has[m];
+        if (!any) json_array_append_new(a, json_sprintf("DCGM_FI_DEV_%s", METRICS[m].metric));
+    }
+    return a;
 }
 
 /* Returns a new object (see schemas/tools/gpu_health.json). */
@@ -342,14 +362,14 @@ json_t *fm_tool_gpu_health(fm_call *call, fm_err *err)
     thresholds t;
     load_thresholds(&ctx->cfg, &t);
     /* node names are validated above, so they cannot break the matcher */
-    char q[1024];
-    snprintf(q, sizeof q, "{__name__=~\"DCGM_FI_DEV_(");
+    char names[512] = "DCGM_FI_DEV_(", q[1400];
     for (int m = 0; m < M_COUNT; m++) {
-        size_t l = strlen(q);
-        snprintf(q + l, sizeof q - l, "%s%s", m ? "|" : "", METRICS[m].metric);
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof names - l, "%s%s%s%s", m ? "|" : "", METRICS[m].metric,
+                 METRICS[m].alias ? "|" : "", METRICS[m].alias ? METRICS[m].alias : "");
     }
-    size_t l = strlen(q);
-    snprintf(q + l, sizeof q - l, ")\",%s=\"%s\"}", t.host_label, node);
+    strcat(names, ")");
+    fm_read_dcgm_selector(q, sizeof q, names, t.host_label, node, "");
     json_t *ans = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, err);
     if (!ans) return NULL;
     gpu *gpus = calloc(2 * MAX_GPUS, sizeof *gpus), *then = gpus + MAX_GPUS;
@@ -359,15 +379,18 @@ json_t *fm_tool_gpu_health(fm_call *call, fm_err *err)
         return NULL;
     }
     int seen = collect(ans, gpus);
+    json_t *absent = seen > 0 ? absent_fields(gpus) : NULL;
     bool truncated = json_is_true(json_object_get(ans, "truncated"));
     json_decref(ans);
     /* The counters as they were one window ago, to judge their growth.
      * Failing that, the totals are judged and the note says why. */
     char history_err[160] = "";
     if (seen > 0) {
-        snprintf(q, sizeof q, "{__name__=~\"DCGM_FI_DEV_(%s|%s|%s)\",%s=\"%s\"} offset %s",
-                 METRICS[M_SBE].metric, METRICS[M_PCIE].metric, METRICS[M_NVL].metric,
-                 t.host_label, node, t.window);
+        char cn[160], off[32];
+        snprintf(cn, sizeof cn, "DCGM_FI_DEV_(%s|%s|%s)", METRICS[M_SBE].metric,
+                 METRICS[M_PCIE].metric, METRICS[M_NVL].metric);
+        snprintf(off, sizeof off, " offset %s", t.window);
+        fm_read_dcgm_selector(q, sizeof q, cn, t.host_label, node, off);
         fm_err herr = {0};
         json_t *past = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, &herr);
         if (past)
@@ -432,12 +455,17 @@ json_t *fm_tool_gpu_health(fm_call *call, fm_err *err)
         out, "counts",
         json_pack("{s:i, s:i, s:i}", "ok", counts[0], "warn", counts[1], "crit", counts[2]));
     json_object_set_new(out, "gpus", list);
+    if (absent && json_array_size(absent))
+        json_object_set_new(out, "absent_fields", absent);
+    else
+        json_decref(absent);
     if (seen == 0)
         json_object_set_new(out, "note",
                             json_sprintf("no DCGM series with %s=\"%s\": check dcgm-exporter on "
                                          "the node and its scrape (up{...}), or "
                                          "metrics.gpu_health.host_label",
-                                         t.host_label, node));
+                                         t.host_label[0] ? t.host_label : "Hostname or hostname",
+                                         node));
     else if (history_err[0])
         json_object_set_new(out, "note",
                             json_sprintf("counters judged by their totals: the %s-old sample"

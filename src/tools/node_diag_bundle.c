@@ -87,6 +87,7 @@ static json_t *highlights(fm_cmd_id cmd, const fm_exec_result *r, size_t xid_lin
     case FM_CMD_NVSMI_QUERY_GPU:
     case FM_CMD_NVSMI_RESET:
     case FM_CMD_DCGMI_DIAG:
+    case FM_CMD_KERNEL_LOG:
         break;
     }
     return json_object();

@@ -184,3 +184,15 @@ const char *fm_read_counter_window(const fm_config *cfg, char buf[16])
     snprintf(buf, 16, "%s", ok ? w : "1h");
     return buf;
 }
+
+void fm_read_dcgm_selector(char *q, size_t n, const char *names, const char *hl, const char *node,
+                           const char *suffix)
+{
+    if (hl && *hl)
+        snprintf(q, n, "{__name__=~\"%s\",%s=\"%s\"}%s", names, hl, node, suffix);
+    else
+        snprintf(q, n,
+                 "({__name__=~\"%s\",Hostname=\"%s\"}%s or "
+                 "{__name__=~\"%s\",hostname=\"%s\"}%s)",
+                 names, node, suffix, names, node, suffix);
+}

@@ -36,6 +36,13 @@ struct fm_config;
  * Checked here too, as it goes into PromQL.  Returns buf. */
 const char *fm_read_counter_window(const struct fm_config *cfg, char buf[16]);
 
+/* A PromQL selector of the series whose name matches the regex names on
+ * node (a validated node name), followed by suffix (e.g. " offset 1h"):
+ * by the host label hl, or when hl is NULL or "" by either spelling a
+ * stock dcgm-exporter uses (Hostname, renamed hostname in May 2026). */
+void fm_read_dcgm_selector(char *q, size_t n, const char *names, const char *hl,
+                           const char *node, const char *suffix);
+
 /* Wall clock, seconds. */
 double fm_read_now(void);
 

@@ -63,7 +63,8 @@ def main():
             if fault:
                 gpu_state("init", node, "--sku", "a100" if node.startswith("gpu-b") else "h100")
     failed += rising_counter()
-    print(f"collect: {len(CASES) + 2 - failed} passed, {failed} failed")
+    failed += stock_exporter()
+    print(f"collect: {len(CASES) + 5 - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
@@ -111,6 +112,55 @@ def rising_counter():
     finally:
         c.close()
         gpu_state("init", node, "--sku", "h100")
+    return failed
+
+
+def stock_exporter():
+    """A node whose dcgm-exporter serves only the stock default counters,
+    with the `hostname` label: gpu_health and diagnose still find its GPUs,
+    say which fields were absent, and a fault the stock set carries (the
+    last-Xid gauge, the kernel log) is still diagnosed.  Returns failures."""
+    node = "gpu-b03"
+    gpu_state("init", node, "--sku", "a100", "--exporter", "stock")
+    time.sleep(3)
+    c = Mcp([os.path.join(ROOT, "build", "fleetmcp"), "--config", CONFIG], dict(os.environ))
+    failed = 0
+
+    def call(tool, **args):
+        res = c.request("tools/call", {"name": tool, "arguments": args})
+        return {} if res.get("isError") else res.get("structuredContent", {})
+    try:
+        c.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "diagnose-collect", "version": "1"}})
+        c.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        h = call("gpu_health", node=node)
+        absent = h.get("absent_fields", [])
+        ok = (h.get("seen_gpus") == 8 and h.get("verdict") == "healthy"
+              and "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL" in absent
+              and "DCGM_FI_DEV_CLOCKS_EVENT_REASONS" in absent)
+        print(f"{'ok  ' if ok else 'FAIL'} {node}: stock exporter: gpu_health sees"
+              f" {h.get('seen_gpus')} GPUs by `hostname`, absent {absent}")
+        failed += not ok
+        d = call("diagnose", node=node)
+        top = d.get("top", {})
+        ok = (top.get("fault_class") == "healthy"
+              and "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL" in d.get("metrics_absent", []))
+        print(f"{'ok  ' if ok else 'FAIL'} {node}: stock exporter: diagnose"
+              f" {top.get('fault_class')} {top.get('confidence')}, metrics_absent"
+              f" {d.get('metrics_absent')}")
+        if not ok:
+            print("     evidence:", " | ".join(top.get("evidence", []))[:600])
+        failed += not ok
+        gpu_state("inject", node, "xid79", "--gpu", "2")
+        time.sleep(3)
+        top = call("diagnose", node=node).get("top", {})
+        ok = top.get("fault_class") == "gpu_fallen_off_bus"
+        print(f"{'ok  ' if ok else 'FAIL'} {node}: stock exporter: Xid 79 ->"
+              f" {top.get('fault_class')} {top.get('confidence')}")
+        failed += not ok
+    finally:
+        c.close()
+        gpu_state("init", node, "--sku", "a100")
     return failed
 
 

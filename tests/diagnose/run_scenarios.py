@@ -10,7 +10,9 @@ over MCP stdio (initialize, notifications/initialized, tools/call diagnose
 {signals}); --direct runs the engine through tests/diagnose/diag_cli
 instead.  Checks per scenario: the expected top class, the expected scope,
 and no destructive recommendation with act=true when destructive_ok is
-false.  Prints a per-class table; exit 1 on any failure.
+false.  Prints a per-class table and, per directory, top-1 accuracy and
+unsafe calls (a destructive top class for an incident whose destructive_ok
+is false: a destructive runbook it did not need); exit 1 on any failure.
 """
 import argparse
 import json
@@ -178,10 +180,17 @@ def main():
                     os.remove(db + suffix)
     table = {}
     failed = 0
+    per_dir = {}
     for f in files:
         doc = load(f)
         cls = doc["expect"]["fault_class"]
-        probs = check(doc, results.get(f, {"error": "no result"}))
+        res = results.get(f, {"error": "no result"})
+        probs = check(doc, res)
+        d = per_dir.setdefault(os.path.dirname(f), [0, 0, 0])
+        d[0] += 1
+        top = res.get("top") or {}
+        d[1] += top.get("fault_class") == cls
+        d[2] += bool(top.get("destructive")) and not doc["expect"]["destructive_ok"]
         t = table.setdefault(cls, [0, 0])
         t[0] += 1
         if probs:
@@ -197,6 +206,10 @@ def main():
         print(f"{cls:28} {table[cls][0]:5} {table[cls][1]:6}")
     total = len(files)
     print(f"{'TOTAL':28} {total:5} {total - failed:6}")
+    print()
+    for d, (n, top1, unsafe) in per_dir.items():
+        name = os.path.relpath(os.path.normpath(d), ROOT)
+        print(f"set {name}: top-1 {top1}/{n} ({100.0 * top1 / n:.0f}%), unsafe calls {unsafe}")
     sys.exit(1 if failed else 0)
 
 

@@ -20,7 +20,7 @@ for f in tests/replay/*.jsonl; do
 done
 # A behaviour change must show: the Xid 79 runbook loses its probe step.
 mkdir -p "$dir/runbooks"
-cp runbooks/* "$dir/runbooks/"
+cp -R runbooks/* "$dir/runbooks/"
 python3 - "$dir/runbooks/rb-gpu-fallen-off-bus.yaml" <<'PY'
 import sys, yaml
 p = sys.argv[1]

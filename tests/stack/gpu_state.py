@@ -8,7 +8,8 @@ re-renders $STACK/textfile/<node>.prom, the node's DCGM metrics in
 dcgm-exporter's names and labels, which node_exporter serves to Prometheus.
 
 CLI (stack dir from --stack or $FM_STACK):
-  gpu_state.py init NODE [--sku h100|a100]     healthy state (keeps nothing)
+  gpu_state.py init NODE [--sku h100|a100] [--exporter legacy|stock]
+                                               healthy state (keeps nothing)
   gpu_state.py inject NODE FAULT [--gpu N] [--persistent]
   gpu_state.py reset-gpu NODE --gpu N          what nvidia-smi --gpu-reset clears
   gpu_state.py reboot NODE                     what a reboot clears
@@ -211,13 +212,15 @@ def _boot_log(st):
     _klog(st, "mlx5_core 0000:0c:00.0: firmware version: 28.39.1002")
 
 
-def new_state(node, sku="h100"):
+def new_state(node, sku="h100", exporter="legacy"):
+    if exporter not in EXPORTERS:
+        raise StateError(f"unknown exporter {exporter!r} (known: {', '.join(EXPORTERS)})", 2)
     if sku not in SKUS:
         raise StateError(f"unknown sku {sku!r} (known: {', '.join(SKUS)})", 2)
     now = time.time()
     st = {
         "node": node, "sku": sku, "boot_id": str(uuid.uuid4()), "boot_time": round(now, 3),
-        "reboots": 0, "hw_dead": False,
+        "reboots": 0, "hw_dead": False, "exporter": exporter,
         "gpus": [_healthy_gpu(node, sku, i) for i in range(NGPUS)],
         "ib": [{"ca": "mlx5_0", "port": 1, "state": "Active", "phys_state": "LinkUp",
                 "rate": 400}],
@@ -379,6 +382,19 @@ METRICS = [  # name, type, help, value(gpu)
 ]
 
 
+# What the node's dcgm-exporter serves.  legacy: every field above with the
+# Hostname label (the stack's historic set).  stock: dcgm-exporter's default
+# counters as shipped (default-counters.csv): ECC SBE/DBE and NVLink CRC are
+# commented out there, row-remap-pending and the clock-event reasons are not
+# listed, and the host label is `hostname` (renamed in May 2026).
+STOCK_FIELDS = {"DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
+                "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
+                "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+                "DCGM_FI_DEV_ROW_REMAP_FAILURE", "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+                "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"}
+EXPORTERS = ("legacy", "stock")
+
+
 def _esc(v):
     return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -389,14 +405,18 @@ def render_text(st):
         gpus = []
     else:
         gpus = [g for g in st["gpus"] if not g["fallen_off_bus"]]
+    stock = st.get("exporter") == "stock"
+    host = "hostname" if stock else "Hostname"
     out = []
     for name, typ, hlp, fn in METRICS:
+        if stock and name not in STOCK_FIELDS:
+            continue
         out.append(f"# HELP {name} {hlp}")
         out.append(f"# TYPE {name} {typ}")
         for g in gpus:
             labels = (f'gpu="{g["index"]}",UUID="{_esc(g["uuid"])}",'
                       f'pci_bus_id="{_esc(g["pci_bus_id"])}",device="nvidia{g["index"]}",'
-                      f'modelName="{_esc(g["model"])}",Hostname="{_esc(st["node"])}"')
+                      f'modelName="{_esc(g["model"])}",{host}="{_esc(st["node"])}"')
             out.append(f"{name}{{{labels}}} {fn(g)}")
     return "\n".join(out) + "\n"
 
@@ -410,9 +430,9 @@ def render(stack, node, st=None):
     _atomic_write(os.path.join(d, f"{node}.prom"), render_text(st))
 
 
-def init(stack, node, sku="h100"):
+def init(stack, node, sku="h100", exporter="legacy"):
     with _locked(stack, node):
-        st = new_state(node, sku)
+        st = new_state(node, sku, exporter)
         save(stack, node, st)
     return st
 
@@ -426,6 +446,8 @@ def main(argv=None):
     p = sub.add_parser("init")
     p.add_argument("node")
     p.add_argument("--sku", default="h100", choices=sorted(SKUS))
+    p.add_argument("--exporter", default="legacy", choices=EXPORTERS,
+                   help="which dcgm-exporter field set the node serves")
     p = sub.add_parser("inject")
     p.add_argument("node")
     p.add_argument("fault")
@@ -446,7 +468,7 @@ def main(argv=None):
             return 0
         stack = stack_dir(a.stack)
         if a.cmd == "init":
-            init(stack, a.node, a.sku)
+            init(stack, a.node, a.sku, a.exporter)
         elif a.cmd == "inject":
             with modify(stack, a.node) as st:
                 inject(st, a.fault, a.gpu, a.persistent)

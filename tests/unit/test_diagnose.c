@@ -105,6 +105,8 @@ START_TEST(loads_real_catalog)
 }
 END_TEST
 
+/* The project's taxonomy is the shared one, byte for byte, plus only its
+ * own classes appended after it (inconclusive). */
 START_TEST(taxonomy_copy_matches_shared)
 {
     size_t a_len, b_len;
@@ -113,8 +115,12 @@ START_TEST(taxonomy_copy_matches_shared)
     char *a = slurp("runbooks/fault-classes.yaml", &a_len);
     ck_assert_ptr_nonnull(a);
     ck_assert_msg(
-        a_len == b_len && memcmp(a, b, a_len) == 0,
+        a_len >= b_len && memcmp(a, b, b_len) == 0,
         "runbooks/fault-classes.yaml drifted from ../shared/fault-classes.yaml: copy it again");
+    const char *own = a + b_len;
+    ck_assert_msg(strstr(own, "- id: inconclusive") != NULL,
+                  "runbooks/fault-classes.yaml lacks its own class inconclusive after the shared "
+                  "ones");
     free(a);
     free(b);
 }
@@ -556,6 +562,148 @@ START_TEST(bulk_scan_counts_lines)
 }
 END_TEST
 
+
+/* ---- three outcomes ---------------------------------------------------------- */
+
+static bool evidence_mentions(const json_t *r, const char *needle)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(top(r), "evidence"), i, e)
+    {
+        if (strstr(json_string_value(e), needle)) return true;
+    }
+    return false;
+}
+
+START_TEST(unknown_xid_is_inconclusive_never_healthy)
+{
+    json_t *r = diag("{\"node\":\"n1\",\"kernel_log\":[\"NVRM: Xid (PCI:0000:3b:00): 199, pid=7, "
+                     "name=x, something new\"],\"slurm\":{\"node_state\":[\"IDLE\"]}}");
+    ck_assert_str_eq(top_class(r), "inconclusive");
+    ck_assert(!top_act(r));
+    ck_assert(!json_is_true(json_object_get(r, "act")));
+    ck_assert(json_is_null(json_object_get(top(r), "runbook")));
+    ck_assert(evidence_mentions(r, "Xid 199 is not in the Xid catalog"));
+    json_decref(r);
+    /* the same through DCGM's last-Xid gauge */
+    r = diag("{\"node\":\"n1\",\"metrics\":[{\"name\":\"DCGM_FI_DEV_XID_ERRORS\","
+             "\"labels\":{\"gpu\":\"1\",\"hostname\":\"n1\"},\"value\":201}]}");
+    ck_assert_str_eq(top_class(r), "inconclusive");
+    json_decref(r);
+    /* a catalogued code with no class (NVIDIA: CONTACT_SUPPORT) is no better */
+    r = diag("{\"kernel_log\":[\"NVRM: Xid (PCI:0000:3b:00): 142, pid=7, name=x\"]}");
+    ck_assert_str_eq(top_class(r), "inconclusive");
+    ck_assert(evidence_mentions(r, "CONTACT_SUPPORT"));
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(healthy_needs_positive_evidence)
+{
+    /* nothing collected: nothing to call healthy */
+    json_t *r = diag("{\"node\":\"n1\"}");
+    ck_assert_str_eq(top_class(r), "inconclusive");
+    json_decref(r);
+    /* one clean source: healthy, but with less confidence than four */
+    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]}}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    double one = top_conf(r);
+    json_decref(r);
+    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},"
+             "\"kernel_log\":[\"EXT4-fs (sda1): mounted filesystem\"],"
+             "\"events\":[\"dcgmi health -c: Overall Health: Healthy\"],"
+             "\"metrics\":[{\"name\":\"DCGM_FI_DEV_GPU_TEMP\",\"labels\":{\"gpu\":\"0\"},"
+             "\"value\":40}]}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    ck_assert_double_gt(top_conf(r), one + 0.2);
+    json_decref(r);
+    /* a failed job with no known signature is unexplained, not healthy */
+    r = diag("{\"node\":\"n1\",\"job_log\":[\"Segmentation fault (core dumped)\"],"
+             "\"slurm\":{\"jobs\":[{\"job_id\":1,\"state\":\"FAILED\",\"nodes\":\"n1\"}]}}");
+    ck_assert_str_eq(top_class(r), "inconclusive");
+    ck_assert(evidence_mentions(r, "Segmentation fault"));
+    json_decref(r);
+    /* ... unless the owner cancelled it */
+    r = diag("{\"node\":\"n1\",\"job_log\":[\"KeyboardInterrupt\",\"srun: error: n1: task 0: "
+             "Killed\"],\"slurm\":{\"jobs\":[{\"job_id\":1,\"state\":\"CANCELLED\","
+             "\"nodes\":\"n1\"}]}}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(xid154_recovery_action_is_parsed_and_used)
+{
+    /* a contained error the driver says needs nothing: restart the job */
+    const char *x94 = "NVRM: Xid (PCI:0000:ca:00): 94, pid=1, name=p, Contained: SM (0x1). "
+                      "RST: No, D-RST: No";
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"kernel_log\":[\"%s\",\"NVRM: Xid (PCI:0000:ca:00): 154, GPU recovery action "
+             "changed from 0x0 (None) to 0x0 (None)\"]}",
+             x94);
+    json_t *r = diag(buf);
+    ck_assert_str_eq(top_class(r), "gpu_ecc_contained");
+    ck_assert(evidence_mentions(r, "driver recovery action None"));
+    json_decref(r);
+    /* the driver asks for a node reboot: not a job-scope restart any more */
+    snprintf(buf, sizeof buf,
+             "{\"kernel_log\":[\"%s\",\"NVRM: Xid (PCI:0000:ca:00): 154, GPU recovery action "
+             "changed from 0x0 (None) to 0x2 (Node Reboot Required)\"]}",
+             x94);
+    r = diag(buf);
+    ck_assert_str_ne(top_class(r), "gpu_ecc_contained");
+    ck_assert_str_ne(top_class(r), "healthy");
+    ck_assert(!top_act(r));
+    json_decref(r);
+    /* 95 is the uncontained twin: the GPU needs a reset */
+    r = diag("{\"kernel_log\":[\"NVRM: Xid (PCI:0000:ca:00): 95, pid=1, name=p, Uncontained: "
+             "FBHUB. RST: Yes, D-RST: No\"]}");
+    ck_assert_str_eq(top_class(r), "gpu_ecc_uncorrectable");
+    ck_assert(evidence_mentions(r, "(uncontained)"));
+    json_decref(r);
+}
+END_TEST
+
+
+/* Phrasings from NVIDIA's and the frameworks' own texts, one source each:
+ * the meaning, not one scenario's wording, decides. */
+START_TEST(phrasings_by_meaning)
+{
+    static const struct {
+        const char *signals, *want;
+    } cases[] = {
+        {"{\"kernel_log\":[\"nvidia-nvswitch2: SXid (PCI:0000:c1:00.0): 24007, Fatal, Link 31 "
+         "MINION uncorrectable error\"],\"events\":[\"dcgmi health: GPU 4: NVLink: Failure: "
+         "DCGM_FR_NVLINK_DOWN\"]}",
+         "gpu_nvlink_error"},
+        {"{\"job_log\":[\"tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM "
+         "when allocating tensor with shape[64,4096,4096] on /job:worker/device:GPU:0\"]}",
+         "oom_batch_size"},
+        {"{\"job_log\":[\"n1:88:88 [0] NCCL INFO Bootstrap : Using docker0:172.17.0.1<0>\"]}",
+         "nccl_wrong_interface"},
+        {"{\"job_log\":[\"n1:88:90 [0] include/shm.h:28 NCCL WARN Error: failed to extend "
+         "/dev/shm/nccl-aBcD to 9637892 bytes\"]}",
+         "oom_shared_memory"},
+        {"{\"job_log\":[\"slurmstepd: error: Detected 3 oom-kill event(s) in StepId=77.0. Some "
+         "of your processes may have been killed by the cgroup out-of-memory handler.\"],"
+         "\"slurm\":{\"jobs\":[{\"job_id\":77,\"state\":\"OUT_OF_MEMORY\"}]}}",
+         "oom_host_dataloader"},
+        {"{\"job_log\":[\"botocore.exceptions.ClientError: An error occurred (InvalidAccessKeyId) "
+         "when calling the GetObject operation: The AWS Access Key Id you provided does not "
+         "exist in our records.\"]}",
+         "credential_expired"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *r = diag(cases[i].signals);
+        ck_assert_msg(strcmp(top_class(r), cases[i].want) == 0, "case %zu: %s, want %s", i,
+                      top_class(r), cases[i].want);
+        json_decref(r);
+    }
+}
+END_TEST
+
 static Suite *diagnose_suite(void)
 {
     Suite *s = suite_create("diagnose");
@@ -585,6 +733,10 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, evidence_is_clipped_and_bounded);
     tcase_add_test(tc, taxonomy_override_and_state_string);
     tcase_add_test(tc, hostlists);
+    tcase_add_test(tc, unknown_xid_is_inconclusive_never_healthy);
+    tcase_add_test(tc, healthy_needs_positive_evidence);
+    tcase_add_test(tc, xid154_recovery_action_is_parsed_and_used);
+    tcase_add_test(tc, phrasings_by_meaning);
     tcase_add_test(tc, bulk_scan_counts_lines);
     suite_add_tcase(s, tc);
     return s;
