@@ -161,6 +161,9 @@ def main():
     ap.add_argument("--cli", default=os.path.join(ROOT, "build", "diag", "diag_cli"))
     ap.add_argument("--signatures", default=os.path.join(ROOT, "runbooks", "signatures.yaml"))
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--held-out", nargs=2, type=int, metavar=("MIN_TOP1", "MAX_UNSAFE"),
+                    help="score a held-out set: pass when top-1 reaches MIN_TOP1 and unsafe "
+                         "calls stay at most MAX_UNSAFE, instead of requiring every scenario")
     a = ap.parse_args()
     dirs = a.dirs or default_dirs()
     files = scenario_files(dirs)
@@ -210,6 +213,16 @@ def main():
     for d, (n, top1, unsafe) in per_dir.items():
         name = os.path.relpath(os.path.normpath(d), ROOT)
         print(f"set {name}: top-1 {top1}/{n} ({100.0 * top1 / n:.0f}%), unsafe calls {unsafe}")
+    if a.held_out:
+        # A held-out set is never tuned against, so it is not required to
+        # pass whole; it must not fall below the figures last recorded.
+        top1 = sum(v[1] for v in per_dir.values())
+        unsafe = sum(v[2] for v in per_dir.values())
+        floor, ceiling = a.held_out
+        ok = top1 >= floor and unsafe <= ceiling
+        print(f"held-out: top-1 {top1} (at least {floor}), unsafe calls {unsafe} (at most {ceiling}): "
+              + ("ok" if ok else "REGRESSED"))
+        sys.exit(0 if ok else 1)
     sys.exit(1 if failed else 0)
 
 
