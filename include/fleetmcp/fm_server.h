@@ -13,6 +13,7 @@
 #include "fleetmcp/fm_tool.h"
 
 struct fm_transport;
+struct fm_mcp_http;
 struct fm_diag_db;
 struct fm_runbooks;
 
@@ -36,7 +37,10 @@ typedef struct fm_ctx {
     fm_store store;
     fm_backends be;
     fm_session session;
-    struct fm_transport *tx;     /* stdio, NULL in unit tests */
+    struct fm_transport *tx;     /* stdio or one HTTP exchange, NULL in unit tests */
+    struct fm_mcp_http *xc;      /* the HTTP exchange in flight, NULL on stdio */
+    unsigned char state_key[32]; /* sealed-state HMAC key (fm_state_*), from the store */
+    bool state_key_ready;
     bool *tool_enabled;          /* per fm_tool_table row */
     json_t **input_schemas;      /* parsed once at start, per row */
     json_t **output_schemas;
