@@ -29,8 +29,10 @@ stage unit make -s unit
 stage unit-asan make -s asan
 stage protocol python3 tests/protocol/run.py build/fleetmcp
 stage interop-sdk node tests/interop/sdk-client.mjs build/fleetmcp
+stage interop-sdk-http node tests/interop/sdk-client.mjs build/fleetmcp --http
 stage interop-sdk-stack bash tests/interop/sdk-stack.sh
 stage interop-inspector bash tests/interop/inspector.sh build/fleetmcp
+stage http-hardening python3 tests/http/hardening.py build/fleetmcp
 stage mcp-cli bash tests/cli/run.sh
 stage approvals bash tests/cli/approval.sh
 stage elicitation python3 tests/cli/elicitation.py build/fleetmcp
