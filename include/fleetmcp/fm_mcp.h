@@ -54,6 +54,14 @@ char *fm_state_seal(struct fm_ctx *ctx, const json_t *payload, fm_err *err);
  * the token is malformed or was not issued here. */
 json_t *fm_state_open(struct fm_ctx *ctx, const char *token, fm_err *err);
 
+/* Approval of plan_id by multi round-trip input (stateless revisions):
+ * takes ask (the elicitation/create params, stolen).  Without a
+ * requestState in ctx->mrtr it sets ctx->input_required and returns 1; with
+ * one it checks the state (sealed, unexpired, this caller, this plan and
+ * hash, unused) and the answer, and returns 0 with an approval id in ap_out
+ * (FM_APPROVAL_ID_LEN bytes) when a human accepted, else -1. */
+int fm_mcp_input_approval(struct fm_ctx *ctx, const char *plan_id, json_t *ask, char *ap_out);
+
 /* Reads whatever input is already waiting without blocking: answers pings,
  * applies notifications/cancelled to the call in flight, queues the rest. */
 void fm_mcp_pump(struct fm_ctx *ctx);

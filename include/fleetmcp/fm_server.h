@@ -41,6 +41,8 @@ typedef struct fm_ctx {
     struct fm_mcp_http *xc;      /* the HTTP exchange in flight, NULL on stdio */
     unsigned char state_key[32]; /* sealed-state HMAC key (fm_state_*), from the store */
     bool state_key_ready;
+    const json_t *mrtr;          /* a stateless tools/call's params (inputResponses, requestState) */
+    json_t *input_required;      /* an InputRequiredResult for the call in flight (owned) */
     bool *tool_enabled;          /* per fm_tool_table row */
     json_t **input_schemas;      /* parsed once at start, per row */
     json_t **output_schemas;

@@ -221,7 +221,12 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     const json_t *token = json_object_get(meta, "progressToken");
     if (token && !json_is_string(token) && !json_is_integer(token)) token = NULL;
     ctx->inflight_id = (json_t *)id;
+    /* Stateless calls answer approval questions in their own params. */
+    ctx->mrtr = fm_mcp_version_stateful(ctx->session.protocol) ? NULL : params;
     json_t *res = fm_tools_call_text(ctx, ti, args, token, meta, sc_text);
+    ctx->mrtr = NULL;
+    json_decref(ctx->input_required);
+    ctx->input_required = NULL;
     ctx->inflight_id = NULL;
     return res;
 }
@@ -329,7 +334,8 @@ static int error_status(int code)
  * long they keep. */
 static void stateless_result(const char *method, json_t *result)
 {
-    json_object_set_new(result, "resultType", json_string("complete"));
+    if (!json_object_get(result, "resultType"))
+        json_object_set_new(result, "resultType", json_string("complete"));
     if (!strcmp(method, "tools/list")) {
         json_object_set_new(result, "ttlMs", json_integer(TOOLS_TTL_MS));
         json_object_set_new(result, "cacheScope", json_string("private"));

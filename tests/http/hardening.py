@@ -6,13 +6,15 @@ second replica sharing the store accepts, and the 2026-07-28 header rules.
 Every wait is bounded.  Usage: hardening.py path/to/fleetmcp"""
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fmhttp import META, post, raw, start as start_server, stateless  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 tmp = tempfile.mkdtemp(prefix="fm-http-")
@@ -35,75 +37,13 @@ with open(CONFIG, "w") as f:
             "  shutdown_grace_s: 5\n  allowed_origins: [\"http://ops.example:8443\"]\n")
 
 
-def start(db="shared.db", listen="127.0.0.1:0"):
-    err = open(os.path.join(tmp, f"err-{time.monotonic_ns()}"), "w+")
-    p = subprocess.Popen([FM, "--config", CONFIG, "--db", os.path.join(tmp, db), "--http", listen],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        err.seek(0)
-        m = re.search(r"serving MCP on http://127\.0\.0\.1:(\d+)/mcp", err.read())
-        if m:
-            return p, int(m.group(1))
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    err.seek(0)
-    raise SystemExit(f"fleetmcp --http did not start: {err.read()}")
-
-
-def raw(port, data, timeout=5.0):
-    """Sends data on a new connection; returns (status, headers, body)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(data)
-    buf = b""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            break
-        if not chunk:
-            break
-        buf += chunk
-        head, sep, body = buf.partition(b"\r\n\r\n")
-        m = re.search(rb"content-length: *(\d+)", head, re.I)
-        if sep and m and len(body) >= int(m.group(1)):
-            break
-    s.close()
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
-    hdrs = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-    return status, hdrs, body
-
-
-def post(port, msg, headers=None, host=None):
-    body = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
-    h = {"Host": host or f"127.0.0.1:{port}", "Content-Type": "application/json",
-         "Accept": "application/json, text/event-stream", "Content-Length": str(len(body))}
-    h.update(headers or {})
-    req = "POST /mcp HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
-    st, hd, b = raw(port, req.encode() + body)
-    try:
-        return st, hd, json.loads(b) if b else None
-    except ValueError:
-        return st, hd, b
-
-
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                    "clientInfo": {"name": "hardening", "version": "1"}}}
-META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {}}
 
 
-def stateless(port, method, params, headers=None, rid=7):
-    h = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": method}
-    if "name" in params:
-        h["Mcp-Name"] = params["name"]
-    h.update(headers or {})
-    return post(port, {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, h)
+def start(db="shared.db", listen="127.0.0.1:0"):
+    return start_server(FM, CONFIG, tmp, db, listen)
 
 
 # ---- binds ----------------------------------------------------------------
