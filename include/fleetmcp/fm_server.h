@@ -14,6 +14,7 @@
 
 struct fm_transport;
 struct fm_mcp_http;
+struct fm_content_ops;
 struct fm_diag_db;
 struct fm_runbooks;
 
@@ -41,6 +42,7 @@ typedef struct fm_ctx {
     struct fm_mcp_http *xc;      /* the HTTP exchange in flight, NULL on stdio */
     unsigned char state_key[32]; /* sealed-state HMAC key (fm_state_*), from the store */
     bool state_key_ready;
+    const struct fm_content_ops *content; /* resources, prompts, completions */
     const json_t *mrtr;          /* a stateless tools/call's params (inputResponses, requestState) */
     json_t *input_required;      /* an InputRequiredResult for the call in flight (owned) */
     bool *tool_enabled;          /* per fm_tool_table row */

@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "fleetmcp/fm_content.h"
 #include "fleetmcp/fm_jsonrpc.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
@@ -82,7 +83,9 @@ static bool batches_allowed(const fm_ctx *ctx)
 /* What this server offers, the same in every revision (new). */
 static json_t *capabilities(void)
 {
-    return json_pack("{s:{s:b}, s:{}}", "tools", "listChanged", 0, "logging");
+    return json_pack("{s:{s:b}, s:{}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 0,
+                     "logging", "resources", "subscribe", 0, "listChanged", 0, "prompts",
+                     "listChanged", 0, "completions");
 }
 
 /* Implementation info (new). */
@@ -231,6 +234,85 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     return res;
 }
 
+/* ---- resources, prompts, completions ----------------------------------- */
+
+static bool in_list(const char *v, const char *const *list, size_t n);
+
+/* A provider's error as a JSON-RPC error: unknown names and bad
+ * arguments are the client's to fix (invalid params), the rest ours. */
+static void content_error(const fm_err *err, int *code, char *why)
+{
+    *code = err->code == FM_ERR_NOT_FOUND || err->code == FM_ERR_INVALID ? FM_RPC_INVALID_PARAMS
+                                                                        : FM_RPC_INTERNAL_ERROR;
+    snprintf(why, 256, "%s: %.200s", fm_strerror(err->code), err->text);
+}
+
+static json_t *do_content(fm_ctx *ctx, const char *method, const json_t *params, int *code,
+                          char *why, json_t **edata, long long *ttl_ms)
+{
+    const fm_content_ops *c = ctx->content;
+    fm_err err = {0};
+    json_t *v = NULL;
+    *ttl_ms = TOOLS_TTL_MS;
+    if (!strcmp(method, "resources/list")) {
+        if ((v = c->resources(ctx, &err))) return json_pack("{s:o}", "resources", v);
+    } else if (!strcmp(method, "resources/templates/list")) {
+        return json_pack("{s:o}", "resourceTemplates", c->templates(ctx));
+    } else if (!strcmp(method, "resources/read")) {
+        const char *uri = fm_json_str(params, "uri", NULL);
+        if (!uri) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: resources/read needs uri (a string)");
+            return NULL;
+        }
+        if ((v = c->read(ctx, uri, ttl_ms, &err))) return json_pack("{s:o}", "contents", v);
+        if (err.code == FM_ERR_NOT_FOUND) {
+            char u[160];
+            fm_clip(u, sizeof u, uri);
+            *edata = json_pack("{s:s}", "uri", u);
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Resource not found: %s (resources/list and"
+                     " resources/templates/list say what exists)", u);
+            return NULL;
+        }
+    } else if (!strcmp(method, "prompts/list")) {
+        return json_pack("{s:o}", "prompts", c->prompts(ctx));
+    } else if (!strcmp(method, "prompts/get")) {
+        const char *name = fm_json_str(params, "name", NULL);
+        const json_t *args = json_object_get(params, "arguments");
+        if (!name || (args && !json_is_object(args))) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: prompts/get needs name (a string) and optional"
+                     " arguments (an object of strings)");
+            return NULL;
+        }
+        if ((v = c->prompt(ctx, name, args, &err))) return v;
+    } else { /* completion/complete */
+        const json_t *ref = json_object_get(params, "ref");
+        const json_t *a = json_object_get(params, "argument");
+        const char *an = fm_json_str(a, "name", NULL), *av = fm_json_str(a, "value", NULL);
+        if (!json_is_object(ref) || !an || !av) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: completion/complete needs ref (an object) and"
+                     " argument {name, value}");
+            return NULL;
+        }
+        v = c->complete(ctx, ref, an, av);
+        return json_pack("{s:{s:o, s:I, s:b}}", "completion", "values", v, "total",
+                         (json_int_t)json_array_size(v), "hasMore", 0);
+    }
+    content_error(&err, code, why);
+    return NULL;
+}
+
+static bool is_content_method(const char *m)
+{
+    static const char *const names[] = {"resources/list", "resources/templates/list",
+                                        "resources/read", "prompts/list", "prompts/get",
+                                        "completion/complete"};
+    return in_list(m, names, sizeof names / sizeof *names);
+}
+
 /* ---- stateless requests (2026-07-28) ---------------------------------- */
 
 #define META_VERSION "io.modelcontextprotocol/protocolVersion"
@@ -332,12 +414,14 @@ static int error_status(int code)
 
 /* Results of the stateless revisions say what they are; lists say how
  * long they keep. */
-static void stateless_result(const char *method, json_t *result)
+static void stateless_result(const char *method, json_t *result, long long ttl_ms)
 {
+    static const char *const cacheable[] = {"tools/list", "prompts/list", "resources/list",
+                                            "resources/templates/list", "resources/read"};
     if (!json_object_get(result, "resultType"))
         json_object_set_new(result, "resultType", json_string("complete"));
-    if (!strcmp(method, "tools/list")) {
-        json_object_set_new(result, "ttlMs", json_integer(TOOLS_TTL_MS));
+    if (in_list(method, cacheable, sizeof cacheable / sizeof *cacheable)) {
+        json_object_set_new(result, "ttlMs", json_integer(ttl_ms));
         json_object_set_new(result, "cacheScope", json_string("private"));
     }
 }
@@ -391,8 +475,11 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
                            "Invalid params: params must be an object");
     bool stateless = is_stateless(ctx, params);
     fm_session saved = ctx->session;
+    long long ttl_ms = TOOLS_TTL_MS;
     if (stateless && (code = stateless_enter(ctx, params, why, &edata))) {
         /* refused before dispatch */
+    } else if (is_content_method(m->method) && (stateless || ctx->session.initialized)) {
+        result = do_content(ctx, m->method, params, &code, why, &edata, &ttl_ms);
     } else if (!strcmp(m->method, "tools/list") && (stateless || ctx->session.initialized)) {
         result = do_tools_list(ctx, params, &code, why);
     } else if (!strcmp(m->method, "tools/call") && (stateless || ctx->session.initialized)) {
@@ -413,7 +500,7 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
         result = dispatch_stateful(ctx, m, &code, why);
     }
     if (stateless) {
-        if (result) stateless_result(m->method, result);
+        if (result) stateless_result(m->method, result, ttl_ms);
         ctx->session = saved;
         if (ctx->xc) ctx->xc->status = result ? 200 : error_status(code);
     }
