@@ -28,6 +28,10 @@ typedef enum {
 #define FM_TOOL_OPEN_WORLD 0x2u  /* openWorldHint: talks to a backend */
 #define FM_TOOL_DESTRUCTIVE 0x4u /* destructiveHint */
 #define FM_TOOL_NODE_ACTION 0x8u /* mutates a node: subject to mode/guardrails */
+/* The handler shapes MCP content itself (images, audio, embedded
+ * resources): it returns {content: [...], isError?} and that is the
+ * result, with no structuredContent and no outputSchema listed. */
+#define FM_TOOL_CONTENT_RESULT 0x10u
 
 typedef struct fm_call fm_call;
 

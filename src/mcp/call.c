@@ -263,6 +263,11 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         free(text);
         return fm_result_error(&err);
     }
+    if (t->flags & FM_TOOL_CONTENT_RESULT) {
+        free(text);
+        json_object_del(structured, "structuredContent");
+        return structured;
+    }
     if (structured_text && text) {
         /* The caller splices the text in as structuredContent: the tree
          * is not dumped a second time. */
