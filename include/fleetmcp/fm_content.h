@@ -9,6 +9,7 @@
 #define FM_CONTENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "fleetmcp/fm_error.h"
 
@@ -33,6 +34,9 @@ typedef struct fm_content_ops {
      * ref/resource, uri}) starting with prefix. */
     json_t *(*complete)(struct fm_ctx *ctx, const json_t *ref, const char *arg,
                         const char *prefix);
+    /* resources/subscribe and unsubscribe (stateful revisions): 0, or -1
+     * with err.  NULL: the provider sends no updates, and says so. */
+    int (*subscribe)(struct fm_ctx *ctx, const char *uri, bool on, fm_err *err);
 } fm_content_ops;
 
 extern const fm_content_ops fm_content_fleet;

@@ -62,6 +62,30 @@ json_t *fm_state_open(struct fm_ctx *ctx, const char *token, fm_err *err);
  * (FM_APPROVAL_ID_LEN bytes) when a human accepted, else -1. */
 int fm_mcp_input_approval(struct fm_ctx *ctx, const char *plan_id, json_t *ask, char *ap_out);
 
+/* Input for handlers (tools, prompts) on stateless requests.  The MCP
+ * layer brackets a request with begin/end (params borrowed; target names
+ * what the state is bound to) and opens its requestState: 0, or -1 with
+ * err when the state is tampered, foreign, expired or for another target
+ * (answered as invalid params). */
+void fm_mcp_input_begin(struct fm_ctx *ctx, const json_t *params, const char *target);
+int fm_mcp_input_open(struct fm_ctx *ctx, fm_err *err);
+void fm_mcp_input_end(struct fm_ctx *ctx);
+/* The client's answer to the input request named key (borrowed), or NULL. */
+const json_t *fm_mcp_input(const struct fm_ctx *ctx, const char *key);
+/* The state the handler passed to fm_mcp_input_required last round
+ * (borrowed, verified), or NULL on a first round. */
+const json_t *fm_mcp_input_state(const struct fm_ctx *ctx);
+/* Whether the client declared capability ("sampling", "elicitation", "roots"). */
+bool fm_mcp_client_can(const struct fm_ctx *ctx, const char *capability);
+/* An InputRequiredResult (new) asking requests ({key: {method, params}},
+ * stolen) and carrying state (stolen, may be NULL) sealed in requestState;
+ * the handler returns it as its result.  NULL with err outside a stateless
+ * request. */
+json_t *fm_mcp_input_required(struct fm_ctx *ctx, json_t *requests, json_t *state, fm_err *err);
+/* Marks the request as needing capability the client did not declare: it
+ * is answered with MissingRequiredClientCapabilityError (-32021). */
+void fm_mcp_require_client(struct fm_ctx *ctx, const char *capability);
+
 /* Reads whatever input is already waiting without blocking: answers pings,
  * applies notifications/cancelled to the call in flight, queues the rest. */
 void fm_mcp_pump(struct fm_ctx *ctx);

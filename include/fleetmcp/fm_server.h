@@ -45,6 +45,9 @@ typedef struct fm_ctx {
     const struct fm_content_ops *content; /* resources, prompts, completions */
     const json_t *mrtr;          /* a stateless tools/call's params (inputResponses, requestState) */
     json_t *input_required;      /* an InputRequiredResult for the call in flight (owned) */
+    json_t *mrtr_state;          /* the verified requestState payload for it (owned) */
+    char mrtr_target[96];        /* "tools/call:NAME" or "prompts/get:NAME" */
+    json_t *rpc_error_data;      /* MissingRequiredClientCapability data (owned) */
     bool *tool_enabled;          /* per fm_tool_table row */
     json_t **input_schemas;      /* parsed once at start, per row */
     json_t **output_schemas;

@@ -226,7 +226,11 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         structured = NULL;
         fm_err_set(&err, FM_ERR_INTERNAL, "%s returned a non-object result", t->name);
     }
-    if (structured) {
+    /* A handler asking the client for input (stateless requests only):
+     * its InputRequiredResult is this round's answer. */
+    bool asks = structured && ctx->mrtr &&
+                !strcmp(fm_json_str(structured, "resultType", ""), "input_required");
+    if (structured && !asks) {
         fm_err oerr = {0};
         const fm_schema *out_schema = fm_registry_schema(ctx, ti, 1, &oerr);
         if (!out_schema || fm_schema_check(out_schema, structured, &oerr)) {
@@ -263,9 +267,9 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         free(text);
         return fm_result_error(&err);
     }
-    if (t->flags & FM_TOOL_CONTENT_RESULT) {
+    if (asks || (t->flags & FM_TOOL_CONTENT_RESULT)) {
         free(text);
-        json_object_del(structured, "structuredContent");
+        if (!asks) json_object_del(structured, "structuredContent");
         return structured;
     }
     if (structured_text && text) {

@@ -326,4 +326,5 @@ const fm_content_ops fm_content_fleet = {
     .prompts = fleet_prompts,
     .prompt = fleet_prompt,
     .complete = fleet_complete,
+    .subscribe = NULL, /* runbooks change with a deploy, sessions only grow */
 };

@@ -3,11 +3,12 @@
  * InputRequiredResult with its questions and a sealed requestState, and
  * the client calls again with inputResponses and that state.
  *
- * fleetmcp asks this way for one thing only: a human's approval of one
- * plan, on the same terms as the elicitation path (configured, trusted
- * client, declared capability).  The state is sealed (fm_state_seal),
- * expires, names the plan, its hash and the caller, and is spent once:
- * a tampered, replayed, expired or foreign state approves nothing. */
+ * Two users: the approval of one plan (fm_mcp_input_approval), on the same
+ * terms as the elicitation path (configured, trusted client, declared
+ * capability), whose state names the plan, its hash and the caller and is
+ * spent once, so a tampered, replayed, expired or foreign state approves
+ * nothing; and any handler that needs the client's input (fm_mcp_input*),
+ * whose state is bound to the caller and the tool or prompt it came from. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +134,109 @@ int fm_mcp_input_approval(fm_ctx *ctx, const char *plan_id, json_t *ask,
                                     "elicitation/create", "params", ask, "requestState", tok);
     free(tok);
     return ctx->input_required ? 1 : -1;
+}
+
+/* ---- handlers' input ------------------------------------------------------ */
+
+void fm_mcp_input_begin(fm_ctx *ctx, const json_t *params, const char *target)
+{
+    ctx->mrtr = params;
+    snprintf(ctx->mrtr_target, sizeof ctx->mrtr_target, "%s", target);
+}
+
+void fm_mcp_input_end(fm_ctx *ctx)
+{
+    ctx->mrtr = NULL;
+    ctx->mrtr_target[0] = '\0';
+    json_decref(ctx->input_required);
+    ctx->input_required = NULL;
+    json_decref(ctx->mrtr_state);
+    ctx->mrtr_state = NULL;
+}
+
+int fm_mcp_input_open(fm_ctx *ctx, fm_err *err)
+{
+    /* Answers are result objects (ElicitResult, CreateMessageResult,
+     * ListRootsResult): anything else is refused before a handler sees it. */
+    const json_t *ir = json_object_get(ctx->mrtr, "inputResponses");
+    const char *k;
+    const json_t *v;
+    if (ir && !json_is_object(ir))
+        return fm_err_set(err, FM_ERR_INVALID, "inputResponses must be an object"), -1;
+    json_object_foreach((json_t *)ir, k, v) if (!json_is_object(v)) return fm_err_set(
+        err, FM_ERR_INVALID, "inputResponses.%.64s must be a result object", k), -1;
+    const json_t *rs = json_object_get(ctx->mrtr, "requestState");
+    if (!rs) return 0;
+    json_t *st = json_is_string(rs) ? fm_state_open(ctx, json_string_value(rs), err) : NULL;
+    if (!st) {
+        fm_err_set(err, FM_ERR_INVALID, "requestState is not a string");
+        return -1;
+    }
+    /* Approval states are checked against their plan by the gate's path. */
+    if (!strcmp(fm_json_str(st, "k", ""), "approval")) {
+        json_decref(st);
+        return 0;
+    }
+    char caller[160];
+    caller_id(ctx, caller, sizeof caller);
+    int rc = -1;
+    if (strcmp(fm_json_str(st, "k", ""), "input") ||
+        strcmp(fm_json_str(st, "target", ""), ctx->mrtr_target))
+        fm_err_set(err, FM_ERR_INVALID, "requestState belongs to another request");
+    else if (strcmp(fm_json_str(st, "caller", ""), caller))
+        fm_err_set(err, FM_ERR_INVALID, "requestState was issued to another caller");
+    else if (json_integer_value(json_object_get(st, "exp")) < fm_now_ms())
+        fm_err_set(err, FM_ERR_INVALID, "requestState expired; call again without it");
+    else
+        rc = 0;
+    if (rc == 0) ctx->mrtr_state = json_incref(json_object_get(st, "s"));
+    json_decref(st);
+    return rc;
+}
+
+const json_t *fm_mcp_input(const fm_ctx *ctx, const char *key)
+{
+    return json_object_get(json_object_get(ctx->mrtr, "inputResponses"), key);
+}
+
+const json_t *fm_mcp_input_state(const fm_ctx *ctx)
+{
+    return ctx->mrtr_state;
+}
+
+bool fm_mcp_client_can(const fm_ctx *ctx, const char *capability)
+{
+    if (!ctx->mrtr) return !strcmp(capability, "elicitation") && ctx->session.elicitation;
+    const json_t *caps = json_object_get(json_object_get(ctx->mrtr, "_meta"),
+                                         "io.modelcontextprotocol/clientCapabilities");
+    return json_object_get(caps, capability) != NULL;
+}
+
+json_t *fm_mcp_input_required(fm_ctx *ctx, json_t *requests, json_t *state, fm_err *err)
+{
+    if (!ctx->mrtr) {
+        json_decref(requests);
+        json_decref(state);
+        fm_err_set(err, FM_ERR_UNAVAILABLE, "this request cannot ask for input: only"
+                   " 2026-07-28 requests take multi round-trip answers");
+        return NULL;
+    }
+    char caller[160];
+    caller_id(ctx, caller, sizeof caller);
+    json_t *sp = json_pack("{s:s, s:s, s:s, s:I, s:o}", "k", "input", "target", ctx->mrtr_target,
+                           "caller", caller, "exp", (json_int_t)(fm_now_ms() + STATE_TTL_MS),
+                           "s", state ? state : json_null());
+    char *tok = sp ? fm_state_seal(ctx, sp, err) : NULL;
+    json_decref(sp);
+    json_t *r = tok ? json_pack("{s:s, s:o, s:s}", "resultType", "input_required",
+                                "inputRequests", requests, "requestState", tok)
+                    : (json_decref(requests), NULL);
+    free(tok);
+    return r;
+}
+
+void fm_mcp_require_client(fm_ctx *ctx, const char *capability)
+{
+    json_decref(ctx->rpc_error_data);
+    ctx->rpc_error_data = json_pack("{s:{s:{}}}", "requiredCapabilities", capability);
 }

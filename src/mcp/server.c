@@ -80,11 +80,14 @@ static bool batches_allowed(const fm_ctx *ctx)
 
 /* ---- initialize ------------------------------------------------------ */
 
-/* What this server offers, the same in every revision (new). */
-static json_t *capabilities(void)
+/* What this server offers (new).  Resource subscriptions exist only in
+ * the stateful revisions: 2026-07-28 replaced resources/subscribe with
+ * subscriptions/listen, which fleetmcp does not serve. */
+static json_t *capabilities(const fm_ctx *ctx, bool stateless)
 {
     return json_pack("{s:{s:b}, s:{}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 0,
-                     "logging", "resources", "subscribe", 0, "listChanged", 0, "prompts",
+                     "logging", "resources", "subscribe",
+                     !stateless && ctx->content->subscribe != NULL, "listChanged", 0, "prompts",
                      "listChanged", 0, "completions");
 }
 
@@ -124,19 +127,20 @@ static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char 
         json_object_get(json_object_get(params, "capabilities"), "elicitation"));
     s->initialized = true;
     return json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", use, "capabilities",
-                     capabilities(), "serverInfo", server_info(), "instructions", INSTRUCTIONS);
+                     capabilities(ctx, false), "serverInfo", server_info(), "instructions",
+                     INSTRUCTIONS);
 }
 
 /* ---- server/discover (stateless revisions) ---------------------------- */
 
-static json_t *do_discover(void)
+static json_t *do_discover(const fm_ctx *ctx)
 {
     json_t *sv = json_array();
     for (size_t i = 0; i < sizeof all_versions / sizeof *all_versions; i++)
         json_array_append_new(sv, json_string(all_versions[i]));
     return json_pack("{s:o, s:o, s:o, s:s, s:{s:o}}", "supportedVersions", sv, "capabilities",
-                     capabilities(), "serverInfo", server_info(), "instructions", INSTRUCTIONS,
-                     "_meta", "io.modelcontextprotocol/serverInfo", server_info());
+                     capabilities(ctx, true), "serverInfo", server_info(), "instructions",
+                     INSTRUCTIONS, "_meta", "io.modelcontextprotocol/serverInfo", server_info());
 }
 
 /* ---- tools/list ------------------------------------------------------ */
@@ -194,6 +198,46 @@ static json_t *do_tools_list(fm_ctx *ctx, const json_t *params, int *code, char 
     return res;
 }
 
+/* ---- multi round-trip input ------------------------------------------ */
+
+/* Opens a stateless request's requestState for the handler; false (with
+ * an invalid-params error) when the state does not hold. */
+static bool input_enter(fm_ctx *ctx, const json_t *params, const char *target, int *code,
+                        char *why)
+{
+    if (fm_mcp_version_stateful(ctx->session.protocol)) return true;
+    fm_mcp_input_begin(ctx, params, target);
+    fm_err err = {0};
+    if (fm_mcp_input_open(ctx, &err)) {
+        fm_mcp_input_end(ctx);
+        *code = FM_RPC_INVALID_PARAMS;
+        snprintf(why, 256, "Invalid params: %.120s; call again without requestState and"
+                 " inputResponses to be asked anew", err.text);
+        return false;
+    }
+    return true;
+}
+
+/* Ends it; a handler that found a client capability missing turns the
+ * result into MissingRequiredClientCapabilityError (its data stays in
+ * ctx->rpc_error_data for the reply). */
+static json_t *input_leave(fm_ctx *ctx, json_t *res, int *code, char *why, char **sc_text)
+{
+    fm_mcp_input_end(ctx);
+    if (ctx->rpc_error_data) {
+        json_decref(res);
+        if (sc_text) {
+            free(*sc_text);
+            *sc_text = NULL;
+        }
+        *code = FM_RPC_MISSING_CAPABILITY;
+        snprintf(why, 256, "Missing required client capability: declare it in _meta"
+                 " io.modelcontextprotocol/clientCapabilities (see error.data)");
+        return NULL;
+    }
+    return res;
+}
+
 /* ---- tools/call ------------------------------------------------------ */
 
 static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params, int *code,
@@ -223,15 +267,15 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     const json_t *meta = json_object_get(params, "_meta");
     const json_t *token = json_object_get(meta, "progressToken");
     if (token && !json_is_string(token) && !json_is_integer(token)) token = NULL;
+    /* Stateless calls carry the answers to earlier questions (approval,
+     * a handler's input) in their own params. */
+    char target[96];
+    snprintf(target, sizeof target, "tools/call:%s", json_string_value(name));
+    if (!input_enter(ctx, params, target, code, why)) return NULL;
     ctx->inflight_id = (json_t *)id;
-    /* Stateless calls answer approval questions in their own params. */
-    ctx->mrtr = fm_mcp_version_stateful(ctx->session.protocol) ? NULL : params;
     json_t *res = fm_tools_call_text(ctx, ti, args, token, meta, sc_text);
-    ctx->mrtr = NULL;
-    json_decref(ctx->input_required);
-    ctx->input_required = NULL;
     ctx->inflight_id = NULL;
-    return res;
+    return input_leave(ctx, res, code, why, sc_text);
 }
 
 /* ---- resources, prompts, completions ----------------------------------- */
@@ -286,7 +330,11 @@ static json_t *do_content(fm_ctx *ctx, const char *method, const json_t *params,
                      " arguments (an object of strings)");
             return NULL;
         }
-        if ((v = c->prompt(ctx, name, args, &err))) return v;
+        char target[96];
+        snprintf(target, sizeof target, "prompts/get:%s", name);
+        if (!input_enter(ctx, params, target, code, why)) return NULL;
+        v = c->prompt(ctx, name, args, &err);
+        if ((v = input_leave(ctx, v, code, why, NULL)) || *code) return v;
     } else { /* completion/complete */
         const json_t *ref = json_object_get(params, "ref");
         const json_t *a = json_object_get(params, "argument");
@@ -459,6 +507,21 @@ static json_t *dispatch_stateful(fm_ctx *ctx, const fm_rpc_msg *m, int *code, ch
         if (ctx->xc) ctx->xc->log_level_set = true;
         return json_object();
     }
+    bool sub = !strcmp(m->method, "resources/subscribe");
+    if ((sub || !strcmp(m->method, "resources/unsubscribe")) && ctx->content->subscribe) {
+        const char *uri = fm_json_str(params, "uri", NULL);
+        fm_err err = {0};
+        if (!uri) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: %s needs uri (a string)", m->method);
+            return NULL;
+        }
+        if (ctx->content->subscribe(ctx, uri, sub, &err)) {
+            content_error(&err, code, why);
+            return NULL;
+        }
+        return json_object();
+    }
     method_not_found(m->method, code, why);
     return NULL;
 }
@@ -493,7 +556,7 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
         }
     } else if (stateless) {
         if (!strcmp(m->method, "server/discover"))
-            result = do_discover();
+            result = do_discover(ctx);
         else
             method_not_found(m->method, &code, why);
     } else {
@@ -503,6 +566,11 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
         if (result) stateless_result(m->method, result, ttl_ms);
         ctx->session = saved;
         if (ctx->xc) ctx->xc->status = result ? 200 : error_status(code);
+    }
+    if (ctx->rpc_error_data) {
+        json_decref(edata);
+        edata = ctx->rpc_error_data;
+        ctx->rpc_error_data = NULL;
     }
     json_t *reply = result ? fm_rpc_result(m->id, result) : fm_rpc_error(m->id, code, why);
     if (edata) json_object_set_new(json_object_get(reply, "error"), "data", edata);

@@ -76,15 +76,21 @@ check(r.get("resultType") == "input_required" and ask.get("method") == "elicitat
       ask["params"]["requestedSchema"]["properties"]["approve"]["type"] == "boolean" and state,
       f"InputRequiredResult with requestState: {r}")
 
-# A tampered state approves nothing.
+# A tampered state approves nothing: it is refused as invalid params.
+def refused(extra):
+    params = {"name": "killswitch_release", "arguments": RELEASE, "_meta": meta("trusted-agent")}
+    params.update(extra)
+    st, _, b = stateless(port, "tools/call", params)
+    return st == 400 and b["error"]["code"] == -32602 and "issued" in b["error"]["message"]
+
+
 forged = state[:-1] + ("0" if state[-1] != "0" else "1")
-r = call("killswitch_release", RELEASE, extra={"inputResponses": ACCEPT, "requestState": forged})
-check(r.get("isError") and engaged(), f"a tampered state is refused: {r}")
+check(refused({"inputResponses": ACCEPT, "requestState": forged}) and engaged(),
+      "a tampered state is refused")
 # Neither does a state altered in its payload (the MAC covers it).
 body, mac = state.split(".")
-r = call("killswitch_release", RELEASE,
-         extra={"inputResponses": ACCEPT, "requestState": body[:-2] + "AA." + mac})
-check(r.get("isError") and engaged(), "a state with an altered payload is refused")
+check(refused({"inputResponses": ACCEPT, "requestState": body[:-2] + "AA." + mac}) and engaged(),
+      "a state with an altered payload is refused")
 # Another caller cannot spend it.
 r = call("killswitch_release", RELEASE, name="second-agent",
          extra={"inputResponses": ACCEPT, "requestState": state})
