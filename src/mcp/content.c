@@ -119,27 +119,8 @@ static json_t *read_session(fm_ctx *ctx, const char *sid, const char *uri, fm_er
         return fm_err_set(err, FM_ERR_NOT_FOUND, "no audit session with that id"), NULL;
     }
     /* Rows come newest first; a session reads oldest first. */
-    size_t len = 0, cap = 4096;
-    char *text = malloc(cap);
-    for (size_t i = n; text && i-- > 0;) {
-        char *line = json_dumps(json_array_get(rows, i), JSON_COMPACT | JSON_SORT_KEYS);
-        size_t ln = line ? strlen(line) : 0;
-        if (len + ln + 2 > cap) {
-            cap = (len + ln + 2) * 2;
-            char *nt = realloc(text, cap);
-            if (!nt) {
-                free(text);
-                text = NULL;
-            }
-            text = nt;
-        }
-        if (text && line) {
-            memcpy(text + len, line, ln);
-            len += ln;
-            text[len++] = '\n';
-        }
-        free(line);
-    }
+    size_t len = 0;
+    char *text = fm_json_join(rows, JSON_COMPACT | JSON_SORT_KEYS, true, "", "\n", &len);
     json_decref(rows);
     if (!text) return fm_err_set(err, FM_ERR_NOMEM, "session too large to render"), NULL;
     json_t *out = json_pack("[{s:s, s:s, s:s%}]", "uri", uri, "mimeType", "application/x-ndjson",

@@ -348,25 +348,9 @@ static enum MHD_Result send_out(server *sv, struct MHD_Connection *c, fm_mcp_htt
         return respond(sv, c, (unsigned)x->status, "application/json", text,
                        text ? strlen(text) : 0, x->session_id);
     }
-    size_t cap = 256, len = 0;
-    char *buf = malloc(cap);
-    for (size_t i = 0; buf && i < n; i++) {
-        char *t = json_dumps(json_array_get(x->out, i), JSON_COMPACT | JSON_REAL_PRECISION(15));
-        size_t tl = t ? strlen(t) : 0;
-        if (len + tl + 32 > cap) {
-            cap = (len + tl + 32) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(t);
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-        }
-        len += (size_t)sprintf(buf + len, "event: message\ndata: %s\n\n", t ? t : "null");
-        free(t);
-    }
+    size_t len = 0;
+    char *buf = fm_json_join(x->out, JSON_COMPACT | JSON_REAL_PRECISION(15), false,
+                             "event: message\ndata: ", "\n\n", &len);
     return respond(sv, c, (unsigned)x->status, "text/event-stream", buf, buf ? len : 0,
                    x->session_id);
 }

@@ -13,20 +13,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import META, post, start, stateless  # noqa: E402
+from fmhttp import Checks, META, post, start, stateless  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 tmp = tempfile.mkdtemp(prefix="fm-content-")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+check = Checks("http-content")
 
 
 CONFIG = os.path.join(tmp, "c.yaml")
@@ -138,5 +129,4 @@ r = {m["id"]: m for m in map(json.loads, out)}
 check(len(r[2]["result"]["prompts"]) == 3, "stdio: prompts/list")
 check(r[3]["result"]["resultType"] == "complete" and "ttlMs" in r[3]["result"],
       "stdio: a stateless request beside the session gets 2026 results")
-print(f"http-content: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()

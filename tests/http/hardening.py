@@ -14,20 +14,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import META, post, raw, start as start_server, stateless  # noqa: E402
+from fmhttp import Checks, META, post, raw, start as start_server, stateless  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 tmp = tempfile.mkdtemp(prefix="fm-http-")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+check = Checks("http-hardening")
 
 
 CONFIG = os.path.join(tmp, "http.yaml")
@@ -237,5 +228,4 @@ check(rc == 0, f"exits 0 after SIGTERM, idle connections cut: {rc}")
 s.close()
 idle.close()
 
-print(f"http-hardening: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()

@@ -12,20 +12,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import META, start, stateless  # noqa: E402
+from fmhttp import Checks, META, start, stateless  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 tmp = tempfile.mkdtemp(prefix="fm-mrtr-")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+check = Checks("http-mrtr")
 
 
 CONFIG = os.path.join(tmp, "mrtr.yaml")
@@ -125,5 +116,4 @@ check(rows == [("elicitation:trusted-agent",)], f"exactly one approval, by the a
 n = con.execute("select count(*) from audit where tool='killswitch_release' and phase='intent'"
                 " and approval_id like 'ap-%'").fetchone()[0]
 check(n == 1, f"one approved intent in the audit ({n})")
-print(f"http-mrtr: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()
