@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what fleetmcp builds and tests with, only when missing:
 # Debian packages (apt-get, as root or through sudo) and the pinned npm
-# packages of tests/interop (npm ci).  Safe to run again: a no-op when
+# packages of tests/interop and tests/conformance (npm ci).  Safe to run
+# again: a no-op when
 # everything is there.
 set -eu
 cd "$(dirname "$0")/.."
