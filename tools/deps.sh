@@ -2,8 +2,7 @@
 # Installs what fleetmcp builds and tests with, only when missing:
 # Debian packages (apt-get, as root or through sudo) and the pinned npm
 # packages of tests/interop and tests/conformance (npm ci).  Safe to run
-# again: a no-op when
-# everything is there.
+# again: a no-op when everything is there.
 set -eu
 cd "$(dirname "$0")/.."
 
