@@ -24,7 +24,7 @@ check = Checks("http-hardening")
 CONFIG = os.path.join(tmp, "http.yaml")
 with open(CONFIG, "w") as f:
     f.write("limits:\n  max_message_bytes: 4096\n"
-            "http:\n  max_connections: 6\n  header_timeout_s: 1\n  body_timeout_s: 2\n"
+            "http:\n  max_connections: 6\n  header_timeout_s: 1\n  body_timeout_s: 3\n"
             "  shutdown_grace_s: 5\n  allowed_origins: [\"http://ops.example:8443\"]\n")
 
 
@@ -203,7 +203,9 @@ s = socket.create_connection(("127.0.0.1", port), timeout=5)
 s.sendall(f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
           f"Accept: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:10])
 idle = socket.create_connection(("127.0.0.1", port))
-time.sleep(0.2)
+# Time for the server to read the headers: the request is then in progress
+# (its body is arriving), not an idle connection to cut.
+time.sleep(0.8)
 srv.send_signal(signal.SIGTERM)
 time.sleep(0.3)
 s.sendall(body[10:])
