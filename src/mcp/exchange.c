@@ -75,11 +75,22 @@ static char *session_seal(fm_ctx *ctx)
     return tok;
 }
 
+/* A header value equals want, ignoring the optional whitespace HTTP
+ * allows around it. */
+static bool header_is(const char *hdr, const char *want)
+{
+    if (!hdr) return false;
+    while (*hdr == ' ' || *hdr == '\t') hdr++;
+    size_t n = strlen(hdr);
+    while (n && (hdr[n - 1] == ' ' || hdr[n - 1] == '\t')) n--;
+    return n == strlen(want) && !strncmp(hdr, want, n);
+}
+
 /* Stateless requests repeat their method (and the name they act on) in
  * headers for routers; a mismatch means someone rewrote one of them. */
 static int routing_headers_ok(const fm_mcp_http *x, const fm_rpc_msg *m, char *why)
 {
-    if (!x->method_hdr || strcmp(x->method_hdr, m->method)) {
+    if (!header_is(x->method_hdr, m->method)) {
         snprintf(why, 256, "Header mismatch: Mcp-Method header %s the body's method",
                  x->method_hdr ? "differs from" : "is missing; it must repeat");
         return -1;
@@ -93,7 +104,7 @@ static int routing_headers_ok(const fm_mcp_http *x, const fm_rpc_msg *m, char *w
              !strcmp(m->method, "tasks/cancel"))
         key = "taskId";
     const char *want = key ? fm_json_str(m->params, key, NULL) : NULL;
-    if (want && (!x->name_hdr || strcmp(x->name_hdr, want))) {
+    if (want && !header_is(x->name_hdr, want)) {
         snprintf(why, 256, "Header mismatch: Mcp-Name header %s params.%s",
                  x->name_hdr ? "differs from" : "is missing; it must repeat", key);
         return -1;
