@@ -120,6 +120,7 @@ typedef struct server {
     size_t max_body;
     int header_ms, body_ms, grace_ms;
     bool draining;
+    unsigned long long served; /* requests handled, for idle detection */
     conn *conns;
 } server;
 
@@ -435,6 +436,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         .method_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Method"),
         .name_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Name"),
     };
+    sv->served++;
     fm_mcp_http_exchange(sv->ctx, &x);
     enum MHD_Result ok =
         send_out(sv, c, &x, api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"));
@@ -487,9 +489,12 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT, sv.ipv6 ? "[" : "", sv.host,
            sv.ipv6 ? "]" : "", sv.port);
     while (!ctx->stop) {
+        unsigned long long before = sv.served;
         sv.api.run_wait(sv.d, 250);
         sweep(&sv);
-        if (fm_store_checkpoint_due(&ctx->store) && !connection_count(&sv))
+        /* Idle work when a turn of the loop served nothing; keep-alive
+         * connections may stay open meanwhile. */
+        if (sv.served == before && fm_store_checkpoint_due(&ctx->store))
             fm_store_checkpoint(&ctx->store);
     }
     /* Graceful stop: no new connections; idle ones are shut; requests
