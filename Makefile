@@ -95,6 +95,23 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfleetmcp.a tests/unit/fm_test.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $@.d -o $@ $< $(BUILD)/libfleetmcp.a $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
+# The conformance suite's fixture server: libfleetmcp with its own tool
+# table, generated from tests/conformance/fixture/tools by the same script.
+FIX_DIR := tests/conformance/fixture
+$(BUILD)/conformance/gen/tools.gen.c: tools/gen-registry.py $(wildcard $(FIX_DIR)/tools/*.json) $(TOOL_JSON)
+	@mkdir -p $(@D)
+	$(PYTHON) tools/gen-registry.py $(FIX_DIR)/tools $@ schemas
+
+$(BUILD)/conformance/%.o: $(BUILD)/conformance/gen/%.c
+	$(CC) -I$(BUILD)/conformance/gen $(CFLAGS) -c $< -o $@
+
+$(BUILD)/conformance/fixture.o: $(FIX_DIR)/fixture.c $(BUILD)/conformance/gen/tools.gen.c
+	$(CC) -I$(BUILD)/conformance/gen $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/conformance-fixture: $(BUILD)/conformance/fixture.o $(BUILD)/conformance/tools.gen.o \
+                              $(BUILD)/libfleetmcp.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # --- setup --------------------------------------------------------------
 deps:
 	@sh tools/deps.sh

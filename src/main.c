@@ -13,6 +13,7 @@
 #include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_fleet.h"
+#include "fleetmcp/fm_httpd.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
@@ -32,13 +33,14 @@ static void on_term(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: fleetmcp [serve] [--config FILE] [--db FILE]\n"
+            "usage: fleetmcp [serve] [--config FILE] [--db FILE] [--http HOST:PORT]\n"
             "       fleetmcp check-config [--schema-only] [--config FILE]\n"
             "       fleetmcp audit verify [--db FILE] [--config FILE]\n"
             "       fleetmcp metrics [--textfile PATH] [--db FILE] [--config FILE]\n"
             "       fleetmcp --version | --help\n"
             "\n"
-            "Serves MCP (JSON-RPC 2.0, one message per line) on stdin/stdout; logs go to\n"
+            "Serves MCP (JSON-RPC 2.0, one message per line) on stdin/stdout, or with\n"
+            "--http as Streamable HTTP at http://HOST:PORT/mcp (loopback only); logs go to\n"
             "stderr. Config: --config or FLEETMCP_CONFIG (YAML). Store: --db, FLEETMCP_DB,\n"
             "store.path, or $XDG_STATE_HOME/fleetmcp/fleetmcp.db. Without a config the\n"
             "server runs in shadow mode with no backends.\n");
@@ -130,7 +132,7 @@ static int cmd_metrics(const char *config, const char *db, const char *textfile)
     return rc ? 1 : 0;
 }
 
-static int cmd_serve(const char *config, const char *db)
+static int cmd_serve(const char *config, const char *db, const char *http)
 {
     /* fleetmcp needs SHA-256, HMAC and Ed25519 from the default provider
      * only: skipping the system openssl.cnf (engines, modules) keeps the
@@ -142,6 +144,22 @@ static int cmd_serve(const char *config, const char *db)
         fm_log("error", "%s: %s", fm_strerror(err.code), err.text);
         return 1;
     }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    stop_flag = &ctx.stop;
+    /* No SA_RESTART: a blocked read or poll returns EINTR so the loop sees stop. */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (http) {
+        int rc = fm_httpd_serve(&ctx, http, &err);
+        if (rc) fm_log("error", "%s: %s", fm_strerror(err.code), err.text);
+        stop_flag = NULL;
+        fm_ctx_close(&ctx);
+        return rc;
+    }
     fm_transport tx;
     if (fm_tx_init(&tx, STDIN_FILENO, STDOUT_FILENO, ctx.cfg.max_message)) {
         fm_log("error", "out of memory");
@@ -149,15 +167,6 @@ static int cmd_serve(const char *config, const char *db)
         return 1;
     }
     ctx.tx = &tx;
-    stop_flag = &ctx.stop;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_term;
-    sigemptyset(&sa.sa_mask);
-    /* No SA_RESTART: a blocked read returns EINTR so the loop sees stop. */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     int rc = fm_mcp_serve(&ctx);
     stop_flag = NULL;
     fm_tx_free(&tx);
@@ -174,13 +183,15 @@ int main(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {"schema-only", no_argument, 0, 'S'},
+                                         {"http", required_argument, 0, 'H'},
                                          {0, 0, 0, 0}};
-    const char *config = NULL, *db = NULL, *textfile = NULL;
+    const char *config = NULL, *db = NULL, *textfile = NULL, *http = NULL;
     int c, schema_only = 0;
     while ((c = getopt_long(argc, argv, "+c:d:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
+        case 'H': http = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("fleetmcp %s\n", FM_SERVER_VERSION); return 0;
         default: usage(stderr); return 1;
@@ -205,6 +216,7 @@ int main(int argc, char **argv)
         case 'S': schema_only = 1; break;
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
+        case 'H': http = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }
@@ -218,6 +230,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "fleetmcp: --schema-only is an option of check-config\n");
         return 1;
     }
+    if (http && strcmp(cmd, "serve")) {
+        fprintf(stderr, "fleetmcp: --http is an option of serve\n");
+        return 1;
+    }
     if (textfile && strcmp(cmd, "metrics")) {
         fprintf(stderr, "fleetmcp: --textfile is an option of metrics\n");
         return 1;
@@ -227,7 +243,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
-    if (!strcmp(cmd, "serve")) return cmd_serve(config, db);
+    if (!strcmp(cmd, "serve")) return cmd_serve(config, db, http);
     if (!strcmp(cmd, "check-config")) return cmd_check_config(config, schema_only);
     if (!strcmp(cmd, "metrics")) return cmd_metrics(config, db, textfile);
     if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(config, db);

@@ -83,8 +83,14 @@ stage unit make -s unit
 stage unit-asan make -s asan
 stage protocol python3 tests/protocol/run.py build/fleetmcp
 stage interop-sdk node tests/interop/sdk-client.mjs build/fleetmcp
+stage interop-sdk-http node tests/interop/sdk-client.mjs build/fleetmcp --http
 stage interop-sdk-stack bash tests/interop/sdk-stack.sh
 stage interop-inspector bash tests/interop/inspector.sh build/fleetmcp
+stage http-hardening python3 tests/http/hardening.py build/fleetmcp
+stage http-mrtr python3 tests/http/mrtr.py build/fleetmcp
+stage http-content python3 tests/http/content.py build/fleetmcp
+stage conformance-fixture make -s build/conformance-fixture
+stage conformance python3 tests/conformance/run.py build/fleetmcp build/conformance-fixture
 stage mcp-cli bash tests/cli/run.sh
 stage mcp-cli-tty bash tests/cli/tty.sh
 stage mcp-cli-remote bash tests/cli/remote.sh

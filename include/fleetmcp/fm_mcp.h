@@ -4,6 +4,7 @@
 #define FM_MCP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "fleetmcp/fm_error.h"
 
@@ -18,6 +19,72 @@ int fm_mcp_serve(struct fm_ctx *ctx);
 /* Handles one raw line (the fuzz target and unit tests call this); any
  * replies go to ctx->tx.  Returns 0, or -1 when the peer is gone. */
 int fm_mcp_handle_line(struct fm_ctx *ctx, const char *line, size_t len);
+
+/* The same for a message already parsed (borrowed). */
+int fm_mcp_handle_json(struct fm_ctx *ctx, const json_t *msg);
+
+/* True for a revision with the initialize handshake (2025-*). */
+bool fm_mcp_version_stateful(const char *v);
+
+/* One POST to the HTTP endpoint, through the same dispatch as stdio. */
+typedef struct fm_mcp_http {
+    /* in: the body and the headers that matter (NULL when absent) */
+    const char *body;
+    size_t len;
+    const char *version_hdr; /* MCP-Protocol-Version */
+    const char *session_hdr; /* Mcp-Session-Id */
+    const char *method_hdr;  /* Mcp-Method */
+    const char *name_hdr;    /* Mcp-Name */
+    /* out */
+    int status;              /* HTTP status */
+    json_t *out;             /* messages to send, the reply last (new array) */
+    char *session_id;        /* Mcp-Session-Id for the response (malloc'd) or NULL */
+    bool log_level_set;      /* logging/setLevel ran (internal) */
+} fm_mcp_http;
+
+/* Handles x->body; fills x->status and x->out (and x->session_id after an
+ * initialize).  The caller frees x->out and x->session_id. */
+void fm_mcp_http_exchange(struct fm_ctx *ctx, fm_mcp_http *x);
+
+/* Seals payload (borrowed) into an opaque, integrity-protected token
+ * (malloc'd) that only this service, or a replica sharing its store, can
+ * open.  NULL with err on failure. */
+char *fm_state_seal(struct fm_ctx *ctx, const json_t *payload, fm_err *err);
+/* The payload of a token fm_state_seal made (new), or NULL with err when
+ * the token is malformed or was not issued here. */
+json_t *fm_state_open(struct fm_ctx *ctx, const char *token, fm_err *err);
+
+/* Approval of plan_id by multi round-trip input (stateless revisions):
+ * takes ask (the elicitation/create params, stolen).  Without a
+ * requestState in ctx->mrtr it sets ctx->input_required and returns 1; with
+ * one it checks the state (sealed, unexpired, this caller, this plan and
+ * hash, unused) and the answer, and returns 0 with an approval id in ap_out
+ * (FM_APPROVAL_ID_LEN bytes) when a human accepted, else -1. */
+int fm_mcp_input_approval(struct fm_ctx *ctx, const char *plan_id, json_t *ask, char *ap_out);
+
+/* Input for handlers (tools, prompts) on stateless requests.  The MCP
+ * layer brackets a request with begin/end (params borrowed; target names
+ * what the state is bound to) and opens its requestState: 0, or -1 with
+ * err when the state is tampered, foreign, expired or for another target
+ * (answered as invalid params). */
+void fm_mcp_input_begin(struct fm_ctx *ctx, const json_t *params, const char *target);
+int fm_mcp_input_open(struct fm_ctx *ctx, fm_err *err);
+void fm_mcp_input_end(struct fm_ctx *ctx);
+/* The client's answer to the input request named key (borrowed), or NULL. */
+const json_t *fm_mcp_input(const struct fm_ctx *ctx, const char *key);
+/* The state the handler passed to fm_mcp_input_required last round
+ * (borrowed, verified), or NULL on a first round. */
+const json_t *fm_mcp_input_state(const struct fm_ctx *ctx);
+/* Whether the client declared capability ("sampling", "elicitation", "roots"). */
+bool fm_mcp_client_can(const struct fm_ctx *ctx, const char *capability);
+/* An InputRequiredResult (new) asking requests ({key: {method, params}},
+ * stolen) and carrying state (stolen, may be NULL) sealed in requestState;
+ * the handler returns it as its result.  NULL with err outside a stateless
+ * request. */
+json_t *fm_mcp_input_required(struct fm_ctx *ctx, json_t *requests, json_t *state, fm_err *err);
+/* Marks the request as needing capability the client did not declare: it
+ * is answered with MissingRequiredClientCapabilityError (-32021). */
+void fm_mcp_require_client(struct fm_ctx *ctx, const char *capability);
 
 /* Reads whatever input is already waiting without blocking: answers pings,
  * applies notifications/cancelled to the call in flight, queues the rest. */
@@ -36,5 +103,7 @@ json_t *fm_mcp_request(struct fm_ctx *ctx, const char *method, json_t *params, i
 
 /* Syslog-style level index for an MCP level name, or -1. */
 int fm_log_level_index(const char *name);
+/* The name for an index, or "off" for -1. */
+const char *fm_log_level_name(int index);
 
 #endif

@@ -13,6 +13,8 @@
 #include "fleetmcp/fm_tool.h"
 
 struct fm_transport;
+struct fm_mcp_http;
+struct fm_content_ops;
 struct fm_diag_db;
 struct fm_runbooks;
 
@@ -36,7 +38,16 @@ typedef struct fm_ctx {
     fm_store store;
     fm_backends be;
     fm_session session;
-    struct fm_transport *tx;     /* stdio, NULL in unit tests */
+    struct fm_transport *tx;     /* stdio or one HTTP exchange, NULL in unit tests */
+    struct fm_mcp_http *xc;      /* the HTTP exchange in flight, NULL on stdio */
+    unsigned char state_key[32]; /* sealed-state HMAC key (fm_state_*), from the store */
+    bool state_key_ready;
+    const struct fm_content_ops *content; /* resources, prompts, completions */
+    const json_t *mrtr;          /* a stateless tools/call's params (inputResponses, requestState) */
+    json_t *input_required;      /* an InputRequiredResult for the call in flight (owned) */
+    json_t *mrtr_state;          /* the verified requestState payload for it (owned) */
+    char mrtr_target[96];        /* "tools/call:NAME" or "prompts/get:NAME" */
+    json_t *rpc_error_data;      /* MissingRequiredClientCapability data (owned) */
     json_t **input_schemas;      /* parsed once at start, per row */
     json_t **output_schemas;
     struct fm_schema **input_compiled;  /* compiled on a tool's first call */

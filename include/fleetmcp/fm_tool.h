@@ -58,6 +58,10 @@ typedef enum {
 #define FM_BACKEND_METRICS 0x2u
 #define FM_BACKEND_SSH 0x4u
 #define FM_BACKEND_TICKETS 0x8u
+/* The handler shapes MCP content itself (images, audio, embedded
+ * resources): it returns {content: [...], isError?} and that is the
+ * result, with no structuredContent and no outputSchema listed. */
+#define FM_TOOL_CONTENT_RESULT 0x400u
 
 typedef struct fm_call fm_call;
 

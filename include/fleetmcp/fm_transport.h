@@ -1,6 +1,8 @@
 /* stdio transport: newline-delimited JSON.  The reader never buffers more
  * than the size cap: a longer line is reported once as TOO_LARGE and the
- * rest of it is discarded as it streams in. */
+ * rest of it is discarded as it streams in.  The same struct in collect
+ * mode serves one HTTP exchange: what the protocol core sends is gathered
+ * into an array for the HTTP layer, and there is nothing to read. */
 #ifndef FM_TRANSPORT_H
 #define FM_TRANSPORT_H
 
@@ -27,22 +29,26 @@ typedef struct fm_transport {
     json_t *queued;  /* lines read while a call was in flight (array of strings) */
     char *out;       /* reusable output buffer */
     size_t out_cap;
+    json_t *collect; /* collect mode: messages sent, in order (owned) */
 } fm_transport;
 
 int fm_tx_init(fm_transport *tx, int in_fd, int out_fd, size_t max_message);
+/* Collect mode: no input (always EOF), output appended to tx->collect. */
+int fm_tx_init_collect(fm_transport *tx);
 void fm_tx_free(fm_transport *tx);
 
 /* Next message.  block=false returns FM_RX_AGAIN instead of waiting.  The
  * line stays valid until the next call. */
 fm_rx_status fm_tx_next(fm_transport *tx, bool block, const char **line, size_t *len);
 
-/* Writes v (borrowed) as one line.  Returns 0 or -1 (peer gone). */
+/* Writes v (borrowed) as one line, or appends it (referenced, not copied)
+ * in collect mode.  Returns 0 or -1 (peer gone). */
 int fm_tx_send(fm_transport *tx, const json_t *v);
 
 /* Writes v with one more member, "key": raw (JSON text, trusted), added to
  * the object that is v's last member, so text already dumped is not
  * dumped again.  Returns 0, -1 (peer gone), or 1 when v does not end in
- * an object member (nothing written). */
+ * an object member or the transport collects (nothing written). */
 int fm_tx_send_spliced(fm_transport *tx, const json_t *v, const char *key, const char *raw);
 
 #endif

@@ -34,6 +34,12 @@ long fm_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
  * malloc'd string the caller frees (NULL on failure). */
 char *fm_json_canonical(const json_t *v);
 
+/* The elements of arr dumped with flags, each between before and after,
+ * last element first when reverse (JSON lines, SSE events).  Returns a
+ * malloc'd string and its length in *len, or NULL. */
+char *fm_json_join(const json_t *arr, size_t flags, bool reverse, const char *before,
+                   const char *after, size_t *len);
+
 /* Copy of v with secret-looking fields replaced by "[REDACTED]" (new). */
 json_t *fm_json_redact(const json_t *v);
 bool fm_key_is_secret(const char *key);

@@ -76,7 +76,8 @@ static const char *arg_node(const json_t *args)
 }
 
 /* Asks the client's user to approve plan_id (elicitation/create).  0 with
- * an approval id when accepted; -1 when declined, cancelled or unanswered. */
+ * an approval id when accepted; -1 when declined, cancelled or unanswered;
+ * 1 when the question went into ctx->input_required (stateless). */
 static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_id,
                            const char *why, char ap_out[FM_APPROVAL_ID_LEN])
 {
@@ -98,6 +99,8 @@ static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_i
         "{s:s, s:{s:s, s:{s:{s:s, s:s, s:s}}, s:[s]}}", "message", msg, "requestedSchema", "type",
         "object", "properties", "approve", "type", "boolean", "title", "Approve this plan",
         "description", "Run exactly this plan once, now", "required", "approve");
+    /* Stateless revisions ask by returning InputRequiredResult (1). */
+    if (ctx->mrtr) return fm_mcp_input_approval(ctx, plan_id, params, ap_out);
     json_t *res = fm_mcp_request(ctx, "elicitation/create", params, 120000, &err);
     const char *action = fm_json_str(res, "action", "");
     bool yes = !strcmp(action, "accept") &&
@@ -204,6 +207,11 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         }
         json_decref(empty);
         json_decref(elicited);
+        if (ctx->input_required) {
+            json_t *ask = ctx->input_required;
+            ctx->input_required = NULL;
+            return ask;
+        }
         return fm_result_error(&err);
     }
 
@@ -257,7 +265,11 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         structured = NULL;
         fm_err_set(&err, FM_ERR_INTERNAL, "%s returned a non-object result", t->name);
     }
-    if (structured) {
+    /* A handler asking the client for input (stateless requests only):
+     * its InputRequiredResult is this round's answer. */
+    bool asks = structured && ctx->mrtr &&
+                !strcmp(fm_json_str(structured, "resultType", ""), "input_required");
+    if (structured && !asks) {
         fm_err oerr = {0};
         const fm_schema *out_schema = fm_registry_schema(ctx, ti, 1, &oerr);
         if (!out_schema || fm_schema_check(out_schema, structured, &oerr)) {
@@ -302,6 +314,11 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
     if (!structured) {
         free(text);
         return fm_result_error(&err);
+    }
+    if (asks || (t->flags & FM_TOOL_CONTENT_RESULT)) {
+        free(text);
+        if (!asks) json_object_del(structured, "structuredContent");
+        return structured;
     }
     if (structured_text && text) {
         /* The caller splices the text in as structuredContent: the tree

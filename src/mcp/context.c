@@ -7,6 +7,7 @@
 
 #include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_content.h"
 #include "fleetmcp/fm_diagnose.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
@@ -31,6 +32,7 @@ int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_er
     os_user(ctx->session.os_user, sizeof ctx->session.os_user);
     snprintf(ctx->session.protocol, sizeof ctx->session.protocol, "2025-11-25");
     ctx->session.log_level = -1;
+    ctx->content = &fm_content_fleet;
     if (fm_config_load(&ctx->cfg, config_path, db_path, err)) return -1;
     if (fm_store_open(&ctx->store, ctx->cfg.db_path, err) || fm_audit_init(ctx, err) ||
         fm_plan_init(ctx, err) || fm_approval_init(ctx, err) || fm_guard_init(ctx, err) || fm_registry_init(ctx, err) ||

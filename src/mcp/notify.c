@@ -19,6 +19,11 @@ int fm_log_level_index(const char *name)
     return -1;
 }
 
+const char *fm_log_level_name(int index)
+{
+    return index >= 0 && index < 8 ? levels[index] : "off";
+}
+
 bool fm_call_cancelled(fm_call *call)
 {
     if (call->ctx->tx) fm_mcp_pump(call->ctx);

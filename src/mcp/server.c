@@ -8,14 +8,25 @@
 #include <poll.h>
 
 
+#include "fleetmcp/fm_content.h"
 #include "fleetmcp/fm_jsonrpc.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_transport.h"
 #include "fleetmcp/fm_util.h"
 
-/* Newest first: an unsupported request is answered with the first. */
+/* Newest first: an unsupported request is answered with the first.
+ * These are the stateful revisions (initialize handshake). */
 static const char *const versions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+/* Stateless revisions: no initialize, every request carries _meta. */
+static const char *const stateless_versions[] = {"2026-07-28"};
+/* Every version this server speaks, newest first (server/discover). */
+static const char *const all_versions[] = {"2026-07-28", "2025-11-25", "2025-06-18",
+                                           "2025-03-26"};
+
+/* tools/list is deterministic for a process; a client may keep it this long.
+ * Private: once tokens arrive, what a caller sees depends on its scopes. */
+#define TOOLS_TTL_MS 60000
 
 #define INSTRUCTIONS                                                                               \
     "fleetmcp looks after a Slurm GPU fleet. Start with fleet_status, then read tools"            \
@@ -68,6 +79,24 @@ static bool batches_allowed(const fm_ctx *ctx)
 
 /* ---- initialize ------------------------------------------------------ */
 
+/* What this server offers (new).  Resource subscriptions exist only in
+ * the stateful revisions: 2026-07-28 replaced resources/subscribe with
+ * subscriptions/listen, which fleetmcp does not serve. */
+static json_t *capabilities(const fm_ctx *ctx, bool stateless)
+{
+    return json_pack("{s:{s:b}, s:{}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 0,
+                     "logging", "resources", "subscribe",
+                     !stateless && ctx->content->subscribe != NULL, "listChanged", 0, "prompts",
+                     "listChanged", 0, "completions");
+}
+
+/* Implementation info (new). */
+static json_t *server_info(void)
+{
+    return json_pack("{s:s, s:s, s:s}", "name", FM_SERVER_NAME, "title",
+                     "fleetmcp: GPU fleet operations", "version", FM_SERVER_VERSION);
+}
+
 static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char *why)
 {
     const char *want = fm_json_str(params, "protocolVersion", NULL);
@@ -96,10 +125,21 @@ static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char 
     s->elicitation = json_is_object(
         json_object_get(json_object_get(params, "capabilities"), "elicitation"));
     s->initialized = true;
-    return json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", use,
-                     "capabilities", "tools", "listChanged", 0, "logging", "serverInfo", "name",
-                     FM_SERVER_NAME, "title", "fleetmcp: GPU fleet operations", "version",
-                     FM_SERVER_VERSION, "instructions", INSTRUCTIONS);
+    return json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", use, "capabilities",
+                     capabilities(ctx, false), "serverInfo", server_info(), "instructions",
+                     INSTRUCTIONS);
+}
+
+/* ---- server/discover (stateless revisions) ---------------------------- */
+
+static json_t *do_discover(const fm_ctx *ctx)
+{
+    json_t *sv = json_array();
+    for (size_t i = 0; i < sizeof all_versions / sizeof *all_versions; i++)
+        json_array_append_new(sv, json_string(all_versions[i]));
+    return json_pack("{s:o, s:o, s:o, s:s, s:{s:o}}", "supportedVersions", sv, "capabilities",
+                     capabilities(ctx, true), "serverInfo", server_info(), "instructions",
+                     INSTRUCTIONS, "_meta", "io.modelcontextprotocol/serverInfo", server_info());
 }
 
 /* ---- tools/list ------------------------------------------------------ */
@@ -157,6 +197,46 @@ static json_t *do_tools_list(fm_ctx *ctx, const json_t *params, int *code, char 
     return res;
 }
 
+/* ---- multi round-trip input ------------------------------------------ */
+
+/* Opens a stateless request's requestState for the handler; false (with
+ * an invalid-params error) when the state does not hold. */
+static bool input_enter(fm_ctx *ctx, const json_t *params, const char *target, int *code,
+                        char *why)
+{
+    if (fm_mcp_version_stateful(ctx->session.protocol)) return true;
+    fm_mcp_input_begin(ctx, params, target);
+    fm_err err = {0};
+    if (fm_mcp_input_open(ctx, &err)) {
+        fm_mcp_input_end(ctx);
+        *code = FM_RPC_INVALID_PARAMS;
+        snprintf(why, 256, "Invalid params: %.120s; call again without requestState and"
+                 " inputResponses to be asked anew", err.text);
+        return false;
+    }
+    return true;
+}
+
+/* Ends it; a handler that found a client capability missing turns the
+ * result into MissingRequiredClientCapabilityError (its data stays in
+ * ctx->rpc_error_data for the reply). */
+static json_t *input_leave(fm_ctx *ctx, json_t *res, int *code, char *why, char **sc_text)
+{
+    fm_mcp_input_end(ctx);
+    if (ctx->rpc_error_data) {
+        json_decref(res);
+        if (sc_text) {
+            free(*sc_text);
+            *sc_text = NULL;
+        }
+        *code = FM_RPC_MISSING_CAPABILITY;
+        snprintf(why, 256, "Missing required client capability: declare it in _meta"
+                 " io.modelcontextprotocol/clientCapabilities (see error.data)");
+        return NULL;
+    }
+    return res;
+}
+
 /* ---- tools/call ------------------------------------------------------ */
 
 static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params, int *code,
@@ -186,58 +266,313 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     const json_t *meta = json_object_get(params, "_meta");
     const json_t *token = json_object_get(meta, "progressToken");
     if (token && !json_is_string(token) && !json_is_integer(token)) token = NULL;
+    /* Stateless calls carry the answers to earlier questions (approval,
+     * a handler's input) in their own params. */
+    char target[96];
+    snprintf(target, sizeof target, "tools/call:%s", json_string_value(name));
+    if (!input_enter(ctx, params, target, code, why)) return NULL;
     ctx->inflight_id = (json_t *)id;
     json_t *res = fm_tools_call_text(ctx, ti, args, token, meta, sc_text);
     ctx->inflight_id = NULL;
-    return res;
+    return input_leave(ctx, res, code, why, sc_text);
+}
+
+/* ---- resources, prompts, completions ----------------------------------- */
+
+static bool in_list(const char *v, const char *const *list, size_t n);
+
+/* A provider's error as a JSON-RPC error: unknown names and bad
+ * arguments are the client's to fix (invalid params), the rest ours. */
+static void content_error(const fm_err *err, int *code, char *why)
+{
+    *code = err->code == FM_ERR_NOT_FOUND || err->code == FM_ERR_INVALID ? FM_RPC_INVALID_PARAMS
+                                                                        : FM_RPC_INTERNAL_ERROR;
+    snprintf(why, 256, "%s: %.200s", fm_strerror(err->code), err->text);
+}
+
+static json_t *do_content(fm_ctx *ctx, const char *method, const json_t *params, int *code,
+                          char *why, json_t **edata, long long *ttl_ms)
+{
+    const fm_content_ops *c = ctx->content;
+    fm_err err = {0};
+    json_t *v = NULL;
+    *ttl_ms = TOOLS_TTL_MS;
+    if (!strcmp(method, "resources/list")) {
+        if ((v = c->resources(ctx, &err))) return json_pack("{s:o}", "resources", v);
+    } else if (!strcmp(method, "resources/templates/list")) {
+        return json_pack("{s:o}", "resourceTemplates", c->templates(ctx));
+    } else if (!strcmp(method, "resources/read")) {
+        const char *uri = fm_json_str(params, "uri", NULL);
+        if (!uri) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: resources/read needs uri (a string)");
+            return NULL;
+        }
+        if ((v = c->read(ctx, uri, ttl_ms, &err))) return json_pack("{s:o}", "contents", v);
+        if (err.code == FM_ERR_NOT_FOUND) {
+            char u[160];
+            fm_clip(u, sizeof u, uri);
+            *edata = json_pack("{s:s}", "uri", u);
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Resource not found: %s (resources/list and"
+                     " resources/templates/list say what exists)", u);
+            return NULL;
+        }
+    } else if (!strcmp(method, "prompts/list")) {
+        return json_pack("{s:o}", "prompts", c->prompts(ctx));
+    } else if (!strcmp(method, "prompts/get")) {
+        const char *name = fm_json_str(params, "name", NULL);
+        const json_t *args = json_object_get(params, "arguments");
+        if (!name || (args && !json_is_object(args))) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: prompts/get needs name (a string) and optional"
+                     " arguments (an object of strings)");
+            return NULL;
+        }
+        char target[96];
+        snprintf(target, sizeof target, "prompts/get:%s", name);
+        if (!input_enter(ctx, params, target, code, why)) return NULL;
+        v = c->prompt(ctx, name, args, &err);
+        if ((v = input_leave(ctx, v, code, why, NULL)) || *code) return v;
+    } else { /* completion/complete */
+        const json_t *ref = json_object_get(params, "ref");
+        const json_t *a = json_object_get(params, "argument");
+        const char *an = fm_json_str(a, "name", NULL), *av = fm_json_str(a, "value", NULL);
+        if (!json_is_object(ref) || !an || !av) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: completion/complete needs ref (an object) and"
+                     " argument {name, value}");
+            return NULL;
+        }
+        v = c->complete(ctx, ref, an, av);
+        return json_pack("{s:{s:o, s:I, s:b}}", "completion", "values", v, "total",
+                         (json_int_t)json_array_size(v), "hasMore", 0);
+    }
+    content_error(&err, code, why);
+    return NULL;
+}
+
+static bool is_content_method(const char *m)
+{
+    static const char *const names[] = {"resources/list", "resources/templates/list",
+                                        "resources/read", "prompts/list", "prompts/get",
+                                        "completion/complete"};
+    return in_list(m, names, sizeof names / sizeof *names);
+}
+
+/* ---- stateless requests (2026-07-28) ---------------------------------- */
+
+#define META_VERSION "io.modelcontextprotocol/protocolVersion"
+#define META_CAPS "io.modelcontextprotocol/clientCapabilities"
+#define META_INFO "io.modelcontextprotocol/clientInfo"
+#define META_LOG "io.modelcontextprotocol/logLevel"
+
+static bool in_list(const char *v, const char *const *list, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        if (!strcmp(v, list[i])) return true;
+    return false;
+}
+
+bool fm_mcp_version_stateful(const char *v)
+{
+    return in_list(v, versions, sizeof versions / sizeof *versions);
+}
+
+/* A request is stateless when it says so: over HTTP by a protocol header
+ * that names no stateful revision, anywhere by a protocol version in its
+ * _meta.  Everything else takes the initialize path. */
+static bool is_stateless(const fm_ctx *ctx, const json_t *params)
+{
+    const char *hv = ctx->xc ? ctx->xc->version_hdr : NULL;
+    if (hv) return !fm_mcp_version_stateful(hv);
+    return json_object_get(json_object_get(params, "_meta"), META_VERSION) != NULL;
+}
+
+/* Checks a stateless request's _meta (and, over HTTP, its protocol header)
+ * and makes ctx->session describe this one request.  Returns 0, or the
+ * JSON-RPC code with why (and *data, new) filled. */
+static int stateless_enter(fm_ctx *ctx, const json_t *params, char *why, json_t **data)
+{
+    const json_t *meta = json_object_get(params, "_meta");
+    const char *hv = ctx->xc ? ctx->xc->version_hdr : NULL;
+    if (ctx->xc && !hv) {
+        snprintf(why, 256, "Header mismatch: MCP-Protocol-Version header is missing");
+        return FM_RPC_HEADER_MISMATCH;
+    }
+    const json_t *ver = json_object_get(meta, META_VERSION);
+    const json_t *caps = json_object_get(meta, META_CAPS);
+    if (!json_is_object(meta) || !json_is_string(ver) || !json_is_object(caps)) {
+        snprintf(why, 256, "Invalid params: _meta needs " META_VERSION " (a string) and " META_CAPS
+                 " (an object)");
+        return FM_RPC_INVALID_PARAMS;
+    }
+    const char *v = json_string_value(ver);
+    if (hv && strcmp(hv, v)) {
+        snprintf(why, 256, "Header mismatch: MCP-Protocol-Version header and _meta "
+                 META_VERSION " differ");
+        return FM_RPC_HEADER_MISMATCH;
+    }
+    if (!in_list(v, stateless_versions, sizeof stateless_versions / sizeof *stateless_versions)) {
+        char c[64];
+        fm_clip(c, sizeof c, v);
+        json_t *sv = json_array();
+        for (size_t i = 0; i < sizeof all_versions / sizeof *all_versions; i++)
+            json_array_append_new(sv, json_string(all_versions[i]));
+        *data = json_pack("{s:o, s:s}", "supported", sv, "requested", c);
+        snprintf(why, 256, "Unsupported protocol version: %s (see error.data.supported)", c);
+        return FM_RPC_UNSUPPORTED_VERSION;
+    }
+    const json_t *log = json_object_get(meta, META_LOG);
+    int li = -1;
+    if (log && (li = fm_log_level_index(json_string_value(log))) < 0) {
+        snprintf(why, 256, "Invalid params: _meta " META_LOG " must be one of debug, info, notice,"
+                 " warning, error, critical, alert, emergency");
+        return FM_RPC_INVALID_PARAMS;
+    }
+    fm_session *s = &ctx->session;
+    snprintf(s->protocol, sizeof s->protocol, "%s", v);
+    const json_t *ci = json_object_get(meta, META_INFO);
+    fm_clip(s->client_name, sizeof s->client_name, fm_json_str(ci, "name", "unknown"));
+    fm_clip(s->client_version, sizeof s->client_version, fm_json_str(ci, "version", ""));
+    s->initiator = !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN : FM_INITIATOR_AGENT;
+    s->elicitation = json_is_object(json_object_get(caps, "elicitation"));
+    /* No notifications/message unless this request asked for them. */
+    s->log_level = li;
+    s->initialized = true;
+    return 0;
+}
+
+/* HTTP status for a stateless request's JSON-RPC error. */
+static int error_status(int code)
+{
+    switch (code) {
+    case FM_RPC_METHOD_NOT_FOUND: return 404;
+    case FM_RPC_INTERNAL_ERROR: return 500;
+    case FM_RPC_PARSE_ERROR:
+    case FM_RPC_INVALID_REQUEST:
+    case FM_RPC_INVALID_PARAMS:
+    case FM_RPC_HEADER_MISMATCH:
+    case FM_RPC_MISSING_CAPABILITY:
+    case FM_RPC_UNSUPPORTED_VERSION: return 400;
+    }
+    return 200;
+}
+
+/* Results of the stateless revisions say what they are; lists say how
+ * long they keep. */
+static void stateless_result(const char *method, json_t *result, long long ttl_ms)
+{
+    static const char *const cacheable[] = {"tools/list", "prompts/list", "resources/list",
+                                            "resources/templates/list", "resources/read"};
+    if (!json_object_get(result, "resultType"))
+        json_object_set_new(result, "resultType", json_string("complete"));
+    if (in_list(method, cacheable, sizeof cacheable / sizeof *cacheable)) {
+        json_object_set_new(result, "ttlMs", json_integer(ttl_ms));
+        json_object_set_new(result, "cacheScope", json_string("private"));
+    }
 }
 
 /* ---- dispatch -------------------------------------------------------- */
+
+static void method_not_found(const char *method, int *code, char *why)
+{
+    char c[80];
+    fm_clip(c, sizeof c, method);
+    *code = FM_RPC_METHOD_NOT_FOUND;
+    snprintf(why, 256, "Method not found: %s", c);
+}
+
+/* Methods only the stateful revisions have. */
+static json_t *dispatch_stateful(fm_ctx *ctx, const fm_rpc_msg *m, int *code, char *why)
+{
+    const json_t *params = m->params;
+    if (!strcmp(m->method, "initialize")) return do_initialize(ctx, params, code, why);
+    if (!strcmp(m->method, "ping")) return json_object();
+    if (!ctx->session.initialized) {
+        *code = FM_RPC_INVALID_REQUEST;
+        snprintf(why, 256, "Invalid Request: send initialize before %.64s", m->method);
+        return NULL;
+    }
+    if (!strcmp(m->method, "logging/setLevel")) {
+        int li = fm_log_level_index(fm_json_str(params, "level", NULL));
+        if (li < 0) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: level must be one of debug, info, notice,"
+                     " warning, error, critical, alert, emergency");
+            return NULL;
+        }
+        ctx->session.log_level = li;
+        if (ctx->xc) ctx->xc->log_level_set = true;
+        return json_object();
+    }
+    bool sub = !strcmp(m->method, "resources/subscribe");
+    if ((sub || !strcmp(m->method, "resources/unsubscribe")) && ctx->content->subscribe) {
+        const char *uri = fm_json_str(params, "uri", NULL);
+        fm_err err = {0};
+        if (!uri) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: %s needs uri (a string)", m->method);
+            return NULL;
+        }
+        if (ctx->content->subscribe(ctx, uri, sub, &err)) {
+            content_error(&err, code, why);
+            return NULL;
+        }
+        return json_object();
+    }
+    method_not_found(m->method, code, why);
+    return NULL;
+}
 
 static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
 {
     int code = 0;
     char why[256] = "";
-    json_t *result = NULL;
+    json_t *result = NULL, *edata = NULL;
     char *sc_text = NULL; /* a tools/call's structuredContent, as text */
     const json_t *params = m->params;
     if (params && !json_is_object(params))
         return reply_error(ctx, m->id, FM_RPC_INVALID_PARAMS,
                            "Invalid params: params must be an object");
-    if (!strcmp(m->method, "initialize")) {
-        result = do_initialize(ctx, params, &code, why);
-    } else if (!strcmp(m->method, "ping")) {
-        result = json_object();
-    } else if (!ctx->session.initialized) {
-        code = FM_RPC_INVALID_REQUEST;
-        snprintf(why, sizeof why, "Invalid Request: send initialize before %.64s", m->method);
-    } else if (!strcmp(m->method, "tools/list")) {
+    bool stateless = is_stateless(ctx, params);
+    fm_session saved = ctx->session;
+    long long ttl_ms = TOOLS_TTL_MS;
+    if (stateless && (code = stateless_enter(ctx, params, why, &edata))) {
+        /* refused before dispatch */
+    } else if (is_content_method(m->method) && (stateless || ctx->session.initialized)) {
+        result = do_content(ctx, m->method, params, &code, why, &edata, &ttl_ms);
+    } else if (!strcmp(m->method, "tools/list") && (stateless || ctx->session.initialized)) {
         result = do_tools_list(ctx, params, &code, why);
-    } else if (!strcmp(m->method, "tools/call")) {
+    } else if (!strcmp(m->method, "tools/call") && (stateless || ctx->session.initialized)) {
         result = do_tools_call(ctx, m->id, params, &code, why, replies ? NULL : &sc_text);
         /* MCP: a cancelled request gets no response. */
         if (result && ctx->last_cancelled) {
             json_decref(result);
             free(sc_text);
+            ctx->session = saved;
             return 0;
         }
-    } else if (!strcmp(m->method, "logging/setLevel")) {
-        int li = fm_log_level_index(fm_json_str(params, "level", NULL));
-        if (li < 0) {
-            code = FM_RPC_INVALID_PARAMS;
-            snprintf(why, sizeof why, "Invalid params: level must be one of debug, info, notice,"
-                     " warning, error, critical, alert, emergency");
-        } else {
-            ctx->session.log_level = li;
-            result = json_object();
-        }
+    } else if (stateless) {
+        if (!strcmp(m->method, "server/discover"))
+            result = do_discover(ctx);
+        else
+            method_not_found(m->method, &code, why);
     } else {
-        char c[80];
-        fm_clip(c, sizeof c, m->method);
-        code = FM_RPC_METHOD_NOT_FOUND;
-        snprintf(why, sizeof why, "Method not found: %s", c);
+        result = dispatch_stateful(ctx, m, &code, why);
+    }
+    if (stateless) {
+        if (result) stateless_result(m->method, result, ttl_ms);
+        ctx->session = saved;
+        if (ctx->xc) ctx->xc->status = result ? 200 : error_status(code);
+    }
+    if (ctx->rpc_error_data) {
+        json_decref(edata);
+        edata = ctx->rpc_error_data;
+        ctx->rpc_error_data = NULL;
     }
     json_t *reply = result ? fm_rpc_result(m->id, result) : fm_rpc_error(m->id, code, why);
+    if (edata) json_object_set_new(json_object_get(reply, "error"), "data", edata);
     if (replies) {
         json_array_append_new(replies, reply);
         return 0;
@@ -306,6 +641,13 @@ int fm_mcp_handle_line(fm_ctx *ctx, const char *line, size_t len)
     if (!msg)
         return reply_error(ctx, NULL, FM_RPC_PARSE_ERROR, "Parse error: %s at byte %d", je.text,
                            je.position);
+    int rc = fm_mcp_handle_json(ctx, msg);
+    json_decref(msg);
+    return rc;
+}
+
+int fm_mcp_handle_json(fm_ctx *ctx, const json_t *msg)
+{
     int rc;
     if (json_is_array(msg)) {
         if (!batches_allowed(ctx) || json_array_size(msg) == 0) {
@@ -326,7 +668,6 @@ int fm_mcp_handle_line(fm_ctx *ctx, const char *line, size_t len)
     } else {
         rc = handle_value(ctx, msg, NULL);
     }
-    json_decref(msg);
     return rc;
 }
 
@@ -381,9 +722,11 @@ json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int time
                        fm_err *err)
 {
     fm_transport *tx = ctx->tx;
-    if (!tx) {
+    if (!tx || tx->collect) {
         json_decref(params);
-        fm_err_set(err, FM_ERR_UNAVAILABLE, "no client connection");
+        /* An HTTP exchange has no channel for the client's answer. */
+        fm_err_set(err, FM_ERR_UNAVAILABLE, tx ? "no back channel on an HTTP request for %s"
+                                               : "no client connection for %s", method);
         return NULL;
     }
     char id[32];

@@ -122,9 +122,12 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
                             "destructiveHint", !read && destructive, "idempotentHint",
                             read || (t->flags & FM_TOOL_IDEMPOTENT) != 0, "openWorldHint",
                             (t->flags & FM_TOOL_OPEN_WORLD) != 0);
-    return json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
-                     t->title, "description", t->description, "inputSchema",
-                     fm_registry_schema_json(ctx, i, 0), "outputSchema",
-                     fm_registry_schema_json(ctx, i, 1),
-                     "annotations", ann, "_meta", "autonomy", fm_autonomy_name(t->autonomy));
+    json_t *tool = json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
+                             t->title, "description", t->description, "inputSchema",
+                             fm_registry_schema_json(ctx, i, 0), "outputSchema",
+                             fm_registry_schema_json(ctx, i, 1), "annotations", ann, "_meta",
+                             "autonomy", fm_autonomy_name(t->autonomy));
+    /* Its result has no structuredContent for a schema to describe. */
+    if (t->flags & FM_TOOL_CONTENT_RESULT) json_object_del(tool, "outputSchema");
+    return tool;
 }

@@ -98,3 +98,32 @@ void fm_iso_time(int64_t ms, char out[32])
     size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
+
+char *fm_json_join(const json_t *arr, size_t flags, bool reverse, const char *before,
+                   const char *after, size_t *len)
+{
+    size_t n = json_array_size(arr), bl = strlen(before), al = strlen(after);
+    size_t used = 0, cap = 256;
+    char *buf = malloc(cap);
+    for (size_t k = 0; buf && k < n; k++) {
+        char *t = json_dumps(json_array_get(arr, reverse ? n - 1 - k : k), flags);
+        size_t tl = t ? strlen(t) : 0;
+        if (used + bl + tl + al + 1 > cap) {
+            cap = (used + bl + tl + al + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+        if (buf && t) {
+            memcpy(buf + used, before, bl);
+            memcpy(buf + used + bl, t, tl);
+            memcpy(buf + used + bl + tl, after, al);
+            used += bl + tl + al;
+        }
+        free(t);
+    }
+    if (!buf) return NULL;
+    buf[used] = '\0';
+    *len = used;
+    return buf;
+}

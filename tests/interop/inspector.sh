@@ -25,5 +25,25 @@ if echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); r=d["struc
 out=$(sqlite3 "$FLEETMCP_DB" "select distinct initiator_kind from audit")
 if [ "$out" = "agent" ]; then ok; else bad "inspector calls audited as agent: $out"; fi
 
+# The same over Streamable HTTP: fleetmcp --http on a free loopback port.
+"$server" --db "$tmp/http.db" --http 127.0.0.1:0 2>"$tmp/http.err" &
+http_pid=$!
+url=""
+for _ in $(seq 50); do
+    url=$(grep -o 'http://127.0.0.1:[0-9]*/mcp' "$tmp/http.err" | head -1)
+    [ -n "$url" ] && break
+    sleep 0.1
+done
+if [ -n "$url" ]; then
+    out=$( (cd "$here" && timeout 120 npx --no-install @modelcontextprotocol/inspector --cli "$url" --transport http --method tools/call --tool-name fleet_status) 2>"$tmp/err")
+    if echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["structuredContent"]["mode"]=="shadow", d'; then ok; else bad "http tools/call fleet_status: $out $(cat "$tmp/err")"; fi
+    out=$( (cd "$here" && timeout 120 npx --no-install @modelcontextprotocol/inspector --cli "$url" --transport http --method tools/list) 2>"$tmp/err")
+    if echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); n=[t["name"] for t in d["tools"]]; assert "fleet_status" in n, n'; then ok; else bad "http tools/list: $out $(cat "$tmp/err")"; fi
+else
+    bad "fleetmcp --http did not start: $(cat "$tmp/http.err")"
+fi
+kill -TERM "$http_pid" 2>/dev/null
+wait "$http_pid" && ok || bad "fleetmcp --http did not exit 0 on SIGTERM"
+
 echo "inspector-interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,14 +1,18 @@
-// Interop with the official TypeScript SDK client: connect over stdio, page
-// tools/list, call every read tool (the SDK validates structuredContent
-// against each outputSchema), ping, and check the annotations contract.
-// Usage: node sdk-client.mjs path/to/fleetmcp   (FM_CONFIG: optional config)
+// Interop with the official TypeScript SDK client: connect over stdio (or
+// with --http, over Streamable HTTP to `fleetmcp --http`), page tools/list,
+// call every read tool (the SDK validates structuredContent against each
+// outputSchema), ping, and check the annotations contract.
+// Usage: node sdk-client.mjs path/to/fleetmcp [--http]   (FM_CONFIG: optional config)
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
 const server = process.argv[2] || "build/fleetmcp";
+const overHttp = process.argv.includes("--http");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fm-sdk-"));
 let passed = 0, failed = 0;
 const check = (cond, what) => { if (cond) passed++; else { failed++; console.log("FAIL:", what); } };
@@ -35,12 +39,25 @@ async function main() {
     config = path.join(tmp, "sdk.yaml");
     fs.writeFileSync(config, "limits:\n  tools_page_size: 3\n");
   }
-  const transport = new StdioClientTransport({
-    command: server,
-    args: ["--config", config],
-    env: { ...process.env, FLEETMCP_DB: path.join(tmp, "sdk.db") },
-    stderr: "pipe",
-  });
+  const env = { ...process.env, FLEETMCP_DB: path.join(tmp, "sdk.db") };
+  let transport, child;
+  if (overHttp) {
+    // Port 0: the server picks a free port and names it on stderr.
+    child = spawn(server, ["--config", config, "--http", "127.0.0.1:0"], { env, stdio: ["ignore", "ignore", "pipe"] });
+    const url = await new Promise((resolve, reject) => {
+      let err = "";
+      const timer = setTimeout(() => reject(new Error(`no listen line within 10 s: ${err}`)), 10000);
+      child.stderr.on("data", (d) => {
+        err += d;
+        const m = err.match(/serving MCP on (http:\/\/\S+)/);
+        if (m) { clearTimeout(timer); resolve(m[1]); }
+      });
+      child.on("exit", (code) => reject(new Error(`server exited ${code}: ${err}`)));
+    });
+    transport = new StreamableHTTPClientTransport(new URL(url));
+  } else {
+    transport = new StdioClientTransport({ command: server, args: ["--config", config], env, stderr: "pipe" });
+  }
   const client = new Client({ name: "fleetmcp-sdk-interop", version: "1.0.0" });
   await client.connect(transport);
   check(client.getServerVersion()?.name === "fleetmcp", "serverInfo.name");
@@ -91,6 +108,15 @@ async function main() {
   const pong = await client.ping();
   check(pong && typeof pong === "object", "ping");
   await client.close();
+  if (child) {
+    // SIGTERM is a graceful stop: the server exits 0 on its own.
+    const code = await new Promise((resolve) => {
+      const timer = setTimeout(() => { child.kill("SIGKILL"); resolve("killed after 10 s"); }, 10000);
+      child.on("exit", (c) => { clearTimeout(timer); resolve(c); });
+      child.kill("SIGTERM");
+    });
+    check(code === 0, `server exits 0 on SIGTERM (got ${code})`);
+  }
 }
 
 main().then(() => {

@@ -1,0 +1,204 @@
+/* One HTTP exchange: a POST body in, the messages to send back out.  The
+ * HTTP layer knows sockets and headers; this file knows what MCP asks of
+ * them (session ids for the stateful revisions, routing headers for the
+ * stateless one) and then hands the message to the same dispatch stdio
+ * uses, with a transport that collects instead of writing.
+ *
+ * Nothing here is remembered between requests: a stateful session lives
+ * in its sealed Mcp-Session-Id, a log level in the shared store, so any
+ * replica can answer any request. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleetmcp/fm_jsonrpc.h"
+#include "fleetmcp/fm_mcp.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_transport.h"
+#include "fleetmcp/fm_util.h"
+
+/* A stateful session is good for a day; then the client initializes again. */
+#define SESSION_TTL_MS (24LL * 3600 * 1000)
+#define LEVEL_KEY "http_log_level:"
+
+static void fail(fm_mcp_http *x, int status, const json_t *id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void fail(fm_mcp_http *x, int status, const json_t *id, int code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    x->status = status;
+    json_array_append_new(x->out, fm_rpc_error(id, code, msg));
+}
+
+/* Loads the session a sealed id describes into ctx->session; -1 if the id
+ * is not ours or has expired. */
+static int session_load(fm_ctx *ctx, const char *token)
+{
+    json_t *p = fm_state_open(ctx, token, NULL);
+    json_int_t issued = json_integer_value(json_object_get(p, "t"));
+    const char *kind = fm_json_str(p, "k", "");
+    if (!p || strcmp(kind, "session") || issued + SESSION_TTL_MS < fm_now_ms()) {
+        json_decref(p);
+        return -1;
+    }
+    fm_session *s = &ctx->session;
+    snprintf(s->id, sizeof s->id, "%s", fm_json_str(p, "s", ""));
+    snprintf(s->protocol, sizeof s->protocol, "%s", fm_json_str(p, "v", ""));
+    snprintf(s->client_name, sizeof s->client_name, "%s", fm_json_str(p, "n", "unknown"));
+    snprintf(s->client_version, sizeof s->client_version, "%s", fm_json_str(p, "cv", ""));
+    s->elicitation = json_is_true(json_object_get(p, "e"));
+    s->initiator = !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN : FM_INITIATOR_AGENT;
+    s->initialized = true;
+    json_decref(p);
+    char key[80], lv[16];
+    snprintf(key, sizeof key, LEVEL_KEY "%s", s->id);
+    s->log_level = fm_store_setting_get(&ctx->store, key, lv, sizeof lv) ? -1
+                                                                         : fm_log_level_index(lv);
+    return 0;
+}
+
+/* The sealed id for the session initialize just set up (malloc'd). */
+static char *session_seal(fm_ctx *ctx)
+{
+    const fm_session *s = &ctx->session;
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I}", "k", "session", "s", s->id, "v",
+                          s->protocol, "n", s->client_name, "cv", s->client_version, "e",
+                          s->elicitation, "t", (json_int_t)fm_now_ms());
+    char *tok = p ? fm_state_seal(ctx, p, NULL) : NULL;
+    json_decref(p);
+    return tok;
+}
+
+/* A header value equals want, ignoring the optional whitespace HTTP
+ * allows around it. */
+static bool header_is(const char *hdr, const char *want)
+{
+    if (!hdr) return false;
+    while (*hdr == ' ' || *hdr == '\t') hdr++;
+    size_t n = strlen(hdr);
+    while (n && (hdr[n - 1] == ' ' || hdr[n - 1] == '\t')) n--;
+    return n == strlen(want) && !strncmp(hdr, want, n);
+}
+
+/* Stateless requests repeat their method (and the name they act on) in
+ * headers for routers; a mismatch means someone rewrote one of them. */
+static int routing_headers_ok(const fm_mcp_http *x, const fm_rpc_msg *m, char *why)
+{
+    if (!header_is(x->method_hdr, m->method)) {
+        snprintf(why, 256, "Header mismatch: Mcp-Method header %s the body's method",
+                 x->method_hdr ? "differs from" : "is missing; it must repeat");
+        return -1;
+    }
+    const char *key = NULL;
+    if (!strcmp(m->method, "tools/call") || !strcmp(m->method, "prompts/get"))
+        key = "name";
+    else if (!strcmp(m->method, "resources/read"))
+        key = "uri";
+    else if (!strcmp(m->method, "tasks/get") || !strcmp(m->method, "tasks/update") ||
+             !strcmp(m->method, "tasks/cancel"))
+        key = "taskId";
+    const char *want = key ? fm_json_str(m->params, key, NULL) : NULL;
+    if (want && !header_is(x->name_hdr, want)) {
+        snprintf(why, 256, "Header mismatch: Mcp-Name header %s params.%s",
+                 x->name_hdr ? "differs from" : "is missing; it must repeat", key);
+        return -1;
+    }
+    return 0;
+}
+
+void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
+{
+    x->status = 200;
+    x->out = json_array();
+    x->session_id = NULL;
+    x->log_level_set = false;
+    json_error_t je;
+    json_t *msg = json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES, &je);
+    if (!msg) {
+        fail(x, 400, NULL, FM_RPC_PARSE_ERROR, "Parse error: %s at byte %d", je.text,
+             je.position);
+        return;
+    }
+    if (!json_is_object(msg)) {
+        fail(x, 400, NULL, FM_RPC_INVALID_REQUEST,
+             "Invalid Request: send one JSON-RPC message per POST (no batches over HTTP)");
+        json_decref(msg);
+        return;
+    }
+    fm_rpc_msg m;
+    fm_rpc_classify(msg, &m);
+    bool stateless = x->version_hdr
+                         ? !fm_mcp_version_stateful(x->version_hdr)
+                         : json_object_get(json_object_get(m.params, "_meta"),
+                                           "io.modelcontextprotocol/protocolVersion") != NULL;
+    bool initialize = m.kind == FM_MSG_REQUEST && !strcmp(m.method, "initialize");
+    fm_session saved = ctx->session;
+    char why[256];
+    if (m.kind == FM_MSG_INVALID) {
+        fail(x, 400, m.id, m.error_code, "%s", m.error);
+        goto done;
+    }
+    if (!stateless && !initialize) {
+        if (!x->session_hdr) {
+            fail(x, 400, m.id, FM_RPC_INVALID_REQUEST,
+                 "Bad Request: Mcp-Session-Id header is required; send initialize first");
+            goto done;
+        }
+        if (session_load(ctx, x->session_hdr)) {
+            fail(x, 404, m.id, FM_RPC_INVALID_REQUEST,
+                 "Session not found: unknown or expired Mcp-Session-Id; initialize again");
+            goto done;
+        }
+        if (x->version_hdr && strcmp(x->version_hdr, ctx->session.protocol)) {
+            fail(x, 400, m.id, FM_RPC_INVALID_REQUEST,
+                 "Bad Request: MCP-Protocol-Version %.16s is not this session's %s",
+                 x->version_hdr, ctx->session.protocol);
+            goto done;
+        }
+    } else if (initialize) {
+        ctx->session.initialized = false;
+        fm_random_hex(ctx->session.id, 16);
+    } else if (m.kind == FM_MSG_REQUEST && routing_headers_ok(x, &m, why)) {
+        fail(x, 400, m.id, FM_RPC_HEADER_MISMATCH, "%s", why);
+        goto done;
+    }
+    fm_transport tx;
+    if (fm_tx_init_collect(&tx)) {
+        fail(x, 500, m.id, FM_RPC_INTERNAL_ERROR, "Internal error: out of memory");
+        goto done;
+    }
+    ctx->tx = &tx;
+    ctx->xc = x;
+    fm_mcp_handle_json(ctx, msg);
+    ctx->tx = NULL;
+    ctx->xc = NULL;
+    json_array_extend(x->out, tx.collect);
+    fm_tx_free(&tx);
+    if (initialize && ctx->session.initialized) {
+        x->session_id = session_seal(ctx);
+        if (!x->session_id) {
+            json_array_clear(x->out);
+            fail(x, 500, m.id, FM_RPC_INTERNAL_ERROR,
+                 "Internal error: cannot seal a session id; check the store is writable");
+        }
+    }
+    if (x->log_level_set) {
+        char key[80];
+        snprintf(key, sizeof key, LEVEL_KEY "%s", ctx->session.id);
+        fm_err err = {0};
+        if (fm_store_setting_set(&ctx->store, key,
+                                 fm_log_level_name(ctx->session.log_level), &err))
+            fm_log("warning", "log level for session %s not kept: %s", ctx->session.id,
+                   err.text);
+    }
+    if (m.kind != FM_MSG_REQUEST) x->status = 202;
+done:
+    ctx->session = saved;
+    json_decref(msg);
+}

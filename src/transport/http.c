@@ -1,0 +1,513 @@
+/* Streamable HTTP at /mcp on libmicrohttpd.
+ *
+ * libmicrohttpd is dlopen'ed when --http is used, not linked: it pulls in
+ * GnuTLS and friends, whose constructors would otherwise run at every
+ * stdio start (see src/util/curl_lazy.c for the same trade).
+ *
+ * One thread runs the daemon (external polling with MHD_run_wait) and the
+ * protocol core, so the core keeps its single-threaded fm_ctx.  Hardening
+ * lives here: Host and Origin allow-lists (DNS rebinding), loopback-only
+ * binds until authentication exists, a body cap, header and body
+ * deadlines enforced by a sweep that shuts slow sockets (an idle timeout
+ * alone lets a client trickle one byte at a time), a connection cap, and
+ * a graceful stop that lets responses in flight finish. */
+#include "fleetmcp/fm_httpd.h"
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "fleetmcp/fm_config.h"
+#include "fleetmcp/fm_mcp.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_util.h"
+
+#define FM_MHD_SONAME "libmicrohttpd.so.12"
+#define ENDPOINT "/mcp"
+
+/* The libmicrohttpd entry points used, resolved once. */
+typedef struct {
+    struct MHD_Daemon *(*start_daemon)(unsigned int, uint16_t, MHD_AcceptPolicyCallback, void *,
+                                       MHD_AccessHandlerCallback, void *, ...);
+    void (*stop_daemon)(struct MHD_Daemon *);
+    MHD_socket (*quiesce_daemon)(struct MHD_Daemon *);
+    enum MHD_Result (*run_wait)(struct MHD_Daemon *, int32_t);
+    const union MHD_DaemonInfo *(*get_daemon_info)(struct MHD_Daemon *, enum MHD_DaemonInfoType,
+                                                   ...);
+    const char *(*lookup_connection_value)(struct MHD_Connection *, enum MHD_ValueKind,
+                                           const char *);
+    const union MHD_ConnectionInfo *(*get_connection_info)(struct MHD_Connection *,
+                                                           enum MHD_ConnectionInfoType, ...);
+    struct MHD_Response *(*create_response_from_buffer)(size_t, void *, enum MHD_ResponseMemoryMode);
+    enum MHD_Result (*add_response_header)(struct MHD_Response *, const char *, const char *);
+    enum MHD_Result (*queue_response)(struct MHD_Connection *, unsigned int,
+                                      struct MHD_Response *);
+    void (*destroy_response)(struct MHD_Response *);
+} mhd_api;
+
+static int mhd_load(mhd_api *api, fm_err *err)
+{
+    void *h = dlopen(FM_MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return fm_err_set(err, FM_ERR_UNAVAILABLE,
+                          "cannot load %s (%s); install libmicrohttpd12 to serve HTTP",
+                          FM_MHD_SONAME, dlerror()),
+               -1;
+        /* POSIX dlsym returns void *; a union converts it without the cast
+         * ISO C forbids. */
+#define SYM(field, name)                                                                           \
+    do {                                                                                           \
+        union {                                                                                    \
+            void *p;                                                                               \
+            __typeof__(api->field) f;                                                              \
+        } u = {dlsym(h, name)};                                                                    \
+        if (!u.p)                                                                                  \
+            return fm_err_set(err, FM_ERR_UNAVAILABLE, "%s lacks %s; libmicrohttpd is too old",  \
+                              FM_MHD_SONAME, name),                                                \
+                   -1;                                                                             \
+        api->field = u.f;                                                                          \
+    } while (0)
+    SYM(start_daemon, "MHD_start_daemon");
+    SYM(stop_daemon, "MHD_stop_daemon");
+    SYM(quiesce_daemon, "MHD_quiesce_daemon");
+    SYM(run_wait, "MHD_run_wait");
+    SYM(get_daemon_info, "MHD_get_daemon_info");
+    SYM(lookup_connection_value, "MHD_lookup_connection_value");
+    SYM(get_connection_info, "MHD_get_connection_info");
+    SYM(create_response_from_buffer, "MHD_create_response_from_buffer");
+    SYM(add_response_header, "MHD_add_response_header");
+    SYM(queue_response, "MHD_queue_response");
+    SYM(destroy_response, "MHD_destroy_response");
+#undef SYM
+    return 0;
+}
+
+/* A connection, for the deadline sweep.  Phase HEAD covers both a request
+ * whose headers are still arriving and an idle keep-alive connection: the
+ * two look the same from outside and get the same deadline. */
+typedef enum { PH_HEAD = 0, PH_BODY = 1, PH_REPLY = 2 } conn_phase;
+
+typedef struct conn {
+    int fd;
+    conn_phase phase;
+    int64_t since_ms;
+    bool shut;
+    struct conn *prev, *next;
+} conn;
+
+/* One request's upload. */
+typedef struct req {
+    char *body;
+    size_t len, cap;
+    bool too_large;
+} req;
+
+typedef struct server {
+    fm_ctx *ctx;
+    mhd_api api;
+    struct MHD_Daemon *d;
+    char host[64]; /* as bound, for the Host allow-list */
+    int port;
+    bool ipv6;
+    size_t max_body;
+    int header_ms, body_ms, grace_ms;
+    bool draining;
+    unsigned long long served; /* requests handled, for idle detection */
+    conn *conns;
+} server;
+
+/* ---- address and allow-lists -------------------------------------------- */
+
+static bool is_loopback_name(const char *h, size_t n)
+{
+    return (n == 9 && !strncasecmp(h, "localhost", 9)) || (n == 9 && !strncmp(h, "127.0.0.1", 9)) ||
+           (n == 5 && !strncmp(h, "[::1]", 5));
+}
+
+/* Splits "name[:port]" (name may be "[v6]"); returns the name's length and
+ * the port (-1 when absent, -2 when malformed). */
+static size_t split_hostport(const char *s, int *port)
+{
+    size_t n = strlen(s);
+    const char *colon = s[0] == '[' ? (strchr(s, ']') ? strchr(strchr(s, ']'), ':') : NULL)
+                                    : strrchr(s, ':');
+    *port = -1;
+    if (!colon) return n;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    *port = *end || p < 0 || p > 65535 || end == colon + 1 ? -2 : (int)p;
+    return (size_t)(colon - s);
+}
+
+static bool in_config_list(const server *sv, const char *key, const char *v)
+{
+    const json_t *list = json_object_get(fm_config_section(&sv->ctx->cfg, "http"), key);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(list, i, e) if (!strcasecmp(json_string_value(e), v)) return true;
+    return false;
+}
+
+/* Host must name this service: a loopback name or the bound address, on
+ * our port (or without one), or be listed in http.allowed_hosts.  A DNS
+ * rebinding page arrives with its own name here. */
+static bool host_ok(const server *sv, const char *host)
+{
+    if (!host || !*host) return false;
+    if (in_config_list(sv, "allowed_hosts", host)) return true;
+    int port;
+    size_t n = split_hostport(host, &port);
+    if (port == -2 || (port >= 0 && port != sv->port)) return false;
+    return is_loopback_name(host, n) || (n == strlen(sv->host) && !strncmp(host, sv->host, n));
+}
+
+/* A browser names the page's origin; only our own (loopback, our port)
+ * or a listed one may drive the service.  No Origin: not a browser. */
+static bool origin_ok(const server *sv, const char *origin)
+{
+    if (!origin) return true;
+    if (in_config_list(sv, "allowed_origins", origin)) return true;
+    const char *h = !strncmp(origin, "http://", 7) ? origin + 7 : NULL;
+    if (!h || strchr(h, '/')) return false;
+    /* An origin without a port is port 80: another server's page. */
+    int port;
+    size_t n = split_hostport(h, &port);
+    if ((port < 0 ? 80 : port) != sv->port) return false;
+    return is_loopback_name(h, n) || (n == strlen(sv->host) && !strncmp(h, sv->host, n));
+}
+
+/* Parses HOST:PORT into a loopback socket address.  Until authentication
+ * exists a non-loopback bind is refused: anyone who can reach the port
+ * would act with the server's SSH key and Slurm token. */
+static int parse_listen(server *sv, const char *spec, struct sockaddr_storage *ss, fm_err *err)
+{
+    char host[64];
+    int port;
+    size_t n = strlen(spec) < sizeof host ? split_hostport(spec, &port) : 0;
+    if (!n || port < 0 || n >= sizeof host)
+        return fm_err_set(err, FM_ERR_INVALID,
+                          "--http wants HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080 (port 0"
+                          " picks a free one)"),
+               -1;
+    memcpy(host, spec, n);
+    host[n] = '\0';
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (!strcasecmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
+    if (host[0] == '[' && host[n - 1] == ']') {
+        char v6[64];
+        snprintf(v6, sizeof v6, "%.*s", (int)(n - 2), host + 1);
+        if (inet_pton(AF_INET6, v6, &a6->sin6_addr) != 1)
+            return fm_err_set(err, FM_ERR_INVALID, "--http: %s is not an IPv6 address", v6), -1;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        sv->ipv6 = true;
+        if (!IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr)) goto not_loopback;
+    } else {
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+            return fm_err_set(err, FM_ERR_INVALID,
+                              "--http: %s is not an IPv4 address (or localhost, or [v6])", host),
+                   -1;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        if ((ntohl(a4->sin_addr.s_addr) >> 24) != 127) goto not_loopback;
+    }
+    snprintf(sv->host, sizeof sv->host, "%s", host);
+    sv->port = port;
+    return 0;
+not_loopback:
+    return fm_err_set(err, FM_ERR_DENIED,
+                      "--http %s is not a loopback address; until token authentication is"
+                      " configured fleetmcp serves HTTP on 127.0.0.1 or [::1] only",
+                      host),
+           -1;
+}
+
+/* ---- connections and deadlines ------------------------------------------ */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    server *sv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn *k = calloc(1, sizeof *k);
+        if (!k) return;
+        const union MHD_ConnectionInfo *ci =
+            sv->api.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k->fd = ci ? ci->connect_fd : -1;
+        k->since_ms = fm_now_ms();
+        k->next = sv->conns;
+        if (sv->conns) sv->conns->prev = k;
+        sv->conns = k;
+        *socket_context = k;
+    } else if (*socket_context) {
+        conn *k = *socket_context;
+        if (k->prev) k->prev->next = k->next;
+        else sv->conns = k->next;
+        if (k->next) k->next->prev = k->prev;
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+static conn *conn_of(server *sv, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        sv->api.get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Shuts sockets past their phase's deadline (and, when draining, idle
+ * ones); libmicrohttpd then sees the error and closes them. */
+static void sweep(server *sv)
+{
+    int64_t now = fm_now_ms();
+    for (conn *k = sv->conns; k; k = k->next) {
+        if (k->shut || k->fd < 0 || k->phase == PH_REPLY) continue;
+        int limit = k->phase == PH_HEAD ? sv->header_ms : sv->body_ms;
+        if (now - k->since_ms > limit || (sv->draining && k->phase == PH_HEAD)) {
+            shutdown(k->fd, SHUT_RDWR);
+            k->shut = true;
+        }
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    server *sv = cls;
+    req *r = *req_cls;
+    if (r) {
+        free(r->body);
+        free(r);
+        *req_cls = NULL;
+    }
+    conn *k = conn_of(sv, c);
+    if (k) {
+        k->phase = PH_HEAD;
+        k->since_ms = fm_now_ms();
+    }
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static enum MHD_Result respond(server *sv, struct MHD_Connection *c, unsigned status,
+                               const char *type, char *body, size_t len, const char *session)
+{
+    struct MHD_Response *rs = sv->api.create_response_from_buffer(
+        len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!rs) {
+        free(body);
+        return MHD_NO;
+    }
+    if (type) sv->api.add_response_header(rs, "Content-Type", type);
+    if (session) sv->api.add_response_header(rs, "Mcp-Session-Id", session);
+    if (status == 405) sv->api.add_response_header(rs, "Allow", "POST");
+    if (sv->draining) sv->api.add_response_header(rs, "Connection", "close");
+    enum MHD_Result ok = sv->api.queue_response(c, status, rs);
+    sv->api.destroy_response(rs);
+    return ok;
+}
+
+/* A refusal before any JSON-RPC exists: a JSON-RPC error with id null. */
+static enum MHD_Result refuse(server *sv, struct MHD_Connection *c, unsigned status,
+                              const char *msg)
+{
+    json_t *e = json_pack("{s:s, s:n, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", "error", "code",
+                          -32600, "message", msg);
+    char *text = json_dumps(e, JSON_COMPACT);
+    json_decref(e);
+    return respond(sv, c, status, "application/json", text, text ? strlen(text) : 0, NULL);
+}
+
+static bool accepts(const char *accept, const char *type)
+{
+    return !accept || strstr(accept, type) || strstr(accept, "*/*");
+}
+
+/* The exchange's messages as one JSON body, or as an SSE stream when
+ * notifications (progress, log messages) precede the reply. */
+static enum MHD_Result send_out(server *sv, struct MHD_Connection *c, fm_mcp_http *x,
+                                const char *accept)
+{
+    size_t n = json_array_size(x->out);
+    if (x->status == 202 || n == 0) return respond(sv, c, 202, NULL, NULL, 0, x->session_id);
+    bool sse = n > 1 && accepts(accept, "text/event-stream");
+    if (!sse) {
+        /* Without a stream, notifications have nowhere to go: the reply,
+         * always last, is what the client asked for. */
+        char *text = json_dumps(json_array_get(x->out, n - 1), JSON_COMPACT | JSON_REAL_PRECISION(15));
+        return respond(sv, c, (unsigned)x->status, "application/json", text,
+                       text ? strlen(text) : 0, x->session_id);
+    }
+    size_t len = 0;
+    char *buf = fm_json_join(x->out, JSON_COMPACT | JSON_REAL_PRECISION(15), false,
+                             "event: message\ndata: ", "\n\n", &len);
+    return respond(sv, c, (unsigned)x->status, "text/event-stream", buf, buf ? len : 0,
+                   x->session_id);
+}
+
+/* ---- the handler -------------------------------------------------------- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    server *sv = cls;
+    const mhd_api *api = &sv->api;
+    req *r = *req_cls;
+    if (!r) {
+        /* First call: headers are in, the body is not. */
+        conn *k = conn_of(sv, c);
+        if (k) {
+            k->phase = PH_BODY;
+            k->since_ms = fm_now_ms();
+        }
+        if (!host_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Host")))
+            return refuse(sv, c, 403, "Forbidden: Host header does not name this service"
+                                      " (add it to http.allowed_hosts if it should)");
+        if (!origin_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Origin")))
+            return refuse(sv, c, 403, "Forbidden: Origin is not allowed (add it to"
+                                      " http.allowed_origins if it should be)");
+        if (strcmp(url, ENDPOINT)) return refuse(sv, c, 404, "Not Found: MCP is served at /mcp");
+        if (strcmp(method, "POST"))
+            return refuse(sv, c, 405,
+                          "Method Not Allowed: POST JSON-RPC to /mcp; this server opens no"
+                          " standalone SSE stream and keeps no session to DELETE");
+        const char *ct = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+        if (!ct || strncasecmp(ct, "application/json", 16))
+            return refuse(sv, c, 415, "Unsupported Media Type: send Content-Type:"
+                                      " application/json");
+        const char *accept = api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+        if (!accepts(accept, "application/json") && !accepts(accept, "text/event-stream"))
+            return refuse(sv, c, 406, "Not Acceptable: Accept application/json and"
+                                      " text/event-stream");
+        const char *cl = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > sv->max_body)
+            return refuse(sv, c, 413, "Content Too Large: the body exceeds"
+                                      " limits.max_message_bytes");
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *req_cls = r;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_large || r->len + n > sv->max_body) {
+            /* Chunked bodies have no Content-Length to refuse up front. */
+            r->too_large = true;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n + 1) cap *= 2;
+            char *nb = realloc(r->body, cap);
+            if (!nb) return MHD_NO;
+            r->body = nb;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    conn *k = conn_of(sv, c);
+    if (k) k->phase = PH_REPLY;
+    if (r->too_large)
+        return refuse(sv, c, 413, "Content Too Large: the body exceeds limits.max_message_bytes");
+    fm_mcp_http x = {
+        .body = r->body ? r->body : "",
+        .len = r->len,
+        .version_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "MCP-Protocol-Version"),
+        .session_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id"),
+        .method_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Method"),
+        .name_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Name"),
+    };
+    sv->served++;
+    fm_mcp_http_exchange(sv->ctx, &x);
+    enum MHD_Result ok =
+        send_out(sv, c, &x, api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"));
+    json_decref(x.out);
+    free(x.session_id);
+    return ok;
+}
+
+/* ---- serve -------------------------------------------------------------- */
+
+static unsigned connection_count(server *sv)
+{
+    const union MHD_DaemonInfo *di =
+        sv->api.get_daemon_info(sv->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return di ? di->num_connections : 0;
+}
+
+int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
+{
+    server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.ctx = ctx;
+    struct sockaddr_storage ss;
+    if (parse_listen(&sv, listen, &ss, err) || mhd_load(&sv.api, err)) return 1;
+    const json_t *cfg = fm_config_section(&ctx->cfg, "http");
+    unsigned max_conn = (unsigned)fm_cfg_int(cfg, "max_connections", 256);
+    unsigned per_ip = (unsigned)fm_cfg_int(cfg, "max_connections_per_ip", max_conn);
+    sv.header_ms = (int)fm_cfg_int(cfg, "header_timeout_s", 10) * 1000;
+    sv.body_ms = (int)fm_cfg_int(cfg, "body_timeout_s", 30) * 1000;
+    sv.grace_ms = (int)fm_cfg_int(cfg, "shutdown_grace_s", 30) * 1000;
+    sv.max_body = ctx->cfg.max_message;
+    /* Over HTTP nobody is the OS user: until tokens say who calls, the
+     * audit row says so. */
+    snprintf(ctx->session.os_user, sizeof ctx->session.os_user, "http:unauthenticated");
+    ctx->session.initialized = false;
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (sv.ipv6 ? MHD_USE_IPv6 : 0);
+    sv.d = sv.api.start_daemon(
+        flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conn,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(sv.header_ms > sv.body_ms ? sv.header_ms : sv.body_ms) / 1000,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, &sv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sv, MHD_OPTION_END);
+    if (!sv.d)
+        return fm_err_set(err, FM_ERR_UNAVAILABLE,
+                          "cannot listen on %s (in use, or not a local address)", listen),
+               1;
+    const union MHD_DaemonInfo *di = sv.api.get_daemon_info(sv.d, MHD_DAEMON_INFO_BIND_PORT);
+    if (di) sv.port = di->port;
+    fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT, sv.ipv6 ? "[" : "", sv.host,
+           sv.ipv6 ? "]" : "", sv.port);
+    while (!ctx->stop) {
+        unsigned long long before = sv.served;
+        sv.api.run_wait(sv.d, 250);
+        sweep(&sv);
+        /* Idle work when a turn of the loop served nothing; keep-alive
+         * connections may stay open meanwhile. */
+        if (sv.served == before && fm_store_checkpoint_due(&ctx->store))
+            fm_store_checkpoint(&ctx->store);
+    }
+    /* Graceful stop: no new connections; idle ones are shut; requests
+     * already in progress get their replies, within the grace period. */
+    sv.draining = true;
+    sv.api.quiesce_daemon(sv.d);
+    int64_t deadline = fm_now_ms() + sv.grace_ms;
+    while (connection_count(&sv) && fm_now_ms() < deadline) {
+        sweep(&sv);
+        sv.api.run_wait(sv.d, 100);
+    }
+    unsigned left = connection_count(&sv);
+    sv.api.stop_daemon(sv.d);
+    fm_log("info", "HTTP service stopped%s", left ? " (grace period over, connections cut)" : "");
+    return 0;
+}

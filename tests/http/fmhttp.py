@@ -1,0 +1,95 @@
+"""Shared helpers for the fleetmcp --http tests: start a server on a free
+loopback port and speak raw HTTP/1.1 to it.  Every wait is bounded."""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+class Checks:
+    """Counts checks, prints each failure, and ends the run with a summary."""
+
+    def __init__(self, name):
+        self.name, self.passed, self.failed = name, 0, 0
+
+    def __call__(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL:", what)
+
+    def finish(self):
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)
+
+
+META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+def start(fm, config, tmp, db="shared.db", listen="127.0.0.1:0"):
+    err = open(os.path.join(tmp, f"err-{time.monotonic_ns()}"), "w+")
+    p = subprocess.Popen([fm, "--config", config, "--db", os.path.join(tmp, db), "--http", listen],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        err.seek(0)
+        m = re.search(r"serving MCP on http://127\.0\.0\.1:(\d+)/mcp", err.read())
+        if m:
+            return p, int(m.group(1))
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    err.seek(0)
+    raise SystemExit(f"fleetmcp --http did not start: {err.read()}")
+
+
+def raw(port, data, timeout=5.0):
+    """Sends data on a new connection; returns (status, headers, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    buf = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+        head, sep, body = buf.partition(b"\r\n\r\n")
+        m = re.search(rb"content-length: *(\d+)", head, re.I)
+        if sep and m and len(body) >= int(m.group(1)):
+            break
+    s.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+    hdrs = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return status, hdrs, body
+
+
+def post(port, msg, headers=None, host=None):
+    body = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
+    h = {"Host": host or f"127.0.0.1:{port}", "Content-Type": "application/json",
+         "Accept": "application/json, text/event-stream", "Content-Length": str(len(body))}
+    h.update(headers or {})
+    req = "POST /mcp HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
+    st, hd, b = raw(port, req.encode() + body)
+    try:
+        return st, hd, json.loads(b) if b else None
+    except ValueError:
+        return st, hd, b
+
+
+def stateless(port, method, params, headers=None, rid=7):
+    """A 2026-07-28 request with its routing headers."""
+    h = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": method}
+    if "name" in params:
+        h["Mcp-Name"] = params["name"]
+    h.update(headers or {})
+    return post(port, {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, h)

@@ -1,0 +1,275 @@
+/* The HTTP exchange (both protocol eras, no sockets), sealed state, and
+ * the content provider, through fm_mcp_http_exchange. */
+#include "fleetmcp/fm_content.h"
+#include "fleetmcp/fm_jsonrpc.h"
+#include "fm_test.h"
+#include "test_core_helpers.h"
+
+#define META                                                                                       \
+    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                     \
+    "\"io.modelcontextprotocol/clientCapabilities\":{}}"
+
+typedef struct {
+    int status;
+    json_t *reply; /* the last message (new) */
+    size_t count;  /* messages sent */
+    char *session;
+} answer;
+
+static answer ex(test_server *t, const char *body, const char *version, const char *session,
+                 const char *method, const char *name)
+{
+    fm_mcp_http x = {.body = body,
+                     .len = strlen(body),
+                     .version_hdr = version,
+                     .session_hdr = session,
+                     .method_hdr = method,
+                     .name_hdr = name};
+    fm_mcp_http_exchange(&t->ctx, &x);
+    answer a = {.status = x.status, .count = json_array_size(x.out), .session = x.session_id};
+    a.reply = json_incref(json_array_get(x.out, a.count ? a.count - 1 : 0));
+    json_decref(x.out);
+    ck_assert_ptr_null(t->ctx.tx); /* the collecting transport is gone */
+    return a;
+}
+
+static int err_code(const answer *a)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(a->reply, "error"), "code"));
+}
+
+static const json_t *result(const answer *a)
+{
+    return json_object_get(a->reply, "result");
+}
+
+static void done(answer *a)
+{
+    json_decref(a->reply);
+    free(a->session);
+}
+
+START_TEST(sealed_state)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    fm_err err = {0};
+    json_t *p = json_pack("{s:s, s:i}", "k", "x", "n", 42);
+    char *tok = fm_state_seal(&t.ctx, p, &err);
+    ck_assert_ptr_nonnull(tok);
+    json_t *back = fm_state_open(&t.ctx, tok, &err);
+    ck_assert(json_equal(p, back));
+    json_decref(back);
+    /* One flipped character anywhere is refused. */
+    for (size_t i = 0, n = strlen(tok); i < n; i += 7) {
+        char saved = tok[i];
+        tok[i] = saved == 'A' ? 'B' : 'A';
+        fm_err e2 = {0};
+        ck_assert_ptr_null(fm_state_open(&t.ctx, tok, &e2));
+        ck_assert_int_eq(e2.code, FM_ERR_INVALID);
+        tok[i] = saved;
+    }
+    ck_assert_ptr_null(fm_state_open(&t.ctx, "", NULL));
+    ck_assert_ptr_null(fm_state_open(&t.ctx, "abc.def", NULL));
+    ck_assert_ptr_null(fm_state_open(&t.ctx, NULL, NULL));
+    free(tok);
+    json_decref(p);
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(stateful_session)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    fm_transport *saved = t.ctx.tx;
+    t.ctx.tx = NULL;
+    answer a = ex(&t,
+                  "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+                  "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":"
+                  "{\"name\":\"ux\",\"version\":\"2\"}}}",
+                  NULL, NULL, NULL, NULL);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_ptr_nonnull(a.session);
+    ck_assert_str_eq(json_string_value(json_object_get(result(&a), "protocolVersion")),
+                     "2025-06-18");
+    char sid[1024];
+    snprintf(sid, sizeof sid, "%s", a.session);
+    done(&a);
+    /* The process's own session is untouched by the exchange. */
+    ck_assert(!t.ctx.session.initialized);
+
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}", "2025-06-18", sid, NULL, NULL);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert(json_is_object(result(&a)));
+    done(&a);
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}", NULL, NULL, NULL, NULL);
+    ck_assert_int_eq(a.status, 400);
+    done(&a);
+    sid[strlen(sid) - 1] ^= 1;
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}", NULL, sid, NULL, NULL);
+    ck_assert_int_eq(a.status, 404);
+    ck_assert_int_eq(json_integer_value(json_object_get(a.reply, "id")), 4);
+    done(&a);
+    sid[strlen(sid) - 1] ^= 1;
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\"}", "2025-11-25", sid, NULL,
+           NULL);
+    ck_assert_int_eq(a.status, 400);
+    done(&a);
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL, sid, NULL,
+           NULL);
+    ck_assert_int_eq(a.status, 202);
+    ck_assert_uint_eq(a.count, 0);
+    done(&a);
+
+    /* A log level set on the session is kept for its next requests. */
+    a = ex(&t,
+           "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"logging/setLevel\",\"params\":"
+           "{\"level\":\"debug\"}}",
+           NULL, sid, NULL, NULL);
+    ck_assert_int_eq(a.status, 200);
+    done(&a);
+    a = ex(&t,
+           "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":"
+           "\"runbook_get\",\"arguments\":{\"id\":\"nope\"}}}",
+           NULL, sid, NULL, NULL);
+    ck_assert_int_eq(a.status, 200);
+    /* notifications/message first (the gate or the tool logs at debug+), then the reply */
+    ck_assert_uint_ge(a.count, 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(a.reply, "id")), 7);
+    done(&a);
+
+    a = ex(&t, "{nope", NULL, sid, NULL, NULL);
+    ck_assert_int_eq(a.status, 400);
+    ck_assert_int_eq(err_code(&a), FM_RPC_PARSE_ERROR);
+    done(&a);
+    a = ex(&t, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", NULL, sid, NULL, NULL);
+    ck_assert_int_eq(a.status, 400);
+    done(&a);
+    t.ctx.tx = saved;
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(stateless_requests)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    fm_transport *saved = t.ctx.tx;
+    t.ctx.tx = NULL;
+    answer a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{" META "}}",
+                  "2026-07-28", NULL, "server/discover", NULL);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_ptr_null(a.session);
+    ck_assert_str_eq(json_string_value(json_object_get(result(&a), "resultType")), "complete");
+    ck_assert(json_is_object(json_object_get(json_object_get(result(&a), "capabilities"),
+                                             "prompts")));
+    done(&a);
+
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{" META "}}",
+           NULL, NULL, "tools/list", NULL);
+    ck_assert_int_eq(a.status, 400);
+    ck_assert_int_eq(err_code(&a), FM_RPC_HEADER_MISMATCH);
+    done(&a);
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{" META "}}",
+           "2026-07-28", NULL, "tools/call", NULL);
+    ck_assert_int_eq(err_code(&a), FM_RPC_HEADER_MISMATCH);
+    done(&a);
+    a = ex(&t,
+           "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+           "\"fleet_status\"," META "}}",
+           "2026-07-28", NULL, "tools/call", "other");
+    ck_assert_int_eq(err_code(&a), FM_RPC_HEADER_MISMATCH);
+    done(&a);
+    a = ex(&t,
+           "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
+           "\"io.modelcontextprotocol/protocolVersion\":\"1999-01-01\","
+           "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+           "1999-01-01", NULL, "tools/list", NULL);
+    ck_assert_int_eq(a.status, 400);
+    ck_assert_int_eq(err_code(&a), FM_RPC_UNSUPPORTED_VERSION);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_object_get(a.reply, "error"), "data"), "requested")),
+                     "1999-01-01");
+    done(&a);
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"ping\",\"params\":{" META "}}",
+           "2026-07-28", NULL, "ping", NULL);
+    ck_assert_int_eq(a.status, 404);
+    ck_assert_int_eq(err_code(&a), FM_RPC_METHOD_NOT_FOUND);
+    done(&a);
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\",\"params\":{}}",
+           "2026-07-28", NULL, "tools/list", NULL);
+    ck_assert_int_eq(a.status, 400);
+    ck_assert_int_eq(err_code(&a), FM_RPC_INVALID_PARAMS);
+    done(&a);
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\",\"params\":{" META "}}",
+           "2026-07-28", NULL, "tools/list", NULL);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(result(&a), "ttlMs")), 60000);
+    ck_assert_str_eq(json_string_value(json_object_get(result(&a), "cacheScope")), "private");
+    done(&a);
+    /* A forged requestState is refused before any handler runs. */
+    a = ex(&t,
+           "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":"
+           "\"fleet_status\",\"requestState\":\"e30.00000000000000000000000000000000\"," META "}}",
+           "2026-07-28", NULL, "tools/call", "fleet_status");
+    ck_assert_int_eq(a.status, 400);
+    ck_assert_int_eq(err_code(&a), FM_RPC_INVALID_PARAMS);
+    done(&a);
+    /* Outside a stateless request nothing can ask for input. */
+    fm_err err = {0};
+    ck_assert_ptr_null(fm_mcp_input_required(&t.ctx, json_object(), NULL, &err));
+    ck_assert_int_eq(err.code, FM_ERR_UNAVAILABLE);
+    t.ctx.tx = saved;
+    ts_close(&t);
+}
+END_TEST
+
+START_TEST(fleet_content)
+{
+    setenv("FLEETMCP_RUNBOOKS", "runbooks", 1);
+    test_server t;
+    ts_open(&t, NULL);
+    const fm_content_ops *c = t.ctx.content;
+    fm_err err = {0};
+    json_t *list = c->resources(&t.ctx, &err);
+    ck_assert_msg(list != NULL, "%s", err.text);
+    ck_assert_uint_gt(json_array_size(list), 5);
+    json_decref(list);
+    long long ttl = -1;
+    json_t *r = c->read(&t.ctx, "runbook://rb-gpu-fallen-off-bus", &ttl, &err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert(strstr(json_string_value(json_object_get(json_array_get(r, 0), "text")),
+                     "rb-gpu-fallen-off-bus"));
+    ck_assert_int_gt(ttl, 0);
+    json_decref(r);
+    fm_err e2 = {0};
+    ck_assert_ptr_null(c->read(&t.ctx, "runbook://../etc/passwd", &ttl, &e2));
+    ck_assert_int_eq(e2.code, FM_ERR_NOT_FOUND);
+    json_t *args = json_pack("{s:s}", "node", "gpu-a01");
+    r = c->prompt(&t.ctx, "triage_node", args, &err);
+    ck_assert_ptr_nonnull(r);
+    json_decref(r);
+    json_decref(args);
+    json_t *ref = json_pack("{s:s, s:s}", "type", "ref/resource", "uri", "runbook://{id}");
+    r = c->complete(&t.ctx, ref, "id", "rb-gpu-f");
+    ck_assert_uint_eq(json_array_size(r), 1);
+    json_decref(r);
+    json_decref(ref);
+    ts_close(&t);
+}
+END_TEST
+
+static Suite *exchange_suite(void)
+{
+    Suite *s = suite_create("exchange");
+    TCase *tc = tcase_create("http");
+    tcase_add_test(tc, sealed_state);
+    tcase_add_test(tc, stateful_session);
+    tcase_add_test(tc, stateless_requests);
+    tcase_add_test(tc, fleet_content);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(exchange_suite)
