@@ -284,6 +284,7 @@ def test_bad_token():
     tok = os.path.join(TMP, "badjwt")
     with open(tok, "w") as f:
         f.write("not-a-token\n")
+    os.chmod(tok, 0o600)  # the server refuses secrets others can read
     text = open(ENV["FM_CONFIG_JWT"]).read().replace(os.path.join(S, "rest", "jwt"), tok)
     text = text.replace(os.path.join(S, "fleetmcp-jwt.db"), os.path.join(TMP, "badjwt.db"))
     with open(cfg, "w") as f:
@@ -361,6 +362,7 @@ def test_grafana_proxy():
             tokfile = os.path.join(TMP, name + ".token")
             with open(tokfile, "w") as f:
                 f.write(tok + "\n")
+            os.chmod(tokfile, 0o600)
             cfg = os.path.join(TMP, name + ".yaml")
             with open(cfg, "w") as f:
                 f.write(f"mode: fleet\nstore: {{path: {TMP}/{name}.db}}\n"

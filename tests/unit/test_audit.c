@@ -201,6 +201,29 @@ static void open_file_store(fm_ctx *ctx, const char *path)
     ck_assert_msg(fm_ctx_open(ctx, NULL, path, &err) == 0, "%s", err.text);
 }
 
+/* A new file-backed store (path: a "/tmp/...-XXXXXX" buffer) holding n
+ * fleet_status rows. */
+static void filled_store(fm_ctx *ctx, char *path, int n)
+{
+    fm_test_temp_db(path);
+    open_file_store(ctx, path);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    for (int i = 0; i < n; i++) ck_assert_int_gt(fm_audit_append(ctx, &r, NULL), 0);
+}
+
+static int verify_says(fm_ctx *ctx, const char *needle);
+
+/* Closes ctx, checks what a freshly opened server's verify says, and
+ * removes the store. */
+static void reopened_says(fm_ctx *ctx, const char *path, const char *needle)
+{
+    fm_ctx_close(ctx);
+    open_file_store(ctx, path);
+    ck_assert(verify_says(ctx, needle));
+    fm_ctx_close(ctx);
+    fm_test_unlink_db(path);
+}
+
 static int verify_says(fm_ctx *ctx, const char *needle)
 {
     int64_t rows = 0, bad = 0;
@@ -216,11 +239,8 @@ static int verify_says(fm_ctx *ctx, const char *needle)
 START_TEST(truncation_detected)
 {
     char path[] = "/tmp/fm-audit-cut-XXXXXX";
-    fm_test_temp_db(path);
     fm_ctx ctx;
-    open_file_store(&ctx, path);
-    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
-    for (int i = 0; i < 12; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    filled_store(&ctx, path, 12);
     ck_assert(verify_says(&ctx, NULL));
     /* The key file is private and outside the database. */
     char kp[600];
@@ -241,23 +261,16 @@ START_TEST(truncation_detected)
     ck_assert(verify_says(&ctx, "not the row the anchor recorded"));
     ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM audit", 0, 0, 0), SQLITE_OK);
     ck_assert(verify_says(&ctx, "missing from the end"));
-    fm_ctx_close(&ctx);
     /* A reopened server does not paper over it with a new anchor. */
-    open_file_store(&ctx, path);
-    ck_assert(verify_says(&ctx, "missing from the end"));
-    fm_ctx_close(&ctx);
-    fm_test_unlink_db(path);
+    reopened_says(&ctx, path, "missing from the end");
 }
 END_TEST
 
 START_TEST(renumbered_and_anchor_edits_detected)
 {
     char path[] = "/tmp/fm-audit-ren-XXXXXX";
-    fm_test_temp_db(path);
     fm_ctx ctx;
-    open_file_store(&ctx, path);
-    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
-    for (int i = 0; i < 4; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    filled_store(&ctx, path, 4);
     sqlite3 *db = ctx.store.db;
     /* The same rows under other ids: the link holds, the keyed hash not. */
     ck_assert_int_eq(sqlite3_exec(db, "UPDATE audit SET id=id+100", 0, 0, 0), SQLITE_OK);
@@ -267,11 +280,7 @@ START_TEST(renumbered_and_anchor_edits_detected)
     /* The keyed range moved by editing the store's setting. */
     ck_assert_int_eq(sqlite3_exec(db, "UPDATE settings SET value='99' WHERE"
                                       " key='audit.keyed_from'", 0, 0, 0), SQLITE_OK);
-    fm_ctx_close(&ctx);
-    open_file_store(&ctx, path);
-    ck_assert(verify_says(&ctx, "was edited"));
-    fm_ctx_close(&ctx);
-    fm_test_unlink_db(path);
+    reopened_says(&ctx, path, "was edited");
 }
 END_TEST
 
