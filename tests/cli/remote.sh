@@ -12,8 +12,10 @@ command -v tmux > /dev/null || { echo "FAIL: tmux is not installed (make deps)";
 tmp=$(mktemp -d)
 sock=fm-remote-$$
 sepid=
+fmpid=
 cleanup() {
     tmux -L "$sock" kill-server 2> /dev/null
+    [ -n "$fmpid" ] && kill "$fmpid" 2> /dev/null && wait "$fmpid" 2> /dev/null
     [ -n "$sepid" ] && kill "$sepid" 2> /dev/null && wait "$sepid" 2> /dev/null
     rm -rf "$tmp"
 }
@@ -58,6 +60,22 @@ expect 4 "nothing listening" -- "$cli" --url "http://127.0.0.1:1/mcp" list
 contains "$tmp/err" "cannot reach" "unreachable says so"
 expect 5 "a tool error over HTTP" -- "$cli" --url "$url" call nope
 contains "$tmp/err" "not found" "the server's refusal is shown"
+
+# The same commands against fleetmcp's own Streamable HTTP transport.
+build/fleetmcp --db "$tmp/fm.db" --http 127.0.0.1:0 > /dev/null 2> "$tmp/fm.log" &
+fmpid=$!
+for _ in $(seq 100); do grep -q "serving MCP on" "$tmp/fm.log" && break; sleep 0.1; done
+fmurl=$(grep -o 'http://127\.0\.0\.1:[0-9]*/mcp' "$tmp/fm.log" | head -1)
+if [ -z "$fmurl" ]; then
+    failed=$((failed + 1)); echo "FAIL: fleetmcp --http did not start:"; cat "$tmp/fm.log"
+else
+    expect 0 "list from fleetmcp --http" -- "$cli" --url "$fmurl" list
+    contains "$tmp/out" "^repair_plan  *create" "fleetmcp's tools with their autonomy"
+    expect 0 "a call to fleetmcp --http" -- "$cli" --url "$fmurl" call runbook_get id=rb-gpu-hang
+    contains "$tmp/out" "GPU hang" "the runbook over HTTP"
+    expect 5 "a refusal from fleetmcp --http" -- "$cli" --url "$fmurl" call node_drain node=gpu-a01 reason="no plan"
+    contains "$tmp/err" "SHADOW\|NOTCONFIGURED\|APPROVAL" "the gate's refusal word is shown"
+fi
 
 # Ctrl-C in a terminal during a long call: the stream ends, the cancel is
 # sent, and mcp-cli exits 130 after the server acknowledged it.
