@@ -4,6 +4,9 @@
  *   1. visible: enabled_tools, disabled_tools, and read_only hides every
  *      mutation but FM_TOOL_READ_ONLY_EXEMPT ones (fm_gate_visible; tools/list
  *      and name lookup ask the same question)        DENIED
+ *   1b. scope: over HTTP with `auth`, the verified principal's scopes
+ *      grant the tool's autonomy level (fm_gate_scope_ok; tools/list
+ *      asks it too, a call names the scope to ask for)  DENIED
  *   2. every backend the tool needs is configured
  *      (fm_gate_backends)                              NOTCONFIGURED
  *   3. read autonomy: allow
@@ -55,6 +58,11 @@ long long fm_gate_rate_limit(const struct fm_ctx *ctx, int tool_index);
 /* Step 1: true if the tool may be listed and called under this config;
  * otherwise why (may be NULL) says which setting hides it. */
 bool fm_gate_visible(const struct fm_ctx *ctx, int tool_index, char *why, size_t whylen);
+
+/* Step 1b: true if the caller may see and call the tool: no verified
+ * principal (stdio, or HTTP without `auth`), or one whose scopes grant the
+ * tool's autonomy level; otherwise why (may be NULL) names the scope. */
+bool fm_gate_scope_ok(const struct fm_ctx *ctx, int tool_index, char *why, size_t whylen);
 
 /* Step 2: 0 if every backend the tool declares is open, else -1 with
  * NOTCONFIGURED naming the config section to add. */

@@ -6,7 +6,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_backends.h"
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_store.h"
@@ -31,7 +33,27 @@ typedef struct fm_session {
     bool initialized;         /* initialize answered */
     bool elicitation;         /* the client declared capabilities.elicitation */
     int log_level;            /* index into syslog-style levels; -1 = off */
+    /* Over HTTP with an `auth` section: the verified caller of the request
+     * in flight.  When set, it (not clientInfo.name) is the initiator the
+     * audit records and the scopes the gate checks. */
+    bool verified;
+    fm_principal principal;
 } fm_session;
+
+/* Who the initiator is.  On stdio (and HTTP without `auth`) mcp-cli's
+ * self-declared name makes it "human": a label for the audit trail, not
+ * an authority.  A verified principal is an agent whatever its client
+ * calls itself, and is named by its token's subject. */
+static inline fm_initiator fm_session_initiator(const fm_session *s)
+{
+    return !s->verified && !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN
+                                                                : FM_INITIATOR_AGENT;
+}
+static inline const char *fm_session_who(const fm_session *s)
+{
+    if (s->verified) return s->principal.subject;
+    return s->client_name[0] ? s->client_name : "unknown";
+}
 
 typedef struct fm_ctx {
     fm_config cfg;
@@ -40,6 +62,7 @@ typedef struct fm_ctx {
     fm_session session;
     struct fm_transport *tx;     /* stdio or one HTTP exchange, NULL in unit tests */
     struct fm_mcp_http *xc;      /* the HTTP exchange in flight, NULL on stdio */
+    struct fm_auth *auth;        /* HTTP identity layer (borrowed), NULL without `auth` */
     unsigned char state_key[32]; /* sealed-state HMAC key (fm_state_*), from the store */
     bool state_key_ready;
     const struct fm_content_ops *content; /* resources, prompts, completions */

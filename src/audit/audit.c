@@ -444,6 +444,21 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         json_decref(red);
         if (args_text) fm_sha256_hex(args_text, strlen(args_text), args_hash);
     }
+    /* Who: a verified principal (HTTP with `auth`) is the token's subject,
+     * always an agent: a client naming itself mcp-cli proves nothing, and
+     * the os_user column says how it was verified ("static-token:CLIENT",
+     * "jwt:CLIENT"), which a plain OS user never looks like.  Otherwise the
+     * self-declared client name, as before. */
+    const char *who_kind = fm_session_initiator(ses) == FM_INITIATOR_HUMAN ? "human" : "agent";
+    const char *who_name = fm_session_who(ses);
+    const char *who_os = ses->os_user;
+    char os_buf[300];
+    if (ses->verified) {
+        snprintf(os_buf, sizeof os_buf, "%s:%s",
+                 fm_principal_source_name(ses->principal.source),
+                 ses->principal.client_id[0] ? ses->principal.client_id : ses->principal.subject);
+        who_os = os_buf;
+    }
     const int64_t ts = fm_now_ms();
     /* Every string here outlives the insert: bound without copies. */
     const acol cols[AUDIT_NCOLS] = {
@@ -451,9 +466,9 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(ses->id),
         col_s(r->phase ? r->phase : "call"),
         r->call_ref ? col_i(r->call_ref) : col_null(),
-        col_s(ses->initiator == FM_INITIATOR_HUMAN ? "human" : "agent"),
-        col_s(ses->client_name[0] ? ses->client_name : "unknown"),
-        col_s(ses->os_user),
+        col_s(who_kind),
+        col_s(who_name),
+        col_s(who_os),
         col_s(ses->client_name),
         col_s(ses->client_version),
         col_s(r->tool),

@@ -104,6 +104,21 @@ bool fm_gate_visible(const fm_ctx *ctx, int ti, char *why, size_t whylen)
     return true;
 }
 
+bool fm_gate_scope_ok(const fm_ctx *ctx, int ti, char *why, size_t whylen)
+{
+    const fm_tool_def *t = &fm_tool_table[ti];
+    if (!ctx->session.verified || fm_principal_allows(&ctx->session.principal, t->autonomy))
+        return true;
+    if (why) {
+        const char *scope = ctx->auth ? fm_auth_scope_name(ctx->auth, t->autonomy) : NULL;
+        snprintf(why, whylen,
+                 "%s is a %s tool and this token lacks the scope %s; ask the authorization"
+                 " server for a token that includes it",
+                 t->name, fm_autonomy_name(t->autonomy), scope ? scope : "for that level");
+    }
+    return false;
+}
+
 /* Config hints for each backend bit, in FM_BACKEND_* order. */
 static const struct {
     unsigned bit;
@@ -286,6 +301,13 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
     char why[600];
     if (!fm_gate_visible(ctx, ti, why, sizeof why)) {
         deny(d, FM_ERR_DENIED, "%s; it cannot be called here", why);
+        return;
+    }
+    /* 1b. the verified caller's scopes grant the tool's level.  Asked
+     *     here, not only by tools/list, so a caller that names a tool it
+     *     was not shown is refused with the scope to ask for. */
+    if (!fm_gate_scope_ok(ctx, ti, why, sizeof why)) {
+        deny(d, FM_ERR_DENIED, "%s", why);
         return;
     }
     /* 2. every backend the tool needs is configured. */

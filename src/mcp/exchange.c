@@ -53,7 +53,7 @@ static int session_load(fm_ctx *ctx, const char *token)
     snprintf(s->client_name, sizeof s->client_name, "%s", fm_json_str(p, "n", "unknown"));
     snprintf(s->client_version, sizeof s->client_version, "%s", fm_json_str(p, "cv", ""));
     s->elicitation = json_is_true(json_object_get(p, "e"));
-    s->initiator = !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN : FM_INITIATOR_AGENT;
+    s->initiator = fm_session_initiator(s);
     s->initialized = true;
     json_decref(p);
     char key[80], lv[16];

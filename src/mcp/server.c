@@ -121,7 +121,7 @@ static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char 
     /* mcp-cli is the operators' client; its calls are attributed to a
      * human.  This is a label for the audit trail, not an authority:
      * only signed approvals authorise mutations. */
-    s->initiator = !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN : FM_INITIATOR_AGENT;
+    s->initiator = fm_session_initiator(s);
     s->elicitation = json_is_object(
         json_object_get(json_object_get(params, "capabilities"), "elicitation"));
     s->initialized = true;
@@ -435,7 +435,7 @@ static int stateless_enter(fm_ctx *ctx, const json_t *params, char *why, json_t 
     const json_t *ci = json_object_get(meta, META_INFO);
     fm_clip(s->client_name, sizeof s->client_name, fm_json_str(ci, "name", "unknown"));
     fm_clip(s->client_version, sizeof s->client_version, fm_json_str(ci, "version", ""));
-    s->initiator = !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN : FM_INITIATOR_AGENT;
+    s->initiator = fm_session_initiator(s);
     s->elicitation = json_is_object(json_object_get(caps, "elicitation"));
     /* No notifications/message unless this request asked for them. */
     s->log_level = li;

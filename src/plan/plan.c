@@ -52,9 +52,9 @@ int fm_plan_create(fm_ctx *ctx, const json_t *content, const json_t *detail,
     snprintf(id_out, FM_PLAN_ID_LEN, "pl-%s", hex);
     fm_plan_hash(content, hash);
     char *ctext = fm_json_canonical(content), *dtext = fm_json_canonical(detail);
-    char who[128];
+    char who[160];
     snprintf(who, sizeof who, "%s:%s", ctx->session.initiator ? "human" : "agent",
-             ctx->session.client_name);
+             fm_session_who(&ctx->session));
     sqlite3_stmt *s = NULL;
     int rc = -1;
     if (sqlite3_prepare_v2(ctx->store.db,

@@ -101,7 +101,10 @@ size_t fm_registry_visible(const fm_ctx *ctx, int *index_out, size_t max)
 {
     size_t k = 0;
     for (size_t i = 0; i < fm_tool_count; i++) {
-        if (!fm_gate_visible(ctx, (int)i, NULL, 0)) continue;
+        /* tools/list also leaves out what the caller's token cannot call;
+         * a call by name still reaches the gate, which names the scope. */
+        if (!fm_gate_visible(ctx, (int)i, NULL, 0) || !fm_gate_scope_ok(ctx, (int)i, NULL, 0))
+            continue;
         if (index_out && k < max) index_out[k] = (int)i;
         k++;
     }

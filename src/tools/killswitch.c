@@ -12,10 +12,10 @@ static json_t *set_switch(fm_call *call, bool engage, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
     const char *reason = fm_json_str(call->args, "reason", "");
-    char by[160], since[32], value[900];
+    char by[208], since[32], value[900];
     snprintf(by, sizeof by, "%s:%s (%s)",
              ctx->session.initiator == FM_INITIATOR_HUMAN ? "human" : "agent",
-             ctx->session.client_name[0] ? ctx->session.client_name : "unknown",
+             fm_session_who(&ctx->session),
              ctx->session.os_user);
     fm_iso_time(fm_now_ms(), since);
     snprintf(value, sizeof value, "%s: %s; by %s at %s", engage ? "engaged" : "released",

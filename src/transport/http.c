@@ -7,7 +7,8 @@
  * One thread runs the daemon (external polling with MHD_run_wait) and the
  * protocol core, so the core keeps its single-threaded fm_ctx.  Hardening
  * lives here: Host and Origin allow-lists (DNS rebinding), loopback-only
- * binds until authentication exists, a body cap, header and body
+ * binds unless the config has an `auth` section (then every /mcp request
+ * carries a verified credential), a body cap, header and body
  * deadlines enforced by a sweep that shuts slow sockets (an idle timeout
  * alone lets a client trickle one byte at a time), a connection cap, and
  * a graceful stop that lets responses in flight finish. */
@@ -25,6 +26,7 @@
 
 #include <microhttpd.h>
 
+#include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_server.h"
@@ -108,10 +110,13 @@ typedef struct req {
     char *body;
     size_t len, cap;
     bool too_large;
+    fm_principal principal; /* verified from the headers (with `auth`) */
+    bool verified;
 } req;
 
 typedef struct server {
     fm_ctx *ctx;
+    fm_auth *auth; /* NULL without an `auth` section: loopback only */
     mhd_api api;
     struct MHD_Daemon *d;
     char host[64]; /* as bound, for the Host allow-list */
@@ -184,9 +189,9 @@ static bool origin_ok(const server *sv, const char *origin)
     return is_loopback_name(h, n) || (n == strlen(sv->host) && !strncmp(h, sv->host, n));
 }
 
-/* Parses HOST:PORT into a loopback socket address.  Until authentication
- * exists a non-loopback bind is refused: anyone who can reach the port
- * would act with the server's SSH key and Slurm token. */
+/* Parses HOST:PORT into a socket address.  Without an `auth` section a
+ * non-loopback bind is refused: anyone who can reach the port would act
+ * with the server's SSH key and Slurm token. */
 static int parse_listen(server *sv, const char *spec, struct sockaddr_storage *ss, fm_err *err)
 {
     char host[64];
@@ -221,15 +226,18 @@ static int parse_listen(server *sv, const char *spec, struct sockaddr_storage *s
         a4->sin_port = htons((uint16_t)port);
         if ((ntohl(a4->sin_addr.s_addr) >> 24) != 127) goto not_loopback;
     }
+    goto ok;
+not_loopback:
+    if (!sv->auth)
+        return fm_err_set(err, FM_ERR_DENIED,
+                          "--http %s is not a loopback address; without an `auth` section"
+                          " (tokens) fleetmcp serves HTTP on 127.0.0.1 or [::1] only",
+                          host),
+               -1;
+ok:
     snprintf(sv->host, sizeof sv->host, "%s", host);
     sv->port = port;
     return 0;
-not_loopback:
-    return fm_err_set(err, FM_ERR_DENIED,
-                      "--http %s is not a loopback address; until token authentication is"
-                      " configured fleetmcp serves HTTP on 127.0.0.1 or [::1] only",
-                      host),
-           -1;
 }
 
 /* ---- connections and deadlines ------------------------------------------ */
@@ -329,6 +337,41 @@ static enum MHD_Result refuse(server *sv, struct MHD_Connection *c, unsigned sta
     return respond(sv, c, status, "application/json", text, text ? strlen(text) : 0, NULL);
 }
 
+/* An authentication failure, as fm_auth_http_answer says: the status,
+ * WWW-Authenticate (RFC 6750 / RFC 9728) and an OAuth error body. */
+static enum MHD_Result refuse_auth(server *sv, struct MHD_Connection *c, const fm_auth_fail *f)
+{
+    fm_auth_http h;
+    memset(&h, 0, sizeof h);
+    fm_auth_http_answer(sv->auth, f, &h);
+    char *text = h.body ? json_dumps(h.body, JSON_COMPACT) : NULL;
+    json_decref(h.body);
+    struct MHD_Response *rs = sv->api.create_response_from_buffer(
+        text ? strlen(text) : 0, text, text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!rs) {
+        free(text);
+        return MHD_NO;
+    }
+    sv->api.add_response_header(rs, "Content-Type", "application/json");
+    if (h.www_authenticate[0])
+        sv->api.add_response_header(rs, "WWW-Authenticate", h.www_authenticate);
+    if (sv->draining) sv->api.add_response_header(rs, "Connection", "close");
+    enum MHD_Result ok = sv->api.queue_response(c, (unsigned)h.status, rs);
+    sv->api.destroy_response(rs);
+    return ok;
+}
+
+/* The RFC 9728 protected resource metadata: public, so a client that got
+ * 401 can find the authorization server. */
+static enum MHD_Result send_metadata(server *sv, struct MHD_Connection *c)
+{
+    json_t *doc = fm_auth_resource_metadata(sv->auth);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) return refuse(sv, c, 500, "Internal error: out of memory");
+    return respond(sv, c, 200, "application/json", text, strlen(text), NULL);
+}
+
 static bool accepts(const char *accept, const char *type)
 {
     return !accept || strstr(accept, type) || strstr(accept, "*/*");
@@ -379,7 +422,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!origin_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Origin")))
             return refuse(sv, c, 403, "Forbidden: Origin is not allowed (add it to"
                                       " http.allowed_origins if it should be)");
+        if (sv->auth && !strcmp(url, fm_auth_metadata_path(sv->auth))) {
+            if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+                return refuse(sv, c, 405, "Method Not Allowed: GET the metadata document");
+            return send_metadata(sv, c);
+        }
         if (strcmp(url, ENDPOINT)) return refuse(sv, c, 404, "Not Found: MCP is served at /mcp");
+        /* Who calls, before the body is read: a request without a valid
+         * credential runs nothing and costs no upload. */
+        fm_principal who;
+        memset(&who, 0, sizeof who);
+        if (sv->auth) {
+            fm_auth_fail f;
+            memset(&f, 0, sizeof f);
+            if (fm_auth_verify(sv->auth,
+                               api->lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+                               &who, &f) != FM_AUTH_OK)
+                return refuse_auth(sv, c, &f);
+        }
         if (strcmp(method, "POST"))
             return refuse(sv, c, 405,
                           "Method Not Allowed: POST JSON-RPC to /mcp; this server opens no"
@@ -398,6 +458,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                       " limits.max_message_bytes");
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
+        r->principal = who;
+        r->verified = sv->auth != NULL;
         *req_cls = r;
         return MHD_YES;
     }
@@ -437,7 +499,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         .name_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Name"),
     };
     sv->served++;
+    /* The principal rides on the session for this one exchange: the gate
+     * reads its scopes, the audit records it as the initiator. */
+    sv->ctx->session.verified = r->verified;
+    sv->ctx->session.principal = r->principal;
     fm_mcp_http_exchange(sv->ctx, &x);
+    sv->ctx->session.verified = false;
+    memset(&sv->ctx->session.principal, 0, sizeof sv->ctx->session.principal);
     enum MHD_Result ok =
         send_out(sv, c, &x, api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"));
     json_decref(x.out);
@@ -460,7 +528,13 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     memset(&sv, 0, sizeof sv);
     sv.ctx = ctx;
     struct sockaddr_storage ss;
-    if (parse_listen(&sv, listen, &ss, err) || mhd_load(&sv.api, err)) return 1;
+    const json_t *auth_sec = fm_config_section(&ctx->cfg, "auth");
+    if (auth_sec && fm_auth_open(&sv.auth, auth_sec, err)) return 1;
+    if (parse_listen(&sv, listen, &ss, err) || mhd_load(&sv.api, err)) {
+        fm_auth_close(sv.auth);
+        return 1;
+    }
+    ctx->auth = sv.auth;
     const json_t *cfg = fm_config_section(&ctx->cfg, "http");
     unsigned max_conn = (unsigned)fm_cfg_int(cfg, "max_connections", 256);
     unsigned per_ip = (unsigned)fm_cfg_int(cfg, "max_connections_per_ip", max_conn);
@@ -468,8 +542,9 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     sv.body_ms = (int)fm_cfg_int(cfg, "body_timeout_s", 30) * 1000;
     sv.grace_ms = (int)fm_cfg_int(cfg, "shutdown_grace_s", 30) * 1000;
     sv.max_body = ctx->cfg.max_message;
-    /* Over HTTP nobody is the OS user: until tokens say who calls, the
-     * audit row says so. */
+    /* Over HTTP nobody is the OS user.  With `auth` each request's
+     * principal replaces this in the audit row; without, the row says the
+     * caller is unauthenticated. */
     snprintf(ctx->session.os_user, sizeof ctx->session.os_user, "http:unauthenticated");
     ctx->session.initialized = false;
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (sv.ipv6 ? MHD_USE_IPv6 : 0);
@@ -480,10 +555,13 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
         (unsigned)(sv.header_ms > sv.body_ms ? sv.header_ms : sv.body_ms) / 1000,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, &sv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sv, MHD_OPTION_END);
-    if (!sv.d)
+    if (!sv.d) {
+        ctx->auth = NULL;
+        fm_auth_close(sv.auth);
         return fm_err_set(err, FM_ERR_UNAVAILABLE,
                           "cannot listen on %s (in use, or not a local address)", listen),
                1;
+    }
     const union MHD_DaemonInfo *di = sv.api.get_daemon_info(sv.d, MHD_DAEMON_INFO_BIND_PORT);
     if (di) sv.port = di->port;
     fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT, sv.ipv6 ? "[" : "", sv.host,
@@ -508,6 +586,8 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     }
     unsigned left = connection_count(&sv);
     sv.api.stop_daemon(sv.d);
+    ctx->auth = NULL;
+    fm_auth_close(sv.auth);
     fm_log("info", "HTTP service stopped%s", left ? " (grace period over, connections cut)" : "");
     return 0;
 }

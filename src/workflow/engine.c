@@ -778,7 +778,7 @@ json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *conten
         return NULL;
     }
     wf_event(ctx, w.id, "started", "%s:%s started %s v%lld on %s (plan %s, approval %s)",
-             ctx->session.initiator ? "human" : "agent", ctx->session.client_name, w.runbook,
+             ctx->session.initiator ? "human" : "agent", fm_session_who(&ctx->session), w.runbook,
              w.runbook_version, w.node, w.plan_id[0] ? w.plan_id : "-",
              w.approval_id[0] ? w.approval_id : "none");
     execute(call, &w, false);
