@@ -24,10 +24,17 @@
 #define INPUT_KEY "approve"
 
 /* Who is calling, as far as this server can tell; a state minted for one
- * caller is void for another. */
+ * caller is void for another.  A verified principal is named by its
+ * source and subject, so two tokens sharing a client name do not share
+ * states. */
 static void caller_id(const fm_ctx *ctx, char *out, size_t len)
 {
-    snprintf(out, len, "%s|%s", ctx->session.os_user, ctx->session.client_name);
+    const fm_session *s = &ctx->session;
+    if (s->verified)
+        snprintf(out, len, "%s:%s|%s", fm_principal_source_name(s->principal.source),
+                 s->principal.subject, s->principal.client_id);
+    else
+        snprintf(out, len, "%s|%s", s->os_user, s->client_name);
 }
 
 /* Marks nonce spent; -1 when it already was (a replay) or the store
@@ -63,7 +70,7 @@ static int state_holds(fm_ctx *ctx, const char *token, const char *plan_id, fm_e
     json_t *st = fm_state_open(ctx, token, err);
     if (!st) return -1;
     int rc = -1;
-    char caller[160];
+    char caller[300];
     caller_id(ctx, caller, sizeof caller);
     json_t *plan = fm_plan_get(ctx, plan_id, err);
     if (strcmp(fm_json_str(st, "k", ""), "approval"))
@@ -112,7 +119,7 @@ int fm_mcp_input_approval(fm_ctx *ctx, const char *plan_id, json_t *ask,
     }
     /* First round: ask. */
     json_t *plan = fm_plan_get(ctx, plan_id, &err);
-    char nonce[33], caller[160];
+    char nonce[33], caller[300];
     fm_random_hex(nonce, 16);
     caller_id(ctx, caller, sizeof caller);
     json_t *sp = plan ? json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "k", "approval", "plan",
@@ -177,7 +184,7 @@ int fm_mcp_input_open(fm_ctx *ctx, fm_err *err)
         json_decref(st);
         return 0;
     }
-    char caller[160];
+    char caller[300];
     caller_id(ctx, caller, sizeof caller);
     int rc = -1;
     if (strcmp(fm_json_str(st, "k", ""), "input") ||
@@ -221,7 +228,7 @@ json_t *fm_mcp_input_required(fm_ctx *ctx, json_t *requests, json_t *state, fm_e
                    " 2026-07-28 requests take multi round-trip answers");
         return NULL;
     }
-    char caller[160];
+    char caller[300];
     caller_id(ctx, caller, sizeof caller);
     json_t *sp = json_pack("{s:s, s:s, s:s, s:I, s:o}", "k", "input", "target", ctx->mrtr_target,
                            "caller", caller, "exp", (json_int_t)(fm_now_ms() + STATE_TTL_MS),
