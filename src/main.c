@@ -40,8 +40,9 @@ static void usage(FILE *f)
             "       fleetmcp --version | --help\n"
             "\n"
             "Serves MCP (JSON-RPC 2.0, one message per line) on stdin/stdout, or with\n"
-            "--http as Streamable HTTP at http://HOST:PORT/mcp (loopback only); logs go to\n"
-            "stderr. Config: --config or FLEETMCP_CONFIG (YAML). Store: --db, FLEETMCP_DB,\n"
+            "--http as Streamable HTTP at http://HOST:PORT/mcp (loopback only unless the\n"
+            "config has an auth section); logs go to stderr. Config: --config or\n"
+            "FLEETMCP_CONFIG (YAML). Store: --db, FLEETMCP_DB,\n"
             "store.path, or $XDG_STATE_HOME/fleetmcp/fleetmcp.db. Without a config the\n"
             "server runs in shadow mode with no backends.\n");
 }
