@@ -100,6 +100,7 @@ stage elicitation python3 tests/cli/elicitation.py build/fleetmcp
 stage hardening python3 tests/cli/hardening.py build/fleetmcp
 stage valgrind bash tests/valgrind.sh
 stage examples bash tests/examples.sh
+stage demo bash examples/demo.sh
 stage install bash tests/install.sh
 stage fresh-machine bash tests/fresh-machine.sh
 for t in tests/integration/*.sh; do
