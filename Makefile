@@ -11,14 +11,14 @@ CC      ?= cc
 PYTHON  ?= python3
 # pkg-config packages the build compiles and links against: adding a
 # library is one word here (and its -dev package in tools/deps.sh).
-PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose
-# Compiled against but not linked: src/util/*_lazy.c load them on first
-# use.  Linked, they cost milliseconds at every start (libcurl ~6 ms;
+PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose libmicrohttpd
+# Compiled against but not linked: src/util/*_lazy.c (libmicrohttpd:
+# src/transport/http.c, only under --http) load them on first use.  Linked, they cost milliseconds at every start (libcurl ~6 ms;
 # libssh2 and zlib), and most processes never call them (HTTP backends,
 # SSH actions).  libcrypto cannot be one of them: linked libraries (cjose)
 # call it, and wrappers of the same names in the executable would take
 # their calls too.
-LAZY_PKGS := libcurl libssh2
+LAZY_PKGS := libcurl libssh2 libmicrohttpd
 OPT     ?= -O2 -g
 # Read when make parses this file.  On a fresh machine the packages arrive
 # only when `make deps` runs, so every target that runs deps builds in a

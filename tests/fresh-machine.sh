@@ -77,5 +77,34 @@ if [ "$fail" -eq 0 ] && ! "$TMP/fleetmcp/build/fleetmcp" --version >/dev/null 2>
     say "FAIL the fresh build's fleetmcp --version does not run"
     fail=1
 fi
+# This machine has every package, so a header whose -dev package deps.sh
+# does not name still compiles here and fails on a newcomer's machine.
+# Every header the sources include must come from a package deps.sh
+# installs, or from one a machine with gcc always has.
+if [ "$fail" -eq 0 ]; then
+    clone="$TMP/fleetmcp"
+    cflags=$(cd "$clone" && "$real_pkgconfig" --cflags $(make -s --no-print-directory print-pkgs) check libedit)
+    (cd "$clone" && for f in $(find src tools tests/unit -name '*.c'); do
+        cc -M -std=c11 -D_GNU_SOURCE -Iinclude -Ibuild/gen $cflags "$f" 2>&1 || echo "UNRESOLVED $f"
+    done) >"$TMP/headers"
+    if grep -q UNRESOLVED "$TMP/headers"; then
+        say "FAIL cc -M could not list the headers of:$(grep UNRESOLVED "$TMP/headers" | cut -d' ' -f2 | tr '\n' ' ')"
+        fail=1
+    fi
+    hdrs=$(tr ' \\' '\n\n' <"$TMP/headers" | grep '^/' | sort -u)
+    owners=$(dpkg -S $hdrs 2>/dev/null | cut -d: -f1 | tr ', ' '\n\n' | grep -v '^$' | sort -u)
+    base="libc6-dev linux-libc-dev libgcc-12-dev gcc-12 libcrypt-dev"
+    listed=$(sed -n '/^PKGS="/,/"$/p' "$clone/tools/deps.sh" | tr -d '"' | sed 's/^PKGS=//')
+    missing=""
+    for o in $owners; do
+        case " $(echo $listed $base) " in *" $o "*) ;; *) missing="$missing $o" ;; esac
+    done
+    if [ -n "$missing" ]; then
+        say "FAIL headers the build includes come from packages tools/deps.sh does not install:$missing"
+        fail=1
+    else
+        say "ok   every header the sources include comes from a package deps.sh installs ($(echo $owners | wc -w) packages)"
+    fi
+fi
 [ -e "$TMP/would-run" ] && say "note deps asked for: $(tr '\n' ';' <"$TMP/would-run")"
 exit "$fail"
