@@ -88,6 +88,7 @@ typedef struct run {
     int rec_line;
     unsigned char *xidcls; /* per class: evidence came from an Xid */
     json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
+    int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
 } run;
 
 typedef struct cstate {
@@ -230,21 +231,27 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
 {
     const diag_xid *x = diag_xid_find(r->db, code);
     char extra[400];
+    /* before a reboot the log records history: the driver reloaded since */
+    const char *old = cap == ST_WEAK && line >= 0 && r->boot_line[r->lines[line].src] > line
+                          ? "[before the last reboot: history] "
+                          : "";
+    int astr = *old ? ST_WEAK : ST_STRONG;
     if (!x) {
         snprintf(extra, sizeof extra,
-                 "[Xid %d is not in the Xid catalog: unknown or newer code, escalate] ", code);
-        add_anomaly(r, ST_STRONG, 1, "xid-unknown", ev(r, line, extra, evarg));
+                 "%s[Xid %d is not in the Xid catalog: unknown or newer code, escalate] ", old,
+                 code);
+        add_anomaly(r, astr, 1, "xid-unknown", ev(r, line, extra, evarg));
         return;
     }
     if (x->cls < 0) {
         if (x->informational) return;
         snprintf(extra, sizeof extra,
-                 "[Xid %d %s (%s); NVIDIA action %s, investigate %s; no fault class covers it] ",
-                 x->code, x->mnemonic, x->name, x->action, x->invest);
-        add_anomaly(r, ST_STRONG, 1, "xid-unclassed", ev(r, line, extra, evarg));
+                 "%s[Xid %d %s (%s); NVIDIA action %s, investigate %s; no fault class covers it] ",
+                 old, x->code, x->mnemonic, x->name, x->action, x->invest);
+        add_anomaly(r, astr, 1, "xid-unclassed", ev(r, line, extra, evarg));
         return;
     }
-    snprintf(extra, sizeof extra, "[Xid %d %s%s; NVIDIA action %s, investigate %s] ", x->code,
+    snprintf(extra, sizeof extra, "%s[Xid %d %s%s; NVIDIA action %s, investigate %s] ", old, x->code,
              x->name,
              x->contained == 1   ? " (contained)"
              : x->contained == 0 ? " (uncontained)"
@@ -527,10 +534,29 @@ static char *xid_line_ev(run *r, int line, const char *extra, const void *unused
     return line_evidence(r, line, extra);
 }
 
-/* Turns raw matches of text signatures into hits. */
+/* The last (re)boot marker of each source: lines before it are history. */
+static void find_boots(run *r)
+{
+    for (int s = 0; s < DS_N; s++)
+        r->boot_line[s] = -1;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        int src = r->lines[m->line].src;
+        if (r->db->sigs[m->sig].boot && m->line > r->boot_line[src]) r->boot_line[src] = m->line;
+    }
+}
+
+static bool before_boot(const run *r, int li)
+{
+    return li >= 0 && li < r->boot_line[r->lines[li].src];
+}
+
+/* Turns raw matches of text signatures into hits.  What a source logged
+ * before its last reboot is history: weak at most, never enough to act. */
 static void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
+    find_boots(r);
     for (int si = 0; si < db->nsigs; si++) {
         const diag_sig *g = &db->sigs[si];
         if (g->is_metric || (g->ncls == 0 && !g->xid && !g->anomaly && !g->recovery)) continue;
@@ -546,7 +572,11 @@ static void text_hits(run *r)
             const rawm *m = &r->raws[k];
             if (m->sig != si || (g->ctx.code && !context_ok(r, g, m->line))) continue;
             int kind = KIND_OF[r->lines[m->line].src];
+            bool old = before_boot(r, m->line);
+            int str = old ? ST_WEAK : g->strength;
+            const char *oldnote = old ? "[before the last reboot: history] " : NULL;
             if (g->recovery) {
+                if (old) continue;
                 const diag_xrec *x = diag_xrec_find(db, m->key, m->val);
                 if (x && (!r->rec || action_rank(x->action) > action_rank(r->rec->action))) {
                     r->rec = x;
@@ -557,15 +587,15 @@ static void text_hits(run *r)
                                 line_evidence(r, m->line, "[Xid 154 with a recovery action the "
                                                           "catalog does not know] "));
             } else if (g->anomaly) {
-                add_anomaly(r, g->strength,
-                            g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
-                            g->group, line_evidence(r, m->line, "[unexplained] "));
+                add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
+                            g->group,
+                            line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
             } else if (g->xid) {
-                xid_seen(r, m->xid, kind, g->xid_cap, g->group, m->line, xid_line_ev, NULL);
+                xid_seen(r, m->xid, kind, old ? ST_WEAK : g->xid_cap, g->group, m->line,
+                         xid_line_ev, NULL);
             } else {
                 for (int c = 0; c < g->ncls; c++)
-                    add_hit(r, g->cls[c], kind, g->strength, g->group,
-                            line_evidence(r, m->line, NULL));
+                    add_hit(r, g->cls[c], kind, str, g->group, line_evidence(r, m->line, oldnote));
             }
             emitted++;
         }
