@@ -1569,6 +1569,25 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
+    /* Weak hints that independent sources agree on are not noise: a
+     * non-destructive class they all point at is named (at `report`); for
+     * a destructive one, whose weak hints must never act, they are an
+     * anomaly, so the answer is inconclusive rather than healthy. */
+    if (n && cs[order[0]].conf < db->report) {
+        int c = order[0];
+        unsigned k = cs[c].kinds & ~(1u << DK_CORR);
+        if (__builtin_popcount(k) >= 2 && cs[c].conf >= 2 * db->pstrength[ST_WEAK] * 0.8) {
+            if (!db->classes[c].destructive) {
+                cs[c].conf = db->report;
+            } else {
+                char *t = fmt("weak evidence for %s from %d independent sources, not enough "
+                              "to name it",
+                              db->classes[c].id, __builtin_popcount(k));
+                add_anomaly(&r, ST_STRONG, strcmp(db->classes[c].scope, "node") == 0, "weak-agree",
+                            t);
+            }
+        }
+    }
     double best = n ? cs[order[0]].conf : 0.0;
     out = json_object();
     json_t *classes = json_array();
