@@ -59,6 +59,7 @@ typedef struct hit {
     double p;
     char group[80];
     char *text; /* owned evidence */
+    bool old;   /* logged before the last reboot of its source */
 } hit;
 
 typedef struct anomaly {
@@ -89,6 +90,7 @@ typedef struct run {
     unsigned char *xidcls; /* per class: evidence came from an Xid */
     json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
     int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
+    bool cur_old;          /* hits being added come from before a reboot */
 } run;
 
 typedef struct cstate {
@@ -185,6 +187,7 @@ static void add_hit(run *r, int cls, int kind, int strength, const char *group, 
     h->p = r->db->pstrength[strength];
     snprintf(h->group, sizeof h->group, "%s/%d", group, kind);
     h->text = text;
+    h->old = r->cur_old;
 }
 
 /* An anomaly: evidence of something wrong that no class explains (yet).
@@ -573,6 +576,7 @@ static void text_hits(run *r)
             if (m->sig != si || (g->ctx.code && !context_ok(r, g, m->line))) continue;
             int kind = KIND_OF[r->lines[m->line].src];
             bool old = before_boot(r, m->line);
+            r->cur_old = old;
             int str = old ? ST_WEAK : g->strength;
             const char *oldnote = old ? "[before the last reboot: history] " : NULL;
             if (g->recovery) {
@@ -600,6 +604,23 @@ static void text_hits(run *r)
             emitted++;
         }
     }
+    r->cur_old = false;
+}
+
+/* Distinct evidence groups of class c among hits that are not history. */
+static int fresh_groups(const run *r, int c)
+{
+    int n = 0;
+    for (int i = 0; i < r->nhits; i++) {
+        const hit *h = &r->hits[i];
+        if (h->cls != c || h->old) continue;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = r->hits[j].cls == c && !r->hits[j].old &&
+                   strcmp(r->hits[j].group, h->group) == 0;
+        n += !seen;
+    }
+    return n;
 }
 
 /* ---- metrics ---------------------------------------------------------------- */
@@ -1569,20 +1590,21 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
-    /* Weak hints that independent sources agree on are not noise: a
-     * non-destructive class they all point at is named (at `report`); for
-     * a destructive one, whose weak hints must never act, they are an
-     * anomaly, so the answer is inconclusive rather than healthy. */
+    /* Several weak hints for one class are not noise: when independent
+     * sources agree on a non-destructive class it is named (at `report`);
+     * otherwise they are an anomaly, so the answer is inconclusive rather
+     * than healthy (weak hints never act). */
     if (n && cs[order[0]].conf < db->report) {
         int c = order[0];
         unsigned k = cs[c].kinds & ~(1u << DK_CORR);
-        if (__builtin_popcount(k) >= 2 && cs[c].conf >= 2 * db->pstrength[ST_WEAK] * 0.8) {
-            if (!db->classes[c].destructive) {
+        bool two_groups = fresh_groups(&r, c) >= 2;
+        if (two_groups) {
+            if (!db->classes[c].destructive && __builtin_popcount(k) >= 2) {
                 cs[c].conf = db->report;
             } else {
-                char *t = fmt("weak evidence for %s from %d independent sources, not enough "
-                              "to name it",
-                              db->classes[c].id, __builtin_popcount(k));
+                char *t = fmt("weak evidence for %s from %d signatures and %d source kind(s), "
+                              "not enough to name it",
+                              db->classes[c].id, fresh_groups(&r, c), __builtin_popcount(k));
                 add_anomaly(&r, ST_STRONG, strcmp(db->classes[c].scope, "node") == 0, "weak-agree",
                             t);
             }
