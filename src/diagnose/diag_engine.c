@@ -777,6 +777,16 @@ static char *metric_xid_ev(run *r, int line, const char *extra, const void *arg)
     return metric_evidence(m->name, m->labels, m->v, note);
 }
 
+/* A text source logged Xid code since its last reboot. */
+static bool xid_in_text(const run *r, int code)
+{
+    for (int k = 0; k < r->nraws; k++)
+        if (r->db->sigs[r->raws[k].sig].xid && r->raws[k].xid == code &&
+            !before_boot(r, r->raws[k].line))
+            return true;
+    return false;
+}
+
 static int healthy_idx(run *r)
 {
     return diag_class_index(r->db, "healthy");
@@ -837,7 +847,17 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
                 ((!x || x->cls < 0) && hc >= 0 && foreign_for(r, labels, hc)))
                 continue;
             metric_ev mev = {name, labels, v};
-            xid_seen(r, (int)v, DK_METRICS, g->xid_cap, g->group, -1, metric_xid_ev, &mev);
+            /* the gauge holds the LAST Xid, of unknown age: without a log
+             * line of the same code it is a hint to look, not a diagnosis */
+            bool alone = !xid_in_text(r, (int)v);
+            xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
+                     metric_xid_ev, &mev);
+            if (alone && x && x->cls >= 0)
+                add_anomaly(r, ST_STRONG, 1, "xid-gauge-only",
+                            metric_xid_ev(r, -1,
+                                          "[the last Xid, age unknown, and no log line of it: "
+                                          "read the kernel log] ",
+                                          &mev));
             continue;
         }
         bool counted = false;
