@@ -59,6 +59,7 @@ typedef struct hit {
     double p;
     char group[80];
     char *text; /* owned evidence */
+    bool old;   /* logged before the last reboot of its source */
 } hit;
 
 typedef struct anomaly {
@@ -88,6 +89,8 @@ typedef struct run {
     int rec_line;
     unsigned char *xidcls; /* per class: evidence came from an Xid */
     json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
+    int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
+    bool cur_old;          /* hits being added come from before a reboot */
 } run;
 
 typedef struct cstate {
@@ -184,6 +187,7 @@ static void add_hit(run *r, int cls, int kind, int strength, const char *group, 
     h->p = r->db->pstrength[strength];
     snprintf(h->group, sizeof h->group, "%s/%d", group, kind);
     h->text = text;
+    h->old = r->cur_old;
 }
 
 /* An anomaly: evidence of something wrong that no class explains (yet).
@@ -230,21 +234,27 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
 {
     const diag_xid *x = diag_xid_find(r->db, code);
     char extra[400];
+    /* before a reboot the log records history: the driver reloaded since */
+    const char *old = cap == ST_WEAK && line >= 0 && r->boot_line[r->lines[line].src] > line
+                          ? "[before the last reboot: history] "
+                          : "";
+    int astr = *old ? ST_WEAK : ST_STRONG;
     if (!x) {
         snprintf(extra, sizeof extra,
-                 "[Xid %d is not in the Xid catalog: unknown or newer code, escalate] ", code);
-        add_anomaly(r, ST_STRONG, 1, "xid-unknown", ev(r, line, extra, evarg));
+                 "%s[Xid %d is not in the Xid catalog: unknown or newer code, escalate] ", old,
+                 code);
+        add_anomaly(r, astr, 1, "xid-unknown", ev(r, line, extra, evarg));
         return;
     }
     if (x->cls < 0) {
         if (x->informational) return;
         snprintf(extra, sizeof extra,
-                 "[Xid %d %s (%s); NVIDIA action %s, investigate %s; no fault class covers it] ",
-                 x->code, x->mnemonic, x->name, x->action, x->invest);
-        add_anomaly(r, ST_STRONG, 1, "xid-unclassed", ev(r, line, extra, evarg));
+                 "%s[Xid %d %s (%s); NVIDIA action %s, investigate %s; no fault class covers it] ",
+                 old, x->code, x->mnemonic, x->name, x->action, x->invest);
+        add_anomaly(r, astr, 1, "xid-unclassed", ev(r, line, extra, evarg));
         return;
     }
-    snprintf(extra, sizeof extra, "[Xid %d %s%s; NVIDIA action %s, investigate %s] ", x->code,
+    snprintf(extra, sizeof extra, "%s[Xid %d %s%s; NVIDIA action %s, investigate %s] ", old, x->code,
              x->name,
              x->contained == 1   ? " (contained)"
              : x->contained == 0 ? " (uncontained)"
@@ -527,10 +537,29 @@ static char *xid_line_ev(run *r, int line, const char *extra, const void *unused
     return line_evidence(r, line, extra);
 }
 
-/* Turns raw matches of text signatures into hits. */
+/* The last (re)boot marker of each source: lines before it are history. */
+static void find_boots(run *r)
+{
+    for (int s = 0; s < DS_N; s++)
+        r->boot_line[s] = -1;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        int src = r->lines[m->line].src;
+        if (r->db->sigs[m->sig].boot && m->line > r->boot_line[src]) r->boot_line[src] = m->line;
+    }
+}
+
+static bool before_boot(const run *r, int li)
+{
+    return li >= 0 && li < r->boot_line[r->lines[li].src];
+}
+
+/* Turns raw matches of text signatures into hits.  What a source logged
+ * before its last reboot is history: weak at most, never enough to act. */
 static void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
+    find_boots(r);
     for (int si = 0; si < db->nsigs; si++) {
         const diag_sig *g = &db->sigs[si];
         if (g->is_metric || (g->ncls == 0 && !g->xid && !g->anomaly && !g->recovery)) continue;
@@ -546,7 +575,12 @@ static void text_hits(run *r)
             const rawm *m = &r->raws[k];
             if (m->sig != si || (g->ctx.code && !context_ok(r, g, m->line))) continue;
             int kind = KIND_OF[r->lines[m->line].src];
+            bool old = before_boot(r, m->line);
+            r->cur_old = old;
+            int str = old ? ST_WEAK : g->strength;
+            const char *oldnote = old ? "[before the last reboot: history] " : NULL;
             if (g->recovery) {
+                if (old) continue;
                 const diag_xrec *x = diag_xrec_find(db, m->key, m->val);
                 if (x && (!r->rec || action_rank(x->action) > action_rank(r->rec->action))) {
                     r->rec = x;
@@ -557,19 +591,36 @@ static void text_hits(run *r)
                                 line_evidence(r, m->line, "[Xid 154 with a recovery action the "
                                                           "catalog does not know] "));
             } else if (g->anomaly) {
-                add_anomaly(r, g->strength,
-                            g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
-                            g->group, line_evidence(r, m->line, "[unexplained] "));
+                add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
+                            g->group,
+                            line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
             } else if (g->xid) {
-                xid_seen(r, m->xid, kind, g->xid_cap, g->group, m->line, xid_line_ev, NULL);
+                xid_seen(r, m->xid, kind, old ? ST_WEAK : g->xid_cap, g->group, m->line,
+                         xid_line_ev, NULL);
             } else {
                 for (int c = 0; c < g->ncls; c++)
-                    add_hit(r, g->cls[c], kind, g->strength, g->group,
-                            line_evidence(r, m->line, NULL));
+                    add_hit(r, g->cls[c], kind, str, g->group, line_evidence(r, m->line, oldnote));
             }
             emitted++;
         }
     }
+    r->cur_old = false;
+}
+
+/* Distinct evidence groups of class c among hits that are not history. */
+static int fresh_groups(const run *r, int c)
+{
+    int n = 0;
+    for (int i = 0; i < r->nhits; i++) {
+        const hit *h = &r->hits[i];
+        if (h->cls != c || h->old) continue;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = r->hits[j].cls == c && !r->hits[j].old &&
+                   strcmp(r->hits[j].group, h->group) == 0;
+        n += !seen;
+    }
+    return n;
 }
 
 /* ---- metrics ---------------------------------------------------------------- */
@@ -726,6 +777,16 @@ static char *metric_xid_ev(run *r, int line, const char *extra, const void *arg)
     return metric_evidence(m->name, m->labels, m->v, note);
 }
 
+/* A text source logged Xid code since its last reboot. */
+static bool xid_in_text(const run *r, int code)
+{
+    for (int k = 0; k < r->nraws; k++)
+        if (r->db->sigs[r->raws[k].sig].xid && r->raws[k].xid == code &&
+            !before_boot(r, r->raws[k].line))
+            return true;
+    return false;
+}
+
 static int healthy_idx(run *r)
 {
     return diag_class_index(r->db, "healthy");
@@ -786,7 +847,17 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
                 ((!x || x->cls < 0) && hc >= 0 && foreign_for(r, labels, hc)))
                 continue;
             metric_ev mev = {name, labels, v};
-            xid_seen(r, (int)v, DK_METRICS, g->xid_cap, g->group, -1, metric_xid_ev, &mev);
+            /* the gauge holds the LAST Xid, of unknown age: without a log
+             * line of the same code it is a hint to look, not a diagnosis */
+            bool alone = !xid_in_text(r, (int)v);
+            xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
+                     metric_xid_ev, &mev);
+            if (alone && x && x->cls >= 0)
+                add_anomaly(r, ST_STRONG, 1, "xid-gauge-only",
+                            metric_xid_ev(r, -1,
+                                          "[the last Xid, age unknown, and no log line of it: "
+                                          "read the kernel log] ",
+                                          &mev));
             continue;
         }
         bool counted = false;
@@ -1539,6 +1610,26 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
+    /* Several weak hints for one class are not noise: when independent
+     * sources agree on a non-destructive class it is named (at `report`);
+     * otherwise they are an anomaly, so the answer is inconclusive rather
+     * than healthy (weak hints never act). */
+    if (n && cs[order[0]].conf < db->report) {
+        int c = order[0];
+        unsigned k = cs[c].kinds & ~(1u << DK_CORR);
+        bool two_groups = fresh_groups(&r, c) >= 2;
+        if (two_groups) {
+            if (!db->classes[c].destructive && __builtin_popcount(k) >= 2) {
+                cs[c].conf = db->report;
+            } else {
+                char *t = fmt("weak evidence for %s from %d signatures and %d source kind(s), "
+                              "not enough to name it",
+                              db->classes[c].id, fresh_groups(&r, c), __builtin_popcount(k));
+                add_anomaly(&r, ST_STRONG, strcmp(db->classes[c].scope, "node") == 0, "weak-agree",
+                            t);
+            }
+        }
+    }
     double best = n ? cs[order[0]].conf : 0.0;
     out = json_object();
     json_t *classes = json_array();

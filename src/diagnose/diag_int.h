@@ -65,6 +65,7 @@ typedef struct diag_sig {
     bool anomaly;     /* no class: an anomaly that must not read as healthy */
     int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
+    bool boot;        /* marks a (re)boot: errors before it in its source are history */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */
     int strength;

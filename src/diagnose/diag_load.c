@@ -245,6 +245,7 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     const char *sc = json_string_value(json_object_get(s, "scope"));
     g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
+    g->boot = json_is_true(json_object_get(s, "boot"));
     g->xid_cap = json_object_get(s, "strength") ? g->strength : ST_DECISIVE;
     g->min_count = (int)json_integer_value(json_object_get(s, "min_count"));
     if (g->min_count < 1) g->min_count = 1;
