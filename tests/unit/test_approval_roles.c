@@ -26,7 +26,7 @@ static int quorum(const json_t *cfg, const fm_approval_need *need, const char *c
                   fm_err *err)
 {
     fm_err_clear(err);
-    return fm_approval_quorum(cfg, need, ids, n, err);
+    return fm_approval_quorum(cfg, need, ids, n, NULL, 0, err);
 }
 
 START_TEST(one_node_one_person)
