@@ -228,11 +228,11 @@ static void approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *conte
     fm_approval_need_action(approvals, rb_id ? rb_id : t->name, need);
 }
 
-/* The name part of a plan's recorded initiator ("human:NAME",
+/* The name part of a plan's created_by ("human:NAME",
  * "agent:NAME"). */
 static const char *creator_of(const json_t *plan)
 {
-    const char *who = fm_json_str(plan, "initiator", "");
+    const char *who = fm_json_str(plan, "created_by", "");
     const char *colon = strchr(who, ':');
     return colon ? colon + 1 : who;
 }
