@@ -365,6 +365,7 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
      *     was not shown is refused with the scope to ask for. */
     if (!fm_gate_scope_ok(ctx, ti, why, sizeof why)) {
         deny(d, FM_ERR_DENIED, "%s", why);
+        d->scope_needed = (int)t->autonomy + 1;
         return;
     }
     /* 2. every backend the tool needs is configured. */

@@ -188,6 +188,9 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         rec.duration_us = mono_us() - t0;
         fm_err aerr = {0};
         int64_t row = fm_audit_append(ctx, &rec, &aerr);
+        /* Over HTTP a missing scope is answered 403 with the scope to ask
+         * for (step-up), after the refusal is recorded. */
+        if (d.scope_needed && ctx->xc) ctx->xc->step_up = d.scope_needed;
         if (row <= 0) {
             json_decref(empty);
             json_decref(elicited);

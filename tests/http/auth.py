@@ -124,12 +124,18 @@ check(st == 200 and "fleet_status" in tools and "runbook_list" in tools and
 st, _, b = call(READ_TOKEN, "fleet_status", {})
 r = b.get("result", {}) if isinstance(b, dict) else {}
 check(st == 200 and not r.get("isError"), f"a read token calls fleet_status: {st} {b}")
-st, _, b = call(READ_TOKEN, "ticket_create",
-                {"summary": "should not exist", "node": "gpu-a01", "fault_class": "xid_79"})
-r = b.get("result", {}) if isinstance(b, dict) else {}
-text = r.get("content", [{}])[0].get("text", "") if r else ""
-check(st == 200 and r.get("isError") and text.startswith("DENIED:") and "fleetmcp:create" in text,
-      f"a read token is refused ticket_create, naming the scope: {st} {b}")
+def step_up(st, hd, b, scope):
+    """403 insufficient_scope naming the scopes to ask for (RFC 6750 3.1)."""
+    wa = hd.get("www-authenticate", "")
+    return (st == 403 and 'error="insufficient_scope"' in wa and scope in wa and
+            "resource_metadata=" in wa and isinstance(b, dict) and
+            b.get("error") == "insufficient_scope" and scope in b.get("scope", ""))
+
+
+st, hd, b = call(READ_TOKEN, "ticket_create",
+                 {"summary": "should not exist", "node": "gpu-a01", "fault_class": "xid_79"})
+check(step_up(st, hd, b, "fleetmcp:create"),
+      f"a read token is refused ticket_create: 403 step-up naming the scope: {st} {hd} {b}")
 
 # ---- a create token ---------------------------------------------------------------
 st, tools = listed(CREATE_TOKEN)
@@ -141,11 +147,10 @@ st, _, b = call(CREATE_TOKEN, "ticket_create",
                  "fault_class": "gpu_fallen_off_bus"}, name="mcp-cli")
 r = b.get("result", {}) if isinstance(b, dict) else {}
 check(st == 200 and not r.get("isError"), f"a create token runs ticket_create: {st} {b}")
-st, _, b = call(CREATE_TOKEN, "node_drain", {"node": "gpu-a02", "reason": "maintenance"}, name="mcp-cli")
-r = b.get("result", {}) if isinstance(b, dict) else {}
-text = r.get("content", [{}])[0].get("text", "") if r else ""
-check(st == 200 and r.get("isError") and text.startswith("DENIED:") and "fleetmcp:hitl" in text,
-      f"a create token is refused a hitl tool, naming fleetmcp:hitl: {b}")
+st, hd, b = call(CREATE_TOKEN, "node_drain", {"node": "gpu-a02", "reason": "maintenance"},
+                 name="mcp-cli")
+check(step_up(st, hd, b, "fleetmcp:hitl"),
+      f"a create token is refused a hitl tool: 403 step-up naming fleetmcp:hitl: {st} {hd} {b}")
 
 # ---- a 2025 session: the token, not the declared name, says who ----------------------
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -199,9 +204,9 @@ st, _, b = call(HITL_TOKEN, "killswitch_release", dict(RELEASE, approval_id=ap_a
 check("alice created the plan and cannot approve it" in text_of(b),
       f"the creator's own approval is refused: {text_of(b)}")
 ap_bob = approve(plan, "bob")
-st, _, b = call(READ_TOKEN, "killswitch_release", dict(RELEASE, approval_id=ap_bob))
-check(text_of(b).startswith("DENIED:") and "fleetmcp:hitl" in text_of(b),
-      f"a read-only token cannot use a valid approval: {text_of(b)}")
+st, hd, b = call(READ_TOKEN, "killswitch_release", dict(RELEASE, approval_id=ap_bob))
+check(step_up(st, hd, b, "fleetmcp:hitl"),
+      f"a read-only token cannot use a valid approval (403 step-up): {st} {b}")
 st, _, b = call(HITL_TOKEN, "killswitch_release", dict(RELEASE, approval_id=ap_bob))
 check(st == 200 and not b.get("result", {}).get("isError"),
       f"another person's approval releases alice's plan: {b}")
