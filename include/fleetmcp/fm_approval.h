@@ -16,6 +16,7 @@
 struct fm_ctx;
 
 #define FM_APPROVAL_ID_LEN 20 /* "ap-" + 16 hex + NUL */
+#define FM_APPROVER_LEN 160 /* "elicitation:" + a token subject (127) fits */
 #define FM_APPROVAL_MAX_PER_PLAN 16 /* approvals of one plan the gate looks at */
 #define FM_APPROVAL_MAX_TTL_MS (24LL * 3600 * 1000)
 
@@ -33,16 +34,17 @@ int fm_approval_record(struct fm_ctx *ctx, const char *plan_id, const char *appr
                        int64_t expires_ms, const char *sig_b64, char id_out[FM_APPROVAL_ID_LEN],
                        fm_err *err);
 
-/* Records an approval a trusted client's user gave through MCP
- * elicitation (no signature: the config names the clients trusted for
- * this, and the approver is recorded as "elicitation:<client>").  Valid
- * for one use within a minute. */
+/* Records an approval the user of a trusted caller gave through MCP
+ * elicitation or a multi round-trip answer (no signature: the config names
+ * the token subjects trusted for this, and the approver is recorded as
+ * "elicitation:<subject>").  Valid for one use within a minute. */
 int fm_approval_record_elicited(struct fm_ctx *ctx, const char *plan_id, const char *approver,
                                 char id_out[FM_APPROVAL_ID_LEN], fm_err *err);
 
 /* True when this session may approve through elicitation: enabled in the
- * config, the client is listed in approvals.elicitation.trusted_clients,
- * and it declared the capability. */
+ * config, the caller is a verified principal whose token subject is in
+ * approvals.elicitation.trusted_subjects, and it declared the capability.
+ * A self-declared client name is never enough. */
 bool fm_approval_elicitation_allowed(struct fm_ctx *ctx);
 
 /* The plan approval_id approves, or FM_ERR_APPROVAL when there is no such

@@ -164,11 +164,16 @@ bool fm_approval_elicitation_allowed(fm_ctx *ctx)
 {
     const json_t *el =
         json_object_get(fm_config_section(&ctx->cfg, "approvals"), "elicitation");
-    if (!json_is_true(json_object_get(el, "enabled")) || !ctx->session.elicitation) return false;
+    /* Only a verified principal is trusted, by its token's subject: the
+     * name a client declares (trusted_clients, refused by check-config)
+     * never counts, whatever the config says. */
+    if (!json_is_true(json_object_get(el, "enabled")) || !ctx->session.elicitation ||
+        !ctx->session.verified)
+        return false;
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(el, "trusted_clients"), i, c)
-        if (json_is_string(c) && !strcmp(json_string_value(c), ctx->session.client_name))
+    json_array_foreach(json_object_get(el, "trusted_subjects"), i, c)
+        if (json_is_string(c) && !strcmp(json_string_value(c), ctx->session.principal.subject))
             return true;
     return false;
 }
@@ -261,8 +266,9 @@ static bool still_valid(fm_ctx *ctx, const char *plan_id, const char *hash, cons
         return !signature_check(ctx, plan_id, hash, approver, expires_ms, sig, err);
     if (fm_approval_elicitation_allowed(ctx)) return true;
     fm_err_set(err, FM_ERR_APPROVAL,
-               "an approval of plan %.40s carries no signature (elicitation) and this session"
-               " may not approve through elicitation: a human approves with `mcp-cli approve`",
+               "an approval of plan %.40s carries no signature (elicitation), and this caller"
+               " is not trusted for elicited approvals (approvals.elicitation.trusted_subjects):"
+               " a human approves with `mcp-cli approve`",
                plan_id);
     return false;
 }
@@ -272,7 +278,7 @@ static bool still_valid(fm_ctx *ctx, const char *plan_id, const char *hash, cons
  * valid; one that is not is left out (the quorum then says who is
  * missing).  0, or -1 when the store cannot be read. */
 static int other_approvers(fm_ctx *ctx, const char *plan_id, const char *hash, const char *skip,
-                           char ids[][64], size_t *n, fm_err *err)
+                           char ids[][FM_APPROVER_LEN], size_t *n, fm_err *err)
 {
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(ctx->store.db,
@@ -292,7 +298,7 @@ static int other_approvers(fm_ctx *ctx, const char *plan_id, const char *hash, c
         fm_err ignored = {0};
         if (who && sig &&
             still_valid(ctx, plan_id, hash, who, sqlite3_column_int64(s, 1), sig, &ignored))
-            snprintf(ids[(*n)++], 64, "%s", who);
+            snprintf(ids[(*n)++], FM_APPROVER_LEN, "%s", who);
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -350,7 +356,7 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     if (fm_store_begin(st, err)) return -1;
     sqlite3_stmt *s = NULL;
     int rc = -1;
-    char ids[FM_APPROVAL_MAX_PER_PLAN][64];
+    char ids[FM_APPROVAL_MAX_PER_PLAN][FM_APPROVER_LEN];
     size_t n = 0;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT plan_id,plan_hash,approver,expires_ms,used_ms,signature"
@@ -366,7 +372,7 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
         goto out;
     }
     snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
-    snprintf(ids[n++], 64, "%s", (const char *)sqlite3_column_text(s, 2));
+    snprintf(ids[n++], FM_APPROVER_LEN, "%s", (const char *)sqlite3_column_text(s, 2));
     if (strcmp((const char *)sqlite3_column_text(s, 1), plan_hash)) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "approval %s was given for plan %s, and this call is not that plan (its"

@@ -7,7 +7,8 @@
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_util.h"
 
-#define MAX_APPROVERS 16 /* more approvals than this on one plan are not looked at */
+#define MAX_APPROVERS 16
+#define ELICITED "elicitation:" /* approver id prefix of an elicited approval */ /* more approvals than this on one plan are not looked at */
 
 void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency, const char *role,
                           const char *creator, fm_approval_need *need)
@@ -94,7 +95,10 @@ int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
             note(notes, sizeof notes, line);
             continue;
         }
+        /* An elicited approval is the verified subject's own: it is that
+         * person to creator separation and to counting people. */
         const char *person = key ? fm_json_str(key, "person", approvers[i]) : approvers[i];
+        if (!key && !strncmp(person, ELICITED, strlen(ELICITED))) person += strlen(ELICITED);
         if (need->separate && need->creator[0] &&
             (!strcmp(person, need->creator) || !strcmp(approvers[i], need->creator))) {
             snprintf(line, sizeof line, "%s created the plan and cannot approve it", id);

@@ -111,8 +111,8 @@ static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_i
                    err.code ? err.text : action[0] ? action : "not approved");
         return -1;
     }
-    char who[96];
-    snprintf(who, sizeof who, "elicitation:%.64s", ctx->session.client_name);
+    char who[FM_APPROVER_LEN];
+    snprintf(who, sizeof who, "elicitation:%s", fm_session_who(&ctx->session));
     return fm_approval_record_elicited(ctx, plan_id, who, ap_out, &err);
 }
 
