@@ -211,21 +211,29 @@ bool fm_gate_approval_needed(fm_ctx *ctx, const fm_tool_def *t, const json_t *co
 
 /* What releasing content takes (approvals.two_person, require_role, the
  * runbook's approval_role, separate_creator), decided here and nowhere
- * else.  creator is who created the plan, as fm_session_who named them. */
-static void approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *content,
-                          const char *creator, fm_approval_need *need)
+ * else.  creator is who created the plan, as fm_session_who named them.
+ * -1 with err when the plan's runbook cannot be read: its role is then
+ * unknown, and nothing is released. */
+static int approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *content,
+                         const char *creator, fm_approval_need *need, fm_err *err)
 {
     const json_t *approvals = fm_config_section(&ctx->cfg, "approvals");
     const char *rb_id = fm_json_str(content, "runbook", NULL);
     const char *role = NULL;
-    if (rb_id && ctx->runbooks) {
+    if (rb_id) {
+        if (!ctx->runbooks && fm_runbooks_load(ctx, err)) return -1;
         const fm_runbook *rb = fm_runbook_find(ctx->runbooks, rb_id);
-        if (rb) role = fm_json_str(rb->doc, "approval_role", NULL);
+        if (!rb) {
+            fm_err_set(err, FM_ERR_NOT_FOUND, "runbook %.64s is no longer in the catalog", rb_id);
+            return -1;
+        }
+        role = fm_json_str(rb->doc, "approval_role", NULL);
     }
     /* Emergency mode (the policy issue) will pass true here. */
     fm_approval_need_for(approvals, json_array_size(json_object_get(content, "nodes")), false,
                          role, creator, need);
     fm_approval_need_action(approvals, rb_id ? rb_id : t->name, need);
+    return 0;
 }
 
 /* The name part of a plan's created_by ("human:NAME",
@@ -251,9 +259,9 @@ static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, co
         deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
         return;
     }
-    approval_need(ctx, t, content, creator_of(plan), &need);
+    int rc = approval_need(ctx, t, content, creator_of(plan), &need, &err);
     json_decref(plan);
-    if (fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers, sizeof approvers,
+    if (rc || fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers, sizeof approvers,
                             &err)) {
         deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
         return;
@@ -327,9 +335,9 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
     }
     snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
     fm_approval_need need;
-    approval_need(ctx, t, content, fm_session_who(&ctx->session), &need);
     char takes[400] = "";
-    if (need.people > 1 || need.role[0])
+    if (approval_need(ctx, t, content, fm_session_who(&ctx->session), &need, &err) == 0 &&
+        (need.people > 1 || need.role[0]))
         snprintf(takes, sizeof takes, " It takes %d distinct %s%s%s%s%s%s, each running that"
                  " command.", need.people, need.people > 1 ? "people" : "person",
                  need.role[0] ? " with role " : "", need.role, need.why[0] ? " (" : "",
