@@ -7,8 +7,8 @@
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_util.h"
 
-#define MAX_APPROVERS 16
-#define ELICITED "elicitation:" /* approver id prefix of an elicited approval */ /* more approvals than this on one plan are not looked at */
+#define MAX_APPROVERS 16 /* more approvals than this on one plan are not looked at */
+#define ELICITED "elicitation:" /* approver id prefix of an elicited approval */
 
 void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency, const char *role,
                           const char *creator, fm_approval_need *need)

@@ -261,8 +261,8 @@ static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, co
     }
     int rc = approval_need(ctx, t, content, creator_of(plan), &need, &err);
     json_decref(plan);
-    if (rc || fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers, sizeof approvers,
-                            &err)) {
+    if (rc || fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers,
+                                  sizeof approvers, &err)) {
         deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
         return;
     }

@@ -482,6 +482,29 @@ def runbook_change_voids_approval():
         os.environ["FLEETMCP_RUNBOOKS"] = saved
 
 
+def runbook_role_required():
+    print("== a runbook's approval_role is asked of its approvers", flush=True)
+    import shutil
+    rbdir = os.path.join(TMP, "runbooks-role")
+    shutil.copytree(os.environ["FLEETMCP_RUNBOOKS"], rbdir)
+    p = os.path.join(rbdir, "rb-gpu-row-remap-pending.yaml")
+    text = open(p).read().replace("version: 1", "version: 1\napproval_role: fleet-admin", 1)
+    open(p, "w").write(text)
+    env = Env("rbrole", extra=f"runbooks:\n  dir: {rbdir}\n")
+    saved = os.environ.pop("FLEETMCP_RUNBOOKS")
+    try:
+        rc, sc, err = env.call("repair_plan", node="gpu-b02", fault_class="gpu_row_remap_pending")
+        plan = sc["plan_id"]
+        ap = env.approve(plan)
+        before = sinfo()
+        rc, wf, err = env.call("repair_execute", plan_id=plan, approval_id=ap)
+        check(rc == 5 and "alice lacks role fleet-admin" in err,
+              "an approver without the runbook's role is refused", err)
+        check(*unchanged(before, "nothing ran"))
+    finally:
+        os.environ["FLEETMCP_RUNBOOKS"] = saved
+
+
 def dbe_reset():
     print("== DBE ECC repaired by GPU reset", flush=True)
     env = Env("dbe")
@@ -694,7 +717,8 @@ def race():
 def main():
     restore(*NODES)
     only = os.environ.get("FM_ONLY", "").split(",")
-    for fn in (guardrails, shadow, canary, single_actions, xid79_story, runbook_change_voids_approval, dbe_reset,
+    for fn in (guardrails, shadow, canary, single_actions, xid79_story, runbook_change_voids_approval,
+               runbook_role_required, dbe_reset,
                survives, kill9, race):
         if only != [""] and fn.__name__ not in only:
             continue
