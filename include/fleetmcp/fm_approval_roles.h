@@ -32,12 +32,21 @@ typedef struct fm_approval_need {
 void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency, const char *role,
                           const char *creator, fm_approval_need *need);
 
+/* Adds what `approvals` says of one action (a tool name or runbook id):
+ * two_person.actions lists actions that always need two people (a
+ * fleet-wide blast radius no node count shows); require_role maps an
+ * action to the role its approvers need, unless its runbook named one. */
+void fm_approval_need_action(const json_t *approvals, const char *action, fm_approval_need *need);
+
 /* 0 when the approvers (ids of approvals the approval layer verified for
  * this plan and its hash) release it; otherwise FM_ERR_APPROVAL with err
  * saying who else must approve.  Only key-signed approvals count toward a
  * role or a second person: an elicited one ("elicitation:...") has no key,
- * hence no role and no person the config vouches for. */
+ * hence no role and no person the config vouches for.  On 0, counted_out
+ * (may be NULL) names the people counted, ", "-separated, for the audit
+ * row of the action they release. */
 int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
-                       const char *const *approvers, size_t n, fm_err *err);
+                       const char *const *approvers, size_t n, char *counted_out,
+                       size_t counted_len, fm_err *err);
 
 #endif

@@ -18,6 +18,10 @@ struct fm_store;
 /* Results up to this size are kept whole, so a session can be replayed
  * and compared; longer ones are clipped (and replay says so). */
 #define FM_AUDIT_MAX_RESULT (64 * 1024)
+/* The os_user column's prefix on rows whose initiator is the client's own
+ * claim (stdio, HTTP without auth): "self-declared:OSUSER".  Verified rows
+ * carry "jwt:CLIENT" or "static-token:CLIENT" there instead. */
+#define FM_SELF_DECLARED "self-declared:"
 
 typedef struct fm_audit_rec {
     const char *phase;     /* "call" | "intent" | "result" | "step" */

@@ -42,6 +42,7 @@ typedef struct fm_gate_decision {
     char reason[768];
     char plan_id[40];
     char approval_id[40];
+    int scope_needed; /* step 1b refused it: the autonomy level + 1 whose scope the token lacks */
 } fm_gate_decision;
 
 void fm_gate_decide(struct fm_ctx *ctx, int tool_index, const json_t *args,

@@ -40,6 +40,8 @@ typedef struct fm_mcp_http {
     json_t *out;             /* messages to send, the reply last (new array) */
     char *session_id;        /* Mcp-Session-Id for the response (malloc'd) or NULL */
     bool log_level_set;      /* logging/setLevel ran (internal) */
+    int step_up;             /* a call was refused for a scope the token lacks: its autonomy
+                              * level + 1; the transport answers 403 insufficient_scope */
 } fm_mcp_http;
 
 /* Handles x->body; fills x->status and x->out (and x->session_id after an

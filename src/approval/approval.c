@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "fleetmcp/fm_approval_roles.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
@@ -92,12 +93,12 @@ static bool verify(EVP_PKEY *key, const char *msg, size_t len, const unsigned ch
 }
 
 /* Stores an approval of plan_id (with its hash), records its signature
- * once and moves the plan from proposed to approved, all in one
- * transaction: a second approval of the same plan, or the same signature
- * sent again, is refused. */
+ * once and, for the first approval (first), moves the plan from proposed
+ * to approved, all in one transaction: the same signature sent again, or
+ * a first approval of a plan another approval moved on, is refused. */
 static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
                            const char *approver, int64_t expires_ms, const char *signature,
-                           char id_out[FM_APPROVAL_ID_LEN], fm_err *err)
+                           bool first, char id_out[FM_APPROVAL_ID_LEN], fm_err *err)
 {
     fm_store *st = &ctx->store;
     char hex[17];
@@ -129,7 +130,10 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
             goto fail;
         }
     }
-    if (fm_plan_transition(ctx, plan_id, "proposed", "approved", err)) goto fail;
+    /* The first approval moves the plan to approved; later ones (a second
+     * person, where the gate asks for two) join it there. */
+    if (fm_plan_transition(ctx, plan_id, first ? "proposed" : "approved", "approved", err))
+        goto fail;
     if (sqlite3_prepare_v2(st->db,
                            "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
                            "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
@@ -160,11 +164,16 @@ bool fm_approval_elicitation_allowed(fm_ctx *ctx)
 {
     const json_t *el =
         json_object_get(fm_config_section(&ctx->cfg, "approvals"), "elicitation");
-    if (!json_is_true(json_object_get(el, "enabled")) || !ctx->session.elicitation) return false;
+    /* Only a verified principal is trusted, by its token's subject: the
+     * name a client declares (trusted_clients, refused by check-config)
+     * never counts, whatever the config says. */
+    if (!json_is_true(json_object_get(el, "enabled")) || !ctx->session.elicitation ||
+        !ctx->session.verified)
+        return false;
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(el, "trusted_clients"), i, c)
-        if (json_is_string(c) && !strcmp(json_string_value(c), ctx->session.client_name))
+    json_array_foreach(json_object_get(el, "trusted_subjects"), i, c)
+        if (json_is_string(c) && !strcmp(json_string_value(c), ctx->session.principal.subject))
             return true;
     return false;
 }
@@ -175,7 +184,8 @@ int fm_approval_record_elicited(fm_ctx *ctx, const char *plan_id, const char *ap
     json_t *plan = fm_plan_get(ctx, plan_id, err);
     if (!plan) return -1;
     int rc = insert_approval(ctx, plan_id, fm_json_str(plan, "hash", ""), approver,
-                             fm_now_ms() + 60000, ELICITED_SIG, id_out, err);
+                             fm_now_ms() + 60000, ELICITED_SIG,
+                             !strcmp(fm_json_str(plan, "status", ""), "proposed"), id_out, err);
     json_decref(plan);
     return rc;
 }
@@ -228,7 +238,10 @@ int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
                    max_ttl);
         goto out;
     }
-    if (strcmp(status, "proposed")) {
+    /* approved: not executed yet, and a second person may still be
+     * needed; whether these approvers together release it is the gate's
+     * decision when the call comes. */
+    if (strcmp(status, "proposed") && strcmp(status, "approved")) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "plan %s is %s, not awaiting approval: an approval releases one execution of"
                    " one plan, once; make a new plan",
@@ -236,19 +249,115 @@ int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
         goto out;
     }
     if (signature_check(ctx, plan_id, hash, approver, expires_ms, sig_b64, err)) goto out;
-    rc = insert_approval(ctx, plan_id, hash, approver, expires_ms, sig_b64, id_out, err);
+    rc = insert_approval(ctx, plan_id, hash, approver, expires_ms, sig_b64,
+                         !strcmp(status, "proposed"), id_out, err);
 out:
     json_decref(plan);
     return rc;
 }
 
+/* Whether a stored approval counts now: a signed one verifies against the
+ * keys configured now; an elicited one only while this session may
+ * approve through elicitation. */
+static bool still_valid(fm_ctx *ctx, const char *plan_id, const char *hash, const char *approver,
+                        int64_t expires_ms, const char *sig, fm_err *err)
+{
+    if (strcmp(sig, ELICITED_SIG))
+        return !signature_check(ctx, plan_id, hash, approver, expires_ms, sig, err);
+    if (fm_approval_elicitation_allowed(ctx)) return true;
+    fm_err_set(err, FM_ERR_APPROVAL,
+               "an approval of plan %.40s carries no signature (elicitation), and this caller"
+               " is not trusted for elicited approvals (approvals.elicitation.trusted_subjects):"
+               " a human approves with `mcp-cli approve`",
+               plan_id);
+    return false;
+}
+
+/* Appends to ids (up to FM_APPROVAL_MAX_PER_PLAN, *n in/out) the approvers
+ * of plan_id's other unused, unexpired approvals for hash that are still
+ * valid; one that is not is left out (the quorum then says who is
+ * missing).  0, or -1 when the store cannot be read. */
+static int other_approvers(fm_ctx *ctx, const char *plan_id, const char *hash, const char *skip,
+                           char ids[][FM_APPROVER_LEN], size_t *n, fm_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db,
+                           "SELECT approver,expires_ms,signature FROM approvals WHERE plan_id=?"
+                           " AND plan_hash=? AND used_ms IS NULL AND expires_ms>? AND id<>?"
+                           " ORDER BY created_ms",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "approval read");
+    sqlite3_bind_text(s, 1, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, fm_now_ms());
+    sqlite3_bind_text(s, 4, skip, -1, SQLITE_STATIC);
+    int rc = SQLITE_DONE;
+    while (*n < FM_APPROVAL_MAX_PER_PLAN && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *who = (const char *)sqlite3_column_text(s, 0);
+        const char *sig = (const char *)sqlite3_column_text(s, 2);
+        fm_err ignored = {0};
+        if (who && sig &&
+            still_valid(ctx, plan_id, hash, who, sqlite3_column_int64(s, 1), sig, &ignored))
+            snprintf(ids[(*n)++], FM_APPROVER_LEN, "%s", who);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fm_store_fail(&ctx->store, err, "approval read");
+    return 0;
+}
+
+/* Marks approval_id used (it must still be unused), then every other
+ * unused approval of its plan: they released this one execution. */
+static int mark_used(fm_ctx *ctx, const char *approval_id, const char *plan_id, fm_err *err)
+{
+    static const char *const sql[2] = {
+        "UPDATE approvals SET used_ms=?, used_session=? WHERE id=? AND used_ms IS NULL",
+        "UPDATE approvals SET used_ms=?, used_session=? WHERE plan_id=? AND used_ms IS NULL"};
+    int64_t now = fm_now_ms();
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(ctx->store.db, sql[i], -1, &s, NULL) != SQLITE_OK)
+            return fm_store_fail(&ctx->store, err, "approval update");
+        sqlite3_bind_int64(s, 1, now);
+        sqlite3_bind_text(s, 2, ctx->session.id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, i ? plan_id : approval_id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "approval update");
+        if (!i && sqlite3_changes(ctx->store.db) != 1)
+            return fm_err_set(err, FM_ERR_APPROVAL, "approval %s was used concurrently",
+                              approval_id);
+    }
+    return 0;
+}
+
+int fm_approval_plan_of(fm_ctx *ctx, const char *approval_id, char plan_id_out[FM_APPROVAL_ID_LEN],
+                        fm_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ctx->store.db, "SELECT plan_id FROM approvals WHERE id=?", -1, &s,
+                           NULL) != SQLITE_OK)
+        return fm_store_fail(&ctx->store, err, "approval read");
+    sqlite3_bind_text(s, 1, approval_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW) return 0;
+    return fm_err_set(err, FM_ERR_APPROVAL, "no approval %.40s: run `mcp-cli approve PLAN` first",
+                      approval_id);
+}
+
 int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_hash,
-                        char plan_id_out[FM_APPROVAL_ID_LEN], char approver_out[64], fm_err *err)
+                        const fm_approval_need *need, char plan_id_out[FM_APPROVAL_ID_LEN],
+                        char *approvers_out, size_t approvers_len, fm_err *err)
 {
     fm_store *st = &ctx->store;
     if (fm_store_begin(st, err)) return -1;
     sqlite3_stmt *s = NULL;
     int rc = -1;
+    char ids[FM_APPROVAL_MAX_PER_PLAN][FM_APPROVER_LEN];
+    size_t n = 0;
     if (sqlite3_prepare_v2(st->db,
                            "SELECT plan_id,plan_hash,approver,expires_ms,used_ms,signature"
                            " FROM approvals WHERE id=?",
@@ -263,7 +372,7 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
         goto out;
     }
     snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
-    snprintf(approver_out, 64, "%s", (const char *)sqlite3_column_text(s, 2));
+    snprintf(ids[n++], FM_APPROVER_LEN, "%s", (const char *)sqlite3_column_text(s, 2));
     if (strcmp((const char *)sqlite3_column_text(s, 1), plan_hash)) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "approval %s was given for plan %s, and this call is not that plan (its"
@@ -283,38 +392,22 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
                    approval_id);
         goto out;
     }
-    /* The row is trusted no more than the store is: its signature is
+    /* The rows are trusted no more than the store is: every signature is
      * checked again, against the keys configured now. */
     char sig[200];
     const unsigned char *sigcol = sqlite3_column_text(s, 5);
     snprintf(sig, sizeof sig, "%s", sigcol ? (const char *)sigcol : "");
     sqlite3_finalize(s);
     s = NULL;
-    if (!strcmp(sig, ELICITED_SIG)) {
-        if (!fm_approval_elicitation_allowed(ctx)) {
-            fm_err_set(err, FM_ERR_APPROVAL,
-                       "approval %s carries no signature (elicitation) and this server does not"
-                       " accept elicited approvals: a human approves with `mcp-cli approve`",
-                       approval_id);
-            goto out;
-        }
-    } else if (signature_check(ctx, plan_id_out, plan_hash, approver_out, expires_ms, sig, err)) {
+    if (!still_valid(ctx, plan_id_out, plan_hash, ids[0], expires_ms, sig, err)) goto out;
+    if (other_approvers(ctx, plan_id_out, plan_hash, approval_id, ids, &n, err)) goto out;
+    const char *who[FM_APPROVAL_MAX_PER_PLAN];
+    for (size_t i = 0; i < n; i++)
+        who[i] = ids[i];
+    if (fm_approval_quorum(fm_config_section(&ctx->cfg, "approvals"), need, who, n,
+                           approvers_out, approvers_len, err))
         goto out;
-    }
-    if (sqlite3_prepare_v2(st->db,
-                           "UPDATE approvals SET used_ms=?, used_session=? WHERE id=? AND"
-                           " used_ms IS NULL",
-                           -1, &s, NULL) != SQLITE_OK) {
-        fm_store_fail(st, err, "approval update");
-        goto out;
-    }
-    sqlite3_bind_int64(s, 1, fm_now_ms());
-    sqlite3_bind_text(s, 2, ctx->session.id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, approval_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE || sqlite3_changes(st->db) != 1) {
-        fm_err_set(err, FM_ERR_APPROVAL, "approval %s was used concurrently", approval_id);
-        goto out;
-    }
+    if (mark_used(ctx, approval_id, plan_id_out, err)) goto out;
     if (fm_plan_transition(ctx, plan_id_out, "approved", "executed", err)) goto out;
     rc = 0;
 out:

@@ -8,6 +8,7 @@
 #include "fleetmcp/fm_util.h"
 
 #define MAX_APPROVERS 16 /* more approvals than this on one plan are not looked at */
+#define ELICITED "elicitation:" /* approver id prefix of an elicited approval */
 
 void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency, const char *role,
                           const char *creator, fm_approval_need *need)
@@ -27,6 +28,20 @@ void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency,
         need->people = 2;
         snprintf(need->why, sizeof need->why, "emergency mode");
     }
+}
+
+void fm_approval_need_action(const json_t *approvals, const char *action, fm_approval_need *need)
+{
+    const json_t *two = json_object_get(approvals, "two_person");
+    size_t i;
+    const json_t *a;
+    json_array_foreach(json_object_get(two, "actions"), i, a)
+    if (need->people < 2 && json_is_string(a) && !strcmp(json_string_value(a), action)) {
+        need->people = 2;
+        snprintf(need->why, sizeof need->why, "%s is in approvals.two_person.actions", action);
+    }
+    const char *role = fm_json_str(json_object_get(approvals, "require_role"), action, "");
+    if (!need->role[0] && role[0]) snprintf(need->role, sizeof need->role, "%s", role);
 }
 
 static const json_t *key_of(const json_t *approvals, const char *id)
@@ -61,7 +76,8 @@ static void note(char *buf, size_t len, const char *text)
 }
 
 int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
-                       const char *const *approvers, size_t n, fm_err *err)
+                       const char *const *approvers, size_t n, char *counted_out,
+                       size_t counted_len, fm_err *err)
 {
     const char *people[MAX_APPROVERS];
     const char *first_id[MAX_APPROVERS];
@@ -79,7 +95,10 @@ int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
             note(notes, sizeof notes, line);
             continue;
         }
+        /* An elicited approval is the verified subject's own: it is that
+         * person to creator separation and to counting people. */
         const char *person = key ? fm_json_str(key, "person", approvers[i]) : approvers[i];
+        if (!key && !strncmp(person, ELICITED, strlen(ELICITED))) person += strlen(ELICITED);
         if (need->separate && need->creator[0] &&
             (!strcmp(person, need->creator) || !strcmp(approvers[i], need->creator))) {
             snprintf(line, sizeof line, "%s created the plan and cannot approve it", id);
@@ -106,7 +125,19 @@ int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
         people[counted] = person;
         first_id[counted++] = approvers[i];
     }
-    if ((int)counted >= need->people) return 0;
+    if ((int)counted >= need->people) {
+        if (counted_out && counted_len) {
+            counted_out[0] = '\0';
+            for (size_t i = 0; i < counted; i++) {
+                char who[140];
+                snprintf(who, sizeof who, "%s%s", i ? ", " : "", people[i]);
+                size_t o = strlen(counted_out), w = strlen(who);
+                if (o + w >= counted_len) break;
+                memcpy(counted_out + o, who, w + 1);
+            }
+        }
+        return 0;
+    }
     char role[96] = "";
     if (need->role[0]) snprintf(role, sizeof role, " with role %s", need->role);
     return fm_err_set(err, FM_ERR_APPROVAL,

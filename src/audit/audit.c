@@ -447,8 +447,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     /* Who: a verified principal (HTTP with `auth`) is the token's subject,
      * always an agent: a client naming itself mcp-cli proves nothing, and
      * the os_user column says how it was verified ("static-token:CLIENT",
-     * "jwt:CLIENT"), which a plain OS user never looks like.  Otherwise the
-     * self-declared client name, as before. */
+     * "jwt:CLIENT").  Otherwise the client's self-declared name, with
+     * os_user "self-declared:OSUSER". */
     const char *who_kind = fm_session_initiator(ses) == FM_INITIATOR_HUMAN ? "human" : "agent";
     const char *who_name = fm_session_who(ses);
     const char *who_os = ses->os_user;
@@ -457,6 +457,12 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         snprintf(os_buf, sizeof os_buf, "%s:%s",
                  fm_principal_source_name(ses->principal.source),
                  ses->principal.client_id[0] ? ses->principal.client_id : ses->principal.subject);
+        who_os = os_buf;
+    } else {
+        /* stdio (or HTTP without auth): the OS user running the server is
+         * all that is known; the kind and name are the client's own claim,
+         * and the row says so. */
+        snprintf(os_buf, sizeof os_buf, FM_SELF_DECLARED "%s", ses->os_user);
         who_os = os_buf;
     }
     const int64_t ts = fm_now_ms();

@@ -106,18 +106,18 @@ static void problem(json_t *problems, const fm_yaml_doc *doc, const char *ptr, c
     json_array_append_new(problems, json_string(buf));
 }
 
-/* Elicitation would let a client approve its own plan on the strength of
- * the name it declares (clientInfo.name), which any client can claim. */
+/* trusted_clients would let a client approve its own plan on the strength
+ * of the name it declares (clientInfo.name), which any client can claim;
+ * trusted_subjects (verified token subjects) is the way. */
 static void check_elicitation(const fm_yaml_doc *doc, json_t *problems)
 {
     const json_t *el = json_object_get(json_object_get(doc->root, "approvals"), "elicitation");
     if (json_is_true(json_object_get(el, "enabled")) &&
         json_array_size(json_object_get(el, "trusted_clients")))
         problem(problems, doc, "/approvals/elicitation/enabled",
-                "elicitation may not release hitl actions yet: trusted_clients match the"
-                " client's self-declared name, which any client can claim (an agent calling"
-                " itself mcp-cli would approve its own plans); set enabled: false until"
-                " clients are identified by verified credentials");
+                "trusted_clients match the client's self-declared name, which any client can"
+                " claim (an agent calling itself mcp-cli would approve its own plans): name"
+                " verified token subjects in trusted_subjects instead (HTTP with auth)");
 }
 
 /* A private file (key, secret) others can read, or a trust file others

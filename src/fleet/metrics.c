@@ -136,6 +136,10 @@ json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
     json_object_set_new(m, "repeat_offenders", offenders);
     json_object_set_new(m, "shadow_recommendations", json_integer((json_int_t)recs));
     json_object_set_new(m, "shadow_agreement_ratio", ratio(agreed, recs));
+    /* Both ratios count rows labelled human, and that label is only ever
+     * a stdio client's own name (a verified HTTP caller is an agent):
+     * say so next to the numbers. */
+    json_object_set_new(m, "human_label", json_string("self-declared"));
     return m;
 }
 
@@ -159,7 +163,8 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
           "Workflows that completed, of those that ended, over 30 days",
           json_object_get(m, "automation_success_ratio"));
     gauge(f, "fleetmcp_manual_override_ratio",
-          "Human node actions on nodes fleetmcp remediated, per remediated node, 30 days",
+          "Human node actions on nodes fleetmcp remediated, per remediated node, 30 days"
+          " (human as self-declared by the stdio client)",
           json_object_get(m, "manual_override_ratio"));
     gauge(f, "fleetmcp_false_positive_quarantines",
           "Workflows that returned a node without repairing anything, 30 days",
@@ -172,7 +177,8 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
     gauge(f, "fleetmcp_repeat_offender_nodes", "Nodes with two or more workflows in 30 days", rep);
     json_decref(rep);
     gauge(f, "fleetmcp_shadow_agreement_ratio",
-          "Shadow recommendations a human carried out within 24 h",
+          "Shadow recommendations a human carried out within 24 h (human as self-declared by"
+          " the stdio client)",
           json_object_get(m, "shadow_agreement_ratio"));
     fprintf(f, "# HELP fleetmcp_nodes Nodes fleetmcp tracks, by remediation state\n"
                "# TYPE fleetmcp_nodes gauge\n");

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "fleetmcp/fm_approval.h"
+#include "fleetmcp/fm_approval_roles.h"
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_runbook.h"
@@ -208,6 +209,70 @@ bool fm_gate_approval_needed(fm_ctx *ctx, const fm_tool_def *t, const json_t *co
     return !fm_guard_all_canary(ctx, json_object_get(content, "nodes"));
 }
 
+/* What releasing content takes (approvals.two_person, require_role, the
+ * runbook's approval_role, separate_creator), decided here and nowhere
+ * else.  creator is who created the plan, as fm_session_who named them.
+ * -1 with err when the plan's runbook cannot be read: its role is then
+ * unknown, and nothing is released. */
+static int approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *content,
+                         const char *creator, fm_approval_need *need, fm_err *err)
+{
+    const json_t *approvals = fm_config_section(&ctx->cfg, "approvals");
+    const char *rb_id = fm_json_str(content, "runbook", NULL);
+    const char *role = NULL;
+    if (rb_id) {
+        if (!ctx->runbooks && fm_runbooks_load(ctx, err)) return -1;
+        const fm_runbook *rb = fm_runbook_find(ctx->runbooks, rb_id);
+        if (!rb) {
+            fm_err_set(err, FM_ERR_NOT_FOUND, "runbook %.64s is no longer in the catalog", rb_id);
+            return -1;
+        }
+        role = fm_json_str(rb->doc, "approval_role", NULL);
+    }
+    /* Emergency mode (the policy issue) will pass true here. */
+    fm_approval_need_for(approvals, json_array_size(json_object_get(content, "nodes")), false,
+                         role, creator, need);
+    fm_approval_need_action(approvals, rb_id ? rb_id : t->name, need);
+    return 0;
+}
+
+/* The name part of a plan's created_by ("human:NAME",
+ * "agent:NAME"). */
+static const char *creator_of(const json_t *plan)
+{
+    const char *who = fm_json_str(plan, "created_by", "");
+    const char *colon = strchr(who, ':');
+    return colon ? colon + 1 : who;
+}
+
+/* Consumes approval for content (hash) if the plan's approvers, taken
+ * together, meet what it takes; fills d either way. */
+static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, const char *hash,
+                    const char *approval, fm_gate_decision *d)
+{
+    fm_err err = {0};
+    char plan_id[FM_APPROVAL_ID_LEN], approvers[256] = "";
+    json_t *plan = NULL;
+    fm_approval_need need;
+    if (fm_approval_plan_of(ctx, approval, plan_id, &err) ||
+        !(plan = fm_plan_get(ctx, plan_id, &err))) {
+        deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
+        return;
+    }
+    int rc = approval_need(ctx, t, content, creator_of(plan), &need, &err);
+    json_decref(plan);
+    if (rc || fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers,
+                                  sizeof approvers, &err)) {
+        deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
+        return;
+    }
+    snprintf(d->approval_id, sizeof d->approval_id, "%s", approval);
+    snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
+    /* The people, not only the approval id, go on the audit row. */
+    snprintf(d->reason, sizeof d->reason, "approved by %s (approval %s, plan %s)", approvers,
+             approval, plan_id);
+}
+
 /* A call with approval_id runs if that approval is for exactly this plan
  * (same hash), unused and unexpired; it is consumed atomically.  Without
  * one, the call becomes a plan and the refusal names the command a human
@@ -258,15 +323,7 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
         goto out;
     }
     if (approval) {
-        char plan_id[FM_APPROVAL_ID_LEN], approver[64];
-        if (fm_approval_consume(ctx, approval, hash, plan_id, approver, &err)) {
-            deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
-        } else {
-            snprintf(d->approval_id, sizeof d->approval_id, "%s", approval);
-            snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
-            snprintf(d->reason, sizeof d->reason, "approved by %s (approval %s, plan %s)",
-                     approver, approval, plan_id);
-        }
+        release(ctx, t, content, hash, approval, d);
         goto out;
     }
     char plan_id[FM_PLAN_ID_LEN];
@@ -277,13 +334,21 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
         goto out;
     }
     snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
+    fm_approval_need need;
+    char takes[400] = "";
+    if (approval_need(ctx, t, content, fm_session_who(&ctx->session), &need, &err) == 0 &&
+        (need.people > 1 || need.role[0]))
+        snprintf(takes, sizeof takes, " It takes %d distinct %s%s%s%s%s%s, each running that"
+                 " command.", need.people, need.people > 1 ? "people" : "person",
+                 need.role[0] ? " with role " : "", need.role, need.why[0] ? " (" : "",
+                 need.why, need.why[0] ? ")" : "");
     deny(d, FM_ERR_APPROVAL,
          "%s needs a human approval (autonomy %s, risk %s). Plan %s records what would run."
          " A human approves it with: mcp-cli approve %s --key APPROVER_KEY --approver NAME"
-         " ; then call %s again with the same arguments plus approval_id set to the id it"
+         " ;%s then call %s again with the same arguments plus approval_id set to the id it"
          " prints",
          t->name, fm_autonomy_name(t->autonomy), fm_json_str(detail, "risk", "?"), plan_id,
-         plan_id, t->name);
+         plan_id, takes, t->name);
 out:
     json_decref(content);
     json_decref(detail);
@@ -308,6 +373,7 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
      *     was not shown is refused with the scope to ask for. */
     if (!fm_gate_scope_ok(ctx, ti, why, sizeof why)) {
         deny(d, FM_ERR_DENIED, "%s", why);
+        d->scope_needed = (int)t->autonomy + 1;
         return;
     }
     /* 2. every backend the tool needs is configured. */

@@ -111,8 +111,8 @@ static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_i
                    err.code ? err.text : action[0] ? action : "not approved");
         return -1;
     }
-    char who[96];
-    snprintf(who, sizeof who, "elicitation:%.64s", ctx->session.client_name);
+    char who[FM_APPROVER_LEN];
+    snprintf(who, sizeof who, "elicitation:%s", fm_session_who(&ctx->session));
     return fm_approval_record_elicited(ctx, plan_id, who, ap_out, &err);
 }
 
@@ -188,6 +188,9 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
         rec.duration_us = mono_us() - t0;
         fm_err aerr = {0};
         int64_t row = fm_audit_append(ctx, &rec, &aerr);
+        /* Over HTTP a missing scope is answered 403 with the scope to ask
+         * for (step-up), after the refusal is recorded. */
+        if (d.scope_needed && ctx->xc) ctx->xc->step_up = d.scope_needed;
         if (row <= 0) {
             json_decref(empty);
             json_decref(elicited);

@@ -118,6 +118,7 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
     x->out = json_array();
     x->session_id = NULL;
     x->log_level_set = false;
+    x->step_up = 0;
     json_error_t je;
     json_t *msg = json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES, &je);
     if (!msg) {

@@ -113,8 +113,8 @@ int fm_mcp_input_approval(fm_ctx *ctx, const char *plan_id, json_t *ask,
                        action[0] ? action : "no answer to the approval request");
             return -1;
         }
-        char who[96];
-        snprintf(who, sizeof who, "elicitation:%.64s", ctx->session.client_name);
+        char who[FM_APPROVER_LEN];
+        snprintf(who, sizeof who, "elicitation:%s", fm_session_who(&ctx->session));
         return fm_approval_record_elicited(ctx, plan_id, who, ap_out, &err) ? -1 : 0;
     }
     /* First round: ask. */

@@ -39,8 +39,12 @@ static json_t *compact_row(json_t *r, bool detail)
     json_int_t ts = json_integer_value(json_object_get(r, "ts_ms"));
     char iso[32], who[160];
     fm_iso_time(ts, iso);
-    snprintf(who, sizeof who, "%s:%s", fm_json_str(r, "initiator_kind", "?"),
-             fm_json_str(r, "initiator_name", "?"));
+    /* A label the client gave itself is shown as such: "human:mcp-cli"
+     * on stdio proves nothing about a human. */
+    bool claimed = !strncmp(fm_json_str(r, "os_user", ""), FM_SELF_DECLARED,
+                            strlen(FM_SELF_DECLARED));
+    snprintf(who, sizeof who, "%s:%s%s", fm_json_str(r, "initiator_kind", "?"),
+             fm_json_str(r, "initiator_name", "?"), claimed ? " (self-declared)" : "");
     json_t *o = json_pack("{s:O, s:s, s:s, s:O, s:O, s:s}", "id", json_object_get(r, "id"),
                           "ts", iso, "phase", fm_json_str(r, "phase", "call"), "tool",
                           json_object_get(r, "tool") ? json_object_get(r, "tool") : json_null(),

@@ -506,8 +506,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     fm_mcp_http_exchange(sv->ctx, &x);
     sv->ctx->session.verified = false;
     memset(&sv->ctx->session.principal, 0, sizeof sv->ctx->session.principal);
-    enum MHD_Result ok =
-        send_out(sv, c, &x, api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"));
+    fm_auth_fail f;
+    memset(&f, 0, sizeof f);
+    enum MHD_Result ok;
+    if (x.step_up && sv->auth &&
+        fm_auth_require(sv->auth, &r->principal, (fm_autonomy)(x.step_up - 1), &f) != FM_AUTH_OK)
+        ok = refuse_auth(sv, c, &f);
+    else
+        ok = send_out(sv, c, &x, api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"));
     json_decref(x.out);
     free(x.session_id);
     return ok;

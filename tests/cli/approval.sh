@@ -81,5 +81,50 @@ n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='killswitch_re
 n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='plan_approve' and error_code='APPROVAL'")
 [ "$n" -ge 3 ] && ok || bad "refused approvals audited ($n)"
 build/fleetmcp audit verify --db "$FLEETMCP_DB" > /dev/null && ok || bad "audit chain verifies"
+
+# 12. Roles and the two-person rule, decided by the gate.  killswitch_release
+# is fleet-wide: approvals.two_person.actions names it, and require_role
+# asks for oncall.  alice holds two keys (one person); carol lacks oncall.
+export FLEETMCP_DB=$tmp/two.db
+for k in alice2 bob carol; do build/mcp-cli keygen --out "$tmp/$k.key" --approver "$k" > "$tmp/keygen-$k.txt" || bad "keygen $k"; done
+pub() { sed -n 's/^ *public_key: *//p' "$1" | head -1; }
+cat > "$tmp/fleetmcp.yaml" <<EOF
+mode: fleet
+approvals:
+  keys:
+    - {id: alice, public_key: "$(pub "$tmp/keygen.txt")", roles: [oncall]}
+    - {id: alice2, public_key: "$(pub "$tmp/keygen-alice2.txt")", person: alice, roles: [oncall]}
+    - {id: bob, public_key: "$(pub "$tmp/keygen-bob.txt")", roles: [oncall]}
+    - {id: carol, public_key: "$(pub "$tmp/keygen-carol.txt")", roles: [fleet-admin]}
+  max_ttl_s: 3600
+  two_person: {actions: [killswitch_release]}
+  require_role: {killswitch_release: oncall}
+EOF
+build/fleetmcp check-config --config "$tmp/fleetmcp.yaml" > /dev/null && ok || bad "two-person config is valid: $(build/fleetmcp check-config --config "$tmp/fleetmcp.yaml" 2>&1)"
+[ "$(run $cli call killswitch_engage reason=drill2)" = 0 ] && ok || bad "engage 2"
+[ "$(run $cli call killswitch_release reason=drill2-over)" = 5 ] && ok || bad "release 2 without approval"
+grep -q "It takes 2 distinct people with role oncall" "$tmp/err" && ok || bad "refusal says two people with oncall: $(cat "$tmp/err")"
+plan2=$(grep -o 'pl-[0-9a-f]\{16\}' "$tmp/err" | head -1)
+approve() { # KEY -> approval id on stdout
+    $cli --format json approve "$plan2" --key "$tmp/$1.key" --approver "$1" --ttl 10m --yes > "$tmp/ap.json" 2> "$tmp/ap.err" || { bad "approve by $1: $(cat "$tmp/ap.err")"; return; }
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["structuredContent"]["approval_id"])' "$tmp/ap.json"
+}
+release() { run $cli call killswitch_release reason=drill2-over approval_id="$1"; }
+a1=$(approve alice)
+[ "$(release "$a1")" = 5 ] && grep -q "needs approvals from 2 distinct people with role oncall.*1 counted" "$tmp/err" && ok || bad "one approval is not enough: $(cat "$tmp/err")"
+a2=$(approve alice2)
+[ "$(release "$a2")" = 5 ] && grep -q "alice approved twice (alice2, alice): one person counts once" "$tmp/err" && ok || bad "the same person twice is refused: $(cat "$tmp/err")"
+a3=$(approve carol)
+[ "$(release "$a3")" = 5 ] && grep -q "carol lacks role oncall" "$tmp/err" && ok || bad "a key lacking the role is refused: $(cat "$tmp/err")"
+[ "$(run $cli call fleet_status)" = 0 ] && grep -qE '^kill_switch +engaged=true' "$tmp/out" && ok || bad "refused releases changed nothing"
+a4=$(approve bob)
+[ "$(release "$a4")" = 0 ] && ok || bad "two distinct approvers release: $(cat "$tmp/err")"
+[ "$(run $cli call fleet_status)" = 0 ] && grep -qE '^kill_switch +engaged=false' "$tmp/out" && ok || bad "kill switch released by two"
+[ "$(release "$a1")" = 5 ] && grep -q "already used" "$tmp/err" && ok || bad "the other approvals were used up with it: $(cat "$tmp/err")"
+n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='killswitch_release' and phase='intent' and decision='allow' and approval_id='$a4' and reason like 'approved by bob, alice %'")
+[ "$n" = 1 ] && ok || bad "the audit row names both approving people ($n): $(sqlite3 "$FLEETMCP_DB" "select reason from audit where tool='killswitch_release' and approval_id='$a4'")"
+n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from approvals where plan_id='$plan2' and used_ms is not null")
+[ "$n" = 4 ] && ok || bad "every approval of the plan is used ($n)"
+build/fleetmcp audit verify --db "$FLEETMCP_DB" > /dev/null && ok || bad "audit chain verifies (two-person)"
 echo "approvals: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -56,8 +56,15 @@ contains "$tmp/out" "^  severity  *string  *critical,high,medium,low" "enum colu
 contains "$tmp/out" "rate-limited" "what the gate asks of a create tool"
 expect 0 "shell" -- sh -c "printf 'tools\ncall fleet_status\nfleet_status\nhelp\nquit\n' | $cli shell"
 contains "$tmp/out" "shadow" "shell ran fleet_status"
-# mcp-cli's calls are attributed to a human.
-n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where initiator_kind='human' and client_name='mcp-cli'")
-[ "$n" -ge 5 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: human attribution ($n rows)"; }
+# mcp-cli's calls are attributed to a human, by its own claim: the rows
+# carry the OS user and say self-declared, and so does audit_query.
+n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where initiator_kind='human' and client_name='mcp-cli' and os_user='self-declared:$(id -un)'")
+[ "$n" -ge 5 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: self-declared human attribution ($n rows)"; }
+n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where os_user not like 'self-declared:%'")
+[ "$n" = 0 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: every stdio row is self-declared ($n are not)"; }
+expect 0 "audit_query shows the label as self-declared" -- $cli --format json call audit_query limit=1 tool=fleet_status
+contains "$tmp/out" '"initiator": "human:mcp-cli (self-declared)"' "audit_query marks the label"
+expect 0 "fleet_status metrics say whose label they trust" -- $cli --format json call fleet_status
+contains "$tmp/out" '"human_label": "self-declared"' "metrics mark the human label"
 echo "mcp-cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

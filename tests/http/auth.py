@@ -34,14 +34,35 @@ def sha(t):
     return hashlib.sha256(t.encode()).hexdigest()
 
 
+HITL_TOKEN = "hitl-token-" + os.urandom(8).hex()
+CLI = os.path.join(os.path.dirname(FM), "mcp-cli")
+
+
+def keygen(name):
+    """An approver key pair: the private key file, the public key."""
+    out = subprocess.run([CLI, "keygen", "--out", os.path.join(tmp, name + ".key"),
+                          "--approver", name], capture_output=True, text=True, timeout=30).stdout
+    return re.search(r"public_key:\s*(\S+)", out).group(1)
+
+
+# alice's token creates plans; separate_creator (default on) keeps her
+# from approving them, with either of her keys.
+PUB = {k: keygen(k) for k in ("alice", "bob")}
+
+
 CONFIG = os.path.join(tmp, "auth.yaml")
 with open(CONFIG, "w") as f:
-    f.write("tickets:\n  backend: local\n"
+    f.write("mode: fleet\ntickets:\n  backend: local\n"
             "auth:\n  audience: http://127.0.0.1/mcp\n  tokens:\n"
             f"    - sha256: \"{sha(READ_TOKEN)}\"\n      subject: reader-bot\n"
             "      scopes: [\"fleetmcp:read\"]\n"
             f"    - sha256: \"{sha(CREATE_TOKEN)}\"\n      subject: ci-pipeline\n"
-            "      client_id: ci-client\n      scopes: [\"fleetmcp:read\", \"fleetmcp:create\"]\n")
+            "      client_id: ci-client\n      scopes: [\"fleetmcp:read\", \"fleetmcp:create\"]\n"
+            f"    - sha256: \"{sha(HITL_TOKEN)}\"\n      subject: alice@example.com\n"
+            "      scopes: [\"fleetmcp:read\", \"fleetmcp:create\", \"fleetmcp:hitl\"]\n"
+            "approvals:\n  keys:\n"
+            f"    - {{id: alice, public_key: \"{PUB['alice']}\", person: alice@example.com}}\n"
+            f"    - {{id: bob, public_key: \"{PUB['bob']}\"}}\n")
 
 DB = "auth.db"
 srv, port = start(FM, CONFIG, tmp, DB)
@@ -103,12 +124,18 @@ check(st == 200 and "fleet_status" in tools and "runbook_list" in tools and
 st, _, b = call(READ_TOKEN, "fleet_status", {})
 r = b.get("result", {}) if isinstance(b, dict) else {}
 check(st == 200 and not r.get("isError"), f"a read token calls fleet_status: {st} {b}")
-st, _, b = call(READ_TOKEN, "ticket_create",
-                {"summary": "should not exist", "node": "gpu-a01", "fault_class": "xid_79"})
-r = b.get("result", {}) if isinstance(b, dict) else {}
-text = r.get("content", [{}])[0].get("text", "") if r else ""
-check(st == 200 and r.get("isError") and text.startswith("DENIED:") and "fleetmcp:create" in text,
-      f"a read token is refused ticket_create, naming the scope: {st} {b}")
+def step_up(st, hd, b, scope):
+    """403 insufficient_scope naming the scopes to ask for (RFC 6750 3.1)."""
+    wa = hd.get("www-authenticate", "")
+    return (st == 403 and 'error="insufficient_scope"' in wa and scope in wa and
+            "resource_metadata=" in wa and isinstance(b, dict) and
+            b.get("error") == "insufficient_scope" and scope in b.get("scope", ""))
+
+
+st, hd, b = call(READ_TOKEN, "ticket_create",
+                 {"summary": "should not exist", "node": "gpu-a01", "fault_class": "xid_79"})
+check(step_up(st, hd, b, "fleetmcp:create"),
+      f"a read token is refused ticket_create: 403 step-up naming the scope: {st} {hd} {b}")
 
 # ---- a create token ---------------------------------------------------------------
 st, tools = listed(CREATE_TOKEN)
@@ -120,11 +147,10 @@ st, _, b = call(CREATE_TOKEN, "ticket_create",
                  "fault_class": "gpu_fallen_off_bus"}, name="mcp-cli")
 r = b.get("result", {}) if isinstance(b, dict) else {}
 check(st == 200 and not r.get("isError"), f"a create token runs ticket_create: {st} {b}")
-st, _, b = call(CREATE_TOKEN, "node_drain", {"node": "gpu-a02", "reason": "maintenance"}, name="mcp-cli")
-r = b.get("result", {}) if isinstance(b, dict) else {}
-text = r.get("content", [{}])[0].get("text", "") if r else ""
-check(st == 200 and r.get("isError") and text.startswith("DENIED:") and "fleetmcp:hitl" in text,
-      f"a create token is refused a hitl tool, naming fleetmcp:hitl: {b}")
+st, hd, b = call(CREATE_TOKEN, "node_drain", {"node": "gpu-a02", "reason": "maintenance"},
+                 name="mcp-cli")
+check(step_up(st, hd, b, "fleetmcp:hitl"),
+      f"a create token is refused a hitl tool: 403 step-up naming fleetmcp:hitl: {st} {hd} {b}")
 
 # ---- a 2025 session: the token, not the declared name, says who ----------------------
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -148,6 +174,43 @@ if sid:
     check(st == 200 and "ticket_create" not in names and "fleet_status" in names,
           f"each request is judged by its own token, not the session's first: {names}")
 
+# ---- creator separation: the token subject that made a plan cannot approve it ------
+def text_of(b):
+    r = b.get("result", {}) if isinstance(b, dict) else {}
+    return r.get("content", [{}])[0].get("text", "") if r else ""
+
+
+def approve(plan, who):
+    env = dict(os.environ, FLEETMCP_DB=os.path.join(tmp, DB))
+    r = subprocess.run([CLI, "--config", CONFIG, "--format", "json", "approve", plan, "--key",
+                        os.path.join(tmp, who + ".key"), "--approver", who, "--ttl", "10m",
+                        "--yes"], capture_output=True, text=True, env=env, timeout=60)
+    try:
+        return json.loads(r.stdout)["structuredContent"]["approval_id"]
+    except (ValueError, KeyError):
+        check(False, f"mcp-cli approve by {who}: {r.returncode} {r.stderr}")
+        return "ap-none"
+
+
+st, _, b = call(HITL_TOKEN, "killswitch_engage", {"reason": "creator-drill"})
+check(st == 200 and not b.get("result", {}).get("isError"), f"alice engages: {b}")
+RELEASE = {"reason": "creator-drill-over"}
+st, _, b = call(HITL_TOKEN, "killswitch_release", RELEASE)
+m = re.search(r"pl-[0-9a-f]{16}", text_of(b))
+check(m is not None and text_of(b).startswith("APPROVAL:"), f"release makes a plan: {b}")
+plan = m.group(0) if m else "pl-none"
+ap_alice = approve(plan, "alice")
+st, _, b = call(HITL_TOKEN, "killswitch_release", dict(RELEASE, approval_id=ap_alice))
+check("alice created the plan and cannot approve it" in text_of(b),
+      f"the creator's own approval is refused: {text_of(b)}")
+ap_bob = approve(plan, "bob")
+st, hd, b = call(READ_TOKEN, "killswitch_release", dict(RELEASE, approval_id=ap_bob))
+check(step_up(st, hd, b, "fleetmcp:hitl"),
+      f"a read-only token cannot use a valid approval (403 step-up): {st} {b}")
+st, _, b = call(HITL_TOKEN, "killswitch_release", dict(RELEASE, approval_id=ap_bob))
+check(st == 200 and not b.get("result", {}).get("isError"),
+      f"another person's approval releases alice's plan: {b}")
+
 srv.send_signal(signal.SIGTERM)
 check(srv.wait(timeout=15) == 0, "server exits 0")
 
@@ -165,8 +228,15 @@ rows = con.execute("select initiator_kind, initiator_name, os_user, client_name 
 check(rows and all(r[0] == "agent" and r[1] == "ci-pipeline" and r[2] == "static-token:ci-client"
                    for r in rows),
       f"the create token's rows name its subject, never a human: {rows}")
-n = con.execute("select count(*) from audit where initiator_kind='human'").fetchone()[0]
-check(n == 0, f"no row is attributed to a human ({n})")
+# (mcp-cli approve ran on stdio: its rows carry the OS user, not a token.)
+n = con.execute("select count(*) from audit where initiator_kind='human'"
+                " and os_user like 'static-token:%'").fetchone()[0]
+check(n == 0, f"no row is attributed to a human over HTTP ({n})")
+rows = con.execute("select initiator_name, reason from audit where tool='killswitch_release'"
+                   " and phase='intent' and decision='allow'").fetchall()
+check(len(rows) == 1 and rows[0][0] == "alice@example.com" and
+      rows[0][1].startswith("approved by bob "),
+      f"the released call names its token subject and the approving person: {rows}")
 con.close()
 
 # ---- binds: with tokens configured, a non-loopback address may be used ------------

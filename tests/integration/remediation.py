@@ -459,27 +459,51 @@ def xid79_story():
     restore("gpu-a01")
 
 
-def runbook_change_voids_approval():
-    print("== a runbook change voids the approval", flush=True)
+def approved_row_remap_with_own_runbooks(name, before_execute=None, before_plan=None):
+    """A row-remap plan on gpu-b02 approved by alice, with a private copy of
+    the runbooks (edited by before_plan(dir) and before_execute(dir));
+    returns the repair_execute answer and whether Slurm stayed unchanged."""
     import shutil
-    rbdir = os.path.join(TMP, "runbooks")
+    rbdir = os.path.join(TMP, "runbooks-" + name)
     shutil.copytree(os.environ["FLEETMCP_RUNBOOKS"], rbdir)
-    env = Env("rbchange", extra=f"runbooks:\n  dir: {rbdir}\n")
+    if before_plan:
+        before_plan(os.path.join(rbdir, "rb-gpu-row-remap-pending.yaml"))
+    env = Env(name, extra=f"runbooks:\n  dir: {rbdir}\n")
     saved = os.environ.pop("FLEETMCP_RUNBOOKS")
     try:
         rc, sc, err = env.call("repair_plan", node="gpu-b02", fault_class="gpu_row_remap_pending")
         plan = sc["plan_id"]
         ap = env.approve(plan)
-        p = os.path.join(rbdir, "rb-gpu-row-remap-pending.yaml")
-        text = open(p).read().replace("version: 1", "version: 2", 1)
-        open(p, "w").write(text)
+        if before_execute:
+            before_execute(os.path.join(rbdir, "rb-gpu-row-remap-pending.yaml"))
         before = sinfo()
         rc, wf, err = env.call("repair_execute", plan_id=plan, approval_id=ap)
-        check(rc == 5 and "APPROVAL" in err, "approval of v1 refused after the runbook became v2",
-              err)
-        check(*unchanged(before, "nothing ran"))
+        return rc, err, unchanged(before, "nothing ran")
     finally:
         os.environ["FLEETMCP_RUNBOOKS"] = saved
+
+
+def edit(path, old, new):
+    text = open(path).read().replace(old, new, 1)
+    open(path, "w").write(text)
+
+
+def runbook_change_voids_approval():
+    print("== a runbook change voids the approval", flush=True)
+    rc, err, same = approved_row_remap_with_own_runbooks(
+        "rbchange", before_execute=lambda p: edit(p, "version: 1", "version: 2"))
+    check(rc == 5 and "APPROVAL" in err, "approval of v1 refused after the runbook became v2", err)
+    check(*same)
+
+
+def runbook_role_required():
+    print("== a runbook's approval_role is asked of its approvers", flush=True)
+    rc, err, same = approved_row_remap_with_own_runbooks(
+        "rbrole",
+        before_plan=lambda p: edit(p, "version: 1", "version: 1\napproval_role: fleet-admin"))
+    check(rc == 5 and "alice lacks role fleet-admin" in err,
+          "an approver without the runbook's role is refused", err)
+    check(*same)
 
 
 def dbe_reset():
@@ -694,7 +718,8 @@ def race():
 def main():
     restore(*NODES)
     only = os.environ.get("FM_ONLY", "").split(",")
-    for fn in (guardrails, shadow, canary, single_actions, xid79_story, runbook_change_voids_approval, dbe_reset,
+    for fn in (guardrails, shadow, canary, single_actions, xid79_story, runbook_change_voids_approval,
+               runbook_role_required, dbe_reset,
                survives, kill9, race):
         if only != [""] and fn.__name__ not in only:
             continue

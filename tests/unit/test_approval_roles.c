@@ -16,7 +16,8 @@ static json_t *approvals(void)
         "  \"roles\": [\"oncall\"]},"
         " {\"id\": \"bob@example.com\", \"public_key\": \"x\", \"roles\": [\"oncall\"]},"
         " {\"id\": \"carol@example.com\", \"public_key\": \"x\", \"roles\": [\"fleet-admin\"]}],"
-        " \"two_person\": {\"above_nodes\": 1}}",
+        " \"two_person\": {\"above_nodes\": 1, \"actions\": [\"killswitch_release\"]},"
+        " \"require_role\": {\"node_drain\": \"oncall\"}}",
         0, NULL);
     ck_assert_ptr_nonnull(a);
     return a;
@@ -26,7 +27,7 @@ static int quorum(const json_t *cfg, const fm_approval_need *need, const char *c
                   fm_err *err)
 {
     fm_err_clear(err);
-    return fm_approval_quorum(cfg, need, ids, n, err);
+    return fm_approval_quorum(cfg, need, ids, n, NULL, 0, err);
 }
 
 START_TEST(one_node_one_person)
@@ -148,6 +149,52 @@ START_TEST(creator_cannot_approve)
 }
 END_TEST
 
+/* two_person.actions and require_role name actions; a runbook's own role
+ * wins over require_role; the people counted are reported. */
+START_TEST(per_action_rules)
+{
+    json_t *cfg = approvals();
+    fm_approval_need need;
+    fm_approval_need_for(cfg, 0, false, NULL, NULL, &need);
+    fm_approval_need_action(cfg, "killswitch_release", &need);
+    ck_assert_int_eq(need.people, 2);
+    ck_assert_ptr_nonnull(strstr(need.why, "two_person.actions"));
+    ck_assert_str_eq(need.role, "");
+    fm_approval_need_for(cfg, 1, false, NULL, NULL, &need);
+    fm_approval_need_action(cfg, "node_drain", &need);
+    ck_assert_int_eq(need.people, 1);
+    ck_assert_str_eq(need.role, "oncall");
+    fm_approval_need_for(cfg, 1, false, "fleet-admin", NULL, &need);
+    fm_approval_need_action(cfg, "node_drain", &need);
+    ck_assert_str_eq(need.role, "fleet-admin");
+    fm_approval_need_for(cfg, 0, false, NULL, NULL, &need);
+    fm_approval_need_action(cfg, "killswitch_release", &need);
+    const char *two[] = {"bob@example.com", "alice-laptop"};
+    char counted[128];
+    fm_err err;
+    fm_err_clear(&err);
+    ck_assert_int_eq(fm_approval_quorum(cfg, &need, two, 2, counted, sizeof counted, &err), 0);
+    ck_assert_str_eq(counted, "bob@example.com, alice@example.com");
+    json_decref(cfg);
+}
+END_TEST
+
+/* An elicited approval is the person its verified subject names: the
+ * creator of a plan cannot approve it that way either. */
+START_TEST(elicited_is_its_subject)
+{
+    json_t *cfg = approvals();
+    fm_approval_need need;
+    fm_approval_need_for(cfg, 1, false, NULL, "alice@example.com", &need);
+    const char *el[] = {"elicitation:alice@example.com"};
+    fm_err err;
+    ck_assert_int_eq(quorum(cfg, &need, el, 1, &err), FM_ERR_APPROVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "created the plan"));
+    const char *other[] = {"elicitation:bob@example.com"};
+    ck_assert_int_eq(quorum(cfg, &need, other, 1, &err), 0);
+    json_decref(cfg);
+}
+END_TEST
 static Suite *approval_roles_suite(void)
 {
     Suite *s = suite_create("approval_roles");
@@ -157,6 +204,8 @@ static Suite *approval_roles_suite(void)
     tcase_add_test(tc, emergency_needs_two);
     tcase_add_test(tc, roles);
     tcase_add_test(tc, creator_cannot_approve);
+    tcase_add_test(tc, per_action_rules);
+    tcase_add_test(tc, elicited_is_its_subject);
     suite_add_tcase(s, tc);
     return s;
 }
