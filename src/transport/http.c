@@ -5,7 +5,8 @@
  * stdio start (see src/util/curl_lazy.c for the same trade).
  *
  * One thread runs the daemon (external polling with MHD_run_wait) and the
- * protocol core, so the core keeps its single-threaded fm_ctx.  Hardening
+ * protocol core, so the core keeps its single-threaded fm_ctx; concurrency
+ * comes from worker processes (http_workers.c) accepting on one socket.  Hardening
  * lives here: Host and Origin allow-lists (DNS rebinding), loopback-only
  * binds unless the config has an `auth` section (then every /mcp request
  * carries a verified credential), a body cap, header and body
