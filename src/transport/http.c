@@ -323,7 +323,7 @@ static enum MHD_Result respond(server *sv, struct MHD_Connection *c, unsigned st
     }
     if (type) sv->api.add_response_header(rs, "Content-Type", type);
     if (session) sv->api.add_response_header(rs, "Mcp-Session-Id", session);
-    if (status == 405) sv->api.add_response_header(rs, "Allow", "POST");
+    if (status == 405) sv->api.add_response_header(rs, "Allow", "POST, DELETE");
     if (sv->draining) sv->api.add_response_header(rs, "Connection", "close");
     enum MHD_Result ok = sv->api.queue_response(c, status, rs);
     sv->api.destroy_response(rs);
@@ -444,10 +444,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                &who, &f) != FM_AUTH_OK)
                 return refuse_auth(sv, c, &f);
         }
+        if (!strcmp(method, "DELETE")) {
+            /* Ends a 2025-era session; the body, if any, is not read. */
+            fm_err e = {0};
+            int st = fm_mcp_http_end_session(
+                sv->ctx, api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id"), &e);
+            return st == 200 ? respond(sv, c, 200, NULL, NULL, 0, NULL)
+                             : refuse(sv, c, (unsigned)st, e.text);
+        }
         if (strcmp(method, "POST"))
             return refuse(sv, c, 405,
-                          "Method Not Allowed: POST JSON-RPC to /mcp; this server opens no"
-                          " standalone SSE stream and keeps no session to DELETE");
+                          "Method Not Allowed: POST JSON-RPC to /mcp (DELETE ends a session);"
+                          " this server opens no standalone SSE stream");
         const char *ct = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
         if (!ct || strncasecmp(ct, "application/json", 16))
             return refuse(sv, c, 415, "Unsupported Media Type: send Content-Type:"

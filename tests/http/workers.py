@@ -2,7 +2,8 @@
 """Several worker processes behind one socket (http.workers): parallel
 keep-alive clients of both protocol eras get their own correct answers,
 every call is in the audit chain and the chain verifies afterwards, a
-worker that dies is replaced, and SIGTERM stops them all.
+session ended by DELETE is ended at every worker, a worker that dies is
+replaced, and SIGTERM stops them all.
 Bounded by count (CLIENTS x CALLS) and by time (DEADLINE_S); no timing is
 asserted.  Usage: workers.py path/to/fleetmcp"""
 import http.client
@@ -141,6 +142,29 @@ bad = [(era, fc, rid, st, b) for era, fc, rid, st, b in done
        if st != 200 or not isinstance(b, dict) or b.get("id") != rid or answer(b) != expected.get(fc)]
 check(not bad, f"every parallel call got its own request's answer ({len(bad)} wrong): {bad[:2]}")
 check({e for e, *_ in done} == {"2025", "2026"}, "both protocol eras ran in parallel")
+
+# DELETE ends a 2025 session for every worker: the end is in the store.
+c = Client(port, "2025")
+st, _, b = c.rpc("tools/list", {}, 3)
+check(st == 200 and "result" in b, f"a new session works: {st}")
+c.c.request("DELETE", "/mcp", headers={"Mcp-Session-Id": c.session})
+r = c.c.getresponse()
+r.read()
+check(r.status == 200, f"DELETE with the session id ends it: {r.status}")
+after = []
+for _ in range(6):  # new connections, spread over the workers
+    d = Client(port, "2025-none")
+    d.era, d.session = "2025", c.session
+    after.append(d.rpc("tools/list", {}, 4)[0])
+check(after == [404] * 6, f"the ended session is 404 at every worker: {after}")
+c.c.request("DELETE", "/mcp", headers={"Mcp-Session-Id": c.session})
+r = c.c.getresponse()
+r.read()
+check(r.status == 404, f"ending it again is 404: {r.status}")
+c.c.request("DELETE", "/mcp")
+r = c.c.getresponse()
+r.read()
+check(r.status == 400, f"DELETE without Mcp-Session-Id is 400: {r.status}")
 
 # A worker that dies is replaced; the service answers meanwhile.
 victim = children(srv.pid)[0]
