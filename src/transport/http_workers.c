@@ -34,8 +34,15 @@
 #define MAX_WORKERS 64
 #define CHECKPOINT_MS 500
 
-static pid_t spawn(fm_ctx *ctx, const char *config, const char *db, fm_http_worker_fn fn,
-                   void *arg)
+/* What a program set on its context after opening it (the conformance
+ * fixture serves its own resources and prompts), for the workers' fresh
+ * contexts. */
+typedef struct {
+    const struct fm_content_ops *content;
+} ctx_extras;
+
+static pid_t spawn(fm_ctx *ctx, const char *config, const char *db, const ctx_extras *ex,
+                   fm_http_worker_fn fn, void *arg)
 {
     pid_t pid = fork();
     if (pid != 0) return pid; /* parent, or -1 */
@@ -47,6 +54,7 @@ static pid_t spawn(fm_ctx *ctx, const char *config, const char *db, fm_http_work
     if (fm_ctx_open(ctx, config[0] ? config : NULL, db, &err))
         fm_log("error", "http worker %d: %s: %s", (int)getpid(), fm_strerror(err.code), err.text);
     else {
+        ctx->content = ex->content;
         rc = fn(ctx, arg, &err);
         if (rc) fm_log("error", "http worker %d: %s: %s", (int)getpid(), fm_strerror(err.code),
                        err.text);
@@ -70,13 +78,14 @@ int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_f
     char config[sizeof ctx->cfg.path], db[sizeof ctx->cfg.db_path];
     snprintf(config, sizeof config, "%s", ctx->cfg.path);
     snprintf(db, sizeof db, "%s", ctx->cfg.db_path);
+    ctx_extras ex = {ctx->content};
     /* Stdio buffers would otherwise be flushed once per child. */
     fflush(NULL);
     fm_ctx_close(ctx);
     pid_t pids[MAX_WORKERS] = {0};
     int live = 0;
     for (int i = 0; i < workers; i++) {
-        pids[i] = spawn(ctx, config, db, fn, arg);
+        pids[i] = spawn(ctx, config, db, &ex, fn, arg);
         if (pids[i] < 0) {
             fm_log("error", "http: cannot fork worker %d: %s", i, strerror(errno));
             pids[i] = 0;
@@ -132,7 +141,7 @@ int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_f
                    now_ms() - last_respawn >= 1000 ? "starting another" : "not restarted (too soon)");
             if (now_ms() - last_respawn >= 1000) {
                 last_respawn = now_ms();
-                pid_t p = spawn(ctx, config, db, fn, arg);
+                pid_t p = spawn(ctx, config, db, &ex, fn, arg);
                 if (p > 0) {
                     pids[i] = p;
                     live++;
