@@ -33,21 +33,13 @@ start_fm() { # $1: label, $2: config file or "" -> sets fm_pid, fm_port
     [ -n "$fm_port" ] || { cat "$tmp/$1.err"; exit 1; }
     sleep 0.2 # the workers are forked after the line above
 }
-# Peak RSS of a process and its children, in kB.
-tree_rss() {
+# A /proc/PID/status or smaps_rollup field (kB) summed over a process and
+# its children: VmHWM (peak RSS; counts each worker's copy of the same
+# libraries) or Pss (now; shared pages split among the processes).
+tree_sum() { # $1: pid, $2: file, $3: field
     local sum=0 p
     for p in $1 $(pgrep -P "$1" || true); do
-        sum=$((sum + $(awk '/VmHWM/ {print $2}' "/proc/$p/status")))
-    done
-    echo $sum
-}
-# Proportional set size now (shared library pages split among the
-# processes that map them), summed over a process and its children, in kB:
-# summed peak RSS counts every worker's copy of the same libraries.
-tree_pss() {
-    local sum=0 p
-    for p in $1 $(pgrep -P "$1" || true); do
-        sum=$((sum + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")))
+        sum=$((sum + $(awk -v f="$3:" '$1 == f {print $2}' "/proc/$p/$2")))
     done
     echo $sum
 }
@@ -63,15 +55,15 @@ run() { "$tmp/httpbench" --port "$1" --clients "$2" --seconds "$secs" --tool "$3
 start_fm one "$tmp/one.yaml"
 one1=$(run "$fm_port" 1 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
 one32=$(run "$fm_port" 32 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
-one_rss=$(tree_rss "$fm_pid")
-one_pss=$(tree_pss "$fm_pid")
+one_rss=$(tree_sum "$fm_pid" status VmHWM)
+one_pss=$(tree_sum "$fm_pid" smaps_rollup Pss)
 kill "$fm_pid"
 start_fm many ""
 workers=$(grep -o '([0-9]* worker processes)' "$tmp/many.err" | grep -o '[0-9]*' || echo 1)
 fm1=$(run "$fm_port" 1 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
 fm32=$(run "$fm_port" 32 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
-fm_rss=$(tree_rss "$fm_pid")
-fm_pss=$(tree_pss "$fm_pid")
+fm_rss=$(tree_sum "$fm_pid" status VmHWM)
+fm_pss=$(tree_sum "$fm_pid" smaps_rollup Pss)
 ev1=$(run "$ev_port" 1 echo '{"message":"hi"}')
 ev32=$(run "$ev_port" 32 echo '{"message":"hi"}')
 ev_rss=$(awk '/VmHWM/ {print $2}' "/proc/$ev_pid/status")

@@ -545,18 +545,28 @@ static unsigned connection_count(server *sv)
 
 /* Serves on listen_fd when it is a socket a parent bound for several
  * workers (-1: libmicrohttpd binds `listen` itself). */
+/* Opens authentication, checks the address against it and loads
+ * libmicrohttpd: what a server needs before it binds; -1 with err. */
+static int prepare(server *sv, fm_ctx *ctx, const char *listen, struct sockaddr_storage *ss,
+                   fm_err *err)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->ctx = ctx;
+    const json_t *auth_sec = fm_config_section(&ctx->cfg, "auth");
+    if (auth_sec && fm_auth_open(&sv->auth, auth_sec, err)) return -1;
+    if (parse_listen(sv, listen, ss, err) || mhd_load(&sv->api, err)) {
+        fm_auth_close(sv->auth);
+        sv->auth = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
 {
     server sv;
-    memset(&sv, 0, sizeof sv);
-    sv.ctx = ctx;
     struct sockaddr_storage ss;
-    const json_t *auth_sec = fm_config_section(&ctx->cfg, "auth");
-    if (auth_sec && fm_auth_open(&sv.auth, auth_sec, err)) return 1;
-    if (parse_listen(&sv, listen, &ss, err) || mhd_load(&sv.api, err)) {
-        fm_auth_close(sv.auth);
-        return 1;
-    }
+    if (prepare(&sv, ctx, listen, &ss, err)) return 1;
     ctx->auth = sv.auth;
     const json_t *cfg = fm_config_section(&ctx->cfg, "http");
     unsigned max_conn = (unsigned)fm_cfg_int(cfg, "max_connections", 256);
@@ -664,14 +674,9 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     /* Everything a worker would refuse is refused here, once, before any
      * process is forked. */
     server sv;
-    memset(&sv, 0, sizeof sv);
-    sv.ctx = ctx;
     struct sockaddr_storage ss;
-    const json_t *auth_sec = fm_config_section(&ctx->cfg, "auth");
-    if (auth_sec && fm_auth_open(&sv.auth, auth_sec, err)) return 1;
-    int rc = parse_listen(&sv, listen, &ss, err) || mhd_load(&sv.api, err);
-    fm_auth_close(sv.auth);
-    if (rc) return 1;
+    if (prepare(&sv, ctx, listen, &ss, err)) return 1;
+    fm_auth_close(sv.auth); /* each worker opens its own */
     int fd = bind_shared(&ss, sv.ipv6, err);
     if (fd < 0) return 1;
     struct sockaddr_storage bound;
@@ -684,7 +689,7 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT " (%d worker processes)",
            sv.ipv6 ? "[" : "", sv.host, sv.ipv6 ? "]" : "", sv.port, workers);
     worker_arg a = {listen, fd};
-    rc = fm_http_workers_run(ctx, workers, grace_ms, serve_worker, &a, err);
+    int rc = fm_http_workers_run(ctx, workers, grace_ms, serve_worker, &a, err);
     close(fd);
     fm_log("info", "HTTP service stopped");
     return rc;
