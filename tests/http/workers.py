@@ -37,11 +37,11 @@ DB = "workers.db"
 class Client:
     """One keep-alive connection; era 2026 (stateless) or 2025 (session)."""
 
-    def __init__(self, port, era):
+    def __init__(self, port, era, session=None):
+        """session: reuse an Mcp-Session-Id instead of initializing."""
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-        self.era, self.session = era, None
-        self.port = port
-        if era == "2025":
+        self.era, self.session = era, session
+        if era == "2025" and not session:
             st, hd, b = self.rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
                                                 "clientInfo": {"name": "workers", "version": "1"}}, 0)
             self.session = hd.get("mcp-session-id")
@@ -153,9 +153,7 @@ r.read()
 check(r.status == 200, f"DELETE with the session id ends it: {r.status}")
 after = []
 for _ in range(6):  # new connections, spread over the workers
-    d = Client(port, "2025-none")
-    d.era, d.session = "2025", c.session
-    after.append(d.rpc("tools/list", {}, 4)[0])
+    after.append(Client(port, "2025", c.session).rpc("tools/list", {}, 4)[0])
 check(after == [404] * 6, f"the ended session is 404 at every worker: {after}")
 c.c.request("DELETE", "/mcp", headers={"Mcp-Session-Id": c.session})
 r = c.c.getresponse()
