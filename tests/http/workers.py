@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, META, start  # noqa: E402
+from fmhttp import Checks, META, start, wait_exit  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1])
 RUNBOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runbooks")
@@ -176,11 +176,7 @@ st, b = Client(port, "2026").call("gpu_hang", 5)
 check(st == 200 and answer(b) == expected["gpu_hang"], f"served after a worker died: {st}")
 
 srv.send_signal(signal.SIGTERM)
-try:
-    rc = srv.wait(timeout=20)
-except subprocess.TimeoutExpired:
-    srv.kill()
-    rc = "hung"
+rc = wait_exit(srv, 20)
 check(rc == 0, f"SIGTERM stops the parent and its workers: {rc}")
 check(not children(srv.pid), "no worker outlives the parent")
 
