@@ -56,8 +56,9 @@ static pid_t spawn(fm_ctx *ctx, const char *config, const char *db, const ctx_ex
     else {
         ctx->content = ex->content;
         rc = fn(ctx, arg, &err);
-        if (rc) fm_log("error", "http worker %d: %s: %s", (int)getpid(), fm_strerror(err.code),
-                       err.text);
+        if (rc)
+            fm_log("error", "http worker %d: %s: %s", (int)getpid(), fm_strerror(err.code),
+                   err.text);
     }
     fm_ctx_close(ctx);
     exit(rc);
@@ -99,8 +100,10 @@ int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_f
     fm_err cerr = {0};
     bool have_ckpt = fm_store_open(&ckpt, db, &cerr) == 0;
     if (!have_ckpt)
-        fm_log("warning", "http: no checkpoint connection (%s); workers checkpoint at the hard"
-               " bound only", cerr.text);
+        fm_log("warning",
+               "http: no checkpoint connection (%s); workers checkpoint at the hard"
+               " bound only",
+               cerr.text);
     int64_t last_respawn = 0, stop_at = 0, last_term = 0, last_ckpt = now_ms();
     int failed = 0;
     while (live) {
@@ -138,7 +141,8 @@ int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_f
             fm_log("error", "http worker %d %s %d; %s", (int)done,
                    WIFSIGNALED(status) ? "killed by signal" : "exited with",
                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-                   now_ms() - last_respawn >= 1000 ? "starting another" : "not restarted (too soon)");
+                   now_ms() - last_respawn >= 1000 ? "starting another"
+                                                   : "not restarted (too soon)");
             if (now_ms() - last_respawn >= 1000) {
                 last_respawn = now_ms();
                 pid_t p = spawn(ctx, config, db, &ex, fn, arg);
