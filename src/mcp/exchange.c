@@ -215,20 +215,25 @@ done:
 int fm_mcp_http_end_session(fm_ctx *ctx, const char *session_hdr, fm_err *err)
 {
     if (!session_hdr)
-        return fm_err_set(err, FM_ERR_INVALID, "Bad Request: DELETE needs the Mcp-Session-Id"
-                          " header of the session to end"), 400;
+        return fm_err_set(err, FM_ERR_INVALID,
+                          "Bad Request: DELETE needs the Mcp-Session-Id"
+                          " header of the session to end"),
+               400;
     fm_session saved = ctx->session;
     int rc = session_load(ctx, session_hdr);
     char key[96];
     snprintf(key, sizeof key, ENDED_KEY "%s", ctx->session.id);
     ctx->session = saved;
     if (rc)
-        return fm_err_set(err, FM_ERR_NOT_FOUND, "Session not found: unknown, expired or already"
-                          " ended Mcp-Session-Id"), 404;
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "Session not found: unknown, expired or already"
+                          " ended Mcp-Session-Id"),
+               404;
     if (fm_store_begin(&ctx->store, err)) return 500;
     /* Marks older than any live session are no longer needed. */
-    sqlite3_stmt *st = fm_store_stmt(&ctx->store, "DELETE FROM settings WHERE key LIKE '"
-                                     ENDED_KEY "%' AND updated_ms < ?", err);
+    sqlite3_stmt *st = fm_store_stmt(
+        &ctx->store, "DELETE FROM settings WHERE key LIKE '" ENDED_KEY "%' AND updated_ms < ?",
+        err);
     if (st) {
         sqlite3_bind_int64(st, 1, fm_now_ms() - SESSION_TTL_MS);
         sqlite3_step(st);

@@ -532,8 +532,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static int workers_of(const fm_ctx *ctx)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "workers",
-                           cpus < 1 ? 1 : cpus > 64 ? 64 : cpus);
+    if (cpus < 1) cpus = 1;
+    if (cpus > 64) cpus = 64;
+    return (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "workers", cpus);
 }
 
 static unsigned connection_count(server *sv)
@@ -609,7 +610,7 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
     if (di) sv.port = di->port;
     if (listen_fd < 0) /* with workers, the parent said it once */
         fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT, sv.ipv6 ? "[" : "", sv.host,
-           sv.ipv6 ? "]" : "", sv.port);
+               sv.ipv6 ? "]" : "", sv.port);
     while (!ctx->stop) {
         unsigned long long before = sv.served;
         sv.api.run_wait(sv.d, 250);
@@ -684,8 +685,8 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     if (!getsockname(fd, (struct sockaddr *)&bound, &blen))
         sv.port = ntohs(sv.ipv6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                 : ((struct sockaddr_in *)&bound)->sin_port);
-    int grace_ms = (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "shutdown_grace_s", 30) *
-                   1000;
+    int grace_ms =
+        (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "shutdown_grace_s", 30) * 1000;
     fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT " (%d worker processes)",
            sv.ipv6 ? "[" : "", sv.host, sv.ipv6 ? "]" : "", sv.port, workers);
     worker_arg a = {listen, fd};
