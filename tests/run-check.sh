@@ -91,6 +91,7 @@ stage http-mrtr python3 tests/http/mrtr.py build/fleetmcp
 stage http-content python3 tests/http/content.py build/fleetmcp
 stage http-auth python3 tests/http/auth.py build/fleetmcp
 stage http-auth-jwt python3 tests/http/jwt.py build/fleetmcp
+stage http-workers python3 tests/http/workers.py build/fleetmcp
 stage conformance-fixture make -s build/conformance-fixture
 stage conformance python3 tests/conformance/run.py build/fleetmcp build/conformance-fixture
 stage mcp-cli bash tests/cli/run.sh

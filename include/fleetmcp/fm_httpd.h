@@ -1,7 +1,8 @@
 /* Streamable HTTP transport: `fleetmcp --http HOST:PORT` serves MCP at
  * /mcp with libmicrohttpd (loaded on first use, so stdio starts pay
- * nothing for it).  One thread: requests are handled one at a time through
- * the same protocol core, gate and audit as stdio. */
+ * nothing for it).  Each worker process (http.workers) handles its
+ * requests one at a time through the same protocol core, gate and audit
+ * as stdio. */
 #ifndef FM_HTTPD_H
 #define FM_HTTPD_H
 

@@ -48,6 +48,12 @@ typedef struct fm_mcp_http {
  * initialize).  The caller frees x->out and x->session_id. */
 void fm_mcp_http_exchange(struct fm_ctx *ctx, fm_mcp_http *x);
 
+/* HTTP DELETE of a stateful session: ends the session its sealed
+ * Mcp-Session-Id names, for every replica; later requests with it get 404.
+ * Returns the HTTP status (200; 400 without the header; 404 unknown,
+ * expired or already ended; 500 with err when the store fails). */
+int fm_mcp_http_end_session(struct fm_ctx *ctx, const char *session_hdr, fm_err *err);
+
 /* Seals payload (borrowed) into an opaque, integrity-protected token
  * (malloc'd) that only this service, or a replica sharing its store, can
  * open.  NULL with err on failure. */

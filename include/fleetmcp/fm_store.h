@@ -24,6 +24,7 @@ typedef struct fm_store {
     const char *stmt_sql[FM_STORE_STMT_CACHE];
     sqlite3_stmt *stmt[FM_STORE_STMT_CACHE];
     int wal_frames; /* frames in the WAL after the last commit */
+    int64_t busy_us; /* time waited for the write lock so far (busy handler) */
     /* The audit chain's key and anchor (src/audit/audit.c): held in files
      * beside the database, never in it.  keyed_from: first row hashed
      * with the key (rows before it are from older builds). */

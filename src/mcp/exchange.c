@@ -21,6 +21,9 @@
 /* A stateful session is good for a day; then the client initializes again. */
 #define SESSION_TTL_MS (24LL * 3600 * 1000)
 #define LEVEL_KEY "http_log_level:"
+/* A session ended by DELETE: its sealed id stays valid, so the end is
+ * recorded in the store, where every replica sees it. */
+#define ENDED_KEY "http_session_ended:"
 
 static void fail(fm_mcp_http *x, int status, const json_t *id, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -44,6 +47,12 @@ static int session_load(fm_ctx *ctx, const char *token)
     json_int_t issued = json_integer_value(json_object_get(p, "t"));
     const char *kind = fm_json_str(p, "k", "");
     if (!p || strcmp(kind, "session") || issued + SESSION_TTL_MS < fm_now_ms()) {
+        json_decref(p);
+        return -1;
+    }
+    char ended[96], v[8];
+    snprintf(ended, sizeof ended, ENDED_KEY "%s", fm_json_str(p, "s", ""));
+    if (!fm_store_setting_get(&ctx->store, ended, v, sizeof v)) {
         json_decref(p);
         return -1;
     }
@@ -202,4 +211,39 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
 done:
     ctx->session = saved;
     json_decref(msg);
+}
+
+int fm_mcp_http_end_session(fm_ctx *ctx, const char *session_hdr, fm_err *err)
+{
+    if (!session_hdr)
+        return fm_err_set(err, FM_ERR_INVALID,
+                          "Bad Request: DELETE needs the Mcp-Session-Id"
+                          " header of the session to end"),
+               400;
+    fm_session saved = ctx->session;
+    int rc = session_load(ctx, session_hdr);
+    char key[96];
+    snprintf(key, sizeof key, ENDED_KEY "%s", ctx->session.id);
+    ctx->session = saved;
+    if (rc)
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "Session not found: unknown, expired or already"
+                          " ended Mcp-Session-Id"),
+               404;
+    if (fm_store_begin(&ctx->store, err)) return 500;
+    /* Marks older than any live session are no longer needed. */
+    sqlite3_stmt *st = fm_store_stmt(
+        &ctx->store, "DELETE FROM settings WHERE key LIKE '" ENDED_KEY "%' AND updated_ms < ?",
+        err);
+    if (st) {
+        sqlite3_bind_int64(st, 1, fm_now_ms() - SESSION_TTL_MS);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+    }
+    if (!st || fm_store_setting_set(&ctx->store, key, "1", err) ||
+        fm_store_commit(&ctx->store, err)) {
+        fm_store_rollback(&ctx->store);
+        return 500;
+    }
+    return 200;
 }

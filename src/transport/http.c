@@ -5,7 +5,8 @@
  * stdio start (see src/util/curl_lazy.c for the same trade).
  *
  * One thread runs the daemon (external polling with MHD_run_wait) and the
- * protocol core, so the core keeps its single-threaded fm_ctx.  Hardening
+ * protocol core, so the core keeps its single-threaded fm_ctx; concurrency
+ * comes from worker processes (http_workers.c) accepting on one socket.  Hardening
  * lives here: Host and Origin allow-lists (DNS rebinding), loopback-only
  * binds unless the config has an `auth` section (then every /mcp request
  * carries a verified credential), a body cap, header and body
@@ -23,11 +24,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_config.h"
+#include "fleetmcp/fm_httpd_workers.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
@@ -319,7 +323,7 @@ static enum MHD_Result respond(server *sv, struct MHD_Connection *c, unsigned st
     }
     if (type) sv->api.add_response_header(rs, "Content-Type", type);
     if (session) sv->api.add_response_header(rs, "Mcp-Session-Id", session);
-    if (status == 405) sv->api.add_response_header(rs, "Allow", "POST");
+    if (status == 405) sv->api.add_response_header(rs, "Allow", "POST, DELETE");
     if (sv->draining) sv->api.add_response_header(rs, "Connection", "close");
     enum MHD_Result ok = sv->api.queue_response(c, status, rs);
     sv->api.destroy_response(rs);
@@ -440,10 +444,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                &who, &f) != FM_AUTH_OK)
                 return refuse_auth(sv, c, &f);
         }
+        if (!strcmp(method, "DELETE")) {
+            /* Ends a 2025-era session; the body, if any, is not read. */
+            fm_err e = {0};
+            int st = fm_mcp_http_end_session(
+                sv->ctx, api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id"), &e);
+            return st == 200 ? respond(sv, c, 200, NULL, NULL, 0, NULL)
+                             : refuse(sv, c, (unsigned)st, e.text);
+        }
         if (strcmp(method, "POST"))
             return refuse(sv, c, 405,
-                          "Method Not Allowed: POST JSON-RPC to /mcp; this server opens no"
-                          " standalone SSE stream and keeps no session to DELETE");
+                          "Method Not Allowed: POST JSON-RPC to /mcp (DELETE ends a session);"
+                          " this server opens no standalone SSE stream");
         const char *ct = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
         if (!ct || strncasecmp(ct, "application/json", 16))
             return refuse(sv, c, 415, "Unsupported Media Type: send Content-Type:"
@@ -521,6 +533,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 /* ---- serve -------------------------------------------------------------- */
 
+/* http.workers, by default one per online CPU: the core handles a request
+ * at a time, so concurrency comes from processes. */
+static int workers_of(const fm_ctx *ctx)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    if (cpus > 64) cpus = 64;
+    return (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "workers", cpus);
+}
+
 static unsigned connection_count(server *sv)
 {
     const union MHD_DaemonInfo *di =
@@ -528,22 +550,43 @@ static unsigned connection_count(server *sv)
     return di ? di->num_connections : 0;
 }
 
-int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
+/* Serves on listen_fd when it is a socket a parent bound for several
+ * workers (-1: libmicrohttpd binds `listen` itself). */
+/* Opens authentication, checks the address against it and loads
+ * libmicrohttpd: what a server needs before it binds; -1 with err. */
+static int prepare(server *sv, fm_ctx *ctx, const char *listen, struct sockaddr_storage *ss,
+                   fm_err *err)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->ctx = ctx;
+    const json_t *auth_sec = fm_config_section(&ctx->cfg, "auth");
+    if (auth_sec && fm_auth_open(&sv->auth, auth_sec, err)) return -1;
+    if (parse_listen(sv, listen, ss, err) || mhd_load(&sv->api, err)) {
+        fm_auth_close(sv->auth);
+        sv->auth = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
 {
     server sv;
-    memset(&sv, 0, sizeof sv);
-    sv.ctx = ctx;
     struct sockaddr_storage ss;
-    const json_t *auth_sec = fm_config_section(&ctx->cfg, "auth");
-    if (auth_sec && fm_auth_open(&sv.auth, auth_sec, err)) return 1;
-    if (parse_listen(&sv, listen, &ss, err) || mhd_load(&sv.api, err)) {
-        fm_auth_close(sv.auth);
-        return 1;
-    }
+    if (prepare(&sv, ctx, listen, &ss, err)) return 1;
     ctx->auth = sv.auth;
     const json_t *cfg = fm_config_section(&ctx->cfg, "http");
     unsigned max_conn = (unsigned)fm_cfg_int(cfg, "max_connections", 256);
     unsigned per_ip = (unsigned)fm_cfg_int(cfg, "max_connections_per_ip", max_conn);
+    if (listen_fd >= 0) {
+        /* The caps are the service's: each worker takes its share.  A
+         * worker at its cap stops accepting and the others take over; the
+         * per-address cap is per worker, so one address may be refused a
+         * little before it holds max_connections_per_ip in all. */
+        unsigned n = (unsigned)workers_of(ctx);
+        max_conn = max_conn / n ? max_conn / n : 1;
+        per_ip = per_ip / n ? per_ip / n : 1;
+    }
     sv.header_ms = (int)fm_cfg_int(cfg, "header_timeout_s", 10) * 1000;
     sv.body_ms = (int)fm_cfg_int(cfg, "body_timeout_s", 30) * 1000;
     sv.grace_ms = (int)fm_cfg_int(cfg, "shutdown_grace_s", 30) * 1000;
@@ -557,7 +600,8 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     sv.d = sv.api.start_daemon(
         flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conn,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(sv.header_ms > sv.body_ms ? sv.header_ms : sv.body_ms) / 1000,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, &sv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sv, MHD_OPTION_END);
@@ -570,15 +614,17 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     }
     const union MHD_DaemonInfo *di = sv.api.get_daemon_info(sv.d, MHD_DAEMON_INFO_BIND_PORT);
     if (di) sv.port = di->port;
-    fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT, sv.ipv6 ? "[" : "", sv.host,
-           sv.ipv6 ? "]" : "", sv.port);
+    if (listen_fd < 0) /* with workers, the parent said it once */
+        fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT, sv.ipv6 ? "[" : "", sv.host,
+               sv.ipv6 ? "]" : "", sv.port);
     while (!ctx->stop) {
         unsigned long long before = sv.served;
         sv.api.run_wait(sv.d, 250);
         sweep(&sv);
         /* Idle work when a turn of the loop served nothing; keep-alive
-         * connections may stay open meanwhile. */
-        if (sv.served == before && fm_store_checkpoint_due(&ctx->store))
+         * connections may stay open meanwhile.  With workers the parent
+         * checkpoints (src/transport/http_workers.c). */
+        if (listen_fd < 0 && sv.served == before && fm_store_checkpoint_due(&ctx->store))
             fm_store_checkpoint(&ctx->store);
     }
     /* Graceful stop: no new connections; idle ones are shut; requests
@@ -596,4 +642,62 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
     fm_auth_close(sv.auth);
     fm_log("info", "HTTP service stopped%s", left ? " (grace period over, connections cut)" : "");
     return 0;
+}
+
+/* ---- several workers ------------------------------------------------------ */
+
+typedef struct {
+    const char *listen;
+    int fd;
+} worker_arg;
+
+static int serve_worker(fm_ctx *ctx, void *arg, fm_err *err)
+{
+    const worker_arg *a = arg;
+    return serve(ctx, a->listen, a->fd, err);
+}
+
+/* The socket the workers share, bound and listening; non-blocking, since
+ * every worker polls it and all but one lose each accept. */
+static int bind_shared(const struct sockaddr_storage *ss, bool ipv6, fm_err *err)
+{
+    int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    socklen_t len = ipv6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(fd, (const struct sockaddr *)ss, len) || listen(fd, 128)) {
+        fm_err_set(err, FM_ERR_UNAVAILABLE, "cannot listen (%s): in use, or not a local address",
+                   strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
+{
+    int workers = workers_of(ctx);
+    if (workers <= 1) return serve(ctx, listen, -1, err);
+    /* Everything a worker would refuse is refused here, once, before any
+     * process is forked. */
+    server sv;
+    struct sockaddr_storage ss;
+    if (prepare(&sv, ctx, listen, &ss, err)) return 1;
+    fm_auth_close(sv.auth); /* each worker opens its own */
+    int fd = bind_shared(&ss, sv.ipv6, err);
+    if (fd < 0) return 1;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (!getsockname(fd, (struct sockaddr *)&bound, &blen))
+        sv.port = ntohs(sv.ipv6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                : ((struct sockaddr_in *)&bound)->sin_port);
+    int grace_ms =
+        (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "shutdown_grace_s", 30) * 1000;
+    fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT " (%d worker processes)",
+           sv.ipv6 ? "[" : "", sv.host, sv.ipv6 ? "]" : "", sv.port, workers);
+    worker_arg a = {listen, fd};
+    int rc = fm_http_workers_run(ctx, workers, grace_ms, serve_worker, &a, err);
+    close(fd);
+    fm_log("info", "HTTP service stopped");
+    return rc;
 }

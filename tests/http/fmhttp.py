@@ -47,6 +47,15 @@ def start(fm, config, tmp, db="shared.db", listen="127.0.0.1:0"):
     raise SystemExit(f"fleetmcp --http did not start: {err.read()}")
 
 
+def wait_exit(p, timeout):
+    """The exit status of p within timeout seconds, else kills it: "hung"."""
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return "hung"
+
+
 def raw(port, data, timeout=5.0):
     """Sends data on a new connection; returns (status, headers, body)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, META, post, raw, start as start_server, stateless  # noqa: E402
+from fmhttp import Checks, META, post, raw, start as start_server, stateless, wait_exit  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 tmp = tempfile.mkdtemp(prefix="fm-http-")
@@ -221,11 +221,7 @@ while time.time() < deadline and b"protocolVersion" not in reply:
     reply += chunk
 check(reply.startswith(b"HTTP/1.1 200") and b"protocolVersion" in reply and
       b"Connection: close" in reply, f"the request in flight at SIGTERM is answered: {reply[:80]}")
-try:
-    rc = srv.wait(timeout=8)
-except subprocess.TimeoutExpired:
-    srv.kill()
-    rc = "hung"
+rc = wait_exit(srv, 8)
 check(rc == 0, f"exits 0 after SIGTERM, idle connections cut: {rc}")
 s.close()
 idle.close()

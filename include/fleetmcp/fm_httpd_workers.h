@@ -1,0 +1,20 @@
+/* Worker processes for the HTTP transport (http.workers): each has its own
+ * server context and store connection, and all accept on one socket. */
+#ifndef FM_HTTPD_WORKERS_H
+#define FM_HTTPD_WORKERS_H
+
+#include "fleetmcp/fm_error.h"
+
+struct fm_ctx;
+
+/* Serves in one worker with its freshly opened ctx; 0 on a clean stop. */
+typedef int (*fm_http_worker_fn)(struct fm_ctx *ctx, void *arg, fm_err *err);
+
+/* Closes ctx (kept closed on return), forks `workers` processes that each
+ * reopen it from the same config and database and run fn, and supervises
+ * them until ctx->stop: SIGTERM is passed on, a dead worker is replaced,
+ * one still running grace_ms + 2 s after the stop is killed. */
+int fm_http_workers_run(struct fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_fn fn,
+                        void *arg, fm_err *err);
+
+#endif

@@ -1,0 +1,161 @@
+/* Several worker processes sharing one listening socket (http.workers).
+ *
+ * Why processes and not a thread pool: the protocol core keeps its state
+ * in one fm_ctx (store connection with its statement cache, compiled
+ * schemas, the call in flight) and was written single-threaded.  A worker
+ * process gets its own context by construction, so no state is shared
+ * that could race; what replicas must share (2025 session keys, sealed
+ * requestState keys, reservations, the audit chain) already lives in the
+ * store, which serialises writers across processes.
+ *
+ * The parent binds the socket, closes its own context (an SQLite
+ * connection must not cross fork), forks the workers, and supervises:
+ * SIGTERM is passed on, a worker that dies is replaced (at most once a
+ * second), and a worker still running after the grace period is killed.
+ * The parent also checkpoints the WAL on its own connection: a checkpoint
+ * copies pages and syncs the database file, tens of milliseconds that a
+ * worker would otherwise spend while its clients wait (SQLite lets a
+ * checkpoint run beside readers and a writer). */
+#include "fleetmcp/fm_httpd_workers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_store.h"
+#include "fleetmcp/fm_util.h"
+
+#define MAX_WORKERS 64
+#define CHECKPOINT_MS 500
+
+/* What a program set on its context after opening it (the conformance
+ * fixture serves its own resources and prompts), for the workers' fresh
+ * contexts. */
+typedef struct {
+    const struct fm_content_ops *content;
+} ctx_extras;
+
+static pid_t spawn(fm_ctx *ctx, const char *config, const char *db, const ctx_extras *ex,
+                   fm_http_worker_fn fn, void *arg)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid; /* parent, or -1 */
+    /* The child: its own context, then the same serving loop as one
+     * process would run.  The signal handler still points at ctx->stop,
+     * which is this process's copy. */
+    fm_err err = {0};
+    int rc = 1;
+    if (fm_ctx_open(ctx, config[0] ? config : NULL, db, &err))
+        fm_log("error", "http worker %d: %s: %s", (int)getpid(), fm_strerror(err.code), err.text);
+    else {
+        ctx->content = ex->content;
+        rc = fn(ctx, arg, &err);
+        if (rc)
+            fm_log("error", "http worker %d: %s: %s", (int)getpid(), fm_strerror(err.code),
+                   err.text);
+    }
+    fm_ctx_close(ctx);
+    exit(rc);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_fn fn, void *arg,
+                        fm_err *err)
+{
+    if (workers < 1 || workers > MAX_WORKERS)
+        return fm_err_set(err, FM_ERR_INVALID, "http.workers must be 1..%d", MAX_WORKERS), 1;
+    char config[sizeof ctx->cfg.path], db[sizeof ctx->cfg.db_path];
+    snprintf(config, sizeof config, "%s", ctx->cfg.path);
+    snprintf(db, sizeof db, "%s", ctx->cfg.db_path);
+    ctx_extras ex = {ctx->content};
+    /* Stdio buffers would otherwise be flushed once per child. */
+    fflush(NULL);
+    fm_ctx_close(ctx);
+    pid_t pids[MAX_WORKERS] = {0};
+    int live = 0;
+    for (int i = 0; i < workers; i++) {
+        pids[i] = spawn(ctx, config, db, &ex, fn, arg);
+        if (pids[i] < 0) {
+            fm_log("error", "http: cannot fork worker %d: %s", i, strerror(errno));
+            pids[i] = 0;
+        } else
+            live++;
+    }
+    if (!live) return fm_err_set(err, FM_ERR_UNAVAILABLE, "http: no worker could be started"), 1;
+    /* Opened after the forks: no connection crosses one. */
+    fm_store ckpt;
+    memset(&ckpt, 0, sizeof ckpt);
+    fm_err cerr = {0};
+    bool have_ckpt = fm_store_open(&ckpt, db, &cerr) == 0;
+    if (!have_ckpt)
+        fm_log("warning",
+               "http: no checkpoint connection (%s); workers checkpoint at the hard"
+               " bound only",
+               cerr.text);
+    int64_t last_respawn = 0, stop_at = 0, last_term = 0, last_ckpt = now_ms();
+    int failed = 0;
+    while (live) {
+        if (ctx->stop && !stop_at) stop_at = now_ms();
+        /* Passed on again each second: a worker between fork and its
+         * context's reset could miss the first one. */
+        if (stop_at && now_ms() - last_term >= 1000) {
+            for (int i = 0; i < workers; i++)
+                if (pids[i] > 0) kill(pids[i], SIGTERM);
+            last_term = now_ms();
+        }
+        if (stop_at && now_ms() - stop_at > grace_ms + 2000) {
+            for (int i = 0; i < workers; i++)
+                if (pids[i] > 0) kill(pids[i], SIGKILL);
+        }
+        int status;
+        pid_t done = waitpid(-1, &status, WNOHANG);
+        if (done <= 0 && have_ckpt && now_ms() - last_ckpt >= CHECKPOINT_MS) {
+            fm_store_checkpoint(&ckpt);
+            last_ckpt = now_ms();
+        }
+        if (done <= 0) {
+            /* SIGTERM interrupts the sleep (no SA_RESTART). */
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        for (int i = 0; i < workers; i++) {
+            if (pids[i] != done) continue;
+            pids[i] = 0;
+            live--;
+            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (!clean) failed = 1;
+            if (stop_at) break;
+            fm_log("error", "http worker %d %s %d; %s", (int)done,
+                   WIFSIGNALED(status) ? "killed by signal" : "exited with",
+                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+                   now_ms() - last_respawn >= 1000 ? "starting another"
+                                                   : "not restarted (too soon)");
+            if (now_ms() - last_respawn >= 1000) {
+                last_respawn = now_ms();
+                pid_t p = spawn(ctx, config, db, &ex, fn, arg);
+                if (p > 0) {
+                    pids[i] = p;
+                    live++;
+                }
+            }
+            break;
+        }
+    }
+    fm_store_close(&ckpt);
+    if (failed && !stop_at)
+        return fm_err_set(err, FM_ERR_UNAVAILABLE, "http: every worker stopped (see above)"), 1;
+    return 0;
+}
