@@ -84,10 +84,10 @@ def mint(claims=None, alg="RS256", kid="rsa1", key=None, drop=()):
     return signing.decode() + "." + b64u(sig)
 
 
-def config(name, jwks):
+def config(name, jwks, extra=""):
     path = os.path.join(tmp, name + ".yaml")
     with open(path, "w") as f:
-        f.write("mode: fleet\ntickets:\n  backend: local\n"
+        f.write("mode: fleet\ntickets:\n  backend: local\n" + extra +
                 f"auth:\n  audience: {AUDIENCE}\n  issuer: {ISSUER}\n  jwks: {jwks}\n"
                 + APPROVALS)
     return path
@@ -233,7 +233,9 @@ class Jwks(http.server.BaseHTTPRequestHandler):
 
 idp = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
 threading.Thread(target=idp.serve_forever, daemon=True).start()
-CFG2 = config("url", f"{{url: \"http://127.0.0.1:{idp.server_port}/certs\"}}")
+# Each HTTP worker process keeps its own key cache (one fetch per worker),
+# so the fetch count is exact with one worker.
+CFG2 = config("url", f"{{url: \"http://127.0.0.1:{idp.server_port}/certs\"}}", "http:\n  workers: 1\n")
 srv, port = start(FM, CFG2, tmp, "jwt-url.db")
 results = [call(port, mint({"sub": f"url-bot-{i}"}, *(("ES256", "ec1") if i % 2 else ())),
                 "fleet_status", {}) for i in range(4)]
