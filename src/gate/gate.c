@@ -161,7 +161,7 @@ static void deny(fm_gate_decision *d, fm_code code, const char *fmt, ...)
 /* Guardrail verdicts for a planned node action (new array), or NULL with
  * err when live state cannot be read. */
 static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, bool approved,
-                     bool *ok, fm_err *err)
+                     bool attempt, bool *ok, fm_err *err)
 {
     const char *rb_id = fm_json_str(content, "runbook", NULL);
     const json_t *rb_doc = NULL;
@@ -181,7 +181,8 @@ static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, b
                         .takes_capacity = (t->flags & FM_TOOL_TAKES_CAPACITY) != 0,
                         .resume = (t->flags & FM_TOOL_RETURNS_CAPACITY) != 0,
                         .approved = approved,
-                        .destructive = (t->flags & FM_TOOL_DESTRUCTIVE) != 0};
+                        .destructive = (t->flags & FM_TOOL_DESTRUCTIVE) != 0,
+                        .attempt = attempt};
     return fm_guard_check(ctx, &req, ok, err);
 }
 
@@ -231,7 +232,11 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
      * refused call does not use its approval up. */
     if (t->flags & FM_TOOL_NODE_ACTION) {
         bool ok = false;
-        json_t *verdicts = guard(ctx, t, content, approval != NULL, &ok, &err);
+        /* Outside shadow mode this is automation asking to act (a plan is
+         * only repair_plan's dry run): a drain over the share trips the
+         * circuit breaker, approved or not. */
+        bool attempt = !shadow;
+        json_t *verdicts = guard(ctx, t, content, approval != NULL, attempt, &ok, &err);
         if (!verdicts) {
             deny(d, err.code, "%s refused: live state unavailable for the guardrails: %s",
                  t->name, err.text);

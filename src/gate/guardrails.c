@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
@@ -26,7 +27,8 @@ static const char fleet_ddl[] =
 
 int fm_guard_init(fm_ctx *ctx, fm_err *err)
 {
-    return fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err);
+    if (fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err)) return -1;
+    return fm_breaker_init(ctx, err) || fm_offender_init(ctx, err) ? -1 : 0;
 }
 
 static const json_t *section(fm_ctx *ctx, const char *name)
@@ -37,16 +39,34 @@ static const json_t *section(fm_ctx *ctx, const char *name)
 static void add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static void add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt, ...)
+static void add_v(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt,
+                  va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void add_v(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt,
+                  va_list ap)
 {
     char detail[600];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
     json_t *v = json_pack("{s:s, s:b, s:s}", "guardrail", name, "ok", ok, "detail", detail);
     if (!ok && fix) json_object_set_new(v, "fix", json_string(fix));
     json_array_append_new(verdicts, v);
+}
+
+static void add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_v(verdicts, name, ok, fix, fmt, ap);
+    va_end(ap);
+}
+
+void fm_guard_add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt,
+                  ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_v(verdicts, name, ok, fix, fmt, ap);
+    va_end(ap);
 }
 
 static bool str_in(const json_t *list, const char *s)
@@ -176,6 +196,19 @@ static long long attempts_in_window(fm_ctx *ctx, const char *node, const char *f
     return n;
 }
 
+long long fm_guard_repairs_since(fm_ctx *ctx, const char *node, int64_t since_ms)
+{
+    static const char sql[] = "SELECT count(*) FROM node_attempts WHERE node=? AND ts_ms>=?";
+    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    long long n = 0;
+    if (!s) return 0;
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since_ms);
+    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return n;
+}
+
 int fm_guard_partition_capacity(fm_ctx *ctx, const json_t *node, const char *partition,
                                 bool takes, size_t *total, size_t *now, size_t *after,
                                 fm_err *err)
@@ -261,6 +294,10 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
             over ? "%s" : "%s: within %lld node(s) per rack, sku and partition", over ? why : name,
             limit);
         check_capacity(ctx, node, verdicts, err);
+        json_t *totals = err && err->code ? NULL : fm_breaker_totals(ctx, node, err);
+        if (totals) fm_breaker_check(ctx, name, totals, req->attempt, verdicts);
+        json_decref(totals);
+        fm_offender_check(ctx, name, verdicts);
     }
     const json_t *pre = json_object_get(req->runbook, "preconditions");
     if (pre) {
@@ -395,7 +432,12 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
     json_t *n = ctx->be.slurm->node(ctx->be.slurm_st, node, err);
     if (!n) return -1;
     json_t *domains = json_incref(json_object_get(n, "domains"));
+    json_t *totals = fm_breaker_totals(ctx, n, err);
     json_decref(n);
+    if (!totals) {
+        json_decref(domains);
+        return -1;
+    }
     long long limit = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
     int rc = -1;
     char why[400];
@@ -406,12 +448,16 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
                    " first); wait for it to finish", why);
         goto out;
     }
-    if (upsert_state(ctx, node, state, fault_class, workflow_id, domains, err)) {
+    /* Every drain fleetmcp makes passes here: the breaker counts it in
+     * the same transaction, so servers sharing the store count together. */
+    if (fm_breaker_reserve(ctx, node, totals, err) ||
+        upsert_state(ctx, node, state, fault_class, workflow_id, domains, err)) {
         fm_store_rollback(&ctx->store);
         goto out;
     }
     rc = fm_store_commit(&ctx->store, err);
 out:
+    json_decref(totals);
     json_decref(domains);
     return rc;
 }
@@ -431,7 +477,9 @@ int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const ch
     sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "node attempt");
+    if (rc != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "node attempt");
+    fm_offender_note(ctx, node);
+    return 0;
 }
 
 json_t *fm_node_state_counts(fm_ctx *ctx)

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Fleet policy guardrails (issue 18) against the real stack.  Slurm's
+scontrol and scancel are wrapped (safety.py's wrappers) so every check
+counts the mutations that actually ran.
+
+  breaker:  with circuit_breaker.max_share 0.3 of 7 nodes, two drains run;
+            the third is refused and trips the breaker (no scontrol
+            update for that node); fleet_status, the metrics textfile and
+            every later refusal say so; after an approved guardrail_reset
+            the same drain runs.
+  offender: with repeat_offenders.max_repairs 2, two approved reboots run
+            and the node is escalated with a ticket; the third reboot is
+            refused (no third scontrol reboot) until an approved
+            guardrail_reset clears the node, and then it runs.
+
+Driven by tests/integration/policy.sh.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import remediation as R  # noqa: E402  (helpers only)
+import safety as S  # noqa: E402  (the logging wrappers)
+
+check, sh, wait_for, restore = R.check, R.sh, R.wait_for, R.restore
+
+LOOSE = ("guardrails:\n  max_per_domain: 10\n  min_schedulable_share: 0\n")
+
+
+def approved(env, tool, **args):
+    """tool called as an agent, its plan approved by alice, called again:
+    (rc, structuredContent, text) of the approved call, or of the refusal
+    when no plan came back."""
+    rc, sc, err = env.call(tool, **args)
+    plan = R.plan_id_from(err)
+    if rc != 5 or not plan or "APPROVAL" not in err:
+        return rc, sc, err
+    ap = env.approve(plan)
+    if not ap:
+        return 99, None, f"approving {plan} failed"
+    return env.call(tool, approval_id=ap, **args)
+
+
+def drains(node):
+    return [m for m in S.mutations(node) if m.split()[:2] == ["scontrol", "update"]]
+
+
+def status(env):
+    rc, sc, err = env.call("fleet_status")
+    return (sc or {}).get("guardrails", {})
+
+
+def breaker():
+    print("== circuit breaker", flush=True)
+    env = S.Env("breaker", extra=LOOSE + "  circuit_breaker:\n    max_share: 0.3\n"
+                "    window_s: 600\n")
+    for node in ("gpu-a01", "gpu-b01"):
+        rc, sc, err = approved(env, "node_drain", node=node, reason="policy breaker test")
+        check(rc == 0 and "DRAIN" in R.slurm_state(node), f"drain of {node} runs", err)
+    cb = status(env).get("circuit_breaker", {})
+    check(cb.get("tripped") is False and cb.get("drained_in_window") == 2,
+          "fleet_status: breaker closed, 2 drained in the window", cb)
+    before = len(S.mutations())
+    rc, sc, err = env.call("node_drain", node="gpu-a02", reason="policy breaker test")
+    check(rc == 5 and "GUARDRAIL" in err and "circuit_breaker" in err and "3 (43%)" in err,
+          "the third drain (3 of 7 > 30%) is refused by the breaker, with numbers", err)
+    check(R.plan_id_from(err) is None, "the refusal makes no plan to approve", err)
+    cb = status(env).get("circuit_breaker", {})
+    check(cb.get("tripped") is True and "gpu-a02" in cb.get("reason", ""),
+          "fleet_status: the breaker is tripped, saying by which drain", cb)
+    # Tripped: even a drain within the share is refused, naming the fix.
+    rc, sc, err = env.call("node_drain", node="gpu-b02", reason="policy breaker test")
+    check(rc == 5 and "circuit breaker tripped" in err and "guardrail_reset" in err,
+          "while tripped every drain is refused and says how to reset", err)
+    check(len(S.mutations()) == before and not drains("gpu-a02") and not drains("gpu-b02"),
+          "nothing ran while the breaker refused", S.mutations()[before:])
+    rc, plan, err = env.call("repair_plan", node="gpu-b02", fault_class="gpu_fallen_off_bus")
+    verdicts = ((plan or {}).get("guardrails") or {}).get("verdicts", [])
+    cbv = [v for v in verdicts if v.get("guardrail") == "circuit_breaker"]
+    check(cbv and cbv[0].get("ok") is False, "repair_plan's verdicts show the breaker", plan)
+    prom = os.path.join(env.dir, "fleetmcp.prom")
+    r = sh(R.SERVER, "metrics", "--config", env.cfg, "--textfile", prom)
+    text = open(prom).read() if r.returncode == 0 else r.stderr
+    check("fleetmcp_circuit_breaker_tripped 1" in text, "the metrics say tripped", text[-600:])
+    # A human's approved reset lets the same drain through.
+    rc, sc, err = approved(env, "guardrail_reset", guardrail="circuit_breaker",
+                           reason="two bad nodes, one real fault: checked by alice")
+    check(rc == 0 and (sc or {}).get("reset") is True, "an approved reset runs", err)
+    rc, sc, err = approved(env, "node_drain", node="gpu-a02", reason="policy breaker test")
+    check(rc == 0 and len(drains("gpu-a02")) == 1, "after the reset the drain runs", err)
+    cb = status(env).get("circuit_breaker", {})
+    check(cb.get("tripped") is False, "fleet_status: closed again", cb)
+    restore("gpu-a01", "gpu-b01", "gpu-a02")
+
+
+def offender():
+    print("== repeat offenders", flush=True)
+    env = S.Env("offender", extra=LOOSE + "  repeat_offenders:\n    max_repairs: 2\n"
+                "    window_s: 3600\n")
+    node = "gpu-b02"
+    for i in (1, 2):
+        rc, sc, err = approved(env, "node_reboot", node=node, reason=f"policy offender {i}")
+        check(rc == 0 and len(S.reboots(node)) == i, f"reboot {i} runs", err)
+        wait_for(lambda: R.slurm_state(node) == "IDLE", 30)
+    off = status(env).get("repeat_offenders", [])
+    mine = [o for o in off if o.get("node") == node]
+    check(mine and mine[0].get("repairs") == 2 and mine[0].get("ticket"),
+          "fleet_status lists the node as escalated, with its ticket", off)
+    key = mine[0].get("ticket") if mine else None
+    rc, t, err = env.call("ticket_get", key=key or "none")
+    check(rc == 0 and (t or {}).get("node") == node and
+          (t or {}).get("fault_class") == "repeat_offender", "the ticket names node and class", t)
+    rc, sc, err = env.call("node_reboot", node=node, reason="policy offender 3")
+    check(rc == 5 and "GUARDRAIL" in err and "repeat_offender" in err and key in err,
+          "the third reboot is refused, naming the ticket", err)
+    check(len(S.reboots(node)) == 2, "no third reboot ran", S.reboots(node))
+    rc, sc, err = env.call("gpu_reset", node=node, gpu=0)
+    check(rc == 5 and "repeat_offender" in err, "a GPU reset is refused too", err)
+    rc, sc, err = approved(env, "guardrail_reset", guardrail="repeat_offender", node=node,
+                           reason="replaced the riser card")
+    check(rc == 0 and (sc or {}).get("node") == node, "an approved clear runs", err)
+    check(not [o for o in status(env).get("repeat_offenders", []) if o.get("node") == node],
+          "fleet_status no longer lists it", status(env))
+    rc, sc, err = approved(env, "node_reboot", node=node, reason="policy offender 4")
+    check(rc == 0 and len(S.reboots(node)) == 3, "after the clear the reboot runs", err)
+    wait_for(lambda: R.slurm_state(node) == "IDLE", 30)
+    restore(node)
+
+
+def main():
+    S.make_wrappers()
+    restore(*R.NODES)
+    only = os.environ.get("FM_ONLY", "").split(",")
+    for fn in (breaker, offender):
+        if only != [""] and fn.__name__ not in only:
+            continue
+        try:
+            fn()
+        except Exception as e:  # a scenario crashing is a failure, not the end
+            check(False, f"{fn.__name__} raised", repr(e))
+            restore(*R.NODES)
+    print(f"policy: {R.passed} passed, {R.failed} failed", flush=True)
+    if R.failed:
+        print(f"policy: configs, stores and the argv log kept in {R.TMP}")
+    else:
+        import shutil
+        shutil.rmtree(R.TMP, ignore_errors=True)
+    sys.exit(1 if R.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
