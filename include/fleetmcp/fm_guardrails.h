@@ -29,6 +29,8 @@ typedef struct fm_guard_req {
     bool approved;            /* a human approval is attached */
     bool destructive;
     bool attempt;             /* runs now (not a plan, not shadow): may trip the breaker */
+    bool superseded_by_reboot; /* a pending reboot on the node makes it redundant */
+    const char *workflow_id;  /* the workflow asking (its own run does not conflict) */
 } fm_guard_req;
 
 /* Evaluates every guardrail on live state.  Returns a new array of

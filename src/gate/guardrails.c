@@ -12,6 +12,7 @@
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
 
 static const char fleet_ddl[] =
     "CREATE TABLE IF NOT EXISTS node_states(node TEXT PRIMARY KEY, state TEXT NOT NULL,"
@@ -263,6 +264,36 @@ static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm
     }
 }
 
+/* Equivalent actions: a workflow already working on the node owns it (a
+ * second plan points at it), and a pending reboot does what a GPU reset
+ * would. */
+static void check_equivalence(fm_ctx *ctx, const fm_guard_req *req, const json_t *node,
+                              const char *name, json_t *verdicts)
+{
+    char wf[64];
+    fm_workflow_live_on_node(ctx, name, req->workflow_id, wf, sizeof wf);
+    add(verdicts, "running_workflow", !wf[0],
+        "wait for that workflow to end (workflow_get shows its step), or escalate it",
+        wf[0] ? "workflow %s is already working on %s; see workflow_get %s"
+              : "%s: no workflow is working on it",
+        wf[0] ? wf : name, name, wf);
+    /* A plan for a node a workflow owns is refused outright (repair_plan
+     * reads this mark), not recorded for later. */
+    if (wf[0])
+        json_object_set_new(json_array_get(verdicts, json_array_size(verdicts) - 1),
+                            "refuses_plan", json_true());
+    if (!req->superseded_by_reboot) return;
+    static const char *const pending[] = {"REBOOT_REQUESTED", "REBOOT_ISSUED", "REBOOT"};
+    const char *word = NULL;
+    for (size_t i = 0; i < sizeof pending / sizeof *pending && !word; i++)
+        if (state_has(node, pending[i])) word = pending[i];
+    add(verdicts, "equivalence", !word,
+        "wait for the reboot: it resets every GPU; check the GPU again once the node is up",
+        word ? "a reboot is pending on %s (Slurm state %s); it supersedes %s"
+             : "%s: no reboot pending that would supersede %s",
+        name, word ? word : req->action, req->action);
+}
+
 static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, json_t *verdicts,
                        fm_err *err)
 {
@@ -276,6 +307,7 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
         " be touched", excluded ? "%s is excluded by config (node, partition or feature)"
                                 : "%s is not excluded", name);
 
+    check_equivalence(ctx, req, node, name, verdicts);
     if (ctx->cfg.mode == FM_MODE_CANARY) {
         json_t *one = json_pack("[s]", name);
         bool canary = fm_guard_all_canary(ctx, one);

@@ -12,6 +12,11 @@ counts the mutations that actually ran.
             and the node is escalated with a ticket; the third reboot is
             refused (no third scontrol reboot) until an approved
             guardrail_reset clears the node, and then it runs.
+  equivalence: a GPU reset on a node with a reboot pending in Slurm is
+            refused (no call reaches the handler); with the reboot
+            cancelled the approved reset runs.  While a workflow waits on a
+            node, a second repair_plan and a node_reboot for it are refused,
+            naming the workflow; a plan for another node passes.
 
 Driven by tests/integration/policy.sh.
 """
@@ -128,11 +133,64 @@ def offender():
     restore(node)
 
 
+def equivalence():
+    print("== equivalent actions", flush=True)
+    env = S.Env("equiv", extra=LOOSE)
+    node = "gpu-b01"
+    job = R.sbatch(node, 120)
+    sh("scontrol", "reboot", node)
+    pending = wait_for(lambda: "REBOOT" in R.slurm_state(node), 10)
+    check(pending, "a reboot is pending behind the job", R.slurm_state(node))
+    rc, sc, err = env.call("gpu_reset", node=node, gpu=1)
+    check(rc == 5 and "GUARDRAIL" in err and "equivalence" in err and "pending" in err,
+          "a GPU reset is refused: the pending reboot supersedes it", err)
+    ran = env.sql("SELECT count(*) FROM audit WHERE tool='gpu_reset' AND decision='allow'")
+    check(ran == [(0,)] and R.plan_id_from(err) is None, "no gpu_reset ran, no plan made", ran)
+    sh("scontrol", "cancel_reboot", node)
+    sh("scancel", job)
+    wait_for(lambda: R.slurm_state(node) == "IDLE", 30)
+    rc, sc, err = approved(env, "gpu_reset", node=node, gpu=1)
+    check(rc == 0 and sc, "with no reboot pending the approved GPU reset runs", err)
+    restore(node)
+    # A workflow waiting on the node owns it.
+    R.inject(node, "xid79")
+    R.sbatch(node, 120)
+    rc, sc, err = env.call("repair_plan", node=node, fault_class="gpu_fallen_off_bus")
+    plan = (sc or {}).get("plan_id")
+    ap = env.approve(plan) if plan else None
+    check(ap is not None, "the first repair is planned and approved", err)
+    p = S.subprocess.Popen([R.CLI, "--format", "json", "--config", env.cfg, "call",
+                            "repair_execute", "--args",
+                            json.dumps({"plan_id": plan, "approval_id": ap})],
+                           stdout=S.subprocess.PIPE, stderr=S.subprocess.PIPE, text=True)
+    try:
+        waiting = wait_for(lambda: S.waiting_workflow(env) is not None, 30)
+        check(waiting, "its workflow waits for the job")
+        wf = S.waiting_workflow(env)[0] if waiting else "wf-none"
+        before = len(S.mutations(node))
+        rc, sc, err = env.call("repair_plan", node=node, fault_class="gpu_fallen_off_bus")
+        check(rc != 0 and "CONFLICT" in err and wf in err and "workflow_get" in err,
+              "a second plan for the node is refused and points at the running workflow", err)
+        rc, sc, err = env.call("node_reboot", node=node, reason="policy equivalence")
+        check(rc == 5 and "running_workflow" in err and wf in err,
+              "a node_reboot on it is refused, naming the workflow", err)
+        check(len(S.mutations(node)) == before, "nothing ran on the node",
+              S.mutations(node)[before:])
+        rc, sc, err = env.call("repair_plan", node="gpu-b02", fault_class="gpu_fallen_off_bus")
+        v = [x for x in ((sc or {}).get("guardrails") or {}).get("verdicts", [])
+             if x.get("guardrail") == "running_workflow"]
+        check(rc == 0 and v and v[0].get("ok") is True, "a plan for another node passes", err)
+    finally:
+        p.terminate()
+        p.communicate(timeout=60)
+    restore(node, "gpu-b02")
+
+
 def main():
     S.make_wrappers()
     restore(*R.NODES)
     only = os.environ.get("FM_ONLY", "").split(",")
-    for fn in (breaker, offender):
+    for fn in (breaker, offender, equivalence):
         if only != [""] and fn.__name__ not in only:
             continue
         try:
