@@ -60,4 +60,33 @@ int fm_offender_clear(struct fm_ctx *ctx, const char *node, const char *by, fm_e
 /* Escalated nodes not cleared: [{node, repairs, since, ticket?}] (new). */
 json_t *fm_offender_list(struct fm_ctx *ctx);
 
+/* ---- emergency mode (src/gate/emergency.c) ---- */
+
+/* The active emergency (new {limits, until_ms, until, by, reason}), or
+ * NULL when none or expired: it ends by itself at until_ms. */
+json_t *fm_emergency_active(struct fm_ctx *ctx);
+
+/* One loud line about the active emergency into buf; false if none. */
+bool fm_emergency_describe(struct fm_ctx *ctx, char *buf, size_t len);
+
+/* The limit name as the guardrails apply it now: the emergency's value
+ * while one raises it (*raised true), else configured. */
+double fm_policy_limit(struct fm_ctx *ctx, const char *name, double configured, bool *raised);
+
+/* Two-person hook: approvals emergency_start needs (emergency.
+ * approvals_required).  The approval path releases one approval per call
+ * today; until approver roles and the two-person rule exist, a config
+ * asking for 2 makes emergency_start refuse with what is missing. */
+int fm_emergency_approvals_required(struct fm_ctx *ctx);
+
+/* Adds the loud marker to a tools/call result while an emergency is
+ * active: a text content item and _meta "io.fleetmcp/emergency". */
+void fm_emergency_mark(struct fm_ctx *ctx, json_t *result);
+
+/* ---- change windows (src/gate/windows.c) ---- */
+
+/* Appends the "change_window" verdict for acting on node (a normalized
+ * Slurm node) now. */
+void fm_window_check(struct fm_ctx *ctx, const json_t *node, const char *name, json_t *verdicts);
+
 #endif

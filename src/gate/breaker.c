@@ -50,7 +50,9 @@ static bconf conf(fm_ctx *ctx)
 {
     const json_t *c =
         json_object_get(fm_config_section(&ctx->cfg, "guardrails"), "circuit_breaker");
-    return (bconf){fm_cfg_real(c, "max_share", 0.5), fm_cfg_int(c, "window_s", 300)};
+    return (bconf){fm_policy_limit(ctx, "circuit_breaker_max_share",
+                                   fm_cfg_real(c, "max_share", 0.5), NULL),
+                   fm_cfg_int(c, "window_s", 300)};
 }
 
 /* Start of the window: the sliding window, but never before a reset. */

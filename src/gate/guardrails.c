@@ -141,6 +141,13 @@ void fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
     sqlite3_reset(s);
 }
 
+/* guardrails.max_per_domain, or what emergency mode raised it to. */
+static long long max_per_domain(fm_ctx *ctx)
+{
+    long long cfg = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
+    return (long long)fm_policy_limit(ctx, "max_per_domain", (double)cfg, NULL);
+}
+
 /* Nodes in remediation in a domain, other than node itself. */
 static long long domain_count(fm_ctx *ctx, const char *column, const char *value,
                               const char *node)
@@ -239,7 +246,9 @@ int fm_guard_partition_capacity(fm_ctx *ctx, const json_t *node, const char *par
 
 static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm_err *err)
 {
-    double share = fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5);
+    double share = fm_policy_limit(
+        ctx, "min_schedulable_share",
+        fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5), NULL);
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
@@ -317,7 +326,8 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
             name);
     }
     if (req->takes_capacity) {
-        long long limit = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
+        fm_window_check(ctx, node, name, verdicts);
+        long long limit = max_per_domain(ctx);
         char why[400];
         bool over = blast_exceeded(ctx, name, json_object_get(node, "domains"), limit, why,
                                    sizeof why);
@@ -390,6 +400,9 @@ json_t *fm_guard_check(fm_ctx *ctx, const fm_guard_req *req, bool *all_ok, fm_er
     bool ks = fm_killswitch_engaged(ctx, why, sizeof why);
     add(verdicts, "kill_switch", !ks, "a human releases it with killswitch_release",
         ks ? "%s" : "kill switch released", ks ? why : "");
+    /* Loud: every verdict list says when emergency mode has raised limits. */
+    if (fm_emergency_describe(ctx, why, sizeof why)) add(verdicts, "emergency_mode", true, NULL,
+                                                        "%s", why);
     if (json_array_size(req->nodes) && !ctx->be.slurm) {
         json_decref(verdicts);
         fm_backend_missing(err, "slurm", "guardrails read live node state from Slurm");
@@ -470,7 +483,7 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
         json_decref(domains);
         return -1;
     }
-    long long limit = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
+    long long limit = max_per_domain(ctx);
     int rc = -1;
     char why[400];
     if (fm_store_begin(&ctx->store, err)) goto out;

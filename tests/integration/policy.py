@@ -17,9 +17,15 @@ counts the mutations that actually ran.
             cancelled the approved reset runs.  While a workflow waits on a
             node, a second repair_plan and a node_reboot for it are refused,
             naming the workflow; a plan for another node passes.
+  windows:  outside partition debug's change window a drain of a debug
+            node is refused (nothing runs) while a gpu-only node drains;
+            an approved emergency_start suspending windows lets it run,
+            loud in the result and the audit rows, and ends by itself;
+            inside the window the drain runs.
 
 Driven by tests/integration/policy.sh.
 """
+import datetime
 import json
 import os
 import sys
@@ -186,11 +192,63 @@ def equivalence():
     restore(node, "gpu-b02")
 
 
+def hhmm(dt):
+    return dt.strftime("%H:%M")
+
+
+def windows_cfg(start, end):
+    return (f"change_windows:\n  partitions:\n    debug:\n      - start: \"{hhmm(start)}\"\n"
+            f"        end: \"{hhmm(end)}\"\n")
+
+
+def windows():
+    print("== change windows and emergency mode", flush=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    h = datetime.timedelta(hours=1)
+    env = S.Env("windows", extra=LOOSE + windows_cfg(now + 2 * h, now + 3 * h))
+    node = "gpu-a03"  # partitions gpu and debug
+    rc, sc, err = env.call("node_drain", node=node, reason="policy window test")
+    check(rc == 5 and "GUARDRAIL" in err and "change_window" in err and "outside" in err,
+          "outside debug's window the drain is refused", err)
+    check(not drains(node), "nothing ran", drains(node))
+    check("debug" in status(env).get("change_windows", {}), "fleet_status shows the windows",
+          status(env))
+    rc, sc, err = approved(env, "node_drain", node="gpu-a01", reason="policy window test")
+    check(rc == 0 and drains("gpu-a01"), "a node in no windowed partition drains", err)
+    rc, sc, err = approved(env, "emergency_start", limits={"change_windows": "suspended"},
+                           duration_s=20, reason="rack r01 power event, policy test")
+    check(rc == 0 and (sc or {}).get("active") is True, "an approved emergency_start runs", err)
+    em = status(env).get("emergency", {})
+    check(em.get("active") is True and em.get("until"), "fleet_status shows the emergency", em)
+    rc, sc, err = approved(env, "node_drain", node=node, reason="policy window test")
+    check(rc == 0 and len(drains(node)) == 1, "in emergency mode the drain runs", err)
+    check("EMERGENCY MODE" in err, "the result says EMERGENCY MODE", err[-400:])
+    rows = env.sql("SELECT DISTINCT mode FROM audit WHERE tool='node_drain' AND node=?"
+                   " AND decision='allow'", (node,))
+    check(rows == [("fleet+emergency",)], "its audit rows say fleet+emergency", rows)
+    ended = wait_for(lambda: status(env).get("emergency", {}).get("active") is False, 40, 1)
+    check(ended, "emergency mode ends by itself", status(env).get("emergency"))
+    restore(node, "gpu-a01")
+    rc, sc, err = env.call("node_drain", node=node, reason="policy window test")
+    check(rc == 5 and "change_window" in err and "EMERGENCY" not in err,
+          "after it the window applies again", err)
+    # emergency_end ends one early, without an approval.
+    rc, sc, err = approved(env, "emergency_start", limits={"max_per_domain": 3},
+                           duration_s=600, reason="policy test, ended early")
+    rc, sc, err = env.call("emergency_end", reason="over")
+    check(rc == 0 and (sc or {}).get("was_active") is True and
+          status(env).get("emergency", {}).get("active") is False, "emergency_end ends it", err)
+    env2 = S.Env("windows-open", extra=LOOSE + windows_cfg(now - h, now + h))
+    rc, sc, err = approved(env2, "node_drain", node=node, reason="policy window test")
+    check(rc == 0 and len(drains(node)) == 2, "inside debug's window the drain runs", err)
+    restore(node)
+
+
 def main():
     S.make_wrappers()
     restore(*R.NODES)
     only = os.environ.get("FM_ONLY", "").split(",")
-    for fn in (breaker, offender, equivalence):
+    for fn in (breaker, offender, equivalence, windows):
         if only != [""] and fn.__name__ not in only:
             continue
         try:
