@@ -19,8 +19,11 @@ struct fm_ctx;
 int fm_breaker_init(struct fm_ctx *ctx, fm_err *err);
 
 /* Node counts the breaker divides by, for node (a normalized Slurm node):
- * new {fleet: N, partitions: {name: N}}, or NULL with err. */
-json_t *fm_breaker_totals(struct fm_ctx *ctx, const json_t *node, fm_err *err);
+ * new {fleet: N, partitions: {name: N}}, or NULL with err.  Partition
+ * totals come from the capacity verdicts in verdicts when there (may be
+ * NULL), else from Slurm. */
+json_t *fm_breaker_totals(struct fm_ctx *ctx, const json_t *node, const json_t *verdicts,
+                          fm_err *err);
 
 /* Appends the "circuit_breaker" verdict for draining name.  attempt: the
  * drain would really run now (not a plan, not shadow); a drain over the

@@ -82,21 +82,56 @@ static long long drained(fm_ctx *ctx, int64_t since, const char *node, const cha
     return n;
 }
 
-json_t *fm_breaker_totals(fm_ctx *ctx, const json_t *node, fm_err *err)
+static int count_node(void *ud, const json_t *node, fm_err *err)
 {
+    (void)node;
+    (void)err;
+    ++*(long long *)ud;
+    return 0;
+}
+
+/* The capacity verdict's total for partition, or -1. */
+static long long capacity_total(const json_t *verdicts, const char *partition)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(verdicts, i, v)
+    {
+        const json_t *n = json_object_get(v, "numbers");
+        if (!strcmp(fm_json_str(v, "guardrail", ""), "capacity") &&
+            !strcmp(fm_json_str(n, "partition", ""), partition))
+            return json_integer_value(json_object_get(n, "total"));
+    }
+    return -1;
+}
+
+json_t *fm_breaker_totals(fm_ctx *ctx, const json_t *node, const json_t *verdicts, fm_err *err)
+{
+    /* Counted while streaming the listing: the fleet can be large. */
     fm_slurm_node_filter f = {0};
-    json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
-    if (!all) return NULL;
+    long long fleet = 0;
+    if (ctx->be.slurm->nodes_each) {
+        if (ctx->be.slurm->nodes_each(ctx->be.slurm_st, &f, count_node, &fleet, err)) return NULL;
+    } else {
+        json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
+        if (!all) return NULL;
+        fleet = (long long)json_array_size(all);
+        json_decref(all);
+    }
     json_t *parts = json_object();
-    json_t *out = json_pack("{s:I, s:o}", "fleet", (json_int_t)json_array_size(all),
-                            "partitions", parts);
-    json_decref(all);
+    json_t *out = json_pack("{s:I, s:o}", "fleet", (json_int_t)fleet, "partitions", parts);
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
     {
         size_t total, now, after;
         if (!json_is_string(p)) continue;
+        /* The capacity guardrail has just asked Slurm the same question. */
+        long long known = capacity_total(verdicts, json_string_value(p));
+        if (known >= 0) {
+            json_object_set_new(parts, json_string_value(p), json_integer(known));
+            continue;
+        }
         if (fm_guard_partition_capacity(ctx, node, json_string_value(p), false, &total, &now,
                                         &after, err)) {
             json_decref(out);

@@ -336,7 +336,7 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
             over ? "%s" : "%s: within %lld node(s) per rack, sku and partition", over ? why : name,
             limit);
         check_capacity(ctx, node, verdicts, err);
-        json_t *totals = err && err->code ? NULL : fm_breaker_totals(ctx, node, err);
+        json_t *totals = err && err->code ? NULL : fm_breaker_totals(ctx, node, verdicts, err);
         if (totals) fm_breaker_check(ctx, name, totals, req->attempt, verdicts);
         json_decref(totals);
         fm_offender_check(ctx, name, verdicts);
@@ -477,7 +477,7 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
     json_t *n = ctx->be.slurm->node(ctx->be.slurm_st, node, err);
     if (!n) return -1;
     json_t *domains = json_incref(json_object_get(n, "domains"));
-    json_t *totals = fm_breaker_totals(ctx, n, err);
+    json_t *totals = fm_breaker_totals(ctx, n, NULL, err);
     json_decref(n);
     if (!totals) {
         json_decref(domains);
