@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import remediation as R  # noqa: E402  (helpers only)
@@ -251,8 +252,10 @@ def main():
     for fn in (breaker, offender, equivalence, windows):
         if only != [""] and fn.__name__ not in only:
             continue
+        t0 = time.time()
         try:
             fn()
+            print(f"     ({fn.__name__}: {time.time() - t0:.0f} s)", flush=True)
         except Exception as e:  # a scenario crashing is a failure, not the end
             check(False, f"{fn.__name__} raised", repr(e))
             restore(*R.NODES)
