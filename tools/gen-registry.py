@@ -25,14 +25,16 @@ FLAGS = {"idempotent": "FM_TOOL_IDEMPOTENT", "open_world": "FM_TOOL_OPEN_WORLD",
          "killswitch_exempt": "FM_TOOL_KILLSWITCH_EXEMPT",
          "read_only_exempt": "FM_TOOL_READ_ONLY_EXEMPT",
          "never_rate_limited": "FM_TOOL_NEVER_RATE_LIMITED",
-         "content_result": "FM_TOOL_CONTENT_RESULT"}
+         "content_result": "FM_TOOL_CONTENT_RESULT",
+         "superseded_by_reboot": "FM_TOOL_SUPERSEDED_BY_REBOOT"}
 # Flags that only make sense on some autonomy levels: a flag the gate
 # would never read is a mistake in the file.
 FLAG_NEEDS = {"node_action": {"hitl", "canary"}, "takes_capacity": {"hitl", "canary"},
               "returns_capacity": {"hitl", "canary"}, "runs_plan": {"hitl", "canary"},
               "killswitch_exempt": {"create", "hitl", "canary"},
               "read_only_exempt": {"create", "hitl", "canary"},
-              "never_rate_limited": {"create"}}
+              "never_rate_limited": {"create"},
+              "superseded_by_reboot": {"hitl", "canary"}}
 BACKENDS = {"slurm": "FM_BACKEND_SLURM", "metrics": "FM_BACKEND_METRICS",
             "ssh": "FM_BACKEND_SSH", "tickets": "FM_BACKEND_TICKETS"}
 KEYS = {"name", "title", "description", "autonomy", "handler", "backends", "flags",

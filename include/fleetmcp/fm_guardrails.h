@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "fleetmcp/fm_error.h"
 
@@ -27,6 +28,9 @@ typedef struct fm_guard_req {
     bool resume;              /* returns the node: the ownership rule */
     bool approved;            /* a human approval is attached */
     bool destructive;
+    bool attempt;             /* runs now (not a plan, not shadow): may trip the breaker */
+    bool superseded_by_reboot; /* a pending reboot on the node makes it redundant */
+    const char *workflow_id;  /* the workflow asking (its own run does not conflict) */
 } fm_guard_req;
 
 /* Evaluates every guardrail on live state.  Returns a new array of
@@ -34,6 +38,11 @@ typedef struct fm_guard_req {
  * all passed.  NULL with err when live state cannot be read (a backend
  * down): the caller must refuse, never assume. */
 json_t *fm_guard_check(struct fm_ctx *ctx, const fm_guard_req *req, bool *all_ok, fm_err *err);
+
+/* Appends one verdict {guardrail, ok, detail, fix when !ok} to verdicts,
+ * for the policy files (breaker.c, offenders.c). */
+void fm_guard_add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
 
 /* The first failed verdict as one sentence into buf ("GUARDRAIL blast
  * radius: ..."). */
@@ -60,6 +69,9 @@ int fm_guard_reserve(struct fm_ctx *ctx, const char *node, const char *state,
  * of remediation.  Records an attempt when state is "repairing". */
 int fm_node_state_set(struct fm_ctx *ctx, const char *node, const char *state,
                       const char *workflow_id, fm_err *err);
+
+/* Repairs of node (any fault class) recorded since since_ms. */
+long long fm_guard_repairs_since(struct fm_ctx *ctx, const char *node, int64_t since_ms);
 
 /* The node's remediation state name into buf ("healthy" when unknown). */
 void fm_node_state_get(struct fm_ctx *ctx, const char *node, char *buf, size_t len);

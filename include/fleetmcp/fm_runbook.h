@@ -63,6 +63,7 @@ typedef struct fm_action_def {
     bool needs_approval_always; /* even on canary nodes */
     bool touches_node;          /* node action: runbook autonomy canary or hitl */
     int state_after;            /* fm_node_state on success, or FM_ACTION_STATE_* */
+    bool superseded_by_reboot;  /* a pending reboot does it too (GPU reset) */
 } fm_action_def;
 
 extern const fm_action_def fm_action_table[];

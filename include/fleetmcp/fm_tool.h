@@ -62,6 +62,9 @@ typedef enum {
  * resources): it returns {content: [...], isError?} and that is the
  * result, with no structuredContent and no outputSchema listed. */
 #define FM_TOOL_CONTENT_RESULT 0x400u
+/* A pending reboot does what this tool does (a GPU reset): equivalent
+ * actions are refused while the reboot is pending. */
+#define FM_TOOL_SUPERSEDED_BY_REBOOT 0x800u
 
 typedef struct fm_call fm_call;
 

@@ -76,6 +76,11 @@ int fm_workflow_open_for_plan(struct fm_ctx *ctx, const char *plan_id,
 /* {workflow_id, plan_id, node, fault_class, runbook, runbook_version,
  *  status, current_step, owner{pid, alive, lease_until}, started, updated,
  *  steps[...], events[...], errors[...]} (new), or NULL with NOT_FOUND. */
+/* The running or waiting workflow on node other than except (NULL: any)
+ * into id, "" if none: two workflows never share a node. */
+void fm_workflow_live_on_node(struct fm_ctx *ctx, const char *node, const char *except, char *id,
+                              size_t len);
+
 json_t *fm_workflow_get(struct fm_ctx *ctx, const char *id, fm_err *err);
 
 /* For fleet_status (new): {active_workflows, by_state{status: n},

@@ -11,6 +11,7 @@
  * Rows written before v3 keep their unkeyed SHA-256 hashes; the first
  * keyed row links to them. */
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_policy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -438,6 +439,12 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     fm_store *st = &ctx->store;
     const fm_session *ses = &ctx->session;
     char *args_text = NULL, args_hash[65] = "";
+    /* Loud in every row while emergency mode lasts. */
+    char mode[32];
+    json_t *emergency = fm_emergency_active(ctx);
+    snprintf(mode, sizeof mode, "%s%s", fm_mode_name(ctx->cfg.mode),
+             emergency ? "+emergency" : "");
+    json_decref(emergency);
     if (r->args) {
         json_t *red = fm_json_redact(r->args);
         args_text = fm_json_canonical(red);
@@ -481,7 +488,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(args_text),
         args_text ? col_s(args_hash) : col_null(),
         col_s(r->autonomy),
-        col_s(fm_mode_name(ctx->cfg.mode)),
+        col_s(mode),
         col_s(r->decision),
         col_clip(r->reason, 1024),
         col_s(r->plan_id),

@@ -7,6 +7,7 @@
 
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_server.h"
 
 #define SHADOW_MATCH_MS (24LL * 3600 * 1000)
@@ -180,6 +181,19 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
           "Shadow recommendations a human carried out within 24 h (human as self-declared by"
           " the stdio client)",
           json_object_get(m, "shadow_agreement_ratio"));
+    json_t *cb = fm_breaker_status(ctx), *esc = fm_offender_list(ctx);
+    json_t *tripped = json_integer(json_is_true(json_object_get(cb, "tripped")));
+    gauge(f, "fleetmcp_circuit_breaker_tripped",
+          "1 while the circuit breaker stops automated drains", tripped);
+    gauge(f, "fleetmcp_circuit_breaker_drained_in_window",
+          "Nodes fleetmcp drained in the breaker's window", json_object_get(cb, "drained_in_window"));
+    json_t *nesc = json_integer((json_int_t)json_array_size(esc));
+    gauge(f, "fleetmcp_escalated_repeat_offenders",
+          "Nodes automation no longer repairs until a human clears them", nesc);
+    json_decref(tripped);
+    json_decref(nesc);
+    json_decref(cb);
+    json_decref(esc);
     fprintf(f, "# HELP fleetmcp_nodes Nodes fleetmcp tracks, by remediation state\n"
                "# TYPE fleetmcp_nodes gauge\n");
     static const char *const states[] = {"healthy", "suspect", "quarantined", "repairing",

@@ -14,6 +14,7 @@
 #include "fleetmcp/fm_planner.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
 
 #define HOUR_MS 3600000LL
 #define DEFAULT_CREATE_PER_HOUR 60
@@ -159,11 +160,32 @@ static void deny(fm_gate_decision *d, fm_code code, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The call does what a pending reboot does (a GPU reset): by the tool's
+ * flag, or by a step of its runbook. */
+static bool superseded_by_reboot(const fm_tool_def *t, const json_t *content)
+{
+    if (t->flags & FM_TOOL_SUPERSEDED_BY_REBOOT) return true;
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(content, "steps"), i, s)
+    {
+        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
+        if (a && a->superseded_by_reboot) return true;
+    }
+    return false;
+}
+
 /* Guardrail verdicts for a planned node action (new array), or NULL with
  * err when live state cannot be read. */
-static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, bool approved,
-                     bool *ok, fm_err *err)
+static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *args,
+                     const json_t *content, bool approved, bool attempt, bool *ok, fm_err *err)
 {
+    /* Running a plan whose workflow is already open resumes that
+     * workflow; it is not a second one on the node. */
+    char own[FM_WORKFLOW_ID_LEN] = "";
+    const char *plan = fm_json_str(args, "plan_id", NULL);
+    if ((t->flags & FM_TOOL_RUNS_PLAN) && plan && fm_workflow_open_for_plan(ctx, plan, own))
+        own[0] = '\0';
     const char *rb_id = fm_json_str(content, "runbook", NULL);
     const json_t *rb_doc = NULL;
     if (rb_id) {
@@ -182,7 +204,10 @@ static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, b
                         .takes_capacity = (t->flags & FM_TOOL_TAKES_CAPACITY) != 0,
                         .resume = (t->flags & FM_TOOL_RETURNS_CAPACITY) != 0,
                         .approved = approved,
-                        .destructive = (t->flags & FM_TOOL_DESTRUCTIVE) != 0};
+                        .destructive = (t->flags & FM_TOOL_DESTRUCTIVE) != 0,
+                        .attempt = attempt,
+                        .superseded_by_reboot = superseded_by_reboot(t, content),
+                        .workflow_id = own[0] ? own : NULL};
     return fm_guard_check(ctx, &req, ok, err);
 }
 
@@ -296,7 +321,11 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
      * refused call does not use its approval up. */
     if (t->flags & FM_TOOL_NODE_ACTION) {
         bool ok = false;
-        json_t *verdicts = guard(ctx, t, content, approval != NULL, &ok, &err);
+        /* Outside shadow mode this is automation asking to act (a plan is
+         * only repair_plan's dry run): a drain over the share trips the
+         * circuit breaker, approved or not. */
+        bool attempt = !shadow;
+        json_t *verdicts = guard(ctx, t, args, content, approval != NULL, attempt, &ok, &err);
         if (!verdicts) {
             deny(d, err.code, "%s refused: live state unavailable for the guardrails: %s",
                  t->name, err.text);

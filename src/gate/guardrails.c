@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
 
 static const char fleet_ddl[] =
     "CREATE TABLE IF NOT EXISTS node_states(node TEXT PRIMARY KEY, state TEXT NOT NULL,"
@@ -26,7 +28,8 @@ static const char fleet_ddl[] =
 
 int fm_guard_init(fm_ctx *ctx, fm_err *err)
 {
-    return fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err);
+    if (fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err)) return -1;
+    return fm_breaker_init(ctx, err) || fm_offender_init(ctx, err) ? -1 : 0;
 }
 
 static const json_t *section(fm_ctx *ctx, const char *name)
@@ -37,16 +40,34 @@ static const json_t *section(fm_ctx *ctx, const char *name)
 static void add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static void add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt, ...)
+static void add_v(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt,
+                  va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void add_v(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt,
+                  va_list ap)
 {
     char detail[600];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
     json_t *v = json_pack("{s:s, s:b, s:s}", "guardrail", name, "ok", ok, "detail", detail);
     if (!ok && fix) json_object_set_new(v, "fix", json_string(fix));
     json_array_append_new(verdicts, v);
+}
+
+static void add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_v(verdicts, name, ok, fix, fmt, ap);
+    va_end(ap);
+}
+
+void fm_guard_add(json_t *verdicts, const char *name, bool ok, const char *fix, const char *fmt,
+                  ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_v(verdicts, name, ok, fix, fmt, ap);
+    va_end(ap);
 }
 
 static bool str_in(const json_t *list, const char *s)
@@ -120,6 +141,13 @@ void fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
     sqlite3_reset(s);
 }
 
+/* guardrails.max_per_domain, or what emergency mode raised it to. */
+static long long max_per_domain(fm_ctx *ctx)
+{
+    long long cfg = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
+    return (long long)fm_policy_limit(ctx, "max_per_domain", (double)cfg, NULL);
+}
+
 /* Nodes in remediation in a domain, other than node itself. */
 static long long domain_count(fm_ctx *ctx, const char *column, const char *value,
                               const char *node)
@@ -176,6 +204,19 @@ static long long attempts_in_window(fm_ctx *ctx, const char *node, const char *f
     return n;
 }
 
+long long fm_guard_repairs_since(fm_ctx *ctx, const char *node, int64_t since_ms)
+{
+    static const char sql[] = "SELECT count(*) FROM node_attempts WHERE node=? AND ts_ms>=?";
+    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    long long n = 0;
+    if (!s) return 0;
+    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since_ms);
+    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return n;
+}
+
 int fm_guard_partition_capacity(fm_ctx *ctx, const json_t *node, const char *partition,
                                 bool takes, size_t *total, size_t *now, size_t *after,
                                 fm_err *err)
@@ -205,7 +246,9 @@ int fm_guard_partition_capacity(fm_ctx *ctx, const json_t *node, const char *par
 
 static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm_err *err)
 {
-    double share = fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5);
+    double share = fm_policy_limit(
+        ctx, "min_schedulable_share",
+        fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5), NULL);
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
@@ -230,6 +273,36 @@ static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm
     }
 }
 
+/* Equivalent actions: a workflow already working on the node owns it (a
+ * second plan points at it), and a pending reboot does what a GPU reset
+ * would. */
+static void check_equivalence(fm_ctx *ctx, const fm_guard_req *req, const json_t *node,
+                              const char *name, json_t *verdicts)
+{
+    char wf[64];
+    fm_workflow_live_on_node(ctx, name, req->workflow_id, wf, sizeof wf);
+    add(verdicts, "running_workflow", !wf[0],
+        "wait for that workflow to end (workflow_get shows its step), or escalate it",
+        wf[0] ? "workflow %s is already working on %s; see workflow_get %s"
+              : "%s: no workflow is working on it",
+        wf[0] ? wf : name, name, wf);
+    /* A plan for a node a workflow owns is refused outright (repair_plan
+     * reads this mark), not recorded for later. */
+    if (wf[0])
+        json_object_set_new(json_array_get(verdicts, json_array_size(verdicts) - 1),
+                            "refuses_plan", json_true());
+    if (!req->superseded_by_reboot) return;
+    static const char *const pending[] = {"REBOOT_REQUESTED", "REBOOT_ISSUED", "REBOOT"};
+    const char *word = NULL;
+    for (size_t i = 0; i < sizeof pending / sizeof *pending && !word; i++)
+        if (state_has(node, pending[i])) word = pending[i];
+    add(verdicts, "equivalence", !word,
+        "wait for the reboot: it resets every GPU; check the GPU again once the node is up",
+        word ? "a reboot is pending on %s (Slurm state %s); it supersedes %s"
+             : "%s: no reboot pending that would supersede %s",
+        name, word ? word : req->action, req->action);
+}
+
 static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, json_t *verdicts,
                        fm_err *err)
 {
@@ -243,6 +316,7 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
         " be touched", excluded ? "%s is excluded by config (node, partition or feature)"
                                 : "%s is not excluded", name);
 
+    check_equivalence(ctx, req, node, name, verdicts);
     if (ctx->cfg.mode == FM_MODE_CANARY) {
         json_t *one = json_pack("[s]", name);
         bool canary = fm_guard_all_canary(ctx, one);
@@ -252,7 +326,8 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
             name);
     }
     if (req->takes_capacity) {
-        long long limit = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
+        fm_window_check(ctx, node, name, verdicts);
+        long long limit = max_per_domain(ctx);
         char why[400];
         bool over = blast_exceeded(ctx, name, json_object_get(node, "domains"), limit, why,
                                    sizeof why);
@@ -261,6 +336,10 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
             over ? "%s" : "%s: within %lld node(s) per rack, sku and partition", over ? why : name,
             limit);
         check_capacity(ctx, node, verdicts, err);
+        json_t *totals = err && err->code ? NULL : fm_breaker_totals(ctx, node, verdicts, err);
+        if (totals) fm_breaker_check(ctx, name, totals, req->attempt, verdicts);
+        json_decref(totals);
+        fm_offender_check(ctx, name, verdicts);
     }
     const json_t *pre = json_object_get(req->runbook, "preconditions");
     if (pre) {
@@ -321,6 +400,9 @@ json_t *fm_guard_check(fm_ctx *ctx, const fm_guard_req *req, bool *all_ok, fm_er
     bool ks = fm_killswitch_engaged(ctx, why, sizeof why);
     add(verdicts, "kill_switch", !ks, "a human releases it with killswitch_release",
         ks ? "%s" : "kill switch released", ks ? why : "");
+    /* Loud: every verdict list says when emergency mode has raised limits. */
+    if (fm_emergency_describe(ctx, why, sizeof why)) add(verdicts, "emergency_mode", true, NULL,
+                                                        "%s", why);
     if (json_array_size(req->nodes) && !ctx->be.slurm) {
         json_decref(verdicts);
         fm_backend_missing(err, "slurm", "guardrails read live node state from Slurm");
@@ -395,8 +477,13 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
     json_t *n = ctx->be.slurm->node(ctx->be.slurm_st, node, err);
     if (!n) return -1;
     json_t *domains = json_incref(json_object_get(n, "domains"));
+    json_t *totals = fm_breaker_totals(ctx, n, NULL, err);
     json_decref(n);
-    long long limit = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
+    if (!totals) {
+        json_decref(domains);
+        return -1;
+    }
+    long long limit = max_per_domain(ctx);
     int rc = -1;
     char why[400];
     if (fm_store_begin(&ctx->store, err)) goto out;
@@ -406,12 +493,16 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
                    " first); wait for it to finish", why);
         goto out;
     }
-    if (upsert_state(ctx, node, state, fault_class, workflow_id, domains, err)) {
+    /* Every drain fleetmcp makes passes here: the breaker counts it in
+     * the same transaction, so servers sharing the store count together. */
+    if (fm_breaker_reserve(ctx, node, totals, err) ||
+        upsert_state(ctx, node, state, fault_class, workflow_id, domains, err)) {
         fm_store_rollback(&ctx->store);
         goto out;
     }
     rc = fm_store_commit(&ctx->store, err);
 out:
+    json_decref(totals);
     json_decref(domains);
     return rc;
 }
@@ -431,7 +522,9 @@ int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const ch
     sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "node attempt");
+    if (rc != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "node attempt");
+    fm_offender_note(ctx, node);
+    return 0;
 }
 
 json_t *fm_node_state_counts(fm_ctx *ctx)

@@ -10,6 +10,7 @@
 #include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_schema.h"
@@ -122,8 +123,19 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
     return fm_tools_call_text(ctx, ti, args, progress_token, meta, NULL);
 }
 
+static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
+                         const json_t *meta, char **structured_text);
+
 json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
                            const json_t *meta, char **structured_text)
+{
+    json_t *r = call_tool(ctx, ti, args, progress_token, meta, structured_text);
+    fm_emergency_mark(ctx, r);
+    return r;
+}
+
+static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
+                         const json_t *meta, char **structured_text)
 {
     (void)meta;
     const fm_tool_def *t = &fm_tool_table[ti];

@@ -112,6 +112,7 @@ const fm_action_def fm_action_table[] = {
         .destructive = true,
         .touches_node = true,
         .state_after = FM_NODE_REPAIRING,
+        .superseded_by_reboot = true,
     },
     {
         .name = "health_probe",

@@ -7,6 +7,7 @@
 #include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_tickets.h"
 #include "fleetmcp/fm_workflow.h"
 #include "fleetmcp/fm_registry.h"
@@ -91,5 +92,20 @@ json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
     json_object_set_new(out, "open_tickets", open_tickets(ctx));
     json_object_set_new(out, "workflows", fm_workflow_status_summary(ctx));
     json_object_set_new(out, "metrics", m);
+    json_t *emergency = fm_emergency_active(ctx);
+    if (emergency) {
+        json_object_del(emergency, "until_ms");
+        json_object_del(emergency, "approval_id");
+        json_object_set_new(emergency, "active", json_true());
+    }
+    json_t *windows =
+        json_object_get(fm_config_section(&ctx->cfg, "change_windows"), "partitions");
+    windows = windows ? json_incref(windows) : json_object();
+    json_object_set_new(out, "guardrails",
+                        json_pack("{s:o, s:o, s:o, s:o}", "circuit_breaker",
+                                  fm_breaker_status(ctx), "repeat_offenders",
+                                  fm_offender_list(ctx), "emergency",
+                                  emergency ? emergency : json_pack("{s:b}", "active", false),
+                                  "change_windows", windows));
     return out;
 }

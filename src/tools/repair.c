@@ -141,6 +141,14 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     json_t *out = NULL, *detail = NULL, *cap = NULL, *verdicts = NULL;
     verdicts = fm_guard_check(ctx, &req, &pass, err);
     if (!verdicts) goto done;
+    /* A verdict the gate marks refuses_plan (another workflow owns the
+     * node) refuses the plan itself: there is nothing to approve. */
+    json_array_foreach(verdicts, i, s) if (json_is_true(json_object_get(s, "refuses_plan")))
+    {
+        fm_err_set(err, FM_ERR_CONFLICT, "no plan for %s: %s; to pass: %s", node_name,
+                   fm_json_str(s, "detail", ""), fm_json_str(s, "fix", ""));
+        goto done;
+    }
     cap = takes ? capacity_from_verdicts(verdicts) : NULL;
     if (!cap) cap = capacity(ctx, node, takes, err);
     if (!cap) goto done;

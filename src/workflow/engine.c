@@ -731,7 +731,9 @@ static int guard(fm_ctx *ctx, const wf_row *w, bool resume, fm_err *err)
                         .runbook = rb ? rb->doc : NULL,
                         .takes_capacity = true,
                         .approved = w->approval_id[0] != '\0',
-                        .destructive = true};
+                        .destructive = true,
+                        .attempt = true,
+                        .workflow_id = w->id};
     bool ok = false;
     json_t *v = fm_guard_check(ctx, &req, &ok, err);
     json_decref(nodes);

@@ -392,6 +392,12 @@ void wf_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id
     sqlite3_finalize(s);
 }
 
+void fm_workflow_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id,
+                              size_t len)
+{
+    wf_live_on_node(ctx, node, except, id, len);
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 static json_t *col_json_str(sqlite3_stmt *s, int i)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "fleetmcp/fm_util.h"
 
 #define REPLAY_MAX_LINE (1u << 20)
 
@@ -143,16 +144,21 @@ usage:
 
 /* ---- replay ----------------------------------------------------------- */
 
+/* Keys whose values are volatile by nature: generated ids, timestamps and
+ * durations.  Not every key ending in _s or _id: a changed timeout_s or
+ * job_id is drift.  The plan, approval and workflow ids fleetmcp generates
+ * are masked by value instead (mask_text), wherever they appear. */
 static bool volatile_key(const char *k)
 {
     static const char *const exact[] = {"id", "ts", "time", "created", "updated", "since",
                                         "until", "expires", "started", "ended", "hash", "by",
-                                        "session", "duration", "bundle_id", "key", "url", "self",
+                                        "session", "duration", "duration_s", "elapsed_s",
+                                        "bundle_id", "audit_id", "key", "url", "self",
                                         "next_before_id", "audit_ids", "call_ref"};
     for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
         if (!strcmp(k, exact[i])) return true;
     size_t n = strlen(k);
-    static const char *const suffix[] = {"_id", "_ms", "_us", "_time", "_at", "_hash", "_s"};
+    static const char *const suffix[] = {"_ms", "_us", "_time", "_at", "_hash"};
     for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
         size_t m = strlen(suffix[i]);
         if (n > m && !strcmp(k + n - m, suffix[i])) return true;
@@ -329,6 +335,80 @@ static void code_word(const char *text, char out[32])
     snprintf(out, 32, "%.*s", (int)(n < 31 ? n : 31), text ? text : "");
 }
 
+/* "phase/action" of each step (new array of strings); only the phases a
+ * workflow that ends done runs, when done_only. */
+static json_t *step_names(const json_t *steps, bool done_only)
+{
+    static const char *const ran[] = {"steps", "verification", "on_success"};
+    json_t *out = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(steps, i, s)
+    {
+        const char *phase = fm_json_str(s, "phase", "steps");
+        bool keep = !done_only;
+        for (size_t k = 0; k < sizeof ran / sizeof *ran && !keep; k++)
+            keep = !strcmp(phase, ran[k]);
+        if (!keep) continue;
+        char name[160];
+        snprintf(name, sizeof name, "%s/%s", phase, fm_json_str(s, "action", "?"));
+        json_array_append_new(out, json_string(name));
+    }
+    return out;
+}
+
+/* In shadow mode a recorded workflow run becomes "would run": compare the
+ * steps it ran with the steps the plan would run now (plan_get), so a
+ * changed runbook step is drift, not "the same decision". */
+static void compare_steps(cli_client *c, const char *plan_id, const json_t *recorded,
+                          json_t *problems)
+{
+    json_t *res = NULL, *err = NULL;
+    if (!plan_id ||
+        cli_request(c, "tools/call",
+                    json_pack("{s:s, s:{s:s}}", "name", "plan_get", "arguments", "plan_id",
+                              plan_id),
+                    &res, &err) ||
+        err || json_is_true(json_object_get(res, "isError"))) {
+        json_array_append_new(problems,
+                              json_string("workflow steps: the plan could not be read back"
+                                          " with plan_get to compare its steps"));
+        json_decref(res);
+        json_decref(err);
+        return;
+    }
+    bool done = !strcmp(fm_json_str(recorded, "status", ""), "done");
+    json_t *want = step_names(json_object_get(recorded, "steps"), false);
+    json_t *got = step_names(
+        json_object_get(json_object_get(res, "structuredContent"), "steps"), done);
+    bool same;
+    if (done) {
+        same = json_equal(want, got);
+    } else {
+        /* A run that stopped early ran a prefix-ordered subset. */
+        size_t j = 0, i;
+        json_t *w;
+        json_array_foreach(want, i, w)
+        {
+            while (j < json_array_size(got) && !json_equal(json_array_get(got, j), w)) j++;
+            if (j++ >= json_array_size(got)) break;
+        }
+        same = j <= json_array_size(got);
+    }
+    if (!same) {
+        char *sw = json_dumps(want, JSON_COMPACT), *sg = json_dumps(got, JSON_COMPACT);
+        char msg[900];
+        snprintf(msg, sizeof msg, "workflow steps: recorded %.380s, the plan now runs %.380s",
+                 sw ? sw : "?", sg ? sg : "?");
+        json_array_append_new(problems, json_string(msg));
+        free(sw);
+        free(sg);
+    }
+    json_decref(want);
+    json_decref(got);
+    json_decref(res);
+}
+
 int cli_cmd_replay(cli_client *c, const cli_opts *o)
 {
     if (o->argc != 1) {
@@ -370,6 +450,8 @@ int cli_cmd_replay(cli_client *c, const cli_opts *o)
             json_decref(args);
             args = json_object();
         }
+        char plan_id[64];
+        snprintf(plan_id, sizeof plan_id, "%s", fm_json_str(args, "plan_id", ""));
         json_t *res = NULL, *err = NULL;
         calls++;
         int r = cli_request(c, "tools/call",
@@ -402,7 +484,11 @@ int cli_cmd_replay(cli_client *c, const cli_opts *o)
         if (!want_err && got_err && shadow && json_is_true(json_object_get(rec, "mutation")) &&
             would_run) {
             /* In shadow mode a mutation that ran is "would run": the same
-             * decision, with nothing changed. */
+             * decision, with nothing changed; a workflow's steps are
+             * compared with what its plan would run now. */
+            const json_t *recorded = json_object_get(rec, "result");
+            if (json_is_array(json_object_get(recorded, "steps")))
+                compare_steps(c, plan_id[0] ? plan_id : NULL, recorded, problems);
         } else if (want_err != got_err) {
             char msg[700];
             snprintf(msg, sizeof msg, "expected %s, got %s: %.400s",

@@ -1,0 +1,95 @@
+/* Fleet policy guardrails that keep state across calls (issue 18): the
+ * circuit breaker and repeat offenders.  Part of the gate: fm_guard_check
+ * asks them for verdicts, fm_guard_reserve and fm_node_state_set record
+ * what happened, and only guardrail_reset (a hitl tool, so a human
+ * approval) clears them.  Limits come from guardrails.circuit_breaker and
+ * guardrails.repeat_offenders in the config. */
+#ifndef FM_POLICY_H
+#define FM_POLICY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "fleetmcp/fm_error.h"
+
+struct fm_ctx;
+
+/* ---- circuit breaker (src/gate/breaker.c) ---- */
+
+int fm_breaker_init(struct fm_ctx *ctx, fm_err *err);
+
+/* Node counts the breaker divides by, for node (a normalized Slurm node):
+ * new {fleet: N, partitions: {name: N}}, or NULL with err.  Partition
+ * totals come from the capacity verdicts in verdicts when there (may be
+ * NULL), else from Slurm. */
+json_t *fm_breaker_totals(struct fm_ctx *ctx, const json_t *node, const json_t *verdicts,
+                          fm_err *err);
+
+/* Appends the "circuit_breaker" verdict for draining name.  attempt: the
+ * drain would really run now (not a plan, not shadow); a drain over the
+ * share then trips the breaker. */
+void fm_breaker_check(struct fm_ctx *ctx, const char *name, const json_t *totals, bool attempt,
+                      json_t *verdicts);
+
+/* Inside fm_guard_reserve's transaction: refuses (FM_ERR_GUARDRAIL) when
+ * tripped or when draining name passes the share (and trips it);
+ * otherwise records the drain.  Returns 0 or -1. */
+int fm_breaker_reserve(struct fm_ctx *ctx, const char *name, const json_t *totals, fm_err *err);
+
+/* True when tripped; why says when and by what drain. */
+bool fm_breaker_tripped(struct fm_ctx *ctx, char *why, size_t len);
+
+/* A human's reset: drains before now no longer count. */
+int fm_breaker_reset(struct fm_ctx *ctx, const char *by, const char *reason, fm_err *err);
+
+/* {tripped, reason?, max_share, window_s, drained_in_window} (new). */
+json_t *fm_breaker_status(struct fm_ctx *ctx);
+
+/* ---- repeat offenders (src/gate/offenders.c) ---- */
+
+int fm_offender_init(struct fm_ctx *ctx, fm_err *err);
+
+/* After a repair of node is recorded: at max_repairs within the window the
+ * node is escalated (a ticket when a tickets backend is configured). */
+void fm_offender_note(struct fm_ctx *ctx, const char *node);
+
+/* Appends the "repeat_offender" verdict for repairing node. */
+void fm_offender_check(struct fm_ctx *ctx, const char *node, json_t *verdicts);
+
+/* A human clears node: repairs before now no longer count.  FM_ERR_NOT_FOUND
+ * when node is not escalated. */
+int fm_offender_clear(struct fm_ctx *ctx, const char *node, const char *by, fm_err *err);
+
+/* Escalated nodes not cleared: [{node, repairs, since, ticket?}] (new). */
+json_t *fm_offender_list(struct fm_ctx *ctx);
+
+/* ---- emergency mode (src/gate/emergency.c) ---- */
+
+/* The active emergency (new {limits, until_ms, until, by, reason}), or
+ * NULL when none or expired: it ends by itself at until_ms. */
+json_t *fm_emergency_active(struct fm_ctx *ctx);
+
+/* One loud line about the active emergency into buf; false if none. */
+bool fm_emergency_describe(struct fm_ctx *ctx, char *buf, size_t len);
+
+/* The limit name as the guardrails apply it now: the emergency's value
+ * while one raises it (*raised true), else configured. */
+double fm_policy_limit(struct fm_ctx *ctx, const char *name, double configured, bool *raised);
+
+/* Two-person hook: approvals emergency_start needs (emergency.
+ * approvals_required).  The approval path releases one approval per call
+ * today; until approver roles and the two-person rule exist, a config
+ * asking for 2 makes emergency_start refuse with what is missing. */
+int fm_emergency_approvals_required(struct fm_ctx *ctx);
+
+/* Adds the loud marker to a tools/call result while an emergency is
+ * active: a text content item and _meta "io.fleetmcp/emergency". */
+void fm_emergency_mark(struct fm_ctx *ctx, json_t *result);
+
+/* ---- change windows (src/gate/windows.c) ---- */
+
+/* Appends the "change_window" verdict for acting on node (a normalized
+ * Slurm node) now. */
+void fm_window_check(struct fm_ctx *ctx, const json_t *node, const char *name, json_t *verdicts);
+
+#endif

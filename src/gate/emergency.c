@@ -1,0 +1,149 @@
+/* Emergency mode: the design's "at most one node per rack, pool or SKU,
+ * unless emergency mode".  A human starts it with emergency_start (hitl:
+ * an approval), naming the limits it raises and for how long (at most
+ * emergency.max_duration_s); it ends by itself at its deadline, or sooner
+ * with emergency_end.  While it lasts it is loud: every tools/call result
+ * carries a marker, every audit row's mode says "+emergency", and the
+ * guardrail verdicts name it.  State: one store setting, so every server
+ * sharing the store sees it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fm_tools.gen.h"
+#include "fleetmcp/fm_policy.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_util.h"
+
+#define KEY "emergency"
+
+json_t *fm_emergency_active(fm_ctx *ctx)
+{
+    char v[2048];
+    if (fm_store_setting_get(&ctx->store, KEY, v, sizeof v)) return NULL;
+    json_t *e = json_loads(v, 0, NULL);
+    if (!json_is_object(e) || json_integer_value(json_object_get(e, "until_ms")) <= fm_now_ms()) {
+        json_decref(e);
+        return NULL;
+    }
+    return e;
+}
+
+bool fm_emergency_describe(fm_ctx *ctx, char *buf, size_t len)
+{
+    json_t *e = fm_emergency_active(ctx);
+    if (!e) return false;
+    char *limits = json_dumps(json_object_get(e, "limits"), JSON_COMPACT | JSON_SORT_KEYS);
+    snprintf(buf, len, "EMERGENCY MODE until %s (started by %s: %s); raised limits: %s",
+             fm_json_str(e, "until", "?"), fm_json_str(e, "by", "?"),
+             fm_json_str(e, "reason", ""), limits ? limits : "{}");
+    free(limits);
+    json_decref(e);
+    return true;
+}
+
+double fm_policy_limit(fm_ctx *ctx, const char *name, double configured, bool *raised)
+{
+    if (raised) *raised = false;
+    json_t *e = fm_emergency_active(ctx);
+    json_t *v = json_object_get(json_object_get(e, "limits"), name);
+    double out = json_is_number(v) ? json_number_value(v) : configured;
+    if (raised && json_is_number(v)) *raised = true;
+    json_decref(e);
+    return out;
+}
+
+int fm_emergency_approvals_required(fm_ctx *ctx)
+{
+    return (int)fm_cfg_int(fm_config_section(&ctx->cfg, "emergency"), "approvals_required", 1);
+}
+
+void fm_emergency_mark(fm_ctx *ctx, json_t *result)
+{
+    char line[1024];
+    if (!json_is_object(result) || !fm_emergency_describe(ctx, line, sizeof line)) return;
+    json_t *content = json_object_get(result, "content");
+    if (json_is_array(content))
+        json_array_append_new(content, json_pack("{s:s, s:s}", "type", "text", "text", line));
+    json_t *meta = json_object_get(result, "_meta");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(result, "_meta", meta);
+    }
+    json_object_set_new(meta, "io.fleetmcp/emergency", json_string(line));
+}
+
+static void who(fm_ctx *ctx, char *by, size_t len)
+{
+    snprintf(by, len, "%s:%s (%s)",
+             ctx->session.initiator == FM_INITIATOR_HUMAN ? "human" : "agent",
+             fm_session_who(&ctx->session), ctx->session.os_user);
+}
+
+/* Returns a new object (schemas/tools/emergency_start.json). */
+json_t *fm_tool_emergency_start(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    int need = fm_emergency_approvals_required(ctx);
+    if (need > 1) {
+        fm_err_set(err, FM_ERR_NOT_CONFIGURED,
+                   "emergency.approvals_required is %d, and this build releases one approval per"
+                   " call (the two-person rule is not wired yet); set it to 1, or wait for"
+                   " approver roles",
+                   need);
+        return NULL;
+    }
+    long long max = fm_cfg_int(fm_config_section(&ctx->cfg, "emergency"), "max_duration_s", 14400);
+    long long dur = json_integer_value(json_object_get(call->args, "duration_s"));
+    if (dur > max) {
+        fm_err_set(err, FM_ERR_INVALID,
+                   "duration_s %lld is over emergency.max_duration_s (%lld); ask for less, and"
+                   " start it again if the emergency lasts",
+                   dur, max);
+        return NULL;
+    }
+    char by[208], until[32];
+    who(ctx, by, sizeof by);
+    int64_t until_ms = fm_now_ms() + dur * 1000;
+    fm_iso_time(until_ms, until);
+    json_t *e = json_pack("{s:O, s:I, s:s, s:s, s:s, s:s}", "limits",
+                          json_object_get(call->args, "limits"), "until_ms", (json_int_t)until_ms,
+                          "until", until, "by", by, "reason",
+                          fm_json_str(call->args, "reason", ""), "approval_id",
+                          call->approval_id ? call->approval_id : "");
+    char *text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+    int rc = text ? fm_store_setting_set(&ctx->store, KEY, text, err) : -1;
+    free(text);
+    if (rc) {
+        if (!err->code) fm_err_set(err, FM_ERR_INTERNAL, "emergency state cannot be encoded");
+        json_decref(e);
+        return NULL;
+    }
+    fm_log("warning", "EMERGENCY MODE started by %s until %s", by, until);
+    json_object_set_new(e, "active", json_true());
+    json_object_del(e, "until_ms");
+    json_object_del(e, "approval_id");
+    return e;
+}
+
+/* Returns a new object (schemas/tools/emergency_end.json). */
+json_t *fm_tool_emergency_end(fm_call *call, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    char by[208], v[320], at[32];
+    who(ctx, by, sizeof by);
+    json_t *e = fm_emergency_active(ctx);
+    bool was = e != NULL;
+    json_decref(e);
+    fm_iso_time(fm_now_ms(), at);
+    /* A record that has already ended (until_ms 0), not a deletion: the
+     * audit row says who ended it. */
+    json_t *ended = json_pack("{s:I, s:s, s:s}", "until_ms", (json_int_t)0, "ended_by", by,
+                              "ended", at);
+    char *text = json_dumps(ended, JSON_COMPACT);
+    json_decref(ended);
+    snprintf(v, sizeof v, "%s", text ? text : "{\"until_ms\":0}");
+    free(text);
+    if (fm_store_setting_set(&ctx->store, KEY, v, err)) return NULL;
+    return json_pack("{s:b, s:b, s:s}", "active", false, "was_active", was, "by", by);
+}

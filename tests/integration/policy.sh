@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Fleet policy guardrails (issue 18) against the real local stack, with
+# scontrol/scancel wrapped to log every argv so the checks count the
+# mutations that really ran: the circuit breaker and repeat offenders, each
+# tripped (nothing runs) and let through (after a human's approved reset).
+# The driver is tests/integration/policy.py.
+#
+#   tests/integration/policy.sh                  own stack, stopped on exit
+#   FM_STACK=/tmp/s tests/integration/policy.sh  use that running stack
+#   FM_ONLY=breaker,offender                     only these scenarios
+#   BUILD=/tmp/b                                 binaries from that build dir
+#
+# Needs root (the stack does).
+set -u
+cd "$(dirname "$0")/../.."
+[ "$(id -u)" = 0 ] || { echo "policy.sh: run as root (the test stack needs it)" >&2; exit 1; }
+if [ -n "${FM_STACK:-}" ]; then
+    set -a
+    # shellcheck disable=SC1091
+    . "$FM_STACK/stack.env"
+    set +a
+else
+    # shellcheck disable=SC1091
+    . tests/stack/with-stack.sh
+fi
+export FM_BUILD=${BUILD:-build} FLEETMCP_RUNBOOKS=$PWD/runbooks
+timeout 600 python3 tests/integration/policy.py
