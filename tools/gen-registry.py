@@ -26,7 +26,8 @@ FLAGS = {"idempotent": "FM_TOOL_IDEMPOTENT", "open_world": "FM_TOOL_OPEN_WORLD",
          "read_only_exempt": "FM_TOOL_READ_ONLY_EXEMPT",
          "never_rate_limited": "FM_TOOL_NEVER_RATE_LIMITED",
          "content_result": "FM_TOOL_CONTENT_RESULT",
-         "superseded_by_reboot": "FM_TOOL_SUPERSEDED_BY_REBOOT"}
+         "superseded_by_reboot": "FM_TOOL_SUPERSEDED_BY_REBOOT",
+         "starts_emergency": "FM_TOOL_STARTS_EMERGENCY"}
 # Flags that only make sense on some autonomy levels: a flag the gate
 # would never read is a mistake in the file.
 FLAG_NEEDS = {"node_action": {"hitl", "canary"}, "takes_capacity": {"hitl", "canary"},
@@ -34,7 +35,8 @@ FLAG_NEEDS = {"node_action": {"hitl", "canary"}, "takes_capacity": {"hitl", "can
               "killswitch_exempt": {"create", "hitl", "canary"},
               "read_only_exempt": {"create", "hitl", "canary"},
               "never_rate_limited": {"create"},
-              "superseded_by_reboot": {"hitl", "canary"}}
+              "superseded_by_reboot": {"hitl", "canary"},
+              "starts_emergency": {"hitl"}}
 BACKENDS = {"slurm": "FM_BACKEND_SLURM", "metrics": "FM_BACKEND_METRICS",
             "ssh": "FM_BACKEND_SSH", "tickets": "FM_BACKEND_TICKETS"}
 KEYS = {"name", "title", "description", "autonomy", "handler", "backends", "flags",

@@ -76,10 +76,10 @@ bool fm_emergency_describe(struct fm_ctx *ctx, char *buf, size_t len);
  * while one raises it (*raised true), else configured. */
 double fm_policy_limit(struct fm_ctx *ctx, const char *name, double configured, bool *raised);
 
-/* Two-person hook: approvals emergency_start needs (emergency.
- * approvals_required).  The approval path releases one approval per call
- * today; until approver roles and the two-person rule exist, a config
- * asking for 2 makes emergency_start refuse with what is missing. */
+/* Distinct people whose approvals start emergency mode (emergency.
+ * approvals_required, default 2); the gate asks for them.  While emergency
+ * mode lasts, every approval needs two people (approvals.two_person.
+ * emergency, default true). */
 int fm_emergency_approvals_required(struct fm_ctx *ctx);
 
 /* Adds the loud marker to a tools/call result while an emergency is

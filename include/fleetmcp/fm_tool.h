@@ -65,6 +65,9 @@ typedef enum {
 /* A pending reboot does what this tool does (a GPU reset): equivalent
  * actions are refused while the reboot is pending. */
 #define FM_TOOL_SUPERSEDED_BY_REBOOT 0x800u
+/* Starting emergency mode: releasing it takes emergency.approvals_required
+ * distinct people (default two). */
+#define FM_TOOL_STARTS_EMERGENCY 0x1000u
 
 typedef struct fm_call fm_call;
 

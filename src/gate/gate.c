@@ -12,6 +12,7 @@
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_planner.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_workflow.h"
@@ -254,10 +255,16 @@ static int approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *conten
         }
         role = fm_json_str(rb->doc, "approval_role", NULL);
     }
-    /* Emergency mode (the policy issue) will pass true here. */
-    fm_approval_need_for(approvals, json_array_size(json_object_get(content, "nodes")), false,
-                         role, creator, need);
+    json_t *emergency = fm_emergency_active(ctx);
+    fm_approval_need_for(approvals, json_array_size(json_object_get(content, "nodes")),
+                         emergency != NULL, role, creator, need);
+    json_decref(emergency);
     fm_approval_need_action(approvals, rb_id ? rb_id : t->name, need);
+    int starts = fm_emergency_approvals_required(ctx);
+    if ((t->flags & FM_TOOL_STARTS_EMERGENCY) && starts > need->people) {
+        need->people = starts;
+        snprintf(need->why, sizeof need->why, "emergency.approvals_required for starting emergency mode");
+    }
     return 0;
 }
 

@@ -126,5 +126,41 @@ n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='killswitch_re
 n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from approvals where plan_id='$plan2' and used_ms is not null")
 [ "$n" = 4 ] && ok || bad "every approval of the plan is used ($n)"
 build/fleetmcp audit verify --db "$FLEETMCP_DB" > /dev/null && ok || bad "audit chain verifies (two-person)"
+
+# 13. Emergency mode, decided by the gate: starting it takes two distinct
+# people (emergency.approvals_required, default 2), and while it lasts a
+# hitl action that takes one approval otherwise takes two.
+export FLEETMCP_DB=$tmp/emergency.db
+cat > "$tmp/fleetmcp.yaml" <<EOF
+mode: fleet
+approvals:
+  keys:
+    - {id: alice, public_key: "$(pub "$tmp/keygen.txt")"}
+    - {id: bob, public_key: "$(pub "$tmp/keygen-bob.txt")"}
+  max_ttl_s: 3600
+EOF
+start() { # [APPROVAL_ID]
+    local a='"limits": {"max_per_domain": 3}, "duration_s": 600, "reason": "rack r01 power event drill"'
+    run $cli call emergency_start --args "{$a${1:+, \"approval_id\": \"$1\"}}"
+}
+[ "$(start)" = 5 ] && grep -q "It takes 2 distinct people" "$tmp/err" && ok || bad "emergency_start asks for two people: $(cat "$tmp/err")"
+plan2=$(grep -o 'pl-[0-9a-f]\{16\}' "$tmp/err" | head -1)
+e1=$(approve alice)
+[ "$(start "$e1")" = 5 ] && grep -q "1 counted" "$tmp/err" && ok || bad "one approval does not start emergency mode: $(cat "$tmp/err")"
+emergency_active() { run $cli --format json call fleet_status > /dev/null; python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["structuredContent"]["guardrails"].get("emergency", {}).get("active") else 1)' "$tmp/out"; }
+! emergency_active && ok || bad "no emergency after one approval: $(cat "$tmp/out")"
+e2=$(approve bob)
+[ "$(start "$e2")" = 0 ] && emergency_active && ok || bad "two people start emergency mode: $(cat "$tmp/err" "$tmp/out")"
+[ "$(run $cli call killswitch_engage reason=drill3)" = 0 ] && ok || bad "engage 3"
+[ "$(run $cli call killswitch_release reason=drill3-over)" = 5 ] && grep -q "It takes 2 distinct people" "$tmp/err" && grep -q "emergency mode" "$tmp/err" && ok || bad "in emergency mode a release takes two: $(cat "$tmp/err")"
+plan2=$(grep -o 'pl-[0-9a-f]\{16\}' "$tmp/err" | head -1)
+r1=$(approve alice)
+[ "$(run $cli call killswitch_release reason=drill3-over approval_id="$r1")" = 5 ] && grep -q "1 counted" "$tmp/err" && ok || bad "one approval is not enough in emergency mode: $(cat "$tmp/err")"
+r2=$(approve bob)
+[ "$(run $cli call killswitch_release reason=drill3-over approval_id="$r2")" = 0 ] && ok || bad "two release in emergency mode: $(cat "$tmp/err")"
+[ "$(run $cli call emergency_end reason=drill-over)" = 0 ] && ok || bad "emergency_end: $(cat "$tmp/err")"
+n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='emergency_start' and phase='intent' and decision='allow' and reason like 'approved by %, %'")
+[ "$n" = 1 ] && ok || bad "the emergency_start audit row names two people ($n)"
+build/fleetmcp audit verify --db "$FLEETMCP_DB" > /dev/null && ok || bad "audit chain verifies (emergency)"
 echo "approvals: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

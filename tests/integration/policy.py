@@ -210,11 +210,28 @@ def windows_cfg(start, end):
             f"        end: \"{hhmm(end)}\"\n")
 
 
+def one_approver_emergency(env):
+    """This scenario is about windows: alice alone starts emergency mode and
+    releases actions in it.  The two-person rule for emergency mode is
+    proved by stage approvals."""
+    with open(env.cfg) as f:
+        text = f.read()
+    assert "\napprovals:\n" in text
+    text = text.replace("\napprovals:\n", "\napprovals:\n  two_person: {emergency: false}\n", 1)
+    text += "emergency:\n  approvals_required: 1\n"
+    with open(env.cfg, "w") as f:
+        f.write(text)
+    r = sh(R.SERVER, "check-config", "--config", env.cfg)
+    if r.returncode:
+        raise RuntimeError(f"config {env.cfg}: {r.stdout}{r.stderr}")
+
+
 def windows():
     print("== change windows and emergency mode", flush=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     h = datetime.timedelta(hours=1)
     env = S.Env("windows", extra=LOOSE + windows_cfg(now + 2 * h, now + 3 * h))
+    one_approver_emergency(env)
     node = "gpu-a03"  # partitions gpu and debug
     rc, sc, err = env.call("node_drain", node=node, reason="policy window test")
     check(rc == 5 and "GUARDRAIL" in err and "change_window" in err and "outside" in err,
