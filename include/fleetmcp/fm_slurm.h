@@ -25,6 +25,8 @@
 
 /* Drain reasons fleetmcp writes start with this; only such drains are ours. */
 #define FM_SLURM_OWNED_PREFIX "fleetmcp:"
+/* Partitions one capacity query takes (a node is in a few). */
+#define FM_SLURM_MAX_PARTS 16
 
 /* Node filter: NULL/empty fields match everything.  Matching is the
  * normalizer's (fm_slurm_node_match), so both backends agree. */
@@ -87,13 +89,14 @@ struct fm_slurm_ops {
     /* Cancels job_id (scancel argv, or DELETE over REST).  Returns 0; FM_ERR_NOT_FOUND if Slurm
      * does not know the job. */
     int (*cancel_job)(void *st, uint64_t job_id, fm_err *err);
-    /* Optional (NULL: callers count nodes() themselves).  Nodes in the
-     * partition and how many are in service (not drained, down, failed,
-     * in maintenance, rebooting, not responding or unknown), from Slurm's
+    /* Optional (NULL: callers count nodes() themselves).  For each of the
+     * n (<= FM_SLURM_MAX_PARTS) partitions, in one query: nodes in the
+     * partition (total[i]) and how many are in service (in_service[i]: not
+     * drained, down, failed, in maintenance, rebooting, not responding or unknown), from Slurm's
      * own aggregate, which costs a fraction of a full node listing on a
      * large fleet.  Returns 0. */
-    int (*partition_capacity)(void *st, const char *partition, long *total, long *in_service,
-                              fm_err *err);
+    int (*partition_capacity)(void *st, const char *const *partitions, size_t n, long *total,
+                              long *in_service, fm_err *err);
     /* Frees st.  st may be NULL. */
     void (*close)(void *st);
 };

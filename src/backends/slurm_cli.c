@@ -384,15 +384,24 @@ static bool in_service(const char *state)
     return false;
 }
 
-static int cli_partition_capacity(void *st, const char *partition, long *total, long *in_svc,
-                                  fm_err *err)
+/* One sinfo for every partition asked: each run makes slurmctld pack and
+ * sinfo unpack the whole node table (~0.15 s of CPU at 16,384 nodes), so a
+ * node in two partitions costs one run, not two. */
+static int cli_partition_capacity(void *st, const char *const *parts, size_t n, long *total,
+                                  long *in_svc, fm_err *err)
 {
     cli_st *s = st;
-    if (!partition || !*partition || strlen(partition) > 64 || strpbrk(partition, ",|\n"))
-        return fm_err_set(err, FM_ERR_INVALID, "not a partition name"), -1;
-    char part[80];
-    snprintf(part, sizeof part, "%s", partition);
-    char *argv[] = {s->sinfo, "-h", "-p", part, "-o", "%T|%D", NULL};
+    char list[FM_SLURM_MAX_PARTS * 72] = "";
+    if (!n || n > FM_SLURM_MAX_PARTS)
+        return fm_err_set(err, FM_ERR_INVALID, "1 to %d partitions", FM_SLURM_MAX_PARTS), -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!parts[i] || !*parts[i] || strlen(parts[i]) > 64 || strpbrk(parts[i], ",|\n"))
+            return fm_err_set(err, FM_ERR_INVALID, "not a partition name"), -1;
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", i ? "," : "", parts[i]);
+        total[i] = in_svc[i] = 0;
+    }
+    char *argv[] = {s->sinfo, "-h", "-p", list, "-o", "%R|%T|%D", NULL};
     run_out ro;
     if (run(s, argv, &ro, err)) return -1;
     if (ro.status != 0) {
@@ -400,16 +409,18 @@ static int cli_partition_capacity(void *st, const char *partition, long *total, 
         free(ro.out);
         return -1;
     }
-    *total = *in_svc = 0;
     char *save = NULL;
     for (char *line = strtok_r(ro.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *bar = strchr(line, '|');
-        if (!bar) continue;
-        *bar = '\0';
-        long n = strtol(bar + 1, NULL, 10);
-        if (n <= 0 || n > 10000000) continue;
-        *total += n;
-        if (in_service(line)) *in_svc += n;
+        char *bar = strchr(line, '|'), *last = strrchr(line, '|');
+        if (!bar || last == bar) continue;
+        *bar = *last = '\0';
+        long c = strtol(last + 1, NULL, 10);
+        if (c <= 0 || c > 10000000) continue;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(line, parts[i])) continue;
+            total[i] += c;
+            if (in_service(bar + 1)) in_svc[i] += c;
+        }
     }
     free(ro.out);
     return 0;

@@ -393,13 +393,13 @@ static int rest_requeue_job(void *st, uint64_t job_id, const char *exclude_node,
 
 /* Slurm's aggregate through scontrol's sibling sinfo when configured:
  * slurmrestd has no cheap per-partition count. */
-static int rest_partition_capacity(void *st, const char *partition, long *total, long *in_svc,
-                                   fm_err *err)
+static int rest_partition_capacity(void *st, const char *const *parts, size_t n, long *total,
+                                   long *in_svc, fm_err *err)
 {
     rest_st *s = st;
     if (!s->cli)
         return fm_err_set(err, FM_ERR_NOT_CONFIGURED, "no slurm.cli section for sinfo"), -1;
-    return fm_slurm_cli_ops.partition_capacity(s->cli, partition, total, in_svc, err);
+    return fm_slurm_cli_ops.partition_capacity(s->cli, parts, n, total, in_svc, err);
 }
 
 /* DELETE /slurm/vX/job/{id}: every version fleetmcp reads serves it, with
