@@ -152,6 +152,29 @@ typedef int (*fm_slurm_entry_cb)(void *ud, json_t *entry);
 int fm_slurm_scan_answer(const char *buf, size_t len, bool jobs, fm_slurm_entry_cb cb, void *ud,
                          json_t **errors, fm_err *err);
 
+/* One entry's text ("{...}") reduced as fm_slurm_scan_answer reduces the
+ * entries it hands on (new), or NULL if it is not one valid object. */
+json_t *fm_slurm_take_entry(const char *buf, size_t len, bool jobs);
+
+/* fm_slurm_scan_answer on text that arrives in pieces (slurm_stream.c):
+ * memory is one entry and the document around the array, never the whole
+ * text.  feed returns -1 (err set, or cb stopped) and then keeps failing;
+ * end returns as fm_slurm_scan_answer does. */
+typedef struct fm_slurm_stream fm_slurm_stream;
+fm_slurm_stream *fm_slurm_stream_new(bool jobs, fm_slurm_entry_cb cb, void *ud);
+int fm_slurm_stream_feed(fm_slurm_stream *st, const char *p, size_t n, fm_err *err);
+int fm_slurm_stream_end(fm_slurm_stream *st, json_t **errors, fm_err *err);
+void fm_slurm_stream_free(fm_slurm_stream *st);
+
+/* fm_slurm_norm_nodes_each for text that arrives in pieces: open, push
+ * each piece, close (which frees and returns what norm_nodes_each does). */
+typedef struct fm_slurm_nodes_feed fm_slurm_nodes_feed;
+fm_slurm_nodes_feed *fm_slurm_nodes_feed_open(const fm_slurm_domains *dom,
+                                              const fm_slurm_node_filter *f, fm_slurm_node_cb cb,
+                                              void *ud, fm_err *err);
+int fm_slurm_nodes_feed_push(fm_slurm_nodes_feed *fd, const char *p, size_t n);
+int fm_slurm_nodes_feed_close(fm_slurm_nodes_feed *fd, json_t **errors);
+
 /* Normalizes a nodes answer's text node by node: the streaming form of
  * fm_slurm_parse_answer + fm_slurm_norm_nodes, whose peak memory is the
  * text and one node.  *errors as for fm_slurm_scan_answer; the caller
