@@ -21,7 +21,7 @@ static int node_reads, listings, aggregates;
 static json_t *gen_node(int i)
 {
     int rack = i / PER_RACK + 1;
-    char name[32], rk[8], feat[16];
+    char name[48], rk[16], feat[32];
     snprintf(name, sizeof name, "gpu-r%03d-n%02d", rack, i % PER_RACK + 1);
     snprintf(rk, sizeof rk, "r%03d", rack);
     snprintf(feat, sizeof feat, "rack=%s", rk);
