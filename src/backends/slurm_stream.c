@@ -31,7 +31,7 @@ struct fm_slurm_stream {
     bool want_entry;   /* in the array, after '[' or ',' */
     size_t entries;    /* entries of the current array */
     char *ent, *rest;  /* the entry being cut; the remainder */
-    size_t ent_len, rest_len;
+    size_t ent_len, rest_len, ent_cap, rest_cap;
     bool failed;
 };
 
@@ -42,13 +42,24 @@ fm_slurm_stream *fm_slurm_stream_new(bool jobs, fm_slurm_entry_cb cb, void *ud)
     st->jobs = jobs;
     st->cb = cb;
     st->ud = ud;
-    st->ent = malloc(MAX_ENTRY);
-    st->rest = malloc(MAX_REST);
-    if (!st->ent || !st->rest) {
-        fm_slurm_stream_free(st);
-        return NULL;
-    }
     return st;
+}
+
+/* Room for n more bytes in *buf (grown by doubling, at most max); false
+ * when that would pass max or memory is short. */
+static bool room(char **buf, size_t *cap, size_t len, size_t n, size_t max)
+{
+    if (len + n <= *cap) return true;
+    if (n > max - len) return false;
+    size_t c = *cap ? *cap : 4096;
+    while (c < len + n)
+        c *= 2;
+    if (c > max) c = max;
+    char *nb = realloc(*buf, c);
+    if (!nb) return false;
+    *buf = nb;
+    *cap = c;
+    return true;
 }
 
 void fm_slurm_stream_free(fm_slurm_stream *st)
@@ -123,6 +134,8 @@ static int one_byte(fm_slurm_stream *st, char c, fm_err *err)
         if (c == '{' && st->want_entry) {
             st->want_entry = false;
             st->ent_len = 0;
+            if (!room(&st->ent, &st->ent_cap, 0, 1, MAX_ENTRY))
+                return fail(st, err, "no memory for an entry");
             st->ent[st->ent_len++] = c;
             st->depth++;
             return 0;
@@ -137,12 +150,14 @@ static int one_byte(fm_slurm_stream *st, char c, fm_err *err)
             return fail(st, err, "the array holds something other than objects");
         }
     } else if (st->in_array) { /* inside an entry */
-        if (st->ent_len >= MAX_ENTRY) return fail(st, err, "one entry over 1 MiB");
+        if (!room(&st->ent, &st->ent_cap, st->ent_len, 1, MAX_ENTRY))
+            return fail(st, err, "one entry over 1 MiB");
         st->ent[st->ent_len++] = c;
         if (track(st, c, err)) return -1;
         return st->depth == 2 ? entry_done(st, err) : 0;
     }
-    if (st->rest_len >= MAX_REST) return fail(st, err, "over 1 MiB outside its entries");
+    if (!room(&st->rest, &st->rest_cap, st->rest_len, 1, MAX_REST))
+        return fail(st, err, "over 1 MiB outside its entries");
     st->rest[st->rest_len++] = c;
     bool opens = !st->in_str && c == '[' && st->depth == 1 && array_key(st);
     if (track(st, c, err)) return -1;
@@ -178,7 +193,8 @@ static size_t entry_run(fm_slurm_stream *st, const char *p, size_t n, fm_err *er
             done = --st->depth == 2;
         }
     }
-    if (j > MAX_ENTRY - st->ent_len) return fail(st, err, "one entry over 1 MiB"), 0;
+    if (!room(&st->ent, &st->ent_cap, st->ent_len, j, MAX_ENTRY))
+        return fail(st, err, "one entry over 1 MiB"), 0;
     memcpy(st->ent + st->ent_len, p, j);
     st->ent_len += j;
     if (done && entry_done(st, err)) return 0;
@@ -211,7 +227,8 @@ int fm_slurm_stream_end(fm_slurm_stream *st, json_t **errors, fm_err *err)
     *errors = NULL;
     if (st->failed) return -1;
     if (st->in_str || st->in_array || st->depth) return fail(st, err, "the text ends early");
-    int rc = fm_slurm_scan_answer(st->rest, st->rest_len, st->jobs, no_entry, NULL, errors, err);
+    int rc = fm_slurm_scan_answer(st->rest ? st->rest : "", st->rest_len, st->jobs, no_entry, NULL,
+                                  errors, err);
     if (rc < 0) return -1;
     return rc || st->entries ? 1 : 0;
 }
