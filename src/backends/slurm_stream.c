@@ -24,13 +24,13 @@ struct fm_slurm_stream {
     void *ud;
     int depth;
     bool in_str, esc;
-    bool key_at_top;   /* the open string is a key or value of the top object */
-    char key[8];       /* the last such string, if short ("nodes", "jobs") */
-    size_t key_len;    /* its length (may exceed sizeof key: then no match) */
-    bool in_array;     /* inside the streamed array */
-    bool want_entry;   /* in the array, after '[' or ',' */
-    size_t entries;    /* entries of the current array */
-    char *ent, *rest;  /* the entry being cut; the remainder */
+    bool key_at_top;  /* the open string is a key or value of the top object */
+    char key[8];      /* the last such string, if short ("nodes", "jobs") */
+    size_t key_len;   /* its length (may exceed sizeof key: then no match) */
+    bool in_array;    /* inside the streamed array */
+    bool want_entry;  /* in the array, after '[' or ',' */
+    size_t entries;   /* entries of the current array */
+    char *ent, *rest; /* the entry being cut; the remainder */
     size_t ent_len, rest_len, ent_cap, rest_cap;
     bool failed;
 };
@@ -73,8 +73,7 @@ void fm_slurm_stream_free(fm_slurm_stream *st)
 static int fail(fm_slurm_stream *st, fm_err *err, const char *why)
 {
     st->failed = true;
-    return fm_err_set(err, FM_ERR_PARSE, "Slurm's %s answer: %s", st->jobs ? "jobs" : "nodes",
-                      why),
+    return fm_err_set(err, FM_ERR_PARSE, "Slurm's %s answer: %s", st->jobs ? "jobs" : "nodes", why),
            -1;
 }
 

@@ -45,8 +45,8 @@ static bool in_part(const json_t *n, const char *part)
 {
     size_t k;
     json_t *p;
-    json_array_foreach(json_object_get(n, "partitions"), k, p)
-        if (!strcmp(json_string_value(p), part)) return true;
+    json_array_foreach(json_object_get(n, "partitions"), k,
+                       p) if (!strcmp(json_string_value(p), part)) return true;
     return false;
 }
 
@@ -139,9 +139,8 @@ START_TEST(shared_reads_same_verdicts)
         ck_assert_int_eq(fm_guard_reserve(&t.ctx, busy[i], "repairing", "xid", "wf", &err), 0);
         ck_assert_int_eq(fm_node_state_set(&t.ctx, busy[i], "repairing", "wf", &err), 0);
     }
-    json_t *rb = json_pack("{s:{s:[s, s], s:[s], s:i}}", "preconditions", "node_states",
-                           "healthy", "suspect", "slurm_states_forbidden", "DOWN",
-                           "max_running_jobs", 0);
+    json_t *rb = json_pack("{s:{s:[s, s], s:[s], s:i}}", "preconditions", "node_states", "healthy",
+                           "suspect", "slurm_states_forbidden", "DOWN", "max_running_jobs", 0);
     /* Both partitions, drained, down, a busy rack, a full rack, a b200. */
     static const char *const probe[] = {"gpu-r001-n01", "gpu-r001-n02", "gpu-r001-n14",
                                         "gpu-r002-n01", "gpu-r002-n03", "gpu-r003-n05",

@@ -472,7 +472,8 @@ START_TEST(pieces_equal_whole)
             fm_slurm_nodes_feed *fd = fm_slurm_nodes_feed_open(dom, NULL, collect_copy, got, &err);
             ck_assert_ptr_nonnull(fd);
             for (size_t at = 0; at < len; at += pieces[k])
-                fm_slurm_nodes_feed_push(fd, text + at, len - at < pieces[k] ? len - at : pieces[k]);
+                fm_slurm_nodes_feed_push(fd, text + at,
+                                         len - at < pieces[k] ? len - at : pieces[k]);
             ck_assert_msg(fm_slurm_nodes_feed_close(fd, &errors) == 0, "%s: %s", fx[i], err.text);
             if (!first) {
                 first = got;
