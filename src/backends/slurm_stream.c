@@ -175,22 +175,8 @@ static size_t entry_run(fm_slurm_stream *st, const char *p, size_t n, fm_err *er
     size_t j = 0;
     bool done = false;
     for (; j < n && !done; j++) {
-        char c = p[j];
-        if (st->in_str) {
-            if (st->esc)
-                st->esc = false;
-            else if (c == '\\')
-                st->esc = true;
-            else if (c == '"')
-                st->in_str = false;
-        } else if (c == '"') {
-            st->in_str = true;
-            st->key_at_top = false;
-        } else if (c == '{' || c == '[') {
-            if (++st->depth > MAX_DEPTH) return fail(st, err, "nested too deep"), 0;
-        } else if (c == '}' || c == ']') {
-            done = --st->depth == 2;
-        }
+        if (track(st, p[j], err)) return 0;
+        done = st->depth == 2;
     }
     if (!room(&st->ent, &st->ent_cap, st->ent_len, j, MAX_ENTRY))
         return fail(st, err, "one entry over 1 MiB"), 0;
