@@ -7,7 +7,10 @@
                 gate, the audit row), against the raw `sinfo --json` it
                 replaces: time and bytes (structuredContent as compact JSON
                 against sinfo's stdout; the whole reply line is printed too)
-  repair_plan   every guardrail, on one node, in shadow mode
+  repair_plan   every guardrail, on one node, in shadow mode, beside the Slurm
+                reads it cannot avoid (scontrol show node; one sinfo aggregate
+                over the node's partitions, which makes slurmctld pack and
+                sinfo unpack the whole node table: the plan's floor)
   fleet_status  the dashboard read
   diagnose      node mode on one node (this tree has no cluster mode)
   peak RSS      VmHWM of each fleetmcp process when its calls are done
@@ -105,6 +108,20 @@ for backend, cfg in (("cli", os.environ["FM_CONFIG_CLI"]), ("rest", os.environ["
         print(f"  MISMATCH: the tool counted {res['total']} nodes, the controller has {nodes_n}")
         ok = False
 
+
+def cmd_median(argv, n):
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+floor_node = cmd_median(["scontrol", "show", "node", node, "--oneliner"], runs)
+floor_cap = cmd_median(["sinfo", "-h", "-p", "gpu,debug", "-o", "%R|%T|%D"], runs)
+print(f"repair_plan's Slurm reads alone: scontrol show node {floor_node*1000:.0f} ms, "
+      f"sinfo capacity aggregate {floor_cap*1000:.0f} ms (medians)")
 for backend, cfg in (("cli", os.environ["FM_CONFIG_CLI"]), ("rest", os.environ["FM_CONFIG"])):
     s = session(cfg, f"plan-{backend}", shadow=True)
     med, res, err, _ = series(s, "repair_plan", {"node": node, "fault_class":

@@ -31,6 +31,8 @@ typedef struct fm_guard_req {
     bool attempt;             /* runs now (not a plan, not shadow): may trip the breaker */
     bool superseded_by_reboot; /* a pending reboot on the node makes it redundant */
     const char *workflow_id;  /* the workflow asking (its own run does not conflict) */
+    const json_t *node;       /* optional: the caller's snapshot of the one
+                                 node in nodes, read in this call (borrowed) */
 } fm_guard_req;
 
 /* Evaluates every guardrail on live state.  Returns a new array of
@@ -48,12 +50,11 @@ void fm_guard_add(json_t *verdicts, const char *name, bool ok, const char *fix, 
  * radius: ..."). */
 void fm_guard_explain(const json_t *verdicts, char *buf, size_t len);
 
-/* Nodes in partition, how many are schedulable now, and how many after
- * node (a normalized Slurm node) leaves the pool when takes is true.
- * Uses the backend's aggregate when it has one.  Returns 0. */
-int fm_guard_partition_capacity(struct fm_ctx *ctx, const json_t *node, const char *partition,
-                                bool takes, size_t *total, size_t *now, size_t *after,
-                                fm_err *err);
+/* For each partition of node (a normalized Slurm node), in one backend
+ * query when the backend has an aggregate: a new object {partition: {total,
+ * schedulable_now, schedulable_after}}, "after" counting node out of the
+ * pool when takes is true.  NULL with err if Slurm cannot be read. */
+json_t *fm_guard_capacity(struct fm_ctx *ctx, const json_t *node, bool takes, fm_err *err);
 
 /* True if every node of nodes is a canary node (config canary.nodes or the
  * canary feature in Slurm). */

@@ -25,6 +25,8 @@
 
 /* Drain reasons fleetmcp writes start with this; only such drains are ours. */
 #define FM_SLURM_OWNED_PREFIX "fleetmcp:"
+/* Partitions one capacity query takes (a node is in a few). */
+#define FM_SLURM_MAX_PARTS 16
 
 /* Node filter: NULL/empty fields match everything.  Matching is the
  * normalizer's (fm_slurm_node_match), so both backends agree. */
@@ -87,13 +89,14 @@ struct fm_slurm_ops {
     /* Cancels job_id (scancel argv, or DELETE over REST).  Returns 0; FM_ERR_NOT_FOUND if Slurm
      * does not know the job. */
     int (*cancel_job)(void *st, uint64_t job_id, fm_err *err);
-    /* Optional (NULL: callers count nodes() themselves).  Nodes in the
-     * partition and how many are in service (not drained, down, failed,
-     * in maintenance, rebooting, not responding or unknown), from Slurm's
+    /* Optional (NULL: callers count nodes() themselves).  For each of the
+     * n (<= FM_SLURM_MAX_PARTS) partitions, in one query: nodes in the
+     * partition (total[i]) and how many are in service (in_service[i]: not
+     * drained, down, failed, in maintenance, rebooting, not responding or unknown), from Slurm's
      * own aggregate, which costs a fraction of a full node listing on a
      * large fleet.  Returns 0. */
-    int (*partition_capacity)(void *st, const char *partition, long *total, long *in_service,
-                              fm_err *err);
+    int (*partition_capacity)(void *st, const char *const *partitions, size_t n, long *total,
+                              long *in_service, fm_err *err);
     /* Frees st.  st may be NULL. */
     void (*close)(void *st);
 };
@@ -148,6 +151,29 @@ typedef int (*fm_slurm_entry_cb)(void *ud, json_t *entry);
  * FM_ERR_PARSE or when cb stopped the walk (cb sets err). */
 int fm_slurm_scan_answer(const char *buf, size_t len, bool jobs, fm_slurm_entry_cb cb, void *ud,
                          json_t **errors, fm_err *err);
+
+/* One entry's text ("{...}") reduced as fm_slurm_scan_answer reduces the
+ * entries it hands on (new), or NULL if it is not one valid object. */
+json_t *fm_slurm_take_entry(const char *buf, size_t len, bool jobs);
+
+/* fm_slurm_scan_answer on text that arrives in pieces (slurm_stream.c):
+ * memory is one entry and the document around the array, never the whole
+ * text.  feed returns -1 (err set, or cb stopped) and then keeps failing;
+ * end returns as fm_slurm_scan_answer does. */
+typedef struct fm_slurm_stream fm_slurm_stream;
+fm_slurm_stream *fm_slurm_stream_new(bool jobs, fm_slurm_entry_cb cb, void *ud);
+int fm_slurm_stream_feed(fm_slurm_stream *st, const char *p, size_t n, fm_err *err);
+int fm_slurm_stream_end(fm_slurm_stream *st, json_t **errors, fm_err *err);
+void fm_slurm_stream_free(fm_slurm_stream *st);
+
+/* fm_slurm_norm_nodes_each for text that arrives in pieces: open, push
+ * each piece, close (which frees and returns what norm_nodes_each does). */
+typedef struct fm_slurm_nodes_feed fm_slurm_nodes_feed;
+fm_slurm_nodes_feed *fm_slurm_nodes_feed_open(const fm_slurm_domains *dom,
+                                              const fm_slurm_node_filter *f, fm_slurm_node_cb cb,
+                                              void *ud, fm_err *err);
+int fm_slurm_nodes_feed_push(fm_slurm_nodes_feed *fd, const char *p, size_t n);
+int fm_slurm_nodes_feed_close(fm_slurm_nodes_feed *fd, json_t **errors);
 
 /* Normalizes a nodes answer's text node by node: the streaming form of
  * fm_slurm_parse_answer + fm_slurm_norm_nodes, whose peak memory is the

@@ -19,6 +19,13 @@ typedef struct fm_http_req {
     const char *what;         /* "slurmrestd socket /x" for messages */
     const char *hint;         /* "is slurmrestd running? check slurm.rest.socket" */
     const char *timeout_hint; /* for timeouts, if different (NULL: hint) */
+    /* Optional: a successful (< 400) answer's body goes to stream piece by
+     * piece as it arrives instead of into resp->body, so a large answer is
+     * never held whole.  Nonzero stops the transfer: fm_http_perform then
+     * returns -1, keeping the error stream set in err (FM_ERR_PARSE if it
+     * set none).  Error answers are buffered as usual. */
+    int (*stream)(void *ud, const char *p, size_t n);
+    void *stream_ud;
 } fm_http_req;
 
 typedef struct fm_http_resp {

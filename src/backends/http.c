@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +14,33 @@ typedef struct sink {
     char *buf;
     size_t len, cap, max;
     int over;
+    CURL *c;
+    const fm_http_req *req;
+    int streaming; /* 0 undecided, 1 to req->stream, -1 buffered */
+    size_t streamed;
+    bool stopped; /* req->stream said stop */
 } sink;
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud)
 {
     sink *s = ud;
     size_t add = sz * n;
-    if (s->len + add > s->max) {
+    if (s->len + s->streamed + add > s->max) {
         s->over = 1;
         return 0; /* aborts the transfer */
+    }
+    if (!s->streaming) {
+        long status = 0;
+        curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &status);
+        s->streaming = s->req->stream && status < 400 ? 1 : -1;
+    }
+    if (s->streaming > 0) {
+        s->streamed += add;
+        if (s->req->stream(s->req->stream_ud, p, add)) {
+            s->stopped = true;
+            return 0;
+        }
+        return add;
     }
     if (s->len + add + 1 > s->cap) {
         size_t cap = s->cap ? s->cap : 16384;
@@ -50,7 +69,7 @@ int fm_http_perform(const fm_http_req *req, fm_http_resp *resp, fm_err *err)
     pthread_once(&init_once, global_init);
     CURL *c = curl_easy_init();
     if (!c) return fm_err_set(err, FM_ERR_NOMEM, "curl handle"), -1;
-    sink s = {.max = req->max_bytes ? req->max_bytes : (8u << 20)};
+    sink s = {.max = req->max_bytes ? req->max_bytes : (8u << 20), .c = c, .req = req};
     char ebuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *hl = NULL;
     for (const char *const *h = req->headers; h && *h; h++)
@@ -87,7 +106,10 @@ int fm_http_perform(const fm_http_req *req, fm_http_resp *resp, fm_err *err)
         free(s.buf);
         char why[200];
         fm_clip(why, sizeof why, *ebuf ? ebuf : curl_easy_strerror(rc));
-        if (s.over)
+        if (s.stopped) {
+            if (err && !err->code)
+                fm_err_set(err, FM_ERR_PARSE, "%s: its answer could not be read", what);
+        } else if (s.over)
             fm_err_set(err, FM_ERR_TOO_LARGE,
                        "%s answered more than %zu bytes: narrow "
                        "the query",

@@ -454,20 +454,67 @@ static int each_node(void *ud, json_t *raw)
     return rc;
 }
 
-int fm_slurm_norm_nodes_each(const char *buf, size_t len, const fm_slurm_domains *dom,
-                             const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
-                             json_t **errors, fm_err *err)
-{
+struct fm_slurm_nodes_feed {
     each_st e;
-    *errors = NULL;
-    if (each_open(&e, dom, f, cb, ud, err)) return -1;
-    int rc = fm_slurm_scan_answer(buf, len, false, each_node, &e, errors, err);
-    each_close(&e);
+    fm_slurm_stream *st;
+};
+
+static int feed_entry(void *ud, json_t *raw)
+{
+    return each_node(ud, raw);
+}
+
+fm_slurm_nodes_feed *fm_slurm_nodes_feed_open(const fm_slurm_domains *dom,
+                                              const fm_slurm_node_filter *f, fm_slurm_node_cb cb,
+                                              void *ud, fm_err *err)
+{
+    fm_slurm_nodes_feed *fd = calloc(1, sizeof *fd);
+    if (!fd) return fm_err_set(err, FM_ERR_NOMEM, "node reader"), NULL;
+    if (each_open(&fd->e, dom, f, cb, ud, err)) {
+        free(fd);
+        return NULL;
+    }
+    fd->st = fm_slurm_stream_new(false, feed_entry, &fd->e);
+    if (!fd->st) {
+        each_close(&fd->e);
+        free(fd);
+        return fm_err_set(err, FM_ERR_NOMEM, "node reader"), NULL;
+    }
+    return fd;
+}
+
+int fm_slurm_nodes_feed_push(fm_slurm_nodes_feed *fd, const char *p, size_t n)
+{
+    return fm_slurm_stream_feed(fd->st, p, n, fd->e.err);
+}
+
+int fm_slurm_nodes_feed_close(fm_slurm_nodes_feed *fd, json_t **errors)
+{
+    fm_err *err = fd->e.err;
+    int rc = fm_slurm_stream_end(fd->st, errors, err);
+    fm_slurm_stream_free(fd->st);
+    each_close(&fd->e);
+    free(fd);
     if (rc == 0 && !(json_is_array(*errors) && json_array_size(*errors))) {
         fm_err_set(err, FM_ERR_PARSE, "Slurm nodes answer has no 'nodes' array");
         rc = -1;
     }
+    if (rc < 0) {
+        json_decref(*errors);
+        *errors = NULL;
+    }
     return rc < 0 ? -1 : 0;
+}
+
+int fm_slurm_norm_nodes_each(const char *buf, size_t len, const fm_slurm_domains *dom,
+                             const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
+                             json_t **errors, fm_err *err)
+{
+    *errors = NULL;
+    fm_slurm_nodes_feed *fd = fm_slurm_nodes_feed_open(dom, f, cb, ud, err);
+    if (!fd) return -1;
+    fm_slurm_nodes_feed_push(fd, buf, len);
+    return fm_slurm_nodes_feed_close(fd, errors);
 }
 
 static int collect(void *ud, const json_t *node, fm_err *err)

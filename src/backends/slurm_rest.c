@@ -53,8 +53,9 @@ enum { ANS_FULL = -1, ANS_NODES = 0, ANS_JOBS = 1 };
 /* GET path, POST it (post set) or another verb (method set); on success
  * resp holds the answer, whatever its status but 401/403 (free it with
  * fm_http_resp_free). */
-static int rest_fetch(rest_st *s, const char *method, const char *path, const char *post,
-                      fm_http_resp *resp, fm_err *err)
+static int rest_fetch_to(rest_st *s, const char *method, const char *path, const char *post,
+                         int (*stream)(void *, const char *, size_t), void *stream_ud,
+                         fm_http_resp *resp, fm_err *err)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", s->base, path);
@@ -87,7 +88,9 @@ static int rest_fetch(rest_st *s, const char *method, const char *path, const ch
                        .max_bytes = s->max_bytes,
                        .what = s->what,
                        .hint = s->hint,
-                       .timeout_hint = s->timeout_hint};
+                       .timeout_hint = s->timeout_hint,
+                       .stream = stream,
+                       .stream_ud = stream_ud};
     int rc = fm_http_perform(&req, resp, err);
     memset(htok, 0, sizeof htok);
     if (rc) return -1;
@@ -101,6 +104,12 @@ static int rest_fetch(rest_st *s, const char *method, const char *path, const ch
                -1;
     }
     return 0;
+}
+
+static int rest_fetch(rest_st *s, const char *method, const char *path, const char *post,
+                      fm_http_resp *resp, fm_err *err)
+{
+    return rest_fetch_to(s, method, path, post, NULL, NULL, resp, err);
 }
 
 /* An answer that is not the JSON asked for. */
@@ -227,8 +236,13 @@ static json_t *rest_get(rest_st *s, int kind, const char *what, const char *fmt,
     return ans;
 }
 
-/* The /nodes answer node by node, from its text: on 16,384 nodes the
- * text is ~21 MB and a tree of it several times that. */
+static int push_nodes(void *ud, const char *p, size_t n)
+{
+    return fm_slurm_nodes_feed_push(ud, p, n);
+}
+
+/* The /nodes answer node by node as it arrives: on 16,384 nodes the text
+ * is ~21 MB, and held whole it would be most of the server's memory. */
 static int rest_nodes_each(void *st, const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
                            fm_err *err)
 {
@@ -236,10 +250,18 @@ static int rest_nodes_each(void *st, const fm_slurm_node_filter *f, fm_slurm_nod
     if (discover(s, err)) return -1;
     char path[64];
     snprintf(path, sizeof path, "/slurm/%s/nodes", s->version);
+    fm_slurm_nodes_feed *fd = fm_slurm_nodes_feed_open(s->dom, f, cb, ud, err);
+    if (!fd) return -1;
     fm_http_resp resp;
-    if (rest_fetch(s, NULL, path, NULL, &resp, err)) return -1;
     json_t *errors = NULL;
-    int rc = fm_slurm_norm_nodes_each(resp.body, resp.len, s->dom, f, cb, ud, &errors, err);
+    if (rest_fetch_to(s, NULL, path, NULL, push_nodes, fd, &resp, err)) {
+        fm_slurm_nodes_feed_close(fd, &errors);
+        json_decref(errors);
+        return -1;
+    }
+    /* An error answer was buffered, not streamed: read it now. */
+    fm_slurm_nodes_feed_push(fd, resp.body, resp.len);
+    int rc = fm_slurm_nodes_feed_close(fd, &errors);
     long status = resp.status;
     fm_http_resp_free(&resp);
     if (rc == 0 && errors) {
@@ -393,13 +415,13 @@ static int rest_requeue_job(void *st, uint64_t job_id, const char *exclude_node,
 
 /* Slurm's aggregate through scontrol's sibling sinfo when configured:
  * slurmrestd has no cheap per-partition count. */
-static int rest_partition_capacity(void *st, const char *partition, long *total, long *in_svc,
-                                   fm_err *err)
+static int rest_partition_capacity(void *st, const char *const *parts, size_t n, long *total,
+                                   long *in_svc, fm_err *err)
 {
     rest_st *s = st;
     if (!s->cli)
         return fm_err_set(err, FM_ERR_NOT_CONFIGURED, "no slurm.cli section for sinfo"), -1;
-    return fm_slurm_cli_ops.partition_capacity(s->cli, partition, total, in_svc, err);
+    return fm_slurm_cli_ops.partition_capacity(s->cli, parts, n, total, in_svc, err);
 }
 
 /* DELETE /slurm/vX/job/{id}: every version fleetmcp reads serves it, with

@@ -270,6 +270,18 @@ bad:
     return -1;
 }
 
+json_t *fm_slurm_take_entry(const char *buf, size_t len, bool jobs)
+{
+    scan s = {buf, buf + len, 0};
+    json_t *e = take_entry(&s, jobs ? JOB_KEYS : NODE_KEYS);
+    ws(&s);
+    if (e && s.p != s.end) {
+        json_decref(e);
+        return NULL;
+    }
+    return e;
+}
+
 static int append_entry(void *ud, json_t *entry)
 {
     return json_array_append(ud, entry);

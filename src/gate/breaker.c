@@ -120,25 +120,25 @@ json_t *fm_breaker_totals(fm_ctx *ctx, const json_t *node, const json_t *verdict
     }
     json_t *parts = json_object();
     json_t *out = json_pack("{s:I, s:o}", "fleet", (json_int_t)fleet, "partitions", parts);
+    json_t *cap = NULL; /* every partition of the node, asked once if needed */
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
     {
-        size_t total, now, after;
         if (!json_is_string(p)) continue;
         /* The capacity guardrail has just asked Slurm the same question. */
         long long known = capacity_total(verdicts, json_string_value(p));
-        if (known >= 0) {
-            json_object_set_new(parts, json_string_value(p), json_integer(known));
-            continue;
+        if (known < 0) {
+            if (!cap && !(cap = fm_guard_capacity(ctx, node, false, err))) {
+                json_decref(out);
+                return NULL;
+            }
+            known = json_integer_value(
+                json_object_get(json_object_get(cap, json_string_value(p)), "total"));
         }
-        if (fm_guard_partition_capacity(ctx, node, json_string_value(p), false, &total, &now,
-                                        &after, err)) {
-            json_decref(out);
-            return NULL;
-        }
-        json_object_set_new(parts, json_string_value(p), json_integer((json_int_t)total));
+        json_object_set_new(parts, json_string_value(p), json_integer(known));
     }
+    json_decref(cap);
     return out;
 }
 

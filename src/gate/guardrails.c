@@ -217,31 +217,52 @@ long long fm_guard_repairs_since(fm_ctx *ctx, const char *node, int64_t since_ms
     return n;
 }
 
-int fm_guard_partition_capacity(fm_ctx *ctx, const json_t *node, const char *partition,
-                                bool takes, size_t *total, size_t *now, size_t *after,
-                                fm_err *err)
+/* Counts one partition from the listing (backends without an aggregate). */
+static int count_listing(fm_ctx *ctx, const char *partition, long *total, long *now, fm_err *err)
 {
-    long t = 0, in = 0;
-    fm_err cerr = {0};
-    /* Slurm's own aggregate when the backend has one (a fraction of a full
-     * listing on a large fleet); otherwise count the listing. */
-    if (ctx->be.slurm->partition_capacity &&
-        ctx->be.slurm->partition_capacity(ctx->be.slurm_st, partition, &t, &in, &cerr) == 0) {
-        *total = (size_t)t;
-        *now = (size_t)in;
-    } else {
-        fm_slurm_node_filter f = {.partition = partition};
-        json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
-        if (!all) return -1;
-        size_t k;
-        json_t *n;
-        *total = json_array_size(all);
-        *now = 0;
-        json_array_foreach(all, k, n) *now += schedulable(n);
-        json_decref(all);
-    }
-    *after = *now - (takes && schedulable(node) && *now ? 1 : 0);
+    fm_slurm_node_filter f = {.partition = partition};
+    json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);
+    if (!all) return -1;
+    size_t k;
+    json_t *n;
+    *total = (long)json_array_size(all);
+    *now = 0;
+    json_array_foreach(all, k, n) *now += schedulable(n);
+    json_decref(all);
     return 0;
+}
+
+json_t *fm_guard_capacity(fm_ctx *ctx, const json_t *node, bool takes, fm_err *err)
+{
+    const json_t *parts = json_object_get(node, "partitions");
+    json_t *out = json_object();
+    size_t np = json_array_size(parts);
+    /* Slurm's own aggregate, every partition in one query when the backend
+     * has one (a fraction of a full listing on a large fleet); otherwise
+     * count the listing. */
+    for (size_t base = 0; base < np; base += FM_SLURM_MAX_PARTS) {
+        const char *names[FM_SLURM_MAX_PARTS];
+        long t[FM_SLURM_MAX_PARTS], in[FM_SLURM_MAX_PARTS];
+        size_t n = np - base < FM_SLURM_MAX_PARTS ? np - base : FM_SLURM_MAX_PARTS;
+        for (size_t i = 0; i < n; i++)
+            names[i] = json_string_value(json_array_get(parts, base + i));
+        fm_err cerr = {0};
+        bool agg = ctx->be.slurm->partition_capacity &&
+                   ctx->be.slurm->partition_capacity(ctx->be.slurm_st, names, n, t, in, &cerr) == 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!agg && count_listing(ctx, names[i], &t[i], &in[i], err)) {
+                json_decref(out);
+                return NULL;
+            }
+            size_t now = (size_t)in[i];
+            size_t after = now - (takes && schedulable(node) && now ? 1 : 0);
+            json_object_set_new(out, names[i] ? names[i] : "",
+                                json_pack("{s:I, s:I, s:I}", "total", (json_int_t)t[i],
+                                          "schedulable_now", (json_int_t)now,
+                                          "schedulable_after", (json_int_t)after));
+        }
+    }
+    return out;
 }
 
 static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm_err *err)
@@ -249,28 +270,28 @@ static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm
     double share = fm_policy_limit(
         ctx, "min_schedulable_share",
         fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5), NULL);
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(node, "partitions"), i, p)
+    json_t *cap = fm_guard_capacity(ctx, node, true, err);
+    const char *part;
+    json_t *c;
+    json_object_foreach(cap, part, c)
     {
-        size_t total, now, after;
-        if (fm_guard_partition_capacity(ctx, node, json_string_value(p), true, &total, &now,
-                                        &after, err))
-            return;
+        size_t total = (size_t)json_integer_value(json_object_get(c, "total"));
+        size_t now = (size_t)json_integer_value(json_object_get(c, "schedulable_now"));
+        size_t after = (size_t)json_integer_value(json_object_get(c, "schedulable_after"));
         double frac = total ? (double)after / (double)total : 0;
         char fix[200];
         snprintf(fix, sizeof fix, "wait until more of partition %s is back in service, or lower"
-                 " guardrails.min_schedulable_share", json_string_value(p));
+                 " guardrails.min_schedulable_share", part);
         add(verdicts, "capacity", frac + 1e-9 >= share, fix,
             "partition %s: %zu of %zu nodes schedulable now, %zu after (%.0f%%, minimum"
             " %.0f%%)",
-            json_string_value(p), now, total, after, 100 * frac, 100 * share);
+            part, now, total, after, 100 * frac, 100 * share);
         json_object_set_new(json_array_get(verdicts, json_array_size(verdicts) - 1), "numbers",
-                            json_pack("{s:s, s:I, s:I, s:I, s:f}", "partition",
-                                      json_string_value(p), "total", (json_int_t)total,
-                                      "schedulable_now", (json_int_t)now, "schedulable_after",
-                                      (json_int_t)after, "min_share", share));
+                            json_pack("{s:s, s:I, s:I, s:I, s:f}", "partition", part, "total",
+                                      (json_int_t)total, "schedulable_now", (json_int_t)now,
+                                      "schedulable_after", (json_int_t)after, "min_share", share));
     }
+    json_decref(cap);
 }
 
 /* Equivalent actions: a workflow already working on the node owns it (a
@@ -306,7 +327,12 @@ static void check_equivalence(fm_ctx *ctx, const fm_guard_req *req, const json_t
 static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, json_t *verdicts,
                        fm_err *err)
 {
-    json_t *node = ctx->be.slurm->node(ctx->be.slurm_st, name, err);
+    /* The caller's snapshot of this node, read moments ago in the same
+     * call: reading it again costs slurmctld a node-table walk. */
+    const json_t *snap = req->node;
+    json_t *node = snap && !strcmp(fm_json_str(snap, "name", ""), name)
+                       ? json_incref((json_t *)snap)
+                       : ctx->be.slurm->node(ctx->be.slurm_st, name, err);
     if (!node) return;
     const json_t *ex = section(ctx, "exclusions");
     bool excluded = str_in(json_object_get(ex, "nodes"), name) ||

@@ -16,29 +16,6 @@
 #include "fleetmcp/fm_workflow.h"
 #include "fm_tools.gen.h"
 
-/* Schedulable nodes of each of node's partitions now and after the
- * repair takes it out (new object {partition: {total, now, after}}). */
-static json_t *capacity(fm_ctx *ctx, const json_t *node, bool takes, fm_err *err)
-{
-    json_t *out = json_object();
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(node, "partitions"), i, p)
-    {
-        size_t total, now, after;
-        if (fm_guard_partition_capacity(ctx, node, json_string_value(p), takes, &total, &now,
-                                        &after, err)) {
-            json_decref(out);
-            return NULL;
-        }
-        json_object_set_new(out, json_string_value(p),
-                            json_pack("{s:I, s:I, s:I}", "total", (json_int_t)total,
-                                      "schedulable_now", (json_int_t)now, "schedulable_after",
-                                      (json_int_t)after));
-    }
-    return out;
-}
-
 /* The capacity numbers the guardrails already computed (each capacity
  * verdict's "numbers"), so a plan asks Slurm once.  New object, or NULL if
  * the verdicts hold none (then capacity() asks Slurm itself). */
@@ -136,7 +113,8 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
                         .fault_class = fc,
                         .runbook = rb->doc,
                         .takes_capacity = takes,
-                        .destructive = destructive};
+                        .destructive = destructive,
+                        .node = node};
     bool pass = false;
     json_t *out = NULL, *detail = NULL, *cap = NULL, *verdicts = NULL;
     verdicts = fm_guard_check(ctx, &req, &pass, err);
@@ -150,7 +128,7 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
         goto done;
     }
     cap = takes ? capacity_from_verdicts(verdicts) : NULL;
-    if (!cap) cap = capacity(ctx, node, takes, err);
+    if (!cap) cap = fm_guard_capacity(ctx, node, takes, err);
     if (!cap) goto done;
     fm_err je = {0};
     json_t *jobs = fm_wf_jobs_on(ctx, node_name, &je);

@@ -1,6 +1,7 @@
 /* libFuzzer target: untrusted Slurm output through the field-picking
- * reader, the normalizer (nodes and jobs, hostlists included) and the
- * scontrol text parser.  Built like tests/fuzz/run.sh builds fuzz_message. */
+ * reader, the streaming reader (fed in pieces, as libcurl and the sinfo
+ * pipe feed it), the normalizer (nodes and jobs, hostlists included) and
+ * the scontrol text parser.  Built like tests/fuzz/run.sh builds fuzz_message. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,13 @@
 #include "fleetmcp/fm_slurm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int count(void *ud, const json_t *node, fm_err *err)
+{
+    (void)node, (void)err;
+    ++*(size_t *)ud;
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,6 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(n);
         json_decref(a);
     }
+    size_t seen = 0;
+    json_t *errors = NULL;
+    fm_slurm_nodes_feed *fd = fm_slurm_nodes_feed_open(dom, NULL, count, &seen, &err);
+    for (size_t at = 0; fd && at < size; at += 3)
+        fm_slurm_nodes_feed_push(fd, (const char *)data + at, size - at < 3 ? size - at : 3);
+    if (fd) fm_slurm_nodes_feed_close(fd, &errors);
+    json_decref(errors);
     char *text = malloc(size + 1);
     memcpy(text, data, size);
     text[size] = '\0';

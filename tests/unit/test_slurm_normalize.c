@@ -454,6 +454,71 @@ START_TEST(each_equals_tree)
 }
 END_TEST
 
+/* Fed in pieces as libcurl hands them over (one byte, seven bytes, all at
+ * once), the listing is the same; broken text fails wherever it breaks. */
+START_TEST(pieces_equal_whole)
+{
+    const char *fx[] = {"sinfo_22.05.json", "rest_v0.0.38_nodes.json",
+                        "rest_v0.0.41_nodes.handmade.json", "rest_v0.0.44_nodes.json",
+                        "rest_v0.0.44_node_unknown.json"};
+    const size_t pieces[] = {1, 7, 1 << 20};
+    for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) {
+        size_t len;
+        char *text = slurp_fix(fx[i], &len);
+        json_t *first = NULL, *first_err = NULL;
+        for (size_t k = 0; k < 3; k++) {
+            fm_err err = {0};
+            json_t *got = json_array(), *errors = NULL;
+            fm_slurm_nodes_feed *fd = fm_slurm_nodes_feed_open(dom, NULL, collect_copy, got, &err);
+            ck_assert_ptr_nonnull(fd);
+            for (size_t at = 0; at < len; at += pieces[k])
+                fm_slurm_nodes_feed_push(fd, text + at,
+                                         len - at < pieces[k] ? len - at : pieces[k]);
+            ck_assert_msg(fm_slurm_nodes_feed_close(fd, &errors) == 0, "%s: %s", fx[i], err.text);
+            if (!first) {
+                first = got;
+                first_err = errors;
+                continue;
+            }
+            ck_assert_msg(json_equal(got, first), "%s in pieces of %zu", fx[i], pieces[k]);
+            ck_assert(errors == first_err || json_equal(errors, first_err));
+            json_decref(got);
+            json_decref(errors);
+        }
+        ck_assert_msg(json_array_size(first) > 0 || json_array_size(first_err) > 0, "%s", fx[i]);
+        json_decref(first);
+        json_decref(first_err);
+        free(text);
+    }
+    const char *bad[] = {"",
+                         "{",
+                         "{\"nodes\":[{\"name\":\"a\"}",
+                         "{\"nodes\":[{\"name\":x}]}",
+                         "{\"nodes\":[{\"name\":\"a\"},]}",
+                         "{\"nodes\":[,{\"name\":\"a\"}]}",
+                         "{\"nodes\":[{\"name\":\"a\"} {\"name\":\"b\"}]}",
+                         "{\"nodes\":[1]}",
+                         "{\"nodes\":[{\"name\":\"a\"]]}",
+                         "{\"nodes\":[]} trailing",
+                         "{\"nodes\":[]}}",
+                         "[1]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        for (size_t k = 0; k < 2; k++) {
+            fm_err err = {0};
+            json_t *got = json_array(), *errors = NULL;
+            fm_slurm_nodes_feed *fd = fm_slurm_nodes_feed_open(dom, NULL, collect_copy, got, &err);
+            size_t n = strlen(bad[i]);
+            for (size_t at = 0; at < n; at += pieces[k])
+                fm_slurm_nodes_feed_push(fd, bad[i] + at, n - at < pieces[k] ? n - at : pieces[k]);
+            ck_assert_msg(fm_slurm_nodes_feed_close(fd, &errors) == -1 && err.code == FM_ERR_PARSE,
+                          "bad input %zu accepted", i);
+            ck_assert_ptr_null(errors);
+            json_decref(got);
+        }
+    }
+}
+END_TEST
+
 static char tmpdir[64];
 
 static void write_script(const char *name, const char *body)
@@ -614,6 +679,7 @@ static Suite *slurm_suite(void)
     tcase_add_test(tc, hostlists);
     tcase_add_test(tc, slim_equals_full);
     tcase_add_test(tc, each_equals_tree);
+    tcase_add_test(tc, pieces_equal_whole);
     suite_add_tcase(s, tc);
     TCase *cli = tcase_create("backends");
     tcase_add_checked_fixture(cli, cli_setup, cli_teardown);
