@@ -1636,14 +1636,10 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     json_t *top;
     int ic = diag_class_index(db, "inconclusive");
     char names[120];
-    /* one strong anomaly, or weak ones of two groups, must not read as healthy */
-    int weak_groups = 0;
-    bool unexplained = false;
-    for (int i = 0; i < r.nanoms; i++) {
-        unexplained |= r.anoms[i].strength >= ST_STRONG;
-        weak_groups += r.anoms[i].strength == ST_WEAK;
-    }
-    unexplained |= weak_groups >= 2;
+    /* Any anomaly no class explains, even a weak one, must not read as
+     * healthy: known-benign noise is kept out of the anomaly signatures
+     * (their exclude/unless), so what is left is unexplained. */
+    bool unexplained = r.nanoms > 0;
     if (best >= db->report) {
         top = entry(&r, order[0], &cs[order[0]], taxonomy, absorbed);
     } else if (ic >= 0 && (unexplained || kinds_present(&r, names, sizeof names) == 0)) {

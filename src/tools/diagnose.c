@@ -304,6 +304,14 @@ static void collect_exec(fm_ctx *ctx, const char *node, json_t *sig, json_t *inf
             json_t *h = fm_parse_dcgmi_health(r.out, r.out_len);
             size_t i;
             json_t *inc;
+            /* the overall verdict too: "Healthy" is positive evidence, and
+             * an empty incident list alone says nothing */
+            const char *overall = json_string_value(json_object_get(h, "overall"));
+            if (overall) {
+                char line[120];
+                snprintf(line, sizeof line, "dcgmi health -c -g 0: Overall Health: %s", overall);
+                json_array_append_new(events, json_string(line));
+            }
             json_array_foreach(json_object_get(h, "incidents"), i, inc)
             {
                 char line[1200];
