@@ -44,13 +44,15 @@ static void load(void)
 {
     void *c = fm_lazy_open(CRYPTO_SONAME, WHAT, "libssl3");
     if (!c) return;
-    void *j = fm_lazy_open(CJOSE_SONAME, WHAT, "libcjose0");
-    if (!j) return;
+    /* libcrypto's names first: a libcrypto that lacks them would also
+     * fail libcjose's load, with a message that names the wrong package. */
 #define LOAD_C(name)                                                                               \
     if (!sym(c, CRYPTO_SONAME, "libssl3", #name, &lib.name, sizeof lib.name)) return;
 #define LOAD_J(name)                                                                               \
     if (!sym(j, CJOSE_SONAME, "libcjose0", #name, &lib.name, sizeof lib.name)) return;
     FM_CRYPTO_FUNCS(LOAD_C)
+    void *j = fm_lazy_open(CJOSE_SONAME, WHAT, "libcjose0");
+    if (!j) return;
     FM_CJOSE_FUNCS(LOAD_J)
 #undef LOAD_C
 #undef LOAD_J
