@@ -35,10 +35,18 @@ static bool sym(void *h, const char *soname, const char *package, const char *na
         void *p;
         void (*f)(void);
     } u = {p};
-    if (size != sizeof u.f) return false;
+    if (size != sizeof u.f) { /* POSIX function pointers are all one size */
+        fm_log("error", "INTERNAL: %s: pointer size %zu, not %zu", name, size, sizeof u.f);
+        return false;
+    }
     memcpy(field, &u.f, size);
     return true;
 }
+
+#define LOAD_C(name)                                                                               \
+    if (!sym(c, CRYPTO_SONAME, "libssl3", #name, &lib.name, sizeof lib.name)) return;
+#define LOAD_J(name)                                                                               \
+    if (!sym(j, CJOSE_SONAME, "libcjose0", #name, &lib.name, sizeof lib.name)) return;
 
 static void load(void)
 {
@@ -46,10 +54,6 @@ static void load(void)
     if (!c) return;
     /* libcrypto's names first: a libcrypto that lacks them would also
      * fail libcjose's load, with a message that names the wrong package. */
-#define LOAD_C(name)                                                                               \
-    if (!sym(c, CRYPTO_SONAME, "libssl3", #name, &lib.name, sizeof lib.name)) return;
-#define LOAD_J(name)                                                                               \
-    if (!sym(j, CJOSE_SONAME, "libcjose0", #name, &lib.name, sizeof lib.name)) return;
     FM_CRYPTO_FUNCS(LOAD_C)
     void *j = fm_lazy_open(CJOSE_SONAME, WHAT, "libcjose0");
     if (!j) return;
