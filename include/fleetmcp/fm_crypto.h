@@ -82,10 +82,6 @@ struct fm_crypto_lib {
  * verified, no token checked, so carrying on would be wrong, not degraded. */
 const struct fm_crypto_lib *fm_crypto_lib(void);
 
-/* Whether libcrypto and libcjose load, logging why not; no exit.  For
- * `check-config` and tests that must report rather than stop. */
-int fm_crypto_available(void);
-
 #define FM_CRYPTO(name) (fm_crypto_lib()->name)
 
 #endif

@@ -71,7 +71,7 @@ static void load(void)
     loaded = true;
 }
 
-int fm_crypto_available(void)
+static bool available(void)
 {
     pthread_once(&once, load);
     return loaded;
@@ -79,7 +79,7 @@ int fm_crypto_available(void)
 
 const struct fm_crypto_lib *fm_crypto_lib(void)
 {
-    if (!fm_crypto_available()) {
+    if (!available()) {
         fm_log("error", "fleetmcp cannot continue without %s and %s; exiting", CRYPTO_SONAME,
                CJOSE_SONAME);
         exit(69);
