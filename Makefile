@@ -15,10 +15,10 @@ PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose l
 # Compiled against but not linked: src/util/*_lazy.c (libmicrohttpd:
 # src/transport/http.c, only under --http) load them on first use.  Linked, they cost milliseconds at every start (libcurl ~6 ms;
 # libssh2 and zlib), and most processes never call them (HTTP backends,
-# SSH actions).  libcrypto cannot be one of them: linked libraries (cjose)
-# call it, and wrappers of the same names in the executable would take
-# their calls too.
-LAZY_PKGS := libcurl libssh2 libmicrohttpd
+# SSH actions).  libcrypto and cjose (crypto_lazy.c) load together, called
+# through a table of pointers, never through wrappers named like their
+# functions: those would take libcjose's own calls into libcrypto too.
+LAZY_PKGS := libcurl libssh2 libmicrohttpd libcrypto cjose
 OPT     ?= -O2 -g
 # Read when make parses this file.  On a fresh machine the packages arrive
 # only when `make deps` runs, so every target that runs deps builds in a
@@ -91,6 +91,9 @@ $(BUILD)/tests/test_cli_args: tests/unit/test_cli_args.c $(CLI_UNIT_OBJ) $(BUILD
 	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $@.d -o $@ $< $(CLI_UNIT_OBJ) $(BUILD)/libfleetmcp.a \
 	  $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
+# test_auth makes its keys and tokens with libcjose itself; fleetmcp's own
+# calls still go through crypto_lazy.c (dlopen finds the same instance).
+$(BUILD)/tests/test_auth: LDLIBS += $(shell pkg-config --libs cjose 2>/dev/null)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfleetmcp.a tests/unit/fm_test.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $@.d -o $@ $< $(BUILD)/libfleetmcp.a $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 
 
 #include "fleetmcp/fm_auth.h"
@@ -135,10 +134,6 @@ static int cmd_metrics(const char *config, const char *db, const char *textfile)
 
 static int cmd_serve(const char *config, const char *db, const char *http)
 {
-    /* fleetmcp needs SHA-256, HMAC and Ed25519 from the default provider
-     * only: skipping the system openssl.cnf (engines, modules) keeps the
-     * first audited call cheap and the resident set small. */
-    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
     fm_ctx ctx;
     fm_err err = {0};
     if (fm_ctx_open(&ctx, config, db, &err)) {

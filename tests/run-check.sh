@@ -105,6 +105,7 @@ stage examples bash tests/examples.sh
 stage demo bash examples/demo.sh
 stage install bash tests/install.sh
 stage fresh-machine bash tests/fresh-machine.sh
+stage lazy-libs bash tests/lazy-libs.sh
 for t in tests/integration/*.sh; do
     [ -e "$t" ] || continue
     stage "integration:$(basename "$t" .sh)" bash "$t"

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_crypto.h"
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -69,15 +70,15 @@ static EVP_PKEY *approver_key(fm_ctx *ctx, const char *approver)
         if (strcmp(fm_json_str(k, "id", ""), approver)) continue;
         const char *pub = fm_json_str(k, "public_key", "");
         if (!strncmp(pub, "-----BEGIN", 10)) {
-            BIO *bio = BIO_new_mem_buf(pub, -1);
-            EVP_PKEY *p = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-            BIO_free(bio);
+            BIO *bio = FM_CRYPTO(BIO_new_mem_buf)(pub, -1);
+            EVP_PKEY *p = FM_CRYPTO(PEM_read_bio_PUBKEY)(bio, NULL, NULL, NULL);
+            FM_CRYPTO(BIO_free)(bio);
             return p;
         }
         unsigned char raw[64];
         size_t n = 0;
         if (b64_decode(pub, raw, sizeof raw, &n) || n != 32) return NULL;
-        return EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, 32);
+        return FM_CRYPTO(EVP_PKEY_new_raw_public_key)(EVP_PKEY_ED25519, NULL, raw, 32);
     }
     return NULL;
 }
@@ -85,10 +86,10 @@ static EVP_PKEY *approver_key(fm_ctx *ctx, const char *approver)
 static bool verify(EVP_PKEY *key, const char *msg, size_t len, const unsigned char *sig,
                    size_t siglen)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    bool ok = md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, key) == 1 &&
-              EVP_DigestVerify(md, sig, siglen, (const unsigned char *)msg, len) == 1;
-    EVP_MD_CTX_free(md);
+    EVP_MD_CTX *md = FM_CRYPTO(EVP_MD_CTX_new)();
+    bool ok = md && FM_CRYPTO(EVP_DigestVerifyInit)(md, NULL, NULL, NULL, key) == 1 &&
+              FM_CRYPTO(EVP_DigestVerify)(md, sig, siglen, (const unsigned char *)msg, len) == 1;
+    FM_CRYPTO(EVP_MD_CTX_free)(md);
     return ok;
 }
 
@@ -208,7 +209,7 @@ static int signature_check(fm_ctx *ctx, const char *plan_id, const char *hash,
     char msg[512];
     size_t mlen = fm_approval_message(msg, sizeof msg, plan_id, hash, approver, expires_ms);
     bool ok = !b64_decode(sig_b64, sig, sizeof sig, &siglen) && verify(key, msg, mlen, sig, siglen);
-    EVP_PKEY_free(key);
+    FM_CRYPTO(EVP_PKEY_free)(key);
     if (ok) return 0;
     return fm_err_set(err, FM_ERR_APPROVAL,
                       "signature does not verify for approver '%.64s' over plan %.40s (hash"
@@ -427,20 +428,20 @@ int fm_approval_sign(const char *key_file, const char *msg, size_t msg_len, char
     if (!f)
         return fm_err_set(err, FM_ERR_NOT_FOUND, "cannot read key %s: %s (make one with"
                           " `mcp-cli keygen --out FILE`)", key_file, strerror(errno));
-    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    EVP_PKEY *key = FM_CRYPTO(PEM_read_PrivateKey)(f, NULL, NULL, NULL);
     fclose(f);
-    if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
-        EVP_PKEY_free(key);
+    if (!key || FM_CRYPTO(EVP_PKEY_get_base_id)(key) != EVP_PKEY_ED25519) {
+        FM_CRYPTO(EVP_PKEY_free)(key);
         return fm_err_set(err, FM_ERR_INVALID, "%s is not an Ed25519 private key in PEM",
                           key_file);
     }
     unsigned char sig[64];
     size_t n = sizeof sig;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int ok = md && EVP_DigestSignInit(md, NULL, NULL, NULL, key) == 1 &&
-             EVP_DigestSign(md, sig, &n, (const unsigned char *)msg, msg_len) == 1;
-    EVP_MD_CTX_free(md);
-    EVP_PKEY_free(key);
+    EVP_MD_CTX *md = FM_CRYPTO(EVP_MD_CTX_new)();
+    int ok = md && FM_CRYPTO(EVP_DigestSignInit)(md, NULL, NULL, NULL, key) == 1 &&
+             FM_CRYPTO(EVP_DigestSign)(md, sig, &n, (const unsigned char *)msg, msg_len) == 1;
+    FM_CRYPTO(EVP_MD_CTX_free)(md);
+    FM_CRYPTO(EVP_PKEY_free)(key);
     if (!ok || sig_len < 4 * ((n + 2) / 3) + 1)
         return fm_err_set(err, FM_ERR_INTERNAL, "signing failed");
     fm_base64_encode(sig, n, sig_b64);
@@ -449,21 +450,21 @@ int fm_approval_sign(const char *key_file, const char *msg, size_t msg_len, char
 
 int fm_approval_keygen(const char *key_file, char *pub_b64, size_t pub_len, fm_err *err)
 {
-    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    EVP_PKEY *key = FM_CRYPTO(EVP_PKEY_Q_keygen)(NULL, NULL, "ED25519");
     if (!key) return fm_err_set(err, FM_ERR_INTERNAL, "Ed25519 key generation failed");
     int fd = open(key_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
-        EVP_PKEY_free(key);
+        FM_CRYPTO(EVP_PKEY_free)(key);
         return fm_err_set(err, FM_ERR_IO, "cannot create %s: %s (it must not exist yet)",
                           key_file, strerror(errno));
     }
     FILE *f = fdopen(fd, "w");
-    int ok = f && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
+    int ok = f && FM_CRYPTO(PEM_write_PrivateKey)(f, key, NULL, NULL, 0, NULL, NULL) == 1;
     if (f) fclose(f);
     unsigned char raw[32];
     size_t n = sizeof raw;
-    ok = ok && EVP_PKEY_get_raw_public_key(key, raw, &n) == 1 && n == 32 && pub_len >= 45;
+    ok = ok && FM_CRYPTO(EVP_PKEY_get_raw_public_key)(key, raw, &n) == 1 && n == 32 && pub_len >= 45;
     if (ok) fm_base64_encode(raw, 32, pub_b64);
-    EVP_PKEY_free(key);
+    FM_CRYPTO(EVP_PKEY_free)(key);
     return ok ? 0 : fm_err_set(err, FM_ERR_IO, "cannot write key %s", key_file);
 }

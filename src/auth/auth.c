@@ -15,6 +15,7 @@
  * and the key is chosen by kid from the configured issuer's set only. */
 #include "fleetmcp/fm_auth.h"
 
+#include "fleetmcp/fm_crypto.h"
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -363,7 +364,7 @@ static const static_token *find_static(const fm_auth *a, const char *tok, size_t
     fm_sha256(tok, len, h);
     const static_token *hit = NULL;
     for (size_t i = 0; i < a->ntokens; i++)
-        if (CRYPTO_memcmp(h, a->tokens[i].hash, sizeof h) == 0) hit = &a->tokens[i];
+        if (FM_CRYPTO(CRYPTO_memcmp)(h, a->tokens[i].hash, sizeof h) == 0) hit = &a->tokens[i];
     return hit;
 }
 
@@ -467,13 +468,13 @@ static fm_auth_status get_key(fm_auth *a, const char *kid, const alg_rule *rule,
         why = "does not fit that key's type or curve";
     else if (k->alg[0] && strcmp(k->alg, rule->alg))
         why = "is not the key's declared alg";
-    else if (k->kty == CJOSE_JWK_KTY_RSA && cjose_jwk_get_keysize(k->jwk, NULL) < 2048)
+    else if (k->kty == CJOSE_JWK_KTY_RSA && FM_CRYPTO(cjose_jwk_get_keysize)(k->jwk, NULL) < 2048)
         why = "uses an RSA key shorter than 2048 bits";
     if (why) {
         pthread_mutex_unlock(&a->mu);
         return fail(f, FM_AUTH_INVALID, "AUTH: alg %s %s (key '%s')", rule->alg, why, ckid);
     }
-    *out = cjose_jwk_retain(k->jwk, NULL);
+    *out = FM_CRYPTO(cjose_jwk_retain)(k->jwk, NULL);
     pthread_mutex_unlock(&a->mu);
     return FM_AUTH_OK;
 }
@@ -481,7 +482,7 @@ static fm_auth_status get_key(fm_auth *a, const char *kid, const alg_rule *rule,
 static void release_key(fm_auth *a, cjose_jwk_t *jwk)
 {
     pthread_mutex_lock(&a->mu);
-    cjose_jwk_release(jwk);
+    FM_CRYPTO(cjose_jwk_release)(jwk);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -584,10 +585,10 @@ static fm_auth_status verify_jwt(fm_auth *a, const char *tok, size_t len, fm_pri
                                  fm_auth_fail *f)
 {
     cjose_err cerr = {0};
-    cjose_jws_t *jws = cjose_jws_import(tok, len, &cerr);
+    cjose_jws_t *jws = FM_CRYPTO(cjose_jws_import)(tok, len, &cerr);
     if (!jws)
         return fail(f, FM_AUTH_INVALID, "AUTH: the bearer token is not a well-formed JWS");
-    json_t *hdr = (json_t *)cjose_jws_get_protected(jws);
+    json_t *hdr = (json_t *)FM_CRYPTO(cjose_jws_get_protected)(jws);
     const char *alg = json_string_value(json_object_get(hdr, "alg"));
     const json_t *kidv = json_object_get(hdr, "kid");
     const alg_rule *rule = find_alg(alg);
@@ -607,14 +608,14 @@ static fm_auth_status verify_jwt(fm_auth *a, const char *tok, size_t len, fm_pri
         st = fail(f, FM_AUTH_INVALID, "AUTH: the token's kid is not a string");
     else
         st = get_key(a, json_string_value(kidv), rule, &key, f);
-    if (st == FM_AUTH_OK && !cjose_jws_verify(jws, key, &cerr))
+    if (st == FM_AUTH_OK && !FM_CRYPTO(cjose_jws_verify)(jws, key, &cerr))
         st = fail(f, FM_AUTH_INVALID, "AUTH: the token's signature does not verify");
     if (key) release_key(a, key);
     uint8_t *body = NULL;
     size_t blen = 0;
     if (st == FM_AUTH_OK) {
         json_error_t jerr;
-        if (cjose_jws_get_plaintext(jws, &body, &blen, &cerr))
+        if (FM_CRYPTO(cjose_jws_get_plaintext)(jws, &body, &blen, &cerr))
             claims = json_loadb((const char *)body, blen, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(claims))
             st = fail(f, FM_AUTH_INVALID, "AUTH: the token's claims are not a JSON object");
@@ -622,7 +623,7 @@ static fm_auth_status verify_jwt(fm_auth *a, const char *tok, size_t len, fm_pri
             st = check_claims(a, claims, p, f);
     }
     json_decref(claims);
-    cjose_jws_release(jws);
+    FM_CRYPTO(cjose_jws_release)(jws);
     return st;
 }
 

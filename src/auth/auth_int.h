@@ -2,6 +2,7 @@
 #ifndef FM_AUTH_INT_H
 #define FM_AUTH_INT_H
 
+#include "fleetmcp/fm_crypto.h"
 #include <cjose/cjose.h>
 #include <stddef.h>
 

@@ -16,7 +16,7 @@
 void fm_keyset_free(fm_keyset *ks)
 {
     for (size_t i = 0; i < ks->n; i++)
-        cjose_jwk_release(ks->keys[i].jwk);
+        FM_CRYPTO(cjose_jwk_release)(ks->keys[i].jwk);
     free(ks->keys);
     ks->keys = NULL;
     ks->n = 0;
@@ -46,7 +46,7 @@ static int import_key(json_t *jk, size_t idx, const char *what, fm_jwk *k)
         return -1;
     }
     cjose_err cerr = {0};
-    cjose_jwk_t *jwk = cjose_jwk_import_json((cjose_header_t *)jk, &cerr);
+    cjose_jwk_t *jwk = FM_CRYPTO(cjose_jwk_import_json)((cjose_header_t *)jk, &cerr);
     if (!jwk) {
         fm_log("warning", "auth: %s key %zu (kid '%s') cannot be imported (%s), skipped", what,
                idx, ckid, cerr.message ? cerr.message : "invalid JWK");
@@ -56,8 +56,8 @@ static int import_key(json_t *jk, size_t idx, const char *what, fm_jwk *k)
     snprintf(k->kid, sizeof k->kid, "%s", kid);
     snprintf(k->alg, sizeof k->alg, "%s", alg);
     k->jwk = jwk;
-    k->kty = cjose_jwk_get_kty(jwk, &cerr);
-    k->crv = k->kty == CJOSE_JWK_KTY_EC ? cjose_jwk_EC_get_curve(jwk, &cerr) : CJOSE_JWK_EC_INVALID;
+    k->kty = FM_CRYPTO(cjose_jwk_get_kty)(jwk, &cerr);
+    k->crv = k->kty == CJOSE_JWK_KTY_EC ? FM_CRYPTO(cjose_jwk_EC_get_curve)(jwk, &cerr) : CJOSE_JWK_EC_INVALID;
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fleetmcp/fm_crypto.h"
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -27,10 +28,10 @@ static int load_key(fm_ctx *ctx, fm_err *err)
     char hex[80];
     if (fm_store_setting_get(&ctx->store, KEY_SETTING, hex, sizeof hex) || strlen(hex) != 64) {
         unsigned char raw[32];
-        if (RAND_bytes(raw, sizeof raw) != 1)
+        if (FM_CRYPTO(RAND_bytes)(raw, sizeof raw) != 1)
             return fm_err_set(err, FM_ERR_INTERNAL, "no randomness for the state key"), -1;
         fm_hex(raw, sizeof raw, hex);
-        OPENSSL_cleanse(raw, sizeof raw);
+        FM_CRYPTO(OPENSSL_cleanse)(raw, sizeof raw);
         if (fm_store_setting_set(&ctx->store, KEY_SETTING, hex, err)) return -1;
         /* Another replica may have written its key at the same moment:
          * whatever the store holds now is the shared one. */
@@ -44,7 +45,7 @@ static int load_key(fm_ctx *ctx, fm_err *err)
                               KEY_SETTING " to make a new one"), -1;
         ctx->state_key[i] = (unsigned char)v;
     }
-    OPENSSL_cleanse(hex, sizeof hex);
+    FM_CRYPTO(OPENSSL_cleanse)(hex, sizeof hex);
     ctx->state_key_ready = true;
     return 0;
 }
@@ -53,7 +54,7 @@ static void mac_hex(const fm_ctx *ctx, const char *data, size_t len, char out[MA
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    HMAC(EVP_sha256(), ctx->state_key, sizeof ctx->state_key, (const unsigned char *)data, len,
+    FM_CRYPTO(HMAC)(FM_CRYPTO(EVP_sha256)(), ctx->state_key, sizeof ctx->state_key, (const unsigned char *)data, len,
          mac, &n);
     fm_hex(mac, MAC_HEX / 2, out);
 }
@@ -71,7 +72,7 @@ char *fm_state_seal(fm_ctx *ctx, const json_t *payload, fm_err *err)
         fm_err_set(err, FM_ERR_TOO_LARGE, "state over %d bytes", MAX_TOKEN);
         return NULL;
     }
-    int b = EVP_EncodeBlock((unsigned char *)tok, (const unsigned char *)text, (int)n);
+    int b = FM_CRYPTO(EVP_EncodeBlock)((unsigned char *)tok, (const unsigned char *)text, (int)n);
     free(text);
     /* base64url without padding: header- and URL-safe. */
     while (b > 0 && tok[b - 1] == '=') b--;
@@ -91,7 +92,7 @@ json_t *fm_state_open(fm_ctx *ctx, const char *token, fm_err *err)
     size_t b = (size_t)(dot - token);
     char want[MAC_HEX + 1];
     mac_hex(ctx, token, b, want);
-    if (CRYPTO_memcmp(want, dot + 1, MAC_HEX))
+    if (FM_CRYPTO(CRYPTO_memcmp)(want, dot + 1, MAC_HEX))
         return fm_err_set(err, FM_ERR_INVALID, "state token was not issued by this service"),
                NULL;
     char *buf = malloc(b + 4);
@@ -102,7 +103,7 @@ json_t *fm_state_open(fm_ctx *ctx, const char *token, fm_err *err)
             buf[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : token[i];
         size_t m = b;
         while (m % 4) buf[m++] = '=';
-        int r = EVP_DecodeBlock(raw, (unsigned char *)buf, (int)m);
+        int r = FM_CRYPTO(EVP_DecodeBlock)(raw, (unsigned char *)buf, (int)m);
         /* EVP_DecodeBlock counts the padding as zero bytes. */
         if (r > 0) v = json_loadb((char *)raw, (size_t)r - (m - b), 0, NULL);
     }

@@ -2,6 +2,7 @@
  * coder, loaded on first use (crypto_lazy.c).  The wrappers add what
  * EVP_DecodeBlock leaves to the caller: strict length checks and the
  * padding bytes it counts as zeros. */
+#include "fleetmcp/fm_crypto.h"
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <string.h>
@@ -12,7 +13,7 @@ size_t fm_base64_encode(const unsigned char *in, size_t n, char *out)
 {
     out[0] = '\0';
     if (n > (size_t)INT32_MAX / 4 * 3) return 0;
-    int m = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    int m = FM_CRYPTO(EVP_EncodeBlock)((unsigned char *)out, in, (int)n);
     return m > 0 ? (size_t)m : 0;
 }
 
@@ -30,7 +31,7 @@ long fm_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
     unsigned char tmp[3 * 128];
     unsigned char *dst = want + pad <= cap ? out : tmp;
     if (dst == tmp && n / 4 * 3 > sizeof tmp) return -1;
-    int m = EVP_DecodeBlock(dst, (const unsigned char *)in, (int)n);
+    int m = FM_CRYPTO(EVP_DecodeBlock)(dst, (const unsigned char *)in, (int)n);
     if (m < 0 || (size_t)m != n / 4 * 3) return -1;
     if (dst == tmp) memcpy(out, tmp, want);
     return (long)want;

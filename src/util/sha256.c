@@ -9,6 +9,7 @@
  * Without libcrypto no audit row can be chained: that is fatal, not a
  * digest of zeros. */
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include "fleetmcp/fm_crypto.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -20,7 +21,7 @@
 void fm_sha256(const void *data, size_t len, unsigned char out[32])
 {
     SHA256_CTX c;
-    if (!SHA256_Init(&c) || !SHA256_Update(&c, data, len) || !SHA256_Final(out, &c)) {
+    if (!FM_CRYPTO(SHA256_Init)(&c) || !FM_CRYPTO(SHA256_Update)(&c, data, len) || !FM_CRYPTO(SHA256_Final)(out, &c)) {
         fputs("fleetmcp: UNAVAILABLE: SHA-256 needs libcrypto.so.3: install libssl3\n", stderr);
         abort();
     }
@@ -37,7 +38,7 @@ void fm_hmac_sha256_hex(const unsigned char key[32], const void *data, size_t le
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!HMAC(EVP_sha256(), key, 32, data, len, md, &n) || n != 32) {
+    if (!FM_CRYPTO(HMAC)(FM_CRYPTO(EVP_sha256)(), key, 32, data, len, md, &n) || n != 32) {
         fputs("fleetmcp: UNAVAILABLE: HMAC-SHA256 needs libcrypto.so.3: install libssl3\n", stderr);
         abort();
     }
