@@ -11,7 +11,7 @@ CC      ?= cc
 PYTHON  ?= python3
 # pkg-config packages the build compiles and links against: adding a
 # library is one word here (and its -dev package in tools/deps.sh).
-PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose
+PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose libpq
 # Compiled against but not linked: src/util/*_lazy.c load them on first
 # use.  Linked, they cost milliseconds at every start (libcurl ~6 ms;
 # libssh2 and zlib), and most processes never call them (HTTP backends,
