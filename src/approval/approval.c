@@ -104,25 +104,25 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
     fm_random_hex(hex, 8);
     snprintf(id_out, FM_APPROVAL_ID_LEN, "ap-%s", hex);
     if (fm_store_begin(st, err)) return -1;
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     if (strcmp(signature, ELICITED_SIG)) {
-        if (sqlite3_prepare_v2(st->db,
+        if (fm_db_prepare_v2(st->db,
                                "INSERT OR IGNORE INTO approval_signatures(signature,approval_id)"
                                " VALUES(?,?)",
-                               -1, &s, NULL) != SQLITE_OK) {
+                               -1, &s, NULL) != FM_DB_OK) {
             fm_store_fail(st, err, "approval insert");
             goto fail;
         }
-        sqlite3_bind_text(s, 1, signature, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, id_out, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
-        sqlite3_finalize(s);
+        fm_db_bind_text(s, 1, signature, -1, FM_DB_STATIC);
+        fm_db_bind_text(s, 2, id_out, -1, FM_DB_STATIC);
+        int rc = fm_db_step(s);
+        fm_db_finalize(s);
         s = NULL;
-        if (rc != SQLITE_DONE) {
+        if (rc != FM_DB_DONE) {
             fm_store_fail(st, err, "approval insert");
             goto fail;
         }
-        if (sqlite3_changes(st->db) != 1) {
+        if (fm_db_changes(st->db) != 1) {
             fm_err_set(err, FM_ERR_APPROVAL,
                        "this signature was recorded before: a signature approves one execution"
                        " once; a human signs a new plan with `mcp-cli approve`");
@@ -130,23 +130,23 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
         }
     }
     if (fm_plan_transition(ctx, plan_id, "proposed", "approved", err)) goto fail;
-    if (sqlite3_prepare_v2(st->db,
+    if (fm_db_prepare_v2(st->db,
                            "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
                            "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(st, err, "approval insert");
         goto fail;
     }
-    sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, approver, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, expires_ms);
-    sqlite3_bind_text(s, 6, signature, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 7, fm_now_ms());
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    fm_db_bind_text(s, 1, id_out, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, plan_id, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 3, hash, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 4, approver, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 5, expires_ms);
+    fm_db_bind_text(s, 6, signature, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 7, fm_now_ms());
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
+    if (rc != FM_DB_DONE) {
         fm_store_fail(st, err, "approval insert");
         goto fail;
     }
@@ -247,37 +247,37 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
 {
     fm_store *st = &ctx->store;
     if (fm_store_begin(st, err)) return -1;
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(st->db,
+    if (fm_db_prepare_v2(st->db,
                            "SELECT plan_id,plan_hash,approver,expires_ms,used_ms,signature"
                            " FROM approvals WHERE id=?",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(st, err, "approval read");
         goto out;
     }
-    sqlite3_bind_text(s, 1, approval_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    fm_db_bind_text(s, 1, approval_id, -1, FM_DB_STATIC);
+    if (fm_db_step(s) != FM_DB_ROW) {
         fm_err_set(err, FM_ERR_APPROVAL, "no approval %.40s: run `mcp-cli approve PLAN` first",
                    approval_id);
         goto out;
     }
-    snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
-    snprintf(approver_out, 64, "%s", (const char *)sqlite3_column_text(s, 2));
-    if (strcmp((const char *)sqlite3_column_text(s, 1), plan_hash)) {
+    snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
+    snprintf(approver_out, 64, "%s", (const char *)fm_db_column_text(s, 2));
+    if (strcmp((const char *)fm_db_column_text(s, 1), plan_hash)) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "approval %s was given for plan %s, and this call is not that plan (its"
                    " arguments or runbook changed): get a new approval for the new plan",
                    approval_id, plan_id_out);
         goto out;
     }
-    if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+    if (fm_db_column_type(s, 4) != FM_DB_NULL) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "approval %s was already used: approvals are single-use, approve again",
                    approval_id);
         goto out;
     }
-    int64_t expires_ms = sqlite3_column_int64(s, 3);
+    int64_t expires_ms = fm_db_column_int64(s, 3);
     if (expires_ms <= fm_now_ms()) {
         fm_err_set(err, FM_ERR_APPROVAL, "approval %s expired: approve the plan again",
                    approval_id);
@@ -286,9 +286,9 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     /* The row is trusted no more than the store is: its signature is
      * checked again, against the keys configured now. */
     char sig[200];
-    const unsigned char *sigcol = sqlite3_column_text(s, 5);
+    const unsigned char *sigcol = fm_db_column_text(s, 5);
     snprintf(sig, sizeof sig, "%s", sigcol ? (const char *)sigcol : "");
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     s = NULL;
     if (!strcmp(sig, ELICITED_SIG)) {
         if (!fm_approval_elicitation_allowed(ctx)) {
@@ -301,24 +301,24 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     } else if (signature_check(ctx, plan_id_out, plan_hash, approver_out, expires_ms, sig, err)) {
         goto out;
     }
-    if (sqlite3_prepare_v2(st->db,
+    if (fm_db_prepare_v2(st->db,
                            "UPDATE approvals SET used_ms=?, used_session=? WHERE id=? AND"
                            " used_ms IS NULL",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(st, err, "approval update");
         goto out;
     }
-    sqlite3_bind_int64(s, 1, fm_now_ms());
-    sqlite3_bind_text(s, 2, ctx->session.id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, approval_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE || sqlite3_changes(st->db) != 1) {
+    fm_db_bind_int64(s, 1, fm_now_ms());
+    fm_db_bind_text(s, 2, ctx->session.id, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 3, approval_id, -1, FM_DB_STATIC);
+    if (fm_db_step(s) != FM_DB_DONE || fm_db_changes(st->db) != 1) {
         fm_err_set(err, FM_ERR_APPROVAL, "approval %s was used concurrently", approval_id);
         goto out;
     }
     if (fm_plan_transition(ctx, plan_id_out, "approved", "executed", err)) goto out;
     rc = 0;
 out:
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     if (rc == 0) {
         if (fm_store_commit(st, err)) rc = -1;
     } else {

@@ -244,7 +244,7 @@ static void insert_wf(fm_ctx *ctx, wf_row *w, const char *steps_json, int at, bo
     char sql[200];
     snprintf(sql, sizeof sql, "UPDATE workflows SET owner_pid=%lld, lease_until_ms=1 WHERE id='%s'",
              dead_pid(), w->id);
-    ck_assert_int_eq(sqlite3_exec(ctx->store.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(ctx->store.db, sql, NULL, NULL, NULL), FM_DB_OK);
 }
 
 /* A call recovery may act in: a mutating tool the gate let run, in
@@ -372,7 +372,7 @@ START_TEST(live_owner_is_left_alone)
     snprintf(sql, sizeof sql,
              "UPDATE workflows SET owner_pid=%d, lease_until_ms=%lld WHERE id='%s'", (int)getpid(),
              (long long)(fm_now_ms() + 60000), w.id);
-    ck_assert_int_eq(sqlite3_exec(ctx.store.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
     fm_call call = acting_call(&ctx, 0);
     ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
     json_t *sum = fm_workflow_status_summary(&ctx);
@@ -429,8 +429,8 @@ START_TEST(race_two_processes_fifty_rounds)
     open_ctx(&ctx, db);
     int exactly_one = 0;
     for (int round = 0; round < 50; round++) {
-        ck_assert_int_eq(sqlite3_exec(ctx.store.db, "DELETE FROM node_states", NULL, NULL, NULL),
-                         SQLITE_OK);
+        ck_assert_int_eq(fm_db_exec(ctx.store.db, "DELETE FROM node_states", NULL, NULL, NULL),
+                         FM_DB_OK);
         int go[2];
         ck_assert_int_eq(pipe(go), 0);
         pid_t p[2];
@@ -455,12 +455,12 @@ START_TEST(race_two_processes_fifty_rounds)
         }
         if (won == 1 && refused == 1) exactly_one++;
         /* the store agrees: one node of the rack in remediation */
-        sqlite3_stmt *s = NULL;
-        sqlite3_prepare_v2(ctx.store.db, "SELECT count(*) FROM node_states WHERE rack='r01'", -1,
+        fm_db_stmt *s = NULL;
+        fm_db_prepare_v2(ctx.store.db, "SELECT count(*) FROM node_states WHERE rack='r01'", -1,
                            &s, NULL);
-        ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-        ck_assert_int_eq(sqlite3_column_int(s, 0), 1);
-        sqlite3_finalize(s);
+        ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+        ck_assert_int_eq(fm_db_column_int(s, 0), 1);
+        fm_db_finalize(s);
     }
     ck_assert_int_eq(exactly_one, 50);
     /* Other domains hold too: gpu-b01 (rack r02) shares the sku and the
