@@ -21,6 +21,11 @@
 typedef struct fm_store {
     fm_db *db;
     char path[512]; /* file path, or the URL with its password redacted */
+    /* Files kept beside the store (audit key, anchor): "<side>.audit-key".
+     * The database path for SQLite; for PostgreSQL a local directory
+     * ($FLEETMCP_AUDIT_DIR, default the XDG state dir) that every host
+     * must hold the same audit-key in. */
+    char side[512];
     /* Prepared statements of the hot paths, keyed by the SQL string's
      * address (callers pass string literals). */
     const char *stmt_sql[FM_STORE_STMT_CACHE];

@@ -126,7 +126,7 @@ typedef struct anchor_file {
 
 static void side_path(const fm_store *st, const char *suffix, char *out, size_t len)
 {
-    snprintf(out, len, "%s.%s", st->path, suffix);
+    snprintf(out, len, "%s.%s", st->side, suffix);
 }
 
 /* The anchor's MAC: over what it vouches for, in a fixed binary layout. */
@@ -711,7 +711,7 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         return fm_err_set(err, FM_ERR_CONFLICT,
                           "the audit anchor %s.audit-anchor is missing or empty: rows deleted"
                           " from the end of the log cannot be ruled out",
-                          st->path), -1;
+                          st->side), -1;
     }
     return 0;
 }

@@ -4,10 +4,12 @@
  * db_pg.c) instead of failing mid-transaction. */
 #include "fleetmcp/fm_store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -92,6 +94,28 @@ static int refuse_url(const char *path, fm_err *err)
                       scheme);
 }
 
+/* Where a PostgreSQL store's audit key and anchor live on this host. */
+static int side_dir(fm_store *st, fm_err *err)
+{
+    char dir[380];
+    const char *d = getenv("FLEETMCP_AUDIT_DIR"), *xdg = getenv("XDG_STATE_HOME"),
+               *home = getenv("HOME");
+    if (d && *d)
+        snprintf(dir, sizeof dir, "%s", d);
+    else if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/fleetmcp", xdg);
+    else
+        snprintf(dir, sizeof dir, "%s/.local/state/fleetmcp", home && *home ? home : ".");
+    char name[128];
+    size_t n = 0;
+    /* One key per database: the URL's characters, filename-safe. */
+    for (const char *p = st->path; *p && n + 1 < sizeof name; p++)
+        name[n++] = (isalnum((unsigned char)*p) || *p == '.' || *p == '-') ? *p : '_';
+    name[n] = '\0';
+    snprintf(st->side, sizeof st->side, "%s/%s", dir, name);
+    return make_parent_dirs(st->side, err);
+}
+
 int fm_store_open(fm_store *st, const char *path, fm_err *err)
 {
     memset(st, 0, sizeof *st);
@@ -108,6 +132,7 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd >= 0) close(fd);
     }
+    if (pg ? side_dir(st, err) : (snprintf(st->side, sizeof st->side, "%s", path), 0)) return -1;
     if (fm_db_open_target(path, &st->db, err)) {
         fm_store_close(st);
         return -1;

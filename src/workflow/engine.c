@@ -884,8 +884,7 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
                            "SELECT id, node, owner_pid, lease_until_ms, status, owner_host"
                            " FROM workflows WHERE status IN ('running','waiting')",
                            -1, &s, NULL) == FM_DB_OK) {
-        char here[64] = "";
-        gethostname(here, sizeof here - 1);
+        const char *here = wf_host();
         while (fm_db_step(s) == FM_DB_ROW) {
             const char *id = (const char *)fm_db_column_text(s, 0);
             const char *h = (const char *)fm_db_column_text(s, 5);

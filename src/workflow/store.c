@@ -47,9 +47,14 @@ void wf_row_free(wf_row *w)
     w->content = w->vars = NULL;
 }
 
-static const char *host(void)
+/* The host that owns a workflow.  FLEETMCP_HOST_ID names it when the
+ * kernel's hostname does not tell processes apart (containers cloned
+ * from one image; tests that stand in for two hosts). */
+const char *wf_host(void)
 {
     static char h[64];
+    const char *id = getenv("FLEETMCP_HOST_ID");
+    if (!h[0] && id && *id) snprintf(h, sizeof h, "%s", id);
     if (!h[0] && gethostname(h, sizeof h - 1)) snprintf(h, sizeof h, "?");
     return h;
 }
@@ -109,7 +114,7 @@ int wf_insert(fm_ctx *ctx, wf_row *w, fm_err *err)
     fm_db_bind_int64(s, 11, w->call_ref);
     fm_db_bind_text(s, 12, ctx->session.id, -1, FM_DB_STATIC);
     fm_db_bind_int64(s, 13, w->owner_pid);
-    fm_db_bind_text(s, 14, host(), -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 14, wf_host(), -1, FM_DB_STATIC);
     fm_db_bind_int64(s, 15, w->lease_until_ms);
     fm_db_bind_int64(s, 16, now);
     fm_db_bind_int64(s, 17, now);
@@ -146,7 +151,7 @@ int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
     fm_db_bind_int64(s, 6, now + WF_LEASE_MS);
     fm_db_bind_int64(s, 7, now);
     fm_db_bind_int64(s, 8, w->owner_pid);
-    fm_db_bind_text(s, 9, host(), -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 9, wf_host(), -1, FM_DB_STATIC);
     fm_db_bind_text(s, 10, w->id, -1, FM_DB_STATIC);
     if (fm_db_step(s) != FM_DB_DONE)
         fm_store_fail(&ctx->store, err, "workflow update");
@@ -218,7 +223,7 @@ int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
         w->lease_until_ms = fm_db_column_int64(s, 14);
         /* A pid from another host says nothing here: only the lease does. */
         const unsigned char *h = fm_db_column_text(s, 15);
-        if (h && strcmp((const char *)h, host())) w->owner_pid = -w->owner_pid;
+        if (h && strcmp((const char *)h, wf_host())) w->owner_pid = -w->owner_pid;
         rc = json_is_object(w->content) ? 0 : -1;
         if (rc) fm_err_set(err, FM_ERR_PARSE, "workflow %s has unreadable content", id);
     } else {
@@ -247,7 +252,7 @@ bool wf_claim(fm_ctx *ctx, wf_row *w)
                            -1, &s, NULL) != FM_DB_OK)
         return false;
     fm_db_bind_int64(s, 1, getpid());
-    fm_db_bind_text(s, 2, host(), -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, wf_host(), -1, FM_DB_STATIC);
     fm_db_bind_int64(s, 3, now + WF_LEASE_MS);
     fm_db_bind_int64(s, 4, now);
     fm_db_bind_text(s, 5, w->id, -1, FM_DB_STATIC);
@@ -497,7 +502,7 @@ json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
         long long pid = fm_db_column_int64(s, 8);
         int64_t lease = fm_db_column_int64(s, 9);
         const unsigned char *h = fm_db_column_text(s, 16);
-        bool here = h && !strcmp((const char *)h, host());
+        bool here = h && !strcmp((const char *)h, wf_host());
         bool alive = lease >= fm_now_ms() && (!here || wf_pid_alive(pid));
         json_t *errors = json_array();
         out = json_pack(
