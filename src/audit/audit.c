@@ -77,7 +77,7 @@ static const char fold_sql[] =
     "INSERT INTO audit_hourly(hour,tool,decision,n)"
     " SELECT ts_ms/3600000, coalesce(tool,''), coalesce(decision,'none'), count(*) FROM audit"
     " WHERE id>?1 AND id<=?2 AND phase IN ('call','intent') GROUP BY 1,2,3"
-    " ON CONFLICT(hour,tool,decision) DO UPDATE SET n=n+excluded.n";
+    " ON CONFLICT(hour,tool,decision) DO UPDATE SET n=audit_hourly.n+excluded.n";
 static const char max_id_sql[] = "SELECT coalesce(max(id), 0) FROM audit";
 static const char allowed_sql[] =
     "SELECT count(*), coalesce(min(ts_ms), 0) FROM audit WHERE tool=? AND decision='allow' AND"

@@ -365,10 +365,12 @@ static int upsert_state(fm_ctx *ctx, const char *node, const char *state, const 
             ctx->store.db,
             "INSERT INTO node_states(node,state,fault_class,workflow_id,rack,sku,partition,"
             "since_ms,updated_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?8) ON CONFLICT(node) DO UPDATE"
-            " SET state=?2, fault_class=coalesce(?3,fault_class), workflow_id=coalesce(?4,"
-            "workflow_id), rack=coalesce(?5,rack), sku=coalesce(?6,sku),"
-            " partition=coalesce(?7,partition), since_ms=CASE WHEN state=?2 THEN since_ms ELSE"
-            " ?8 END, updated_ms=?8",
+            /* Qualified: PostgreSQL finds a bare column ambiguous beside excluded. */
+            " SET state=?2, fault_class=coalesce(?3,node_states.fault_class),"
+            " workflow_id=coalesce(?4,node_states.workflow_id), rack=coalesce(?5,node_states.rack),"
+            " sku=coalesce(?6,node_states.sku), partition=coalesce(?7,node_states.partition),"
+            " since_ms=CASE WHEN node_states.state=?2 THEN node_states.since_ms ELSE ?8 END,"
+            " updated_ms=?8",
             -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "node state");
     fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);

@@ -175,7 +175,7 @@ START_TEST(planner_rebuilds_the_same_hash)
     const char *dir = getenv("FLEETMCP_RUNBOOKS");
     if (!dir) setenv("FLEETMCP_RUNBOOKS", "runbooks", 1);
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     fm_err err = {0};
     ck_assert_msg(fm_runbooks_load(&ctx, &err) == 0, "runbooks: %s", err.text);
     const fm_runbook *rb = fm_runbook_for_class(ctx.runbooks, "gpu_fallen_off_bus");
@@ -260,7 +260,7 @@ static fm_call acting_call(fm_ctx *ctx, int64_t audit_id)
 START_TEST(recovery_never_acts_in_reads_or_shadow)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     wf_row w;
     insert_wf(&ctx, &w,
               "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
@@ -298,7 +298,7 @@ END_TEST
 START_TEST(recovery_resumes_idempotent_steps)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     wf_row w;
     insert_wf(&ctx, &w,
               "[{\"phase\":\"steps\",\"id\":\"s1\",\"action\":\"set_state\",\"args\":{\"state\":"
@@ -329,7 +329,7 @@ END_TEST
 START_TEST(recovery_escalates_unsafe_steps)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     wf_row w;
     insert_wf(&ctx, &w,
               "[{\"phase\":\"steps\",\"id\":\"cancel\",\"action\":\"cancel_jobs\",\"args\":{}},"
@@ -361,7 +361,7 @@ END_TEST
 START_TEST(live_owner_is_left_alone)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     wf_row w;
     insert_wf(&ctx, &w,
               "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
@@ -387,7 +387,7 @@ END_TEST
 START_TEST(summary_reports_orphaned_drains)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     json_t *sum = fm_workflow_status_summary(&ctx);
     json_t *drains = json_object_get(sum, "orphaned_drains");
     ck_assert_int_eq(json_array_size(drains), 1);
@@ -425,8 +425,9 @@ START_TEST(race_two_processes_fifty_rounds)
 {
     char db[] = "/tmp/fm-wf-race-XXXXXX";
     fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
     fm_ctx ctx;
-    open_ctx(&ctx, db);
+    open_ctx(&ctx, store);
     int exactly_one = 0;
     for (int round = 0; round < 50; round++) {
         ck_assert_int_eq(fm_db_exec(ctx.store.db, "DELETE FROM node_states", NULL, NULL, NULL),
@@ -439,7 +440,9 @@ START_TEST(race_two_processes_fifty_rounds)
             p[i] = fork();
             if (p[i] == 0) {
                 close(go[1]);
-                racer(db, nodes[i], go[0]);
+                /* Two hosts as far as the store can tell. */
+                setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
+                racer(store, nodes[i], go[0]);
             }
         }
         close(go[0]);
