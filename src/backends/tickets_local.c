@@ -536,8 +536,10 @@ static json_t *local_search(void *st, const fm_ticket_query *q, fm_err *err)
     fm_db_stmt *s;
     if (prep(l,
              "SELECT " TICKET_COLS " FROM tickets t"
-             " WHERE (?1 IS NULL OR t.node = ?1) AND (?2 IS NULL OR t.fault_class = ?2)"
-             " AND (?3 = 2 OR t.open = (?3 = 0)) ORDER BY t.id DESC LIMIT ?4",
+             " WHERE (CAST(?1 AS TEXT) IS NULL OR t.node = ?1)"
+             " AND (CAST(?2 AS TEXT) IS NULL OR t.fault_class = ?2)"
+             " AND (?3 = 2 OR t.open = CASE WHEN ?3 = 0 THEN 1 ELSE 0 END) ORDER BY t.id DESC"
+             " LIMIT ?4",
              &s, err))
         return NULL;
     bind_opt(s, 1, q->node);
