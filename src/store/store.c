@@ -132,8 +132,10 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd >= 0) close(fd);
     }
-    if (pg ? side_dir(st, err) : (snprintf(st->side, sizeof st->side, "%s", path), 0)) return -1;
-    if (fm_db_open_target(path, &st->db, err)) {
+    snprintf(st->side, sizeof st->side, "%s", path);
+    /* The side directory only once the server answered: an unreachable
+     * URL leaves nothing behind. */
+    if (fm_db_open_target(path, &st->db, err) || (pg && side_dir(st, err))) {
         fm_store_close(st);
         return -1;
     }
