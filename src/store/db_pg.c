@@ -33,7 +33,7 @@ typedef struct pg_db {
     fm_db base;
     PGconn *conn;
     char where[160]; /* host:port, for messages */
-    char err[512];
+    char err[1024];
     fm_code code;
     int changes;
     bool in_txn, lost_txn;
