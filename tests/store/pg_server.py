@@ -6,7 +6,10 @@ starts the throwaway server and passes its URL and data dir):
    answered, the chain verifies and has every row (one chain, no fork);
 2. PostgreSQL restarted while a server is answering calls: every call gets
    an answer (a result, or an error result that names PostgreSQL), the
-   server keeps serving afterwards, and the chain verifies.
+   server keeps serving afterwards, and the chain verifies;
+3. a SQLite store made by this build, migrated with `fleetmcp store
+   migrate` into a new database: the copy verifies, the chain goes on
+   there, and a row edited on the copy is found.
 
 Every loop is bounded by a count and a deadline."""
 import json
@@ -37,10 +40,10 @@ def psql(sql):
 
 
 class Server:
-    def __init__(self, host):
+    def __init__(self, host, db=None):
         env = dict(os.environ, FLEETMCP_HOST_ID=host)
         env.pop("FLEETMCP_CONFIG", None)
-        self.p = subprocess.Popen([SERVER, "--db", URL], stdin=subprocess.PIPE,
+        self.p = subprocess.Popen([SERVER, "--db", db or URL], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=env)
         self.n = 0
@@ -70,8 +73,8 @@ class Server:
             self.p.wait()
 
 
-def verify():
-    r = subprocess.run([SERVER, "audit", "verify", "--db", URL], capture_output=True,
+def verify(db=None):
+    r = subprocess.run([SERVER, "audit", "verify", "--db", db or URL], capture_output=True,
                        text=True, timeout=120)
     return r.returncode, r.stdout + r.stderr
 
@@ -156,7 +159,40 @@ def restart_mid_calls(calls=60):
     check(rc == 0, "audit verify passes after the restart", out)
 
 
+def migrate():
+    print("== a SQLite store migrated into PostgreSQL", flush=True)
+    lite = os.path.join(PGDIR, "lite.db")
+    s = Server("host-lite", lite)
+    for args in ({}, {"reason": "migration test"}):
+        s.call("fleet_status" if not args else "killswitch_engage", args)
+    s.call("killswitch_disengage", {"reason": "done"})
+    s.close()
+    rc, out = verify(lite)
+    check(rc == 0, "the SQLite store verifies", out)
+    psql("CREATE DATABASE fm_migrated")
+    to = URL.rsplit("/", 1)[0] + "/fm_migrated"
+    r = subprocess.run([SERVER, "store", "migrate", "--from", "sqlite:" + lite, "--to", to],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and "audit chain ok" in r.stdout, "store migrate copies and verifies",
+          r.stdout + r.stderr)
+    r = subprocess.run([SERVER, "store", "migrate", "--from", "sqlite:" + lite, "--to", to],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode != 0 and "empty" in r.stderr, "a second migrate into it is refused",
+          r.stdout + r.stderr)
+    s = Server("host-pg", to)
+    res = s.call("fleet_status")
+    s.close()
+    check(res and not res.get("result", {}).get("isError"), "the copy serves calls", res)
+    rc, out = verify(to)
+    check(rc == 0, "the chain goes on on the copy", out)
+    subprocess.run(["psql", "-X", "-q", to, "-c", "UPDATE audit SET tool='x' WHERE id=2"],
+                   capture_output=True, timeout=30)
+    rc, out = verify(to)
+    check(rc != 0 and "row 2" in out, "an edited row on the copy is found", out)
+
+
 four_writers()
 restart_mid_calls()
+migrate()
 print(f"store-pg server: {passed} passed, {failed} failed", flush=True)
 sys.exit(1 if failed else 0)
