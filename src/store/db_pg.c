@@ -258,7 +258,11 @@ static int p_step(fm_db_stmt *st)
         return s->row < PQntuples(s->res) ? FM_DB_ROW : FM_DB_DONE;
     }
     bool rb = word_is(s->sql, "ROLLBACK");
-    if (p->lost_txn && rb) return rollback_lost(p);
+    if (p->lost_txn && (rb || s->begin)) {
+        /* A new BEGIN: the caller has left the lost transaction behind. */
+        rollback_lost(p);
+        if (rb) return FM_DB_OK;
+    }
     if (p->lost_txn || !ready(p, rb)) {
         if (rb) return rollback_lost(p);
         return FM_DB_ERROR;
@@ -283,10 +287,9 @@ static int p_step(fm_db_stmt *st)
     }
     fail_res(p, r);
     PQclear(r);
-    if (PQstatus(p->conn) == CONNECTION_BAD && (p->in_txn || s->begin)) {
-        p->in_txn = true;
+    if (PQstatus(p->conn) == CONNECTION_BAD && p->in_txn && !s->begin) {
         p->lost_txn = true;
-    } else if (s->begin) {
+    } else if (s->begin && PQstatus(p->conn) == CONNECTION_OK) {
         /* BEGIN went through, the lock wait did not: leave no transaction. */
         PQclear(PQexec(p->conn, "ROLLBACK"));
     }
@@ -462,6 +465,7 @@ static int p_exec(fm_db *d, const char *sql, char **errmsg)
     bool rb = word_is(sql, "ROLLBACK");
     int rc = FM_DB_OK;
     char *buf = NULL;
+    if (p->lost_txn && word_is(sql, "BEGIN")) rollback_lost(p);
     if (p->lost_txn || !ready(p, rb)) {
         if (rb) return rollback_lost(p);
         rc = FM_DB_ERROR;
