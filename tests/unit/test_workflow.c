@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../../src/workflow/wf_int.h"
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_runbook.h"
@@ -401,6 +402,82 @@ START_TEST(summary_reports_orphaned_drains)
 }
 END_TEST
 
+/* kill -9 of the process that owns a running workflow, on another host:
+ * this one cannot see that host's processes, so it leaves the workflow
+ * while the lease runs, then takes it over and finishes it. */
+START_TEST(kill9_owner_on_other_host_taken_over_after_lease)
+{
+    char db[] = "/tmp/fm-wf-kill9-XXXXXX";
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    static const char steps[] =
+        "[{\"phase\":\"steps\",\"id\":\"s1\",\"action\":\"set_state\",\"args\":{\"state\":"
+        "\"quarantined\"}},{\"phase\":\"steps\",\"id\":\"s2\",\"action\":\"set_state\","
+        "\"args\":{\"state\":\"suspect\"}}]";
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t owner = fork();
+    if (owner == 0) {
+        /* The owner: another host, mid-way through step s2, then killed. */
+        close(ready[0]);
+        setenv("FLEETMCP_HOST_ID", "host-gone", 1);
+        fm_ctx c;
+        memset(&c, 0, sizeof c);
+        fm_err e = {0};
+        if (fm_ctx_open(&c, NULL, store, &e) || fm_workflow_init(&c, &e)) _exit(2);
+        wf_row w;
+        memset(&w, 0, sizeof w);
+        snprintf(w.node, sizeof w.node, "gpu-a01");
+        snprintf(w.fault_class, sizeof w.fault_class, "gpu_test");
+        snprintf(w.runbook, sizeof w.runbook, "rb-test");
+        w.runbook_version = 1;
+        w.content = json_pack("{s:s, s:{s:s, s:s}, s:o}", "tool", "repair_execute", "args", "node",
+                              "gpu-a01", "fault_class", "gpu_test", "steps",
+                              json_loads(steps, 0, NULL));
+        w.vars = json_object();
+        if (wf_insert(&c, &w, &e)) _exit(2);
+        w.step_index = 1;
+        json_t *st = json_array_get(json_object_get(w.content, "steps"), 1);
+        if (wf_save(&c, &w, &e) || wf_step_start(&c, &w, st, "healthy", &e) < 0) _exit(2);
+        if (write(ready[1], w.id, sizeof w.id) != (ssize_t)sizeof w.id) _exit(2);
+        for (int i = 0; i < 600; i++) sleep(1); /* bounded: killed long before */
+        _exit(3);
+    }
+    close(ready[1]);
+    char id[sizeof ((wf_row *)0)->id] = "";
+    ck_assert_int_eq(read(ready[0], id, sizeof id), (ssize_t)sizeof id);
+    close(ready[0]);
+    kill(owner, SIGKILL);
+    waitpid(owner, NULL, 0);
+
+    fm_ctx ctx;
+    open_ctx(&ctx, store);
+    fm_call call = acting_call(&ctx, 9);
+    /* The lease still runs: the owner may be alive over there. */
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&ctx, id, &err);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "running");
+    json_decref(got);
+    /* Past the lease (bounded: WF_LEASE_MS plus a margin, by count too). */
+    int64_t until = fm_now_ms() + WF_LEASE_MS + 1000;
+    for (int i = 0; i < 200 && fm_now_ms() < until; i++) usleep(100000);
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    got = fm_workflow_get(&ctx, id, &err);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    json_decref(got);
+    char st[32];
+    fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "suspect");
+    int64_t rows = 0, bad = 0;
+    ck_assert_msg(fm_audit_verify(&ctx.store, &rows, &bad, &err) == 0, "%s", err.text);
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 /* ---- two processes, one rack --------------------------------------------- */
 
 /* Child: opens its own server context on the shared store, waits for the
@@ -489,6 +566,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, live_owner_is_left_alone);
     tcase_add_test(tc, summary_reports_orphaned_drains);
     tcase_add_test(tc, race_two_processes_fifty_rounds);
+    tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
     return s;
 }
