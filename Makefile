@@ -11,14 +11,16 @@ CC      ?= cc
 PYTHON  ?= python3
 # pkg-config packages the build compiles and links against: adding a
 # library is one word here (and its -dev package in tools/deps.sh).
-PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose libmicrohttpd
+PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose libmicrohttpd libpq
 # Compiled against but not linked: src/util/*_lazy.c (libmicrohttpd:
-# src/transport/http.c, only under --http) load them on first use.  Linked, they cost milliseconds at every start (libcurl ~6 ms;
-# libssh2 and zlib), and most processes never call them (HTTP backends,
-# SSH actions).  libcrypto and cjose (crypto_lazy.c) load together, called
+# src/transport/http.c, only under --http) load them on first use.
+# Linked, they cost milliseconds at every start (libcurl ~6 ms; libssh2
+# and zlib; libpq and its TLS, Kerberos and LDAP libraries), and most
+# processes never call them (HTTP backends, SSH actions, a PostgreSQL
+# store).  libcrypto and cjose (crypto_lazy.c) load together, called
 # through a table of pointers, never through wrappers named like their
 # functions: those would take libcjose's own calls into libcrypto too.
-LAZY_PKGS := libcurl libssh2 libmicrohttpd libcrypto cjose
+LAZY_PKGS := libcurl libssh2 libmicrohttpd libcrypto cjose libpq
 OPT     ?= -O2 -g
 # Read when make parses this file.  On a fresh machine the packages arrive
 # only when `make deps` runs, so every target that runs deps builds in a

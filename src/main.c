@@ -11,6 +11,8 @@
 
 #include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_db.h"
+#include "fleetmcp/fm_store_migrate.h"
 #include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_httpd.h"
 #include "fleetmcp/fm_mcp.h"
@@ -35,6 +37,7 @@ static void usage(FILE *f)
             "usage: fleetmcp [serve] [--config FILE] [--db FILE] [--http HOST:PORT]\n"
             "       fleetmcp check-config [--schema-only] [--config FILE]\n"
             "       fleetmcp audit verify [--db FILE] [--config FILE]\n"
+            "       fleetmcp store migrate --from sqlite:PATH --to postgresql://URL\n"
             "       fleetmcp metrics [--textfile PATH] [--db FILE] [--config FILE]\n"
             "       fleetmcp --version | --help\n"
             "\n"
@@ -110,6 +113,26 @@ static int cmd_audit_verify(const char *config, const char *db)
     return rc ? 2 : 0;
 }
 
+static int cmd_store_migrate(const char *from, const char *to)
+{
+    if (!from || !to || strncmp(from, "sqlite:", 7)) {
+        fprintf(stderr, "fleetmcp: store migrate needs --from sqlite:PATH --to postgresql://...\n");
+        return 1;
+    }
+    int64_t rows = 0, verified = 0;
+    fm_err err = {0};
+    char shown[512];
+    fm_db_redact(to, shown, sizeof shown);
+    if (fm_store_migrate_copy(from + 7, to, &rows, &verified, &err)) {
+        fprintf(stderr, "fleetmcp: store migrate: %s: %s\n", fm_strerror(err.code), err.text);
+        return 2;
+    }
+    printf("store copied: %lld rows from %s to %s; audit chain ok: %lld rows verified on the"
+           " copy\n",
+           (long long)rows, from + 7, shown, (long long)verified);
+    return 0;
+}
+
 static int cmd_metrics(const char *config, const char *db, const char *textfile)
 {
     fm_ctx ctx;
@@ -180,8 +203,11 @@ int main(int argc, char **argv)
                                          {"version", no_argument, 0, 'V'},
                                          {"schema-only", no_argument, 0, 'S'},
                                          {"http", required_argument, 0, 'H'},
+                                         {"from", required_argument, 0, 'F'},
+                                         {"to", required_argument, 0, 'T'},
                                          {0, 0, 0, 0}};
-    const char *config = NULL, *db = NULL, *textfile = NULL, *http = NULL;
+    const char *config = NULL, *db = NULL, *textfile = NULL, *http = NULL, *from = NULL,
+               *to = NULL;
     int c, schema_only = 0;
     while ((c = getopt_long(argc, argv, "+c:d:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -199,16 +225,19 @@ int main(int argc, char **argv)
     /* An unknown command fails before its options, so `fleetmcp bogus --help`
      * does not answer 0. */
     if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && strcmp(cmd, "audit") &&
-        strcmp(cmd, "metrics")) {
+        strcmp(cmd, "metrics") && strcmp(cmd, "store")) {
         fprintf(stderr, "fleetmcp: unknown command '%s'\n", cmd);
         usage(stderr);
         return 1;
     }
     /* "audit --help" must reach getopt, not be taken for the subcommand. */
-    if (!strcmp(cmd, "audit")) sub = optind < argc && argv[optind][0] != '-' ? argv[optind++] : "";
+    if (!strcmp(cmd, "audit") || !strcmp(cmd, "store"))
+        sub = optind < argc && argv[optind][0] != '-' ? argv[optind++] : "";
     while ((c = getopt_long(argc, argv, "c:d:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 't': textfile = optarg; break;
+        case 'F': from = optarg; break;
+        case 'T': to = optarg; break;
         case 'S': schema_only = 1; break;
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
@@ -234,6 +263,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "fleetmcp: --textfile is an option of metrics\n");
         return 1;
     }
+    if ((from || to) && strcmp(cmd, "store")) {
+        fprintf(stderr, "fleetmcp: --from and --to are options of store migrate\n");
+        return 1;
+    }
+    if (!strcmp(cmd, "store") && !*sub) {
+        fprintf(stderr, "fleetmcp: store needs a subcommand: migrate\n");
+        usage(stderr);
+        return 1;
+    }
     if (!strcmp(cmd, "audit") && !*sub) {
         fprintf(stderr, "fleetmcp: audit needs a subcommand: verify\n");
         usage(stderr);
@@ -243,6 +281,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check-config")) return cmd_check_config(config, schema_only);
     if (!strcmp(cmd, "metrics")) return cmd_metrics(config, db, textfile);
     if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(config, db);
+    if (!strcmp(cmd, "store") && !strcmp(sub, "migrate")) return cmd_store_migrate(from, to);
     fprintf(stderr, "fleetmcp: unknown command '%s%s%s'\n", cmd, sub ? " " : "", sub ? sub : "");
     usage(stderr);
     return 1;

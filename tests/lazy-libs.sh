@@ -1,7 +1,7 @@
 #!/bin/bash
 # Libraries fleetmcp loads on first use stay out of every start.
 #
-# libcrypto and libcjose (src/util/crypto_lazy.c), libcurl, libssh2 and
+# libcrypto and libcjose (src/util/crypto_lazy.c), libcurl, libssh2, libpq and
 # libmicrohttpd are compiled against but not linked (Makefile LAZY_PKGS):
 # linked, they map and relocate at every start, and initialize, tools/list
 # or --version never call them.  This stage proves, on the built binaries:
@@ -29,7 +29,7 @@ done
 
 # 1. DT_NEEDED
 for b in "${bins[@]}"; do
-    if needed=$(readelf -d "$b" | grep NEEDED | grep -E 'libcrypto|libssl|libcjose|libcurl|libssh2|libmicrohttpd'); then
+    if needed=$(readelf -d "$b" | grep NEEDED | grep -E 'libcrypto|libssl|libcjose|libcurl|libssh2|libmicrohttpd|libpq'); then
         bad "$b links a library it should load on first use: $needed"
     fi
 done
@@ -85,5 +85,5 @@ grep -q 'libcrypto.so.3 has no .*install libssl3' "$TMP/fake.err" ||
     bad "a broken libcrypto did not say what to install: $(cat "$TMP/fake.err")"
 grep -q '"id":0,"result"' "$TMP/fake.out" || bad "initialize did not answer before libcrypto was needed"
 
-[ "$fail" -eq 0 ] && echo "lazy-libs: ok: ${bins[*]} link none of libcrypto/libcjose/libcurl/libssh2/libmicrohttpd, define none of $(wc -l <"$TMP/exports") libcrypto/libcjose names; tools/list maps neither; the audited call loads both; a broken libcrypto exits 69 with its fix"
+[ "$fail" -eq 0 ] && echo "lazy-libs: ok: ${bins[*]} link none of libcrypto/libcjose/libcurl/libssh2/libmicrohttpd/libpq, define none of $(wc -l <"$TMP/exports") libcrypto/libcjose names; tools/list maps neither; the audited call loads both; a broken libcrypto exits 69 with its fix"
 exit "$fail"

@@ -81,6 +81,7 @@ stage() {
 stage build make -s all
 stage unit make -s unit
 stage unit-asan make -s asan
+stage store-pg bash tests/store/pg.sh
 stage protocol python3 tests/protocol/run.py build/fleetmcp
 stage interop-sdk node tests/interop/sdk-client.mjs build/fleetmcp
 stage interop-sdk-http node tests/interop/sdk-client.mjs build/fleetmcp --http

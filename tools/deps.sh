@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS="gcc make pkg-config python3 python3-yaml python3-cryptography
 libjansson-dev libcurl4-openssl-dev libyaml-dev libsqlite3-dev libssh2-1-dev libssl-dev
 libpcre2-dev check libsubunit-dev clang libclang-rt-14-dev valgrind json-schema-test-suite
-libcjose-dev libmicrohttpd-dev
+libcjose-dev libmicrohttpd-dev libpq-dev postgresql
 sqlite3 curl ca-certificates procps iproute2 groff-base man-db libedit-dev tmux
 slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge
 prometheus prometheus-node-exporter openssh-server openssh-client"

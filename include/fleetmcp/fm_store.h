@@ -1,14 +1,16 @@
-/* The one SQLite database (WAL): audit, settings, plans, approvals,
- * workflows, node states, local tickets.  Several server processes may
- * share it: every write runs in BEGIN IMMEDIATE with a busy timeout, so
- * writers queue instead of failing.
+/* The one database: audit, settings, plans, approvals, workflows, node
+ * states, local tickets.  A SQLite file (WAL) by default, or PostgreSQL
+ * (a postgresql:// URL) for processes on several hosts; see fm_db.h.
+ * Several server processes may share it: every write runs in BEGIN
+ * IMMEDIATE (a busy timeout, or PostgreSQL's write lock), so writers queue
+ * instead of failing.
  *
  * Each subsystem owns its tables and declares them with fm_store_migrate()
  * at open time (idempotent, versioned per subsystem). */
 #ifndef FM_STORE_H
 #define FM_STORE_H
 
-#include <sqlite3.h>
+#include "fleetmcp/fm_db.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,14 +19,17 @@
 #define FM_STORE_STMT_CACHE 24
 
 typedef struct fm_store {
-    sqlite3 *db;
-    char path[512];
+    fm_db *db;
+    char path[512]; /* file path, or the URL with its password redacted */
+    /* Files kept beside the store (audit key, anchor): "<side>.audit-key".
+     * The database path for SQLite; for PostgreSQL a local directory
+     * ($FLEETMCP_AUDIT_DIR, default the XDG state dir) that every host
+     * must hold the same audit-key in. */
+    char side[512];
     /* Prepared statements of the hot paths, keyed by the SQL string's
      * address (callers pass string literals). */
     const char *stmt_sql[FM_STORE_STMT_CACHE];
-    sqlite3_stmt *stmt[FM_STORE_STMT_CACHE];
-    int wal_frames; /* frames in the WAL after the last commit */
-    int64_t busy_us; /* time waited for the write lock so far (busy handler) */
+    fm_db_stmt *stmt[FM_STORE_STMT_CACHE];
     /* The audit chain's key and anchor (src/audit/audit.c): held in files
      * beside the database, never in it.  keyed_from: first row hashed
      * with the key (rows before it are from older builds). */
@@ -63,7 +68,7 @@ int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_er
 
 /* A cached, reset, unbound statement for a literal SQL string (borrowed:
  * do not finalize).  NULL with err on failure. */
-sqlite3_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err);
+fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err);
 
 /* Wraps a failed sqlite call into err with the database's message. */
 int fm_store_fail(fm_store *st, fm_err *err, const char *what);

@@ -106,25 +106,25 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
     fm_random_hex(hex, 8);
     snprintf(id_out, FM_APPROVAL_ID_LEN, "ap-%s", hex);
     if (fm_store_begin(st, err)) return -1;
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     if (strcmp(signature, ELICITED_SIG)) {
-        if (sqlite3_prepare_v2(st->db,
+        if (fm_db_prepare_v2(st->db,
                                "INSERT OR IGNORE INTO approval_signatures(signature,approval_id)"
                                " VALUES(?,?)",
-                               -1, &s, NULL) != SQLITE_OK) {
+                               -1, &s, NULL) != FM_DB_OK) {
             fm_store_fail(st, err, "approval insert");
             goto fail;
         }
-        sqlite3_bind_text(s, 1, signature, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, id_out, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
-        sqlite3_finalize(s);
+        fm_db_bind_text(s, 1, signature, -1, FM_DB_STATIC);
+        fm_db_bind_text(s, 2, id_out, -1, FM_DB_STATIC);
+        int rc = fm_db_step(s);
+        fm_db_finalize(s);
         s = NULL;
-        if (rc != SQLITE_DONE) {
+        if (rc != FM_DB_DONE) {
             fm_store_fail(st, err, "approval insert");
             goto fail;
         }
-        if (sqlite3_changes(st->db) != 1) {
+        if (fm_db_changes(st->db) != 1) {
             fm_err_set(err, FM_ERR_APPROVAL,
                        "this signature was recorded before: a signature approves one execution"
                        " once; a human signs a new plan with `mcp-cli approve`");
@@ -135,23 +135,23 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
      * person, where the gate asks for two) join it there. */
     if (fm_plan_transition(ctx, plan_id, first ? "proposed" : "approved", "approved", err))
         goto fail;
-    if (sqlite3_prepare_v2(st->db,
+    if (fm_db_prepare_v2(st->db,
                            "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
                            "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(st, err, "approval insert");
         goto fail;
     }
-    sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, approver, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, expires_ms);
-    sqlite3_bind_text(s, 6, signature, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 7, fm_now_ms());
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    fm_db_bind_text(s, 1, id_out, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, plan_id, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 3, hash, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 4, approver, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 5, expires_ms);
+    fm_db_bind_text(s, 6, signature, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 7, fm_now_ms());
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
+    if (rc != FM_DB_DONE) {
         fm_store_fail(st, err, "approval insert");
         goto fail;
     }
@@ -281,28 +281,28 @@ static bool still_valid(fm_ctx *ctx, const char *plan_id, const char *hash, cons
 static int other_approvers(fm_ctx *ctx, const char *plan_id, const char *hash, const char *skip,
                            char ids[][FM_APPROVER_LEN], size_t *n, fm_err *err)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT approver,expires_ms,signature FROM approvals WHERE plan_id=?"
                            " AND plan_hash=? AND used_ms IS NULL AND expires_ms>? AND id<>?"
                            " ORDER BY created_ms",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "approval read");
-    sqlite3_bind_text(s, 1, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, fm_now_ms());
-    sqlite3_bind_text(s, 4, skip, -1, SQLITE_STATIC);
-    int rc = SQLITE_DONE;
-    while (*n < FM_APPROVAL_MAX_PER_PLAN && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *who = (const char *)sqlite3_column_text(s, 0);
-        const char *sig = (const char *)sqlite3_column_text(s, 2);
+    fm_db_bind_text(s, 1, plan_id, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, hash, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 3, fm_now_ms());
+    fm_db_bind_text(s, 4, skip, -1, FM_DB_STATIC);
+    int rc = FM_DB_DONE;
+    while (*n < FM_APPROVAL_MAX_PER_PLAN && (rc = fm_db_step(s)) == FM_DB_ROW) {
+        const char *who = (const char *)fm_db_column_text(s, 0);
+        const char *sig = (const char *)fm_db_column_text(s, 2);
         fm_err ignored = {0};
         if (who && sig &&
-            still_valid(ctx, plan_id, hash, who, sqlite3_column_int64(s, 1), sig, &ignored))
+            still_valid(ctx, plan_id, hash, who, fm_db_column_int64(s, 1), sig, &ignored))
             snprintf(ids[(*n)++], FM_APPROVER_LEN, "%s", who);
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    fm_db_finalize(s);
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE)
         return fm_store_fail(&ctx->store, err, "approval read");
     return 0;
 }
@@ -316,16 +316,16 @@ static int mark_used(fm_ctx *ctx, const char *approval_id, const char *plan_id, 
         "UPDATE approvals SET used_ms=?, used_session=? WHERE plan_id=? AND used_ms IS NULL"};
     int64_t now = fm_now_ms();
     for (int i = 0; i < 2; i++) {
-        sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(ctx->store.db, sql[i], -1, &s, NULL) != SQLITE_OK)
+        fm_db_stmt *s = NULL;
+        if (fm_db_prepare_v2(ctx->store.db, sql[i], -1, &s, NULL) != FM_DB_OK)
             return fm_store_fail(&ctx->store, err, "approval update");
-        sqlite3_bind_int64(s, 1, now);
-        sqlite3_bind_text(s, 2, ctx->session.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, i ? plan_id : approval_id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "approval update");
-        if (!i && sqlite3_changes(ctx->store.db) != 1)
+        fm_db_bind_int64(s, 1, now);
+        fm_db_bind_text(s, 2, ctx->session.id, -1, FM_DB_STATIC);
+        fm_db_bind_text(s, 3, i ? plan_id : approval_id, -1, FM_DB_STATIC);
+        int rc = fm_db_step(s);
+        fm_db_finalize(s);
+        if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "approval update");
+        if (!i && fm_db_changes(ctx->store.db) != 1)
             return fm_err_set(err, FM_ERR_APPROVAL, "approval %s was used concurrently",
                               approval_id);
     }
@@ -335,16 +335,16 @@ static int mark_used(fm_ctx *ctx, const char *approval_id, const char *plan_id, 
 int fm_approval_plan_of(fm_ctx *ctx, const char *approval_id, char plan_id_out[FM_APPROVAL_ID_LEN],
                         fm_err *err)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db, "SELECT plan_id FROM approvals WHERE id=?", -1, &s,
-                           NULL) != SQLITE_OK)
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db, "SELECT plan_id FROM approvals WHERE id=?", -1, &s,
+                           NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "approval read");
-    sqlite3_bind_text(s, 1, approval_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    if (rc == SQLITE_ROW) return 0;
+    fm_db_bind_text(s, 1, approval_id, -1, FM_DB_STATIC);
+    int rc = fm_db_step(s);
+    if (rc == FM_DB_ROW)
+        snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
+    fm_db_finalize(s);
+    if (rc == FM_DB_ROW) return 0;
     return fm_err_set(err, FM_ERR_APPROVAL, "no approval %.40s: run `mcp-cli approve PLAN` first",
                       approval_id);
 }
@@ -355,39 +355,39 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
 {
     fm_store *st = &ctx->store;
     if (fm_store_begin(st, err)) return -1;
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     int rc = -1;
     char ids[FM_APPROVAL_MAX_PER_PLAN][FM_APPROVER_LEN];
     size_t n = 0;
-    if (sqlite3_prepare_v2(st->db,
+    if (fm_db_prepare_v2(st->db,
                            "SELECT plan_id,plan_hash,approver,expires_ms,used_ms,signature"
                            " FROM approvals WHERE id=?",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(st, err, "approval read");
         goto out;
     }
-    sqlite3_bind_text(s, 1, approval_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    fm_db_bind_text(s, 1, approval_id, -1, FM_DB_STATIC);
+    if (fm_db_step(s) != FM_DB_ROW) {
         fm_err_set(err, FM_ERR_APPROVAL, "no approval %.40s: run `mcp-cli approve PLAN` first",
                    approval_id);
         goto out;
     }
-    snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
-    snprintf(ids[n++], FM_APPROVER_LEN, "%s", (const char *)sqlite3_column_text(s, 2));
-    if (strcmp((const char *)sqlite3_column_text(s, 1), plan_hash)) {
+    snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
+    snprintf(ids[n++], FM_APPROVER_LEN, "%s", (const char *)fm_db_column_text(s, 2));
+    if (strcmp((const char *)fm_db_column_text(s, 1), plan_hash)) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "approval %s was given for plan %s, and this call is not that plan (its"
                    " arguments or runbook changed): get a new approval for the new plan",
                    approval_id, plan_id_out);
         goto out;
     }
-    if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+    if (fm_db_column_type(s, 4) != FM_DB_NULL) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "approval %s was already used: approvals are single-use, approve again",
                    approval_id);
         goto out;
     }
-    int64_t expires_ms = sqlite3_column_int64(s, 3);
+    int64_t expires_ms = fm_db_column_int64(s, 3);
     if (expires_ms <= fm_now_ms()) {
         fm_err_set(err, FM_ERR_APPROVAL, "approval %s expired: approve the plan again",
                    approval_id);
@@ -396,9 +396,9 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     /* The rows are trusted no more than the store is: every signature is
      * checked again, against the keys configured now. */
     char sig[200];
-    const unsigned char *sigcol = sqlite3_column_text(s, 5);
+    const unsigned char *sigcol = fm_db_column_text(s, 5);
     snprintf(sig, sizeof sig, "%s", sigcol ? (const char *)sigcol : "");
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     s = NULL;
     if (!still_valid(ctx, plan_id_out, plan_hash, ids[0], expires_ms, sig, err)) goto out;
     if (other_approvers(ctx, plan_id_out, plan_hash, approval_id, ids, &n, err)) goto out;
@@ -412,7 +412,7 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     if (fm_plan_transition(ctx, plan_id_out, "approved", "executed", err)) goto out;
     rc = 0;
 out:
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     if (rc == 0) {
         if (fm_store_commit(st, err)) rc = -1;
     } else {

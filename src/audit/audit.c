@@ -57,8 +57,9 @@ static const char audit_ddl[] =
     "CREATE TABLE IF NOT EXISTS audit_hourly(hour INTEGER NOT NULL, tool TEXT NOT NULL,"
     " decision TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(hour, tool, decision))"
     " WITHOUT ROWID;"
-    "INSERT OR REPLACE INTO settings(key,value,updated_ms)"
-    " SELECT '" FOLDED_KEY "', coalesce(max(id), 0), 0 FROM audit;";
+    "INSERT INTO settings(key,value,updated_ms)"
+    " SELECT '" FOLDED_KEY "', coalesce(max(id), 0), 0 FROM audit WHERE true"
+    " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms;";
 
 /* Column order is part of the hash: never reorder, only append. */
 #define AUDIT_COLS                                                                                 \
@@ -77,7 +78,7 @@ static const char fold_sql[] =
     "INSERT INTO audit_hourly(hour,tool,decision,n)"
     " SELECT ts_ms/3600000, coalesce(tool,''), coalesce(decision,'none'), count(*) FROM audit"
     " WHERE id>?1 AND id<=?2 AND phase IN ('call','intent') GROUP BY 1,2,3"
-    " ON CONFLICT(hour,tool,decision) DO UPDATE SET n=n+excluded.n";
+    " ON CONFLICT(hour,tool,decision) DO UPDATE SET n=audit_hourly.n+excluded.n";
 static const char max_id_sql[] = "SELECT coalesce(max(id), 0) FROM audit";
 static const char allowed_sql[] =
     "SELECT count(*), coalesce(min(ts_ms), 0) FROM audit WHERE tool=? AND decision='allow' AND"
@@ -87,23 +88,24 @@ long long fm_audit_allowed_since(fm_store *st, const char *tool, int64_t since_m
                                  int64_t *oldest_ms)
 {
     *oldest_ms = 0;
-    sqlite3_stmt *s = fm_store_stmt(st, allowed_sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(st, allowed_sql, NULL);
     if (!s) return -1;
-    sqlite3_bind_text(s, 1, tool, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, since_ms);
+    fm_db_bind_text(s, 1, tool, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 2, since_ms);
     long long n = -1;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        n = sqlite3_column_int64(s, 0);
-        *oldest_ms = sqlite3_column_int64(s, 1);
+    if (fm_db_step(s) == FM_DB_ROW) {
+        n = fm_db_column_int64(s, 0);
+        *oldest_ms = fm_db_column_int64(s, 1);
     }
-    sqlite3_reset(s);
+    fm_db_reset(s);
     return n;
 }
 
 /* v3: rows from here on are keyed.  Rows before keep their v1/v2 hashes. */
 static const char audit_v3_ddl[] =
-    "INSERT OR REPLACE INTO settings(key,value,updated_ms)"
-    " SELECT '" KEYED_FROM_KEY "', coalesce(max(id), 0) + 1, 0 FROM audit;";
+    "INSERT INTO settings(key,value,updated_ms)"
+    " SELECT '" KEYED_FROM_KEY "', coalesce(max(id), 0) + 1, 0 FROM audit WHERE true"
+    " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms;";
 
 /* The anchor file, mapped shared by every process using the store: the
  * newest row's id and hash, the first keyed id, their MAC, and a robust
@@ -125,7 +127,7 @@ typedef struct anchor_file {
 
 static void side_path(const fm_store *st, const char *suffix, char *out, size_t len)
 {
-    snprintf(out, len, "%s.%s", st->path, suffix);
+    snprintf(out, len, "%s.%s", st->side, suffix);
 }
 
 /* The anchor's MAC: over what it vouches for, in a fixed binary layout. */
@@ -412,26 +414,26 @@ static int chain_head(fm_store *st, long long *id, char out[65])
 {
     snprintf(out, 65, "%s", GENESIS_HASH);
     *id = 0;
-    sqlite3_stmt *s = fm_store_stmt(st, last_hash_sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(st, last_hash_sql, NULL);
     if (!s) return -1;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(s, 0);
-        const unsigned char *h = sqlite3_column_text(s, 1);
+    int rc = fm_db_step(s);
+    if (rc == FM_DB_ROW) {
+        *id = fm_db_column_int64(s, 0);
+        const unsigned char *h = fm_db_column_text(s, 1);
         if (h) snprintf(out, 65, "%s", (const char *)h);
     }
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+    fm_db_reset(s);
+    return rc == FM_DB_ROW || rc == FM_DB_DONE ? 0 : -1;
 }
 
-static void bind_col(sqlite3_stmt *s, int i, const acol *c)
+static void bind_col(fm_db_stmt *s, int i, const acol *c)
 {
     if (c->type == 'i')
-        sqlite3_bind_int64(s, i, c->i);
+        fm_db_bind_int64(s, i, c->i);
     else if (c->type == 's')
-        sqlite3_bind_text(s, i, c->s, (int)c->n, SQLITE_STATIC);
+        fm_db_bind_text(s, i, c->s, (int)c->n, FM_DB_STATIC);
     else
-        sqlite3_bind_null(s, i);
+        fm_db_bind_null(s, i);
 }
 
 int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
@@ -506,7 +508,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     };
 
     int64_t id = -1;
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     char prev[65], hash[65];
     if (!st->audit_keyed) {
         fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
@@ -543,13 +545,13 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     }
     if (!(s = fm_store_stmt(st, insert_sql, err))) goto fail;
     for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
-    sqlite3_bind_text(s, AUDIT_NCOLS + 1, prev, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, AUDIT_NCOLS + 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, AUDIT_NCOLS + 3, id);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s); /* drop the borrowed pointers */
-    if (rc != SQLITE_DONE) {
+    fm_db_bind_text(s, AUDIT_NCOLS + 1, prev, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, AUDIT_NCOLS + 2, hash, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
+    int rc = fm_db_step(s);
+    fm_db_reset(s);
+    fm_db_clear_bindings(s); /* drop the borrowed pointers */
+    if (rc != FM_DB_DONE) {
         fm_store_fail(st, err, "audit insert");
         goto fail;
     }
@@ -576,17 +578,17 @@ int fm_audit_fold(fm_store *st, fm_err *err)
     char buf[32];
     long long from = fm_store_setting_get(st, FOLDED_KEY, buf, sizeof buf) ? 0 : atoll(buf);
     long long to = 0;
-    sqlite3_stmt *s = fm_store_stmt(st, max_id_sql, err);
+    fm_db_stmt *s = fm_store_stmt(st, max_id_sql, err);
     if (!s) goto fail;
-    if (sqlite3_step(s) == SQLITE_ROW) to = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+    if (fm_db_step(s) == FM_DB_ROW) to = fm_db_column_int64(s, 0);
+    fm_db_reset(s);
     if (to > from) {
         if (!(s = fm_store_stmt(st, fold_sql, err))) goto fail;
-        sqlite3_bind_int64(s, 1, from);
-        sqlite3_bind_int64(s, 2, to);
-        int rc = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (rc != SQLITE_DONE) {
+        fm_db_bind_int64(s, 1, from);
+        fm_db_bind_int64(s, 2, to);
+        int rc = fm_db_step(s);
+        fm_db_reset(s);
+        if (rc != FM_DB_DONE) {
             fm_store_fail(st, err, "audit counters");
             goto fail;
         }
@@ -601,30 +603,30 @@ fail:
 
 /* A stored column as hashed: text by its bytes, so the check sees what
  * the append hashed.  The pointer lives until the next step. */
-static acol stored_col(sqlite3_stmt *s, int i)
+static acol stored_col(fm_db_stmt *s, int i)
 {
-    switch (sqlite3_column_type(s, i)) {
-    case SQLITE_INTEGER: return col_i(sqlite3_column_int64(s, i));
-    case SQLITE_NULL: return col_null();
+    switch (fm_db_column_type(s, i)) {
+    case FM_DB_INTEGER: return col_i(fm_db_column_int64(s, i));
+    case FM_DB_NULL: return col_null();
     default: {
-        const char *t = (const char *)sqlite3_column_text(s, i);
-        return (acol){.type = 's', .s = t ? t : "", .n = (size_t)sqlite3_column_bytes(s, i)};
+        const char *t = (const char *)fm_db_column_text(s, i);
+        return (acol){.type = 's', .s = t ? t : "", .n = (size_t)fm_db_column_bytes(s, i)};
     }
     }
 }
 
-static json_t *column_json(sqlite3_stmt *s, int i)
+static json_t *column_json(fm_db_stmt *s, int i)
 {
-    switch (sqlite3_column_type(s, i)) {
-    case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(s, i));
-    case SQLITE_NULL: return json_null();
-    default: return json_string((const char *)sqlite3_column_text(s, i));
+    switch (fm_db_column_type(s, i)) {
+    case FM_DB_INTEGER: return json_integer(fm_db_column_int64(s, i));
+    case FM_DB_NULL: return json_null();
+    default: return json_string((const char *)fm_db_column_text(s, i));
     }
 }
 
 int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
 {
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     *rows = 0;
     *bad_id = 0;
     /* The anchor is read before the rows: it only ever names committed
@@ -649,18 +651,18 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
                               (long long)st->audit_keyed_from, (long long)a.keyed_from,
                               KEYED_FROM_KEY), -1;
     }
-    if (sqlite3_prepare_v2(st->db, "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (fm_db_prepare_v2(st->db, "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id",
+                           -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(st, err, "audit verify"), -1;
     char expect_prev[65] = GENESIS_HASH;
     int rc = 0, step;
     int64_t last = 0;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((step = fm_db_step(s)) == FM_DB_ROW) {
         acol cols[AUDIT_NCOLS];
         for (int i = 0; i < AUDIT_NCOLS; i++) cols[i] = stored_col(s, i);
-        const char *prev = (const char *)sqlite3_column_text(s, AUDIT_NCOLS);
-        const char *hash = (const char *)sqlite3_column_text(s, AUDIT_NCOLS + 1);
-        int64_t id = sqlite3_column_int64(s, AUDIT_NCOLS + 2);
+        const char *prev = (const char *)fm_db_column_text(s, AUDIT_NCOLS);
+        const char *hash = (const char *)fm_db_column_text(s, AUDIT_NCOLS + 1);
+        int64_t id = fm_db_column_int64(s, AUDIT_NCOLS + 2);
         char calc[65];
         (*rows)++;
         if (!prev || strcmp(prev, expect_prev)) {
@@ -704,11 +706,11 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         snprintf(expect_prev, sizeof expect_prev, "%s", hash);
         last = id;
     }
-    if (rc == 0 && step != SQLITE_DONE) {
+    if (rc == 0 && step != FM_DB_DONE) {
         fm_store_fail(st, err, "audit verify");
         rc = -1;
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     if (rc) return rc;
     if (have == 1 && last < a.id) {
         *bad_id = last + 1;
@@ -722,7 +724,7 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         return fm_err_set(err, FM_ERR_CONFLICT,
                           "the audit anchor %s.audit-anchor is missing or empty: rows deleted"
                           " from the end of the log cannot be ruled out",
-                          st->path), -1;
+                          st->side), -1;
     }
     return 0;
 }
@@ -747,15 +749,15 @@ json_t *fm_audit_query(fm_store *st, const json_t *f, fm_err *err)
     if (until) strcat(sql, " AND ts_ms<=:until");
     if (before) strcat(sql, " AND id<:before");
     strcat(sql, " ORDER BY id DESC LIMIT :limit");
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(st->db, sql, -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(st, err, "audit query");
         return NULL;
     }
 #define BIND_T(name, v)                                                                            \
-    if (v) sqlite3_bind_text(s, sqlite3_bind_parameter_index(s, name), v, -1, SQLITE_STATIC)
+    if (v) fm_db_bind_text(s, fm_db_bind_parameter_index(s, name), v, -1, FM_DB_STATIC)
 #define BIND_I(name, v)                                                                            \
-    if (v) sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, name), v)
+    if (v) fm_db_bind_int64(s, fm_db_bind_parameter_index(s, name), v)
     BIND_T(":node", node);
     BIND_T(":tool", tool);
     BIND_T(":ini", ini);
@@ -768,21 +770,21 @@ json_t *fm_audit_query(fm_store *st, const json_t *f, fm_err *err)
 #undef BIND_T
 #undef BIND_I
     json_t *rows = json_array();
-    int n = sqlite3_column_count(s);
+    int n = fm_db_column_count(s);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = fm_db_step(s)) == FM_DB_ROW) {
         json_t *row = json_object();
         for (int i = 0; i < n; i++) {
-            if (sqlite3_column_type(s, i) == SQLITE_NULL) continue;
-            json_object_set_new(row, sqlite3_column_name(s, i), column_json(s, i));
+            if (fm_db_column_type(s, i) == FM_DB_NULL) continue;
+            json_object_set_new(row, fm_db_column_name(s, i), column_json(s, i));
         }
         json_array_append_new(rows, row);
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != FM_DB_DONE) {
         fm_store_fail(st, err, "audit query");
         json_decref(rows);
         rows = NULL;
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return rows;
 }

@@ -92,25 +92,25 @@ static json_t *local_url(const local_st *l, const char *key)
     return json_string(u);
 }
 
-static const char *col_text(sqlite3_stmt *s, int i)
+static const char *col_text(fm_db_stmt *s, int i)
 {
-    return (const char *)sqlite3_column_text(s, i);
+    return (const char *)fm_db_column_text(s, i);
 }
 
-static json_t *col_str(sqlite3_stmt *s, int i, size_t max)
+static json_t *col_str(fm_db_stmt *s, int i, size_t max)
 {
     const char *t = col_text(s, i);
     return t ? fm_ticket_str_clip(t, max) : json_null();
 }
 
-static json_t *col_json(sqlite3_stmt *s, int i, json_t *(*dflt)(void))
+static json_t *col_json(fm_db_stmt *s, int i, json_t *(*dflt)(void))
 {
     const char *t = col_text(s, i);
     json_t *v = t ? json_loads(t, 0, NULL) : NULL;
     return v ? v : dflt();
 }
 
-static json_t *row_ticket(const local_st *l, sqlite3_stmt *s, bool full)
+static json_t *row_ticket(const local_st *l, fm_db_stmt *s, bool full)
 {
     json_t *t = json_object();
     const char *key = col_text(s, 0);
@@ -120,47 +120,47 @@ static json_t *row_ticket(const local_st *l, sqlite3_stmt *s, bool full)
     json_object_set_new(t, "summary", col_str(s, 1, 1024));
     if (full) json_object_set_new(t, "description", col_str(s, 2, FM_TICKET_MAX_DESCRIPTION));
     json_object_set_new(t, "status", col_str(s, 3, 64));
-    json_object_set_new(t, "open", json_boolean(sqlite3_column_int(s, 4)));
+    json_object_set_new(t, "open", json_boolean(fm_db_column_int(s, 4)));
     json_object_set_new(t, "node", col_str(s, 5, 128));
     json_object_set_new(t, "fault_class", col_str(s, 6, 128));
     json_object_set_new(t, "priority", col_str(s, 7, 64));
     json_object_set_new(t, "labels", col_json(s, 8, json_array));
-    fm_iso_time(sqlite3_column_int64(s, 10), ts);
+    fm_iso_time(fm_db_column_int64(s, 10), ts);
     json_object_set_new(t, "created", json_string(ts));
-    fm_iso_time(sqlite3_column_int64(s, 11), ts);
+    fm_iso_time(fm_db_column_int64(s, 11), ts);
     json_object_set_new(t, "updated", json_string(ts));
     json_object_set_new(t, "url", local_url(l, key));
-    json_object_set_new(t, "comments_count", json_integer(sqlite3_column_int64(s, 12)));
-    json_object_set_new(t, "attachments_count", json_integer(sqlite3_column_int64(s, 13)));
+    json_object_set_new(t, "comments_count", json_integer(fm_db_column_int64(s, 12)));
+    json_object_set_new(t, "attachments_count", json_integer(fm_db_column_int64(s, 13)));
     json_object_set_new(t, "context", col_json(s, 9, json_object));
     return t;
 }
 
-static int prep(local_st *l, const char *sql, sqlite3_stmt **s, fm_err *err)
+static int prep(local_st *l, const char *sql, fm_db_stmt **s, fm_err *err)
 {
-    if (sqlite3_prepare_v2(l->store->db, sql, -1, s, NULL) != SQLITE_OK)
+    if (fm_db_prepare_v2(l->store->db, sql, -1, s, NULL) != FM_DB_OK)
         return fm_store_fail(l->store, err, "preparing a tickets query");
     return 0;
 }
 
-static void bind_opt(sqlite3_stmt *s, int i, const char *v)
+static void bind_opt(fm_db_stmt *s, int i, const char *v)
 {
     if (v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+        fm_db_bind_text(s, i, v, -1, FM_DB_TRANSIENT);
     else
-        sqlite3_bind_null(s, i);
+        fm_db_bind_null(s, i);
 }
 
 /* Ticket row id for key, inside the caller's transaction; 0 if none. */
 static int64_t ticket_id(local_st *l, const char *key, fm_err *err)
 {
-    sqlite3_stmt *s;
+    fm_db_stmt *s;
     if (prep(l, "SELECT id FROM tickets WHERE key = ?", &s, err)) return -1;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    fm_db_bind_text(s, 1, key, -1, FM_DB_TRANSIENT);
+    int rc = fm_db_step(s);
+    int64_t id = rc == FM_DB_ROW ? fm_db_column_int64(s, 0) : 0;
+    fm_db_finalize(s);
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE)
         return fm_store_fail(l->store, err, "finding a ticket"), -1;
     if (!id)
         fm_err_set(err, FM_ERR_NOT_FOUND, "ticket %s does not exist; ticket_search finds keys",
@@ -170,13 +170,13 @@ static int64_t ticket_id(local_st *l, const char *key, fm_err *err)
 
 static int touch(local_st *l, int64_t id, fm_err *err)
 {
-    sqlite3_stmt *s;
+    fm_db_stmt *s;
     if (prep(l, "UPDATE tickets SET updated_ms = ? WHERE id = ?", &s, err)) return -1;
-    sqlite3_bind_int64(s, 1, fm_now_ms());
-    sqlite3_bind_int64(s, 2, id);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : fm_store_fail(l->store, err, "updating a ticket");
+    fm_db_bind_int64(s, 1, fm_now_ms());
+    fm_db_bind_int64(s, 2, id);
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
+    return rc == FM_DB_DONE ? 0 : fm_store_fail(l->store, err, "updating a ticket");
 }
 
 static json_t *local_get(void *st, const char *key, fm_err *err);
@@ -194,16 +194,16 @@ static json_t *local_create(void *st, const json_t *fields, fm_err *err)
     if (fm_store_begin(l->store, err)) return NULL;
 
     char existing[64] = "";
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     if (node && fc) {
         if (prep(l, "SELECT key FROM tickets WHERE node = ? AND fault_class = ? AND open = 1", &s,
                  err))
             goto fail;
-        sqlite3_bind_text(s, 1, node, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, fc, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(s) == SQLITE_ROW)
+        fm_db_bind_text(s, 1, node, -1, FM_DB_TRANSIENT);
+        fm_db_bind_text(s, 2, fc, -1, FM_DB_TRANSIENT);
+        if (fm_db_step(s) == FM_DB_ROW)
             snprintf(existing, sizeof existing, "%s", col_text(s, 0));
-        sqlite3_finalize(s);
+        fm_db_finalize(s);
         s = NULL;
     }
     if (existing[0]) {
@@ -222,44 +222,44 @@ static json_t *local_create(void *st, const json_t *fields, fm_err *err)
     json_decref(labels);
     json_decref(ctxj);
     int64_t now = fm_now_ms();
-    int rc = SQLITE_ERROR;
+    int rc = FM_DB_ERROR;
     if (desc && labels_s && ctx_s &&
         !prep(l,
               "INSERT INTO tickets(key, summary, description, node, fault_class, priority,"
               " labels, context, created_ms, updated_ms)"
               " VALUES('FM-new-' || hex(randomblob(8)), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
               &s, err)) {
-        sqlite3_bind_text(s, 1, json_string_value(sum), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, desc, -1, SQLITE_TRANSIENT);
+        fm_db_bind_text(s, 1, json_string_value(sum), -1, FM_DB_TRANSIENT);
+        fm_db_bind_text(s, 2, desc, -1, FM_DB_TRANSIENT);
         bind_opt(s, 3, node);
         bind_opt(s, 4, fc);
         bind_opt(s, 5, fm_ticket_priority(l->priority_map, fields));
-        sqlite3_bind_text(s, 6, labels_s, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 7, ctx_s, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 8, now);
-        sqlite3_bind_int64(s, 9, now);
-        rc = sqlite3_step(s);
-        sqlite3_finalize(s);
+        fm_db_bind_text(s, 6, labels_s, -1, FM_DB_TRANSIENT);
+        fm_db_bind_text(s, 7, ctx_s, -1, FM_DB_TRANSIENT);
+        fm_db_bind_int64(s, 8, now);
+        fm_db_bind_int64(s, 9, now);
+        rc = fm_db_step(s);
+        fm_db_finalize(s);
         s = NULL;
     }
     free(desc);
     free(labels_s);
     free(ctx_s);
     json_decref(sum);
-    if (rc != SQLITE_DONE) {
+    if (rc != FM_DB_DONE) {
         fm_store_fail(l->store, err, "inserting a ticket");
         goto fail;
     }
-    int64_t id = sqlite3_last_insert_rowid(l->store->db);
+    int64_t id = fm_db_last_insert_rowid(l->store->db);
     char key[48];
     snprintf(key, sizeof key, "FM-%lld", (long long)id);
     if (prep(l, "UPDATE tickets SET key = ? WHERE id = ?", &s, err)) goto fail;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, id);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 1, key, -1, FM_DB_TRANSIENT);
+    fm_db_bind_int64(s, 2, id);
+    rc = fm_db_step(s);
+    fm_db_finalize(s);
     s = NULL;
-    if (rc != SQLITE_DONE) {
+    if (rc != FM_DB_DONE) {
         fm_store_fail(l->store, err, "naming a ticket");
         goto fail;
     }
@@ -270,45 +270,45 @@ static json_t *local_create(void *st, const json_t *fields, fm_err *err)
     json_object_set_new(out, "deduplicated", json_false());
     return out;
 fail:
-    if (s) sqlite3_finalize(s);
+    if (s) fm_db_finalize(s);
     fm_store_rollback(l->store);
     return NULL;
 }
 
 static json_t *local_comments(local_st *l, int64_t id, fm_err *err)
 {
-    sqlite3_stmt *s;
+    fm_db_stmt *s;
     if (prep(l,
              "SELECT author, body, created_ms FROM ticket_comments WHERE ticket_id = ?"
              " ORDER BY id DESC LIMIT ?",
              &s, err))
         return NULL;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, FM_TICKET_MAX_COMMENTS);
+    fm_db_bind_int64(s, 1, id);
+    fm_db_bind_int(s, 2, FM_TICKET_MAX_COMMENTS);
     json_t *out = json_array();
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    while (fm_db_step(s) == FM_DB_ROW) {
         char ts[32];
-        fm_iso_time(sqlite3_column_int64(s, 2), ts);
+        fm_iso_time(fm_db_column_int64(s, 2), ts);
         json_t *c = json_object();
         json_object_set_new(c, "author", col_str(s, 0, 128));
         json_object_set_new(c, "created", json_string(ts));
         json_object_set_new(c, "body", col_str(s, 1, FM_TICKET_MAX_COMMENT_BODY));
         json_array_insert_new(out, 0, c); /* oldest first, like Jira */
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return out;
 }
 
 static json_t *local_get(void *st, const char *key, fm_err *err)
 {
     local_st *l = st;
-    sqlite3_stmt *s;
+    fm_db_stmt *s;
     if (prep(l, "SELECT " TICKET_COLS " FROM tickets t WHERE t.key = ?", &s, err)) return NULL;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(s);
-        if (rc == SQLITE_DONE)
+    fm_db_bind_text(s, 1, key, -1, FM_DB_TRANSIENT);
+    int rc = fm_db_step(s);
+    if (rc != FM_DB_ROW) {
+        fm_db_finalize(s);
+        if (rc == FM_DB_DONE)
             fm_err_set(err, FM_ERR_NOT_FOUND, "ticket %s does not exist; ticket_search finds keys",
                        key);
         else
@@ -316,8 +316,8 @@ static json_t *local_get(void *st, const char *key, fm_err *err)
         return NULL;
     }
     json_t *t = row_ticket(l, s, true);
-    int64_t id = sqlite3_column_int64(s, 14);
-    sqlite3_finalize(s);
+    int64_t id = fm_db_column_int64(s, 14);
+    fm_db_finalize(s);
     json_t *c = local_comments(l, id, err);
     if (!c) {
         json_decref(t);
@@ -331,7 +331,7 @@ static int local_update(void *st, const char *key, const json_t *fields, fm_err 
 {
     local_st *l = st;
     if (fm_store_begin(l->store, err)) return -1;
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     char *labels_s = NULL, *ctx_s = NULL;
     json_t *sum = NULL;
     int64_t id = ticket_id(l, key, err);
@@ -340,14 +340,14 @@ static int local_update(void *st, const char *key, const json_t *fields, fm_err 
     /* Merge labels and context with what is stored, so an update only adds. */
     if (prep(l, "SELECT labels, context, node, fault_class FROM tickets WHERE id = ?", &s, err))
         goto fail;
-    sqlite3_bind_int64(s, 1, id);
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    fm_db_bind_int64(s, 1, id);
+    if (fm_db_step(s) != FM_DB_ROW) {
         fm_store_fail(l->store, err, "reading a ticket");
         goto fail;
     }
     json_t *labels = col_json(s, 0, json_array);
     json_t *ctxj = col_json(s, 1, json_object);
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     s = NULL;
     size_t i;
     json_t *v;
@@ -387,14 +387,14 @@ static int local_update(void *st, const char *key, const json_t *fields, fm_err 
     bind_opt(s, 1, summary);
     bind_opt(s, 2, desc);
     bind_opt(s, 3, prio);
-    sqlite3_bind_text(s, 4, labels_s, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 5, ctx_s, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 6, fm_now_ms());
-    sqlite3_bind_int64(s, 7, id);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 4, labels_s, -1, FM_DB_TRANSIENT);
+    fm_db_bind_text(s, 5, ctx_s, -1, FM_DB_TRANSIENT);
+    fm_db_bind_int64(s, 6, fm_now_ms());
+    fm_db_bind_int64(s, 7, id);
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
     s = NULL;
-    if (rc != SQLITE_DONE) {
+    if (rc != FM_DB_DONE) {
         fm_store_fail(l->store, err, "updating a ticket");
         goto fail;
     }
@@ -406,7 +406,7 @@ fail:
     free(labels_s);
     free(ctx_s);
     json_decref(sum);
-    if (s) sqlite3_finalize(s);
+    if (s) fm_db_finalize(s);
     fm_store_rollback(l->store);
     return -1;
 }
@@ -414,11 +414,11 @@ fail:
 
 /* Runs a prepared change to ticket id inside the open transaction, marks
  * the ticket updated and commits; rolls back on any failure.  Finalizes s. */
-static int finish_change(local_st *l, sqlite3_stmt *s, int64_t id, const char *what, fm_err *err)
+static int finish_change(local_st *l, fm_db_stmt *s, int64_t id, const char *what, fm_err *err)
 {
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
+    if (rc != FM_DB_DONE) {
         fm_store_fail(l->store, err, what);
         fm_store_rollback(l->store);
         return -1;
@@ -434,7 +434,7 @@ static int local_comment(void *st, const char *key, const char *body, fm_err *er
 {
     local_st *l = st;
     if (fm_store_begin(l->store, err)) return -1;
-    sqlite3_stmt *s;
+    fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
     if (prep(l,
@@ -442,9 +442,9 @@ static int local_comment(void *st, const char *key, const char *body, fm_err *er
              " VALUES(?, 'fleetmcp', ?, ?)",
              &s, err))
         goto fail;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_text(s, 2, body, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 3, fm_now_ms());
+    fm_db_bind_int64(s, 1, id);
+    fm_db_bind_text(s, 2, body, -1, FM_DB_TRANSIENT);
+    fm_db_bind_int64(s, 3, fm_now_ms());
     return finish_change(l, s, id, "adding a comment", err);
 fail:
     fm_store_rollback(l->store);
@@ -461,7 +461,7 @@ static int local_attach(void *st, const char *key, const char *name, const void 
     char sha[65];
     fm_sha256_hex(bytes, len, sha);
     if (fm_store_begin(l->store, err)) return -1;
-    sqlite3_stmt *s;
+    fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
     if (prep(l,
@@ -469,12 +469,12 @@ static int local_attach(void *st, const char *key, const char *name, const void 
              " VALUES(?, ?, ?, ?, ?, ?)",
              &s, err))
         goto fail;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)len);
-    sqlite3_bind_text(s, 4, sha, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(s, 5, len ? bytes : "", (int)len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 6, fm_now_ms());
+    fm_db_bind_int64(s, 1, id);
+    fm_db_bind_text(s, 2, name, -1, FM_DB_TRANSIENT);
+    fm_db_bind_int64(s, 3, (fm_db_int64)len);
+    fm_db_bind_text(s, 4, sha, -1, FM_DB_TRANSIENT);
+    fm_db_bind_blob(s, 5, len ? bytes : "", (int)len, FM_DB_TRANSIENT);
+    fm_db_bind_int64(s, 6, fm_now_ms());
     return finish_change(l, s, id, "storing an attachment", err);
 fail:
     fm_store_rollback(l->store);
@@ -501,7 +501,7 @@ static int local_close(void *st, const char *key, char *name, size_t namelen, fm
 {
     local_st *l = st;
     if (fm_store_begin(l->store, err)) return -1;
-    sqlite3_stmt *s;
+    fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
     int64_t now = fm_now_ms();
@@ -510,16 +510,16 @@ static int local_close(void *st, const char *key, char *name, size_t namelen, fm
              " WHERE id = ? AND open = 1",
              &s, err))
         goto fail;
-    sqlite3_bind_int64(s, 1, now);
-    sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_int64(s, 3, id);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    fm_db_bind_int64(s, 1, now);
+    fm_db_bind_int64(s, 2, now);
+    fm_db_bind_int64(s, 3, id);
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
+    if (rc != FM_DB_DONE) {
         fm_store_fail(l->store, err, "closing a ticket");
         goto fail;
     }
-    if (sqlite3_changes(l->store->db) == 0) {
+    if (fm_db_changes(l->store->db) == 0) {
         fm_err_set(err, FM_ERR_CONFLICT, "ticket %s is already closed", key);
         goto fail;
     }
@@ -533,24 +533,26 @@ fail:
 static json_t *local_search(void *st, const fm_ticket_query *q, fm_err *err)
 {
     local_st *l = st;
-    sqlite3_stmt *s;
+    fm_db_stmt *s;
     if (prep(l,
              "SELECT " TICKET_COLS " FROM tickets t"
-             " WHERE (?1 IS NULL OR t.node = ?1) AND (?2 IS NULL OR t.fault_class = ?2)"
-             " AND (?3 = 2 OR t.open = (?3 = 0)) ORDER BY t.id DESC LIMIT ?4",
+             " WHERE (CAST(?1 AS TEXT) IS NULL OR t.node = ?1)"
+             " AND (CAST(?2 AS TEXT) IS NULL OR t.fault_class = ?2)"
+             " AND (?3 = 2 OR t.open = CASE WHEN ?3 = 0 THEN 1 ELSE 0 END) ORDER BY t.id DESC"
+             " LIMIT ?4",
              &s, err))
         return NULL;
     bind_opt(s, 1, q->node);
     bind_opt(s, 2, q->fault_class);
-    sqlite3_bind_int(s, 3, (int)q->state);
+    fm_db_bind_int(s, 3, (int)q->state);
     int lim = q->limit < 1 ? 1 : q->limit > FM_TICKET_MAX_SEARCH ? FM_TICKET_MAX_SEARCH : q->limit;
-    sqlite3_bind_int(s, 4, lim);
+    fm_db_bind_int(s, 4, lim);
     json_t *out = json_array();
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    while ((rc = fm_db_step(s)) == FM_DB_ROW)
         json_array_append_new(out, row_ticket(l, s, false));
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    fm_db_finalize(s);
+    if (rc != FM_DB_DONE) {
         json_decref(out);
         fm_store_fail(l->store, err, "searching tickets");
         return NULL;

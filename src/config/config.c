@@ -294,7 +294,9 @@ int fm_config_load(fm_config *cfg, const char *path, const char *db_override, fm
              fm_cfg_str(fm_config_section(cfg, "killswitch"), "file", ""));
 
     const char *envdb = getenv("FLEETMCP_DB");
-    const char *cfgdb = fm_cfg_str(fm_config_section(cfg, "store"), "path", NULL);
+    /* store.url (a postgresql:// URL) wins over store.path when both are set. */
+    const char *cfgdb = fm_cfg_str(fm_config_section(cfg, "store"), "url", NULL);
+    if (!cfgdb) cfgdb = fm_cfg_str(fm_config_section(cfg, "store"), "path", NULL);
     if (db_override && *db_override)
         snprintf(cfg->db_path, sizeof cfg->db_path, "%s", db_override);
     else if (envdb && *envdb)

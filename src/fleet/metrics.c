@@ -15,29 +15,29 @@
 /* One number from a query with an optional time bound (bound to ?1). */
 static double scalar(fm_ctx *ctx, const char *sql, int64_t since, bool *null)
 {
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     double v = 0;
     if (null) *null = true;
-    if (sqlite3_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != SQLITE_OK) return 0;
-    if (sqlite3_bind_parameter_count(s)) sqlite3_bind_int64(s, 1, since);
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-        v = sqlite3_column_double(s, 0);
+    if (fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != FM_DB_OK) return 0;
+    if (fm_db_bind_parameter_count(s)) fm_db_bind_int64(s, 1, since);
+    if (fm_db_step(s) == FM_DB_ROW && fm_db_column_type(s, 0) != FM_DB_NULL) {
+        v = fm_db_column_double(s, 0);
         if (null) *null = false;
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return v;
 }
 
 static bool table_exists(fm_ctx *ctx, const char *name)
 {
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     bool yes = false;
-    if (sqlite3_prepare_v2(ctx->store.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND"
-                           " name=?", -1, &s, NULL) != SQLITE_OK)
+    if (fm_db_prepare_v2(ctx->store.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND"
+                           " name=?", -1, &s, NULL) != FM_DB_OK)
         return false;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    yes = sqlite3_step(s) == SQLITE_ROW;
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
+    yes = fm_db_step(s) == FM_DB_ROW;
+    fm_db_finalize(s);
     return yes;
 }
 
@@ -68,17 +68,17 @@ json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
                     " s.status='done' AND s.action IN ('reboot','gpu_reset','cancel_jobs',"
                     "'requeue_jobs'))",
                     since, NULL);
-        sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(ctx->store.db,
+        fm_db_stmt *s = NULL;
+        if (fm_db_prepare_v2(ctx->store.db,
                                "SELECT node, count(*) n FROM workflows WHERE started_ms>=? GROUP"
                                " BY node HAVING n>=2 ORDER BY n DESC, node LIMIT 20",
-                               -1, &s, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(s, 1, since);
-            while (sqlite3_step(s) == SQLITE_ROW)
+                               -1, &s, NULL) == FM_DB_OK) {
+            fm_db_bind_int64(s, 1, since);
+            while (fm_db_step(s) == FM_DB_ROW)
                 json_array_append_new(offenders,
-                                      json_pack("{s:s, s:I}", "node", sqlite3_column_text(s, 0),
-                                                "workflows", sqlite3_column_int64(s, 1)));
-            sqlite3_finalize(s);
+                                      json_pack("{s:s, s:I}", "node", fm_db_column_text(s, 0),
+                                                "workflows", fm_db_column_int64(s, 1)));
+            fm_db_finalize(s);
         }
     }
     /* Overrides: a human acted on a node fleetmcp was remediating. */
@@ -206,18 +206,18 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
      * counters the audit keeps. */
     fprintf(f, "# HELP fleetmcp_tool_calls Tool calls in the last 24 h by tool and decision\n"
                "# TYPE fleetmcp_tool_calls gauge\n");
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     fm_audit_fold(&ctx->store, NULL);
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT tool, decision, sum(n) FROM audit_hourly WHERE hour>=? GROUP"
                            " BY tool, decision ORDER BY tool, decision",
-                           -1, &s, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);
-        while (sqlite3_step(s) == SQLITE_ROW)
+                           -1, &s, NULL) == FM_DB_OK) {
+        fm_db_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);
+        while (fm_db_step(s) == FM_DB_ROW)
             fprintf(f, "fleetmcp_tool_calls{tool=\"%s\",decision=\"%s\"} %lld\n",
-                    sqlite3_column_text(s, 0), sqlite3_column_text(s, 1),
-                    (long long)sqlite3_column_int64(s, 2));
-        sqlite3_finalize(s);
+                    fm_db_column_text(s, 0), fm_db_column_text(s, 1),
+                    (long long)fm_db_column_int64(s, 2));
+        fm_db_finalize(s);
     }
     json_decref(m);
     int bad = ferror(f);

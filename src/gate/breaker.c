@@ -71,14 +71,14 @@ static int64_t window_start(fm_ctx *ctx, const bconf *c)
  * whole fleet). */
 static long long drained(fm_ctx *ctx, int64_t since, const char *node, const char *partition)
 {
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, partition ? part_sql : fleet_sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, partition ? part_sql : fleet_sql, NULL);
     long long n = 0;
     if (!s) return 0;
-    sqlite3_bind_int64(s, 1, since);
-    sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
-    if (partition) sqlite3_bind_text(s, 3, partition, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+    fm_db_bind_int64(s, 1, since);
+    fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
+    if (partition) fm_db_bind_text(s, 3, partition, -1, FM_DB_STATIC);
+    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
+    fm_db_reset(s);
     return n;
 }
 
@@ -189,7 +189,7 @@ bool fm_breaker_tripped(fm_ctx *ctx, char *why, size_t len)
      * well say "tripped". */
     if (got == -2) {
         snprintf(why, len, "state cannot be read (%s), so it counts as tripped",
-                 sqlite3_errmsg(ctx->store.db));
+                 fm_db_errmsg(ctx->store.db));
         return true;
     }
     if (got || strncmp(v, "tripped", 7)) return false;
@@ -239,31 +239,31 @@ int fm_breaker_reserve(fm_ctx *ctx, const char *name, const json_t *totals, fm_e
                           " to pass: %s",
                           why, RESET_FIX);
     }
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, insert_sql, err);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, insert_sql, err);
     if (!s) return -1;
     int64_t now = fm_now_ms();
     const char *p;
     json_t *t;
-    int rc = SQLITE_DONE;
+    int rc = FM_DB_DONE;
     json_object_foreach((json_t *)json_object_get(totals, "partitions"), p, t)
     {
         (void)t;
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, p, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, now);
-        rc = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (rc != SQLITE_DONE) break;
+        fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
+        fm_db_bind_text(s, 2, p, -1, FM_DB_STATIC);
+        fm_db_bind_int64(s, 3, now);
+        rc = fm_db_step(s);
+        fm_db_reset(s);
+        if (rc != FM_DB_DONE) break;
     }
-    if (rc == SQLITE_DONE && !json_object_size(json_object_get(totals, "partitions"))) {
+    if (rc == FM_DB_DONE && !json_object_size(json_object_get(totals, "partitions"))) {
         /* A node in no partition still counts against the fleet. */
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, "", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, now);
-        rc = sqlite3_step(s);
-        sqlite3_reset(s);
+        fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
+        fm_db_bind_text(s, 2, "", -1, FM_DB_STATIC);
+        fm_db_bind_int64(s, 3, now);
+        rc = fm_db_step(s);
+        fm_db_reset(s);
     }
-    return rc == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "auto drain");
+    return rc == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "auto drain");
 }
 
 int fm_breaker_reset(fm_ctx *ctx, const char *by, const char *reason, fm_err *err)

@@ -48,7 +48,7 @@ bool fm_killswitch_engaged(fm_ctx *ctx, char *why, size_t whylen)
      * locked) may well say "engaged". */
     if (got == -2) {
         snprintf(why, whylen, "the kill switch setting cannot be read (%s), so it counts as"
-                 " engaged", sqlite3_errmsg(ctx->store.db));
+                 " engaged", fm_db_errmsg(ctx->store.db));
         return true;
     }
     return false;

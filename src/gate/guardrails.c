@@ -134,11 +134,11 @@ void fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
 {
     static const char sql[] = "SELECT state FROM node_states WHERE node=?";
     snprintf(buf, len, "healthy");
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
     if (!s) return;
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) snprintf(buf, len, "%s", sqlite3_column_text(s, 0));
-    sqlite3_reset(s);
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    if (fm_db_step(s) == FM_DB_ROW) snprintf(buf, len, "%s", fm_db_column_text(s, 0));
+    fm_db_reset(s);
 }
 
 /* guardrails.max_per_domain, or what emergency mode raised it to. */
@@ -157,13 +157,13 @@ static long long domain_count(fm_ctx *ctx, const char *column, const char *value
              "SELECT count(*) FROM node_states WHERE %s=? AND node<>? AND state IN "
              IN_REMEDIATION,
              column);
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     long long n = 0;
-    if (sqlite3_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != SQLITE_OK) return 0;
-    sqlite3_bind_text(s, 1, value, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    if (fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != FM_DB_OK) return 0;
+    fm_db_bind_text(s, 1, value, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
+    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
     return n;
 }
 
@@ -189,31 +189,31 @@ static bool blast_exceeded(fm_ctx *ctx, const char *node, const json_t *domains,
 
 static long long attempts_in_window(fm_ctx *ctx, const char *node, const char *fc, long long win)
 {
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     long long n = 0;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT count(*) FROM node_attempts WHERE node=? AND fault_class=?"
                            " AND ts_ms>=?",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return 0;
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, fc, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, fm_now_ms() - win * 1000);
-    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, fc, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 3, fm_now_ms() - win * 1000);
+    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
     return n;
 }
 
 long long fm_guard_repairs_since(fm_ctx *ctx, const char *node, int64_t since_ms)
 {
     static const char sql[] = "SELECT count(*) FROM node_attempts WHERE node=? AND ts_ms>=?";
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
     long long n = 0;
     if (!s) return 0;
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, since_ms);
-    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 2, since_ms);
+    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
+    fm_db_reset(s);
     return n;
 }
 
@@ -467,31 +467,33 @@ void fm_guard_explain(const json_t *verdicts, char *buf, size_t len)
 static int upsert_state(fm_ctx *ctx, const char *node, const char *state, const char *fc,
                         const char *wf, const json_t *domains, fm_err *err)
 {
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     int64_t now = fm_now_ms();
-    if (sqlite3_prepare_v2(
+    if (fm_db_prepare_v2(
             ctx->store.db,
             "INSERT INTO node_states(node,state,fault_class,workflow_id,rack,sku,partition,"
             "since_ms,updated_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?8) ON CONFLICT(node) DO UPDATE"
-            " SET state=?2, fault_class=coalesce(?3,fault_class), workflow_id=coalesce(?4,"
-            "workflow_id), rack=coalesce(?5,rack), sku=coalesce(?6,sku),"
-            " partition=coalesce(?7,partition), since_ms=CASE WHEN state=?2 THEN since_ms ELSE"
-            " ?8 END, updated_ms=?8",
-            -1, &s, NULL) != SQLITE_OK)
+            /* Qualified: PostgreSQL finds a bare column ambiguous beside excluded. */
+            " SET state=?2, fault_class=coalesce(?3,node_states.fault_class),"
+            " workflow_id=coalesce(?4,node_states.workflow_id), rack=coalesce(?5,node_states.rack),"
+            " sku=coalesce(?6,node_states.sku), partition=coalesce(?7,node_states.partition),"
+            " since_ms=CASE WHEN node_states.state=?2 THEN node_states.since_ms ELSE ?8 END,"
+            " updated_ms=?8",
+            -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "node state");
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
-    if (fc) sqlite3_bind_text(s, 3, fc, -1, SQLITE_STATIC);
-    if (wf) sqlite3_bind_text(s, 4, wf, -1, SQLITE_STATIC);
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, state, -1, FM_DB_STATIC);
+    if (fc) fm_db_bind_text(s, 3, fc, -1, FM_DB_STATIC);
+    if (wf) fm_db_bind_text(s, 4, wf, -1, FM_DB_STATIC);
     const char *rack = fm_json_str(domains, "rack", NULL), *sku = fm_json_str(domains, "sku", NULL),
                *part = fm_json_str(domains, "partition", NULL);
-    if (rack) sqlite3_bind_text(s, 5, rack, -1, SQLITE_STATIC);
-    if (sku) sqlite3_bind_text(s, 6, sku, -1, SQLITE_STATIC);
-    if (part) sqlite3_bind_text(s, 7, part, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 8, now);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "node state");
+    if (rack) fm_db_bind_text(s, 5, rack, -1, FM_DB_STATIC);
+    if (sku) fm_db_bind_text(s, 6, sku, -1, FM_DB_STATIC);
+    if (part) fm_db_bind_text(s, 7, part, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 8, now);
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
+    return rc == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "node state");
 }
 
 int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const char *fault_class,
@@ -538,17 +540,17 @@ int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const ch
 {
     if (upsert_state(ctx, node, state, NULL, workflow_id, NULL, err)) return -1;
     if (strcmp(state, "repairing")) return 0;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "INSERT INTO node_attempts(node,fault_class,ts_ms) SELECT node,"
                            " coalesce(fault_class,'unknown'), ? FROM node_states WHERE node=?",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "node attempt");
-    sqlite3_bind_int64(s, 1, fm_now_ms());
-    sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "node attempt");
+    fm_db_bind_int64(s, 1, fm_now_ms());
+    fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
+    if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "node attempt");
     fm_offender_note(ctx, node);
     return 0;
 }
@@ -556,13 +558,13 @@ int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const ch
 json_t *fm_node_state_counts(fm_ctx *ctx)
 {
     json_t *out = json_object();
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db, "SELECT state, count(*) FROM node_states GROUP BY state",
-                           -1, &s, NULL) != SQLITE_OK)
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db, "SELECT state, count(*) FROM node_states GROUP BY state",
+                           -1, &s, NULL) != FM_DB_OK)
         return out;
-    while (sqlite3_step(s) == SQLITE_ROW)
-        json_object_set_new(out, (const char *)sqlite3_column_text(s, 0),
-                            json_integer(sqlite3_column_int64(s, 1)));
-    sqlite3_finalize(s);
+    while (fm_db_step(s) == FM_DB_ROW)
+        json_object_set_new(out, (const char *)fm_db_column_text(s, 0),
+                            json_integer(fm_db_column_int64(s, 1)));
+    fm_db_finalize(s);
     return out;
 }

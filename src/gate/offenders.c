@@ -61,18 +61,18 @@ typedef struct {
 static orow get(fm_ctx *ctx, const char *node)
 {
     orow r = {0};
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, get_sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, get_sql, NULL);
     if (!s) return r;
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) {
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    if (fm_db_step(s) == FM_DB_ROW) {
         r.row = true;
-        r.repairs = sqlite3_column_int64(s, 0);
-        const unsigned char *t = sqlite3_column_text(s, 2);
+        r.repairs = fm_db_column_int64(s, 0);
+        const unsigned char *t = fm_db_column_text(s, 2);
         snprintf(r.ticket, sizeof r.ticket, "%s", t ? (const char *)t : "");
-        r.active = sqlite3_column_type(s, 3) == SQLITE_NULL;
-        r.cleared_ms = r.active ? 0 : sqlite3_column_int64(s, 3);
+        r.active = fm_db_column_type(s, 3) == FM_DB_NULL;
+        r.cleared_ms = r.active ? 0 : fm_db_column_int64(s, 3);
     }
-    sqlite3_reset(s);
+    fm_db_reset(s);
     return r;
 }
 
@@ -86,16 +86,16 @@ static long long counted(fm_ctx *ctx, const char *node, const oconf *c, const or
 
 static void put(fm_ctx *ctx, const char *node, long long repairs, const char *ticket)
 {
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, put_sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, put_sql, NULL);
     if (!s) return;
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, repairs);
-    sqlite3_bind_int64(s, 3, fm_now_ms());
-    if (ticket && *ticket) sqlite3_bind_text(s, 4, ticket, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 2, repairs);
+    fm_db_bind_int64(s, 3, fm_now_ms());
+    if (ticket && *ticket) fm_db_bind_text(s, 4, ticket, -1, FM_DB_STATIC);
+    if (fm_db_step(s) != FM_DB_DONE)
         fm_log("error", "repeat offender %s: recording failed: %s", node,
-               sqlite3_errmsg(ctx->store.db));
-    sqlite3_reset(s);
+               fm_db_errmsg(ctx->store.db));
+    fm_db_reset(s);
 }
 
 void fm_offender_note(fm_ctx *ctx, const char *node)
@@ -149,15 +149,15 @@ void fm_offender_check(fm_ctx *ctx, const char *node, json_t *verdicts)
 
 int fm_offender_clear(fm_ctx *ctx, const char *node, const char *by, fm_err *err)
 {
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, clear_sql, err);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, clear_sql, err);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, fm_now_ms());
-    sqlite3_bind_text(s, 2, by, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, node, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "repeat offender");
-    if (sqlite3_changes(ctx->store.db) == 0)
+    fm_db_bind_int64(s, 1, fm_now_ms());
+    fm_db_bind_text(s, 2, by, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 3, node, -1, FM_DB_STATIC);
+    int rc = fm_db_step(s);
+    fm_db_reset(s);
+    if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "repeat offender");
+    if (fm_db_changes(ctx->store.db) == 0)
         return fm_err_set(err, FM_ERR_NOT_FOUND,
                           "%s is not an escalated repeat offender; fleet_status lists those",
                           node);
@@ -167,17 +167,17 @@ int fm_offender_clear(fm_ctx *ctx, const char *node, const char *by, fm_err *err
 json_t *fm_offender_list(fm_ctx *ctx)
 {
     json_t *out = json_array();
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, list_sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, list_sql, NULL);
     if (!s) return out;
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    while (fm_db_step(s) == FM_DB_ROW) {
         char since[32];
-        fm_iso_time(sqlite3_column_int64(s, 2), since);
-        json_t *o = json_pack("{s:s, s:I, s:s}", "node", sqlite3_column_text(s, 0), "repairs",
-                              sqlite3_column_int64(s, 1), "since", since);
-        if (sqlite3_column_type(s, 3) != SQLITE_NULL)
-            json_object_set_new(o, "ticket", json_string((const char *)sqlite3_column_text(s, 3)));
+        fm_iso_time(fm_db_column_int64(s, 2), since);
+        json_t *o = json_pack("{s:s, s:I, s:s}", "node", fm_db_column_text(s, 0), "repairs",
+                              fm_db_column_int64(s, 1), "since", since);
+        if (fm_db_column_type(s, 3) != FM_DB_NULL)
+            json_object_set_new(o, "ticket", json_string((const char *)fm_db_column_text(s, 3)));
         json_array_append_new(out, o);
     }
-    sqlite3_reset(s);
+    fm_db_reset(s);
     return out;
 }

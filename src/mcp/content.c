@@ -51,26 +51,26 @@ static json_t *fleet_resources(fm_ctx *ctx, fm_err *err)
     }
     /* The most recent sessions only, found among the newest rows: the
      * audit can be large and listing must stay cheap. */
-    sqlite3_stmt *s = fm_store_stmt(
+    fm_db_stmt *s = fm_store_stmt(
         &ctx->store,
         "SELECT session, COUNT(*), MIN(ts_ms), MAX(ts_ms), MAX(id) m, MAX(client_name) FROM"
-        " (SELECT session, ts_ms, id, client_name FROM audit ORDER BY id DESC LIMIT 5000)"
+        " (SELECT session, ts_ms, id, client_name FROM audit ORDER BY id DESC LIMIT 5000) AS recent"
         " GROUP BY session ORDER BY m DESC LIMIT 20",
         err);
-    while (s && sqlite3_step(s) == SQLITE_ROW) {
-        const char *sid = (const char *)sqlite3_column_text(s, 0);
-        const char *client = (const char *)sqlite3_column_text(s, 5);
+    while (s && fm_db_step(s) == FM_DB_ROW) {
+        const char *sid = (const char *)fm_db_column_text(s, 0);
+        const char *client = (const char *)fm_db_column_text(s, 5);
         char uri[128], first[32], last[32], desc[256];
         snprintf(uri, sizeof uri, SESSION_SCHEME "%s", sid ? sid : "");
-        fm_iso_time(sqlite3_column_int64(s, 2), first);
-        fm_iso_time(sqlite3_column_int64(s, 3), last);
+        fm_iso_time(fm_db_column_int64(s, 2), first);
+        fm_iso_time(fm_db_column_int64(s, 3), last);
         snprintf(desc, sizeof desc, "%lld audited calls by %.64s, %s to %s",
-                 (long long)sqlite3_column_int64(s, 1), client ? client : "unknown", first, last);
+                 (long long)fm_db_column_int64(s, 1), client ? client : "unknown", first, last);
         json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "uri", uri, "name", uri + 8,
                                              "description", desc, "mimeType",
                                              "application/x-ndjson"));
     }
-    if (s) sqlite3_reset(s);
+    if (s) fm_db_reset(s);
     return out;
 }
 
@@ -246,18 +246,18 @@ static json_t *complete_nodes(fm_ctx *ctx, const char *prefix)
         " node < ?1 || x'F48FBFBF' ORDER BY node LIMIT 100",
     };
     for (size_t q = 0; q < 2; q++) {
-        sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql[q], NULL);
+        fm_db_stmt *s = fm_store_stmt(&ctx->store, sql[q], NULL);
         if (!s) continue;
-        sqlite3_bind_text(s, 1, prefix, -1, SQLITE_STATIC);
-        while (sqlite3_step(s) == SQLITE_ROW) {
-            const char *v = (const char *)sqlite3_column_text(s, 0);
+        fm_db_bind_text(s, 1, prefix, -1, FM_DB_STATIC);
+        while (fm_db_step(s) == FM_DB_ROW) {
+            const char *v = (const char *)fm_db_column_text(s, 0);
             bool dup = false;
             size_t i;
             json_t *e;
             json_array_foreach(out, i, e) if (v && !strcmp(json_string_value(e), v)) dup = true;
             if (!dup) add_if_prefix(out, v, prefix);
         }
-        sqlite3_reset(s);
+        fm_db_reset(s);
     }
     return out;
 }

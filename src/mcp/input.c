@@ -49,12 +49,12 @@ static int spend(fm_ctx *ctx, const char *nonce, fm_err *err)
         return fm_err_set(err, FM_ERR_APPROVAL, "requestState was already used: each approval"
                           " answer counts once; call again without it to be asked anew"), -1;
     }
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, "DELETE FROM settings WHERE key LIKE '"
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, "DELETE FROM settings WHERE key LIKE '"
                                     USED_KEY "%' AND updated_ms < ?", err);
     if (s) {
-        sqlite3_bind_int64(s, 1, fm_now_ms() - 2 * STATE_TTL_MS);
-        sqlite3_step(s);
-        sqlite3_reset(s);
+        fm_db_bind_int64(s, 1, fm_now_ms() - 2 * STATE_TTL_MS);
+        fm_db_step(s);
+        fm_db_reset(s);
     }
     if (!s || fm_store_setting_set(&ctx->store, key, "1", err) || fm_store_commit(&ctx->store, err)) {
         fm_store_rollback(&ctx->store);

@@ -55,31 +55,31 @@ int fm_plan_create(fm_ctx *ctx, const json_t *content, const json_t *detail,
     char who[160];
     snprintf(who, sizeof who, "%s:%s", ctx->session.initiator ? "human" : "agent",
              fm_session_who(&ctx->session));
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "INSERT INTO plans(id,created_ms,tool,content,detail,hash,status,"
                            "session,initiator,updated_ms) VALUES(?,?,?,?,?,?,'proposed',?,?,?)",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(&ctx->store, err, "plan insert");
         goto out;
     }
     int64_t now = fm_now_ms();
-    sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_text(s, 3, fm_json_str(content, "tool", ""), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, ctext ? ctext : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, dtext ? dtext : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 7, ctx->session.id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 8, who, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, now);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    fm_db_bind_text(s, 1, id_out, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 2, now);
+    fm_db_bind_text(s, 3, fm_json_str(content, "tool", ""), -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 4, ctext ? ctext : "{}", -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 5, dtext ? dtext : "{}", -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 6, hash, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 7, ctx->session.id, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 8, who, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 9, now);
+    if (fm_db_step(s) != FM_DB_DONE)
         fm_store_fail(&ctx->store, err, "plan insert");
     else
         rc = 0;
 out:
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     free(ctext);
     free(dtext);
     return rc;
@@ -89,41 +89,41 @@ int fm_plan_find_proposed(fm_ctx *ctx, const char *hash, char id_out[FM_PLAN_ID_
 {
     static const char sql[] =
         "SELECT id FROM plans WHERE hash=? AND status='proposed' ORDER BY created_ms DESC LIMIT 1";
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
     if (!s) return -1;
-    sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+    fm_db_bind_text(s, 1, hash, -1, FM_DB_STATIC);
     int rc = -1;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        snprintf(id_out, FM_PLAN_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
+    if (fm_db_step(s) == FM_DB_ROW) {
+        snprintf(id_out, FM_PLAN_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
         rc = 0;
     }
-    sqlite3_reset(s);
+    fm_db_reset(s);
     return rc;
 }
 
 json_t *fm_plan_get(fm_ctx *ctx, const char *id, fm_err *err)
 {
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     json_t *out = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id,created_ms,content,detail,hash,status,initiator,updated_ms"
                            " FROM plans WHERE id=?",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(&ctx->store, err, "plan read");
         return NULL;
     }
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        json_t *content = json_loads((const char *)sqlite3_column_text(s, 2), 0, NULL);
-        json_t *detail = json_loads((const char *)sqlite3_column_text(s, 3), 0, NULL);
+    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
+    if (fm_db_step(s) == FM_DB_ROW) {
+        json_t *content = json_loads((const char *)fm_db_column_text(s, 2), 0, NULL);
+        json_t *detail = json_loads((const char *)fm_db_column_text(s, 3), 0, NULL);
         char created[32], updated[32];
-        fm_iso_time(sqlite3_column_int64(s, 1), created);
-        fm_iso_time(sqlite3_column_int64(s, 7), updated);
+        fm_iso_time(fm_db_column_int64(s, 1), created);
+        fm_iso_time(fm_db_column_int64(s, 7), updated);
         out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "plan_id",
-                        (const char *)sqlite3_column_text(s, 0), "created", created, "updated",
-                        updated, "hash", (const char *)sqlite3_column_text(s, 4), "status",
-                        (const char *)sqlite3_column_text(s, 5), "created_by",
-                        (const char *)sqlite3_column_text(s, 6));
+                        (const char *)fm_db_column_text(s, 0), "created", created, "updated",
+                        updated, "hash", (const char *)fm_db_column_text(s, 4), "status",
+                        (const char *)fm_db_column_text(s, 5), "created_by",
+                        (const char *)fm_db_column_text(s, 6));
         if (json_is_object(content)) json_object_update(out, content);
         if (json_is_object(detail)) json_object_update_missing(out, detail);
         json_decref(content);
@@ -133,26 +133,26 @@ json_t *fm_plan_get(fm_ctx *ctx, const char *id, fm_err *err)
         fm_clip(c, sizeof c, id);
         fm_err_set(err, FM_ERR_NOT_FOUND, "no plan %s (plans are listed in audit_query rows)", c);
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return out;
 }
 
 int fm_plan_transition(fm_ctx *ctx, const char *id, const char *from, const char *to,
                        fm_err *err)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "UPDATE plans SET status=?, updated_ms=? WHERE id=? AND status=?", -1,
-                           &s, NULL) != SQLITE_OK)
+                           &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "plan update");
-    sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, fm_now_ms());
-    sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, from, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) return fm_store_fail(&ctx->store, err, "plan update");
-    if (sqlite3_changes(ctx->store.db) == 1) return 0;
+    fm_db_bind_text(s, 1, to, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 2, fm_now_ms());
+    fm_db_bind_text(s, 3, id, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 4, from, -1, FM_DB_STATIC);
+    int rc = fm_db_step(s);
+    fm_db_finalize(s);
+    if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "plan update");
+    if (fm_db_changes(ctx->store.db) == 1) return 0;
     char c[64];
     fm_clip(c, sizeof c, id);
     return fm_err_set(err, FM_ERR_APPROVAL,

@@ -23,23 +23,23 @@ static json_t *recent_decisions(fm_ctx *ctx)
 {
     json_t *out = json_object();
     fm_audit_fold(&ctx->store, NULL);
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, decisions_sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, decisions_sql, NULL);
     if (!s) return out;
-    sqlite3_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        const char *d = (const char *)sqlite3_column_text(s, 0);
-        json_object_set_new(out, d ? d : "none", json_integer(sqlite3_column_int64(s, 1)));
+    fm_db_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);
+    while (fm_db_step(s) == FM_DB_ROW) {
+        const char *d = (const char *)fm_db_column_text(s, 0);
+        json_object_set_new(out, d ? d : "none", json_integer(fm_db_column_int64(s, 1)));
     }
-    sqlite3_reset(s);
+    fm_db_reset(s);
     return out;
 }
 
 static json_int_t audit_rows(fm_ctx *ctx)
 {
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, rows_sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, rows_sql, NULL);
     json_int_t n = 0;
-    if (s && sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-    if (s) sqlite3_reset(s);
+    if (s && fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
+    if (s) fm_db_reset(s);
     return n;
 }
 

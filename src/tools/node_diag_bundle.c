@@ -4,7 +4,7 @@
  * parsed highlights; raw text only on request.  The whole bundle (with raw
  * text) is stored in diag_bundles so a ticket can attach it by id later;
  * the sha256 lets the attacher check it was not altered. */
-#include <sqlite3.h>
+#include "fleetmcp/fm_db.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,42 +94,42 @@ static json_t *highlights(fm_cmd_id cmd, const fm_exec_result *r, size_t xid_lin
 }
 
 /* Stores body; returns the new row id, or -1 with err set. */
-static sqlite3_int64 store_bundle(fm_store *st, const char *node, int64_t created_ms,
+static fm_db_int64 store_bundle(fm_store *st, const char *node, int64_t created_ms,
                                   const char *sha, const char *body, fm_err *err)
 {
     if (fm_store_migrate(st, "diag_bundles", 1, DDL_V1, err)) return -1;
     if (fm_store_begin(st, err)) return -1;
-    sqlite3_stmt *s = NULL;
-    sqlite3_int64 id = -1;
-    if (sqlite3_prepare_v2(st->db,
+    fm_db_stmt *s = NULL;
+    fm_db_int64 id = -1;
+    if (fm_db_prepare_v2(st->db,
                            "INSERT INTO diag_bundles(node, created_ms, sha256, body)"
                            " VALUES(?, ?, ?, ?)",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         goto fail;
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, created_ms);
-    sqlite3_bind_text(s, 3, sha, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, body, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE) goto fail;
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 2, created_ms);
+    fm_db_bind_text(s, 3, sha, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 4, body, -1, FM_DB_STATIC);
+    if (fm_db_step(s) != FM_DB_DONE) goto fail;
+    fm_db_finalize(s);
     s = NULL;
-    id = sqlite3_last_insert_rowid(st->db);
+    id = fm_db_last_insert_rowid(st->db);
     /* Bounded history: tickets copy a bundle when they attach it. */
-    if (sqlite3_prepare_v2(st->db,
+    if (fm_db_prepare_v2(st->db,
                            "DELETE FROM diag_bundles WHERE node = ?1 AND id NOT IN"
                            " (SELECT id FROM diag_bundles WHERE node = ?1 ORDER BY id DESC"
                            " LIMIT ?2)",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         goto fail;
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, KEEP_PER_NODE);
-    if (sqlite3_step(s) != SQLITE_DONE) goto fail;
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    fm_db_bind_int(s, 2, KEEP_PER_NODE);
+    if (fm_db_step(s) != FM_DB_DONE) goto fail;
+    fm_db_finalize(s);
     if (fm_store_commit(st, err)) return -1;
     return id;
 fail:
     fm_store_fail(st, err, "storing a diag bundle");
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     fm_store_rollback(st);
     return -1;
 }
@@ -217,7 +217,7 @@ json_t *fm_tool_node_diag_bundle(fm_call *call, fm_err *err)
     fm_sha256_hex(body, strlen(body), sha);
     json_t *id = json_null();
     if (ctx->store.db) {
-        sqlite3_int64 row = store_bundle(&ctx->store, node, created, sha, body, err);
+        fm_db_int64 row = store_bundle(&ctx->store, node, created, sha, body, err);
         if (row < 0) goto done;
         char idbuf[32];
         snprintf(idbuf, sizeof idbuf, "%lld", (long long)row);

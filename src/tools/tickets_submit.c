@@ -21,63 +21,63 @@ int fm_ticket_bundle_load(struct fm_store *store, const char *id, char *node, si
     *len = 0;
     char idc[64];
     fm_clip(idc, sizeof idc, id);
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     /* The table belongs to the diag bundle subsystem and may not exist yet. */
-    if (sqlite3_prepare_v2(store->db,
+    if (fm_db_prepare_v2(store->db,
                            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
                            "'diag_bundles'",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(store, err, "looking for diag bundles");
-    int have = sqlite3_step(s) == SQLITE_ROW;
-    sqlite3_finalize(s);
+    int have = fm_db_step(s) == FM_DB_ROW;
+    fm_db_finalize(s);
     if (!have)
         return fm_err_set(err, FM_ERR_NOT_FOUND,
                           "diag bundle %s does not exist (none stored yet); node_diag_bundle "
                           "collects one",
                           idc);
-    if (sqlite3_prepare_v2(store->db,
+    if (fm_db_prepare_v2(store->db,
                            "SELECT node, sha256, body, length(body) FROM diag_bundles WHERE id = ?",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(store, err, "reading a diag bundle");
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(s);
-        if (rc == SQLITE_DONE)
+    fm_db_bind_text(s, 1, id, -1, FM_DB_TRANSIENT);
+    int rc = fm_db_step(s);
+    if (rc != FM_DB_ROW) {
+        fm_db_finalize(s);
+        if (rc == FM_DB_DONE)
             return fm_err_set(err, FM_ERR_NOT_FOUND,
                               "diag bundle %s does not exist; node_diag_bundle collects one", idc);
         return fm_store_fail(store, err, "reading a diag bundle");
     }
-    sqlite3_int64 n = sqlite3_column_int64(s, 3);
+    fm_db_int64 n = fm_db_column_int64(s, 3);
     if (n < 0 || (uint64_t)n > FM_TICKET_MAX_ATTACH) {
-        sqlite3_finalize(s);
+        fm_db_finalize(s);
         return fm_err_set(err, FM_ERR_TOO_LARGE, "diag bundle %s is over %u bytes", idc,
                           FM_TICKET_MAX_ATTACH);
     }
-    const void *b = sqlite3_column_blob(s, 2);
-    n = sqlite3_column_bytes(s, 2);
-    const char *sha = (const char *)sqlite3_column_text(s, 1);
+    const void *b = fm_db_column_blob(s, 2);
+    n = fm_db_column_bytes(s, 2);
+    const char *sha = (const char *)fm_db_column_text(s, 1);
     /* A bundle that does not match its recorded hash is not evidence. */
     if (sha && strlen(sha) == 64) {
         char got[65];
         fm_sha256_hex(b ? b : "", (size_t)n, got);
         if (strcasecmp(got, sha) != 0) {
-            sqlite3_finalize(s);
+            fm_db_finalize(s);
             return fm_err_set(err, FM_ERR_IO,
                               "diag bundle %s does not match its sha256; collect a new one", idc);
         }
     }
     snprintf(node, nodelen, "%s",
-             sqlite3_column_text(s, 0) ? (const char *)sqlite3_column_text(s, 0) : "");
+             fm_db_column_text(s, 0) ? (const char *)fm_db_column_text(s, 0) : "");
     *body = malloc((size_t)n + 1);
     if (!*body) {
-        sqlite3_finalize(s);
+        fm_db_finalize(s);
         return fm_err_set(err, FM_ERR_NOMEM, "out of memory reading diag bundle %s", idc);
     }
     if (n) memcpy(*body, b, (size_t)n);
     (*body)[n] = 0;
     *len = (size_t)n;
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return 0;
 }
 

@@ -812,15 +812,15 @@ int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
         ctx->cfg.mode == FM_MODE_SHADOW)
         return 0;
     if (fm_workflow_init(ctx, NULL)) return 0;
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     json_t *ids = json_array();
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id FROM workflows WHERE status IN ('running','waiting')", -1, &s,
-                           NULL) == SQLITE_OK) {
-        while (sqlite3_step(s) == SQLITE_ROW)
-            json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
+                           NULL) == FM_DB_OK) {
+        while (fm_db_step(s) == FM_DB_ROW)
+            json_array_append_new(ids, json_string((const char *)fm_db_column_text(s, 0)));
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     int handled = 0;
     size_t i;
     json_t *id;
@@ -881,57 +881,56 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
     }
     json_t *by = json_object(), *live = json_object(), *orphans = json_array();
     long long active = 0;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id, node, owner_pid, lease_until_ms, status, owner_host"
                            " FROM workflows WHERE status IN ('running','waiting')",
-                           -1, &s, NULL) == SQLITE_OK) {
-        char here[64] = "";
-        gethostname(here, sizeof here - 1);
-        while (sqlite3_step(s) == SQLITE_ROW) {
-            const char *id = (const char *)sqlite3_column_text(s, 0);
-            const char *h = (const char *)sqlite3_column_text(s, 5);
+                           -1, &s, NULL) == FM_DB_OK) {
+        const char *here = wf_host();
+        while (fm_db_step(s) == FM_DB_ROW) {
+            const char *id = (const char *)fm_db_column_text(s, 0);
+            const char *h = (const char *)fm_db_column_text(s, 5);
             bool local = h && !strcmp(h, here);
-            bool alive = sqlite3_column_int64(s, 3) >= fm_now_ms() &&
-                         (!local || wf_pid_alive(sqlite3_column_int64(s, 2)));
+            bool alive = fm_db_column_int64(s, 3) >= fm_now_ms() &&
+                         (!local || wf_pid_alive(fm_db_column_int64(s, 2)));
             if (alive) {
                 active++;
                 json_object_set_new(live, id, json_true());
             } else {
                 json_array_append_new(orphans,
                                       json_pack("{s:s, s:s, s:s}", "workflow_id", id, "node",
-                                                (const char *)sqlite3_column_text(s, 1), "status",
+                                                (const char *)fm_db_column_text(s, 1), "status",
                                                 "owner dead: the next repair_execute of its"
                                                 " plan (approved again) resumes or escalates it"));
             }
         }
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db, "SELECT status, count(*) FROM workflows GROUP BY status",
-                           -1, &s, NULL) == SQLITE_OK)
-        while (sqlite3_step(s) == SQLITE_ROW)
-            json_object_set_new(by, (const char *)sqlite3_column_text(s, 0),
-                                json_integer(sqlite3_column_int64(s, 1)));
-    sqlite3_finalize(s);
+    if (fm_db_prepare_v2(ctx->store.db, "SELECT status, count(*) FROM workflows GROUP BY status",
+                           -1, &s, NULL) == FM_DB_OK)
+        while (fm_db_step(s) == FM_DB_ROW)
+            json_object_set_new(by, (const char *)fm_db_column_text(s, 0),
+                                json_integer(fm_db_column_int64(s, 1)));
+    fm_db_finalize(s);
     s = NULL;
     json_t *fails = json_array();
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id, node, status, error, updated_ms FROM workflows WHERE status"
                            " IN ('failed','escalated') ORDER BY updated_ms DESC LIMIT 10",
-                           -1, &s, NULL) == SQLITE_OK)
-        while (sqlite3_step(s) == SQLITE_ROW) {
+                           -1, &s, NULL) == FM_DB_OK)
+        while (fm_db_step(s) == FM_DB_ROW) {
             char ts[32];
-            fm_iso_time(sqlite3_column_int64(s, 4), ts);
-            const unsigned char *e = sqlite3_column_text(s, 3);
+            fm_iso_time(fm_db_column_int64(s, 4), ts);
+            const unsigned char *e = fm_db_column_text(s, 3);
             json_array_append_new(fails,
                                   json_pack("{s:s, s:s, s:s, s:s, s:s}", "workflow_id",
-                                            (const char *)sqlite3_column_text(s, 0), "node",
-                                            (const char *)sqlite3_column_text(s, 1), "status",
-                                            (const char *)sqlite3_column_text(s, 2), "error",
+                                            (const char *)fm_db_column_text(s, 0), "node",
+                                            (const char *)fm_db_column_text(s, 1), "status",
+                                            (const char *)fm_db_column_text(s, 2), "error",
                                             e ? (const char *)e : "", "updated", ts));
         }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
 
     /* Nodes Slurm shows drained with a fleetmcp reason and no live
      * workflow behind it: someone must look (escalated, or a single

@@ -47,9 +47,14 @@ void wf_row_free(wf_row *w)
     w->content = w->vars = NULL;
 }
 
-static const char *host(void)
+/* The host that owns a workflow.  FLEETMCP_HOST_ID names it when the
+ * kernel's hostname does not tell processes apart (containers cloned
+ * from one image; tests that stand in for two hosts). */
+const char *wf_host(void)
 {
     static char h[64];
+    const char *id = getenv("FLEETMCP_HOST_ID");
+    if (!h[0] && id && *id) snprintf(h, sizeof h, "%s", id);
     if (!h[0] && gethostname(h, sizeof h - 1)) snprintf(h, sizeof h, "?");
     return h;
 }
@@ -61,12 +66,12 @@ bool wf_pid_alive(long long pid)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-static void bind_opt(sqlite3_stmt *s, int i, const char *v)
+static void bind_opt(fm_db_stmt *s, int i, const char *v)
 {
     if (v && *v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+        fm_db_bind_text(s, i, v, -1, FM_DB_TRANSIENT);
     else
-        sqlite3_bind_null(s, i);
+        fm_db_bind_null(s, i);
 }
 
 static const char *current_step_id(const wf_row *w)
@@ -84,41 +89,41 @@ int wf_insert(fm_ctx *ctx, wf_row *w, fm_err *err)
     w->lease_until_ms = fm_now_ms() + WF_LEASE_MS;
     snprintf(w->status, sizeof w->status, "running");
     char *content = fm_json_canonical(w->content), *vars = fm_json_canonical(w->vars);
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "INSERT INTO workflows(id,plan_id,approval_id,node,fault_class,runbook,"
                            "runbook_version,content,vars,status,current_step,step_index,failing,"
                            "call_ref,session,owner_pid,owner_host,lease_until_ms,started_ms,"
                            "updated_ms) VALUES(?,?,?,?,?,?,?,?,?,'running',?,0,0,?,?,?,?,?,?,?)",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(&ctx->store, err, "workflow insert");
         goto out;
     }
     int64_t now = fm_now_ms();
-    sqlite3_bind_text(s, 1, w->id, -1, SQLITE_STATIC);
+    fm_db_bind_text(s, 1, w->id, -1, FM_DB_STATIC);
     bind_opt(s, 2, w->plan_id);
     bind_opt(s, 3, w->approval_id);
-    sqlite3_bind_text(s, 4, w->node, -1, SQLITE_STATIC);
+    fm_db_bind_text(s, 4, w->node, -1, FM_DB_STATIC);
     bind_opt(s, 5, w->fault_class);
     bind_opt(s, 6, w->runbook);
-    sqlite3_bind_int64(s, 7, w->runbook_version);
-    sqlite3_bind_text(s, 8, content ? content : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 9, vars ? vars : "{}", -1, SQLITE_STATIC);
+    fm_db_bind_int64(s, 7, w->runbook_version);
+    fm_db_bind_text(s, 8, content ? content : "{}", -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 9, vars ? vars : "{}", -1, FM_DB_STATIC);
     bind_opt(s, 10, current_step_id(w));
-    sqlite3_bind_int64(s, 11, w->call_ref);
-    sqlite3_bind_text(s, 12, ctx->session.id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 13, w->owner_pid);
-    sqlite3_bind_text(s, 14, host(), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 15, w->lease_until_ms);
-    sqlite3_bind_int64(s, 16, now);
-    sqlite3_bind_int64(s, 17, now);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    fm_db_bind_int64(s, 11, w->call_ref);
+    fm_db_bind_text(s, 12, ctx->session.id, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 13, w->owner_pid);
+    fm_db_bind_text(s, 14, wf_host(), -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 15, w->lease_until_ms);
+    fm_db_bind_int64(s, 16, now);
+    fm_db_bind_int64(s, 17, now);
+    if (fm_db_step(s) != FM_DB_DONE)
         fm_store_fail(&ctx->store, err, "workflow insert");
     else
         rc = 0;
 out:
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     free(content);
     free(vars);
     return rc;
@@ -127,33 +132,33 @@ out:
 int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
 {
     char *vars = fm_json_canonical(w->vars);
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "UPDATE workflows SET status=?, step_index=?, failing=?, vars=?,"
                            " current_step=?, lease_until_ms=?, updated_ms=?, owner_pid=?,"
                            " owner_host=? WHERE id=?",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(&ctx->store, err, "workflow update");
         goto out;
     }
     int64_t now = fm_now_ms();
-    sqlite3_bind_text(s, 1, w->status, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, w->step_index);
-    sqlite3_bind_int(s, 3, w->failing);
-    sqlite3_bind_text(s, 4, vars ? vars : "{}", -1, SQLITE_STATIC);
+    fm_db_bind_text(s, 1, w->status, -1, FM_DB_STATIC);
+    fm_db_bind_int(s, 2, w->step_index);
+    fm_db_bind_int(s, 3, w->failing);
+    fm_db_bind_text(s, 4, vars ? vars : "{}", -1, FM_DB_STATIC);
     bind_opt(s, 5, current_step_id(w));
-    sqlite3_bind_int64(s, 6, now + WF_LEASE_MS);
-    sqlite3_bind_int64(s, 7, now);
-    sqlite3_bind_int64(s, 8, w->owner_pid);
-    sqlite3_bind_text(s, 9, host(), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 10, w->id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    fm_db_bind_int64(s, 6, now + WF_LEASE_MS);
+    fm_db_bind_int64(s, 7, now);
+    fm_db_bind_int64(s, 8, w->owner_pid);
+    fm_db_bind_text(s, 9, wf_host(), -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 10, w->id, -1, FM_DB_STATIC);
+    if (fm_db_step(s) != FM_DB_DONE)
         fm_store_fail(&ctx->store, err, "workflow update");
     else
         rc = 0;
 out:
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     free(vars);
     return rc;
 }
@@ -167,58 +172,58 @@ void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
 {
     static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
                               " AND owner_pid=?";
-    sqlite3_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
     if (!s) return;
     int64_t now = fm_now_ms();
-    sqlite3_bind_int64(s, 1, now + ms);
-    sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_text(s, 3, w->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, w->owner_pid);
-    sqlite3_step(s);
-    sqlite3_reset(s);
+    fm_db_bind_int64(s, 1, now + ms);
+    fm_db_bind_int64(s, 2, now);
+    fm_db_bind_text(s, 3, w->id, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 4, w->owner_pid);
+    fm_db_step(s);
+    fm_db_reset(s);
 }
 
-static void col_copy(sqlite3_stmt *s, int i, char *dst, size_t len)
+static void col_copy(fm_db_stmt *s, int i, char *dst, size_t len)
 {
-    const unsigned char *v = sqlite3_column_text(s, i);
+    const unsigned char *v = fm_db_column_text(s, i);
     snprintf(dst, len, "%s", v ? (const char *)v : "");
 }
 
 int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
 {
     memset(w, 0, sizeof *w);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id,plan_id,approval_id,node,fault_class,runbook,"
                            "runbook_version,content,vars,status,step_index,failing,call_ref,"
                            "owner_pid,lease_until_ms,owner_host FROM workflows WHERE id=?",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "workflow read");
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
     int rc = -1;
-    if (sqlite3_step(s) == SQLITE_ROW) {
+    if (fm_db_step(s) == FM_DB_ROW) {
         col_copy(s, 0, w->id, sizeof w->id);
         col_copy(s, 1, w->plan_id, sizeof w->plan_id);
         col_copy(s, 2, w->approval_id, sizeof w->approval_id);
         col_copy(s, 3, w->node, sizeof w->node);
         col_copy(s, 4, w->fault_class, sizeof w->fault_class);
         col_copy(s, 5, w->runbook, sizeof w->runbook);
-        w->runbook_version = sqlite3_column_int64(s, 6);
-        w->content = json_loads((const char *)sqlite3_column_text(s, 7), 0, NULL);
-        w->vars = json_loads((const char *)sqlite3_column_text(s, 8), 0, NULL);
+        w->runbook_version = fm_db_column_int64(s, 6);
+        w->content = json_loads((const char *)fm_db_column_text(s, 7), 0, NULL);
+        w->vars = json_loads((const char *)fm_db_column_text(s, 8), 0, NULL);
         if (!json_is_object(w->vars)) {
             json_decref(w->vars);
             w->vars = json_object();
         }
         col_copy(s, 9, w->status, sizeof w->status);
-        w->step_index = sqlite3_column_int(s, 10);
-        w->failing = sqlite3_column_int(s, 11) != 0;
-        w->call_ref = sqlite3_column_int64(s, 12);
-        w->owner_pid = sqlite3_column_int64(s, 13);
-        w->lease_until_ms = sqlite3_column_int64(s, 14);
+        w->step_index = fm_db_column_int(s, 10);
+        w->failing = fm_db_column_int(s, 11) != 0;
+        w->call_ref = fm_db_column_int64(s, 12);
+        w->owner_pid = fm_db_column_int64(s, 13);
+        w->lease_until_ms = fm_db_column_int64(s, 14);
         /* A pid from another host says nothing here: only the lease does. */
-        const unsigned char *h = sqlite3_column_text(s, 15);
-        if (h && strcmp((const char *)h, host())) w->owner_pid = -w->owner_pid;
+        const unsigned char *h = fm_db_column_text(s, 15);
+        if (h && strcmp((const char *)h, wf_host())) w->owner_pid = -w->owner_pid;
         rc = json_is_object(w->content) ? 0 : -1;
         if (rc) fm_err_set(err, FM_ERR_PARSE, "workflow %s has unreadable content", id);
     } else {
@@ -226,7 +231,7 @@ int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
         fm_clip(c, sizeof c, id);
         fm_err_set(err, FM_ERR_NOT_FOUND, "no workflow %s", c);
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return rc;
 }
 
@@ -239,22 +244,22 @@ bool wf_claim(fm_ctx *ctx, wf_row *w)
     bool dead = w->lease_until_ms < now || (w->owner_pid > 0 && !wf_pid_alive(w->owner_pid));
     if (!dead) return false;
     long long old_pid = w->owner_pid < 0 ? -w->owner_pid : w->owner_pid;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "UPDATE workflows SET owner_pid=?, owner_host=?, lease_until_ms=?,"
                            " updated_ms=? WHERE id=? AND owner_pid=? AND lease_until_ms=? AND"
                            " status IN ('running','waiting')",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return false;
-    sqlite3_bind_int64(s, 1, getpid());
-    sqlite3_bind_text(s, 2, host(), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, now + WF_LEASE_MS);
-    sqlite3_bind_int64(s, 4, now);
-    sqlite3_bind_text(s, 5, w->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 6, old_pid);
-    sqlite3_bind_int64(s, 7, w->lease_until_ms);
-    bool ok = sqlite3_step(s) == SQLITE_DONE && sqlite3_changes(ctx->store.db) == 1;
-    sqlite3_finalize(s);
+    fm_db_bind_int64(s, 1, getpid());
+    fm_db_bind_text(s, 2, wf_host(), -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 3, now + WF_LEASE_MS);
+    fm_db_bind_int64(s, 4, now);
+    fm_db_bind_text(s, 5, w->id, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 6, old_pid);
+    fm_db_bind_int64(s, 7, w->lease_until_ms);
+    bool ok = fm_db_step(s) == FM_DB_DONE && fm_db_changes(ctx->store.db) == 1;
+    fm_db_finalize(s);
     if (ok) {
         w->owner_pid = getpid();
         w->lease_until_ms = now + WF_LEASE_MS;
@@ -265,90 +270,90 @@ bool wf_claim(fm_ctx *ctx, wf_row *w)
 int64_t wf_step_start(fm_ctx *ctx, const wf_row *w, const json_t *step, const char *state_before,
                       fm_err *err)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "INSERT INTO workflow_steps(workflow_id,step_index,step_id,phase,action,"
                            "status,started_ms,state_before,pid) VALUES(?,?,?,?,?,'started',?,?,?)",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "step insert");
-    sqlite3_bind_text(s, 1, w->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, w->step_index);
-    sqlite3_bind_text(s, 3, fm_json_str(step, "id", "?"), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, fm_json_str(step, "phase", "steps"), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, fm_json_str(step, "action", "?"), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 6, fm_now_ms());
+    fm_db_bind_text(s, 1, w->id, -1, FM_DB_STATIC);
+    fm_db_bind_int(s, 2, w->step_index);
+    fm_db_bind_text(s, 3, fm_json_str(step, "id", "?"), -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 4, fm_json_str(step, "phase", "steps"), -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 5, fm_json_str(step, "action", "?"), -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 6, fm_now_ms());
     bind_opt(s, 7, state_before);
-    sqlite3_bind_int64(s, 8, getpid());
+    fm_db_bind_int64(s, 8, getpid());
     int64_t row = -1;
-    if (sqlite3_step(s) == SQLITE_DONE)
-        row = sqlite3_last_insert_rowid(ctx->store.db);
+    if (fm_db_step(s) == FM_DB_DONE)
+        row = fm_db_last_insert_rowid(ctx->store.db);
     else
         fm_store_fail(&ctx->store, err, "step insert");
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return row;
 }
 
 int wf_step_end(fm_ctx *ctx, int64_t row, const char *status, const char *state_after,
                 const char *output, const char *error, fm_err *err)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "UPDATE workflow_steps SET status=?, ended_ms=?, state_after=?,"
                            " output=?, error=? WHERE id=?",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "step update");
-    sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, fm_now_ms());
+    fm_db_bind_text(s, 1, status, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 2, fm_now_ms());
     bind_opt(s, 3, state_after);
     bind_opt(s, 4, output);
     bind_opt(s, 5, error);
-    sqlite3_bind_int64(s, 6, row);
-    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : fm_store_fail(&ctx->store, err, "step update");
-    sqlite3_finalize(s);
+    fm_db_bind_int64(s, 6, row);
+    int rc = fm_db_step(s) == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "step update");
+    fm_db_finalize(s);
     return rc;
 }
 
 void wf_step_interrupt(fm_ctx *ctx, const char *wf, int index)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "UPDATE workflow_steps SET status='interrupted', ended_ms=?, error="
                            "'the server running it died mid-step' WHERE workflow_id=? AND"
                            " step_index=? AND status='started'",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return;
-    sqlite3_bind_int64(s, 1, fm_now_ms());
-    sqlite3_bind_text(s, 2, wf, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 3, index);
-    sqlite3_step(s);
-    sqlite3_finalize(s);
+    fm_db_bind_int64(s, 1, fm_now_ms());
+    fm_db_bind_text(s, 2, wf, -1, FM_DB_STATIC);
+    fm_db_bind_int(s, 3, index);
+    fm_db_step(s);
+    fm_db_finalize(s);
 }
 
 void wf_set_error(fm_ctx *ctx, const char *wf, const char *error)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db, "UPDATE workflows SET error=? WHERE id=?", -1, &s,
-                           NULL) != SQLITE_OK)
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db, "UPDATE workflows SET error=? WHERE id=?", -1, &s,
+                           NULL) != FM_DB_OK)
         return;
     bind_opt(s, 1, error);
-    sqlite3_bind_text(s, 2, wf, -1, SQLITE_STATIC);
-    sqlite3_step(s);
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 2, wf, -1, FM_DB_STATIC);
+    fm_db_step(s);
+    fm_db_finalize(s);
 }
 
 void wf_step_last(fm_ctx *ctx, const char *wf, int index, char *status, size_t len)
 {
     snprintf(status, len, "%s", "");
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT status FROM workflow_steps WHERE workflow_id=? AND step_index=?"
                            " ORDER BY id DESC LIMIT 1",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return;
-    sqlite3_bind_text(s, 1, wf, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, index);
-    if (sqlite3_step(s) == SQLITE_ROW) col_copy(s, 0, status, len);
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 1, wf, -1, FM_DB_STATIC);
+    fm_db_bind_int(s, 2, index);
+    if (fm_db_step(s) == FM_DB_ROW) col_copy(s, 0, status, len);
+    fm_db_finalize(s);
 }
 
 void wf_event(fm_ctx *ctx, const char *wf, const char *kind, const char *fmt, ...)
@@ -358,38 +363,38 @@ void wf_event(fm_ctx *ctx, const char *wf, const char *kind, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "INSERT INTO workflow_events(workflow_id,ts_ms,kind,message)"
                            " VALUES(?,?,?,?)",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return;
-    sqlite3_bind_text(s, 1, wf, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, fm_now_ms());
-    sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, msg, -1, SQLITE_STATIC);
-    sqlite3_step(s);
-    sqlite3_finalize(s);
+    fm_db_bind_text(s, 1, wf, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 2, fm_now_ms());
+    fm_db_bind_text(s, 3, kind, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 4, msg, -1, FM_DB_STATIC);
+    fm_db_step(s);
+    fm_db_finalize(s);
 }
 
 void wf_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id, size_t len)
 {
     snprintf(id, len, "%s", "");
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id, owner_pid, lease_until_ms FROM workflows WHERE node=? AND"
                            " status IN ('running','waiting') AND id<>?",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return;
-    sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, except ? except : "", -1, SQLITE_STATIC);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, except ? except : "", -1, FM_DB_STATIC);
+    while (fm_db_step(s) == FM_DB_ROW) {
         /* Even a dead owner's workflow holds the node until recovery
          * resumes or escalates it: two workflows never share a node. */
         col_copy(s, 0, id, len);
         break;
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
 }
 
 void fm_workflow_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id,
@@ -400,9 +405,9 @@ void fm_workflow_live_on_node(fm_ctx *ctx, const char *node, const char *except,
 
 /* ---- reading ------------------------------------------------------------ */
 
-static json_t *col_json_str(sqlite3_stmt *s, int i)
+static json_t *col_json_str(fm_db_stmt *s, int i)
 {
-    const unsigned char *v = sqlite3_column_text(s, i);
+    const unsigned char *v = fm_db_column_text(s, i);
     return v ? json_string((const char *)v) : json_null();
 }
 
@@ -417,20 +422,20 @@ static json_t *iso(int64_t ms)
 static json_t *steps_of(fm_ctx *ctx, const char *id, json_t *errors)
 {
     json_t *out = json_array();
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT step_index,step_id,phase,action,status,started_ms,ended_ms,"
                            "state_before,state_after,output,error FROM workflow_steps WHERE"
                            " workflow_id=? ORDER BY id LIMIT 200",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return out;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
+    while (fm_db_step(s) == FM_DB_ROW) {
         json_t *st = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
-                               sqlite3_column_int(s, 0), "step", col_json_str(s, 1), "phase",
+                               fm_db_column_int(s, 0), "step", col_json_str(s, 1), "phase",
                                col_json_str(s, 2), "action", col_json_str(s, 3), "status",
-                               col_json_str(s, 4), "started", iso(sqlite3_column_int64(s, 5)),
-                               "ended", iso(sqlite3_column_int64(s, 6)), "state_before",
+                               col_json_str(s, 4), "started", iso(fm_db_column_int64(s, 5)),
+                               "ended", iso(fm_db_column_int64(s, 6)), "state_before",
                                col_json_str(s, 7), "state_after", col_json_str(s, 8));
         json_t *o = col_json_str(s, 9);
         if (json_is_string(o)) {
@@ -438,72 +443,72 @@ static json_t *steps_of(fm_ctx *ctx, const char *id, json_t *errors)
             json_object_set_new(st, "output", parsed ? parsed : json_incref(o));
         }
         json_decref(o);
-        if (sqlite3_column_type(s, 10) != SQLITE_NULL) {
+        if (fm_db_column_type(s, 10) != FM_DB_NULL) {
             json_object_set_new(st, "error", col_json_str(s, 10));
             json_array_append_new(errors, json_pack("{s:o, s:o}", "step", col_json_str(s, 1),
                                                     "error", col_json_str(s, 10)));
         }
         json_array_append_new(out, st);
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return out;
 }
 
 static json_t *events_of(fm_ctx *ctx, const char *id)
 {
     json_t *out = json_array();
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT ts_ms, kind, message FROM (SELECT * FROM workflow_events WHERE"
                            " workflow_id=? ORDER BY id DESC LIMIT 50) ORDER BY id",
-                           -1, &s, NULL) != SQLITE_OK)
+                           -1, &s, NULL) != FM_DB_OK)
         return out;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    while (sqlite3_step(s) == SQLITE_ROW)
+    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
+    while (fm_db_step(s) == FM_DB_ROW)
         json_array_append_new(out,
-                              json_pack("{s:o, s:o, s:o}", "ts", iso(sqlite3_column_int64(s, 0)),
+                              json_pack("{s:o, s:o, s:o}", "ts", iso(fm_db_column_int64(s, 0)),
                                         "kind", col_json_str(s, 1), "message", col_json_str(s, 2)));
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return out;
 }
 
 int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_WORKFLOW_ID_LEN])
 {
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id FROM workflows WHERE plan_id=? AND status IN"
-                           " ('running','waiting') ORDER BY rowid DESC LIMIT 1",
-                           -1, &s, NULL) != SQLITE_OK)
+                           " ('running','waiting') ORDER BY started_ms DESC, id DESC LIMIT 1",
+                           -1, &s, NULL) != FM_DB_OK)
         return -1;
-    sqlite3_bind_text(s, 1, plan_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        snprintf(id_out, FM_WORKFLOW_ID_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
+    fm_db_bind_text(s, 1, plan_id, -1, FM_DB_STATIC);
+    if (fm_db_step(s) == FM_DB_ROW) {
+        snprintf(id_out, FM_WORKFLOW_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
         rc = 0;
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return rc;
 }
 
 json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
 {
     if (fm_workflow_init(ctx, err)) return NULL;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(ctx->store.db,
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id,plan_id,node,fault_class,runbook,runbook_version,status,"
                            "current_step,owner_pid,lease_until_ms,started_ms,updated_ms,error,"
                            "approval_id,step_index,failing,owner_host FROM workflows WHERE id=?",
-                           -1, &s, NULL) != SQLITE_OK) {
+                           -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(&ctx->store, err, "workflow read");
         return NULL;
     }
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
     json_t *out = NULL;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        long long pid = sqlite3_column_int64(s, 8);
-        int64_t lease = sqlite3_column_int64(s, 9);
-        const unsigned char *h = sqlite3_column_text(s, 16);
-        bool here = h && !strcmp((const char *)h, host());
+    if (fm_db_step(s) == FM_DB_ROW) {
+        long long pid = fm_db_column_int64(s, 8);
+        int64_t lease = fm_db_column_int64(s, 9);
+        const unsigned char *h = fm_db_column_text(s, 16);
+        bool here = h && !strcmp((const char *)h, wf_host());
         bool alive = lease >= fm_now_ms() && (!here || wf_pid_alive(pid));
         json_t *errors = json_array();
         out = json_pack(
@@ -511,16 +516,16 @@ json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
             " s:o, s:o, s:o}",
             "workflow_id", col_json_str(s, 0), "plan_id", col_json_str(s, 1), "node",
             col_json_str(s, 2), "fault_class", col_json_str(s, 3), "runbook", col_json_str(s, 4),
-            "runbook_version", (json_int_t)sqlite3_column_int64(s, 5), "status", col_json_str(s, 6),
-            "current_step", col_json_str(s, 7), "step_index", sqlite3_column_int(s, 14), "failing",
-            sqlite3_column_int(s, 15) != 0, "owner", "pid", (json_int_t)pid, "alive", alive,
-            "lease_until", iso(lease), "started", iso(sqlite3_column_int64(s, 10)), "updated",
-            iso(sqlite3_column_int64(s, 11)), "approval_id", col_json_str(s, 13));
+            "runbook_version", (json_int_t)fm_db_column_int64(s, 5), "status", col_json_str(s, 6),
+            "current_step", col_json_str(s, 7), "step_index", fm_db_column_int(s, 14), "failing",
+            fm_db_column_int(s, 15) != 0, "owner", "pid", (json_int_t)pid, "alive", alive,
+            "lease_until", iso(lease), "started", iso(fm_db_column_int64(s, 10)), "updated",
+            iso(fm_db_column_int64(s, 11)), "approval_id", col_json_str(s, 13));
         char wid[FM_WORKFLOW_ID_LEN];
         col_copy(s, 0, wid, sizeof wid);
         json_object_set_new(out, "steps", steps_of(ctx, wid, errors));
         json_object_set_new(out, "events", events_of(ctx, wid));
-        if (sqlite3_column_type(s, 12) != SQLITE_NULL)
+        if (fm_db_column_type(s, 12) != FM_DB_NULL)
             json_array_append_new(
                 errors, json_pack("{s:s, s:o}", "step", "workflow", "error", col_json_str(s, 12)));
         json_object_set_new(out, "errors", errors);
@@ -529,6 +534,6 @@ json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
         fm_clip(c, sizeof c, id);
         fm_err_set(err, FM_ERR_NOT_FOUND, "no workflow %s (ids look like wf-0123456789abcdef)", c);
     }
-    sqlite3_finalize(s);
+    fm_db_finalize(s);
     return out;
 }

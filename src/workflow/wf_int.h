@@ -72,5 +72,7 @@ void wf_live_on_node(struct fm_ctx *ctx, const char *node, const char *except, c
 
 /* True if pid (of this host) is alive. */
 bool wf_pid_alive(long long pid);
+/* This process's host, as recorded in workflows.owner_host. */
+const char *wf_host(void);
 
 #endif

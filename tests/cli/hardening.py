@@ -11,7 +11,8 @@
  10. check-config reports private files others can read, a known_hosts
      others can write, missing Slurm programs and slurm.conf (with lines);
      the server refuses a world-readable key; a new store is 0600;
- 12. a store path with a URL scheme is refused, and nothing is created.
+ 12. a store path with an unknown URL scheme, or an unreachable PostgreSQL
+     URL, is refused, and nothing is created.
 
 Usage: tests/cli/hardening.py [build/fleetmcp].  Every wait is bounded.
 """
@@ -301,7 +302,9 @@ ssh:
 def url_store():
     d = os.path.join(TMP, "url")
     os.makedirs(d)
-    for url, word in (("postgresql://fleet@db.example/fleet", "not supported yet"),
+    # A PostgreSQL URL is a store; on a closed loopback port it is refused
+    # as unreachable (never a name off this host: tests stay on loopback).
+    for url, word in (("postgresql://fleet@127.0.0.1:9/fleet", "unreachable"),
                       ("mysql://x/y", "URL scheme")):
         r = subprocess.run([SERVER, "audit", "verify"], capture_output=True, text=True,
                            env=env(FLEETMCP_DB=url), cwd=d, timeout=30)

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sink < 0) setup();
     if (size > 60000) return 0; /* stays under the pipe's capacity */
     /* A fresh audit table now and then keeps memory flat over long runs. */
-    if (++inputs % 20000 == 0) sqlite3_exec(ctx.store.db, "DELETE FROM audit", 0, 0, 0);
+    if (++inputs % 20000 == 0) fm_db_exec(ctx.store.db, "DELETE FROM audit", 0, 0, 0);
     int p[2];
     if (pipe(p)) return 0;
     fcntl(p[1], F_SETPIPE_SZ, 65536);

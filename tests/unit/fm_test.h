@@ -4,9 +4,12 @@
 #define FM_TEST_H
 
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "fleetmcp/fm_db.h"
 
 /* Makes path (a "/tmp/fm-...-XXXXXX" buffer) name a new, empty file for a
  * file-backed store. */
@@ -28,6 +31,41 @@ static inline void fm_test_unlink_db(const char *path)
         snprintf(p, sizeof p, "%s%s", path, suffix[i]);
         unlink(p);
     }
+}
+
+/* The store a test opens.  Without FM_TEST_PG: the SQLite path the test
+ * names.  With FM_TEST_PG=postgresql://... (stage store-pg, which starts a
+ * throwaway server): that database, so the same test runs on both. */
+static inline const char *fm_test_target(const char *sqlite_path)
+{
+    const char *pg = getenv("FM_TEST_PG");
+    return pg && *pg ? pg : sqlite_path;
+}
+
+/* fm_test_target, emptied first: a fresh store like a new SQLite file
+ * (tables dropped, and the audit key and anchor in FLEETMCP_AUDIT_DIR
+ * removed). */
+static inline const char *fm_test_store(const char *sqlite_path)
+{
+    const char *pg = getenv("FM_TEST_PG");
+    if (!pg || !*pg) return sqlite_path;
+    fm_db *db = NULL;
+    ck_assert_int_eq(fm_db_open(pg, &db), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(db, "DROP SCHEMA public CASCADE; CREATE SCHEMA public", NULL,
+                                NULL, NULL),
+                     FM_DB_OK);
+    fm_db_close(db);
+    const char *dir = getenv("FLEETMCP_AUDIT_DIR");
+    ck_assert_msg(dir && *dir, "FM_TEST_PG needs FLEETMCP_AUDIT_DIR (a scratch directory)");
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char p[600];
+        if (e->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    return pg;
 }
 
 #define FM_TEST_MAIN(suite_fn)                                                                     \

@@ -11,17 +11,17 @@ static long long count(test_server *t, const char *where)
 {
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM audit WHERE %s", where);
-    sqlite3_stmt *s;
-    ck_assert_int_eq(sqlite3_prepare_v2(t->ctx.store.db, sql, -1, &s, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-    long long n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    fm_db_stmt *s;
+    ck_assert_int_eq(fm_db_prepare_v2(t->ctx.store.db, sql, -1, &s, NULL), FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    long long n = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
     return n;
 }
 
 static void exec(test_server *t, const char *sql)
 {
-    ck_assert_int_eq(sqlite3_exec(t->ctx.store.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(t->ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
 }
 
 START_TEST(rows_per_call)
@@ -119,13 +119,13 @@ START_TEST(query_filters)
 }
 END_TEST
 
-static long long scalar(sqlite3 *db, const char *sql)
+static long long scalar(fm_db *db, const char *sql)
 {
-    sqlite3_stmt *s;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK, "%s", sql);
-    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-    long long n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    fm_db_stmt *s;
+    ck_assert_msg(fm_db_prepare_v2(db, sql, -1, &s, NULL) == FM_DB_OK, "%s", sql);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    long long n = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
     return n;
 }
 
@@ -141,7 +141,7 @@ START_TEST(hourly_counters_fold_once)
                           .decision = "allow"};
         ck_assert_int_gt(fm_audit_append(&t.ctx, &r, NULL), 0);
     }
-    sqlite3 *db = t.ctx.store.db;
+    fm_db *db = t.ctx.store.db;
     /* Appends folded on the way (at rows 256 and 512), not per row. */
     ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly"), 512 - 512 / 7);
     fm_err err = {0};
@@ -198,7 +198,7 @@ static void open_file_store(fm_ctx *ctx, const char *path)
     memset(ctx, 0, sizeof *ctx);
     fm_err err = {0};
     unsetenv("FLEETMCP_CONFIG");
-    ck_assert_msg(fm_ctx_open(ctx, NULL, path, &err) == 0, "%s", err.text);
+    ck_assert_msg(fm_ctx_open(ctx, NULL, fm_test_target(path), &err) == 0, "%s", err.text);
 }
 
 /* A new file-backed store (path: a "/tmp/...-XXXXXX" buffer) holding n
@@ -206,6 +206,7 @@ static void open_file_store(fm_ctx *ctx, const char *path)
 static void filled_store(fm_ctx *ctx, char *path, int n)
 {
     fm_test_temp_db(path);
+    fm_test_store(path);
     open_file_store(ctx, path);
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
     for (int i = 0; i < n; i++) ck_assert_int_gt(fm_audit_append(ctx, &r, NULL), 0);
@@ -244,14 +245,14 @@ START_TEST(truncation_detected)
     ck_assert(verify_says(&ctx, NULL));
     /* The key file is private and outside the database. */
     char kp[600];
-    snprintf(kp, sizeof kp, "%s.audit-key", path);
+    snprintf(kp, sizeof kp, "%s.audit-key", ctx.store.side);
     struct stat sb;
     ck_assert_int_eq(stat(kp, &sb), 0);
     ck_assert_int_eq(sb.st_mode & 0777, 0600);
-    sqlite3 *db = ctx.store.db;
-    ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM audit WHERE id=12", 0, 0, 0), SQLITE_OK);
+    fm_db *db = ctx.store.db;
+    ck_assert_int_eq(fm_db_exec(db, "DELETE FROM audit WHERE id=12", 0, 0, 0), FM_DB_OK);
     ck_assert(verify_says(&ctx, "1 row(s) missing from the end"));
-    ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM audit WHERE id>=8", 0, 0, 0), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(db, "DELETE FROM audit WHERE id>=8", 0, 0, 0), FM_DB_OK);
     ck_assert(verify_says(&ctx, "5 row(s) missing from the end"));
     /* Cut back, then other rows written: the anchor's row differs.
      * (Other rows: the same rows within the same millisecond would hash
@@ -259,7 +260,7 @@ START_TEST(truncation_detected)
     fm_audit_rec other = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
     for (int i = 0; i < 6; i++) ck_assert_int_gt(fm_audit_append(&ctx, &other, NULL), 0);
     ck_assert(verify_says(&ctx, "not the row the anchor recorded"));
-    ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM audit", 0, 0, 0), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(db, "DELETE FROM audit", 0, 0, 0), FM_DB_OK);
     ck_assert(verify_says(&ctx, "missing from the end"));
     /* A reopened server does not paper over it with a new anchor. */
     reopened_says(&ctx, path, "missing from the end");
@@ -271,15 +272,15 @@ START_TEST(renumbered_and_anchor_edits_detected)
     char path[] = "/tmp/fm-audit-ren-XXXXXX";
     fm_ctx ctx;
     filled_store(&ctx, path, 4);
-    sqlite3 *db = ctx.store.db;
+    fm_db *db = ctx.store.db;
     /* The same rows under other ids: the link holds, the keyed hash not. */
-    ck_assert_int_eq(sqlite3_exec(db, "UPDATE audit SET id=id+100", 0, 0, 0), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(db, "UPDATE audit SET id=id+100", 0, 0, 0), FM_DB_OK);
     ck_assert(verify_says(&ctx, "renumbered"));
-    ck_assert_int_eq(sqlite3_exec(db, "UPDATE audit SET id=id-100", 0, 0, 0), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(db, "UPDATE audit SET id=id-100", 0, 0, 0), FM_DB_OK);
     ck_assert(verify_says(&ctx, NULL));
     /* The keyed range moved by editing the store's setting. */
-    ck_assert_int_eq(sqlite3_exec(db, "UPDATE settings SET value='99' WHERE"
-                                      " key='audit.keyed_from'", 0, 0, 0), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(db, "UPDATE settings SET value='99' WHERE"
+                                      " key='audit.keyed_from'", 0, 0, 0), FM_DB_OK);
     reopened_says(&ctx, path, "was edited");
 }
 END_TEST
@@ -300,11 +301,11 @@ START_TEST(v1_store_migrates)
     size_t n = fread(sql, 1, sizeof sql - 1, f);
     fclose(f);
     sql[n] = '\0';
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    fm_db *db;
+    ck_assert_int_eq(fm_db_open(path, &db), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(db, sql, NULL, NULL, NULL), FM_DB_OK);
     long long before = scalar(db, "SELECT sum(n) FROM audit_hourly");
-    sqlite3_close(db);
+    fm_db_close(db);
 
     fm_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -320,14 +321,14 @@ START_TEST(v1_store_migrates)
     ck_assert_int_eq(scalar(db, "SELECT count(*) FROM sqlite_master WHERE name='audit_node'"
                                 " AND sql LIKE '%WHERE node IS NOT NULL%'"), 1);
     /* The partial index still serves node queries. */
-    sqlite3_stmt *s;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM audit WHERE"
+    fm_db_stmt *s;
+    ck_assert_int_eq(fm_db_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM audit WHERE"
                                             " node=? ORDER BY id DESC LIMIT 50", -1, &s, NULL),
-                     SQLITE_OK);
+                     FM_DB_OK);
     bool uses = false;
-    while (sqlite3_step(s) == SQLITE_ROW)
-        if (strstr((const char *)sqlite3_column_text(s, 3), "audit_node")) uses = true;
-    sqlite3_finalize(s);
+    while (fm_db_step(s) == FM_DB_ROW)
+        if (strstr((const char *)fm_db_column_text(s, 3), "audit_node")) uses = true;
+    fm_db_finalize(s);
     ck_assert(uses);
     /* New rows chain on to the old ones. */
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
@@ -335,8 +336,8 @@ START_TEST(v1_store_migrates)
     ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
     /* The anchor made at migration covers the old rows too: cutting the
      * tail back into them shows. */
-    ck_assert_int_eq(sqlite3_exec(ctx.store.db, "DELETE FROM audit WHERE id>=6", 0, 0, 0),
-                     SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, "DELETE FROM audit WHERE id>=6", 0, 0, 0),
+                     FM_DB_OK);
     ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), -1);
     ck_assert_msg(strstr(err.text, "missing from the end") != NULL, "%s", err.text);
     fm_ctx_close(&ctx);
@@ -364,12 +365,12 @@ START_TEST(wal_checkpoint_idle_and_bounded)
     fm_store_checkpoint(&ctx.store);
     ck_assert(!fm_store_checkpoint_due(&ctx.store));
     ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
-    ck_assert_int_lt(ctx.store.wal_frames, 20); /* the WAL started over */
+    ck_assert_int_lt(fm_db_sqlite_wal_frames(ctx.store.db), 20); /* the WAL started over */
     /* No idle moment at all: the hard bound checkpoints at commit time. */
     int most = 0;
     for (int k = 0; k < 4000; k++) {
         ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
-        if (ctx.store.wal_frames > most) most = ctx.store.wal_frames;
+        if (fm_db_sqlite_wal_frames(ctx.store.db) > most) most = fm_db_sqlite_wal_frames(ctx.store.db);
     }
     ck_assert_int_lt(most, 8000);
     int64_t rows = 0, bad = 0;
@@ -444,12 +445,17 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
-    tcase_add_test(tc, v1_store_migrates);
-    tcase_add_test(tc, wal_checkpoint_idle_and_bounded);
+    /* SQLite only (a v1 SQLite file, SQLite's WAL): stage store-pg runs
+     * the "chain" case on PostgreSQL, stage unit runs both. */
+    TCase *lite = tcase_create("sqlite");
+    tcase_add_test(lite, v1_store_migrates);
+    tcase_add_test(lite, wal_checkpoint_idle_and_bounded);
     tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, base64_rfc4648);
     tcase_set_timeout(tc, 60); /* thousands of real commits under ASan */
+    tcase_set_timeout(lite, 60);
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, lite);
     return s;
 }
 

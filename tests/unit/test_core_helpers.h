@@ -36,7 +36,7 @@ static inline void ts_open(test_server *t, const char *yaml)
     unsetenv("FLEETMCP_CONFIG");
     unsetenv("FLEETMCP_DB");
     fm_err err = {0};
-    int rc = fm_ctx_open(&t->ctx, cfg, ":memory:", &err);
+    int rc = fm_ctx_open(&t->ctx, cfg, fm_test_store(":memory:"), &err);
     ck_assert_msg(rc == 0, "fm_ctx_open: %s", err.text);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);

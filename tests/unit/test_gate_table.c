@@ -3,7 +3,7 @@
  * side effect, so each refusal proves that nothing ran: no Slurm update,
  * no SSH command, no ticket.  One positive control per counter shows the
  * counters do see a call that is allowed. */
-#include <sqlite3.h>
+#include "fleetmcp/fm_db.h"
 
 #include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_exec.h"
@@ -142,13 +142,13 @@ static int idx(const char *name)
 
 static long long tickets(test_server *t)
 {
-    sqlite3_stmt *s = NULL;
+    fm_db_stmt *s = NULL;
     long long n = -1;
     ck_assert_int_eq(
-        sqlite3_prepare_v2(t->ctx.store.db, "SELECT count(*) FROM tickets", -1, &s, NULL),
-        SQLITE_OK);
-    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+        fm_db_prepare_v2(t->ctx.store.db, "SELECT count(*) FROM tickets", -1, &s, NULL),
+        FM_DB_OK);
+    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
     return n;
 }
 

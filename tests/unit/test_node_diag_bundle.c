@@ -3,7 +3,7 @@
  * outputSchema, the bundle is stored with a matching sha256 and can be
  * loaded by the tickets subsystem, and errors are classified per node or
  * per section. */
-#include <sqlite3.h>
+#include "fleetmcp/fm_db.h"
 #include <string.h>
 
 #include "fleetmcp/fm_exec.h"
@@ -148,18 +148,18 @@ START_TEST(summary_stored_and_valid)
     char id[32];
     ck_assert_ptr_nonnull(json_string_value(json_object_get(out, "bundle_id")));
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(out, "bundle_id")));
-    sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(ctx.store.db,
+    fm_db_stmt *st;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx.store.db,
                                         "SELECT node, sha256, body FROM diag_bundles WHERE id = ?",
                                         -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "gpu-a01");
-    const char *body = (const char *)sqlite3_column_text(st, 2);
+                     FM_DB_OK);
+    fm_db_bind_text(st, 1, id, -1, FM_DB_STATIC);
+    ck_assert_int_eq(fm_db_step(st), FM_DB_ROW);
+    ck_assert_str_eq((const char *)fm_db_column_text(st, 0), "gpu-a01");
+    const char *body = (const char *)fm_db_column_text(st, 2);
     char sha[65];
     fm_sha256_hex(body, strlen(body), sha);
-    ck_assert_str_eq((const char *)sqlite3_column_text(st, 1), sha);
+    ck_assert_str_eq((const char *)fm_db_column_text(st, 1), sha);
     ck_assert_str_eq(json_string_value(json_object_get(out, "sha256")), sha);
     json_t *doc = json_loads(body, 0, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(
@@ -167,7 +167,7 @@ START_TEST(summary_stored_and_valid)
                      IB);
     json_decref(doc);
     size_t body_len = strlen(body);
-    sqlite3_finalize(st); /* body is gone from here on */
+    fm_db_finalize(st); /* body is gone from here on */
 
     /* the tickets subsystem reads it by the same id */
     char node[64];
@@ -206,13 +206,13 @@ START_TEST(node_level_error_stops_and_stores_nothing)
         ck_assert_int_eq(err.code, codes[i]);
         ck_assert_int_eq(f.calls, 1);
     }
-    sqlite3_stmt *st;
+    fm_db_stmt *st;
     /* the table may exist or not; either way, no row */
-    if (sqlite3_prepare_v2(ctx.store.db, "SELECT count(*) FROM diag_bundles", -1, &st, NULL) ==
-        SQLITE_OK) {
-        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-        ck_assert_int_eq(sqlite3_column_int(st, 0), 0);
-        sqlite3_finalize(st);
+    if (fm_db_prepare_v2(ctx.store.db, "SELECT count(*) FROM diag_bundles", -1, &st, NULL) ==
+        FM_DB_OK) {
+        ck_assert_int_eq(fm_db_step(st), FM_DB_ROW);
+        ck_assert_int_eq(fm_db_column_int(st, 0), 0);
+        fm_db_finalize(st);
     }
 }
 END_TEST

@@ -84,23 +84,23 @@ static void add_bundle(const char *id, const char *node, const char *body, bool 
     char sha[65];
     fm_sha256_hex(body, strlen(body), sha);
     if (!good_hash) sha[0] = sha[0] == 'a' ? 'b' : 'a';
-    sqlite3 *db = ctx.store.db;
-    ck_assert_int_eq(sqlite3_exec(db,
+    fm_db *db = ctx.store.db;
+    ck_assert_int_eq(fm_db_exec(db,
                                   "CREATE TABLE IF NOT EXISTS diag_bundles(id TEXT PRIMARY KEY,"
                                   " node TEXT, created_ms INTEGER, sha256 TEXT, body BLOB)",
                                   NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_stmt *s;
+                     FM_DB_OK);
+    fm_db_stmt *s;
     ck_assert_int_eq(
-        sqlite3_prepare_v2(db, "INSERT INTO diag_bundles VALUES(?,?,?,?,?)", -1, &s, NULL),
-        SQLITE_OK);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, node, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, fm_now_ms());
-    sqlite3_bind_text(s, 4, sha, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 5, body, (int)strlen(body), SQLITE_STATIC);
-    ck_assert_int_eq(sqlite3_step(s), SQLITE_DONE);
-    sqlite3_finalize(s);
+        fm_db_prepare_v2(db, "INSERT INTO diag_bundles VALUES(?,?,?,?,?)", -1, &s, NULL),
+        FM_DB_OK);
+    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 3, fm_now_ms());
+    fm_db_bind_text(s, 4, sha, -1, FM_DB_STATIC);
+    fm_db_bind_blob(s, 5, body, (int)strlen(body), FM_DB_STATIC);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_DONE);
+    fm_db_finalize(s);
 }
 
 START_TEST(test_key_valid)
@@ -298,15 +298,15 @@ START_TEST(test_bundles)
     ck_assert_int_eq(json_integer_value(json_object_get(s, "count")), 0);
     json_decref(s);
     /* stored bytes are the bundle's bytes */
-    sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(ctx.store.db,
+    fm_db_stmt *st;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx.store.db,
                                         "SELECT body, size FROM ticket_attachments WHERE id = 1",
                                         -1, &st, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), (int)strlen(body));
-    ck_assert_int_eq(memcmp(sqlite3_column_blob(st, 0), body, strlen(body)), 0);
-    sqlite3_finalize(st);
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(st), FM_DB_ROW);
+    ck_assert_int_eq(fm_db_column_int(st, 1), (int)strlen(body));
+    ck_assert_int_eq(memcmp(fm_db_column_blob(st, 0), body, strlen(body)), 0);
+    fm_db_finalize(st);
 }
 END_TEST
 
@@ -322,7 +322,7 @@ START_TEST(test_bundle_integer_ids)
         " created_ms INTEGER NOT NULL, sha256 TEXT NOT NULL, body TEXT NOT NULL);"
         "INSERT INTO diag_bundles(node, created_ms, sha256, body) VALUES('n1', 1, '%s', '%s');",
         sha, body);
-    ck_assert_int_eq(sqlite3_exec(ctx.store.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
     json_t *r = call_ok(fm_tool_ticket_create, "{\"summary\": \"s\", \"node\": \"n1\","
                                                " \"fault_class\": \"c\", \"bundle_id\": \"1\"}");
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "attached"), 0)),
@@ -455,19 +455,19 @@ START_TEST(test_processes_share_store)
         ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    sqlite3_stmt *s;
-    ck_assert_int_eq(sqlite3_prepare_v2(ctx.store.db,
+    fm_db_stmt *s;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx.store.db,
                                         "SELECT count(*), count(DISTINCT key),"
                                         " sum(node = 'same'), (SELECT count(*) FROM"
                                         " ticket_comments) FROM tickets",
                                         -1, &s, NULL),
-                     SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(s, 0), PROCS * EACH + 1);
-    ck_assert_int_eq(sqlite3_column_int(s, 1), PROCS * EACH + 1);
-    ck_assert_int_eq(sqlite3_column_int(s, 2), 1);
-    ck_assert_int_eq(sqlite3_column_int(s, 3), PROCS * EACH - 1);
-    sqlite3_finalize(s);
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    ck_assert_int_eq(fm_db_column_int(s, 0), PROCS * EACH + 1);
+    ck_assert_int_eq(fm_db_column_int(s, 1), PROCS * EACH + 1);
+    ck_assert_int_eq(fm_db_column_int(s, 2), 1);
+    ck_assert_int_eq(fm_db_column_int(s, 3), PROCS * EACH - 1);
+    fm_db_finalize(s);
 }
 END_TEST
 

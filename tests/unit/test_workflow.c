@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../../src/workflow/wf_int.h"
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_runbook.h"
@@ -175,7 +176,7 @@ START_TEST(planner_rebuilds_the_same_hash)
     const char *dir = getenv("FLEETMCP_RUNBOOKS");
     if (!dir) setenv("FLEETMCP_RUNBOOKS", "runbooks", 1);
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     fm_err err = {0};
     ck_assert_msg(fm_runbooks_load(&ctx, &err) == 0, "runbooks: %s", err.text);
     const fm_runbook *rb = fm_runbook_for_class(ctx.runbooks, "gpu_fallen_off_bus");
@@ -244,7 +245,7 @@ static void insert_wf(fm_ctx *ctx, wf_row *w, const char *steps_json, int at, bo
     char sql[200];
     snprintf(sql, sizeof sql, "UPDATE workflows SET owner_pid=%lld, lease_until_ms=1 WHERE id='%s'",
              dead_pid(), w->id);
-    ck_assert_int_eq(sqlite3_exec(ctx->store.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(ctx->store.db, sql, NULL, NULL, NULL), FM_DB_OK);
 }
 
 /* A call recovery may act in: a mutating tool the gate let run, in
@@ -260,7 +261,7 @@ static fm_call acting_call(fm_ctx *ctx, int64_t audit_id)
 START_TEST(recovery_never_acts_in_reads_or_shadow)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     wf_row w;
     insert_wf(&ctx, &w,
               "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
@@ -298,7 +299,7 @@ END_TEST
 START_TEST(recovery_resumes_idempotent_steps)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     wf_row w;
     insert_wf(&ctx, &w,
               "[{\"phase\":\"steps\",\"id\":\"s1\",\"action\":\"set_state\",\"args\":{\"state\":"
@@ -329,7 +330,7 @@ END_TEST
 START_TEST(recovery_escalates_unsafe_steps)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     wf_row w;
     insert_wf(&ctx, &w,
               "[{\"phase\":\"steps\",\"id\":\"cancel\",\"action\":\"cancel_jobs\",\"args\":{}},"
@@ -361,7 +362,7 @@ END_TEST
 START_TEST(live_owner_is_left_alone)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     wf_row w;
     insert_wf(&ctx, &w,
               "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
@@ -372,7 +373,7 @@ START_TEST(live_owner_is_left_alone)
     snprintf(sql, sizeof sql,
              "UPDATE workflows SET owner_pid=%d, lease_until_ms=%lld WHERE id='%s'", (int)getpid(),
              (long long)(fm_now_ms() + 60000), w.id);
-    ck_assert_int_eq(sqlite3_exec(ctx.store.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
     fm_call call = acting_call(&ctx, 0);
     ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
     json_t *sum = fm_workflow_status_summary(&ctx);
@@ -387,7 +388,7 @@ END_TEST
 START_TEST(summary_reports_orphaned_drains)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, ":memory:");
+    open_ctx(&ctx, fm_test_store(":memory:"));
     json_t *sum = fm_workflow_status_summary(&ctx);
     json_t *drains = json_object_get(sum, "orphaned_drains");
     ck_assert_int_eq(json_array_size(drains), 1);
@@ -398,6 +399,82 @@ START_TEST(summary_reports_orphaned_drains)
     ck_assert_ptr_nonnull(json_object_get(sum, "recent_failures"));
     json_decref(sum);
     fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* kill -9 of the process that owns a running workflow, on another host:
+ * this one cannot see that host's processes, so it leaves the workflow
+ * while the lease runs, then takes it over and finishes it. */
+START_TEST(kill9_owner_on_other_host_taken_over_after_lease)
+{
+    char db[] = "/tmp/fm-wf-kill9-XXXXXX";
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    static const char steps[] =
+        "[{\"phase\":\"steps\",\"id\":\"s1\",\"action\":\"set_state\",\"args\":{\"state\":"
+        "\"quarantined\"}},{\"phase\":\"steps\",\"id\":\"s2\",\"action\":\"set_state\","
+        "\"args\":{\"state\":\"suspect\"}}]";
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t owner = fork();
+    if (owner == 0) {
+        /* The owner: another host, mid-way through step s2, then killed. */
+        close(ready[0]);
+        setenv("FLEETMCP_HOST_ID", "host-gone", 1);
+        fm_ctx c;
+        memset(&c, 0, sizeof c);
+        fm_err e = {0};
+        if (fm_ctx_open(&c, NULL, store, &e) || fm_workflow_init(&c, &e)) _exit(2);
+        wf_row w;
+        memset(&w, 0, sizeof w);
+        snprintf(w.node, sizeof w.node, "gpu-a01");
+        snprintf(w.fault_class, sizeof w.fault_class, "gpu_test");
+        snprintf(w.runbook, sizeof w.runbook, "rb-test");
+        w.runbook_version = 1;
+        w.content = json_pack("{s:s, s:{s:s, s:s}, s:o}", "tool", "repair_execute", "args", "node",
+                              "gpu-a01", "fault_class", "gpu_test", "steps",
+                              json_loads(steps, 0, NULL));
+        w.vars = json_object();
+        if (wf_insert(&c, &w, &e)) _exit(2);
+        w.step_index = 1;
+        json_t *st = json_array_get(json_object_get(w.content, "steps"), 1);
+        if (wf_save(&c, &w, &e) || wf_step_start(&c, &w, st, "healthy", &e) < 0) _exit(2);
+        if (write(ready[1], w.id, sizeof w.id) != (ssize_t)sizeof w.id) _exit(2);
+        for (int i = 0; i < 600; i++) sleep(1); /* bounded: killed long before */
+        _exit(3);
+    }
+    close(ready[1]);
+    char id[sizeof ((wf_row *)0)->id] = "";
+    ck_assert_int_eq(read(ready[0], id, sizeof id), (ssize_t)sizeof id);
+    close(ready[0]);
+    kill(owner, SIGKILL);
+    waitpid(owner, NULL, 0);
+
+    fm_ctx ctx;
+    open_ctx(&ctx, store);
+    fm_call call = acting_call(&ctx, 9);
+    /* The lease still runs: the owner may be alive over there. */
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&ctx, id, &err);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "running");
+    json_decref(got);
+    /* Past the lease (bounded: WF_LEASE_MS plus a margin, by count too). */
+    int64_t until = fm_now_ms() + WF_LEASE_MS + 1000;
+    for (int i = 0; i < 200 && fm_now_ms() < until; i++) usleep(100000);
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    got = fm_workflow_get(&ctx, id, &err);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    json_decref(got);
+    char st[32];
+    fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "suspect");
+    int64_t rows = 0, bad = 0;
+    ck_assert_msg(fm_audit_verify(&ctx.store, &rows, &bad, &err) == 0, "%s", err.text);
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(db);
 }
 END_TEST
 
@@ -425,12 +502,13 @@ START_TEST(race_two_processes_fifty_rounds)
 {
     char db[] = "/tmp/fm-wf-race-XXXXXX";
     fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
     fm_ctx ctx;
-    open_ctx(&ctx, db);
+    open_ctx(&ctx, store);
     int exactly_one = 0;
     for (int round = 0; round < 50; round++) {
-        ck_assert_int_eq(sqlite3_exec(ctx.store.db, "DELETE FROM node_states", NULL, NULL, NULL),
-                         SQLITE_OK);
+        ck_assert_int_eq(fm_db_exec(ctx.store.db, "DELETE FROM node_states", NULL, NULL, NULL),
+                         FM_DB_OK);
         int go[2];
         ck_assert_int_eq(pipe(go), 0);
         pid_t p[2];
@@ -439,7 +517,9 @@ START_TEST(race_two_processes_fifty_rounds)
             p[i] = fork();
             if (p[i] == 0) {
                 close(go[1]);
-                racer(db, nodes[i], go[0]);
+                /* Two hosts as far as the store can tell. */
+                setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
+                racer(store, nodes[i], go[0]);
             }
         }
         close(go[0]);
@@ -455,12 +535,12 @@ START_TEST(race_two_processes_fifty_rounds)
         }
         if (won == 1 && refused == 1) exactly_one++;
         /* the store agrees: one node of the rack in remediation */
-        sqlite3_stmt *s = NULL;
-        sqlite3_prepare_v2(ctx.store.db, "SELECT count(*) FROM node_states WHERE rack='r01'", -1,
+        fm_db_stmt *s = NULL;
+        fm_db_prepare_v2(ctx.store.db, "SELECT count(*) FROM node_states WHERE rack='r01'", -1,
                            &s, NULL);
-        ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-        ck_assert_int_eq(sqlite3_column_int(s, 0), 1);
-        sqlite3_finalize(s);
+        ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+        ck_assert_int_eq(fm_db_column_int(s, 0), 1);
+        fm_db_finalize(s);
     }
     ck_assert_int_eq(exactly_one, 50);
     /* Other domains hold too: gpu-b01 (rack r02) shares the sku and the
@@ -486,6 +566,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, live_owner_is_left_alone);
     tcase_add_test(tc, summary_reports_orphaned_drains);
     tcase_add_test(tc, race_two_processes_fifty_rounds);
+    tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,149 @@
+/* The store's database connection, one API over two engines: SQLite (the
+ * default, a file path) and PostgreSQL (a postgresql:// URL, through
+ * libpq).  The API mirrors the sqlite3 calls fleetmcp used before, so
+ * code written against sqlite3 converts mechanically:
+ *
+ *   MAPPING (apply in this order, nothing else changes):
+ *     #include <sqlite3.h>   ->  #include "fleetmcp/fm_db.h"
+ *     sqlite3_X             ->  fm_db_X      (every function and sqlite3_stmt,
+ *                                             sqlite3_int64)
+ *     SQLITE_X              ->  FM_DB_X      (OK, ROW, DONE, STATIC,
+ *                                             TRANSIENT, NULL, INTEGER, ...)
+ *     sqlite3 (the type)    ->  fm_db
+ *   As sed: tools/sqlite-to-fm-db.sed
+ *
+ * SQL is written once, in SQLite's dialect kept to its portable subset;
+ * src/store/db_sql.c rewrites it for PostgreSQL in one place: ?, ?N and
+ * :name placeholders become $n; INSERT OR IGNORE becomes ON CONFLICT DO
+ * NOTHING; INTEGER becomes BIGINT, INTEGER PRIMARY KEY [AUTOINCREMENT] an
+ * identity column, BLOB bytea; WITHOUT ROWID is dropped; BEGIN IMMEDIATE
+ * becomes BEGIN plus a transaction-scoped advisory lock, so writers on
+ * every host queue exactly as SQLite's writers queue on one host.  Not
+ * translatable (do not use in new SQL): INSERT OR REPLACE (write ON
+ * CONFLICT(key) DO UPDATE), rowid, strftime('%s','now') (bind fm_now_ms()),
+ * subqueries in FROM without an alias, PRAGMA outside src/store. */
+#ifndef FM_DB_H
+#define FM_DB_H
+
+#include <stdint.h>
+
+#include "fleetmcp/fm_error.h"
+
+typedef struct fm_db fm_db;
+typedef struct fm_db_stmt fm_db_stmt;
+typedef int64_t fm_db_int64;
+typedef void (*fm_db_destructor_type)(void *);
+
+/* Result codes: the same numbers as SQLite's. */
+enum { FM_DB_OK = 0, FM_DB_ERROR = 1, FM_DB_BUSY = 5, FM_DB_ROW = 100, FM_DB_DONE = 101 };
+/* Column types (fm_db_column_type): SQLite's numbers. */
+enum { FM_DB_INTEGER = 1, FM_DB_FLOAT = 2, FM_DB_TEXT = 3, FM_DB_BLOB = 4, FM_DB_NULL = 5 };
+#define FM_DB_STATIC ((fm_db_destructor_type)0)
+#define FM_DB_TRANSIENT ((fm_db_destructor_type)-1)
+#define FM_DB_PREPARE_PERSISTENT 0x01
+
+/* The engine behind a connection: one const instance per engine. */
+typedef struct fm_db_ops {
+    const char *name; /* "sqlite", "postgresql" */
+    int (*open)(const char *target, fm_db **out, fm_err *err);
+    void (*close)(fm_db *db);
+    int (*prepare)(fm_db *db, const char *sql, fm_db_stmt **out);
+    int (*step)(fm_db_stmt *s);
+    int (*reset)(fm_db_stmt *s);
+    int (*clear_bindings)(fm_db_stmt *s);
+    int (*finalize)(fm_db_stmt *s);
+    int (*bind)(fm_db_stmt *s, int i, int type, const void *v, int n, fm_db_int64 iv,
+                double dv);
+    int (*bind_parameter_count)(fm_db_stmt *s);
+    int (*bind_parameter_index)(fm_db_stmt *s, const char *name);
+    int (*column_count)(fm_db_stmt *s);
+    int (*column_type)(fm_db_stmt *s, int i);
+    const char *(*column_name)(fm_db_stmt *s, int i);
+    const unsigned char *(*column_text)(fm_db_stmt *s, int i);
+    const void *(*column_blob)(fm_db_stmt *s, int i);
+    int (*column_bytes)(fm_db_stmt *s, int i);
+    fm_db_int64 (*column_int64)(fm_db_stmt *s, int i);
+    double (*column_double)(fm_db_stmt *s, int i);
+    int (*exec)(fm_db *db, const char *sql, char **errmsg);
+    int (*changes)(fm_db *db);
+    fm_db_int64 (*last_insert_rowid)(fm_db *db);
+    int (*get_autocommit)(fm_db *db);
+    const char *(*errmsg)(fm_db *db);
+    fm_code (*errcode)(fm_db *db);
+    /* Idle maintenance (SQLite: a passive WAL checkpoint); NULL: none. */
+    int (*maintenance_due)(fm_db *db);
+    void (*maintenance)(fm_db *db);
+} fm_db_ops;
+
+extern const fm_db_ops fm_db_sqlite_ops;
+extern const fm_db_ops fm_db_pg_ops;
+
+/* Every connection and statement starts with its engine's ops. */
+struct fm_db {
+    const fm_db_ops *ops;
+};
+struct fm_db_stmt {
+    const fm_db_ops *ops;
+    fm_db *db;
+};
+
+/* True when target names a PostgreSQL store (postgresql:// or postgres://). */
+int fm_db_is_pg_url(const char *target);
+/* Opens a SQLite path or a PostgreSQL URL; err says what to fix. */
+int fm_db_open_target(const char *target, fm_db **out, fm_err *err);
+/* target with any password in it replaced by "***": safe to print. */
+void fm_db_redact(const char *target, char *out, size_t len);
+
+/* sqlite3_open / sqlite3_close */
+int fm_db_open(const char *target, fm_db **out);
+int fm_db_close(fm_db *db);
+int fm_db_close_v2(fm_db *db);
+
+int fm_db_prepare_v2(fm_db *db, const char *sql, int nbyte, fm_db_stmt **out, const char **tail);
+int fm_db_prepare_v3(fm_db *db, const char *sql, int nbyte, unsigned flags, fm_db_stmt **out,
+                     const char **tail);
+int fm_db_step(fm_db_stmt *s);
+int fm_db_reset(fm_db_stmt *s);
+int fm_db_clear_bindings(fm_db_stmt *s);
+int fm_db_finalize(fm_db_stmt *s);
+
+int fm_db_bind_text(fm_db_stmt *s, int i, const char *v, int n, fm_db_destructor_type d);
+int fm_db_bind_blob(fm_db_stmt *s, int i, const void *v, int n, fm_db_destructor_type d);
+int fm_db_bind_int64(fm_db_stmt *s, int i, fm_db_int64 v);
+int fm_db_bind_int(fm_db_stmt *s, int i, int v);
+int fm_db_bind_double(fm_db_stmt *s, int i, double v);
+int fm_db_bind_null(fm_db_stmt *s, int i);
+int fm_db_bind_parameter_count(fm_db_stmt *s);
+int fm_db_bind_parameter_index(fm_db_stmt *s, const char *name);
+
+int fm_db_column_count(fm_db_stmt *s);
+int fm_db_column_type(fm_db_stmt *s, int i);
+const char *fm_db_column_name(fm_db_stmt *s, int i);
+const unsigned char *fm_db_column_text(fm_db_stmt *s, int i);
+const void *fm_db_column_blob(fm_db_stmt *s, int i);
+int fm_db_column_bytes(fm_db_stmt *s, int i);
+fm_db_int64 fm_db_column_int64(fm_db_stmt *s, int i);
+int fm_db_column_int(fm_db_stmt *s, int i);
+double fm_db_column_double(fm_db_stmt *s, int i);
+
+/* sqlite3_exec without row callbacks: cb must be NULL. */
+typedef int (*fm_db_callback)(void *, int, char **, char **);
+int fm_db_exec(fm_db *db, const char *sql, fm_db_callback cb, void *arg, char **errmsg);
+void fm_db_free(void *p);
+int fm_db_changes(fm_db *db);
+fm_db_int64 fm_db_last_insert_rowid(fm_db *db);
+int fm_db_get_autocommit(fm_db *db);
+const char *fm_db_errmsg(fm_db *db);
+/* The fm error code that fits the last failure (UNAVAILABLE: server down). */
+fm_code fm_db_errcode(fm_db *db);
+
+/* SQLite only: frames in the WAL after the last commit (0 for others). */
+int fm_db_sqlite_wal_frames(const fm_db *db);
+
+/* For PostgreSQL: the statement rewritten (db_sql.c); out NUL-terminated.
+ * names: the :name of each $n (NULL for ?), nparams: how many.  -1 when it
+ * does not fit. */
+#define FM_DB_MAX_PARAMS 64
+int fm_db_sql_to_pg(const char *sql, char *out, size_t len, char names[][32], int *nparams);
+
+#endif

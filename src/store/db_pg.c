@@ -1,0 +1,556 @@
+/* fm_db on PostgreSQL (libpq).  Statements run with PQexecParams, text
+ * results; SQL is rewritten once at prepare (db_sql.c).  BEGIN IMMEDIATE
+ * takes one transaction-scoped advisory lock, so write transactions from
+ * every process on every host queue one after another exactly like
+ * SQLite's: the audit chain, approvals, reservations and rate limits keep
+ * the read-then-write logic they have on SQLite, and stay correct.
+ *
+ * A connection lost between calls is re-opened at the next call; one lost
+ * inside a transaction fails every statement until the caller rolls back,
+ * so no half of a transaction is ever replayed outside it. */
+#include "fleetmcp/fm_db.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define BYTEA_OID 17
+#define INT8_OID 20
+#define INT2_OID 21
+#define INT4_OID 23
+#define BOOL_OID 16
+#define FLOAT4_OID 700
+#define FLOAT8_OID 701
+#define NUMERIC_OID 1700
+#define SQL_MAX (64 * 1024)
+/* Any constant: the lock every write transaction of the store takes. */
+#define WRITE_LOCK_SQL "BEGIN; SELECT pg_advisory_xact_lock(7301517)"
+
+typedef struct pg_db {
+    fm_db base;
+    PGconn *conn;
+    char where[160]; /* host:port, for messages */
+    char err[1024];
+    fm_code code;
+    int changes;
+    bool in_txn, lost_txn;
+} pg_db;
+
+typedef struct pg_stmt {
+    fm_db_stmt base;
+    char *sql;
+    bool begin;
+    int nparams;
+    char names[FM_DB_MAX_PARAMS][32];
+    char *vals[FM_DB_MAX_PARAMS];
+    int lens[FM_DB_MAX_PARAMS], fmts[FM_DB_MAX_PARAMS];
+    Oid types[FM_DB_MAX_PARAMS];
+    PGresult *res;
+    int row, ncols;
+    unsigned char *blob; /* the last column_blob, unescaped */
+    int blob_col;
+    size_t blob_len;
+} pg_stmt;
+
+#define PG(d) ((pg_db *)(d))
+#define PS(s) ((pg_stmt *)(s))
+
+static void quiet(void *arg, const char *msg) { (void)arg, (void)msg; }
+
+static void set_where(pg_db *p)
+{
+    const char *h = PQhost(p->conn), *port = PQport(p->conn);
+    snprintf(p->where, sizeof p->where, "%s:%s", h && *h ? h : "localhost",
+             port && *port ? port : "5432");
+}
+
+static void strip_nl(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ')) s[--n] = '\0';
+}
+
+static void fail_conn(pg_db *p)
+{
+    char m[400];
+    snprintf(m, sizeof m, "%s", PQerrorMessage(p->conn));
+    strip_nl(m);
+    p->code = FM_ERR_UNAVAILABLE;
+    snprintf(p->err, sizeof p->err,
+             "PostgreSQL at %s unreachable: %s; check store.url (or FLEETMCP_DB) and that the"
+             " server runs",
+             p->where, m);
+}
+
+static void fail_res(pg_db *p, const PGresult *r)
+{
+    if (PQstatus(p->conn) == CONNECTION_BAD) {
+        fail_conn(p);
+        return;
+    }
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    char m[400];
+    snprintf(m, sizeof m, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(p->conn));
+    strip_nl(m);
+    bool busy = state && (!strcmp(state, "55P03") || !strcmp(state, "57014") ||
+                          !strcmp(state, "40001") || !strcmp(state, "40P01"));
+    p->code = busy ? FM_ERR_TIMEOUT : FM_ERR_IO;
+    snprintf(p->err, sizeof p->err, "PostgreSQL at %s: %s%s", p->where, m,
+             busy ? " (another writer held the store too long: retry)" : "");
+}
+
+/* Password: libpq's own PGPASSWORD / PGPASSFILE / service file, or the
+ * file named by FLEETMCP_DB_PASSWORD_FILE (first line).  Never logged. */
+static int read_password(char *pw, size_t len, fm_err *err)
+{
+    pw[0] = '\0';
+    const char *f = getenv("FLEETMCP_DB_PASSWORD_FILE");
+    if (!f || !*f) return 0;
+    FILE *fp = fopen(f, "re");
+    if (!fp)
+        return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
+                          "FLEETMCP_DB_PASSWORD_FILE %s cannot be read: fix the path or unset it",
+                          f), -1;
+    if (!fgets(pw, (int)len, fp)) pw[0] = '\0';
+    fclose(fp);
+    pw[strcspn(pw, "\r\n")] = '\0';
+    return 0;
+}
+
+static int p_open(const char *url, fm_db **out, fm_err *err)
+{
+    char pw[256];
+    if (read_password(pw, sizeof pw, err)) return -1;
+    pg_db *p = calloc(1, sizeof *p);
+    if (!p) return fm_err_set(err, FM_ERR_NOMEM, "store: out of memory"), -1;
+    p->base.ops = &fm_db_pg_ops;
+    /* connect_timeout first: the URL may override it. */
+    const char *keys[] = {"connect_timeout", "application_name", "dbname",
+                          pw[0] ? "password" : NULL, NULL};
+    const char *vals[] = {"5", "fleetmcp", url, pw[0] ? pw : NULL, NULL};
+    p->conn = PQconnectdbParams(keys, vals, 1);
+    explicit_bzero(pw, sizeof pw);
+    if (!p->conn) {
+        free(p);
+        /* libpq is loaded on first use (src/util/pq_lazy.c). */
+        return fm_err_set(err, FM_ERR_UNAVAILABLE,
+                          "store: libpq.so.5 could not be loaded (or memory ran out): install"
+                          " libpq5 to use a postgresql:// store"),
+               -1;
+    }
+    set_where(p);
+    if (PQstatus(p->conn) != CONNECTION_OK) {
+        fail_conn(p);
+        fm_err_set(err, FM_ERR_UNAVAILABLE, "%s", p->err);
+        PQfinish(p->conn);
+        free(p);
+        return -1;
+    }
+    PQsetNoticeProcessor(p->conn, quiet, NULL);
+    /* Writers wait for the write lock like SQLite's busy timeout. */
+    PGresult *r = PQexec(p->conn, "SET lock_timeout = '10s'; SET client_min_messages = warning");
+    PQclear(r);
+    *out = &p->base;
+    return 0;
+}
+
+static void p_close(fm_db *d)
+{
+    PQfinish(PG(d)->conn);
+    free(d);
+}
+
+/* Before a statement: re-open a connection that broke between calls. */
+static bool ready(pg_db *p, bool is_rollback)
+{
+    if (PQstatus(p->conn) == CONNECTION_OK) return true;
+    if (p->in_txn) {
+        p->lost_txn = true;
+        if (!is_rollback) {
+            p->code = FM_ERR_UNAVAILABLE;
+            snprintf(p->err, sizeof p->err,
+                     "PostgreSQL at %s: the connection was lost inside a transaction, which"
+                     " the server rolled back; retry the call",
+                     p->where);
+        }
+        return false;
+    }
+    PQreset(p->conn);
+    if (PQstatus(p->conn) != CONNECTION_OK) {
+        fail_conn(p);
+        return false;
+    }
+    PQsetNoticeProcessor(p->conn, quiet, NULL);
+    PQclear(PQexec(p->conn, "SET lock_timeout = '10s'; SET client_min_messages = warning"));
+    return true;
+}
+
+static bool word_is(const char *sql, const char *w)
+{
+    while (*sql == ' ') sql++;
+    size_t n = strlen(w);
+    return !strncasecmp(sql, w, n) && (sql[n] == '\0' || sql[n] == ';' || sql[n] == ' ');
+}
+
+/* Tracks the transaction around a statement that succeeded. */
+static void track(pg_db *p, const char *sql, bool begin)
+{
+    if (begin || word_is(sql, "BEGIN"))
+        p->in_txn = true;
+    else if (word_is(sql, "COMMIT") || word_is(sql, "ROLLBACK") || word_is(sql, "END"))
+        p->in_txn = false;
+}
+
+/* ROLLBACK after a lost connection: the server already rolled back. */
+static int rollback_lost(pg_db *p)
+{
+    p->in_txn = false;
+    p->lost_txn = false;
+    return FM_DB_OK;
+}
+
+static int p_prepare(fm_db *d, const char *sql, fm_db_stmt **out)
+{
+    pg_stmt *s = calloc(1, sizeof *s);
+    char *buf = malloc(SQL_MAX);
+    if (!s || !buf) {
+        free(s), free(buf);
+        snprintf(PG(d)->err, sizeof PG(d)->err, "out of memory");
+        return FM_DB_ERROR;
+    }
+    s->base.ops = &fm_db_pg_ops;
+    s->base.db = d;
+    s->row = -1;
+    s->ncols = -1;
+    s->blob_col = -1;
+    s->begin = word_is(sql, "BEGIN IMMEDIATE");
+    if (fm_db_sql_to_pg(sql, buf, SQL_MAX, s->names, &s->nparams)) {
+        free(s), free(buf);
+        PG(d)->code = FM_ERR_INTERNAL;
+        snprintf(PG(d)->err, sizeof PG(d)->err, "SQL too long or too many parameters: %.80s",
+                 sql);
+        return FM_DB_ERROR;
+    }
+    s->sql = buf;
+    for (int i = 0; i < s->nparams; i++) s->lens[i] = 0;
+    *out = &s->base;
+    return FM_DB_OK;
+}
+
+static void drop_result(pg_stmt *s)
+{
+    PQclear(s->res);
+    s->res = NULL;
+    s->row = -1;
+    free(s->blob);
+    s->blob = NULL;
+    s->blob_col = -1;
+}
+
+static int p_step(fm_db_stmt *st)
+{
+    pg_stmt *s = PS(st);
+    pg_db *p = PG(st->db);
+    if (s->res) {
+        if (s->row < PQntuples(s->res)) s->row++;
+        free(s->blob);
+        s->blob = NULL;
+        s->blob_col = -1;
+        return s->row < PQntuples(s->res) ? FM_DB_ROW : FM_DB_DONE;
+    }
+    bool rb = word_is(s->sql, "ROLLBACK");
+    if (p->lost_txn && (rb || s->begin)) {
+        /* A new BEGIN: the caller has left the lost transaction behind. */
+        rollback_lost(p);
+        if (rb) return FM_DB_OK;
+    }
+    if (p->lost_txn || !ready(p, rb)) {
+        if (rb) return rollback_lost(p);
+        return FM_DB_ERROR;
+    }
+    PGresult *r = s->begin ? PQexec(p->conn, WRITE_LOCK_SQL)
+                           : PQexecParams(p->conn, s->sql, s->nparams, s->types,
+                                          (const char *const *)s->vals, s->lens, s->fmts, 0);
+    ExecStatusType es = PQresultStatus(r);
+    if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
+        track(p, s->sql, s->begin);
+        const char *ct = PQcmdTuples(r);
+        if (es == PGRES_COMMAND_OK && ct && *ct) p->changes = atoi(ct);
+        if (s->begin) {
+            PQclear(r);
+            s->res = PQmakeEmptyPGresult(p->conn, PGRES_COMMAND_OK);
+            s->row = 0;
+            return FM_DB_DONE;
+        }
+        s->res = r;
+        s->row = 0;
+        return PQntuples(r) > 0 ? FM_DB_ROW : FM_DB_DONE;
+    }
+    fail_res(p, r);
+    PQclear(r);
+    if (PQstatus(p->conn) == CONNECTION_BAD && p->in_txn && !s->begin) {
+        p->lost_txn = true;
+    } else if (s->begin && PQstatus(p->conn) == CONNECTION_OK) {
+        /* BEGIN went through, the lock wait did not: leave no transaction. */
+        PQclear(PQexec(p->conn, "ROLLBACK"));
+    }
+    return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
+}
+
+static int p_reset(fm_db_stmt *st)
+{
+    drop_result(PS(st));
+    return FM_DB_OK;
+}
+
+static int p_clear(fm_db_stmt *st)
+{
+    pg_stmt *s = PS(st);
+    for (int i = 0; i < s->nparams; i++) {
+        free(s->vals[i]);
+        s->vals[i] = NULL;
+        s->lens[i] = s->fmts[i] = 0;
+        s->types[i] = 0;
+    }
+    return FM_DB_OK;
+}
+
+static int p_finalize(fm_db_stmt *st)
+{
+    p_clear(st);
+    drop_result(PS(st));
+    free(PS(st)->sql);
+    free(st);
+    return FM_DB_OK;
+}
+
+static int p_bind(fm_db_stmt *st, int i, int type, const void *v, int n, fm_db_int64 iv,
+                  double dv)
+{
+    pg_stmt *s = PS(st);
+    if (i < 1 || i > s->nparams) return 25; /* SQLITE_RANGE */
+    i--;
+    free(s->vals[i]);
+    s->vals[i] = NULL;
+    s->lens[i] = s->fmts[i] = 0;
+    s->types[i] = 0; /* unknown: the server takes the column's type */
+    char num[40];
+    switch (type) {
+    case FM_DB_TEXT:
+        s->vals[i] = strndup(v, (size_t)n);
+        break;
+    case FM_DB_BLOB:
+        s->vals[i] = malloc(n ? (size_t)n : 1);
+        if (s->vals[i]) memcpy(s->vals[i], v, (size_t)n);
+        s->lens[i] = n;
+        s->fmts[i] = 1;
+        s->types[i] = BYTEA_OID;
+        break;
+    case FM_DB_INTEGER:
+        snprintf(num, sizeof num, "%lld", (long long)iv);
+        s->vals[i] = strdup(num);
+        s->types[i] = INT8_OID;
+        break;
+    case FM_DB_FLOAT:
+        snprintf(num, sizeof num, "%.17g", dv);
+        s->vals[i] = strdup(num);
+        s->types[i] = FLOAT8_OID;
+        break;
+    default:
+        return FM_DB_OK;
+    }
+    return s->vals[i] ? FM_DB_OK : 7; /* SQLITE_NOMEM */
+}
+
+static int p_nparams(fm_db_stmt *st) { return PS(st)->nparams; }
+
+static int p_pindex(fm_db_stmt *st, const char *name)
+{
+    pg_stmt *s = PS(st);
+    for (int i = 0; i < s->nparams; i++)
+        if (!strcmp(s->names[i], name)) return i + 1;
+    return 0;
+}
+
+static int p_ncols(fm_db_stmt *st)
+{
+    pg_stmt *s = PS(st);
+    if (s->res) return PQnfields(s->res);
+    if (s->ncols >= 0) return s->ncols;
+    pg_db *p = PG(st->db);
+    if (!ready(p, false)) return 0;
+    /* Not run yet: ask the server for the shape. */
+    PGresult *r = PQprepare(p->conn, "", s->sql, s->nparams, s->types);
+    PQclear(r);
+    r = PQdescribePrepared(p->conn, "");
+    s->ncols = PQresultStatus(r) == PGRES_COMMAND_OK ? PQnfields(r) : 0;
+    PQclear(r);
+    return s->ncols;
+}
+
+static bool has_cell(pg_stmt *s, int i)
+{
+    return s->res && s->row >= 0 && s->row < PQntuples(s->res) && i >= 0 &&
+           i < PQnfields(s->res);
+}
+
+static int p_ctype(fm_db_stmt *st, int i)
+{
+    pg_stmt *s = PS(st);
+    if (!has_cell(s, i) || PQgetisnull(s->res, s->row, i)) return FM_DB_NULL;
+    switch (PQftype(s->res, i)) {
+    case INT8_OID:
+    case INT4_OID:
+    case INT2_OID:
+    case BOOL_OID: return FM_DB_INTEGER;
+    case FLOAT4_OID:
+    case FLOAT8_OID: return FM_DB_FLOAT;
+    case NUMERIC_OID: return strchr(PQgetvalue(s->res, s->row, i), '.') ? FM_DB_FLOAT
+                                                                         : FM_DB_INTEGER;
+    case BYTEA_OID: return FM_DB_BLOB;
+    default: return FM_DB_TEXT;
+    }
+}
+
+static const char *p_cname(fm_db_stmt *st, int i)
+{
+    return PS(st)->res ? PQfname(PS(st)->res, i) : NULL;
+}
+
+static const unsigned char *p_ctext(fm_db_stmt *st, int i)
+{
+    pg_stmt *s = PS(st);
+    if (!has_cell(s, i) || PQgetisnull(s->res, s->row, i)) return NULL;
+    return (const unsigned char *)PQgetvalue(s->res, s->row, i);
+}
+
+static const void *p_cblob(fm_db_stmt *st, int i)
+{
+    pg_stmt *s = PS(st);
+    if (!has_cell(s, i) || PQgetisnull(s->res, s->row, i)) return NULL;
+    if (PQftype(s->res, i) != BYTEA_OID) return PQgetvalue(s->res, s->row, i);
+    if (s->blob_col != i) {
+        free(s->blob);
+        s->blob = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, i),
+                                  &s->blob_len);
+        s->blob_col = s->blob ? i : -1;
+    }
+    return s->blob;
+}
+
+static int p_cbytes(fm_db_stmt *st, int i)
+{
+    pg_stmt *s = PS(st);
+    if (!has_cell(s, i) || PQgetisnull(s->res, s->row, i)) return 0;
+    if (PQftype(s->res, i) != BYTEA_OID) return PQgetlength(s->res, s->row, i);
+    return p_cblob(st, i) ? (int)s->blob_len : 0;
+}
+
+static fm_db_int64 p_cint64(fm_db_stmt *st, int i)
+{
+    const char *v = (const char *)p_ctext(st, i);
+    if (!v) return 0;
+    if (!strcmp(v, "t")) return 1;
+    return strtoll(v, NULL, 10);
+}
+
+static double p_cdouble(fm_db_stmt *st, int i)
+{
+    const char *v = (const char *)p_ctext(st, i);
+    return v ? strtod(v, NULL) : 0;
+}
+
+static int p_exec(fm_db *d, const char *sql, char **errmsg)
+{
+    pg_db *p = PG(d);
+    bool rb = word_is(sql, "ROLLBACK");
+    int rc = FM_DB_OK;
+    char *buf = NULL;
+    if (p->lost_txn && word_is(sql, "BEGIN")) rollback_lost(p);
+    if (p->lost_txn || !ready(p, rb)) {
+        if (rb) return rollback_lost(p);
+        rc = FM_DB_ERROR;
+        goto out;
+    }
+    bool begin = word_is(sql, "BEGIN IMMEDIATE");
+    char names[FM_DB_MAX_PARAMS][32];
+    int np;
+    buf = malloc(SQL_MAX);
+    if (!buf || fm_db_sql_to_pg(sql, buf, SQL_MAX, names, &np)) {
+        snprintf(p->err, sizeof p->err, "SQL too long to rewrite for PostgreSQL");
+        rc = FM_DB_ERROR;
+        goto out;
+    }
+    PGresult *r = PQexec(p->conn, begin ? WRITE_LOCK_SQL : buf);
+    ExecStatusType es = PQresultStatus(r);
+    if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY) {
+        track(p, buf, begin);
+    } else {
+        fail_res(p, r);
+        if (PQstatus(p->conn) == CONNECTION_BAD && p->in_txn) p->lost_txn = true;
+        rc = FM_DB_ERROR;
+    }
+    PQclear(r);
+out:
+    free(buf);
+    if (rc != FM_DB_OK && errmsg) *errmsg = strdup(p->err);
+    return rc;
+}
+
+static int p_changes(fm_db *d) { return PG(d)->changes; }
+
+/* Right after an INSERT into a table with an identity column (the only
+ * use): the value that INSERT drew. */
+static fm_db_int64 p_lastid(fm_db *d)
+{
+    pg_db *p = PG(d);
+    PGresult *r = PQexec(p->conn, "SELECT lastval()");
+    fm_db_int64 id = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                         ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                         : 0;
+    PQclear(r);
+    return id;
+}
+
+static int p_autocommit(fm_db *d)
+{
+    pg_db *p = PG(d);
+    if (p->lost_txn) return 0;
+    return PQtransactionStatus(p->conn) == PQTRANS_IDLE;
+}
+
+static const char *p_errmsg(fm_db *d) { return PG(d)->err[0] ? PG(d)->err : "no error"; }
+static fm_code p_errcode(fm_db *d) { return PG(d)->code ? PG(d)->code : FM_ERR_IO; }
+
+const fm_db_ops fm_db_pg_ops = {
+    .name = "postgresql",
+    .open = p_open,
+    .close = p_close,
+    .prepare = p_prepare,
+    .step = p_step,
+    .reset = p_reset,
+    .clear_bindings = p_clear,
+    .finalize = p_finalize,
+    .bind = p_bind,
+    .bind_parameter_count = p_nparams,
+    .bind_parameter_index = p_pindex,
+    .column_count = p_ncols,
+    .column_type = p_ctype,
+    .column_name = p_cname,
+    .column_text = p_ctext,
+    .column_blob = p_cblob,
+    .column_bytes = p_cbytes,
+    .column_int64 = p_cint64,
+    .column_double = p_cdouble,
+    .exec = p_exec,
+    .changes = p_changes,
+    .last_insert_rowid = p_lastid,
+    .get_autocommit = p_autocommit,
+    .errmsg = p_errmsg,
+    .errcode = p_errcode,
+    .maintenance_due = NULL,
+    .maintenance = NULL,
+};

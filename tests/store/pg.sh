@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Stage store-pg: the store on a real, throwaway PostgreSQL (started here,
+# loopback and a socket dir, stopped on exit).  Runs the unit tests that
+# open a store against PostgreSQL (FM_TEST_PG; stage unit runs them on
+# SQLite), among them the two-process, two-host blast-radius race (50
+# rounds, exactly one proceeds), then tests/store/pg_server.py (four
+# writers on one chain; PostgreSQL restarted mid-calls).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+make -s all $(ls tests/unit/test_*.c | sed "s|tests/unit/\(.*\)\.c|$BUILD/tests/\1|")
+DIR=$(mktemp -d /tmp/fm-store-pg.XXXXXX)
+trap 'tests/store/pg-down.sh "$DIR"; rm -rf "$DIR"' EXIT
+URL=$(tests/store/pg-up.sh "$DIR")
+echo "store-pg: PostgreSQL at $URL"
+export FM_TEST_PG=$URL FLEETMCP_AUDIT_DIR=$DIR/side
+mkdir -p "$FLEETMCP_AUDIT_DIR"
+# A fresh schema per test costs more on PostgreSQL than a new SQLite file.
+export CK_TIMEOUT_MULTIPLIER=4 CK_DEFAULT_TIMEOUT=60
+fail=0
+for t in "$BUILD"/tests/test_*; do
+    case "$t" in *.d) continue ;; esac
+    case "$t" in
+    # The "sqlite" case (a v1 SQLite file, SQLite's WAL) is SQLite's own.
+    */test_audit) cases=chain ;;
+    *) cases= ;;
+    esac
+    echo "== $(basename "$t") on PostgreSQL"
+    if ! env ${cases:+CK_RUN_CASE=$cases} "$t"; then
+        echo "FAILED: $t on PostgreSQL"
+        fail=1
+    fi
+done
+python3 tests/store/pg_server.py "$BUILD/fleetmcp" "$URL" "$DIR" || fail=1
+exit $fail
