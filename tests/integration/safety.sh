@@ -11,17 +11,4 @@
 #   BUILD=/tmp/b                                 binaries from that build dir
 #
 # Needs root (the stack does).  Takes about 2 minutes.
-set -u
-cd "$(dirname "$0")/../.."
-[ "$(id -u)" = 0 ] || { echo "safety.sh: run as root (the test stack needs it)" >&2; exit 1; }
-if [ -n "${FM_STACK:-}" ]; then
-    set -a
-    # shellcheck disable=SC1091
-    . "$FM_STACK/stack.env"
-    set +a
-else
-    # shellcheck disable=SC1091
-    . tests/stack/with-stack.sh
-fi
-export FM_BUILD=${BUILD:-build} FLEETMCP_RUNBOOKS=$PWD/runbooks
-timeout 600 python3 tests/integration/safety.py
+exec bash "$(dirname "$0")/../stack/drive.sh" safety 600
