@@ -146,7 +146,9 @@ sys.exit(0 if r["ref"] == {"type": "ref/tool", "name": "probe"} and r["argument"
 else bad "completion/complete requests: $(cat "$tmp/complete.log")"; fi
 
 # --- colour ----------------------------------------------------------------
-T new-window -d -n c1 env TERM=xterm-256color "$cli" describe node_drain
+# The caller's own NO_COLOR (CI runners often set one) must not decide
+# the colour check: c1 is a terminal with colour allowed, c2 one without.
+T new-window -d -n c1 env -u NO_COLOR TERM=xterm-256color "$cli" describe node_drain
 T new-window -d -n c2 env TERM=xterm-256color NO_COLOR=1 "$cli" describe node_drain
 wait_for c1 "the gate asks for" > /dev/null && wait_for c2 "the gate asks for" > /dev/null
 T capture-pane -p -e -t c1 | grep -q $'\033\\[1m' && ok || bad "describe is bold on a terminal"
