@@ -34,6 +34,7 @@ typedef struct fm_store {
      * beside the database, never in it.  keyed_from: first row hashed
      * with the key (rows before it are from older builds). */
     unsigned char audit_key[32];
+    struct fm_hmac_key *audit_mac; /* audit_key kept ready (fm_hmac_sha256_hex_kept) */
     bool audit_keyed;
     void *anchor_map; /* the anchor file, mapped shared (NULL: none) */
     size_t anchor_len;

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_util.h"
+
 int64_t fm_now_ms(void)
 {
     struct timespec ts;
@@ -194,6 +196,8 @@ void fm_store_close(fm_store *st)
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
     st->anchor_map = NULL;
+    fm_hmac_key_free(st->audit_mac);
+    st->audit_mac = NULL;
 }
 
 /* Prepared once: every audited call runs both. */
