@@ -441,18 +441,28 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     fm_store *st = &ctx->store;
     const fm_session *ses = &ctx->session;
     char *args_text = NULL, args_hash[65] = "";
-    /* Loud in every row while emergency mode lasts. */
-    char mode[32];
-    json_t *emergency = fm_emergency_active(ctx);
-    snprintf(mode, sizeof mode, "%s%s", fm_mode_name(ctx->cfg.mode),
-             emergency ? "+emergency" : "");
-    json_decref(emergency);
     if (r->args) {
         json_t *red = fm_json_redact(r->args);
         args_text = fm_json_canonical(red);
         json_decref(red);
         if (args_text) fm_sha256_hex(args_text, strlen(args_text), args_hash);
     }
+    int64_t id = -1;
+    fm_db_stmt *s = NULL;
+    char prev[65], hash[65];
+    if (!st->audit_keyed) {
+        fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
+        goto out;
+    }
+    if (fm_store_begin(st, err)) goto out;
+    /* Loud in every row while emergency mode lasts.  Read inside the
+     * write transaction: the mode is the one the row commits under, and
+     * the read takes no lock of its own (two fcntl calls a call fewer). */
+    char mode[32];
+    json_t *emergency = fm_emergency_active(ctx);
+    snprintf(mode, sizeof mode, "%s%s", fm_mode_name(ctx->cfg.mode),
+             emergency ? "+emergency" : "");
+    json_decref(emergency);
     /* Who: a verified principal (HTTP with `auth`) is the token's subject,
      * always an agent: a client naming itself mcp-cli proves nothing, and
      * the os_user column says how it was verified ("static-token:CLIENT",
@@ -507,14 +517,6 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(r->runbook_version),
     };
 
-    int64_t id = -1;
-    fm_db_stmt *s = NULL;
-    char prev[65], hash[65];
-    if (!st->audit_keyed) {
-        fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
-        goto out;
-    }
-    if (fm_store_begin(st, err)) goto out;
     if (r->rate_limit > 0 && r->tool) {
         int64_t oldest = 0;
         long long used = fm_audit_allowed_since(st, r->tool, ts - 3600000, &oldest);
