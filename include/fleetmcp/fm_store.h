@@ -39,6 +39,12 @@ typedef struct fm_store {
     void *anchor_map; /* the anchor file, mapped shared (NULL: none) */
     size_t anchor_len;
     int64_t audit_keyed_from;
+    /* schema_migrations as read once, at the first fm_store_migrate. */
+    struct {
+        char subsystem[32];
+        int version;
+    } migrated[32];
+    int n_migrated; /* -1: not read yet */
 } fm_store;
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err);
