@@ -20,26 +20,5 @@
     V(yaml_event_delete, (yaml_event_t * ev), (ev))                                                \
     V(yaml_parser_delete, (yaml_parser_t * p), (p))
 
-static struct {
-    FM_YAML_FUNCS(FM_LAZY_FIELD, FM_LAZY_VFIELD)
-    int loaded;
-} lib;
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void load(void)
-{
-    void *h = fm_lazy_open(FM_YAML_SONAME, "YAML files (config, runbooks, signatures)",
-                           "libyaml-0-2");
-    if (!h) return;
-    FM_YAML_FUNCS(FM_LAZY_LOAD, FM_LAZY_VLOAD)
-    lib.loaded = 1;
-}
-
-static int ready(void)
-{
-    pthread_once(&once, load);
-    return lib.loaded;
-}
-
-FM_YAML_FUNCS(FM_LAZY_WRAP, FM_LAZY_VWRAP)
+FM_LAZY_LIBRARY(FM_YAML_FUNCS, FM_YAML_SONAME, "YAML files (config, runbooks, signatures)",
+                "libyaml-0-2")
