@@ -17,10 +17,12 @@ PKGS    := jansson libcurl yaml-0.1 sqlite3 libssh2 libcrypto libpcre2-8 cjose l
 # Linked, they cost milliseconds at every start (libcurl ~6 ms; libssh2
 # and zlib; libpq and its TLS, Kerberos and LDAP libraries), and most
 # processes never call them (HTTP backends, SSH actions, a PostgreSQL
-# store).  libcrypto and cjose (crypto_lazy.c) load together, called
+# store; libyaml: YAML is read only for a config file, runbooks and
+# signatures; PCRE2: patterns are compiled on a schema's or signature's
+# first use).  libcrypto and cjose (crypto_lazy.c) load together, called
 # through a table of pointers, never through wrappers named like their
 # functions: those would take libcjose's own calls into libcrypto too.
-LAZY_PKGS := libcurl libssh2 libmicrohttpd libcrypto cjose libpq
+LAZY_PKGS := libcurl libssh2 libmicrohttpd libcrypto cjose libpq yaml-0.1 libpcre2-8
 OPT     ?= -O2 -g
 # Read when make parses this file.  On a fresh machine the packages arrive
 # only when `make deps` runs, so every target that runs deps builds in a

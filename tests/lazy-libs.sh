@@ -1,8 +1,9 @@
 #!/bin/bash
 # Libraries fleetmcp loads on first use stay out of every start.
 #
-# libcrypto and libcjose (src/util/crypto_lazy.c), libcurl, libssh2, libpq and
-# libmicrohttpd are compiled against but not linked (Makefile LAZY_PKGS):
+# libcrypto and libcjose (src/util/crypto_lazy.c), libcurl, libssh2, libpq,
+# libmicrohttpd, libyaml and PCRE2 are compiled against but not linked
+# (Makefile LAZY_PKGS):
 # linked, they map and relocate at every start, and initialize, tools/list
 # or --version never call them.  This stage proves, on the built binaries:
 #   1. none of them is DT_NEEDED;
@@ -10,7 +11,8 @@
 #      export (same-named wrappers took libcjose's own calls into libcrypto
 #      and deadlocked), and reference none directly;
 #   3. initialize + tools/list on an existing database maps neither
-#      libcrypto nor libcjose, and an audited call loads both and answers;
+#      libcrypto nor libcjose (nor libyaml, PCRE2: no config file), and an
+#      audited call loads both and answers;
 #   4. a libcrypto that cannot be used is a clear error and exit 69, not a
 #      crash.
 set -euo pipefail
@@ -29,7 +31,7 @@ done
 
 # 1. DT_NEEDED
 for b in "${bins[@]}"; do
-    if needed=$(readelf -d "$b" | grep NEEDED | grep -E 'libcrypto|libssl|libcjose|libcurl|libssh2|libmicrohttpd|libpq'); then
+    if needed=$(readelf -d "$b" | grep NEEDED | grep -E 'libcrypto|libssl|libcjose|libcurl|libssh2|libmicrohttpd|libpq|libyaml|libpcre2'); then
         bad "$b links a library it should load on first use: $needed"
     fi
 done
@@ -64,6 +66,7 @@ printf '%s\n' "$init" "$note" "$list" | build/fleetmcp >/dev/null 2>"$TMP/first.
 printf '%s\n' "$init" "$note" "$list" | LD_DEBUG=files build/fleetmcp >"$TMP/list.out" 2>"$TMP/list.err"
 grep -q '"id":1,"result"' "$TMP/list.out" || bad "tools/list did not answer: $(tail -c 300 "$TMP/list.out")"
 ! grep -E 'file=(libcrypto|libcjose)' "$TMP/list.err" || bad "initialize + tools/list loaded libcrypto or libcjose"
+! grep -E 'file=(libyaml|libpcre2)' "$TMP/list.err" || bad "initialize + tools/list loaded libyaml or PCRE2"
 LD_DEBUG=files build/fleetmcp --version >/dev/null 2>"$TMP/version.err"
 ! grep -E 'file=(libcrypto|libcjose)' "$TMP/version.err" || bad "--version loaded libcrypto or libcjose"
 printf '%s\n' "$init" "$note" "$call" | LD_DEBUG=files build/fleetmcp >"$TMP/call.out" 2>"$TMP/call.err"
@@ -85,5 +88,5 @@ grep -q 'libcrypto.so.3 has no .*install libssl3' "$TMP/fake.err" ||
     bad "a broken libcrypto did not say what to install: $(cat "$TMP/fake.err")"
 grep -q '"id":0,"result"' "$TMP/fake.out" || bad "initialize did not answer before libcrypto was needed"
 
-[ "$fail" -eq 0 ] && echo "lazy-libs: ok: ${bins[*]} link none of libcrypto/libcjose/libcurl/libssh2/libmicrohttpd/libpq, define none of $(wc -l <"$TMP/exports") libcrypto/libcjose names; tools/list maps neither; the audited call loads both; a broken libcrypto exits 69 with its fix"
+[ "$fail" -eq 0 ] && echo "lazy-libs: ok: ${bins[*]} link none of libcrypto/libcjose/libcurl/libssh2/libmicrohttpd/libpq/libyaml/libpcre2, define none of $(wc -l <"$TMP/exports") libcrypto/libcjose names; tools/list maps none of libcrypto/libcjose/libyaml/libpcre2; the audited call loads both; a broken libcrypto exits 69 with its fix"
 exit "$fail"

@@ -40,6 +40,11 @@
     X(EVP_PKEY_new_raw_public_key)                                                                 \
     X(EVP_sha256)                                                                                  \
     X(HMAC)                                                                                        \
+    X(HMAC_CTX_free)                                                                               \
+    X(HMAC_CTX_new)                                                                                \
+    X(HMAC_Final)                                                                                  \
+    X(HMAC_Init_ex)                                                                                \
+    X(HMAC_Update)                                                                                 \
     X(OPENSSL_cleanse)                                                                             \
     X(OPENSSL_init_crypto)                                                                         \
     X(PEM_read_PrivateKey)                                                                         \

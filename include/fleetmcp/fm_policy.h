@@ -66,8 +66,17 @@ json_t *fm_offender_list(struct fm_ctx *ctx);
 /* ---- emergency mode (src/gate/emergency.c) ---- */
 
 /* The active emergency (new {limits, until_ms, until, by, reason}), or
- * NULL when none or expired: it ends by itself at until_ms. */
+ * NULL when none or expired: it ends by itself at until_ms.  Inside
+ * fm_emergency_call_begin/end the setting is read from the store once
+ * for the whole call (its audit rows, gate and result marker). */
 json_t *fm_emergency_active(struct fm_ctx *ctx);
+
+/* Brackets one tools/call: the first fm_emergency_active reads the store,
+ * later ones in the same call reuse that read.  Nested calls (workflow
+ * steps) share the outer call's read.  emergency_start/end drop it, so
+ * the rest of their own call sees the new state. */
+void fm_emergency_call_begin(struct fm_ctx *ctx);
+void fm_emergency_call_end(struct fm_ctx *ctx);
 
 /* One loud line about the active emergency into buf; false if none. */
 bool fm_emergency_describe(struct fm_ctx *ctx, char *buf, size_t len);

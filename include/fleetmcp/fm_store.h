@@ -34,10 +34,17 @@ typedef struct fm_store {
      * beside the database, never in it.  keyed_from: first row hashed
      * with the key (rows before it are from older builds). */
     unsigned char audit_key[32];
+    struct fm_hmac_key *audit_mac; /* audit_key kept ready (fm_hmac_sha256_hex_kept) */
     bool audit_keyed;
     void *anchor_map; /* the anchor file, mapped shared (NULL: none) */
     size_t anchor_len;
     int64_t audit_keyed_from;
+    /* schema_migrations as read once, at the first fm_store_migrate. */
+    struct {
+        char subsystem[32];
+        int version;
+    } migrated[32];
+    int n_migrated; /* -1: not read yet */
 } fm_store;
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err);

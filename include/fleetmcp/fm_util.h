@@ -21,6 +21,15 @@ void fm_sha256(const void *data, size_t len, unsigned char out[32]);
 /* HMAC-SHA256 (RFC 2104) of data under a 32-byte key, as 64 hex
  * characters plus NUL. */
 void fm_hmac_sha256_hex(const unsigned char key[32], const void *data, size_t len, char out[65]);
+/* The same under a key kept ready in *k, for a key that MACs many
+ * messages (the audit chain: two per row).  The one-shot form fetches the
+ * algorithm and derives the key's pads on every call, most of its cost
+ * for a short message.  *k is made on first use (libcrypto is loaded
+ * then, not before) and remade if key changes; one thread at a time. */
+typedef struct fm_hmac_key fm_hmac_key;
+void fm_hmac_sha256_hex_kept(fm_hmac_key **k, const unsigned char key[32], const void *data,
+                             size_t len, char out[65]);
+void fm_hmac_key_free(fm_hmac_key *k);
 
 /* Base64 (RFC 4648, padded) of n bytes into out, which holds
  * 4 * ((n + 2) / 3) + 1 bytes; NUL-terminated; returns the length. */

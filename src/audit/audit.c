@@ -131,7 +131,7 @@ static void side_path(const fm_store *st, const char *suffix, char *out, size_t 
 }
 
 /* The anchor's MAC: over what it vouches for, in a fixed binary layout. */
-static void anchor_mac(const fm_store *st, int64_t id, int64_t keyed_from, const char *head,
+static void anchor_mac(fm_store *st, int64_t id, int64_t keyed_from, const char *head,
                        char out[65])
 {
     unsigned char msg[8 + 8 + 8 + 64];
@@ -141,7 +141,7 @@ static void anchor_mac(const fm_store *st, int64_t id, int64_t keyed_from, const
         msg[16 + i] = (unsigned char)((uint64_t)keyed_from >> (56 - 8 * i));
     }
     memcpy(msg + 24, head, 64);
-    fm_hmac_sha256_hex(st->audit_key, msg, sizeof msg, out);
+    fm_hmac_sha256_hex_kept(&st->audit_mac, st->audit_key, msg, sizeof msg, out);
 }
 
 static bool anchor_lock(anchor_file *f)
@@ -376,11 +376,11 @@ static unsigned char *put_part(unsigned char *w, char type, const char *p, size_
  * byte ('n' null, 'i' integer as decimal, 's' text), an 8-byte big-endian
  * length and the bytes, then (keyed rows) the row id, then prev_hash.
  * Length-prefixed so no two rows can hash the same; laid out in one
- * buffer so it is one digest call.  Keyed rows (key non-NULL) get an
+ * buffer so it is one digest call.  Keyed rows (key: the store whose
+ * audit_key MACs them) get an
  * HMAC-SHA256, older rows a plain SHA-256.  Returns -1 only when out of
  * memory. */
-static int row_hash(const acol *c, int64_t id, const unsigned char *key, const char *prev,
-                    char out[65])
+static int row_hash(const acol *c, int64_t id, fm_store *key, const char *prev, char out[65])
 {
     size_t need = 9 + 24 + 9 + strlen(prev);
     for (int k = 0; k < AUDIT_NCOLS; k++) need += 9 + (c[k].type == 'i' ? 24 : c[k].n);
@@ -403,7 +403,7 @@ static int row_hash(const acol *c, int64_t id, const unsigned char *key, const c
     }
     w = put_part(w, 's', prev, strlen(prev));
     if (key)
-        fm_hmac_sha256_hex(key, buf, (size_t)(w - buf), out);
+        fm_hmac_sha256_hex_kept(&key->audit_mac, key->audit_key, buf, (size_t)(w - buf), out);
     else
         fm_sha256_hex(buf, (size_t)(w - buf), out);
     if (buf != local) free(buf);
@@ -441,18 +441,28 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     fm_store *st = &ctx->store;
     const fm_session *ses = &ctx->session;
     char *args_text = NULL, args_hash[65] = "";
-    /* Loud in every row while emergency mode lasts. */
-    char mode[32];
-    json_t *emergency = fm_emergency_active(ctx);
-    snprintf(mode, sizeof mode, "%s%s", fm_mode_name(ctx->cfg.mode),
-             emergency ? "+emergency" : "");
-    json_decref(emergency);
     if (r->args) {
         json_t *red = fm_json_redact(r->args);
         args_text = fm_json_canonical(red);
         json_decref(red);
         if (args_text) fm_sha256_hex(args_text, strlen(args_text), args_hash);
     }
+    int64_t id = -1;
+    fm_db_stmt *s = NULL;
+    char prev[65], hash[65];
+    if (!st->audit_keyed) {
+        fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
+        goto out;
+    }
+    if (fm_store_begin(st, err)) goto out;
+    /* Loud in every row while emergency mode lasts.  Read inside the
+     * write transaction: the mode is the one the row commits under, and
+     * the read takes no lock of its own (two fcntl calls a call fewer). */
+    char mode[32];
+    json_t *emergency = fm_emergency_active(ctx);
+    snprintf(mode, sizeof mode, "%s%s", fm_mode_name(ctx->cfg.mode),
+             emergency ? "+emergency" : "");
+    json_decref(emergency);
     /* Who: a verified principal (HTTP with `auth`) is the token's subject,
      * always an agent: a client naming itself mcp-cli proves nothing, and
      * the os_user column says how it was verified ("static-token:CLIENT",
@@ -507,14 +517,6 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(r->runbook_version),
     };
 
-    int64_t id = -1;
-    fm_db_stmt *s = NULL;
-    char prev[65], hash[65];
-    if (!st->audit_keyed) {
-        fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
-        goto out;
-    }
-    if (fm_store_begin(st, err)) goto out;
     if (r->rate_limit > 0 && r->tool) {
         int64_t oldest = 0;
         long long used = fm_audit_allowed_since(st, r->tool, ts - 3600000, &oldest);
@@ -539,7 +541,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     }
     /* The id is hashed, so it is chosen here, inside the transaction. */
     id = last + 1;
-    if (row_hash(cols, id, st->audit_key, prev, hash)) {
+    if (row_hash(cols, id, st, prev, hash)) {
         fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row");
         goto fail;
     }
@@ -682,7 +684,7 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
             rc = -1;
             break;
         }
-        if (row_hash(cols, id, keyed ? st->audit_key : NULL, prev, calc)) {
+        if (row_hash(cols, id, keyed ? st : NULL, prev, calc)) {
             fm_err_set(err, FM_ERR_NOMEM, "audit verify: out of memory at row %lld", (long long)id);
             rc = -1;
             break;

@@ -17,16 +17,53 @@
 
 #define KEY "emergency"
 
-json_t *fm_emergency_active(fm_ctx *ctx)
+/* The stored setting as an object; an empty object when there is none
+ * (or it is not an object), so "none" is a value the call can keep. */
+static json_t *read_setting(fm_ctx *ctx)
 {
     char v[2048];
-    if (fm_store_setting_get(&ctx->store, KEY, v, sizeof v)) return NULL;
-    json_t *e = json_loads(v, 0, NULL);
-    if (!json_is_object(e) || json_integer_value(json_object_get(e, "until_ms")) <= fm_now_ms()) {
+    json_t *e = fm_store_setting_get(&ctx->store, KEY, v, sizeof v) ? NULL : json_loads(v, 0, NULL);
+    if (json_is_object(e)) return e;
+    json_decref(e);
+    return json_object();
+}
+
+json_t *fm_emergency_active(fm_ctx *ctx)
+{
+    json_t *e;
+    if (ctx->emergency_depth > 0) {
+        if (!ctx->emergency) ctx->emergency = read_setting(ctx);
+        e = json_incref(ctx->emergency);
+    } else {
+        e = read_setting(ctx);
+    }
+    /* The deadline is checked at every use: it may pass mid-call. */
+    if (!e || json_integer_value(json_object_get(e, "until_ms")) <= fm_now_ms()) {
         json_decref(e);
         return NULL;
     }
     return e;
+}
+
+void fm_emergency_call_begin(fm_ctx *ctx)
+{
+    ctx->emergency_depth++;
+}
+
+void fm_emergency_call_end(fm_ctx *ctx)
+{
+    if (ctx->emergency_depth > 0 && --ctx->emergency_depth == 0) {
+        json_decref(ctx->emergency);
+        ctx->emergency = NULL;
+    }
+}
+
+/* After emergency_start/end wrote the setting: the call's next read
+ * sees what was written. */
+static void forget(fm_ctx *ctx)
+{
+    json_decref(ctx->emergency);
+    ctx->emergency = NULL;
 }
 
 bool fm_emergency_describe(fm_ctx *ctx, char *buf, size_t len)
@@ -110,6 +147,7 @@ json_t *fm_tool_emergency_start(fm_call *call, fm_err *err)
         json_decref(e);
         return NULL;
     }
+    forget(ctx);
     fm_log("warning", "EMERGENCY MODE started by %s until %s", by, until);
     json_object_set_new(e, "active", json_true());
     json_object_del(e, "until_ms");
@@ -136,5 +174,6 @@ json_t *fm_tool_emergency_end(fm_call *call, fm_err *err)
     snprintf(v, sizeof v, "%s", text ? text : "{\"until_ms\":0}");
     free(text);
     if (fm_store_setting_set(&ctx->store, KEY, v, err)) return NULL;
+    forget(ctx);
     return json_pack("{s:b, s:b, s:s}", "active", false, "was_active", was, "by", by);
 }

@@ -129,8 +129,12 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
 json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
                            const json_t *meta, char **structured_text)
 {
+    /* One read of the emergency setting serves the call's audit rows,
+     * its gate and the marker on its result. */
+    fm_emergency_call_begin(ctx);
     json_t *r = call_tool(ctx, ti, args, progress_token, meta, structured_text);
     fm_emergency_mark(ctx, r);
+    fm_emergency_call_end(ctx);
     return r;
 }
 

@@ -45,6 +45,8 @@ int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_er
 
 void fm_ctx_close(fm_ctx *ctx)
 {
+    json_decref(ctx->emergency);
+    ctx->emergency = NULL;
     fm_runbooks_free(ctx->runbooks);
     ctx->runbooks = NULL;
     fm_diag_free(ctx->diag);

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_util.h"
+
 int64_t fm_now_ms(void)
 {
     struct timespec ts;
@@ -119,6 +121,7 @@ static int side_dir(fm_store *st, fm_err *err)
 int fm_store_open(fm_store *st, const char *path, fm_err *err)
 {
     memset(st, 0, sizeof *st);
+    st->n_migrated = -1;
     bool pg = fm_db_is_pg_url(path);
     /* A URL may carry a password: only the redacted form is kept (it
      * names the store in messages and logs). */
@@ -194,6 +197,8 @@ void fm_store_close(fm_store *st)
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
     st->anchor_map = NULL;
+    fm_hmac_key_free(st->audit_mac);
+    st->audit_mac = NULL;
 }
 
 /* Prepared once: every audited call runs both. */
@@ -243,11 +248,41 @@ static int migration_version(fm_store *st, const char *subsystem)
     return v;
 }
 
+/* Every subsystem's version, in one query: a start checks a dozen
+ * subsystems, and a query each was a statement prepared and a read
+ * transaction taken (lock and unlock calls on SQLite) per subsystem.
+ * Versions only grow, so an older snapshot can only send a subsystem to
+ * the locked path below, which reads again. */
+static int migrated_version(fm_store *st, const char *subsystem)
+{
+    if (st->n_migrated < 0) {
+        st->n_migrated = 0;
+        fm_db_stmt *s = NULL;
+        if (fm_db_prepare_v2(st->db, "SELECT subsystem, version FROM schema_migrations", -1, &s,
+                             NULL) != FM_DB_OK)
+            return 0;
+        int n = 0;
+        while (n < (int)(sizeof st->migrated / sizeof st->migrated[0]) &&
+               fm_db_step(s) == FM_DB_ROW) {
+            const unsigned char *name = fm_db_column_text(s, 0);
+            if (!name || strlen((const char *)name) >= sizeof st->migrated[n].subsystem) continue;
+            snprintf(st->migrated[n].subsystem, sizeof st->migrated[n].subsystem, "%s",
+                     (const char *)name);
+            st->migrated[n++].version = fm_db_column_int(s, 1);
+        }
+        fm_db_finalize(s);
+        st->n_migrated = n;
+    }
+    for (int i = 0; i < st->n_migrated; i++)
+        if (!strcmp(st->migrated[i].subsystem, subsystem)) return st->migrated[i].version;
+    return 0;
+}
+
 int fm_store_migrate(fm_store *st, const char *subsystem, int version, const char *ddl,
                      fm_err *err)
 {
     /* Cheap read first: the common case at start-up is "already done". */
-    int have = migration_version(st, subsystem);
+    int have = migrated_version(st, subsystem);
     if (have >= version) return 0;
     if (fm_store_begin(st, err)) return -1;
     have = migration_version(st, subsystem);

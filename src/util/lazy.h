@@ -48,4 +48,27 @@ void *fm_lazy_open(const char *soname, const char *unavailable, const char *pack
         if (lib.loaded) lib.name args;                                                             \
     }
 
+/* All of a library whose entry points only forward: the `lib` table, its
+ * loader under pthread_once and the forwarding definitions.  FUNCS is the
+ * library's X-macro list. */
+#define FM_LAZY_LIBRARY(FUNCS, soname, unavailable, package)                                       \
+    static struct {                                                                                \
+        FUNCS(FM_LAZY_FIELD, FM_LAZY_VFIELD)                                                       \
+        int loaded;                                                                                \
+    } lib;                                                                                         \
+    static pthread_once_t once = PTHREAD_ONCE_INIT;                                                \
+    static void load(void)                                                                         \
+    {                                                                                              \
+        void *h = fm_lazy_open(soname, unavailable, package);                                      \
+        if (!h) return;                                                                            \
+        FUNCS(FM_LAZY_LOAD, FM_LAZY_VLOAD)                                                         \
+        lib.loaded = 1;                                                                            \
+    }                                                                                              \
+    static int ready(void)                                                                         \
+    {                                                                                              \
+        pthread_once(&once, load);                                                                 \
+        return lib.loaded;                                                                         \
+    }                                                                                              \
+    FUNCS(FM_LAZY_WRAP, FM_LAZY_VWRAP)
+
 #endif

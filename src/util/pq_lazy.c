@@ -63,25 +63,4 @@
     X(unsigned char *, PQunescapeBytea, (const unsigned char *strtext, size_t *retbuflen),         \
       (strtext, retbuflen), NULL)
 
-static struct {
-    FM_PQ_FUNCS(FM_LAZY_FIELD, FM_LAZY_VFIELD)
-    int loaded;
-} lib;
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void load(void)
-{
-    void *h = fm_lazy_open(FM_PQ_SONAME, "a PostgreSQL store", "libpq5");
-    if (!h) return;
-    FM_PQ_FUNCS(FM_LAZY_LOAD, FM_LAZY_VLOAD)
-    lib.loaded = 1;
-}
-
-static int ready(void)
-{
-    pthread_once(&once, load);
-    return lib.loaded;
-}
-
-FM_PQ_FUNCS(FM_LAZY_WRAP, FM_LAZY_VWRAP)
+FM_LAZY_LIBRARY(FM_PQ_FUNCS, FM_PQ_SONAME, "a PostgreSQL store", "libpq5")
