@@ -212,6 +212,92 @@ static int rollback_lost(pg_db *p)
     return FM_DB_OK;
 }
 
+/* Statements that end, open or mark a transaction: never guarded. */
+static bool is_control(const char *sql)
+{
+    return word_is(sql, "BEGIN") || word_is(sql, "COMMIT") || word_is(sql, "END") ||
+           word_is(sql, "ROLLBACK") || word_is(sql, "SAVEPOINT") || word_is(sql, "RELEASE");
+}
+
+/* Inside a transaction one failed statement aborts all of it on
+ * PostgreSQL ("current transaction is aborted"), where SQLite fails that
+ * statement alone and the transaction goes on: callers may treat a unique
+ * violation as an answer, or retry a statement, and then commit.  So a
+ * statement inside a transaction runs between a SAVEPOINT and its
+ * RELEASE, sent with them in one pipeline (one round trip); when it
+ * fails, rolling back to the savepoint leaves the transaction as it was
+ * before the statement, as on SQLite. */
+#define SP_SET "SAVEPOINT fm_stmt"
+#define SP_RELEASE "RELEASE SAVEPOINT fm_stmt"
+#define SP_UNDO "ROLLBACK TO SAVEPOINT fm_stmt; RELEASE SAVEPOINT fm_stmt"
+
+static bool guarded(const pg_db *p, const char *sql)
+{
+    return p->in_txn && !p->lost_txn && !is_control(sql);
+}
+
+/* After a guarded statement failed: back to before it (the connection
+ * may be gone, then the transaction is lost anyway). */
+static void undo_statement(pg_db *p)
+{
+    if (PQstatus(p->conn) == CONNECTION_OK) PQclear(PQexec(p->conn, SP_UNDO));
+}
+
+static bool result_ok(const PGresult *r)
+{
+    ExecStatusType es = PQresultStatus(r);
+    return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY;
+}
+
+/* The statement of s between SAVEPOINT and RELEASE, pipelined: its
+ * result (NULL when nothing came back; PQerrorMessage says why). */
+static PGresult *exec_guarded(pg_db *p, pg_stmt *s)
+{
+    PGconn *c = p->conn;
+    if (!PQenterPipelineMode(c)) return NULL;
+    const char *const *vals = (const char *const *)s->vals;
+    bool sent = PQsendQueryParams(c, SP_SET, 0, NULL, NULL, NULL, NULL, 0) &&
+                PQsendQueryParams(c, s->sql, s->nparams, s->types, vals, s->lens, s->fmts, 0) &&
+                PQsendQueryParams(c, SP_RELEASE, 0, NULL, NULL, NULL, NULL, 0) &&
+                PQpipelineSync(c);
+    /* Three results, each followed by NULL, then the sync; bounded, and
+     * two NULLs in a row mean nothing more is coming (connection lost). */
+    PGresult *res[3] = {NULL, NULL, NULL};
+    int got = 0, nulls = 0;
+    for (int i = 0; sent && i < 16 && nulls < 2; i++) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            nulls++;
+            continue;
+        }
+        nulls = 0;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (got < 3)
+            res[got++] = r;
+        else
+            PQclear(r);
+    }
+    PQexitPipelineMode(c);
+    /* The statement's own result, or the savepoint's error. */
+    PGresult *out = res[1] ? res[1] : res[0];
+    bool ok = res[0] && result_ok(res[0]) && res[1] && result_ok(res[1]) && res[2] &&
+              result_ok(res[2]);
+    for (int i = 0; i < 3; i++)
+        if (res[i] != out) PQclear(res[i]);
+    if (!ok) {
+        if (out && result_ok(out)) {
+            /* The statement ran, its RELEASE did not: fail it all. */
+            PQclear(out);
+            out = NULL;
+        }
+        undo_statement(p);
+    }
+    return out;
+}
+
 static int p_prepare(fm_db *d, const char *sql, fm_db_stmt **out)
 {
     pg_stmt *s = calloc(1, sizeof *s);
@@ -271,9 +357,11 @@ static int p_step(fm_db_stmt *st)
         if (rb) return rollback_lost(p);
         return FM_DB_ERROR;
     }
-    PGresult *r = s->begin ? PQexec(p->conn, WRITE_LOCK_SQL)
-                           : PQexecParams(p->conn, s->sql, s->nparams, s->types,
-                                          (const char *const *)s->vals, s->lens, s->fmts, 0);
+    PGresult *r = s->begin              ? PQexec(p->conn, WRITE_LOCK_SQL)
+                  : guarded(p, s->sql) ? exec_guarded(p, s)
+                                       : PQexecParams(p->conn, s->sql, s->nparams, s->types,
+                                                      (const char *const *)s->vals, s->lens,
+                                                      s->fmts, 0);
     ExecStatusType es = PQresultStatus(r);
     if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
         track(p, s->sql, s->begin);
@@ -484,12 +572,26 @@ static int p_exec(fm_db *d, const char *sql, char **errmsg)
         rc = FM_DB_ERROR;
         goto out;
     }
+    /* Several statements in one string (DDL): guarded as one, in the
+     * same round trip; PQexec stops at the first that fails. */
+    bool guard = !begin && guarded(p, buf);
+    if (guard) {
+        size_t n = strlen(buf);
+        if (n + sizeof SP_SET + sizeof SP_RELEASE + 4 > SQL_MAX) {
+            snprintf(p->err, sizeof p->err, "SQL too long to rewrite for PostgreSQL");
+            rc = FM_DB_ERROR;
+            goto out;
+        }
+        memmove(buf + sizeof SP_SET + 1, buf, n + 1);
+        memcpy(buf, SP_SET "; ", sizeof SP_SET + 1);
+        strcat(buf, "; " SP_RELEASE);
+    }
     PGresult *r = PQexec(p->conn, begin ? WRITE_LOCK_SQL : buf);
-    ExecStatusType es = PQresultStatus(r);
-    if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY) {
+    if (result_ok(r)) {
         track(p, buf, begin);
     } else {
         fail_res(p, r);
+        if (guard) undo_statement(p);
         if (PQstatus(p->conn) == CONNECTION_BAD && p->in_txn) p->lost_txn = true;
         rc = FM_DB_ERROR;
     }
