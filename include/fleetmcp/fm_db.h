@@ -70,6 +70,8 @@ typedef struct fm_db_ops {
     int (*get_autocommit)(fm_db *db);
     const char *(*errmsg)(fm_db *db);
     fm_code (*errcode)(fm_db *db);
+    /* fm_db_step_commit; NULL: step. */
+    int (*step_commit)(fm_db_stmt *s);
     /* Idle maintenance (SQLite: a passive WAL checkpoint); NULL: none. */
     int (*maintenance_due)(fm_db *db);
     void (*maintenance)(fm_db *db);
@@ -103,6 +105,13 @@ int fm_db_prepare_v2(fm_db *db, const char *sql, int nbyte, fm_db_stmt **out, co
 int fm_db_prepare_v3(fm_db *db, const char *sql, int nbyte, unsigned flags, fm_db_stmt **out,
                      const char **tail);
 int fm_db_step(fm_db_stmt *s);
+/* One write outside any transaction, committed on its own, durable when
+ * this returns, like fm_db_step in autocommit.  On PostgreSQL the commit
+ * is asynchronous (the row is visible to other writers at once) and a
+ * flush follows before the return, which flushes of other writers share:
+ * so writers that each wait for the one before them (the audit chain)
+ * wait for its commit, not for its disk. */
+int fm_db_step_commit(fm_db_stmt *s);
 int fm_db_reset(fm_db_stmt *s);
 int fm_db_clear_bindings(fm_db_stmt *s);
 int fm_db_finalize(fm_db_stmt *s);

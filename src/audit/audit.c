@@ -574,7 +574,9 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         fm_db_bind_text(s, AUDIT_NCOLS + 1, prev, -1, FM_DB_STATIC);
         fm_db_bind_text(s, AUDIT_NCOLS + 2, hash, -1, FM_DB_STATIC);
         fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
-        int rc = fm_db_step(s);
+        /* Alone, the insert is flushed after a commit that others see at
+         * once: the next appender waits for this commit, not its disk. */
+        int rc = txn ? fm_db_step(s) : fm_db_step_commit(s);
         fm_db_reset(s);
         fm_db_clear_bindings(s); /* drop the borrowed pointers */
         if (rc != FM_DB_DONE) {

@@ -249,22 +249,26 @@ static bool result_ok(const PGresult *r)
     return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY;
 }
 
-/* The statement of s between SAVEPOINT and RELEASE, pipelined: its
- * result (NULL when nothing came back; PQerrorMessage says why). */
-static PGresult *exec_guarded(pg_db *p, pg_stmt *s)
+/* Sends n statements in one pipeline (one round trip) and collects one
+ * result each into res (NULL: none came, the connection was lost).  A
+ * NULL in sqls stands for s's own statement with its parameters.  After
+ * a failed statement the server skips the rest: their results say
+ * PGRES_PIPELINE_ABORTED. */
+static void pipeline(pg_db *p, pg_stmt *s, const char *const *sqls, int n, PGresult **res)
 {
     PGconn *c = p->conn;
-    if (!PQenterPipelineMode(c)) return NULL;
-    const char *const *vals = (const char *const *)s->vals;
-    bool sent = PQsendQueryParams(c, SP_SET, 0, NULL, NULL, NULL, NULL, 0) &&
-                PQsendQueryParams(c, s->sql, s->nparams, s->types, vals, s->lens, s->fmts, 0) &&
-                PQsendQueryParams(c, SP_RELEASE, 0, NULL, NULL, NULL, NULL, 0) &&
-                PQpipelineSync(c);
-    /* Three results, each followed by NULL, then the sync; bounded, and
-     * two NULLs in a row mean nothing more is coming (connection lost). */
-    PGresult *res[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < n; i++) res[i] = NULL;
+    if (!PQenterPipelineMode(c)) return;
+    bool sent = true;
+    for (int i = 0; sent && i < n; i++)
+        sent = sqls[i] ? PQsendQueryParams(c, sqls[i], 0, NULL, NULL, NULL, NULL, 0)
+                       : PQsendQueryParams(c, s->sql, s->nparams, s->types,
+                                           (const char *const *)s->vals, s->lens, s->fmts, 0);
+    sent = sent && PQpipelineSync(c);
+    /* Each result is followed by NULL, the last by the sync; bounded,
+     * and two NULLs in a row mean nothing more is coming. */
     int got = 0, nulls = 0;
-    for (int i = 0; sent && i < 16 && nulls < 2; i++) {
+    for (int i = 0; sent && i < 4 * n + 4 && nulls < 2; i++) {
         PGresult *r = PQgetResult(c);
         if (!r) {
             nulls++;
@@ -275,27 +279,42 @@ static PGresult *exec_guarded(pg_db *p, pg_stmt *s)
             PQclear(r);
             break;
         }
-        if (got < 3)
+        if (got < n)
             res[got++] = r;
         else
             PQclear(r);
     }
     PQexitPipelineMode(c);
-    /* The statement's own result, or the savepoint's error. */
-    PGresult *out = res[1] ? res[1] : res[0];
-    bool ok = res[0] && result_ok(res[0]) && res[1] && result_ok(res[1]) && res[2] &&
-              result_ok(res[2]);
-    for (int i = 0; i < 3; i++)
-        if (res[i] != out) PQclear(res[i]);
-    if (!ok) {
-        if (out && result_ok(out)) {
-            /* The statement ran, its RELEASE did not: fail it all. */
-            PQclear(out);
-            out = NULL;
-        }
-        undo_statement(p);
-    }
-    return out;
+}
+
+/* The first result of n that is not a success (-1: all are). */
+static int first_failed(PGresult *const *res, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!res[i] || !result_ok(res[i])) return i;
+    return -1;
+}
+
+/* Keeps res[keep] (NULL when keep < 0), clears the others. */
+static PGresult *keep_one(PGresult **res, int n, int keep)
+{
+    for (int i = 0; i < n; i++)
+        if (i != keep) PQclear(res[i]);
+    return keep >= 0 ? res[keep] : NULL;
+}
+
+/* The statement of s between SAVEPOINT and RELEASE: its result, or the
+ * failure (NULL when nothing came back; PQerrorMessage says why). */
+static PGresult *exec_guarded(pg_db *p, pg_stmt *s)
+{
+    static const char *const seq[] = {SP_SET, NULL, SP_RELEASE};
+    PGresult *res[3];
+    pipeline(p, s, seq, 3, res);
+    int bad = first_failed(res, 3);
+    if (bad < 0) return keep_one(res, 3, 1);
+    undo_statement(p);
+    /* A failed RELEASE after a statement that ran fails it all. */
+    return keep_one(res, 3, res[bad] ? bad : -1);
 }
 
 static int p_prepare(fm_db *d, const char *sql, fm_db_stmt **out)
@@ -385,6 +404,47 @@ static int p_step(fm_db_stmt *st)
         /* BEGIN went through, the lock wait did not: leave no transaction. */
         PQclear(PQexec(p->conn, "ROLLBACK"));
     }
+    return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
+}
+
+/* The flush: a write (a transaction that writes no WAL commits without
+ * one) to this connection's own row of store_flush (core v2, store.c),
+ * so writers never wait on each other's row. */
+#define FLUSH_SQL                                                                                  \
+    "INSERT INTO store_flush(backend,n) VALUES(pg_backend_pid(),1)"                                \
+    " ON CONFLICT(backend) DO UPDATE SET n=store_flush.n+1"
+
+/* fm_db_step_commit: BEGIN, synchronous_commit off for this transaction
+ * alone, the statement, COMMIT, then a small write that commits
+ * synchronously: its flush covers the row (WAL is flushed in order), and
+ * concurrent writers' flushes are shared by PostgreSQL's group commit.
+ * One round trip.  A crash before the flush loses the row
+ * and every row after it (they come later in the WAL), never one alone;
+ * and the caller acts on the row only after this returns. */
+static int p_step_commit(fm_db_stmt *st)
+{
+    pg_stmt *s = PS(st);
+    pg_db *p = PG(st->db);
+    if (s->res || p->in_txn || p->lost_txn) return p_step(st); /* the caller commits */
+    if (!ready(p, false)) return FM_DB_ERROR;
+    static const char *const seq[] = {"BEGIN", "SET LOCAL synchronous_commit TO off", NULL,
+                                      "COMMIT", FLUSH_SQL};
+    enum { N = 5, STMT = 2 };
+    PGresult *res[N];
+    pipeline(p, s, seq, N, res);
+    int bad = first_failed(res, N);
+    if (bad < 0) {
+        const char *ct = PQcmdTuples(res[STMT]);
+        if (ct && *ct) p->changes = atoi(ct);
+        s->res = keep_one(res, N, STMT);
+        s->row = 0;
+        return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
+    }
+    fail_res(p, res[bad]);
+    keep_one(res, N, -1);
+    /* A failure left the transaction open (aborted): end it. */
+    if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(p->conn, "ROLLBACK"));
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
 }
 
@@ -633,6 +693,7 @@ const fm_db_ops fm_db_pg_ops = {
     .close = p_close,
     .prepare = p_prepare,
     .step = p_step,
+    .step_commit = p_step_commit,
     .reset = p_reset,
     .clear_bindings = p_clear,
     .finalize = p_finalize,
