@@ -18,10 +18,12 @@
  * NOTHING; INTEGER becomes BIGINT, INTEGER PRIMARY KEY [AUTOINCREMENT] an
  * identity column, BLOB bytea; WITHOUT ROWID is dropped; BEGIN IMMEDIATE
  * becomes BEGIN plus a transaction-scoped advisory lock, so writers on
- * every host queue exactly as SQLite's writers queue on one host.  Not
- * translatable (do not use in new SQL): INSERT OR REPLACE (write ON
- * CONFLICT(key) DO UPDATE), rowid, strftime('%s','now') (bind fm_now_ms()),
- * subqueries in FROM without an alias, PRAGMA outside src/store. */
+ * every host queue exactly as SQLite's writers queue on one host; inside
+ * a transaction a statement that fails fails alone on both (PostgreSQL:
+ * under a savepoint).  Not translatable (do not use in new SQL): INSERT
+ * OR REPLACE (write ON CONFLICT(key) DO UPDATE), rowid,
+ * strftime('%s','now') (bind fm_now_ms()), subqueries in FROM without an
+ * alias, PRAGMA outside src/store. */
 #ifndef FM_DB_H
 #define FM_DB_H
 

@@ -2,8 +2,11 @@
  * results; SQL is rewritten once at prepare (db_sql.c).  BEGIN IMMEDIATE
  * takes one transaction-scoped advisory lock, so write transactions from
  * every process on every host queue one after another exactly like
- * SQLite's: the audit chain, approvals, reservations and rate limits keep
- * the read-then-write logic they have on SQLite, and stay correct.
+ * SQLite's: approvals, reservations and workflows keep the read-then-write
+ * logic they have on SQLite, and stay correct.  The audit chain takes no
+ * lock (fm_audit_append; fm_db_step_commit below).  Inside a transaction
+ * each statement runs under a savepoint, so one that fails does not
+ * abort the rest (exec_guarded).
  *
  * A connection lost between calls is re-opened at the next call; one lost
  * inside a transaction fails every statement until the caller rolls back,
