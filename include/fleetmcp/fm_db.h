@@ -18,10 +18,12 @@
  * NOTHING; INTEGER becomes BIGINT, INTEGER PRIMARY KEY [AUTOINCREMENT] an
  * identity column, BLOB bytea; WITHOUT ROWID is dropped; BEGIN IMMEDIATE
  * becomes BEGIN plus a transaction-scoped advisory lock, so writers on
- * every host queue exactly as SQLite's writers queue on one host.  Not
- * translatable (do not use in new SQL): INSERT OR REPLACE (write ON
- * CONFLICT(key) DO UPDATE), rowid, strftime('%s','now') (bind fm_now_ms()),
- * subqueries in FROM without an alias, PRAGMA outside src/store. */
+ * every host queue exactly as SQLite's writers queue on one host; inside
+ * a transaction a statement that fails fails alone on both (PostgreSQL:
+ * under a savepoint).  Not translatable (do not use in new SQL): INSERT
+ * OR REPLACE (write ON CONFLICT(key) DO UPDATE), rowid,
+ * strftime('%s','now') (bind fm_now_ms()), subqueries in FROM without an
+ * alias, PRAGMA outside src/store. */
 #ifndef FM_DB_H
 #define FM_DB_H
 
@@ -70,6 +72,8 @@ typedef struct fm_db_ops {
     int (*get_autocommit)(fm_db *db);
     const char *(*errmsg)(fm_db *db);
     fm_code (*errcode)(fm_db *db);
+    /* fm_db_step_commit; NULL: step. */
+    int (*step_commit)(fm_db_stmt *s);
     /* Idle maintenance (SQLite: a passive WAL checkpoint); NULL: none. */
     int (*maintenance_due)(fm_db *db);
     void (*maintenance)(fm_db *db);
@@ -103,6 +107,13 @@ int fm_db_prepare_v2(fm_db *db, const char *sql, int nbyte, fm_db_stmt **out, co
 int fm_db_prepare_v3(fm_db *db, const char *sql, int nbyte, unsigned flags, fm_db_stmt **out,
                      const char **tail);
 int fm_db_step(fm_db_stmt *s);
+/* One write outside any transaction, committed on its own, durable when
+ * this returns, like fm_db_step in autocommit.  On PostgreSQL the commit
+ * is asynchronous (the row is visible to other writers at once) and a
+ * flush follows before the return, which flushes of other writers share:
+ * so writers that each wait for the one before them (the audit chain)
+ * wait for its commit, not for its disk. */
+int fm_db_step_commit(fm_db_stmt *s);
 int fm_db_reset(fm_db_stmt *s);
 int fm_db_clear_bindings(fm_db_stmt *s);
 int fm_db_finalize(fm_db_stmt *s);

@@ -1,6 +1,8 @@
-/* Audit rows and their hash chain.  The chain is extended inside one
- * BEGIN IMMEDIATE transaction (read the last hash, insert), so several
- * server processes sharing the database still form one linear chain.
+/* Audit rows and their hash chain.  An append reads the last hash and
+ * inserts the next id: inside one BEGIN IMMEDIATE transaction on SQLite,
+ * and on PostgreSQL as two statements with the id's primary key deciding
+ * who got it (fm_audit_append), so several server processes on several
+ * hosts sharing the database still form one linear chain.
  *
  * Since audit schema v3 each row's hash is an HMAC-SHA256 under a server
  * key kept in a file beside the database (DB.audit-key, 0600), over the
@@ -73,7 +75,7 @@ static const char audit_ddl[] =
 static const char last_hash_sql[] = "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1";
 static const char insert_sql[] =
     "INSERT INTO audit(" AUDIT_COLS ",prev_hash,hash,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    "?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING";
 static const char fold_sql[] =
     "INSERT INTO audit_hourly(hour,tool,decision,n)"
     " SELECT ts_ms/3600000, coalesce(tool,''), coalesce(decision,'none'), count(*) FROM audit"
@@ -436,6 +438,26 @@ static void bind_col(fm_db_stmt *s, int i, const acol *c)
         fm_db_bind_null(s, i);
 }
 
+/* Bounds on one append's retries when other writers keep winning the
+ * next id (PostgreSQL): every lost round means another row went in. */
+#define APPEND_ATTEMPTS 1000
+#define APPEND_WAIT_MS 10000
+
+/* -1 with err when r->tool used up its hourly allowance by ts. */
+static int rate_limited(fm_store *st, const fm_audit_rec *r, int64_t ts, fm_err *err)
+{
+    int64_t oldest = 0;
+    long long used = fm_audit_allowed_since(st, r->tool, ts - 3600000, &oldest);
+    if (used < 0) return fm_store_fail(st, err, "audit rate count");
+    if (used < r->rate_limit) return 0;
+    char next[32];
+    fm_iso_time(oldest + 3600000, next);
+    return fm_err_set(err, FM_ERR_RATE_LIMITED,
+                      "%s refused: %lld of %lld allowed calls in the last hour; the next is"
+                      " allowed at %s (raise rate_limits.%s in the config if this is expected)",
+                      r->tool, used, r->rate_limit, next, r->tool);
+}
+
 int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
 {
     fm_store *st = &ctx->store;
@@ -454,7 +476,16 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
         goto out;
     }
-    if (fm_store_begin(st, err)) goto out;
+    /* SQLite has one writer at a time: BEGIN IMMEDIATE holds the head
+     * still from the read to the insert.  PostgreSQL takes no lock: each
+     * statement commits on its own, and the id's primary key orders the
+     * appenders.  Row N+1 goes in once, for the one appender that read row
+     * N as the head (rows commit in id order, as each reads its
+     * predecessor committed); a loser inserts nothing, reads the new head
+     * and tries again.  So the chain cannot fork, and writers on every
+     * host overlap everything but the insert itself. */
+    const bool txn = st->db->ops != &fm_db_pg_ops;
+    if (txn && fm_store_begin(st, err)) goto out;
     /* Loud in every row while emergency mode lasts.  Read inside the
      * write transaction: the mode is the one the row commits under, and
      * the read takes no lock of its own (two fcntl calls a call fewer). */
@@ -517,47 +548,46 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(r->runbook_version),
     };
 
-    if (r->rate_limit > 0 && r->tool) {
-        int64_t oldest = 0;
-        long long used = fm_audit_allowed_since(st, r->tool, ts - 3600000, &oldest);
-        if (used < 0) {
-            fm_store_fail(st, err, "audit rate count");
+    const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;
+    for (int attempt = 0;; attempt++) {
+        if (attempt >= APPEND_ATTEMPTS || (attempt > 0 && fm_now_ms() > give_up)) {
+            fm_err_set(err, FM_ERR_TIMEOUT,
+                       "audit: other writers extended the chain %d times in a row before this"
+                       " row could be added; retry the call (the store is overloaded)",
+                       attempt);
             goto fail;
         }
-        if (used >= r->rate_limit) {
-            char next[32];
-            fm_iso_time(oldest + 3600000, next);
-            fm_err_set(err, FM_ERR_RATE_LIMITED,
-                       "%s refused: %lld of %lld allowed calls in the last hour; the next is"
-                       " allowed at %s (raise rate_limits.%s in the config if this is expected)",
-                       r->tool, used, r->rate_limit, next, r->tool);
+        long long last = 0;
+        /* The head first: the rate count's snapshot is then at least as
+         * new, and an insert that lands proves no row came after it. */
+        if (chain_head(st, &last, prev)) {
+            fm_store_fail(st, err, "audit read");
             goto fail;
         }
+        if (r->rate_limit > 0 && r->tool && rate_limited(st, r, ts, err)) goto fail;
+        /* The id is hashed, so it is chosen here, after the head. */
+        id = last + 1;
+        if (row_hash(cols, id, st, prev, hash)) {
+            fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row");
+            goto fail;
+        }
+        if (!(s = fm_store_stmt(st, insert_sql, err))) goto fail;
+        for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
+        fm_db_bind_text(s, AUDIT_NCOLS + 1, prev, -1, FM_DB_STATIC);
+        fm_db_bind_text(s, AUDIT_NCOLS + 2, hash, -1, FM_DB_STATIC);
+        fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
+        /* Alone, the insert is flushed after a commit that others see at
+         * once: the next appender waits for this commit, not its disk. */
+        int rc = txn ? fm_db_step(s) : fm_db_step_commit(s);
+        fm_db_reset(s);
+        fm_db_clear_bindings(s); /* drop the borrowed pointers */
+        if (rc != FM_DB_DONE) {
+            fm_store_fail(st, err, "audit insert");
+            goto fail;
+        }
+        if (fm_db_changes(st->db) == 1) break;
     }
-    long long last = 0;
-    if (chain_head(st, &last, prev)) {
-        fm_store_fail(st, err, "audit read");
-        goto fail;
-    }
-    /* The id is hashed, so it is chosen here, inside the transaction. */
-    id = last + 1;
-    if (row_hash(cols, id, st, prev, hash)) {
-        fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row");
-        goto fail;
-    }
-    if (!(s = fm_store_stmt(st, insert_sql, err))) goto fail;
-    for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
-    fm_db_bind_text(s, AUDIT_NCOLS + 1, prev, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, AUDIT_NCOLS + 2, hash, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
-    int rc = fm_db_step(s);
-    fm_db_reset(s);
-    fm_db_clear_bindings(s); /* drop the borrowed pointers */
-    if (rc != FM_DB_DONE) {
-        fm_store_fail(st, err, "audit insert");
-        goto fail;
-    }
-    if (fm_store_commit(st, err)) {
+    if (txn && fm_store_commit(st, err)) {
         id = -1;
         goto out;
     }

@@ -64,6 +64,10 @@ int fm_db_prepare_v3(fm_db *db, const char *sql, int nbyte, unsigned flags, fm_d
 }
 
 int fm_db_step(fm_db_stmt *s) { return s->ops->step(s); }
+int fm_db_step_commit(fm_db_stmt *s)
+{
+    return s->ops->step_commit ? s->ops->step_commit(s) : s->ops->step(s);
+}
 int fm_db_reset(fm_db_stmt *s) { return s ? s->ops->reset(s) : FM_DB_OK; }
 int fm_db_clear_bindings(fm_db_stmt *s) { return s->ops->clear_bindings(s); }
 int fm_db_finalize(fm_db_stmt *s) { return s ? s->ops->finalize(s) : FM_DB_OK; }

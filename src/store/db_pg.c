@@ -2,8 +2,11 @@
  * results; SQL is rewritten once at prepare (db_sql.c).  BEGIN IMMEDIATE
  * takes one transaction-scoped advisory lock, so write transactions from
  * every process on every host queue one after another exactly like
- * SQLite's: the audit chain, approvals, reservations and rate limits keep
- * the read-then-write logic they have on SQLite, and stay correct.
+ * SQLite's: approvals, reservations and workflows keep the read-then-write
+ * logic they have on SQLite, and stay correct.  The audit chain takes no
+ * lock (fm_audit_append; fm_db_step_commit below).  Inside a transaction
+ * each statement runs under a savepoint, so one that fails does not
+ * abort the rest (exec_guarded).
  *
  * A connection lost between calls is re-opened at the next call; one lost
  * inside a transaction fails every statement until the caller rolls back,
@@ -212,6 +215,111 @@ static int rollback_lost(pg_db *p)
     return FM_DB_OK;
 }
 
+/* Statements that end, open or mark a transaction: never guarded. */
+static bool is_control(const char *sql)
+{
+    return word_is(sql, "BEGIN") || word_is(sql, "COMMIT") || word_is(sql, "END") ||
+           word_is(sql, "ROLLBACK") || word_is(sql, "SAVEPOINT") || word_is(sql, "RELEASE");
+}
+
+/* Inside a transaction one failed statement aborts all of it on
+ * PostgreSQL ("current transaction is aborted"), where SQLite fails that
+ * statement alone and the transaction goes on: callers may treat a unique
+ * violation as an answer, or retry a statement, and then commit.  So a
+ * statement inside a transaction runs between a SAVEPOINT and its
+ * RELEASE, sent with them in one pipeline (one round trip); when it
+ * fails, rolling back to the savepoint leaves the transaction as it was
+ * before the statement, as on SQLite. */
+#define SP_SET "SAVEPOINT fm_stmt"
+#define SP_RELEASE "RELEASE SAVEPOINT fm_stmt"
+#define SP_UNDO "ROLLBACK TO SAVEPOINT fm_stmt; RELEASE SAVEPOINT fm_stmt"
+
+static bool guarded(const pg_db *p, const char *sql)
+{
+    return p->in_txn && !p->lost_txn && !is_control(sql);
+}
+
+/* After a guarded statement failed: back to before it (the connection
+ * may be gone, then the transaction is lost anyway). */
+static void undo_statement(pg_db *p)
+{
+    if (PQstatus(p->conn) == CONNECTION_OK) PQclear(PQexec(p->conn, SP_UNDO));
+}
+
+static bool result_ok(const PGresult *r)
+{
+    ExecStatusType es = PQresultStatus(r);
+    return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY;
+}
+
+/* Sends n statements in one pipeline (one round trip) and collects one
+ * result each into res (NULL: none came, the connection was lost).  A
+ * NULL in sqls stands for s's own statement with its parameters.  After
+ * a failed statement the server skips the rest: their results say
+ * PGRES_PIPELINE_ABORTED. */
+static void pipeline(pg_db *p, pg_stmt *s, const char *const *sqls, int n, PGresult **res)
+{
+    PGconn *c = p->conn;
+    for (int i = 0; i < n; i++) res[i] = NULL;
+    if (!PQenterPipelineMode(c)) return;
+    bool sent = true;
+    for (int i = 0; sent && i < n; i++)
+        sent = sqls[i] ? PQsendQueryParams(c, sqls[i], 0, NULL, NULL, NULL, NULL, 0)
+                       : PQsendQueryParams(c, s->sql, s->nparams, s->types,
+                                           (const char *const *)s->vals, s->lens, s->fmts, 0);
+    sent = sent && PQpipelineSync(c);
+    /* Each result is followed by NULL, the last by the sync; bounded,
+     * and two NULLs in a row mean nothing more is coming. */
+    int got = 0, nulls = 0;
+    for (int i = 0; sent && i < 4 * n + 4 && nulls < 2; i++) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            nulls++;
+            continue;
+        }
+        nulls = 0;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (got < n)
+            res[got++] = r;
+        else
+            PQclear(r);
+    }
+    PQexitPipelineMode(c);
+}
+
+/* The first result of n that is not a success (-1: all are). */
+static int first_failed(PGresult *const *res, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!res[i] || !result_ok(res[i])) return i;
+    return -1;
+}
+
+/* Keeps res[keep] (NULL when keep < 0), clears the others. */
+static PGresult *keep_one(PGresult **res, int n, int keep)
+{
+    for (int i = 0; i < n; i++)
+        if (i != keep) PQclear(res[i]);
+    return keep >= 0 ? res[keep] : NULL;
+}
+
+/* The statement of s between SAVEPOINT and RELEASE: its result, or the
+ * failure (NULL when nothing came back; PQerrorMessage says why). */
+static PGresult *exec_guarded(pg_db *p, pg_stmt *s)
+{
+    static const char *const seq[] = {SP_SET, NULL, SP_RELEASE};
+    PGresult *res[3];
+    pipeline(p, s, seq, 3, res);
+    int bad = first_failed(res, 3);
+    if (bad < 0) return keep_one(res, 3, 1);
+    undo_statement(p);
+    /* A failed RELEASE after a statement that ran fails it all. */
+    return keep_one(res, 3, res[bad] ? bad : -1);
+}
+
 static int p_prepare(fm_db *d, const char *sql, fm_db_stmt **out)
 {
     pg_stmt *s = calloc(1, sizeof *s);
@@ -271,9 +379,11 @@ static int p_step(fm_db_stmt *st)
         if (rb) return rollback_lost(p);
         return FM_DB_ERROR;
     }
-    PGresult *r = s->begin ? PQexec(p->conn, WRITE_LOCK_SQL)
-                           : PQexecParams(p->conn, s->sql, s->nparams, s->types,
-                                          (const char *const *)s->vals, s->lens, s->fmts, 0);
+    PGresult *r = s->begin              ? PQexec(p->conn, WRITE_LOCK_SQL)
+                  : guarded(p, s->sql) ? exec_guarded(p, s)
+                                       : PQexecParams(p->conn, s->sql, s->nparams, s->types,
+                                                      (const char *const *)s->vals, s->lens,
+                                                      s->fmts, 0);
     ExecStatusType es = PQresultStatus(r);
     if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
         track(p, s->sql, s->begin);
@@ -297,6 +407,47 @@ static int p_step(fm_db_stmt *st)
         /* BEGIN went through, the lock wait did not: leave no transaction. */
         PQclear(PQexec(p->conn, "ROLLBACK"));
     }
+    return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
+}
+
+/* The flush: a write (a transaction that writes no WAL commits without
+ * one) to this connection's own row of store_flush (core v2, store.c),
+ * so writers never wait on each other's row. */
+#define FLUSH_SQL                                                                                  \
+    "INSERT INTO store_flush(backend,n) VALUES(pg_backend_pid(),1)"                                \
+    " ON CONFLICT(backend) DO UPDATE SET n=store_flush.n+1"
+
+/* fm_db_step_commit: BEGIN, synchronous_commit off for this transaction
+ * alone, the statement, COMMIT, then a small write that commits
+ * synchronously: its flush covers the row (WAL is flushed in order), and
+ * concurrent writers' flushes are shared by PostgreSQL's group commit.
+ * One round trip.  A crash before the flush loses the row
+ * and every row after it (they come later in the WAL), never one alone;
+ * and the caller acts on the row only after this returns. */
+static int p_step_commit(fm_db_stmt *st)
+{
+    pg_stmt *s = PS(st);
+    pg_db *p = PG(st->db);
+    if (s->res || p->in_txn || p->lost_txn) return p_step(st); /* the caller commits */
+    if (!ready(p, false)) return FM_DB_ERROR;
+    static const char *const seq[] = {"BEGIN", "SET LOCAL synchronous_commit TO off", NULL,
+                                      "COMMIT", FLUSH_SQL};
+    enum { N = 5, STMT = 2 };
+    PGresult *res[N];
+    pipeline(p, s, seq, N, res);
+    int bad = first_failed(res, N);
+    if (bad < 0) {
+        const char *ct = PQcmdTuples(res[STMT]);
+        if (ct && *ct) p->changes = atoi(ct);
+        s->res = keep_one(res, N, STMT);
+        s->row = 0;
+        return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
+    }
+    fail_res(p, res[bad]);
+    keep_one(res, N, -1);
+    /* A failure left the transaction open (aborted): end it. */
+    if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(p->conn, "ROLLBACK"));
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
 }
 
@@ -484,12 +635,26 @@ static int p_exec(fm_db *d, const char *sql, char **errmsg)
         rc = FM_DB_ERROR;
         goto out;
     }
+    /* Several statements in one string (DDL): guarded as one, in the
+     * same round trip; PQexec stops at the first that fails. */
+    bool guard = !begin && guarded(p, buf);
+    if (guard) {
+        size_t n = strlen(buf);
+        if (n + sizeof SP_SET + sizeof SP_RELEASE + 4 > SQL_MAX) {
+            snprintf(p->err, sizeof p->err, "SQL too long to rewrite for PostgreSQL");
+            rc = FM_DB_ERROR;
+            goto out;
+        }
+        memmove(buf + sizeof SP_SET + 1, buf, n + 1);
+        memcpy(buf, SP_SET "; ", sizeof SP_SET + 1);
+        strcat(buf, "; " SP_RELEASE);
+    }
     PGresult *r = PQexec(p->conn, begin ? WRITE_LOCK_SQL : buf);
-    ExecStatusType es = PQresultStatus(r);
-    if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY) {
+    if (result_ok(r)) {
         track(p, buf, begin);
     } else {
         fail_res(p, r);
+        if (guard) undo_statement(p);
         if (PQstatus(p->conn) == CONNECTION_BAD && p->in_txn) p->lost_txn = true;
         rc = FM_DB_ERROR;
     }
@@ -531,6 +696,7 @@ const fm_db_ops fm_db_pg_ops = {
     .close = p_close,
     .prepare = p_prepare,
     .step = p_step,
+    .step_commit = p_step_commit,
     .reset = p_reset,
     .clear_bindings = p_clear,
     .finalize = p_finalize,

@@ -81,6 +81,11 @@ static const char core_ddl[] =
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     " updated_ms INTEGER NOT NULL);";
 
+/* core v2: one row per PostgreSQL connection, which fm_db_step_commit
+ * updates to make the server flush its WAL (db_pg.c); unused on SQLite. */
+static const char core_v2_ddl[] =
+    "CREATE TABLE IF NOT EXISTS store_flush(backend INTEGER PRIMARY KEY, n INTEGER NOT NULL);";
+
 /* A path that names another URL scheme would otherwise become a
  * directory tree named after it under the working directory. */
 static int refuse_url(const char *path, fm_err *err)
@@ -150,7 +155,8 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
                  " version INTEGER NOT NULL);",
                  err) ||
         (pg && fm_store_commit(st, err)) ||
-        fm_store_migrate(st, "core", 1, core_ddl, err)) {
+        fm_store_migrate(st, "core", 1, core_ddl, err) ||
+        fm_store_migrate(st, "core", 2, core_v2_ddl, err)) {
         fm_store_close(st);
         return -1;
     }

@@ -60,6 +60,17 @@
       (res, tup_num, field_num), 1)                                                                \
     X(int, PQgetlength, (const PGresult *res, int tup_num, int field_num),                         \
       (res, tup_num, field_num), 0)                                                                \
+    X(PGresult *, PQgetResult, (PGconn * conn), (conn), NULL)                                     \
+    X(int, PQsendQueryParams,                                                                      \
+      (PGconn * conn, const char *command, int nParams, const Oid *paramTypes,                     \
+       const char *const *paramValues, const int *paramLengths, const int *paramFormats,           \
+       int resultFormat),                                                                          \
+      (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats,                \
+       resultFormat),                                                                              \
+      0)                                                                                           \
+    X(int, PQenterPipelineMode, (PGconn * conn), (conn), 0)                                        \
+    X(int, PQexitPipelineMode, (PGconn * conn), (conn), 0)                                         \
+    X(int, PQpipelineSync, (PGconn * conn), (conn), 0)                                             \
     X(unsigned char *, PQunescapeBytea, (const unsigned char *strtext, size_t *retbuflen),         \
       (strtext, retbuflen), NULL)
 

@@ -23,7 +23,9 @@ counts the mutations that actually ran.
             loud in the result and the audit rows, and ends by itself;
             inside the window the drain runs.
 
-Driven by tests/integration/policy.sh.
+Every scenario's audit chain verifies at the end.  Driven by
+tests/integration/policy.sh, and by policy-pg.sh with every store on a
+throwaway PostgreSQL.
 """
 import datetime
 import json
@@ -284,6 +286,7 @@ def main():
         except Exception as e:  # a scenario crashing is a failure, not the end
             check(False, f"{fn.__name__} raised", repr(e))
             restore(*R.NODES)
+    R.verify_all()
     print(f"policy: {R.passed} passed, {R.failed} failed", flush=True)
     if R.failed:
         print(f"policy: configs, stores and the argv log kept in {R.TMP}")

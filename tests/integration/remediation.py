@@ -24,6 +24,11 @@ SERVER = os.path.join(BUILD, "fleetmcp")
 TMP = tempfile.mkdtemp(prefix="fm-remed-")
 NODES = ["gpu-a01", "gpu-a02", "gpu-a03", "gpu-b01", "gpu-b02", "gpu-b03", "gpu-a04"]
 
+# FM_TEST_PG (tests/integration/policy-pg.sh): every scenario's store is a
+# new database on that throwaway PostgreSQL instead of a SQLite file.
+PG = os.environ.get("FM_TEST_PG", "")
+ENVS = []
+
 passed = 0
 failed = 0
 
@@ -78,8 +83,15 @@ class Env:
         os.makedirs(self.dir, exist_ok=True)
         self.db = os.path.join(self.dir, "fm.db")
         self.cfg = os.path.join(self.dir, "fm.yaml")
+        store = f"path: {self.db}"
+        if PG:
+            dbname = f"fm_{len(ENVS)}_{name}".replace("-", "_")
+            sh("psql", "-q", "-d", PG, "-c", f'CREATE DATABASE "{dbname}"', check_rc=True)
+            self.db = PG.rsplit("/", 1)[0] + "/" + dbname
+            store = f"url: {self.db}"
+        ENVS.append(self)
         with open(self.cfg, "w") as f:
-            f.write(f"mode: {mode}\nstore:\n  path: {self.db}\n")
+            f.write(f"mode: {mode}\nstore:\n  {store}\n")
             f.write(BASE)
             f.write(APPROVALS)
             f.write("canary:\n  feature: canary\n")
@@ -106,6 +118,8 @@ class Env:
         return json.loads(r.stdout)["structuredContent"]["approval_id"]
 
     def sql(self, q, args=()):
+        if PG:
+            return pg_sql(self.db, q, args)
         con = sqlite3.connect(self.db, timeout=10)
         try:
             rows = con.execute(q, args).fetchall()
@@ -113,6 +127,31 @@ class Env:
             return rows
         finally:
             con.close()
+
+
+def pg_sql(url, q, args):
+    """Env.sql on PostgreSQL, through psql: each ? becomes a psql variable
+    (quoted by psql itself), rows come back as tuples, integers as int."""
+    parts = q.split("?")
+    assert len(parts) == len(args) + 1, "one argument per ?"
+    text = parts[0] + "".join(f":'p{i}'" + p for i, p in enumerate(parts[1:]))
+    cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-v", "ON_ERROR_STOP=1", "-d", url]
+    for i, a in enumerate(args):
+        cmd += ["-v", f"p{i}={a}"]
+    r = subprocess.run(cmd, input=text + ";\n", capture_output=True, text=True, timeout=60)
+    if r.returncode:
+        raise RuntimeError(f"psql: {r.stderr.strip()}")
+    rows = []
+    for line in r.stdout.splitlines():
+        rows.append(tuple(int(v) if v.lstrip("-").isdigit() else v for v in line.split("\x1f")))
+    return rows
+
+
+def verify_all():
+    """Every scenario's audit chain verifies (run last)."""
+    for env in ENVS:
+        r = sh(SERVER, "audit", "verify", "--db", env.db)
+        check(r.returncode == 0, f"audit verify {env.dir}", r.stdout + r.stderr)
 
 
 # ---- Slurm and fake GPU helpers -----------------------------------------

@@ -15,9 +15,13 @@ fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "${AS[@]}" "$BIN/initdb" -D "$DIR/data" -U fm --auth=trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 ||
     { cat "$DIR/initdb.log" >&2; exit 1; }
-# fsync off: a throwaway cluster; -w waits for start-up (bounded by -t).
+# fsync off: a throwaway cluster (FM_PG_FSYNC=on keeps PostgreSQL's
+# default, as bench/store.sh does: commits then wait for the disk, as in
+# production); -w waits for start-up (bounded by -t).
+fsync=${FM_PG_FSYNC:-off}
+case "$fsync" in on | off) ;; *) echo "pg-up: FM_PG_FSYNC is on or off" >&2; exit 1 ;; esac
 "${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/pg.log" -w -t 60 -o \
-    "-p $port -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" start \
+    "-p $port -k $DIR -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_connections=100" start \
     >/dev/null || { cat "$DIR/pg.log" >&2; exit 1; }
 echo "$port" > "$DIR/port"
 "${AS[@]}" "$BIN/createdb" -h "$DIR" -p "$port" -U fm fm

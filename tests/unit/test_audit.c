@@ -432,6 +432,61 @@ START_TEST(base64_rfc4648)
 }
 END_TEST
 
+static int insert_kv(fm_db_stmt *s, const char *k, int v)
+{
+    fm_db_reset(s);
+    fm_db_bind_text(s, 1, k, -1, FM_DB_STATIC);
+    fm_db_bind_int(s, 2, v);
+    return fm_db_step(s);
+}
+
+/* A statement that fails inside a transaction fails alone, on both
+ * stores: the transaction goes on and commits the rest (PostgreSQL would
+ * abort all of it; fm_db runs each statement there under a savepoint). */
+START_TEST(failed_statement_keeps_transaction)
+{
+    test_server t;
+    ts_open(&t, "mode: fleet\n");
+    ts_init(&t);
+    fm_store *st = &t.ctx.store;
+    exec(&t, "CREATE TABLE uniq_kv(k TEXT PRIMARY KEY, v INTEGER NOT NULL)");
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_begin(st, &err), 0);
+    fm_db_stmt *s = NULL;
+    ck_assert_int_eq(
+        fm_db_prepare_v2(st->db, "INSERT INTO uniq_kv(k,v) VALUES(?,?)", -1, &s, NULL),
+        FM_DB_OK);
+    ck_assert_int_eq(insert_kv(s, "a", 1), FM_DB_DONE);
+    ck_assert_int_ne(insert_kv(s, "a", 2), FM_DB_DONE); /* unique violation */
+    ck_assert_int_eq(insert_kv(s, "b", 3), FM_DB_DONE);
+    fm_db_finalize(s);
+    /* The same through fm_db_exec (several statements, as DDL comes). */
+    ck_assert_int_ne(fm_db_exec(st->db, "INSERT INTO uniq_kv(k,v) VALUES('a',4)", NULL, NULL,
+                                NULL),
+                     FM_DB_OK);
+    exec(&t, "INSERT INTO uniq_kv(k,v) VALUES('c',5); INSERT INTO uniq_kv(k,v) VALUES('d',7)");
+    /* A failed read, too. */
+    ck_assert_int_ne(fm_db_exec(st->db, "SELECT no_such_column FROM uniq_kv", NULL, NULL, NULL),
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_store_commit(st, &err), 0);
+    ck_assert_int_eq(fm_db_prepare_v2(st->db, "SELECT count(*), sum(v) FROM uniq_kv", -1, &s,
+                                      NULL),
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    ck_assert_int_eq(fm_db_column_int64(s, 0), 4);
+    ck_assert_int_eq(fm_db_column_int64(s, 1), 1 + 3 + 5 + 7);
+    fm_db_finalize(s);
+    /* Outside a transaction nothing is wrapped: a failure is just that. */
+    ck_assert_int_eq(fm_db_prepare_v2(st->db, "INSERT INTO uniq_kv(k,v) VALUES(?,?)", -1, &s,
+                                      NULL),
+                     FM_DB_OK);
+    ck_assert_int_ne(insert_kv(s, "b", 9), FM_DB_DONE);
+    ck_assert_int_eq(insert_kv(s, "e", 9), FM_DB_DONE);
+    fm_db_finalize(s);
+    ts_close(&t);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
     Suite *s = suite_create("audit");
@@ -445,6 +500,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
+    tcase_add_test(tc, failed_statement_keeps_transaction);
     /* SQLite only (a v1 SQLite file, SQLite's WAL): stage store-pg runs
      * the "chain" case on PostgreSQL, stage unit runs both. */
     TCase *lite = tcase_create("sqlite");
