@@ -48,7 +48,7 @@ static int domain_keys(const json_t *node, char keys[3][160])
 typedef struct {
     json_t *names; /* array */
     json_t *count; /* domain key -> nodes of this batch */
-    json_t *taken; /* partition -> schedulable nodes this batch takes */
+    json_t *taken; /* partition of its nodes -> schedulable nodes this batch takes */
     bool closed;   /* a node that fails alone: nothing joins it */
 } pool_batch;
 
@@ -67,13 +67,15 @@ static bool fits(const pool_batch *b, const json_t *node, const json_t *busy,
     int nk = domain_keys(node, keys);
     for (int i = 0; i < nk; i++)
         if (geti(busy, keys[i]) + geti(b->count, keys[i]) + 1 > lim->per_domain) return false;
-    if (!fm_guard_schedulable(node)) return true; /* takes no capacity */
+    /* As the one-node guardrail judges it: a node out of service already
+     * takes nothing, but its partition must still hold the share. */
+    int takes = fm_guard_schedulable(node) ? 1 : 0;
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
     {
         const json_t *cap = json_object_get(capacity, json_string_value(p));
-        if (cap && !share_ok(cap, geti(b->taken, json_string_value(p)) + 1, lim->min_share))
+        if (cap && !share_ok(cap, geti(b->taken, json_string_value(p)) + takes, lim->min_share))
             return false;
     }
     return true;
@@ -85,15 +87,15 @@ static void take(pool_batch *b, const json_t *node)
     int nk = domain_keys(node, keys);
     for (int i = 0; i < nk; i++) bump(b->count, keys[i], 1);
     json_array_append_new(b->names, json_string(fm_json_str(node, "name", "")));
-    if (!fm_guard_schedulable(node)) return;
+    int takes = fm_guard_schedulable(node) ? 1 : 0;
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(node, "partitions"), i, p)
-        bump(b->taken, json_string_value(p), 1);
+        bump(b->taken, json_string_value(p), takes);
 }
 
 /* The batch's verdicts: one blast_radius (the fullest domain, or the
- * first over), one capacity per partition it takes from. */
+ * first over), one capacity per partition of its nodes. */
 static json_t *batch_verdicts(const pool_batch *b, const json_t *busy, const json_t *capacity,
                               const fm_pool_limits *lim, bool *pass)
 {
