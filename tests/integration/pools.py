@@ -199,7 +199,8 @@ def rollback():
           rb.get("gpu-a02", {}).get("resumed") is True,
           "gpu-a01 fails; gpu-a02, drained by this plan, is rolled back", res or err)
     check(first(m, "gpu-a02", "state=drain") >= 0 and last(m, "gpu-a02", "state=resume") >
-          first(m, "gpu-a02", "state=drain") and R.slurm_state("gpu-a02") == "IDLE",
+          first(m, "gpu-a02", "state=drain") and
+          wait_for(lambda: R.slurm_state("gpu-a02") == "IDLE", 20),
           "gpu-a02 was drained and is resumed", (m, R.slurm_state("gpu-a02")))
     st = env.sql("SELECT state FROM node_states WHERE node='gpu-a02'")
     check(st == [("healthy",)], "its reservation is released", st)
