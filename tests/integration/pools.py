@@ -112,6 +112,16 @@ def batches():
     rc, plan, err = env.call("plan_get", plan_id=(sc or {}).get("plan_id", "pl-0000000000000000"))
     check(rc == 0 and plan.get("batches") == [["gpu-a01", "gpu-a02"], ["gpu-a03", "gpu-a04"]] and
           len(plan.get("nodes", [])) == 4, "plan_get shows the batches the approval covers", plan)
+    # One approval covers the pool, and the two-person rule counts its nodes.
+    two = S.Env("batches-two", extra=limits(2))
+    with open(two.cfg) as f:
+        text = f.read()
+    with open(two.cfg, "w") as f:
+        f.write(text.replace("\napprovals:\n", "\napprovals:\n  two_person: {above_nodes: 1}\n", 1))
+    rc, sc, err = two.call("repair_plan", nodes=["gpu-b01", "gpu-b02"], fault_class=FC)
+    rc, res, err = two.call("repair_execute", plan_id=(sc or {}).get("plan_id", "pl-0"))
+    check(rc == 5 and "APPROVAL" in err and "2 distinct people" in err and "above_nodes" in err,
+          "a pool of 2 over above_nodes 1 takes two approvers", err)
     rc, sc, err = env.call("repair_plan", node="gpu-a01", rack="r01", fault_class=FC)
     check(rc != 0 and "one selector" in err, "two selectors are refused", err)
     # A fault_class alone: every node whose latest diagnosis is that class.
