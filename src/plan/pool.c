@@ -776,7 +776,11 @@ json_t *fm_pool_run(fm_call *call, const char *plan_id, const json_t *content, i
                 if (!sl->run) continue;
                 fm_err e = {0};
                 json_t *res = fm_workflow_end(call, sl->run, &e);
-                const char *st = res ? fm_json_str(res, "status", "failed") : "refused";
+                /* No result: stopped with the server (recoverable), or
+                 * refused at its reservation before touching the node. */
+                const char *st = res                         ? fm_json_str(res, "status", "failed")
+                                 : e.code == FM_ERR_CANCELLED ? "stopped"
+                                                              : "refused";
                 if (sl->abandoned) st = "rolled_back";
                 json_object_set_new(sl->entry, "status", json_string(st));
                 if (!res) json_object_set_new(sl->entry, "error", json_string(e.text));
