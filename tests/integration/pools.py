@@ -8,12 +8,12 @@ check counts the mutations that really ran.
                two, each verdict naming rack r01; a dry run records no plan
                and reserves nothing, the recorded plan reserves nothing
                either; a fault_class selector picks the node diagnosed so.
-  concurrency: with concurrency 2 both nodes of a batch are drained before
-               either reboots (max_in_flight 2); with concurrency 1 the
-               second node is touched only after the first is resumed.
-  stop:        three batches of one; the first node's fault survives the
-               reboot, its workflow escalates, and the other two nodes are
-               never touched.
+  concurrency: with concurrency 2 both nodes of batch 1 are drained before
+               either reboots (max_in_flight 2), and batch 2's node is
+               touched only after both are resumed.
+  stop:        three batches of one (concurrency 1); the first node's
+               fault survives the reboot, its workflow escalates, and the
+               other two nodes are never touched.
   rollback:    two nodes at once; when one fails, the other (drained and
                rebooted by this plan) is resumed and released.
   capacity:    partition debug with min_schedulable_share 0.6 is refused
@@ -140,37 +140,31 @@ def batches():
 def concurrency():
     print("== pool execute: concurrency", flush=True)
     env = S.Env("concurrency", extra=limits(2))
-    rc, sc, err = env.call("repair_plan", nodes=["gpu-b01", "gpu-b02"], fault_class=FC)
-    check(rc == 0 and len(sc["guardrails"]["batches"]) == 1, "two r02 nodes: one batch", sc or err)
+    nodes = ["gpu-a01", "gpu-a02", "gpu-b01"]
+    rc, sc, err = env.call("repair_plan", nodes=nodes, fault_class=FC)
+    bs = [b["nodes"] for b in (sc or {}).get("guardrails", {}).get("batches", [])]
+    check(rc == 0 and bs == [["gpu-a01", "gpu-a02"], ["gpu-b01"]],
+          "three nodes, 2 per domain (partition gpu holds all): batches of 2 and 1", sc or err)
     before = len(S.mutations())
     t0 = time.time()
     rc, res, err = execute(env, sc["plan_id"], concurrency=2)
     took = time.time() - t0
     m = S.mutations()[before:]
-    check(rc == 0 and res["status"] == "done" and res["nodes_done"] == 2 and
-          res["max_in_flight"] == 2, "both nodes repaired, two in flight", res or err)
-    drained = [first(m, n, "state=drain") for n in ("gpu-b01", "gpu-b02")]
-    rebooted = [first(m, n, "reboot") for n in ("gpu-b01", "gpu-b02")]
+    check(rc == 0 and res["status"] == "done" and res["nodes_done"] == 3 and
+          res["max_in_flight"] == 2, "all three repaired, at most two in flight", res or err)
+    drained = [first(m, n, "state=drain") for n in ("gpu-a01", "gpu-a02")]
+    rebooted = [first(m, n, "reboot") for n in ("gpu-a01", "gpu-a02")]
     check(min(drained) >= 0 and max(drained) < min(rebooted),
-          "concurrency 2: both drained before either rebooted", m)
+          "concurrency 2: both nodes of batch 1 drained before either rebooted", m)
+    check(first(m, "gpu-b01", "state=drain") >
+          max(last(m, "gpu-a01", "state=resume"), last(m, "gpu-a02", "state=resume")) > 0,
+          "batch 2 starts only once batch 1's nodes are back", m)
     wfs = env.sql("SELECT count(DISTINCT id) FROM workflows WHERE plan_id=?", (sc["plan_id"],))
-    check(wfs == [(2,)], "one workflow per node, under the pool's plan", wfs)
-    check(wait_for(lambda: all(R.slurm_state(n) == "IDLE" for n in ("gpu-b01", "gpu-b02")), 20),
-          "both back in service", [R.slurm_state(n) for n in ("gpu-b01", "gpu-b02")])
-    print(f"     (2 nodes at once: {took:.1f}s)")
-    rc, sc, err = env.call("repair_plan", nodes=["gpu-a01", "gpu-a02"], fault_class=FC)
-    before = len(S.mutations())
-    t0 = time.time()
-    rc, res, err = execute(env, sc["plan_id"], concurrency=1)
-    took = time.time() - t0
-    m = S.mutations()[before:]
-    check(rc == 0 and res["status"] == "done" and res["max_in_flight"] == 1,
-          "concurrency 1: done, one in flight", res or err)
-    check(last(m, "gpu-a01", "state=resume") >= 0 and
-          first(m, "gpu-a02", "state=drain") > last(m, "gpu-a01", "state=resume"),
-          "concurrency 1: the second node is drained only after the first is resumed", m)
-    print(f"     (2 nodes one at a time: {took:.1f}s)")
-    restore("gpu-b01", "gpu-b02", "gpu-a01", "gpu-a02")
+    check(wfs == [(3,)], "one workflow per node, under the pool's plan", wfs)
+    check(wait_for(lambda: all(R.slurm_state(n) == "IDLE" for n in nodes), 20),
+          "all back in service", [R.slurm_state(n) for n in nodes])
+    print(f"     (3 nodes in 2 batches at concurrency 2: {took:.1f}s)")
+    restore(*nodes)
 
 
 def stop():

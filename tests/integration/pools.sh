@@ -11,4 +11,4 @@
 #   BUILD=/tmp/b                                binaries from that build dir
 #
 # Needs root (the stack does).
-exec bash "$(dirname "$0")/../stack/drive.sh" pools 240
+exec bash "$(dirname "$0")/../stack/drive.sh" pools 330
