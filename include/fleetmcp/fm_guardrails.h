@@ -82,4 +82,18 @@ json_t *fm_node_state_counts(struct fm_ctx *ctx);
 
 int fm_guard_init(struct fm_ctx *ctx, fm_err *err);
 
+/* ---- for pool plans (src/plan/pool.c) ---- */
+
+/* Slurm would start a job on node (a normalized Slurm node) now. */
+bool fm_guard_schedulable(const json_t *node);
+
+/* guardrails.max_per_domain and min_schedulable_share as they apply now
+ * (emergency mode may raise them). */
+void fm_guard_limits(struct fm_ctx *ctx, long long *per_domain, double *min_share);
+
+/* Nodes in remediation per domain, nodes in except (array of names,
+ * borrowed, may be NULL) left out: new {"rack=r01": n, "sku=h100": n,
+ * "partition=gpu": n}. */
+json_t *fm_guard_domain_busy(struct fm_ctx *ctx, const json_t *except);
+
 #endif

@@ -59,6 +59,23 @@ json_t *fm_workflow_plan_content(struct fm_ctx *ctx, const char *plan_id, json_t
  * when it could not start. */
 json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *content, fm_err *err);
 
+/* The same, a step at a time, so a pool plan can interleave several
+ * workflows (one per node) in one call: begin checks and records it (NULL
+ * with err when it cannot start: another workflow owns the node, or a
+ * guardrail refuses), advance runs its next step (false once it ended or
+ * stopped), abandon ends it failed before its next step (a pool rolling
+ * back: no runbook rollback, no escalation), end returns what
+ * fm_workflow_run returns and frees it. */
+typedef struct fm_wf_run fm_wf_run;
+fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *content,
+                             fm_err *err);
+bool fm_workflow_advance(fm_call *call, fm_wf_run *r);
+const char *fm_workflow_run_id(const fm_wf_run *r);
+/* A step failed: it runs its rollback and on_failure steps now. */
+bool fm_workflow_failing(const fm_wf_run *r);
+void fm_workflow_abandon(fm_call *call, fm_wf_run *r, const char *why);
+json_t *fm_workflow_end(fm_call *call, fm_wf_run *r, fm_err *err);
+
 /* Resumes or escalates workflows whose owner died (lease expired or pid
  * gone).  One indexed SELECT when there are none.  Acts on nodes, so it
  * runs only inside a mutating call the gate allowed (repair_execute) and

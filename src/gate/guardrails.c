@@ -99,6 +99,11 @@ static bool state_has(const json_t *node, const char *word)
 /* Schedulable: Slurm would start a job there now. */
 static bool schedulable(const json_t *node)
 {
+    return fm_guard_schedulable(node);
+}
+
+bool fm_guard_schedulable(const json_t *node)
+{
     static const char *const out[] = {"DRAIN", "DRAINING", "DRAINED", "DOWN", "FAIL",
                                       "FAILING", "MAINT", "REBOOT", "REBOOT_REQUESTED",
                                       "REBOOT_ISSUED", "NOT_RESPONDING", "INVAL", "POWERED_DOWN",
@@ -146,6 +151,39 @@ static long long max_per_domain(fm_ctx *ctx)
 {
     long long cfg = fm_cfg_int(section(ctx, "guardrails"), "max_per_domain", 1);
     return (long long)fm_policy_limit(ctx, "max_per_domain", (double)cfg, NULL);
+}
+
+void fm_guard_limits(fm_ctx *ctx, long long *per_domain, double *min_share)
+{
+    *per_domain = max_per_domain(ctx);
+    *min_share = fm_policy_limit(
+        ctx, "min_schedulable_share",
+        fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5), NULL);
+}
+
+json_t *fm_guard_domain_busy(fm_ctx *ctx, const json_t *except)
+{
+    json_t *out = json_object();
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
+                         "SELECT node, rack, sku, partition FROM node_states WHERE state IN "
+                         IN_REMEDIATION,
+                         -1, &s, NULL) != FM_DB_OK)
+        return out;
+    static const char *const cols[] = {"rack", "sku", "partition"};
+    while (fm_db_step(s) == FM_DB_ROW) {
+        if (str_in(except, (const char *)fm_db_column_text(s, 0))) continue;
+        for (int i = 0; i < 3; i++) {
+            const unsigned char *v = fm_db_column_text(s, i + 1);
+            if (!v) continue;
+            char key[160];
+            snprintf(key, sizeof key, "%s=%s", cols[i], (const char *)v);
+            json_object_set_new(out, key,
+                                json_integer(json_integer_value(json_object_get(out, key)) + 1));
+        }
+    }
+    fm_db_finalize(s);
+    return out;
 }
 
 /* Nodes in remediation in a domain, other than node itself. */
@@ -267,9 +305,9 @@ json_t *fm_guard_capacity(fm_ctx *ctx, const json_t *node, bool takes, fm_err *e
 
 static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm_err *err)
 {
-    double share = fm_policy_limit(
-        ctx, "min_schedulable_share",
-        fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5), NULL);
+    long long per_domain;
+    double share;
+    fm_guard_limits(ctx, &per_domain, &share);
     json_t *cap = fm_guard_capacity(ctx, node, true, err);
     const char *part;
     json_t *c;

@@ -8,6 +8,7 @@
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_pool.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
@@ -89,6 +90,13 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     const char *fc = NULL;
     const fm_runbook *rb = pick_runbook(ctx, call->args, &fc, err);
     if (!rb) return NULL;
+    /* A selector (or no node at all) makes a pool plan; one node keeps the
+     * one-node plan exactly as before. */
+    const json_t *args = call->args;
+    if (!json_object_get(args, "node") || json_object_get(args, "nodes") ||
+        json_object_get(args, "partition") || json_object_get(args, "rack"))
+        return fm_pool_plan(call, rb, fc, err);
+    bool dry = json_is_true(json_object_get(args, "dry_run"));
     json_t *node = ctx->be.slurm->node(ctx->be.slurm_st, node_name, err);
     if (!node) return NULL;
     json_t *content = fm_workflow_content(node_name, fc, rb);
@@ -145,14 +153,17 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
         json_pack("{s:s, s:b, s:s, s:O, s:O, s:O, s:I, s:s}", "risk", risk, "approval_needed",
                   needs, "autonomy", fm_autonomy_name(rb->autonomy), "nodes", nodes, "capacity",
                   cap, "guardrails", guard, "running_jobs", njobs, "fault_class", fc);
-    char plan_id[FM_PLAN_ID_LEN], hash[65];
-    if (fm_plan_create(ctx, content, detail, plan_id, err)) {
+    char plan_id[FM_PLAN_ID_LEN] = "", hash[65];
+    if (!dry && fm_plan_create(ctx, content, detail, plan_id, err)) {
         json_decref(guard);
         goto done;
     }
     fm_plan_hash(content, hash);
     char next[800];
-    if (!pass)
+    if (dry)
+        snprintf(next, sizeof next, "dry run: nothing recorded or reserved (%s); call"
+                 " repair_plan again without dry_run to record the plan", why);
+    else if (!pass)
         snprintf(next, sizeof next,
                  "guardrails refuse this now (%s); repair_execute would be"
                  " refused too",
@@ -175,6 +186,10 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
                     fm_autonomy_name(rb->autonomy), "destructive", rb->destructive, "steps", steps,
                     "risk", risk, "running_jobs", njobs, "capacity", cap, "guardrails", guard,
                     "approval_needed", needs, "next", next);
+    if (out && dry) {
+        json_object_del(out, "plan_id");
+        json_object_set_new(out, "dry_run", json_true());
+    }
 done:
     json_decref(verdicts);
     json_decref(cap);
@@ -207,6 +222,22 @@ json_t *fm_tool_repair_execute(fm_call *call, fm_err *err)
     content = fm_workflow_plan_content(ctx, plan_id, &detail, err);
     if (!content) return NULL;
     /* Whether this plan needs an approval was the gate's decision. */
+    if (fm_pool_is(content)) {
+        json_t *c = json_object_get(call->args, "concurrency");
+        out = fm_pool_run(call, call->plan_id ? call->plan_id : plan_id, content,
+                          json_is_integer(c) ? (int)json_integer_value(c) : 1,
+                          fm_json_str(call->args, "rollback", "stop"), err);
+        json_decref(detail);
+        json_decref(content);
+        return out;
+    }
+    if (json_object_get(call->args, "concurrency") || json_object_get(call->args, "rollback")) {
+        fm_err_set(err, FM_ERR_INVALID, "concurrency and rollback are for pool plans (repair_plan"
+                   " with nodes, partition, rack or only fault_class); this plan is for one node");
+        json_decref(detail);
+        json_decref(content);
+        return NULL;
+    }
     out = fm_workflow_run(call, call->plan_id ? call->plan_id : plan_id, content, err);
 shape:
     if (out && recovered) json_object_set_new(out, "recovered", json_integer(recovered));

@@ -8,6 +8,7 @@
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_pool.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
@@ -76,8 +77,9 @@ json_t *fm_workflow_plan_content(fm_ctx *ctx, const char *plan_id, json_t **deta
     const char *node = fm_json_str(args, "node", NULL);
     const char *fc = fm_json_str(args, "fault_class", NULL);
     const char *rbid = fm_json_str(plan, "runbook", NULL);
+    bool pool = fm_pool_is(plan);
     if (strcmp(fm_json_str(plan, "tool", ""), fm_tool_with_flags(FM_TOOL_RUNS_PLAN)->name) ||
-        !node || !fc || !rbid) {
+        (!node && !pool) || !fc || !rbid) {
         fm_err_set(err, FM_ERR_INVALID,
                    "plan %s is not a repair plan (make one with repair_plan {node, fault_class})",
                    plan_id);
@@ -91,15 +93,24 @@ json_t *fm_workflow_plan_content(fm_ctx *ctx, const char *plan_id, json_t **deta
                    plan_id);
         goto out;
     }
-    out = fm_workflow_content(node, fc, rb);
+    if (pool) {
+        /* The batches as approved; the runbook as it is now. */
+        json_t *sel = json_deep_copy(args);
+        json_object_del(sel, "fault_class");
+        json_object_del(sel, "runbook");
+        out = fm_pool_content(sel, json_object_get(plan, "batches"), fc, rb);
+        json_decref(sel);
+    } else {
+        out = fm_workflow_content(node, fc, rb);
+    }
     /* The approval need follows the runbook as it is now, by the gate's
      * rule. */
     bool needs = fm_gate_approval_needed(ctx, fm_tool_with_flags(FM_TOOL_RUNS_PLAN), out);
     json_t *risk = json_object_get(plan, "risk");
-    *detail = json_pack("{s:s, s:b, s:s, s:[s], s:s, s:s}", "risk",
+    *detail = json_pack("{s:s, s:b, s:s, s:O, s:s, s:s}", "risk",
                         json_is_string(risk) ? json_string_value(risk) : "high", "approval_needed",
-                        needs, "autonomy", fm_autonomy_name(rb->autonomy), "nodes", node,
-                        "source_plan", plan_id, "fault_class", fc);
+                        needs, "autonomy", fm_autonomy_name(rb->autonomy), "nodes",
+                        json_object_get(out, "nodes"), "source_plan", plan_id, "fault_class", fc);
 out:
     json_decref(plan);
     return out;

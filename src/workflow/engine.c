@@ -641,70 +641,80 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     return rc;
 }
 
-/* Runs w from its step_index to the end. */
-static void execute(fm_call *call, wf_row *w, bool resumed)
+/* One pass of the loop over w's steps: runs the next step that applies.
+ * 1: call again; 0: the steps are over (finish() records the outcome);
+ * -1: stopped or refused, the workflow's row already says so.  A pool
+ * plan interleaves several workflows by calling this in turn. */
+static int execute_step(fm_call *call, wf_row *w, bool *resumed)
 {
     fm_ctx *ctx = call->ctx;
     const json_t *steps = json_object_get(w->content, "steps");
     size_t n = json_array_size(steps);
-    while ((size_t)w->step_index < n) {
-        const json_t *step = json_array_get(steps, (size_t)w->step_index);
-        const char *phase = fm_json_str(step, "phase", "steps");
-        bool fail_phase = is_failure_phase(phase);
-        if (!w->failing && fail_phase) break; /* success: rollback is not for us */
-        if (w->failing && !fail_phase) {
-            w->step_index++;
-            continue;
-        }
-        if (w->stopped || (w->stopped = fm_call_stopping(call))) {
-            wf_event(ctx, w->id, "stopped",
-                     "server pid %d stopping (%s) before step %d finished; left for recovery by"
-                     " the next gated repair_execute of plan %s",
-                     (int)getpid(), w->stopped, w->step_index, w->plan_id[0] ? w->plan_id : "-");
-            wf_save(ctx, w, NULL);
-            /* Expire the lease now: another host need not wait it out. */
-            wf_renew_for(ctx, w, -1);
-            return;
-        }
-        if (!w->failing && fm_call_cancelled(call)) {
-            w->failing = true;
-            json_object_set_new(w->vars, "failed_step", json_string("cancelled by the client"));
-            wf_event(ctx, w->id, "cancelled", "the client cancelled; rolling back");
-            wf_save(ctx, w, NULL);
-            continue;
-        }
-        fm_err e = {0};
-        int rc = run_step(call, w, step, resumed, &e);
-        resumed = false;
-        if (w->stopped) continue; /* recorded at the top of the loop */
-        if (rc) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "%s (%s) failed: %s: %s", fm_json_str(step, "id", "?"),
-                     fm_json_str(step, "action", "?"), fm_strerror(e.code), e.text);
-            wf_event(ctx, w->id, "step_failed", "%s", msg);
-            if (json_is_true(json_object_get(step, "continue_on_failure"))) {
-                /* noted, not fatal */
-            } else if (!w->failing) {
-                w->failing = true;
-                json_object_set_new(w->vars, "failed_step", json_string(msg));
-                wf_set_error(ctx, w->id, msg);
-                if (json_is_true(json_object_get(w->vars, "reserve_refused")) &&
-                    !var_int(w, "touched")) {
-                    /* Nothing was changed on the node: there is nothing to
-                     * roll back or hand over; the refusal is the result. */
-                    snprintf(w->status, sizeof w->status, "failed");
-                    wf_save(ctx, w, NULL);
-                    return;
-                }
-            }
-        } else {
-            wf_event(ctx, w->id, "step_done", "%s (%s) done", fm_json_str(step, "id", "?"),
-                     fm_json_str(step, "action", "?"));
-            var_set_int(w, "touched", 1);
-        }
+    if ((size_t)w->step_index >= n) return 0;
+    const json_t *step = json_array_get(steps, (size_t)w->step_index);
+    const char *phase = fm_json_str(step, "phase", "steps");
+    bool fail_phase = is_failure_phase(phase);
+    if (!w->failing && fail_phase) return 0; /* success: rollback is not for us */
+    if (w->failing && !fail_phase) {
         w->step_index++;
-        wf_save(ctx, w, NULL);
+        return 1;
     }
+    if (w->stopped || (w->stopped = fm_call_stopping(call))) {
+        wf_event(ctx, w->id, "stopped",
+                 "server pid %d stopping (%s) before step %d finished; left for recovery by"
+                 " the next gated repair_execute of plan %s",
+                 (int)getpid(), w->stopped, w->step_index, w->plan_id[0] ? w->plan_id : "-");
+        wf_save(ctx, w, NULL);
+        /* Expire the lease now: another host need not wait it out. */
+        wf_renew_for(ctx, w, -1);
+        return -1;
+    }
+    if (!w->failing && fm_call_cancelled(call)) {
+        w->failing = true;
+        json_object_set_new(w->vars, "failed_step", json_string("cancelled by the client"));
+        wf_event(ctx, w->id, "cancelled", "the client cancelled; rolling back");
+        wf_save(ctx, w, NULL);
+        return 1;
+    }
+    fm_err e = {0};
+    int rc = run_step(call, w, step, *resumed, &e);
+    *resumed = false;
+    if (w->stopped) return 1; /* recorded at the top of the next pass */
+    if (rc) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s (%s) failed: %s: %s", fm_json_str(step, "id", "?"),
+                 fm_json_str(step, "action", "?"), fm_strerror(e.code), e.text);
+        wf_event(ctx, w->id, "step_failed", "%s", msg);
+        if (json_is_true(json_object_get(step, "continue_on_failure"))) {
+            /* noted, not fatal */
+        } else if (!w->failing) {
+            w->failing = true;
+            json_object_set_new(w->vars, "failed_step", json_string(msg));
+            wf_set_error(ctx, w->id, msg);
+            if (json_is_true(json_object_get(w->vars, "reserve_refused")) &&
+                !var_int(w, "touched")) {
+                /* Nothing was changed on the node: there is nothing to
+                 * roll back or hand over; the refusal is the result. */
+                snprintf(w->status, sizeof w->status, "failed");
+                wf_save(ctx, w, NULL);
+                return -1;
+            }
+        }
+    } else {
+        wf_event(ctx, w->id, "step_done", "%s (%s) done", fm_json_str(step, "id", "?"),
+                 fm_json_str(step, "action", "?"));
+        var_set_int(w, "touched", 1);
+    }
+    w->step_index++;
+    wf_save(ctx, w, NULL);
+    return 1;
+}
+
+/* Records how w ended, once its steps are over. */
+static void finish(fm_call *call, wf_row *w)
+{
+    fm_ctx *ctx = call->ctx;
+    size_t n = json_array_size(json_object_get(w->content, "steps"));
     if (!w->failing)
         snprintf(w->status, sizeof w->status, "%s", var_int(w, "escalated") ? "escalated" : "done");
     else
@@ -716,6 +726,15 @@ static void execute(fm_call *call, wf_row *w, bool resumed)
     fm_call_log(call, strcmp(w->status, "done") ? "error" : "notice", "workflow %s on %s ended %s",
                 w->id, w->node, w->status);
     fm_call_progress(call, (double)n, (double)n, w->status);
+}
+
+/* Runs w from its step_index to the end. */
+static void execute(fm_call *call, wf_row *w, bool resumed)
+{
+    int r;
+    while ((r = execute_step(call, w, &resumed)) == 1) {
+    }
+    if (r == 0) finish(call, w);
 }
 
 /* Live-state guardrails at the start (and on resume): the gate checked
@@ -747,7 +766,14 @@ static int guard(fm_ctx *ctx, const wf_row *w, bool resume, fm_err *err)
     return ok ? 0 : -1;
 }
 
-json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *content, fm_err *err)
+struct fm_wf_run {
+    wf_row w;
+    bool resumed;
+    int state; /* execute_step's last answer: 1 running, 0 steps over, -1 stopped */
+};
+
+fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *content,
+                             fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
     if (fm_workflow_init(ctx, err)) return NULL;
@@ -755,52 +781,111 @@ json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *conten
         fm_backend_missing(err, "slurm", "workflows act through Slurm");
         return NULL;
     }
-    wf_row w = {0};
+    fm_wf_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        fm_err_set(err, FM_ERR_NOMEM, "workflow");
+        return NULL;
+    }
+    wf_row *w = &r->w;
+    r->state = 1;
     const json_t *args = json_object_get(content, "args");
-    snprintf(w.node, sizeof w.node, "%s", fm_json_str(args, "node", ""));
-    snprintf(w.fault_class, sizeof w.fault_class, "%s", fm_json_str(args, "fault_class", ""));
-    snprintf(w.runbook, sizeof w.runbook, "%s", fm_json_str(content, "runbook", ""));
-    w.runbook_version = json_integer_value(json_object_get(content, "runbook_version"));
-    snprintf(w.plan_id, sizeof w.plan_id, "%s", plan_id ? plan_id : "");
-    snprintf(w.approval_id, sizeof w.approval_id, "%s", call->approval_id ? call->approval_id : "");
-    w.call_ref = call->audit_id;
+    snprintf(w->node, sizeof w->node, "%s", fm_json_str(args, "node", ""));
+    snprintf(w->fault_class, sizeof w->fault_class, "%s", fm_json_str(args, "fault_class", ""));
+    snprintf(w->runbook, sizeof w->runbook, "%s", fm_json_str(content, "runbook", ""));
+    w->runbook_version = json_integer_value(json_object_get(content, "runbook_version"));
+    snprintf(w->plan_id, sizeof w->plan_id, "%s", plan_id ? plan_id : "");
+    snprintf(w->approval_id, sizeof w->approval_id, "%s",
+             call->approval_id ? call->approval_id : "");
+    w->call_ref = call->audit_id;
     char other[FM_WORKFLOW_ID_LEN + 8];
-    wf_live_on_node(ctx, w.node, NULL, other, sizeof other);
+    wf_live_on_node(ctx, w->node, NULL, other, sizeof other);
     if (other[0]) {
         fm_err_set(err, FM_ERR_CONFLICT, "workflow %s is already working on %s; see workflow_get",
-                   other, w.node);
+                   other, w->node);
+        free(r);
         return NULL;
     }
-    if (guard(ctx, &w, false, err)) return NULL;
-    w.content = json_deep_copy(content);
-    w.vars = json_object();
-    var_set_int(&w, "started_s", now_s());
-    if (wf_insert(ctx, &w, err)) {
-        wf_row_free(&w);
+    if (guard(ctx, w, false, err)) {
+        free(r);
         return NULL;
     }
-    wf_event(ctx, w.id, "started", "%s:%s started %s v%lld on %s (plan %s, approval %s)",
-             ctx->session.initiator ? "human" : "agent", fm_session_who(&ctx->session), w.runbook,
-             w.runbook_version, w.node, w.plan_id[0] ? w.plan_id : "-",
-             w.approval_id[0] ? w.approval_id : "none");
-    execute(call, &w, false);
+    w->content = json_deep_copy(content);
+    w->vars = json_object();
+    var_set_int(w, "started_s", now_s());
+    if (wf_insert(ctx, w, err)) {
+        wf_row_free(w);
+        free(r);
+        return NULL;
+    }
+    wf_event(ctx, w->id, "started", "%s:%s started %s v%lld on %s (plan %s, approval %s)",
+             ctx->session.initiator ? "human" : "agent", fm_session_who(&ctx->session),
+             w->runbook, w->runbook_version, w->node, w->plan_id[0] ? w->plan_id : "-",
+             w->approval_id[0] ? w->approval_id : "none");
+    return r;
+}
+
+bool fm_workflow_advance(fm_call *call, fm_wf_run *r)
+{
+    if (r->state != 1) return false;
+    r->state = execute_step(call, &r->w, &r->resumed);
+    if (r->state == 0) finish(call, &r->w);
+    return r->state == 1;
+}
+
+const char *fm_workflow_run_id(const fm_wf_run *r)
+{
+    return r->w.id;
+}
+
+bool fm_workflow_failing(const fm_wf_run *r)
+{
+    return r->w.failing;
+}
+
+void fm_workflow_abandon(fm_call *call, fm_wf_run *r, const char *why)
+{
+    wf_row *w = &r->w;
+    if (r->state != 1) return;
+    r->state = -1;
+    w->failing = true;
+    snprintf(w->status, sizeof w->status, "failed");
+    json_object_set_new(w->vars, "failed_step", json_string(why));
+    wf_set_error(call->ctx, w->id, why);
+    wf_save(call->ctx, w, NULL);
+    wf_event(call->ctx, w->id, "abandoned", "%s at step %d", why, w->step_index);
+}
+
+json_t *fm_workflow_end(fm_call *call, fm_wf_run *r, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    wf_row *w = &r->w;
     json_t *out = NULL;
-    if (w.stopped)
+    if (w->stopped)
         fm_err_set(err, FM_ERR_CANCELLED,
                    "the server is stopping (%s): workflow %s on %s stopped at step %d without"
                    " acting further and stays recoverable; the next repair_execute of plan %s"
                    " (approved again) resumes it",
-                   w.stopped, w.id, w.node, w.step_index, w.plan_id[0] ? w.plan_id : "-");
-    else if (!strcmp(w.status, "failed") && json_is_true(json_object_get(w.vars, "reserve_refused")) &&
-        !var_int(&w, "touched"))
+                   w->stopped, w->id, w->node, w->step_index, w->plan_id[0] ? w->plan_id : "-");
+    else if (!strcmp(w->status, "failed") &&
+             json_is_true(json_object_get(w->vars, "reserve_refused")) && !var_int(w, "touched"))
         /* Lost the race for the failure domain before touching anything:
          * a refusal, like the gate's, not a failed repair. */
         fm_err_set(err, FM_ERR_GUARDRAIL, "%s (workflow %s recorded as failed; nothing changed)",
-                   fm_json_str(w.vars, "failed_step", "blast radius"), w.id);
+                   fm_json_str(w->vars, "failed_step", "blast radius"), w->id);
     else
-        out = fm_workflow_get(ctx, w.id, err);
-    wf_row_free(&w);
+        out = fm_workflow_get(ctx, w->id, err);
+    wf_row_free(w);
+    free(r);
     return out;
+}
+
+json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *content, fm_err *err)
+{
+    fm_wf_run *r = fm_workflow_begin(call, plan_id, content, err);
+    if (!r) return NULL;
+    while (fm_workflow_advance(call, r)) {
+    }
+    return fm_workflow_end(call, r, err);
 }
 
 int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
