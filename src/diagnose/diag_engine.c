@@ -406,12 +406,14 @@ static int take_slurm(run *r, const json_t *sl, fm_err *err)
     {
         if (!json_is_object(v)) continue;
         char b1[32], b2[32], b3[32];
-        char b4[32], b5[32], b6[32];
+        char b4[32], b5[32], b6[32], b7[32];
         char *s =
-            own(r, fmt("state=%.40s reason=%.80s exit=%.16s name=%.80s nodes=%.200s job=%.20s",
+            own(r, fmt("state=%.40s reason=%.80s exit=%.16s name=%.80s nodes=%.200s job=%.20s "
+                       "partition=%.40s",
                        jstr(v, "state", b1, sizeof b1), jstr(v, "reason", b2, sizeof b2),
                        jstr(v, "exit_code", b3, sizeof b3), jstr(v, "name", b4, sizeof b4),
-                       jstr(v, "nodes", b5, sizeof b5), jstr(v, "job_id", b6, sizeof b6)));
+                       jstr(v, "nodes", b5, sizeof b5), jstr(v, "job_id", b6, sizeof b6),
+                       jstr(v, "partition", b7, sizeof b7)));
         if (s) add_line(r, DS_JOBS, s, strlen(s), (int)i);
     }
     return 0;
