@@ -459,7 +459,10 @@ static void collect_job_logs(fm_ctx *ctx, const char *node, json_int_t job_id, c
     json_t *j;
     json_array_foreach(jobs, i, j)
     {
-        if (json_is_string(json_object_get(j, "std_out"))) order[k++] = j;
+        /* a pending job has written nothing yet */
+        const char *st = json_string_value(json_object_get(j, "state"));
+        bool pending = st && strncmp(st, "PENDING", 7) == 0;
+        if (json_is_string(json_object_get(j, "std_out")) && !pending) order[k++] = j;
     }
     qsort(order, k, sizeof *order, cmp_job_desc);
     for (i = 0; job_id && i < k; i++)
