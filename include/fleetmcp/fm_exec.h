@@ -26,9 +26,10 @@ typedef enum {
     FM_CMD_KERNEL_XID = 5,   /* journalctl -k ... -g 'NVRM: Xid' (current boot) */
     FM_CMD_IBSTAT = 6,       /* ibstat */
     FM_CMD_KERNEL_LOG = 7,   /* journalctl -k ... -g <fixed signals> (current boot) */
+    FM_CMD_JOB_LOG_TAIL = 8, /* tail -c <fixed bound> -- PATH (a job's output file) */
 } fm_cmd_id;
 
-#define FM_CMD_COUNT 8
+#define FM_CMD_COUNT 9
 
 /* The field list FM_CMD_NVSMI_QUERY_GPU asks for, in this order. */
 #define FM_NVSMI_QUERY_FIELDS                                                                      \
@@ -42,6 +43,7 @@ typedef struct fm_cmd_args {
     int gpu_index;    /* 0..63; -1 = absent (all GPUs) */
     char pci_bus[32]; /* "00000000:18:00.0"; "" = absent */
     int diag_level;   /* 1..3 (4 only when allowed by config); 0 = absent */
+    char path[256];   /* a job output file, see fm_exec_valid_log_path; "" = absent */
 } fm_cmd_args;
 
 void fm_cmd_args_init(fm_cmd_args *a);
@@ -115,6 +117,12 @@ bool fm_cmd_mutates(fm_cmd_id cmd);
 bool fm_exec_valid_node(const char *s); /* ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$ */
 bool fm_exec_valid_pci_bus(
     const char *s); /* ^[0-9A-Fa-f]{8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$ */
+/* A job's output file as Slurm records it, once expanded: absolute, at
+ * most 255 bytes of [A-Za-z0-9._+@=,~/-], no "." or ".." component, and not
+ * under a system tree (/etc, /proc, /sys, /dev, /boot, /root, /run, /usr,
+ * /bin, /sbin, /lib, /lib32, /lib64, /libx32, /var/lib, /var/run, /snap): a job record is user input, and
+ * the executor must not become a way to read the node's own files. */
+bool fm_exec_valid_log_path(const char *s);
 /* An IPv4/IPv6 literal or an RFC 1123 host name (what ssh.hosts may hold). */
 bool fm_exec_valid_address(const char *s);
 

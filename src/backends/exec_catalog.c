@@ -32,7 +32,11 @@
     "oom-kill|Out of memory|No space left|I/O error|hung_task|blocked for more than|EDAC|"         \
     "Hardware Error|[Mm]achine [Cc]heck|Kernel panic|segfault|NETDEV WATCHDOG"
 
-typedef enum { ARG_NONE = 0, ARG_GPU_OPT, ARG_BUS_REQ, ARG_LEVEL_REQ } arg_kind;
+/* The tail of a job's output file: the newest 64 KiB, where the error
+ * that ended (or stalls) the job is; the engine reads lines, not bytes. */
+#define JOB_LOG_TAIL_BYTES "65536"
+
+typedef enum { ARG_NONE = 0, ARG_GPU_OPT, ARG_BUS_REQ, ARG_LEVEL_REQ, ARG_PATH_REQ } arg_kind;
 
 typedef struct cmd_def {
     const char *name;
@@ -62,6 +66,11 @@ static const cmd_def catalog[FM_CMD_COUNT] = {
                             KLOG_MAX_LINES, KLOG_GREP},
                            ARG_NONE,
                            false},
+    /* "--" ends the options: the path (validated, absolute) is never one */
+    [FM_CMD_JOB_LOG_TAIL] = {"job_log_tail",
+                             {"tail", "-c", JOB_LOG_TAIL_BYTES, "--"},
+                             ARG_PATH_REQ,
+                             false},
 };
 
 void fm_cmd_args_init(fm_cmd_args *a)
@@ -111,6 +120,36 @@ bool fm_exec_valid_pci_bus(const char *s)
         if (want == 'h' && !is_hex(c)) return false;
         if (want == 'f' && !(c >= '0' && c <= '7')) return false;
         if ((want == ':' || want == '.') && c != want) return false;
+    }
+    return true;
+}
+
+bool fm_exec_valid_log_path(const char *s)
+{
+    static const char *const system[] = {"/etc",  "/proc", "/sys",  "/dev",     "/boot",
+                                         "/root", "/run",  "/usr",  "/bin",     "/sbin",
+                                         "/lib",  "/lib32", "/lib64", "/libx32", "/var/lib",
+                                         "/var/run", "/snap", NULL};
+    if (!s || s[0] != '/') return false;
+    size_t n = strlen(s);
+    if (n < 2 || n > 255 || s[n - 1] == '/') return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!(is_alnum(c) || c == '.' || c == '_' || c == '-' || c == '+' || c == '@' ||
+              c == '=' || c == ',' || c == '~' || c == '/'))
+            return false;
+    }
+    /* components: none empty, ".", or ".." (no way out of where it names) */
+    for (const char *p = s + 1; *p;) {
+        size_t l = strcspn(p, "/");
+        if (l == 0 || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+        p += l;
+        if (*p) p++;
+    }
+    for (int i = 0; system[i]; i++) {
+        size_t l = strlen(system[i]);
+        if (strncmp(s, system[i], l) == 0 && s[l] == '/') return false;
     }
     return true;
 }
@@ -212,6 +251,20 @@ int fm_cmd_build(fm_cmd_id cmd, const fm_cmd_args *a, int max_diag_level, fm_cmd
                    -1;
         }
         if (push(line, "-i", err) || push(line, a->pci_bus, err)) return -1;
+        break;
+    }
+    case ARG_PATH_REQ: {
+        char clip[64];
+        bool term = memchr(a->path, '\0', sizeof a->path) != NULL;
+        if (!term || !fm_exec_valid_log_path(a->path)) {
+            fm_clip(clip, sizeof clip, term ? a->path : "(unterminated)");
+            return fm_err_set(err, FM_ERR_INVALID,
+                              "job log path '%s' is not an absolute path of plain characters "
+                              "outside the system directories",
+                              clip),
+                   -1;
+        }
+        if (push(line, a->path, err)) return -1;
         break;
     }
     case ARG_LEVEL_REQ: {

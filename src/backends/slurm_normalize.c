@@ -833,6 +833,26 @@ json_t *fm_slurm_norm_job(const json_t *raw, fm_err *err)
     if (g < 0) g = tres_gpus(slurm_str(raw, "tres_per_node"));
     if (g < 0) g = tres_gpus(slurm_str(raw, "tres_req_str"));
     json_object_set_new(j, "gpus", json_integer(g < 0 ? 0 : g));
+    /* Output paths as Slurm stores them (patterns like %j unexpanded; ""
+     * is the default slurm-%j.out in the working directory).  Only when the
+     * answer carries them: squeue --json does, slurmrestd before v0.0.39
+     * does not. */
+    const char *so = json_string_value(json_object_get(raw, "standard_output"));
+    if (so) {
+        const char *se = slurm_str(raw, "standard_error");
+        const char *wd = slurm_str(raw, "current_working_directory");
+        const char *bh = slurm_str(raw, "batch_host");
+        json_object_set_new(j, "std_out", json_stringn_nocheck(so, strnlen(so, MAX_FIELD)));
+        json_object_set_new(j, "std_err", se ? str_or_null(se) : json_string(""));
+        json_object_set_new(j, "work_dir", str_or_null(wd));
+        json_object_set_new(j, "batch_host", str_or_null(bh));
+        long long aj, at;
+        if (slurm_num(json_object_get(raw, "array_job_id"), &aj) && aj > 0 &&
+            slurm_num(json_object_get(raw, "array_task_id"), &at) && at >= 0) {
+            json_object_set_new(j, "array_job_id", json_integer(aj));
+            json_object_set_new(j, "array_task_id", json_integer(at));
+        }
+    }
     return j;
 }
 

@@ -406,12 +406,14 @@ static int take_slurm(run *r, const json_t *sl, fm_err *err)
     {
         if (!json_is_object(v)) continue;
         char b1[32], b2[32], b3[32];
-        char b4[32], b5[32], b6[32];
+        char b4[32], b5[32], b6[32], b7[32];
         char *s =
-            own(r, fmt("state=%.40s reason=%.80s exit=%.16s name=%.80s nodes=%.200s job=%.20s",
+            own(r, fmt("state=%.40s reason=%.80s exit=%.16s name=%.80s nodes=%.200s job=%.20s "
+                       "partition=%.40s",
                        jstr(v, "state", b1, sizeof b1), jstr(v, "reason", b2, sizeof b2),
                        jstr(v, "exit_code", b3, sizeof b3), jstr(v, "name", b4, sizeof b4),
-                       jstr(v, "nodes", b5, sizeof b5), jstr(v, "job_id", b6, sizeof b6)));
+                       jstr(v, "nodes", b5, sizeof b5), jstr(v, "job_id", b6, sizeof b6),
+                       jstr(v, "partition", b7, sizeof b7)));
         if (s) add_line(r, DS_JOBS, s, strlen(s), (int)i);
     }
     return 0;
@@ -742,6 +744,22 @@ static json_t *with_devices(run *r, const diag_metric *m, const json_t *metrics,
     return dev;
 }
 
+/* Device key -> latest value of the samples named like a signature's `vs`
+ * field (new object). */
+static json_t *vs_values(run *r, const diag_metric *m, const json_t *metrics, size_t n)
+{
+    json_t *dev = json_object();
+    for (size_t j = 0; dev && j < n; j++) {
+        const json_t *o = json_array_get(metrics, j);
+        const char *on = json_string_value(json_object_get(o, "name"));
+        if (!diag_re_match(&m->vs_name, on, strlen(on), r->md)) continue;
+        char k[300];
+        device_key(json_object_get(o, "labels"), k, sizeof k);
+        json_object_set_new(dev, k, json_real(json_number_value(json_object_get(o, "value"))));
+    }
+    return dev;
+}
+
 /* host and node name the same machine (short name or FQDN of it). */
 static bool same_host(const char *host, const char *node)
 {
@@ -792,6 +810,53 @@ static int healthy_idx(run *r)
     return diag_class_index(r->db, "healthy");
 }
 
+static int cmp_double(const void *a, const void *b);
+
+/* One series far above its peers: the latest value of every matching
+ * series against their median.  One slow rank among many is its node; many
+ * slow ones are the job (or the whole fabric), not one node. */
+static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, size_t n, char **keys,
+                           const json_t *idx)
+{
+    enum { MAXS = 512 };
+    double vals[MAXS], sorted[MAXS];
+    size_t at[MAXS];
+    int ns = 0;
+    const diag_metric *m = &g->m;
+    for (size_t i = 0; i < n && ns < MAXS; i++) {
+        const json_t *s = json_array_get(metrics, i);
+        const char *name = json_string_value(json_object_get(s, "name"));
+        const json_t *labels = json_object_get(s, "labels");
+        if (!diag_re_match(&m->name, name, strlen(name), r->md) || !labels_ok(r, m, labels))
+            continue;
+        const json_t *e = json_object_get(idx, keys[i]);
+        if ((size_t)json_integer_value(json_array_get(e, 1)) != i) continue;
+        double v = json_number_value(json_object_get(s, "value"));
+        if (!cmp(m->op, v, m->thr)) continue;
+        vals[ns] = v;
+        at[ns++] = i;
+    }
+    if (ns < m->min_series || ns < 3) return;
+    memcpy(sorted, vals, (size_t)ns * sizeof *vals);
+    qsort(sorted, (size_t)ns, sizeof *sorted, cmp_double);
+    double med = sorted[ns / 2];
+    int worst = 0, slow = 0;
+    for (int q = 0; q < ns; q++) {
+        if (vals[q] > vals[worst]) worst = q;
+        slow += vals[q] >= m->outlier * med;
+    }
+    if (med <= 0 || vals[worst] < m->outlier * med || (slow > 1 && slow * 4 > ns)) return;
+    const json_t *s = json_array_get(metrics, at[worst]);
+    const json_t *labels = json_object_get(s, "labels");
+    char note[160];
+    snprintf(note, sizeof note, " (%.1fx the median %g of %d series%s)", vals[worst] / med, med, ns,
+             slow == 1 ? ", the only one" : "");
+    for (int c = 0; c < g->ncls; c++)
+        add_hit(r, g->cls[c], DK_METRICS, g->strength, g->group,
+                metric_evidence(json_string_value(json_object_get(s, "name")), labels, vals[worst],
+                                note));
+}
+
 static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t n, char **keys,
                        const json_t *idx)
 {
@@ -801,7 +866,12 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
     if ((g->also.code && !any_line_matches(r, &g->also, ~(1u << DS_METRICS))) ||
         !cross_source_ok(r, g))
         return;
+    if (m->outlier > 0) {
+        metric_outlier(r, g, metrics, n, keys, idx);
+        return;
+    }
     json_t *dev = m->has_with ? with_devices(r, m, metrics, n) : NULL;
+    json_t *vsv = m->has_vs ? vs_values(r, m, metrics, n) : NULL;
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(metrics, i);
         const char *name = json_string_value(json_object_get(s, "name"));
@@ -819,7 +889,18 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             v -= json_number_value(json_object_get(json_array_get(metrics, first), "value"));
             snprintf(note, sizeof note, " (rose by %g)", v);
         }
-        if (!cmp(m->op, v, m->thr)) continue;
+        double thr = m->thr;
+        if (vsv) {
+            /* against another field of the same GPU: absent, not judged */
+            char k[300];
+            device_key(labels, k, sizeof k);
+            const json_t *ov = json_object_get(vsv, k);
+            if (!ov || json_real_value(ov) <= 0) continue;
+            thr = m->vs_factor * json_real_value(ov);
+            snprintf(note, sizeof note, " (%.0f%% of %g)", 100.0 * v / json_real_value(ov),
+                     json_real_value(ov));
+        }
+        if (!cmp(m->op, v, thr)) continue;
         if (m->sustained) {
             /* over time: every sample of this series, and enough of them */
             int ns = 0;
@@ -829,7 +910,7 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
                     ns++;
                     all = cmp(m->op,
                               json_number_value(json_object_get(json_array_get(metrics, j), "value")),
-                              m->thr);
+                              thr);
                 }
             if (!all || ns < m->sustained) continue;
             snprintf(note, sizeof note, " (all %d samples)", ns);
@@ -873,6 +954,7 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
         }
     }
     json_decref(dev);
+    json_decref(vsv);
     if (!g->xid && series > 0 && series < m->min_series) {
         /* not enough series: withdraw this signature's hits */
         for (int k = first_hit; k < r->nhits; k++)

@@ -54,6 +54,14 @@ typedef struct diag_metric {
     diag_re with_name;
     int with_op;
     double with_thr;
+    /* vs: the threshold is vs_factor times the latest sample of another
+     * field on the same GPU (a power limit against its default) */
+    bool has_vs;
+    diag_re vs_name;
+    double vs_factor;
+    /* outlier: one series' latest value at least this many times the
+     * median of all matching series (one slow rank among its peers) */
+    double outlier;
 } diag_metric;
 
 typedef struct diag_sig {

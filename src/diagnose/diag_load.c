@@ -221,6 +221,13 @@ static int load_metric(loadctx *lc, diag_metric *m, const json_t *o, const char 
         m->with_op = op_of(json_string_value(json_object_get(w, "op")));
         m->with_thr = json_number_value(json_object_get(w, "threshold"));
     }
+    const json_t *vs = json_object_get(o, "vs");
+    if (vs) {
+        m->has_vs = true;
+        if (compile(lc, &m->vs_name, json_string_value(json_object_get(vs, "name")), p)) return -1;
+        m->vs_factor = json_number_value(json_object_get(vs, "factor"));
+    }
+    m->outlier = json_number_value(json_object_get(o, "outlier"));
     return 0;
 }
 
@@ -654,6 +661,7 @@ void fm_diag_free(struct fm_diag_db *db)
         re_free(&g->ctx_stop);
         re_free(&g->m.name);
         re_free(&g->m.with_name);
+        re_free(&g->m.vs_name);
         for (int j = 0; j < g->m.nlabels; j++) {
             free(g->m.label_key[j]);
             re_free(&g->m.label_re[j]);

@@ -90,8 +90,10 @@ static json_t *job_fields(const json_t *j)
     return o;
 }
 
+/* *jobs_out (may be NULL) receives Slurm's job records on the node (new
+ * reference, or NULL), for their output files. */
 static void collect_slurm(fm_ctx *ctx, const char *node, json_int_t job_id, json_t *sig,
-                          json_t *info, size_t max_jobs)
+                          json_t *info, size_t max_jobs, json_t **jobs_out)
 {
     fm_err e = {0};
     json_t *n = ctx->be.slurm->node(ctx->be.slurm_st, node, &e);
@@ -126,7 +128,10 @@ static void collect_slurm(fm_ctx *ctx, const char *node, json_int_t job_id, json
             json_array_append_new(out, job_fields(j));
         }
         json_object_set_new(slurm, "jobs", out);
-        json_decref(jobs);
+        if (jobs_out)
+            *jobs_out = jobs;
+        else
+            json_decref(jobs);
     } else {
         note(json_object_get(info, "errors"), "slurm jobs on %s: %s: %s", node, &e);
     }
@@ -343,6 +348,199 @@ static void collect_exec(fm_ctx *ctx, const char *node, json_t *sig, json_t *inf
     if (any) json_array_append_new(json_object_get(info, "sources"), json_string("ssh"));
 }
 
+/* ---- the output logs of the last jobs on the node ------------------------ */
+
+#define MAX_JOB_LOGS 3        /* newest jobs whose output files are read */
+#define MAX_JOB_LOG_LINES 400 /* per file, the newest */
+
+/* Expands Slurm's filename pattern (sbatch -o) for job j into out: %j %J
+ * %A %a %u %x %N %n %t %s %%, each with an optional zero-pad width.
+ * False for anything else (a pattern it cannot know, or too long). */
+static bool expand_out_path(const json_t *j, const char *pat, char *out, size_t n)
+{
+    char b[64];
+    size_t o = 0;
+    for (const char *p = pat; *p; p++) {
+        const char *rep = b;
+        if (*p != '%') {
+            if (o + 1 >= n) return false;
+            out[o++] = *p;
+            continue;
+        }
+        p++;
+        int width = 0;
+        while (*p >= '0' && *p <= '9' && width < 10)
+            width = width * 10 + (*p++ - '0');
+        if (width > 10) return false;
+        long long num = -1;
+        switch (*p) {
+        case '%':
+            rep = "%";
+            break;
+        case 'j':
+        case 'J':
+            num = json_integer_value(json_object_get(j, "job_id"));
+            break;
+        case 'A':
+            num = json_object_get(j, "array_job_id")
+                      ? json_integer_value(json_object_get(j, "array_job_id"))
+                      : json_integer_value(json_object_get(j, "job_id"));
+            break;
+        case 'a':
+            num = json_object_get(j, "array_task_id")
+                      ? json_integer_value(json_object_get(j, "array_task_id"))
+                      : 4294967294LL; /* what Slurm writes for a non-array job */
+            break;
+        case 'n':
+        case 't':
+            num = 0;
+            break;
+        case 's':
+            rep = "batch";
+            break;
+        case 'u':
+        case 'x':
+        case 'N': {
+            const char *k = *p == 'u' ? "user" : *p == 'x' ? "name" : "batch_host";
+            rep = json_string_value(json_object_get(j, k));
+            if (!rep) return false;
+            break;
+        }
+        default:
+            return false;
+        }
+        if (num >= 0) snprintf(b, sizeof b, "%0*lld", width, num);
+        size_t l = strlen(rep);
+        if (o + l >= n) return false;
+        memcpy(out + o, rep, l);
+        o += l;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* The file behind one of a job's output patterns: "" is Slurm's default
+ * (slurm-%j.out, slurm-%A_%a.out for an array task) and a relative pattern
+ * is under the job's working directory. */
+static bool job_out_file(const json_t *j, const char *pat, char *out, size_t n)
+{
+    const char *wd = json_string_value(json_object_get(j, "work_dir"));
+    char full[512];
+    if (!*pat) pat = json_object_get(j, "array_task_id") ? "slurm-%A_%a.out" : "slurm-%j.out";
+    if (pat[0] == '/')
+        snprintf(full, sizeof full, "%s", pat);
+    else if (wd && wd[0] == '/')
+        snprintf(full, sizeof full, "%s/%s", wd, pat);
+    else
+        return false;
+    return strlen(full) < sizeof full - 1 && expand_out_path(j, full, out, n) &&
+           fm_exec_valid_log_path(out);
+}
+
+static int cmp_job_desc(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "job_id"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "job_id"));
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Reads the tail of the output (and error, when separate) file of the
+ * newest MAX_JOB_LOGS jobs on the node, the asked job first, over the
+ * executor's catalog entry (validated path, argv, never a shell string),
+ * on the job's batch host where its file is.  Their lines go to job_log. */
+static void collect_job_logs(fm_ctx *ctx, const char *node, json_int_t job_id, const json_t *jobs,
+                             json_t *sig, json_t *info)
+{
+    size_t nj = json_array_size(jobs);
+    if (!nj) return;
+    json_t **order = calloc(nj, sizeof *order);
+    if (!order) return;
+    size_t k = 0, i;
+    json_t *j;
+    json_array_foreach(jobs, i, j)
+    {
+        /* a pending job has written nothing yet */
+        const char *st = json_string_value(json_object_get(j, "state"));
+        bool pending = st && strncmp(st, "PENDING", 7) == 0;
+        if (json_is_string(json_object_get(j, "std_out")) && !pending) order[k++] = j;
+    }
+    qsort(order, k, sizeof *order, cmp_job_desc);
+    for (i = 0; job_id && i < k; i++)
+        if (json_integer_value(json_object_get(order[i], "job_id")) == job_id) {
+            json_t *t = order[i];
+            memmove(order + 1, order, i * sizeof *order);
+            order[0] = t;
+            break;
+        }
+    if (k == 0 && json_array_size(json_object_get(info, "errors")) < 8)
+        note(json_object_get(info, "errors"),
+             "job logs on %s: the Slurm answer names no output files (slurmrestd before "
+             "v0.0.39 omits them; the cli backend has them)%s%s",
+             node, NULL);
+    json_t *jlog = json_object_get(sig, "job_log");
+    if (!jlog) {
+        jlog = json_array();
+        json_object_set_new(sig, "job_log", jlog);
+    }
+    int read = 0;
+    for (i = 0; i < k && i < MAX_JOB_LOGS; i++) {
+        const json_t *jb = order[i];
+        const char *host = json_string_value(json_object_get(jb, "batch_host"));
+        if (!host || !fm_exec_valid_node(host)) host = node;
+        char paths[2][256];
+        int np = 0;
+        if (job_out_file(jb, json_string_value(json_object_get(jb, "std_out")), paths[0],
+                         sizeof paths[0]))
+            np++;
+        const char *se = json_string_value(json_object_get(jb, "std_err"));
+        if (se && *se && job_out_file(jb, se, paths[np], sizeof paths[np]) &&
+            (np == 0 || strcmp(paths[0], paths[np]) != 0))
+            np++;
+        for (int p = 0; p < np; p++) {
+            fm_cmd_args a;
+            fm_cmd_args_init(&a);
+            snprintf(a.path, sizeof a.path, "%s", paths[p]);
+            fm_exec_result r;
+            memset(&r, 0, sizeof r);
+            fm_err e = {0};
+            char what[320];
+            snprintf(what, sizeof what, "job %lld output %s",
+                     (long long)json_integer_value(json_object_get(jb, "job_id")), paths[p]);
+            if (ctx->be.exec->run(ctx->be.exec_st, host, FM_CMD_JOB_LOG_TAIL, &a, &r, &e)) {
+                note(json_object_get(info, "errors"), "ssh %.300s: %s: %.200s", what, &e);
+                continue;
+            }
+            if (r.exit_status != 0) {
+                fm_err ne = {0};
+                fm_err_set(&ne, FM_ERR_NOT_FOUND, "not readable on %s (tail exit %d)", host,
+                           r.exit_status);
+                note(json_object_get(info, "errors"), "%.300s: %s: %.200s", what, &ne);
+                fm_exec_result_free(&r);
+                continue;
+            }
+            /* a cut first line is a fragment: start at the next one */
+            const char *t = r.out;
+            size_t tl = r.out_len;
+            if (tl >= 65536) {
+                const char *nl = memchr(t, '\n', tl);
+                tl = nl ? tl - (size_t)(nl + 1 - t) : 0;
+                t = nl ? nl + 1 : t;
+            }
+            json_t *all = json_array();
+            add_lines(all, t, tl, MAX_COLLECT_LINES, "");
+            size_t n = json_array_size(all);
+            for (size_t q = n > MAX_JOB_LOG_LINES ? n - MAX_JOB_LOG_LINES : 0;
+                 q < n && json_array_size(jlog) < MAX_COLLECT_LINES; q++)
+                json_array_append(jlog, json_array_get(all, q));
+            json_decref(all);
+            fm_exec_result_free(&r);
+            read++;
+        }
+    }
+    free(order);
+    if (read) json_array_append_new(json_object_get(info, "sources"), json_string("job_logs"));
+}
+
 /* Node mode: builds signals (new) from the configured backends. */
 static json_t *collect(fm_ctx *ctx, const char *node, json_int_t job_id, json_t *info, fm_err *err)
 {
@@ -357,18 +555,22 @@ static json_t *collect(fm_ctx *ctx, const char *node, json_int_t job_id, json_t 
     size_t max_jobs = (size_t)fm_cfg_int(sec, "max_jobs", 200);
     json_t *sig = json_pack("{s:s}", "node", node);
     json_t *missing = json_object_get(info, "missing");
+    json_t *jobs = NULL;
     if (ctx->be.slurm)
-        collect_slurm(ctx, node, job_id, sig, info, max_jobs);
+        collect_slurm(ctx, node, job_id, sig, info, max_jobs, &jobs);
     else
         json_array_append_new(missing, json_string("slurm"));
     if (ctx->be.metrics)
         collect_metrics(ctx, node, sig, info);
     else
         json_array_append_new(missing, json_string("metrics"));
-    if (ctx->be.exec)
+    if (ctx->be.exec) {
         collect_exec(ctx, node, sig, info, kmax);
-    else
+        collect_job_logs(ctx, node, job_id, jobs, sig, info);
+    } else {
         json_array_append_new(missing, json_string("ssh"));
+    }
+    json_decref(jobs);
     if (json_array_size(json_object_get(info, "sources")) == 0) {
         json_t *e0 = json_array_get(json_object_get(info, "errors"), 0);
         fm_err_set(err, FM_ERR_UNAVAILABLE, "no evidence collected for %s: %s", node,

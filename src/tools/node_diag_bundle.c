@@ -88,6 +88,7 @@ static json_t *highlights(fm_cmd_id cmd, const fm_exec_result *r, size_t xid_lin
     case FM_CMD_NVSMI_RESET:
     case FM_CMD_DCGMI_DIAG:
     case FM_CMD_KERNEL_LOG:
+    case FM_CMD_JOB_LOG_TAIL:
         break;
     }
     return json_object();

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +65,8 @@ def main():
                 gpu_state("init", node, "--sku", "a100" if node.startswith("gpu-b") else "h100")
     failed += rising_counter()
     failed += stock_exporter()
-    print(f"collect: {len(CASES) + 5 - failed} passed, {failed} failed")
+    failed += job_logs()
+    print(f"collect: {len(CASES) + 7 - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
@@ -161,6 +163,87 @@ def stock_exporter():
     finally:
         c.close()
         gpu_state("init", node, "--sku", "a100")
+    return failed
+
+
+def job_logs():
+    """Node mode reads the output files of the last jobs on the node: the
+    paths come from Slurm's job record (squeue --json, the cli backend), %j
+    and the default slurm-%j.out expanded, read over SSH with tail.  A job
+    that dies of a CUDA OOM and one that hits an NCCL watchdog timeout are
+    found from the node name alone.  Returns failures."""
+    node = "gpu-a03"
+    out_dir = tempfile.mkdtemp(prefix="joblogs.", dir=STACK)
+    os.chmod(out_dir, 0o755)  # the SSH account reads the files
+    env = dict(os.environ, SLURM_CONF=os.path.join(STACK, "slurm", "slurm.conf"))
+    oom = ("echo 'step 120 | loss 2.31 | tok/s 8100'; "
+           "echo 'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 4.00 GiB. "
+           "GPU 0 has a total capacity of 79.10 GiB of which 1.2 GiB is free.'; exit 1")
+    nccl = ("echo '[rank3]:[E1206 06:51:19 ProcessGroupNCCL.cpp:632] [Rank 3] Watchdog caught "
+            "collective operation timeout: WorkNCCL(SeqNum=4410, OpType=ALLREDUCE, "
+            "Timeout(ms)=600000) ran for 600012 milliseconds before timing out.'; "
+            "echo '[rank1]:[E1206 06:51:19 ProcessGroupNCCL.cpp:632] [Rank 1] Watchdog caught "
+            "collective operation timeout: WorkNCCL(SeqNum=4412, OpType=ALLREDUCE, "
+            "Timeout(ms)=600000) ran for 600003 milliseconds before timing out.'; exit 1")
+    cfg = os.path.join(STACK, "fleetmcp-cli.yaml")
+    failed = 0
+
+    def submit(script, *opts):
+        p = subprocess.run(["sbatch", "--parsable", "-w", node, *opts, "--wrap", script],
+                           env=env, capture_output=True, text=True, timeout=30, check=True)
+        return int(p.stdout.strip().split(";")[0])
+
+    def finished(job):
+        for _ in range(60):  # at most 30 s
+            p = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"], env=env,
+                               capture_output=True, text=True, timeout=30)
+            if p.stdout.strip() not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+                return True
+            time.sleep(0.5)
+        return False
+
+    c = Mcp([os.path.join(ROOT, "build", "fleetmcp"), "--config", cfg], dict(os.environ))
+    try:
+        c.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "diagnose-collect", "version": "1"}})
+        c.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        # 1: an explicit -o pattern with %x and %j
+        job = submit(oom, "-J", "train-oom", "-o", os.path.join(out_dir, "%x-%j.out"))
+        done = finished(job)
+        res = c.request("tools/call", {"name": "diagnose",
+                                       "arguments": {"node": node, "job_id": job}})
+        sc = res.get("structuredContent", {})
+        top = sc.get("top", {})
+        ev = " | ".join(top.get("evidence", []))
+        ok = (done and top.get("fault_class") == "oom_batch_size" and "Tried to allocate" in ev
+              and "job_logs" in sc.get("collected", {}).get("sources", []))
+        print(f"{'ok  ' if ok else 'FAIL'} {node}: job {job} writes a CUDA OOM to "
+              f"{out_dir}/%x-%j.out -> {top.get('fault_class')} {top.get('confidence')}"
+              f" collected={json.dumps(sc.get('collected'))}")
+        if not ok:
+            print("     evidence:", ev[:600])
+        failed += not ok
+        # 2: no -o at all: Slurm's default slurm-%j.out in the working directory
+        job2 = submit(nccl, "-J", "train-nccl", "-D", out_dir)
+        done = finished(job2)
+        res = c.request("tools/call", {"name": "diagnose",
+                                       "arguments": {"node": node, "job_id": job2}})
+        sc = res.get("structuredContent", {})
+        top = sc.get("top", {})
+        # the OOM job's log is read too (the last jobs on the node): the
+        # timeouts must be found among the ranked classes
+        ranked = {c.get("fault_class"): " | ".join(c.get("evidence", []))
+                  for c in sc.get("classes", [])}
+        ev = ranked.get("nccl_rank_divergence", "")
+        ok = done and "Watchdog caught collective operation timeout" in ev
+        print(f"{'ok  ' if ok else 'FAIL'} {node}: job {job2} writes NCCL watchdog timeouts at"
+              f" different SeqNums to its default slurm-{job2}.out -> nccl_rank_divergence among"
+              f" {sorted(k for k in ranked if k)} (top {top.get('fault_class')})")
+        if not ok:
+            print("     classes:", json.dumps(ranked)[:800])
+        failed += not ok
+    finally:
+        c.close()
     return failed
 
 

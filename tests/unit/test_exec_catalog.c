@@ -221,6 +221,56 @@ START_TEST(addresses)
 }
 END_TEST
 
+START_TEST(job_log_paths)
+{
+    static const char *good[] = {"/scratch/u1/slurm-42.out", "/home/a.b/run_7/train-99.err",
+                                 "/lustre/proj+x/logs/job@n1=2,3~.log", "/tmp/x", "/libdata/x"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        ck_assert_msg(fm_exec_valid_log_path(good[i]), "%s", good[i]);
+    static const char *bad[] = {"",
+                                "slurm-42.out",
+                                "-n/x",
+                                "/",
+                                "/scratch/",
+                                "/scratch//x",
+                                "/scratch/../etc/shadow",
+                                "/scratch/./x",
+                                "/scratch/a b",
+                                "/scratch/$(id)",
+                                "/scratch/a;id",
+                                "/scratch/a'b",
+                                "/scratch/%j.out",
+                                "/scratch/a\nb",
+                                "/etc/shadow",
+                                "/proc/1/environ",
+                                "/sys/x",
+                                "/dev/sda",
+                                "/root/.ssh/id_rsa",
+                                "/var/lib/slurm/x",
+                                "/lib64/x",
+                                "/usr/x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(!fm_exec_valid_log_path(bad[i]), "accepted '%s'", bad[i]);
+    ck_assert(!fm_exec_valid_log_path(NULL));
+    /* the argv: options end before the path */
+    fm_cmd_args a;
+    fm_cmd_args_init(&a);
+    fm_cmd_line line;
+    fm_err err;
+    ck_assert_int_eq(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+    snprintf(a.path, sizeof a.path, "/etc/passwd");
+    ck_assert_int_eq(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err), -1);
+    snprintf(a.path, sizeof a.path, "/scratch/u1/slurm-42.out");
+    ck_assert_int_eq(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err), 0);
+    ck_assert_int_eq(line.argc, 5);
+    ck_assert_str_eq(line.argv[0], "tail");
+    ck_assert_str_eq(line.argv[3], "--");
+    ck_assert_str_eq(line.argv[4], "/scratch/u1/slurm-42.out");
+    ck_assert(!fm_cmd_mutates(FM_CMD_JOB_LOG_TAIL));
+}
+END_TEST
+
 START_TEST(pci_pattern)
 {
     ck_assert(fm_exec_valid_pci_bus("00000000:18:00.0"));
@@ -239,6 +289,7 @@ START_TEST(remote_command_is_fully_quoted)
         fm_cmd_args a;
         fm_cmd_args_init(&a);
         snprintf(a.pci_bus, sizeof a.pci_bus, "00000000:18:00.0");
+        snprintf(a.path, sizeof a.path, "/scratch/u1/slurm-42.out");
         a.diag_level = 1;
         a.gpu_index = 5;
         fm_cmd_line line;
@@ -268,6 +319,7 @@ static Suite *exec_catalog_suite(void)
     tcase_add_test(tc, node_names);
     tcase_add_test(tc, addresses);
     tcase_add_test(tc, pci_pattern);
+    tcase_add_test(tc, job_log_paths);
     tcase_add_test(tc, remote_command_is_fully_quoted);
     suite_add_tcase(s, tc);
     return s;
