@@ -16,10 +16,12 @@
 #include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_httpd.h"
 #include "fleetmcp/fm_mcp.h"
+#include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_transport.h"
 #include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
 
 /* The signal handler's only way into the context: a pointer to its stop
  * flag, set once before serving. */
@@ -39,6 +41,7 @@ static void usage(FILE *f)
             "       fleetmcp audit verify [--db FILE] [--config FILE]\n"
             "       fleetmcp store migrate --from sqlite:PATH --to postgresql://URL\n"
             "       fleetmcp metrics [--textfile PATH] [--db FILE] [--config FILE]\n"
+            "       fleetmcp workflows run-due [--db FILE] [--config FILE]\n"
             "       fleetmcp --version | --help\n"
             "\n"
             "Serves MCP (JSON-RPC 2.0, one message per line) on stdin/stdout, or with\n"
@@ -155,6 +158,43 @@ static int cmd_metrics(const char *config, const char *db, const char *textfile)
     return rc ? 1 : 0;
 }
 
+/* One tick of the workflow driver, for a timer (systemd, cron): runs
+ * every parked monitor step whose next sample is due, then exits.  It
+ * continues workflows a gated, approved repair_execute started; it starts
+ * none and resumes no dead one (that stays repair_execute's, approved
+ * again). */
+static int cmd_workflows_run_due(const char *config, const char *db)
+{
+    fm_ctx ctx;
+    fm_err err = {0};
+    if (fm_ctx_open(&ctx, config, db, &err)) {
+        fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    stop_flag = &ctx.stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    snprintf(ctx.session.client_name, sizeof ctx.session.client_name, "fleetmcp-workflows");
+    int rc = 0;
+    if (ctx.cfg.mode == FM_MODE_SHADOW) {
+        fprintf(stderr, "fleetmcp: shadow mode: workflows never run; nothing to do\n");
+    } else if (fm_workflow_init(&ctx, &err)) {
+        fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
+        rc = 1;
+    } else {
+        fm_call call = {.ctx = &ctx, .tool = fm_tool_with_flags(FM_TOOL_RUNS_PLAN)};
+        int n = fm_workflow_run_due(&ctx, &call, 100);
+        printf("workflows run-due: %d parked monitor step(s) sampled\n", n);
+    }
+    stop_flag = NULL;
+    fm_ctx_close(&ctx);
+    return rc;
+}
+
 static int cmd_serve(const char *config, const char *db, const char *http)
 {
     fm_ctx ctx;
@@ -225,13 +265,13 @@ int main(int argc, char **argv)
     /* An unknown command fails before its options, so `fleetmcp bogus --help`
      * does not answer 0. */
     if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && strcmp(cmd, "audit") &&
-        strcmp(cmd, "metrics") && strcmp(cmd, "store")) {
+        strcmp(cmd, "metrics") && strcmp(cmd, "store") && strcmp(cmd, "workflows")) {
         fprintf(stderr, "fleetmcp: unknown command '%s'\n", cmd);
         usage(stderr);
         return 1;
     }
     /* "audit --help" must reach getopt, not be taken for the subcommand. */
-    if (!strcmp(cmd, "audit") || !strcmp(cmd, "store"))
+    if (!strcmp(cmd, "audit") || !strcmp(cmd, "store") || !strcmp(cmd, "workflows"))
         sub = optind < argc && argv[optind][0] != '-' ? argv[optind++] : "";
     while ((c = getopt_long(argc, argv, "c:d:t:h", opts, NULL)) != -1) {
         switch (c) {
@@ -277,7 +317,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    if (!strcmp(cmd, "workflows") && !*sub) {
+        fprintf(stderr, "fleetmcp: workflows needs a subcommand: run-due\n");
+        usage(stderr);
+        return 1;
+    }
     if (!strcmp(cmd, "serve")) return cmd_serve(config, db, http);
+    if (!strcmp(cmd, "workflows") && !strcmp(sub, "run-due")) return cmd_workflows_run_due(config, db);
     if (!strcmp(cmd, "check-config")) return cmd_check_config(config, schema_only);
     if (!strcmp(cmd, "metrics")) return cmd_metrics(config, db, textfile);
     if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(config, db);
