@@ -431,8 +431,7 @@ static int act_ticket(step_ctx *sc, fm_err *err)
 /* runbooks.monitor: time_scale shrinks every window and interval (tests
  * run a day's window in seconds); sample_every_s is the runbook-time gap
  * between samples. */
-static void monitor_timing(fm_ctx *ctx, long long window_s, int64_t *window_ms,
-                           int64_t *every_ms)
+static void monitor_timing(fm_ctx *ctx, long long window_s, int64_t *window_ms, int64_t *every_ms)
 {
     const json_t *m = json_object_get(fm_config_section(&ctx->cfg, "runbooks"), "monitor");
     double scale = fm_cfg_real(m, "time_scale", 1.0);
@@ -449,8 +448,9 @@ static void monitor_timing(fm_ctx *ctx, long long window_s, int64_t *window_ms,
 #define MONITOR_KEEP 20 /* recent samples kept in the workflow's vars */
 
 /* One sample of the node's condition: true if every check is clean.
- * *first gets the first failing check ("xid: 1 Xid line(s)..."). */
-static bool monitor_sample(step_ctx *sc, json_t *mon, char *first, size_t len)
+ * *first gets the first failing check ("xid: 1 Xid line(s)...").  now:
+ * when it started. */
+static bool monitor_sample(step_ctx *sc, json_t *mon, int64_t now, char *first, size_t len)
 {
     const json_t *checks = json_object_get(json_object_get(sc->step, "args"), "checks");
     json_t *dflt = checks ? NULL : json_pack("[s,s,s]", "xid", "ecc_dbe", "nvlink");
@@ -482,7 +482,9 @@ static bool monitor_sample(step_ctx *sc, json_t *mon, char *first, size_t len)
         json_array_remove(recent, 0);
     json_object_set_new(mon, "samples",
                         json_integer(json_integer_value(json_object_get(mon, "samples")) + 1));
-    json_object_set_new(mon, "last_sample_ms", json_integer(fm_now_ms()));
+    /* When it started: the next one is due a whole interval later, however
+     * long this one's SSH round took. */
+    json_object_set_new(mon, "last_sample_ms", json_integer(now));
     if (!ok)
         json_object_set_new(mon, "bad",
                             json_integer(json_integer_value(json_object_get(mon, "bad")) + 1));
@@ -509,9 +511,9 @@ static int act_monitor(step_ctx *sc, fm_err *err)
         monitor_timing(ctx, window_s > 0 ? window_s : 1800, &window_ms, &every_ms);
         mon = json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:[]}", "index",
                         sc->w->step_index, "step", fm_json_str(sc->step, "id", "?"), "started_ms",
-                        (json_int_t)now, "window_end_ms", (json_int_t)(now + window_ms),
-                        "every_ms", (json_int_t)every_ms, "window_s", (json_int_t)window_s,
-                        "samples", 0, "bad", 0, "recent");
+                        (json_int_t)now, "window_end_ms", (json_int_t)(now + window_ms), "every_ms",
+                        (json_int_t)every_ms, "window_s", (json_int_t)window_s, "samples", 0, "bad",
+                        0, "recent");
         json_object_set_new(sc->w->vars, "monitor", mon);
     }
     int64_t end = json_integer_value(json_object_get(mon, "window_end_ms"));
@@ -521,7 +523,8 @@ static int act_monitor(step_ctx *sc, fm_err *err)
     bool ok = true;
     /* Sampled when due (or at the window's end): a claim that comes early
      * takes no extra sample. */
-    if (!last || now >= last + every || now >= end) ok = monitor_sample(sc, mon, first, sizeof first);
+    if (!last || now >= last + every || now >= end)
+        ok = monitor_sample(sc, mon, now, first, sizeof first);
     long long samples = json_integer_value(json_object_get(mon, "samples"));
     json_object_set_new(sc->out, "samples", json_integer(samples));
     char endiso[32];
@@ -1019,8 +1022,7 @@ int fm_workflow_run_due(fm_ctx *ctx, fm_call *call, int max)
     /* The same rule as recovery: only a mutating call or driver the gate
      * let through, never shadow mode.  A parked monitor was approved with
      * its plan; what follows it (verification, escalation) is that plan. */
-    if (!call->tool || call->tool->autonomy == FM_AUTONOMY_READ ||
-        ctx->cfg.mode == FM_MODE_SHADOW)
+    if (!call->tool || call->tool->autonomy == FM_AUTONOMY_READ || ctx->cfg.mode == FM_MODE_SHADOW)
         return 0;
     if (fm_workflow_init(ctx, NULL)) return 0;
     fm_db_stmt *s = NULL;
