@@ -63,14 +63,13 @@ static int check_alert(const json_t *a, size_t i, fm_err *err)
     {
         if (!short_string(v, MAX_LABEL_LEN) || strlen(k) > 128)
             return fm_err_set(err, FM_ERR_INVALID,
-                              "alerts[%zu].labels.%.64s must be a string of at most %d bytes", i,
-                              k, MAX_LABEL_LEN),
+                              "alerts[%zu].labels.%.64s must be a string of at most %d bytes", i, k,
+                              MAX_LABEL_LEN),
                    -1;
     }
     const json_t *ann = json_object_get(a, "annotations");
     if (ann && (!json_is_object(ann) || json_object_size(ann) > MAX_LABELS))
-        return fm_err_set(err, FM_ERR_INVALID, "alerts[%zu].annotations must be an object", i),
-               -1;
+        return fm_err_set(err, FM_ERR_INVALID, "alerts[%zu].annotations must be an object", i), -1;
     json_object_foreach((json_t *)ann, k, v)
     {
         if (!short_string(v, 8192))
@@ -312,10 +311,10 @@ static void remember(fm_ctx *ctx, const char *node, const char *fc, const char *
 
 static void audit_alert(fm_ctx *ctx, const json_t *a, const json_t *outcome, const char *node)
 {
-    json_t *args = json_pack("{s:s, s:O, s:s, s:s}", "status", fm_json_str(a, "status", ""),
-                             "labels", json_object_get(a, "labels"), "fingerprint",
-                             fm_json_str(a, "fingerprint", ""), "startsAt",
-                             fm_json_str(a, "startsAt", ""));
+    json_t *args =
+        json_pack("{s:s, s:O, s:s, s:s}", "status", fm_json_str(a, "status", ""), "labels",
+                  json_object_get(a, "labels"), "fingerprint", fm_json_str(a, "fingerprint", ""),
+                  "startsAt", fm_json_str(a, "startsAt", ""));
     char *res = json_dumps(outcome, JSON_COMPACT);
     fm_audit_rec rec = {.phase = "call",
                         .tool = "alert_intake",
@@ -388,7 +387,8 @@ static void act_on(fm_ctx *ctx, const json_t *a, const char *node, int64_t since
     json_array_foreach(json_object_get(top, "evidence"), i, e)
     {
         if (json_array_size(ev) >= 8) break;
-        snprintf(line, sizeof line, "diagnosis: %.480s", json_string_value(e) ? json_string_value(e) : "");
+        snprintf(line, sizeof line, "diagnosis: %.480s",
+                 json_string_value(e) ? json_string_value(e) : "");
         json_array_append_new(ev, json_string(line));
     }
     json_t *targs = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "summary", summary, "node", node,
@@ -399,8 +399,9 @@ static void act_on(fm_ctx *ctx, const json_t *a, const char *node, int64_t since
     if (t) {
         snprintf(ticket, sizeof ticket, "%s", fm_json_str(t, "key", ""));
         json_object_set_new(out, "ticket", json_string(ticket));
-        json_object_set_new(report, "tickets",
-                            json_integer(json_integer_value(json_object_get(report, "tickets")) + 1));
+        json_object_set_new(
+            report, "tickets",
+            json_integer(json_integer_value(json_object_get(report, "tickets")) + 1));
     } else {
         json_object_set_new(out, "error", json_string(why));
     }
@@ -428,29 +429,31 @@ static void act_on(fm_ctx *ctx, const json_t *a, const char *node, int64_t since
 
 static void count(json_t *report, const char *k)
 {
-    json_object_set_new(report, k, json_integer(json_integer_value(json_object_get(report, k)) + 1));
+    json_object_set_new(report, k,
+                        json_integer(json_integer_value(json_object_get(report, k)) + 1));
 }
 
 json_t *fm_alert_intake(fm_ctx *ctx, const char *body, size_t len, fm_err *err)
 {
     size_t max = fm_alert_max_bytes(ctx);
     if (len > max) {
+        /* The reader stops one byte over the bound: len is not the size. */
         fm_err_set(err, FM_ERR_TOO_LARGE,
-                   "the payload is %zu bytes, over alerts.max_bytes (%zu): nothing was done", len,
+                   "the payload is over alerts.max_bytes (%zu bytes): nothing was done; split it"
+                   " (Alertmanager's max_alerts for this receiver) or raise the bound",
                    max);
         return NULL;
     }
     json_error_t je;
     json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!doc) {
-        fm_err_set(err, FM_ERR_INVALID, "the payload is not JSON (line %d: %.200s): nothing was done",
-                   je.line, je.text);
+        fm_err_set(err, FM_ERR_INVALID,
+                   "the payload is not JSON (line %d: %.200s): nothing was done", je.line, je.text);
         return NULL;
     }
-    if (check_payload(ctx, doc, err)) {
-        char t[400];
-        snprintf(t, sizeof t, "%.380s: nothing was done", err->text);
-        fm_err_set(err, err->code, "%s", t);
+    fm_err bad = {0};
+    if (check_payload(ctx, doc, &bad)) {
+        fm_err_set(err, bad.code, "%.380s: nothing was done", bad.text);
         json_decref(doc);
         return NULL;
     }
@@ -459,9 +462,9 @@ json_t *fm_alert_intake(fm_ctx *ctx, const char *body, size_t len, fm_err *err)
         return NULL;
     }
     int64_t since = fm_now_ms() - fm_cfg_int(section(ctx), "dedup_window_s", 21600) * 1000;
-    json_t *report = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:[]}", "received", 0,
-                               "firing", 0, "resolved", 0, "repeats", 0, "unmapped", 0, "tickets",
-                               0, "plans", 0, "alerts");
+    json_t *report =
+        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:[]}", "received", 0, "firing", 0,
+                  "resolved", 0, "repeats", 0, "unmapped", 0, "tickets", 0, "plans", 0, "alerts");
     json_t *list = json_object_get(report, "alerts");
     size_t i;
     const json_t *a;
@@ -474,9 +477,9 @@ json_t *fm_alert_intake(fm_ctx *ctx, const char *body, size_t len, fm_err *err)
         count(report, status);
         char node[64];
         alert_node(ctx, labels, node, sizeof node);
-        json_t *out = json_pack("{s:s, s:s, s:s}", "alertname",
-                                fm_json_str(labels, "alertname", ""), "status", status,
-                                "fingerprint", fm_json_str(a, "fingerprint", ""));
+        json_t *out =
+            json_pack("{s:s, s:s, s:s}", "alertname", fm_json_str(labels, "alertname", ""),
+                      "status", status, "fingerprint", fm_json_str(a, "fingerprint", ""));
         if (*node) json_object_set_new(out, "node", json_string(node));
         if (!*node) {
             count(report, "unmapped");
