@@ -332,13 +332,37 @@ static void audit_alert(fm_ctx *ctx, const json_t *a, const json_t *outcome, con
     json_decref(args);
 }
 
+/* The alert as diagnose signals (new): an event line, and the alert as
+ * Prometheus itself shows it (ALERTS{alertname, alertstate, ...} 1), its
+ * labels cut to what the diagnose input schema takes. */
+static json_t *alert_signals(const json_t *a, const char *node)
+{
+    const json_t *labels = json_object_get(a, "labels");
+    const json_t *ann = json_object_get(a, "annotations");
+    char line[1200];
+    snprintf(line, sizeof line, "alertmanager: %.200s firing on %s since %.40s: %.400s %.400s",
+             fm_json_str(labels, "alertname", "alert"), node, fm_json_str(a, "startsAt", "?"),
+             fm_json_str(ann, "summary", ""), fm_json_str(ann, "description", ""));
+    json_t *ml = json_pack("{s:s}", "alertstate", "firing");
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)labels, k, v)
+    {
+        if (json_object_size(ml) >= 32) break;
+        if (json_string_length(v) <= 512 && strcmp(k, "alertstate"))
+            json_object_set(ml, k, (json_t *)v);
+    }
+    return json_pack("{s:[s], s:[{s:s, s:o, s:i}]}", "events", line, "metrics", "name", "ALERTS",
+                     "labels", ml, "value", 1);
+}
+
 /* Diagnoses node, then tickets and plans its class unless that was done
  * within the window.  Fills out. */
 static void act_on(fm_ctx *ctx, const json_t *a, const char *node, int64_t since_ms, json_t *out,
                    json_t *report)
 {
     char why[600];
-    json_t *dargs = json_pack("{s:s}", "node", node);
+    json_t *dargs = json_pack("{s:s, s:o}", "node", node, "signals", alert_signals(a, node));
     json_t *d = call(ctx, "diagnose", dargs, why, sizeof why);
     json_decref(dargs);
     if (!d) {

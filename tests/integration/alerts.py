@@ -114,6 +114,11 @@ def run():
     check(rows(env, "repair_execute") == 0 and "DRAIN" not in R.slurm_state("gpu-a01") and
           "DRAIN" not in R.slurm_state("gpu-b01"), "no plan was executed: nothing drained",
           (R.slurm_state("gpu-a01"), R.slurm_state("gpu-b01")))
+    dg = [json.loads(a) for (a,) in env.sql("SELECT args FROM audit WHERE tool='diagnose'")]
+    seen = [((d.get("signals") or {}).get("metrics") or [{}])[0] for d in dg]
+    check(len(dg) == 3 and all(m.get("name") == "ALERTS" and m.get("labels", {}).get("alertname")
+                               for m in seen),
+          "each diagnosis is node mode with the alert as a signal (ALERTS{labels})", dg)
     who = env.sql("SELECT DISTINCT initiator_kind, initiator_name FROM audit")
     check(who == [("agent", "alert-intake")], "every row's caller is the alert intake", who)
     ar = env.sql("SELECT args, result FROM audit WHERE tool='alert_intake' ORDER BY id")
