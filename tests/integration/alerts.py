@@ -13,6 +13,9 @@ with Alertmanager webhook v4 payloads.
            with its labels; every internal call is a gated tools/call by
            "alert-intake".  The same alert sent again is a repeat: no new
            ticket or plan.
+  http:    the same intake at POST /alerts on `fleetmcp serve --http`: a
+           ticket and a plan, 400 for a malformed payload, 413 for too many
+           alerts, 405 for GET.
   refused: not JSON, a wrong version, a bad alert, too many alerts and too
            many bytes are each refused whole with a clear error (exit 2),
            and leave no audit row and no ticket.
@@ -162,12 +165,70 @@ def refused(env):
     check(after == before, "the refusals did nothing (no audit row, no ticket)", after - before)
 
 
+def over_http():
+    print("== POST /alerts on the HTTP listener", flush=True)
+    import socket
+    import urllib.error
+    import urllib.request
+    env = R.Env("alerts-http", extra=EXTRA)
+    R.inject("gpu-a03", "xid79")
+    so = socket.socket()
+    so.bind(("127.0.0.1", 0))
+    port = so.getsockname()[1]
+    so.close()
+    log = open(os.path.join(env.dir, "http.log"), "w")
+    srv = subprocess.Popen([R.SERVER, "serve", "--config", env.cfg, "--http",
+                            f"127.0.0.1:{port}"], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/alerts"
+
+    def post(body, method="POST"):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        rq = urllib.request.Request(url, data=data if method == "POST" else None, method=method,
+                                    headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(rq, timeout=120) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+        except (urllib.error.URLError, ConnectionError, ValueError) as e:
+            return 0, {"error": repr(e)}
+    try:
+        up = R.wait_for(lambda: post(b"{}")[0] in (200, 400), 20)
+        check(up, "the HTTP listener answers on /alerts")
+        st, rep = post(payload(
+            alert("GpuFellOffBus", "e0000000000000e1", Hostname="gpu-a03", severity="critical"),
+            alert("GpuHot", "e0000000000000e2", status="resolved", Hostname="gpu-a03")))
+        check(st == 200 and rep.get("tickets") == 1 and rep.get("plans") == 1 and
+              rep.get("resolved") == 1, "POST /alerts: a ticket and a plan, the resolved one"
+              " recorded", (st, rep))
+        who = env.sql("SELECT DISTINCT client_name FROM audit")
+        check(who == [("alert-intake",)], "its rows name the alert intake as the client", who)
+        st, rep = post(b"[1, 2")
+        check(st == 400 and rep.get("error") == "INVALID" and "nothing was done" in
+              rep.get("message", ""), "a malformed payload: 400, saying why", (st, rep))
+        st, rep = post(payload(*[alert("X", "f0", Hostname="gpu-a03")] * 11))
+        check(st == 413 and rep.get("error") == "TOOLARGE", "too many alerts: 413", (st, rep))
+        st, rep = post(b"", method="GET")
+        check(st == 405, "GET /alerts: 405", (st, rep))
+        check(env.sql("SELECT count(*) FROM audit WHERE tool='ticket_create' AND"
+                      " phase='intent'")[0][0] == 1, "the refusals made nothing")
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+        log.close()
+    restore("gpu-a03")
+
+
 def main():
     restore(*R.NODES)
     t0 = time.time()
     try:
         env = run()
         refused(env)
+        over_http()
     except Exception as e:  # a crash is a failure, not the end
         check(False, "alerts raised", repr(e))
     restore(*R.NODES)
