@@ -722,6 +722,10 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     }
     if (!rc) {
         long long to = json_integer_value(json_object_get(step, "timeout_s"));
+        /* A monitor's timeout_s covers its whole window, but this process
+         * holds it for one sample only: a driver that dies mid-sample must
+         * not strand it for a day. */
+        if (!strcmp(action, "monitor")) to = 120;
         wf_renew_for(ctx, w, (to > 0 ? to : 600) * 1000 + WF_LEASE_MS);
         char msg[200];
         snprintf(msg, sizeof msg, "%s %s: %s", w->node, fm_json_str(step, "id", "?"), action);
@@ -1028,8 +1032,9 @@ int fm_workflow_run_due(fm_ctx *ctx, fm_call *call, int max)
     fm_db_stmt *s = NULL;
     json_t *ids = json_array();
     if (fm_db_prepare_v2(ctx->store.db,
-                         "SELECT id FROM workflows WHERE status='monitoring' AND lease_until_ms<=?"
-                         " ORDER BY lease_until_ms, id LIMIT ?",
+                         "SELECT id FROM workflows WHERE status='monitoring' AND"
+                         " (lease_until_ms<=? OR owner_pid<>0) ORDER BY lease_until_ms, id"
+                         " LIMIT ?",
                          -1, &s, NULL) == FM_DB_OK) {
         fm_db_bind_int64(s, 1, fm_now_ms());
         fm_db_bind_int(s, 2, max > 0 ? max : 1);
@@ -1045,7 +1050,9 @@ int fm_workflow_run_due(fm_ctx *ctx, fm_call *call, int max)
         if (fm_call_stopping(call)) break;
         wf_row w;
         /* The claim is a compare-and-set: two drivers never sample the
-         * same workflow twice. */
+         * same workflow twice.  Parked (no owner): due once the lease
+         * passed.  Owned: only if its driver died mid-sample (pid gone on
+         * this host, or the one-sample lease ran out). */
         if (wf_load(ctx, json_string_value(id), &w, NULL) || !wf_claim(ctx, &w)) {
             wf_row_free(&w);
             continue;

@@ -2,17 +2,19 @@
 """Monitor steps hold their window (issue 18) against the real stack.
 
 rb-gpu-sram-ecc-rate ends with `watch`, a monitor step of 86,400 s; with
-runbooks.monitor.time_scale 0.0002 it lasts about 17 s and is sampled
-every 3 s (sample_every_s 15000, scaled).  Each tool call is its own
-fleetmcp process (mcp-cli over stdio), so the server that started the
-workflow is gone while it monitors: whatever continues it is a restart.
+runbooks.monitor.time_scale 0.0005 it lasts 43 s and is sampled every 8 s
+(sample_every_s 16000, scaled): wide enough for a loaded machine.  Each
+tool call is its own fleetmcp process (mcp-cli over stdio), so the server
+that started the workflow is gone while it monitors: whatever continues it
+is a restart.
 
   clean:  repair_execute returns with the workflow parked as "monitoring"
           (window end, one sample), long before the window ends; no process
           owns it; `fleetmcp workflows run-due` before the next sample is
           due samples nothing; each due run-due takes one sample and parks
-          it again; a second plan for the node is refused while it
-          monitors; after the window the workflow continues and ends done,
+          it again; a run-due killed with SIGKILL mid-sample is taken over
+          by the next at once; a second plan for the node is refused while
+          it monitors; after the window the workflow continues and ends done,
           the watch step one row with every sample clean.
   bad:    the same runbook on another node; an NVLink fault (Xid 74) is
           injected mid-window; the next due sample is bad and the workflow
@@ -21,6 +23,8 @@ workflow is gone while it monitors: whatever continues it is a restart.
 Driven by tests/integration/monitor.sh.
 """
 import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -29,10 +33,10 @@ import remediation as R  # noqa: E402  (helpers only)
 
 check, sh, wait_for, restore = R.check, R.sh, R.wait_for, R.restore
 
-SCALE = 0.0002
+SCALE = 0.0005
 WINDOW = 86400 * SCALE  # the watch step's window, in real seconds
 EXTRA = ("guardrails:\n  max_per_domain: 10\n  min_schedulable_share: 0\n"
-         f"runbooks:\n  monitor:\n    time_scale: {SCALE}\n    sample_every_s: 15000\n")
+         f"runbooks:\n  monitor:\n    time_scale: {SCALE}\n    sample_every_s: 16000\n")
 
 
 def start(env, node):
@@ -101,6 +105,37 @@ def clean():
     rc, sc, err = env.call("repair_plan", node=node, fault_class="gpu_sram_ecc_rate")
     check(rc != 0 and wf in err, "a second plan for the node is refused, naming the monitoring"
           " workflow", err[-600:])
+    killed = False
+    for _ in range(3):
+        # A driver killed with SIGKILL mid-sample (it owns the workflow,
+        # its SSH probe in flight): the next run-due takes it over at once.
+        doc = get(env, wf)
+        before = (doc.get("monitor") or {}).get("samples", 0)
+        until_due(doc)
+        p = subprocess.Popen([R.SERVER, "workflows", "run-due", "--config", env.cfg],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        end = time.time() + 10
+        while time.time() < end and p.poll() is None:
+            owner = env.sql("SELECT owner_pid FROM workflows WHERE id=?", (wf,))
+            if owner and owner[0][0] == p.pid:
+                os.kill(p.pid, signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.01)
+        p.communicate(timeout=30)
+        if killed:
+            break
+    check(killed, "a run-due was killed with SIGKILL while it owned the workflow")
+    doc = get(env, wf)
+    check(doc.get("status") == "monitoring" and doc.get("owner", {}).get("alive") is False,
+          "after the kill: still monitoring, its owner dead", (doc.get("status"),
+                                                                 doc.get("owner")))
+    n, text = run_due(env)
+    after = get(env, wf)
+    check(n == 1 and (after.get("monitor") or {}).get("samples") == before + 1 and
+          watch_rows(env, wf) == [("monitoring",)],
+          "the next run-due takes it over at once and samples it (still one step row)",
+          (text, after.get("monitor"), watch_rows(env, wf)))
     t_end = time.time() + WINDOW + 30
     while time.time() < t_end:
         doc = get(env, wf)
