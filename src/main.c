@@ -160,6 +160,27 @@ static int cmd_metrics(const char *config, const char *db, const char *textfile)
     return rc ? 1 : 0;
 }
 
+/* Opens the context for a command that acts (run-due, alert) under the
+ * client name who, with SIGTERM and SIGINT setting its stop flag so the
+ * work in flight ends cleanly.  -1 (said on stderr) if it cannot open. */
+static int open_acting(fm_ctx *ctx, const char *config, const char *db, const char *who)
+{
+    fm_err err = {0};
+    if (fm_ctx_open(ctx, config, db, &err)) {
+        fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
+        return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    stop_flag = &ctx->stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    snprintf(ctx->session.client_name, sizeof ctx->session.client_name, "%s", who);
+    return 0;
+}
+
 /* One tick of the workflow driver, for a timer (systemd, cron): runs
  * every parked monitor step whose next sample is due, then exits.  It
  * continues workflows a gated, approved repair_execute started; it starts
@@ -169,18 +190,7 @@ static int cmd_workflows_run_due(const char *config, const char *db)
 {
     fm_ctx ctx;
     fm_err err = {0};
-    if (fm_ctx_open(&ctx, config, db, &err)) {
-        fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
-        return 1;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_term;
-    sigemptyset(&sa.sa_mask);
-    stop_flag = &ctx.stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    snprintf(ctx.session.client_name, sizeof ctx.session.client_name, "fleetmcp-workflows");
+    if (open_acting(&ctx, config, db, "fleetmcp-workflows")) return 1;
     int rc = 0;
     if (ctx.cfg.mode == FM_MODE_SHADOW) {
         fprintf(stderr, "fleetmcp: shadow mode: workflows never run; nothing to do\n");
@@ -203,19 +213,8 @@ static int cmd_alert(const char *config, const char *db)
 {
     fm_ctx ctx;
     fm_err err = {0};
-    if (fm_ctx_open(&ctx, config, db, &err)) {
-        fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
-        return 1;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_term;
-    sigemptyset(&sa.sa_mask);
-    stop_flag = &ctx.stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     /* The caller every internal tools/call is recorded under. */
-    snprintf(ctx.session.client_name, sizeof ctx.session.client_name, "alert-intake");
+    if (open_acting(&ctx, config, db, "alert-intake")) return 1;
     size_t max = fm_alert_max_bytes(&ctx), len = 0;
     char *buf = malloc(max + 1);
     int rc = 0;

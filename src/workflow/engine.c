@@ -952,15 +952,20 @@ json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *conten
     return out;
 }
 
-int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
+/* Resuming or continuing a workflow acts on nodes.  The gate let call
+ * run; still, a read (or a call with no tool) and shadow mode must never
+ * reach a node through here, whoever calls it. */
+static bool may_drive(fm_ctx *ctx, const fm_call *call)
 {
-    /* Resuming acts on nodes.  The gate let this call run; still, a read
-     * (or a call with no tool) and shadow mode must never reach a node
-     * through here, whoever calls it. */
     if (!call->tool || call->tool->autonomy == FM_AUTONOMY_READ ||
         ctx->cfg.mode == FM_MODE_SHADOW)
-        return 0;
-    if (fm_workflow_init(ctx, NULL)) return 0;
+        return false;
+    return fm_workflow_init(ctx, NULL) == 0;
+}
+
+int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
+{
+    if (!may_drive(ctx, call)) return 0;
     fm_db_stmt *s = NULL;
     json_t *ids = json_array();
     if (fm_db_prepare_v2(ctx->store.db,
@@ -1023,12 +1028,9 @@ int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
 
 int fm_workflow_run_due(fm_ctx *ctx, fm_call *call, int max)
 {
-    /* The same rule as recovery: only a mutating call or driver the gate
-     * let through, never shadow mode.  A parked monitor was approved with
-     * its plan; what follows it (verification, escalation) is that plan. */
-    if (!call->tool || call->tool->autonomy == FM_AUTONOMY_READ || ctx->cfg.mode == FM_MODE_SHADOW)
-        return 0;
-    if (fm_workflow_init(ctx, NULL)) return 0;
+    /* A parked monitor was approved with its plan; what follows it
+     * (verification, escalation) is that plan. */
+    if (!may_drive(ctx, call)) return 0;
     fm_db_stmt *s = NULL;
     json_t *ids = json_array();
     if (fm_db_prepare_v2(ctx->store.db,
