@@ -224,9 +224,8 @@ static const char *severity_of(const json_t *labels)
 
 /* ---- dedup state ------------------------------------------------------- */
 
-/* True if (fingerprint, status) was seen within the window; records it. */
-static bool seen_recently(fm_ctx *ctx, const char *fp, const char *status, const char *node,
-                          int64_t since_ms)
+/* True if (fingerprint, status) was handled within the window. */
+static bool seen_recently(fm_ctx *ctx, const char *fp, const char *status, int64_t since_ms)
 {
     if (!*fp) return false; /* nothing to recognise a repeat by */
     bool seen = false;
@@ -239,7 +238,16 @@ static bool seen_recently(fm_ctx *ctx, const char *fp, const char *status, const
         if (fm_db_step(s) == FM_DB_ROW) seen = fm_db_column_int64(s, 0) >= since_ms;
     }
     fm_db_finalize(s);
-    s = NULL;
+    return seen;
+}
+
+/* Records (fingerprint, status) as handled now.  Only once it was: an
+ * alert whose diagnosis failed is taken again when Alertmanager resends
+ * it. */
+static void mark_seen(fm_ctx *ctx, const char *fp, const char *status, const char *node)
+{
+    if (!*fp) return;
+    fm_db_stmt *s = NULL;
     if (fm_db_prepare_v2(ctx->store.db,
                          "INSERT INTO alert_seen(fingerprint,status,node,last_ms) VALUES(?,?,?,?)"
                          " ON CONFLICT(fingerprint,status) DO UPDATE SET"
@@ -252,7 +260,6 @@ static bool seen_recently(fm_ctx *ctx, const char *fp, const char *status, const
         fm_db_step(s);
     }
     fm_db_finalize(s);
-    return seen;
 }
 
 /* The ticket and plan already made for (node, class) within the window,
@@ -510,13 +517,16 @@ json_t *fm_alert_intake(fm_ctx *ctx, const char *body, size_t len, fm_err *err)
             json_object_set_new(out, "outcome",
                                 json_string("no Slurm node in labels hostname, Hostname, node or"
                                             " instance: recorded only"));
-        } else if (seen_recently(ctx, fm_json_str(a, "fingerprint", ""), status, node, since)) {
+        } else if (seen_recently(ctx, fm_json_str(a, "fingerprint", ""), status, since)) {
             count(report, "repeats");
             json_object_set_new(out, "outcome", json_string("repeat within the window: recorded"));
         } else if (!strcmp(status, "resolved")) {
             json_object_set_new(out, "outcome", json_string("resolved: recorded, not acted on"));
+            mark_seen(ctx, fm_json_str(a, "fingerprint", ""), status, node);
         } else {
             act_on(ctx, a, node, since, out, report);
+            if (!json_object_get(out, "error"))
+                mark_seen(ctx, fm_json_str(a, "fingerprint", ""), status, node);
         }
         audit_alert(ctx, a, out, node);
         json_array_append_new(list, out);

@@ -105,15 +105,20 @@ START_TEST(firing_resolved_unmapped_and_repeats)
      * gate as a tools/call. */
     ck_assert_int_eq(audit_rows(&t.ctx, "alert_intake"), 3);
     ck_assert_int_eq(audit_rows(&t.ctx, "diagnose"), 1);
-    /* The same firing alert again: a repeat, recorded, not diagnosed. */
+    /* Both again: the resolved one is a repeat (recorded only); the firing
+     * one whose diagnosis failed is taken again, not lost as a repeat. */
     const char *again = "{\"version\":\"4\",\"alerts\":[" ALERT(
-        "firing", "{\"alertname\":\"GpuXid\",\"instance\":\"gpu-x01:9400\"}", "f1") "]}";
+        "firing", "{\"alertname\":\"GpuXid\",\"instance\":\"gpu-x01:9400\"}",
+        "f1") "," ALERT("resolved", "{\"alertname\":\"GpuHot\",\"Hostname\":\"gpu-x02\"}",
+                        "f2") "]}";
     r = fm_alert_intake(&t.ctx, again, strlen(again), &err);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(json_integer_value(json_object_get(r, "repeats")), 1);
+    ck_assert_ptr_nonnull(strstr(
+        fm_json_str(json_array_get(json_object_get(r, "alerts"), 1), "outcome", ""), "repeat"));
     json_decref(r);
-    ck_assert_int_eq(audit_rows(&t.ctx, "alert_intake"), 4);
-    ck_assert_int_eq(audit_rows(&t.ctx, "diagnose"), 1);
+    ck_assert_int_eq(audit_rows(&t.ctx, "alert_intake"), 5);
+    ck_assert_int_eq(audit_rows(&t.ctx, "diagnose"), 2);
     /* alerts.max_alerts from the config. */
     refused(
         &t.ctx,
