@@ -9,6 +9,7 @@
 
 
 
+#include "fleetmcp/fm_alert.h"
 #include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_db.h"
@@ -16,10 +17,12 @@
 #include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_httpd.h"
 #include "fleetmcp/fm_mcp.h"
+#include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_transport.h"
 #include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
 
 /* The signal handler's only way into the context: a pointer to its stop
  * flag, set once before serving. */
@@ -39,6 +42,8 @@ static void usage(FILE *f)
             "       fleetmcp audit verify [--db FILE] [--config FILE]\n"
             "       fleetmcp store migrate --from sqlite:PATH --to postgresql://URL\n"
             "       fleetmcp metrics [--textfile PATH] [--db FILE] [--config FILE]\n"
+            "       fleetmcp workflows run-due [--db FILE] [--config FILE]\n"
+            "       fleetmcp alert --stdin [--db FILE] [--config FILE]\n"
             "       fleetmcp --version | --help\n"
             "\n"
             "Serves MCP (JSON-RPC 2.0, one message per line) on stdin/stdout, or with\n"
@@ -155,6 +160,96 @@ static int cmd_metrics(const char *config, const char *db, const char *textfile)
     return rc ? 1 : 0;
 }
 
+/* Opens the context for a command that acts (run-due, alert) under the
+ * client name who, with SIGTERM and SIGINT setting its stop flag so the
+ * work in flight ends cleanly.  -1 (said on stderr) if it cannot open. */
+static int open_acting(fm_ctx *ctx, const char *config, const char *db, const char *who)
+{
+    fm_err err = {0};
+    if (fm_ctx_open(ctx, config, db, &err)) {
+        fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
+        return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    stop_flag = &ctx->stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    snprintf(ctx->session.client_name, sizeof ctx->session.client_name, "%s", who);
+    return 0;
+}
+
+/* One tick of the workflow driver, for a timer (systemd, cron): runs
+ * every parked monitor step whose next sample is due, then exits.  It
+ * continues workflows a gated, approved repair_execute started; it starts
+ * none and resumes no dead one (that stays repair_execute's, approved
+ * again). */
+static int cmd_workflows_run_due(const char *config, const char *db)
+{
+    fm_ctx ctx;
+    fm_err err = {0};
+    if (open_acting(&ctx, config, db, "fleetmcp-workflows")) return 1;
+    int rc = 0;
+    if (ctx.cfg.mode == FM_MODE_SHADOW) {
+        fprintf(stderr, "fleetmcp: shadow mode: workflows never run; nothing to do\n");
+    } else if (fm_workflow_init(&ctx, &err)) {
+        fprintf(stderr, "fleetmcp: %s: %s\n", fm_strerror(err.code), err.text);
+        rc = 1;
+    } else {
+        fm_call call = {.ctx = &ctx, .tool = fm_tool_with_flags(FM_TOOL_RUNS_PLAN)};
+        int n = fm_workflow_run_due(&ctx, &call, 100);
+        printf("workflows run-due: %d parked monitor step(s) sampled\n", n);
+    }
+    stop_flag = NULL;
+    fm_ctx_close(&ctx);
+    return rc;
+}
+
+/* Reads one Alertmanager webhook payload from stdin (bounded) and runs
+ * the alert intake on it; the report goes to stdout as JSON. */
+static int cmd_alert(const char *config, const char *db)
+{
+    fm_ctx ctx;
+    fm_err err = {0};
+    /* The caller every internal tools/call is recorded under. */
+    if (open_acting(&ctx, config, db, "alert-intake")) return 1;
+    size_t max = fm_alert_max_bytes(&ctx), len = 0;
+    char *buf = malloc(max + 1);
+    int rc = 0;
+    if (!buf) {
+        fprintf(stderr, "fleetmcp: alert: out of memory\n");
+        rc = 1;
+        goto out;
+    }
+    /* One byte over the bound is enough to refuse it. */
+    while (len <= max) {
+        size_t n = fread(buf + len, 1, max + 1 - len, stdin);
+        if (!n) break;
+        len += n;
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "fleetmcp: alert: reading stdin: %s\n", strerror(errno));
+        rc = 1;
+        goto out;
+    }
+    json_t *report = fm_alert_intake(&ctx, buf, len, &err);
+    if (!report) {
+        fprintf(stderr, "fleetmcp: alert: %s: %s\n", fm_strerror(err.code), err.text);
+        rc = 2;
+        goto out;
+    }
+    json_dumpf(report, stdout, JSON_INDENT(2));
+    putchar('\n');
+    json_decref(report);
+out:
+    free(buf);
+    stop_flag = NULL;
+    fm_ctx_close(&ctx);
+    return rc;
+}
+
 static int cmd_serve(const char *config, const char *db, const char *http)
 {
     fm_ctx ctx;
@@ -205,10 +300,11 @@ int main(int argc, char **argv)
                                          {"http", required_argument, 0, 'H'},
                                          {"from", required_argument, 0, 'F'},
                                          {"to", required_argument, 0, 'T'},
+                                         {"stdin", no_argument, 0, 'I'},
                                          {0, 0, 0, 0}};
     const char *config = NULL, *db = NULL, *textfile = NULL, *http = NULL, *from = NULL,
                *to = NULL;
-    int c, schema_only = 0;
+    int c, schema_only = 0, from_stdin = 0;
     while ((c = getopt_long(argc, argv, "+c:d:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
@@ -225,13 +321,14 @@ int main(int argc, char **argv)
     /* An unknown command fails before its options, so `fleetmcp bogus --help`
      * does not answer 0. */
     if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && strcmp(cmd, "audit") &&
-        strcmp(cmd, "metrics") && strcmp(cmd, "store")) {
+        strcmp(cmd, "metrics") && strcmp(cmd, "store") && strcmp(cmd, "workflows") &&
+        strcmp(cmd, "alert")) {
         fprintf(stderr, "fleetmcp: unknown command '%s'\n", cmd);
         usage(stderr);
         return 1;
     }
     /* "audit --help" must reach getopt, not be taken for the subcommand. */
-    if (!strcmp(cmd, "audit") || !strcmp(cmd, "store"))
+    if (!strcmp(cmd, "audit") || !strcmp(cmd, "store") || !strcmp(cmd, "workflows"))
         sub = optind < argc && argv[optind][0] != '-' ? argv[optind++] : "";
     while ((c = getopt_long(argc, argv, "c:d:t:h", opts, NULL)) != -1) {
         switch (c) {
@@ -239,6 +336,7 @@ int main(int argc, char **argv)
         case 'F': from = optarg; break;
         case 'T': to = optarg; break;
         case 'S': schema_only = 1; break;
+        case 'I': from_stdin = 1; break;
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
         case 'H': http = optarg; break;
@@ -277,7 +375,23 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    if (!strcmp(cmd, "workflows") && !*sub) {
+        fprintf(stderr, "fleetmcp: workflows needs a subcommand: run-due\n");
+        usage(stderr);
+        return 1;
+    }
+    if (from_stdin && strcmp(cmd, "alert")) {
+        fprintf(stderr, "fleetmcp: --stdin is an option of alert\n");
+        return 1;
+    }
+    if (!strcmp(cmd, "alert") && !from_stdin) {
+        fprintf(stderr, "fleetmcp: alert reads its payload with --stdin (an Alertmanager webhook"
+                        " body); over HTTP it is not served yet\n");
+        return 1;
+    }
+    if (!strcmp(cmd, "alert")) return cmd_alert(config, db);
     if (!strcmp(cmd, "serve")) return cmd_serve(config, db, http);
+    if (!strcmp(cmd, "workflows") && !strcmp(sub, "run-due")) return cmd_workflows_run_due(config, db);
     if (!strcmp(cmd, "check-config")) return cmd_check_config(config, schema_only);
     if (!strcmp(cmd, "metrics")) return cmd_metrics(config, db, textfile);
     if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(config, db);

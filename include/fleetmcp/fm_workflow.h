@@ -3,8 +3,8 @@
  * to resume it or escalate it.
  *
  * Tables (store subsystem "workflows"): workflows (id wf-<16hex>, plan,
- * node, fault class, runbook + version, status running|waiting|done|
- * failed|escalated, current step, owner pid + lease), workflow_steps (one
+ * node, fault class, runbook + version, status running|waiting|monitoring|
+ * done|failed|escalated, current step, owner pid + lease), workflow_steps (one
  * row per step attempt: action, status, times, node state before/after,
  * output summary, error) and workflow_events.
  *
@@ -83,7 +83,15 @@ json_t *fm_workflow_end(fm_call *call, fm_wf_run *r, fm_err *err);
  * Returns how many were handled. */
 int fm_workflow_recover(struct fm_ctx *ctx, fm_call *call);
 
-/* The workflow (running or waiting) that executes plan_id, into id_out;
+/* Runs parked monitor steps whose next sample is due (at most max):
+ * claims each (compare-and-set), samples, and parks it again, or goes on
+ * with the runbook when its window ended clean, or fails the step on a
+ * bad sample (rollback, escalation).  Same rules as recovery: only inside
+ * a mutating call or driver, never in shadow mode (returns 0).  Returns
+ * how many it ran.  Drivers: repair_execute (through recovery) and
+ * `fleetmcp workflows run-due` (a timer). */
+int fm_workflow_run_due(struct fm_ctx *ctx, fm_call *call, int max);
+/* The workflow (running, waiting or monitoring) that executes plan_id, into id_out;
  * -1 if none. */
 int fm_workflow_open_for_plan(struct fm_ctx *ctx, const char *plan_id,
                               char id_out[FM_WORKFLOW_ID_LEN]);

@@ -186,7 +186,10 @@ const fm_action_def fm_action_table[] = {
         .args_schema =
             "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"window_s\"],"
             "\"properties\":{\"window_s\":{\"type\":\"integer\",\"minimum\":60,"
-            "\"maximum\":604800}}}",
+            "\"maximum\":604800},\"checks\":{\"type\":\"array\",\"minItems\":1,"
+            "\"maxItems\":9,\"uniqueItems\":true,\"items\":{\"enum\":[\"xid\",\"ecc_dbe\","
+            "\"row_remap_failure\",\"row_remap_pending\",\"nvlink\",\"temp\",\"pcie\","
+            "\"gpus_present\",\"ib\"]}}}}",
         .default_timeout_s = 3600,
         .max_timeout_s = 605000,
         .state_after = FM_ACTION_STATE_KEEP,

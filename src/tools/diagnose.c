@@ -589,7 +589,7 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
     if (!db) return NULL;
     const json_t *signals = json_object_get(call->args, "signals");
     const char *node = json_string_value(json_object_get(call->args, "node"));
-    if (signals) {
+    if (signals && !node) {
         json_t *res = fm_diag_run(db, signals, NULL, err);
         if (res && node && !json_object_get(res, "node"))
             json_object_set_new(res, "node", json_string(node));
@@ -606,6 +606,24 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
         json_decref(info);
         return NULL;
     }
+    /* node and signals: what was collected plus what the caller saw that
+     * no backend shows (an alert's events and labels, from the alert
+     * intake).  Each list stays within the input schema's bound. */
+    static const char *const lists[] = {"kernel_log", "job_log", "events", "metrics"};
+    for (size_t l = 0; signals && l < sizeof lists / sizeof *lists; l++) {
+        const json_t *add = json_object_get(signals, lists[l]);
+        if (!json_array_size(add)) continue;
+        json_t *have = json_object_get(sig, lists[l]);
+        if (!json_is_array(have)) {
+            have = json_array();
+            json_object_set_new(sig, lists[l], have);
+        }
+        size_t i;
+        const json_t *v;
+        json_array_foreach(add, i, v) if (json_array_size(have) < 5000)
+            json_array_append(have, (json_t *)v);
+    }
+    if (signals) json_array_append_new(json_object_get(info, "sources"), json_string("caller"));
     fm_call_progress(call, 1, 2, "evidence collected");
     json_t *res = fm_diag_run(db, sig, NULL, err);
     json_decref(sig);

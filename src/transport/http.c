@@ -29,6 +29,7 @@
 
 #include <microhttpd.h>
 
+#include "fleetmcp/fm_alert.h"
 #include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_httpd_workers.h"
@@ -38,6 +39,7 @@
 
 #define FM_MHD_SONAME "libmicrohttpd.so.12"
 #define ENDPOINT "/mcp"
+#define ALERTS "/alerts" /* Alertmanager webhook receiver (fm_alert.h) */
 
 /* The libmicrohttpd entry points used, resolved once. */
 typedef struct {
@@ -116,6 +118,8 @@ typedef struct req {
     bool too_large;
     fm_principal principal; /* verified from the headers (with `auth`) */
     bool verified;
+    bool alerts;  /* POST /alerts: the body is an Alertmanager payload */
+    size_t limit; /* the body bound of this request */
 } req;
 
 typedef struct server {
@@ -403,6 +407,35 @@ static enum MHD_Result send_out(server *sv, struct MHD_Connection *c, fm_mcp_htt
                    x->session_id);
 }
 
+/* POST /alerts: the alert intake under the request's principal (the
+ * gate checks its scopes on every internal call, the audit names it),
+ * recorded with the client name "alert-intake".  200 with the report,
+ * 400/413 with {"error"} when the payload is refused (nothing done). */
+static enum MHD_Result serve_alerts(server *sv, struct MHD_Connection *c, req *r)
+{
+    fm_session *ss = &sv->ctx->session;
+    char saved[sizeof ss->client_name];
+    memcpy(saved, ss->client_name, sizeof saved);
+    snprintf(ss->client_name, sizeof ss->client_name, "alert-intake");
+    ss->verified = r->verified;
+    ss->principal = r->principal;
+    sv->served++;
+    fm_err e = {0};
+    json_t *rep = fm_alert_intake(sv->ctx, r->body ? r->body : "", r->len, &e);
+    ss->verified = false;
+    memset(&ss->principal, 0, sizeof ss->principal);
+    memcpy(ss->client_name, saved, sizeof saved);
+    unsigned status = 200;
+    if (!rep) {
+        status = e.code == FM_ERR_TOO_LARGE ? 413 : 400;
+        rep = json_pack("{s:s, s:s}", "error", fm_strerror(e.code), "message", e.text);
+    }
+    char *text = rep ? json_dumps(rep, JSON_COMPACT) : NULL;
+    json_decref(rep);
+    if (!text) return refuse(sv, c, 500, "Internal error: out of memory");
+    return respond(sv, c, status, "application/json", text, strlen(text), NULL);
+}
+
 /* ---- the handler -------------------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -431,7 +464,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return refuse(sv, c, 405, "Method Not Allowed: GET the metadata document");
             return send_metadata(sv, c);
         }
-        if (strcmp(url, ENDPOINT)) return refuse(sv, c, 404, "Not Found: MCP is served at /mcp");
+        bool alerts = !strcmp(url, ALERTS);
+        if (strcmp(url, ENDPOINT) && !alerts)
+            return refuse(sv, c, 404,
+                          "Not Found: MCP is served at /mcp (and Alertmanager webhooks at"
+                          " /alerts)");
         /* Who calls, before the body is read: a request without a valid
          * credential runs nothing and costs no upload. */
         fm_principal who;
@@ -444,6 +481,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                &who, &f) != FM_AUTH_OK)
                 return refuse_auth(sv, c, &f);
         }
+        if (alerts && strcmp(method, "POST"))
+            return refuse(sv, c, 405, "Method Not Allowed: POST an Alertmanager webhook payload"
+                                      " to /alerts");
         if (!strcmp(method, "DELETE")) {
             /* Ends a 2025-era session; the body, if any, is not read. */
             fm_err e = {0};
@@ -464,12 +504,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!accepts(accept, "application/json") && !accepts(accept, "text/event-stream"))
             return refuse(sv, c, 406, "Not Acceptable: Accept application/json and"
                                       " text/event-stream");
+        size_t limit = sv->max_body;
+        if (alerts && fm_alert_max_bytes(sv->ctx) < limit) limit = fm_alert_max_bytes(sv->ctx);
         const char *cl = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > sv->max_body)
-            return refuse(sv, c, 413, "Content Too Large: the body exceeds"
-                                      " limits.max_message_bytes");
+        if (cl && strtoull(cl, NULL, 10) > limit)
+            return refuse(sv, c, 413,
+                          alerts ? "Content Too Large: the payload exceeds alerts.max_bytes;"
+                                   " nothing was done"
+                                 : "Content Too Large: the body exceeds"
+                                   " limits.max_message_bytes");
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
+        r->alerts = alerts;
+        r->limit = limit;
         r->principal = who;
         r->verified = sv->auth != NULL;
         *req_cls = r;
@@ -478,7 +525,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->too_large || r->len + n > sv->max_body) {
+        if (r->too_large || r->len + n > r->limit) {
             /* Chunked bodies have no Content-Length to refuse up front. */
             r->too_large = true;
             free(r->body);
@@ -501,7 +548,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     conn *k = conn_of(sv, c);
     if (k) k->phase = PH_REPLY;
     if (r->too_large)
-        return refuse(sv, c, 413, "Content Too Large: the body exceeds limits.max_message_bytes");
+        return refuse(sv, c, 413,
+                      r->alerts ? "Content Too Large: the payload exceeds alerts.max_bytes;"
+                                  " nothing was done"
+                                : "Content Too Large: the body exceeds limits.max_message_bytes");
+    if (r->alerts) return serve_alerts(sv, c, r);
     fm_mcp_http x = {
         .body = r->body ? r->body : "",
         .len = r->len,

@@ -428,15 +428,123 @@ static int act_ticket(step_ctx *sc, fm_err *err)
     return rc;
 }
 
+/* runbooks.monitor: time_scale shrinks every window and interval (tests
+ * run a day's window in seconds); sample_every_s is the runbook-time gap
+ * between samples. */
+static void monitor_timing(fm_ctx *ctx, long long window_s, int64_t *window_ms, int64_t *every_ms)
+{
+    const json_t *m = json_object_get(fm_config_section(&ctx->cfg, "runbooks"), "monitor");
+    double scale = fm_cfg_real(m, "time_scale", 1.0);
+    if (!(scale > 0 && scale <= 1)) scale = 1; /* the schema bounds it; never longer */
+    long long every_s = fm_cfg_int(m, "sample_every_s", 300);
+    if (every_s < 1) every_s = 300;
+    *window_ms = (int64_t)((double)window_s * 1000.0 * scale);
+    if (*window_ms < 1000) *window_ms = 1000;
+    *every_ms = (int64_t)((double)every_s * 1000.0 * scale);
+    if (*every_ms < 1000) *every_ms = 1000;
+    if (*every_ms > *window_ms) *every_ms = *window_ms;
+}
+
+#define MONITOR_KEEP 20 /* recent samples kept in the workflow's vars */
+
+/* One sample of the node's condition: true if every check is clean.
+ * *first gets the first failing check ("xid: 1 Xid line(s)...").  now:
+ * when it started. */
+static bool monitor_sample(step_ctx *sc, json_t *mon, int64_t now, char *first, size_t len)
+{
+    const json_t *checks = json_object_get(json_object_get(sc->step, "args"), "checks");
+    json_t *dflt = checks ? NULL : json_pack("[s,s,s]", "xid", "ecc_dbe", "nvlink");
+    long long since = (long long)(json_integer_value(json_object_get(mon, "started_ms")) / 1000);
+    fm_err e = {0};
+    json_t *v = fm_wf_verify(sc->call->ctx, sc->w->node, checks ? checks : dflt, since, &e);
+    json_decref(dflt);
+    bool ok = v && json_is_true(json_object_get(v, "ok"));
+    first[0] = '\0';
+    if (!v) {
+        snprintf(first, len, "node unreadable: %s: %.200s", fm_strerror(e.code), e.text);
+    } else if (!ok) {
+        const char *k;
+        json_t *c;
+        json_object_foreach(json_object_get(v, "checks"), k, c)
+        {
+            if (json_is_true(json_object_get(c, "ok"))) continue;
+            snprintf(first, len, "%s: %s", k, fm_json_str(c, "detail", ""));
+            break;
+        }
+    }
+    char at[32];
+    fm_iso_time(fm_now_ms(), at);
+    json_t *recent = json_object_get(mon, "recent");
+    json_t *one = json_pack("{s:s, s:b}", "at", at, "ok", ok);
+    if (!ok) json_object_set_new(one, "failed", json_string(first));
+    json_array_append_new(recent, one);
+    while (json_array_size(recent) > MONITOR_KEEP)
+        json_array_remove(recent, 0);
+    json_object_set_new(mon, "samples",
+                        json_integer(json_integer_value(json_object_get(mon, "samples")) + 1));
+    /* When it started: the next one is due a whole interval later, however
+     * long this one's SSH round took. */
+    json_object_set_new(mon, "last_sample_ms", json_integer(now));
+    if (!ok)
+        json_object_set_new(mon, "bad",
+                            json_integer(json_integer_value(json_object_get(mon, "bad")) + 1));
+    json_decref(v);
+    return ok;
+}
+
+/* Holds the step's window without holding a process: samples the node's
+ * condition now, then parks the workflow (w->park_until_ms) until the next
+ * sample is due; whoever drives workflows claims it then and runs this
+ * step again with the state kept in vars.monitor.  A bad sample fails the
+ * step at once (the runbook's rollback and on_failure escalate); the
+ * window ending with every sample clean lets the workflow continue. */
 static int act_monitor(step_ctx *sc, fm_err *err)
 {
-    /* One snapshot of the signals, recorded; the window itself is left to
-     * the next diagnosis (a workflow never holds a server for days). */
-    json_t *checks = json_pack("[s,s,s]", "xid", "ecc_dbe", "nvlink");
-    json_t *v = fm_wf_verify(sc->call->ctx, sc->w->node, checks, var_int(sc->w, "started_s"), err);
-    json_decref(checks);
-    if (!v) return -1;
-    json_object_set_new(sc->out, "snapshot", v);
+    fm_ctx *ctx = sc->call->ctx;
+    json_t *mon = json_object_get(sc->w->vars, "monitor");
+    int64_t now = fm_now_ms();
+    if (!json_is_object(mon) ||
+        json_integer_value(json_object_get(mon, "index")) != sc->w->step_index) {
+        long long window_s =
+            json_integer_value(json_object_get(json_object_get(sc->step, "args"), "window_s"));
+        int64_t window_ms, every_ms;
+        monitor_timing(ctx, window_s > 0 ? window_s : 1800, &window_ms, &every_ms);
+        mon = json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:[]}", "index",
+                        sc->w->step_index, "step", fm_json_str(sc->step, "id", "?"), "started_ms",
+                        (json_int_t)now, "window_end_ms", (json_int_t)(now + window_ms), "every_ms",
+                        (json_int_t)every_ms, "window_s", (json_int_t)window_s, "samples", 0, "bad",
+                        0, "recent");
+        json_object_set_new(sc->w->vars, "monitor", mon);
+    }
+    int64_t end = json_integer_value(json_object_get(mon, "window_end_ms"));
+    int64_t every = json_integer_value(json_object_get(mon, "every_ms"));
+    int64_t last = json_integer_value(json_object_get(mon, "last_sample_ms"));
+    char first[300] = "";
+    bool ok = true;
+    /* Sampled when due (or at the window's end): a claim that comes early
+     * takes no extra sample. */
+    if (!last || now >= last + every || now >= end)
+        ok = monitor_sample(sc, mon, now, first, sizeof first);
+    long long samples = json_integer_value(json_object_get(mon, "samples"));
+    json_object_set_new(sc->out, "samples", json_integer(samples));
+    char endiso[32];
+    fm_iso_time(end, endiso);
+    json_object_set_new(sc->out, "window_end", json_string(endiso));
+    if (!ok) {
+        fm_err_set(err, FM_ERR_BACKEND,
+                   "monitor %s on %s: sample %lld of the window was bad (%s); escalating per the"
+                   " runbook",
+                   fm_json_str(sc->step, "id", "?"), sc->w->node, samples, first);
+        json_object_set_new(sc->out, "bad_sample", json_string(first));
+        return -1;
+    }
+    if (now >= end) {
+        json_object_set_new(sc->out, "clean", json_true());
+        return 0;
+    }
+    int64_t due = (last && now < last + every ? last : now) + every;
+    sc->w->park_until_ms = due < end ? due : end;
+    json_object_set_new(sc->out, "monitoring", json_true());
     return 0;
 }
 
@@ -569,8 +677,19 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     int ex = find_exec(action);
     char before[32], after[32];
     fm_node_state_get(ctx, w->node, before, sizeof before);
-    int64_t row = wf_step_start(ctx, w, step, before, err);
+    /* A monitor step coming back for its next sample keeps its one row:
+     * a day's window is one step in workflow_get, not hundreds. */
+    json_t *mon = json_object_get(w->vars, "monitor");
+    int64_t row = -1;
+    if (json_integer_value(json_object_get(mon, "index")) == w->step_index &&
+        json_integer_value(json_object_get(mon, "row")) > 0) {
+        row = json_integer_value(json_object_get(mon, "row"));
+        wf_step_reopen(ctx, row);
+    } else {
+        row = wf_step_start(ctx, w, step, before, err);
+    }
     if (row < 0) return -1;
+    w->park_until_ms = 0;
     int64_t t0 = fm_now_ms();
     json_t *out = json_object();
     step_ctx sc = {.call = call, .w = w, .step = step, .def = def, .out = out};
@@ -603,6 +722,10 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     }
     if (!rc) {
         long long to = json_integer_value(json_object_get(step, "timeout_s"));
+        /* A monitor's timeout_s covers its whole window, but this process
+         * holds it for one sample only: a driver that dies mid-sample must
+         * not strand it for a day. */
+        if (!strcmp(action, "monitor")) to = 120;
         wf_renew_for(ctx, w, (to > 0 ? to : 600) * 1000 + WF_LEASE_MS);
         char msg[200];
         snprintf(msg, sizeof msg, "%s %s: %s", w->node, fm_json_str(step, "id", "?"), action);
@@ -628,12 +751,22 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     char *text = json_dumps(out, JSON_COMPACT);
     char result[488];
     snprintf(result, sizeof result, "%.480s", text ? text : "{}");
+    mon = json_object_get(w->vars, "monitor");
+    if (json_integer_value(json_object_get(mon, "index")) == w->step_index) {
+        json_object_set_new(mon, "row", json_integer(row));
+        if (!w->park_until_ms)
+            json_object_set_new(mon, "result", json_string(rc ? "bad sample" : "clean"));
+    }
     if (w->stopped)
         /* The step did not end: its row stays "started", so the next
          * owner sees it interrupted and resumes or escalates. */
         snprintf(after, sizeof after, "%s", before);
     else
-        wf_step_end(ctx, row, rc ? "failed" : "done", after, text, rc ? err->text : NULL, NULL);
+        wf_step_end(ctx, row,
+                    rc                 ? "failed"
+                    : w->park_until_ms ? "monitoring"
+                                       : "done",
+                    after, text, rc ? err->text : NULL, NULL);
     audit_step(call, w, step, before, after, rc ? NULL : result, rc ? err : NULL,
                (fm_now_ms() - t0) * 1000, resumed);
     free(text);
@@ -680,6 +813,23 @@ static int execute_step(fm_call *call, wf_row *w, bool *resumed)
     int rc = run_step(call, w, step, *resumed, &e);
     *resumed = false;
     if (w->stopped) return 1; /* recorded at the top of the next pass */
+    if (!rc && w->park_until_ms) {
+        /* Parked until the next sample: this process is done with it (a
+         * pool's slot ends here too; the node stays held by the workflow). */
+        json_t *mon = json_object_get(w->vars, "monitor");
+        char due[32], end[32];
+        fm_iso_time(w->park_until_ms, due);
+        fm_iso_time(json_integer_value(json_object_get(mon, "window_end_ms")), end);
+        if (json_integer_value(json_object_get(mon, "samples")) <= 1)
+            wf_event(ctx, w->id, "monitoring",
+                     "%s (monitor) holds its window until %s; next sample due %s",
+                     fm_json_str(step, "id", "?"), end, due);
+        snprintf(w->status, sizeof w->status, "monitoring");
+        wf_save(ctx, w, NULL);
+        wf_park(ctx, w, w->park_until_ms, NULL);
+        fm_call_progress(call, w->step_index, (double)n, "monitoring");
+        return -1;
+    }
     if (rc) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s (%s) failed: %s: %s", fm_json_str(step, "id", "?"),
@@ -888,15 +1038,20 @@ json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *conten
     return fm_workflow_end(call, r, err);
 }
 
-int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
+/* Resuming or continuing a workflow acts on nodes.  The gate let call
+ * run; still, a read (or a call with no tool) and shadow mode must never
+ * reach a node through here, whoever calls it. */
+static bool may_drive(fm_ctx *ctx, const fm_call *call)
 {
-    /* Resuming acts on nodes.  The gate let this call run; still, a read
-     * (or a call with no tool) and shadow mode must never reach a node
-     * through here, whoever calls it. */
     if (!call->tool || call->tool->autonomy == FM_AUTONOMY_READ ||
         ctx->cfg.mode == FM_MODE_SHADOW)
-        return 0;
-    if (fm_workflow_init(ctx, NULL)) return 0;
+        return false;
+    return fm_workflow_init(ctx, NULL) == 0;
+}
+
+int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
+{
+    if (!may_drive(ctx, call)) return 0;
     fm_db_stmt *s = NULL;
     json_t *ids = json_array();
     if (fm_db_prepare_v2(ctx->store.db,
@@ -953,6 +1108,49 @@ int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
         wf_row_free(&w);
     }
     json_decref(ids);
+    /* Parked monitors whose next sample is due ride along. */
+    return handled + fm_workflow_run_due(ctx, call, 100);
+}
+
+int fm_workflow_run_due(fm_ctx *ctx, fm_call *call, int max)
+{
+    /* A parked monitor was approved with its plan; what follows it
+     * (verification, escalation) is that plan. */
+    if (!may_drive(ctx, call)) return 0;
+    fm_db_stmt *s = NULL;
+    json_t *ids = json_array();
+    if (fm_db_prepare_v2(ctx->store.db,
+                         "SELECT id FROM workflows WHERE status='monitoring' AND"
+                         " (lease_until_ms<=? OR owner_pid<>0) ORDER BY lease_until_ms, id"
+                         " LIMIT ?",
+                         -1, &s, NULL) == FM_DB_OK) {
+        fm_db_bind_int64(s, 1, fm_now_ms());
+        fm_db_bind_int(s, 2, max > 0 ? max : 1);
+        while (fm_db_step(s) == FM_DB_ROW)
+            json_array_append_new(ids, json_string((const char *)fm_db_column_text(s, 0)));
+    }
+    fm_db_finalize(s);
+    int handled = 0;
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        if (fm_call_stopping(call)) break;
+        wf_row w;
+        /* The claim is a compare-and-set: two drivers never sample the
+         * same workflow twice.  Parked (no owner): due once the lease
+         * passed.  Owned: only if its driver died mid-sample (pid gone on
+         * this host, or the one-sample lease ran out). */
+        if (wf_load(ctx, json_string_value(id), &w, NULL) || !wf_claim(ctx, &w)) {
+            wf_row_free(&w);
+            continue;
+        }
+        handled++;
+        snprintf(w.status, sizeof w.status, "running");
+        execute(call, &w, false);
+        wf_row_free(&w);
+    }
+    json_decref(ids);
     return handled;
 }
 
@@ -969,15 +1167,18 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
     fm_db_stmt *s = NULL;
     if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id, node, owner_pid, lease_until_ms, status, owner_host"
-                           " FROM workflows WHERE status IN ('running','waiting')",
+                           " FROM workflows WHERE status IN ('running','waiting','monitoring')",
                            -1, &s, NULL) == FM_DB_OK) {
         const char *here = wf_host();
         while (fm_db_step(s) == FM_DB_ROW) {
             const char *id = (const char *)fm_db_column_text(s, 0);
             const char *h = (const char *)fm_db_column_text(s, 5);
             bool local = h && !strcmp(h, here);
-            bool alive = fm_db_column_int64(s, 3) >= fm_now_ms() &&
-                         (!local || wf_pid_alive(fm_db_column_int64(s, 2)));
+            /* A parked monitor has no owner by design: it holds its node
+             * and waits for its next sample, it is not orphaned. */
+            bool parked = !strcmp((const char *)fm_db_column_text(s, 4), "monitoring");
+            bool alive = parked || (fm_db_column_int64(s, 3) >= fm_now_ms() &&
+                                    (!local || wf_pid_alive(fm_db_column_int64(s, 2))));
             if (alive) {
                 active++;
                 json_object_set_new(live, id, json_true());

@@ -163,6 +163,37 @@ out:
     return rc;
 }
 
+int wf_park(fm_ctx *ctx, const wf_row *w, int64_t due_ms, fm_err *err)
+{
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
+                         "UPDATE workflows SET status='monitoring', owner_pid=0, lease_until_ms=?,"
+                         " updated_ms=? WHERE id=? AND owner_pid=?",
+                         -1, &s, NULL) != FM_DB_OK)
+        return fm_store_fail(&ctx->store, err, "workflow park");
+    fm_db_bind_int64(s, 1, due_ms);
+    fm_db_bind_int64(s, 2, fm_now_ms());
+    fm_db_bind_text(s, 3, w->id, -1, FM_DB_STATIC);
+    fm_db_bind_int64(s, 4, w->owner_pid);
+    int rc = fm_db_step(s) == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "workflow park");
+    fm_db_finalize(s);
+    return rc;
+}
+
+void wf_step_reopen(fm_ctx *ctx, int64_t row)
+{
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
+                         "UPDATE workflow_steps SET status='started', ended_ms=NULL, pid=?"
+                         " WHERE id=? AND status='monitoring'",
+                         -1, &s, NULL) != FM_DB_OK)
+        return;
+    fm_db_bind_int64(s, 1, getpid());
+    fm_db_bind_int64(s, 2, row);
+    fm_db_step(s);
+    fm_db_finalize(s);
+}
+
 void wf_renew(fm_ctx *ctx, const wf_row *w)
 {
     wf_renew_for(ctx, w, WF_LEASE_MS);
@@ -248,7 +279,7 @@ bool wf_claim(fm_ctx *ctx, wf_row *w)
     if (fm_db_prepare_v2(ctx->store.db,
                            "UPDATE workflows SET owner_pid=?, owner_host=?, lease_until_ms=?,"
                            " updated_ms=? WHERE id=? AND owner_pid=? AND lease_until_ms=? AND"
-                           " status IN ('running','waiting')",
+                           " status IN ('running','waiting','monitoring')",
                            -1, &s, NULL) != FM_DB_OK)
         return false;
     fm_db_bind_int64(s, 1, getpid());
@@ -383,7 +414,7 @@ void wf_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id
     fm_db_stmt *s = NULL;
     if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id, owner_pid, lease_until_ms FROM workflows WHERE node=? AND"
-                           " status IN ('running','waiting') AND id<>?",
+                           " status IN ('running','waiting','monitoring') AND id<>?",
                            -1, &s, NULL) != FM_DB_OK)
         return;
     fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
@@ -472,13 +503,32 @@ static json_t *events_of(fm_ctx *ctx, const char *id)
     return out;
 }
 
+/* What workflow_get shows of a monitor step's window (new), from the
+ * state act_monitor keeps in vars.monitor; NULL if none. */
+static json_t *monitor_of(const json_t *m, bool parked, int64_t due_ms)
+{
+    if (!json_is_object(m)) return NULL;
+    json_t *out = json_pack(
+        "{s:s, s:I, s:o, s:o, s:I, s:I, s:O}", "step", fm_json_str(m, "step", "?"), "window_s",
+        json_integer_value(json_object_get(m, "window_s")), "window_started",
+        iso(json_integer_value(json_object_get(m, "started_ms"))), "window_end",
+        iso(json_integer_value(json_object_get(m, "window_end_ms"))), "samples",
+        json_integer_value(json_object_get(m, "samples")), "bad_samples",
+        json_integer_value(json_object_get(m, "bad")), "recent", json_object_get(m, "recent"));
+    if (!out) return NULL;
+    if (parked) json_object_set_new(out, "next_sample", iso(due_ms));
+    const char *r = fm_json_str(m, "result", NULL);
+    if (r) json_object_set_new(out, "result", json_string(r));
+    return out;
+}
+
 int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_WORKFLOW_ID_LEN])
 {
     fm_db_stmt *s = NULL;
     int rc = -1;
     if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id FROM workflows WHERE plan_id=? AND status IN"
-                           " ('running','waiting') ORDER BY started_ms DESC, id DESC LIMIT 1",
+                           " ('running','waiting','monitoring') ORDER BY started_ms DESC, id DESC LIMIT 1",
                            -1, &s, NULL) != FM_DB_OK)
         return -1;
     fm_db_bind_text(s, 1, plan_id, -1, FM_DB_STATIC);
@@ -497,7 +547,7 @@ json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
     if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT id,plan_id,node,fault_class,runbook,runbook_version,status,"
                            "current_step,owner_pid,lease_until_ms,started_ms,updated_ms,error,"
-                           "approval_id,step_index,failing,owner_host FROM workflows WHERE id=?",
+                           "approval_id,step_index,failing,owner_host,vars FROM workflows WHERE id=?",
                            -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(&ctx->store, err, "workflow read");
         return NULL;
@@ -523,6 +573,11 @@ json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
             iso(fm_db_column_int64(s, 11)), "approval_id", col_json_str(s, 13));
         char wid[FM_WORKFLOW_ID_LEN];
         col_copy(s, 0, wid, sizeof wid);
+        json_t *vars = json_loads((const char *)fm_db_column_text(s, 17), 0, NULL);
+        json_t *mon = monitor_of(json_object_get(vars, "monitor"),
+                                 !strcmp(fm_json_str(out, "status", ""), "monitoring"), lease);
+        if (mon) json_object_set_new(out, "monitor", mon);
+        json_decref(vars);
         json_object_set_new(out, "steps", steps_of(ctx, wid, errors));
         json_object_set_new(out, "events", events_of(ctx, wid));
         if (fm_db_column_type(s, 12) != FM_DB_NULL)

@@ -30,6 +30,7 @@ typedef struct wf_row {
     json_t *content; /* owned: the plan content being run */
     json_t *vars;    /* owned: what steps remember (boot time before, bundle...) */
     const char *stopped; /* why this process stopped running it (static text), or NULL */
+    int64_t park_until_ms; /* set by a monitor step: park the workflow until then */
 } wf_row;
 
 void wf_row_free(wf_row *w);
@@ -43,6 +44,12 @@ void wf_renew(struct fm_ctx *ctx, const wf_row *w);
 /* Renews it for ms: a step gets its whole timeout, so a slow step is
  * never mistaken for a dead owner by another host. */
 void wf_renew_for(struct fm_ctx *ctx, const wf_row *w, int64_t ms);
+/* Parks w as "monitoring" with no owner until due_ms: whoever drives
+ * workflows (fm_workflow_run_due) claims it once the lease (= due_ms)
+ * has passed.  Nothing holds a process while it waits. */
+int wf_park(struct fm_ctx *ctx, const wf_row *w, int64_t due_ms, fm_err *err);
+/* Reopens a step row parked as "monitoring" for its next sample. */
+void wf_step_reopen(struct fm_ctx *ctx, int64_t row);
 /* Loads a workflow by id.  NOT_FOUND if unknown. */
 int wf_load(struct fm_ctx *ctx, const char *id, wf_row *w, fm_err *err);
 /* Takes ownership of w if its owner is dead and nobody else took it
