@@ -27,6 +27,9 @@ const char *fm_log_level_name(int index)
 bool fm_call_cancelled(fm_call *call)
 {
     if (call->ctx->tx) fm_mcp_pump(call->ctx);
+    /* A task's runner has no client connection: tasks/cancel reaches it
+     * through the store. */
+    if (!call->cancelled && fm_task_cancel_requested(call->ctx)) call->cancelled = true;
     return call->cancelled;
 }
 
