@@ -366,10 +366,26 @@ static bool live(const char *status)
     return !strcmp(status, "working") || !strcmp(status, "input_required");
 }
 
+/* Whether pid is gone.  A zombie counts as gone: where PID 1 does not
+ * reap orphans (some containers), a killed runner stays one. */
+static bool runner_gone(long long pid)
+{
+    if (!wf_pid_alive(pid)) return true;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 /* A runner on this host that is gone without writing a result. */
 static void reap_dead_runner(fm_ctx *ctx, const char *id, task_row *r)
 {
-    if (!live(r->status) || r->pid <= 0 || strcmp(r->host, wf_host()) || wf_pid_alive(r->pid))
+    if (!live(r->status) || r->pid <= 0 || strcmp(r->host, wf_host()) || !runner_gone(r->pid))
         return;
     json_t *e = json_pack("{s:i, s:s}", "code", FM_RPC_INTERNAL_ERROR, "message",
                           "the task's runner process ended without a result (killed, or the"

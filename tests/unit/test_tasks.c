@@ -174,6 +174,25 @@ START_TEST(dead_runner_fails)
                      FM_RPC_INTERNAL_ERROR);
     ck_assert_ptr_null(json_object_get(r, "result"));
     json_decref(r);
+    /* A zombie (its parent has not reaped it) is gone too. */
+    pid_t z = fork();
+    if (z == 0) _exit(0);
+    for (int i = 0; i < 200; i++) { /* bounded: until the child has exited */
+        char path[64], st[128] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)z);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(st, sizeof st, f)) st[0] = '\0';
+            fclose(f);
+        }
+        if (strstr(st, ") Z")) break;
+        usleep(10000);
+    }
+    put(&e, "task-zombie", owner(&e), "working", NULL, (long long)z, 0);
+    r = req(&e, "tasks/get", "task-zombie", NULL, &code);
+    ck_assert_str_eq(fm_json_str(r, "status", ""), "failed");
+    json_decref(r);
+    waitpid(z, NULL, 0);
     env_close(&e);
 }
 END_TEST
