@@ -105,8 +105,8 @@ void fm_mcp_caller_id(const struct fm_ctx *ctx, char *out, size_t len);
 bool fm_tasks_available(const struct fm_ctx *ctx);
 /* tasks/get, tasks/update, tasks/cancel for the caller: the result (new),
  * or NULL with *code and why (256 bytes) set. */
-json_t *fm_tasks_request(struct fm_ctx *ctx, const char *method, const json_t *params,
-                         int *code, char *why);
+json_t *fm_tasks_request(struct fm_ctx *ctx, const char *method, const json_t *params, int *code,
+                         char *why);
 /* In a runner: whether tasks/cancel was called (reads the store at most
  * every 100 ms; false outside a runner). */
 bool fm_task_cancel_requested(struct fm_ctx *ctx);

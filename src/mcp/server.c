@@ -84,8 +84,8 @@ static bool batches_allowed(const fm_ctx *ctx)
  * subscriptions/listen, which fleetmcp does not serve. */
 static json_t *capabilities(const fm_ctx *ctx, bool stateless)
 {
-    json_t *c = json_pack("{s:{s:b}, s:{}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged",
-                          0, "logging", "resources", "subscribe",
+    json_t *c = json_pack("{s:{s:b}, s:{}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 0,
+                          "logging", "resources", "subscribe",
                           !stateless && ctx->content->subscribe != NULL, "listChanged", 0,
                           "prompts", "listChanged", 0, "completions");
     /* Tasks are an extension of the stateless revision (SEP-2663); the
@@ -102,9 +102,11 @@ static void tasks_required(fm_ctx *ctx, const char *what, int *code, char *why)
     ctx->rpc_error_data =
         json_pack("{s:{s:{s:{}}}}", "requiredCapabilities", "extensions", FM_TASKS_EXT);
     *code = FM_RPC_MISSING_CAPABILITY;
-    snprintf(why, 256, "Missing required client capability: %.80s needs the " FM_TASKS_EXT
+    snprintf(why, 256,
+             "Missing required client capability: %.80s needs the " FM_TASKS_EXT
              " extension; declare it in _meta io.modelcontextprotocol/clientCapabilities"
-             ".extensions", what);
+             ".extensions",
+             what);
 }
 
 /* Implementation info (new). */
@@ -284,8 +286,10 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
         (!ctx->session.tasks || !fm_tasks_available(ctx))) {
         if (ctx->session.tasks) {
             *code = FM_RPC_INTERNAL_ERROR;
-            snprintf(why, 256, "Internal error: %.64s runs only as a task, and tasks need a"
-                     " database file or PostgreSQL (start with --db)", json_string_value(name));
+            snprintf(why, 256,
+                     "Internal error: %.64s runs only as a task, and tasks need a"
+                     " database file or PostgreSQL (start with --db)",
+                     json_string_value(name));
         } else {
             tasks_required(ctx, json_string_value(name), code, why);
         }
@@ -492,8 +496,9 @@ static int error_status(int code)
  * long they keep. */
 static void stateless_result(const char *method, json_t *result, long long ttl_ms)
 {
-    static const char *const cacheable[] = {"server/discover", "tools/list", "prompts/list", "resources/list",
-                                            "resources/templates/list", "resources/read"};
+    static const char *const cacheable[] = {
+        "server/discover",          "tools/list",    "prompts/list", "resources/list",
+        "resources/templates/list", "resources/read"};
     if (!json_object_get(result, "resultType"))
         json_object_set_new(result, "resultType", json_string("complete"));
     if (in_list(method, cacheable, sizeof cacheable / sizeof *cacheable)) {
@@ -591,8 +596,7 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
                 result = fm_tasks_request(ctx, m->method, params, &code, why);
             else
                 tasks_required(ctx, m->method, &code, why);
-        }
-        else
+        } else
             method_not_found(m->method, &code, why);
     } else {
         result = dispatch_stateful(ctx, m, &code, why);

@@ -90,7 +90,8 @@ static int exec_sql(fm_ctx *ctx, const char *sql, fm_err *err, const char *types
     va_end(ap);
     int rc = fm_db_step(s);
     fm_db_reset(s);
-    if (rc != FM_DB_DONE && rc != FM_DB_ROW) return fm_store_fail(&ctx->store, err, "mcp_tasks"), -1;
+    if (rc != FM_DB_DONE && rc != FM_DB_ROW)
+        return fm_store_fail(&ctx->store, err, "mcp_tasks"), -1;
     return fm_db_changes(ctx->store.db);
 }
 
@@ -216,8 +217,8 @@ bool fm_task_cancel_requested(fm_ctx *ctx)
     if (now - ctx->task_polled_ms < CANCEL_POLL_MS) return false;
     ctx->task_polled_ms = now;
     fm_err err = {0};
-    fm_db_stmt *s = fm_store_stmt(&ctx->store,
-                                  "SELECT cancel_requested FROM mcp_tasks WHERE id = ?", &err);
+    fm_db_stmt *s =
+        fm_store_stmt(&ctx->store, "SELECT cancel_requested FROM mcp_tasks WHERE id = ?", &err);
     if (!s) return false;
     fm_db_bind_text(s, 1, ctx->task_id, -1, FM_DB_STATIC);
     bool c = fm_db_step(s) == FM_DB_ROW && fm_db_column_int64(s, 0) != 0;
@@ -250,9 +251,8 @@ json_t *fm_call_ask(fm_call *call, json_t *requests, fm_err *err)
     /* Bounded by time; tasks/update moves each answer over and turns the
      * task back to working when none is left. */
     while (fm_now_ms() < deadline && !ctx->stop) {
-        fm_db_stmt *s = fm_store_stmt(&ctx->store,
-                                      "SELECT status, input_responses FROM mcp_tasks WHERE id = ?",
-                                      err);
+        fm_db_stmt *s = fm_store_stmt(
+            &ctx->store, "SELECT status, input_responses FROM mcp_tasks WHERE id = ?", err);
         if (!s) return NULL;
         fm_db_bind_text(s, 1, ctx->task_id, -1, FM_DB_STATIC);
         json_t *answers = NULL;
@@ -412,9 +412,9 @@ static json_t *detailed(const char *id, task_row *r)
     char c[32], u[32];
     fm_iso_time(r->created, c);
     fm_iso_time(r->updated, u);
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "taskId", id, "status", r->status,
-                            "createdAt", c, "lastUpdatedAt", u, "ttlMs", (json_int_t)r->ttl,
-                            "pollIntervalMs", POLL_MS);
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "taskId", id, "status", r->status, "createdAt",
+                  c, "lastUpdatedAt", u, "ttlMs", (json_int_t)r->ttl, "pollIntervalMs", POLL_MS);
     if (!strcmp(r->status, "completed") && r->result)
         json_object_set(out, "result", r->result);
     else if (!strcmp(r->status, "failed") && r->error)
@@ -454,7 +454,8 @@ static int update(fm_ctx *ctx, const char *id, const json_t *responses, fm_err *
         }
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)responses, k, v) {
+        json_object_foreach((json_t *)responses, k, v)
+        {
             if (!json_object_get(req, k)) continue;
             json_object_set(ans, k, v);
             json_object_del(req, k);
@@ -524,11 +525,12 @@ json_t *fm_tasks_request(fm_ctx *ctx, const char *method, const json_t *params, 
         fm_clip(c, sizeof c, id);
         *code = found < 0 ? FM_RPC_INTERNAL_ERROR : FM_RPC_INVALID_PARAMS;
         if (found < 0)
-            snprintf(why, 256, "Internal error: the task store failed (%.120s); retry",
-                     err.text);
+            snprintf(why, 256, "Internal error: the task store failed (%.120s); retry", err.text);
         else
-            snprintf(why, 256, "Invalid params: unknown task %s (expired, or created by"
-                     " another caller)", c);
+            snprintf(why, 256,
+                     "Invalid params: unknown task %s (expired, or created by"
+                     " another caller)",
+                     c);
         return NULL;
     }
     json_t *out = NULL;

@@ -21,8 +21,7 @@ static void env_open(env *e)
     fm_test_temp_db(e->path);
     unsetenv("FLEETMCP_CONFIG");
     fm_err err = {0};
-    ck_assert_msg(fm_ctx_open(&e->ctx, NULL, fm_test_store(e->path), &err) == 0, "%s",
-                  err.text);
+    ck_assert_msg(fm_ctx_open(&e->ctx, NULL, fm_test_store(e->path), &err) == 0, "%s", err.text);
     snprintf(e->ctx.session.client_name, sizeof e->ctx.session.client_name, "owner");
     e->ctx.session.tasks = true;
 }
@@ -34,8 +33,8 @@ static void env_close(env *e)
 }
 
 /* A row as fm_call_background and a runner leave it. */
-static void put(env *e, const char *id, const char *owner, const char *status,
-                const char *requests, long long pid, long long age_ms)
+static void put(env *e, const char *id, const char *owner, const char *status, const char *requests,
+                long long pid, long long age_ms)
 {
     fm_err err = {0};
     fm_db_stmt *s = fm_store_stmt(
@@ -106,8 +105,7 @@ START_TEST(get_update_cancel)
     json_decref(r);
 
     /* Partial answer: one key left; unknown keys are ignored. */
-    r = req(&e, "tasks/update", "task-a", "{\"first\":{\"action\":\"accept\"},\"nope\":{}}",
-            &code);
+    r = req(&e, "tasks/update", "task-a", "{\"first\":{\"action\":\"accept\"},\"nope\":{}}", &code);
     ck_assert_uint_eq(json_object_size(r), 0);
     json_decref(r);
     r = req(&e, "tasks/get", "task-a", NULL, &code);
