@@ -110,6 +110,10 @@ json_t *fm_tasks_request(struct fm_ctx *ctx, const char *method, const json_t *p
 /* In a runner: whether tasks/cancel was called (reads the store at most
  * every 100 ms; false outside a runner). */
 bool fm_task_cancel_requested(struct fm_ctx *ctx);
+/* In a runner: what it is doing now (message, clipped) for tasks/get's
+ * statusMessage, and the workflow it runs (workflow_id, or NULL).  At most
+ * one write per half second unless a workflow id is given. */
+void fm_task_note(struct fm_ctx *ctx, const char *workflow_id, const char *message);
 /* In a runner, when the call it continues returns: records result
  * (borrowed; sc_text, if set, is its structuredContent as text) and ends
  * the process. */

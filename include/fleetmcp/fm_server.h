@@ -90,6 +90,7 @@ typedef struct fm_ctx {
     bool task_created;           /* the handler just answered with a CreateTaskResult */
     int last_err_code;           /* the last call's handler error (FM_ERR_*), 0 if none */
     int64_t task_polled_ms;      /* the runner last read its cancel flag */
+    int64_t task_noted_ms;       /* the runner last wrote its status message */
 } fm_ctx;
 
 /* Opens config, store and backends; err says what to fix. */

@@ -49,7 +49,8 @@ static const char ddl[] =
     "CREATE TABLE IF NOT EXISTS mcp_tasks(id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
     " tool TEXT NOT NULL, status TEXT NOT NULL, result TEXT, error TEXT,"
     " input_requests TEXT, input_responses TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0,"
-    " runner_pid INTEGER, runner_host TEXT, created_ms INTEGER NOT NULL,"
+    " runner_pid INTEGER, runner_host TEXT, status_message TEXT, workflow_id TEXT,"
+    " created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL, ttl_ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS mcp_tasks_created ON mcp_tasks(created_ms);";
 
@@ -309,13 +310,30 @@ void fm_task_finish(fm_ctx *ctx, const json_t *result, const char *sc_text)
     _exit(0);
 }
 
+void fm_task_note(fm_ctx *ctx, const char *workflow_id, const char *message)
+{
+    if (!ctx->task_id[0]) return;
+    /* Progress comes often (the workflow engine reports every few polls):
+     * one write per half second at most, but a workflow id always. */
+    int64_t now = fm_now_ms();
+    if (!workflow_id && now - ctx->task_noted_ms < POLL_MS) return;
+    ctx->task_noted_ms = now;
+    char m[300];
+    fm_clip(m, sizeof m, message ? message : "");
+    fm_err err = {0};
+    exec_sql(ctx,
+             "UPDATE mcp_tasks SET status_message = ?, workflow_id = COALESCE(?, workflow_id),"
+             " updated_ms = ? WHERE id = ? AND status = 'working'",
+             &err, "ttit", m, workflow_id, now, ctx->task_id);
+}
+
 /* ---- tasks/get, tasks/update, tasks/cancel ---------------------------- */
 
 typedef struct {
     char status[24];
     json_t *result, *error, *requests;
     int64_t created, updated, ttl, pid;
-    char host[64];
+    char host[64], message[300], workflow[48];
 } task_row;
 
 static void row_free(task_row *r)
@@ -335,7 +353,8 @@ static int load(fm_ctx *ctx, const char *id, task_row *r, fm_err *err)
     fm_db_stmt *s = fm_store_stmt(
         &ctx->store,
         "SELECT status, result, error, input_requests, created_ms, updated_ms, ttl_ms,"
-        " runner_pid, runner_host FROM mcp_tasks WHERE id = ? AND owner = ?",
+        " runner_pid, runner_host, status_message, workflow_id FROM mcp_tasks WHERE id = ?"
+        " AND owner = ?",
         err);
     if (!s) return -1;
     fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
@@ -351,6 +370,8 @@ static int load(fm_ctx *ctx, const char *id, task_row *r, fm_err *err)
         r->ttl = fm_db_column_int64(s, 6);
         r->pid = fm_db_column_int64(s, 7);
         fm_clip(r->host, sizeof r->host, (const char *)fm_db_column_text(s, 8));
+        fm_clip(r->message, sizeof r->message, (const char *)fm_db_column_text(s, 9));
+        fm_clip(r->workflow, sizeof r->workflow, (const char *)fm_db_column_text(s, 10));
     }
     fm_db_reset(s);
     if (rc != FM_DB_ROW && rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "mcp_tasks");
@@ -422,6 +443,14 @@ static json_t *detailed(const char *id, task_row *r)
     else if (!strcmp(r->status, "input_required"))
         json_object_set_new(out, "inputRequests",
                             r->requests ? json_incref(r->requests) : json_object());
+    /* What the runner last reported, and the workflow behind a repair:
+     * its steps and events stay readable with workflow_get. */
+    if (r->message[0] || r->workflow[0]) {
+        char m[400];
+        snprintf(m, sizeof m, "%s%s%s%s", r->message, r->message[0] && r->workflow[0] ? "; " : "",
+                 r->workflow[0] ? "workflow " : "", r->workflow);
+        json_object_set_new(out, "statusMessage", json_string(m));
+    }
     return out;
 }
 

@@ -132,6 +132,12 @@ st, b = get(port, tid)
 check(b.get("result", {}).get("status") == "working" and "result" not in b.get("result", {}),
       f"tasks/get right away: working, no result yet: {b}")
 
+deadline, msg = time.time() + 3, ""
+while time.time() < deadline and "computing" not in msg:
+    msg = get(port, tid)[1].get("result", {}).get("statusMessage", "")
+    time.sleep(0.2)
+check("computing" in msg, f"a working task's statusMessage is the runner's progress: {msg!r}")
+
 # Bound to its caller: another client learns nothing and cancels nothing.
 st, b = get(port, tid, client="intruder")
 check(st == 400 and b.get("error", {}).get("code") == -32602,

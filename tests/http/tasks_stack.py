@@ -60,12 +60,15 @@ check(r.get("resultType") == "task" and re.fullmatch(r"task-[0-9a-f]{32}", tid),
       f"health_probe level 3 on the canary node answers with a task: {st} {b}")
 print(f"task created in {1000 * (time.time() - t0):.0f} ms")
 deadline = time.time() + 120
+messages = set()
 while time.time() < deadline:
     st, b = call("tasks/get", {"taskId": tid})
     r = b.get("result", {})
+    messages.add(r.get("statusMessage", ""))
     if r.get("status") in ("completed", "failed", "cancelled"):
         break
-    time.sleep(0.3)
+    time.sleep(0.1)
+print(f"status messages seen: {sorted(messages)}")
 sc = r.get("result", {}).get("structuredContent", {})
 check(r.get("status") == "completed" and sc.get("level") == 3 and sc.get("node") == "gpu-a04"
       and isinstance(sc.get("tests"), list) and sc["tests"],
