@@ -27,7 +27,8 @@ FLAGS = {"idempotent": "FM_TOOL_IDEMPOTENT", "open_world": "FM_TOOL_OPEN_WORLD",
          "never_rate_limited": "FM_TOOL_NEVER_RATE_LIMITED",
          "content_result": "FM_TOOL_CONTENT_RESULT",
          "superseded_by_reboot": "FM_TOOL_SUPERSEDED_BY_REBOOT",
-         "starts_emergency": "FM_TOOL_STARTS_EMERGENCY"}
+         "starts_emergency": "FM_TOOL_STARTS_EMERGENCY",
+         "task": "FM_TOOL_TASK", "task_required": "FM_TOOL_TASK_REQUIRED"}
 # Flags that only make sense on some autonomy levels: a flag the gate
 # would never read is a mistake in the file.
 FLAG_NEEDS = {"node_action": {"hitl", "canary"}, "takes_capacity": {"hitl", "canary"},

@@ -94,6 +94,32 @@ json_t *fm_mcp_input_required(struct fm_ctx *ctx, json_t *requests, json_t *stat
  * is answered with MissingRequiredClientCapabilityError (-32021). */
 void fm_mcp_require_client(struct fm_ctx *ctx, const char *capability);
 
+/* Who is calling, as sealed states and tasks are bound to it: a verified
+ * principal's source, subject and client, else the OS user and client. */
+void fm_mcp_caller_id(const struct fm_ctx *ctx, char *out, size_t len);
+
+/* ---- tasks (io.modelcontextprotocol/tasks, src/mcp/tasks.c) ---- */
+#define FM_TASKS_EXT "io.modelcontextprotocol/tasks"
+/* Whether tasks can be offered: the runner shares the store, so an
+ * in-memory database cannot. */
+bool fm_tasks_available(const struct fm_ctx *ctx);
+/* tasks/get, tasks/update, tasks/cancel for the caller: the result (new),
+ * or NULL with *code and why (256 bytes) set. */
+json_t *fm_tasks_request(struct fm_ctx *ctx, const char *method, const json_t *params, int *code,
+                         char *why);
+/* In a runner: whether tasks/cancel was called (reads the store at most
+ * every 100 ms; false outside a runner). */
+bool fm_task_cancel_requested(struct fm_ctx *ctx);
+/* In a runner: what it is doing now (message, clipped) for tasks/get's
+ * statusMessage, and the workflow it runs (workflow_id, or NULL).  At most
+ * one write per half second unless a workflow id is given. */
+void fm_task_note(struct fm_ctx *ctx, const char *workflow_id, const char *message);
+/* In a runner, when the call it continues returns: records result
+ * (borrowed; sc_text, if set, is its structuredContent as text) and ends
+ * the process. */
+void fm_task_finish(struct fm_ctx *ctx, const json_t *result, const char *sc_text)
+    __attribute__((noreturn));
+
 /* Reads whatever input is already waiting without blocking: answers pings,
  * applies notifications/cancelled to the call in flight, queues the rest. */
 void fm_mcp_pump(struct fm_ctx *ctx);

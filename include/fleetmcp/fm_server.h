@@ -32,6 +32,7 @@ typedef struct fm_session {
     fm_initiator initiator;
     bool initialized;         /* initialize answered */
     bool elicitation;         /* the client declared capabilities.elicitation */
+    bool tasks;               /* this request declared io.modelcontextprotocol/tasks */
     int log_level;            /* index into syslog-style levels; -1 = off */
     /* Over HTTP with an `auth` section: the verified caller of the request
      * in flight.  When set, it (not clientInfo.name) is the initiator the
@@ -84,6 +85,14 @@ typedef struct fm_ctx {
     bool last_cancelled;         /* the last call was cancelled: send no reply */
     long long next_request_id;   /* our own requests to the client (elicitation) */
     volatile int stop;           /* set by SIGTERM */
+    /* Tasks (src/mcp/tasks.c) */
+    char task_id[48];            /* in a task's runner: the task it runs, else "" */
+    int call_depth;              /* tools/call nesting (the workflow engine calls tools) */
+    int task_depth;              /* the depth of the call the runner finishes */
+    bool task_created;           /* the handler just answered with a CreateTaskResult */
+    int last_err_code;           /* the last call's handler error (FM_ERR_*), 0 if none */
+    int64_t task_polled_ms;      /* the runner last read its cancel flag */
+    int64_t task_noted_ms;       /* the runner last wrote its status message */
 } fm_ctx;
 
 /* Opens config, store and backends; err says what to fix. */

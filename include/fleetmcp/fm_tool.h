@@ -68,6 +68,12 @@ typedef enum {
 /* Starting emergency mode: releasing it takes emergency.approvals_required
  * distinct people (default two). */
 #define FM_TOOL_STARTS_EMERGENCY 0x1000u
+/* A long call that may run as a task (io.modelcontextprotocol/tasks): when
+ * the client declared the extension, the handler's fm_call_background()
+ * answers at once with the task and the work goes on in a runner process. */
+#define FM_TOOL_TASK 0x2000u
+/* Only as a task: a client without the extension is refused (-32021). */
+#define FM_TOOL_TASK_REQUIRED 0x4000u
 
 typedef struct fm_call fm_call;
 
@@ -119,5 +125,21 @@ const char *fm_call_stopping(fm_call *call);
 /* notifications/message at level ("debug".."emergency"), if enabled. */
 void fm_call_log(fm_call *call, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Tasks (src/mcp/tasks.c).  For a FM_TOOL_TASK tool whose caller declared
+ * io.modelcontextprotocol/tasks: records the task in the store (durably,
+ * before answering), starts a detached runner process that continues this
+ * very handler with its own store connection, and returns the
+ * CreateTaskResult (new) for the handler to return as is.  NULL when the
+ * handler should just go on: in the runner, or when no task can be made
+ * (no extension, an in-memory store, a nested call). */
+json_t *fm_call_background(fm_call *call, fm_err *err);
+/* True inside a task's runner. */
+bool fm_call_in_task(const fm_call *call);
+/* Inside a runner: parks the task in input_required with requests
+ * ({key: {method, params}}, stolen) and waits (bounded) until tasks/update
+ * has answered every key; returns {key: response} (new), or NULL with err
+ * on cancellation, timeout or outside a runner. */
+json_t *fm_call_ask(fm_call *call, json_t *requests, fm_err *err);
 
 #endif

@@ -132,7 +132,12 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
     /* One read of the emergency setting serves the call's audit rows,
      * its gate and the marker on its result. */
     fm_emergency_call_begin(ctx);
+    ctx->call_depth++;
     json_t *r = call_tool(ctx, ti, args, progress_token, meta, structured_text);
+    /* A task's runner ends when the call it continues is done. */
+    if (ctx->task_id[0] && ctx->call_depth == ctx->task_depth)
+        fm_task_finish(ctx, r, structured_text ? *structured_text : NULL);
+    ctx->call_depth--;
     fm_emergency_mark(ctx, r);
     fm_emergency_call_end(ctx);
     return r;
@@ -274,6 +279,15 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
     json_t *structured = t->handler(&call, &err);
     ctx->current = NULL;
     ctx->last_cancelled = call.cancelled;
+    ctx->last_err_code = structured ? 0 : err.code;
+    /* The handler went to the background: its CreateTaskResult is the
+     * answer, and the runner writes the audit result when it is done. */
+    if (ctx->task_created) {
+        ctx->task_created = false;
+        json_decref(empty);
+        json_decref(elicited);
+        return structured;
+    }
     if (structured && call.cancelled) {
         json_decref(structured);
         structured = NULL;
@@ -303,6 +317,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
     }
     if (!structured && err.code == FM_OK)
         fm_err_set(&err, FM_ERR_INTERNAL, "%s returned no result", t->name);
+    ctx->last_err_code = structured ? 0 : err.code;
     /* A backend that cannot be reached is what on-call wants to hear of. */
     if (!structured && (err.code == FM_ERR_UNAVAILABLE || err.code == FM_ERR_TIMEOUT ||
                         err.code == FM_ERR_INTERNAL))

@@ -27,7 +27,7 @@
  * caller is void for another.  A verified principal is named by its
  * source and subject, so two tokens sharing a client name do not share
  * states. */
-static void caller_id(const fm_ctx *ctx, char *out, size_t len)
+void fm_mcp_caller_id(const fm_ctx *ctx, char *out, size_t len)
 {
     const fm_session *s = &ctx->session;
     if (s->verified)
@@ -71,7 +71,7 @@ static int state_holds(fm_ctx *ctx, const char *token, const char *plan_id, fm_e
     if (!st) return -1;
     int rc = -1;
     char caller[300];
-    caller_id(ctx, caller, sizeof caller);
+    fm_mcp_caller_id(ctx, caller, sizeof caller);
     json_t *plan = fm_plan_get(ctx, plan_id, err);
     if (strcmp(fm_json_str(st, "k", ""), "approval"))
         fm_err_set(err, FM_ERR_APPROVAL, "requestState is not an approval state");
@@ -121,7 +121,7 @@ int fm_mcp_input_approval(fm_ctx *ctx, const char *plan_id, json_t *ask,
     json_t *plan = fm_plan_get(ctx, plan_id, &err);
     char nonce[33], caller[300];
     fm_random_hex(nonce, 16);
-    caller_id(ctx, caller, sizeof caller);
+    fm_mcp_caller_id(ctx, caller, sizeof caller);
     json_t *sp = plan ? json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "k", "approval", "plan",
                                   plan_id, "hash", fm_json_str(plan, "hash", ""), "caller",
                                   caller, "exp", (json_int_t)(fm_now_ms() + STATE_TTL_MS),
@@ -185,7 +185,7 @@ int fm_mcp_input_open(fm_ctx *ctx, fm_err *err)
         return 0;
     }
     char caller[300];
-    caller_id(ctx, caller, sizeof caller);
+    fm_mcp_caller_id(ctx, caller, sizeof caller);
     int rc = -1;
     if (strcmp(fm_json_str(st, "k", ""), "input") ||
         strcmp(fm_json_str(st, "target", ""), ctx->mrtr_target))
@@ -229,7 +229,7 @@ json_t *fm_mcp_input_required(fm_ctx *ctx, json_t *requests, json_t *state, fm_e
         return NULL;
     }
     char caller[300];
-    caller_id(ctx, caller, sizeof caller);
+    fm_mcp_caller_id(ctx, caller, sizeof caller);
     json_t *sp = json_pack("{s:s, s:s, s:s, s:I, s:o}", "k", "input", "target", ctx->mrtr_target,
                            "caller", caller, "exp", (json_int_t)(fm_now_ms() + STATE_TTL_MS),
                            "s", state ? state : json_null());

@@ -27,6 +27,9 @@ const char *fm_log_level_name(int index)
 bool fm_call_cancelled(fm_call *call)
 {
     if (call->ctx->tx) fm_mcp_pump(call->ctx);
+    /* A task's runner has no client connection: tasks/cancel reaches it
+     * through the store. */
+    if (!call->cancelled && fm_task_cancel_requested(call->ctx)) call->cancelled = true;
     return call->cancelled;
 }
 
@@ -42,6 +45,13 @@ const char *fm_call_stopping(fm_call *call)
 bool fm_call_progress(fm_call *call, double progress, double total, const char *message)
 {
     fm_ctx *ctx = call->ctx;
+    /* A task's runner has no client to notify: its progress is the
+     * task's statusMessage. */
+    if (ctx->task_id[0] && message) {
+        char m[200];
+        snprintf(m, sizeof m, "%.120s (%.1f of %.0f)", message, progress, total);
+        fm_task_note(ctx, NULL, m);
+    }
     if (ctx->tx && call->progress_token) {
         json_t *p = json_pack("{s:O, s:f}", "progressToken", call->progress_token, "progress",
                               progress);

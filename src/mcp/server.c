@@ -84,10 +84,29 @@ static bool batches_allowed(const fm_ctx *ctx)
  * subscriptions/listen, which fleetmcp does not serve. */
 static json_t *capabilities(const fm_ctx *ctx, bool stateless)
 {
-    return json_pack("{s:{s:b}, s:{}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 0,
-                     "logging", "resources", "subscribe",
-                     !stateless && ctx->content->subscribe != NULL, "listChanged", 0, "prompts",
-                     "listChanged", 0, "completions");
+    json_t *c = json_pack("{s:{s:b}, s:{}, s:{s:b, s:b}, s:{s:b}, s:{}}", "tools", "listChanged", 0,
+                          "logging", "resources", "subscribe",
+                          !stateless && ctx->content->subscribe != NULL, "listChanged", 0,
+                          "prompts", "listChanged", 0, "completions");
+    /* Tasks are an extension of the stateless revision (SEP-2663); the
+     * runner shares the store, so an in-memory one offers none. */
+    if (stateless && fm_tasks_available(ctx))
+        json_object_set_new(c, "extensions", json_pack("{s:{}}", FM_TASKS_EXT));
+    return c;
+}
+
+/* MissingRequiredClientCapability for the tasks extension. */
+static void tasks_required(fm_ctx *ctx, const char *what, int *code, char *why)
+{
+    json_decref(ctx->rpc_error_data);
+    ctx->rpc_error_data =
+        json_pack("{s:{s:{s:{}}}}", "requiredCapabilities", "extensions", FM_TASKS_EXT);
+    *code = FM_RPC_MISSING_CAPABILITY;
+    snprintf(why, 256,
+             "Missing required client capability: %.80s needs the " FM_TASKS_EXT
+             " extension; declare it in _meta io.modelcontextprotocol/clientCapabilities"
+             ".extensions",
+             what);
 }
 
 /* Implementation info (new). */
@@ -263,6 +282,19 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
         return NULL;
     }
     if (json_is_null(args)) args = NULL;
+    if ((fm_tool_table[ti].flags & FM_TOOL_TASK_REQUIRED) &&
+        (!ctx->session.tasks || !fm_tasks_available(ctx))) {
+        if (ctx->session.tasks) {
+            *code = FM_RPC_INTERNAL_ERROR;
+            snprintf(why, 256,
+                     "Internal error: %.64s runs only as a task, and tasks need a"
+                     " database file or PostgreSQL (start with --db)",
+                     json_string_value(name));
+        } else {
+            tasks_required(ctx, json_string_value(name), code, why);
+        }
+        return NULL;
+    }
     const json_t *meta = json_object_get(params, "_meta");
     const json_t *token = json_object_get(meta, "progressToken");
     if (token && !json_is_string(token) && !json_is_integer(token)) token = NULL;
@@ -437,6 +469,7 @@ static int stateless_enter(fm_ctx *ctx, const json_t *params, char *why, json_t 
     fm_clip(s->client_version, sizeof s->client_version, fm_json_str(ci, "version", ""));
     s->initiator = fm_session_initiator(s);
     s->elicitation = json_is_object(json_object_get(caps, "elicitation"));
+    s->tasks = json_is_object(json_object_get(json_object_get(caps, "extensions"), FM_TASKS_EXT));
     /* No notifications/message unless this request asked for them. */
     s->log_level = li;
     s->initialized = true;
@@ -463,8 +496,9 @@ static int error_status(int code)
  * long they keep. */
 static void stateless_result(const char *method, json_t *result, long long ttl_ms)
 {
-    static const char *const cacheable[] = {"tools/list", "prompts/list", "resources/list",
-                                            "resources/templates/list", "resources/read"};
+    static const char *const cacheable[] = {
+        "server/discover",          "tools/list",    "prompts/list", "resources/list",
+        "resources/templates/list", "resources/read"};
     if (!json_object_get(result, "resultType"))
         json_object_set_new(result, "resultType", json_string("complete"));
     if (in_list(method, cacheable, sizeof cacheable / sizeof *cacheable)) {
@@ -556,7 +590,13 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
     } else if (stateless) {
         if (!strcmp(m->method, "server/discover"))
             result = do_discover(ctx);
-        else
+        else if (!strcmp(m->method, "tasks/get") || !strcmp(m->method, "tasks/update") ||
+                 !strcmp(m->method, "tasks/cancel")) {
+            if (ctx->session.tasks)
+                result = fm_tasks_request(ctx, m->method, params, &code, why);
+            else
+                tasks_required(ctx, m->method, &code, why);
+        } else
             method_not_found(m->method, &code, why);
     } else {
         result = dispatch_stateful(ctx, m, &code, why);

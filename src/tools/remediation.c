@@ -98,6 +98,9 @@ json_t *fm_tool_node_resume(fm_call *call, fm_err *err)
 json_t *fm_tool_node_reboot(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
+    /* A reboot is followed by polling: as a task when the client can. */
+    json_t *task = fm_call_background(call, err);
+    if (task) return task;
     const char *node = fm_json_str(call->args, "node", "");
     char owner[48], before[32], full[256];
     owner_of(call, owner, sizeof owner);
@@ -265,6 +268,11 @@ json_t *fm_tool_health_probe(fm_call *call, fm_err *err)
                    " drained node",
                    (long long)jobs, node);
         return NULL;
+    }
+    /* dcgmi diag -r 3 runs for many minutes: a task when the client can. */
+    if (level >= 3) {
+        json_t *task = fm_call_background(call, err);
+        if (task) return task;
     }
     fm_call_progress(call, 0, 1, "dcgmi diag");
     json_t *d = fm_wf_diag(ctx, node, (int)level, err);

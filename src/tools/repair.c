@@ -205,6 +205,10 @@ done:
 json_t *fm_tool_repair_execute(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
+    /* A workflow takes minutes: with a client that declared the tasks
+     * extension it runs as a task, polled with tasks/get. */
+    json_t *task = fm_call_background(call, err);
+    if (task) return task;
     const char *plan_id = fm_json_str(call->args, "plan_id", "");
     /* A workflow of this very plan whose server died or stopped: this
      * (approved again) call resumes it rather than starting another. */

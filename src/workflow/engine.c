@@ -18,6 +18,7 @@
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
@@ -967,6 +968,8 @@ fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *c
         free(r);
         return NULL;
     }
+    /* Run as a task: tasks/get names the workflow behind it. */
+    fm_task_note(ctx, w->id, "workflow started");
     wf_event(ctx, w->id, "started", "%s:%s started %s v%lld on %s (plan %s, approval %s)",
              ctx->session.initiator ? "human" : "agent", fm_session_who(&ctx->session),
              w->runbook, w->runbook_version, w->node, w->plan_id[0] ? w->plan_id : "-",

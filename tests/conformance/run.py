@@ -9,7 +9,10 @@ the four that need server-to-client requests on an HTTP response stream
 (tools-call-sampling, tools-call-elicitation, elicitation-sep1034-defaults,
 elicitation-sep1330-enums): fleetmcp --http does not send those yet, and
 they are printed as NOT DONE on every run.  Unscored scenarios (the tasks
-extension, pending ones) run and are reported.
+extension, pending ones) run and are reported; of them the tasks extension
+(io.modelcontextprotocol/tasks, 2026-07-28) gates: every tasks scenario the
+suite does not skip must pass against the fixture (its task tools run as
+real tasks: a store row and a detached runner).
 
 Against the real server (fleetmcp --http): tools-list, caching,
 dns-rebinding-protection and server-stateless (2026-07-28; of
@@ -120,6 +123,23 @@ for ver in ("2026-07-28", "2025-11-25"):
           f" {sum(r[0] == '✓' for r in scored)} of {len(scored)} pass; unscored"
           f" {sum(r[0] == '✓' for r in rows if r[1] in unscored)} of {len(unscored)}; checks"
           f" {sum(int(r[2]) for r in rows)} of {sum(int(r[2]) + int(r[3]) for r in rows)}")
+    tasks = [r for r in rows if r[1].startswith("tasks-")]
+    if tasks:
+        # tasks-status-notifications is a skip in the suite itself (its
+        # harness awaits a rewrite): 0 passed, 0 failed.
+        run = [r for r in tasks if int(r[2]) + int(r[3])]
+        tbad = [r[1] for r in run if r[0] == "✗"]
+        print(f"{'FAIL' if tbad or not run else 'ok  '} fixture {ver} tasks extension:"
+              f" {len(run) - len(tbad)} of {len(run)} scenarios pass ({len(tasks) - len(run)}"
+              f" skipped by the suite); checks {sum(int(r[2]) for r in tasks)} of"
+              f" {sum(int(r[2]) + int(r[3]) for r in tasks)}")
+        for n in tbad:
+            print(f"     FAILED {n}")
+        if tbad or not run:
+            failed.append(f"fixture {ver} tasks")
+    for n in sorted(unscored - {r[1] for r in tasks}):
+        ok_ = any(r[1] == n and r[0] == "✓" for r in rows)
+        print(f"     unscored {n}: {'pass' if ok_ else 'fail'}")
     for n in bad:
         print(f"     FAILED {n}")
     for n in not_done:

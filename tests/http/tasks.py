@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Tasks (io.modelcontextprotocol/tasks, 2026-07-28) over HTTP and stdio.
+
+A real long call (the conformance fixture's slow_compute, registered
+through the same registry, gate and audit as fleetmcp's tools, sleeping in
+cancellable steps) runs as a task: created at once, polled with tasks/get
+from whichever worker answers, its result inlined when done, with exactly
+one audit row written by the runner; cancelled (audited with the caller,
+the runner stops); bound to its caller (another client gets "unknown task"
+for get and cancel); still there after the server is stopped and started
+again on the same store (polled from the new process until it completes);
+reported failed when its runner is killed; and the same over stdio.  The
+wire shapes themselves are checked by the conformance suite's tasks
+scenarios (tests/conformance/run.py).
+Usage: tasks.py path/to/fleetmcp path/to/conformance-fixture"""
+import json
+import os
+import re
+import select
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fmhttp import Checks, stateless, wait_exit  # noqa: E402
+
+FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
+FIX = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "build/conformance-fixture")
+EXT = "io.modelcontextprotocol/tasks"
+tmp = tempfile.mkdtemp(prefix="fm-tasks-")
+DB = os.path.join(tmp, "tasks.db")
+check = Checks("http-tasks")
+if not os.path.exists(FIX):
+    raise SystemExit(f"{FIX} is missing: make build/conformance-fixture")
+
+
+def serve(argv, name):
+    err = open(os.path.join(tmp, f"{name}-{time.monotonic_ns()}.err"), "w+")
+    p = subprocess.Popen(argv + ["--http", "127.0.0.1:0"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        err.seek(0)
+        m = re.search(r"serving MCP on http://127\.0\.0\.1:(\d+)/mcp", err.read())
+        if m:
+            return p, int(m.group(1))
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    err.seek(0)
+    raise SystemExit(f"{name} did not start: {err.read()}")
+
+
+def meta(client="tasks-test", tasks=True):
+    caps = {"extensions": {EXT: {}}} if tasks else {}
+    return {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": caps,
+            "io.modelcontextprotocol/clientInfo": {"name": client, "version": "1"}}
+
+
+def rpc(port, method, params, client="tasks-test", tasks=True):
+    params = dict(params, _meta=meta(client, tasks))
+    h = {"Mcp-Name": params["taskId"]} if "taskId" in params else None
+    st, _, b = stateless(port, method, params, h)
+    return st, b if isinstance(b, dict) else {}
+
+
+def start_task(port, seconds, label):
+    st, b = rpc(port, "tools/call", {"name": "slow_compute",
+                                     "arguments": {"seconds": seconds, "label": label}})
+    return b.get("result", {})
+
+
+def get(port, tid, client="tasks-test"):
+    return rpc(port, "tasks/get", {"taskId": tid}, client)
+
+
+def poll(port, tid, until=("completed", "failed", "cancelled"), timeout=20):
+    deadline = time.time() + timeout
+    r = {}
+    while time.time() < deadline:
+        _, b = get(port, tid)
+        r = b.get("result", {})
+        if r.get("status") in until:
+            return r
+        time.sleep(0.2)
+    return r
+
+
+def runner_pid(tid):
+    con = sqlite3.connect(DB, timeout=10)
+    row = con.execute("SELECT runner_pid FROM mcp_tasks WHERE id = ?", (tid,)).fetchone()
+    con.close()
+    return row[0] if row else None
+
+
+def gone(pid, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not os.path.exists(f"/proc/{pid}") or \
+                open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def audit(sql, args=()):
+    con = sqlite3.connect(DB, timeout=10)
+    rows = con.execute(sql, args).fetchall()
+    con.close()
+    return rows
+
+
+srv, port = serve([FIX, "--db", DB], "fixture")
+
+# Advertised under capabilities.extensions (2026-07-28).
+st, b = rpc(port, "server/discover", {})
+check(EXT in b.get("result", {}).get("capabilities", {}).get("extensions", {}),
+      f"server/discover advertises {EXT}: {b}")
+
+# Create: answered at once with the task, durably (tasks/get resolves).
+t0 = time.time()
+task = start_task(port, 3, "first")
+tid = task.get("taskId", "")
+check(task.get("resultType") == "task" and task.get("status") == "working" and
+      re.fullmatch(r"task-[0-9a-f]{32}", tid) and time.time() - t0 < 2,
+      f"a 3 s call answers at once with an unguessable task id: {task}")
+st, b = get(port, tid)
+check(b.get("result", {}).get("status") == "working" and "result" not in b.get("result", {}),
+      f"tasks/get right away: working, no result yet: {b}")
+
+deadline, msg = time.time() + 3, ""
+while time.time() < deadline and "computing" not in msg:
+    msg = get(port, tid)[1].get("result", {}).get("statusMessage", "")
+    time.sleep(0.2)
+check("computing" in msg, f"a working task's statusMessage is the runner's progress: {msg!r}")
+
+# Bound to its caller: another client learns nothing and cancels nothing.
+st, b = get(port, tid, client="intruder")
+check(st == 400 and b.get("error", {}).get("code") == -32602,
+      f"another caller's tasks/get: unknown task (-32602): {st} {b}")
+st, b = rpc(port, "tasks/cancel", {"taskId": tid}, client="intruder")
+check(st == 400 and b.get("error", {}).get("code") == -32602,
+      f"another caller's tasks/cancel: unknown task (-32602): {st} {b}")
+st, b = rpc(port, "tasks/get", {"taskId": tid}, tasks=False)
+check(st == 400 and b.get("error", {}).get("code") == -32021,
+      f"tasks/get without the extension declared: -32021: {st} {b}")
+
+# Result: inlined once completed; one audit row, written by the runner.
+r = poll(port, tid)
+text = (r.get("result", {}).get("content") or [{}])[0].get("text", "")
+check(r.get("status") == "completed" and "Computed first after 3 s" in text,
+      f"the task completes with the tool's result inlined: {r}")
+rows = audit("SELECT phase, result IS NOT NULL, client_name FROM audit WHERE tool ="
+             " 'slow_compute' AND result LIKE '%first%'")
+check(rows == [("call", 1, "tasks-test")],
+      f"one audit row for the call, with its result and caller: {rows}")
+check(gone(runner_pid(tid), 5), "the runner exits after writing the result")
+
+# Cancel: acked empty, status cancelled at once, the runner stops, audited.
+task = start_task(port, 60, "to-cancel")
+cid = task.get("taskId", "")
+pid = runner_pid(cid)
+st, b = rpc(port, "tasks/cancel", {"taskId": cid})
+check(st == 200 and b.get("result") == {"resultType": "complete"},
+      f"tasks/cancel acks with an empty complete result: {st} {b}")
+st, b = get(port, cid)
+check(b.get("result", {}).get("status") == "cancelled", f"cancelled at once: {b}")
+check(pid and gone(pid, 5), f"the runner {pid} stops within a cancellation check")
+rows = audit("SELECT client_name, decision FROM audit WHERE tool = 'tasks/cancel' AND args"
+             " LIKE ?", (f"%{cid}%",))
+check(rows == [("tasks-test", "allow")], f"the cancel is audited with its caller: {rows}")
+st, b = get(port, cid)
+check(b.get("result", {}).get("status") == "cancelled",
+      f"the runner's late result does not undo the cancel: {b}")
+
+# A server restart mid-task: the new process answers for the task.
+task = start_task(port, 4, "restart")
+rid = task.get("taskId", "")
+srv.send_signal(signal.SIGTERM)
+check(wait_exit(srv, 30) == 0, "the server stops cleanly with a task running")
+srv, port = serve([FIX, "--db", DB], "fixture-again")
+st, b = get(port, rid)
+check(b.get("result", {}).get("status") in ("working", "completed"),
+      f"the restarted server knows the task: {b}")
+r = poll(port, rid)
+check(r.get("status") == "completed" and "restart" in json.dumps(r.get("result")),
+      f"polled from the new process, the task completes: {r}")
+
+# A runner killed mid-task: reported failed (protocol-level), not forever working.
+task = start_task(port, 60, "killed")
+kid = task.get("taskId", "")
+os.kill(runner_pid(kid), signal.SIGKILL)
+time.sleep(0.3)
+r = poll(port, kid, timeout=5)
+check(r.get("status") == "failed" and r.get("error", {}).get("code") == -32603 and
+      "result" not in r, f"a killed runner's task is failed with an error: {r}")
+
+# A task-only tool refuses a client without the extension.
+st, b = rpc(port, "tools/call", {"name": "failing_job", "arguments": {}}, tasks=False)
+check(st == 400 and b.get("error", {}).get("code") == -32021 and
+      EXT in json.dumps(b.get("error", {}).get("data")),
+      f"a task-only tool without the extension: -32021 naming it: {st} {b}")
+srv.send_signal(signal.SIGTERM)
+check(wait_exit(srv, 30) == 0, "the fixture stops cleanly")
+
+# The real server offers tasks too (its long tools: repair_execute,
+# health_probe level 3, node_reboot), and knows no one else's task ids.
+CONF = os.path.join(tmp, "fm.yaml")
+with open(CONF, "w") as f:
+    f.write("mode: fleet\n")
+fm, fport = serve([FM, "--config", CONF, "--db", os.path.join(tmp, "fm.db")], "fleetmcp")
+st, b = rpc(fport, "server/discover", {})
+check(EXT in b.get("result", {}).get("capabilities", {}).get("extensions", {}),
+      f"fleetmcp advertises {EXT}: {b}")
+st, b = get(fport, tid)
+check(st == 400 and b.get("error", {}).get("code") == -32602,
+      f"a task id from another store is unknown: {st} {b}")
+fm.send_signal(signal.SIGTERM)
+check(wait_exit(fm, 30) == 0, "fleetmcp stops cleanly")
+
+# stdio: the same tasks, the runner beside the stdio server.
+p = subprocess.Popen([FIX, "--stdio", "--db", DB], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL)
+buf = b""
+
+
+def line_rpc(i, method, params, timeout=5):
+    global buf
+    msg = {"jsonrpc": "2.0", "id": i, "method": method, "params": dict(params, _meta=meta())}
+    p.stdin.write((json.dumps(msg) + "\n").encode())
+    p.stdin.flush()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            m = json.loads(line)
+            if m.get("id") == i:
+                return m
+        r, _, _ = select.select([p.stdout], [], [], 0.2)
+        if r:
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+    return {}
+
+
+m = line_rpc(1, "tools/call", {"name": "slow_compute", "arguments": {"seconds": 2,
+                                                                     "label": "stdio"}})
+sid = m.get("result", {}).get("taskId", "")
+check(m.get("result", {}).get("resultType") == "task" and sid, f"stdio: a task is created: {m}")
+status, n = "", 2
+deadline = time.time() + 15
+while time.time() < deadline and status not in ("completed", "failed", "cancelled"):
+    m = line_rpc(n, "tasks/get", {"taskId": sid})
+    status = m.get("result", {}).get("status", "")
+    n += 1
+    time.sleep(0.2)
+check(status == "completed" and "Computed stdio" in json.dumps(m),
+      f"stdio: polled to completion: {m}")
+p.stdin.close()
+check(wait_exit(p, 10) == 0, "stdio fixture exits at EOF")
+check.finish()
