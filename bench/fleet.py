@@ -12,7 +12,8 @@
                 over the node's partitions, which makes slurmctld pack and
                 sinfo unpack the whole node table: the plan's floor)
   fleet_status  the dashboard read
-  diagnose      node mode on one node (this tree has no cluster mode)
+  diagnose      node mode on one node, and cluster mode over the whole fleet
+                (one Slurm listing; the bench controller has no metrics)
   peak RSS      VmHWM of each fleetmcp process when its calls are done
 
 Times are medians of FM_BENCH_RUNS (default 10) calls after a warm-up call
@@ -150,6 +151,16 @@ print(f"fleet_status (cli): median {med*1000:7.1f} ms, peak RSS {vmhwm_kb(s.p.pi
 med, res, err, _ = series(s, "diagnose", {"node": node}, max(3, runs // 2))
 print(f"diagnose node mode (cli, no metrics or SSH here): median {med*1000:7.1f} ms, peak RSS "
       f"{vmhwm_kb(s.p.pid)} kB" + (f"  error: {err}" if err else ""))
+med, res, err, _ = series(s, "diagnose", {"cluster": {}}, max(3, runs // 4))
+cl = (res or {}).get("cluster", {})
+print(f"diagnose cluster mode, whole fleet (cli, no metrics here): median {med*1000:7.1f} ms, "
+      f"first {first_call['diagnose']*1000:7.1f} ms, {cl.get('nodes_in_scope')} nodes, "
+      f"{len(cl.get('ranked', []))} ranked, counts {cl.get('counts')}, peak RSS "
+      f"{vmhwm_kb(s.p.pid)} kB" + (f"  error: {err}" if err else ""))
+if not err and cl.get("nodes_in_scope") != nodes_n:
+    print(f"  MISMATCH: cluster mode saw {cl.get('nodes_in_scope')} nodes, the controller has "
+          f"{nodes_n}")
+    ok = False
 s.close()
 print("targets (slurm_nodes < 2x sinfo and >= 20x smaller, repair_plan <= 100 ms, "
       "peak RSS <= 32 MB):", "met" if ok else "MISSED")

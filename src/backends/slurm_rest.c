@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fm_http.h"
 #include "slurm_impl.h"
@@ -42,7 +43,22 @@ typedef struct rest_st {
     void *cli;        /* scontrol for what this slurmrestd cannot change, or NULL */
     long last_status; /* HTTP status of the last answer, for discovery */
     fm_slurm_table *table; /* nodes kept between calls (slurm_table.c), or NULL */
+    double table_checked;  /* CLOCK_MONOTONIC seconds of the last check that found it current */
 } rest_st;
+
+/* A check this recent stands for the next read: one plan reads the table
+ * three times (node, capacity, fleet count) within milliseconds, and each
+ * conditional read costs slurmctld a pass over every node under its node
+ * lock (select_g_select_nodeinfo_set_all() runs before the update_time
+ * test).  The old sequence of full reads of one plan spanned longer. */
+#define TABLE_REUSE_S 0.25
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int version_minor(const char *v)
 {
@@ -329,10 +345,15 @@ static int table_fresh(rest_st *s, fm_err *err)
     if (!s->table && !(s->table = fm_slurm_table_new()))
         return fm_err_set(err, FM_ERR_NOMEM, "node table"), -1;
     if (fm_slurm_table_loaded(s->table)) {
+        double t0 = mono_s();
+        if (t0 - s->table_checked < TABLE_REUSE_S) return 0;
         long long stamp = fm_slurm_table_stamp(s->table);
         fm_err e = {0};
-        if (cond_get(s, "nodes", stamp, &e) == 304 && cond_get(s, "partitions", stamp, &e) == 304)
+        if (cond_get(s, "nodes", stamp, &e) == 304 &&
+            cond_get(s, "partitions", stamp, &e) == 304) {
+            s->table_checked = t0;
             return 0;
+        }
     }
     /* One table at a time: the old one goes before the new one is read. */
     fm_slurm_table_clear(s->table);
@@ -356,7 +377,10 @@ static int table_fresh(rest_st *s, fm_err *err)
     long status = resp.status;
     fm_http_resp_free(&resp);
     int res = fm_slurm_table_load_close(l, status, t, &errors, &lerr);
-    if (res == FM_TABLE_REPLACED) return 0;
+    if (res == FM_TABLE_REPLACED) {
+        s->table_checked = mono_s();
+        return 0;
+    }
     int rc = -1;
     if (errors) {
         json_t *ans = json_pack("{s:o}", "errors", errors);
