@@ -43,9 +43,11 @@ size_t fm_slurm_table_size(const fm_slurm_table *t);
 long long fm_slurm_table_stamp(const fm_slurm_table *t);
 
 /* Reads a nodes answer into t: open, push each piece (an fm_http stream
- * callback), close with the answer's HTTP status.  Returns what happened
- * to t, or -1 (err set) when the answer could not be read; *errors gets
- * Slurm's non-empty "errors" array (new) or NULL. */
+ * callback), close with the answer's HTTP status and the same err as open.
+ * close returns what happened to t (fm_slurm_table_result); an answer
+ * that is not a whole listing is no failure here, it is FM_TABLE_REREAD
+ * with err left clear and *errors set to Slurm's non-empty "errors" array
+ * (new) when it had one.  The table is never half-replaced. */
 typedef struct fm_slurm_table_load fm_slurm_table_load;
 fm_slurm_table_load *fm_slurm_table_load_open(fm_slurm_table *t, const fm_slurm_domains *dom,
                                               fm_err *err);
