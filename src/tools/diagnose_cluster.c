@@ -28,14 +28,18 @@
 #define DEFAULT_TOP 20
 #define MAX_EVIDENCE 3
 
+/* What triage keeps of a node: small and flat, 16,384 of them fit in a
+ * few MB (a jansson tree each would not); the evidence of the ranked few
+ * is asked of the engine again once they are known. */
 typedef struct cnode {
     char name[64];
-    json_t *state;   /* Slurm state words (array) */
+    char state[128]; /* Slurm state words, "DOWN+NOT_RESPONDING" */
     char *reason;    /* Slurm's reason or NULL */
     json_t *metrics; /* diagnose signals.metrics, or NULL */
-    json_t *verdict; /* {fault_class, confidence, ...} once judged */
+    char cls[64];    /* the engine's top class once judged */
+    char runbook[64];
     double conf;
-    bool healthy;
+    bool healthy, corroborated;
 } cnode;
 
 typedef struct cset {
@@ -74,10 +78,8 @@ static const struct {
 static void cset_free(cset *s)
 {
     for (size_t i = 0; i < s->len; i++) {
-        json_decref(s->n[i].state);
         free(s->n[i].reason);
         json_decref(s->n[i].metrics);
-        json_decref(s->n[i].verdict);
     }
     free(s->n);
     json_decref(s->want);
@@ -106,9 +108,15 @@ static int take_node(void *ud, const json_t *node, fm_err *err)
     cnode *c = &s->n[s->len++];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
-    const json_t *st = json_object_get(node, "state");
-    c->state = json_is_array(st) && json_array_size(st) <= 32 ? json_copy((json_t *)st)
-                                                              : json_array();
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(node, "state"), i, w)
+    {
+        size_t l = strlen(c->state);
+        const char *word = json_string_value(w);
+        if (word && l + strlen(word) + 2 < sizeof c->state)
+            snprintf(c->state + l, sizeof c->state - l, "%s%s", l ? "+" : "", word);
+    }
     const char *r = json_string_value(json_object_get(node, "reason"));
     if (r && *r) c->reason = strndup(r, 1000);
     return 0;
@@ -208,17 +216,16 @@ static bool plain(const cnode *c)
 {
     static const char *const ok[] = {"IDLE", "ALLOCATED", "ALLOC", "MIXED", "COMPLETING",
                                      "PLANNED"};
-    if (c->reason || c->metrics) return false;
-    size_t i;
-    json_t *w;
-    json_array_foreach(c->state, i, w)
-    {
+    if (c->reason || c->metrics || !*c->state) return false;
+    char buf[sizeof c->state], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", c->state);
+    for (char *w = strtok_r(buf, "+", &save); w; w = strtok_r(NULL, "+", &save)) {
         bool good = false;
         for (size_t k = 0; k < sizeof ok / sizeof *ok && !good; k++)
-            good = !strcasecmp(json_string_value(w), ok[k]);
+            good = !strcasecmp(w, ok[k]);
         if (!good) return false;
     }
-    return json_array_size(c->state) > 0;
+    return true;
 }
 
 static int by_rank(const void *a, const void *b)
@@ -229,58 +236,68 @@ static int by_rank(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* The ranked entry of one node (new). */
-static json_t *entry(const cnode *c)
+/* The engine's whole answer for one node's bulk signals (new), or NULL
+ * with err. */
+static json_t *run_engine(const struct fm_diag_db *db, const cnode *c, fm_err *err)
 {
-    const json_t *v = c->verdict;
-    json_t *ev = json_array();
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(v, "evidence"), i, e)
-    {
-        if (i >= MAX_EVIDENCE) break;
-        char buf[301];
-        fm_clip(buf, sizeof buf, json_string_value(e) ? json_string_value(e) : "");
-        json_array_append_new(ev, json_string(buf));
-    }
-    return json_pack("{s:s, s:s, s:f, s:b, s:O, s:o}", "node", c->name, "fault_class",
-                     fm_json_str(v, "fault_class", "unknown"), "confidence", c->conf,
-                     "corroborated", json_is_true(json_object_get(v, "corroborated")), "runbook",
-                     json_object_get(v, "runbook") ? json_object_get(v, "runbook") : json_null(),
-                     "evidence", ev);
-}
-
-/* The engine's verdict for one node's bulk signals; a run that fails
- * leaves the node unjudged (counted as "error"). */
-static void judge(const struct fm_diag_db *db, cnode *c, json_t **first_res)
-{
-    if (plain(c)) {
-        c->healthy = true;
-        return;
-    }
-    json_t *slurm = json_pack("{s:O}", "node_state", c->state);
+    json_t *slurm = json_pack("{s:s}", "node_state", c->state);
     if (c->reason) json_object_set_new(slurm, "reason", json_string(c->reason));
     json_t *sig = json_pack("{s:s, s:o}", "node", c->name, "slurm", slurm);
     if (c->metrics) json_object_set(sig, "metrics", c->metrics);
-    fm_err e = {0};
-    json_t *res = fm_diag_run(db, sig, NULL, &e);
+    json_t *res = fm_diag_run(db, sig, NULL, err);
     json_decref(sig);
-    if (!res) {
-        c->verdict = json_pack("{s:s, s:[s]}", "fault_class", "error", "evidence", e.text);
+    return res;
+}
+
+/* The ranked entry of one node (new): its evidence asked again. */
+static json_t *entry(const struct fm_diag_db *db, const cnode *c)
+{
+    fm_err e = {0};
+    json_t *res = run_engine(db, c, &e);
+    json_t *ev = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(json_object_get(res, "top"), "evidence"), i, x)
+    {
+        if (i >= MAX_EVIDENCE) break;
+        char buf[301];
+        fm_clip(buf, sizeof buf, json_string_value(x) ? json_string_value(x) : "");
+        json_array_append_new(ev, json_string(buf));
+    }
+    if (!res) json_array_append_new(ev, json_string(e.text));
+    json_decref(res);
+    return json_pack("{s:s, s:s, s:f, s:b, s:o, s:o}", "node", c->name, "fault_class", c->cls,
+                     "confidence", c->conf, "corroborated", c->corroborated, "runbook",
+                     *c->runbook ? json_string(c->runbook) : json_null(), "evidence", ev);
+}
+
+/* The engine's verdict for one node; a run that fails is class "error".
+ * *best keeps the whole answer of the worst node so far. */
+static void judge(const struct fm_diag_db *db, cnode *c, json_t **best)
+{
+    if (plain(c)) {
+        c->healthy = true;
+        snprintf(c->cls, sizeof c->cls, "healthy");
         return;
     }
-    json_t *top = json_object_get(res, "top");
-    c->verdict = json_incref(top);
+    fm_err e = {0};
+    json_t *res = run_engine(db, c, &e);
+    if (!res) {
+        snprintf(c->cls, sizeof c->cls, "error");
+        return;
+    }
+    const json_t *top = json_object_get(res, "top");
+    snprintf(c->cls, sizeof c->cls, "%s", fm_json_str(top, "fault_class", "unknown"));
+    snprintf(c->runbook, sizeof c->runbook, "%s", fm_json_str(top, "runbook", ""));
     c->conf = json_number_value(json_object_get(top, "confidence"));
-    c->healthy = !strcmp(fm_json_str(top, "fault_class", ""), "healthy");
-    /* The engine's full answer for the best node so far, as node mode's
-     * top/classes (act forced off: cluster mode never acts). */
-    const json_t *best = json_object_get(*first_res, "top");
+    c->corroborated = json_is_true(json_object_get(top, "corroborated"));
+    c->healthy = !strcmp(c->cls, "healthy");
+    const json_t *bt = json_object_get(*best, "top");
     if (!c->healthy &&
-        (!*first_res || c->conf > json_number_value(json_object_get(best, "confidence")))) {
-        json_decref(*first_res);
+        (!*best || c->conf > json_number_value(json_object_get(bt, "confidence")))) {
+        json_decref(*best);
         json_object_set_new(res, "node", json_string(c->name));
-        *first_res = res;
+        *best = res;
         return;
     }
     json_decref(res);
@@ -367,8 +384,7 @@ json_t *fm_diagnose_cluster(fm_call *call, const struct fm_diag_db *db, const js
     for (size_t i = 0; i < s.len; i++) {
         judge(db, &s.n[i], &best);
         rank[i] = &s.n[i];
-        const char *cls = s.n[i].verdict ? fm_json_str(s.n[i].verdict, "fault_class", "unknown")
-                                         : "healthy";
+        const char *cls = s.n[i].cls;
         json_object_set_new(counts, cls,
                             json_integer(json_integer_value(json_object_get(counts, cls)) + 1));
     }
@@ -376,7 +392,7 @@ json_t *fm_diagnose_cluster(fm_call *call, const struct fm_diag_db *db, const js
     json_t *ranked = json_array(), *follow = json_array();
     for (size_t i = 0; i < s.len && i < topn; i++) {
         if (rank[i]->healthy) break;
-        json_array_append_new(ranked, entry(rank[i]));
+        json_array_append_new(ranked, entry(db, rank[i]));
         json_array_append_new(follow, json_string(rank[i]->name));
     }
     size_t unhealthy = 0;
