@@ -36,6 +36,8 @@ typedef struct cnode {
     char state[128]; /* Slurm state words, "DOWN+NOT_RESPONDING" */
     char *reason;    /* Slurm's reason or NULL */
     json_t *metrics; /* diagnose signals.metrics, or NULL */
+    int gpus;        /* Slurm's GPU count */
+    int seen_gpus;   /* GPUs dcgm-exporter reports (0: none, or not asked) */
     char cls[64];    /* the engine's top class once judged */
     char runbook[64];
     double conf;
@@ -117,6 +119,8 @@ static int take_node(void *ud, const json_t *node, fm_err *err)
         if (word && l + strlen(word) + 2 < sizeof c->state)
             snprintf(c->state + l, sizeof c->state - l, "%s%s", l ? "+" : "", word);
     }
+    json_int_t g = json_integer_value(json_object_get(node, "gpus"));
+    c->gpus = g > 0 && g < 1024 ? (int)g : 0;
     const char *r = json_string_value(json_object_get(node, "reason"));
     if (r && *r) c->reason = strndup(r, 1000);
     return 0;
@@ -207,8 +211,34 @@ static size_t collect_metrics(fm_ctx *ctx, cset *s, json_t *info, bool *truncate
             json_decref(ans);
         }
     }
+    /* GPUs per node that report at all: a GPU that fell off the bus
+     * leaves the exporter's answer, which no filtered query shows. */
+    char q[200];
+    if (hl && *hl)
+        snprintf(q, sizeof q, "count by (%s) (DCGM_FI_DEV_GPU_TEMP)", hl);
+    else
+        snprintf(q, sizeof q, "count by (Hostname, hostname) (DCGM_FI_DEV_GPU_TEMP)");
+    fm_err e = {0};
+    json_t *ans = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, &e);
+    if (!ans) note_err(json_object_get(info, "errors"), "GPU count", &e);
+    if (json_is_true(json_object_get(ans, "truncated"))) *truncated = true;
+    size_t i;
+    json_t *ser;
+    json_array_foreach(json_object_get(ans, "series"), i, ser)
+    {
+        cnode *c = find(s, host_of(json_object_get(ser, "labels"), hl));
+        double v = json_number_value(json_object_get(ser, "value"));
+        if (c && v > 0 && v < 1024) c->seen_gpus = (int)v;
+    }
+    json_decref(ans);
     json_array_append_new(json_object_get(info, "sources"), json_string("metrics"));
     return total;
+}
+
+/* The exporter answers for the node but for fewer GPUs than Slurm has. */
+static bool missing_gpus(const cnode *c)
+{
+    return c->seen_gpus > 0 && c->gpus > c->seen_gpus;
 }
 
 /* In service and nothing to say: Slurm would run a job there. */
@@ -216,7 +246,7 @@ static bool plain(const cnode *c)
 {
     static const char *const ok[] = {"IDLE", "ALLOCATED", "ALLOC", "MIXED", "COMPLETING",
                                      "PLANNED"};
-    if (c->reason || c->metrics || !*c->state) return false;
+    if (c->reason || c->metrics || !*c->state || missing_gpus(c)) return false;
     char buf[sizeof c->state], *save = NULL;
     snprintf(buf, sizeof buf, "%s", c->state);
     for (char *w = strtok_r(buf, "+", &save); w; w = strtok_r(NULL, "+", &save)) {
@@ -244,6 +274,13 @@ static json_t *run_engine(const struct fm_diag_db *db, const cnode *c, fm_err *e
     if (c->reason) json_object_set_new(slurm, "reason", json_string(c->reason));
     json_t *sig = json_pack("{s:s, s:o}", "node", c->name, "slurm", slurm);
     if (c->metrics) json_object_set(sig, "metrics", c->metrics);
+    if (missing_gpus(c)) {
+        char ev[160];
+        snprintf(ev, sizeof ev,
+                 "dcgm-exporter: only %d of %d GPUs report DCGM_FI_DEV_GPU_TEMP (Slurm Gres)",
+                 c->seen_gpus, c->gpus);
+        json_object_set_new(sig, "events", json_pack("[s]", ev));
+    }
     json_t *res = fm_diag_run(db, sig, NULL, err);
     json_decref(sig);
     return res;
