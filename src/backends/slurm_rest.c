@@ -391,12 +391,24 @@ static int table_fresh(rest_st *s, fm_err *err)
     return -1;
 }
 
+static int count_one(void *ud, const json_t *node, fm_err *err)
+{
+    (void)node, (void)err;
+    ++*(long long *)ud;
+    return 0;
+}
+
 static int rest_node_count(void *st, long long *count, fm_err *err)
 {
     rest_st *s = st;
-    if (table_fresh(s, err)) return -1;
-    *count = (long long)fm_slurm_table_size(s->table);
-    return 0;
+    fm_err te = {0};
+    if (table_fresh(s, &te) == 0) {
+        *count = (long long)fm_slurm_table_size(s->table);
+        return 0;
+    }
+    /* No table (no /diag for this user, say): count a listing as before. */
+    *count = 0;
+    return rest_nodes_each(s, NULL, count_one, count, err);
 }
 
 static int fill_partitions(rest_st *s, json_t *node, const char *name, fm_err *err)
@@ -498,6 +510,7 @@ static int rest_update_node(void *st, const char *name, fm_slurm_node_op op, con
     if (!fm_slurm_valid_node_name(name))
         return fm_err_set(err, FM_ERR_INVALID, "not a node name"), -1;
     if (discover(s, err)) return -1;
+    s->table_checked = 0; /* our own change: the next read asks Slurm */
     /* Slurm's own other interface, scontrol argv, where this slurmrestd
      * cannot change node state (before v0.0.39; reboot on any version). */
     bool reboot = op == FM_SLURM_REBOOT || op == FM_SLURM_REBOOT_HOLD;
@@ -533,6 +546,7 @@ static int rest_update_node(void *st, const char *name, fm_slurm_node_op op, con
 static int rest_requeue_job(void *st, uint64_t job_id, const char *exclude_node, fm_err *err)
 {
     rest_st *s = st;
+    s->table_checked = 0;
     if (s->cli) return fm_slurm_cli_ops.requeue_job(s->cli, job_id, exclude_node, err);
     return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
                       "job requeue is not implemented over slurmrestd: add a slurm.cli section"
@@ -569,6 +583,7 @@ static int rest_cancel_job(void *st, uint64_t job_id, fm_err *err)
     /* With a slurm.cli section, scancel as before: slurmrestd acts as its
      * own user (local auth) or the token's, who may not be allowed to
      * cancel other users' jobs, while the CLI runs as fleetmcp. */
+    s->table_checked = 0;
     if (s->cli) return fm_slurm_cli_ops.cancel_job(s->cli, job_id, err);
     if (discover(s, err)) return -1;
     char path[128], what[96];
