@@ -97,6 +97,10 @@ struct fm_slurm_ops {
      * large fleet.  Returns 0. */
     int (*partition_capacity)(void *st, const char *const *partitions, size_t n, long *total,
                               long *in_service, fm_err *err);
+    /* Optional (NULL: callers count nodes_each).  How many nodes Slurm has,
+     * as fresh as a listing, for less than one (the REST backend's kept
+     * node table, src/backends/slurm_table.c).  Returns 0. */
+    int (*node_count)(void *st, long long *count, fm_err *err);
     /* Frees st.  st may be NULL. */
     void (*close)(void *st);
 };
@@ -197,6 +201,11 @@ json_t *fm_slurm_hostlist_expand(const char *list, size_t max, fm_err *err);
 
 /* Epoch seconds to "YYYY-MM-DDTHH:MM:SSZ" (new string) or JSON null for 0. */
 json_t *fm_slurm_iso_time(long long epoch);
+
+/* Slurm would start a job on this normalized node now: none of its state
+ * words is a drain, down, failure, maintenance, reboot, power or unknown
+ * state.  The capacity guardrail's rule and the node table's. */
+bool fm_slurm_node_schedulable(const json_t *node);
 
 /* Validates a node name (letters, digits, '.', '_', '-'; 1..63 chars):
  * names reach argv, URLs and PromQL label matchers. */

@@ -9,11 +9,13 @@
  * shared normalizer (slurm_normalize.c). */
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_slurm_table.h"
 #include "fleetmcp/fm_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fm_http.h"
 #include "slurm_impl.h"
@@ -40,7 +42,23 @@ typedef struct rest_st {
     fm_slurm_domains *dom;
     void *cli;        /* scontrol for what this slurmrestd cannot change, or NULL */
     long last_status; /* HTTP status of the last answer, for discovery */
+    fm_slurm_table *table; /* nodes kept between calls (slurm_table.c), or NULL */
+    double table_checked;  /* CLOCK_MONOTONIC seconds of the last check that found it current */
 } rest_st;
+
+/* A check this recent stands for the next read: one plan reads the table
+ * three times (node, capacity, fleet count) within milliseconds, and each
+ * conditional read costs slurmctld a pass over every node under its node
+ * lock (select_g_select_nodeinfo_set_all() runs before the update_time
+ * test).  The old sequence of full reads of one plan spanned longer. */
+#define TABLE_REUSE_S 0.25
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int version_minor(const char *v)
 {
@@ -280,6 +298,122 @@ static json_t *rest_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
     return fm_slurm_nodes_collect(rest_nodes_each, st, f, err);
 }
 
+static int discard(void *ud, const char *p, size_t n)
+{
+    (void)ud, (void)p, (void)n;
+    return 0;
+}
+
+/* HTTP status of GET /slurm/vX/<what>?update_time=stamp, its body (the
+ * whole listing, when Slurm answers one) dropped unread. */
+static long cond_get(rest_st *s, const char *what, long long stamp, fm_err *err)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/slurm/%s/%s?update_time=%lld", s->version, what, stamp);
+    fm_http_resp resp;
+    if (rest_fetch_to(s, NULL, path, NULL, discard, NULL, &resp, err)) return -1;
+    long st = resp.status;
+    fm_http_resp_free(&resp);
+    return st;
+}
+
+/* slurmctld's clock now: /diag's statistics.req_time (a number, or from
+ * v0.0.40 on a {set, number} object). */
+static long long ctld_time(rest_st *s, fm_err *err)
+{
+    json_t *ans = rest_get(s, ANS_FULL, "reading slurmctld's clock (diag)", "/slurm/%s/diag%s",
+                           NULL, err);
+    if (!ans) return -1;
+    const json_t *rt = json_object_get(json_object_get(ans, "statistics"), "req_time");
+    if (json_is_object(rt)) rt = json_object_get(rt, "number");
+    long long t = json_is_integer(rt) ? (long long)json_integer_value(rt) : -1;
+    json_decref(ans);
+    if (t <= 0) fm_err_set(err, FM_ERR_PARSE, "%s: /diag has no statistics.req_time", s->what);
+    return t;
+}
+
+/* Makes s->table what Slurm has now.  Two conditional reads (nodes and
+ * partitions, since a partition's node list can change alone) that answer
+ * 304 when nothing changed since the table's stamp; otherwise the whole
+ * listing, streamed into the table.  The stamp is slurmctld's clock read
+ * before the listing is packed: slurmctld answers 304 only if no node
+ * changed at or after that second, so a change during the read forces the
+ * next reload, and no clock of ours is trusted.  With whole false, a
+ * changed table is dropped instead of read again (returns 1): one node is
+ * cheaper to ask for alone than 16,384 are to read. */
+static int table_fresh(rest_st *s, bool whole, fm_err *err)
+{
+    if (discover(s, err)) return -1;
+    if (!s->table && !(s->table = fm_slurm_table_new()))
+        return fm_err_set(err, FM_ERR_NOMEM, "node table"), -1;
+    if (fm_slurm_table_loaded(s->table)) {
+        double t0 = mono_s();
+        if (t0 - s->table_checked < TABLE_REUSE_S) return 0;
+        long long stamp = fm_slurm_table_stamp(s->table);
+        fm_err e = {0};
+        if (cond_get(s, "nodes", stamp, &e) == 304 &&
+            cond_get(s, "partitions", stamp, &e) == 304) {
+            s->table_checked = t0;
+            return 0;
+        }
+    }
+    /* One table at a time: the old one goes before the new one is read. */
+    fm_slurm_table_clear(s->table);
+    if (!whole) return 1;
+    long long t = ctld_time(s, err);
+    if (t < 0) return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/slurm/%s/nodes", s->version);
+    fm_err lerr = {0};
+    fm_slurm_table_load *l = fm_slurm_table_load_open(s->table, s->dom, &lerr);
+    if (!l) return fm_err_set(err, lerr.code, "%s", lerr.text), -1;
+    fm_http_resp resp;
+    json_t *errors = NULL;
+    if (rest_fetch_to(s, NULL, path, NULL, fm_slurm_table_load_push, l, &resp, err)) {
+        fm_err keep = lerr;
+        fm_slurm_table_load_close(l, 0, 0, &errors, &lerr);
+        json_decref(errors);
+        if (keep.code && err) *err = keep; /* the answer's own fault, more precise */
+        return -1;
+    }
+    fm_slurm_table_load_push(l, resp.body, resp.len); /* an error answer is buffered */
+    long status = resp.status;
+    fm_http_resp_free(&resp);
+    int res = fm_slurm_table_load_close(l, status, t, &errors, &lerr);
+    if (res == FM_TABLE_REPLACED) {
+        s->table_checked = mono_s();
+        return 0;
+    }
+    int rc = -1;
+    if (errors) {
+        json_t *ans = json_pack("{s:o}", "errors", errors);
+        rc = answer_errors(s, ans, "listing nodes", err);
+        json_decref(ans);
+    }
+    if (!rc || !err || !err->code) no_json(s, status, path, err);
+    return -1;
+}
+
+static int count_one(void *ud, const json_t *node, fm_err *err)
+{
+    (void)node, (void)err;
+    ++*(long long *)ud;
+    return 0;
+}
+
+static int rest_node_count(void *st, long long *count, fm_err *err)
+{
+    rest_st *s = st;
+    fm_err te = {0};
+    if (table_fresh(s, true, &te) == 0) {
+        *count = (long long)fm_slurm_table_size(s->table);
+        return 0;
+    }
+    /* No table (no /diag for this user, say): count a listing as before. */
+    *count = 0;
+    return rest_nodes_each(s, NULL, count_one, count, err);
+}
+
 static int fill_partitions(rest_st *s, json_t *node, const char *name, fm_err *err)
 {
     json_t *ans = rest_get(s, ANS_FULL, "listing partitions", "/slurm/%s/partitions", NULL, err);
@@ -323,6 +457,15 @@ static json_t *rest_node(void *st, const char *name, fm_err *err)
     char what[128];
     snprintf(what, sizeof what, "node %s", name);
     if (discover(s, err)) return NULL;
+    /* A table some earlier call loaded answers after a conditional read
+     * says it is current; otherwise (never loaded, or Slurm changed since)
+     * the node is asked for alone. */
+    fm_err te = {0};
+    if (fm_slurm_table_loaded(s->table) && table_fresh(s, false, &te) == 0) {
+        json_t *n = fm_slurm_table_node(s->table, name);
+        if (!n) fm_err_set(err, FM_ERR_NOT_FOUND, "Slurm has no node %s", name);
+        return n;
+    }
     json_t *ans = rest_get(s, ANS_NODES, what, "/slurm/%s/node/%s", name, err);
     if (!ans) return NULL;
     json_t *all = fm_slurm_norm_nodes(ans, s->dom, NULL, err);
@@ -371,6 +514,7 @@ static int rest_update_node(void *st, const char *name, fm_slurm_node_op op, con
     if (!fm_slurm_valid_node_name(name))
         return fm_err_set(err, FM_ERR_INVALID, "not a node name"), -1;
     if (discover(s, err)) return -1;
+    s->table_checked = 0; /* our own change: the next read asks Slurm */
     /* Slurm's own other interface, scontrol argv, where this slurmrestd
      * cannot change node state (before v0.0.39; reboot on any version). */
     bool reboot = op == FM_SLURM_REBOOT || op == FM_SLURM_REBOOT_HOLD;
@@ -406,6 +550,7 @@ static int rest_update_node(void *st, const char *name, fm_slurm_node_op op, con
 static int rest_requeue_job(void *st, uint64_t job_id, const char *exclude_node, fm_err *err)
 {
     rest_st *s = st;
+    s->table_checked = 0;
     if (s->cli) return fm_slurm_cli_ops.requeue_job(s->cli, job_id, exclude_node, err);
     return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
                       "job requeue is not implemented over slurmrestd: add a slurm.cli section"
@@ -413,14 +558,21 @@ static int rest_requeue_job(void *st, uint64_t job_id, const char *exclude_node,
            -1;
 }
 
-/* Slurm's aggregate through scontrol's sibling sinfo when configured:
- * slurmrestd has no cheap per-partition count. */
+/* Counted in the kept node table (slurmrestd has no per-partition
+ * count); if it cannot be read, Slurm's aggregate through sinfo when a
+ * slurm.cli section is configured. */
 static int rest_partition_capacity(void *st, const char *const *parts, size_t n, long *total,
                                    long *in_svc, fm_err *err)
 {
     rest_st *s = st;
-    if (!s->cli)
-        return fm_err_set(err, FM_ERR_NOT_CONFIGURED, "no slurm.cli section for sinfo"), -1;
+    fm_err te = {0};
+    if (table_fresh(s, true, &te) == 0 &&
+        fm_slurm_table_capacity(s->table, parts, n, total, in_svc, &te) == 0)
+        return 0;
+    if (!s->cli) {
+        if (err) *err = te;
+        return -1;
+    }
     return fm_slurm_cli_ops.partition_capacity(s->cli, parts, n, total, in_svc, err);
 }
 
@@ -435,6 +587,7 @@ static int rest_cancel_job(void *st, uint64_t job_id, fm_err *err)
     /* With a slurm.cli section, scancel as before: slurmrestd acts as its
      * own user (local auth) or the token's, who may not be allowed to
      * cancel other users' jobs, while the CLI runs as fleetmcp. */
+    s->table_checked = 0;
     if (s->cli) return fm_slurm_cli_ops.cancel_job(s->cli, job_id, err);
     if (discover(s, err)) return -1;
     char path[128], what[96];
@@ -466,6 +619,7 @@ static void rest_close(void *st)
     rest_st *s = st;
     if (!s) return;
     json_decref(s->token_ref);
+    fm_slurm_table_free(s->table);
     fm_slurm_domains_free(s->dom);
     if (s->cli) fm_slurm_cli_ops.close(s->cli);
     free(s);
@@ -551,5 +705,6 @@ const struct fm_slurm_ops fm_slurm_rest_ops = {
     .requeue_job = rest_requeue_job,
     .cancel_job = rest_cancel_job,
     .partition_capacity = rest_partition_capacity,
+    .node_count = rest_node_count,
     .close = rest_close,
 };

@@ -110,7 +110,9 @@ json_t *fm_breaker_totals(fm_ctx *ctx, const json_t *node, const json_t *verdict
     /* Counted while streaming the listing: the fleet can be large. */
     fm_slurm_node_filter f = {0};
     long long fleet = 0;
-    if (ctx->be.slurm->nodes_each) {
+    if (ctx->be.slurm->node_count) {
+        if (ctx->be.slurm->node_count(ctx->be.slurm_st, &fleet, err)) return NULL;
+    } else if (ctx->be.slurm->nodes_each) {
         if (ctx->be.slurm->nodes_each(ctx->be.slurm_st, &f, count_node, &fleet, err)) return NULL;
     } else {
         json_t *all = ctx->be.slurm->nodes(ctx->be.slurm_st, &f, err);

@@ -99,18 +99,12 @@ static bool state_has(const json_t *node, const char *word)
 /* Schedulable: Slurm would start a job there now. */
 static bool schedulable(const json_t *node)
 {
-    return fm_guard_schedulable(node);
+    return fm_slurm_node_schedulable(node);
 }
 
 bool fm_guard_schedulable(const json_t *node)
 {
-    static const char *const out[] = {"DRAIN", "DRAINING", "DRAINED", "DOWN", "FAIL",
-                                      "FAILING", "MAINT", "REBOOT", "REBOOT_REQUESTED",
-                                      "REBOOT_ISSUED", "NOT_RESPONDING", "INVAL", "POWERED_DOWN",
-                                      "POWERING_DOWN", "UNKNOWN", "FUTURE", "RESERVED"};
-    for (size_t i = 0; i < sizeof out / sizeof *out; i++)
-        if (state_has(node, out[i])) return false;
-    return true;
+    return fm_slurm_node_schedulable(node);
 }
 
 bool fm_guard_all_canary(fm_ctx *ctx, const json_t *nodes)

@@ -20,6 +20,7 @@
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fm_tools.gen.h"
+#include "diagnose_cluster.h"
 #include "read_common.h"
 
 #ifndef FM_SHARE_DIR
@@ -589,6 +590,12 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
     if (!db) return NULL;
     const json_t *signals = json_object_get(call->args, "signals");
     const char *node = json_string_value(json_object_get(call->args, "node"));
+    const json_t *cluster = json_object_get(call->args, "cluster");
+    if (cluster && (signals || node)) {
+        fm_err_set(err, FM_ERR_INVALID, "cluster mode takes no node or signals: pass one mode");
+        return NULL;
+    }
+    if (cluster) return fm_diagnose_cluster(call, db, cluster, err);
     if (signals && !node) {
         json_t *res = fm_diag_run(db, signals, NULL, err);
         if (res && node && !json_object_get(res, "node"))

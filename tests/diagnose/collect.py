@@ -58,6 +58,7 @@ def main():
             if not ok:
                 print("     evidence:", ev[:600])
                 failed += 1
+        failed += cluster(c)
     finally:
         c.close()
         for node, fault, _, _ in CASES:
@@ -66,8 +67,45 @@ def main():
     failed += rising_counter()
     failed += stock_exporter()
     failed += job_logs()
-    print(f"collect: {len(CASES) + 7 - failed} passed, {failed} failed")
+    print(f"collect: {len(CASES) + 9 - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+def cluster(c):
+    """Cluster mode on the same injected faults, from bulk sources only (one
+    Slurm listing, one Prometheus query per DCGM field, no SSH): the whole
+    fleet ranks the Xid 79 and DBE nodes with their classes from the DCGM
+    fields alone, leaves the untouched node out, counts every node, and
+    never acts; a node list scopes it.  Returns failures."""
+    failed = 0
+    res = c.request("tools/call", {"name": "diagnose", "arguments": {"cluster": {}}})
+    sc = {} if res.get("isError") else res.get("structuredContent", {})
+    cl = sc.get("cluster", {})
+    ranked = {r["node"]: r for r in cl.get("ranked", [])}
+    want = {"gpu-a02": "gpu_fallen_off_bus", "gpu-b01": "gpu_ecc_uncorrectable"}
+    ok = (cl.get("nodes_in_scope") == 7 and sum(cl.get("counts", {}).values()) == 7
+          and all(ranked.get(n, {}).get("fault_class") == k for n, k in want.items())
+          and all(n in cl.get("follow_up", []) for n in want)
+          and "gpu-a03" not in ranked and cl.get("metric_series", 0) > 0
+          and sc.get("act") is False and sc.get("top", {}).get("act") is False
+          and "ssh" not in sc.get("collected", {}).get("sources", []))
+    print(f"{'ok  ' if ok else 'FAIL'} cluster {{}}: {cl.get('nodes_in_scope')} nodes, counts "
+          f"{cl.get('counts')}, ranked {[(n, r['fault_class'], r['confidence']) for n, r in ranked.items()]}")
+    if not ok:
+        print("     answer:", json.dumps(res)[:1500])
+        failed += 1
+    res = c.request("tools/call", {"name": "diagnose",
+                                   "arguments": {"cluster": {"nodes": ["gpu-a02", "gpu-a03",
+                                                                       "gpu-zz9"]}}})
+    cl = {} if res.get("isError") else res.get("structuredContent", {}).get("cluster", {})
+    ok = (cl.get("nodes_in_scope") == 2 and [r["node"] for r in cl.get("ranked", [])] == ["gpu-a02"]
+          and cl.get("unknown_nodes") == ["gpu-zz9"])
+    print(f"{'ok  ' if ok else 'FAIL'} cluster {{nodes}}: {cl.get('nodes_in_scope')} nodes, ranked "
+          f"{[r['node'] for r in cl.get('ranked', [])]}, unknown {cl.get('unknown_nodes')}")
+    if not ok:
+        print("     answer:", json.dumps(res)[:1500])
+        failed += 1
+    return failed
 
 
 def rising_counter():

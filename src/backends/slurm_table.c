@@ -1,0 +1,258 @@
+/* The node table kept between calls (include/fleetmcp/fm_slurm_table.h).
+ * Nodes are sorted by name for lookups; partitions are interned into a
+ * 64-bit mask per node, so a capacity count is a walk over small structs. */
+#include "fleetmcp/fm_slurm_table.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_TABLE_PARTS 64
+#define MAX_TABLE_NODES 1000000
+
+typedef struct entry {
+    uint64_t parts; /* bit i: partition part[i] */
+    bool in_service;
+    char *text;    /* normalized node, compact JSON */
+    char name[64]; /* fm_slurm_valid_node_name: at most 63 characters */
+} entry;
+
+typedef struct nodeset {
+    entry *e;
+    size_t n, cap;
+    char part[MAX_TABLE_PARTS][72];
+    size_t nparts;
+    bool parts_overflow; /* a partition beyond MAX_TABLE_PARTS: no capacity answers */
+} nodeset;
+
+struct fm_slurm_table {
+    nodeset s;
+    bool loaded;
+    long long stamp;
+};
+
+struct fm_slurm_table_load {
+    fm_slurm_table *t;
+    fm_slurm_nodes_feed *fd;
+    nodeset next;
+    bool failed;
+    fm_err *err;
+};
+
+bool fm_slurm_node_schedulable(const json_t *node)
+{
+    static const char *const out[] = {"DRAIN", "DRAINING", "DRAINED", "DOWN", "FAIL",
+                                      "FAILING", "MAINT", "REBOOT", "REBOOT_REQUESTED",
+                                      "REBOOT_ISSUED", "NOT_RESPONDING", "INVAL", "POWERED_DOWN",
+                                      "POWERING_DOWN", "UNKNOWN", "FUTURE", "RESERVED"};
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(node, "state"), i, v)
+    {
+        const char *w = json_string_value(v);
+        for (size_t k = 0; w && k < sizeof out / sizeof *out; k++)
+            if (!strcasecmp(w, out[k])) return false;
+    }
+    return true;
+}
+
+static void set_free(nodeset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->e[i].text);
+    free(s->e);
+    memset(s, 0, sizeof *s);
+}
+
+fm_slurm_table *fm_slurm_table_new(void)
+{
+    return calloc(1, sizeof(fm_slurm_table));
+}
+
+void fm_slurm_table_clear(fm_slurm_table *t)
+{
+    if (!t) return;
+    set_free(&t->s);
+    t->loaded = false;
+    t->stamp = 0;
+}
+
+void fm_slurm_table_free(fm_slurm_table *t)
+{
+    fm_slurm_table_clear(t);
+    free(t);
+}
+
+bool fm_slurm_table_loaded(const fm_slurm_table *t)
+{
+    return t && t->loaded;
+}
+
+size_t fm_slurm_table_size(const fm_slurm_table *t)
+{
+    return t ? t->s.n : 0;
+}
+
+long long fm_slurm_table_stamp(const fm_slurm_table *t)
+{
+    return t ? t->stamp : 0;
+}
+
+static int part_index(nodeset *s, const char *p)
+{
+    for (size_t i = 0; i < s->nparts; i++)
+        if (!strcmp(s->part[i], p)) return (int)i;
+    if (s->nparts == MAX_TABLE_PARTS || strlen(p) >= sizeof s->part[0]) return -1;
+    strcpy(s->part[s->nparts], p);
+    return (int)s->nparts++;
+}
+
+/* fm_slurm_node_cb: one normalized node into the set being built. */
+static int add_node(void *ud, const json_t *node, fm_err *err)
+{
+    fm_slurm_table_load *l = ud;
+    nodeset *s = &l->next;
+    const char *name = json_string_value(json_object_get(node, "name"));
+    if (!name || !fm_slurm_valid_node_name(name)) return 0; /* not addressable by name */
+    if (s->n == MAX_TABLE_NODES)
+        return fm_err_set(err, FM_ERR_TOO_LARGE, "more than %d nodes in Slurm's answer",
+                          MAX_TABLE_NODES),
+               -1;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        entry *e = realloc(s->e, cap * sizeof *e);
+        if (!e) return fm_err_set(err, FM_ERR_NOMEM, "node table"), -1;
+        s->e = e;
+        s->cap = cap;
+    }
+    entry *e = &s->e[s->n];
+    memset(e, 0, sizeof *e);
+    e->text = json_dumps(node, JSON_COMPACT);
+    if (!e->text) return fm_err_set(err, FM_ERR_NOMEM, "node table"), -1;
+    strcpy(e->name, name);
+    e->in_service = fm_slurm_node_schedulable(node);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(node, "partitions"), i, p)
+    {
+        int k = json_is_string(p) ? part_index(s, json_string_value(p)) : -1;
+        if (k < 0)
+            s->parts_overflow = true;
+        else
+            e->parts |= (uint64_t)1 << k;
+    }
+    s->n++;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+}
+
+fm_slurm_table_load *fm_slurm_table_load_open(fm_slurm_table *t, const fm_slurm_domains *dom,
+                                              fm_err *err)
+{
+    fm_slurm_table_load *l = calloc(1, sizeof *l);
+    if (!l) return fm_err_set(err, FM_ERR_NOMEM, "node table"), NULL;
+    l->t = t;
+    l->err = err;
+    l->fd = fm_slurm_nodes_feed_open(dom, NULL, add_node, l, err);
+    if (!l->fd) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+int fm_slurm_table_load_push(void *load, const char *p, size_t n)
+{
+    fm_slurm_table_load *l = load;
+    if (l->failed) return -1;
+    if (fm_slurm_nodes_feed_push(l->fd, p, n)) l->failed = true;
+    return l->failed ? -1 : 0;
+}
+
+int fm_slurm_table_load_close(fm_slurm_table_load *l, long status, long long stamp,
+                              json_t **errors, fm_err *err)
+{
+    *errors = NULL;
+    int rc = fm_slurm_nodes_feed_close(l->fd, errors);
+    if (*errors && !json_array_size(*errors)) { /* "errors": [] is no error */
+        json_decref(*errors);
+        *errors = NULL;
+    }
+    fm_slurm_table_result res;
+    if (status == 200 && !rc && !*errors && l->next.n) {
+        qsort(l->next.e, l->next.n, sizeof *l->next.e, by_name);
+        set_free(&l->t->s);
+        l->t->s = l->next;
+        memset(&l->next, 0, sizeof l->next);
+        l->t->loaded = true;
+        l->t->stamp = stamp;
+        res = FM_TABLE_REPLACED;
+    } else {
+        res = status == 304 ? FM_TABLE_UNCHANGED : FM_TABLE_REREAD;
+        /* A 304 has no body to read, and an answer that is not a listing
+         * is the caller's to judge (*errors): neither is a failure here. */
+        if (rc && err) fm_err_clear(err);
+        if (status == 304) {
+            json_decref(*errors);
+            *errors = NULL;
+        }
+    }
+    set_free(&l->next);
+    free(l);
+    return (int)res;
+}
+
+int fm_slurm_table_apply(fm_slurm_table *t, const fm_slurm_domains *dom, long status,
+                         const char *body, size_t len, long long stamp, json_t **errors,
+                         fm_err *err)
+{
+    *errors = NULL;
+    fm_slurm_table_load *l = fm_slurm_table_load_open(t, dom, err);
+    if (!l) return -1;
+    if (len) fm_slurm_table_load_push(l, body, len);
+    return fm_slurm_table_load_close(l, status, stamp, errors, err);
+}
+
+static const entry *find(const fm_slurm_table *t, const char *name)
+{
+    if (!t || !t->loaded || !name || strlen(name) >= sizeof t->s.e[0].name) return NULL;
+    entry key;
+    strcpy(key.name, name);
+    return bsearch(&key, t->s.e, t->s.n, sizeof *t->s.e, by_name);
+}
+
+json_t *fm_slurm_table_node(const fm_slurm_table *t, const char *name)
+{
+    const entry *e = find(t, name);
+    return e ? json_loads(e->text, 0, NULL) : NULL;
+}
+
+int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, size_t n,
+                            long *total, long *in_service, fm_err *err)
+{
+    if (!t || !t->loaded)
+        return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), -1;
+    if (t->s.parts_overflow)
+        return fm_err_set(err, FM_ERR_TOO_LARGE, "more than %d partitions in the node table",
+                          MAX_TABLE_PARTS),
+               -1;
+    for (size_t i = 0; i < n; i++) {
+        total[i] = in_service[i] = 0;
+        int k = -1;
+        for (size_t j = 0; parts[i] && j < t->s.nparts; j++)
+            if (!strcmp(t->s.part[j], parts[i])) k = (int)j;
+        if (k < 0) continue;
+        uint64_t bit = (uint64_t)1 << k;
+        for (size_t j = 0; j < t->s.n; j++) {
+            if (!(t->s.e[j].parts & bit)) continue;
+            total[i]++;
+            in_service[i] += t->s.e[j].in_service;
+        }
+    }
+    return 0;
+}

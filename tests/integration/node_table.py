@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The REST node table's freshness on the real stack (node_table.sh).
+
+One stdio session (REST backend, shadow mode) plans repairs on one node
+while scontrol, outside fleetmcp, drains and resumes another node of the
+same partition: each plan's capacity numbers must follow Slurm at once
+(the conditional read answers "changed", 22.05 with its HTTP 500, and the
+table is read again), and a plan after no change must report the same
+numbers as a fresh session (a full read). Every wait is bounded."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "replay"))
+from session import Session  # noqa: E402
+
+STACK = os.environ["FM_STACK"]
+BUILD = os.environ.get("FM_BUILD", "build")
+PLAN_NODE, OTHER = "gpu-a03", "gpu-a04"
+failed = 0
+
+
+def check(ok, what):
+    global failed
+    print(f"{'ok  ' if ok else 'FAIL'} {what}")
+    failed += not ok
+
+
+def scontrol(*args):
+    subprocess.run(["scontrol", "update", f"nodename={OTHER}"] + list(args), check=True,
+                   capture_output=True, timeout=30)
+
+
+def session(name):
+    db = os.path.join(STACK, f"node-table-{name}.db")
+    return Session(os.path.join(BUILD, "fleetmcp"), os.environ["FM_CONFIG"], db,
+                   env={"FLEETMCP_MODE": "shadow"}, client="node-table")
+
+
+def gpu_capacity(s):
+    r = s.rpc("tools/call", {"name": "repair_plan",
+                             "arguments": {"node": PLAN_NODE, "fault_class": "gpu_thermal"}})
+    sc = (r.get("result") or {}).get("structuredContent")
+    if not sc:
+        print("     answer:", json.dumps(r)[:600])
+        return None
+    return sc["capacity"].get("gpu")
+
+
+def wait_state(word, present):
+    for _ in range(50):
+        out = subprocess.run(["sinfo", "-h", "-n", OTHER, "-o", "%T"], capture_output=True,
+                             text=True, timeout=30).stdout.upper()
+        if (word in out) == present:
+            return
+        time.sleep(0.2)
+
+
+def main():
+    s = session("long")
+    try:
+        before = gpu_capacity(s)
+        again = gpu_capacity(s)
+        check(before is not None and before == again,
+              f"unchanged Slurm, second plan in the session: {again} (first {before})")
+        scontrol("state=drain", "reason=node-table test: drained outside fleetmcp")
+        wait_state("DRAIN", True)
+        time.sleep(0.3)  # past the 250 ms a check stands for
+        drained = gpu_capacity(s)
+        check(drained is not None and before is not None
+              and drained["schedulable_now"] == before["schedulable_now"] - 1
+              and drained["total"] == before["total"],
+              f"{OTHER} drained by scontrol: the session's next plan sees {drained}")
+        fresh = session("fresh")
+        try:
+            full = gpu_capacity(fresh)
+        finally:
+            fresh.close()
+        time.sleep(0.3)
+        kept = gpu_capacity(s)
+        check(kept == full, f"no change since: the kept table says {kept}, a fresh session {full}")
+        scontrol("state=resume")
+        wait_state("DRAIN", False)
+        time.sleep(0.3)
+        back = gpu_capacity(s)
+        check(back == before, f"{OTHER} resumed: the session's next plan sees {back}")
+    finally:
+        s.close()
+        subprocess.run(["scontrol", "update", f"nodename={OTHER}", "state=resume"],
+                       capture_output=True, timeout=30)
+    print(f"node_table: {4 - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+/* The node table kept between calls (src/backends/slurm_table.c): what a
+ * conditional nodes answer does to it.  Answers are the v0.0.38 listing
+ * captured from the test stack (tests/fixtures/slurm/rest_v0.0.38_nodes.json),
+ * that listing with one node drained and one removed (the whole table
+ * Slurm sends when something changed), a 304 with no body, and the HTTP 500
+ * Slurm 22.05's slurmrestd answers to a conditional read whose nodes
+ * changed but partitions did not (rest_v0.0.38_nodes_changed_500.json,
+ * captured from the bench controller). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_slurm_table.h"
+#include "fm_test.h"
+
+static fm_slurm_domains *dom;
+
+static json_t *load_fix(const char *name)
+{
+    const char *d = getenv("FM_FIXTURES");
+    char p[512];
+    snprintf(p, sizeof p, "%s/slurm/%s", d ? d : "tests/fixtures", name);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    ck_assert_msg(j != NULL, "fixture %s: %s", p, je.text);
+    return j;
+}
+
+static void setup(void)
+{
+    fm_err err = {0};
+    dom = fm_slurm_domains_new(NULL, NULL, &err);
+    ck_assert_ptr_nonnull(dom);
+}
+
+static void teardown(void)
+{
+    fm_slurm_domains_free(dom);
+}
+
+/* Applies an answer (a JSON document, or NULL for no body). */
+static int apply(fm_slurm_table *t, long status, const json_t *doc, long long stamp,
+                 json_t **errors)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    fm_err err = {0};
+    int r = fm_slurm_table_apply(t, dom, status, text ? text : "", text ? strlen(text) : 0,
+                                 stamp, errors, &err);
+    free(text);
+    ck_assert_msg(r >= 0, "%s", err.text);
+    ck_assert_int_eq(err.code, 0);
+    return r;
+}
+
+static void capacity(const fm_slurm_table *t, const char *part, long *total, long *in)
+{
+    const char *parts[] = {part};
+    fm_err err = {0};
+    ck_assert_int_eq(fm_slurm_table_capacity(t, parts, 1, total, in, &err), 0);
+}
+
+/* The raw node named name in a listing (borrowed). */
+static json_t *raw_node(json_t *ans, const char *name, size_t *idx)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(ans, "nodes"), i, n)
+    {
+        if (!strcmp(json_string_value(json_object_get(n, "name")), name)) {
+            if (idx) *idx = i;
+            return n;
+        }
+    }
+    ck_abort_msg("fixture has no node %s", name);
+    return NULL;
+}
+
+START_TEST(full_answer_loads)
+{
+    fm_slurm_table *t = fm_slurm_table_new();
+    ck_assert(!fm_slurm_table_loaded(t));
+    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
+    json_t *errors = NULL;
+    ck_assert_int_eq(apply(t, 200, ans, 1000, &errors), FM_TABLE_REPLACED);
+    ck_assert_ptr_null(errors);
+    ck_assert(fm_slurm_table_loaded(t));
+    ck_assert_uint_eq(fm_slurm_table_size(t), json_array_size(json_object_get(ans, "nodes")));
+    ck_assert_int_eq(fm_slurm_table_stamp(t), 1000);
+
+    /* The node a lookup gives is the one the normalizer gives. */
+    fm_err err = {0};
+    json_t *all = fm_slurm_norm_nodes(ans, dom, NULL, &err);
+    ck_assert_ptr_nonnull(all);
+    size_t i;
+    json_t *want;
+    json_array_foreach(all, i, want)
+    {
+        json_t *got = fm_slurm_table_node(t, json_string_value(json_object_get(want, "name")));
+        ck_assert_ptr_nonnull(got);
+        ck_assert(json_equal(got, want));
+        json_decref(got);
+    }
+    ck_assert_ptr_null(fm_slurm_table_node(t, "gpu-zz99"));
+    ck_assert_ptr_null(fm_slurm_table_node(t, NULL));
+
+    /* Capacity counts as the guardrail counts the listing. */
+    long total, in;
+    const char *parts[] = {"gpu", "debug", "nosuch"};
+    long tt[3], ii[3];
+    ck_assert_int_eq(fm_slurm_table_capacity(t, parts, 3, tt, ii, &err), 0);
+    for (size_t p = 0; p < 3; p++) {
+        long wt = 0, wi = 0;
+        json_array_foreach(all, i, want)
+        {
+            size_t k;
+            json_t *pp;
+            json_array_foreach(json_object_get(want, "partitions"), k, pp)
+            {
+                if (strcmp(json_string_value(pp), parts[p])) continue;
+                wt++;
+                wi += fm_slurm_node_schedulable(want);
+            }
+        }
+        ck_assert_int_eq(tt[p], wt);
+        ck_assert_int_eq(ii[p], wi);
+    }
+    capacity(t, "gpu", &total, &in);
+    ck_assert_int_eq(total, 7);
+    ck_assert_int_eq(in, 5); /* gpu-a02 and gpu-b02 are drained */
+    json_decref(all);
+    json_decref(ans);
+    fm_slurm_table_free(t);
+}
+END_TEST
+
+START_TEST(unchanged_answer_keeps_table)
+{
+    fm_slurm_table *t = fm_slurm_table_new();
+    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
+    json_t *errors = NULL;
+    ck_assert_int_eq(apply(t, 200, ans, 1000, &errors), FM_TABLE_REPLACED);
+    /* 304 Not Modified: no body; the table and its stamp stay. */
+    ck_assert_int_eq(apply(t, 304, NULL, 2000, &errors), FM_TABLE_UNCHANGED);
+    ck_assert_ptr_null(errors);
+    ck_assert(fm_slurm_table_loaded(t));
+    ck_assert_uint_eq(fm_slurm_table_size(t), 7);
+    ck_assert_int_eq(fm_slurm_table_stamp(t), 1000);
+    json_t *n = fm_slurm_table_node(t, "gpu-a01");
+    ck_assert_ptr_nonnull(n);
+    json_decref(n);
+    json_decref(ans);
+    fm_slurm_table_free(t);
+}
+END_TEST
+
+START_TEST(changed_and_removed_nodes)
+{
+    fm_slurm_table *t = fm_slurm_table_new();
+    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
+    json_t *errors = NULL;
+    ck_assert_int_eq(apply(t, 200, ans, 1000, &errors), FM_TABLE_REPLACED);
+    long total, in;
+    capacity(t, "debug", &total, &in);
+    ck_assert_int_eq(total, 2);
+    ck_assert_int_eq(in, 2);
+
+    /* Slurm's next listing: gpu-a03 drained, gpu-b03 gone (scontrol
+     * delete node), gpu-a02 resumed. */
+    json_t *next = json_deep_copy(ans);
+    json_t *a03 = raw_node(next, "gpu-a03", NULL);
+    json_object_set_new(a03, "state_flags", json_pack("[s]", "DRAIN"));
+    json_object_set_new(a03, "reason", json_string("fleetmcp: xid 79"));
+    json_object_set_new(raw_node(next, "gpu-a02", NULL), "state_flags", json_array());
+    size_t idx;
+    raw_node(next, "gpu-b03", &idx);
+    json_array_remove(json_object_get(next, "nodes"), idx);
+
+    ck_assert_int_eq(apply(t, 200, next, 1500, &errors), FM_TABLE_REPLACED);
+    ck_assert_int_eq(fm_slurm_table_stamp(t), 1500);
+    ck_assert_uint_eq(fm_slurm_table_size(t), 6);
+    ck_assert_ptr_null(fm_slurm_table_node(t, "gpu-b03"));
+    json_t *n = fm_slurm_table_node(t, "gpu-a03");
+    ck_assert_ptr_nonnull(n);
+    ck_assert(!fm_slurm_node_schedulable(n));
+    ck_assert_str_eq(json_string_value(json_object_get(n, "reason")), "fleetmcp: xid 79");
+    json_decref(n);
+    n = fm_slurm_table_node(t, "gpu-a02");
+    ck_assert(fm_slurm_node_schedulable(n));
+    json_decref(n);
+    capacity(t, "debug", &total, &in); /* a03 drained, b03 gone */
+    ck_assert_int_eq(total, 1);
+    ck_assert_int_eq(in, 0);
+    capacity(t, "gpu", &total, &in); /* a02 back, a03 out, b03 gone */
+    ck_assert_int_eq(total, 6);
+    ck_assert_int_eq(in, 4);
+    json_decref(next);
+    json_decref(ans);
+    fm_slurm_table_free(t);
+}
+END_TEST
+
+START_TEST(error_answers_force_a_full_read)
+{
+    fm_slurm_table *t = fm_slurm_table_new();
+    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
+    json_t *errors = NULL;
+    ck_assert_int_eq(apply(t, 200, ans, 1000, &errors), FM_TABLE_REPLACED);
+
+    /* 22.05: nodes changed, partitions did not -> HTTP 500, errno -1. */
+    json_t *e500 = load_fix("rest_v0.0.38_nodes_changed_500.json");
+    ck_assert_int_eq(apply(t, 500, e500, 2000, &errors), FM_TABLE_REREAD);
+    ck_assert_ptr_nonnull(errors);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(errors, 0), "errno")), -1);
+    json_decref(errors);
+    errors = NULL;
+    /* The table is kept as it was (the caller reads it again). */
+    ck_assert_uint_eq(fm_slurm_table_size(t), 7);
+    ck_assert_int_eq(fm_slurm_table_stamp(t), 1000);
+
+    /* A 200 with no nodes (newer slurmrestd's "no change" before 304) and
+     * a page that is not JSON: read again, never an empty table. */
+    json_t *empty = json_pack("{s:[], s:[]}", "nodes", "errors");
+    ck_assert_int_eq(apply(t, 200, empty, 2000, &errors), FM_TABLE_REREAD);
+    ck_assert_ptr_null(errors);
+    fm_err err = {0};
+    const char *page = "<html>bad gateway</html>";
+    ck_assert_int_eq(fm_slurm_table_apply(t, dom, 502, page, strlen(page), 2000, &errors, &err),
+                     FM_TABLE_REREAD);
+    ck_assert_int_eq(err.code, 0);
+    ck_assert_uint_eq(fm_slurm_table_size(t), 7);
+    /* Cut off mid-listing: not a table. */
+    char *text = json_dumps(ans, JSON_COMPACT);
+    ck_assert_int_eq(
+        fm_slurm_table_apply(t, dom, 200, text, strlen(text) / 2, 2000, &errors, &err),
+        FM_TABLE_REREAD);
+    ck_assert_int_eq(fm_slurm_table_stamp(t), 1000);
+    free(text);
+
+    fm_slurm_table_clear(t);
+    ck_assert(!fm_slurm_table_loaded(t));
+    long tot, in;
+    const char *parts[] = {"gpu"};
+    ck_assert_int_eq(fm_slurm_table_capacity(t, parts, 1, &tot, &in, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_UNAVAILABLE);
+    json_decref(empty);
+    json_decref(e500);
+    json_decref(ans);
+    fm_slurm_table_free(t);
+}
+END_TEST
+
+/* Memory at fleet scale: 16,384 nodes of the fixture's shape. */
+START_TEST(large_table)
+{
+    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
+    json_t *proto = json_deep_copy(json_array_get(json_object_get(ans, "nodes"), 0));
+    json_t *nodes = json_array();
+    for (int i = 0; i < 16384; i++) {
+        json_t *n = json_deep_copy(proto);
+        char name[32];
+        snprintf(name, sizeof name, "gpu-r%03d-n%02d", i / 64 + 1, i % 64 + 1);
+        json_object_set_new(n, "name", json_string(name));
+        if (i % 100 == 0) json_object_set_new(n, "state_flags", json_pack("[s]", "DRAIN"));
+        json_array_append_new(nodes, n);
+    }
+    json_t *big = json_pack("{s:o, s:[]}", "nodes", nodes, "errors");
+    fm_slurm_table *t = fm_slurm_table_new();
+    json_t *errors = NULL;
+    ck_assert_int_eq(apply(t, 200, big, 42, &errors), FM_TABLE_REPLACED);
+    ck_assert_uint_eq(fm_slurm_table_size(t), 16384);
+    long total, in;
+    capacity(t, "gpu", &total, &in);
+    ck_assert_int_eq(total, 16384);
+    ck_assert_int_eq(in, 16384 - 164);
+    json_t *n = fm_slurm_table_node(t, "gpu-r256-n64");
+    ck_assert_ptr_nonnull(n);
+    json_decref(n);
+    fm_slurm_table_free(t);
+    json_decref(big);
+    json_decref(proto);
+    json_decref(ans);
+}
+END_TEST
+
+static Suite *table_suite(void)
+{
+    Suite *s = suite_create("slurm_table");
+    TCase *tc = tcase_create("table");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, full_answer_loads);
+    tcase_add_test(tc, unchanged_answer_keeps_table);
+    tcase_add_test(tc, changed_and_removed_nodes);
+    tcase_add_test(tc, error_answers_force_a_full_read);
+    tcase_add_test(tc, large_table);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(table_suite)
