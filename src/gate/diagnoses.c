@@ -17,17 +17,18 @@
 #define KEEP_MS (30LL * 86400 * 1000)
 
 static const char ddl[] =
-    "CREATE TABLE IF NOT EXISTS diagnoses(id TEXT PRIMARY KEY, node TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS diagnoses(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE, node TEXT NOT NULL,"
     " fault_class TEXT NOT NULL, confidence REAL NOT NULL, act_threshold REAL NOT NULL,"
     " act INTEGER NOT NULL, source TEXT NOT NULL, at_ms INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS diagnoses_node ON diagnoses(node, at_ms);";
+    "CREATE INDEX IF NOT EXISTS diagnoses_node ON diagnoses(node, seq);";
 static const char put_sql[] =
     "INSERT INTO diagnoses(id,node,fault_class,confidence,act_threshold,act,source,at_ms)"
     " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)";
 static const char prune_sql[] = "DELETE FROM diagnoses WHERE node=? AND at_ms<?";
 static const char latest_sql[] =
     "SELECT id, fault_class, confidence, act_threshold, act, source, at_ms FROM diagnoses"
-    " WHERE node=? ORDER BY at_ms DESC, id DESC LIMIT 1";
+    " WHERE node=? ORDER BY seq DESC LIMIT 1";
 
 int fm_diagnosis_init(fm_ctx *ctx, fm_err *err)
 {

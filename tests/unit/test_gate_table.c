@@ -552,6 +552,7 @@ END_TEST
  * reads healthy. */
 START_TEST(diagnose_records_and_suspects)
 {
+    setenv("FLEETMCP_RUNBOOKS", "runbooks", 0);
     test_server t;
     open_with(&t, "mode: fleet\n", true);
     bool is_error = true;
