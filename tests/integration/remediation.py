@@ -70,6 +70,10 @@ APPROVALS = KEYGEN[KEYGEN.index("approvals:"):]
 BASE = base_config()
 
 
+XID63 = ("NVRM: Xid (PCI:0000:3b:00): 63, pid=1234, Row Remapper: New row marked for"
+         " remapping, reset gpu to activate.")
+
+
 class Env:
     """One scenario: a config file and a fresh store."""
 
@@ -87,6 +91,13 @@ class Env:
         r = sh(SERVER, "check-config", "--config", self.cfg)
         if r.returncode:
             raise RuntimeError(f"config {self.cfg}: {r.stdout}{r.stderr}")
+
+    def diagnosed(self, node, line=None):
+        """Records a diagnosis of node from its kernel line (Xid 63 by default):
+        the gate lets a canary repair run without a human only on a fresh
+        one of the plan's class at or above act."""
+        rc, sc, err = self.call("diagnose", node=node, signals={"kernel_log": [line or XID63]})
+        return rc == 0 and bool(sc) and sc["top"]["act"]
 
     def call(self, tool, timeout=300, **args):
         r = sh(CLI, "--format", "json", "--config", self.cfg, "--timeout", str(timeout), "call",
@@ -320,9 +331,25 @@ def canary():
     print("== canary node repaired without approval", flush=True)
     env = Env("canary")
     inject("gpu-a04", "row_remap_pending")
+    # Without a recorded diagnosis the canary runbook needs a human: the
+    # unapproved repair_execute is refused and nothing is drained or reset.
+    before = sinfo()
     rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_pending")
-    check(sc and sc["approval_needed"] is False and sc["guardrails"]["pass"],
-          "canary runbook on the canary node needs no approval", sc or err)
+    check(sc and sc["approval_needed"] is True and "no diagnosis" in sc["diagnosis"]["summary"],
+          "no diagnosis: the canary plan needs an approval and says why", sc or err)
+    rc, wf, err = env.call("repair_execute", plan_id=sc["plan_id"]) if sc else (1, None, "")
+    check(rc == 5 and "APPROVAL" in err and "run diagnose" in err,
+          "no diagnosis: unapproved canary repair_execute refused", err)
+    check(*unchanged(before, "no diagnosis: nothing drained"))
+    st = json.loads(gpu("gpu-a04", "show").stdout)
+    check(any(g["row_remap_pending"] for g in st["gpus"]), "no diagnosis: no GPU reset")
+    n = env.sql("SELECT count(*) FROM workflows")[0][0]
+    check(n == 0, "no diagnosis: no workflow started", n)
+    check(env.diagnosed("gpu-a04"), "diagnose records Xid 63 at act")
+    rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_pending")
+    check(sc and sc["approval_needed"] is False and sc["guardrails"]["pass"] and
+          sc["diagnosis"]["enough"] and sc["diagnosis"]["fault_class"] == "gpu_row_remap_pending",
+          "canary runbook on the canary node, freshly diagnosed, needs no approval", sc or err)
     rc, wf, err = env.call("repair_execute", plan_id=sc["plan_id"])
     check(rc == 0 and wf and wf["status"] == "done", "canary repair ran to done", wf or err)
     st = json.loads(gpu("gpu-a04", "show").stdout)
@@ -676,6 +703,7 @@ def race():
             inject(n, "row_remap_pending")
         plans = {}
         for n in ("gpu-a02", "gpu-a03"):
+            env.diagnosed(n)
             rc, sc, err = env.call("repair_plan", node=n, fault_class="gpu_row_remap_pending")
             plans[n] = sc["plan_id"] if sc else None
         procs = {n: subprocess.Popen([CLI, "--format", "json", "--config", env.cfg, "call",
