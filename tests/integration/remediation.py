@@ -72,6 +72,7 @@ BASE = base_config()
 
 XID63 = ("NVRM: Xid (PCI:0000:3b:00): 63, pid=1234, Row Remapper: New row marked for"
          " remapping, reset gpu to activate.")
+XID64 = "NVRM: Xid (PCI:0000:3b:00): 64, pid=1234, Row Remapper: Failed to remap row"
 
 
 class Env:
@@ -343,8 +344,8 @@ def canary():
     check(*unchanged(before, "no diagnosis: nothing drained"))
     st = json.loads(gpu("gpu-a04", "show").stdout)
     check(any(g["row_remap_pending"] for g in st["gpus"]), "no diagnosis: no GPU reset")
-    n = env.sql("SELECT count(*) FROM workflows")[0][0]
-    check(n == 0, "no diagnosis: no workflow started", n)
+    n = env.sql("SELECT count(*) FROM audit WHERE tool='repair_execute' AND decision='allow'")[0][0]
+    check(n == 0, "no diagnosis: repair_execute never allowed", n)
     check(env.diagnosed("gpu-a04"), "diagnose records Xid 63 at act")
     rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_pending")
     check(sc and sc["approval_needed"] is False and sc["guardrails"]["pass"] and
@@ -616,6 +617,7 @@ def survives():
     # Row remap failure: the runbook never resets, it drains and escalates
     # (canary runbook on the canary node: no approval).
     inject("gpu-a04", "row_remap_failure")
+    check(env.diagnosed("gpu-a04", XID64), "diagnose records Xid 64 at act")
     rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_failure")
     rc, wf, err = env.call("repair_execute", plan_id=sc["plan_id"]) if sc else (1, None, "")
     check(rc == 0 and wf and wf["status"] == "escalated" and wf.get("ticket"),
@@ -696,6 +698,10 @@ def race():
     text += "rate_limits:\n  repair_plan: 1000\n"
     with open(env.cfg, "w") as f:
         f.write(text)
+    # Diagnosed once: the diagnosis stays fresh (diagnose.max_age_s) for
+    # every round.
+    for n in ("gpu-a02", "gpu-a03"):
+        check(env.diagnosed(n), f"race: {n} diagnosed at act")
     exactly_one = 0
     paths = {"gate": 0, "reservation": 0}
     for i in range(rounds):
@@ -703,7 +709,6 @@ def race():
             inject(n, "row_remap_pending")
         plans = {}
         for n in ("gpu-a02", "gpu-a03"):
-            env.diagnosed(n)
             rc, sc, err = env.call("repair_plan", node=n, fault_class="gpu_row_remap_pending")
             plans[n] = sc["plan_id"] if sc else None
         procs = {n: subprocess.Popen([CLI, "--format", "json", "--config", env.cfg, "call",
