@@ -137,10 +137,10 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     json_decref(jobs);
     const char *risk = destructive && njobs > 0 ? "high" : destructive ? "medium" : "low";
     /* What repair_execute's gate will ask: the gate's own rule. */
-    char needs_why[600] = "", dwhy[600];
-    bool needs = fm_gate_approval_why(ctx, fm_tool_with_flags(FM_TOOL_RUNS_PLAN), content,
-                                      needs_why, sizeof needs_why);
-    /* The diagnosis this plan acts on, recorded with it (or null). */
+    char dwhy[600];
+    bool needs = fm_gate_approval_needed(ctx, fm_tool_with_flags(FM_TOOL_RUNS_PLAN), content);
+    /* The diagnosis this plan acts on, recorded with it; {enough: false}
+     * and a summary saying what to do when none is recorded. */
     bool dok = false;
     diag = fm_diagnosis_basis(ctx, node_name, fc, &dok, dwhy, sizeof dwhy);
     if (!diag) diag = json_pack("{s:b}", "enough", 0);
@@ -168,9 +168,9 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
                  why);
     else if (needs)
         snprintf(next, sizeof next,
-                 "approval needed (%s); a human approves with: mcp-cli approve %s --key KEY"
+                 "a human approves with: mcp-cli approve %s --key KEY"
                  " --approver NAME ; then call repair_execute {plan_id: %s, approval_id: ...}",
-                 needs_why, plan_id, plan_id);
+                 plan_id, plan_id);
     else
         snprintf(next, sizeof next,
                  "call repair_execute {plan_id: %s} (no approval needed:"
