@@ -238,7 +238,8 @@ bool fm_gate_approval_why(fm_ctx *ctx, const fm_tool_def *t, const json_t *conte
     {
         const char *action = fm_json_str(s, "action", "");
         const fm_action_def *a = fm_action_find(action);
-        if (a && a->needs_approval_always) return WHY("step action %s always needs a human", action);
+        if (a && a->needs_approval_always)
+            return WHY("step action %s always needs a human", action);
     }
     const json_t *nodes = json_object_get(content, "nodes");
     if (!fm_guard_all_canary(ctx, nodes)) return WHY("not every node is a canary node");
@@ -409,10 +410,11 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
                  " command.", need.people, need.people > 1 ? "people" : "person",
                  need.role[0] ? " with role " : "", need.role, need.why[0] ? " (" : "",
                  need.why, need.why[0] ? ")" : "");
-    /* A canary that could have run alone says what stopped it. */
-    char because[620] = "";
+    /* A canary that could have run alone says what stopped it; bounded,
+     * so the approve command after it always fits the reason. */
+    char because[340] = "";
     if (t->autonomy == FM_AUTONOMY_CANARY && need_why[0])
-        snprintf(because, sizeof because, ": %s", need_why);
+        snprintf(because, sizeof because, ": %.330s", need_why);
     deny(d, FM_ERR_APPROVAL,
          "%s needs a human approval (autonomy %s, risk %s%s). Plan %s records what would run."
          " A human approves it with: mcp-cli approve %s --key APPROVER_KEY --approver NAME"
