@@ -119,9 +119,33 @@ def load(path):
             fail(path, "approval_id is added by the generator to every hitl and canary tool;"
                        " remove it from the file")
         props["approval_id"] = dict(APPROVAL_ID)
+    t["outputSchema"] = shape_only(t["outputSchema"])
     for k in ("inputSchema", "outputSchema"):
         t[k] = share_repeats(t[k])
     return t
+
+
+# An output schema gives the result's shape (types, required, enums,
+# nesting); bounds and per-property words are the server's business, not
+# the agent's, and tools/list is paid for in tokens.  A field whose meaning
+# its name does not say gets a few words in the tool's description.
+NOT_SHAPE = {"description", "title", "examples", "default", "$comment", "maxLength",
+             "minLength", "pattern", "format", "maxItems", "minItems", "uniqueItems",
+             "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+             "maxProperties", "minProperties"}
+
+
+def shape_only(schema):
+    schema = json.loads(json.dumps(schema))
+
+    def strip(parent, key):
+        node = parent[key]
+        for k in [k for k in node if k in NOT_SHAPE]:
+            del node[k]
+        subschemas(node, strip)
+
+    strip({"root": schema}, "root")
+    return schema
 
 
 # Subschemas at least this long (compact JSON) that occur twice or more in

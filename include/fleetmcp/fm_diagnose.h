@@ -24,6 +24,10 @@ struct fm_diag_db;
 int fm_diag_load(const char *path, struct fm_diag_db **out, fm_err *err);
 void fm_diag_free(struct fm_diag_db *db);
 
+/* The catalog's confidence thresholds: a class is named at report and
+ * acted on at act (signatures.yaml `thresholds`). */
+void fm_diag_thresholds(const struct fm_diag_db *db, double *report, double *act);
+
 /* Diagnoses signals (borrowed; the shape of the diagnose tool's `signals`
  * argument).  taxonomy (borrowed, may be NULL) overrides the loaded one:
  * {"classes":[{id, scope, response, destructive}...]}.  Returns a new

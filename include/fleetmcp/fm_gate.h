@@ -16,7 +16,9 @@
  *      FM_TOOL_NEVER_RATE_LIMITED ones are not counted) RATELIMITED
  *   6. hitl / canary: node actions pass the guardrails on live state
  *      (GUARDRAIL), then need an approval bound to the exact plan, except
- *      canary tools on canary nodes outside shadow mode  APPROVAL
+ *      canary tools on canary nodes outside shadow mode; a canary runbook
+ *      repair also needs a fresh recorded diagnosis of its class at or
+ *      above `act` on every node (fm_gate_approval_why)  APPROVAL
  *   7. mode shadow: the decision above is recorded as a recommendation
  *      and nothing runs (verdict FM_GATE_SHADOW)
  * A denial carries a stable code word and a reason an agent can act on. */
@@ -77,6 +79,14 @@ int fm_gate_backends(const struct fm_ctx *ctx, int tool_index, fm_err *err);
 struct fm_tool_def;
 bool fm_gate_approval_needed(struct fm_ctx *ctx, const struct fm_tool_def *t,
                              const json_t *content);
+
+/* The same rule, saying why an approval is needed into why (may be NULL).
+ * A canary runbook repair also needs, on every node, a recorded diagnosis
+ * of the plan's fault class at or above the act threshold and younger
+ * than diagnose.max_age_s (fm_diagnosis_basis); why then says which of
+ * those failed and what to do. */
+bool fm_gate_approval_why(struct fm_ctx *ctx, const struct fm_tool_def *t, const json_t *content,
+                          char *why, size_t len);
 
 const char *fm_gate_verdict_name(fm_gate_verdict v);
 

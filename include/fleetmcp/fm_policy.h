@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "fleetmcp/fm_error.h"
 
@@ -100,5 +101,42 @@ void fm_emergency_mark(struct fm_ctx *ctx, json_t *result);
 /* Appends the "change_window" verdict for acting on node (a normalized
  * Slurm node) now. */
 void fm_window_check(struct fm_ctx *ctx, const json_t *node, const char *name, json_t *verdicts);
+
+/* ---- recorded diagnoses (src/gate/diagnoses.c) ---- */
+
+#define FM_DIAGNOSIS_ID_LEN 24
+
+typedef struct fm_diagnosis {
+    char id[FM_DIAGNOSIS_ID_LEN];
+    char fault_class[64];  /* diagnose's top class (or healthy, inconclusive) */
+    double confidence;
+    double act_threshold;  /* the catalog's act threshold it was judged against */
+    bool act;              /* the engine's own verdict: confident and corroborated */
+    char source[16];       /* "collected" (node mode) or "signals" (the caller's) */
+    int64_t at_ms;
+} fm_diagnosis;
+
+int fm_diagnosis_init(struct fm_ctx *ctx, fm_err *err);
+
+/* Records d (its id and at_ms are set here) as node's latest diagnosis;
+ * its new id into id_out (FM_DIAGNOSIS_ID_LEN, may be NULL). */
+int fm_diagnosis_record(struct fm_ctx *ctx, const char *node, const fm_diagnosis *d,
+                        char *id_out, fm_err *err);
+
+/* node's latest diagnosis into d: 1 found, 0 none, -1 store error. */
+int fm_diagnosis_latest(struct fm_ctx *ctx, const char *node, fm_diagnosis *d);
+
+/* diagnose.max_age_s (default 3600): how long a diagnosis lets a canary
+ * repair run without an approval. */
+long long fm_diagnosis_max_age_s(const struct fm_ctx *ctx);
+
+/* The gate's diagnosis rule for repairing node for fault_class without a
+ * human: *enough when node's latest diagnosis names that class, reached
+ * the act threshold (and the engine said act) and is fresh.  why says
+ * which of those failed and what to do, or what the basis is.  Returns the
+ * basis {id, fault_class, confidence, act_threshold, act, source, at,
+ * age_s, agrees, fresh, enough} (new), or NULL when none is recorded. */
+json_t *fm_diagnosis_basis(struct fm_ctx *ctx, const char *node, const char *fault_class,
+                           bool *enough, char *why, size_t len);
 
 #endif

@@ -647,6 +647,12 @@ static int build_index(struct fm_diag_db *db, fm_err *err)
     return 0;
 }
 
+void fm_diag_thresholds(const struct fm_diag_db *db, double *report, double *act)
+{
+    *report = db->report;
+    *act = db->act;
+}
+
 void fm_diag_free(struct fm_diag_db *db)
 {
     if (!db) return;

@@ -212,27 +212,56 @@ static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *args,
     return fm_guard_check(ctx, &req, ok, err);
 }
 
-bool fm_gate_approval_needed(fm_ctx *ctx, const fm_tool_def *t, const json_t *content)
+/* why gets the reason an approval is needed (may be NULL). */
+#define WHY(...) ((why ? (void)snprintf(why, len, __VA_ARGS__) : (void)0), true)
+
+bool fm_gate_approval_why(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, char *why,
+                          size_t len)
 {
-    if (t->autonomy != FM_AUTONOMY_CANARY) return t->autonomy == FM_AUTONOMY_HITL;
-    if (ctx->cfg.mode == FM_MODE_SHADOW) return true;
+    if (t->autonomy != FM_AUTONOMY_CANARY)
+        return t->autonomy == FM_AUTONOMY_HITL ? WHY("%s is a hitl tool", t->name) : false;
+    if (ctx->cfg.mode == FM_MODE_SHADOW) return WHY("mode is shadow");
     /* The runbook as it is now: a hitl runbook, or an action that always
      * needs a human (cancelling jobs), needs one even on a canary. */
     const char *rb_id = fm_json_str(content, "runbook", NULL);
     if (rb_id) {
         fm_err err = {0};
-        if (!ctx->runbooks && fm_runbooks_load(ctx, &err)) return true;
+        if (!ctx->runbooks && fm_runbooks_load(ctx, &err))
+            return WHY("the runbook catalog cannot be read: %s", err.text);
         const fm_runbook *rb = fm_runbook_find(ctx->runbooks, rb_id);
-        if (!rb || rb->autonomy == FM_AUTONOMY_HITL) return true;
+        if (!rb) return WHY("runbook %s is no longer in the catalog", rb_id);
+        if (rb->autonomy == FM_AUTONOMY_HITL) return WHY("runbook %s is hitl", rb_id);
     }
     size_t i;
     json_t *s;
     json_array_foreach(json_object_get(content, "steps"), i, s)
     {
-        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && a->needs_approval_always) return true;
+        const char *action = fm_json_str(s, "action", "");
+        const fm_action_def *a = fm_action_find(action);
+        if (a && a->needs_approval_always)
+            return WHY("step action %s always needs a human", action);
     }
-    return !fm_guard_all_canary(ctx, json_object_get(content, "nodes"));
+    const json_t *nodes = json_object_get(content, "nodes");
+    if (!fm_guard_all_canary(ctx, nodes)) return WHY("not every node is a canary node");
+    /* A runbook repair acts on a diagnosis: without a recorded one of the
+     * same class, confident enough to act and fresh, a human decides. */
+    if (rb_id) {
+        const char *fc = fm_json_str(content, "fault_class", NULL);
+        json_t *n;
+        json_array_foreach(nodes, i, n)
+        {
+            bool enough = false;
+            char b[600];
+            json_decref(fm_diagnosis_basis(ctx, json_string_value(n), fc, &enough, b, sizeof b));
+            if (!enough) return WHY("%s", b);
+        }
+    }
+    return false;
+}
+
+bool fm_gate_approval_needed(fm_ctx *ctx, const fm_tool_def *t, const json_t *content)
+{
+    return fm_gate_approval_why(ctx, t, content, NULL, 0);
 }
 
 /* What releasing content takes (approvals.two_person, require_role, the
@@ -314,6 +343,7 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
 {
     fm_err err = {0};
     json_t *detail = NULL;
+    char need_why[600] = "";
     json_t *content = fm_planner_content(ctx, t, args, &detail, &err);
     if (!content) {
         deny(d, err.code ? err.code : FM_ERR_DENIED, "%s cannot be planned: %s", t->name,
@@ -345,9 +375,11 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
             deny(d, FM_ERR_GUARDRAIL, "%s refused by %s", t->name, why);
             goto out;
         }
-        if (!approval && !fm_gate_approval_needed(ctx, t, content)) {
+        if (!approval && !fm_gate_approval_why(ctx, t, content, need_why, sizeof need_why)) {
             snprintf(d->reason, sizeof d->reason,
-                     "canary: every node is a canary node and all guardrails pass");
+                     "canary: every node is a canary node, all guardrails pass%s",
+                     json_object_get(content, "runbook") ? " and a fresh diagnosis reached act"
+                                                         : "");
             goto out;
         }
     }
@@ -378,13 +410,18 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
                  " command.", need.people, need.people > 1 ? "people" : "person",
                  need.role[0] ? " with role " : "", need.role, need.why[0] ? " (" : "",
                  need.why, need.why[0] ? ")" : "");
+    /* A canary that could have run alone says what stopped it; bounded,
+     * so the approve command after it always fits the reason. */
+    char because[340] = "";
+    if (t->autonomy == FM_AUTONOMY_CANARY && need_why[0])
+        snprintf(because, sizeof because, ": %.330s", need_why);
     deny(d, FM_ERR_APPROVAL,
-         "%s needs a human approval (autonomy %s, risk %s). Plan %s records what would run."
+         "%s needs a human approval (autonomy %s, risk %s%s). Plan %s records what would run."
          " A human approves it with: mcp-cli approve %s --key APPROVER_KEY --approver NAME"
          " ;%s then call %s again with the same arguments plus approval_id set to the id it"
          " prints",
-         t->name, fm_autonomy_name(t->autonomy), fm_json_str(detail, "risk", "?"), plan_id,
-         plan_id, takes, t->name);
+         t->name, fm_autonomy_name(t->autonomy), fm_json_str(detail, "risk", "?"), because,
+         plan_id, plan_id, takes, t->name);
 out:
     json_decref(content);
     json_decref(detail);

@@ -29,7 +29,10 @@ static const char fleet_ddl[] =
 int fm_guard_init(fm_ctx *ctx, fm_err *err)
 {
     if (fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err)) return -1;
-    return fm_breaker_init(ctx, err) || fm_offender_init(ctx, err) ? -1 : 0;
+    return fm_breaker_init(ctx, err) || fm_offender_init(ctx, err) ||
+                   fm_diagnosis_init(ctx, err)
+               ? -1
+               : 0;
 }
 
 static const json_t *section(fm_ctx *ctx, const char *name)
@@ -356,6 +359,8 @@ static void check_equivalence(fm_ctx *ctx, const fm_guard_req *req, const json_t
         name, word ? word : req->action, req->action);
 }
 
+static void check_idle_gpu(fm_ctx *ctx, const char *name, json_t *verdicts, fm_err *err);
+
 static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, json_t *verdicts,
                        fm_err *err)
 {
@@ -429,6 +434,8 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
                 json_decref(jobs);
             }
         }
+        if (json_is_true(json_object_get(pre, "requires_idle_gpu")))
+            check_idle_gpu(ctx, name, verdicts, err);
     }
     if (req->fault_class) {
         const json_t *rb = json_object_get(req->runbook, "retry_budget");
@@ -449,6 +456,42 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
             name, fm_json_str(node, "reason", ""));
     }
     json_decref(node);
+}
+
+/* The runbook's requires_idle_gpu: no running Slurm job on the node and no
+ * process on any of its GPUs.  Jobs are asked first, so a busy node is
+ * refused without a command on it; GPUs that cannot be read count as busy
+ * (the verdict says so), never as idle. */
+static void check_idle_gpu(fm_ctx *ctx, const char *name, json_t *verdicts, fm_err *err)
+{
+    static const char fix[] = "wait until the node's jobs end and its GPUs are idle (or drain it"
+                              " first and let them finish), then plan again";
+    fm_slurm_job_filter jf = {.node = name, .state = "RUNNING"};
+    json_t *jobs = ctx->be.slurm->jobs(ctx->be.slurm_st, &jf, err);
+    if (!jobs) return;
+    size_t njobs = json_array_size(jobs);
+    json_decref(jobs);
+    if (njobs) {
+        add(verdicts, "idle_gpu", false, fix,
+            "%s runs %zu job(s) and the runbook requires idle GPUs", name, njobs);
+        return;
+    }
+    if (!ctx->be.exec) {
+        add(verdicts, "idle_gpu", false, "configure ssh so fleetmcp can read the GPUs' processes",
+            "the runbook requires idle GPUs on %s and without ssh their processes cannot be"
+            " read", name);
+        return;
+    }
+    fm_err e = {0};
+    int procs = fm_wf_gpu_processes(ctx, name, -1, &e);
+    if (procs < 0)
+        add(verdicts, "idle_gpu", false, fix,
+            "the runbook requires idle GPUs on %s and their processes cannot be read: %s", name,
+            e.text);
+    else
+        add(verdicts, "idle_gpu", procs == 0, fix,
+            procs ? "%s has %d GPU process(es) and the runbook requires idle GPUs"
+                  : "%s: no job, no GPU process (%d)", name, procs);
 }
 
 json_t *fm_guard_check(fm_ctx *ctx, const fm_guard_req *req, bool *all_ok, fm_err *err)

@@ -121,10 +121,16 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
                        t->autonomy == FM_AUTONOMY_HITL || t->autonomy == FM_AUTONOMY_CANARY;
     /* No annotations.title: the tool's own title says it, and every byte
      * of tools/list is paid for in an agent's context. */
-    json_t *ann = json_pack("{s:b, s:b, s:b, s:b}", "readOnlyHint", read,
-                            "destructiveHint", !read && destructive, "idempotentHint",
-                            read || (t->flags & FM_TOOL_IDEMPOTENT) != 0, "openWorldHint",
-                            (t->flags & FM_TOOL_OPEN_WORLD) != 0);
+    /* Only hints that differ from the spec's defaults (readOnly false,
+     * destructive true, idempotent false, openWorld true); destructive and
+     * idempotent mean nothing on a read-only tool, so a read tool says
+     * readOnlyHint alone. */
+    json_t *ann = json_object();
+    if (read) json_object_set_new(ann, "readOnlyHint", json_true());
+    if (!read && !destructive) json_object_set_new(ann, "destructiveHint", json_false());
+    if (!read && (t->flags & FM_TOOL_IDEMPOTENT))
+        json_object_set_new(ann, "idempotentHint", json_true());
+    if (!(t->flags & FM_TOOL_OPEN_WORLD)) json_object_set_new(ann, "openWorldHint", json_false());
     json_t *tool = json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
                              t->title, "description", t->description, "inputSchema",
                              fm_registry_schema_json(ctx, i, 0), "outputSchema",

@@ -15,10 +15,13 @@
 
 #include "fleetmcp/fm_diagnose.h"
 #include "fleetmcp/fm_exec.h"
+#include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_metrics.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_util.h"
 #include "fm_tools.gen.h"
 #include "diagnose_cluster.h"
 #include "read_common.h"
@@ -582,6 +585,42 @@ static json_t *collect(fm_ctx *ctx, const char *node, json_int_t job_id, json_t 
     return sig;
 }
 
+/* Records res's top answer as node's latest diagnosis (the gate's basis for
+ * a canary repair without a human), and moves a healthy node to suspect
+ * when the top class is named (report) but not acted on (act), or a
+ * suspect one back to healthy when it reads healthy.  A failure is logged,
+ * not returned: the answer stands, and without a record the gate asks a
+ * human. */
+static void remember(fm_ctx *ctx, const struct fm_diag_db *db, const char *node,
+                     const json_t *res, const char *source)
+{
+    const json_t *top = json_object_get(res, "top");
+    double report = 0, act = 0;
+    fm_diag_thresholds(db, &report, &act);
+    fm_diagnosis d = {.confidence = json_number_value(json_object_get(top, "confidence")),
+                      .act_threshold = act,
+                      .act = json_is_true(json_object_get(top, "act"))};
+    snprintf(d.fault_class, sizeof d.fault_class, "%s", fm_json_str(top, "fault_class", "?"));
+    snprintf(d.source, sizeof d.source, "%s", source);
+    fm_err err = {0};
+    if (fm_diagnosis_record(ctx, node, &d, NULL, &err)) {
+        fm_log("error", "diagnose %s: %s", node, err.text);
+        return;
+    }
+    char st[32];
+    fm_node_state_get(ctx, node, st, sizeof st);
+    bool healthy = !strcmp(d.fault_class, "healthy");
+    bool named = !healthy && strcmp(d.fault_class, "inconclusive") && d.confidence >= report &&
+                 d.confidence < act;
+    const char *to = NULL;
+    if (named && (!strcmp(st, "healthy") || !strcmp(st, "returned")))
+        to = "suspect";
+    else if (healthy && !strcmp(st, "suspect"))
+        to = "healthy";
+    if (to && fm_node_state_set(ctx, node, to, NULL, &err))
+        fm_log("error", "diagnose %s: moving it to %s: %s", node, to, err.text);
+}
+
 /* Returns a new object (see schemas/tools/diagnose.json). */
 json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
 {
@@ -600,6 +639,8 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
         json_t *res = fm_diag_run(db, signals, NULL, err);
         if (res && node && !json_object_get(res, "node"))
             json_object_set_new(res, "node", json_string(node));
+        const char *about = fm_json_str(res, "node", NULL);
+        if (res && about) remember(ctx, db, about, res, "signals");
         return res;
     }
     if (!node) {
@@ -634,9 +675,11 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
     fm_call_progress(call, 1, 2, "evidence collected");
     json_t *res = fm_diag_run(db, sig, NULL, err);
     json_decref(sig);
-    if (res)
+    if (res) {
         json_object_set_new(res, "collected", info);
-    else
+        remember(ctx, db, node, res, "collected");
+    } else {
         json_decref(info);
+    }
     return res;
 }

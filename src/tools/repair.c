@@ -9,6 +9,7 @@
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_pool.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
@@ -124,7 +125,7 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
                         .destructive = destructive,
                         .node = node};
     bool pass = false;
-    json_t *out = NULL, *detail = NULL, *cap = NULL, *verdicts = NULL;
+    json_t *out = NULL, *detail = NULL, *cap = NULL, *verdicts = NULL, *diag = NULL;
     verdicts = fm_guard_check(ctx, &req, &pass, err);
     if (!verdicts) goto done;
     /* A verdict the gate marks refuses_plan (another workflow owns the
@@ -144,7 +145,14 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     json_decref(jobs);
     const char *risk = destructive && njobs > 0 ? "high" : destructive ? "medium" : "low";
     /* What repair_execute's gate will ask: the gate's own rule. */
+    char dwhy[600];
     bool needs = fm_gate_approval_needed(ctx, fm_tool_with_flags(FM_TOOL_RUNS_PLAN), content);
+    /* The diagnosis this plan acts on, recorded with it; {enough: false}
+     * and a summary saying what to do when none is recorded. */
+    bool dok = false;
+    diag = fm_diagnosis_basis(ctx, node_name, fc, &dok, dwhy, sizeof dwhy);
+    if (!diag) diag = json_pack("{s:b}", "enough", 0);
+    json_object_set_new(diag, "summary", json_string(dwhy));
     char why[600];
     fm_guard_explain(verdicts, why, sizeof why);
     json_t *guard =
@@ -153,6 +161,7 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
         json_pack("{s:s, s:b, s:s, s:O, s:O, s:O, s:I, s:s}", "risk", risk, "approval_needed",
                   needs, "autonomy", fm_autonomy_name(rb->autonomy), "nodes", nodes, "capacity",
                   cap, "guardrails", guard, "running_jobs", njobs, "fault_class", fc);
+    json_object_set(detail, "diagnosis", diag);
     char plan_id[FM_PLAN_ID_LEN] = "", hash[65];
     if (!dry && fm_plan_create(ctx, content, detail, plan_id, err)) {
         json_decref(guard);
@@ -179,18 +188,19 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
                  " canary runbook on a canary node)",
                  plan_id);
     out = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:I, s:o, s:s, s:b}, s:O, s:s, s:I, s:O,"
-                    " s:o, s:b, s:s}",
+                    " s:o, s:b, s:s, s:O}",
                     "plan_id", plan_id, "hash", hash, "node", node_name, "fault_class", fc,
                     "runbook", "id", rb->id, "version", (json_int_t)rb->version, "title",
                     json_string(fm_json_str(rb->doc, "title", "")), "autonomy",
                     fm_autonomy_name(rb->autonomy), "destructive", rb->destructive, "steps", steps,
                     "risk", risk, "running_jobs", njobs, "capacity", cap, "guardrails", guard,
-                    "approval_needed", needs, "next", next);
+                    "approval_needed", needs, "next", next, "diagnosis", diag);
     if (out && dry) {
         json_object_del(out, "plan_id");
         json_object_set_new(out, "dry_run", json_true());
     }
 done:
+    json_decref(diag);
     json_decref(verdicts);
     json_decref(cap);
     json_decref(detail);

@@ -75,6 +75,11 @@ APPROVALS = KEYGEN[KEYGEN.index("approvals:"):]
 BASE = base_config()
 
 
+XID63 = ("NVRM: Xid (PCI:0000:3b:00): 63, pid=1234, Row Remapper: New row marked for"
+         " remapping, reset gpu to activate.")
+XID64 = "NVRM: Xid (PCI:0000:3b:00): 64, pid=1234, Row Remapper: Failed to remap row"
+
+
 class Env:
     """One scenario: a config file and a fresh store."""
 
@@ -99,6 +104,13 @@ class Env:
         r = sh(SERVER, "check-config", "--config", self.cfg)
         if r.returncode:
             raise RuntimeError(f"config {self.cfg}: {r.stdout}{r.stderr}")
+
+    def diagnosed(self, node, line=None):
+        """Records a diagnosis of node from its kernel line (Xid 63 by default):
+        the gate lets a canary repair run without a human only on a fresh
+        one of the plan's class at or above act."""
+        rc, sc, err = self.call("diagnose", node=node, signals={"kernel_log": [line or XID63]})
+        return rc == 0 and bool(sc) and sc["top"]["act"]
 
     def call(self, tool, timeout=300, **args):
         r = sh(CLI, "--format", "json", "--config", self.cfg, "--timeout", str(timeout), "call",
@@ -359,9 +371,25 @@ def canary():
     print("== canary node repaired without approval", flush=True)
     env = Env("canary")
     inject("gpu-a04", "row_remap_pending")
+    # Without a recorded diagnosis the canary runbook needs a human: the
+    # unapproved repair_execute is refused and nothing is drained or reset.
+    before = sinfo()
     rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_pending")
-    check(sc and sc["approval_needed"] is False and sc["guardrails"]["pass"],
-          "canary runbook on the canary node needs no approval", sc or err)
+    check(sc and sc["approval_needed"] is True and "no diagnosis" in sc["diagnosis"]["summary"],
+          "no diagnosis: the canary plan needs an approval and says why", sc or err)
+    rc, wf, err = env.call("repair_execute", plan_id=sc["plan_id"]) if sc else (1, None, "")
+    check(rc == 5 and "APPROVAL" in err and "run diagnose" in err,
+          "no diagnosis: unapproved canary repair_execute refused", err)
+    check(*unchanged(before, "no diagnosis: nothing drained"))
+    st = json.loads(gpu("gpu-a04", "show").stdout)
+    check(any(g["row_remap_pending"] for g in st["gpus"]), "no diagnosis: no GPU reset")
+    n = env.sql("SELECT count(*) FROM audit WHERE tool='repair_execute' AND decision='allow'")[0][0]
+    check(n == 0, "no diagnosis: repair_execute never allowed", n)
+    check(env.diagnosed("gpu-a04"), "diagnose records Xid 63 at act")
+    rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_pending")
+    check(sc and sc["approval_needed"] is False and sc["guardrails"]["pass"] and
+          sc["diagnosis"]["enough"] and sc["diagnosis"]["fault_class"] == "gpu_row_remap_pending",
+          "canary runbook on the canary node, freshly diagnosed, needs no approval", sc or err)
     rc, wf, err = env.call("repair_execute", plan_id=sc["plan_id"])
     check(rc == 0 and wf and wf["status"] == "done", "canary repair ran to done", wf or err)
     st = json.loads(gpu("gpu-a04", "show").stdout)
@@ -628,6 +656,7 @@ def survives():
     # Row remap failure: the runbook never resets, it drains and escalates
     # (canary runbook on the canary node: no approval).
     inject("gpu-a04", "row_remap_failure")
+    check(env.diagnosed("gpu-a04", XID64), "diagnose records Xid 64 at act")
     rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_failure")
     rc, wf, err = env.call("repair_execute", plan_id=sc["plan_id"]) if sc else (1, None, "")
     check(rc == 0 and wf and wf["status"] == "escalated" and wf.get("ticket"),
@@ -708,6 +737,10 @@ def race():
     text += "rate_limits:\n  repair_plan: 1000\n"
     with open(env.cfg, "w") as f:
         f.write(text)
+    # Diagnosed once: the diagnosis stays fresh (diagnose.max_age_s) for
+    # every round.
+    for n in ("gpu-a02", "gpu-a03"):
+        check(env.diagnosed(n), f"race: {n} diagnosed at act")
     exactly_one = 0
     paths = {"gate": 0, "reservation": 0}
     for i in range(rounds):

@@ -77,8 +77,11 @@ async function main() {
 
   for (const t of tools) {
     const a = t.annotations || {};
-    check(["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"]
-      .every((k) => typeof a[k] === "boolean"), `${t.name} has all four annotations`);
+    // Hints equal to the spec's defaults are left out; what is given differs.
+    const dflt = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true };
+    check(Object.entries(dflt).every(([k, d]) => a[k] === undefined || (typeof a[k] === "boolean" && a[k] !== d)),
+      `${t.name}: annotations given only where they differ from the defaults`);
+    check((a.readOnlyHint === true) === (t._meta?.autonomy === "read"), `${t.name}: readOnlyHint matches its autonomy`);
     check(typeof t._meta?.autonomy === "string", `${t.name} declares autonomy in _meta`);
     check(t.outputSchema?.type === "object", `${t.name} has an outputSchema`);
   }

@@ -87,12 +87,15 @@ def main():
     s.close()
     export(db, "rec-diagnosis", os.path.join(HERE, "diagnosis.jsonl"), shadow)
 
-    s = Session(server, shadow, db, client="rec-refused")
+    # Its own store, as replay.sh replays each session: the diagnoses the
+    # session above recorded would otherwise show in these plans.
+    rdb = os.path.join(tmp, "refused.db")
+    s = Session(server, shadow, rdb, client="rec-refused")
     s.call("repair_plan", node="gpu-a02", fault_class="gpu_fallen_off_bus")
     s.call("node_drain", node="gpu-b01", reason="suspected bad DIMM")
     s.call("repair_plan", node="gpu-b02", fault_class="gpu_ecc_uncorrectable")
     s.close()
-    export(db, "rec-refused", os.path.join(HERE, "refused-plan.jsonl"), shadow)
+    export(rdb, "rec-refused", os.path.join(HERE, "refused-plan.jsonl"), shadow)
 
     key = os.path.join(tmp, "alice.key")
     out = subprocess.run([os.path.join(ROOT, "build/mcp-cli"), "keygen", "--out", key,

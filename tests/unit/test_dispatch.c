@@ -75,15 +75,57 @@ START_TEST(tools_list_has_annotations_and_autonomy)
     json_t *tool;
     json_array_foreach(tools, i, tool)
     {
+        /* Hints equal to the spec's defaults are left out (tools/list is
+         * paid for in tokens); the ones given differ from them. */
         json_t *ann = json_object_get(tool, "annotations");
-        ck_assert(json_is_boolean(json_object_get(ann, "readOnlyHint")));
-        ck_assert(json_is_boolean(json_object_get(ann, "destructiveHint")));
-        ck_assert(json_is_boolean(json_object_get(ann, "idempotentHint")));
-        ck_assert(json_is_boolean(json_object_get(ann, "openWorldHint")));
+        ck_assert(json_is_object(ann));
+        static const struct {
+            const char *key;
+            bool dflt;
+        } hints[] = {{"readOnlyHint", false},
+                     {"destructiveHint", true},
+                     {"idempotentHint", false},
+                     {"openWorldHint", true}};
+        for (size_t h = 0; h < 4; h++) {
+            json_t *v = json_object_get(ann, hints[h].key);
+            ck_assert(!v || (json_is_boolean(v) && json_is_true(v) != hints[h].dflt));
+        }
+        const char *autonomy = json_string_value(json_object_get(json_object_get(tool, "_meta"),
+                                                                 "autonomy"));
+        bool read = autonomy && !strcmp(autonomy, "read");
+        ck_assert_int_eq(json_is_true(json_object_get(ann, "readOnlyHint")), read);
+        /* Every tool that acts on the fleet reads as destructive. */
+        if (autonomy && (!strcmp(autonomy, "hitl") || !strcmp(autonomy, "canary")))
+            ck_assert_ptr_null(json_object_get(ann, "destructiveHint"));
         ck_assert(json_is_string(json_object_get(json_object_get(tool, "_meta"), "autonomy")));
         ck_assert(json_is_object(json_object_get(tool, "inputSchema")));
         ck_assert(json_is_object(json_object_get(tool, "outputSchema")));
     }
+    json_decref(r);
+    ts_close(&t);
+}
+END_TEST
+
+/* What an agent pays before its first call: the whole tools/list answer,
+ * compact.  Issue 14's target is 24,576 bytes and is not met (README, "What
+ * does not work yet"); this ceiling keeps it from creeping back toward the
+ * 45,954 it was.  Lower it as the list shrinks; never raise it. */
+#define TOOLS_LIST_CEILING 43000
+
+START_TEST(tools_list_size_is_bounded)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    ts_init(&t);
+    json_t *r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+    json_t *res = json_object_get(r, "result");
+    ck_assert_ptr_null(json_object_get(res, "nextCursor")); /* one page: all of it */
+    char *text = json_dumps(r, JSON_COMPACT);
+    ck_assert_ptr_nonnull(text);
+    size_t n = strlen(text);
+    ck_assert_msg(n <= TOOLS_LIST_CEILING, "tools/list is %zu bytes, over the ceiling %d", n,
+                  TOOLS_LIST_CEILING);
+    free(text);
     json_decref(r);
     ts_close(&t);
 }
@@ -166,6 +208,7 @@ static Suite *dispatch_suite(void)
     tcase_add_test(tc, classify_kinds);
     tcase_add_test(tc, lifecycle_and_errors);
     tcase_add_test(tc, tools_list_has_annotations_and_autonomy);
+    tcase_add_test(tc, tools_list_size_is_bounded);
     tcase_add_test(tc, paging_and_bad_cursor);
     tcase_add_test(tc, disabled_tool_is_unknown);
     tcase_add_test(tc, schema_failure_is_tool_error);

@@ -8,7 +8,9 @@
 #include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_exec.h"
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
@@ -66,7 +68,10 @@ static json_t *fake_node(void *st, const char *name, fm_err *err)
 
 static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
 {
-    (void)st, (void)f, (void)err;
+    (void)st, (void)err;
+    /* gpu-a03 runs one job; the others are idle. */
+    if (f && f->node && !strcmp(f->node, "gpu-a03"))
+        return json_pack("[{s:i, s:s, s:s}]", "job_id", 7, "state", "RUNNING", "nodes", "gpu-a03");
     return json_array();
 }
 
@@ -421,6 +426,207 @@ START_TEST(visibility_is_the_gates)
 }
 END_TEST
 
+/* ---- diagnosis confidence and idle GPUs ------------------------------ */
+
+/* The output's "diagnosis" of a repair_plan call and its plan id. */
+static json_t *plan_repair(test_server *t, const char *node, const char *fc, char *plan_id)
+{
+    char args[200];
+    snprintf(args, sizeof args, "{\"node\":\"%s\",\"fault_class\":\"%s\"}", node, fc);
+    json_t *a = json_loads(args, 0, NULL);
+    json_t *r = fm_tools_call(&t->ctx, idx("repair_plan"), a, NULL, NULL);
+    json_decref(a);
+    ck_assert_ptr_nonnull(r);
+    const json_t *sc = json_object_get(r, "structuredContent");
+    ck_assert_msg(!json_is_true(json_object_get(r, "isError")) && sc, "repair_plan: %s",
+                  ts_text(r));
+    snprintf(plan_id, FM_PLAN_ID_LEN, "%s", fm_json_str(sc, "plan_id", ""));
+    json_t *diag = json_deep_copy(json_object_get(sc, "diagnosis"));
+    json_object_set_new(diag, "approval_needed",
+                        json_boolean(json_is_true(json_object_get(sc, "approval_needed"))));
+    json_decref(r);
+    return diag;
+}
+
+static void record(test_server *t, const char *node, const char *fc, double conf, bool act)
+{
+    fm_diagnosis d = {.confidence = conf, .act_threshold = 0.7, .act = act};
+    snprintf(d.fault_class, sizeof d.fault_class, "%s", fc);
+    snprintf(d.source, sizeof d.source, "signals");
+    fm_err err = {0};
+    ck_assert_msg(fm_diagnosis_record(&t->ctx, node, &d, NULL, &err) == 0, "%s", err.text);
+}
+
+/* repair_execute of plan_id without an approval: refused with APPROVAL
+ * whose reason says want, and nothing ran. */
+static void execute_refused(test_server *t, const char *plan_id, const char *want)
+{
+    char args[120];
+    snprintf(args, sizeof args, "{\"plan_id\":\"%s\"}", plan_id);
+    fm_gate_decision d;
+    json_t *a = json_loads(args, 0, NULL);
+    fm_gate_decide(&t->ctx, idx("repair_execute"), a, &d);
+    json_decref(a);
+    ck_assert_msg(d.verdict == FM_GATE_DENY && d.code == FM_ERR_APPROVAL && strstr(d.reason, want),
+                  "wanted APPROVAL with '%s', got %s: %s", want, fm_strerror(d.code), d.reason);
+    expect_refused(t, "repair_execute", args, "APPROVAL");
+}
+
+/* A canary runbook on a canary node runs without a human only on a fresh
+ * recorded diagnosis of its class at or above act; otherwise the gate asks
+ * for an approval and says why, and nothing is drained. */
+START_TEST(diagnosis_gates_canary_repair)
+{
+    setenv("FLEETMCP_RUNBOOKS", "runbooks", 0);
+    test_server t;
+    open_with(&t, "mode: fleet\ncanary:\n  nodes: [gpu-a02]\ndiagnose:\n  max_age_s: 600\n",
+              true);
+    char plan[FM_PLAN_ID_LEN];
+
+    /* No diagnosis recorded. */
+    json_t *dg = plan_repair(&t, "gpu-a02", "node_disk_full", plan);
+    ck_assert(json_is_true(json_object_get(dg, "approval_needed")));
+    ck_assert_msg(strstr(fm_json_str(dg, "summary", ""), "no diagnosis"), "%s",
+                  fm_json_str(dg, "summary", ""));
+    json_decref(dg);
+    execute_refused(&t, plan, "run diagnose");
+
+    /* Another class: the plan says it disagrees. */
+    record(&t, "gpu-a02", "gpu_thermal", 0.9, true);
+    dg = plan_repair(&t, "gpu-a02", "node_disk_full", plan);
+    ck_assert(json_is_false(json_object_get(dg, "agrees")));
+    ck_assert_str_eq(fm_json_str(dg, "fault_class", ""), "gpu_thermal");
+    ck_assert_ptr_nonnull(strstr(fm_json_str(dg, "summary", ""), "disagrees"));
+    json_decref(dg);
+    execute_refused(&t, plan, "disagrees");
+
+    /* The class, below act; then at act but not corroborated. */
+    record(&t, "gpu-a02", "node_disk_full", 0.6, false);
+    execute_refused(&t, plan, "below the act threshold");
+    record(&t, "gpu-a02", "node_disk_full", 0.8, false);
+    execute_refused(&t, plan, "not corroborated");
+
+    /* The class, confident, but older than diagnose.max_age_s. */
+    record(&t, "gpu-a02", "node_disk_full", 0.84, true);
+    fm_db_stmt *s = NULL;
+    ck_assert_int_eq(fm_db_prepare_v2(t.ctx.store.db, "UPDATE diagnoses SET at_ms=at_ms-601000",
+                                      -1, &s, NULL),
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_DONE);
+    fm_db_finalize(s);
+    execute_refused(&t, plan, "max_age_s");
+
+    /* A canary runbook on a node that is not a canary needs an approval
+     * whatever its diagnosis. */
+    record(&t, "gpu-a01", "node_disk_full", 0.84, true);
+    dg = plan_repair(&t, "gpu-a01", "node_disk_full", plan);
+    ck_assert(json_is_true(json_object_get(dg, "approval_needed")));
+    json_decref(dg);
+    execute_refused(&t, plan, "not every node is a canary");
+
+    /* Positive control: fresh, confident, same class.  The plan records
+     * the diagnosis and the repair reaches Slurm without an approval. */
+    record(&t, "gpu-a02", "node_disk_full", 0.84, true);
+    dg = plan_repair(&t, "gpu-a02", "node_disk_full", plan);
+    ck_assert(json_is_false(json_object_get(dg, "approval_needed")));
+    ck_assert(json_is_true(json_object_get(dg, "enough")));
+    ck_assert_str_eq(fm_json_str(dg, "fault_class", ""), "node_disk_full");
+    ck_assert_ptr_nonnull(json_object_get(dg, "id"));
+    json_decref(dg);
+    json_t *stored = fm_plan_get(&t.ctx, plan, NULL);
+    ck_assert_msg(strstr(fm_json_str(json_object_get(stored, "diagnosis"), "id", ""), "dg-"),
+                  "the plan records the diagnosis it acts on");
+    json_decref(stored);
+    char args[120];
+    snprintf(args, sizeof args, "{\"plan_id\":\"%s\"}", plan);
+    bool is_error = false;
+    call(&t, "repair_execute", args, &is_error);
+    ck_assert_int_ge(F.updates, 1);
+    ck_assert_str_eq(F.drained, "gpu-a02");
+    ts_close(&t);
+}
+END_TEST
+
+/* diagnose records its answer per node and moves a healthy node to
+ * suspect when the top class is between report and act, and back when it
+ * reads healthy. */
+START_TEST(diagnose_records_and_suspects)
+{
+    setenv("FLEETMCP_RUNBOOKS", "runbooks", 0);
+    test_server t;
+    open_with(&t, "mode: fleet\n", true);
+    bool is_error = true;
+    const char *text = call(&t, "diagnose",
+                            "{\"node\":\"gpu-a01\",\"signals\":{\"kernel_log\":"
+                            "[\"EXT4-fs warning: No space left on device\"]}}",
+                            &is_error);
+    ck_assert_msg(!is_error, "%s", text);
+    fm_diagnosis d;
+    ck_assert_int_eq(fm_diagnosis_latest(&t.ctx, "gpu-a01", &d), 1);
+    ck_assert_str_eq(d.fault_class, "node_disk_full");
+    ck_assert(d.confidence >= 0.5 && d.confidence < d.act_threshold && !d.act);
+    ck_assert_str_eq(d.source, "signals");
+    char st[32];
+    fm_node_state_get(&t.ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "suspect");
+    text = call(&t, "diagnose",
+                "{\"node\":\"gpu-a01\",\"signals\":{\"metrics\":[{\"name\":"
+                "\"DCGM_FI_DEV_GPU_TEMP\",\"value\":40,\"labels\":{\"gpu\":\"0\"}}]}}",
+                &is_error);
+    ck_assert_msg(!is_error, "%s", text);
+    ck_assert_int_eq(fm_diagnosis_latest(&t.ctx, "gpu-a01", &d), 1);
+    ck_assert_str_eq(d.fault_class, "healthy");
+    fm_node_state_get(&t.ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "healthy");
+    /* Nothing of the fleet was touched by diagnosing. */
+    assert_nothing_ran(&t, 0);
+    ts_close(&t);
+}
+END_TEST
+
+/* requires_idle_gpu: running jobs refuse before any command; with no job
+ * the GPUs' processes are read, and GPUs that cannot be read count as
+ * busy. */
+START_TEST(requires_idle_gpu_is_honoured)
+{
+    test_server t;
+    open_with(&t, "mode: fleet\n", true);
+    json_t *rb = json_pack("{s:s, s:{s:b}}", "id", "rb-idle", "preconditions",
+                           "requires_idle_gpu", 1);
+    json_t *nodes = json_pack("[s]", "gpu-a03");
+    fm_guard_req req = {.action = "rb-idle", .nodes = nodes, .runbook = rb};
+    bool ok = true;
+    fm_err err = {0};
+    json_t *v = fm_guard_check(&t.ctx, &req, &ok, &err);
+    ck_assert_msg(v != NULL, "%s", err.text);
+    char why[600];
+    fm_guard_explain(v, why, sizeof why);
+    ck_assert_msg(!ok && strstr(why, "idle_gpu") && strstr(why, "1 job"), "%s", why);
+    ck_assert_int_eq(F.commands, 0);
+    json_decref(v);
+
+    /* No job on gpu-a04: the GPUs are asked, and unreadable is busy. */
+    json_array_set_new(nodes, 0, json_string("gpu-a04"));
+    v = fm_guard_check(&t.ctx, &req, &ok, &err);
+    ck_assert_ptr_nonnull(v);
+    fm_guard_explain(v, why, sizeof why);
+    ck_assert_msg(!ok && strstr(why, "cannot be read"), "%s", why);
+    ck_assert_int_eq(F.commands, 1);
+    json_decref(v);
+
+    /* Without the flag the same node passes the preconditions. */
+    json_object_set_new(json_object_get(rb, "preconditions"), "requires_idle_gpu", json_false());
+    v = fm_guard_check(&t.ctx, &req, &ok, &err);
+    ck_assert_ptr_nonnull(v);
+    fm_guard_explain(v, why, sizeof why);
+    ck_assert_msg(ok, "%s", why);
+    json_decref(v);
+    json_decref(nodes);
+    json_decref(rb);
+    ts_close(&t);
+}
+END_TEST
+
 static Suite *gate_table_suite(void)
 {
     Suite *s = suite_create("gate_table");
@@ -430,6 +636,9 @@ static Suite *gate_table_suite(void)
     tcase_add_test(tc, refusals_run_nothing);
     tcase_add_test(tc, allowed_calls_reach_the_fakes);
     tcase_add_test(tc, visibility_is_the_gates);
+    tcase_add_test(tc, diagnosis_gates_canary_repair);
+    tcase_add_test(tc, diagnose_records_and_suspects);
+    tcase_add_test(tc, requires_idle_gpu_is_honoured);
     suite_add_tcase(s, tc);
     return s;
 }

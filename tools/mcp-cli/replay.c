@@ -146,15 +146,15 @@ usage:
 
 /* Keys whose values are volatile by nature: generated ids, timestamps and
  * durations.  Not every key ending in _s or _id: a changed timeout_s or
- * job_id is drift.  The plan, approval and workflow ids fleetmcp generates
- * are masked by value instead (mask_text), wherever they appear. */
+ * job_id is drift.  The plan, approval, workflow and diagnosis ids fleetmcp
+ * generates are masked by value instead (mask_text), wherever they appear. */
 static bool volatile_key(const char *k)
 {
     static const char *const exact[] = {"id", "ts", "time", "created", "updated", "since",
                                         "until", "expires", "started", "ended", "hash", "by",
                                         "session", "duration", "duration_s", "elapsed_s",
                                         "bundle_id", "audit_id", "key", "url", "self",
-                                        "next_before_id", "audit_ids", "call_ref"};
+                                        "next_before_id", "audit_ids", "call_ref", "age_s"};
     for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
         if (!strcmp(k, exact[i])) return true;
     size_t n = strlen(k);
@@ -173,7 +173,8 @@ static void mask_text(const char *in, char *out, size_t len)
     size_t o = 0;
     for (size_t i = 0; in[i] && o + 2 < len;) {
         const char *p = in + i;
-        if ((!strncmp(p, "pl-", 3) || !strncmp(p, "ap-", 3) || !strncmp(p, "wf-", 3)) &&
+        if ((!strncmp(p, "pl-", 3) || !strncmp(p, "ap-", 3) || !strncmp(p, "wf-", 3) ||
+             !strncmp(p, "dg-", 3)) &&
             isxdigit((unsigned char)p[3])) {
             size_t k = 3;
             while (isxdigit((unsigned char)p[k])) k++;
