@@ -112,7 +112,8 @@ typedef struct fm_diagnosis {
     double confidence;
     double act_threshold;  /* the catalog's act threshold it was judged against */
     bool act;              /* the engine's own verdict: confident and corroborated */
-    char source[16];       /* "collected" (node mode) or "signals" (the caller's) */
+    char source[24];       /* "collected" (node mode), "collected+caller" (node mode plus
+                            * the caller's signals) or "signals" (the caller's alone) */
     int64_t at_ms;
 } fm_diagnosis;
 

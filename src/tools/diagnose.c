@@ -677,7 +677,9 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
     json_decref(sig);
     if (res) {
         json_object_set_new(res, "collected", info);
-        remember(ctx, db, node, res, "collected");
+        /* Evidence the caller added is said so: the gate shows the source
+         * with the plan that leans on it. */
+        remember(ctx, db, node, res, signals ? "collected+caller" : "collected");
     } else {
         json_decref(info);
     }
