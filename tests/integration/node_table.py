@@ -50,10 +50,12 @@ def gpu_capacity(s):
 
 
 def wait_state(word, present):
-    for _ in range(50):
+    for _ in range(150):
         out = subprocess.run(["sinfo", "-h", "-n", OTHER, "-o", "%T"], capture_output=True,
                              text=True, timeout=30).stdout.upper()
-        if (word in out) == present:
+        # A resumed node reads NOT_RESPONDING ("idle*") until slurmctld's
+        # next ping answers: not schedulable, and so not back yet.
+        if (word in out) == present and (present or "*" not in out):
             return
         time.sleep(0.2)
 
