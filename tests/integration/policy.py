@@ -31,7 +31,6 @@ import datetime
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import remediation as R  # noqa: E402  (helpers only)
@@ -274,26 +273,8 @@ def windows():
 
 def main():
     S.make_wrappers()
-    restore(*R.NODES)
-    only = os.environ.get("FM_ONLY", "").split(",")
-    for fn in (breaker, offender, equivalence, windows):
-        if only != [""] and fn.__name__ not in only:
-            continue
-        t0 = time.time()
-        try:
-            fn()
-            print(f"     ({fn.__name__}: {time.time() - t0:.0f} s)", flush=True)
-        except Exception as e:  # a scenario crashing is a failure, not the end
-            check(False, f"{fn.__name__} raised", repr(e))
-            restore(*R.NODES)
-    R.verify_all()
-    print(f"policy: {R.passed} passed, {R.failed} failed", flush=True)
-    if R.failed:
-        print(f"policy: configs, stores and the argv log kept in {R.TMP}")
-    else:
-        import shutil
-        shutil.rmtree(R.TMP, ignore_errors=True)
-    sys.exit(1 if R.failed else 0)
+    R.run_scenarios("policy", (breaker, offender, equivalence, windows), finish=R.verify_all,
+                    kept="configs, stores and the argv log")
 
 
 if __name__ == "__main__":

@@ -251,25 +251,8 @@ def capacity():
 
 def main():
     S.make_wrappers()
-    restore(*R.NODES)
-    only = os.environ.get("FM_ONLY", "").split(",")
-    for fn in (batches, capacity, concurrency, stop, rollback):
-        if only != [""] and fn.__name__ not in only:
-            continue
-        t0 = time.time()
-        try:
-            fn()
-            print(f"     ({fn.__name__}: {time.time() - t0:.0f} s)", flush=True)
-        except Exception as e:  # a scenario crashing is a failure, not the end
-            check(False, f"{fn.__name__} raised", repr(e))
-            restore(*R.NODES)
-    print(f"pools: {R.passed} passed, {R.failed} failed", flush=True)
-    if R.failed:
-        print(f"pools: configs, stores and the argv log kept in {R.TMP}")
-    else:
-        import shutil
-        shutil.rmtree(R.TMP, ignore_errors=True)
-    sys.exit(1 if R.failed else 0)
+    R.run_scenarios("pools", (batches, capacity, concurrency, stop, rollback),
+                    kept="configs, stores and the argv log")
 
 
 if __name__ == "__main__":

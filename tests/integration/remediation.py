@@ -227,6 +227,32 @@ def restore(*nodes):
     wait_for(lambda: all(slurm_state(n) in ("IDLE", "MIXED", "ALLOCATED") for n in nodes), 60)
 
 
+def run_scenarios(name, scenarios, finish=None, kept="configs and stores"):
+    """Runs each scenario FM_ONLY names (all without it), timed; a crash
+    is a failure, not the end.  Prints the totals and exits."""
+    restore(*NODES)
+    only = os.environ.get("FM_ONLY", "").split(",")
+    for fn in scenarios:
+        if only != [""] and fn.__name__ not in only:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            print(f"     ({fn.__name__}: {time.time() - t0:.0f} s)", flush=True)
+        except Exception as e:  # a scenario crashing is a failure, not the end
+            check(False, f"{fn.__name__} raised", repr(e))
+            restore(*NODES)
+    if finish:
+        finish()
+    print(f"{name}: {passed} passed, {failed} failed", flush=True)
+    if failed:
+        print(f"{name}: {kept} kept in {TMP}")
+    else:
+        import shutil
+        shutil.rmtree(TMP, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
 def sbatch(node, seconds):
     r = sh("sbatch", "-w", node, "-o", "/dev/null", "--parsable", "--wrap", f"sleep {seconds}",
            check_rc=True)
