@@ -253,6 +253,10 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->boot = json_is_true(json_object_get(s, "boot"));
+    const char *mca = json_string_value(json_object_get(s, "mca_status"));
+    if (mca && strcmp(mca, "uncorrected") != 0 && strcmp(mca, "corrected") != 0)
+        return bad(lc, ptr, "mca_status is 'uncorrected' or 'corrected', not '%s'", mca, NULL);
+    g->mca = !mca ? 0 : strcmp(mca, "uncorrected") == 0 ? 1 : 2;
     g->xid_cap = json_object_get(s, "strength") ? g->strength : ST_DECISIVE;
     g->min_count = (int)json_integer_value(json_object_get(s, "min_count"));
     if (g->min_count < 1) g->min_count = 1;
@@ -286,6 +290,11 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     }
     int n = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "pid");
     g->cap_pid = n > 0 ? (uint32_t)n : 0;
+    if (g->mca) {
+        int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "mca");
+        if (k <= 0) return bad(lc, p, "an mca_status signature needs a (?<mca>...) capture", NULL, NULL);
+        g->cap_mca = (uint32_t)k;
+    }
     if (g->recovery) {
         int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "key");
         int v = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "val");
@@ -404,6 +413,9 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
                        NULL);
         g->cap_key = k > 0 ? (uint32_t)k : 0;
         g->cap_val = (uint32_t)vv;
+        /* outlier: ranks that share a host are grouped by it */
+        int h = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "host");
+        g->cap_host = h > 0 ? (uint32_t)h : 0;
         if (literals_of(lc, json_object_get(o, "literal"), si)) return -1;
     }
     return 0;
