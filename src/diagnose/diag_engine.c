@@ -1419,6 +1419,38 @@ static void rule_outlier(run *r, const diag_rule *ru)
     add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[worst], why));
 }
 
+/* A value below its reference by the same pattern (a power limit read
+ * against the default limit of the same nvidia-smi -q section): each value
+ * is judged against the nearest reference line of its source. */
+static void rule_below_reference(run *r, const diag_rule *ru)
+{
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig || !m->key[0] || !m->val[0] ||
+            diag_re_match(&ru->reference, m->key, strlen(m->key), r->md))
+            continue;
+        int best = -1;
+        for (int j = 0; j < r->nraws; j++) {
+            const rawm *q = &r->raws[j];
+            if (q->sig != ru->sig || !q->val[0] ||
+                r->lines[q->line].src != r->lines[m->line].src ||
+                !diag_re_match(&ru->reference, q->key, strlen(q->key), r->md))
+                continue;
+            if (best < 0 || abs(q->line - m->line) < abs(r->raws[best].line - m->line)) best = j;
+        }
+        if (best < 0) continue;
+        double v = strtod(m->val, NULL), ref = strtod(r->raws[best].val, NULL);
+        if (!(ref > 0) || v >= ru->factor * ref) continue;
+        char why[300];
+        snprintf(why, sizeof why, "correlation %s: %s %g below %g x %s %g: ", ru->id, m->key, v,
+                 ru->factor, r->raws[best].key, ref);
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, m->line, why));
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id,
+                line_evidence(r, r->raws[best].line, why));
+        return;
+    }
+}
+
 /* NCCL-style interface lists: "eth" is a prefix, "=eth0" exact, a leading
  * "^" excludes; comma-separated.  True if chosen is allowed by spec. */
 static bool ifname_allowed(const char *spec, const char *chosen)
@@ -1715,6 +1747,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             break;
         case RT_OUTLIER:
             rule_outlier(&r, ru);
+            break;
+        case RT_BELOW_REFERENCE:
+            rule_below_reference(&r, ru);
             break;
         case RT_CONFIG_CHOSEN:
             rule_config_chosen(&r, ru);

@@ -104,7 +104,8 @@ enum {
     RT_OUTLIER,
     RT_CONFIG_CHOSEN,
     RT_EXPLAINS,
-    RT_ABSORB
+    RT_ABSORB,
+    RT_BELOW_REFERENCE
 };
 
 typedef struct diag_rule {
@@ -122,6 +123,7 @@ typedef struct diag_rule {
     double factor;
     int min_keys;
     int sig; /* capture rules: index into sigs of their pattern */
+    diag_re reference; /* below_reference: the key naming the reference value */
 } diag_rule;
 
 typedef struct diag_xid {

@@ -329,8 +329,9 @@ static int rule_type(const char *t)
                                         "outlier",
                                         "configured_vs_chosen",
                                         "explains",
-                                        "absorb"};
-    for (int i = 0; i < 10; i++)
+                                        "absorb",
+                                        "below_reference"};
+    for (int i = 0; i < 11; i++)
         if (strcmp(t, names[i]) == 0) return i;
     return -1;
 }
@@ -386,12 +387,18 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     if (class_list(lc, json_object_get(o, "demote"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "from"), ptr, r)) return -1;
     bool capture = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
-                   r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN;
+                   r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN ||
+                   r->type == RT_BELOW_REFERENCE;
     bool needs_cls = capture || r->type == RT_EXPLAINS || r->type == RT_ABSORB;
     if (needs_cls && r->cls < 0)
         return bad(lc, ptr, "this rule type needs fault_class (or if)", NULL, NULL);
     if ((r->type == RT_EXPLAINS || r->type == RT_ABSORB) && r->ntargets == 0)
         return bad(lc, ptr, "this rule type needs demote (or from)", NULL, NULL);
+    if (r->type == RT_BELOW_REFERENCE) {
+        const char *ref = json_string_value(json_object_get(o, "reference"));
+        if (!ref) return bad(lc, ptr, "a below_reference rule needs reference", NULL, NULL);
+        if (compile(lc, &r->reference, ref, ptr)) return -1;
+    }
     if (capture) {
         const char *pat = json_string_value(json_object_get(o, "pattern"));
         if (!pat) return bad(lc, ptr, "a capture rule needs a pattern", NULL, NULL);
@@ -687,6 +694,8 @@ void fm_diag_free(struct fm_diag_db *db)
     }
     free(db->lits);
     free(db->sigs);
+    for (int i = 0; i < db->nrules; i++)
+        re_free(&db->rules[i].reference);
     free(db->rules);
     free(db->xids);
     free(db->xrecs);
