@@ -1346,18 +1346,20 @@ static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const do
         for (int p = 0; p < q && first; p++)
             first = strcmp(host[p], host[q]) != 0;
         if (!first) continue;
-        double others[MAXK], lo = -1;
+        double others[MAXK], lo = -1, hi = -1;
         int no = 0;
         for (int p = 0; p < nk; p++) {
-            if (strcmp(host[p], host[q]) != 0)
+            if (strcmp(host[p], host[q]) != 0) {
                 others[no++] = vals[p];
-            else if (lo < 0 || vals[p] < lo)
-                lo = vals[p];
+                continue;
+            }
+            if (lo < 0 || vals[p] < lo) lo = vals[p];
+            if (vals[p] > hi) hi = vals[p];
         }
         if (no < 2) continue;
         qsort(others, (size_t)no, sizeof *others, cmp_double);
         double med = others[no / 2];
-        if (med > 0 && lo >= ratio * med) {
+        if (med > 0 && (ru->low ? hi * ratio <= med : lo >= ratio * med)) {
             found = q;
             nfound++;
         }
@@ -1365,9 +1367,9 @@ static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const do
     if (nfound != 1) return false;
     char why[300];
     snprintf(why, sizeof why,
-             "correlation %s: every rank on host %s at least %.1fx the median of the ranks on "
+             "correlation %s: every rank on host %s at %s %.1fx the median of the ranks on "
              "other hosts: ",
-             ru->id, host[found], ratio);
+             ru->id, host[found], ru->low ? "most 1/" : "least", ratio);
     add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[found], why));
     return true;
 }
@@ -1396,7 +1398,9 @@ static void rule_outlier(run *r, const diag_rule *ru)
         }
     }
     if (nk < ru->min_keys) return;
-    if (host_outlier(r, ru, keys, vals, lines, nk)) return;
+    /* a wait far above its peers is a rank that waits, not the slow one:
+     * a low rule judges hosts only */
+    if (host_outlier(r, ru, keys, vals, lines, nk) || ru->low) return;
     double sorted[MAXK];
     memcpy(sorted, vals, (size_t)nk * sizeof *vals);
     qsort(sorted, (size_t)nk, sizeof *sorted, cmp_double);

@@ -124,6 +124,8 @@ typedef struct diag_rule {
     int min_keys;
     int sig; /* capture rules: index into sigs of their pattern */
     diag_re reference; /* below_reference: the key naming the reference value */
+    bool low;          /* outlier by host: the one host far below the rest (the
+                        * others' wait for it) instead of far above */
 } diag_rule;
 
 typedef struct diag_xid {

@@ -371,6 +371,7 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     r->min = json_number_value(json_object_get(o, "min"));
     r->min_keys = (int)json_integer_value(json_object_get(o, "min_keys"));
     if (r->min_keys < 2) r->min_keys = 3;
+    r->low = json_is_true(json_object_get(o, "low"));
     json_t *f = json_object_get(o, "factor");
     r->factor = f ? json_number_value(f) : 0.5;
     size_t i;

@@ -738,6 +738,19 @@ START_TEST(mca_status_power_reference_and_host_grouping)
     ck_assert_str_eq(top_class(r), "straggler_node");
     ck_assert(evidence_mentions(r, "host h-2"));
     json_decref(r);
+    /* by the wait: the host whose ranks wait least is the one the others
+     * wait for; one rank that waits long is not the slow one */
+    r = diag("{\"job_log\":[\"rank=0 host=h-1 comm_wait_ms=400\",\"rank=1 host=h-1 comm_wait_ms=410\","
+             "\"rank=2 host=h-2 comm_wait_ms=402\",\"rank=3 host=h-3 comm_wait_ms=12\","
+             "\"rank=4 host=h-3 comm_wait_ms=15\"]}");
+    ck_assert_str_eq(top_class(r), "straggler_node");
+    ck_assert(evidence_mentions(r, "host h-3"));
+    json_decref(r);
+    r = diag("{\"job_log\":[\"rank=0 host=h-1 comm_wait_ms=40\",\"rank=1 host=h-1 comm_wait_ms=41\","
+             "\"rank=2 host=h-2 comm_wait_ms=400\",\"rank=3 host=h-3 comm_wait_ms=42\","
+             "\"rank=4 host=h-3 comm_wait_ms=39\"]}");
+    ck_assert_str_ne(top_class(r), "straggler_node");
+    json_decref(r);
     /* one slow rank on a host whose other rank is fast is not the host */
     r = diag("{\"job_log\":[\"rank=0 host=h-1 fwd_ms=100\",\"rank=1 host=h-1 fwd_ms=104\","
              "\"rank=2 host=h-2 fwd_ms=101\",\"rank=3 host=h-2 fwd_ms=103\"]}");
