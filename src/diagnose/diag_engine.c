@@ -8,6 +8,7 @@
  * one strong) are capped below `act`. */
 #include "diag_int.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@ typedef struct rawm {
     char pid[32];
     char key[64];
     char val[64];
+    char host[64];
 } rawm;
 
 typedef struct hit {
@@ -453,12 +455,30 @@ typedef struct scanud {
     int line;
 } scanud;
 
+/* The MCA bank status word of a kernel machine-check record (Linux x86
+ * MCE, Intel SDM / AMD APM): bit 63 VAL, 61 UC, 57 PCC.  Uncorrected means
+ * valid and either not corrected or the processor context corrupt; a
+ * word that is not valid says nothing, so it is neither. */
+static int mca_kind(const char *hex)
+{
+    char *end;
+    errno = 0;
+    unsigned long long st = strtoull(hex, &end, 16);
+    if (errno || end == hex || *end || !(st >> 63 & 1)) return 0;
+    return (st >> 61 & 1) || (st >> 57 & 1) ? 1 : 2;
+}
+
 static void on_hit(void *ud, int sig, const char *s, size_t len, const PCRE2_SIZE *ov)
 {
     (void)len;
     scanud *u = ud;
     run *r = u->r;
     const diag_sig *g = &r->db->sigs[sig];
+    if (g->mca) {
+        char st[24];
+        cap_copy(s, ov, g->cap_mca, st, sizeof st);
+        if (mca_kind(st) != g->mca) return;
+    }
     r->raws = grow(r->raws, &r->capraws, r->nraws + 1, sizeof *r->raws, &r->oom);
     if (r->nraws >= r->capraws) return;
     rawm *m = &r->raws[r->nraws++];
@@ -471,6 +491,7 @@ static void on_hit(void *ud, int sig, const char *s, size_t len, const PCRE2_SIZ
     cap_copy(s, ov, g->cap_pid, m->pid, sizeof m->pid);
     cap_copy(s, ov, g->cap_key, m->key, sizeof m->key);
     cap_copy(s, ov, g->cap_val, m->val, sizeof m->val);
+    cap_copy(s, ov, g->cap_host, m->host, sizeof m->host);
 }
 
 static void scan_all(run *r)
@@ -1299,6 +1320,60 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Ranks that share a host: every rank of one host slow against the
+ * median of the ranks elsewhere is that host, however many ranks it runs
+ * (the ranks elsewhere wait for it, so their own step times look even).
+ * True when it named a host. */
+static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const double *vals,
+                         const int *lines, int nk)
+{
+    enum { MAXK = 256 };
+    const char *host[MAXK];
+    int nh = 0;
+    for (int q = 0; q < nk; q++) {
+        host[q] = NULL;
+        for (int k = 0; k < r->nraws && !host[q]; k++) {
+            const rawm *m = &r->raws[k];
+            if (m->sig == ru->sig && m->host[0] && strcmp(m->key, keys[q]) == 0) host[q] = m->host;
+        }
+        nh += host[q] != NULL;
+    }
+    if (nh < nk) return false;
+    double ratio = ru->min > 1 ? ru->min : 1.5;
+    int found = -1, nfound = 0;
+    for (int q = 0; q < nk; q++) {
+        bool first = true; /* each host once, by its first rank */
+        for (int p = 0; p < q && first; p++)
+            first = strcmp(host[p], host[q]) != 0;
+        if (!first) continue;
+        double others[MAXK], lo = -1, hi = -1;
+        int no = 0;
+        for (int p = 0; p < nk; p++) {
+            if (strcmp(host[p], host[q]) != 0) {
+                others[no++] = vals[p];
+                continue;
+            }
+            if (lo < 0 || vals[p] < lo) lo = vals[p];
+            if (vals[p] > hi) hi = vals[p];
+        }
+        if (no < 2) continue;
+        qsort(others, (size_t)no, sizeof *others, cmp_double);
+        double med = others[no / 2];
+        if (med > 0 && (ru->low ? hi * ratio <= med : lo >= ratio * med)) {
+            found = q;
+            nfound++;
+        }
+    }
+    if (nfound != 1) return false;
+    char why[300];
+    snprintf(why, sizeof why,
+             "correlation %s: every rank on host %s at %s %.1fx the median of the ranks on "
+             "other hosts: ",
+             ru->id, host[found], ru->low ? "most 1/" : "least", ratio);
+    add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[found], why));
+    return true;
+}
+
 static void rule_outlier(run *r, const diag_rule *ru)
 {
     enum { MAXK = 256 };
@@ -1323,6 +1398,9 @@ static void rule_outlier(run *r, const diag_rule *ru)
         }
     }
     if (nk < ru->min_keys) return;
+    /* a wait far above its peers is a rank that waits, not the slow one:
+     * a low rule judges hosts only */
+    if (host_outlier(r, ru, keys, vals, lines, nk) || ru->low) return;
     double sorted[MAXK];
     memcpy(sorted, vals, (size_t)nk * sizeof *vals);
     qsort(sorted, (size_t)nk, sizeof *sorted, cmp_double);
@@ -1343,6 +1421,38 @@ static void rule_outlier(run *r, const diag_rule *ru)
              slow == 1 ? "only" : "few ranks like", keys[worst], vals[worst], vals[worst] / med,
              med, nk);
     add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[worst], why));
+}
+
+/* A value below its reference by the same pattern (a power limit read
+ * against the default limit of the same nvidia-smi -q section): each value
+ * is judged against the nearest reference line of its source. */
+static void rule_below_reference(run *r, const diag_rule *ru)
+{
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig || !m->key[0] || !m->val[0] ||
+            diag_re_match(&ru->reference, m->key, strlen(m->key), r->md))
+            continue;
+        int best = -1;
+        for (int j = 0; j < r->nraws; j++) {
+            const rawm *q = &r->raws[j];
+            if (q->sig != ru->sig || !q->val[0] ||
+                r->lines[q->line].src != r->lines[m->line].src ||
+                !diag_re_match(&ru->reference, q->key, strlen(q->key), r->md))
+                continue;
+            if (best < 0 || abs(q->line - m->line) < abs(r->raws[best].line - m->line)) best = j;
+        }
+        if (best < 0) continue;
+        double v = strtod(m->val, NULL), ref = strtod(r->raws[best].val, NULL);
+        if (!(ref > 0) || v >= ru->factor * ref) continue;
+        char why[300];
+        snprintf(why, sizeof why, "correlation %s: %s %g below %g x %s %g: ", ru->id, m->key, v,
+                 ru->factor, r->raws[best].key, ref);
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, m->line, why));
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id,
+                line_evidence(r, r->raws[best].line, why));
+        return;
+    }
 }
 
 /* NCCL-style interface lists: "eth" is a prefix, "=eth0" exact, a leading
@@ -1641,6 +1751,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             break;
         case RT_OUTLIER:
             rule_outlier(&r, ru);
+            break;
+        case RT_BELOW_REFERENCE:
+            rule_below_reference(&r, ru);
             break;
         case RT_CONFIG_CHOSEN:
             rule_config_chosen(&r, ru);

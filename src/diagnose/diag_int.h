@@ -74,6 +74,7 @@ typedef struct diag_sig {
     int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
     bool boot;        /* marks a (re)boot: errors before it in its source are history */
+    int mca;          /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */
     int strength;
@@ -90,7 +91,7 @@ typedef struct diag_sig {
     int nlit;
     bool is_metric;
     diag_metric m;
-    uint32_t cap_xid, cap_pid, cap_key, cap_val; /* group numbers, 0: none */
+    uint32_t cap_xid, cap_pid, cap_key, cap_val, cap_mca, cap_host; /* group numbers, 0: none */
 } diag_sig;
 
 enum {
@@ -103,7 +104,8 @@ enum {
     RT_OUTLIER,
     RT_CONFIG_CHOSEN,
     RT_EXPLAINS,
-    RT_ABSORB
+    RT_ABSORB,
+    RT_BELOW_REFERENCE
 };
 
 typedef struct diag_rule {
@@ -121,6 +123,9 @@ typedef struct diag_rule {
     double factor;
     int min_keys;
     int sig; /* capture rules: index into sigs of their pattern */
+    diag_re reference; /* below_reference: the key naming the reference value */
+    bool low;          /* outlier by host: the one host far below the rest (the
+                        * others' wait for it) instead of far above */
 } diag_rule;
 
 typedef struct diag_xid {

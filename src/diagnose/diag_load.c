@@ -253,6 +253,10 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->boot = json_is_true(json_object_get(s, "boot"));
+    const char *mca = json_string_value(json_object_get(s, "mca_status"));
+    if (mca && strcmp(mca, "uncorrected") != 0 && strcmp(mca, "corrected") != 0)
+        return bad(lc, ptr, "mca_status is 'uncorrected' or 'corrected', not '%s'", mca, NULL);
+    g->mca = !mca ? 0 : strcmp(mca, "uncorrected") == 0 ? 1 : 2;
     g->xid_cap = json_object_get(s, "strength") ? g->strength : ST_DECISIVE;
     g->min_count = (int)json_integer_value(json_object_get(s, "min_count"));
     if (g->min_count < 1) g->min_count = 1;
@@ -286,6 +290,11 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     }
     int n = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "pid");
     g->cap_pid = n > 0 ? (uint32_t)n : 0;
+    if (g->mca) {
+        int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "mca");
+        if (k <= 0) return bad(lc, p, "an mca_status signature needs a (?<mca>...) capture", NULL, NULL);
+        g->cap_mca = (uint32_t)k;
+    }
     if (g->recovery) {
         int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "key");
         int v = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "val");
@@ -320,8 +329,9 @@ static int rule_type(const char *t)
                                         "outlier",
                                         "configured_vs_chosen",
                                         "explains",
-                                        "absorb"};
-    for (int i = 0; i < 10; i++)
+                                        "absorb",
+                                        "below_reference"};
+    for (int i = 0; i < 11; i++)
         if (strcmp(t, names[i]) == 0) return i;
     return -1;
 }
@@ -361,6 +371,7 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     r->min = json_number_value(json_object_get(o, "min"));
     r->min_keys = (int)json_integer_value(json_object_get(o, "min_keys"));
     if (r->min_keys < 2) r->min_keys = 3;
+    r->low = json_is_true(json_object_get(o, "low"));
     json_t *f = json_object_get(o, "factor");
     r->factor = f ? json_number_value(f) : 0.5;
     size_t i;
@@ -377,12 +388,18 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     if (class_list(lc, json_object_get(o, "demote"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "from"), ptr, r)) return -1;
     bool capture = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
-                   r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN;
+                   r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN ||
+                   r->type == RT_BELOW_REFERENCE;
     bool needs_cls = capture || r->type == RT_EXPLAINS || r->type == RT_ABSORB;
     if (needs_cls && r->cls < 0)
         return bad(lc, ptr, "this rule type needs fault_class (or if)", NULL, NULL);
     if ((r->type == RT_EXPLAINS || r->type == RT_ABSORB) && r->ntargets == 0)
         return bad(lc, ptr, "this rule type needs demote (or from)", NULL, NULL);
+    if (r->type == RT_BELOW_REFERENCE) {
+        const char *ref = json_string_value(json_object_get(o, "reference"));
+        if (!ref) return bad(lc, ptr, "a below_reference rule needs reference", NULL, NULL);
+        if (compile(lc, &r->reference, ref, ptr)) return -1;
+    }
     if (capture) {
         const char *pat = json_string_value(json_object_get(o, "pattern"));
         if (!pat) return bad(lc, ptr, "a capture rule needs a pattern", NULL, NULL);
@@ -404,6 +421,9 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
                        NULL);
         g->cap_key = k > 0 ? (uint32_t)k : 0;
         g->cap_val = (uint32_t)vv;
+        /* outlier: ranks that share a host are grouped by it */
+        int h = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "host");
+        g->cap_host = h > 0 ? (uint32_t)h : 0;
         if (literals_of(lc, json_object_get(o, "literal"), si)) return -1;
     }
     return 0;
@@ -681,6 +701,8 @@ void fm_diag_free(struct fm_diag_db *db)
     }
     free(db->lits);
     free(db->sigs);
+    for (int i = 0; i < db->nrules; i++)
+        re_free(&db->rules[i].reference);
     free(db->rules);
     free(db->xids);
     free(db->xrecs);

@@ -707,6 +707,58 @@ START_TEST(phrasings_by_meaning)
 }
 END_TEST
 
+START_TEST(mca_status_power_reference_and_host_grouping)
+{
+    /* MCA status word: VAL+UC (b2...) is uncorrected, VAL+EN only (90...) is
+     * corrected, a word without VAL (32...) says nothing */
+    json_t *r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"kernel_log\":"
+                     "[\"mce: [Hardware Error]: CPU 3: Machine Check: 0 Bank 4: b200000000070f0f\"]}");
+    ck_assert_str_eq(top_class(r), "inconclusive");
+    json_decref(r);
+    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"kernel_log\":"
+             "[\"mce: [Hardware Error]: CPU 3: Machine Check: 0 Bank 7: 9000004000010005\"]}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    json_decref(r);
+    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"events\":"
+             "[\"mcelog: STATUS 3200000000070f0f MCGSTATUS 0\"]}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    json_decref(r);
+    /* a power limit against the default of the same nvidia-smi -q section */
+    r = diag("{\"node\":\"n1\",\"events\":[\"    Current Power Limit : 400.00 W\","
+             "\"    Default Power Limit : 700.00 W\"]}");
+    ck_assert_str_eq(top_class(r), "gpu_power");
+    json_decref(r);
+    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"events\":"
+             "[\"    Current Power Limit : 700.00 W\",\"    Default Power Limit : 700.00 W\"]}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    json_decref(r);
+    /* two hosts of two ranks each: every rank of one host slow names it */
+    r = diag("{\"job_log\":[\"rank=0 host=h-1 fwd_ms=100\",\"rank=1 host=h-1 fwd_ms=104\","
+             "\"rank=2 host=h-2 fwd_ms=210\",\"rank=3 host=h-2 fwd_ms=215\"]}");
+    ck_assert_str_eq(top_class(r), "straggler_node");
+    ck_assert(evidence_mentions(r, "host h-2"));
+    json_decref(r);
+    /* by the wait: the host whose ranks wait least is the one the others
+     * wait for; one rank that waits long is not the slow one */
+    r = diag("{\"job_log\":[\"rank=0 host=h-1 comm_wait_ms=400\",\"rank=1 host=h-1 comm_wait_ms=410\","
+             "\"rank=2 host=h-2 comm_wait_ms=402\",\"rank=3 host=h-3 comm_wait_ms=12\","
+             "\"rank=4 host=h-3 comm_wait_ms=15\"]}");
+    ck_assert_str_eq(top_class(r), "straggler_node");
+    ck_assert(evidence_mentions(r, "host h-3"));
+    json_decref(r);
+    r = diag("{\"job_log\":[\"rank=0 host=h-1 comm_wait_ms=40\",\"rank=1 host=h-1 comm_wait_ms=41\","
+             "\"rank=2 host=h-2 comm_wait_ms=400\",\"rank=3 host=h-3 comm_wait_ms=42\","
+             "\"rank=4 host=h-3 comm_wait_ms=39\"]}");
+    ck_assert_str_ne(top_class(r), "straggler_node");
+    json_decref(r);
+    /* one slow rank on a host whose other rank is fast is not the host */
+    r = diag("{\"job_log\":[\"rank=0 host=h-1 fwd_ms=100\",\"rank=1 host=h-1 fwd_ms=104\","
+             "\"rank=2 host=h-2 fwd_ms=101\",\"rank=3 host=h-2 fwd_ms=103\"]}");
+    ck_assert_str_ne(top_class(r), "straggler_node");
+    json_decref(r);
+}
+END_TEST
+
 static Suite *diagnose_suite(void)
 {
     Suite *s = suite_create("diagnose");
@@ -741,6 +793,7 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, xid154_recovery_action_is_parsed_and_used);
     tcase_add_test(tc, phrasings_by_meaning);
     tcase_add_test(tc, bulk_scan_counts_lines);
+    tcase_add_test(tc, mca_status_power_reference_and_host_grouping);
     suite_add_tcase(s, tc);
     return s;
 }
