@@ -66,7 +66,7 @@ typedef struct hit {
 
 typedef struct anomaly {
     int strength;
-    int level; /* what it points at: 1 the node, 0 the job, -1 neither alone */
+    int level; /* what it points at: 2 the fleet, 1 the node, 0 the job, -1 neither alone */
     char group[80];
     char *text; /* owned */
 } anomaly;
@@ -1668,12 +1668,17 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
     json_object_set_new(o, "confidence", json_real(round2(r->nanoms ? strongest : 0.5)));
     /* the scope is what the anomalies point at: a job's failure alone is
      * not a reason to look at its node */
-    int node = 0, job = 0;
+    int node = 0, job = 0, cluster = 0;
     for (int i = 0; i < r->nanoms; i++) {
         node += r->anoms[i].level == 1;
         job += r->anoms[i].level == 0;
+        cluster += r->anoms[i].level == 2;
     }
-    if (job && !node) json_object_set_new(o, "scope", json_string("job"));
+    /* the whole fleet alike: no node of it is the cause */
+    if (cluster && !node)
+        json_object_set_new(o, "scope", json_string("cluster"));
+    else if (job && !node)
+        json_object_set_new(o, "scope", json_string("job"));
     json_object_set_new(o, "runbook", json_null());
     json_object_set_new(o, "act", json_false());
     return o;

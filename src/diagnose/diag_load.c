@@ -251,7 +251,7 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->anomaly = json_is_true(json_object_get(s, "anomaly"));
     g->marker = json_is_true(json_object_get(s, "marker"));
     const char *sc = json_string_value(json_object_get(s, "scope"));
-    g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : 0;
+    g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : strcmp(sc, "cluster") == 0 ? 2 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->boot = json_is_true(json_object_get(s, "boot"));
     const char *mca = json_string_value(json_object_get(s, "mca_status"));
