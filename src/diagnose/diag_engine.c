@@ -66,7 +66,7 @@ typedef struct hit {
 
 typedef struct anomaly {
     int strength;
-    int level; /* what it points at: 1 the node, 0 the job, -1 neither alone */
+    int level; /* what it points at: 2 the fleet, 1 the node, 0 the job, -1 neither alone */
     char group[80];
     char *text; /* owned */
 } anomaly;
@@ -87,6 +87,8 @@ typedef struct run {
     bool oom; /* allocation failure somewhere */
     anomaly *anoms; /* what no class explains */
     int nanoms, capanoms;
+    const char *marks[32]; /* marker groups seen since the last reboot */
+    int nmarks;
     const diag_xrec *rec; /* Xid 154: the driver's strongest recovery action */
     int rec_line;
     unsigned char *xidcls; /* per class: evidence came from an Xid */
@@ -577,6 +579,20 @@ static bool before_boot(const run *r, int li)
     return li >= 0 && li < r->boot_line[r->lines[li].src];
 }
 
+static bool group_marked(const run *r, const char *group)
+{
+    for (int i = 0; i < r->nmarks; i++)
+        if (strcmp(r->marks[i], group) == 0) return true;
+    return false;
+}
+
+static bool anomaly_seen(const run *r, const char *group)
+{
+    for (int i = 0; i < r->nanoms; i++)
+        if (strcmp(r->anoms[i].group, group) == 0) return true;
+    return false;
+}
+
 /* Turns raw matches of text signatures into hits.  What a source logged
  * before its last reboot is history: weak at most, never enough to act. */
 static void text_hits(run *r)
@@ -585,7 +601,8 @@ static void text_hits(run *r)
     find_boots(r);
     for (int si = 0; si < db->nsigs; si++) {
         const diag_sig *g = &db->sigs[si];
-        if (g->is_metric || (g->ncls == 0 && !g->xid && !g->anomaly && !g->recovery)) continue;
+        if (g->is_metric || (g->ncls == 0 && !g->xid && !g->anomaly && !g->recovery && !g->marker))
+            continue;
         int count = 0;
         for (int k = 0; k < r->nraws; k++)
             if (r->raws[k].sig == si && (!g->ctx.code || context_ok(r, g, r->raws[k].line)))
@@ -602,7 +619,10 @@ static void text_hits(run *r)
             r->cur_old = old;
             int str = old ? ST_WEAK : g->strength;
             const char *oldnote = old ? "[before the last reboot: history] " : NULL;
-            if (g->recovery) {
+            if (g->marker) {
+                if (!old && r->nmarks < 32 && !group_marked(r, g->group))
+                    r->marks[r->nmarks++] = g->group;
+            } else if (g->recovery) {
                 if (old) continue;
                 const diag_xrec *x = diag_xrec_find(db, m->key, m->val);
                 if (x && (!r->rec || action_rank(x->action) > action_rank(r->rec->action))) {
@@ -1648,12 +1668,17 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
     json_object_set_new(o, "confidence", json_real(round2(r->nanoms ? strongest : 0.5)));
     /* the scope is what the anomalies point at: a job's failure alone is
      * not a reason to look at its node */
-    int node = 0, job = 0;
+    int node = 0, job = 0, cluster = 0;
     for (int i = 0; i < r->nanoms; i++) {
         node += r->anoms[i].level == 1;
         job += r->anoms[i].level == 0;
+        cluster += r->anoms[i].level == 2;
     }
-    if (job && !node) json_object_set_new(o, "scope", json_string("job"));
+    /* the whole fleet alike: no node of it is the cause */
+    if (cluster && !node)
+        json_object_set_new(o, "scope", json_string("cluster"));
+    else if (job && !node)
+        json_object_set_new(o, "scope", json_string("job"));
     json_object_set_new(o, "runbook", json_null());
     json_object_set_new(o, "act", json_false());
     return o;
@@ -1772,7 +1797,14 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         pre[c] = cs[c].conf;
     for (int i = 0; i < db->nrules; i++) {
         const diag_rule *ru = &db->rules[i];
-        if ((ru->type != RT_EXPLAINS && ru->type != RT_ABSORB) || pre[ru->cls] < ru->min) continue;
+        if (ru->type != RT_EXPLAINS && ru->type != RT_ABSORB) continue;
+        if (ru->if_anomaly[0] || ru->and_seen[0]) {
+            if ((ru->if_anomaly[0] && !anomaly_seen(&r, ru->if_anomaly)) ||
+                (ru->and_seen[0] && !group_marked(&r, ru->and_seen)))
+                continue;
+        } else if (pre[ru->cls] < ru->min) {
+            continue;
+        }
         for (int t = 0; t < ru->ntargets; t++) {
             int c = ru->targets[t];
             if (c == ru->cls || !cs[c].any) continue;
@@ -1784,6 +1816,15 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
                 absorbed[c] = ru->cls;
             }
             cs[c].conf *= ru->factor;
+            /* ruled out by a state rather than explained by a class: what
+             * made it likely is still unexplained, a human's to look at */
+            if (ru->cls < 0 && pre[c] >= db->report)
+                add_anomaly(&r, ST_STRONG, strcmp(db->classes[c].scope, "node") == 0, ru->id,
+                            fmt("evidence for %s (%.2f) that %s%s%s rules out: escalate to a "
+                                "human",
+                                db->classes[c].id, pre[c], ru->and_seen,
+                                ru->and_seen[0] && ru->if_anomaly[0] ? " with " : "",
+                                ru->if_anomaly));
         }
     }
     free(pre);

@@ -71,6 +71,8 @@ typedef struct diag_sig {
     int ncls;
     bool xid;         /* class from the Xid table via the `xid` capture */
     bool anomaly;     /* no class: an anomaly that must not read as healthy */
+    bool marker;      /* no class, no anomaly: a state (the node answers now)
+                       * that explains rules can require */
     int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
     bool boot;        /* marks a (re)boot: errors before it in its source are history */
@@ -124,6 +126,8 @@ typedef struct diag_rule {
     int min_keys;
     int sig; /* capture rules: index into sigs of their pattern */
     diag_re reference; /* below_reference: the key naming the reference value */
+    char if_anomaly[64]; /* explains: an anomaly group instead of a class */
+    char and_seen[64];   /* explains: a marker group that must also be seen */
     bool low;          /* outlier by host: the one host far below the rest (the
                         * others' wait for it) instead of far above */
 } diag_rule;

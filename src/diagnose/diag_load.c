@@ -249,8 +249,9 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->strength = strength_of(json_string_value(json_object_get(s, "strength")));
     g->xid = json_is_true(json_object_get(s, "xid"));
     g->anomaly = json_is_true(json_object_get(s, "anomaly"));
+    g->marker = json_is_true(json_object_get(s, "marker"));
     const char *sc = json_string_value(json_object_get(s, "scope"));
-    g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : 0;
+    g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : strcmp(sc, "cluster") == 0 ? 2 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->boot = json_is_true(json_object_get(s, "boot"));
     const char *mca = json_string_value(json_object_get(s, "mca_status"));
@@ -384,13 +385,22 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     const char *c = json_string_value(json_object_get(o, "fault_class"));
     if (!c) c = json_string_value(json_object_get(o, "if"));
     if (c && class_ref(lc, c, ptr, &r->cls)) return -1;
+    /* an explains rule may wait for an anomaly (and a marker) instead of a
+     * class: what is unexplained can still rule a class out */
+    const char *ia = json_string_value(json_object_get(o, "if_anomaly"));
+    const char *as = json_string_value(json_object_get(o, "and_seen"));
+    snprintf(r->if_anomaly, sizeof r->if_anomaly, "%s", ia ? ia : "");
+    snprintf(r->and_seen, sizeof r->and_seen, "%s", as ? as : "");
+    if ((ia || as) && (r->type != RT_EXPLAINS || c))
+        return bad(lc, ptr, "if_anomaly and and_seen belong to an explains rule without if", NULL,
+                   NULL);
     if (class_list(lc, json_object_get(o, "classes"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "demote"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "from"), ptr, r)) return -1;
     bool capture = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
                    r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN ||
                    r->type == RT_BELOW_REFERENCE;
-    bool needs_cls = capture || r->type == RT_EXPLAINS || r->type == RT_ABSORB;
+    bool needs_cls = capture || (r->type == RT_EXPLAINS && !ia && !as) || r->type == RT_ABSORB;
     if (needs_cls && r->cls < 0)
         return bad(lc, ptr, "this rule type needs fault_class (or if)", NULL, NULL);
     if ((r->type == RT_EXPLAINS || r->type == RT_ABSORB) && r->ntargets == 0)

@@ -602,6 +602,38 @@ START_TEST(unknown_xid_is_inconclusive_never_healthy)
 }
 END_TEST
 
+/* Unreachable is a claim about now: the same down state and NODE_FAIL job
+ * with the node answering (uptime run on it) is not node_unreachable, and
+ * the evidence it ruled out stays an anomaly for a human. */
+START_TEST(node_that_answers_now_is_not_unreachable)
+{
+    const char *down = "{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"DOWN*\"],"
+                       "\"reason\":\"Not responding\"},\"events\":[\"ping n1: 3 packets "
+                       "transmitted, 0 received, 100%% packet loss\"%s]}";
+    char buf[512];
+    snprintf(buf, sizeof buf, down, "");
+    json_t *r = diag(buf);
+    ck_assert_str_eq(top_class(r), "node_unreachable");
+    json_decref(r);
+    snprintf(buf, sizeof buf, down, ",\"uptime: 08:01:10 up 6 min,  load average: 0.1, 0.2, 0.1\"");
+    r = diag(buf);
+    ck_assert_str_eq(top_class(r), "inconclusive");
+    ck_assert(!top_act(r));
+    char *txt = json_dumps(json_object_get(top(r), "evidence"), 0);
+    ck_assert_msg(strstr(txt, "node_unreachable") && strstr(txt, "node-answers-now"), "%s", txt);
+    free(txt);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(rejects_marker_condition_outside_explains)
+{
+    fm_err e = load_bad("version: 1\nsignatures: []\nrules:\n  - {id: x, type: absorb, if: "
+                        "straggler_node, and_seen: m, from: [gpu_thermal]}\n");
+    ck_assert_int_eq(e.code, FM_ERR_INVALID);
+}
+END_TEST
+
 START_TEST(healthy_needs_positive_evidence)
 {
     /* nothing collected: nothing to call healthy */
@@ -794,6 +826,8 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, phrasings_by_meaning);
     tcase_add_test(tc, bulk_scan_counts_lines);
     tcase_add_test(tc, mca_status_power_reference_and_host_grouping);
+    tcase_add_test(tc, node_that_answers_now_is_not_unreachable);
+    tcase_add_test(tc, rejects_marker_condition_outside_explains);
     suite_add_tcase(s, tc);
     return s;
 }
