@@ -184,6 +184,9 @@ def main():
     table = {}
     failed = 0
     per_dir = {}
+    # A held-out set stays held out only if nobody working on the engine
+    # sees which incidents it misses: without -v it prints counts alone.
+    quiet = bool(a.held_out) and not a.verbose
     for f in files:
         doc = load(f)
         cls = doc["expect"]["fault_class"]
@@ -198,18 +201,20 @@ def main():
         t[0] += 1
         if probs:
             failed += 1
-            print(f"FAIL {os.path.relpath(f, ROOT)}: " + "; ".join(probs))
+            if not quiet:
+                print(f"FAIL {os.path.relpath(f, ROOT)}: " + "; ".join(probs))
         else:
             t[1] += 1
             if a.verbose:
                 top = results[f]["top"]
                 print(f"ok   {os.path.basename(f)}: {top['fault_class']} {top['confidence']} act={top['act']}")
-    print(f"\n{'class':28} {'cases':>5} {'passed':>6}")
-    for cls in sorted(table):
-        print(f"{cls:28} {table[cls][0]:5} {table[cls][1]:6}")
     total = len(files)
-    print(f"{'TOTAL':28} {total:5} {total - failed:6}")
-    print()
+    if not quiet:
+        print(f"\n{'class':28} {'cases':>5} {'passed':>6}")
+        for cls in sorted(table):
+            print(f"{cls:28} {table[cls][0]:5} {table[cls][1]:6}")
+        print(f"{'TOTAL':28} {total:5} {total - failed:6}")
+        print()
     for d, (n, top1, unsafe) in per_dir.items():
         name = os.path.relpath(os.path.normpath(d), ROOT)
         print(f"set {name}: top-1 {top1}/{n} ({100.0 * top1 / n:.0f}%), unsafe calls {unsafe}")
