@@ -28,7 +28,7 @@ typedef struct fm_session {
     char protocol[16];        /* negotiated version */
     char client_name[64];
     char client_version[32];
-    char os_user[64];
+    char os_user[64];         /* empty: the process's OS user (fm_session_os_user) */
     fm_initiator initiator;
     bool initialized;         /* initialize answered */
     bool elicitation;         /* the client declared capabilities.elicitation */
@@ -55,6 +55,10 @@ static inline const char *fm_session_who(const fm_session *s)
     if (s->verified) return s->principal.subject;
     return s->client_name[0] ? s->client_name : "unknown";
 }
+
+/* The OS user recorded for s: its own os_user when set (HTTP sets one),
+ * else the user running the process, looked up on first use. */
+const char *fm_session_os_user(const fm_session *s);
 
 typedef struct fm_ctx {
     fm_config cfg;

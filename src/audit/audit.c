@@ -501,7 +501,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
      * os_user "self-declared:OSUSER". */
     const char *who_kind = fm_session_initiator(ses) == FM_INITIATOR_HUMAN ? "human" : "agent";
     const char *who_name = fm_session_who(ses);
-    const char *who_os = ses->os_user;
+    const char *who_os;
     char os_buf[300];
     if (ses->verified) {
         snprintf(os_buf, sizeof os_buf, "%s:%s",
@@ -512,7 +512,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         /* stdio (or HTTP without auth): the OS user running the server is
          * all that is known; the kind and name are the client's own claim,
          * and the row says so. */
-        snprintf(os_buf, sizeof os_buf, FM_SELF_DECLARED "%s", ses->os_user);
+        snprintf(os_buf, sizeof os_buf, FM_SELF_DECLARED "%s", fm_session_os_user(ses));
         who_os = os_buf;
     }
     const int64_t ts = fm_now_ms();

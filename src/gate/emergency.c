@@ -114,7 +114,7 @@ static void who(fm_ctx *ctx, char *by, size_t len)
 {
     snprintf(by, len, "%s:%s (%s)",
              ctx->session.initiator == FM_INITIATOR_HUMAN ? "human" : "agent",
-             fm_session_who(&ctx->session), ctx->session.os_user);
+             fm_session_who(&ctx->session), fm_session_os_user(&ctx->session));
 }
 
 /* Returns a new object (schemas/tools/emergency_start.json). */

@@ -34,7 +34,7 @@ void fm_mcp_caller_id(const fm_ctx *ctx, char *out, size_t len)
         snprintf(out, len, "%s:%s|%s", fm_principal_source_name(s->principal.source),
                  s->principal.subject, s->principal.client_id);
     else
-        snprintf(out, len, "%s|%s", s->os_user, s->client_name);
+        snprintf(out, len, "%s|%s", fm_session_os_user(s), s->client_name);
 }
 
 /* Marks nonce spent; -1 when it already was (a replay) or the store

@@ -19,7 +19,7 @@ json_t *fm_tool_guardrail_reset(fm_call *call, fm_err *err)
     char by[208];
     snprintf(by, sizeof by, "%s:%s (%s)",
              ctx->session.initiator == FM_INITIATOR_HUMAN ? "human" : "agent",
-             fm_session_who(&ctx->session), ctx->session.os_user);
+             fm_session_who(&ctx->session), fm_session_os_user(&ctx->session));
     bool breaker = !strcmp(which, "circuit_breaker");
     if (breaker && node) {
         fm_err_set(err, FM_ERR_INVALID,

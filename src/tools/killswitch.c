@@ -16,7 +16,7 @@ static json_t *set_switch(fm_call *call, bool engage, fm_err *err)
     snprintf(by, sizeof by, "%s:%s (%s)",
              ctx->session.initiator == FM_INITIATOR_HUMAN ? "human" : "agent",
              fm_session_who(&ctx->session),
-             ctx->session.os_user);
+             fm_session_os_user(&ctx->session));
     fm_iso_time(fm_now_ms(), since);
     snprintf(value, sizeof value, "%s: %s; by %s at %s", engage ? "engaged" : "released",
              reason, by, since);
