@@ -254,7 +254,9 @@ static int cmd_serve(const char *config, const char *db, const char *http)
 {
     fm_ctx ctx;
     fm_err err = {0};
-    if (fm_ctx_open(&ctx, config, db, &err)) {
+    /* On stdio the store opens at the first message that may use it (see
+     * fm_mcp_handle_json); HTTP workers share it from the start. */
+    if ((http ? fm_ctx_open : fm_ctx_open_deferred)(&ctx, config, db, &err)) {
         fm_log("error", "%s: %s", fm_strerror(err.code), err.text);
         return 1;
     }

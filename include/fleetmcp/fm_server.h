@@ -97,10 +97,18 @@ typedef struct fm_ctx {
     int last_err_code;           /* the last call's handler error (FM_ERR_*), 0 if none */
     int64_t task_polled_ms;      /* the runner last read its cancel flag */
     int64_t task_noted_ms;       /* the runner last wrote its status message */
+    bool store_deferred;         /* fm_ctx_open_deferred: the store opens at first use */
 } fm_ctx;
 
 /* Opens config, store and backends; err says what to fix. */
 int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err);
+/* As fm_ctx_open, but a SQLite file store is only checked (fm_store_check)
+ * and opened by fm_ctx_store_ready, at the first message that may need
+ * it: initialize and ping never do.  Other stores open at once. */
+int fm_ctx_open_deferred(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err);
+/* Opens a deferred store (and its subsystems' tables); 0 when open.  A
+ * failure leaves it closed, so the next message tries again. */
+int fm_ctx_store_ready(fm_ctx *ctx, fm_err *err);
 void fm_ctx_close(fm_ctx *ctx);
 
 /* Index of a visible (enabled) tool, or -1 (unknown or hidden). */

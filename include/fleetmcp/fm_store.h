@@ -48,6 +48,11 @@ typedef struct fm_store {
 } fm_store;
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err);
+/* 1 if path is a SQLite file whose opening may wait (fm_store_check
+ * passed: the file and its directory are there and writable), 0 if it
+ * must open now (:memory:, a PostgreSQL URL), -1 with err if it cannot
+ * be used.  No SQLite: a start that answers initialize runs none. */
+int fm_store_check(const char *path, fm_err *err);
 void fm_store_close(fm_store *st);
 
 /* Runs ddl once per (subsystem, version); safe under concurrent opens. */

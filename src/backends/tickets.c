@@ -44,6 +44,8 @@ int fm_tickets_open(struct fm_ctx *ctx, fm_err *err)
         return 0;
     }
     if (!strcmp(backend, "local")) {
+        /* Local tickets live in the store: opened with it (fm_ctx_store_ready). */
+        if (ctx->store_deferred) return 0;
         void *st = fm_tickets_local_new(&ctx->store, tk, err);
         if (!st) return err ? err->code : FM_ERR_INTERNAL;
         ctx->be.tickets = &fm_tickets_local;

@@ -15,6 +15,7 @@
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_tickets.h"
 #include "fleetmcp/fm_util.h"
 
 /* Looked up once per process, when a call first records who ran it, not
@@ -39,7 +40,23 @@ const char *fm_session_os_user(const fm_session *s)
     return proc_user;
 }
 
-int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err)
+/* The store and the tables of the subsystems that keep state in it. */
+static int store_open(fm_ctx *ctx, fm_err *err)
+{
+    if (fm_store_open(&ctx->store, ctx->cfg.db_path, err)) return -1;
+    bool deferred = ctx->store_deferred;
+    ctx->store_deferred = false; /* fm_tickets_open: open local tickets now */
+    if (fm_audit_init(ctx, err) || fm_plan_init(ctx, err) || fm_approval_init(ctx, err) ||
+        fm_guard_init(ctx, err) || (deferred && !ctx->be.tickets && fm_tickets_open(ctx, err))) {
+        ctx->store_deferred = deferred;
+        fm_store_close(&ctx->store);
+        return -1;
+    }
+    return 0;
+}
+
+static int ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, bool defer,
+                    fm_err *err)
 {
     memset(ctx, 0, sizeof *ctx);
     fm_random_hex(ctx->session.id, 16);
@@ -47,13 +64,38 @@ int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_er
     ctx->session.log_level = -1;
     ctx->content = &fm_content_fleet;
     if (fm_config_load(&ctx->cfg, config_path, db_path, err)) return -1;
-    if (fm_store_open(&ctx->store, ctx->cfg.db_path, err) || fm_audit_init(ctx, err) ||
-        fm_plan_init(ctx, err) || fm_approval_init(ctx, err) || fm_guard_init(ctx, err) || fm_registry_init(ctx, err) ||
+    int later = defer ? fm_store_check(ctx->cfg.db_path, err) : 0;
+    if (later < 0) {
+        fm_config_free(&ctx->cfg);
+        return -1;
+    }
+    ctx->store_deferred = later == 1;
+    /* Backends keep a pointer to ctx->store and use it only per call. */
+    if ((!ctx->store_deferred && store_open(ctx, err)) || fm_registry_init(ctx, err) ||
         fm_backends_open(ctx, err)) {
         fm_ctx_close(ctx);
         return -1;
     }
     return 0;
+}
+
+int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err)
+{
+    return ctx_open(ctx, config_path, db_path, false, err);
+}
+
+/* Opening the store is most of a start's work (parsing its schema, the
+ * migrations, the audit key and anchor: 2/3 of the instructions and ~40
+ * page faults of answering initialize), and a client's first message
+ * never needs it. */
+int fm_ctx_open_deferred(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err)
+{
+    return ctx_open(ctx, config_path, db_path, true, err);
+}
+
+int fm_ctx_store_ready(fm_ctx *ctx, fm_err *err)
+{
+    return ctx->store_deferred ? store_open(ctx, err) : 0;
 }
 
 void fm_ctx_close(fm_ctx *ctx)

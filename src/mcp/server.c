@@ -631,10 +631,41 @@ static void handle_notification(fm_ctx *ctx, const fm_rpc_msg *m)
     /* notifications/initialized and unknown notifications need nothing. */
 }
 
+/* Opens a deferred store before a message that may use it: anything but
+ * initialize and ping (a client's first two), so that a start answers
+ * initialize without SQLite.  A store that fails to open answers the
+ * request with why and stays closed: the next message tries again. */
+static bool store_ready(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies, int *rc)
+{
+    if (!ctx->store_deferred || !strcmp(m->method, "initialize") || !strcmp(m->method, "ping"))
+        return true;
+    fm_err err = {0};
+    if (fm_ctx_store_ready(ctx, &err) == 0) return true;
+    fm_log("error", "%s: %s", fm_strerror(err.code), err.text);
+    *rc = 0;
+    if (m->kind != FM_MSG_REQUEST) return false;
+    char why[800];
+    snprintf(why, sizeof why,
+             "the store could not be opened, so nothing was done: %s: %.500s; repair it or point"
+             " --db / FLEETMCP_DB at another, then retry (the server keeps serving)",
+             fm_strerror(err.code), err.text);
+    json_t *e = fm_rpc_error(m->id, FM_RPC_INTERNAL_ERROR, why);
+    if (replies) {
+        json_array_append_new(replies, e);
+        return false;
+    }
+    *rc = send(ctx, e);
+    return false;
+}
+
 static int handle_value(fm_ctx *ctx, const json_t *msg, json_t *replies)
 {
     fm_rpc_msg m;
     fm_rpc_classify(msg, &m);
+    int rc;
+    if ((m.kind == FM_MSG_REQUEST || m.kind == FM_MSG_NOTIFICATION) &&
+        !store_ready(ctx, &m, replies, &rc))
+        return rc;
     switch (m.kind) {
     case FM_MSG_REQUEST: return handle_request(ctx, &m, replies);
     case FM_MSG_NOTIFICATION: handle_notification(ctx, &m); return 0;

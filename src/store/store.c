@@ -163,6 +163,38 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
     return 0;
 }
 
+int fm_store_check(const char *path, fm_err *err)
+{
+    if (fm_db_is_pg_url(path) || !strcmp(path, ":memory:")) return 0;
+    if (refuse_url(path, err) || make_parent_dirs(path, err)) return -1;
+    /* As fm_store_open: created private, and proven writable now rather
+     * than at the first call. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fm_err_set(err, FM_ERR_IO,
+                          "cannot open the store %s for writing: %s; fix its permissions or"
+                          " set --db or FLEETMCP_DB",
+                          path, strerror(errno));
+    close(fd);
+    /* SQLite creates DB-wal and DB-shm beside it. */
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0'; /* "/" */
+    else
+        *slash = '\0';
+    if (access(dir, W_OK | X_OK))
+        return fm_err_set(err, FM_ERR_IO,
+                          "the store's directory %s is not writable (%s): SQLite keeps its"
+                          " -wal and -shm files there; fix its permissions or set --db or"
+                          " FLEETMCP_DB",
+                          dir, strerror(errno));
+    return 1;
+}
+
 fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err)
 {
     int free_slot = -1;

@@ -12,7 +12,11 @@
      others can write, missing Slurm programs and slurm.conf (with lines);
      the server refuses a world-readable key; a new store is 0600;
  12. a store path with an unknown URL scheme, or an unreachable PostgreSQL
-     URL, is refused, and nothing is created.
+     URL, is refused, and nothing is created;
+ 13. a store that cannot be opened (it opens at the first message after
+     initialize) answers initialize and ping, refuses a call saying why,
+     keeps serving, and the first call after it is repaired is audited;
+     a store whose directory cannot be made is still refused at start.
 
 Usage: tests/cli/hardening.py [build/fleetmcp].  Every wait is bounded.
 """
@@ -312,9 +316,36 @@ def url_store():
     check(os.listdir(d) == [], "nothing created in the working directory", os.listdir(d))
 
 
+# ---- 13. a store that cannot be opened -----------------------------------
+def unopenable_store():
+    d = os.path.join(TMP, "unopenable")
+    os.makedirs(d)
+    db = write(os.path.join(d, "s.db"), "this is not a SQLite database\n" * 8)
+    s = Session(db)
+    try:
+        m = s.request("tools/call", {"name": "runbook_list", "arguments": {}}) or {}
+        msg = (m.get("error") or {}).get("message", "")
+        check("store could not be opened" in msg and "not a database" in msg and "--db" in msg,
+              "a call on a store that cannot be opened is refused, saying why and what to do", m)
+        check((s.request("ping", {}) or {}).get("result") == {}, "the server keeps serving")
+        os.unlink(db)  # repaired: the next message opens a new store there
+        res = s.call("runbook_list", {})
+        check(res.get("structuredContent") is not None and not res.get("isError"),
+              "the first call after the repair answers", res)
+    finally:
+        s.close()
+    check(rows(db, "tool='runbook_list'") == 1, "and its audit row is in the repaired store")
+    # Still refused at start, before any message: a directory that cannot be made.
+    blocker = write(os.path.join(d, "file"), "x")
+    r = subprocess.run([SERVER, "--db", os.path.join(blocker, "sub", "s.db")], input="",
+                       capture_output=True, text=True, env=env(), timeout=30)
+    check(r.returncode == 1 and "cannot create" in r.stderr and "--db" in r.stderr,
+          "a store whose directory cannot be made is refused at start", r.stderr)
+
+
 def main():
     for fn in (audit_truncation, locked_store, rate_limit_race, echoed_secrets, config_files,
-               url_store):
+               url_store, unopenable_store):
         print(f"== {fn.__name__}", flush=True)
         try:
             fn()
