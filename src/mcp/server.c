@@ -143,6 +143,8 @@ static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char 
     s->initiator = fm_session_initiator(s);
     s->elicitation = json_is_object(
         json_object_get(json_object_get(params, "capabilities"), "elicitation"));
+    s->sampling = json_is_object(
+        json_object_get(json_object_get(params, "capabilities"), "sampling"));
     s->initialized = true;
     return json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", use, "capabilities",
                      capabilities(ctx, false), "serverInfo", server_info(), "instructions",
@@ -469,6 +471,7 @@ static int stateless_enter(fm_ctx *ctx, const json_t *params, char *why, json_t 
     fm_clip(s->client_version, sizeof s->client_version, fm_json_str(ci, "version", ""));
     s->initiator = fm_session_initiator(s);
     s->elicitation = json_is_object(json_object_get(caps, "elicitation"));
+    s->sampling = json_is_object(json_object_get(caps, "sampling"));
     s->tasks = json_is_object(json_object_get(json_object_get(caps, "extensions"), FM_TASKS_EXT));
     /* No notifications/message unless this request asked for them. */
     s->log_level = li;
@@ -762,11 +765,11 @@ json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int time
                        fm_err *err)
 {
     fm_transport *tx = ctx->tx;
-    if (!tx || tx->collect) {
+    /* Over HTTP the answer comes on another POST (src/mcp/backchannel.c). */
+    if (tx && tx->collect) return fm_mcp_http_request(ctx, method, params, timeout_ms, err);
+    if (!tx) {
         json_decref(params);
-        /* An HTTP exchange has no channel for the client's answer. */
-        fm_err_set(err, FM_ERR_UNAVAILABLE, tx ? "no back channel on an HTTP request for %s"
-                                               : "no client connection for %s", method);
+        fm_err_set(err, FM_ERR_UNAVAILABLE, "no client connection for %s", method);
         return NULL;
     }
     char id[32];

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, stateless, wait_exit  # noqa: E402
+from fmhttp import Checks, start, stateless, wait_exit  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 FIX = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "build/conformance-fixture")
@@ -38,20 +38,7 @@ if not os.path.exists(FIX):
 
 
 def serve(argv, name):
-    err = open(os.path.join(tmp, f"{name}-{time.monotonic_ns()}.err"), "w+")
-    p = subprocess.Popen(argv + ["--http", "127.0.0.1:0"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        err.seek(0)
-        m = re.search(r"serving MCP on http://127\.0\.0\.1:(\d+)/mcp", err.read())
-        if m:
-            return p, int(m.group(1))
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    err.seek(0)
-    raise SystemExit(f"{name} did not start: {err.read()}")
+    return start(None, tmp=tmp, argv=argv, name=name)
 
 
 def meta(client="tasks-test", tasks=True):

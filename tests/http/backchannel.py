@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Server-to-client requests over Streamable HTTP (2025 sessions).
+
+Two replicas of the conformance fixture share one store, each with its
+worker processes.  A tool call on replica A asks its client
+(elicitation/create) on the POST's SSE stream; the answer is POSTed to
+replica B and must reach the call waiting in A.  Also: an answer under a
+foreign or unknown session, with an unknown id, or over the size cap is
+refused and never reaches the call; a call whose client does not answer
+gets a clear error after its timeout and its pending row is gone; a
+client that hangs up ends the wait; one worker always stays free.
+Every wait is bounded.
+Usage: backchannel.py path/to/conformance-fixture"""
+import json
+import os
+import socket
+import sqlite3
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fmhttp import Checks, post, start, wait_exit  # noqa: E402
+
+FIX = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/conformance-fixture")
+if not os.path.exists(FIX):
+    raise SystemExit(f"{FIX} is missing: make build/conformance-fixture")
+tmp = tempfile.mkdtemp(prefix="fm-backchannel-")
+DB = os.path.join(tmp, "shared.db")
+V = "2025-11-25"
+check = Checks("http-backchannel")
+
+
+def headers(sid):
+    return {"Mcp-Session-Id": sid, "MCP-Protocol-Version": V}
+
+
+def session(port, caps):
+    st, hd, _ = post(port, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": V, "capabilities": caps,
+        "clientInfo": {"name": "backchannel-test", "version": "1"}}})
+    sid = hd.get("mcp-session-id")
+    if st != 200 or not sid:
+        raise SystemExit(f"initialize on {port} answered {st}")
+    post(port, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers(sid))
+    return sid
+
+
+class Call:
+    """A tools/call POST whose response is read as an SSE stream."""
+
+    def __init__(self, port, sid, name, args, rid=2):
+        body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+                           "params": {"name": name, "arguments": args}}).encode()
+        h = {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json",
+             "Accept": "application/json, text/event-stream", "Content-Length": str(len(body)),
+             **headers(sid)}
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.s.sendall(("POST /mcp HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items())
+                        + "\r\n").encode() + body)
+        self.buf, self.head, self.eof = b"", None, False
+
+    def _fill(self, deadline):
+        if self.eof or time.time() >= deadline:
+            return False
+        self.s.settimeout(max(0.05, deadline - time.time()))
+        try:
+            chunk = self.s.recv(65536)
+        except (socket.timeout, OSError):
+            return False
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def message(self, timeout=10.0):
+        """The next message on the stream (or the plain JSON reply), or None."""
+        deadline = time.time() + timeout
+        while self.head is None:
+            if b"\r\n\r\n" in self.buf:
+                self.head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+                self.head = self.head.decode("latin-1")
+                break
+            if not self._fill(deadline):
+                return None
+        if "text/event-stream" not in self.head.lower():
+            while self._fill(deadline):
+                pass
+            return json.loads(self.buf) if self.buf else None
+        while True:
+            ev, sep, rest = self.buf.partition(b"\n\n")
+            if sep:
+                self.buf = rest
+                data = [l[5:].strip() for l in ev.split(b"\n") if l.startswith(b"data:")]
+                if data and data[0]:
+                    return json.loads(b"".join(data))
+                continue
+            if not self._fill(deadline):
+                return None
+
+    def close(self):
+        self.s.close()
+
+
+def answer(port, sid, rid, result):
+    return post(port, {"jsonrpc": "2.0", "id": rid, "result": result}, headers(sid))[0]
+
+
+def pending_rows():
+    try:
+        with sqlite3.connect(DB, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM mcp_client_requests").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def text_of(msg):
+    r = (msg or {}).get("result") or {}
+    return " ".join(c.get("text", "") for c in r.get("content", [])), bool(r.get("isError"))
+
+
+A, pa = start(None, tmp=tmp, argv=[FIX, "--db", DB], name="replica-a")
+B, pb = start(None, tmp=tmp, argv=[FIX, "--db", DB], name="replica-b")
+ELICIT = {"elicitation": {}}
+try:
+    # The answer goes to replica B; the call waits in replica A.
+    sid = session(pa, ELICIT)
+    other = session(pb, ELICIT)
+    t0 = time.time()
+    call = Call(pa, sid, "test_elicitation", {"message": "Who are you?"})
+    ask = call.message()
+    check(ask and ask.get("method") == "elicitation/create" and ask.get("id")
+          and ask["params"]["message"] == "Who are you?",
+          f"the call asks its client on the response stream: {ask}")
+    rid = (ask or {}).get("id", "none")
+    good = {"action": "accept", "content": {"username": "testuser", "email": "t@example.com"}}
+    check(answer(pb, other, rid, good) == 404,
+          "an answer under another session is refused (404)")
+    check(answer(pb, "not-a-session", rid, good) == 404, "an answer under no session is 404")
+    check(answer(pb, sid, rid + "x", good) == 404, "an answer to an unknown id is 404")
+    big = {"action": "accept", "content": {"username": "x" * 70000, "email": "e"}}
+    check(answer(pb, sid, rid, big) == 413, "an answer over 64 KiB is refused (413)")
+    check(pending_rows() == 1, "the question is pending in the store while the call waits")
+    check(answer(pb, sid, rid, good) == 202, "the answer POSTed to the other replica is taken (202)")
+    done = call.message()
+    text, is_err = text_of(done)
+    check(done and done.get("id") == 2 and not is_err and "testuser" in text
+          and "x" * 100 not in text,
+          f"the call's reply carries the answer, not a refused one: {done}")
+    check(call.message(timeout=3) is None and call.eof, "the stream ends after the reply")
+    call.close()
+    print(f"round trip across replicas: {1000 * (time.time() - t0):.0f} ms")
+    check(answer(pb, sid, rid, good) == 404, "a second answer to the same question is 404")
+    check(pending_rows() == 0, "the pending row is gone once answered")
+
+    # No answer: the tool gets a clear error at its timeout, the row goes.
+    call = Call(pa, sid, "test_elicitation", {"message": "Anyone?", "timeout_s": 1})
+    ask = call.message()
+    rid = (ask or {}).get("id", "none")
+    t0 = time.time()
+    done = call.message(timeout=10)
+    text, is_err = text_of(done)
+    check(is_err and "no answer to elicitation/create within 1 s" in text
+          and time.time() - t0 < 5, f"an unanswered question times out with a clear error: {done}")
+    call.close()
+    check(pending_rows() == 0, "the timed-out question's row is cleaned up")
+    check(answer(pb, sid, rid, good) == 404, "a late answer is 404")
+
+    # A waiting worker leaves one free: a second asking call on the same
+    # replica is told so at once; the first still completes.
+    first = Call(pa, sid, "test_elicitation", {"message": "First"})
+    ask1 = first.message()
+    s2 = session(pa, ELICIT)
+    second = Call(pa, s2, "test_elicitation", {"message": "Second"}, rid=3)
+    msg2 = second.message(timeout=10)
+    text2, err2 = text_of(msg2)
+    check(err2 and "must stay free" in text2,
+          f"a second asking call on a replica with 2 workers is refused, not queued: {msg2}")
+    second.close()
+    check(answer(pa, sid, (ask1 or {}).get("id", "none"), good) == 202,
+          "the first call's answer reaches it through the free worker of the same replica")
+    text1, err1 = text_of(first.message())
+    check(not err1 and "testuser" in text1, "the first call completes")
+    first.close()
+
+    # A client that hangs up ends the wait and the row.
+    call = Call(pa, sid, "test_elicitation", {"message": "Bye", "timeout_s": 30})
+    check((call.message() or {}).get("method") == "elicitation/create", "asked again")
+    call.close()
+    deadline = time.time() + 5
+    while pending_rows() and time.time() < deadline:
+        time.sleep(0.1)
+    check(pending_rows() == 0, "a closed stream ends the wait and removes the row within 5 s")
+    call = Call(pa, sid, "test_simple_text", {})
+    text, is_err = text_of(call.message())
+    check("simple text" in text, "the replica serves calls again after the hang-up")
+    call.close()
+
+    # Sampling needs the capability: a session without it gets an error.
+    nos = session(pb, {})
+    call = Call(pb, nos, "test_sampling", {"prompt": "hi"})
+    text, is_err = text_of(call.message())
+    check(is_err and "sampling" in text, f"no sampling capability, no question: {text}")
+    call.close()
+finally:
+    for p in (A, B):
+        p.terminate()
+        check(wait_exit(p, 35) == 0, "replica stops cleanly on SIGTERM")
+check.finish()
