@@ -9,8 +9,12 @@ foreign or unknown session, with an unknown id, or over the size cap is
 refused and never reaches the call; a call whose client does not answer
 gets a clear error after its timeout and its pending row is gone; a
 client that hangs up ends the wait; one worker always stays free.
+Then the approval path of the real server (fleetmcp --http with `auth`):
+a hitl call by a trusted token subject on a 2025 session asks for the
+approval on its stream, and the answer POSTed back releases it once.
 Every wait is bounded.
-Usage: backchannel.py path/to/conformance-fixture"""
+Usage: backchannel.py path/to/conformance-fixture path/to/fleetmcp"""
+import hashlib
 import json
 import os
 import socket
@@ -23,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fmhttp import Checks, post, start, wait_exit  # noqa: E402
 
 FIX = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/conformance-fixture")
+FM = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "build/fleetmcp")
 if not os.path.exists(FIX):
     raise SystemExit(f"{FIX} is missing: make build/conformance-fixture")
 tmp = tempfile.mkdtemp(prefix="fm-backchannel-")
@@ -31,14 +36,17 @@ V = "2025-11-25"
 check = Checks("http-backchannel")
 
 
+AUTH = {}  # the Authorization header, for the real server's part
+
+
 def headers(sid):
-    return {"Mcp-Session-Id": sid, "MCP-Protocol-Version": V}
+    return {"Mcp-Session-Id": sid, "MCP-Protocol-Version": V, **AUTH}
 
 
 def session(port, caps):
     st, hd, _ = post(port, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": V, "capabilities": caps,
-        "clientInfo": {"name": "backchannel-test", "version": "1"}}})
+        "clientInfo": {"name": "backchannel-test", "version": "1"}}}, AUTH)
     sid = hd.get("mcp-session-id")
     if st != 200 or not sid:
         raise SystemExit(f"initialize on {port} answered {st}")
@@ -207,4 +215,46 @@ finally:
     for p in (A, B):
         p.terminate()
         check(wait_exit(p, 35) == 0, "replica stops cleanly on SIGTERM")
+
+# ---- the approval path of the real server, on a 2025 session ------------------
+ALICE = "alice-" + os.urandom(8).hex()
+CONF = os.path.join(tmp, "approve.yaml")
+with open(CONF, "w") as f:
+    f.write("mode: fleet\nhttp:\n  workers: 2\n"
+            "auth:\n  audience: http://127.0.0.1/mcp\n  tokens:\n"
+            f"    - {{sha256: \"{hashlib.sha256(ALICE.encode()).hexdigest()}\","
+            " subject: alice@example.com,"
+            " scopes: [\"fleetmcp:read\", \"fleetmcp:create\", \"fleetmcp:hitl\"]}\n"
+            "approvals:\n  separate_creator: false\n"
+            "  elicitation:\n    enabled: true\n    trusted_subjects: [alice@example.com]\n")
+FDB = os.path.join(tmp, "approve.db")
+srv, port = start(FM, CONF, tmp, db="approve.db")
+AUTH["Authorization"] = f"Bearer {ALICE}"
+try:
+    sid = session(port, ELICIT)
+    call = Call(port, sid, "killswitch_engage", {"reason": "backchannel test"})
+    text, is_err = text_of(call.message())
+    call.close()
+    check(not is_err, f"kill switch engaged: {text}")
+    for action, released in (("decline", False), ("accept", True)):
+        call = Call(port, sid, "killswitch_release", {"reason": "backchannel test"})
+        ask = call.message()
+        props = ((ask or {}).get("params") or {}).get("requestedSchema", {}).get("properties", {})
+        check((ask or {}).get("method") == "elicitation/create" and "approve" in props,
+              f"the hitl call asks for the approval on its stream: {ask}")
+        result = {"action": action, "content": {"approve": True}} if released else \
+            {"action": action}
+        check(answer(port, sid, (ask or {}).get("id", "none"), result) == 202,
+              f"the {action} is taken")
+        text, is_err = text_of(call.message(timeout=20))
+        call.close()
+        check(is_err != released and (released or "APPROVAL" in text),
+              f"{action}: the call is {'released' if released else 'refused'}: {text[:200]}")
+finally:
+    srv.terminate()
+    check(wait_exit(srv, 35) == 0, "fleetmcp stops cleanly on SIGTERM")
+with sqlite3.connect(FDB) as db:
+    rows = db.execute("SELECT approver, used_ms IS NOT NULL FROM approvals").fetchall()
+check(rows == [("elicitation:alice@example.com", 1)],
+      f"one approval, recorded under the token subject and used: {rows}")
 check.finish()
