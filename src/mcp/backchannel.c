@@ -225,7 +225,11 @@ json_t *fm_mcp_http_request(fm_ctx *ctx, const char *method, json_t *params, int
         nap(sleep_ms);
         if (sleep_ms < 40) sleep_ms *= 2;
     }
-    fm_err_set(err, FM_ERR_TIMEOUT, "no answer to %s within %d s", method, timeout_ms / 1000);
+    if (ctx->stop)
+        fm_err_set(err, FM_ERR_UNAVAILABLE,
+                   "the server is stopping; %s was not answered (call again)", method);
+    else
+        fm_err_set(err, FM_ERR_TIMEOUT, "no answer to %s within %d s", method, timeout_ms / 1000);
 out:
     pending_drop(ctx, rid);
     return res;
