@@ -17,6 +17,8 @@
  * x->stream_waiters calls of one service waiting at once, so one worker
  * always stays free to take the answers (a worker that is waiting serves
  * nothing; see src/transport/http.c). */
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,8 @@
 
 static const char ddl[] =
     "CREATE TABLE IF NOT EXISTS mcp_client_requests(session_id TEXT NOT NULL,"
-    " request_id TEXT NOT NULL, waiter TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " request_id TEXT NOT NULL, waiter TEXT NOT NULL, pid INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
     " expires_ms INTEGER NOT NULL, reply TEXT, PRIMARY KEY(session_id, request_id));"
     "CREATE INDEX IF NOT EXISTS mcp_client_requests_waiter ON mcp_client_requests(waiter);";
 
@@ -75,6 +78,28 @@ static void waiter_group(char *out, size_t n)
     snprintf(out, n, "%.63s:%d", host, (int)getppid());
 }
 
+/* Rows of this service's workers that died waiting: their questions
+ * will never be collected, and they must not hold the waiting budget. */
+static void drop_dead(fm_ctx *ctx, const char *group)
+{
+    fm_err err = {0};
+    fm_db_stmt *s = fm_store_stmt(&ctx->store,
+                                  "SELECT DISTINCT pid FROM mcp_client_requests WHERE waiter = ?",
+                                  &err);
+    if (!s) return;
+    fm_db_bind_text(s, 1, group, -1, FM_DB_TRANSIENT);
+    long long dead[8];
+    int n = 0;
+    while (n < 8 && fm_db_step(s) == FM_DB_ROW) {
+        long long pid = fm_db_column_int64(s, 0);
+        if (pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH) dead[n++] = pid;
+    }
+    fm_db_reset(s);
+    for (int i = 0; i < n; i++)
+        run(ctx, "DELETE FROM mcp_client_requests WHERE waiter = ? AND pid = ?", false, &err, "ti",
+            group, (int64_t)dead[i]);
+}
+
 /* Records the question before it is asked; -1 with err (busy, or the
  * store). */
 static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, int waiters, fm_err *err)
@@ -84,6 +109,7 @@ static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, int waiters
         return -1;
     char group[96];
     waiter_group(group, sizeof group);
+    drop_dead(ctx, group);
     int64_t now = fm_now_ms();
     const char *sid = ctx->session.id;
     long long per_session, per_group;
@@ -113,9 +139,10 @@ static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, int waiters
         goto fail;
     }
     if (run(ctx,
-            "INSERT INTO mcp_client_requests(session_id, request_id, waiter, created_ms,"
-            " expires_ms) VALUES (?, ?, ?, ?, ?)",
-            false, err, "tttii", sid, rid, group, now, now + timeout_ms) < 0 ||
+            "INSERT INTO mcp_client_requests(session_id, request_id, waiter, pid, created_ms,"
+            " expires_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            false, err, "tttiii", sid, rid, group, (int64_t)getpid(), now,
+            now + timeout_ms) < 0 ||
         fm_store_commit(&ctx->store, err))
         goto fail;
     return 0;

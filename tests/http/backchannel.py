@@ -8,7 +8,8 @@ replica B and must reach the call waiting in A.  Also: an answer under a
 foreign or unknown session, with an unknown id, or over the size cap is
 refused and never reaches the call; a call whose client does not answer
 gets a clear error after its timeout and its pending row is gone; a
-client that hangs up ends the wait; one worker always stays free.
+client that hangs up ends the wait; one worker always stays free, and a
+worker killed while waiting does not hold that budget.
 Then the approval path of the real server (fleetmcp --http with `auth`):
 a hitl call by a trusted token subject on a 2025 session asks for the
 approval on its stream, and the answer POSTed back releases it once.
@@ -17,6 +18,7 @@ Usage: backchannel.py path/to/conformance-fixture path/to/fleetmcp"""
 import hashlib
 import json
 import os
+import signal
 import socket
 import sqlite3
 import sys
@@ -203,6 +205,24 @@ try:
     call = Call(pa, sid, "test_simple_text", {})
     text, is_err = text_of(call.message())
     check("simple text" in text, "the replica serves calls again after the hang-up")
+    call.close()
+
+    # A worker killed while it waits: its row does not hold the budget.
+    call = Call(pa, sid, "test_elicitation", {"message": "Die", "timeout_s": 60})
+    check((call.message() or {}).get("method") == "elicitation/create", "asked once more")
+    with sqlite3.connect(DB, timeout=5) as db:
+        pid = db.execute("SELECT pid FROM mcp_client_requests").fetchone()[0]
+    os.kill(pid, signal.SIGKILL)
+    check(call.message(timeout=5) is None and call.eof, "the killed worker's stream ends")
+    call.close()
+    time.sleep(1.5)  # the parent replaces a dead worker at most once a second
+    call = Call(pa, sid, "test_elicitation", {"message": "After", "timeout_s": 10})
+    ask = call.message()
+    check((ask or {}).get("method") == "elicitation/create",
+          f"a dead worker's question does not keep the next call from asking: {ask}")
+    check(answer(pb, sid, (ask or {}).get("id", "none"), good) == 202, "answered")
+    text, is_err = text_of(call.message())
+    check(not is_err and pending_rows() == 0, f"completed, and the dead row is gone: {text}")
     call.close()
 
     # Sampling needs the capability: a session without it gets an error.
