@@ -96,6 +96,8 @@ stage http-workers python3 tests/http/workers.py build/fleetmcp
 stage http-tasks sh -c 'make -s build/conformance-fixture &&
     python3 tests/http/tasks.py build/fleetmcp build/conformance-fixture'
 stage http-tasks-stack bash tests/http/tasks-stack.sh
+stage http-backchannel sh -c 'make -s build/conformance-fixture &&
+    python3 tests/http/backchannel.py build/conformance-fixture build/fleetmcp'
 stage conformance-fixture make -s build/conformance-fixture
 stage conformance python3 tests/conformance/run.py build/fleetmcp build/conformance-fixture
 stage mcp-cli bash tests/cli/run.sh

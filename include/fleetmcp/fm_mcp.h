@@ -26,6 +26,12 @@ int fm_mcp_handle_json(struct fm_ctx *ctx, const json_t *msg);
 /* True for a revision with the initialize handshake (2025-*). */
 bool fm_mcp_version_stateful(const char *v);
 
+/* Writes msgs (borrowed array) to the client as SSE events on the
+ * response of the POST in flight, opening the stream (headers) at the
+ * first call; msgs NULL asks only whether the client is still there.
+ * 0, or -1 when the client is gone. */
+typedef int (*fm_mcp_stream_fn)(void *cls, const json_t *msgs);
+
 /* One POST to the HTTP endpoint, through the same dispatch as stdio. */
 typedef struct fm_mcp_http {
     /* in: the body and the headers that matter (NULL when absent) */
@@ -35,7 +41,16 @@ typedef struct fm_mcp_http {
     const char *session_hdr; /* Mcp-Session-Id */
     const char *method_hdr;  /* Mcp-Method */
     const char *name_hdr;    /* Mcp-Name */
+    /* A response stream for server-to-client requests (2025 sessions whose
+     * client accepts text/event-stream), NULL when the transport cannot
+     * open one; stream_waiters is how many calls of this service may wait
+     * for a client's answer at once (workers - 1: one stays free to take
+     * the answers). */
+    fm_mcp_stream_fn stream;
+    void *stream_cls;
+    int stream_waiters;
     /* out */
+    bool streamed;           /* the stream is open: x->out goes on it, as events */
     int status;              /* HTTP status */
     json_t *out;             /* messages to send, the reply last (new array) */
     char *session_id;        /* Mcp-Session-Id for the response (malloc'd) or NULL */
@@ -134,6 +149,19 @@ void fm_mcp_log(struct fm_ctx *ctx, const char *level, const char *logger, const
  * NULL with err on an error answer, a timeout or a lost client. */
 json_t *fm_mcp_request(struct fm_ctx *ctx, const char *method, json_t *params, int timeout_ms,
                        fm_err *err);
+
+/* fm_mcp_request on an HTTP exchange (src/mcp/backchannel.c): the
+ * request goes out on the POST's response stream and the answer, POSTed by
+ * the client on any connection to any worker or replica, comes back
+ * through the store. */
+json_t *fm_mcp_http_request(struct fm_ctx *ctx, const char *method, json_t *params,
+                            int timeout_ms, fm_err *err);
+/* A JSON-RPC response the client POSTed (msg borrowed) for the 2025
+ * session loaded in ctx: handed to the call waiting for it.  Returns the
+ * HTTP status: 202 delivered; 404 no such request pending in this session
+ * (unknown, answered, expired, or another session's); 413 too large; 500
+ * with err when the store fails. */
+int fm_mcp_http_reply(struct fm_ctx *ctx, const json_t *msg, size_t len, fm_err *err);
 
 /* Syslog-style level index for an MCP level name, or -1. */
 int fm_log_level_index(const char *name);

@@ -32,6 +32,7 @@ typedef struct fm_session {
     fm_initiator initiator;
     bool initialized;         /* initialize answered */
     bool elicitation;         /* the client declared capabilities.elicitation */
+    bool sampling;            /* the client declared capabilities.sampling */
     bool tasks;               /* this request declared io.modelcontextprotocol/tasks */
     int log_level;            /* index into syslog-style levels; -1 = off */
     /* Over HTTP with an `auth` section: the verified caller of the request

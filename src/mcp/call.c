@@ -103,7 +103,9 @@ static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_i
     /* Stateless revisions ask by returning InputRequiredResult (1). */
     if (ctx->mrtr) return fm_mcp_input_approval(ctx, plan_id, params, ap_out);
     json_t *res = fm_mcp_request(ctx, "elicitation/create", params, 120000, &err);
-    const char *action = fm_json_str(res, "action", "");
+    /* A copy: the answer is freed before the refusal names it. */
+    char action[32];
+    fm_clip(action, sizeof action, fm_json_str(res, "action", ""));
     bool yes = !strcmp(action, "accept") &&
                json_is_true(json_object_get(json_object_get(res, "content"), "approve"));
     json_decref(res);

@@ -62,6 +62,7 @@ static int session_load(fm_ctx *ctx, const char *token)
     snprintf(s->client_name, sizeof s->client_name, "%s", fm_json_str(p, "n", "unknown"));
     snprintf(s->client_version, sizeof s->client_version, "%s", fm_json_str(p, "cv", ""));
     s->elicitation = json_is_true(json_object_get(p, "e"));
+    s->sampling = json_is_true(json_object_get(p, "sa"));
     s->initiator = fm_session_initiator(s);
     s->initialized = true;
     json_decref(p);
@@ -76,9 +77,9 @@ static int session_load(fm_ctx *ctx, const char *token)
 static char *session_seal(fm_ctx *ctx)
 {
     const fm_session *s = &ctx->session;
-    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I}", "k", "session", "s", s->id, "v",
-                          s->protocol, "n", s->client_name, "cv", s->client_version, "e",
-                          s->elicitation, "t", (json_int_t)fm_now_ms());
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I}", "k", "session", "s", s->id,
+                          "v", s->protocol, "n", s->client_name, "cv", s->client_version, "e",
+                          s->elicitation, "sa", s->sampling, "t", (json_int_t)fm_now_ms());
     char *tok = p ? fm_state_seal(ctx, p, NULL) : NULL;
     json_decref(p);
     return tok;
@@ -169,6 +170,16 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
             fail(x, 400, m.id, FM_RPC_INVALID_REQUEST,
                  "Bad Request: MCP-Protocol-Version %.16s is not this session's %s",
                  x->version_hdr, ctx->session.protocol);
+            goto done;
+        }
+        if (m.kind == FM_MSG_RESPONSE) {
+            /* The client's answer to a question a call of this session
+             * asked on a response stream: to the store, where the asking
+             * worker (this one or another) finds it. */
+            fm_err e = {0};
+            int st = fm_mcp_http_reply(ctx, msg, x->len, &e);
+            if (st != 202) fail(x, st, NULL, FM_RPC_INVALID_REQUEST, "%s", e.text);
+            else x->status = 202;
             goto done;
         }
     } else if (initialize) {

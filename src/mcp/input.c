@@ -213,7 +213,10 @@ const json_t *fm_mcp_input_state(const fm_ctx *ctx)
 
 bool fm_mcp_client_can(const fm_ctx *ctx, const char *capability)
 {
-    if (!ctx->mrtr) return !strcmp(capability, "elicitation") && ctx->session.elicitation;
+    if (!ctx->mrtr)
+        return !strcmp(capability, "elicitation")
+                   ? ctx->session.elicitation
+                   : !strcmp(capability, "sampling") && ctx->session.sampling;
     const json_t *caps = json_object_get(json_object_get(ctx->mrtr, "_meta"),
                                          "io.modelcontextprotocol/clientCapabilities");
     return json_object_get(caps, capability) != NULL;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <poll.h>
 
@@ -27,6 +28,10 @@ static const char *const all_versions[] = {"2026-07-28", "2025-11-25", "2025-06-
 /* tools/list is deterministic for a process; a client may keep it this long.
  * Private: once tokens arrive, what a caller sees depends on its scopes. */
 #define TOOLS_TTL_MS 60000
+/* The one stateful revision with tasks in its core. */
+#define TASKS_2025 "2025-11-25"
+/* How long tasks/result (2025-11-25) waits for a task to end. */
+#define TASK_RESULT_WAIT_MS 60000
 
 #define INSTRUCTIONS                                                                               \
     "fleetmcp looks after a Slurm GPU fleet. Start with fleet_status, then read tools"            \
@@ -92,7 +97,93 @@ static json_t *capabilities(const fm_ctx *ctx, bool stateless)
      * runner shares the store, so an in-memory one offers none. */
     if (stateless && fm_tasks_available(ctx))
         json_object_set_new(c, "extensions", json_pack("{s:{}}", FM_TASKS_EXT));
+    /* 2025-11-25 has tasks in the core protocol, for tools/call. */
+    else if (!stateless && !strcmp(ctx->session.protocol, TASKS_2025) && fm_tasks_available(ctx))
+        json_object_set_new(c, "tasks",
+                            json_pack("{s:{}, s:{s:{s:{}}}}", "cancel", "requests", "tools", "call"));
     return c;
+}
+
+/* ---- tasks on 2025-11-25 sessions ---------------------------------------
+ *
+ * The same tasks (a store row, a detached runner, src/mcp/tasks.c) in that
+ * revision's shapes: tools declare execution.taskSupport, a tools/call
+ * with params.task answers CreateTaskResult ({task}), tasks/get and
+ * tasks/cancel answer the Task, tasks/result waits for the end and
+ * answers the tool's result. */
+
+static bool tasks_2025(const fm_ctx *ctx)
+{
+    return !strcmp(ctx->session.protocol, TASKS_2025) && fm_tasks_available(ctx);
+}
+
+/* The 2025-11-25 Task for the extension's task object (borrowed). */
+static json_t *task_2025(const json_t *t)
+{
+    json_t *o = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "taskId", json_object_get(t, "taskId"),
+                          "status", json_object_get(t, "status"), "createdAt",
+                          json_object_get(t, "createdAt"), "lastUpdatedAt",
+                          json_object_get(t, "lastUpdatedAt"), "ttl", json_object_get(t, "ttlMs"),
+                          "pollInterval", json_object_get(t, "pollIntervalMs"));
+    const json_t *m = json_object_get(t, "statusMessage");
+    if (o && m) json_object_set(o, "statusMessage", (json_t *)m);
+    return o;
+}
+
+static json_t *do_tasks_2025(fm_ctx *ctx, const char *method, const json_t *params, int *code,
+                             char *why)
+{
+    if (!strcmp(method, "tasks/cancel")) {
+        json_t *ack = fm_tasks_request(ctx, method, params, code, why);
+        if (!ack) return NULL;
+        json_decref(ack);
+    }
+    /* tasks/result waits for the end, polling the row as a client would;
+     * bounded, since it holds this worker (or the stdio loop). */
+    int64_t deadline = fm_now_ms() + TASK_RESULT_WAIT_MS;
+    for (;;) {
+        json_t *t = fm_tasks_request(ctx, "tasks/get", params, code, why);
+        if (!t) return NULL;
+        const char *st = fm_json_str(t, "status", "");
+        json_t *out = NULL;
+        if (strcmp(method, "tasks/result")) {
+            out = task_2025(t);
+        } else if (!strcmp(st, "completed")) {
+            out = json_incref(json_object_get(t, "result"));
+            if (out && json_is_object(out)) {
+                json_t *meta = json_object_get(out, "_meta");
+                if (!json_is_object(meta)) json_object_set_new(out, "_meta", meta = json_object());
+                json_object_set_new(meta, "io.modelcontextprotocol/related-task",
+                                    json_pack("{s:O}", "taskId", json_object_get(t, "taskId")));
+            }
+        } else if (!strcmp(st, "failed")) {
+            const json_t *e = json_object_get(t, "error");
+            *code = json_integer_value(json_object_get(e, "code"))
+                        ? (int)json_integer_value(json_object_get(e, "code"))
+                        : FM_RPC_INTERNAL_ERROR;
+            snprintf(why, 256, "%.250s", fm_json_str(e, "message", "the task failed"));
+        } else if (!strcmp(st, "cancelled")) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: the task was cancelled and has no result");
+        } else if (!strcmp(st, "input_required")) {
+            *code = FM_RPC_INVALID_REQUEST;
+            snprintf(why, 256, "Invalid request: the task asks for input, which a 2025-11-25"
+                               " session cannot answer; cancel it and call the tool on a"
+                               " 2026-07-28 request (tasks/update)");
+        } else if (fm_now_ms() >= deadline || ctx->stop) {
+            *code = FM_RPC_INTERNAL_ERROR;
+            snprintf(why, 256, "Internal error: the task is still %s after %d s; poll tasks/get"
+                               " and ask tasks/result once it is completed",
+                     st, TASK_RESULT_WAIT_MS / 1000);
+        } else {
+            json_decref(t);
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        json_decref(t);
+        return out;
+    }
 }
 
 /* MissingRequiredClientCapability for the tasks extension. */
@@ -143,6 +234,8 @@ static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char 
     s->initiator = fm_session_initiator(s);
     s->elicitation = json_is_object(
         json_object_get(json_object_get(params, "capabilities"), "elicitation"));
+    s->sampling = json_is_object(
+        json_object_get(json_object_get(params, "capabilities"), "sampling"));
     s->initialized = true;
     return json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", use, "capabilities",
                      capabilities(ctx, false), "serverInfo", server_info(), "instructions",
@@ -205,8 +298,21 @@ static json_t *do_tools_list(fm_ctx *ctx, const json_t *params, int *code, char 
         }
     }
     json_t *tools = json_array();
-    for (size_t i = off; i < total && i < off + page; i++)
-        json_array_append_new(tools, fm_registry_tool_json(ctx, idx[i]));
+    bool tasks = tasks_2025(ctx);
+    for (size_t i = off; i < total && i < off + page; i++) {
+        json_t *tool = fm_registry_tool_json(ctx, idx[i]);
+        unsigned flags = fm_tool_table[idx[i]].flags;
+        if (tasks && (flags & (FM_TOOL_TASK | FM_TOOL_TASK_REQUIRED))) {
+            json_t *copy = json_copy(tool);
+            json_decref(tool);
+            tool = copy;
+            json_object_set_new(
+                tool, "execution",
+                json_pack("{s:s}", "taskSupport",
+                          flags & FM_TOOL_TASK_REQUIRED ? "required" : "optional"));
+        }
+        json_array_append_new(tools, tool);
+    }
     json_t *res = json_pack("{s:o}", "tools", tools);
     if (off + page < total) {
         char next[64];
@@ -282,6 +388,30 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
         return NULL;
     }
     if (json_is_null(args)) args = NULL;
+    const json_t *task = tasks_2025(ctx) ? json_object_get(params, "task") : NULL;
+    if (tasks_2025(ctx)) {
+        unsigned flags = fm_tool_table[ti].flags;
+        const char *n = json_string_value(name);
+        if (task && !json_is_object(task)) {
+            *code = FM_RPC_INVALID_PARAMS;
+            snprintf(why, 256, "Invalid params: task must be an object ({} or {\"ttl\": ms})");
+            return NULL;
+        }
+        if (task && !(flags & (FM_TOOL_TASK | FM_TOOL_TASK_REQUIRED))) {
+            *code = FM_RPC_METHOD_NOT_FOUND;
+            snprintf(why, 256, "%.64s does not run as a task (execution.taskSupport: forbidden);"
+                               " call it without task", n);
+            return NULL;
+        }
+        if (!task && (flags & FM_TOOL_TASK_REQUIRED)) {
+            *code = FM_RPC_METHOD_NOT_FOUND;
+            snprintf(why, 256, "%.64s runs only as a task (execution.taskSupport: required);"
+                               " call it with params.task", n);
+            return NULL;
+        }
+        /* For this call only: stdio keeps its session between calls. */
+        ctx->session.tasks = task != NULL;
+    }
     if ((fm_tool_table[ti].flags & FM_TOOL_TASK_REQUIRED) &&
         (!ctx->session.tasks || !fm_tasks_available(ctx))) {
         if (ctx->session.tasks) {
@@ -306,6 +436,14 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     ctx->inflight_id = (json_t *)id;
     json_t *res = fm_tools_call_text(ctx, ti, args, token, meta, sc_text);
     ctx->inflight_id = NULL;
+    if (task) {
+        ctx->session.tasks = false;
+        if (res && !strcmp(fm_json_str(res, "resultType", ""), "task")) {
+            json_t *created = json_pack("{s:o}", "task", task_2025(res));
+            json_decref(res);
+            res = created;
+        }
+    }
     return input_leave(ctx, res, code, why, sc_text);
 }
 
@@ -469,6 +607,7 @@ static int stateless_enter(fm_ctx *ctx, const json_t *params, char *why, json_t 
     fm_clip(s->client_version, sizeof s->client_version, fm_json_str(ci, "version", ""));
     s->initiator = fm_session_initiator(s);
     s->elicitation = json_is_object(json_object_get(caps, "elicitation"));
+    s->sampling = json_is_object(json_object_get(caps, "sampling"));
     s->tasks = json_is_object(json_object_get(json_object_get(caps, "extensions"), FM_TASKS_EXT));
     /* No notifications/message unless this request asked for them. */
     s->log_level = li;
@@ -555,6 +694,10 @@ static json_t *dispatch_stateful(fm_ctx *ctx, const fm_rpc_msg *m, int *code, ch
         }
         return json_object();
     }
+    if (tasks_2025(ctx) &&
+        (!strcmp(m->method, "tasks/get") || !strcmp(m->method, "tasks/result") ||
+         !strcmp(m->method, "tasks/cancel")))
+        return do_tasks_2025(ctx, m->method, params, code, why);
     method_not_found(m->method, code, why);
     return NULL;
 }
@@ -793,11 +936,11 @@ json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int time
                        fm_err *err)
 {
     fm_transport *tx = ctx->tx;
-    if (!tx || tx->collect) {
+    /* Over HTTP the answer comes on another POST (src/mcp/backchannel.c). */
+    if (tx && tx->collect) return fm_mcp_http_request(ctx, method, params, timeout_ms, err);
+    if (!tx) {
         json_decref(params);
-        /* An HTTP exchange has no channel for the client's answer. */
-        fm_err_set(err, FM_ERR_UNAVAILABLE, tx ? "no back channel on an HTTP request for %s"
-                                               : "no client connection for %s", method);
+        fm_err_set(err, FM_ERR_UNAVAILABLE, "no client connection for %s", method);
         return NULL;
     }
     char id[32];

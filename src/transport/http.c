@@ -25,6 +25,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -133,6 +135,8 @@ typedef struct server {
     size_t max_body;
     int header_ms, body_ms, grace_ms;
     bool draining;
+    int workers;      /* processes serving this socket (1: this one alone) */
+    bool took_over;   /* the request in flight ended on a stream we wrote ourselves */
     unsigned long long served; /* requests handled, for idle detection */
     conn *conns;
 } server;
@@ -307,11 +311,26 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         free(r);
         *req_cls = NULL;
     }
+    sv->took_over = false;
     conn *k = conn_of(sv, c);
     if (k) {
         k->phase = PH_HEAD;
         k->since_ms = fm_now_ms();
     }
+}
+
+/* libmicrohttpd's messages, through our log.  Closing a connection whose
+ * response stream we wrote ourselves (below) is what we asked for, not an
+ * error worth a line. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    const server *sv = cls;
+    char msg[300];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    if (sv->took_over && strstr(msg, "Application reported internal error")) return;
+    fm_log("warning", "libmicrohttpd: %s", msg);
 }
 
 /* ---- responses ------------------------------------------------------------ */
@@ -436,6 +455,95 @@ static enum MHD_Result serve_alerts(server *sv, struct MHD_Connection *c, req *r
     return respond(sv, c, status, "application/json", text, strlen(text), NULL);
 }
 
+/* ---- response streams for server-to-client requests ----------------------
+ *
+ * A tool call that asks its client something does so from inside this
+ * worker's one thread, in the middle of on_request: libmicrohttpd cannot
+ * run (it must not be re-entered from a callback), so it cannot send a
+ * streamed response for us.  The stream is therefore written on the
+ * connection's socket directly: status line and headers with
+ * `Connection: close`, then SSE events, and when the call is done the last
+ * events, a FIN, and MHD_NO, which makes libmicrohttpd close the
+ * connection without writing anything of its own.  While the call waits,
+ * this worker serves nothing: its idle keep-alive connections are shut
+ * when the stream opens, so the client sends its answer on a connection
+ * another worker accepts (the answer reaches the waiting call through the
+ * store, src/mcp/backchannel.c), and at most workers - 1 calls wait at
+ * once. */
+
+typedef struct {
+    server *sv;
+    conn *k;
+    const char *version; /* the request's HTTP version */
+    bool opened, gone;
+} stream_out;
+
+/* Writes all of buf to the (non-blocking) socket within the body
+ * deadline; -1 when the client is gone or too slow to read. */
+static int write_all(const server *sv, int fd, const char *buf, size_t len)
+{
+    int64_t deadline = fm_now_ms() + sv->body_ms;
+    while (len) {
+        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+        if (w > 0) {
+            buf += w;
+            len -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+        int64_t left = deadline - fm_now_ms();
+        if (left <= 0) return -1;
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        poll(&p, 1, (int)(left > 100 ? 100 : left));
+    }
+    return 0;
+}
+
+static int on_stream(void *cls, const json_t *msgs)
+{
+    stream_out *so = cls;
+    server *sv = so->sv;
+    if (so->gone || !so->k || so->k->fd < 0) return -1;
+    int fd = so->k->fd;
+    if (!msgs) {
+        /* Still there?  A client that gave up has closed its end. */
+        struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) so->gone = true;
+        return so->gone ? -1 : 0;
+    }
+    if (!so->opened) {
+        for (conn *o = sv->conns; o; o = o->next)
+            if (o != so->k && o->phase == PH_HEAD && !o->shut && o->fd >= 0) {
+                shutdown(o->fd, SHUT_RDWR);
+                o->shut = true;
+            }
+        char head[160];
+        int n = snprintf(head, sizeof head,
+                         "%s 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control:"
+                         " no-cache\r\nConnection: close\r\n\r\n",
+                         strcmp(so->version, "HTTP/1.0") ? "HTTP/1.1" : "HTTP/1.0");
+        so->opened = true;
+        if (write_all(sv, fd, head, (size_t)n)) so->gone = true;
+    }
+    size_t len = 0;
+    char *buf = so->gone ? NULL
+                         : fm_json_join(msgs, JSON_COMPACT | JSON_REAL_PRECISION(15), false,
+                                        "event: message\ndata: ", "\n\n", &len);
+    if (buf && write_all(sv, fd, buf, len)) so->gone = true;
+    free(buf);
+    return so->gone ? -1 : 0;
+}
+
+/* Ends a stream on_stream opened: the remaining messages (the reply
+ * last), then the end of the response. */
+static enum MHD_Result end_stream(server *sv, stream_out *so, const json_t *out)
+{
+    if (json_array_size(out)) on_stream(so, out);
+    if (so->k && so->k->fd >= 0) shutdown(so->k->fd, SHUT_WR);
+    sv->took_over = true;
+    return MHD_NO;
+}
+
 /* ---- the handler -------------------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -553,7 +661,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   " nothing was done"
                                 : "Content Too Large: the body exceeds limits.max_message_bytes");
     if (r->alerts) return serve_alerts(sv, c, r);
+    const char *accept = api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    stream_out so = {.sv = sv, .k = conn_of(sv, c), .version = version};
+    bool can_stream = sv->workers >= 2 && accept && strstr(accept, "text/event-stream") && so.k;
     fm_mcp_http x = {
+        .stream = can_stream ? on_stream : NULL,
+        .stream_cls = &so,
+        .stream_waiters = sv->workers - 1,
         .body = r->body ? r->body : "",
         .len = r->len,
         .version_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "MCP-Protocol-Version"),
@@ -572,11 +686,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     fm_auth_fail f;
     memset(&f, 0, sizeof f);
     enum MHD_Result ok;
-    if (x.step_up && sv->auth &&
+    if (x.streamed)
+        ok = end_stream(sv, &so, x.out);
+    else if (x.step_up && sv->auth &&
         fm_auth_require(sv->auth, &r->principal, (fm_autonomy)(x.step_up - 1), &f) != FM_AUTH_OK)
         ok = refuse_auth(sv, c, &f);
     else
-        ok = send_out(sv, c, &x, api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"));
+        ok = send_out(sv, c, &x, accept);
     json_decref(x.out);
     free(x.session_id);
     return ok;
@@ -635,6 +751,7 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
          * per-address cap is per worker, so one address may be refused a
          * little before it holds max_connections_per_ip in all. */
         unsigned n = (unsigned)workers_of(ctx);
+        sv.workers = (int)n;
         max_conn = max_conn / n ? max_conn / n : 1;
         per_ip = per_ip / n ? per_ip / n : 1;
     }
@@ -642,6 +759,7 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
     sv.body_ms = (int)fm_cfg_int(cfg, "body_timeout_s", 30) * 1000;
     sv.grace_ms = (int)fm_cfg_int(cfg, "shutdown_grace_s", 30) * 1000;
     sv.max_body = ctx->cfg.max_message;
+    if (!sv.workers) sv.workers = 1;
     /* Over HTTP nobody is the OS user.  With `auth` each request's
      * principal replaces this in the audit row; without, the row says the
      * caller is unauthenticated. */
@@ -649,7 +767,8 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
     ctx->session.initialized = false;
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (sv.ipv6 ? MHD_USE_IPv6 : 0);
     sv.d = sv.api.start_daemon(
-        flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_SOCK_ADDR,
+        flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, &sv, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conn,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_CONNECTION_TIMEOUT,

@@ -30,9 +30,14 @@ META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {}}
 
 
-def start(fm, config, tmp, db="shared.db", listen="127.0.0.1:0"):
-    err = open(os.path.join(tmp, f"err-{time.monotonic_ns()}"), "w+")
-    p = subprocess.Popen([fm, "--config", config, "--db", os.path.join(tmp, db), "--http", listen],
+def start(fm, config=None, tmp=None, db="shared.db", listen="127.0.0.1:0", argv=None,
+          name="fleetmcp"):
+    """Starts fm with config and db in tmp (or argv, when given: another
+    program such as the conformance fixture) serving --http listen;
+    returns (process, port)."""
+    argv = argv or [fm, "--config", config, "--db", os.path.join(tmp, db)]
+    err = open(os.path.join(tmp, f"{name}-{time.monotonic_ns()}.err"), "w+")
+    p = subprocess.Popen(argv + ["--http", listen],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 10
     while time.time() < deadline:
@@ -44,7 +49,7 @@ def start(fm, config, tmp, db="shared.db", listen="127.0.0.1:0"):
             break
         time.sleep(0.05)
     err.seek(0)
-    raise SystemExit(f"fleetmcp --http did not start: {err.read()}")
+    raise SystemExit(f"{name} --http did not start: {err.read()}")
 
 
 def wait_exit(p, timeout):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Tasks (io.modelcontextprotocol/tasks, 2026-07-28) over HTTP and stdio.
+"""Tasks (io.modelcontextprotocol/tasks, 2026-07-28) over HTTP and stdio, and
+the same tasks in the 2025-11-25 core shapes on a stateful session.
 
 A real long call (the conformance fixture's slow_compute, registered
 through the same registry, gate and audit as fleetmcp's tools, sleeping in
@@ -25,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, stateless, wait_exit  # noqa: E402
+from fmhttp import Checks, post, start, stateless, wait_exit  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 FIX = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "build/conformance-fixture")
@@ -38,20 +39,7 @@ if not os.path.exists(FIX):
 
 
 def serve(argv, name):
-    err = open(os.path.join(tmp, f"{name}-{time.monotonic_ns()}.err"), "w+")
-    p = subprocess.Popen(argv + ["--http", "127.0.0.1:0"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        err.seek(0)
-        m = re.search(r"serving MCP on http://127\.0\.0\.1:(\d+)/mcp", err.read())
-        if m:
-            return p, int(m.group(1))
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    err.seek(0)
-    raise SystemExit(f"{name} did not start: {err.read()}")
+    return start(None, tmp=tmp, argv=argv, name=name)
 
 
 def meta(client="tasks-test", tasks=True):
@@ -264,4 +252,71 @@ check(status == "completed" and "Computed stdio" in json.dumps(m),
       f"stdio: polled to completion: {m}")
 p.stdin.close()
 check(wait_exit(p, 10) == 0, "stdio fixture exits at EOF")
+
+# ---- the same tasks in the 2025-11-25 core shapes, on a stateful session ------
+srv, port = serve([FIX, "--db", DB], "fixture-2025")
+
+
+def session25(client):
+    st, hd, b = post(port, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": client, "version": "1"}}})
+    h = {"Mcp-Session-Id": hd.get("mcp-session-id", ""), "MCP-Protocol-Version": "2025-11-25"}
+    post(port, {"jsonrpc": "2.0", "method": "notifications/initialized"}, h)
+    return (b or {}).get("result", {}), h
+
+
+def rpc25(h, method, params, rid=2):
+    st, _, b = post(port, {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, h)
+    return b if isinstance(b, dict) else {}
+
+
+init, h25 = session25("tasks-2025")
+check(init.get("capabilities", {}).get("tasks") ==
+      {"cancel": {}, "requests": {"tools": {"call": {}}}},
+      f"2025-11-25: initialize offers tasks for tools/call: {init.get('capabilities')}")
+tools = {t["name"]: t for t in rpc25(h25, "tools/list", {}).get("result", {}).get("tools", [])}
+check(tools.get("slow_compute", {}).get("execution") == {"taskSupport": "optional"} and
+      tools.get("test_tool_with_task", {}).get("execution") == {"taskSupport": "required"} and
+      "execution" not in tools.get("test_simple_text", {}),
+      "2025-11-25: tools/list says which tools run as tasks")
+t0 = time.time()
+r = rpc25(h25, "tools/call", {"name": "slow_compute", "task": {"ttl": 60000},
+                              "arguments": {"seconds": 1, "label": "twenty25"}})
+task = r.get("result", {}).get("task", {})
+check(task.get("status") == "working" and task.get("taskId", "").startswith("task-") and
+      task.get("ttl") and task.get("pollInterval") and time.time() - t0 < 2,
+      f"2025-11-25: tools/call with task answers CreateTaskResult at once: {r}")
+tid = task.get("taskId", "none")
+g = rpc25(h25, "tasks/get", {"taskId": tid}).get("result", {})
+check(g.get("taskId") == tid and g.get("status") in ("working", "completed") and
+      "result" not in g and "ttlMs" not in g, f"2025-11-25: tasks/get answers the Task: {g}")
+res = rpc25(h25, "tasks/result", {"taskId": tid}).get("result", {})
+check("Computed twenty25" in json.dumps(res.get("content")) and
+      res.get("_meta", {}).get("io.modelcontextprotocol/related-task") == {"taskId": tid},
+      f"2025-11-25: tasks/result waits for the end and answers the tool's result: {res}")
+_, other = session25("someone-else")
+e = rpc25(other, "tasks/get", {"taskId": tid}).get("error", {})
+check(e.get("code") == -32602 and "unknown task" in e.get("message", ""),
+      f"2025-11-25: another caller gets unknown task: {e}")
+r = rpc25(h25, "tools/call", {"name": "slow_compute", "task": {},
+                              "arguments": {"seconds": 30, "label": "cancel25"}})
+tid = r.get("result", {}).get("task", {}).get("taskId", "none")
+c = rpc25(h25, "tasks/cancel", {"taskId": tid}).get("result", {})
+check(c.get("status") == "cancelled" and c.get("taskId") == tid,
+      f"2025-11-25: tasks/cancel answers the cancelled Task: {c}")
+e = rpc25(h25, "tasks/result", {"taskId": tid}).get("error", {})
+check(e.get("code") == -32602 and "cancelled" in e.get("message", ""),
+      f"2025-11-25: a cancelled task has no result: {e}")
+e = rpc25(h25, "tools/call", {"name": "test_simple_text", "task": {}, "arguments": {}})
+check(e.get("error", {}).get("code") == -32601,
+      f"2025-11-25: a tool that does not run as a task refuses task: {e}")
+e = rpc25(h25, "tools/call", {"name": "test_tool_with_task", "arguments": {}})
+check(e.get("error", {}).get("code") == -32601,
+      f"2025-11-25: a task-only tool refuses a call without task: {e}")
+r = rpc25(h25, "tools/call", {"name": "slow_compute", "arguments": {"seconds": 0, "label": "now"}})
+check("Computed now" in json.dumps(r.get("result", {})),
+      f"2025-11-25: without task the call runs in the request as before: {r}")
+srv.send_signal(signal.SIGTERM)
+check(wait_exit(srv, 35) == 0, "2025-11-25 fixture exits on SIGTERM")
 check.finish()

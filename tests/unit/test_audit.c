@@ -119,16 +119,6 @@ START_TEST(query_filters)
 }
 END_TEST
 
-static long long scalar(fm_db *db, const char *sql)
-{
-    fm_db_stmt *s;
-    ck_assert_msg(fm_db_prepare_v2(db, sql, -1, &s, NULL) == FM_DB_OK, "%s", sql);
-    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
-    long long n = fm_db_column_int64(s, 0);
-    fm_db_finalize(s);
-    return n;
-}
-
 /* Counters are folded in batches: whatever the batch edges, every call
  * and intent is counted exactly once, results and steps never. */
 START_TEST(hourly_counters_fold_once)
@@ -143,12 +133,13 @@ START_TEST(hourly_counters_fold_once)
     }
     fm_db *db = t.ctx.store.db;
     /* Appends folded on the way (at rows 256 and 512), not per row. */
-    ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly"), 512 - 512 / 7);
+    ck_assert_int_eq(ts_scalar(db, "SELECT sum(n) FROM audit_hourly"), 512 - 512 / 7);
     fm_err err = {0};
     ck_assert_int_eq(fm_audit_fold(&t.ctx.store, &err), 0);
     ck_assert_int_eq(fm_audit_fold(&t.ctx.store, &err), 0); /* idempotent */
-    ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly WHERE tool='slurm_nodes'"), 500);
-    ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly WHERE tool='drain_node'"), 100);
+    ck_assert_int_eq(ts_scalar(db, "SELECT sum(n) FROM audit_hourly WHERE tool='slurm_nodes'"),
+                     500);
+    ck_assert_int_eq(ts_scalar(db, "SELECT sum(n) FROM audit_hourly WHERE tool='drain_node'"), 100);
     /* fleet_status folds before it reads: its own call is the 701st row. */
     ts_init(&t);
     json_t *res = ts_call(&t, "fleet_status", "{}");
@@ -304,7 +295,7 @@ START_TEST(v1_store_migrates)
     fm_db *db;
     ck_assert_int_eq(fm_db_open(path, &db), FM_DB_OK);
     ck_assert_int_eq(fm_db_exec(db, sql, NULL, NULL, NULL), FM_DB_OK);
-    long long before = scalar(db, "SELECT sum(n) FROM audit_hourly");
+    long long before = ts_scalar(db, "SELECT sum(n) FROM audit_hourly");
     fm_db_close(db);
 
     fm_ctx ctx;
@@ -317,8 +308,8 @@ START_TEST(v1_store_migrates)
     ck_assert_int_eq(rows, 6);
     ck_assert_int_eq(fm_audit_fold(&ctx.store, &err), 0);
     db = ctx.store.db;
-    ck_assert_int_eq(scalar(db, "SELECT sum(n) FROM audit_hourly"), before);
-    ck_assert_int_eq(scalar(db, "SELECT count(*) FROM sqlite_master WHERE name='audit_node'"
+    ck_assert_int_eq(ts_scalar(db, "SELECT sum(n) FROM audit_hourly"), before);
+    ck_assert_int_eq(ts_scalar(db, "SELECT count(*) FROM sqlite_master WHERE name='audit_node'"
                                 " AND sql LIKE '%WHERE node IS NOT NULL%'"), 1);
     /* The partial index still serves node queries. */
     fm_db_stmt *s;

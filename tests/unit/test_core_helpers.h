@@ -47,6 +47,17 @@ static inline void ts_open(test_server *t, const char *yaml)
     t->ctx.tx = &t->tx;
 }
 
+/* The one value a query returns (a count, a sum). */
+static inline long long ts_scalar(fm_db *db, const char *sql)
+{
+    fm_db_stmt *s;
+    ck_assert_msg(fm_db_prepare_v2(db, sql, -1, &s, NULL) == FM_DB_OK, "%s", sql);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    long long n = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
+    return n;
+}
+
 static inline void ts_close(test_server *t)
 {
     close(t->tx.out_fd);

@@ -2,6 +2,8 @@
  * the content provider, through fm_mcp_http_exchange. */
 #include "fleetmcp/fm_content.h"
 #include "fleetmcp/fm_jsonrpc.h"
+#include "fleetmcp/fm_transport.h"
+#include "fleetmcp/fm_util.h"
 #include "fm_test.h"
 #include "test_core_helpers.h"
 
@@ -260,6 +262,118 @@ START_TEST(fleet_content)
 }
 END_TEST
 
+/* Server-to-client requests over HTTP (src/mcp/backchannel.c), with a
+ * stream that records what it is given and may answer at once, as a
+ * client POSTing to another worker would (the answer goes through the
+ * store either way). */
+typedef struct {
+    test_server *t;
+    int calls;
+    json_t *sent;        /* what went out on the stream (new) */
+    const char *answer;  /* the result to POST back, or NULL: stay silent */
+    const char *as_sid;  /* answer under this session id instead */
+    int answer_status;   /* what fm_mcp_http_reply said */
+} fake_client;
+
+static int fake_stream(void *cls, const json_t *msgs)
+{
+    fake_client *f = cls;
+    if (!msgs) return 0;
+    f->calls++;
+    json_array_extend(f->sent, (json_t *)msgs);
+    if (!f->answer) return 0;
+    const json_t *req = json_array_get(msgs, json_array_size(msgs) - 1);
+    json_t *reply = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id",
+                              json_object_get(req, "id"), "result", json_loads(f->answer, 0, NULL));
+    char *text = json_dumps(reply, JSON_COMPACT);
+    fm_session saved = f->t->ctx.session;
+    if (f->as_sid) snprintf(f->t->ctx.session.id, sizeof f->t->ctx.session.id, "%s", f->as_sid);
+    fm_err err = {0};
+    f->answer_status = fm_mcp_http_reply(&f->t->ctx, reply, strlen(text), &err);
+    f->t->ctx.session = saved;
+    free(text);
+    json_decref(reply);
+    return 0;
+}
+
+static json_t *ask(test_server *t, fake_client *f, int waiters, int timeout_ms, fm_err *err)
+{
+    fm_transport tx, *saved = t->ctx.tx;
+    ck_assert_int_eq(fm_tx_init_collect(&tx), 0);
+    fm_mcp_http x = {.stream = fake_stream, .stream_cls = f, .stream_waiters = waiters};
+    t->ctx.tx = &tx;
+    t->ctx.xc = &x;
+    json_t *res = fm_mcp_request(&t->ctx, "elicitation/create", json_pack("{s:s}", "message", "?"),
+                                 timeout_ms, err);
+    t->ctx.tx = saved;
+    t->ctx.xc = NULL;
+    fm_tx_free(&tx);
+    return res;
+}
+
+static long long pending(test_server *t)
+{
+    return ts_scalar(t->ctx.store.db, "SELECT COUNT(*) FROM mcp_client_requests");
+}
+
+START_TEST(client_requests)
+{
+    test_server t;
+    ts_open(&t, NULL);
+    fm_session saved = t.ctx.session;
+    snprintf(t.ctx.session.protocol, sizeof t.ctx.session.protocol, "2025-11-25");
+    snprintf(t.ctx.session.id, sizeof t.ctx.session.id, "session-one");
+    fake_client f = {.t = &t, .sent = json_array(), .answer = "{\"action\":\"accept\"}"};
+    fm_err err = {0};
+    json_t *res = ask(&t, &f, 1, 2000, &err);
+    ck_assert_msg(res != NULL, "%s", err.text);
+    ck_assert_int_eq(f.answer_status, 202);
+    ck_assert_str_eq(fm_json_str(res, "action", ""), "accept");
+    ck_assert_str_eq(fm_json_str(json_array_get(f.sent, 0), "method", ""), "elicitation/create");
+    ck_assert_int_eq(pending(&t), 0);
+    json_decref(res);
+
+    /* Another session's answer reaches nothing; the call times out and
+     * its row goes. */
+    f.as_sid = "session-two";
+    memset(&err, 0, sizeof err);
+    ck_assert_ptr_null(ask(&t, &f, 1, 100, &err));
+    ck_assert_int_eq(f.answer_status, 404);
+    ck_assert_int_eq(err.code, FM_ERR_TIMEOUT);
+    ck_assert_int_eq(pending(&t), 0);
+
+    /* No free worker: refused before anything is sent. */
+    f.as_sid = NULL;
+    int calls = f.calls;
+    memset(&err, 0, sizeof err);
+    ck_assert_ptr_null(ask(&t, &f, 0, 100, &err));
+    ck_assert_int_eq(err.code, FM_ERR_RATE_LIMITED);
+    ck_assert_int_eq(f.calls, calls);
+
+    /* An answer over the cap is refused. */
+    json_t *big = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "id", "fm-x");
+    ck_assert_int_eq(fm_mcp_http_reply(&t.ctx, big, 70000, &err), 413);
+    ck_assert_int_eq(fm_mcp_http_reply(&t.ctx, big, 100, &err), 404);
+    json_decref(big);
+
+    /* Without a stream (stdio-less tests, 2026-07-28, one worker) nothing is asked. */
+    fm_transport tx, *stx = t.ctx.tx;
+    fm_tx_init_collect(&tx);
+    fm_mcp_http x = {0};
+    t.ctx.tx = &tx;
+    t.ctx.xc = &x;
+    memset(&err, 0, sizeof err);
+    ck_assert_ptr_null(fm_mcp_request(&t.ctx, "sampling/createMessage", json_object(), 100, &err));
+    ck_assert_int_eq(err.code, FM_ERR_UNAVAILABLE);
+    t.ctx.tx = stx;
+    t.ctx.xc = NULL;
+    fm_tx_free(&tx);
+    json_decref(f.sent);
+    t.ctx.session = saved;
+    ts_close(&t);
+}
+END_TEST
+
 static Suite *exchange_suite(void)
 {
     Suite *s = suite_create("exchange");
@@ -268,6 +382,7 @@ static Suite *exchange_suite(void)
     tcase_add_test(tc, stateful_session);
     tcase_add_test(tc, stateless_requests);
     tcase_add_test(tc, fleet_content);
+    tcase_add_test(tc, client_requests);
     suite_add_tcase(s, tc);
     return s;
 }
