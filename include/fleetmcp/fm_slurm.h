@@ -179,6 +179,13 @@ fm_slurm_nodes_feed *fm_slurm_nodes_feed_open(const fm_slurm_domains *dom,
 int fm_slurm_nodes_feed_push(fm_slurm_nodes_feed *fd, const char *p, size_t n);
 int fm_slurm_nodes_feed_close(fm_slurm_nodes_feed *fd, json_t **errors);
 
+/* A node filter compiled once (its regex), for walking normalized nodes
+ * held elsewhere (the REST backend's node table) with the listing's rule. */
+typedef struct fm_slurm_node_matcher fm_slurm_node_matcher;
+fm_slurm_node_matcher *fm_slurm_node_matcher_new(const fm_slurm_node_filter *f, fm_err *err);
+bool fm_slurm_node_matches(fm_slurm_node_matcher *m, const json_t *node);
+void fm_slurm_node_matcher_free(fm_slurm_node_matcher *m);
+
 /* Normalizes a nodes answer's text node by node: the streaming form of
  * fm_slurm_parse_answer + fm_slurm_norm_nodes, whose peak memory is the
  * text and one node.  *errors as for fm_slurm_scan_answer; the caller
