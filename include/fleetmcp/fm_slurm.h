@@ -214,6 +214,22 @@ json_t *fm_slurm_iso_time(long long epoch);
  * state.  The capacity guardrail's rule and the node table's. */
 bool fm_slurm_node_schedulable(const json_t *node);
 
+/* The CLI backend's aggregate (src/backends/slurm_cli.c): `sinfo -h -a -o`
+ * with this format prints one line per partition and node state with the
+ * count and the hostlist of those nodes. */
+#define FM_SLURM_SINFO_COUNTS_FORMAT "%R|%T|%D|%N"
+#define FM_SLURM_SINFO_MAX_NODES 1000000
+/* That text: for each of the n partitions asked, its nodes (total[i]) and
+ * those in service (in_svc[i], fm_slurm_sinfo_in_service); with fleet, the
+ * distinct nodes over every partition.  Returns 0, or -1 with err. */
+int fm_slurm_sinfo_counts(const char *text, const char *const *parts, size_t n, long *total,
+                          long *in_svc, long long *fleet, fm_err *err);
+/* A state sinfo prints (%T) that is in service: idle, mixed, allocated or
+ * completing with no flag suffix ('*' not responding, '~' powered down,
+ * '#' powering up, '!' powering down, '%' rebooting soon, '$' maintenance,
+ * '@' pending reboot, '^' rebooting, '-' planned). */
+bool fm_slurm_sinfo_in_service(const char *state);
+
 /* Validates a node name (letters, digits, '.', '_', '-'; 1..63 chars):
  * names reach argv, URLs and PromQL label matchers. */
 bool fm_slurm_valid_node_name(const char *name);

@@ -66,9 +66,6 @@ json_t *fm_slurm_table_node(const fm_slurm_table *t, const char *name);
 int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, size_t n,
                             long *total, long *in_service, fm_err *err);
 
-/* Every node was kept: none was left out for a name fleetmcp cannot
- * address, so a walk of the table is the listing. */
-bool fm_slurm_table_complete(const fm_slurm_table *t);
 /* nodes_each over the table: each node matching f (the listing's rule,
  * fm_slurm_node_matches), in Slurm's listing order, parsed for cb
  * (borrowed).  Nonzero from cb stops the walk: -1.  -1 if not loaded. */

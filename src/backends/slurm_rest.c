@@ -296,16 +296,15 @@ static int listing_each(rest_st *s, const fm_slurm_node_filter *f, fm_slurm_node
 /* Every listing (slurm_nodes, diagnose's cluster mode, the breaker's count)
  * walks the kept node table: after the first call loads it, a call costs
  * slurmctld two conditional reads (HTTP 304) instead of packing and
- * slurmrestd dumping every node (~6 s of their CPU at 16,384 nodes).  A
- * table that left a node out (a name fleetmcp cannot address) is not the
- * listing, so that fleet is listed as before. */
+ * slurmrestd dumping every node (~6 s of their CPU at 16,384 nodes).  If
+ * the table cannot be had (no /diag for this user, say), a listing. */
 static int rest_nodes_each(void *st, const fm_slurm_node_filter *f, fm_slurm_node_cb cb, void *ud,
                            fm_err *err)
 {
     rest_st *s = st;
     if (discover(s, err)) return -1;
     fm_err te = {0};
-    if (table_fresh(s, true, &te) == 0 && fm_slurm_table_complete(s->table))
+    if (table_fresh(s, true, &te) == 0)
         return fm_slurm_table_each(s->table, f, cb, ud, err);
     /* Slurm unreachable: a listing would only wait for the same timeout. */
     if (te.code == FM_ERR_UNAVAILABLE || te.code == FM_ERR_TIMEOUT || te.code == FM_ERR_AUTH) {
@@ -427,7 +426,7 @@ static int rest_node_count(void *st, long long *count, fm_err *err)
 {
     rest_st *s = st;
     fm_err te = {0};
-    if (table_fresh(s, true, &te) == 0 && fm_slurm_table_complete(s->table)) {
+    if (table_fresh(s, true, &te) == 0) {
         *count = (long long)fm_slurm_table_size(s->table);
         return 0;
     }

@@ -23,7 +23,6 @@ typedef struct nodeset {
     entry *e;
     uint32_t *order; /* e's indexes in Slurm's listing order, for walks */
     size_t n, cap;
-    size_t skipped; /* nodes left out (a name fleetmcp cannot address) */
     char part[MAX_TABLE_PARTS][72];
     size_t nparts;
     bool parts_overflow; /* a partition beyond MAX_TABLE_PARTS: no capacity answers */
@@ -118,10 +117,9 @@ static int add_node(void *ud, const json_t *node, fm_err *err)
     fm_slurm_table_load *l = ud;
     nodeset *s = &l->next;
     const char *name = json_string_value(json_object_get(node, "name"));
-    if (!name || !fm_slurm_valid_node_name(name)) { /* not addressable by name */
-        s->skipped++;
-        return 0;
-    }
+    /* The normalizer refuses such a node (and so the whole listing), so
+     * the table holds every node a listing would give. */
+    if (!name || !fm_slurm_valid_node_name(name)) return 0;
     if (s->n == MAX_TABLE_NODES)
         return fm_err_set(err, FM_ERR_TOO_LARGE, "more than %d nodes in Slurm's answer",
                           MAX_TABLE_NODES),
@@ -266,11 +264,6 @@ int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, s
         }
     }
     return 0;
-}
-
-bool fm_slurm_table_complete(const fm_slurm_table *t)
-{
-    return t && t->loaded && !t->s.skipped;
 }
 
 int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f,
