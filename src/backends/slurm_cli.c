@@ -35,9 +35,13 @@ typedef struct cli_st {
     double counts_at; /* CLOCK_MONOTONIC seconds it was read */
 } cli_st;
 
-/* An aggregate this recent stands for the next question (capacity, then
- * the breaker's fleet count, in one plan). */
+/* An aggregate this recent stands for the next capacity question (as the
+ * REST backend's table check does), and for the breaker's fleet count,
+ * which a plan asks right after capacity, longer: how many nodes Slurm has
+ * changes only when slurm.conf does, and a loaded machine can stretch the
+ * gap between the two past 250 ms. */
 #define CLI_REUSE_S 0.25
+#define CLI_FLEET_REUSE_S 2.0
 
 typedef struct run_out {
     char *out; /* malloc'd, NUL-terminated */
@@ -505,12 +509,12 @@ bool fm_slurm_sinfo_in_service(const char *state)
  * state, with their names.  Each sinfo run makes slurmctld pack and sinfo
  * unpack the whole node table (~0.15 s of CPU at 16,384 nodes), so the
  * capacity guardrail's counts and the circuit breaker's fleet count, asked
- * within milliseconds of each other, share one run (CLI_REUSE_S, as the REST
- * backend's node table check).  Returns the text (borrowed, in s) or NULL. */
-static const char *sinfo_counts_text(cli_st *s, fm_err *err)
+ * one after the other, share one run when it is younger than reuse_s.
+ * Returns the text (borrowed, in s) or NULL. */
+static const char *sinfo_counts_text(cli_st *s, double reuse_s, fm_err *err)
 {
     double t0 = mono_s();
-    if (s->counts && t0 - s->counts_at < CLI_REUSE_S) return s->counts;
+    if (s->counts && t0 - s->counts_at < reuse_s) return s->counts;
     free(s->counts);
     s->counts = NULL;
     char *argv[] = {s->sinfo, "-h", "-a", "-o", FM_SLURM_SINFO_COUNTS_FORMAT, NULL};
@@ -535,7 +539,7 @@ static int cli_partition_capacity(void *st, const char *const *parts, size_t n, 
     for (size_t i = 0; i < n; i++)
         if (!parts[i] || !*parts[i] || strlen(parts[i]) > 64 || strpbrk(parts[i], ",|\n"))
             return fm_err_set(err, FM_ERR_INVALID, "not a partition name"), -1;
-    const char *text = sinfo_counts_text(s, err);
+    const char *text = sinfo_counts_text(s, CLI_REUSE_S, err);
     if (!text) return -1;
     return fm_slurm_sinfo_counts(text, parts, n, total, in_svc, NULL, err);
 }
@@ -555,7 +559,7 @@ static int count_one(void *ud, const json_t *node, fm_err *err)
 static int cli_node_count(void *st, long long *count, fm_err *err)
 {
     cli_st *s = st;
-    const char *text = sinfo_counts_text(s, err);
+    const char *text = sinfo_counts_text(s, CLI_FLEET_REUSE_S, err);
     if (!text) return -1;
     fm_err ce = {0};
     if (fm_slurm_sinfo_counts(text, NULL, 0, NULL, NULL, count, &ce) == 0)
