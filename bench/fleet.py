@@ -116,7 +116,7 @@ class Meter:
 
 
 def fmt_cost(per, asked):
-    rp = ", ".join(f"{k} x{n:g} ({ms:.0f} ms)" for k, (n, ms) in sorted(asked.items())) or "none"
+    rp = ", ".join(f"{k} x{n:.2g} ({ms:.0f} ms)" for k, (n, ms) in sorted(asked.items())) or "none"
     return (f"CPU per call: fleetmcp (+ the commands it runs) {per[0]*1000:.0f} ms, slurmctld {per[1]*1000:.0f} ms, "
             f"slurmrestd {per[2]*1000:.0f} ms; slurmctld asked per call: {rp}")
 
