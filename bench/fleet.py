@@ -117,8 +117,9 @@ class Meter:
 
 def fmt_cost(per, asked):
     rp = ", ".join(f"{k} x{n:.2g} ({ms:.0f} ms)" for k, (n, ms) in sorted(asked.items())) or "none"
-    return (f"CPU per call: fleetmcp (+ the commands it runs) {per[0]*1000:.0f} ms, slurmctld {per[1]*1000:.0f} ms, "
-            f"slurmrestd {per[2]*1000:.0f} ms; slurmctld asked per call: {rp}")
+    return (f"CPU per call: fleetmcp (+ the commands it runs) {per[0]*1000:.0f} ms, slurmctld "
+            f"{per[1]*1000:.0f} ms, slurmrestd {per[2]*1000:.0f} ms; slurmctld asked per call: "
+            f"{rp}")
 
 
 def timed(s, tool, args):
