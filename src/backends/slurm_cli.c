@@ -544,13 +544,6 @@ static int cli_partition_capacity(void *st, const char *const *parts, size_t n, 
     return fm_slurm_sinfo_counts(text, parts, n, total, in_svc, NULL, err);
 }
 
-static int count_one(void *ud, const json_t *node, fm_err *err)
-{
-    (void)node, (void)err;
-    ++*(long long *)ud;
-    return 0;
-}
-
 /* The breaker's fleet: the distinct nodes of sinfo's aggregate (the run
  * the capacity guardrail has just made), not a whole `sinfo --json`.  sinfo
  * shows only nodes in some partition, so a node in none is not counted
@@ -565,7 +558,7 @@ static int cli_node_count(void *st, long long *count, fm_err *err)
     if (fm_slurm_sinfo_counts(text, NULL, 0, NULL, NULL, count, &ce) == 0)
         return 0;
     *count = 0;
-    return cli_nodes_each(s, NULL, count_one, count, err);
+    return cli_nodes_each(s, NULL, fm_slurm_count_node, count, err);
 }
 
 static void cli_close(void *st)

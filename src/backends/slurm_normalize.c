@@ -550,6 +550,13 @@ static int collect(void *ud, const json_t *node, fm_err *err)
     return json_array_append(ud, (json_t *)node);
 }
 
+int fm_slurm_count_node(void *ud, const json_t *node, fm_err *err)
+{
+    (void)node, (void)err;
+    ++*(long long *)ud;
+    return 0;
+}
+
 json_t *fm_slurm_nodes_collect(int (*each)(void *st, const fm_slurm_node_filter *f,
                                            fm_slurm_node_cb cb, void *ud, fm_err *err),
                                void *st, const fm_slurm_node_filter *f, fm_err *err)
