@@ -98,8 +98,10 @@ struct fm_slurm_ops {
     int (*partition_capacity)(void *st, const char *const *partitions, size_t n, long *total,
                               long *in_service, fm_err *err);
     /* Optional (NULL: callers count nodes_each).  How many nodes Slurm has,
-     * as fresh as a listing, for less than one (the REST backend's kept
-     * node table, src/backends/slurm_table.c).  Returns 0. */
+     * for less than a listing: the REST backend's kept node table
+     * (src/backends/slurm_table.c), the CLI's sinfo aggregate (nodes in some
+     * partition; the capacity question's run when under 2 s old).
+     * Returns 0. */
     int (*node_count)(void *st, long long *count, fm_err *err);
     /* Frees st.  st may be NULL. */
     void (*close)(void *st);
