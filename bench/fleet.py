@@ -6,24 +6,36 @@
                 over stdio (sinfo or slurmrestd, parsing, normalizing, the
                 gate, the audit row), against the raw `sinfo --json` it
                 replaces: time and bytes (structuredContent as compact JSON
-                against sinfo's stdout; the whole reply line is printed too)
+                against sinfo's stdout; the whole reply line is printed too).
+                slurmrestd's own raw /nodes is timed beside it: the REST
+                backend's first call cannot be faster than that.
   repair_plan   every guardrail, on one node, in shadow mode, beside the Slurm
-                reads it cannot avoid (scontrol show node; one sinfo aggregate
-                over the node's partitions, which makes slurmctld pack and
-                sinfo unpack the whole node table: the plan's floor)
+                reads it cannot avoid on the CLI (scontrol show node; one sinfo
+                aggregate, which makes slurmctld pack and sinfo unpack the
+                whole node table: the CLI plan's floor)
   fleet_status  the dashboard read
   diagnose      node mode on one node, and cluster mode over the whole fleet
-                (one Slurm listing; the bench controller has no metrics)
+                (the bench controller has no metrics)
   peak RSS      VmHWM of each fleetmcp process when its calls are done
 
-Times are medians of FM_BENCH_RUNS (default 10) calls after a warm-up call
-in the same session (the warm-up also discovers the REST version).
+Every tool is timed in a fresh fleetmcp process: its first call (which, on
+REST, loads the node table: a whole listing) is reported on its own, then
+the median of FM_BENCH_RUNS (default 10) later calls in the same session
+back to back (on REST most of those reuse a table check under 250 ms old),
+then slurm_nodes and repair_plan calls 300 ms apart (each pays its
+conditional reads).
+Beside the times, per call: CPU seconds of fleetmcp, slurmctld and slurmrestd
+(/proc, 10 ms ticks) and what slurmctld was asked (sdiag's RPC counts by
+type), since wall times on a shared machine are the load's.
 
 Targets (issue 20, at 16,384 nodes): slurm_nodes < 2x sinfo's time and
->= 20x smaller; repair_plan <= 100 ms; peak RSS <= 32 MB.
+>= 20x smaller; repair_plan <= 100 ms; peak RSS <= 32 MB.  Judged per
+backend, first call and later calls apart; the closing line says which
+target fails where.
 """
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +49,9 @@ fleetmcp = sys.argv[1]
 runs = int(os.environ.get("FM_BENCH_RUNS", "10"))
 stack = os.environ["FM_BENCH_STACK"]
 nodes_n = int(os.environ["FM_BENCH_NODES"])
+socket = os.environ.get("FM_SLURM_SOCKET", os.path.join(stack, "rest", "slurmrestd.sock"))
+TICK = os.sysconf("SC_CLK_TCK")
+BACKENDS = (("cli", os.environ["FM_CONFIG_CLI"]), ("rest", os.environ["FM_CONFIG"]))
 
 
 def vmhwm_kb(pid):
@@ -45,6 +60,69 @@ def vmhwm_kb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_s(pid):
+    """utime + stime of pid and its waited-for children, in seconds (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / TICK
+
+
+def pidfile(name):
+    try:
+        with open(os.path.join(stack, "run", name)) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+ctld_pid, rest_pid = pidfile("slurmctld.pid"), pidfile("slurmrestd-local.pid")
+SDIAG = re.compile(r"^\s+(\w+)\s+\(\s*\d+\)\s+count:(\d+)\s+ave_time:\d+\s+total_time:(\d+)")
+
+
+def rpcs():
+    """slurmctld's RPC counts and total microseconds by type (sdiag)."""
+    out = subprocess.run(["sdiag"], capture_output=True, text=True, timeout=120).stdout
+    got, on = {}, False
+    for line in out.splitlines():
+        if line.startswith("Remote Procedure Call statistics by message type"):
+            on = True
+        elif on and not line.strip():
+            break
+        elif on and (m := SDIAG.match(line)):
+            got[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+    return got
+
+
+class Meter:
+    """CPU of fleetmcp, slurmctld, slurmrestd and slurmctld's RPCs over a span."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.r0 = rpcs()
+        self.c0 = (cpu_s(pid), cpu_s(ctld_pid), cpu_s(rest_pid))
+
+    def done(self, calls):
+        c1 = (cpu_s(self.pid), cpu_s(ctld_pid), cpu_s(rest_pid))
+        r1 = rpcs()
+        per = [(b - a) / calls for a, b in zip(self.c0, c1)]
+        asked = {}
+        for k, (n, us) in r1.items():
+            n0, us0 = self.r0.get(k, (0, 0))
+            if n > n0 and k != "REQUEST_STATS_INFO":  # sdiag's own
+                asked[k.replace("REQUEST_", "")] = ((n - n0) / calls, (us - us0) / 1000 / calls)
+        return per, asked
+
+
+def fmt_cost(per, asked):
+    rp = ", ".join(f"{k} x{n:.2g} ({ms:.0f} ms)" for k, (n, ms) in sorted(asked.items())) or "none"
+    return (f"CPU per call: fleetmcp (+ the commands it runs) {per[0]*1000:.0f} ms, slurmctld "
+            f"{per[1]*1000:.0f} ms, slurmrestd {per[2]*1000:.0f} ms; slurmctld asked per call: "
+            f"{rp}")
 
 
 def timed(s, tool, args):
@@ -58,21 +136,38 @@ def timed(s, tool, args):
     return dt, res.get("structuredContent"), None, len(json.dumps(r, separators=(",", ":")))
 
 
-first_call = {}
-
-
-def series(s, tool, args, n):
-    """Median seconds over n calls after one warm-up; the last result.  The
-    warm-up's time is kept in first_call[tool] (the call that loads what a
-    session keeps, e.g. the REST node table)."""
-    first_call[tool] = timed(s, tool, args)[0]
-    ts, last, err, line = [], None, None, 0
+def spaced(s, tool, args, n, gap=0.3):
+    """n calls gap seconds apart (past the 250 ms a REST table check stands
+    for, so each pays its conditional reads): median seconds and cost."""
+    ts, m = [], Meter(s.p.pid)
     for _ in range(n):
-        dt, last, err, line = timed(s, tool, args)
+        time.sleep(gap)
+        dt, _, err, _ = timed(s, tool, args)
         if err:
             break
         ts.append(dt)
-    return (statistics.median(ts) if ts else float("nan")), last, err, line
+    return (statistics.median(ts) if ts else float("nan")), m.done(max(1, len(ts)))
+
+
+def series(s, tool, args, n):
+    """The first call in the session, then n more: a dict with first (s),
+    med (s), the last result, err, line, and both spans' costs."""
+    m = Meter(s.p.pid)
+    first, res, err, line = timed(s, tool, args)
+    first_cost = m.done(1)
+    out = {"first": first, "med": float("nan"), "res": res, "err": err, "line": line,
+           "first_cost": first_cost, "cost": None}
+    if err:
+        return out
+    m, ts = Meter(s.p.pid), []
+    for _ in range(n):
+        dt, res, err, line = timed(s, tool, args)
+        if err:
+            break
+        ts.append(dt)
+    out.update(med=statistics.median(ts) if ts else float("nan"), res=res, err=err, line=line,
+               cost=m.done(max(1, len(ts))))
+    return out
 
 
 def session(cfg, name, shadow=False):
@@ -80,88 +175,134 @@ def session(cfg, name, shadow=False):
                    env={"FLEETMCP_MODE": "shadow"} if shadow else None, client="bench")
 
 
-ok = True
-s_times, s_bytes = [], 0
-for _ in range(max(3, runs // 2)):
-    t0 = time.perf_counter()
-    out = subprocess.run(["sinfo", "--json"], check=True, capture_output=True).stdout
-    s_times.append(time.perf_counter() - t0)
-    s_bytes = len(out)
-s_med = statistics.median(s_times)
+def cmd_median(argv, n):
+    ts, out = [], b""
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = subprocess.run(argv, check=True, capture_output=True, timeout=600).stdout
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts), out
+
+
+verdicts = {"cli": [], "rest": []}  # (target, where, ok, why)
+
+
+def judge(backend, target, where, ok, why):
+    verdicts[backend].append((target, where, ok, why))
+    return "ok" if ok else "MISSED"
+
+
+s_med, out = cmd_median(["sinfo", "--json"], max(3, runs // 2))
+s_bytes = len(out)
 node = json.loads(out)["nodes"][0]["name"]
 del out
+r_med, rout = cmd_median(["curl", "-sf", "--unix-socket", socket,
+                          "http://localhost/slurm/v0.0.38/nodes"], 3)
+r_bytes = len(rout)
+del rout
 print(f"nodes: {nodes_n}   runs: {runs} (medians)   machine: {os.uname().nodename}, "
       f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
 print(f"{'':52} {'time':>10} {'bytes':>10} {'vs sinfo':>9} {'smaller':>8} {'peak RSS':>10}")
 print(f"{'sinfo --json (raw)':52} {s_med*1000:>8.0f}ms {s_bytes:>10}")
-for backend, cfg in (("cli", os.environ["FM_CONFIG_CLI"]), ("rest", os.environ["FM_CONFIG"])):
+print(f"{'slurmrestd /nodes (raw, curl; the REST first-call floor)':52} {r_med*1000:>8.0f}ms "
+      f"{r_bytes:>10} {r_med/s_med:>8.2f}x")
+for backend, cfg in BACKENDS:
     s = session(cfg, f"nodes-{backend}")
-    med, res, err, line = series(s, "slurm_nodes", {}, runs)
+    sr = series(s, "slurm_nodes", {}, runs)
+    gap = spaced(s, "slurm_nodes", {}, max(3, runs // 2)) if not sr["err"] else None
     rss = vmhwm_kb(s.p.pid)
     s.close()
-    if err:
-        print(f"slurm_nodes via {backend}: FAILED: {err}")
-        ok = False
+    if sr["err"]:
+        print(f"slurm_nodes via {backend}: FAILED: {sr['err']}")
+        judge(backend, "slurm_nodes", "call", False, f"failed: {sr['err'][:120]}")
         continue
-    sc = len(json.dumps(res, separators=(",", ":")))
-    tr, br = med / s_med, s_bytes / sc
-    good = tr < 2 and br >= 20 and rss <= 32 * 1024
-    ok = ok and good
-    print(f"{'slurm_nodes {} via ' + backend:52} {med*1000:>8.0f}ms {sc:>10} {tr:>8.2f}x "
-          f"{br:>7.0f}x {rss:>8}kB")
-    print(f"{'  (whole JSON-RPC reply line)':52} {'':>10} {line:>10}")
-    if res["total"] != nodes_n:
-        print(f"  MISMATCH: the tool counted {res['total']} nodes, the controller has {nodes_n}")
-        ok = False
+    sc = len(json.dumps(sr["res"], separators=(",", ":")))
+    br = s_bytes / sc
+    for where, t in (("first call", sr["first"]), ("later calls", sr["med"]),
+                     ("later, 300 ms apart", gap[0])):
+        tr = t / s_med
+        good = tr < 2 and br >= 20 and rss <= 32 * 1024
+        v = judge(backend, "slurm_nodes", where, good,
+                  f"{tr:.2f}x sinfo" + (f", RSS {rss} kB" if rss > 32 * 1024 else ""))
+        label = f"slurm_nodes {{}} via {backend}, {where}"
+        print(f"{label:52} {t*1000:>8.0f}ms {sc:>10} {tr:>8.2f}x {br:>7.0f}x {rss:>8}kB  {v}")
+    print(f"  first call: {fmt_cost(*sr['first_cost'])}")
+    print(f"  later calls: {fmt_cost(*sr['cost'])}")
+    print(f"  later, 300 ms apart: {fmt_cost(*gap[1])}")
+    print(f"  (whole JSON-RPC reply line: {sr['line']} bytes)")
+    if sr["res"]["total"] != nodes_n:
+        print(f"  MISMATCH: the tool counted {sr['res']['total']} nodes, the controller has "
+              f"{nodes_n}")
+        judge(backend, "slurm_nodes", "count", False, "wrong node count")
 
-
-def cmd_median(argv, n):
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
-floor_node = cmd_median(["scontrol", "show", "node", node, "--oneliner"], runs)
-floor_cap = cmd_median(["sinfo", "-h", "-p", "gpu,debug", "-o", "%R|%T|%D"], runs)
-print(f"repair_plan's Slurm reads alone: scontrol show node {floor_node*1000:.0f} ms, "
-      f"sinfo capacity aggregate {floor_cap*1000:.0f} ms (medians)")
-for backend, cfg in (("cli", os.environ["FM_CONFIG_CLI"]), ("rest", os.environ["FM_CONFIG"])):
+floor_node, _ = cmd_median(["scontrol", "show", "node", node, "--oneliner"], runs)
+floor_cap, _ = cmd_median(["sinfo", "-h", "-a", "-o", "%R|%T|%D|%N"], runs)
+print(f"repair_plan's CLI Slurm reads alone: scontrol show node {floor_node*1000:.0f} ms, "
+      f"sinfo aggregate (capacity and fleet count) {floor_cap*1000:.0f} ms (medians): "
+      f"{(floor_node + floor_cap)*1000:.0f} ms, over 100 ms before fleetmcp does anything")
+for backend, cfg in BACKENDS:
     s = session(cfg, f"plan-{backend}", shadow=True)
-    med, res, err, _ = series(s, "repair_plan", {"node": node, "fault_class":
-                                                 "gpu_fallen_off_bus"}, runs)
+    pargs = {"node": node, "fault_class": "gpu_fallen_off_bus"}
+    sr = series(s, "repair_plan", pargs, runs)
+    gap = spaced(s, "repair_plan", pargs, max(3, runs // 2)) if not sr["err"] else None
     rss = vmhwm_kb(s.p.pid)
     s.close()
-    verdicts = len(res["guardrails"].get("verdicts", [])) if res else 0
-    good = not err and med * 1000 <= 100 and rss <= 32 * 1024
-    ok = ok and good
-    print(f"repair_plan, every guardrail, {backend:4}: median {med*1000:7.1f} ms, {verdicts} "
-          f"verdicts, peak RSS {rss} kB  (<= 100 ms, <= 32 MB: {'ok' if good else 'MISSED'})"
-          + (f"  error: {err}" if err else ""))
-    print(f"  first call in the session {first_call['repair_plan']*1000:7.1f} ms"
-          + ("  (loads the node table; later calls: conditional reads)" if backend == "rest"
-             else "  (no conditional form in the CLI: every call reads Slurm)"))
+    res, err = sr["res"], sr["err"]
+    nv = len(res["guardrails"].get("verdicts", [])) if res else 0
+    for where, t in (("first call", sr["first"]), ("later calls", sr["med"]),
+                     ("300 ms apart", gap[0] if gap else float("nan"))):
+        good = not err and t * 1000 <= 100 and rss <= 32 * 1024
+        v = judge(backend, "repair_plan", where, good,
+                  f"{t*1000:.0f} ms" + (f", RSS {rss} kB" if rss > 32 * 1024 else ""))
+        print(f"repair_plan, every guardrail, {backend:4} {where:12}: {t*1000:8.1f} ms, {nv} "
+              f"verdicts, peak RSS {rss} kB  (<= 100 ms, <= 32 MB: {v})"
+              + (f"  error: {err}" if err else ""))
+    print(f"  first call: {fmt_cost(*sr['first_cost'])}"
+          + ("  (loads the node table)" if backend == "rest" else ""))
+    if sr["cost"]:
+        print(f"  later calls: {fmt_cost(*sr['cost'])}")
+    if gap:
+        print(f"  300 ms apart: {fmt_cost(*gap[1])}")
 
-s = session(os.environ["FM_CONFIG_CLI"], "status")
-med, res, err, _ = series(s, "fleet_status", {}, runs)
-print(f"fleet_status (cli): median {med*1000:7.1f} ms, peak RSS {vmhwm_kb(s.p.pid)} kB"
-      + (f"  error: {err}" if err else ""))
-med, res, err, _ = series(s, "diagnose", {"node": node}, max(3, runs // 2))
-print(f"diagnose node mode (cli, no metrics or SSH here): median {med*1000:7.1f} ms, peak RSS "
-      f"{vmhwm_kb(s.p.pid)} kB" + (f"  error: {err}" if err else ""))
-med, res, err, _ = series(s, "diagnose", {"cluster": {}}, max(3, runs // 4))
-cl = (res or {}).get("cluster", {})
-print(f"diagnose cluster mode, whole fleet (cli, no metrics here): median {med*1000:7.1f} ms, "
-      f"first {first_call['diagnose']*1000:7.1f} ms, {cl.get('nodes_in_scope')} nodes, "
-      f"{len(cl.get('ranked', []))} ranked, counts {cl.get('counts')}, peak RSS "
-      f"{vmhwm_kb(s.p.pid)} kB" + (f"  error: {err}" if err else ""))
-if not err and cl.get("nodes_in_scope") != nodes_n:
-    print(f"  MISMATCH: cluster mode saw {cl.get('nodes_in_scope')} nodes, the controller has "
-          f"{nodes_n}")
-    ok = False
-s.close()
+for backend, cfg in BACKENDS:
+    s = session(cfg, f"status-{backend}")
+    sr = series(s, "fleet_status", {}, runs)
+    print(f"fleet_status ({backend}): first {sr['first']*1000:.0f} ms, later median "
+          f"{sr['med']*1000:.0f} ms, peak RSS {vmhwm_kb(s.p.pid)} kB"
+          + (f"  error: {sr['err']}" if sr["err"] else ""))
+    if sr["cost"]:
+        print(f"  later calls: {fmt_cost(*sr['cost'])}  (orphaned drains: a node listing)")
+    if backend == "cli":
+        sr = series(s, "diagnose", {"node": node}, max(3, runs // 2))
+        print(f"diagnose node mode (cli, no metrics or SSH here): median "
+              f"{sr['med']*1000:7.1f} ms, peak RSS {vmhwm_kb(s.p.pid)} kB"
+              + (f"  error: {sr['err']}" if sr["err"] else ""))
+    s.close()
+for backend, cfg in BACKENDS:
+    s = session(cfg, f"cluster-{backend}")
+    sr = series(s, "diagnose", {"cluster": {}}, max(3, runs // 4))
+    rss = vmhwm_kb(s.p.pid)
+    s.close()
+    cl = (sr["res"] or {}).get("cluster", {})
+    print(f"diagnose cluster mode, whole fleet ({backend}, no metrics here): first "
+          f"{sr['first']*1000:.0f} ms, later median {sr['med']*1000:.0f} ms, "
+          f"{cl.get('nodes_in_scope')} nodes, {len(cl.get('ranked', []))} ranked, counts "
+          f"{cl.get('counts')}, peak RSS {rss} kB"
+          + (f"  error: {sr['err']}" if sr["err"] else ""))
+    judge(backend, "peak RSS", "cluster mode", rss <= 32 * 1024, f"{rss} kB")
+    if sr["cost"]:
+        print(f"  later calls: {fmt_cost(*sr['cost'])}")
+    if not sr["err"] and cl.get("nodes_in_scope") != nodes_n:
+        print(f"  MISMATCH: cluster mode saw {cl.get('nodes_in_scope')} nodes, the controller "
+              f"has {nodes_n}")
+        judge(backend, "cluster mode", "count", False, "wrong node count")
+
 print("targets (slurm_nodes < 2x sinfo and >= 20x smaller, repair_plan <= 100 ms, "
-      "peak RSS <= 32 MB):", "met" if ok else "MISSED")
+      "peak RSS <= 32 MB), per backend:")
+ok = True
+for backend, vs in verdicts.items():
+    missed = [f"{t} {w} ({why})" for t, w, good, why in vs if not good]
+    ok = ok and not missed
+    print(f"  {backend}: " + ("met" if not missed else "MISSED: " + "; ".join(missed)))
+print("targets:", "met" if ok else "MISSED (see the lines above for where)")
 sys.exit(0 if ok else 1)

@@ -98,8 +98,10 @@ struct fm_slurm_ops {
     int (*partition_capacity)(void *st, const char *const *partitions, size_t n, long *total,
                               long *in_service, fm_err *err);
     /* Optional (NULL: callers count nodes_each).  How many nodes Slurm has,
-     * as fresh as a listing, for less than one (the REST backend's kept
-     * node table, src/backends/slurm_table.c).  Returns 0. */
+     * for less than a listing: the REST backend's kept node table
+     * (src/backends/slurm_table.c), the CLI's sinfo aggregate (nodes in some
+     * partition; the capacity question's run when under 2 s old).
+     * Returns 0. */
     int (*node_count)(void *st, long long *count, fm_err *err);
     /* Frees st.  st may be NULL. */
     void (*close)(void *st);
@@ -179,6 +181,13 @@ fm_slurm_nodes_feed *fm_slurm_nodes_feed_open(const fm_slurm_domains *dom,
 int fm_slurm_nodes_feed_push(fm_slurm_nodes_feed *fd, const char *p, size_t n);
 int fm_slurm_nodes_feed_close(fm_slurm_nodes_feed *fd, json_t **errors);
 
+/* A node filter compiled once (its regex), for walking normalized nodes
+ * held elsewhere (the REST backend's node table) with the listing's rule. */
+typedef struct fm_slurm_node_matcher fm_slurm_node_matcher;
+fm_slurm_node_matcher *fm_slurm_node_matcher_new(const fm_slurm_node_filter *f, fm_err *err);
+bool fm_slurm_node_matches(fm_slurm_node_matcher *m, const json_t *node);
+void fm_slurm_node_matcher_free(fm_slurm_node_matcher *m);
+
 /* Normalizes a nodes answer's text node by node: the streaming form of
  * fm_slurm_parse_answer + fm_slurm_norm_nodes, whose peak memory is the
  * text and one node.  *errors as for fm_slurm_scan_answer; the caller
@@ -206,6 +215,22 @@ json_t *fm_slurm_iso_time(long long epoch);
  * words is a drain, down, failure, maintenance, reboot, power or unknown
  * state.  The capacity guardrail's rule and the node table's. */
 bool fm_slurm_node_schedulable(const json_t *node);
+
+/* The CLI backend's aggregate (src/backends/slurm_cli.c): `sinfo -h -a -o`
+ * with this format prints one line per partition and node state with the
+ * count and the hostlist of those nodes. */
+#define FM_SLURM_SINFO_COUNTS_FORMAT "%R|%T|%D|%N"
+#define FM_SLURM_SINFO_MAX_NODES 1000000
+/* That text: for each of the n partitions asked, its nodes (total[i]) and
+ * those in service (in_svc[i], fm_slurm_sinfo_in_service); with fleet, the
+ * distinct nodes over every partition.  Returns 0, or -1 with err. */
+int fm_slurm_sinfo_counts(const char *text, const char *const *parts, size_t n, long *total,
+                          long *in_svc, long long *fleet, fm_err *err);
+/* A state sinfo prints (%T) that is in service: idle, mixed, allocated or
+ * completing with no flag suffix ('*' not responding, '~' powered down,
+ * '#' powering up, '!' powering down, '%' rebooting soon, '$' maintenance,
+ * '@' pending reboot, '^' rebooting, '-' planned). */
+bool fm_slurm_sinfo_in_service(const char *state);
 
 /* Validates a node name (letters, digits, '.', '_', '-'; 1..63 chars):
  * names reach argv, URLs and PromQL label matchers. */

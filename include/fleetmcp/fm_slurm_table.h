@@ -66,4 +66,10 @@ json_t *fm_slurm_table_node(const fm_slurm_table *t, const char *name);
 int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, size_t n,
                             long *total, long *in_service, fm_err *err);
 
+/* nodes_each over the table: each node matching f (the listing's rule,
+ * fm_slurm_node_matches), in Slurm's listing order, parsed for cb
+ * (borrowed).  Nonzero from cb stops the walk: -1.  -1 if not loaded. */
+int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f,
+                        fm_slurm_node_cb cb, void *ud, fm_err *err);
+
 #endif

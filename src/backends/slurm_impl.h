@@ -17,4 +17,7 @@ json_t *fm_slurm_nodes_collect(int (*each)(void *st, const fm_slurm_node_filter 
                                            fm_slurm_node_cb cb, void *ud, fm_err *err),
                                void *st, const fm_slurm_node_filter *f, fm_err *err);
 
+/* fm_slurm_node_cb counting nodes into *(long long *)ud. */
+int fm_slurm_count_node(void *ud, const json_t *node, fm_err *err);
+
 #endif

@@ -454,6 +454,33 @@ static int each_node(void *ud, json_t *raw)
     return rc;
 }
 
+struct fm_slurm_node_matcher {
+    each_st e;
+};
+
+fm_slurm_node_matcher *fm_slurm_node_matcher_new(const fm_slurm_node_filter *f, fm_err *err)
+{
+    fm_slurm_node_matcher *m = calloc(1, sizeof *m);
+    if (!m) return fm_err_set(err, FM_ERR_NOMEM, "node filter"), NULL;
+    if (each_open(&m->e, NULL, f, NULL, NULL, err)) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+bool fm_slurm_node_matches(fm_slurm_node_matcher *m, const json_t *node)
+{
+    return node_match(node, m->e.f, m->e.re, m->e.md);
+}
+
+void fm_slurm_node_matcher_free(fm_slurm_node_matcher *m)
+{
+    if (!m) return;
+    each_close(&m->e);
+    free(m);
+}
+
 struct fm_slurm_nodes_feed {
     each_st e;
     fm_slurm_stream *st;
@@ -521,6 +548,13 @@ static int collect(void *ud, const json_t *node, fm_err *err)
 {
     (void)err;
     return json_array_append(ud, (json_t *)node);
+}
+
+int fm_slurm_count_node(void *ud, const json_t *node, fm_err *err)
+{
+    (void)node, (void)err;
+    ++*(long long *)ud;
+    return 0;
 }
 
 json_t *fm_slurm_nodes_collect(int (*each)(void *st, const fm_slurm_node_filter *f,

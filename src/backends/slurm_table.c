@@ -13,6 +13,7 @@
 
 typedef struct entry {
     uint64_t parts; /* bit i: partition part[i] */
+    uint32_t pos;   /* place in Slurm's listing */
     bool in_service;
     char *text;    /* normalized node, compact JSON */
     char name[64]; /* fm_slurm_valid_node_name: at most 63 characters */
@@ -20,6 +21,7 @@ typedef struct entry {
 
 typedef struct nodeset {
     entry *e;
+    uint32_t *order; /* e's indexes in Slurm's listing order, for walks */
     size_t n, cap;
     char part[MAX_TABLE_PARTS][72];
     size_t nparts;
@@ -62,6 +64,7 @@ static void set_free(nodeset *s)
     for (size_t i = 0; i < s->n; i++)
         free(s->e[i].text);
     free(s->e);
+    free(s->order);
     memset(s, 0, sizeof *s);
 }
 
@@ -114,7 +117,9 @@ static int add_node(void *ud, const json_t *node, fm_err *err)
     fm_slurm_table_load *l = ud;
     nodeset *s = &l->next;
     const char *name = json_string_value(json_object_get(node, "name"));
-    if (!name || !fm_slurm_valid_node_name(name)) return 0; /* not addressable by name */
+    /* The normalizer refuses such a node (and so the whole listing), so
+     * the table holds every node a listing would give. */
+    if (!name || !fm_slurm_valid_node_name(name)) return 0;
     if (s->n == MAX_TABLE_NODES)
         return fm_err_set(err, FM_ERR_TOO_LARGE, "more than %d nodes in Slurm's answer",
                           MAX_TABLE_NODES),
@@ -131,6 +136,7 @@ static int add_node(void *ud, const json_t *node, fm_err *err)
     e->text = json_dumps(node, JSON_COMPACT);
     if (!e->text) return fm_err_set(err, FM_ERR_NOMEM, "node table"), -1;
     strcpy(e->name, name);
+    e->pos = (uint32_t)s->n;
     e->in_service = fm_slurm_node_schedulable(node);
     size_t i;
     json_t *p;
@@ -184,8 +190,11 @@ int fm_slurm_table_load_close(fm_slurm_table_load *l, long status, long long sta
         *errors = NULL;
     }
     fm_slurm_table_result res;
-    if (status == 200 && !rc && !*errors && l->next.n) {
+    if (status == 200 && !rc && !*errors && l->next.n &&
+        (l->next.order = malloc(l->next.n * sizeof *l->next.order))) {
         qsort(l->next.e, l->next.n, sizeof *l->next.e, by_name);
+        for (size_t i = 0; i < l->next.n; i++)
+            l->next.order[l->next.e[i].pos] = (uint32_t)i;
         set_free(&l->t->s);
         l->t->s = l->next;
         memset(&l->next, 0, sizeof l->next);
@@ -255,4 +264,34 @@ int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, s
         }
     }
     return 0;
+}
+
+int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f,
+                        fm_slurm_node_cb cb, void *ud, fm_err *err)
+{
+    if (!t || !t->loaded)
+        return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), -1;
+    fm_slurm_node_matcher *m = fm_slurm_node_matcher_new(f, err);
+    if (!m) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < t->s.n && !rc; i++) {
+        const entry *e = &t->s.e[t->s.order[i]];
+        /* A partition filter is a bit test: no node is parsed that cannot match. */
+        if (f && f->partition && *f->partition && !t->s.parts_overflow) {
+            bool in = false;
+            for (size_t k = 0; k < t->s.nparts && !in; k++)
+                in = (e->parts >> k & 1) && !strcmp(t->s.part[k], f->partition);
+            if (!in) continue;
+        }
+        json_t *n = json_loads(e->text, 0, NULL);
+        if (!n) {
+            fm_err_set(err, FM_ERR_NOMEM, "node table");
+            rc = -1;
+            break;
+        }
+        if (fm_slurm_node_matches(m, n)) rc = cb(ud, n, err) ? -1 : 0;
+        json_decref(n);
+    }
+    fm_slurm_node_matcher_free(m);
+    return rc;
 }

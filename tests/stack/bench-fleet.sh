@@ -164,7 +164,7 @@ store:
   path: $S/fleetmcp-$b.db
 slurm:
   backend: $b
-  timeout_ms: 30000
+  timeout_ms: 120000
   rest:
     socket: $S/rest/slurmrestd.sock
     user: $REST_USER

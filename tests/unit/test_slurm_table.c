@@ -54,6 +54,17 @@ static int apply(fm_slurm_table *t, long status, const json_t *doc, long long st
     return r;
 }
 
+/* A table loaded from the captured listing (*ans, new), stamped 1000. */
+static fm_slurm_table *loaded(json_t **ans)
+{
+    fm_slurm_table *t = fm_slurm_table_new();
+    *ans = load_fix("rest_v0.0.38_nodes.json");
+    json_t *errors = NULL;
+    ck_assert_int_eq(apply(t, 200, *ans, 1000, &errors), FM_TABLE_REPLACED);
+    ck_assert_ptr_null(errors);
+    return t;
+}
+
 static void capacity(const fm_slurm_table *t, const char *part, long *total, long *in)
 {
     const char *parts[] = {part};
@@ -137,10 +148,8 @@ END_TEST
 
 START_TEST(unchanged_answer_keeps_table)
 {
-    fm_slurm_table *t = fm_slurm_table_new();
-    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
-    json_t *errors = NULL;
-    ck_assert_int_eq(apply(t, 200, ans, 1000, &errors), FM_TABLE_REPLACED);
+    json_t *ans, *errors = NULL;
+    fm_slurm_table *t = loaded(&ans);
     /* 304 Not Modified: no body; the table and its stamp stay. */
     ck_assert_int_eq(apply(t, 304, NULL, 2000, &errors), FM_TABLE_UNCHANGED);
     ck_assert_ptr_null(errors);
@@ -157,10 +166,8 @@ END_TEST
 
 START_TEST(changed_and_removed_nodes)
 {
-    fm_slurm_table *t = fm_slurm_table_new();
-    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
-    json_t *errors = NULL;
-    ck_assert_int_eq(apply(t, 200, ans, 1000, &errors), FM_TABLE_REPLACED);
+    json_t *ans, *errors = NULL;
+    fm_slurm_table *t = loaded(&ans);
     long total, in;
     capacity(t, "debug", &total, &in);
     ck_assert_int_eq(total, 2);
@@ -203,10 +210,8 @@ END_TEST
 
 START_TEST(error_answers_force_a_full_read)
 {
-    fm_slurm_table *t = fm_slurm_table_new();
-    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
-    json_t *errors = NULL;
-    ck_assert_int_eq(apply(t, 200, ans, 1000, &errors), FM_TABLE_REPLACED);
+    json_t *ans, *errors = NULL;
+    fm_slurm_table *t = loaded(&ans);
 
     /* 22.05: nodes changed, partitions did not -> HTTP 500, errno -1. */
     json_t *e500 = load_fix("rest_v0.0.38_nodes_changed_500.json");
@@ -284,6 +289,164 @@ START_TEST(large_table)
 }
 END_TEST
 
+static int collect_names(void *ud, const json_t *node, fm_err *err)
+{
+    (void)err;
+    return json_array_append(ud, (json_t *)node);
+}
+
+/* A walk of the table is the listing: the same nodes, normalized alike, in
+ * Slurm's order, under every filter (slurm_nodes and diagnose's cluster mode
+ * read it instead of a listing). */
+START_TEST(table_walk_is_the_listing)
+{
+    json_t *ans;
+    fm_slurm_table *t = loaded(&ans);
+    const fm_slurm_node_filter filters[] = {
+        {0},
+        {.partition = "debug"},
+        {.state = "drain"},
+        {.name_glob = "gpu-b*"},
+        {.name_regex = "^gpu-a0[2-3]$"},
+        {.partition = "gpu", .state = "mixed"},
+        {.partition = "nosuch"},
+    };
+    for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
+        fm_err err = {0};
+        json_t *want = fm_slurm_norm_nodes(ans, dom, &filters[i], &err);
+        ck_assert_ptr_nonnull(want);
+        json_t *got = json_array();
+        ck_assert_int_eq(fm_slurm_table_each(t, &filters[i], collect_names, got, &err), 0);
+        ck_assert_msg(json_equal(got, want), "filter %zu: the walk differs from the listing", i);
+        json_decref(got);
+        json_decref(want);
+    }
+    /* A bad regex is the listing's error. */
+    fm_err err = {0};
+    fm_slurm_node_filter bad = {.name_regex = "("};
+    ck_assert_int_eq(fm_slurm_table_each(t, &bad, collect_names, NULL, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+
+    json_decref(ans);
+    fm_slurm_table_free(t);
+}
+END_TEST
+
+/* The CLI backend's aggregate (sinfo -h -a -o "%R|%T|%D|%N") and the REST
+ * backend's table give the capacity guardrail and the circuit breaker the
+ * same numbers.  sinfo_counts_22.05.txt is the aggregate of the fleet in
+ * rest_v0.0.38_nodes.json (see tests/fixtures/slurm/README.md). */
+START_TEST(sinfo_counts_match_the_table)
+{
+    json_t *ans;
+    fm_slurm_table *t = loaded(&ans);
+    const char *d = getenv("FM_FIXTURES");
+    char p[512];
+    snprintf(p, sizeof p, "%s/slurm/sinfo_counts_22.05.txt", d ? d : "tests/fixtures");
+    FILE *f = fopen(p, "r");
+    ck_assert_msg(f != NULL, "fixture %s", p);
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    const char *parts[] = {"gpu", "debug", "nosuch"};
+    long tt[3], ti[3], st[3], si[3];
+    long long fleet = 0;
+    fm_err err = {0};
+    ck_assert_int_eq(fm_slurm_table_capacity(t, parts, 3, tt, ti, &err), 0);
+    ck_assert_int_eq(fm_slurm_sinfo_counts(text, parts, 3, st, si, &fleet, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(st[i], tt[i]);
+        ck_assert_int_eq(si[i], ti[i]);
+    }
+    ck_assert_int_eq(fleet, (long long)fm_slurm_table_size(t)); /* a03, b03 in both: once */
+    /* A count that is not its hostlist's is not trusted. */
+    ck_assert_int_eq(fm_slurm_sinfo_counts("gpu|idle|3|gpu-a[01-02]\n", NULL, 0, NULL, NULL,
+                                           &fleet, &err),
+                     -1);
+    ck_assert_int_eq(err.code, FM_ERR_PARSE);
+    json_decref(ans);
+    fm_slurm_table_free(t);
+}
+END_TEST
+
+/* Appends rack r's nodes n01..n64 whose state is (drained) as a ranged
+ * hostlist, the way sinfo prints it. */
+static void rack_ranges(char *out, size_t cap, int r, bool drained)
+{
+    int lo = -1;
+    for (int k = 1; k <= 65; k++) {
+        int i = (r - 1) * 64 + (k - 1);
+        bool in = k <= 64 && (i % 100 == 0) == drained;
+        if (in && lo < 0) lo = k;
+        if (!in && lo >= 0) {
+            size_t l = strlen(out);
+            snprintf(out + l, cap - l, "%sgpu-r%03d-n[%02d-%02d]", l ? "," : "", r, lo, k - 1);
+            lo = -1;
+        }
+    }
+}
+
+/* 16,384 nodes both ways: the fleet of large_table, with the first two
+ * racks also in debug. */
+START_TEST(sinfo_counts_at_fleet_scale)
+{
+    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
+    json_t *proto = json_deep_copy(json_array_get(json_object_get(ans, "nodes"), 0));
+    json_t *nodes = json_array();
+    for (int i = 0; i < 16384; i++) {
+        json_t *nd = json_deep_copy(proto);
+        char name[32];
+        snprintf(name, sizeof name, "gpu-r%03d-n%02d", i / 64 + 1, i % 64 + 1);
+        json_object_set_new(nd, "name", json_string(name));
+        json_object_set_new(nd, "state", json_string("idle"));
+        json_object_set_new(nd, "partitions",
+                            i < 128 ? json_pack("[s,s]", "gpu", "debug") : json_pack("[s]", "gpu"));
+        if (i % 100 == 0) json_object_set_new(nd, "state_flags", json_pack("[s]", "DRAIN"));
+        json_array_append_new(nodes, nd);
+    }
+    json_t *big = json_pack("{s:o, s:[]}", "nodes", nodes, "errors");
+    fm_slurm_table *t = fm_slurm_table_new();
+    json_t *errors = NULL;
+    ck_assert_int_eq(apply(t, 200, big, 42, &errors), FM_TABLE_REPLACED);
+
+    size_t cap = 1 << 20;
+    char *text = calloc(1, cap), *list = malloc(65536);
+    const char *part[] = {"gpu", "debug"};
+    for (int p = 0; p < 2; p++)
+        for (int drained = 0; drained < 2; drained++) {
+            list[0] = '\0';
+            int count = 0;
+            for (int r = 1; r <= (p ? 2 : 256); r++) {
+                rack_ranges(list, 65536, r, drained);
+                for (int k = 0; k < 64; k++)
+                    count += (((r - 1) * 64 + k) % 100 == 0) == drained;
+            }
+            size_t l = strlen(text);
+            snprintf(text + l, cap - l, "%s|%s|%d|%s\n", part[p], drained ? "drained" : "idle",
+                     count, list);
+        }
+    const char *parts[] = {"gpu", "debug"};
+    long tt[2], ti[2], st[2], si[2];
+    long long fleet = 0;
+    fm_err err = {0};
+    ck_assert_int_eq(fm_slurm_table_capacity(t, parts, 2, tt, ti, &err), 0);
+    ck_assert_int_eq(fm_slurm_sinfo_counts(text, parts, 2, st, si, &fleet, &err), 0);
+    ck_assert_int_eq(fleet, 16384);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(st[i], tt[i]);
+        ck_assert_int_eq(si[i], ti[i]);
+    }
+    ck_assert_int_eq(tt[1], 128);
+    free(list);
+    free(text);
+    fm_slurm_table_free(t);
+    json_decref(big);
+    json_decref(proto);
+    json_decref(ans);
+}
+END_TEST
+
 static Suite *table_suite(void)
 {
     Suite *s = suite_create("slurm_table");
@@ -295,6 +458,9 @@ static Suite *table_suite(void)
     tcase_add_test(tc, changed_and_removed_nodes);
     tcase_add_test(tc, error_answers_force_a_full_read);
     tcase_add_test(tc, large_table);
+    tcase_add_test(tc, table_walk_is_the_listing);
+    tcase_add_test(tc, sinfo_counts_match_the_table);
+    tcase_add_test(tc, sinfo_counts_at_fleet_scale);
     suite_add_tcase(s, tc);
     return s;
 }
