@@ -1549,6 +1549,32 @@ static void rule_config_chosen(run *r, const diag_rule *ru)
     }
 }
 
+/* Values no owner lists: the (?<val>) captures (the PIDs nvidia-smi shows
+ * on the GPUs) against the (?<key>) captures (the PIDs the running jobs
+ * own, as scontrol listpids prints them).  Judged only when an owner list
+ * was collected: without one, nothing says who owns what. */
+static void rule_unowned(run *r, const diag_rule *ru)
+{
+    int owner = -1;
+    for (int k = 0; k < r->nraws && owner < 0; k++)
+        if (r->raws[k].sig == ru->sig && r->raws[k].key[0]) owner = k;
+    if (owner < 0) return;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig || !m->val[0]) continue;
+        bool owned = false;
+        for (int q = 0; q < r->nraws && !owned; q++)
+            owned = r->raws[q].sig == ru->sig && strcmp(r->raws[q].key, m->val) == 0;
+        if (owned) continue;
+        char why[300];
+        snprintf(why, sizeof why, "correlation %s: '%s' is on the GPUs but no running job owns it: ",
+                 ru->id, m->val);
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, m->line, why));
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, r->raws[owner].line, why));
+        return;
+    }
+}
+
 /* ---- output --------------------------------------------------------------- */
 
 static double round2(double v)
@@ -1843,6 +1869,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             break;
         case RT_CONFIG_CHOSEN:
             rule_config_chosen(&r, ru);
+            break;
+        case RT_UNOWNED:
+            rule_unowned(&r, ru);
             break;
         default:
             break;
