@@ -1412,6 +1412,29 @@ static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const do
 
 #define CONSISTENT_RATIO 1.25
 
+/* The one key whose every sample is far below the median of the others'
+ * least samples: one rank's or node's throughput. */
+static void rank_low(run *r, const diag_rule *ru, char (*keys)[64], const double *mins,
+                     const int *lines, int nk)
+{
+    enum { MAXK = 256 };
+    double sorted[MAXK];
+    memcpy(sorted, mins, (size_t)nk * sizeof *mins);
+    qsort(sorted, (size_t)nk, sizeof *sorted, cmp_double);
+    double med = sorted[nk / 2];
+    double ratio = ru->min > 1 ? ru->min : 1.5;
+    int worst = 0, slow = 0;
+    for (int q = 1; q < nk; q++)
+        if (mins[q] < mins[worst]) worst = q;
+    for (int q = 0; q < nk; q++)
+        slow += mins[q] * ratio <= med;
+    if (med <= 0 || mins[worst] * ratio > med || slow != 1) return;
+    char why[300];
+    snprintf(why, sizeof why, "correlation %s: only %s at %g, 1/%.1f of the median %g of %d: ",
+             ru->id, keys[worst], mins[worst], med / (mins[worst] > 0 ? mins[worst] : 1), med, nk);
+    add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[worst], why));
+}
+
 static void rule_outlier(run *r, const diag_rule *ru)
 {
     enum { MAXK = 256 };
@@ -1442,8 +1465,13 @@ static void rule_outlier(run *r, const diag_rule *ru)
     }
     if (nk < ru->min_keys) return;
     /* a wait far above its peers is a rank that waits, not the slow one:
-     * a low rule judges hosts only */
-    if (host_outlier(r, ru, keys, vals, lines, nk) || ru->low) return;
+     * a low rule with hosts judges hosts only; without a host capture (a
+     * throughput per rank or node) the one far below is the slow one */
+    if (host_outlier(r, ru, keys, vals, lines, nk)) return;
+    if (ru->low) {
+        if (!r->db->sigs[ru->sig].cap_host) rank_low(r, ru, keys, mins, lines, nk);
+        return;
+    }
     double sorted[MAXK];
     memcpy(sorted, vals, (size_t)nk * sizeof *vals);
     qsort(sorted, (size_t)nk, sizeof *sorted, cmp_double);
