@@ -117,9 +117,9 @@ for t in tests/integration/*.sh; do
     stage "integration:$(basename "$t" .sh)" bash "$t"
 done
 stage diagnose-scenarios python3 tests/diagnose/run_scenarios.py
-stage diagnose-blind python3 tests/diagnose/run_scenarios.py --held-out 73 0 tests/diagnose/blind
-stage diagnose-blind2 python3 tests/diagnose/run_scenarios.py --held-out 96 0 tests/diagnose/blind2
-stage diagnose-blind3 python3 tests/diagnose/run_scenarios.py --held-out 93 0 tests/diagnose/blind3
+stage diagnose-blind python3 tests/diagnose/run_scenarios.py --held-out 77 0 tests/diagnose/blind
+stage diagnose-blind2 python3 tests/diagnose/run_scenarios.py --held-out 98 0 tests/diagnose/blind2
+stage diagnose-blind3 python3 tests/diagnose/run_scenarios.py --held-out 94 0 tests/diagnose/blind3
 stage diagnose-blind4 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind4
 stage diagnose-collect bash tests/diagnose/collect.sh
 stage fuzz-smoke bash tests/fuzz/run.sh "${FM_FUZZ_SECONDS:-60}"

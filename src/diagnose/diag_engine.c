@@ -8,6 +8,7 @@
  * one strong) are capped below `act`. */
 #include "diag_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -881,17 +882,32 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
     memcpy(sorted, vals, (size_t)ns * sizeof *vals);
     qsort(sorted, (size_t)ns, sizeof *sorted, cmp_double);
     double med = sorted[ns / 2];
+    /* outlier below 1: one series far BELOW its peers (one node's clocks
+     * held low while the others run at speed) */
+    bool low = m->outlier < 1;
     int worst = 0, slow = 0;
     for (int q = 0; q < ns; q++) {
-        if (vals[q] > vals[worst]) worst = q;
-        slow += vals[q] >= m->outlier * med;
+        if (low ? vals[q] < vals[worst] : vals[q] > vals[worst]) worst = q;
+        slow += low ? vals[q] <= m->outlier * med : vals[q] >= m->outlier * med;
     }
-    if (med <= 0 || vals[worst] < m->outlier * med || (slow > 1 && slow * 4 > ns)) return;
+    if (med <= 0 || (low ? vals[worst] > m->outlier * med : vals[worst] < m->outlier * med) ||
+        (slow > 1 && slow * 4 > ns))
+        return;
     const json_t *s = json_array_get(metrics, at[worst]);
     const json_t *labels = json_object_get(s, "labels");
+    if (m->has_with) {
+        /* the outlier's own GPU must meet `with` (busy: an idle GPU's
+         * clocks are low by design) */
+        json_t *dev = with_devices(r, m, metrics, n);
+        char k[300];
+        device_key(labels, k, sizeof k);
+        bool ok = dev && json_object_get(dev, k) != NULL;
+        json_decref(dev);
+        if (!ok) return;
+    }
     char note[160];
-    snprintf(note, sizeof note, " (%.1fx the median %g of %d series%s)", vals[worst] / med, med, ns,
-             slow == 1 ? ", the only one" : "");
+    snprintf(note, sizeof note, " (%.2fx the median %g of %d series%s)", vals[worst] / med, med,
+             ns, slow == 1 ? ", the only one" : "");
     for (int c = 0; c < g->ncls; c++)
         add_hit(r, g->cls[c], DK_METRICS, g->strength, g->group,
                 metric_evidence(json_string_value(json_object_get(s, "name")), labels, vals[worst],
@@ -1394,12 +1410,37 @@ static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const do
     return true;
 }
 
+#define CONSISTENT_RATIO 1.25
+
+/* The one key whose every sample is far below the median of the others'
+ * least samples: one rank's or node's throughput. */
+static void rank_low(run *r, const diag_rule *ru, char (*keys)[64], const double *mins,
+                     const int *lines, int nk)
+{
+    enum { MAXK = 256 };
+    double sorted[MAXK];
+    memcpy(sorted, mins, (size_t)nk * sizeof *mins);
+    qsort(sorted, (size_t)nk, sizeof *sorted, cmp_double);
+    double med = sorted[nk / 2];
+    double ratio = ru->min > 1 ? ru->min : 1.5;
+    int worst = 0, slow = 0;
+    for (int q = 1; q < nk; q++)
+        if (mins[q] < mins[worst]) worst = q;
+    for (int q = 0; q < nk; q++)
+        slow += mins[q] * ratio <= med;
+    if (med <= 0 || mins[worst] * ratio > med || slow != 1) return;
+    char why[300];
+    snprintf(why, sizeof why, "correlation %s: only %s at %g, 1/%.1f of the median %g of %d: ",
+             ru->id, keys[worst], mins[worst], med / (mins[worst] > 0 ? mins[worst] : 1), med, nk);
+    add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[worst], why));
+}
+
 static void rule_outlier(run *r, const diag_rule *ru)
 {
     enum { MAXK = 256 };
     char keys[MAXK][64];
-    double vals[MAXK];
-    int lines[MAXK], nk = 0;
+    double vals[MAXK], mins[MAXK];
+    int lines[MAXK], nsamp[MAXK], nk = 0;
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
         if (m->sig != ru->sig || !m->key[0] || !m->val[0]) continue;
@@ -1410,17 +1451,27 @@ static void rule_outlier(run *r, const diag_rule *ru)
         if (q == nk) {
             if (nk == MAXK) continue;
             snprintf(keys[nk], sizeof keys[0], "%s", m->key);
-            vals[nk] = v;
+            vals[nk] = mins[nk] = v;
+            nsamp[nk] = 1;
             lines[nk++] = m->line;
-        } else if (v > vals[q]) {
+            continue;
+        }
+        nsamp[q]++;
+        if (v < mins[q]) mins[q] = v;
+        if (v > vals[q]) {
             vals[q] = v;
             lines[q] = m->line;
         }
     }
     if (nk < ru->min_keys) return;
     /* a wait far above its peers is a rank that waits, not the slow one:
-     * a low rule judges hosts only */
-    if (host_outlier(r, ru, keys, vals, lines, nk) || ru->low) return;
+     * a low rule with hosts judges hosts only; without a host capture (a
+     * throughput per rank or node) the one far below is the slow one */
+    if (host_outlier(r, ru, keys, vals, lines, nk)) return;
+    if (ru->low) {
+        if (!r->db->sigs[ru->sig].cap_host) rank_low(r, ru, keys, mins, lines, nk);
+        return;
+    }
     double sorted[MAXK];
     memcpy(sorted, vals, (size_t)nk * sizeof *vals);
     qsort(sorted, (size_t)nk, sizeof *sorted, cmp_double);
@@ -1429,6 +1480,11 @@ static void rule_outlier(run *r, const diag_rule *ru)
     for (int q = 1; q < nk; q++)
         if (vals[q] > vals[worst]) worst = q;
     double ratio = ru->min > 1 ? ru->min : 1.5;
+    /* a rank slower in every one of several samples is slow for good, not
+     * a burst: a smaller margin is enough (its least sample against the
+     * median of every rank's worst) */
+    if (nsamp[worst] >= 2 && mins[worst] >= CONSISTENT_RATIO * med && ratio > CONSISTENT_RATIO)
+        ratio = CONSISTENT_RATIO;
     if (med <= 0 || vals[worst] < ratio * med) return;
     /* more than one rank that slow is not one node's problem */
     int slow = 0;
@@ -1486,25 +1542,63 @@ static bool ifname_allowed(const char *spec, const char *chosen)
     bool match = false;
     char buf[64];
     snprintf(buf, sizeof buf, "%s", spec);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        match |= exact ? strcmp(chosen, t) == 0 : strncmp(chosen, t, strlen(t)) == 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        /* NCCL_IB_HCA entries may name a port ("mlx5_0:1"): the device decides */
+        size_t n = strcspn(t, ":");
+        match |= exact ? strlen(chosen) == n && strncmp(chosen, t, n) == 0
+                       : strncmp(chosen, t, n) == 0;
+    }
     return exclude ? !match : match;
 }
 
 static void rule_config_chosen(run *r, const diag_rule *ru)
 {
-    int conf = -1;
+    /* the configuration may come from another source than the choice (a
+     * node's nccl.conf in the events, NCCL's INFO lines in the job log),
+     * and sources are walked in a fixed order: a choice with no setting
+     * before it is judged against the first setting anywhere */
+    int conf = -1, any = -1;
+    for (int k = 0; k < r->nraws && any < 0; k++)
+        if (r->raws[k].sig == ru->sig && r->raws[k].key[0]) any = k;
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
         if (m->sig != ru->sig) continue;
         if (m->key[0]) conf = k;
-        if (!m->val[0] || conf < 0 || ifname_allowed(r->raws[conf].key, m->val)) continue;
+        int c = conf >= 0 ? conf : any;
+        if (!m->val[0] || c < 0 || ifname_allowed(r->raws[c].key, m->val)) continue;
+        conf = c;
         char why[300];
         snprintf(why, sizeof why, "correlation %s: configured '%s' but chose '%s': ", ru->id,
                  r->raws[conf].key, m->val);
         add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, m->line, why));
         add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id,
                 line_evidence(r, r->raws[conf].line, why));
+        return;
+    }
+}
+
+/* Values no owner lists: the (?<val>) captures (the PIDs nvidia-smi shows
+ * on the GPUs) against the (?<key>) captures (the PIDs the running jobs
+ * own, as scontrol listpids prints them).  Judged only when an owner list
+ * was collected: without one, nothing says who owns what. */
+static void rule_unowned(run *r, const diag_rule *ru)
+{
+    int owner = -1;
+    for (int k = 0; k < r->nraws && owner < 0; k++)
+        if (r->raws[k].sig == ru->sig && r->raws[k].key[0]) owner = k;
+    if (owner < 0) return;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig || !m->val[0]) continue;
+        bool owned = false;
+        for (int q = 0; q < r->nraws && !owned; q++)
+            owned = r->raws[q].sig == ru->sig && strcmp(r->raws[q].key, m->val) == 0;
+        if (owned) continue;
+        char why[300];
+        snprintf(why, sizeof why, "correlation %s: '%s' is on the GPUs but no running job owns it: ",
+                 ru->id, m->val);
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, m->line, why));
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, r->raws[owner].line, why));
         return;
     }
 }
@@ -1638,6 +1732,27 @@ static json_t *healthy_entry(run *r, double best, const json_t *taxonomy)
     return o;
 }
 
+/* True when a job-level anomaly names the asked node as a word (the
+ * rank's host in a NaN or SIGKILL line, a failed job that ran on it
+ * alone): the evidence then points at that node, and its job-level words
+ * do not make the question a job's. */
+static bool names_node(const run *r)
+{
+    size_t n = r->node ? strlen(r->node) : 0;
+    if (n < 2) return false;
+    for (int i = 0; i < r->nanoms; i++) {
+        if (r->anoms[i].level != 0) continue;
+        for (const char *p = strstr(r->anoms[i].text, r->node); p; p = strstr(p + 1, r->node)) {
+            bool before = p == r->anoms[i].text || !(isalnum((unsigned char)p[-1]) ||
+                                                     p[-1] == '-' || p[-1] == '_' || p[-1] == '.');
+            bool after = !(isalnum((unsigned char)p[n]) || p[n] == '-' || p[n] == '_' ||
+                           (p[n] == '.' && isalnum((unsigned char)p[n + 1])));
+            if (before && after) return true;
+        }
+    }
+    return false;
+}
+
 /* inconclusive: anomalies no class explains, or nothing to judge.  The
  * anomalies are the evidence; the answer is a human, never a runbook. */
 static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, int ic)
@@ -1677,7 +1792,7 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
     /* the whole fleet alike: no node of it is the cause */
     if (cluster && !node)
         json_object_set_new(o, "scope", json_string("cluster"));
-    else if (job && !node)
+    else if (job && !node && !names_node(r))
         json_object_set_new(o, "scope", json_string("job"));
     json_object_set_new(o, "runbook", json_null());
     json_object_set_new(o, "act", json_false());
@@ -1782,6 +1897,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             break;
         case RT_CONFIG_CHOSEN:
             rule_config_chosen(&r, ru);
+            break;
+        case RT_UNOWNED:
+            rule_unowned(&r, ru);
             break;
         default:
             break;

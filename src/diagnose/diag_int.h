@@ -107,7 +107,8 @@ enum {
     RT_CONFIG_CHOSEN,
     RT_EXPLAINS,
     RT_ABSORB,
-    RT_BELOW_REFERENCE
+    RT_BELOW_REFERENCE,
+    RT_UNOWNED
 };
 
 typedef struct diag_rule {

@@ -331,8 +331,9 @@ static int rule_type(const char *t)
                                         "configured_vs_chosen",
                                         "explains",
                                         "absorb",
-                                        "below_reference"};
-    for (int i = 0; i < 11; i++)
+                                        "below_reference",
+                                        "unowned_value"};
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strcmp(t, names[i]) == 0) return i;
     return -1;
 }
@@ -399,7 +400,7 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     if (class_list(lc, json_object_get(o, "from"), ptr, r)) return -1;
     bool capture = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
                    r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN ||
-                   r->type == RT_BELOW_REFERENCE;
+                   r->type == RT_BELOW_REFERENCE || r->type == RT_UNOWNED;
     bool needs_cls = capture || (r->type == RT_EXPLAINS && !ia && !as) || r->type == RT_ABSORB;
     if (needs_cls && r->cls < 0)
         return bad(lc, ptr, "this rule type needs fault_class (or if)", NULL, NULL);
