@@ -70,7 +70,8 @@ $(BUILD)/gen/tools.gen.c: tools/gen-registry.py $(TOOL_JSON) | pkgs
 	$(PYTHON) tools/gen-registry.py schemas/tools $@
 
 # The runbook action table, from schemas/actions/*.json by the same script.
-$(BUILD)/gen/actions.gen.c: tools/gen-registry.py $(ACTION_JSON) | pkgs
+$(BUILD)/gen/actions.gen.c: tools/gen-registry.py $(ACTION_JSON) $(wildcard schemas/tools/*.json) \
+                          | pkgs
 	@mkdir -p $(@D)
 	$(PYTHON) tools/gen-registry.py --actions schemas/actions $@
 

@@ -54,6 +54,13 @@ int fm_node_state_parse(const char *name);
 
 struct fm_step_ctx; /* one running step, private to src/workflow/engine.c */
 
+/* A tool an executor calls through fm_tools_call_internal, named by the
+ * action's data, and the gate steps it passes (FM_GATE_EXEMPT_*). */
+typedef struct fm_action_call {
+    const char *tool; /* NULL: the action calls no tool for this */
+    unsigned exempt;
+} fm_action_call;
+
 /* One row per schemas/actions/NAME.json, generated into C by
  * tools/gen-registry.py --actions: the runbook loader, the gate, the
  * planner and the workflow engine read this table and nothing else, and
@@ -75,6 +82,8 @@ typedef struct fm_action_def {
     int lease_s;                /* >0: the process holds the step this long at most (a
                                    monitor's timeout_s covers its whole window) */
     const char *only_in;        /* the one step list it may appear in, or NULL */
+    fm_action_call bundle;      /* the tool that takes its diagnostic bundle */
+    fm_action_call ticket;      /* the tool that files its ticket */
     int (*exec)(struct fm_step_ctx *sc, fm_err *err); /* src/workflow/engine.c */
 } fm_action_def;
 

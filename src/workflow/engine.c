@@ -314,7 +314,7 @@ int fm_act_health_probe(step_ctx *sc, fm_err *err)
 int fm_act_diag_bundle(step_ctx *sc, fm_err *err)
 {
     char id[32];
-    if (fm_wf_diag_bundle(sc->call, sc->w->node, id, sizeof id, err)) return -1;
+    if (fm_wf_diag_bundle(sc->call, &sc->def->bundle, sc->w->node, id, sizeof id, err)) return -1;
     json_object_set_new(sc->w->vars, "bundle_id", json_string(id));
     json_object_set_new(sc->out, "bundle_id", json_string(id));
     return 0;
@@ -369,22 +369,24 @@ int fm_act_resume(step_ctx *sc, fm_err *err)
 }
 
 /* Evidence for a ticket: what ran and what failed (new array). */
+#define EVIDENCE_MAX 500 /* bytes per evidence line: ticket_create's schema */
+
 static json_t *evidence(fm_ctx *ctx, const wf_row *w)
 {
     json_t *ev = json_array();
     char line[600];
     snprintf(line, sizeof line, "workflow %s, runbook %s v%lld, plan %s", w->id, w->runbook,
              w->runbook_version, w->plan_id[0] ? w->plan_id : "-");
-    json_array_append_new(ev, json_string(line));
+    json_array_append_new(ev, fm_ticket_str_clip(line, EVIDENCE_MAX));
     const char *vf = fm_json_str(w->vars, "verify_failed", NULL);
     if (vf) {
         snprintf(line, sizeof line, "verification: %s", vf);
-        json_array_append_new(ev, json_string(line));
+        json_array_append_new(ev, fm_ticket_str_clip(line, EVIDENCE_MAX));
     }
     const char *fe = fm_json_str(w->vars, "failed_step", NULL);
     if (fe) {
         snprintf(line, sizeof line, "failed step: %s", fe);
-        json_array_append_new(ev, json_string(line));
+        json_array_append_new(ev, fm_ticket_str_clip(line, EVIDENCE_MAX));
     }
     (void)ctx;
     return ev;
@@ -399,7 +401,8 @@ int fm_act_escalate(step_ctx *sc, fm_err *err)
     if (!bundle || !*bundle) {
         /* Evidence first: a ticket without the node's state is half a ticket. */
         fm_err e = {0};
-        if (!fm_wf_diag_bundle(sc->call, sc->w->node, fresh, sizeof fresh, &e) && fresh[0])
+        if (!fm_wf_diag_bundle(sc->call, &sc->def->bundle, sc->w->node, fresh, sizeof fresh, &e) &&
+            fresh[0])
             bundle = fresh;
         else
             json_object_set_new(sc->out, "bundle_error", json_string(e.text));
@@ -409,9 +412,19 @@ int fm_act_escalate(step_ctx *sc, fm_err *err)
     snprintf(summary, sizeof summary, "%s: %s %s (team %s, severity %s)", sc->w->node,
              sc->w->fault_class, fe ? "repair failed, node kept out of service" : "needs a human",
              fm_json_str(args, "team", "?"), fm_json_str(args, "severity", "?"));
-    json_t *ev = evidence(ctx, sc->w);
-    json_t *t = fm_ticket_escalate(ctx, sc->w->node, sc->w->fault_class, summary, ev, bundle, err);
-    json_decref(ev);
+    /* The ticket tool's own arguments, checked by its schema and the
+     * gate (the action's data says which steps an escalation passes). */
+    json_t *targs = json_pack("{s:o, s:s, s:s, s:s, s:o}", "summary", fm_ticket_summary(summary),
+                              "node", sc->w->node, "fault_class", sc->w->fault_class, "severity",
+                              "high", "evidence", evidence(ctx, sc->w));
+    if (bundle) json_object_set_new(targs, "bundle_id", json_string(bundle));
+    json_t *t = sc->def->ticket.tool ? fm_tools_call_internal(sc->call, sc->def->ticket.tool,
+                                                              sc->def->ticket.exempt, targs, err)
+                                     : NULL;
+    if (!sc->def->ticket.tool)
+        fm_err_set(err, FM_ERR_INTERNAL, "%s names no ticket tool (calls.ticket in"
+                   " schemas/actions/%s.json); please report", sc->def->name, sc->def->name);
+    json_decref(targs);
     if (!t) return -1;
     json_object_set_new(sc->out, "ticket", json_string(fm_json_str(t, "key", "")));
     json_object_set_new(sc->out, "deduplicated",
