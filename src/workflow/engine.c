@@ -368,9 +368,9 @@ int fm_act_resume(step_ctx *sc, fm_err *err)
     return 0;
 }
 
-/* Evidence for a ticket: what ran and what failed (new array). */
 #define EVIDENCE_MAX 500 /* bytes per evidence line: ticket_create's schema */
 
+/* Evidence for a ticket: what ran and what failed (new array). */
 static json_t *evidence(fm_ctx *ctx, const wf_row *w)
 {
     json_t *ev = json_array();
@@ -418,12 +418,15 @@ int fm_act_escalate(step_ctx *sc, fm_err *err)
                               "node", sc->w->node, "fault_class", sc->w->fault_class, "severity",
                               "high", "evidence", evidence(ctx, sc->w));
     if (bundle) json_object_set_new(targs, "bundle_id", json_string(bundle));
-    json_t *t = sc->def->ticket.tool ? fm_tools_call_internal(sc->call, sc->def->ticket.tool,
-                                                              sc->def->ticket.exempt, targs, err)
-                                     : NULL;
-    if (!sc->def->ticket.tool)
-        fm_err_set(err, FM_ERR_INTERNAL, "%s names no ticket tool (calls.ticket in"
-                   " schemas/actions/%s.json); please report", sc->def->name, sc->def->name);
+    json_t *t = NULL;
+    if (sc->def->ticket.tool)
+        t = fm_tools_call_internal(sc->call, sc->def->ticket.tool, sc->def->ticket.exempt, targs,
+                                   err);
+    else
+        fm_err_set(err, FM_ERR_INTERNAL,
+                   "%s names no ticket tool (calls.ticket in schemas/actions/%s.json); please"
+                   " report",
+                   sc->def->name, sc->def->name);
     json_decref(targs);
     if (!t) return -1;
     json_object_set_new(sc->out, "ticket", json_string(fm_json_str(t, "key", "")));
