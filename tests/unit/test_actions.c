@@ -120,8 +120,9 @@ static char *slurp(const char *path)
 }
 
 /* Copies the shipped data into DIR/actions without drain, adds
- * probe_only (set_state under another name and executor), or with
- * "broken" gives probe_only an executor that is no fm_act_ identifier. */
+ * probe_only (set_state under another name and executor); "broken" gives
+ * it an executor that is no fm_act_ identifier, "exempt" a kill-switch
+ * exemption on a call of a hitl tool. */
 static const char *const EDIT =
     "import glob, json, os, shutil, sys\n"
     "d = os.path.join(sys.argv[1], 'actions')\n"
@@ -131,6 +132,8 @@ static const char *const EDIT =
     "a = json.load(open('schemas/actions/set_state.json'))\n"
     "a['name'] = 'probe_only'\n"
     "a['executor'] = 'run_anything' if sys.argv[2] == 'broken' else 'fm_act_probe_only'\n"
+    "if sys.argv[2] == 'exempt':\n"
+    "    a['calls'] = {'ticket': {'tool': 'node_drain', 'exempt': ['killswitch']}}\n"
     "json.dump(a, open(os.path.join(d, 'probe_only.json'), 'w'))\n";
 
 START_TEST(generator_adds_and_removes_rows)
@@ -161,6 +164,11 @@ START_TEST(generator_adds_and_removes_rows)
     ck_assert_int_eq(run(edit, err), 0);
     ck_assert_int_ne(run(gen, err), 0);
     ck_assert_ptr_nonnull(strstr(slurp(err), "probe_only.json: executor must be"));
+    /* An exemption from the kill switch is for create tools' calls only. */
+    edit[4] = "exempt";
+    ck_assert_int_eq(run(edit, err), 0);
+    ck_assert_int_ne(run(gen, err), 0);
+    ck_assert_ptr_nonnull(strstr(slurp(err), "only a create tool's call may pass"));
 
     const char *left[] = {"actions.gen.c", "fm_actions.gen.h", "err"};
     for (size_t i = 0; i < 3; i++) {
