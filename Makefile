@@ -51,12 +51,14 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 EDIT_LIBS := $(or $(shell pkg-config --libs libedit 2>/dev/null),-ledit)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/main.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/tools.gen.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/tools.gen.o \
+            $(BUILD)/obj/gen/actions.gen.o
 CLI_SRC  := $(sort $(wildcard tools/mcp-cli/*.c))
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TOOL_JSON := $(sort $(shell find schemas -name '*.json'))
+TOOL_JSON := $(sort $(shell find schemas -name '*.json' ! -path 'schemas/actions/*'))
+ACTION_JSON := $(sort $(wildcard schemas/actions/*.json))
 DEPFLAGS = -MMD -MP
 
 .PHONY: all deps pkgs check unit asan protocol interop integration fuzz fuzz-smoke \
@@ -76,12 +78,18 @@ $(BUILD)/gen/tools.gen.c: tools/gen-registry.py $(TOOL_JSON) | pkgs
 	@mkdir -p $(@D)
 	$(PYTHON) tools/gen-registry.py schemas/tools $@
 
-$(BUILD)/obj/gen/tools.gen.o: $(BUILD)/gen/tools.gen.c
+# The runbook action table, from schemas/actions/*.json by the same script.
+$(BUILD)/gen/actions.gen.c: tools/gen-registry.py $(ACTION_JSON) $(wildcard schemas/tools/*.json) \
+                          | pkgs
+	@mkdir -p $(@D)
+	$(PYTHON) tools/gen-registry.py --actions schemas/actions $@
+
+$(BUILD)/obj/gen/%.gen.o: $(BUILD)/gen/%.gen.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-# Every object may include the generated handler prototypes.
-$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/tools.gen.c pkgs
+# Every object may include the generated handler and executor prototypes.
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/tools.gen.c $(BUILD)/gen/actions.gen.c pkgs
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 

@@ -10,6 +10,13 @@ out quietly.  Output: a C file with the schemas as string literals.
 
 Every hitl and canary tool gets approval_id in its input schema here, so
 no tool can need an approval its schema refuses.
+
+With --actions SRC OUT it generates the runbook action table
+(fm_action_table) from schemas/actions/*.json instead: one file per
+action with its argument schema, what it needs (a node, capacity, which
+approval) and the executor that runs it.  The runbook loader, the gate,
+the planner and the workflow engine all read that one table, so an action
+added or removed here is added or removed for all of them.
 """
 import json
 import os
@@ -240,6 +247,138 @@ def share_repeats(schema):
                     replace(v, i)
 
 
+ACTION_KEYS = {"name", "summary", "comment", "executor", "needs", "flags", "state_after",
+               "timeout_s", "lease_s", "only_in", "calls", "args"}
+# What an internal call may pass in the gate (fm_gate.h): steps 4 and 5.
+GATE_EXEMPT = {"killswitch": "FM_GATE_EXEMPT_KILLSWITCH", "rate_limit": "FM_GATE_EXEMPT_RATE_LIMIT"}
+# The tools an executor calls, by what it calls them for (fm_action_def).
+CALL_ROLES = {"bundle", "ticket"}
+ACTION_FLAGS = {"destructive", "mutates_slurm", "superseded_by_reboot", "not_resumable"}
+# fm_node_state in fm_runbook.h, plus the two FM_ACTION_STATE_* values.
+NODE_STATES = {"healthy": "FM_NODE_HEALTHY", "suspect": "FM_NODE_SUSPECT",
+               "quarantined": "FM_NODE_QUARANTINED", "repairing": "FM_NODE_REPAIRING",
+               "validating": "FM_NODE_VALIDATING", "returned": "FM_NODE_RETURNED",
+               "escalated": "FM_NODE_ESCALATED", "keep": "FM_ACTION_STATE_KEEP",
+               "from_args": "FM_ACTION_STATE_FROM_ARGS"}
+STEP_LISTS = {"steps", "verification", "on_success", "rollback", "on_failure"}
+
+
+def load_action(path, tools):
+    try:
+        with open(path, encoding="utf-8") as f:
+            a = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(path, f"not valid JSON: {e}")
+    if not isinstance(a, dict):
+        fail(path, "must be an object")
+    extra = set(a) - ACTION_KEYS
+    if extra:
+        fail(path, f"unknown keys {sorted(extra)}")
+    for k in ("name", "summary", "executor", "needs", "state_after", "timeout_s", "args"):
+        if k not in a:
+            fail(path, f"missing '{k}'")
+    if not re.fullmatch(r"[a-z][a-z_]{1,31}", a["name"]):
+        fail(path, "name must match [a-z][a-z_]{1,31} (runbook.schema.json's action pattern)")
+    if os.path.basename(path) != a["name"] + ".json":
+        fail(path, "file name must be <name>.json")
+    if not re.fullmatch(r"fm_act_[a-z0-9_]+", a["executor"]):
+        fail(path, "executor must be an fm_act_* identifier (src/workflow/engine.c)")
+    n = a["needs"]
+    if (not isinstance(n, dict) or set(n) != {"node", "capacity", "approval"} or
+            not isinstance(n["node"], bool) or not isinstance(n["capacity"], bool) or
+            n["approval"] not in ("plan", "always")):
+        fail(path, "needs must be {node: bool, capacity: bool, approval: plan|always}")
+    if n["capacity"] and not n["node"]:
+        fail(path, "an action that takes capacity acts on the node: needs.node must be true")
+    for f_ in a.get("flags", []):
+        if f_ not in ACTION_FLAGS:
+            fail(path, f"unknown flag {f_}; known: {sorted(ACTION_FLAGS)}")
+    if a["state_after"] not in NODE_STATES:
+        fail(path, f"state_after must be one of {sorted(NODE_STATES)}")
+    t = a["timeout_s"]
+    if (not isinstance(t, dict) or set(t) != {"default", "max"} or
+            not all(isinstance(t[k], int) and t[k] > 0 for k in t) or t["default"] > t["max"]):
+        fail(path, "timeout_s must be {default: N, max: M} with 0 < N <= M")
+    if "lease_s" in a and (not isinstance(a["lease_s"], int) or a["lease_s"] < 1):
+        fail(path, "lease_s must be a positive integer")
+    if "only_in" in a and a["only_in"] not in STEP_LISTS:
+        fail(path, f"only_in must name one step list of {sorted(STEP_LISTS)}")
+    calls = a.get("calls", {})
+    if not isinstance(calls, dict) or set(calls) - CALL_ROLES:
+        fail(path, f"calls maps roles {sorted(CALL_ROLES)} to {{tool, exempt}}")
+    for role, c in calls.items():
+        if (not isinstance(c, dict) or set(c) - {"tool", "exempt"} or "tool" not in c or
+                not isinstance(c.get("exempt", []), list) or
+                any(x not in GATE_EXEMPT for x in c.get("exempt", []))):
+            fail(path, f"calls.{role} must be {{tool: NAME, exempt: "
+                       f"[{'|'.join(sorted(GATE_EXEMPT))}]}}")
+        if c["tool"] not in tools:
+            fail(path, f"calls.{role} names tool {c['tool']}, which has no file in the tool"
+                       " schemas")
+        if c.get("exempt") and tools[c["tool"]] != "create":
+            fail(path, f"calls.{role}: only a create tool's call may pass the kill switch or"
+                       f" the rate limit, and {c['tool']} is {tools[c['tool']]}")
+    s = a["args"]
+    if not isinstance(s, dict) or s.get("type") != "object" or \
+            s.get("additionalProperties") is not False:
+        fail(path, "args must be a strict JSON Schema (type object, additionalProperties false)")
+    return a
+
+
+def main_actions(src, out, tools_dir):
+    try:
+        tools = {}
+        for n in os.listdir(tools_dir):
+            if n.endswith(".json"):
+                with open(os.path.join(tools_dir, n), encoding="utf-8") as f:
+                    tools[n[:-5]] = json.load(f).get("autonomy")
+    except (OSError, ValueError) as e:
+        fail(tools_dir, f"cannot list the tool schemas an action may call: {e}")
+    acts = [load_action(os.path.join(src, n), tools) for n in sorted(os.listdir(src))
+            if n.endswith(".json")]
+    if not acts:
+        fail(src, "no actions")
+    lines = ["/* Generated by tools/gen-registry.py from schemas/actions/NAME.json: do not edit. */",
+             '#include "fleetmcp/fm_gate.h"', '#include "fleetmcp/fm_runbook.h"', "",
+             '#include "fm_actions.gen.h"', "",
+             "const fm_action_def fm_action_table[] = {"]
+    for a in acts:
+        fl = a.get("flags", [])
+        n = a["needs"]
+        lines += [
+            "    {",
+            f"        .name = {c_string(a['name'])},",
+            f"        .summary = {c_string(a['summary'])},",
+            f"        .args_schema = {c_string(json.dumps(a['args'], separators=(',', ':')))},",
+            f"        .default_timeout_s = {a['timeout_s']['default']},",
+            f"        .max_timeout_s = {a['timeout_s']['max']},",
+            f"        .destructive = {'true' if 'destructive' in fl else 'false'},",
+            f"        .mutates_slurm = {'true' if 'mutates_slurm' in fl else 'false'},",
+            f"        .needs_approval_always = {'true' if n['approval'] == 'always' else 'false'},",
+            f"        .touches_node = {'true' if n['node'] else 'false'},",
+            f"        .takes_capacity = {'true' if n['capacity'] else 'false'},",
+            f"        .state_after = {NODE_STATES[a['state_after']]},",
+            f"        .superseded_by_reboot = {'true' if 'superseded_by_reboot' in fl else 'false'},",
+            f"        .resumable = {'false' if 'not_resumable' in fl else 'true'},",
+            f"        .lease_s = {a.get('lease_s', 0)},",
+            f"        .only_in = {c_string(a['only_in']) if 'only_in' in a else 'NULL'},",
+            *[f"        .{role} = {{{c_string(c['tool'])}, "
+              f"{' | '.join(GATE_EXEMPT[x] for x in c.get('exempt', [])) or '0'}}},"
+              for role, c in sorted(a.get("calls", {}).items())],
+            f"        .exec = {a['executor']},",
+            "    },",
+        ]
+    lines += ["};", "", f"const size_t fm_action_count = {len(acts)};", ""]
+    header = ["/* Generated by tools/gen-registry.py: the action executors' prototypes. */",
+              "#ifndef FM_ACTIONS_GEN_H", "#define FM_ACTIONS_GEN_H", "",
+              '#include "fleetmcp/fm_runbook.h"', ""]
+    header += [f"int {e}(struct fm_step_ctx *sc, fm_err *err);"
+               for e in sorted({a["executor"] for a in acts})]
+    header += ["", "#endif", ""]
+    write(os.path.join(os.path.dirname(out), "fm_actions.gen.h"), header)
+    write(out, lines)
+
+
 def embedded(root):
     """Every other schema file under schemas/ (config sections, runbook,
     signatures), checked as JSON and embedded by relative name."""
@@ -248,7 +387,8 @@ def embedded(root):
         for n in sorted(names):
             p = os.path.join(d, n)
             rel = os.path.relpath(p, root)
-            if not n.endswith(".json") or rel.startswith("tools" + os.sep):
+            if (not n.endswith(".json") or rel.startswith("tools" + os.sep) or
+                    rel.startswith("actions" + os.sep)):
                 continue
             try:
                 with open(p, encoding="utf-8") as f:
@@ -262,6 +402,12 @@ def embedded(root):
 
 
 def main():
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--actions":
+        # The tools an action may call: schemas/tools beside schemas/actions.
+        tools = sys.argv[4] if len(sys.argv) == 5 else \
+            os.path.join(os.path.dirname(os.path.normpath(sys.argv[2])), "tools")
+        main_actions(sys.argv[2], sys.argv[3], tools)
+        return
     src, out = sys.argv[1], sys.argv[2]
     # Another program built on libfleetmcp (tests/conformance/fixture) brings
     # its own tools and embeds the server's other schemas: a third argument.

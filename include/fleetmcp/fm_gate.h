@@ -21,7 +21,18 @@
  *      above `act` on every node (fm_gate_approval_why)  APPROVAL
  *   7. mode shadow: the decision above is recorded as a recommendation
  *      and nothing runs (verdict FM_GATE_SHADOW)
- * A denial carries a stable code word and a reason an agent can act on. */
+ * A denial carries a stable code word and a reason an agent can act on.
+ *
+ * Internal calls (a workflow step calling a tool: diag_bundle calls
+ * node_diag_bundle, escalate and ticket call ticket_create) go through
+ * fm_tools_call_internal: input schema, then fm_gate_decide_internal, the
+ * same steps as the session driving the workflow, minus the exemptions
+ * the action's data grants (schemas/actions/NAME.json calls.ticket.exempt):
+ * escalate and ticket pass 4 and 5, since a node a repair left out of
+ * service must reach a human whatever the kill switch or ticket_create's
+ * hourly limit says; those tickets are not counted against the limit
+ * either (deduplicated per node and fault class, bounded by the retry
+ * budget).  Every other step is held to 1-7 like a client's call. */
 #ifndef FM_GATE_H
 #define FM_GATE_H
 
@@ -49,6 +60,17 @@ typedef struct fm_gate_decision {
 
 void fm_gate_decide(struct fm_ctx *ctx, int tool_index, const json_t *args,
                     fm_gate_decision *d);
+
+/* What an internal call may pass (fm_action_call.exempt, from the action
+ * table's data): steps 4 and 5, for create tools only (the generator
+ * refuses it on others; the gate ignores it there); every other step
+ * holds. */
+#define FM_GATE_EXEMPT_KILLSWITCH 0x1u
+#define FM_GATE_EXEMPT_RATE_LIMIT 0x2u
+
+/* The same decision for an internal call, with the action's exemptions. */
+void fm_gate_decide_internal(struct fm_ctx *ctx, int tool_index, const json_t *args,
+                             unsigned exempt, fm_gate_decision *d);
 
 /* The kill switch as the gate sees it: the store setting or the file. */
 bool fm_killswitch_engaged(struct fm_ctx *ctx, char *why, size_t whylen);

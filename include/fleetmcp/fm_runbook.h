@@ -52,6 +52,19 @@ int fm_node_state_parse(const char *name);
 #define FM_ACTION_STATE_KEEP (-1)
 #define FM_ACTION_STATE_FROM_ARGS (-2)
 
+struct fm_step_ctx; /* one running step, private to src/workflow/engine.c */
+
+/* A tool an executor calls through fm_tools_call_internal, named by the
+ * action's data, and the gate steps it passes (FM_GATE_EXEMPT_*). */
+typedef struct fm_action_call {
+    const char *tool; /* NULL: the action calls no tool for this */
+    unsigned exempt;
+} fm_action_call;
+
+/* One row per schemas/actions/NAME.json, generated into C by
+ * tools/gen-registry.py --actions: the runbook loader, the gate, the
+ * planner and the workflow engine read this table and nothing else, and
+ * compare no action name in C. */
 typedef struct fm_action_def {
     const char *name;
     const char *summary;        /* one line, for humans and plans */
@@ -64,6 +77,14 @@ typedef struct fm_action_def {
     bool touches_node;          /* node action: runbook autonomy canary or hitl */
     int state_after;            /* fm_node_state on success, or FM_ACTION_STATE_* */
     bool superseded_by_reboot;  /* a pending reboot does it too (GPU reset) */
+    bool takes_capacity;        /* takes the node out: reserved against the blast radius */
+    bool resumable;             /* safe to run again if the server died mid-step */
+    int lease_s;                /* >0: the process holds the step this long at most (a
+                                   monitor's timeout_s covers its whole window) */
+    const char *only_in;        /* the one step list it may appear in, or NULL */
+    fm_action_call bundle;      /* the tool that takes its diagnostic bundle */
+    fm_action_call ticket;      /* the tool that files its ticket */
+    int (*exec)(struct fm_step_ctx *sc, fm_err *err); /* src/workflow/engine.c */
 } fm_action_def;
 
 extern const fm_action_def fm_action_table[];

@@ -114,6 +114,8 @@ void fm_ctx_close(fm_ctx *ctx);
 
 /* Index of a visible (enabled) tool, or -1 (unknown or hidden). */
 int fm_registry_find(const fm_ctx *ctx, const char *name);
+/* Index of the tool named name in fm_tool_table, visible or not; -1. */
+int fm_tool_index(const char *name);
 
 /* Runs one tools/call through schema validation, the gate, audit and the
  * handler.  Returns a new CallToolResult object.  Used by the MCP layer
@@ -125,6 +127,17 @@ json_t *fm_tools_call(fm_ctx *ctx, int tool_index, const json_t *args,
 json_t *fm_tools_call_text(fm_ctx *ctx, int tool_index, const json_t *args,
                            const json_t *progress_token, const json_t *meta,
                            char **structured_text);
+
+/* The one way fleetmcp calls a tool on its own behalf (a workflow step:
+ * the action table's `calls`): args are checked against the tool's input
+ * schema, the gate decides as for the session driving parent
+ * (fm_gate_decide_internal with exempt, FM_GATE_EXEMPT_*), the handler
+ * runs and its result is checked against the output schema.  No audit
+ * row of its own: the step's row records the call.  Returns the
+ * structured result (new), or NULL with err set (a refusal keeps the
+ * gate's code word). */
+json_t *fm_tools_call_internal(fm_call *parent, const char *tool, unsigned exempt,
+                               const json_t *args, fm_err *err);
 
 /* Builds an isError result whose text is "<WORD>: <text>" (new). */
 json_t *fm_result_error(const fm_err *err);

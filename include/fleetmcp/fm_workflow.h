@@ -151,9 +151,13 @@ json_t *fm_wf_diag(struct fm_ctx *ctx, const char *node, int level, fm_err *err)
 json_t *fm_wf_verify(struct fm_ctx *ctx, const char *node, const json_t *checks, long long since_s,
                      fm_err *err);
 
-/* Collects and stores a diag bundle through node_diag_bundle's code path;
- * the id into id_out (empty on failure: err says why). */
-int fm_wf_diag_bundle(fm_call *call, const char *node, char *id_out, size_t len, fm_err *err);
+/* Collects and stores a diag bundle by an internal call of the tool the
+ * action's data names (via: its calls.bundle), so the tool's schema and
+ * the gate hold as for any call; the id into id_out (empty on failure:
+ * err says why). */
+struct fm_action_call;
+int fm_wf_diag_bundle(fm_call *call, const struct fm_action_call *via, const char *node,
+                      char *id_out, size_t len, fm_err *err);
 
 /* The node's Slurm boot time (epoch s, 0 unknown) and state words joined
  * ("IDLE+DRAIN") into state. */

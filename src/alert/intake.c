@@ -174,9 +174,7 @@ static void alert_node(fm_ctx *ctx, const json_t *labels, char *out, size_t len)
  * structuredContent (new), or NULL with the error text in why. */
 static json_t *call(fm_ctx *ctx, const char *name, const json_t *args, char *why, size_t len)
 {
-    int ti = -1;
-    for (size_t i = 0; i < fm_tool_count; i++)
-        if (!strcmp(fm_tool_table[i].name, name)) ti = (int)i;
+    int ti = fm_tool_index(name);
     if (ti < 0) {
         snprintf(why, len, "no tool %s in this build", name);
         return NULL;

@@ -427,7 +427,20 @@ out:
     json_decref(detail);
 }
 
+static void decide(fm_ctx *ctx, int ti, const json_t *args, unsigned exempt, fm_gate_decision *d);
+
 void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d)
+{
+    decide(ctx, ti, args, 0, d);
+}
+
+void fm_gate_decide_internal(fm_ctx *ctx, int ti, const json_t *args, unsigned exempt,
+                             fm_gate_decision *d)
+{
+    decide(ctx, ti, args, exempt & (FM_GATE_EXEMPT_KILLSWITCH | FM_GATE_EXEMPT_RATE_LIMIT), d);
+}
+
+static void decide(fm_ctx *ctx, int ti, const json_t *args, unsigned exempt, fm_gate_decision *d)
 {
     memset(d, 0, sizeof *d);
     const fm_tool_def *t = &fm_tool_table[ti];
@@ -462,14 +475,18 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
      *    releasing is exactly what a human must be able to do (it still
      *    needs an approval below), and recording an approval changes
      *    nothing in the fleet. */
-    if (!(t->flags & FM_TOOL_KILLSWITCH_EXEMPT) && fm_killswitch_engaged(ctx, why, sizeof why)) {
+    bool exempt_ks = (exempt & FM_GATE_EXEMPT_KILLSWITCH) && t->autonomy == FM_AUTONOMY_CREATE;
+    if (!(t->flags & FM_TOOL_KILLSWITCH_EXEMPT) && !exempt_ks &&
+        fm_killswitch_engaged(ctx, why, sizeof why)) {
         deny(d, FM_ERR_DENIED,
              "%s refused: %s; every mutation is stopped. A human releases it with"
              " `mcp-cli call killswitch_release` and an approval, or by removing the file",
              t->name, why);
         return;
     }
-    /* 5. rate limit for create tools. */
+    /* 5. rate limit for create tools.  An exempt internal call is not
+     *    counted either: it writes no audit row under the tool's name. */
+    if (t->autonomy == FM_AUTONOMY_CREATE && (exempt & FM_GATE_EXEMPT_RATE_LIMIT)) return;
     if (t->autonomy == FM_AUTONOMY_CREATE) {
         long long limit = fm_gate_rate_limit(ctx, ti), oldest = 0;
         if (limit > 0) {

@@ -145,6 +145,52 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
     return r;
 }
 
+json_t *fm_tools_call_internal(fm_call *parent, const char *tool, unsigned exempt,
+                               const json_t *args, fm_err *err)
+{
+    fm_ctx *ctx = parent->ctx;
+    int ti = fm_tool_index(tool);
+    if (ti < 0)
+        return fm_err_set(err, FM_ERR_INTERNAL, "no tool %s in this build; please report", tool),
+               NULL;
+    const fm_tool_def *t = &fm_tool_table[ti];
+    fm_err e = {0};
+    const fm_schema *in = fm_registry_schema(ctx, ti, 0, err);
+    if (!in) return NULL;
+    if (fm_schema_check(in, args, &e))
+        return fm_err_set(err, FM_ERR_INVALID, "arguments for %s (called by the workflow): %s",
+                          t->name, e.text),
+               NULL;
+    fm_gate_decision d;
+    fm_gate_decide_internal(ctx, ti, args, exempt, &d);
+    if (d.verdict != FM_GATE_ALLOW)
+        return fm_err_set(err, d.code ? d.code : FM_ERR_DENIED, "%s (called by the workflow): %s",
+                          t->name, d.reason),
+               NULL;
+    /* The parent's intent row and plan: a ticket or bundle it makes is
+     * traced to the call that started the workflow. */
+    fm_call sub = {.ctx = ctx,
+                   .tool = t,
+                   .args = args,
+                   .audit_id = parent->audit_id,
+                   .plan_id = parent->plan_id,
+                   .approval_id = parent->approval_id};
+    json_t *r = t->handler(&sub, err);
+    if (!r) {
+        if (!err->code) fm_err_set(err, FM_ERR_INTERNAL, "%s returned no result", t->name);
+        return NULL;
+    }
+    const fm_schema *out = fm_registry_schema(ctx, ti, 1, &e);
+    if (!json_is_object(r) || !out || fm_schema_check(out, r, &e)) {
+        fm_log("error", "%s result fails its outputSchema: %s", t->name, e.text);
+        json_decref(r);
+        return fm_err_set(err, FM_ERR_INTERNAL, "%s produced a result that fails its output"
+                          " schema (%s); please report this", t->name, e.text),
+               NULL;
+    }
+    return r;
+}
+
 static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
                          const json_t *meta, char **structured_text)
 {

@@ -397,7 +397,7 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
     json_array_foreach(json_object_get(probe, "steps"), i, s)
     {
         const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && (a->state_after == FM_NODE_QUARANTINED || a->state_after == FM_NODE_REPAIRING))
+        if (a && a->takes_capacity)
             takes = true;
         if (a && a->destructive) destructive = true;
         if (a && a->superseded_by_reboot) supersede = true;

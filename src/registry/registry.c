@@ -88,13 +88,17 @@ const fm_schema *fm_registry_schema(fm_ctx *ctx, int i, int output, fm_err *err)
     return *slot;
 }
 
+int fm_tool_index(const char *name)
+{
+    for (size_t i = 0; name && i < fm_tool_count; i++)
+        if (!strcmp(fm_tool_table[i].name, name)) return (int)i;
+    return -1;
+}
+
 int fm_registry_find(const fm_ctx *ctx, const char *name)
 {
-    if (!name) return -1;
-    for (size_t i = 0; i < fm_tool_count; i++)
-        if (!strcmp(fm_tool_table[i].name, name))
-            return fm_gate_visible(ctx, (int)i, NULL, 0) ? (int)i : -1;
-    return -1;
+    int ti = fm_tool_index(name);
+    return ti >= 0 && fm_gate_visible(ctx, ti, NULL, 0) ? ti : -1;
 }
 
 size_t fm_registry_visible(const fm_ctx *ctx, int *index_out, size_t max)

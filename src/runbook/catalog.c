@@ -196,8 +196,9 @@ static void check_step(pass *p, const fm_yaml_doc *doc, const char *list, size_t
         problem(p, doc, sub, "unknown action '%.64s'; the catalog has: %s", name, known);
     }
     if (!a) return;
-    if (!strcmp(a->name, "resume") && strcmp(list, "on_success"))
-        problem(p, doc, sub, "resume belongs in on_success, after verification passed");
+    if (a->only_in && strcmp(list, a->only_in))
+        problem(p, doc, sub, "%s belongs in %s, nowhere else (only_in of schemas/actions/%s.json)",
+                a->name, a->only_in, a->name);
 
     json_t *args = json_object_get(step, "args");
     json_t *empty = NULL;

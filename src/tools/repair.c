@@ -108,7 +108,7 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     json_array_foreach(json_object_get(content, "steps"), i, s)
     {
         const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && (a->state_after == FM_NODE_QUARANTINED || a->state_after == FM_NODE_REPAIRING))
+        if (a && a->takes_capacity)
             takes = true;
         if (a && a->destructive) destructive = true;
         json_array_append_new(

@@ -26,11 +26,12 @@
 #include "fleetmcp/fm_tickets.h"
 #include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_workflow.h"
+#include "fm_actions.gen.h"
 #include "wf_int.h"
 
 #define POLL_MS 1000
 
-typedef struct step_ctx {
+typedef struct fm_step_ctx {
     fm_call *call;
     wf_row *w;
     const json_t *step;
@@ -125,7 +126,7 @@ static int wait_until(step_ctx *sc, bool (*done)(step_ctx *, char *, size_t, fm_
 
 /* ---- actions -------------------------------------------------------------- */
 
-static int act_drain(step_ctx *sc, fm_err *err)
+int fm_act_drain(step_ctx *sc, fm_err *err)
 {
     bool noop = false;
     const char *text = fm_json_str(json_object_get(sc->step, "args"), "reason", "remediation");
@@ -151,7 +152,7 @@ static bool idle_now(step_ctx *sc, char *what, size_t len, fm_err *err)
     return n == 0;
 }
 
-static int act_wait_idle(step_ctx *sc, fm_err *err)
+int fm_act_wait_idle(step_ctx *sc, fm_err *err)
 {
     int64_t t0 = fm_now_ms();
     if (wait_until(sc, idle_now, err)) return -1;
@@ -159,7 +160,7 @@ static int act_wait_idle(step_ctx *sc, fm_err *err)
     return 0;
 }
 
-static int act_reboot(step_ctx *sc, fm_err *err)
+int fm_act_reboot(step_ctx *sc, fm_err *err)
 {
     fm_ctx *ctx = sc->call->ctx;
     char st[256], reason[256];
@@ -202,7 +203,7 @@ static bool node_up(step_ctx *sc, char *what, size_t len, fm_err *err)
     return !state_word(st, "DOWN");
 }
 
-static int act_wait_node_up(step_ctx *sc, fm_err *err)
+int fm_act_wait_node_up(step_ctx *sc, fm_err *err)
 {
     if (wait_until(sc, node_up, err)) return -1;
     /* The node comes back DOWN (nextstate=DOWN); drain it under this
@@ -217,7 +218,7 @@ static int act_wait_node_up(step_ctx *sc, fm_err *err)
     return 0;
 }
 
-static int act_gpu_reset(step_ctx *sc, fm_err *err)
+int fm_act_gpu_reset(step_ctx *sc, fm_err *err)
 {
     fm_ctx *ctx = sc->call->ctx;
     json_t *jobs = fm_wf_jobs_on(ctx, sc->w->node, err);
@@ -276,7 +277,7 @@ static int act_gpu_reset(step_ctx *sc, fm_err *err)
     return rc;
 }
 
-static int act_health_probe(step_ctx *sc, fm_err *err)
+int fm_act_health_probe(step_ctx *sc, fm_err *err)
 {
     json_t *jobs = fm_wf_jobs_on(sc->call->ctx, sc->w->node, err);
     if (!jobs) return -1;
@@ -310,16 +311,16 @@ static int act_health_probe(step_ctx *sc, fm_err *err)
     return passed ? 0 : -1;
 }
 
-static int act_diag_bundle(step_ctx *sc, fm_err *err)
+int fm_act_diag_bundle(step_ctx *sc, fm_err *err)
 {
     char id[32];
-    if (fm_wf_diag_bundle(sc->call, sc->w->node, id, sizeof id, err)) return -1;
+    if (fm_wf_diag_bundle(sc->call, &sc->def->bundle, sc->w->node, id, sizeof id, err)) return -1;
     json_object_set_new(sc->w->vars, "bundle_id", json_string(id));
     json_object_set_new(sc->out, "bundle_id", json_string(id));
     return 0;
 }
 
-static int act_verify(step_ctx *sc, fm_err *err)
+int fm_act_verify_gpu(step_ctx *sc, fm_err *err)
 {
     long long since = var_int(sc->w, "repair_at_s");
     if (!since) since = var_int(sc->w, "started_s");
@@ -346,7 +347,7 @@ static int act_verify(step_ctx *sc, fm_err *err)
     return ok ? 0 : -1;
 }
 
-static int act_resume(step_ctx *sc, fm_err *err)
+int fm_act_resume(step_ctx *sc, fm_err *err)
 {
     char st[256], reason[256];
     if (fm_wf_node_boot(sc->call->ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err) < 0)
@@ -367,6 +368,8 @@ static int act_resume(step_ctx *sc, fm_err *err)
     return 0;
 }
 
+#define EVIDENCE_MAX 500 /* bytes per evidence line: ticket_create's schema */
+
 /* Evidence for a ticket: what ran and what failed (new array). */
 static json_t *evidence(fm_ctx *ctx, const wf_row *w)
 {
@@ -374,22 +377,22 @@ static json_t *evidence(fm_ctx *ctx, const wf_row *w)
     char line[600];
     snprintf(line, sizeof line, "workflow %s, runbook %s v%lld, plan %s", w->id, w->runbook,
              w->runbook_version, w->plan_id[0] ? w->plan_id : "-");
-    json_array_append_new(ev, json_string(line));
+    json_array_append_new(ev, fm_ticket_str_clip(line, EVIDENCE_MAX));
     const char *vf = fm_json_str(w->vars, "verify_failed", NULL);
     if (vf) {
         snprintf(line, sizeof line, "verification: %s", vf);
-        json_array_append_new(ev, json_string(line));
+        json_array_append_new(ev, fm_ticket_str_clip(line, EVIDENCE_MAX));
     }
     const char *fe = fm_json_str(w->vars, "failed_step", NULL);
     if (fe) {
         snprintf(line, sizeof line, "failed step: %s", fe);
-        json_array_append_new(ev, json_string(line));
+        json_array_append_new(ev, fm_ticket_str_clip(line, EVIDENCE_MAX));
     }
     (void)ctx;
     return ev;
 }
 
-static int act_escalate(step_ctx *sc, fm_err *err)
+int fm_act_escalate(step_ctx *sc, fm_err *err)
 {
     fm_ctx *ctx = sc->call->ctx;
     const json_t *args = json_object_get(sc->step, "args");
@@ -398,7 +401,8 @@ static int act_escalate(step_ctx *sc, fm_err *err)
     if (!bundle || !*bundle) {
         /* Evidence first: a ticket without the node's state is half a ticket. */
         fm_err e = {0};
-        if (!fm_wf_diag_bundle(sc->call, sc->w->node, fresh, sizeof fresh, &e) && fresh[0])
+        if (!fm_wf_diag_bundle(sc->call, &sc->def->bundle, sc->w->node, fresh, sizeof fresh, &e) &&
+            fresh[0])
             bundle = fresh;
         else
             json_object_set_new(sc->out, "bundle_error", json_string(e.text));
@@ -408,9 +412,22 @@ static int act_escalate(step_ctx *sc, fm_err *err)
     snprintf(summary, sizeof summary, "%s: %s %s (team %s, severity %s)", sc->w->node,
              sc->w->fault_class, fe ? "repair failed, node kept out of service" : "needs a human",
              fm_json_str(args, "team", "?"), fm_json_str(args, "severity", "?"));
-    json_t *ev = evidence(ctx, sc->w);
-    json_t *t = fm_ticket_escalate(ctx, sc->w->node, sc->w->fault_class, summary, ev, bundle, err);
-    json_decref(ev);
+    /* The ticket tool's own arguments, checked by its schema and the
+     * gate (the action's data says which steps an escalation passes). */
+    json_t *targs = json_pack("{s:o, s:s, s:s, s:s, s:o}", "summary", fm_ticket_summary(summary),
+                              "node", sc->w->node, "fault_class", sc->w->fault_class, "severity",
+                              "high", "evidence", evidence(ctx, sc->w));
+    if (bundle) json_object_set_new(targs, "bundle_id", json_string(bundle));
+    json_t *t = NULL;
+    if (sc->def->ticket.tool)
+        t = fm_tools_call_internal(sc->call, sc->def->ticket.tool, sc->def->ticket.exempt, targs,
+                                   err);
+    else
+        fm_err_set(err, FM_ERR_INTERNAL,
+                   "%s names no ticket tool (calls.ticket in schemas/actions/%s.json); please"
+                   " report",
+                   sc->def->name, sc->def->name);
+    json_decref(targs);
     if (!t) return -1;
     json_object_set_new(sc->out, "ticket", json_string(fm_json_str(t, "key", "")));
     json_object_set_new(sc->out, "deduplicated",
@@ -422,9 +439,9 @@ static int act_escalate(step_ctx *sc, fm_err *err)
     return 0;
 }
 
-static int act_ticket(step_ctx *sc, fm_err *err)
+int fm_act_ticket(step_ctx *sc, fm_err *err)
 {
-    int rc = act_escalate(sc, err);
+    int rc = fm_act_escalate(sc, err);
     json_object_del(sc->w->vars, "escalated");
     return rc;
 }
@@ -499,7 +516,7 @@ static bool monitor_sample(step_ctx *sc, json_t *mon, int64_t now, char *first, 
  * step again with the state kept in vars.monitor.  A bad sample fails the
  * step at once (the runbook's rollback and on_failure escalate); the
  * window ending with every sample clean lets the workflow continue. */
-static int act_monitor(step_ctx *sc, fm_err *err)
+int fm_act_monitor(step_ctx *sc, fm_err *err)
 {
     fm_ctx *ctx = sc->call->ctx;
     json_t *mon = json_object_get(sc->w->vars, "monitor");
@@ -549,7 +566,7 @@ static int act_monitor(step_ctx *sc, fm_err *err)
     return 0;
 }
 
-static int act_set_state(step_ctx *sc, fm_err *err)
+int fm_act_set_state(step_ctx *sc, fm_err *err)
 {
     (void)err;
     json_object_set_new(sc->out, "state",
@@ -564,7 +581,7 @@ static int act_jobs(step_ctx *sc, bool requeue, fm_err *err)
         fm_err_set(err, FM_ERR_APPROVAL,
                    "%s always needs a human approval; approve the plan"
                    " and run repair_execute with approval_id",
-                   requeue ? "requeue_jobs" : "cancel_jobs");
+                   sc->def->name);
         return -1;
     }
     json_t *jobs = fm_wf_jobs_on(ctx, sc->w->node, err);
@@ -590,44 +607,14 @@ static int act_jobs(step_ctx *sc, bool requeue, fm_err *err)
     return rc;
 }
 
-static int act_cancel_jobs(step_ctx *sc, fm_err *err)
+int fm_act_cancel_jobs(step_ctx *sc, fm_err *err)
 {
     return act_jobs(sc, false, err);
 }
 
-static int act_requeue_jobs(step_ctx *sc, fm_err *err)
+int fm_act_requeue_jobs(step_ctx *sc, fm_err *err)
 {
     return act_jobs(sc, true, err);
-}
-
-static const struct {
-    const char *name;
-    int (*fn)(step_ctx *, fm_err *);
-    bool resumable; /* safe to run again if the server died mid-step */
-} EXECUTORS[] = {
-    {"drain", act_drain, true},
-    {"wait_idle", act_wait_idle, true},
-    {"cancel_jobs", act_cancel_jobs, false},
-    {"requeue_jobs", act_requeue_jobs, false},
-    {"reboot", act_reboot, true},
-    {"wait_node_up", act_wait_node_up, true},
-    {"gpu_reset", act_gpu_reset, true},
-    {"health_probe", act_health_probe, true},
-    {"diag_bundle", act_diag_bundle, true},
-    {"verify_gpu", act_verify, true},
-    {"resume", act_resume, true},
-    {"escalate", act_escalate, true},
-    {"ticket", act_ticket, true},
-    {"monitor", act_monitor, true},
-    {"set_state", act_set_state, true},
-};
-#define NEXEC (sizeof EXECUTORS / sizeof *EXECUTORS)
-
-static int find_exec(const char *action)
-{
-    for (size_t i = 0; i < NEXEC; i++)
-        if (!strcmp(EXECUTORS[i].name, action)) return (int)i;
-    return -1;
 }
 
 /* ---- the loop ------------------------------------------------------------- */
@@ -675,7 +662,6 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     fm_ctx *ctx = call->ctx;
     const char *action = fm_json_str(step, "action", "");
     const fm_action_def *def = fm_action_find(action);
-    int ex = find_exec(action);
     char before[32], after[32];
     fm_node_state_get(ctx, w->node, before, sizeof before);
     /* A monitor step coming back for its next sample keeps its one row:
@@ -695,7 +681,7 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     json_t *out = json_object();
     step_ctx sc = {.call = call, .w = w, .step = step, .def = def, .out = out};
     int rc = 0;
-    if (!def || ex < 0) {
+    if (!def) {
         fm_err_set(err, FM_ERR_INVALID, "step %s names unknown action %s",
                    fm_json_str(step, "id", "?"), action);
         rc = -1;
@@ -710,9 +696,7 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     }
     /* The blast radius is enforced where capacity is taken: atomically,
      * across every server sharing the store. */
-    bool takes =
-        def && (def->state_after == FM_NODE_QUARANTINED || def->state_after == FM_NODE_REPAIRING);
-    if (!rc && takes && !var_int(w, "reserved")) {
+    if (!rc && def->takes_capacity && !var_int(w, "reserved")) {
         if (fm_guard_reserve(ctx, w->node, "quarantined", w->fault_class, w->id, err)) {
             rc = -1;
             json_object_set_new(w->vars, "reserve_refused", json_true());
@@ -724,16 +708,16 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     if (!rc) {
         long long to = json_integer_value(json_object_get(step, "timeout_s"));
         /* A monitor's timeout_s covers its whole window, but this process
-         * holds it for one sample only: a driver that dies mid-sample must
-         * not strand it for a day. */
-        if (!strcmp(action, "monitor")) to = 120;
+         * holds it for one sample only (its lease_s): a driver that dies
+         * mid-sample must not strand it for a day. */
+        if (def->lease_s > 0) to = def->lease_s;
         wf_renew_for(ctx, w, (to > 0 ? to : 600) * 1000 + WF_LEASE_MS);
         char msg[200];
         snprintf(msg, sizeof msg, "%s %s: %s", w->node, fm_json_str(step, "id", "?"), action);
         fm_call_progress(call, w->step_index,
                          (double)json_array_size(json_object_get(w->content, "steps")), msg);
         fm_call_log(call, "info", "workflow %s step %s", w->id, msg);
-        rc = EXECUTORS[ex].fn(&sc, err);
+        rc = def->exec(&sc, err);
         if (rc)
             fm_call_log(call, "warning", "workflow %s step %s failed: %s: %s", w->id, msg,
                         fm_strerror(err->code), err->text);
@@ -1052,18 +1036,31 @@ static bool may_drive(fm_ctx *ctx, const fm_call *call)
     return fm_workflow_init(ctx, NULL) == 0;
 }
 
-int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
+/* The ids a query selects (new array, empty if the store fails): read
+ * whole before any is driven, so driving one never runs inside the
+ * query's statement.  due: bind now and limit as the query's two
+ * parameters. */
+static json_t *workflow_ids(fm_ctx *ctx, const char *sql, bool due, int limit)
 {
-    if (!may_drive(ctx, call)) return 0;
     fm_db_stmt *s = NULL;
     json_t *ids = json_array();
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id FROM workflows WHERE status IN ('running','waiting')", -1, &s,
-                           NULL) == FM_DB_OK) {
+    if (fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL) == FM_DB_OK) {
+        if (due) {
+            fm_db_bind_int64(s, 1, fm_now_ms());
+            fm_db_bind_int(s, 2, limit);
+        }
         while (fm_db_step(s) == FM_DB_ROW)
             json_array_append_new(ids, json_string((const char *)fm_db_column_text(s, 0)));
     }
     fm_db_finalize(s);
+    return ids;
+}
+
+int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
+{
+    if (!may_drive(ctx, call)) return 0;
+    json_t *ids = workflow_ids(ctx, "SELECT id FROM workflows WHERE status IN ('running','waiting')",
+                               false, 0);
     int handled = 0;
     size_t i;
     json_t *id;
@@ -1083,14 +1080,13 @@ int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
         wf_step_last(ctx, w.id, w.step_index, last, sizeof last);
         const json_t *step =
             json_array_get(json_object_get(w.content, "steps"), (size_t)w.step_index);
-        const char *action = fm_json_str(step, "action", "");
-        int ex = find_exec(action);
+        const fm_action_def *def = fm_action_find(fm_json_str(step, "action", ""));
         bool midstep = !strcmp(last, "started");
         if (midstep) wf_step_interrupt(ctx, w.id, w.step_index);
         fm_err e = {0};
         const char *why = NULL;
         char buf[600];
-        if (midstep && ex >= 0 && !EXECUTORS[ex].resumable)
+        if (midstep && def && !def->resumable)
             why = "the interrupted step is not safe to repeat";
         else if (!w.failing && guard(ctx, &w, true, &e)) {
             snprintf(buf, sizeof buf, "guardrails no longer pass: %s", e.text);
@@ -1120,19 +1116,11 @@ int fm_workflow_run_due(fm_ctx *ctx, fm_call *call, int max)
     /* A parked monitor was approved with its plan; what follows it
      * (verification, escalation) is that plan. */
     if (!may_drive(ctx, call)) return 0;
-    fm_db_stmt *s = NULL;
-    json_t *ids = json_array();
-    if (fm_db_prepare_v2(ctx->store.db,
-                         "SELECT id FROM workflows WHERE status='monitoring' AND"
-                         " (lease_until_ms<=? OR owner_pid<>0) ORDER BY lease_until_ms, id"
-                         " LIMIT ?",
-                         -1, &s, NULL) == FM_DB_OK) {
-        fm_db_bind_int64(s, 1, fm_now_ms());
-        fm_db_bind_int(s, 2, max > 0 ? max : 1);
-        while (fm_db_step(s) == FM_DB_ROW)
-            json_array_append_new(ids, json_string((const char *)fm_db_column_text(s, 0)));
-    }
-    fm_db_finalize(s);
+    json_t *ids = workflow_ids(ctx,
+                               "SELECT id FROM workflows WHERE status='monitoring' AND"
+                               " (lease_until_ms<=? OR owner_pid<>0) ORDER BY lease_until_ms, id"
+                               " LIMIT ?",
+                               true, max > 0 ? max : 1);
     int handled = 0;
     size_t i;
     json_t *id;

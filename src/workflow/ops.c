@@ -1,5 +1,5 @@
 /* Node operations shared by the remediation tools and the workflow
- * engine.  Everything goes through Slurm's own interface (update_node,
+ * engine; a tool is never called directly here (fm_tools_call_internal).  Everything goes through Slurm's own interface (update_node,
  * requeue_job) or the SSH executor's fixed catalog; nothing edits state
  * behind Slurm's back.  All command output is untrusted: parsed with
  * bounds, quoted back clipped. */
@@ -12,11 +12,11 @@
 #include <time.h>
 
 #include "fleetmcp/fm_exec.h"
+#include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_workflow.h"
-#include "fm_tools.gen.h"
 
 #define MAX_GPUS 64
 #define MAX_TESTS 64
@@ -546,18 +546,17 @@ json_t *fm_wf_verify(fm_ctx *ctx, const char *node, const json_t *names, long lo
     return json_pack("{s:b, s:o}", "ok", all, "checks", checks);
 }
 
-int fm_wf_diag_bundle(fm_call *call, const char *node, char *id_out, size_t len, fm_err *err)
+int fm_wf_diag_bundle(fm_call *call, const fm_action_call *via, const char *node, char *id_out,
+                      size_t len, fm_err *err)
 {
     id_out[0] = '\0';
-    if (need_exec(call->ctx, err)) return -1;
+    if (!via->tool)
+        return fm_err_set(err, FM_ERR_INTERNAL,
+                          "this action's data names no bundle tool (calls.bundle in"
+                          " schemas/actions); please report"),
+               -1;
     json_t *args = json_pack("{s:s}", "node", node);
-    /* node_diag_bundle's own code path: same sections, same stored form. */
-    fm_call sub = {.ctx = call->ctx,
-                   .tool = call->tool,
-                   .args = args,
-                   .audit_id = call->audit_id,
-                   .plan_id = call->plan_id};
-    json_t *r = fm_tool_node_diag_bundle(&sub, err);
+    json_t *r = fm_tools_call_internal(call, via->tool, via->exempt, args, err);
     json_decref(args);
     if (!r) return -1;
     snprintf(id_out, len, "%s", fm_json_str(r, "bundle_id", ""));

@@ -1,5 +1,8 @@
 /* Gate decisions in their fixed order. */
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_slurm.h"
 #include "fm_test.h"
 #include "test_core_helpers.h"
 
@@ -119,6 +122,61 @@ START_TEST(enabled_tools_whitelist)
 }
 END_TEST
 
+/* A workflow's escalation ticket is an internal call of the tool its
+ * action's data names, decided by the gate: past the kill switch and the
+ * hourly limit only with the exemptions that data grants, and never past
+ * any other step. */
+START_TEST(internal_calls_pass_only_their_data_exemptions)
+{
+    test_server t;
+    ts_open(&t, "mode: fleet\ntickets:\n  max_creates_per_hour: 1\n");
+    const fm_action_def *esc = NULL;
+    for (size_t i = 0; i < fm_action_count && !esc; i++)
+        if (fm_action_table[i].ticket.tool) esc = &fm_action_table[i];
+    ck_assert_ptr_nonnull(esc);
+    ck_assert_uint_eq(esc->ticket.exempt, FM_GATE_EXEMPT_KILLSWITCH | FM_GATE_EXEMPT_RATE_LIMIT);
+    int ti = idx(&t, esc->ticket.tool);
+    json_t *args = json_pack("{s:s, s:s, s:s}", "summary", "s", "node", "gpu-a01", "fault_class",
+                             "gpu_hang");
+    fm_gate_decision d;
+    fm_store_setting_set(&t.ctx.store, "killswitch", "engaged: test", NULL);
+    fm_gate_decide(&t.ctx, ti, args, &d);
+    ck_assert_int_eq(d.code, FM_ERR_DENIED);
+    fm_gate_decide_internal(&t.ctx, ti, args, 0, &d);
+    ck_assert_int_eq(d.code, FM_ERR_DENIED);
+    fm_gate_decide_internal(&t.ctx, ti, args, esc->ticket.exempt, &d);
+    ck_assert_int_eq(d.verdict, FM_GATE_ALLOW);
+    fm_store_setting_set(&t.ctx.store, "killswitch", "released: test", NULL);
+    /* One allowed ticket_create this hour uses the limit of 1 up. */
+    fm_audit_rec rec = {.phase = "call", .tool = esc->ticket.tool, .decision = "allow"};
+    ck_assert_int_gt(fm_audit_append(&t.ctx, &rec, NULL), 0);
+    fm_gate_decide(&t.ctx, ti, args, &d);
+    ck_assert_int_eq(d.code, FM_ERR_RATE_LIMITED);
+    fm_gate_decide_internal(&t.ctx, ti, args, esc->ticket.exempt, &d);
+    ck_assert_int_eq(d.verdict, FM_GATE_ALLOW);
+    /* No exemption reaches past steps 4 and 5 or beyond create tools: a
+     * node action stops at the kill switch, a hidden tool stays hidden. */
+    fm_store_setting_set(&t.ctx.store, "killswitch", "engaged: test", NULL);
+    json_t *drain = json_pack("{s:s, s:s}", "node", "gpu-a01", "reason", "unit test");
+    /* Slurm only needs to be there for step 2: the kill switch refuses
+     * before anything asks it. */
+    static const struct fm_slurm_ops none = {.name = "unused"};
+    const struct fm_slurm_ops *was = t.ctx.be.slurm;
+    t.ctx.be.slurm = &none;
+    fm_gate_decide_internal(&t.ctx, idx(&t, "node_drain"), drain, ~0u, &d);
+    t.ctx.be.slurm = was;
+    ck_assert_int_eq(d.code, FM_ERR_DENIED);
+    ck_assert_ptr_nonnull(strstr(d.reason, "kill switch"));
+    json_decref(drain);
+    t.ctx.cfg.read_only = true;
+    fm_gate_decide_internal(&t.ctx, ti, args, ~0u, &d);
+    ck_assert_int_eq(d.code, FM_ERR_DENIED);
+    ck_assert_ptr_nonnull(strstr(d.reason, "read_only"));
+    json_decref(args);
+    ts_close(&t);
+}
+END_TEST
+
 static Suite *gate_suite(void)
 {
     Suite *s = suite_create("gate");
@@ -130,6 +188,7 @@ static Suite *gate_suite(void)
     tcase_add_test(tc, rate_limit_from_config);
     tcase_add_test(tc, read_only_hides_mutations);
     tcase_add_test(tc, enabled_tools_whitelist);
+    tcase_add_test(tc, internal_calls_pass_only_their_data_exemptions);
     suite_add_tcase(s, tc);
     return s;
 }

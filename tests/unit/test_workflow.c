@@ -62,9 +62,12 @@ static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
     return json_array();
 }
 
+static int slurm_updates; /* every node change the fake Slurm was asked for */
+
 static int fake_update(void *st, const char *name, fm_slurm_node_op op, const char *reason,
                        fm_err *err)
 {
+    slurm_updates++;
     (void)st;
     (void)name;
     (void)op;
@@ -359,6 +362,81 @@ START_TEST(recovery_escalates_unsafe_steps)
 }
 END_TEST
 
+/* The engine runs only what the action table holds (test_actions: the
+ * loader agrees): a step naming anything else fails as INVALID before it
+ * acts, the steps after it are skipped and the rollback runs. */
+START_TEST(unknown_action_runs_nothing)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"x\",\"action\":\"shell_exec\",\"args\":{}},"
+              "{\"phase\":\"steps\",\"id\":\"d\",\"action\":\"drain\",\"args\":{\"reason\":"
+              "\"test\"}},{\"phase\":\"rollback\",\"id\":\"keep\",\"action\":\"set_state\","
+              "\"args\":{\"state\":\"suspect\"}}]",
+              0, false);
+    slurm_updates = 0;
+    fm_call call = acting_call(&ctx, 11);
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&ctx, w.id, &err);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
+    json_t *steps = json_object_get(got, "steps");
+    ck_assert_int_eq(json_array_size(steps), 2); /* x failed, d skipped, keep ran */
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 0), "status", ""), "failed");
+    ck_assert_ptr_nonnull(
+        strstr(fm_json_str(json_array_get(steps, 0), "error", ""), "unknown action shell_exec"));
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 1), "step", ""), "keep");
+    ck_assert_int_eq(slurm_updates, 0);
+    json_decref(got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* A step's tool call is an internal call: the tool's input schema and the
+ * gate hold as for a client, and a refusal fails the step with nothing
+ * run (no Slurm change; the handler never ran, so no bundle, no ticket). */
+START_TEST(internal_calls_are_checked_and_gated)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    json_object_set_new(ctx.cfg.root, "disabled_tools", json_pack("[s]", "node_diag_bundle"));
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"b\",\"action\":\"diag_bundle\",\"args\":{},"
+              "\"continue_on_failure\":true},{\"phase\":\"steps\",\"id\":\"t\",\"action\":"
+              "\"ticket\",\"args\":{\"team\":\"hardware\",\"severity\":\"high\"}}]",
+              0, false);
+    /* A fault class ticket_create's schema refuses reaches no handler. */
+    char sql[200];
+    snprintf(sql, sizeof sql, "UPDATE workflows SET fault_class='Not A Class' WHERE id='%s'",
+             w.id);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    slurm_updates = 0;
+    fm_call call = acting_call(&ctx, 13);
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&ctx, w.id, &err);
+    ck_assert_ptr_nonnull(got);
+    json_t *steps = json_object_get(got, "steps");
+    ck_assert_int_eq(json_array_size(steps), 2);
+    const char *e0 = fm_json_str(json_array_get(steps, 0), "error", "");
+    ck_assert_msg(strstr(e0, "node_diag_bundle (called by the workflow)") &&
+                      strstr(e0, "disabled_tools"),
+                  "%s", e0);
+    const char *e1 = fm_json_str(json_array_get(steps, 1), "error", "");
+    ck_assert_msg(strstr(e1, "arguments for ticket_create (called by the workflow)"), "%s", e1);
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 1), "status", ""), "failed");
+    ck_assert_int_eq(slurm_updates, 0);
+    json_decref(got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 START_TEST(live_owner_is_left_alone)
 {
     fm_ctx ctx;
@@ -563,6 +641,8 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, recovery_never_acts_in_reads_or_shadow);
     tcase_add_test(tc, recovery_resumes_idempotent_steps);
     tcase_add_test(tc, recovery_escalates_unsafe_steps);
+    tcase_add_test(tc, unknown_action_runs_nothing);
+    tcase_add_test(tc, internal_calls_are_checked_and_gated);
     tcase_add_test(tc, live_owner_is_left_alone);
     tcase_add_test(tc, summary_reports_orphaned_drains);
     tcase_add_test(tc, race_two_processes_fifty_rounds);
