@@ -39,6 +39,10 @@ typedef struct fm_store {
     void *anchor_map; /* the anchor file, mapped shared (NULL: none) */
     size_t anchor_len;
     int64_t audit_keyed_from;
+    /* This host in audit_heads (fm_host_id at open) and this store's
+     * appends since it last recorded its head there. */
+    char host[64];
+    int audit_since_head;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];
@@ -81,5 +85,9 @@ fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err);
 int fm_store_fail(fm_store *st, fm_err *err, const char *what);
 
 int64_t fm_now_ms(void);
+
+/* This host's name where hosts sharing a store must be told apart
+ * (workflow owners, audit heads): FLEETMCP_HOST_ID, else the hostname. */
+void fm_host_id(char *out, size_t len);
 
 #endif

@@ -26,6 +26,17 @@ int64_t fm_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void fm_host_id(char *out, size_t len)
+{
+    const char *id = getenv("FLEETMCP_HOST_ID");
+    if (id && *id)
+        snprintf(out, len, "%s", id);
+    else if (len < 2 || gethostname(out, len - 1))
+        snprintf(out, len, "?");
+    else
+        out[len - 1] = '\0'; /* gethostname need not terminate a cut name */
+}
+
 int fm_store_fail(fm_store *st, fm_err *err, const char *what)
 {
     return fm_err_set(err, st->db ? fm_db_errcode(st->db) : FM_ERR_IO,

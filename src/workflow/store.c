@@ -53,9 +53,7 @@ void wf_row_free(wf_row *w)
 const char *wf_host(void)
 {
     static char h[64];
-    const char *id = getenv("FLEETMCP_HOST_ID");
-    if (!h[0] && id && *id) snprintf(h, sizeof h, "%s", id);
-    if (!h[0] && gethostname(h, sizeof h - 1)) snprintf(h, sizeof h, "?");
+    if (!h[0]) fm_host_id(h, sizeof h);
     return h;
 }
 
