@@ -60,6 +60,20 @@ int fm_store_migrate(fm_store *st, const char *subsystem, int version, const cha
 
 /* BEGIN IMMEDIATE (waits for other writers up to the busy timeout). */
 int fm_store_begin(fm_store *st, fm_err *err);
+/* A write transaction whose correctness rests on row locks and
+ * constraints, not on excluding every other writer: on SQLite the same
+ * BEGIN IMMEDIATE (one writer per file, unchanged), on PostgreSQL a plain
+ * BEGIN (read committed) without the store-wide advisory lock.  Use it
+ * only where every read that a write depends on is covered by a
+ * conditional UPDATE (WHERE state=...; check fm_db_changes), a unique
+ * constraint, or fm_store_lock_row taken before the read. */
+int fm_store_begin_rows(fm_store *st, fm_err *err);
+/* Inside fm_store_begin_rows: holds the lock named name until the
+ * transaction ends, so transactions taking the same name run one after
+ * another and each one's reads (made after this) see the previous one's
+ * commit.  PostgreSQL: a row of store_locks (core v3), locked by an
+ * upsert, waited for up to lock_timeout; SQLite: nothing to do. */
+int fm_store_lock_row(fm_store *st, const char *name, fm_err *err);
 int fm_store_commit(fm_store *st, fm_err *err);
 void fm_store_rollback(fm_store *st);
 

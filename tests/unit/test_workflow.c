@@ -1,6 +1,7 @@
 /* Workflow engine: plan content and its hash, the planner round trip,
  * crash recovery from a dead owner, the fleet_status summary, and the
- * blast radius held by two processes racing on one store (50 rounds). */
+ * blast radius and the breaker's capacity share held by two processes
+ * racing on one store (50 rounds each). */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
@@ -483,12 +484,12 @@ END_TEST
 /* Child: opens its own server context on the shared store, waits for the
  * start signal, tries to enter node into remediation.  Exit 0: won;
  * 1: refused by the blast radius; 2: anything else. */
-static void racer(const char *db, const char *node, int go_fd)
+static void racer(const char *config, const char *db, const char *node, int go_fd)
 {
     fm_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     fm_err err = {0};
-    if (fm_ctx_open(&ctx, NULL, db, &err)) _exit(2);
+    if (fm_ctx_open(&ctx, config, db, &err)) _exit(2);
     ctx.be.slurm = &fake_slurm;
     char c;
     if (read(go_fd, &c, 1) < 0) _exit(2);
@@ -519,7 +520,7 @@ START_TEST(race_two_processes_fifty_rounds)
                 close(go[1]);
                 /* Two hosts as far as the store can tell. */
                 setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
-                racer(store, nodes[i], go[0]);
+                racer(NULL, store, nodes[i], go[0]);
             }
         }
         close(go[0]);
@@ -553,6 +554,69 @@ START_TEST(race_two_processes_fifty_rounds)
 }
 END_TEST
 
+/* The capacity side of a reservation: the circuit breaker's share of a
+ * partition (4 nodes, at most 25% drained by fleetmcp), raced by two
+ * hosts draining nodes of different racks, which the blast radius
+ * (raised to 10 per domain here) lets through: exactly one drains. */
+START_TEST(capacity_race_two_hosts_fifty_rounds)
+{
+    char db[] = "/tmp/fm-wf-cap-XXXXXX";
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    char cfg[] = "/tmp/fm-wf-cap-cfg-XXXXXX";
+    int fd = mkstemp(cfg);
+    ck_assert_int_ge(fd, 0);
+    static const char yaml[] = "guardrails:\n  max_per_domain: 10\n  circuit_breaker:\n"
+                               "    max_share: 0.25\n";
+    ck_assert_int_eq(write(fd, yaml, sizeof yaml - 1), (ssize_t)(sizeof yaml - 1));
+    close(fd);
+    fm_ctx ctx;
+    open_ctx(&ctx, store);
+    int exactly_one = 0;
+    for (int round = 0; round < 50; round++) {
+        ck_assert_int_eq(fm_db_exec(ctx.store.db,
+                                    "DELETE FROM node_states; DELETE FROM auto_drains;"
+                                    " DELETE FROM settings WHERE key='circuit_breaker'",
+                                    NULL, NULL, NULL),
+                         FM_DB_OK);
+        int go[2];
+        ck_assert_int_eq(pipe(go), 0);
+        pid_t p[2];
+        const char *nodes[2] = {"gpu-a01", "gpu-b01"}; /* racks r01 and r02 */
+        for (int i = 0; i < 2; i++) {
+            p[i] = fork();
+            if (p[i] == 0) {
+                close(go[1]);
+                setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
+                racer(cfg, store, nodes[i], go[0]);
+            }
+        }
+        close(go[0]);
+        usleep(20000);
+        close(go[1]);
+        int won = 0, refused = 0;
+        for (int i = 0; i < 2; i++) {
+            int status = 0;
+            waitpid(p[i], &status, 0);
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 3;
+            won += code == 0;
+            refused += code == 1;
+        }
+        if (won == 1 && refused == 1) exactly_one++;
+        fm_db_stmt *s = NULL;
+        fm_db_prepare_v2(ctx.store.db, "SELECT count(DISTINCT node) FROM auto_drains", -1, &s,
+                         NULL);
+        ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+        ck_assert_int_eq(fm_db_column_int(s, 0), 1);
+        fm_db_finalize(s);
+    }
+    ck_assert_int_eq(exactly_one, 50);
+    fm_ctx_close(&ctx);
+    unlink(cfg);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 static Suite *workflow_suite(void)
 {
     Suite *s = suite_create("workflow");
@@ -566,6 +630,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, live_owner_is_left_alone);
     tcase_add_test(tc, summary_reports_orphaned_drains);
     tcase_add_test(tc, race_two_processes_fifty_rounds);
+    tcase_add_test(tc, capacity_race_two_hosts_fifty_rounds);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
     return s;
