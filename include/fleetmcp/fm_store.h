@@ -3,7 +3,8 @@
  * (a postgresql:// URL) for processes on several hosts; see fm_db.h.
  * Several server processes may share it: every write runs in BEGIN
  * IMMEDIATE (a busy timeout, or PostgreSQL's write lock), so writers queue
- * instead of failing.
+ * instead of failing, except the paths that rest on row locks and
+ * constraints instead (fm_store_begin_rows).
  *
  * Each subsystem owns its tables and declares them with fm_store_migrate()
  * at open time (idempotent, versioned per subsystem). */
