@@ -503,9 +503,10 @@ static json_t *events_of(fm_ctx *ctx, const char *id)
 {
     json_t *out = json_array();
     fm_db_stmt *s = NULL;
+    /* The alias: PostgreSQL refuses a subquery in FROM without one. */
     if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT ts_ms, kind, message FROM (SELECT * FROM workflow_events WHERE"
-                           " workflow_id=? ORDER BY id DESC LIMIT 50) ORDER BY id",
+                           " workflow_id=? ORDER BY id DESC LIMIT 50) AS e ORDER BY id",
                            -1, &s, NULL) != FM_DB_OK)
         return out;
     fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
