@@ -125,9 +125,10 @@ static const char head_put_sql[] =
     " keyed_from=excluded.keyed_from, mac=excluded.mac, updated_ms=excluded.updated_ms"
     " WHERE audit_heads.id < excluded.id";
 /* Newest first; verify checks at most this many (hosts, not rows). */
+#define MAX_HEADS_TEXT "256"
 #define MAX_HEADS 256
 static const char heads_sql[] =
-    "SELECT host,id,hash,keyed_from,mac FROM audit_heads ORDER BY id DESC LIMIT 256";
+    "SELECT host,id,hash,keyed_from,mac FROM audit_heads ORDER BY id DESC LIMIT " MAX_HEADS_TEXT;
 /* A host records its head every this many of its own appends, and on
  * verify: rows after a host's last head are covered by its anchor file
  * only. */
