@@ -74,7 +74,13 @@ int fm_audit_fold(struct fm_store *st, fm_err *err);
 json_t *fm_audit_query(struct fm_store *st, const json_t *filter, fm_err *err);
 
 /* Walks the chain.  Returns 0 if intact; otherwise -1 with the first
- * broken row id in *bad_id and why in err.  *rows gets the count checked. */
+ * broken row id in *bad_id and why in err.  *rows gets the count checked.
+ * Also checks every host's head in audit_heads (its MAC, that the chain
+ * reaches it with that hash); when intact, moves this host's anchor file
+ * and head forward to the chain's end (never back). */
 int fm_audit_verify(struct fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err);
+
+/* The row this host's anchor file records, or -1 when it has none. */
+int64_t fm_audit_anchored(struct fm_store *st);
 
 #endif

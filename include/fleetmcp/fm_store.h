@@ -3,7 +3,8 @@
  * (a postgresql:// URL) for processes on several hosts; see fm_db.h.
  * Several server processes may share it: every write runs in BEGIN
  * IMMEDIATE (a busy timeout, or PostgreSQL's write lock), so writers queue
- * instead of failing.
+ * instead of failing, except the paths that rest on row locks and
+ * constraints instead (fm_store_begin_rows).
  *
  * Each subsystem owns its tables and declares them with fm_store_migrate()
  * at open time (idempotent, versioned per subsystem). */
@@ -39,6 +40,10 @@ typedef struct fm_store {
     void *anchor_map; /* the anchor file, mapped shared (NULL: none) */
     size_t anchor_len;
     int64_t audit_keyed_from;
+    /* This host in audit_heads (fm_host_id at open) and this store's
+     * appends since it last recorded its head there. */
+    char host[64];
+    int audit_since_head;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];
@@ -61,6 +66,20 @@ int fm_store_migrate(fm_store *st, const char *subsystem, int version, const cha
 
 /* BEGIN IMMEDIATE (waits for other writers up to the busy timeout). */
 int fm_store_begin(fm_store *st, fm_err *err);
+/* A write transaction whose correctness rests on row locks and
+ * constraints, not on excluding every other writer: on SQLite the same
+ * BEGIN IMMEDIATE (one writer per file, unchanged), on PostgreSQL a plain
+ * BEGIN (read committed) without the store-wide advisory lock.  Use it
+ * only where every read that a write depends on is covered by a
+ * conditional UPDATE (WHERE state=...; check fm_db_changes), a unique
+ * constraint, or fm_store_lock_row taken before the read. */
+int fm_store_begin_rows(fm_store *st, fm_err *err);
+/* Inside fm_store_begin_rows: holds the lock named name until the
+ * transaction ends, so transactions taking the same name run one after
+ * another and each one's reads (made after this) see the previous one's
+ * commit.  PostgreSQL: a row of store_locks (core v3), locked by an
+ * upsert, waited for up to lock_timeout; SQLite: nothing to do. */
+int fm_store_lock_row(fm_store *st, const char *name, fm_err *err);
 int fm_store_commit(fm_store *st, fm_err *err);
 void fm_store_rollback(fm_store *st);
 
@@ -86,5 +105,9 @@ fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err);
 int fm_store_fail(fm_store *st, fm_err *err, const char *what);
 
 int64_t fm_now_ms(void);
+
+/* This host's name where hosts sharing a store must be told apart
+ * (workflow owners, audit heads): FLEETMCP_HOST_ID, else the hostname. */
+void fm_host_id(char *out, size_t len);
 
 #endif

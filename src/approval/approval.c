@@ -105,7 +105,11 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
     char hex[17];
     fm_random_hex(hex, 8);
     snprintf(id_out, FM_APPROVAL_ID_LEN, "ap-%s", hex);
-    if (fm_store_begin(st, err)) return -1;
+    /* No store-wide lock (PostgreSQL): the signature's primary key lets
+     * one insert have it, and the plan moves by a conditional UPDATE
+     * (fm_plan_transition: WHERE status=from, one row or refused), which
+     * a concurrent one waits for and then finds moved. */
+    if (fm_store_begin_rows(st, err)) return -1;
     fm_db_stmt *s = NULL;
     if (strcmp(signature, ELICITED_SIG)) {
         if (fm_db_prepare_v2(st->db,
@@ -354,7 +358,12 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
                         char *approvers_out, size_t approvers_len, fm_err *err)
 {
     fm_store *st = &ctx->store;
-    if (fm_store_begin(st, err)) return -1;
+    /* No store-wide lock (PostgreSQL): what is read here is checked, and
+     * the approval is then taken by mark_used's UPDATE ... WHERE used_ms
+     * IS NULL (one row, or "used concurrently") and the plan moved by
+     * approved -> executed (one row, or refused).  A consumer racing this
+     * one waits on those rows and finds them taken: consumed once. */
+    if (fm_store_begin_rows(st, err)) return -1;
     fm_db_stmt *s = NULL;
     int rc = -1;
     char ids[FM_APPROVAL_MAX_PER_PLAN][FM_APPROVER_LEN];

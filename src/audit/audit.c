@@ -109,6 +109,31 @@ static const char audit_v3_ddl[] =
     " SELECT '" KEYED_FROM_KEY "', coalesce(max(id), 0) + 1, 0 FROM audit WHERE true"
     " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms;";
 
+/* v4: the shared anchor.  One row per host sharing the store: the
+ * newest row id and hash it saw, MACed under the audit key with the host
+ * name, so a host that never wrote a row still learns how far the log
+ * reached (fm_audit_verify).  One description for both engines
+ * (db_sql.c rewrites INTEGER). */
+static const char audit_v4_ddl[] =
+    "CREATE TABLE IF NOT EXISTS audit_heads(host TEXT PRIMARY KEY, id INTEGER NOT NULL,"
+    " hash TEXT NOT NULL, keyed_from INTEGER NOT NULL, mac TEXT NOT NULL,"
+    " updated_ms INTEGER NOT NULL);";
+/* Forward only: a head row never moves back, whoever writes it. */
+static const char head_put_sql[] =
+    "INSERT INTO audit_heads(host,id,hash,keyed_from,mac,updated_ms) VALUES(?,?,?,?,?,?)"
+    " ON CONFLICT(host) DO UPDATE SET id=excluded.id, hash=excluded.hash,"
+    " keyed_from=excluded.keyed_from, mac=excluded.mac, updated_ms=excluded.updated_ms"
+    " WHERE audit_heads.id < excluded.id";
+/* Newest first; verify checks at most this many (hosts, not rows). */
+#define MAX_HEADS_TEXT "256"
+#define MAX_HEADS 256
+static const char heads_sql[] =
+    "SELECT host,id,hash,keyed_from,mac FROM audit_heads ORDER BY id DESC LIMIT " MAX_HEADS_TEXT;
+/* A host records its head every this many of its own appends, and on
+ * verify: rows after a host's last head are covered by its anchor file
+ * only. */
+#define HEAD_EVERY 64
+
 /* The anchor file, mapped shared by every process using the store: the
  * newest row's id and hash, the first keyed id, their MAC, and a robust
  * process-shared mutex.  Updating it is a few memory writes, not system
@@ -144,6 +169,51 @@ static void anchor_mac(fm_store *st, int64_t id, int64_t keyed_from, const char 
     }
     memcpy(msg + 24, head, 64);
     fm_hmac_sha256_hex_kept(&st->audit_mac, st->audit_key, msg, sizeof msg, out);
+}
+
+/* A head row's MAC: as the anchor's, plus the host, so a row cannot be
+ * passed off as another host's. */
+static void head_mac(fm_store *st, const char *host, int64_t id, int64_t keyed_from,
+                     const char *head, char out[65])
+{
+    unsigned char msg[8 + 8 + 8 + 64 + 64] = {0};
+    memcpy(msg, "head|\0\0\0", 8);
+    for (int i = 0; i < 8; i++) {
+        msg[8 + i] = (unsigned char)((uint64_t)id >> (56 - 8 * i));
+        msg[16 + i] = (unsigned char)((uint64_t)keyed_from >> (56 - 8 * i));
+    }
+    memcpy(msg + 24, head, strnlen(head, 64));
+    memcpy(msg + 88, host, strnlen(host, 63));
+    fm_hmac_sha256_hex_kept(&st->audit_mac, st->audit_key, msg, sizeof msg, out);
+}
+
+/* Records (id, head) as this host's head in audit_heads, unless its row
+ * there is newer.  Failure costs coverage, not the row: logged. */
+static void head_put(fm_store *st, int64_t id, const char *head)
+{
+    if (!st->audit_keyed || id <= 0) return;
+    char mac[65];
+    head_mac(st, st->host, id, st->audit_keyed_from, head, mac);
+    /* Not cached: it runs every HEAD_EVERY appends, and the cache is for
+     * per-call statements. */
+    fm_db_stmt *s = NULL;
+    int rc = FM_DB_ERROR;
+    if (fm_db_prepare_v2(st->db, head_put_sql, -1, &s, NULL) == FM_DB_OK) {
+        fm_db_bind_text(s, 1, st->host, -1, FM_DB_STATIC);
+        fm_db_bind_int64(s, 2, id);
+        fm_db_bind_text(s, 3, head, -1, FM_DB_STATIC);
+        fm_db_bind_int64(s, 4, st->audit_keyed_from);
+        fm_db_bind_text(s, 5, mac, -1, FM_DB_STATIC);
+        fm_db_bind_int64(s, 6, fm_now_ms());
+        rc = fm_db_step(s);
+    }
+    fm_db_finalize(s);
+    if (rc != FM_DB_DONE)
+        fm_log("warning", "audit: cannot record this host's head (row %lld) in audit_heads: %s;"
+               " other hosts' verify covers the log only up to an older head",
+               (long long)id, fm_db_errmsg(st->db));
+    else
+        st->audit_since_head = 0;
 }
 
 static bool anchor_lock(anchor_file *f)
@@ -327,8 +397,10 @@ static int open_keys(fm_store *st, fm_err *err)
 int fm_audit_init(fm_ctx *ctx, fm_err *err)
 {
     if (fm_store_migrate(&ctx->store, "audit", 2, audit_ddl, err) ||
-        fm_store_migrate(&ctx->store, "audit", 3, audit_v3_ddl, err))
+        fm_store_migrate(&ctx->store, "audit", 3, audit_v3_ddl, err) ||
+        fm_store_migrate(&ctx->store, "audit", 4, audit_v4_ddl, err))
         return -1;
+    fm_host_id(ctx->store.host, sizeof ctx->store.host);
     return open_keys(&ctx->store, err);
 }
 
@@ -592,6 +664,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         goto out;
     }
     anchor_advance(st, id, prev, hash);
+    if (++st->audit_since_head >= HEAD_EVERY) head_put(st, id, hash);
     /* Whoever appends every FOLD_EVERY-th row folds, in its own
      * transaction: the row is already safe if this fails. */
     if (id > 0 && id % FOLD_EVERY == 0) fm_audit_fold(st, NULL);
@@ -656,13 +729,79 @@ static json_t *column_json(fm_db_stmt *s, int i)
     }
 }
 
+/* A head row as verify holds it. */
+typedef struct head_row {
+    char host[64];
+    int64_t id;
+    char hash[65];
+} head_row;
+
+/* Reads the newest MAX_HEADS heads into h (newest first) and checks
+ * each one's MAC: the count, or -1 with err at the first forged one. */
+static int heads_read(fm_store *st, head_row *h, fm_err *err)
+{
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(st->db, heads_sql, -1, &s, NULL) != FM_DB_OK)
+        return fm_store_fail(st, err, "audit heads"), -1;
+    int n = 0, rc = FM_DB_DONE;
+    bool bad = false;
+    while (n < MAX_HEADS && (rc = fm_db_step(s)) == FM_DB_ROW) {
+        const char *host = (const char *)fm_db_column_text(s, 0);
+        const char *hash = (const char *)fm_db_column_text(s, 2);
+        const char *mac = (const char *)fm_db_column_text(s, 4);
+        int64_t keyed_from = fm_db_column_int64(s, 3);
+        head_row *r = &h[n];
+        snprintf(r->host, sizeof r->host, "%s", host ? host : "");
+        snprintf(r->hash, sizeof r->hash, "%s", hash ? hash : "");
+        r->id = fm_db_column_int64(s, 1);
+        if (!st->audit_keyed) {
+            bad = true;
+            fm_err_set(err, FM_ERR_IO, "audit heads cannot be checked: the audit key is"
+                       " not loaded");
+            break;
+        }
+        char calc[65];
+        head_mac(st, r->host, r->id, keyed_from, r->hash, calc);
+        /* Whole values only: a host name or hash cut to fit would pass
+         * as another. */
+        if (!host || strlen(host) >= sizeof r->host || !hash || strlen(hash) != 64 || !mac ||
+            strcmp(mac, calc)) {
+            bad = true;
+            fm_err_set(err, FM_ERR_CONFLICT,
+                       "the audit head of host '%s' (row %lld) does not match its MAC:"
+                       " a head was forged or edited in audit_heads by someone without"
+                       " the audit key; find who can write the database, then delete"
+                       " that row",
+                       r->host, (long long)r->id);
+            break;
+        }
+        if (keyed_from != st->audit_keyed_from) {
+            bad = true;
+            fm_err_set(err, FM_ERR_CONFLICT,
+                       "the audit head of host '%s' says keyed rows start at %lld, the"
+                       " store says %lld: the setting %s was edited",
+                       r->host, (long long)keyed_from, (long long)st->audit_keyed_from,
+                       KEYED_FROM_KEY);
+            break;
+        }
+        n++;
+    }
+    if (!bad && n < MAX_HEADS && rc != FM_DB_DONE) {
+        bad = true;
+        fm_store_fail(st, err, "audit heads");
+    }
+    fm_db_finalize(s);
+    return bad ? -1 : n;
+}
+
 int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
 {
     fm_db_stmt *s = NULL;
     *rows = 0;
     *bad_id = 0;
-    /* The anchor is read before the rows: it only ever names committed
-     * rows, so the snapshot read next holds at least as many. */
+    /* The anchor and the heads are read before the rows: both only ever
+     * name committed rows, so the snapshot read next holds at least as
+     * many. */
     anchor a = {0};
     int have = anchor_get(st, &a);
     if (have == -2) have = 0;
@@ -683,12 +822,22 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
                               (long long)st->audit_keyed_from, (long long)a.keyed_from,
                               KEYED_FROM_KEY), -1;
     }
+    head_row *heads = malloc(MAX_HEADS * sizeof *heads);
+    if (!heads) return fm_err_set(err, FM_ERR_NOMEM, "audit verify: out of memory"), -1;
+    int nheads = heads_read(st, heads, err);
+    if (nheads < 0) {
+        free(heads);
+        return -1;
+    }
     if (fm_db_prepare_v2(st->db, "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id",
-                           -1, &s, NULL) != FM_DB_OK)
+                           -1, &s, NULL) != FM_DB_OK) {
+        free(heads);
         return fm_store_fail(st, err, "audit verify"), -1;
-    char expect_prev[65] = GENESIS_HASH;
+    }
+    char expect_prev[65] = GENESIS_HASH, last_prev[65] = GENESIS_HASH;
     int rc = 0, step;
     int64_t last = 0;
+    int next_head = nheads - 1; /* heads are newest first: the oldest is next */
     while ((step = fm_db_step(s)) == FM_DB_ROW) {
         acol cols[AUDIT_NCOLS];
         for (int i = 0; i < AUDIT_NCOLS; i++) cols[i] = stored_col(s, i);
@@ -735,6 +884,19 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
             rc = -1;
             break;
         }
+        while (next_head >= 0 && heads[next_head].id < id) next_head--;
+        for (int k = next_head; rc == 0 && k >= 0 && heads[k].id == id; k--) {
+            if (strcmp(hash, heads[k].hash)) {
+                *bad_id = id;
+                fm_err_set(err, FM_ERR_CONFLICT,
+                           "audit row %lld is not the row host '%s' recorded in audit_heads"
+                           " (the log was cut back and written again)",
+                           (long long)id, heads[k].host);
+                rc = -1;
+            }
+        }
+        if (rc) break;
+        snprintf(last_prev, sizeof last_prev, "%s", expect_prev);
         snprintf(expect_prev, sizeof expect_prev, "%s", hash);
         last = id;
     }
@@ -743,14 +905,26 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         rc = -1;
     }
     fm_db_finalize(s);
-    if (rc) return rc;
-    if (have == 1 && last < a.id) {
+    if (rc == 0 && have == 1 && last < a.id) {
         *bad_id = last + 1;
-        return fm_err_set(err, FM_ERR_CONFLICT,
-                          "the log ends at row %lld but the anchor recorded row %lld: %lld"
-                          " row(s) missing from the end (deleted)",
-                          (long long)last, (long long)a.id, (long long)(a.id - last)), -1;
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "the log ends at row %lld but the anchor recorded row %lld: %lld"
+                   " row(s) missing from the end (deleted)",
+                   (long long)last, (long long)a.id, (long long)(a.id - last));
+        rc = -1;
     }
+    /* heads[0] is the newest any host recorded. */
+    if (rc == 0 && nheads > 0 && last < heads[0].id) {
+        *bad_id = last + 1;
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "the log ends at row %lld but host '%s' recorded row %lld in"
+                   " audit_heads: %lld row(s) missing from the end (deleted)",
+                   (long long)last, heads[0].host, (long long)heads[0].id,
+                   (long long)(heads[0].id - last));
+        rc = -1;
+    }
+    free(heads);
+    if (rc) return rc;
     if (have == 0 && !memory && last >= st->audit_keyed_from) {
         *bad_id = last;
         return fm_err_set(err, FM_ERR_CONFLICT,
@@ -758,7 +932,20 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
                           " from the end of the log cannot be ruled out",
                           st->side), -1;
     }
+    /* The whole chain checked out under the key: this host's anchor and
+     * head move forward to its end (never back), so a later cut below
+     * it shows here even if every head row is deleted. */
+    if (last > 0 && st->audit_keyed) {
+        anchor_advance(st, last, last_prev, expect_prev);
+        head_put(st, last, expect_prev);
+    }
     return 0;
+}
+
+int64_t fm_audit_anchored(fm_store *st)
+{
+    anchor a;
+    return anchor_get(st, &a) == 1 ? a.id : -1;
 }
 
 json_t *fm_audit_query(fm_store *st, const json_t *f, fm_err *err)

@@ -191,7 +191,19 @@ static json_t *local_create(void *st, const json_t *fields, fm_err *err)
         fm_err_set(err, FM_ERR_INVALID, "a ticket needs a summary");
         return NULL;
     }
-    if (fm_store_begin(l->store, err)) return NULL;
+    if (fm_store_begin_rows(l->store, err)) return NULL;
+    /* One open ticket per node and fault class: the lookup and the
+     * insert below run under a lock row named after the pair, so two
+     * servers filing the same fault make one ticket.  (A name cut to
+     * fit only makes unrelated pairs wait for each other.) */
+    if (node && fc) {
+        char lock[300];
+        snprintf(lock, sizeof lock, "ticket-open:%s\x1f%s", node, fc);
+        if (fm_store_lock_row(l->store, lock, err)) {
+            fm_store_rollback(l->store);
+            return NULL;
+        }
+    }
 
     char existing[64] = "";
     fm_db_stmt *s = NULL;
@@ -330,7 +342,15 @@ static json_t *local_get(void *st, const char *key, fm_err *err)
 static int local_update(void *st, const char *key, const json_t *fields, fm_err *err)
 {
     local_st *l = st;
-    if (fm_store_begin(l->store, err)) return -1;
+    /* Labels and context are merged (read, then written): updates of one
+     * ticket take its lock row, so none is lost. */
+    char lock[160];
+    snprintf(lock, sizeof lock, "ticket:%.100s", key);
+    if (fm_store_begin_rows(l->store, err)) return -1;
+    if (fm_store_lock_row(l->store, lock, err)) {
+        fm_store_rollback(l->store);
+        return -1;
+    }
     fm_db_stmt *s = NULL;
     char *labels_s = NULL, *ctx_s = NULL;
     json_t *sum = NULL;
@@ -433,7 +453,8 @@ static int finish_change(local_st *l, fm_db_stmt *s, int64_t id, const char *wha
 static int local_comment(void *st, const char *key, const char *body, fm_err *err)
 {
     local_st *l = st;
-    if (fm_store_begin(l->store, err)) return -1;
+    /* Rows added, or a conditional UPDATE: nothing read decides them. */
+    if (fm_store_begin_rows(l->store, err)) return -1;
     fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
@@ -460,7 +481,8 @@ static int local_attach(void *st, const char *key, const char *name, const void 
                           len, FM_TICKET_MAX_ATTACH);
     char sha[65];
     fm_sha256_hex(bytes, len, sha);
-    if (fm_store_begin(l->store, err)) return -1;
+    /* Rows added, or a conditional UPDATE: nothing read decides them. */
+    if (fm_store_begin_rows(l->store, err)) return -1;
     fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
@@ -500,7 +522,8 @@ static json_t *local_transitions(void *st, const char *key, fm_err *err)
 static int local_close(void *st, const char *key, char *name, size_t namelen, fm_err *err)
 {
     local_st *l = st;
-    if (fm_store_begin(l->store, err)) return -1;
+    /* Rows added, or a conditional UPDATE: nothing read decides them. */
+    if (fm_store_begin_rows(l->store, err)) return -1;
     fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;

@@ -275,7 +275,8 @@ int fm_breaker_reset(fm_ctx *ctx, const char *by, const char *reason, fm_err *er
     fm_iso_time(now, at);
     snprintf(v, sizeof v, "reset at %s by %s: %.400s", at, by, reason);
     snprintf(ms, sizeof ms, "%lld", (long long)now);
-    if (fm_store_begin(&ctx->store, err)) return -1;
+    /* Two writes that depend on no read: atomic, no lock needed. */
+    if (fm_store_begin_rows(&ctx->store, err)) return -1;
     if (fm_store_setting_set(&ctx->store, RESET_KEY, ms, err) ||
         fm_store_setting_set(&ctx->store, TRIP_KEY, v, err)) {
         fm_store_rollback(&ctx->store);

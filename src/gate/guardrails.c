@@ -589,7 +589,18 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
     long long limit = max_per_domain(ctx);
     int rc = -1;
     char why[400];
-    if (fm_store_begin(&ctx->store, err)) goto out;
+    /* The counts below and the rows that raise them must not interleave
+     * with another reservation's.  On PostgreSQL one lock row orders the
+     * reservations of every host (and only them: approvals, tickets and
+     * the audit chain do not wait for it), and each count, read after
+     * the lock, sees the previous holder's commit.  One row, not one per
+     * rack or partition: the circuit breaker counts drains fleet-wide,
+     * so every reservation reads a count every other one raises. */
+    if (fm_store_begin_rows(&ctx->store, err)) goto out;
+    if (fm_store_lock_row(&ctx->store, "reservations", err)) {
+        fm_store_rollback(&ctx->store);
+        goto out;
+    }
     if (blast_exceeded(ctx, node, domains, limit, why, sizeof why)) {
         fm_store_rollback(&ctx->store);
         fm_err_set(err, FM_ERR_GUARDRAIL, "blast radius: %s (another workflow got there"

@@ -2,9 +2,11 @@
  * results; SQL is rewritten once at prepare (db_sql.c).  BEGIN IMMEDIATE
  * takes one transaction-scoped advisory lock, so write transactions from
  * every process on every host queue one after another exactly like
- * SQLite's: approvals, reservations and workflows keep the read-then-write
- * logic they have on SQLite, and stay correct.  The audit chain takes no
- * lock (fm_audit_append; fm_db_step_commit below).  Inside a transaction
+ * SQLite's, for the writers that keep SQLite's read-then-write logic.
+ * Plain BEGIN (fm_store_begin_rows: approvals, reservations, tickets)
+ * takes none: those rely on conditional updates, constraints and named
+ * lock rows.  The audit chain takes no lock (fm_audit_append;
+ * fm_db_step_commit below).  Inside a transaction
  * each statement runs under a savepoint, so one that fails does not
  * abort the rest (exec_guarded).
  *
@@ -370,7 +372,7 @@ static int p_step(fm_db_stmt *st)
         return s->row < PQntuples(s->res) ? FM_DB_ROW : FM_DB_DONE;
     }
     bool rb = word_is(s->sql, "ROLLBACK");
-    if (p->lost_txn && (rb || s->begin)) {
+    if (p->lost_txn && (rb || s->begin || word_is(s->sql, "BEGIN"))) {
         /* A new BEGIN: the caller has left the lost transaction behind. */
         rollback_lost(p);
         if (rb) return FM_DB_OK;

@@ -26,6 +26,17 @@ int64_t fm_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void fm_host_id(char *out, size_t len)
+{
+    const char *id = getenv("FLEETMCP_HOST_ID");
+    if (id && *id)
+        snprintf(out, len, "%s", id);
+    else if (len < 2 || gethostname(out, len - 1))
+        snprintf(out, len, "?");
+    else
+        out[len - 1] = '\0'; /* gethostname need not terminate a cut name */
+}
+
 int fm_store_fail(fm_store *st, fm_err *err, const char *what)
 {
     return fm_err_set(err, st->db ? fm_db_errcode(st->db) : FM_ERR_IO,
@@ -85,6 +96,11 @@ static const char core_ddl[] =
  * updates to make the server flush its WAL (db_pg.c); unused on SQLite. */
 static const char core_v2_ddl[] =
     "CREATE TABLE IF NOT EXISTS store_flush(backend INTEGER PRIMARY KEY, n INTEGER NOT NULL);";
+
+/* core v3: named lock rows (fm_store_lock_row), PostgreSQL only in use;
+ * one description for both stores. */
+static const char core_v3_ddl[] =
+    "CREATE TABLE IF NOT EXISTS store_locks(name TEXT PRIMARY KEY, n INTEGER NOT NULL);";
 
 /* A path that names another URL scheme would otherwise become a
  * directory tree named after it under the working directory. */
@@ -156,7 +172,8 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
                  err) ||
         (pg && fm_store_commit(st, err)) ||
         fm_store_migrate(st, "core", 1, core_ddl, err) ||
-        fm_store_migrate(st, "core", 2, core_v2_ddl, err)) {
+        fm_store_migrate(st, "core", 2, core_v2_ddl, err) ||
+        fm_store_migrate(st, "core", 3, core_v3_ddl, err)) {
         fm_store_close(st);
         return -1;
     }
@@ -257,6 +274,36 @@ static int step_cached(fm_store *st, const char *sql, const char *what, fm_err *
 int fm_store_begin(fm_store *st, fm_err *err)
 {
     return step_cached(st, begin_sql, "begin", err);
+}
+
+int fm_store_begin_rows(fm_store *st, fm_err *err)
+{
+    if (st->db->ops != &fm_db_pg_ops) return fm_store_begin(st, err);
+    /* Not cached: these are the rare mutation paths, and a statement
+     * costs nothing to prepare on PostgreSQL (the rewrite is local). */
+    return exec_sql(st, "BEGIN", err);
+}
+
+/* An upsert locks the row whether it inserts or updates it; two first
+ * takers of a new name queue on the primary key the same way. */
+static const char lock_row_sql[] =
+    "INSERT INTO store_locks(name,n) VALUES(?,1)"
+    " ON CONFLICT(name) DO UPDATE SET n=store_locks.n+1";
+
+int fm_store_lock_row(fm_store *st, const char *name, fm_err *err)
+{
+    if (st->db->ops != &fm_db_pg_ops) return 0;
+    fm_db_stmt *s = NULL;
+    int rc = fm_db_prepare_v2(st->db, lock_row_sql, -1, &s, NULL);
+    if (rc == FM_DB_OK) {
+        fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
+        rc = fm_db_step(s);
+    }
+    fm_db_finalize(s);
+    if (rc == FM_DB_DONE) return 0;
+    char what[160];
+    snprintf(what, sizeof what, "lock %.100s (another server holds it; retry the call)", name);
+    return fm_store_fail(st, err, what);
 }
 
 int fm_store_commit(fm_store *st, fm_err *err)

@@ -53,9 +53,7 @@ void wf_row_free(wf_row *w)
 const char *wf_host(void)
 {
     static char h[64];
-    const char *id = getenv("FLEETMCP_HOST_ID");
-    if (!h[0] && id && *id) snprintf(h, sizeof h, "%s", id);
-    if (!h[0] && gethostname(h, sizeof h - 1)) snprintf(h, sizeof h, "?");
+    if (!h[0]) fm_host_id(h, sizeof h);
     return h;
 }
 
@@ -137,7 +135,8 @@ int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
     if (fm_db_prepare_v2(ctx->store.db,
                            "UPDATE workflows SET status=?, step_index=?, failing=?, vars=?,"
                            " current_step=?, lease_until_ms=?, updated_ms=?, owner_pid=?,"
-                           " owner_host=? WHERE id=?",
+                           " owner_host=? WHERE id=? AND owner_pid=?8 AND"
+                           " (owner_host=?9 OR owner_host IS NULL)",
                            -1, &s, NULL) != FM_DB_OK) {
         fm_store_fail(&ctx->store, err, "workflow update");
         goto out;
@@ -155,7 +154,18 @@ int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
     fm_db_bind_text(s, 10, w->id, -1, FM_DB_STATIC);
     if (fm_db_step(s) != FM_DB_DONE)
         fm_store_fail(&ctx->store, err, "workflow update");
-    else
+    else if (fm_db_changes(ctx->store.db) != 1) {
+        /* Compare-and-set on the owner: a process whose lease ran out
+         * and was taken over cannot overwrite the new owner's state.
+         * Logged too: most callers save without asking. */
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "workflow %s is no longer owned by this process (pid %lld on %s): another"
+                   " server took it over after its lease ran out; the workflow's status shows"
+                   " its owner",
+                   w->id, (long long)w->owner_pid, wf_host());
+        fm_log("warning", "workflow %s: state not saved: owned by another process now",
+               w->id);
+    } else
         rc = 0;
 out:
     fm_db_finalize(s);
@@ -168,13 +178,15 @@ int wf_park(fm_ctx *ctx, const wf_row *w, int64_t due_ms, fm_err *err)
     fm_db_stmt *s = NULL;
     if (fm_db_prepare_v2(ctx->store.db,
                          "UPDATE workflows SET status='monitoring', owner_pid=0, lease_until_ms=?,"
-                         " updated_ms=? WHERE id=? AND owner_pid=?",
+                         " updated_ms=? WHERE id=? AND owner_pid=? AND"
+                         " (owner_host=? OR owner_host IS NULL)",
                          -1, &s, NULL) != FM_DB_OK)
         return fm_store_fail(&ctx->store, err, "workflow park");
     fm_db_bind_int64(s, 1, due_ms);
     fm_db_bind_int64(s, 2, fm_now_ms());
     fm_db_bind_text(s, 3, w->id, -1, FM_DB_STATIC);
     fm_db_bind_int64(s, 4, w->owner_pid);
+    fm_db_bind_text(s, 5, wf_host(), -1, FM_DB_STATIC);
     int rc = fm_db_step(s) == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "workflow park");
     fm_db_finalize(s);
     return rc;
@@ -201,8 +213,9 @@ void wf_renew(fm_ctx *ctx, const wf_row *w)
 
 void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
 {
+    /* Owner by pid and host: pids repeat across hosts (containers). */
     static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
-                              " AND owner_pid=?";
+                              " AND owner_pid=? AND (owner_host=? OR owner_host IS NULL)";
     fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
     if (!s) return;
     int64_t now = fm_now_ms();
@@ -210,6 +223,7 @@ void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
     fm_db_bind_int64(s, 2, now);
     fm_db_bind_text(s, 3, w->id, -1, FM_DB_STATIC);
     fm_db_bind_int64(s, 4, w->owner_pid);
+    fm_db_bind_text(s, 5, wf_host(), -1, FM_DB_STATIC);
     fm_db_step(s);
     fm_db_reset(s);
 }
@@ -489,9 +503,10 @@ static json_t *events_of(fm_ctx *ctx, const char *id)
 {
     json_t *out = json_array();
     fm_db_stmt *s = NULL;
+    /* The alias: PostgreSQL refuses a subquery in FROM without one. */
     if (fm_db_prepare_v2(ctx->store.db,
                            "SELECT ts_ms, kind, message FROM (SELECT * FROM workflow_events WHERE"
-                           " workflow_id=? ORDER BY id DESC LIMIT 50) ORDER BY id",
+                           " workflow_id=? ORDER BY id DESC LIMIT 50) AS e ORDER BY id",
                            -1, &s, NULL) != FM_DB_OK)
         return out;
     fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);

@@ -710,7 +710,7 @@ def kill9():
         try:
             r = env.sql("SELECT id, owner_pid FROM workflows WHERE status='waiting'")
             return r[0] if r else None
-        except sqlite3.Error:
+        except (sqlite3.Error, RuntimeError):  # RuntimeError: psql (PostgreSQL)
             return None
     ok = wait_for(lambda: waiting() is not None, 30)
     wf_id, pid = waiting() if ok else (None, None)
@@ -776,10 +776,14 @@ def race():
         for n in ("gpu-a02", "gpu-a03"):
             rc, sc, err = env.call("repair_plan", node=n, fault_class="gpu_row_remap_pending")
             plans[n] = sc["plan_id"] if sc else None
+        # FM_RACE_HOSTS (remediation-pg.sh): the two servers are two hosts
+        # to the store.
         procs = {n: subprocess.Popen([CLI, "--format", "json", "--config", env.cfg, "call",
                                       "repair_execute", "--args",
                                       json.dumps({"plan_id": plans[n]})],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, FLEETMCP_HOST_ID=f"host-{n}")
+                                     if os.environ.get("FM_RACE_HOSTS") else None)
                  for n in plans}
         res = {}
         for n, p in procs.items():

@@ -258,6 +258,111 @@ START_TEST(truncation_detected)
 }
 END_TEST
 
+/* The shared anchor (audit_heads): host B, which wrote rows 1-3 and
+ * never saw host A's 70 rows, still catches a cut past A's head; a head
+ * forged without the key is refused; B's anchor moves forward on a
+ * verify that passes and never back. */
+static void anchor_bytes(const fm_ctx *ctx, char *buf, size_t len, bool save)
+{
+    char ap[600];
+    snprintf(ap, sizeof ap, "%s.audit-anchor", ctx->store.side);
+    FILE *f = fopen(ap, save ? "rb" : "r+b");
+    ck_assert_msg(f != NULL, "%s", ap);
+    size_t n = save ? fread(buf, 1, len, f) : fwrite(buf, 1, len, f);
+    ck_assert_uint_eq(n, len);
+    fclose(f);
+}
+
+static void db_exec(fm_ctx *ctx, const char *sql)
+{
+    ck_assert_msg(fm_db_exec(ctx->store.db, sql, NULL, NULL, NULL) == FM_DB_OK, "%s: %s", sql,
+                  fm_db_errmsg(ctx->store.db));
+}
+
+START_TEST(shared_heads_catch_cuts)
+{
+    char path[] = "/tmp/fm-audit-heads-XXXXXX";
+    fm_ctx b, a;
+    setenv("FLEETMCP_HOST_ID", "host-b", 1);
+    filled_store(&b, path, 3);
+    ck_assert_int_eq(fm_audit_anchored(&b.store), 3);
+    /* B's anchor file as B's own host would keep it: A's appends below
+     * share it here (one machine), so it is put back after them. */
+    static char b_anchor[4096];
+    struct stat sb;
+    char ap[600];
+    snprintf(ap, sizeof ap, "%s.audit-anchor", b.store.side);
+    ck_assert_int_eq(stat(ap, &sb), 0);
+    ck_assert_uint_le((size_t)sb.st_size, sizeof b_anchor);
+    anchor_bytes(&b, b_anchor, (size_t)sb.st_size, true);
+    fm_ctx_close(&b);
+
+    setenv("FLEETMCP_HOST_ID", "host-a", 1);
+    open_file_store(&a, path);
+    fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+    for (int i = 0; i < 70; i++) ck_assert_int_gt(fm_audit_append(&a, &r, NULL), 0);
+    /* A recorded its head after its 64th append (row 67), not since. */
+    ck_assert_int_eq(scalar(a.store.db, "SELECT id FROM audit_heads WHERE host='host-a'"), 67);
+    fm_ctx_close(&a);
+
+    setenv("FLEETMCP_HOST_ID", "host-b", 1);
+    open_file_store(&b, path);
+    anchor_bytes(&b, b_anchor, (size_t)sb.st_size, false);
+    ck_assert_int_eq(fm_audit_anchored(&b.store), 3);
+    db_exec(&b, "CREATE TABLE audit_saved AS SELECT * FROM audit WHERE id>=50");
+    /* Cut past A's head: B's own anchor (row 3) would not see it. */
+    db_exec(&b, "DELETE FROM audit WHERE id>=50");
+    ck_assert(verify_says(&b, "host 'host-a' recorded row 67 in audit_heads: 18 row(s) missing"));
+    ck_assert_int_eq(fm_audit_anchored(&b.store), 3); /* a failed verify moves nothing */
+    /* Cut back and written again up to A's head: the row differs. */
+    fm_audit_rec other = {.phase = "call", .tool = "fleet_status", .decision = "deny"};
+    for (int i = 0; i < 18; i++) ck_assert_int_gt(fm_audit_append(&b, &other, NULL), 0);
+    ck_assert(verify_says(&b, "row 67 is not the row host 'host-a' recorded"));
+    db_exec(&b, "DELETE FROM audit WHERE id>=50");
+    db_exec(&b, "INSERT INTO audit SELECT * FROM audit_saved");
+    /* Those appends moved B's anchor onto the rewritten rows: back to
+     * what B's host held before them. */
+    anchor_bytes(&b, b_anchor, (size_t)sb.st_size, false);
+
+    /* Intact again: B's anchor and head move to the end. */
+    ck_assert(verify_says(&b, NULL));
+    ck_assert_int_eq(fm_audit_anchored(&b.store), 73);
+    ck_assert_int_eq(scalar(b.store.db, "SELECT id FROM audit_heads WHERE host='host-b'"), 73);
+
+    /* Heads cannot be forged without the key: a new one, or B's under
+     * another name. */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO audit_heads(host,id,hash,keyed_from,mac,updated_ms) VALUES('forger',"
+             " 1000, '%064d', %lld, '%064d', 0)",
+             7, (long long)b.store.audit_keyed_from, 0);
+    db_exec(&b, sql);
+    ck_assert(verify_says(&b, "host 'forger' (row 1000) does not match its MAC"));
+    db_exec(&b, "DELETE FROM audit_heads WHERE host='forger'");
+    db_exec(&b, "INSERT INTO audit_heads(host,id,hash,keyed_from,mac,updated_ms) SELECT"
+                " 'host-z', id, hash, keyed_from, mac, updated_ms FROM audit_heads WHERE"
+                " host='host-b'");
+    ck_assert(verify_says(&b, "host 'host-z' (row 73) does not match its MAC"));
+    db_exec(&b, "DELETE FROM audit_heads WHERE host='host-z'");
+    ck_assert(verify_says(&b, NULL));
+
+    /* Every head row deleted with the tail: B's anchor, pulled forward,
+     * still shows it, and stays where it was. */
+    db_exec(&b, "DELETE FROM audit WHERE id>=60");
+    db_exec(&b, "DELETE FROM audit_heads");
+    ck_assert(verify_says(&b, "the anchor recorded row 73: 14 row(s) missing"));
+    ck_assert_int_eq(fm_audit_anchored(&b.store), 73);
+    fm_ctx_close(&b);
+    /* A fresh process on B reads the same file. */
+    open_file_store(&b, path);
+    ck_assert_int_eq(fm_audit_anchored(&b.store), 73);
+    ck_assert(verify_says(&b, "missing from the end"));
+    fm_ctx_close(&b);
+    unsetenv("FLEETMCP_HOST_ID");
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 START_TEST(renumbered_and_anchor_edits_detected)
 {
     char path[] = "/tmp/fm-audit-ren-XXXXXX";
@@ -329,7 +434,8 @@ START_TEST(v1_store_migrates)
      * tail back into them shows. */
     ck_assert_int_eq(fm_db_exec(ctx.store.db, "DELETE FROM audit WHERE id>=6", 0, 0, 0),
                      FM_DB_OK);
-    ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), -1);
+    int vrc = fm_audit_verify(&ctx.store, &rows, &bad, &err);
+    ck_assert_msg(vrc == -1, "verify: %d rows %lld", vrc, (long long)rows);
     ck_assert_msg(strstr(err.text, "missing from the end") != NULL, "%s", err.text);
     fm_ctx_close(&ctx);
     fm_test_unlink_db(path);
@@ -489,6 +595,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, killswitch_fails_closed);
     tcase_add_test(tc, truncation_detected);
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
+    tcase_add_test(tc, shared_heads_catch_cuts);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
     tcase_add_test(tc, failed_statement_keeps_transaction);

@@ -1,6 +1,8 @@
 /* Workflow engine: plan content and its hash, the planner round trip,
  * crash recovery from a dead owner, the fleet_status summary, and the
- * blast radius held by two processes racing on one store (50 rounds). */
+ * blast radius and the breaker's capacity share held by two processes
+ * racing on one store, and one approval consumed once by two (50 rounds
+ * each). */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +12,8 @@
 #include <unistd.h>
 
 #include "../../src/workflow/wf_int.h"
+#include "fleetmcp/fm_approval.h"
+#include "fleetmcp/fm_approval_roles.h"
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
@@ -561,12 +565,12 @@ END_TEST
 /* Child: opens its own server context on the shared store, waits for the
  * start signal, tries to enter node into remediation.  Exit 0: won;
  * 1: refused by the blast radius; 2: anything else. */
-static void racer(const char *db, const char *node, int go_fd)
+static void racer(const char *config, const char *db, const char *node, int go_fd)
 {
     fm_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     fm_err err = {0};
-    if (fm_ctx_open(&ctx, NULL, db, &err)) _exit(2);
+    if (fm_ctx_open(&ctx, config, db, &err)) _exit(2);
     ctx.be.slurm = &fake_slurm;
     char c;
     if (read(go_fd, &c, 1) < 0) _exit(2);
@@ -597,7 +601,7 @@ START_TEST(race_two_processes_fifty_rounds)
                 close(go[1]);
                 /* Two hosts as far as the store can tell. */
                 setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
-                racer(store, nodes[i], go[0]);
+                racer(NULL, store, nodes[i], go[0]);
             }
         }
         close(go[0]);
@@ -631,6 +635,173 @@ START_TEST(race_two_processes_fifty_rounds)
 }
 END_TEST
 
+/* The capacity side of a reservation: the circuit breaker's share of a
+ * partition (4 nodes, at most 25% drained by fleetmcp), raced by two
+ * hosts draining nodes of different racks, which the blast radius
+ * (raised to 10 per domain here) lets through: exactly one drains. */
+START_TEST(capacity_race_two_hosts_fifty_rounds)
+{
+    char db[] = "/tmp/fm-wf-cap-XXXXXX";
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    char cfg[] = "/tmp/fm-wf-cap-cfg-XXXXXX";
+    int fd = mkstemp(cfg);
+    ck_assert_int_ge(fd, 0);
+    static const char yaml[] = "guardrails:\n  max_per_domain: 10\n  circuit_breaker:\n"
+                               "    max_share: 0.25\n";
+    ck_assert_int_eq(write(fd, yaml, sizeof yaml - 1), (ssize_t)(sizeof yaml - 1));
+    close(fd);
+    fm_ctx ctx;
+    open_ctx(&ctx, store);
+    int exactly_one = 0;
+    for (int round = 0; round < 50; round++) {
+        ck_assert_int_eq(fm_db_exec(ctx.store.db,
+                                    "DELETE FROM node_states; DELETE FROM auto_drains;"
+                                    " DELETE FROM settings WHERE key='circuit_breaker'",
+                                    NULL, NULL, NULL),
+                         FM_DB_OK);
+        int go[2];
+        ck_assert_int_eq(pipe(go), 0);
+        pid_t p[2];
+        const char *nodes[2] = {"gpu-a01", "gpu-b01"}; /* racks r01 and r02 */
+        for (int i = 0; i < 2; i++) {
+            p[i] = fork();
+            if (p[i] == 0) {
+                close(go[1]);
+                setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
+                racer(cfg, store, nodes[i], go[0]);
+            }
+        }
+        close(go[0]);
+        usleep(20000);
+        close(go[1]);
+        int won = 0, refused = 0;
+        for (int i = 0; i < 2; i++) {
+            int status = 0;
+            waitpid(p[i], &status, 0);
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 3;
+            won += code == 0;
+            refused += code == 1;
+        }
+        if (won == 1 && refused == 1) exactly_one++;
+        fm_db_stmt *s = NULL;
+        fm_db_prepare_v2(ctx.store.db, "SELECT count(DISTINCT node) FROM auto_drains", -1, &s,
+                         NULL);
+        ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+        ck_assert_int_eq(fm_db_column_int(s, 0), 1);
+        fm_db_finalize(s);
+    }
+    ck_assert_int_eq(exactly_one, 50);
+    fm_ctx_close(&ctx);
+    unlink(cfg);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
+/* ---- two hosts, one approval --------------------------------------------- */
+
+/* Child: consumes approval ap of a plan with hash on the shared store.
+ * Exit 0: consumed; 1: refused as used; 2: anything else. */
+static void consumer(const char *config, const char *db, const char *ap, const char *hash,
+                     int go_fd)
+{
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    fm_err err = {0};
+    if (fm_ctx_open(&ctx, config, db, &err)) _exit(2);
+    char c;
+    if (read(go_fd, &c, 1) < 0) _exit(2);
+    fm_approval_need need = {.people = 1};
+    char plan[FM_APPROVAL_ID_LEN], who[256];
+    int rc = fm_approval_consume(&ctx, ap, hash, &need, plan, who, sizeof who, &err);
+    int code = rc == 0 ? 0 : err.code == FM_ERR_APPROVAL ? 1 : 2;
+    fm_ctx_close(&ctx);
+    _exit(code);
+}
+
+/* One signed approval, two hosts consuming it at once: exactly one gets
+ * it, 50 rounds (on PostgreSQL without the store-wide lock: the
+ * conditional UPDATEs decide). */
+START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
+{
+    char db[] = "/tmp/fm-wf-ap-XXXXXX";
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    char key[] = "/tmp/fm-wf-ap-key-XXXXXX", cfg[] = "/tmp/fm-wf-ap-cfg-XXXXXX";
+    int fd = mkstemp(key);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    unlink(key); /* keygen makes it, mode 0600 */
+    char pub[128], yaml[512];
+    fm_err err = {0};
+    ck_assert_msg(fm_approval_keygen(key, pub, sizeof pub, &err) == 0, "%s", err.text);
+    int n = snprintf(yaml, sizeof yaml,
+                     "approvals:\n  keys:\n    - id: alice\n      public_key: %s\n", pub);
+    fd = mkstemp(cfg);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, yaml, (size_t)n), n);
+    close(fd);
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    unsetenv("FLEETMCP_CONFIG");
+    ck_assert_msg(fm_ctx_open(&ctx, cfg, store, &err) == 0, "%s", err.text);
+    int exactly_one = 0;
+    for (int round = 0; round < 50; round++) {
+        char reason[32];
+        snprintf(reason, sizeof reason, "round %d", round);
+        json_t *args = json_pack("{s:s, s:s}", "node", "gpu-a01", "reason", reason);
+        json_t *nodes = json_pack("[s]", "gpu-a01");
+        json_t *content = fm_plan_content("node_drain", args, nodes, NULL, NULL, 0);
+        json_t *detail = json_object();
+        char plan[FM_PLAN_ID_LEN], hash[65], ap[FM_APPROVAL_ID_LEN], msg[512], sig[256];
+        ck_assert_msg(fm_plan_create(&ctx, content, detail, plan, &err) == 0, "%s", err.text);
+        fm_plan_hash(content, hash);
+        json_decref(args);
+        json_decref(nodes);
+        json_decref(content);
+        json_decref(detail);
+        int64_t expires = fm_now_ms() + 600000;
+        size_t mlen = fm_approval_message(msg, sizeof msg, plan, hash, "alice", expires);
+        ck_assert_msg(fm_approval_sign(key, msg, mlen, sig, sizeof sig, &err) == 0, "%s",
+                      err.text);
+        ck_assert_msg(fm_approval_record(&ctx, plan, "alice", expires, sig, ap, &err) == 0, "%s",
+                      err.text);
+        int go[2];
+        ck_assert_int_eq(pipe(go), 0);
+        pid_t p[2];
+        for (int i = 0; i < 2; i++) {
+            p[i] = fork();
+            if (p[i] == 0) {
+                close(go[1]);
+                setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
+                consumer(cfg, store, ap, hash, go[0]);
+            }
+        }
+        close(go[0]);
+        usleep(20000);
+        close(go[1]);
+        int won = 0, refused = 0;
+        for (int i = 0; i < 2; i++) {
+            int status = 0;
+            waitpid(p[i], &status, 0);
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 3;
+            won += code == 0;
+            refused += code == 1;
+        }
+        if (won == 1 && refused == 1) exactly_one++;
+        json_t *got = fm_plan_get(&ctx, plan, &err);
+        ck_assert_ptr_nonnull(got);
+        ck_assert_str_eq(fm_json_str(got, "status", ""), "executed");
+        json_decref(got);
+    }
+    ck_assert_int_eq(exactly_one, 50);
+    fm_ctx_close(&ctx);
+    unlink(cfg);
+    unlink(key);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 static Suite *workflow_suite(void)
 {
     Suite *s = suite_create("workflow");
@@ -646,6 +817,8 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, live_owner_is_left_alone);
     tcase_add_test(tc, summary_reports_orphaned_drains);
     tcase_add_test(tc, race_two_processes_fifty_rounds);
+    tcase_add_test(tc, capacity_race_two_hosts_fifty_rounds);
+    tcase_add_test(tc, approval_consumed_once_two_hosts_fifty_rounds);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
     return s;
