@@ -68,14 +68,20 @@ static const char audit_ddl[] =
     "ts_ms,session,phase,call_ref,initiator_kind,initiator_name,os_user,client_name,"              \
     "client_version,tool,args,args_hash,autonomy,mode,decision,reason,plan_id,approval_id,"        \
     "workflow_id,node,result,error_code,error,duration_us,state_before,state_after,runbook,"       \
-    "runbook_version"
-#define AUDIT_NCOLS 28
+    "runbook_version,approvers"
+#define AUDIT_NCOLS 29
+/* Columns added after rows were already chained (approvers, v4) are
+ * hashed only when a row has a value: every row written before keeps the
+ * hash it was written with, and setting or clearing the column on any row
+ * still breaks its hash (the parts are length-prefixed, so a row with the
+ * part and one without never encode alike). */
+#define AUDIT_FIRST_OPTIONAL 28
 #define GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 static const char last_hash_sql[] = "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1";
 static const char insert_sql[] =
     "INSERT INTO audit(" AUDIT_COLS ",prev_hash,hash,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING";
+    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING";
 static const char fold_sql[] =
     "INSERT INTO audit_hourly(hour,tool,decision,n)"
     " SELECT ts_ms/3600000, coalesce(tool,''), coalesce(decision,'none'), count(*) FROM audit"
@@ -108,6 +114,11 @@ static const char audit_v3_ddl[] =
     "INSERT INTO settings(key,value,updated_ms)"
     " SELECT '" KEYED_FROM_KEY "', coalesce(max(id), 0) + 1, 0 FROM audit WHERE true"
     " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_ms=excluded.updated_ms;";
+
+/* v4: the approving people get a column of their own on the row of the
+ * action their approvals released (they were in the reason text only).
+ * One statement for SQLite and PostgreSQL alike. */
+static const char audit_v4_ddl[] = "ALTER TABLE audit ADD COLUMN approvers TEXT;";
 
 /* The anchor file, mapped shared by every process using the store: the
  * newest row's id and hash, the first keyed id, their MAC, and a robust
@@ -327,7 +338,8 @@ static int open_keys(fm_store *st, fm_err *err)
 int fm_audit_init(fm_ctx *ctx, fm_err *err)
 {
     if (fm_store_migrate(&ctx->store, "audit", 2, audit_ddl, err) ||
-        fm_store_migrate(&ctx->store, "audit", 3, audit_v3_ddl, err))
+        fm_store_migrate(&ctx->store, "audit", 3, audit_v3_ddl, err) ||
+        fm_store_migrate(&ctx->store, "audit", 4, audit_v4_ddl, err))
         return -1;
     return open_keys(&ctx->store, err);
 }
@@ -392,6 +404,7 @@ static int row_hash(const acol *c, int64_t id, fm_store *key, const char *prev, 
     unsigned char *w = buf;
     char num[24];
     for (int k = 0; k < AUDIT_NCOLS; k++) {
+        if (k >= AUDIT_FIRST_OPTIONAL && c[k].type == 'n') continue;
         if (c[k].type == 'i') {
             int n = snprintf(num, sizeof num, "%lld", (long long)c[k].i);
             w = put_part(w, 'i', num, (size_t)n);
@@ -546,6 +559,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(r->state_after),
         col_s(r->runbook),
         col_s(r->runbook_version),
+        col_clip(r->approvers, 512),
     };
 
     const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;

@@ -312,7 +312,7 @@ static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, co
                     const char *approval, fm_gate_decision *d)
 {
     fm_err err = {0};
-    char plan_id[FM_APPROVAL_ID_LEN], approvers[256] = "";
+    char plan_id[FM_APPROVAL_ID_LEN], approvers[sizeof d->approvers] = "";
     json_t *plan = NULL;
     fm_approval_need need;
     if (fm_approval_plan_of(ctx, approval, plan_id, &err) ||
@@ -329,7 +329,9 @@ static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, co
     }
     snprintf(d->approval_id, sizeof d->approval_id, "%s", approval);
     snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
-    /* The people, not only the approval id, go on the audit row. */
+    memcpy(d->approvers, approvers, sizeof approvers);
+    /* The people, not only the approval id, go on the audit row: in a
+     * column of their own (approvers), and in the reason for a reader. */
     snprintf(d->reason, sizeof d->reason, "approved by %s (approval %s, plan %s)", approvers,
              approval, plan_id);
 }
@@ -427,7 +429,7 @@ out:
     json_decref(detail);
 }
 
-void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d)
+bool fm_gate_admit(fm_ctx *ctx, int ti, fm_gate_decision *d)
 {
     memset(d, 0, sizeof *d);
     const fm_tool_def *t = &fm_tool_table[ti];
@@ -439,7 +441,7 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
     char why[600];
     if (!fm_gate_visible(ctx, ti, why, sizeof why)) {
         deny(d, FM_ERR_DENIED, "%s; it cannot be called here", why);
-        return;
+        return false;
     }
     /* 1b. the verified caller's scopes grant the tool's level.  Asked
      *     here, not only by tools/list, so a caller that names a tool it
@@ -447,8 +449,16 @@ void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d
     if (!fm_gate_scope_ok(ctx, ti, why, sizeof why)) {
         deny(d, FM_ERR_DENIED, "%s", why);
         d->scope_needed = (int)t->autonomy + 1;
-        return;
+        return false;
     }
+    return true;
+}
+
+void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d)
+{
+    if (!fm_gate_admit(ctx, ti, d)) return;
+    const fm_tool_def *t = &fm_tool_table[ti];
+    char why[600];
     /* 2. every backend the tool needs is configured. */
     fm_err err = {0};
     if (fm_gate_backends(ctx, ti, &err)) {
