@@ -270,7 +270,8 @@ bool fm_gate_approval_needed(fm_ctx *ctx, const fm_tool_def *t, const json_t *co
  * -1 with err when the plan's runbook cannot be read: its role is then
  * unknown, and nothing is released. */
 static int approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *content,
-                         const char *creator, fm_approval_need *need, fm_err *err)
+                         const json_t *verdicts, const char *creator, fm_approval_need *need,
+                         fm_err *err)
 {
     const json_t *approvals = fm_config_section(&ctx->cfg, "approvals");
     const char *rb_id = fm_json_str(content, "runbook", NULL);
@@ -289,6 +290,11 @@ static int approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *conten
                          emergency != NULL, role, creator, need);
     json_decref(emergency);
     fm_approval_need_action(approvals, rb_id ? rb_id : t->name, need);
+    /* A guardrail that judged the plan may name whose approval releases
+     * it (guardrails.approval_roles): data, like the runbook's role. */
+    fm_approval_need_guardrails(
+        json_object_get(fm_config_section(&ctx->cfg, "guardrails"), "approval_roles"), verdicts,
+        need);
     int starts = fm_emergency_approvals_required(ctx);
     if ((t->flags & FM_TOOL_STARTS_EMERGENCY) && starts > need->people) {
         need->people = starts;
@@ -308,8 +314,9 @@ static const char *creator_of(const json_t *plan)
 
 /* Consumes approval for content (hash) if the plan's approvers, taken
  * together, meet what it takes; fills d either way. */
-static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, const char *hash,
-                    const char *approval, fm_gate_decision *d)
+static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content,
+                    const json_t *verdicts, const char *hash, const char *approval,
+                    fm_gate_decision *d)
 {
     fm_err err = {0};
     char plan_id[FM_APPROVAL_ID_LEN], approvers[sizeof d->approvers] = "";
@@ -320,7 +327,7 @@ static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, co
         deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
         return;
     }
-    int rc = approval_need(ctx, t, content, creator_of(plan), &need, &err);
+    int rc = approval_need(ctx, t, content, verdicts, creator_of(plan), &need, &err);
     json_decref(plan);
     if (rc || fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers,
                                   sizeof approvers, &err)) {
@@ -393,7 +400,7 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
         goto out;
     }
     if (approval) {
-        release(ctx, t, content, hash, approval, d);
+        release(ctx, t, content, json_object_get(detail, "guardrails"), hash, approval, d);
         goto out;
     }
     char plan_id[FM_PLAN_ID_LEN];
@@ -405,13 +412,15 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
     }
     snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
     fm_approval_need need;
-    char takes[400] = "";
-    if (approval_need(ctx, t, content, fm_session_who(&ctx->session), &need, &err) == 0 &&
-        (need.people > 1 || need.role[0]))
-        snprintf(takes, sizeof takes, " It takes %d distinct %s%s%s%s%s%s, each running that"
-                 " command.", need.people, need.people > 1 ? "people" : "person",
-                 need.role[0] ? " with role " : "", need.role, need.why[0] ? " (" : "",
-                 need.why, need.why[0] ? ")" : "");
+    char takes[400] = "", roles[200] = "";
+    if (approval_need(ctx, t, content, json_object_get(detail, "guardrails"),
+                      fm_session_who(&ctx->session), &need, &err) == 0 &&
+        (need.people > 1 || need.role[0] || need.guard_role[0])) {
+        fm_approval_need_roles(&need, roles, sizeof roles);
+        snprintf(takes, sizeof takes, " It takes %d distinct %s%s%s%s%s, each running that"
+                 " command.", need.people, need.people > 1 ? "people" : "person", roles,
+                 need.why[0] ? " (" : "", need.why, need.why[0] ? ")" : "");
+    }
     /* A canary that could have run alone says what stopped it; bounded,
      * so the approve command after it always fits the reason. */
     char because[340] = "";
