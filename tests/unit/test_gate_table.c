@@ -531,13 +531,21 @@ static json_t *plan_repair(test_server *t, const char *node, const char *fc, cha
     return diag;
 }
 
-static void record(test_server *t, const char *node, const char *fc, double conf, bool act)
+static void record_from(test_server *t, const char *node, const char *fc, double conf, bool act,
+                        const char *source, bool collected_act)
 {
-    fm_diagnosis d = {.confidence = conf, .act_threshold = 0.7, .act = act};
+    fm_diagnosis d = {.confidence = conf, .act_threshold = 0.7, .act = act,
+                      .collected_act = collected_act};
     snprintf(d.fault_class, sizeof d.fault_class, "%s", fc);
-    snprintf(d.source, sizeof d.source, "signals");
+    snprintf(d.source, sizeof d.source, "%s", source);
     fm_err err = {0};
     ck_assert_msg(fm_diagnosis_record(&t->ctx, node, &d, NULL, &err) == 0, "%s", err.text);
+}
+
+/* A diagnosis as node mode records it from fleetmcp's own evidence. */
+static void record(test_server *t, const char *node, const char *fc, double conf, bool act)
+{
+    record_from(t, node, fc, conf, act, "collected", act);
 }
 
 /* repair_execute of plan_id without an approval: refused with APPROVAL
@@ -599,6 +607,20 @@ START_TEST(diagnosis_gates_canary_repair)
     fm_db_finalize(s);
     execute_refused(&t, plan, "max_age_s");
 
+    /* Fresh, confident, the plan's class, but resting on the caller's
+     * evidence: the caller's signals alone, or collected evidence that
+     * alone did not reach act.  Made-up evidence never runs unapproved. */
+    record_from(&t, "gpu-a02", "node_disk_full", 0.95, true, "signals", false);
+    dg = plan_repair(&t, "gpu-a02", "node_disk_full", plan);
+    ck_assert(json_is_true(json_object_get(dg, "approval_needed")));
+    ck_assert(json_is_false(json_object_get(dg, "collected_act")));
+    ck_assert_msg(strstr(fm_json_str(dg, "summary", ""), "evidence the caller passed"), "%s",
+                  fm_json_str(dg, "summary", ""));
+    json_decref(dg);
+    execute_refused(&t, plan, "evidence the caller passed (source signals)");
+    record_from(&t, "gpu-a02", "node_disk_full", 0.95, true, "collected+caller", false);
+    execute_refused(&t, plan, "evidence the caller passed (source collected+caller)");
+
     /* A canary runbook on a node that is not a canary needs an approval
      * whatever its diagnosis. */
     record(&t, "gpu-a01", "node_disk_full", 0.84, true);
@@ -607,9 +629,11 @@ START_TEST(diagnosis_gates_canary_repair)
     json_decref(dg);
     execute_refused(&t, plan, "not every node is a canary");
 
-    /* Positive control: fresh, confident, same class.  The plan records
-     * the diagnosis and the repair reaches Slurm without an approval. */
-    record(&t, "gpu-a02", "node_disk_full", 0.84, true);
+    /* Positive control: fresh, confident, same class, and fleetmcp's
+     * collected evidence alone reached act (the caller's lines only added
+     * to it).  The plan records the diagnosis and the repair reaches Slurm
+     * without an approval. */
+    record_from(&t, "gpu-a02", "node_disk_full", 0.84, true, "collected+caller", true);
     dg = plan_repair(&t, "gpu-a02", "node_disk_full", plan);
     ck_assert(json_is_false(json_object_get(dg, "approval_needed")));
     ck_assert(json_is_true(json_object_get(dg, "enough")));
@@ -648,8 +672,10 @@ START_TEST(diagnose_records_and_suspects)
     ck_assert_int_eq(fm_diagnosis_latest(&t.ctx, "gpu-a01", &d), 1);
     ck_assert_str_eq(d.fault_class, "node_disk_full");
     ck_assert(d.confidence >= 0.5 && d.confidence < d.act_threshold && !d.act);
-    /* node and signals: collected, plus what the caller passed */
+    /* node and signals: collected, plus what the caller passed; the
+     * class came from the caller's line, not from what was collected */
     ck_assert_str_eq(d.source, "collected+caller");
+    ck_assert(!d.collected_act);
     char st[32];
     fm_node_state_get(&t.ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "suspect");
