@@ -412,12 +412,12 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
     }
     snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
     fm_approval_need need;
-    char takes[400] = "", roles[200] = "";
+    char takes[512] = "", roles[200] = "";
     if (approval_need(ctx, t, content, json_object_get(detail, "guardrails"),
                       fm_session_who(&ctx->session), &need, &err) == 0 &&
         (need.people > 1 || need.role[0] || need.guard_role[0])) {
         fm_approval_need_roles(&need, roles, sizeof roles);
-        snprintf(takes, sizeof takes, " It takes %d distinct %s%s%s%s%s, each running that"
+        snprintf(takes, sizeof takes, " It takes %d distinct %s%.199s%s%.199s%s, each running that"
                  " command.", need.people, need.people > 1 ? "people" : "person", roles,
                  need.why[0] ? " (" : "", need.why, need.why[0] ? ")" : "");
     }
