@@ -19,6 +19,9 @@
 typedef struct fm_approval_need {
     int people;        /* distinct people who must approve: 1 or 2 */
     char role[64];     /* the role each of them must hold; "" for any approver */
+    char guard_role[64]; /* a second role each must hold, named by a guardrail that
+                            judged the plan (guardrails.approval_roles); "" none */
+    char guard[48];    /* that guardrail's name, for the refusal text */
     char creator[128]; /* who created the plan (token subject); "" unknown */
     bool separate;     /* the creator may not approve (approvals.separate_creator) */
     char why[200];     /* why two people, for the refusal text; "" when one */
@@ -37,6 +40,17 @@ void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency,
  * fleet-wide blast radius no node count shows); require_role maps an
  * action to the role its approvers need, unless its runbook named one. */
 void fm_approval_need_action(const json_t *approvals, const char *action, fm_approval_need *need);
+
+/* Adds the role guardrails.approval_roles (the map, borrowed, may be NULL)
+ * names for the first guardrail among verdicts (a plan's guardrail
+ * verdicts, borrowed, may be NULL) that has one: every approver must then
+ * hold it as well as need->role. */
+void fm_approval_need_guardrails(const json_t *approval_roles, const json_t *verdicts,
+                                 fm_approval_need *need);
+
+/* " with role R", " with role R (guardrail G)", " with roles R and R2
+ * (guardrail G)" or "": the roles need asks for, for refusal texts. */
+void fm_approval_need_roles(const fm_approval_need *need, char *buf, size_t len);
 
 /* 0 when the approvers (ids of approvals the approval layer verified for
  * this plan and its hash) release it; otherwise FM_ERR_APPROVAL with err

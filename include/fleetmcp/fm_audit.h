@@ -43,6 +43,9 @@ typedef struct fm_audit_rec {
     const char *state_after;
     const char *runbook;
     const char *runbook_version;
+    /* The people whose approvals released this action, as the gate
+     * counted them ("alice, bob"); NULL when no approval was used. */
+    const char *approvers;
     /* An intent of a rate-limited tool: at most this many allowed calls of
      * the tool in the last hour, counted in the same transaction as the
      * insert, so processes sharing the store cannot overshoot together.

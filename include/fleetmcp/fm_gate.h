@@ -7,6 +7,10 @@
  *   1b. scope: over HTTP with `auth`, the verified principal's scopes
  *      grant the tool's autonomy level (fm_gate_scope_ok; tools/list
  *      asks it too, a call names the scope to ask for)  DENIED
+ *   (steps 1 and 1b come before the arguments are checked against the
+ *   input schema (fm_gate_admit): a caller without the scope learns only
+ *   that it lacks it, whatever it sent; everything after needs valid
+ *   arguments)                                         INVALID
  *   2. every backend the tool needs is configured
  *      (fm_gate_backends)                              NOTCONFIGURED
  *   3. read autonomy: allow
@@ -55,6 +59,7 @@ typedef struct fm_gate_decision {
     char reason[768];
     char plan_id[40];
     char approval_id[40];
+    char approvers[256]; /* released: the people counted, for the audit row */
     int scope_needed; /* step 1b refused it: the autonomy level + 1 whose scope the token lacks */
 } fm_gate_decision;
 
@@ -71,6 +76,11 @@ void fm_gate_decide(struct fm_ctx *ctx, int tool_index, const json_t *args,
 /* The same decision for an internal call, with the action's exemptions. */
 void fm_gate_decide_internal(struct fm_ctx *ctx, int tool_index, const json_t *args,
                              unsigned exempt, fm_gate_decision *d);
+/* Steps 1 and 1b alone, which need no arguments: the call pipeline asks
+ * them before the input schema, so a token without the scope is DENIED
+ * (missing scope) for any call above it, never INVALID.  true when both
+ * pass; otherwise d holds the refusal.  fm_gate_decide asks them first. */
+bool fm_gate_admit(struct fm_ctx *ctx, int tool_index, fm_gate_decision *d);
 
 /* The kill switch as the gate sees it: the store setting or the file. */
 bool fm_killswitch_engaged(struct fm_ctx *ctx, char *why, size_t whylen);

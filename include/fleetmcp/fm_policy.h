@@ -114,6 +114,8 @@ typedef struct fm_diagnosis {
     bool act;              /* the engine's own verdict: confident and corroborated */
     char source[24];       /* "collected" (node mode), "collected+caller" (node mode plus
                             * the caller's signals) or "signals" (the caller's alone) */
+    bool collected_act;    /* the evidence fleetmcp collected itself, alone, named this
+                            * class at act: the only diagnosis the gate acts on unapproved */
     int64_t at_ms;
 } fm_diagnosis;
 
@@ -133,9 +135,10 @@ long long fm_diagnosis_max_age_s(const struct fm_ctx *ctx);
 
 /* The gate's diagnosis rule for repairing node for fault_class without a
  * human: *enough when node's latest diagnosis names that class, reached
- * the act threshold (and the engine said act) and is fresh.  why says
- * which of those failed and what to do, or what the basis is.  Returns the
- * basis {id, fault_class, confidence, act_threshold, act, source, at,
+ * the act threshold (and the engine said act), rests on evidence fleetmcp
+ * collected itself (collected_act) and is fresh.  why says which of those
+ * failed and what to do, or what the basis is.  Returns the basis {id,
+ * fault_class, confidence, act_threshold, act, source, collected_act, at,
  * age_s, agrees, fresh, enough} (new), or NULL when none is recorded. */
 json_t *fm_diagnosis_basis(struct fm_ctx *ctx, const char *node, const char *fault_class,
                            bool *enough, char *why, size_t len);

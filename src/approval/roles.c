@@ -44,6 +44,22 @@ void fm_approval_need_action(const json_t *approvals, const char *action, fm_app
     if (!need->role[0] && role[0]) snprintf(need->role, sizeof need->role, "%s", role);
 }
 
+void fm_approval_need_guardrails(const json_t *approval_roles, const json_t *verdicts,
+                                 fm_approval_need *need)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(verdicts, i, v)
+    {
+        const char *g = fm_json_str(v, "guardrail", "");
+        const char *role = fm_json_str(approval_roles, g, "");
+        if (!role[0] || !strcmp(role, need->role)) continue;
+        snprintf(need->guard_role, sizeof need->guard_role, "%s", role);
+        snprintf(need->guard, sizeof need->guard, "%s", g);
+        return;
+    }
+}
+
 static const json_t *key_of(const json_t *approvals, const char *id)
 {
     size_t i;
@@ -75,6 +91,19 @@ static void note(char *buf, size_t len, const char *text)
     buf[o + t] = '\0';
 }
 
+void fm_approval_need_roles(const fm_approval_need *need, char *buf, size_t len)
+{
+    if (need->role[0] && need->guard_role[0])
+        snprintf(buf, len, " with roles %s and %s (guardrail %s)", need->role, need->guard_role,
+                 need->guard);
+    else if (need->role[0] || need->guard_role[0])
+        snprintf(buf, len, " with role %s%s%s%s", need->role[0] ? need->role : need->guard_role,
+                 need->guard_role[0] ? " (guardrail " : "", need->guard_role[0] ? need->guard : "",
+                 need->guard_role[0] ? ")" : "");
+    else if (len)
+        buf[0] = '\0';
+}
+
 int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
                        const char *const *approvers, size_t n, char *counted_out,
                        size_t counted_len, fm_err *err)
@@ -83,7 +112,7 @@ int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
     const char *first_id[MAX_APPROVERS];
     size_t counted = 0;
     char notes[300] = "", line[300];
-    bool strict = need->people > 1 || need->role[0];
+    bool strict = need->people > 1 || need->role[0] || need->guard_role[0];
     if (n > MAX_APPROVERS) n = MAX_APPROVERS;
     for (size_t i = 0; i < n; i++) {
         char id[72];
@@ -107,6 +136,12 @@ int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
         }
         if (need->role[0] && !has_role(key, need->role)) {
             snprintf(line, sizeof line, "%s lacks role %s", id, need->role);
+            note(notes, sizeof notes, line);
+            continue;
+        }
+        if (need->guard_role[0] && !has_role(key, need->guard_role)) {
+            snprintf(line, sizeof line, "%s lacks role %s (guardrails.approval_roles.%s)", id,
+                     need->guard_role, need->guard);
             note(notes, sizeof notes, line);
             continue;
         }
@@ -138,8 +173,8 @@ int fm_approval_quorum(const json_t *approvals, const fm_approval_need *need,
         }
         return 0;
     }
-    char role[96] = "";
-    if (need->role[0]) snprintf(role, sizeof role, " with role %s", need->role);
+    char role[200];
+    fm_approval_need_roles(need, role, sizeof role);
     return fm_err_set(err, FM_ERR_APPROVAL,
                       "this plan needs approvals from %d distinct %s%s%s%s%s; %zu counted%s%s:"
                       " ask %s approver%s to run `mcp-cli approve`",

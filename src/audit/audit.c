@@ -68,14 +68,20 @@ static const char audit_ddl[] =
     "ts_ms,session,phase,call_ref,initiator_kind,initiator_name,os_user,client_name,"              \
     "client_version,tool,args,args_hash,autonomy,mode,decision,reason,plan_id,approval_id,"        \
     "workflow_id,node,result,error_code,error,duration_us,state_before,state_after,runbook,"       \
-    "runbook_version"
-#define AUDIT_NCOLS 28
+    "runbook_version,approvers"
+#define AUDIT_NCOLS 29
+/* Columns added after rows were already chained (approvers, v5) are
+ * hashed only when a row has a value: every row written before keeps the
+ * hash it was written with, and setting or clearing the column on any row
+ * still breaks its hash (the parts are length-prefixed, so a row with the
+ * part and one without never encode alike). */
+#define AUDIT_FIRST_OPTIONAL 28
 #define GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 static const char last_hash_sql[] = "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1";
 static const char insert_sql[] =
     "INSERT INTO audit(" AUDIT_COLS ",prev_hash,hash,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING";
+    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING";
 static const char fold_sql[] =
     "INSERT INTO audit_hourly(hour,tool,decision,n)"
     " SELECT ts_ms/3600000, coalesce(tool,''), coalesce(decision,'none'), count(*) FROM audit"
@@ -133,6 +139,10 @@ static const char heads_sql[] =
  * verify: rows after a host's last head are covered by its anchor file
  * only. */
 #define HEAD_EVERY 64
+/* v5: the approving people get a column of their own on the row of the
+ * action their approvals released (they were in the reason text only).
+ * One statement for SQLite and PostgreSQL alike. */
+static const char audit_v5_ddl[] = "ALTER TABLE audit ADD COLUMN approvers TEXT;";
 
 /* The anchor file, mapped shared by every process using the store: the
  * newest row's id and hash, the first keyed id, their MAC, and a robust
@@ -398,7 +408,8 @@ int fm_audit_init(fm_ctx *ctx, fm_err *err)
 {
     if (fm_store_migrate(&ctx->store, "audit", 2, audit_ddl, err) ||
         fm_store_migrate(&ctx->store, "audit", 3, audit_v3_ddl, err) ||
-        fm_store_migrate(&ctx->store, "audit", 4, audit_v4_ddl, err))
+        fm_store_migrate(&ctx->store, "audit", 4, audit_v4_ddl, err) ||
+        fm_store_migrate(&ctx->store, "audit", 5, audit_v5_ddl, err))
         return -1;
     fm_host_id(ctx->store.host, sizeof ctx->store.host);
     return open_keys(&ctx->store, err);
@@ -464,6 +475,7 @@ static int row_hash(const acol *c, int64_t id, fm_store *key, const char *prev, 
     unsigned char *w = buf;
     char num[24];
     for (int k = 0; k < AUDIT_NCOLS; k++) {
+        if (k >= AUDIT_FIRST_OPTIONAL && c[k].type == 'n') continue;
         if (c[k].type == 'i') {
             int n = snprintf(num, sizeof num, "%lld", (long long)c[k].i);
             w = put_part(w, 'i', num, (size_t)n);
@@ -618,6 +630,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(r->state_after),
         col_s(r->runbook),
         col_s(r->runbook_version),
+        col_clip(r->approvers, 512),
     };
 
     const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;

@@ -4,7 +4,13 @@
  * said "act": corroborated enough for a destructive class).  A canary
  * repair runs without an approval only on a node whose latest diagnosis
  * names the plan's class, reached `act`, and is younger than
- * diagnose.max_age_s ("confidence high? if not, human review"). */
+ * diagnose.max_age_s ("confidence high? if not, human review"), and only
+ * on evidence fleetmcp collected itself: a diagnosis from the caller's
+ * signals alone never counts (an agent could make the evidence up), and
+ * one from collected evidence plus the caller's counts only when the
+ * collected evidence alone, through the same engine, named the same class
+ * at act (collected_act): the caller's lines may add to such an answer,
+ * never be the reason it is acted on without a human. */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,17 +28,27 @@ static const char ddl[] =
     " fault_class TEXT NOT NULL, confidence REAL NOT NULL, act_threshold REAL NOT NULL,"
     " act INTEGER NOT NULL, source TEXT NOT NULL, at_ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS diagnoses_node ON diagnoses(node, seq);";
+/* v2: whether fleetmcp's own evidence alone named the class at act.  Rows
+ * before it: a node-mode diagnosis without caller signals is its own
+ * evidence (act), any other is not. */
+static const char ddl_v2[] =
+    "ALTER TABLE diagnoses ADD COLUMN collected_act INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE diagnoses SET collected_act=act WHERE source='collected';";
 static const char put_sql[] =
-    "INSERT INTO diagnoses(id,node,fault_class,confidence,act_threshold,act,source,at_ms)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)";
+    "INSERT INTO diagnoses(id,node,fault_class,confidence,act_threshold,act,source,at_ms,"
+    "collected_act) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)";
 static const char prune_sql[] = "DELETE FROM diagnoses WHERE node=? AND at_ms<?";
 static const char latest_sql[] =
-    "SELECT id, fault_class, confidence, act_threshold, act, source, at_ms FROM diagnoses"
+    "SELECT id, fault_class, confidence, act_threshold, act, source, at_ms, collected_act"
+    " FROM diagnoses"
     " WHERE node=? ORDER BY seq DESC LIMIT 1";
 
 int fm_diagnosis_init(fm_ctx *ctx, fm_err *err)
 {
-    return fm_store_migrate(&ctx->store, "diagnoses", 1, ddl, err);
+    return fm_store_migrate(&ctx->store, "diagnoses", 1, ddl, err) ||
+                   fm_store_migrate(&ctx->store, "diagnoses", 2, ddl_v2, err)
+               ? -1
+               : 0;
 }
 
 int fm_diagnosis_record(fm_ctx *ctx, const char *node, const fm_diagnosis *d, char *id_out,
@@ -51,6 +67,7 @@ int fm_diagnosis_record(fm_ctx *ctx, const char *node, const fm_diagnosis *d, ch
     fm_db_bind_int64(s, 6, d->act ? 1 : 0);
     fm_db_bind_text(s, 7, d->source, -1, FM_DB_STATIC);
     fm_db_bind_int64(s, 8, now);
+    fm_db_bind_int64(s, 9, d->collected_act ? 1 : 0);
     int rc = fm_db_step(s);
     fm_db_reset(s);
     if (rc != FM_DB_DONE) {
@@ -86,6 +103,7 @@ int fm_diagnosis_latest(fm_ctx *ctx, const char *node, fm_diagnosis *d)
         t = fm_db_column_text(s, 5);
         snprintf(d->source, sizeof d->source, "%s", t ? (const char *)t : "");
         d->at_ms = fm_db_column_int64(s, 6);
+        d->collected_act = fm_db_column_int64(s, 7) != 0;
         found = 1;
     } else if (rc != FM_DB_DONE) {
         found = -1;
@@ -120,6 +138,7 @@ json_t *fm_diagnosis_basis(fm_ctx *ctx, const char *node, const char *fault_clas
     bool agrees = fault_class && !strcmp(d.fault_class, fault_class);
     bool confident = d.act && d.confidence >= d.act_threshold;
     bool fresh = age_s <= max_age;
+    bool own = d.collected_act;
     char at[32];
     fm_iso_time(d.at_ms, at);
     if (!agrees)
@@ -133,6 +152,11 @@ json_t *fm_diagnosis_basis(fm_ctx *ctx, const char *node, const char *fault_clas
                  " the evidence is stronger", node, d.id, d.fault_class, d.confidence,
                  d.confidence >= d.act_threshold ? "at" : "below", d.act_threshold,
                  d.confidence >= d.act_threshold ? " but not corroborated" : "");
+    else if (!own)
+        snprintf(why, len, "%s's latest diagnosis %s (%s) rests on evidence the caller passed"
+                 " (source %s), not on evidence fleetmcp collected itself: a human must approve"
+                 " the plan, or run diagnose {node: %s} without signals so fleetmcp reads the"
+                 " node itself", node, d.id, d.fault_class, d.source, node);
     else if (!fresh)
         snprintf(why, len, "%s's latest diagnosis %s (%s) is %lld s old, over diagnose.max_age_s"
                  " %lld: run diagnose {node: %s} again, or have a human approve the plan", node,
@@ -140,9 +164,10 @@ json_t *fm_diagnosis_basis(fm_ctx *ctx, const char *node, const char *fault_clas
     else
         snprintf(why, len, "diagnosis %s of %s names %s with confidence %.2f (act %.2f), %lld s"
                  " ago", d.id, node, d.fault_class, d.confidence, d.act_threshold, age_s);
-    *enough = agrees && confident && fresh;
-    return json_pack("{s:s, s:s, s:f, s:f, s:b, s:s, s:s, s:I, s:b, s:b, s:b}", "id", d.id,
+    *enough = agrees && confident && own && fresh;
+    return json_pack("{s:s, s:s, s:f, s:f, s:b, s:s, s:b, s:s, s:I, s:b, s:b, s:b}", "id", d.id,
                      "fault_class", d.fault_class, "confidence", d.confidence, "act_threshold",
-                     d.act_threshold, "act", d.act, "source", d.source, "at", at, "age_s",
-                     (json_int_t)age_s, "agrees", agrees, "fresh", fresh, "enough", *enough);
+                     d.act_threshold, "act", d.act, "source", d.source, "collected_act", own,
+                     "at", at, "age_s", (json_int_t)age_s, "agrees", agrees, "fresh", fresh,
+                     "enough", *enough);
 }

@@ -270,7 +270,8 @@ bool fm_gate_approval_needed(fm_ctx *ctx, const fm_tool_def *t, const json_t *co
  * -1 with err when the plan's runbook cannot be read: its role is then
  * unknown, and nothing is released. */
 static int approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *content,
-                         const char *creator, fm_approval_need *need, fm_err *err)
+                         const json_t *verdicts, const char *creator, fm_approval_need *need,
+                         fm_err *err)
 {
     const json_t *approvals = fm_config_section(&ctx->cfg, "approvals");
     const char *rb_id = fm_json_str(content, "runbook", NULL);
@@ -289,6 +290,11 @@ static int approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *conten
                          emergency != NULL, role, creator, need);
     json_decref(emergency);
     fm_approval_need_action(approvals, rb_id ? rb_id : t->name, need);
+    /* A guardrail that judged the plan may name whose approval releases
+     * it (guardrails.approval_roles): data, like the runbook's role. */
+    fm_approval_need_guardrails(
+        json_object_get(fm_config_section(&ctx->cfg, "guardrails"), "approval_roles"), verdicts,
+        need);
     int starts = fm_emergency_approvals_required(ctx);
     if ((t->flags & FM_TOOL_STARTS_EMERGENCY) && starts > need->people) {
         need->people = starts;
@@ -308,11 +314,12 @@ static const char *creator_of(const json_t *plan)
 
 /* Consumes approval for content (hash) if the plan's approvers, taken
  * together, meet what it takes; fills d either way. */
-static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, const char *hash,
-                    const char *approval, fm_gate_decision *d)
+static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content,
+                    const json_t *verdicts, const char *hash, const char *approval,
+                    fm_gate_decision *d)
 {
     fm_err err = {0};
-    char plan_id[FM_APPROVAL_ID_LEN], approvers[256] = "";
+    char plan_id[FM_APPROVAL_ID_LEN], approvers[sizeof d->approvers] = "";
     json_t *plan = NULL;
     fm_approval_need need;
     if (fm_approval_plan_of(ctx, approval, plan_id, &err) ||
@@ -320,7 +327,7 @@ static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, co
         deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
         return;
     }
-    int rc = approval_need(ctx, t, content, creator_of(plan), &need, &err);
+    int rc = approval_need(ctx, t, content, verdicts, creator_of(plan), &need, &err);
     json_decref(plan);
     if (rc || fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers,
                                   sizeof approvers, &err)) {
@@ -329,7 +336,9 @@ static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content, co
     }
     snprintf(d->approval_id, sizeof d->approval_id, "%s", approval);
     snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
-    /* The people, not only the approval id, go on the audit row. */
+    memcpy(d->approvers, approvers, sizeof approvers);
+    /* The people, not only the approval id, go on the audit row: in a
+     * column of their own (approvers), and in the reason for a reader. */
     snprintf(d->reason, sizeof d->reason, "approved by %s (approval %s, plan %s)", approvers,
              approval, plan_id);
 }
@@ -391,7 +400,7 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
         goto out;
     }
     if (approval) {
-        release(ctx, t, content, hash, approval, d);
+        release(ctx, t, content, json_object_get(detail, "guardrails"), hash, approval, d);
         goto out;
     }
     char plan_id[FM_PLAN_ID_LEN];
@@ -403,13 +412,15 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
     }
     snprintf(d->plan_id, sizeof d->plan_id, "%s", plan_id);
     fm_approval_need need;
-    char takes[400] = "";
-    if (approval_need(ctx, t, content, fm_session_who(&ctx->session), &need, &err) == 0 &&
-        (need.people > 1 || need.role[0]))
-        snprintf(takes, sizeof takes, " It takes %d distinct %s%s%s%s%s%s, each running that"
-                 " command.", need.people, need.people > 1 ? "people" : "person",
-                 need.role[0] ? " with role " : "", need.role, need.why[0] ? " (" : "",
-                 need.why, need.why[0] ? ")" : "");
+    char takes[512] = "", roles[200] = "";
+    if (approval_need(ctx, t, content, json_object_get(detail, "guardrails"),
+                      fm_session_who(&ctx->session), &need, &err) == 0 &&
+        (need.people > 1 || need.role[0] || need.guard_role[0])) {
+        fm_approval_need_roles(&need, roles, sizeof roles);
+        snprintf(takes, sizeof takes, " It takes %d distinct %s%.199s%s%.199s%s, each running that"
+                 " command.", need.people, need.people > 1 ? "people" : "person", roles,
+                 need.why[0] ? " (" : "", need.why, need.why[0] ? ")" : "");
+    }
     /* A canary that could have run alone says what stopped it; bounded,
      * so the approve command after it always fits the reason. */
     char because[340] = "";
@@ -427,6 +438,31 @@ out:
     json_decref(detail);
 }
 
+bool fm_gate_admit(fm_ctx *ctx, int ti, fm_gate_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    const fm_tool_def *t = &fm_tool_table[ti];
+    d->verdict = FM_GATE_ALLOW;
+
+    /* 1. visible: enabled_tools, disabled_tools and read_only.  tools/list
+     *    asks the same question, but a caller that bypasses it (the
+     *    workflow engine) is held to it too. */
+    char why[600];
+    if (!fm_gate_visible(ctx, ti, why, sizeof why)) {
+        deny(d, FM_ERR_DENIED, "%s; it cannot be called here", why);
+        return false;
+    }
+    /* 1b. the verified caller's scopes grant the tool's level.  Asked
+     *     here, not only by tools/list, so a caller that names a tool it
+     *     was not shown is refused with the scope to ask for. */
+    if (!fm_gate_scope_ok(ctx, ti, why, sizeof why)) {
+        deny(d, FM_ERR_DENIED, "%s", why);
+        d->scope_needed = (int)t->autonomy + 1;
+        return false;
+    }
+    return true;
+}
+
 static void decide(fm_ctx *ctx, int ti, const json_t *args, unsigned exempt, fm_gate_decision *d);
 
 void fm_gate_decide(fm_ctx *ctx, int ti, const json_t *args, fm_gate_decision *d)
@@ -442,26 +478,9 @@ void fm_gate_decide_internal(fm_ctx *ctx, int ti, const json_t *args, unsigned e
 
 static void decide(fm_ctx *ctx, int ti, const json_t *args, unsigned exempt, fm_gate_decision *d)
 {
-    memset(d, 0, sizeof *d);
+    if (!fm_gate_admit(ctx, ti, d)) return;
     const fm_tool_def *t = &fm_tool_table[ti];
-    d->verdict = FM_GATE_ALLOW;
-
-    /* 1. visible: enabled_tools, disabled_tools and read_only.  tools/list
-     *    asks the same question, but a caller that bypasses it (the
-     *    workflow engine) is held to it too. */
     char why[600];
-    if (!fm_gate_visible(ctx, ti, why, sizeof why)) {
-        deny(d, FM_ERR_DENIED, "%s; it cannot be called here", why);
-        return;
-    }
-    /* 1b. the verified caller's scopes grant the tool's level.  Asked
-     *     here, not only by tools/list, so a caller that names a tool it
-     *     was not shown is refused with the scope to ask for. */
-    if (!fm_gate_scope_ok(ctx, ti, why, sizeof why)) {
-        deny(d, FM_ERR_DENIED, "%s", why);
-        d->scope_needed = (int)t->autonomy + 1;
-        return;
-    }
     /* 2. every backend the tool needs is configured. */
     fm_err err = {0};
     if (fm_gate_backends(ctx, ti, &err)) {

@@ -207,14 +207,19 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
                         .node = arg_node(args)};
     json_t *result = NULL;
 
+    /* The gate's first steps (visible, scope) need no arguments and come
+     * before the schema: a token without the scope is told that, not
+     * which argument was wrong (fm_gate.h). */
+    fm_gate_decision d;
+    bool admitted = fm_gate_admit(ctx, ti, &d);
     /* Arguments that fail the schema are a tool error the model can fix,
      * not a protocol error (MCP: isError result). */
-    const fm_schema *in_schema = fm_registry_schema(ctx, ti, 0, &err);
-    if (!in_schema) {
+    const fm_schema *in_schema = admitted ? fm_registry_schema(ctx, ti, 0, &err) : NULL;
+    if (admitted && !in_schema) {
         json_decref(empty);
         return fm_result_error(&err);
     }
-    if (fm_schema_check(in_schema, args, &err)) {
+    if (admitted && fm_schema_check(in_schema, args, &err)) {
         fm_err e2 = {0};
         fm_err_set(&e2, FM_ERR_INVALID, "arguments for %s: %s", t->name, err.text);
         rec.decision = "invalid";
@@ -228,8 +233,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
                       : unaudited(t, &aerr, "was refused (invalid arguments)");
     }
 
-    fm_gate_decision d;
-    fm_gate_decide(ctx, ti, args, &d);
+    if (admitted) fm_gate_decide(ctx, ti, args, &d);
     /* The second approval path: ask the user of a trusted client, then
      * take the whole decision again with the approval it gave. */
     json_t *elicited = NULL;
@@ -248,6 +252,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
     rec.reason = d.reason[0] ? d.reason : NULL;
     rec.plan_id = d.plan_id[0] ? d.plan_id : NULL;
     rec.approval_id = d.approval_id[0] ? d.approval_id : NULL;
+    rec.approvers = d.approvers[0] ? d.approvers : NULL;
     if (d.verdict != FM_GATE_ALLOW) {
         fm_mcp_log(ctx, "notice", "gate", "%s %s: %s", t->name,
                    d.verdict == FM_GATE_SHADOW ? "recorded (shadow)" : "refused", d.reason);

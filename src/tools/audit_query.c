@@ -53,7 +53,7 @@ static json_t *compact_row(json_t *r, bool detail)
                                                          : json_null(),
                           "initiator", who);
     static const char *const keep[] = {"node", "reason", "error", "result", "plan_id",
-                                       "approval_id", "workflow_id", "call_ref",
+                                       "approval_id", "approvers", "workflow_id", "call_ref",
                                        "state_before", "state_after", "runbook"};
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
         json_t *v = json_object_get(r, keep[i]);

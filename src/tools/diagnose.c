@@ -592,14 +592,15 @@ static json_t *collect(fm_ctx *ctx, const char *node, json_int_t job_id, json_t 
  * not returned: the answer stands, and without a record the gate asks a
  * human. */
 static void remember(fm_ctx *ctx, const struct fm_diag_db *db, const char *node,
-                     const json_t *res, const char *source)
+                     const json_t *res, const char *source, bool collected_act)
 {
     const json_t *top = json_object_get(res, "top");
     double report = 0, act = 0;
     fm_diag_thresholds(db, &report, &act);
     fm_diagnosis d = {.confidence = json_number_value(json_object_get(top, "confidence")),
                       .act_threshold = act,
-                      .act = json_is_true(json_object_get(top, "act"))};
+                      .act = json_is_true(json_object_get(top, "act")),
+                      .collected_act = collected_act};
     snprintf(d.fault_class, sizeof d.fault_class, "%s", fm_json_str(top, "fault_class", "?"));
     snprintf(d.source, sizeof d.source, "%s", source);
     fm_err err = {0};
@@ -640,7 +641,8 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
         if (res && node && !json_object_get(res, "node"))
             json_object_set_new(res, "node", json_string(node));
         const char *about = fm_json_str(res, "node", NULL);
-        if (res && about) remember(ctx, db, about, res, "signals");
+        /* The caller's evidence alone: recorded, never acted on unapproved. */
+        if (res && about) remember(ctx, db, about, res, "signals", false);
         return res;
     }
     if (!node) {
@@ -653,6 +655,14 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
     if (!sig) {
         json_decref(info);
         return NULL;
+    }
+    /* With the caller's signals, the collected evidence is judged alone
+     * first: the gate acts unapproved only on a class fleetmcp's own
+     * evidence reached act for (fm_diagnosis_basis), whatever was added. */
+    json_t *own = NULL;
+    if (signals) {
+        fm_err oerr = {0};
+        own = fm_diag_run(db, sig, NULL, &oerr);
     }
     /* node and signals: what was collected plus what the caller saw that
      * no backend shows (an alert's events and labels, from the alert
@@ -679,9 +689,18 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
         json_object_set_new(res, "collected", info);
         /* Evidence the caller added is said so: the gate shows the source
          * with the plan that leans on it. */
-        remember(ctx, db, node, res, signals ? "collected+caller" : "collected");
+        const json_t *top = json_object_get(res, "top");
+        bool collected_act = json_is_true(json_object_get(top, "act"));
+        if (signals) {
+            const json_t *otop = json_object_get(own, "top");
+            collected_act = json_is_true(json_object_get(otop, "act")) &&
+                            !strcmp(fm_json_str(otop, "fault_class", ""),
+                                    fm_json_str(top, "fault_class", "?"));
+        }
+        remember(ctx, db, node, res, signals ? "collected+caller" : "collected", collected_act);
     } else {
         json_decref(info);
     }
+    json_decref(own);
     return res;
 }

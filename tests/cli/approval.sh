@@ -29,6 +29,15 @@ grep -q "APPROVAL:" "$tmp/err" && grep -q "mcp-cli approve pl-" "$tmp/err" && ok
 plan=$(grep -o 'pl-[0-9a-f]\{16\}' "$tmp/err" | head -1)
 [ -n "$plan" ] && ok || bad "plan id in refusal"
 
+# An audit log as the release before the approvers column wrote it: a
+# copy of this store with the column dropped and audit back at schema v4.
+# Opening it adds the column (v5), and every old row verifies unchanged.
+for f in "$FLEETMCP_DB"*; do cp "$f" "$tmp/old.db${f#"$FLEETMCP_DB"}"; done
+sqlite3 "$tmp/old.db" "ALTER TABLE audit DROP COLUMN approvers; UPDATE schema_migrations SET version=4 WHERE subsystem='audit'" && ok || bad "old store made"
+build/fleetmcp audit verify --db "$tmp/old.db" > "$tmp/out" 2>&1 && ok || bad "a store from before the approvers column verifies after the migration: $(cat "$tmp/out")"
+[ "$(sqlite3 "$tmp/old.db" "select version from schema_migrations where subsystem='audit'")" = 5 ] &&
+    sqlite3 "$tmp/old.db" "select count(approvers) from audit" > /dev/null && ok || bad "the old store was migrated to audit v5"
+
 # 2. Non-interactive approve without --yes is refused (no tty).
 [ "$(run $cli approve "$plan" --key "$tmp/alice.key" --approver alice < /dev/null)" = 1 ] && ok || bad "approve needs --yes without a tty"
 # 3. Unknown approver key (mallory is not configured).
@@ -81,6 +90,27 @@ n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='killswitch_re
 n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='plan_approve' and error_code='APPROVAL'")
 [ "$n" -ge 3 ] && ok || bad "refused approvals audited ($n)"
 build/fleetmcp audit verify --db "$FLEETMCP_DB" > /dev/null && ok || bad "audit chain verifies"
+# The approving person has a column of their own on the released action's
+# rows (intent and result), shown by audit_query; nowhere else.
+n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='killswitch_release' and approval_id='$ap' and approvers='alice' and phase in ('intent','result')")
+[ "$n" = 2 ] && ok || bad "the released action's rows name the approver alice ($n)"
+n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where approvers is not null and (approval_id is null or approval_id<>'$ap') and tool='killswitch_release'")
+[ "$n" = 0 ] && ok || bad "refused calls carry no approvers ($n)"
+[ "$(run $cli --format json call audit_query tool=killswitch_release)" = 0 ] &&
+    python3 - "$tmp/out" "$ap" <<'PY' && ok || bad "audit_query shows the approver: $(head -c 600 "$tmp/out")"
+import json, sys
+rows = json.load(open(sys.argv[1]))["structuredContent"]["rows"]
+mine = [r for r in rows if r.get("approval_id") == sys.argv[2]]
+others = [r for r in rows if r.get("approval_id") != sys.argv[2]]
+sys.exit(not (mine and all(r.get("approvers") == "alice" for r in mine)
+              and all("approvers" not in r for r in others)))
+PY
+# The column is in the chain: editing or clearing it breaks verify.
+cp "$FLEETMCP_DB" "$tmp/edit.db"; cp "$FLEETMCP_DB.audit-key" "$tmp/edit.db.audit-key"; cp "$FLEETMCP_DB.audit-anchor" "$tmp/edit.db.audit-anchor"
+sqlite3 "$tmp/edit.db" "PRAGMA wal_checkpoint; UPDATE audit SET approvers='mallory' WHERE approvers='alice' AND phase='intent'" > /dev/null
+build/fleetmcp audit verify --db "$tmp/edit.db" > "$tmp/out" 2>&1; [ $? -ne 0 ] && grep -q "does not match its hash" "$tmp/out" && ok || bad "an edited approver breaks the chain: $(cat "$tmp/out")"
+sqlite3 "$tmp/edit.db" "UPDATE audit SET approvers='alice' WHERE approvers='mallory'; UPDATE audit SET approvers='alice' WHERE id=(SELECT min(id) FROM audit)"
+build/fleetmcp audit verify --db "$tmp/edit.db" > "$tmp/out" 2>&1; [ $? -ne 0 ] && grep -q "row 1: content does not match" "$tmp/out" && ok || bad "an approver added to a row without one breaks the chain: $(cat "$tmp/out")"
 
 # 12. Roles and the two-person rule, decided by the gate.  killswitch_release
 # is fleet-wide: approvals.two_person.actions names it, and require_role
@@ -125,7 +155,17 @@ n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='killswitch_re
 [ "$n" = 1 ] && ok || bad "the audit row names both approving people ($n): $(sqlite3 "$FLEETMCP_DB" "select reason from audit where tool='killswitch_release' and approval_id='$a4'")"
 n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from approvals where plan_id='$plan2' and used_ms is not null")
 [ "$n" = 4 ] && ok || bad "every approval of the plan is used ($n)"
+n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='killswitch_release' and approval_id='$a4' and approvers='bob, alice' and phase in ('intent','result')")
+[ "$n" = 2 ] && ok || bad "the released action's rows name both approvers in their column ($n)"
 build/fleetmcp audit verify --db "$FLEETMCP_DB" > /dev/null && ok || bad "audit chain verifies (two-person)"
+# mcp-cli audit export carries them, and replay shows who approved it then.
+sid=$(sqlite3 "$FLEETMCP_DB" "select session from audit where approval_id='$a4' and phase='intent'")
+[ "$(run $cli audit export --session "$sid" --out "$tmp/session.jsonl")" = 0 ] &&
+    grep -q '"approvers":"bob, alice"' "$tmp/session.jsonl" && ok || bad "export carries the approvers: $(cat "$tmp/err" "$tmp/session.jsonl" | head -c 800)"
+sed 's/^mode: fleet/mode: shadow/' "$tmp/fleetmcp.yaml" > "$tmp/shadow.yaml"
+cp "$FLEETMCP_DB" "$tmp/replay.db"; cp "$FLEETMCP_DB.audit-key" "$tmp/replay.db.audit-key"
+FLEETMCP_DB=$tmp/replay.db run build/mcp-cli --config "$tmp/shadow.yaml" replay "$tmp/session.jsonl" > /dev/null
+grep -q "recorded as approved by bob, alice" "$tmp/out" && ok || bad "replay shows the recorded approvers: $(cat "$tmp/out" "$tmp/err" | head -c 800)"
 
 # 13. Emergency mode, decided by the gate: starting it takes two distinct
 # people (emergency.approvals_required, default 2), and while it lasts a

@@ -167,8 +167,11 @@ else bad "slurm_jobs as a table: $out"; fi
 out=$("$cli" call slurm_nodes)
 if echo "$out" | grep -qE '^total +7' && echo "$out" | grep -qE '^  gpu-b03 +IDLE +8 +rack=r02 sku=a100'; then ok
 else bad "slurm_nodes as a table: $out"; fi
-# The canary repair runs unapproved only on a fresh diagnosis of its class.
-"$cli" call diagnose --args '{"node":"gpu-a04","signals":{"kernel_log":["NVRM: Xid (PCI:0000:3b:00): 63, pid=1234, Row Remapper: New row marked for remapping, reset gpu to activate."]}}' > /dev/null
+# The canary repair runs unapproved only on a fresh diagnosis of its class,
+# from evidence fleetmcp collects itself (node mode reads the injected Xid).
+"$cli" --format json call diagnose node=gpu-a04 |
+    python3 -c 'import json,sys; t=json.load(sys.stdin)["structuredContent"]["top"]; sys.exit(not (t["fault_class"] == "gpu_row_remap_pending" and t["act"]))' &&
+    ok || bad "diagnose collects the row remap on gpu-a04 at act"
 plan=$("$cli" --format json call repair_plan node=gpu-a04 fault_class=gpu_row_remap_pending |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["plan_id"])')
 case "$plan" in pl-*) ok ;; *) bad "repair_plan on the canary node: $plan" ;; esac

@@ -124,6 +124,11 @@ check(st == 200 and "fleet_status" in tools and "runbook_list" in tools and
 st, _, b = call(READ_TOKEN, "fleet_status", {})
 r = b.get("result", {}) if isinstance(b, dict) else {}
 check(st == 200 and not r.get("isError"), f"a read token calls fleet_status: {st} {b}")
+def text_of(b):
+    r = b.get("result", {}) if isinstance(b, dict) else {}
+    return (r.get("content") or [{}])[0].get("text", "") if r else ""
+
+
 def step_up(st, hd, b, scope):
     """403 insufficient_scope naming the scopes to ask for (RFC 6750 3.1)."""
     wa = hd.get("www-authenticate", "")
@@ -136,6 +141,20 @@ st, hd, b = call(READ_TOKEN, "ticket_create",
                  {"summary": "should not exist", "node": "gpu-a01", "fault_class": "xid_79"})
 check(step_up(st, hd, b, "fleetmcp:create"),
       f"a read token is refused ticket_create: 403 step-up naming the scope: {st} {hd} {b}")
+
+# The scope is asked before the arguments (fm_gate.h steps 1b, then the input schema):
+# arguments a read token cannot know the shape of still get the scope answer, not INVALID.
+for bad in ({"node": 5, "no_such_argument": True}, {}):
+    st, hd, b = call(READ_TOKEN, "node_drain", bad)
+    check(step_up(st, hd, b, "fleetmcp:hitl") and "INVALID" not in json.dumps(b),
+          f"a read token calling a hitl tool with bad arguments {bad} is DENIED for the scope,"
+          f" not INVALID: {st} {hd} {b}")
+st, hd, b = call(READ_TOKEN, "ticket_create", {"summary": 7})
+check(step_up(st, hd, b, "fleetmcp:create") and "INVALID" not in json.dumps(b),
+      f"a read token calling ticket_create with a bad summary gets the scope answer: {st} {b}")
+st, _, b = call(READ_TOKEN, "fleet_status", {"no_such_argument": 1})
+check(st == 200 and "INVALID" in text_of(b),
+      f"within its scope, bad arguments are still INVALID: {st} {b}")
 
 # ---- a create token ---------------------------------------------------------------
 st, tools = listed(CREATE_TOKEN)
@@ -175,9 +194,6 @@ if sid:
           f"each request is judged by its own token, not the session's first: {names}")
 
 # ---- creator separation: the token subject that made a plan cannot approve it ------
-def text_of(b):
-    r = b.get("result", {}) if isinstance(b, dict) else {}
-    return r.get("content", [{}])[0].get("text", "") if r else ""
 
 
 def approve(plan, who):

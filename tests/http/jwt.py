@@ -204,10 +204,12 @@ rows = con.execute("select initiator_kind, initiator_name from audit where clien
                    " and os_user like 'jwt:%'").fetchall()
 check(rows == [("agent", "self-named")],
       f"a client calling itself mcp-cli over HTTP is recorded as the token subject: {rows}")
-rows = con.execute("select initiator_name, reason from audit where tool='killswitch_release'"
-                   " and phase='intent' and decision='allow'").fetchall()
-check(len(rows) == 1 and rows[0][0] == "alice@example.com" and "approved by bob" in rows[0][1],
-      f"the released call names the token subject and the approver: {rows}")
+rows = con.execute("select initiator_name, reason, approvers from audit where"
+                   " tool='killswitch_release' and phase='intent' and decision='allow'").fetchall()
+check(len(rows) == 1 and rows[0][0] == "alice@example.com" and "approved by bob" in rows[0][1]
+      and rows[0][2] == "bob",
+      f"the released call names the token subject and, in its approvers column, the"
+      f" approver: {rows}")
 n = con.execute("select count(*) from audit where initiator_name='reader'"
                 " and decision='allow'").fetchone()[0]
 check(n == 0, f"nothing the read-only token asked beyond its scope ran ({n})")

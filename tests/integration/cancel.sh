@@ -32,8 +32,13 @@ for _ in range(50):
     if "RUNNING" in out: break
     time.sleep(0.2)
 s = Session("build/fleetmcp", cfg, db, client="cancel-test")
-# The canary repair runs unapproved only on a fresh diagnosis of its class.
-s.call("diagnose", node="gpu-a04", signals={"kernel_log": ["NVRM: Xid (PCI:0000:3b:00): 63, pid=1234, Row Remapper: New row marked for remapping, reset gpu to activate."]})
+# The canary repair runs unapproved only on a fresh diagnosis of its class,
+# from evidence fleetmcp collects itself (node mode: the injected Xid 63 in
+# the node's journal and nvidia-smi -q), never from lines the caller passes.
+dg, err = s.call("diagnose", node="gpu-a04")
+top = (dg or {}).get("top") or {}
+check(top.get("fault_class") == "gpu_row_remap_pending" and top.get("act"),
+      f"diagnose collects the row remap on gpu-a04 at act: {top or err}")
 plan, err = s.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_pending")
 check(plan and plan.get("plan_id"), f"repair_plan on the canary node: {err}")
 pid = plan["plan_id"] if plan else "pl-0000000000000000"

@@ -20,8 +20,11 @@ shadow=$dir/shadow.yaml
 
 # 1. A canary repair that completes (row remap pending on the canary node).
 python3 tests/stack/gpu_state.py inject gpu-a04 row_remap_pending > /dev/null
-# The canary repair runs unapproved only on a fresh diagnosis of its class.
-build/mcp-cli --config "$fleet" call diagnose --args '{"node":"gpu-a04","signals":{"kernel_log":["NVRM: Xid (PCI:0000:3b:00): 63, pid=1234, Row Remapper: New row marked for remapping, reset gpu to activate."]}}' > /dev/null
+# The canary repair runs unapproved only on a fresh diagnosis of its class,
+# from evidence fleetmcp collects itself (node mode reads the injected Xid).
+build/mcp-cli --config "$fleet" --format json call diagnose node=gpu-a04 |
+    python3 -c 'import json,sys; t=json.load(sys.stdin)["structuredContent"]["top"]; sys.exit(not (t["fault_class"] == "gpu_row_remap_pending" and t["act"]))' &&
+    ok || bad "diagnose collects the row remap on gpu-a04 at act"
 plan=$(build/mcp-cli --config "$fleet" --format json call repair_plan node=gpu-a04 fault_class=gpu_row_remap_pending |
        python3 -c 'import json,sys; print(json.load(sys.stdin)["structuredContent"]["plan_id"])')
 if build/mcp-cli --config "$fleet" --timeout 300 call repair_execute plan_id="$plan" > "$dir/out" 2>&1; then ok; else bad "canary repair: $(tail -5 "$dir/out")"; fi

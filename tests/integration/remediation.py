@@ -75,9 +75,10 @@ APPROVALS = KEYGEN[KEYGEN.index("approvals:"):]
 BASE = base_config()
 
 
+# A kernel line an agent could pass as signals: made-up evidence unless the
+# node's own journal says so.
 XID63 = ("NVRM: Xid (PCI:0000:3b:00): 63, pid=1234, Row Remapper: New row marked for"
          " remapping, reset gpu to activate.")
-XID64 = "NVRM: Xid (PCI:0000:3b:00): 64, pid=1234, Row Remapper: Failed to remap row"
 
 
 class Env:
@@ -105,12 +106,14 @@ class Env:
         if r.returncode:
             raise RuntimeError(f"config {self.cfg}: {r.stdout}{r.stderr}")
 
-    def diagnosed(self, node, line=None):
-        """Records a diagnosis of node from its kernel line (Xid 63 by default):
-        the gate lets a canary repair run without a human only on a fresh
-        one of the plan's class at or above act."""
-        rc, sc, err = self.call("diagnose", node=node, signals={"kernel_log": [line or XID63]})
-        return rc == 0 and bool(sc) and sc["top"]["act"]
+    def diagnosed(self, node, fault_class="gpu_row_remap_pending"):
+        """Records a diagnosis of node from evidence fleetmcp collects itself
+        (node mode: the fault injected into the node's journal, nvidia-smi
+        and metrics): the gate lets a canary repair run without a human only
+        on a fresh one of the plan's class at act, from collected evidence."""
+        rc, sc, err = self.call("diagnose", node=node)
+        top = (sc or {}).get("top") or {}
+        return rc == 0 and top.get("fault_class") == fault_class and bool(top.get("act"))
 
     def call(self, tool, timeout=300, **args):
         r = sh(CLI, "--format", "json", "--config", self.cfg, "--timeout", str(timeout), "call",
@@ -396,6 +399,31 @@ def shadow():
 def canary():
     print("== canary node repaired without approval", flush=True)
     env = Env("canary")
+    # Made-up evidence: gpu-a04 is healthy, and an agent passes an Xid 63
+    # line as signals (with node: collected plus the caller's; alone: the
+    # caller's only).  Either diagnosis informs the plan, which then needs
+    # an approval and says why; the unapproved repair runs nothing.
+    before = sinfo()
+    for args, source in (({"node": "gpu-a04", "signals": {"kernel_log": [XID63]}},
+                          "collected+caller"),
+                         ({"signals": {"node": "gpu-a04", "kernel_log": [XID63]}}, "signals")):
+        rc, sc, err = env.call("diagnose", **args)
+        check(rc == 0 and sc and sc["top"]["fault_class"] == "gpu_row_remap_pending" and
+              sc["top"]["act"], f"made-up evidence ({source}): diagnose believes it", sc or err)
+        rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_pending")
+        dg = (sc or {}).get("diagnosis") or {}
+        check(sc and sc["approval_needed"] is True and dg.get("source") == source and
+              dg.get("collected_act") is False and "evidence the caller passed" in dg.get("summary", ""),
+              f"made-up evidence ({source}): the plan needs an approval and says why", sc or err)
+        rc, wf, err = env.call("repair_execute", plan_id=sc["plan_id"]) if sc else (1, None, "")
+        check(rc == 5 and "APPROVAL" in err and "evidence the caller passed" in err,
+              f"made-up evidence ({source}): unapproved canary repair_execute refused", err)
+    check(*unchanged(before, "made-up evidence: nothing drained"))
+    n = env.sql("SELECT count(*) FROM audit WHERE tool='repair_execute' AND decision='allow'")[0][0]
+    check(n == 0, "made-up evidence: repair_execute never allowed", n)
+    n = env.sql("SELECT count(*) FROM diagnoses")[0][0]
+    env.sql("DELETE FROM diagnoses")
+    check(n == 2, "made-up evidence: both diagnoses were recorded (then cleared)", n)
     inject("gpu-a04", "row_remap_pending")
     # Without a recorded diagnosis the canary runbook needs a human: the
     # unapproved repair_execute is refused and nothing is drained or reset.
@@ -682,7 +710,7 @@ def survives():
     # Row remap failure: the runbook never resets, it drains and escalates
     # (canary runbook on the canary node: no approval).
     inject("gpu-a04", "row_remap_failure")
-    check(env.diagnosed("gpu-a04", XID64), "diagnose records Xid 64 at act")
+    check(env.diagnosed("gpu-a04", "gpu_row_remap_failure"), "diagnose records Xid 64 at act")
     rc, sc, err = env.call("repair_plan", node="gpu-a04", fault_class="gpu_row_remap_failure")
     rc, wf, err = env.call("repair_execute", plan_id=sc["plan_id"]) if sc else (1, None, "")
     check(rc == 0 and wf and wf["status"] == "escalated" and wf.get("ticket"),
@@ -763,9 +791,10 @@ def race():
     text += "rate_limits:\n  repair_plan: 1000\n"
     with open(env.cfg, "w") as f:
         f.write(text)
-    # Diagnosed once: the diagnosis stays fresh (diagnose.max_age_s) for
-    # every round.
+    # Diagnosed once, from the injected fault: the diagnosis stays fresh
+    # (diagnose.max_age_s) for every round.
     for n in ("gpu-a02", "gpu-a03"):
+        inject(n, "row_remap_pending")
         check(env.diagnosed(n), f"race: {n} diagnosed at act")
     exactly_one = 0
     paths = {"gate": 0, "reservation": 0}

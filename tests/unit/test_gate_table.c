@@ -353,16 +353,42 @@ END_TEST
 
 /* ---- positive controls: an allowed call does reach the fakes --------- */
 
+/* A fresh Ed25519 key pair: the private key in path (a mkstemp
+ * template), the public key into pub. */
+static void make_key(char *path, char *pub, size_t len)
+{
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    unlink(path); /* keygen creates it with mode 0600 */
+    fm_err err = {0};
+    ck_assert_msg(fm_approval_keygen(path, pub, len, &err) == 0, "%s", err.text);
+}
+
+/* who signs plan_id with key, as `mcp-cli approve` does; the approval id
+ * into ap. */
+static void approve_plan(test_server *t, const char *key, const char *who, const char *plan_id,
+                         char ap[FM_APPROVAL_ID_LEN])
+{
+    fm_err err = {0};
+    json_t *plan = fm_plan_get(&t->ctx, plan_id, &err);
+    ck_assert_msg(plan != NULL, "%s", err.text);
+    const char *hash = fm_json_str(plan, "hash", NULL);
+    ck_assert_ptr_nonnull(hash);
+    int64_t expires = fm_now_ms() + 600000;
+    char msg[512], sig[256];
+    size_t n = fm_approval_message(msg, sizeof msg, plan_id, hash, who, expires);
+    ck_assert_msg(fm_approval_sign(key, msg, n, sig, sizeof sig, &err) == 0, "%s", err.text);
+    ck_assert_msg(fm_approval_record(&t->ctx, plan_id, who, expires, sig, ap, &err) == 0, "%s",
+                  err.text);
+    json_decref(plan);
+}
+
 START_TEST(allowed_calls_reach_the_fakes)
 {
     char key[] = "/tmp/fm-gate-key-XXXXXX";
-    int fd = mkstemp(key);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    unlink(key); /* keygen creates it with mode 0600 */
     char pub[128];
-    fm_err err = {0};
-    ck_assert_msg(fm_approval_keygen(key, pub, sizeof pub, &err) == 0, "%s", err.text);
+    make_key(key, pub, sizeof pub);
     char yaml[512];
     snprintf(yaml, sizeof yaml,
              "mode: fleet\ncanary:\n  nodes: [gpu-a02]\napprovals:\n  keys:\n    - id: alice\n"
@@ -381,17 +407,8 @@ START_TEST(allowed_calls_reach_the_fakes)
     json_t *args = json_loads(DRAIN, 0, NULL);
     fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
     ck_assert_int_eq(d.code, FM_ERR_APPROVAL);
-    json_t *plan = fm_plan_get(&t.ctx, d.plan_id, &err);
-    ck_assert_msg(plan != NULL, "%s", err.text);
-    const char *hash = fm_json_str(plan, "hash", NULL);
-    ck_assert_ptr_nonnull(hash);
-    int64_t expires = fm_now_ms() + 600000;
-    char msg[512], sig[256], ap[FM_APPROVAL_ID_LEN];
-    size_t n = fm_approval_message(msg, sizeof msg, d.plan_id, hash, "alice", expires);
-    ck_assert_msg(fm_approval_sign(key, msg, n, sig, sizeof sig, &err) == 0, "%s", err.text);
-    ck_assert_msg(fm_approval_record(&t.ctx, d.plan_id, "alice", expires, sig, ap, &err) == 0, "%s",
-                  err.text);
-    json_decref(plan);
+    char ap[FM_APPROVAL_ID_LEN];
+    approve_plan(&t, key, "alice", d.plan_id, ap);
     json_object_set_new(args, "approval_id", json_string(ap));
     char *approved = json_dumps(args, JSON_COMPACT);
     const char *text = call(&t, "node_drain", approved, &is_error);
@@ -406,6 +423,72 @@ START_TEST(allowed_calls_reach_the_fakes)
     json_decref(args);
     ts_close(&t);
     unlink(key);
+}
+END_TEST
+
+/* A guardrail names the role an approval needs (guardrails.approval_roles),
+ * decided by the gate beside the runbook's: blast_radius judges every
+ * drain, so a drain's approver must hold fleet-admin.  An approver
+ * without it is refused and nothing runs; one with it releases the drain,
+ * and the audit row names them in its approvers column. */
+START_TEST(guardrail_names_the_approval_role)
+{
+    char kalice[] = "/tmp/fm-gate-key-XXXXXX", kbob[] = "/tmp/fm-gate-key-XXXXXX";
+    char palice[128], pbob[128];
+    make_key(kalice, palice, sizeof palice);
+    make_key(kbob, pbob, sizeof pbob);
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "mode: fleet\nguardrails:\n  approval_roles:\n    blast_radius: fleet-admin\n"
+             "approvals:\n  keys:\n    - id: alice\n      public_key: %s\n      roles: [oncall]\n"
+             "    - id: bob\n      public_key: %s\n      roles: [oncall, fleet-admin]\n",
+             palice, pbob);
+    test_server t;
+    open_with(&t, yaml, true);
+    fm_gate_decision d;
+    json_t *args = json_loads(DRAIN, 0, NULL);
+    fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
+    ck_assert_int_eq(d.code, FM_ERR_APPROVAL);
+    ck_assert_msg(strstr(d.reason, "with role fleet-admin (guardrail blast_radius)"),
+                  "the refusal says whose approval it takes: %s", d.reason);
+    char plan[sizeof d.plan_id], ap[FM_APPROVAL_ID_LEN];
+    snprintf(plan, sizeof plan, "%s", d.plan_id);
+
+    approve_plan(&t, kalice, "alice", plan, ap);
+    json_object_set_new(args, "approval_id", json_string(ap));
+    char *approved = json_dumps(args, JSON_COMPACT);
+    long long before = tickets(&t);
+    bool is_error = false;
+    const char *text = call(&t, "node_drain", approved, &is_error);
+    ck_assert_msg(is_error && !strncmp(text, "APPROVAL:", 9) &&
+                      strstr(text, "alice lacks role fleet-admin (guardrails.approval_roles."
+                                   "blast_radius)"),
+                  "an approver without the guardrail's role is refused: %s", text);
+    assert_nothing_ran(&t, before);
+    free(approved);
+
+    approve_plan(&t, kbob, "bob", plan, ap);
+    json_object_set_new(args, "approval_id", json_string(ap));
+    approved = json_dumps(args, JSON_COMPACT);
+    text = call(&t, "node_drain", approved, &is_error);
+    ck_assert_msg(!is_error, "an approver with the role releases the drain: %s", text);
+    ck_assert_int_eq(F.updates, 1);
+    ck_assert_str_eq(F.drained, "gpu-a01");
+    free(approved);
+    /* Only the one who counted is on the action's rows. */
+    fm_db_stmt *s = NULL;
+    ck_assert_int_eq(fm_db_prepare_v2(t.ctx.store.db,
+                                      "SELECT count(*) FROM audit WHERE tool='node_drain' AND"
+                                      " phase IN ('intent','result') AND approvers='bob'",
+                                      -1, &s, NULL),
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    ck_assert_int_eq(fm_db_column_int64(s, 0), 2);
+    fm_db_finalize(s);
+    json_decref(args);
+    ts_close(&t);
+    unlink(kalice);
+    unlink(kbob);
 }
 END_TEST
 
@@ -448,13 +531,21 @@ static json_t *plan_repair(test_server *t, const char *node, const char *fc, cha
     return diag;
 }
 
-static void record(test_server *t, const char *node, const char *fc, double conf, bool act)
+static void record_from(test_server *t, const char *node, const char *fc, double conf, bool act,
+                        const char *source, bool collected_act)
 {
-    fm_diagnosis d = {.confidence = conf, .act_threshold = 0.7, .act = act};
+    fm_diagnosis d = {.confidence = conf, .act_threshold = 0.7, .act = act,
+                      .collected_act = collected_act};
     snprintf(d.fault_class, sizeof d.fault_class, "%s", fc);
-    snprintf(d.source, sizeof d.source, "signals");
+    snprintf(d.source, sizeof d.source, "%s", source);
     fm_err err = {0};
     ck_assert_msg(fm_diagnosis_record(&t->ctx, node, &d, NULL, &err) == 0, "%s", err.text);
+}
+
+/* A diagnosis as node mode records it from fleetmcp's own evidence. */
+static void record(test_server *t, const char *node, const char *fc, double conf, bool act)
+{
+    record_from(t, node, fc, conf, act, "collected", act);
 }
 
 /* repair_execute of plan_id without an approval: refused with APPROVAL
@@ -516,6 +607,20 @@ START_TEST(diagnosis_gates_canary_repair)
     fm_db_finalize(s);
     execute_refused(&t, plan, "max_age_s");
 
+    /* Fresh, confident, the plan's class, but resting on the caller's
+     * evidence: the caller's signals alone, or collected evidence that
+     * alone did not reach act.  Made-up evidence never runs unapproved. */
+    record_from(&t, "gpu-a02", "node_disk_full", 0.95, true, "signals", false);
+    dg = plan_repair(&t, "gpu-a02", "node_disk_full", plan);
+    ck_assert(json_is_true(json_object_get(dg, "approval_needed")));
+    ck_assert(json_is_false(json_object_get(dg, "collected_act")));
+    ck_assert_msg(strstr(fm_json_str(dg, "summary", ""), "evidence the caller passed"), "%s",
+                  fm_json_str(dg, "summary", ""));
+    json_decref(dg);
+    execute_refused(&t, plan, "evidence the caller passed (source signals)");
+    record_from(&t, "gpu-a02", "node_disk_full", 0.95, true, "collected+caller", false);
+    execute_refused(&t, plan, "evidence the caller passed (source collected+caller)");
+
     /* A canary runbook on a node that is not a canary needs an approval
      * whatever its diagnosis. */
     record(&t, "gpu-a01", "node_disk_full", 0.84, true);
@@ -524,9 +629,11 @@ START_TEST(diagnosis_gates_canary_repair)
     json_decref(dg);
     execute_refused(&t, plan, "not every node is a canary");
 
-    /* Positive control: fresh, confident, same class.  The plan records
-     * the diagnosis and the repair reaches Slurm without an approval. */
-    record(&t, "gpu-a02", "node_disk_full", 0.84, true);
+    /* Positive control: fresh, confident, same class, and fleetmcp's
+     * collected evidence alone reached act (the caller's lines only added
+     * to it).  The plan records the diagnosis and the repair reaches Slurm
+     * without an approval. */
+    record_from(&t, "gpu-a02", "node_disk_full", 0.84, true, "collected+caller", true);
     dg = plan_repair(&t, "gpu-a02", "node_disk_full", plan);
     ck_assert(json_is_false(json_object_get(dg, "approval_needed")));
     ck_assert(json_is_true(json_object_get(dg, "enough")));
@@ -565,8 +672,10 @@ START_TEST(diagnose_records_and_suspects)
     ck_assert_int_eq(fm_diagnosis_latest(&t.ctx, "gpu-a01", &d), 1);
     ck_assert_str_eq(d.fault_class, "node_disk_full");
     ck_assert(d.confidence >= 0.5 && d.confidence < d.act_threshold && !d.act);
-    /* node and signals: collected, plus what the caller passed */
+    /* node and signals: collected, plus what the caller passed; the
+     * class came from the caller's line, not from what was collected */
     ck_assert_str_eq(d.source, "collected+caller");
+    ck_assert(!d.collected_act);
     char st[32];
     fm_node_state_get(&t.ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "suspect");
@@ -640,6 +749,7 @@ static Suite *gate_table_suite(void)
     tcase_add_test(tc, order_walk_create_tool);
     tcase_add_test(tc, refusals_run_nothing);
     tcase_add_test(tc, allowed_calls_reach_the_fakes);
+    tcase_add_test(tc, guardrail_names_the_approval_role);
     tcase_add_test(tc, visibility_is_the_gates);
     tcase_add_test(tc, diagnosis_gates_canary_repair);
     tcase_add_test(tc, diagnose_records_and_suspects);

@@ -108,6 +108,10 @@ int cli_cmd_audit(cli_client *c, const cli_opts *o)
                                  json_object_get(r, "args") ? json_object_get(r, "args")
                                                             : json_object(),
                                  "mutation", !strcmp(phase, "intent"));
+        /* Who released it: shown by replay, never compared (an approval
+         * is not replayed). */
+        json_t *approvers = json_object_get(r, "approvers");
+        if (json_is_string(approvers)) json_object_set(line, "approvers", approvers);
         const json_t *res = !strcmp(phase, "intent")
                                 ? find_result(rows, json_integer_value(json_object_get(r, "id")))
                                 : r;
@@ -522,6 +526,11 @@ int cli_cmd_replay(cli_client *c, const cli_opts *o)
             printf("same  call %lld %s\n",
                    (long long)json_integer_value(json_object_get(rec, "seq")), tool);
         }
+        /* The people who approved it when it was recorded: this run used
+         * no approval of theirs (approvals are not replayable). */
+        const char *approvers = fm_json_str(rec, "approvers", NULL);
+        if (approvers && strcmp(o->format, "json"))
+            printf("      recorded as approved by %s\n", approvers);
         json_decref(problems);
         json_decref(res);
         json_decref(err);
