@@ -1040,9 +1040,15 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             /* the gauge holds the LAST Xid, of unknown age: without a log
              * line of the same code it is a hint to look, not a diagnosis */
             bool alone = !xid_in_text(r, (int)v);
+            /* with the kernel log of the window read and no line of that
+             * code in it, the gauge holds an old Xid: history, nothing to
+             * escalate */
+            bool old = alone && r->nsrc[DS_KERNEL] > 0;
+            r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);
-            if (alone && x && x->cls >= 0)
+            r->cur_old = false;
+            if (alone && !old && x && x->cls >= 0)
                 add_anomaly(r, ST_STRONG, 1, "xid-gauge-only",
                             metric_xid_ev(r, -1,
                                           "[the last Xid, age unknown, and no log line of it: "
