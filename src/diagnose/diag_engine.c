@@ -1056,6 +1056,16 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
                                           &mev));
             continue;
         }
+        if (g->anomaly) {
+            /* a counter no class explains (a pause-frame storm): the node's
+             * anomaly, unless the series is another host's */
+            char hb[64];
+            const char *h = host_of(labels, hb, sizeof hb);
+            if (r->node && h && *h && !same_host(h, r->node)) continue;
+            add_anomaly(r, g->strength, g->level >= 0 ? g->level : 1, g->group,
+                        metric_evidence(name, labels, v, note));
+            continue;
+        }
         bool counted = false;
         for (int c = 0; c < g->ncls; c++) {
             if (foreign_for(r, labels, g->cls[c])) continue;
