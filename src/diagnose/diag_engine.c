@@ -820,6 +820,21 @@ static json_t *series_index(const json_t *metrics, size_t n, char **keys, bool *
     return idx;
 }
 
+/* A sample's value.  DCGM's clock-event reasons are a bitmask: on a GPU
+ * that also reports itself idle (bit 0x1) the SW power cap bit (0x4) is
+ * the idle GPU resting at its cap's floor, not power holding back work,
+ * so it reads as clear. */
+static double sample_value(const json_t *o)
+{
+    double v = json_number_value(json_object_get(o, "value"));
+    const char *nm = json_string_value(json_object_get(o, "name"));
+    if (nm && strstr(nm, "_REASONS") && v >= 0 && v < 9.0e15) {
+        long long b = (long long)v;
+        if ((b & 0x1) && (b & 0x4)) v = (double)(b & ~0x4LL);
+    }
+    return v;
+}
+
 /* Device keys of the samples that satisfy a signature's `with` condition
  * (new object key -> true). */
 static json_t *with_devices(run *r, const diag_metric *m, const json_t *metrics, size_t n)
@@ -829,7 +844,7 @@ static json_t *with_devices(run *r, const diag_metric *m, const json_t *metrics,
         const json_t *o = json_array_get(metrics, j);
         const char *on = json_string_value(json_object_get(o, "name"));
         if (!diag_re_match(&m->with_name, on, strlen(on), r->md) ||
-            !cmp(m->with_op, json_number_value(json_object_get(o, "value")), m->with_thr))
+            !cmp(m->with_op, sample_value(o), m->with_thr))
             continue;
         char k[300];
         device_key(json_object_get(o, "labels"), k, sizeof k);
@@ -991,7 +1006,7 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
         size_t first = (size_t)json_integer_value(json_array_get(e, 0));
         size_t last = (size_t)json_integer_value(json_array_get(e, 1));
         if (last != i) continue; /* several samples of a series: judge the latest */
-        double v = json_number_value(json_object_get(s, "value"));
+        double v = sample_value(s);
         char note[128] = "";
         if (m->rising) {
             if (first == i) continue; /* one sample gives no rate */
