@@ -643,6 +643,23 @@ static bool reason_stale(const run *r)
     return fixed || (states && resumed);
 }
 
+/* A tool's display of Slurm's reason (sinfo -R, scontrol's Reason=) pasted
+ * into events or a job log: the operator's words of some time ago, like
+ * slurm.reason.  With the kernel log or metrics collected now, those
+ * decide a destructive class and the record is history. */
+static bool reason_record(const run *r, int li)
+{
+    const tline *l = &r->lines[li];
+    if ((l->src != DS_EVENTS && l->src != DS_JOB) ||
+        r->nsrc[DS_KERNEL] + r->nsrc[DS_METRICS] == 0)
+        return false;
+    size_t n = l->len < 1023 ? l->len : 1023;
+    char buf[1024];
+    memcpy(buf, l->s, n);
+    buf[n] = 0;
+    return strstr(buf, "sinfo -R") || strstr(buf, "REASON:") || strstr(buf, "Reason=");
+}
+
 static void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
@@ -666,7 +683,8 @@ static void text_hits(run *r)
             int kind = KIND_OF[r->lines[m->line].src];
             bool old = before_boot(r, m->line);
             r->cur_old = old;
-            r->cur_reason = r->lines[m->line].src == DS_REASON && stale_reason;
+            r->cur_reason = (r->lines[m->line].src == DS_REASON && stale_reason) ||
+                            reason_record(r, m->line);
             int str = old ? ST_WEAK : g->strength;
             const char *oldnote = old ? "[before the last reboot: history] " : NULL;
             if (g->marker) {
