@@ -96,6 +96,8 @@ typedef struct run {
     json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
     int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
     bool cur_old;          /* hits being added come from before a reboot */
+    bool cur_reason;       /* hits being added come from a drain reason while fresher
+                            * sources (kernel log, events, metrics) were collected */
 } run;
 
 typedef struct cstate {
@@ -186,13 +188,26 @@ static void add_hit(run *r, int cls, int kind, int strength, const char *group, 
         return;
     }
     hit *h = &r->hits[r->nhits++];
+    /* A drain reason is what an operator wrote when the node was drained,
+     * often long ago; it is never refreshed when the GPU is repaired.  When
+     * sources collected now were given, they decide a destructive class: the
+     * reason alone is history, one weak report however many words match. */
+    bool stale = r->cur_reason && r->db->classes[cls].destructive;
+    if (stale) {
+        char *t = fmt("[drain reason only, not seen in the sources collected now: history] %s",
+                      text ? text : "");
+        free(text);
+        text = t;
+        strength = ST_WEAK;
+        group = "drain-reason-history";
+    }
     h->cls = cls;
     h->kind = kind;
     h->strength = strength;
     h->p = r->db->pstrength[strength];
     snprintf(h->group, sizeof h->group, "%s/%d", group, kind);
     h->text = text;
-    h->old = r->cur_old;
+    h->old = r->cur_old || stale;
 }
 
 /* An anomaly: evidence of something wrong that no class explains (yet).
@@ -596,10 +611,60 @@ static bool anomaly_seen(const run *r, const char *group)
 
 /* Turns raw matches of text signatures into hits.  What a source logged
  * before its last reboot is history: weak at most, never enough to act. */
+/* A drain reason outlived by what was collected now: fresher sources
+ * (kernel log, events, metrics) were given, and either the node was
+ * resumed (no drain, down or fail flag left in its state) or the reason
+ * itself records the repair.  Its fault words are then history. */
+static bool reason_stale(const run *r)
+{
+    if (r->nsrc[DS_KERNEL] + r->nsrc[DS_EVENTS] + r->nsrc[DS_METRICS] == 0) return false;
+    static const char *const held[] = {"DRAIN", "DOWN", "FAIL", "NOT_RESPONDING", "NO_RESPOND",
+                                       "INVAL"};
+    static const char *const repaired[] = {"rma",     "replac", "repair",   "swap",
+                                           "fixed",   "resolv", "done",     "closed",
+                                           "complet", "cleared", "reseat", "new board"};
+    bool states = false, resumed = true, fixed = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_STATE && l->src != DS_REASON) continue;
+        char buf[1024]; /* the words looked for come early in a reason */
+        size_t n = l->len < sizeof buf - 1 ? l->len : sizeof buf - 1;
+        memcpy(buf, l->s, n);
+        buf[n] = 0;
+        if (l->src == DS_STATE) {
+            states = true;
+            for (size_t k = 0; k < sizeof held / sizeof *held; k++)
+                if (strcasestr(buf, held[k])) resumed = false;
+        } else if (l->src == DS_REASON) {
+            for (size_t k = 0; k < sizeof repaired / sizeof *repaired; k++)
+                if (strcasestr(buf, repaired[k])) fixed = true;
+        }
+    }
+    return fixed || (states && resumed);
+}
+
+/* A tool's display of Slurm's reason (sinfo -R, scontrol's Reason=) pasted
+ * into events or a job log: the operator's words of some time ago, like
+ * slurm.reason.  With the kernel log or metrics collected now, those
+ * decide a destructive class and the record is history. */
+static bool reason_record(const run *r, int li)
+{
+    const tline *l = &r->lines[li];
+    if ((l->src != DS_EVENTS && l->src != DS_JOB) ||
+        r->nsrc[DS_KERNEL] + r->nsrc[DS_METRICS] == 0)
+        return false;
+    size_t n = l->len < 1023 ? l->len : 1023;
+    char buf[1024];
+    memcpy(buf, l->s, n);
+    buf[n] = 0;
+    return strstr(buf, "sinfo -R") || strstr(buf, "REASON:") || strstr(buf, "Reason=");
+}
+
 static void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
     find_boots(r);
+    bool stale_reason = reason_stale(r);
     for (int si = 0; si < db->nsigs; si++) {
         const diag_sig *g = &db->sigs[si];
         if (g->is_metric || (g->ncls == 0 && !g->xid && !g->anomaly && !g->recovery && !g->marker))
@@ -618,6 +683,8 @@ static void text_hits(run *r)
             int kind = KIND_OF[r->lines[m->line].src];
             bool old = before_boot(r, m->line);
             r->cur_old = old;
+            r->cur_reason = (r->lines[m->line].src == DS_REASON && stale_reason) ||
+                            reason_record(r, m->line);
             int str = old ? ST_WEAK : g->strength;
             const char *oldnote = old ? "[before the last reboot: history] " : NULL;
             if (g->marker) {
@@ -635,6 +702,8 @@ static void text_hits(run *r)
                                 line_evidence(r, m->line, "[Xid 154 with a recovery action the "
                                                           "catalog does not know] "));
             } else if (g->anomaly) {
+                /* the fault a stale reason names is history, not unexplained */
+                if (r->cur_reason) continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
                             g->group,
                             line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
@@ -649,6 +718,7 @@ static void text_hits(run *r)
         }
     }
     r->cur_old = false;
+    r->cur_reason = false;
 }
 
 /* Distinct evidence groups of class c among hits that are not history. */
@@ -768,6 +838,21 @@ static json_t *series_index(const json_t *metrics, size_t n, char **keys, bool *
     return idx;
 }
 
+/* A sample's value.  DCGM's clock-event reasons are a bitmask: on a GPU
+ * that also reports itself idle (bit 0x1) the SW power cap bit (0x4) is
+ * the idle GPU resting at its cap's floor, not power holding back work,
+ * so it reads as clear. */
+static double sample_value(const json_t *o)
+{
+    double v = json_number_value(json_object_get(o, "value"));
+    const char *nm = json_string_value(json_object_get(o, "name"));
+    if (nm && strstr(nm, "_REASONS") && v >= 0 && v < 9.0e15) {
+        long long b = (long long)v;
+        if ((b & 0x1) && (b & 0x4)) v = (double)(b & ~0x4LL);
+    }
+    return v;
+}
+
 /* Device keys of the samples that satisfy a signature's `with` condition
  * (new object key -> true). */
 static json_t *with_devices(run *r, const diag_metric *m, const json_t *metrics, size_t n)
@@ -777,7 +862,7 @@ static json_t *with_devices(run *r, const diag_metric *m, const json_t *metrics,
         const json_t *o = json_array_get(metrics, j);
         const char *on = json_string_value(json_object_get(o, "name"));
         if (!diag_re_match(&m->with_name, on, strlen(on), r->md) ||
-            !cmp(m->with_op, json_number_value(json_object_get(o, "value")), m->with_thr))
+            !cmp(m->with_op, sample_value(o), m->with_thr))
             continue;
         char k[300];
         device_key(json_object_get(o, "labels"), k, sizeof k);
@@ -939,7 +1024,7 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
         size_t first = (size_t)json_integer_value(json_array_get(e, 0));
         size_t last = (size_t)json_integer_value(json_array_get(e, 1));
         if (last != i) continue; /* several samples of a series: judge the latest */
-        double v = json_number_value(json_object_get(s, "value"));
+        double v = sample_value(s);
         char note[128] = "";
         if (m->rising) {
             if (first == i) continue; /* one sample gives no rate */
@@ -988,14 +1073,30 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             /* the gauge holds the LAST Xid, of unknown age: without a log
              * line of the same code it is a hint to look, not a diagnosis */
             bool alone = !xid_in_text(r, (int)v);
+            /* with the kernel log of the window read and no line of that
+             * code in it, the gauge holds an old Xid: history, nothing to
+             * escalate */
+            bool old = alone && r->nsrc[DS_KERNEL] > 0;
+            r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);
-            if (alone && x && x->cls >= 0)
+            r->cur_old = false;
+            if (alone && !old && x && x->cls >= 0)
                 add_anomaly(r, ST_STRONG, 1, "xid-gauge-only",
                             metric_xid_ev(r, -1,
                                           "[the last Xid, age unknown, and no log line of it: "
                                           "read the kernel log] ",
                                           &mev));
+            continue;
+        }
+        if (g->anomaly) {
+            /* a counter no class explains (a pause-frame storm): the node's
+             * anomaly, unless the series is another host's */
+            char hb[64];
+            const char *h = host_of(labels, hb, sizeof hb);
+            if (r->node && h && *h && !same_host(h, r->node)) continue;
+            add_anomaly(r, g->strength, g->level >= 0 ? g->level : 1, g->group,
+                        metric_evidence(name, labels, v, note));
             continue;
         }
         bool counted = false;
@@ -1868,6 +1969,13 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         take_slurm(&r, slurm, err) || take_history(&r, json_object_get(signals, "history"), err))
         goto fail;
     scan_all(&r);
+    {
+        /* counted early: whether metrics were collected decides how much a
+         * drain reason weighs in text_hits */
+        const json_t *mv = json_object_get(signals, "metrics");
+        if (json_is_array(mv) && json_array_size(mv) <= MAX_METRICS)
+            r.nsrc[DS_METRICS] = (int)json_array_size(mv);
+    }
     text_hits(&r);
     if (metric_hits(&r, json_object_get(signals, "metrics"), err)) goto fail;
     if (r.oom) goto nomem;
