@@ -302,7 +302,7 @@ START_TEST(shared_heads_catch_cuts)
     fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
     for (int i = 0; i < 70; i++) ck_assert_int_gt(fm_audit_append(&a, &r, NULL), 0);
     /* A recorded its head after its 64th append (row 67), not since. */
-    ck_assert_int_eq(scalar(a.store.db, "SELECT id FROM audit_heads WHERE host='host-a'"), 67);
+    ck_assert_int_eq(ts_scalar(a.store.db, "SELECT id FROM audit_heads WHERE host='host-a'"), 67);
     fm_ctx_close(&a);
 
     setenv("FLEETMCP_HOST_ID", "host-b", 1);
@@ -327,7 +327,7 @@ START_TEST(shared_heads_catch_cuts)
     /* Intact again: B's anchor and head move to the end. */
     ck_assert(verify_says(&b, NULL));
     ck_assert_int_eq(fm_audit_anchored(&b.store), 73);
-    ck_assert_int_eq(scalar(b.store.db, "SELECT id FROM audit_heads WHERE host='host-b'"), 73);
+    ck_assert_int_eq(ts_scalar(b.store.db, "SELECT id FROM audit_heads WHERE host='host-b'"), 73);
 
     /* Heads cannot be forged without the key: a new one, or B's under
      * another name. */
