@@ -150,6 +150,10 @@ void fm_mcp_log(struct fm_ctx *ctx, const char *level, const char *logger, const
 json_t *fm_mcp_request(struct fm_ctx *ctx, const char *method, json_t *params, int timeout_ms,
                        fm_err *err);
 
+/* The client's answer (msg borrowed) to our request `method`: its result
+ * (new), or NULL with err naming what the client refused. */
+json_t *fm_mcp_answer_result(const json_t *msg, const char *method, fm_err *err);
+
 /* fm_mcp_request on an HTTP exchange (src/mcp/backchannel.c): the
  * request goes out on the POST's response stream and the answer, POSTed by
  * the client on any connection to any worker or replica, comes back

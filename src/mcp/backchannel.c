@@ -223,14 +223,7 @@ json_t *fm_mcp_http_request(fm_ctx *ctx, const char *method, json_t *params, int
         fm_err qerr = {0};
         json_t *msg = pending_reply(ctx, rid, &qerr);
         if (msg) {
-            res = json_incref(json_object_get(msg, "result"));
-            if (!res) {
-                const char *m = json_string_value(
-                    json_object_get(json_object_get(msg, "error"), "message"));
-                char c[128];
-                fm_clip(c, sizeof c, m ? m : "no result");
-                fm_err_set(err, FM_ERR_BACKEND, "the client refused %s: %s", method, c);
-            }
+            res = fm_mcp_answer_result(msg, method, err);
             json_decref(msg);
             goto out;
         }

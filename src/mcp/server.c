@@ -932,6 +932,19 @@ void fm_mcp_pump(fm_ctx *ctx)
     }
 }
 
+json_t *fm_mcp_answer_result(const json_t *msg, const char *method, fm_err *err)
+{
+    json_t *res = json_incref(json_object_get(msg, "result"));
+    if (!res) {
+        const char *m =
+            json_string_value(json_object_get(json_object_get(msg, "error"), "message"));
+        char c[128];
+        fm_clip(c, sizeof c, m ? m : "no result");
+        fm_err_set(err, FM_ERR_BACKEND, "the client refused %s: %s", method, c);
+    }
+    return res;
+}
+
 json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int timeout_ms,
                        fm_err *err)
 {
@@ -975,14 +988,7 @@ json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int time
         json_t *mid = json_object_get(msg, "id");
         if (msg && !json_object_get(msg, "method") && json_is_string(mid) &&
             !strcmp(json_string_value(mid), id)) {
-            json_t *res = json_incref(json_object_get(msg, "result"));
-            if (!res) {
-                const char *m = json_string_value(
-                    json_object_get(json_object_get(msg, "error"), "message"));
-                char c[128];
-                fm_clip(c, sizeof c, m ? m : "no result");
-                fm_err_set(err, FM_ERR_BACKEND, "the client refused %s: %s", method, c);
-            }
+            json_t *res = fm_mcp_answer_result(msg, method, err);
             json_decref(msg);
             return res;
         }
