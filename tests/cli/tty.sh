@@ -151,8 +151,11 @@ else bad "completion/complete requests: $(cat "$tmp/complete.log")"; fi
 T new-window -d -n c1 env -u NO_COLOR TERM=xterm-256color "$cli" describe node_drain
 T new-window -d -n c2 env TERM=xterm-256color NO_COLOR=1 "$cli" describe node_drain
 wait_for c1 "the gate asks for" > /dev/null && wait_for c2 "the gate asks for" > /dev/null
-T capture-pane -p -e -t c1 | grep -q $'\033\\[1m' && ok || bad "describe is bold on a terminal"
-T capture-pane -p -e -t c2 | grep -q $'\033\\[1m' && bad "NO_COLOR still coloured" || ok
+# The whole scrollback (-S -): describe's bold title is near the top of a
+# wrapped page, and once the command exits tmux adds its "Pane is dead"
+# line, which can scroll the title off the visible screen.
+T capture-pane -p -e -S - -t c1 | grep -q $'\033\\[1m' && ok || bad "describe is bold on a terminal"
+T capture-pane -p -e -S - -t c2 | grep -q $'\033\\[1m' && bad "NO_COLOR still coloured" || ok
 "$cli" describe node_drain | grep -q $'\033' && bad "colour in a pipe" || ok
 
 # --- progress and Ctrl-C during a long call ------------------------------
