@@ -135,6 +135,10 @@ def offender():
     check(rc == 5 and "GUARDRAIL" in err and "repeat_offender" in err and key in err,
           "the third reboot is refused, naming the ticket", err)
     check(len(S.reboots(node)) == 2, "no third reboot ran", S.reboots(node))
+    # The second reboot may still be pending in Slurm; while it is, the
+    # equivalence guardrail refuses a reset first.  This check is about
+    # the offender rule, so it waits (bounded) for the reboot to finish.
+    wait_for(lambda: "REBOOT" not in R.slurm_state(node), 60)
     rc, sc, err = env.call("gpu_reset", node=node, gpu=0)
     check(rc == 5 and "repeat_offender" in err and resets() == 0,
           "a GPU reset is refused too, and none ran", err)
