@@ -528,15 +528,23 @@ void fm_guard_explain(const json_t *verdicts, char *buf, size_t len)
 {
     size_t i;
     json_t *v;
+    size_t at = 0, failed = 0;
     snprintf(buf, len, "all guardrails pass");
+    /* The first refusal in full, then the names of the others: an operator
+     * who clears one obstacle should not meet the next only on retry. */
     json_array_foreach(verdicts, i, v)
     {
-        if (json_is_true(json_object_get(v, "ok"))) continue;
+        if (json_is_true(json_object_get(v, "ok")) || at + 2 >= len) continue;
+        const char *name = fm_json_str(v, "guardrail", "?");
         const char *fix = fm_json_str(v, "fix", NULL);
-        snprintf(buf, len, "guardrail %s: %s%s%s", fm_json_str(v, "guardrail", "?"),
-                 fm_json_str(v, "detail", ""), fix ? "; to pass: " : "", fix ? fix : "");
-        return;
+        int n = !failed++ ? snprintf(buf, len, "guardrail %s: %s%s%s", name,
+                                     fm_json_str(v, "detail", ""), fix ? "; to pass: " : "",
+                                     fix ? fix : "")
+                          : snprintf(buf + at, len - at, "%s%s",
+                                     failed == 2 ? " (also refused by " : ", ", name);
+        at = n < 0 ? len : at + (size_t)n;
     }
+    if (failed > 1 && at + 1 < len) snprintf(buf + at, len - at, ")");
 }
 
 static int upsert_state(fm_ctx *ctx, const char *node, const char *state, const char *fc,

@@ -5,6 +5,8 @@
  * fleet has drained and down nodes, two partitions and nodes already in
  * remediation, so capacity, blast radius, preconditions and retry budget
  * all have something to say. */
+#include <string.h>
+
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
@@ -197,12 +199,42 @@ START_TEST(shared_reads_same_verdicts)
 }
 END_TEST
 
+/* A refusal names every guardrail that refused, the first in full, so the
+ * operator meets no hidden second obstacle; a short buffer stays a string. */
+START_TEST(explain_names_every_refusal)
+{
+    json_t *v = json_pack("[{s:s,s:b,s:s},{s:s,s:b,s:s,s:s},{s:s,s:b,s:s},{s:s,s:b,s:s}]",
+                          "guardrail", "exclusions", "ok", 1, "detail", "n1 is not excluded",
+                          "guardrail", "equivalence", "ok", 0, "detail", "a reboot is pending",
+                          "fix", "wait for the reboot", "guardrail", "repeat_offender", "ok", 0,
+                          "detail", "escalated", "guardrail", "retry_budget", "ok", 0, "detail",
+                          "3 of 2");
+    char buf[256];
+    fm_guard_explain(v, buf, sizeof buf);
+    ck_assert_str_eq(buf, "guardrail equivalence: a reboot is pending; to pass: wait for the "
+                          "reboot (also refused by repeat_offender, retry_budget)");
+    char small[40];
+    fm_guard_explain(v, small, sizeof small);
+    ck_assert_uint_eq(strlen(small), sizeof small - 1);
+    ck_assert(!strncmp(small, "guardrail equivalence: a reboot", 31));
+    json_t *one = json_pack("[{s:s,s:b,s:s}]", "guardrail", "mode", "ok", 0, "detail", "canary");
+    fm_guard_explain(one, buf, sizeof buf);
+    ck_assert_str_eq(buf, "guardrail mode: canary");
+    json_object_set_new(json_array_get(one, 0), "ok", json_true());
+    fm_guard_explain(one, buf, sizeof buf);
+    ck_assert_str_eq(buf, "all guardrails pass");
+    json_decref(one);
+    json_decref(v);
+}
+END_TEST
+
 static Suite *guard_fleet_suite(void)
 {
     Suite *s = suite_create("guard_fleet");
     TCase *tc = tcase_create("verdicts");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, shared_reads_same_verdicts);
+    tcase_add_test(tc, explain_names_every_refusal);
     suite_add_tcase(s, tc);
     return s;
 }
