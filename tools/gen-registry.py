@@ -72,21 +72,28 @@ def c_string(s):
     return '"' + "".join(out) + '"'
 
 
-def load(path):
+def read_object(path, keys, required):
+    """One schema file as a dict: valid JSON, an object, no key outside
+    keys and every key in required, or the build fails naming the file."""
     try:
         with open(path, encoding="utf-8") as f:
-            t = json.load(f)
+            obj = json.load(f)
     except (OSError, ValueError) as e:
         fail(path, f"not valid JSON: {e}")
-    if not isinstance(t, dict):
+    if not isinstance(obj, dict):
         fail(path, "must be an object")
-    extra = set(t) - KEYS
+    extra = set(obj) - keys
     if extra:
         fail(path, f"unknown keys {sorted(extra)}")
-    for k in ("name", "title", "description", "autonomy", "handler", "inputSchema",
-              "outputSchema"):
-        if k not in t:
+    for k in required:
+        if k not in obj:
             fail(path, f"missing '{k}'")
+    return obj
+
+
+def load(path):
+    t = read_object(path, KEYS, ("name", "title", "description", "autonomy", "handler",
+                                 "inputSchema", "outputSchema"))
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", t["name"]):
         fail(path, "name must match [a-z][a-z0-9_]{1,63}")
     if os.path.basename(path) != t["name"] + ".json":
@@ -264,19 +271,8 @@ STEP_LISTS = {"steps", "verification", "on_success", "rollback", "on_failure"}
 
 
 def load_action(path, tools):
-    try:
-        with open(path, encoding="utf-8") as f:
-            a = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(path, f"not valid JSON: {e}")
-    if not isinstance(a, dict):
-        fail(path, "must be an object")
-    extra = set(a) - ACTION_KEYS
-    if extra:
-        fail(path, f"unknown keys {sorted(extra)}")
-    for k in ("name", "summary", "executor", "needs", "state_after", "timeout_s", "args"):
-        if k not in a:
-            fail(path, f"missing '{k}'")
+    a = read_object(path, ACTION_KEYS, ("name", "summary", "executor", "needs", "state_after",
+                                        "timeout_s", "args"))
     if not re.fullmatch(r"[a-z][a-z_]{1,31}", a["name"]):
         fail(path, "name must match [a-z][a-z_]{1,31} (runbook.schema.json's action pattern)")
     if os.path.basename(path) != a["name"] + ".json":
