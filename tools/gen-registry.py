@@ -134,6 +134,7 @@ def load(path):
                        " remove it from the file")
         props["approval_id"] = dict(APPROVAL_ID)
     t["outputSchema"] = shape_only(t["outputSchema"])
+    t["listedInput"] = share_repeats(strip_keywords(t["inputSchema"], NOT_LISTED))
     for k in ("inputSchema", "outputSchema"):
         t[k] = share_repeats(t[k])
     return t
@@ -149,17 +150,33 @@ NOT_SHAPE = {"description", "title", "examples", "default", "$comment", "maxLeng
              "maxProperties", "minProperties"}
 
 
-def shape_only(schema):
+# The input schema tools/list shows leaves out the size caps and character
+# patterns that only keep untrusted input bounded (a 8 KiB log line, a node
+# name's characters): an agent sends node names Slurm gave it, not ones it
+# makes up.  The server still validates every call against the whole
+# schema (inputSchema) and a refusal names the rule that failed.  What an
+# agent chooses by stays: types, enums, const, ranges, defaults, required,
+# minProperties and the words.  tools/list is paid for in tokens.
+NOT_LISTED = {"$comment", "examples", "maxLength", "minLength", "pattern", "format",
+              "maxItems", "minItems", "uniqueItems", "maxProperties"}
+
+
+def strip_keywords(schema, keywords):
+    """A copy of schema without keywords in it or any subschema."""
     schema = json.loads(json.dumps(schema))
 
     def strip(parent, key):
         node = parent[key]
-        for k in [k for k in node if k in NOT_SHAPE]:
+        for k in [k for k in node if k in keywords]:
             del node[k]
         subschemas(node, strip)
 
     strip({"root": schema}, "root")
     return schema
+
+
+def shape_only(schema):
+    return strip_keywords(schema, NOT_SHAPE)
 
 
 # Subschemas at least this long (compact JSON) that occur twice or more in
@@ -433,6 +450,7 @@ def main():
             f"        .autonomy = {AUTONOMY[t['autonomy']]},",
             f"        .flags = {flags},",
             f"        .input_schema = {c_string(json.dumps(t['inputSchema'], separators=(',', ':')))},",
+            f"        .listed_input_schema = {c_string(json.dumps(t['listedInput'], separators=(',', ':')))},",
             f"        .output_schema = {c_string(json.dumps(t['outputSchema'], separators=(',', ':')))},",
             f"        .handler = {t['handler']},",
             f"        .backends = {backends},",
