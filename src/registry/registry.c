@@ -147,12 +147,9 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
     if (!(t->flags & FM_TOOL_OPEN_WORLD)) json_object_set_new(ann, "openWorldHint", json_false());
     json_t *tool = json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
                              t->title, "description", t->description, "inputSchema",
-                             schema_slot(&ctx->listed_input_schemas[i],
-                                         t->listed_input_schema ? t->listed_input_schema
-                                                                : t->input_schema),
-                             "outputSchema",
-                             fm_registry_schema_json(ctx, i, 1), "annotations", ann, "_meta",
-                             "autonomy", fm_autonomy_name(t->autonomy));
+                             schema_slot(&ctx->listed_input_schemas[i], t->listed_input_schema),
+                             "outputSchema", fm_registry_schema_json(ctx, i, 1), "annotations",
+                             ann, "_meta", "autonomy", fm_autonomy_name(t->autonomy));
     /* Its result has no structuredContent for a schema to describe. */
     if (t->flags & FM_TOOL_CONTENT_RESULT) json_object_del(tool, "outputSchema");
     return tool;
