@@ -70,10 +70,14 @@ print(f"{'fleet_status round trip (dashboard: metrics, workflows, tickets)':64} 
 PY
 # What an agent pays before its first call: the tools/list answer in bytes
 # (about 4 bytes a token; one page holds every tool by default).
-list_bytes=$(printf '%s\n' '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-    '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
-    FLEETMCP_DB="$tmp/list.db" build/fleetmcp 2>/dev/null | tail -n 1 | tr -d '\n' | wc -c)
-printf '%-64s %8d (target 24576)\n' "tools/list answer, bytes" "$list_bytes"
+# Both answers: 2026-07-28 and 2025-11-25 (older revisions get no
+# execution.taskSupport, so theirs is a little shorter).
+for v in 2025-11-25 2026-07-28; do
+    list_bytes=$(printf '%s\n' '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"'$v'","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+        '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
+        FLEETMCP_DB="$tmp/list.db" build/fleetmcp 2>/dev/null | tail -n 1 | tr -d '\n' | wc -c)
+    printf '%-64s %8d (target 24576)\n' "tools/list answer ($v), bytes" "$list_bytes"
+done
 [ "${1:-}" = mcp ] && exit 0 # bench/run.sh mcp: the round trips only
 for b in bench/*.sh; do
     [ "$b" = bench/run.sh ] && continue

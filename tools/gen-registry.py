@@ -72,21 +72,28 @@ def c_string(s):
     return '"' + "".join(out) + '"'
 
 
-def load(path):
+def read_object(path, keys, required):
+    """One schema file as a dict: valid JSON, an object, no key outside
+    keys and every key in required, or the build fails naming the file."""
     try:
         with open(path, encoding="utf-8") as f:
-            t = json.load(f)
+            obj = json.load(f)
     except (OSError, ValueError) as e:
         fail(path, f"not valid JSON: {e}")
-    if not isinstance(t, dict):
+    if not isinstance(obj, dict):
         fail(path, "must be an object")
-    extra = set(t) - KEYS
+    extra = set(obj) - keys
     if extra:
         fail(path, f"unknown keys {sorted(extra)}")
-    for k in ("name", "title", "description", "autonomy", "handler", "inputSchema",
-              "outputSchema"):
-        if k not in t:
+    for k in required:
+        if k not in obj:
             fail(path, f"missing '{k}'")
+    return obj
+
+
+def load(path):
+    t = read_object(path, KEYS, ("name", "title", "description", "autonomy", "handler",
+                                 "inputSchema", "outputSchema"))
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", t["name"]):
         fail(path, "name must match [a-z][a-z0-9_]{1,63}")
     if os.path.basename(path) != t["name"] + ".json":
@@ -127,6 +134,7 @@ def load(path):
                        " remove it from the file")
         props["approval_id"] = dict(APPROVAL_ID)
     t["outputSchema"] = shape_only(t["outputSchema"])
+    t["listedInput"] = share_repeats(strip_keywords(t["inputSchema"], NOT_LISTED))
     for k in ("inputSchema", "outputSchema"):
         t[k] = share_repeats(t[k])
     return t
@@ -142,17 +150,33 @@ NOT_SHAPE = {"description", "title", "examples", "default", "$comment", "maxLeng
              "maxProperties", "minProperties"}
 
 
-def shape_only(schema):
+# The input schema tools/list shows leaves out the size caps and character
+# patterns that only keep untrusted input bounded (a 8 KiB log line, a node
+# name's characters): an agent sends node names Slurm gave it, not ones it
+# makes up.  The server still validates every call against the whole
+# schema (inputSchema) and a refusal names the rule that failed.  What an
+# agent chooses by stays: types, enums, const, ranges, defaults, required,
+# minProperties and the words.  tools/list is paid for in tokens.
+NOT_LISTED = {"$comment", "examples", "maxLength", "minLength", "pattern", "format",
+              "maxItems", "minItems", "uniqueItems", "maxProperties"}
+
+
+def strip_keywords(schema, keywords):
+    """A copy of schema without keywords in it or any subschema."""
     schema = json.loads(json.dumps(schema))
 
     def strip(parent, key):
         node = parent[key]
-        for k in [k for k in node if k in NOT_SHAPE]:
+        for k in [k for k in node if k in keywords]:
             del node[k]
         subschemas(node, strip)
 
     strip({"root": schema}, "root")
     return schema
+
+
+def shape_only(schema):
+    return strip_keywords(schema, NOT_SHAPE)
 
 
 # Subschemas at least this long (compact JSON) that occur twice or more in
@@ -264,19 +288,8 @@ STEP_LISTS = {"steps", "verification", "on_success", "rollback", "on_failure"}
 
 
 def load_action(path, tools):
-    try:
-        with open(path, encoding="utf-8") as f:
-            a = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(path, f"not valid JSON: {e}")
-    if not isinstance(a, dict):
-        fail(path, "must be an object")
-    extra = set(a) - ACTION_KEYS
-    if extra:
-        fail(path, f"unknown keys {sorted(extra)}")
-    for k in ("name", "summary", "executor", "needs", "state_after", "timeout_s", "args"):
-        if k not in a:
-            fail(path, f"missing '{k}'")
+    a = read_object(path, ACTION_KEYS, ("name", "summary", "executor", "needs", "state_after",
+                                        "timeout_s", "args"))
     if not re.fullmatch(r"[a-z][a-z_]{1,31}", a["name"]):
         fail(path, "name must match [a-z][a-z_]{1,31} (runbook.schema.json's action pattern)")
     if os.path.basename(path) != a["name"] + ".json":
@@ -437,6 +450,7 @@ def main():
             f"        .autonomy = {AUTONOMY[t['autonomy']]},",
             f"        .flags = {flags},",
             f"        .input_schema = {c_string(json.dumps(t['inputSchema'], separators=(',', ':')))},",
+            f"        .listed_input_schema = {c_string(json.dumps(t['listedInput'], separators=(',', ':')))},",
             f"        .output_schema = {c_string(json.dumps(t['outputSchema'], separators=(',', ':')))},",
             f"        .handler = {t['handler']},",
             f"        .backends = {backends},",

@@ -88,6 +88,9 @@ typedef struct fm_tool_def {
     fm_autonomy autonomy;
     unsigned flags;
     const char *input_schema;  /* JSON text, checked by the generator */
+    /* What tools/list shows: input_schema without the size caps and
+     * patterns the server enforces on every call (gen-registry.py). */
+    const char *listed_input_schema;
     const char *output_schema; /* JSON text, checked by the generator */
     fm_tool_fn handler;
     unsigned backends;       /* FM_BACKEND_* bits */

@@ -35,9 +35,10 @@ int fm_registry_init(fm_ctx *ctx, fm_err *err)
     size_t n = fm_tool_count;
     ctx->input_schemas = calloc(n ? n : 1, sizeof *ctx->input_schemas);
     ctx->output_schemas = calloc(n ? n : 1, sizeof *ctx->output_schemas);
+    ctx->listed_input_schemas = calloc(n ? n : 1, sizeof *ctx->listed_input_schemas);
     ctx->input_compiled = calloc(n ? n : 1, sizeof *ctx->input_compiled);
     ctx->output_compiled = calloc(n ? n : 1, sizeof *ctx->output_compiled);
-    if (!ctx->input_schemas || !ctx->output_schemas ||
+    if (!ctx->input_schemas || !ctx->output_schemas || !ctx->listed_input_schemas ||
         !ctx->input_compiled || !ctx->output_compiled)
         return fm_err_set(err, FM_ERR_NOMEM, "registry: out of memory");
     /* Schemas are parsed on first use (tools/list, a call): the
@@ -55,6 +56,7 @@ void fm_registry_free(fm_ctx *ctx)
             fm_schema_free(ctx->output_compiled[i]);
         if (ctx->input_schemas) json_decref(ctx->input_schemas[i]);
         if (ctx->output_schemas) json_decref(ctx->output_schemas[i]);
+        if (ctx->listed_input_schemas) json_decref(ctx->listed_input_schemas[i]);
     }
     free(ctx->input_compiled);
     free(ctx->output_compiled);
@@ -62,18 +64,26 @@ void fm_registry_free(fm_ctx *ctx)
     free(ctx->input_schemas);
     free(ctx->output_schemas);
     ctx->input_schemas = ctx->output_schemas = NULL;
+    free(ctx->listed_input_schemas);
+    ctx->listed_input_schemas = NULL;
+}
+
+/* Parsed once from the generated text; {"type":"object"} if it cannot be
+ * (never for a generated table). */
+static json_t *schema_slot(json_t **slot, const char *text)
+{
+    if (!*slot) {
+        *slot = json_loads(text, 0, NULL);
+        if (!*slot) *slot = json_pack("{s:s}", "type", "object");
+    }
+    return *slot;
 }
 
 json_t *fm_registry_schema_json(fm_ctx *ctx, int i, int output)
 {
-    json_t **slot = output ? &ctx->output_schemas[i] : &ctx->input_schemas[i];
-    if (!*slot) {
-        const fm_tool_def *t = &fm_tool_table[i];
-        *slot = json_loads(output ? t->output_schema : t->input_schema, 0, NULL);
-        /* Cannot happen for a generated table; stay safe if it does. */
-        if (!*slot) *slot = json_pack("{s:s}", "type", "object");
-    }
-    return *slot;
+    const fm_tool_def *t = &fm_tool_table[i];
+    return output ? schema_slot(&ctx->output_schemas[i], t->output_schema)
+                  : schema_slot(&ctx->input_schemas[i], t->input_schema);
 }
 
 const fm_schema *fm_registry_schema(fm_ctx *ctx, int i, int output, fm_err *err)
@@ -137,9 +147,9 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
     if (!(t->flags & FM_TOOL_OPEN_WORLD)) json_object_set_new(ann, "openWorldHint", json_false());
     json_t *tool = json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
                              t->title, "description", t->description, "inputSchema",
-                             fm_registry_schema_json(ctx, i, 0), "outputSchema",
-                             fm_registry_schema_json(ctx, i, 1), "annotations", ann, "_meta",
-                             "autonomy", fm_autonomy_name(t->autonomy));
+                             schema_slot(&ctx->listed_input_schemas[i], t->listed_input_schema),
+                             "outputSchema", fm_registry_schema_json(ctx, i, 1), "annotations",
+                             ann, "_meta", "autonomy", fm_autonomy_name(t->autonomy));
     /* Its result has no structuredContent for a schema to describe. */
     if (t->flags & FM_TOOL_CONTENT_RESULT) json_object_del(tool, "outputSchema");
     return tool;

@@ -63,14 +63,23 @@ START_TEST(lifecycle_and_errors)
 }
 END_TEST
 
+/* A default server's tools/list answer, every tool on one page; *tools
+ * is borrowed from it. */
+static json_t *list_all(test_server *t, json_t **tools)
+{
+    ts_open(t, NULL);
+    ts_init(t);
+    json_t *r = ts_rpc(t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+    *tools = json_object_get(json_object_get(r, "result"), "tools");
+    ck_assert_uint_eq(json_array_size(*tools), fm_tool_count);
+    return r;
+}
+
 START_TEST(tools_list_has_annotations_and_autonomy)
 {
     test_server t;
-    ts_open(&t, NULL);
-    ts_init(&t);
-    json_t *r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
-    json_t *tools = json_object_get(json_object_get(r, "result"), "tools");
-    ck_assert_uint_eq(json_array_size(tools), fm_tool_count);
+    json_t *tools;
+    json_t *r = list_all(&t, &tools);
     size_t i;
     json_t *tool;
     json_array_foreach(tools, i, tool)
@@ -109,8 +118,9 @@ END_TEST
 /* What an agent pays before its first call: the whole tools/list answer,
  * compact.  Issue 14's target is 24,576 bytes and is not met (README, "What
  * does not work yet"); this ceiling keeps it from creeping back toward the
- * 45,954 it was.  Lower it as the list shrinks; never raise it. */
-#define TOOLS_LIST_CEILING 45000
+ * 45,954 it was (40,759 since input schemas are listed without their size
+ * caps and patterns).  Lower it as the list shrinks; never raise it. */
+#define TOOLS_LIST_CEILING 41000
 
 START_TEST(tools_list_size_is_bounded)
 {
@@ -127,6 +137,80 @@ START_TEST(tools_list_size_is_bounded)
                   TOOLS_LIST_CEILING);
     free(text);
     json_decref(r);
+    ts_close(&t);
+}
+END_TEST
+
+/* Does schema, or any schema inside it, use keyword? */
+static bool uses_keyword(const json_t *schema, const char *keyword)
+{
+    if (json_is_array(schema)) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(schema, i, v) if (uses_keyword(v, keyword)) return true;
+        return false;
+    }
+    if (!json_is_object(schema)) return false;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)schema, k, v)
+    {
+        /* A property map's keys are names, not keywords. */
+        bool names = !strcmp(k, "properties") || !strcmp(k, "$defs");
+        if (!names && !strcmp(k, keyword)) return true;
+        if (uses_keyword(v, keyword)) return true;
+    }
+    return false;
+}
+
+/* tools/list shows each input schema without the size caps and patterns
+ * (gen-registry.py NOT_LISTED): the same arguments, the same required
+ * ones, and the server still refuses a call that breaks a rule the list
+ * leaves out. */
+START_TEST(listed_input_schema_leaves_out_only_bounds)
+{
+    test_server t;
+    json_t *tools;
+    json_t *r = list_all(&t, &tools);
+    size_t i;
+    json_t *tool;
+    int patterns = 0;
+    json_array_foreach(tools, i, tool)
+    {
+        const char *name = json_string_value(json_object_get(tool, "name"));
+        int ti = fm_tool_index(name);
+        ck_assert_int_ge(ti, 0);
+        json_t *listed = json_object_get(tool, "inputSchema");
+        json_t *whole = json_loads(fm_tool_table[ti].input_schema, 0, NULL);
+        ck_assert_ptr_nonnull(whole);
+        static const char *const gone[] = {"pattern", "maxLength", "maxItems", "maxProperties"};
+        for (size_t g = 0; g < sizeof gone / sizeof *gone; g++)
+            ck_assert_msg(!uses_keyword(listed, gone[g]), "%s lists %s", name, gone[g]);
+        patterns += uses_keyword(whole, "pattern");
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(whole, "properties"), k, v)
+            ck_assert_msg(json_object_get(json_object_get(listed, "properties"), k),
+                          "%s does not list argument %s", name, k);
+        ck_assert_uint_eq(json_object_size(json_object_get(listed, "properties")),
+                          json_object_size(json_object_get(whole, "properties")));
+        json_t *req = json_object_get(listed, "required");
+        ck_assert_msg(req ? json_equal(req, json_object_get(whole, "required"))
+                          : !json_object_get(whole, "required"),
+                      "%s: required differs", name);
+        ck_assert(json_equal(json_object_get(listed, "additionalProperties"),
+                             json_object_get(whole, "additionalProperties")) ||
+                  !json_object_get(whole, "additionalProperties"));
+        json_decref(whole);
+    }
+    ck_assert_int_gt(patterns, 10); /* the server's schemas still have them */
+    json_decref(r);
+    /* audit_query's session is listed as a string; the server still holds
+     * it to 32 hex digits. */
+    json_t *res = ts_call(&t, "audit_query", "{\"session\":\"x;drop\"}");
+    ck_assert(json_is_true(json_object_get(res, "isError")));
+    ck_assert_ptr_nonnull(strstr(ts_text(res), "/session"));
+    json_decref(res);
     ts_close(&t);
 }
 END_TEST
@@ -209,6 +293,7 @@ static Suite *dispatch_suite(void)
     tcase_add_test(tc, lifecycle_and_errors);
     tcase_add_test(tc, tools_list_has_annotations_and_autonomy);
     tcase_add_test(tc, tools_list_size_is_bounded);
+    tcase_add_test(tc, listed_input_schema_leaves_out_only_bounds);
     tcase_add_test(tc, paging_and_bad_cursor);
     tcase_add_test(tc, disabled_tool_is_unknown);
     tcase_add_test(tc, schema_failure_is_tool_error);
