@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_crypto.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_util.h"
 #include "fm_test.h"
@@ -181,6 +182,35 @@ START_TEST(hmac_rfc4231)
     const char *msg = "what do ya want for nothing?";
     fm_hmac_sha256_hex(key, msg, strlen(msg), out);
     ck_assert_str_eq(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+END_TEST
+
+/* The HMAC is built on the low-level SHA-256 (sha256.c): it must agree
+ * with OpenSSL's own HMAC byte for byte, one-shot and kept, for messages
+ * shorter than, equal to and longer than a block, and after the kept
+ * key changes. */
+START_TEST(hmac_matches_openssl)
+{
+    unsigned char key[32], msg[300];
+    for (int i = 0; i < 32; i++) key[i] = (unsigned char)(i * 7 + 1);
+    for (int i = 0; i < 300; i++) msg[i] = (unsigned char)(i * 31 + 5);
+    fm_hmac_key *kept = NULL;
+    for (int round = 0; round < 2; round++) {
+        if (round) key[0] ^= 0xff; /* the kept pads are remade */
+        for (size_t n = 0; n <= sizeof msg; n += n < 130 ? 1 : 17) {
+            unsigned char ref[EVP_MAX_MD_SIZE];
+            unsigned int rn = 0;
+            ck_assert_ptr_nonnull(FM_CRYPTO(HMAC)(FM_CRYPTO(EVP_sha256)(), key, 32, msg, n, ref,
+                                                  &rn));
+            char want[65], one[65], kp[65];
+            fm_hex(ref, 32, want);
+            fm_hmac_sha256_hex(key, msg, n, one);
+            fm_hmac_sha256_hex_kept(&kept, key, msg, n, kp);
+            ck_assert_str_eq(one, want);
+            ck_assert_str_eq(kp, want);
+        }
+    }
+    fm_hmac_key_free(kept);
 }
 END_TEST
 
@@ -592,6 +622,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, secrets_redacted);
     tcase_add_test(tc, tampering_detected);
     tcase_add_test(tc, hmac_rfc4231);
+    tcase_add_test(tc, hmac_matches_openssl);
     tcase_add_test(tc, killswitch_fails_closed);
     tcase_add_test(tc, truncation_detected);
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
