@@ -171,7 +171,10 @@ static int wb_size(sqlite3_file *pf, sqlite3_int64 *size) { WB_FWD(xFileSize(f->
 static int wb_lock(sqlite3_file *pf, int l) { WB_FWD(xLock(f->inner, l)); }
 static int wb_unlock(sqlite3_file *pf, int l) { WB_FWD(xUnlock(f->inner, l)); }
 static int wb_reserved(sqlite3_file *pf, int *out) { WB_FWD(xCheckReservedLock(f->inner, out)); }
-static int wb_fcntl(sqlite3_file *pf, int op, void *arg) { WB_FWD(xFileControl(f->inner, op, arg)); }
+static int wb_fcntl(sqlite3_file *pf, int op, void *arg)
+{
+    WB_FWD(xFileControl(f->inner, op, arg));
+}
 static int wb_fetch(sqlite3_file *pf, sqlite3_int64 off, int amt, void **pp)
 {
     WB_FWD(xFetch(f->inner, off, amt, pp));
@@ -189,7 +192,10 @@ static int wb_shm_lock(sqlite3_file *pf, int ofs, int n, int flags)
     WB_FWD(xShmLock(f->inner, ofs, n, flags));
 }
 #undef WB_FWD
-static int wb_sector(sqlite3_file *pf) { return ((wb_file *)pf)->inner->pMethods->xSectorSize(((wb_file *)pf)->inner); }
+static int wb_sector(sqlite3_file *pf)
+{
+    return ((wb_file *)pf)->inner->pMethods->xSectorSize(((wb_file *)pf)->inner);
+}
 static int wb_devchar(sqlite3_file *pf)
 {
     return ((wb_file *)pf)->inner->pMethods->xDeviceCharacteristics(((wb_file *)pf)->inner);
