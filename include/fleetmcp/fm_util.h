@@ -18,14 +18,17 @@ void fm_hex(const unsigned char *bytes, size_t n, char *out);
 void fm_sha256_hex(const void *data, size_t len, char out[65]);
 /* The raw 32-byte digest. */
 void fm_sha256(const void *data, size_t len, unsigned char out[32]);
-/* HMAC-SHA256 (RFC 2104) of data under a 32-byte key, as 64 hex
- * characters plus NUL. */
+/* HMAC-SHA256 (RFC 2104) of data under a 32-byte key: the raw 32 bytes,
+ * or 64 hex characters plus NUL.  Over libcrypto's low-level SHA-256,
+ * never EVP (sha256.c says why). */
+void fm_hmac_sha256(const unsigned char key[32], const void *data, size_t len,
+                    unsigned char out[32]);
 void fm_hmac_sha256_hex(const unsigned char key[32], const void *data, size_t len, char out[65]);
 /* The same under a key kept ready in *k, for a key that MACs many
- * messages (the audit chain: two per row).  The one-shot form fetches the
- * algorithm and derives the key's pads on every call, most of its cost
- * for a short message.  *k is made on first use (libcrypto is loaded
- * then, not before) and remade if key changes; one thread at a time. */
+ * messages (the audit chain: two per row).  The one-shot form derives the
+ * key's pads on every call, two of its blocks for a short message.  *k is
+ * made on first use (libcrypto is loaded then, not before) and remade if
+ * key changes; one thread at a time. */
 typedef struct fm_hmac_key fm_hmac_key;
 void fm_hmac_sha256_hex_kept(fm_hmac_key **k, const unsigned char key[32], const void *data,
                              size_t len, char out[65]);

@@ -52,10 +52,8 @@ static int load_key(fm_ctx *ctx, fm_err *err)
 
 static void mac_hex(const fm_ctx *ctx, const char *data, size_t len, char out[MAC_HEX + 1])
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    FM_CRYPTO(HMAC)(FM_CRYPTO(EVP_sha256)(), ctx->state_key, sizeof ctx->state_key, (const unsigned char *)data, len,
-         mac, &n);
+    unsigned char mac[32];
+    fm_hmac_sha256(ctx->state_key, data, len, mac);
     fm_hex(mac, MAC_HEX / 2, out);
 }
 

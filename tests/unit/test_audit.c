@@ -1,7 +1,11 @@
 /* The audit chain: rows per call, redaction, tamper detection. */
+#include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_crypto.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_util.h"
 #include "fm_test.h"
@@ -181,6 +185,35 @@ START_TEST(hmac_rfc4231)
     const char *msg = "what do ya want for nothing?";
     fm_hmac_sha256_hex(key, msg, strlen(msg), out);
     ck_assert_str_eq(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+END_TEST
+
+/* The HMAC is built on the low-level SHA-256 (sha256.c): it must agree
+ * with OpenSSL's own HMAC byte for byte, one-shot and kept, for messages
+ * shorter than, equal to and longer than a block, and after the kept
+ * key changes. */
+START_TEST(hmac_matches_openssl)
+{
+    unsigned char key[32], msg[300];
+    for (int i = 0; i < 32; i++) key[i] = (unsigned char)(i * 7 + 1);
+    for (int i = 0; i < 300; i++) msg[i] = (unsigned char)(i * 31 + 5);
+    fm_hmac_key *kept = NULL;
+    for (int round = 0; round < 2; round++) {
+        if (round) key[0] ^= 0xff; /* the kept pads are remade */
+        for (size_t n = 0; n <= sizeof msg; n += n < 130 ? 1 : 17) {
+            unsigned char ref[EVP_MAX_MD_SIZE];
+            unsigned int rn = 0;
+            ck_assert_ptr_nonnull(FM_CRYPTO(HMAC)(FM_CRYPTO(EVP_sha256)(), key, 32, msg, n, ref,
+                                                  &rn));
+            char want[65], one[65], kp[65];
+            fm_hex(ref, 32, want);
+            fm_hmac_sha256_hex(key, msg, n, one);
+            fm_hmac_sha256_hex_kept(&kept, key, msg, n, kp);
+            ck_assert_str_eq(one, want);
+            ck_assert_str_eq(kp, want);
+        }
+    }
+    fm_hmac_key_free(kept);
 }
 END_TEST
 
@@ -477,6 +510,99 @@ START_TEST(wal_checkpoint_idle_and_bounded)
 }
 END_TEST
 
+static long long lite_count(sqlite3 *b, const char *sql)
+{
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(b, sql, -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    long long n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* The store's WAL writes are gathered into one write per commit
+ * (db_sqlite.c, fleetmcp-walbatch).  What it must keep: a commit is in
+ * the file when fm_audit_append returns (a process that exits at once
+ * loses nothing, and another connection, here one on SQLite's own VFS,
+ * sees it), transactions bigger than the buffer and ones that spill pages
+ * before COMMIT come out whole, a rollback leaves nothing, and the file
+ * passes SQLite's integrity check. */
+START_TEST(wal_batched_writes_whole)
+{
+    char path[] = "/tmp/fm-audit-walb-XXXXXX";
+    fm_test_temp_db(path);
+    unsetenv("FLEETMCP_CONFIG");
+    /* A process that exits right after its appends, closing nothing
+     * (forked before this one opens SQLite: no connection crosses the
+     * fork). */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fm_ctx c;
+        memset(&c, 0, sizeof c);
+        fm_err e = {0};
+        if (fm_ctx_open(&c, NULL, path, &e)) _exit(2);
+        fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+        for (int i = 0; i < 5; i++)
+            if (fm_audit_append(&c, &r, NULL) <= 0) _exit(3);
+        _exit(0);
+    }
+    int wst = 0;
+    ck_assert_int_eq(waitpid(pid, &wst, 0), pid);
+    ck_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    fm_err err = {0};
+    ck_assert_msg(fm_ctx_open(&ctx, NULL, path, &err) == 0, "%s", err.text);
+    sqlite3 *b = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &b, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(b, 5000);
+    ck_assert_int_eq(lite_count(b, "SELECT count(*) FROM audit"), 5);
+    /* Each append is visible to the other connection at once, and the
+     * other connection's writes to this one. */
+    ck_assert_int_eq(sqlite3_exec(b, "CREATE TABLE scratch(x BLOB)", 0, 0, 0), SQLITE_OK);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    for (int i = 1; i <= 40; i++) {
+        ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+        ck_assert_int_eq(lite_count(b, "SELECT count(*) FROM audit"), 5 + i);
+        if (i % 10 == 0)
+            ck_assert_int_eq(sqlite3_exec(b, "INSERT INTO scratch VALUES(zeroblob(100))", 0, 0, 0),
+                             SQLITE_OK);
+    }
+    fm_db *db = ctx.store.db;
+    /* 800 KB in one transaction: past the 64 KB buffer and the 128 KB
+     * page cache (pages spill into the WAL before COMMIT). */
+    const char *big = "BEGIN IMMEDIATE;"
+                      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<400)"
+                      " INSERT INTO scratch SELECT randomblob(2000) FROM n;";
+    ck_assert_int_eq(fm_db_exec(db, big, 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(db, "UPDATE scratch SET x=zeroblob(1500) WHERE rowid%3=0", 0, 0,
+                                0),
+                     FM_DB_OK); /* pages written twice in one transaction */
+    ck_assert_int_eq(fm_db_exec(db, "ROLLBACK", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(lite_count(b, "SELECT count(*) FROM scratch"), 4);
+    ck_assert_int_eq(fm_db_exec(db, big, 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(db, "UPDATE scratch SET x=zeroblob(1500) WHERE rowid%3=0", 0, 0,
+                                0),
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(db, "COMMIT", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(lite_count(b, "SELECT count(*) FROM scratch"), 404);
+    ck_assert_int_eq(lite_count(b, "SELECT sum(length(x)=1500) FROM scratch"), 134);
+    ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(b, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+    sqlite3_close(b);
+    int64_t rows = 0, bad = 0;
+    ck_assert_msg(fm_audit_verify(&ctx.store, &rows, &bad, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(rows, 46);
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* The chain's digest is libcrypto's SHA-256, loaded on first use: FIPS
  * 180-2 known answers, across the one- and two-block padding cases and
  * many blocks. */
@@ -592,6 +718,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, secrets_redacted);
     tcase_add_test(tc, tampering_detected);
     tcase_add_test(tc, hmac_rfc4231);
+    tcase_add_test(tc, hmac_matches_openssl);
     tcase_add_test(tc, killswitch_fails_closed);
     tcase_add_test(tc, truncation_detected);
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
@@ -604,6 +731,7 @@ static Suite *audit_suite(void)
     TCase *lite = tcase_create("sqlite");
     tcase_add_test(lite, v1_store_migrates);
     tcase_add_test(lite, wal_checkpoint_idle_and_bounded);
+    tcase_add_test(lite, wal_batched_writes_whole);
     tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, base64_rfc4648);
     tcase_set_timeout(tc, 60); /* thousands of real commits under ASan */
