@@ -1704,6 +1704,149 @@ static void rule_unowned(run *r, const diag_rule *ru)
     }
 }
 
+/* A reading as written: "1,620", "0.82", "412k", "1.2 M". */
+static double reading_value(const char *v)
+{
+    char buf[64];
+    size_t n = 0;
+    for (const char *p = v; *p && n < sizeof buf - 1; p++)
+        if (*p != ',' && *p != ' ') buf[n++] = *p;
+    buf[n] = 0;
+    char *end;
+    double x = strtod(buf, &end);
+    switch (*end) {
+    case 'k': case 'K': return x * 1e3;
+    case 'M': return x * 1e6;
+    case 'G': return x * 1e9;
+    default: return x;
+    }
+}
+
+/* The second value a line gives right after a reading: "9.8M (Dec 04) ->
+ * 7.1M", "410 to 820", "30.6k before the upgrade, 22.2k after".  Only
+ * parenthesised text (a date) may carry digits before the connector. */
+static bool paired_reading(const char *s, size_t len, double *out)
+{
+    char w[96];
+    size_t n = len < sizeof w - 1 ? len : sizeof w - 1;
+    memcpy(w, s, n);
+    w[n] = 0;
+    static const char *const conn[] = {"->", "=>", "\xe2\x86\x92", " to ", " then ", " now ",
+                                       "before"};
+    const char *at = NULL;
+    size_t cl = 0;
+    for (size_t i = 0; i < sizeof conn / sizeof *conn; i++) {
+        const char *p = strstr(w, conn[i]);
+        if (p && (!at || p < at)) {
+            at = p;
+            cl = strlen(conn[i]);
+        }
+    }
+    if (!at) return false;
+    int depth = 0;
+    for (const char *p = w; p < at; p++) {
+        depth += (*p == '(') - (*p == ')');
+        if (!depth && isdigit((unsigned char)*p)) return false;
+    }
+    const char *p = at + cl;
+    for (depth = 0; *p && (depth || !isdigit((unsigned char)*p)); p++)
+        depth += (*p == '(') - (*p == ')');
+    if (!*p) return false;
+    *out = reading_value(p);
+    return *out > 0;
+}
+
+/* One measure's readings in the order they were logged. */
+typedef struct reading_run {
+    char key[64];
+    double first, last;
+    int n, first_line, last_line;
+} reading_run;
+
+static void reading_add(reading_run *rr, int *nrr, int max, const char *key, double v, int line)
+{
+    char k[64];
+    size_t n = 0;
+    for (const char *p = key; *p && n < sizeof k - 1; p++) /* "Step_Time" is "step time" */
+        if (isalnum((unsigned char)*p) || *p == '/' || *p == '@' || *p == '#')
+            k[n++] = (char)tolower((unsigned char)*p);
+    k[n] = 0;
+    int q = 0;
+    while (q < *nrr && strcmp(rr[q].key, k) != 0)
+        q++;
+    if (q == *nrr) {
+        if (q == max) return;
+        memset(&rr[q], 0, sizeof rr[q]);
+        snprintf(rr[q].key, sizeof rr[q].key, "%s", k);
+        rr[q].first = v;
+        rr[q].first_line = line;
+        (*nrr)++;
+    }
+    rr[q].last = v;
+    rr[q].last_line = line;
+    rr[q].n++;
+}
+
+/* A performance measure worse at its last reading than at its first, when
+ * a software change (driver, CUDA/NCCL, image, kernel) is on record: no
+ * fault class names a regression of software, so it is an anomaly for a
+ * human to bisect, never health.  Every reading of a line counts (a line
+ * may carry "before" and "after" values). */
+static void rule_slowdown_after(run *r, const diag_rule *ru)
+{
+    if (!group_marked(r, ru->and_seen)) return;
+    enum { MAXR = 32 };
+    reading_run rr[MAXR];
+    int nrr = 0;
+    const diag_sig *g = &r->db->sigs[ru->sig];
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->sig != ru->sig) continue;
+        const tline *l = &r->lines[m->line];
+        PCRE2_SIZE off = 0;
+        for (int guard = 0; guard < 8 && off < l->len; guard++) {
+            int rc = pcre2_match(g->re.code, (PCRE2_SPTR)l->s, l->len, off, 0, r->md, NULL);
+            if (rc < 0) break;
+            const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+            char key[64], val[64];
+            cap_copy(l->s, ov, g->cap_key, key, sizeof key);
+            cap_copy(l->s, ov, g->cap_val, val, sizeof val);
+            if (key[0] && val[0]) {
+                /* a series per measure and source (a job's own readings,
+                 * a dashboard's fleet totals); a pair on one line alone */
+                char k2[80];
+                double v1 = reading_value(val), v2;
+                PCRE2_SIZE e = ov[2 * g->cap_val + 1];
+                bool pair = paired_reading(l->s + e, l->len - e, &v2);
+                if (pair)
+                    snprintf(k2, sizeof k2, "%.60s@%d", key, m->line);
+                else
+                    snprintf(k2, sizeof k2, "%.60s#%d", key, l->src);
+                reading_add(rr, &nrr, MAXR, k2, v1, m->line);
+                if (pair) reading_add(rr, &nrr, MAXR, k2, v2, m->line);
+            }
+            off = ov[1] > off ? ov[1] : off + 1;
+        }
+    }
+    double ratio = ru->min > 1 ? ru->min : 1.2;
+    for (int q = 0; q < nrr; q++) {
+        const reading_run *x = &rr[q];
+        if (x->n < 2 || !(x->first > 0) || !(x->last > 0)) continue;
+        size_t kl = strcspn(x->key, "@#"); /* the measure, without where it was read */
+        bool rate = diag_re_match(&ru->reference, x->key, kl, r->md);
+        double worse = rate ? x->first / x->last : x->last / x->first;
+        if (worse < ratio) continue;
+        char why[300];
+        snprintf(why, sizeof why,
+                 "[unexplained] correlation %s: %.*s %g then %g (%.2fx worse) after a software "
+                 "change (%s), no fault class explains it: ",
+                 ru->id, (int)kl, x->key, x->first, x->last, worse, ru->and_seen);
+        bool wide = ru->wide_seen[0] && group_marked(r, ru->wide_seen);
+        add_anomaly(r, ru->strength, wide ? 2 : 1, ru->id, line_evidence(r, x->last_line, why));
+        return;
+    }
+}
+
 /* ---- output --------------------------------------------------------------- */
 
 static double round2(double v)
@@ -2008,6 +2151,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             break;
         case RT_UNOWNED:
             rule_unowned(&r, ru);
+            break;
+        case RT_SLOWDOWN_AFTER:
+            rule_slowdown_after(&r, ru);
             break;
         default:
             break;
