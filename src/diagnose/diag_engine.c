@@ -94,6 +94,7 @@ typedef struct run {
     int rec_line;
     unsigned char *xidcls; /* per class: evidence came from an Xid */
     json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
+    json_t *textm;         /* samples of Prometheus text pasted into events / a job log */
     int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
@@ -151,8 +152,113 @@ static char *fmt(const char *f, ...)
     return s;
 }
 
+/* A Prometheus exposition line, as a scrape pasted into events or a job
+ * log: NAME{label="value",...} VALUE [TIMESTAMP_MS].  A sample object
+ * ({name, labels, value[, ts]}) or NULL when the line is not one.  Bare
+ * "NAME VALUE" lines count only for DCGM's fields (other text has that
+ * shape too). */
+static json_t *prom_sample(const char *s, size_t len)
+{
+    const char *p = s, *e = s + len;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    const char *nm = p;
+    if (p == e || !(isalpha((unsigned char)*p) || *p == '_' || *p == ':')) return NULL;
+    while (p < e && (isalnum((unsigned char)*p) || *p == '_' || *p == ':'))
+        p++;
+    size_t nl = (size_t)(p - nm);
+    if (nl < 3 || nl > 200) return NULL;
+    json_t *labels = json_object();
+    if (!labels) return NULL;
+    bool braces = p < e && *p == '{';
+    if (braces) {
+        p++;
+        for (int nlab = 0;; nlab++) {
+            while (p < e && (*p == ' ' || *p == ','))
+                p++;
+            if (p < e && *p == '}') {
+                p++;
+                break;
+            }
+            const char *k = p;
+            while (p < e && (isalnum((unsigned char)*p) || *p == '_'))
+                p++;
+            size_t kl = (size_t)(p - k);
+            while (p < e && *p == ' ')
+                p++;
+            if (!kl || kl > 100 || nlab >= 32 || p >= e || *p != '=') goto no;
+            p++;
+            while (p < e && *p == ' ')
+                p++;
+            if (p >= e || *p != '"') goto no;
+            char val[256], key[104];
+            size_t vl = 0;
+            for (p++; p < e && *p != '"'; p++) {
+                char c = *p;
+                if (c == '\\' && p + 1 < e) {
+                    c = *++p;
+                    if (c == 'n') c = '\n';
+                }
+                if (vl < sizeof val - 1) val[vl++] = c;
+            }
+            if (p >= e) goto no;
+            p++;
+            val[vl] = 0;
+            memcpy(key, k, kl);
+            key[kl] = 0;
+            json_object_set_new(labels, key, json_stringn(val, vl));
+        }
+    } else if (nl < 8 || strncmp(nm, "DCGM_FI_", 8) != 0) {
+        goto no;
+    }
+    if (p >= e || (*p != ' ' && *p != '\t')) goto no;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    char num[64];
+    size_t n = 0;
+    while (p < e && *p != ' ' && *p != '\t' && n < sizeof num - 1)
+        num[n++] = *p++;
+    num[n] = 0;
+    char *end;
+    double v = strtod(num, &end);
+    if (!n || *end || isnan(v) || isinf(v)) goto no;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    double ts = NAN;
+    if (p < e) {
+        n = 0;
+        while (p < e && isdigit((unsigned char)*p) && n < sizeof num - 1)
+            num[n++] = *p++;
+        num[n] = 0;
+        while (p < e && (*p == ' ' || *p == '\t'))
+            p++;
+        if (!n || p != e) goto no;
+        ts = strtod(num, NULL) / 1000.0;
+    }
+    json_t *o = json_object();
+    if (!o) goto no;
+    json_object_set_new(o, "name", json_stringn(nm, nl));
+    json_object_set_new(o, "labels", labels);
+    json_object_set_new(o, "value", json_real(v));
+    if (!isnan(ts)) json_object_set_new(o, "ts", json_real(ts));
+    return o;
+no:
+    json_decref(labels);
+    return NULL;
+}
+
 static void add_line(run *r, int src, const char *s, size_t len, int entry)
 {
+    if ((src == DS_EVENTS || src == DS_JOB) && len < 2048 &&
+        json_array_size(r->textm) < MAX_METRICS) {
+        json_t *o = prom_sample(s, len);
+        if (o) {
+            /* a metric sample, judged as one (not as words) */
+            if (!r->textm) r->textm = json_array();
+            if (!r->textm || json_array_append_new(r->textm, o)) r->oom = true;
+            return;
+        }
+    }
     r->lines = grow(r->lines, &r->caplines, r->nlines + 1, sizeof *r->lines, &r->oom);
     if (r->nlines >= r->caplines) return;
     r->lines[r->nlines++] = (tline){src, s, len, entry};
@@ -1145,6 +1251,83 @@ static void metrics_absent(run *r, const json_t *metrics, size_t n)
     }
 }
 
+/* A sample's time: epoch seconds (number or digits) or ISO 8601 (Z or an
+ * offset); NAN without one. */
+static double sample_time(const json_t *o)
+{
+    const json_t *t = json_object_get(o, "ts");
+    if (json_is_number(t)) return json_number_value(t);
+    const char *s = json_string_value(t);
+    if (!s) return NAN;
+    char *end;
+    double v = strtod(s, &end);
+    if (end != s && !*end) return v;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest) rest = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    if (!rest) return NAN;
+    double ep = (double)timegm(&tm);
+    if (*rest == '.' || *rest == ',')
+        for (rest++; isdigit((unsigned char)*rest); rest++) {}
+    if ((*rest == '+' || *rest == '-') && isdigit((unsigned char)rest[1])) {
+        int hh = 0, mm = 0;
+        if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) < 1) sscanf(rest + 1, "%2d%2d", &hh, &mm);
+        ep -= (*rest == '+' ? 1 : -1) * (hh * 3600.0 + mm * 60.0);
+    }
+    return ep;
+}
+
+typedef struct tsamp {
+    double t;
+    size_t i;
+} tsamp;
+
+static int cmp_tsamp(const void *a, const void *b)
+{
+    const tsamp *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i; /* stable */
+}
+
+/* The samples in time order: a series is judged from its first to its
+ * latest sample by their timestamps, whatever order a collector listed them
+ * in.  Samples without a time keep their places; those with one are sorted
+ * among the places they held.  A new reference, or NULL out of memory. */
+static json_t *metrics_in_time_order(const json_t *metrics, size_t n)
+{
+    tsamp *ts = malloc((n ? n : 1) * sizeof *ts);
+    size_t *pos = malloc((n ? n : 1) * sizeof *pos);
+    json_t *out = json_array();
+    if (!ts || !pos || !out) {
+        free(ts);
+        free(pos);
+        json_decref(out);
+        return NULL;
+    }
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = sample_time(json_array_get(metrics, i));
+        if (!isnan(t)) {
+            ts[nt] = (tsamp){t, i};
+            pos[nt++] = i;
+        }
+    }
+    qsort(ts, nt, sizeof *ts, cmp_tsamp);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t from = k < nt && pos[k] == i ? ts[k++].i : i;
+        json_array_append(out, json_array_get(metrics, from));
+    }
+    free(ts);
+    free(pos);
+    if (json_array_size(out) != n) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 static int metric_hits(run *r, const json_t *metrics, fm_err *err)
 {
     if (need_array(metrics, "metrics", MAX_METRICS, err)) return -1;
@@ -1158,7 +1341,30 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
                               "signals.metrics[%zu] needs name (string) and value (number)", i),
                    -1;
     }
+    /* with the samples of a scrape pasted as text, bounded like the rest */
+    json_t *all = NULL;
+    if (json_array_size(r->textm)) {
+        all = json_array();
+        if (!all || (metrics && json_array_extend(all, (json_t *)metrics)) ||
+            json_array_extend(all, r->textm)) {
+            json_decref(all);
+            r->oom = true;
+            return 0;
+        }
+        while (json_array_size(all) > MAX_METRICS)
+            json_array_remove(all, json_array_size(all) - 1);
+        metrics = all;
+        n = json_array_size(all);
+        r->nsrc[DS_METRICS] = (int)n;
+    }
     if (n == 0) return 0;
+    json_t *sorted = metrics_in_time_order(metrics, n);
+    json_decref(all); /* sorted holds its samples */
+    if (!sorted) {
+        r->oom = true;
+        return 0;
+    }
+    metrics = sorted;
     metrics_absent(r, metrics, n);
     char **keys = calloc(n, sizeof *keys);
     json_t *idx = keys ? series_index(metrics, n, keys, &r->oom) : NULL;
@@ -1169,6 +1375,7 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
         free(keys[i]);
     free(keys);
     json_decref(idx);
+    json_decref(sorted);
     return 0;
 }
 
@@ -1989,8 +2196,9 @@ static bool names_node(const run *r)
         for (const char *p = strstr(r->anoms[i].text, r->node); p; p = strstr(p + 1, r->node)) {
             bool before = p == r->anoms[i].text || !(isalnum((unsigned char)p[-1]) ||
                                                      p[-1] == '-' || p[-1] == '_' || p[-1] == '.');
+            /* "node.cluster.local" is the node fully qualified; "node.5" is not */
             bool after = !(isalnum((unsigned char)p[n]) || p[n] == '-' || p[n] == '_' ||
-                           (p[n] == '.' && isalnum((unsigned char)p[n + 1])));
+                           (p[n] == '.' && isdigit((unsigned char)p[n + 1])));
             if (before && after) return true;
         }
     }
@@ -2080,6 +2288,7 @@ static void run_free(run *r)
     free(r->anoms);
     free(r->xidcls);
     json_decref(r->absent);
+    json_decref(r->textm);
     free(r->owned);
     free(r->hits);
     free(r->lines);
@@ -2118,6 +2327,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         const json_t *mv = json_object_get(signals, "metrics");
         if (json_is_array(mv) && json_array_size(mv) <= MAX_METRICS)
             r.nsrc[DS_METRICS] = (int)json_array_size(mv);
+        r.nsrc[DS_METRICS] += (int)json_array_size(r.textm);
     }
     text_hits(&r);
     if (metric_hits(&r, json_object_get(signals, "metrics"), err)) goto fail;
