@@ -522,8 +522,12 @@ static int take_slurm(run *r, const json_t *sl, fm_err *err)
         /* "DOWN+DRAIN" or "MIXED,DRAIN" count as separate words */
         char *dup = own(r, strdup(json_string_value(v)));
         for (char *save = NULL, *tok = dup ? strtok_r(dup, "+, ", &save) : NULL; tok;
-             tok = strtok_r(NULL, "+, ", &save))
+             tok = strtok_r(NULL, "+, ", &save)) {
+            /* sinfo prints states in lower case, scontrol in upper: one word */
+            for (char *c = tok; *c; c++)
+                *c = (char)toupper((unsigned char)*c);
             add_line(r, DS_STATE, tok, strlen(tok), 0);
+        }
     }
     json_decref(one);
     const json_t *jobs = json_object_get(sl, "jobs");

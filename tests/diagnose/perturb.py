@@ -25,6 +25,10 @@ deterministic) from these rewrites of its surface:
                Throttle Reasons" / "Clocks Event Reasons")
   promtext     the metrics as the exporter's Prometheus text, pasted into
                events (a scrape an operator copied)
+  kernelstyle  the kernel log as dmesg -T prints it, or with journald's
+               monotonic stamp after 'kernel:'
+  hexcase      PCI bus ids upper or lower case
+  slurmcase    node states in lower case, as sinfo prints them
 
 A variant keeps its scenario's meaning, so it must keep the scenario's
 expected top class and scope.  Prints the count that do (and per rewrite
@@ -271,9 +275,72 @@ def rw_promtext(sig, rnd):
     return True
 
 
+
+def rw_kernel_style(sig, rnd):
+    """The kernel log as dmesg -T prints it (no host, the time in
+    brackets) or with the monotonic stamp journald keeps after 'kernel:'."""
+    v = sig.get("kernel_log")
+    if not isinstance(v, list) or not v:
+        return None
+    style = rnd.choice(["dmesg", "monotonic"])
+    did = False
+    out = []
+    for i, e in enumerate(v):
+        if not isinstance(e, str):
+            out.append(e)
+            continue
+        p = parse_ts(e)
+        words = e[p[1]:].lstrip().split(" ", 2) if p else []
+        if len(words) < 3 or words[1] != "kernel:" or re.match(r"\[ *\d+\.\d+\]", words[2]):
+            out.append(e)
+            continue
+        rest = words[2]
+        if style == "dmesg":
+            t = time.gmtime(p[0])
+            out.append(time.strftime("[%a %b ", t) + f"{t.tm_mday:2d} " +
+                       time.strftime("%H:%M:%S %Y] ", t) + rest)
+        else:
+            out.append(e[:len(e) - len(rest)] + f"[{100000 + 7 * i:7d}.{(p[0] % 1000000):06d}] " + rest)
+        did = True
+    sig["kernel_log"] = out
+    return style if did else None
+
+
+PCI = re.compile(r"\b([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}(?:\.[0-7])?)\b")
+
+
+def rw_hexcase(sig, rnd):
+    """PCI bus ids in the other case (nvidia-smi prints them upper, the
+    kernel lower)."""
+    up = rnd.random() < 0.5
+    did = False
+
+    def one(line):
+        nonlocal did
+        def sub(m):
+            nonlocal did
+            did = True
+            return m.group(1).upper() if up else m.group(1).lower()
+        return PCI.sub(sub, line)
+    each_text(sig, one)
+    return did or None
+
+
+def rw_slurm_case(sig, rnd):
+    """Node states as sinfo prints them: lower case."""
+    sl = sig.get("slurm")
+    st = sl.get("node_state") if isinstance(sl, dict) else None
+    if not isinstance(st, list) or not st or not all(isinstance(x, str) for x in st):
+        return None
+    sl["node_state"] = [x.lower() for x in st]
+    return True
+
+
 REWRITES = [("timestamps", rw_timestamps), ("host", rw_host), ("levels", rw_levels),
             ("noise", rw_noise), ("order", rw_order), ("labels", rw_labels),
-            ("fields", rw_fields), ("promtext", rw_promtext)]
+            ("fields", rw_fields), ("promtext", rw_promtext),
+            ("kernelstyle", rw_kernel_style), ("hexcase", rw_hexcase),
+            ("slurmcase", rw_slurm_case)]
 
 
 def scenario_files(dirs):
@@ -362,6 +429,11 @@ def main():
     pct = 100.0 * kept / n if n else 0.0
     print(f"perturb: {kept}/{n} variants ({pct:.1f}%) of {len(files)} scenarios keep their top "
           f"class and scope (seed {a.seed}, {a.variants} per scenario)")
+    applied_n = {}
+    for _, _, applied, _ in variants:
+        for n_ in applied:
+            applied_n[n_] = applied_n.get(n_, 0) + 1
+    print("rewrites applied: " + ", ".join(f"{k} {applied_n.get(k, 0)}" for k, _ in REWRITES))
     if flips:
         print("rewrites among the flipped: " +
               ", ".join(f"{k} {v}" for k, v in sorted(flips.items(), key=lambda x: -x[1])))
