@@ -95,6 +95,8 @@ typedef struct run {
     unsigned char *xidcls; /* per class: evidence came from an Xid */
     json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
     json_t *textm;         /* samples of Prometheus text pasted into events / a job log */
+    json_t *idle;          /* host+GPU -> true: its latest utilisation reads (nearly) none */
+    bool kernel_given;     /* a kernel log was collected, even if empty */
     int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
@@ -952,13 +954,42 @@ static json_t *series_index(const json_t *metrics, size_t n, char **keys, bool *
  * that also reports itself idle (bit 0x1) the SW power cap bit (0x4) is
  * the idle GPU resting at its cap's floor, not power holding back work,
  * so it reads as clear. */
-static double sample_value(const json_t *o)
+static void gpu_key(const json_t *labels, char *out, size_t n)
+{
+    char h[128];
+    const char *g = json_string_value(json_object_get(labels, "gpu"));
+    const char *mi = json_string_value(json_object_get(labels, "GPU_I_ID"));
+    snprintf(out, n, "%s\x1f%.32s\x1f%.32s", host_of(labels, h, sizeof h), g ? g : "",
+             mi ? mi : "");
+}
+
+/* The GPUs whose latest utilisation sample reads under 5%: idle. */
+static json_t *idle_gpus(const json_t *metrics, size_t n)
+{
+    json_t *idle = json_object();
+    for (size_t i = 0; idle && i < n; i++) {
+        const json_t *s = json_array_get(metrics, i);
+        const char *nm = json_string_value(json_object_get(s, "name"));
+        if (!nm || strcmp(nm, "DCGM_FI_DEV_GPU_UTIL") != 0) continue;
+        char k[300];
+        gpu_key(json_object_get(s, "labels"), k, sizeof k);
+        json_object_set_new(idle, k, json_boolean(json_number_value(json_object_get(s, "value")) < 5));
+    }
+    return idle;
+}
+
+static double sample_value(const run *r, const json_t *o)
 {
     double v = json_number_value(json_object_get(o, "value"));
     const char *nm = json_string_value(json_object_get(o, "name"));
     if (nm && strstr(nm, "_REASONS") && v >= 0 && v < 9.0e15) {
         long long b = (long long)v;
-        if ((b & 0x1) && (b & 0x4)) v = (double)(b & ~0x4LL);
+        char k[300];
+        if (b & 0x4) gpu_key(json_object_get(o, "labels"), k, sizeof k);
+        /* the idle bit, or a utilisation of nothing on the same GPU (a
+         * context open, no work: the idle bit stays clear) */
+        if ((b & 0x4) && ((b & 0x1) || json_is_true(json_object_get(r->idle, k))))
+            v = (double)(b & ~0x4LL);
     }
     return v;
 }
@@ -972,7 +1003,7 @@ static json_t *with_devices(run *r, const diag_metric *m, const json_t *metrics,
         const json_t *o = json_array_get(metrics, j);
         const char *on = json_string_value(json_object_get(o, "name"));
         if (!diag_re_match(&m->with_name, on, strlen(on), r->md) ||
-            !cmp(m->with_op, sample_value(o), m->with_thr))
+            !cmp(m->with_op, sample_value(r, o), m->with_thr))
             continue;
         char k[300];
         device_key(json_object_get(o, "labels"), k, sizeof k);
@@ -1134,7 +1165,7 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
         size_t first = (size_t)json_integer_value(json_array_get(e, 0));
         size_t last = (size_t)json_integer_value(json_array_get(e, 1));
         if (last != i) continue; /* several samples of a series: judge the latest */
-        double v = sample_value(s);
+        double v = sample_value(r, s);
         char note[128] = "";
         if (m->rising) {
             if (first == i) continue; /* one sample gives no rate */
@@ -1183,10 +1214,12 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             /* the gauge holds the LAST Xid, of unknown age: without a log
              * line of the same code it is a hint to look, not a diagnosis */
             bool alone = !xid_in_text(r, (int)v);
-            /* with the kernel log of the window read and no line of that
-             * code in it, the gauge holds an old Xid: history, nothing to
-             * escalate */
-            bool old = alone && r->nsrc[DS_KERNEL] > 0;
+            /* with the Xid record of the window read (a kernel log, even an
+             * empty one, or DCGM's health and events: marker group
+             * xid-window-read) and no line of that code in it, the gauge
+             * holds an old Xid: history, nothing to escalate */
+            bool old = alone && (r->nsrc[DS_KERNEL] > 0 || r->kernel_given ||
+                                 group_marked(r, "xid-window-read"));
             r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);
@@ -1364,6 +1397,7 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
     if (n == 0) return 0;
     json_t *sorted = metrics_in_time_order(metrics, n);
     json_decref(all); /* sorted holds its samples */
+    r->idle = sorted ? idle_gpus(sorted, n) : NULL;
     if (!sorted) {
         r->oom = true;
         return 0;
@@ -1380,6 +1414,8 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
     free(keys);
     json_decref(idx);
     json_decref(sorted);
+    json_decref(r->idle);
+    r->idle = NULL;
     return 0;
 }
 
@@ -2319,6 +2355,8 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     if (!r.md || !cs || !absorbed || !r.xidcls) goto nomem;
     for (int c = 0; c < db->nclasses; c++)
         absorbed[c] = -1;
+    /* an empty kernel log collected for the window is a clean one */
+    r.kernel_given = json_is_array(json_object_get(signals, "kernel_log"));
     if (take_text(&r, json_object_get(signals, "kernel_log"), DS_KERNEL, "kernel_log", err) ||
         take_text(&r, json_object_get(signals, "job_log"), DS_JOB, "job_log", err) ||
         take_text(&r, json_object_get(signals, "events"), DS_EVENTS, "events", err) ||
