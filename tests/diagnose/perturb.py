@@ -407,8 +407,8 @@ def main():
             chunk = [v[0] for v in variants[i:i + 200]]
             p = subprocess.run([a.cli, a.signatures] + chunk, capture_output=True, text=True,
                                timeout=300)
-            if p.returncode not in (0, 1):
-                sys.exit(f"diag_cli failed: {p.stderr.strip()[-500:]}")
+            if p.returncode not in (0, 1) or not p.stdout.strip():
+                sys.exit(f"diag_cli failed: {(p.stderr or p.stdout).strip()[-500:]}")
             for line in p.stdout.splitlines():
                 o = json.loads(line)
                 results[o["file"]] = o.get("result") or {}
