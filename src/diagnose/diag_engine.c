@@ -2046,10 +2046,9 @@ static void rule_slowdown_after(run *r, const diag_rule *ru)
     reading_run rr[MAXR];
     int nrr = 0;
     const diag_sig *g = &r->db->sigs[ru->sig];
-    for (int k = 0; k < r->nraws; k++) {
-        const rawm *m = &r->raws[k];
-        if (m->sig != ru->sig) continue;
-        const tline *l = &r->lines[m->line];
+    for (int li = 0; li < r->nlines; li++) {
+        const tline *l = &r->lines[li];
+        if (!(g->srcmask & (1u << l->src))) continue;
         PCRE2_SIZE off = 0;
         for (int guard = 0; guard < 8 && off < l->len; guard++) {
             int rc = pcre2_match(g->re.code, (PCRE2_SPTR)l->s, l->len, off, 0, r->md, NULL);
@@ -2066,11 +2065,11 @@ static void rule_slowdown_after(run *r, const diag_rule *ru)
                 PCRE2_SIZE e = ov[2 * g->cap_val + 1];
                 bool pair = paired_reading(l->s + e, l->len - e, &v2);
                 if (pair)
-                    snprintf(k2, sizeof k2, "%.60s@%d", key, m->line);
+                    snprintf(k2, sizeof k2, "%.60s@%d", key, li);
                 else
                     snprintf(k2, sizeof k2, "%.60s#%d", key, l->src);
-                reading_add(rr, &nrr, MAXR, k2, v1, m->line);
-                if (pair) reading_add(rr, &nrr, MAXR, k2, v2, m->line);
+                reading_add(rr, &nrr, MAXR, k2, v1, li);
+                if (pair) reading_add(rr, &nrr, MAXR, k2, v2, li);
             }
             off = ov[1] > off ? ov[1] : off + 1;
         }
