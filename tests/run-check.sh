@@ -121,7 +121,9 @@ stage diagnose-blind python3 tests/diagnose/run_scenarios.py --held-out 77 0 tes
 stage diagnose-blind2 python3 tests/diagnose/run_scenarios.py --held-out 98 0 tests/diagnose/blind2
 stage diagnose-blind3 python3 tests/diagnose/run_scenarios.py --held-out 94 0 tests/diagnose/blind3
 stage diagnose-blind4 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind4
-stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind5
+stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind5
+stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
+    python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
 stage fuzz-smoke bash tests/fuzz/run.sh "${FM_FUZZ_SECONDS:-60}"
 

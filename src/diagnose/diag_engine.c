@@ -94,6 +94,9 @@ typedef struct run {
     int rec_line;
     unsigned char *xidcls; /* per class: evidence came from an Xid */
     json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
+    json_t *textm;         /* samples of Prometheus text pasted into events / a job log */
+    json_t *idle;          /* host+GPU -> true: its latest utilisation reads (nearly) none */
+    bool kernel_given;     /* a kernel log was collected, even if empty */
     int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
@@ -151,8 +154,113 @@ static char *fmt(const char *f, ...)
     return s;
 }
 
+/* A Prometheus exposition line, as a scrape pasted into events or a job
+ * log: NAME{label="value",...} VALUE [TIMESTAMP_MS].  A sample object
+ * ({name, labels, value[, ts]}) or NULL when the line is not one.  Bare
+ * "NAME VALUE" lines count only for DCGM's fields (other text has that
+ * shape too). */
+static json_t *prom_sample(const char *s, size_t len)
+{
+    const char *p = s, *e = s + len;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    const char *nm = p;
+    if (p == e || !(isalpha((unsigned char)*p) || *p == '_' || *p == ':')) return NULL;
+    while (p < e && (isalnum((unsigned char)*p) || *p == '_' || *p == ':'))
+        p++;
+    size_t nl = (size_t)(p - nm);
+    if (nl < 3 || nl > 200) return NULL;
+    json_t *labels = json_object();
+    if (!labels) return NULL;
+    bool braces = p < e && *p == '{';
+    if (braces) {
+        p++;
+        for (int nlab = 0;; nlab++) {
+            while (p < e && (*p == ' ' || *p == ','))
+                p++;
+            if (p < e && *p == '}') {
+                p++;
+                break;
+            }
+            const char *k = p;
+            while (p < e && (isalnum((unsigned char)*p) || *p == '_'))
+                p++;
+            size_t kl = (size_t)(p - k);
+            while (p < e && *p == ' ')
+                p++;
+            if (!kl || kl > 100 || nlab >= 32 || p >= e || *p != '=') goto no;
+            p++;
+            while (p < e && *p == ' ')
+                p++;
+            if (p >= e || *p != '"') goto no;
+            char val[256], key[104];
+            size_t vl = 0;
+            for (p++; p < e && *p != '"'; p++) {
+                char c = *p;
+                if (c == '\\' && p + 1 < e) {
+                    c = *++p;
+                    if (c == 'n') c = '\n';
+                }
+                if (vl < sizeof val - 1) val[vl++] = c;
+            }
+            if (p >= e) goto no;
+            p++;
+            val[vl] = 0;
+            memcpy(key, k, kl);
+            key[kl] = 0;
+            json_object_set_new(labels, key, json_stringn(val, vl));
+        }
+    } else if (nl < 8 || strncmp(nm, "DCGM_FI_", 8) != 0) {
+        goto no;
+    }
+    if (p >= e || (*p != ' ' && *p != '\t')) goto no;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    char num[64];
+    size_t n = 0;
+    while (p < e && *p != ' ' && *p != '\t' && n < sizeof num - 1)
+        num[n++] = *p++;
+    num[n] = 0;
+    char *end;
+    double v = strtod(num, &end);
+    if (!n || *end || isnan(v) || isinf(v)) goto no;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    double ts = NAN;
+    if (p < e) {
+        n = 0;
+        while (p < e && isdigit((unsigned char)*p) && n < sizeof num - 1)
+            num[n++] = *p++;
+        num[n] = 0;
+        while (p < e && (*p == ' ' || *p == '\t'))
+            p++;
+        if (!n || p != e) goto no;
+        ts = strtod(num, NULL) / 1000.0;
+    }
+    json_t *o = json_object();
+    if (!o) goto no;
+    json_object_set_new(o, "name", json_stringn(nm, nl));
+    json_object_set_new(o, "labels", labels);
+    json_object_set_new(o, "value", json_real(v));
+    if (!isnan(ts)) json_object_set_new(o, "ts", json_real(ts));
+    return o;
+no:
+    json_decref(labels);
+    return NULL;
+}
+
 static void add_line(run *r, int src, const char *s, size_t len, int entry)
 {
+    if ((src == DS_EVENTS || src == DS_JOB) && len < 2048 &&
+        json_array_size(r->textm) < MAX_METRICS) {
+        json_t *o = prom_sample(s, len);
+        if (o) {
+            /* a metric sample, judged as one (not as words) */
+            if (!r->textm) r->textm = json_array();
+            if (!r->textm || json_array_append_new(r->textm, o)) r->oom = true;
+            return;
+        }
+    }
     r->lines = grow(r->lines, &r->caplines, r->nlines + 1, sizeof *r->lines, &r->oom);
     if (r->nlines >= r->caplines) return;
     r->lines[r->nlines++] = (tline){src, s, len, entry};
@@ -416,8 +524,12 @@ static int take_slurm(run *r, const json_t *sl, fm_err *err)
         /* "DOWN+DRAIN" or "MIXED,DRAIN" count as separate words */
         char *dup = own(r, strdup(json_string_value(v)));
         for (char *save = NULL, *tok = dup ? strtok_r(dup, "+, ", &save) : NULL; tok;
-             tok = strtok_r(NULL, "+, ", &save))
+             tok = strtok_r(NULL, "+, ", &save)) {
+            /* sinfo prints states in lower case, scontrol in upper: one word */
+            for (char *c = tok; *c; c++)
+                *c = (char)toupper((unsigned char)*c);
             add_line(r, DS_STATE, tok, strlen(tok), 0);
+        }
     }
     json_decref(one);
     const json_t *jobs = json_object_get(sl, "jobs");
@@ -842,13 +954,42 @@ static json_t *series_index(const json_t *metrics, size_t n, char **keys, bool *
  * that also reports itself idle (bit 0x1) the SW power cap bit (0x4) is
  * the idle GPU resting at its cap's floor, not power holding back work,
  * so it reads as clear. */
-static double sample_value(const json_t *o)
+static void gpu_key(const json_t *labels, char *out, size_t n)
+{
+    char h[128];
+    const char *g = json_string_value(json_object_get(labels, "gpu"));
+    const char *mi = json_string_value(json_object_get(labels, "GPU_I_ID"));
+    snprintf(out, n, "%s\x1f%.32s\x1f%.32s", host_of(labels, h, sizeof h), g ? g : "",
+             mi ? mi : "");
+}
+
+/* The GPUs whose latest utilisation sample reads under 5%: idle. */
+static json_t *idle_gpus(const json_t *metrics, size_t n)
+{
+    json_t *idle = json_object();
+    for (size_t i = 0; idle && i < n; i++) {
+        const json_t *s = json_array_get(metrics, i);
+        const char *nm = json_string_value(json_object_get(s, "name"));
+        if (!nm || strcmp(nm, "DCGM_FI_DEV_GPU_UTIL") != 0) continue;
+        char k[300];
+        gpu_key(json_object_get(s, "labels"), k, sizeof k);
+        json_object_set_new(idle, k, json_boolean(json_number_value(json_object_get(s, "value")) < 5));
+    }
+    return idle;
+}
+
+static double sample_value(const run *r, const json_t *o)
 {
     double v = json_number_value(json_object_get(o, "value"));
     const char *nm = json_string_value(json_object_get(o, "name"));
     if (nm && strstr(nm, "_REASONS") && v >= 0 && v < 9.0e15) {
         long long b = (long long)v;
-        if ((b & 0x1) && (b & 0x4)) v = (double)(b & ~0x4LL);
+        char k[300];
+        if (b & 0x4) gpu_key(json_object_get(o, "labels"), k, sizeof k);
+        /* the idle bit, or a utilisation of nothing on the same GPU (a
+         * context open, no work: the idle bit stays clear) */
+        if ((b & 0x4) && ((b & 0x1) || json_is_true(json_object_get(r->idle, k))))
+            v = (double)(b & ~0x4LL);
     }
     return v;
 }
@@ -862,7 +1003,7 @@ static json_t *with_devices(run *r, const diag_metric *m, const json_t *metrics,
         const json_t *o = json_array_get(metrics, j);
         const char *on = json_string_value(json_object_get(o, "name"));
         if (!diag_re_match(&m->with_name, on, strlen(on), r->md) ||
-            !cmp(m->with_op, sample_value(o), m->with_thr))
+            !cmp(m->with_op, sample_value(r, o), m->with_thr))
             continue;
         char k[300];
         device_key(json_object_get(o, "labels"), k, sizeof k);
@@ -1024,7 +1165,7 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
         size_t first = (size_t)json_integer_value(json_array_get(e, 0));
         size_t last = (size_t)json_integer_value(json_array_get(e, 1));
         if (last != i) continue; /* several samples of a series: judge the latest */
-        double v = sample_value(s);
+        double v = sample_value(r, s);
         char note[128] = "";
         if (m->rising) {
             if (first == i) continue; /* one sample gives no rate */
@@ -1073,10 +1214,12 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             /* the gauge holds the LAST Xid, of unknown age: without a log
              * line of the same code it is a hint to look, not a diagnosis */
             bool alone = !xid_in_text(r, (int)v);
-            /* with the kernel log of the window read and no line of that
-             * code in it, the gauge holds an old Xid: history, nothing to
-             * escalate */
-            bool old = alone && r->nsrc[DS_KERNEL] > 0;
+            /* with the Xid record of the window read (a kernel log, even an
+             * empty one, or DCGM's health and events: marker group
+             * xid-window-read) and no line of that code in it, the gauge
+             * holds an old Xid: history, nothing to escalate */
+            bool old = alone && (r->nsrc[DS_KERNEL] > 0 || r->kernel_given ||
+                                 group_marked(r, "xid-window-read"));
             r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);
@@ -1145,6 +1288,83 @@ static void metrics_absent(run *r, const json_t *metrics, size_t n)
     }
 }
 
+/* A sample's time: epoch seconds (number or digits) or ISO 8601 (Z or an
+ * offset); NAN without one. */
+static double sample_time(const json_t *o)
+{
+    const json_t *t = json_object_get(o, "ts");
+    if (json_is_number(t)) return json_number_value(t);
+    const char *s = json_string_value(t);
+    if (!s) return NAN;
+    char *end;
+    double v = strtod(s, &end);
+    if (end != s && !*end) return v;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest) rest = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    if (!rest) return NAN;
+    double ep = (double)timegm(&tm);
+    if (*rest == '.' || *rest == ',')
+        for (rest++; isdigit((unsigned char)*rest); rest++) {}
+    if ((*rest == '+' || *rest == '-') && isdigit((unsigned char)rest[1])) {
+        int hh = 0, mm = 0;
+        if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) < 1) sscanf(rest + 1, "%2d%2d", &hh, &mm);
+        ep -= (*rest == '+' ? 1 : -1) * (hh * 3600.0 + mm * 60.0);
+    }
+    return ep;
+}
+
+typedef struct tsamp {
+    double t;
+    size_t i;
+} tsamp;
+
+static int cmp_tsamp(const void *a, const void *b)
+{
+    const tsamp *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i; /* stable */
+}
+
+/* The samples in time order: a series is judged from its first to its
+ * latest sample by their timestamps, whatever order a collector listed them
+ * in.  Samples without a time keep their places; those with one are sorted
+ * among the places they held.  A new reference, or NULL out of memory. */
+static json_t *metrics_in_time_order(const json_t *metrics, size_t n)
+{
+    tsamp *ts = malloc((n ? n : 1) * sizeof *ts);
+    size_t *pos = malloc((n ? n : 1) * sizeof *pos);
+    json_t *out = json_array();
+    if (!ts || !pos || !out) {
+        free(ts);
+        free(pos);
+        json_decref(out);
+        return NULL;
+    }
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = sample_time(json_array_get(metrics, i));
+        if (!isnan(t)) {
+            ts[nt] = (tsamp){t, i};
+            pos[nt++] = i;
+        }
+    }
+    qsort(ts, nt, sizeof *ts, cmp_tsamp);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t from = k < nt && pos[k] == i ? ts[k++].i : i;
+        json_array_append(out, json_array_get(metrics, from));
+    }
+    free(ts);
+    free(pos);
+    if (json_array_size(out) != n) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 static int metric_hits(run *r, const json_t *metrics, fm_err *err)
 {
     if (need_array(metrics, "metrics", MAX_METRICS, err)) return -1;
@@ -1158,7 +1378,31 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
                               "signals.metrics[%zu] needs name (string) and value (number)", i),
                    -1;
     }
+    /* with the samples of a scrape pasted as text, bounded like the rest */
+    json_t *all = NULL;
+    if (json_array_size(r->textm)) {
+        all = json_array();
+        if (!all || (metrics && json_array_extend(all, (json_t *)metrics)) ||
+            json_array_extend(all, r->textm)) {
+            json_decref(all);
+            r->oom = true;
+            return 0;
+        }
+        while (json_array_size(all) > MAX_METRICS)
+            json_array_remove(all, json_array_size(all) - 1);
+        metrics = all;
+        n = json_array_size(all);
+        r->nsrc[DS_METRICS] = (int)n;
+    }
     if (n == 0) return 0;
+    json_t *sorted = metrics_in_time_order(metrics, n);
+    json_decref(all); /* sorted holds its samples */
+    r->idle = sorted ? idle_gpus(sorted, n) : NULL;
+    if (!sorted) {
+        r->oom = true;
+        return 0;
+    }
+    metrics = sorted;
     metrics_absent(r, metrics, n);
     char **keys = calloc(n, sizeof *keys);
     json_t *idx = keys ? series_index(metrics, n, keys, &r->oom) : NULL;
@@ -1169,6 +1413,9 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
         free(keys[i]);
     free(keys);
     json_decref(idx);
+    json_decref(sorted);
+    json_decref(r->idle);
+    r->idle = NULL;
     return 0;
 }
 
@@ -1704,6 +1951,148 @@ static void rule_unowned(run *r, const diag_rule *ru)
     }
 }
 
+/* A reading as written: "1,620", "0.82", "412k", "1.2 M". */
+static double reading_value(const char *v)
+{
+    char buf[64];
+    size_t n = 0;
+    for (const char *p = v; *p && n < sizeof buf - 1; p++)
+        if (*p != ',' && *p != ' ') buf[n++] = *p;
+    buf[n] = 0;
+    char *end;
+    double x = strtod(buf, &end);
+    switch (*end) {
+    case 'k': case 'K': return x * 1e3;
+    case 'M': return x * 1e6;
+    case 'G': return x * 1e9;
+    default: return x;
+    }
+}
+
+/* The second value a line gives right after a reading: "9.8M (Dec 04) ->
+ * 7.1M", "410 to 820", "30.6k before the upgrade, 22.2k after".  Only
+ * parenthesised text (a date) may carry digits before the connector. */
+static bool paired_reading(const char *s, size_t len, double *out)
+{
+    char w[96];
+    size_t n = len < sizeof w - 1 ? len : sizeof w - 1;
+    memcpy(w, s, n);
+    w[n] = 0;
+    static const char *const conn[] = {"->", "=>", "\xe2\x86\x92", " to ", " then ", " now ",
+                                       "before"};
+    const char *at = NULL;
+    size_t cl = 0;
+    for (size_t i = 0; i < sizeof conn / sizeof *conn; i++) {
+        const char *p = strstr(w, conn[i]);
+        if (p && (!at || p < at)) {
+            at = p;
+            cl = strlen(conn[i]);
+        }
+    }
+    if (!at) return false;
+    int depth = 0;
+    for (const char *p = w; p < at; p++) {
+        depth += (*p == '(') - (*p == ')');
+        if (!depth && isdigit((unsigned char)*p)) return false;
+    }
+    const char *p = at + cl;
+    for (depth = 0; *p && (depth || !isdigit((unsigned char)*p)); p++)
+        depth += (*p == '(') - (*p == ')');
+    if (!*p) return false;
+    *out = reading_value(p);
+    return *out > 0;
+}
+
+/* One measure's readings in the order they were logged. */
+typedef struct reading_run {
+    char key[64];
+    double first, last;
+    int n, first_line, last_line;
+} reading_run;
+
+static void reading_add(reading_run *rr, int *nrr, int max, const char *key, double v, int line)
+{
+    char k[64];
+    size_t n = 0;
+    for (const char *p = key; *p && n < sizeof k - 1; p++) /* "Step_Time" is "step time" */
+        if (isalnum((unsigned char)*p) || *p == '/' || *p == '@' || *p == '#')
+            k[n++] = (char)tolower((unsigned char)*p);
+    k[n] = 0;
+    int q = 0;
+    while (q < *nrr && strcmp(rr[q].key, k) != 0)
+        q++;
+    if (q == *nrr) {
+        if (q == max) return;
+        memset(&rr[q], 0, sizeof rr[q]);
+        snprintf(rr[q].key, sizeof rr[q].key, "%s", k);
+        rr[q].first = v;
+        rr[q].first_line = line;
+        (*nrr)++;
+    }
+    rr[q].last = v;
+    rr[q].last_line = line;
+    rr[q].n++;
+}
+
+/* A performance measure worse at its last reading than at its first, when
+ * a software change (driver, CUDA/NCCL, image, kernel) is on record: no
+ * fault class names a regression of software, so it is an anomaly for a
+ * human to bisect, never health.  Every reading of a line counts (a line
+ * may carry "before" and "after" values). */
+static void rule_slowdown_after(run *r, const diag_rule *ru)
+{
+    if (!group_marked(r, ru->and_seen)) return;
+    enum { MAXR = 32 };
+    reading_run rr[MAXR];
+    int nrr = 0;
+    const diag_sig *g = &r->db->sigs[ru->sig];
+    for (int li = 0; li < r->nlines; li++) {
+        const tline *l = &r->lines[li];
+        if (!(g->srcmask & (1u << l->src))) continue;
+        PCRE2_SIZE off = 0;
+        for (int guard = 0; guard < 8 && off < l->len; guard++) {
+            int rc = pcre2_match(g->re.code, (PCRE2_SPTR)l->s, l->len, off, 0, r->md, NULL);
+            if (rc < 0) break;
+            const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+            char key[64], val[64];
+            cap_copy(l->s, ov, g->cap_key, key, sizeof key);
+            cap_copy(l->s, ov, g->cap_val, val, sizeof val);
+            if (key[0] && val[0]) {
+                /* a series per measure and source (a job's own readings,
+                 * a dashboard's fleet totals); a pair on one line alone */
+                char k2[80];
+                double v1 = reading_value(val), v2;
+                PCRE2_SIZE e = ov[2 * g->cap_val + 1];
+                bool pair = paired_reading(l->s + e, l->len - e, &v2);
+                if (pair)
+                    snprintf(k2, sizeof k2, "%.60s@%d", key, li);
+                else
+                    snprintf(k2, sizeof k2, "%.60s#%d", key, l->src);
+                reading_add(rr, &nrr, MAXR, k2, v1, li);
+                if (pair) reading_add(rr, &nrr, MAXR, k2, v2, li);
+            }
+            off = ov[1] > off ? ov[1] : off + 1;
+        }
+    }
+    double ratio = ru->min > 1 ? ru->min : 1.2;
+    for (int q = 0; q < nrr; q++) {
+        const reading_run *x = &rr[q];
+        if (x->n < 2 || !(x->first > 0) || !(x->last > 0)) continue;
+        size_t kl = strcspn(x->key, "@#"); /* the measure, without where it was read */
+        bool rate = diag_re_match(&ru->reference, x->key, kl, r->md);
+        double worse = rate ? x->first / x->last : x->last / x->first;
+        if (worse < ratio) continue;
+        char why[300];
+        snprintf(why, sizeof why,
+                 "[unexplained] correlation %s: %.*s %g then %g (%.2fx worse) after a software "
+                 "change (%s), no fault class explains it: ",
+                 ru->id, (int)kl, x->key, x->first, x->last, worse, ru->and_seen);
+        bool wide = ru->wide_seen[0] && group_marked(r, ru->wide_seen);
+        add_anomaly(r, ru->strength, wide ? 2 : 1, ru->id, line_evidence(r, x->last_line, why));
+        return;
+    }
+}
+
 /* ---- output --------------------------------------------------------------- */
 
 static double round2(double v)
@@ -1846,8 +2235,9 @@ static bool names_node(const run *r)
         for (const char *p = strstr(r->anoms[i].text, r->node); p; p = strstr(p + 1, r->node)) {
             bool before = p == r->anoms[i].text || !(isalnum((unsigned char)p[-1]) ||
                                                      p[-1] == '-' || p[-1] == '_' || p[-1] == '.');
+            /* "node.cluster.local" is the node fully qualified; "node.5" is not */
             bool after = !(isalnum((unsigned char)p[n]) || p[n] == '-' || p[n] == '_' ||
-                           (p[n] == '.' && isalnum((unsigned char)p[n + 1])));
+                           (p[n] == '.' && isdigit((unsigned char)p[n + 1])));
             if (before && after) return true;
         }
     }
@@ -1937,6 +2327,7 @@ static void run_free(run *r)
     free(r->anoms);
     free(r->xidcls);
     json_decref(r->absent);
+    json_decref(r->textm);
     free(r->owned);
     free(r->hits);
     free(r->lines);
@@ -1963,6 +2354,8 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     if (!r.md || !cs || !absorbed || !r.xidcls) goto nomem;
     for (int c = 0; c < db->nclasses; c++)
         absorbed[c] = -1;
+    /* an empty kernel log collected for the window is a clean one */
+    r.kernel_given = json_is_array(json_object_get(signals, "kernel_log"));
     if (take_text(&r, json_object_get(signals, "kernel_log"), DS_KERNEL, "kernel_log", err) ||
         take_text(&r, json_object_get(signals, "job_log"), DS_JOB, "job_log", err) ||
         take_text(&r, json_object_get(signals, "events"), DS_EVENTS, "events", err) ||
@@ -1975,6 +2368,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         const json_t *mv = json_object_get(signals, "metrics");
         if (json_is_array(mv) && json_array_size(mv) <= MAX_METRICS)
             r.nsrc[DS_METRICS] = (int)json_array_size(mv);
+        r.nsrc[DS_METRICS] += (int)json_array_size(r.textm);
     }
     text_hits(&r);
     if (metric_hits(&r, json_object_get(signals, "metrics"), err)) goto fail;
@@ -2008,6 +2402,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             break;
         case RT_UNOWNED:
             rule_unowned(&r, ru);
+            break;
+        case RT_SLOWDOWN_AFTER:
+            rule_slowdown_after(&r, ru);
             break;
         default:
             break;

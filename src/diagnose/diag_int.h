@@ -108,7 +108,8 @@ enum {
     RT_EXPLAINS,
     RT_ABSORB,
     RT_BELOW_REFERENCE,
-    RT_UNOWNED
+    RT_UNOWNED,
+    RT_SLOWDOWN_AFTER
 };
 
 typedef struct diag_rule {
@@ -128,7 +129,10 @@ typedef struct diag_rule {
     int sig; /* capture rules: index into sigs of their pattern */
     diag_re reference; /* below_reference: the key naming the reference value */
     char if_anomaly[64]; /* explains: an anomaly group instead of a class */
-    char and_seen[64];   /* explains: a marker group that must also be seen */
+    char and_seen[64];   /* explains: a marker group that must also be seen;
+                          * slowdown_after_change: the change it follows */
+    char wide_seen[64];  /* slowdown_after_change: a marker group saying the
+                          * slowdown is everywhere (the cluster's, not the node's) */
     bool low;          /* outlier by host: the one host far below the rest (the
                         * others' wait for it) instead of far above */
 } diag_rule;

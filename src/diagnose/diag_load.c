@@ -332,7 +332,8 @@ static int rule_type(const char *t)
                                         "explains",
                                         "absorb",
                                         "below_reference",
-                                        "unowned_value"};
+                                        "unowned_value",
+                                        "slowdown_after_change"};
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strcmp(t, names[i]) == 0) return i;
     return -1;
@@ -392,23 +393,36 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     const char *as = json_string_value(json_object_get(o, "and_seen"));
     snprintf(r->if_anomaly, sizeof r->if_anomaly, "%s", ia ? ia : "");
     snprintf(r->and_seen, sizeof r->and_seen, "%s", as ? as : "");
-    if ((ia || as) && (r->type != RT_EXPLAINS || c))
+    const char *ws = json_string_value(json_object_get(o, "wide_seen"));
+    snprintf(r->wide_seen, sizeof r->wide_seen, "%s", ws ? ws : "");
+    if (r->type == RT_SLOWDOWN_AFTER) {
+        if (!as || ia || c)
+            return bad(lc, ptr, "a slowdown_after_change rule needs and_seen (the change marker) "
+                       "and no fault_class or if_anomaly: it reports an anomaly", NULL, NULL);
+    } else if ((ia || as) && (r->type != RT_EXPLAINS || c)) {
         return bad(lc, ptr, "if_anomaly and and_seen belong to an explains rule without if", NULL,
                    NULL);
+    } else if (ws) {
+        return bad(lc, ptr, "wide_seen belongs to a slowdown_after_change rule", NULL, NULL);
+    }
     if (class_list(lc, json_object_get(o, "classes"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "demote"), ptr, r)) return -1;
     if (class_list(lc, json_object_get(o, "from"), ptr, r)) return -1;
     bool capture = r->type == RT_CAPTURE_DISAGREE || r->type == RT_DISTINCT_VALUES ||
                    r->type == RT_OUTLIER || r->type == RT_CONFIG_CHOSEN ||
-                   r->type == RT_BELOW_REFERENCE || r->type == RT_UNOWNED;
-    bool needs_cls = capture || (r->type == RT_EXPLAINS && !ia && !as) || r->type == RT_ABSORB;
+                   r->type == RT_BELOW_REFERENCE || r->type == RT_UNOWNED ||
+                   r->type == RT_SLOWDOWN_AFTER;
+    bool needs_cls = (capture && r->type != RT_SLOWDOWN_AFTER) ||
+                     (r->type == RT_EXPLAINS && !ia && !as) || r->type == RT_ABSORB;
     if (needs_cls && r->cls < 0)
         return bad(lc, ptr, "this rule type needs fault_class (or if)", NULL, NULL);
     if ((r->type == RT_EXPLAINS || r->type == RT_ABSORB) && r->ntargets == 0)
         return bad(lc, ptr, "this rule type needs demote (or from)", NULL, NULL);
-    if (r->type == RT_BELOW_REFERENCE) {
+    if (r->type == RT_BELOW_REFERENCE || r->type == RT_SLOWDOWN_AFTER) {
         const char *ref = json_string_value(json_object_get(o, "reference"));
-        if (!ref) return bad(lc, ptr, "a below_reference rule needs reference", NULL, NULL);
+        if (!ref)
+            return bad(lc, ptr, "below_reference and slowdown_after_change rules need reference",
+                       NULL, NULL);
         if (compile(lc, &r->reference, ref, ptr)) return -1;
     }
     if (capture) {
@@ -435,7 +449,10 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
         /* outlier: ranks that share a host are grouped by it */
         int h = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "host");
         g->cap_host = h > 0 ? (uint32_t)h : 0;
-        if (literals_of(lc, json_object_get(o, "literal"), si)) return -1;
+        /* slowdown_after_change reads its lines itself, only when the
+         * change is on record: never scanned, so it costs no log scan */
+        if (r->type != RT_SLOWDOWN_AFTER && literals_of(lc, json_object_get(o, "literal"), si))
+            return -1;
     }
     return 0;
 }

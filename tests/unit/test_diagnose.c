@@ -791,6 +791,63 @@ START_TEST(mca_status_power_reference_and_host_grouping)
 }
 END_TEST
 
+START_TEST(samples_in_time_order_and_as_pasted_text)
+{
+    /* listed newest first: by their timestamps the counter rose */
+    json_t *r = diag(
+        "{\"metrics\":[{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},"
+        "\"value\":900,\"ts\":\"2026-12-05T10:05:00Z\"},"
+        "{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},\"value\":40,"
+        "\"ts\":\"2026-12-05T10:00:00Z\"}]}");
+    ck_assert_str_eq(top_class(r), "gpu_sram_ecc_rate");
+    json_decref(r);
+    /* the same scrape pasted into events as Prometheus text (ms stamps) */
+    r = diag("{\"events\":[\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 900 1796378700000\","
+             "\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 40 1796378400000\"]}");
+    ck_assert_str_eq(top_class(r), "gpu_sram_ecc_rate");
+    json_decref(r);
+    /* falling in time: no rate */
+    r = diag("{\"events\":[\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 40 1796378700000\","
+             "\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 900 1796378400000\"]}");
+    ck_assert_str_ne(top_class(r), "gpu_sram_ecc_rate");
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(slowdown_needs_a_software_change)
+{
+    const char *slow = "\"job_log\":[\"step_time=0.41s\",\"step_time=0.62s\"],"
+                       "\"kernel_log\":[],\"slurm\":{\"node_state\":[\"ALLOCATED\"]}";
+    char buf[512];
+    snprintf(buf, sizeof buf, "{\"node\":\"n1\",%s}", slow);
+    json_t *r = diag(buf);
+    ck_assert_str_eq(top_class(r), "healthy"); /* no change on record */
+    json_decref(r);
+    snprintf(buf, sizeof buf,
+             "{\"node\":\"n1\",\"events\":[\"apt: nvidia driver upgraded 550.90 -> 570.86\"],%s}",
+             slow);
+    r = diag(buf);
+    ck_assert_str_eq(top_class(r), "inconclusive");
+    ck_assert_str_eq(json_string_value(json_object_get(top(r), "scope")), "node");
+    json_decref(r);
+    /* the same change, the same speed after it */
+    r = diag("{\"node\":\"n1\",\"events\":[\"apt: nvidia driver upgraded 550.90 -> 570.86\"],"
+             "\"job_log\":[\"1510 samples/s before\",\"1507 samples/s after\"],"
+             "\"kernel_log\":[],\"slurm\":{\"node_state\":[\"allocated\"]}}");
+    ck_assert_str_eq(top_class(r), "healthy");
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(rejects_slowdown_rule_without_its_change)
+{
+    fm_err e = load_bad("version: 1\nsignatures: []\nrules:\n  - {id: x, type: "
+                        "slowdown_after_change, reference: 'x', pattern: "
+                        "'(?<key>t)=(?<val>\\d+)'}\n");
+    ck_assert_int_eq(e.code, FM_ERR_INVALID);
+}
+END_TEST
+
 static Suite *diagnose_suite(void)
 {
     Suite *s = suite_create("diagnose");
@@ -828,6 +885,9 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, mca_status_power_reference_and_host_grouping);
     tcase_add_test(tc, node_that_answers_now_is_not_unreachable);
     tcase_add_test(tc, rejects_marker_condition_outside_explains);
+    tcase_add_test(tc, samples_in_time_order_and_as_pasted_text);
+    tcase_add_test(tc, slowdown_needs_a_software_change);
+    tcase_add_test(tc, rejects_slowdown_rule_without_its_change);
     suite_add_tcase(s, tc);
     return s;
 }
