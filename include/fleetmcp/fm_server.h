@@ -95,6 +95,7 @@ typedef struct fm_ctx {
     int call_depth;              /* tools/call nesting (the workflow engine calls tools) */
     int task_depth;              /* the depth of the call the runner finishes */
     bool task_created;           /* the handler just answered with a CreateTaskResult */
+    int64_t task_ttl_ms;         /* the ttl this call's task gets (0: FM_TASK_TTL_MAX_MS) */
     int last_err_code;           /* the last call's handler error (FM_ERR_*), 0 if none */
     int64_t task_polled_ms;      /* the runner last read its cancel flag */
     int64_t task_noted_ms;       /* the runner last wrote its status message */
