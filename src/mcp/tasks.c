@@ -543,6 +543,13 @@ static int cancel(fm_ctx *ctx, const char *id, fm_err *err)
     return 0;
 }
 
+/* The JSON-RPC error for a store that failed under a tasks request. */
+static void store_failed(const fm_err *err, int *code, char *why)
+{
+    *code = FM_RPC_INTERNAL_ERROR;
+    snprintf(why, 256, "Internal error: the task store failed (%.120s); retry", err->text);
+}
+
 json_t *fm_tasks_request(fm_ctx *ctx, const char *method, const json_t *params, int *code,
                          char *why)
 {
@@ -561,9 +568,9 @@ json_t *fm_tasks_request(fm_ctx *ctx, const char *method, const json_t *params, 
     if (found <= 0) {
         char c[80];
         fm_clip(c, sizeof c, id);
-        *code = found < 0 ? FM_RPC_INTERNAL_ERROR : FM_RPC_INVALID_PARAMS;
+        *code = FM_RPC_INVALID_PARAMS;
         if (found < 0)
-            snprintf(why, 256, "Internal error: the task store failed (%.120s); retry", err.text);
+            store_failed(&err, code, why);
         else
             snprintf(why, 256,
                      "Invalid params: unknown task %s (expired, or created by"
@@ -621,8 +628,7 @@ json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
     if (!fm_tasks_available(ctx) || tasks_init(ctx, &err)) {
         if (!err.code) return json_pack("{s:o}", "tasks", tasks);
         json_decref(tasks);
-        *code = FM_RPC_INTERNAL_ERROR;
-        snprintf(why, 256, "Internal error: the task store failed (%.120s); retry", err.text);
+        store_failed(&err, code, why);
         return NULL;
     }
     char owner[300];
@@ -656,8 +662,7 @@ json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
     if (!s || (rc != FM_DB_ROW && rc != FM_DB_DONE)) {
         if (s) fm_store_fail(&ctx->store, &err, "mcp_tasks");
         json_decref(tasks);
-        *code = FM_RPC_INTERNAL_ERROR;
-        snprintf(why, 256, "Internal error: the task store failed (%.120s); retry", err.text);
+        store_failed(&err, code, why);
         return NULL;
     }
     int shown = n > LIST_PAGE ? LIST_PAGE : n;
