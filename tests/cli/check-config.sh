@@ -14,10 +14,11 @@
 # PostgreSQL (a throwaway server, tests/store/pg-env.sh): a clean store, a
 # newer schema, a role without grants, an unreachable URL.
 #
-#   bash tests/cli/check-config.sh       (FM_CC_PG=0: leave PostgreSQL out)
+#   bash tests/cli/check-config.sh       (FM_CC_PG=0: leave PostgreSQL out;
+#                                         FM=build/asan/fleetmcp: the ASan build)
 set -u
 cd "$(dirname "$0")/../.."
-FM=$PWD/build/fleetmcp
+FM=${FM:-$PWD/build/fleetmcp}
 tmp=$(mktemp -d /tmp/fm-check-config.XXXXXX)
 chmod 755 "$tmp"
 passed=0
