@@ -38,7 +38,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: fleetmcp [serve] [--config FILE] [--db FILE] [--http HOST:PORT]\n"
-            "       fleetmcp check-config [--schema-only] [--config FILE]\n"
+            "       fleetmcp check-config [--schema-only] [--config FILE] [--db PATH|URL]\n"
             "       fleetmcp audit verify [--db FILE] [--config FILE]\n"
             "       fleetmcp store migrate --from sqlite:PATH --to postgresql://URL\n"
             "       fleetmcp metrics [--textfile PATH] [--db FILE] [--config FILE]\n"
@@ -54,7 +54,7 @@ static void usage(FILE *f)
             "server runs in shadow mode with no backends.\n");
 }
 
-static int cmd_check_config(const char *path, int schema_only)
+static int cmd_check_config(const char *path, const char *db, int schema_only)
 {
     if (!path) path = getenv("FLEETMCP_CONFIG");
     if (!path) {
@@ -79,11 +79,20 @@ static int cmd_check_config(const char *path, int schema_only)
     /* The file is well-formed; now open it for real (backends, secrets). */
     fm_ctx ctx;
     fm_err err = {0};
-    if (fm_ctx_open(&ctx, path, ":memory:", &err)) {
+    if (fm_ctx_open_unstored(&ctx, path, db, &err)) {
         printf("%s: %s: %s\n", path, fm_strerror(err.code), err.text);
         return 1;
     }
     size_t rb_problems = fm_runbooks_report(&ctx.cfg, stdout);
+    /* The configured store, as the first message after initialize opens
+     * it on stdio, looked at without changing it. */
+    json_t *notes = json_array();
+    json_t *store_problems = fm_ctx_store_probe(&ctx, notes);
+    json_array_foreach(notes, i, p) printf("%s\n", json_string_value(p));
+    json_array_foreach(store_problems, i, p) printf("%s\n", json_string_value(p));
+    rb_problems += json_array_size(store_problems);
+    json_decref(notes);
+    json_decref(store_problems);
     /* auth is opened only by the HTTP transport; open it here too so a bad
      * JWKS file or a token scope no level grants shows before deployment. */
     const json_t *auth_sec = fm_config_section(&ctx.cfg, "auth");
@@ -94,7 +103,10 @@ static int cmd_check_config(const char *path, int schema_only)
     }
     fm_auth_close(auth);
     fm_ctx_close(&ctx);
-    if (rb_problems) return 1;
+    if (rb_problems) {
+        printf("%zu problem%s in %s\n", rb_problems, rb_problems == 1 ? "" : "s", path);
+        return 1;
+    }
     printf("%s: ok\n", path);
     return 0;
 }
@@ -394,7 +406,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "alert")) return cmd_alert(config, db);
     if (!strcmp(cmd, "serve")) return cmd_serve(config, db, http);
     if (!strcmp(cmd, "workflows") && !strcmp(sub, "run-due")) return cmd_workflows_run_due(config, db);
-    if (!strcmp(cmd, "check-config")) return cmd_check_config(config, schema_only);
+    if (!strcmp(cmd, "check-config")) return cmd_check_config(config, db, schema_only);
     if (!strcmp(cmd, "metrics")) return cmd_metrics(config, db, textfile);
     if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(config, db);
     if (!strcmp(cmd, "store") && !strcmp(sub, "migrate")) return cmd_store_migrate(from, to);

@@ -100,6 +100,7 @@ stage http-backchannel sh -c 'make -s build/conformance-fixture &&
     python3 tests/http/backchannel.py build/conformance-fixture build/fleetmcp'
 stage conformance-fixture make -s build/conformance-fixture
 stage conformance python3 tests/conformance/run.py build/fleetmcp build/conformance-fixture
+stage check-config bash tests/cli/check-config.sh
 stage mcp-cli bash tests/cli/run.sh
 stage mcp-cli-tty bash tests/cli/tty.sh
 stage mcp-cli-remote bash tests/cli/remote.sh

@@ -54,6 +54,10 @@ typedef struct fm_audit_rec {
 } fm_audit_rec;
 
 int fm_audit_init(struct fm_ctx *ctx, fm_err *err);
+/* check-config, on a store in probe mode (fm_store_open_probe): -1 with
+ * err when the audit key the first message needs is unreadable, or
+ * missing while keyed rows exist, or could not be created. */
+int fm_audit_probe_key(struct fm_store *st, fm_err *err);
 
 /* Appends a row stamped with the session (initiator, client, OS user) and
  * mode; returns its id, or -1 with err (FM_ERR_RATE_LIMITED when

@@ -48,6 +48,9 @@ enum { FM_DB_INTEGER = 1, FM_DB_FLOAT = 2, FM_DB_TEXT = 3, FM_DB_BLOB = 4, FM_DB
 typedef struct fm_db_ops {
     const char *name; /* "sqlite", "postgresql" */
     int (*open)(const char *target, fm_db **out, fm_err *err);
+    /* Opens an existing store so that no statement can change it (check-
+     * config); NULL: open, then a read-only session (PostgreSQL). */
+    int (*open_readonly)(const char *target, fm_db **out, fm_err *err);
     void (*close)(fm_db *db);
     int (*prepare)(fm_db *db, const char *sql, fm_db_stmt **out);
     int (*step)(fm_db_stmt *s);
@@ -95,6 +98,10 @@ struct fm_db_stmt {
 int fm_db_is_pg_url(const char *target);
 /* Opens a SQLite path or a PostgreSQL URL; err says what to fix. */
 int fm_db_open_target(const char *target, fm_db **out, fm_err *err);
+/* As fm_db_open_target, for a store that must not change: SQLite opens
+ * an existing file read-only (nothing is created), PostgreSQL's session
+ * refuses writes. */
+int fm_db_open_readonly(const char *target, fm_db **out, fm_err *err);
 /* target with any password in it replaced by "***": safe to print. */
 void fm_db_redact(const char *target, char *out, size_t len);
 

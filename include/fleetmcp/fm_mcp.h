@@ -122,6 +122,17 @@ bool fm_tasks_available(const struct fm_ctx *ctx);
  * or NULL with *code and why (256 bytes) set. */
 json_t *fm_tasks_request(struct fm_ctx *ctx, const char *method, const json_t *params, int *code,
                          char *why);
+/* tasks/list (2025-11-25) for the caller: {tasks: [...], nextCursor?},
+ * newest first, only the caller's unexpired tasks, a page at a time
+ * (params.cursor from the previous page), each task as tasks/get has it
+ * without its result (new); NULL with *code and why set. */
+json_t *fm_tasks_list(struct fm_ctx *ctx, const json_t *params, int *code, char *why);
+/* A task's ttl: kept this long after it is created, then tasks/get,
+ * tasks/result and tasks/list no longer show it (its work is not
+ * stopped: a repair's workflow runs on, readable with workflow_get).  A
+ * 2025-11-25 tools/call may ask for less (params.task.ttl), bounded. */
+#define FM_TASK_TTL_MAX_MS (24LL * 3600 * 1000)
+#define FM_TASK_TTL_MIN_MS 1000LL
 /* In a runner: whether tasks/cancel was called (reads the store at most
  * every 100 ms; false outside a runner). */
 bool fm_task_cancel_requested(struct fm_ctx *ctx);

@@ -96,6 +96,7 @@ typedef struct fm_ctx {
     int call_depth;              /* tools/call nesting (the workflow engine calls tools) */
     int task_depth;              /* the depth of the call the runner finishes */
     bool task_created;           /* the handler just answered with a CreateTaskResult */
+    int64_t task_ttl_ms;         /* the ttl this call's task gets (0: FM_TASK_TTL_MAX_MS) */
     int last_err_code;           /* the last call's handler error (FM_ERR_*), 0 if none */
     int64_t task_polled_ms;      /* the runner last read its cancel flag */
     int64_t task_noted_ms;       /* the runner last wrote its status message */
@@ -111,6 +112,16 @@ int fm_ctx_open_deferred(fm_ctx *ctx, const char *config_path, const char *db_pa
 /* Opens a deferred store (and its subsystems' tables); 0 when open.  A
  * failure leaves it closed, so the next message tries again. */
 int fm_ctx_store_ready(fm_ctx *ctx, fm_err *err);
+/* For check-config: config, tools and backends as the server opens them;
+ * the store stays closed (fm_ctx_store_probe looks at it). */
+int fm_ctx_open_unstored(fm_ctx *ctx, const char *config_path, const char *db_path,
+                         fm_err *err);
+/* For check-config: what would make the first message that needs the
+ * configured store fail (not a database, a newer schema, unwritable, a
+ * missing audit key...), as a new array of strings each saying what to
+ * do; what that message will do (create, migrate) is appended to notes
+ * (borrowed).  Changes nothing in the store. */
+json_t *fm_ctx_store_probe(fm_ctx *ctx, json_t *notes);
 void fm_ctx_close(fm_ctx *ctx);
 
 /* Index of a visible (enabled) tool, or -1 (unknown or hidden). */

@@ -12,6 +12,7 @@
 #define FM_STORE_H
 
 #include "fleetmcp/fm_db.h"
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -50,6 +51,15 @@ typedef struct fm_store {
         int version;
     } migrated[32];
     int n_migrated; /* -1: not read yet */
+    /* check-config (fm_store_open_probe): the store is open read-only, and
+     * fm_store_migrate notes each subsystem's version here instead of
+     * migrating (want: the newest this build knows; have: the store's). */
+    bool probe;
+    struct {
+        char subsystem[32];
+        int have, want;
+    } wanted[32];
+    int n_wanted;
 } fm_store;
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err);
@@ -60,7 +70,26 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err);
 int fm_store_check(const char *path, fm_err *err);
 void fm_store_close(fm_store *st);
 
-/* Runs ddl once per (subsystem, version); safe under concurrent opens. */
+/* For check-config: opens the configured store as the first message
+ * would, without changing it (no file, table or row is created; SQLite
+ * read-only, PostgreSQL a read-only session), and puts st in probe mode
+ * (see fm_store_migrate).  Each thing that would make the open fail is a
+ * string appended to problems (borrowed), saying what to do; what the
+ * first message will do (create the file, migrate) goes to notes.  0:
+ * open in probe mode; 1: nothing to open (the file does not exist yet,
+ * :memory:); -1: it cannot be opened (a problem says why). */
+int fm_store_open_probe(fm_store *st, const char *path, json_t *problems, json_t *notes);
+/* After the subsystems' fm_store_migrate calls in probe mode: a store a
+ * newer fleetmcp migrated is a problem, migrations still to run a note
+ * (and on PostgreSQL a problem when the role may not create tables). */
+void fm_store_probe_versions(fm_store *st, json_t *problems, json_t *notes);
+/* 0 when a file may be created at path: its nearest existing directory
+ * is writable (mkdir -p works from there); else an errno, with that
+ * directory in dir. */
+int fm_store_creatable(const char *path, char *dir, size_t len);
+
+/* Runs ddl once per (subsystem, version); safe under concurrent opens.
+ * In probe mode it runs nothing: it notes the version wanted. */
 int fm_store_migrate(fm_store *st, const char *subsystem, int version, const char *ddl,
                      fm_err *err);
 

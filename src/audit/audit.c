@@ -324,6 +324,31 @@ static anchor_file *anchor_map(const char *path)
 /* The newest row's id and hash (id 0 and the genesis hash when empty). */
 static int chain_head(fm_store *st, long long *id, char hash[65]);
 
+/* Reads the key from fd (closed here), opened from kp; a missing key is
+ * refused only when keyed rows exist (the caller knows). */
+static int read_key(int fd, const char *kp, unsigned char k[32], fm_err *err)
+{
+    if (fd < 0)
+        return fm_err_set(err, FM_ERR_IO,
+                          "audit key %s cannot be read (%s) and the log has rows keyed with"
+                          " it: restore the file (a new key would make every keyed row fail"
+                          " verification)",
+                          kp, strerror(errno));
+    char hex[66] = "";
+    ssize_t n = read(fd, hex, 65);
+    close(fd);
+    bool ok = n >= 64;
+    for (int i = 0; ok && i < 32; i++) {
+        unsigned int b;
+        ok = sscanf(hex + 2 * i, "%2x", &b) == 1;
+        k[i] = (unsigned char)b;
+    }
+    if (!ok)
+        return fm_err_set(err, FM_ERR_IO, "audit key %s is not 64 hex characters: restore it",
+                          kp);
+    return 0;
+}
+
 /* Loads (or on first use creates) the key and the anchor.  A missing key
  * or anchor while keyed rows exist is refused: making new ones would
  * hide exactly what they are there to show. */
@@ -368,25 +393,7 @@ static int open_keys(fm_store *st, fm_err *err)
         }
         fd = open(kp, O_RDONLY | O_CLOEXEC); /* ours, or the one a racing process made */
     }
-    if (fd < 0)
-        return fm_err_set(err, FM_ERR_IO,
-                          "audit key %s cannot be read (%s) and the log has rows keyed with"
-                          " it: restore the file (a new key would make every keyed row fail"
-                          " verification)",
-                          kp, strerror(errno));
-    char hex[66] = "";
-    ssize_t n = read(fd, hex, 65);
-    close(fd);
-    unsigned char *k = st->audit_key;
-    bool ok = n >= 64;
-    for (int i = 0; ok && i < 32; i++) {
-        unsigned int b;
-        ok = sscanf(hex + 2 * i, "%2x", &b) == 1;
-        k[i] = (unsigned char)b;
-    }
-    if (!ok)
-        return fm_err_set(err, FM_ERR_IO, "audit key %s is not 64 hex characters: restore it",
-                          kp);
+    if (read_key(fd, kp, st->audit_key, err)) return -1;
     st->audit_keyed = true;
     if (!keyed_rows && access(ap, F_OK) && anchor_create(ap))
         fm_log("warning", "audit anchor %s cannot be created: %s", ap, strerror(errno));
@@ -412,7 +419,37 @@ int fm_audit_init(fm_ctx *ctx, fm_err *err)
         fm_store_migrate(&ctx->store, "audit", 5, audit_v5_ddl, err))
         return -1;
     fm_host_id(ctx->store.host, sizeof ctx->store.host);
-    return open_keys(&ctx->store, err);
+    /* check-config reads the key with fm_audit_probe_key instead. */
+    return ctx->store.probe ? 0 : open_keys(&ctx->store, err);
+}
+
+int fm_audit_probe_key(fm_store *st, fm_err *err)
+{
+    char buf[32];
+    long long keyed_from = fm_store_setting_get(st, KEYED_FROM_KEY, buf, sizeof buf) == 0
+                               ? atoll(buf) : 1;
+    long long head_id = 0;
+    char head[65];
+    /* No audit table yet: no rows. */
+    if (chain_head(st, &head_id, head)) head_id = 0;
+    char kp[600], dir[600];
+    side_path(st, "audit-key", kp, sizeof kp);
+    int fd = open(kp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && head_id < keyed_from) {
+        /* The first message makes it: its directory must let it. */
+        int e = fm_store_creatable(kp, dir, sizeof dir);
+        if (e)
+            return fm_err_set(err, FM_ERR_IO,
+                              "audit key %s cannot be created (%s: %s): make that directory"
+                              " writable for the server's user%s",
+                              kp, dir, strerror(e),
+                              fm_db_is_pg_url(st->path) ? " or set FLEETMCP_AUDIT_DIR" : "");
+        return 0;
+    }
+    unsigned char k[32];
+    int rc = read_key(fd, kp, k, err);
+    explicit_bzero(k, sizeof k);
+    return rc;
 }
 
 /* One column of a row as hashed and bound: 'n' null, 'i' integer, 's'

@@ -40,23 +40,36 @@ const char *fm_session_os_user(const fm_session *s)
     return proc_user;
 }
 
-/* The store and the tables of the subsystems that keep state in it. */
-static int store_open(fm_ctx *ctx, fm_err *err)
+/* The tables of the subsystems that keep state in the store (in probe
+ * mode: the versions they want). */
+static int store_init(fm_ctx *ctx, fm_err *err)
 {
-    if (fm_store_open(&ctx->store, ctx->cfg.db_path, err)) return -1;
     bool deferred = ctx->store_deferred;
     ctx->store_deferred = false; /* fm_tickets_open: open local tickets now */
     if (fm_audit_init(ctx, err) || fm_plan_init(ctx, err) || fm_approval_init(ctx, err) ||
         fm_guard_init(ctx, err) || (deferred && !ctx->be.tickets && fm_tickets_open(ctx, err))) {
         ctx->store_deferred = deferred;
+        return -1;
+    }
+    return 0;
+}
+
+static int store_open(fm_ctx *ctx, fm_err *err)
+{
+    if (fm_store_open(&ctx->store, ctx->cfg.db_path, err)) return -1;
+    if (store_init(ctx, err)) {
         fm_store_close(&ctx->store);
         return -1;
     }
     return 0;
 }
 
-static int ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, bool defer,
-                    fm_err *err)
+/* When ctx_open opens the store: now, at the first message that needs it
+ * (after fm_store_check), or never (check-config probes it). */
+enum store_when { STORE_NOW, STORE_DEFERRED, STORE_NEVER };
+
+static int ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path,
+                    enum store_when when, fm_err *err)
 {
     memset(ctx, 0, sizeof *ctx);
     fm_random_hex(ctx->session.id, 16);
@@ -64,7 +77,9 @@ static int ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, b
     ctx->session.log_level = -1;
     ctx->content = &fm_content_fleet;
     if (fm_config_load(&ctx->cfg, config_path, db_path, err)) return -1;
-    int later = defer ? fm_store_check(ctx->cfg.db_path, err) : 0;
+    int later = when == STORE_DEFERRED ? fm_store_check(ctx->cfg.db_path, err)
+                : when == STORE_NEVER      ? 1
+                                           : 0;
     if (later < 0) {
         fm_config_free(&ctx->cfg);
         return -1;
@@ -81,7 +96,7 @@ static int ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, b
 
 int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err)
 {
-    return ctx_open(ctx, config_path, db_path, false, err);
+    return ctx_open(ctx, config_path, db_path, STORE_NOW, err);
 }
 
 /* Opening the store is most of a start's work (parsing its schema, the
@@ -90,7 +105,28 @@ int fm_ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, fm_er
  * never needs it. */
 int fm_ctx_open_deferred(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err)
 {
-    return ctx_open(ctx, config_path, db_path, true, err);
+    return ctx_open(ctx, config_path, db_path, STORE_DEFERRED, err);
+}
+
+int fm_ctx_open_unstored(fm_ctx *ctx, const char *config_path, const char *db_path,
+                         fm_err *err)
+{
+    return ctx_open(ctx, config_path, db_path, STORE_NEVER, err);
+}
+
+json_t *fm_ctx_store_probe(fm_ctx *ctx, json_t *notes)
+{
+    json_t *problems = json_array();
+    if (fm_store_open_probe(&ctx->store, ctx->cfg.db_path, problems, notes)) return problems;
+    fm_err err = {0};
+    if (store_init(ctx, &err)) {
+        json_array_append_new(problems, json_sprintf("store %s: %s", ctx->store.path, err.text));
+        return problems;
+    }
+    fm_store_probe_versions(&ctx->store, problems, notes);
+    if (fm_audit_probe_key(&ctx->store, &err))
+        json_array_append_new(problems, json_sprintf("store %s: %s", ctx->store.path, err.text));
+    return problems;
 }
 
 int fm_ctx_store_ready(fm_ctx *ctx, fm_err *err)

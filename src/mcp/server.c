@@ -99,8 +99,8 @@ static json_t *capabilities(const fm_ctx *ctx, bool stateless)
         json_object_set_new(c, "extensions", json_pack("{s:{}}", FM_TASKS_EXT));
     /* 2025-11-25 has tasks in the core protocol, for tools/call. */
     else if (!stateless && !strcmp(ctx->session.protocol, TASKS_2025) && fm_tasks_available(ctx))
-        json_object_set_new(c, "tasks",
-                            json_pack("{s:{}, s:{s:{s:{}}}}", "cancel", "requests", "tools", "call"));
+        json_object_set_new(c, "tasks", json_pack("{s:{}, s:{}, s:{s:{s:{}}}}", "list", "cancel",
+                                                  "requests", "tools", "call"));
     return c;
 }
 
@@ -184,6 +184,31 @@ static json_t *do_tasks_2025(fm_ctx *ctx, const char *method, const json_t *para
         json_decref(t);
         return out;
     }
+}
+
+/* tasks/list: the caller's tasks, each as the 2025-11-25 Task. */
+static json_t *do_tasks_list_2025(fm_ctx *ctx, const json_t *params, int *code, char *why)
+{
+    json_t *page = fm_tasks_list(ctx, params, code, why);
+    if (!page) return NULL;
+    json_t *tasks = json_object_get(page, "tasks"), *t;
+    size_t i;
+    json_array_foreach(tasks, i, t) json_array_set_new(tasks, i, task_2025(t));
+    return page;
+}
+
+/* params.task.ttl of a 2025-11-25 tools/call: a number of ms (bounded to
+ * the server's range) or null (the maximum: tasks here are never kept
+ * without end); -1 when it is neither. */
+static int64_t task_ttl_2025(const json_t *task)
+{
+    const json_t *ttl = json_object_get(task, "ttl");
+    if (!ttl || json_is_null(ttl)) return FM_TASK_TTL_MAX_MS;
+    if (!json_is_number(ttl) || json_number_value(ttl) < 0) return -1;
+    double v = json_number_value(ttl);
+    return v < (double)FM_TASK_TTL_MIN_MS   ? FM_TASK_TTL_MIN_MS
+           : v > (double)FM_TASK_TTL_MAX_MS ? FM_TASK_TTL_MAX_MS
+                                            : (int64_t)v;
 }
 
 /* MissingRequiredClientCapability for the tasks extension. */
@@ -389,12 +414,14 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     }
     if (json_is_null(args)) args = NULL;
     const json_t *task = tasks_2025(ctx) ? json_object_get(params, "task") : NULL;
+    ctx->task_ttl_ms = 0; /* the default, unless this call asks */
     if (tasks_2025(ctx)) {
         unsigned flags = fm_tool_table[ti].flags;
         const char *n = json_string_value(name);
-        if (task && !json_is_object(task)) {
+        if (task && (!json_is_object(task) || task_ttl_2025(task) < 0)) {
             *code = FM_RPC_INVALID_PARAMS;
-            snprintf(why, 256, "Invalid params: task must be an object ({} or {\"ttl\": ms})");
+            snprintf(why, 256, "Invalid params: task must be an object ({} or {\"ttl\": ms},"
+                               " ms a number >= 0 or null)");
             return NULL;
         }
         if (task && !(flags & (FM_TOOL_TASK | FM_TOOL_TASK_REQUIRED))) {
@@ -411,6 +438,7 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
         }
         /* For this call only: stdio keeps its session between calls. */
         ctx->session.tasks = task != NULL;
+        ctx->task_ttl_ms = task ? task_ttl_2025(task) : 0;
     }
     if ((fm_tool_table[ti].flags & FM_TOOL_TASK_REQUIRED) &&
         (!ctx->session.tasks || !fm_tasks_available(ctx))) {
@@ -438,6 +466,7 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     ctx->inflight_id = NULL;
     if (task) {
         ctx->session.tasks = false;
+        ctx->task_ttl_ms = 0;
         if (res && !strcmp(fm_json_str(res, "resultType", ""), "task")) {
             json_t *created = json_pack("{s:o}", "task", task_2025(res));
             json_decref(res);
@@ -698,6 +727,8 @@ static json_t *dispatch_stateful(fm_ctx *ctx, const fm_rpc_msg *m, int *code, ch
         (!strcmp(m->method, "tasks/get") || !strcmp(m->method, "tasks/result") ||
          !strcmp(m->method, "tasks/cancel")))
         return do_tasks_2025(ctx, m->method, params, code, why);
+    if (tasks_2025(ctx) && !strcmp(m->method, "tasks/list"))
+        return do_tasks_list_2025(ctx, params, code, why);
     method_not_found(m->method, code, why);
     return NULL;
 }

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,10 @@
 #include "fleetmcp/fm_util.h"
 #include "../workflow/wf_int.h"
 
-/* How long a task stays readable after it was created, and how often a
- * client should poll. */
-#define TASK_TTL_MS (24LL * 3600 * 1000)
+/* How often a client should poll. */
 #define POLL_MS 500
+/* Tasks per page of tasks/list. */
+#define LIST_PAGE 50
 /* The runner reads its cancel flag at most this often. */
 #define CANCEL_POLL_MS 100
 /* A question a runner asked waits this long for tasks/update. */
@@ -157,13 +158,14 @@ json_t *fm_call_background(fm_call *call, fm_err *err)
     snprintf(id, sizeof id, "task-%s", hex);
     fm_mcp_caller_id(ctx, owner, sizeof owner);
     int64_t now = fm_now_ms();
+    int64_t ttl = ctx->task_ttl_ms > 0 ? ctx->task_ttl_ms : FM_TASK_TTL_MAX_MS;
     fm_err e2 = {0};
     /* Expired tasks go when new ones come: the table stays bounded. */
     exec_sql(ctx, "DELETE FROM mcp_tasks WHERE created_ms + ttl_ms < ?", &e2, "i", now);
     if (exec_sql(ctx,
                  "INSERT INTO mcp_tasks(id, owner, tool, status, created_ms, updated_ms, ttl_ms)"
                  " VALUES(?, ?, ?, 'working', ?, ?, ?)",
-                 err, "tttiii", id, owner, call->tool->name, now, now, TASK_TTL_MS) < 0)
+                 err, "tttiii", id, owner, call->tool->name, now, now, ttl) < 0)
         return NULL;
     int fds[2];
     if (pipe(fds)) {
@@ -205,7 +207,7 @@ json_t *fm_call_background(fm_call *call, fm_err *err)
     ctx->task_created = true;
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "resultType", "task", "taskId", id,
                      "status", "working", "createdAt", ts, "lastUpdatedAt", ts, "ttlMs",
-                     (json_int_t)TASK_TTL_MS, "pollIntervalMs", POLL_MS);
+                     (json_int_t)ttl, "pollIntervalMs", POLL_MS);
 }
 
 /* ---- inside the runner ------------------------------------------------ */
@@ -343,6 +345,19 @@ static void row_free(task_row *r)
     json_decref(r->requests);
 }
 
+/* The columns created_ms, updated_ms, ttl_ms, runner_pid, runner_host,
+ * status_message, workflow_id from column i on. */
+static void read_row(fm_db_stmt *s, int i, task_row *r)
+{
+    r->created = fm_db_column_int64(s, i);
+    r->updated = fm_db_column_int64(s, i + 1);
+    r->ttl = fm_db_column_int64(s, i + 2);
+    r->pid = fm_db_column_int64(s, i + 3);
+    fm_clip(r->host, sizeof r->host, (const char *)fm_db_column_text(s, i + 4));
+    fm_clip(r->message, sizeof r->message, (const char *)fm_db_column_text(s, i + 5));
+    fm_clip(r->workflow, sizeof r->workflow, (const char *)fm_db_column_text(s, i + 6));
+}
+
 /* The caller's task id: 1 found, 0 unknown (or someone else's, or
  * expired), -1 store error. */
 static int load(fm_ctx *ctx, const char *id, task_row *r, fm_err *err)
@@ -361,17 +376,11 @@ static int load(fm_ctx *ctx, const char *id, task_row *r, fm_err *err)
     fm_db_bind_text(s, 2, owner, -1, FM_DB_STATIC);
     int rc = fm_db_step(s);
     if (rc == FM_DB_ROW) {
-        fm_clip(r->status, sizeof r->status, (const char *)fm_db_column_text(s, 0));
         r->result = col_json(s, 1);
         r->error = col_json(s, 2);
         r->requests = col_json(s, 3);
-        r->created = fm_db_column_int64(s, 4);
-        r->updated = fm_db_column_int64(s, 5);
-        r->ttl = fm_db_column_int64(s, 6);
-        r->pid = fm_db_column_int64(s, 7);
-        fm_clip(r->host, sizeof r->host, (const char *)fm_db_column_text(s, 8));
-        fm_clip(r->message, sizeof r->message, (const char *)fm_db_column_text(s, 9));
-        fm_clip(r->workflow, sizeof r->workflow, (const char *)fm_db_column_text(s, 10));
+        read_row(s, 4, r);
+        fm_clip(r->status, sizeof r->status, (const char *)fm_db_column_text(s, 0));
     }
     fm_db_reset(s);
     if (rc != FM_DB_ROW && rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "mcp_tasks");
@@ -534,6 +543,13 @@ static int cancel(fm_ctx *ctx, const char *id, fm_err *err)
     return 0;
 }
 
+/* The JSON-RPC error for a store that failed under a tasks request. */
+static void store_failed(const fm_err *err, int *code, char *why)
+{
+    *code = FM_RPC_INTERNAL_ERROR;
+    snprintf(why, 256, "Internal error: the task store failed (%.120s); retry", err->text);
+}
+
 json_t *fm_tasks_request(fm_ctx *ctx, const char *method, const json_t *params, int *code,
                          char *why)
 {
@@ -552,9 +568,9 @@ json_t *fm_tasks_request(fm_ctx *ctx, const char *method, const json_t *params, 
     if (found <= 0) {
         char c[80];
         fm_clip(c, sizeof c, id);
-        *code = found < 0 ? FM_RPC_INTERNAL_ERROR : FM_RPC_INVALID_PARAMS;
+        *code = FM_RPC_INVALID_PARAMS;
         if (found < 0)
-            snprintf(why, 256, "Internal error: the task store failed (%.120s); retry", err.text);
+            store_failed(&err, code, why);
         else
             snprintf(why, 256,
                      "Invalid params: unknown task %s (expired, or created by"
@@ -574,5 +590,92 @@ json_t *fm_tasks_request(fm_ctx *ctx, const char *method, const json_t *params, 
                  err.text);
     }
     row_free(&r);
+    return out;
+}
+
+/* ---- tasks/list ------------------------------------------------------- */
+
+/* A page's cursor: the last task's created_ms and id ("<ms>.<id>"), so
+ * the next page starts after it whatever was created or expired since. */
+static bool cursor_parse(const char *c, long long *ms, char *id, size_t len)
+{
+    char *end = NULL;
+    errno = 0;
+    *ms = strtoll(c, &end, 10);
+    if (errno || end == c || *end != '.' || *ms < 0) return false;
+    const char *t = end + 1;
+    size_t n = strlen(t);
+    if (n != 37 || strncmp(t, "task-", 5) || strspn(t + 5, "0123456789abcdef") != 32 || n >= len)
+        return false;
+    snprintf(id, len, "%s", t);
+    return true;
+}
+
+json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
+{
+    const json_t *cj = json_object_get(params, "cursor");
+    long long after_ms = INT64_MAX;
+    char after_id[48] = "";
+    if (cj && (!json_is_string(cj) ||
+               !cursor_parse(json_string_value(cj), &after_ms, after_id, sizeof after_id))) {
+        *code = FM_RPC_INVALID_PARAMS;
+        snprintf(why, 256, "Invalid params: cursor is not one tasks/list gave; list again"
+                           " without a cursor");
+        return NULL;
+    }
+    json_t *tasks = json_array();
+    fm_err err = {0};
+    if (!fm_tasks_available(ctx) || tasks_init(ctx, &err)) {
+        if (!err.code) return json_pack("{s:o}", "tasks", tasks);
+        json_decref(tasks);
+        store_failed(&err, code, why);
+        return NULL;
+    }
+    char owner[300];
+    fm_mcp_caller_id(ctx, owner, sizeof owner);
+    fm_db_stmt *s = fm_store_stmt(
+        &ctx->store,
+        "SELECT id, status, created_ms, updated_ms, ttl_ms, runner_pid, runner_host,"
+        " status_message, workflow_id FROM mcp_tasks WHERE owner = ?1 AND created_ms + ttl_ms"
+        " >= ?2 AND (created_ms < ?3 OR (created_ms = ?3 AND id < ?4))"
+        " ORDER BY created_ms DESC, id DESC LIMIT ?5",
+        &err);
+    /* The rows first, then the dead-runner checks (which write). */
+    task_row rows[LIST_PAGE + 1];
+    char ids[LIST_PAGE + 1][48];
+    int n = 0, rc = FM_DB_DONE;
+    if (s) {
+        fm_db_bind_text(s, 1, owner, -1, FM_DB_STATIC);
+        fm_db_bind_int64(s, 2, fm_now_ms());
+        fm_db_bind_int64(s, 3, after_ms);
+        fm_db_bind_text(s, 4, after_id, -1, FM_DB_STATIC);
+        fm_db_bind_int64(s, 5, LIST_PAGE + 1);
+        while (n <= LIST_PAGE && (rc = fm_db_step(s)) == FM_DB_ROW) {
+            memset(&rows[n], 0, sizeof rows[n]);
+            fm_clip(ids[n], sizeof ids[n], (const char *)fm_db_column_text(s, 0));
+            fm_clip(rows[n].status, sizeof rows[n].status, (const char *)fm_db_column_text(s, 1));
+            read_row(s, 2, &rows[n]);
+            n++;
+        }
+        fm_db_reset(s);
+    }
+    if (!s || (rc != FM_DB_ROW && rc != FM_DB_DONE)) {
+        if (s) fm_store_fail(&ctx->store, &err, "mcp_tasks");
+        json_decref(tasks);
+        store_failed(&err, code, why);
+        return NULL;
+    }
+    int shown = n > LIST_PAGE ? LIST_PAGE : n;
+    for (int i = 0; i < shown; i++) {
+        reap_dead_runner(ctx, ids[i], &rows[i]);
+        json_array_append_new(tasks, detailed(ids[i], &rows[i]));
+        row_free(&rows[i]);
+    }
+    json_t *out = json_pack("{s:o}", "tasks", tasks);
+    if (n > LIST_PAGE) {
+        char c[128];
+        snprintf(c, sizeof c, "%lld.%s", (long long)rows[shown - 1].created, ids[shown - 1]);
+        json_object_set_new(out, "nextCursor", json_string(c));
+    }
     return out;
 }

@@ -32,6 +32,24 @@ int fm_db_open_target(const char *target, fm_db **out, fm_err *err)
     return ops->open(target, out, err);
 }
 
+int fm_db_open_readonly(const char *target, fm_db **out, fm_err *err)
+{
+    *out = NULL;
+    const fm_db_ops *ops = fm_db_is_pg_url(target) ? &fm_db_pg_ops : &fm_db_sqlite_ops;
+    if (ops->open_readonly) return ops->open_readonly(target, out, err);
+    if (ops->open(target, out, err)) return -1;
+    char *msg = NULL;
+    if (ops->exec(*out, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", &msg) != FM_DB_OK) {
+        fm_err_set(err, FM_ERR_IO, "store: cannot make the session read-only: %s",
+                   msg ? msg : "error");
+        fm_db_free(msg);
+        ops->close(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int fm_db_open(const char *target, fm_db **out)
 {
     return fm_db_open_target(target, out, NULL) ? FM_DB_ERROR : FM_DB_OK;

@@ -695,6 +695,7 @@ static fm_code p_errcode(fm_db *d) { return PG(d)->code ? PG(d)->code : FM_ERR_I
 const fm_db_ops fm_db_pg_ops = {
     .name = "postgresql",
     .open = p_open,
+    .open_readonly = NULL, /* fm_db_open_readonly: a read-only session */
     .close = p_close,
     .prepare = p_prepare,
     .step = p_step,

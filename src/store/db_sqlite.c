@@ -5,10 +5,12 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 10000
 /* SQLite's own autocheckpoint threshold, and the bound past which a
@@ -287,16 +289,42 @@ static void configure_once(void)
     wb_register(); /* after the config: registering initialises SQLite */
 }
 
-static int l_open(const char *path, fm_db **out, fm_err *err)
+/* file:PATH?immutable=1 with PATH percent-encoded where a URI needs it;
+ * false when it does not fit. */
+static bool uri_of(const char *path, char *out, size_t len)
+{
+    size_t n = (size_t)snprintf(out, len, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (n + 4 >= len) return false;
+        if (*p == '%' || *p == '?' || *p == '#' || *p < 0x21 || *p > 0x7e)
+            n += (size_t)snprintf(out + n, len - n, "%%%02X", *p);
+        else
+            out[n++] = (char)*p;
+    }
+    return (size_t)snprintf(out + n, len - n, "?immutable=1") < len - n;
+}
+
+static int open_flags(const char *path, bool readonly, fm_db **out, fm_err *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_once);
     lite_db *l = calloc(1, sizeof *l);
     if (!l) return fm_err_set(err, FM_ERR_NOMEM, "store: out of memory"), -1;
     l->base.ops = &fm_db_sqlite_ops;
-    /* Without the batching VFS (registration failed): the default. */
-    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                        wb_base ? WB_NAME : NULL) !=
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* Read-only without a -wal file beside it: every commit is in the file
+     * itself, and opening it as immutable reads it without creating the
+     * -wal and -shm files a WAL-mode reader would otherwise leave. */
+    char uri[1200], wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    const char *target = path;
+    if (readonly && access(wal, F_OK) && uri_of(path, uri, sizeof uri)) {
+        target = uri;
+        flags |= SQLITE_OPEN_URI;
+    }
+    /* Writers batch their WAL frames (the default VFS when registration
+     * failed); a read-only probe writes nothing, so it needs no batching. */
+    if (sqlite3_open_v2(target, &l->db, flags, !readonly && wb_base ? WB_NAME : NULL) !=
         SQLITE_OK) {
         fm_err_set(err, FM_ERR_IO, "store open failed: %s (database %s)",
                    l->db ? sqlite3_errmsg(l->db) : "out of memory", path);
@@ -310,9 +338,12 @@ static int l_open(const char *path, fm_db **out, fm_err *err)
      * per audited call.  A small page cache: the working set (recent
      * audit rows, settings) is tiny, and the RSS budget is 8 MB. */
     char *msg = NULL;
+    /* Read-only: journal_mode=WAL would write the header of a file that
+     * is not in WAL mode yet; query_only refuses any write besides. */
     if (sqlite3_exec(l->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                     " PRAGMA foreign_keys=ON; PRAGMA cache_size=-128;",
+                     readonly ? "PRAGMA query_only=ON;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                " PRAGMA foreign_keys=ON; PRAGMA cache_size=-128;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         fm_err_set(err, FM_ERR_IO, "store: %s (database %s)", msg ? msg : "error", path);
         sqlite3_free(msg);
@@ -323,6 +354,16 @@ static int l_open(const char *path, fm_db **out, fm_err *err)
     sqlite3_wal_hook(l->db, wal_hook, l);
     *out = &l->base;
     return 0;
+}
+
+static int l_open(const char *path, fm_db **out, fm_err *err)
+{
+    return open_flags(path, false, out, err);
+}
+
+static int l_open_readonly(const char *path, fm_db **out, fm_err *err)
+{
+    return open_flags(path, true, out, err);
 }
 
 static void l_close(fm_db *d)
@@ -399,6 +440,7 @@ static fm_code l_errcode(fm_db *d) { return FM_ERR_IO; }
 const fm_db_ops fm_db_sqlite_ops = {
     .name = "sqlite",
     .open = l_open,
+    .open_readonly = l_open_readonly,
     .close = l_close,
     .prepare = l_prepare,
     .step = l_step,

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -117,8 +118,9 @@ static int refuse_url(const char *path, fm_err *err)
                       scheme);
 }
 
-/* Where a PostgreSQL store's audit key and anchor live on this host. */
-static int side_dir(fm_store *st, fm_err *err)
+/* Where a PostgreSQL store's audit key and anchor live on this host
+ * (st->side; the directory is not made here). */
+static void side_name(fm_store *st)
 {
     char dir[380];
     const char *d = getenv("FLEETMCP_AUDIT_DIR"), *xdg = getenv("XDG_STATE_HOME"),
@@ -136,7 +138,22 @@ static int side_dir(fm_store *st, fm_err *err)
         name[n++] = (isalnum((unsigned char)*p) || *p == '.' || *p == '-') ? *p : '_';
     name[n] = '\0';
     snprintf(st->side, sizeof st->side, "%s/%s", dir, name);
+}
+
+static int side_dir(fm_store *st, fm_err *err)
+{
+    side_name(st);
     return make_parent_dirs(st->side, err);
+}
+
+/* The core tables, which every store has before its subsystems' own. */
+static int core_migrate(fm_store *st, fm_err *err)
+{
+    return fm_store_migrate(st, "core", 1, core_ddl, err) ||
+                   fm_store_migrate(st, "core", 2, core_v2_ddl, err) ||
+                   fm_store_migrate(st, "core", 3, core_v3_ddl, err)
+               ? -1
+               : 0;
 }
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err)
@@ -170,14 +187,220 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
                  "CREATE TABLE IF NOT EXISTS schema_migrations(subsystem TEXT PRIMARY KEY,"
                  " version INTEGER NOT NULL);",
                  err) ||
-        (pg && fm_store_commit(st, err)) ||
-        fm_store_migrate(st, "core", 1, core_ddl, err) ||
-        fm_store_migrate(st, "core", 2, core_v2_ddl, err) ||
-        fm_store_migrate(st, "core", 3, core_v3_ddl, err)) {
+        (pg && fm_store_commit(st, err)) || core_migrate(st, err)) {
         fm_store_close(st);
         return -1;
     }
     return 0;
+}
+
+int fm_store_creatable(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            snprintf(dir, len, ".");
+        else if (slash == dir)
+            dir[1] = '\0'; /* "/" */
+        else
+            *slash = '\0';
+        struct stat sb;
+        if (!stat(dir, &sb)) {
+            if (!S_ISDIR(sb.st_mode)) return ENOTDIR;
+            return access(dir, W_OK | X_OK) ? errno : 0;
+        }
+        if (errno != ENOENT) return errno;
+        if (!strcmp(dir, ".") || !strcmp(dir, "/")) return ENOENT;
+    }
+}
+
+static void say(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(json_t *list, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    /* One line each (libpq's messages span lines). */
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\t' || *p == '\r') *p = ' ';
+    json_array_append_new(list, json_string(buf));
+}
+
+/* SQLite's half of fm_store_open_probe: what fm_store_check and the open
+ * would trip over, found without creating anything. */
+static int probe_sqlite_file(const char *path, json_t *problems, json_t *notes)
+{
+    char dir[512];
+    struct stat sb;
+    if (stat(path, &sb)) {
+        bool absent = errno == ENOENT;
+        int e = absent ? fm_store_creatable(path, dir, sizeof dir) : errno;
+        if (e) {
+            say(problems,
+                "store %s: does not exist and cannot be created (%s: %s): create that"
+                " directory for the server's user or set store.path (or --db, FLEETMCP_DB)"
+                " elsewhere",
+                path, absent ? dir : path, strerror(e));
+            return -1;
+        }
+        say(notes, "store %s: does not exist yet; the first message creates it", path);
+        return 1;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        say(problems, "store %s: is a directory: name a file in it (store.path, --db)", path);
+        return -1;
+    }
+    if (access(path, R_OK | W_OK)) {
+        say(problems,
+            "store %s: cannot be read and written by this user (%s): the server opens it"
+            " read-write; fix its owner or mode",
+            path, strerror(errno));
+        return -1;
+    }
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(dir, W_OK | X_OK)) {
+        say(problems,
+            "store %s: its directory %s is not writable (%s): SQLite keeps its -wal and -shm"
+            " files there; fix its permissions or set --db or FLEETMCP_DB",
+            path, dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* A statement's first column as an integer; -1 when it fails. */
+static long long probe_int(fm_store *st, const char *sql)
+{
+    fm_db_stmt *s = NULL;
+    long long v = -1;
+    if (fm_db_prepare_v2(st->db, sql, -1, &s, NULL) == FM_DB_OK && fm_db_step(s) == FM_DB_ROW)
+        v = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
+    return v;
+}
+
+int fm_store_open_probe(fm_store *st, const char *path, json_t *problems, json_t *notes)
+{
+    memset(st, 0, sizeof *st);
+    st->n_migrated = -1;
+    st->probe = true;
+    bool pg = fm_db_is_pg_url(path);
+    fm_db_redact(path, st->path, sizeof st->path);
+    fm_err err = {0};
+    if (refuse_url(path, &err)) {
+        say(problems, "store: %s", err.text);
+        return -1;
+    }
+    if (!strcmp(path, ":memory:")) {
+        say(notes, "store :memory:: in memory, nothing is kept across restarts");
+        return 1;
+    }
+    if (!pg) {
+        int rc = probe_sqlite_file(path, problems, notes);
+        if (rc) return rc;
+        snprintf(st->side, sizeof st->side, "%s", path);
+    }
+    if (fm_db_open_readonly(path, &st->db, &err)) {
+        say(problems, "store %s: %s", st->path, err.text);
+        return -1;
+    }
+    if (pg) {
+        side_name(st);
+        if (probe_int(st, "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END") == 1) {
+            say(problems,
+                "store %s: is a standby (read-only): point store.url at the primary", st->path);
+            fm_store_close(st);
+            return -1;
+        }
+    }
+    /* The first read shows a file that is not a database, and a store
+     * that has no tables yet. */
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(st->db, "SELECT count(*) FROM schema_migrations", -1, &s, NULL) !=
+            FM_DB_OK ||
+        fm_db_step(s) != FM_DB_ROW) {
+        const char *m = fm_db_errmsg(st->db);
+        if (strstr(m, "no such table") || strstr(m, "does not exist")) {
+            say(notes, "store %s: has no fleetmcp tables yet; the first message creates them",
+                st->path);
+        } else {
+            say(problems,
+                "store %s: cannot be read as a fleetmcp store: %s; point store.path or"
+                " store.url (or --db, FLEETMCP_DB) at the store, or move this file away",
+                st->path, m);
+            fm_db_finalize(s);
+            fm_store_close(st);
+            return -1;
+        }
+    }
+    fm_db_finalize(s);
+    fm_err cerr = {0};
+    core_migrate(st, &cerr); /* in probe mode: notes the versions */
+    return 0;
+}
+
+/* PostgreSQL: every call writes (the audit row at least): a table the
+ * role may only read fails the first call, not the start. */
+static void probe_pg_grants(fm_store *st, json_t *problems)
+{
+    if (!st->db || st->db->ops != &fm_db_pg_ops) return;
+    /* has_table_privilege with a list is true when any one is held. */
+    long long n = probe_int(st, "SELECT count(*) FROM (SELECT format('%I.%I', table_schema,"
+                                " table_name) AS t FROM information_schema.tables WHERE"
+                                " table_schema = current_schema()) x WHERE NOT"
+                                " (has_table_privilege(x.t, 'SELECT') AND"
+                                " has_table_privilege(x.t, 'INSERT') AND"
+                                " has_table_privilege(x.t, 'UPDATE') AND"
+                                " has_table_privilege(x.t, 'DELETE'))");
+    if (n > 0)
+        say(problems,
+            "store %s: this role may not read and write %lld of the store's tables: GRANT"
+            " SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA to it",
+            st->path, n);
+}
+
+void fm_store_probe_versions(fm_store *st, json_t *problems, json_t *notes)
+{
+    probe_pg_grants(st, problems);
+    char due[512] = "";
+    size_t used = 0;
+    bool fresh = true, any_due = false;
+    for (int i = 0; i < st->n_wanted; i++) fresh = fresh && !st->wanted[i].have;
+    for (int i = 0; i < st->n_wanted; i++) {
+        int have = st->wanted[i].have, want = st->wanted[i].want;
+        const char *sub = st->wanted[i].subsystem;
+        any_due = any_due || have < want;
+        if (have > want)
+            say(problems,
+                "store %s: %s is at schema version %d, newer than this fleetmcp knows (%d): a"
+                " newer fleetmcp migrated it; run that version (or restore a backup made"
+                " before the upgrade)",
+                st->path, sub, have, want);
+        else if (have < want && used < sizeof due)
+            used += (size_t)snprintf(due + used, sizeof due - used, "%s%s v%d->v%d",
+                                     used ? ", " : "", sub, have, want);
+    }
+    /* A store without tables: "creates them" said it all. */
+    if (used && !fresh) say(notes, "store %s: the first message migrates %s", st->path, due);
+    /* PostgreSQL: migrating creates tables, which the role may not do. */
+    if (any_due && st->db && st->db->ops == &fm_db_pg_ops &&
+        probe_int(st, "SELECT CASE WHEN has_schema_privilege(current_schema(), 'CREATE')"
+                      " THEN 1 ELSE 0 END") == 0)
+        say(problems,
+            "store %s: migrations are due but this role may not create tables in its schema:"
+            " GRANT CREATE ON SCHEMA to it, or run this fleetmcp once as the owner",
+            st->path);
 }
 
 int fm_store_check(const char *path, fm_err *err)
@@ -368,6 +591,18 @@ int fm_store_migrate(fm_store *st, const char *subsystem, int version, const cha
 {
     /* Cheap read first: the common case at start-up is "already done". */
     int have = migrated_version(st, subsystem);
+    if (st->probe) {
+        int i = 0;
+        while (i < st->n_wanted && strcmp(st->wanted[i].subsystem, subsystem)) i++;
+        if (i == (int)(sizeof st->wanted / sizeof st->wanted[0])) return 0;
+        if (i == st->n_wanted) {
+            st->n_wanted++;
+            snprintf(st->wanted[i].subsystem, sizeof st->wanted[i].subsystem, "%s", subsystem);
+        }
+        st->wanted[i].have = have;
+        if (version > st->wanted[i].want) st->wanted[i].want = version;
+        return 0;
+    }
     if (have >= version) return 0;
     if (fm_store_begin(st, err)) return -1;
     have = migration_version(st, subsystem);

@@ -7,7 +7,6 @@ row), a create token's call is recorded under the token's subject (never
 as a human, whatever clientInfo.name says), and a non-loopback bind is
 allowed once tokens are configured.  Every wait is bounded.
 Usage: auth.py path/to/fleetmcp"""
-import hashlib
 import json
 import os
 import re
@@ -20,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, META, post, raw, start, stateless  # noqa: E402
+from fmhttp import Checks, HITL_SCOPES, META, auth_yaml, bearer, post, raw, start, stateless  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 tmp = tempfile.mkdtemp(prefix="fm-http-auth-")
@@ -28,10 +27,6 @@ check = Checks("http-auth")
 
 READ_TOKEN = "read-token-" + os.urandom(8).hex()
 CREATE_TOKEN = "create-token-" + os.urandom(8).hex()
-
-
-def sha(t):
-    return hashlib.sha256(t.encode()).hexdigest()
 
 
 HITL_TOKEN = "hitl-token-" + os.urandom(8).hex()
@@ -53,23 +48,17 @@ PUB = {k: keygen(k) for k in ("alice", "bob")}
 CONFIG = os.path.join(tmp, "auth.yaml")
 with open(CONFIG, "w") as f:
     f.write("mode: fleet\ntickets:\n  backend: local\n"
-            "auth:\n  audience: http://127.0.0.1/mcp\n  tokens:\n"
-            f"    - sha256: \"{sha(READ_TOKEN)}\"\n      subject: reader-bot\n"
-            "      scopes: [\"fleetmcp:read\"]\n"
-            f"    - sha256: \"{sha(CREATE_TOKEN)}\"\n      subject: ci-pipeline\n"
-            "      client_id: ci-client\n      scopes: [\"fleetmcp:read\", \"fleetmcp:create\"]\n"
-            f"    - sha256: \"{sha(HITL_TOKEN)}\"\n      subject: alice@example.com\n"
-            "      scopes: [\"fleetmcp:read\", \"fleetmcp:create\", \"fleetmcp:hitl\"]\n"
+            + auth_yaml({"token": READ_TOKEN, "subject": "reader-bot", "scopes": ["fleetmcp:read"]},
+                        {"token": CREATE_TOKEN, "subject": "ci-pipeline", "client_id": "ci-client",
+                         "scopes": ["fleetmcp:read", "fleetmcp:create"]},
+                        {"token": HITL_TOKEN, "subject": "alice@example.com",
+                         "scopes": HITL_SCOPES}) +
             "approvals:\n  keys:\n"
             f"    - {{id: alice, public_key: \"{PUB['alice']}\", person: alice@example.com}}\n"
             f"    - {{id: bob, public_key: \"{PUB['bob']}\"}}\n")
 
 DB = "auth.db"
 srv, port = start(FM, CONFIG, tmp, DB)
-
-
-def bearer(tok):
-    return {"Authorization": f"Bearer {tok}"}
 
 
 def meta(name):

@@ -15,7 +15,6 @@ a hitl call by a trusted token subject on a 2025 session asks for the
 approval on its stream, and the answer POSTed back releases it once.
 Every wait is bounded.
 Usage: backchannel.py path/to/conformance-fixture path/to/fleetmcp"""
-import hashlib
 import json
 import os
 import signal
@@ -26,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, post, start, wait_exit  # noqa: E402
+from fmhttp import Checks, HITL_SCOPES, auth_yaml, bearer, post, request, start, wait_exit  # noqa: E402
 
 FIX = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/conformance-fixture")
 FM = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "build/fleetmcp")
@@ -60,14 +59,9 @@ class Call:
     """A tools/call POST whose response is read as an SSE stream."""
 
     def __init__(self, port, sid, name, args, rid=2):
-        body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
-                           "params": {"name": name, "arguments": args}}).encode()
-        h = {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json",
-             "Accept": "application/json, text/event-stream", "Content-Length": str(len(body)),
-             **headers(sid)}
         self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.s.sendall(("POST /mcp HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items())
-                        + "\r\n").encode() + body)
+        self.s.sendall(request(port, {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+                                      "params": {"name": name, "arguments": args}}, headers(sid)))
         self.buf, self.head, self.eof = b"", None, False
 
     def _fill(self, deadline):
@@ -241,15 +235,12 @@ ALICE = "alice-" + os.urandom(8).hex()
 CONF = os.path.join(tmp, "approve.yaml")
 with open(CONF, "w") as f:
     f.write("mode: fleet\nhttp:\n  workers: 2\n"
-            "auth:\n  audience: http://127.0.0.1/mcp\n  tokens:\n"
-            f"    - {{sha256: \"{hashlib.sha256(ALICE.encode()).hexdigest()}\","
-            " subject: alice@example.com,"
-            " scopes: [\"fleetmcp:read\", \"fleetmcp:create\", \"fleetmcp:hitl\"]}\n"
+            + auth_yaml({"token": ALICE, "subject": "alice@example.com", "scopes": HITL_SCOPES}) +
             "approvals:\n  separate_creator: false\n"
             "  elicitation:\n    enabled: true\n    trusted_subjects: [alice@example.com]\n")
 FDB = os.path.join(tmp, "approve.db")
 srv, port = start(FM, CONF, tmp, db="approve.db")
-AUTH["Authorization"] = f"Bearer {ALICE}"
+AUTH.update(bearer(ALICE))
 try:
     sid = session(port, ELICIT)
     call = Call(port, sid, "killswitch_engage", {"reason": "backchannel test"})

@@ -1,5 +1,6 @@
 """Shared helpers for the fleetmcp --http tests: start a server on a free
 loopback port and speak raw HTTP/1.1 to it.  Every wait is bounded."""
+import hashlib
 import json
 import os
 import re
@@ -87,13 +88,18 @@ def raw(port, data, timeout=5.0):
     return status, hdrs, body
 
 
-def post(port, msg, headers=None, host=None):
+def request(port, msg, headers=None, host=None):
+    """The bytes of a POST /mcp carrying msg (a JSON-RPC object or bytes)."""
     body = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
     h = {"Host": host or f"127.0.0.1:{port}", "Content-Type": "application/json",
          "Accept": "application/json, text/event-stream", "Content-Length": str(len(body))}
     h.update(headers or {})
     req = "POST /mcp HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
-    st, hd, b = raw(port, req.encode() + body)
+    return req.encode() + body
+
+
+def post(port, msg, headers=None, host=None):
+    st, hd, b = raw(port, request(port, msg, headers, host))
     try:
         return st, hd, json.loads(b) if b else None
     except ValueError:
@@ -107,3 +113,22 @@ def stateless(port, method, params, headers=None, rid=7):
         h["Mcp-Name"] = params["name"]
     h.update(headers or {})
     return post(port, {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, h)
+
+
+HITL_SCOPES = ["fleetmcp:read", "fleetmcp:create", "fleetmcp:hitl"]
+
+
+def auth_yaml(*tokens):
+    """A config's `auth` section accepting static bearer tokens, each a dict
+    of token, subject, scopes and any other field of a token entry (the
+    config keeps only the token's SHA-256)."""
+    lines = ["auth:", "  audience: http://127.0.0.1/mcp", "  tokens:"]
+    for t in tokens:
+        entry = {"sha256": hashlib.sha256(t["token"].encode()).hexdigest(),
+                 **{k: v for k, v in t.items() if k != "token"}}
+        lines.append("    - " + json.dumps(entry))  # JSON is YAML flow style
+    return "\n".join(lines) + "\n"
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}

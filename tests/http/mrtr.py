@@ -10,7 +10,6 @@ unasked whatever name its client declares; and separate_creator refuses
 the creator's own elicited approval.  The sealed state itself is
 unit-tested (test_exchange) and the round trip by the conformance suite.
 Usage: mrtr.py path/to/fleetmcp"""
-import hashlib
 import os
 import signal
 import sqlite3
@@ -19,7 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, META, start, stateless  # noqa: E402
+from fmhttp import Checks, HITL_SCOPES, META, auth_yaml, bearer, start, stateless  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 tmp = tempfile.mkdtemp(prefix="fm-mrtr-")
@@ -97,19 +96,12 @@ con.close()
 ALICE, BOB = "alice-" + os.urandom(8).hex(), "bob-" + os.urandom(8).hex()
 
 
-def sha(t):
-    return hashlib.sha256(t.encode()).hexdigest()
-
-
 def verified_config(name, separate):
     path = os.path.join(tmp, name)
     with open(path, "w") as f:
         f.write("mode: fleet\n"
-                "auth:\n  audience: http://127.0.0.1/mcp\n  tokens:\n"
-                f"    - {{sha256: \"{sha(ALICE)}\", subject: alice@example.com,"
-                " scopes: [\"fleetmcp:read\", \"fleetmcp:create\", \"fleetmcp:hitl\"]}\n"
-                f"    - {{sha256: \"{sha(BOB)}\", subject: bob-bot,"
-                " scopes: [\"fleetmcp:read\", \"fleetmcp:create\", \"fleetmcp:hitl\"]}\n"
+                + auth_yaml({"token": ALICE, "subject": "alice@example.com", "scopes": HITL_SCOPES},
+                            {"token": BOB, "subject": "bob-bot", "scopes": HITL_SCOPES}) +
                 "approvals:\n"
                 f"  separate_creator: {'true' if separate else 'false'}\n"
                 "  elicitation:\n    enabled: true\n    trusted_subjects: [alice@example.com]\n")
@@ -119,7 +111,7 @@ def verified_config(name, separate):
 def vcall(port_, tok, tool, args, name="some-agent", extra=None):
     params = {"name": tool, "arguments": args, "_meta": meta(name)}
     params.update(extra or {})
-    st, _, b = stateless(port_, "tools/call", params, {"Authorization": f"Bearer {tok}"})
+    st, _, b = stateless(port_, "tools/call", params, bearer(tok))
     return st, b.get("result", {}) if isinstance(b, dict) else {}
 
 

@@ -273,8 +273,9 @@ def rpc25(h, method, params, rid=2):
 
 init, h25 = session25("tasks-2025")
 check(init.get("capabilities", {}).get("tasks") ==
-      {"cancel": {}, "requests": {"tools": {"call": {}}}},
-      f"2025-11-25: initialize offers tasks for tools/call: {init.get('capabilities')}")
+      {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}},
+      f"2025-11-25: initialize offers tasks for tools/call, and tasks/list: "
+      f"{init.get('capabilities')}")
 tools = {t["name"]: t for t in rpc25(h25, "tools/list", {}).get("result", {}).get("tools", [])}
 check(tools.get("slow_compute", {}).get("execution") == {"taskSupport": "optional"} and
       tools.get("test_tool_with_task", {}).get("execution") == {"taskSupport": "required"} and
@@ -317,6 +318,76 @@ check(e.get("error", {}).get("code") == -32601,
 r = rpc25(h25, "tools/call", {"name": "slow_compute", "arguments": {"seconds": 0, "label": "now"}})
 check("Computed now" in json.dumps(r.get("result", {})),
       f"2025-11-25: without task the call runs in the request as before: {r}")
+
+
+def list25(h, cursor=None):
+    r = rpc25(h, "tasks/list", {"cursor": cursor} if cursor else {})
+    return r.get("result", {}), r.get("error")
+
+
+# tasks/list: only the caller's tasks, newest first, as Tasks without results.
+page, err = list25(h25)
+mine = [t.get("taskId") for t in page.get("tasks", [])]
+check(err is None and len(mine) >= 2 and tid in mine and mine.index(tid) == 0 and
+      all(set(t) <= {"taskId", "status", "createdAt", "lastUpdatedAt", "ttl", "pollInterval",
+                     "statusMessage"} for t in page.get("tasks", [])) and "nextCursor" not in page,
+      f"2025-11-25: tasks/list shows the caller's tasks, newest first: {page} {err}")
+page, _ = list25(other)
+check(page.get("tasks") == [], f"2025-11-25: another caller's tasks/list is empty: {page}")
+page, err = list25(h25, "12.task-" + "0" * 31 + "g")
+check(not page and (err or {}).get("code") == -32602,
+      f"2025-11-25: a cursor the server did not give is invalid params: {err}")
+
+# Pages: 60 more of this caller's tasks (rows as the server writes them),
+# read 50 at a time with the cursor, each exactly once.
+owner = audit("SELECT owner FROM mcp_tasks WHERE id = ?", (tid,))[0][0]
+now = int(time.time() * 1000)
+con = sqlite3.connect(DB, timeout=10)
+con.executemany("INSERT INTO mcp_tasks(id, owner, tool, status, created_ms, updated_ms, ttl_ms)"
+                " VALUES(?, ?, 'slow_compute', 'completed', ?, ?, 600000)",
+                [("task-%032x" % (0xabc000 + i), owner, now - 100000 + i // 2, now)
+                 for i in range(60)])
+con.commit()
+con.close()
+seen, cursor, pages = [], None, 0
+while pages < 10:
+    page, err = list25(h25, cursor)
+    pages += 1
+    seen += [t["taskId"] for t in page.get("tasks", [])]
+    cursor = page.get("nextCursor")
+    if err or not cursor:
+        break
+check(pages == 2 and len(seen) == len(set(seen)) == 60 + len(mine) and
+      {"task-%032x" % (0xabc000 + i) for i in range(60)} <= set(seen),
+      f"2025-11-25: tasks/list pages with nextCursor, every task once: {pages} pages,"
+      f" {len(seen)} tasks ({len(set(seen))} distinct)")
+
+# ttl: asked for, bounded by the server's range, and the end of what is shown.
+for asked, kept in ((1500, 1500), (5, 1000), (10 ** 12, 86400000), (None, 86400000)):
+    r = rpc25(h25, "tools/call", {"name": "slow_compute", "task": {"ttl": asked},
+                                  "arguments": {"seconds": 1, "label": "ttl"}})
+    got = r.get("result", {}).get("task", {}).get("ttl")
+    check(got == kept, f"2025-11-25: task ttl {asked} is kept as {kept}: {r}")
+e = rpc25(h25, "tools/call", {"name": "slow_compute", "task": {"ttl": "soon"},
+                              "arguments": {"seconds": 0, "label": "ttl"}})
+check(e.get("error", {}).get("code") == -32602, f"2025-11-25: a ttl that is not a number: {e}")
+r = rpc25(h25, "tools/call", {"name": "slow_compute", "task": {"ttl": 1500},
+                              "arguments": {"seconds": 4, "label": "outlived"}})
+short = r.get("result", {}).get("task", {}).get("taskId", "none")
+pid = runner_pid(short)
+time.sleep(2.0)
+e = rpc25(h25, "tasks/get", {"taskId": short}).get("error", {})
+check(e.get("code") == -32602 and "unknown task" in e.get("message", ""),
+      f"2025-11-25: past its ttl a task is unknown to tasks/get: {e}")
+e = rpc25(h25, "tasks/result", {"taskId": short}).get("error", {})
+check(e.get("code") == -32602, f"2025-11-25: and to tasks/result: {e}")
+page, _ = list25(h25)
+check(short not in [t.get("taskId") for t in page.get("tasks", [])],
+      "2025-11-25: and tasks/list leaves it out")
+check(pid and not gone(pid, 0.1), f"2025-11-25: the work behind it runs on (runner {pid} alive)")
+check(pid and gone(pid, 15) and
+      audit("SELECT status FROM mcp_tasks WHERE id = ?", (short,)) == [("completed",)],
+      "2025-11-25: and finishes on its own, its row completed (no longer shown)")
 srv.send_signal(signal.SIGTERM)
 check(wait_exit(srv, 35) == 0, "2025-11-25 fixture exits on SIGTERM")
 check.finish()

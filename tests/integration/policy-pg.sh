@@ -16,12 +16,7 @@
 # Needs root (the stack does).
 set -u
 cd "$(dirname "$0")/../.."
-DIR=$(mktemp -d /tmp/fm-policy-pg.XXXXXX)
-trap 'tests/store/pg-down.sh "$DIR"; rm -rf "$DIR"' EXIT
-URL=$(tests/store/pg-up.sh "$DIR") || exit 1
-echo "policy-pg: PostgreSQL at $URL"
-# The chain's key and anchor of a PostgreSQL store are host-local files.
-export FM_TEST_PG=$URL FLEETMCP_AUDIT_DIR=$DIR/side
-mkdir -p "$FLEETMCP_AUDIT_DIR"
+. tests/store/pg-env.sh
+fm_pg_env policy-pg
 export FM_ONLY=${FM_ONLY:-breaker,offender,windows}
 bash tests/stack/drive.sh policy 600

@@ -13,12 +13,7 @@
 # Needs root (the stack does).
 set -u
 cd "$(dirname "$0")/../.."
-DIR=$(mktemp -d /tmp/fm-remed-pg.XXXXXX)
-trap 'tests/store/pg-down.sh "$DIR"; rm -rf "$DIR"' EXIT
-URL=$(tests/store/pg-up.sh "$DIR") || exit 1
-echo "remediation-pg: PostgreSQL at $URL"
-# The chain's key and anchor of a PostgreSQL store are host-local files.
-export FM_TEST_PG=$URL FLEETMCP_AUDIT_DIR=$DIR/side FM_RACE_HOSTS=1
-mkdir -p "$FLEETMCP_AUDIT_DIR"
-export FM_ONLY=${FM_ONLY:-kill9,race} FM_RACE_ROUNDS=${FM_RACE_ROUNDS:-5}
+. tests/store/pg-env.sh
+fm_pg_env remediation-pg
+export FM_RACE_HOSTS=1 FM_ONLY=${FM_ONLY:-kill9,race} FM_RACE_ROUNDS=${FM_RACE_ROUNDS:-5}
 bash tests/integration/remediation.sh

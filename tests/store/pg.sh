@@ -9,12 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 make -s all $(ls tests/unit/test_*.c | sed "s|tests/unit/\(.*\)\.c|$BUILD/tests/\1|")
-DIR=$(mktemp -d /tmp/fm-store-pg.XXXXXX)
-trap 'tests/store/pg-down.sh "$DIR"; rm -rf "$DIR"' EXIT
-URL=$(tests/store/pg-up.sh "$DIR")
-echo "store-pg: PostgreSQL at $URL"
-export FM_TEST_PG=$URL FLEETMCP_AUDIT_DIR=$DIR/side
-mkdir -p "$FLEETMCP_AUDIT_DIR"
+. tests/store/pg-env.sh
+fm_pg_env store-pg
+URL=$FM_TEST_PG DIR=$FM_PG_DIR
 # A fresh schema per test costs more on PostgreSQL than a new SQLite file.
 export CK_TIMEOUT_MULTIPLIER=4 CK_DEFAULT_TIMEOUT=60
 fail=0

@@ -562,22 +562,55 @@ END_TEST
 
 /* ---- two processes, one rack --------------------------------------------- */
 
-/* Child: opens its own server context on the shared store, waits for the
- * start signal, tries to enter node into remediation.  Exit 0: won;
- * 1: refused by the blast radius; 2: anything else. */
-static void racer(const char *config, const char *db, const char *node, int go_fd)
+/* One race on a shared store: two children, two hosts as far as the store
+ * can tell (FLEETMCP_HOST_ID), each opens its own server context with
+ * config, waits for the start signal and calls try_once(ctx, i, arg, err):
+ * 0 won, 1 refused as it should be, 2 anything else.  True when exactly
+ * one won and the other was refused. */
+typedef int (*race_fn)(fm_ctx *ctx, int i, void *arg, fm_err *err);
+
+static bool race_round(const char *config, const char *store, race_fn try_once, void *arg)
 {
-    fm_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    fm_err err = {0};
-    if (fm_ctx_open(&ctx, config, db, &err)) _exit(2);
-    ctx.be.slurm = &fake_slurm;
-    char c;
-    if (read(go_fd, &c, 1) < 0) _exit(2);
-    int rc = fm_guard_reserve(&ctx, node, "quarantined", "gpu_test", node, &err);
-    int code = rc == 0 ? 0 : err.code == FM_ERR_GUARDRAIL ? 1 : 2;
-    fm_ctx_close(&ctx);
-    _exit(code);
+    int go[2];
+    ck_assert_int_eq(pipe(go), 0);
+    pid_t p[2];
+    for (int i = 0; i < 2; i++) {
+        p[i] = fork();
+        if (p[i] == 0) {
+            close(go[1]);
+            setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
+            fm_ctx ctx;
+            memset(&ctx, 0, sizeof ctx);
+            fm_err err = {0};
+            if (fm_ctx_open(&ctx, config, store, &err)) _exit(2);
+            char c;
+            if (read(go[0], &c, 1) < 0) _exit(2);
+            int code = try_once(&ctx, i, arg, &err);
+            fm_ctx_close(&ctx);
+            _exit(code);
+        }
+    }
+    close(go[0]);
+    usleep(20000); /* both are open and blocked on the pipe */
+    close(go[1]);  /* go */
+    int won = 0, refused = 0;
+    for (int i = 0; i < 2; i++) {
+        int status = 0;
+        waitpid(p[i], &status, 0);
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 3;
+        won += code == 0;
+        refused += code == 1;
+    }
+    return won == 1 && refused == 1;
+}
+
+/* Racer i enters ((const char **)nodes)[i] into remediation. */
+static int reserve_node(fm_ctx *ctx, int i, void *nodes, fm_err *err)
+{
+    const char *node = ((const char **)nodes)[i];
+    ctx->be.slurm = &fake_slurm;
+    int rc = fm_guard_reserve(ctx, node, "quarantined", "gpu_test", node, err);
+    return rc == 0 ? 0 : err->code == FM_ERR_GUARDRAIL ? 1 : 2;
 }
 
 START_TEST(race_two_processes_fifty_rounds)
@@ -591,31 +624,8 @@ START_TEST(race_two_processes_fifty_rounds)
     for (int round = 0; round < 50; round++) {
         ck_assert_int_eq(fm_db_exec(ctx.store.db, "DELETE FROM node_states", NULL, NULL, NULL),
                          FM_DB_OK);
-        int go[2];
-        ck_assert_int_eq(pipe(go), 0);
-        pid_t p[2];
         const char *nodes[2] = {"gpu-a01", "gpu-a02"};
-        for (int i = 0; i < 2; i++) {
-            p[i] = fork();
-            if (p[i] == 0) {
-                close(go[1]);
-                /* Two hosts as far as the store can tell. */
-                setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
-                racer(NULL, store, nodes[i], go[0]);
-            }
-        }
-        close(go[0]);
-        usleep(20000); /* both are open and blocked on the pipe */
-        close(go[1]);  /* go */
-        int won = 0, refused = 0;
-        for (int i = 0; i < 2; i++) {
-            int status = 0;
-            waitpid(p[i], &status, 0);
-            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 3;
-            won += code == 0;
-            refused += code == 1;
-        }
-        if (won == 1 && refused == 1) exactly_one++;
+        exactly_one += race_round(NULL, store, reserve_node, nodes);
         /* the store agrees: one node of the rack in remediation */
         fm_db_stmt *s = NULL;
         fm_db_prepare_v2(ctx.store.db, "SELECT count(*) FROM node_states WHERE rack='r01'", -1,
@@ -660,30 +670,8 @@ START_TEST(capacity_race_two_hosts_fifty_rounds)
                                     " DELETE FROM settings WHERE key='circuit_breaker'",
                                     NULL, NULL, NULL),
                          FM_DB_OK);
-        int go[2];
-        ck_assert_int_eq(pipe(go), 0);
-        pid_t p[2];
         const char *nodes[2] = {"gpu-a01", "gpu-b01"}; /* racks r01 and r02 */
-        for (int i = 0; i < 2; i++) {
-            p[i] = fork();
-            if (p[i] == 0) {
-                close(go[1]);
-                setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
-                racer(cfg, store, nodes[i], go[0]);
-            }
-        }
-        close(go[0]);
-        usleep(20000);
-        close(go[1]);
-        int won = 0, refused = 0;
-        for (int i = 0; i < 2; i++) {
-            int status = 0;
-            waitpid(p[i], &status, 0);
-            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 3;
-            won += code == 0;
-            refused += code == 1;
-        }
-        if (won == 1 && refused == 1) exactly_one++;
+        exactly_one += race_round(cfg, store, reserve_node, nodes);
         fm_db_stmt *s = NULL;
         fm_db_prepare_v2(ctx.store.db, "SELECT count(DISTINCT node) FROM auto_drains", -1, &s,
                          NULL);
@@ -700,23 +688,18 @@ END_TEST
 
 /* ---- two hosts, one approval --------------------------------------------- */
 
-/* Child: consumes approval ap of a plan with hash on the shared store.
- * Exit 0: consumed; 1: refused as used; 2: anything else. */
-static void consumer(const char *config, const char *db, const char *ap, const char *hash,
-                     int go_fd)
+/* Both racers consume one approval of a plan with this hash. */
+typedef struct {
+    const char *ap, *hash;
+} approval_arg;
+
+static int consume_approval(fm_ctx *ctx, int i, void *arg, fm_err *err)
 {
-    fm_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    fm_err err = {0};
-    if (fm_ctx_open(&ctx, config, db, &err)) _exit(2);
-    char c;
-    if (read(go_fd, &c, 1) < 0) _exit(2);
+    const approval_arg *a = arg;
     fm_approval_need need = {.people = 1};
     char plan[FM_APPROVAL_ID_LEN], who[256];
-    int rc = fm_approval_consume(&ctx, ap, hash, &need, plan, who, sizeof who, &err);
-    int code = rc == 0 ? 0 : err.code == FM_ERR_APPROVAL ? 1 : 2;
-    fm_ctx_close(&ctx);
-    _exit(code);
+    int rc = fm_approval_consume(ctx, a->ap, a->hash, &need, plan, who, sizeof who, err);
+    return rc == 0 ? 0 : err->code == FM_ERR_APPROVAL ? 1 : 2;
 }
 
 /* One signed approval, two hosts consuming it at once: exactly one gets
@@ -766,29 +749,8 @@ START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
                       err.text);
         ck_assert_msg(fm_approval_record(&ctx, plan, "alice", expires, sig, ap, &err) == 0, "%s",
                       err.text);
-        int go[2];
-        ck_assert_int_eq(pipe(go), 0);
-        pid_t p[2];
-        for (int i = 0; i < 2; i++) {
-            p[i] = fork();
-            if (p[i] == 0) {
-                close(go[1]);
-                setenv("FLEETMCP_HOST_ID", i ? "host-b" : "host-a", 1);
-                consumer(cfg, store, ap, hash, go[0]);
-            }
-        }
-        close(go[0]);
-        usleep(20000);
-        close(go[1]);
-        int won = 0, refused = 0;
-        for (int i = 0; i < 2; i++) {
-            int status = 0;
-            waitpid(p[i], &status, 0);
-            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 3;
-            won += code == 0;
-            refused += code == 1;
-        }
-        if (won == 1 && refused == 1) exactly_one++;
+        approval_arg a = {ap, hash};
+        exactly_one += race_round(cfg, store, consume_approval, &a);
         json_t *got = fm_plan_get(&ctx, plan, &err);
         ck_assert_ptr_nonnull(got);
         ck_assert_str_eq(fm_json_str(got, "status", ""), "executed");
