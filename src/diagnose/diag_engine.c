@@ -527,6 +527,42 @@ static void scan_all(run *r)
     free(stamp);
 }
 
+/* Quoted or hypothetical text (a ticket quoting a runbook or an old log,
+ * "if dmesg shows ...", a line prefixed "> ") names alarms nobody saw now:
+ * it is no evidence.  Its lines are taken out and the rest scanned again,
+ * so no signature, rule or context reads them.  Kernel lines are never
+ * quotes; the quote signatures read events and job logs only. */
+static void drop_quoted(run *r)
+{
+    unsigned char *q = NULL;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        int qt = r->db->sigs[m->sig].quote;
+        if (!qt) continue;
+        if (!q && !(q = calloc((size_t)r->nlines + 1, 1))) {
+            r->oom = true;
+            return;
+        }
+        const tline *l = &r->lines[m->line];
+        for (int i = 0; i < r->nlines; i++)
+            if (i == m->line ||
+                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry))
+                q[i] = 1;
+    }
+    if (!q) return;
+    int n = 0;
+    for (int i = 0; i < r->nlines; i++) {
+        if (q[i])
+            r->nsrc[r->lines[i].src]--;
+        else
+            r->lines[n++] = r->lines[i];
+    }
+    r->nlines = n;
+    r->nraws = 0;
+    free(q);
+    scan_all(r);
+}
+
 static bool any_line_matches(run *r, const diag_re *re, unsigned mask)
 {
     for (int i = 0; i < r->nlines; i++)
@@ -1969,6 +2005,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         take_slurm(&r, slurm, err) || take_history(&r, json_object_get(signals, "history"), err))
         goto fail;
     scan_all(&r);
+    drop_quoted(&r);
     {
         /* counted early: whether metrics were collected decides how much a
          * drain reason weighs in text_hits */

@@ -76,6 +76,7 @@ typedef struct diag_sig {
     int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
     bool boot;        /* marks a (re)boot: errors before it in its source are history */
+    int quote;        /* quoted or hypothetical text, no evidence: 1 the line, 2 its entry */
     int mca;          /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */

@@ -254,6 +254,8 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : strcmp(sc, "cluster") == 0 ? 2 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->boot = json_is_true(json_object_get(s, "boot"));
+    const char *qt = json_string_value(json_object_get(s, "quote"));
+    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : 1;
     const char *mca = json_string_value(json_object_get(s, "mca_status"));
     if (mca && strcmp(mca, "uncorrected") != 0 && strcmp(mca, "corrected") != 0)
         return bad(lc, ptr, "mca_status is 'uncorrected' or 'corrected', not '%s'", mca, NULL);
