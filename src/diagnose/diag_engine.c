@@ -98,6 +98,8 @@ typedef struct run {
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
                             * sources (kernel log, events, metrics) were collected */
+    tline flat[16];        /* lines saying a counter did not move (taken out) */
+    int nflat;
 } run;
 
 typedef struct cstate {
@@ -544,6 +546,7 @@ static void drop_quoted(run *r)
             return;
         }
         const tline *l = &r->lines[m->line];
+        if (qt == 3 && r->nflat < 16 && !q[m->line]) r->flat[r->nflat++] = *l;
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
                 (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry))
@@ -1035,6 +1038,29 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
                                 note));
 }
 
+/* A cumulative counter (PCIe replays, NVLink CRC, ECC totals) holds its
+ * lifetime: a large value that did not move over the window is history.
+ * Flat: several samples of the series alike; an increase()/rate()/delta()
+ * of its name given as 0; or a text line that says so (quote: flat). */
+static bool counter_flat(run *r, const json_t *metrics, size_t n, size_t first, size_t last,
+                         const char *name)
+{
+    if (first != last &&
+        sample_value(json_array_get(metrics, first)) == sample_value(json_array_get(metrics, last)))
+        return true;
+    for (size_t j = 0; j < n; j++) {
+        const json_t *s = json_array_get(metrics, j);
+        const char *nm = json_string_value(json_object_get(s, "name"));
+        const char *at = nm ? strstr(nm, name) : NULL;
+        if (!at || at == nm || !memchr(nm, '(', (size_t)(at - nm))) continue;
+        if (sample_value(s) == 0) return true;
+    }
+    size_t nl = strlen(name);
+    for (int k = 0; k < r->nflat; k++)
+        if (nl && memmem(r->flat[k].s, r->flat[k].len, name, nl)) return true;
+    return false;
+}
+
 static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t n, char **keys,
                        const json_t *idx)
 {
@@ -1066,6 +1092,8 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             if (first == i) continue; /* one sample gives no rate */
             v -= json_number_value(json_object_get(json_array_get(metrics, first), "value"));
             snprintf(note, sizeof note, " (rose by %g)", v);
+        } else if (m->counter && counter_flat(r, metrics, n, first, last, name)) {
+            continue;
         }
         double thr = m->thr;
         if (vsv) {

@@ -50,6 +50,7 @@ typedef struct diag_metric {
     int min_series;
     int sustained; /* >0: every sample of the series holds, at least this many */
     bool rising;
+    bool counter; /* cumulative: a large value that did not move is history */
     bool has_with;
     diag_re with_name;
     int with_op;
@@ -76,7 +77,8 @@ typedef struct diag_sig {
     int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
     bool boot;        /* marks a (re)boot: errors before it in its source are history */
-    int quote;        /* quoted or hypothetical text, no evidence: 1 the line, 2 its entry */
+    int quote;        /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
+                       * 3 the line, which says a counter it names did not move */
     int mca;          /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */

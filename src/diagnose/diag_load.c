@@ -202,6 +202,7 @@ static int load_metric(loadctx *lc, diag_metric *m, const json_t *o, const char 
     m->min_series = (int)json_integer_value(json_object_get(o, "min_series"));
     if (m->min_series < 1) m->min_series = 1;
     m->rising = json_is_true(json_object_get(o, "rising"));
+    m->counter = json_is_true(json_object_get(o, "counter"));
     m->sustained = (int)json_integer_value(json_object_get(o, "sustained"));
     const char *k;
     json_t *v;
@@ -255,7 +256,7 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->boot = json_is_true(json_object_get(s, "boot"));
     const char *qt = json_string_value(json_object_get(s, "quote"));
-    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : 1;
+    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : strcmp(qt, "flat") == 0 ? 3 : 1;
     const char *mca = json_string_value(json_object_get(s, "mca_status"));
     if (mca && strcmp(mca, "uncorrected") != 0 && strcmp(mca, "corrected") != 0)
         return bad(lc, ptr, "mca_status is 'uncorrected' or 'corrected', not '%s'", mca, NULL);
