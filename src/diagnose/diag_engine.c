@@ -1472,9 +1472,23 @@ static void rule_captures(run *r, const diag_rule *ru)
 {
     int first = -1, second = -1, distinct = 0;
     char vals[16][64];
+    /* blocks (one rank's stack dump each): a line matching ru->block opens
+     * one (so does another source); only its first value, the innermost
+     * frame, counts.  Job logs come a line per entry: entries do not. */
+    int last_line = -1;
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
         if (m->sig != ru->sig) continue;
+        if (ru->block.code) {
+            bool same = last_line >= 0;
+            for (int i = m->line; same && i > last_line; i--) {
+                const tline *l = &r->lines[i];
+                same = l->src == r->lines[last_line].src &&
+                       !diag_re_match(&ru->block, l->s, l->len, r->md);
+            }
+            if (same) continue;
+            last_line = m->line;
+        }
         if (ru->type == RT_CAPTURE_DISAGREE) {
             for (int q = 0; q < k && second < 0; q++) {
                 const rawm *o = &r->raws[q];

@@ -130,6 +130,8 @@ typedef struct diag_rule {
     int min_keys;
     int sig; /* capture rules: index into sigs of their pattern */
     diag_re reference; /* below_reference: the key naming the reference value */
+    diag_re block;     /* distinct_values: a line opening a new block (one rank's stack
+                        * dump); only the first value of each block counts */
     char if_anomaly[64]; /* explains: an anomaly group instead of a class */
     char and_seen[64];   /* explains: a marker group that must also be seen */
     bool low;          /* outlier by host: the one host far below the rest (the

@@ -414,6 +414,10 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
         if (!ref) return bad(lc, ptr, "a below_reference rule needs reference", NULL, NULL);
         if (compile(lc, &r->reference, ref, ptr)) return -1;
     }
+    const char *blk = json_string_value(json_object_get(o, "block"));
+    if (blk && r->type != RT_DISTINCT_VALUES)
+        return bad(lc, ptr, "block belongs to a distinct_values rule", NULL, NULL);
+    if (blk && compile(lc, &r->block, blk, ptr)) return -1;
     if (capture) {
         const char *pat = json_string_value(json_object_get(o, "pattern"));
         if (!pat) return bad(lc, ptr, "a capture rule needs a pattern", NULL, NULL);
@@ -715,8 +719,10 @@ void fm_diag_free(struct fm_diag_db *db)
     }
     free(db->lits);
     free(db->sigs);
-    for (int i = 0; i < db->nrules; i++)
+    for (int i = 0; i < db->nrules; i++) {
         re_free(&db->rules[i].reference);
+        re_free(&db->rules[i].block);
+    }
     free(db->rules);
     free(db->xids);
     free(db->xrecs);
