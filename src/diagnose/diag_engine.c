@@ -1236,6 +1236,74 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
     return 0;
 }
 
+/* A Prometheus HTTP API answer pasted into events or a job log (curl of
+ * /api/v1/query or query_range: {"data":{"resultType":"vector"|"matrix",
+ * "result":[{"metric":{...},"value"|"values":...}]}}, or its result list
+ * alone) is metrics: each sample becomes {name, labels, value}, appended
+ * to signals.metrics in a new array (NULL: none found).  Series without
+ * __name__ (an aggregation) keep the query's text out: they are skipped. */
+static void prom_series(json_t *out, const json_t *item)
+{
+    const json_t *metric = json_object_get(item, "metric");
+    const char *name = json_string_value(json_object_get(metric, "__name__"));
+    if (!json_is_object(metric) || !name) return;
+    json_t *labels = json_deep_copy(metric);
+    if (!labels) return;
+    json_object_del(labels, "__name__");
+    const json_t *one = json_object_get(item, "value");
+    const json_t *many = json_object_get(item, "values");
+    size_t n = json_is_array(many) ? json_array_size(many) : 1;
+    for (size_t i = 0; i < n && json_array_size(out) < MAX_METRICS; i++) {
+        const json_t *pt = json_is_array(many) ? json_array_get(many, i) : one;
+        const char *v = json_string_value(json_array_get(pt, 1));
+        char *end;
+        double d = v ? strtod(v, &end) : 0;
+        if (!v || end == v || *end || !isfinite(d)) continue;
+        json_array_append_new(out, json_pack("{s:s, s:O, s:f}", "name", name, "labels", labels,
+                                             "value", d));
+    }
+    json_decref(labels);
+}
+
+static json_t *prom_metrics(const json_t *signals)
+{
+    static const char *const srcs[] = {"events", "job_log"};
+    json_t *out = NULL;
+    for (size_t k = 0; k < 2; k++) {
+        const json_t *arr = json_object_get(signals, srcs[k]);
+        size_t i;
+        const json_t *v;
+        json_array_foreach(arr, i, v)
+        {
+            const char *s = json_string_value(v);
+            if (!s || !strstr(s, "\"metric\"")) continue;
+            /* the JSON may follow a command line with braces of its own
+             * (a PromQL selector): try the first few openings */
+            json_t *doc = NULL;
+            const json_t *res = NULL;
+            const char *b = s;
+            for (int tries = 0; tries < 16 && !res && (b = strpbrk(b, "{[")); tries++, b++) {
+                json_error_t je;
+                json_decref(doc);
+                doc = json_loads(b, JSON_DISABLE_EOF_CHECK, &je);
+                res = json_object_get(json_object_get(doc, "data"), "result");
+                if (!res) res = json_object_get(doc, "result");
+                if (!res && json_is_array(doc)) res = doc;
+            }
+            if (json_is_array(res) && !out) {
+                const json_t *mv = json_object_get(signals, "metrics");
+                out = json_is_array(mv) ? json_copy((json_t *)mv) : json_array();
+            }
+            size_t j;
+            const json_t *item;
+            if (out && json_is_array(res))
+                json_array_foreach(res, j, item) prom_series(out, item);
+            json_decref(doc);
+        }
+    }
+    return out;
+}
+
 /* ---- scoring -------------------------------------------------------------- */
 
 static void score(run *r, cstate *cs)
@@ -2034,7 +2102,8 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     r.md = pcre2_match_data_create(db->max_caps + 1, NULL);
     r.node = json_string_value(json_object_get(signals, "node"));
     const json_t *slurm = json_object_get(signals, "slurm");
-    json_t *out = NULL;
+    json_t *out = NULL, *prom = NULL;
+    const json_t *metrics = NULL;
     cstate *cs = calloc((size_t)db->nclasses, sizeof *cs);
     int *absorbed = malloc((size_t)db->nclasses * sizeof *absorbed);
     r.xidcls = calloc((size_t)db->nclasses, 1);
@@ -2048,15 +2117,17 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         goto fail;
     scan_all(&r);
     drop_quoted(&r);
+    prom = prom_metrics(signals);
+    metrics = prom ? prom : json_object_get(signals, "metrics");
     {
         /* counted early: whether metrics were collected decides how much a
          * drain reason weighs in text_hits */
-        const json_t *mv = json_object_get(signals, "metrics");
+        const json_t *mv = metrics;
         if (json_is_array(mv) && json_array_size(mv) <= MAX_METRICS)
             r.nsrc[DS_METRICS] = (int)json_array_size(mv);
     }
     text_hits(&r);
-    if (metric_hits(&r, json_object_get(signals, "metrics"), err)) goto fail;
+    if (metric_hits(&r, metrics, err)) goto fail;
     if (r.oom) goto nomem;
 
     /* correlation rules see the evidence so far */
@@ -2215,6 +2286,7 @@ fail:
 done:
     free(cs);
     free(absorbed);
+    json_decref(prom);
     run_free(&r);
     return out;
 }
