@@ -77,6 +77,8 @@ typedef struct diag_sig {
     int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
     bool boot;        /* marks a (re)boot: errors before it in its source are history */
+    bool multi;       /* every match of the line, not the first (several ranks' records
+                       * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s") */
     int quote;        /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
                        * 3 the line, which says a counter it names did not move */
     int mca;          /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
