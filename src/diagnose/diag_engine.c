@@ -2036,8 +2036,10 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
         job += r->anoms[i].level == 0;
         cluster += r->anoms[i].level == 2;
     }
-    /* the whole fleet alike: no node of it is the cause */
-    if (cluster && !node)
+    /* the whole fleet alike: no node of it is the cause; a node's own
+     * anomaly that the evidence says many nodes share (a filesystem
+     * evicting every client) is one of the fleet's */
+    if (cluster && cluster >= node)
         json_object_set_new(o, "scope", json_string("cluster"));
     else if (job && !node && !names_node(r))
         json_object_set_new(o, "scope", json_string("job"));
