@@ -101,6 +101,8 @@ typedef struct run {
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
                             * sources (kernel log, events, metrics) were collected */
+    tline flat[16];        /* lines saying a counter did not move (taken out) */
+    int nflat;
 } run;
 
 typedef struct cstate {
@@ -639,6 +641,43 @@ static void scan_all(run *r)
     free(stamp);
 }
 
+/* Quoted or hypothetical text (a ticket quoting a runbook or an old log,
+ * "if dmesg shows ...", a line prefixed "> ") names alarms nobody saw now:
+ * it is no evidence.  Its lines are taken out and the rest scanned again,
+ * so no signature, rule or context reads them.  Kernel lines are never
+ * quotes; the quote signatures read events and job logs only. */
+static void drop_quoted(run *r)
+{
+    unsigned char *q = NULL;
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        int qt = r->db->sigs[m->sig].quote;
+        if (!qt) continue;
+        if (!q && !(q = calloc((size_t)r->nlines + 1, 1))) {
+            r->oom = true;
+            return;
+        }
+        const tline *l = &r->lines[m->line];
+        if (qt == 3 && r->nflat < 16 && !q[m->line]) r->flat[r->nflat++] = *l;
+        for (int i = 0; i < r->nlines; i++)
+            if (i == m->line ||
+                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry))
+                q[i] = 1;
+    }
+    if (!q) return;
+    int n = 0;
+    for (int i = 0; i < r->nlines; i++) {
+        if (q[i])
+            r->nsrc[r->lines[i].src]--;
+        else
+            r->lines[n++] = r->lines[i];
+    }
+    r->nlines = n;
+    r->nraws = 0;
+    free(q);
+    scan_all(r);
+}
+
 static bool any_line_matches(run *r, const diag_re *re, unsigned mask)
 {
     for (int i = 0; i < r->nlines; i++)
@@ -1140,6 +1179,29 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
                                 note));
 }
 
+/* A cumulative counter (PCIe replays, NVLink CRC, ECC totals) holds its
+ * lifetime: a large value that did not move over the window is history.
+ * Flat: several samples of the series alike; an increase()/rate()/delta()
+ * of its name given as 0; or a text line that says so (quote: flat). */
+static bool counter_flat(run *r, const json_t *metrics, size_t n, size_t first, size_t last,
+                         const char *name)
+{
+    if (first != last &&
+        sample_value(r, json_array_get(metrics, first)) == sample_value(r, json_array_get(metrics, last)))
+        return true;
+    for (size_t j = 0; j < n; j++) {
+        const json_t *s = json_array_get(metrics, j);
+        const char *nm = json_string_value(json_object_get(s, "name"));
+        const char *at = nm ? strstr(nm, name) : NULL;
+        if (!at || at == nm || !memchr(nm, '(', (size_t)(at - nm))) continue;
+        if (sample_value(r, s) == 0) return true;
+    }
+    size_t nl = strlen(name);
+    for (int k = 0; k < r->nflat; k++)
+        if (nl && memmem(r->flat[k].s, r->flat[k].len, name, nl)) return true;
+    return false;
+}
+
 static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t n, char **keys,
                        const json_t *idx)
 {
@@ -1171,6 +1233,8 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             if (first == i) continue; /* one sample gives no rate */
             v -= json_number_value(json_object_get(json_array_get(metrics, first), "value"));
             snprintf(note, sizeof note, " (rose by %g)", v);
+        } else if (m->counter && counter_flat(r, metrics, n, first, last, name)) {
+            continue;
         }
         double thr = m->thr;
         if (vsv) {
@@ -1419,6 +1483,74 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
     return 0;
 }
 
+/* A Prometheus HTTP API answer pasted into events or a job log (curl of
+ * /api/v1/query or query_range: {"data":{"resultType":"vector"|"matrix",
+ * "result":[{"metric":{...},"value"|"values":...}]}}, or its result list
+ * alone) is metrics: each sample becomes {name, labels, value}, appended
+ * to signals.metrics in a new array (NULL: none found).  Series without
+ * __name__ (an aggregation) keep the query's text out: they are skipped. */
+static void prom_series(json_t *out, const json_t *item)
+{
+    const json_t *metric = json_object_get(item, "metric");
+    const char *name = json_string_value(json_object_get(metric, "__name__"));
+    if (!json_is_object(metric) || !name) return;
+    json_t *labels = json_deep_copy(metric);
+    if (!labels) return;
+    json_object_del(labels, "__name__");
+    const json_t *one = json_object_get(item, "value");
+    const json_t *many = json_object_get(item, "values");
+    size_t n = json_is_array(many) ? json_array_size(many) : 1;
+    for (size_t i = 0; i < n && json_array_size(out) < MAX_METRICS; i++) {
+        const json_t *pt = json_is_array(many) ? json_array_get(many, i) : one;
+        const char *v = json_string_value(json_array_get(pt, 1));
+        char *end;
+        double d = v ? strtod(v, &end) : 0;
+        if (!v || end == v || *end || !isfinite(d)) continue;
+        json_array_append_new(out, json_pack("{s:s, s:O, s:f}", "name", name, "labels", labels,
+                                             "value", d));
+    }
+    json_decref(labels);
+}
+
+static json_t *prom_metrics(const json_t *signals)
+{
+    static const char *const srcs[] = {"events", "job_log"};
+    json_t *out = NULL;
+    for (size_t k = 0; k < 2; k++) {
+        const json_t *arr = json_object_get(signals, srcs[k]);
+        size_t i;
+        const json_t *v;
+        json_array_foreach(arr, i, v)
+        {
+            const char *s = json_string_value(v);
+            if (!s || !strstr(s, "\"metric\"")) continue;
+            /* the JSON may follow a command line with braces of its own
+             * (a PromQL selector): try the first few openings */
+            json_t *doc = NULL;
+            const json_t *res = NULL;
+            const char *b = s;
+            for (int tries = 0; tries < 16 && !res && (b = strpbrk(b, "{[")); tries++, b++) {
+                json_error_t je;
+                json_decref(doc);
+                doc = json_loads(b, JSON_DISABLE_EOF_CHECK, &je);
+                res = json_object_get(json_object_get(doc, "data"), "result");
+                if (!res) res = json_object_get(doc, "result");
+                if (!res && json_is_array(doc)) res = doc;
+            }
+            if (json_is_array(res) && !out) {
+                const json_t *mv = json_object_get(signals, "metrics");
+                out = json_is_array(mv) ? json_copy((json_t *)mv) : json_array();
+            }
+            size_t j;
+            const json_t *item;
+            if (out && json_is_array(res))
+                json_array_foreach(res, j, item) prom_series(out, item);
+            json_decref(doc);
+        }
+    }
+    return out;
+}
+
 /* ---- scoring -------------------------------------------------------------- */
 
 static void score(run *r, cstate *cs)
@@ -1655,9 +1787,23 @@ static void rule_captures(run *r, const diag_rule *ru)
 {
     int first = -1, second = -1, distinct = 0;
     char vals[16][64];
+    /* blocks (one rank's stack dump each): a line matching ru->block opens
+     * one (so does another source); only its first value, the innermost
+     * frame, counts.  Job logs come a line per entry: entries do not. */
+    int last_line = -1;
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
         if (m->sig != ru->sig) continue;
+        if (ru->block.code) {
+            bool same = last_line >= 0;
+            for (int i = m->line; same && i > last_line; i--) {
+                const tline *l = &r->lines[i];
+                same = l->src == r->lines[last_line].src &&
+                       !diag_re_match(&ru->block, l->s, l->len, r->md);
+            }
+            if (same) continue;
+            last_line = m->line;
+        }
         if (ru->type == RT_CAPTURE_DISAGREE) {
             for (int q = 0; q < k && second < 0; q++) {
                 const rawm *o = &r->raws[q];
@@ -2280,8 +2426,10 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
         job += r->anoms[i].level == 0;
         cluster += r->anoms[i].level == 2;
     }
-    /* the whole fleet alike: no node of it is the cause */
-    if (cluster && !node)
+    /* the whole fleet alike: no node of it is the cause; a node's own
+     * anomaly that the evidence says many nodes share (a filesystem
+     * evicting every client) is one of the fleet's */
+    if (cluster && cluster >= node)
         json_object_set_new(o, "scope", json_string("cluster"));
     else if (job && !node && !names_node(r))
         json_object_set_new(o, "scope", json_string("job"));
@@ -2347,7 +2495,8 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     r.md = pcre2_match_data_create(db->max_caps + 1, NULL);
     r.node = json_string_value(json_object_get(signals, "node"));
     const json_t *slurm = json_object_get(signals, "slurm");
-    json_t *out = NULL;
+    json_t *out = NULL, *prom = NULL;
+    const json_t *metrics = NULL;
     cstate *cs = calloc((size_t)db->nclasses, sizeof *cs);
     int *absorbed = malloc((size_t)db->nclasses * sizeof *absorbed);
     r.xidcls = calloc((size_t)db->nclasses, 1);
@@ -2362,16 +2511,19 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         take_slurm(&r, slurm, err) || take_history(&r, json_object_get(signals, "history"), err))
         goto fail;
     scan_all(&r);
+    drop_quoted(&r);
+    prom = prom_metrics(signals);
+    metrics = prom ? prom : json_object_get(signals, "metrics");
     {
         /* counted early: whether metrics were collected decides how much a
          * drain reason weighs in text_hits */
-        const json_t *mv = json_object_get(signals, "metrics");
+        const json_t *mv = metrics;
         if (json_is_array(mv) && json_array_size(mv) <= MAX_METRICS)
             r.nsrc[DS_METRICS] = (int)json_array_size(mv);
         r.nsrc[DS_METRICS] += (int)json_array_size(r.textm);
     }
     text_hits(&r);
-    if (metric_hits(&r, json_object_get(signals, "metrics"), err)) goto fail;
+    if (metric_hits(&r, metrics, err)) goto fail;
     if (r.oom) goto nomem;
 
     /* correlation rules see the evidence so far */
@@ -2533,6 +2685,7 @@ fail:
 done:
     free(cs);
     free(absorbed);
+    json_decref(prom);
     run_free(&r);
     return out;
 }

@@ -50,6 +50,7 @@ typedef struct diag_metric {
     int min_series;
     int sustained; /* >0: every sample of the series holds, at least this many */
     bool rising;
+    bool counter; /* cumulative: a large value that did not move is history */
     bool has_with;
     diag_re with_name;
     int with_op;
@@ -76,6 +77,10 @@ typedef struct diag_sig {
     int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
     bool boot;        /* marks a (re)boot: errors before it in its source are history */
+    bool multi;       /* every match of the line, not the first (several ranks' records
+                       * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s") */
+    int quote;        /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
+                       * 3 the line, which says a counter it names did not move */
     int mca;          /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */
@@ -128,6 +133,8 @@ typedef struct diag_rule {
     int min_keys;
     int sig; /* capture rules: index into sigs of their pattern */
     diag_re reference; /* below_reference: the key naming the reference value */
+    diag_re block;     /* distinct_values: a line opening a new block (one rank's stack
+                        * dump); only the first value of each block counts */
     char if_anomaly[64]; /* explains: an anomaly group instead of a class */
     char and_seen[64];   /* explains: a marker group that must also be seen;
                           * slowdown_after_change: the change it follows */

@@ -202,6 +202,7 @@ static int load_metric(loadctx *lc, diag_metric *m, const json_t *o, const char 
     m->min_series = (int)json_integer_value(json_object_get(o, "min_series"));
     if (m->min_series < 1) m->min_series = 1;
     m->rising = json_is_true(json_object_get(o, "rising"));
+    m->counter = json_is_true(json_object_get(o, "counter"));
     m->sustained = (int)json_integer_value(json_object_get(o, "sustained"));
     const char *k;
     json_t *v;
@@ -254,6 +255,8 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : strcmp(sc, "cluster") == 0 ? 2 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
     g->boot = json_is_true(json_object_get(s, "boot"));
+    const char *qt = json_string_value(json_object_get(s, "quote"));
+    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : strcmp(qt, "flat") == 0 ? 3 : 1;
     const char *mca = json_string_value(json_object_get(s, "mca_status"));
     if (mca && strcmp(mca, "uncorrected") != 0 && strcmp(mca, "corrected") != 0)
         return bad(lc, ptr, "mca_status is 'uncorrected' or 'corrected', not '%s'", mca, NULL);
@@ -425,6 +428,10 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
                        NULL, NULL);
         if (compile(lc, &r->reference, ref, ptr)) return -1;
     }
+    const char *blk = json_string_value(json_object_get(o, "block"));
+    if (blk && r->type != RT_DISTINCT_VALUES)
+        return bad(lc, ptr, "block belongs to a distinct_values rule", NULL, NULL);
+    if (blk && compile(lc, &r->block, blk, ptr)) return -1;
     if (capture) {
         const char *pat = json_string_value(json_object_get(o, "pattern"));
         if (!pat) return bad(lc, ptr, "a capture rule needs a pattern", NULL, NULL);
@@ -449,6 +456,7 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
         /* outlier: ranks that share a host are grouped by it */
         int h = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "host");
         g->cap_host = h > 0 ? (uint32_t)h : 0;
+        g->multi = r->type == RT_OUTLIER;
         /* slowdown_after_change reads its lines itself, only when the
          * change is on record: never scanned, so it costs no log scan */
         if (r->type != RT_SLOWDOWN_AFTER && literals_of(lc, json_object_get(o, "literal"), si))
@@ -729,8 +737,10 @@ void fm_diag_free(struct fm_diag_db *db)
     }
     free(db->lits);
     free(db->sigs);
-    for (int i = 0; i < db->nrules; i++)
+    for (int i = 0; i < db->nrules; i++) {
         re_free(&db->rules[i].reference);
+        re_free(&db->rules[i].block);
+    }
     free(db->rules);
     free(db->xids);
     free(db->xrecs);

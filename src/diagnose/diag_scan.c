@@ -26,6 +26,14 @@ static void try_sig(const struct fm_diag_db *db, int si, unsigned srcbit, const 
     if (g->exclude.code && pcre2_match(g->re.code, (PCRE2_SPTR)line, len, 0, 0, md, NULL) < 0)
         return;
     fn(ud, si, line, len, pcre2_get_ovector_pointer(md));
+    /* several records on one line: the next ones after the first match */
+    for (int more = 0; g->multi && !g->exclude.code && more < 32; more++) {
+        PCRE2_SIZE at = pcre2_get_ovector_pointer(md)[1];
+        if (at >= len || pcre2_match(g->re.code, (PCRE2_SPTR)line, len, at, 0, md, NULL) < 0 ||
+            pcre2_get_ovector_pointer(md)[1] == at)
+            return;
+        fn(ud, si, line, len, pcre2_get_ovector_pointer(md));
+    }
 }
 
 void diag_scan_line(const struct fm_diag_db *db, unsigned srcbit, const char *line, size_t len,
