@@ -85,6 +85,10 @@ char *fm_slurm_table_snapshot(const fm_slurm_table *t, size_t max, size_t *len, 
  * and t is left as it was. */
 int fm_slurm_table_restore(fm_slurm_table *t, const char *text, size_t len, long long stamp,
                            fm_err *err);
+/* The same on text malloc'd with len + 1 bytes, which t then owns (or
+ * which is freed on failure): no second copy of a 5 MB text. */
+int fm_slurm_table_restore_owned(fm_slurm_table *t, char *text, size_t len, long long stamp,
+                                 fm_err *err);
 
 /* ---- the snapshot in the store (src/backends/slurm_snapshot.c) ------- */
 struct fm_store;

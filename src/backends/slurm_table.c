@@ -398,15 +398,15 @@ static bool restore_node(nodeset *s, char *line, uint32_t pos)
     return true;
 }
 
-int fm_slurm_table_restore(fm_slurm_table *t, const char *text, size_t len, long long stamp,
-                           fm_err *err)
+int fm_slurm_table_restore_owned(fm_slurm_table *t, char *text, size_t len, long long stamp,
+                                 fm_err *err)
 {
-    if (!t || !text || len == SIZE_MAX || stamp <= 0)
+    if (!t || !text || stamp <= 0) {
+        free(text);
         return fm_err_set(err, FM_ERR_INVALID, "no snapshot"), -1;
+    }
     nodeset next = {0};
-    if (!(next.arena = malloc(len + 1)))
-        return fm_err_set(err, FM_ERR_NOMEM, "node table snapshot"), -1;
-    memcpy(next.arena, text, len);
+    next.arena = text;
     next.arena[len] = '\0';
     char *p = next.arena, *end = next.arena + len, *line = take_line(&p, end);
     unsigned long long nn = 0;
@@ -430,4 +430,13 @@ int fm_slurm_table_restore(fm_slurm_table *t, const char *text, size_t len, long
     set_free(&next);
     return fm_err_set(err, FM_ERR_PARSE, "the node table snapshot is not one this build wrote"),
            -1;
+}
+
+int fm_slurm_table_restore(fm_slurm_table *t, const char *text, size_t len, long long stamp,
+                           fm_err *err)
+{
+    char *copy = text && len < SIZE_MAX ? malloc(len + 1) : NULL;
+    if (!copy) return fm_err_set(err, FM_ERR_NOMEM, "node table snapshot"), -1;
+    memcpy(copy, text, len);
+    return fm_slurm_table_restore_owned(t, copy, len, stamp, err);
 }
