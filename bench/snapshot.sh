@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 B=build/bench
 mkdir -p "$B"
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-  -Wmissing-prototypes -Wno-unused-parameter -Iinclude -O2 -g -o "$B/snapshot_load" \
+  -Wmissing-prototypes -Wno-unused-parameter -Iinclude -Itests/unit -O2 -g -o "$B/snapshot_load" \
   bench/snapshot_load.c build/libfleetmcp.a \
   $(pkg-config --cflags --libs $(make -s --no-print-directory print-pkgs)) -lpthread -lm
 tmp=$(mktemp -d /tmp/fm-bench-snap.XXXXXX)

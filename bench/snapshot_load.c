@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "fleet_listing.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_slurm_table.h"
 #include "fleetmcp/fm_store.h"
@@ -21,16 +22,7 @@ static fm_slurm_table *fleet(const char *fixture, fm_slurm_domains *dom)
 {
     json_t *ans = json_load_file(fixture, 0, NULL);
     if (!ans) return NULL;
-    json_t *proto = json_deep_copy(json_array_get(json_object_get(ans, "nodes"), 0));
-    json_t *nodes = json_array();
-    for (int i = 0; i < 16384; i++) {
-        json_t *nd = json_deep_copy(proto);
-        char name[32];
-        snprintf(name, sizeof name, "gpu-r%03d-n%02d", i / 64 + 1, i % 64 + 1);
-        json_object_set_new(nd, "name", json_string(name));
-        json_array_append_new(nodes, nd);
-    }
-    json_t *big = json_pack("{s:o, s:[]}", "nodes", nodes, "errors");
+    json_t *big = fleet_listing(json_array_get(json_object_get(ans, "nodes"), 0), false);
     char *text = json_dumps(big, JSON_COMPACT);
     fm_slurm_table *t = fm_slurm_table_new();
     json_t *errors = NULL;
@@ -39,7 +31,6 @@ static fm_slurm_table *fleet(const char *fixture, fm_slurm_domains *dom)
     json_decref(errors);
     free(text);
     json_decref(big);
-    json_decref(proto);
     json_decref(ans);
     return t;
 }

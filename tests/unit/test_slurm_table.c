@@ -14,6 +14,7 @@
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_slurm_table.h"
 #include "fleetmcp/fm_store.h"
+#include "fleet_listing.h"
 #include "fm_test.h"
 
 static fm_slurm_domains *dom;
@@ -263,28 +264,12 @@ END_TEST
 static fm_slurm_table *fleet_table(bool debug)
 {
     json_t *ans = load_fix("rest_v0.0.38_nodes.json");
-    json_t *proto = json_deep_copy(json_array_get(json_object_get(ans, "nodes"), 0));
-    json_t *nodes = json_array();
-    for (int i = 0; i < 16384; i++) {
-        json_t *nd = json_deep_copy(proto);
-        char name[32];
-        snprintf(name, sizeof name, "gpu-r%03d-n%02d", i / 64 + 1, i % 64 + 1);
-        json_object_set_new(nd, "name", json_string(name));
-        if (debug) {
-            json_object_set_new(nd, "state", json_string("idle"));
-            json_object_set_new(nd, "partitions", i < 128 ? json_pack("[s,s]", "gpu", "debug")
-                                                          : json_pack("[s]", "gpu"));
-        }
-        if (i % 100 == 0) json_object_set_new(nd, "state_flags", json_pack("[s]", "DRAIN"));
-        json_array_append_new(nodes, nd);
-    }
-    json_t *big = json_pack("{s:o, s:[]}", "nodes", nodes, "errors");
+    json_t *big = fleet_listing(json_array_get(json_object_get(ans, "nodes"), 0), debug);
     fm_slurm_table *t = fm_slurm_table_new();
     json_t *errors = NULL;
     ck_assert_int_eq(apply(t, 200, big, 42, &errors), FM_TABLE_REPLACED);
     ck_assert_uint_eq(fm_slurm_table_size(t), 16384);
     json_decref(big);
-    json_decref(proto);
     json_decref(ans);
     return t;
 }
