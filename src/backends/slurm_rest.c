@@ -442,7 +442,10 @@ static int table_fresh(rest_st *s, bool whole, fm_err *err)
             }
         }
         if (round == 1 || !s->store || !s->store->db) break;
-        if ((now = ctld_time(s, err)) < 0) return -1;
+        if ((now = ctld_time(s, err)) < 0) {
+            fm_slurm_table_clear(s->table); /* stale, and nothing to check it against */
+            return -1;
+        }
         if (snapshot_load(s, now) != 0) break;
     }
     /* One table at a time: the old one goes before the new one is read. */
