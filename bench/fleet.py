@@ -193,6 +193,12 @@ def cmd_median(argv, n):
 
 
 verdicts = {"cli": [], "rest": []}  # (target, where, ok, why)
+ONLY = set(filter(None, os.environ.get("FM_BENCH_ONLY", "").split(",")))
+
+
+def want(part):
+    """FM_BENCH_ONLY=repair_plan,... runs only those parts (default: all)."""
+    return not ONLY or part in ONLY
 
 
 def judge(backend, target, where, ok, why):
@@ -214,7 +220,7 @@ print(f"{'':52} {'time':>10} {'bytes':>10} {'vs sinfo':>9} {'smaller':>8} {'peak
 print(f"{'sinfo --json (raw)':52} {s_med*1000:>8.0f}ms {s_bytes:>10}")
 print(f"{'slurmrestd /nodes (raw, curl; the REST first-call floor)':52} {r_med*1000:>8.0f}ms "
       f"{r_bytes:>10} {r_med/s_med:>8.2f}x")
-for backend, cfg in BACKENDS:
+for backend, cfg in (BACKENDS if want("slurm_nodes") else ()):
     s = session(cfg, f"nodes-{backend}")
     sr = series(s, "slurm_nodes", {}, runs)
     gap = spaced(s, "slurm_nodes", {}, max(3, runs // 2)) if not sr["err"] else None
@@ -243,16 +249,20 @@ for backend, cfg in BACKENDS:
               f"{nodes_n}")
         judge(backend, "slurm_nodes", "count", False, "wrong node count")
 
-floor_node, _ = cmd_median(["scontrol", "show", "node", node, "--oneliner"], runs)
-floor_cap, _ = cmd_median(["sinfo", "-h", "-a", "-o", "%R|%T|%D|%N"], runs)
+floor_runs = runs if want("repair_plan") else 1
+floor_node, _ = cmd_median(["scontrol", "show", "node", node, "--oneliner"], floor_runs)
+floor_cap, _ = cmd_median(["sinfo", "-h", "-a", "-o", "%R|%T|%D|%N"], floor_runs)
 print(f"repair_plan's CLI Slurm reads alone: scontrol show node {floor_node*1000:.0f} ms, "
       f"sinfo aggregate (capacity and fleet count) {floor_cap*1000:.0f} ms (medians): "
       f"{(floor_node + floor_cap)*1000:.0f} ms, over 100 ms before fleetmcp does anything")
-for backend, cfg in BACKENDS:
+for backend, cfg in (BACKENDS if want("repair_plan") else ()):
     pargs = {"node": node, "fault_class": "gpu_fallen_off_bus"}
     if backend == "rest":
-        # A process whose store holds no snapshot: the whole listing.
-        s = session(cfg, "plan-cold-rest", shadow=True, store="bench-plan-cold.db")
+        # A process whose store holds no snapshot: the whole listing (on the
+        # shared store when no earlier row wrote it, so it leaves one).
+        shared = os.path.exists(os.path.join(stack, "bench-rest.db"))
+        s = session(cfg, "plan-cold-rest", shadow=True,
+                    store="bench-plan-cold.db" if shared else "bench-rest.db")
         cold = series(s, "repair_plan", pargs, 0)
         s.close()
         print(f"repair_plan, every guardrail, rest first call, empty store (no snapshot: one "
@@ -266,7 +276,19 @@ for backend, cfg in BACKENDS:
     s.close()
     res, err = sr["res"], sr["err"]
     nv = len(res["guardrails"].get("verdicts", [])) if res else 0
-    for where, t in (("first call", sr["first"]), ("later calls", sr["med"]),
+    firsts = [sr["first"]]
+    if backend == "rest" and not err:
+        # More fresh processes on the shared store: the first call an agent
+        # framework's new session pays (snapshot, /diag, two 304s).
+        for i in range(max(2, runs // 2) - 1):
+            f = session(cfg, f"plan-again{i}-rest", shadow=True)
+            firsts.append(series(f, "repair_plan", pargs, 0)["first"])
+            rss = max(rss, vmhwm_kb(f.p.pid))
+            f.close()
+        print(f"repair_plan, every guardrail, rest first call in {len(firsts)} fresh processes "
+              f"on the shared store: median {statistics.median(firsts)*1000:.1f} ms, min "
+              f"{min(firsts)*1000:.1f} ms, max {max(firsts)*1000:.1f} ms")
+    for where, t in (("first call", statistics.median(firsts)), ("later calls", sr["med"]),
                      ("300 ms apart", gap[0] if gap else float("nan"))):
         good = not err and t * 1000 <= 100 and rss <= 32 * 1024
         v = judge(backend, "repair_plan", where, good,
@@ -282,7 +304,7 @@ for backend, cfg in BACKENDS:
     if gap:
         print(f"  300 ms apart: {fmt_cost(*gap[1])}")
 
-for backend, cfg in BACKENDS:
+for backend, cfg in (BACKENDS if want("fleet_status") else ()):
     s = session(cfg, f"status-{backend}")
     sr = series(s, "fleet_status", {}, runs)
     print(f"fleet_status ({backend}): first {sr['first']*1000:.0f} ms, later median "
@@ -296,7 +318,7 @@ for backend, cfg in BACKENDS:
               f"{sr['med']*1000:7.1f} ms, peak RSS {vmhwm_kb(s.p.pid)} kB"
               + (f"  error: {sr['err']}" if sr["err"] else ""))
     s.close()
-for backend, cfg in BACKENDS:
+for backend, cfg in (BACKENDS if want("diagnose") else ()):
     s = session(cfg, f"cluster-{backend}")
     sr = series(s, "diagnose", {"cluster": {}}, max(3, runs // 4))
     rss = vmhwm_kb(s.p.pid)
