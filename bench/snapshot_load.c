@@ -77,11 +77,15 @@ int main(int argc, char **argv)
     }
     /* The other form: the whole text as one value (timed to its SELECT
      * and copy only; the digest and parse above come on top). */
-    fm_db_exec(st.db, "CREATE TABLE IF NOT EXISTS bench_one_value(source TEXT PRIMARY KEY,"
-                      " body TEXT)", NULL, NULL, NULL);
+    fm_db_exec(st.db,
+               "CREATE TABLE IF NOT EXISTS bench_one_value(source TEXT PRIMARY KEY,"
+               " body TEXT)",
+               NULL, NULL, NULL);
     fm_db_stmt *ins = NULL;
-    fm_db_prepare_v2(st.db, "INSERT INTO bench_one_value(source, body) VALUES('bench', ?)"
-                     " ON CONFLICT(source) DO UPDATE SET body = excluded.body", -1, &ins, NULL);
+    fm_db_prepare_v2(st.db,
+                     "INSERT INTO bench_one_value(source, body) VALUES('bench', ?)"
+                     " ON CONFLICT(source) DO UPDATE SET body = excluded.body",
+                     -1, &ins, NULL);
     fm_db_bind_text(ins, 1, text, (int)len, FM_DB_STATIC);
     fm_db_step(ins);
     fm_db_finalize(ins);

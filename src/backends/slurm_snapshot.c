@@ -25,7 +25,7 @@
 #include "fleetmcp/fm_store.h"
 #include "fleetmcp/fm_util.h"
 
-#define CHUNK 1900 /* under PostgreSQL's TOAST threshold (2032 bytes) with the row's header */
+#define CHUNK 1900    /* under PostgreSQL's TOAST threshold (2032 bytes) with the row's header */
 #define PER_INSERT 21 /* rows per INSERT: 63 of FM_DB_MAX_PARAMS' 64 placeholders */
 
 static const char ddl[] =
@@ -125,7 +125,8 @@ static int insert_rows(fm_store *st, const char *source, int seq0, const char *c
                        const int *rlen, int n, fm_err *err)
 {
     char sql[128 + PER_INSERT * 12];
-    int l = snprintf(sql, sizeof sql, "INSERT INTO slurm_node_snapshot_rows(source, seq, body) VALUES");
+    int l =
+        snprintf(sql, sizeof sql, "INSERT INTO slurm_node_snapshot_rows(source, seq, body) VALUES");
     for (int i = 0; i < n; i++)
         l += snprintf(sql + l, sizeof sql - (size_t)l, "%s(?, ?, ?)", i ? ", " : " ");
     fm_db_stmt *q = NULL;
@@ -218,7 +219,8 @@ int fm_slurm_snapshot_save(fm_store *st, const char *source, const fm_slurm_tabl
     } else {
         rc = -1;
     }
-    if (!rc) rc = fm_store_commit(st, err) ? -1 : 0;
+    if (!rc)
+        rc = fm_store_commit(st, err) ? -1 : 0;
     else if (!fm_db_get_autocommit(st->db))
         fm_store_rollback(st);
     free(text);

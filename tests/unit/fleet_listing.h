@@ -20,8 +20,9 @@ static inline json_t *fleet_listing(const json_t *proto, bool debug)
         json_object_set_new(nd, "name", json_string(name));
         if (debug) {
             json_object_set_new(nd, "state", json_string("idle"));
-            json_object_set_new(nd, "partitions", i < 128 ? json_pack("[s,s]", "gpu", "debug")
-                                                          : json_pack("[s]", "gpu"));
+            json_object_set_new(nd, "partitions",
+                                i < 128 ? json_pack("[s,s]", "gpu", "debug")
+                                        : json_pack("[s]", "gpu"));
         }
         if (i % 100 == 0) json_object_set_new(nd, "state_flags", json_pack("[s]", "DRAIN"));
         json_array_append_new(nodes, nd);
