@@ -3,11 +3,12 @@
  * text in rows of whole lines of at most CHUNK bytes.
  *
  * Why chunks of ~1.9 kB (measured, bench/snapshot.sh, 16,384 nodes, 5.4 MB
- * of text): as one value, PostgreSQL TOASTs it (compressed, then cut into
- * 2 kB pieces), and reading it back took 105-170 ms, over the whole first
- * call's budget; rows under its 2 kB TOAST threshold are stored inline and
- * read back in a fraction of that, on SQLite too.  Lines are never cut, so
- * every row is valid UTF-8 text; inserts go 21 rows per statement.
+ * of text, a loaded VM): as one value, PostgreSQL compresses and TOASTs
+ * it, and its SELECT alone took 203-206 ms, over the whole first call's
+ * budget; from rows under the 2 kB TOAST threshold (stored inline) the
+ * whole restore took 109-150 ms there, and on SQLite both forms cost about
+ * the same (~40 ms).  Lines are never cut, so every row is valid UTF-8
+ * text; inserts go 21 rows per statement.
  *
  * The snapshot is a cache of what Slurm said, never a source of truth: a
  * process restores it only when its stamp is not newer than slurmctld's
