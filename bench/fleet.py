@@ -18,8 +18,11 @@
                 (the bench controller has no metrics)
   peak RSS      VmHWM of each fleetmcp process when its calls are done
 
-Every tool is timed in a fresh fleetmcp process: its first call (which, on
-REST, loads the node table: a whole listing) is reported on its own, then
+Every tool is timed in a fresh fleetmcp process, all processes of one backend
+sharing one store: its first call (on REST, the very first process loads the
+node table with a whole listing and leaves its snapshot in the store; later
+processes restore that and pay two conditional reads; repair_plan's first
+call is also timed on an empty store) is reported on its own, then
 the median of FM_BENCH_RUNS (default 10) later calls in the same session
 back to back (on REST most of those reuse a table check under 250 ms old),
 then slurm_nodes and repair_plan calls 300 ms apart (each pays its
@@ -170,8 +173,13 @@ def series(s, tool, args, n):
     return out
 
 
-def session(cfg, name, shadow=False):
-    return Session(fleetmcp, cfg, os.path.join(stack, f"bench-{name}.db"),
+def session(cfg, name, shadow=False, store=None):
+    """A fresh fleetmcp process.  Every process of one backend shares one
+    store (bench-<backend>.db), as the fresh stdio process per agent session
+    of one deployment does: on REST the first process to read the whole
+    listing leaves the node table's snapshot there for the next ones."""
+    db = store or f"bench-{name.rsplit('-', 1)[-1]}.db"
+    return Session(fleetmcp, cfg, os.path.join(stack, db),
                    env={"FLEETMCP_MODE": "shadow"} if shadow else None, client="bench")
 
 
@@ -185,6 +193,12 @@ def cmd_median(argv, n):
 
 
 verdicts = {"cli": [], "rest": []}  # (target, where, ok, why)
+ONLY = set(filter(None, os.environ.get("FM_BENCH_ONLY", "").split(",")))
+
+
+def want(part):
+    """FM_BENCH_ONLY=repair_plan,... runs only those parts (default: all)."""
+    return not ONLY or part in ONLY
 
 
 def judge(backend, target, where, ok, why):
@@ -206,7 +220,7 @@ print(f"{'':52} {'time':>10} {'bytes':>10} {'vs sinfo':>9} {'smaller':>8} {'peak
 print(f"{'sinfo --json (raw)':52} {s_med*1000:>8.0f}ms {s_bytes:>10}")
 print(f"{'slurmrestd /nodes (raw, curl; the REST first-call floor)':52} {r_med*1000:>8.0f}ms "
       f"{r_bytes:>10} {r_med/s_med:>8.2f}x")
-for backend, cfg in BACKENDS:
+for backend, cfg in (BACKENDS if want("slurm_nodes") else ()):
     s = session(cfg, f"nodes-{backend}")
     sr = series(s, "slurm_nodes", {}, runs)
     gap = spaced(s, "slurm_nodes", {}, max(3, runs // 2)) if not sr["err"] else None
@@ -235,21 +249,46 @@ for backend, cfg in BACKENDS:
               f"{nodes_n}")
         judge(backend, "slurm_nodes", "count", False, "wrong node count")
 
-floor_node, _ = cmd_median(["scontrol", "show", "node", node, "--oneliner"], runs)
-floor_cap, _ = cmd_median(["sinfo", "-h", "-a", "-o", "%R|%T|%D|%N"], runs)
+floor_runs = runs if want("repair_plan") else 1
+floor_node, _ = cmd_median(["scontrol", "show", "node", node, "--oneliner"], floor_runs)
+floor_cap, _ = cmd_median(["sinfo", "-h", "-a", "-o", "%R|%T|%D|%N"], floor_runs)
 print(f"repair_plan's CLI Slurm reads alone: scontrol show node {floor_node*1000:.0f} ms, "
       f"sinfo aggregate (capacity and fleet count) {floor_cap*1000:.0f} ms (medians): "
       f"{(floor_node + floor_cap)*1000:.0f} ms, over 100 ms before fleetmcp does anything")
-for backend, cfg in BACKENDS:
-    s = session(cfg, f"plan-{backend}", shadow=True)
+for backend, cfg in (BACKENDS if want("repair_plan") else ()):
     pargs = {"node": node, "fault_class": "gpu_fallen_off_bus"}
+    if backend == "rest":
+        # A process whose store holds no snapshot: the whole listing (on the
+        # shared store when no earlier row wrote it, so it leaves one).
+        shared = os.path.exists(os.path.join(stack, "bench-rest.db"))
+        s = session(cfg, "plan-cold-rest", shadow=True,
+                    store="bench-plan-cold.db" if shared else "bench-rest.db")
+        cold = series(s, "repair_plan", pargs, 0)
+        s.close()
+        print(f"repair_plan, every guardrail, rest first call, empty store (no snapshot: one "
+              f"whole listing): {cold['first']*1000:8.1f} ms"
+              + (f"  error: {cold['err']}" if cold["err"] else ""))
+        print(f"  {fmt_cost(*cold['first_cost'])}")
+    s = session(cfg, f"plan-{backend}", shadow=True)
     sr = series(s, "repair_plan", pargs, runs)
     gap = spaced(s, "repair_plan", pargs, max(3, runs // 2)) if not sr["err"] else None
     rss = vmhwm_kb(s.p.pid)
     s.close()
     res, err = sr["res"], sr["err"]
     nv = len(res["guardrails"].get("verdicts", [])) if res else 0
-    for where, t in (("first call", sr["first"]), ("later calls", sr["med"]),
+    firsts = [sr["first"]]
+    if backend == "rest" and not err:
+        # More fresh processes on the shared store: the first call an agent
+        # framework's new session pays (snapshot, /diag, two 304s).
+        for i in range(max(2, runs // 2) - 1):
+            f = session(cfg, f"plan-again{i}-rest", shadow=True)
+            firsts.append(series(f, "repair_plan", pargs, 0)["first"])
+            rss = max(rss, vmhwm_kb(f.p.pid))
+            f.close()
+        print(f"repair_plan, every guardrail, rest first call in {len(firsts)} fresh processes "
+              f"on the shared store: median {statistics.median(firsts)*1000:.1f} ms, min "
+              f"{min(firsts)*1000:.1f} ms, max {max(firsts)*1000:.1f} ms")
+    for where, t in (("first call", statistics.median(firsts)), ("later calls", sr["med"]),
                      ("300 ms apart", gap[0] if gap else float("nan"))):
         good = not err and t * 1000 <= 100 and rss <= 32 * 1024
         v = judge(backend, "repair_plan", where, good,
@@ -258,13 +297,14 @@ for backend, cfg in BACKENDS:
               f"verdicts, peak RSS {rss} kB  (<= 100 ms, <= 32 MB: {v})"
               + (f"  error: {err}" if err else ""))
     print(f"  first call: {fmt_cost(*sr['first_cost'])}"
-          + ("  (loads the node table)" if backend == "rest" else ""))
+          + ("  (restores the node table's snapshot another process left in the store, then"
+             " the two conditional reads)" if backend == "rest" else ""))
     if sr["cost"]:
         print(f"  later calls: {fmt_cost(*sr['cost'])}")
     if gap:
         print(f"  300 ms apart: {fmt_cost(*gap[1])}")
 
-for backend, cfg in BACKENDS:
+for backend, cfg in (BACKENDS if want("fleet_status") else ()):
     s = session(cfg, f"status-{backend}")
     sr = series(s, "fleet_status", {}, runs)
     print(f"fleet_status ({backend}): first {sr['first']*1000:.0f} ms, later median "
@@ -278,7 +318,7 @@ for backend, cfg in BACKENDS:
               f"{sr['med']*1000:7.1f} ms, peak RSS {vmhwm_kb(s.p.pid)} kB"
               + (f"  error: {sr['err']}" if sr["err"] else ""))
     s.close()
-for backend, cfg in BACKENDS:
+for backend, cfg in (BACKENDS if want("diagnose") else ()):
     s = session(cfg, f"cluster-{backend}")
     sr = series(s, "diagnose", {"cluster": {}}, max(3, runs // 4))
     rss = vmhwm_kb(s.p.pid)

@@ -7,6 +7,7 @@
 #   bench/fleet.sh                 2,000 and 16,384 nodes
 #   bench/fleet.sh 16384           one size (2000: 50 racks x 40; else racks of 64)
 #   FM_BENCH_RUNS=N                calls per median (default 10)
+#   FM_BENCH_ONLY=repair_plan      only these parts (slurm_nodes, repair_plan, fleet_status, diagnose)
 #
 # Needs root (the controller does).  16,384 nodes: ~30 s to start, and
 # `sinfo --json` alone peaks near 360 MB.

@@ -59,6 +59,7 @@ typedef enum {
 
 /* One implementation.  Every slot is required unless its comment says
  * otherwise; st is the implementation's own state from fm_slurm_open. */
+struct fm_store;
 struct fm_slurm_ops {
     const char *name; /* "rest" or "cli", for messages */
 
@@ -103,6 +104,10 @@ struct fm_slurm_ops {
      * partition; the capacity question's run when under 2 s old).
      * Returns 0. */
     int (*node_count)(void *st, long long *count, fm_err *err);
+    /* Optional (NULL: none kept).  The store the backend may share its
+     * node table through (src/backends/slurm_snapshot.c), borrowed for
+     * the backend's life and used only while open (st->db set). */
+    void (*attach_store)(void *st, struct fm_store *store);
     /* Frees st.  st may be NULL. */
     void (*close)(void *st);
 };

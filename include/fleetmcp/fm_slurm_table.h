@@ -72,4 +72,37 @@ int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, s
 int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f,
                         fm_slurm_node_cb cb, void *ud, fm_err *err);
 
+/* The table as text another process can restore (a new string, *len its
+ * length): partitions, then each node's in-service bit, partition mask,
+ * name and normalized JSON, one line each in Slurm's listing order, so
+ * restoring parses no JSON.  NULL with err when there is no table, it
+ * has over 64 partitions, or the text would pass max bytes. */
+char *fm_slurm_table_snapshot(const fm_slurm_table *t, size_t max, size_t *len, fm_err *err);
+/* Makes t the snapshot text (borrowed) stamped stamp: slurmctld's clock
+ * before the listing it came from was packed, the next conditional read's
+ * update_time.  The text is checked line by line (names, masks, counts,
+ * each node a JSON object); anything else is refused (-1, FM_ERR_PARSE)
+ * and t is left as it was. */
+int fm_slurm_table_restore(fm_slurm_table *t, const char *text, size_t len, long long stamp,
+                           fm_err *err);
+/* The same on text malloc'd with len + 1 bytes, which t then owns (or
+ * which is freed on failure): no second copy of a 5 MB text. */
+int fm_slurm_table_restore_owned(fm_slurm_table *t, char *text, size_t len, long long stamp,
+                                 fm_err *err);
+
+/* ---- the snapshot in the store (src/backends/slurm_snapshot.c) ------- */
+struct fm_store;
+/* Restores into t the snapshot of source (an opaque key: the slurmrestd
+ * endpoint, API version and domain patterns hashed) whose stamp is after
+ * `after` and at most `until` (slurmctld's clock now: a snapshot stamped
+ * later is from another clock and is never trusted) and whose text is at
+ * most max bytes.  0: restored; 1: no such snapshot (t unchanged); -1 with
+ * err: the store failed, or the row is corrupt (digest, node count or
+ * text), t unchanged. */
+int fm_slurm_snapshot_load(struct fm_store *st, const char *source, fm_slurm_table *t,
+                           long long after, long long until, size_t max, fm_err *err);
+/* Writes t as source's snapshot unless the store holds a newer one. */
+int fm_slurm_snapshot_save(struct fm_store *st, const char *source, const fm_slurm_table *t,
+                           size_t max, fm_err *err);
+
 #endif

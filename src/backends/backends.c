@@ -14,6 +14,9 @@ int fm_backends_open(fm_ctx *ctx, fm_err *err)
     if (ssh && fm_exec_ssh_open(ssh, &ctx->be.exec, &ctx->be.exec_st, err)) return -1;
     const json_t *slurm = fm_config_section(&ctx->cfg, "slurm");
     if (slurm && fm_slurm_open(slurm, &ctx->be.slurm, &ctx->be.slurm_st, err)) return -1;
+    /* The store may open later (deferred): the backend checks it per use. */
+    if (ctx->be.slurm && ctx->be.slurm->attach_store)
+        ctx->be.slurm->attach_store(ctx->be.slurm_st, &ctx->store);
     const json_t *metrics = fm_config_section(&ctx->cfg, "metrics");
     if (metrics && fm_metrics_open(metrics, &ctx->be.metrics, &ctx->be.metrics_st, err)) return -1;
     /* Tickets always open: the local store is the default backend. */

@@ -10,6 +10,7 @@
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_slurm_table.h"
+#include "fleetmcp/fm_store.h"
 #include "fleetmcp/fm_util.h"
 
 #include <stdio.h>
@@ -44,6 +45,8 @@ typedef struct rest_st {
     long last_status; /* HTTP status of the last answer, for discovery */
     fm_slurm_table *table; /* nodes kept between calls (slurm_table.c), or NULL */
     double table_checked;  /* CLOCK_MONOTONIC seconds of the last check that found it current */
+    struct fm_store *store; /* the table's snapshot is shared there (slurm_snapshot.c), or NULL */
+    char domains[65]; /* sha256 of slurm.domains.rack and .sku: they shape every normalized node */
 } rest_st;
 
 /* A check this recent stands for the next read: one plan reads the table
@@ -360,6 +363,45 @@ static long long ctld_time(rest_st *s, fm_err *err)
     return t;
 }
 
+/* Which snapshot in the store is this backend's: the same slurmrestd, API
+ * version and domain patterns normalize nodes alike. */
+static void snapshot_source(const rest_st *s, char out[65])
+{
+    char key[1200];
+    int n = snprintf(key, sizeof key, "rest\n%s\n%s\n%s\n%s", s->base, s->socket, s->version,
+                     s->domains);
+    fm_sha256_hex(key, n > 0 && (size_t)n < sizeof key ? (size_t)n : 0, out);
+}
+
+/* Restores the snapshot another process wrote, when it is newer than the
+ * table and not newer than slurmctld's clock now.  0 restored, else none
+ * (a store failure or a corrupt row is logged and read past: the snapshot
+ * is a cache, Slurm answers instead). */
+static int snapshot_load(rest_st *s, long long now)
+{
+    if (!s->store || !s->store->db) return 1;
+    char src[65];
+    snapshot_source(s, src);
+    fm_err e = {0};
+    long long after = fm_slurm_table_loaded(s->table) ? fm_slurm_table_stamp(s->table) : 0;
+    int rc = fm_slurm_snapshot_load(s->store, src, s->table, after, now, s->max_bytes, &e);
+    if (rc < 0) fm_log("warning", "node table snapshot not used (Slurm is read instead): %s", e.text);
+    return rc;
+}
+
+static void snapshot_save(rest_st *s)
+{
+    /* Not inside a caller's transaction: 7 MB would ride on its commit, and
+     * be lost with its rollback. */
+    if (!s->store || !s->store->db || !fm_db_get_autocommit(s->store->db)) return;
+    char src[65];
+    snapshot_source(s, src);
+    fm_err e = {0};
+    if (fm_slurm_snapshot_save(s->store, src, s->table, s->max_bytes, &e))
+        fm_log("warning", "node table snapshot not written (other processes read Slurm): %s",
+               e.text);
+}
+
 /* Makes s->table what Slurm has now.  Two conditional reads (nodes and
  * partitions, since a partition's node list can change alone) that answer
  * 304 when nothing changed since the table's stamp; otherwise the whole
@@ -368,33 +410,48 @@ static long long ctld_time(rest_st *s, fm_err *err)
  * changed at or after that second, so a change during the read forces the
  * next reload, and no clock of ours is trusted.  With whole false, a
  * changed table is dropped instead of read again (returns 1): one node is
- * cheaper to ask for alone than 16,384 are to read. */
+ * cheaper to ask for alone than 16,384 are to read.
+ *
+ * Before a whole listing (no table yet, or Slurm changed since its stamp),
+ * the snapshot another process left in the store (slurm_snapshot.c) is
+ * restored if it is newer than the table, and then checked by the same two
+ * conditional reads: a fresh process pays those instead of a listing, and
+ * of several processes only the first after a change reads the listing. */
 static int table_fresh(rest_st *s, bool whole, fm_err *err)
 {
     if (discover(s, err)) return -1;
     if (!s->table && !(s->table = fm_slurm_table_new()))
         return fm_err_set(err, FM_ERR_NOMEM, "node table"), -1;
-    if (fm_slurm_table_loaded(s->table)) {
-        double t0 = mono_s();
-        if (t0 - s->table_checked < TABLE_REUSE_S) return 0;
-        long long stamp = fm_slurm_table_stamp(s->table);
-        fm_err e = {0};
-        long st = cond_get(s, "nodes", stamp, &e);
-        if (st == 304) st = cond_get(s, "partitions", stamp, &e);
-        if (st == 304) {
-            s->table_checked = t0;
-            return 0;
+    long long now = -1; /* slurmctld's clock, read at most once per refresh */
+    for (int round = 0; round < 2; round++) {
+        if (fm_slurm_table_loaded(s->table)) {
+            double t0 = mono_s();
+            if (round == 0 && t0 - s->table_checked < TABLE_REUSE_S) return 0;
+            long long stamp = fm_slurm_table_stamp(s->table);
+            fm_err e = {0};
+            long st = cond_get(s, "nodes", stamp, &e);
+            if (st == 304) st = cond_get(s, "partitions", stamp, &e);
+            if (st == 304) {
+                s->table_checked = t0;
+                return 0;
+            }
+            /* Not answering at all: a reload would only wait as long again. */
+            if (st < 0 && unreachable(&e)) {
+                if (err) *err = e;
+                return -1;
+            }
         }
-        /* Not answering at all: a reload would only wait as long again. */
-        if (st < 0 && unreachable(&e)) {
-            if (err) *err = e;
+        if (round == 1 || !s->store || !s->store->db) break;
+        if ((now = ctld_time(s, err)) < 0) {
+            fm_slurm_table_clear(s->table); /* stale, and nothing to check it against */
             return -1;
         }
+        if (snapshot_load(s, now) != 0) break;
     }
     /* One table at a time: the old one goes before the new one is read. */
     fm_slurm_table_clear(s->table);
     if (!whole) return 1;
-    long long t = ctld_time(s, err);
+    long long t = now > 0 ? now : ctld_time(s, err);
     if (t < 0) return -1;
     char path[64];
     snprintf(path, sizeof path, "/slurm/%s/nodes", s->version);
@@ -416,6 +473,7 @@ static int table_fresh(rest_st *s, bool whole, fm_err *err)
     int res = fm_slurm_table_load_close(l, status, t, &errors, &lerr);
     if (res == FM_TABLE_REPLACED) {
         s->table_checked = mono_s();
+        snapshot_save(s);
         return 0;
     }
     int rc = -1;
@@ -492,7 +550,8 @@ static json_t *rest_node(void *st, const char *name, fm_err *err)
      * says it is current; otherwise (never loaded, or Slurm changed since)
      * the node is asked for alone. */
     fm_err te = {0};
-    if (fm_slurm_table_loaded(s->table) && table_fresh(s, false, &te) == 0) {
+    bool shared = s->store && s->store->db;
+    if ((fm_slurm_table_loaded(s->table) || shared) && table_fresh(s, false, &te) == 0) {
         json_t *n = fm_slurm_table_node(s->table, name);
         if (!n) fm_err_set(err, FM_ERR_NOT_FOUND, "Slurm has no node %s", name);
         return n;
@@ -660,6 +719,11 @@ static void rest_close(void *st)
     free(s);
 }
 
+static void rest_attach_store(void *st, struct fm_store *store)
+{
+    ((rest_st *)st)->store = store;
+}
+
 int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **out, fm_err *err)
 {
     const json_t *rest = json_object_get(sec, "rest");
@@ -725,6 +789,14 @@ int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **ou
             return -1;
         }
     }
+    const json_t *dp = json_object_get(sec, "domains");
+    char *pats = NULL;
+    if (asprintf(&pats, "%s\n%s", fm_json_str(dp, "rack", ""), fm_json_str(dp, "sku", "")) < 0) {
+        rest_close(s);
+        return fm_err_set(err, FM_ERR_NOMEM, "slurm rest"), -1;
+    }
+    fm_sha256_hex(pats, strlen(pats), s->domains);
+    free(pats);
     s->dom = dom;
     *out = s;
     return 0;
@@ -741,5 +813,6 @@ const struct fm_slurm_ops fm_slurm_rest_ops = {
     .cancel_job = rest_cancel_job,
     .partition_capacity = rest_partition_capacity,
     .node_count = rest_node_count,
+    .attach_store = rest_attach_store,
     .close = rest_close,
 };

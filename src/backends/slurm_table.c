@@ -3,9 +3,11 @@
  * 64-bit mask per node, so a capacity count is a walk over small structs. */
 #include "fleetmcp/fm_slurm_table.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <strings.h>
 
 #define MAX_TABLE_PARTS 64
@@ -26,6 +28,7 @@ typedef struct nodeset {
     char part[MAX_TABLE_PARTS][72];
     size_t nparts;
     bool parts_overflow; /* a partition beyond MAX_TABLE_PARTS: no capacity answers */
+    char *arena;         /* restored from a snapshot: every text points into it */
 } nodeset;
 
 struct fm_slurm_table {
@@ -61,8 +64,9 @@ bool fm_slurm_node_schedulable(const json_t *node)
 
 static void set_free(nodeset *s)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; !s->arena && i < s->n; i++)
         free(s->e[i].text);
+    free(s->arena);
     free(s->e);
     free(s->order);
     memset(s, 0, sizeof *s);
@@ -157,6 +161,26 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
 }
 
+/* Makes next (its entries in listing order) the table: sorted by name for
+ * lookups, with the listing order kept for walks.  false (t unchanged,
+ * next kept for the caller to free) when it has no node or no memory. */
+static bool install(fm_slurm_table *t, nodeset *next, long long stamp)
+{
+    if (!next->n || !(next->order = malloc(next->n * sizeof *next->order))) return false;
+    qsort(next->e, next->n, sizeof *next->e, by_name);
+    /* Slurm lists a node once; a snapshot naming one twice is not a listing. */
+    for (size_t i = 1; i < next->n; i++)
+        if (!strcmp(next->e[i - 1].name, next->e[i].name)) return false;
+    for (size_t i = 0; i < next->n; i++)
+        next->order[next->e[i].pos] = (uint32_t)i;
+    set_free(&t->s);
+    t->s = *next;
+    memset(next, 0, sizeof *next);
+    t->loaded = true;
+    t->stamp = stamp;
+    return true;
+}
+
 fm_slurm_table_load *fm_slurm_table_load_open(fm_slurm_table *t, const fm_slurm_domains *dom,
                                               fm_err *err)
 {
@@ -190,16 +214,7 @@ int fm_slurm_table_load_close(fm_slurm_table_load *l, long status, long long sta
         *errors = NULL;
     }
     fm_slurm_table_result res;
-    if (status == 200 && !rc && !*errors && l->next.n &&
-        (l->next.order = malloc(l->next.n * sizeof *l->next.order))) {
-        qsort(l->next.e, l->next.n, sizeof *l->next.e, by_name);
-        for (size_t i = 0; i < l->next.n; i++)
-            l->next.order[l->next.e[i].pos] = (uint32_t)i;
-        set_free(&l->t->s);
-        l->t->s = l->next;
-        memset(&l->next, 0, sizeof l->next);
-        l->t->loaded = true;
-        l->t->stamp = stamp;
+    if (status == 200 && !rc && !*errors && install(l->t, &l->next, stamp)) {
         res = FM_TABLE_REPLACED;
     } else {
         res = status == 304 ? FM_TABLE_UNCHANGED : FM_TABLE_REREAD;
@@ -294,4 +309,134 @@ int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f,
     }
     fm_slurm_node_matcher_free(m);
     return rc;
+}
+
+/* ---- snapshots (fm_slurm_table_snapshot / _restore) ------------------- */
+
+#define SNAP_MAGIC "fleetmcp-node-table 1"
+
+static bool plain_line(const char *p)
+{
+    for (; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) return false;
+    return true;
+}
+
+char *fm_slurm_table_snapshot(const fm_slurm_table *t, size_t max, size_t *len, fm_err *err)
+{
+    if (!t || !t->loaded)
+        return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), NULL;
+    /* Over 64 partitions the table answers no capacity question, and its
+     * masks cannot name every partition: nothing worth sharing. */
+    if (t->s.parts_overflow)
+        return fm_err_set(err, FM_ERR_TOO_LARGE, "more than %d partitions in the node table",
+                          MAX_TABLE_PARTS),
+               NULL;
+    size_t need = sizeof SNAP_MAGIC + 48;
+    for (size_t k = 0; k < t->s.nparts; k++) {
+        if (!plain_line(t->s.part[k]))
+            return fm_err_set(err, FM_ERR_INVALID, "a partition name has a control character"),
+                   NULL;
+        need += strlen(t->s.part[k]) + 1;
+    }
+    for (size_t i = 0; i < t->s.n && need <= max; i++)
+        need += 21 + strlen(t->s.e[i].name) + strlen(t->s.e[i].text) + 1;
+    if (need > max)
+        return fm_err_set(err, FM_ERR_TOO_LARGE,
+                          "the node table's snapshot would pass %zu bytes (slurm."
+                          "max_response_bytes): not shared, every process reads Slurm",
+                          max),
+               NULL;
+    char *out = malloc(need);
+    if (!out) return fm_err_set(err, FM_ERR_NOMEM, "node table snapshot"), NULL;
+    size_t n = (size_t)snprintf(out, need, SNAP_MAGIC " %zu %zu\n", t->s.n, t->s.nparts);
+    for (size_t k = 0; k < t->s.nparts; k++)
+        n += (size_t)snprintf(out + n, need - n, "%s\n", t->s.part[k]);
+    for (size_t i = 0; i < t->s.n; i++) {
+        const entry *e = &t->s.e[t->s.order[i]];
+        n += (size_t)snprintf(out + n, need - n, "%d\t%llx\t%s\t%s\n", e->in_service ? 1 : 0,
+                              (unsigned long long)e->parts, e->name, e->text);
+    }
+    *len = n;
+    return out;
+}
+
+/* The line at *p (NUL-terminated in place), *p moved past it; NULL when
+ * no whole line is left. */
+static char *take_line(char **p, char *end)
+{
+    char *nl = *p < end ? memchr(*p, '\n', (size_t)(end - *p)) : NULL;
+    if (!nl) return NULL;
+    char *line = *p;
+    *nl = '\0';
+    *p = nl + 1;
+    return line;
+}
+
+/* One node line: "<in service 0|1>\t<partition mask, hex>\t<name>\t<json>". */
+static bool restore_node(nodeset *s, char *line, uint32_t pos)
+{
+    if ((line[0] != '0' && line[0] != '1') || line[1] != '\t' || !isxdigit((unsigned char)line[2]))
+        return false;
+    char *q;
+    unsigned long long mask = strtoull(line + 2, &q, 16);
+    if (*q != '\t' || (s->nparts < 64 && mask >> s->nparts)) return false;
+    char *name = q + 1, *tab = strchr(name, '\t');
+    if (!tab) return false;
+    *tab = '\0';
+    if (strlen(name) >= sizeof s->e[0].name || !fm_slurm_valid_node_name(name)) return false;
+    char *text = tab + 1;
+    size_t tl = strlen(text);
+    if (tl < 2 || text[0] != '{' || text[tl - 1] != '}' || !plain_line(text)) return false;
+    entry *e = &s->e[s->n++];
+    memset(e, 0, sizeof *e);
+    e->parts = mask;
+    e->pos = pos;
+    e->in_service = line[0] == '1';
+    e->text = text;
+    strcpy(e->name, name);
+    return true;
+}
+
+int fm_slurm_table_restore_owned(fm_slurm_table *t, char *text, size_t len, long long stamp,
+                                 fm_err *err)
+{
+    if (!t || !text || stamp <= 0) {
+        free(text);
+        return fm_err_set(err, FM_ERR_INVALID, "no snapshot"), -1;
+    }
+    nodeset next = {0};
+    next.arena = text;
+    next.arena[len] = '\0';
+    char *p = next.arena, *end = next.arena + len, *line = take_line(&p, end);
+    unsigned long long nn = 0;
+    unsigned np = 0;
+    int used = 0;
+    bool ok = line && sscanf(line, SNAP_MAGIC " %llu %u%n", &nn, &np, &used) == 2 && !line[used] &&
+              nn > 0 && nn <= MAX_TABLE_NODES && np <= MAX_TABLE_PARTS &&
+              (next.e = malloc((size_t)nn * sizeof *next.e));
+    next.cap = (size_t)nn;
+    for (unsigned k = 0; ok && k < np; k++) {
+        line = take_line(&p, end);
+        ok = line && *line && strlen(line) < sizeof next.part[0] && plain_line(line);
+        for (unsigned j = 0; ok && j < k; j++)
+            ok = strcmp(next.part[j], line) != 0;
+        if (ok) strcpy(next.part[next.nparts++], line);
+    }
+    for (uint32_t i = 0; ok && i < nn; i++)
+        ok = (line = take_line(&p, end)) && restore_node(&next, line, i);
+    /* Nothing may follow the last node, and the table is replaced whole or not at all. */
+    if (ok && p == end && install(t, &next, stamp)) return 0;
+    set_free(&next);
+    return fm_err_set(err, FM_ERR_PARSE, "the node table snapshot is not one this build wrote"),
+           -1;
+}
+
+int fm_slurm_table_restore(fm_slurm_table *t, const char *text, size_t len, long long stamp,
+                           fm_err *err)
+{
+    char *copy = text && len < SIZE_MAX ? malloc(len + 1) : NULL;
+    if (!copy) return fm_err_set(err, FM_ERR_NOMEM, "node table snapshot"), -1;
+    memcpy(copy, text, len);
+    return fm_slurm_table_restore_owned(t, copy, len, stamp, err);
 }

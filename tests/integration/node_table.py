@@ -9,11 +9,21 @@ table is read again), and a plan after no change must report the same
 numbers as a fresh session (a full read).  slurm_nodes in that session
 (read from the table) must follow the same changes and say what a CLI
 session says (sinfo --json), and a CLI plan's guardrail verdicts (sinfo's
-aggregate) must be the REST plan's, word for word.  Every wait is bounded."""
+aggregate) must be the REST plan's, word for word.
+
+The table's snapshot in the store (issue 20): through a proxy on
+slurmrestd's socket that counts requests by path, a fresh process sharing
+the store with one that read the whole listing pays no listing (only the
+two conditional reads and /diag) and answers the same; after a drain made
+with scontrol outside fleetmcp, a fresh process sees it (one listing,
+which the next fresh process then reuses).  Every wait is bounded."""
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "replay"))
@@ -40,6 +50,79 @@ def session(name, cfg="FM_CONFIG"):
     db = os.path.join(STACK, f"node-table-{name}.db")
     return Session(os.path.join(BUILD, "fleetmcp"), os.environ[cfg], db,
                    env={"FLEETMCP_MODE": "shadow"}, client="node-table")
+
+
+class CountingProxy:
+    """A unix socket in front of slurmrestd's that passes bytes both ways
+    and records each request's method and path (client to server)."""
+
+    REQ = re.compile(rb"(?:^|\r\n)(GET|POST|DELETE) (\S+) HTTP/1\.[01]\r\n")
+
+    def __init__(self, upstream, path):
+        self.upstream, self.path, self.lock = upstream, path, threading.Lock()
+        self.streams = []
+        if os.path.exists(path):
+            os.unlink(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(16)
+        self.srv.settimeout(0.5)
+        self.stop = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stop:
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            u.connect(self.upstream)
+            buf = bytearray()
+            with self.lock:
+                self.streams.append(buf)
+            threading.Thread(target=self.pipe, args=(c, u, buf), daemon=True).start()
+            threading.Thread(target=self.pipe, args=(u, c, None), daemon=True).start()
+
+    def pipe(self, a, b, record):
+        a.settimeout(600)
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if record is not None:
+                    with self.lock:
+                        record += d
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def requests(self):
+        with self.lock:
+            return [(m.group(1).decode(), m.group(2).decode())
+                    for buf in self.streams for m in self.REQ.finditer(bytes(buf))]
+
+    def reset(self):
+        with self.lock:
+            self.streams.clear()
+
+    def close(self):
+        self.stop = True
+        self.srv.close()
+        os.unlink(self.path)
+
+
+def listings(reqs):
+    """How many whole node listings (an unconditional GET .../nodes)."""
+    return sum(1 for m, p in reqs if m == "GET" and re.fullmatch(r"/slurm/v[0-9.]+/nodes", p))
 
 
 def call(s, tool, args):
@@ -88,7 +171,84 @@ def wait_state(word, present):
         time.sleep(0.2)
 
 
+def shared_snapshot():
+    """Fresh processes on one store, through the counting proxy."""
+    proxy = CountingProxy(os.environ["FM_SLURM_SOCKET"], os.path.join(STACK, "node-table.sock"))
+    cfg = os.path.join(STACK, "node-table-proxy.yaml")
+    with open(os.environ["FM_CONFIG"]) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text.replace(os.environ["FM_SLURM_SOCKET"], proxy.path))
+    db = os.path.join(STACK, "node-table-shared.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.unlink(db + suffix)
+
+    def fresh(tool, args):
+        proxy.reset()
+        s = Session(os.path.join(BUILD, "fleetmcp"), cfg, db, env={"FLEETMCP_MODE": "shadow"},
+                    client="node-table")
+        try:
+            return call(s, tool, args), proxy.requests()
+        finally:
+            s.close()
+
+    def reused(tool, args, prev):
+        """A fresh process after another's: it must pay no listing.  A fresh
+        stack's nodes may still change on their own (a listing is then
+        right, and leaves a newer snapshot), so up to 3 tries, each
+        compared with the process before it."""
+        for _ in range(3):
+            got, reqs = fresh(tool, args)
+            if listings(reqs) == 0:
+                return got, reqs, prev
+            prev = got
+            time.sleep(1.1)  # past the second that listing was stamped in
+        return got, reqs, prev
+
+    try:
+        first, reqs = fresh("slurm_nodes", {"detail": True})
+        check(first is not None and listings(reqs) == 1,
+              f"first process, empty store: one whole listing ({listings(reqs)})")
+        again, reqs, before = reused("slurm_nodes", {"detail": True}, first)
+        conds = [p for m, p in reqs if "update_time=" in p]
+        check(again is not None and listings(reqs) == 0 and len(conds) == 2,
+              f"fresh process after it: no listing ({listings(reqs)}), two conditional reads "
+              f"({len(conds)}); asked {[p for _, p in reqs]}")
+        for d in (before, again):
+            if d:
+                d.pop("backend", None)
+        check(again == before, "its answer (from the snapshot) is the process before it's")
+        plan0, reqs, _ = reused("repair_plan", {"node": PLAN_NODE, "fault_class": "gpu_thermal"},
+                                None)
+        check(plan0 is not None and listings(reqs) == 0,
+              f"a fresh repair_plan: no listing ({listings(reqs)})")
+        scontrol("state=drain", "reason=node-table test: drained outside fleetmcp")
+        wait_state("DRAIN", True)
+        # slurmctld's stamps are seconds: a listing stamped in the drain's
+        # own second is read again by the next process (as it must be).
+        time.sleep(1.1)
+        seen, reqs = fresh("slurm_nodes", {"detail": True})
+        st = other_state(seen)
+        check(st is not None and "DRAIN" in st and listings(reqs) == 1,
+              f"{OTHER} drained by scontrol: a fresh process sees {st} (listings: "
+              f"{listings(reqs)})")
+        plan1, reqs = fresh("repair_plan", {"node": PLAN_NODE, "fault_class": "gpu_thermal"})
+        cap0 = ((plan0 or {}).get("capacity") or {}).get("gpu") or {}
+        cap1 = ((plan1 or {}).get("capacity") or {}).get("gpu") or {}
+        check(listings(reqs) == 0 and cap1.get("schedulable_now") is not None
+              and cap1.get("schedulable_now") == cap0.get("schedulable_now", 0) - 1,
+              f"the next fresh repair_plan reuses that listing ({listings(reqs)}) and counts "
+              f"the drain: {cap1} (before {cap0})")
+    finally:
+        subprocess.run(["scontrol", "update", f"nodename={OTHER}", "state=resume"],
+                       capture_output=True, timeout=30)
+        wait_state("DRAIN", False)
+        proxy.close()
+
+
 def main():
+    shared_snapshot()
     s = session("long")
     try:
         before = gpu_capacity(s)
@@ -140,7 +300,7 @@ def main():
         s.close()
         subprocess.run(["scontrol", "update", f"nodename={OTHER}", "state=resume"],
                        capture_output=True, timeout=30)
-    print(f"node_table: {8 - failed} passed, {failed} failed")
+    print(f"node_table: {14 - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 

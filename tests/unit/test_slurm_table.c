@@ -13,6 +13,8 @@
 
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_slurm_table.h"
+#include "fleetmcp/fm_store.h"
+#include "fleet_listing.h"
 #include "fm_test.h"
 
 static fm_slurm_domains *dom;
@@ -256,25 +258,26 @@ START_TEST(error_answers_force_a_full_read)
 }
 END_TEST
 
-/* Memory at fleet scale: 16,384 nodes of the fixture's shape. */
-START_TEST(large_table)
+/* 16,384 nodes of the fixture's shape (gpu-r001-n01..gpu-r256-n64), every
+ * 100th drained, loaded stamped 42; with debug, the first two racks are
+ * also in partition debug, and each node's state word is "idle". */
+static fm_slurm_table *fleet_table(bool debug)
 {
     json_t *ans = load_fix("rest_v0.0.38_nodes.json");
-    json_t *proto = json_deep_copy(json_array_get(json_object_get(ans, "nodes"), 0));
-    json_t *nodes = json_array();
-    for (int i = 0; i < 16384; i++) {
-        json_t *n = json_deep_copy(proto);
-        char name[32];
-        snprintf(name, sizeof name, "gpu-r%03d-n%02d", i / 64 + 1, i % 64 + 1);
-        json_object_set_new(n, "name", json_string(name));
-        if (i % 100 == 0) json_object_set_new(n, "state_flags", json_pack("[s]", "DRAIN"));
-        json_array_append_new(nodes, n);
-    }
-    json_t *big = json_pack("{s:o, s:[]}", "nodes", nodes, "errors");
+    json_t *big = fleet_listing(json_array_get(json_object_get(ans, "nodes"), 0), debug);
     fm_slurm_table *t = fm_slurm_table_new();
     json_t *errors = NULL;
     ck_assert_int_eq(apply(t, 200, big, 42, &errors), FM_TABLE_REPLACED);
     ck_assert_uint_eq(fm_slurm_table_size(t), 16384);
+    json_decref(big);
+    json_decref(ans);
+    return t;
+}
+
+/* Memory at fleet scale: 16,384 nodes of the fixture's shape. */
+START_TEST(large_table)
+{
+    fm_slurm_table *t = fleet_table(false);
     long total, in;
     capacity(t, "gpu", &total, &in);
     ck_assert_int_eq(total, 16384);
@@ -283,9 +286,6 @@ START_TEST(large_table)
     ck_assert_ptr_nonnull(n);
     json_decref(n);
     fm_slurm_table_free(t);
-    json_decref(big);
-    json_decref(proto);
-    json_decref(ans);
 }
 END_TEST
 
@@ -391,24 +391,7 @@ static void rack_ranges(char *out, size_t cap, int r, bool drained)
  * racks also in debug. */
 START_TEST(sinfo_counts_at_fleet_scale)
 {
-    json_t *ans = load_fix("rest_v0.0.38_nodes.json");
-    json_t *proto = json_deep_copy(json_array_get(json_object_get(ans, "nodes"), 0));
-    json_t *nodes = json_array();
-    for (int i = 0; i < 16384; i++) {
-        json_t *nd = json_deep_copy(proto);
-        char name[32];
-        snprintf(name, sizeof name, "gpu-r%03d-n%02d", i / 64 + 1, i % 64 + 1);
-        json_object_set_new(nd, "name", json_string(name));
-        json_object_set_new(nd, "state", json_string("idle"));
-        json_object_set_new(nd, "partitions",
-                            i < 128 ? json_pack("[s,s]", "gpu", "debug") : json_pack("[s]", "gpu"));
-        if (i % 100 == 0) json_object_set_new(nd, "state_flags", json_pack("[s]", "DRAIN"));
-        json_array_append_new(nodes, nd);
-    }
-    json_t *big = json_pack("{s:o, s:[]}", "nodes", nodes, "errors");
-    fm_slurm_table *t = fm_slurm_table_new();
-    json_t *errors = NULL;
-    ck_assert_int_eq(apply(t, 200, big, 42, &errors), FM_TABLE_REPLACED);
+    fm_slurm_table *t = fleet_table(true);
 
     size_t cap = 1 << 20;
     char *text = calloc(1, cap), *list = malloc(65536);
@@ -441,9 +424,212 @@ START_TEST(sinfo_counts_at_fleet_scale)
     free(list);
     free(text);
     fm_slurm_table_free(t);
-    json_decref(big);
-    json_decref(proto);
+}
+END_TEST
+
+
+/* ---- snapshots --------------------------------------------------------- */
+
+/* Two tables say the same: stamp, every node in listing order, capacity. */
+static void same_table(const fm_slurm_table *a, const fm_slurm_table *b)
+{
+    fm_err err = {0};
+    ck_assert_int_eq(fm_slurm_table_stamp(a), fm_slurm_table_stamp(b));
+    ck_assert_uint_eq(fm_slurm_table_size(a), fm_slurm_table_size(b));
+    json_t *wa = json_array(), *wb = json_array();
+    ck_assert_int_eq(fm_slurm_table_each(a, NULL, collect_names, wa, &err), 0);
+    ck_assert_int_eq(fm_slurm_table_each(b, NULL, collect_names, wb, &err), 0);
+    ck_assert_uint_eq(json_array_size(wa), fm_slurm_table_size(a));
+    ck_assert(json_equal(wa, wb));
+    const char *parts[] = {"gpu", "debug", "nosuch"};
+    long ta[3], ia[3], tb[3], ib[3];
+    ck_assert_int_eq(fm_slurm_table_capacity(a, parts, 3, ta, ia, &err), 0);
+    ck_assert_int_eq(fm_slurm_table_capacity(b, parts, 3, tb, ib, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(ta[i], tb[i]);
+        ck_assert_int_eq(ia[i], ib[i]);
+    }
+    json_t *n = fm_slurm_table_node(b, json_string_value(json_object_get(json_array_get(wa, 0), "name")));
+    ck_assert(json_equal(n, json_array_get(wa, 0)));
+    json_decref(n);
+    json_decref(wa);
+    json_decref(wb);
+}
+
+/* A snapshot restores the table it was written from: the captured listing
+ * (partitions gpu and debug, drained and down nodes) and 16,384 nodes. */
+START_TEST(snapshot_round_trip)
+{
+    json_t *ans;
+    fm_slurm_table *tables[2] = {loaded(&ans), fleet_table(true)};
     json_decref(ans);
+    for (int k = 0; k < 2; k++) {
+        fm_err err = {0};
+        size_t len = 0;
+        char *text = fm_slurm_table_snapshot(tables[k], 64u << 20, &len, &err);
+        ck_assert_msg(text != NULL, "%s", err.text);
+        ck_assert_uint_eq(strlen(text), len);
+        fm_slurm_table *r = fm_slurm_table_new();
+        ck_assert_int_eq(fm_slurm_table_restore(r, text, len, fm_slurm_table_stamp(tables[k]), &err), 0);
+        same_table(tables[k], r);
+        /* What a restored table writes is what it was restored from. */
+        size_t len2 = 0;
+        char *again = fm_slurm_table_snapshot(r, 64u << 20, &len2, &err);
+        ck_assert_uint_eq(len2, len);
+        ck_assert_int_eq(memcmp(again, text, len), 0);
+        free(again);
+        free(text);
+        fm_slurm_table_free(r);
+        fm_slurm_table_free(tables[k]);
+    }
+}
+END_TEST
+
+/* Restores text (a copy of len bytes) into a loaded table: it must be
+ * refused and leave the table as it was. */
+static void refused(const char *text, size_t len, const char *what)
+{
+    json_t *ans;
+    fm_slurm_table *t = loaded(&ans);
+    json_decref(ans);
+    fm_err err = {0};
+    char *copy = malloc(len + 1);
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    ck_assert_msg(fm_slurm_table_restore(t, copy, len, 2000, &err) == -1, "accepted: %s", what);
+    ck_assert_int_eq(err.code, FM_ERR_PARSE);
+    ck_assert_int_eq(fm_slurm_table_stamp(t), 1000);
+    ck_assert_uint_eq(fm_slurm_table_size(t), 7);
+    free(copy);
+    fm_slurm_table_free(t);
+}
+
+/* Replaces the first occurrence of from in text by to (a new string). */
+static char *edit(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    ck_assert_msg(at != NULL, "no %s in the snapshot", from);
+    size_t pre = (size_t)(at - text), fl = strlen(from), tl = strlen(to);
+    char *out = malloc(strlen(text) - fl + tl + 1);
+    memcpy(out, text, pre);
+    memcpy(out + pre, to, tl);
+    strcpy(out + pre + tl, at + fl);
+    return out;
+}
+
+START_TEST(snapshot_corrupt_or_oversized_refused)
+{
+    json_t *ans;
+    fm_slurm_table *t = loaded(&ans);
+    json_decref(ans);
+    fm_err err = {0};
+    size_t len = 0;
+    char *text = fm_slurm_table_snapshot(t, 1 << 20, &len, &err);
+    ck_assert_ptr_nonnull(text);
+    refused(text, len / 2, "cut off mid-node");
+    refused(text, len - 1, "last line without its newline");
+    refused(text, 0, "empty");
+    const char *edits[][2] = {
+        {"fleetmcp-node-table 1", "fleetmcp-node-table 2"}, /* another format */
+        {" 7 2\n", " 8 2\n"},                               /* a node missing */
+        {" 7 2\n", " 6 2\n"},                               /* a node too many */
+        {" 7 2\n", " 7 1\n"},                               /* masks name a lost partition */
+        {"\tgpu-a02\t", "\tgpu a02\t"},                     /* not a node name */
+        {"\tgpu-a02\t", "\tgpu-a01\t"},                     /* a node twice */
+        {"\tgpu-a02\t{", "\tgpu-a02\t["},                   /* not an object */
+        {"\n1\t", "\n2\t"},                                  /* in service is 0 or 1 */
+        {"\n1\t", "\n1\tz"},                                 /* the mask is hex */
+        {"\n1\t1\t", "\n1\t4\t"},                            /* a third partition of two */
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
+        char *bad = edit(text, edits[i][0], edits[i][1]);
+        refused(bad, strlen(bad), edits[i][1]);
+        free(bad);
+    }
+    char *longer = malloc(len + 2);
+    memcpy(longer, text, len);
+    memcpy(longer + len, "x\n", 2);
+    refused(longer, len + 2, "trailing line");
+    free(longer);
+    /* Written only within its bound: an oversized table is not shared. */
+    char *none = fm_slurm_table_snapshot(t, len - 1, &len, &err);
+    ck_assert_ptr_null(none);
+    ck_assert_int_eq(err.code, FM_ERR_TOO_LARGE);
+    fm_slurm_table *empty = fm_slurm_table_new();
+    ck_assert_ptr_null(fm_slurm_table_snapshot(empty, 1 << 20, &len, &err));
+    fm_slurm_table_free(empty);
+    free(text);
+    fm_slurm_table_free(t);
+}
+END_TEST
+
+/* The store's copy: restored only within (after, until] of stamps, never
+ * over a newer one, and refused when its row does not match its digest. */
+START_TEST(snapshot_in_the_store)
+{
+    char path[] = "/tmp/fm-snapshot-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    char db[128];
+    snprintf(db, sizeof db, "%s/store.db", path);
+    fm_store st = {0};
+    fm_err err = {0};
+    ck_assert_msg(fm_store_open(&st, fm_test_store(db), &err) == 0, "%s", err.text);
+    json_t *ans;
+    fm_slurm_table *t = loaded(&ans); /* stamped 1000 */
+    json_decref(ans);
+    fm_slurm_table *r = fm_slurm_table_new();
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 5000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", t, 1 << 20, &err), 0);
+    /* Stamped after slurmctld's clock now: another clock, not trusted. */
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 999, 1 << 20, &err), 1);
+    /* Not newer than the table the caller has. */
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 1000, 5000, 1 << 20, &err), 1);
+    /* Another source's is not ours; an oversized one is not read. */
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "other", r, 0, 5000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 5000, 100, &err), 1);
+    ck_assert(!fm_slurm_table_loaded(r));
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 1000, 1 << 20, &err), 0);
+    same_table(t, r);
+    /* An older table does not replace the newer snapshot. */
+    fm_slurm_table *old = fm_slurm_table_new();
+    json_t *errors = NULL;
+    ans = load_fix("rest_v0.0.38_nodes.json");
+    json_array_remove(json_object_get(ans, "nodes"), 0);
+    ck_assert_int_eq(apply(old, 200, ans, 900, &errors), FM_TABLE_REPLACED);
+    json_decref(ans);
+    ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", old, 1 << 20, &err), 0);
+    fm_slurm_table_clear(r);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 5000, 1 << 20, &err), 0);
+    same_table(t, r);
+    /* Rows changed or lost behind the writer's back: refused, the table kept. */
+    const char *damage[] = {
+        "UPDATE slurm_node_snapshot_rows SET body = replace(body, 'gpu-a02', 'gpu-a09')",
+        "DELETE FROM slurm_node_snapshot_rows WHERE seq = 1",
+        "UPDATE slurm_node_snapshot_rows SET body = body || 'x' WHERE seq = 0",
+    };
+    for (size_t i = 0; i < sizeof damage / sizeof *damage; i++) {
+        ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", t, 1 << 20, &err), 0);
+        ck_assert_int_eq(fm_db_exec(st.db, damage[i], NULL, NULL, NULL), FM_DB_OK);
+        memset(&err, 0, sizeof err);
+        ck_assert_msg(fm_slurm_snapshot_load(&st, "src", r, 0, 5000, 1 << 20, &err) == -1,
+                      "accepted after %s", damage[i]);
+        ck_assert_int_eq(err.code, FM_ERR_PARSE);
+        same_table(t, r);
+    }
+    /* The captured listing takes more than one row, or the damage above tests little. */
+    fm_db_stmt *q = NULL;
+    ck_assert_int_eq(fm_db_prepare_v2(st.db, "SELECT count(*) FROM slurm_node_snapshot_rows",
+                                      -1, &q, NULL),
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(q), FM_DB_ROW);
+    ck_assert_int_gt(fm_db_column_int64(q, 0), 1);
+    fm_db_finalize(q);
+    fm_slurm_table_free(old);
+    fm_slurm_table_free(r);
+    fm_slurm_table_free(t);
+    fm_store_close(&st);
+    fm_test_unlink_db(db);
+    rmdir(path);
 }
 END_TEST
 
@@ -461,6 +647,9 @@ static Suite *table_suite(void)
     tcase_add_test(tc, table_walk_is_the_listing);
     tcase_add_test(tc, sinfo_counts_match_the_table);
     tcase_add_test(tc, sinfo_counts_at_fleet_scale);
+    tcase_add_test(tc, snapshot_round_trip);
+    tcase_add_test(tc, snapshot_corrupt_or_oversized_refused);
+    tcase_add_test(tc, snapshot_in_the_store);
     suite_add_tcase(s, tc);
     return s;
 }
