@@ -3,6 +3,7 @@
 
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_util.h"
 #include "fm_test.h"
 #include "test_core_helpers.h"
@@ -363,6 +364,71 @@ START_TEST(shared_heads_catch_cuts)
 }
 END_TEST
 
+/* The mode column of row id. */
+static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len)
+{
+    fm_db_stmt *s;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db, "SELECT mode FROM audit WHERE id=?", -1, &s,
+                                      NULL),
+                     FM_DB_OK);
+    fm_db_bind_int64(s, 1, id);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    snprintf(out, len, "%s", (const char *)fm_db_column_text(s, 0));
+    fm_db_finalize(s);
+}
+
+/* One call of ctx's: an audit row, and whether the call saw emergency
+ * mode afterwards (its result marker's view). */
+static int64_t call_row(fm_ctx *ctx, bool *emergency)
+{
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    fm_emergency_call_begin(ctx);
+    int64_t id = fm_audit_append(ctx, &r, NULL);
+    json_t *e = fm_emergency_active(ctx);
+    *emergency = e != NULL;
+    json_decref(e);
+    fm_emergency_call_end(ctx);
+    ck_assert_int_gt(id, 0);
+    return id;
+}
+
+/* Another server starts and ends emergency mode between two of A's
+ * calls: A's rows and A's calls follow.  (PostgreSQL: A's append takes
+ * the setting as its last append saw it, the insert refuses the stale
+ * guess, and the same round trip brings the new one.) */
+START_TEST(emergency_from_another_writer)
+{
+    char path[] = "/tmp/fm-audit-emerg-XXXXXX";
+    fm_ctx a, b;
+    filled_store(&a, path, 2);
+    open_file_store(&b, path);
+    char v[128], mode[32];
+    bool on;
+    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}",
+             (long long)(fm_now_ms() + 600000));
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_setting_set(&b.store, FM_EMERGENCY_SETTING, v, &err), 0);
+    row_mode(&a, call_row(&a, &on), mode, sizeof mode);
+    ck_assert_str_eq(mode, "shadow+emergency");
+    ck_assert(on);
+    /* B's row moves the head A last saw, too. */
+    ck_assert_int_gt(call_row(&b, &on), 0);
+    ck_assert(on);
+    ck_assert_int_eq(fm_store_setting_set(&b.store, FM_EMERGENCY_SETTING, "{\"until_ms\":0}", &err),
+                     0);
+    row_mode(&a, call_row(&a, &on), mode, sizeof mode);
+    ck_assert_str_eq(mode, "shadow");
+    ck_assert(!on);
+    row_mode(&a, call_row(&a, &on), mode, sizeof mode);
+    ck_assert_str_eq(mode, "shadow");
+    ck_assert(verify_says(&a, NULL));
+    ck_assert_int_eq(ts_scalar(a.store.db, "SELECT count(*) FROM audit"), 6);
+    fm_ctx_close(&b);
+    fm_ctx_close(&a);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 START_TEST(renumbered_and_anchor_edits_detected)
 {
     char path[] = "/tmp/fm-audit-ren-XXXXXX";
@@ -596,6 +662,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, truncation_detected);
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, shared_heads_catch_cuts);
+    tcase_add_test(tc, emergency_from_another_writer);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
     tcase_add_test(tc, failed_statement_keeps_transaction);
