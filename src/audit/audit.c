@@ -767,9 +767,13 @@ out:
     return id;
 }
 
+/* Folds serialise on their own lock row (PostgreSQL; SQLite: the one
+ * writer): the watermark is read after it, so each fold starts where the
+ * one before it ended and no row is counted twice. */
 int fm_audit_fold(fm_store *st, fm_err *err)
 {
-    if (fm_store_begin(st, err)) return -1;
+    if (fm_store_begin_rows(st, err)) return -1;
+    if (fm_store_lock_row(st, FOLDED_KEY, err)) goto fail;
     char buf[32];
     long long from = fm_store_setting_get(st, FOLDED_KEY, buf, sizeof buf) ? 0 : atoll(buf);
     long long to = 0;

@@ -1,4 +1,5 @@
 /* The audit chain: rows per call, redaction, tamper detection. */
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "fleetmcp/fm_audit.h"
@@ -429,6 +430,50 @@ START_TEST(emergency_from_another_writer)
 }
 END_TEST
 
+/* Two servers (own connections) appending and folding at once: every
+ * call counted once (PostgreSQL: folds queue on their lock row, not the
+ * store-wide lock), one chain. */
+typedef struct {
+    fm_ctx ctx;
+    int failures;
+} fold_writer;
+
+static void *append_and_fold(void *arg)
+{
+    fold_writer *w = arg;
+    fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+    for (int i = 0; i < 120; i++) {
+        if (fm_audit_append(&w->ctx, &r, NULL) <= 0) w->failures++;
+        if (i % 8 == 7 && fm_audit_fold(&w->ctx.store, NULL)) w->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(folds_from_two_writers)
+{
+    char path[] = "/tmp/fm-audit-fold2-XXXXXX";
+    static fold_writer w[2];
+    filled_store(&w[0].ctx, path, 1);
+    open_file_store(&w[1].ctx, path);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        w[i].failures = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, append_and_fold, &w[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    ck_assert_int_eq(w[0].failures + w[1].failures, 0);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_audit_fold(&w[1].ctx.store, &err), 0);
+    fm_db *db = w[0].ctx.store.db;
+    ck_assert_int_eq(ts_scalar(db, "SELECT count(*) FROM audit"), 241);
+    ck_assert_int_eq(ts_scalar(db, "SELECT sum(n) FROM audit_hourly"), 241);
+    ck_assert(verify_says(&w[0].ctx, NULL));
+    fm_ctx_close(&w[1].ctx);
+    fm_ctx_close(&w[0].ctx);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 START_TEST(renumbered_and_anchor_edits_detected)
 {
     char path[] = "/tmp/fm-audit-ren-XXXXXX";
@@ -663,6 +708,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, shared_heads_catch_cuts);
     tcase_add_test(tc, emergency_from_another_writer);
+    tcase_add_test(tc, folds_from_two_writers);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
     tcase_add_test(tc, failed_statement_keeps_transaction);
