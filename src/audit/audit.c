@@ -1,8 +1,9 @@
 /* Audit rows and their hash chain.  An append reads the last hash and
  * inserts the next id: inside one BEGIN IMMEDIATE transaction on SQLite,
- * and on PostgreSQL as two statements with the id's primary key deciding
- * who got it (fm_audit_append), so several server processes on several
- * hosts sharing the database still form one linear chain.
+ * and on PostgreSQL as one insert that goes in only where the row before
+ * it holds the hash it links to, with the id's primary key deciding who
+ * got it (fm_audit_append), so several server processes on several hosts
+ * sharing the database still form one linear chain.
  *
  * Since audit schema v3 each row's hash is an HMAC-SHA256 under a server
  * key kept in a file beside the database (DB.audit-key, 0600), over the
@@ -619,10 +620,10 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     /* SQLite has one writer at a time: BEGIN IMMEDIATE holds the head
      * still from the read to the insert.  PostgreSQL takes no lock: each
      * statement commits on its own, and the id's primary key orders the
-     * appenders.  Row N+1 goes in once, for the one appender that read row
-     * N as the head (rows commit in id order, as each reads its
-     * predecessor committed); a loser inserts nothing, reads the new head
-     * and tries again.  So the chain cannot fork, and writers on every
+     * appenders.  Row N+1 goes in once, for the one appender whose insert
+     * found row N with the hash it links to (rows commit in id order, as
+     * each finds its predecessor committed); a loser inserts nothing,
+     * takes the new head that came back with its insert and tries again.  So the chain cannot fork, and writers on every
      * host overlap everything but the insert itself. */
     const bool txn = st->db->ops != &fm_db_pg_ops;
     if (txn && fm_store_begin(st, err)) goto out;

@@ -1,5 +1,6 @@
-/* fm_db on PostgreSQL (libpq).  Statements run with PQexecParams, text
- * results; SQL is rewritten once at prepare (db_sql.c).  BEGIN IMMEDIATE
+/* fm_db on PostgreSQL (libpq).  Statements run in libpq pipelines, text
+ * results; SQL is rewritten once at prepare (db_sql.c), and a persistent
+ * statement (FM_DB_PREPARE_PERSISTENT) is parsed once per connection.  BEGIN IMMEDIATE
  * takes one transaction-scoped advisory lock, so write transactions from
  * every process on every host queue one after another exactly like
  * SQLite's, for the writers that keep SQLite's read-then-write logic.
