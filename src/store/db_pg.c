@@ -67,7 +67,7 @@ typedef struct pg_stmt {
      * statements): parsed and planned once per connection as pname, for
      * the parameter types ptypes; prep_gen: the connection it lives on. */
     bool keep;
-    unsigned prep_gen;
+    unsigned prep_gen, preps, preps_gen; /* preps: made on connection preps_gen */
     char pname[24];
     Oid ptypes[FM_DB_MAX_PARAMS];
 } pg_stmt;
@@ -275,29 +275,44 @@ typedef struct pl_item {
     pg_stmt *st;
 } pl_item;
 
+/* Whether the bound values fit the types s was prepared for: a NULL fits
+ * any type. */
 static bool same_types(const pg_stmt *s)
 {
-    return !memcmp(s->types, s->ptypes, (size_t)s->nparams * sizeof s->types[0]);
+    for (int i = 0; i < s->nparams; i++)
+        if (s->vals[i] && s->types[i] != s->ptypes[i]) return false;
+    return true;
 }
 
-/* Queues s: by name when it is prepared on this connection for these
- * parameter types; a persistent statement not yet prepared is prepared
- * first, in the same pipeline (*prep: its Parse has a result of its
- * own).  Other types than it was prepared for (a NULL where an integer
- * was): sent unnamed, as a statement that is not kept. */
+/* Re-preparations a statement may make for new parameter types (an
+ * integer where the first run had a NULL); each leaves the older one on
+ * the server until the connection ends, so they are bounded. */
+#define MAX_PREPS 4
+
+/* Queues s: by name when it is prepared on this connection for types its
+ * values fit; otherwise a persistent statement is prepared (again, with
+ * the types it now has; a NULL keeps the type it had) first, in the same
+ * pipeline (*prep: its Parse has a result of its own), and past
+ * MAX_PREPS it is sent unnamed, parsed at every run. */
 static bool send_stmt(pg_db *p, pg_stmt *s, bool *prep)
 {
     PGconn *c = p->conn;
     const char *const *vals = (const char *const *)s->vals;
     *prep = false;
-    if (s->keep && s->prep_gen != p->gen) {
-        /* A fresh name each try: one whose Parse failed was never made. */
+    bool fits = s->prep_gen == p->gen && same_types(s);
+    if (s->preps_gen != p->gen) s->preps = 0, s->preps_gen = p->gen;
+    if (s->keep && !fits && s->preps < MAX_PREPS) {
+        if (s->prep_gen != p->gen) memset(s->ptypes, 0, sizeof s->ptypes);
+        for (int i = 0; i < s->nparams; i++)
+            if (s->vals[i] || !s->ptypes[i]) s->ptypes[i] = s->types[i];
+        /* A fresh name each time: one whose Parse failed was never made. */
         snprintf(s->pname, sizeof s->pname, "fm%u", ++p->names);
-        memcpy(s->ptypes, s->types, sizeof s->ptypes);
         if (!PQsendPrepare(c, s->pname, s->sql, s->nparams, s->ptypes)) return false;
-        *prep = true;
+        s->prep_gen = 0; /* until its Parse is seen to succeed */
+        s->preps++;
+        *prep = fits = true;
     }
-    if (s->keep && (*prep || s->prep_gen == p->gen) && same_types(s))
+    if (s->keep && fits)
         return PQsendQueryPrepared(c, s->pname, s->nparams, vals, s->lens, s->fmts, 0);
     return PQsendQueryParams(c, s->sql, s->nparams, s->types, vals, s->lens, s->fmts, 0);
 }
