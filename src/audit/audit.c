@@ -889,6 +889,29 @@ static int heads_read(fm_store *st, head_row *h, fm_err *err)
     return bad ? -1 : n;
 }
 
+/* A host joining a PostgreSQL store (its first verify: no anchor file,
+ * no head row of its own) starts its anchor from what every other host
+ * vouched for: the chain, just checked to reach the newest MAC-checked
+ * head with its hash, from there on.  A host that has a head row had an
+ * anchor: a missing one stays an error, as on SQLite (one host, no one
+ * else's word to start from). */
+static bool joining(fm_store *st, const head_row *heads, int nheads)
+{
+    if (st->db->ops != &fm_db_pg_ops || st->anchor_map || nheads <= 0) return false;
+    for (int i = 0; i < nheads; i++)
+        if (!strcmp(heads[i].host, st->host)) return false;
+    char ap[600];
+    side_path(st, "audit-anchor", ap, sizeof ap);
+    if (!access(ap, F_OK) || anchor_create(ap) || !(st->anchor_map = anchor_map(ap))) {
+        fm_log("warning", "audit anchor %s cannot be created: %s", ap, strerror(errno));
+        return false;
+    }
+    st->anchor_len = sizeof(anchor_file);
+    fm_log("info", "audit: this host's anchor %s starts at the chain's end, which reaches host"
+           " '%s''s head (row %lld)", ap, heads[0].host, (long long)heads[0].id);
+    return true;
+}
+
 int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
 {
     fm_db_stmt *s = NULL;
@@ -1018,9 +1041,10 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
                    (long long)(heads[0].id - last));
         rc = -1;
     }
+    bool joined = rc == 0 && have == 0 && joining(st, heads, nheads);
     free(heads);
     if (rc) return rc;
-    if (have == 0 && !memory && last >= st->audit_keyed_from) {
+    if (have == 0 && !memory && last >= st->audit_keyed_from && !joined) {
         *bad_id = last;
         return fm_err_set(err, FM_ERR_CONFLICT,
                           "the audit anchor %s.audit-anchor is missing or empty: rows deleted"

@@ -365,6 +365,48 @@ START_TEST(shared_heads_catch_cuts)
 }
 END_TEST
 
+/* A new host (no anchor file, no head row of its own) joins a store that
+ * other hosts vouched for: on PostgreSQL its first verify starts its
+ * anchor at the chain's end; a host that had a head row, or SQLite,
+ * still reports the missing anchor. */
+START_TEST(joining_host_starts_its_anchor)
+{
+    char path[] = "/tmp/fm-audit-join-XXXXXX";
+    fm_ctx a, c;
+    setenv("FLEETMCP_HOST_ID", "host-a", 1);
+    filled_store(&a, path, 70); /* A's head row: row 64 */
+    char ap[600];
+    snprintf(ap, sizeof ap, "%s.audit-anchor", a.store.side);
+    fm_ctx_close(&a);
+    bool pg = getenv("FM_TEST_PG") != NULL;
+    /* Host C shares the key (copied) but never had an anchor. */
+    ck_assert_int_eq(unlink(ap), 0);
+    setenv("FLEETMCP_HOST_ID", "host-c", 1);
+    open_file_store(&c, path);
+    ck_assert_int_eq(fm_audit_anchored(&c.store), -1);
+    ck_assert(verify_says(&c, pg ? NULL : "is missing or empty"));
+    ck_assert_int_eq(fm_audit_anchored(&c.store), pg ? 70 : -1);
+    /* Host A had a head row: its lost anchor is not replaced. */
+    char cp[620];
+    snprintf(cp, sizeof cp, "%s.saved", ap);
+    if (pg) ck_assert_int_eq(rename(ap, cp), 0); /* C's, set aside */
+    setenv("FLEETMCP_HOST_ID", "host-a", 1);
+    open_file_store(&a, path);
+    ck_assert(verify_says(&a, "is missing or empty"));
+    fm_ctx_close(&a);
+    if (pg) {
+        ck_assert_int_eq(rename(cp, ap), 0);
+        /* C's anchor from now on shows a cut below it. */
+        db_exec(&c, "DELETE FROM audit WHERE id>=66");
+        db_exec(&c, "DELETE FROM audit_heads");
+        ck_assert(verify_says(&c, "the anchor recorded row 70: 5 row(s) missing"));
+    }
+    fm_ctx_close(&c);
+    unsetenv("FLEETMCP_HOST_ID");
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* The mode column of row id. */
 static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len)
 {
@@ -709,6 +751,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, shared_heads_catch_cuts);
     tcase_add_test(tc, emergency_from_another_writer);
     tcase_add_test(tc, folds_from_two_writers);
+    tcase_add_test(tc, joining_host_starts_its_anchor);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
     tcase_add_test(tc, failed_statement_keeps_transaction);
