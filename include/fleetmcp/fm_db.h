@@ -75,8 +75,11 @@ typedef struct fm_db_ops {
     int (*get_autocommit)(fm_db *db);
     const char *(*errmsg)(fm_db *db);
     fm_code (*errcode)(fm_db *db);
-    /* fm_db_step_commit; NULL: step. */
-    int (*step_commit)(fm_db_stmt *s);
+    /* fm_db_step_commit_then; NULL: step. */
+    int (*step_commit_then)(fm_db_stmt *s, fm_db_stmt *then);
+    /* FM_DB_PREPARE_PERSISTENT on an engine that prepares on the server
+     * (PostgreSQL: once per connection); NULL: nothing to do. */
+    void (*persist)(fm_db_stmt *s);
     /* Idle maintenance (SQLite: a passive WAL checkpoint); NULL: none. */
     int (*maintenance_due)(fm_db *db);
     void (*maintenance)(fm_db *db);
@@ -121,6 +124,11 @@ int fm_db_step(fm_db_stmt *s);
  * so writers that each wait for the one before them (the audit chain)
  * wait for its commit, not for its disk. */
 int fm_db_step_commit(fm_db_stmt *s);
+/* fm_db_step_commit, and after it the read `then` (its parameters
+ * bound), whose rows fm_db_step returns as usual: on PostgreSQL both in
+ * the same round trip, the read seeing the commit; elsewhere the read
+ * runs at its first fm_db_step.  then may be NULL. */
+int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then);
 int fm_db_reset(fm_db_stmt *s);
 int fm_db_clear_bindings(fm_db_stmt *s);
 int fm_db_finalize(fm_db_stmt *s);

@@ -77,6 +77,16 @@ json_t *fm_emergency_active(struct fm_ctx *ctx);
  * steps) share the outer call's read.  emergency_start/end drop it, so
  * the rest of their own call sees the new state. */
 void fm_emergency_call_begin(struct fm_ctx *ctx);
+/* The store setting's key. */
+#define FM_EMERGENCY_SETTING "emergency"
+/* Inside a call, before its first read: take text (the setting as last
+ * seen, "" for none) instead of reading the store.  Only for a caller
+ * that then proves it (the PostgreSQL audit insert commits only while
+ * the setting still holds that text, see fm_emergency_checked). */
+void fm_emergency_assume(struct fm_ctx *ctx, const char *text);
+/* The text to check the store against: the assumed one; NULL when the
+ * call's state was read from the store (nothing to check). */
+const char *fm_emergency_checked(const struct fm_ctx *ctx);
 void fm_emergency_call_end(struct fm_ctx *ctx);
 
 /* One loud line about the active emergency into buf; false if none. */

@@ -87,6 +87,8 @@ typedef struct fm_ctx {
     fm_call *current;            /* the call in flight (cancellation) */
     json_t *emergency;           /* the emergency setting read once for the call in flight */
     int emergency_depth;         /* calls in flight sharing it (workflows nest calls); 0: none */
+    char *emergency_text;        /* the stored text behind it ("": no setting) */
+    bool emergency_assumed;      /* emergency_text is a guess the audit insert checks */
     json_t *inflight_id;         /* its JSON-RPC id (borrowed from request) */
     bool last_cancelled;         /* the last call was cancelled: send no reply */
     long long next_request_id;   /* our own requests to the client (elicitation) */

@@ -45,6 +45,15 @@ typedef struct fm_store {
      * appends since it last recorded its head there. */
     char host[64];
     int audit_since_head;
+    /* PostgreSQL: the newest chain row this connection has seen
+     * committed (its own append, or the read that came back with it), the
+     * guess the next append links to; the insert checks it (audit.c). */
+    bool audit_head_known;
+    int64_t audit_head_id;
+    char audit_head[65];
+    /* The emergency setting as that read saw it ("" for none), the guess
+     * for the next call (fm_emergency_assume); NULL: unknown. */
+    char *audit_emergency_seen;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];

@@ -1,8 +1,9 @@
 /* Audit rows and their hash chain.  An append reads the last hash and
  * inserts the next id: inside one BEGIN IMMEDIATE transaction on SQLite,
- * and on PostgreSQL as two statements with the id's primary key deciding
- * who got it (fm_audit_append), so several server processes on several
- * hosts sharing the database still form one linear chain.
+ * and on PostgreSQL as one insert that goes in only where the row before
+ * it holds the hash it links to, with the id's primary key deciding who
+ * got it (fm_audit_append), so several server processes on several hosts
+ * sharing the database still form one linear chain.
  *
  * Since audit schema v3 each row's hash is an HMAC-SHA256 under a server
  * key kept in a file beside the database (DB.audit-key, 0600), over the
@@ -79,9 +80,24 @@ static const char audit_ddl[] =
 #define GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 static const char last_hash_sql[] = "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1";
+/* Row N goes in only where row N-1 is in with the hash it links to (or
+ * N is 1 and links to the genesis hash), and only once (the primary
+ * key): so a writer that guessed the head wrong inserts nothing.  ?33:
+ * the emergency setting's text the row's mode was taken from when it was
+ * a guess (PostgreSQL, fm_emergency_assume; NULL: read, nothing to
+ * check), so a wrong guess inserts nothing either. */
 static const char insert_sql[] =
-    "INSERT INTO audit(" AUDIT_COLS ",prev_hash,hash,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING";
+    "INSERT INTO audit(" AUDIT_COLS ",prev_hash,hash,id) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
+    "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32"
+    " WHERE (EXISTS(SELECT 1 FROM audit WHERE id=?32-1 AND hash=?30)"
+    " OR (?32=1 AND ?30='" GENESIS_HASH "'))"
+    " AND (coalesce((SELECT value FROM settings WHERE key='" FM_EMERGENCY_SETTING "'),'')=?33"
+    " OR ?33 IS NULL) ON CONFLICT(id) DO NOTHING";
+/* What an append on PostgreSQL learns in the same round trip: the head
+ * after it, and the emergency setting. */
+static const char seen_sql[] =
+    "SELECT a.id, a.hash, (SELECT value FROM settings WHERE key='" FM_EMERGENCY_SETTING "')"
+    " FROM audit a ORDER BY a.id DESC LIMIT 1";
 static const char fold_sql[] =
     "INSERT INTO audit_hourly(hour,tool,decision,n)"
     " SELECT ts_ms/3600000, coalesce(tool,''), coalesce(decision,'none'), count(*) FROM audit"
@@ -549,6 +565,47 @@ static int chain_head(fm_store *st, long long *id, char out[65])
     return rc == FM_DB_ROW || rc == FM_DB_DONE ? 0 : -1;
 }
 
+/* After a PostgreSQL append: what the read that came back with it saw
+ * (seen_sql: the row just added or one after it, and the emergency
+ * setting), else the row just added, else nothing (the next append reads
+ * the head).  1 when the setting is not the text the row was checked
+ * against (checked; NULL: none), so the row went in under another mode. */
+static int head_seen(fm_store *st, fm_db_stmt *seen, bool added, int64_t id, const char *hash,
+                     const char *checked)
+{
+    int rc = fm_db_step(seen);
+    const unsigned char *h = rc == FM_DB_ROW ? fm_db_column_text(seen, 1) : NULL;
+    int changed = 0;
+    free(st->audit_emergency_seen);
+    st->audit_emergency_seen = NULL;
+    if (h && strlen((const char *)h) == 64 && (!added || fm_db_column_int64(seen, 0) >= id)) {
+        st->audit_head_id = fm_db_column_int64(seen, 0);
+        snprintf(st->audit_head, sizeof st->audit_head, "%s", (const char *)h);
+        st->audit_head_known = true;
+        const unsigned char *e = fm_db_column_text(seen, 2);
+        st->audit_emergency_seen = strdup(e ? (const char *)e : "");
+        changed = checked && st->audit_emergency_seen &&
+                  strcmp(checked, st->audit_emergency_seen);
+    } else if (added) {
+        st->audit_head_id = id;
+        snprintf(st->audit_head, sizeof st->audit_head, "%s", hash);
+        st->audit_head_known = true;
+    } else {
+        st->audit_head_known = false;
+    }
+    fm_db_reset(seen);
+    return changed;
+}
+
+/* The row's mode: loud in every row while emergency mode lasts. */
+static acol mode_col(fm_ctx *ctx, char mode[32])
+{
+    json_t *emergency = fm_emergency_active(ctx);
+    snprintf(mode, 32, "%s%s", fm_mode_name(ctx->cfg.mode), emergency ? "+emergency" : "");
+    json_decref(emergency);
+    return col_s(mode);
+}
+
 static void bind_col(fm_db_stmt *s, int i, const acol *c)
 {
     if (c->type == 'i')
@@ -600,21 +657,23 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     /* SQLite has one writer at a time: BEGIN IMMEDIATE holds the head
      * still from the read to the insert.  PostgreSQL takes no lock: each
      * statement commits on its own, and the id's primary key orders the
-     * appenders.  Row N+1 goes in once, for the one appender that read row
-     * N as the head (rows commit in id order, as each reads its
-     * predecessor committed); a loser inserts nothing, reads the new head
-     * and tries again.  So the chain cannot fork, and writers on every
+     * appenders.  Row N+1 goes in once, for the one appender whose insert
+     * found row N with the hash it links to (rows commit in id order, as
+     * each finds its predecessor committed); a loser inserts nothing,
+     * takes the new head that came back with its insert and tries again.  So the chain cannot fork, and writers on every
      * host overlap everything but the insert itself. */
     const bool txn = st->db->ops != &fm_db_pg_ops;
     if (txn && fm_store_begin(st, err)) goto out;
-    /* Loud in every row while emergency mode lasts.  Read inside the
-     * write transaction: the mode is the one the row commits under, and
-     * the read takes no lock of its own (two fcntl calls a call fewer). */
+    /* The mode.  SQLite: read inside the write transaction, so the mode
+     * is the one the row commits under, and the read takes no lock of
+     * its own (two fcntl calls a call fewer).  PostgreSQL: the setting as
+     * the last append saw it, when the call has not read it yet; the
+     * insert checks it is still that, and the same round trip brings it
+     * back when it is not (a round trip a call fewer). */
+    if (!txn && st->audit_emergency_seen && !ctx->emergency)
+        fm_emergency_assume(ctx, st->audit_emergency_seen);
     char mode[32];
-    json_t *emergency = fm_emergency_active(ctx);
-    snprintf(mode, sizeof mode, "%s%s", fm_mode_name(ctx->cfg.mode),
-             emergency ? "+emergency" : "");
-    json_decref(emergency);
+    const acol mode0 = mode_col(ctx, mode);
     /* Who: a verified principal (HTTP with `auth`) is the token's subject,
      * always an agent: a client naming itself mcp-cli proves nothing, and
      * the os_user column says how it was verified ("static-token:CLIENT",
@@ -638,7 +697,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     }
     const int64_t ts = fm_now_ms();
     /* Every string here outlives the insert: bound without copies. */
-    const acol cols[AUDIT_NCOLS] = {
+    enum { MODE_COL = 13 };
+    acol cols[AUDIT_NCOLS] = {
         col_i(ts),
         col_s(ses->id),
         col_s(r->phase ? r->phase : "call"),
@@ -652,7 +712,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(args_text),
         args_text ? col_s(args_hash) : col_null(),
         col_s(r->autonomy),
-        col_s(mode),
+        mode0,
         col_s(r->decision),
         col_clip(r->reason, 1024),
         col_s(r->plan_id),
@@ -681,8 +741,15 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         }
         long long last = 0;
         /* The head first: the rate count's snapshot is then at least as
-         * new, and an insert that lands proves no row came after it. */
-        if (chain_head(st, &last, prev)) {
+         * new, and an insert that lands proves no row came after it.  On
+         * PostgreSQL the head this connection last saw committed (known
+         * committed before the count too) saves a round trip: a wrong
+         * guess inserts nothing, and the same round trip brings the
+         * newest head for the next try. */
+        if (!txn && st->audit_head_known) {
+            last = st->audit_head_id;
+            snprintf(prev, sizeof prev, "%s", st->audit_head);
+        } else if (chain_head(st, &last, prev)) {
             fm_store_fail(st, err, "audit read");
             goto fail;
         }
@@ -693,21 +760,32 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
             fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row");
             goto fail;
         }
-        if (!(s = fm_store_stmt(st, insert_sql, err))) goto fail;
+        fm_db_stmt *seen = txn ? NULL : fm_store_stmt(st, seen_sql, err);
+        if (!(s = fm_store_stmt(st, insert_sql, err)) || (!txn && !seen)) goto fail;
         for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
         fm_db_bind_text(s, AUDIT_NCOLS + 1, prev, -1, FM_DB_STATIC);
         fm_db_bind_text(s, AUDIT_NCOLS + 2, hash, -1, FM_DB_STATIC);
         fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
+        const char *checked = fm_emergency_checked(ctx);
+        if (checked) fm_db_bind_text(s, AUDIT_NCOLS + 4, checked, -1, FM_DB_STATIC);
         /* Alone, the insert is flushed after a commit that others see at
-         * once: the next appender waits for this commit, not its disk. */
-        int rc = txn ? fm_db_step(s) : fm_db_step_commit(s);
+         * once: the next appender waits for this commit, not its disk.
+         * The read after it rides in the same round trip. */
+        int rc = txn ? fm_db_step(s) : fm_db_step_commit_then(s, seen);
         fm_db_reset(s);
         fm_db_clear_bindings(s); /* drop the borrowed pointers */
         if (rc != FM_DB_DONE) {
+            st->audit_head_known = false;
             fm_store_fail(st, err, "audit insert");
             goto fail;
         }
-        if (fm_db_changes(st->db) == 1) break;
+        bool added = fm_db_changes(st->db) == 1;
+        if (!txn && head_seen(st, seen, added, id, hash, checked) && !added) {
+            /* The guess was wrong: the setting as it is now. */
+            fm_emergency_assume(ctx, st->audit_emergency_seen);
+            cols[MODE_COL] = mode_col(ctx, mode);
+        }
+        if (added) break;
     }
     if (txn && fm_store_commit(st, err)) {
         id = -1;
@@ -727,9 +805,13 @@ out:
     return id;
 }
 
+/* Folds serialise on their own lock row (PostgreSQL; SQLite: the one
+ * writer): the watermark is read after it, so each fold starts where the
+ * one before it ended and no row is counted twice. */
 int fm_audit_fold(fm_store *st, fm_err *err)
 {
-    if (fm_store_begin(st, err)) return -1;
+    if (fm_store_begin_rows(st, err)) return -1;
+    if (fm_store_lock_row(st, FOLDED_KEY, err)) goto fail;
     char buf[32];
     long long from = fm_store_setting_get(st, FOLDED_KEY, buf, sizeof buf) ? 0 : atoll(buf);
     long long to = 0;
@@ -842,6 +924,29 @@ static int heads_read(fm_store *st, head_row *h, fm_err *err)
     }
     fm_db_finalize(s);
     return bad ? -1 : n;
+}
+
+/* A host joining a PostgreSQL store (its first verify: no anchor file,
+ * no head row of its own) starts its anchor from what every other host
+ * vouched for: the chain, just checked to reach the newest MAC-checked
+ * head with its hash, from there on.  A host that has a head row had an
+ * anchor: a missing one stays an error, as on SQLite (one host, no one
+ * else's word to start from). */
+static bool joining(fm_store *st, const head_row *heads, int nheads)
+{
+    if (st->db->ops != &fm_db_pg_ops || st->anchor_map || nheads <= 0) return false;
+    for (int i = 0; i < nheads; i++)
+        if (!strcmp(heads[i].host, st->host)) return false;
+    char ap[600];
+    side_path(st, "audit-anchor", ap, sizeof ap);
+    if (!access(ap, F_OK) || anchor_create(ap) || !(st->anchor_map = anchor_map(ap))) {
+        fm_log("warning", "audit anchor %s cannot be created: %s", ap, strerror(errno));
+        return false;
+    }
+    st->anchor_len = sizeof(anchor_file);
+    fm_log("info", "audit: this host's anchor %s starts at the chain's end, which reaches host"
+           " '%s''s head (row %lld)", ap, heads[0].host, (long long)heads[0].id);
+    return true;
 }
 
 int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
@@ -973,9 +1078,10 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
                    (long long)(heads[0].id - last));
         rc = -1;
     }
+    bool joined = rc == 0 && have == 0 && joining(st, heads, nheads);
     free(heads);
     if (rc) return rc;
-    if (have == 0 && !memory && last >= st->audit_keyed_from) {
+    if (have == 0 && !memory && last >= st->audit_keyed_from && !joined) {
         *bad_id = last;
         return fm_err_set(err, FM_ERR_CONFLICT,
                           "the audit anchor %s.audit-anchor is missing or empty: rows deleted"

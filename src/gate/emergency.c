@@ -15,17 +15,47 @@
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 
-#define KEY "emergency"
+#define KEY FM_EMERGENCY_SETTING
 
 /* The stored setting as an object; an empty object when there is none
  * (or it is not an object), so "none" is a value the call can keep. */
-static json_t *read_setting(fm_ctx *ctx)
+static json_t *parse(const char *v)
 {
-    char v[2048];
-    json_t *e = fm_store_setting_get(&ctx->store, KEY, v, sizeof v) ? NULL : json_loads(v, 0, NULL);
+    json_t *e = v && *v ? json_loads(v, 0, NULL) : NULL;
     if (json_is_object(e)) return e;
     json_decref(e);
     return json_object();
+}
+
+static json_t *read_setting(fm_ctx *ctx)
+{
+    char v[2048];
+    return parse(fm_store_setting_get(&ctx->store, KEY, v, sizeof v) ? NULL : v);
+}
+
+/* Drops the call's state: the next use reads the store. */
+static void forget(fm_ctx *ctx)
+{
+    json_decref(ctx->emergency);
+    ctx->emergency = NULL;
+    free(ctx->emergency_text);
+    ctx->emergency_text = NULL;
+    ctx->emergency_assumed = false;
+}
+
+void fm_emergency_assume(fm_ctx *ctx, const char *text)
+{
+    if (ctx->emergency_depth <= 0) return; /* no call to hold it */
+    forget(ctx);
+    ctx->emergency_text = strdup(text);
+    if (!ctx->emergency_text) return; /* out of memory: the call reads instead */
+    ctx->emergency = parse(text);
+    ctx->emergency_assumed = true;
+}
+
+const char *fm_emergency_checked(const fm_ctx *ctx)
+{
+    return ctx->emergency_assumed && ctx->emergency ? ctx->emergency_text : NULL;
 }
 
 json_t *fm_emergency_active(fm_ctx *ctx)
@@ -52,18 +82,7 @@ void fm_emergency_call_begin(fm_ctx *ctx)
 
 void fm_emergency_call_end(fm_ctx *ctx)
 {
-    if (ctx->emergency_depth > 0 && --ctx->emergency_depth == 0) {
-        json_decref(ctx->emergency);
-        ctx->emergency = NULL;
-    }
-}
-
-/* After emergency_start/end wrote the setting: the call's next read
- * sees what was written. */
-static void forget(fm_ctx *ctx)
-{
-    json_decref(ctx->emergency);
-    ctx->emergency = NULL;
+    if (ctx->emergency_depth > 0 && --ctx->emergency_depth == 0) forget(ctx);
 }
 
 bool fm_emergency_describe(fm_ctx *ctx, char *buf, size_t len)

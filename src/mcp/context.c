@@ -138,6 +138,8 @@ void fm_ctx_close(fm_ctx *ctx)
 {
     json_decref(ctx->emergency);
     ctx->emergency = NULL;
+    free(ctx->emergency_text);
+    ctx->emergency_text = NULL;
     fm_runbooks_free(ctx->runbooks);
     ctx->runbooks = NULL;
     fm_diag_free(ctx->diag);

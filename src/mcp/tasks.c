@@ -467,7 +467,17 @@ static json_t *detailed(const char *id, task_row *r)
  * are ignored) in one transaction; with none left the task works again. */
 static int update(fm_ctx *ctx, const char *id, const json_t *responses, fm_err *err)
 {
-    if (fm_store_begin(&ctx->store, err)) return -1;
+    /* Read, merge, write back: answers to one task queue on the task's
+     * own lock row (PostgreSQL), so two answered at once on two hosts
+     * both land; the runner writes input_requests only while the task
+     * works (status 'working'), which the UPDATE below excludes. */
+    char lock[160];
+    snprintf(lock, sizeof lock, "mcp_task:%.140s", id);
+    if (fm_store_begin_rows(&ctx->store, err)) return -1;
+    if (fm_store_lock_row(&ctx->store, lock, err)) {
+        fm_store_rollback(&ctx->store);
+        return -1;
+    }
     fm_db_stmt *s = fm_store_stmt(
         &ctx->store, "SELECT input_requests, input_responses, status FROM mcp_tasks WHERE id = ?",
         err);

@@ -77,14 +77,17 @@ int fm_db_prepare_v2(fm_db *db, const char *sql, int nbyte, fm_db_stmt **out, co
 int fm_db_prepare_v3(fm_db *db, const char *sql, int nbyte, unsigned flags, fm_db_stmt **out,
                      const char **tail)
 {
-    (void)flags;
-    return fm_db_prepare_v2(db, sql, nbyte, out, tail);
+    int rc = fm_db_prepare_v2(db, sql, nbyte, out, tail);
+    if (rc == FM_DB_OK && (flags & FM_DB_PREPARE_PERSISTENT) && db->ops->persist)
+        db->ops->persist(*out);
+    return rc;
 }
 
 int fm_db_step(fm_db_stmt *s) { return s->ops->step(s); }
-int fm_db_step_commit(fm_db_stmt *s)
+int fm_db_step_commit(fm_db_stmt *s) { return fm_db_step_commit_then(s, NULL); }
+int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then)
 {
-    return s->ops->step_commit ? s->ops->step_commit(s) : s->ops->step(s);
+    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then) : s->ops->step(s);
 }
 int fm_db_reset(fm_db_stmt *s) { return s ? s->ops->reset(s) : FM_DB_OK; }
 int fm_db_clear_bindings(fm_db_stmt *s) { return s->ops->clear_bindings(s); }

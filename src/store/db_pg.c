@@ -1,5 +1,6 @@
-/* fm_db on PostgreSQL (libpq).  Statements run with PQexecParams, text
- * results; SQL is rewritten once at prepare (db_sql.c).  BEGIN IMMEDIATE
+/* fm_db on PostgreSQL (libpq).  Statements run in libpq pipelines, text
+ * results; SQL is rewritten once at prepare (db_sql.c), and a persistent
+ * statement (FM_DB_PREPARE_PERSISTENT) is parsed once per connection.  BEGIN IMMEDIATE
  * takes one transaction-scoped advisory lock, so write transactions from
  * every process on every host queue one after another exactly like
  * SQLite's, for the writers that keep SQLite's read-then-write logic.
@@ -42,6 +43,10 @@ typedef struct pg_db {
     fm_code code;
     int changes;
     bool in_txn, lost_txn;
+    /* Named server-side statements live as long as the connection: gen
+     * counts connections (a reset drops them all), names draws fresh
+     * names. */
+    unsigned gen, names;
 } pg_db;
 
 typedef struct pg_stmt {
@@ -58,6 +63,13 @@ typedef struct pg_stmt {
     unsigned char *blob; /* the last column_blob, unescaped */
     int blob_col;
     size_t blob_len;
+    /* Persistent (fm_db_prepare_v3 with FM_DB_PREPARE_PERSISTENT: the hot
+     * statements): parsed and planned once per connection as pname, for
+     * the parameter types ptypes; prep_gen: the connection it lives on. */
+    bool keep;
+    unsigned prep_gen, preps, preps_gen; /* preps: made on connection preps_gen */
+    char pname[24];
+    Oid ptypes[FM_DB_MAX_PARAMS];
 } pg_stmt;
 
 #define PG(d) ((pg_db *)(d))
@@ -155,6 +167,7 @@ static int p_open(const char *url, fm_db **out, fm_err *err)
         return -1;
     }
     PQsetNoticeProcessor(p->conn, quiet, NULL);
+    p->gen = 1;
     /* Writers wait for the write lock like SQLite's busy timeout. */
     PGresult *r = PQexec(p->conn, "SET lock_timeout = '10s'; SET client_min_messages = warning");
     PQclear(r);
@@ -189,6 +202,7 @@ static bool ready(pg_db *p, bool is_rollback)
         return false;
     }
     PQsetNoticeProcessor(p->conn, quiet, NULL);
+    p->gen++; /* a new session: no named statements */
     PQclear(PQexec(p->conn, "SET lock_timeout = '10s'; SET client_min_messages = warning"));
     return true;
 }
@@ -254,26 +268,82 @@ static bool result_ok(const PGresult *r)
     return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY;
 }
 
-/* Sends n statements in one pipeline (one round trip) and collects one
- * result each into res (NULL: none came, the connection was lost).  A
- * NULL in sqls stands for s's own statement with its parameters.  After
- * a failed statement the server skips the rest: their results say
- * PGRES_PIPELINE_ABORTED. */
-static void pipeline(pg_db *p, pg_stmt *s, const char *const *sqls, int n, PGresult **res)
+/* One entry of a pipeline: SQL text without parameters, or a statement
+ * with its bound parameters. */
+typedef struct pl_item {
+    const char *sql;
+    pg_stmt *st;
+} pl_item;
+
+/* Whether the bound values fit the types s was prepared for: a NULL fits
+ * any type. */
+static bool same_types(const pg_stmt *s)
+{
+    for (int i = 0; i < s->nparams; i++)
+        if (s->vals[i] && s->types[i] != s->ptypes[i]) return false;
+    return true;
+}
+
+/* Re-preparations a statement may make for new parameter types (an
+ * integer where the first run had a NULL); each leaves the older one on
+ * the server until the connection ends, so they are bounded. */
+#define MAX_PREPS 4
+
+/* Queues s: by name when it is prepared on this connection for types its
+ * values fit; otherwise a persistent statement is prepared (again, with
+ * the types it now has; a NULL keeps the type it had) first, in the same
+ * pipeline (*prep: its Parse has a result of its own), and past
+ * MAX_PREPS it is sent unnamed, parsed at every run. */
+static bool send_stmt(pg_db *p, pg_stmt *s, bool *prep)
 {
     PGconn *c = p->conn;
+    const char *const *vals = (const char *const *)s->vals;
+    *prep = false;
+    bool fits = s->prep_gen == p->gen && same_types(s);
+    if (s->preps_gen != p->gen) s->preps = 0, s->preps_gen = p->gen;
+    if (s->keep && !fits && s->preps < MAX_PREPS) {
+        if (s->prep_gen != p->gen) memset(s->ptypes, 0, sizeof s->ptypes);
+        for (int i = 0; i < s->nparams; i++)
+            if (s->vals[i] || !s->ptypes[i]) s->ptypes[i] = s->types[i];
+        /* A fresh name each time: one whose Parse failed was never made. */
+        snprintf(s->pname, sizeof s->pname, "fm%u", ++p->names);
+        if (!PQsendPrepare(c, s->pname, s->sql, s->nparams, s->ptypes)) return false;
+        s->prep_gen = 0; /* until its Parse is seen to succeed */
+        s->preps++;
+        *prep = fits = true;
+    }
+    if (s->keep && fits)
+        return PQsendQueryPrepared(c, s->pname, s->nparams, vals, s->lens, s->fmts, 0);
+    return PQsendQueryParams(c, s->sql, s->nparams, s->types, vals, s->lens, s->fmts, 0);
+}
+
+/* Sends n statements in one pipeline (one round trip) and collects one
+ * result each into res (NULL: none came, the connection was lost).
+ * After a failed statement the server skips the rest: their results say
+ * PGRES_PIPELINE_ABORTED. */
+#define PL_MAX 8
+static void pipeline(pg_db *p, const pl_item *items, int n, PGresult **res)
+{
+    PGconn *c = p->conn;
+    /* Where each result goes: an item's index, or -1 - i for the Parse
+     * of item i's statement. */
+    int slot[2 * PL_MAX], nslots = 0;
+    PGresult *parsed[PL_MAX] = {0};
     for (int i = 0; i < n; i++) res[i] = NULL;
-    if (!PQenterPipelineMode(c)) return;
+    if (n > PL_MAX || !PQenterPipelineMode(c)) return;
     bool sent = true;
-    for (int i = 0; sent && i < n; i++)
-        sent = sqls[i] ? PQsendQueryParams(c, sqls[i], 0, NULL, NULL, NULL, NULL, 0)
-                       : PQsendQueryParams(c, s->sql, s->nparams, s->types,
-                                           (const char *const *)s->vals, s->lens, s->fmts, 0);
+    for (int i = 0; sent && i < n; i++) {
+        bool prep = false;
+        sent = items[i].st ? send_stmt(p, items[i].st, &prep)
+                           : PQsendQueryParams(c, items[i].sql, 0, NULL, NULL, NULL, NULL, 0);
+        if (prep) slot[nslots++] = -1 - i;
+        if (sent) slot[nslots++] = i;
+    }
     sent = sent && PQpipelineSync(c);
     /* Each result is followed by NULL, the last by the sync; bounded,
      * and two NULLs in a row mean nothing more is coming. */
     int got = 0, nulls = 0;
-    for (int i = 0; sent && i < 4 * n + 4 && nulls < 2; i++) {
+    for (int i = 0; sent && i < 4 * nslots + 4 && nulls < 2; i++) {
         PGresult *r = PQgetResult(c);
         if (!r) {
             nulls++;
@@ -284,12 +354,20 @@ static void pipeline(pg_db *p, pg_stmt *s, const char *const *sqls, int n, PGres
             PQclear(r);
             break;
         }
-        if (got < n)
-            res[got++] = r;
-        else
+        if (got >= nslots)
             PQclear(r);
+        else if (slot[got] < 0)
+            parsed[-1 - slot[got++]] = r;
+        else
+            res[slot[got++]] = r;
     }
     PQexitPipelineMode(c);
+    for (int i = 0; i < n; i++) {
+        if (!parsed[i]) continue;
+        /* Made: later runs on this connection skip parse and plan. */
+        if (PQresultStatus(parsed[i]) == PGRES_COMMAND_OK) items[i].st->prep_gen = p->gen;
+        PQclear(parsed[i]);
+    }
 }
 
 /* The first result of n that is not a success (-1: all are). */
@@ -312,14 +390,24 @@ static PGresult *keep_one(PGresult **res, int n, int keep)
  * failure (NULL when nothing came back; PQerrorMessage says why). */
 static PGresult *exec_guarded(pg_db *p, pg_stmt *s)
 {
-    static const char *const seq[] = {SP_SET, NULL, SP_RELEASE};
+    const pl_item seq[] = {{SP_SET, NULL}, {NULL, s}, {SP_RELEASE, NULL}};
     PGresult *res[3];
-    pipeline(p, s, seq, 3, res);
+    pipeline(p, seq, 3, res);
     int bad = first_failed(res, 3);
     if (bad < 0) return keep_one(res, 3, 1);
     undo_statement(p);
     /* A failed RELEASE after a statement that ran fails it all. */
     return keep_one(res, 3, res[bad] ? bad : -1);
+}
+
+/* The statement of s alone (a pipeline of one: a persistent statement's
+ * Parse goes in the same round trip). */
+static PGresult *exec_one(pg_db *p, pg_stmt *s)
+{
+    const pl_item one[] = {{NULL, s}};
+    PGresult *r;
+    pipeline(p, one, 1, &r);
+    return r;
 }
 
 static int p_prepare(fm_db *d, const char *sql, fm_db_stmt **out)
@@ -381,11 +469,9 @@ static int p_step(fm_db_stmt *st)
         if (rb) return rollback_lost(p);
         return FM_DB_ERROR;
     }
-    PGresult *r = s->begin              ? PQexec(p->conn, WRITE_LOCK_SQL)
+    PGresult *r = s->begin ? PQexec(p->conn, WRITE_LOCK_SQL)
                   : guarded(p, s->sql) ? exec_guarded(p, s)
-                                       : PQexecParams(p->conn, s->sql, s->nparams, s->types,
-                                                      (const char *const *)s->vals, s->lens,
-                                                      s->fmts, 0);
+                                       : exec_one(p, s);
     ExecStatusType es = PQresultStatus(r);
     if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
         track(p, s->sql, s->begin);
@@ -414,44 +500,64 @@ static int p_step(fm_db_stmt *st)
 
 /* The flush: a write (a transaction that writes no WAL commits without
  * one) to this connection's own row of store_flush (core v2, store.c),
- * so writers never wait on each other's row. */
+ * so writers never wait on each other's row.  Only after a transaction
+ * that wrote (WROTE_SQL, just before its COMMIT): a statement that
+ * changed nothing (the audit insert that lost the race for its id) has
+ * nothing to wait for. */
+#define WROTE_SQL                                                                                  \
+    "SELECT set_config('fm.wrote', (pg_current_xact_id_if_assigned() IS NOT NULL)::text, false)"
 #define FLUSH_SQL                                                                                  \
-    "INSERT INTO store_flush(backend,n) VALUES(pg_backend_pid(),1)"                                \
+    "INSERT INTO store_flush(backend,n) SELECT pg_backend_pid(),1"                                 \
+    " WHERE current_setting('fm.wrote')='true'"                                                   \
     " ON CONFLICT(backend) DO UPDATE SET n=store_flush.n+1"
 
-/* fm_db_step_commit: BEGIN, synchronous_commit off for this transaction
- * alone, the statement, COMMIT, then a small write that commits
- * synchronously: its flush covers the row (WAL is flushed in order), and
- * concurrent writers' flushes are shared by PostgreSQL's group commit.
- * One round trip.  A crash before the flush loses the row
- * and every row after it (they come later in the WAL), never one alone;
- * and the caller acts on the row only after this returns. */
-static int p_step_commit(fm_db_stmt *st)
+/* fm_db_step_commit_then: BEGIN, synchronous_commit off for this
+ * transaction alone, the statement, COMMIT, then a small write that
+ * commits synchronously: its flush covers the row (WAL is flushed in
+ * order), and concurrent writers' flushes are shared by PostgreSQL's
+ * group commit.  Then the read `then`, whose rows its fm_db_step
+ * returns.  One round trip.  A crash before the flush loses the row and
+ * every row after it (they come later in the WAL), never one alone; and
+ * the caller acts on the row only after this returns. */
+static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
 {
     pg_stmt *s = PS(st);
     pg_db *p = PG(st->db);
     if (s->res || p->in_txn || p->lost_txn) return p_step(st); /* the caller commits */
     if (!ready(p, false)) return FM_DB_ERROR;
-    static const char *const seq[] = {"BEGIN", "SET LOCAL synchronous_commit TO off", NULL,
-                                      "COMMIT", FLUSH_SQL};
-    enum { N = 5, STMT = 2 };
-    PGresult *res[N];
-    pipeline(p, s, seq, N, res);
-    int bad = first_failed(res, N);
+    if (then) drop_result(PS(then));
+    const pl_item seq[] = {{"BEGIN", NULL},  {"SET LOCAL synchronous_commit TO off", NULL},
+                           {NULL, s},        {WROTE_SQL, NULL},
+                           {"COMMIT", NULL}, {FLUSH_SQL, NULL},
+                           {NULL, PS(then)}};
+    /* THEN last: a read that fails cannot stop the flush; it is then
+     * left to run at its own fm_db_step. */
+    enum { STMT = 2, THEN = 6 };
+    const int n = then ? THEN + 1 : THEN;
+    PGresult *res[THEN + 1] = {0};
+    pipeline(p, seq, n, res);
+    int bad = first_failed(res, THEN);
     if (bad < 0) {
         const char *ct = PQcmdTuples(res[STMT]);
         if (ct && *ct) p->changes = atoi(ct);
-        s->res = keep_one(res, N, STMT);
+        if (then && result_ok(res[THEN])) {
+            PS(then)->res = res[THEN];
+            PS(then)->row = -1; /* its first fm_db_step returns the first row */
+            res[THEN] = NULL;
+        }
+        s->res = keep_one(res, n, STMT);
         s->row = 0;
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
     fail_res(p, res[bad]);
-    keep_one(res, N, -1);
+    keep_one(res, n, -1);
     /* A failure left the transaction open (aborted): end it. */
     if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
         PQclear(PQexec(p->conn, "ROLLBACK"));
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
 }
+
+static void p_persist(fm_db_stmt *st) { PS(st)->keep = true; }
 
 static int p_reset(fm_db_stmt *st)
 {
@@ -699,7 +805,8 @@ const fm_db_ops fm_db_pg_ops = {
     .close = p_close,
     .prepare = p_prepare,
     .step = p_step,
-    .step_commit = p_step_commit,
+    .step_commit_then = p_step_commit_then,
+    .persist = p_persist,
     .reset = p_reset,
     .clear_bindings = p_clear,
     .finalize = p_finalize,

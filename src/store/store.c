@@ -477,6 +477,8 @@ void fm_store_close(fm_store *st)
     st->anchor_map = NULL;
     fm_hmac_key_free(st->audit_mac);
     st->audit_mac = NULL;
+    free(st->audit_emergency_seen);
+    st->audit_emergency_seen = NULL;
 }
 
 /* Prepared once: every audited call runs both. */

@@ -99,7 +99,10 @@ static fm_db_int64 store_bundle(fm_store *st, const char *node, int64_t created_
                                   const char *sha, const char *body, fm_err *err)
 {
     if (fm_store_migrate(st, "diag_bundles", 1, DDL_V1, err)) return -1;
-    if (fm_store_begin(st, err)) return -1;
+    /* An insert and a prune of older rows: neither depends on a read, so
+     * no store-wide lock (PostgreSQL); two hosts at once each keep their
+     * row, and the prune keeps the newest KEEP_PER_NODE. */
+    if (fm_store_begin_rows(st, err)) return -1;
     fm_db_stmt *s = NULL;
     fm_db_int64 id = -1;
     if (fm_db_prepare_v2(st->db,

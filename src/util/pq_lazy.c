@@ -68,6 +68,14 @@
       (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats,                \
        resultFormat),                                                                              \
       0)                                                                                           \
+    X(int, PQsendPrepare,                                                                          \
+      (PGconn * conn, const char *stmtName, const char *query, int nParams,                        \
+       const Oid *paramTypes),                                                                     \
+      (conn, stmtName, query, nParams, paramTypes), 0)                                             \
+    X(int, PQsendQueryPrepared,                                                                    \
+      (PGconn * conn, const char *stmtName, int nParams, const char *const *paramValues,           \
+       const int *paramLengths, const int *paramFormats, int resultFormat),                        \
+      (conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat), 0)         \
     X(int, PQenterPipelineMode, (PGconn * conn), (conn), 0)                                        \
     X(int, PQexitPipelineMode, (PGconn * conn), (conn), 0)                                         \
     X(int, PQpipelineSync, (PGconn * conn), (conn), 0)                                             \

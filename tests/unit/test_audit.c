@@ -1,4 +1,5 @@
 /* The audit chain: rows per call, redaction, tamper detection. */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -7,6 +8,7 @@
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_crypto.h"
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_util.h"
 #include "fm_test.h"
 #include "test_core_helpers.h"
@@ -396,6 +398,157 @@ START_TEST(shared_heads_catch_cuts)
 }
 END_TEST
 
+/* A new host (no anchor file, no head row of its own) joins a store that
+ * other hosts vouched for: on PostgreSQL its first verify starts its
+ * anchor at the chain's end; a host that had a head row, or SQLite,
+ * still reports the missing anchor. */
+START_TEST(joining_host_starts_its_anchor)
+{
+    char path[] = "/tmp/fm-audit-join-XXXXXX";
+    fm_ctx a, c;
+    setenv("FLEETMCP_HOST_ID", "host-a", 1);
+    filled_store(&a, path, 70); /* A's head row: row 64 */
+    char ap[600];
+    snprintf(ap, sizeof ap, "%s.audit-anchor", a.store.side);
+    fm_ctx_close(&a);
+    bool pg = getenv("FM_TEST_PG") != NULL;
+    /* Host C shares the key (copied) but never had an anchor. */
+    ck_assert_int_eq(unlink(ap), 0);
+    setenv("FLEETMCP_HOST_ID", "host-c", 1);
+    open_file_store(&c, path);
+    ck_assert_int_eq(fm_audit_anchored(&c.store), -1);
+    ck_assert(verify_says(&c, pg ? NULL : "is missing or empty"));
+    ck_assert_int_eq(fm_audit_anchored(&c.store), pg ? 70 : -1);
+    /* Host A had a head row: its lost anchor is not replaced. */
+    char cp[620];
+    snprintf(cp, sizeof cp, "%s.saved", ap);
+    if (pg) ck_assert_int_eq(rename(ap, cp), 0); /* C's, set aside */
+    setenv("FLEETMCP_HOST_ID", "host-a", 1);
+    open_file_store(&a, path);
+    ck_assert(verify_says(&a, "is missing or empty"));
+    fm_ctx_close(&a);
+    if (pg) {
+        ck_assert_int_eq(rename(cp, ap), 0);
+        /* C's anchor from now on shows a cut below it. */
+        db_exec(&c, "DELETE FROM audit WHERE id>=66");
+        db_exec(&c, "DELETE FROM audit_heads");
+        ck_assert(verify_says(&c, "the anchor recorded row 70: 5 row(s) missing"));
+    }
+    fm_ctx_close(&c);
+    unsetenv("FLEETMCP_HOST_ID");
+    fm_test_unlink_db(path);
+}
+END_TEST
+
+/* The mode column of row id. */
+static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len)
+{
+    fm_db_stmt *s;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db, "SELECT mode FROM audit WHERE id=?", -1, &s,
+                                      NULL),
+                     FM_DB_OK);
+    fm_db_bind_int64(s, 1, id);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    snprintf(out, len, "%s", (const char *)fm_db_column_text(s, 0));
+    fm_db_finalize(s);
+}
+
+/* One call of ctx's: an audit row, and whether the call saw emergency
+ * mode afterwards (its result marker's view). */
+static int64_t call_row(fm_ctx *ctx, bool *emergency)
+{
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    fm_emergency_call_begin(ctx);
+    int64_t id = fm_audit_append(ctx, &r, NULL);
+    json_t *e = fm_emergency_active(ctx);
+    *emergency = e != NULL;
+    json_decref(e);
+    fm_emergency_call_end(ctx);
+    ck_assert_int_gt(id, 0);
+    return id;
+}
+
+/* Another server starts and ends emergency mode between two of A's
+ * calls: A's rows and A's calls follow.  (PostgreSQL: A's append takes
+ * the setting as its last append saw it, the insert refuses the stale
+ * guess, and the same round trip brings the new one.) */
+START_TEST(emergency_from_another_writer)
+{
+    char path[] = "/tmp/fm-audit-emerg-XXXXXX";
+    fm_ctx a, b;
+    filled_store(&a, path, 2);
+    open_file_store(&b, path);
+    char v[128], mode[32];
+    bool on;
+    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}",
+             (long long)(fm_now_ms() + 600000));
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_setting_set(&b.store, FM_EMERGENCY_SETTING, v, &err), 0);
+    row_mode(&a, call_row(&a, &on), mode, sizeof mode);
+    ck_assert_str_eq(mode, "shadow+emergency");
+    ck_assert(on);
+    /* B's row moves the head A last saw, too. */
+    ck_assert_int_gt(call_row(&b, &on), 0);
+    ck_assert(on);
+    ck_assert_int_eq(fm_store_setting_set(&b.store, FM_EMERGENCY_SETTING, "{\"until_ms\":0}", &err),
+                     0);
+    row_mode(&a, call_row(&a, &on), mode, sizeof mode);
+    ck_assert_str_eq(mode, "shadow");
+    ck_assert(!on);
+    row_mode(&a, call_row(&a, &on), mode, sizeof mode);
+    ck_assert_str_eq(mode, "shadow");
+    ck_assert(verify_says(&a, NULL));
+    ck_assert_int_eq(ts_scalar(a.store.db, "SELECT count(*) FROM audit"), 6);
+    fm_ctx_close(&b);
+    fm_ctx_close(&a);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
+/* Two servers (own connections) appending and folding at once: every
+ * call counted once (PostgreSQL: folds queue on their lock row, not the
+ * store-wide lock), one chain. */
+typedef struct {
+    fm_ctx ctx;
+    int failures;
+} fold_writer;
+
+static void *append_and_fold(void *arg)
+{
+    fold_writer *w = arg;
+    fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+    for (int i = 0; i < 120; i++) {
+        if (fm_audit_append(&w->ctx, &r, NULL) <= 0) w->failures++;
+        if (i % 8 == 7 && fm_audit_fold(&w->ctx.store, NULL)) w->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(folds_from_two_writers)
+{
+    char path[] = "/tmp/fm-audit-fold2-XXXXXX";
+    static fold_writer w[2];
+    filled_store(&w[0].ctx, path, 1);
+    open_file_store(&w[1].ctx, path);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        w[i].failures = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, append_and_fold, &w[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    ck_assert_int_eq(w[0].failures + w[1].failures, 0);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_audit_fold(&w[1].ctx.store, &err), 0);
+    fm_db *db = w[0].ctx.store.db;
+    ck_assert_int_eq(ts_scalar(db, "SELECT count(*) FROM audit"), 241);
+    ck_assert_int_eq(ts_scalar(db, "SELECT sum(n) FROM audit_hourly"), 241);
+    ck_assert(verify_says(&w[0].ctx, NULL));
+    fm_ctx_close(&w[1].ctx);
+    fm_ctx_close(&w[0].ctx);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 START_TEST(renumbered_and_anchor_edits_detected)
 {
     char path[] = "/tmp/fm-audit-ren-XXXXXX";
@@ -723,6 +876,9 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, truncation_detected);
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, shared_heads_catch_cuts);
+    tcase_add_test(tc, emergency_from_another_writer);
+    tcase_add_test(tc, folds_from_two_writers);
+    tcase_add_test(tc, joining_host_starts_its_anchor);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
     tcase_add_test(tc, failed_statement_keeps_transaction);
