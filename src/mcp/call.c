@@ -307,8 +307,9 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
         fm_err aerr = {0};
         int64_t row = fm_audit_append(ctx, &rec, &aerr);
         /* Over HTTP a missing scope is answered 403 with the scope to ask
-         * for (step-up), after the refusal is recorded. */
-        if (d.scope_needed && ctx->xc) ctx->xc->step_up = d.scope_needed;
+         * for (step-up), after the refusal is recorded; not a nested
+         * call's: the client's own call was allowed. */
+        if (d.scope_needed && ctx->xc && !nested) ctx->xc->step_up = d.scope_needed;
         if (row <= 0) {
             json_decref(empty);
             json_decref(elicited);
