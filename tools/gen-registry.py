@@ -48,7 +48,7 @@ FLAG_NEEDS = {"node_action": {"hitl", "canary"}, "takes_capacity": {"hitl", "can
 BACKENDS = {"slurm": "FM_BACKEND_SLURM", "metrics": "FM_BACKEND_METRICS",
             "ssh": "FM_BACKEND_SSH", "tickets": "FM_BACKEND_TICKETS"}
 KEYS = {"name", "title", "description", "autonomy", "handler", "backends", "flags",
-        "rate_limit", "inputSchema", "outputSchema"}
+        "rate_limit", "action", "inputSchema", "outputSchema"}
 APPROVAL_ID = {"type": "string", "pattern": "^ap-[0-9a-f]{16,32}$",
                "description": "from mcp-cli approve; omit to get a plan to approve"}
 DEFAULT_PER_HOUR = 60
@@ -124,6 +124,14 @@ def load(path):
                 not isinstance(rl.get("per_hour"), int) or rl["per_hour"] < 1 or
                 ("config" in rl and not re.fullmatch(r"[a-z_]+\.[a-z_]+", rl["config"]))):
             fail(path, "rate_limit must be {per_hour: N >= 1, config: 'section.key'}")
+    # A single-node tool runs as a one-step workflow of this action
+    # (schemas/actions/ACTION.json beside schemas/tools).
+    act = t.get("action")
+    if act is not None:
+        actions = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "actions")
+        if (t["autonomy"] not in ("hitl", "canary") or not isinstance(act, str) or
+                not os.path.isfile(os.path.join(actions, act + ".json"))):
+            fail(path, "action must name a schemas/actions file, on a hitl or canary tool")
     props = t["inputSchema"].get("properties")
     if t["autonomy"] in ("hitl", "canary"):
         if not isinstance(props, dict) or t["inputSchema"].get("additionalProperties") is not False:
@@ -453,6 +461,7 @@ def main():
             f"        .listed_input_schema = {c_string(json.dumps(t['listedInput'], separators=(',', ':')))},",
             f"        .output_schema = {c_string(json.dumps(t['outputSchema'], separators=(',', ':')))},",
             f"        .handler = {t['handler']},",
+            f"        .action = {c_string(t['action']) if t.get('action') else 'NULL'},",
             f"        .backends = {backends},",
             f"        .rate_per_hour = {per_hour},",
             f"        .rate_config = {rate_config},",

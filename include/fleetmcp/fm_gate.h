@@ -36,7 +36,9 @@
  * service must reach a human whatever the kill switch or ticket_create's
  * hourly limit says; those tickets are not counted against the limit
  * either (deduplicated per node and fault class, bounded by the retry
- * budget).  Every other step is held to 1-7 like a client's call. */
+ * budget).  Every other step is held to 1-7 like a client's call.
+ * The repeat-offender ticket the gate files itself is a whole audited
+ * call instead (fm_tools_call_audited): steps 1-7 with no exemption. */
 #ifndef FM_GATE_H
 #define FM_GATE_H
 

@@ -153,6 +153,16 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int tool_index, const json_t *args,
 json_t *fm_tools_call_internal(fm_call *parent, const char *tool, unsigned exempt,
                                const json_t *args, fm_err *err);
 
+/* A call fleetmcp makes on its own behalf outside a workflow step (the
+ * repeat-offender escalation the gate files): the whole tools/call
+ * pipeline -- input schema, every gate step as for the session driving
+ * it (no exemption), audit rows under the tool's name with why in their
+ * reason, the handler, the output schema -- but no elicitation.  A
+ * refusal is audited like a client's.  Returns the structured result
+ * (new), or NULL with err set to the refusal's or failure's code word. */
+json_t *fm_tools_call_audited(struct fm_ctx *ctx, const char *tool, const json_t *args,
+                              const char *why, fm_err *err);
+
 /* Builds an isError result whose text is "<WORD>: <text>" (new). */
 json_t *fm_result_error(const fm_err *err);
 /* Wraps structured (stolen) into {structuredContent, content:[text]} (new). */

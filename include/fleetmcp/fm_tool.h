@@ -93,6 +93,9 @@ typedef struct fm_tool_def {
     const char *listed_input_schema;
     const char *output_schema; /* JSON text, checked by the generator */
     fm_tool_fn handler;
+    /* A single-node tool: the action (schemas/actions) its one-step
+     * workflow runs, or NULL. */
+    const char *action;
     unsigned backends;       /* FM_BACKEND_* bits */
     int rate_per_hour;       /* create tools: default calls per hour (0 = never limited) */
     const char *rate_config; /* "section.key" overriding rate_per_hour, or NULL */

@@ -14,9 +14,11 @@
  * the repair_execute intent row) are written.  Actions are idempotent, so
  * re-running a step whose result was never written is safe.
  *
- * Node operations shared with the single-action tools (node_drain,
- * gpu_reset, ...) live here too (src/workflow/ops.c) so a tool and a
- * runbook step do exactly the same thing. */
+ * Single-node tools (node_drain, node_resume, job_requeue) run here as
+ * one-step workflows (fm_workflow_tool_content); the node operations the
+ * others still call directly (node_reboot, gpu_reset, health_probe) live
+ * here too (src/workflow/ops.c) so a tool and a runbook step do exactly
+ * the same thing. */
 #ifndef FM_WORKFLOW_H
 #define FM_WORKFLOW_H
 
@@ -51,6 +53,15 @@ json_t *fm_workflow_content(const char *node, const char *fault_class, const str
 json_t *fm_workflow_plan_content(struct fm_ctx *ctx, const char *plan_id, json_t **detail,
                                  fm_err *err);
 
+/* A single-node tool's call as a one-step workflow (new): the tool's
+ * action (schemas/tools/NAME.json "action") with the arguments that
+ * action takes, as the one step of fm_plan_content(the tool, its args,
+ * [node]).  owner ("<plan id>" or "call-<audit row>") owns what it
+ * drains and reserves, as the tool's drains always were; its presence
+ * (call_owner) tells the engine the gate already decided this call.
+ * NULL with err if the tool names no action. */
+json_t *fm_workflow_tool_content(const fm_call *call, const char *owner, fm_err *err);
+
 /* ---- running (src/workflow/engine.c) ---------------------------------- */
 
 /* Runs the plan content (borrowed) as a new workflow for call (progress,
@@ -73,6 +84,10 @@ bool fm_workflow_advance(fm_call *call, fm_wf_run *r);
 const char *fm_workflow_run_id(const fm_wf_run *r);
 /* A step failed: it runs its rollback and on_failure steps now. */
 bool fm_workflow_failing(const fm_wf_run *r);
+/* The last step's output (borrowed; NULL before any step ran) and the
+ * first failing step's error (borrowed; NULL if none), until end. */
+const json_t *fm_workflow_output(const fm_wf_run *r);
+const fm_err *fm_workflow_failure(const fm_wf_run *r);
 void fm_workflow_abandon(fm_call *call, fm_wf_run *r, const char *why);
 json_t *fm_workflow_end(fm_call *call, fm_wf_run *r, fm_err *err);
 

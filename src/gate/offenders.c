@@ -11,9 +11,11 @@
 
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_policy.h"
+#include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_tickets.h"
 #include "fleetmcp/fm_util.h"
+#include "fm_actions.gen.h"
 
 static const char ddl[] =
     "CREATE TABLE IF NOT EXISTS repeat_offenders(node TEXT PRIMARY KEY, repairs INTEGER NOT"
@@ -98,6 +100,54 @@ static void put(fm_ctx *ctx, const char *node, long long repairs, const char *ti
     fm_db_reset(s);
 }
 
+/* The tool that files an escalation's ticket: the escalate action's
+ * (schemas/actions, calls.ticket), found by its executor, not by a name. */
+static const char *ticket_tool(void)
+{
+    for (size_t i = 0; i < fm_action_count; i++)
+        if (fm_action_table[i].exec == fm_act_escalate) return fm_action_table[i].ticket.tool;
+    return NULL;
+}
+
+/* The ticket goes through the whole call pipeline as the session whose
+ * call made the repair: schema, every gate step (scope over HTTP, kill
+ * switch, ticket_create's hourly limit), audit rows under the ticket
+ * tool's name.  A refusal is audited there and logged; the node is
+ * blocked by the repeat_offender verdict whether or not a ticket came.
+ * Writes the ticket's key to key, or "". */
+static void escalate(fm_ctx *ctx, const char *node, long long n, const oconf *c, char *key,
+                     size_t keylen)
+{
+    key[0] = '\0';
+    const char *tool = ticket_tool();
+    char summary[200], line[120], why[200];
+    snprintf(summary, sizeof summary,
+             "%s repaired %lld times in %lld s: automation stopped, needs a human", node, n,
+             c->window_s);
+    snprintf(line, sizeof line, "repairs: %lld in %lld s (max_repairs %lld)", n, c->window_s,
+             c->max);
+    const fm_call *by = ctx->current;
+    if (by && by->tool)
+        snprintf(why, sizeof why, "repeat offender escalation, filed by the gate for %s (audit"
+                 " row %lld)", by->tool->name, (long long)by->audit_id);
+    else
+        snprintf(why, sizeof why, "repeat offender escalation, filed by the gate");
+    json_t *args = json_pack("{s:o, s:s, s:s, s:s, s:[s]}", "summary", fm_ticket_summary(summary),
+                             "node", node, "fault_class", "repeat_offender", "severity", "high",
+                             "evidence", line);
+    fm_err err = {0};
+    json_t *t = tool ? fm_tools_call_audited(ctx, tool, args, why, &err) : NULL;
+    if (!tool)
+        fm_err_set(&err, FM_ERR_INTERNAL, "no action names a ticket tool; please report");
+    if (t)
+        snprintf(key, keylen, "%s", fm_json_str(t, "key", ""));
+    else
+        fm_log("error", "repeat offender %s: the ticket was not filed: %s: %s (the refusal is in"
+               " the audit log; file one by hand)", node, fm_strerror(err.code), err.text);
+    json_decref(t);
+    json_decref(args);
+}
+
 void fm_offender_note(fm_ctx *ctx, const char *node)
 {
     oconf c = conf(ctx);
@@ -109,25 +159,14 @@ void fm_offender_note(fm_ctx *ctx, const char *node)
         return;
     }
     char key[64] = "";
-    if (ctx->be.tickets) {
-        char summary[200];
-        snprintf(summary, sizeof summary,
-                 "%s repaired %lld times in %lld s: automation stopped, needs a human", node, n,
-                 c.window_s);
-        json_t *ev = json_pack("{s:I, s:I, s:I}", "repairs", (json_int_t)n, "max_repairs",
-                               (json_int_t)c.max, "window_s", (json_int_t)c.window_s);
-        fm_err err = {0};
-        json_t *t = fm_ticket_escalate(ctx, node, "repeat_offender", summary, ev, NULL, &err);
-        if (t)
-            snprintf(key, sizeof key, "%s", fm_json_str(t, "key", ""));
-        else
-            fm_log("error", "repeat offender %s: the ticket failed: %s", node, err.text);
-        json_decref(t);
-        json_decref(ev);
-    }
+    if (ctx->be.tickets) escalate(ctx, node, n, &c, key, sizeof key);
     put(ctx, node, n, key);
     fm_log("warning", "repeat offender %s: %lld repairs in %lld s; escalated%s%s", node, n,
-           c.window_s, key[0] ? " with ticket " : " (no tickets backend, so no ticket)", key);
+           c.window_s,
+           key[0]            ? " with ticket "
+           : ctx->be.tickets ? " without a ticket (refused or failed, see above)"
+                             : " (no tickets backend, so no ticket)",
+           key);
 }
 
 void fm_offender_check(fm_ctx *ctx, const char *node, json_t *verdicts)

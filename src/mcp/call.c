@@ -125,8 +125,11 @@ json_t *fm_tools_call(fm_ctx *ctx, int ti, const json_t *args, const json_t *pro
     return fm_tools_call_text(ctx, ti, args, progress_token, meta, NULL);
 }
 
+/* nested: why fleetmcp makes this call on its own behalf
+ * (fm_tools_call_audited), or NULL for a client's call.  A nested call
+ * elicits nothing (no client asked) and its audit rows say why it ran. */
 static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
-                         const json_t *meta, char **structured_text);
+                         const json_t *meta, char **structured_text, const char *nested);
 
 json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
                            const json_t *meta, char **structured_text)
@@ -135,7 +138,7 @@ json_t *fm_tools_call_text(fm_ctx *ctx, int ti, const json_t *args, const json_t
      * its gate and the marker on its result. */
     fm_emergency_call_begin(ctx);
     ctx->call_depth++;
-    json_t *r = call_tool(ctx, ti, args, progress_token, meta, structured_text);
+    json_t *r = call_tool(ctx, ti, args, progress_token, meta, structured_text, NULL);
     /* A task's runner ends when the call it continues is done. */
     if (ctx->task_id[0] && ctx->call_depth == ctx->task_depth)
         fm_task_finish(ctx, r, structured_text ? *structured_text : NULL);
@@ -191,8 +194,42 @@ json_t *fm_tools_call_internal(fm_call *parent, const char *tool, unsigned exemp
     return r;
 }
 
+json_t *fm_tools_call_audited(fm_ctx *ctx, const char *tool, const json_t *args,
+                              const char *why, fm_err *err)
+{
+    int ti = fm_tool_index(tool);
+    if (ti < 0)
+        return fm_err_set(err, FM_ERR_INTERNAL, "no tool %s in this build; please report", tool),
+               NULL;
+    fm_emergency_call_begin(ctx);
+    ctx->call_depth++;
+    json_t *r = call_tool(ctx, ti, args, NULL, NULL, NULL, why);
+    ctx->call_depth--;
+    fm_emergency_call_end(ctx);
+    if (!r) return NULL;
+    json_t *sc = json_incref(json_object_get(r, "structuredContent"));
+    if (!sc) {
+        /* Refused or failed (and audited): the result's text is
+         * "<WORD>: <text>"; the caller gets the word back as the code. */
+        const char *text = fm_json_str(json_array_get(json_object_get(r, "content"), 0), "text",
+                                       "no result");
+        fm_code code = FM_ERR_INTERNAL;
+        for (int c = 1; c <= FM_ERR_LAST; c++) {
+            size_t n = strlen(fm_strerror((fm_code)c));
+            if (!strncmp(text, fm_strerror((fm_code)c), n) && text[n] == ':') {
+                code = (fm_code)c;
+                text += n + 1 + (text[n + 1] == ' ');
+                break;
+            }
+        }
+        fm_err_set(err, code, "%s (%s): %s", tool, why, text);
+    }
+    json_decref(r);
+    return sc;
+}
+
 static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *progress_token,
-                         const json_t *meta, char **structured_text)
+                         const json_t *meta, char **structured_text, const char *nested)
 {
     (void)meta;
     const fm_tool_def *t = &fm_tool_table[ti];
@@ -204,7 +241,8 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
                         .tool = t->name,
                         .args = args,
                         .autonomy = fm_autonomy_name(t->autonomy),
-                        .node = arg_node(args)};
+                        .node = arg_node(args),
+                        .reason = nested};
     json_t *result = NULL;
 
     /* The gate's first steps (visible, scope) need no arguments and come
@@ -237,7 +275,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
     /* The second approval path: ask the user of a trusted client, then
      * take the whole decision again with the approval it gave. */
     json_t *elicited = NULL;
-    if (d.verdict == FM_GATE_DENY && d.code == FM_ERR_APPROVAL && d.plan_id[0] &&
+    if (!nested && d.verdict == FM_GATE_DENY && d.code == FM_ERR_APPROVAL && d.plan_id[0] &&
         !json_object_get(args, "approval_id") && fm_approval_elicitation_allowed(ctx)) {
         char ap[FM_APPROVAL_ID_LEN];
         if (elicit_approval(ctx, t, d.plan_id, d.reason, ap) == 0) {
@@ -250,6 +288,12 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
     }
     rec.decision = fm_gate_verdict_name(d.verdict);
     rec.reason = d.reason[0] ? d.reason : NULL;
+    char nested_reason[sizeof d.reason + 256];
+    if (nested) {
+        snprintf(nested_reason, sizeof nested_reason, "%.250s%s%s", nested,
+                 d.reason[0] ? "; " : "", d.reason);
+        rec.reason = nested_reason;
+    }
     rec.plan_id = d.plan_id[0] ? d.plan_id : NULL;
     rec.approval_id = d.approval_id[0] ? d.approval_id : NULL;
     rec.approvers = d.approvers[0] ? d.approvers : NULL;
@@ -263,8 +307,9 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
         fm_err aerr = {0};
         int64_t row = fm_audit_append(ctx, &rec, &aerr);
         /* Over HTTP a missing scope is answered 403 with the scope to ask
-         * for (step-up), after the refusal is recorded. */
-        if (d.scope_needed && ctx->xc) ctx->xc->step_up = d.scope_needed;
+         * for (step-up), after the refusal is recorded; not a nested
+         * call's: the client's own call was allowed. */
+        if (d.scope_needed && ctx->xc && !nested) ctx->xc->step_up = d.scope_needed;
         if (row <= 0) {
             json_decref(empty);
             json_decref(elicited);
@@ -328,9 +373,11 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
                     .audit_id = intent,
                     .approval_id = rec.approval_id,
                     .plan_id = rec.plan_id};
+    /* A nested call returns to the call it was made for. */
+    fm_call *outer = ctx->current;
     ctx->current = &call;
     json_t *structured = t->handler(&call, &err);
-    ctx->current = NULL;
+    ctx->current = outer;
     ctx->last_cancelled = call.cancelled;
     ctx->last_err_code = structured ? 0 : err.code;
     /* The handler went to the background: its CreateTaskResult is the

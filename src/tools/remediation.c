@@ -1,5 +1,7 @@
 /* The remediation CLI: single actions, each a one-step plan the gate has
- * already approved (or allowed on a canary node).  Handlers act through
+ * already approved (or allowed on a canary node).  node_drain, node_resume
+ * and job_requeue run as one-step workflows of their action (the tool's
+ * schema names it) through the engine; the others still act here through
  * Slurm's own interface and the SSH executor's catalog, via the same node
  * operations the workflow engine uses (src/workflow/ops.c). */
 #include <stdio.h>
@@ -21,6 +23,36 @@ static void owner_of(const fm_call *call, char *buf, size_t len)
         snprintf(buf, len, "%s", call->plan_id);
     else
         snprintf(buf, len, "call-%lld", (long long)call->audit_id);
+}
+
+/* Runs the call as a one-step workflow of its tool's action, through the
+ * same engine, reservation and node-state code as a runbook: a workflow
+ * row, a step row and an audit step row, recoverable if this process
+ * dies mid-step.  Returns the step's output (new), or NULL with the
+ * step's own error (or the engine's, when it could not start). */
+static json_t *run_one_step(fm_call *call, const char *owner, fm_err *err)
+{
+    json_t *content = fm_workflow_tool_content(call, owner, err);
+    if (!content) return NULL;
+    fm_wf_run *r = fm_workflow_begin(call, call->plan_id, content, err);
+    json_decref(content);
+    if (!r) return NULL;
+    while (fm_workflow_advance(call, r)) {
+    }
+    const fm_err *f = fm_workflow_failure(r);
+    fm_err failed = f ? *f : (fm_err){0};
+    json_t *out = json_incref((json_t *)fm_workflow_output(r));
+    fm_err e = {0};
+    json_t *summary = fm_workflow_end(call, r, &e);
+    if (failed.code || !summary) {
+        *err = failed.code ? failed : e;
+        json_decref(out);
+        out = NULL;
+    } else if (!out) {
+        out = json_object();
+    }
+    json_decref(summary);
+    return out;
 }
 
 static json_t *slurm_state(fm_ctx *ctx, const char *node)
@@ -45,17 +77,15 @@ json_t *fm_tool_node_drain(fm_call *call, fm_err *err)
     fm_ctx *ctx = call->ctx;
     const char *node = fm_json_str(call->args, "node", "");
     const char *text = fm_json_str(call->args, "reason", "");
-    char owner[48], before[32];
+    char owner[48];
     owner_of(call, owner, sizeof owner);
-    fm_node_state_get(ctx, node, before, sizeof before);
-    /* Entering remediation re-checks the blast radius atomically, so two
-     * servers draining two nodes of one rack cannot both win. */
-    if (fm_guard_reserve(ctx, node, "quarantined", NULL, owner, err)) return NULL;
-    bool noop = false;
-    if (fm_wf_drain(ctx, node, owner, text, &noop, err)) {
-        fm_node_state_set(ctx, node, before, NULL, NULL);
-        return NULL;
-    }
+    /* The drain step reserves the node (the blast radius re-checked
+     * atomically, so two servers draining two nodes of one rack cannot
+     * both win), then drains it under the call's owner. */
+    json_t *step = run_one_step(call, owner, err);
+    if (!step) return NULL;
+    bool noop = json_is_true(json_object_get(step, "noop"));
+    json_decref(step);
     char full[256];
     snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner, text);
     fm_err je = {0};
@@ -72,23 +102,16 @@ json_t *fm_tool_node_resume(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
     const char *node = fm_json_str(call->args, "node", "");
-    char st[256], reason[256];
-    if (fm_wf_node_boot(ctx, node, st, sizeof st, reason, sizeof reason, err) < 0) return NULL;
-    bool ours = !strncmp(reason, FM_SLURM_OWNED_PREFIX, strlen(FM_SLURM_OWNED_PREFIX));
-    /* Domain check, on top of the ownership guardrail: someone else's
-     * drain is theirs to lift unless a human approved this call. */
-    if (reason[0] && !ours && !call->approval_id) {
-        char c[160];
-        fm_clip(c, sizeof c, reason);
-        fm_err_set(err, FM_ERR_GUARDRAIL,
-                   "ownership: %s was drained by someone else (reason: %s); fleetmcp resumes only"
-                   " its own drains unless a human approves this call",
-                   node, c);
-        return NULL;
-    }
-    bool noop = false;
-    if (fm_wf_resume(ctx, node, &noop, err)) return NULL;
-    fm_node_state_set(ctx, node, "returned", NULL, NULL);
+    char reason[256], owner[48];
+    if (fm_wf_node_boot(ctx, node, NULL, 0, reason, sizeof reason, err) < 0) return NULL;
+    /* The resume step holds the ownership rule (someone else's drain is
+     * theirs to lift unless a human approved the call) and returns the
+     * node's state. */
+    owner_of(call, owner, sizeof owner);
+    json_t *step = run_one_step(call, owner, err);
+    if (!step) return NULL;
+    bool noop = json_is_true(json_object_get(step, "noop"));
+    json_decref(step);
     return json_pack("{s:s, s:b, s:b, s:s, s:o, s:s}", "node", node, "resumed", 1, "noop", noop,
                      "previous_reason", reason, "slurm_state", slurm_state(ctx, node),
                      "remediation_state", "returned");
@@ -248,7 +271,12 @@ json_t *fm_tool_job_requeue(fm_call *call, fm_err *err)
                    node);
         return NULL;
     }
-    if (ctx->be.slurm->requeue_job(ctx->be.slurm_st, (uint64_t)id, node, err)) return NULL;
+    /* The one-job form of requeue_jobs: that job, the node excluded. */
+    char owner[48];
+    owner_of(call, owner, sizeof owner);
+    json_t *step = run_one_step(call, owner, err);
+    if (!step) return NULL;
+    json_decref(step);
     return json_pack("{s:I, s:b, s:s, s:s}", "job_id", id, "requeued", 1, "excluded_node", node,
                      "job_state_before", st);
 }

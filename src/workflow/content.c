@@ -67,6 +67,37 @@ json_t *fm_workflow_content(const char *node, const char *fault_class, const fm_
     return c;
 }
 
+json_t *fm_workflow_tool_content(const fm_call *call, const char *owner, fm_err *err)
+{
+    const fm_tool_def *t = call->tool;
+    const fm_action_def *a = t && t->action ? fm_action_find(t->action) : NULL;
+    if (!a)
+        return fm_err_set(err, FM_ERR_INTERNAL,
+                          "%s names no action to run (\"action\" in its schema file); please"
+                          " report",
+                          t ? t->name : "the tool"),
+               NULL;
+    /* The step takes the arguments its action declares (drain: reason;
+     * gpu_reset: gpu), nothing else of the call's. */
+    json_t *schema = json_loads(a->args_schema, 0, NULL);
+    const json_t *props = json_object_get(schema, "properties");
+    json_t *sargs = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)call->args, k, v) if (json_object_get(props, k))
+        json_object_set(sargs, k, v);
+    json_decref(schema);
+    json_t *steps = json_pack("[{s:s, s:s, s:s, s:o, s:I}]", "phase", "steps", "id", t->name,
+                              "action", a->name, "args", sargs, "timeout_s",
+                              (json_int_t)a->default_timeout_s);
+    json_t *nodes = json_pack("[s]", fm_json_str(call->args, "node", ""));
+    json_t *c = fm_plan_content(t->name, call->args, nodes, steps, NULL, 0);
+    json_object_set_new(c, "call_owner", json_string(owner));
+    json_decref(nodes);
+    json_decref(steps);
+    return c;
+}
+
 json_t *fm_workflow_plan_content(fm_ctx *ctx, const char *plan_id, json_t **detail, fm_err *err)
 {
     *detail = NULL;

@@ -60,6 +60,21 @@ static void var_set_int(wf_row *w, const char *k, long long v)
     json_object_set_new(w->vars, k, json_integer((json_int_t)v));
 }
 
+/* A single-node tool's one-step workflow (fm_workflow_tool_content): the
+ * gate decided the call that runs it, and its drain is owned by the plan
+ * or call (content call_owner), as the tool's drains always were. */
+static bool tool_run(const wf_row *w)
+{
+    return json_is_string(json_object_get(w->content, "call_owner"));
+}
+
+/* Who owns what the workflow drains and reserves: the call for a tool's
+ * one-step workflow, else the workflow. */
+static const char *owner_of(const wf_row *w)
+{
+    return fm_json_str(w->content, "call_owner", w->id);
+}
+
 static bool state_word(const char *joined, const char *word)
 {
     char buf[256];
@@ -130,7 +145,7 @@ int fm_act_drain(step_ctx *sc, fm_err *err)
 {
     bool noop = false;
     const char *text = fm_json_str(json_object_get(sc->step, "args"), "reason", "remediation");
-    if (fm_wf_drain(sc->call->ctx, sc->w->node, sc->w->id, text, &noop, err)) return -1;
+    if (fm_wf_drain(sc->call->ctx, sc->w->node, owner_of(sc->w), text, &noop, err)) return -1;
     json_object_set_new(sc->out, "noop", json_boolean(noop));
     return 0;
 }
@@ -586,6 +601,9 @@ static int act_jobs(step_ctx *sc, bool requeue, fm_err *err)
     }
     json_t *jobs = fm_wf_jobs_on(ctx, sc->w->node, err);
     if (!jobs) return -1;
+    /* job_id: the one-job form (job_requeue): that job only, and it must
+     * run on the node. */
+    const json_t *one = json_object_get(json_object_get(sc->step, "args"), "job_id");
     json_t *done = json_array();
     size_t i;
     json_t *j;
@@ -594,6 +612,7 @@ static int act_jobs(step_ctx *sc, bool requeue, fm_err *err)
     {
         json_t *id = json_object_get(j, "job_id");
         if (!json_is_integer(id)) continue;
+        if (one && !json_equal(id, (json_t *)one)) continue;
         uint64_t jid = (uint64_t)json_integer_value(id);
         if (requeue ? ctx->be.slurm->requeue_job(ctx->be.slurm_st, jid, sc->w->node, err)
                     : ctx->be.slurm->cancel_job(ctx->be.slurm_st, jid, err)) {
@@ -603,6 +622,12 @@ static int act_jobs(step_ctx *sc, bool requeue, fm_err *err)
         json_array_append(done, id);
     }
     json_decref(jobs);
+    if (!rc && one && !json_array_size(done)) {
+        fm_err_set(err, FM_ERR_NOT_FOUND,
+                   "job %lld does not run on %s (slurm_jobs {node} lists what does)",
+                   (long long)json_integer_value(one), sc->w->node);
+        rc = -1;
+    }
     json_object_set_new(sc->out, requeue ? "requeued" : "cancelled", done);
     return rc;
 }
@@ -636,7 +661,9 @@ static void audit_step(fm_call *call, const wf_row *w, const json_t *step, const
     fm_audit_rec rec = {
         .phase = "step",
         .call_ref = w->call_ref,
-        .tool = fm_tool_with_flags(FM_TOOL_RUNS_PLAN)->name,
+        /* The tool whose call runs the content: the plan runner, or a
+         * single-node tool's one-step workflow. */
+        .tool = fm_json_str(w->content, "tool", fm_tool_with_flags(FM_TOOL_RUNS_PLAN)->name),
         .args = json_object_get(step, "args"),
         .autonomy = fm_autonomy_name(call->tool ? call->tool->autonomy : FM_AUTONOMY_CANARY),
         .decision = "allow",
@@ -651,8 +678,8 @@ static void audit_step(fm_call *call, const wf_row *w, const json_t *step, const
         .duration_us = dur_us,
         .state_before = before,
         .state_after = after,
-        .runbook = w->runbook,
-        .runbook_version = ver};
+        .runbook = w->runbook[0] ? w->runbook : NULL,
+        .runbook_version = w->runbook[0] ? ver : NULL};
     fm_audit_append(call->ctx, &rec, NULL);
 }
 
@@ -689,20 +716,26 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     /* A kill switch engaged mid-run stops every further change to the
      * node; rollback and escalation only write bookkeeping and tickets. */
     char why[600];
+    /* A tool's one-step workflow runs in the call the gate just allowed
+     * (kill switch included): one decision per call.  Resumed by another
+     * call, it is checked like any workflow. */
     if (!rc && def->touches_node && !is_failure_phase(fm_json_str(step, "phase", "")) &&
-        fm_killswitch_engaged(ctx, why, sizeof why)) {
+        !(tool_run(w) && !resumed) && fm_killswitch_engaged(ctx, why, sizeof why)) {
         fm_err_set(err, FM_ERR_DENIED, "kill switch: %s", why);
         rc = -1;
     }
     /* The blast radius is enforced where capacity is taken: atomically,
      * across every server sharing the store. */
+    bool reserved_now = false;
     if (!rc && def->takes_capacity && !var_int(w, "reserved")) {
-        if (fm_guard_reserve(ctx, w->node, "quarantined", w->fault_class, w->id, err)) {
+        if (fm_guard_reserve(ctx, w->node, "quarantined",
+                             w->fault_class[0] ? w->fault_class : NULL, owner_of(w), err)) {
             rc = -1;
             json_object_set_new(w->vars, "reserve_refused", json_true());
         } else {
             var_set_int(w, "reserved", 1);
             wf_save(ctx, w, NULL);
+            reserved_now = true;
         }
     }
     if (!rc) {
@@ -730,9 +763,14 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
         else if (def->state_after >= 0)
             target = fm_node_state_name((fm_node_state)def->state_after);
         fm_err se = {0};
-        if (target && fm_node_state_set(ctx, w->node, target, w->id, &se) == 0)
+        if (target && fm_node_state_set(ctx, w->node, target, owner_of(w), &se) == 0)
             snprintf(after, sizeof after, "%s", target);
     }
+    /* A tool's one-step workflow has no rollback steps: the step that
+     * took the node and then failed gives back its state. */
+    if (rc && reserved_now && tool_run(w)) fm_node_state_set(ctx, w->node, before, NULL, NULL);
+    json_decref(w->last_out);
+    w->last_out = json_incref(out);
     char *text = json_dumps(out, JSON_COMPACT);
     char result[488];
     snprintf(result, sizeof result, "%.480s", text ? text : "{}");
@@ -820,6 +858,7 @@ static int execute_step(fm_call *call, wf_row *w, bool *resumed)
         snprintf(msg, sizeof msg, "%s (%s) failed: %s: %s", fm_json_str(step, "id", "?"),
                  fm_json_str(step, "action", "?"), fm_strerror(e.code), e.text);
         wf_event(ctx, w->id, "step_failed", "%s", msg);
+        if (!w->failure.code) w->failure = e;
         if (json_is_true(json_object_get(step, "continue_on_failure"))) {
             /* noted, not fatal */
         } else if (!w->failing) {
@@ -940,7 +979,9 @@ fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *c
         free(r);
         return NULL;
     }
-    if (guard(ctx, w, false, err)) {
+    /* The gate took this call's one decision (guardrails, approval); a
+     * tool's one-step workflow is not decided again here. */
+    if (!json_is_string(json_object_get(content, "call_owner")) && guard(ctx, w, false, err)) {
         free(r);
         return NULL;
     }
@@ -977,6 +1018,16 @@ const char *fm_workflow_run_id(const fm_wf_run *r)
 bool fm_workflow_failing(const fm_wf_run *r)
 {
     return r->w.failing;
+}
+
+const json_t *fm_workflow_output(const fm_wf_run *r)
+{
+    return r->w.last_out;
+}
+
+const fm_err *fm_workflow_failure(const fm_wf_run *r)
+{
+    return r->w.failure.code ? &r->w.failure : NULL;
 }
 
 void fm_workflow_abandon(fm_call *call, fm_wf_run *r, const char *why)

@@ -44,7 +44,8 @@ void wf_row_free(wf_row *w)
 {
     json_decref(w->content);
     json_decref(w->vars);
-    w->content = w->vars = NULL;
+    json_decref(w->last_out);
+    w->content = w->vars = w->last_out = NULL;
 }
 
 /* The host that owns a workflow.  FLEETMCP_HOST_ID names it when the

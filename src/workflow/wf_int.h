@@ -31,6 +31,10 @@ typedef struct wf_row {
     json_t *vars;    /* owned: what steps remember (boot time before, bundle...) */
     const char *stopped; /* why this process stopped running it (static text), or NULL */
     int64_t park_until_ms; /* set by a monitor step: park the workflow until then */
+    /* Not persisted: what this process saw, for a one-step tool workflow's
+     * result (fm_workflow_output, fm_workflow_failure). */
+    json_t *last_out; /* owned: the last step's output */
+    fm_err failure;   /* the first failing step's error */
 } wf_row;
 
 void wf_row_free(wf_row *w);

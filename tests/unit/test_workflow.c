@@ -17,7 +17,9 @@
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
+#include "fleetmcp/fm_schema.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
@@ -67,11 +69,13 @@ static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
 }
 
 static int slurm_updates; /* every node change the fake Slurm was asked for */
+static char last_reason[256]; /* the reason of the last one */
 
 static int fake_update(void *st, const char *name, fm_slurm_node_op op, const char *reason,
                        fm_err *err)
 {
     slurm_updates++;
+    snprintf(last_reason, sizeof last_reason, "%s", reason ? reason : "");
     (void)st;
     (void)name;
     (void)op;
@@ -441,6 +445,103 @@ START_TEST(internal_calls_are_checked_and_gated)
 }
 END_TEST
 
+static long long count_where(fm_ctx *ctx, const char *sql, const char *a)
+{
+    fm_db_stmt *s = NULL;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL), FM_DB_OK);
+    if (a) fm_db_bind_text(s, 1, a, -1, FM_DB_STATIC);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    long long n = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
+    return n;
+}
+
+/* Calls tool's handler as the call pipeline would after the gate allowed
+ * it with plan pl-0123 and an approval.  Returns its result (new) or NULL
+ * with err. */
+static json_t *gated_call(fm_ctx *ctx, const char *tool, json_t *args, fm_err *err)
+{
+    int ti = fm_registry_find(ctx, tool);
+    ck_assert_int_ge(ti, 0);
+    fm_call call = {.ctx = ctx,
+                    .tool = &fm_tool_table[ti],
+                    .args = args,
+                    .audit_id = 5,
+                    .plan_id = "pl-0123",
+                    .approval_id = "ap-0123456789abcdef"};
+    json_t *r = fm_tool_table[ti].handler(&call, err);
+    fm_err e = {0};
+    const fm_schema *out = fm_registry_schema(ctx, ti, 1, &e);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_msg(!r || fm_schema_check(out, r, &e) == 0, "%s: %s", tool, e.text);
+    json_decref(args);
+    return r;
+}
+
+/* A single-node tool runs as a one-step workflow of its action: a
+ * workflow row (the call's plan, the tool's content), one step row and
+ * its audit row under the tool, the call's intent as call_ref; the drain
+ * is owned by the plan as before, and the result keeps its shape. */
+START_TEST(single_node_tools_run_as_one_step_workflows)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    ctx.cfg.mode = FM_MODE_FLEET;
+    slurm_updates = 0;
+    fm_err err = {0};
+    json_t *r = gated_call(&ctx, "node_drain",
+                           json_pack("{s:s, s:s}", "node", "gpu-a01", "reason", "bad dimm"), &err);
+    ck_assert_msg(r != NULL, "%s", err.text);
+    ck_assert_str_eq(fm_json_str(r, "reason", ""), "fleetmcp:pl-0123: bad dimm");
+    ck_assert_str_eq(fm_json_str(r, "remediation_state", ""), "quarantined");
+    ck_assert(json_is_true(json_object_get(r, "drained")));
+    json_decref(r);
+    ck_assert_int_eq(slurm_updates, 1);
+    ck_assert_str_eq(last_reason, "fleetmcp:pl-0123: bad dimm");
+    char st[32];
+    fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "quarantined");
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflows WHERE plan_id='pl-0123'"
+                                       " AND status='done' AND node=?",
+                                 "gpu-a01"),
+                     1);
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflow_steps WHERE action=?",
+                                 "drain"),
+                     1);
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM audit WHERE phase='step' AND"
+                                       " call_ref=5 AND tool=? AND node='gpu-a01'",
+                                 "node_drain"),
+                     1);
+    /* The drain is the plan's, so node_states names the plan too. */
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM node_states WHERE node='gpu-a01'"
+                                       " AND workflow_id=?",
+                                 "pl-0123"),
+                     1);
+
+    /* node_resume: the resume step returns the node to service. */
+    r = gated_call(&ctx, "node_resume", json_pack("{s:s}", "node", "gpu-a01"), &err);
+    ck_assert_msg(r != NULL, "%s", err.text);
+    ck_assert(json_is_true(json_object_get(r, "resumed")));
+    ck_assert_str_eq(fm_json_str(r, "remediation_state", ""), "returned");
+    json_decref(r);
+    fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "returned");
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflow_steps WHERE action=?",
+                                 "resume"),
+                     1);
+
+    /* job_requeue of a job not on the node: refused before any workflow. */
+    long long before = count_where(&ctx, "SELECT count(*) FROM workflows WHERE node<>?", "");
+    r = gated_call(&ctx, "job_requeue", json_pack("{s:s, s:i}", "node", "gpu-a01", "job_id", 42),
+                   &err);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflows WHERE node<>?", ""),
+                     before);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 START_TEST(live_owner_is_left_alone)
 {
     fm_ctx ctx;
@@ -777,6 +878,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, unknown_action_runs_nothing);
     tcase_add_test(tc, internal_calls_are_checked_and_gated);
     tcase_add_test(tc, live_owner_is_left_alone);
+    tcase_add_test(tc, single_node_tools_run_as_one_step_workflows);
     tcase_add_test(tc, summary_reports_orphaned_drains);
     tcase_add_test(tc, race_two_processes_fifty_rounds);
     tcase_add_test(tc, capacity_race_two_hosts_fifty_rounds);
