@@ -52,6 +52,17 @@ static const char *top_class(const json_t *r)
     return json_string_value(json_object_get(top(r), "fault_class"));
 }
 
+/* The top class of signals given as JSON text is (or, with is false, is
+ * not) cls. */
+static void expect_top(const char *signals_json, const char *cls, bool is)
+{
+    json_t *r = diag(signals_json);
+    const char *got = top_class(r);
+    ck_assert_msg(is == (got && !strcmp(got, cls)), "top %s, expected %s%s", got ? got : "(none)",
+                  is ? "" : "anything but ", cls);
+    json_decref(r);
+}
+
 static double top_conf(const json_t *r)
 {
     return json_number_value(json_object_get(top(r), "confidence"));
@@ -301,10 +312,9 @@ START_TEST(xid_code_decides_class)
     ck_assert(json_is_null(json_object_get(top(r), "runbook")));
     json_decref(r);
     /* Xid 45 is cleanup after something else: alone it means nothing */
-    r = diag(
-        "{\"kernel_log\":[\"NVRM: Xid (PCI:0000:07:00): 45, pid=4, name=python, Ch 00000010\"]}");
-    ck_assert_str_eq(top_class(r), "healthy");
-    json_decref(r);
+    expect_top(
+        "{\"kernel_log\":[\"NVRM: Xid (PCI:0000:07:00): 45, pid=4, name=python, Ch 00000010\"]}",
+        "healthy", true);
 }
 END_TEST
 
@@ -416,12 +426,11 @@ START_TEST(counters_need_a_rate)
     ck_assert_str_eq(top_class(r), "healthy");
     json_decref(r);
     /* two samples of one series: the delta is the rate */
-    r = diag(
+    expect_top(
         "{\"metrics\":[{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},"
         "\"value\":40},"
-        "{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},\"value\":900}]}");
-    ck_assert_str_eq(top_class(r), "gpu_sram_ecc_rate");
-    json_decref(r);
+        "{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},\"value\":900}]}",
+        "gpu_sram_ecc_rate", true);
 }
 END_TEST
 
@@ -457,9 +466,7 @@ START_TEST(neighbour_samples_do_not_blame_this_node)
     ck_assert_str_eq(top_class(r), "healthy");
     json_decref(r);
     snprintf(buf, sizeof buf, hot, "n2");
-    r = diag(buf);
-    ck_assert_str_eq(top_class(r), "gpu_thermal");
-    json_decref(r);
+    expect_top(buf, "gpu_thermal", true);
 }
 END_TEST
 
@@ -565,7 +572,6 @@ START_TEST(bulk_scan_counts_lines)
 }
 END_TEST
 
-
 /* ---- three outcomes ---------------------------------------------------------- */
 
 static bool evidence_mentions(const json_t *r, const char *needle)
@@ -590,10 +596,9 @@ START_TEST(unknown_xid_is_inconclusive_never_healthy)
     ck_assert(evidence_mentions(r, "Xid 199 is not in the Xid catalog"));
     json_decref(r);
     /* the same through DCGM's last-Xid gauge */
-    r = diag("{\"node\":\"n1\",\"metrics\":[{\"name\":\"DCGM_FI_DEV_XID_ERRORS\","
-             "\"labels\":{\"gpu\":\"1\",\"hostname\":\"n1\"},\"value\":201}]}");
-    ck_assert_str_eq(top_class(r), "inconclusive");
-    json_decref(r);
+    expect_top("{\"node\":\"n1\",\"metrics\":[{\"name\":\"DCGM_FI_DEV_XID_ERRORS\","
+               "\"labels\":{\"gpu\":\"1\",\"hostname\":\"n1\"},\"value\":201}]}",
+               "inconclusive", true);
     /* a catalogued code with no class (NVIDIA: CONTACT_SUPPORT) is no better */
     r = diag("{\"kernel_log\":[\"NVRM: Xid (PCI:0000:3b:00): 142, pid=7, name=x\"]}");
     ck_assert_str_eq(top_class(r), "inconclusive");
@@ -660,11 +665,10 @@ START_TEST(healthy_needs_positive_evidence)
     ck_assert(evidence_mentions(r, "Segmentation fault"));
     json_decref(r);
     /* ... unless the owner cancelled it */
-    r = diag("{\"node\":\"n1\",\"job_log\":[\"KeyboardInterrupt\",\"srun: error: n1: task 0: "
-             "Killed\"],\"slurm\":{\"jobs\":[{\"job_id\":1,\"state\":\"CANCELLED\","
-             "\"nodes\":\"n1\"}]}}");
-    ck_assert_str_eq(top_class(r), "healthy");
-    json_decref(r);
+    expect_top("{\"node\":\"n1\",\"job_log\":[\"KeyboardInterrupt\",\"srun: error: n1: task 0: "
+               "Killed\"],\"slurm\":{\"jobs\":[{\"job_id\":1,\"state\":\"CANCELLED\","
+               "\"nodes\":\"n1\"}]}}",
+               "healthy", true);
 }
 END_TEST
 
@@ -700,7 +704,6 @@ START_TEST(xid154_recovery_action_is_parsed_and_used)
     json_decref(r);
 }
 END_TEST
-
 
 /* Phrasings from NVIDIA's and the frameworks' own texts, one source each:
  * the meaning, not one scenario's wording, decides. */
@@ -743,27 +746,24 @@ START_TEST(mca_status_power_reference_and_host_grouping)
 {
     /* MCA status word: VAL+UC (b2...) is uncorrected, VAL+EN only (90...) is
      * corrected, a word without VAL (32...) says nothing */
-    json_t *r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"kernel_log\":"
-                     "[\"mce: [Hardware Error]: CPU 3: Machine Check: 0 Bank 4: b200000000070f0f\"]}");
+    json_t *r =
+        diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"kernel_log\":"
+             "[\"mce: [Hardware Error]: CPU 3: Machine Check: 0 Bank 4: b200000000070f0f\"]}");
     ck_assert_str_eq(top_class(r), "inconclusive");
     json_decref(r);
-    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"kernel_log\":"
-             "[\"mce: [Hardware Error]: CPU 3: Machine Check: 0 Bank 7: 9000004000010005\"]}");
-    ck_assert_str_eq(top_class(r), "healthy");
-    json_decref(r);
-    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"events\":"
-             "[\"mcelog: STATUS 3200000000070f0f MCGSTATUS 0\"]}");
-    ck_assert_str_eq(top_class(r), "healthy");
-    json_decref(r);
+    expect_top("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"kernel_log\":"
+               "[\"mce: [Hardware Error]: CPU 3: Machine Check: 0 Bank 7: 9000004000010005\"]}",
+               "healthy", true);
+    expect_top("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"events\":"
+               "[\"mcelog: STATUS 3200000000070f0f MCGSTATUS 0\"]}",
+               "healthy", true);
     /* a power limit against the default of the same nvidia-smi -q section */
-    r = diag("{\"node\":\"n1\",\"events\":[\"    Current Power Limit : 400.00 W\","
-             "\"    Default Power Limit : 700.00 W\"]}");
-    ck_assert_str_eq(top_class(r), "gpu_power");
-    json_decref(r);
-    r = diag("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"events\":"
-             "[\"    Current Power Limit : 700.00 W\",\"    Default Power Limit : 700.00 W\"]}");
-    ck_assert_str_eq(top_class(r), "healthy");
-    json_decref(r);
+    expect_top("{\"node\":\"n1\",\"events\":[\"    Current Power Limit : 400.00 W\","
+               "\"    Default Power Limit : 700.00 W\"]}",
+               "gpu_power", true);
+    expect_top("{\"node\":\"n1\",\"slurm\":{\"node_state\":[\"IDLE\"]},\"events\":"
+               "[\"    Current Power Limit : 700.00 W\",\"    Default Power Limit : 700.00 W\"]}",
+               "healthy", true);
     /* two hosts of two ranks each: every rank of one host slow names it */
     r = diag("{\"job_log\":[\"rank=0 host=h-1 fwd_ms=100\",\"rank=1 host=h-1 fwd_ms=104\","
              "\"rank=2 host=h-2 fwd_ms=210\",\"rank=3 host=h-2 fwd_ms=215\"]}");
@@ -772,45 +772,43 @@ START_TEST(mca_status_power_reference_and_host_grouping)
     json_decref(r);
     /* by the wait: the host whose ranks wait least is the one the others
      * wait for; one rank that waits long is not the slow one */
-    r = diag("{\"job_log\":[\"rank=0 host=h-1 comm_wait_ms=400\",\"rank=1 host=h-1 comm_wait_ms=410\","
-             "\"rank=2 host=h-2 comm_wait_ms=402\",\"rank=3 host=h-3 comm_wait_ms=12\","
-             "\"rank=4 host=h-3 comm_wait_ms=15\"]}");
+    r = diag(
+        "{\"job_log\":[\"rank=0 host=h-1 comm_wait_ms=400\",\"rank=1 host=h-1 comm_wait_ms=410\","
+        "\"rank=2 host=h-2 comm_wait_ms=402\",\"rank=3 host=h-3 comm_wait_ms=12\","
+        "\"rank=4 host=h-3 comm_wait_ms=15\"]}");
     ck_assert_str_eq(top_class(r), "straggler_node");
     ck_assert(evidence_mentions(r, "host h-3"));
     json_decref(r);
-    r = diag("{\"job_log\":[\"rank=0 host=h-1 comm_wait_ms=40\",\"rank=1 host=h-1 comm_wait_ms=41\","
-             "\"rank=2 host=h-2 comm_wait_ms=400\",\"rank=3 host=h-3 comm_wait_ms=42\","
-             "\"rank=4 host=h-3 comm_wait_ms=39\"]}");
-    ck_assert_str_ne(top_class(r), "straggler_node");
-    json_decref(r);
+    expect_top(
+        "{\"job_log\":[\"rank=0 host=h-1 comm_wait_ms=40\",\"rank=1 host=h-1 comm_wait_ms=41\","
+        "\"rank=2 host=h-2 comm_wait_ms=400\",\"rank=3 host=h-3 comm_wait_ms=42\","
+        "\"rank=4 host=h-3 comm_wait_ms=39\"]}",
+        "straggler_node", false);
     /* one slow rank on a host whose other rank is fast is not the host */
-    r = diag("{\"job_log\":[\"rank=0 host=h-1 fwd_ms=100\",\"rank=1 host=h-1 fwd_ms=104\","
-             "\"rank=2 host=h-2 fwd_ms=101\",\"rank=3 host=h-2 fwd_ms=103\"]}");
-    ck_assert_str_ne(top_class(r), "straggler_node");
-    json_decref(r);
+    expect_top("{\"job_log\":[\"rank=0 host=h-1 fwd_ms=100\",\"rank=1 host=h-1 fwd_ms=104\","
+               "\"rank=2 host=h-2 fwd_ms=101\",\"rank=3 host=h-2 fwd_ms=103\"]}",
+               "straggler_node", false);
 }
 END_TEST
 
 START_TEST(samples_in_time_order_and_as_pasted_text)
 {
     /* listed newest first: by their timestamps the counter rose */
-    json_t *r = diag(
-        "{\"metrics\":[{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},"
-        "\"value\":900,\"ts\":\"2026-12-05T10:05:00Z\"},"
-        "{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},\"value\":40,"
-        "\"ts\":\"2026-12-05T10:00:00Z\"}]}");
+    json_t *r =
+        diag("{\"metrics\":[{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},"
+             "\"value\":900,\"ts\":\"2026-12-05T10:05:00Z\"},"
+             "{\"name\":\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL\",\"labels\":{\"gpu\":\"3\"},\"value\":40,"
+             "\"ts\":\"2026-12-05T10:00:00Z\"}]}");
     ck_assert_str_eq(top_class(r), "gpu_sram_ecc_rate");
     json_decref(r);
     /* the same scrape pasted into events as Prometheus text (ms stamps) */
-    r = diag("{\"events\":[\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 900 1796378700000\","
-             "\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 40 1796378400000\"]}");
-    ck_assert_str_eq(top_class(r), "gpu_sram_ecc_rate");
-    json_decref(r);
+    expect_top("{\"events\":[\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 900 1796378700000\","
+               "\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 40 1796378400000\"]}",
+               "gpu_sram_ecc_rate", true);
     /* falling in time: no rate */
-    r = diag("{\"events\":[\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 40 1796378700000\","
-             "\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 900 1796378400000\"]}");
-    ck_assert_str_ne(top_class(r), "gpu_sram_ecc_rate");
-    json_decref(r);
+    expect_top("{\"events\":[\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 40 1796378700000\","
+               "\"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{gpu=\\\"3\\\"} 900 1796378400000\"]}",
+               "gpu_sram_ecc_rate", false);
 }
 END_TEST
 
@@ -831,11 +829,10 @@ START_TEST(slowdown_needs_a_software_change)
     ck_assert_str_eq(json_string_value(json_object_get(top(r), "scope")), "node");
     json_decref(r);
     /* the same change, the same speed after it */
-    r = diag("{\"node\":\"n1\",\"events\":[\"apt: nvidia driver upgraded 550.90 -> 570.86\"],"
-             "\"job_log\":[\"1510 samples/s before\",\"1507 samples/s after\"],"
-             "\"kernel_log\":[],\"slurm\":{\"node_state\":[\"allocated\"]}}");
-    ck_assert_str_eq(top_class(r), "healthy");
-    json_decref(r);
+    expect_top("{\"node\":\"n1\",\"events\":[\"apt: nvidia driver upgraded 550.90 -> 570.86\"],"
+               "\"job_log\":[\"1510 samples/s before\",\"1507 samples/s after\"],"
+               "\"kernel_log\":[],\"slurm\":{\"node_state\":[\"allocated\"]}}",
+               "healthy", true);
 }
 END_TEST
 
