@@ -48,6 +48,8 @@ import time
 
 import yaml
 
+import run_scenarios  # beside this file: the scenario set and its loader
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 TEXT_SOURCES = ("kernel_log", "job_log", "events")
@@ -343,14 +345,6 @@ REWRITES = [("timestamps", rw_timestamps), ("host", rw_host), ("levels", rw_leve
             ("slurmcase", rw_slurm_case)]
 
 
-def scenario_files(dirs):
-    out = []
-    for d in dirs:
-        if os.path.isdir(d):
-            out += [os.path.join(d, n) for n in sorted(os.listdir(d)) if n.endswith(".yaml")]
-    return out
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dirs", nargs="*")
@@ -361,22 +355,12 @@ def main():
     ap.add_argument("--floor", type=float, default=0.0, help="minimum percent that must hold")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
-    dirs = a.dirs
-    if not dirs:
-        shared = os.path.join(ROOT, "..", "shared", "scenarios")
-        dirs = [shared, os.path.join(ROOT, "tests", "scenarios")]
-        if not os.path.isdir(shared):
-            # counted like run_scenarios.py's: never a silent skip
-            why = f"the shared scenarios: {os.path.normpath(shared)} is missing"
-            if os.environ.get("CI") == "true":
-                sys.exit("NOTFOUND: " + why + "; CI must rewrite them")
-            print("skip " + why)
-            if os.environ.get("FM_SKIPS"):
-                with open(os.environ["FM_SKIPS"], "a") as f:
-                    f.write(os.environ.get("FM_STAGE", "diagnose-perturb") + ": " + why + "\n")
+    # The same scenarios run_scenarios.py scores, with its missing-shared rule
+    # (a failure under CI, otherwise a counted skip).
+    dirs = a.dirs or run_scenarios.default_dirs()
     if any("blind" in os.path.basename(os.path.normpath(d)) for d in dirs):
         sys.exit("perturb.py rewrites development scenarios only; held-out sets stay unseen")
-    files = scenario_files(dirs)
+    files = run_scenarios.scenario_files(dirs)
     if not files:
         sys.exit("no scenario files found in " + ", ".join(dirs))
     if not os.access(a.cli, os.X_OK):
