@@ -83,6 +83,7 @@ stage unit make -s unit
 stage unit-asan make -s asan
 stage store-pg bash tests/store/pg.sh
 stage protocol python3 tests/protocol/run.py build/fleetmcp
+stage output-contract python3 tests/protocol/output_contract.py build/fleetmcp
 stage interop-sdk node tests/interop/sdk-client.mjs build/fleetmcp
 stage interop-sdk-http node tests/interop/sdk-client.mjs build/fleetmcp --http
 stage interop-sdk-stack bash tests/interop/sdk-stack.sh

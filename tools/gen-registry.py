@@ -141,21 +141,133 @@ def load(path):
             fail(path, "approval_id is added by the generator to every hitl and canary tool;"
                        " remove it from the file")
         props["approval_id"] = dict(APPROVAL_ID)
-    t["outputSchema"] = shape_only(t["outputSchema"])
+    t["listedOutput"] = share_repeats(output_contract(t["outputSchema"]))
+    # The server checks every result against the whole output schema; only
+    # words that never decide validity are left out of the binary.
+    t["outputSchema"] = strip_keywords(t["outputSchema"], ANNOTATIONS)
     t["listedInput"] = share_repeats(strip_keywords(t["inputSchema"], NOT_LISTED))
     for k in ("inputSchema", "outputSchema"):
         t[k] = share_repeats(t[k])
     return t
 
 
-# An output schema gives the result's shape (types, required, enums,
-# nesting); bounds and per-property words are the server's business, not
-# the agent's, and tools/list is paid for in tokens.  A field whose meaning
-# its name does not say gets a few words in the tool's description.
-NOT_SHAPE = {"description", "title", "examples", "default", "$comment", "maxLength",
-             "minLength", "pattern", "format", "maxItems", "minItems", "uniqueItems",
-             "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-             "maxProperties", "minProperties"}
+# Keywords that annotate a schema and never decide whether a value is valid.
+ANNOTATIONS = {"description", "title", "examples", "default", "$comment"}
+
+# The outputSchema tools/list shows is the tool's output CONTRACT OF SHAPE
+# (issue 14, the lead's decision): property names and JSON types at the top
+# level and one level down (the properties of an object, or of the objects
+# in an array, a top-level property holds), with `required` kept.  Words,
+# enums, formats, patterns, numeric and size bounds, additionalProperties
+# and anything deeper are left out (deeper objects and arrays are listed as
+# {"type":"object"} / {"type":"array"}).  The whole schema stays in
+# schemas/tools/NAME.json and the server checks every structuredContent
+# against it.  The contract must be a true relaxation of the whole schema
+# (whatever the whole accepts, it accepts), or a client that validates
+# results (the TypeScript SDK's ajv, the Inspector) would refuse a good one:
+# so only keywords that constrain are dropped, $ref and allOf are merged in,
+# and not/if/oneOf (whose relaxed branches could refuse more) are never
+# listed.  tests/protocol/output_contract.py (stage output-contract) checks
+# it with real, recorded and built results for every tool.
+CONTRACT_DEPTH = 2
+JSON_TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
+
+
+def json_type(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "array" if isinstance(v, list) else "object"
+
+
+def output_contract(schema):
+    """tools/list's outputSchema for schema: see the comment above."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node, seen=()):
+        """node with $ref and allOf merged into one object schema."""
+        node = dict(node)
+        parts = [node]
+        ref = node.pop("$ref", None)
+        if ref is not None:
+            if not ref.startswith("#/$defs/") or ref in seen or ref[8:] not in defs:
+                return {}  # anything: a relaxation of whatever it pointed at
+            parts.append(resolve(defs[ref[8:]], seen + (ref,)))
+        for sub in node.pop("allOf", []):
+            parts.append(resolve(sub, seen))
+        out = {}
+        for p in parts:
+            for k, v in p.items():
+                if k == "properties":
+                    props = out.setdefault("properties", {})
+                    for name, sub in v.items():
+                        props.setdefault(name, sub)  # either branch holds
+                elif k == "required":
+                    req = out.setdefault("required", [])
+                    req += [r for r in v if r not in req]  # every branch holds
+                elif k == "type" and "type" in out:
+                    # Either branch's types: wider, so still a relaxation.
+                    a = out["type"] if isinstance(out["type"], list) else [out["type"]]
+                    b = v if isinstance(v, list) else [v]
+                    a += [x for x in b if x not in a]
+                    out["type"] = a[0] if len(a) == 1 else a
+                else:
+                    out.setdefault(k, v)
+        return out
+
+    def types(node):
+        """The JSON types node admits, or None for any."""
+        t = node.get("type")
+        if t is not None:
+            return [t] if isinstance(t, str) else list(t)
+        if "const" in node:
+            return [json_type(node["const"])]
+        if "enum" in node and node["enum"]:
+            found = []
+            for v in node["enum"]:
+                if json_type(v) not in found:
+                    found.append(json_type(v))
+            return found
+        for k in ("anyOf", "oneOf"):
+            if k in node:
+                found = []
+                for sub in node[k]:
+                    ts = types(resolve(sub))
+                    if ts is None:
+                        return None
+                    found += [x for x in ts if x not in found]
+                return found
+        return None
+
+    def shape(node, depth):
+        node = resolve(node)
+        ts = types(node)
+        out = {}
+        if ts is not None:
+            if "number" in ts and "integer" in ts:
+                ts.remove("integer")
+            out["type"] = ts[0] if len(ts) == 1 else ts
+        if depth >= CONTRACT_DEPTH:
+            return out
+        if isinstance(node.get("properties"), dict) and (ts is None or "object" in ts):
+            out["properties"] = {k: shape(v, depth + 1) for k, v in node["properties"].items()}
+            if node.get("required"):
+                out["required"] = list(node["required"])
+        elif isinstance(node.get("items"), dict) and ts == ["array"]:
+            # An array's objects are listed like the object itself would be.
+            items = shape(node["items"], depth)
+            if items:
+                out["items"] = items
+        return out
+
+    return shape(schema, 0)
 
 
 # The input schema tools/list shows leaves out the size caps and character
@@ -181,10 +293,6 @@ def strip_keywords(schema, keywords):
 
     strip({"root": schema}, "root")
     return schema
-
-
-def shape_only(schema):
-    return strip_keywords(schema, NOT_SHAPE)
 
 
 # Subschemas at least this long (compact JSON) that occur twice or more in
@@ -460,6 +568,7 @@ def main():
             f"        .input_schema = {c_string(json.dumps(t['inputSchema'], separators=(',', ':')))},",
             f"        .listed_input_schema = {c_string(json.dumps(t['listedInput'], separators=(',', ':')))},",
             f"        .output_schema = {c_string(json.dumps(t['outputSchema'], separators=(',', ':')))},",
+            f"        .listed_output_schema = {c_string(json.dumps(t['listedOutput'], separators=(',', ':')))},",
             f"        .handler = {t['handler']},",
             f"        .action = {c_string(t['action']) if t.get('action') else 'NULL'},",
             f"        .backends = {backends},",

@@ -80,6 +80,7 @@ typedef struct fm_ctx {
     json_t **input_schemas;      /* parsed once at start, per row */
     json_t **output_schemas;
     json_t **listed_input_schemas; /* tools/list's inputSchema, parsed on first list */
+    json_t **listed_output_schemas; /* tools/list's outputSchema (the contract of shape) */
     struct fm_schema **input_compiled;  /* compiled on a tool's first call */
     struct fm_schema **output_compiled;
     struct fm_diag_db *diag;     /* signature catalog, lazily compiled */

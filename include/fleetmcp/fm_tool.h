@@ -91,7 +91,12 @@ typedef struct fm_tool_def {
     /* What tools/list shows: input_schema without the size caps and
      * patterns the server enforces on every call (gen-registry.py). */
     const char *listed_input_schema;
-    const char *output_schema; /* JSON text, checked by the generator */
+    /* The whole output schema: every structuredContent is checked against
+     * it.  JSON text, checked by the generator. */
+    const char *output_schema;
+    /* What tools/list shows: the output contract of shape (names, types,
+     * required; two levels), a relaxation of output_schema (gen-registry.py). */
+    const char *listed_output_schema;
     fm_tool_fn handler;
     /* A single-node tool: the action (schemas/actions) its one-step
      * workflow runs, or NULL. */

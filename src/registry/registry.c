@@ -36,10 +36,11 @@ int fm_registry_init(fm_ctx *ctx, fm_err *err)
     ctx->input_schemas = calloc(n ? n : 1, sizeof *ctx->input_schemas);
     ctx->output_schemas = calloc(n ? n : 1, sizeof *ctx->output_schemas);
     ctx->listed_input_schemas = calloc(n ? n : 1, sizeof *ctx->listed_input_schemas);
+    ctx->listed_output_schemas = calloc(n ? n : 1, sizeof *ctx->listed_output_schemas);
     ctx->input_compiled = calloc(n ? n : 1, sizeof *ctx->input_compiled);
     ctx->output_compiled = calloc(n ? n : 1, sizeof *ctx->output_compiled);
     if (!ctx->input_schemas || !ctx->output_schemas || !ctx->listed_input_schemas ||
-        !ctx->input_compiled || !ctx->output_compiled)
+        !ctx->listed_output_schemas || !ctx->input_compiled || !ctx->output_compiled)
         return fm_err_set(err, FM_ERR_NOMEM, "registry: out of memory");
     /* Schemas are parsed on first use (tools/list, a call): the
      * generator already refused any that is not valid JSON, and parsing
@@ -57,6 +58,7 @@ void fm_registry_free(fm_ctx *ctx)
         if (ctx->input_schemas) json_decref(ctx->input_schemas[i]);
         if (ctx->output_schemas) json_decref(ctx->output_schemas[i]);
         if (ctx->listed_input_schemas) json_decref(ctx->listed_input_schemas[i]);
+        if (ctx->listed_output_schemas) json_decref(ctx->listed_output_schemas[i]);
     }
     free(ctx->input_compiled);
     free(ctx->output_compiled);
@@ -66,6 +68,8 @@ void fm_registry_free(fm_ctx *ctx)
     ctx->input_schemas = ctx->output_schemas = NULL;
     free(ctx->listed_input_schemas);
     ctx->listed_input_schemas = NULL;
+    free(ctx->listed_output_schemas);
+    ctx->listed_output_schemas = NULL;
 }
 
 /* Parsed once from the generated text; {"type":"object"} if it cannot be
@@ -145,11 +149,19 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
     if (!read && (t->flags & FM_TOOL_IDEMPOTENT))
         json_object_set_new(ann, "idempotentHint", json_true());
     if (!(t->flags & FM_TOOL_OPEN_WORLD)) json_object_set_new(ann, "openWorldHint", json_false());
+    /* The listed outputSchema is the output's contract of shape: names,
+     * JSON types and required, two levels deep, a relaxation of the whole
+     * schema (tools/gen-registry.py, output_contract).  Every result is
+     * still checked against the whole schema before it leaves
+     * (fm_registry_schema), so a client validating against the listed one
+     * never sees a result it would refuse. */
     json_t *tool = json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
                              t->title, "description", t->description, "inputSchema",
                              schema_slot(&ctx->listed_input_schemas[i], t->listed_input_schema),
-                             "outputSchema", fm_registry_schema_json(ctx, i, 1), "annotations",
-                             ann, "_meta", "autonomy", fm_autonomy_name(t->autonomy));
+                             "outputSchema",
+                             schema_slot(&ctx->listed_output_schemas[i], t->listed_output_schema),
+                             "annotations", ann, "_meta", "autonomy",
+                             fm_autonomy_name(t->autonomy));
     /* Its result has no structuredContent for a schema to describe. */
     if (t->flags & FM_TOOL_CONTENT_RESULT) json_object_del(tool, "outputSchema");
     return tool;
