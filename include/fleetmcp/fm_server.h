@@ -100,7 +100,7 @@ typedef struct fm_ctx {
     int task_depth;              /* the depth of the call the runner finishes */
     bool task_created;           /* the handler just answered with a CreateTaskResult */
     int64_t task_ttl_ms;         /* the ttl this call's task gets (0: FM_TASK_TTL_MAX_MS) */
-    int last_err_code;           /* the last call's handler error (FM_ERR_*), 0 if none */
+    int last_err_code; /* the last call's error (FM_ERR_*: refused or failed), 0 if none */
     int64_t task_polled_ms;      /* the runner last read its cancel flag */
     int64_t task_noted_ms;       /* the runner last wrote its status message */
     bool store_deferred;         /* fm_ctx_open_deferred: the store opens at first use */

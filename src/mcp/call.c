@@ -57,14 +57,23 @@ json_t *fm_result_ok(json_t *structured)
 /* A call whose audit row could not be written: it fails, and says what
  * happened, rather than answer with no trace in the log.  `what` is what
  * the call had come to (refused, ran...). */
-static json_t *unaudited(const fm_tool_def *t, const fm_err *aerr, const char *what)
+/* A refused or failed call's result; the code goes to ctx->last_err_code,
+ * where fm_tools_call_audited (and a task's runner) read it: the text is
+ * for people. */
+static json_t *refused(fm_ctx *ctx, const fm_err *err)
+{
+    ctx->last_err_code = err->code;
+    return fm_result_error(err);
+}
+
+static json_t *unaudited(fm_ctx *ctx, const fm_tool_def *t, const fm_err *aerr, const char *what)
 {
     fm_err e = {0};
     fm_err_set(&e, FM_ERR_IO,
                "%s %s, but its audit row could not be written (%s): every call leaves an audit"
                " row, so this one fails; retry when the store is writable",
                t->name, what, aerr->text[0] ? aerr->text : "store error");
-    return fm_result_error(&e);
+    return refused(ctx, &e);
 }
 
 /* The node an action concerns, for the audit row's node column. */
@@ -209,19 +218,14 @@ json_t *fm_tools_call_audited(fm_ctx *ctx, const char *tool, const json_t *args,
     if (!r) return NULL;
     json_t *sc = json_incref(json_object_get(r, "structuredContent"));
     if (!sc) {
-        /* Refused or failed (and audited): the result's text is
-         * "<WORD>: <text>"; the caller gets the word back as the code. */
+        /* Refused or failed (and audited): call_tool left the code in
+         * ctx->last_err_code; the result's text is "<WORD>: <text>". */
+        fm_code code = ctx->last_err_code ? (fm_code)ctx->last_err_code : FM_ERR_INTERNAL;
         const char *text = fm_json_str(json_array_get(json_object_get(r, "content"), 0), "text",
                                        "no result");
-        fm_code code = FM_ERR_INTERNAL;
-        for (int c = 1; c <= FM_ERR_LAST; c++) {
-            size_t n = strlen(fm_strerror((fm_code)c));
-            if (!strncmp(text, fm_strerror((fm_code)c), n) && text[n] == ':') {
-                code = (fm_code)c;
-                text += n + 1 + (text[n + 1] == ' ');
-                break;
-            }
-        }
+        size_t n = strlen(fm_strerror(code));
+        if (!strncmp(text, fm_strerror(code), n) && text[n] == ':')
+            text += n + 1 + (text[n + 1] == ' ');
         fm_err_set(err, code, "%s (%s): %s", tool, why, text);
     }
     json_decref(r);
@@ -244,6 +248,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
                         .node = arg_node(args),
                         .reason = nested};
     json_t *result = NULL;
+    ctx->last_err_code = 0;
 
     /* The gate's first steps (visible, scope) need no arguments and come
      * before the schema: a token without the scope is told that, not
@@ -255,7 +260,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
     const fm_schema *in_schema = admitted ? fm_registry_schema(ctx, ti, 0, &err) : NULL;
     if (admitted && !in_schema) {
         json_decref(empty);
-        return fm_result_error(&err);
+        return refused(ctx, &err);
     }
     if (admitted && fm_schema_check(in_schema, args, &err)) {
         fm_err e2 = {0};
@@ -267,8 +272,8 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
         fm_err aerr = {0};
         bool logged = fm_audit_append(ctx, &rec, &aerr) > 0;
         json_decref(empty);
-        return logged ? fm_result_error(&e2)
-                      : unaudited(t, &aerr, "was refused (invalid arguments)");
+        return logged ? refused(ctx, &e2)
+                      : unaudited(ctx, t, &aerr, "was refused (invalid arguments)");
     }
 
     if (admitted) fm_gate_decide(ctx, ti, args, &d);
@@ -313,7 +318,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
         if (row <= 0) {
             json_decref(empty);
             json_decref(elicited);
-            return unaudited(t, &aerr,
+            return unaudited(ctx, t, &aerr,
                              d.verdict == FM_GATE_SHADOW ? "was recorded as a shadow"
                                                            " recommendation and nothing ran"
                                                          : "was refused and nothing ran");
@@ -325,16 +330,17 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
             fm_err_set(&e2, FM_ERR_SHADOW, "%s (audit row %lld)", d.reason, (long long)row);
             json_decref(empty);
             json_decref(elicited);
-            return fm_result_error(&e2);
+            return refused(ctx, &e2);
         }
         json_decref(empty);
         json_decref(elicited);
         if (ctx->input_required) {
+            ctx->last_err_code = d.code;
             json_t *ask = ctx->input_required;
             ctx->input_required = NULL;
             return ask;
         }
-        return fm_result_error(&err);
+        return refused(ctx, &err);
     }
 
     /* A mutation's intent is committed before any side effect, so a crash
@@ -357,12 +363,12 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
                 rec.error = err.text;
                 fm_err aerr = {0};
                 refusal = fm_audit_append(ctx, &rec, &aerr) > 0
-                              ? fm_result_error(&err)
-                              : unaudited(t, &aerr, "was refused (rate limit) and nothing ran");
+                              ? refused(ctx, &err)
+                              : unaudited(ctx, t, &aerr, "was refused (rate limit) and nothing ran");
             }
             json_decref(empty);
             json_decref(elicited);
-            return refusal ? refusal : fm_result_error(&err);
+            return refusal ? refusal : refused(ctx, &err);
         }
     }
 
@@ -443,11 +449,11 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
         char what[96] = "ran";
         if (mutates)
             snprintf(what, sizeof what, "ran (its intent is audit row %lld)", (long long)intent);
-        return unaudited(t, &aerr, what);
+        return unaudited(ctx, t, &aerr, what);
     }
     if (!structured) {
         free(text);
-        return fm_result_error(&err);
+        return refused(ctx, &err);
     }
     if (asks || (t->flags & FM_TOOL_CONTENT_RESULT)) {
         free(text);

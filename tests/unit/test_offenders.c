@@ -111,12 +111,57 @@ START_TEST(escalation_is_an_audited_call)
 }
 END_TEST
 
+/* fm_tools_call_audited hands out the code call_tool refused with, on
+ * every refusal path (the gate's steps included), not a word read back
+ * from the result's text. */
+START_TEST(audited_call_hands_out_the_refusal_code)
+{
+    test_server t;
+    ts_open(&t, "rate_limits:\n  ticket_create: 1\ndisabled_tools: [ticket_update]\n");
+    fm_ctx *ctx = &t.ctx;
+    json_t *args = json_pack("{s:s, s:s, s:s}", "summary", "unit: refusal codes", "node", "n9",
+                             "fault_class", "repeat_offender");
+    fm_err err = {0};
+    json_t *r = fm_tools_call_audited(ctx, "ticket_create", args, "unit", &err);
+    ck_assert_msg(r != NULL, "%s", err.text);
+    json_decref(r);
+    /* The gate: the hour's one ticket is used. */
+    memset(&err, 0, sizeof err);
+    ck_assert_ptr_null(fm_tools_call_audited(ctx, "ticket_create", args, "unit", &err));
+    ck_assert_int_eq(err.code, FM_ERR_RATE_LIMITED);
+    ck_assert_ptr_null(strstr(err.text, "RATELIMITED:")); /* the word is the code's */
+    /* The gate: a disabled tool. */
+    memset(&err, 0, sizeof err);
+    json_t *upd = json_pack("{s:s, s:s}", "key", "FM-1", "comment", "x");
+    ck_assert_ptr_null(fm_tools_call_audited(ctx, "ticket_update", upd, "unit", &err));
+    ck_assert_int_eq(err.code, FM_ERR_DENIED);
+    json_decref(upd);
+    /* The input schema, before the gate decides. */
+    memset(&err, 0, sizeof err);
+    json_t *bad = json_pack("{s:i}", "summary", 7);
+    ck_assert_ptr_null(fm_tools_call_audited(ctx, "ticket_create", bad, "unit", &err));
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+    json_decref(bad);
+    /* The gate: a hitl tool with no approval is never run for nothing. */
+    memset(&err, 0, sizeof err);
+    json_t *ks = json_pack("{s:s}", "reason", "unit");
+    ck_assert_ptr_null(fm_tools_call_audited(ctx, "killswitch_release", ks, "unit", &err));
+    ck_assert_msg(err.code == FM_ERR_APPROVAL || err.code == FM_ERR_SHADOW, "%s: %s",
+                  fm_strerror(err.code), err.text);
+    ck_assert_int_eq(ctx->last_err_code, err.code);
+    json_decref(ks);
+    json_decref(args);
+    ts_close(&t);
+}
+END_TEST
+
 static Suite *offenders_suite(void)
 {
     Suite *s = suite_create("offenders");
     TCase *tc = tcase_create("escalation");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, escalation_is_an_audited_call);
+    tcase_add_test(tc, audited_call_hands_out_the_refusal_code);
     suite_add_tcase(s, tc);
     return s;
 }
