@@ -50,7 +50,7 @@ BACKENDS = {"slurm": "FM_BACKEND_SLURM", "metrics": "FM_BACKEND_METRICS",
 KEYS = {"name", "title", "description", "autonomy", "handler", "backends", "flags",
         "rate_limit", "action", "inputSchema", "outputSchema"}
 APPROVAL_ID = {"type": "string", "pattern": "^ap-[0-9a-f]{16,32}$",
-               "description": "from mcp-cli approve; omit to get a plan to approve"}
+               "description": "mcp-cli approve's id; omit to get a plan"}
 DEFAULT_PER_HOUR = 60
 
 

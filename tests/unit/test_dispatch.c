@@ -129,8 +129,9 @@ END_TEST
  * does not work yet"); this ceiling keeps it from creeping back toward the
  * 45,954 it was (40,759 with input schemas listed without their size caps
  * and patterns; 37,465 with each outputSchema listed as its contract of
- * shape).  Lower it as the list shrinks; never raise it. */
-#define TOOLS_LIST_CEILING 37700
+ * shape; 36,985 with terser descriptions).  Lower it as the list shrinks;
+ * never raise it. */
+#define TOOLS_LIST_CEILING 37200
 /* Issue 14's target: once the list is under it, it must stay there. */
 #define TOOLS_LIST_TARGET 24576
 
