@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="gcc make pkg-config python3 python3-yaml python3-cryptography
+PKGS="gcc make pkg-config python3 python3-yaml python3-cryptography python3-jsonschema
 libjansson-dev libcurl4-openssl-dev libyaml-dev libsqlite3-dev libssh2-1-dev libssl-dev
 libpcre2-dev check libsubunit-dev clang libclang-rt-14-dev valgrind json-schema-test-suite
 libcjose-dev libmicrohttpd-dev libpq-dev postgresql

@@ -22,7 +22,12 @@ import subprocess
 import sys
 import tempfile
 
-import jsonschema
+try:
+    import jsonschema
+except ImportError:
+    print("FAIL: python3-jsonschema is not installed (make deps installs it): it checks every"
+          " result against the full and the listed output schema")
+    sys.exit(1)
 
 SERVER = sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
