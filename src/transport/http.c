@@ -768,8 +768,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (r->held) {
-        /* Resumed: the batch holding this answer's rows has ended. */
+        /* Resumed: the batch holding this answer's rows has ended.  A
+         * turn that sends held answers is not idle (no checkpoint). */
         r->held = false;
+        sv->served++;
         return send_answer(sv, c, &r->x, &r->principal,
                            api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
                            !r->batch_ok);
