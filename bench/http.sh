@@ -6,8 +6,10 @@
 # server's VmHWM after both loads (with workers: the parent's and every
 # worker's, summed).  fleetmcp runs twice: with http.workers: 1 (one
 # process, the layout before workers) and with the default (one worker
-# per CPU), so the gain is measured in the same run.
-#   bash bench/http.sh [seconds]
+# per CPU), so the gain is measured in the same run.  With FM_BASE=PATH
+# (another build, e.g. of main) that binary runs the 32-client loads too,
+# in the same run, for a ratio that a shared machine's load cannot skew.
+#   [FM_BASE=path/to/fleetmcp] bash bench/http.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -20,7 +22,7 @@ everything=tests/interop/node_modules/@modelcontextprotocol/server-everything/di
 [ -e "$everything" ] || { echo "bench: run 'make deps' first (npm packages)"; exit 1; }
 
 start_fm() { # $1: label, $2: config file or "" -> sets fm_pid, fm_port
-    FLEETMCP_RUNBOOKS="$PWD/runbooks" build/fleetmcp ${2:+--config "$2"} --db "$tmp/$1.db" \
+    FLEETMCP_RUNBOOKS="$PWD/runbooks" "${FM_BIN:-build/fleetmcp}" ${2:+--config "$2"} --db "$tmp/$1.db" \
         --http 127.0.0.1:0 2>"$tmp/$1.err" &
     fm_pid=$!
     pids+=($fm_pid)
@@ -64,12 +66,23 @@ fm1=$(run "$fm_port" 1 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
 fm32=$(run "$fm_port" 32 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
 fm_rss=$(tree_sum "$fm_pid" status VmHWM)
 fm_pss=$(tree_sum "$fm_pid" smaps_rollup Pss)
+kill "$fm_pid"
+base='{}'
+if [ -n "${FM_BASE:-}" ]; then
+    FM_BIN=$FM_BASE start_fm base_one "$tmp/one.yaml"
+    b_one=$(run "$fm_port" 32 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
+    kill "$fm_pid"
+    FM_BIN=$FM_BASE start_fm base_many ""
+    b_many=$(run "$fm_port" 32 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
+    kill "$fm_pid"
+    base="{\"one\": $b_one, \"many\": $b_many}"
+fi
 ev1=$(run "$ev_port" 1 echo '{"message":"hi"}')
 ev32=$(run "$ev_port" 32 echo '{"message":"hi"}')
 ev_rss=$(awk '/VmHWM/ {print $2}' "/proc/$ev_pid/status")
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'),"\
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$fm1" "$fm32" "$ev1" "$ev32" "$fm_rss" "$ev_rss" "$one1" "$one32" "$one_rss" "$workers" "$one_pss" "$fm_pss" <<'PY'
+python3 - "$fm1" "$fm32" "$ev1" "$ev32" "$fm_rss" "$ev_rss" "$one1" "$one32" "$one_rss" "$workers" "$one_pss" "$fm_pss" "$base" <<'PY'
 import json, sys
 fm1, fm32, ev1, ev32 = (json.loads(a) for a in sys.argv[1:5])
 fm_rss, ev_rss = int(sys.argv[5]), int(sys.argv[6])
@@ -86,6 +99,13 @@ for label, o, f, e in (("1 client", one1, fm1, ev1), ("32 clients", one32, fm32,
         print(f"{label + ': ' + k[:3] + ' latency (us)':40} {o[k]:>10.0f} {f[k]:>10.0f} {e[k]:>10.0f}{'':>8}{t}")
 print(f"{'peak RSS with 32 clients (kB, all procs)':40} {one_rss:>10} {fm_rss:>10} {ev_rss:>10}{'':>8}  <= 16384 kB {'ok' if fm_rss <= 16384 else 'MISSED'}")
 print(f"{'PSS after 32 clients (kB, all procs)':40} {one_pss:>10} {fm_pss:>10}")
+base = json.loads(sys.argv[13])
+if base:
+    bo, bm = base["one"], base["many"]
+    print(f"{'FM_BASE, 32 clients: calls per second':40} {bo['calls_per_s']:>10.0f} {bm['calls_per_s']:>10.0f}"
+          f"{'':>10} {one32['calls_per_s'] / bo['calls_per_s']:>6.2f}x / {fm32['calls_per_s'] / bm['calls_per_s']:.2f}x this build vs FM_BASE")
+    for k in ("p50_us", "p99_us"):
+        print(f"{'FM_BASE, 32 clients: ' + k[:3] + ' latency (us)':40} {bo[k]:>10.0f} {bm[k]:>10.0f}")
 print(f"calls: 1 process {one1['calls']}+{one32['calls']}, {w} {fm1['calls']}+{fm32['calls']}, reference {ev1['calls']}+{ev32['calls']};"
       f" errors {one1['errors'] + one32['errors']} / {fm1['errors'] + fm32['errors']} / {ev1['errors'] + ev32['errors']}")
 PY

@@ -94,6 +94,7 @@ stage http-content python3 tests/http/content.py build/fleetmcp
 stage http-auth python3 tests/http/auth.py build/fleetmcp
 stage http-auth-jwt python3 tests/http/jwt.py build/fleetmcp
 stage http-workers python3 tests/http/workers.py build/fleetmcp
+stage http-group-commit python3 tests/http/group_commit.py build/fleetmcp
 stage http-tasks sh -c 'make -s build/conformance-fixture &&
     python3 tests/http/tasks.py build/fleetmcp build/conformance-fixture'
 stage http-tasks-stack bash tests/http/tasks-stack.sh

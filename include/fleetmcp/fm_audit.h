@@ -54,6 +54,13 @@ typedef struct fm_audit_rec {
 } fm_audit_rec;
 
 int fm_audit_init(struct fm_ctx *ctx, fm_err *err);
+/* Group commit (fm_store_batch_arm): ends the batch before a call that
+ * must not ride in one (a mutation, anything but a read tools/call):
+ * commits what is open, so the rows before it are durable before it acts,
+ * and disarms, so it runs in transactions of its own as without a batch.
+ * -1 (logged) when the batch was rolled back; the transport's batch.done
+ * fails the held answers then. */
+int fm_audit_batch_flush(struct fm_ctx *ctx);
 /* check-config, on a store in probe mode (fm_store_open_probe): -1 with
  * err when the audit key the first message needs is unreadable, or
  * missing while keyed rows exist, or could not be created. */

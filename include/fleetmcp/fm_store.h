@@ -69,6 +69,28 @@ typedef struct fm_store {
         int have, want;
     } wanted[32];
     int n_wanted;
+    /* Group commit (fm_store_batch_*): while armed, the first
+     * fm_store_begin opens one outer transaction and every begin/commit
+     * becomes a savepoint inside it, until fm_store_batch_commit.  SQLite
+     * only.  nest: savepoints open; lost: the outer transaction ended
+     * under us (SQLite rolls back on some errors), so the batch fails. */
+    struct {
+        bool armed, open, lost;
+        int nest;
+        int rows;          /* audit rows appended in the open batch */
+        int64_t opened_us; /* fm_mono_us() at the outer BEGIN */
+        /* Called after the outer transaction ends (ok: committed). */
+        void (*done)(void *cls, struct fm_store *st, bool ok);
+        void *done_cls;
+        /* The audit's deferred anchor update (audit.c): the anchor names
+         * committed rows only. */
+        void (*committed)(struct fm_store *st);
+        struct {
+            int64_t id;
+            char prev[65], head[65];
+        } first, last;
+        unsigned long long commits, batched_rows; /* totals, for tests and logs */
+    } batch;
 } fm_store;
 
 int fm_store_open(fm_store *st, const char *path, fm_err *err);
@@ -120,6 +142,24 @@ int fm_store_begin_rows(fm_store *st, fm_err *err);
 int fm_store_lock_row(fm_store *st, const char *name, fm_err *err);
 int fm_store_commit(fm_store *st, fm_err *err);
 void fm_store_rollback(fm_store *st);
+
+/* Group commit, for a transport that holds each answer until its rows
+ * are durable (src/transport/http.c).  arm: from now on writes go into
+ * one outer transaction, opened lazily by the first fm_store_begin (a
+ * turn that writes nothing takes no lock); callers' transactions become
+ * savepoints in it, so their commit and rollback still mean "this part".
+ * 0 when armed; -1 when this store cannot batch (PostgreSQL: each append
+ * commits on its own).  disarm: later begins open transactions of their
+ * own again; an open batch stays open until fm_store_batch_commit, and a
+ * begin while it is open and disarmed commits it first (a writer outside
+ * the batch never nests in it).  commit: ends the outer transaction, if
+ * one is open; 0 committed (or nothing was open), -1 with err when it was
+ * rolled back.  Either way batch.done hears of it. */
+int fm_store_batch_arm(fm_store *st);
+void fm_store_batch_disarm(fm_store *st);
+/* How long the open batch has been open (0: none), in microseconds. */
+int64_t fm_store_batch_age_us(const fm_store *st);
+int fm_store_batch_commit(fm_store *st, fm_err *err);
 
 /* WAL checkpoints are idle work: the commit that crosses SQLite's
  * threshold would otherwise pay for one (an fdatasync).  The server asks

@@ -636,6 +636,39 @@ static int rate_limited(fm_store *st, const fm_audit_rec *r, int64_t ts, fm_err 
                       r->tool, used, r->rate_limit, next, r->tool);
 }
 
+/* After a group commit: the anchor advances over the batch's rows, the
+ * first (so a cut before it is still caught) and the last. */
+static void batch_committed(fm_store *st)
+{
+    anchor_advance(st, st->batch.first.id, st->batch.first.prev, st->batch.first.head);
+    if (st->batch.last.id != st->batch.first.id)
+        anchor_advance(st, st->batch.last.id, st->batch.last.prev, st->batch.last.head);
+}
+
+static void batch_note(fm_store *st, int64_t id, const char *prev, const char *hash)
+{
+    if (!st->batch.rows++) {
+        st->batch.first.id = id;
+        snprintf(st->batch.first.prev, sizeof st->batch.first.prev, "%s", prev);
+        snprintf(st->batch.first.head, sizeof st->batch.first.head, "%s", hash);
+    }
+    st->batch.last.id = id;
+    snprintf(st->batch.last.prev, sizeof st->batch.last.prev, "%s", prev);
+    snprintf(st->batch.last.head, sizeof st->batch.last.head, "%s", hash);
+    st->batch.committed = batch_committed;
+}
+
+int fm_audit_batch_flush(fm_ctx *ctx)
+{
+    fm_store *st = &ctx->store;
+    fm_store_batch_disarm(st);
+    if (!st->batch.open) return 0;
+    fm_err e = {0};
+    int rc = fm_store_batch_commit(st, &e);
+    if (rc) fm_log("error", "audit: %s", e.text);
+    return rc;
+}
+
 int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
 {
     fm_store *st = &ctx->store;
@@ -791,7 +824,13 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         id = -1;
         goto out;
     }
-    anchor_advance(st, id, prev, hash);
+    if (st->batch.open) {
+        /* Group commit: the anchor may name this row only once the batch
+         * holding it commits (a rolled-back row would read as a cut). */
+        batch_note(st, id, prev, hash);
+    } else {
+        anchor_advance(st, id, prev, hash);
+    }
     if (++st->audit_since_head >= HEAD_EVERY) head_put(st, id, hash);
     /* Whoever appends every FOLD_EVERY-th row folds, in its own
      * transaction: the row is already safe if this fails. */

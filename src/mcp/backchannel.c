@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_jsonrpc.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_server.h"
@@ -198,6 +199,11 @@ json_t *fm_mcp_http_request(fm_ctx *ctx, const char *method, json_t *params, int
                    method);
         return NULL;
     }
+    /* The answer comes through another worker, which must see the
+     * question (and what this call wrote before it) committed, and the
+     * wait must not hold a group commit's write lock: the batch so far
+     * commits, and the rest of the call runs outside it. */
+    fm_audit_batch_flush(ctx);
     char rid[40], hex[17];
     fm_random_hex(hex, 8);
     snprintf(rid, sizeof rid, "fm-%s", hex);

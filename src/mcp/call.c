@@ -237,6 +237,14 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
 {
     (void)meta;
     const fm_tool_def *t = &fm_tool_table[ti];
+    /* Group commit (HTTP): only what the gate lets through as a read, by
+     * the tool's generated autonomy and flags, rides in the batch; a call
+     * that writes an intent, runs as a task or changes the mode commits
+     * the batch so far and then runs as it would alone. */
+    if (ctx->store.batch.armed &&
+        (t->autonomy != FM_AUTONOMY_READ ||
+         (t->flags & (FM_TOOL_TASK | FM_TOOL_TASK_REQUIRED | FM_TOOL_STARTS_EMERGENCY))))
+        fm_audit_batch_flush(ctx);
     int64_t t0 = mono_us();
     json_t *empty = NULL;
     if (!args) args = empty = json_object();

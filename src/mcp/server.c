@@ -9,6 +9,7 @@
 #include <poll.h>
 
 
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_content.h"
 #include "fleetmcp/fm_jsonrpc.h"
 #include "fleetmcp/fm_registry.h"
@@ -743,6 +744,14 @@ static int handle_request(fm_ctx *ctx, const fm_rpc_msg *m, json_t *replies)
     if (params && !json_is_object(params))
         return reply_error(ctx, m->id, FM_RPC_INVALID_PARAMS,
                            "Invalid params: params must be an object");
+    /* Group commit (HTTP): a read tools/call rides in the open batch;
+     * anything else (sessions, tasks, subscriptions, an answer to an
+     * earlier question, whose state is single-use) commits it first and
+     * runs alone. */
+    if (ctx->store.batch.armed &&
+        (strcmp(m->method, "tools/call") || json_object_get(params, "requestState") ||
+         json_object_get(params, "inputResponses")))
+        fm_audit_batch_flush(ctx);
     bool stateless = is_stateless(ctx, params);
     fm_session saved = ctx->session;
     long long ttl_ms = TOOLS_TTL_MS;

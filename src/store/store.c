@@ -496,9 +496,38 @@ static int step_cached(fm_store *st, const char *sql, const char *what, fm_err *
     return -1;
 }
 
+static const char savepoint_sql[] = "SAVEPOINT fm_nest";
+static const char release_sql[] = "RELEASE fm_nest";
+
+static int64_t mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
 int fm_store_begin(fm_store *st, fm_err *err)
 {
-    return step_cached(st, begin_sql, "begin", err);
+    if (st->batch.open && !st->batch.armed && !st->batch.nest) {
+        /* A writer outside the batch: the batch goes first, whole. */
+        fm_err e = {0};
+        fm_store_batch_commit(st, &e);
+    }
+    if (!st->batch.armed) return step_cached(st, begin_sql, "begin", err);
+    if (st->batch.open && fm_db_get_autocommit(st->db)) {
+        /* SQLite rolled the batch back on an error: what it held is gone,
+         * and its answers must say so at the commit. */
+        st->batch.lost = true;
+        st->batch.open = false;
+    }
+    if (!st->batch.open) {
+        if (step_cached(st, begin_sql, "begin", err)) return -1;
+        if (!st->batch.lost) st->batch.opened_us = mono_us();
+        st->batch.open = true;
+    }
+    if (step_cached(st, savepoint_sql, "begin", err)) return -1;
+    st->batch.nest++;
+    return 0;
 }
 
 int fm_store_begin_rows(fm_store *st, fm_err *err)
@@ -533,6 +562,15 @@ int fm_store_lock_row(fm_store *st, const char *name, fm_err *err)
 
 int fm_store_commit(fm_store *st, fm_err *err)
 {
+    if (st->batch.nest > 0) {
+        /* The caller's part of the batch: durable at the batch's commit. */
+        if (step_cached(st, release_sql, "commit", err)) {
+            fm_store_rollback(st);
+            return -1;
+        }
+        st->batch.nest--;
+        return 0;
+    }
     if (step_cached(st, commit_sql, "commit", err)) {
         fm_store_rollback(st);
         return -1;
@@ -542,7 +580,64 @@ int fm_store_commit(fm_store *st, fm_err *err)
 
 void fm_store_rollback(fm_store *st)
 {
+    if (st->batch.nest > 0) {
+        st->batch.nest--;
+        if (!fm_db_get_autocommit(st->db))
+            fm_db_exec(st->db, "ROLLBACK TO fm_nest; RELEASE fm_nest", 0, 0, 0);
+        return;
+    }
+    if (st->batch.open) return; /* the batch's transaction, not the caller's */
     if (st->db && !fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
+}
+
+int fm_store_batch_arm(fm_store *st)
+{
+    if (!st->db || st->db->ops == &fm_db_pg_ops) return -1;
+    st->batch.armed = true;
+    return 0;
+}
+
+int64_t fm_store_batch_age_us(const fm_store *st)
+{
+    return st->batch.open ? mono_us() - st->batch.opened_us : 0;
+}
+
+void fm_store_batch_disarm(fm_store *st)
+{
+    st->batch.armed = false;
+}
+
+int fm_store_batch_commit(fm_store *st, fm_err *err)
+{
+    if (!st->batch.open && !st->batch.lost) return 0;
+    bool was_armed = st->batch.armed;
+    st->batch.armed = false; /* the commit itself is not nested */
+    int rc = 0;
+    if (st->batch.lost || st->batch.nest || fm_db_get_autocommit(st->db)) {
+        /* Rolled back under us, or a caller's savepoint is still open (a
+         * bug: it would commit half of that caller's work). */
+        fm_err_set(err, FM_ERR_IO,
+                   "store: the batch of audit rows was rolled back (database %s); nothing in it"
+                   " was recorded, retry the calls",
+                   st->path);
+        rc = -1;
+        if (!fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
+    } else if (step_cached(st, commit_sql, "commit", err)) {
+        if (!fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
+        rc = -1;
+    }
+    st->batch.nest = 0;
+    st->batch.open = st->batch.lost = false;
+    st->batch.armed = was_armed;
+    if (!rc) {
+        st->batch.commits++;
+        st->batch.batched_rows += (unsigned long long)st->batch.rows;
+        if (st->batch.committed) st->batch.committed(st);
+    }
+    st->batch.rows = 0;
+    st->batch.committed = NULL;
+    if (st->batch.done) st->batch.done(st->batch.done_cls, st, rc == 0);
+    return rc;
 }
 
 static int migration_version(fm_store *st, const char *subsystem)

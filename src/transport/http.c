@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -61,6 +62,8 @@ typedef struct {
     enum MHD_Result (*queue_response)(struct MHD_Connection *, unsigned int,
                                       struct MHD_Response *);
     void (*destroy_response)(struct MHD_Response *);
+    void (*suspend_connection)(struct MHD_Connection *);
+    void (*resume_connection)(struct MHD_Connection *);
 } mhd_api;
 
 static int mhd_load(mhd_api *api, fm_err *err)
@@ -96,6 +99,8 @@ static int mhd_load(mhd_api *api, fm_err *err)
     SYM(add_response_header, "MHD_add_response_header");
     SYM(queue_response, "MHD_queue_response");
     SYM(destroy_response, "MHD_destroy_response");
+    SYM(suspend_connection, "MHD_suspend_connection");
+    SYM(resume_connection, "MHD_resume_connection");
 #undef SYM
     return 0;
 }
@@ -113,7 +118,7 @@ typedef struct conn {
     struct conn *prev, *next;
 } conn;
 
-/* One request's upload. */
+/* One request's upload, and its answer while the answer is held. */
 typedef struct req {
     char *body;
     size_t len, cap;
@@ -122,6 +127,12 @@ typedef struct req {
     bool verified;
     bool alerts;  /* POST /alerts: the body is an Alertmanager payload */
     size_t limit; /* the body bound of this request */
+    /* Group commit: the answer waits, its connection suspended, until
+     * the batch holding its audit rows ends (batch_ok: committed). */
+    bool held, batch_ok;
+    fm_mcp_http x;
+    struct MHD_Connection *c;
+    struct req *next_held;
 } req;
 
 typedef struct server {
@@ -139,7 +150,18 @@ typedef struct server {
     bool took_over;   /* the request in flight ended on a stream we wrote ourselves */
     unsigned long long served; /* requests handled, for idle detection */
     conn *conns;
+    /* Group commit (SQLite store): the read calls of a turn of the loop
+     * append into one transaction; their answers wait in `held`. */
+    bool batching;
+    req *held;
+    int commit_delay_ms; /* tests only: FLEETMCP_TEST_COMMIT_DELAY_MS */
 } server;
+
+/* A batch commits when it holds this many audit rows or is this old,
+ * whichever comes first, and at the end of every turn of the loop: the
+ * wait it adds to an answer stays bounded. */
+#define BATCH_MAX_ROWS 64
+#define BATCH_MAX_US 1000
 
 /* ---- address and allow-lists -------------------------------------------- */
 
@@ -308,6 +330,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     req *r = *req_cls;
     if (r) {
         free(r->body);
+        json_decref(r->x.out);
+        free(r->x.session_id);
         free(r);
         *req_cls = NULL;
     }
@@ -544,6 +568,96 @@ static enum MHD_Result end_stream(server *sv, stream_out *so, const json_t *out)
     return MHD_NO;
 }
 
+/* ---- group commit ---------------------------------------------------------
+ *
+ * An event-loop server's group commit: in one turn of the loop every ready
+ * request's read call appends its audit row into one open transaction
+ * (fm_store_batch_arm), its answer is held (the connection suspended)
+ * until that transaction commits, then every held answer goes out.  No
+ * answer leaves before its row is as durable as an unbatched call's
+ * (synchronous=NORMAL in WAL).  Calls that must not ride in a batch end it
+ * themselves (fm_audit_batch_flush, from the call pipeline). */
+
+/* Every reply in out becomes an error: the transaction holding its audit
+ * row was rolled back, and no answer may claim a success the audit does
+ * not record.  Notifications that preceded it are dropped. */
+static json_t *failed_out(const json_t *out)
+{
+    json_t *o = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(out, i, m)
+    {
+        json_t *id = json_object_get(m, "id");
+        if (!id || json_object_get(m, "method")) continue;
+        json_array_append_new(
+            o, json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error", "code",
+                         -32603, "message",
+                         "Internal error: the audit store could not commit this call's record,"
+                         " so its result is withheld; retry the call (the server log says why)"));
+    }
+    return o;
+}
+
+/* The store's batch ended: every held answer may go (or fail). */
+static void on_batch_done(void *cls, fm_store *st, bool ok)
+{
+    server *sv = cls;
+    (void)st;
+    req *r = sv->held;
+    sv->held = NULL;
+    while (r) {
+        req *n = r->next_held;
+        r->next_held = NULL;
+        r->batch_ok = ok;
+        sv->api.resume_connection(r->c);
+        r = n;
+    }
+}
+
+/* Commits the open batch, if any; -1 (logged) when it was rolled back. */
+static int batch_commit(server *sv)
+{
+    fm_store *st = &sv->ctx->store;
+    if (!st->batch.open && !st->batch.lost) return 0;
+    if (sv->commit_delay_ms > 0) {
+        /* Tests only: a window between the appends and their commit. */
+        struct timespec ts = {sv->commit_delay_ms / 1000, (sv->commit_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fm_err e = {0};
+    if (!fm_store_batch_commit(st, &e)) return 0;
+    fm_log("error", "%s; the calls in it were answered with an error", e.text);
+    return -1;
+}
+
+/* An exchange's answer, now or after its batch: with a failed batch each
+ * reply becomes an error; a call refused for a missing scope gets 403. */
+static enum MHD_Result send_answer(server *sv, struct MHD_Connection *c, fm_mcp_http *x,
+                                   const fm_principal *who, const char *accept,
+                                   bool batch_failed)
+{
+    if (batch_failed) {
+        json_t *o = failed_out(x->out);
+        json_decref(x->out);
+        x->out = o;
+        x->step_up = 0;
+    }
+    fm_auth_fail f;
+    memset(&f, 0, sizeof f);
+    enum MHD_Result ok;
+    if (x->step_up && sv->auth &&
+        fm_auth_require(sv->auth, who, (fm_autonomy)(x->step_up - 1), &f) != FM_AUTH_OK)
+        ok = refuse_auth(sv, c, &f);
+    else
+        ok = send_out(sv, c, x, accept);
+    json_decref(x->out);
+    x->out = NULL;
+    free(x->session_id);
+    x->session_id = NULL;
+    return ok;
+}
+
 /* ---- the handler -------------------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -653,6 +767,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->len += n;
         return MHD_YES;
     }
+    if (r->held) {
+        /* Resumed: the batch holding this answer's rows has ended.  A
+         * turn that sends held answers is not idle (no checkpoint). */
+        r->held = false;
+        sv->served++;
+        return send_answer(sv, c, &r->x, &r->principal,
+                           api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
+                           !r->batch_ok);
+    }
     conn *k = conn_of(sv, c);
     if (k) k->phase = PH_REPLY;
     if (r->too_large)
@@ -680,22 +803,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
      * reads its scopes, the audit records it as the initiator. */
     sv->ctx->session.verified = r->verified;
     sv->ctx->session.principal = r->principal;
+    fm_store *st = &sv->ctx->store;
+    bool armed = sv->batching && !fm_store_batch_arm(st);
     fm_mcp_http_exchange(sv->ctx, &x);
+    if (armed) fm_store_batch_disarm(st);
     sv->ctx->session.verified = false;
     memset(&sv->ctx->session.principal, 0, sizeof sv->ctx->session.principal);
-    fm_auth_fail f;
-    memset(&f, 0, sizeof f);
-    enum MHD_Result ok;
-    if (x.streamed)
-        ok = end_stream(sv, &so, x.out);
-    else if (x.step_up && sv->auth &&
-        fm_auth_require(sv->auth, &r->principal, (fm_autonomy)(x.step_up - 1), &f) != FM_AUTH_OK)
-        ok = refuse_auth(sv, c, &f);
-    else
-        ok = send_out(sv, c, &x, accept);
-    json_decref(x.out);
-    free(x.session_id);
-    return ok;
+    bool batch_failed = false;
+    if (st->batch.open || st->batch.lost) {
+        if (!x.streamed && st->batch.rows < BATCH_MAX_ROWS &&
+            fm_store_batch_age_us(st) < BATCH_MAX_US) {
+            /* Held until the batch commits (on_batch_done resumes it). */
+            r->x = x;
+            r->c = c;
+            r->held = true;
+            r->next_held = sv->held;
+            sv->held = r;
+            sv->api.suspend_connection(c);
+            return MHD_YES;
+        }
+        /* The batch is full, or old, or this answer is a stream already
+         * open: it commits now, and this answer goes after it. */
+        batch_failed = batch_commit(sv) != 0;
+    }
+    if (x.streamed) {
+        if (batch_failed) {
+            json_t *o = failed_out(x.out);
+            json_decref(x.out);
+            x.out = o;
+        }
+        enum MHD_Result ok = end_stream(sv, &so, x.out);
+        json_decref(x.out);
+        free(x.session_id);
+        return ok;
+    }
+    return send_answer(sv, c, &x, &r->principal, accept, batch_failed);
 }
 
 /* ---- serve -------------------------------------------------------------- */
@@ -765,7 +907,16 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
      * caller is unauthenticated. */
     snprintf(ctx->session.os_user, sizeof ctx->session.os_user, "http:unauthenticated");
     ctx->session.initialized = false;
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (sv.ipv6 ? MHD_USE_IPv6 : 0);
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                     (sv.ipv6 ? MHD_USE_IPv6 : 0);
+    sv.batching = true;
+    ctx->store.batch.done = on_batch_done;
+    ctx->store.batch.done_cls = &sv;
+    const char *delay = getenv("FLEETMCP_TEST_COMMIT_DELAY_MS");
+    if (delay) {
+        long d = strtol(delay, NULL, 10);
+        sv.commit_delay_ms = d < 0 ? 0 : d > 5000 ? 5000 : (int)d;
+    }
     sv.d = sv.api.start_daemon(
         flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, &sv, MHD_OPTION_SOCK_ADDR,
@@ -790,6 +941,7 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
     while (!ctx->stop) {
         unsigned long long before = sv.served;
         sv.api.run_wait(sv.d, 250);
+        batch_commit(&sv); /* the turn's batch: its answers go in the next turn */
         sweep(&sv);
         /* Idle work when a turn of the loop served nothing; keep-alive
          * connections may stay open meanwhile.  With workers the parent
@@ -805,7 +957,16 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
     while (connection_count(&sv) && fm_now_ms() < deadline) {
         sweep(&sv);
         sv.api.run_wait(sv.d, 100);
+        batch_commit(&sv);
     }
+    /* libmicrohttpd must not stop with a connection suspended. */
+    batch_commit(&sv);
+    if (sv.held) on_batch_done(&sv, &ctx->store, false);
+    ctx->store.batch.done = NULL;
+    ctx->store.batch.done_cls = NULL;
+    if (ctx->store.batch.commits)
+        fm_log("info", "group commit: %llu audit rows in %llu transactions",
+               ctx->store.batch.batched_rows, ctx->store.batch.commits);
     unsigned left = connection_count(&sv);
     sv.api.stop_daemon(sv.d);
     ctx->auth = NULL;

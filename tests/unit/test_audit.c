@@ -261,6 +261,85 @@ static int verify_says(fm_ctx *ctx, const char *needle)
     return 1;
 }
 
+/* Rows in the audit table as another connection sees them: committed. */
+static long long committed_rows(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    long long n = -1;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM audit", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+static int batch_ends[2]; /* [0] rolled back, [1] committed */
+static void on_batch_end(void *cls, fm_store *st, bool ok)
+{
+    (void)cls, (void)st;
+    batch_ends[ok]++;
+}
+
+/* Group commit (fm_store_batch_*, the HTTP transport's): armed, appends
+ * share one transaction that others see only at its commit; a caller's
+ * own rollback inside it undoes its part only; a batch rolled back under
+ * it fails as a whole and leaves the anchor where the committed rows end
+ * (verify passes); a writer outside the batch commits it first. */
+START_TEST(group_commit_batches)
+{
+    char path[] = "/tmp/fm-audit-batch-XXXXXX";
+    fm_ctx ctx;
+    filled_store(&ctx, path, 2);
+    fm_store *st = &ctx.store;
+    st->batch.done = on_batch_end;
+    memset(batch_ends, 0, sizeof batch_ends);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    ck_assert_int_eq(fm_store_batch_arm(st), 0);
+    for (int i = 0; i < 3; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_begin(st, &err), 0);
+    ck_assert_int_eq(fm_db_exec(st->db, "INSERT INTO settings(key,value,updated_ms)"
+                                        " VALUES('batch-test','x',0)", 0, 0, 0), FM_DB_OK);
+    fm_store_rollback(st);
+    fm_store_batch_disarm(st);
+    ck_assert(st->batch.open);
+    ck_assert_int_eq(st->batch.rows, 3);
+    ck_assert_int_eq(committed_rows(path), 2);
+    ck_assert_int_eq(fm_store_batch_commit(st, &err), 0);
+    ck_assert_int_eq(batch_ends[1], 1);
+    ck_assert_int_eq(committed_rows(path), 5);
+    char val[8];
+    ck_assert_int_ne(fm_store_setting_get(st, "batch-test", val, sizeof val), 0); /* undone */
+    ck_assert(verify_says(&ctx, NULL));
+
+    /* Rolled back under the batch (as SQLite does on some errors). */
+    ck_assert_int_eq(fm_store_batch_arm(st), 0);
+    for (int i = 0; i < 2; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    fm_store_batch_disarm(st);
+    ck_assert_int_eq(fm_db_exec(st->db, "ROLLBACK", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(fm_store_batch_commit(st, &err), -1);
+    ck_assert_msg(strstr(err.text, "retry"), "%s", err.text);
+    ck_assert_int_eq(batch_ends[0], 1);
+    ck_assert_int_eq(committed_rows(path), 5);
+    ck_assert(verify_says(&ctx, NULL));
+
+    /* A writer outside the batch commits it first. */
+    ck_assert_int_eq(fm_store_batch_arm(st), 0);
+    ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    fm_store_batch_disarm(st);
+    ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    ck_assert(!st->batch.open);
+    ck_assert_int_eq(batch_ends[1], 2);
+    ck_assert_int_eq(committed_rows(path), 7);
+    ck_assert_int_eq(st->batch.commits, 2);
+    ck_assert_int_eq(st->batch.batched_rows, 4);
+    reopened_says(&ctx, path, NULL);
+}
+END_TEST
+
 /* Rows cut from the end, all rows deleted, or a row renumbered: the
  * anchor beside the store and the id in each keyed hash show it. */
 START_TEST(truncation_detected)
@@ -888,6 +967,7 @@ static Suite *audit_suite(void)
     tcase_add_test(lite, v1_store_migrates);
     tcase_add_test(lite, wal_checkpoint_idle_and_bounded);
     tcase_add_test(lite, wal_batched_writes_whole);
+    tcase_add_test(lite, group_commit_batches);
     tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, base64_rfc4648);
     tcase_set_timeout(tc, 60); /* thousands of real commits under ASan */

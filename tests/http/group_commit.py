@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Group commit on the HTTP transport (issue 15): the read calls of one
+turn of a worker's loop share one store transaction, and no answer leaves
+before its audit row is committed.
+
+(a) concurrent read calls share commits: with a commit delay (the test
+    hook FLEETMCP_TEST_COMMIT_DELAY_MS) calls pile up behind each commit;
+    the workers' exit lines count rows and transactions;
+(b) kill -9 between the appends and their commit: no client gets an
+    answer, none of those rows is in the store, and the chain (anchor
+    included) verifies after a restart;
+(c) mutations are not batched: the rows counted in batches are exactly
+    the read calls, and the mutations' rows are in the store anyway;
+(d) 32 clients, bounded by count and time: every answer is its own
+    request's, and the chain verifies.
+No timing is asserted.  Usage: group_commit.py path/to/fleetmcp"""
+import glob
+import http.client
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fmhttp import Checks, META, start, wait_exit  # noqa: E402
+
+FM = os.path.abspath(sys.argv[1])
+RUNBOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runbooks")
+os.environ["FLEETMCP_RUNBOOKS"] = os.path.abspath(RUNBOOKS)
+DEADLINE_S = 120
+check = Checks("http-group-commit")
+tmp = tempfile.mkdtemp(prefix="fm-group-commit-")
+
+
+def config(name, workers):
+    path = os.path.join(tmp, name + ".yaml")
+    with open(path, "w") as f:
+        f.write(f"http:\n  workers: {workers}\n  max_connections: 128\n  shutdown_grace_s: 5\n")
+    return path
+
+
+class Client:
+    """One keep-alive connection, 2026-07-28 (stateless)."""
+
+    def __init__(self, port, timeout=20):
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def call(self, tool, args, rid):
+        msg = {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+               "params": {"name": tool, "arguments": args, "_meta": META}}
+        h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+             "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": tool}
+        self.c.request("POST", "/mcp", json.dumps(msg), h)
+        r = self.c.getresponse()
+        body = r.read()
+        return r.status, json.loads(body) if body else None
+
+
+def run_clients(port, n, calls, prefix, timeout=20):
+    """n threads x calls read calls with unique arguments; returns
+    [(fault_class, rid, status, body or error)], bounded by DEADLINE_S."""
+    out, lock = [], threading.Lock()
+    stop_at = time.time() + DEADLINE_S
+
+    def worker(i):
+        try:
+            c = Client(port, timeout)
+            for k in range(calls):
+                if time.time() > stop_at:
+                    break
+                fc, rid = f"{prefix}_{i}_{k}", i * 1000 + k
+                st, b = c.call("runbook_list", {"fault_class": fc}, rid)
+                with lock:
+                    out.append((fc, rid, st, b))
+        except Exception as e:  # counted by the caller as no answer
+            with lock:
+                out.append((None, None, 0, repr(e)))
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(max(0.0, stop_at - time.time()) + 5)
+    check(not any(t.is_alive() for t in ts), f"{prefix}: every client finished in time")
+    with lock:
+        return list(out)
+
+
+def group_lines(since):
+    """(rows, transactions) summed over the exit lines of every process
+    whose stderr file is newer than since."""
+    rows = txns = 0
+    for path in glob.glob(os.path.join(tmp, "*.err")):
+        if os.path.getmtime(path) < since:
+            continue
+        with open(path) as f:
+            for m in re.finditer(r"group commit: (\d+) audit rows in (\d+) transactions", f.read()):
+                rows, txns = rows + int(m.group(1)), txns + int(m.group(2))
+    return rows, txns
+
+
+def stop(srv):
+    srv.send_signal(signal.SIGTERM)
+    check(wait_exit(srv, 20) == 0, "SIGTERM stops the server")
+
+
+def verify(db, cfg):
+    r = subprocess.run([FM, "audit", "verify", "--db", db, "--config", cfg],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"audit chain ok: (\d+) rows", r.stdout)
+    return (int(m.group(1)) if r.returncode == 0 and m else None), (r.stdout + r.stderr)[-300:]
+
+
+def args_in_store(db, tool):
+    con = sqlite3.connect(db)
+    try:
+        return [a for (a,) in con.execute("SELECT args FROM audit WHERE tool=?", (tool,))]
+    finally:
+        con.close()
+
+
+def ok_answer(b, rid):
+    return isinstance(b, dict) and b.get("id") == rid and "result" in b \
+        and not b["result"].get("isError")
+
+
+# ---- (a) and (c): shared commits; mutations alone --------------------------
+cfg = config("ac", 2)
+db = os.path.join(tmp, "ac.db")
+t0 = time.time() - 1
+os.environ["FLEETMCP_TEST_COMMIT_DELAY_MS"] = "100"
+srv, port = start(FM, cfg, tmp, "ac.db")
+del os.environ["FLEETMCP_TEST_COMMIT_DELAY_MS"]
+CLIENTS, CALLS = 16, 4
+done = run_clients(port, CLIENTS, CALLS, "gc_a")
+good = [d for d in done if d[2] == 200 and ok_answer(d[3], d[1])]
+check(len(good) == CLIENTS * CALLS,
+      f"(a) {CLIENTS} x {CALLS} concurrent reads answered: {len(good)} of {len(done)}"
+      f" {[d for d in done if d not in good][:2]}")
+mut = Client(port)
+MUTATIONS = 3
+for k in range(MUTATIONS):
+    st, b = mut.call("node_drain", {"node": f"gc-node-{k}", "reason": "group commit test"}, 50 + k)
+    check(st == 200 and isinstance(b, dict) and b.get("id") == 50 + k,
+          f"(c) mutation {k} answered (refused or not): {st} {str(b)[:200]}")
+# Reads after and between the mutations still batch.
+st, b = mut.call("runbook_list", {"fault_class": "gc_a_after"}, 60)
+check(st == 200 and ok_answer(b, 60), f"a read after the mutations: {st}")
+reads = CLIENTS * CALLS + 1
+stop(srv)
+rows, txns = group_lines(t0)
+print(f"(a) {rows} rows in {txns} transactions (commit delay 100 ms)")
+check(rows == reads, f"(c) exactly the {reads} read calls' rows went through batches: {rows}")
+check(0 < txns and rows >= 2 * txns,
+      f"(a) concurrent reads shared commits: {rows} rows in {txns} transactions")
+drains = args_in_store(db, "node_drain")
+check(len(drains) >= MUTATIONS, f"(c) every mutation has its row, unbatched: {len(drains)}")
+n, why = verify(db, cfg)
+check(n is not None and n >= reads + MUTATIONS, f"(a) the chain verifies: {n} rows; {why}")
+
+# ---- (b) kill -9 between the appends and their commit ----------------------
+cfg = config("b", 1)
+db = os.path.join(tmp, "b.db")
+srv, port = start(FM, cfg, tmp, "b.db")
+st, b = Client(port).call("runbook_list", {"fault_class": "gc_b_before"}, 1)
+check(st == 200 and ok_answer(b, 1), f"(b) a call before the window is answered: {st}")
+# The one process is replaced by one whose commits wait 3 s.
+stop(srv)
+os.environ["FLEETMCP_TEST_COMMIT_DELAY_MS"] = "3000"
+srv, port = start(FM, cfg, tmp, "b.db")
+del os.environ["FLEETMCP_TEST_COMMIT_DELAY_MS"]
+answers = []
+holder = threading.Thread(target=lambda: answers.extend(run_clients(port, 8, 1, "gc_b", 10)))
+holder.start()
+time.sleep(1.0)  # the calls have run and appended; their commit is 2 s away
+srv.send_signal(signal.SIGKILL)
+srv.wait(10)
+holder.join(DEADLINE_S)
+answered = [d for d in answers if d[2] == 200]
+rows_b = [a for a in args_in_store(db, "runbook_list") if "gc_b_" in (a or "")]
+check(len(answers) == 8, f"(b) every client came back: {len(answers)}")
+check(not answered, f"(b) no answer left before its commit: {answered[:2]}")
+check(len(rows_b) == 1 and "gc_b_before" in rows_b[0],
+      f"(b) the killed batch's rows are not in the store, the earlier one is: {rows_b}")
+srv, port = start(FM, cfg, tmp, "b.db")
+st, b = Client(port).call("runbook_list", {"fault_class": "gc_b_after"}, 2)
+check(st == 200 and ok_answer(b, 2), f"(b) served after the restart: {st}")
+stop(srv)
+n, why = verify(db, cfg)
+check(n is not None and n >= 2, f"(b) the chain and its anchor verify after the kill: {n}; {why}")
+
+# ---- (d) 32 clients ----------------------------------------------------------
+cfg = config("d", 2)
+db = os.path.join(tmp, "d.db")
+t0 = time.time()
+srv, port = start(FM, cfg, tmp, "d.db")
+CLIENTS, CALLS = 32, 20
+done = run_clients(port, CLIENTS, CALLS, "gc_d")
+good = [d for d in done if d[2] == 200 and ok_answer(d[3], d[1])
+        and d[3]["result"].get("structuredContent", {}).get("fault_class", d[0]) == d[0]]
+check(len(good) == CLIENTS * CALLS,
+      f"(d) {CLIENTS} x {CALLS} calls answered, each its own: {len(good)} of {len(done)}")
+stop(srv)
+rows, txns = group_lines(t0)
+print(f"(d) {rows} rows in {txns} transactions (no delay)")
+check(rows == CLIENTS * CALLS, f"(d) every call's row committed in a batch: {rows} in {txns}")
+stored = {a for a in args_in_store(db, "runbook_list")}
+missing = [fc for fc, *_ in good if json.dumps({"fault_class": fc}, separators=(",", ":"))
+           not in stored]
+check(not missing, f"(d) every answer has its row: {len(missing)} missing {missing[:3]}")
+n, why = verify(db, cfg)
+check(n is not None and n >= CLIENTS * CALLS, f"(d) the chain verifies: {n} rows; {why}")
+check.finish()
