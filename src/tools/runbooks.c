@@ -10,10 +10,13 @@
 
 static bool has_class(const json_t *doc, const char *cls)
 {
+    /* Looked up once: json_array_foreach evaluates its array argument at
+     * every step, and each lookup hashes the key (two per class, for each
+     * runbook on every call). */
+    const json_t *classes = json_object_get(doc, "fault_classes");
     size_t i;
     const json_t *c;
-    json_array_foreach(json_object_get(doc, "fault_classes"), i,
-                       c) if (!strcmp(json_string_value(c), cls)) return true;
+    json_array_foreach(classes, i, c) if (!strcmp(json_string_value(c), cls)) return true;
     return false;
 }
 
