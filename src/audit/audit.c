@@ -613,12 +613,14 @@ static acol mode_col(fm_ctx *ctx, char mode[32])
     return col_s(mode);
 }
 
+/* Text is bound borrowed: every column outlives the insert, and the
+ * bindings are cleared right after it. */
 static void bind_col(fm_db_stmt *s, int i, const acol *c)
 {
     if (c->type == 'i')
         fm_db_bind_int64(s, i, c->i);
     else if (c->type == 's')
-        fm_db_bind_text(s, i, c->s, (int)c->n, FM_DB_STATIC);
+        fm_db_bind_text_borrowed(s, i, c->s, (int)c->n);
     else
         fm_db_bind_null(s, i);
 }
@@ -771,8 +773,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         if (!(s = fm_store_stmt(st, txn ? insert_lite_sql : insert_sql, err)) || (!txn && !seen))
             goto fail;
         for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
-        fm_db_bind_text(s, AUDIT_NCOLS + 1, prev, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, AUDIT_NCOLS + 2, hash, -1, FM_DB_STATIC);
+        fm_db_bind_text_borrowed(s, AUDIT_NCOLS + 1, prev, -1);
+        fm_db_bind_text_borrowed(s, AUDIT_NCOLS + 2, hash, -1);
         fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
         const char *checked = fm_emergency_checked(ctx);
         if (checked && !txn) fm_db_bind_text(s, AUDIT_NCOLS + 4, checked, -1, FM_DB_STATIC);

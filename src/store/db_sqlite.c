@@ -438,6 +438,7 @@ static int l_bind(fm_db_stmt *s, int i, int type, const void *v, int n, fm_db_in
 {
     switch (type) {
     case FM_DB_TEXT: return sqlite3_bind_text(ST(s), i, v, n, SQLITE_TRANSIENT);
+    case FM_DB_TEXT_BORROWED: return sqlite3_bind_text(ST(s), i, v, n, SQLITE_STATIC);
     case FM_DB_BLOB: return sqlite3_bind_blob(ST(s), i, v, n, SQLITE_TRANSIENT);
     case FM_DB_INTEGER: return sqlite3_bind_int64(ST(s), i, iv);
     case FM_DB_FLOAT: return sqlite3_bind_double(ST(s), i, dv);
