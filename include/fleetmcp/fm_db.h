@@ -40,6 +40,9 @@ typedef void (*fm_db_destructor_type)(void *);
 enum { FM_DB_OK = 0, FM_DB_ERROR = 1, FM_DB_BUSY = 5, FM_DB_ROW = 100, FM_DB_DONE = 101 };
 /* Column types (fm_db_column_type): SQLite's numbers. */
 enum { FM_DB_INTEGER = 1, FM_DB_FLOAT = 2, FM_DB_TEXT = 3, FM_DB_BLOB = 4, FM_DB_NULL = 5 };
+/* fm_db_ops.bind's type for text the engine may keep a pointer to instead
+ * of a copy (fm_db_bind_text_borrowed); not a column type. */
+enum { FM_DB_TEXT_BORROWED = 6 };
 #define FM_DB_STATIC ((fm_db_destructor_type)0)
 #define FM_DB_TRANSIENT ((fm_db_destructor_type)-1)
 #define FM_DB_PREPARE_PERSISTENT 0x01
@@ -134,6 +137,10 @@ int fm_db_clear_bindings(fm_db_stmt *s);
 int fm_db_finalize(fm_db_stmt *s);
 
 int fm_db_bind_text(fm_db_stmt *s, int i, const char *v, int n, fm_db_destructor_type d);
+/* As fm_db_bind_text, without the copy where the engine can (SQLite): v
+ * must stay unchanged until the statement is reset and its bindings
+ * cleared (fm_db_clear_bindings). */
+int fm_db_bind_text_borrowed(fm_db_stmt *s, int i, const char *v, int n);
 int fm_db_bind_blob(fm_db_stmt *s, int i, const void *v, int n, fm_db_destructor_type d);
 int fm_db_bind_int64(fm_db_stmt *s, int i, fm_db_int64 v);
 int fm_db_bind_int(fm_db_stmt *s, int i, int v);

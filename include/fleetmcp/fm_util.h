@@ -52,7 +52,8 @@ char *fm_json_canonical(const json_t *v);
 char *fm_json_join(const json_t *arr, size_t flags, bool reverse, const char *before,
                    const char *after, size_t *len);
 
-/* Copy of v with secret-looking fields replaced by "[REDACTED]" (new). */
+/* Copy of v with secret-looking fields replaced by "[REDACTED]" (a new
+ * reference; v itself when it holds none: read it, do not change it). */
 json_t *fm_json_redact(const json_t *v);
 bool fm_key_is_secret(const char *key);
 

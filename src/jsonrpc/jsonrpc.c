@@ -63,10 +63,23 @@ void fm_rpc_classify(const json_t *msg, fm_rpc_msg *m)
     m->params = params;
 }
 
+/* Built directly: json_pack would parse its format for every reply.  The
+ * keys go in this order, which the dump keeps ("result" last: the stdio
+ * transport splices structuredContent into its end). */
 json_t *fm_rpc_result(const json_t *id, json_t *result)
 {
-    return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result",
-                     result ? result : json_object());
+    json_t *r = json_object();
+    if (!result) result = json_object();
+    if (!r || !id || !result ||
+        json_object_set_new_nocheck(r, "jsonrpc", json_string_nocheck("2.0")) ||
+        json_object_set_nocheck(r, "id", (json_t *)id) ||
+        json_object_set_nocheck(r, "result", result)) {
+        json_decref(r);
+        json_decref(result);
+        return NULL;
+    }
+    json_decref(result);
+    return r;
 }
 
 json_t *fm_rpc_error(const json_t *id, int code, const char *message)

@@ -37,12 +37,23 @@ json_t *fm_result_error(const fm_err *err)
 }
 
 /* The result with its text already dumped (steals structured).  Without
- * structured, content only: the caller splices structuredContent in. */
+ * structured, content only: the caller splices structuredContent in.
+ * Built directly rather than with json_pack (which parses its format on
+ * every call), and the text is taken unchecked: it is jansson's own dump,
+ * valid UTF-8 by construction, and checking it costs a pass over every
+ * byte of the result. */
 static json_t *result_with_text(json_t *structured, const char *text)
 {
-    json_t *r = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text",
-                          text ? text : "{}");
-    if (structured) json_object_set_new(r, "structuredContent", structured);
+    json_t *r = json_object(), *content = json_array(), *item = json_object();
+    if (!r || !content || !item ||
+        json_object_set_new_nocheck(item, "type", json_string_nocheck("text")) ||
+        json_object_set_new_nocheck(item, "text", json_string_nocheck(text ? text : "{}")) ||
+        json_array_append(content, item) || json_object_set_nocheck(r, "content", content)) {
+        json_decref(r), json_decref(content), json_decref(item), json_decref(structured);
+        return NULL;
+    }
+    json_decref(content), json_decref(item);
+    if (structured) json_object_set_new_nocheck(r, "structuredContent", structured);
     return r;
 }
 

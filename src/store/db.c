@@ -100,6 +100,12 @@ int fm_db_bind_text(fm_db_stmt *s, int i, const char *v, int n, fm_db_destructor
     return s->ops->bind(s, i, FM_DB_TEXT, v, n < 0 ? (int)strlen(v) : n, 0, 0);
 }
 
+int fm_db_bind_text_borrowed(fm_db_stmt *s, int i, const char *v, int n)
+{
+    if (!v) return s->ops->bind(s, i, FM_DB_NULL, NULL, 0, 0, 0);
+    return s->ops->bind(s, i, FM_DB_TEXT_BORROWED, v, n < 0 ? (int)strlen(v) : n, 0, 0);
+}
+
 int fm_db_bind_blob(fm_db_stmt *s, int i, const void *v, int n, fm_db_destructor_type d)
 {
     (void)d;

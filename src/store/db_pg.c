@@ -599,6 +599,7 @@ static int p_bind(fm_db_stmt *st, int i, int type, const void *v, int n, fm_db_i
     char num[40];
     switch (type) {
     case FM_DB_TEXT:
+    case FM_DB_TEXT_BORROWED: /* copied all the same: the values outlive the bind here */
         s->vals[i] = strndup(v, (size_t)n);
         break;
     case FM_DB_BLOB:

@@ -276,8 +276,13 @@ static void wb_register(void)
     if (sqlite3_vfs_register(&wb_vfs, 0) != SQLITE_OK) wb_base = NULL;
 }
 
-/* Before SQLite initialises: no bulk page-cache allocation per
- * connection.  By default every connection mallocs room for 20 pages at
+/* Before SQLite initialises.  Multi-thread mode: a connection is used by
+ * one thread at a time (the protocol core is single-threaded, and the
+ * tests' threads each open their own), so SQLite takes no connection
+ * mutex in every API call; no memory statistics, which nothing reads,
+ * so no global mutex around every SQLite malloc and free.  Together
+ * ~230 mutex lock/unlock pairs per audited call.  And no bulk page-cache
+ * allocation per connection.  By default every connection mallocs room for 20 pages at
  * once and writes a header into each, touching ~88 KB (21 page faults)
  * at every start, while a start reads a handful of pages; pages now come
  * one malloc each as they are read.  If something initialised SQLite
@@ -285,6 +290,8 @@ static void wb_register(void)
  * slower to start, not wrong. */
 static void configure_once(void)
 {
+    (void)sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     (void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
     wb_register(); /* after the config: registering initialises SQLite */
 }
@@ -308,24 +315,51 @@ static int open_flags(const char *path, bool readonly, fm_db **out, fm_err *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_once);
+    /* SQLite's VFS opens names up to mxPathname bytes (512 on unix);
+     * refused here with what to do, before any file is made or probed. */
+    const sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+    size_t plen = strlen(path);
+    if (vfs && plen >= (size_t)vfs->mxPathname)
+        return fm_err_set(err, FM_ERR_INVALID,
+                          "store path is %zu bytes, and SQLite opens paths of at most %d: use a"
+                          " shorter store.path (or --db), for example through a symbolic link",
+                          plen, vfs->mxPathname - 1),
+               -1;
     lite_db *l = calloc(1, sizeof *l);
     if (!l) return fm_err_set(err, FM_ERR_NOMEM, "store: out of memory"), -1;
     l->base.ops = &fm_db_sqlite_ops;
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     /* Read-only without a -wal file beside it: every commit is in the file
      * itself, and opening it as immutable reads it without creating the
-     * -wal and -shm files a WAL-mode reader would otherwise leave. */
-    char uri[1200], wal[600];
-    snprintf(wal, sizeof wal, "%s-wal", path);
+     * -wal and -shm files a WAL-mode reader would otherwise leave.  Both
+     * names are made whole, at any length: a cut -wal name would not
+     * exist, and the probe would read the store as immutable without the
+     * commits in its WAL. */
+    char *uri = NULL;
     const char *target = path;
-    if (readonly && access(wal, F_OK) && uri_of(path, uri, sizeof uri)) {
-        target = uri;
-        flags |= SQLITE_OPEN_URI;
+    if (readonly) {
+        const size_t n = plen;
+        /* Each byte percent-encoded at most, plus the scheme and query. */
+        const size_t ulen = 3 * n + sizeof "file:?immutable=1";
+        char *wal = malloc(n + sizeof "-wal");
+        uri = malloc(ulen);
+        if (!wal || !uri) {
+            free(wal), free(uri), free(l);
+            return fm_err_set(err, FM_ERR_NOMEM, "store: out of memory"), -1;
+        }
+        memcpy(wal, path, n);
+        memcpy(wal + n, "-wal", sizeof "-wal");
+        if (access(wal, F_OK) && uri_of(path, uri, ulen)) {
+            target = uri;
+            flags |= SQLITE_OPEN_URI;
+        }
+        free(wal);
     }
     /* Writers batch their WAL frames (the default VFS when registration
      * failed); a read-only probe writes nothing, so it needs no batching. */
-    if (sqlite3_open_v2(target, &l->db, flags, !readonly && wb_base ? WB_NAME : NULL) !=
-        SQLITE_OK) {
+    int orc = sqlite3_open_v2(target, &l->db, flags, !readonly && wb_base ? WB_NAME : NULL);
+    free(uri);
+    if (orc != SQLITE_OK) {
         fm_err_set(err, FM_ERR_IO, "store open failed: %s (database %s)",
                    l->db ? sqlite3_errmsg(l->db) : "out of memory", path);
         sqlite3_close_v2(l->db);
@@ -404,6 +438,7 @@ static int l_bind(fm_db_stmt *s, int i, int type, const void *v, int n, fm_db_in
 {
     switch (type) {
     case FM_DB_TEXT: return sqlite3_bind_text(ST(s), i, v, n, SQLITE_TRANSIENT);
+    case FM_DB_TEXT_BORROWED: return sqlite3_bind_text(ST(s), i, v, n, SQLITE_STATIC);
     case FM_DB_BLOB: return sqlite3_bind_blob(ST(s), i, v, n, SQLITE_TRANSIENT);
     case FM_DB_INTEGER: return sqlite3_bind_int64(ST(s), i, iv);
     case FM_DB_FLOAT: return sqlite3_bind_double(ST(s), i, dv);

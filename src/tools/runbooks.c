@@ -10,11 +10,36 @@
 
 static bool has_class(const json_t *doc, const char *cls)
 {
+    /* Looked up once: json_array_foreach evaluates its array argument at
+     * every step, and each lookup hashes the key (two per class, for each
+     * runbook on every call). */
+    const json_t *classes = json_object_get(doc, "fault_classes");
     size_t i;
     const json_t *c;
-    json_array_foreach(json_object_get(doc, "fault_classes"), i,
-                       c) if (!strcmp(json_string_value(c), cls)) return true;
+    json_array_foreach(classes, i, c) if (!strcmp(json_string_value(c), cls)) return true;
     return false;
+}
+
+/* One runbook as runbook_list shows it, or NULL (out of memory; a title
+ * or fault_classes missing, which the catalog's schema check rules out).
+ * Built directly: json_pack parses its format for every runbook on every
+ * call. */
+static json_t *list_item(const fm_runbook *r)
+{
+    json_t *o = json_object();
+    if (!o || json_object_set_new_nocheck(o, "id", json_string(r->id)) ||
+        json_object_set_new_nocheck(o, "version", json_integer(r->version)) ||
+        json_object_set_nocheck(o, "title", json_object_get(r->doc, "title")) ||
+        json_object_set_nocheck(o, "fault_classes", json_object_get(r->doc, "fault_classes")) ||
+        json_object_set_new_nocheck(o, "autonomy",
+                                    json_string_nocheck(fm_autonomy_name(r->autonomy))) ||
+        json_object_set_new_nocheck(o, "destructive", json_boolean(r->destructive)) ||
+        json_object_set_new_nocheck(
+            o, "steps", json_integer((json_int_t)json_array_size(json_object_get(r->doc, "steps"))))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 json_t *fm_tool_runbook_list(fm_call *call, fm_err *err)
@@ -28,12 +53,7 @@ json_t *fm_tool_runbook_list(fm_call *call, fm_err *err)
         const fm_runbook *r = &ctx->runbooks->items[i];
         if (cls && !has_class(r->doc, cls)) continue;
         if (autonomy && strcmp(autonomy, fm_autonomy_name(r->autonomy))) continue;
-        json_array_append_new(
-            list, json_pack("{s:s, s:I, s:O, s:O, s:s, s:b, s:I}", "id", r->id, "version",
-                            (json_int_t)r->version, "title", json_object_get(r->doc, "title"),
-                            "fault_classes", json_object_get(r->doc, "fault_classes"), "autonomy",
-                            fm_autonomy_name(r->autonomy), "destructive", r->destructive, "steps",
-                            (json_int_t)json_array_size(json_object_get(r->doc, "steps"))));
+        json_array_append_new(list, list_item(r));
     }
     return json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(list), "runbooks", list);
 }

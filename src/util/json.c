@@ -44,8 +44,26 @@ bool fm_key_is_secret(const char *key)
     return false;
 }
 
+/* True when v holds a secret-looking key at any depth. */
+static bool has_secret(const json_t *v)
+{
+    const char *k;
+    json_t *val;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, val) if (fm_key_is_secret(k) || has_secret(val))
+            return true;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, val) if (has_secret(val)) return true;
+    }
+    return false;
+}
+
+/* Most arguments hold no secret (every audited call's are redacted): v
+ * itself then, not a deep copy to throw away after one dump. */
 json_t *fm_json_redact(const json_t *v)
 {
+    if (!has_secret(v)) return json_incref((json_t *)v);
     if (json_is_object(v)) {
         json_t *out = json_object();
         const char *k;

@@ -942,6 +942,71 @@ START_TEST(failed_statement_keeps_transaction)
 }
 END_TEST
 
+/* Store paths at the length limit.  One just under SQLite's 512 bytes:
+ * a read-only probe (check-config) finds the -wal file beside it and
+ * reads the commits there (a -wal name cut short would not exist, and the
+ * store would be read as immutable without them).  One longer: both opens
+ * refuse it, saying what to do, and make no file. */
+START_TEST(store_path_length)
+{
+    char dir[] = "/tmp/fm-audit-long-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    /* Two directories: a name has 255 bytes at most.  Buffers sized so
+     * that no snprintf can cut (the compiler checks it at every level). */
+    char path[512], longp[1100], sub0[232], sub1[440];
+    snprintf(sub0, sizeof sub0, "%s/%0200d", dir, 0);
+    snprintf(sub1, sizeof sub1, "%s/%0200d", sub0, 1);
+    const char *sub[2] = {sub0, sub1};
+    ck_assert_int_eq(mkdir(sub[0], 0700), 0);
+    ck_assert_int_eq(mkdir(sub[1], 0700), 0);
+    int n = snprintf(path, sizeof path, "%s/", sub[1]);
+    memset(path + n, 's', 500 - (size_t)n - 3);
+    snprintf(path + 497, sizeof path - 497, ".db");
+    ck_assert_uint_eq(strlen(path), 500);
+    fm_db *w = NULL, *r = NULL;
+    fm_err err = {0};
+    ck_assert_msg(fm_db_open_target(path, &w, &err) == 0, "%s", err.text);
+    /* Kept open: the commits stay in the -wal file, not yet checkpointed. */
+    ck_assert_int_eq(fm_db_exec(w, "CREATE TABLE t(v INTEGER); INSERT INTO t VALUES(7)", NULL,
+                                NULL, NULL),
+                     FM_DB_OK);
+    char wal[520];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    ck_assert_int_eq(access(wal, F_OK), 0);
+    ck_assert_msg(fm_db_open_readonly(path, &r, &err) == 0, "%s", err.text);
+    fm_db_stmt *s = NULL;
+    ck_assert_int_eq(fm_db_prepare_v2(r, "SELECT sum(v) FROM t", -1, &s, NULL), FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    ck_assert_int_eq(fm_db_column_int64(s, 0), 7);
+    fm_db_finalize(s);
+    ck_assert_int_ne(fm_db_exec(r, "INSERT INTO t VALUES(8)", NULL, NULL, NULL), FM_DB_OK);
+    fm_db_close(r);
+    fm_db_close(w);
+    fm_test_unlink_db(path);
+
+    /* 900 bytes: refused by name, nothing made. */
+    n = snprintf(longp, sizeof longp, "%s/%0200d/%0200d", sub[1], 2, 3);
+    ck_assert(n > 900 - 200 && n < 900);
+    memset(longp + n, 'l', 900 - (size_t)n);
+    longp[900] = 0;
+    for (int ro = 0; ro < 2; ro++) {
+        memset(&err, 0, sizeof err);
+        fm_db *d = NULL;
+        ck_assert_int_eq(ro ? fm_db_open_readonly(longp, &d, &err)
+                            : fm_db_open_target(longp, &d, &err),
+                         -1);
+        ck_assert_ptr_null(d);
+        ck_assert_msg(strstr(err.text, "store path is 900 bytes") &&
+                          strstr(err.text, "shorter store.path"),
+                      "%s", err.text);
+    }
+    ck_assert_int_ne(access(longp, F_OK), 0);
+    ck_assert_int_eq(rmdir(sub[1]), 0); /* empty: fails if anything was made */
+    ck_assert_int_eq(rmdir(sub[0]), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
     Suite *s = suite_create("audit");
@@ -968,6 +1033,7 @@ static Suite *audit_suite(void)
     tcase_add_test(lite, wal_checkpoint_idle_and_bounded);
     tcase_add_test(lite, wal_batched_writes_whole);
     tcase_add_test(lite, group_commit_batches);
+    tcase_add_test(lite, store_path_length);
     tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, base64_rfc4648);
     tcase_set_timeout(tc, 60); /* thousands of real commits under ASan */
