@@ -155,6 +155,13 @@ int fm_wf_gpu_processes(struct fm_ctx *ctx, const char *node, int index, fm_err 
 int fm_wf_gpu_reset(struct fm_ctx *ctx, const char *node, const char *bus, json_t *out,
                     fm_err *err);
 
+/* What gpu_reset compares before and after a reset, for GPU index (new
+ * {ecc_dbe_vol, mem_used_mib, util, temp_c, row_remap_pending_on_node});
+ * its bus id into bus when bus is not NULL.  NULL with NOT_FOUND when the
+ * GPU does not answer nvidia-smi. */
+json_t *fm_wf_gpu_snapshot(struct fm_ctx *ctx, const char *node, json_int_t index, char *bus,
+                           size_t buslen, fm_err *err);
+
 /* dcgmi diag -r level: new {level, passed, tests:[{category, name,
  * status, failed_gpus, warnings}]}. */
 json_t *fm_wf_diag(struct fm_ctx *ctx, const char *node, int level, fm_err *err);
