@@ -119,6 +119,9 @@ struct fm_call {
     int64_t audit_id;             /* the audit row of this call */
     const char *approval_id;      /* set by the gate when an approval was consumed */
     const char *plan_id;          /* the plan this call executes, if any */
+    /* Set by the gate: the dead one-step workflow of this tool on its
+     * node that this call resumes (fm_gate_decision.resume_workflow). */
+    const char *resume_workflow;
     bool cancelled;
 };
 

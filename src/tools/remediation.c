@@ -28,14 +28,25 @@ static void owner_of(const fm_call *call, char *buf, size_t len)
 /* Runs the call as a one-step workflow of its tool's action, through the
  * same engine, reservation and node-state code as a runbook: a workflow
  * row, a step row and an audit step row, recoverable if this process
- * dies mid-step.  Returns the step's output (new), or NULL with the
- * step's own error (or the engine's, when it could not start). */
-static json_t *run_one_step(fm_call *call, const char *owner, fm_err *err)
+ * dies mid-step.  owner gets who owns what the step drains and reserves
+ * (this call's, or the resumed workflow's first call's).  Returns the
+ * step's output (new), or NULL with the step's own error (or the
+ * engine's, when it could not start). */
+static json_t *run_one_step(fm_call *call, char *owner, size_t len, fm_err *err)
 {
-    json_t *content = fm_workflow_tool_content(call, owner, err);
-    if (!content) return NULL;
-    fm_wf_run *r = fm_workflow_begin(call, call->plan_id, content, err);
-    json_decref(content);
+    owner_of(call, owner, len);
+    fm_wf_run *r = NULL;
+    if (call->resume_workflow) {
+        /* The gate found this tool's own one-step workflow on the node
+         * with its owner dead, and let this call resume it. */
+        r = fm_workflow_resume_tool(call, call->resume_workflow, err);
+        if (r) snprintf(owner, len, "%s", fm_workflow_owner(r));
+    } else {
+        json_t *content = fm_workflow_tool_content(call, owner, err);
+        if (!content) return NULL;
+        r = fm_workflow_begin(call, call->plan_id, content, err);
+        json_decref(content);
+    }
     if (!r) return NULL;
     while (fm_workflow_advance(call, r)) {
     }
@@ -78,11 +89,10 @@ json_t *fm_tool_node_drain(fm_call *call, fm_err *err)
     const char *node = fm_json_str(call->args, "node", "");
     const char *text = fm_json_str(call->args, "reason", "");
     char owner[48];
-    owner_of(call, owner, sizeof owner);
     /* The drain step reserves the node (the blast radius re-checked
      * atomically, so two servers draining two nodes of one rack cannot
      * both win), then drains it under the call's owner. */
-    json_t *step = run_one_step(call, owner, err);
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     bool noop = json_is_true(json_object_get(step, "noop"));
     json_decref(step);
@@ -107,8 +117,7 @@ json_t *fm_tool_node_resume(fm_call *call, fm_err *err)
     /* The resume step holds the ownership rule (someone else's drain is
      * theirs to lift unless a human approved the call) and returns the
      * node's state. */
-    owner_of(call, owner, sizeof owner);
-    json_t *step = run_one_step(call, owner, err);
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     bool noop = json_is_true(json_object_get(step, "noop"));
     json_decref(step);
@@ -130,8 +139,7 @@ json_t *fm_tool_node_reboot(fm_call *call, fm_err *err)
      * action_args): reserves the node, reboots it when idle and lets
      * Slurm return it to service. */
     char owner[48];
-    owner_of(call, owner, sizeof owner);
-    json_t *step = run_one_step(call, owner, err);
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     fm_err je = {0};
     json_int_t jobs = running_jobs(ctx, node, &je);
@@ -155,8 +163,7 @@ json_t *fm_tool_gpu_reset(fm_call *call, fm_err *err)
      * node, compares the GPU before and after, and leaves a node still in
      * service returned, a drained one repairing. */
     char owner[48];
-    owner_of(call, owner, sizeof owner);
-    json_t *step = run_one_step(call, owner, err);
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     json_t *one = json_array_get(json_object_get(step, "reset"), 0);
     json_t *out = json_pack("{s:s, s:I, s:s, s:b, s:O, s:O, s:O}", "node", node, "gpu", index,
@@ -199,8 +206,7 @@ json_t *fm_tool_job_requeue(fm_call *call, fm_err *err)
     }
     /* The one-job form of requeue_jobs: that job, the node excluded. */
     char owner[48];
-    owner_of(call, owner, sizeof owner);
-    json_t *step = run_one_step(call, owner, err);
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     json_decref(step);
     return json_pack("{s:I, s:b, s:s, s:s}", "job_id", id, "requeued", 1, "excluded_node", node,
@@ -232,8 +238,7 @@ json_t *fm_tool_health_probe(fm_call *call, fm_err *err)
     /* The health_probe action's report_failures form (the schema's
      * action_args): every test, and a failed diagnostic is the answer. */
     char owner[48];
-    owner_of(call, owner, sizeof owner);
-    json_t *d = run_one_step(call, owner, err);
+    json_t *d = run_one_step(call, owner, sizeof owner, err);
     if (!d) return NULL;
     json_object_set_new(d, "node", json_string(node));
     return d;

@@ -791,7 +791,7 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
      * (kill switch included): one decision per call.  Resumed by another
      * call, it is checked like any workflow. */
     if (!rc && def->touches_node && !is_failure_phase(fm_json_str(step, "phase", "")) &&
-        !(tool_run(w) && !resumed) && fm_killswitch_engaged(ctx, why, sizeof why)) {
+        !w->gated && fm_killswitch_engaged(ctx, why, sizeof why)) {
         fm_err_set(err, FM_ERR_DENIED, "kill switch: %s", why);
         rc = -1;
     }
@@ -1057,6 +1057,7 @@ fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *c
         return NULL;
     }
     w->content = json_deep_copy(content);
+    w->gated = tool_run(w);
     w->vars = json_object();
     var_set_int(w, "started_s", now_s());
     if (wf_insert(ctx, w, err)) {
@@ -1084,6 +1085,11 @@ bool fm_workflow_advance(fm_call *call, fm_wf_run *r)
 const char *fm_workflow_run_id(const fm_wf_run *r)
 {
     return r->w.id;
+}
+
+const char *fm_workflow_owner(const fm_wf_run *r)
+{
+    return owner_of(&r->w);
 }
 
 bool fm_workflow_failing(const fm_wf_run *r)
@@ -1119,7 +1125,14 @@ json_t *fm_workflow_end(fm_call *call, fm_wf_run *r, fm_err *err)
     fm_ctx *ctx = call->ctx;
     wf_row *w = &r->w;
     json_t *out = NULL;
-    if (w->stopped)
+    if (w->stopped && tool_run(w))
+        fm_err_set(err, FM_ERR_CANCELLED,
+                   "the server is stopping (%s): %s on %s stopped without acting further and"
+                   " stays recoverable (workflow %s); call %s on %s again (approved again where"
+                   " it needs an approval) to resume it",
+                   w->stopped, fm_json_str(w->content, "tool", "?"), w->node, w->id,
+                   fm_json_str(w->content, "tool", "?"), w->node);
+    else if (w->stopped)
         fm_err_set(err, FM_ERR_CANCELLED,
                    "the server is stopping (%s): workflow %s on %s stopped at step %d without"
                    " acting further and stays recoverable; the next repair_execute of plan %s"
@@ -1178,6 +1191,82 @@ static json_t *workflow_ids(fm_ctx *ctx, const char *sql, bool due, int limit)
     return ids;
 }
 
+/* w was claimed from an owner that died: an interrupted step is marked,
+ * and w goes on failing (rollback, escalation) instead of resuming when
+ * that step is not safe to repeat or, with check, the guardrails no
+ * longer pass.  false with the reason in why when it does not resume. */
+static bool take_over(fm_ctx *ctx, wf_row *w, bool check, char *out, size_t len)
+{
+    char last[16];
+    wf_step_last(ctx, w->id, w->step_index, last, sizeof last);
+    const json_t *step = json_array_get(json_object_get(w->content, "steps"), (size_t)w->step_index);
+    const fm_action_def *def = fm_action_find(fm_json_str(step, "action", ""));
+    bool midstep = !strcmp(last, "started");
+    if (midstep) wf_step_interrupt(ctx, w->id, w->step_index);
+    fm_err e = {0};
+    const char *why = NULL;
+    char buf[600];
+    if (midstep && def && !def->resumable)
+        why = "the interrupted step is not safe to repeat";
+    else if (check && !w->failing && guard(ctx, w, true, &e)) {
+        snprintf(buf, sizeof buf, "guardrails no longer pass: %s", e.text);
+        why = buf;
+    }
+    snprintf(w->status, sizeof w->status, "running");
+    if (why && !w->failing) {
+        w->failing = true;
+        json_object_set_new(w->vars, "failed_step", json_string(why));
+        wf_set_error(ctx, w->id, why);
+        w->step_index++;
+    }
+    wf_event(ctx, w->id, why ? "escalating" : "resumed", "owner died; pid %d %s at step %d%s%s",
+             (int)getpid(), why ? "escalates" : "resumes", w->step_index, why ? ": " : "",
+             why ? why : "");
+    wf_save(ctx, w, NULL);
+    snprintf(out, len, "%s", why ? why : "");
+    return !why;
+}
+
+fm_wf_run *fm_workflow_resume_tool(fm_call *call, const char *id, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (fm_workflow_init(ctx, err)) return NULL;
+    fm_wf_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        fm_err_set(err, FM_ERR_NOMEM, "workflow");
+        return NULL;
+    }
+    wf_row *w = &r->w;
+    if (wf_load(ctx, id, w, err)) {
+        wf_row_free(w);
+        free(r);
+        return NULL;
+    }
+    if (!tool_run(w) || strcmp(fm_json_str(w->content, "tool", ""), call->tool->name) ||
+        !wf_claim(ctx, w)) {
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "workflow %s on %s was taken over by another server first (or is not a"
+                   " dead %s of this node); see workflow_get %s",
+                   w->id, w->node, call->tool->name, w->id);
+        wf_row_free(w);
+        free(r);
+        return NULL;
+    }
+    /* The gate decided this call for this very workflow (it excluded it
+     * from running_workflow): no second guardrail or kill-switch decision
+     * here. */
+    w->gated = true;
+    char why[600];
+    if (!take_over(ctx, w, false, why, sizeof why))
+        fm_err_set(&w->failure, FM_ERR_CONFLICT,
+                   "%s on %s did not resume (workflow %s): %s; see workflow_get %s",
+                   call->tool->name, w->node, w->id, why, w->id);
+    fm_task_note(ctx, w->id, "workflow resumed");
+    r->resumed = true;
+    r->state = 1;
+    return r;
+}
+
 int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
 {
     if (!may_drive(ctx, call)) return 0;
@@ -1198,33 +1287,8 @@ int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
             continue;
         }
         handled++;
-        char last[16];
-        wf_step_last(ctx, w.id, w.step_index, last, sizeof last);
-        const json_t *step =
-            json_array_get(json_object_get(w.content, "steps"), (size_t)w.step_index);
-        const fm_action_def *def = fm_action_find(fm_json_str(step, "action", ""));
-        bool midstep = !strcmp(last, "started");
-        if (midstep) wf_step_interrupt(ctx, w.id, w.step_index);
-        fm_err e = {0};
-        const char *why = NULL;
-        char buf[600];
-        if (midstep && def && !def->resumable)
-            why = "the interrupted step is not safe to repeat";
-        else if (!w.failing && guard(ctx, &w, true, &e)) {
-            snprintf(buf, sizeof buf, "guardrails no longer pass: %s", e.text);
-            why = buf;
-        }
-        snprintf(w.status, sizeof w.status, "running");
-        if (why && !w.failing) {
-            w.failing = true;
-            json_object_set_new(w.vars, "failed_step", json_string(why));
-            wf_set_error(ctx, w.id, why);
-            w.step_index++;
-        }
-        wf_event(ctx, w.id, why ? "escalating" : "resumed", "owner died; pid %d %s at step %d%s%s",
-                 (int)getpid(), why ? "escalates" : "resumes", w.step_index, why ? ": " : "",
-                 why ? why : "");
-        wf_save(ctx, &w, NULL);
+        char why[600];
+        take_over(ctx, &w, true, why, sizeof why);
         execute(call, &w, true);
         wf_row_free(&w);
     }
