@@ -138,14 +138,16 @@ json_t *fm_tool_node_reboot(fm_call *call, fm_err *err)
     /* The reboot action's nextstate RESUME form (the schema's
      * action_args): reserves the node, reboots it when idle and lets
      * Slurm return it to service. */
-    char owner[48];
+    char owner[48], full[256];
     json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
+    snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner,
+             fm_json_str(call->args, "reason", ""));
     fm_err je = {0};
     json_int_t jobs = running_jobs(ctx, node, &je);
     json_t *out = json_pack(
-        "{s:s, s:b, s:s, s:o, s:o}", "node", node, "reboot_requested", 1, "reason",
-        fm_json_str(step, "reason", ""), "boot_time_before",
+        "{s:s, s:b, s:s, s:o, s:o}", "node", node, "reboot_requested", 1, "reason", full,
+        "boot_time_before",
         fm_slurm_iso_time((long long)json_integer_value(json_object_get(step, "boot_before"))),
         "slurm_state", slurm_state(ctx, node));
     json_decref(step);

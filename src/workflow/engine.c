@@ -185,9 +185,6 @@ int fm_act_reboot(step_ctx *sc, fm_err *err)
     char st[256], reason[256], full[256];
     long long boot = fm_wf_node_boot(ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err);
     if (boot < 0) return -1;
-    snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner_of(sc->w),
-             fm_json_str(args, "reason", "reboot"));
-    json_object_set_new(sc->out, "reason", json_string(full));
     /* Idempotent: a reboot this workflow already asked for is either
      * pending (REBOOT flags) or done (a newer boot time). */
     if (var_int(sc->w, "reboot_issued") &&
@@ -200,6 +197,8 @@ int fm_act_reboot(step_ctx *sc, fm_err *err)
     var_set_int(sc->w, "reboot_issued", 1);
     var_set_int(sc->w, "repair_at_s", now_s());
     if (wf_save(ctx, sc->w, err)) return -1;
+    snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner_of(sc->w),
+             fm_json_str(args, "reason", "reboot"));
     /* Held DOWN after the reboot: no job can land before verification.
      * nextstate RESUME (the node_reboot tool's form): Slurm returns the
      * node to service by itself once it is back. */
@@ -788,8 +787,9 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
      * node; rollback and escalation only write bookkeeping and tickets. */
     char why[600];
     /* A tool's one-step workflow runs in the call the gate just allowed
-     * (kill switch included): one decision per call.  Resumed by another
-     * call, it is checked like any workflow. */
+     * (kill switch included): one decision per call, also when that call
+     * resumes it (the gate decided the call for it).  Resumed by another
+     * call (repair_execute's recovery), it is checked like any workflow. */
     if (!rc && def->touches_node && !is_failure_phase(fm_json_str(step, "phase", "")) &&
         !w->gated && fm_killswitch_engaged(ctx, why, sizeof why)) {
         fm_err_set(err, FM_ERR_DENIED, "kill switch: %s", why);
