@@ -464,6 +464,7 @@ START_TEST(tool_resumes_its_own_dead_workflow)
     approve_plan(&t, key, "alice", plan1, ap);
     json_object_set_new(args, "approval_id", json_string(ap));
     char *approved = json_dumps(args, JSON_COMPACT);
+    json_decref(args);
     ts_close(&t);
 
     pid_t child = fork();
