@@ -178,9 +178,8 @@ static bool superseded_by_reboot(const fm_tool_def *t, const json_t *content)
 
 /* Guardrail verdicts for a planned node action (new array), or NULL with
  * err when live state cannot be read. */
-static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *args,
-                     const json_t *content, bool approved, bool attempt, bool *ok,
-                     fm_gate_decision *d, fm_err *err)
+static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *args, const json_t *content,
+                     bool approved, bool attempt, bool *ok, fm_gate_decision *d, fm_err *err)
 {
     /* Running a plan whose workflow is already open resumes that
      * workflow; it is not a second one on the node.  Likewise a
@@ -377,8 +376,7 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
          * only repair_plan's dry run): a drain over the share trips the
          * circuit breaker, approved or not. */
         bool attempt = !shadow;
-        json_t *verdicts =
-            guard(ctx, t, args, content, approval != NULL, attempt, &ok, d, &err);
+        json_t *verdicts = guard(ctx, t, args, content, approval != NULL, attempt, &ok, d, &err);
         if (!verdicts) {
             deny(d, err.code, "%s refused: live state unavailable for the guardrails: %s",
                  t->name, err.text);

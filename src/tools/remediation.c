@@ -168,11 +168,10 @@ json_t *fm_tool_gpu_reset(fm_call *call, fm_err *err)
     json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     json_t *one = json_array_get(json_object_get(step, "reset"), 0);
-    json_t *out = json_pack("{s:s, s:I, s:s, s:b, s:O, s:O, s:O}", "node", node, "gpu", index,
-                            "bus", fm_json_str(one, "bus", ""), "reset", 1, "before",
-                            json_object_get(step, "before"), "after",
-                            json_object_get(step, "after"), "cleared",
-                            json_object_get(step, "cleared"));
+    json_t *out = json_pack(
+        "{s:s, s:I, s:s, s:b, s:O, s:O, s:O}", "node", node, "gpu", index, "bus",
+        fm_json_str(one, "bus", ""), "reset", 1, "before", json_object_get(step, "before"), "after",
+        json_object_get(step, "after"), "cleared", json_object_get(step, "cleared"));
     json_t *text = json_object_get(step, "output");
     if (out && json_is_string(text)) json_object_set(out, "output", text);
     json_decref(step);

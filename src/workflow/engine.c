@@ -202,9 +202,9 @@ int fm_act_reboot(step_ctx *sc, fm_err *err)
     /* Held DOWN after the reboot: no job can land before verification.
      * nextstate RESUME (the node_reboot tool's form): Slurm returns the
      * node to service by itself once it is back. */
-    fm_slurm_node_op op =
-        strcmp(fm_json_str(args, "nextstate", "DOWN"), "RESUME") ? FM_SLURM_REBOOT_HOLD
-                                                                  : FM_SLURM_REBOOT;
+    fm_slurm_node_op op = strcmp(fm_json_str(args, "nextstate", "DOWN"), "RESUME")
+                              ? FM_SLURM_REBOOT_HOLD
+                              : FM_SLURM_REBOOT;
     if (ctx->be.slurm->update_node(ctx->be.slurm_st, sc->w->node, op, full, err)) return -1;
     json_object_set_new(sc->out, "boot_before", json_integer(boot));
     return 0;
@@ -1199,7 +1199,8 @@ static bool take_over(fm_ctx *ctx, wf_row *w, bool check, char *out, size_t len)
 {
     char last[16];
     wf_step_last(ctx, w->id, w->step_index, last, sizeof last);
-    const json_t *step = json_array_get(json_object_get(w->content, "steps"), (size_t)w->step_index);
+    const json_t *step =
+        json_array_get(json_object_get(w->content, "steps"), (size_t)w->step_index);
     const fm_action_def *def = fm_action_find(fm_json_str(step, "action", ""));
     bool midstep = !strcmp(last, "started");
     if (midstep) wf_step_interrupt(ctx, w->id, w->step_index);
