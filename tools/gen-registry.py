@@ -48,7 +48,7 @@ FLAG_NEEDS = {"node_action": {"hitl", "canary"}, "takes_capacity": {"hitl", "can
 BACKENDS = {"slurm": "FM_BACKEND_SLURM", "metrics": "FM_BACKEND_METRICS",
             "ssh": "FM_BACKEND_SSH", "tickets": "FM_BACKEND_TICKETS"}
 KEYS = {"name", "title", "description", "autonomy", "handler", "backends", "flags",
-        "rate_limit", "action", "inputSchema", "outputSchema"}
+        "rate_limit", "action", "action_args", "inputSchema", "outputSchema"}
 APPROVAL_ID = {"type": "string", "pattern": "^ap-[0-9a-f]{16,32}$",
                "description": "mcp-cli approve's id; omit to get a plan"}
 DEFAULT_PER_HOUR = 60
@@ -132,6 +132,22 @@ def load(path):
         if (t["autonomy"] not in ("hitl", "canary") or not isinstance(act, str) or
                 not os.path.isfile(os.path.join(actions, act + ".json"))):
             fail(path, "action must name a schemas/actions file, on a hitl or canary tool")
+        # The tool's form of the action: fixed arguments its one-step
+        # workflow adds to the call's (nextstate, snapshot, ...), each one
+        # the action declares.
+        fixed = t.get("action_args", {})
+        with open(os.path.join(actions, act + ".json")) as f:
+            declared = json.load(f).get("args", {}).get("properties", {})
+        if not isinstance(fixed, dict):
+            fail(path, "action_args must be an object")
+        for k, v in fixed.items():
+            d = declared.get(k)
+            if (not isinstance(d, dict) or ("const" in d and d["const"] != v) or
+                    ("enum" in d and v not in d["enum"]) or
+                    (d.get("type") == "boolean" and not isinstance(v, bool))):
+                fail(path, f"action_args.{k} is not an argument of action {act} with that value")
+    elif "action_args" in t:
+        fail(path, "action_args needs action")
     props = t["inputSchema"].get("properties")
     if t["autonomy"] in ("hitl", "canary"):
         if not isinstance(props, dict) or t["inputSchema"].get("additionalProperties") is not False:
@@ -571,6 +587,7 @@ def main():
             f"        .listed_output_schema = {c_string(json.dumps(t['listedOutput'], separators=(',', ':')))},",
             f"        .handler = {t['handler']},",
             f"        .action = {c_string(t['action']) if t.get('action') else 'NULL'},",
+            f"        .action_args = {c_string(json.dumps(t['action_args'], separators=(',', ':'))) if t.get('action_args') else 'NULL'},",
             f"        .backends = {backends},",
             f"        .rate_per_hour = {per_hour},",
             f"        .rate_config = {rate_config},",

@@ -63,6 +63,11 @@ typedef struct fm_gate_decision {
     char approval_id[40];
     char approvers[256]; /* released: the people counted, for the audit row */
     int scope_needed; /* step 1b refused it: the autonomy level + 1 whose scope the token lacks */
+    /* A single-node tool called again on a node where its own one-step
+     * workflow's owner died: that workflow (the guardrails excluded it
+     * from running_workflow, as a plan's own), for the handler to resume.
+     * Empty otherwise.  FM_WORKFLOW_ID_LEN fits. */
+    char resume_workflow[24];
 } fm_gate_decision;
 
 void fm_gate_decide(struct fm_ctx *ctx, int tool_index, const json_t *args,

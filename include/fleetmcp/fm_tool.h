@@ -101,6 +101,10 @@ typedef struct fm_tool_def {
     /* A single-node tool: the action (schemas/actions) its one-step
      * workflow runs, or NULL. */
     const char *action;
+    /* JSON text or NULL: the tool's form of that action, arguments its
+     * step takes besides the call's (schemas/tools/NAME.json
+     * "action_args"; e.g. node_reboot's nextstate RESUME). */
+    const char *action_args;
     unsigned backends;       /* FM_BACKEND_* bits */
     int rate_per_hour;       /* create tools: default calls per hour (0 = never limited) */
     const char *rate_config; /* "section.key" overriding rate_per_hour, or NULL */
@@ -120,6 +124,9 @@ struct fm_call {
     int64_t audit_id;             /* the audit row of this call */
     const char *approval_id;      /* set by the gate when an approval was consumed */
     const char *plan_id;          /* the plan this call executes, if any */
+    /* Set by the gate: the dead one-step workflow of this tool on its
+     * node that this call resumes (fm_gate_decision.resume_workflow). */
+    const char *resume_workflow;
     bool cancelled;
 };
 

@@ -78,10 +78,19 @@ json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *conten
  * back: no runbook rollback, no escalation), end returns what
  * fm_workflow_run returns and frees it. */
 typedef struct fm_wf_run fm_wf_run;
+/* Claims the dead one-step workflow id of call's tool (the gate named it:
+ * fm_gate_decision.resume_workflow) and goes on with it as begin would:
+ * an interrupted step is repeated when it is safe to, else the run
+ * fails (fm_workflow_failure says why).  NULL with CONFLICT when another
+ * server claimed it first. */
+fm_wf_run *fm_workflow_resume_tool(fm_call *call, const char *id, fm_err *err);
 fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *content,
                              fm_err *err);
 bool fm_workflow_advance(fm_call *call, fm_wf_run *r);
 const char *fm_workflow_run_id(const fm_wf_run *r);
+/* Who owns what it drains and reserves: a tool's one-step workflow's
+ * call ("<plan id>" or "call-N"), else the workflow itself. */
+const char *fm_workflow_owner(const fm_wf_run *r);
 /* A step failed: it runs its rollback and on_failure steps now. */
 bool fm_workflow_failing(const fm_wf_run *r);
 /* The last step's output (borrowed; NULL before any step ran) and the
@@ -109,6 +118,14 @@ int fm_workflow_run_due(struct fm_ctx *ctx, fm_call *call, int max);
 /* The workflow (running, waiting or monitoring) that executes plan_id, into id_out;
  * -1 if none. */
 int fm_workflow_open_for_plan(struct fm_ctx *ctx, const char *plan_id,
+                              char id_out[FM_WORKFLOW_ID_LEN]);
+
+/* A single-node tool's one-step workflow of tool on node (running or
+ * waiting) whose owner died (lease out, or its process gone on this
+ * host), into id_out; -1 if none.  The gate excludes it from the
+ * running_workflow guardrail for that tool's next call, which resumes it
+ * (fm_workflow_resume_tool). */
+int fm_workflow_dead_tool_run(struct fm_ctx *ctx, const char *node, const char *tool,
                               char id_out[FM_WORKFLOW_ID_LEN]);
 
 /* ---- reading (src/workflow/store.c) ----------------------------------- */
@@ -154,6 +171,13 @@ int fm_wf_gpu_processes(struct fm_ctx *ctx, const char *node, int index, fm_err 
  * reset; out (borrowed, may be NULL) gets {bus, exit_status, output}. */
 int fm_wf_gpu_reset(struct fm_ctx *ctx, const char *node, const char *bus, json_t *out,
                     fm_err *err);
+
+/* What gpu_reset compares before and after a reset, for GPU index (new
+ * {ecc_dbe_vol, mem_used_mib, util, temp_c, row_remap_pending_on_node});
+ * its bus id into bus when bus is not NULL.  NULL with NOT_FOUND when the
+ * GPU does not answer nvidia-smi. */
+json_t *fm_wf_gpu_snapshot(struct fm_ctx *ctx, const char *node, json_int_t index, char *bus,
+                           size_t buslen, fm_err *err);
 
 /* dcgmi diag -r level: new {level, passed, tests:[{category, name,
  * status, failed_gpus, warnings}]}. */

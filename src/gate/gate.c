@@ -178,15 +178,20 @@ static bool superseded_by_reboot(const fm_tool_def *t, const json_t *content)
 
 /* Guardrail verdicts for a planned node action (new array), or NULL with
  * err when live state cannot be read. */
-static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *args,
-                     const json_t *content, bool approved, bool attempt, bool *ok, fm_err *err)
+static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *args, const json_t *content,
+                     bool approved, bool attempt, bool *ok, fm_gate_decision *d, fm_err *err)
 {
     /* Running a plan whose workflow is already open resumes that
-     * workflow; it is not a second one on the node. */
+     * workflow; it is not a second one on the node.  Likewise a
+     * single-node tool called again where its own one-step workflow's
+     * owner died: the call resumes that workflow (the handler claims it). */
     char own[FM_WORKFLOW_ID_LEN] = "";
     const char *plan = fm_json_str(args, "plan_id", NULL);
     if ((t->flags & FM_TOOL_RUNS_PLAN) && plan && fm_workflow_open_for_plan(ctx, plan, own))
         own[0] = '\0';
+    if (t->action && !own[0] &&
+        fm_workflow_dead_tool_run(ctx, fm_json_str(args, "node", ""), t->name, own) == 0)
+        snprintf(d->resume_workflow, sizeof d->resume_workflow, "%s", own);
     const char *rb_id = fm_json_str(content, "runbook", NULL);
     const json_t *rb_doc = NULL;
     if (rb_id) {
@@ -371,7 +376,7 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
          * only repair_plan's dry run): a drain over the share trips the
          * circuit breaker, approved or not. */
         bool attempt = !shadow;
-        json_t *verdicts = guard(ctx, t, args, content, approval != NULL, attempt, &ok, &err);
+        json_t *verdicts = guard(ctx, t, args, content, approval != NULL, attempt, &ok, d, &err);
         if (!verdicts) {
             deny(d, err.code, "%s refused: live state unavailable for the guardrails: %s",
                  t->name, err.text);

@@ -397,7 +397,8 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
                     .progress_token = progress_token,
                     .audit_id = intent,
                     .approval_id = rec.approval_id,
-                    .plan_id = rec.plan_id};
+                    .plan_id = rec.plan_id,
+                    .resume_workflow = d.resume_workflow[0] ? d.resume_workflow : NULL};
     /* A nested call returns to the call it was made for. */
     fm_call *outer = ctx->current;
     ctx->current = &call;

@@ -28,14 +28,25 @@ static void owner_of(const fm_call *call, char *buf, size_t len)
 /* Runs the call as a one-step workflow of its tool's action, through the
  * same engine, reservation and node-state code as a runbook: a workflow
  * row, a step row and an audit step row, recoverable if this process
- * dies mid-step.  Returns the step's output (new), or NULL with the
- * step's own error (or the engine's, when it could not start). */
-static json_t *run_one_step(fm_call *call, const char *owner, fm_err *err)
+ * dies mid-step.  owner gets who owns what the step drains and reserves
+ * (this call's, or the resumed workflow's first call's).  Returns the
+ * step's output (new), or NULL with the step's own error (or the
+ * engine's, when it could not start). */
+static json_t *run_one_step(fm_call *call, char *owner, size_t len, fm_err *err)
 {
-    json_t *content = fm_workflow_tool_content(call, owner, err);
-    if (!content) return NULL;
-    fm_wf_run *r = fm_workflow_begin(call, call->plan_id, content, err);
-    json_decref(content);
+    owner_of(call, owner, len);
+    fm_wf_run *r = NULL;
+    if (call->resume_workflow) {
+        /* The gate found this tool's own one-step workflow on the node
+         * with its owner dead, and let this call resume it. */
+        r = fm_workflow_resume_tool(call, call->resume_workflow, err);
+        if (r) snprintf(owner, len, "%s", fm_workflow_owner(r));
+    } else {
+        json_t *content = fm_workflow_tool_content(call, owner, err);
+        if (!content) return NULL;
+        r = fm_workflow_begin(call, call->plan_id, content, err);
+        json_decref(content);
+    }
     if (!r) return NULL;
     while (fm_workflow_advance(call, r)) {
     }
@@ -78,11 +89,10 @@ json_t *fm_tool_node_drain(fm_call *call, fm_err *err)
     const char *node = fm_json_str(call->args, "node", "");
     const char *text = fm_json_str(call->args, "reason", "");
     char owner[48];
-    owner_of(call, owner, sizeof owner);
     /* The drain step reserves the node (the blast radius re-checked
      * atomically, so two servers draining two nodes of one rack cannot
      * both win), then drains it under the call's owner. */
-    json_t *step = run_one_step(call, owner, err);
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     bool noop = json_is_true(json_object_get(step, "noop"));
     json_decref(step);
@@ -107,8 +117,7 @@ json_t *fm_tool_node_resume(fm_call *call, fm_err *err)
     /* The resume step holds the ownership rule (someone else's drain is
      * theirs to lift unless a human approved the call) and returns the
      * node's state. */
-    owner_of(call, owner, sizeof owner);
-    json_t *step = run_one_step(call, owner, err);
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     bool noop = json_is_true(json_object_get(step, "noop"));
     json_decref(step);
@@ -121,131 +130,56 @@ json_t *fm_tool_node_resume(fm_call *call, fm_err *err)
 json_t *fm_tool_node_reboot(fm_call *call, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
-    /* A reboot is followed by polling: as a task when the client can. */
+    /* A reboot is followed by polling: as a task when the client can (the
+     * task's runner comes back here and runs the one-step workflow). */
     json_t *task = fm_call_background(call, err);
     if (task) return task;
     const char *node = fm_json_str(call->args, "node", "");
-    char owner[48], before[32], full[256];
-    owner_of(call, owner, sizeof owner);
-    fm_node_state_get(ctx, node, before, sizeof before);
-    long long boot = fm_wf_node_boot(ctx, node, NULL, 0, NULL, 0, err);
-    if (boot < 0) return NULL;
-    if (fm_guard_reserve(ctx, node, "repairing", NULL, owner, err)) return NULL;
+    /* The reboot action's nextstate RESUME form (the schema's
+     * action_args): reserves the node, reboots it when idle and lets
+     * Slurm return it to service. */
+    char owner[48], full[256];
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
+    if (!step) return NULL;
     snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner,
              fm_json_str(call->args, "reason", ""));
-    if (ctx->be.slurm->update_node(ctx->be.slurm_st, node, FM_SLURM_REBOOT, full, err)) {
-        fm_node_state_set(ctx, node, before, NULL, NULL);
-        return NULL;
-    }
-    fm_node_state_set(ctx, node, "repairing", NULL, NULL);
     fm_err je = {0};
     json_int_t jobs = running_jobs(ctx, node, &je);
-    json_t *out = json_pack("{s:s, s:b, s:s, s:o, s:o}", "node", node, "reboot_requested", 1,
-                            "reason", full, "boot_time_before", fm_slurm_iso_time(boot),
-                            "slurm_state", slurm_state(ctx, node));
+    json_t *out = json_pack(
+        "{s:s, s:b, s:s, s:o, s:o}", "node", node, "reboot_requested", 1, "reason", full,
+        "boot_time_before",
+        fm_slurm_iso_time((long long)json_integer_value(json_object_get(step, "boot_before"))),
+        "slurm_state", slurm_state(ctx, node));
+    json_decref(step);
     if (jobs >= 0) json_object_set_new(out, "running_jobs", json_integer(jobs));
     return out;
-}
-
-/* What we compare before and after a reset, for one GPU (new object). */
-static json_t *gpu_snapshot(fm_ctx *ctx, const char *node, json_int_t index, char *bus,
-                            size_t buslen, fm_err *err)
-{
-    json_t *lost = NULL;
-    json_t *gpus = fm_wf_gpus(ctx, node, &lost, err);
-    json_decref(lost);
-    if (!gpus) return NULL;
-    json_t *snap = NULL;
-    size_t i;
-    json_t *g;
-    json_array_foreach(gpus, i, g)
-    {
-        if (json_integer_value(json_object_get(g, "index")) != index) continue;
-        if (bus) snprintf(bus, buslen, "%s", fm_json_str(g, "bus", ""));
-        snap = json_pack("{s:O, s:O, s:O, s:O}", "ecc_dbe_vol", json_object_get(g, "ecc_dbe_vol"),
-                         "mem_used_mib", json_object_get(g, "mem_used_mib"), "util",
-                         json_object_get(g, "util"), "temp_c", json_object_get(g, "temp_c"));
-        break;
-    }
-    json_decref(gpus);
-    if (!snap) {
-        fm_err_set(err, FM_ERR_NOT_FOUND,
-                   "GPU %lld of %s does not answer nvidia-smi (fallen off the bus or absent): a"
-                   " reset cannot reach it; reboot the node instead",
-                   (long long)index, node);
-        return NULL;
-    }
-    /* Pending row remaps only show in nvidia-smi -q. */
-    json_t *checks = json_pack("[s,s]", "row_remap_pending", "ecc_dbe");
-    json_t *v = fm_wf_verify(ctx, node, checks, 0, NULL);
-    json_decref(checks);
-    json_t *rp =
-        json_object_get(json_object_get(json_object_get(v, "checks"), "row_remap_pending"), "ok");
-    if (rp) json_object_set_new(snap, "row_remap_pending_on_node", json_boolean(!json_is_true(rp)));
-    json_decref(v);
-    return snap;
 }
 
 /* Returns a new object (schemas/tools/gpu_reset.json). */
 json_t *fm_tool_gpu_reset(fm_call *call, fm_err *err)
 {
-    fm_ctx *ctx = call->ctx;
     const char *node = fm_json_str(call->args, "node", "");
     json_int_t index = json_integer_value(json_object_get(call->args, "gpu"));
-    json_int_t jobs = running_jobs(ctx, node, err);
-    if (jobs < 0) return NULL;
-    if (jobs > 0) {
-        fm_err_set(err, FM_ERR_CONFLICT,
-                   "%lld Slurm job(s) run on %s: a reset would kill their work; drain the node"
-                   " and wait for them (node_drain), then reset",
-                   (long long)jobs, node);
-        return NULL;
-    }
-    int procs = fm_wf_gpu_processes(ctx, node, (int)index, err);
-    if (procs < 0) return NULL;
-    if (procs > 0) {
-        fm_err_set(err, FM_ERR_CONFLICT, "GPU %lld of %s is used by %d process(es): not reset",
-                   (long long)index, node, procs);
-        return NULL;
-    }
-    char bus[32] = "", owner[48], before_state[32];
-    json_t *before = gpu_snapshot(ctx, node, index, bus, sizeof bus, err);
-    if (!before) return NULL;
-    owner_of(call, owner, sizeof owner);
-    fm_node_state_get(ctx, node, before_state, sizeof before_state);
-    if (fm_guard_reserve(ctx, node, "repairing", NULL, owner, err)) {
-        json_decref(before);
-        return NULL;
-    }
-    json_t *res = json_object();
-    if (fm_wf_gpu_reset(ctx, node, bus, res, err)) {
-        fm_node_state_set(ctx, node, before_state, NULL, NULL);
-        json_decref(before);
-        json_decref(res);
-        return NULL;
-    }
-    /* A node still in service needs no remediation state afterwards; a
-     * drained one stays in remediation until it is verified and resumed. */
-    char st[256] = "";
-    fm_wf_node_boot(ctx, node, st, sizeof st, NULL, 0, NULL);
-    fm_node_state_set(ctx, node, strstr(st, "DRAIN") ? "repairing" : "returned", NULL, NULL);
-    fm_err e2 = {0};
-    json_t *after = gpu_snapshot(ctx, node, index, NULL, 0, &e2);
-    if (!after) after = json_pack("{s:s}", "error", e2.text);
-    json_t *cleared = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(before, k, v)
-    {
-        json_t *a = json_object_get(after, k);
-        bool was = json_is_true(v) || (json_is_integer(v) && json_integer_value(v) > 0);
-        bool now = json_is_true(a) || (json_is_integer(a) && json_integer_value(a) > 0);
-        if (was && !now && strcmp(k, "temp_c")) json_array_append_new(cleared, json_string(k));
-    }
-    json_t *out = json_pack("{s:s, s:I, s:s, s:b, s:o, s:o, s:o, s:O}", "node", node, "gpu", index,
-                            "bus", bus, "reset", 1, "before", before, "after", after, "cleared",
-                            cleared, "output", json_object_get(res, "output"));
-    json_decref(res);
+    /* The gpu_reset action's snapshot form (the schema's action_args):
+     * refuses a node with jobs or a GPU with processes, reserves the
+     * node, compares the GPU before and after, and leaves a node still in
+     * service returned, a drained one repairing. */
+    char owner[48];
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
+    if (!step) return NULL;
+    json_t *one = json_array_get(json_object_get(step, "reset"), 0);
+    json_t *out = json_pack(
+        "{s:s, s:I, s:s, s:b, s:O, s:O, s:O}", "node", node, "gpu", index, "bus",
+        fm_json_str(one, "bus", ""), "reset", 1, "before", json_object_get(step, "before"), "after",
+        json_object_get(step, "after"), "cleared", json_object_get(step, "cleared"));
+    json_t *text = json_object_get(step, "output");
+    if (out && json_is_string(text)) json_object_set(out, "output", text);
+    json_decref(step);
+    if (!out)
+        fm_err_set(err, FM_ERR_INTERNAL,
+                   "the reset of GPU %lld on %s ran but reported no before/after snapshot;"
+                   " see workflow_get for its step; please report",
+                   (long long)index, node);
     return out;
 }
 
@@ -273,8 +207,7 @@ json_t *fm_tool_job_requeue(fm_call *call, fm_err *err)
     }
     /* The one-job form of requeue_jobs: that job, the node excluded. */
     char owner[48];
-    owner_of(call, owner, sizeof owner);
-    json_t *step = run_one_step(call, owner, err);
+    json_t *step = run_one_step(call, owner, sizeof owner, err);
     if (!step) return NULL;
     json_decref(step);
     return json_pack("{s:I, s:b, s:s, s:s}", "job_id", id, "requeued", 1, "excluded_node", node,
@@ -287,23 +220,26 @@ json_t *fm_tool_health_probe(fm_call *call, fm_err *err)
     fm_ctx *ctx = call->ctx;
     const char *node = fm_json_str(call->args, "node", "");
     json_int_t level = json_integer_value(json_object_get(call->args, "level"));
-    if (level < 1) level = 1;
-    json_int_t jobs = running_jobs(ctx, node, err);
-    if (jobs < 0) return NULL;
-    if (jobs > 0) {
-        fm_err_set(err, FM_ERR_CONFLICT,
-                   "%lld job(s) run on %s: dcgmi diag would compete with them; probe an idle or"
-                   " drained node",
-                   (long long)jobs, node);
-        return NULL;
-    }
-    /* dcgmi diag -r 3 runs for many minutes: a task when the client can. */
+    /* dcgmi diag -r 3 runs for many minutes: a task when the client can.
+     * A busy node is refused before a task is made (the step checks
+     * again when it runs). */
     if (level >= 3) {
+        json_int_t jobs = running_jobs(ctx, node, err);
+        if (jobs < 0) return NULL;
+        if (jobs > 0) {
+            fm_err_set(err, FM_ERR_CONFLICT,
+                       "%lld job(s) run on %s: dcgmi diag would compete with them; probe an idle"
+                       " or drained node",
+                       (long long)jobs, node);
+            return NULL;
+        }
         json_t *task = fm_call_background(call, err);
         if (task) return task;
     }
-    fm_call_progress(call, 0, 1, "dcgmi diag");
-    json_t *d = fm_wf_diag(ctx, node, (int)level, err);
+    /* The health_probe action's report_failures form (the schema's
+     * action_args): every test, and a failed diagnostic is the answer. */
+    char owner[48];
+    json_t *d = run_one_step(call, owner, sizeof owner, err);
     if (!d) return NULL;
     json_object_set_new(d, "node", json_string(node));
     return d;

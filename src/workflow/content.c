@@ -87,6 +87,12 @@ json_t *fm_workflow_tool_content(const fm_call *call, const char *owner, fm_err 
     json_object_foreach((json_t *)call->args, k, v) if (json_object_get(props, k))
         json_object_set(sargs, k, v);
     json_decref(schema);
+    /* The tool's form of the action (its schema's action_args, checked
+     * against the action by the generator) comes last: a caller cannot
+     * change it. */
+    json_t *fixed = t->action_args ? json_loads(t->action_args, 0, NULL) : NULL;
+    if (fixed) json_object_update(sargs, fixed);
+    json_decref(fixed);
     json_t *steps = json_pack("[{s:s, s:s, s:s, s:o, s:I}]", "phase", "steps", "id", t->name,
                               "action", a->name, "args", sargs, "timeout_s",
                               (json_int_t)a->default_timeout_s);

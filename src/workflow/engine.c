@@ -37,6 +37,9 @@ typedef struct fm_step_ctx {
     const json_t *step;
     const fm_action_def *def;
     json_t *out; /* what the step reports (borrowed, filled by the action) */
+    /* The node state the step leaves when the action's args choose it
+     * (static text), else NULL: the action's state_after. */
+    const char *state_after;
 } step_ctx;
 
 static long long now_s(void)
@@ -178,7 +181,8 @@ int fm_act_wait_idle(step_ctx *sc, fm_err *err)
 int fm_act_reboot(step_ctx *sc, fm_err *err)
 {
     fm_ctx *ctx = sc->call->ctx;
-    char st[256], reason[256];
+    const json_t *args = json_object_get(sc->step, "args");
+    char st[256], reason[256], full[256];
     long long boot = fm_wf_node_boot(ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err);
     if (boot < 0) return -1;
     /* Idempotent: a reboot this workflow already asked for is either
@@ -186,19 +190,22 @@ int fm_act_reboot(step_ctx *sc, fm_err *err)
     if (var_int(sc->w, "reboot_issued") &&
         (boot > var_int(sc->w, "boot_before") || strstr(st, "REBOOT"))) {
         json_object_set_new(sc->out, "noop", json_true());
+        json_object_set_new(sc->out, "boot_before", json_integer(var_int(sc->w, "boot_before")));
         return 0;
     }
     var_set_int(sc->w, "boot_before", boot);
     var_set_int(sc->w, "reboot_issued", 1);
     var_set_int(sc->w, "repair_at_s", now_s());
     if (wf_save(ctx, sc->w, err)) return -1;
-    char full[256];
-    snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, sc->w->id,
-             fm_json_str(json_object_get(sc->step, "args"), "reason", "reboot"));
-    /* Held DOWN after the reboot: no job can land before verification. */
-    if (ctx->be.slurm->update_node(ctx->be.slurm_st, sc->w->node, FM_SLURM_REBOOT_HOLD, full,
-                                   err))
-        return -1;
+    snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner_of(sc->w),
+             fm_json_str(args, "reason", "reboot"));
+    /* Held DOWN after the reboot: no job can land before verification.
+     * nextstate RESUME (the node_reboot tool's form): Slurm returns the
+     * node to service by itself once it is back. */
+    fm_slurm_node_op op = strcmp(fm_json_str(args, "nextstate", "DOWN"), "RESUME")
+                              ? FM_SLURM_REBOOT_HOLD
+                              : FM_SLURM_REBOOT;
+    if (ctx->be.slurm->update_node(ctx->be.slurm_st, sc->w->node, op, full, err)) return -1;
     json_object_set_new(sc->out, "boot_before", json_integer(boot));
     return 0;
 }
@@ -233,15 +240,35 @@ int fm_act_wait_node_up(step_ctx *sc, fm_err *err)
     return 0;
 }
 
+/* Compares one reset GPU's snapshots: what was wrong before and is not
+ * after (temperature is not a fault). */
+static json_t *cleared_of(const json_t *before, const json_t *after)
+{
+    json_t *cleared = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)before, k, v)
+    {
+        json_t *a = json_object_get(after, k);
+        bool was = json_is_true(v) || (json_is_integer(v) && json_integer_value(v) > 0);
+        bool now = json_is_true(a) || (json_is_integer(a) && json_integer_value(a) > 0);
+        if (was && !now && strcmp(k, "temp_c")) json_array_append_new(cleared, json_string(k));
+    }
+    return cleared;
+}
+
 int fm_act_gpu_reset(step_ctx *sc, fm_err *err)
 {
     fm_ctx *ctx = sc->call->ctx;
+    const json_t *args = json_object_get(sc->step, "args");
     json_t *jobs = fm_wf_jobs_on(ctx, sc->w->node, err);
     if (!jobs) return -1;
     size_t nj = json_array_size(jobs);
     json_decref(jobs);
     if (nj) {
-        fm_err_set(err, FM_ERR_CONFLICT, "%zu job(s) still run on %s: a GPU reset would kill them",
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "%zu job(s) still run on %s: a GPU reset would kill them; drain the node and"
+                   " wait for them (node_drain), then reset",
                    nj, sc->w->node);
         return -1;
     }
@@ -251,10 +278,14 @@ int fm_act_gpu_reset(step_ctx *sc, fm_err *err)
         json_decref(lost);
         return -1;
     }
-    json_t *want = json_object_get(json_object_get(sc->step, "args"), "gpu");
+    json_t *want = json_object_get(args, "gpu");
+    /* snapshot (the gpu_reset tool's form): each GPU compared before and
+     * after, and a node still in service afterwards needs no remediation
+     * state. */
+    bool snapshot = json_is_true(json_object_get(args, "snapshot"));
     json_t *done = json_array();
     int rc = 0;
-    size_t i;
+    size_t i, matched = 0;
     json_t *g;
     var_set_int(sc->w, "repair_at_s", now_s());
     wf_save(ctx, sc->w, NULL);
@@ -262,6 +293,7 @@ int fm_act_gpu_reset(step_ctx *sc, fm_err *err)
     {
         json_int_t idx = json_integer_value(json_object_get(g, "index"));
         if (json_is_integer(want) && json_integer_value(want) != idx) continue;
+        matched++;
         int procs = fm_wf_gpu_processes(ctx, sc->w->node, (int)idx, err);
         if (procs != 0) {
             if (procs > 0)
@@ -270,8 +302,23 @@ int fm_act_gpu_reset(step_ctx *sc, fm_err *err)
             rc = -1;
             break;
         }
+        const char *bus = fm_json_str(g, "bus", "");
+        json_t *before = NULL;
+        if (snapshot && !(before = fm_wf_gpu_snapshot(ctx, sc->w->node, idx, NULL, 0, err))) {
+            rc = -1;
+            break;
+        }
         json_t *one = json_object();
-        int r = fm_wf_gpu_reset(ctx, sc->w->node, fm_json_str(g, "bus", ""), one, err);
+        int r = fm_wf_gpu_reset(ctx, sc->w->node, bus, one, err);
+        if (snapshot && !r) {
+            fm_err e2 = {0};
+            json_t *after = fm_wf_gpu_snapshot(ctx, sc->w->node, idx, NULL, 0, &e2);
+            if (!after) after = json_pack("{s:s}", "error", e2.text);
+            json_object_set_new(sc->out, "cleared", cleared_of(before, after));
+            json_object_set_new(sc->out, "after", after);
+            json_object_set(sc->out, "output", json_object_get(one, "output"));
+        }
+        if (before) json_object_set_new(sc->out, "before", before);
         if (!r) json_object_del(one, "output"); /* "successfully reset": say it once */
         json_array_append_new(done, one);
         if (r) {
@@ -279,12 +326,25 @@ int fm_act_gpu_reset(step_ctx *sc, fm_err *err)
             break;
         }
     }
-    if (!rc && json_array_size(lost)) {
+    if (!rc && json_is_integer(want) && !matched) {
+        fm_err_set(err, FM_ERR_NOT_FOUND,
+                   "GPU %lld of %s does not answer nvidia-smi (fallen off the bus or absent): a"
+                   " reset cannot reach it; reboot the node instead",
+                   (long long)json_integer_value(want), sc->w->node);
+        rc = -1;
+    }
+    /* Resetting every GPU cannot reach the ones off the bus. */
+    if (!rc && !json_is_integer(want) && json_array_size(lost)) {
         fm_err_set(err, FM_ERR_BACKEND,
                    "%zu GPU(s) fell off the bus on %s and cannot be reset:"
                    " reboot the node",
                    json_array_size(lost), sc->w->node);
         rc = -1;
+    }
+    if (!rc && snapshot) {
+        char st[256] = "";
+        fm_wf_node_boot(ctx, sc->w->node, st, sizeof st, NULL, 0, NULL);
+        sc->state_after = strstr(st, "DRAIN") ? "repairing" : "returned";
     }
     json_object_set_new(sc->out, "reset", done);
     json_object_set_new(sc->out, "lost", lost);
@@ -294,20 +354,30 @@ int fm_act_gpu_reset(step_ctx *sc, fm_err *err)
 
 int fm_act_health_probe(step_ctx *sc, fm_err *err)
 {
+    const json_t *args = json_object_get(sc->step, "args");
     json_t *jobs = fm_wf_jobs_on(sc->call->ctx, sc->w->node, err);
     if (!jobs) return -1;
     size_t nj = json_array_size(jobs);
     json_decref(jobs);
     if (nj) {
-        fm_err_set(err, FM_ERR_CONFLICT, "%zu job(s) run on %s: dcgmi diag needs an idle node", nj,
-                   sc->w->node);
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "%zu job(s) run on %s: dcgmi diag would compete with them; probe an idle or"
+                   " drained node",
+                   nj, sc->w->node);
         return -1;
     }
-    int level =
-        (int)json_integer_value(json_object_get(json_object_get(sc->step, "args"), "level"));
-    json_t *d = fm_wf_diag(sc->call->ctx, sc->w->node, level ? level : 1, err);
+    int level = (int)json_integer_value(json_object_get(args, "level"));
+    if (level < 1) level = 1;
+    json_t *d = fm_wf_diag(sc->call->ctx, sc->w->node, level, err);
     if (!d) return -1;
     bool passed = json_is_true(json_object_get(d, "passed"));
+    /* report_failures (the health_probe tool's form): every test, and a
+     * failed diagnostic is the answer, not a failed step. */
+    if (json_is_true(json_object_get(args, "report_failures"))) {
+        json_object_update(sc->out, d);
+        json_decref(d);
+        return 0;
+    }
     /* Keep the step output small: failing tests only. */
     json_t *failed = json_array();
     size_t i;
@@ -717,10 +787,11 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
      * node; rollback and escalation only write bookkeeping and tickets. */
     char why[600];
     /* A tool's one-step workflow runs in the call the gate just allowed
-     * (kill switch included): one decision per call.  Resumed by another
-     * call, it is checked like any workflow. */
+     * (kill switch included): one decision per call, also when that call
+     * resumes it (the gate decided the call for it).  Resumed by another
+     * call (repair_execute's recovery), it is checked like any workflow. */
     if (!rc && def->touches_node && !is_failure_phase(fm_json_str(step, "phase", "")) &&
-        !(tool_run(w) && !resumed) && fm_killswitch_engaged(ctx, why, sizeof why)) {
+        !w->gated && fm_killswitch_engaged(ctx, why, sizeof why)) {
         fm_err_set(err, FM_ERR_DENIED, "kill switch: %s", why);
         rc = -1;
     }
@@ -757,10 +828,10 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     }
     snprintf(after, sizeof after, "%s", before);
     if (!rc && def) {
-        const char *target = NULL;
-        if (def->state_after == FM_ACTION_STATE_FROM_ARGS)
+        const char *target = sc.state_after;
+        if (!target && def->state_after == FM_ACTION_STATE_FROM_ARGS)
             target = fm_json_str(json_object_get(step, "args"), "state", NULL);
-        else if (def->state_after >= 0)
+        else if (!target && def->state_after >= 0)
             target = fm_node_state_name((fm_node_state)def->state_after);
         fm_err se = {0};
         if (target && fm_node_state_set(ctx, w->node, target, owner_of(w), &se) == 0)
@@ -986,6 +1057,7 @@ fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *c
         return NULL;
     }
     w->content = json_deep_copy(content);
+    w->gated = tool_run(w);
     w->vars = json_object();
     var_set_int(w, "started_s", now_s());
     if (wf_insert(ctx, w, err)) {
@@ -1013,6 +1085,11 @@ bool fm_workflow_advance(fm_call *call, fm_wf_run *r)
 const char *fm_workflow_run_id(const fm_wf_run *r)
 {
     return r->w.id;
+}
+
+const char *fm_workflow_owner(const fm_wf_run *r)
+{
+    return owner_of(&r->w);
 }
 
 bool fm_workflow_failing(const fm_wf_run *r)
@@ -1048,7 +1125,14 @@ json_t *fm_workflow_end(fm_call *call, fm_wf_run *r, fm_err *err)
     fm_ctx *ctx = call->ctx;
     wf_row *w = &r->w;
     json_t *out = NULL;
-    if (w->stopped)
+    if (w->stopped && tool_run(w))
+        fm_err_set(err, FM_ERR_CANCELLED,
+                   "the server is stopping (%s): %s on %s stopped without acting further and"
+                   " stays recoverable (workflow %s); call %s on %s again (approved again where"
+                   " it needs an approval) to resume it",
+                   w->stopped, fm_json_str(w->content, "tool", "?"), w->node, w->id,
+                   fm_json_str(w->content, "tool", "?"), w->node);
+    else if (w->stopped)
         fm_err_set(err, FM_ERR_CANCELLED,
                    "the server is stopping (%s): workflow %s on %s stopped at step %d without"
                    " acting further and stays recoverable; the next repair_execute of plan %s"
@@ -1107,6 +1191,83 @@ static json_t *workflow_ids(fm_ctx *ctx, const char *sql, bool due, int limit)
     return ids;
 }
 
+/* w was claimed from an owner that died: an interrupted step is marked,
+ * and w goes on failing (rollback, escalation) instead of resuming when
+ * that step is not safe to repeat or, with check, the guardrails no
+ * longer pass.  false with the reason in why when it does not resume. */
+static bool take_over(fm_ctx *ctx, wf_row *w, bool check, char *out, size_t len)
+{
+    char last[16];
+    wf_step_last(ctx, w->id, w->step_index, last, sizeof last);
+    const json_t *step =
+        json_array_get(json_object_get(w->content, "steps"), (size_t)w->step_index);
+    const fm_action_def *def = fm_action_find(fm_json_str(step, "action", ""));
+    bool midstep = !strcmp(last, "started");
+    if (midstep) wf_step_interrupt(ctx, w->id, w->step_index);
+    fm_err e = {0};
+    const char *why = NULL;
+    char buf[600];
+    if (midstep && def && !def->resumable)
+        why = "the interrupted step is not safe to repeat";
+    else if (check && !w->failing && guard(ctx, w, true, &e)) {
+        snprintf(buf, sizeof buf, "guardrails no longer pass: %s", e.text);
+        why = buf;
+    }
+    snprintf(w->status, sizeof w->status, "running");
+    if (why && !w->failing) {
+        w->failing = true;
+        json_object_set_new(w->vars, "failed_step", json_string(why));
+        wf_set_error(ctx, w->id, why);
+        w->step_index++;
+    }
+    wf_event(ctx, w->id, why ? "escalating" : "resumed", "owner died; pid %d %s at step %d%s%s",
+             (int)getpid(), why ? "escalates" : "resumes", w->step_index, why ? ": " : "",
+             why ? why : "");
+    wf_save(ctx, w, NULL);
+    snprintf(out, len, "%s", why ? why : "");
+    return !why;
+}
+
+fm_wf_run *fm_workflow_resume_tool(fm_call *call, const char *id, fm_err *err)
+{
+    fm_ctx *ctx = call->ctx;
+    if (fm_workflow_init(ctx, err)) return NULL;
+    fm_wf_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        fm_err_set(err, FM_ERR_NOMEM, "workflow");
+        return NULL;
+    }
+    wf_row *w = &r->w;
+    if (wf_load(ctx, id, w, err)) {
+        wf_row_free(w);
+        free(r);
+        return NULL;
+    }
+    if (!tool_run(w) || strcmp(fm_json_str(w->content, "tool", ""), call->tool->name) ||
+        !wf_claim(ctx, w)) {
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "workflow %s on %s was taken over by another server first (or is not a"
+                   " dead %s of this node); see workflow_get %s",
+                   w->id, w->node, call->tool->name, w->id);
+        wf_row_free(w);
+        free(r);
+        return NULL;
+    }
+    /* The gate decided this call for this very workflow (it excluded it
+     * from running_workflow): no second guardrail or kill-switch decision
+     * here. */
+    w->gated = true;
+    char why[600];
+    if (!take_over(ctx, w, false, why, sizeof why))
+        fm_err_set(&w->failure, FM_ERR_CONFLICT,
+                   "%s on %s did not resume (workflow %s): %s; see workflow_get %s",
+                   call->tool->name, w->node, w->id, why, w->id);
+    fm_task_note(ctx, w->id, "workflow resumed");
+    r->resumed = true;
+    r->state = 1;
+    return r;
+}
+
 int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
 {
     if (!may_drive(ctx, call)) return 0;
@@ -1127,33 +1288,8 @@ int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
             continue;
         }
         handled++;
-        char last[16];
-        wf_step_last(ctx, w.id, w.step_index, last, sizeof last);
-        const json_t *step =
-            json_array_get(json_object_get(w.content, "steps"), (size_t)w.step_index);
-        const fm_action_def *def = fm_action_find(fm_json_str(step, "action", ""));
-        bool midstep = !strcmp(last, "started");
-        if (midstep) wf_step_interrupt(ctx, w.id, w.step_index);
-        fm_err e = {0};
-        const char *why = NULL;
-        char buf[600];
-        if (midstep && def && !def->resumable)
-            why = "the interrupted step is not safe to repeat";
-        else if (!w.failing && guard(ctx, &w, true, &e)) {
-            snprintf(buf, sizeof buf, "guardrails no longer pass: %s", e.text);
-            why = buf;
-        }
-        snprintf(w.status, sizeof w.status, "running");
-        if (why && !w.failing) {
-            w.failing = true;
-            json_object_set_new(w.vars, "failed_step", json_string(why));
-            wf_set_error(ctx, w.id, why);
-            w.step_index++;
-        }
-        wf_event(ctx, w.id, why ? "escalating" : "resumed", "owner died; pid %d %s at step %d%s%s",
-                 (int)getpid(), why ? "escalates" : "resumes", w.step_index, why ? ": " : "",
-                 why ? why : "");
-        wf_save(ctx, &w, NULL);
+        char why[600];
+        take_over(ctx, &w, true, why, sizeof why);
         execute(call, &w, true);
         wf_row_free(&w);
     }

@@ -298,6 +298,44 @@ int fm_wf_gpu_reset(fm_ctx *ctx, const char *node, const char *bus, json_t *out,
     return rc;
 }
 
+json_t *fm_wf_gpu_snapshot(fm_ctx *ctx, const char *node, json_int_t index, char *bus,
+                           size_t buslen, fm_err *err)
+{
+    json_t *lost = NULL;
+    json_t *gpus = fm_wf_gpus(ctx, node, &lost, err);
+    json_decref(lost);
+    if (!gpus) return NULL;
+    json_t *snap = NULL;
+    size_t i;
+    json_t *g;
+    json_array_foreach(gpus, i, g)
+    {
+        if (json_integer_value(json_object_get(g, "index")) != index) continue;
+        if (bus) snprintf(bus, buslen, "%s", fm_json_str(g, "bus", ""));
+        snap = json_pack("{s:O, s:O, s:O, s:O}", "ecc_dbe_vol", json_object_get(g, "ecc_dbe_vol"),
+                         "mem_used_mib", json_object_get(g, "mem_used_mib"), "util",
+                         json_object_get(g, "util"), "temp_c", json_object_get(g, "temp_c"));
+        break;
+    }
+    json_decref(gpus);
+    if (!snap) {
+        fm_err_set(err, FM_ERR_NOT_FOUND,
+                   "GPU %lld of %s does not answer nvidia-smi (fallen off the bus or absent): a"
+                   " reset cannot reach it; reboot the node instead",
+                   (long long)index, node);
+        return NULL;
+    }
+    /* Pending row remaps only show in nvidia-smi -q. */
+    json_t *checks = json_pack("[s,s]", "row_remap_pending", "ecc_dbe");
+    json_t *v = fm_wf_verify(ctx, node, checks, 0, NULL);
+    json_decref(checks);
+    json_t *rp =
+        json_object_get(json_object_get(json_object_get(v, "checks"), "row_remap_pending"), "ok");
+    if (rp) json_object_set_new(snap, "row_remap_pending_on_node", json_boolean(!json_is_true(rp)));
+    json_decref(v);
+    return snap;
+}
+
 static int status_rank(const char *s)
 {
     if (!strcasecmp(s, "Fail")) return 3;

@@ -65,6 +65,13 @@ bool wf_pid_alive(long long pid)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+bool wf_owner_dead(long long pid, int64_t lease_until_ms)
+{
+    /* The owner renews the lease for every step's whole timeout; on this
+     * host a kill -9 is seen at once instead of after the lease. */
+    return lease_until_ms < fm_now_ms() || (pid > 0 && !wf_pid_alive(pid));
+}
+
 static void bind_opt(fm_db_stmt *s, int i, const char *v)
 {
     if (v && *v)
@@ -284,11 +291,7 @@ int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
 bool wf_claim(fm_ctx *ctx, wf_row *w)
 {
     int64_t now = fm_now_ms();
-    /* Dead: the lease ran out (the owner renews it for every step's whole
-     * timeout), or, on this host, its process is gone (kill -9 is seen at
-     * once instead of after the lease). */
-    bool dead = w->lease_until_ms < now || (w->owner_pid > 0 && !wf_pid_alive(w->owner_pid));
-    if (!dead) return false;
+    if (!wf_owner_dead(w->owner_pid, w->lease_until_ms)) return false;
     long long old_pid = w->owner_pid < 0 ? -w->owner_pid : w->owner_pid;
     fm_db_stmt *s = NULL;
     if (fm_db_prepare_v2(ctx->store.db,
@@ -554,6 +557,38 @@ int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_W
     }
     fm_db_finalize(s);
     return rc;
+}
+
+int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *node, const char *tool,
+                              char id_out[FM_WORKFLOW_ID_LEN])
+{
+    id_out[0] = '\0';
+    if (fm_workflow_init(ctx, NULL)) return -1;
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v2(ctx->store.db,
+                           "SELECT id, content, owner_pid, lease_until_ms, owner_host FROM"
+                           " workflows WHERE node=? AND status IN ('running','waiting')"
+                           " ORDER BY started_ms DESC, id DESC LIMIT 8",
+                           -1, &s, NULL) != FM_DB_OK)
+        return -1;
+    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    while (fm_db_step(s) == FM_DB_ROW) {
+        const char *text = (const char *)fm_db_column_text(s, 1);
+        json_t *c = text ? json_loads(text, 0, NULL) : NULL;
+        /* A tool's one-step workflow (call_owner) of this very tool. */
+        bool mine = json_is_string(json_object_get(c, "call_owner")) &&
+                    !strcmp(fm_json_str(c, "tool", ""), tool);
+        json_decref(c);
+        long long pid = fm_db_column_int64(s, 2);
+        const unsigned char *h = fm_db_column_text(s, 4);
+        if (h && strcmp((const char *)h, wf_host())) pid = -pid; /* only the lease says */
+        if (mine && wf_owner_dead(pid, fm_db_column_int64(s, 3))) {
+            col_copy(s, 0, id_out, FM_WORKFLOW_ID_LEN);
+            break;
+        }
+    }
+    fm_db_finalize(s);
+    return id_out[0] ? 0 : -1;
 }
 
 json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)

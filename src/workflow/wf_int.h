@@ -35,6 +35,10 @@ typedef struct wf_row {
      * result (fm_workflow_output, fm_workflow_failure). */
     json_t *last_out; /* owned: the last step's output */
     fm_err failure;   /* the first failing step's error */
+    /* The gate decided the call driving it for this very workflow (a
+     * tool's one-step workflow, begun or resumed by its own tool): no
+     * second kill-switch decision per step. */
+    bool gated;
 } wf_row;
 
 void wf_row_free(wf_row *w);
@@ -83,6 +87,9 @@ void wf_live_on_node(struct fm_ctx *ctx, const char *node, const char *except, c
 
 /* True if pid (of this host) is alive. */
 bool wf_pid_alive(long long pid);
+/* Whether a workflow's owner is gone: its lease ran out, or (pid > 0:
+ * this host's) its process is. */
+bool wf_owner_dead(long long pid, int64_t lease_until_ms);
 /* This process's host, as recorded in workflows.owner_host. */
 const char *wf_host(void);
 

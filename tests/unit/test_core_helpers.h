@@ -21,7 +21,8 @@ typedef struct test_server {
     char cfgpath[64];
 } test_server;
 
-static inline void ts_open(test_server *t, const char *yaml)
+/* The same on the store named store (a file shared with a child). */
+static inline void ts_open_store(test_server *t, const char *yaml, const char *store)
 {
     memset(t, 0, sizeof *t);
     const char *cfg = NULL;
@@ -36,7 +37,7 @@ static inline void ts_open(test_server *t, const char *yaml)
     unsetenv("FLEETMCP_CONFIG");
     unsetenv("FLEETMCP_DB");
     fm_err err = {0};
-    int rc = fm_ctx_open(&t->ctx, cfg, fm_test_store(":memory:"), &err);
+    int rc = fm_ctx_open(&t->ctx, cfg, store, &err);
     ck_assert_msg(rc == 0, "fm_ctx_open: %s", err.text);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
@@ -56,6 +57,11 @@ static inline long long ts_scalar(fm_db *db, const char *sql)
     long long n = fm_db_column_int64(s, 0);
     fm_db_finalize(s);
     return n;
+}
+
+static inline void ts_open(test_server *t, const char *yaml)
+{
+    ts_open_store(t, yaml, fm_test_store(":memory:"));
 }
 
 static inline void ts_close(test_server *t)

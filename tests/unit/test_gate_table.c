@@ -3,6 +3,9 @@
  * side effect, so each refusal proves that nothing ran: no Slurm update,
  * no SSH command, no ticket.  One positive control per counter shows the
  * counters do see a call that is allowed. */
+#include <signal.h>
+#include <sys/wait.h>
+
 #include "fleetmcp/fm_db.h"
 
 #include "fleetmcp/fm_approval.h"
@@ -14,6 +17,7 @@
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
 #include "fm_test.h"
 #include "test_core_helpers.h"
 
@@ -23,6 +27,7 @@ typedef struct fake {
     int updates, requeues, cancels; /* Slurm mutations */
     int commands;                   /* SSH commands of any kind */
     char drained[64];               /* the node update_node drained */
+    bool die_on_update;             /* kill -9 this process in update_node */
 } fake;
 
 static fake F;
@@ -79,6 +84,7 @@ static int fake_update(void *st, const char *name, fm_slurm_node_op op, const ch
                        fm_err *err)
 {
     (void)st, (void)reason, (void)err;
+    if (F.die_on_update) raise(SIGKILL); /* mid-step, before Slurm heard of it */
     F.updates++;
     if (op == FM_SLURM_DRAIN) snprintf(F.drained, sizeof F.drained, "%s", name);
     return 0;
@@ -426,6 +432,107 @@ START_TEST(allowed_calls_reach_the_fakes)
 }
 END_TEST
 
+/* Recovery through the same tool: node_drain's server is killed (-9)
+ * mid-step, after the reservation and before Slurm heard of the drain.
+ * Its one-step workflow then holds the node: another tool is refused by
+ * running_workflow and nothing runs, but node_drain called again (the
+ * gate asks for an approval again, as for any hitl call) is let through
+ * by the gate for that very workflow, and the handler resumes it: the
+ * node is drained once, under the first call's owner, and the workflow
+ * ends done, so no node is left drained by nobody. */
+START_TEST(tool_resumes_its_own_dead_workflow)
+{
+    char key[] = "/tmp/fm-gate-key-XXXXXX", db[] = "/tmp/fm-gate-dead-XXXXXX";
+    char pub[128];
+    make_key(key, pub, sizeof pub);
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n", pub);
+    test_server t;
+    memset(&F, 0, sizeof F);
+    ts_open_store(&t, yaml, store);
+    t.ctx.be.slurm = &fake_slurm;
+    t.ctx.be.exec = &fake_exec;
+    fm_gate_decision d;
+    json_t *args = json_loads(DRAIN, 0, NULL);
+    fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
+    ck_assert_int_eq(d.code, FM_ERR_APPROVAL);
+    char plan1[sizeof d.plan_id], ap[FM_APPROVAL_ID_LEN];
+    snprintf(plan1, sizeof plan1, "%s", d.plan_id);
+    approve_plan(&t, key, "alice", plan1, ap);
+    json_object_set_new(args, "approval_id", json_string(ap));
+    char *approved = json_dumps(args, JSON_COMPACT);
+    json_decref(args);
+    ts_close(&t);
+
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        /* The first server: dies inside the drain step. */
+        test_server c;
+        memset(&F, 0, sizeof F);
+        ts_open_store(&c, yaml, store);
+        c.ctx.be.slurm = &fake_slurm;
+        c.ctx.be.exec = &fake_exec;
+        F.die_on_update = true;
+        bool e = false;
+        call(&c, "node_drain", approved, &e);
+        _exit(3); /* not reached: killed in update_node */
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    free(approved);
+
+    memset(&F, 0, sizeof F);
+    ts_open_store(&t, yaml, store);
+    t.ctx.be.slurm = &fake_slurm;
+    t.ctx.be.exec = &fake_exec;
+    char wf[FM_WORKFLOW_ID_LEN], st[32];
+    fm_workflow_live_on_node(&t.ctx, "gpu-a01", NULL, wf, sizeof wf);
+    ck_assert_msg(wf[0], "the dead call's workflow still holds gpu-a01");
+    fm_node_state_get(&t.ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "quarantined");
+
+    /* Another tool on that node: refused, nothing runs. */
+    expect_refused(&t, "node_reboot", "{\"node\":\"gpu-a01\",\"reason\":\"xid 79\"}", "GUARDRAIL");
+    /* The same tool again: past running_workflow, to the approval. */
+    args = json_loads(DRAIN, 0, NULL);
+    fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
+    ck_assert_msg(d.code == FM_ERR_APPROVAL, "%s", d.reason);
+    ck_assert_str_eq(d.resume_workflow, wf);
+    ck_assert_int_eq(F.updates, 0);
+    approve_plan(&t, key, "alice", d.plan_id, ap);
+    json_object_set_new(args, "approval_id", json_string(ap));
+    approved = json_dumps(args, JSON_COMPACT);
+    bool is_error = true;
+    const char *text = call(&t, "node_drain", approved, &is_error);
+    ck_assert_msg(!is_error, "%s", text);
+    char want[128];
+    snprintf(want, sizeof want, "fleetmcp:%s: xid 79", plan1);
+    ck_assert_msg(strstr(text, want), "the drain is the first call's: %s", text);
+    ck_assert_int_eq(F.updates, 1);
+    ck_assert_str_eq(F.drained, "gpu-a01");
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&t.ctx, wf, &err);
+    ck_assert_msg(got != NULL, "%s", err.text);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    json_decref(got);
+    char other[FM_WORKFLOW_ID_LEN];
+    fm_workflow_live_on_node(&t.ctx, "gpu-a01", NULL, other, sizeof other);
+    ck_assert_str_eq(other, "");
+    fm_node_state_get(&t.ctx, "gpu-a01", st, sizeof st);
+    ck_assert_str_eq(st, "quarantined");
+    free(approved);
+    json_decref(args);
+    ts_close(&t);
+    unlink(key);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 /* A guardrail names the role an approval needs (guardrails.approval_roles),
  * decided by the gate beside the runbook's: blast_radius judges every
  * drain, so a drain's approver must hold fleet-admin.  An approver
@@ -754,6 +861,7 @@ static Suite *gate_table_suite(void)
     tcase_add_test(tc, diagnosis_gates_canary_repair);
     tcase_add_test(tc, diagnose_records_and_suspects);
     tcase_add_test(tc, requires_idle_gpu_is_honoured);
+    tcase_add_test(tc, tool_resumes_its_own_dead_workflow);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -70,12 +70,14 @@ static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
 
 static int slurm_updates; /* every node change the fake Slurm was asked for */
 static char last_reason[256]; /* the reason of the last one */
+static fm_slurm_node_op last_op; /* and what it asked for */
 
 static int fake_update(void *st, const char *name, fm_slurm_node_op op, const char *reason,
                        fm_err *err)
 {
     slurm_updates++;
     snprintf(last_reason, sizeof last_reason, "%s", reason ? reason : "");
+    last_op = op;
     (void)st;
     (void)name;
     (void)op;
@@ -528,6 +530,31 @@ START_TEST(single_node_tools_run_as_one_step_workflows)
     ck_assert_str_eq(st, "returned");
     ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflow_steps WHERE action=?",
                                  "resume"),
+                     1);
+
+    /* node_reboot: the reboot action in its nextstate RESUME form (the
+     * tool's action_args), so Slurm returns the node itself; owned by the
+     * call's plan, the node repairing, the result in the tool's shape. */
+    slurm_updates = 0;
+    r = gated_call(&ctx, "node_reboot",
+                   json_pack("{s:s, s:s}", "node", "gpu-b01", "reason", "bad psu"), &err);
+    ck_assert_msg(r != NULL, "%s", err.text);
+    ck_assert(json_is_true(json_object_get(r, "reboot_requested")));
+    ck_assert_str_eq(fm_json_str(r, "reason", ""), "fleetmcp:pl-0123: bad psu");
+    ck_assert_str_eq(fm_json_str(r, "boot_time_before", ""), "2026-11-23T00:00:00Z");
+    json_decref(r);
+    ck_assert_int_eq(slurm_updates, 1);
+    ck_assert_int_eq(last_op, FM_SLURM_REBOOT);
+    ck_assert_str_eq(last_reason, "fleetmcp:pl-0123: bad psu");
+    fm_node_state_get(&ctx, "gpu-b01", st, sizeof st);
+    ck_assert_str_eq(st, "repairing");
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM audit WHERE phase='step' AND"
+                                       " tool=? AND node='gpu-b01'",
+                                 "node_reboot"),
+                     1);
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflows WHERE status='done' AND"
+                                       " node=?",
+                                 "gpu-b01"),
                      1);
 
     /* job_requeue of a job not on the node: refused before any workflow. */
