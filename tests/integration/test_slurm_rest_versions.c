@@ -6,16 +6,26 @@
  * version normalizes to exactly what the captured 22.05 answers of the same
  * cluster give; job cancel is a DELETE; node updates are POSTs.
  *
+ * The node table's snapshot in the store is per cluster: two clusters
+ * behind the same endpoint string never restore each other's, on SQLite
+ * and (FM_TEST_PG set) on PostgreSQL.
+ *
  * Run by tests/integration/slurm_rest_versions.sh with FM_FIX_A (offers
  * 42,43,44), FM_FIX_B (43,44,45), FM_FIX_C (45 only): fixture servers'
  * ports, and FM_FIXTURES (tests/fixtures/slurm). */
 #include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../../src/backends/fm_http.h"
 #include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_store.h"
 #include "../unit/fm_test.h"
 
 static char *url_of(const char *env, char *buf, size_t len)
@@ -240,6 +250,143 @@ START_TEST(node_update_is_a_post)
 }
 END_TEST
 
+/* ---- the snapshot's cluster ------------------------------------------- */
+
+extern char **environ;
+
+/* A fixture server of its own (killed by fixture_stop): cluster, the first
+ * `nodes` nodes, on port (0: any); its port in port_out.  No node changed
+ * in the last hour, so a snapshot of either cluster passes the other's
+ * conditional reads: only the cluster's name can keep them apart. */
+static pid_t fixture_start(const char *cluster, int nodes, int port, int *port_out)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    char script[512], p[16], n[16], since[24];
+    snprintf(script, sizeof script, "%s/../../integration/slurmrestd_fixture.py",
+             getenv("FM_FIXTURES"));
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(n, sizeof n, "%d", nodes);
+    snprintf(since, sizeof since, "%lld", (long long)time(NULL) - 3600);
+    char *argv[] = {"python3", script,      "--versions", "44", "--cluster", (char *)cluster,
+                    "--nodes", n,           "--port",     p,    "--unchanged-since", since,
+                    NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    pid_t pid;
+    ck_assert_int_eq(posix_spawnp(&pid, "python3", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    char line[32] = "";
+    size_t len = 0;
+    ssize_t r;
+    /* The port line, or EOF if it could not bind; the stage's timeout bounds the wait. */
+    while (len < sizeof line - 1 && (r = read(fd[0], line + len, 1)) == 1 && line[len] != '\n')
+        len++;
+    line[len] = '\0';
+    close(fd[0]);
+    *port_out = atoi(line);
+    ck_assert_msg(*port_out > 0, "fixture server for %s did not start", cluster);
+    return pid;
+}
+
+static void fixture_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+}
+
+/* One fresh process's backend on the store: its node count, and whether
+ * Slurm's whole listing was read (else the store's snapshot was restored
+ * and checked by conditional reads). */
+static long long fresh_count(fm_store *store, int port, bool *listed)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    json_t *sec = json_pack("{s:s, s:I, s:{s:s, s:s}}", "backend", "rest", "timeout_ms",
+                            (json_int_t)5000, "rest", "url", url, "api_version", "v0.0.44");
+    const struct fm_slurm_ops *ops;
+    void *st;
+    fm_err err = {0};
+    ck_assert_msg(fm_slurm_open(sec, &ops, &st, &err) == 0, "%s", err.text);
+    json_decref(sec);
+    ops->attach_store(st, store);
+    long long n = -1;
+    ck_assert_msg(ops->node_count(st, &n, &err) == 0, "%s", err.text);
+    ops->close(st);
+    char env[] = "FM_FIX_SELF";
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    setenv(env, ps, 1);
+    json_t *reqs = requests(env);
+    *listed = false;
+    size_t i;
+    const json_t *q;
+    json_array_foreach(reqs, i, q)
+    {
+        if (!strcmp(json_string_value(json_array_get(q, 1)), "/slurm/v0.0.44/nodes") &&
+            !*json_string_value(json_array_get(q, 3)))
+            *listed = true;
+    }
+    json_decref(reqs);
+    reset(env);
+    return n;
+}
+
+/* Two clusters at one endpoint string (the same port, one after the
+ * other, as one socket path on two hosts is), their clocks the same: each
+ * restores only its own snapshot. */
+static void per_cluster_on(const char *store_path)
+{
+    fm_store store = {0};
+    fm_err err = {0};
+    ck_assert_msg(fm_store_open(&store, store_path, &err) == 0, "%s", err.text);
+    int port, again;
+    bool listed;
+    pid_t east = fixture_start("east", 7, 0, &port);
+    ck_assert_int_eq(fresh_count(&store, port, &listed), 7);
+    ck_assert_msg(listed, "east's first process reads the whole listing");
+    /* The mechanism works here at all: east's next process restores east's. */
+    ck_assert_int_eq(fresh_count(&store, port, &listed), 7);
+    ck_assert_msg(!listed, "east's second process restores east's snapshot");
+    fixture_stop(east);
+    pid_t west = fixture_start("west", 5, port, &again);
+    ck_assert_int_eq(again, port);
+    ck_assert_int_eq(fresh_count(&store, port, &listed), 5);
+    ck_assert_msg(listed, "west read east's snapshot instead of its own listing");
+    ck_assert_int_eq(fresh_count(&store, port, &listed), 5);
+    ck_assert_msg(!listed, "west's second process restores west's snapshot");
+    fixture_stop(west);
+    /* East again: its own snapshot is still there, west's did not replace it. */
+    east = fixture_start("east", 7, port, &again);
+    ck_assert_int_eq(fresh_count(&store, port, &listed), 7);
+    ck_assert_msg(!listed, "east's snapshot survives west's");
+    fixture_stop(east);
+    fm_store_close(&store);
+}
+
+START_TEST(snapshot_is_per_cluster)
+{
+    char dir[] = "/tmp/fm-snapcluster-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char db[128];
+    snprintf(db, sizeof db, "%s/store.db", dir);
+    per_cluster_on(db);
+    unlink(db);
+    char side[160];
+    snprintf(side, sizeof side, "%s-wal", db);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", db);
+    unlink(side);
+    rmdir(dir);
+    const char *pg = getenv("FM_TEST_PG");
+    if (pg && *pg) per_cluster_on(pg);
+}
+END_TEST
+
 static Suite *versions_suite(void)
 {
     Suite *s = suite_create("slurm_rest_versions");
@@ -250,6 +397,7 @@ static Suite *versions_suite(void)
     tcase_add_test(tc, every_version_normalizes_alike);
     tcase_add_test(tc, cancel_is_a_delete);
     tcase_add_test(tc, node_update_is_a_post);
+    tcase_add_test(tc, snapshot_is_per_cluster);
     suite_add_tcase(s, tc);
     return s;
 }
