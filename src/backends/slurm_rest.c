@@ -386,9 +386,9 @@ static const char *snapshot_cluster(rest_st *s)
         s->cluster_warned = true;
         if (!c)
             fm_log("warning",
-                   "%s names no cluster in /diag (v0.0.38 and v0.0.39 do not): the node table's snapshot "
-                   "is not shared through the store; set slurm.cluster to slurmctld's ClusterName "
-                   "(scontrol show config) to share it",
+                   "%s names no cluster in /diag (v0.0.38 and v0.0.39 do not): the node "
+                   "table's snapshot is not shared through the store; set slurm.cluster to "
+                   "slurmctld's ClusterName (scontrol show config) to share it",
                    s->what);
         else
             fm_log("warning",
@@ -424,7 +424,8 @@ static int snapshot_load(rest_st *s, long long now)
     long long after = fm_slurm_table_loaded(s->table) ? fm_slurm_table_stamp(s->table) : 0;
     int rc =
         fm_slurm_snapshot_load(s->store, src, cluster, s->table, after, now, s->max_bytes, &e);
-    if (rc < 0) fm_log("warning", "node table snapshot not used (Slurm is read instead): %s", e.text);
+    if (rc < 0)
+        fm_log("warning", "node table snapshot not used (Slurm is read instead): %s", e.text);
     return rc;
 }
 

@@ -49,9 +49,9 @@ static const char ddl[] =
 static const char ddl_v2[] =
     "DROP TABLE slurm_node_snapshot_rows; DROP TABLE slurm_node_snapshots;"
     "CREATE TABLE slurm_node_snapshots("
-    " source TEXT PRIMARY KEY,"   /* sha256 of cluster, endpoint, API version, domain patterns */
-    " cluster TEXT NOT NULL,"     /* slurmctld's ClusterName, checked again on restore */
-    " stamp INTEGER NOT NULL,"    /* slurmctld's clock before the listing was packed */
+    " source TEXT PRIMARY KEY," /* sha256 of cluster, endpoint, API version, domain patterns */
+    " cluster TEXT NOT NULL,"   /* slurmctld's ClusterName, checked again on restore */
+    " stamp INTEGER NOT NULL,"  /* slurmctld's clock before the listing was packed */
     " nodes INTEGER NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT NOT NULL,"
     " written_ms INTEGER NOT NULL);"
     "CREATE TABLE slurm_node_snapshot_rows("
@@ -62,13 +62,15 @@ static const char ddl_v2[] =
 static const char load_sql[] =
     "SELECT s.stamp, s.bytes, s.sha256, r.body FROM slurm_node_snapshots s"
     " JOIN slurm_node_snapshot_rows r ON r.source = s.source"
-    " WHERE s.source = ? AND s.cluster = ? AND s.stamp > ? AND s.stamp <= ? AND s.bytes <= ? ORDER BY r.seq";
+    " WHERE s.source = ? AND s.cluster = ? AND s.stamp > ? AND s.stamp <= ? AND s.bytes <= ?"
+    " ORDER BY r.seq";
 static const char stamp_sql[] = "SELECT stamp FROM slurm_node_snapshots WHERE source = ?";
 static const char clear_sql[] = "DELETE FROM slurm_node_snapshot_rows WHERE source = ?";
 static const char head_sql[] =
     "INSERT INTO slurm_node_snapshots(source, cluster, stamp, nodes, bytes, sha256, written_ms)"
     " VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET"
-    " cluster = excluded.cluster, stamp = excluded.stamp, nodes = excluded.nodes, bytes = excluded.bytes,"
+    " cluster = excluded.cluster, stamp = excluded.stamp, nodes = excluded.nodes,"
+    " bytes = excluded.bytes,"
     " sha256 = excluded.sha256, written_ms = excluded.written_ms";
 
 static int ready(fm_store *st, fm_err *err)
@@ -86,9 +88,8 @@ static int corrupt(fm_err *err, const char *what)
     return -1;
 }
 
-int fm_slurm_snapshot_load(fm_store *st, const char *source, const char *cluster,
-                           fm_slurm_table *t, long long after, long long until, size_t max,
-                           fm_err *err)
+int fm_slurm_snapshot_load(fm_store *st, const char *source, const char *cluster, fm_slurm_table *t,
+                           long long after, long long until, size_t max, fm_err *err)
 {
     if (!cluster || !*cluster) return 1; /* no name, no snapshot: see the top */
     if (ready(st, err)) return -1;
