@@ -153,6 +153,57 @@ START_TEST(scontrol_matches_sinfo)
 }
 END_TEST
 
+/* A plan's node from `sinfo -N -n NAME -O` (slurmctld packs that node
+ * alone) is scontrol's node but for boot_time: the same states, reason
+ * (with its '|'), its user and time, partitions in order, features, gres.
+ * Captured from the 16,384-node bench controller (README). */
+START_TEST(sinfo_node_matches_scontrol)
+{
+    const char *names[] = {"gpu-r001-n01", "gpu-r001-n02", "gpu-r200-n05"};
+    for (size_t i = 0; i < 3; i++) {
+        char fn[64];
+        snprintf(fn, sizeof fn, "scontrol_bench_%s.txt", names[i]);
+        char *sc = load_text(fn);
+        snprintf(fn, sizeof fn, "sinfo_node_bench_%s.txt", names[i]);
+        char *si = load_text(fn);
+        fm_err err = {0};
+        json_t *a = fm_slurm_norm_scontrol_node(sc, dom, &err);
+        ck_assert_msg(a != NULL, "%s", err.text);
+        json_t *b = fm_slurm_norm_sinfo_node(si, names[i], dom, &err);
+        ck_assert_msg(b != NULL, "%s", err.text);
+        ck_assert(json_is_null(json_object_get(b, "boot_time")));
+        json_object_set_new(a, "boot_time", json_null());
+        char *x = json_dumps(a, JSON_SORT_KEYS), *y = json_dumps(b, JSON_SORT_KEYS);
+        ck_assert_msg(json_equal(a, b), "%s:\n scontrol %s\n sinfo    %s", names[i], x, y);
+        free(x);
+        free(y);
+        if (i == 1) {
+            ck_assert(json_is_true(json_object_get(b, "fleetmcp_owned")));
+            ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(b, "reason")), " | "));
+            ck_assert_int_eq(json_array_size(json_object_get(b, "partitions")), 2);
+        } else {
+            ck_assert(json_is_null(json_object_get(b, "reason")));
+        }
+        json_decref(a);
+        json_decref(b);
+        free(sc);
+        free(si);
+    }
+    /* No line: not listed (the caller asks scontrol); another node's line
+     * or a short line: not trusted. */
+    fm_err err = {0};
+    ck_assert_ptr_null(fm_slurm_norm_sinfo_node("", "gpu-x", dom, &err));
+    ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
+    fm_err_clear(&err);
+    ck_assert_ptr_null(
+        fm_slurm_norm_sinfo_node("gpu-y|idle|root|Unknown|f|g|1|2|p|none\n", "gpu-x", dom, &err));
+    ck_assert_int_eq(err.code, FM_ERR_PARSE);
+    fm_err_clear(&err);
+    ck_assert_ptr_null(fm_slurm_norm_sinfo_node("gpu-x|idle|root\n", "gpu-x", dom, &err));
+    ck_assert_int_eq(err.code, FM_ERR_PARSE);
+}
+END_TEST
+
 START_TEST(node_filters)
 {
     struct {
@@ -672,6 +723,7 @@ static Suite *slurm_suite(void)
     tcase_add_test(tc, drained_node_fields);
     tcase_add_test(tc, cli_and_rest_agree);
     tcase_add_test(tc, scontrol_matches_sinfo);
+    tcase_add_test(tc, sinfo_node_matches_scontrol);
     tcase_add_test(tc, node_filters);
     tcase_add_test(tc, jobs_fields_and_filters);
     tcase_add_test(tc, newer_api_shapes);
