@@ -44,19 +44,12 @@ static const char ddl[] =
     "CREATE TABLE slurm_node_snapshot_rows("
     " source TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
     " PRIMARY KEY(source, seq));";
-/* v2: the cluster's name in the header.  Snapshots are a cache, so v1's
- * (keyed without the cluster) are dropped rather than guessed at. */
+/* v2: the cluster's name in the header, checked on restore.  Snapshots
+ * are a cache, so v1's (keyed without the cluster) are dropped rather than
+ * guessed at. */
 static const char ddl_v2[] =
-    "DROP TABLE slurm_node_snapshot_rows; DROP TABLE slurm_node_snapshots;"
-    "CREATE TABLE slurm_node_snapshots("
-    " source TEXT PRIMARY KEY," /* sha256 of cluster, endpoint, API version, domain patterns */
-    " cluster TEXT NOT NULL,"   /* slurmctld's ClusterName, checked again on restore */
-    " stamp INTEGER NOT NULL,"  /* slurmctld's clock before the listing was packed */
-    " nodes INTEGER NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT NOT NULL,"
-    " written_ms INTEGER NOT NULL);"
-    "CREATE TABLE slurm_node_snapshot_rows("
-    " source TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
-    " PRIMARY KEY(source, seq));";
+    "DELETE FROM slurm_node_snapshot_rows; DELETE FROM slurm_node_snapshots;"
+    "ALTER TABLE slurm_node_snapshots ADD COLUMN cluster TEXT NOT NULL DEFAULT '';";
 
 /* The size is checked before any row is read: an oversized snapshot costs nothing. */
 static const char load_sql[] =

@@ -5,7 +5,7 @@
 # built from Slurm's published OpenAPI documents, and
 # tests/integration/test_slurm_rest_versions.c drives the backend against
 # them.  The node table's snapshot is checked to be per cluster on SQLite
-# and on a throwaway PostgreSQL.  No stack, no root; a few seconds.
+# and on a throwaway PostgreSQL.  No stack; under a minute (more when loaded).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -44,4 +44,4 @@ start A 42,43,44
 start B 43,44,45
 start C 45
 export FM_FIXTURES=$PWD/tests/fixtures/slurm
-CK_DEFAULT_TIMEOUT=30 timeout 120 "$BIN"
+CK_DEFAULT_TIMEOUT=30 timeout 420 "$BIN"

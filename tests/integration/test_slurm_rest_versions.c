@@ -397,8 +397,13 @@ static Suite *versions_suite(void)
     tcase_add_test(tc, every_version_normalizes_alike);
     tcase_add_test(tc, cancel_is_a_delete);
     tcase_add_test(tc, node_update_is_a_post);
-    tcase_add_test(tc, snapshot_is_per_cluster);
     suite_add_tcase(s, tc);
+    /* Six fixture servers started in turn (three per store), each a
+     * Python start: seconds apiece on a loaded machine. */
+    TCase *snap = tcase_create("snapshot");
+    tcase_set_timeout(snap, 240);
+    tcase_add_test(snap, snapshot_is_per_cluster);
+    suite_add_tcase(s, snap);
     return s;
 }
 
