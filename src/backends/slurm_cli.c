@@ -1,5 +1,6 @@
 /* The Slurm backend over the CLI: `sinfo --json`, `squeue --json`,
- * `scontrol show node NAME --oneliner`, and scontrol for mutations.
+ * `scontrol show node NAME --oneliner` (a plan's node: `sinfo -N -n NAME`,
+ * with the capacity aggregate run beside it), and scontrol for mutations.
  * Always fork/execvp with an argv (never a shell); SLURM_CONF from
  * slurm.cli.slurm_conf goes into the child's environment only; stdout is
  * capped, stderr kept (bounded) for the error; a child past the timeout is
