@@ -31,13 +31,17 @@ Test controls: GET /_fixture/requests ([method, path, body, query]), POST
 /_fixture/reset.  Prints the port on stdout.
 
   slurmrestd_fixture.py --versions 42,43,44 [--token T --user U]
-      [--port P] [--cluster NAME] [--nodes N] [--unchanged-since EPOCH]
+      [--port P | --socket PATH] [--cluster NAME] [--nodes N]
+      [--unchanged-since EPOCH]
+With --socket it listens on that unix socket (replacing a stale one) and
+prints 0.
 """
 import argparse
 import copy
 import json
 import os
 import re
+import socketserver
 import sys
 import threading
 import time
@@ -198,17 +202,23 @@ def main():
     ap.add_argument("--token")
     ap.add_argument("--user", default="fleetmcp")
     ap.add_argument("--port", type=int, default=0, help="0: any free port")
+    ap.add_argument("--socket", help="a unix socket path instead of a loopback port")
     ap.add_argument("--cluster", default="fmtest", help="ClusterName in every answer's meta")
     ap.add_argument("--nodes", type=int, default=1 << 30, help="list only the first N nodes")
     ap.add_argument("--unchanged-since", type=int, default=0,
                     help="no node changed since this epoch second (0: the start)")
     cfg = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", cfg.port), Handler)
+    if cfg.socket:
+        if os.path.exists(cfg.socket):
+            os.unlink(cfg.socket)
+        srv = socketserver.ThreadingUnixStreamServer(cfg.socket, Handler)
+    else:
+        srv = ThreadingHTTPServer(("127.0.0.1", cfg.port), Handler)
     srv.daemon_threads = True
     srv.cfg = cfg
     srv.state = State([int(x) for x in cfg.versions.split(",")], cfg.cluster, cfg.nodes,
                      cfg.unchanged_since)
-    print(srv.server_address[1], flush=True)
+    print(0 if cfg.socket else srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

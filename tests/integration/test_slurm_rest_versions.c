@@ -254,22 +254,21 @@ END_TEST
 
 extern char **environ;
 
-/* A fixture server of its own (killed by fixture_stop): cluster, the first
- * `nodes` nodes, on port (0: any); its port in port_out.  No node changed
- * in the last hour, so a snapshot of either cluster passes the other's
+/* A fixture server of its own (killed by fixture_stop) on the unix socket
+ * sock, for cluster, listing the first `nodes` nodes.  No node changed in
+ * the last hour, so a snapshot of either cluster passes the other's
  * conditional reads: only the cluster's name can keep them apart. */
-static pid_t fixture_start(const char *cluster, int nodes, int port, int *port_out)
+static pid_t fixture_start(const char *cluster, int nodes, const char *sock)
 {
     int fd[2];
     ck_assert_int_eq(pipe(fd), 0);
-    char script[512], p[16], n[16], since[24];
+    char script[512], n[16], since[24];
     snprintf(script, sizeof script, "%s/../../integration/slurmrestd_fixture.py",
              getenv("FM_FIXTURES"));
-    snprintf(p, sizeof p, "%d", port);
     snprintf(n, sizeof n, "%d", nodes);
     snprintf(since, sizeof since, "%lld", (long long)time(NULL) - 3600);
-    char *argv[] = {"python3", script,      "--versions", "44", "--cluster", (char *)cluster,
-                    "--nodes", n,           "--port",     p,    "--unchanged-since", since,
+    char *argv[] = {"python3", script, "--versions",        "44",  "--cluster", (char *)cluster,
+                    "--nodes", n,      "--unchanged-since", since, "--socket",  (char *)sock,
                     NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -279,16 +278,15 @@ static pid_t fixture_start(const char *cluster, int nodes, int port, int *port_o
     ck_assert_int_eq(posix_spawnp(&pid, "python3", &fa, NULL, argv, environ), 0);
     posix_spawn_file_actions_destroy(&fa);
     close(fd[1]);
-    char line[32] = "";
+    /* Its "0" line once it listens, or EOF if it could not; the tcase's
+     * timeout bounds the wait. */
+    char line[8] = "";
     size_t len = 0;
-    ssize_t r;
-    /* The port line, or EOF if it could not bind; the stage's timeout bounds the wait. */
-    while (len < sizeof line - 1 && (r = read(fd[0], line + len, 1)) == 1 && line[len] != '\n')
+    while (len < sizeof line - 1 && read(fd[0], line + len, 1) == 1 && line[len] != '\n')
         len++;
     line[len] = '\0';
     close(fd[0]);
-    *port_out = atoi(line);
-    ck_assert_msg(*port_out > 0, "fixture server for %s did not start", cluster);
+    ck_assert_msg(!strcmp(line, "0"), "fixture server for %s did not start", cluster);
     return pid;
 }
 
@@ -299,15 +297,32 @@ static void fixture_stop(pid_t pid)
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 }
 
+/* GET or POST the fixture's control path on sock (new JSON or NULL). */
+static json_t *fixture_ctl(const char *sock, const char *path, bool post)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://localhost%s", path);
+    fm_http_req req = {.url = url,
+                       .unix_socket = sock,
+                       .post_body = post ? "{}" : NULL,
+                       .timeout_ms = 5000,
+                       .what = "fixture",
+                       .hint = ""};
+    fm_http_resp resp;
+    fm_err err = {0};
+    ck_assert_msg(fm_http_perform(&req, &resp, &err) == 0, "%s", err.text);
+    json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
+    fm_http_resp_free(&resp);
+    return j;
+}
+
 /* One fresh process's backend on the store: its node count, and whether
  * Slurm's whole listing was read (else the store's snapshot was restored
  * and checked by conditional reads). */
-static long long fresh_count(fm_store *store, int port, bool *listed)
+static long long fresh_count(fm_store *store, const char *sock, bool *listed)
 {
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     json_t *sec = json_pack("{s:s, s:I, s:{s:s, s:s}}", "backend", "rest", "timeout_ms",
-                            (json_int_t)5000, "rest", "url", url, "api_version", "v0.0.44");
+                            (json_int_t)5000, "rest", "socket", sock, "api_version", "v0.0.44");
     const struct fm_slurm_ops *ops;
     void *st;
     fm_err err = {0};
@@ -317,11 +332,8 @@ static long long fresh_count(fm_store *store, int port, bool *listed)
     long long n = -1;
     ck_assert_msg(ops->node_count(st, &n, &err) == 0, "%s", err.text);
     ops->close(st);
-    char env[] = "FM_FIX_SELF";
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
-    setenv(env, ps, 1);
-    json_t *reqs = requests(env);
+    json_t *reqs = fixture_ctl(sock, "/_fixture/requests", false);
+    ck_assert_ptr_nonnull(reqs);
     *listed = false;
     size_t i;
     const json_t *q;
@@ -332,37 +344,35 @@ static long long fresh_count(fm_store *store, int port, bool *listed)
             *listed = true;
     }
     json_decref(reqs);
-    reset(env);
+    json_decref(fixture_ctl(sock, "/_fixture/reset", true));
     return n;
 }
 
-/* Two clusters at one endpoint string (the same port, one after the
- * other, as one socket path on two hosts is), their clocks the same: each
- * restores only its own snapshot. */
-static void per_cluster_on(const char *store_path)
+/* Two clusters behind one socket path (one after the other, as one path
+ * on two hosts is), their clocks the same: each restores only its own
+ * snapshot. */
+static void per_cluster_on(const char *store_path, const char *sock)
 {
     fm_store store = {0};
     fm_err err = {0};
     ck_assert_msg(fm_store_open(&store, store_path, &err) == 0, "%s", err.text);
-    int port, again;
     bool listed;
-    pid_t east = fixture_start("east", 7, 0, &port);
-    ck_assert_int_eq(fresh_count(&store, port, &listed), 7);
+    pid_t east = fixture_start("east", 7, sock);
+    ck_assert_int_eq(fresh_count(&store, sock, &listed), 7);
     ck_assert_msg(listed, "east's first process reads the whole listing");
     /* The mechanism works here at all: east's next process restores east's. */
-    ck_assert_int_eq(fresh_count(&store, port, &listed), 7);
+    ck_assert_int_eq(fresh_count(&store, sock, &listed), 7);
     ck_assert_msg(!listed, "east's second process restores east's snapshot");
     fixture_stop(east);
-    pid_t west = fixture_start("west", 5, port, &again);
-    ck_assert_int_eq(again, port);
-    ck_assert_int_eq(fresh_count(&store, port, &listed), 5);
+    pid_t west = fixture_start("west", 5, sock);
+    ck_assert_int_eq(fresh_count(&store, sock, &listed), 5);
     ck_assert_msg(listed, "west read east's snapshot instead of its own listing");
-    ck_assert_int_eq(fresh_count(&store, port, &listed), 5);
+    ck_assert_int_eq(fresh_count(&store, sock, &listed), 5);
     ck_assert_msg(!listed, "west's second process restores west's snapshot");
     fixture_stop(west);
     /* East again: its own snapshot is still there, west's did not replace it. */
-    east = fixture_start("east", 7, port, &again);
-    ck_assert_int_eq(fresh_count(&store, port, &listed), 7);
+    east = fixture_start("east", 7, sock);
+    ck_assert_int_eq(fresh_count(&store, sock, &listed), 7);
     ck_assert_msg(!listed, "east's snapshot survives west's");
     fixture_stop(east);
     fm_store_close(&store);
@@ -374,16 +384,19 @@ START_TEST(snapshot_is_per_cluster)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char db[128];
     snprintf(db, sizeof db, "%s/store.db", dir);
-    per_cluster_on(db);
+    char sock[128];
+    snprintf(sock, sizeof sock, "%s/slurmrestd.sock", dir);
+    per_cluster_on(db, sock);
     unlink(db);
     char side[160];
     snprintf(side, sizeof side, "%s-wal", db);
     unlink(side);
     snprintf(side, sizeof side, "%s-shm", db);
     unlink(side);
-    rmdir(dir);
     const char *pg = getenv("FM_TEST_PG");
-    if (pg && *pg) per_cluster_on(pg);
+    if (pg && *pg) per_cluster_on(pg, sock);
+    unlink(sock);
+    rmdir(dir);
 }
 END_TEST
 
