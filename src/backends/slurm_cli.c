@@ -624,16 +624,15 @@ static json_t *cli_plan_node(void *st, const char *name, fm_err *err)
         fm_err_set(err, FM_ERR_INVALID, "not a node name");
         return NULL;
     }
-    double t0 = mono_s();
     if (s->counts_run.pid) { /* an earlier plan's, never asked for: read and dropped */
         run_out old;
         if (collect(s, s->sinfo, &s->counts_run, &old, NULL, NULL, NULL) == 0) free(old.out);
     }
-    if (!(s->counts && t0 - s->counts_at < CLI_REUSE_S)) {
-        char *agg[] = {s->sinfo, "-h", "-a", "-o", FM_SLURM_SINFO_COUNTS_FORMAT, NULL};
-        fm_err ignore = {0}; /* not started: the capacity question runs it itself */
-        spawn(s, agg, &s->counts_run, &ignore);
-    }
+    /* Always: an earlier plan's counts under 250 ms old now would be older
+     * by the time capacity asks, and run again one after the other. */
+    char *agg[] = {s->sinfo, "-h", "-a", "-o", FM_SLURM_SINFO_COUNTS_FORMAT, NULL};
+    fm_err ignore = {0}; /* not started: the capacity question runs it itself */
+    spawn(s, agg, &s->counts_run, &ignore);
     char nm[256];
     snprintf(nm, sizeof nm, "%s", name);
     char *argv[] = {s->sinfo, "-h", "-N", "-n", nm, "-O", FM_SLURM_SINFO_NODE_FORMAT, NULL};
