@@ -9,10 +9,14 @@
                 against sinfo's stdout; the whole reply line is printed too).
                 slurmrestd's own raw /nodes is timed beside it: the REST
                 backend's first call cannot be faster than that.
-  repair_plan   every guardrail, on one node, in shadow mode, beside the Slurm
-                reads it cannot avoid on the CLI (scontrol show node; one sinfo
-                aggregate, which makes slurmctld pack and sinfo unpack the
-                whole node table: the CLI plan's floor)
+  repair_plan   every guardrail, on one node, in shadow mode, beside what each
+                Slurm command a CLI plan could ask costs alone (scontrol show
+                node, which packs every node; sinfo -N -n NODE, which packs
+                that node; the sinfo aggregates; scontrol show partition; a
+                command that asks slurmctld nothing) and the two reads the
+                CLI plan makes, run concurrently as it runs them: the CLI
+                plan's floor (the aggregate makes slurmctld pack and sinfo
+                unpack the whole node table)
   fleet_status  the dashboard read
   diagnose      node mode on one node, and cluster mode over the whole fleet
                 (the bench controller has no metrics)
@@ -192,6 +196,19 @@ def cmd_median(argv, n):
     return statistics.median(ts), out
 
 
+def together_median(argvs, n):
+    """Median seconds until all of argvs, started at once, have ended."""
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        ps = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for a in argvs]
+        for p in ps:
+            p.wait(timeout=600)
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
 verdicts = {"cli": [], "rest": []}  # (target, where, ok, why)
 ONLY = set(filter(None, os.environ.get("FM_BENCH_ONLY", "").split(",")))
 
@@ -223,6 +240,15 @@ print(f"{'slurmrestd /nodes (raw, curl; the REST first-call floor)':52} {r_med*1
 for backend, cfg in (BACKENDS if want("slurm_nodes") else ()):
     s = session(cfg, f"nodes-{backend}")
     sr = series(s, "slurm_nodes", {}, runs)
+    if backend == "rest" and not sr["err"]:
+        # The first call on an empty store is slurmrestd's listing plus
+        # fleetmcp's own parse (streamed as it arrives): which part misses.
+        own = sr["first"] - r_med
+        print(f"slurm_nodes rest first call: slurmrestd's raw /nodes {r_med*1000:.0f} ms "
+              f"({r_med/s_med:.2f}x sinfo), fleetmcp's share beyond it {own*1000:.0f} ms "
+              f"({own/s_med:.2f}x sinfo; its CPU {sr['first_cost'][0][0]*1000:.0f} ms)")
+        judge("rest", "slurm_nodes", "slurmrestd's raw /nodes alone", r_med / s_med < 2,
+              f"{r_med/s_med:.2f}x sinfo before fleetmcp parses a byte")
     gap = spaced(s, "slurm_nodes", {}, max(3, runs // 2)) if not sr["err"] else None
     rss = vmhwm_kb(s.p.pid)
     s.close()
@@ -250,11 +276,29 @@ for backend, cfg in (BACKENDS if want("slurm_nodes") else ()):
         judge(backend, "slurm_nodes", "count", False, "wrong node count")
 
 floor_runs = runs if want("repair_plan") else 1
-floor_node, _ = cmd_median(["scontrol", "show", "node", node, "--oneliner"], floor_runs)
-floor_cap, _ = cmd_median(["sinfo", "-h", "-a", "-o", "%R|%T|%D|%N"], floor_runs)
-print(f"repair_plan's CLI Slurm reads alone: scontrol show node {floor_node*1000:.0f} ms, "
-      f"sinfo aggregate (capacity and fleet count) {floor_cap*1000:.0f} ms (medians): "
-      f"{(floor_node + floor_cap)*1000:.0f} ms, over 100 ms before fleetmcp does anything")
+# The node read's form must match src/backends/slurm_cli.c (cli_plan_node).
+SINFO_NODE = ("NodeList:|,StateComplete:|,User:|,Timestamp:|,Features:|,Gres:|,CPUs:|,"
+              "Memory:|,PartitionName:|,Reason:")
+plan_node = ["sinfo", "-h", "-N", "-n", node, "-O", SINFO_NODE]
+aggregate = ["sinfo", "-h", "-a", "-o", "%R|%T|%D|%N"]
+forms = (("no RPC at all (scontrol --version: the start of any command)", ["scontrol", "--version"]),
+         ("scontrol show node NODE --oneliner (packs every node)",
+          ["scontrol", "show", "node", node, "--oneliner"]),
+         ("scontrol show node NODE (multi-line)", ["scontrol", "show", "node", node]),
+         ("sinfo -N -n NODE -O ... (packs that node: the plan's)", plan_node),
+         ("sinfo aggregate %R|%T|%D|%N (the plan's capacity and fleet)", aggregate),
+         ("sinfo aggregate %R|%T|%D (no hostlists)", ["sinfo", "-h", "-a", "-o", "%R|%T|%D"]),
+         ("sinfo --summarize", ["sinfo", "-h", "-s"]),
+         ("scontrol show partition (no node states)", ["scontrol", "show", "partition"]))
+cost = {}
+for label, argv in (forms if want("repair_plan") else forms[1:2] + forms[3:5]):
+    cost[label], _ = cmd_median(argv, floor_runs)
+    print(f"  Slurm command alone: {label:62} {cost[label]*1000:7.0f} ms")
+floor_cli = together_median([plan_node, aggregate], floor_runs)
+print(f"repair_plan's CLI Slurm reads (sinfo -n NODE and the aggregate, concurrently as the "
+      f"plan runs them): {floor_cli*1000:.0f} ms (one after the other before: scontrol show node"
+      f" + aggregate {(cost[forms[1][0]] + cost[forms[4][0]])*1000:.0f} ms), "
+      + ("over" if floor_cli > 0.1 else "under") + " 100 ms before fleetmcp does anything")
 for backend, cfg in (BACKENDS if want("repair_plan") else ()):
     pargs = {"node": node, "fault_class": "gpu_fallen_off_bus"}
     if backend == "rest":
@@ -292,7 +336,9 @@ for backend, cfg in (BACKENDS if want("repair_plan") else ()):
                      ("300 ms apart", gap[0] if gap else float("nan"))):
         good = not err and t * 1000 <= 100 and rss <= 32 * 1024
         v = judge(backend, "repair_plan", where, good,
-                  f"{t*1000:.0f} ms" + (f", RSS {rss} kB" if rss > 32 * 1024 else ""))
+                  f"{t*1000:.0f} ms" + (f", RSS {rss} kB" if rss > 32 * 1024 else "")
+                  + (f"; Slurm's own reads alone {floor_cli*1000:.0f} ms"
+                     if backend == "cli" else ""))
         print(f"repair_plan, every guardrail, {backend:4} {where:12}: {t*1000:8.1f} ms, {nv} "
               f"verdicts, peak RSS {rss} kB  (<= 100 ms, <= 32 MB: {v})"
               + (f"  error: {err}" if err else ""))

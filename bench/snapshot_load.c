@@ -67,11 +67,11 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < runs; i++) {
         double t0 = now_us();
-        if (fm_slurm_snapshot_save(&st, "bench", t, 64u << 20, &err)) break;
+        if (fm_slurm_snapshot_save(&st, "bench", "bench", t, 64u << 20, &err)) break;
         save[i] = (now_us() - t0) / 1000;
         fm_slurm_table *r = fm_slurm_table_new();
         t0 = now_us();
-        if (fm_slurm_snapshot_load(&st, "bench", r, 0, 42, 64u << 20, &err)) break;
+        if (fm_slurm_snapshot_load(&st, "bench", "bench", r, 0, 42, 64u << 20, &err)) break;
         load[i] = (now_us() - t0) / 1000;
         fm_slurm_table_free(r);
     }

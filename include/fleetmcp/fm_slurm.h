@@ -104,6 +104,11 @@ struct fm_slurm_ops {
      * partition; the capacity question's run when under 2 s old).
      * Returns 0. */
     int (*node_count)(void *st, long long *count, fm_err *err);
+    /* Optional (NULL: callers use node).  A plan's node, as node gives it
+     * but for boot_time, which may be null: read the cheapest way, with
+     * the reads a plan asks next (partition_capacity, node_count) started
+     * beside it.  The CLI's (slurm_cli.c); a new object or NULL. */
+    json_t *(*plan_node)(void *st, const char *name, fm_err *err);
     /* Optional (NULL: none kept).  The store the backend may share its
      * node table through (src/backends/slurm_snapshot.c), borrowed for
      * the backend's life and used only while open (st->db set). */
@@ -203,6 +208,18 @@ int fm_slurm_norm_nodes_each(const char *buf, size_t len, const fm_slurm_domains
 
 /* `scontrol show node NAME --oneliner` text to a normalized node (new). */
 json_t *fm_slurm_norm_scontrol_node(const char *text, const fm_slurm_domains *dom, fm_err *err);
+
+/* `sinfo -h -N -n NAME -O` with this format: slurmctld packs that node
+ * alone (scontrol show node packs all of them, ~0.3 s at 16,384 nodes);
+ * one line per partition of the node. */
+#define FM_SLURM_SINFO_NODE_FORMAT                                                               \
+    "NodeList:|,StateComplete:|,User:|,Timestamp:|,Features:|,Gres:|,CPUs:|,Memory:|,"        \
+    "PartitionName:|,Reason:"
+/* That text to node name's normalized node (new) as the scontrol form
+ * gives it, but boot_time null (sinfo has none); FM_ERR_NOT_FOUND when it
+ * lists no line (an unknown node, or one in no partition). */
+json_t *fm_slurm_norm_sinfo_node(const char *text, const char *name, const fm_slurm_domains *dom,
+                                 fm_err *err);
 
 /* Slurm's "errors":[{error, errno}] of an answer (borrowed): 0 if none,
  * else FM_ERR_BACKEND (or FM_ERR_NOT_FOUND for errno 2018/2017, invalid

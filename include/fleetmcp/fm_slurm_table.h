@@ -92,17 +92,21 @@ int fm_slurm_table_restore_owned(fm_slurm_table *t, char *text, size_t len, long
 
 /* ---- the snapshot in the store (src/backends/slurm_snapshot.c) ------- */
 struct fm_store;
-/* Restores into t the snapshot of source (an opaque key: the slurmrestd
- * endpoint, API version and domain patterns hashed) whose stamp is after
+/* Restores into t the snapshot of source (an opaque key: the cluster's
+ * name, the slurmrestd endpoint, API version and domain patterns hashed)
+ * written for cluster (slurmctld's ClusterName; NULL or "": none, 1) whose
+ * stamp is after
  * `after` and at most `until` (slurmctld's clock now: a snapshot stamped
  * later is from another clock and is never trusted) and whose text is at
  * most max bytes.  0: restored; 1: no such snapshot (t unchanged); -1 with
  * err: the store failed, or the row is corrupt (digest, node count or
  * text), t unchanged. */
-int fm_slurm_snapshot_load(struct fm_store *st, const char *source, fm_slurm_table *t,
-                           long long after, long long until, size_t max, fm_err *err);
-/* Writes t as source's snapshot unless the store holds a newer one. */
-int fm_slurm_snapshot_save(struct fm_store *st, const char *source, const fm_slurm_table *t,
-                           size_t max, fm_err *err);
+int fm_slurm_snapshot_load(struct fm_store *st, const char *source, const char *cluster,
+                           fm_slurm_table *t, long long after, long long until, size_t max,
+                           fm_err *err);
+/* Writes t as source's snapshot of cluster (required) unless the store
+ * holds a newer one. */
+int fm_slurm_snapshot_save(struct fm_store *st, const char *source, const char *cluster,
+                           const fm_slurm_table *t, size_t max, fm_err *err);
 
 #endif

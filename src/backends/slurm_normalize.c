@@ -726,6 +726,66 @@ json_t *fm_slurm_norm_scontrol_node(const char *text, const fm_slurm_domains *do
     return n;
 }
 
+/* ---- sinfo -N -n NAME -O FM_SLURM_SINFO_NODE_FORMAT -------------------- */
+
+/* One line per partition of the node, in slurmctld's partition order (the
+ * order scontrol's Partitions= lists), every other field the same on each
+ * line; Reason last, since it is free text that may hold '|'.  sinfo has
+ * no boot time: boot_time is null. */
+json_t *fm_slurm_norm_sinfo_node(const char *text, const char *name, const fm_slurm_domains *dom,
+                                 fm_err *err)
+{
+    enum { F_NAME, F_STATE, F_USER, F_TIME, F_FEAT, F_GRES, F_CPUS, F_MEM, F_PART, F_REASON, NF };
+    char first[NF][MAX_FIELD + 1];
+    json_t *partitions = json_array();
+    size_t lines = 0;
+    for (const char *p = text; *p && lines < MAX_LIST;) {
+        const char *eol = p + strcspn(p, "\n");
+        char line[NF][MAX_FIELD + 1];
+        const char *q = p;
+        int f = 0;
+        for (; f < NF; f++) {
+            const char *e = f == F_REASON ? eol : memchr(q, '|', (size_t)(eol - q));
+            if (!e) break;
+            size_t n = (size_t)(e - q) < MAX_FIELD ? (size_t)(e - q) : MAX_FIELD;
+            memcpy(line[f], q, n);
+            line[f][n] = '\0';
+            q = e + 1;
+        }
+        p = *eol ? eol + 1 : eol;
+        if (f < NF || strcmp(line[F_NAME], name) != 0) {
+            json_decref(partitions);
+            fm_err_set(err, FM_ERR_PARSE, "sinfo printed a line that is not node %s's", name);
+            return NULL;
+        }
+        if (!lines++) memcpy(first, line, sizeof first);
+        json_array_append_new(partitions, json_string(line[F_PART]));
+    }
+    if (!lines) {
+        json_decref(partitions);
+        fm_err_set(err, FM_ERR_NOT_FOUND, "sinfo lists no node %s", name);
+        return NULL;
+    }
+    json_t *state = json_array();
+    split_into(state, first[F_STATE], "+", true);
+    /* sinfo prints "none" and an Unknown time for a node without a reason */
+    bool reason = strcmp(first[F_REASON], "none") || strcmp(first[F_TIME], "Unknown");
+    json_t *features = json_array();
+    if (strcmp(first[F_FEAT], "(null)")) split_into(features, first[F_FEAT], ",", false);
+    json_t *num[2];
+    for (int i = 0; i < 2; i++) {
+        const char *v = first[i ? F_MEM : F_CPUS];
+        char *end;
+        long long x = strtoll(v, &end, 10);
+        num[i] = *v && !*end ? json_integer(x) : json_null();
+    }
+    const char *gres = first[F_GRES];
+    return build_node(name, state, reason ? first[F_REASON] : NULL, first[F_USER],
+                      fm_slurm_iso_time(local_time(first[F_TIME], strlen(first[F_TIME]))),
+                      partitions, features, strcmp(gres, "(null)") ? gres : NULL, num[0], num[1],
+                      json_null(), dom);
+}
+
 /* ---- hostlists ------------------------------------------------------ */
 
 /* Expands one item that may hold bracket groups ("a[01-03]b[1-2]").

@@ -47,6 +47,9 @@ typedef struct rest_st {
     double table_checked;  /* CLOCK_MONOTONIC seconds of the last check that found it current */
     struct fm_store *store; /* the table's snapshot is shared there (slurm_snapshot.c), or NULL */
     char domains[65]; /* sha256 of slurm.domains.rack and .sku: they shape every normalized node */
+    char cluster_cfg[129]; /* slurm.cluster, or "" */
+    char cluster[129];     /* ClusterName as slurmctld reported it in the last /diag, or "" */
+    bool cluster_warned;   /* the "snapshot not shared" warning is said once per process */
 } rest_st;
 
 /* A check this recent stands for the next read: one plan reads the table
@@ -349,12 +352,20 @@ static long cond_get(rest_st *s, const char *what, long long stamp, fm_err *err)
 }
 
 /* slurmctld's clock now: /diag's statistics.req_time (a number, or from
- * v0.0.40 on a {set, number} object). */
+ * v0.0.40 on a {set, number} object).  The same answer names the cluster
+ * from v0.0.40 on (meta.slurm.cluster; 22.05's v0.0.38 names none), kept
+ * for the snapshot's key. */
 static long long ctld_time(rest_st *s, fm_err *err)
 {
     json_t *ans = rest_get(s, ANS_FULL, "reading slurmctld's clock (diag)", "/slurm/%s/diag%s",
                            NULL, err);
     if (!ans) return -1;
+    const char *name = json_string_value(
+        json_object_get(json_object_get(json_object_get(ans, "meta"), "slurm"), "cluster"));
+    if (name && strlen(name) < sizeof s->cluster)
+        snprintf(s->cluster, sizeof s->cluster, "%s", name);
+    else
+        s->cluster[0] = '\0';
     const json_t *rt = json_object_get(json_object_get(ans, "statistics"), "req_time");
     if (json_is_object(rt)) rt = json_object_get(rt, "number");
     long long t = json_is_integer(rt) ? (long long)json_integer_value(rt) : -1;
@@ -363,13 +374,39 @@ static long long ctld_time(rest_st *s, fm_err *err)
     return t;
 }
 
-/* Which snapshot in the store is this backend's: the same slurmrestd, API
- * version and domain patterns normalize nodes alike. */
-static void snapshot_source(const rest_st *s, char out[65])
+/* The cluster whose snapshot this backend may share: the name slurmctld
+ * reports (ctld_time), else slurm.cluster; NULL when neither is known, and
+ * then nothing is shared, since an endpoint string alone (one socket path
+ * on two hosts, localhost:6820) does not tell two clusters apart. */
+static const char *snapshot_cluster(rest_st *s)
 {
-    char key[1200];
-    int n = snprintf(key, sizeof key, "rest\n%s\n%s\n%s\n%s", s->base, s->socket, s->version,
-                     s->domains);
+    const char *c = *s->cluster ? s->cluster : *s->cluster_cfg ? s->cluster_cfg : NULL;
+    if (!s->cluster_warned && (!c || (*s->cluster && *s->cluster_cfg &&
+                                      strcmp(s->cluster, s->cluster_cfg) != 0))) {
+        s->cluster_warned = true;
+        if (!c)
+            fm_log("warning",
+                   "%s names no cluster in /diag (v0.0.38 and v0.0.39 do not): the node "
+                   "table's snapshot is not shared through the store; set slurm.cluster to "
+                   "slurmctld's ClusterName (scontrol show config) to share it",
+                   s->what);
+        else
+            fm_log("warning",
+                   "slurm.cluster is '%s' but slurmctld reports ClusterName '%s': the reported "
+                   "name is used; correct slurm.cluster",
+                   s->cluster_cfg, s->cluster);
+    }
+    return c;
+}
+
+/* Which snapshot in the store is this backend's: the same cluster reached
+ * through the same slurmrestd, API version and domain patterns normalizes
+ * nodes alike. */
+static void snapshot_source(const rest_st *s, const char *cluster, char out[65])
+{
+    char key[1400];
+    int n = snprintf(key, sizeof key, "rest\n%s\n%s\n%s\n%s\n%s", cluster, s->base, s->socket,
+                     s->version, s->domains);
     fm_sha256_hex(key, n > 0 && (size_t)n < sizeof key ? (size_t)n : 0, out);
 }
 
@@ -379,13 +416,16 @@ static void snapshot_source(const rest_st *s, char out[65])
  * is a cache, Slurm answers instead). */
 static int snapshot_load(rest_st *s, long long now)
 {
-    if (!s->store || !s->store->db) return 1;
+    const char *cluster = s->store && s->store->db ? snapshot_cluster(s) : NULL;
+    if (!cluster) return 1;
     char src[65];
-    snapshot_source(s, src);
+    snapshot_source(s, cluster, src);
     fm_err e = {0};
     long long after = fm_slurm_table_loaded(s->table) ? fm_slurm_table_stamp(s->table) : 0;
-    int rc = fm_slurm_snapshot_load(s->store, src, s->table, after, now, s->max_bytes, &e);
-    if (rc < 0) fm_log("warning", "node table snapshot not used (Slurm is read instead): %s", e.text);
+    int rc =
+        fm_slurm_snapshot_load(s->store, src, cluster, s->table, after, now, s->max_bytes, &e);
+    if (rc < 0)
+        fm_log("warning", "node table snapshot not used (Slurm is read instead): %s", e.text);
     return rc;
 }
 
@@ -394,10 +434,12 @@ static void snapshot_save(rest_st *s)
     /* Not inside a caller's transaction: 7 MB would ride on its commit, and
      * be lost with its rollback. */
     if (!s->store || !s->store->db || !fm_db_get_autocommit(s->store->db)) return;
+    const char *cluster = snapshot_cluster(s);
+    if (!cluster) return;
     char src[65];
-    snapshot_source(s, src);
+    snapshot_source(s, cluster, src);
     fm_err e = {0};
-    if (fm_slurm_snapshot_save(s->store, src, s->table, s->max_bytes, &e))
+    if (fm_slurm_snapshot_save(s->store, src, cluster, s->table, s->max_bytes, &e))
         fm_log("warning", "node table snapshot not written (other processes read Slurm): %s",
                e.text);
 }
@@ -753,6 +795,8 @@ int fm_slurm_rest_open_state(const json_t *sec, fm_slurm_domains *dom, void **ou
     if (tok && !json_is_null(tok)) s->token_ref = json_deep_copy(tok);
     const char *user = json_string_value(json_object_get(rest, "user"));
     if (user) snprintf(s->user, sizeof s->user, "%s", user);
+    const char *cluster = json_string_value(json_object_get(sec, "cluster"));
+    if (cluster) snprintf(s->cluster_cfg, sizeof s->cluster_cfg, "%s", cluster);
     const char *ver = json_string_value(json_object_get(rest, "api_version"));
     if (ver && strcmp(ver, "auto") != 0) {
         int minor = version_minor(ver);

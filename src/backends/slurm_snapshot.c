@@ -15,7 +15,13 @@
  * clock now, then asks Slurm the same conditional reads it asks of its own
  * table, so a change made since is seen as it would have been.  Header and
  * rows are read in one statement (one consistent view on both engines) and
- * the digest over the whole text is checked before anything is restored. */
+ * the digest over the whole text is checked before anything is restored.
+ *
+ * A snapshot belongs to one cluster: slurmctld's ClusterName is in its key
+ * (slurm_rest.c) and in its header, and a restore asks for both, since two
+ * clusters can sit behind one endpoint string (one socket path, or
+ * localhost:6820, on two hosts sharing a PostgreSQL store) with clocks
+ * close enough that the stamp window alone would pass the other's table. */
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,31 +37,42 @@
 
 static const char ddl[] =
     "CREATE TABLE slurm_node_snapshots("
-    " source TEXT PRIMARY KEY," /* sha256 of endpoint, API version, domain patterns */
+    " source TEXT PRIMARY KEY," /* sha256 of cluster, endpoint, API version, domain patterns */
     " stamp INTEGER NOT NULL,"  /* slurmctld's clock before the listing was packed */
     " nodes INTEGER NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT NOT NULL,"
     " written_ms INTEGER NOT NULL);"
     "CREATE TABLE slurm_node_snapshot_rows("
     " source TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
     " PRIMARY KEY(source, seq));";
+/* v2: the cluster's name in the header, checked on restore.  Snapshots
+ * are a cache, so v1's (keyed without the cluster) are dropped rather than
+ * guessed at. */
+static const char ddl_v2[] =
+    "DELETE FROM slurm_node_snapshot_rows; DELETE FROM slurm_node_snapshots;"
+    "ALTER TABLE slurm_node_snapshots ADD COLUMN cluster TEXT NOT NULL DEFAULT '';";
 
 /* The size is checked before any row is read: an oversized snapshot costs nothing. */
 static const char load_sql[] =
     "SELECT s.stamp, s.bytes, s.sha256, r.body FROM slurm_node_snapshots s"
     " JOIN slurm_node_snapshot_rows r ON r.source = s.source"
-    " WHERE s.source = ? AND s.stamp > ? AND s.stamp <= ? AND s.bytes <= ? ORDER BY r.seq";
+    " WHERE s.source = ? AND s.cluster = ? AND s.stamp > ? AND s.stamp <= ? AND s.bytes <= ?"
+    " ORDER BY r.seq";
 static const char stamp_sql[] = "SELECT stamp FROM slurm_node_snapshots WHERE source = ?";
 static const char clear_sql[] = "DELETE FROM slurm_node_snapshot_rows WHERE source = ?";
 static const char head_sql[] =
-    "INSERT INTO slurm_node_snapshots(source, stamp, nodes, bytes, sha256, written_ms)"
-    " VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET"
-    " stamp = excluded.stamp, nodes = excluded.nodes, bytes = excluded.bytes,"
+    "INSERT INTO slurm_node_snapshots(source, cluster, stamp, nodes, bytes, sha256, written_ms)"
+    " VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET"
+    " cluster = excluded.cluster, stamp = excluded.stamp, nodes = excluded.nodes,"
+    " bytes = excluded.bytes,"
     " sha256 = excluded.sha256, written_ms = excluded.written_ms";
 
 static int ready(fm_store *st, fm_err *err)
 {
     if (!st || !st->db) return fm_err_set(err, FM_ERR_UNAVAILABLE, "the store is not open"), -1;
-    return fm_store_migrate(st, "slurm_snapshot", 1, ddl, err);
+    return fm_store_migrate(st, "slurm_snapshot", 1, ddl, err) ||
+                   fm_store_migrate(st, "slurm_snapshot", 2, ddl_v2, err)
+               ? -1
+               : 0;
 }
 
 static int corrupt(fm_err *err, const char *what)
@@ -64,16 +81,18 @@ static int corrupt(fm_err *err, const char *what)
     return -1;
 }
 
-int fm_slurm_snapshot_load(fm_store *st, const char *source, fm_slurm_table *t, long long after,
-                           long long until, size_t max, fm_err *err)
+int fm_slurm_snapshot_load(fm_store *st, const char *source, const char *cluster, fm_slurm_table *t,
+                           long long after, long long until, size_t max, fm_err *err)
 {
+    if (!cluster || !*cluster) return 1; /* no name, no snapshot: see the top */
     if (ready(st, err)) return -1;
     fm_db_stmt *q = fm_store_stmt(st, load_sql, err);
     if (!q) return -1;
     fm_db_bind_text(q, 1, source, -1, FM_DB_STATIC);
-    fm_db_bind_int64(q, 2, after);
-    fm_db_bind_int64(q, 3, until);
-    fm_db_bind_int64(q, 4, max > INT64_MAX ? INT64_MAX : (fm_db_int64)max);
+    fm_db_bind_text(q, 2, cluster, -1, FM_DB_STATIC);
+    fm_db_bind_int64(q, 3, after);
+    fm_db_bind_int64(q, 4, until);
+    fm_db_bind_int64(q, 5, max > INT64_MAX ? INT64_MAX : (fm_db_int64)max);
     long long stamp = 0, bytes = 0;
     char sum[65] = "";
     char *text = NULL;
@@ -184,9 +203,12 @@ static int step_source(fm_store *st, const char *sql, const char *source, fm_err
     return -1;
 }
 
-int fm_slurm_snapshot_save(fm_store *st, const char *source, const fm_slurm_table *t, size_t max,
-                           fm_err *err)
+int fm_slurm_snapshot_save(fm_store *st, const char *source, const char *cluster,
+                           const fm_slurm_table *t, size_t max, fm_err *err)
 {
+    if (!cluster || !*cluster)
+        return fm_err_set(err, FM_ERR_INVALID, "a node table snapshot needs the cluster's name"),
+               -1;
     if (ready(st, err)) return -1;
     size_t len = 0;
     /* Row lengths are ints. */
@@ -208,11 +230,12 @@ int fm_slurm_snapshot_save(fm_store *st, const char *source, const fm_slurm_tabl
     fm_db_stmt *q = rc >= 0 ? fm_store_stmt(st, head_sql, err) : NULL;
     if (q) {
         fm_db_bind_text(q, 1, source, -1, FM_DB_STATIC);
-        fm_db_bind_int64(q, 2, fm_slurm_table_stamp(t));
-        fm_db_bind_int64(q, 3, (fm_db_int64)fm_slurm_table_size(t));
-        fm_db_bind_int64(q, 4, (fm_db_int64)len);
-        fm_db_bind_text(q, 5, sum, -1, FM_DB_STATIC);
-        fm_db_bind_int64(q, 6, fm_now_ms());
+        fm_db_bind_text(q, 2, cluster, -1, FM_DB_STATIC);
+        fm_db_bind_int64(q, 3, fm_slurm_table_stamp(t));
+        fm_db_bind_int64(q, 4, (fm_db_int64)fm_slurm_table_size(t));
+        fm_db_bind_int64(q, 5, (fm_db_int64)len);
+        fm_db_bind_text(q, 6, sum, -1, FM_DB_STATIC);
+        fm_db_bind_int64(q, 7, fm_now_ms());
         rc = fm_db_step(q) == FM_DB_DONE ? 0 : -1;
         if (rc) fm_store_fail(st, err, "writing the node table snapshot");
         fm_db_reset(q);

@@ -345,17 +345,30 @@ static void row_free(task_row *r)
     json_decref(r->requests);
 }
 
-/* The columns created_ms, updated_ms, ttl_ms, runner_pid, runner_host,
- * status_message, workflow_id from column i on. */
-static void read_row(fm_db_stmt *s, int i, task_row *r)
+/* A task's row as tasks/get and tasks/list select it (read_row's order);
+ * tasks/get adds TASK_ANSWERS. */
+#define TASK_COLS                                                                                  \
+    "id, status, created_ms, updated_ms, ttl_ms, runner_pid, runner_host, status_message,"         \
+    " workflow_id"
+#define TASK_ANSWERS ", result, error, input_requests"
+
+/* One row of TASK_COLS (and TASK_ANSWERS with answers) into r and id. */
+static void read_row(fm_db_stmt *s, task_row *r, char *id, size_t id_len, bool answers)
 {
-    r->created = fm_db_column_int64(s, i);
-    r->updated = fm_db_column_int64(s, i + 1);
-    r->ttl = fm_db_column_int64(s, i + 2);
-    r->pid = fm_db_column_int64(s, i + 3);
-    fm_clip(r->host, sizeof r->host, (const char *)fm_db_column_text(s, i + 4));
-    fm_clip(r->message, sizeof r->message, (const char *)fm_db_column_text(s, i + 5));
-    fm_clip(r->workflow, sizeof r->workflow, (const char *)fm_db_column_text(s, i + 6));
+    memset(r, 0, sizeof *r);
+    fm_clip(id, id_len, (const char *)fm_db_column_text(s, 0));
+    fm_clip(r->status, sizeof r->status, (const char *)fm_db_column_text(s, 1));
+    r->created = fm_db_column_int64(s, 2);
+    r->updated = fm_db_column_int64(s, 3);
+    r->ttl = fm_db_column_int64(s, 4);
+    r->pid = fm_db_column_int64(s, 5);
+    fm_clip(r->host, sizeof r->host, (const char *)fm_db_column_text(s, 6));
+    fm_clip(r->message, sizeof r->message, (const char *)fm_db_column_text(s, 7));
+    fm_clip(r->workflow, sizeof r->workflow, (const char *)fm_db_column_text(s, 8));
+    if (!answers) return;
+    r->result = col_json(s, 9);
+    r->error = col_json(s, 10);
+    r->requests = col_json(s, 11);
 }
 
 /* The caller's task id: 1 found, 0 unknown (or someone else's, or
@@ -366,22 +379,14 @@ static int load(fm_ctx *ctx, const char *id, task_row *r, fm_err *err)
     char owner[300];
     fm_mcp_caller_id(ctx, owner, sizeof owner);
     fm_db_stmt *s = fm_store_stmt(
-        &ctx->store,
-        "SELECT status, result, error, input_requests, created_ms, updated_ms, ttl_ms,"
-        " runner_pid, runner_host, status_message, workflow_id FROM mcp_tasks WHERE id = ?"
-        " AND owner = ?",
+        &ctx->store, "SELECT " TASK_COLS TASK_ANSWERS " FROM mcp_tasks WHERE id = ? AND owner = ?",
         err);
     if (!s) return -1;
     fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
     fm_db_bind_text(s, 2, owner, -1, FM_DB_STATIC);
     int rc = fm_db_step(s);
-    if (rc == FM_DB_ROW) {
-        r->result = col_json(s, 1);
-        r->error = col_json(s, 2);
-        r->requests = col_json(s, 3);
-        read_row(s, 4, r);
-        fm_clip(r->status, sizeof r->status, (const char *)fm_db_column_text(s, 0));
-    }
+    char same_id[48];
+    if (rc == FM_DB_ROW) read_row(s, r, same_id, sizeof same_id, true);
     fm_db_reset(s);
     if (rc != FM_DB_ROW && rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "mcp_tasks");
     if (rc == FM_DB_DONE || r->created + r->ttl < fm_now_ms()) {
@@ -643,13 +648,12 @@ json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
     }
     char owner[300];
     fm_mcp_caller_id(ctx, owner, sizeof owner);
-    fm_db_stmt *s = fm_store_stmt(
-        &ctx->store,
-        "SELECT id, status, created_ms, updated_ms, ttl_ms, runner_pid, runner_host,"
-        " status_message, workflow_id FROM mcp_tasks WHERE owner = ?1 AND created_ms + ttl_ms"
-        " >= ?2 AND (created_ms < ?3 OR (created_ms = ?3 AND id < ?4))"
-        " ORDER BY created_ms DESC, id DESC LIMIT ?5",
-        &err);
+    fm_db_stmt *s = fm_store_stmt(&ctx->store,
+                                  "SELECT " TASK_COLS
+                                  " FROM mcp_tasks WHERE owner = ?1 AND created_ms + ttl_ms >= ?2"
+                                  " AND (created_ms < ?3 OR (created_ms = ?3 AND id < ?4))"
+                                  " ORDER BY created_ms DESC, id DESC LIMIT ?5",
+                                  &err);
     /* The rows first, then the dead-runner checks (which write). */
     task_row rows[LIST_PAGE + 1];
     char ids[LIST_PAGE + 1][48];
@@ -661,10 +665,7 @@ json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
         fm_db_bind_text(s, 4, after_id, -1, FM_DB_STATIC);
         fm_db_bind_int64(s, 5, LIST_PAGE + 1);
         while (n <= LIST_PAGE && (rc = fm_db_step(s)) == FM_DB_ROW) {
-            memset(&rows[n], 0, sizeof rows[n]);
-            fm_clip(ids[n], sizeof ids[n], (const char *)fm_db_column_text(s, 0));
-            fm_clip(rows[n].status, sizeof rows[n].status, (const char *)fm_db_column_text(s, 1));
-            read_row(s, 2, &rows[n]);
+            read_row(s, &rows[n], ids[n], sizeof ids[n], false);
             n++;
         }
         fm_db_reset(s);

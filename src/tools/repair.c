@@ -98,7 +98,11 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
         json_object_get(args, "partition") || json_object_get(args, "rack"))
         return fm_pool_plan(call, rb, fc, err);
     bool dry = json_is_true(json_object_get(args, "dry_run"));
-    json_t *node = ctx->be.slurm->node(ctx->be.slurm_st, node_name, err);
+    /* The plan's own read where the backend has one (the CLI's: one node
+     * from slurmctld, the capacity aggregate started beside it). */
+    json_t *node = ctx->be.slurm->plan_node
+                       ? ctx->be.slurm->plan_node(ctx->be.slurm_st, node_name, err)
+                       : ctx->be.slurm->node(ctx->be.slurm_st, node_name, err);
     if (!node) return NULL;
     json_t *content = fm_workflow_content(node_name, fc, rb);
     bool takes = false, destructive = false;

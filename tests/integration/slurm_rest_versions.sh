@@ -4,7 +4,8 @@
 # servers (tests/integration/slurmrestd_fixture.py) answer from fixtures
 # built from Slurm's published OpenAPI documents, and
 # tests/integration/test_slurm_rest_versions.c drives the backend against
-# them.  No stack, no root; a few seconds.
+# them.  The node table's snapshot is checked to be per cluster on SQLite
+# and on a throwaway PostgreSQL.  No stack; under a minute (more when loaded).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -18,12 +19,17 @@ ${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototy
     -Wmissing-prototypes -Wno-unused-parameter -Iinclude -g ${EXTRA_CFLAGS:-} \
     -o "$BIN" tests/integration/test_slurm_rest_versions.c "$BUILD/libfleetmcp.a" \
     ${EXTRA_LDFLAGS:-} $(pkg-config --cflags --libs $PKGS) -ldl -lpthread -lm
+# A throwaway PostgreSQL too: the snapshot-per-cluster case runs on both stores.
+. tests/store/pg-env.sh
+fm_pg_env slurm-rest-versions
 tmp=$(mktemp -d /tmp/fm-slurm-versions.XXXXXX)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$tmp"
+    tests/store/pg-down.sh "$FM_PG_DIR"
+    rm -rf "$FM_PG_DIR"
 }
 trap cleanup EXIT
 start() { # $1: name, $2: versions offered; sets FM_FIX_<name> to its port
@@ -38,4 +44,4 @@ start A 42,43,44
 start B 43,44,45
 start C 45
 export FM_FIXTURES=$PWD/tests/fixtures/slurm
-CK_DEFAULT_TIMEOUT=30 timeout 120 "$BIN"
+CK_DEFAULT_TIMEOUT=30 timeout 420 "$BIN"

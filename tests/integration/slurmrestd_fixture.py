@@ -8,7 +8,14 @@ behaves as slurmrestd does where fleetmcp depends on it:
 
   GET    /openapi/v3                   the paths of the offered versions only
   GET    /slurm/vX/ping/               {meta, errors, warnings}
-  GET    /slurm/vX/nodes/              every node
+  GET    /slurm/vX/diag/               statistics.req_time (the clock now)
+                                       and meta.slurm.cluster (--cluster)
+  GET    /slurm/vX/nodes/              every node (the first --nodes);
+                                       ?update_time=T with T at or after
+                                       --unchanged-since (default: the
+                                       server's start): 304, as slurmctld
+                                       says "no change"
+  GET    /slurm/vX/partitions/         ?update_time=T likewise, else none
   GET    /slurm/vX/node/NAME           that node; unknown: 422 (errno 2018)
   GET    /slurm/vX/jobs/               every job
   DELETE /slurm/vX/job/ID              a known job: 200 and it is gone;
@@ -20,18 +27,24 @@ behaves as slurmrestd does where fleetmcp depends on it:
 
 A trailing slash is optional, as slurmrestd splits paths on '/'.  With
 --token, X-SLURM-USER-NAME and X-SLURM-USER-TOKEN must match (else 401).
-Test controls: GET /_fixture/requests ([method, path, body]), POST
+Test controls: GET /_fixture/requests ([method, path, body, query]), POST
 /_fixture/reset.  Prints the port on stdout.
 
   slurmrestd_fixture.py --versions 42,43,44 [--token T --user U]
+      [--port P | --socket PATH] [--cluster NAME] [--nodes N]
+      [--unchanged-since EPOCH]
+With --socket it listens on that unix socket (replacing a stale one) and
+prints 0.
 """
 import argparse
 import copy
 import json
 import os
 import re
+import socketserver
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "slurm")
@@ -47,9 +60,12 @@ def load(name):
 
 
 class State:
-    def __init__(self, versions):
+    def __init__(self, versions, cluster, nodes, since):
         self.lock = threading.Lock()
         self.versions = versions
+        self.cluster = cluster
+        self.nodes = nodes
+        self.started = since or int(time.time())
         self.paths = load("rest_openapi_paths.json")
         self.reset()
 
@@ -58,6 +74,10 @@ class State:
         self.ans = {m: {k: load(f"rest_v0.0.{m}_{k}.json")
                         for k in ("nodes", "jobs", "node_unknown", "job_kill_ok",
                                   "job_kill_unknown")} for m in KNOWN}
+        for a in self.ans.values():
+            a["nodes"]["nodes"] = a["nodes"]["nodes"][:self.nodes]
+            for k in a.values():
+                k["meta"]["slurm"]["cluster"] = self.cluster
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -87,23 +107,27 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if 0 < n < 1 << 20 else b""
         st = self.server.state
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         with st.lock:
             if path == "/_fixture/requests":
                 return self.reply(200, st.requests)
             if path == "/_fixture/reset":
                 st.reset()
                 return self.reply(200, {})
-            st.requests.append([self.command, path, raw.decode("utf-8", "replace")])
+            st.requests.append([self.command, path, raw.decode("utf-8", "replace"), query])
             cfg = self.server.cfg
             if cfg.token and (self.headers.get("X-SLURM-USER-TOKEN") != cfg.token or
                               self.headers.get("X-SLURM-USER-NAME") != cfg.user):
                 return self.reply(401, {"errors": [{"error": "Authentication failure",
                                                     "error_number": 1007}]})
-            status, body = self.route(st, path.rstrip("/"), raw)
+            status, body = self.route(st, path.rstrip("/"), raw, query)
+        if status == 304:
+            self.send_response(304)
+            self.end_headers()
+            return
         self.reply(status, body)
 
-    def route(self, st, path, raw):
+    def route(self, st, path, raw, query=""):
         cmd = self.command
         if path == "/openapi/v3" and cmd == "GET":
             paths = {}
@@ -113,7 +137,8 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"openapi": "3.0.3", "info": {"title": "Slurm REST API",
                                                        "version": "Slurm-25.11.0"},
                          "paths": paths}
-        m = re.fullmatch(r"/slurm/v0\.0\.(\d+)/(ping|nodes|jobs|node/([^/]+)|job/([^/]+))", path)
+        m = re.fullmatch(r"/slurm/v0\.0\.(\d+)/(ping|diag|nodes|partitions|jobs|node/([^/]+)|job/([^/]+))",
+                         path)
         if not m or int(m.group(1)) not in st.versions or int(m.group(1)) not in KNOWN:
             return 404, {"errors": [{"error": "Unable to find requested URL",
                                      "error_number": 9201, "source": path}]}
@@ -122,6 +147,15 @@ class Handler(BaseHTTPRequestHandler):
         base = {k: v for k, v in a["job_kill_ok"].items() if k != "status"}
         if what == "ping" and cmd == "GET":
             return 200, dict(base, pings=[])
+        m = re.fullmatch(r"update_time=(\d+)", query)
+        if what in ("nodes", "partitions") and cmd == "GET" and m:
+            if int(m.group(1)) >= st.started:
+                return 304, None
+        if what == "diag" and cmd == "GET":
+            return 200, dict(base, statistics={"req_time": {"set": True, "infinite": False,
+                                                            "number": int(time.time())}})
+        if what == "partitions" and cmd == "GET":
+            return 200, dict(base, partitions=[])
         if what == "nodes" and cmd == "GET":
             return 200, a["nodes"]
         if what == "jobs" and cmd == "GET":
@@ -167,12 +201,24 @@ def main():
                     help="minor versions offered (45: offered in /openapi/v3 only)")
     ap.add_argument("--token")
     ap.add_argument("--user", default="fleetmcp")
+    ap.add_argument("--port", type=int, default=0, help="0: any free port")
+    ap.add_argument("--socket", help="a unix socket path instead of a loopback port")
+    ap.add_argument("--cluster", default="fmtest", help="ClusterName in every answer's meta")
+    ap.add_argument("--nodes", type=int, default=1 << 30, help="list only the first N nodes")
+    ap.add_argument("--unchanged-since", type=int, default=0,
+                    help="no node changed since this epoch second (0: the start)")
     cfg = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if cfg.socket:
+        if os.path.exists(cfg.socket):
+            os.unlink(cfg.socket)
+        srv = socketserver.ThreadingUnixStreamServer(cfg.socket, Handler)
+    else:
+        srv = ThreadingHTTPServer(("127.0.0.1", cfg.port), Handler)
     srv.daemon_threads = True
     srv.cfg = cfg
-    srv.state = State([int(x) for x in cfg.versions.split(",")])
-    print(srv.server_address[1], flush=True)
+    srv.state = State([int(x) for x in cfg.versions.split(",")], cfg.cluster, cfg.nodes,
+                     cfg.unchanged_since)
+    print(0 if cfg.socket else srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

@@ -6,16 +6,26 @@
  * version normalizes to exactly what the captured 22.05 answers of the same
  * cluster give; job cancel is a DELETE; node updates are POSTs.
  *
+ * The node table's snapshot in the store is per cluster: two clusters
+ * behind the same endpoint string never restore each other's, on SQLite
+ * and (FM_TEST_PG set) on PostgreSQL.
+ *
  * Run by tests/integration/slurm_rest_versions.sh with FM_FIX_A (offers
  * 42,43,44), FM_FIX_B (43,44,45), FM_FIX_C (45 only): fixture servers'
  * ports, and FM_FIXTURES (tests/fixtures/slurm). */
 #include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../../src/backends/fm_http.h"
 #include "fleetmcp/fm_slurm.h"
+#include "fleetmcp/fm_store.h"
 #include "../unit/fm_test.h"
 
 static char *url_of(const char *env, char *buf, size_t len)
@@ -240,6 +250,159 @@ START_TEST(node_update_is_a_post)
 }
 END_TEST
 
+/* ---- the snapshot's cluster ------------------------------------------- */
+
+extern char **environ;
+
+/* A fixture server of its own (killed by fixture_stop) on the unix socket
+ * sock, for cluster, listing the first `nodes` nodes.  No node changed in
+ * the last hour, so a snapshot of either cluster passes the other's
+ * conditional reads: only the cluster's name can keep them apart. */
+static pid_t fixture_start(const char *cluster, int nodes, const char *sock)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    char script[512], n[16], since[24];
+    snprintf(script, sizeof script, "%s/../../integration/slurmrestd_fixture.py",
+             getenv("FM_FIXTURES"));
+    snprintf(n, sizeof n, "%d", nodes);
+    snprintf(since, sizeof since, "%lld", (long long)time(NULL) - 3600);
+    char *argv[] = {"python3", script, "--versions",        "44",  "--cluster", (char *)cluster,
+                    "--nodes", n,      "--unchanged-since", since, "--socket",  (char *)sock,
+                    NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    pid_t pid;
+    ck_assert_int_eq(posix_spawnp(&pid, "python3", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    /* Its "0" line once it listens, or EOF if it could not; the tcase's
+     * timeout bounds the wait. */
+    char line[8] = "";
+    size_t len = 0;
+    while (len < sizeof line - 1 && read(fd[0], line + len, 1) == 1 && line[len] != '\n')
+        len++;
+    line[len] = '\0';
+    close(fd[0]);
+    ck_assert_msg(!strcmp(line, "0"), "fixture server for %s did not start", cluster);
+    return pid;
+}
+
+static void fixture_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+}
+
+/* GET or POST the fixture's control path on sock (new JSON or NULL). */
+static json_t *fixture_ctl(const char *sock, const char *path, bool post)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://localhost%s", path);
+    fm_http_req req = {.url = url,
+                       .unix_socket = sock,
+                       .post_body = post ? "{}" : NULL,
+                       .timeout_ms = 5000,
+                       .what = "fixture",
+                       .hint = ""};
+    fm_http_resp resp;
+    fm_err err = {0};
+    ck_assert_msg(fm_http_perform(&req, &resp, &err) == 0, "%s", err.text);
+    json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
+    fm_http_resp_free(&resp);
+    return j;
+}
+
+/* One fresh process's backend on the store: its node count, and whether
+ * Slurm's whole listing was read (else the store's snapshot was restored
+ * and checked by conditional reads). */
+static long long fresh_count(fm_store *store, const char *sock, bool *listed)
+{
+    json_t *sec = json_pack("{s:s, s:I, s:{s:s, s:s}}", "backend", "rest", "timeout_ms",
+                            (json_int_t)5000, "rest", "socket", sock, "api_version", "v0.0.44");
+    const struct fm_slurm_ops *ops;
+    void *st;
+    fm_err err = {0};
+    ck_assert_msg(fm_slurm_open(sec, &ops, &st, &err) == 0, "%s", err.text);
+    json_decref(sec);
+    ops->attach_store(st, store);
+    long long n = -1;
+    ck_assert_msg(ops->node_count(st, &n, &err) == 0, "%s", err.text);
+    ops->close(st);
+    json_t *reqs = fixture_ctl(sock, "/_fixture/requests", false);
+    ck_assert_ptr_nonnull(reqs);
+    *listed = false;
+    size_t i;
+    const json_t *q;
+    json_array_foreach(reqs, i, q)
+    {
+        if (!strcmp(json_string_value(json_array_get(q, 1)), "/slurm/v0.0.44/nodes") &&
+            !*json_string_value(json_array_get(q, 3)))
+            *listed = true;
+    }
+    json_decref(reqs);
+    json_decref(fixture_ctl(sock, "/_fixture/reset", true));
+    return n;
+}
+
+/* Cluster `name` (its first `nodes` nodes) behind sock while fresh
+ * processes come, one per letter of expect: L, it reads the whole listing;
+ * R, it restores this cluster's snapshot from the store. */
+static void cluster_serves(fm_store *store, const char *sock, const char *name, int nodes,
+                           const char *expect)
+{
+    pid_t pid = fixture_start(name, nodes, sock);
+    for (const char *e = expect; *e; e++) {
+        bool listed;
+        ck_assert_int_eq(fresh_count(store, sock, &listed), nodes);
+        ck_assert_msg(listed == (*e == 'L'), "%s, process %d: %s", name, (int)(e - expect) + 1,
+                      listed ? "read the listing, though its own snapshot was there"
+                             : "restored a snapshot, though none of its own was there");
+    }
+    fixture_stop(pid);
+}
+
+/* Two clusters behind one socket path (one after the other, as one path
+ * on two hosts is), their clocks the same: each restores only its own
+ * snapshot. */
+static void per_cluster_on(const char *store_path, const char *sock)
+{
+    fm_store store = {0};
+    fm_err err = {0};
+    ck_assert_msg(fm_store_open(&store, store_path, &err) == 0, "%s", err.text);
+    /* East's second process shows the mechanism works here at all; west's
+     * first must not take east's; east's third finds its own still there. */
+    cluster_serves(&store, sock, "east", 7, "LR");
+    cluster_serves(&store, sock, "west", 5, "LR");
+    cluster_serves(&store, sock, "east", 7, "R");
+    fm_store_close(&store);
+}
+
+START_TEST(snapshot_is_per_cluster)
+{
+    char dir[] = "/tmp/fm-snapcluster-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char db[128];
+    snprintf(db, sizeof db, "%s/store.db", dir);
+    char sock[128];
+    snprintf(sock, sizeof sock, "%s/slurmrestd.sock", dir);
+    per_cluster_on(db, sock);
+    unlink(db);
+    char side[160];
+    snprintf(side, sizeof side, "%s-wal", db);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", db);
+    unlink(side);
+    const char *pg = getenv("FM_TEST_PG");
+    if (pg && *pg) per_cluster_on(pg, sock);
+    unlink(sock);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *versions_suite(void)
 {
     Suite *s = suite_create("slurm_rest_versions");
@@ -251,6 +414,12 @@ static Suite *versions_suite(void)
     tcase_add_test(tc, cancel_is_a_delete);
     tcase_add_test(tc, node_update_is_a_post);
     suite_add_tcase(s, tc);
+    /* Six fixture servers started in turn (three per store), each a
+     * Python start: seconds apiece on a loaded machine. */
+    TCase *snap = tcase_create("snapshot");
+    tcase_set_timeout(snap, 240);
+    tcase_add_test(snap, snapshot_is_per_cluster);
+    suite_add_tcase(s, snap);
     return s;
 }
 

@@ -165,6 +165,7 @@ store:
 slurm:
   backend: $b
   timeout_ms: 120000
+  cluster: fmbench
   rest:
     socket: $S/rest/slurmrestd.sock
     user: $REST_USER

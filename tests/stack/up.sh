@@ -260,6 +260,7 @@ store:
 slurm:
   backend: $2
   timeout_ms: 5000
+  cluster: $CLUSTER
   rest:
 $3
     api_version: auto

@@ -153,6 +153,57 @@ START_TEST(scontrol_matches_sinfo)
 }
 END_TEST
 
+/* A plan's node from `sinfo -N -n NAME -O` (slurmctld packs that node
+ * alone) is scontrol's node but for boot_time: the same states, reason
+ * (with its '|'), its user and time, partitions in order, features, gres.
+ * Captured from the 16,384-node bench controller (README). */
+START_TEST(sinfo_node_matches_scontrol)
+{
+    const char *names[] = {"gpu-r001-n01", "gpu-r001-n02", "gpu-r200-n05"};
+    for (size_t i = 0; i < 3; i++) {
+        char fn[64];
+        snprintf(fn, sizeof fn, "scontrol_bench_%s.txt", names[i]);
+        char *sc = load_text(fn);
+        snprintf(fn, sizeof fn, "sinfo_node_bench_%s.txt", names[i]);
+        char *si = load_text(fn);
+        fm_err err = {0};
+        json_t *a = fm_slurm_norm_scontrol_node(sc, dom, &err);
+        ck_assert_msg(a != NULL, "%s", err.text);
+        json_t *b = fm_slurm_norm_sinfo_node(si, names[i], dom, &err);
+        ck_assert_msg(b != NULL, "%s", err.text);
+        ck_assert(json_is_null(json_object_get(b, "boot_time")));
+        json_object_set_new(a, "boot_time", json_null());
+        char *x = json_dumps(a, JSON_SORT_KEYS), *y = json_dumps(b, JSON_SORT_KEYS);
+        ck_assert_msg(json_equal(a, b), "%s:\n scontrol %s\n sinfo    %s", names[i], x, y);
+        free(x);
+        free(y);
+        if (i == 1) {
+            ck_assert(json_is_true(json_object_get(b, "fleetmcp_owned")));
+            ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(b, "reason")), " | "));
+            ck_assert_int_eq(json_array_size(json_object_get(b, "partitions")), 2);
+        } else {
+            ck_assert(json_is_null(json_object_get(b, "reason")));
+        }
+        json_decref(a);
+        json_decref(b);
+        free(sc);
+        free(si);
+    }
+    /* No line: not listed (the caller asks scontrol); another node's line
+     * or a short line: not trusted. */
+    fm_err err = {0};
+    ck_assert_ptr_null(fm_slurm_norm_sinfo_node("", "gpu-x", dom, &err));
+    ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
+    fm_err_clear(&err);
+    ck_assert_ptr_null(
+        fm_slurm_norm_sinfo_node("gpu-y|idle|root|Unknown|f|g|1|2|p|none\n", "gpu-x", dom, &err));
+    ck_assert_int_eq(err.code, FM_ERR_PARSE);
+    fm_err_clear(&err);
+    ck_assert_ptr_null(fm_slurm_norm_sinfo_node("gpu-x|idle|root\n", "gpu-x", dom, &err));
+    ck_assert_int_eq(err.code, FM_ERR_PARSE);
+}
+END_TEST
+
 START_TEST(node_filters)
 {
     struct {
@@ -599,6 +650,71 @@ START_TEST(cli_runs_argv)
 }
 END_TEST
 
+/* A plan's two Slurm reads overlap: the node read (sinfo -N -n) waits,
+ * bounded, for the aggregate to have started, which only a run beside it
+ * satisfies; the capacity question and the breaker's count then take that
+ * one aggregate run. */
+START_TEST(cli_plan_reads_overlap)
+{
+    char cwd[400], fix[600], body[2048];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    snprintf(fix, sizeof fix, "%s%s%s/slurm", fixdir()[0] == '/' ? "" : cwd,
+             fixdir()[0] == '/' ? "" : "/", fixdir());
+    snprintf(body, sizeof body,
+             "case \"$*\" in\n"
+             "*' -N '*) i=0\n"
+             "  while [ ! -e %s/agg-started ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done\n"
+             "  [ -e %s/agg-started ] || { echo 'aggregate not running beside' >&2; exit 3; }\n"
+             "  cat '%s/sinfo_node_bench_gpu-r001-n02.txt' ;;\n"
+             "*) echo run >>%s/agg-runs; touch %s/agg-started\n"
+             "  cat '%s/sinfo_counts_22.05.txt' ;;\n"
+             "esac",
+             tmpdir, tmpdir, fix, tmpdir, tmpdir, fix);
+    write_script("plansinfo", body);
+    const struct fm_slurm_ops *ops;
+    void *st;
+    fm_err err = {0};
+    ck_assert_int_eq(open_cli("plansinfo", 10000, &ops, &st, &err), 0);
+    json_t *n = ops->plan_node(st, "gpu-r001-n02", &err);
+    ck_assert_msg(n != NULL, "%s", err.text);
+    ck_assert_str_eq(json_string_value(json_object_get(n, "name")), "gpu-r001-n02");
+    ck_assert(json_is_true(json_object_get(n, "fleetmcp_owned")));
+    json_decref(n);
+    const char *parts[] = {"gpu", "debug"};
+    long total[2], in_svc[2], want_total[2], want_in[2];
+    ck_assert_msg(ops->partition_capacity(st, parts, 2, total, in_svc, &err) == 0, "%s", err.text);
+    long long fleet = 0, want_fleet = 0;
+    ck_assert_msg(ops->node_count(st, &fleet, &err) == 0, "%s", err.text);
+    char path[700];
+    snprintf(path, sizeof path, "%s/sinfo_counts_22.05.txt", fix);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char text[8192];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    ck_assert_int_eq(
+        fm_slurm_sinfo_counts(text, parts, 2, want_total, want_in, &want_fleet, &err), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(total[i], want_total[i]);
+        ck_assert_int_eq(in_svc[i], want_in[i]);
+    }
+    ck_assert_int_eq(fleet, want_fleet);
+    ops->close(st);
+    snprintf(path, sizeof path, "%s/agg-runs", tmpdir);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    ck_assert_int_eq(len, 4); /* "run\n": one aggregate for the whole plan */
+    const char *junk[] = {"agg-runs", "agg-started", "plansinfo"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, junk[i]);
+        unlink(path);
+    }
+}
+END_TEST
+
 START_TEST(cli_failures_named)
 {
     const struct fm_slurm_ops *ops;
@@ -672,6 +788,7 @@ static Suite *slurm_suite(void)
     tcase_add_test(tc, drained_node_fields);
     tcase_add_test(tc, cli_and_rest_agree);
     tcase_add_test(tc, scontrol_matches_sinfo);
+    tcase_add_test(tc, sinfo_node_matches_scontrol);
     tcase_add_test(tc, node_filters);
     tcase_add_test(tc, jobs_fields_and_filters);
     tcase_add_test(tc, newer_api_shapes);
@@ -685,6 +802,7 @@ static Suite *slurm_suite(void)
     tcase_add_checked_fixture(cli, cli_setup, cli_teardown);
     tcase_set_timeout(cli, 30);
     tcase_add_test(cli, cli_runs_argv);
+    tcase_add_test(cli, cli_plan_reads_overlap);
     tcase_add_test(cli, cli_failures_named);
     tcase_add_test(cli, rest_socket_missing);
     suite_add_tcase(s, cli);

@@ -578,17 +578,26 @@ START_TEST(snapshot_in_the_store)
     fm_slurm_table *t = loaded(&ans); /* stamped 1000 */
     json_decref(ans);
     fm_slurm_table *r = fm_slurm_table_new();
-    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 5000, 1 << 20, &err), 1);
-    ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", t, 1 << 20, &err), 0);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "c1", r, 0, 5000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", "c1", t, 1 << 20, &err), 0);
     /* Stamped after slurmctld's clock now: another clock, not trusted. */
-    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 999, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "c1", r, 0, 999, 1 << 20, &err), 1);
     /* Not newer than the table the caller has. */
-    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 1000, 5000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "c1", r, 1000, 5000, 1 << 20, &err), 1);
     /* Another source's is not ours; an oversized one is not read. */
-    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "other", r, 0, 5000, 1 << 20, &err), 1);
-    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 5000, 100, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "other", "c1", r, 0, 5000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "c1", r, 0, 5000, 100, &err), 1);
+    /* Another cluster under the same key (one endpoint string, two hosts'
+     * clusters), or no cluster name at all: never restored, and nothing is
+     * written without a name. */
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "c2", r, 0, 1000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "", r, 0, 1000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", NULL, r, 0, 1000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", NULL, t, 1 << 20, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+    memset(&err, 0, sizeof err);
     ck_assert(!fm_slurm_table_loaded(r));
-    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 1000, 1 << 20, &err), 0);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "c1", r, 0, 1000, 1 << 20, &err), 0);
     same_table(t, r);
     /* An older table does not replace the newer snapshot. */
     fm_slurm_table *old = fm_slurm_table_new();
@@ -597,9 +606,9 @@ START_TEST(snapshot_in_the_store)
     json_array_remove(json_object_get(ans, "nodes"), 0);
     ck_assert_int_eq(apply(old, 200, ans, 900, &errors), FM_TABLE_REPLACED);
     json_decref(ans);
-    ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", old, 1 << 20, &err), 0);
+    ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", "c1", old, 1 << 20, &err), 0);
     fm_slurm_table_clear(r);
-    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", r, 0, 5000, 1 << 20, &err), 0);
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "c1", r, 0, 5000, 1 << 20, &err), 0);
     same_table(t, r);
     /* Rows changed or lost behind the writer's back: refused, the table kept. */
     const char *damage[] = {
@@ -608,10 +617,10 @@ START_TEST(snapshot_in_the_store)
         "UPDATE slurm_node_snapshot_rows SET body = body || 'x' WHERE seq = 0",
     };
     for (size_t i = 0; i < sizeof damage / sizeof *damage; i++) {
-        ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", t, 1 << 20, &err), 0);
+        ck_assert_int_eq(fm_slurm_snapshot_save(&st, "src", "c1", t, 1 << 20, &err), 0);
         ck_assert_int_eq(fm_db_exec(st.db, damage[i], NULL, NULL, NULL), FM_DB_OK);
         memset(&err, 0, sizeof err);
-        ck_assert_msg(fm_slurm_snapshot_load(&st, "src", r, 0, 5000, 1 << 20, &err) == -1,
+        ck_assert_msg(fm_slurm_snapshot_load(&st, "src", "c1", r, 0, 5000, 1 << 20, &err) == -1,
                       "accepted after %s", damage[i]);
         ck_assert_int_eq(err.code, FM_ERR_PARSE);
         same_table(t, r);
