@@ -97,7 +97,7 @@ typedef struct run {
     json_t *textm;         /* samples of Prometheus text pasted into events / a job log */
     json_t *idle;          /* host+GPU -> true: its latest utilisation reads (nearly) none */
     bool kernel_given;     /* a kernel log was collected, even if empty */
-    int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
+    unsigned char *oldl;   /* per line: logged before the node's current boot */
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
                             * sources (kernel log, events, metrics) were collected */
@@ -356,6 +356,8 @@ static int action_rank(const char *a)
     return 1;
 }
 
+static bool before_boot(const run *r, int li);
+
 /* An Xid code seen in a line or a metric: evidence for its class, an
  * anomaly when the catalog gives it none (or does not know it), nothing
  * when it is informational. */
@@ -365,9 +367,8 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
     const diag_xid *x = diag_xid_find(r->db, code);
     char extra[400];
     /* before a reboot the log records history: the driver reloaded since */
-    const char *old = cap == ST_WEAK && line >= 0 && r->boot_line[r->lines[line].src] > line
-                          ? "[before the last reboot: history] "
-                          : "";
+    const char *old =
+        cap == ST_WEAK && before_boot(r, line) ? "[before the last reboot: history] " : "";
     int astr = *old ? ST_WEAK : ST_STRONG;
     if (!x) {
         snprintf(extra, sizeof extra,
@@ -729,21 +730,165 @@ static char *xid_line_ev(run *r, int line, const char *extra, const void *unused
     return line_evidence(r, line, extra);
 }
 
-/* The last (re)boot marker of each source: lines before it are history. */
+/* A line's own time: ISO 8601 or syslog's "Mon DD HH:MM:SS" (in year) at
+ * its start; NAN without one. */
+static double line_stamp(const char *s, size_t len, int year)
+{
+    char buf[40];
+    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    const char *p = buf;
+    while (*p == ' ' || *p == '[') p++;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (isdigit((unsigned char)*p)) {
+        if (!strptime(p, "%Y-%m-%dT%H:%M:%S", &tm) && !strptime(p, "%Y-%m-%d %H:%M:%S", &tm))
+            return NAN;
+    } else {
+        if (!strptime(p, "%b %d %H:%M:%S", &tm)) return NAN;
+        tm.tm_year = year - 1900;
+    }
+    return (double)timegm(&tm);
+}
+
+/* "up 2 days,  3:41", "up 5 min", "up 1 day, 22 min": seconds, -1 */
+static double uptime_secs(const char *key, const char *val)
+{
+    double t = key[0] ? atof(key) * 86400.0 : 0;
+    int h = 0, m = 0;
+    if (strchr(val, ':') && sscanf(val, "%d:%d", &h, &m) == 2)
+        t += h * 3600.0 + m * 60.0;
+    else if (val[0])
+        t += atof(val) * 60.0;
+    return key[0] || val[0] ? t : -1;
+}
+
+static void boot_id_norm(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++)
+        if (*in != '-') out[n++] = (char)tolower((unsigned char)*in);
+    out[n] = 0;
+}
+
+/* What each source logged before the node's current boot is history (the
+ * driver reloaded, the GPU was re-initialised since).  The current boot
+ * starts at the last boot marker of the source (journalctl's "-- Boot",
+ * the kernel's first lines, a "current boot" header) or where dmesg's
+ * seconds since boot went back.  History as well: a section a header says
+ * is an earlier boot ("journalctl -b -1", "before reboot") up to the next
+ * boot marker; a line of a boot id other than the current one (stated, or
+ * the last one logged); a line stamped before the boot that "up 2 days"
+ * puts, measured from the latest stamp collected. */
 static void find_boots(run *r)
 {
+    free(r->oldl);
+    r->oldl = calloc((size_t)r->nlines + 1, 1);
+    if (!r->oldl) {
+        r->oom = true;
+        return;
+    }
+    int last[DS_N];
+    char cur_id[40] = "", last_id[40] = "";
+    bool any_id = false, any_up = false;
+    double up = -1;
     for (int s = 0; s < DS_N; s++)
-        r->boot_line[s] = -1;
+        last[s] = -1;
+    unsigned char *kind = calloc((size_t)r->nlines + 1, 1);
+    char(*ids)[40] = NULL;
+    if (!kind) {
+        r->oom = true;
+        return;
+    }
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
-        int src = r->lines[m->line].src;
-        if (r->db->sigs[m->sig].boot && m->line > r->boot_line[src]) r->boot_line[src] = m->line;
+        int b = r->db->sigs[m->sig].boot;
+        if (!b) continue;
+        if (b == 4 && m->val[0]) boot_id_norm(m->val, cur_id, sizeof cur_id);
+        if (b == 3 && m->val[0]) {
+            if (!ids && !(ids = calloc((size_t)r->nlines + 1, sizeof *ids))) {
+                r->oom = true;
+                break;
+            }
+            boot_id_norm(m->val, ids[m->line], sizeof *ids);
+            any_id = true;
+        }
+        if (b == 5) {
+            double t = uptime_secs(m->key, m->val);
+            if (t >= 0) {
+                up = t;
+                any_up = true;
+            }
+        }
+        if (b <= 2 && kind[m->line] != 1) kind[m->line] = (unsigned char)b;
     }
+    /* dmesg's clock going back starts a boot */
+    double prev[DS_N];
+    for (int s = 0; s < DS_N; s++)
+        prev[s] = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_KERNEL || l->len < 4 || l->s[0] != '[') continue;
+        char *end;
+        double t = strtod(l->s + 1, &end);
+        if (end == l->s + 1 || *end != ']') continue;
+        if (prev[l->src] > t + 1.0 && !kind[i]) kind[i] = 1;
+        prev[l->src] = t;
+    }
+    for (int i = 0; i < r->nlines; i++)
+        if (kind[i] == 1) last[r->lines[i].src] = i;
+    bool inprev[DS_N] = {false};
+    char sticky[DS_N][40];
+    memset(sticky, 0, sizeof sticky);
+    for (int i = 0; i < r->nlines && !r->oom; i++) {
+        int s = r->lines[i].src;
+        if (kind[i] == 1) inprev[s] = false;
+        if (kind[i] == 2) inprev[s] = true;
+        if (ids && ids[i][0]) {
+            memcpy(sticky[s], ids[i], sizeof sticky[s]);
+            memcpy(last_id, ids[i], sizeof last_id);
+        }
+        r->oldl[i] = (unsigned char)(inprev[s] || i < last[s]);
+        if (ids) memcpy(ids[i], sticky[s], sizeof *ids);
+    }
+    if (any_id) {
+        const char *cur = cur_id[0] ? cur_id : last_id;
+        for (int i = 0; i < r->nlines; i++)
+            if (ids[i][0] && strcmp(ids[i], cur) != 0) r->oldl[i] = 1;
+    }
+    if (any_up) {
+        int year = 1970 + (int)(time(NULL) / 31556952);
+        double ref = NAN;
+        for (int i = 0; i < r->nlines; i++) {
+            const tline *l = &r->lines[i];
+            if (l->s[0] >= '1' && l->s[0] <= '2' && l->len > 4 && l->s[4] == '-') {
+                double t = line_stamp(l->s, l->len, year);
+                if (!isnan(t)) year = 1970 + (int)(t / 31556952);
+                break;
+            }
+        }
+        double *st = malloc(((size_t)r->nlines + 1) * sizeof *st);
+        if (!st) {
+            r->oom = true;
+        } else {
+            for (int i = 0; i < r->nlines; i++) {
+                st[i] = line_stamp(r->lines[i].s, r->lines[i].len, year);
+                if (!isnan(st[i]) && (isnan(ref) || st[i] > ref)) ref = st[i];
+            }
+            /* a minute's margin: uptime is read to the minute */
+            for (int i = 0; i < r->nlines && !isnan(ref); i++)
+                if (!isnan(st[i]) && st[i] < ref - up - 60) r->oldl[i] = 1;
+            free(st);
+        }
+    }
+    free(ids);
+    free(kind);
 }
 
 static bool before_boot(const run *r, int li)
 {
-    return li >= 0 && li < r->boot_line[r->lines[li].src];
+    return li >= 0 && r->oldl && li < r->nlines && r->oldl[li];
 }
 
 static bool group_marked(const run *r, const char *group)
@@ -2474,6 +2619,7 @@ static void run_free(run *r)
         free(r->anoms[i].text);
     free(r->anoms);
     free(r->xidcls);
+    free(r->oldl);
     json_decref(r->absent);
     json_decref(r->textm);
     free(r->owned);
@@ -2611,15 +2757,24 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     for (int c = 0; c < db->nclasses && n < 256; c++)
         if (cs[c].any && cs[c].conf >= 0.05 && strcmp(db->classes[c].id, "healthy") != 0)
             order[n++] = c;
+    /* a class told only by history (before the node's current boot) ranks
+     * after any told by what is fresh: it names no fault of now */
+    bool fresh[256];
+    for (int i = 0; i < n; i++)
+        fresh[i] = fresh_groups(&r, order[i]) > 0;
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0; j--) {
             const cstate *a = &cs[order[j]], *b = &cs[order[j - 1]];
-            bool before = a->conf > b->conf + 1e-9 ||
-                          (fabs(a->conf - b->conf) <= 1e-9 && a->maxstr > b->maxstr);
+            bool fa = fresh[j], fb = fresh[j - 1];
+            bool before = (fa && !fb) ||
+                          (fa == fb && (a->conf > b->conf + 1e-9 ||
+                                        (fabs(a->conf - b->conf) <= 1e-9 && a->maxstr > b->maxstr)));
             if (!before) break;
             int t = order[j];
             order[j] = order[j - 1];
             order[j - 1] = t;
+            fresh[j] = fb;
+            fresh[j - 1] = fa;
         }
     /* Several weak hints for one class are not noise: when independent
      * sources agree on a non-destructive class it is named (at `report`);
