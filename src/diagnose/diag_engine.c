@@ -97,6 +97,7 @@ typedef struct run {
     json_t *textm;         /* samples of Prometheus text pasted into events / a job log */
     json_t *idle;          /* host+GPU -> true: its latest utilisation reads (nearly) none */
     bool kernel_given;     /* a kernel log was collected, even if empty */
+    bool injected;         /* a source says DCGM errors were injected on purpose */
     unsigned char *oldl;   /* per line: logged before the node's current boot */
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
@@ -660,9 +661,14 @@ static void drop_quoted(run *r)
         }
         const tline *l = &r->lines[m->line];
         if (qt == 3 && r->nflat < 16 && !q[m->line]) r->flat[r->nflat++] = *l;
+        /* a test that injects errors (dcgmi test --inject, a chaos run):
+         * everything its source reports is the test's, and so is what DCGM
+         * reports in the window */
+        if (qt == 4) r->injected = true;
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
-                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry))
+                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry) ||
+                (qt == 4 && r->lines[i].src == l->src))
                 q[i] = 1;
     }
     if (!q) return;
@@ -2629,6 +2635,23 @@ static void run_free(run *r)
     pcre2_match_data_free(r->md);
 }
 
+/* A new array of the samples whose name is no DCGM field; NULL: no memory. */
+static json_t *without_dcgm(const json_t *metrics)
+{
+    json_t *out = json_array();
+    size_t i;
+    const json_t *m;
+    json_array_foreach(metrics, i, m) {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        if (name && strncmp(name, "DCGM_FI_", 8) == 0) continue;
+        if (out && json_array_append(out, (json_t *)m)) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const json_t *taxonomy,
                     fm_err *err)
 {
@@ -2660,6 +2683,23 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     drop_quoted(&r);
     prom = prom_metrics(signals);
     metrics = prom ? prom : json_object_get(signals, "metrics");
+    if (r.injected && json_is_array(metrics)) {
+        /* DCGM's fields were injected: the samples read the test, not the GPU */
+        json_t *kept = without_dcgm(metrics);
+        json_t *kt = r.textm ? without_dcgm(r.textm) : NULL;
+        if (!kept || (r.textm && !kt)) {
+            json_decref(kept);
+            json_decref(kt);
+            goto nomem;
+        }
+        json_decref(prom);
+        prom = kept;
+        metrics = kept;
+        if (kt) {
+            json_decref(r.textm);
+            r.textm = kt;
+        }
+    }
     {
         /* counted early: whether metrics were collected decides how much a
          * drain reason weighs in text_hits */

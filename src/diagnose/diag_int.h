@@ -83,7 +83,8 @@ typedef struct diag_sig {
     bool multi;       /* every match of the line, not the first (several ranks' records
                        * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s") */
     int quote;        /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
-                       * 3 the line, which says a counter it names did not move */
+                       * 3 the line, which says a counter it names did not move,
+                       * 4 its source, which injects errors on purpose (and DCGM's samples) */
     int mca;          /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */

@@ -266,7 +266,9 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
                                                             : 0;
     }
     const char *qt = json_string_value(json_object_get(s, "quote"));
-    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : strcmp(qt, "flat") == 0 ? 3 : 1;
+    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : strcmp(qt, "flat") == 0 ? 3
+                : strcmp(qt, "injected") == 0 ? 4
+                                              : 1;
     const char *mca = json_string_value(json_object_get(s, "mca_status"));
     if (mca && strcmp(mca, "uncorrected") != 0 && strcmp(mca, "corrected") != 0)
         return bad(lc, ptr, "mca_status is 'uncorrected' or 'corrected', not '%s'", mca, NULL);
