@@ -2005,6 +2005,8 @@ static int cmp_double(const void *a, const void *b)
  * median of the ranks elsewhere is that host, however many ranks it runs
  * (the ranks elsewhere wait for it, so their own step times look even).
  * True when it named a host. */
+#define NODE_RATIO 1.3
+
 static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const double *vals,
                          const int *lines, int nk)
 {
@@ -2028,19 +2030,23 @@ static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const do
             first = strcmp(host[p], host[q]) != 0;
         if (!first) continue;
         double others[MAXK], lo = -1, hi = -1;
-        int no = 0;
+        int no = 0, mine = 0;
         for (int p = 0; p < nk; p++) {
             if (strcmp(host[p], host[q]) != 0) {
                 others[no++] = vals[p];
                 continue;
             }
+            mine++;
             if (lo < 0 || vals[p] < lo) lo = vals[p];
             if (vals[p] > hi) hi = vals[p];
         }
         if (no < 2) continue;
         qsort(others, (size_t)no, sizeof *others, cmp_double);
         double med = others[no / 2];
-        if (med > 0 && (ru->low ? hi * ratio <= med : lo >= ratio * med)) {
+        /* several ranks of one host all that slow agree with each other:
+         * the margin of a per-node summary is enough */
+        double rq = !ru->low && mine >= 2 && ratio > NODE_RATIO ? NODE_RATIO : ratio;
+        if (med > 0 && (ru->low ? hi * ratio <= med : lo >= rq * med)) {
             found = q;
             nfound++;
         }
