@@ -1640,10 +1640,56 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
  * alone) is metrics: each sample becomes {name, labels, value}, appended
  * to signals.metrics in a new array (NULL: none found).  Series without
  * __name__ (an aggregation) keep the query's text out: they are skipped. */
-static void prom_series(json_t *out, const json_t *item)
+/* The series name of a query's answer that drops __name__: an aggregation
+ * over time or over series that keeps the unit (avg/min/max/last/quantile
+ * _over_time, avg/min/max [by (...)]) of one plain selector, found in the
+ * text before the answer, named as a recording rule would be
+ * (metric:function): no instantaneous reading, a summary of several.  ""
+ * when there is none (a rate, a sum). */
+static void query_name(const char *s, size_t upto, char *out, size_t cap)
+{
+    static const char *const fns[] = {"avg_over_time", "max_over_time",      "min_over_time",
+                                      "last_over_time", "quantile_over_time", "avg",
+                                      "max",            "min"};
+    out[0] = 0;
+    for (size_t f = 0; f < sizeof fns / sizeof *fns && !out[0]; f++) {
+        size_t fl = strlen(fns[f]);
+        for (const char *p = s; p && p + fl < s + upto; p = strstr(p + 1, fns[f])) {
+            p = strstr(p, fns[f]);
+            if (!p || p + fl >= s + upto) break;
+            if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+            const char *q = p + fl;
+            while (*q == ' ') q++;
+            if (strncmp(q, "by", 2) == 0 || strncmp(q, "without", 7) == 0) {
+                q = strchr(q, ')');
+                if (!q) break;
+                q++;
+                while (*q == ' ') q++;
+            }
+            if (*q != '(') continue;
+            q++;
+            while (*q == ' ') q++;
+            if (f == 4) { /* quantile_over_time(0.9, x[1h]) */
+                while (*q && *q != ',' && *q != ')') q++;
+                if (*q != ',') continue;
+                q++;
+                while (*q == ' ') q++;
+            }
+            size_t n = 0;
+            while ((isalnum((unsigned char)q[n]) || q[n] == '_' || q[n] == ':') && n + 1 < cap)
+                n++;
+            if (!n || isdigit((unsigned char)q[0]) || !strchr("{[) ", q[n]) || !q[n]) continue;
+            snprintf(out, cap, "%.*s:%s", (int)n, q, fns[f]);
+            break;
+        }
+    }
+}
+
+static void prom_series(json_t *out, const json_t *item, const char *qname)
 {
     const json_t *metric = json_object_get(item, "metric");
     const char *name = json_string_value(json_object_get(metric, "__name__"));
+    if (!name && qname && *qname) name = qname;
     if (!json_is_object(metric) || !name) return;
     json_t *labels = json_deep_copy(metric);
     if (!labels) return;
@@ -1694,8 +1740,14 @@ static json_t *prom_metrics(const json_t *signals)
             }
             size_t j;
             const json_t *item;
+            char qname[128] = "";
+            if (out && json_is_array(res) && b) query_name(s, (size_t)(b - s), qname, sizeof qname);
+            /* the query on the line before its answer */
+            const char *prev = i ? json_string_value(json_array_get(arr, i - 1)) : NULL;
+            if (out && json_is_array(res) && !qname[0] && prev)
+                query_name(prev, strlen(prev), qname, sizeof qname);
             if (out && json_is_array(res))
-                json_array_foreach(res, j, item) prom_series(out, item);
+                json_array_foreach(res, j, item) prom_series(out, item, qname);
             json_decref(doc);
         }
     }
