@@ -98,6 +98,8 @@ typedef struct run {
     json_t *idle;          /* host+GPU -> true: its latest utilisation reads (nearly) none */
     bool kernel_given;     /* a kernel log was collected, even if empty */
     bool injected;         /* a source says DCGM errors were injected on purpose */
+    char gauge_xids[96];   /* "xid=62 xid=48": codes DCGM's last-Xid gauge holds on this
+                            * node with no Xid record of the window read to age them */
     unsigned char *oldl;   /* per line: logged before the node's current boot */
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
@@ -699,7 +701,10 @@ static bool any_line_matches(run *r, const diag_re *re, unsigned mask)
 static bool cross_source_ok(run *r, const diag_sig *g)
 {
     const unsigned text = ~(1u << DS_METRICS);
-    return (!g->requires.code || any_line_matches(r, &g->requires, text)) &&
+    /* the Xid a fresh last-Xid gauge holds agrees like a log line of it */
+    return (!g->requires.code || any_line_matches(r, &g->requires, text) ||
+            (r->gauge_xids[0] &&
+             diag_re_match(&g->requires, r->gauge_xids, strlen(r->gauge_xids), r->md))) &&
            (!g->unless.code || !any_line_matches(r, &g->unless, text));
 }
 
@@ -1578,6 +1583,33 @@ static json_t *metrics_in_time_order(const json_t *metrics, size_t n)
         return NULL;
     }
     return out;
+}
+
+/* The codes DCGM's last-Xid gauge holds for this node when nothing read
+ * could age them (no kernel log, even an empty one, and no DCGM record of
+ * the window): a rule that asks for an Xid line may take the gauge's. */
+static void gauge_xids(run *r, const json_t *metrics)
+{
+    r->gauge_xids[0] = 0;
+    if (r->nsrc[DS_KERNEL] > 0 || r->kernel_given) return;
+    for (int k = 0; k < r->nraws; k++)
+        if (strcmp(r->db->sigs[r->raws[k].sig].group, "xid-window-read") == 0) return;
+    size_t used = 0, n = json_array_size(metrics), nt = json_array_size(r->textm);
+    for (size_t i = 0; i < n + nt; i++) {
+        const json_t *m = i < n ? json_array_get(metrics, i) : json_array_get(r->textm, i - n);
+        const char *name = json_string_value(json_object_get(m, "name"));
+        double v = json_number_value(json_object_get(m, "value"));
+        if (!name || strcmp(name, "DCGM_FI_DEV_XID_ERRORS") != 0 || !(v >= 1) || v > 1e6) continue;
+        char hb[64];
+        const char *h = host_of(json_object_get(m, "labels"), hb, sizeof hb);
+        if (r->node && h && *h && !same_host(h, r->node)) continue;
+        char one[24];
+        int k = snprintf(one, sizeof one, "xid=%d ", (int)v);
+        if (k <= 0 || used + (size_t)k >= sizeof r->gauge_xids || strstr(r->gauge_xids, one))
+            continue;
+        memcpy(r->gauge_xids + used, one, (size_t)k + 1);
+        used += (size_t)k;
+    }
 }
 
 static int metric_hits(run *r, const json_t *metrics, fm_err *err)
@@ -2766,6 +2798,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             r.nsrc[DS_METRICS] = (int)json_array_size(mv);
         r.nsrc[DS_METRICS] += (int)json_array_size(r.textm);
     }
+    gauge_xids(&r, metrics);
     text_hits(&r);
     if (metric_hits(&r, metrics, err)) goto fail;
     if (r.oom) goto nomem;
