@@ -754,7 +754,8 @@ static double line_stamp(const char *s, size_t len, int year)
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     if (isdigit((unsigned char)*p)) {
-        if (!strptime(p, "%Y-%m-%dT%H:%M:%S", &tm) && !strptime(p, "%Y-%m-%d %H:%M:%S", &tm))
+        if (!strptime(p, "%Y-%m-%dT%H:%M:%S", &tm) && !strptime(p, "%Y-%m-%d %H:%M:%S", &tm) &&
+            !strptime(p, "%Y-%m-%dT%H:%M", &tm) && !strptime(p, "%Y-%m-%d %H:%M", &tm))
             return NAN;
     } else {
         if (!strptime(p, "%b %d %H:%M:%S", &tm)) return NAN;
@@ -791,7 +792,8 @@ static void boot_id_norm(const char *in, char *out, size_t cap)
  * is an earlier boot ("journalctl -b -1", "before reboot") up to the next
  * boot marker; a line of a boot id other than the current one (stated, or
  * the last one logged); a line stamped before the boot that "up 2 days"
- * puts, measured from the latest stamp collected. */
+ * puts, measured from the latest stamp collected, or that a boot time
+ * (who -b, uptime -s, "booted at") states. */
 static void find_boots(run *r)
 {
     free(r->oldl);
@@ -803,7 +805,7 @@ static void find_boots(run *r)
     int last[DS_N];
     char cur_id[40] = "", last_id[40] = "";
     bool any_id = false, any_up = false;
-    double up = -1;
+    double up = -1, booted = NAN;
     for (int s = 0; s < DS_N; s++)
         last[s] = -1;
     unsigned char *kind = calloc((size_t)r->nlines + 1, 1);
@@ -831,6 +833,10 @@ static void find_boots(run *r)
                 up = t;
                 any_up = true;
             }
+        }
+        if (b == 6) {
+            double t = line_stamp(m->val, strlen(m->val), 1970);
+            if (!isnan(t) && (isnan(booted) || t > booted)) booted = t;
         }
         if (b <= 2 && kind[m->line] != 1) kind[m->line] = (unsigned char)b;
     }
@@ -868,8 +874,9 @@ static void find_boots(run *r)
         for (int i = 0; i < r->nlines; i++)
             if (ids[i][0] && strcmp(ids[i], cur) != 0) r->oldl[i] = 1;
     }
-    if (any_up) {
+    if (any_up || !isnan(booted)) {
         int year = 1970 + (int)(time(NULL) / 31556952);
+        if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
         double ref = NAN;
         for (int i = 0; i < r->nlines; i++) {
             const tline *l = &r->lines[i];
@@ -887,9 +894,11 @@ static void find_boots(run *r)
                 st[i] = line_stamp(r->lines[i].s, r->lines[i].len, year);
                 if (!isnan(st[i]) && (isnan(ref) || st[i] > ref)) ref = st[i];
             }
-            /* a minute's margin: uptime is read to the minute */
-            for (int i = 0; i < r->nlines && !isnan(ref); i++)
-                if (!isnan(st[i]) && st[i] < ref - up - 60) r->oldl[i] = 1;
+            /* a minute's margin: uptime and boot times are read to the minute */
+            double start = !isnan(booted) ? booted : ref - up;
+            if (any_up && !isnan(booted) && !isnan(ref) && ref - up > booted) start = ref - up;
+            for (int i = 0; i < r->nlines && !isnan(start); i++)
+                if (!isnan(st[i]) && st[i] < start - 60) r->oldl[i] = 1;
             free(st);
         }
     }
