@@ -650,6 +650,15 @@ static void scan_all(run *r)
  * it is no evidence.  Its lines are taken out and the rest scanned again,
  * so no signature, rule or context reads them.  Kernel lines are never
  * quotes; the quote signatures read events and job logs only. */
+/* A line DCGM wrote or a tool of it printed. */
+static bool dcgm_line(const tline *l)
+{
+    static const char *const w[] = {"dcgm", "DCGM", "Dcgm", "Health Monitor"};
+    for (size_t k = 0; k < sizeof w / sizeof *w; k++)
+        if (memmem(l->s, l->len, w[k], strlen(w[k]))) return true;
+    return false;
+}
+
 static void drop_quoted(run *r)
 {
     unsigned char *q = NULL;
@@ -664,13 +673,15 @@ static void drop_quoted(run *r)
         const tline *l = &r->lines[m->line];
         if (qt == 3 && r->nflat < 16 && !q[m->line]) r->flat[r->nflat++] = *l;
         /* a test that injects errors (dcgmi test --inject, a chaos run):
-         * everything its source reports is the test's, and so is what DCGM
-         * reports in the window */
+         * everything its log or events report is the test's, and so is
+         * what DCGM reports in the window, wherever it is pasted */
         if (qt == 4) r->injected = true;
+        bool whole = qt == 4 && (l->src == DS_EVENTS || l->src == DS_JOB);
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
                 (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry) ||
-                (qt == 4 && r->lines[i].src == l->src))
+                (whole && r->lines[i].src == l->src) ||
+                (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;
     }
     if (!q) return;
@@ -757,7 +768,9 @@ static double line_stamp(const char *s, size_t len, int year)
         if (!strptime(p, "%Y-%m-%dT%H:%M:%S", &tm) && !strptime(p, "%Y-%m-%d %H:%M:%S", &tm) &&
             !strptime(p, "%Y-%m-%dT%H:%M", &tm) && !strptime(p, "%Y-%m-%d %H:%M", &tm))
             return NAN;
+    } else if (strptime(p, "%a %b %d %H:%M:%S %Y", &tm)) { /* dmesg -T */
     } else {
+        memset(&tm, 0, sizeof tm);
         if (!strptime(p, "%b %d %H:%M:%S", &tm)) return NAN;
         tm.tm_year = year - 1900;
     }
