@@ -1796,10 +1796,12 @@ static json_t *prom_metrics(const json_t *signals)
             const json_t *item;
             char qname[128] = "";
             if (out && json_is_array(res) && b) query_name(s, (size_t)(b - s), qname, sizeof qname);
-            /* the query on the line before its answer */
-            const char *prev = i ? json_string_value(json_array_get(arr, i - 1)) : NULL;
-            if (out && json_is_array(res) && !qname[0] && prev)
-                query_name(prev, strlen(prev), qname, sizeof qname);
+            /* the query on one of the few lines before its answer */
+            for (size_t back = 1; back <= 3 && back <= i && out && json_is_array(res) && !qname[0];
+                 back++) {
+                const char *prev = json_string_value(json_array_get(arr, i - back));
+                if (prev) query_name(prev, strlen(prev), qname, sizeof qname);
+            }
             if (out && json_is_array(res))
                 json_array_foreach(res, j, item) prom_series(out, item, qname);
             json_decref(doc);
@@ -2795,18 +2797,21 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     drop_quoted(&r);
     prom = prom_metrics(signals);
     metrics = prom ? prom : json_object_get(signals, "metrics");
-    if (r.injected && json_is_array(metrics)) {
-        /* DCGM's fields were injected: the samples read the test, not the GPU */
-        json_t *kept = without_dcgm(metrics);
+    if (r.injected) {
+        /* DCGM's fields were injected: the samples read the test, not the
+         * GPU, whether given as metrics or pasted as text */
+        json_t *kept = json_is_array(metrics) ? without_dcgm(metrics) : NULL;
         json_t *kt = r.textm ? without_dcgm(r.textm) : NULL;
-        if (!kept || (r.textm && !kt)) {
+        if ((json_is_array(metrics) && !kept) || (r.textm && !kt)) {
             json_decref(kept);
             json_decref(kt);
             goto nomem;
         }
-        json_decref(prom);
-        prom = kept;
-        metrics = kept;
+        if (kept) {
+            json_decref(prom);
+            prom = kept;
+            metrics = kept;
+        }
         if (kt) {
             json_decref(r.textm);
             r.textm = kt;
