@@ -930,11 +930,16 @@ START_TEST(nameless_prometheus_answers_take_the_query_name)
 }
 END_TEST
 
-START_TEST(rejects_boot_id_without_capture)
+START_TEST(rejects_boot_signatures_without_captures)
 {
-    fm_err e = load_bad("version: 1\nsignatures:\n  - {id: b, boot: id, source: kernel_log, "
-                        "pattern: '_BOOT_ID=[0-9a-f]+'}\nrules: []\n");
-    ck_assert_int_eq(e.code, FM_ERR_INVALID);
+    /* a boot id needs its val, uptime its key (days) too */
+    static const char *const bad[] = {
+        "version: 1\nsignatures:\n  - {id: b, boot: id, source: kernel_log, pattern: "
+        "'_BOOT_ID=[0-9a-f]+'}\nrules: []\n",
+        "version: 1\nsignatures:\n  - {id: b, boot: uptime, source: events, pattern: "
+        "'up (?<val>\\d+) min'}\nrules: []\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_int_eq(load_bad(bad[i]).code, FM_ERR_INVALID);
 }
 END_TEST
 
@@ -981,7 +986,7 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, boot_boundaries_make_history);
     tcase_add_test(tc, injected_errors_are_the_tests);
     tcase_add_test(tc, nameless_prometheus_answers_take_the_query_name);
-    tcase_add_test(tc, rejects_boot_id_without_capture);
+    tcase_add_test(tc, rejects_boot_signatures_without_captures);
     suite_add_tcase(s, tc);
     return s;
 }
