@@ -849,46 +849,42 @@ START_TEST(boot_boundaries_make_history)
 {
     static const char *const x79 = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, name=x, GPU has fallen "
                                    "off the bus.";
+    /* signals around one Xid 79 line (%s), and whether it is evidence now */
+    static const struct {
+        const char *fmt;
+        bool now;
+    } cases[] = {
+        /* a section of an earlier boot, before the current one's header */
+        {"{\"kernel_log\":[\"$ journalctl -k -b -1\",\"Dec 03 02:14:51 n kernel: %s\","
+         "\"$ journalctl -k -b 0\",\"Dec 05 08:00:00 n kernel: ok\"]}",
+         false},
+        /* the current boot's header first, the earlier boot's section after it */
+        {"{\"kernel_log\":[\"$ journalctl -k -b\",\"Dec 05 08:00:00 n kernel: ok\","
+         "\"$ journalctl -k -b -1\",\"Dec 03 02:14:51 n kernel: %s\"]}",
+         false},
+        /* dmesg's clock went back: a new boot */
+        {"{\"kernel_log\":[\"[401223.5] %s\",\"[  33.1] eth0: up\"]}", false},
+        /* another boot id than the current one, then the same one */
+        {"{\"events\":[\"random/boot_id: 7c1e2a90-d4b8-4f0f-9e63-a5b1c2d3e4f5\"],"
+         "\"kernel_log\":[\"_BOOT_ID=2b9f0c11aa3d4e7e8f1b2c3d4e5f6a7b MESSAGE=%s\"]}",
+         false},
+        {"{\"events\":[\"random/boot_id: 2b9f0c11-aa3d-4e7e-8f1b-2c3d4e5f6a7b\"],"
+         "\"kernel_log\":[\"_BOOT_ID=2b9f0c11aa3d4e7e8f1b2c3d4e5f6a7b MESSAGE=%s\"]}",
+         true},
+        /* stamped before the boot uptime puts; after a stated boot time */
+        {"{\"events\":[\"uptime: 14:02:11 up 2 days,  3:41\"],\"kernel_log\":["
+         "\"2026-11-30T09:12:44+00:00 n kernel: %s\","
+         "\"2026-12-05T14:00:00+00:00 n kernel: eth0: up\"]}",
+         false},
+        {"{\"events\":[\"who -b: system boot  2026-11-29 08:14\"],\"kernel_log\":["
+         "\"2026-11-30T09:12:44+00:00 n kernel: %s\"]}",
+         true},
+    };
     char buf[2048];
-    /* a section of an earlier boot, before the current one's header */
-    snprintf(buf, sizeof buf,
-             "{\"kernel_log\":[\"$ journalctl -k -b -1\",\"Dec 03 02:14:51 n kernel: %s\","
-             "\"$ journalctl -k -b 0\",\"Dec 05 08:00:00 n kernel: ok\"]}",
-             x79);
-    expect_top(buf, "gpu_fallen_off_bus", false);
-    /* the current boot's header first, the earlier boot's section after it */
-    snprintf(buf, sizeof buf,
-             "{\"kernel_log\":[\"$ journalctl -k -b\",\"Dec 05 08:00:00 n kernel: ok\","
-             "\"$ journalctl -k -b -1\",\"Dec 03 02:14:51 n kernel: %s\"]}",
-             x79);
-    expect_top(buf, "gpu_fallen_off_bus", false);
-    /* dmesg's clock went back: a new boot */
-    snprintf(buf, sizeof buf, "{\"kernel_log\":[\"[401223.5] %s\",\"[  33.1] eth0: up\"]}", x79);
-    expect_top(buf, "gpu_fallen_off_bus", false);
-    /* another boot id than the current one */
-    snprintf(buf, sizeof buf,
-             "{\"events\":[\"random/boot_id: 7c1e2a90-d4b8-4f0f-9e63-a5b1c2d3e4f5\"],"
-             "\"kernel_log\":[\"_BOOT_ID=2b9f0c11aa3d4e7e8f1b2c3d4e5f6a7b MESSAGE=%s\"]}",
-             x79);
-    expect_top(buf, "gpu_fallen_off_bus", false);
-    /* the same boot id: evidence */
-    snprintf(buf, sizeof buf,
-             "{\"events\":[\"random/boot_id: 2b9f0c11-aa3d-4e7e-8f1b-2c3d4e5f6a7b\"],"
-             "\"kernel_log\":[\"_BOOT_ID=2b9f0c11aa3d4e7e8f1b2c3d4e5f6a7b MESSAGE=%s\"]}",
-             x79);
-    expect_top(buf, "gpu_fallen_off_bus", true);
-    /* stamped before the boot uptime puts, and after it */
-    snprintf(buf, sizeof buf,
-             "{\"events\":[\"uptime: 14:02:11 up 2 days,  3:41\"],\"kernel_log\":["
-             "\"2026-11-30T09:12:44+00:00 n kernel: %s\","
-             "\"2026-12-05T14:00:00+00:00 n kernel: eth0: up\"]}",
-             x79);
-    expect_top(buf, "gpu_fallen_off_bus", false);
-    snprintf(buf, sizeof buf,
-             "{\"events\":[\"who -b: system boot  2026-11-29 08:14\"],\"kernel_log\":["
-             "\"2026-11-30T09:12:44+00:00 n kernel: %s\"]}",
-             x79);
-    expect_top(buf, "gpu_fallen_off_bus", true);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(buf, sizeof buf, cases[i].fmt, x79);
+        expect_top(buf, "gpu_fallen_off_bus", cases[i].now);
+    }
 }
 END_TEST
 
