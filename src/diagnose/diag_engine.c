@@ -97,7 +97,10 @@ typedef struct run {
     json_t *textm;         /* samples of Prometheus text pasted into events / a job log */
     json_t *idle;          /* host+GPU -> true: its latest utilisation reads (nearly) none */
     bool kernel_given;     /* a kernel log was collected, even if empty */
-    int boot_line[DS_N];   /* per source: the last line marking a (re)boot, -1 */
+    bool injected;         /* a source says DCGM errors were injected on purpose */
+    char gauge_xids[96];   /* "xid=62 xid=48": codes DCGM's last-Xid gauge holds on this
+                            * node with no Xid record of the window read to age them */
+    unsigned char *oldl;   /* per line: logged before the node's current boot */
     bool cur_old;          /* hits being added come from before a reboot */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
                             * sources (kernel log, events, metrics) were collected */
@@ -356,6 +359,8 @@ static int action_rank(const char *a)
     return 1;
 }
 
+static bool before_boot(const run *r, int li);
+
 /* An Xid code seen in a line or a metric: evidence for its class, an
  * anomaly when the catalog gives it none (or does not know it), nothing
  * when it is informational. */
@@ -365,9 +370,8 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
     const diag_xid *x = diag_xid_find(r->db, code);
     char extra[400];
     /* before a reboot the log records history: the driver reloaded since */
-    const char *old = cap == ST_WEAK && line >= 0 && r->boot_line[r->lines[line].src] > line
-                          ? "[before the last reboot: history] "
-                          : "";
+    const char *old =
+        cap == ST_WEAK && before_boot(r, line) ? "[before the last reboot: history] " : "";
     int astr = *old ? ST_WEAK : ST_STRONG;
     if (!x) {
         snprintf(extra, sizeof extra,
@@ -646,6 +650,15 @@ static void scan_all(run *r)
  * it is no evidence.  Its lines are taken out and the rest scanned again,
  * so no signature, rule or context reads them.  Kernel lines are never
  * quotes; the quote signatures read events and job logs only. */
+/* A line DCGM wrote or a tool of it printed. */
+static bool dcgm_line(const tline *l)
+{
+    static const char *const w[] = {"dcgm", "DCGM", "Dcgm", "Health Monitor"};
+    for (size_t k = 0; k < sizeof w / sizeof *w; k++)
+        if (memmem(l->s, l->len, w[k], strlen(w[k]))) return true;
+    return false;
+}
+
 static void drop_quoted(run *r)
 {
     unsigned char *q = NULL;
@@ -659,9 +672,16 @@ static void drop_quoted(run *r)
         }
         const tline *l = &r->lines[m->line];
         if (qt == 3 && r->nflat < 16 && !q[m->line]) r->flat[r->nflat++] = *l;
+        /* a test that injects errors (dcgmi test --inject, a chaos run):
+         * everything its log or events report is the test's, and so is
+         * what DCGM reports in the window, wherever it is pasted */
+        if (qt == 4) r->injected = true;
+        bool whole = qt == 4 && (l->src == DS_EVENTS || l->src == DS_JOB);
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
-                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry))
+                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry) ||
+                (whole && r->lines[i].src == l->src) ||
+                (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;
     }
     if (!q) return;
@@ -692,7 +712,10 @@ static bool any_line_matches(run *r, const diag_re *re, unsigned mask)
 static bool cross_source_ok(run *r, const diag_sig *g)
 {
     const unsigned text = ~(1u << DS_METRICS);
-    return (!g->requires.code || any_line_matches(r, &g->requires, text)) &&
+    /* the Xid a fresh last-Xid gauge holds agrees like a log line of it */
+    return (!g->requires.code || any_line_matches(r, &g->requires, text) ||
+            (r->gauge_xids[0] &&
+             diag_re_match(&g->requires, r->gauge_xids, strlen(r->gauge_xids), r->md))) &&
            (!g->unless.code || !any_line_matches(r, &g->unless, text));
 }
 
@@ -729,21 +752,176 @@ static char *xid_line_ev(run *r, int line, const char *extra, const void *unused
     return line_evidence(r, line, extra);
 }
 
-/* The last (re)boot marker of each source: lines before it are history. */
+/* A line's own time: ISO 8601 or syslog's "Mon DD HH:MM:SS" (in year) at
+ * its start; NAN without one. */
+static double line_stamp(const char *s, size_t len, int year)
+{
+    char buf[40];
+    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    const char *p = buf;
+    while (*p == ' ' || *p == '[') p++;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (isdigit((unsigned char)*p)) {
+        if (!strptime(p, "%Y-%m-%dT%H:%M:%S", &tm) && !strptime(p, "%Y-%m-%d %H:%M:%S", &tm) &&
+            !strptime(p, "%Y-%m-%dT%H:%M", &tm) && !strptime(p, "%Y-%m-%d %H:%M", &tm))
+            return NAN;
+    } else if (strptime(p, "%a %b %d %H:%M:%S %Y", &tm)) { /* dmesg -T */
+    } else {
+        memset(&tm, 0, sizeof tm);
+        if (!strptime(p, "%b %d %H:%M:%S", &tm)) return NAN;
+        tm.tm_year = year - 1900;
+    }
+    return (double)timegm(&tm);
+}
+
+/* "up 2 days,  3:41", "up 5 min", "up 1 day, 22 min": seconds, -1 */
+static double uptime_secs(const char *key, const char *val)
+{
+    double t = key[0] ? atof(key) * 86400.0 : 0;
+    int h = 0, m = 0;
+    if (strchr(val, ':') && sscanf(val, "%d:%d", &h, &m) == 2)
+        t += h * 3600.0 + m * 60.0;
+    else if (val[0])
+        t += atof(val) * 60.0;
+    return key[0] || val[0] ? t : -1;
+}
+
+static void boot_id_norm(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++)
+        if (*in != '-') out[n++] = (char)tolower((unsigned char)*in);
+    out[n] = 0;
+}
+
+/* What each source logged before the node's current boot is history (the
+ * driver reloaded, the GPU was re-initialised since).  The current boot
+ * starts at the last boot marker of the source (journalctl's "-- Boot",
+ * the kernel's first lines, a "current boot" header) or where dmesg's
+ * seconds since boot went back.  History as well: a section a header says
+ * is an earlier boot ("journalctl -b -1", "before reboot") up to the next
+ * boot marker; a line of a boot id other than the current one (stated, or
+ * the last one logged); a line stamped before the boot that "up 2 days"
+ * puts, measured from the latest stamp collected, or that a boot time
+ * (who -b, uptime -s, "booted at") states. */
 static void find_boots(run *r)
 {
+    free(r->oldl);
+    r->oldl = calloc((size_t)r->nlines + 1, 1);
+    if (!r->oldl) {
+        r->oom = true;
+        return;
+    }
+    int last[DS_N];
+    char cur_id[40] = "", last_id[40] = "";
+    bool any_id = false, any_up = false;
+    double up = -1, booted = NAN;
     for (int s = 0; s < DS_N; s++)
-        r->boot_line[s] = -1;
+        last[s] = -1;
+    unsigned char *kind = calloc((size_t)r->nlines + 1, 1);
+    char(*ids)[40] = NULL;
+    if (!kind) {
+        r->oom = true;
+        return;
+    }
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
-        int src = r->lines[m->line].src;
-        if (r->db->sigs[m->sig].boot && m->line > r->boot_line[src]) r->boot_line[src] = m->line;
+        int b = r->db->sigs[m->sig].boot;
+        if (!b) continue;
+        if (b == 4 && m->val[0]) boot_id_norm(m->val, cur_id, sizeof cur_id);
+        if (b == 3 && m->val[0]) {
+            if (!ids && !(ids = calloc((size_t)r->nlines + 1, sizeof *ids))) {
+                r->oom = true;
+                break;
+            }
+            boot_id_norm(m->val, ids[m->line], sizeof *ids);
+            any_id = true;
+        }
+        if (b == 5) {
+            double t = uptime_secs(m->key, m->val);
+            if (t >= 0) {
+                up = t;
+                any_up = true;
+            }
+        }
+        if (b == 6) {
+            double t = line_stamp(m->val, strlen(m->val), 1970);
+            if (!isnan(t) && (isnan(booted) || t > booted)) booted = t;
+        }
+        if (b <= 2 && kind[m->line] != 1) kind[m->line] = (unsigned char)b;
     }
+    /* dmesg's clock going back starts a boot */
+    double prev[DS_N];
+    for (int s = 0; s < DS_N; s++)
+        prev[s] = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_KERNEL || l->len < 4 || l->s[0] != '[') continue;
+        char *end;
+        double t = strtod(l->s + 1, &end);
+        if (end == l->s + 1 || *end != ']') continue;
+        if (prev[l->src] > t + 1.0 && !kind[i]) kind[i] = 1;
+        prev[l->src] = t;
+    }
+    for (int i = 0; i < r->nlines; i++)
+        if (kind[i] == 1) last[r->lines[i].src] = i;
+    bool inprev[DS_N] = {false};
+    char sticky[DS_N][40];
+    memset(sticky, 0, sizeof sticky);
+    for (int i = 0; i < r->nlines && !r->oom; i++) {
+        int s = r->lines[i].src;
+        if (kind[i] == 1) inprev[s] = false;
+        if (kind[i] == 2) inprev[s] = true;
+        if (ids && ids[i][0]) {
+            memcpy(sticky[s], ids[i], sizeof sticky[s]);
+            memcpy(last_id, ids[i], sizeof last_id);
+        }
+        r->oldl[i] = (unsigned char)(inprev[s] || i < last[s]);
+        if (ids) memcpy(ids[i], sticky[s], sizeof *ids);
+    }
+    if (any_id) {
+        const char *cur = cur_id[0] ? cur_id : last_id;
+        for (int i = 0; i < r->nlines; i++)
+            if (ids[i][0] && strcmp(ids[i], cur) != 0) r->oldl[i] = 1;
+    }
+    if (any_up || !isnan(booted)) {
+        int year = 1970 + (int)(time(NULL) / 31556952);
+        if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
+        double ref = NAN;
+        for (int i = 0; i < r->nlines; i++) {
+            const tline *l = &r->lines[i];
+            if (l->s[0] >= '1' && l->s[0] <= '2' && l->len > 4 && l->s[4] == '-') {
+                double t = line_stamp(l->s, l->len, year);
+                if (!isnan(t)) year = 1970 + (int)(t / 31556952);
+                break;
+            }
+        }
+        double *st = malloc(((size_t)r->nlines + 1) * sizeof *st);
+        if (!st) {
+            r->oom = true;
+        } else {
+            for (int i = 0; i < r->nlines; i++) {
+                st[i] = line_stamp(r->lines[i].s, r->lines[i].len, year);
+                if (!isnan(st[i]) && (isnan(ref) || st[i] > ref)) ref = st[i];
+            }
+            /* a minute's margin: uptime and boot times are read to the minute */
+            double start = !isnan(booted) ? booted : ref - up;
+            if (any_up && !isnan(booted) && !isnan(ref) && ref - up > booted) start = ref - up;
+            for (int i = 0; i < r->nlines && !isnan(start); i++)
+                if (!isnan(st[i]) && st[i] < start - 60) r->oldl[i] = 1;
+            free(st);
+        }
+    }
+    free(ids);
+    free(kind);
 }
 
 static bool before_boot(const run *r, int li)
 {
-    return li >= 0 && li < r->boot_line[r->lines[li].src];
+    return li >= 0 && r->oldl && li < r->nlines && r->oldl[li];
 }
 
 static bool group_marked(const run *r, const char *group)
@@ -1429,6 +1607,33 @@ static json_t *metrics_in_time_order(const json_t *metrics, size_t n)
     return out;
 }
 
+/* The codes DCGM's last-Xid gauge holds for this node when nothing read
+ * could age them (no kernel log, even an empty one, and no DCGM record of
+ * the window): a rule that asks for an Xid line may take the gauge's. */
+static void gauge_xids(run *r, const json_t *metrics)
+{
+    r->gauge_xids[0] = 0;
+    if (r->nsrc[DS_KERNEL] > 0 || r->kernel_given) return;
+    for (int k = 0; k < r->nraws; k++)
+        if (strcmp(r->db->sigs[r->raws[k].sig].group, "xid-window-read") == 0) return;
+    size_t used = 0, n = json_array_size(metrics), nt = json_array_size(r->textm);
+    for (size_t i = 0; i < n + nt; i++) {
+        const json_t *m = i < n ? json_array_get(metrics, i) : json_array_get(r->textm, i - n);
+        const char *name = json_string_value(json_object_get(m, "name"));
+        double v = json_number_value(json_object_get(m, "value"));
+        if (!name || strcmp(name, "DCGM_FI_DEV_XID_ERRORS") != 0 || !(v >= 1) || v > 1e6) continue;
+        char hb[64];
+        const char *h = host_of(json_object_get(m, "labels"), hb, sizeof hb);
+        if (r->node && h && *h && !same_host(h, r->node)) continue;
+        char one[24];
+        int k = snprintf(one, sizeof one, "xid=%d ", (int)v);
+        if (k <= 0 || used + (size_t)k >= sizeof r->gauge_xids || strstr(r->gauge_xids, one))
+            continue;
+        memcpy(r->gauge_xids + used, one, (size_t)k + 1);
+        used += (size_t)k;
+    }
+}
+
 static int metric_hits(run *r, const json_t *metrics, fm_err *err)
 {
     if (need_array(metrics, "metrics", MAX_METRICS, err)) return -1;
@@ -1489,10 +1694,56 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
  * alone) is metrics: each sample becomes {name, labels, value}, appended
  * to signals.metrics in a new array (NULL: none found).  Series without
  * __name__ (an aggregation) keep the query's text out: they are skipped. */
-static void prom_series(json_t *out, const json_t *item)
+/* The series name of a query's answer that drops __name__: an aggregation
+ * over time or over series that keeps the unit (avg/min/max/last/quantile
+ * _over_time, avg/min/max [by (...)]) of one plain selector, found in the
+ * text before the answer, named as a recording rule would be
+ * (metric:function): no instantaneous reading, a summary of several.  ""
+ * when there is none (a rate, a sum). */
+static void query_name(const char *s, size_t upto, char *out, size_t cap)
+{
+    static const char *const fns[] = {"avg_over_time", "max_over_time",      "min_over_time",
+                                      "last_over_time", "quantile_over_time", "avg",
+                                      "max",            "min"};
+    out[0] = 0;
+    for (size_t f = 0; f < sizeof fns / sizeof *fns && !out[0]; f++) {
+        size_t fl = strlen(fns[f]);
+        for (const char *p = s; p && p + fl < s + upto; p = strstr(p + 1, fns[f])) {
+            p = strstr(p, fns[f]);
+            if (!p || p + fl >= s + upto) break;
+            if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+            const char *q = p + fl;
+            while (*q == ' ') q++;
+            if (strncmp(q, "by", 2) == 0 || strncmp(q, "without", 7) == 0) {
+                q = strchr(q, ')');
+                if (!q) break;
+                q++;
+                while (*q == ' ') q++;
+            }
+            if (*q != '(') continue;
+            q++;
+            while (*q == ' ') q++;
+            if (f == 4) { /* quantile_over_time(0.9, x[1h]) */
+                while (*q && *q != ',' && *q != ')') q++;
+                if (*q != ',') continue;
+                q++;
+                while (*q == ' ') q++;
+            }
+            size_t n = 0;
+            while ((isalnum((unsigned char)q[n]) || q[n] == '_' || q[n] == ':') && n + 1 < cap)
+                n++;
+            if (!n || isdigit((unsigned char)q[0]) || !strchr("{[) ", q[n]) || !q[n]) continue;
+            snprintf(out, cap, "%.*s:%s", (int)n, q, fns[f]);
+            break;
+        }
+    }
+}
+
+static void prom_series(json_t *out, const json_t *item, const char *qname)
 {
     const json_t *metric = json_object_get(item, "metric");
     const char *name = json_string_value(json_object_get(metric, "__name__"));
+    if (!name && qname && *qname) name = qname;
     if (!json_is_object(metric) || !name) return;
     json_t *labels = json_deep_copy(metric);
     if (!labels) return;
@@ -1543,8 +1794,16 @@ static json_t *prom_metrics(const json_t *signals)
             }
             size_t j;
             const json_t *item;
+            char qname[128] = "";
+            if (out && json_is_array(res) && b) query_name(s, (size_t)(b - s), qname, sizeof qname);
+            /* the query on one of the few lines before its answer */
+            for (size_t back = 1; back <= 3 && back <= i && out && json_is_array(res) && !qname[0];
+                 back++) {
+                const char *prev = json_string_value(json_array_get(arr, i - back));
+                if (prev) query_name(prev, strlen(prev), qname, sizeof qname);
+            }
             if (out && json_is_array(res))
-                json_array_foreach(res, j, item) prom_series(out, item);
+                json_array_foreach(res, j, item) prom_series(out, item, qname);
             json_decref(doc);
         }
     }
@@ -1854,6 +2113,8 @@ static int cmp_double(const void *a, const void *b)
  * median of the ranks elsewhere is that host, however many ranks it runs
  * (the ranks elsewhere wait for it, so their own step times look even).
  * True when it named a host. */
+#define NODE_RATIO 1.3
+
 static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const double *vals,
                          const int *lines, int nk)
 {
@@ -1877,19 +2138,23 @@ static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const do
             first = strcmp(host[p], host[q]) != 0;
         if (!first) continue;
         double others[MAXK], lo = -1, hi = -1;
-        int no = 0;
+        int no = 0, mine = 0;
         for (int p = 0; p < nk; p++) {
             if (strcmp(host[p], host[q]) != 0) {
                 others[no++] = vals[p];
                 continue;
             }
+            mine++;
             if (lo < 0 || vals[p] < lo) lo = vals[p];
             if (vals[p] > hi) hi = vals[p];
         }
         if (no < 2) continue;
         qsort(others, (size_t)no, sizeof *others, cmp_double);
         double med = others[no / 2];
-        if (med > 0 && (ru->low ? hi * ratio <= med : lo >= ratio * med)) {
+        /* several ranks of one host all that slow agree with each other:
+         * the margin of a per-node summary is enough */
+        double rq = !ru->low && mine >= 2 && ratio > NODE_RATIO ? NODE_RATIO : ratio;
+        if (med > 0 && (ru->low ? hi * ratio <= med : lo >= rq * med)) {
             found = q;
             nfound++;
         }
@@ -2474,6 +2739,7 @@ static void run_free(run *r)
         free(r->anoms[i].text);
     free(r->anoms);
     free(r->xidcls);
+    free(r->oldl);
     json_decref(r->absent);
     json_decref(r->textm);
     free(r->owned);
@@ -2481,6 +2747,23 @@ static void run_free(run *r)
     free(r->lines);
     free(r->raws);
     pcre2_match_data_free(r->md);
+}
+
+/* A new array of the samples whose name is no DCGM field; NULL: no memory. */
+static json_t *without_dcgm(const json_t *metrics)
+{
+    json_t *out = json_array();
+    size_t i;
+    const json_t *m;
+    json_array_foreach(metrics, i, m) {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        if (name && strncmp(name, "DCGM_FI_", 8) == 0) continue;
+        if (out && json_array_append(out, (json_t *)m)) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }
 
 json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const json_t *taxonomy,
@@ -2514,6 +2797,26 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     drop_quoted(&r);
     prom = prom_metrics(signals);
     metrics = prom ? prom : json_object_get(signals, "metrics");
+    if (r.injected) {
+        /* DCGM's fields were injected: the samples read the test, not the
+         * GPU, whether given as metrics or pasted as text */
+        json_t *kept = json_is_array(metrics) ? without_dcgm(metrics) : NULL;
+        json_t *kt = r.textm ? without_dcgm(r.textm) : NULL;
+        if ((json_is_array(metrics) && !kept) || (r.textm && !kt)) {
+            json_decref(kept);
+            json_decref(kt);
+            goto nomem;
+        }
+        if (kept) {
+            json_decref(prom);
+            prom = kept;
+            metrics = kept;
+        }
+        if (kt) {
+            json_decref(r.textm);
+            r.textm = kt;
+        }
+    }
     {
         /* counted early: whether metrics were collected decides how much a
          * drain reason weighs in text_hits */
@@ -2522,6 +2825,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             r.nsrc[DS_METRICS] = (int)json_array_size(mv);
         r.nsrc[DS_METRICS] += (int)json_array_size(r.textm);
     }
+    gauge_xids(&r, metrics);
     text_hits(&r);
     if (metric_hits(&r, metrics, err)) goto fail;
     if (r.oom) goto nomem;
@@ -2611,15 +2915,24 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     for (int c = 0; c < db->nclasses && n < 256; c++)
         if (cs[c].any && cs[c].conf >= 0.05 && strcmp(db->classes[c].id, "healthy") != 0)
             order[n++] = c;
+    /* a class told only by history (before the node's current boot) ranks
+     * after any told by what is fresh: it names no fault of now */
+    bool fresh[256];
+    for (int i = 0; i < n; i++)
+        fresh[i] = fresh_groups(&r, order[i]) > 0;
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0; j--) {
             const cstate *a = &cs[order[j]], *b = &cs[order[j - 1]];
-            bool before = a->conf > b->conf + 1e-9 ||
-                          (fabs(a->conf - b->conf) <= 1e-9 && a->maxstr > b->maxstr);
+            bool fa = fresh[j], fb = fresh[j - 1];
+            bool before = (fa && !fb) ||
+                          (fa == fb && (a->conf > b->conf + 1e-9 ||
+                                        (fabs(a->conf - b->conf) <= 1e-9 && a->maxstr > b->maxstr)));
             if (!before) break;
             int t = order[j];
             order[j] = order[j - 1];
             order[j - 1] = t;
+            fresh[j] = fb;
+            fresh[j - 1] = fa;
         }
     /* Several weak hints for one class are not noise: when independent
      * sources agree on a non-destructive class it is named (at `report`);

@@ -76,11 +76,15 @@ typedef struct diag_sig {
                        * that explains rules can require */
     int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
     bool recovery;    /* Xid 154's recovery action via the key / val captures */
-    bool boot;        /* marks a (re)boot: errors before it in its source are history */
+    int boot;         /* 1 marks a (re)boot: errors before it in its source are history;
+                       * 2 opens an earlier boot's section (history up to the next mark);
+                       * 3 a line's boot id (val), 4 the current boot id (val),
+                       * 5 uptime (key days, val h:mm or minutes), 6 boot time (val) */
     bool multi;       /* every match of the line, not the first (several ranks' records
                        * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s") */
     int quote;        /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
-                       * 3 the line, which says a counter it names did not move */
+                       * 3 the line, which says a counter it names did not move,
+                       * 4 its source, which injects errors on purpose (and DCGM's samples) */
     int mca;          /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
     int xid_cap;      /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */

@@ -254,9 +254,22 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     const char *sc = json_string_value(json_object_get(s, "scope"));
     g->level = !sc ? -1 : strcmp(sc, "node") == 0 ? 1 : strcmp(sc, "cluster") == 0 ? 2 : 0;
     g->recovery = json_is_true(json_object_get(s, "recovery"));
-    g->boot = json_is_true(json_object_get(s, "boot"));
+    {
+        const json_t *b = json_object_get(s, "boot");
+        const char *bs = json_string_value(b);
+        g->boot = json_is_true(b)                           ? 1
+                  : !bs                                     ? 0
+                  : strcmp(bs, "previous") == 0             ? 2
+                  : strcmp(bs, "id") == 0                   ? 3
+                  : strcmp(bs, "current_id") == 0           ? 4
+                  : strcmp(bs, "uptime") == 0               ? 5
+                  : strcmp(bs, "boot_time") == 0            ? 6
+                                                            : 0;
+    }
     const char *qt = json_string_value(json_object_get(s, "quote"));
-    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : strcmp(qt, "flat") == 0 ? 3 : 1;
+    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : strcmp(qt, "flat") == 0 ? 3
+                : strcmp(qt, "injected") == 0 ? 4
+                                              : 1;
     const char *mca = json_string_value(json_object_get(s, "mca_status"));
     if (mca && strcmp(mca, "uncorrected") != 0 && strcmp(mca, "corrected") != 0)
         return bad(lc, ptr, "mca_status is 'uncorrected' or 'corrected', not '%s'", mca, NULL);
@@ -306,6 +319,16 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
             return bad(lc, p, "a recovery signature needs (?<key>...) and (?<val>...) captures",
                        NULL, NULL);
         g->cap_key = (uint32_t)k;
+        g->cap_val = (uint32_t)v;
+    }
+    if (g->boot >= 3) {
+        /* boot ids in val; uptime's days in key, hours:minutes in val */
+        int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "key");
+        int v = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "val");
+        if (v <= 0 || (g->boot == 5 && k <= 0))
+            return bad(lc, p, "a boot id or uptime signature needs a (?<val>...) capture "
+                              "(uptime also (?<key>...))", NULL, NULL);
+        g->cap_key = k > 0 ? (uint32_t)k : 0;
         g->cap_val = (uint32_t)v;
     }
     const char *ex = json_string_value(json_object_get(s, "exclude"));

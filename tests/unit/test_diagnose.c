@@ -845,6 +845,100 @@ START_TEST(rejects_slowdown_rule_without_its_change)
 }
 END_TEST
 
+START_TEST(boot_boundaries_make_history)
+{
+    static const char *const x79 = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, name=x, GPU has fallen "
+                                   "off the bus.";
+    /* signals around one Xid 79 line (%s), and whether it is evidence now */
+    static const struct {
+        const char *fmt;
+        bool now;
+    } cases[] = {
+        /* a section of an earlier boot, before the current one's header */
+        {"{\"kernel_log\":[\"$ journalctl -k -b -1\",\"Dec 03 02:14:51 n kernel: %s\","
+         "\"$ journalctl -k -b 0\",\"Dec 05 08:00:00 n kernel: ok\"]}",
+         false},
+        /* the current boot's header first, the earlier boot's section after it */
+        {"{\"kernel_log\":[\"$ journalctl -k -b\",\"Dec 05 08:00:00 n kernel: ok\","
+         "\"$ journalctl -k -b -1\",\"Dec 03 02:14:51 n kernel: %s\"]}",
+         false},
+        /* dmesg's clock went back: a new boot */
+        {"{\"kernel_log\":[\"[401223.5] %s\",\"[  33.1] eth0: up\"]}", false},
+        /* another boot id than the current one, then the same one */
+        {"{\"events\":[\"random/boot_id: 7c1e2a90-d4b8-4f0f-9e63-a5b1c2d3e4f5\"],"
+         "\"kernel_log\":[\"_BOOT_ID=2b9f0c11aa3d4e7e8f1b2c3d4e5f6a7b MESSAGE=%s\"]}",
+         false},
+        {"{\"events\":[\"random/boot_id: 2b9f0c11-aa3d-4e7e-8f1b-2c3d4e5f6a7b\"],"
+         "\"kernel_log\":[\"_BOOT_ID=2b9f0c11aa3d4e7e8f1b2c3d4e5f6a7b MESSAGE=%s\"]}",
+         true},
+        /* stamped before the boot uptime puts; after a stated boot time */
+        {"{\"events\":[\"uptime: 14:02:11 up 2 days,  3:41\"],\"kernel_log\":["
+         "\"2026-11-30T09:12:44+00:00 n kernel: %s\","
+         "\"2026-12-05T14:00:00+00:00 n kernel: eth0: up\"]}",
+         false},
+        {"{\"events\":[\"who -b: system boot  2026-11-29 08:14\"],\"kernel_log\":["
+         "\"2026-11-30T09:12:44+00:00 n kernel: %s\"]}",
+         true},
+    };
+    char buf[2048];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(buf, sizeof buf, cases[i].fmt, x79);
+        expect_top(buf, "gpu_fallen_off_bus", cases[i].now);
+    }
+}
+END_TEST
+
+START_TEST(injected_errors_are_the_tests)
+{
+    /* DCGM's samples and the injecting job's lines are no evidence */
+    expect_top("{\"job_log\":[\"dcgmi test --inject --gpuid 0 -f 319 -v 4\","
+               "\"Health Monitor Report: GPU 0 Memory: Fail - Volatile DBE error count 4\"],"
+               "\"metrics\":[{\"name\":\"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL\","
+               "\"labels\":{\"gpu\":\"0\"},\"value\":4}]}",
+               "gpu_ecc_uncorrectable", false);
+    /* a real kernel line still counts */
+    expect_top("{\"job_log\":[\"dcgmi test --inject --gpuid 0 -f 319 -v 4\"],"
+               "\"kernel_log\":[\"NVRM: Xid (PCI:0000:07:00): 79, pid=1, name=x, GPU has "
+               "fallen off the bus.\"]}",
+               "gpu_fallen_off_bus", true);
+}
+END_TEST
+
+START_TEST(nameless_prometheus_answers_take_the_query_name)
+{
+    /* avg_over_time keeps the unit: read as a summary of the selector */
+    json_t *r = diag("{\"events\":[\"avg_over_time(DCGM_FI_DEV_GPU_UTIL{hostname=\\\"n\\\"}[6h]) "
+                     "-> {\\\"data\\\":{\\\"result\\\":[{\\\"metric\\\":{\\\"gpu\\\":\\\"0\\\"},"
+                     "\\\"value\\\":[1,\\\"0\\\"]},{\\\"metric\\\":{\\\"gpu\\\":\\\"1\\\"},"
+                     "\\\"value\\\":[1,\\\"0\\\"]}]}}\"]}");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r, "signals_seen"),
+                                                        "metrics")),
+                     2);
+    json_decref(r);
+    /* a rate changes the unit: no name, no samples */
+    r = diag("{\"events\":[\"avg_over_time(rate(X_total[5m])[1h:]) -> "
+             "{\\\"data\\\":{\\\"result\\\":[{\\\"metric\\\":{\\\"gpu\\\":\\\"0\\\"},"
+             "\\\"value\\\":[1,\\\"0\\\"]}]}}\"]}");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r, "signals_seen"),
+                                                        "metrics")),
+                     0);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(rejects_boot_signatures_without_captures)
+{
+    /* a boot id needs its val, uptime its key (days) too */
+    static const char *const bad[] = {
+        "version: 1\nsignatures:\n  - {id: b, boot: id, source: kernel_log, pattern: "
+        "'_BOOT_ID=[0-9a-f]+'}\nrules: []\n",
+        "version: 1\nsignatures:\n  - {id: b, boot: uptime, source: events, pattern: "
+        "'up (?<val>\\d+) min'}\nrules: []\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_int_eq(load_bad(bad[i]).code, FM_ERR_INVALID);
+}
+END_TEST
+
 static Suite *diagnose_suite(void)
 {
     Suite *s = suite_create("diagnose");
@@ -885,6 +979,10 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, samples_in_time_order_and_as_pasted_text);
     tcase_add_test(tc, slowdown_needs_a_software_change);
     tcase_add_test(tc, rejects_slowdown_rule_without_its_change);
+    tcase_add_test(tc, boot_boundaries_make_history);
+    tcase_add_test(tc, injected_errors_are_the_tests);
+    tcase_add_test(tc, nameless_prometheus_answers_take_the_query_name);
+    tcase_add_test(tc, rejects_boot_signatures_without_captures);
     suite_add_tcase(s, tc);
     return s;
 }
