@@ -4,7 +4,8 @@
  * takes one transaction-scoped advisory lock, so write transactions from
  * every process on every host queue one after another exactly like
  * SQLite's, for the writers that keep SQLite's read-then-write logic.
- * Plain BEGIN (fm_store_begin_rows: approvals, reservations, tickets)
+ * Plain BEGIN (fm_store_begin_rows: approvals, reservations, tickets,
+ * spent requestState marks, pending client requests, session ends)
  * takes none: those rely on conditional updates, constraints and named
  * lock rows.  The audit chain takes no lock (fm_audit_append;
  * fm_db_step_commit below).  Inside a transaction
