@@ -58,10 +58,6 @@ typedef struct fm_store {
      * (PostgreSQL: each loss is one more round trip); logged at close
      * when FLEETMCP_AUDIT_STATS is set (bench/store.sh). */
     long long audit_appends, audit_lost;
-    /* Appends left that read the head before inserting instead of
-     * trusting the guess: set when an insert lost (other writers are
-     * appending), run down by appends that did not. */
-    int audit_contended;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];

@@ -620,8 +620,6 @@ static void bind_col(fm_db_stmt *s, int i, const acol *c)
  * next id (PostgreSQL): every lost round means another row went in. */
 #define APPEND_ATTEMPTS 1000
 #define APPEND_WAIT_MS 10000
-/* Appends that read the head first after one lost its insert. */
-#define CONTENDED_APPENDS 16
 
 /* -1 with err when r->tool used up its hourly allowance by ts. */
 static int rate_limited(fm_store *st, const fm_audit_rec *r, int64_t ts, fm_err *err)
@@ -748,12 +746,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
          * committed before the count too) saves a round trip: a wrong
          * guess inserts nothing, and the same round trip brings the
          * newest head for the next try. */
-        /* While other writers append too, the guess (the head as this
-         * connection's last append left it, a whole call ago) has
-         * usually moved on, and a lost insert costs a full commit
-         * pipeline: a plain read of the head (one index probe) first
-         * makes the insert far more likely to land. */
-        if (!txn && st->audit_head_known && (attempt > 0 || st->audit_contended == 0)) {
+        if (!txn && st->audit_head_known) {
             last = st->audit_head_id;
             snprintf(prev, sizeof prev, "%s", st->audit_head);
         } else if (chain_head(st, &last, prev)) {
@@ -794,10 +787,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         }
         if (added) break;
         st->audit_lost++;
-        st->audit_contended = CONTENDED_APPENDS;
     }
     st->audit_appends++;
-    if (st->audit_contended > 0) st->audit_contended--;
     if (txn && fm_store_commit(st, err)) {
         id = -1;
         goto out;
