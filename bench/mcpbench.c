@@ -2,10 +2,20 @@
  * to initialize response), ping round trip, a tools/call round trip and
  * the server's peak RSS, and prints one JSON line of medians.
  *
- *   mcpbench --tool NAME [--args JSON] [--starts N] [--pings N] [--calls N] -- CMD ARGS...
- */
+ *   mcpbench --tool NAME [--args JSON] [--starts N] [--pings N] [--calls N]
+ *            [--calls-at T] -- CMD ARGS...
+ *
+ * --calls-at T: the timed calls start at T (CLOCK_MONOTONIC, microseconds;
+ * python3's time.monotonic() * 1e6), after the start-up and warm-up, so
+ * several clients started together make their calls together; the JSON
+ * then says when the calls began and ended (calls_t0_us, calls_t1_us) and
+ * whether this client was ready before T (calls_late: it was not, and the
+ * window figure of a run with a late client is not a steady state), and the
+ * CPU time the server and this client used per timed call (/proc, in clock
+ * ticks: 10 ms, so meaningful over many calls). */
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +129,23 @@ static json_t *init_params(void)
                      "capabilities", "clientInfo", "name", "mcpbench", "version", "1");
 }
 
+/* CPU time (user + system, microseconds) the process pid has used. */
+static double cpu_us(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long long ut = 0, stime = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                     &stime) != 2)
+        return -1;
+    return (double)(ut + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static long peak_rss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -135,12 +162,14 @@ int main(int argc, char **argv)
 {
     const char *tool = NULL, *args = "{}";
     int starts = 30, pings = 5000, calls = 2000, i = 1;
+    double calls_at = 0;
     for (; i < argc && strcmp(argv[i], "--"); i++) {
         if (!strcmp(argv[i], "--tool") && i + 1 < argc) tool = argv[++i];
         else if (!strcmp(argv[i], "--args") && i + 1 < argc) args = argv[++i];
         else if (!strcmp(argv[i], "--starts") && i + 1 < argc) starts = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--pings") && i + 1 < argc) pings = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--calls") && i + 1 < argc) calls = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--calls-at") && i + 1 < argc) calls_at = atof(argv[++i]);
     }
     if (i >= argc - 1 || !tool) {
         fprintf(stderr, "usage: mcpbench --tool NAME [--args JSON] [--starts N] [--pings N]"
@@ -180,6 +209,13 @@ int main(int argc, char **argv)
     double ping = median(v, pings);
     json_t *targs = json_loads(args, 0, NULL);
     int errors = 0;
+    bool late = calls_at > 0 && now_us() > calls_at;
+    /* Bounded: a T more than a minute ahead is not waited for. */
+    for (double t = now_us(); t < calls_at && calls_at - t < 60e6;
+         t = now_us())
+        usleep((useconds_t)(calls_at - t > 1000 ? 1000 : calls_at - t));
+    double calls_t0 = now_us();
+    double srv0 = cpu_us(p.pid), cli0 = cpu_us(getpid());
     for (int k = 0; k < calls; k++) {
         json_t *r = rpc_timed(&p, "tools/call",
                               json_pack("{s:s, s:O}", "name", tool, "arguments", targs), &v[k]);
@@ -187,13 +223,17 @@ int main(int argc, char **argv)
         if (!res || json_is_true(json_object_get(res, "isError"))) errors++;
         json_decref(r);
     }
+    double calls_t1 = now_us();
+    double srv_cpu = cpu_us(p.pid) - srv0, cli_cpu = cpu_us(getpid()) - cli0;
     double call = median(v, calls);
     long rss = peak_rss_kb(p.pid);
     stop(&p);
     json_decref(targs);
     printf("{\"cold_start_us\":%.0f,\"ping_us\":%.1f,\"call_us\":%.1f,\"peak_rss_kb\":%ld,"
-           "\"call_errors\":%d}\n",
-           cold, ping, call, rss, errors);
+           "\"call_errors\":%d,\"calls_t0_us\":%.0f,\"calls_t1_us\":%.0f,\"calls_late\":%s,"
+           "\"server_cpu_us_per_call\":%.1f,\"client_cpu_us_per_call\":%.1f}\n",
+           cold, ping, call, rss, errors, calls_t0, calls_t1, late ? "true" : "false",
+           calls ? srv_cpu / calls : 0, calls ? cli_cpu / calls : 0);
     free(v);
     return errors ? 2 : 0;
 }

@@ -829,7 +829,9 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
             cols[MODE_COL] = mode_col(ctx, mode);
         }
         if (added) break;
+        st->audit_lost++;
     }
+    st->audit_appends++;
     if (txn && fm_store_commit(st, err)) {
         id = -1;
         goto out;

@@ -102,14 +102,26 @@ static void drop_dead(fm_ctx *ctx, const char *group)
 }
 
 /* Records the question before it is asked; -1 with err (busy, or the
- * store). */
+ * store).  The counts and the insert are one decision per session and per
+ * waiter group: on PostgreSQL their two lock rows (always group, then
+ * session: no two adders wait on each other in a cycle) hold those two
+ * still, not the store's one write lock.  A session's lock row is one of
+ * SESSION_LOCKS by a hash of its id, so store_locks stays bounded however
+ * many sessions come and go (two sessions sharing one only queue). */
+#define SESSION_LOCKS 64u
 static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, int waiters, fm_err *err)
 {
     if (fm_store_migrate(&ctx->store, "mcp_client_requests", 1, ddl, err) ||
-        fm_store_begin(&ctx->store, err))
+        fm_store_begin_rows(&ctx->store, err))
         return -1;
-    char group[96];
+    char group[96], lock[160];
     waiter_group(group, sizeof group);
+    snprintf(lock, sizeof lock, "client_requests:waiter:%s", group);
+    if (fm_store_lock_row(&ctx->store, lock, err)) goto fail;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *c = ctx->session.id; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    snprintf(lock, sizeof lock, "client_requests:session:%u", h % SESSION_LOCKS);
+    if (fm_store_lock_row(&ctx->store, lock, err)) goto fail;
     drop_dead(ctx, group);
     int64_t now = fm_now_ms();
     const char *sid = ctx->session.id;

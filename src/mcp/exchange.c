@@ -241,7 +241,9 @@ int fm_mcp_http_end_session(fm_ctx *ctx, const char *session_hdr, fm_err *err)
                           "Session not found: unknown, expired or already"
                           " ended Mcp-Session-Id"),
                404;
-    if (fm_store_begin(&ctx->store, err)) return 500;
+    /* Only writes (an upsert of the mark, a prune): no write lock
+     * (fm_store_begin_rows); two ends of one session both succeed. */
+    if (fm_store_begin_rows(&ctx->store, err)) return 500;
     /* Marks older than any live session are no longer needed. */
     fm_db_stmt *st = fm_store_stmt(
         &ctx->store, "DELETE FROM settings WHERE key LIKE '" ENDED_KEY "%' AND updated_ms < ?",

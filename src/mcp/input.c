@@ -38,17 +38,15 @@ void fm_mcp_caller_id(const fm_ctx *ctx, char *out, size_t len)
 }
 
 /* Marks nonce spent; -1 when it already was (a replay) or the store
- * failed.  Spent marks older than any live state are pruned here. */
+ * failed.  The mark's primary key decides: of two servers (or hosts)
+ * spending one nonce at once, one insert goes in and the other changes
+ * nothing, so no write lock is needed (fm_store_begin_rows).  Spent marks
+ * older than any live state are pruned here. */
 static int spend(fm_ctx *ctx, const char *nonce, fm_err *err)
 {
-    char key[96], v[8];
+    char key[96];
     snprintf(key, sizeof key, USED_KEY "%s", nonce);
-    if (fm_store_begin(&ctx->store, err)) return -1;
-    if (!fm_store_setting_get(&ctx->store, key, v, sizeof v)) {
-        fm_store_rollback(&ctx->store);
-        return fm_err_set(err, FM_ERR_APPROVAL, "requestState was already used: each approval"
-                          " answer counts once; call again without it to be asked anew"), -1;
-    }
+    if (fm_store_begin_rows(&ctx->store, err)) return -1;
     fm_db_stmt *s = fm_store_stmt(&ctx->store, "DELETE FROM settings WHERE key LIKE '"
                                     USED_KEY "%' AND updated_ms < ?", err);
     if (s) {
@@ -56,11 +54,28 @@ static int spend(fm_ctx *ctx, const char *nonce, fm_err *err)
         fm_db_step(s);
         fm_db_reset(s);
     }
-    if (!s || fm_store_setting_set(&ctx->store, key, "1", err) || fm_store_commit(&ctx->store, err)) {
+    fm_db_stmt *ins = s ? fm_store_stmt(&ctx->store, "INSERT INTO settings(key,value,updated_ms)"
+                                        " VALUES(?,'1',?) ON CONFLICT(key) DO NOTHING", err)
+                        : NULL;
+    int rc = FM_DB_ERROR;
+    if (ins) {
+        fm_db_bind_text(ins, 1, key, -1, FM_DB_STATIC);
+        fm_db_bind_int64(ins, 2, fm_now_ms());
+        rc = fm_db_step(ins);
+        fm_db_reset(ins);
+        fm_db_clear_bindings(ins);
+    }
+    if (rc != FM_DB_DONE) {
+        if (ins) fm_store_fail(&ctx->store, err, "requestState mark");
         fm_store_rollback(&ctx->store);
         return -1;
     }
-    return 0;
+    if (fm_db_changes(ctx->store.db) != 1) {
+        fm_store_rollback(&ctx->store);
+        return fm_err_set(err, FM_ERR_APPROVAL, "requestState was already used: each approval"
+                          " answer counts once; call again without it to be asked anew"), -1;
+    }
+    return fm_store_commit(&ctx->store, err);
 }
 
 /* Checks the state the client brought back against the plan the gate

@@ -4,7 +4,8 @@
  * takes one transaction-scoped advisory lock, so write transactions from
  * every process on every host queue one after another exactly like
  * SQLite's, for the writers that keep SQLite's read-then-write logic.
- * Plain BEGIN (fm_store_begin_rows: approvals, reservations, tickets)
+ * Plain BEGIN (fm_store_begin_rows: approvals, reservations, tickets,
+ * spent requestState marks, pending client requests, session ends)
  * takes none: those rely on conditional updates, constraints and named
  * lock rows.  The audit chain takes no lock (fm_audit_append;
  * fm_db_step_commit below).  Inside a transaction
@@ -47,6 +48,10 @@ typedef struct pg_db {
      * counts connections (a reset drops them all), names draws fresh
      * names. */
     unsigned gen, names;
+    /* The commit pipeline's own statements (p_step_commit_then), kept
+     * prepared like the hot statements: parsed and planned once per
+     * connection, not at every append. */
+    struct pg_stmt *wrote, *flush;
 } pg_db;
 
 typedef struct pg_stmt {
@@ -175,8 +180,12 @@ static int p_open(const char *url, fm_db **out, fm_err *err)
     return 0;
 }
 
+static int p_finalize(fm_db_stmt *st);
+
 static void p_close(fm_db *d)
 {
+    if (PG(d)->wrote) p_finalize(&PG(d)->wrote->base);
+    if (PG(d)->flush) p_finalize(&PG(d)->flush->base);
     PQfinish(PG(d)->conn);
     free(d);
 }
@@ -505,14 +514,34 @@ static int p_step(fm_db_stmt *st)
  * changed nothing (the audit insert that lost the race for its id) has
  * nothing to wait for. */
 #define WROTE_SQL                                                                                  \
-    "SELECT set_config('fm.wrote', (pg_current_xact_id_if_assigned() IS NOT NULL)::text, false)"
+    "SELECT set_config('fm.wrote', (pg_current_xact_id_if_assigned() IS NOT NULL)::text, false),"  \
+    " set_config('synchronous_commit', 'off', true)"
 #define FLUSH_SQL                                                                                  \
     "INSERT INTO store_flush(backend,n) SELECT pg_backend_pid(),1"                                 \
     " WHERE current_setting('fm.wrote')='true'"                                                   \
     " ON CONFLICT(backend) DO UPDATE SET n=store_flush.n+1"
 
-/* fm_db_step_commit_then: BEGIN, synchronous_commit off for this
- * transaction alone, the statement, COMMIT, then a small write that
+/* A parameterless statement of the commit pipeline, made once per
+ * connection and then sent by name (NULL: out of memory; the caller
+ * fails the append). */
+static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
+{
+    if (*slot) return *slot;
+    pg_stmt *s = calloc(1, sizeof *s);
+    if (!s || !(s->sql = strdup(sql))) {
+        free(s);
+        return NULL;
+    }
+    s->base.ops = &fm_db_pg_ops;
+    s->base.db = &p->base;
+    s->row = s->ncols = s->blob_col = -1;
+    s->keep = true;
+    return *slot = s;
+}
+
+/* fm_db_step_commit_then: BEGIN, the statement, synchronous_commit off
+ * for this transaction alone (read at COMMIT, so it may be set after the
+ * statement, in the same statement as the check below), COMMIT, then a small write that
  * commits synchronously: its flush covers the row (WAL is flushed in
  * order), and concurrent writers' flushes are shared by PostgreSQL's
  * group commit.  Then the read `then`, whose rows its fm_db_step
@@ -526,13 +555,17 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
     if (s->res || p->in_txn || p->lost_txn) return p_step(st); /* the caller commits */
     if (!ready(p, false)) return FM_DB_ERROR;
     if (then) drop_result(PS(then));
-    const pl_item seq[] = {{"BEGIN", NULL},  {"SET LOCAL synchronous_commit TO off", NULL},
-                           {NULL, s},        {WROTE_SQL, NULL},
-                           {"COMMIT", NULL}, {FLUSH_SQL, NULL},
-                           {NULL, PS(then)}};
+    pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL), *flush = kept(p, &p->flush, FLUSH_SQL);
+    if (!wrote || !flush) {
+        p->code = FM_ERR_NOMEM;
+        snprintf(p->err, sizeof p->err, "out of memory");
+        return FM_DB_ERROR;
+    }
+    const pl_item seq[] = {{"BEGIN", NULL},  {NULL, s},     {NULL, wrote},
+                           {"COMMIT", NULL}, {NULL, flush}, {NULL, PS(then)}};
     /* THEN last: a read that fails cannot stop the flush; it is then
      * left to run at its own fm_db_step. */
-    enum { STMT = 2, THEN = 6 };
+    enum { STMT = 1, THEN = 5 };
     const int n = then ? THEN + 1 : THEN;
     PGresult *res[THEN + 1] = {0};
     pipeline(p, seq, n, res);

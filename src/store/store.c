@@ -466,6 +466,11 @@ fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err)
 
 void fm_store_close(fm_store *st)
 {
+    const char *stats = getenv("FLEETMCP_AUDIT_STATS");
+    if (stats && *stats && st->audit_appends > 0)
+        fm_log("debug", "audit: %lld appends, %lld inserts lost to another writer's row"
+               " (%.3f extra round trips per append)", st->audit_appends, st->audit_lost,
+               (double)st->audit_lost / (double)st->audit_appends);
     for (int i = 0; i < FM_STORE_STMT_CACHE; i++) {
         if (st->stmt[i]) fm_db_finalize(st->stmt[i]);
         st->stmt[i] = NULL;
