@@ -120,12 +120,13 @@ int fm_workflow_run_due(struct fm_ctx *ctx, fm_call *call, int max);
 int fm_workflow_open_for_plan(struct fm_ctx *ctx, const char *plan_id,
                               char id_out[FM_WORKFLOW_ID_LEN]);
 
-/* A single-node tool's one-step workflow of tool on node (running or
- * waiting) whose owner died (lease out, or its process gone on this
- * host), into id_out; -1 if none.  The gate excludes it from the
- * running_workflow guardrail for that tool's next call, which resumes it
- * (fm_workflow_resume_tool). */
-int fm_workflow_dead_tool_run(struct fm_ctx *ctx, const char *node, const char *tool,
+/* A single-node tool's one-step workflow of tool on args' node (running
+ * or waiting), started with the same arguments (approval_id aside), whose
+ * owner died (lease out, or its process gone on this host), into id_out;
+ * -1 if none.  The gate excludes it from the running_workflow guardrail
+ * for that tool's next call, which resumes it (fm_workflow_resume_tool);
+ * a call with other arguments is refused by running_workflow. */
+int fm_workflow_dead_tool_run(struct fm_ctx *ctx, const char *tool, const json_t *args,
                               char id_out[FM_WORKFLOW_ID_LEN]);
 
 /* ---- reading (src/workflow/store.c) ----------------------------------- */

@@ -190,7 +190,7 @@ static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *args, cons
     if ((t->flags & FM_TOOL_RUNS_PLAN) && plan && fm_workflow_open_for_plan(ctx, plan, own))
         own[0] = '\0';
     if (t->action && !own[0] &&
-        fm_workflow_dead_tool_run(ctx, fm_json_str(args, "node", ""), t->name, own) == 0)
+        fm_workflow_dead_tool_run(ctx, t->name, args, own) == 0)
         snprintf(d->resume_workflow, sizeof d->resume_workflow, "%s", own);
     const char *rb_id = fm_json_str(content, "runbook", NULL);
     const json_t *rb_doc = NULL;

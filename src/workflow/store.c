@@ -559,10 +559,15 @@ int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_W
     return rc;
 }
 
-int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *node, const char *tool,
+int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *tool, const json_t *args,
                               char id_out[FM_WORKFLOW_ID_LEN])
 {
     id_out[0] = '\0';
+    const char *node = fm_json_str(args, "node", "");
+    /* Content keeps the call's arguments without approval_id
+     * (fm_plan_content): compare like with like. */
+    json_t *want = json_deep_copy(args);
+    json_object_del(want, "approval_id");
     if (fm_workflow_init(ctx, NULL)) return -1;
     fm_db_stmt *s = NULL;
     if (fm_db_prepare_v2(ctx->store.db,
@@ -575,9 +580,12 @@ int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *node, const char *tool,
     while (fm_db_step(s) == FM_DB_ROW) {
         const char *text = (const char *)fm_db_column_text(s, 1);
         json_t *c = text ? json_loads(text, 0, NULL) : NULL;
-        /* A tool's one-step workflow (call_owner) of this very tool. */
+        /* A tool's one-step workflow (call_owner) of this very tool, with
+         * these very arguments: the call's approval covers what it names,
+         * so a call for GPU 3 never finishes a dead reset of GPU 1. */
         bool mine = json_is_string(json_object_get(c, "call_owner")) &&
-                    !strcmp(fm_json_str(c, "tool", ""), tool);
+                    !strcmp(fm_json_str(c, "tool", ""), tool) &&
+                    json_equal(json_object_get(c, "args"), want);
         json_decref(c);
         long long pid = fm_db_column_int64(s, 2);
         const unsigned char *h = fm_db_column_text(s, 4);
@@ -588,6 +596,7 @@ int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *node, const char *tool,
         }
     }
     fm_db_finalize(s);
+    json_decref(want);
     return id_out[0] ? 0 : -1;
 }
 

@@ -498,6 +498,9 @@ START_TEST(tool_resumes_its_own_dead_workflow)
 
     /* Another tool on that node: refused, nothing runs. */
     expect_refused(&t, "node_reboot", "{\"node\":\"gpu-a01\",\"reason\":\"xid 79\"}", "GUARDRAIL");
+    /* The same tool with other arguments: its approval would name what
+     * the dead workflow does not, so refused too, nothing runs. */
+    expect_refused(&t, "node_drain", "{\"node\":\"gpu-a01\",\"reason\":\"ecc\"}", "GUARDRAIL");
     /* The same tool again: past running_workflow, to the approval. */
     args = json_loads(DRAIN, 0, NULL);
     fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
