@@ -563,11 +563,6 @@ int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *tool, const json_t *args,
                               char id_out[FM_WORKFLOW_ID_LEN])
 {
     id_out[0] = '\0';
-    const char *node = fm_json_str(args, "node", "");
-    /* Content keeps the call's arguments without approval_id
-     * (fm_plan_content): compare like with like. */
-    json_t *want = json_deep_copy(args);
-    json_object_del(want, "approval_id");
     if (fm_workflow_init(ctx, NULL)) return -1;
     fm_db_stmt *s = NULL;
     if (fm_db_prepare_v2(ctx->store.db,
@@ -576,7 +571,11 @@ int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *tool, const json_t *args,
                            " ORDER BY started_ms DESC, id DESC LIMIT 8",
                            -1, &s, NULL) != FM_DB_OK)
         return -1;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
+    fm_db_bind_text(s, 1, fm_json_str(args, "node", ""), -1, FM_DB_STATIC);
+    /* Content keeps the call's arguments without approval_id
+     * (fm_plan_content): compare like with like. */
+    json_t *want = json_deep_copy(args);
+    json_object_del(want, "approval_id");
     while (fm_db_step(s) == FM_DB_ROW) {
         const char *text = (const char *)fm_db_column_text(s, 1);
         json_t *c = text ? json_loads(text, 0, NULL) : NULL;
