@@ -106,5 +106,45 @@ if [ "$fail" -eq 0 ]; then
         say "ok   every header the sources include comes from a package deps.sh installs ($(echo $owners | wc -w) packages)"
     fi
 fi
+# The same for the test harnesses' Python: a module this machine has
+# (pip, pyenv) but deps.sh does not install fails a newcomer's make check.
+# Debian's own python3 resolves each third-party import to its package.
+if [ "$fail" -eq 0 ] && [ -x /usr/bin/python3 ]; then
+    mods=$(cd "$TMP/fleetmcp" && /usr/bin/python3 - <<'PY'
+import ast, os, sys
+files, local = [], set()
+for top in ("tests", "bench", "tools"):
+    for d, dirs, names in os.walk(top):
+        dirs[:] = [x for x in dirs if x != "node_modules"]
+        for f in names:
+            if f.endswith(".py"):
+                files.append(os.path.join(d, f))
+                local.add(f[:-3])
+mods = set()
+for f in files:
+    with open(f) as fh:
+        tree = ast.parse(fh.read(), f)
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            mods.update(a.name.split(".")[0] for a in n.names)
+        elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module:
+            mods.add(n.module.split(".")[0])
+print(" ".join(sorted(mods - set(sys.stdlib_module_names) - local)))
+PY
+)
+    listed=$(sed -n '/^PKGS="/,/"$/p' "$TMP/fleetmcp/tools/deps.sh" | tr -d '"' | sed 's/^PKGS=//')
+    missing=""
+    for m in $mods; do
+        path=$(/usr/bin/python3 -c "import $m; print($m.__file__)" 2>/dev/null) || path=""
+        pkg=$([ -n "$path" ] && dpkg -S "$path" 2>/dev/null | cut -d: -f1)
+        case " $(echo $listed) " in *" ${pkg:-none} "*) ;; *) missing="$missing $m(${pkg:-no Debian package})" ;; esac
+    done
+    if [ -n "$missing" ]; then
+        say "FAIL Python modules the tests import come from no package tools/deps.sh installs:$missing"
+        fail=1
+    else
+        say "ok   every Python module the tests import comes from a package deps.sh installs ($mods)"
+    fi
+fi
 [ -e "$TMP/would-run" ] && say "note deps asked for: $(tr '\n' ';' <"$TMP/would-run")"
 exit "$fail"
