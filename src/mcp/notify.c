@@ -38,7 +38,10 @@ const char *fm_call_stopping(fm_call *call)
     fm_ctx *ctx = call->ctx;
     if (ctx->tx && !ctx->stop) fm_mcp_pump(ctx);
     if (ctx->stop) return "SIGTERM";
-    if (ctx->tx && ctx->tx->eof) return "stdin closed";
+    /* Only a transport that reads a stream can see its input end: an HTTP
+     * request's collecting transport has no stdin (its eof is set from
+     * the start), and its client going away is a cancel, not a stop. */
+    if (ctx->tx && ctx->tx->eof && !ctx->tx->collect) return "stdin closed";
     return NULL;
 }
 
