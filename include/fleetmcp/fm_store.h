@@ -187,6 +187,8 @@ fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err);
 int fm_store_fail(fm_store *st, fm_err *err, const char *what);
 
 int64_t fm_now_ms(void);
+/* CLOCK_MONOTONIC in microseconds: durations (a call's, a batch's age). */
+int64_t fm_mono_us(void);
 
 /* This host's name where hosts sharing a store must be told apart
  * (workflow owners, audit heads): FLEETMCP_HOST_ID, else the hostname. */

@@ -17,13 +17,6 @@
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 json_t *fm_result_error(const fm_err *err)
 {
     char text[600];
@@ -256,7 +249,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
         (t->autonomy != FM_AUTONOMY_READ ||
          (t->flags & (FM_TOOL_TASK | FM_TOOL_TASK_REQUIRED | FM_TOOL_STARTS_EMERGENCY))))
         fm_audit_batch_flush(ctx);
-    int64_t t0 = mono_us();
+    int64_t t0 = fm_mono_us();
     json_t *empty = NULL;
     if (!args) args = empty = json_object();
     fm_err err = {0};
@@ -287,7 +280,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
         rec.decision = "invalid";
         rec.error_code = fm_strerror(e2.code);
         rec.error = e2.text;
-        rec.duration_us = mono_us() - t0;
+        rec.duration_us = fm_mono_us() - t0;
         fm_err aerr = {0};
         bool logged = fm_audit_append(ctx, &rec, &aerr) > 0;
         json_decref(empty);
@@ -327,7 +320,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
         fm_err_set(&err, d.code, "%s", d.reason);
         rec.error_code = fm_strerror(d.code);
         rec.error = err.text;
-        rec.duration_us = mono_us() - t0;
+        rec.duration_us = fm_mono_us() - t0;
         fm_err aerr = {0};
         int64_t row = fm_audit_append(ctx, &rec, &aerr);
         /* Over HTTP a missing scope is answered 403 with the scope to ask
@@ -457,7 +450,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
     rec.result = text;
     rec.error_code = structured ? NULL : fm_strerror(err.code);
     rec.error = structured ? NULL : err.text;
-    rec.duration_us = mono_us() - t0;
+    rec.duration_us = fm_mono_us() - t0;
     if (mutates) rec.args = NULL; /* the intent row already holds them */
     fm_err aerr = {0};
     bool logged = fm_audit_append(ctx, &rec, &aerr) > 0;

@@ -27,6 +27,13 @@ int64_t fm_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t fm_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void fm_host_id(char *out, size_t len)
 {
     const char *id = getenv("FLEETMCP_HOST_ID");
@@ -504,13 +511,6 @@ static int step_cached(fm_store *st, const char *sql, const char *what, fm_err *
 static const char savepoint_sql[] = "SAVEPOINT fm_nest";
 static const char release_sql[] = "RELEASE fm_nest";
 
-static int64_t mono_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
-}
-
 int fm_store_begin(fm_store *st, fm_err *err)
 {
     if (st->batch.open && !st->batch.armed && !st->batch.nest) {
@@ -527,7 +527,7 @@ int fm_store_begin(fm_store *st, fm_err *err)
     }
     if (!st->batch.open) {
         if (step_cached(st, begin_sql, "begin", err)) return -1;
-        if (!st->batch.lost) st->batch.opened_us = mono_us();
+        if (!st->batch.lost) st->batch.opened_us = fm_mono_us();
         st->batch.open = true;
     }
     if (step_cached(st, savepoint_sql, "begin", err)) return -1;
@@ -604,7 +604,7 @@ int fm_store_batch_arm(fm_store *st)
 
 int64_t fm_store_batch_age_us(const fm_store *st)
 {
-    return st->batch.open ? mono_us() - st->batch.opened_us : 0;
+    return st->batch.open ? fm_mono_us() - st->batch.opened_us : 0;
 }
 
 void fm_store_batch_disarm(fm_store *st)
