@@ -77,6 +77,20 @@ if [ "$fail" -eq 0 ] && ! "$TMP/fleetmcp/build/fleetmcp" --version >/dev/null 2>
     say "FAIL the fresh build's fleetmcp --version does not run"
     fail=1
 fi
+# The packages the fresh clone's tools/deps.sh installs, read once for the
+# header and the Python checks below.
+deps_pkgs=$(sed -n '/^PKGS="/,/"$/p' "$TMP/fleetmcp/tools/deps.sh" 2>/dev/null | tr -d '"' | sed 's/^PKGS=//')
+# deps_install PKG [EXTRA...]: PKG is one deps.sh installs (or one of EXTRA).
+deps_install() { case " $(echo $deps_pkgs $2) " in *" $1 "*) return 0 ;; esac; return 1; }
+# report_missing WHAT MISSING OK-TEXT: one FAIL line naming what is missing, or the ok line.
+report_missing() {
+    if [ -n "$2" ]; then
+        say "FAIL $1 tools/deps.sh does not install:$2"
+        fail=1
+    else
+        say "ok   $3"
+    fi
+}
 # This machine has every package, so a header whose -dev package deps.sh
 # does not name still compiles here and fails on a newcomer's machine.
 # Every header the sources include must come from a package deps.sh
@@ -94,17 +108,12 @@ if [ "$fail" -eq 0 ]; then
     hdrs=$(tr ' \\' '\n\n' <"$TMP/headers" | grep '^/' | sort -u)
     owners=$(dpkg -S $hdrs 2>/dev/null | cut -d: -f1 | tr ', ' '\n\n' | grep -v '^$' | sort -u)
     base="libc6-dev linux-libc-dev libgcc-12-dev gcc-12 libcrypt-dev"
-    listed=$(sed -n '/^PKGS="/,/"$/p' "$clone/tools/deps.sh" | tr -d '"' | sed 's/^PKGS=//')
     missing=""
     for o in $owners; do
-        case " $(echo $listed $base) " in *" $o "*) ;; *) missing="$missing $o" ;; esac
+        deps_install "$o" "$base" || missing="$missing $o"
     done
-    if [ -n "$missing" ]; then
-        say "FAIL headers the build includes come from packages tools/deps.sh does not install:$missing"
-        fail=1
-    else
-        say "ok   every header the sources include comes from a package deps.sh installs ($(echo $owners | wc -w) packages)"
-    fi
+    report_missing "headers the build includes come from packages" "$missing" \
+        "every header the sources include comes from a package deps.sh installs ($(echo $owners | wc -w) packages)"
 fi
 # The same for the test harnesses' Python: a module this machine has
 # (pip, pyenv) but deps.sh does not install fails a newcomer's make check.
@@ -132,19 +141,14 @@ for f in files:
 print(" ".join(sorted(mods - set(sys.stdlib_module_names) - local)))
 PY
 )
-    listed=$(sed -n '/^PKGS="/,/"$/p' "$TMP/fleetmcp/tools/deps.sh" | tr -d '"' | sed 's/^PKGS=//')
     missing=""
     for m in $mods; do
         path=$(/usr/bin/python3 -c "import $m; print($m.__file__)" 2>/dev/null) || path=""
         pkg=$([ -n "$path" ] && dpkg -S "$path" 2>/dev/null | cut -d: -f1)
-        case " $(echo $listed) " in *" ${pkg:-none} "*) ;; *) missing="$missing $m(${pkg:-no Debian package})" ;; esac
+        deps_install "${pkg:-none}" || missing="$missing $m(${pkg:-no Debian package})"
     done
-    if [ -n "$missing" ]; then
-        say "FAIL Python modules the tests import come from no package tools/deps.sh installs:$missing"
-        fail=1
-    else
-        say "ok   every Python module the tests import comes from a package deps.sh installs ($mods)"
-    fi
+    report_missing "Python modules the tests import come from packages" "$missing" \
+        "every Python module the tests import comes from a package deps.sh installs ($mods)"
 fi
 [ -e "$TMP/would-run" ] && say "note deps asked for: $(tr '\n' ';' <"$TMP/would-run")"
 exit "$fail"
