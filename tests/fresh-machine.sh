@@ -81,7 +81,7 @@ fi
 # header and the Python checks below.
 deps_pkgs=$(sed -n '/^PKGS="/,/"$/p' "$TMP/fleetmcp/tools/deps.sh" 2>/dev/null | tr -d '"' | sed 's/^PKGS=//')
 # deps_install PKG [EXTRA...]: PKG is one deps.sh installs (or one of EXTRA).
-deps_install() { case " $(echo $deps_pkgs $2) " in *" $1 "*) return 0 ;; esac; return 1; }
+deps_install() { case " $(echo $deps_pkgs ${2:-}) " in *" $1 "*) return 0 ;; esac; return 1; }
 # report_missing WHAT MISSING OK-TEXT: one FAIL line naming what is missing, or the ok line.
 report_missing() {
     if [ -n "$2" ]; then
