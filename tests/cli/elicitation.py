@@ -15,20 +15,16 @@ import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
 
 SERVER = sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp"
 TMP = tempfile.mkdtemp(prefix="fm-elicit-")
 DB = os.path.join(TMP, "e.db")
-passed = failed = 0
 
 
-def check(c, what):
-    global passed, failed
-    if c:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+TALLY = Tally("elicitation", quiet_ok=True)
+check = TALLY.check
 
 
 def config(enabled, trusted="mcp-cli"):
@@ -132,5 +128,4 @@ con = sqlite3.connect(DB)
 engaged = con.execute("select value from settings where key='killswitch'").fetchone()[0]
 con.close()
 check(engaged.startswith("engaged"), f"the kill switch stayed engaged: {engaged}")
-print(f"elicitation: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(TALLY.summary())

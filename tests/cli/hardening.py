@@ -32,21 +32,16 @@ import sys
 import tempfile
 import threading
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
 
 SERVER = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TMP = tempfile.mkdtemp(prefix="fm-harden-")
-passed = failed = 0
 
 
-def check(cond, what, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok   {what}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL {what} {str(detail)[:800]}", flush=True)
+TALLY = Tally("hardening")
+check = TALLY.check
 
 
 def env(**extra):
@@ -351,12 +346,12 @@ def main():
             fn()
         except Exception as e:  # a scenario crashing is a failure, not the end
             check(False, f"{fn.__name__} raised", repr(e))
-    print(f"hardening: {passed} passed, {failed} failed")
-    if failed:
+    status = TALLY.summary()
+    if status:
         print(f"hardening: files kept in {TMP}")
     else:
         shutil.rmtree(TMP, ignore_errors=True)
-    sys.exit(1 if failed else 0)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

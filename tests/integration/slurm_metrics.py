@@ -30,6 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
+
 
 FLEETMCP = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 S = os.environ["FM_STACK"]
@@ -44,18 +47,10 @@ GPU_STATE = [sys.executable, ENV.get("FM_GPU_STATE", "tests/stack/gpu_state.py")
 SLURM_ENV = dict(os.environ, SLURM_CONF=ENV["SLURM_CONF"])
 TIMEOUT_S = 5.0  # slurm.timeout_ms / metrics.timeout_ms in the stack's configs
 
-passed = 0
-failed = 0
 
 
-def check(cond, what, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what} {detail}"[:2000])
+TALLY = Tally("slurm_metrics", detail_max=2000)
+check = TALLY.check
 
 
 class Server:
@@ -565,8 +560,7 @@ def main():
             subprocess.run(["scontrol", "update", f"nodename={n}", "state=resume"],
                            env=SLURM_ENV, capture_output=True)
         shutil.rmtree(TMP, ignore_errors=True)
-    print(f"slurm_metrics: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return TALLY.summary()
 
 
 if __name__ == "__main__":

@@ -10,19 +10,15 @@ import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
 
 SERVER = sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp"
 TMP = tempfile.mkdtemp(prefix="fm-proto-")
-passed = failed = 0
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", flush=True)
+TALLY = Tally("protocol", quiet_ok=True)
+check = TALLY.check
 
 
 class Server:
@@ -299,5 +295,4 @@ out = subprocess.run([SERVER, "audit", "verify", "--db", os.path.join(TMP, "prot
                      capture_output=True, text=True, timeout=30)
 check(out.returncode == 0 and "ok" in out.stdout, f"audit verify: {out.stdout} {out.stderr}")
 
-print(f"protocol: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(TALLY.summary())
