@@ -930,7 +930,8 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
          * all of it for every request on a keep-alive connection: 64 KB
          * was 3.6% of a loaded worker's CPU (perf), and each request's
          * memset evicted the cache.  32 KB, libmicrohttpd's default, still
-         * takes headers of tens of KB (bearer tokens included). */
+         * takes a request with 12 KB of headers (a large bearer token);
+         * tests/http/hardening.py sends one. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, &sv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sv, MHD_OPTION_END);
     if (!sv.d) {

@@ -124,9 +124,13 @@ fm_http_checkpointer *fm_http_checkpointer_start(const char *db)
 {
     fm_http_checkpointer *ck = checkpointer_open(db);
     if (!ck) return NULL;
-    /* The thread blocks no signal the serving thread relies on: SIGTERM's
-     * handler only sets ctx->stop, whichever thread takes it. */
+    /* The thread starts with every signal blocked, so SIGTERM reaches the
+     * serving thread and interrupts its wait at once. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&ck->th, NULL, checkpointer_main, ck);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
         fm_log("warning", "http: no checkpoint thread (%s); the server checkpoints on its"
                " request path, at the WAL's hard bound", strerror(rc));
