@@ -107,16 +107,19 @@ static int read_response(client *c, size_t *body_off, size_t *body_len)
     return atoi(c->buf + 9);
 }
 
+/* Head and body in one write, as HTTP clients send a small request: two
+ * writes on a TCP_NODELAY socket are two segments, and the server's
+ * reads (and both sides' system calls) double with them. */
 static int post(client *c, const char *body, const char *sid)
 {
-    char head[2048];
-    int n = snprintf(head, sizeof head,
+    char req[8192];
+    int n = snprintf(req, sizeof req,
                      "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
                      "Accept: application/json, text/event-stream\r\n"
-                     "MCP-Protocol-Version: 2025-11-25\r\n%s%s%sContent-Length: %zu\r\n\r\n",
+                     "MCP-Protocol-Version: 2025-11-25\r\n%s%s%sContent-Length: %zu\r\n\r\n%s",
                      port, sid ? "Mcp-Session-Id: " : "", sid ? sid : "", sid ? "\r\n" : "",
-                     strlen(body));
-    if (write_all(c->fd, head, (size_t)n) || write_all(c->fd, body, strlen(body))) return -1;
+                     strlen(body), body);
+    if (n < 0 || (size_t)n >= sizeof req || write_all(c->fd, req, (size_t)n)) return -1;
     size_t off, bl;
     return read_response(c, &off, &bl);
 }

@@ -27,6 +27,7 @@
 #ifndef FM_DB_H
 #define FM_DB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fleetmcp/fm_error.h"
@@ -172,6 +173,11 @@ fm_code fm_db_errcode(fm_db *db);
 
 /* SQLite only: frames in the WAL after the last commit (0 for others). */
 int fm_db_sqlite_wal_frames(const fm_db *db);
+/* SQLite only: a PASSIVE checkpoint, or with truncate a TRUNCATE one that
+ * gives up at once if a writer or an older reader is in the way.  Sets
+ * the WAL's frames and those checkpointed (-1 both: not in WAL mode).
+ * 0 done, 1 busy (the passive part done), -1 error or not SQLite. */
+int fm_db_sqlite_checkpoint(fm_db *db, bool truncate, int *log_frames, int *done_frames);
 
 /* For PostgreSQL: the statement rewritten (db_sql.c); out NUL-terminated.
  * names: the :name of each $n (NULL for ?), nparams: how many.  -1 when it

@@ -17,4 +17,12 @@ typedef int (*fm_http_worker_fn)(struct fm_ctx *ctx, void *arg, fm_err *err);
 int fm_http_workers_run(struct fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_fn fn,
                         void *arg, fm_err *err);
 
+/* WAL checkpoints off the request path for one process serving alone:
+ * a thread with its own store connection (the parent does this for
+ * workers).  NULL (logged) when it cannot start; the server then
+ * checkpoints at the WAL's hard bound, as before.  Stop joins it. */
+typedef struct fm_http_checkpointer fm_http_checkpointer;
+fm_http_checkpointer *fm_http_checkpointer_start(const char *db);
+void fm_http_checkpointer_stop(fm_http_checkpointer *ck);
+
 #endif

@@ -4,9 +4,10 @@
  * stateless one) and then hands the message to the same dispatch stdio
  * uses, with a transport that collects instead of writing.
  *
- * Nothing here is remembered between requests: a stateful session lives
- * in its sealed Mcp-Session-Id, a log level in the shared store, so any
- * replica can answer any request. */
+ * Nothing here is remembered between requests (but a cache of what
+ * sealed ids say, which is the ids' own content): a stateful session
+ * lives in its sealed Mcp-Session-Id, a log level in the shared store, so
+ * any replica can answer any request. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,33 +40,95 @@ static void fail(fm_mcp_http *x, int status, const json_t *id, int code, const c
     json_array_append_new(x->out, fm_rpc_error(id, code, msg));
 }
 
-/* Loads the session a sealed id describes into ctx->session; -1 if the id
- * is not ours or has expired. */
-static int session_load(fm_ctx *ctx, const char *token)
+/* What a sealed session id says, once its MAC has been checked: the
+ * sealed id is the session (nothing else is remembered), so a worker
+ * keeps the last few it opened rather than decode and check the same
+ * bytes on every request of a session (base64, a JSON parse and an
+ * HMAC: a tenth of an audited call's instructions).  An entry is only
+ * the token's own content under the key that checked it, so every
+ * replica still answers alike; what can change (an end by DELETE, the
+ * log level) is read from the store on every request, as before. */
+#define SESSION_CACHE 8
+#define SESSION_CACHE_TOKEN 512 /* longer ids are checked every time */
+typedef struct {
+    char token[SESSION_CACHE_TOKEN];
+    unsigned char key[sizeof ((fm_ctx *)0)->state_key];
+    json_int_t issued;
+    struct { /* as fm_session's fields of the same names */
+        char id[sizeof ((fm_session *)0)->id];
+        char protocol[sizeof ((fm_session *)0)->protocol];
+        char client_name[sizeof ((fm_session *)0)->client_name];
+        char client_version[sizeof ((fm_session *)0)->client_version];
+        bool elicitation, sampling;
+    } s;
+} session_entry;
+static session_entry session_cache[SESSION_CACHE];
+static unsigned session_next;
+
+static const session_entry *session_cached(const fm_ctx *ctx, const char *token)
+{
+    if (!ctx->state_key_ready || strlen(token) >= SESSION_CACHE_TOKEN) return NULL;
+    for (int i = 0; i < SESSION_CACHE; i++) {
+        const session_entry *e = &session_cache[i];
+        if (e->token[0] && !strcmp(e->token, token) &&
+            !memcmp(e->key, ctx->state_key, sizeof e->key))
+            return e;
+    }
+    return NULL;
+}
+
+/* The sealed id's fields, checked, into e (not yet cached); -1 if the id
+ * is not ours. */
+static int session_open(fm_ctx *ctx, const char *token, session_entry *e)
 {
     json_t *p = fm_state_open(ctx, token, NULL);
-    json_int_t issued = json_integer_value(json_object_get(p, "t"));
-    const char *kind = fm_json_str(p, "k", "");
-    if (!p || strcmp(kind, "session") || issued + SESSION_TTL_MS < fm_now_ms()) {
+    if (!p || strcmp(fm_json_str(p, "k", ""), "session")) {
         json_decref(p);
         return -1;
     }
-    char ended[96], v[8];
-    snprintf(ended, sizeof ended, ENDED_KEY "%s", fm_json_str(p, "s", ""));
-    if (!fm_store_setting_get(&ctx->store, ended, v, sizeof v)) {
-        json_decref(p);
-        return -1;
-    }
-    fm_session *s = &ctx->session;
+    memset(e, 0, sizeof *e);
+    e->issued = json_integer_value(json_object_get(p, "t"));
+    __typeof__(e->s) *s = &e->s;
     snprintf(s->id, sizeof s->id, "%s", fm_json_str(p, "s", ""));
     snprintf(s->protocol, sizeof s->protocol, "%s", fm_json_str(p, "v", ""));
     snprintf(s->client_name, sizeof s->client_name, "%s", fm_json_str(p, "n", "unknown"));
     snprintf(s->client_version, sizeof s->client_version, "%s", fm_json_str(p, "cv", ""));
     s->elicitation = json_is_true(json_object_get(p, "e"));
     s->sampling = json_is_true(json_object_get(p, "sa"));
+    json_decref(p);
+    return 0;
+}
+
+/* Loads the session a sealed id describes into ctx->session; -1 if the id
+ * is not ours, has expired or was ended. */
+static int session_load(fm_ctx *ctx, const char *token)
+{
+    session_entry fresh;
+    const session_entry *e = token ? session_cached(ctx, token) : NULL;
+    if (!e) {
+        if (session_open(ctx, token, &fresh)) return -1;
+        /* The key is loaded now (fm_state_open checked the MAC with it). */
+        if (strlen(token) < SESSION_CACHE_TOKEN) {
+            session_entry *slot = &session_cache[session_next++ % SESSION_CACHE];
+            *slot = fresh;
+            snprintf(slot->token, sizeof slot->token, "%s", token);
+            memcpy(slot->key, ctx->state_key, sizeof slot->key);
+        }
+        e = &fresh;
+    }
+    if (e->issued + SESSION_TTL_MS < fm_now_ms()) return -1;
+    char ended[96], v[8];
+    snprintf(ended, sizeof ended, ENDED_KEY "%s", e->s.id);
+    if (!fm_store_setting_get(&ctx->store, ended, v, sizeof v)) return -1;
+    fm_session *s = &ctx->session;
+    memcpy(s->id, e->s.id, sizeof s->id);
+    memcpy(s->protocol, e->s.protocol, sizeof s->protocol);
+    memcpy(s->client_name, e->s.client_name, sizeof s->client_name);
+    memcpy(s->client_version, e->s.client_version, sizeof s->client_version);
+    s->elicitation = e->s.elicitation;
+    s->sampling = e->s.sampling;
     s->initiator = fm_session_initiator(s);
     s->initialized = true;
-    json_decref(p);
     char key[80], lv[16];
     snprintf(key, sizeof key, LEVEL_KEY "%s", s->id);
     s->log_level = fm_store_setting_get(&ctx->store, key, lv, sizeof lv) ? -1

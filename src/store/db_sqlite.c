@@ -507,3 +507,20 @@ int fm_db_sqlite_wal_frames(const fm_db *d)
 {
     return d && d->ops == &fm_db_sqlite_ops ? ((const lite_db *)d)->wal_frames : 0;
 }
+
+int fm_db_sqlite_checkpoint(fm_db *d, bool truncate, int *log_frames, int *done_frames)
+{
+    *log_frames = *done_frames = 0;
+    if (!d || d->ops != &fm_db_sqlite_ops) return -1;
+    lite_db *l = (lite_db *)d;
+    /* TRUNCATE needs the write lock and every reader on the newest
+     * snapshot: without a busy handler it gives up at once (after the
+     * passive part) rather than make a writer queue behind it. */
+    if (truncate) sqlite3_busy_handler(l->db, NULL, NULL);
+    int rc = sqlite3_wal_checkpoint_v2(
+        l->db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+        log_frames, done_frames);
+    if (truncate) sqlite3_busy_handler(l->db, busy_wait, l);
+    l->wal_frames = 0;
+    return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? 1 : -1;
+}

@@ -35,6 +35,7 @@
 #include "fleetmcp/fm_alert.h"
 #include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_config.h"
+#include "fleetmcp/fm_db.h"
 #include "fleetmcp/fm_httpd_workers.h"
 #include "fleetmcp/fm_mcp.h"
 #include "fleetmcp/fm_server.h"
@@ -924,7 +925,14 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(sv.header_ms > sv.body_ms ? sv.header_ms : sv.body_ms) / 1000,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_NOTIFY_COMPLETED,
+        /* A connection's pool holds its request's headers and read
+         * buffer (bodies are copied out to req), and libmicrohttpd zeroes
+         * all of it for every request on a keep-alive connection: 64 KB
+         * was 3.6% of a loaded worker's CPU (perf), and each request's
+         * memset evicted the cache.  32 KB, libmicrohttpd's default, still
+         * takes a request with 12 KB of headers (a large bearer token);
+         * tests/http/hardening.py sends one. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, &sv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sv, MHD_OPTION_END);
     if (!sv.d) {
         ctx->auth = NULL;
@@ -938,15 +946,20 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
     if (listen_fd < 0) /* with workers, the parent said it once */
         fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT, sv.ipv6 ? "[" : "", sv.host,
                sv.ipv6 ? "]" : "", sv.port);
+    /* WAL checkpoints off this loop: with workers the parent runs them,
+     * alone a thread does (src/transport/http_workers.c).  Without one
+     * (it could not start), at idle turns as before. */
+    fm_http_checkpointer *ckpt = listen_fd < 0 && ctx->store.db &&
+                                         ctx->store.db->ops == &fm_db_sqlite_ops
+                                     ? fm_http_checkpointer_start(ctx->cfg.db_path)
+                                     : NULL;
     while (!ctx->stop) {
         unsigned long long before = sv.served;
         sv.api.run_wait(sv.d, 250);
         batch_commit(&sv); /* the turn's batch: its answers go in the next turn */
         sweep(&sv);
-        /* Idle work when a turn of the loop served nothing; keep-alive
-         * connections may stay open meanwhile.  With workers the parent
-         * checkpoints (src/transport/http_workers.c). */
-        if (listen_fd < 0 && sv.served == before && fm_store_checkpoint_due(&ctx->store))
+        if (listen_fd < 0 && !ckpt && sv.served == before &&
+            fm_store_checkpoint_due(&ctx->store))
             fm_store_checkpoint(&ctx->store);
     }
     /* Graceful stop: no new connections; idle ones are shut; requests
@@ -969,6 +982,7 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
                ctx->store.batch.batched_rows, ctx->store.batch.commits);
     unsigned left = connection_count(&sv);
     sv.api.stop_daemon(sv.d);
+    fm_http_checkpointer_stop(ckpt);
     ctx->auth = NULL;
     fm_auth_close(sv.auth);
     fm_log("info", "HTTP service stopped%s", left ? " (grace period over, connections cut)" : "");

@@ -15,11 +15,15 @@
  * The parent also checkpoints the WAL on its own connection: a checkpoint
  * copies pages and syncs the database file, tens of milliseconds that a
  * worker would otherwise spend while its clients wait (SQLite lets a
- * checkpoint run beside readers and a writer). */
+ * checkpoint run beside readers and a writer).  One process alone
+ * (http.workers: 1) gets the same checkpointer as a thread with its own
+ * connection (fm_http_checkpointer_start): nothing forks there. */
 #include "fleetmcp/fm_httpd_workers.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +31,122 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_db.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_store.h"
 #include "fleetmcp/fm_util.h"
 
 #define MAX_WORKERS 64
-#define CHECKPOINT_MS 500
+/* Often enough that each checkpoint copies little (a loaded worker
+ * appends a few thousand WAL frames a second) and the WAL file, which
+ * restarts from its start once a checkpoint has caught up, stays a few
+ * MB; a checkpoint with nothing to copy costs a lock and a header read. */
+#define CHECKPOINT_MS 100
+
+/* ---- the checkpointer ----------------------------------------------------
+ *
+ * Workers never checkpoint on their request path (db_sqlite.c's wal hook
+ * defers it, up to a hard bound this keeps them from reaching): a passive
+ * checkpoint every CHECKPOINT_MS on a connection of its own.  When no
+ * frame was added since the last one and everything is copied back, the
+ * WAL file is truncated too, so an idle service leaves no large -wal
+ * file; that attempt gives up at once if a writer is in the way.
+ * Durability is the store's (synchronous=NORMAL in WAL): a checkpoint
+ * only moves committed pages into the database file. */
+struct fm_http_checkpointer {
+    fm_store st;
+    int last_log;        /* WAL frames at the previous tick */
+    unsigned long ticks; /* checkpoints run; truncations: */
+    unsigned long truncated;
+    pthread_t th;
+    atomic_bool stop;
+};
+
+static void checkpoint_tick(fm_http_checkpointer *ck)
+{
+    int log = 0, done = 0;
+    if (fm_db_sqlite_checkpoint(ck->st.db, false, &log, &done) < 0) return;
+    ck->ticks++;
+    if (log > 0 && log == done && log == ck->last_log &&
+        fm_db_sqlite_checkpoint(ck->st.db, true, &log, &done) == 0)
+        ck->truncated++;
+    ck->last_log = log;
+}
+
+static fm_http_checkpointer *checkpointer_open(const char *db)
+{
+    fm_http_checkpointer *ck = calloc(1, sizeof *ck);
+    fm_err err = {0};
+    if (ck && fm_store_open(&ck->st, db, &err) == 0) {
+        ck->last_log = -1;
+        return ck;
+    }
+    fm_log("warning",
+           "http: no checkpoint connection (%s); the server checkpoints on its request path,"
+           " at the WAL's hard bound",
+           ck ? err.text : "out of memory");
+    free(ck);
+    return NULL;
+}
+
+static void checkpointer_close(fm_http_checkpointer *ck)
+{
+    if (!ck) return;
+    fm_store_close(&ck->st);
+    free(ck);
+}
+
+/* A last checkpoint for what the last turns wrote, then closed. */
+static void checkpointer_end(fm_http_checkpointer *ck)
+{
+    if (!ck) return;
+    checkpoint_tick(ck);
+    fm_log("info", "checkpointer: %lu checkpoints, %lu WAL truncations", ck->ticks,
+           ck->truncated);
+    checkpointer_close(ck);
+}
+
+static void *checkpointer_main(void *arg)
+{
+    fm_http_checkpointer *ck = arg;
+    while (!atomic_load(&ck->stop)) {
+        checkpoint_tick(ck);
+        /* Short naps: the stop is seen within 20 ms. */
+        for (int i = 0; i < CHECKPOINT_MS / 20 && !atomic_load(&ck->stop); i++) {
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+fm_http_checkpointer *fm_http_checkpointer_start(const char *db)
+{
+    fm_http_checkpointer *ck = checkpointer_open(db);
+    if (!ck) return NULL;
+    /* The thread starts with every signal blocked, so SIGTERM reaches the
+     * serving thread and interrupts its wait at once. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&ck->th, NULL, checkpointer_main, ck);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        fm_log("warning", "http: no checkpoint thread (%s); the server checkpoints on its"
+               " request path, at the WAL's hard bound", strerror(rc));
+        checkpointer_close(ck);
+        return NULL;
+    }
+    return ck;
+}
+
+void fm_http_checkpointer_stop(fm_http_checkpointer *ck)
+{
+    if (!ck) return;
+    atomic_store(&ck->stop, true);
+    pthread_join(ck->th, NULL);
+    checkpointer_end(ck);
+}
 
 /* What a program set on its context after opening it (the conformance
  * fixture serves its own resources and prompts), for the workers' fresh
@@ -94,16 +208,9 @@ int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_f
             live++;
     }
     if (!live) return fm_err_set(err, FM_ERR_UNAVAILABLE, "http: no worker could be started"), 1;
-    /* Opened after the forks: no connection crosses one. */
-    fm_store ckpt;
-    memset(&ckpt, 0, sizeof ckpt);
-    fm_err cerr = {0};
-    bool have_ckpt = fm_store_open(&ckpt, db, &cerr) == 0;
-    if (!have_ckpt)
-        fm_log("warning",
-               "http: no checkpoint connection (%s); workers checkpoint at the hard"
-               " bound only",
-               cerr.text);
+    /* Opened after the forks: no connection crosses one.  Run inline,
+     * not as a thread: the parent forks again to replace a worker. */
+    fm_http_checkpointer *ckpt = checkpointer_open(db);
     int64_t last_respawn = 0, stop_at = 0, last_term = 0, last_ckpt = now_ms();
     int failed = 0;
     while (live) {
@@ -121,13 +228,13 @@ int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_f
         }
         int status;
         pid_t done = waitpid(-1, &status, WNOHANG);
-        if (done <= 0 && have_ckpt && now_ms() - last_ckpt >= CHECKPOINT_MS) {
-            fm_store_checkpoint(&ckpt);
+        if (done <= 0 && ckpt && now_ms() - last_ckpt >= CHECKPOINT_MS) {
+            checkpoint_tick(ckpt);
             last_ckpt = now_ms();
         }
         if (done <= 0) {
             /* SIGTERM interrupts the sleep (no SA_RESTART). */
-            struct timespec ts = {0, 50 * 1000000L};
+            struct timespec ts = {0, 20 * 1000000L};
             nanosleep(&ts, NULL);
             continue;
         }
@@ -154,7 +261,7 @@ int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_f
             break;
         }
     }
-    fm_store_close(&ckpt);
+    checkpointer_end(ckpt);
     if (failed && !stop_at)
         return fm_err_set(err, FM_ERR_UNAVAILABLE, "http: every worker stopped (see above)"), 1;
     return 0;
