@@ -452,6 +452,37 @@ START_TEST(allowed_calls_reach_the_fakes)
 }
 END_TEST
 
+/* t on store with the fakes as its backends, their counters zeroed. */
+static void open_store_fakes(test_server *t, const char *yaml, const char *store)
+{
+    memset(&F, 0, sizeof F);
+    ts_open_store(t, yaml, store);
+    t->ctx.be.slurm = &fake_slurm;
+    t->ctx.be.exec = &fake_exec;
+}
+
+/* A first server on store calls tool with args_json and dies (SIGKILL)
+ * inside its step: in the fake Slurm's requeue_job when on_requeue, else
+ * in its update_node. */
+static void die_mid_call(const char *yaml, const char *store, const char *tool,
+                         const char *args_json, bool on_requeue)
+{
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        test_server c;
+        open_store_fakes(&c, yaml, store);
+        F.die_on_update = !on_requeue;
+        F.die_on_requeue = on_requeue;
+        bool e = false;
+        call(&c, tool, args_json, &e);
+        _exit(3); /* not reached: killed in the fake */
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+}
+
 /* Recovery through the same tool: node_drain's server is killed (-9)
  * mid-step, after the reservation and before Slurm heard of the drain.
  * Its one-step workflow then holds the node: another tool is refused by
@@ -471,10 +502,7 @@ START_TEST(tool_resumes_its_own_dead_workflow)
     snprintf(yaml, sizeof yaml,
              "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n", pub);
     test_server t;
-    memset(&F, 0, sizeof F);
-    ts_open_store(&t, yaml, store);
-    t.ctx.be.slurm = &fake_slurm;
-    t.ctx.be.exec = &fake_exec;
+    open_store_fakes(&t, yaml, store);
     fm_gate_decision d;
     json_t *args = json_loads(DRAIN, 0, NULL);
     fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
@@ -487,29 +515,11 @@ START_TEST(tool_resumes_its_own_dead_workflow)
     json_decref(args);
     ts_close(&t);
 
-    pid_t child = fork();
-    ck_assert_int_ge(child, 0);
-    if (child == 0) {
-        /* The first server: dies inside the drain step. */
-        test_server c;
-        memset(&F, 0, sizeof F);
-        ts_open_store(&c, yaml, store);
-        c.ctx.be.slurm = &fake_slurm;
-        c.ctx.be.exec = &fake_exec;
-        F.die_on_update = true;
-        bool e = false;
-        call(&c, "node_drain", approved, &e);
-        _exit(3); /* not reached: killed in update_node */
-    }
-    int status = 0;
-    ck_assert_int_eq(waitpid(child, &status, 0), child);
-    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    /* The first server: dies inside the drain step. */
+    die_mid_call(yaml, store, "node_drain", approved, false);
     free(approved);
 
-    memset(&F, 0, sizeof F);
-    ts_open_store(&t, yaml, store);
-    t.ctx.be.slurm = &fake_slurm;
-    t.ctx.be.exec = &fake_exec;
+    open_store_fakes(&t, yaml, store);
     char wf[FM_WORKFLOW_ID_LEN], st[32];
     fm_workflow_live_on_node(&t.ctx, "gpu-a01", NULL, wf, sizeof wf);
     ck_assert_msg(wf[0], "the dead call's workflow still holds gpu-a01");
@@ -599,10 +609,7 @@ START_TEST(reservation_state_during_the_step)
         fm_test_temp_db(db);
         const char *store = fm_test_store(db);
         test_server t;
-        memset(&F, 0, sizeof F);
-        ts_open_store(&t, yaml, store);
-        t.ctx.be.slurm = &fake_slurm;
-        t.ctx.be.exec = &fake_exec;
+        open_store_fakes(&t, yaml, store);
         char *approved = approved_call_args(&t, key, cases[i].tool, cases[i].args);
         F.peek = store;
         bool is_error = true;
@@ -639,35 +646,14 @@ START_TEST(interrupted_requeue_is_not_repeated)
              "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n", pub);
     static const char REQUEUE[] = "{\"node\":\"gpu-a03\",\"job_id\":7}";
     test_server t;
-    memset(&F, 0, sizeof F);
-    ts_open_store(&t, yaml, store);
-    t.ctx.be.slurm = &fake_slurm;
-    t.ctx.be.exec = &fake_exec;
+    open_store_fakes(&t, yaml, store);
     char *approved = approved_call_args(&t, key, "job_requeue", REQUEUE);
     ts_close(&t);
 
-    pid_t child = fork();
-    ck_assert_int_ge(child, 0);
-    if (child == 0) {
-        test_server c;
-        memset(&F, 0, sizeof F);
-        ts_open_store(&c, yaml, store);
-        c.ctx.be.slurm = &fake_slurm;
-        c.ctx.be.exec = &fake_exec;
-        F.die_on_requeue = true;
-        bool e = false;
-        call(&c, "job_requeue", approved, &e);
-        _exit(3); /* not reached: killed in requeue_job */
-    }
-    int status = 0;
-    ck_assert_int_eq(waitpid(child, &status, 0), child);
-    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    die_mid_call(yaml, store, "job_requeue", approved, true);
     free(approved);
 
-    memset(&F, 0, sizeof F);
-    ts_open_store(&t, yaml, store);
-    t.ctx.be.slurm = &fake_slurm;
-    t.ctx.be.exec = &fake_exec;
+    open_store_fakes(&t, yaml, store);
     char wf[FM_WORKFLOW_ID_LEN];
     fm_workflow_live_on_node(&t.ctx, "gpu-a03", NULL, wf, sizeof wf);
     ck_assert_msg(wf[0], "the dead call's workflow still holds gpu-a03");
