@@ -452,6 +452,29 @@ START_TEST(allowed_calls_reach_the_fakes)
 }
 END_TEST
 
+/* A fresh key for alice (path: a mkstemp template) and a fleet-mode
+ * config in yaml that trusts it for approvals. */
+static void alice_config(char *key, char *yaml, size_t len)
+{
+    char pub[128];
+    make_key(key, pub, sizeof pub);
+    snprintf(yaml, len, "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n",
+             pub);
+}
+
+/* Workflow wf ended with status, and no workflow holds node. */
+static void assert_ended(test_server *t, const char *wf, const char *node, const char *status)
+{
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&t->ctx, wf, &err);
+    ck_assert_msg(got != NULL, "%s", err.text);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), status);
+    json_decref(got);
+    char other[FM_WORKFLOW_ID_LEN];
+    fm_workflow_live_on_node(&t->ctx, node, NULL, other, sizeof other);
+    ck_assert_str_eq(other, "");
+}
+
 /* t on store with the fakes as its backends, their counters zeroed. */
 static void open_store_fakes(test_server *t, const char *yaml, const char *store)
 {
@@ -493,14 +516,10 @@ static void die_mid_call(const char *yaml, const char *store, const char *tool,
  * ends done, so no node is left drained by nobody. */
 START_TEST(tool_resumes_its_own_dead_workflow)
 {
-    char key[] = "/tmp/fm-gate-key-XXXXXX", db[] = "/tmp/fm-gate-dead-XXXXXX";
-    char pub[128];
-    make_key(key, pub, sizeof pub);
+    char key[] = "/tmp/fm-gate-key-XXXXXX", db[] = "/tmp/fm-gate-dead-XXXXXX", yaml[512];
+    alice_config(key, yaml, sizeof yaml);
     fm_test_temp_db(db);
     const char *store = fm_test_store(db);
-    char yaml[512];
-    snprintf(yaml, sizeof yaml,
-             "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n", pub);
     test_server t;
     open_store_fakes(&t, yaml, store);
     fm_gate_decision d;
@@ -548,14 +567,7 @@ START_TEST(tool_resumes_its_own_dead_workflow)
     ck_assert_msg(strstr(text, want), "the drain is the first call's: %s", text);
     ck_assert_int_eq(F.updates, 1);
     ck_assert_str_eq(F.drained, "gpu-a01");
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&t.ctx, wf, &err);
-    ck_assert_msg(got != NULL, "%s", err.text);
-    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
-    json_decref(got);
-    char other[FM_WORKFLOW_ID_LEN];
-    fm_workflow_live_on_node(&t.ctx, "gpu-a01", NULL, other, sizeof other);
-    ck_assert_str_eq(other, "");
+    assert_ended(&t, wf, "gpu-a01", "done");
     fm_node_state_get(&t.ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "quarantined");
     free(approved);
@@ -591,12 +603,8 @@ static char *approved_call_args(test_server *t, const char *key, const char *too
  * server's fleet_status would. */
 START_TEST(reservation_state_during_the_step)
 {
-    char key[] = "/tmp/fm-gate-key-XXXXXX";
-    char pub[128];
-    make_key(key, pub, sizeof pub);
-    char yaml[512];
-    snprintf(yaml, sizeof yaml,
-             "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n", pub);
+    char key[] = "/tmp/fm-gate-key-XXXXXX", yaml[512];
+    alice_config(key, yaml, sizeof yaml);
     static const struct {
         const char *tool, *args, *during;
     } cases[] = {
@@ -636,14 +644,10 @@ END_TEST
  * call is decided like any other (an approval, not running_workflow). */
 START_TEST(interrupted_requeue_is_not_repeated)
 {
-    char key[] = "/tmp/fm-gate-key-XXXXXX", db[] = "/tmp/fm-gate-rq-XXXXXX";
-    char pub[128];
-    make_key(key, pub, sizeof pub);
+    char key[] = "/tmp/fm-gate-key-XXXXXX", db[] = "/tmp/fm-gate-rq-XXXXXX", yaml[512];
+    alice_config(key, yaml, sizeof yaml);
     fm_test_temp_db(db);
     const char *store = fm_test_store(db);
-    char yaml[512];
-    snprintf(yaml, sizeof yaml,
-             "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n", pub);
     static const char REQUEUE[] = "{\"node\":\"gpu-a03\",\"job_id\":7}";
     test_server t;
     open_store_fakes(&t, yaml, store);
@@ -672,14 +676,7 @@ START_TEST(interrupted_requeue_is_not_repeated)
         ck_assert_msg(strstr(text, says[i]), "no '%s' in: %s", says[i], text);
     ck_assert_msg(strstr(text, wf), "the workflow is named: %s", text);
     assert_nothing_ran(&t, tickets(&t));
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&t.ctx, wf, &err);
-    ck_assert_msg(got != NULL, "%s", err.text);
-    ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
-    json_decref(got);
-    char other[FM_WORKFLOW_ID_LEN];
-    fm_workflow_live_on_node(&t.ctx, "gpu-a03", NULL, other, sizeof other);
-    ck_assert_str_eq(other, "");
+    assert_ended(&t, wf, "gpu-a03", "failed");
     /* The operator's next call is decided afresh: an approval to ask
      * for, nothing refused by the dead workflow. */
     fm_gate_decision d;
