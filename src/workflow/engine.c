@@ -1275,8 +1275,8 @@ fm_wf_run *fm_workflow_resume_tool(fm_call *call, const char *id, fm_err *err)
                    " or scontrol show job); if it did not take effect, call %s again (approved"
                    " again if needed). Workflow %s is ended (failed) and holds nothing;"
                    " workflow_get %s shows it",
-                   call->tool->name, w->node, fm_json_str(step, "action", "?"),
-                   args ? args : "{}", w->node, call->tool->name, w->id, w->id);
+                   call->tool->name, w->node, fm_json_str(step, "action", "?"), args ? args : "{}",
+                   w->node, call->tool->name, w->id, w->id);
         free(args);
     }
     fm_task_note(ctx, w->id, "workflow resumed");

@@ -670,8 +670,8 @@ START_TEST(interrupted_requeue_is_not_repeated)
      * call, and that the workflow no longer holds the node. */
     static const char *const says[] = {
         "job_requeue on gpu-a03 not resumed", "requeue_jobs step", "not safe to repeat",
-        "slurm_jobs {\"node\":\"gpu-a03\"}", "scontrol show job",
-        "call job_requeue again", "is ended (failed) and holds nothing"};
+        "slurm_jobs {\"node\":\"gpu-a03\"}",  "scontrol show job", "call job_requeue again",
+        "is ended (failed) and holds nothing"};
     for (size_t i = 0; i < sizeof says / sizeof says[0]; i++)
         ck_assert_msg(strstr(text, says[i]), "no '%s' in: %s", says[i], text);
     ck_assert_msg(strstr(text, wf), "the workflow is named: %s", text);
