@@ -404,7 +404,7 @@ def share_repeats(schema):
 
 
 ACTION_KEYS = {"name", "summary", "comment", "executor", "needs", "flags", "state_after",
-               "timeout_s", "lease_s", "only_in", "calls", "args"}
+               "state_during", "timeout_s", "lease_s", "only_in", "calls", "args"}
 # What an internal call may pass in the gate (fm_gate.h): steps 4 and 5.
 GATE_EXEMPT = {"killswitch": "FM_GATE_EXEMPT_KILLSWITCH", "rate_limit": "FM_GATE_EXEMPT_RATE_LIMIT"}
 # The tools an executor calls, by what it calls them for (fm_action_def).
@@ -416,6 +416,9 @@ NODE_STATES = {"healthy": "FM_NODE_HEALTHY", "suspect": "FM_NODE_SUSPECT",
                "validating": "FM_NODE_VALIDATING", "returned": "FM_NODE_RETURNED",
                "escalated": "FM_NODE_ESCALATED", "keep": "FM_ACTION_STATE_KEEP",
                "from_args": "FM_ACTION_STATE_FROM_ARGS"}
+# What an action that takes the node may call the node while its step runs
+# (the reservation's state, fm_guard_reserve): in remediation either way.
+DURING_STATES = ("quarantined", "repairing")
 STEP_LISTS = {"steps", "verification", "on_success", "rollback", "on_failure"}
 
 
@@ -440,6 +443,9 @@ def load_action(path, tools):
             fail(path, f"unknown flag {f_}; known: {sorted(ACTION_FLAGS)}")
     if a["state_after"] not in NODE_STATES:
         fail(path, f"state_after must be one of {sorted(NODE_STATES)}")
+    if "state_during" in a and (not n["capacity"] or a["state_during"] not in DURING_STATES):
+        fail(path, f"state_during (the node's state while the step that takes it runs) needs"
+                   f" needs.capacity and one of {list(DURING_STATES)}")
     t = a["timeout_s"]
     if (not isinstance(t, dict) or set(t) != {"default", "max"} or
             not all(isinstance(t[k], int) and t[k] > 0 for k in t) or t["default"] > t["max"]):
@@ -503,6 +509,7 @@ def main_actions(src, out, tools_dir):
             f"        .touches_node = {'true' if n['node'] else 'false'},",
             f"        .takes_capacity = {'true' if n['capacity'] else 'false'},",
             f"        .state_after = {NODE_STATES[a['state_after']]},",
+            f"        .state_during = {NODE_STATES[a.get('state_during', 'quarantined')]},",
             f"        .superseded_by_reboot = {'true' if 'superseded_by_reboot' in fl else 'false'},",
             f"        .resumable = {'false' if 'not_resumable' in fl else 'true'},",
             f"        .lease_s = {a.get('lease_s', 0)},",

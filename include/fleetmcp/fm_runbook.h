@@ -78,6 +78,8 @@ typedef struct fm_action_def {
     int state_after;            /* fm_node_state on success, or FM_ACTION_STATE_* */
     bool superseded_by_reboot;  /* a pending reboot does it too (GPU reset) */
     bool takes_capacity;        /* takes the node out: reserved against the blast radius */
+    int state_during;           /* fm_node_state the reservation records while a step that
+                                   takes the node runs (quarantined, or repairing) */
     bool resumable;             /* safe to run again if the server died mid-step */
     int lease_s;                /* >0: the process holds the step this long at most (a
                                    monitor's timeout_s covers its whole window) */

@@ -338,7 +338,9 @@ static void check_equivalence(fm_ctx *ctx, const fm_guard_req *req, const json_t
     char wf[64];
     fm_workflow_live_on_node(ctx, name, req->workflow_id, wf, sizeof wf);
     add(verdicts, "running_workflow", !wf[0],
-        "wait for that workflow to end (workflow_get shows its step), or escalate it",
+        "wait for that workflow to end (workflow_get shows its step and whether its owner"
+        " lives; a dead one resumes by the same tool with the same arguments, or by"
+        " repair_execute of its plan), or escalate it",
         wf[0] ? "workflow %s is already working on %s; see workflow_get %s"
               : "%s: no workflow is working on it",
         wf[0] ? wf : name, name, wf);

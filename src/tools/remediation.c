@@ -189,7 +189,12 @@ json_t *fm_tool_job_requeue(fm_call *call, fm_err *err)
     fm_ctx *ctx = call->ctx;
     const char *node = fm_json_str(call->args, "node", "");
     json_int_t id = json_integer_value(json_object_get(call->args, "job_id"));
-    json_t *jobs = fm_wf_jobs_on(ctx, node, err);
+    /* Resuming its dead workflow, the job may have left the node already
+     * (the requeue reached Slurm before the server died): the engine
+     * decides what the interrupted step allows and says so, whatever the
+     * job's state now. */
+    json_t *jobs = call->resume_workflow ? json_pack("[{s:I, s:s}]", "job_id", id, "state", "")
+                                         : fm_wf_jobs_on(ctx, node, err);
     if (!jobs) return NULL;
     const char *state = NULL;
     size_t i;

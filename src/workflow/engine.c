@@ -796,10 +796,14 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
         rc = -1;
     }
     /* The blast radius is enforced where capacity is taken: atomically,
-     * across every server sharing the store. */
+     * across every server sharing the store.  The reservation names what
+     * is happening to the node while the step runs, as the action's data
+     * says: a drain quarantines it, a single-node tool's reset or reboot
+     * that takes it is already repairing it (runbooks drain first, so
+     * their reservation is the drain's). */
     bool reserved_now = false;
     if (!rc && def->takes_capacity && !var_int(w, "reserved")) {
-        if (fm_guard_reserve(ctx, w->node, "quarantined",
+        if (fm_guard_reserve(ctx, w->node, fm_node_state_name((fm_node_state)def->state_during),
                              w->fault_class[0] ? w->fault_class : NULL, owner_of(w), err)) {
             rc = -1;
             json_object_set_new(w->vars, "reserve_refused", json_true());
@@ -1258,10 +1262,23 @@ fm_wf_run *fm_workflow_resume_tool(fm_call *call, const char *id, fm_err *err)
      * here. */
     w->gated = true;
     char why[600];
-    if (!take_over(ctx, w, false, why, sizeof why))
+    const json_t *step =
+        json_array_get(json_object_get(w->content, "steps"), (size_t)w->step_index);
+    if (!take_over(ctx, w, false, why, sizeof why)) {
+        /* Not repeated (a requeue or cancel may have reached Slurm before
+         * the server died): this call ends the workflow failed, and the
+         * operator decides from what Slurm shows now. */
+        char *args = json_dumps(json_object_get(step, "args"), JSON_COMPACT);
         fm_err_set(&w->failure, FM_ERR_CONFLICT,
-                   "%s on %s did not resume (workflow %s): %s; see workflow_get %s",
-                   call->tool->name, w->node, w->id, why, w->id);
+                   "%s on %s not resumed: its interrupted %s step %.100s is not safe to repeat"
+                   " and may have reached Slurm. Check there first (slurm_jobs {\"node\":\"%s\"}"
+                   " or scontrol show job); if it did not take effect, call %s again (approved"
+                   " again if needed). Workflow %s is ended (failed) and holds nothing;"
+                   " workflow_get %s shows it",
+                   call->tool->name, w->node, fm_json_str(step, "action", "?"), args ? args : "{}",
+                   w->node, call->tool->name, w->id, w->id);
+        free(args);
+    }
     fm_task_note(ctx, w->id, "workflow resumed");
     r->resumed = true;
     r->state = 1;

@@ -12,7 +12,12 @@ actually ran instead of trusting replies.
   3. SIGTERM, and EOF on stdin, stop an in-flight workflow: the server exits
      within a bounded time and nothing runs when the node's job ends;
   4. an approvals row inserted straight into the store (no valid signature)
-     releases nothing.
+     releases nothing;
+  5. a single-node tool's server killed (-9) mid-step (issue 14): the node
+     reads repairing meanwhile (the action's state_during), the same tool
+     with other arguments and another tool are refused with no SSH session
+     and no Slurm change, the same call approved again resumes and finishes
+     the dead workflow, nothing is left held, and the audit chain verifies.
 
 Driven by tests/integration/safety.sh.  Shares remediation.py's helpers.
 """
@@ -300,12 +305,129 @@ def stop_mid_workflow(how):
     restore(node)
 
 
+def ssh_sessions():
+    """Sessions the stack's sshd accepted so far (its log, LogLevel
+    VERBOSE): a call that opens none ran no SSH command."""
+    try:
+        with open(os.path.join(R.STACK, "log", "sshd.log")) as f:
+            return sum(1 for ln in f if "Accepted publickey" in ln)
+    except OSError:
+        return -1
+
+
+def slow_nvidia_smi(node, seconds):
+    """The fake nvidia-smi on node sleeps this long each run (0: not)."""
+    path = os.path.join(R.STACK, "nodes", node, "fakegpu.json")
+    if seconds:
+        with open(path, "w") as f:
+            json.dump({"nvidia-smi": {"sleep_s": seconds}}, f)
+        os.chmod(path, 0o644)
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+def kill_tool_mid_step():
+    print("== 5. a one-step gpu_reset whose server dies mid-step (kill -9)", flush=True)
+    env = Env("killtool")
+    node = "gpu-b01"
+    R.inject(node, "dbe", "--gpu", "1")
+    args = {"node": node, "gpu": 1}
+    m0 = len(mutations(node))  # the argv log is the whole run's
+    rc, sc, err = env.call("gpu_reset", **args)
+    ap = env.approve(R.plan_id_from(err) or "")
+    check(ap is not None, "a human approves the reset", err)
+    # Each nvidia-smi run of the step (GPU list, processes, snapshot,
+    # reset, snapshot) takes 4 s: the step is seen running, then killed.
+    slow_nvidia_smi(node, 4)
+    p = subprocess.Popen([R.CLI, "--format", "json", "--config", env.cfg, "--timeout", "120",
+                          "call", "gpu_reset", "--args", json.dumps(dict(args, approval_id=ap))],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    q = ("SELECT w.id, w.owner_pid, n.state FROM workflows w JOIN workflow_steps s ON"
+         " s.workflow_id=w.id JOIN node_states n ON n.node=w.node WHERE w.node=? AND"
+         " w.status='running' AND s.status='started'")
+
+    def mid():
+        try:
+            r = env.sql(q, (node,))
+            return r[0] if r else None
+        except Exception:  # the server's first write may still hold the store
+            return None
+    try:
+        ok = wait_for(lambda: mid() is not None, 30, 0.2)
+        wf, pid, state = mid() if ok else (None, None, None)
+        check(ok and state == "repairing",
+              "mid-step, another connection reads the node repairing (gpu_reset's state_during)",
+              state)
+        # What an SRE sees: fleet_status from a second server process.
+        rc, st, err = env.call("fleet_status", timeout=60)
+        by = (st or {}).get("nodes_by_state", {})
+        still = mid()
+        check(rc == 0 and by.get("repairing") == 1 and not by.get("quarantined") and
+              still is not None, "fleet_status (another process) shows it repairing mid-step",
+              (by, still, err[-300:]))
+        if not ok:
+            return
+        os.kill(pid, signal.SIGKILL)
+        p.communicate(timeout=30)
+        check(p.returncode == 4, "the client saw the server die", p.returncode)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        slow_nvidia_smi(node, 0)
+    steps = env.sql("SELECT status FROM workflow_steps WHERE workflow_id=?", (wf,))
+    check(steps == [("started",)], "the step was interrupted, not ended", steps)
+
+    # (b) The same tool with other arguments, and another tool: refused by
+    # the dead workflow's hold on the node, nothing run on SSH or Slurm.
+    ssh0, slurm0 = ssh_sessions(), len(mutations())
+    rc, sc, err = env.call("gpu_reset", node=node, gpu=2)
+    check(rc == 5 and "running_workflow" in err and wf in err,
+          "gpu_reset with another GPU is refused by the dead workflow", err)
+    rc, sc, err = env.call("node_drain", node=node, reason="safety other tool")
+    check(rc == 5 and "running_workflow" in err, "another tool on the node is refused", err)
+    check(ssh_sessions() == ssh0 and ssh0 >= 0 and len(mutations()) == slurm0,
+          "the refusals ran nothing: no SSH session, no Slurm change",
+          (ssh0, ssh_sessions(), mutations()[slurm0:]))
+
+    # (a) The same tool with the same arguments, approved again: it claims
+    # the dead workflow and finishes it.
+    rc, sc, err = env.call("gpu_reset", **args)
+    plan2 = R.plan_id_from(err)
+    ap2 = env.approve(plan2) if plan2 else None
+    check(ap2 is not None, "resuming needs the reset approved again", err)
+    ssh1 = ssh_sessions()
+    rc, sc, err = env.call("gpu_reset", approval_id=ap2, timeout=120, **args)
+    check(rc == 0 and sc and sc.get("reset") is True, "the same call resumes and resets", sc or err)
+    check(ssh_sessions() > ssh1, "and its SSH session is counted (the count above sees one)",
+          (ssh1, ssh_sessions()))
+    g = json.loads(R.gpu(node, "show").stdout)["gpus"][1]
+    check(g["ecc_dbe_vol"] == 0, "GPU 1's volatile DBE is cleared", g)
+    rows = env.sql("SELECT id, status FROM workflows WHERE node=?", (node,))
+    check(rows == [(wf, "done")], "one workflow, the dead call's, now done", rows)
+    pids = env.sql("SELECT DISTINCT pid FROM workflow_steps WHERE workflow_id=?", (wf,))
+    check(len(pids) == 2, "its step ran under two server processes", pids)
+    st = env.sql("SELECT state FROM node_states WHERE node=?", (node,))
+    check(st == [("returned",)], "the node in service ends returned", st)
+
+    # (c) Nothing is left held or drained by nobody.
+    live = env.sql("SELECT id, node FROM workflows WHERE status IN ('running','waiting')")
+    check(not live, "no workflow holds a node", live)
+    check("DRAIN" not in R.slurm_state(node) and not mutations(node)[m0:],
+          "the node was never drained", (R.slurm_state(node), mutations(node)[m0:]))
+    # (d) The audit chain verifies after the crash.
+    r = sh(R.SERVER, "audit", "verify", "--db", env.db)
+    check(r.returncode == 0, "audit verify passes after the crash", r.stdout + r.stderr)
+    restore(node)
+
+
 def main():
     make_wrappers()
     restore(*R.NODES)
     only = os.environ.get("FM_ONLY", "").split(",")
     for fn in (replayed_approval, forged_row, read_never_recovers,
-               lambda: stop_mid_workflow("sigterm"), lambda: stop_mid_workflow("eof")):
+               lambda: stop_mid_workflow("sigterm"), lambda: stop_mid_workflow("eof"),
+               kill_tool_mid_step):
         name = getattr(fn, "__name__", "")
         if only != [""] and name not in only and not (name == "<lambda>" and "stop" in only):
             continue

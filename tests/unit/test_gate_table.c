@@ -28,6 +28,9 @@ typedef struct fake {
     int commands;                   /* SSH commands of any kind */
     char drained[64];               /* the node update_node drained */
     bool die_on_update;             /* kill -9 this process in update_node */
+    bool die_on_requeue;            /* kill -9 this process in requeue_job */
+    const char *peek;               /* store update_node reads the node's state from */
+    char state_mid[32];             /* that state, read on a second connection mid-step */
 } fake;
 
 static fake F;
@@ -85,6 +88,22 @@ static int fake_update(void *st, const char *name, fm_slurm_node_op op, const ch
 {
     (void)st, (void)reason, (void)err;
     if (F.die_on_update) raise(SIGKILL); /* mid-step, before Slurm heard of it */
+    if (F.peek) {
+        /* What another server (or fleet_status) sees while the step runs:
+         * its own connection to the store, not this call's. */
+        fm_db *db = NULL;
+        fm_err e = {0};
+        ck_assert_msg(fm_db_open_readonly(F.peek, &db, &e) == 0, "%s", e.text);
+        fm_db_stmt *s = NULL;
+        ck_assert_int_eq(
+            fm_db_prepare_v2(db, "SELECT state FROM node_states WHERE node=?", -1, &s, NULL),
+            FM_DB_OK);
+        fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
+        if (fm_db_step(s) == FM_DB_ROW)
+            snprintf(F.state_mid, sizeof F.state_mid, "%s", (const char *)fm_db_column_text(s, 0));
+        fm_db_finalize(s);
+        fm_db_close(db);
+    }
     F.updates++;
     if (op == FM_SLURM_DRAIN) snprintf(F.drained, sizeof F.drained, "%s", name);
     return 0;
@@ -93,6 +112,7 @@ static int fake_update(void *st, const char *name, fm_slurm_node_op op, const ch
 static int fake_requeue(void *st, uint64_t id, const char *exclude, fm_err *err)
 {
     (void)st, (void)id, (void)exclude, (void)err;
+    if (F.die_on_requeue) raise(SIGKILL); /* mid-step: did Slurm requeue it?  Nobody knows */
     F.requeues++;
     return 0;
 }
@@ -432,6 +452,60 @@ START_TEST(allowed_calls_reach_the_fakes)
 }
 END_TEST
 
+/* A fresh key for alice (path: a mkstemp template) and a fleet-mode
+ * config in yaml that trusts it for approvals. */
+static void alice_config(char *key, char *yaml, size_t len)
+{
+    char pub[128];
+    make_key(key, pub, sizeof pub);
+    snprintf(yaml, len, "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n",
+             pub);
+}
+
+/* Workflow wf ended with status, and no workflow holds node. */
+static void assert_ended(test_server *t, const char *wf, const char *node, const char *status)
+{
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(&t->ctx, wf, &err);
+    ck_assert_msg(got != NULL, "%s", err.text);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), status);
+    json_decref(got);
+    char other[FM_WORKFLOW_ID_LEN];
+    fm_workflow_live_on_node(&t->ctx, node, NULL, other, sizeof other);
+    ck_assert_str_eq(other, "");
+}
+
+/* t on store with the fakes as its backends, their counters zeroed. */
+static void open_store_fakes(test_server *t, const char *yaml, const char *store)
+{
+    memset(&F, 0, sizeof F);
+    ts_open_store(t, yaml, store);
+    t->ctx.be.slurm = &fake_slurm;
+    t->ctx.be.exec = &fake_exec;
+}
+
+/* A first server on store calls tool with args_json and dies (SIGKILL)
+ * inside its step: in the fake Slurm's requeue_job when on_requeue, else
+ * in its update_node. */
+static void die_mid_call(const char *yaml, const char *store, const char *tool,
+                         const char *args_json, bool on_requeue)
+{
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        test_server c;
+        open_store_fakes(&c, yaml, store);
+        F.die_on_update = !on_requeue;
+        F.die_on_requeue = on_requeue;
+        bool e = false;
+        call(&c, tool, args_json, &e);
+        _exit(3); /* not reached: killed in the fake */
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+}
+
 /* Recovery through the same tool: node_drain's server is killed (-9)
  * mid-step, after the reservation and before Slurm heard of the drain.
  * Its one-step workflow then holds the node: another tool is refused by
@@ -442,19 +516,12 @@ END_TEST
  * ends done, so no node is left drained by nobody. */
 START_TEST(tool_resumes_its_own_dead_workflow)
 {
-    char key[] = "/tmp/fm-gate-key-XXXXXX", db[] = "/tmp/fm-gate-dead-XXXXXX";
-    char pub[128];
-    make_key(key, pub, sizeof pub);
+    char key[] = "/tmp/fm-gate-key-XXXXXX", db[] = "/tmp/fm-gate-dead-XXXXXX", yaml[512];
+    alice_config(key, yaml, sizeof yaml);
     fm_test_temp_db(db);
     const char *store = fm_test_store(db);
-    char yaml[512];
-    snprintf(yaml, sizeof yaml,
-             "mode: fleet\napprovals:\n  keys:\n    - id: alice\n      public_key: %s\n", pub);
     test_server t;
-    memset(&F, 0, sizeof F);
-    ts_open_store(&t, yaml, store);
-    t.ctx.be.slurm = &fake_slurm;
-    t.ctx.be.exec = &fake_exec;
+    open_store_fakes(&t, yaml, store);
     fm_gate_decision d;
     json_t *args = json_loads(DRAIN, 0, NULL);
     fm_gate_decide(&t.ctx, idx("node_drain"), args, &d);
@@ -467,29 +534,11 @@ START_TEST(tool_resumes_its_own_dead_workflow)
     json_decref(args);
     ts_close(&t);
 
-    pid_t child = fork();
-    ck_assert_int_ge(child, 0);
-    if (child == 0) {
-        /* The first server: dies inside the drain step. */
-        test_server c;
-        memset(&F, 0, sizeof F);
-        ts_open_store(&c, yaml, store);
-        c.ctx.be.slurm = &fake_slurm;
-        c.ctx.be.exec = &fake_exec;
-        F.die_on_update = true;
-        bool e = false;
-        call(&c, "node_drain", approved, &e);
-        _exit(3); /* not reached: killed in update_node */
-    }
-    int status = 0;
-    ck_assert_int_eq(waitpid(child, &status, 0), child);
-    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    /* The first server: dies inside the drain step. */
+    die_mid_call(yaml, store, "node_drain", approved, false);
     free(approved);
 
-    memset(&F, 0, sizeof F);
-    ts_open_store(&t, yaml, store);
-    t.ctx.be.slurm = &fake_slurm;
-    t.ctx.be.exec = &fake_exec;
+    open_store_fakes(&t, yaml, store);
     char wf[FM_WORKFLOW_ID_LEN], st[32];
     fm_workflow_live_on_node(&t.ctx, "gpu-a01", NULL, wf, sizeof wf);
     ck_assert_msg(wf[0], "the dead call's workflow still holds gpu-a01");
@@ -518,17 +567,123 @@ START_TEST(tool_resumes_its_own_dead_workflow)
     ck_assert_msg(strstr(text, want), "the drain is the first call's: %s", text);
     ck_assert_int_eq(F.updates, 1);
     ck_assert_str_eq(F.drained, "gpu-a01");
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&t.ctx, wf, &err);
-    ck_assert_msg(got != NULL, "%s", err.text);
-    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
-    json_decref(got);
-    char other[FM_WORKFLOW_ID_LEN];
-    fm_workflow_live_on_node(&t.ctx, "gpu-a01", NULL, other, sizeof other);
-    ck_assert_str_eq(other, "");
+    assert_ended(&t, wf, "gpu-a01", "done");
     fm_node_state_get(&t.ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "quarantined");
     free(approved);
+    json_decref(args);
+    ts_close(&t);
+    unlink(key);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
+/* args_json approved by alice for tool: the gate's plan signed, the
+ * approval id added.  Returns the arguments' text (free it). */
+static char *approved_call_args(test_server *t, const char *key, const char *tool,
+                                const char *args_json)
+{
+    fm_gate_decision d;
+    json_t *args = json_loads(args_json, 0, NULL);
+    ck_assert_ptr_nonnull(args);
+    fm_gate_decide(&t->ctx, idx(tool), args, &d);
+    ck_assert_msg(d.code == FM_ERR_APPROVAL, "%s: %s", tool, d.reason);
+    char ap[FM_APPROVAL_ID_LEN];
+    approve_plan(t, key, "alice", d.plan_id, ap);
+    json_object_set_new(args, "approval_id", json_string(ap));
+    char *text = json_dumps(args, JSON_COMPACT);
+    json_decref(args);
+    return text;
+}
+
+/* While a single-node tool's step runs, the node's reservation says what
+ * is happening to it, as the action's data declares (state_during): a
+ * reboot (or GPU reset) is repairing it, a drain quarantines it.  Read on
+ * a second connection while the fake Slurm holds the step, as another
+ * server's fleet_status would. */
+START_TEST(reservation_state_during_the_step)
+{
+    char key[] = "/tmp/fm-gate-key-XXXXXX", yaml[512];
+    alice_config(key, yaml, sizeof yaml);
+    static const struct {
+        const char *tool, *args, *during;
+    } cases[] = {
+        {"node_reboot", "{\"node\":\"gpu-a01\",\"reason\":\"bad psu\"}", "repairing"},
+        {"node_drain", "{\"node\":\"gpu-a01\",\"reason\":\"xid 79\"}", "quarantined"},
+    };
+    /* One store each: the first's node stays in remediation. */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char db[] = "/tmp/fm-gate-mid-XXXXXX";
+        fm_test_temp_db(db);
+        const char *store = fm_test_store(db);
+        test_server t;
+        open_store_fakes(&t, yaml, store);
+        char *approved = approved_call_args(&t, key, cases[i].tool, cases[i].args);
+        F.peek = store;
+        bool is_error = true;
+        const char *text = call(&t, cases[i].tool, approved, &is_error);
+        F.peek = NULL;
+        ck_assert_msg(!is_error, "%s: %s", cases[i].tool, text);
+        ck_assert_int_eq(F.updates, 1);
+        ck_assert_msg(!strcmp(F.state_mid, cases[i].during), "%s mid-step: '%s', wanted %s",
+                      cases[i].tool, F.state_mid, cases[i].during);
+        free(approved);
+        ts_close(&t);
+        fm_test_unlink_db(db);
+    }
+    unlink(key);
+}
+END_TEST
+
+/* An interrupted step that is not safe to repeat is not repeated: the
+ * server dies (-9) inside job_requeue's requeue, so nobody knows whether
+ * Slurm requeued the job.  job_requeue called again with the same
+ * arguments (approved again) runs nothing, fails CONFLICT with what to do
+ * next (check the job in Slurm, call again if it did not take effect),
+ * and ends the dead workflow, so the node is not held by it: the next
+ * call is decided like any other (an approval, not running_workflow). */
+START_TEST(interrupted_requeue_is_not_repeated)
+{
+    char key[] = "/tmp/fm-gate-key-XXXXXX", db[] = "/tmp/fm-gate-rq-XXXXXX", yaml[512];
+    alice_config(key, yaml, sizeof yaml);
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    static const char REQUEUE[] = "{\"node\":\"gpu-a03\",\"job_id\":7}";
+    test_server t;
+    open_store_fakes(&t, yaml, store);
+    char *approved = approved_call_args(&t, key, "job_requeue", REQUEUE);
+    ts_close(&t);
+
+    die_mid_call(yaml, store, "job_requeue", approved, true);
+    free(approved);
+
+    open_store_fakes(&t, yaml, store);
+    char wf[FM_WORKFLOW_ID_LEN];
+    fm_workflow_live_on_node(&t.ctx, "gpu-a03", NULL, wf, sizeof wf);
+    ck_assert_msg(wf[0], "the dead call's workflow still holds gpu-a03");
+    approved = approved_call_args(&t, key, "job_requeue", REQUEUE);
+    bool is_error = false;
+    const char *text = call(&t, "job_requeue", approved, &is_error);
+    free(approved);
+    ck_assert_msg(is_error && !strncmp(text, "CONFLICT: ", 10), "%s", text);
+    /* What to do next, in the message: the step, where to look, what to
+     * call, and that the workflow no longer holds the node. */
+    static const char *const says[] = {
+        "job_requeue on gpu-a03 not resumed", "requeue_jobs step", "not safe to repeat",
+        "slurm_jobs {\"node\":\"gpu-a03\"}",  "scontrol show job", "call job_requeue again",
+        "is ended (failed) and holds nothing"};
+    for (size_t i = 0; i < sizeof says / sizeof says[0]; i++)
+        ck_assert_msg(strstr(text, says[i]), "no '%s' in: %s", says[i], text);
+    ck_assert_msg(strstr(text, wf), "the workflow is named: %s", text);
+    assert_nothing_ran(&t, tickets(&t));
+    assert_ended(&t, wf, "gpu-a03", "failed");
+    /* The operator's next call is decided afresh: an approval to ask
+     * for, nothing refused by the dead workflow. */
+    fm_gate_decision d;
+    json_t *args = json_loads(REQUEUE, 0, NULL);
+    fm_gate_decide(&t.ctx, idx("job_requeue"), args, &d);
+    ck_assert_msg(d.code == FM_ERR_APPROVAL, "%s", d.reason);
+    ck_assert_str_eq(d.resume_workflow, "");
     json_decref(args);
     ts_close(&t);
     unlink(key);
@@ -865,6 +1020,8 @@ static Suite *gate_table_suite(void)
     tcase_add_test(tc, diagnose_records_and_suspects);
     tcase_add_test(tc, requires_idle_gpu_is_honoured);
     tcase_add_test(tc, tool_resumes_its_own_dead_workflow);
+    tcase_add_test(tc, reservation_state_during_the_step);
+    tcase_add_test(tc, interrupted_requeue_is_not_repeated);
     suite_add_tcase(s, tc);
     return s;
 }
