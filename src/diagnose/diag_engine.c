@@ -924,6 +924,25 @@ static bool before_boot(const run *r, int li)
     return li >= 0 && r->oldl && li < r->nlines && r->oldl[li];
 }
 
+/* A line some class signature or a catalogued Xid of a class reads: what
+ * it says is explained by that class, not unexplained failure words. */
+static bool line_classed(const run *r, int li)
+{
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->line != li) continue;
+        const diag_sig *g = &r->db->sigs[m->sig];
+        if (g->anomaly || g->quote || g->boot || g->marker || g->recovery) continue;
+        if (g->xid) {
+            const diag_xid *x = diag_xid_find(r->db, m->xid);
+            if (x && x->cls >= 0) return true;
+        } else if (g->ncls > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool group_marked(const run *r, const char *group)
 {
     for (int i = 0; i < r->nmarks; i++)
@@ -1033,6 +1052,8 @@ static void text_hits(run *r)
             } else if (g->anomaly) {
                 /* the fault a stale reason names is history, not unexplained */
                 if (r->cur_reason) continue;
+                /* history a known class reads is that class's, weak and old */
+                if (old && line_classed(r, m->line)) continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
                             g->group,
                             line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
