@@ -1514,7 +1514,25 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
                      json_real_value(ov));
         }
         if (!cmp(m->op, v, thr)) continue;
-        if (m->sustained) {
+        if (m->sustained && m->fell_from > 0) {
+            /* busy, then idle: the last samples hold, one before them did
+             * not and was at least fell_from */
+            int tail = 0;
+            bool broke = false, was = false;
+            for (size_t j = last + 1; j-- > first;) {
+                if (strcmp(keys[j], keys[i]) != 0) continue;
+                double sv = json_number_value(json_object_get(json_array_get(metrics, j), "value"));
+                if (!broke && cmp(m->op, sv, thr)) {
+                    tail++;
+                    continue;
+                }
+                broke = true;
+                if (sv >= m->fell_from) was = true;
+            }
+            if (tail < m->sustained || !was) continue;
+            snprintf(note, sizeof note, " (the last %d samples, after %g or more)", tail,
+                     m->fell_from);
+        } else if (m->sustained) {
             /* over time: every sample of this series, and enough of them */
             int ns = 0;
             bool all = true;

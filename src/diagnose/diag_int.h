@@ -50,6 +50,7 @@ typedef struct diag_metric {
     int min_series;
     int sustained; /* >0: every sample of the series holds, at least this many */
     bool rising;
+    double fell_from; /* >0, with sustained: the last samples hold after one at least this */
     bool counter; /* cumulative: a large value that did not move is history */
     bool has_with;
     diag_re with_name;

@@ -204,6 +204,7 @@ static int load_metric(loadctx *lc, diag_metric *m, const json_t *o, const char 
     m->rising = json_is_true(json_object_get(o, "rising"));
     m->counter = json_is_true(json_object_get(o, "counter"));
     m->sustained = (int)json_integer_value(json_object_get(o, "sustained"));
+    m->fell_from = json_number_value(json_object_get(o, "fell_from"));
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)json_object_get(o, "labels"), k, v)
