@@ -82,7 +82,8 @@ typedef struct diag_sig {
                        * 3 a line's boot id (val), 4 the current boot id (val),
                        * 5 uptime (key days, val h:mm or minutes), 6 boot time (val) */
     bool multi;       /* every match of the line, not the first (several ranks' records
-                       * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s") */
+                       * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s"; a limit and
+                       * its default on one line) */
     int quote;        /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
                        * 3 the line, which says a counter it names did not move,
                        * 4 its source, which injects errors on purpose (and DCGM's samples) */
