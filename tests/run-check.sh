@@ -127,13 +127,15 @@ stage diagnose-blind4 python3 tests/diagnose/run_scenarios.py --held-out 66 0 te
 stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind5
 # blind6 was told to the tenth pass (its misses as general kinds); blind7
 # was measured unseen after it (58/70, 4 unsafe calls) and told to the
-# eleventh pass as general kinds: the floor is what that pass reached.
+# eleventh pass as general kinds: the floor is what that pass reached
+# (raised to what the twelfth pass keeps).
 stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 61 0 tests/diagnose/blind6
-stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind7
+stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind7
 # blind8 (70, written 17:01-17:08 UTC by an author who read no code) was
 # scored before the eleventh pass (56/70, 2 unsafe) and after it (58/70,
-# 2 unsafe), told to no one: the floor is that unseen figure.
-stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 58 2 tests/diagnose/blind8
+# 2 unsafe), then told to the twelfth pass as general kinds: the floor is
+# what that pass reached.
+stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind8
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

@@ -924,6 +924,25 @@ static bool before_boot(const run *r, int li)
     return li >= 0 && r->oldl && li < r->nlines && r->oldl[li];
 }
 
+/* A line some class signature or a catalogued Xid of a class reads: what
+ * it says is explained by that class, not unexplained failure words. */
+static bool line_classed(const run *r, int li)
+{
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->line != li) continue;
+        const diag_sig *g = &r->db->sigs[m->sig];
+        if (g->anomaly || g->quote || g->boot || g->marker || g->recovery) continue;
+        if (g->xid) {
+            const diag_xid *x = diag_xid_find(r->db, m->xid);
+            if (x && x->cls >= 0) return true;
+        } else if (g->ncls > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool group_marked(const run *r, const char *group)
 {
     for (int i = 0; i < r->nmarks; i++)
@@ -1033,6 +1052,8 @@ static void text_hits(run *r)
             } else if (g->anomaly) {
                 /* the fault a stale reason names is history, not unexplained */
                 if (r->cur_reason) continue;
+                /* history a known class reads is that class's, weak and old */
+                if (old && line_classed(r, m->line)) continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
                             g->group,
                             line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
@@ -1300,6 +1321,72 @@ static int cmp_double(const void *a, const void *b);
 /* One series far above its peers: the latest value of every matching
  * series against their median.  One slow rank among many is its node; many
  * slow ones are the job (or the whole fabric), not one node. */
+/* The asked node's series against its peers, host by host: several GPUs
+ * of one node set alike (a power limit, clocks held low) are one outlier,
+ * however many of its GPUs there are.  Only the node's mean far from the
+ * median of the other hosts' means, and no other host so, counts. */
+static bool node_outlier(run *r, const diag_sig *g, const json_t *metrics, const double *vals,
+                         const size_t *at, int ns)
+{
+    enum { MAXH = 64 };
+    char hosts[MAXH][128];
+    double sum[MAXH], means[MAXH];
+    int cnt[MAXH], nh = 0, mine = -1, first = -1;
+    const diag_metric *m = &g->m;
+    if (!r->node || !*r->node) return false;
+    for (int q = 0; q < ns; q++) {
+        char hb[128];
+        const char *h = host_of(json_object_get(json_array_get(metrics, at[q]), "labels"), hb,
+                                sizeof hb);
+        if (!*h) return false; /* a series of no known host: judged per series */
+        int k = 0;
+        while (k < nh && strcmp(hosts[k], h) != 0)
+            k++;
+        if (k == nh) {
+            if (nh == MAXH) return false;
+            snprintf(hosts[nh], sizeof hosts[nh], "%s", h);
+            sum[nh] = 0;
+            cnt[nh++] = 0;
+        }
+        sum[k] += vals[q];
+        cnt[k]++;
+        if (same_host(h, r->node)) {
+            mine = k;
+            if (first < 0) first = q;
+        }
+    }
+    if (mine < 0 || nh < 2) return false;
+    int no = 0;
+    for (int k = 0; k < nh; k++)
+        if (k != mine) means[no++] = sum[k] / cnt[k];
+    qsort(means, (size_t)no, sizeof *means, cmp_double);
+    double med = means[no / 2], mean = sum[mine] / cnt[mine];
+    bool low = m->outlier < 1;
+    if (med <= 0) return false;
+    for (int k = 0; k < nh; k++) {
+        double v = sum[k] / cnt[k];
+        bool out = low ? v <= m->outlier * med : v >= m->outlier * med;
+        if (out != (k == mine)) return false;
+    }
+    const json_t *s = json_array_get(metrics, at[first]);
+    const json_t *labels = json_object_get(s, "labels");
+    if (m->has_with) {
+        json_t *dev = with_devices(r, m, metrics, json_array_size(metrics));
+        char k[300];
+        device_key(labels, k, sizeof k);
+        bool ok = dev && json_object_get(dev, k) != NULL;
+        json_decref(dev);
+        if (!ok) return false;
+    }
+    char note[200];
+    snprintf(note, sizeof note, " (the node's %d series average %.2fx the median %g of %d other host%s)",
+             cnt[mine], mean / med, med, no, no == 1 ? "" : "s");
+    for (int c = 0; c < g->ncls; c++)
+        add_hit(r, g->cls[c], DK_METRICS, g->strength, g->group,
+                metric_evidence(json_string_value(json_object_get(s, "name")), labels, mean, note));
+    return true;
+}
+
 static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, size_t n, char **keys,
                            const json_t *idx)
 {
@@ -1322,6 +1409,7 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
         at[ns++] = i;
     }
     if (ns < m->min_series || ns < 3) return;
+    if (node_outlier(r, g, metrics, vals, at, ns)) return;
     memcpy(sorted, vals, (size_t)ns * sizeof *vals);
     qsort(sorted, (size_t)ns, sizeof *sorted, cmp_double);
     double med = sorted[ns / 2];
@@ -1426,7 +1514,25 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
                      json_real_value(ov));
         }
         if (!cmp(m->op, v, thr)) continue;
-        if (m->sustained) {
+        if (m->sustained && m->fell_from > 0) {
+            /* busy, then idle: the last samples hold, one before them did
+             * not and was at least fell_from */
+            int tail = 0;
+            bool broke = false, was = false;
+            for (size_t j = last + 1; j-- > first;) {
+                if (strcmp(keys[j], keys[i]) != 0) continue;
+                double sv = json_number_value(json_object_get(json_array_get(metrics, j), "value"));
+                if (!broke && cmp(m->op, sv, thr)) {
+                    tail++;
+                    continue;
+                }
+                broke = true;
+                if (sv >= m->fell_from) was = true;
+            }
+            if (tail < m->sustained || !was) continue;
+            snprintf(note, sizeof note, " (the last %d samples, after %g or more)", tail,
+                     m->fell_from);
+        } else if (m->sustained) {
             /* over time: every sample of this series, and enough of them */
             int ns = 0;
             bool all = true;

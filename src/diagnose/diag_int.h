@@ -50,6 +50,7 @@ typedef struct diag_metric {
     int min_series;
     int sustained; /* >0: every sample of the series holds, at least this many */
     bool rising;
+    double fell_from; /* >0, with sustained: the last samples hold after one at least this */
     bool counter; /* cumulative: a large value that did not move is history */
     bool has_with;
     diag_re with_name;
@@ -81,7 +82,8 @@ typedef struct diag_sig {
                        * 3 a line's boot id (val), 4 the current boot id (val),
                        * 5 uptime (key days, val h:mm or minutes), 6 boot time (val) */
     bool multi;       /* every match of the line, not the first (several ranks' records
-                       * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s") */
+                       * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s"; a limit and
+                       * its default on one line) */
     int quote;        /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
                        * 3 the line, which says a counter it names did not move,
                        * 4 its source, which injects errors on purpose (and DCGM's samples) */

@@ -204,6 +204,7 @@ static int load_metric(loadctx *lc, diag_metric *m, const json_t *o, const char 
     m->rising = json_is_true(json_object_get(o, "rising"));
     m->counter = json_is_true(json_object_get(o, "counter"));
     m->sustained = (int)json_integer_value(json_object_get(o, "sustained"));
+    m->fell_from = json_number_value(json_object_get(o, "fell_from"));
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)json_object_get(o, "labels"), k, v)
@@ -479,7 +480,7 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
         /* outlier: ranks that share a host are grouped by it */
         int h = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "host");
         g->cap_host = h > 0 ? (uint32_t)h : 0;
-        g->multi = r->type == RT_OUTLIER;
+        g->multi = r->type == RT_OUTLIER || r->type == RT_BELOW_REFERENCE;
         /* slowdown_after_change reads its lines itself, only when the
          * change is on record: never scanned, so it costs no log scan */
         if (r->type != RT_SLOWDOWN_AFTER && literals_of(lc, json_object_get(o, "literal"), si))

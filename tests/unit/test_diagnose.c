@@ -845,6 +845,48 @@ START_TEST(rejects_slowdown_rule_without_its_change)
 }
 END_TEST
 
+/* GPUs busy and then idle in the last samples of a RUNNING job are a
+ * stall (fell_from); idle from the start they are not.  A power limit is
+ * judged host by host: the node's GPUs set alike below its peers'. */
+START_TEST(drop_after_work_and_node_against_peers)
+{
+    static const char *const hung =
+        "{\"slurm\":{\"jobs\":[{\"job_id\":1,\"state\":\"RUNNING\",\"nodes\":\"n1\"}]},"
+        "\"metrics\":["
+        "{\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"gpu\":\"0\",\"hostname\":\"n1\"},"
+        "\"value\":%s,\"ts\":\"2026-12-06T00:00:00Z\"},"
+        "{\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"gpu\":\"0\",\"hostname\":\"n1\"},"
+        "\"value\":0,\"ts\":\"2026-12-06T01:00:00Z\"},"
+        "{\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"gpu\":\"0\",\"hostname\":\"n1\"},"
+        "\"value\":0,\"ts\":\"2026-12-06T02:00:00Z\"},"
+        "{\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"gpu\":\"1\",\"hostname\":\"n1\"},"
+        "\"value\":%s,\"ts\":\"2026-12-06T00:00:00Z\"},"
+        "{\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"gpu\":\"1\",\"hostname\":\"n1\"},"
+        "\"value\":0,\"ts\":\"2026-12-06T01:00:00Z\"},"
+        "{\"name\":\"DCGM_FI_DEV_GPU_UTIL\",\"labels\":{\"gpu\":\"1\",\"hostname\":\"n1\"},"
+        "\"value\":0,\"ts\":\"2026-12-06T02:00:00Z\"}]}";
+    char buf[2048];
+    snprintf(buf, sizeof buf, hung, "95", "93");
+    expect_top(buf, "job_hung", true);
+    snprintf(buf, sizeof buf, hung, "0", "0");
+    expect_top(buf, "job_hung", false);
+    static const char *const lim =
+        "{\"node\":\"n1\",\"metrics\":["
+        "{\"name\":\"DCGM_FI_DEV_POWER_MGMT_LIMIT\",\"labels\":{\"gpu\":\"0\",\"hostname\":\"n1\"},"
+        "\"value\":%s},"
+        "{\"name\":\"DCGM_FI_DEV_POWER_MGMT_LIMIT\",\"labels\":{\"gpu\":\"1\",\"hostname\":\"n1\"},"
+        "\"value\":%s},"
+        "{\"name\":\"DCGM_FI_DEV_POWER_MGMT_LIMIT\",\"labels\":{\"gpu\":\"0\",\"hostname\":\"n2\"},"
+        "\"value\":700},"
+        "{\"name\":\"DCGM_FI_DEV_POWER_MGMT_LIMIT\",\"labels\":{\"gpu\":\"1\",\"hostname\":\"n2\"},"
+        "\"value\":700}]}";
+    snprintf(buf, sizeof buf, lim, "400", "400");
+    expect_top(buf, "gpu_power", true);
+    snprintf(buf, sizeof buf, lim, "700", "700");
+    expect_top(buf, "gpu_power", false);
+}
+END_TEST
+
 START_TEST(boot_boundaries_make_history)
 {
     static const char *const x79 = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, name=x, GPU has fallen "
@@ -879,6 +921,24 @@ START_TEST(boot_boundaries_make_history)
         {"{\"events\":[\"who -b: system boot  2026-11-29 08:14\"],\"kernel_log\":["
          "\"2026-11-30T09:12:44+00:00 n kernel: %s\"]}",
          true},
+        /* journalctl's separators with a label: (previous), (current, since ...) */
+        {"{\"kernel_log\":[\"-- Boot 2b9e0c4f1a7d48e6b3c5d7e9f1a2b4c6 (previous) --\","
+         "\"Dec 05 21:14:02 n kernel: %s\","
+         "\"-- Boot 6d4c2a0e8f1b43a5b7c9d1e3f5a7b9c0 (current, since Sat 2026-12-06) --\","
+         "\"Dec 06 00:03:10 n kernel: ok\"]}",
+         false},
+        {"{\"kernel_log\":[\"-- Boot 2b9e0c4f1a7d48e6b3c5d7e9f1a2b4c6 (previous) --\","
+         "\"Dec 05 21:14:02 n kernel: %s\"]}",
+         false},
+        {"{\"kernel_log\":[\"-- Boot 2b9e0c4f1a7d48e6b3c5d7e9f1a2b4c6 (previous) --\","
+         "\"Dec 05 21:14:02 n kernel: ok\","
+         "\"-- Boot 6d4c2a0e8f1b43a5b7c9d1e3f5a7b9c0 (current) --\","
+         "\"Dec 06 00:03:10 n kernel: %s\"]}",
+         true},
+        /* boot indexes in a pasted header */
+        {"{\"kernel_log\":[\"==> boot -1 <==\",\"Dec 05 21:14:02 n kernel: %s\","
+         "\"==> boot 0 <==\",\"Dec 06 00:03:10 n kernel: ok\"]}",
+         false},
     };
     char buf[2048];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -980,6 +1040,7 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, slowdown_needs_a_software_change);
     tcase_add_test(tc, rejects_slowdown_rule_without_its_change);
     tcase_add_test(tc, boot_boundaries_make_history);
+    tcase_add_test(tc, drop_after_work_and_node_against_peers);
     tcase_add_test(tc, injected_errors_are_the_tests);
     tcase_add_test(tc, nameless_prometheus_answers_take_the_query_name);
     tcase_add_test(tc, rejects_boot_signatures_without_captures);
