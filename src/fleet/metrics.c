@@ -7,6 +7,7 @@
 
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_nodestate.h"
 #include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_server.h"
 
@@ -82,8 +83,7 @@ json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
         }
     }
     /* Overrides: a human acted on a node fleetmcp was remediating. */
-    double remediations = scalar(ctx, "SELECT count(DISTINCT node) FROM node_attempts WHERE"
-                                 " ts_ms>=?1", since, NULL);
+    double remediations = (double)fm_node_state_nodes_repaired(ctx, since);
     /* The single node actions that move capacity, by their flags; names
      * come from the generated table ([a-z0-9_] only), safe in SQL text. */
     char tools[512] = "''", overrides_sql[1024];

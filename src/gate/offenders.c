@@ -83,7 +83,7 @@ static long long counted(fm_ctx *ctx, const char *node, const oconf *c, const or
 {
     int64_t since = fm_now_ms() - c->window_s * 1000;
     if (r->cleared_ms > since) since = r->cleared_ms;
-    return fm_guard_repairs_since(ctx, node, since);
+    return fm_node_state_attempts(ctx, node, NULL, since);
 }
 
 static void put(fm_ctx *ctx, const char *node, long long repairs, const char *ticket)
