@@ -4,6 +4,8 @@
  * parsed highlights; raw text only on request.  The whole bundle (with raw
  * text) is stored in diag_bundles so a ticket can attach it by id later;
  * the sha256 lets the attacher check it was not altered. */
+/* Data access: this file owns the table diag_bundles; every statement on
+ * it is here, others call its functions (the data-access stage checks). */
 #include "fleetmcp/fm_db.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,8 @@
 /* Workflow persistence: the workflow row, its steps and events.  Every
  * write commits on its own (the store runs each in BEGIN IMMEDIATE), so a
  * kill -9 loses at most the step in flight, whose "started" row says so. */
+/* Data access: this file owns the tables workflow_events, workflow_steps, workflows; every statement on
+ * them is here, others call its functions (the data-access stage checks). */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
