@@ -115,6 +115,7 @@ stage demo bash examples/demo.sh
 stage install bash tests/install.sh
 stage fresh-machine bash tests/fresh-machine.sh
 stage lazy-libs bash tests/lazy-libs.sh
+stage data-access bash tests/data-access.sh
 for t in tests/integration/*.sh; do
     [ -e "$t" ] || continue
     stage "integration:$(basename "$t" .sh)" bash "$t"

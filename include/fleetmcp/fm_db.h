@@ -92,9 +92,13 @@ typedef struct fm_db_ops {
 extern const fm_db_ops fm_db_sqlite_ops;
 extern const fm_db_ops fm_db_pg_ops;
 
-/* Every connection and statement starts with its engine's ops. */
+/* Every connection and statement starts with its engine's ops.  cache:
+ * fm_db_run's statements, prepared once per connection (NULL until the
+ * first run; the engines calloc the connection, so it starts NULL). */
+struct fm_db_run_cache;
 struct fm_db {
     const fm_db_ops *ops;
+    struct fm_db_run_cache *cache;
 };
 struct fm_db_stmt {
     const fm_db_ops *ops;
@@ -170,6 +174,44 @@ int fm_db_get_autocommit(fm_db *db);
 const char *fm_db_errmsg(fm_db *db);
 /* The fm error code that fits the last failure (UNAVAILABLE: server down). */
 fm_code fm_db_errcode(fm_db *db);
+
+/* ---- the statement helper (src/store/db_run.c) ----
+ * What every table module used to repeat around one statement: prepare it
+ * once per connection and keep it (keyed by the address of sql: pass a
+ * string literal, never a buffer), bind its parameters by type, step its
+ * rows into a callback, reset it.  On PostgreSQL a kept statement is
+ * prepared on the server once (FM_DB_PREPARE_PERSISTENT).
+ *
+ * types: one letter per parameter ?1, ?2, ... taken from the arguments
+ * after arg, in order:
+ *   't'  const char *   text (NULL binds NULL); bound for this run only
+ *   'i'  int64_t        integer
+ *   'n'  int            integer
+ *   'd'  double         real
+ * row is called with the statement positioned on each row (read it with
+ * fm_db_column_*; pointers stay valid until row returns); nonzero from row
+ * stops the run.  row may be NULL (a write, or a read whose rows do not
+ * matter).
+ *
+ * Returns FM_DB_DONE when every row was handed over, FM_DB_ROW when row
+ * stopped it, or the engine's error code (fm_db_errmsg says why).  A run
+ * from inside row (another statement, or the same one again) is safe: a
+ * statement in use is never reset under its caller; a second use of it
+ * prepares a copy for that run only. */
+typedef int (*fm_db_row_fn)(fm_db_stmt *row, void *arg);
+int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types, ...);
+/* Row callbacks for the common shapes: column 0 into *(int64_t *)arg,
+ * and column 0 as text into the fm_db_text_buf arg (truncated to fit;
+ * found set), each stopping after the first row. */
+int fm_db_row_int64(fm_db_stmt *row, void *arg);
+typedef struct fm_db_text_buf {
+    char *buf;
+    size_t len;
+    int found;
+} fm_db_text_buf;
+int fm_db_row_text(fm_db_stmt *row, void *arg);
+/* Finalizes the kept statements (fm_db_close does it). */
+void fm_db_run_forget(fm_db *db);
 
 /* SQLite only: frames in the WAL after the last commit (0 for others). */
 int fm_db_sqlite_wal_frames(const fm_db *db);

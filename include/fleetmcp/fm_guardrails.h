@@ -3,7 +3,8 @@
  * decide; they ask here.  Every verdict names the guardrail, the numbers
  * and what would make it pass.
  *
- * Node remediation state lives in the store (node_states), and the blast
+ * Node remediation state lives in the store (node_states, owned by
+ * src/nodestate, fm_nodestate.h, included here for the callers), and the blast
  * radius is enforced when a node enters remediation: fm_guard_reserve()
  * checks the per-domain count and records the node in one BEGIN IMMEDIATE
  * transaction, so several server processes sharing one database can never
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "fleetmcp/fm_error.h"
+#include "fleetmcp/fm_nodestate.h"
 
 struct fm_ctx;
 
@@ -66,20 +68,6 @@ bool fm_guard_all_canary(struct fm_ctx *ctx, const json_t *nodes);
 int fm_guard_reserve(struct fm_ctx *ctx, const char *node, const char *state,
                      const char *fault_class, const char *workflow_id, fm_err *err);
 
-/* Moves node to state (any of the seven).  returned/healthy take it out
- * of remediation.  Records an attempt when state is "repairing". */
-int fm_node_state_set(struct fm_ctx *ctx, const char *node, const char *state,
-                      const char *workflow_id, fm_err *err);
-
-/* Repairs of node (any fault class) recorded since since_ms. */
-long long fm_guard_repairs_since(struct fm_ctx *ctx, const char *node, int64_t since_ms);
-
-/* The node's remediation state name into buf ("healthy" when unknown). */
-void fm_node_state_get(struct fm_ctx *ctx, const char *node, char *buf, size_t len);
-
-/* {state: count} over all nodes known to the store (new object). */
-json_t *fm_node_state_counts(struct fm_ctx *ctx);
-
 int fm_guard_init(struct fm_ctx *ctx, fm_err *err);
 
 /* ---- for pool plans (src/plan/pool.c) ---- */
@@ -90,10 +78,5 @@ bool fm_guard_schedulable(const json_t *node);
 /* guardrails.max_per_domain and min_schedulable_share as they apply now
  * (emergency mode may raise them). */
 void fm_guard_limits(struct fm_ctx *ctx, long long *per_domain, double *min_share);
-
-/* Nodes in remediation per domain, nodes in except (array of names,
- * borrowed, may be NULL) left out: new {"rack=r01": n, "sku=h100": n,
- * "partition=gpu": n}. */
-json_t *fm_guard_domain_busy(struct fm_ctx *ctx, const json_t *except);
 
 #endif

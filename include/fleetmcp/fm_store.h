@@ -178,6 +178,13 @@ void fm_store_checkpoint(fm_store *st);
  * locked, broken): a safety check must not read -2 as "not set". */
 int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len);
 int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_err *err);
+/* Removes the settings whose key starts with prefix (LIKE: '_' in it
+ * matches any character) last written before before_ms; best effort. */
+void fm_store_setting_prune(fm_store *st, const char *prefix, int64_t before_ms);
+/* Sets key to value unless it is set: 1 set now, 0 it already was (the
+ * primary key decides, so of two writers at once exactly one gets 1), -1
+ * with err. */
+int fm_store_setting_add(fm_store *st, const char *key, const char *value, fm_err *err);
 
 /* A cached, reset, unbound statement for a literal SQL string (borrowed:
  * do not finalize).  NULL with err on failure. */

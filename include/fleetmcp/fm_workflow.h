@@ -141,6 +141,19 @@ void fm_workflow_live_on_node(struct fm_ctx *ctx, const char *node, const char *
 
 json_t *fm_workflow_get(struct fm_ctx *ctx, const char *id, fm_err *err);
 
+/* Workflows started since since_ms, for fleet metrics: done, failed or
+ * escalated, done without any step that repairs (reboot, GPU reset, job
+ * cancel or requeue: a false positive), the mean duration of the done
+ * ones in seconds (mean_null: none), and repeat_nodes, a new array of
+ * {node, workflows} for nodes with two or more, most first, at most 20.
+ * Reads the workflow tables (src/workflow/store.c owns them). */
+typedef struct fm_workflow_stats {
+    double done, failed, false_positive, mean_s;
+    bool mean_null;
+    json_t *repeat_nodes;
+} fm_workflow_stats;
+void fm_workflow_stats_since(struct fm_ctx *ctx, int64_t since_ms, fm_workflow_stats *out);
+
 /* For fleet_status (new): {active_workflows, by_state{status: n},
  * orphaned_drains[{node, reason, workflow_id}], recent_failures[...]}.
  * Never fails: a part that cannot be read is left out and named in

@@ -1,5 +1,7 @@
 /* Alert intake (include/fleetmcp/fm_alert.h): Alertmanager webhook v4
  * payloads to diagnoses, tickets and never-executed plans. */
+/* Data access: this file owns the tables alert_intake, alert_seen; every statement on
+ * them is here, others call its functions (the data-access stage checks). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,6 @@
 /* Approvals: Ed25519 signatures (OpenSSL libcrypto) over a plan's hash. */
+/* Data access: this file owns the tables approval_signatures, approvals; every statement on
+ * them is here, others call its functions (the data-access stage checks). */
 #include "fleetmcp/fm_approval.h"
 
 #include <errno.h>

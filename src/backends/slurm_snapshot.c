@@ -22,6 +22,8 @@
  * clusters can sit behind one endpoint string (one socket path, or
  * localhost:6820, on two hosts sharing a PostgreSQL store) with clocks
  * close enough that the stamp window alone would pass the other's table. */
+/* Data access: this file owns the tables slurm_node_snapshot_rows, slurm_node_snapshots; every statement on
+ * them is here, others call its functions (the data-access stage checks). */
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>

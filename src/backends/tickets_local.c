@@ -3,6 +3,8 @@
  * may share the database: every write runs in BEGIN IMMEDIATE, and a
  * partial unique index keeps one open ticket per (node, fault class)
  * whatever the callers do. */
+/* Data access: this file owns the tables ticket_attachments, ticket_comments, tickets; every statement on
+ * them is here, others call its functions (the data-access stage checks). */
 #include "fleetmcp/fm_tickets.h"
 
 #include <stdio.h>

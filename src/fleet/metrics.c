@@ -7,8 +7,10 @@
 
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_nodestate.h"
 #include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_workflow.h"
 
 #define SHADOW_MATCH_MS (24LL * 3600 * 1000)
 
@@ -53,37 +55,21 @@ json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
     bool wf = table_exists(ctx, "workflows");
     double done = 0, bad = 0, fp = 0, mean = 0;
     bool mean_null = true;
-    json_t *offenders = json_array();
+    json_t *offenders;
     if (wf) {
-        done = scalar(ctx, "SELECT count(*) FROM workflows WHERE status='done' AND started_ms>=?1",
-                      since, NULL);
-        bad = scalar(ctx, "SELECT count(*) FROM workflows WHERE status IN ('failed','escalated')"
-                     " AND started_ms>=?1", since, NULL);
-        mean = scalar(ctx, "SELECT avg(updated_ms-started_ms)/1000.0 FROM workflows WHERE"
-                      " status='done' AND started_ms>=?1", since, &mean_null);
-        /* Done, yet no step that repairs anything ran: the node was fine. */
-        fp = scalar(ctx,
-                    "SELECT count(*) FROM workflows w WHERE w.status='done' AND w.started_ms>=?1"
-                    " AND NOT EXISTS (SELECT 1 FROM workflow_steps s WHERE s.workflow_id=w.id AND"
-                    " s.status='done' AND s.action IN ('reboot','gpu_reset','cancel_jobs',"
-                    "'requeue_jobs'))",
-                    since, NULL);
-        fm_db_stmt *s = NULL;
-        if (fm_db_prepare_v2(ctx->store.db,
-                               "SELECT node, count(*) n FROM workflows WHERE started_ms>=? GROUP"
-                               " BY node HAVING n>=2 ORDER BY n DESC, node LIMIT 20",
-                               -1, &s, NULL) == FM_DB_OK) {
-            fm_db_bind_int64(s, 1, since);
-            while (fm_db_step(s) == FM_DB_ROW)
-                json_array_append_new(offenders,
-                                      json_pack("{s:s, s:I}", "node", fm_db_column_text(s, 0),
-                                                "workflows", fm_db_column_int64(s, 1)));
-            fm_db_finalize(s);
-        }
+        fm_workflow_stats w;
+        fm_workflow_stats_since(ctx, since, &w);
+        done = w.done;
+        bad = w.failed;
+        fp = w.false_positive;
+        mean = w.mean_s;
+        mean_null = w.mean_null;
+        offenders = w.repeat_nodes;
+    } else {
+        offenders = json_array();
     }
     /* Overrides: a human acted on a node fleetmcp was remediating. */
-    double remediations = scalar(ctx, "SELECT count(DISTINCT node) FROM node_attempts WHERE"
-                                 " ts_ms>=?1", since, NULL);
+    double remediations = (double)fm_node_state_nodes_repaired(ctx, since);
     /* The single node actions that move capacity, by their flags; names
      * come from the generated table ([a-z0-9_] only), safe in SQL text. */
     char tools[512] = "''", overrides_sql[1024];

@@ -8,6 +8,8 @@
  * which records it here in the same transaction: auto_drains holds one row
  * per drained node and partition.  The trip is a store setting, so every
  * server sharing the store sees it. */
+/* Data access: this file owns the table auto_drains; every statement on
+ * it is here, others call its functions (the data-access stage checks). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,14 +73,11 @@ static int64_t window_start(fm_ctx *ctx, const bconf *c)
  * whole fleet). */
 static long long drained(fm_ctx *ctx, int64_t since, const char *node, const char *partition)
 {
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, partition ? part_sql : fleet_sql, NULL);
-    long long n = 0;
-    if (!s) return 0;
-    fm_db_bind_int64(s, 1, since);
-    fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
-    if (partition) fm_db_bind_text(s, 3, partition, -1, FM_DB_STATIC);
-    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
-    fm_db_reset(s);
+    int64_t n = 0;
+    if (partition)
+        fm_db_run(ctx->store.db, part_sql, fm_db_row_int64, &n, "itt", since, node, partition);
+    else
+        fm_db_run(ctx->store.db, fleet_sql, fm_db_row_int64, &n, "it", since, node);
     return n;
 }
 
@@ -241,8 +240,6 @@ int fm_breaker_reserve(fm_ctx *ctx, const char *name, const json_t *totals, fm_e
                           " to pass: %s",
                           why, RESET_FIX);
     }
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, insert_sql, err);
-    if (!s) return -1;
     int64_t now = fm_now_ms();
     const char *p;
     json_t *t;
@@ -250,21 +247,12 @@ int fm_breaker_reserve(fm_ctx *ctx, const char *name, const json_t *totals, fm_e
     json_object_foreach((json_t *)json_object_get(totals, "partitions"), p, t)
     {
         (void)t;
-        fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 2, p, -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 3, now);
-        rc = fm_db_step(s);
-        fm_db_reset(s);
+        rc = fm_db_run(ctx->store.db, insert_sql, NULL, NULL, "tti", name, p, now);
         if (rc != FM_DB_DONE) break;
     }
-    if (rc == FM_DB_DONE && !json_object_size(json_object_get(totals, "partitions"))) {
+    if (rc == FM_DB_DONE && !json_object_size(json_object_get(totals, "partitions")))
         /* A node in no partition still counts against the fleet. */
-        fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 2, "", -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 3, now);
-        rc = fm_db_step(s);
-        fm_db_reset(s);
-    }
+        rc = fm_db_run(ctx->store.db, insert_sql, NULL, NULL, "tti", name, "", now);
     return rc == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "auto drain");
 }
 

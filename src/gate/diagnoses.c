@@ -11,6 +11,8 @@
  * collected evidence alone, through the same engine, named the same class
  * at act (collected_act): the caller's lines may add to such an answer,
  * never be the reason it is acted on without a human. */
+/* Data access: this file owns the table diagnoses; every statement on
+ * it is here, others call its functions (the data-access stage checks). */
 #include <stdio.h>
 #include <string.h>
 
@@ -57,59 +59,41 @@ int fm_diagnosis_record(fm_ctx *ctx, const char *node, const fm_diagnosis *d, ch
     char id[FM_DIAGNOSIS_ID_LEN] = "dg-";
     fm_random_hex(id + 3, 8);
     int64_t now = fm_now_ms();
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, put_sql, err);
-    if (!s) return -1;
-    fm_db_bind_text(s, 1, id, -1, FM_DB_TRANSIENT);
-    fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 3, d->fault_class, -1, FM_DB_STATIC);
-    fm_db_bind_double(s, 4, d->confidence);
-    fm_db_bind_double(s, 5, d->act_threshold);
-    fm_db_bind_int64(s, 6, d->act ? 1 : 0);
-    fm_db_bind_text(s, 7, d->source, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 8, now);
-    fm_db_bind_int64(s, 9, d->collected_act ? 1 : 0);
-    int rc = fm_db_step(s);
-    fm_db_reset(s);
+    int rc = fm_db_run(ctx->store.db, put_sql, NULL, NULL, "tttddntin", id, node, d->fault_class,
+                       d->confidence, d->act_threshold, d->act ? 1 : 0, d->source, now,
+                       d->collected_act ? 1 : 0);
     if (rc != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "recording the diagnosis");
         return -1;
     }
-    if ((s = fm_store_stmt(&ctx->store, prune_sql, NULL))) {
-        fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 2, now - KEEP_MS);
-        fm_db_step(s);
-        fm_db_reset(s);
-    }
+    fm_db_run(ctx->store.db, prune_sql, NULL, NULL, "ti", node, now - KEEP_MS);
     if (id_out) snprintf(id_out, FM_DIAGNOSIS_ID_LEN, "%s", id);
     return 0;
+}
+
+static int latest_row(fm_db_stmt *s, void *arg)
+{
+    fm_diagnosis *d = arg;
+    const unsigned char *t;
+    t = fm_db_column_text(s, 0);
+    snprintf(d->id, sizeof d->id, "%s", t ? (const char *)t : "");
+    t = fm_db_column_text(s, 1);
+    snprintf(d->fault_class, sizeof d->fault_class, "%s", t ? (const char *)t : "");
+    d->confidence = fm_db_column_double(s, 2);
+    d->act_threshold = fm_db_column_double(s, 3);
+    d->act = fm_db_column_int64(s, 4) != 0;
+    t = fm_db_column_text(s, 5);
+    snprintf(d->source, sizeof d->source, "%s", t ? (const char *)t : "");
+    d->at_ms = fm_db_column_int64(s, 6);
+    d->collected_act = fm_db_column_int64(s, 7) != 0;
+    return 1;
 }
 
 int fm_diagnosis_latest(fm_ctx *ctx, const char *node, fm_diagnosis *d)
 {
     memset(d, 0, sizeof *d);
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, latest_sql, NULL);
-    if (!s) return -1;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    int rc = fm_db_step(s), found = 0;
-    if (rc == FM_DB_ROW) {
-        const unsigned char *t;
-        t = fm_db_column_text(s, 0);
-        snprintf(d->id, sizeof d->id, "%s", t ? (const char *)t : "");
-        t = fm_db_column_text(s, 1);
-        snprintf(d->fault_class, sizeof d->fault_class, "%s", t ? (const char *)t : "");
-        d->confidence = fm_db_column_double(s, 2);
-        d->act_threshold = fm_db_column_double(s, 3);
-        d->act = fm_db_column_int64(s, 4) != 0;
-        t = fm_db_column_text(s, 5);
-        snprintf(d->source, sizeof d->source, "%s", t ? (const char *)t : "");
-        d->at_ms = fm_db_column_int64(s, 6);
-        d->collected_act = fm_db_column_int64(s, 7) != 0;
-        found = 1;
-    } else if (rc != FM_DB_DONE) {
-        found = -1;
-    }
-    fm_db_reset(s);
-    return found;
+    int rc = fm_db_run(ctx->store.db, latest_sql, latest_row, d, "t", node);
+    return rc == FM_DB_ROW ? 1 : rc == FM_DB_DONE ? 0 : -1;
 }
 
 long long fm_diagnosis_max_age_s(const fm_ctx *ctx)

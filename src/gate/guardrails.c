@@ -1,5 +1,6 @@
-/* Guardrails on live state, and the node remediation states they count.
- * Slurm is read through the same backend interface the tools use. */
+/* Guardrails on live state.  Slurm is read through the same backend
+ * interface the tools use; the node remediation states they count are
+ * src/nodestate's data (fm_nodestate.h): this file decides from them. */
 #include "fleetmcp/fm_guardrails.h"
 
 #include <stdarg.h>
@@ -8,27 +9,16 @@
 #include <string.h>
 
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_nodestate.h"
 #include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_workflow.h"
 
-static const char fleet_ddl[] =
-    "CREATE TABLE IF NOT EXISTS node_states(node TEXT PRIMARY KEY, state TEXT NOT NULL,"
-    " fault_class TEXT, workflow_id TEXT, rack TEXT, sku TEXT, partition TEXT,"
-    " since_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS node_states_state ON node_states(state);"
-    "CREATE TABLE IF NOT EXISTS node_attempts(node TEXT NOT NULL, fault_class TEXT NOT NULL,"
-    " ts_ms INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS node_attempts_key ON node_attempts(node, fault_class, ts_ms);";
-
-/* States that hold a node out of the pool for the blast radius. */
-#define IN_REMEDIATION "('quarantined','repairing','validating')"
-
 int fm_guard_init(fm_ctx *ctx, fm_err *err)
 {
-    if (fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err)) return -1;
+    if (fm_node_state_init(ctx, err)) return -1;
     return fm_breaker_init(ctx, err) || fm_offender_init(ctx, err) ||
                    fm_diagnosis_init(ctx, err)
                ? -1
@@ -132,17 +122,6 @@ bool fm_guard_all_canary(fm_ctx *ctx, const json_t *nodes)
     return true;
 }
 
-void fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
-{
-    static const char sql[] = "SELECT state FROM node_states WHERE node=?";
-    snprintf(buf, len, "healthy");
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
-    if (!s) return;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    if (fm_db_step(s) == FM_DB_ROW) snprintf(buf, len, "%s", fm_db_column_text(s, 0));
-    fm_db_reset(s);
-}
-
 /* guardrails.max_per_domain, or what emergency mode raised it to. */
 static long long max_per_domain(fm_ctx *ctx)
 {
@@ -158,50 +137,6 @@ void fm_guard_limits(fm_ctx *ctx, long long *per_domain, double *min_share)
         fm_cfg_real(section(ctx, "guardrails"), "min_schedulable_share", 0.5), NULL);
 }
 
-json_t *fm_guard_domain_busy(fm_ctx *ctx, const json_t *except)
-{
-    json_t *out = json_object();
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                         "SELECT node, rack, sku, partition FROM node_states WHERE state IN "
-                         IN_REMEDIATION,
-                         -1, &s, NULL) != FM_DB_OK)
-        return out;
-    static const char *const cols[] = {"rack", "sku", "partition"};
-    while (fm_db_step(s) == FM_DB_ROW) {
-        if (str_in(except, (const char *)fm_db_column_text(s, 0))) continue;
-        for (int i = 0; i < 3; i++) {
-            const unsigned char *v = fm_db_column_text(s, i + 1);
-            if (!v) continue;
-            char key[160];
-            snprintf(key, sizeof key, "%s=%s", cols[i], (const char *)v);
-            json_object_set_new(out, key,
-                                json_integer(json_integer_value(json_object_get(out, key)) + 1));
-        }
-    }
-    fm_db_finalize(s);
-    return out;
-}
-
-/* Nodes in remediation in a domain, other than node itself. */
-static long long domain_count(fm_ctx *ctx, const char *column, const char *value,
-                              const char *node)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM node_states WHERE %s=? AND node<>? AND state IN "
-             IN_REMEDIATION,
-             column);
-    fm_db_stmt *s = NULL;
-    long long n = 0;
-    if (fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != FM_DB_OK) return 0;
-    fm_db_bind_text(s, 1, value, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
-    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
-    fm_db_finalize(s);
-    return n;
-}
-
 /* The first domain (rack, sku, partition) whose remediation count would
  * pass the limit with node added, into why; false if none. */
 static bool blast_exceeded(fm_ctx *ctx, const char *node, const json_t *domains, long long limit,
@@ -211,7 +146,7 @@ static bool blast_exceeded(fm_ctx *ctx, const char *node, const json_t *domains,
     for (int i = 0; i < 3; i++) {
         const char *val = fm_json_str(domains, cols[i], NULL);
         if (!val) continue;
-        long long n = domain_count(ctx, cols[i], val, node);
+        long long n = fm_node_state_in_domain(ctx, cols[i], val, node);
         if (n + 1 > limit) {
             snprintf(why, len, "%s %s already has %lld node%s in remediation; adding %s makes"
                      " %lld, over the limit of %lld per %s",
@@ -220,36 +155,6 @@ static bool blast_exceeded(fm_ctx *ctx, const char *node, const json_t *domains,
         }
     }
     return false;
-}
-
-static long long attempts_in_window(fm_ctx *ctx, const char *node, const char *fc, long long win)
-{
-    fm_db_stmt *s = NULL;
-    long long n = 0;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT count(*) FROM node_attempts WHERE node=? AND fault_class=?"
-                           " AND ts_ms>=?",
-                           -1, &s, NULL) != FM_DB_OK)
-        return 0;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, fc, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 3, fm_now_ms() - win * 1000);
-    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
-    fm_db_finalize(s);
-    return n;
-}
-
-long long fm_guard_repairs_since(fm_ctx *ctx, const char *node, int64_t since_ms)
-{
-    static const char sql[] = "SELECT count(*) FROM node_attempts WHERE node=? AND ts_ms>=?";
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
-    long long n = 0;
-    if (!s) return 0;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 2, since_ms);
-    if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
-    fm_db_reset(s);
-    return n;
 }
 
 /* Counts one partition from the listing (backends without an aggregate). */
@@ -444,7 +349,7 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
         const json_t *g = json_object_get(section(ctx, "guardrails"), "retry_budget");
         long long max = fm_cfg_int(rb, "max_attempts", fm_cfg_int(g, "max_attempts", 2));
         long long win = fm_cfg_int(rb, "window_s", fm_cfg_int(g, "window_s", 86400));
-        long long n = attempts_in_window(ctx, name, req->fault_class, win);
+        long long n = fm_node_state_attempts(ctx, name, req->fault_class, fm_now_ms() - win * 1000);
         add(verdicts, "retry_budget", n < max, "escalate to a human: repeating the same repair"
             " will not fix it", "%s: %lld of %lld attempts for %s in the last %lld s", name, n,
             max, req->fault_class, win);
@@ -549,38 +454,6 @@ void fm_guard_explain(const json_t *verdicts, char *buf, size_t len)
     if (failed > 1 && at + 1 < len) snprintf(buf + at, len - at, ")");
 }
 
-static int upsert_state(fm_ctx *ctx, const char *node, const char *state, const char *fc,
-                        const char *wf, const json_t *domains, fm_err *err)
-{
-    fm_db_stmt *s = NULL;
-    int64_t now = fm_now_ms();
-    if (fm_db_prepare_v2(
-            ctx->store.db,
-            "INSERT INTO node_states(node,state,fault_class,workflow_id,rack,sku,partition,"
-            "since_ms,updated_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?8) ON CONFLICT(node) DO UPDATE"
-            /* Qualified: PostgreSQL finds a bare column ambiguous beside excluded. */
-            " SET state=?2, fault_class=coalesce(?3,node_states.fault_class),"
-            " workflow_id=coalesce(?4,node_states.workflow_id), rack=coalesce(?5,node_states.rack),"
-            " sku=coalesce(?6,node_states.sku), partition=coalesce(?7,node_states.partition),"
-            " since_ms=CASE WHEN node_states.state=?2 THEN node_states.since_ms ELSE ?8 END,"
-            " updated_ms=?8",
-            -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(&ctx->store, err, "node state");
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, state, -1, FM_DB_STATIC);
-    if (fc) fm_db_bind_text(s, 3, fc, -1, FM_DB_STATIC);
-    if (wf) fm_db_bind_text(s, 4, wf, -1, FM_DB_STATIC);
-    const char *rack = fm_json_str(domains, "rack", NULL), *sku = fm_json_str(domains, "sku", NULL),
-               *part = fm_json_str(domains, "partition", NULL);
-    if (rack) fm_db_bind_text(s, 5, rack, -1, FM_DB_STATIC);
-    if (sku) fm_db_bind_text(s, 6, sku, -1, FM_DB_STATIC);
-    if (part) fm_db_bind_text(s, 7, part, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 8, now);
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
-    return rc == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "node state");
-}
-
 int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const char *fault_class,
                      const char *workflow_id, fm_err *err)
 {
@@ -620,7 +493,7 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
     /* Every drain fleetmcp makes passes here: the breaker counts it in
      * the same transaction, so servers sharing the store count together. */
     if (fm_breaker_reserve(ctx, node, totals, err) ||
-        upsert_state(ctx, node, state, fault_class, workflow_id, domains, err)) {
+        fm_node_state_upsert(ctx, node, state, fault_class, workflow_id, domains, err)) {
         fm_store_rollback(&ctx->store);
         goto out;
     }
@@ -629,38 +502,4 @@ out:
     json_decref(totals);
     json_decref(domains);
     return rc;
-}
-
-int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const char *workflow_id,
-                      fm_err *err)
-{
-    if (upsert_state(ctx, node, state, NULL, workflow_id, NULL, err)) return -1;
-    if (strcmp(state, "repairing")) return 0;
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "INSERT INTO node_attempts(node,fault_class,ts_ms) SELECT node,"
-                           " coalesce(fault_class,'unknown'), ? FROM node_states WHERE node=?",
-                           -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(&ctx->store, err, "node attempt");
-    fm_db_bind_int64(s, 1, fm_now_ms());
-    fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
-    if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "node attempt");
-    fm_offender_note(ctx, node);
-    return 0;
-}
-
-json_t *fm_node_state_counts(fm_ctx *ctx)
-{
-    json_t *out = json_object();
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db, "SELECT state, count(*) FROM node_states GROUP BY state",
-                           -1, &s, NULL) != FM_DB_OK)
-        return out;
-    while (fm_db_step(s) == FM_DB_ROW)
-        json_object_set_new(out, (const char *)fm_db_column_text(s, 0),
-                            json_integer(fm_db_column_int64(s, 1)));
-    fm_db_finalize(s);
-    return out;
 }

@@ -6,6 +6,8 @@
  * it with guardrail_reset (an approval).  Repairs before the clear no
  * longer count.  The retry budget differs: it is per fault class and
  * forgets by itself when its window passes. */
+/* Data access: this file owns the table repeat_offenders; every statement on
+ * it is here, others call its functions (the data-access stage checks). */
 #include <stdio.h>
 #include <string.h>
 
@@ -60,21 +62,22 @@ typedef struct {
     int64_t cleared_ms;
 } orow;
 
+static int get_row(fm_db_stmt *s, void *arg)
+{
+    orow *r = arg;
+    r->row = true;
+    r->repairs = fm_db_column_int64(s, 0);
+    const unsigned char *t = fm_db_column_text(s, 2);
+    snprintf(r->ticket, sizeof r->ticket, "%s", t ? (const char *)t : "");
+    r->active = fm_db_column_type(s, 3) == FM_DB_NULL;
+    r->cleared_ms = r->active ? 0 : fm_db_column_int64(s, 3);
+    return 1;
+}
+
 static orow get(fm_ctx *ctx, const char *node)
 {
     orow r = {0};
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, get_sql, NULL);
-    if (!s) return r;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    if (fm_db_step(s) == FM_DB_ROW) {
-        r.row = true;
-        r.repairs = fm_db_column_int64(s, 0);
-        const unsigned char *t = fm_db_column_text(s, 2);
-        snprintf(r.ticket, sizeof r.ticket, "%s", t ? (const char *)t : "");
-        r.active = fm_db_column_type(s, 3) == FM_DB_NULL;
-        r.cleared_ms = r.active ? 0 : fm_db_column_int64(s, 3);
-    }
-    fm_db_reset(s);
+    fm_db_run(ctx->store.db, get_sql, get_row, &r, "t", node);
     return r;
 }
 
@@ -83,21 +86,15 @@ static long long counted(fm_ctx *ctx, const char *node, const oconf *c, const or
 {
     int64_t since = fm_now_ms() - c->window_s * 1000;
     if (r->cleared_ms > since) since = r->cleared_ms;
-    return fm_guard_repairs_since(ctx, node, since);
+    return fm_node_state_attempts(ctx, node, NULL, since);
 }
 
 static void put(fm_ctx *ctx, const char *node, long long repairs, const char *ticket)
 {
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, put_sql, NULL);
-    if (!s) return;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 2, repairs);
-    fm_db_bind_int64(s, 3, fm_now_ms());
-    if (ticket && *ticket) fm_db_bind_text(s, 4, ticket, -1, FM_DB_STATIC);
-    if (fm_db_step(s) != FM_DB_DONE)
+    if (fm_db_run(ctx->store.db, put_sql, NULL, NULL, "tiit", node, (int64_t)repairs, fm_now_ms(),
+                  ticket && *ticket ? ticket : NULL) != FM_DB_DONE)
         fm_log("error", "repeat offender %s: recording failed: %s", node,
                fm_db_errmsg(ctx->store.db));
-    fm_db_reset(s);
 }
 
 /* The tool that files an escalation's ticket: the escalate action's
@@ -188,13 +185,7 @@ void fm_offender_check(fm_ctx *ctx, const char *node, json_t *verdicts)
 
 int fm_offender_clear(fm_ctx *ctx, const char *node, const char *by, fm_err *err)
 {
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, clear_sql, err);
-    if (!s) return -1;
-    fm_db_bind_int64(s, 1, fm_now_ms());
-    fm_db_bind_text(s, 2, by, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 3, node, -1, FM_DB_STATIC);
-    int rc = fm_db_step(s);
-    fm_db_reset(s);
+    int rc = fm_db_run(ctx->store.db, clear_sql, NULL, NULL, "itt", fm_now_ms(), by, node);
     if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "repeat offender");
     if (fm_db_changes(ctx->store.db) == 0)
         return fm_err_set(err, FM_ERR_NOT_FOUND,
@@ -203,20 +194,21 @@ int fm_offender_clear(fm_ctx *ctx, const char *node, const char *by, fm_err *err
     return 0;
 }
 
+static int list_row(fm_db_stmt *s, void *arg)
+{
+    char since[32];
+    fm_iso_time(fm_db_column_int64(s, 2), since);
+    json_t *o = json_pack("{s:s, s:I, s:s}", "node", fm_db_column_text(s, 0), "repairs",
+                          fm_db_column_int64(s, 1), "since", since);
+    if (fm_db_column_type(s, 3) != FM_DB_NULL)
+        json_object_set_new(o, "ticket", json_string((const char *)fm_db_column_text(s, 3)));
+    json_array_append_new(arg, o);
+    return 0;
+}
+
 json_t *fm_offender_list(fm_ctx *ctx)
 {
     json_t *out = json_array();
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, list_sql, NULL);
-    if (!s) return out;
-    while (fm_db_step(s) == FM_DB_ROW) {
-        char since[32];
-        fm_iso_time(fm_db_column_int64(s, 2), since);
-        json_t *o = json_pack("{s:s, s:I, s:s}", "node", fm_db_column_text(s, 0), "repairs",
-                              fm_db_column_int64(s, 1), "since", since);
-        if (fm_db_column_type(s, 3) != FM_DB_NULL)
-            json_object_set_new(o, "ticket", json_string((const char *)fm_db_column_text(s, 3)));
-        json_array_append_new(out, o);
-    }
-    fm_db_reset(s);
+    fm_db_run(ctx->store.db, list_sql, list_row, out, "");
     return out;
 }

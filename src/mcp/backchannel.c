@@ -17,6 +17,8 @@
  * x->stream_waiters calls of one service waiting at once, so one worker
  * always stays free to take the answers (a worker that is waiting serves
  * nothing; see src/transport/http.c). */
+/* Data access: this file owns the table mcp_client_requests; every statement on
+ * it is here, others call its functions (the data-access stage checks). */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>

@@ -11,6 +11,7 @@
 
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_content.h"
+#include "fleetmcp/fm_nodestate.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
@@ -234,32 +235,37 @@ static void add_if_prefix(json_t *out, const char *v, const char *prefix)
         json_array_append_new(out, json_string(v));
 }
 
+typedef struct {
+    json_t *out;
+    const char *prefix;
+} node_acc;
+
+static void add_node(const char *v, void *arg)
+{
+    node_acc *a = arg;
+    bool dup = false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(a->out, i, e) if (v && !strcmp(json_string_value(e), v)) dup = true;
+    if (!dup) add_if_prefix(a->out, v, a->prefix);
+}
+
 static json_t *complete_nodes(fm_ctx *ctx, const char *prefix)
 {
-    json_t *out = json_array();
-    /* Nodes fleetmcp has seen: its node states and its audit trail (the
-     * partial node index makes the range scan cheap). */
-    static const char *const sql[] = {
-        "SELECT node FROM node_states WHERE node >= ?1 AND node < ?1 || x'F48FBFBF'"
-        " ORDER BY node LIMIT 100",
+    node_acc a = {json_array(), prefix};
+    /* Nodes fleetmcp has seen: its node states (src/nodestate) and its
+     * audit trail (the partial node index makes the range scan cheap). */
+    fm_node_state_each_prefixed(ctx, prefix, add_node, &a);
+    static const char sql[] =
         "SELECT DISTINCT node FROM audit WHERE node IS NOT NULL AND node >= ?1 AND"
-        " node < ?1 || x'F48FBFBF' ORDER BY node LIMIT 100",
-    };
-    for (size_t q = 0; q < 2; q++) {
-        fm_db_stmt *s = fm_store_stmt(&ctx->store, sql[q], NULL);
-        if (!s) continue;
+        " node < ?1 || x'F48FBFBF' ORDER BY node LIMIT 100";
+    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
+    if (s) {
         fm_db_bind_text(s, 1, prefix, -1, FM_DB_STATIC);
-        while (fm_db_step(s) == FM_DB_ROW) {
-            const char *v = (const char *)fm_db_column_text(s, 0);
-            bool dup = false;
-            size_t i;
-            json_t *e;
-            json_array_foreach(out, i, e) if (v && !strcmp(json_string_value(e), v)) dup = true;
-            if (!dup) add_if_prefix(out, v, prefix);
-        }
+        while (fm_db_step(s) == FM_DB_ROW) add_node((const char *)fm_db_column_text(s, 0), &a);
         fm_db_reset(s);
     }
-    return out;
+    return a.out;
 }
 
 static json_t *complete_fault_classes(fm_ctx *ctx, const char *prefix)

@@ -308,15 +308,8 @@ int fm_mcp_http_end_session(fm_ctx *ctx, const char *session_hdr, fm_err *err)
      * (fm_store_begin_rows); two ends of one session both succeed. */
     if (fm_store_begin_rows(&ctx->store, err)) return 500;
     /* Marks older than any live session are no longer needed. */
-    fm_db_stmt *st = fm_store_stmt(
-        &ctx->store, "DELETE FROM settings WHERE key LIKE '" ENDED_KEY "%' AND updated_ms < ?",
-        err);
-    if (st) {
-        fm_db_bind_int64(st, 1, fm_now_ms() - SESSION_TTL_MS);
-        fm_db_step(st);
-        fm_db_reset(st);
-    }
-    if (!st || fm_store_setting_set(&ctx->store, key, "1", err) ||
+    fm_store_setting_prune(&ctx->store, ENDED_KEY, fm_now_ms() - SESSION_TTL_MS);
+    if (fm_store_setting_set(&ctx->store, key, "1", err) ||
         fm_store_commit(&ctx->store, err)) {
         fm_store_rollback(&ctx->store);
         return 500;

@@ -47,30 +47,13 @@ static int spend(fm_ctx *ctx, const char *nonce, fm_err *err)
     char key[96];
     snprintf(key, sizeof key, USED_KEY "%s", nonce);
     if (fm_store_begin_rows(&ctx->store, err)) return -1;
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, "DELETE FROM settings WHERE key LIKE '"
-                                    USED_KEY "%' AND updated_ms < ?", err);
-    if (s) {
-        fm_db_bind_int64(s, 1, fm_now_ms() - 2 * STATE_TTL_MS);
-        fm_db_step(s);
-        fm_db_reset(s);
-    }
-    fm_db_stmt *ins = s ? fm_store_stmt(&ctx->store, "INSERT INTO settings(key,value,updated_ms)"
-                                        " VALUES(?,'1',?) ON CONFLICT(key) DO NOTHING", err)
-                        : NULL;
-    int rc = FM_DB_ERROR;
-    if (ins) {
-        fm_db_bind_text(ins, 1, key, -1, FM_DB_STATIC);
-        fm_db_bind_int64(ins, 2, fm_now_ms());
-        rc = fm_db_step(ins);
-        fm_db_reset(ins);
-        fm_db_clear_bindings(ins);
-    }
-    if (rc != FM_DB_DONE) {
-        if (ins) fm_store_fail(&ctx->store, err, "requestState mark");
+    fm_store_setting_prune(&ctx->store, USED_KEY, fm_now_ms() - 2 * STATE_TTL_MS);
+    int added = fm_store_setting_add(&ctx->store, key, "1", err);
+    if (added < 0) {
         fm_store_rollback(&ctx->store);
         return -1;
     }
-    if (fm_db_changes(ctx->store.db) != 1) {
+    if (!added) {
         fm_store_rollback(&ctx->store);
         return fm_err_set(err, FM_ERR_APPROVAL, "requestState was already used: each approval"
                           " answer counts once; call again without it to be asked anew"), -1;

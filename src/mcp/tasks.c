@@ -17,6 +17,8 @@
  * gets "unknown task" for get, update and cancel alike.  Cancellation is
  * audited with the caller; the runner sees it at its next cancellation
  * check (the workflow engine's and long handlers' polls). */
+/* Data access: this file owns the table mcp_tasks; every statement on
+ * it is here, others call its functions (the data-access stage checks). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

@@ -1,5 +1,7 @@
 /* Plans in the store.  A plan is immutable once recorded except for its
  * status; approvals bind to its hash. */
+/* Data access: this file owns the table plans; every statement on
+ * it is here, others call its functions (the data-access stage checks). */
 #include "fleetmcp/fm_plan.h"
 
 #include <stdio.h>

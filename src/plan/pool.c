@@ -467,7 +467,7 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
     }
     fm_pool_limits lim = {.per_domain = 1000000, .min_share = 0};
     if (takes) fm_guard_limits(ctx, &lim.per_domain, &lim.min_share);
-    busy = fm_guard_domain_busy(ctx, ok_names);
+    busy = fm_node_state_domain_busy(ctx, ok_names);
     cap = pool_capacity(ctx, nodes, err);
     if (!cap) goto done;
     batches = fm_pool_batches(ok_nodes, busy, cap, &lim);
@@ -584,7 +584,7 @@ static json_t *live_batch(fm_ctx *ctx, const json_t *names, bool *pass, fm_err *
         }
         json_array_append_new(nodes, node);
     }
-    json_t *busy = fm_guard_domain_busy(ctx, names);
+    json_t *busy = fm_node_state_domain_busy(ctx, names);
     json_t *cap = pool_capacity(ctx, nodes, err);
     json_t *v = NULL;
     if (cap) {

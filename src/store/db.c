@@ -57,6 +57,8 @@ int fm_db_open(const char *target, fm_db **out)
 
 int fm_db_close(fm_db *db)
 {
+    /* Kept statements first: the engine frees what they point into. */
+    fm_db_run_forget(db);
     if (db) db->ops->close(db);
     return FM_DB_OK;
 }

@@ -770,3 +770,22 @@ int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_er
     fm_db_finalize(s);
     return rc == FM_DB_DONE ? 0 : fm_store_fail(st, err, "setting");
 }
+
+void fm_store_setting_prune(fm_store *st, const char *prefix, int64_t before_ms)
+{
+    char like[128];
+    snprintf(like, sizeof like, "%s%%", prefix);
+    /* Best effort: a mark left behind is pruned by the next call. */
+    fm_db_run(st->db, "DELETE FROM settings WHERE key LIKE ? AND updated_ms < ?", NULL, NULL,
+              "ti", like, before_ms);
+}
+
+int fm_store_setting_add(fm_store *st, const char *key, const char *value, fm_err *err)
+{
+    int rc = fm_db_run(st->db,
+                       "INSERT INTO settings(key,value,updated_ms) VALUES(?,?,?)"
+                       " ON CONFLICT(key) DO NOTHING",
+                       NULL, NULL, "tti", key, value, fm_now_ms());
+    if (rc != FM_DB_DONE) return fm_store_fail(st, err, "setting");
+    return fm_db_changes(st->db) == 1 ? 1 : 0;
+}

@@ -4,13 +4,17 @@
  * parsed highlights; raw text only on request.  The whole bundle (with raw
  * text) is stored in diag_bundles so a ticket can attach it by id later;
  * the sha256 lets the attacher check it was not altered. */
+/* Data access: this file owns the table diag_bundles; every statement on
+ * it is here, others call its functions (the data-access stage checks). */
 #include "fleetmcp/fm_db.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fleetmcp/fm_exec.h"
 #include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_tickets.h"
 #include "fleetmcp/fm_util.h"
 #include "fm_tools.gen.h"
 #include "read_common.h"
@@ -237,4 +241,73 @@ done:
     json_decref(stored_raw);
     json_decref(reply_raw);
     return out;
+}
+
+/* A stored bundle for a ticket attachment (fm_tickets.h): read here, where
+ * diag_bundles is owned, so tickets never read the table themselves. */
+int fm_ticket_bundle_load(struct fm_store *store, const char *id, char *node, size_t nodelen,
+                          unsigned char **body, size_t *len, fm_err *err)
+{
+    *body = NULL;
+    *len = 0;
+    char idc[64];
+    fm_clip(idc, sizeof idc, id);
+    fm_db_stmt *s = NULL;
+    /* The table belongs to the diag bundle subsystem and may not exist yet. */
+    if (fm_db_prepare_v2(store->db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                           "'diag_bundles'",
+                           -1, &s, NULL) != FM_DB_OK)
+        return fm_store_fail(store, err, "looking for diag bundles");
+    int have = fm_db_step(s) == FM_DB_ROW;
+    fm_db_finalize(s);
+    if (!have)
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "diag bundle %s does not exist (none stored yet); node_diag_bundle "
+                          "collects one",
+                          idc);
+    if (fm_db_prepare_v2(store->db,
+                           "SELECT node, sha256, body, length(body) FROM diag_bundles WHERE id = ?",
+                           -1, &s, NULL) != FM_DB_OK)
+        return fm_store_fail(store, err, "reading a diag bundle");
+    fm_db_bind_text(s, 1, id, -1, FM_DB_TRANSIENT);
+    int rc = fm_db_step(s);
+    if (rc != FM_DB_ROW) {
+        fm_db_finalize(s);
+        if (rc == FM_DB_DONE)
+            return fm_err_set(err, FM_ERR_NOT_FOUND,
+                              "diag bundle %s does not exist; node_diag_bundle collects one", idc);
+        return fm_store_fail(store, err, "reading a diag bundle");
+    }
+    fm_db_int64 n = fm_db_column_int64(s, 3);
+    if (n < 0 || (uint64_t)n > FM_TICKET_MAX_ATTACH) {
+        fm_db_finalize(s);
+        return fm_err_set(err, FM_ERR_TOO_LARGE, "diag bundle %s is over %u bytes", idc,
+                          FM_TICKET_MAX_ATTACH);
+    }
+    const void *b = fm_db_column_blob(s, 2);
+    n = fm_db_column_bytes(s, 2);
+    const char *sha = (const char *)fm_db_column_text(s, 1);
+    /* A bundle that does not match its recorded hash is not evidence. */
+    if (sha && strlen(sha) == 64) {
+        char got[65];
+        fm_sha256_hex(b ? b : "", (size_t)n, got);
+        if (strcasecmp(got, sha) != 0) {
+            fm_db_finalize(s);
+            return fm_err_set(err, FM_ERR_IO,
+                              "diag bundle %s does not match its sha256; collect a new one", idc);
+        }
+    }
+    snprintf(node, nodelen, "%s",
+             fm_db_column_text(s, 0) ? (const char *)fm_db_column_text(s, 0) : "");
+    *body = malloc((size_t)n + 1);
+    if (!*body) {
+        fm_db_finalize(s);
+        return fm_err_set(err, FM_ERR_NOMEM, "out of memory reading diag bundle %s", idc);
+    }
+    if (n) memcpy(*body, b, (size_t)n);
+    (*body)[n] = 0;
+    *len = (size_t)n;
+    fm_db_finalize(s);
+    return 0;
 }

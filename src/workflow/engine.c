@@ -1179,22 +1179,6 @@ static bool may_drive(fm_ctx *ctx, const fm_call *call)
  * whole before any is driven, so driving one never runs inside the
  * query's statement.  due: bind now and limit as the query's two
  * parameters. */
-static json_t *workflow_ids(fm_ctx *ctx, const char *sql, bool due, int limit)
-{
-    fm_db_stmt *s = NULL;
-    json_t *ids = json_array();
-    if (fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL) == FM_DB_OK) {
-        if (due) {
-            fm_db_bind_int64(s, 1, fm_now_ms());
-            fm_db_bind_int(s, 2, limit);
-        }
-        while (fm_db_step(s) == FM_DB_ROW)
-            json_array_append_new(ids, json_string((const char *)fm_db_column_text(s, 0)));
-    }
-    fm_db_finalize(s);
-    return ids;
-}
-
 /* w was claimed from an owner that died: an interrupted step is marked,
  * and w goes on failing (rollback, escalation) instead of resuming when
  * that step is not safe to repeat or, with check, the guardrails no
@@ -1288,8 +1272,7 @@ fm_wf_run *fm_workflow_resume_tool(fm_call *call, const char *id, fm_err *err)
 int fm_workflow_recover(fm_ctx *ctx, fm_call *call)
 {
     if (!may_drive(ctx, call)) return 0;
-    json_t *ids = workflow_ids(ctx, "SELECT id FROM workflows WHERE status IN ('running','waiting')",
-                               false, 0);
+    json_t *ids = wf_ids_unfinished(ctx);
     int handled = 0;
     size_t i;
     json_t *id;
@@ -1320,11 +1303,7 @@ int fm_workflow_run_due(fm_ctx *ctx, fm_call *call, int max)
     /* A parked monitor was approved with its plan; what follows it
      * (verification, escalation) is that plan. */
     if (!may_drive(ctx, call)) return 0;
-    json_t *ids = workflow_ids(ctx,
-                               "SELECT id FROM workflows WHERE status='monitoring' AND"
-                               " (lease_until_ms<=? OR owner_pid<>0) ORDER BY lease_until_ms, id"
-                               " LIMIT ?",
-                               true, max > 0 ? max : 1);
+    json_t *ids = wf_ids_due(ctx, max > 0 ? max : 1);
     int handled = 0;
     size_t i;
     json_t *id;
@@ -1349,6 +1328,33 @@ int fm_workflow_run_due(fm_ctx *ctx, fm_call *call, int max)
     return handled;
 }
 
+typedef struct {
+    json_t *live, *orphans;
+    const char *here;
+    long long active;
+} summary_acc;
+
+static void summary_row(const char *id, const char *node, int64_t pid, int64_t lease,
+                        const char *status, const char *h, void *arg)
+{
+    summary_acc *a = arg;
+    bool local = h && !strcmp(h, a->here);
+    /* A parked monitor has no owner by design: it holds its node
+     * and waits for its next sample, it is not orphaned. */
+    bool parked = !strcmp(status, "monitoring");
+    bool alive = parked || (lease >= fm_now_ms() && (!local || wf_pid_alive(pid)));
+    if (alive) {
+        a->active++;
+        json_object_set_new(a->live, id, json_true());
+    } else {
+        json_array_append_new(a->orphans,
+                              json_pack("{s:s, s:s, s:s}", "workflow_id", id, "node", node,
+                                        "status",
+                                        "owner dead: the next repair_execute of its"
+                                        " plan (approved again) resumes or escalates it"));
+    }
+}
+
 json_t *fm_workflow_status_summary(fm_ctx *ctx)
 {
     json_t *out = json_object(), *unavail = json_array();
@@ -1357,61 +1363,12 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
         json_object_set_new(out, "unavailable", unavail);
         return out;
     }
-    json_t *by = json_object(), *live = json_object(), *orphans = json_array();
-    long long active = 0;
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id, node, owner_pid, lease_until_ms, status, owner_host"
-                           " FROM workflows WHERE status IN ('running','waiting','monitoring')",
-                           -1, &s, NULL) == FM_DB_OK) {
-        const char *here = wf_host();
-        while (fm_db_step(s) == FM_DB_ROW) {
-            const char *id = (const char *)fm_db_column_text(s, 0);
-            const char *h = (const char *)fm_db_column_text(s, 5);
-            bool local = h && !strcmp(h, here);
-            /* A parked monitor has no owner by design: it holds its node
-             * and waits for its next sample, it is not orphaned. */
-            bool parked = !strcmp((const char *)fm_db_column_text(s, 4), "monitoring");
-            bool alive = parked || (fm_db_column_int64(s, 3) >= fm_now_ms() &&
-                                    (!local || wf_pid_alive(fm_db_column_int64(s, 2))));
-            if (alive) {
-                active++;
-                json_object_set_new(live, id, json_true());
-            } else {
-                json_array_append_new(orphans,
-                                      json_pack("{s:s, s:s, s:s}", "workflow_id", id, "node",
-                                                (const char *)fm_db_column_text(s, 1), "status",
-                                                "owner dead: the next repair_execute of its"
-                                                " plan (approved again) resumes or escalates it"));
-            }
-        }
-    }
-    fm_db_finalize(s);
-    s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db, "SELECT status, count(*) FROM workflows GROUP BY status",
-                           -1, &s, NULL) == FM_DB_OK)
-        while (fm_db_step(s) == FM_DB_ROW)
-            json_object_set_new(by, (const char *)fm_db_column_text(s, 0),
-                                json_integer(fm_db_column_int64(s, 1)));
-    fm_db_finalize(s);
-    s = NULL;
-    json_t *fails = json_array();
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id, node, status, error, updated_ms FROM workflows WHERE status"
-                           " IN ('failed','escalated') ORDER BY updated_ms DESC LIMIT 10",
-                           -1, &s, NULL) == FM_DB_OK)
-        while (fm_db_step(s) == FM_DB_ROW) {
-            char ts[32];
-            fm_iso_time(fm_db_column_int64(s, 4), ts);
-            const unsigned char *e = fm_db_column_text(s, 3);
-            json_array_append_new(fails,
-                                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "workflow_id",
-                                            (const char *)fm_db_column_text(s, 0), "node",
-                                            (const char *)fm_db_column_text(s, 1), "status",
-                                            (const char *)fm_db_column_text(s, 2), "error",
-                                            e ? (const char *)e : "", "updated", ts));
-        }
-    fm_db_finalize(s);
+    json_t *live = json_object(), *orphans = json_array();
+    summary_acc acc = {live, orphans, wf_host(), 0};
+    wf_each_unfinished(ctx, summary_row, &acc);
+    long long active = acc.active;
+    json_t *by = wf_status_counts(ctx);
+    json_t *fails = wf_recent_failures(ctx);
 
     /* Nodes Slurm shows drained with a fleetmcp reason and no live
      * workflow behind it: someone must look (escalated, or a single

@@ -1,6 +1,8 @@
 /* Workflow persistence: the workflow row, its steps and events.  Every
  * write commits on its own (the store runs each in BEGIN IMMEDIATE), so a
  * kill -9 loses at most the step in flight, whose "started" row says so. */
+/* Data access: this file owns the tables workflow_events, workflow_steps, workflows; every statement on
+ * them is here, others call its functions (the data-access stage checks). */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -650,4 +652,147 @@ json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
     }
     fm_db_finalize(s);
     return out;
+}
+
+/* ---- reads for the engine's recovery and status summary ---- */
+
+static int id_row(fm_db_stmt *row, void *arg)
+{
+    json_array_append_new(arg, json_string((const char *)fm_db_column_text(row, 0)));
+    return 0;
+}
+
+json_t *wf_ids_unfinished(fm_ctx *ctx)
+{
+    json_t *ids = json_array();
+    fm_db_run(ctx->store.db, "SELECT id FROM workflows WHERE status IN ('running','waiting')",
+              id_row, ids, "");
+    return ids;
+}
+
+json_t *wf_ids_due(fm_ctx *ctx, int limit)
+{
+    json_t *ids = json_array();
+    fm_db_run(ctx->store.db,
+              "SELECT id FROM workflows WHERE status='monitoring' AND"
+              " (lease_until_ms<=? OR owner_pid<>0) ORDER BY lease_until_ms, id LIMIT ?",
+              id_row, ids, "in", fm_now_ms(), limit);
+    return ids;
+}
+
+typedef struct {
+    wf_live_fn fn;
+    void *arg;
+} live_acc;
+
+static int live_row(fm_db_stmt *row, void *arg)
+{
+    live_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), (const char *)fm_db_column_text(row, 1),
+          fm_db_column_int64(row, 2), fm_db_column_int64(row, 3),
+          (const char *)fm_db_column_text(row, 4), (const char *)fm_db_column_text(row, 5),
+          a->arg);
+    return 0;
+}
+
+void wf_each_unfinished(fm_ctx *ctx, wf_live_fn fn, void *arg)
+{
+    live_acc a = {fn, arg};
+    fm_db_run(ctx->store.db,
+              "SELECT id, node, owner_pid, lease_until_ms, status, owner_host"
+              " FROM workflows WHERE status IN ('running','waiting','monitoring')",
+              live_row, &a, "");
+}
+
+static int count_row(fm_db_stmt *row, void *arg)
+{
+    json_object_set_new(arg, (const char *)fm_db_column_text(row, 0),
+                        json_integer(fm_db_column_int64(row, 1)));
+    return 0;
+}
+
+json_t *wf_status_counts(fm_ctx *ctx)
+{
+    json_t *by = json_object();
+    fm_db_run(ctx->store.db, "SELECT status, count(*) FROM workflows GROUP BY status", count_row,
+              by, "");
+    return by;
+}
+
+static int failure_row(fm_db_stmt *row, void *arg)
+{
+    char ts[32];
+    fm_iso_time(fm_db_column_int64(row, 4), ts);
+    const unsigned char *e = fm_db_column_text(row, 3);
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:s, s:s}", "workflow_id",
+                                         (const char *)fm_db_column_text(row, 0), "node",
+                                         (const char *)fm_db_column_text(row, 1), "status",
+                                         (const char *)fm_db_column_text(row, 2), "error",
+                                         e ? (const char *)e : "", "updated", ts));
+    return 0;
+}
+
+json_t *wf_recent_failures(fm_ctx *ctx)
+{
+    json_t *fails = json_array();
+    fm_db_run(ctx->store.db,
+              "SELECT id, node, status, error, updated_ms FROM workflows WHERE status"
+              " IN ('failed','escalated') ORDER BY updated_ms DESC LIMIT 10",
+              failure_row, fails, "");
+    return fails;
+}
+
+/* ---- fleet metrics (fm_workflow_stats_since) ---- */
+
+typedef struct {
+    double v;
+    bool null;
+} real_cell;
+
+static int real_row(fm_db_stmt *row, void *arg)
+{
+    real_cell *c = arg;
+    if (fm_db_column_type(row, 0) != FM_DB_NULL) {
+        c->v = fm_db_column_double(row, 0);
+        c->null = false;
+    }
+    return 1;
+}
+
+static double real_since(fm_ctx *ctx, const char *sql, int64_t since, bool *null)
+{
+    real_cell c = {0, true};
+    fm_db_run(ctx->store.db, sql, real_row, &c, "i", since);
+    if (null) *null = c.null;
+    return c.v;
+}
+
+static int repeat_row(fm_db_stmt *row, void *arg)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:I}", "node", fm_db_column_text(row, 0),
+                                         "workflows", fm_db_column_int64(row, 1)));
+    return 0;
+}
+
+void fm_workflow_stats_since(fm_ctx *ctx, int64_t since, fm_workflow_stats *out)
+{
+    out->done = real_since(ctx, "SELECT count(*) FROM workflows WHERE status='done' AND"
+                           " started_ms>=?1", since, NULL);
+    out->failed = real_since(ctx, "SELECT count(*) FROM workflows WHERE status IN"
+                             " ('failed','escalated') AND started_ms>=?1", since, NULL);
+    out->mean_s = real_since(ctx, "SELECT avg(updated_ms-started_ms)/1000.0 FROM workflows WHERE"
+                             " status='done' AND started_ms>=?1", since, &out->mean_null);
+    /* Done, yet no step that repairs anything ran: the node was fine. */
+    out->false_positive = real_since(
+        ctx,
+        "SELECT count(*) FROM workflows w WHERE w.status='done' AND w.started_ms>=?1"
+        " AND NOT EXISTS (SELECT 1 FROM workflow_steps s WHERE s.workflow_id=w.id AND"
+        " s.status='done' AND s.action IN ('reboot','gpu_reset','cancel_jobs',"
+        "'requeue_jobs'))",
+        since, NULL);
+    out->repeat_nodes = json_array();
+    fm_db_run(ctx->store.db,
+              "SELECT node, count(*) n FROM workflows WHERE started_ms>=? GROUP"
+              " BY node HAVING n>=2 ORDER BY n DESC, node LIMIT 20",
+              repeat_row, out->repeat_nodes, "i", since);
 }

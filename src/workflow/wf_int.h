@@ -93,4 +93,22 @@ bool wf_owner_dead(long long pid, int64_t lease_until_ms);
 /* This process's host, as recorded in workflows.owner_host. */
 const char *wf_host(void);
 
+/* ---- reads of workflows for the engine's recovery and summary (every
+ * statement on the workflow tables is in store.c) ---- */
+/* Ids of workflows running or waiting (new array). */
+json_t *wf_ids_unfinished(struct fm_ctx *ctx);
+/* Ids of parked monitors due now (or whose sampling driver died), oldest
+ * lease first, at most limit (new array). */
+json_t *wf_ids_due(struct fm_ctx *ctx, int limit);
+/* Calls fn for each workflow running, waiting or monitoring. */
+typedef void (*wf_live_fn)(const char *id, const char *node, int64_t owner_pid,
+                           int64_t lease_until_ms, const char *status, const char *owner_host,
+                           void *arg);
+void wf_each_unfinished(struct fm_ctx *ctx, wf_live_fn fn, void *arg);
+/* {status: count} over every workflow (new object). */
+json_t *wf_status_counts(struct fm_ctx *ctx);
+/* The ten latest failed or escalated workflows, newest first: new array
+ * of {workflow_id, node, status, error, updated}. */
+json_t *wf_recent_failures(struct fm_ctx *ctx);
+
 #endif

@@ -1,0 +1,130 @@
+/* fm_db_run: the one statement helper the table modules use (see fm_db.h).
+ * Engine-neutral: it calls only the fm_db API, so SQLite and PostgreSQL
+ * get the same caching, binding and stepping. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fleetmcp/fm_db.h"
+
+/* Enough for every statement the table modules run; past it a run
+ * prepares its statement for that run alone (correct, slower), so a
+ * module that grows beyond the cache does not break, it shows in bench. */
+#define RUN_CACHE 96
+
+struct fm_db_run_cache {
+    struct {
+        const char *sql;
+        fm_db_stmt *s;
+        bool busy; /* a run is stepping it (a row callback may nest runs) */
+    } e[RUN_CACHE];
+};
+
+void fm_db_run_forget(fm_db *db)
+{
+    if (!db || !db->cache) return;
+    for (int i = 0; i < RUN_CACHE; i++) fm_db_finalize(db->cache->e[i].s);
+    free(db->cache);
+    db->cache = NULL;
+}
+
+/* The kept statement for sql, or a fresh one in *own (finalized by the
+ * caller) when it is busy or the cache is full.  *slot: the entry marked
+ * busy, or -1. */
+static fm_db_stmt *get(fm_db *db, const char *sql, fm_db_stmt **own, int *slot)
+{
+    *own = NULL;
+    *slot = -1;
+    if (!db->cache) db->cache = calloc(1, sizeof *db->cache);
+    struct fm_db_run_cache *c = db->cache;
+    int hit = -1, free_slot = -1;
+    for (int i = 0; c && i < RUN_CACHE && hit < 0; i++) {
+        if (c->e[i].sql == sql) hit = i;
+        else if (!c->e[i].sql && free_slot < 0) free_slot = i;
+    }
+    if (hit >= 0 && !c->e[hit].busy) {
+        c->e[hit].busy = true;
+        *slot = hit;
+        return c->e[hit].s;
+    }
+    if (hit < 0 && free_slot >= 0) {
+        fm_db_stmt *s = NULL;
+        if (fm_db_prepare_v3(db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK)
+            return NULL;
+        c->e[free_slot].sql = sql;
+        c->e[free_slot].s = s;
+        c->e[free_slot].busy = true;
+        *slot = free_slot;
+        return s;
+    }
+    /* In use by an outer run, or no room: this run's own copy. */
+    if (fm_db_prepare_v2(db, sql, -1, own, NULL) != FM_DB_OK) return NULL;
+    return *own;
+}
+
+static int bind_all(fm_db_stmt *s, const char *types, va_list ap)
+{
+    for (int i = 1; types && types[i - 1]; i++) {
+        int rc;
+        switch (types[i - 1]) {
+        case 't':
+            rc = fm_db_bind_text(s, i, va_arg(ap, const char *), -1, FM_DB_STATIC);
+            break;
+        case 'i':
+            rc = fm_db_bind_int64(s, i, va_arg(ap, int64_t));
+            break;
+        case 'n':
+            rc = fm_db_bind_int(s, i, va_arg(ap, int));
+            break;
+        case 'd':
+            rc = fm_db_bind_double(s, i, va_arg(ap, double));
+            break;
+        default:
+            /* A programming error in a table module, caught by its tests. */
+            fprintf(stderr, "fm_db_run: unknown parameter type '%c'\n", types[i - 1]);
+            return FM_DB_ERROR;
+        }
+        if (rc != FM_DB_OK) return rc;
+    }
+    return FM_DB_OK;
+}
+
+int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types, ...)
+{
+    fm_db_stmt *own, *s;
+    int slot;
+    if (!db || !(s = get(db, sql, &own, &slot))) return FM_DB_ERROR;
+    va_list ap;
+    va_start(ap, types);
+    int rc = bind_all(s, types, ap);
+    va_end(ap);
+    if (rc == FM_DB_OK) {
+        while ((rc = fm_db_step(s)) == FM_DB_ROW)
+            if (row && row(s, arg)) break;
+        /* A write reports DONE; a read the callback did not stop too. */
+    }
+    if (own) {
+        fm_db_finalize(own);
+    } else {
+        fm_db_reset(s);
+        fm_db_clear_bindings(s);
+        db->cache->e[slot].busy = false;
+    }
+    return rc;
+}
+
+int fm_db_row_int64(fm_db_stmt *row, void *arg)
+{
+    *(int64_t *)arg = fm_db_column_int64(row, 0);
+    return 1;
+}
+
+int fm_db_row_text(fm_db_stmt *row, void *arg)
+{
+    fm_db_text_buf *t = arg;
+    const unsigned char *v = fm_db_column_text(row, 0);
+    snprintf(t->buf, t->len, "%s", v ? (const char *)v : "");
+    t->found = 1;
+    return 1;
+}

@@ -1,0 +1,112 @@
+/* fm_db_run, the statement helper the table modules use: binding by type
+ * (NULL text included), rows into a callback, stopping early, a statement
+ * kept across runs, a run nested in a row callback (the same statement
+ * too), and an error reported, not swallowed.  On SQLite (stage unit) and
+ * PostgreSQL (stage store-pg, FM_TEST_PG). */
+#include <stdint.h>
+#include <string.h>
+
+#include "fleetmcp/fm_db.h"
+#include "fm_test.h"
+
+static fm_db *open_db(char *path)
+{
+    fm_test_temp_db(path);
+    fm_db *db = NULL;
+    ck_assert_int_eq(fm_db_open(fm_test_store(path), &db), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(db,
+                                "CREATE TABLE run_t(k TEXT PRIMARY KEY, n INTEGER NOT NULL,"
+                                " r REAL, note TEXT)",
+                                NULL, NULL, NULL),
+                     FM_DB_OK);
+    return db;
+}
+
+static const char ins[] = "INSERT INTO run_t(k,n,r,note) VALUES(?,?,?,?)";
+static const char by_n[] = "SELECT k, n, r, note FROM run_t WHERE n>=? ORDER BY k";
+static const char count_sql[] = "SELECT count(*) FROM run_t WHERE n>=?";
+
+typedef struct {
+    char seen[256];
+    int rows, stop_after;
+    fm_db *db;
+} acc;
+
+static int collect(fm_db_stmt *row, void *arg)
+{
+    acc *a = arg;
+    const unsigned char *note = fm_db_column_text(row, 3);
+    size_t at = strlen(a->seen);
+    snprintf(a->seen + at, sizeof a->seen - at, "%s:%lld:%.1f:%s;",
+             (const char *)fm_db_column_text(row, 0), (long long)fm_db_column_int64(row, 1),
+             fm_db_column_double(row, 2), note ? (const char *)note : "NULL");
+    return ++a->rows == a->stop_after;
+}
+
+/* Runs the same statement (and another) from inside its own row callback. */
+static int nested(fm_db_stmt *row, void *arg)
+{
+    acc *a = arg;
+    int64_t n = -1;
+    ck_assert_int_eq(fm_db_run(a->db, count_sql, fm_db_row_int64, &n, "i", (int64_t)0), FM_DB_ROW);
+    ck_assert_int_eq(n, 3);
+    acc inner = {.db = a->db};
+    ck_assert_int_eq(fm_db_run(a->db, by_n, collect, &inner, "i", (int64_t)2), FM_DB_DONE);
+    ck_assert_str_eq(inner.seen, "b:2:2.5:NULL;c:3:0.0:x;");
+    a->rows++;
+    return 0;
+}
+
+START_TEST(run_binds_steps_and_keeps)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    ck_assert_int_eq(fm_db_run(db, ins, NULL, NULL, "tidt", "a", (int64_t)1, 1.5, "first"),
+                     FM_DB_DONE);
+    ck_assert_int_eq(fm_db_run(db, ins, NULL, NULL, "tidt", "b", (int64_t)2, 2.5, NULL),
+                     FM_DB_DONE);
+    ck_assert_int_eq(fm_db_run(db, ins, NULL, NULL, "tndt", "c", 3, 0.0, "x"), FM_DB_DONE);
+    /* The primary key refuses a second "a": the engine's error comes back. */
+    int rc = fm_db_run(db, ins, NULL, NULL, "tidt", "a", (int64_t)9, 0.0, NULL);
+    ck_assert_int_ne(rc, FM_DB_DONE);
+    ck_assert_int_ne(rc, FM_DB_ROW);
+    /* ... and the kept statement still works after it. */
+    acc all = {.db = db};
+    ck_assert_int_eq(fm_db_run(db, by_n, collect, &all, "i", (int64_t)0), FM_DB_DONE);
+    ck_assert_str_eq(all.seen, "a:1:1.5:first;b:2:2.5:NULL;c:3:0.0:x;");
+    ck_assert_int_eq(all.rows, 3);
+    acc two = {.db = db, .stop_after = 2};
+    ck_assert_int_eq(fm_db_run(db, by_n, collect, &two, "i", (int64_t)0), FM_DB_ROW);
+    ck_assert_int_eq(two.rows, 2);
+    acc outer = {.db = db};
+    ck_assert_int_eq(fm_db_run(db, by_n, nested, &outer, "i", (int64_t)0), FM_DB_DONE);
+    ck_assert_int_eq(outer.rows, 3);
+    char buf[8];
+    fm_db_text_buf t = {buf, sizeof buf, 0};
+    ck_assert_int_eq(fm_db_run(db, "SELECT note FROM run_t WHERE k=?", fm_db_row_text, &t, "t",
+                               "a"),
+                     FM_DB_ROW);
+    ck_assert_int_eq(t.found, 1);
+    ck_assert_str_eq(buf, "first");
+    t.found = 0;
+    ck_assert_int_eq(fm_db_run(db, "SELECT note FROM run_t WHERE k=?", fm_db_row_text, &t, "t",
+                               "zz"),
+                     FM_DB_DONE);
+    ck_assert_int_eq(t.found, 0);
+    /* A statement that cannot be prepared is an error, not an empty read. */
+    ck_assert_int_ne(fm_db_run(db, "SELECT nope FROM run_t", NULL, NULL, ""), FM_DB_DONE);
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
+static Suite *db_run_suite(void)
+{
+    Suite *s = suite_create("db_run");
+    TCase *tc = tcase_create("run");
+    tcase_add_test(tc, run_binds_steps_and_keeps);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(db_run_suite)
