@@ -55,6 +55,7 @@ typedef struct cli_st {
     char cluster[129];        /* slurm.cluster, else slurm.conf's ClusterName; "" = not shared */
     char source[65];          /* its key: cluster, sinfo, slurm.conf */
     long long agg_max_age_ms; /* slurm.cli.aggregate_max_age_s; 0 = never shared */
+    char sec_cluster[129];    /* slurm.cluster as configured, or "" */
     bool planning;            /* between plan_node and plan_end */
     double plan_at;           /* CLOCK_MONOTONIC seconds plan_node started */
 } cli_st;
@@ -738,6 +739,8 @@ static json_t *cli_plan_node(void *st, const char *name, fm_err *err)
         /* Always: an earlier plan's counts under 250 ms old now would be
          * older by the time capacity asks, and run again one after the other. */
         spawn(s, agg, &s->counts_run, &ignore);
+    } else {
+        s->counts_run.bg = false; /* a refresh in flight: this plan's read now */
     }
     char nm[256];
     snprintf(nm, sizeof nm, "%s", name);
@@ -777,9 +780,15 @@ static int cli_counts_as_of(void *st, long long *read_ms)
     return s->counts_shared ? 1 : 0;
 }
 
+static void cluster_of(cli_st *s, const char *c);
+
+/* Only the CLI backend's own state is attached (the REST backend's
+ * fallback to sinfo is not), so only it looks for its cluster's name. */
 static void cli_attach_store(void *st, struct fm_store *store)
 {
-    ((cli_st *)st)->store = store;
+    cli_st *s = st;
+    s->store = store;
+    if (s->agg_max_age_ms > 0 && store && !s->cluster[0]) cluster_of(s, s->sec_cluster);
 }
 
 static void cli_close(void *st)
@@ -801,9 +810,8 @@ static void cli_close(void *st)
  * ClusterName line of the slurm.conf sinfo reads (slurm.cli.slurm_conf,
  * $SLURM_CONF, /etc/slurm/slurm.conf; its first 1 MiB).  Unknown: not
  * shared, since only the name tells two clusters apart. */
-static void cluster_of(cli_st *s, const json_t *sec)
+static void cluster_of(cli_st *s, const char *c)
 {
-    const char *c = json_string_value(json_object_get(sec, "cluster"));
     char name[129] = "";
     if (c && strlen(c) < sizeof name) snprintf(name, sizeof name, "%s", c);
     const char *conf = *s->slurm_conf ? s->slurm_conf : getenv("SLURM_CONF");
@@ -867,7 +875,9 @@ int fm_slurm_cli_open_state(const json_t *sec, fm_slurm_domains *dom, void **out
     json_int_t age = json_integer_value(json_object_get(cli, "aggregate_max_age_s"));
     s->agg_max_age_ms = json_object_get(cli, "aggregate_max_age_s") ? (long long)age * 1000
                                                                     : CLI_AGGREGATE_MAX_AGE_MS;
-    if (s->agg_max_age_ms > 0) cluster_of(s, sec);
+    const char *cl = json_string_value(json_object_get(sec, "cluster"));
+    if (cl && strlen(cl) < sizeof s->sec_cluster)
+        snprintf(s->sec_cluster, sizeof s->sec_cluster, "%s", cl);
     s->dom = dom;
     *out = s;
     return 0;
