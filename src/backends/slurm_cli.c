@@ -50,6 +50,7 @@ typedef struct cli_st {
     long long counts_wall_ms; /* fm_now_ms() it was started (for a shared one: by its reader) */
     bool counts_shared;       /* counts came from the store: for a plan only */
     child_run counts_run; /* the aggregate a plan started beside its node read */
+    child_run jobs_run;   /* squeue --json a plan started beside its node read */
     /* The aggregate shared through the store (slurm_aggregate.c) */
     struct fm_store *store;   /* borrowed, or NULL */
     char cluster[129];        /* slurm.cluster, else slurm.conf's ClusterName; "" = not shared */
@@ -302,10 +303,11 @@ static int cmd_failed(const char *cmd, const run_out *ro, fm_err *err)
 
 /* Runs a `--json` command and reads the nodes or jobs answer from stdout
  * (new object, only the keys the normalizer needs). */
-static json_t *run_json(cli_st *s, char *const argv[], bool jobs, fm_err *err)
+static json_t *run_json(cli_st *s, char *const argv[], bool jobs, child_run *started, fm_err *err)
 {
     run_out ro;
-    if (run(s, argv, &ro, err)) return NULL;
+    if (started ? collect(s, argv[0], started, &ro, NULL, NULL, err) : run(s, argv, &ro, err))
+        return NULL;
     if (ro.status != 0) {
         cmd_failed(argv[0], &ro, err);
         free(ro.out);
@@ -388,15 +390,29 @@ static json_t *cli_node(void *st, const char *name, fm_err *err)
     return n;
 }
 
+static bool planning(const cli_st *s, double now);
+
 static json_t *cli_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
 {
     cli_st *s = st;
     char *argv[] = {s->squeue, "--json", NULL};
-    json_t *ans = run_json(s, argv, true, err);
+    /* A plan's jobs question: the squeue plan_node started beside its
+     * node read (the whole queue, filtered below as always). */
+    child_run *started = s->jobs_run.pid && planning(s, mono_s()) ? &s->jobs_run : NULL;
+    json_t *ans = run_json(s, argv, true, started, err);
     if (!ans) return NULL;
     json_t *out = fm_slurm_norm_jobs(ans, f, err);
     json_decref(ans);
     return out;
+}
+
+/* A started command no one will ask for: stopped and reaped. */
+static void drop_run(cli_st *s, child_run *c)
+{
+    if (!c->pid) return;
+    kill(c->pid, SIGKILL);
+    run_out ro;
+    if (collect(s, s->squeue, c, &ro, NULL, NULL, NULL) == 0) free(ro.out);
 }
 
 static int run_scontrol(cli_st *s, char *const argv[], fm_err *err)
@@ -709,6 +725,7 @@ static json_t *cli_plan_node(void *st, const char *name, fm_err *err)
     /* An earlier plan's run never asked for, or a refresh: read into
      * the store when it has ended (a refresh still running is left). */
     if (s->counts_run.pid) harvest(s, !s->counts_run.bg, NULL);
+    drop_run(s, &s->jobs_run); /* an earlier plan's, never asked */
     s->planning = true;
     s->plan_at = mono_s();
     if (s->counts_shared) drop_counts(s);
@@ -742,6 +759,10 @@ static json_t *cli_plan_node(void *st, const char *name, fm_err *err)
     } else {
         s->counts_run.bg = false; /* a refresh in flight: this plan's read now */
     }
+    /* The plan asks the node's jobs next (preconditions, running_jobs):
+     * squeue runs beside the node read too. */
+    char *jq[] = {s->squeue, "--json", NULL};
+    spawn(s, jq, &s->jobs_run, &ignore);
     char nm[256];
     snprintf(nm, sizeof nm, "%s", name);
     char *argv[] = {s->sinfo, "-h", "-N", "-n", nm, "-O", FM_SLURM_SINFO_NODE_FORMAT, NULL};
@@ -766,6 +787,7 @@ static void cli_plan_end(void *st)
 {
     cli_st *s = st;
     s->planning = false;
+    drop_run(s, &s->jobs_run);
     if (s->counts_shared) drop_counts(s);
     if (s->counts_run.pid && s->counts_run.bg) harvest(s, false, NULL);
 }
@@ -795,6 +817,7 @@ static void cli_close(void *st)
 {
     cli_st *s = st;
     if (!s) return;
+    drop_run(s, &s->jobs_run);
     if (s->counts_run.pid) {
         /* A refresh is read to its end (its deadline) and shared: the
          * answer went out already, and the next process wants it. */
