@@ -106,7 +106,7 @@ struct fm_slurm_ops {
     int (*node_count)(void *st, long long *count, fm_err *err);
     /* Optional (NULL: callers use node).  A plan's node, as node gives it
      * but for boot_time, which may be null: read the cheapest way, with
-     * the reads a plan asks next (partition_capacity, node_count) started
+     * the reads a plan asks next (partition_capacity, node_count, jobs) started
      * beside it.  The CLI's (slurm_cli.c); a new object or NULL. */
     json_t *(*plan_node)(void *st, const char *name, fm_err *err);
     /* Optional.  The plan plan_node began is over: from here on capacity

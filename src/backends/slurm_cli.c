@@ -1,6 +1,7 @@
 /* The Slurm backend over the CLI: `sinfo --json`, `squeue --json`,
  * `scontrol show node NAME --oneliner` (a plan's node: `sinfo -N -n NAME`,
- * with the capacity aggregate run beside it), and scontrol for mutations.
+ * with squeue and the capacity aggregate run beside it, or the aggregate
+ * another process shared through the store), and scontrol for mutations.
  * Always fork/execvp with an argv (never a shell); SLURM_CONF from
  * slurm.cli.slurm_conf goes into the child's environment only; stdout is
  * capped, stderr kept (bounded) for the error; a child past the timeout is
