@@ -106,9 +106,18 @@ struct fm_slurm_ops {
     int (*node_count)(void *st, long long *count, fm_err *err);
     /* Optional (NULL: callers use node).  A plan's node, as node gives it
      * but for boot_time, which may be null: read the cheapest way, with
-     * the reads a plan asks next (partition_capacity, node_count) started
+     * the reads a plan asks next (partition_capacity, node_count, jobs) started
      * beside it.  The CLI's (slurm_cli.c); a new object or NULL. */
     json_t *(*plan_node)(void *st, const char *name, fm_err *err);
+    /* Optional.  The plan plan_node began is over: from here on capacity
+     * and the fleet count read Slurm (the CLI's: plan_node may have loaded
+     * an aggregate another process shared through the store, younger than
+     * slurm.cli.aggregate_max_age_s, for this plan's answers only). */
+    void (*plan_end)(void *st);
+    /* Optional.  When the last capacity answer was read (fm_now_ms() at
+     * the read's start) into *read_ms: 1 from the shared aggregate, 0 by
+     * this process for this question; -1 none. */
+    int (*counts_as_of)(void *st, long long *read_ms);
     /* Optional (NULL: none kept).  The store the backend may share its
      * node table through (src/backends/slurm_snapshot.c), borrowed for
      * the backend's life and used only while open (st->db set). */
@@ -248,6 +257,25 @@ bool fm_slurm_node_schedulable(const json_t *node);
  * distinct nodes over every partition.  Returns 0, or -1 with err. */
 int fm_slurm_sinfo_counts(const char *text, const char *const *parts, size_t n, long *total,
                           long *in_svc, long long *fleet, fm_err *err);
+/* The aggregate shared through the store (src/backends/slurm_aggregate.c),
+ * so that a plan in a fresh process may answer capacity from another's
+ * recent read: one row per source (an opaque key naming the cluster and
+ * how sinfo reaches it), stamped read_ms (the wall clock when sinfo was
+ * started).  Never used for a mutation's own checks: slurm_cli.c. */
+#define FM_SLURM_AGGREGATE_MAX_BYTES (256u << 10)
+/* Loads source's aggregate of cluster (required) read at most max_age_ms
+ * before now_ms and not after it (beyond 1 s of clock skew between hosts).
+ * 0 with *text (malloc'd) and *read_ms set; 1 none usable (none, too old,
+ * another cluster's); -1 with err when the row is damaged (size, digest,
+ * lines sinfo would not print): the caller reads Slurm instead. */
+int fm_slurm_aggregate_load(struct fm_store *st, const char *source, const char *cluster,
+                            long long now_ms, long long max_age_ms, char **text,
+                            long long *read_ms, fm_err *err);
+/* Saves text as source's aggregate of cluster read at read_ms, unless a
+ * newer one is there; text over FM_SLURM_AGGREGATE_MAX_BYTES or not
+ * sinfo's lines is refused.  0 or -1 with err. */
+int fm_slurm_aggregate_save(struct fm_store *st, const char *source, const char *cluster,
+                            const char *text, long long read_ms, fm_err *err);
 /* A state sinfo prints (%T) that is in service: idle, mixed, allocated or
  * completing with no flag suffix ('*' not responding, '~' powered down,
  * '#' powering up, '!' powering down, '%' rebooting soon, '$' maintenance,

@@ -1,6 +1,7 @@
 /* The Slurm backend over the CLI: `sinfo --json`, `squeue --json`,
  * `scontrol show node NAME --oneliner` (a plan's node: `sinfo -N -n NAME`,
- * with the capacity aggregate run beside it), and scontrol for mutations.
+ * with squeue and the capacity aggregate run beside it, or the aggregate
+ * another process shared through the store), and scontrol for mutations.
  * Always fork/execvp with an argv (never a shell); SLURM_CONF from
  * slurm.cli.slurm_conf goes into the child's environment only; stdout is
  * capped, stderr kept (bounded) for the error; a child past the timeout is
@@ -16,11 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <stdbool.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_store.h"
+#include "fleetmcp/fm_util.h"
 #include "slurm_impl.h"
 
 #define DEFAULT_MAX_BYTES (64u << 20)
@@ -32,6 +36,8 @@ typedef struct child_run {
     int out, err, ex; /* stdout, stderr and the exec-errno pipe's read ends */
     long long deadline; /* now_ms() by which it is killed */
     double started;     /* CLOCK_MONOTONIC seconds */
+    long long wall_ms;  /* fm_now_ms() at the start: a shared aggregate's stamp */
+    bool bg;            /* a refresh of the shared aggregate, not this plan's question */
 } child_run;
 
 typedef struct cli_st {
@@ -42,7 +48,18 @@ typedef struct cli_st {
     fm_slurm_domains *dom;
     char *counts;     /* the last sinfo aggregate's text (sinfo_counts_text), or NULL */
     double counts_at; /* CLOCK_MONOTONIC seconds it was started */
+    long long counts_wall_ms; /* fm_now_ms() it was started (for a shared one: by its reader) */
+    bool counts_shared;       /* counts came from the store: for a plan only */
     child_run counts_run; /* the aggregate a plan started beside its node read */
+    child_run jobs_run;   /* squeue --json a plan started beside its node read */
+    /* The aggregate shared through the store (slurm_aggregate.c) */
+    struct fm_store *store;   /* borrowed, or NULL */
+    char cluster[129];        /* slurm.cluster, else slurm.conf's ClusterName; "" = not shared */
+    char source[65];          /* its key: cluster, sinfo, slurm.conf */
+    long long agg_max_age_ms; /* slurm.cli.aggregate_max_age_s; 0 = never shared */
+    char sec_cluster[129];    /* slurm.cluster as configured, or "" */
+    bool planning;            /* between plan_node and plan_end */
+    double plan_at;           /* CLOCK_MONOTONIC seconds plan_node started */
 } cli_st;
 
 /* An aggregate this recent stands for the next capacity question (as the
@@ -52,6 +69,13 @@ typedef struct cli_st {
  * gap between the two past 250 ms. */
 #define CLI_REUSE_S 0.25
 #define CLI_FLEET_REUSE_S 2.0
+/* slurm.cli.aggregate_max_age_s's default: how old a plan's capacity
+ * answer may be when another process read it.  A plan is a proposal and
+ * its execution reads Slurm again before a node is taken, so the answer
+ * only has to be as recent as a human reading it would expect; 5 s is
+ * under slurmctld's default node ping interval (SlurmdTimeout/3, 100 s)
+ * and in the range of a dashboard's refresh. */
+#define CLI_AGGREGATE_MAX_AGE_MS 5000
 
 typedef struct run_out {
     char *out; /* malloc'd, NUL-terminated */
@@ -136,7 +160,8 @@ static int spawn(cli_st *s, char *const argv[], child_run *c, fm_err *err)
                      .err = ep[0],
                      .ex = xp[0],
                      .deadline = now_ms() + s->timeout_ms,
-                     .started = mono_s()};
+                     .started = mono_s(),
+                     .wall_ms = fm_now_ms()};
     return 0;
 }
 
@@ -279,10 +304,11 @@ static int cmd_failed(const char *cmd, const run_out *ro, fm_err *err)
 
 /* Runs a `--json` command and reads the nodes or jobs answer from stdout
  * (new object, only the keys the normalizer needs). */
-static json_t *run_json(cli_st *s, char *const argv[], bool jobs, fm_err *err)
+static json_t *run_json(cli_st *s, char *const argv[], bool jobs, child_run *started, fm_err *err)
 {
     run_out ro;
-    if (run(s, argv, &ro, err)) return NULL;
+    if (started ? collect(s, argv[0], started, &ro, NULL, NULL, err) : run(s, argv, &ro, err))
+        return NULL;
     if (ro.status != 0) {
         cmd_failed(argv[0], &ro, err);
         free(ro.out);
@@ -365,19 +391,34 @@ static json_t *cli_node(void *st, const char *name, fm_err *err)
     return n;
 }
 
+static bool planning(const cli_st *s, double now);
+
 static json_t *cli_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
 {
     cli_st *s = st;
     char *argv[] = {s->squeue, "--json", NULL};
-    json_t *ans = run_json(s, argv, true, err);
+    /* A plan's jobs question: the squeue plan_node started beside its
+     * node read (the whole queue, filtered below as always). */
+    child_run *started = s->jobs_run.pid && planning(s, mono_s()) ? &s->jobs_run : NULL;
+    json_t *ans = run_json(s, argv, true, started, err);
     if (!ans) return NULL;
     json_t *out = fm_slurm_norm_jobs(ans, f, err);
     json_decref(ans);
     return out;
 }
 
+/* A started command no one will ask for: stopped and reaped. */
+static void drop_run(cli_st *s, child_run *c)
+{
+    if (!c->pid) return;
+    kill(c->pid, SIGKILL);
+    run_out ro;
+    if (collect(s, s->squeue, c, &ro, NULL, NULL, NULL) == 0) free(ro.out);
+}
+
 static int run_scontrol(cli_st *s, char *const argv[], fm_err *err)
 {
+    s->planning = false; /* a mutation is never a plan's: its checks read Slurm */
     run_out ro;
     if (run(s, argv, &ro, err)) return -1;
     int rc = ro.status == 0 ? 0 : cmd_failed("scontrol", &ro, err);
@@ -544,39 +585,97 @@ bool fm_slurm_sinfo_in_service(const char *state)
     return false;
 }
 
+/* A plan may answer capacity from a shared aggregate only between its
+ * plan_node and plan_end (and within CLI_FLEET_REUSE_S of plan_node, should
+ * plan_end be missed): every other question, the engine's guard and
+ * fm_guard_reserve before a node is drained included, reads Slurm. */
+static bool planning(const cli_st *s, double now)
+{
+    return s->planning && now - s->plan_at < CLI_FLEET_REUSE_S;
+}
+
+static bool shares(const cli_st *s)
+{
+    return s->agg_max_age_ms > 0 && s->cluster[0] && s->store && s->store->db;
+}
+
+static void drop_counts(cli_st *s)
+{
+    free(s->counts);
+    s->counts = NULL;
+    s->counts_shared = false;
+}
+
+/* A fresh aggregate read by this process goes to the store for the next
+ * plans (a failure is logged: the answer stands without it). */
+static void share_counts(cli_st *s)
+{
+    if (!shares(s) || !s->counts || s->counts_shared || !fm_db_get_autocommit(s->store->db))
+        return;
+    fm_err e = {0};
+    if (fm_slurm_aggregate_save(s->store, s->source, s->cluster, s->counts, s->counts_wall_ms, &e))
+        fm_log("warning", "sinfo aggregate not shared through the store: %s", e.text);
+}
+
+/* Reads the started aggregate into counts (and the store).  Without wait
+ * a command still running is left to run (a background refresh), unless
+ * past its deadline.  0 when counts hold its answer. */
+static int harvest(cli_st *s, bool wait, fm_err *err)
+{
+    child_run *c = &s->counts_run;
+    if (!c->pid) return -1;
+    siginfo_t si = {0};
+    /* WNOWAIT: collect reaps it and reads its exit status itself */
+    if (!wait && now_ms() < c->deadline &&
+        (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0))
+        return -1;
+    double started = c->started;
+    long long wall = c->wall_ms;
+    run_out ro;
+    if (collect(s, s->sinfo, c, &ro, NULL, NULL, err)) return -1;
+    if (ro.status != 0) {
+        cmd_failed("sinfo", &ro, err);
+        free(ro.out);
+        return -1;
+    }
+    drop_counts(s);
+    s->counts = ro.out;
+    s->counts_at = started;
+    s->counts_wall_ms = wall;
+    share_counts(s);
+    return 0;
+}
+
 /* One `sinfo -h -a -o %R|%T|%D|%N` per plan: nodes per partition and
  * state, with their names.  Each sinfo run makes slurmctld pack and sinfo
  * unpack the whole node table (~0.15 s of CPU at 16,384 nodes), so the
  * capacity guardrail's counts and the circuit breaker's fleet count, asked
- * one after the other, share one run when it is younger than reuse_s.
- * Returns the text (borrowed, in s) or NULL. */
+ * one after the other, share one run when it is younger than reuse_s.  A
+ * plan's questions may also be answered by the shared aggregate plan_node
+ * loaded (planning() only).  Returns the text (borrowed, in s) or NULL. */
 static const char *sinfo_counts_text(cli_st *s, double reuse_s, fm_err *err)
 {
     double t0 = mono_s();
     child_run *c = &s->counts_run;
+    if (s->counts_shared) {
+        if (planning(s, t0)) return s->counts;
+        drop_counts(s);
+    }
+    /* A background refresh is a read like any other, aged from its start. */
+    if (c->pid && c->bg) harvest(s, true, NULL);
     /* The run a plan started beside its node read (cli_plan_node) is this
      * plan's capacity question: it answers within the fleet count's window
      * of its start, however long the guardrails before took. */
-    if (c->pid && t0 - c->started < CLI_FLEET_REUSE_S) {
+    if (c->pid && planning(s, t0) && t0 - c->started < CLI_FLEET_REUSE_S) {
         if (reuse_s < CLI_FLEET_REUSE_S) reuse_s = CLI_FLEET_REUSE_S;
     } else if (s->counts && t0 - s->counts_at < reuse_s) {
         return s->counts;
     }
-    free(s->counts);
-    s->counts = NULL;
+    drop_counts(s);
     char *argv[] = {s->sinfo, "-h", "-a", "-o", FM_SLURM_SINFO_COUNTS_FORMAT, NULL};
     if (!c->pid && spawn(s, argv, c, err)) return NULL;
-    double started = c->started;
-    run_out ro;
-    if (collect(s, argv[0], c, &ro, NULL, NULL, err)) return NULL;
-    if (ro.status != 0) {
-        cmd_failed("sinfo", &ro, err);
-        free(ro.out);
-        return NULL;
-    }
-    s->counts = ro.out;
-    s->counts_at = started;
-    if (t0 - started >= reuse_s) return sinfo_counts_text(s, reuse_s, err); /* too old: again */
+    if (harvest(s, true, err)) return NULL;
+    if (t0 - s->counts_at >= reuse_s) return sinfo_counts_text(s, reuse_s, err); /* too old: again */
     return s->counts;
 }
 
@@ -624,15 +723,47 @@ static json_t *cli_plan_node(void *st, const char *name, fm_err *err)
         fm_err_set(err, FM_ERR_INVALID, "not a node name");
         return NULL;
     }
-    if (s->counts_run.pid) { /* an earlier plan's, never asked for: read and dropped */
-        run_out old;
-        if (collect(s, s->sinfo, &s->counts_run, &old, NULL, NULL, NULL) == 0) free(old.out);
-    }
-    /* Always: an earlier plan's counts under 250 ms old now would be older
-     * by the time capacity asks, and run again one after the other. */
+    /* An earlier plan's run never asked for, or a refresh: read into
+     * the store when it has ended (a refresh still running is left). */
+    if (s->counts_run.pid) harvest(s, !s->counts_run.bg, NULL);
+    drop_run(s, &s->jobs_run); /* an earlier plan's, never asked */
+    s->planning = true;
+    s->plan_at = mono_s();
+    if (s->counts_shared) drop_counts(s);
     char *agg[] = {s->sinfo, "-h", "-a", "-o", FM_SLURM_SINFO_COUNTS_FORMAT, NULL};
     fm_err ignore = {0}; /* not started: the capacity question runs it itself */
-    spawn(s, agg, &s->counts_run, &ignore);
+    char *text = NULL;
+    long long read_ms = 0, now = fm_now_ms();
+    int got = 1;
+    if (shares(s)) {
+        fm_err le = {0};
+        got = fm_slurm_aggregate_load(s->store, s->source, s->cluster, now, s->agg_max_age_ms,
+                                      &text, &read_ms, &le);
+        if (got < 0) fm_log("warning", "%s: sinfo is read instead", le.text);
+    }
+    if (got == 0) {
+        /* A recent read shared by another plan answers this plan's
+         * capacity; past half its allowed age, a refresh starts beside
+         * (read at the next plan or at close) so the next plan finds a
+         * younger one without waiting for it. */
+        drop_counts(s);
+        s->counts = text;
+        s->counts_shared = true;
+        s->counts_wall_ms = read_ms;
+        if (!s->counts_run.pid && now - read_ms >= s->agg_max_age_ms / 2 &&
+            spawn(s, agg, &s->counts_run, &ignore) == 0)
+            s->counts_run.bg = true;
+    } else if (!s->counts_run.pid) {
+        /* Always: an earlier plan's counts under 250 ms old now would be
+         * older by the time capacity asks, and run again one after the other. */
+        spawn(s, agg, &s->counts_run, &ignore);
+    } else {
+        s->counts_run.bg = false; /* a refresh in flight: this plan's read now */
+    }
+    /* The plan asks the node's jobs next (preconditions, running_jobs):
+     * squeue runs beside the node read too. */
+    char *jq[] = {s->squeue, "--json", NULL};
+    spawn(s, jq, &s->jobs_run, &ignore);
     char nm[256];
     snprintf(nm, sizeof nm, "%s", name);
     char *argv[] = {s->sinfo, "-h", "-N", "-n", nm, "-O", FM_SLURM_SINFO_NODE_FORMAT, NULL};
@@ -651,18 +782,86 @@ static json_t *cli_plan_node(void *st, const char *name, fm_err *err)
     return n;
 }
 
+/* The plan's reads are over: nothing after this answers from a shared
+ * aggregate. */
+static void cli_plan_end(void *st)
+{
+    cli_st *s = st;
+    s->planning = false;
+    drop_run(s, &s->jobs_run);
+    if (s->counts_shared) drop_counts(s);
+    if (s->counts_run.pid && s->counts_run.bg) harvest(s, false, NULL);
+}
+
+/* When the plan's capacity answer was read: 1 from the shared aggregate
+ * (another process's read, or this one's earlier), 0 by this plan; -1 none. */
+static int cli_counts_as_of(void *st, long long *read_ms)
+{
+    cli_st *s = st;
+    if (!s->counts) return -1;
+    *read_ms = s->counts_wall_ms;
+    return s->counts_shared ? 1 : 0;
+}
+
+static void cluster_of(cli_st *s, const char *c);
+
+/* Only the CLI backend's own state is attached (the REST backend's
+ * fallback to sinfo is not), so only it looks for its cluster's name. */
+static void cli_attach_store(void *st, struct fm_store *store)
+{
+    cli_st *s = st;
+    s->store = store;
+    if (s->agg_max_age_ms > 0 && store && !s->cluster[0]) cluster_of(s, s->sec_cluster);
+}
+
 static void cli_close(void *st)
 {
     cli_st *s = st;
     if (!s) return;
+    drop_run(s, &s->jobs_run);
     if (s->counts_run.pid) {
-        kill(s->counts_run.pid, SIGKILL);
-        run_out ro;
-        if (collect(s, s->sinfo, &s->counts_run, &ro, NULL, NULL, NULL) == 0) free(ro.out);
+        /* A refresh is read to its end (its deadline) and shared: the
+         * answer went out already, and the next process wants it. */
+        if (!s->counts_run.bg) kill(s->counts_run.pid, SIGKILL);
+        harvest(s, true, NULL);
     }
     fm_slurm_domains_free(s->dom);
     free(s->counts);
     free(s);
+}
+
+/* The cluster the shared aggregate belongs to: slurm.cluster, else the
+ * ClusterName line of the slurm.conf sinfo reads (slurm.cli.slurm_conf,
+ * $SLURM_CONF, /etc/slurm/slurm.conf; its first 1 MiB).  Unknown: not
+ * shared, since only the name tells two clusters apart. */
+static void cluster_of(cli_st *s, const char *c)
+{
+    char name[129] = "";
+    if (c && strlen(c) < sizeof name) snprintf(name, sizeof name, "%s", c);
+    const char *conf = *s->slurm_conf ? s->slurm_conf : getenv("SLURM_CONF");
+    if (!conf || !*conf) conf = "/etc/slurm/slurm.conf";
+    FILE *f = !name[0] ? fopen(conf, "re") : NULL;
+    char line[512];
+    size_t seen = 0;
+    while (f && seen < (1u << 20) && fgets(line, sizeof line, f)) {
+        seen += strlen(line);
+        char *v = line + strspn(line, " \t");
+        if (strncasecmp(v, "ClusterName=", 12)) continue;
+        v += 12;
+        v[strcspn(v, " \t\r\n#")] = '\0';
+        if (*v && strlen(v) < sizeof name) snprintf(name, sizeof name, "%s", v);
+        break;
+    }
+    if (f) fclose(f);
+    if (!name[0]) {
+        fm_log("warning", "no slurm.cluster and no ClusterName in %s: the sinfo aggregate is not"
+               " shared through the store (every plan reads it); set slurm.cluster", conf);
+        return;
+    }
+    snprintf(s->cluster, sizeof s->cluster, "%s", name);
+    char key[1200];
+    int n = snprintf(key, sizeof key, "cli\n%s\n%s\n%s", name, s->sinfo, conf);
+    fm_sha256_hex(key, n > 0 && (size_t)n < sizeof key ? (size_t)n : 0, s->source);
 }
 
 static int set_prog(char *dst, size_t len, const json_t *cli, const char *key, fm_err *err)
@@ -697,6 +896,12 @@ int fm_slurm_cli_open_state(const json_t *sec, fm_slurm_domains *dom, void **out
     s->timeout_ms = to > 0 ? (long)to : 5000;
     json_int_t mb = json_integer_value(json_object_get(sec, "max_response_bytes"));
     s->max_bytes = mb > 0 ? (size_t)mb : DEFAULT_MAX_BYTES;
+    json_int_t age = json_integer_value(json_object_get(cli, "aggregate_max_age_s"));
+    s->agg_max_age_ms = json_object_get(cli, "aggregate_max_age_s") ? (long long)age * 1000
+                                                                    : CLI_AGGREGATE_MAX_AGE_MS;
+    const char *cl = json_string_value(json_object_get(sec, "cluster"));
+    if (cl && strlen(cl) < sizeof s->sec_cluster)
+        snprintf(s->sec_cluster, sizeof s->sec_cluster, "%s", cl);
     s->dom = dom;
     *out = s;
     return 0;
@@ -714,5 +919,8 @@ const struct fm_slurm_ops fm_slurm_cli_ops = {
     .cancel_job = cli_cancel_job,
     .partition_capacity = cli_partition_capacity,
     .node_count = cli_node_count,
+    .plan_end = cli_plan_end,
+    .counts_as_of = cli_counts_as_of,
+    .attach_store = cli_attach_store,
     .close = cli_close,
 };

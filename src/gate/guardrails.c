@@ -462,10 +462,26 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
      * a backend call. */
     json_t *n = ctx->be.slurm->node(ctx->be.slurm_st, node, err);
     if (!n) return -1;
+    /* Capacity is decided again where it is taken, from a read made now
+     * (never the shared aggregate a plan may have shown: a plan is a
+     * proposal); the breaker reuses its totals. */
+    json_t *cap = json_array();
+    check_capacity(ctx, n, cap, err);
+    char cwhy[600] = "";
+    bool cap_ok = true;
+    size_t ci;
+    json_t *cv;
+    json_array_foreach(cap, ci, cv) cap_ok = cap_ok && json_is_true(json_object_get(cv, "ok"));
+    if (!cap_ok) fm_guard_explain(cap, cwhy, sizeof cwhy);
     json_t *domains = json_incref(json_object_get(n, "domains"));
-    json_t *totals = fm_breaker_totals(ctx, n, NULL, err);
+    json_t *totals = err && err->code ? NULL
+                     : cap_ok         ? fm_breaker_totals(ctx, n, cap, err)
+                                      : NULL;
     json_decref(n);
+    json_decref(cap);
     if (!totals) {
+        if (!cap_ok)
+            fm_err_set(err, FM_ERR_GUARDRAIL, "%s (Slurm read now, as the node is taken)", cwhy);
         json_decref(domains);
         return -1;
     }

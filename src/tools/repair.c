@@ -83,6 +83,45 @@ static const fm_runbook *pick_runbook(fm_ctx *ctx, const json_t *args, const cha
     return rb;
 }
 
+static void plan_end(fm_ctx *ctx)
+{
+    if (ctx->be.slurm->plan_end) ctx->be.slurm->plan_end(ctx->be.slurm_st);
+}
+
+/* When Slurm was read for the plan's capacity answer, where the backend
+ * says ({at, age_ms, source, rechecked_at_execution}, new, or NULL): a
+ * shared aggregate (another call's recent read, slurm.cli.
+ * aggregate_max_age_s) may answer a plan, never the execution, whose
+ * guard and reservation read Slurm again before the node is taken.  The
+ * capacity verdicts say so too. */
+static json_t *capacity_as_of(fm_ctx *ctx, json_t *verdicts)
+{
+    long long at = 0;
+    int how = ctx->be.slurm->counts_as_of ? ctx->be.slurm->counts_as_of(ctx->be.slurm_st, &at) : -1;
+    if (how < 0) return NULL;
+    char iso[32];
+    fm_iso_time(at, iso);
+    long long age = fm_now_ms() - at;
+    if (age < 0) age = 0;
+    const char *src = how ? "shared_aggregate" : "read_now";
+    json_t *o = json_pack("{s:s, s:I, s:s, s:b}", "at", iso, "age_ms", (json_int_t)age, "source",
+                          src, "rechecked_at_execution", 1);
+    size_t i;
+    json_t *v;
+    json_array_foreach(verdicts, i, v)
+    {
+        if (strcmp(fm_json_str(v, "guardrail", ""), "capacity")) continue;
+        json_object_set(v, "as_of", o);
+        if (!how) continue;
+        char d[700];
+        snprintf(d, sizeof d, "%s; Slurm's counts as of %s (%lld ms old, another call's read"
+                 " shared through the store): repair_execute checks capacity again with a fresh"
+                 " read before the node is taken", fm_json_str(v, "detail", ""), iso, age);
+        json_object_set_new(v, "detail", json_string(d));
+    }
+    return o;
+}
+
 /* Returns a new object (schemas/tools/repair_plan.json). */
 json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
 {
@@ -103,7 +142,10 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     json_t *node = ctx->be.slurm->plan_node
                        ? ctx->be.slurm->plan_node(ctx->be.slurm_st, node_name, err)
                        : ctx->be.slurm->node(ctx->be.slurm_st, node_name, err);
-    if (!node) return NULL;
+    if (!node) {
+        plan_end(ctx);
+        return NULL;
+    }
     json_t *content = fm_workflow_content(node_name, fc, rb);
     bool takes = false, destructive = false;
     size_t i;
@@ -129,7 +171,7 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
                         .destructive = destructive,
                         .node = node};
     bool pass = false;
-    json_t *out = NULL, *detail = NULL, *cap = NULL, *verdicts = NULL, *diag = NULL;
+    json_t *out = NULL, *detail = NULL, *cap = NULL, *verdicts = NULL, *diag = NULL, *as_of = NULL;
     verdicts = fm_guard_check(ctx, &req, &pass, err);
     if (!verdicts) goto done;
     /* A verdict the gate marks refuses_plan (another workflow owns the
@@ -143,6 +185,8 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     cap = takes ? capacity_from_verdicts(verdicts) : NULL;
     if (!cap) cap = fm_guard_capacity(ctx, node, takes, err);
     if (!cap) goto done;
+    as_of = capacity_as_of(ctx, verdicts);
+    plan_end(ctx);
     fm_err je = {0};
     json_t *jobs = fm_wf_jobs_on(ctx, node_name, &je);
     json_int_t njobs = jobs ? (json_int_t)json_array_size(jobs) : -1;
@@ -199,11 +243,14 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
                     fm_autonomy_name(rb->autonomy), "destructive", rb->destructive, "steps", steps,
                     "risk", risk, "running_jobs", njobs, "capacity", cap, "guardrails", guard,
                     "approval_needed", needs, "next", next, "diagnosis", diag);
+    if (out && as_of) json_object_set(out, "capacity_as_of", as_of);
     if (out && dry) {
         json_object_del(out, "plan_id");
         json_object_set_new(out, "dry_run", json_true());
     }
 done:
+    plan_end(ctx);
+    json_decref(as_of);
     json_decref(diag);
     json_decref(verdicts);
     json_decref(cap);

@@ -6,9 +6,11 @@ the real Slurm stack and sshd with the fake GPU tools.  Every loop is bounded
 by count and time.  Each scenario gets its own store (a fresh database), and
 nodes are put back (resume, fake GPU state re-initialised) between them.
 """
+import copy
 import datetime
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -379,6 +381,83 @@ def guardrails():
     check(rc == 5 and "mode" in err, "canary mode refuses a non-canary node", err)
     check(*unchanged(before, "canary mode: Slurm unchanged"))
     restore("gpu-a02", "gpu-b03", "gpu-b01")
+
+
+def shared_aggregate():
+    """Issue 20: a CLI plan may show capacity from another call's recent
+    sinfo aggregate (shared through the store, slurm.cli.aggregate_max_age_s),
+    because a plan is a proposal: repair_execute decides capacity again from
+    Slurm read then.  Here the shared answer says capacity is fine, Slurm
+    then drains another node of the partition, and repair_execute is
+    refused by capacity with nothing run (Slurm unchanged, no workflow, no
+    step, so no SSH).  Past the age bound a plan reads sinfo itself."""
+    print("== shared sinfo aggregate: the plan's answer, re-decided at execution", flush=True)
+    node, other, fc = "gpu-b01", "gpu-b02", "gpu_ecc_uncorrectable"
+    probe = Env("aggregate-probe")
+    rc, sc, err = probe.call("repair_plan", node=node, fault_class=fc, dry_run=True)
+    cap = ((sc or {}).get("capacity") or {}).get("gpu")
+    if not check(rc == 0 and cap and cap["total"] > 0, "probe plan's capacity", err):
+        return
+    # The share exactly met now: one more node out of service refuses.
+    share = cap["schedulable_after"] / cap["total"] - 1e-6
+    env = Env("aggregate", extra=f"guardrails:\n  min_schedulable_share: {share:.6f}\n")
+    try:
+        rc, sc, err = env.call("repair_plan", node=node, fault_class=fc, dry_run=True)
+        asof = (sc or {}).get("capacity_as_of") or {}
+        check(rc == 0 and asof.get("source") == "read_now",
+              "first plan on an empty store reads sinfo", asof or err)
+        rc, sc, err = env.call("repair_plan", node=node, fault_class=fc)
+        asof = (sc or {}).get("capacity_as_of") or {}
+        verdict = next((v for v in (sc or {}).get("guardrails", {}).get("verdicts", [])
+                        if v["guardrail"] == "capacity"), {})
+        check(rc == 0 and asof.get("source") == "shared_aggregate" and asof.get("age_ms", 1e9)
+              < 5000 and asof.get("rechecked_at_execution") is True and verdict.get("ok")
+              and "again with a fresh read"
+              in verdict.get("detail", ""),
+              "the next plan answers capacity from the shared aggregate and says execution"
+              " checks again", {"as_of": asof, "verdict": verdict})
+        # Another cluster's name on the same store (and so another key):
+        # never this cluster's aggregate, however recent.
+        twin = copy.copy(env)
+        twin.cfg = env.cfg + ".other-cluster.yaml"
+        with open(env.cfg) as f, open(twin.cfg, "w") as g:
+            text = f.read()
+            g.write(re.sub(r"(?m)^  cluster: .*$", "  cluster: fm-other-cluster", text))
+        rc, sc2, err = twin.call("repair_plan", node=node, fault_class=fc, dry_run=True)
+        other_asof = (sc2 or {}).get("capacity_as_of") or {}
+        check(rc == 0 and other_asof.get("source") == "read_now" and "cluster: fm-other" in
+              open(twin.cfg).read(), "a plan naming another cluster on the same store reads"
+              " sinfo itself", other_asof or err)
+        plan = (sc or {}).get("plan_id")
+        ap = env.approve(plan) if plan else None
+        sh("scontrol", "update", f"nodename={other}", "state=drain",
+           "reason=shared aggregate test: drained outside fleetmcp")
+        wait_for(lambda: "DRAIN" in slurm_state(other), 15, 0.2)
+        before = sinfo()
+        rc, sc, err = env.call("repair_execute", plan_id=plan, approval_id=ap)
+        check(rc == 5 and "capacity" in err, "Slurm drained another node: repair_execute is"
+              " refused by the fresh capacity check", err)
+        check(*unchanged(before, "shared aggregate: Slurm unchanged (no scontrol update)"))
+        def rows(table):
+            try:
+                return env.sql(f"SELECT count(*) FROM {table}")[0][0]
+            except Exception as e:  # never created: no workflow ever started here
+                if "no such table" in str(e) or "does not exist" in str(e):
+                    return 0
+                raise
+        w, n = rows("workflows"), rows("workflow_steps")
+        check(n == 0 and w == 0, "no workflow and no step ran (no SSH)", (w, n))
+        # Past the bound (5 s by default) a plan reads sinfo again, and sees the drain.
+        time.sleep(5.2)
+        rc, sc, err = env.call("repair_plan", node=node, fault_class=fc, dry_run=True)
+        asof = (sc or {}).get("capacity_as_of") or {}
+        cap2 = ((sc or {}).get("capacity") or {}).get("gpu") or {}
+        check(rc == 0 and asof.get("source") == "read_now"
+              and cap2.get("schedulable_now") == cap["schedulable_now"] - 1,
+              "past aggregate_max_age_s the plan reads sinfo and counts the drain",
+              {"as_of": asof, "capacity": cap2, "before": cap})
+    finally:
+        restore(other)
 
 
 def shadow():
@@ -849,7 +928,7 @@ def race():
 def main():
     restore(*NODES)
     only = os.environ.get("FM_ONLY", "").split(",")
-    for fn in (guardrails, shadow, canary, single_actions, xid79_story, runbook_change_voids_approval,
+    for fn in (guardrails, shared_aggregate, shadow, canary, single_actions, xid79_story, runbook_change_voids_approval,
                runbook_role_required, dbe_reset,
                survives, kill9, race):
         if only != [""] and fn.__name__ not in only:

@@ -13,6 +13,7 @@
 
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_slurm_table.h"
+#include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_store.h"
 #include "fleet_listing.h"
 #include "fm_test.h"
@@ -642,6 +643,103 @@ START_TEST(snapshot_in_the_store)
 }
 END_TEST
 
+
+/* The CLI's sinfo aggregate shared through the store: used only when
+ * younger than the bound, never another cluster's or another source's,
+ * never a newer one replaced by an older, and a row that is damaged,
+ * oversized or not sinfo's lines is refused (the caller reads sinfo). */
+START_TEST(aggregate_in_the_store)
+{
+    char path[] = "/tmp/fm-aggregate-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    char db[128];
+    snprintf(db, sizeof db, "%s/store.db", path);
+    fm_store st = {0};
+    fm_err err = {0};
+    ck_assert_msg(fm_store_open(&st, fm_test_store(db), &err) == 0, "%s", err.text);
+    const char *agg = "gpu|idle|62|gpu-a[01-62]\ngpu|drained|2|gpu-a[63-64]\n";
+    char *text = NULL;
+    long long at = 0, t0 = 1700000000000LL;
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "c1", t0, 5000, &text, &at, &err), 1);
+    ck_assert_int_eq(fm_slurm_aggregate_save(&st, "src", "c1", agg, t0, &err), 0);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "c1", t0 + 4000, 5000, &text, &at, &err),
+                     0);
+    ck_assert_str_eq(text, agg);
+    ck_assert_int_eq(at, t0);
+    free(text);
+    /* Past the bound, or 0 (sharing off): none; read by a clock far ahead
+     * of ours: none. */
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "c1", t0 + 5001, 5000, &text, &at, &err),
+                     1);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "c1", t0, 0, &text, &at, &err), 1);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "c1", t0 - 2000, 5000, &text, &at, &err),
+                     1);
+    /* Another cluster under the same key, another key, no name: never. */
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "c2", t0, 5000, &text, &at, &err), 1);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "other", "c1", t0, 5000, &text, &at, &err), 1);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "", t0, 5000, &text, &at, &err), 1);
+    ck_assert_int_eq(fm_slurm_aggregate_save(&st, "src", NULL, agg, t0, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+    memset(&err, 0, sizeof err);
+    /* Two clusters' keys side by side keep their own counts. */
+    const char *agg2 = "gpu|idle|3|gpu-b[1-3]\n";
+    ck_assert_int_eq(fm_slurm_aggregate_save(&st, "src2", "c2", agg2, t0, &err), 0);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src2", "c2", t0, 5000, &text, &at, &err), 0);
+    ck_assert_str_eq(text, agg2);
+    free(text);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src2", "c1", t0, 5000, &text, &at, &err), 1);
+    /* An older read does not replace a newer one. */
+    ck_assert_int_eq(fm_slurm_aggregate_save(&st, "src", "c1", agg2, t0 - 100, &err), 0);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "c1", t0, 5000, &text, &at, &err), 0);
+    ck_assert_str_eq(text, agg);
+    free(text);
+    /* Not sinfo's lines, or over the cap: not written. */
+    ck_assert_int_eq(fm_slurm_aggregate_save(&st, "src", "c1", "gpu idle 3\n", t0 + 1, &err), -1);
+    memset(&err, 0, sizeof err);
+    size_t big = FM_SLURM_AGGREGATE_MAX_BYTES + 1;
+    char *huge = malloc(big + 1);
+    ck_assert_ptr_nonnull(huge);
+    memset(huge, 'a', big);
+    memcpy(huge, "p|idle|1|", 9);
+    huge[big - 1] = '\n';
+    huge[big] = '\0';
+    ck_assert_int_eq(fm_slurm_aggregate_save(&st, "src", "c1", huge, t0 + 1, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_TOO_LARGE);
+    memset(&err, 0, sizeof err);
+    /* Rows changed behind the writer's back: refused.  The last one has a
+     * matching digest and size but is not sinfo's; the one before claims
+     * more than the cap. */
+    char bad[65], sql[3][400];
+    fm_sha256_hex("gpu|idle\n", 9, bad);
+    snprintf(sql[0], sizeof sql[0],
+             "UPDATE slurm_cli_aggregates SET body = replace(body, '62', '63') WHERE source='src'");
+    snprintf(sql[1], sizeof sql[1],
+             "UPDATE slurm_cli_aggregates SET bytes = %u WHERE source='src'",
+             FM_SLURM_AGGREGATE_MAX_BYTES + 1);
+    snprintf(sql[2], sizeof sql[2],
+             "UPDATE slurm_cli_aggregates SET body = 'gpu|idle\n', bytes = 9,"
+             " sha256 = '%s' WHERE source='src'",
+             bad);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(fm_slurm_aggregate_save(&st, "src", "c1", agg, t0 + 10 + (long long)i,
+                                                 &err),
+                         0);
+        ck_assert_int_eq(fm_db_exec(st.db, sql[i], NULL, NULL, NULL), FM_DB_OK);
+        memset(&err, 0, sizeof err);
+        text = NULL;
+        ck_assert_msg(fm_slurm_aggregate_load(&st, "src", "c1", t0 + 20, 5000, &text, &at,
+                                              &err) == -1,
+                      "accepted after %s", sql[i]);
+        ck_assert_ptr_null(text);
+        ck_assert_int_eq(err.code, FM_ERR_PARSE);
+    }
+    free(huge);
+    fm_store_close(&st);
+    fm_test_unlink_db(db);
+    rmdir(path);
+}
+END_TEST
+
 static Suite *table_suite(void)
 {
     Suite *s = suite_create("slurm_table");
@@ -659,6 +757,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, snapshot_round_trip);
     tcase_add_test(tc, snapshot_corrupt_or_oversized_refused);
     tcase_add_test(tc, snapshot_in_the_store);
+    tcase_add_test(tc, aggregate_in_the_store);
     suite_add_tcase(s, tc);
     return s;
 }
