@@ -49,8 +49,9 @@ BACKENDS = {"slurm": "FM_BACKEND_SLURM", "metrics": "FM_BACKEND_METRICS",
             "ssh": "FM_BACKEND_SSH", "tickets": "FM_BACKEND_TICKETS"}
 KEYS = {"name", "title", "description", "autonomy", "handler", "backends", "flags",
         "rate_limit", "action", "action_args", "inputSchema", "outputSchema"}
-APPROVAL_ID = {"type": "string", "pattern": "^ap-[0-9a-f]{16,32}$",
-               "description": "mcp-cli approve's id; omit to get a plan"}
+# No description: the name says what it is, and a call without it answers
+# with the plan to approve (tools/list is paid for in tokens, ten times).
+APPROVAL_ID = {"type": "string", "pattern": "^ap-[0-9a-f]{16,32}$"}
 DEFAULT_PER_HOUR = 60
 
 
@@ -92,7 +93,7 @@ def read_object(path, keys, required):
 
 
 def load(path):
-    t = read_object(path, KEYS, ("name", "title", "description", "autonomy", "handler",
+    t = read_object(path, KEYS, ("name", "description", "autonomy", "handler",
                                  "inputSchema", "outputSchema"))
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", t["name"]):
         fail(path, "name must match [a-z][a-z0-9_]{1,63}")
@@ -102,8 +103,15 @@ def load(path):
         fail(path, f"autonomy must be one of {sorted(AUTONOMY)}")
     if not re.fullmatch(r"fm_tool_[a-z0-9_]+", t["handler"]):
         fail(path, "handler must be an fm_tool_* identifier")
-    if len(t["description"]) > 240:
-        fail(path, "description over 240 characters: agents pay for every token")
+    if len(t["description"]) > 160:
+        fail(path, "description over 160 characters: say when to use the tool in one or two"
+                   " short sentences (agents pay for every token)")
+    # A title is listed only where it says more than the name (issue 14,
+    # the lead's decision 4): a client shows the name when there is none.
+    if "title" in t and (not isinstance(t["title"], str) or not t["title"] or
+                         re.sub(r"[^a-z0-9]", "", t["title"].lower()) ==
+                         re.sub(r"[^a-z0-9]", "", t["name"])):
+        fail(path, "title must say more than the name; leave it out otherwise")
     for k in ("inputSchema", "outputSchema"):
         s = t[k]
         if not isinstance(s, dict) or s.get("type") != "object":
@@ -185,7 +193,7 @@ ANNOTATIONS = {"description", "title", "examples", "default", "$comment"}
 # and not/if/oneOf (whose relaxed branches could refuse more) are never
 # listed.  tests/protocol/output_contract.py (stage output-contract) checks
 # it with real, recorded and built results for every tool.
-CONTRACT_DEPTH = 2
+CONTRACT_DEPTH = 1
 JSON_TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
 
 
@@ -577,7 +585,7 @@ def main():
         lines += [
             "    {",
             f"        .name = {c_string(t['name'])},",
-            f"        .title = {c_string(t['title'])},",
+            f"        .title = {c_string(t['title']) if t.get('title') else 'NULL'},",
             f"        .description = {c_string(t['description'])},",
             f"        .autonomy = {AUTONOMY[t['autonomy']]},",
             f"        .flags = {flags},",

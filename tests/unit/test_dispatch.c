@@ -1,4 +1,6 @@
 /* JSON-RPC classification and MCP dispatch, through fm_mcp_handle_line. */
+#include <strings.h>
+
 #include "fleetmcp/fm_jsonrpc.h"
 #include "fleetmcp/fm_schema.h"
 #include "fm_test.h"
@@ -108,6 +110,11 @@ START_TEST(tools_list_has_annotations_and_autonomy)
         if (autonomy && (!strcmp(autonomy, "hitl") || !strcmp(autonomy, "canary")))
             ck_assert_ptr_null(json_object_get(ann, "destructiveHint"));
         ck_assert(json_is_string(json_object_get(json_object_get(tool, "_meta"), "autonomy")));
+        /* A title only where it says more than the name (the generator
+         * refuses one that only restates it). */
+        const char *title = json_string_value(json_object_get(tool, "title"));
+        ck_assert(!json_object_get(tool, "title") || (title && *title));
+        ck_assert(!title || strcasecmp(title, json_string_value(json_object_get(tool, "name"))));
         ck_assert(json_is_object(json_object_get(tool, "inputSchema")));
         ck_assert(json_is_object(json_object_get(tool, "outputSchema")));
         /* The listed outputSchema is the contract of shape; the server
@@ -129,9 +136,11 @@ END_TEST
  * does not work yet"); this ceiling keeps it from creeping back toward the
  * 45,954 it was (40,759 with input schemas listed without their size caps
  * and patterns; 37,465 with each outputSchema listed as its contract of
- * shape; 36,985 with terser descriptions).  Lower it as the list shrinks;
- * never raise it. */
-#define TOOLS_LIST_CEILING 37200
+ * shape; 36,985 with terser descriptions; 27,551 with the contract at the
+ * top level only, titles only where they say more than the name, and
+ * descriptions that say when to use a tool).  Lower it as the list
+ * shrinks; never raise it. */
+#define TOOLS_LIST_CEILING 27700
 /* Issue 14's target: once the list is under it, it must stay there. */
 #define TOOLS_LIST_TARGET 24576
 
