@@ -92,7 +92,7 @@ def read_object(path, keys, required):
     return obj
 
 
-def load(path):
+def load(path, own=True):
     t = read_object(path, KEYS, ("name", "description", "autonomy", "handler",
                                  "inputSchema", "outputSchema"))
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", t["name"]):
@@ -108,9 +108,10 @@ def load(path):
                    " short sentences (agents pay for every token)")
     # A title is listed only where it says more than the name (issue 14,
     # the lead's decision 4): a client shows the name when there is none.
+    # Another program's tools (the conformance fixture) title as they like.
     if "title" in t and (not isinstance(t["title"], str) or not t["title"] or
-                         re.sub(r"[^a-z0-9]", "", t["title"].lower()) ==
-                         re.sub(r"[^a-z0-9]", "", t["name"])):
+                         (own and re.sub(r"[^a-z0-9]", "", t["title"].lower()) ==
+                          re.sub(r"[^a-z0-9]", "", t["name"]))):
         fail(path, "title must say more than the name; leave it out otherwise")
     for k in ("inputSchema", "outputSchema"):
         s = t[k]
@@ -565,7 +566,8 @@ def main():
     # Another program built on libfleetmcp (tests/conformance/fixture) brings
     # its own tools and embeds the server's other schemas: a third argument.
     schemas = sys.argv[3] if len(sys.argv) > 3 else os.path.dirname(os.path.normpath(src))
-    tools = [load(os.path.join(src, n)) for n in sorted(os.listdir(src)) if n.endswith(".json")]
+    tools = [load(os.path.join(src, n), len(sys.argv) <= 3) for n in sorted(os.listdir(src))
+             if n.endswith(".json")]
     runners = [t["name"] for t in tools if "runs_plan" in t.get("flags", [])]
     # The server's own table names exactly one plan runner; another program's
     # (a third argument) may have none.
