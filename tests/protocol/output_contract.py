@@ -9,11 +9,13 @@ checks it mechanically, for every tool with structured results:
   whole schema, and then under the listed one too: a client that validates
   results against tools/list (the TypeScript SDK's ajv, the Inspector)
   never refuses a result the server sends;
-- the listed one still says something: a sample whose top-level required
-  property has the wrong JSON type is refused by it;
-- the listed one is the TOP-LEVEL contract (the lead's decision): names,
-  JSON types and required, an object or array listed as {"type": ...}
-  alone;
+- the listed one still says something: a sample whose top-level property
+  (a required one where the whole schema has one) has the wrong JSON type
+  is refused by it;
+- the listed one is the TOP-LEVEL contract (the lead's decisions): names
+  and JSON types, without required (a result without a required property
+  passes it, and the whole schema, which the server enforces, refuses
+  it), an object or array listed as {"type": ...} alone;
 - nothing is lost, only moved: resources/read of
   fleetmcp://schemas/tools/NAME/output gives the whole schema, every
   sample gets the same verdict from it as from schemas/tools/NAME.json,
@@ -226,21 +228,28 @@ for name in sorted(listed):
     check(len(good) >= 2, f"{name}: at least two samples valid under the whole schema "
                           f"(has {len(good)})")
     # The contract is not vacuous: a wrong JSON type at the top is refused.
-    req = [r for r in listed[name].get("required", []) if r in listed[name].get("properties", {})]
+    whole_v = validator(files[name]["outputSchema"])
+    props = listed[name].get("properties", {})
+    req = [r for r in files[name]["outputSchema"].get("required", []) if r in props]
+    typed = [p for p in req + sorted(props) if props.get(p, {}).get("type") is not None]
+    check(bool(typed), f"{name}: the contract lists no typed property")
+    if good and typed:
+        bad = copy.deepcopy(good[0])
+        typ = props[typed[0]]["type"]
+        bad[typed[0]] = {"not": "an object"} if "object" not in typ else "not an object"
+        check(not contract.is_valid(bad), f"{name}: contract refuses {typed[0]} of the wrong type")
+    # required is the server's to enforce: a result without a required
+    # property passes the contract and fails the whole schema.
     if good and req:
         bad = copy.deepcopy(good[0])
-        typ = listed[name]["properties"][req[0]].get("type")
-        bad[req[0]] = {"not": "an object"} if typ != "object" else "not an object"
-        if typ is not None:
-            check(not contract.is_valid(bad), f"{name}: contract refuses {req[0]} of the wrong type")
-        bad = copy.deepcopy(good[0])
         del bad[req[0]]
-        check(not contract.is_valid(bad), f"{name}: contract refuses a result without {req[0]}")
+        check(contract.is_valid(bad) and not whole_v.is_valid(bad),
+              f"{name}: without {req[0]}: the contract passes it, the whole schema refuses it")
 
-# The listed contract is the top level only: property names, JSON types
-# and required (schemas of deeper levels are in the resource below).
+# The listed contract is the top level only: property names and JSON types
+# (required and the schemas of deeper levels are in the resource below).
 for name, c in sorted(listed.items()):
-    check(set(c) <= {"type", "properties", "required"} and c.get("type") == "object",
+    check(set(c) <= {"type", "properties"} and c.get("type") == "object",
           f"{name}: contract keys {sorted(c)}")
     for prop, sub in c.get("properties", {}).items():
         check(set(sub) <= {"type"}, f"{name}.{prop}: listed as {json.dumps(sub)}, not its type alone")
