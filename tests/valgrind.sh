@@ -24,6 +24,11 @@ args=()
     echo '{"broken json'
     printf '\xff\xfe\n'
     echo '[{"jsonrpc":"2.0","id":10,"method":"ping"}]'
+    # A tool's whole output schema (tools/list lists its top level only).
+    echo '{"jsonrpc":"2.0","id":11,"method":"resources/read","params":{"uri":"fleetmcp://schemas/tools/diagnose/output"}}'
+    echo '{"jsonrpc":"2.0","id":12,"method":"resources/read","params":{"uri":"fleetmcp://schemas/tools/no_such/output"}}'
+    echo '{"jsonrpc":"2.0","id":13,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"fleetmcp://schemas/tools/{name}/output"},"argument":{"name":"name","value":"slurm"}}}'
+    echo '{"jsonrpc":"2.0","id":14,"method":"resources/templates/list"}'
     for t in $(python3 -c 'import json,glob; print(" ".join(json.load(open(f))["name"] for f in sorted(glob.glob("schemas/tools/*.json")) if json.load(open(f))["autonomy"]=="read"))'); do
         echo "{\"jsonrpc\":\"2.0\",\"id\":\"$t\",\"method\":\"tools/call\",\"params\":{\"name\":\"$t\",\"arguments\":{}}}"
     done
@@ -34,6 +39,8 @@ if ! $VG build/fleetmcp "${args[@]}" < "$tmp/session.jsonl" > "$tmp/out.jsonl" 2
 fi
 n=$(wc -l < "$tmp/out.jsonl")
 [ "$n" -ge 12 ] || { echo "FAIL: only $n replies"; fail=1; }
+grep -q '"id":11,"result":{"contents":\[{"uri":"fleetmcp://schemas/tools/diagnose/output"' "$tmp/out.jsonl" ||
+    { echo "FAIL: no output schema resource for diagnose"; fail=1; }
 if ! $VG build/mcp-cli --db "$FLEETMCP_DB" call audit_query limit=2 > /dev/null 2> "$tmp/err2"; then
     echo "FAIL: valgrind reported errors in mcp-cli:"; cat "$tmp/err2"; fail=1
 fi

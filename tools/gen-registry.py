@@ -49,8 +49,9 @@ BACKENDS = {"slurm": "FM_BACKEND_SLURM", "metrics": "FM_BACKEND_METRICS",
             "ssh": "FM_BACKEND_SSH", "tickets": "FM_BACKEND_TICKETS"}
 KEYS = {"name", "title", "description", "autonomy", "handler", "backends", "flags",
         "rate_limit", "action", "action_args", "inputSchema", "outputSchema"}
-APPROVAL_ID = {"type": "string", "pattern": "^ap-[0-9a-f]{16,32}$",
-               "description": "mcp-cli approve's id; omit to get a plan"}
+# No description: the name says what it is, and a call without it answers
+# with the plan to approve (tools/list is paid for in tokens, ten times).
+APPROVAL_ID = {"type": "string", "pattern": "^ap-[0-9a-f]{16,32}$"}
 DEFAULT_PER_HOUR = 60
 
 
@@ -91,8 +92,8 @@ def read_object(path, keys, required):
     return obj
 
 
-def load(path):
-    t = read_object(path, KEYS, ("name", "title", "description", "autonomy", "handler",
+def load(path, own=True):
+    t = read_object(path, KEYS, ("name", "description", "autonomy", "handler",
                                  "inputSchema", "outputSchema"))
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", t["name"]):
         fail(path, "name must match [a-z][a-z0-9_]{1,63}")
@@ -102,8 +103,16 @@ def load(path):
         fail(path, f"autonomy must be one of {sorted(AUTONOMY)}")
     if not re.fullmatch(r"fm_tool_[a-z0-9_]+", t["handler"]):
         fail(path, "handler must be an fm_tool_* identifier")
-    if len(t["description"]) > 240:
-        fail(path, "description over 240 characters: agents pay for every token")
+    if len(t["description"]) > 160:
+        fail(path, "description over 160 characters: say when to use the tool in one or two"
+                   " short sentences (agents pay for every token)")
+    # A title is listed only where it says more than the name (issue 14,
+    # the lead's decision 4): a client shows the name when there is none.
+    # Another program's tools (the conformance fixture) title as they like.
+    if "title" in t and (not isinstance(t["title"], str) or not t["title"] or
+                         (own and re.sub(r"[^a-z0-9]", "", t["title"].lower()) ==
+                          re.sub(r"[^a-z0-9]", "", t["name"]))):
+        fail(path, "title must say more than the name; leave it out otherwise")
     for k in ("inputSchema", "outputSchema"):
         s = t[k]
         if not isinstance(s, dict) or s.get("type") != "object":
@@ -161,7 +170,7 @@ def load(path):
     # The server checks every result against the whole output schema; only
     # words that never decide validity are left out of the binary.
     t["outputSchema"] = strip_keywords(t["outputSchema"], ANNOTATIONS)
-    t["listedInput"] = share_repeats(strip_keywords(t["inputSchema"], NOT_LISTED))
+    t["listedInput"] = share_repeats(strip_keywords(t["inputSchema"], NOT_LISTED, True))
     for k in ("inputSchema", "outputSchema"):
         t[k] = share_repeats(t[k])
     return t
@@ -171,21 +180,22 @@ def load(path):
 ANNOTATIONS = {"description", "title", "examples", "default", "$comment"}
 
 # The outputSchema tools/list shows is the tool's output CONTRACT OF SHAPE
-# (issue 14, the lead's decision): property names and JSON types at the top
-# level and one level down (the properties of an object, or of the objects
-# in an array, a top-level property holds), with `required` kept.  Words,
-# enums, formats, patterns, numeric and size bounds, additionalProperties
-# and anything deeper are left out (deeper objects and arrays are listed as
-# {"type":"object"} / {"type":"array"}).  The whole schema stays in
-# schemas/tools/NAME.json and the server checks every structuredContent
-# against it.  The contract must be a true relaxation of the whole schema
-# (whatever the whole accepts, it accepts), or a client that validates
-# results (the TypeScript SDK's ajv, the Inspector) would refuse a good one:
-# so only keywords that constrain are dropped, $ref and allOf are merged in,
-# and not/if/oneOf (whose relaxed branches could refuse more) are never
-# listed.  tests/protocol/output_contract.py (stage output-contract) checks
-# it with real, recorded and built results for every tool.
-CONTRACT_DEPTH = 2
+# (issue 14, the lead's decisions): property names and JSON types at the
+# top level (a property holding an object or array is listed as
+# {"type":"object"} / {"type":"array"}).  `required`, words, enums,
+# formats, patterns, numeric and size bounds and additionalProperties are
+# left out: the listing tells an agent what comes back and of what type,
+# and the server checks every structuredContent against the whole schema
+# (schemas/tools/NAME.json, served as fleetmcp://schemas/tools/NAME/output)
+# before it leaves.  The contract must be a true relaxation of the whole
+# schema (whatever the whole accepts, it accepts), or a client that
+# validates results (the TypeScript SDK's ajv, the Inspector) would refuse
+# a good one: so only keywords that constrain are dropped, $ref and allOf
+# are merged in, and not/if/oneOf (whose relaxed branches could refuse
+# more) are never listed.  tests/protocol/output_contract.py (stage
+# output-contract) checks it with real, recorded and built results for
+# every tool.
+CONTRACT_DEPTH = 1
 JSON_TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
 
 
@@ -274,8 +284,6 @@ def output_contract(schema):
             return out
         if isinstance(node.get("properties"), dict) and (ts is None or "object" in ts):
             out["properties"] = {k: shape(v, depth + 1) for k, v in node["properties"].items()}
-            if node.get("required"):
-                out["required"] = list(node["required"])
         elif isinstance(node.get("items"), dict) and ts == ["array"]:
             # An array's objects are listed like the object itself would be.
             items = shape(node["items"], depth)
@@ -286,25 +294,35 @@ def output_contract(schema):
     return shape(schema, 0)
 
 
-# The input schema tools/list shows leaves out the size caps and character
-# patterns that only keep untrusted input bounded (a 8 KiB log line, a node
-# name's characters): an agent sends node names Slurm gave it, not ones it
-# makes up.  The server still validates every call against the whole
-# schema (inputSchema) and a refusal names the rule that failed.  What an
-# agent chooses by stays: types, enums, const, ranges, defaults, required,
-# minProperties and the words.  tools/list is paid for in tokens.
+# The input schema tools/list shows leaves out what only the server needs
+# to enforce (issue 14, the lead's decisions): the size caps and character
+# patterns that keep untrusted input bounded (a 8 KiB log line, a node
+# name's characters: an agent sends node names Slurm gave it, not ones it
+# makes up), the numeric bounds (minimum, maximum, exclusive*, multipleOf)
+# and `additionalProperties: false`.  The listing guides a client; the
+# server validates every call against the whole schema (inputSchema), and
+# a refusal names the rule that failed: an unknown argument is refused by
+# its name with the arguments the tool takes, a number out of range with
+# its bound.  What an agent chooses by stays: types, enums, const,
+# defaults, required, minProperties, the structure of nested objects
+# (an additionalProperties that is a schema, a map's values, included) and
+# the words.  tools/list is paid for in tokens.
 NOT_LISTED = {"$comment", "examples", "maxLength", "minLength", "pattern", "format",
-              "maxItems", "minItems", "uniqueItems", "maxProperties"}
+              "maxItems", "minItems", "uniqueItems", "maxProperties",
+              "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
 
 
-def strip_keywords(schema, keywords):
-    """A copy of schema without keywords in it or any subschema."""
+def strip_keywords(schema, keywords, closed=False):
+    """A copy of schema without keywords in it or any subschema (and, with
+    closed, without additionalProperties: false)."""
     schema = json.loads(json.dumps(schema))
 
     def strip(parent, key):
         node = parent[key]
         for k in [k for k in node if k in keywords]:
             del node[k]
+        if closed and node.get("additionalProperties") is False:
+            del node["additionalProperties"]
         subschemas(node, strip)
 
     strip({"root": schema}, "root")
@@ -564,7 +582,8 @@ def main():
     # Another program built on libfleetmcp (tests/conformance/fixture) brings
     # its own tools and embeds the server's other schemas: a third argument.
     schemas = sys.argv[3] if len(sys.argv) > 3 else os.path.dirname(os.path.normpath(src))
-    tools = [load(os.path.join(src, n)) for n in sorted(os.listdir(src)) if n.endswith(".json")]
+    tools = [load(os.path.join(src, n), len(sys.argv) <= 3) for n in sorted(os.listdir(src))
+             if n.endswith(".json")]
     runners = [t["name"] for t in tools if "runs_plan" in t.get("flags", [])]
     # The server's own table names exactly one plan runner; another program's
     # (a third argument) may have none.
@@ -584,7 +603,7 @@ def main():
         lines += [
             "    {",
             f"        .name = {c_string(t['name'])},",
-            f"        .title = {c_string(t['title'])},",
+            f"        .title = {c_string(t['title']) if t.get('title') else 'NULL'},",
             f"        .description = {c_string(t['description'])},",
             f"        .autonomy = {AUTONOMY[t['autonomy']]},",
             f"        .flags = {flags},",

@@ -88,14 +88,15 @@ typedef struct fm_tool_def {
     fm_autonomy autonomy;
     unsigned flags;
     const char *input_schema;  /* JSON text, checked by the generator */
-    /* What tools/list shows: input_schema without the size caps and
-     * patterns the server enforces on every call (gen-registry.py). */
+    /* What tools/list shows: input_schema without the size caps,
+     * patterns, numeric bounds and additionalProperties: false the server
+     * enforces on every call (gen-registry.py). */
     const char *listed_input_schema;
     /* The whole output schema: every structuredContent is checked against
      * it.  JSON text, checked by the generator. */
     const char *output_schema;
-    /* What tools/list shows: the output contract of shape (names, types,
-     * required; two levels), a relaxation of output_schema (gen-registry.py). */
+    /* What tools/list shows: the output contract of shape (top-level
+     * names and types), a relaxation of output_schema (gen-registry.py). */
     const char *listed_output_schema;
     fm_tool_fn handler;
     /* A single-node tool: the action (schemas/actions) its one-step

@@ -1,7 +1,9 @@
 /* fleetmcp's own resources, prompts and completions (fm_content_fleet):
  * runbooks as runbook://ID (their YAML, as operators wrote it), recorded
  * audit sessions as audit://session/ID (JSON lines, the form replay
- * reads), prompts for the common operator flows, and completions for node
+ * reads), each tool's whole output schema as
+ * fleetmcp://schemas/tools/NAME/output (tools/list lists only its top
+ * level, issue 14), prompts for the common operator flows, and completions for node
  * names, fault classes and runbook ids.  Read-only: nothing here passes
  * the gate because nothing here acts. */
 #include <ctype.h>
@@ -12,6 +14,7 @@
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_content.h"
 #include "fleetmcp/fm_nodestate.h"
+#include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_util.h"
@@ -19,6 +22,10 @@
 
 #define RUNBOOK_SCHEME "runbook://"
 #define SESSION_SCHEME "audit://session/"
+#define TOOL_SCHEMA_SCHEME "fleetmcp://schemas/tools/"
+#define TOOL_SCHEMA_TAIL "/output"
+#define TOOL_SCHEMA_TTL_MS 3600000 /* fixed for the life of the process */
+#define MAX_TOOLS 512              /* as many as tools/list shows */
 #define RUNBOOK_TTL_MS 60000
 #define MAX_RUNBOOK_BYTES (1u << 20)
 #define MAX_SESSION_ROWS 1000
@@ -78,13 +85,58 @@ static json_t *fleet_resources(fm_ctx *ctx, fm_err *err)
 static json_t *fleet_templates(fm_ctx *ctx)
 {
     (void)ctx;
-    return json_pack("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]", "uriTemplate",
-                     RUNBOOK_SCHEME "{id}", "name", "runbook", "description",
+    return json_pack("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]",
+                     "uriTemplate", RUNBOOK_SCHEME "{id}", "name", "runbook", "description",
                      "a runbook by id, as YAML (runbook_list names them)", "mimeType",
                      "application/yaml", "uriTemplate", SESSION_SCHEME "{session}", "name",
                      "audit-session", "description",
                      "the audited calls of one session, oldest first, one JSON row per line",
-                     "mimeType", "application/x-ndjson");
+                     "mimeType", "application/x-ndjson", "uriTemplate",
+                     TOOL_SCHEMA_SCHEME "{name}" TOOL_SCHEMA_TAIL, "name", "tool-output-schema",
+                     "description",
+                     "a tool's whole output schema, which every result is checked against"
+                     " (tools/list lists its top level only)",
+                     "mimeType", "application/schema+json");
+}
+
+/* The tool named name (NUL-terminated at len) if the caller may see it:
+ * a tool tools/list leaves out has no schema to read either. */
+static int visible_tool(fm_ctx *ctx, const char *name)
+{
+    int ti = fm_tool_index(name);
+    if (ti < 0) return -1;
+    int idx[MAX_TOOLS];
+    size_t n = fm_registry_visible(ctx, idx, MAX_TOOLS);
+    for (size_t i = 0; i < n && i < MAX_TOOLS; i++)
+        if (idx[i] == ti) return ti;
+    return -1;
+}
+
+/* The schema the server checks every structuredContent against (words
+ * that never decide validity are left out of the binary; the file in
+ * schemas/tools/NAME.json has them). */
+static json_t *read_tool_schema(fm_ctx *ctx, const char *rest, const char *uri, fm_err *err)
+{
+    char name[64];
+    const char *slash = strchr(rest, '/');
+    size_t len = slash ? (size_t)(slash - rest) : 0;
+    int ti = -1;
+    if (len && len < sizeof name && !strcmp(slash, TOOL_SCHEMA_TAIL)) {
+        memcpy(name, rest, len);
+        name[len] = 0;
+        if (name_ok(name, sizeof name - 1, "_")) ti = visible_tool(ctx, name);
+    }
+    if (ti < 0)
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "no such tool: use " TOOL_SCHEMA_SCHEME "NAME" TOOL_SCHEMA_TAIL
+                          " with a name tools/list gives"),
+               NULL;
+    if (fm_tool_table[ti].flags & FM_TOOL_CONTENT_RESULT)
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "%s returns content only: it has no output schema", name),
+               NULL;
+    return json_pack("[{s:s, s:s, s:s}]", "uri", uri, "mimeType", "application/schema+json",
+                     "text", fm_tool_table[ti].output_schema);
 }
 
 static json_t *read_runbook(fm_ctx *ctx, const char *id, const char *uri, fm_err *err)
@@ -140,8 +192,12 @@ static json_t *fleet_read(fm_ctx *ctx, const char *uri, long long *ttl_ms, fm_er
         *ttl_ms = 0; /* a session may still be growing */
         return read_session(ctx, uri + strlen(SESSION_SCHEME), uri, err);
     }
-    return fm_err_set(err, FM_ERR_NOT_FOUND, "this server has runbook:// and audit://session/"
-                      " resources only"),
+    if (!strncmp(uri, TOOL_SCHEMA_SCHEME, strlen(TOOL_SCHEMA_SCHEME))) {
+        *ttl_ms = TOOL_SCHEMA_TTL_MS;
+        return read_tool_schema(ctx, uri + strlen(TOOL_SCHEMA_SCHEME), uri, err);
+    }
+    return fm_err_set(err, FM_ERR_NOT_FOUND, "this server has runbook://, audit://session/ and "
+                      TOOL_SCHEMA_SCHEME " resources only"),
            NULL;
 }
 
@@ -303,6 +359,16 @@ static json_t *fleet_complete(fm_ctx *ctx, const json_t *ref, const char *name,
     if (!strcmp(name, "node")) return complete_nodes(ctx, prefix);
     if (!strcmp(name, "fault_class")) return complete_fault_classes(ctx, prefix);
     if (runbook_ref && !strcmp(name, "id")) return complete_runbooks(ctx, prefix);
+    if (!strcmp(type, "ref/resource") && !strcmp(name, "name") &&
+        !strcmp(fm_json_str(ref, "uri", ""), TOOL_SCHEMA_SCHEME "{name}" TOOL_SCHEMA_TAIL)) {
+        json_t *out = json_array();
+        int idx[MAX_TOOLS];
+        size_t n = fm_registry_visible(ctx, idx, MAX_TOOLS);
+        for (size_t i = 0; i < n && i < MAX_TOOLS; i++)
+            if (!(fm_tool_table[idx[i]].flags & FM_TOOL_CONTENT_RESULT))
+                add_if_prefix(out, fm_tool_table[idx[i]].name, prefix);
+        return out;
+    }
     return json_array();
 }
 

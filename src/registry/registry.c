@@ -149,13 +149,25 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
     if (!read && (t->flags & FM_TOOL_IDEMPOTENT))
         json_object_set_new(ann, "idempotentHint", json_true());
     if (!(t->flags & FM_TOOL_OPEN_WORLD)) json_object_set_new(ann, "openWorldHint", json_false());
-    /* The listed outputSchema is the output's contract of shape: names,
-     * JSON types and required, two levels deep, a relaxation of the whole
-     * schema (tools/gen-registry.py, output_contract).  Every result is
-     * still checked against the whole schema before it leaves
-     * (fm_registry_schema), so a client validating against the listed one
-     * never sees a result it would refuse. */
-    json_t *tool = json_pack("{s:s, s:s, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
+    /* What tools/list says of a tool is paid for in every agent's context
+     * (issue 14, the lead's decisions; README "How a call is decided"):
+     * 1. outputSchema is the TOP-LEVEL contract of shape: property names
+     *    and their JSON types, without `required`; a property holding an
+     *    object or array is listed as {"type":"object"} / {"type":"array"}
+     *    (tools/gen-registry.py, output_contract).  It is a relaxation of
+     *    the whole schema, and every result is still checked against the
+     *    whole one before it leaves (fm_registry_schema), so a client
+     *    validating against the listed one never refuses a good result.
+     *    The whole output schema is the resource
+     *    fleetmcp://schemas/tools/NAME/output (src/mcp/content.c).
+     * 2. The description says when to use the tool, in a sentence or two.
+     * 3. inputSchema keeps types, enums, defaults, required and the
+     *    structure a valid call needs; words only where the name and type
+     *    do not say it; size caps, patterns, numeric bounds and
+     *    additionalProperties: false are enforced, not listed (a refusal
+     *    names the bound, or the unknown argument and those the tool takes).
+     * 4. title only where it says more than the name (NULL otherwise). */
+    json_t *tool = json_pack("{s:s, s:s*, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
                              t->title, "description", t->description, "inputSchema",
                              schema_slot(&ctx->listed_input_schemas[i], t->listed_input_schema),
                              "outputSchema",

@@ -9,8 +9,17 @@ checks it mechanically, for every tool with structured results:
   whole schema, and then under the listed one too: a client that validates
   results against tools/list (the TypeScript SDK's ajv, the Inspector)
   never refuses a result the server sends;
-- the listed one still says something: a sample whose top-level required
-  property has the wrong JSON type is refused by it.
+- the listed one still says something: a sample whose top-level property
+  (a required one where the whole schema has one) has the wrong JSON type
+  is refused by it;
+- the listed one is the TOP-LEVEL contract (the lead's decisions): names
+  and JSON types, without required (a result without a required property
+  passes it, and the whole schema, which the server enforces, refuses
+  it), an object or array listed as {"type": ...} alone;
+- nothing is lost, only moved: resources/read of
+  fleetmcp://schemas/tools/NAME/output gives the whole schema, every
+  sample gets the same verdict from it as from schemas/tools/NAME.json,
+  and a tool without structured results or an unknown name is not found.
 
 Usage: output_contract.py build/fleetmcp.  Every wait is bounded."""
 import copy
@@ -219,16 +228,79 @@ for name in sorted(listed):
     check(len(good) >= 2, f"{name}: at least two samples valid under the whole schema "
                           f"(has {len(good)})")
     # The contract is not vacuous: a wrong JSON type at the top is refused.
-    req = [r for r in listed[name].get("required", []) if r in listed[name].get("properties", {})]
+    whole_v = validator(files[name]["outputSchema"])
+    props = listed[name].get("properties", {})
+    req = [r for r in files[name]["outputSchema"].get("required", []) if r in props]
+    typed = [p for p in req + sorted(props) if props.get(p, {}).get("type") is not None]
+    check(bool(typed), f"{name}: the contract lists no typed property")
+    if good and typed:
+        bad = copy.deepcopy(good[0])
+        typ = props[typed[0]]["type"]
+        bad[typed[0]] = {"not": "an object"} if "object" not in typ else "not an object"
+        check(not contract.is_valid(bad), f"{name}: contract refuses {typed[0]} of the wrong type")
+    # required is the server's to enforce: a result without a required
+    # property passes the contract and fails the whole schema.
     if good and req:
         bad = copy.deepcopy(good[0])
-        typ = listed[name]["properties"][req[0]].get("type")
-        bad[req[0]] = {"not": "an object"} if typ != "object" else "not an object"
-        if typ is not None:
-            check(not contract.is_valid(bad), f"{name}: contract refuses {req[0]} of the wrong type")
-        bad = copy.deepcopy(good[0])
         del bad[req[0]]
-        check(not contract.is_valid(bad), f"{name}: contract refuses a result without {req[0]}")
+        check(contract.is_valid(bad) and not whole_v.is_valid(bad),
+              f"{name}: without {req[0]}: the contract passes it, the whole schema refuses it")
+
+# The listed contract is the top level only: property names and JSON types
+# (required and the schemas of deeper levels are in the resource below).
+for name, c in sorted(listed.items()):
+    check(set(c) <= {"type", "properties"} and c.get("type") == "object",
+          f"{name}: contract keys {sorted(c)}")
+    for prop, sub in c.get("properties", {}).items():
+        check(set(sub) <= {"type"}, f"{name}.{prop}: listed as {json.dumps(sub)}, not its type alone")
+
+# The whole output schema, moved out of tools/list into a resource.
+URI = "fleetmcp://schemas/tools/{}/output"
+names = sorted(files)
+reads = session([{"jsonrpc": "2.0", "id": i + 1, "method": "resources/read",
+                  "params": {"uri": URI.format(n)}} for i, n in enumerate(names)] +
+                [{"jsonrpc": "2.0", "id": 1000, "method": "resources/read",
+                  "params": {"uri": URI.format("no_such_tool")}},
+                 {"jsonrpc": "2.0", "id": 1001, "method": "resources/read",
+                  "params": {"uri": "fleetmcp://schemas/tools/fleet_status/input"}},
+                 {"jsonrpc": "2.0", "id": 1002, "method": "resources/templates/list"}])
+templates = [t.get("uriTemplate") for t in
+             reads.get(1002, {}).get("result", {}).get("resourceTemplates", [])]
+check(URI.format("{name}") in templates, f"resources/templates/list names the schema: {templates}")
+for k in (1000, 1001):
+    check(reads.get(k, {}).get("error", {}).get("code") == -32602,
+          f"resources/read of a schema that does not exist: {json.dumps(reads.get(k))[:200]}")
+deeper = 0  # tools whose served schema was seen refusing a deeper error
+for i, name in enumerate(names):
+    ans = reads.get(i + 1, {})
+    if name not in listed:
+        check("error" in ans, f"{name} has no structured result and no output schema resource")
+        continue
+    contents = ans.get("result", {}).get("contents", [])
+    check(len(contents) == 1 and contents[0].get("uri") == URI.format(name) and
+          contents[0].get("mimeType") == "application/schema+json",
+          f"{name}: output schema resource: {json.dumps(ans)[:200]}")
+    if len(contents) != 1:
+        continue
+    served = json.loads(contents[0]["text"])
+    jsonschema.Draft202012Validator.check_schema(served)
+    served_v, file_v = validator(served), validator(files[name]["outputSchema"])
+    for where, inst in samples[name]:
+        check(served_v.is_valid(inst) == file_v.is_valid(inst),
+              f"{name}: {where}: the served schema and the file disagree")
+    # The served schema decides what the file decides, deeper levels too:
+    # break each required property below the top and both refuse it.
+    good = [inst for _, inst in samples[name] if file_v.is_valid(inst)]
+    for inst in good[:1]:
+        for k, v in inst.items():
+            if isinstance(v, dict) and v:
+                bad = copy.deepcopy(inst)
+                bad[k] = {kk: {"wrong": ["type"]} for kk in v}
+                if not file_v.is_valid(bad):
+                    deeper += 1
+                    check(not served_v.is_valid(bad), f"{name}.{k}: served schema refuses"
+                                                      " a wrong type one level down")
+check(deeper >= 10, f"the served schemas were seen deciding below the top level ({deeper})")
 
 check(len(listed) >= 25, f"structured tools listed: {len(listed)}")
 print(f"output contract: {passed} passed, {failed} failed ({len(listed)} tools, "

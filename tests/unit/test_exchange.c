@@ -262,6 +262,76 @@ START_TEST(fleet_content)
 }
 END_TEST
 
+/* tools/list lists each output schema's top level only; the whole one is
+ * the resource fleetmcp://schemas/tools/NAME/output, the very schema the
+ * server checks results against, for the tools the caller can see. */
+START_TEST(tool_output_schema_resource)
+{
+    test_server t;
+    ts_open(&t, "disabled_tools: [audit_query]\n");
+    const fm_content_ops *c = t.ctx.content;
+    long long ttl = -1;
+    size_t read = 0;
+    for (size_t i = 0; i < fm_tool_count; i++) {
+        const fm_tool_def *d = &fm_tool_table[i];
+        char uri[160];
+        snprintf(uri, sizeof uri, "fleetmcp://schemas/tools/%s/output", d->name);
+        fm_err err = {0};
+        json_t *r = c->read(&t.ctx, uri, &ttl, &err);
+        if (!strcmp(d->name, "audit_query") || (d->flags & FM_TOOL_CONTENT_RESULT)) {
+            ck_assert_msg(!r && err.code == FM_ERR_NOT_FOUND, "%s: %s", d->name, err.text);
+            json_decref(r);
+            continue;
+        }
+        ck_assert_msg(r != NULL, "%s: %s", d->name, err.text);
+        json_t *item = json_array_get(r, 0);
+        ck_assert_str_eq(json_string_value(json_object_get(item, "uri")), uri);
+        ck_assert_str_eq(json_string_value(json_object_get(item, "mimeType")),
+                         "application/schema+json");
+        json_t *served = json_loads(json_string_value(json_object_get(item, "text")), 0, NULL);
+        json_t *whole = json_loads(d->output_schema, 0, NULL);
+        ck_assert_msg(served && json_equal(served, whole), "%s: not the enforced schema", d->name);
+        ck_assert_int_gt(ttl, 0);
+        json_decref(served);
+        json_decref(whole);
+        json_decref(r);
+        read++;
+    }
+    ck_assert_uint_ge(read, 25);
+    static const char *const bad[] = {
+        "fleetmcp://schemas/tools/diagnose/input", "fleetmcp://schemas/tools/diagnose/output/",
+        "fleetmcp://schemas/tools/diagnose", "fleetmcp://schemas/tools//output",
+        "fleetmcp://schemas/tools/../diagnose/output", "fleetmcp://schemas/tools/no_such/output",
+        "fleetmcp://schemas/tools/"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/output"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        fm_err err = {0};
+        ck_assert_msg(!c->read(&t.ctx, bad[i], &ttl, &err), "%s read", bad[i]);
+        ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
+    }
+    /* The template's {name} completes to the tools that have one. */
+    json_t *ref = json_pack("{s:s, s:s}", "type", "ref/resource", "uri",
+                            "fleetmcp://schemas/tools/{name}/output");
+    json_t *names = c->complete(&t.ctx, ref, "name", "audit");
+    ck_assert_uint_eq(json_array_size(names), 0); /* disabled: not there */
+    json_decref(names);
+    names = c->complete(&t.ctx, ref, "name", "diag");
+    ck_assert_uint_eq(json_array_size(names), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(names, 0)), "diagnose");
+    json_decref(names);
+    json_decref(ref);
+    json_t *tpl = c->templates(&t.ctx);
+    bool listed = false;
+    size_t k;
+    json_t *v;
+    json_array_foreach(tpl, k, v) listed |= !strcmp(fm_json_str(v, "uriTemplate", ""),
+                                                    "fleetmcp://schemas/tools/{name}/output");
+    ck_assert(listed);
+    json_decref(tpl);
+    ts_close(&t);
+}
+END_TEST
+
 /* Server-to-client requests over HTTP (src/mcp/backchannel.c), with a
  * stream that records what it is given and may answer at once, as a
  * client POSTing to another worker would (the answer goes through the
@@ -382,6 +452,7 @@ static Suite *exchange_suite(void)
     tcase_add_test(tc, stateful_session);
     tcase_add_test(tc, stateless_requests);
     tcase_add_test(tc, fleet_content);
+    tcase_add_test(tc, tool_output_schema_resource);
     tcase_add_test(tc, client_requests);
     suite_add_tcase(s, tc);
     return s;

@@ -59,10 +59,12 @@ int cli_cmd_list(cli_client *c, const cli_opts *o)
         json_t *t;
         json_array_foreach(tools, i, t)
         {
-            /* Another server's tools may lack our _meta or a title. */
+            /* Another server's tools may lack our _meta; ours carry a
+             * title only where it says more than the name, so the
+             * description (when to use the tool) stands in for it. */
             printf("%-20s %-7s %s\n", fm_json_str(t, "name", "?"),
                    fm_json_str(json_object_get(t, "_meta"), "autonomy", "-"),
-                   fm_json_str(t, "title", ""));
+                   fm_json_str(t, "title", fm_json_str(t, "description", "")));
         }
         printf("%zu tools\n", json_array_size(tools));
     }
