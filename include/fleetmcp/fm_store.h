@@ -193,6 +193,10 @@ fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err);
 /* Wraps a failed sqlite call into err with the database's message. */
 int fm_store_fail(fm_store *st, fm_err *err, const char *what);
 
+/* An fm_db_run row callback for "SELECT key, count(*) ... GROUP BY key":
+ * sets arg (a json_t object) key -> count. */
+int fm_store_row_count_by(fm_db_stmt *row, void *arg);
+
 int64_t fm_now_ms(void);
 /* CLOCK_MONOTONIC in microseconds: durations (a call's, a batch's age). */
 int64_t fm_mono_us(void);

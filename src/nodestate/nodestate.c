@@ -36,18 +36,11 @@ void fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
     fm_db_run(ctx->store.db, sql, fm_db_row_text, &out, "t", node);
 }
 
-static int count_state(fm_db_stmt *row, void *arg)
-{
-    json_object_set_new(arg, (const char *)fm_db_column_text(row, 0),
-                        json_integer(fm_db_column_int64(row, 1)));
-    return 0;
-}
-
 json_t *fm_node_state_counts(fm_ctx *ctx)
 {
     json_t *out = json_object();
     fm_db_run(ctx->store.db, "SELECT state, count(*) FROM node_states GROUP BY state",
-              count_state, out, "");
+              fm_store_row_count_by, out, "");
     return out;
 }
 

@@ -52,6 +52,13 @@ int fm_store_fail(fm_store *st, fm_err *err, const char *what)
                       st->db ? fm_db_errmsg(st->db) : "not open", st->path);
 }
 
+int fm_store_row_count_by(fm_db_stmt *row, void *arg)
+{
+    const unsigned char *key = fm_db_column_text(row, 0);
+    if (key) json_object_set_new(arg, (const char *)key, json_integer(fm_db_column_int64(row, 1)));
+    return 0;
+}
+
 /* mkdir -p for the database's directory, so the XDG default just works. */
 static int make_parent_dirs(const char *path, fm_err *err)
 {

@@ -704,18 +704,11 @@ void wf_each_unfinished(fm_ctx *ctx, wf_live_fn fn, void *arg)
               live_row, &a, "");
 }
 
-static int count_row(fm_db_stmt *row, void *arg)
-{
-    json_object_set_new(arg, (const char *)fm_db_column_text(row, 0),
-                        json_integer(fm_db_column_int64(row, 1)));
-    return 0;
-}
-
 json_t *wf_status_counts(fm_ctx *ctx)
 {
     json_t *by = json_object();
-    fm_db_run(ctx->store.db, "SELECT status, count(*) FROM workflows GROUP BY status", count_row,
-              by, "");
+    fm_db_run(ctx->store.db, "SELECT status, count(*) FROM workflows GROUP BY status",
+              fm_store_row_count_by, by, "");
     return by;
 }
 
