@@ -96,14 +96,15 @@ FLEETMCP_DB=$tmp/adir expect "so does FLEETMCP_DB" 1 "adir: is a directory" "$c"
 
 # A store migrated by a newer fleetmcp, and one that is behind.
 cp -a "$tmp/s" "$tmp/newer"
+audit_v=$(sqlite3 "$tmp/newer/fm.db" "SELECT version FROM schema_migrations WHERE subsystem = 'audit'")
 sqlite3 "$tmp/newer/fm.db" "UPDATE schema_migrations SET version = 99 WHERE subsystem = 'audit'"
 before=$(snap "$tmp/newer")
 expect "a newer schema version: run the newer fleetmcp" 1 \
-    "audit is at schema version 99, newer than this fleetmcp knows \(5\)" "$(cfg newer "$tmp/newer/fm.db")"
+    "audit is at schema version 99, newer than this fleetmcp knows \($audit_v\)" "$(cfg newer "$tmp/newer/fm.db")"
 sqlite3 "$tmp/newer/fm.db" "UPDATE schema_migrations SET version = 1 WHERE subsystem = 'approvals'"
 expect "migrations due are said (the first message runs them)" 1 \
     "the first message migrates approvals v1->v2" "$(cfg newer "$tmp/newer/fm.db")"
-sqlite3 "$tmp/newer/fm.db" "UPDATE schema_migrations SET version = 5 WHERE subsystem = 'audit'"
+sqlite3 "$tmp/newer/fm.db" "UPDATE schema_migrations SET version = $audit_v WHERE subsystem = 'audit'"
 expect "a store that is only behind is ok" 0 "the first message migrates approvals v1->v2" \
     "$(cfg newer "$tmp/newer/fm.db")"
 v=$(sqlite3 "$tmp/newer/fm.db" "SELECT version FROM schema_migrations WHERE subsystem = 'approvals'")
