@@ -98,10 +98,13 @@ int fm_slurm_aggregate_load(fm_store *st, const char *source, const char *cluste
                 rc = damaged(err, "digest");
             else if (!sinfo_lines(body, n))
                 rc = damaged(err, "not sinfo's lines");
-            else if (!(*text = strndup(body, n)))
-                rc = fm_err_set(err, FM_ERR_NOMEM, "sinfo aggregate") ? -1 : -1;
-            else
-                *read_ms = fm_db_column_int64(q, 0), rc = 0;
+            else if (!(*text = strndup(body, n))) {
+                fm_err_set(err, FM_ERR_NOMEM, "sinfo aggregate");
+                rc = -1;
+            } else {
+                *read_ms = fm_db_column_int64(q, 0);
+                rc = 0;
+            }
         }
     } else if (step != FM_DB_DONE) {
         fm_store_fail(st, err, "reading the sinfo aggregate");
