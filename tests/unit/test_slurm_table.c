@@ -564,17 +564,31 @@ START_TEST(snapshot_corrupt_or_oversized_refused)
 }
 END_TEST
 
+/* A fresh store in a new directory: path is a "/tmp/fm-...-XXXXXX"
+ * buffer, db (128 bytes) receives the store file's name. */
+static void temp_store_open(char *path, char *db, fm_store *st)
+{
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    snprintf(db, 128, "%s/store.db", path);
+    fm_err err = {0};
+    ck_assert_msg(fm_store_open(st, fm_test_store(db), &err) == 0, "%s", err.text);
+}
+
+static void temp_store_close(const char *path, const char *db, fm_store *st)
+{
+    fm_store_close(st);
+    fm_test_unlink_db(db);
+    rmdir(path);
+}
+
 /* The store's copy: restored only within (after, until] of stamps, never
  * over a newer one, and refused when its row does not match its digest. */
 START_TEST(snapshot_in_the_store)
 {
-    char path[] = "/tmp/fm-snapshot-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(path));
-    char db[128];
-    snprintf(db, sizeof db, "%s/store.db", path);
+    char path[] = "/tmp/fm-snapshot-XXXXXX", db[128];
     fm_store st = {0};
     fm_err err = {0};
-    ck_assert_msg(fm_store_open(&st, fm_test_store(db), &err) == 0, "%s", err.text);
+    temp_store_open(path, db, &st);
     json_t *ans;
     fm_slurm_table *t = loaded(&ans); /* stamped 1000 */
     json_decref(ans);
@@ -637,9 +651,7 @@ START_TEST(snapshot_in_the_store)
     fm_slurm_table_free(old);
     fm_slurm_table_free(r);
     fm_slurm_table_free(t);
-    fm_store_close(&st);
-    fm_test_unlink_db(db);
-    rmdir(path);
+    temp_store_close(path, db, &st);
 }
 END_TEST
 
@@ -650,13 +662,10 @@ END_TEST
  * oversized or not sinfo's lines is refused (the caller reads sinfo). */
 START_TEST(aggregate_in_the_store)
 {
-    char path[] = "/tmp/fm-aggregate-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(path));
-    char db[128];
-    snprintf(db, sizeof db, "%s/store.db", path);
+    char path[] = "/tmp/fm-aggregate-XXXXXX", db[128];
     fm_store st = {0};
     fm_err err = {0};
-    ck_assert_msg(fm_store_open(&st, fm_test_store(db), &err) == 0, "%s", err.text);
+    temp_store_open(path, db, &st);
     const char *agg = "gpu|idle|62|gpu-a[01-62]\ngpu|drained|2|gpu-a[63-64]\n";
     char *text = NULL;
     long long at = 0, t0 = 1700000000000LL;
@@ -734,9 +743,7 @@ START_TEST(aggregate_in_the_store)
         ck_assert_int_eq(err.code, FM_ERR_PARSE);
     }
     free(huge);
-    fm_store_close(&st);
-    fm_test_unlink_db(db);
-    rmdir(path);
+    temp_store_close(path, db, &st);
 }
 END_TEST
 
