@@ -324,6 +324,18 @@ static void sweep(server *sv)
     }
 }
 
+/* What an exchange left to send, freed. */
+static void exchange_free(fm_mcp_http *x)
+{
+    json_decref(x->out);
+    x->out = NULL;
+    free(x->session_id);
+    x->session_id = NULL;
+    free(x->splice_raw);
+    x->splice_raw = NULL;
+    x->splice_msg = NULL;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -331,8 +343,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     req *r = *req_cls;
     if (r) {
         free(r->body);
-        json_decref(r->x.out);
-        free(r->x.session_id);
+        exchange_free(&r->x);
         free(r);
         *req_cls = NULL;
     }
@@ -431,6 +442,38 @@ static bool accepts(const char *accept, const char *type)
 
 /* The exchange's messages as one JSON body, or as an SSE stream when
  * notifications (progress, log messages) precede the reply. */
+#define OUT_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* One message of an exchange's out as text (malloc'd, length in *len):
+ * the tool call's reply gets its structuredContent spliced in as the call
+ * dumped it (x->splice_*), not parsed back and dumped again. */
+static char *dump_msg(const json_t *m, size_t flags, const void *cls, size_t *len)
+{
+    const fm_mcp_http *x = cls;
+    char *text = NULL;
+    if (x && m == x->splice_msg && x->splice_raw) {
+        text = fm_json_dumps_spliced(m, flags, x->splice_key, x->splice_raw, len);
+        if (text) return text;
+        /* Not the shape fm_rpc_result makes: the member the slow way. */
+        json_t *copy = json_deep_copy(m);
+        json_object_set_new(json_object_get(copy, "result"), x->splice_key,
+                            json_loads(x->splice_raw, 0, NULL));
+        text = json_dumps(copy, flags);
+        json_decref(copy);
+    } else {
+        text = json_dumps(m, flags);
+    }
+    *len = text ? strlen(text) : 0;
+    return text;
+}
+
+/* out as SSE events (malloc'd, length in *len). */
+static char *sse_events(const fm_mcp_http *x, const json_t *out, size_t *len)
+{
+    return fm_json_join_with(out, OUT_FLAGS, false, "event: message\ndata: ", "\n\n", dump_msg,
+                             x, len);
+}
+
 static enum MHD_Result send_out(server *sv, struct MHD_Connection *c, fm_mcp_http *x,
                                 const char *accept)
 {
@@ -440,13 +483,13 @@ static enum MHD_Result send_out(server *sv, struct MHD_Connection *c, fm_mcp_htt
     if (!sse) {
         /* Without a stream, notifications have nowhere to go: the reply,
          * always last, is what the client asked for. */
-        char *text = json_dumps(json_array_get(x->out, n - 1), JSON_COMPACT | JSON_REAL_PRECISION(15));
-        return respond(sv, c, (unsigned)x->status, "application/json", text,
-                       text ? strlen(text) : 0, x->session_id);
+        size_t len = 0;
+        char *text = dump_msg(json_array_get(x->out, n - 1), OUT_FLAGS, x, &len);
+        return respond(sv, c, (unsigned)x->status, "application/json", text, text ? len : 0,
+                       x->session_id);
     }
     size_t len = 0;
-    char *buf = fm_json_join(x->out, JSON_COMPACT | JSON_REAL_PRECISION(15), false,
-                             "event: message\ndata: ", "\n\n", &len);
+    char *buf = sse_events(x, x->out, &len);
     return respond(sv, c, (unsigned)x->status, "text/event-stream", buf, buf ? len : 0,
                    x->session_id);
 }
@@ -500,6 +543,7 @@ typedef struct {
     server *sv;
     conn *k;
     const char *version; /* the request's HTTP version */
+    const fm_mcp_http *x; /* its splice, for the reply at the end */
     bool opened, gone;
 } stream_out;
 
@@ -551,9 +595,7 @@ static int on_stream(void *cls, const json_t *msgs)
         if (write_all(sv, fd, head, (size_t)n)) so->gone = true;
     }
     size_t len = 0;
-    char *buf = so->gone ? NULL
-                         : fm_json_join(msgs, JSON_COMPACT | JSON_REAL_PRECISION(15), false,
-                                        "event: message\ndata: ", "\n\n", &len);
+    char *buf = so->gone ? NULL : sse_events(so->x, msgs, &len);
     if (buf && write_all(sv, fd, buf, len)) so->gone = true;
     free(buf);
     return so->gone ? -1 : 0;
@@ -582,12 +624,12 @@ static enum MHD_Result end_stream(server *sv, stream_out *so, const json_t *out)
 /* Every reply in out becomes an error: the transaction holding its audit
  * row was rolled back, and no answer may claim a success the audit does
  * not record.  Notifications that preceded it are dropped. */
-static json_t *failed_out(const json_t *out)
+static void fail_out(fm_mcp_http *x)
 {
     json_t *o = json_array();
     size_t i;
     json_t *m;
-    json_array_foreach(out, i, m)
+    json_array_foreach(x->out, i, m)
     {
         json_t *id = json_object_get(m, "id");
         if (!id || json_object_get(m, "method")) continue;
@@ -597,7 +639,12 @@ static json_t *failed_out(const json_t *out)
                          "Internal error: the audit store could not commit this call's record,"
                          " so its result is withheld; retry the call (the server log says why)"));
     }
-    return o;
+    json_decref(x->out);
+    x->out = o;
+    free(x->splice_raw);
+    x->splice_raw = NULL;
+    x->splice_msg = NULL;
+    x->step_up = 0;
 }
 
 /* The store's batch ended: every held answer may go (or fail). */
@@ -638,12 +685,7 @@ static enum MHD_Result send_answer(server *sv, struct MHD_Connection *c, fm_mcp_
                                    const fm_principal *who, const char *accept,
                                    bool batch_failed)
 {
-    if (batch_failed) {
-        json_t *o = failed_out(x->out);
-        json_decref(x->out);
-        x->out = o;
-        x->step_up = 0;
-    }
+    if (batch_failed) fail_out(x);
     fm_auth_fail f;
     memset(&f, 0, sizeof f);
     enum MHD_Result ok;
@@ -652,10 +694,7 @@ static enum MHD_Result send_answer(server *sv, struct MHD_Connection *c, fm_mcp_
         ok = refuse_auth(sv, c, &f);
     else
         ok = send_out(sv, c, x, accept);
-    json_decref(x->out);
-    x->out = NULL;
-    free(x->session_id);
-    x->session_id = NULL;
+    exchange_free(x);
     return ok;
 }
 
@@ -806,6 +845,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     sv->ctx->session.principal = r->principal;
     fm_store *st = &sv->ctx->store;
     bool armed = sv->batching && !fm_store_batch_arm(st);
+    so.x = &x;
     fm_mcp_http_exchange(sv->ctx, &x);
     if (armed) fm_store_batch_disarm(st);
     sv->ctx->session.verified = false;
@@ -828,14 +868,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         batch_failed = batch_commit(sv) != 0;
     }
     if (x.streamed) {
-        if (batch_failed) {
-            json_t *o = failed_out(x.out);
-            json_decref(x.out);
-            x.out = o;
-        }
+        if (batch_failed) fail_out(&x);
         enum MHD_Result ok = end_stream(sv, &so, x.out);
-        json_decref(x.out);
-        free(x.session_id);
+        exchange_free(&x);
         return ok;
     }
     return send_answer(sv, c, &x, &r->principal, accept, batch_failed);
