@@ -910,8 +910,8 @@ static unsigned connection_count(server *sv);
  * inter-thread channel, which an external loop does not get) and then
  * accept and close the connection, where epoll stops accepting and lets it
  * wait in the backlog (for another worker); and resumed connections are
- * only seen inside MHD_run_from_select, so a turn after a resume must not
- * block. */
+ * only seen inside MHD_run_from_select, so a turn after a resume starts
+ * with one (below). */
 static void serve_turn(server *sv, int ms)
 {
     if (!sv->use_select) {
@@ -922,16 +922,24 @@ static void serve_turn(server *sv, int ms)
     FD_ZERO(&rs);
     FD_ZERO(&ws);
     FD_ZERO(&es);
+    if (sv->resumed) {
+        /* libmicrohttpd resumes the held answers inside this call, and
+         * they are queued; the select below then finds their sockets
+         * writable, so they go out in this turn, beside the requests it
+         * reads, as with epoll.  Without it they would leave a turn later
+         * and the requests of that turn make a batch of their own (group
+         * commit's 16-client test: 37 transactions for 65 rows, not 20). */
+        sv->api.run_from_select(sv->d, &rs, &ws, &es);
+        sv->resumed = false;
+        ms = 0;
+    }
     MHD_socket max = MHD_INVALID_SOCKET;
     /* MHD_NO: a descriptor did not fit; libmicrohttpd refuses connections
      * past FD_SETSIZE in this mode, so only its own could be missing. */
     sv->api.get_fdset2(sv->d, &rs, &ws, &es, &max, FD_SETSIZE);
     if (sv->listen_fd >= 0 && connection_count(sv) >= sv->max_conn) FD_CLR(sv->listen_fd, &rs);
     MHD_UNSIGNED_LONG_LONG t;
-    if (sv->resumed) ms = 0;
-    else if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms)
-        ms = (int)t;
-    sv->resumed = false;
+    if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     if (select(max + 1, &rs, &ws, &es, &tv) < 0) {
         if (errno != EINTR) fm_log("warning", "select: %s", strerror(errno));
@@ -939,7 +947,23 @@ static void serve_turn(server *sv, int ms)
         FD_ZERO(&ws);
         FD_ZERO(&es);
     }
+    bool listen_ready = sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs);
     sv->api.run_from_select(sv->d, &rs, &ws, &es);
+    /* libmicrohttpd accepts one connection per select pass (its epoll
+     * loop takes up to ten): a burst of new clients would otherwise be
+     * read one per turn, each turn a commit of its own.  Up to 16 more,
+     * while they come and the cap allows; their requests are read in the
+     * next turn, together. */
+    for (int i = 0; listen_ready && i < 16; i++) {
+        unsigned before = connection_count(sv);
+        if (before >= sv->max_conn) break;
+        FD_ZERO(&rs);
+        FD_ZERO(&ws);
+        FD_ZERO(&es);
+        FD_SET(sv->listen_fd, &rs);
+        sv->api.run_from_select(sv->d, &rs, &ws, &es);
+        listen_ready = connection_count(sv) > before;
+    }
 }
 
 /* http.workers, by default one per online CPU: the core handles a request
