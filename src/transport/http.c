@@ -4,7 +4,7 @@
  * GnuTLS and friends, whose constructors would otherwise run at every
  * stdio start (see src/util/curl_lazy.c for the same trade).
  *
- * One thread runs the daemon (external polling with MHD_run_wait) and the
+ * One thread runs the daemon (external polling, serve_turn) and the
  * protocol core, so the core keeps its single-threaded fm_ctx; concurrency
  * comes from worker processes (http_workers.c) accepting on one socket.  Hardening
  * lives here: Host and Origin allow-lists (DNS rebinding), loopback-only
