@@ -53,6 +53,13 @@ typedef struct fm_mcp_http {
     bool streamed;           /* the stream is open: x->out goes on it, as events */
     int status;              /* HTTP status */
     json_t *out;             /* messages to send, the reply last (new array) */
+    /* The reply in out that lacks its structuredContent member, and that
+     * member's text (malloc'd): the call dumped it already, so the
+     * transport splices it in (fm_json_dumps_spliced) rather than have it
+     * parsed back and dumped again.  NULL when none. */
+    const json_t *splice_msg;
+    const char *splice_key;
+    char *splice_raw;
     char *session_id;        /* Mcp-Session-Id for the response (malloc'd) or NULL */
     bool log_level_set;      /* logging/setLevel ran (internal) */
     int step_up;             /* a call was refused for a scope the token lacks: its autonomy
@@ -60,7 +67,8 @@ typedef struct fm_mcp_http {
 } fm_mcp_http;
 
 /* Handles x->body; fills x->status and x->out (and x->session_id after an
- * initialize).  The caller frees x->out and x->session_id. */
+ * initialize, x->splice_* after a tool call).  The caller frees x->out,
+ * x->session_id and x->splice_raw. */
 void fm_mcp_http_exchange(struct fm_ctx *ctx, fm_mcp_http *x);
 
 /* HTTP DELETE of a stateful session: ends the session its sealed

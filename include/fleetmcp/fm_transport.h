@@ -30,6 +30,11 @@ typedef struct fm_transport {
     char *out;       /* reusable output buffer */
     size_t out_cap;
     json_t *collect; /* collect mode: messages sent, in order (owned) */
+    /* Collect mode: the message fm_tx_send_spliced appended, and what is
+     * to be spliced into it when it is dumped (raw owned). */
+    const json_t *splice_msg;
+    const char *splice_key;
+    char *splice_raw;
 } fm_transport;
 
 int fm_tx_init(fm_transport *tx, int in_fd, int out_fd, size_t max_message);
@@ -48,7 +53,8 @@ int fm_tx_send(fm_transport *tx, const json_t *v);
 /* Writes v with one more member, "key": raw (JSON text, trusted), added to
  * the object that is v's last member, so text already dumped is not
  * dumped again.  Returns 0, -1 (peer gone), or 1 when v does not end in
- * an object member or the transport collects (nothing written). */
+ * an object member (nothing written).  In collect mode v is appended and
+ * raw kept in tx->splice_* for the dump (1: one is kept already). */
 int fm_tx_send_spliced(fm_transport *tx, const json_t *v, const char *key, const char *raw);
 
 #endif

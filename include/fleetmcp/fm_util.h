@@ -51,6 +51,25 @@ char *fm_json_canonical(const json_t *v);
  * malloc'd string and its length in *len, or NULL. */
 char *fm_json_join(const json_t *arr, size_t flags, bool reverse, const char *before,
                    const char *after, size_t *len);
+/* The same with each element dumped by dump (malloc'd text, its length in
+ * *len; NULL skips the element), or by json_dumps when dump is NULL. */
+typedef char *(*fm_json_dump_fn)(const json_t *v, size_t flags, const void *cls, size_t *len);
+char *fm_json_join_with(const json_t *arr, size_t flags, bool reverse, const char *before,
+                        const char *after, fm_json_dump_fn dump, const void *cls, size_t *len);
+
+/* Splicing text already dumped into a dump, so it is not parsed and dumped
+ * again (a tool result's structuredContent: the call dumped it for its
+ * content and its audit row).  fm_json_splice adds "key": raw (JSON text,
+ * trusted) as the last member of the object that is the last member of
+ * the compact dump buf[0, n) ({..., "result": {...}}), in place: buf has
+ * room for fm_json_splice_room(key, raw) more bytes.  Returns the new
+ * length (NUL-terminated), or 0 when the dump does not end that way.
+ * fm_json_dumps_spliced: v dumped with flags (compact) and spliced,
+ * malloc'd, its length in *len; NULL when that shape is not there. */
+size_t fm_json_splice_room(const char *key, const char *raw);
+size_t fm_json_splice(char *buf, size_t n, const char *key, const char *raw);
+char *fm_json_dumps_spliced(const json_t *v, size_t flags, const char *key, const char *raw,
+                            size_t *len);
 
 /* Copy of v with secret-looking fields replaced by "[REDACTED]" (a new
  * reference; v itself when it holds none: read it, do not change it). */

@@ -192,6 +192,9 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
     x->session_id = NULL;
     x->log_level_set = false;
     x->step_up = 0;
+    x->splice_msg = NULL;
+    x->splice_key = NULL;
+    x->splice_raw = NULL;
     json_error_t je;
     json_t *msg = json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES, &je);
     if (!msg) {
@@ -263,11 +266,16 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
     ctx->tx = NULL;
     ctx->xc = NULL;
     json_array_extend(x->out, tx.collect);
+    x->splice_msg = tx.splice_msg;
+    x->splice_key = tx.splice_key;
+    x->splice_raw = tx.splice_raw;
+    tx.splice_raw = NULL;
     fm_tx_free(&tx);
     if (initialize && ctx->session.initialized) {
         x->session_id = session_seal(ctx);
         if (!x->session_id) {
             json_array_clear(x->out);
+            x->splice_msg = NULL;
             fail(x, 500, m.id, FM_RPC_INTERNAL_ERROR,
                  "Internal error: cannot seal a session id; check the store is writable");
         }

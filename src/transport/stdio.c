@@ -1,4 +1,5 @@
 #include "fleetmcp/fm_transport.h"
+#include "fleetmcp/fm_util.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -38,6 +39,7 @@ void fm_tx_free(fm_transport *tx)
     free(tx->out);
     json_decref(tx->queued);
     json_decref(tx->collect);
+    free(tx->splice_raw);
     memset(tx, 0, sizeof *tx);
 }
 
@@ -188,18 +190,24 @@ int fm_tx_send(fm_transport *tx, const json_t *v)
 
 int fm_tx_send_spliced(fm_transport *tx, const json_t *v, const char *key, const char *raw)
 {
-    if (tx->collect) return 1;
-    size_t kn = strlen(key), rn = strlen(raw);
-    size_t n = dump_out(tx, v, kn + rn + 8);
+    if (tx->collect) {
+        /* The HTTP layer splices raw in when it dumps the reply (one
+         * reply per exchange; a second one is not spliced). */
+        if (tx->splice_raw) return 1;
+        char *copy = strdup(raw);
+        if (!copy || json_array_append(tx->collect, (json_t *)v)) {
+            free(copy);
+            return copy ? -1 : 1;
+        }
+        tx->splice_raw = copy;
+        tx->splice_msg = v;
+        tx->splice_key = key;
+        return 0;
+    }
+    size_t n = dump_out(tx, v, fm_json_splice_room(key, raw) + 1);
     if (!n) return -1;
-    /* Compact dumps of {..., "result": {...}} end in "}}". */
-    if (n < 3 || tx->out[n - 1] != '}' || tx->out[n - 2] != '}') return 1;
-    char *w = tx->out + n - 2;
-    if (w[-1] != '{') *w++ = ',';
-    *w++ = '"';
-    memcpy(w, key, kn), w += kn;
-    *w++ = '"', *w++ = ':';
-    memcpy(w, raw, rn), w += rn;
-    *w++ = '}', *w++ = '}', *w++ = '\n';
-    return write_all(tx, (size_t)(w - tx->out));
+    n = fm_json_splice(tx->out, n, key, raw);
+    if (!n) return 1;
+    tx->out[n++] = '\n';
+    return write_all(tx, n);
 }

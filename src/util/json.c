@@ -120,12 +120,20 @@ void fm_iso_time(int64_t ms, char out[32])
 char *fm_json_join(const json_t *arr, size_t flags, bool reverse, const char *before,
                    const char *after, size_t *len)
 {
+    return fm_json_join_with(arr, flags, reverse, before, after, NULL, NULL, len);
+}
+
+char *fm_json_join_with(const json_t *arr, size_t flags, bool reverse, const char *before,
+                        const char *after, fm_json_dump_fn dump, const void *cls, size_t *len)
+{
     size_t n = json_array_size(arr), bl = strlen(before), al = strlen(after);
     size_t used = 0, cap = 256;
     char *buf = malloc(cap);
     for (size_t k = 0; buf && k < n; k++) {
-        char *t = json_dumps(json_array_get(arr, reverse ? n - 1 - k : k), flags);
-        size_t tl = t ? strlen(t) : 0;
+        const json_t *v = json_array_get(arr, reverse ? n - 1 - k : k);
+        size_t tl = 0;
+        char *t = dump ? dump(v, flags, cls, &tl) : json_dumps(v, flags);
+        if (t && !dump) tl = strlen(t);
         if (used + bl + tl + al + 1 > cap) {
             cap = (used + bl + tl + al + 1) * 2;
             char *nb = realloc(buf, cap);
@@ -144,4 +152,43 @@ char *fm_json_join(const json_t *arr, size_t flags, bool reverse, const char *be
     buf[used] = '\0';
     *len = used;
     return buf;
+}
+
+size_t fm_json_splice_room(const char *key, const char *raw)
+{
+    return strlen(key) + strlen(raw) + 6;
+}
+
+size_t fm_json_splice(char *buf, size_t n, const char *key, const char *raw)
+{
+    /* Compact dumps of {..., "result": {...}} end in "}}". */
+    if (n < 3 || buf[n - 1] != '}' || buf[n - 2] != '}') return 0;
+    size_t kn = strlen(key), rn = strlen(raw);
+    char *w = buf + n - 2;
+    if (w[-1] != '{') *w++ = ',';
+    *w++ = '"';
+    memcpy(w, key, kn), w += kn;
+    *w++ = '"', *w++ = ':';
+    memcpy(w, raw, rn), w += rn;
+    *w++ = '}', *w++ = '}';
+    *w = '\0';
+    return (size_t)(w - buf);
+}
+
+char *fm_json_dumps_spliced(const json_t *v, size_t flags, const char *key, const char *raw,
+                            size_t *len)
+{
+    char *t = json_dumps(v, flags);
+    size_t n = t ? strlen(t) : 0;
+    char *nb = t ? realloc(t, n + fm_json_splice_room(key, raw)) : NULL;
+    if (!nb) {
+        free(t);
+        return NULL;
+    }
+    *len = fm_json_splice(nb, n, key, raw);
+    if (!*len) {
+        free(nb);
+        return NULL;
+    }
+    return nb;
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "fleetmcp/fm_transport.h"
+#include "fleetmcp/fm_util.h"
 #include "fm_test.h"
 
 static int feed(const char *data, size_t len)
@@ -154,6 +155,40 @@ START_TEST(spliced_send_matches_whole_dump)
 }
 END_TEST
 
+/* Collect mode (HTTP): the reply is kept without the member and its text
+ * beside it; fm_json_dumps_spliced then gives byte for byte the whole
+ * tree's dump.  One splice per exchange; a second falls back (1). */
+START_TEST(collect_keeps_the_splice_for_the_dump)
+{
+    fm_transport tx;
+    ck_assert_int_eq(fm_tx_init_collect(&tx), 0);
+    const char *sc = "{\"count\":1,\"t\":\"\u00e9\\\"q\"}";
+    json_t *reply = json_pack("{s:s, s:i, s:{s:[{s:s}]}}", "jsonrpc", "2.0", "id", 7, "result",
+                              "content", "type", "text");
+    ck_assert_int_eq(fm_tx_send_spliced(&tx, reply, "structuredContent", sc), 0);
+    ck_assert_int_eq(json_array_size(tx.collect), 1);
+    ck_assert_ptr_eq(tx.splice_msg, reply);
+    ck_assert_str_eq(tx.splice_raw, sc);
+    ck_assert_int_eq(fm_tx_send_spliced(&tx, reply, "structuredContent", sc), 1);
+    size_t len = 0;
+    char *spliced = fm_json_dumps_spliced(reply, JSON_COMPACT, tx.splice_key, tx.splice_raw, &len);
+    ck_assert_ptr_nonnull(spliced);
+    json_object_set_new(json_object_get(reply, "result"), "structuredContent",
+                        json_loads(sc, 0, NULL));
+    char *whole = json_dumps(reply, JSON_COMPACT);
+    ck_assert_str_eq(spliced, whole);
+    ck_assert_uint_eq(len, strlen(whole));
+    free(spliced);
+    free(whole);
+    /* Not {..., {...}} at the end: NULL, the caller takes the slow way. */
+    json_t *arr = json_pack("[i]", 1);
+    ck_assert_ptr_null(fm_json_dumps_spliced(arr, JSON_COMPACT, "k", "1", &len));
+    json_decref(arr);
+    json_decref(reply);
+    fm_tx_free(&tx); /* frees the kept text */
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
     Suite *s = suite_create("transport");
@@ -163,6 +198,7 @@ static Suite *transport_suite(void)
     tcase_add_test(tc, nonblocking_again);
     tcase_add_test(tc, send_is_one_line);
     tcase_add_test(tc, spliced_send_matches_whole_dump);
+    tcase_add_test(tc, collect_keeps_the_splice_for_the_dump);
     suite_add_tcase(s, tc);
     return s;
 }
