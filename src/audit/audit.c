@@ -1214,3 +1214,181 @@ json_t *fm_audit_query(fm_store *st, const json_t *f, fm_err *err)
     fm_db_finalize(s);
     return rows;
 }
+
+/* ---- reports over the trail ----------------------------------------------
+ * The reads other subsystems make of audit and audit_hourly (fleet metrics,
+ * fleet_status, resource listing and completion, pool plans), here beside
+ * the table so that changing it touches this file only.  Read only. */
+
+typedef struct {
+    void (*fn)(const char *node, int64_t n, void *arg);
+    void *arg;
+} node_count_acc;
+
+static int node_count_row(fm_db_stmt *row, void *arg)
+{
+    node_count_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), fm_db_column_int64(row, 1), a->arg);
+    return 0;
+}
+
+int fm_audit_human_actions_by_node(fm_store *st, const char *tool, int64_t since_ms,
+                                   void (*fn)(const char *node, int64_t n, void *arg), void *arg)
+{
+    node_count_acc a = {fn, arg};
+    int rc = fm_db_run(st->db,
+                       "SELECT node, count(*) FROM audit WHERE tool=?1 AND ts_ms>=?2 AND"
+                       " initiator_kind='human' AND decision='allow' AND phase IN"
+                       " ('call','intent') AND node IS NOT NULL GROUP BY node",
+                       node_count_row, &a, "ti", tool, since_ms);
+    return rc == FM_DB_DONE ? 0 : -1;
+}
+
+/* A recommendation is a shadow-mode node action that would run or would
+ * wait for an approval; one a guardrail would refuse is not one. */
+int fm_audit_shadow_agreement(fm_store *st, int64_t since_ms, int64_t match_ms, int64_t *recs,
+                              int64_t *agreed)
+{
+    *recs = *agreed = 0;
+    int rc = fm_db_run(st->db,
+                       "SELECT count(*) FROM audit WHERE decision='shadow' AND error_code IN"
+                       " ('DENIED','APPROVAL') AND node IS NOT NULL AND ts_ms>=?1",
+                       fm_db_row_int64, recs, "i", since_ms);
+    int rc2 = fm_db_run(
+        st->db,
+        "SELECT count(*) FROM audit r WHERE r.decision='shadow' AND r.error_code IN"
+        " ('DENIED','APPROVAL')"
+        " AND r.node IS NOT NULL AND r.ts_ms>=?1 AND EXISTS (SELECT 1 FROM audit h WHERE"
+        " h.tool=r.tool AND h.node=r.node AND h.initiator_kind='human' AND"
+        " h.decision='allow' AND h.phase IN ('call','intent') AND h.ts_ms>r.ts_ms AND"
+        " h.ts_ms<=r.ts_ms+?2)",
+        fm_db_row_int64, agreed, "ii", since_ms, match_ms);
+    return (rc == FM_DB_ROW || rc == FM_DB_DONE) && (rc2 == FM_DB_ROW || rc2 == FM_DB_DONE) ? 0
+                                                                                            : -1;
+}
+
+typedef struct {
+    void (*fn)(const char *tool, const char *decision, int64_t n, void *arg);
+    void *arg;
+} hourly_acc;
+
+static int hourly_row(fm_db_stmt *row, void *arg)
+{
+    hourly_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), (const char *)fm_db_column_text(row, 1),
+          fm_db_column_int64(row, 2), a->arg);
+    return 0;
+}
+
+int fm_audit_hourly_each(fm_store *st, int64_t from_hour,
+                         void (*fn)(const char *tool, const char *decision, int64_t n, void *arg),
+                         void *arg)
+{
+    fm_audit_fold(st, NULL);
+    hourly_acc a = {fn, arg};
+    int rc = fm_db_run(st->db,
+                       "SELECT tool, decision, sum(n) FROM audit_hourly WHERE hour>=? GROUP"
+                       " BY tool, decision ORDER BY tool, decision",
+                       hourly_row, &a, "i", from_hour);
+    return rc == FM_DB_DONE ? 0 : -1;
+}
+
+static int decision_row(fm_db_stmt *row, void *arg)
+{
+    const char *d = (const char *)fm_db_column_text(row, 0);
+    json_object_set_new(arg, d ? d : "none", json_integer(fm_db_column_int64(row, 1)));
+    return 0;
+}
+
+json_t *fm_audit_decisions_since(fm_store *st, int64_t from_hour)
+{
+    json_t *out = json_object();
+    fm_audit_fold(st, NULL);
+    fm_db_run(st->db, "SELECT decision, sum(n) FROM audit_hourly WHERE hour>=? GROUP BY decision",
+              decision_row, out, "i", from_hour);
+    return out;
+}
+
+int64_t fm_audit_rows(fm_store *st)
+{
+    int64_t n = 0;
+    fm_db_run(st->db, max_id_sql, fm_db_row_int64, &n, NULL);
+    return n;
+}
+
+typedef struct {
+    fm_audit_session_fn fn;
+    void *arg;
+} session_acc;
+
+static int session_row(fm_db_stmt *row, void *arg)
+{
+    session_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), fm_db_column_int64(row, 1),
+          fm_db_column_int64(row, 2), fm_db_column_int64(row, 3),
+          (const char *)fm_db_column_text(row, 5), a->arg);
+    return 0;
+}
+
+/* The most recent sessions only, found among the newest rows: the audit
+ * can be large and listing must stay cheap. */
+int fm_audit_recent_sessions(fm_store *st, fm_audit_session_fn fn, void *arg, fm_err *err)
+{
+    session_acc a = {fn, arg};
+    int rc = fm_db_run(
+        st->db,
+        "SELECT session, COUNT(*), MIN(ts_ms), MAX(ts_ms), MAX(id) m, MAX(client_name) FROM"
+        " (SELECT session, ts_ms, id, client_name FROM audit ORDER BY id DESC LIMIT 5000) AS recent"
+        " GROUP BY session ORDER BY m DESC LIMIT 20",
+        session_row, &a, NULL);
+    return rc == FM_DB_DONE ? 0 : fm_store_fail(st, err, "audit sessions");
+}
+
+typedef struct {
+    void (*fn)(const char *node, void *arg);
+    void *arg;
+} node_acc;
+
+static int node_row(fm_db_stmt *row, void *arg)
+{
+    node_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), a->arg);
+    return 0;
+}
+
+/* The partial node index makes the range scan cheap. */
+void fm_audit_nodes_prefixed(fm_store *st, const char *prefix,
+                             void (*fn)(const char *node, void *arg), void *arg)
+{
+    node_acc a = {fn, arg};
+    fm_db_run(st->db,
+              "SELECT DISTINCT node FROM audit WHERE node IS NOT NULL AND node >= ?1 AND"
+              " node < ?1 || x'F48FBFBF' ORDER BY node LIMIT 100",
+              node_row, &a, "t", prefix);
+}
+
+typedef struct {
+    void (*fn)(const char *node, const char *result, void *arg);
+    void *arg;
+} diag_acc;
+
+static int diag_row(fm_db_stmt *row, void *arg)
+{
+    diag_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), (const char *)fm_db_column_text(row, 1),
+          a->arg);
+    return 0;
+}
+
+int fm_audit_latest_diagnoses(fm_store *st,
+                              void (*fn)(const char *node, const char *result, void *arg),
+                              void *arg, fm_err *err)
+{
+    diag_acc a = {fn, arg};
+    int rc = fm_db_run(st->db,
+                       "SELECT a.node, a.result FROM audit a WHERE a.id IN (SELECT max(b.id)"
+                       " FROM audit b WHERE b.tool='diagnose' AND b.node IS NOT NULL AND"
+                       " b.result IS NOT NULL GROUP BY b.node)",
+                       diag_row, &a, NULL);
+    return rc == FM_DB_DONE ? 0 : fm_store_fail(st, err, "diagnosis records");
+}
