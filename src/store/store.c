@@ -442,32 +442,12 @@ int fm_store_check(const char *path, fm_err *err)
     return 1;
 }
 
+/* fm_db_run's cache, one per connection: a statement is prepared once
+ * whichever of the two a module calls. */
 fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err)
 {
-    int free_slot = -1;
-    for (int i = 0; i < FM_STORE_STMT_CACHE; i++) {
-        if (st->stmt_sql[i] == sql) {
-            fm_db_reset(st->stmt[i]);
-            fm_db_clear_bindings(st->stmt[i]);
-            return st->stmt[i];
-        }
-        if (!st->stmt_sql[i] && free_slot < 0) free_slot = i;
-    }
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v3(st->db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK) {
-        fm_store_fail(st, err, "prepare");
-        return NULL;
-    }
-    if (free_slot >= 0) {
-        st->stmt_sql[free_slot] = sql;
-        st->stmt[free_slot] = s;
-    } else {
-        /* Cache full (a bug: too many hot statements); stay correct by
-         * replacing the last slot. */
-        fm_db_finalize(st->stmt[FM_STORE_STMT_CACHE - 1]);
-        st->stmt_sql[FM_STORE_STMT_CACHE - 1] = sql;
-        st->stmt[FM_STORE_STMT_CACHE - 1] = s;
-    }
+    fm_db_stmt *s = fm_db_kept(st->db, sql);
+    if (!s) fm_store_fail(st, err, "prepare");
     return s;
 }
 
@@ -478,11 +458,6 @@ void fm_store_close(fm_store *st)
         fm_log("debug", "audit: %lld appends, %lld inserts lost to another writer's row"
                " (%.3f extra round trips per append)", st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends);
-    for (int i = 0; i < FM_STORE_STMT_CACHE; i++) {
-        if (st->stmt[i]) fm_db_finalize(st->stmt[i]);
-        st->stmt[i] = NULL;
-        st->stmt_sql[i] = NULL;
-    }
     if (st->db) fm_db_close_v2(st->db);
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
