@@ -1384,15 +1384,22 @@ static int node_row(fm_db_stmt *row, void *arg)
     return 0;
 }
 
-/* The partial node index makes the range scan cheap. */
+/* The partial node index makes the range scan cheap.  The range's end
+ * (prefix, then U+10FFFF) is bound, not written as prefix || x'F48FBFBF':
+ * PostgreSQL reads that literal as a bit string and refuses the
+ * statement, so completion found no audit names there. */
 void fm_audit_nodes_prefixed(fm_store *st, const char *prefix,
                              void (*fn)(const char *node, void *arg), void *arg)
 {
+    if (!prefix) return;
+    char end[300];
+    int n = snprintf(end, sizeof end, "%s\xF4\x8F\xBF\xBF", prefix);
+    if (n < 0 || (size_t)n >= sizeof end) return; /* no node name is that long */
     node_acc a = {fn, arg};
     fm_db_run(st->db,
               "SELECT DISTINCT node FROM audit WHERE node IS NOT NULL AND node >= ?1 AND"
-              " node < ?1 || x'F48FBFBF' ORDER BY node LIMIT 100",
-              node_row, &a, "t", prefix);
+              " node < ?2 ORDER BY node LIMIT 100",
+              node_row, &a, "tt", prefix, end);
 }
 
 typedef struct {
