@@ -97,4 +97,42 @@ int fm_audit_verify(struct fm_store *st, int64_t *rows, int64_t *bad_id, fm_err 
 /* The row this host's anchor file records, or -1 when it has none. */
 int64_t fm_audit_anchored(struct fm_store *st);
 
+/* ---- reports over the trail (read only) ---- */
+
+/* Human 'allow' calls and intents of tool since since_ms, per node:
+ * fn(node, count) for each node that has any.  0, or -1 if the store
+ * cannot be read. */
+int fm_audit_human_actions_by_node(struct fm_store *st, const char *tool, int64_t since_ms,
+                                   void (*fn)(const char *node, int64_t n, void *arg), void *arg);
+/* Shadow recommendations (shadow node actions that would run or wait for
+ * an approval) since since_ms, and how many of them a human carried out
+ * (same tool, same node) within match_ms after.  0, or -1. */
+int fm_audit_shadow_agreement(struct fm_store *st, int64_t since_ms, int64_t match_ms,
+                              int64_t *recs, int64_t *agreed);
+/* From the hourly counters (folded first), calls per tool and decision
+ * from hour from_hour (ms / 3600000) on, in tool, decision order.  0, or
+ * -1. */
+int fm_audit_hourly_each(struct fm_store *st, int64_t from_hour,
+                         void (*fn)(const char *tool, const char *decision, int64_t n, void *arg),
+                         void *arg);
+/* As fm_audit_hourly_each, per decision: new object {decision: calls}. */
+json_t *fm_audit_decisions_since(struct fm_store *st, int64_t from_hour);
+/* The newest row's id (0: empty). */
+int64_t fm_audit_rows(struct fm_store *st);
+/* The 20 most recent sessions among the newest 5000 rows, newest first:
+ * fn(session, rows, first_ms, last_ms, client_name or NULL).  0, or -1
+ * with err. */
+typedef void (*fm_audit_session_fn)(const char *session, int64_t rows, int64_t first_ms,
+                                    int64_t last_ms, const char *client, void *arg);
+int fm_audit_recent_sessions(struct fm_store *st, fm_audit_session_fn fn, void *arg,
+                             fm_err *err);
+/* Node names in the trail starting with prefix, in order, at most 100. */
+void fm_audit_nodes_prefixed(struct fm_store *st, const char *prefix,
+                             void (*fn)(const char *node, void *arg), void *arg);
+/* Each node's latest recorded diagnosis (the newest diagnose row naming
+ * it): fn(node, result JSON text).  0, or -1 with err. */
+int fm_audit_latest_diagnoses(struct fm_store *st,
+                              void (*fn)(const char *node, const char *result, void *arg),
+                              void *arg, fm_err *err);
+
 #endif

@@ -210,6 +210,14 @@ typedef struct fm_db_text_buf {
     int found;
 } fm_db_text_buf;
 int fm_db_row_text(fm_db_stmt *row, void *arg);
+/* The kept statement for sql from the same cache (the same key: the
+ * address of a literal), reset and unbound, for a caller that binds and
+ * steps it itself (fm_store_stmt; the audit append's statements).
+ * Borrowed: do not finalize; the next fm_db_kept or fm_db_run of the same
+ * sql resets it.  NULL when it cannot be prepared (fm_db_errmsg says why;
+ * PostgreSQL may say so at the first step instead) or while a run of the
+ * same sql is stepping it. */
+fm_db_stmt *fm_db_kept(fm_db *db, const char *sql);
 /* Finalizes the kept statements (fm_db_close does it). */
 void fm_db_run_forget(fm_db *db);
 

@@ -55,6 +55,9 @@ long long fm_node_state_attempts(struct fm_ctx *ctx, const char *node, const cha
 
 /* Distinct nodes with a repair attempt since since_ms. */
 long long fm_node_state_nodes_repaired(struct fm_ctx *ctx, int64_t since_ms);
+/* Calls fn for each node with a remediation attempt since since_ms. */
+void fm_node_state_each_attempted(struct fm_ctx *ctx, int64_t since_ms,
+                                  void (*fn)(const char *node, void *arg), void *arg);
 
 /* Calls fn for each node with a state whose name starts with prefix, in
  * name order, at most 100. */

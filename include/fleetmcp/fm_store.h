@@ -18,8 +18,6 @@
 
 #include "fleetmcp/fm_error.h"
 
-#define FM_STORE_STMT_CACHE 24
-
 typedef struct fm_store {
     fm_db *db;
     char path[512]; /* file path, or the URL with its password redacted */
@@ -28,10 +26,6 @@ typedef struct fm_store {
      * ($FLEETMCP_AUDIT_DIR, default the XDG state dir) that every host
      * must hold the same audit-key in. */
     char side[512];
-    /* Prepared statements of the hot paths, keyed by the SQL string's
-     * address (callers pass string literals). */
-    const char *stmt_sql[FM_STORE_STMT_CACHE];
-    fm_db_stmt *stmt[FM_STORE_STMT_CACHE];
     /* The audit chain's key and anchor (src/audit/audit.c): held in files
      * beside the database, never in it.  keyed_from: first row hashed
      * with the key (rows before it are from older builds). */
@@ -187,7 +181,12 @@ void fm_store_setting_prune(fm_store *st, const char *prefix, int64_t before_ms)
 int fm_store_setting_add(fm_store *st, const char *key, const char *value, fm_err *err);
 
 /* A cached, reset, unbound statement for a literal SQL string (borrowed:
- * do not finalize).  NULL with err on failure. */
+ * do not finalize).  NULL with err on failure.  The same cache as
+ * fm_db_run's (fm_db_kept): one statement cache per connection.  New
+ * code calls fm_db_run; this stays for callers that step a statement
+ * themselves -- the audit append (src/audit/audit.c, whose PostgreSQL
+ * path pairs an insert with a read in one round trip) and modules not
+ * converted yet -- and can go when they have moved. */
 fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err);
 
 /* Wraps a failed sqlite call into err with the database's message. */

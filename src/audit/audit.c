@@ -115,21 +115,26 @@ static const char allowed_sql[] =
     "SELECT count(*), coalesce(min(ts_ms), 0) FROM audit WHERE tool=? AND decision='allow' AND"
     " phase IN ('call','intent') AND ts_ms>=?";
 
+typedef struct {
+    long long n;
+    int64_t oldest_ms;
+} allowed_acc;
+
+static int allowed_row(fm_db_stmt *row, void *arg)
+{
+    allowed_acc *a = arg;
+    a->n = fm_db_column_int64(row, 0);
+    a->oldest_ms = fm_db_column_int64(row, 1);
+    return 1;
+}
+
 long long fm_audit_allowed_since(fm_store *st, const char *tool, int64_t since_ms,
                                  int64_t *oldest_ms)
 {
-    *oldest_ms = 0;
-    fm_db_stmt *s = fm_store_stmt(st, allowed_sql, NULL);
-    if (!s) return -1;
-    fm_db_bind_text(s, 1, tool, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 2, since_ms);
-    long long n = -1;
-    if (fm_db_step(s) == FM_DB_ROW) {
-        n = fm_db_column_int64(s, 0);
-        *oldest_ms = fm_db_column_int64(s, 1);
-    }
-    fm_db_reset(s);
-    return n;
+    allowed_acc a = {-1, 0};
+    fm_db_run(st->db, allowed_sql, allowed_row, &a, "ti", tool, since_ms);
+    *oldest_ms = a.oldest_ms;
+    return a.n;
 }
 
 /* v3: rows from here on are keyed.  Rows before keep their v1/v2 hashes. */
@@ -865,22 +870,18 @@ int fm_audit_fold(fm_store *st, fm_err *err)
     if (fm_store_lock_row(st, FOLDED_KEY, err)) goto fail;
     char buf[32];
     long long from = fm_store_setting_get(st, FOLDED_KEY, buf, sizeof buf) ? 0 : atoll(buf);
-    long long to = 0;
-    fm_db_stmt *s = fm_store_stmt(st, max_id_sql, err);
-    if (!s) goto fail;
-    if (fm_db_step(s) == FM_DB_ROW) to = fm_db_column_int64(s, 0);
-    fm_db_reset(s);
+    int64_t to = 0;
+    int rc = fm_db_run(st->db, max_id_sql, fm_db_row_int64, &to, NULL);
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE) {
+        fm_store_fail(st, err, "audit counters");
+        goto fail;
+    }
     if (to > from) {
-        if (!(s = fm_store_stmt(st, fold_sql, err))) goto fail;
-        fm_db_bind_int64(s, 1, from);
-        fm_db_bind_int64(s, 2, to);
-        int rc = fm_db_step(s);
-        fm_db_reset(s);
-        if (rc != FM_DB_DONE) {
+        if (fm_db_run(st->db, fold_sql, NULL, NULL, "ii", (int64_t)from, to) != FM_DB_DONE) {
             fm_store_fail(st, err, "audit counters");
             goto fail;
         }
-        snprintf(buf, sizeof buf, "%lld", to);
+        snprintf(buf, sizeof buf, "%lld", (long long)to);
         if (fm_store_setting_set(st, FOLDED_KEY, buf, err)) goto fail;
     }
     return fm_store_commit(st, err);
@@ -919,62 +920,73 @@ typedef struct head_row {
     char hash[65];
 } head_row;
 
+typedef struct {
+    fm_store *st;
+    head_row *h;
+    int n;
+    bool bad;
+    fm_err *err;
+} heads_acc;
+
+/* One head row into a->h[a->n], its MAC checked; stops at a forged one
+ * and when MAX_HEADS are in. */
+static int head_row_in(fm_db_stmt *s, void *arg)
+{
+    heads_acc *a = arg;
+    fm_store *st = a->st;
+    fm_err *err = a->err;
+    const char *host = (const char *)fm_db_column_text(s, 0);
+    const char *hash = (const char *)fm_db_column_text(s, 2);
+    const char *mac = (const char *)fm_db_column_text(s, 4);
+    int64_t keyed_from = fm_db_column_int64(s, 3);
+    head_row *r = &a->h[a->n];
+    snprintf(r->host, sizeof r->host, "%s", host ? host : "");
+    snprintf(r->hash, sizeof r->hash, "%s", hash ? hash : "");
+    r->id = fm_db_column_int64(s, 1);
+    if (!st->audit_keyed) {
+        a->bad = true;
+        fm_err_set(err, FM_ERR_IO, "audit heads cannot be checked: the audit key is"
+                   " not loaded");
+        return 1;
+    }
+    char calc[65];
+    head_mac(st, r->host, r->id, keyed_from, r->hash, calc);
+    /* Whole values only: a host name or hash cut to fit would pass as
+     * another. */
+    if (!host || strlen(host) >= sizeof r->host || !hash || strlen(hash) != 64 || !mac ||
+        strcmp(mac, calc)) {
+        a->bad = true;
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "the audit head of host '%s' (row %lld) does not match its MAC:"
+                   " a head was forged or edited in audit_heads by someone without"
+                   " the audit key; find who can write the database, then delete"
+                   " that row",
+                   r->host, (long long)r->id);
+        return 1;
+    }
+    if (keyed_from != st->audit_keyed_from) {
+        a->bad = true;
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "the audit head of host '%s' says keyed rows start at %lld, the"
+                   " store says %lld: the setting %s was edited",
+                   r->host, (long long)keyed_from, (long long)st->audit_keyed_from,
+                   KEYED_FROM_KEY);
+        return 1;
+    }
+    return ++a->n >= MAX_HEADS;
+}
+
 /* Reads the newest MAX_HEADS heads into h (newest first) and checks
  * each one's MAC: the count, or -1 with err at the first forged one. */
 static int heads_read(fm_store *st, head_row *h, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(st->db, heads_sql, -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(st, err, "audit heads"), -1;
-    int n = 0, rc = FM_DB_DONE;
-    bool bad = false;
-    while (n < MAX_HEADS && (rc = fm_db_step(s)) == FM_DB_ROW) {
-        const char *host = (const char *)fm_db_column_text(s, 0);
-        const char *hash = (const char *)fm_db_column_text(s, 2);
-        const char *mac = (const char *)fm_db_column_text(s, 4);
-        int64_t keyed_from = fm_db_column_int64(s, 3);
-        head_row *r = &h[n];
-        snprintf(r->host, sizeof r->host, "%s", host ? host : "");
-        snprintf(r->hash, sizeof r->hash, "%s", hash ? hash : "");
-        r->id = fm_db_column_int64(s, 1);
-        if (!st->audit_keyed) {
-            bad = true;
-            fm_err_set(err, FM_ERR_IO, "audit heads cannot be checked: the audit key is"
-                       " not loaded");
-            break;
-        }
-        char calc[65];
-        head_mac(st, r->host, r->id, keyed_from, r->hash, calc);
-        /* Whole values only: a host name or hash cut to fit would pass
-         * as another. */
-        if (!host || strlen(host) >= sizeof r->host || !hash || strlen(hash) != 64 || !mac ||
-            strcmp(mac, calc)) {
-            bad = true;
-            fm_err_set(err, FM_ERR_CONFLICT,
-                       "the audit head of host '%s' (row %lld) does not match its MAC:"
-                       " a head was forged or edited in audit_heads by someone without"
-                       " the audit key; find who can write the database, then delete"
-                       " that row",
-                       r->host, (long long)r->id);
-            break;
-        }
-        if (keyed_from != st->audit_keyed_from) {
-            bad = true;
-            fm_err_set(err, FM_ERR_CONFLICT,
-                       "the audit head of host '%s' says keyed rows start at %lld, the"
-                       " store says %lld: the setting %s was edited",
-                       r->host, (long long)keyed_from, (long long)st->audit_keyed_from,
-                       KEYED_FROM_KEY);
-            break;
-        }
-        n++;
-    }
-    if (!bad && n < MAX_HEADS && rc != FM_DB_DONE) {
-        bad = true;
+    heads_acc a = {st, h, 0, false, err};
+    int rc = fm_db_run(st->db, heads_sql, head_row_in, &a, NULL);
+    if (!a.bad && a.n < MAX_HEADS && rc != FM_DB_DONE) {
+        a.bad = true;
         fm_store_fail(st, err, "audit heads");
     }
-    fm_db_finalize(s);
-    return bad ? -1 : n;
+    return a.bad ? -1 : a.n;
 }
 
 /* A host joining a PostgreSQL store (its first verify: no anchor file,
@@ -1000,9 +1012,91 @@ static bool joining(fm_store *st, const head_row *heads, int nheads)
     return true;
 }
 
+static const char verify_sql[] =
+    "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id";
+
+/* Verify's walk, one row at a time (verify_row). */
+typedef struct {
+    fm_store *st;
+    int64_t *rows, *bad_id;
+    fm_err *err;
+    int have;           /* the anchor: 1 when it names a row */
+    const anchor *a;
+    const head_row *heads;
+    int next_head;      /* heads are newest first: the oldest is next */
+    int rc;
+    int64_t last;
+    char expect_prev[65], last_prev[65];
+} verify_acc;
+
+/* Checks one row's link, hash, and the anchor's and heads' word on it;
+ * stops (rc -1, err) at the first that fails. */
+static int verify_row(fm_db_stmt *s, void *arg)
+{
+    verify_acc *v = arg;
+    fm_store *st = v->st;
+    fm_err *err = v->err;
+    acol cols[AUDIT_NCOLS];
+    for (int i = 0; i < AUDIT_NCOLS; i++) cols[i] = stored_col(s, i);
+    const char *prev = (const char *)fm_db_column_text(s, AUDIT_NCOLS);
+    const char *hash = (const char *)fm_db_column_text(s, AUDIT_NCOLS + 1);
+    int64_t id = fm_db_column_int64(s, AUDIT_NCOLS + 2);
+    char calc[65];
+    (*v->rows)++;
+    v->rc = -1;
+    if (!prev || strcmp(prev, v->expect_prev)) {
+        *v->bad_id = id;
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "audit row %lld: previous-hash link broken (a row before it was deleted,"
+                   " inserted or edited)",
+                   (long long)id);
+        return 1;
+    }
+    bool keyed = id >= st->audit_keyed_from;
+    if (keyed && !st->audit_keyed) {
+        *v->bad_id = id;
+        fm_err_set(err, FM_ERR_IO, "audit row %lld is keyed and the audit key is not loaded",
+                   (long long)id);
+        return 1;
+    }
+    if (row_hash(cols, id, keyed ? st : NULL, prev, calc)) {
+        fm_err_set(err, FM_ERR_NOMEM, "audit verify: out of memory at row %lld", (long long)id);
+        return 1;
+    }
+    if (!hash || strcmp(hash, calc)) {
+        *v->bad_id = id;
+        fm_err_set(err, FM_ERR_CONFLICT, "audit row %lld: content does not match its hash"
+                   " (the row was edited%s)", (long long)id,
+                   keyed ? ", renumbered, or rehashed without the key" : "");
+        return 1;
+    }
+    if (v->have == 1 && id == v->a->id && strcmp(hash, v->a->head)) {
+        *v->bad_id = id;
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "audit row %lld is not the row the anchor recorded (the log was cut"
+                   " back and written again)", (long long)id);
+        return 1;
+    }
+    while (v->next_head >= 0 && v->heads[v->next_head].id < id) v->next_head--;
+    for (int k = v->next_head; k >= 0 && v->heads[k].id == id; k--) {
+        if (strcmp(hash, v->heads[k].hash)) {
+            *v->bad_id = id;
+            fm_err_set(err, FM_ERR_CONFLICT,
+                       "audit row %lld is not the row host '%s' recorded in audit_heads"
+                       " (the log was cut back and written again)",
+                       (long long)id, v->heads[k].host);
+            return 1;
+        }
+    }
+    v->rc = 0;
+    snprintf(v->last_prev, sizeof v->last_prev, "%s", v->expect_prev);
+    snprintf(v->expect_prev, sizeof v->expect_prev, "%s", hash);
+    v->last = id;
+    return 0;
+}
+
 int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
     *rows = 0;
     *bad_id = 0;
     /* The anchor and the heads are read before the rows: both only ever
@@ -1035,82 +1129,16 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         free(heads);
         return -1;
     }
-    if (fm_db_prepare_v2(st->db, "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id",
-                           -1, &s, NULL) != FM_DB_OK) {
-        free(heads);
-        return fm_store_fail(st, err, "audit verify"), -1;
-    }
-    char expect_prev[65] = GENESIS_HASH, last_prev[65] = GENESIS_HASH;
-    int rc = 0, step;
-    int64_t last = 0;
-    int next_head = nheads - 1; /* heads are newest first: the oldest is next */
-    while ((step = fm_db_step(s)) == FM_DB_ROW) {
-        acol cols[AUDIT_NCOLS];
-        for (int i = 0; i < AUDIT_NCOLS; i++) cols[i] = stored_col(s, i);
-        const char *prev = (const char *)fm_db_column_text(s, AUDIT_NCOLS);
-        const char *hash = (const char *)fm_db_column_text(s, AUDIT_NCOLS + 1);
-        int64_t id = fm_db_column_int64(s, AUDIT_NCOLS + 2);
-        char calc[65];
-        (*rows)++;
-        if (!prev || strcmp(prev, expect_prev)) {
-            *bad_id = id;
-            fm_err_set(err, FM_ERR_CONFLICT,
-                       "audit row %lld: previous-hash link broken (a row before it was deleted,"
-                       " inserted or edited)",
-                       (long long)id);
-            rc = -1;
-            break;
-        }
-        bool keyed = id >= st->audit_keyed_from;
-        if (keyed && !st->audit_keyed) {
-            *bad_id = id;
-            fm_err_set(err, FM_ERR_IO, "audit row %lld is keyed and the audit key is not loaded",
-                       (long long)id);
-            rc = -1;
-            break;
-        }
-        if (row_hash(cols, id, keyed ? st : NULL, prev, calc)) {
-            fm_err_set(err, FM_ERR_NOMEM, "audit verify: out of memory at row %lld", (long long)id);
-            rc = -1;
-            break;
-        }
-        if (!hash || strcmp(hash, calc)) {
-            *bad_id = id;
-            fm_err_set(err, FM_ERR_CONFLICT, "audit row %lld: content does not match its hash"
-                       " (the row was edited%s)", (long long)id,
-                       keyed ? ", renumbered, or rehashed without the key" : "");
-            rc = -1;
-            break;
-        }
-        if (have == 1 && id == a.id && strcmp(hash, a.head)) {
-            *bad_id = id;
-            fm_err_set(err, FM_ERR_CONFLICT,
-                       "audit row %lld is not the row the anchor recorded (the log was cut"
-                       " back and written again)", (long long)id);
-            rc = -1;
-            break;
-        }
-        while (next_head >= 0 && heads[next_head].id < id) next_head--;
-        for (int k = next_head; rc == 0 && k >= 0 && heads[k].id == id; k--) {
-            if (strcmp(hash, heads[k].hash)) {
-                *bad_id = id;
-                fm_err_set(err, FM_ERR_CONFLICT,
-                           "audit row %lld is not the row host '%s' recorded in audit_heads"
-                           " (the log was cut back and written again)",
-                           (long long)id, heads[k].host);
-                rc = -1;
-            }
-        }
-        if (rc) break;
-        snprintf(last_prev, sizeof last_prev, "%s", expect_prev);
-        snprintf(expect_prev, sizeof expect_prev, "%s", hash);
-        last = id;
-    }
+    verify_acc v = {st, rows, bad_id, err, have, &a, heads, nheads - 1, 0, 0,
+                    GENESIS_HASH, GENESIS_HASH};
+    int step = fm_db_run(st->db, verify_sql, verify_row, &v, NULL);
+    int rc = v.rc;
     if (rc == 0 && step != FM_DB_DONE) {
         fm_store_fail(st, err, "audit verify");
         rc = -1;
     }
-    fm_db_finalize(s);
+    int64_t last = v.last;
+    char *expect_prev = v.expect_prev, *last_prev = v.last_prev;
     if (rc == 0 && have == 1 && last < a.id) {
         *bad_id = last + 1;
         fm_err_set(err, FM_ERR_CONFLICT,
@@ -1213,4 +1241,189 @@ json_t *fm_audit_query(fm_store *st, const json_t *f, fm_err *err)
     }
     fm_db_finalize(s);
     return rows;
+}
+
+/* ---- reports over the trail ----------------------------------------------
+ * The reads other subsystems make of audit and audit_hourly (fleet metrics,
+ * fleet_status, resource listing and completion, pool plans), here beside
+ * the table so that changing it touches this file only.  Read only. */
+
+typedef struct {
+    void (*fn)(const char *node, int64_t n, void *arg);
+    void *arg;
+} node_count_acc;
+
+static int node_count_row(fm_db_stmt *row, void *arg)
+{
+    node_count_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), fm_db_column_int64(row, 1), a->arg);
+    return 0;
+}
+
+int fm_audit_human_actions_by_node(fm_store *st, const char *tool, int64_t since_ms,
+                                   void (*fn)(const char *node, int64_t n, void *arg), void *arg)
+{
+    node_count_acc a = {fn, arg};
+    int rc = fm_db_run(st->db,
+                       "SELECT node, count(*) FROM audit WHERE tool=?1 AND ts_ms>=?2 AND"
+                       " initiator_kind='human' AND decision='allow' AND phase IN"
+                       " ('call','intent') AND node IS NOT NULL GROUP BY node",
+                       node_count_row, &a, "ti", tool, since_ms);
+    return rc == FM_DB_DONE ? 0 : -1;
+}
+
+/* A recommendation is a shadow-mode node action that would run or would
+ * wait for an approval; one a guardrail would refuse is not one. */
+int fm_audit_shadow_agreement(fm_store *st, int64_t since_ms, int64_t match_ms, int64_t *recs,
+                              int64_t *agreed)
+{
+    *recs = *agreed = 0;
+    int rc = fm_db_run(st->db,
+                       "SELECT count(*) FROM audit WHERE decision='shadow' AND error_code IN"
+                       " ('DENIED','APPROVAL') AND node IS NOT NULL AND ts_ms>=?1",
+                       fm_db_row_int64, recs, "i", since_ms);
+    int rc2 = fm_db_run(
+        st->db,
+        "SELECT count(*) FROM audit r WHERE r.decision='shadow' AND r.error_code IN"
+        " ('DENIED','APPROVAL')"
+        " AND r.node IS NOT NULL AND r.ts_ms>=?1 AND EXISTS (SELECT 1 FROM audit h WHERE"
+        " h.tool=r.tool AND h.node=r.node AND h.initiator_kind='human' AND"
+        " h.decision='allow' AND h.phase IN ('call','intent') AND h.ts_ms>r.ts_ms AND"
+        " h.ts_ms<=r.ts_ms+?2)",
+        fm_db_row_int64, agreed, "ii", since_ms, match_ms);
+    return (rc == FM_DB_ROW || rc == FM_DB_DONE) && (rc2 == FM_DB_ROW || rc2 == FM_DB_DONE) ? 0
+                                                                                            : -1;
+}
+
+typedef struct {
+    void (*fn)(const char *tool, const char *decision, int64_t n, void *arg);
+    void *arg;
+} hourly_acc;
+
+static int hourly_row(fm_db_stmt *row, void *arg)
+{
+    hourly_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), (const char *)fm_db_column_text(row, 1),
+          fm_db_column_int64(row, 2), a->arg);
+    return 0;
+}
+
+int fm_audit_hourly_each(fm_store *st, int64_t from_hour,
+                         void (*fn)(const char *tool, const char *decision, int64_t n, void *arg),
+                         void *arg)
+{
+    fm_audit_fold(st, NULL);
+    hourly_acc a = {fn, arg};
+    int rc = fm_db_run(st->db,
+                       "SELECT tool, decision, sum(n) FROM audit_hourly WHERE hour>=? GROUP"
+                       " BY tool, decision ORDER BY tool, decision",
+                       hourly_row, &a, "i", from_hour);
+    return rc == FM_DB_DONE ? 0 : -1;
+}
+
+static int decision_row(fm_db_stmt *row, void *arg)
+{
+    const char *d = (const char *)fm_db_column_text(row, 0);
+    json_object_set_new(arg, d ? d : "none", json_integer(fm_db_column_int64(row, 1)));
+    return 0;
+}
+
+json_t *fm_audit_decisions_since(fm_store *st, int64_t from_hour)
+{
+    json_t *out = json_object();
+    fm_audit_fold(st, NULL);
+    fm_db_run(st->db, "SELECT decision, sum(n) FROM audit_hourly WHERE hour>=? GROUP BY decision",
+              decision_row, out, "i", from_hour);
+    return out;
+}
+
+int64_t fm_audit_rows(fm_store *st)
+{
+    int64_t n = 0;
+    fm_db_run(st->db, max_id_sql, fm_db_row_int64, &n, NULL);
+    return n;
+}
+
+typedef struct {
+    fm_audit_session_fn fn;
+    void *arg;
+} session_acc;
+
+static int session_row(fm_db_stmt *row, void *arg)
+{
+    session_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), fm_db_column_int64(row, 1),
+          fm_db_column_int64(row, 2), fm_db_column_int64(row, 3),
+          (const char *)fm_db_column_text(row, 5), a->arg);
+    return 0;
+}
+
+/* The most recent sessions only, found among the newest rows: the audit
+ * can be large and listing must stay cheap. */
+int fm_audit_recent_sessions(fm_store *st, fm_audit_session_fn fn, void *arg, fm_err *err)
+{
+    session_acc a = {fn, arg};
+    int rc = fm_db_run(
+        st->db,
+        "SELECT session, COUNT(*), MIN(ts_ms), MAX(ts_ms), MAX(id) m, MAX(client_name) FROM"
+        " (SELECT session, ts_ms, id, client_name FROM audit ORDER BY id DESC LIMIT 5000) AS recent"
+        " GROUP BY session ORDER BY m DESC LIMIT 20",
+        session_row, &a, NULL);
+    return rc == FM_DB_DONE ? 0 : fm_store_fail(st, err, "audit sessions");
+}
+
+typedef struct {
+    void (*fn)(const char *node, void *arg);
+    void *arg;
+} node_acc;
+
+static int node_row(fm_db_stmt *row, void *arg)
+{
+    node_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), a->arg);
+    return 0;
+}
+
+/* The partial node index makes the range scan cheap.  The range's end
+ * (prefix, then U+10FFFF) is bound, not written as prefix || x'F48FBFBF':
+ * PostgreSQL reads that literal as a bit string and refuses the
+ * statement, so completion found no audit names there. */
+void fm_audit_nodes_prefixed(fm_store *st, const char *prefix,
+                             void (*fn)(const char *node, void *arg), void *arg)
+{
+    if (!prefix) return;
+    char end[300];
+    int n = snprintf(end, sizeof end, "%s\xF4\x8F\xBF\xBF", prefix);
+    if (n < 0 || (size_t)n >= sizeof end) return; /* no node name is that long */
+    node_acc a = {fn, arg};
+    fm_db_run(st->db,
+              "SELECT DISTINCT node FROM audit WHERE node IS NOT NULL AND node >= ?1 AND"
+              " node < ?2 ORDER BY node LIMIT 100",
+              node_row, &a, "tt", prefix, end);
+}
+
+typedef struct {
+    void (*fn)(const char *node, const char *result, void *arg);
+    void *arg;
+} diag_acc;
+
+static int diag_row(fm_db_stmt *row, void *arg)
+{
+    diag_acc *a = arg;
+    a->fn((const char *)fm_db_column_text(row, 0), (const char *)fm_db_column_text(row, 1),
+          a->arg);
+    return 0;
+}
+
+int fm_audit_latest_diagnoses(fm_store *st,
+                              void (*fn)(const char *node, const char *result, void *arg),
+                              void *arg, fm_err *err)
+{
+    diag_acc a = {fn, arg};
+    int rc = fm_db_run(st->db,
+                       "SELECT a.node, a.result FROM audit a WHERE a.id IN (SELECT max(b.id)"
+                       " FROM audit b WHERE b.tool='diagnose' AND b.node IS NOT NULL AND"
+                       " b.result IS NOT NULL GROUP BY b.node)",
+                       diag_row, &a, NULL);
+    return rc == FM_DB_DONE ? 0 : fm_store_fail(st, err, "diagnosis records");
 }

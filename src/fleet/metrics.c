@@ -14,33 +14,30 @@
 
 #define SHADOW_MATCH_MS (24LL * 3600 * 1000)
 
-/* One number from a query with an optional time bound (bound to ?1). */
-static double scalar(fm_ctx *ctx, const char *sql, int64_t since, bool *null)
-{
-    fm_db_stmt *s = NULL;
-    double v = 0;
-    if (null) *null = true;
-    if (fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != FM_DB_OK) return 0;
-    if (fm_db_bind_parameter_count(s)) fm_db_bind_int64(s, 1, since);
-    if (fm_db_step(s) == FM_DB_ROW && fm_db_column_type(s, 0) != FM_DB_NULL) {
-        v = fm_db_column_double(s, 0);
-        if (null) *null = false;
-    }
-    fm_db_finalize(s);
-    return v;
-}
-
 static bool table_exists(fm_ctx *ctx, const char *name)
 {
-    fm_db_stmt *s = NULL;
-    bool yes = false;
-    if (fm_db_prepare_v2(ctx->store.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND"
-                           " name=?", -1, &s, NULL) != FM_DB_OK)
-        return false;
-    fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
-    yes = fm_db_step(s) == FM_DB_ROW;
-    fm_db_finalize(s);
+    int64_t yes = 0;
+    fm_db_run(ctx->store.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+              fm_db_row_int64, &yes, "t", name);
     return yes;
+}
+
+/* Overrides: human actions counted on the nodes fleetmcp attempted to
+ * repair (the set from node state, the counts from the audit trail). */
+typedef struct {
+    json_t *attempted; /* node -> true */
+    double n;
+} override_acc;
+
+static void attempted_node(const char *node, void *arg)
+{
+    if (node) json_object_set_new(arg, node, json_true());
+}
+
+static void human_actions(const char *node, int64_t n, void *arg)
+{
+    override_acc *a = arg;
+    if (node && json_object_get(a->attempted, node)) a->n += (double)n;
 }
 
 static json_t *ratio(double num, double den)
@@ -70,42 +67,23 @@ json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
     }
     /* Overrides: a human acted on a node fleetmcp was remediating. */
     double remediations = (double)fm_node_state_nodes_repaired(ctx, since);
-    /* The single node actions that move capacity, by their flags; names
-     * come from the generated table ([a-z0-9_] only), safe in SQL text. */
-    char tools[512] = "''", overrides_sql[1024];
-    size_t tl = 0;
-    for (size_t i = 0; i < fm_tool_count; i++) {
+    /* The single node actions that move capacity, by their flags. */
+    override_acc ov = {json_object(), 0};
+    fm_node_state_each_attempted(ctx, since, attempted_node, ov.attempted);
+    for (size_t i = 0; i < fm_tool_count && json_object_size(ov.attempted); i++) {
         unsigned f = fm_tool_table[i].flags;
         if (!(f & FM_TOOL_NODE_ACTION) || (f & FM_TOOL_RUNS_PLAN) ||
             !(f & (FM_TOOL_TAKES_CAPACITY | FM_TOOL_RETURNS_CAPACITY)))
             continue;
-        int n = snprintf(tools + tl, sizeof tools - tl, "%s'%s'", tl ? "," : "",
-                         fm_tool_table[i].name);
-        if (n < 0 || (size_t)n >= sizeof tools - tl) break;
-        tl += (size_t)n;
+        fm_audit_human_actions_by_node(&ctx->store, fm_tool_table[i].name, since, human_actions,
+                                       &ov);
     }
-    snprintf(overrides_sql, sizeof overrides_sql,
-             "SELECT count(*) FROM audit a WHERE a.ts_ms>=?1 AND a.initiator_kind='human' AND"
-             " a.decision='allow' AND a.phase IN ('call','intent') AND a.tool IN (%s) AND a.node"
-             " IN (SELECT node FROM node_attempts WHERE ts_ms>=?1)",
-             tools);
-    double overrides = scalar(ctx, overrides_sql, since, NULL);
+    json_decref(ov.attempted);
+    double overrides = ov.n;
     /* Shadow agreement: a recommendation later carried out by a human. */
-    /* A recommendation is a shadow-mode node action that would run or would
-     * wait for an approval; one a guardrail would refuse is not one. */
-    double recs = scalar(ctx, "SELECT count(*) FROM audit WHERE decision='shadow' AND"
-                         " error_code IN ('DENIED','APPROVAL') AND node IS NOT NULL AND"
-                         " ts_ms>=?1", since, NULL);
-    char agree_sql[512];
-    snprintf(agree_sql, sizeof agree_sql,
-             "SELECT count(*) FROM audit r WHERE r.decision='shadow' AND r.error_code IN"
-             " ('DENIED','APPROVAL')"
-             " AND r.node IS NOT NULL AND r.ts_ms>=?1 AND EXISTS (SELECT 1 FROM audit h WHERE"
-             " h.tool=r.tool AND h.node=r.node AND h.initiator_kind='human' AND"
-             " h.decision='allow' AND h.phase IN ('call','intent') AND h.ts_ms>r.ts_ms AND"
-             " h.ts_ms<=r.ts_ms+%lld)",
-             SHADOW_MATCH_MS);
-    double agreed = scalar(ctx, agree_sql, since, NULL);
+    int64_t recs64 = 0, agreed64 = 0;
+    fm_audit_shadow_agreement(&ctx->store, since, SHADOW_MATCH_MS, &recs64, &agreed64);
+    double recs = (double)recs64, agreed = (double)agreed64;
 
     json_t *states = fm_node_state_counts(ctx);
     json_int_t removed = 0;
@@ -134,6 +112,12 @@ static void gauge(FILE *f, const char *name, const char *help, const json_t *v)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
     if (json_is_number(v)) fprintf(f, "%s %.6g\n", name, json_number_value(v));
+}
+
+static void tool_calls(const char *tool, const char *decision, int64_t n, void *arg)
+{
+    fprintf(arg, "fleetmcp_tool_calls{tool=\"%s\",decision=\"%s\"} %lld\n", tool, decision,
+            (long long)n);
 }
 
 int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
@@ -192,19 +176,7 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
      * counters the audit keeps. */
     fprintf(f, "# HELP fleetmcp_tool_calls Tool calls in the last 24 h by tool and decision\n"
                "# TYPE fleetmcp_tool_calls gauge\n");
-    fm_db_stmt *s = NULL;
-    fm_audit_fold(&ctx->store, NULL);
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT tool, decision, sum(n) FROM audit_hourly WHERE hour>=? GROUP"
-                           " BY tool, decision ORDER BY tool, decision",
-                           -1, &s, NULL) == FM_DB_OK) {
-        fm_db_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);
-        while (fm_db_step(s) == FM_DB_ROW)
-            fprintf(f, "fleetmcp_tool_calls{tool=\"%s\",decision=\"%s\"} %lld\n",
-                    fm_db_column_text(s, 0), fm_db_column_text(s, 1),
-                    (long long)fm_db_column_int64(s, 2));
-        fm_db_finalize(s);
-    }
+    fm_audit_hourly_each(&ctx->store, fm_now_ms() / 3600000 - 23, tool_calls, f);
     json_decref(m);
     int bad = ferror(f);
     if (fclose(f) || bad || rename(tmp, path)) {

@@ -43,6 +43,21 @@ static bool name_ok(const char *s, size_t max, const char *extra)
 
 /* ---- resources ------------------------------------------------------------ */
 
+/* One recent session as a resource (fm_audit_recent_sessions). */
+static void session_resource(const char *sid, int64_t rows, int64_t first_ms, int64_t last_ms,
+                             const char *client, void *arg)
+{
+    char uri[128], first[32], last[32], desc[256];
+    snprintf(uri, sizeof uri, SESSION_SCHEME "%s", sid ? sid : "");
+    fm_iso_time(first_ms, first);
+    fm_iso_time(last_ms, last);
+    snprintf(desc, sizeof desc, "%lld audited calls by %.64s, %s to %s", (long long)rows,
+             client ? client : "unknown", first, last);
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:s}", "uri", uri, "name", uri + 8,
+                                         "description", desc, "mimeType",
+                                         "application/x-ndjson"));
+}
+
 static json_t *fleet_resources(fm_ctx *ctx, fm_err *err)
 {
     if (fm_runbooks_load(ctx, err)) return NULL;
@@ -57,28 +72,7 @@ static json_t *fleet_resources(fm_ctx *ctx, fm_err *err)
                            fm_json_str(r->doc, "description", "runbook"), "mimeType",
                            "application/yaml"));
     }
-    /* The most recent sessions only, found among the newest rows: the
-     * audit can be large and listing must stay cheap. */
-    fm_db_stmt *s = fm_store_stmt(
-        &ctx->store,
-        "SELECT session, COUNT(*), MIN(ts_ms), MAX(ts_ms), MAX(id) m, MAX(client_name) FROM"
-        " (SELECT session, ts_ms, id, client_name FROM audit ORDER BY id DESC LIMIT 5000) AS recent"
-        " GROUP BY session ORDER BY m DESC LIMIT 20",
-        err);
-    while (s && fm_db_step(s) == FM_DB_ROW) {
-        const char *sid = (const char *)fm_db_column_text(s, 0);
-        const char *client = (const char *)fm_db_column_text(s, 5);
-        char uri[128], first[32], last[32], desc[256];
-        snprintf(uri, sizeof uri, SESSION_SCHEME "%s", sid ? sid : "");
-        fm_iso_time(fm_db_column_int64(s, 2), first);
-        fm_iso_time(fm_db_column_int64(s, 3), last);
-        snprintf(desc, sizeof desc, "%lld audited calls by %.64s, %s to %s",
-                 (long long)fm_db_column_int64(s, 1), client ? client : "unknown", first, last);
-        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "uri", uri, "name", uri + 8,
-                                             "description", desc, "mimeType",
-                                             "application/x-ndjson"));
-    }
-    if (s) fm_db_reset(s);
+    fm_audit_recent_sessions(&ctx->store, session_resource, out, err);
     return out;
 }
 
@@ -310,17 +304,9 @@ static json_t *complete_nodes(fm_ctx *ctx, const char *prefix)
 {
     node_acc a = {json_array(), prefix};
     /* Nodes fleetmcp has seen: its node states (src/nodestate) and its
-     * audit trail (the partial node index makes the range scan cheap). */
+     * audit trail (src/audit). */
     fm_node_state_each_prefixed(ctx, prefix, add_node, &a);
-    static const char sql[] =
-        "SELECT DISTINCT node FROM audit WHERE node IS NOT NULL AND node >= ?1 AND"
-        " node < ?1 || x'F48FBFBF' ORDER BY node LIMIT 100";
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
-    if (s) {
-        fm_db_bind_text(s, 1, prefix, -1, FM_DB_STATIC);
-        while (fm_db_step(s) == FM_DB_ROW) add_node((const char *)fm_db_column_text(s, 0), &a);
-        fm_db_reset(s);
-    }
+    fm_audit_nodes_prefixed(&ctx->store, prefix, add_node, &a);
     return a.out;
 }
 

@@ -134,6 +134,14 @@ static int each_row(fm_db_stmt *row, void *arg)
     return 0;
 }
 
+void fm_node_state_each_attempted(fm_ctx *ctx, int64_t since_ms,
+                                  void (*fn)(const char *node, void *arg), void *arg)
+{
+    each_acc a = {fn, arg};
+    fm_db_run(ctx->store.db, "SELECT DISTINCT node FROM node_attempts WHERE ts_ms>=?1", each_row,
+              &a, "i", since_ms);
+}
+
 void fm_node_state_each_prefixed(fm_ctx *ctx, const char *prefix,
                                  void (*fn)(const char *node, void *arg), void *arg)
 {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
@@ -234,27 +235,28 @@ static json_t *sorted_unique(json_t *nodes)
 
 /* Nodes whose latest recorded diagnosis (the newest diagnose audit row
  * naming the node) has fault_class on top: new array of names. */
+typedef struct {
+    const char *fault_class;
+    json_t *out;
+} diagnosed_acc;
+
+static void diagnosed_node(const char *node, const char *result, void *arg)
+{
+    diagnosed_acc *a = arg;
+    json_t *r = json_loads(result, 0, NULL);
+    const char *top = fm_json_str(json_object_get(r, "top"), "fault_class", "");
+    if (!strcmp(top, a->fault_class)) json_array_append_new(a->out, json_string(node));
+    json_decref(r);
+}
+
 static json_t *diagnosed(fm_ctx *ctx, const char *fault_class, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                         "SELECT a.node, a.result FROM audit a WHERE a.id IN (SELECT max(b.id)"
-                         " FROM audit b WHERE b.tool='diagnose' AND b.node IS NOT NULL AND"
-                         " b.result IS NOT NULL GROUP BY b.node)",
-                         -1, &s, NULL) != FM_DB_OK) {
-        fm_store_fail(&ctx->store, err, "diagnosis records");
+    diagnosed_acc a = {fault_class, json_array()};
+    if (fm_audit_latest_diagnoses(&ctx->store, diagnosed_node, &a, err)) {
+        json_decref(a.out);
         return NULL;
     }
-    json_t *out = json_array();
-    while (fm_db_step(s) == FM_DB_ROW) {
-        json_t *r = json_loads((const char *)fm_db_column_text(s, 1), 0, NULL);
-        const char *top = fm_json_str(json_object_get(r, "top"), "fault_class", "");
-        if (!strcmp(top, fault_class))
-            json_array_append_new(out, json_string((const char *)fm_db_column_text(s, 0)));
-        json_decref(r);
-    }
-    fm_db_finalize(s);
-    return out;
+    return a.out;
 }
 
 /* The selector's nodes (new array of normalized Slurm nodes, sorted), the

@@ -11,13 +11,14 @@
 /* Enough for every statement the table modules run; past it a run
  * prepares its statement for that run alone (correct, slower), so a
  * module that grows beyond the cache does not break, it shows in bench. */
-#define RUN_CACHE 96
+#define RUN_CACHE 128
 
 struct fm_db_run_cache {
     struct {
         const char *sql;
         fm_db_stmt *s;
-        bool busy; /* a run is stepping it (a row callback may nest runs) */
+        bool busy;  /* a run is stepping it (a row callback may nest runs) */
+        bool loose; /* handed out by fm_db_kept: may be mid-rows, bound */
     } e[RUN_CACHE];
 };
 
@@ -44,6 +45,11 @@ static fm_db_stmt *get(fm_db *db, const char *sql, fm_db_stmt **own, int *slot)
         else if (!c->e[i].sql && free_slot < 0) free_slot = i;
     }
     if (hit >= 0 && !c->e[hit].busy) {
+        if (c->e[hit].loose) {
+            fm_db_reset(c->e[hit].s);
+            fm_db_clear_bindings(c->e[hit].s);
+            c->e[hit].loose = false;
+        }
         c->e[hit].busy = true;
         *slot = hit;
         return c->e[hit].s;
@@ -61,6 +67,45 @@ static fm_db_stmt *get(fm_db *db, const char *sql, fm_db_stmt **own, int *slot)
     /* In use by an outer run, or no room: this run's own copy. */
     if (fm_db_prepare_v2(db, sql, -1, own, NULL) != FM_DB_OK) return NULL;
     return *own;
+}
+
+fm_db_stmt *fm_db_kept(fm_db *db, const char *sql)
+{
+    if (!db) return NULL;
+    if (!db->cache && !(db->cache = calloc(1, sizeof *db->cache))) return NULL;
+    struct fm_db_run_cache *c = db->cache;
+    int hit = -1, free_slot = -1, spare = -1;
+    for (int i = 0; i < RUN_CACHE && hit < 0; i++) {
+        if (c->e[i].sql == sql) hit = i;
+        else if (!c->e[i].sql && free_slot < 0) free_slot = i;
+        else if (c->e[i].sql && !c->e[i].busy) spare = i;
+    }
+    if (hit >= 0) {
+        /* Stepped by a run right now: resetting it would cut that run. */
+        if (c->e[hit].busy) return NULL;
+        fm_db_reset(c->e[hit].s);
+        fm_db_clear_bindings(c->e[hit].s);
+        c->e[hit].loose = true;
+        return c->e[hit].s;
+    }
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v3(db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK)
+        return NULL;
+    if (free_slot < 0) {
+        /* Full (a bug: more hot statements than slots): stay correct by
+         * replacing an idle one, as fm_store_stmt's own cache did. */
+        if (spare < 0) {
+            fm_db_finalize(s);
+            return NULL;
+        }
+        fm_db_finalize(c->e[spare].s);
+        free_slot = spare;
+    }
+    c->e[free_slot].sql = sql;
+    c->e[free_slot].s = s;
+    c->e[free_slot].busy = false;
+    c->e[free_slot].loose = true;
+    return s;
 }
 
 static int bind_all(fm_db_stmt *s, const char *types, va_list ap)

@@ -49,32 +49,46 @@ static int copy_key(const char *from_side, const char *to_side, fm_err *err)
 /* A table the destination has not made yet (subsystems that create
  * theirs on first use): made from the source's own DDL and indexes,
  * rewritten for PostgreSQL like every statement. */
+/* Row callback: *(bool *)arg when column 0 is not NULL. */
+static int not_null_row(fm_db_stmt *row, void *arg)
+{
+    *(bool *)arg = fm_db_column_type(row, 0) != FM_DB_NULL;
+    return 1;
+}
+
+typedef struct {
+    fm_store *to;
+    const char *table;
+    fm_err *err;
+} ddl_acc;
+
+/* One DDL statement of the source's, run on the destination; stops at
+ * the first that fails. */
+static int ddl_row(fm_db_stmt *row, void *arg)
+{
+    ddl_acc *a = arg;
+    char *msg = NULL;
+    int bad = fm_db_exec(a->to->db, (const char *)fm_db_column_text(row, 0), NULL, NULL, &msg) !=
+              FM_DB_OK;
+    if (bad)
+        fm_err_set(a->err, FM_ERR_IO, "creating %s on PostgreSQL: %s", a->table,
+                   msg ? msg : "error");
+    fm_db_free(msg);
+    return bad;
+}
+
 static int ensure_table(fm_store *from, fm_store *to, const char *table, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    bool have = fm_db_prepare_v2(to->db, "SELECT to_regclass(?)", -1, &s, NULL) == FM_DB_OK &&
-                fm_db_bind_text(s, 1, table, -1, FM_DB_TRANSIENT) == FM_DB_OK &&
-                fm_db_step(s) == FM_DB_ROW && fm_db_column_type(s, 0) != FM_DB_NULL;
-    fm_db_finalize(s);
+    bool have = false;
+    fm_db_run(to->db, "SELECT to_regclass(?)", not_null_row, &have, "t", table);
     if (have) return 0;
-    s = NULL;
-    if (fm_db_prepare_v2(from->db,
-                         "SELECT sql FROM sqlite_master WHERE tbl_name=? AND sql IS NOT NULL"
-                         " ORDER BY type DESC",
-                         -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(from, err, "migrate catalog");
-    fm_db_bind_text(s, 1, table, -1, FM_DB_TRANSIENT);
-    int rc = 0;
-    while (rc == 0 && fm_db_step(s) == FM_DB_ROW) {
-        char *msg = NULL;
-        if (fm_db_exec(to->db, (const char *)fm_db_column_text(s, 0), NULL, NULL, &msg) !=
-            FM_DB_OK)
-            rc = fm_err_set(err, FM_ERR_IO, "creating %s on PostgreSQL: %s", table,
-                            msg ? msg : "error");
-        fm_db_free(msg);
-    }
-    fm_db_finalize(s);
-    return rc ? -1 : 0;
+    ddl_acc a = {to, table, err};
+    int rc = fm_db_run(from->db,
+                       "SELECT sql FROM sqlite_master WHERE tbl_name=? AND sql IS NOT NULL"
+                       " ORDER BY type DESC",
+                       ddl_row, &a, "t", table);
+    if (rc == FM_DB_ROW) return -1; /* a DDL failed: err says which */
+    return rc == FM_DB_DONE ? 0 : fm_store_fail(from, err, "migrate catalog");
 }
 
 static int copy_table(fm_store *from, fm_store *to, const char *table, int64_t *copied,
@@ -139,11 +153,10 @@ static int copy_table(fm_store *from, fm_store *to, const char *table, int64_t *
      * catalog call: this file only ever writes to PostgreSQL). */
     bool has_id = false;
     for (int i = 0; i < n; i++) has_id |= !strcmp(fm_db_column_name(s, i), "id");
-    fm_db_stmt *q = NULL;
-    snprintf(sql, sizeof sql, "SELECT pg_get_serial_sequence('%s', 'id')", table);
-    bool serial = has_id && fm_db_prepare_v2(to->db, sql, -1, &q, NULL) == FM_DB_OK &&
-                  fm_db_step(q) == FM_DB_ROW && fm_db_column_type(q, 0) != FM_DB_NULL;
-    fm_db_finalize(q);
+    bool serial = false;
+    if (has_id)
+        fm_db_run(to->db, "SELECT pg_get_serial_sequence(?, 'id')", not_null_row, &serial, "t",
+                  table);
     snprintf(sql, sizeof sql,
              "SELECT setval(pg_get_serial_sequence('%s', 'id'), (SELECT coalesce(max(id), 0) + 1"
              " FROM %s), false)",
@@ -157,6 +170,26 @@ out:
     fm_db_finalize(ins);
     fm_db_finalize(s);
     return rc;
+}
+
+typedef struct {
+    fm_store *from, *to;
+    int64_t *rows;
+    fm_err *err;
+} copy_acc;
+
+/* One source table: made on the destination if missing, then copied.
+ * Stops the walk at the first that fails. */
+static int copy_row(fm_db_stmt *row, void *arg)
+{
+    copy_acc *c = arg;
+    const char *name = (const char *)fm_db_column_text(row, 0);
+    if (!plain_name(name)) {
+        fm_err_set(c->err, FM_ERR_INVALID, "table name '%s' is not plain: not copied", name);
+        return 1;
+    }
+    return ensure_table(c->from, c->to, name, c->err) ||
+           copy_table(c->from, c->to, name, c->rows, c->err);
 }
 
 int fm_store_migrate_copy(const char *from, const char *to, int64_t *rows, int64_t *verified,
@@ -174,11 +207,10 @@ int fm_store_migrate_copy(const char *from, const char *to, int64_t *rows, int64
     if (fm_store_open(&probe, to, err)) goto close_src;
     char side[sizeof probe.side];
     snprintf(side, sizeof side, "%s", probe.side);
-    fm_db_stmt *s = NULL;
-    bool empty = fm_db_prepare_v2(probe.db, "SELECT count(*) FROM schema_migrations WHERE"
-                                            " subsystem='audit'", -1, &s, NULL) == FM_DB_OK &&
-                 fm_db_step(s) == FM_DB_ROW && fm_db_column_int64(s, 0) == 0;
-    fm_db_finalize(s);
+    int64_t audit_rows = -1;
+    fm_db_run(probe.db, "SELECT count(*) FROM schema_migrations WHERE subsystem='audit'",
+              fm_db_row_int64, &audit_rows, NULL);
+    bool empty = audit_rows == 0;
     fm_store_close(&probe);
     if (!empty) {
         fm_err_set(err, FM_ERR_CONFLICT,
@@ -187,39 +219,27 @@ int fm_store_migrate_copy(const char *from, const char *to, int64_t *rows, int64
     }
     if (copy_key(src.store.side, side, err)) goto close_src;
     if (fm_ctx_open(&dst, NULL, to, err)) goto close_src;
-    fm_db_stmt *t = NULL;
-    if (fm_db_prepare_v2(src.store.db,
+    if (fm_store_begin(&dst.store, err)) goto close_dst;
+    copy_acc c = {&src.store, &dst.store, rows, err};
+    int step = fm_db_run(src.store.db,
                          "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE"
                          " 'sqlite_%' ORDER BY name",
-                         -1, &t, NULL) != FM_DB_OK) {
-        fm_store_fail(&src.store, err, "migrate catalog");
+                         copy_row, &c, NULL);
+    if (step != FM_DB_DONE) {
+        /* FM_DB_ROW: a table failed and err says why; else the catalog. */
+        if (step != FM_DB_ROW) fm_store_fail(&src.store, err, "migrate catalog");
+        fm_store_rollback(&dst.store);
         goto close_dst;
     }
-    if (fm_store_begin(&dst.store, err)) goto close_t;
-    int step;
-    while ((step = fm_db_step(t)) == FM_DB_ROW) {
-        const char *name = (const char *)fm_db_column_text(t, 0);
-        if (!plain_name(name)) {
-            fm_err_set(err, FM_ERR_INVALID, "table name '%s' is not plain: not copied", name);
-            break;
-        }
-        if (ensure_table(&src.store, &dst.store, name, err) ||
-            copy_table(&src.store, &dst.store, name, rows, err))
-            break;
-    }
-    if (step != FM_DB_DONE || fm_store_commit(&dst.store, err)) {
+    if (fm_store_commit(&dst.store, err)) {
         fm_store_rollback(&dst.store);
-        goto close_t;
+        goto close_dst;
     }
-    fm_db_finalize(t);
-    t = NULL;
     fm_ctx_close(&dst);
     /* Reopened: the anchor moves to the copied head, then the chain is
      * checked end to end under the copied key. */
     if (fm_ctx_open(&dst, NULL, to, err)) goto close_src;
     rc = fm_audit_verify(&dst.store, verified, &(int64_t){0}, err);
-close_t:
-    fm_db_finalize(t);
 close_dst:
     fm_ctx_close(&dst);
 close_src:

@@ -296,12 +296,8 @@ static int probe_sqlite_file(const char *path, json_t *problems, json_t *notes)
 /* A statement's first column as an integer; -1 when it fails. */
 static long long probe_int(fm_store *st, const char *sql)
 {
-    fm_db_stmt *s = NULL;
-    long long v = -1;
-    if (fm_db_prepare_v2(st->db, sql, -1, &s, NULL) == FM_DB_OK && fm_db_step(s) == FM_DB_ROW)
-        v = fm_db_column_int64(s, 0);
-    fm_db_finalize(s);
-    return v;
+    int64_t v = -1;
+    return fm_db_run(st->db, sql, fm_db_row_int64, &v, NULL) == FM_DB_ROW ? v : -1;
 }
 
 int fm_store_open_probe(fm_store *st, const char *path, json_t *problems, json_t *notes)
@@ -340,6 +336,10 @@ int fm_store_open_probe(fm_store *st, const char *path, json_t *problems, json_t
     }
     /* The first read shows a file that is not a database, and a store
      * that has no tables yet. */
+    /* Prepared for this probe alone, not through fm_db_run: its message
+     * decides below, and on PostgreSQL a kept statement whose Parse fails
+     * (no such table) comes back without the server's text (db_pg.c
+     * reports the pipeline's next result; check-config's empty store). */
     fm_db_stmt *s = NULL;
     if (fm_db_prepare_v2(st->db, "SELECT count(*) FROM schema_migrations", -1, &s, NULL) !=
             FM_DB_OK ||
@@ -449,32 +449,12 @@ int fm_store_check(const char *path, fm_err *err)
     return 1;
 }
 
+/* fm_db_run's cache, one per connection: a statement is prepared once
+ * whichever of the two a module calls. */
 fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err)
 {
-    int free_slot = -1;
-    for (int i = 0; i < FM_STORE_STMT_CACHE; i++) {
-        if (st->stmt_sql[i] == sql) {
-            fm_db_reset(st->stmt[i]);
-            fm_db_clear_bindings(st->stmt[i]);
-            return st->stmt[i];
-        }
-        if (!st->stmt_sql[i] && free_slot < 0) free_slot = i;
-    }
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v3(st->db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK) {
-        fm_store_fail(st, err, "prepare");
-        return NULL;
-    }
-    if (free_slot >= 0) {
-        st->stmt_sql[free_slot] = sql;
-        st->stmt[free_slot] = s;
-    } else {
-        /* Cache full (a bug: too many hot statements); stay correct by
-         * replacing the last slot. */
-        fm_db_finalize(st->stmt[FM_STORE_STMT_CACHE - 1]);
-        st->stmt_sql[FM_STORE_STMT_CACHE - 1] = sql;
-        st->stmt[FM_STORE_STMT_CACHE - 1] = s;
-    }
+    fm_db_stmt *s = fm_db_kept(st->db, sql);
+    if (!s) fm_store_fail(st, err, "prepare");
     return s;
 }
 
@@ -485,11 +465,6 @@ void fm_store_close(fm_store *st)
         fm_log("debug", "audit: %lld appends, %lld inserts lost to another writer's row"
                " (%.3f extra round trips per append)", st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends);
-    for (int i = 0; i < FM_STORE_STMT_CACHE; i++) {
-        if (st->stmt[i]) fm_db_finalize(st->stmt[i]);
-        st->stmt[i] = NULL;
-        st->stmt_sql[i] = NULL;
-    }
     if (st->db) fm_db_close_v2(st->db);
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
@@ -559,14 +534,7 @@ static const char lock_row_sql[] =
 int fm_store_lock_row(fm_store *st, const char *name, fm_err *err)
 {
     if (st->db->ops != &fm_db_pg_ops) return 0;
-    fm_db_stmt *s = NULL;
-    int rc = fm_db_prepare_v2(st->db, lock_row_sql, -1, &s, NULL);
-    if (rc == FM_DB_OK) {
-        fm_db_bind_text(s, 1, name, -1, FM_DB_STATIC);
-        rc = fm_db_step(s);
-    }
-    fm_db_finalize(s);
-    if (rc == FM_DB_DONE) return 0;
+    if (fm_db_run(st->db, lock_row_sql, NULL, NULL, "t", name) == FM_DB_DONE) return 0;
     char what[160];
     snprintf(what, sizeof what, "lock %.100s (another server holds it; retry the call)", name);
     return fm_store_fail(st, err, what);
@@ -654,15 +622,25 @@ int fm_store_batch_commit(fm_store *st, fm_err *err)
 
 static int migration_version(fm_store *st, const char *subsystem)
 {
-    fm_db_stmt *s = NULL;
-    int v = 0;
-    if (fm_db_prepare_v2(st->db, "SELECT version FROM schema_migrations WHERE subsystem=?", -1,
-                           &s, NULL) != FM_DB_OK)
-        return -1;
-    fm_db_bind_text(s, 1, subsystem, -1, FM_DB_STATIC);
-    if (fm_db_step(s) == FM_DB_ROW) v = fm_db_column_int(s, 0);
-    fm_db_finalize(s);
-    return v;
+    int64_t v = 0;
+    int rc = fm_db_run(st->db, "SELECT version FROM schema_migrations WHERE subsystem=?",
+                       fm_db_row_int64, &v, "t", subsystem);
+    return rc == FM_DB_ROW || rc == FM_DB_DONE ? (int)v : -1;
+}
+
+/* One schema_migrations row into st->migrated; stops when it is full. */
+static int migrated_row(fm_db_stmt *row, void *arg)
+{
+    fm_store *st = arg;
+    int n = st->n_migrated;
+    if (n >= (int)(sizeof st->migrated / sizeof st->migrated[0])) return 1;
+    const unsigned char *name = fm_db_column_text(row, 0);
+    if (!name || strlen((const char *)name) >= sizeof st->migrated[n].subsystem) return 0;
+    snprintf(st->migrated[n].subsystem, sizeof st->migrated[n].subsystem, "%s",
+             (const char *)name);
+    st->migrated[n].version = fm_db_column_int(row, 1);
+    st->n_migrated = n + 1;
+    return 0;
 }
 
 /* Every subsystem's version, in one query: a start checks a dozen
@@ -674,21 +652,8 @@ static int migrated_version(fm_store *st, const char *subsystem)
 {
     if (st->n_migrated < 0) {
         st->n_migrated = 0;
-        fm_db_stmt *s = NULL;
-        if (fm_db_prepare_v2(st->db, "SELECT subsystem, version FROM schema_migrations", -1, &s,
-                             NULL) != FM_DB_OK)
-            return 0;
-        int n = 0;
-        while (n < (int)(sizeof st->migrated / sizeof st->migrated[0]) &&
-               fm_db_step(s) == FM_DB_ROW) {
-            const unsigned char *name = fm_db_column_text(s, 0);
-            if (!name || strlen((const char *)name) >= sizeof st->migrated[n].subsystem) continue;
-            snprintf(st->migrated[n].subsystem, sizeof st->migrated[n].subsystem, "%s",
-                     (const char *)name);
-            st->migrated[n++].version = fm_db_column_int(s, 1);
-        }
-        fm_db_finalize(s);
-        st->n_migrated = n;
+        fm_db_run(st->db, "SELECT subsystem, version FROM schema_migrations", migrated_row, st,
+                  NULL);
     }
     for (int i = 0; i < st->n_migrated; i++)
         if (!strcmp(st->migrated[i].subsystem, subsystem)) return st->migrated[i].version;
@@ -717,19 +682,10 @@ int fm_store_migrate(fm_store *st, const char *subsystem, int version, const cha
     have = migration_version(st, subsystem);
     if (have < version) {
         if (exec_sql(st, ddl, err)) goto fail;
-        fm_db_stmt *s = NULL;
-        if (fm_db_prepare_v2(st->db,
-                               "INSERT INTO schema_migrations(subsystem,version) VALUES(?,?)"
-                               " ON CONFLICT(subsystem) DO UPDATE SET version=excluded.version",
-                               -1, &s, NULL) != FM_DB_OK) {
-            fm_store_fail(st, err, "migrate");
-            goto fail;
-        }
-        fm_db_bind_text(s, 1, subsystem, -1, FM_DB_STATIC);
-        fm_db_bind_int(s, 2, version);
-        int rc = fm_db_step(s);
-        fm_db_finalize(s);
-        if (rc != FM_DB_DONE) {
+        if (fm_db_run(st->db,
+                      "INSERT INTO schema_migrations(subsystem,version) VALUES(?,?)"
+                      " ON CONFLICT(subsystem) DO UPDATE SET version=excluded.version",
+                      NULL, NULL, "tn", subsystem, version) != FM_DB_DONE) {
             fm_store_fail(st, err, "migrate");
             goto fail;
         }
@@ -744,37 +700,19 @@ static const char setting_get_sql[] = "SELECT value FROM settings WHERE key=?";
 
 int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len)
 {
-    int found = -1;
     if (len) buf[0] = '\0';
-    fm_db_stmt *s = fm_store_stmt(st, setting_get_sql, NULL);
-    if (!s) return -2;
-    fm_db_bind_text(s, 1, key, -1, FM_DB_STATIC);
-    int rc = fm_db_step(s);
-    if (rc == FM_DB_ROW) {
-        const unsigned char *v = fm_db_column_text(s, 0);
-        snprintf(buf, len, "%s", v ? (const char *)v : "");
-        found = 0;
-    } else if (rc != FM_DB_DONE) {
-        found = -2;
-    }
-    fm_db_reset(s);
-    return found;
+    fm_db_text_buf t = {buf, len, 0};
+    int rc = fm_db_run(st->db, setting_get_sql, fm_db_row_text, &t, "t", key);
+    return rc == FM_DB_ROW ? 0 : rc == FM_DB_DONE ? -1 : -2;
 }
 
 int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(st->db,
-                           "INSERT INTO settings(key,value,updated_ms) VALUES(?,?,?)"
-                           " ON CONFLICT(key) DO UPDATE SET value=excluded.value,"
-                           " updated_ms=excluded.updated_ms",
-                           -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(st, err, "setting");
-    fm_db_bind_text(s, 1, key, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, value, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 3, fm_now_ms());
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
+    int rc = fm_db_run(st->db,
+                       "INSERT INTO settings(key,value,updated_ms) VALUES(?,?,?)"
+                       " ON CONFLICT(key) DO UPDATE SET value=excluded.value,"
+                       " updated_ms=excluded.updated_ms",
+                       NULL, NULL, "tti", key, value, fm_now_ms());
     return rc == FM_DB_DONE ? 0 : fm_store_fail(st, err, "setting");
 }
 

@@ -13,36 +13,6 @@
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_server.h"
 
-static const char decisions_sql[] = "SELECT decision, sum(n) FROM audit_hourly WHERE hour>=?"
-                                    " GROUP BY decision";
-static const char rows_sql[] = "SELECT coalesce(max(id), 0) FROM audit";
-
-/* Calls by decision over the last 24 hours, from the hourly counters the
- * audit keeps (never a scan of the log itself). */
-static json_t *recent_decisions(fm_ctx *ctx)
-{
-    json_t *out = json_object();
-    fm_audit_fold(&ctx->store, NULL);
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, decisions_sql, NULL);
-    if (!s) return out;
-    fm_db_bind_int64(s, 1, fm_now_ms() / 3600000 - 23);
-    while (fm_db_step(s) == FM_DB_ROW) {
-        const char *d = (const char *)fm_db_column_text(s, 0);
-        json_object_set_new(out, d ? d : "none", json_integer(fm_db_column_int64(s, 1)));
-    }
-    fm_db_reset(s);
-    return out;
-}
-
-static json_int_t audit_rows(fm_ctx *ctx)
-{
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, rows_sql, NULL);
-    json_int_t n = 0;
-    if (s && fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
-    if (s) fm_db_reset(s);
-    return n;
-}
-
 /* Open tickets (up to 50, newest first) as {key: node} (new). */
 static json_t *open_tickets(fm_ctx *ctx)
 {
@@ -76,9 +46,11 @@ json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
                            ctx->be.metrics ? "configured" : "not configured", "tickets",
                            ctx->be.tickets ? "configured" : "not configured", "ssh",
                            ctx->be.exec ? "configured" : "not configured");
-    json_t *audit = json_pack("{s:I, s:o}", "rows",
-                              audit_rows(ctx), "last_24h",
-                              recent_decisions(ctx));
+    /* Calls by decision over the last 24 hours, from the hourly counters
+     * the audit keeps (never a scan of the log itself). */
+    json_t *audit = json_pack("{s:I, s:o}", "rows", (json_int_t)fm_audit_rows(&ctx->store),
+                              "last_24h",
+                              fm_audit_decisions_since(&ctx->store, fm_now_ms() / 3600000 - 23));
     json_t *out = json_pack("{s:s, s:b, s:o, s:o, s:{s:I, s:I}, s:o}", "mode",
                             fm_mode_name(ctx->cfg.mode), "read_only", ctx->cfg.read_only,
                             "kill_switch", kill, "backends", be, "tools", "visible",

@@ -7,6 +7,7 @@
 
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_crypto.h"
+#include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_gate.h"
 #include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_util.h"
@@ -1007,6 +1008,73 @@ START_TEST(store_path_length)
 }
 END_TEST
 
+/* The reports over the trail (audit.c) as fleet metrics and completion
+ * use them: overrides count human node actions on nodes fleetmcp
+ * attempted to repair (node state's set, the audit's counts), shadow
+ * agreement a human doing what a shadow call recommended. */
+static void add_row(test_server *t, int64_t ts, const char *kind, const char *tool,
+                    const char *decision, const char *error_code, const char *node,
+                    const char *phase)
+{
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO audit(id,ts_ms,session,phase,initiator_kind,tool,decision,error_code,"
+             "node,prev_hash,hash) SELECT coalesce(max(id),0)+1, %lld, 's', '%s', '%s', '%s',"
+             " '%s', %s%s%s, '%s', 'x', 'x' FROM audit",
+             (long long)ts, phase, kind, tool, decision, error_code ? "'" : "",
+             error_code ? error_code : "NULL", error_code ? "'" : "", node);
+    exec(t, sql);
+}
+
+static void collect_node(const char *node, void *arg)
+{
+    size_t at = strlen(arg);
+    snprintf((char *)arg + at, 128 - at, "%s;", node);
+}
+
+START_TEST(trail_reports)
+{
+    test_server t;
+    ts_open(&t, "mode: fleet\n");
+    ts_init(&t);
+    int64_t now = fm_now_ms();
+    char sql[300];
+    /* gpu-a and gpu-c were attempted; gpu-b was not. */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO node_attempts(node,fault_class,ts_ms) VALUES('gpu-a','xid',%lld),"
+             "('gpu-c','xid',%lld)",
+             (long long)now, (long long)now);
+    exec(&t, sql);
+    /* Overrides: only the human allowed intent on an attempted node. */
+    add_row(&t, now, "human", "node_drain", "allow", NULL, "gpu-a", "intent");
+    add_row(&t, now, "human", "node_drain", "allow", NULL, "gpu-b", "call");
+    add_row(&t, now, "agent", "node_drain", "allow", NULL, "gpu-a", "intent");
+    add_row(&t, now, "human", "node_drain", "deny", NULL, "gpu-a", "intent");
+    add_row(&t, now, "human", "fleet_status", "allow", NULL, "gpu-a", "call");
+    /* Shadow: two recommendations (one carried out by the human above),
+     * and a refusal that is none. */
+    add_row(&t, now - 5000, "agent", "node_drain", "shadow", "APPROVAL", "gpu-a", "call");
+    add_row(&t, now - 5000, "agent", "node_drain", "shadow", "DENIED", "gpu-d", "call");
+    add_row(&t, now - 5000, "agent", "node_drain", "shadow", "GUARDRAIL", "gpu-a", "call");
+    json_t *m = fm_fleet_metrics(&t.ctx, 86400000LL);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(m, "manual_override_ratio")), 0.5,
+                            1e-9);
+    ck_assert_int_eq(json_integer_value(json_object_get(m, "shadow_recommendations")), 2);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(m, "shadow_agreement_ratio")), 0.5,
+                            1e-9);
+    json_decref(m);
+    char seen[128] = "";
+    fm_audit_nodes_prefixed(&t.ctx.store, "gpu-", collect_node, seen);
+    ck_assert_str_eq(seen, "gpu-a;gpu-b;gpu-d;");
+    seen[0] = '\0';
+    fm_audit_nodes_prefixed(&t.ctx.store, "gpu-b", collect_node, seen);
+    ck_assert_str_eq(seen, "gpu-b;");
+    int64_t rows = fm_audit_rows(&t.ctx.store);
+    ck_assert_int_eq(rows, count(&t, "1=1"));
+    ts_close(&t);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
     Suite *s = suite_create("audit");
@@ -1025,6 +1093,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, joining_host_starts_its_anchor);
     tcase_add_test(tc, query_filters);
     tcase_add_test(tc, hourly_counters_fold_once);
+    tcase_add_test(tc, trail_reports);
     tcase_add_test(tc, failed_statement_keeps_transaction);
     /* SQLite only (a v1 SQLite file, SQLite's WAL): stage store-pg runs
      * the "chain" case on PostgreSQL, stage unit runs both. */

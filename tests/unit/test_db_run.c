@@ -57,6 +57,15 @@ static int nested(fm_db_stmt *row, void *arg)
     return 0;
 }
 
+/* From a row of by_n's run: by_n is busy, so fm_db_kept refuses it. */
+static int kept_while_busy(fm_db_stmt *row, void *arg)
+{
+    acc *a = arg;
+    (void)row;
+    ck_assert_ptr_null(fm_db_kept(a->db, by_n));
+    return ++a->rows == a->stop_after;
+}
+
 START_TEST(run_binds_steps_and_keeps)
 {
     char path[] = "/tmp/fm-dbrun-XXXXXX";
@@ -100,11 +109,56 @@ START_TEST(run_binds_steps_and_keeps)
 }
 END_TEST
 
+/* fm_db_kept shares fm_db_run's cache: the same statement each time,
+ * handed out reset and unbound, and a run of the same SQL after a caller
+ * left it mid-rows and bound starts from the first row. */
+START_TEST(kept_shares_the_run_cache)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    for (int i = 1; i <= 3; i++) {
+        char k[2] = {(char)('a' + i - 1), 0};
+        ck_assert_int_eq(fm_db_run(db, ins, NULL, NULL, "tidt", k, (int64_t)i, 0.0, NULL),
+                         FM_DB_DONE);
+    }
+    fm_db_stmt *s = fm_db_kept(db, by_n);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(fm_db_bind_int64(s, 1, 2), FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    ck_assert_str_eq((const char *)fm_db_column_text(s, 0), "b");
+    /* Left on row b: a run of the same SQL sees every row from a. */
+    acc all = {.db = db};
+    ck_assert_int_eq(fm_db_run(db, by_n, collect, &all, "i", (int64_t)0), FM_DB_DONE);
+    ck_assert_str_eq(all.seen, "a:1:0.0:NULL;b:2:0.0:NULL;c:3:0.0:NULL;");
+    /* The run's statement is the kept one; handed out again, it is reset
+     * and unbound (a NULL parameter: no row is >= NULL). */
+    ck_assert_ptr_eq(fm_db_kept(db, by_n), s);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_DONE);
+    fm_db_reset(s);
+    /* Not while a run of the same SQL steps it. */
+    acc inner = {.db = db, .stop_after = 1};
+    ck_assert_int_eq(fm_db_run(db, by_n, kept_while_busy, &inner, "i", (int64_t)0), FM_DB_ROW);
+    ck_assert_int_eq(inner.rows, 1);
+    /* A statement that cannot be prepared: NULL on SQLite; PostgreSQL
+     * prepares on the server at the first step, which fails. */
+    fm_db_stmt *bad = fm_db_kept(db, "SELECT nope FROM run_t");
+    if (bad) {
+        int rc = fm_db_step(bad);
+        ck_assert_int_ne(rc, FM_DB_ROW);
+        ck_assert_int_ne(rc, FM_DB_DONE);
+        fm_db_reset(bad);
+    }
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 static Suite *db_run_suite(void)
 {
     Suite *s = suite_create("db_run");
     TCase *tc = tcase_create("run");
     tcase_add_test(tc, run_binds_steps_and_keeps);
+    tcase_add_test(tc, kept_shares_the_run_cache);
     suite_add_tcase(s, tc);
     return s;
 }
