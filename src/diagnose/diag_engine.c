@@ -361,6 +361,12 @@ static int action_rank(const char *a)
 
 static bool before_boot(const run *r, int li);
 
+/* Why a line is history: 1 before the node's current boot, 2 a record of
+ * another host, 3 before a repair on record. */
+static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] ",
+                                       "[another host's record, not this node's: history] ",
+                                       "[before a recorded repair: history] "};
+
 /* An Xid code seen in a line or a metric: evidence for its class, an
  * anomaly when the catalog gives it none (or does not know it), nothing
  * when it is informational. */
@@ -370,8 +376,7 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
     const diag_xid *x = diag_xid_find(r->db, code);
     char extra[400];
     /* before a reboot the log records history: the driver reloaded since */
-    const char *old =
-        cap == ST_WEAK && before_boot(r, line) ? "[before the last reboot: history] " : "";
+    const char *old = cap == ST_WEAK && before_boot(r, line) ? OLD_NOTE[r->oldl[line]] : "";
     int astr = *old ? ST_WEAK : ST_STRONG;
     if (!x) {
         snprintf(extra, sizeof extra,
@@ -771,7 +776,7 @@ static double line_stamp(const char *s, size_t len, int year)
     } else if (strptime(p, "%a %b %d %H:%M:%S %Y", &tm)) { /* dmesg -T */
     } else {
         memset(&tm, 0, sizeof tm);
-        if (!strptime(p, "%b %d %H:%M:%S", &tm)) return NAN;
+        if (!strptime(p, "%b %d %H:%M:%S", &tm) && !strptime(p, "%b %d %H:%M", &tm)) return NAN;
         tm.tm_year = year - 1900;
     }
     return (double)timegm(&tm);
@@ -795,6 +800,51 @@ static void boot_id_norm(const char *in, char *out, size_t cap)
     for (; *in && n + 1 < cap; in++)
         if (*in != '-') out[n++] = (char)tolower((unsigned char)*in);
     out[n] = 0;
+}
+
+/* A line's time: its leading stamp, else the stamp Slurm appends to a
+ * reason ("... [root@2026-12-02T03:11:40]"). */
+static double any_stamp(const char *s, size_t len, int year)
+{
+    double t = line_stamp(s, len, year);
+    if (!isnan(t)) return t;
+    const char *at = memchr(s, '@', len);
+    if (!at || at == s || at[-1] == ' ') return NAN;
+    return line_stamp(at + 1, len - (size_t)(at + 1 - s), year);
+}
+
+/* The host a syslog record names after its stamp ("Nov 28 02:14:51 h1
+ * kernel: ...", "2026-11-28T02:14:51+00:00 h1 kernel: ..."), copied to
+ * out up to its first dot; false when the line is no such record. */
+static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
+{
+    const char *e = s + len, *p = s;
+    if (len < 20) return false;
+    if (isdigit((unsigned char)*p)) {
+        if (p[4] != '-') return false;
+    } else if (!(isupper((unsigned char)p[0]) && islower((unsigned char)p[1]) && p[3] == ' ')) {
+        return false;
+    }
+    /* the stamp is the first word(s) up to the time's seconds */
+    const char *c = memchr(p, ':', (size_t)(e - p));
+    if (!c || c - p > 16) return false;
+    while (c < e && *c != ' ')
+        c++;
+    while (c < e && *c == ' ')
+        c++;
+    const char *h = c;
+    while (c < e && *c != ' ')
+        c++;
+    size_t hl = (size_t)(c - h);
+    if (hl == 0 || hl >= cap || c + 8 > e) return false;
+    if (strncmp(c, " kernel:", 8) != 0 && strncmp(c, " NVRM:", 6) != 0) return false;
+    size_t n = 0;
+    for (; n < hl && h[n] != '.'; n++) {
+        if (!isalnum((unsigned char)h[n]) && h[n] != '-' && h[n] != '_') return false;
+        out[n] = (char)tolower((unsigned char)h[n]);
+    }
+    out[n] = 0;
+    return n > 0;
 }
 
 /* What each source logged before the node's current boot is history (the
@@ -827,10 +877,16 @@ static void find_boots(run *r)
         r->oom = true;
         return;
     }
+    int rep[8], nrep = 0; /* raws recording a repair: their stamps, read below */
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
-        int b = r->db->sigs[m->sig].boot;
-        if (!b) continue;
+        const diag_sig *g = &r->db->sigs[m->sig];
+        int b = g->boot;
+        if (!b || (g->ctx.code && !context_ok(r, g, m->line))) continue;
+        if (b == 7) {
+            if (m->val[0] && nrep < 8) rep[nrep++] = k;
+            continue;
+        }
         if (b == 4 && m->val[0]) boot_id_norm(m->val, cur_id, sizeof cur_id);
         if (b == 3 && m->val[0]) {
             if (!ids && !(ids = calloc((size_t)r->nlines + 1, sizeof *ids))) {
@@ -887,7 +943,22 @@ static void find_boots(run *r)
         for (int i = 0; i < r->nlines; i++)
             if (ids[i][0] && strcmp(ids[i], cur) != 0) r->oldl[i] = 1;
     }
-    if (any_up || !isnan(booted)) {
+    /* a record of another host (a log pasted from an earlier run elsewhere)
+     * tells nothing of this node now */
+    char host[64], me[64];
+    if (r->node && r->node[0]) {
+        size_t n = 0;
+        for (; r->node[n] && r->node[n] != '.' && n + 1 < sizeof me; n++)
+            me[n] = (char)tolower((unsigned char)r->node[n]);
+        me[n] = 0;
+        for (int i = 0; i < r->nlines; i++) {
+            const tline *l = &r->lines[i];
+            if (l->src > DS_EVENTS || r->oldl[i]) continue;
+            if (syslog_host(l->s, l->len, host, sizeof host) && strcmp(host, me) != 0)
+                r->oldl[i] = 2;
+        }
+    }
+    if (any_up || !isnan(booted) || nrep) {
         int year = 1970 + (int)(time(NULL) / 31556952);
         if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
         double ref = NAN;
@@ -908,10 +979,24 @@ static void find_boots(run *r)
                 if (!isnan(st[i]) && (isnan(ref) || st[i] > ref)) ref = st[i];
             }
             /* a minute's margin: uptime and boot times are read to the minute */
-            double start = !isnan(booted) ? booted : ref - up;
+            double start = !isnan(booted) ? booted : any_up ? ref - up : NAN;
             if (any_up && !isnan(booted) && !isnan(ref) && ref - up > booted) start = ref - up;
             for (int i = 0; i < r->nlines && !isnan(start); i++)
                 if (!isnan(st[i]) && st[i] < start - 60) r->oldl[i] = 1;
+            /* a repair (a part swapped, a field replacement, a reboot) on
+             * record supersedes what was reported before it: drain reasons,
+             * checker output and tickets are dated too */
+            double fixed = NAN;
+            for (int k = 0; k < nrep; k++) {
+                const char *v = r->raws[rep[k]].val;
+                double t = line_stamp(v, strlen(v), year);
+                if (!isnan(t) && (isnan(fixed) || t > fixed)) fixed = t;
+            }
+            for (int i = 0; i < r->nlines && !isnan(fixed); i++) {
+                if (r->oldl[i]) continue;
+                double t = !isnan(st[i]) ? st[i] : any_stamp(r->lines[i].s, r->lines[i].len, year);
+                if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
+            }
             free(st);
         }
     }
@@ -984,6 +1069,7 @@ static bool reason_stale(const run *r)
             for (size_t k = 0; k < sizeof held / sizeof *held; k++)
                 if (strcasestr(buf, held[k])) resumed = false;
         } else if (l->src == DS_REASON) {
+            if (r->oldl && r->oldl[i]) fixed = true; /* dated before a repair on record */
             for (size_t k = 0; k < sizeof repaired / sizeof *repaired; k++)
                 if (strcasestr(buf, repaired[k])) fixed = true;
         }
@@ -1034,7 +1120,7 @@ static void text_hits(run *r)
             r->cur_reason = (r->lines[m->line].src == DS_REASON && stale_reason) ||
                             reason_record(r, m->line);
             int str = old ? ST_WEAK : g->strength;
-            const char *oldnote = old ? "[before the last reboot: history] " : NULL;
+            const char *oldnote = old ? OLD_NOTE[r->oldl[m->line]] : NULL;
             if (g->marker) {
                 if (!old && r->nmarks < 32 && !group_marked(r, g->group))
                     r->marks[r->nmarks++] = g->group;

@@ -265,6 +265,7 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
                   : strcmp(bs, "current_id") == 0           ? 4
                   : strcmp(bs, "uptime") == 0               ? 5
                   : strcmp(bs, "boot_time") == 0            ? 6
+                  : strcmp(bs, "repair") == 0               ? 7
                                                             : 0;
     }
     const char *qt = json_string_value(json_object_get(s, "quote"));
