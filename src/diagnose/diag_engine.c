@@ -769,6 +769,9 @@ static double line_stamp(const char *s, size_t len, int year)
     while (*p == ' ' || *p == '[') p++;
     struct tm tm;
     memset(&tm, 0, sizeof tm);
+    /* seconds since the epoch ("1764925321.512 host kernel: ...") */
+    if (strspn(p, "0123456789") == 10 && (p[10] == '.' || p[10] == ' ') && p[0] == '1')
+        return strtod(p, NULL);
     if (isdigit((unsigned char)*p)) {
         if (!strptime(p, "%Y-%m-%dT%H:%M:%S", &tm) && !strptime(p, "%Y-%m-%d %H:%M:%S", &tm) &&
             !strptime(p, "%Y-%m-%dT%H:%M", &tm) && !strptime(p, "%Y-%m-%d %H:%M", &tm))
@@ -820,14 +823,19 @@ static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
 {
     const char *e = s + len, *p = s;
     if (len < 20) return false;
-    if (isdigit((unsigned char)*p)) {
-        if (p[4] != '-') return false;
-    } else if (!(isupper((unsigned char)p[0]) && islower((unsigned char)p[1]) && p[3] == ' ')) {
-        return false;
+    const char *c;
+    if (strspn(p, "0123456789") == 10 && (p[10] == '.' || p[10] == ' ')) {
+        c = p + 10; /* seconds since the epoch */
+    } else {
+        if (isdigit((unsigned char)*p)) {
+            if (p[4] != '-') return false;
+        } else if (!(isupper((unsigned char)p[0]) && islower((unsigned char)p[1]) && p[3] == ' ')) {
+            return false;
+        }
+        /* the stamp is the first word(s) up to the time's seconds */
+        c = memchr(p, ':', (size_t)(e - p));
+        if (!c || c - p > 16) return false;
     }
-    /* the stamp is the first word(s) up to the time's seconds */
-    const char *c = memchr(p, ':', (size_t)(e - p));
-    if (!c || c - p > 16) return false;
     while (c < e && *c != ' ')
         c++;
     while (c < e && *c == ' ')
