@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_LINES 5000     /* per source */
@@ -1102,6 +1103,24 @@ static bool reason_record(const run *r, int li)
     return strstr(buf, "sinfo -R") || strstr(buf, "REASON:") || strstr(buf, "Reason=");
 }
 
+/* How many distinct hosts the matches of signature si name (up to the
+ * first dot, in any case): one node's ranks are one host. */
+static int hosts_named(const run *r, int si)
+{
+    const char *seen[16];
+    int n = 0;
+    for (int k = 0; k < r->nraws && n < 16; k++) {
+        const char *h = r->raws[k].host;
+        if (r->raws[k].sig != si || !h[0]) continue;
+        size_t hl = strcspn(h, ".");
+        bool dup = false;
+        for (int i = 0; i < n && !dup; i++)
+            dup = strcspn(seen[i], ".") == hl && strncasecmp(seen[i], h, hl) == 0;
+        if (!dup) seen[n++] = h;
+    }
+    return n;
+}
+
 static void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
@@ -1116,6 +1135,7 @@ static void text_hits(run *r)
             if (r->raws[k].sig == si && (!g->ctx.code || context_ok(r, g, r->raws[k].line)))
                 count++;
         if (count < g->min_count || count == 0) continue;
+        if (g->min_hosts > 1 && hosts_named(r, si) < g->min_hosts) continue;
         if (g->also.code && !any_line_matches(r, &g->also, g->srcmask)) continue;
         if (!cross_source_ok(r, g)) continue;
         int emitted = 0;

@@ -102,6 +102,7 @@ typedef struct diag_sig {
     int ctx_before;
     bool ctx_negate;
     int min_count;
+    int min_hosts;    /* >1: the lines must name at least this many hosts ((?<host>)) */
     int nlit;
     bool is_metric;
     diag_metric m;
