@@ -2986,6 +2986,38 @@ static json_t *without_dcgm(const json_t *metrics)
     return out;
 }
 
+/* DCGM's blank values (int32 0x7ffffff0.., fp64 2^47.., int64 0x7ffffffffffffff0..)
+ * say a field has no reading -- not supported, or the GPU did not answer --
+ * never a count or a temperature. */
+static bool dcgm_blank(const json_t *m)
+{
+    const char *name = json_string_value(json_object_get(m, "name"));
+    double v = json_number_value(json_object_get(m, "value"));
+    if (!name || strncmp(name, "DCGM_FI_", 8) != 0) return false;
+    return (v >= 2147483632.0 && v <= 2147483647.0) ||
+           (v >= 140737488355328.0 && v <= 140737488355343.0) || v >= 9223372036854775000.0;
+}
+
+/* The samples without DCGM's blanks: NULL when there are none to drop (or
+ * on allocation failure, *oom set). */
+static json_t *without_blank(const json_t *metrics, bool *oom)
+{
+    size_t i, nb = 0;
+    const json_t *m;
+    json_array_foreach(metrics, i, m) nb += dcgm_blank(m);
+    if (!nb) return NULL;
+    json_t *out = json_array();
+    json_array_foreach(metrics, i, m) {
+        if (dcgm_blank(m)) continue;
+        if (!out || json_array_append(out, (json_t *)m)) {
+            json_decref(out);
+            *oom = true;
+            return NULL;
+        }
+    }
+    return out;
+}
+
 json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const json_t *taxonomy,
                     fm_err *err)
 {
@@ -3032,6 +3064,23 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             prom = kept;
             metrics = kept;
         }
+        if (kt) {
+            json_decref(r.textm);
+            r.textm = kt;
+        }
+    }
+    if (json_is_array(metrics)) {
+        json_t *kept = without_blank(metrics, &r.oom);
+        if (r.oom) goto nomem;
+        if (kept) {
+            json_decref(prom);
+            prom = kept;
+            metrics = kept;
+        }
+    }
+    if (r.textm) {
+        json_t *kt = without_blank(r.textm, &r.oom);
+        if (r.oom) goto nomem;
         if (kt) {
             json_decref(r.textm);
             r.textm = kt;
