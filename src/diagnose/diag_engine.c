@@ -363,10 +363,11 @@ static int action_rank(const char *a)
 static bool before_boot(const run *r, int li);
 
 /* Why a line is history: 1 before the node's current boot, 2 a record of
- * another host, 3 before a repair on record. */
+ * another host, 3 before a repair on record, 4 a job log's earlier run. */
 static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] ",
                                        "[another host's record, not this node's: history] ",
-                                       "[before a recorded repair: history] "};
+                                       "[before a recorded repair: history] ",
+                                       "[a day or more before the job's latest record: history] "};
 
 /* An Xid code seen in a line or a metric: evidence for its class, an
  * anomaly when the catalog gives it none (or does not know it), nothing
@@ -813,8 +814,23 @@ static double any_stamp(const char *s, size_t len, int year)
     double t = line_stamp(s, len, year);
     if (!isnan(t)) return t;
     const char *at = memchr(s, '@', len);
-    if (!at || at == s || at[-1] == ' ') return NAN;
-    return line_stamp(at + 1, len - (size_t)(at + 1 - s), year);
+    if (at && at != s && at[-1] != ' ') return line_stamp(at + 1, len - (size_t)(at + 1 - s), year);
+    /* an ISO 8601 time inside the line (sinfo -R's TIMESTAMP column) */
+    for (size_t i = 0; i + 16 <= len; i++)
+        if (isdigit((unsigned char)s[i]) && s[i + 4] == '-' && s[i + 7] == '-' && s[i + 10] == 'T' &&
+            s[i + 13] == ':' && (i == 0 || !isdigit((unsigned char)s[i - 1])))
+            return line_stamp(s + i, len - i, year);
+    return NAN;
+}
+
+/* A repair's date: its stamp, or a bare date (the start of that day). */
+static double repair_stamp(const char *v, int year)
+{
+    double t = line_stamp(v, strlen(v), year);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (isnan(t) && strptime(v, "%Y-%m-%d", &tm)) t = (double)timegm(&tm);
+    return t;
 }
 
 /* The host a syslog record names after its stamp ("Nov 28 02:14:51 h1
@@ -967,7 +983,10 @@ static void find_boots(run *r)
                 r->oldl[i] = 2;
         }
     }
-    if (any_up || !isnan(booted) || nrep) {
+    bool boot_line = false;
+    for (int i = 0; i < r->nlines && !boot_line; i++)
+        boot_line = kind[i] == 1;
+    if (any_up || !isnan(booted) || nrep || boot_line || r->nsrc[DS_JOB] > 0) {
         int year = 1970 + (int)(time(NULL) / 31556952);
         if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
         double ref = NAN;
@@ -997,15 +1016,27 @@ static void find_boots(run *r)
              * checker output and tickets are dated too */
             double fixed = NAN;
             for (int k = 0; k < nrep; k++) {
-                const char *v = r->raws[rep[k]].val;
-                double t = line_stamp(v, strlen(v), year);
+                double t = repair_stamp(r->raws[rep[k]].val, year);
                 if (!isnan(t) && (isnan(fixed) || t > fixed)) fixed = t;
             }
+            /* a stamped (re)boot of the node is such a record too */
+            for (int i = 0; i < r->nlines; i++)
+                if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
             for (int i = 0; i < r->nlines && !isnan(fixed); i++) {
                 if (r->oldl[i]) continue;
                 double t = !isnan(st[i]) ? st[i] : any_stamp(r->lines[i].s, r->lines[i].len, year);
                 if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
             }
+            /* a job's log that spans days holds earlier runs: what it
+             * recorded a day or more before its latest record is history */
+            double jnew = NAN;
+            for (int i = 0; i < r->nlines; i++)
+                if (r->lines[i].src == DS_JOB && !isnan(st[i]) && (isnan(jnew) || st[i] > jnew))
+                    jnew = st[i];
+            for (int i = 0; i < r->nlines && !isnan(jnew); i++)
+                if (r->lines[i].src == DS_JOB && !r->oldl[i] && !isnan(st[i]) &&
+                    st[i] < jnew - 86400)
+                    r->oldl[i] = 4;
             free(st);
         }
     }
