@@ -1033,9 +1033,12 @@ static void find_boots(run *r)
             for (int i = 0; i < r->nlines; i++)
                 if (r->lines[i].src == DS_JOB && !isnan(st[i]) && (isnan(jnew) || st[i] > jnew))
                     jnew = st[i];
+            /* and what the node logged a day or more before the job's
+             * failure is no current evidence against the node either */
             for (int i = 0; i < r->nlines && !isnan(jnew); i++)
-                if (r->lines[i].src == DS_JOB && !r->oldl[i] && !isnan(st[i]) &&
-                    st[i] < jnew - 86400)
+                if ((r->lines[i].src == DS_JOB || r->lines[i].src == DS_KERNEL ||
+                     r->lines[i].src == DS_EVENTS) &&
+                    !r->oldl[i] && !isnan(st[i]) && st[i] < jnew - 86400)
                     r->oldl[i] = 4;
             free(st);
         }
