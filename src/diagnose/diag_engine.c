@@ -834,12 +834,24 @@ static double repair_stamp(const char *v, int year)
 }
 
 /* The host a syslog record names after its stamp ("Nov 28 02:14:51 h1
- * kernel: ...", "2026-11-28T02:14:51+00:00 h1 kernel: ..."), copied to
+ * kernel: ...", "2026-11-28T02:14:51+00:00 h1 kernel: ...") or before it
+ * as pdsh prints ("h1: [...] NVRM: ..."), copied to
  * out up to its first dot; false when the line is no such record. */
 static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
 {
     const char *e = s + len, *p = s;
     if (len < 20) return false;
+    /* pdsh / clush output: "host: <the host's kernel record>" */
+    size_t pl = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
+    if (pl > 3 && pl < cap && pl + 2 < len && p[pl] == ':' && p[pl + 1] == ' ' &&
+        memchr(p, '-', pl) && isalpha((unsigned char)p[0]) &&
+        (memmem(p + pl, len - pl, "NVRM:", 5) || memmem(p + pl, len - pl, " kernel:", 8))) {
+        size_t n = 0;
+        for (; n < pl && p[n] != '.'; n++)
+            out[n] = (char)tolower((unsigned char)p[n]);
+        out[n] = 0;
+        if (n && isdigit((unsigned char)out[n - 1])) return true;
+    }
     const char *c;
     if (strspn(p, "0123456789") == 10 && (p[10] == '.' || p[10] == ' ')) {
         c = p + 10; /* seconds since the epoch */
