@@ -363,11 +363,13 @@ static int action_rank(const char *a)
 static bool before_boot(const run *r, int li);
 
 /* Why a line is history: 1 before the node's current boot, 2 a record of
- * another host, 3 before a repair on record, 4 a job log's earlier run. */
+ * another host, 3 before a repair on record, 4 a job log's earlier run,
+ * 5 an earlier attempt of the job. */
 static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] ",
                                        "[another host's record, not this node's: history] ",
                                        "[before a recorded repair: history] ",
-                                       "[a day or more before the job's latest record: history] "};
+                                       "[a day or more before the job's latest record: history] ",
+                                       "[an earlier attempt of the job: history] "};
 
 /* An Xid code seen in a line or a metric: evidence for its class, an
  * anomaly when the catalog gives it none (or does not know it), nothing
@@ -982,7 +984,7 @@ static void find_boots(run *r)
     }
     /* a record of another host (a log pasted from an earlier run elsewhere)
      * tells nothing of this node now */
-    char host[64], me[64];
+    char host[64], me[64] = "";
     if (r->node && r->node[0]) {
         size_t n = 0;
         for (; r->node[n] && r->node[n] != '.' && n + 1 < sizeof me; n++)
@@ -994,6 +996,23 @@ static void find_boots(run *r)
             if (syslog_host(l->s, l->len, host, sizeof host) && strcmp(host, me) != 0)
                 r->oldl[i] = 2;
         }
+    }
+    /* a job's attempts: an attempt on another node tells nothing of this
+     * one, and the last attempt is the job's failure now (the ones before
+     * it are history, as an earlier run in a job log) */
+    int last_entry = -1;
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src == DS_HISTORY && r->lines[i].entry > last_entry)
+            last_entry = r->lines[i].entry;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_HISTORY || r->oldl[i]) continue;
+        const char *nd = memmem(l->s, l->len, " node=", 6);
+        size_t nl = nd ? strcspn(nd + 6, " .") : 0;
+        if (me[0] && nl && (nl != strlen(me) || strncasecmp(nd + 6, me, nl) != 0))
+            r->oldl[i] = 2;
+        else if (l->entry < last_entry)
+            r->oldl[i] = 5;
     }
     bool boot_line = false;
     for (int i = 0; i < r->nlines && !boot_line; i++)
