@@ -942,7 +942,21 @@ static void find_boots(run *r)
                 any_up = true;
             }
         }
-        if (b == 6) {
+        if (b == 6 && !m->val[0]) {
+            /* the command's answer on one of the next lines: a bare date and
+             * time (uptime -s) or "system boot <date>" (who -b) */
+            for (int j = m->line + 1; j <= m->line + 3 && j < r->nlines; j++) {
+                const tline *l = &r->lines[j];
+                if (l->src != r->lines[m->line].src || l->len > 80) continue;
+                const char *sb = memmem(l->s, l->len, "system boot", 11);
+                const char *p = sb ? sb + 11 : l->s;
+                size_t n = l->len - (size_t)(p - l->s);
+                if (strspn(p, " \t") + 25 < n) continue; /* more than a stamp */
+                double t = line_stamp(p, n, 1970);
+                if (!isnan(t) && (isnan(booted) || t > booted)) booted = t;
+                if (!isnan(t)) break;
+            }
+        } else if (b == 6) {
             double t = line_stamp(m->val, strlen(m->val), 1970);
             if (!isnan(t) && (isnan(booted) || t > booted)) booted = t;
         }
