@@ -129,9 +129,10 @@ stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # blind6 was told to the tenth pass (its misses as general kinds); blind7
 # was measured unseen after it (58/70, 4 unsafe calls) and told to the
 # eleventh pass as general kinds: the floor is what that pass reached
-# (raised to what the twelfth pass keeps).
+# (raised to what the twelfth pass keeps, blind7 to what the thirteenth
+# reaches).
 stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 61 0 tests/diagnose/blind6
-stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind7
+stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind7
 # blind8 (70, written 17:01-17:08 UTC by an author who read no code) was
 # scored before the eleventh pass (56/70, 2 unsafe) and after it (58/70,
 # 2 unsafe), then told to the twelfth pass as general kinds: the floor is
@@ -140,8 +141,9 @@ stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 62 0 te
 # blind9 (70, written 20:19-20:27 UTC by an author who read no code),
 # told to no one: 59/70, 2 unsafe calls before the twelfth pass and the
 # same 59/70, 2 unsafe after it (that pass fixed only the kinds it was
-# told). The floor is that unseen figure.
-stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 59 2 tests/diagnose/blind9
+# told). Then told to the thirteenth pass as general kinds: the floor is
+# what that pass reached.
+stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind9
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_LINES 5000     /* per source */
@@ -361,6 +362,15 @@ static int action_rank(const char *a)
 
 static bool before_boot(const run *r, int li);
 
+/* Why a line is history: 1 before the node's current boot, 2 a record of
+ * another host, 3 before a repair on record, 4 a job log's earlier run,
+ * 5 an earlier attempt of the job. */
+static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] ",
+                                       "[another host's record, not this node's: history] ",
+                                       "[before a recorded repair: history] ",
+                                       "[a day or more before the job's latest record: history] ",
+                                       "[an earlier attempt of the job: history] "};
+
 /* An Xid code seen in a line or a metric: evidence for its class, an
  * anomaly when the catalog gives it none (or does not know it), nothing
  * when it is informational. */
@@ -370,8 +380,7 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
     const diag_xid *x = diag_xid_find(r->db, code);
     char extra[400];
     /* before a reboot the log records history: the driver reloaded since */
-    const char *old =
-        cap == ST_WEAK && before_boot(r, line) ? "[before the last reboot: history] " : "";
+    const char *old = cap == ST_WEAK && before_boot(r, line) ? OLD_NOTE[r->oldl[line]] : "";
     int astr = *old ? ST_WEAK : ST_STRONG;
     if (!x) {
         snprintf(extra, sizeof extra,
@@ -764,6 +773,9 @@ static double line_stamp(const char *s, size_t len, int year)
     while (*p == ' ' || *p == '[') p++;
     struct tm tm;
     memset(&tm, 0, sizeof tm);
+    /* seconds since the epoch ("1764925321.512 host kernel: ...") */
+    if (strspn(p, "0123456789") == 10 && (p[10] == '.' || p[10] == ' ') && p[0] == '1')
+        return strtod(p, NULL);
     if (isdigit((unsigned char)*p)) {
         if (!strptime(p, "%Y-%m-%dT%H:%M:%S", &tm) && !strptime(p, "%Y-%m-%d %H:%M:%S", &tm) &&
             !strptime(p, "%Y-%m-%dT%H:%M", &tm) && !strptime(p, "%Y-%m-%d %H:%M", &tm))
@@ -771,7 +783,7 @@ static double line_stamp(const char *s, size_t len, int year)
     } else if (strptime(p, "%a %b %d %H:%M:%S %Y", &tm)) { /* dmesg -T */
     } else {
         memset(&tm, 0, sizeof tm);
-        if (!strptime(p, "%b %d %H:%M:%S", &tm)) return NAN;
+        if (!strptime(p, "%b %d %H:%M:%S", &tm) && !strptime(p, "%b %d %H:%M", &tm)) return NAN;
         tm.tm_year = year - 1900;
     }
     return (double)timegm(&tm);
@@ -795,6 +807,83 @@ static void boot_id_norm(const char *in, char *out, size_t cap)
     for (; *in && n + 1 < cap; in++)
         if (*in != '-') out[n++] = (char)tolower((unsigned char)*in);
     out[n] = 0;
+}
+
+/* A line's time: its leading stamp, else the stamp Slurm appends to a
+ * reason ("... [root@2026-12-02T03:11:40]"). */
+static double any_stamp(const char *s, size_t len, int year)
+{
+    double t = line_stamp(s, len, year);
+    if (!isnan(t)) return t;
+    const char *at = memchr(s, '@', len);
+    if (at && at != s && at[-1] != ' ') return line_stamp(at + 1, len - (size_t)(at + 1 - s), year);
+    /* an ISO 8601 time inside the line (sinfo -R's TIMESTAMP column) */
+    for (size_t i = 0; i + 16 <= len; i++)
+        if (isdigit((unsigned char)s[i]) && s[i + 4] == '-' && s[i + 7] == '-' && s[i + 10] == 'T' &&
+            s[i + 13] == ':' && (i == 0 || !isdigit((unsigned char)s[i - 1])))
+            return line_stamp(s + i, len - i, year);
+    return NAN;
+}
+
+/* A repair's date: its stamp, or a bare date (the start of that day). */
+static double repair_stamp(const char *v, int year)
+{
+    double t = line_stamp(v, strlen(v), year);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (isnan(t) && strptime(v, "%Y-%m-%d", &tm)) t = (double)timegm(&tm);
+    return t;
+}
+
+/* The host a syslog record names after its stamp ("Nov 28 02:14:51 h1
+ * kernel: ...", "2026-11-28T02:14:51+00:00 h1 kernel: ...") or before it
+ * as pdsh prints ("h1: [...] NVRM: ..."), copied to
+ * out up to its first dot; false when the line is no such record. */
+static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
+{
+    const char *e = s + len, *p = s;
+    if (len < 20) return false;
+    /* pdsh / clush output: "host: <the host's kernel record>" */
+    size_t pl = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
+    if (pl > 3 && pl < cap && pl + 2 < len && p[pl] == ':' && p[pl + 1] == ' ' &&
+        memchr(p, '-', pl) && isalpha((unsigned char)p[0]) &&
+        (memmem(p + pl, len - pl, "NVRM:", 5) || memmem(p + pl, len - pl, " kernel:", 8))) {
+        size_t n = 0;
+        for (; n < pl && p[n] != '.'; n++)
+            out[n] = (char)tolower((unsigned char)p[n]);
+        out[n] = 0;
+        if (n && isdigit((unsigned char)out[n - 1])) return true;
+    }
+    const char *c;
+    if (strspn(p, "0123456789") == 10 && (p[10] == '.' || p[10] == ' ')) {
+        c = p + 10; /* seconds since the epoch */
+    } else {
+        if (isdigit((unsigned char)*p)) {
+            if (p[4] != '-') return false;
+        } else if (!(isupper((unsigned char)p[0]) && islower((unsigned char)p[1]) && p[3] == ' ')) {
+            return false;
+        }
+        /* the stamp is the first word(s) up to the time's seconds */
+        c = memchr(p, ':', (size_t)(e - p));
+        if (!c || c - p > 16) return false;
+    }
+    while (c < e && *c != ' ')
+        c++;
+    while (c < e && *c == ' ')
+        c++;
+    const char *h = c;
+    while (c < e && *c != ' ')
+        c++;
+    size_t hl = (size_t)(c - h);
+    if (hl == 0 || hl >= cap || c + 8 > e) return false;
+    if (strncmp(c, " kernel:", 8) != 0 && strncmp(c, " NVRM:", 6) != 0) return false;
+    size_t n = 0;
+    for (; n < hl && h[n] != '.'; n++) {
+        if (!isalnum((unsigned char)h[n]) && h[n] != '-' && h[n] != '_') return false;
+        out[n] = (char)tolower((unsigned char)h[n]);
+    }
+    out[n] = 0;
+    return n > 0;
 }
 
 /* What each source logged before the node's current boot is history (the
@@ -827,10 +916,16 @@ static void find_boots(run *r)
         r->oom = true;
         return;
     }
+    int rep[8], nrep = 0; /* raws recording a repair: their stamps, read below */
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
-        int b = r->db->sigs[m->sig].boot;
-        if (!b) continue;
+        const diag_sig *g = &r->db->sigs[m->sig];
+        int b = g->boot;
+        if (!b || (g->ctx.code && !context_ok(r, g, m->line))) continue;
+        if (b == 7) {
+            if (m->val[0] && nrep < 8) rep[nrep++] = k;
+            continue;
+        }
         if (b == 4 && m->val[0]) boot_id_norm(m->val, cur_id, sizeof cur_id);
         if (b == 3 && m->val[0]) {
             if (!ids && !(ids = calloc((size_t)r->nlines + 1, sizeof *ids))) {
@@ -847,7 +942,21 @@ static void find_boots(run *r)
                 any_up = true;
             }
         }
-        if (b == 6) {
+        if (b == 6 && !m->val[0]) {
+            /* the command's answer on one of the next lines: a bare date and
+             * time (uptime -s) or "system boot <date>" (who -b) */
+            for (int j = m->line + 1; j <= m->line + 3 && j < r->nlines; j++) {
+                const tline *l = &r->lines[j];
+                if (l->src != r->lines[m->line].src || l->len > 80) continue;
+                const char *sb = memmem(l->s, l->len, "system boot", 11);
+                const char *p = sb ? sb + 11 : l->s;
+                size_t n = l->len - (size_t)(p - l->s);
+                if (strspn(p, " \t") + 25 < n) continue; /* more than a stamp */
+                double t = line_stamp(p, n, 1970);
+                if (!isnan(t) && (isnan(booted) || t > booted)) booted = t;
+                if (!isnan(t)) break;
+            }
+        } else if (b == 6) {
             double t = line_stamp(m->val, strlen(m->val), 1970);
             if (!isnan(t) && (isnan(booted) || t > booted)) booted = t;
         }
@@ -887,7 +996,42 @@ static void find_boots(run *r)
         for (int i = 0; i < r->nlines; i++)
             if (ids[i][0] && strcmp(ids[i], cur) != 0) r->oldl[i] = 1;
     }
-    if (any_up || !isnan(booted)) {
+    /* a record of another host (a log pasted from an earlier run elsewhere)
+     * tells nothing of this node now */
+    char host[64], me[64] = "";
+    if (r->node && r->node[0]) {
+        size_t n = 0;
+        for (; r->node[n] && r->node[n] != '.' && n + 1 < sizeof me; n++)
+            me[n] = (char)tolower((unsigned char)r->node[n]);
+        me[n] = 0;
+        for (int i = 0; i < r->nlines; i++) {
+            const tline *l = &r->lines[i];
+            if (l->src > DS_EVENTS || r->oldl[i]) continue;
+            if (syslog_host(l->s, l->len, host, sizeof host) && strcmp(host, me) != 0)
+                r->oldl[i] = 2;
+        }
+    }
+    /* a job's attempts: an attempt on another node tells nothing of this
+     * one, and the last attempt is the job's failure now (the ones before
+     * it are history, as an earlier run in a job log) */
+    int last_entry = -1;
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src == DS_HISTORY && r->lines[i].entry > last_entry)
+            last_entry = r->lines[i].entry;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_HISTORY || r->oldl[i]) continue;
+        const char *nd = memmem(l->s, l->len, " node=", 6);
+        size_t nl = nd ? strcspn(nd + 6, " .") : 0;
+        if (me[0] && nl && (nl != strlen(me) || strncasecmp(nd + 6, me, nl) != 0))
+            r->oldl[i] = 2;
+        else if (l->entry < last_entry)
+            r->oldl[i] = 5;
+    }
+    bool boot_line = false;
+    for (int i = 0; i < r->nlines && !boot_line; i++)
+        boot_line = kind[i] == 1;
+    if (any_up || !isnan(booted) || nrep || boot_line || r->nsrc[DS_JOB] > 0) {
         int year = 1970 + (int)(time(NULL) / 31556952);
         if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
         double ref = NAN;
@@ -908,10 +1052,39 @@ static void find_boots(run *r)
                 if (!isnan(st[i]) && (isnan(ref) || st[i] > ref)) ref = st[i];
             }
             /* a minute's margin: uptime and boot times are read to the minute */
-            double start = !isnan(booted) ? booted : ref - up;
+            double start = !isnan(booted) ? booted : any_up ? ref - up : NAN;
             if (any_up && !isnan(booted) && !isnan(ref) && ref - up > booted) start = ref - up;
             for (int i = 0; i < r->nlines && !isnan(start); i++)
                 if (!isnan(st[i]) && st[i] < start - 60) r->oldl[i] = 1;
+            /* a repair (a part swapped, a field replacement, a reboot) on
+             * record supersedes what was reported before it: drain reasons,
+             * checker output and tickets are dated too */
+            double fixed = NAN;
+            for (int k = 0; k < nrep; k++) {
+                double t = repair_stamp(r->raws[rep[k]].val, year);
+                if (!isnan(t) && (isnan(fixed) || t > fixed)) fixed = t;
+            }
+            /* a stamped (re)boot of the node is such a record too */
+            for (int i = 0; i < r->nlines; i++)
+                if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
+            for (int i = 0; i < r->nlines && !isnan(fixed); i++) {
+                if (r->oldl[i]) continue;
+                double t = !isnan(st[i]) ? st[i] : any_stamp(r->lines[i].s, r->lines[i].len, year);
+                if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
+            }
+            /* a job's log that spans days holds earlier runs: what it
+             * recorded a day or more before its latest record is history */
+            double jnew = NAN;
+            for (int i = 0; i < r->nlines; i++)
+                if (r->lines[i].src == DS_JOB && !isnan(st[i]) && (isnan(jnew) || st[i] > jnew))
+                    jnew = st[i];
+            /* and what the node logged a day or more before the job's
+             * failure is no current evidence against the node either */
+            for (int i = 0; i < r->nlines && !isnan(jnew); i++)
+                if ((r->lines[i].src == DS_JOB || r->lines[i].src == DS_KERNEL ||
+                     r->lines[i].src == DS_EVENTS) &&
+                    !r->oldl[i] && !isnan(st[i]) && st[i] < jnew - 86400)
+                    r->oldl[i] = 4;
             free(st);
         }
     }
@@ -984,6 +1157,7 @@ static bool reason_stale(const run *r)
             for (size_t k = 0; k < sizeof held / sizeof *held; k++)
                 if (strcasestr(buf, held[k])) resumed = false;
         } else if (l->src == DS_REASON) {
+            if (r->oldl && r->oldl[i]) fixed = true; /* dated before a repair on record */
             for (size_t k = 0; k < sizeof repaired / sizeof *repaired; k++)
                 if (strcasestr(buf, repaired[k])) fixed = true;
         }
@@ -1008,6 +1182,24 @@ static bool reason_record(const run *r, int li)
     return strstr(buf, "sinfo -R") || strstr(buf, "REASON:") || strstr(buf, "Reason=");
 }
 
+/* How many distinct hosts the matches of signature si name (up to the
+ * first dot, in any case): one node's ranks are one host. */
+static int hosts_named(const run *r, int si)
+{
+    const char *seen[16];
+    int n = 0;
+    for (int k = 0; k < r->nraws && n < 16; k++) {
+        const char *h = r->raws[k].host;
+        if (r->raws[k].sig != si || !h[0]) continue;
+        size_t hl = strcspn(h, ".");
+        bool dup = false;
+        for (int i = 0; i < n && !dup; i++)
+            dup = strcspn(seen[i], ".") == hl && strncasecmp(seen[i], h, hl) == 0;
+        if (!dup) seen[n++] = h;
+    }
+    return n;
+}
+
 static void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
@@ -1022,6 +1214,7 @@ static void text_hits(run *r)
             if (r->raws[k].sig == si && (!g->ctx.code || context_ok(r, g, r->raws[k].line)))
                 count++;
         if (count < g->min_count || count == 0) continue;
+        if (g->min_hosts > 1 && hosts_named(r, si) < g->min_hosts) continue;
         if (g->also.code && !any_line_matches(r, &g->also, g->srcmask)) continue;
         if (!cross_source_ok(r, g)) continue;
         int emitted = 0;
@@ -1034,7 +1227,7 @@ static void text_hits(run *r)
             r->cur_reason = (r->lines[m->line].src == DS_REASON && stale_reason) ||
                             reason_record(r, m->line);
             int str = old ? ST_WEAK : g->strength;
-            const char *oldnote = old ? "[before the last reboot: history] " : NULL;
+            const char *oldnote = old ? OLD_NOTE[r->oldl[m->line]] : NULL;
             if (g->marker) {
                 if (!old && r->nmarks < 32 && !group_marked(r, g->group))
                     r->marks[r->nmarks++] = g->group;
@@ -2872,6 +3065,38 @@ static json_t *without_dcgm(const json_t *metrics)
     return out;
 }
 
+/* DCGM's blank values (int32 0x7ffffff0.., fp64 2^47.., int64 0x7ffffffffffffff0..)
+ * say a field has no reading -- not supported, or the GPU did not answer --
+ * never a count or a temperature. */
+static bool dcgm_blank(const json_t *m)
+{
+    const char *name = json_string_value(json_object_get(m, "name"));
+    double v = json_number_value(json_object_get(m, "value"));
+    if (!name || strncmp(name, "DCGM_FI_", 8) != 0) return false;
+    return (v >= 2147483632.0 && v <= 2147483647.0) ||
+           (v >= 140737488355328.0 && v <= 140737488355343.0) || v >= 9223372036854775000.0;
+}
+
+/* The samples without DCGM's blanks: NULL when there are none to drop (or
+ * on allocation failure, *oom set). */
+static json_t *without_blank(const json_t *metrics, bool *oom)
+{
+    size_t i, nb = 0;
+    const json_t *m;
+    json_array_foreach(metrics, i, m) nb += dcgm_blank(m);
+    if (!nb) return NULL;
+    json_t *out = json_array();
+    json_array_foreach(metrics, i, m) {
+        if (dcgm_blank(m)) continue;
+        if (!out || json_array_append(out, (json_t *)m)) {
+            json_decref(out);
+            *oom = true;
+            return NULL;
+        }
+    }
+    return out;
+}
+
 json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const json_t *taxonomy,
                     fm_err *err)
 {
@@ -2918,6 +3143,23 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             prom = kept;
             metrics = kept;
         }
+        if (kt) {
+            json_decref(r.textm);
+            r.textm = kt;
+        }
+    }
+    if (json_is_array(metrics)) {
+        json_t *kept = without_blank(metrics, &r.oom);
+        if (r.oom) goto nomem;
+        if (kept) {
+            json_decref(prom);
+            prom = kept;
+            metrics = kept;
+        }
+    }
+    if (r.textm) {
+        json_t *kt = without_blank(r.textm, &r.oom);
+        if (r.oom) goto nomem;
         if (kt) {
             json_decref(r.textm);
             r.textm = kt;

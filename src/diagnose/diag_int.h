@@ -80,7 +80,8 @@ typedef struct diag_sig {
     int boot;         /* 1 marks a (re)boot: errors before it in its source are history;
                        * 2 opens an earlier boot's section (history up to the next mark);
                        * 3 a line's boot id (val), 4 the current boot id (val),
-                       * 5 uptime (key days, val h:mm or minutes), 6 boot time (val) */
+                       * 5 uptime (key days, val h:mm or minutes), 6 boot time (val),
+                       * 7 a repair on record dated in val */
     bool multi;       /* every match of the line, not the first (several ranks' records
                        * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s"; a limit and
                        * its default on one line) */
@@ -101,6 +102,7 @@ typedef struct diag_sig {
     int ctx_before;
     bool ctx_negate;
     int min_count;
+    int min_hosts;    /* >1: the lines must name at least this many hosts ((?<host>)) */
     int nlit;
     bool is_metric;
     diag_metric m;

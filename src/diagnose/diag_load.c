@@ -265,6 +265,7 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
                   : strcmp(bs, "current_id") == 0           ? 4
                   : strcmp(bs, "uptime") == 0               ? 5
                   : strcmp(bs, "boot_time") == 0            ? 6
+                  : strcmp(bs, "repair") == 0               ? 7
                                                             : 0;
     }
     const char *qt = json_string_value(json_object_get(s, "quote"));
@@ -308,6 +309,12 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     }
     int n = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "pid");
     g->cap_pid = n > 0 ? (uint32_t)n : 0;
+    g->min_hosts = (int)json_integer_value(json_object_get(s, "min_hosts"));
+    if (g->min_hosts > 1) {
+        int h = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "host");
+        if (h <= 0) return bad(lc, p, "a min_hosts signature needs a (?<host>...) capture", NULL, NULL);
+        g->cap_host = (uint32_t)h;
+    }
     if (g->mca) {
         int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "mca");
         if (k <= 0) return bad(lc, p, "an mca_status signature needs a (?<mca>...) capture", NULL, NULL);
