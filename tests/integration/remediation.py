@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from stack_config import backends_yaml  # noqa: E402
 from tally import Tally  # noqa: E402
 
 BUILD = os.environ.get("FM_BUILD", "build")
@@ -49,26 +50,10 @@ def sh(*argv, timeout=60, check_rc=False):
 
 # ---- config and store --------------------------------------------------
 
-def base_config():
-    with open(os.path.join(STACK, "fleetmcp-cli.yaml")) as f:
-        text = f.read()
-    # Keep the stack's slurm/metrics/ssh sections; drop its mode and store.
-    keep, skip = [], False
-    for line in text.splitlines():
-        if line.startswith("mode:") or line.startswith("store:"):
-            skip = line.startswith("store:")
-            continue
-        if skip and line.startswith(" "):
-            continue
-        skip = False
-        keep.append(line)
-    return "\n".join(keep) + "\n"
-
-
 KEYGEN = sh(CLI, "keygen", "--out", os.path.join(TMP, "alice.key"), "--approver", "alice",
             check_rc=True).stdout
 APPROVALS = KEYGEN[KEYGEN.index("approvals:"):]
-BASE = base_config()
+BASE = backends_yaml(STACK)  # the stack's slurm/metrics/ssh; mode and store are ours
 
 
 # A kernel line an agent could pass as signals: made-up evidence unless the
