@@ -5,8 +5,9 @@
  * Always fork/execvp with an argv (never a shell); SLURM_CONF from
  * slurm.cli.slurm_conf goes into the child's environment only; stdout is
  * capped, stderr kept (bounded) for the error; a child past the timeout is
- * killed.  Answers go to the shared normalizer (slurm_normalize.c), so the
- * CLI and REST backends agree. */
+ * killed with what it started (each command is its own process group).
+ * Answers go to the shared normalizer (slurm_normalize.c), so the CLI and
+ * REST backends agree. */
 #include "fleetmcp/fm_slurm.h"
 
 #include <errno.h>
@@ -76,6 +77,13 @@ typedef struct cli_st {
  * under slurmctld's default node ping interval (SlurmdTimeout/3, 100 s)
  * and in the range of a dashboard's refresh. */
 #define CLI_AGGREGATE_MAX_AGE_MS 5000
+/* How long close waits for a background refresh of that aggregate still
+ * running: one that ends within it goes to the store for the next process;
+ * past it, it is stopped (the next plan reads sinfo itself), where waiting
+ * out slurm.timeout_ms (5-10 s) would hold every stdio session's exit
+ * behind a slow slurmctld.  sinfo's aggregate takes 0.3-0.7 s at 16,384
+ * nodes on loaded cores (README, bench/fleet.sh). */
+#define CLI_CLOSE_GRACE_MS 1000
 
 typedef struct run_out {
     char *out; /* malloc'd, NUL-terminated */
@@ -102,6 +110,10 @@ static long long now_ms(void)
  * errno goes through the close-on-exec pipe so the parent can name it. */
 static void child(cli_st *s, char *const argv[], int outfd, int errfd, int exfd)
 {
+    /* Its own process group, so stopping it stops what it started too (a
+     * site's wrapper script around sinfo, say) instead of leaving that
+     * running with nobody to reap it. */
+    setpgid(0, 0);
     dup2(outfd, STDOUT_FILENO);
     dup2(errfd, STDERR_FILENO);
     int devnull = open("/dev/null", O_RDONLY);
@@ -152,6 +164,9 @@ static int spawn(cli_st *s, char *const argv[], child_run *c, fm_err *err)
         return fm_err_set(err, FM_ERR_IO, "fork: %s", strerror(errno)), -1;
     }
     if (pid == 0) child(s, argv, op[1], ep[1], xp[1]);
+    /* Here too: whichever of the two runs first, the group exists before
+     * anything signals it (EACCES once the child has exec'd: already set). */
+    setpgid(pid, 0);
     close(op[1]);
     close(ep[1]);
     close(xp[1]);
@@ -163,6 +178,15 @@ static int spawn(cli_st *s, char *const argv[], child_run *c, fm_err *err)
                      .started = mono_s(),
                      .wall_ms = fm_now_ms()};
     return 0;
+}
+
+/* Stops a started command and what it started (its process group); the
+ * caller reaps it.  SIGKILL: nothing it would still print is wanted, and a
+ * shell running a child defers SIGTERM until that child ends. */
+static void stop_child(pid_t pid)
+{
+    /* No such group: neither setpgid took (the child alone, then) */
+    if (kill(-pid, SIGKILL) && errno == ESRCH) kill(pid, SIGKILL);
 }
 
 /* Reads a started command to its end (or its deadline) and reaps it;
@@ -226,7 +250,7 @@ static int collect(cli_st *s, const char *argv0, child_run *c, run_out *ro,
     }
     for (int i = 0; i < 2; i++)
         if (pf[i].fd >= 0) close(pf[i].fd);
-    if (timed_out || over || stopped) kill(pid, SIGKILL);
+    if (timed_out || over || stopped) stop_child(pid);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
@@ -411,7 +435,7 @@ static json_t *cli_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
 static void drop_run(cli_st *s, child_run *c)
 {
     if (!c->pid) return;
-    kill(c->pid, SIGKILL);
+    stop_child(c->pid);
     run_out ro;
     if (collect(s, s->squeue, c, &ro, NULL, NULL, NULL) == 0) free(ro.out);
 }
@@ -819,10 +843,16 @@ static void cli_close(void *st)
     cli_st *s = st;
     if (!s) return;
     drop_run(s, &s->jobs_run);
-    if (s->counts_run.pid) {
-        /* A refresh is read to its end (its deadline) and shared: the
-         * answer went out already, and the next process wants it. */
-        if (!s->counts_run.bg) kill(s->counts_run.pid, SIGKILL);
+    child_run *c = &s->counts_run;
+    if (c->pid) {
+        /* A plan's run never asked for is stopped (read if it had ended).
+         * A refresh is for the next process: read and shared if it ends
+         * within the grace, else stopped and reaped at the grace's end. */
+        long long by = now_ms() + CLI_CLOSE_GRACE_MS;
+        if (!c->bg)
+            stop_child(c->pid);
+        else if (c->deadline > by)
+            c->deadline = by;
         harvest(s, true, NULL);
     }
     fm_slurm_domains_free(s->dom);

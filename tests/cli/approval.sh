@@ -10,10 +10,8 @@ trap 'rm -rf "$tmp"' EXIT
 export FLEETMCP_DB=$tmp/ap.db
 unset FLEETMCP_CONFIG FLEETMCP_APPROVER_KEY FLEETMCP_APPROVER
 cli="build/mcp-cli --config $tmp/fleetmcp.yaml"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# shellcheck source=tests/lib/tally.sh
+. tests/lib/tally.sh
 run() { "$@" > "$tmp/out" 2> "$tmp/err"; echo $?; }
 
 build/mcp-cli keygen --out "$tmp/alice.key" --approver alice > "$tmp/keygen.txt" || bad keygen
@@ -202,5 +200,4 @@ r2=$(approve bob)
 n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='emergency_start' and phase='intent' and decision='allow' and reason like 'approved by %, %'")
 [ "$n" = 1 ] && ok || bad "the emergency_start audit row names two people ($n)"
 build/fleetmcp audit verify --db "$FLEETMCP_DB" > /dev/null && ok || bad "audit chain verifies (emergency)"
-echo "approvals: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally_end approvals

@@ -21,10 +21,10 @@ cd "$(dirname "$0")/../.."
 FM=${FM:-$PWD/build/fleetmcp}
 tmp=$(mktemp -d /tmp/fm-check-config.XXXXXX)
 chmod 755 "$tmp"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# shellcheck disable=SC2034 # read by ok() in tests/lib/tally.sh
+tally_verbose=1
+# shellcheck source=tests/lib/tally.sh
+. tests/lib/tally.sh
 unset FLEETMCP_CONFIG FLEETMCP_DB FLEETMCP_MODE
 export FLEETMCP_RUNBOOKS=$PWD/runbooks
 
@@ -181,5 +181,4 @@ if [ "${FM_CC_PG:-1}" = 1 ]; then
 fi
 
 rm -rf "$tmp"
-echo "check-config: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+tally_end check-config

@@ -1,9 +1,8 @@
-# Sourced by the mcp-cli test scripts: pass/fail counters and two checks.
-# The caller sets $tmp (a scratch directory) first.
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# Sourced by the mcp-cli test scripts (from the repository root): the
+# tally (tests/lib/tally.sh) and two checks.  The caller sets $tmp (a
+# scratch directory) first.
+# shellcheck source=tests/lib/tally.sh
+. tests/lib/tally.sh
 expect() { # expect CODE DESCRIPTION -- command...: the exit code; output in $tmp/out, $tmp/err
     local want=$1 what=$2
     shift 3

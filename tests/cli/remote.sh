@@ -39,7 +39,7 @@ expect 0 "describe over HTTP" -- "$cli" --url "$url" describe get-sum
 contains "$tmp/out" "^  a  *number  *yes  *First number" "describe's argument table"
 expect 0 "json over HTTP" -- "$cli" --url "$url" --format json call get-structured-content location=Chicago
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "temperature" in d["structuredContent"]' "$tmp/out" \
-    && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: --format json is the exact result"; }
+    && ok || bad "--format json is the exact result"
 # Progress from an SSE stream: plain lines when stderr is not a terminal.
 expect 0 "a long call with progress" -- "$cli" --url "$url" call trigger-long-running-operation duration=1 steps=2
 contains "$tmp/err" "^  \[ 50%\]" "progress line at 50%"
@@ -67,7 +67,7 @@ fmpid=$!
 for _ in $(seq 100); do grep -q "serving MCP on" "$tmp/fm.log" && break; sleep 0.1; done
 fmurl=$(grep -o 'http://127\.0\.0\.1:[0-9]*/mcp' "$tmp/fm.log" | head -1)
 if [ -z "$fmurl" ]; then
-    failed=$((failed + 1)); echo "FAIL: fleetmcp --http did not start:"; cat "$tmp/fm.log"
+    bad "fleetmcp --http did not start:"; cat "$tmp/fm.log"
 else
     expect 0 "list from fleetmcp --http" -- "$cli" --url "$fmurl" list
     contains "$tmp/out" "^repair_plan  *create" "fleetmcp's tools with their autonomy"
@@ -93,10 +93,9 @@ wait_for() { # wait_for TEXT SECONDS
     T capture-pane -p -t main | grep -v '^$'
     return 1
 }
-if wait_for "%]" 20; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: progress on the terminal"; fi
+if wait_for "%]" 20; then ok; else bad "progress on the terminal"; fi
 T send-keys -t main C-c
-if wait_for "call exited with 130" 20; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: Ctrl-C cancels with 130"; fi
-if T capture-pane -p -t main | grep -q "tools/call cancelled"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: the cancel is confirmed on screen"; fi
-echo "mcp-cli remote: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+if wait_for "call exited with 130" 20; then ok; else bad "Ctrl-C cancels with 130"; fi
+if T capture-pane -p -t main | grep -q "tools/call cancelled"; then ok; else
+    bad "the cancel is confirmed on screen"; fi
+tally_end "mcp-cli remote"

@@ -14,7 +14,7 @@ expect 0 "list" -- $cli list
 contains "$tmp/out" "fleet_status" "list shows fleet_status"
 contains "$tmp/out" "hitl" "list shows autonomy"
 expect 0 "list json" -- $cli --format json list
-python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/out" && passed=$((passed+1)) || { failed=$((failed+1)); echo "FAIL: list json parses"; }
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/out" && ok || bad "list json parses"
 expect 0 "describe" -- $cli describe audit_query
 contains "$tmp/out" "the gate asks for" "describe says what the gate asks for"
 expect 1 "describe unknown" -- $cli describe nope
@@ -50,7 +50,7 @@ contains "$tmp/err" "cannot open /nonexistent/x" "the refusal names the file"
 expect 0 "audit_query as a table" -- $cli call audit_query limit=3
 contains "$tmp/out" "^count " "key facts first"
 contains "$tmp/out" "^  id  *ts  *phase  *tool" "rows as an aligned table"
-if grep -q $'\033' "$tmp/out"; then failed=$((failed + 1)); echo "FAIL: colour in a pipe"; else passed=$((passed + 1)); fi
+if grep -q $'\033' "$tmp/out"; then bad "colour in a pipe"; else ok; fi
 expect 0 "describe as a table" -- $cli describe ticket_create
 contains "$tmp/out" "^  severity  *string  *critical,high,medium,low" "enum column"
 contains "$tmp/out" "rate-limited" "what the gate asks of a create tool"
@@ -59,12 +59,11 @@ contains "$tmp/out" "shadow" "shell ran fleet_status"
 # mcp-cli's calls are attributed to a human, by its own claim: the rows
 # carry the OS user and say self-declared, and so does audit_query.
 n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where initiator_kind='human' and client_name='mcp-cli' and os_user='self-declared:$(id -un)'")
-[ "$n" -ge 5 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: self-declared human attribution ($n rows)"; }
+[ "$n" -ge 5 ] && ok || bad "self-declared human attribution ($n rows)"
 n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where os_user not like 'self-declared:%'")
-[ "$n" = 0 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: every stdio row is self-declared ($n are not)"; }
+[ "$n" = 0 ] && ok || bad "every stdio row is self-declared ($n are not)"
 expect 0 "audit_query shows the label as self-declared" -- $cli --format json call audit_query limit=1 tool=fleet_status
 contains "$tmp/out" '"initiator": "human:mcp-cli (self-declared)"' "audit_query marks the label"
 expect 0 "fleet_status metrics say whose label they trust" -- $cli --format json call fleet_status
 contains "$tmp/out" '"human_label": "self-declared"' "metrics mark the human label"
-echo "mcp-cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally_end mcp-cli

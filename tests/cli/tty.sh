@@ -193,5 +193,4 @@ n=$(sqlite3 "$FLEETMCP_DB" "select count(*) from audit where tool='repair_execut
     sqlite3 "$FLEETMCP_DB" "select id, tool, phase, decision, error_code, substr(error,1,100) from audit where tool='repair_execute'"; }
 T send-keys -t s2 "quit" Enter
 
-echo "mcp-cli tty: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally_end "mcp-cli tty"

@@ -8,23 +8,21 @@ import socket
 import subprocess
 import sys
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
 
-class Checks:
-    """Counts checks, prints each failure, and ends the run with a summary."""
+
+class Checks(Tally):
+    """The shared tally (tests/lib/tally.py), called as check(cond, what):
+    prints each failure, and finish() ends the run with the summary."""
 
     def __init__(self, name):
-        self.name, self.passed, self.failed = name, 0, 0
+        super().__init__(name, quiet_ok=True)
 
-    def __call__(self, cond, what):
-        if cond:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print("FAIL:", what)
+    __call__ = Tally.check
 
     def finish(self):
-        print(f"{self.name}: {self.passed} passed, {self.failed} failed")
-        sys.exit(1 if self.failed else 0)
+        sys.exit(self.summary())
 
 
 META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",

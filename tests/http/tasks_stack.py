@@ -17,6 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fmhttp import Checks, start, stateless, wait_exit  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from stack_config import backends_yaml  # noqa: E402
 
 FM = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp")
 STACK = os.environ["FM_STACK"]
@@ -25,18 +27,9 @@ tmp = tempfile.mkdtemp(prefix="fm-tasks-stack-")
 check = Checks("http-tasks-stack")
 
 # The stack's backends (slurm, metrics, ssh); our own mode and store.
-keep, skip = [], False
-for line in open(os.path.join(STACK, "fleetmcp-cli.yaml")).read().splitlines():
-    if line.startswith("mode:") or line.startswith("store:"):
-        skip = line.startswith("store:")
-        continue
-    if skip and line.startswith(" "):
-        continue
-    skip = False
-    keep.append(line)
 CONF = os.path.join(tmp, "fm.yaml")
 with open(CONF, "w") as f:
-    f.write("mode: fleet\ncanary:\n  feature: canary\n" + "\n".join(keep) + "\n")
+    f.write("mode: fleet\ncanary:\n  feature: canary\n" + backends_yaml(STACK))
 srv, port = start(FM, CONF, tmp, db="stack.db")
 DB = os.path.join(tmp, "stack.db")
 

@@ -233,13 +233,7 @@ def main():
         check(False, "alerts raised", repr(e))
     restore(*R.NODES)
     print(f"     (alerts: {time.time() - t0:.0f} s)", flush=True)
-    print(f"alerts: {R.passed} passed, {R.failed} failed", flush=True)
-    if R.failed:
-        print(f"alerts: configs and stores kept in {R.TMP}")
-    else:
-        import shutil
-        shutil.rmtree(R.TMP, ignore_errors=True)
-    sys.exit(1 if R.failed else 0)
+    R.end("alerts", "configs and stores")
 
 
 if __name__ == "__main__":

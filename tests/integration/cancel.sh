@@ -9,8 +9,9 @@ cd "$(dirname "$0")/../.."
 dir=$fm_stack_dir
 python3 - <<'PY'
 import json, os, select, subprocess, sys, time
-sys.path.insert(0, "tests/replay")
+sys.path[:0] = ["tests/replay", "tests/lib"]
 from session import Session
+from tally import Tally
 stack = os.environ["FM_STACK"]
 cfg = os.path.join(stack, "cancel.yaml")
 with open(os.environ["FM_CONFIG"]) as f:
@@ -18,11 +19,8 @@ with open(os.environ["FM_CONFIG"]) as f:
 with open(cfg, "w") as f:
     f.write(base.replace("mode: shadow", "mode: fleet") if "mode:" in base else "mode: fleet\n" + base)
 db = os.path.join(stack, "cancel.db")
-passed = failed = 0
-def check(c, what):
-    global passed, failed
-    if c: passed += 1
-    else: failed += 1; print("FAIL:", what)
+TALLY = Tally("cancel", quiet_ok=True)
+check = TALLY.check
 env = dict(os.environ)
 subprocess.run(["python3", "tests/stack/gpu_state.py", "inject", "gpu-a04", "row_remap_pending"], check=True)
 job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "-w", "gpu-a04", "--wrap", "sleep 120"],
@@ -73,6 +71,5 @@ con = sqlite3.connect(db)
 n = con.execute("select count(*) from audit where tool='repair_execute' and phase='result' and error_code='CANCELLED'").fetchone()[0]
 check(n == 1, f"audit records the cancellation ({n})")
 subprocess.run(["scancel", job])
-print(f"cancel: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(TALLY.summary())
 PY

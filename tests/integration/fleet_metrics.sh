@@ -8,10 +8,8 @@ cd "$(dirname "$0")/../.."
 . tests/stack/with-stack.sh
 dir=$fm_stack_dir
 export FLEETMCP_DB=$dir/metrics.db
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# shellcheck source=tests/lib/tally.sh
+. tests/lib/tally.sh
 build/mcp-cli keygen --out "$dir/alice.key" --approver alice > "$dir/keygen.txt"
 fleet=$dir/fleet.yaml
 { echo "mode: fleet"; grep -v '^mode:' "$FM_CONFIG"; sed -n '/^approvals:/,$p' "$dir/keygen.txt"; } > "$fleet"
@@ -68,5 +66,4 @@ PY
 # fleet_status carries the same view.
 build/mcp-cli --config "$fleet" --format json call fleet_status > "$dir/fs.json" &&
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["structuredContent"]; assert s["metrics"]["automation_success_ratio"]==1.0 and "workflows" in s and s["capacity_removed_nodes"]>=1, s' "$dir/fs.json" && ok || bad "fleet_status metrics"
-echo "fleet-metrics: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally_end fleet-metrics

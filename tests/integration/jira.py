@@ -36,6 +36,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOKEN = "fmTOKEN-7f3a9c1e5b-SECRET-never-log-me"
@@ -47,21 +49,6 @@ PKGS = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "print-
                       check=True, capture_output=True, text=True).stdout
 CFLAGS = ("-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes "
           "-Wmissing-prototypes -Wno-unused-parameter -O1 -g").split()
-
-
-class Checker:
-    def __init__(self):
-        self.passed = 0
-        self.failed = []
-
-    def __call__(self, cond, what, detail=None):
-        if cond:
-            self.passed += 1
-            print(f"ok - {what}")
-        else:
-            self.failed.append(what)
-            print(f"FAIL - {what}" + (f": {detail}" if detail is not None else ""))
-        return cond
 
 
 def build_driver(lib, out):
@@ -467,7 +454,8 @@ def main():
     build_driver(opt.lib, driver)
     token_file = write(os.path.join(tmp, "jira.token"), TOKEN + "\n")
     os.chmod(token_file, 0o600)
-    check = Checker()
+    tally = Tally("jira", detail_max=2000)
+    check = tally.check
     jira = Jira(tmp, token_file)
     cloud = Jira(tmp, token_file, mode="cloud")
     stderr_log = os.path.join(tmp, "stderr.log")
@@ -593,8 +581,7 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print("kept", tmp)
-    print(f"\n{check.passed} passed, {len(check.failed)} failed")
-    return 1 if check.failed else 0
+    return tally.summary()
 
 
 if __name__ == "__main__":

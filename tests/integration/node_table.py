@@ -28,17 +28,14 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "replay"))
 from session import Session  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
 
 STACK = os.environ["FM_STACK"]
 BUILD = os.environ.get("FM_BUILD", "build")
 PLAN_NODE, OTHER = "gpu-a03", "gpu-a04"
-failed = 0
-
-
-def check(ok, what):
-    global failed
-    print(f"{'ok  ' if ok else 'FAIL'} {what}")
-    failed += not ok
+TALLY = Tally("node_table")
+check = TALLY.check
 
 
 def scontrol(*args):
@@ -300,8 +297,7 @@ def main():
         s.close()
         subprocess.run(["scontrol", "update", f"nodename={OTHER}", "state=resume"],
                        capture_output=True, timeout=30)
-    print(f"node_table: {14 - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(TALLY.summary())
 
 
 if __name__ == "__main__":

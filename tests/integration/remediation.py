@@ -11,12 +11,16 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from stack_config import backends_yaml  # noqa: E402
+from tally import Tally  # noqa: E402
 
 BUILD = os.environ.get("FM_BUILD", "build")
 STACK = os.environ["FM_STACK"]
@@ -31,19 +35,10 @@ NODES = ["gpu-a01", "gpu-a02", "gpu-a03", "gpu-b01", "gpu-b02", "gpu-b03", "gpu-
 PG = os.environ.get("FM_TEST_PG", "")
 ENVS = []
 
-passed = 0
-failed = 0
-
-
-def check(cond, what, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok   {what}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL {what} {str(detail)[:1500]}", flush=True)
-    return cond
+# One tally for this driver and every driver that imports it for its
+# helpers (policy, pools, monitor, safety, alerts); end() names it.
+TALLY = Tally("remediation", detail_max=1500)
+check = TALLY.check
 
 
 def sh(*argv, timeout=60, check_rc=False):
@@ -55,26 +50,10 @@ def sh(*argv, timeout=60, check_rc=False):
 
 # ---- config and store --------------------------------------------------
 
-def base_config():
-    with open(os.path.join(STACK, "fleetmcp-cli.yaml")) as f:
-        text = f.read()
-    # Keep the stack's slurm/metrics/ssh sections; drop its mode and store.
-    keep, skip = [], False
-    for line in text.splitlines():
-        if line.startswith("mode:") or line.startswith("store:"):
-            skip = line.startswith("store:")
-            continue
-        if skip and line.startswith(" "):
-            continue
-        skip = False
-        keep.append(line)
-    return "\n".join(keep) + "\n"
-
-
 KEYGEN = sh(CLI, "keygen", "--out", os.path.join(TMP, "alice.key"), "--approver", "alice",
             check_rc=True).stdout
 APPROVALS = KEYGEN[KEYGEN.index("approvals:"):]
-BASE = base_config()
+BASE = backends_yaml(STACK)  # the stack's slurm/metrics/ssh; mode and store are ours
 
 
 # A kernel line an agent could pass as signals: made-up evidence unless the
@@ -249,13 +228,19 @@ def run_scenarios(name, scenarios, finish=None, kept="configs and stores"):
             restore(*NODES)
     if finish:
         finish()
-    print(f"{name}: {passed} passed, {failed} failed", flush=True)
-    if failed:
+    end(name, kept)
+
+
+def end(name, kept):
+    """Prints the totals as NAME's, keeps TMP (saying so) if a check
+    failed or removes it, and exits with the tally's status."""
+    TALLY.name = name
+    rc = TALLY.summary()
+    if rc:
         print(f"{name}: {kept} kept in {TMP}")
     else:
-        import shutil
         shutil.rmtree(TMP, ignore_errors=True)
-    sys.exit(1 if failed else 0)
+    sys.exit(rc)
 
 
 def sbatch(node, seconds):
@@ -663,7 +648,6 @@ def approved_row_remap_with_own_runbooks(name, before_execute=None, before_plan=
     """A row-remap plan on gpu-b02 approved by alice, with a private copy of
     the runbooks (edited by before_plan(dir) and before_execute(dir));
     returns the repair_execute answer and whether Slurm stayed unchanged."""
-    import shutil
     rbdir = os.path.join(TMP, "runbooks-" + name)
     shutil.copytree(os.environ["FLEETMCP_RUNBOOKS"], rbdir)
     if before_plan:
@@ -926,25 +910,10 @@ def race():
 
 
 def main():
-    restore(*NODES)
-    only = os.environ.get("FM_ONLY", "").split(",")
-    for fn in (guardrails, shared_aggregate, shadow, canary, single_actions, xid79_story, runbook_change_voids_approval,
-               runbook_role_required, dbe_reset,
-               survives, kill9, race):
-        if only != [""] and fn.__name__ not in only:
-            continue
-        try:
-            fn()
-        except Exception as e:  # a scenario crashing is a failure, not the end
-            check(False, f"{fn.__name__} raised", repr(e))
-            restore(*NODES)
-    print(f"remediation: {passed} passed, {failed} failed", flush=True)
-    if failed:
-        print(f"remediation: configs, stores and logs kept in {TMP}")
-    else:
-        import shutil
-        shutil.rmtree(TMP, ignore_errors=True)
-    sys.exit(1 if failed else 0)
+    run_scenarios("remediation", (guardrails, shared_aggregate, shadow, canary, single_actions, xid79_story,
+                                  runbook_change_voids_approval, runbook_role_required, dbe_reset,
+                                  survives, kill9, race),
+                  kept="configs, stores and logs")
 
 
 if __name__ == "__main__":

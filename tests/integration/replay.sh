@@ -11,13 +11,13 @@ dir=$fm_stack_dir
 python3 -c 'import os, sys; sys.path.insert(0, "tests/replay"); import record; record.setup(os.environ)' || exit 1
 cfg=$dir/replay.yaml
 { echo "mode: shadow"; grep -v '^mode:' "$FM_CONFIG"; } > "$cfg"
-passed=0
-failed=0
+# shellcheck source=tests/lib/tally.sh
+. tests/lib/tally.sh
 for f in tests/replay/*.jsonl; do
     if FLEETMCP_DB=$dir/$(basename "$f").db build/mcp-cli --config "$cfg" replay "$f" > "$dir/out" 2>&1; then
-        passed=$((passed + 1))
+        ok
     else
-        failed=$((failed + 1)); echo "FAIL: $f drifted:"; grep -v '^same' "$dir/out"
+        bad "$f drifted:"; grep -v '^same' "$dir/out"
     fi
 done
 # drifts NAME SESSION PATTERN EDIT: replays SESSION with the Xid 79 runbook
@@ -33,8 +33,8 @@ $edit
 yaml.safe_dump(d, open(p, 'w'), sort_keys=False)" "$dir/rb-$name/rb-gpu-fallen-off-bus.yaml" || return 1
     FLEETMCP_RUNBOOKS=$dir/rb-$name FLEETMCP_DB=$dir/$name.db build/mcp-cli --config "$cfg" \
         replay "$session" > "$dir/out" 2>&1 || rc=$?
-    if [ "$rc" -eq 6 ] && grep -Ezq "$pattern" "$dir/out"; then passed=$((passed + 1)); else
-        failed=$((failed + 1)); echo "FAIL: $name was not caught as drift (exit $rc):"; cat "$dir/out"; fi
+    if [ "$rc" -eq 6 ] && grep -Ezq "$pattern" "$dir/out"; then ok; else
+        bad "$name was not caught as drift (exit $rc):"; cat "$dir/out"; fi
 }
 # A behaviour change must show: the Xid 79 runbook loses its probe step.
 drifts removed-step tests/replay/refused-plan.jsonl "DRIFT call 1 repair_plan" '
@@ -53,5 +53,4 @@ for s in d["steps"]:
 drifts changed-step tests/replay/approved-repair.jsonl \
     "DRIFT call 3 repair_execute:[^D]*workflow steps: recorded" '
 d["verification"] = [s for s in d["verification"] if s["action"] != "health_probe"]'
-echo "replay: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally_end replay

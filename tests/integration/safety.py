@@ -436,13 +436,7 @@ def main():
         except Exception as e:  # a scenario crashing is a failure, not the end
             check(False, f"{name} raised", repr(e))
             restore(*R.NODES)
-    print(f"safety: {R.passed} passed, {R.failed} failed", flush=True)
-    if R.failed:
-        print(f"safety: configs, stores and the argv log kept in {R.TMP}")
-    else:
-        import shutil
-        shutil.rmtree(R.TMP, ignore_errors=True)
-    sys.exit(1 if R.failed else 0)
+    R.end("safety", "configs, stores and the argv log")
 
 
 if __name__ == "__main__":

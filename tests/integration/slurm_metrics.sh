@@ -24,14 +24,10 @@ die() { echo "slurm_metrics.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (the test stack needs it)"
 make -s "$BUILD/fleetmcp" "$BUILD/libfleetmcp.a" >&2 || die "cannot build $BUILD/fleetmcp"
 # The backends' mutation slots (no tool uses them yet), driven from Check.
-PKGS="$(make -s --no-print-directory print-pkgs) check"
-mkdir -p "$BUILD/tests"
 BIN="$BUILD/tests/integration_slurm_backends"
-# shellcheck disable=SC2046
-${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-    -Wmissing-prototypes -Wno-unused-parameter -Iinclude -g ${EXTRA_CFLAGS:-} \
-    -o "$BIN" tests/integration/test_slurm_backends.c "$BUILD/libfleetmcp.a" ${EXTRA_LDFLAGS:-} \
-    $(pkg-config --cflags --libs $PKGS) -lpthread -lm
+# shellcheck source=tests/lib/check-driver.sh
+. tests/lib/check-driver.sh
+fm_check_driver tests/integration/test_slurm_backends.c "$BIN"
 
 OWN=
 if [ -n "${FM_STACK:-}" ]; then

@@ -10,15 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 make -s "$BUILD/libfleetmcp.a" >&2
-# The Makefile's package list, so a library added there is linked here too.
-PKGS="$(make -s --no-print-directory print-pkgs) check"
-mkdir -p "$BUILD/tests"
 BIN="$BUILD/tests/integration_slurm_rest_versions"
-# shellcheck disable=SC2046
-${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-    -Wmissing-prototypes -Wno-unused-parameter -Iinclude -g ${EXTRA_CFLAGS:-} \
-    -o "$BIN" tests/integration/test_slurm_rest_versions.c "$BUILD/libfleetmcp.a" \
-    ${EXTRA_LDFLAGS:-} $(pkg-config --cflags --libs $PKGS) -ldl -lpthread -lm
+# shellcheck source=tests/lib/check-driver.sh
+. tests/lib/check-driver.sh
+fm_check_driver tests/integration/test_slurm_rest_versions.c "$BIN"
 # A throwaway PostgreSQL too: the snapshot-per-cluster case runs on both stores.
 . tests/store/pg-env.sh
 fm_pg_env slurm-rest-versions

@@ -25,14 +25,10 @@ die() { echo "ssh.sh: $*" >&2; exit 1; }
 
 cd "$REPO"
 make -s "$BUILD/libfleetmcp.a" >&2 || die "cannot build $BUILD/libfleetmcp.a"
-PKGS="$(make -s --no-print-directory print-pkgs) check"
-mkdir -p "$BUILD/tests"
 BIN="$BUILD/tests/integration_exec_ssh"
-# shellcheck disable=SC2046
-${CC:-cc} -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-    -Wmissing-prototypes -Wno-unused-parameter -Iinclude -g ${EXTRA_CFLAGS:-} \
-    -o "$BIN" tests/integration/test_exec_ssh.c "$BUILD/libfleetmcp.a" ${EXTRA_LDFLAGS:-} \
-    $(pkg-config --cflags --libs $PKGS) -lpthread -lm
+# shellcheck source=tests/lib/check-driver.sh
+. tests/lib/check-driver.sh
+fm_check_driver tests/integration/test_exec_ssh.c "$BIN"
 
 T=$(mktemp -d /tmp/fm-ssh-test.XXXXXX)
 chmod 755 "$T"

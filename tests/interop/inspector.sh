@@ -6,10 +6,8 @@ server=$(realpath "${1:-build/fleetmcp}")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export FLEETMCP_DB=$tmp/inspector.db
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# shellcheck source=tests/lib/tally.sh
+. "$here/../lib/tally.sh"
 insp() { (cd "$here" && timeout 120 npx --no-install @modelcontextprotocol/inspector --cli -e "FLEETMCP_DB=$FLEETMCP_DB" "$server" "$@") 2>"$tmp/err"; }
 
 out=$(insp --method tools/list)
@@ -45,5 +43,4 @@ fi
 kill -TERM "$http_pid" 2>/dev/null
 wait "$http_pid" && ok || bad "fleetmcp --http did not exit 0 on SIGTERM"
 
-echo "inspector-interop: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally_end inspector-interop

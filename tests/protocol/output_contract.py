@@ -30,6 +30,8 @@ import re
 import subprocess
 import sys
 import tempfile
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
 
 try:
     import jsonschema
@@ -41,16 +43,8 @@ except ImportError:
 SERVER = sys.argv[1] if len(sys.argv) > 1 else "build/fleetmcp"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TMP = tempfile.mkdtemp(prefix="fm-contract-")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", flush=True)
+TALLY = Tally("output contract", quiet_ok=True)
+check = TALLY.check
 
 
 def session(requests, version="2025-11-25"):
@@ -303,6 +297,5 @@ for i, name in enumerate(names):
 check(deeper >= 10, f"the served schemas were seen deciding below the top level ({deeper})")
 
 check(len(listed) >= 25, f"structured tools listed: {len(listed)}")
-print(f"output contract: {passed} passed, {failed} failed ({len(listed)} tools, "
-      f"{sum(len(v) for v in samples.values())} samples)")
-sys.exit(1 if failed else 0)
+print(f"output contract: {len(listed)} tools, {sum(len(v) for v in samples.values())} samples")
+sys.exit(TALLY.summary())

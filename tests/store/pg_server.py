@@ -18,19 +18,12 @@ import subprocess
 import sys
 import threading
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import Tally  # noqa: E402
 
 SERVER, URL, PGDIR = sys.argv[1], sys.argv[2], sys.argv[3]
-passed = failed = 0
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"  ok   {what}", flush=True)
-    else:
-        failed += 1
-        print(f"  FAIL {what} {str(detail)[:600]}", flush=True)
+TALLY = Tally("store-pg server", detail_max=600)
+check = TALLY.check
 
 
 def psql(sql):
@@ -194,5 +187,4 @@ def migrate():
 four_writers()
 restart_mid_calls()
 migrate()
-print(f"store-pg server: {passed} passed, {failed} failed", flush=True)
-sys.exit(1 if failed else 0)
+sys.exit(TALLY.summary())
