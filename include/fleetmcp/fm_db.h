@@ -28,6 +28,7 @@
 #define FM_DB_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 #include "fleetmcp/fm_error.h"
@@ -202,6 +203,9 @@ fm_code fm_db_errcode(fm_db *db);
  * prepares a copy for that run only. */
 typedef int (*fm_db_row_fn)(fm_db_stmt *row, void *arg);
 int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types, ...);
+/* fm_db_run for a module's own varargs wrapper (its parameters in ap). */
+int fm_db_runv(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types,
+               va_list ap);
 /* fm_db_run with the parameters in an array, for a statement whose
  * parameter count is not known when the code is written (a multi-row
  * INSERT).  type is one of fm_db_run's letters; p and len carry 't', 'T'

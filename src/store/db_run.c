@@ -134,16 +134,22 @@ static int step_release(fm_db *db, fm_db_stmt *s, fm_db_stmt *own, int slot, int
     return rc;
 }
 
-int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types, ...)
+int fm_db_runv(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types,
+               va_list ap)
 {
     fm_db_stmt *own, *s;
     int slot;
     if (!db || !(s = get(db, sql, &own, &slot))) return FM_DB_ERROR;
+    return step_release(db, s, own, slot, bind_all(s, types, ap), row, arg);
+}
+
+int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types, ...)
+{
     va_list ap;
     va_start(ap, types);
-    int rc = bind_all(s, types, ap);
+    int rc = fm_db_runv(db, sql, row, arg, types, ap);
     va_end(ap);
-    return step_release(db, s, own, slot, rc, row, arg);
+    return rc;
 }
 
 int fm_db_run_params(fm_db *db, const char *sql, fm_db_row_fn row, void *arg,
