@@ -64,8 +64,10 @@ int fm_plan_create(fm_ctx *ctx, const json_t *content, const json_t *detail,
                   "session,initiator,updated_ms) VALUES(?,?,?,?,?,?,'proposed',?,?,?)",
                   NULL, NULL, "titttttti", id_out, now, fm_json_str(content, "tool", ""),
                   ctext ? ctext : "{}", dtext ? dtext : "{}", hash, ctx->session.id, who,
-                  now) != FM_DB_DONE)
-        rc = fm_store_fail(&ctx->store, err, "plan insert");
+                  now) != FM_DB_DONE) {
+        fm_store_fail(&ctx->store, err, "plan insert");
+        rc = -1;
+    }
     free(ctext);
     free(dtext);
     return rc;
