@@ -28,6 +28,7 @@
 #define FM_DB_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 #include "fleetmcp/fm_error.h"
@@ -188,6 +189,8 @@ fm_code fm_db_errcode(fm_db *db);
  *   'i'  int64_t        integer
  *   'n'  int            integer
  *   'd'  double         real
+ *   'T'  const char *, int   text of that many bytes (no NUL needed)
+ *   'b'  const void *, int   a blob of that many bytes (NULL: empty)
  * row is called with the statement positioned on each row (read it with
  * fm_db_column_*; pointers stay valid until row returns); nonzero from row
  * stops the run.  row may be NULL (a write, or a read whose rows do not
@@ -200,6 +203,29 @@ fm_code fm_db_errcode(fm_db *db);
  * prepares a copy for that run only. */
 typedef int (*fm_db_row_fn)(fm_db_stmt *row, void *arg);
 int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types, ...);
+/* fm_db_run for a module's own varargs wrapper (its parameters in ap). */
+int fm_db_runv(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types,
+               va_list ap);
+/* fm_db_run with the parameters in an array, for a statement whose
+ * parameter count is not known when the code is written (a multi-row
+ * INSERT).  type is one of fm_db_run's letters; p and len carry 't', 'T'
+ * and 'b', i carries 'i' and 'n', d carries 'd'. */
+typedef struct fm_db_param {
+    char type;
+    const void *p;
+    int len;
+    int64_t i;
+    double d;
+} fm_db_param;
+int fm_db_run_params(fm_db *db, const char *sql, fm_db_row_fn row, void *arg,
+                     const fm_db_param *params, int n);
+/* Work done once per connection (a table module's schema check): marked
+ * reports whether key (an address in the caller, e.g. its DDL string) was
+ * marked on this connection; mark records it.  A connection (re)opened
+ * starts unmarked; a mark that cannot be kept is dropped, so the caller
+ * does its work again. */
+int fm_db_marked(fm_db *db, const void *key);
+void fm_db_mark(fm_db *db, const void *key);
 /* Row callbacks for the common shapes: column 0 into *(int64_t *)arg,
  * and column 0 as text into the fm_db_text_buf arg (truncated to fit;
  * found set), each stopping after the first row. */

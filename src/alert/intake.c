@@ -228,17 +228,11 @@ static const char *severity_of(const json_t *labels)
 static bool seen_recently(fm_ctx *ctx, const char *fp, const char *status, int64_t since_ms)
 {
     if (!*fp) return false; /* nothing to recognise a repeat by */
-    bool seen = false;
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                         "SELECT last_ms FROM alert_seen WHERE fingerprint=? AND status=?", -1, &s,
-                         NULL) == FM_DB_OK) {
-        fm_db_bind_text(s, 1, fp, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 2, status, -1, FM_DB_STATIC);
-        if (fm_db_step(s) == FM_DB_ROW) seen = fm_db_column_int64(s, 0) >= since_ms;
-    }
-    fm_db_finalize(s);
-    return seen;
+    int64_t last = 0;
+    return fm_db_run(ctx->store.db,
+                     "SELECT last_ms FROM alert_seen WHERE fingerprint=? AND status=?",
+                     fm_db_row_int64, &last, "tt", fp, status) == FM_DB_ROW &&
+           last >= since_ms;
 }
 
 /* Records (fingerprint, status) as handled now.  Only once it was: an
@@ -247,19 +241,31 @@ static bool seen_recently(fm_ctx *ctx, const char *fp, const char *status, int64
 static void mark_seen(fm_ctx *ctx, const char *fp, const char *status, const char *node)
 {
     if (!*fp) return;
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                         "INSERT INTO alert_seen(fingerprint,status,node,last_ms) VALUES(?,?,?,?)"
-                         " ON CONFLICT(fingerprint,status) DO UPDATE SET"
-                         " last_ms=excluded.last_ms, node=excluded.node",
-                         -1, &s, NULL) == FM_DB_OK) {
-        fm_db_bind_text(s, 1, fp, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 2, status, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 3, node, -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 4, fm_now_ms());
-        fm_db_step(s);
+    fm_db_run(ctx->store.db,
+              "INSERT INTO alert_seen(fingerprint,status,node,last_ms) VALUES(?,?,?,?)"
+              " ON CONFLICT(fingerprint,status) DO UPDATE SET"
+              " last_ms=excluded.last_ms, node=excluded.node",
+              NULL, NULL, "ttti", fp, status, node, fm_now_ms());
+}
+
+/* made_recently's row: the window's start and what was made. */
+typedef struct {
+    int64_t since_ms;
+    char *ticket, *plan;
+    size_t len;
+    bool made;
+} made_acc;
+
+static int made_row(fm_db_stmt *s, void *arg)
+{
+    made_acc *m = arg;
+    if (fm_db_column_int64(s, 0) >= m->since_ms) {
+        m->made = true;
+        const unsigned char *t = fm_db_column_text(s, 1), *p = fm_db_column_text(s, 2);
+        snprintf(m->ticket, m->len, "%s", t ? (const char *)t : "");
+        snprintf(m->plan, m->len, "%s", p ? (const char *)p : "");
     }
-    fm_db_finalize(s);
+    return 1;
 }
 
 /* The ticket and plan already made for (node, class) within the window,
@@ -267,51 +273,33 @@ static void mark_seen(fm_ctx *ctx, const char *fp, const char *status, const cha
 static bool made_recently(fm_ctx *ctx, const char *node, const char *fc, int64_t since_ms,
                           char *ticket, char *plan, size_t len)
 {
-    bool made = false;
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                         "SELECT last_ms, ticket, plan_id FROM alert_intake WHERE node=? AND"
-                         " fault_class=?",
-                         -1, &s, NULL) == FM_DB_OK) {
-        fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 2, fc, -1, FM_DB_STATIC);
-        if (fm_db_step(s) == FM_DB_ROW && fm_db_column_int64(s, 0) >= since_ms) {
-            made = true;
-            const unsigned char *t = fm_db_column_text(s, 1), *p = fm_db_column_text(s, 2);
-            snprintf(ticket, len, "%s", t ? (const char *)t : "");
-            snprintf(plan, len, "%s", p ? (const char *)p : "");
-        }
-    }
-    fm_db_finalize(s);
-    return made;
+    made_acc m = {since_ms, ticket, plan, len, false};
+    fm_db_run(ctx->store.db,
+              "SELECT last_ms, ticket, plan_id FROM alert_intake WHERE node=? AND fault_class=?",
+              made_row, &m, "tt", node, fc);
+    return m.made;
 }
 
 static void remember(fm_ctx *ctx, const char *node, const char *fc, const char *ticket,
                      const char *plan, bool fresh)
 {
-    fm_db_stmt *s = NULL;
     /* A fresh ticket/plan restarts the window; a deduplicated alert only
      * counts (the window runs from what was made, not from the last
      * repeat, so a flapping alert cannot hold it open forever). */
-    const char *sql = fresh ? "INSERT INTO alert_intake(node,fault_class,first_ms,last_ms,alerts,"
-                              "ticket,plan_id) VALUES(?,?,?,?,1,?,?) ON CONFLICT(node,fault_class)"
-                              " DO UPDATE SET first_ms=excluded.first_ms,"
-                              " last_ms=excluded.last_ms, alerts=alert_intake.alerts+1,"
-                              " ticket=excluded.ticket, plan_id=excluded.plan_id"
-                            : "UPDATE alert_intake SET alerts=alerts+1 WHERE node=? AND"
-                              " fault_class=?";
-    if (fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL) != FM_DB_OK) return;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, fc, -1, FM_DB_STATIC);
     if (fresh) {
         int64_t now = fm_now_ms();
-        fm_db_bind_int64(s, 3, now);
-        fm_db_bind_int64(s, 4, now);
-        fm_db_bind_text(s, 5, ticket, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 6, plan, -1, FM_DB_STATIC);
+        fm_db_run(ctx->store.db,
+                  "INSERT INTO alert_intake(node,fault_class,first_ms,last_ms,alerts,"
+                  "ticket,plan_id) VALUES(?,?,?,?,1,?,?) ON CONFLICT(node,fault_class)"
+                  " DO UPDATE SET first_ms=excluded.first_ms,"
+                  " last_ms=excluded.last_ms, alerts=alert_intake.alerts+1,"
+                  " ticket=excluded.ticket, plan_id=excluded.plan_id",
+                  NULL, NULL, "ttiitt", node, fc, now, now, ticket, plan);
+    } else {
+        fm_db_run(ctx->store.db,
+                  "UPDATE alert_intake SET alerts=alerts+1 WHERE node=? AND fault_class=?", NULL,
+                  NULL, "tt", node, fc);
     }
-    fm_db_step(s);
-    fm_db_finalize(s);
 }
 
 /* ---- one alert ------------------------------------------------------- */

@@ -112,21 +112,11 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
      * (fm_plan_transition: WHERE status=from, one row or refused), which
      * a concurrent one waits for and then finds moved. */
     if (fm_store_begin_rows(st, err)) return -1;
-    fm_db_stmt *s = NULL;
     if (strcmp(signature, ELICITED_SIG)) {
-        if (fm_db_prepare_v2(st->db,
-                               "INSERT OR IGNORE INTO approval_signatures(signature,approval_id)"
-                               " VALUES(?,?)",
-                               -1, &s, NULL) != FM_DB_OK) {
-            fm_store_fail(st, err, "approval insert");
-            goto fail;
-        }
-        fm_db_bind_text(s, 1, signature, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 2, id_out, -1, FM_DB_STATIC);
-        int rc = fm_db_step(s);
-        fm_db_finalize(s);
-        s = NULL;
-        if (rc != FM_DB_DONE) {
+        if (fm_db_run(st->db,
+                      "INSERT OR IGNORE INTO approval_signatures(signature,approval_id)"
+                      " VALUES(?,?)",
+                      NULL, NULL, "tt", signature, id_out) != FM_DB_DONE) {
             fm_store_fail(st, err, "approval insert");
             goto fail;
         }
@@ -141,23 +131,11 @@ static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
      * person, where the gate asks for two) join it there. */
     if (fm_plan_transition(ctx, plan_id, first ? "proposed" : "approved", "approved", err))
         goto fail;
-    if (fm_db_prepare_v2(st->db,
-                           "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
-                           "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
-                           -1, &s, NULL) != FM_DB_OK) {
-        fm_store_fail(st, err, "approval insert");
-        goto fail;
-    }
-    fm_db_bind_text(s, 1, id_out, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, plan_id, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 3, hash, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 4, approver, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 5, expires_ms);
-    fm_db_bind_text(s, 6, signature, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 7, fm_now_ms());
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
-    if (rc != FM_DB_DONE) {
+    if (fm_db_run(st->db,
+                  "INSERT INTO approvals(id,plan_id,plan_hash,approver,expires_ms,"
+                  "signature,created_ms) VALUES(?,?,?,?,?,?,?)",
+                  NULL, NULL, "ttttiti", id_out, plan_id, hash, approver, expires_ms, signature,
+                  fm_now_ms()) != FM_DB_DONE) {
         fm_store_fail(st, err, "approval insert");
         goto fail;
     }
@@ -284,30 +262,36 @@ static bool still_valid(fm_ctx *ctx, const char *plan_id, const char *hash, cons
  * of plan_id's other unused, unexpired approvals for hash that are still
  * valid; one that is not is left out (the quorum then says who is
  * missing).  0, or -1 when the store cannot be read. */
+/* other_approvers' rows: each still valid approver appended. */
+typedef struct {
+    fm_ctx *ctx;
+    const char *plan_id, *hash;
+    char (*ids)[FM_APPROVER_LEN];
+    size_t *n;
+} others_acc;
+
+static int other_row(fm_db_stmt *s, void *arg)
+{
+    others_acc *o = arg;
+    const char *who = (const char *)fm_db_column_text(s, 0);
+    const char *sig = (const char *)fm_db_column_text(s, 2);
+    fm_err ignored = {0};
+    if (who && sig &&
+        still_valid(o->ctx, o->plan_id, o->hash, who, fm_db_column_int64(s, 1), sig, &ignored))
+        snprintf(o->ids[(*o->n)++], FM_APPROVER_LEN, "%s", who);
+    return *o->n >= FM_APPROVAL_MAX_PER_PLAN;
+}
+
 static int other_approvers(fm_ctx *ctx, const char *plan_id, const char *hash, const char *skip,
                            char ids[][FM_APPROVER_LEN], size_t *n, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT approver,expires_ms,signature FROM approvals WHERE plan_id=?"
-                           " AND plan_hash=? AND used_ms IS NULL AND expires_ms>? AND id<>?"
-                           " ORDER BY created_ms",
-                           -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(&ctx->store, err, "approval read");
-    fm_db_bind_text(s, 1, plan_id, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, hash, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 3, fm_now_ms());
-    fm_db_bind_text(s, 4, skip, -1, FM_DB_STATIC);
-    int rc = FM_DB_DONE;
-    while (*n < FM_APPROVAL_MAX_PER_PLAN && (rc = fm_db_step(s)) == FM_DB_ROW) {
-        const char *who = (const char *)fm_db_column_text(s, 0);
-        const char *sig = (const char *)fm_db_column_text(s, 2);
-        fm_err ignored = {0};
-        if (who && sig &&
-            still_valid(ctx, plan_id, hash, who, fm_db_column_int64(s, 1), sig, &ignored))
-            snprintf(ids[(*n)++], FM_APPROVER_LEN, "%s", who);
-    }
-    fm_db_finalize(s);
+    if (*n >= FM_APPROVAL_MAX_PER_PLAN) return 0;
+    others_acc o = {ctx, plan_id, hash, ids, n};
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT approver,expires_ms,signature FROM approvals WHERE plan_id=?"
+                       " AND plan_hash=? AND used_ms IS NULL AND expires_ms>? AND id<>?"
+                       " ORDER BY created_ms",
+                       other_row, &o, "ttit", plan_id, hash, fm_now_ms(), skip);
     if (rc != FM_DB_ROW && rc != FM_DB_DONE)
         return fm_store_fail(&ctx->store, err, "approval read");
     return 0;
@@ -322,15 +306,8 @@ static int mark_used(fm_ctx *ctx, const char *approval_id, const char *plan_id, 
         "UPDATE approvals SET used_ms=?, used_session=? WHERE plan_id=? AND used_ms IS NULL"};
     int64_t now = fm_now_ms();
     for (int i = 0; i < 2; i++) {
-        fm_db_stmt *s = NULL;
-        if (fm_db_prepare_v2(ctx->store.db, sql[i], -1, &s, NULL) != FM_DB_OK)
-            return fm_store_fail(&ctx->store, err, "approval update");
-        fm_db_bind_int64(s, 1, now);
-        fm_db_bind_text(s, 2, ctx->session.id, -1, FM_DB_STATIC);
-        fm_db_bind_text(s, 3, i ? plan_id : approval_id, -1, FM_DB_STATIC);
-        int rc = fm_db_step(s);
-        fm_db_finalize(s);
-        if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "approval update");
+        if (fm_db_run(ctx->store.db, sql[i], NULL, NULL, "itt", now, ctx->session.id,
+                      i ? plan_id : approval_id) != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "approval update");
         if (!i && fm_db_changes(ctx->store.db) != 1)
             return fm_err_set(err, FM_ERR_APPROVAL, "approval %s was used concurrently",
                               approval_id);
@@ -341,18 +318,38 @@ static int mark_used(fm_ctx *ctx, const char *approval_id, const char *plan_id, 
 int fm_approval_plan_of(fm_ctx *ctx, const char *approval_id, char plan_id_out[FM_APPROVAL_ID_LEN],
                         fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db, "SELECT plan_id FROM approvals WHERE id=?", -1, &s,
-                           NULL) != FM_DB_OK)
+    fm_db_text_buf t = {plan_id_out, FM_APPROVAL_ID_LEN, 0};
+    int rc = fm_db_run(ctx->store.db, "SELECT plan_id FROM approvals WHERE id=?", fm_db_row_text,
+                       &t, "t", approval_id);
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE)
         return fm_store_fail(&ctx->store, err, "approval read");
-    fm_db_bind_text(s, 1, approval_id, -1, FM_DB_STATIC);
-    int rc = fm_db_step(s);
-    if (rc == FM_DB_ROW)
-        snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
-    fm_db_finalize(s);
     if (rc == FM_DB_ROW) return 0;
     return fm_err_set(err, FM_ERR_APPROVAL, "no approval %.40s: run `mcp-cli approve PLAN` first",
                       approval_id);
+}
+
+/* fm_approval_consume's row, copied out: the plan and first approver
+ * into the caller's buffers, whether the hash is the caller's, whether
+ * it was used, when it expires, its signature. */
+typedef struct {
+    char *plan_id, *approver;
+    const char *want_hash;
+    bool same_hash, used;
+    int64_t expires_ms;
+    char sig[200];
+} consume_read;
+
+static int consume_row(fm_db_stmt *s, void *arg)
+{
+    consume_read *r = arg;
+    snprintf(r->plan_id, FM_APPROVAL_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
+    snprintf(r->approver, FM_APPROVER_LEN, "%s", (const char *)fm_db_column_text(s, 2));
+    r->same_hash = !strcmp((const char *)fm_db_column_text(s, 1), r->want_hash);
+    r->used = fm_db_column_type(s, 4) != FM_DB_NULL;
+    r->expires_ms = fm_db_column_int64(s, 3);
+    const unsigned char *sigcol = fm_db_column_text(s, 5);
+    snprintf(r->sig, sizeof r->sig, "%s", sigcol ? (const char *)sigcol : "");
+    return 1;
 }
 
 int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_hash,
@@ -366,39 +363,38 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
      * approved -> executed (one row, or refused).  A consumer racing this
      * one waits on those rows and finds them taken: consumed once. */
     if (fm_store_begin_rows(st, err)) return -1;
-    fm_db_stmt *s = NULL;
     int rc = -1;
     char ids[FM_APPROVAL_MAX_PER_PLAN][FM_APPROVER_LEN];
     size_t n = 0;
-    if (fm_db_prepare_v2(st->db,
-                           "SELECT plan_id,plan_hash,approver,expires_ms,used_ms,signature"
-                           " FROM approvals WHERE id=?",
-                           -1, &s, NULL) != FM_DB_OK) {
+    consume_read r = {.plan_id = plan_id_out, .approver = ids[0], .want_hash = plan_hash};
+    int step = fm_db_run(st->db,
+                         "SELECT plan_id,plan_hash,approver,expires_ms,used_ms,signature"
+                         " FROM approvals WHERE id=?",
+                         consume_row, &r, "t", approval_id);
+    if (step != FM_DB_ROW && step != FM_DB_DONE) {
         fm_store_fail(st, err, "approval read");
         goto out;
     }
-    fm_db_bind_text(s, 1, approval_id, -1, FM_DB_STATIC);
-    if (fm_db_step(s) != FM_DB_ROW) {
+    if (step != FM_DB_ROW) {
         fm_err_set(err, FM_ERR_APPROVAL, "no approval %.40s: run `mcp-cli approve PLAN` first",
                    approval_id);
         goto out;
     }
-    snprintf(plan_id_out, FM_APPROVAL_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
-    snprintf(ids[n++], FM_APPROVER_LEN, "%s", (const char *)fm_db_column_text(s, 2));
-    if (strcmp((const char *)fm_db_column_text(s, 1), plan_hash)) {
+    n++;
+    if (!r.same_hash) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "approval %s was given for plan %s, and this call is not that plan (its"
                    " arguments or runbook changed): get a new approval for the new plan",
                    approval_id, plan_id_out);
         goto out;
     }
-    if (fm_db_column_type(s, 4) != FM_DB_NULL) {
+    if (r.used) {
         fm_err_set(err, FM_ERR_APPROVAL,
                    "approval %s was already used: approvals are single-use, approve again",
                    approval_id);
         goto out;
     }
-    int64_t expires_ms = fm_db_column_int64(s, 3);
+    int64_t expires_ms = r.expires_ms;
     if (expires_ms <= fm_now_ms()) {
         fm_err_set(err, FM_ERR_APPROVAL, "approval %s expired: approve the plan again",
                    approval_id);
@@ -406,11 +402,7 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     }
     /* The rows are trusted no more than the store is: every signature is
      * checked again, against the keys configured now. */
-    char sig[200];
-    const unsigned char *sigcol = fm_db_column_text(s, 5);
-    snprintf(sig, sizeof sig, "%s", sigcol ? (const char *)sigcol : "");
-    fm_db_finalize(s);
-    s = NULL;
+    const char *sig = r.sig;
     if (!still_valid(ctx, plan_id_out, plan_hash, ids[0], expires_ms, sig, err)) goto out;
     if (other_approvers(ctx, plan_id_out, plan_hash, approval_id, ids, &n, err)) goto out;
     const char *who[FM_APPROVAL_MAX_PER_PLAN];
@@ -423,7 +415,6 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     if (fm_plan_transition(ctx, plan_id_out, "approved", "executed", err)) goto out;
     rc = 0;
 out:
-    fm_db_finalize(s);
     if (rc == 0) {
         if (fm_store_commit(st, err)) rc = -1;
     } else {

@@ -40,10 +40,14 @@ static const char save_sql[] =
 
 #define SKEW_MS 1000 /* hosts sharing a store: their clocks may differ this much */
 
+/* Checked once per connection, as slurm_snapshot.c's ready (see there). */
 static int ready(fm_store *st, fm_err *err)
 {
     if (!st || !st->db) return fm_err_set(err, FM_ERR_UNAVAILABLE, "the store is not open"), -1;
-    return fm_store_migrate(st, "slurm_cli_aggregate", 1, ddl, err) ? -1 : 0;
+    if (fm_db_marked(st->db, ddl)) return 0;
+    if (fm_store_migrate(st, "slurm_cli_aggregate", 1, ddl, err)) return -1;
+    if (!st->probe && fm_db_get_autocommit(st->db)) fm_db_mark(st->db, ddl);
+    return 0;
 }
 
 /* Lines as sinfo prints them with FM_SLURM_SINFO_COUNTS_FORMAT: four
@@ -71,47 +75,55 @@ static int damaged(fm_err *err, const char *what)
            -1;
 }
 
+/* load_sql's one row, checked and copied out (rc as the load returns). */
+typedef struct {
+    char **text;
+    long long *read_ms;
+    int rc;
+    fm_err *err;
+} load_out;
+
+static int load_row(fm_db_stmt *q, void *arg)
+{
+    load_out *o = arg;
+    long long bytes = fm_db_column_int64(q, 1);
+    const char *sum = (const char *)fm_db_column_text(q, 2);
+    const char *body = (const char *)fm_db_column_text(q, 3);
+    size_t n = body ? (size_t)fm_db_column_bytes(q, 3) : 0;
+    char got[65] = "";
+    if (bytes <= 0 || bytes > (long long)FM_SLURM_AGGREGATE_MAX_BYTES || (size_t)bytes != n) {
+        o->rc = damaged(o->err, "size");
+    } else {
+        fm_sha256_hex(body, n, got);
+        if (!sum || strcmp(sum, got))
+            o->rc = damaged(o->err, "digest");
+        else if (!sinfo_lines(body, n))
+            o->rc = damaged(o->err, "not sinfo's lines");
+        else if (!(*o->text = strndup(body, n))) {
+            fm_err_set(o->err, FM_ERR_NOMEM, "sinfo aggregate");
+            o->rc = -1;
+        } else {
+            *o->read_ms = fm_db_column_int64(q, 0);
+            o->rc = 0;
+        }
+    }
+    return 1;
+}
+
 int fm_slurm_aggregate_load(fm_store *st, const char *source, const char *cluster, long long now_ms,
                             long long max_age_ms, char **text, long long *read_ms, fm_err *err)
 {
     *text = NULL;
     if (!cluster || !*cluster || max_age_ms <= 0) return 1;
     if (ready(st, err)) return -1;
-    fm_db_stmt *q = fm_store_stmt(st, load_sql, err);
-    if (!q) return -1;
-    fm_db_bind_text(q, 1, source, -1, FM_DB_STATIC);
-    fm_db_bind_text(q, 2, cluster, -1, FM_DB_STATIC);
-    fm_db_bind_int64(q, 3, now_ms - max_age_ms);
-    fm_db_bind_int64(q, 4, now_ms + SKEW_MS);
-    int rc = 1, step = fm_db_step(q);
-    if (step == FM_DB_ROW) {
-        long long bytes = fm_db_column_int64(q, 1);
-        const char *sum = (const char *)fm_db_column_text(q, 2);
-        const char *body = (const char *)fm_db_column_text(q, 3);
-        size_t n = body ? (size_t)fm_db_column_bytes(q, 3) : 0;
-        char got[65] = "";
-        if (bytes <= 0 || bytes > (long long)FM_SLURM_AGGREGATE_MAX_BYTES || (size_t)bytes != n) {
-            rc = damaged(err, "size");
-        } else {
-            fm_sha256_hex(body, n, got);
-            if (!sum || strcmp(sum, got))
-                rc = damaged(err, "digest");
-            else if (!sinfo_lines(body, n))
-                rc = damaged(err, "not sinfo's lines");
-            else if (!(*text = strndup(body, n))) {
-                fm_err_set(err, FM_ERR_NOMEM, "sinfo aggregate");
-                rc = -1;
-            } else {
-                *read_ms = fm_db_column_int64(q, 0);
-                rc = 0;
-            }
-        }
-    } else if (step != FM_DB_DONE) {
+    load_out o = {.text = text, .read_ms = read_ms, .rc = 1, .err = err};
+    int step = fm_db_run(st->db, load_sql, load_row, &o, "ttii", source, cluster,
+                         (int64_t)(now_ms - max_age_ms), (int64_t)(now_ms + SKEW_MS));
+    if (step != FM_DB_ROW && step != FM_DB_DONE) {
         fm_store_fail(st, err, "reading the sinfo aggregate");
-        rc = -1;
+        return -1;
     }
-    fm_db_reset(q);
-    return rc;
+    return o.rc;
 }
 
 int fm_slurm_aggregate_save(fm_store *st, const char *source, const char *cluster, const char *text,
@@ -129,17 +141,10 @@ int fm_slurm_aggregate_save(fm_store *st, const char *source, const char *cluste
     if (ready(st, err)) return -1;
     char sum[65];
     fm_sha256_hex(text, n, sum);
-    fm_db_stmt *q = fm_store_stmt(st, save_sql, err);
-    if (!q) return -1;
-    fm_db_bind_text(q, 1, source, -1, FM_DB_STATIC);
-    fm_db_bind_text(q, 2, cluster, -1, FM_DB_STATIC);
-    fm_db_bind_int64(q, 3, read_ms);
-    fm_db_bind_int64(q, 4, (fm_db_int64)n);
-    fm_db_bind_text(q, 5, sum, -1, FM_DB_STATIC);
-    fm_db_bind_text(q, 6, text, (int)n, FM_DB_STATIC);
-    fm_db_bind_int64(q, 7, fm_now_ms());
-    int rc = fm_db_step(q) == FM_DB_DONE ? 0 : fm_store_fail(st, err, "writing the sinfo aggregate");
-    fm_db_reset(q);
-    fm_db_clear_bindings(q);
+    int rc = fm_db_run(st->db, save_sql, NULL, NULL, "ttiitTi", source, cluster,
+                       (int64_t)read_ms, (int64_t)n, sum, text, (int)n,
+                       (int64_t)fm_now_ms()) == FM_DB_DONE
+                 ? 0
+                 : fm_store_fail(st, err, "writing the sinfo aggregate");
     return rc ? -1 : 0;
 }

@@ -68,13 +68,19 @@ static const char head_sql[] =
     " bytes = excluded.bytes,"
     " sha256 = excluded.sha256, written_ms = excluded.written_ms";
 
+/* The schema is checked once per connection, not at every load and save
+ * (fm_store_migrate takes the write lock when it has something to check):
+ * the mark is kept only once the check is committed, so a check inside a
+ * transaction that may still roll back (a group-commit batch) runs again. */
 static int ready(fm_store *st, fm_err *err)
 {
     if (!st || !st->db) return fm_err_set(err, FM_ERR_UNAVAILABLE, "the store is not open"), -1;
-    return fm_store_migrate(st, "slurm_snapshot", 1, ddl, err) ||
-                   fm_store_migrate(st, "slurm_snapshot", 2, ddl_v2, err)
-               ? -1
-               : 0;
+    if (fm_db_marked(st->db, ddl_v2)) return 0;
+    if (fm_store_migrate(st, "slurm_snapshot", 1, ddl, err) ||
+        fm_store_migrate(st, "slurm_snapshot", 2, ddl_v2, err))
+        return -1;
+    if (!st->probe && fm_db_get_autocommit(st->db)) fm_db_mark(st->db, ddl_v2);
+    return 0;
 }
 
 static int corrupt(fm_err *err, const char *what)
@@ -83,88 +89,113 @@ static int corrupt(fm_err *err, const char *what)
     return -1;
 }
 
+/* load_sql's rows gathered: the header from the first, each row's body
+ * appended (rc -1 with err: stop, damaged or out of memory). */
+typedef struct {
+    size_t max;
+    long long stamp, bytes;
+    char sum[65];
+    char *text;
+    size_t len;
+    int rc;
+    fm_err *err;
+} load_acc;
+
+static int load_row(fm_db_stmt *q, void *arg)
+{
+    load_acc *a = arg;
+    if (!a->text) {
+        a->stamp = fm_db_column_int64(q, 0);
+        a->bytes = fm_db_column_int64(q, 1);
+        snprintf(a->sum, sizeof a->sum, "%s", (const char *)fm_db_column_text(q, 2));
+        if (a->bytes <= 0 || (size_t)a->bytes > a->max) return a->rc = corrupt(a->err, "size"), 1;
+        if (!(a->text = malloc((size_t)a->bytes + 1))) {
+            fm_err_set(a->err, FM_ERR_NOMEM, "node table snapshot");
+            return a->rc = -1, 1;
+        }
+    }
+    const char *b = (const char *)fm_db_column_text(q, 3);
+    size_t n = b ? (size_t)fm_db_column_bytes(q, 3) : 0;
+    if (n > (size_t)a->bytes - a->len) return a->rc = corrupt(a->err, "longer than its size"), 1;
+    memcpy(a->text + a->len, b, n);
+    a->len += n;
+    return 0;
+}
+
 int fm_slurm_snapshot_load(fm_store *st, const char *source, const char *cluster, fm_slurm_table *t,
                            long long after, long long until, size_t max, fm_err *err)
 {
     if (!cluster || !*cluster) return 1; /* no name, no snapshot: see the top */
     if (ready(st, err)) return -1;
-    fm_db_stmt *q = fm_store_stmt(st, load_sql, err);
-    if (!q) return -1;
-    fm_db_bind_text(q, 1, source, -1, FM_DB_STATIC);
-    fm_db_bind_text(q, 2, cluster, -1, FM_DB_STATIC);
-    fm_db_bind_int64(q, 3, after);
-    fm_db_bind_int64(q, 4, until);
-    fm_db_bind_int64(q, 5, max > INT64_MAX ? INT64_MAX : (fm_db_int64)max);
-    long long stamp = 0, bytes = 0;
-    char sum[65] = "";
-    char *text = NULL;
-    size_t len = 0;
-    int rc = 0, step = FM_DB_DONE;
-    while (!rc && (step = fm_db_step(q)) == FM_DB_ROW) {
-        if (!text) {
-            stamp = fm_db_column_int64(q, 0);
-            bytes = fm_db_column_int64(q, 1);
-            snprintf(sum, sizeof sum, "%s", (const char *)fm_db_column_text(q, 2));
-            if (bytes <= 0 || (size_t)bytes > max) {
-                rc = corrupt(err, "size");
-                break;
-            }
-            if (!(text = malloc((size_t)bytes + 1))) {
-                fm_err_set(err, FM_ERR_NOMEM, "node table snapshot");
-                rc = -1;
-                break;
-            }
-        }
-        const char *b = (const char *)fm_db_column_text(q, 3);
-        size_t n = b ? (size_t)fm_db_column_bytes(q, 3) : 0;
-        if (n > (size_t)bytes - len) {
-            rc = corrupt(err, "longer than its size");
-            break;
-        }
-        memcpy(text + len, b, n);
-        len += n;
-    }
+    load_acc a = {.max = max, .err = err};
+    int step = fm_db_run(st->db, load_sql, load_row, &a, "ttiii", source, cluster,
+                         (int64_t)after, (int64_t)until,
+                         (int64_t)(max > INT64_MAX ? INT64_MAX : (fm_db_int64)max));
+    int rc = a.rc;
+    char *text = a.text;
+    size_t len = a.len;
     if (!rc && step != FM_DB_DONE) {
         fm_store_fail(st, err, "reading the node table snapshot");
         rc = -1;
     }
-    fm_db_reset(q);
     if (!rc && !text) return 1; /* none */
     char got[65] = "";
-    if (!rc && (size_t)bytes != len) rc = corrupt(err, "rows missing");
+    if (!rc && (size_t)a.bytes != len) rc = corrupt(err, "rows missing");
     if (!rc) fm_sha256_hex(text, len, got);
     /* Rows that are not what their writer hashed are refused, whatever they parse as. */
-    if (!rc && strcmp(sum, got)) rc = corrupt(err, "digest");
+    if (!rc && strcmp(a.sum, got)) rc = corrupt(err, "digest");
     if (rc) {
         free(text);
         return -1;
     }
-    return fm_slurm_table_restore_owned(t, text, len, stamp, err) ? -1 : 0;
+    return fm_slurm_table_restore_owned(t, text, len, a.stamp, err) ? -1 : 0;
 }
 
-/* One INSERT of up to PER_INSERT rows: "(?, ?, ?)" each. */
+/* The multi-row INSERTs, literals so that each is one kept statement
+ * (fm_db_run keys statements by address): PER_INSERT rows, and the sizes a
+ * shorter last batch is made of (at most four statements for it). */
+#define INS_HEAD "INSERT INTO slurm_node_snapshot_rows(source, seq, body) VALUES "
+#define ROWS1 "(?, ?, ?)"
+#define ROWS2 ROWS1 ", " ROWS1
+#define ROWS4 ROWS2 ", " ROWS2
+#define ROWS8 ROWS4 ", " ROWS4
+#define ROWS16 ROWS8 ", " ROWS8
+static const struct {
+    int n;
+    const char *sql;
+} inserts[] = {
+    {PER_INSERT, INS_HEAD ROWS16 ", " ROWS4 ", " ROWS1},
+    {16, INS_HEAD ROWS16},
+    {8, INS_HEAD ROWS8},
+    {4, INS_HEAD ROWS4},
+    {2, INS_HEAD ROWS2},
+    {1, INS_HEAD ROWS1},
+};
+
+/* Up to PER_INSERT rows, in as few INSERTs as the sizes above allow. */
 static int insert_rows(fm_store *st, const char *source, int seq0, const char *const *row,
                        const int *rlen, int n, fm_err *err)
 {
-    char sql[128 + PER_INSERT * 12];
-    int l =
-        snprintf(sql, sizeof sql, "INSERT INTO slurm_node_snapshot_rows(source, seq, body) VALUES");
-    for (int i = 0; i < n; i++)
-        l += snprintf(sql + l, sizeof sql - (size_t)l, "%s(?, ?, ?)", i ? ", " : " ");
-    fm_db_stmt *q = NULL;
-    if (fm_db_prepare_v2(st->db, sql, -1, &q, NULL) != FM_DB_OK) {
-        fm_store_fail(st, err, "writing the node table snapshot");
-        return -1;
+    fm_db_param p[3 * PER_INSERT];
+    for (size_t k = 0; n > 0 && k < sizeof inserts / sizeof inserts[0]; k++) {
+        while (n >= inserts[k].n) {
+            int m = inserts[k].n;
+            for (int i = 0; i < m; i++) {
+                p[3 * i] = (fm_db_param){.type = 't', .p = source};
+                p[3 * i + 1] = (fm_db_param){.type = 'i', .i = seq0 + i};
+                p[3 * i + 2] = (fm_db_param){.type = 'T', .p = row[i], .len = rlen[i]};
+            }
+            if (fm_db_run_params(st->db, inserts[k].sql, NULL, NULL, p, 3 * m) != FM_DB_DONE) {
+                fm_store_fail(st, err, "writing the node table snapshot");
+                return -1;
+            }
+            seq0 += m;
+            row += m;
+            rlen += m;
+            n -= m;
+        }
     }
-    for (int i = 0; i < n; i++) {
-        fm_db_bind_text(q, 3 * i + 1, source, -1, FM_DB_STATIC);
-        fm_db_bind_int(q, 3 * i + 2, seq0 + i);
-        fm_db_bind_text(q, 3 * i + 3, row[i], rlen[i], FM_DB_STATIC);
-    }
-    int rc = fm_db_step(q) == FM_DB_DONE ? 0 : -1;
-    if (rc) fm_store_fail(st, err, "writing the node table snapshot");
-    fm_db_finalize(q);
-    return rc;
+    return 0;
 }
 
 /* The text's rows, each whole lines of at most CHUNK bytes (a longer line alone). */
@@ -190,16 +221,14 @@ static int write_rows(fm_store *st, const char *source, const char *text, size_t
     return 0;
 }
 
-/* Runs one cached statement binding source (and nothing else); its step result. */
+/* Runs sql binding source (and nothing else), its first column into
+ * *val when there is a row; FM_DB_ROW, FM_DB_DONE, or -1 with err. */
 static int step_source(fm_store *st, const char *sql, const char *source, fm_err *err,
                        long long *val)
 {
-    fm_db_stmt *q = fm_store_stmt(st, sql, err);
-    if (!q) return -1;
-    fm_db_bind_text(q, 1, source, -1, FM_DB_STATIC);
-    int rc = fm_db_step(q);
-    if (rc == FM_DB_ROW && val) *val = fm_db_column_int64(q, 0);
-    fm_db_reset(q);
+    int64_t v = 0;
+    int rc = fm_db_run(st->db, sql, val ? fm_db_row_int64 : NULL, &v, "t", source);
+    if (rc == FM_DB_ROW && val) *val = v;
     if (rc == FM_DB_ROW || rc == FM_DB_DONE) return rc;
     fm_store_fail(st, err, "writing the node table snapshot");
     return -1;
@@ -229,19 +258,13 @@ int fm_slurm_snapshot_save(fm_store *st, const char *source, const char *cluster
     }
     if (rc >= 0) rc = step_source(st, clear_sql, source, err, NULL);
     if (rc >= 0) rc = write_rows(st, source, text, len, err);
-    fm_db_stmt *q = rc >= 0 ? fm_store_stmt(st, head_sql, err) : NULL;
-    if (q) {
-        fm_db_bind_text(q, 1, source, -1, FM_DB_STATIC);
-        fm_db_bind_text(q, 2, cluster, -1, FM_DB_STATIC);
-        fm_db_bind_int64(q, 3, fm_slurm_table_stamp(t));
-        fm_db_bind_int64(q, 4, (fm_db_int64)fm_slurm_table_size(t));
-        fm_db_bind_int64(q, 5, (fm_db_int64)len);
-        fm_db_bind_text(q, 6, sum, -1, FM_DB_STATIC);
-        fm_db_bind_int64(q, 7, fm_now_ms());
-        rc = fm_db_step(q) == FM_DB_DONE ? 0 : -1;
+    if (rc >= 0) {
+        rc = fm_db_run(st->db, head_sql, NULL, NULL, "ttiiiti", source, cluster,
+                       (int64_t)fm_slurm_table_stamp(t), (int64_t)fm_slurm_table_size(t),
+                       (int64_t)len, sum, (int64_t)fm_now_ms()) == FM_DB_DONE
+                 ? 0
+                 : -1;
         if (rc) fm_store_fail(st, err, "writing the node table snapshot");
-        fm_db_reset(q);
-        fm_db_clear_bindings(q);
     } else {
         rc = -1;
     }

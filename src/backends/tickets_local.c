@@ -138,30 +138,14 @@ static json_t *row_ticket(const local_st *l, fm_db_stmt *s, bool full)
     return t;
 }
 
-static int prep(local_st *l, const char *sql, fm_db_stmt **s, fm_err *err)
-{
-    if (fm_db_prepare_v2(l->store->db, sql, -1, s, NULL) != FM_DB_OK)
-        return fm_store_fail(l->store, err, "preparing a tickets query");
-    return 0;
-}
-
-static void bind_opt(fm_db_stmt *s, int i, const char *v)
-{
-    if (v)
-        fm_db_bind_text(s, i, v, -1, FM_DB_TRANSIENT);
-    else
-        fm_db_bind_null(s, i);
-}
+/* A statement on the tickets tables: fm_db_run on this store's connection. */
+#define RUN(l, sql, row, arg, ...) fm_db_run((l)->store->db, sql, row, arg, __VA_ARGS__)
 
 /* Ticket row id for key, inside the caller's transaction; 0 if none. */
 static int64_t ticket_id(local_st *l, const char *key, fm_err *err)
 {
-    fm_db_stmt *s;
-    if (prep(l, "SELECT id FROM tickets WHERE key = ?", &s, err)) return -1;
-    fm_db_bind_text(s, 1, key, -1, FM_DB_TRANSIENT);
-    int rc = fm_db_step(s);
-    int64_t id = rc == FM_DB_ROW ? fm_db_column_int64(s, 0) : 0;
-    fm_db_finalize(s);
+    int64_t id = 0;
+    int rc = RUN(l, "SELECT id FROM tickets WHERE key = ?", fm_db_row_int64, &id, "t", key);
     if (rc != FM_DB_ROW && rc != FM_DB_DONE)
         return fm_store_fail(l->store, err, "finding a ticket"), -1;
     if (!id)
@@ -172,13 +156,10 @@ static int64_t ticket_id(local_st *l, const char *key, fm_err *err)
 
 static int touch(local_st *l, int64_t id, fm_err *err)
 {
-    fm_db_stmt *s;
-    if (prep(l, "UPDATE tickets SET updated_ms = ? WHERE id = ?", &s, err)) return -1;
-    fm_db_bind_int64(s, 1, fm_now_ms());
-    fm_db_bind_int64(s, 2, id);
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
-    return rc == FM_DB_DONE ? 0 : fm_store_fail(l->store, err, "updating a ticket");
+    return RUN(l, "UPDATE tickets SET updated_ms = ? WHERE id = ?", NULL, NULL, "ii", fm_now_ms(),
+               id) == FM_DB_DONE
+               ? 0
+               : fm_store_fail(l->store, err, "updating a ticket");
 }
 
 static json_t *local_get(void *st, const char *key, fm_err *err);
@@ -208,17 +189,14 @@ static json_t *local_create(void *st, const json_t *fields, fm_err *err)
     }
 
     char existing[64] = "";
-    fm_db_stmt *s = NULL;
     if (node && fc) {
-        if (prep(l, "SELECT key FROM tickets WHERE node = ? AND fault_class = ? AND open = 1", &s,
-                 err))
+        fm_db_text_buf t = {existing, sizeof existing, 0};
+        int rc = RUN(l, "SELECT key FROM tickets WHERE node = ? AND fault_class = ? AND open = 1",
+                     fm_db_row_text, &t, "tt", node, fc);
+        if (rc != FM_DB_ROW && rc != FM_DB_DONE) {
+            fm_store_fail(l->store, err, "preparing a tickets query");
             goto fail;
-        fm_db_bind_text(s, 1, node, -1, FM_DB_TRANSIENT);
-        fm_db_bind_text(s, 2, fc, -1, FM_DB_TRANSIENT);
-        if (fm_db_step(s) == FM_DB_ROW)
-            snprintf(existing, sizeof existing, "%s", col_text(s, 0));
-        fm_db_finalize(s);
-        s = NULL;
+        }
     }
     if (existing[0]) {
         if (fm_store_commit(l->store, err)) return NULL;
@@ -237,25 +215,13 @@ static json_t *local_create(void *st, const json_t *fields, fm_err *err)
     json_decref(ctxj);
     int64_t now = fm_now_ms();
     int rc = FM_DB_ERROR;
-    if (desc && labels_s && ctx_s &&
-        !prep(l,
-              "INSERT INTO tickets(key, summary, description, node, fault_class, priority,"
-              " labels, context, created_ms, updated_ms)"
-              " VALUES('FM-new-' || hex(randomblob(8)), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-              &s, err)) {
-        fm_db_bind_text(s, 1, json_string_value(sum), -1, FM_DB_TRANSIENT);
-        fm_db_bind_text(s, 2, desc, -1, FM_DB_TRANSIENT);
-        bind_opt(s, 3, node);
-        bind_opt(s, 4, fc);
-        bind_opt(s, 5, fm_ticket_priority(l->priority_map, fields));
-        fm_db_bind_text(s, 6, labels_s, -1, FM_DB_TRANSIENT);
-        fm_db_bind_text(s, 7, ctx_s, -1, FM_DB_TRANSIENT);
-        fm_db_bind_int64(s, 8, now);
-        fm_db_bind_int64(s, 9, now);
-        rc = fm_db_step(s);
-        fm_db_finalize(s);
-        s = NULL;
-    }
+    if (desc && labels_s && ctx_s)
+        rc = RUN(l,
+                 "INSERT INTO tickets(key, summary, description, node, fault_class, priority,"
+                 " labels, context, created_ms, updated_ms)"
+                 " VALUES('FM-new-' || hex(randomblob(8)), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 NULL, NULL, "tttttttii", json_string_value(sum), desc, node, fc,
+                 fm_ticket_priority(l->priority_map, fields), labels_s, ctx_s, now, now);
     free(desc);
     free(labels_s);
     free(ctx_s);
@@ -267,13 +233,8 @@ static json_t *local_create(void *st, const json_t *fields, fm_err *err)
     int64_t id = fm_db_last_insert_rowid(l->store->db);
     char key[48];
     snprintf(key, sizeof key, "FM-%lld", (long long)id);
-    if (prep(l, "UPDATE tickets SET key = ? WHERE id = ?", &s, err)) goto fail;
-    fm_db_bind_text(s, 1, key, -1, FM_DB_TRANSIENT);
-    fm_db_bind_int64(s, 2, id);
-    rc = fm_db_step(s);
-    fm_db_finalize(s);
-    s = NULL;
-    if (rc != FM_DB_DONE) {
+    if (RUN(l, "UPDATE tickets SET key = ? WHERE id = ?", NULL, NULL, "ti", key, id) !=
+        FM_DB_DONE) {
         fm_store_fail(l->store, err, "naming a ticket");
         goto fail;
     }
@@ -284,44 +245,58 @@ static json_t *local_create(void *st, const json_t *fields, fm_err *err)
     json_object_set_new(out, "deduplicated", json_false());
     return out;
 fail:
-    if (s) fm_db_finalize(s);
     fm_store_rollback(l->store);
     return NULL;
 }
 
+static int comment_row(fm_db_stmt *s, void *arg)
+{
+    char ts[32];
+    fm_iso_time(fm_db_column_int64(s, 2), ts);
+    json_t *c = json_object();
+    json_object_set_new(c, "author", col_str(s, 0, 128));
+    json_object_set_new(c, "created", json_string(ts));
+    json_object_set_new(c, "body", col_str(s, 1, FM_TICKET_MAX_COMMENT_BODY));
+    json_array_insert_new(arg, 0, c); /* oldest first, like Jira */
+    return 0;
+}
+
 static json_t *local_comments(local_st *l, int64_t id, fm_err *err)
 {
-    fm_db_stmt *s;
-    if (prep(l,
-             "SELECT author, body, created_ms FROM ticket_comments WHERE ticket_id = ?"
-             " ORDER BY id DESC LIMIT ?",
-             &s, err))
-        return NULL;
-    fm_db_bind_int64(s, 1, id);
-    fm_db_bind_int(s, 2, FM_TICKET_MAX_COMMENTS);
     json_t *out = json_array();
-    while (fm_db_step(s) == FM_DB_ROW) {
-        char ts[32];
-        fm_iso_time(fm_db_column_int64(s, 2), ts);
-        json_t *c = json_object();
-        json_object_set_new(c, "author", col_str(s, 0, 128));
-        json_object_set_new(c, "created", json_string(ts));
-        json_object_set_new(c, "body", col_str(s, 1, FM_TICKET_MAX_COMMENT_BODY));
-        json_array_insert_new(out, 0, c); /* oldest first, like Jira */
+    int rc = RUN(l,
+                 "SELECT author, body, created_ms FROM ticket_comments WHERE ticket_id = ?"
+                 " ORDER BY id DESC LIMIT ?",
+                 comment_row, out, "in", id, FM_TICKET_MAX_COMMENTS);
+    if (rc != FM_DB_DONE && rc != FM_DB_ROW) {
+        json_decref(out);
+        fm_store_fail(l->store, err, "reading a ticket's comments");
+        return NULL;
     }
-    fm_db_finalize(s);
     return out;
+}
+
+/* local_get's row: the ticket (new) and its row id. */
+typedef struct {
+    const local_st *l;
+    json_t *t;
+    int64_t id;
+} get_acc;
+
+static int get_row(fm_db_stmt *s, void *arg)
+{
+    get_acc *g = arg;
+    g->t = row_ticket(g->l, s, true);
+    g->id = fm_db_column_int64(s, 14);
+    return 1;
 }
 
 static json_t *local_get(void *st, const char *key, fm_err *err)
 {
     local_st *l = st;
-    fm_db_stmt *s;
-    if (prep(l, "SELECT " TICKET_COLS " FROM tickets t WHERE t.key = ?", &s, err)) return NULL;
-    fm_db_bind_text(s, 1, key, -1, FM_DB_TRANSIENT);
-    int rc = fm_db_step(s);
+    get_acc g = {l, NULL, 0};
+    int rc = RUN(l, "SELECT " TICKET_COLS " FROM tickets t WHERE t.key = ?", get_row, &g, "t", key);
     if (rc != FM_DB_ROW) {
-        fm_db_finalize(s);
         if (rc == FM_DB_DONE)
             fm_err_set(err, FM_ERR_NOT_FOUND, "ticket %s does not exist; ticket_search finds keys",
                        key);
@@ -329,9 +304,8 @@ static json_t *local_get(void *st, const char *key, fm_err *err)
             fm_store_fail(l->store, err, "reading a ticket");
         return NULL;
     }
-    json_t *t = row_ticket(l, s, true);
-    int64_t id = fm_db_column_int64(s, 14);
-    fm_db_finalize(s);
+    json_t *t = g.t;
+    int64_t id = g.id;
     json_t *c = local_comments(l, id, err);
     if (!c) {
         json_decref(t);
@@ -339,6 +313,19 @@ static json_t *local_get(void *st, const char *key, fm_err *err)
     }
     json_object_set_new(t, "comments", c);
     return t;
+}
+
+/* local_update's read: the stored labels and context (both new). */
+typedef struct {
+    json_t *labels, *ctx;
+} merge_read;
+
+static int merge_row(fm_db_stmt *s, void *arg)
+{
+    merge_read *m = arg;
+    m->labels = col_json(s, 0, json_array);
+    m->ctx = col_json(s, 1, json_object);
+    return 1;
 }
 
 static int local_update(void *st, const char *key, const json_t *fields, fm_err *err)
@@ -353,24 +340,20 @@ static int local_update(void *st, const char *key, const json_t *fields, fm_err 
         fm_store_rollback(l->store);
         return -1;
     }
-    fm_db_stmt *s = NULL;
     char *labels_s = NULL, *ctx_s = NULL;
     json_t *sum = NULL;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
 
     /* Merge labels and context with what is stored, so an update only adds. */
-    if (prep(l, "SELECT labels, context, node, fault_class FROM tickets WHERE id = ?", &s, err))
-        goto fail;
-    fm_db_bind_int64(s, 1, id);
-    if (fm_db_step(s) != FM_DB_ROW) {
+    merge_read m = {NULL, NULL};
+    if (RUN(l, "SELECT labels, context, node, fault_class FROM tickets WHERE id = ?", merge_row,
+            &m, "i", id) != FM_DB_ROW) {
         fm_store_fail(l->store, err, "reading a ticket");
         goto fail;
     }
-    json_t *labels = col_json(s, 0, json_array);
-    json_t *ctxj = col_json(s, 1, json_object);
-    fm_db_finalize(s);
-    s = NULL;
+    json_t *labels = m.labels;
+    json_t *ctxj = m.ctx;
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(fields, "labels"), i, v)
@@ -399,24 +382,13 @@ static int local_update(void *st, const char *key, const json_t *fields, fm_err 
                            ? fm_ticket_priority(l->priority_map, fields)
                            : NULL;
     if (!prio) prio = fm_json_str(fields, "priority", NULL);
-    if (!labels_s || !ctx_s ||
-        prep(l,
-             "UPDATE tickets SET summary = coalesce(?, summary),"
-             " description = coalesce(?, description), priority = coalesce(?, priority),"
-             " labels = ?, context = ?, updated_ms = ? WHERE id = ?",
-             &s, err))
-        goto fail;
-    bind_opt(s, 1, summary);
-    bind_opt(s, 2, desc);
-    bind_opt(s, 3, prio);
-    fm_db_bind_text(s, 4, labels_s, -1, FM_DB_TRANSIENT);
-    fm_db_bind_text(s, 5, ctx_s, -1, FM_DB_TRANSIENT);
-    fm_db_bind_int64(s, 6, fm_now_ms());
-    fm_db_bind_int64(s, 7, id);
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
-    s = NULL;
-    if (rc != FM_DB_DONE) {
+    if (!labels_s || !ctx_s) goto fail;
+    if (RUN(l,
+            "UPDATE tickets SET summary = coalesce(?, summary),"
+            " description = coalesce(?, description), priority = coalesce(?, priority),"
+            " labels = ?, context = ?, updated_ms = ? WHERE id = ?",
+            NULL, NULL, "tttttii", summary, desc, prio, labels_s, ctx_s, fm_now_ms(),
+            id) != FM_DB_DONE) {
         fm_store_fail(l->store, err, "updating a ticket");
         goto fail;
     }
@@ -428,18 +400,16 @@ fail:
     free(labels_s);
     free(ctx_s);
     json_decref(sum);
-    if (s) fm_db_finalize(s);
     fm_store_rollback(l->store);
     return -1;
 }
 
 
-/* Runs a prepared change to ticket id inside the open transaction, marks
- * the ticket updated and commits; rolls back on any failure.  Finalizes s. */
-static int finish_change(local_st *l, fm_db_stmt *s, int64_t id, const char *what, fm_err *err)
+/* After a change to ticket id inside the open transaction (rc: its
+ * fm_db_run result), marks the ticket updated and commits; rolls back on
+ * any failure. */
+static int finish_change(local_st *l, int rc, int64_t id, const char *what, fm_err *err)
 {
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
     if (rc != FM_DB_DONE) {
         fm_store_fail(l->store, err, what);
         fm_store_rollback(l->store);
@@ -457,18 +427,13 @@ static int local_comment(void *st, const char *key, const char *body, fm_err *er
     local_st *l = st;
     /* Rows added, or a conditional UPDATE: nothing read decides them. */
     if (fm_store_begin_rows(l->store, err)) return -1;
-    fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
-    if (prep(l,
-             "INSERT INTO ticket_comments(ticket_id, author, body, created_ms)"
-             " VALUES(?, 'fleetmcp', ?, ?)",
-             &s, err))
-        goto fail;
-    fm_db_bind_int64(s, 1, id);
-    fm_db_bind_text(s, 2, body, -1, FM_DB_TRANSIENT);
-    fm_db_bind_int64(s, 3, fm_now_ms());
-    return finish_change(l, s, id, "adding a comment", err);
+    int rc = RUN(l,
+                 "INSERT INTO ticket_comments(ticket_id, author, body, created_ms)"
+                 " VALUES(?, 'fleetmcp', ?, ?)",
+                 NULL, NULL, "iti", id, body, fm_now_ms());
+    return finish_change(l, rc, id, "adding a comment", err);
 fail:
     fm_store_rollback(l->store);
     return -1;
@@ -485,21 +450,14 @@ static int local_attach(void *st, const char *key, const char *name, const void 
     fm_sha256_hex(bytes, len, sha);
     /* Rows added, or a conditional UPDATE: nothing read decides them. */
     if (fm_store_begin_rows(l->store, err)) return -1;
-    fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
-    if (prep(l,
-             "INSERT INTO ticket_attachments(ticket_id, name, size, sha256, body, created_ms)"
-             " VALUES(?, ?, ?, ?, ?, ?)",
-             &s, err))
-        goto fail;
-    fm_db_bind_int64(s, 1, id);
-    fm_db_bind_text(s, 2, name, -1, FM_DB_TRANSIENT);
-    fm_db_bind_int64(s, 3, (fm_db_int64)len);
-    fm_db_bind_text(s, 4, sha, -1, FM_DB_TRANSIENT);
-    fm_db_bind_blob(s, 5, len ? bytes : "", (int)len, FM_DB_TRANSIENT);
-    fm_db_bind_int64(s, 6, fm_now_ms());
-    return finish_change(l, s, id, "storing an attachment", err);
+    int rc = RUN(l,
+                 "INSERT INTO ticket_attachments(ticket_id, name, size, sha256, body, created_ms)"
+                 " VALUES(?, ?, ?, ?, ?, ?)",
+                 NULL, NULL, "ititbi", id, name, (int64_t)len, sha, len ? bytes : "", (int)len,
+                 fm_now_ms());
+    return finish_change(l, rc, id, "storing an attachment", err);
 fail:
     fm_store_rollback(l->store);
     return -1;
@@ -526,21 +484,13 @@ static int local_close(void *st, const char *key, char *name, size_t namelen, fm
     local_st *l = st;
     /* Rows added, or a conditional UPDATE: nothing read decides them. */
     if (fm_store_begin_rows(l->store, err)) return -1;
-    fm_db_stmt *s;
     int64_t id = ticket_id(l, key, err);
     if (id <= 0) goto fail;
     int64_t now = fm_now_ms();
-    if (prep(l,
-             "UPDATE tickets SET open = 0, status = 'Closed', closed_ms = ?, updated_ms = ?"
-             " WHERE id = ? AND open = 1",
-             &s, err))
-        goto fail;
-    fm_db_bind_int64(s, 1, now);
-    fm_db_bind_int64(s, 2, now);
-    fm_db_bind_int64(s, 3, id);
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
-    if (rc != FM_DB_DONE) {
+    if (RUN(l,
+            "UPDATE tickets SET open = 0, status = 'Closed', closed_ms = ?, updated_ms = ?"
+            " WHERE id = ? AND open = 1",
+            NULL, NULL, "iii", now, now, id) != FM_DB_DONE) {
         fm_store_fail(l->store, err, "closing a ticket");
         goto fail;
     }
@@ -555,34 +505,37 @@ fail:
     return -1;
 }
 
+/* local_search's rows (arg: the l and the array). */
+typedef struct {
+    const local_st *l;
+    json_t *out;
+} search_acc;
+
+static int search_row(fm_db_stmt *s, void *arg)
+{
+    search_acc *a = arg;
+    json_array_append_new(a->out, row_ticket(a->l, s, false));
+    return 0;
+}
+
 static json_t *local_search(void *st, const fm_ticket_query *q, fm_err *err)
 {
     local_st *l = st;
-    fm_db_stmt *s;
-    if (prep(l,
-             "SELECT " TICKET_COLS " FROM tickets t"
-             " WHERE (CAST(?1 AS TEXT) IS NULL OR t.node = ?1)"
-             " AND (CAST(?2 AS TEXT) IS NULL OR t.fault_class = ?2)"
-             " AND (?3 = 2 OR t.open = CASE WHEN ?3 = 0 THEN 1 ELSE 0 END) ORDER BY t.id DESC"
-             " LIMIT ?4",
-             &s, err))
-        return NULL;
-    bind_opt(s, 1, q->node);
-    bind_opt(s, 2, q->fault_class);
-    fm_db_bind_int(s, 3, (int)q->state);
     int lim = q->limit < 1 ? 1 : q->limit > FM_TICKET_MAX_SEARCH ? FM_TICKET_MAX_SEARCH : q->limit;
-    fm_db_bind_int(s, 4, lim);
-    json_t *out = json_array();
-    int rc;
-    while ((rc = fm_db_step(s)) == FM_DB_ROW)
-        json_array_append_new(out, row_ticket(l, s, false));
-    fm_db_finalize(s);
+    search_acc a = {l, json_array()};
+    int rc = RUN(l,
+                 "SELECT " TICKET_COLS " FROM tickets t"
+                 " WHERE (CAST(?1 AS TEXT) IS NULL OR t.node = ?1)"
+                 " AND (CAST(?2 AS TEXT) IS NULL OR t.fault_class = ?2)"
+                 " AND (?3 = 2 OR t.open = CASE WHEN ?3 = 0 THEN 1 ELSE 0 END) ORDER BY t.id DESC"
+                 " LIMIT ?4",
+                 search_row, &a, "ttnn", q->node, q->fault_class, (int)q->state, lim);
     if (rc != FM_DB_DONE) {
-        json_decref(out);
+        json_decref(a.out);
         fm_store_fail(l->store, err, "searching tickets");
         return NULL;
     }
-    return out;
+    return a.out;
 }
 
 const struct fm_ticket_ops fm_tickets_local = {

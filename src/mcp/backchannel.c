@@ -54,20 +54,11 @@ static const char ddl[] =
 static long long run(fm_ctx *ctx, const char *sql, bool want_count, fm_err *err,
                      const char *types, ...)
 {
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, err);
-    if (!s) return -1;
+    int64_t n = 0;
     va_list ap;
     va_start(ap, types);
-    for (int i = 0; types[i]; i++) {
-        if (types[i] == 't')
-            fm_db_bind_text(s, i + 1, va_arg(ap, const char *), -1, FM_DB_TRANSIENT);
-        else
-            fm_db_bind_int64(s, i + 1, va_arg(ap, int64_t));
-    }
+    int rc = fm_db_runv(ctx->store.db, sql, want_count ? fm_db_row_int64 : NULL, &n, types, ap);
     va_end(ap);
-    int rc = fm_db_step(s);
-    long long n = want_count && rc == FM_DB_ROW ? fm_db_column_int64(s, 0) : 0;
-    fm_db_reset(s);
     if (rc != FM_DB_DONE && rc != FM_DB_ROW)
         return fm_store_fail(&ctx->store, err, "mcp_client_requests"), -1;
     return want_count ? n : fm_db_changes(ctx->store.db);
@@ -83,24 +74,29 @@ static void waiter_group(char *out, size_t n)
 
 /* Rows of this service's workers that died waiting: their questions
  * will never be collected, and they must not hold the waiting budget. */
+/* drop_dead's rows: the pids that are gone (at most 8 a sweep). */
+typedef struct {
+    long long dead[8];
+    int n;
+} dead_acc;
+
+static int dead_row(fm_db_stmt *s, void *arg)
+{
+    dead_acc *d = arg;
+    long long pid = fm_db_column_int64(s, 0);
+    if (pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH) d->dead[d->n++] = pid;
+    return d->n == 8;
+}
+
 static void drop_dead(fm_ctx *ctx, const char *group)
 {
     fm_err err = {0};
-    fm_db_stmt *s = fm_store_stmt(&ctx->store,
-                                  "SELECT DISTINCT pid FROM mcp_client_requests WHERE waiter = ?",
-                                  &err);
-    if (!s) return;
-    fm_db_bind_text(s, 1, group, -1, FM_DB_TRANSIENT);
-    long long dead[8];
-    int n = 0;
-    while (n < 8 && fm_db_step(s) == FM_DB_ROW) {
-        long long pid = fm_db_column_int64(s, 0);
-        if (pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH) dead[n++] = pid;
-    }
-    fm_db_reset(s);
-    for (int i = 0; i < n; i++)
+    dead_acc d = {.n = 0};
+    fm_db_run(ctx->store.db, "SELECT DISTINCT pid FROM mcp_client_requests WHERE waiter = ?",
+              dead_row, &d, "t", group);
+    for (int i = 0; i < d.n; i++)
         run(ctx, "DELETE FROM mcp_client_requests WHERE waiter = ? AND pid = ?", false, &err, "ti",
-            group, (int64_t)dead[i]);
+            group, (int64_t)d.dead[i]);
 }
 
 /* Records the question before it is asked; -1 with err (busy, or the
@@ -175,21 +171,24 @@ static void pending_drop(fm_ctx *ctx, const char *rid)
 }
 
 /* The answer to rid when it has come (new), else NULL. */
+/* pending_reply's row: the reply parsed (arg: json_t **, new). */
+static int reply_row(fm_db_stmt *s, void *arg)
+{
+    const char *t = (const char *)fm_db_column_text(s, 0);
+    *(json_t **)arg = t ? json_loads(t, 0, NULL) : NULL;
+    return 1;
+}
+
 static json_t *pending_reply(fm_ctx *ctx, const char *rid, fm_err *err)
 {
-    fm_db_stmt *s = fm_store_stmt(&ctx->store,
-                                  "SELECT reply FROM mcp_client_requests WHERE session_id = ?"
-                                  " AND request_id = ? AND reply IS NOT NULL",
-                                  err);
-    if (!s) return NULL;
-    fm_db_bind_text(s, 1, ctx->session.id, -1, FM_DB_TRANSIENT);
-    fm_db_bind_text(s, 2, rid, -1, FM_DB_TRANSIENT);
     json_t *r = NULL;
-    if (fm_db_step(s) == FM_DB_ROW) {
-        const char *t = (const char *)fm_db_column_text(s, 0);
-        r = t ? json_loads(t, 0, NULL) : NULL;
-    }
-    fm_db_reset(s);
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT reply FROM mcp_client_requests WHERE session_id = ?"
+                       " AND request_id = ? AND reply IS NOT NULL",
+                       reply_row, &r, "tt", ctx->session.id, rid);
+    /* Busy is "not yet": the next poll reads again. */
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE && rc != FM_DB_BUSY)
+        fm_store_fail(&ctx->store, err, "mcp_client_requests");
     return r;
 }
 

@@ -76,24 +76,10 @@ bool fm_call_in_task(const fm_call *call)
  * "i" int64.  Returns rows changed, or -1 with err. */
 static int exec_sql(fm_ctx *ctx, const char *sql, fm_err *err, const char *types, ...)
 {
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, err);
-    if (!s) return -1;
     va_list ap;
     va_start(ap, types);
-    for (int i = 0; types[i]; i++) {
-        if (types[i] == 't') {
-            const char *v = va_arg(ap, const char *);
-            if (v)
-                fm_db_bind_text(s, i + 1, v, -1, FM_DB_TRANSIENT);
-            else
-                fm_db_bind_null(s, i + 1);
-        } else {
-            fm_db_bind_int64(s, i + 1, va_arg(ap, int64_t));
-        }
-    }
+    int rc = fm_db_runv(ctx->store.db, sql, NULL, NULL, types, ap);
     va_end(ap);
-    int rc = fm_db_step(s);
-    fm_db_reset(s);
     if (rc != FM_DB_DONE && rc != FM_DB_ROW)
         return fm_store_fail(&ctx->store, err, "mcp_tasks"), -1;
     return fm_db_changes(ctx->store.db);
@@ -221,14 +207,24 @@ bool fm_task_cancel_requested(fm_ctx *ctx)
     int64_t now = fm_now_ms();
     if (now - ctx->task_polled_ms < CANCEL_POLL_MS) return false;
     ctx->task_polled_ms = now;
-    fm_err err = {0};
-    fm_db_stmt *s =
-        fm_store_stmt(&ctx->store, "SELECT cancel_requested FROM mcp_tasks WHERE id = ?", &err);
-    if (!s) return false;
-    fm_db_bind_text(s, 1, ctx->task_id, -1, FM_DB_STATIC);
-    bool c = fm_db_step(s) == FM_DB_ROW && fm_db_column_int64(s, 0) != 0;
-    fm_db_reset(s);
-    return c;
+    int64_t c = 0;
+    return fm_db_run(ctx->store.db, "SELECT cancel_requested FROM mcp_tasks WHERE id = ?",
+                     fm_db_row_int64, &c, "t", ctx->task_id) == FM_DB_ROW &&
+           c != 0;
+}
+
+/* fm_call_ask's poll: the task's status and the answers so far (new). */
+typedef struct {
+    char status[24];
+    json_t *answers;
+} ask_poll;
+
+static int ask_row(fm_db_stmt *s, void *arg)
+{
+    ask_poll *p = arg;
+    fm_clip(p->status, sizeof p->status, (const char *)fm_db_column_text(s, 0));
+    p->answers = col_json(s, 1);
+    return 1;
 }
 
 json_t *fm_call_ask(fm_call *call, json_t *requests, fm_err *err)
@@ -256,17 +252,16 @@ json_t *fm_call_ask(fm_call *call, json_t *requests, fm_err *err)
     /* Bounded by time; tasks/update moves each answer over and turns the
      * task back to working when none is left. */
     while (fm_now_ms() < deadline && !ctx->stop) {
-        fm_db_stmt *s = fm_store_stmt(
-            &ctx->store, "SELECT status, input_responses FROM mcp_tasks WHERE id = ?", err);
-        if (!s) return NULL;
-        fm_db_bind_text(s, 1, ctx->task_id, -1, FM_DB_STATIC);
-        json_t *answers = NULL;
-        char status[24] = "";
-        if (fm_db_step(s) == FM_DB_ROW) {
-            fm_clip(status, sizeof status, (const char *)fm_db_column_text(s, 0));
-            answers = col_json(s, 1);
+        ask_poll p = {"", NULL};
+        int rc = fm_db_run(ctx->store.db,
+                           "SELECT status, input_responses FROM mcp_tasks WHERE id = ?",
+                           ask_row, &p, "t", ctx->task_id);
+        if (rc != FM_DB_ROW && rc != FM_DB_DONE) {
+            fm_store_fail(&ctx->store, err, "mcp_tasks");
+            return NULL;
         }
-        fm_db_reset(s);
+        json_t *answers = p.answers;
+        char *status = p.status;
         if (!strcmp(status, "working")) return answers ? answers : json_object();
         json_decref(answers);
         if (strcmp(status, "input_required")) {
@@ -373,6 +368,22 @@ static void read_row(fm_db_stmt *s, task_row *r, char *id, size_t id_len, bool a
     r->requests = col_json(s, 11);
 }
 
+/* Rows of mcp_tasks into r[0..max-1] (ids beside them), read_row's way. */
+typedef struct {
+    task_row *r;
+    int max;
+    char ids[LIST_PAGE + 1][48];
+    int n;
+    bool answers;
+} task_read;
+
+static int task_rows(fm_db_stmt *s, void *arg)
+{
+    task_read *t = arg;
+    read_row(s, &t->r[t->n], t->ids[t->n], sizeof t->ids[t->n], t->answers);
+    return ++t->n >= t->max;
+}
+
 /* The caller's task id: 1 found, 0 unknown (or someone else's, or
  * expired), -1 store error. */
 static int load(fm_ctx *ctx, const char *id, task_row *r, fm_err *err)
@@ -380,16 +391,11 @@ static int load(fm_ctx *ctx, const char *id, task_row *r, fm_err *err)
     memset(r, 0, sizeof *r);
     char owner[300];
     fm_mcp_caller_id(ctx, owner, sizeof owner);
-    fm_db_stmt *s = fm_store_stmt(
-        &ctx->store, "SELECT " TASK_COLS TASK_ANSWERS " FROM mcp_tasks WHERE id = ? AND owner = ?",
-        err);
-    if (!s) return -1;
-    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, owner, -1, FM_DB_STATIC);
-    int rc = fm_db_step(s);
-    char same_id[48];
-    if (rc == FM_DB_ROW) read_row(s, r, same_id, sizeof same_id, true);
-    fm_db_reset(s);
+    task_read one = {r, 1, {{0}}, 0, true};
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT " TASK_COLS TASK_ANSWERS
+                       " FROM mcp_tasks WHERE id = ? AND owner = ?",
+                       task_rows, &one, "tt", id, owner);
     if (rc != FM_DB_ROW && rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "mcp_tasks");
     if (rc == FM_DB_DONE || r->created + r->ttl < fm_now_ms()) {
         row_free(r);
@@ -470,6 +476,22 @@ static json_t *detailed(const char *id, task_row *r)
     return out;
 }
 
+/* update's read: the questions, the answers so far (both new) and
+ * whether the task is waiting for them. */
+typedef struct {
+    json_t *req, *ans;
+    bool waiting;
+} pending_io;
+
+static int pending_row(fm_db_stmt *s, void *arg)
+{
+    pending_io *io = arg;
+    io->req = col_json(s, 0);
+    io->ans = col_json(s, 1);
+    io->waiting = !strcmp((const char *)fm_db_column_text(s, 2), "input_required");
+    return 1;
+}
+
 /* tasks/update: moves the answers to pending questions over (unknown keys
  * are ignored) in one transaction; with none left the task works again. */
 static int update(fm_ctx *ctx, const char *id, const json_t *responses, fm_err *err)
@@ -485,22 +507,18 @@ static int update(fm_ctx *ctx, const char *id, const json_t *responses, fm_err *
         fm_store_rollback(&ctx->store);
         return -1;
     }
-    fm_db_stmt *s = fm_store_stmt(
-        &ctx->store, "SELECT input_requests, input_responses, status FROM mcp_tasks WHERE id = ?",
-        err);
-    if (!s) {
+    pending_io io = {NULL, NULL, false};
+    int step = fm_db_run(ctx->store.db,
+                         "SELECT input_requests, input_responses, status FROM mcp_tasks"
+                         " WHERE id = ?",
+                         pending_row, &io, "t", id);
+    if (step != FM_DB_ROW && step != FM_DB_DONE) {
+        fm_store_fail(&ctx->store, err, "mcp_tasks");
         fm_store_rollback(&ctx->store);
         return -1;
     }
-    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
-    json_t *req = NULL, *ans = NULL;
-    bool waiting = false;
-    if (fm_db_step(s) == FM_DB_ROW) {
-        req = col_json(s, 0);
-        ans = col_json(s, 1);
-        waiting = !strcmp((const char *)fm_db_column_text(s, 2), "input_required");
-    }
-    fm_db_reset(s);
+    json_t *req = io.req, *ans = io.ans;
+    bool waiting = io.waiting;
     int rc = 0;
     if (waiting && json_is_object(req)) {
         if (!json_is_object(ans)) {
@@ -650,30 +668,21 @@ json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
     }
     char owner[300];
     fm_mcp_caller_id(ctx, owner, sizeof owner);
-    fm_db_stmt *s = fm_store_stmt(&ctx->store,
-                                  "SELECT " TASK_COLS
-                                  " FROM mcp_tasks WHERE owner = ?1 AND created_ms + ttl_ms >= ?2"
-                                  " AND (created_ms < ?3 OR (created_ms = ?3 AND id < ?4))"
-                                  " ORDER BY created_ms DESC, id DESC LIMIT ?5",
-                                  &err);
     /* The rows first, then the dead-runner checks (which write). */
     task_row rows[LIST_PAGE + 1];
-    char ids[LIST_PAGE + 1][48];
-    int n = 0, rc = FM_DB_DONE;
-    if (s) {
-        fm_db_bind_text(s, 1, owner, -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 2, fm_now_ms());
-        fm_db_bind_int64(s, 3, after_ms);
-        fm_db_bind_text(s, 4, after_id, -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 5, LIST_PAGE + 1);
-        while (n <= LIST_PAGE && (rc = fm_db_step(s)) == FM_DB_ROW) {
-            read_row(s, &rows[n], ids[n], sizeof ids[n], false);
-            n++;
-        }
-        fm_db_reset(s);
-    }
-    if (!s || (rc != FM_DB_ROW && rc != FM_DB_DONE)) {
-        if (s) fm_store_fail(&ctx->store, &err, "mcp_tasks");
+    task_read page = {rows, LIST_PAGE + 1, {{0}}, 0, false};
+    char (*ids)[48] = page.ids;
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT " TASK_COLS
+                       " FROM mcp_tasks WHERE owner = ?1 AND created_ms + ttl_ms >= ?2"
+                       " AND (created_ms < ?3 OR (created_ms = ?3 AND id < ?4))"
+                       " ORDER BY created_ms DESC, id DESC LIMIT ?5",
+                       task_rows, &page, "tiiti", owner, fm_now_ms(), (int64_t)after_ms, after_id,
+                       (int64_t)(LIST_PAGE + 1));
+    int n = page.n;
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE) {
+        fm_store_fail(&ctx->store, &err, "mcp_tasks");
+        for (int i = 0; i < n; i++) row_free(&rows[i]);
         json_decref(tasks);
         store_failed(&err, code, why);
         return NULL;

@@ -57,31 +57,17 @@ int fm_plan_create(fm_ctx *ctx, const json_t *content, const json_t *detail,
     char who[160];
     snprintf(who, sizeof who, "%s:%s", ctx->session.initiator ? "human" : "agent",
              fm_session_who(&ctx->session));
-    fm_db_stmt *s = NULL;
-    int rc = -1;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "INSERT INTO plans(id,created_ms,tool,content,detail,hash,status,"
-                           "session,initiator,updated_ms) VALUES(?,?,?,?,?,?,'proposed',?,?,?)",
-                           -1, &s, NULL) != FM_DB_OK) {
-        fm_store_fail(&ctx->store, err, "plan insert");
-        goto out;
-    }
     int64_t now = fm_now_ms();
-    fm_db_bind_text(s, 1, id_out, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 2, now);
-    fm_db_bind_text(s, 3, fm_json_str(content, "tool", ""), -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 4, ctext ? ctext : "{}", -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 5, dtext ? dtext : "{}", -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 6, hash, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 7, ctx->session.id, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 8, who, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 9, now);
-    if (fm_db_step(s) != FM_DB_DONE)
+    int rc = 0;
+    if (fm_db_run(ctx->store.db,
+                  "INSERT INTO plans(id,created_ms,tool,content,detail,hash,status,"
+                  "session,initiator,updated_ms) VALUES(?,?,?,?,?,?,'proposed',?,?,?)",
+                  NULL, NULL, "titttttti", id_out, now, fm_json_str(content, "tool", ""),
+                  ctext ? ctext : "{}", dtext ? dtext : "{}", hash, ctx->session.id, who,
+                  now) != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "plan insert");
-    else
-        rc = 0;
-out:
-    fm_db_finalize(s);
+        rc = -1;
+    }
     free(ctext);
     free(dtext);
     return rc;
@@ -91,69 +77,59 @@ int fm_plan_find_proposed(fm_ctx *ctx, const char *hash, char id_out[FM_PLAN_ID_
 {
     static const char sql[] =
         "SELECT id FROM plans WHERE hash=? AND status='proposed' ORDER BY created_ms DESC LIMIT 1";
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
-    if (!s) return -1;
-    fm_db_bind_text(s, 1, hash, -1, FM_DB_STATIC);
-    int rc = -1;
-    if (fm_db_step(s) == FM_DB_ROW) {
-        snprintf(id_out, FM_PLAN_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
-        rc = 0;
-    }
-    fm_db_reset(s);
-    return rc;
+    char buf[FM_PLAN_ID_LEN];
+    fm_db_text_buf t = {buf, sizeof buf, 0};
+    if (fm_db_run(ctx->store.db, sql, fm_db_row_text, &t, "t", hash) != FM_DB_ROW) return -1;
+    snprintf(id_out, FM_PLAN_ID_LEN, "%s", buf);
+    return 0;
+}
+
+/* fm_plan_get's row as the plan's JSON (arg: json_t **, new). */
+static int plan_row(fm_db_stmt *s, void *arg)
+{
+    json_t *content = json_loads((const char *)fm_db_column_text(s, 2), 0, NULL);
+    json_t *detail = json_loads((const char *)fm_db_column_text(s, 3), 0, NULL);
+    char created[32], updated[32];
+    fm_iso_time(fm_db_column_int64(s, 1), created);
+    fm_iso_time(fm_db_column_int64(s, 7), updated);
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "plan_id",
+                            (const char *)fm_db_column_text(s, 0), "created", created, "updated",
+                            updated, "hash", (const char *)fm_db_column_text(s, 4), "status",
+                            (const char *)fm_db_column_text(s, 5), "created_by",
+                            (const char *)fm_db_column_text(s, 6));
+    if (json_is_object(content)) json_object_update(out, content);
+    if (json_is_object(detail)) json_object_update_missing(out, detail);
+    json_decref(content);
+    json_decref(detail);
+    *(json_t **)arg = out;
+    return 1;
 }
 
 json_t *fm_plan_get(fm_ctx *ctx, const char *id, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
     json_t *out = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id,created_ms,content,detail,hash,status,initiator,updated_ms"
-                           " FROM plans WHERE id=?",
-                           -1, &s, NULL) != FM_DB_OK) {
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT id,created_ms,content,detail,hash,status,initiator,updated_ms"
+                       " FROM plans WHERE id=?",
+                       plan_row, &out, "t", id);
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "plan read");
         return NULL;
     }
-    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
-    if (fm_db_step(s) == FM_DB_ROW) {
-        json_t *content = json_loads((const char *)fm_db_column_text(s, 2), 0, NULL);
-        json_t *detail = json_loads((const char *)fm_db_column_text(s, 3), 0, NULL);
-        char created[32], updated[32];
-        fm_iso_time(fm_db_column_int64(s, 1), created);
-        fm_iso_time(fm_db_column_int64(s, 7), updated);
-        out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "plan_id",
-                        (const char *)fm_db_column_text(s, 0), "created", created, "updated",
-                        updated, "hash", (const char *)fm_db_column_text(s, 4), "status",
-                        (const char *)fm_db_column_text(s, 5), "created_by",
-                        (const char *)fm_db_column_text(s, 6));
-        if (json_is_object(content)) json_object_update(out, content);
-        if (json_is_object(detail)) json_object_update_missing(out, detail);
-        json_decref(content);
-        json_decref(detail);
-    } else {
+    if (!out) {
         char c[64];
         fm_clip(c, sizeof c, id);
         fm_err_set(err, FM_ERR_NOT_FOUND, "no plan %s (plans are listed in audit_query rows)", c);
     }
-    fm_db_finalize(s);
     return out;
 }
 
 int fm_plan_transition(fm_ctx *ctx, const char *id, const char *from, const char *to,
                        fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "UPDATE plans SET status=?, updated_ms=? WHERE id=? AND status=?", -1,
-                           &s, NULL) != FM_DB_OK)
+    if (fm_db_run(ctx->store.db, "UPDATE plans SET status=?, updated_ms=? WHERE id=? AND status=?",
+                  NULL, NULL, "titt", to, fm_now_ms(), id, from) != FM_DB_DONE)
         return fm_store_fail(&ctx->store, err, "plan update");
-    fm_db_bind_text(s, 1, to, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 2, fm_now_ms());
-    fm_db_bind_text(s, 3, id, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 4, from, -1, FM_DB_STATIC);
-    int rc = fm_db_step(s);
-    fm_db_finalize(s);
-    if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "plan update");
     if (fm_db_changes(ctx->store.db) == 1) return 0;
     char c[64];
     fm_clip(c, sizeof c, id);

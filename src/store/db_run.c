@@ -12,6 +12,8 @@
  * prepares its statement for that run alone (correct, slower), so a
  * module that grows beyond the cache does not break, it shows in bench. */
 #define RUN_CACHE 128
+/* Table modules that check their schema once per connection (fm_db_mark). */
+#define RUN_MARKS 32
 
 struct fm_db_run_cache {
     struct {
@@ -20,6 +22,9 @@ struct fm_db_run_cache {
         bool busy;  /* a run is stepping it (a row callback may nest runs) */
         bool loose; /* handed out by fm_db_kept: may be mid-rows, bound */
     } e[RUN_CACHE];
+    /* fm_db_mark's keys: things done once per connection. */
+    const void *marks[RUN_MARKS];
+    int n_marks;
 };
 
 void fm_db_run_forget(fm_db *db)
@@ -108,42 +113,57 @@ fm_db_stmt *fm_db_kept(fm_db *db, const char *sql)
     return s;
 }
 
+/* One parameter, i (1-based), of type type (see fm_db.h); p and len for
+ * the pointer types, iv and dv for the numbers. */
+static int bind_one(fm_db_stmt *s, int i, char type, const void *p, int len, int64_t iv,
+                    double dv)
+{
+    switch (type) {
+    case 't': return fm_db_bind_text(s, i, p, -1, FM_DB_STATIC);
+    case 'T': return fm_db_bind_text(s, i, p, len, FM_DB_STATIC);
+    case 'b': return fm_db_bind_blob(s, i, p ? p : "", len, FM_DB_STATIC);
+    case 'i':
+    case 'n': return fm_db_bind_int64(s, i, iv);
+    case 'd': return fm_db_bind_double(s, i, dv);
+    default:
+        /* A programming error in a table module, caught by its tests. */
+        fprintf(stderr, "fm_db_run: unknown parameter type '%c'\n", type);
+        return FM_DB_ERROR;
+    }
+}
+
 static int bind_all(fm_db_stmt *s, const char *types, va_list ap)
 {
     for (int i = 1; types && types[i - 1]; i++) {
-        int rc;
-        switch (types[i - 1]) {
-        case 't':
-            rc = fm_db_bind_text(s, i, va_arg(ap, const char *), -1, FM_DB_STATIC);
-            break;
-        case 'i':
-            rc = fm_db_bind_int64(s, i, va_arg(ap, int64_t));
-            break;
-        case 'n':
-            rc = fm_db_bind_int(s, i, va_arg(ap, int));
-            break;
-        case 'd':
-            rc = fm_db_bind_double(s, i, va_arg(ap, double));
-            break;
-        default:
-            /* A programming error in a table module, caught by its tests. */
-            fprintf(stderr, "fm_db_run: unknown parameter type '%c'\n", types[i - 1]);
-            return FM_DB_ERROR;
-        }
+        char t = types[i - 1];
+        const void *p = NULL;
+        int len = 0;
+        int64_t iv = 0;
+        double dv = 0;
+        if (t == 't') p = va_arg(ap, const char *);
+        else if (t == 'T' || t == 'b') p = va_arg(ap, const void *), len = va_arg(ap, int);
+        else if (t == 'i') iv = va_arg(ap, int64_t);
+        else if (t == 'n') iv = va_arg(ap, int);
+        else if (t == 'd') dv = va_arg(ap, double);
+        int rc = bind_one(s, i, t, p, len, iv, dv);
         if (rc != FM_DB_OK) return rc;
     }
     return FM_DB_OK;
 }
 
-int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types, ...)
+static int bind_params(fm_db_stmt *s, const fm_db_param *p, int n)
 {
-    fm_db_stmt *own, *s;
-    int slot;
-    if (!db || !(s = get(db, sql, &own, &slot))) return FM_DB_ERROR;
-    va_list ap;
-    va_start(ap, types);
-    int rc = bind_all(s, types, ap);
-    va_end(ap);
+    for (int i = 0; i < n; i++) {
+        int rc = bind_one(s, i + 1, p[i].type, p[i].p, p[i].len, p[i].i, p[i].d);
+        if (rc != FM_DB_OK) return rc;
+    }
+    return FM_DB_OK;
+}
+
+/* Steps s (bound when rc is FM_DB_OK) into row and gives it back. */
+static int step_release(fm_db *db, fm_db_stmt *s, fm_db_stmt *own, int slot, int rc,
+                        fm_db_row_fn row, void *arg)
+{
     if (rc == FM_DB_OK) {
         while ((rc = fm_db_step(s)) == FM_DB_ROW)
             if (row && row(s, arg)) break;
@@ -157,6 +177,49 @@ int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const cha
         db->cache->e[slot].busy = false;
     }
     return rc;
+}
+
+int fm_db_runv(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types,
+               va_list ap)
+{
+    fm_db_stmt *own, *s;
+    int slot;
+    if (!db || !(s = get(db, sql, &own, &slot))) return FM_DB_ERROR;
+    return step_release(db, s, own, slot, bind_all(s, types, ap), row, arg);
+}
+
+int fm_db_run(fm_db *db, const char *sql, fm_db_row_fn row, void *arg, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = fm_db_runv(db, sql, row, arg, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+int fm_db_run_params(fm_db *db, const char *sql, fm_db_row_fn row, void *arg,
+                     const fm_db_param *params, int n)
+{
+    fm_db_stmt *own, *s;
+    int slot;
+    if (!db || n < 0 || !(s = get(db, sql, &own, &slot))) return FM_DB_ERROR;
+    return step_release(db, s, own, slot, bind_params(s, params, n), row, arg);
+}
+
+int fm_db_marked(fm_db *db, const void *key)
+{
+    for (int i = 0; db && db->cache && i < db->cache->n_marks; i++)
+        if (db->cache->marks[i] == key) return 1;
+    return 0;
+}
+
+void fm_db_mark(fm_db *db, const void *key)
+{
+    if (!db || fm_db_marked(db, key)) return;
+    if (!db->cache) db->cache = calloc(1, sizeof *db->cache);
+    /* No room (or memory): unmarked, so the caller does its work again. */
+    if (!db->cache || db->cache->n_marks == RUN_MARKS) return;
+    db->cache->marks[db->cache->n_marks++] = key;
 }
 
 int fm_db_row_int64(fm_db_stmt *row, void *arg)

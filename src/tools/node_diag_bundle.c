@@ -107,37 +107,21 @@ static fm_db_int64 store_bundle(fm_store *st, const char *node, int64_t created_
      * no store-wide lock (PostgreSQL); two hosts at once each keep their
      * row, and the prune keeps the newest KEEP_PER_NODE. */
     if (fm_store_begin_rows(st, err)) return -1;
-    fm_db_stmt *s = NULL;
-    fm_db_int64 id = -1;
-    if (fm_db_prepare_v2(st->db,
-                           "INSERT INTO diag_bundles(node, created_ms, sha256, body)"
-                           " VALUES(?, ?, ?, ?)",
-                           -1, &s, NULL) != FM_DB_OK)
+    if (fm_db_run(st->db,
+                  "INSERT INTO diag_bundles(node, created_ms, sha256, body) VALUES(?, ?, ?, ?)",
+                  NULL, NULL, "titt", node, created_ms, sha, body) != FM_DB_DONE)
         goto fail;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 2, created_ms);
-    fm_db_bind_text(s, 3, sha, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 4, body, -1, FM_DB_STATIC);
-    if (fm_db_step(s) != FM_DB_DONE) goto fail;
-    fm_db_finalize(s);
-    s = NULL;
-    id = fm_db_last_insert_rowid(st->db);
+    fm_db_int64 id = fm_db_last_insert_rowid(st->db);
     /* Bounded history: tickets copy a bundle when they attach it. */
-    if (fm_db_prepare_v2(st->db,
-                           "DELETE FROM diag_bundles WHERE node = ?1 AND id NOT IN"
-                           " (SELECT id FROM diag_bundles WHERE node = ?1 ORDER BY id DESC"
-                           " LIMIT ?2)",
-                           -1, &s, NULL) != FM_DB_OK)
+    if (fm_db_run(st->db,
+                  "DELETE FROM diag_bundles WHERE node = ?1 AND id NOT IN"
+                  " (SELECT id FROM diag_bundles WHERE node = ?1 ORDER BY id DESC LIMIT ?2)",
+                  NULL, NULL, "tn", node, KEEP_PER_NODE) != FM_DB_DONE)
         goto fail;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    fm_db_bind_int(s, 2, KEEP_PER_NODE);
-    if (fm_db_step(s) != FM_DB_DONE) goto fail;
-    fm_db_finalize(s);
     if (fm_store_commit(st, err)) return -1;
     return id;
 fail:
     fm_store_fail(st, err, "storing a diag bundle");
-    fm_db_finalize(s);
     fm_store_rollback(st);
     return -1;
 }
@@ -243,47 +227,25 @@ done:
     return out;
 }
 
-/* A stored bundle for a ticket attachment (fm_tickets.h): read here, where
- * diag_bundles is owned, so tickets never read the table themselves. */
-int fm_ticket_bundle_load(struct fm_store *store, const char *id, char *node, size_t nodelen,
-                          unsigned char **body, size_t *len, fm_err *err)
+/* fm_ticket_bundle_load's row, checked and copied out (rc: its result). */
+typedef struct {
+    char *node;
+    size_t nodelen;
+    unsigned char **body;
+    size_t *len;
+    const char *idc;
+    fm_err *err;
+    int rc;
+} bundle_out;
+
+static int bundle_row(fm_db_stmt *s, void *arg)
 {
-    *body = NULL;
-    *len = 0;
-    char idc[64];
-    fm_clip(idc, sizeof idc, id);
-    fm_db_stmt *s = NULL;
-    /* The table belongs to the diag bundle subsystem and may not exist yet. */
-    if (fm_db_prepare_v2(store->db,
-                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                           "'diag_bundles'",
-                           -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(store, err, "looking for diag bundles");
-    int have = fm_db_step(s) == FM_DB_ROW;
-    fm_db_finalize(s);
-    if (!have)
-        return fm_err_set(err, FM_ERR_NOT_FOUND,
-                          "diag bundle %s does not exist (none stored yet); node_diag_bundle "
-                          "collects one",
-                          idc);
-    if (fm_db_prepare_v2(store->db,
-                           "SELECT node, sha256, body, length(body) FROM diag_bundles WHERE id = ?",
-                           -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(store, err, "reading a diag bundle");
-    fm_db_bind_text(s, 1, id, -1, FM_DB_TRANSIENT);
-    int rc = fm_db_step(s);
-    if (rc != FM_DB_ROW) {
-        fm_db_finalize(s);
-        if (rc == FM_DB_DONE)
-            return fm_err_set(err, FM_ERR_NOT_FOUND,
-                              "diag bundle %s does not exist; node_diag_bundle collects one", idc);
-        return fm_store_fail(store, err, "reading a diag bundle");
-    }
+    bundle_out *o = arg;
     fm_db_int64 n = fm_db_column_int64(s, 3);
     if (n < 0 || (uint64_t)n > FM_TICKET_MAX_ATTACH) {
-        fm_db_finalize(s);
-        return fm_err_set(err, FM_ERR_TOO_LARGE, "diag bundle %s is over %u bytes", idc,
-                          FM_TICKET_MAX_ATTACH);
+        o->rc = fm_err_set(o->err, FM_ERR_TOO_LARGE, "diag bundle %s is over %u bytes", o->idc,
+                           FM_TICKET_MAX_ATTACH);
+        return 1;
     }
     const void *b = fm_db_column_blob(s, 2);
     n = fm_db_column_bytes(s, 2);
@@ -293,21 +255,54 @@ int fm_ticket_bundle_load(struct fm_store *store, const char *id, char *node, si
         char got[65];
         fm_sha256_hex(b ? b : "", (size_t)n, got);
         if (strcasecmp(got, sha) != 0) {
-            fm_db_finalize(s);
-            return fm_err_set(err, FM_ERR_IO,
-                              "diag bundle %s does not match its sha256; collect a new one", idc);
+            o->rc = fm_err_set(o->err, FM_ERR_IO,
+                               "diag bundle %s does not match its sha256; collect a new one",
+                               o->idc);
+            return 1;
         }
     }
-    snprintf(node, nodelen, "%s",
+    snprintf(o->node, o->nodelen, "%s",
              fm_db_column_text(s, 0) ? (const char *)fm_db_column_text(s, 0) : "");
-    *body = malloc((size_t)n + 1);
-    if (!*body) {
-        fm_db_finalize(s);
-        return fm_err_set(err, FM_ERR_NOMEM, "out of memory reading diag bundle %s", idc);
+    *o->body = malloc((size_t)n + 1);
+    if (!*o->body) {
+        o->rc = fm_err_set(o->err, FM_ERR_NOMEM, "out of memory reading diag bundle %s", o->idc);
+        return 1;
     }
-    if (n) memcpy(*body, b, (size_t)n);
-    (*body)[n] = 0;
-    *len = (size_t)n;
-    fm_db_finalize(s);
-    return 0;
+    if (n) memcpy(*o->body, b, (size_t)n);
+    (*o->body)[n] = 0;
+    *o->len = (size_t)n;
+    o->rc = 0;
+    return 1;
+}
+
+/* A stored bundle for a ticket attachment (fm_tickets.h): read here, where
+ * diag_bundles is owned, so tickets never read the table themselves. */
+int fm_ticket_bundle_load(struct fm_store *store, const char *id, char *node, size_t nodelen,
+                          unsigned char **body, size_t *len, fm_err *err)
+{
+    *body = NULL;
+    *len = 0;
+    char idc[64];
+    fm_clip(idc, sizeof idc, id);
+    /* The table belongs to the diag bundle subsystem and may not exist yet. */
+    int rc = fm_db_run(store->db,
+                       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                       "'diag_bundles'",
+                       fm_db_row_int64, &(int64_t){0}, "");
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE)
+        return fm_store_fail(store, err, "looking for diag bundles");
+    if (rc != FM_DB_ROW)
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "diag bundle %s does not exist (none stored yet); node_diag_bundle "
+                          "collects one",
+                          idc);
+    bundle_out o = {node, nodelen, body, len, idc, err, 1};
+    rc = fm_db_run(store->db,
+                   "SELECT node, sha256, body, length(body) FROM diag_bundles WHERE id = ?",
+                   bundle_row, &o, "t", id);
+    if (rc == FM_DB_ROW) return o.rc;
+    if (rc == FM_DB_DONE)
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "diag bundle %s does not exist; node_diag_bundle collects one", idc);
+    return fm_store_fail(store, err, "reading a diag bundle");
 }

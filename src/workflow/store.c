@@ -74,12 +74,10 @@ bool wf_owner_dead(long long pid, int64_t lease_until_ms)
     return lease_until_ms < fm_now_ms() || (pid > 0 && !wf_pid_alive(pid));
 }
 
-static void bind_opt(fm_db_stmt *s, int i, const char *v)
+/* An optional text column: NULL for none or empty. */
+static const char *opt(const char *v)
 {
-    if (v && *v)
-        fm_db_bind_text(s, i, v, -1, FM_DB_TRANSIENT);
-    else
-        fm_db_bind_null(s, i);
+    return v && *v ? v : NULL;
 }
 
 static const char *current_step_id(const wf_row *w)
@@ -97,41 +95,21 @@ int wf_insert(fm_ctx *ctx, wf_row *w, fm_err *err)
     w->lease_until_ms = fm_now_ms() + WF_LEASE_MS;
     snprintf(w->status, sizeof w->status, "running");
     char *content = fm_json_canonical(w->content), *vars = fm_json_canonical(w->vars);
-    fm_db_stmt *s = NULL;
-    int rc = -1;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "INSERT INTO workflows(id,plan_id,approval_id,node,fault_class,runbook,"
-                           "runbook_version,content,vars,status,current_step,step_index,failing,"
-                           "call_ref,session,owner_pid,owner_host,lease_until_ms,started_ms,"
-                           "updated_ms) VALUES(?,?,?,?,?,?,?,?,?,'running',?,0,0,?,?,?,?,?,?,?)",
-                           -1, &s, NULL) != FM_DB_OK) {
-        fm_store_fail(&ctx->store, err, "workflow insert");
-        goto out;
-    }
     int64_t now = fm_now_ms();
-    fm_db_bind_text(s, 1, w->id, -1, FM_DB_STATIC);
-    bind_opt(s, 2, w->plan_id);
-    bind_opt(s, 3, w->approval_id);
-    fm_db_bind_text(s, 4, w->node, -1, FM_DB_STATIC);
-    bind_opt(s, 5, w->fault_class);
-    bind_opt(s, 6, w->runbook);
-    fm_db_bind_int64(s, 7, w->runbook_version);
-    fm_db_bind_text(s, 8, content ? content : "{}", -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 9, vars ? vars : "{}", -1, FM_DB_STATIC);
-    bind_opt(s, 10, current_step_id(w));
-    fm_db_bind_int64(s, 11, w->call_ref);
-    fm_db_bind_text(s, 12, ctx->session.id, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 13, w->owner_pid);
-    fm_db_bind_text(s, 14, wf_host(), -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 15, w->lease_until_ms);
-    fm_db_bind_int64(s, 16, now);
-    fm_db_bind_int64(s, 17, now);
-    if (fm_db_step(s) != FM_DB_DONE)
+    int rc = 0;
+    if (fm_db_run(ctx->store.db,
+                  "INSERT INTO workflows(id,plan_id,approval_id,node,fault_class,runbook,"
+                  "runbook_version,content,vars,status,current_step,step_index,failing,"
+                  "call_ref,session,owner_pid,owner_host,lease_until_ms,started_ms,"
+                  "updated_ms) VALUES(?,?,?,?,?,?,?,?,?,'running',?,0,0,?,?,?,?,?,?,?)",
+                  NULL, NULL, "ttttttitttititiii", w->id, opt(w->plan_id), opt(w->approval_id),
+                  w->node, opt(w->fault_class), opt(w->runbook), (int64_t)w->runbook_version,
+                  content ? content : "{}", vars ? vars : "{}", opt(current_step_id(w)),
+                  w->call_ref, ctx->session.id, (int64_t)w->owner_pid, wf_host(),
+                  w->lease_until_ms, now, now) != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "workflow insert");
-    else
-        rc = 0;
-out:
-    fm_db_finalize(s);
+        rc = -1;
+    }
     free(content);
     free(vars);
     return rc;
@@ -140,29 +118,16 @@ out:
 int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
 {
     char *vars = fm_json_canonical(w->vars);
-    fm_db_stmt *s = NULL;
     int rc = -1;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "UPDATE workflows SET status=?, step_index=?, failing=?, vars=?,"
-                           " current_step=?, lease_until_ms=?, updated_ms=?, owner_pid=?,"
-                           " owner_host=? WHERE id=? AND owner_pid=?8 AND"
-                           " (owner_host=?9 OR owner_host IS NULL)",
-                           -1, &s, NULL) != FM_DB_OK) {
-        fm_store_fail(&ctx->store, err, "workflow update");
-        goto out;
-    }
     int64_t now = fm_now_ms();
-    fm_db_bind_text(s, 1, w->status, -1, FM_DB_STATIC);
-    fm_db_bind_int(s, 2, w->step_index);
-    fm_db_bind_int(s, 3, w->failing);
-    fm_db_bind_text(s, 4, vars ? vars : "{}", -1, FM_DB_STATIC);
-    bind_opt(s, 5, current_step_id(w));
-    fm_db_bind_int64(s, 6, now + WF_LEASE_MS);
-    fm_db_bind_int64(s, 7, now);
-    fm_db_bind_int64(s, 8, w->owner_pid);
-    fm_db_bind_text(s, 9, wf_host(), -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 10, w->id, -1, FM_DB_STATIC);
-    if (fm_db_step(s) != FM_DB_DONE)
+    if (fm_db_run(ctx->store.db,
+                  "UPDATE workflows SET status=?, step_index=?, failing=?, vars=?,"
+                  " current_step=?, lease_until_ms=?, updated_ms=?, owner_pid=?,"
+                  " owner_host=? WHERE id=? AND owner_pid=?8 AND"
+                  " (owner_host=?9 OR owner_host IS NULL)",
+                  NULL, NULL, "tnnttiiitt", w->status, w->step_index, (int)w->failing,
+                  vars ? vars : "{}", opt(current_step_id(w)), now + WF_LEASE_MS, now,
+                  (int64_t)w->owner_pid, wf_host(), w->id) != FM_DB_DONE)
         fm_store_fail(&ctx->store, err, "workflow update");
     else if (fm_db_changes(ctx->store.db) != 1) {
         /* Compare-and-set on the owner: a process whose lease ran out
@@ -177,43 +142,28 @@ int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
                w->id);
     } else
         rc = 0;
-out:
-    fm_db_finalize(s);
     free(vars);
     return rc;
 }
 
 int wf_park(fm_ctx *ctx, const wf_row *w, int64_t due_ms, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                         "UPDATE workflows SET status='monitoring', owner_pid=0, lease_until_ms=?,"
-                         " updated_ms=? WHERE id=? AND owner_pid=? AND"
-                         " (owner_host=? OR owner_host IS NULL)",
-                         -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(&ctx->store, err, "workflow park");
-    fm_db_bind_int64(s, 1, due_ms);
-    fm_db_bind_int64(s, 2, fm_now_ms());
-    fm_db_bind_text(s, 3, w->id, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 4, w->owner_pid);
-    fm_db_bind_text(s, 5, wf_host(), -1, FM_DB_STATIC);
-    int rc = fm_db_step(s) == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "workflow park");
-    fm_db_finalize(s);
-    return rc;
+    return fm_db_run(ctx->store.db,
+                     "UPDATE workflows SET status='monitoring', owner_pid=0, lease_until_ms=?,"
+                     " updated_ms=? WHERE id=? AND owner_pid=? AND"
+                     " (owner_host=? OR owner_host IS NULL)",
+                     NULL, NULL, "iitit", due_ms, fm_now_ms(), w->id, (int64_t)w->owner_pid,
+                     wf_host()) == FM_DB_DONE
+               ? 0
+               : fm_store_fail(&ctx->store, err, "workflow park");
 }
 
 void wf_step_reopen(fm_ctx *ctx, int64_t row)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                         "UPDATE workflow_steps SET status='started', ended_ms=NULL, pid=?"
-                         " WHERE id=? AND status='monitoring'",
-                         -1, &s, NULL) != FM_DB_OK)
-        return;
-    fm_db_bind_int64(s, 1, getpid());
-    fm_db_bind_int64(s, 2, row);
-    fm_db_step(s);
-    fm_db_finalize(s);
+    fm_db_run(ctx->store.db,
+              "UPDATE workflow_steps SET status='started', ended_ms=NULL, pid=?"
+              " WHERE id=? AND status='monitoring'",
+              NULL, NULL, "ii", (int64_t)getpid(), row);
 }
 
 void wf_renew(fm_ctx *ctx, const wf_row *w)
@@ -226,16 +176,9 @@ void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
     /* Owner by pid and host: pids repeat across hosts (containers). */
     static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
                               " AND owner_pid=? AND (owner_host=? OR owner_host IS NULL)";
-    fm_db_stmt *s = fm_store_stmt(&ctx->store, sql, NULL);
-    if (!s) return;
     int64_t now = fm_now_ms();
-    fm_db_bind_int64(s, 1, now + ms);
-    fm_db_bind_int64(s, 2, now);
-    fm_db_bind_text(s, 3, w->id, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 4, w->owner_pid);
-    fm_db_bind_text(s, 5, wf_host(), -1, FM_DB_STATIC);
-    fm_db_step(s);
-    fm_db_reset(s);
+    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", now + ms, now, w->id,
+              (int64_t)w->owner_pid, wf_host());
 }
 
 static void col_copy(fm_db_stmt *s, int i, char *dst, size_t len)
@@ -244,50 +187,53 @@ static void col_copy(fm_db_stmt *s, int i, char *dst, size_t len)
     snprintf(dst, len, "%s", v ? (const char *)v : "");
 }
 
+/* wf_load's row into the wf_row arg. */
+static int wf_row_read(fm_db_stmt *s, void *arg)
+{
+    wf_row *w = arg;
+    col_copy(s, 0, w->id, sizeof w->id);
+    col_copy(s, 1, w->plan_id, sizeof w->plan_id);
+    col_copy(s, 2, w->approval_id, sizeof w->approval_id);
+    col_copy(s, 3, w->node, sizeof w->node);
+    col_copy(s, 4, w->fault_class, sizeof w->fault_class);
+    col_copy(s, 5, w->runbook, sizeof w->runbook);
+    w->runbook_version = fm_db_column_int64(s, 6);
+    w->content = json_loads((const char *)fm_db_column_text(s, 7), 0, NULL);
+    w->vars = json_loads((const char *)fm_db_column_text(s, 8), 0, NULL);
+    if (!json_is_object(w->vars)) {
+        json_decref(w->vars);
+        w->vars = json_object();
+    }
+    col_copy(s, 9, w->status, sizeof w->status);
+    w->step_index = fm_db_column_int(s, 10);
+    w->failing = fm_db_column_int(s, 11) != 0;
+    w->call_ref = fm_db_column_int64(s, 12);
+    w->owner_pid = fm_db_column_int64(s, 13);
+    w->lease_until_ms = fm_db_column_int64(s, 14);
+    /* A pid from another host says nothing here: only the lease does. */
+    const unsigned char *h = fm_db_column_text(s, 15);
+    if (h && strcmp((const char *)h, wf_host())) w->owner_pid = -w->owner_pid;
+    return 1;
+}
+
 int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
 {
     memset(w, 0, sizeof *w);
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id,plan_id,approval_id,node,fault_class,runbook,"
-                           "runbook_version,content,vars,status,step_index,failing,call_ref,"
-                           "owner_pid,lease_until_ms,owner_host FROM workflows WHERE id=?",
-                           -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(&ctx->store, err, "workflow read");
-    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
-    int rc = -1;
-    if (fm_db_step(s) == FM_DB_ROW) {
-        col_copy(s, 0, w->id, sizeof w->id);
-        col_copy(s, 1, w->plan_id, sizeof w->plan_id);
-        col_copy(s, 2, w->approval_id, sizeof w->approval_id);
-        col_copy(s, 3, w->node, sizeof w->node);
-        col_copy(s, 4, w->fault_class, sizeof w->fault_class);
-        col_copy(s, 5, w->runbook, sizeof w->runbook);
-        w->runbook_version = fm_db_column_int64(s, 6);
-        w->content = json_loads((const char *)fm_db_column_text(s, 7), 0, NULL);
-        w->vars = json_loads((const char *)fm_db_column_text(s, 8), 0, NULL);
-        if (!json_is_object(w->vars)) {
-            json_decref(w->vars);
-            w->vars = json_object();
-        }
-        col_copy(s, 9, w->status, sizeof w->status);
-        w->step_index = fm_db_column_int(s, 10);
-        w->failing = fm_db_column_int(s, 11) != 0;
-        w->call_ref = fm_db_column_int64(s, 12);
-        w->owner_pid = fm_db_column_int64(s, 13);
-        w->lease_until_ms = fm_db_column_int64(s, 14);
-        /* A pid from another host says nothing here: only the lease does. */
-        const unsigned char *h = fm_db_column_text(s, 15);
-        if (h && strcmp((const char *)h, wf_host())) w->owner_pid = -w->owner_pid;
-        rc = json_is_object(w->content) ? 0 : -1;
-        if (rc) fm_err_set(err, FM_ERR_PARSE, "workflow %s has unreadable content", id);
-    } else {
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT id,plan_id,approval_id,node,fault_class,runbook,"
+                       "runbook_version,content,vars,status,step_index,failing,call_ref,"
+                       "owner_pid,lease_until_ms,owner_host FROM workflows WHERE id=?",
+                       wf_row_read, w, "t", id);
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "workflow read");
+    if (rc == FM_DB_DONE) {
         char c[64];
         fm_clip(c, sizeof c, id);
         fm_err_set(err, FM_ERR_NOT_FOUND, "no workflow %s", c);
+        return -1;
     }
-    fm_db_finalize(s);
-    return rc;
+    if (json_is_object(w->content)) return 0;
+    fm_err_set(err, FM_ERR_PARSE, "workflow %s has unreadable content", id);
+    return -1;
 }
 
 bool wf_claim(fm_ctx *ctx, wf_row *w)
@@ -295,22 +241,13 @@ bool wf_claim(fm_ctx *ctx, wf_row *w)
     int64_t now = fm_now_ms();
     if (!wf_owner_dead(w->owner_pid, w->lease_until_ms)) return false;
     long long old_pid = w->owner_pid < 0 ? -w->owner_pid : w->owner_pid;
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "UPDATE workflows SET owner_pid=?, owner_host=?, lease_until_ms=?,"
-                           " updated_ms=? WHERE id=? AND owner_pid=? AND lease_until_ms=? AND"
-                           " status IN ('running','waiting','monitoring')",
-                           -1, &s, NULL) != FM_DB_OK)
-        return false;
-    fm_db_bind_int64(s, 1, getpid());
-    fm_db_bind_text(s, 2, wf_host(), -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 3, now + WF_LEASE_MS);
-    fm_db_bind_int64(s, 4, now);
-    fm_db_bind_text(s, 5, w->id, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 6, old_pid);
-    fm_db_bind_int64(s, 7, w->lease_until_ms);
-    bool ok = fm_db_step(s) == FM_DB_DONE && fm_db_changes(ctx->store.db) == 1;
-    fm_db_finalize(s);
+    bool ok = fm_db_run(ctx->store.db,
+                        "UPDATE workflows SET owner_pid=?, owner_host=?, lease_until_ms=?,"
+                        " updated_ms=? WHERE id=? AND owner_pid=? AND lease_until_ms=? AND"
+                        " status IN ('running','waiting','monitoring')",
+                        NULL, NULL, "itiitii", (int64_t)getpid(), wf_host(), now + WF_LEASE_MS,
+                        now, w->id, (int64_t)old_pid, w->lease_until_ms) == FM_DB_DONE &&
+              fm_db_changes(ctx->store.db) == 1;
     if (ok) {
         w->owner_pid = getpid();
         w->lease_until_ms = now + WF_LEASE_MS;
@@ -321,90 +258,53 @@ bool wf_claim(fm_ctx *ctx, wf_row *w)
 int64_t wf_step_start(fm_ctx *ctx, const wf_row *w, const json_t *step, const char *state_before,
                       fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "INSERT INTO workflow_steps(workflow_id,step_index,step_id,phase,action,"
-                           "status,started_ms,state_before,pid) VALUES(?,?,?,?,?,'started',?,?,?)",
-                           -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(&ctx->store, err, "step insert");
-    fm_db_bind_text(s, 1, w->id, -1, FM_DB_STATIC);
-    fm_db_bind_int(s, 2, w->step_index);
-    fm_db_bind_text(s, 3, fm_json_str(step, "id", "?"), -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 4, fm_json_str(step, "phase", "steps"), -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 5, fm_json_str(step, "action", "?"), -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 6, fm_now_ms());
-    bind_opt(s, 7, state_before);
-    fm_db_bind_int64(s, 8, getpid());
-    int64_t row = -1;
-    if (fm_db_step(s) == FM_DB_DONE)
-        row = fm_db_last_insert_rowid(ctx->store.db);
-    else
+    if (fm_db_run(ctx->store.db,
+                  "INSERT INTO workflow_steps(workflow_id,step_index,step_id,phase,action,"
+                  "status,started_ms,state_before,pid) VALUES(?,?,?,?,?,'started',?,?,?)",
+                  NULL, NULL, "tntttiti", w->id, w->step_index, fm_json_str(step, "id", "?"),
+                  fm_json_str(step, "phase", "steps"), fm_json_str(step, "action", "?"),
+                  fm_now_ms(), opt(state_before), (int64_t)getpid()) != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "step insert");
-    fm_db_finalize(s);
-    return row;
+        return -1;
+    }
+    return fm_db_last_insert_rowid(ctx->store.db);
 }
 
 int wf_step_end(fm_ctx *ctx, int64_t row, const char *status, const char *state_after,
                 const char *output, const char *error, fm_err *err)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "UPDATE workflow_steps SET status=?, ended_ms=?, state_after=?,"
-                           " output=?, error=? WHERE id=?",
-                           -1, &s, NULL) != FM_DB_OK)
-        return fm_store_fail(&ctx->store, err, "step update");
-    fm_db_bind_text(s, 1, status, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 2, fm_now_ms());
-    bind_opt(s, 3, state_after);
-    bind_opt(s, 4, output);
-    bind_opt(s, 5, error);
-    fm_db_bind_int64(s, 6, row);
-    int rc = fm_db_step(s) == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "step update");
-    fm_db_finalize(s);
-    return rc;
+    return fm_db_run(ctx->store.db,
+                     "UPDATE workflow_steps SET status=?, ended_ms=?, state_after=?,"
+                     " output=?, error=? WHERE id=?",
+                     NULL, NULL, "tittti", status, fm_now_ms(), opt(state_after),
+                     opt(output), opt(error), row) == FM_DB_DONE
+               ? 0
+               : fm_store_fail(&ctx->store, err, "step update");
 }
 
 void wf_step_interrupt(fm_ctx *ctx, const char *wf, int index)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "UPDATE workflow_steps SET status='interrupted', ended_ms=?, error="
-                           "'the server running it died mid-step' WHERE workflow_id=? AND"
-                           " step_index=? AND status='started'",
-                           -1, &s, NULL) != FM_DB_OK)
-        return;
-    fm_db_bind_int64(s, 1, fm_now_ms());
-    fm_db_bind_text(s, 2, wf, -1, FM_DB_STATIC);
-    fm_db_bind_int(s, 3, index);
-    fm_db_step(s);
-    fm_db_finalize(s);
+    fm_db_run(ctx->store.db,
+              "UPDATE workflow_steps SET status='interrupted', ended_ms=?, error="
+              "'the server running it died mid-step' WHERE workflow_id=? AND"
+              " step_index=? AND status='started'",
+              NULL, NULL, "itn", fm_now_ms(), wf, index);
 }
 
 void wf_set_error(fm_ctx *ctx, const char *wf, const char *error)
 {
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db, "UPDATE workflows SET error=? WHERE id=?", -1, &s,
-                           NULL) != FM_DB_OK)
-        return;
-    bind_opt(s, 1, error);
-    fm_db_bind_text(s, 2, wf, -1, FM_DB_STATIC);
-    fm_db_step(s);
-    fm_db_finalize(s);
+    fm_db_run(ctx->store.db, "UPDATE workflows SET error=? WHERE id=?", NULL, NULL, "tt",
+              opt(error), wf);
 }
 
 void wf_step_last(fm_ctx *ctx, const char *wf, int index, char *status, size_t len)
 {
     snprintf(status, len, "%s", "");
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT status FROM workflow_steps WHERE workflow_id=? AND step_index=?"
-                           " ORDER BY id DESC LIMIT 1",
-                           -1, &s, NULL) != FM_DB_OK)
-        return;
-    fm_db_bind_text(s, 1, wf, -1, FM_DB_STATIC);
-    fm_db_bind_int(s, 2, index);
-    if (fm_db_step(s) == FM_DB_ROW) col_copy(s, 0, status, len);
-    fm_db_finalize(s);
+    fm_db_text_buf t = {status, len, 0};
+    fm_db_run(ctx->store.db,
+              "SELECT status FROM workflow_steps WHERE workflow_id=? AND step_index=?"
+              " ORDER BY id DESC LIMIT 1",
+              fm_db_row_text, &t, "tn", wf, index);
 }
 
 void wf_event(fm_ctx *ctx, const char *wf, const char *kind, const char *fmt, ...)
@@ -414,38 +314,21 @@ void wf_event(fm_ctx *ctx, const char *wf, const char *kind, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "INSERT INTO workflow_events(workflow_id,ts_ms,kind,message)"
-                           " VALUES(?,?,?,?)",
-                           -1, &s, NULL) != FM_DB_OK)
-        return;
-    fm_db_bind_text(s, 1, wf, -1, FM_DB_STATIC);
-    fm_db_bind_int64(s, 2, fm_now_ms());
-    fm_db_bind_text(s, 3, kind, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 4, msg, -1, FM_DB_STATIC);
-    fm_db_step(s);
-    fm_db_finalize(s);
+    fm_db_run(ctx->store.db,
+              "INSERT INTO workflow_events(workflow_id,ts_ms,kind,message) VALUES(?,?,?,?)", NULL,
+              NULL, "titt", wf, fm_now_ms(), kind, msg);
 }
 
 void wf_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id, size_t len)
 {
     snprintf(id, len, "%s", "");
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id, owner_pid, lease_until_ms FROM workflows WHERE node=? AND"
-                           " status IN ('running','waiting','monitoring') AND id<>?",
-                           -1, &s, NULL) != FM_DB_OK)
-        return;
-    fm_db_bind_text(s, 1, node, -1, FM_DB_STATIC);
-    fm_db_bind_text(s, 2, except ? except : "", -1, FM_DB_STATIC);
-    while (fm_db_step(s) == FM_DB_ROW) {
-        /* Even a dead owner's workflow holds the node until recovery
-         * resumes or escalates it: two workflows never share a node. */
-        col_copy(s, 0, id, len);
-        break;
-    }
-    fm_db_finalize(s);
+    /* Even a dead owner's workflow holds the node until recovery resumes
+     * or escalates it: two workflows never share a node. */
+    fm_db_text_buf t = {id, len, 0};
+    fm_db_run(ctx->store.db,
+              "SELECT id, owner_pid, lease_until_ms FROM workflows WHERE node=? AND"
+              " status IN ('running','waiting','monitoring') AND id<>?",
+              fm_db_row_text, &t, "tt", node, except ? except : "");
 }
 
 void fm_workflow_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id,
@@ -470,57 +353,62 @@ static json_t *iso(int64_t ms)
     return json_string(b);
 }
 
+/* steps_of's rows: each step appended to out, its error to errors. */
+typedef struct {
+    json_t *out, *errors;
+} steps_acc;
+
+static int step_row(fm_db_stmt *s, void *arg)
+{
+    steps_acc *a = arg;
+    json_t *st = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
+                           fm_db_column_int(s, 0), "step", col_json_str(s, 1), "phase",
+                           col_json_str(s, 2), "action", col_json_str(s, 3), "status",
+                           col_json_str(s, 4), "started", iso(fm_db_column_int64(s, 5)),
+                           "ended", iso(fm_db_column_int64(s, 6)), "state_before",
+                           col_json_str(s, 7), "state_after", col_json_str(s, 8));
+    json_t *o = col_json_str(s, 9);
+    if (json_is_string(o)) {
+        json_t *parsed = json_loads(json_string_value(o), 0, NULL);
+        json_object_set_new(st, "output", parsed ? parsed : json_incref(o));
+    }
+    json_decref(o);
+    if (fm_db_column_type(s, 10) != FM_DB_NULL) {
+        json_object_set_new(st, "error", col_json_str(s, 10));
+        json_array_append_new(a->errors, json_pack("{s:o, s:o}", "step", col_json_str(s, 1),
+                                                   "error", col_json_str(s, 10)));
+    }
+    json_array_append_new(a->out, st);
+    return 0;
+}
+
 static json_t *steps_of(fm_ctx *ctx, const char *id, json_t *errors)
 {
-    json_t *out = json_array();
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT step_index,step_id,phase,action,status,started_ms,ended_ms,"
-                           "state_before,state_after,output,error FROM workflow_steps WHERE"
-                           " workflow_id=? ORDER BY id LIMIT 200",
-                           -1, &s, NULL) != FM_DB_OK)
-        return out;
-    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
-    while (fm_db_step(s) == FM_DB_ROW) {
-        json_t *st = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
-                               fm_db_column_int(s, 0), "step", col_json_str(s, 1), "phase",
-                               col_json_str(s, 2), "action", col_json_str(s, 3), "status",
-                               col_json_str(s, 4), "started", iso(fm_db_column_int64(s, 5)),
-                               "ended", iso(fm_db_column_int64(s, 6)), "state_before",
-                               col_json_str(s, 7), "state_after", col_json_str(s, 8));
-        json_t *o = col_json_str(s, 9);
-        if (json_is_string(o)) {
-            json_t *parsed = json_loads(json_string_value(o), 0, NULL);
-            json_object_set_new(st, "output", parsed ? parsed : json_incref(o));
-        }
-        json_decref(o);
-        if (fm_db_column_type(s, 10) != FM_DB_NULL) {
-            json_object_set_new(st, "error", col_json_str(s, 10));
-            json_array_append_new(errors, json_pack("{s:o, s:o}", "step", col_json_str(s, 1),
-                                                    "error", col_json_str(s, 10)));
-        }
-        json_array_append_new(out, st);
-    }
-    fm_db_finalize(s);
-    return out;
+    steps_acc a = {json_array(), errors};
+    fm_db_run(ctx->store.db,
+              "SELECT step_index,step_id,phase,action,status,started_ms,ended_ms,"
+              "state_before,state_after,output,error FROM workflow_steps WHERE"
+              " workflow_id=? ORDER BY id LIMIT 200",
+              step_row, &a, "t", id);
+    return a.out;
+}
+
+static int event_row(fm_db_stmt *s, void *arg)
+{
+    json_array_append_new(arg, json_pack("{s:o, s:o, s:o}", "ts", iso(fm_db_column_int64(s, 0)),
+                                         "kind", col_json_str(s, 1), "message",
+                                         col_json_str(s, 2)));
+    return 0;
 }
 
 static json_t *events_of(fm_ctx *ctx, const char *id)
 {
     json_t *out = json_array();
-    fm_db_stmt *s = NULL;
     /* The alias: PostgreSQL refuses a subquery in FROM without one. */
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT ts_ms, kind, message FROM (SELECT * FROM workflow_events WHERE"
-                           " workflow_id=? ORDER BY id DESC LIMIT 50) AS e ORDER BY id",
-                           -1, &s, NULL) != FM_DB_OK)
-        return out;
-    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
-    while (fm_db_step(s) == FM_DB_ROW)
-        json_array_append_new(out,
-                              json_pack("{s:o, s:o, s:o}", "ts", iso(fm_db_column_int64(s, 0)),
-                                        "kind", col_json_str(s, 1), "message", col_json_str(s, 2)));
-    fm_db_finalize(s);
+    fm_db_run(ctx->store.db,
+              "SELECT ts_ms, kind, message FROM (SELECT * FROM workflow_events WHERE"
+              " workflow_id=? ORDER BY id DESC LIMIT 50) AS e ORDER BY id",
+              event_row, out, "t", id);
     return out;
 }
 
@@ -545,20 +433,43 @@ static json_t *monitor_of(const json_t *m, bool parked, int64_t due_ms)
 
 int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_WORKFLOW_ID_LEN])
 {
-    fm_db_stmt *s = NULL;
-    int rc = -1;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id FROM workflows WHERE plan_id=? AND status IN"
-                           " ('running','waiting','monitoring') ORDER BY started_ms DESC, id DESC LIMIT 1",
-                           -1, &s, NULL) != FM_DB_OK)
-        return -1;
-    fm_db_bind_text(s, 1, plan_id, -1, FM_DB_STATIC);
-    if (fm_db_step(s) == FM_DB_ROW) {
-        snprintf(id_out, FM_WORKFLOW_ID_LEN, "%s", (const char *)fm_db_column_text(s, 0));
-        rc = 0;
+    fm_db_text_buf t = {id_out, FM_WORKFLOW_ID_LEN, 0};
+    return fm_db_run(ctx->store.db,
+                     "SELECT id FROM workflows WHERE plan_id=? AND status IN"
+                     " ('running','waiting','monitoring') ORDER BY started_ms DESC, id DESC LIMIT 1",
+                     fm_db_row_text, &t, "t", plan_id) == FM_DB_ROW
+               ? 0
+               : -1;
+}
+
+/* fm_workflow_dead_tool_run's rows: the first of this tool's one-step
+ * workflows with these arguments whose owner is dead, into id_out. */
+typedef struct {
+    const char *tool;
+    const json_t *want;
+    char *id_out;
+} dead_run_acc;
+
+static int dead_run_row(fm_db_stmt *s, void *arg)
+{
+    dead_run_acc *d = arg;
+    const char *text = (const char *)fm_db_column_text(s, 1);
+    json_t *c = text ? json_loads(text, 0, NULL) : NULL;
+    /* A tool's one-step workflow (call_owner) of this very tool, with
+     * these very arguments: the call's approval covers what it names,
+     * so a call for GPU 3 never finishes a dead reset of GPU 1. */
+    bool mine = json_is_string(json_object_get(c, "call_owner")) &&
+                !strcmp(fm_json_str(c, "tool", ""), d->tool) &&
+                json_equal(json_object_get(c, "args"), d->want);
+    json_decref(c);
+    long long pid = fm_db_column_int64(s, 2);
+    const unsigned char *h = fm_db_column_text(s, 4);
+    if (h && strcmp((const char *)h, wf_host())) pid = -pid; /* only the lease says */
+    if (mine && wf_owner_dead(pid, fm_db_column_int64(s, 3))) {
+        col_copy(s, 0, d->id_out, FM_WORKFLOW_ID_LEN);
+        return 1;
     }
-    fm_db_finalize(s);
-    return rc;
+    return 0;
 }
 
 int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *tool, const json_t *args,
@@ -566,92 +477,82 @@ int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *tool, const json_t *args,
 {
     id_out[0] = '\0';
     if (fm_workflow_init(ctx, NULL)) return -1;
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id, content, owner_pid, lease_until_ms, owner_host FROM"
-                           " workflows WHERE node=? AND status IN ('running','waiting')"
-                           " ORDER BY started_ms DESC, id DESC LIMIT 8",
-                           -1, &s, NULL) != FM_DB_OK)
-        return -1;
-    fm_db_bind_text(s, 1, fm_json_str(args, "node", ""), -1, FM_DB_STATIC);
     /* Content keeps the call's arguments without approval_id
      * (fm_plan_content): compare like with like. */
     json_t *want = json_deep_copy(args);
     json_object_del(want, "approval_id");
-    while (fm_db_step(s) == FM_DB_ROW) {
-        const char *text = (const char *)fm_db_column_text(s, 1);
-        json_t *c = text ? json_loads(text, 0, NULL) : NULL;
-        /* A tool's one-step workflow (call_owner) of this very tool, with
-         * these very arguments: the call's approval covers what it names,
-         * so a call for GPU 3 never finishes a dead reset of GPU 1. */
-        bool mine = json_is_string(json_object_get(c, "call_owner")) &&
-                    !strcmp(fm_json_str(c, "tool", ""), tool) &&
-                    json_equal(json_object_get(c, "args"), want);
-        json_decref(c);
-        long long pid = fm_db_column_int64(s, 2);
-        const unsigned char *h = fm_db_column_text(s, 4);
-        if (h && strcmp((const char *)h, wf_host())) pid = -pid; /* only the lease says */
-        if (mine && wf_owner_dead(pid, fm_db_column_int64(s, 3))) {
-            col_copy(s, 0, id_out, FM_WORKFLOW_ID_LEN);
-            break;
-        }
-    }
-    fm_db_finalize(s);
+    dead_run_acc d = {tool, want, id_out};
+    fm_db_run(ctx->store.db,
+              "SELECT id, content, owner_pid, lease_until_ms, owner_host FROM"
+              " workflows WHERE node=? AND status IN ('running','waiting')"
+              " ORDER BY started_ms DESC, id DESC LIMIT 8",
+              dead_run_row, &d, "t", fm_json_str(args, "node", ""));
     json_decref(want);
     return id_out[0] ? 0 : -1;
+}
+
+/* fm_workflow_get's row as workflow_get's answer, its steps and events
+ * read from inside (arg: struct with ctx and the json_t * out, new). */
+typedef struct {
+    fm_ctx *ctx;
+    json_t *out;
+} wf_get_acc;
+
+static int wf_get_row(fm_db_stmt *s, void *arg)
+{
+    wf_get_acc *g = arg;
+    long long pid = fm_db_column_int64(s, 8);
+    int64_t lease = fm_db_column_int64(s, 9);
+    const unsigned char *h = fm_db_column_text(s, 16);
+    bool here = h && !strcmp((const char *)h, wf_host());
+    bool alive = lease >= fm_now_ms() && (!here || wf_pid_alive(pid));
+    json_t *errors = json_array();
+    json_t *out = json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:i, s:b, s:{s:I, s:b, s:o},"
+        " s:o, s:o, s:o}",
+        "workflow_id", col_json_str(s, 0), "plan_id", col_json_str(s, 1), "node",
+        col_json_str(s, 2), "fault_class", col_json_str(s, 3), "runbook", col_json_str(s, 4),
+        "runbook_version", (json_int_t)fm_db_column_int64(s, 5), "status", col_json_str(s, 6),
+        "current_step", col_json_str(s, 7), "step_index", fm_db_column_int(s, 14), "failing",
+        fm_db_column_int(s, 15) != 0, "owner", "pid", (json_int_t)pid, "alive", alive,
+        "lease_until", iso(lease), "started", iso(fm_db_column_int64(s, 10)), "updated",
+        iso(fm_db_column_int64(s, 11)), "approval_id", col_json_str(s, 13));
+    char wid[FM_WORKFLOW_ID_LEN];
+    col_copy(s, 0, wid, sizeof wid);
+    json_t *vars = json_loads((const char *)fm_db_column_text(s, 17), 0, NULL);
+    json_t *mon = monitor_of(json_object_get(vars, "monitor"),
+                             !strcmp(fm_json_str(out, "status", ""), "monitoring"), lease);
+    if (mon) json_object_set_new(out, "monitor", mon);
+    json_decref(vars);
+    json_object_set_new(out, "steps", steps_of(g->ctx, wid, errors));
+    json_object_set_new(out, "events", events_of(g->ctx, wid));
+    if (fm_db_column_type(s, 12) != FM_DB_NULL)
+        json_array_append_new(
+            errors, json_pack("{s:s, s:o}", "step", "workflow", "error", col_json_str(s, 12)));
+    json_object_set_new(out, "errors", errors);
+    g->out = out;
+    return 1;
 }
 
 json_t *fm_workflow_get(fm_ctx *ctx, const char *id, fm_err *err)
 {
     if (fm_workflow_init(ctx, err)) return NULL;
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(ctx->store.db,
-                           "SELECT id,plan_id,node,fault_class,runbook,runbook_version,status,"
-                           "current_step,owner_pid,lease_until_ms,started_ms,updated_ms,error,"
-                           "approval_id,step_index,failing,owner_host,vars FROM workflows WHERE id=?",
-                           -1, &s, NULL) != FM_DB_OK) {
+    wf_get_acc g = {ctx, NULL};
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT id,plan_id,node,fault_class,runbook,runbook_version,status,"
+                       "current_step,owner_pid,lease_until_ms,started_ms,updated_ms,error,"
+                       "approval_id,step_index,failing,owner_host,vars FROM workflows WHERE id=?",
+                       wf_get_row, &g, "t", id);
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "workflow read");
         return NULL;
     }
-    fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
-    json_t *out = NULL;
-    if (fm_db_step(s) == FM_DB_ROW) {
-        long long pid = fm_db_column_int64(s, 8);
-        int64_t lease = fm_db_column_int64(s, 9);
-        const unsigned char *h = fm_db_column_text(s, 16);
-        bool here = h && !strcmp((const char *)h, wf_host());
-        bool alive = lease >= fm_now_ms() && (!here || wf_pid_alive(pid));
-        json_t *errors = json_array();
-        out = json_pack(
-            "{s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:i, s:b, s:{s:I, s:b, s:o},"
-            " s:o, s:o, s:o}",
-            "workflow_id", col_json_str(s, 0), "plan_id", col_json_str(s, 1), "node",
-            col_json_str(s, 2), "fault_class", col_json_str(s, 3), "runbook", col_json_str(s, 4),
-            "runbook_version", (json_int_t)fm_db_column_int64(s, 5), "status", col_json_str(s, 6),
-            "current_step", col_json_str(s, 7), "step_index", fm_db_column_int(s, 14), "failing",
-            fm_db_column_int(s, 15) != 0, "owner", "pid", (json_int_t)pid, "alive", alive,
-            "lease_until", iso(lease), "started", iso(fm_db_column_int64(s, 10)), "updated",
-            iso(fm_db_column_int64(s, 11)), "approval_id", col_json_str(s, 13));
-        char wid[FM_WORKFLOW_ID_LEN];
-        col_copy(s, 0, wid, sizeof wid);
-        json_t *vars = json_loads((const char *)fm_db_column_text(s, 17), 0, NULL);
-        json_t *mon = monitor_of(json_object_get(vars, "monitor"),
-                                 !strcmp(fm_json_str(out, "status", ""), "monitoring"), lease);
-        if (mon) json_object_set_new(out, "monitor", mon);
-        json_decref(vars);
-        json_object_set_new(out, "steps", steps_of(ctx, wid, errors));
-        json_object_set_new(out, "events", events_of(ctx, wid));
-        if (fm_db_column_type(s, 12) != FM_DB_NULL)
-            json_array_append_new(
-                errors, json_pack("{s:s, s:o}", "step", "workflow", "error", col_json_str(s, 12)));
-        json_object_set_new(out, "errors", errors);
-    } else {
+    if (!g.out) {
         char c[64];
         fm_clip(c, sizeof c, id);
         fm_err_set(err, FM_ERR_NOT_FOUND, "no workflow %s (ids look like wf-0123456789abcdef)", c);
     }
-    fm_db_finalize(s);
-    return out;
+    return g.out;
 }
 
 /* ---- reads for the engine's recovery and status summary ---- */

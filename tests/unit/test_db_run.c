@@ -153,12 +153,74 @@ START_TEST(kept_shares_the_run_cache)
 }
 END_TEST
 
+static int row_bytes(fm_db_stmt *row, void *arg)
+{
+    char *out = arg;
+    const void *b = fm_db_column_blob(row, 1);
+    int n = fm_db_column_bytes(row, 1);
+    int at = snprintf(out, 32, "%s|%d|", (const char *)fm_db_column_text(row, 0), n);
+    if (b && n > 0 && n < 32) memcpy(out + at, b, (size_t)n); /* bytes, NUL included */
+    return 1;
+}
+
+/* Counted text ('T') and blobs ('b'), the array form, and the marks. */
+START_TEST(run_counted_array_and_marks)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    ck_assert_int_eq(fm_db_exec(db, "CREATE TABLE run_b(k TEXT PRIMARY KEY, v BLOB)", NULL, NULL,
+                                NULL),
+                     FM_DB_OK);
+    static const char bins[] = "INSERT INTO run_b(k,v) VALUES(?,?)";
+    static const char bget[] = "SELECT k, v FROM run_b WHERE k=?";
+    /* Only the first three bytes of "keyXX" are the key. */
+    ck_assert_int_eq(fm_db_run(db, bins, NULL, NULL, "Tb", "keyXX", 3, "a\0b", 3), FM_DB_DONE);
+    char out[64] = "";
+    ck_assert_int_eq(fm_db_run(db, bget, row_bytes, out, "t", "key"), FM_DB_ROW);
+    ck_assert_int_eq(memcmp(out, "key|3|a\0b", 10), 0);
+    /* A NULL blob pointer is an empty blob, not a NULL. */
+    ck_assert_int_eq(fm_db_run(db, bins, NULL, NULL, "tb", "e", NULL, 0), FM_DB_DONE);
+    int64_t n = -1;
+    ck_assert_int_eq(fm_db_run(db, "SELECT count(*) FROM run_b WHERE v IS NOT NULL",
+                               fm_db_row_int64, &n, ""),
+                     FM_DB_ROW);
+    ck_assert_int_eq(n, 2);
+    /* The array form: one statement, parameters counted at run time. */
+    static const char two_rows[] = "INSERT INTO run_t(k,n,r,note) VALUES(?,?,?,?), (?,?,?,?)";
+    fm_db_param p[8] = {
+        {.type = 't', .p = "p"}, {.type = 'i', .i = 7}, {.type = 'd', .d = 0.5},
+        {.type = 'T', .p = "onetwo", .len = 3}, {.type = 't', .p = "q"}, {.type = 'n', .i = 8},
+        {.type = 'd', .d = 1.5}, {.type = 't', .p = NULL}};
+    ck_assert_int_eq(fm_db_run_params(db, two_rows, NULL, NULL, p, 8), FM_DB_DONE);
+    acc all = {.db = db};
+    ck_assert_int_eq(fm_db_run(db, by_n, collect, &all, "i", (int64_t)7), FM_DB_DONE);
+    ck_assert_str_eq(all.seen, "p:7:0.5:one;q:8:1.5:NULL;");
+    /* A type the helper does not know fails the run. */
+    fm_db_param bad = {.type = '?'};
+    ck_assert_int_ne(fm_db_run_params(db, count_sql, NULL, NULL, &bad, 1), FM_DB_DONE);
+    /* Marks: per connection, by address. */
+    static const char key1[] = "k1", key2[] = "k2";
+    ck_assert_int_eq(fm_db_marked(db, key1), 0);
+    fm_db_mark(db, key1);
+    fm_db_mark(db, key1);
+    ck_assert_int_eq(fm_db_marked(db, key1), 1);
+    ck_assert_int_eq(fm_db_marked(db, key2), 0);
+    fm_db_close(db);
+    fm_db *again = NULL;
+    ck_assert_int_eq(fm_db_open(fm_test_store(path), &again), FM_DB_OK);
+    ck_assert_int_eq(fm_db_marked(again, key1), 0);
+    fm_db_close(again);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 static Suite *db_run_suite(void)
 {
     Suite *s = suite_create("db_run");
     TCase *tc = tcase_create("run");
     tcase_add_test(tc, run_binds_steps_and_keeps);
     tcase_add_test(tc, kept_shares_the_run_cache);
+    tcase_add_test(tc, run_counted_array_and_marks);
     suite_add_tcase(s, tc);
     return s;
 }

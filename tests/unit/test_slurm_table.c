@@ -747,6 +747,56 @@ START_TEST(aggregate_in_the_store)
 }
 END_TEST
 
+/* The node table's snapshot and the sinfo aggregate check their schema
+ * once per connection, not at every load and save: after the first call,
+ * with schema_migrations gone, a second check would fail (it reads that
+ * table and would create the tables again), so the calls that still
+ * succeed ran none. */
+START_TEST(schema_checked_once_per_connection)
+{
+    char path[] = "/tmp/fm-schema-once-XXXXXX", db[128];
+    fm_store st = {0};
+    fm_err err = {0};
+    temp_store_open(path, db, &st);
+    json_t *ans;
+    fm_slurm_table *t = loaded(&ans);
+    json_decref(ans);
+    fm_slurm_table *r = fm_slurm_table_new();
+    char *text = NULL;
+    long long at = 0, t0 = 1700000000000LL;
+    const char *agg = "gpu|idle|62|gpu-a[01-62]\n";
+    ck_assert_int_eq(fm_slurm_snapshot_load(&st, "src", "c1", r, 0, 5000, 1 << 20, &err), 1);
+    ck_assert_int_eq(fm_slurm_aggregate_load(&st, "src", "c1", t0, 5000, &text, &at, &err), 1);
+    /* The first calls did check (and migrate). */
+    int64_t n = 0;
+    ck_assert_int_eq(fm_db_run(st.db,
+                               "SELECT count(*) FROM schema_migrations WHERE subsystem IN"
+                               " ('slurm_snapshot', 'slurm_cli_aggregate')",
+                               fm_db_row_int64, &n, ""),
+                     FM_DB_ROW);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(fm_db_exec(st.db, "DROP TABLE schema_migrations", NULL, NULL, NULL), FM_DB_OK);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(fm_slurm_snapshot_save(&st, "src", "c1", t, 1 << 20, &err) == 0, "%s",
+                      err.text);
+        fm_slurm_table_clear(r);
+        ck_assert_msg(fm_slurm_snapshot_load(&st, "src", "c1", r, 0, 5000, 1 << 20, &err) == 0,
+                      "%s", err.text);
+        same_table(t, r);
+        ck_assert_msg(fm_slurm_aggregate_save(&st, "src", "c1", agg, t0 + i, &err) == 0, "%s",
+                      err.text);
+        ck_assert_msg(fm_slurm_aggregate_load(&st, "src", "c1", t0 + i, 5000, &text, &at, &err) ==
+                          0,
+                      "%s", err.text);
+        ck_assert_str_eq(text, agg);
+        free(text);
+    }
+    fm_slurm_table_free(r);
+    fm_slurm_table_free(t);
+    temp_store_close(path, db, &st);
+}
+END_TEST
+
 static Suite *table_suite(void)
 {
     Suite *s = suite_create("slurm_table");
@@ -765,6 +815,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, snapshot_corrupt_or_oversized_refused);
     tcase_add_test(tc, snapshot_in_the_store);
     tcase_add_test(tc, aggregate_in_the_store);
+    tcase_add_test(tc, schema_checked_once_per_connection);
     suite_add_tcase(s, tc);
     return s;
 }
