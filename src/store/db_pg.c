@@ -271,25 +271,18 @@ static void undo_statement(pg_db *p)
     if (PQstatus(p->conn) == CONNECTION_OK) PQclear(PQexec(p->conn, SP_UNDO));
 }
 
-/* (PGRES_PIPELINE_SYNC: a PL_SYNC entry of a pipeline.) */
 static bool result_ok(const PGresult *r)
 {
     ExecStatusType es = PQresultStatus(r);
-    return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY ||
-           es == PGRES_PIPELINE_SYNC;
+    return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY;
 }
 
 /* One entry of a pipeline: SQL text without parameters, or a statement
- * with its bound parameters, or PL_SYNC: a sync inside the pipeline,
- * which ends (commits) the implicit transaction of the statements
- * before it, so one round trip carries several transactions without a
- * BEGIN or COMMIT to parse; a failed statement skips only the rest of
- * its own transaction. */
+ * with its bound parameters. */
 typedef struct pl_item {
     const char *sql;
     pg_stmt *st;
 } pl_item;
-static const char PL_SYNC[] = "(sync)";
 
 /* Whether the bound values fit the types s was prepared for: a NULL fits
  * any type. */
@@ -349,10 +342,6 @@ static void pipeline(pg_db *p, const pl_item *items, int n, PGresult **res)
     if (n > PL_MAX || !PQenterPipelineMode(c)) return;
     bool sent = true;
     for (int i = 0; sent && i < n; i++) {
-        if (items[i].sql == PL_SYNC) {
-            if ((sent = PQpipelineSync(c))) slot[nslots++] = i;
-            continue;
-        }
         bool prep = false;
         sent = items[i].st ? send_stmt(p, items[i].st, &prep)
                            : PQsendQueryParams(c, items[i].sql, 0, NULL, NULL, NULL, NULL, 0);
@@ -370,8 +359,7 @@ static void pipeline(pg_db *p, const pl_item *items, int n, PGresult **res)
             continue;
         }
         nulls = 0;
-        /* The last sync (a PL_SYNC's comes in its slot). */
-        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC && got >= nslots) {
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
             break;
         }
@@ -522,7 +510,7 @@ static int p_step(fm_db_stmt *st)
 /* The flush: a write (a transaction that writes no WAL commits without
  * one) to this connection's own row of store_flush (core v2, store.c),
  * so writers never wait on each other's row.  Only after a transaction
- * that wrote (WROTE_SQL, its last statement): a statement that
+ * that wrote (WROTE_SQL, just before its COMMIT): a statement that
  * changed nothing (the audit insert that lost the race for its id) has
  * nothing to wait for. */
 #define WROTE_SQL                                                                                  \
@@ -551,11 +539,9 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
     return *slot = s;
 }
 
-/* fm_db_step_commit_then: the statement and synchronous_commit off for
- * its transaction alone (read at the commit, so it may be set after the
- * statement, in the same statement as the check below) in one implicit
- * transaction that the sync after them commits (no BEGIN or COMMIT: two
- * statements fewer to parse and run per append), then a small write that
+/* fm_db_step_commit_then: BEGIN, the statement, synchronous_commit off
+ * for this transaction alone (read at COMMIT, so it may be set after the
+ * statement, in the same statement as the check below), COMMIT, then a small write that
  * commits synchronously: its flush covers the row (WAL is flushed in
  * order), and concurrent writers' flushes are shared by PostgreSQL's
  * group commit.  Then the read `then`, whose rows its fm_db_step
@@ -575,11 +561,11 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
         snprintf(p->err, sizeof p->err, "out of memory");
         return FM_DB_ERROR;
     }
-    const pl_item seq[] = {
-        {NULL, s}, {NULL, wrote}, {PL_SYNC, NULL}, {NULL, flush}, {NULL, PS(then)}};
+    const pl_item seq[] = {{"BEGIN", NULL},  {NULL, s},     {NULL, wrote},
+                           {"COMMIT", NULL}, {NULL, flush}, {NULL, PS(then)}};
     /* THEN last: a read that fails cannot stop the flush; it is then
      * left to run at its own fm_db_step. */
-    enum { STMT = 0, THEN = 4 };
+    enum { STMT = 1, THEN = 5 };
     const int n = then ? THEN + 1 : THEN;
     PGresult *res[THEN + 1] = {0};
     pipeline(p, seq, n, res);
