@@ -18,6 +18,7 @@ trap 'tests/store/pg-down.sh "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 mkdir "$tmp/pg"
 url=$(FM_PG_FSYNC=$fsync tests/store/pg-up.sh "$tmp/pg")
 port=$(cat "$tmp/pg/port")
+# shellcheck disable=SC2012 # the newest of Debian's version directories
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 AS=()
 [ "$(id -u)" = 0 ] && AS=(runuser -u postgres --)
@@ -26,6 +27,7 @@ psql -c "ALTER SYSTEM SET shared_preload_libraries='pg_stat_statements'"
 "${AS[@]}" "$BIN/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/pg.log" -w -t 60 restart -o \
     "-p $port -k $tmp/pg -c listen_addresses=127.0.0.1 -c fsync=$fsync" >/dev/null
 psql -c "CREATE EXTENSION pg_stat_statements"
+# shellcheck disable=SC2046 # one word per package
 libs=$(pkg-config --cflags --libs $(make -s --no-print-directory print-pkgs))
 # shellcheck disable=SC2086
 cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Iinclude bench/mcpbench.c build/libfleetmcp.a \
