@@ -7,7 +7,9 @@
 # WAL bytes in all (pg_current_wal_lsn before and after), the rows each
 # table got (so the indexes each insert maintains), inserts lost to
 # another writer, and the CPU of every PostgreSQL process (/proc of the
-# postmaster and its children, exited backends included).
+# postmaster and its children, exited backends included; each server's
+# start, its connection and schema check, is in it too, so make 1,000
+# calls or more).
 #   bash bench/store-stmts.sh [calls] [writers] [fsync on|off]
 set -euo pipefail
 cd "$(dirname "$0")/.."
