@@ -1,6 +1,7 @@
 #!/bin/bash
-# Where PostgreSQL's work per audit append goes, counted (not timed, so
-# a shared machine's load moves it little): N writers (default 1) each
+# Where PostgreSQL's work per audit append goes, counted (the counts
+# hold on a shared machine; its CPU figure moves with the load): N
+# writers (default 1) each
 # make CALLS audited runbook_list calls against a throwaway PostgreSQL
 # 15 with pg_stat_statements loaded (this cluster only), then per append:
 # each statement's calls, execution time and WAL bytes, transactions,
