@@ -87,8 +87,6 @@ typedef struct fm_db_ops {
     /* Idle maintenance (SQLite: a passive WAL checkpoint); NULL: none. */
     int (*maintenance_due)(fm_db *db);
     void (*maintenance)(fm_db *db);
-    /* fm_db_lock_then; NULL: the engine has no such lock (FM_DB_ERROR). */
-    int (*lock_then)(fm_db_stmt *then, fm_db_int64 key);
 } fm_db_ops;
 
 extern const fm_db_ops fm_db_sqlite_ops;
@@ -139,16 +137,6 @@ int fm_db_step_commit(fm_db_stmt *s);
  * the same round trip, the read seeing the commit; elsewhere the read
  * runs at its first fm_db_step.  then may be NULL. */
 int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then);
-/* Outside any transaction: opens one, takes the transaction-scoped lock
- * `key` (waiting for whoever holds it, bounded by the session's lock
- * timeout) and runs the read `then` (its parameters bound, its rows for
- * fm_db_step), all in one round trip; FM_DB_OK when all went through.
- * The transaction stays open, holding the lock, until the next
- * fm_db_step_commit_then on the connection commits it (asynchronously,
- * so the lock is released before the flush, which follows as usual) or
- * a ROLLBACK ends it.  PostgreSQL only (an advisory lock); elsewhere
- * FM_DB_ERROR and nothing is opened. */
-int fm_db_lock_then(fm_db_stmt *then, fm_db_int64 key);
 int fm_db_reset(fm_db_stmt *s);
 int fm_db_clear_bindings(fm_db_stmt *s);
 int fm_db_finalize(fm_db_stmt *s);

@@ -49,9 +49,6 @@ typedef struct fm_store {
      * committed (its own append, or the read that came back with it), the
      * guess the next append links to; the insert checks it (audit.c). */
     bool audit_head_known;
-    /* PostgreSQL: other writers were seen extending the chain, so the
-     * next append reads the head under a lock instead (audit.c). */
-    bool audit_lock_mode;
     int64_t audit_head_id;
     char audit_head[65];
     /* The emergency setting as that read saw it ("" for none), the guess

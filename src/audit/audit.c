@@ -629,9 +629,6 @@ static void bind_col(fm_db_stmt *s, int i, const acol *c)
  * next id (PostgreSQL): every lost round means another row went in. */
 #define APPEND_ATTEMPTS 1000
 #define APPEND_WAIT_MS 10000
-/* PostgreSQL: the advisory lock appends take while other writers are
- * extending the chain (any constant but the store's write lock). */
-#define AUDIT_LOCK_KEY 7301518
 
 /* -1 with err when r->tool used up its hourly allowance by ts. */
 static int rate_limited(fm_store *st, const fm_audit_rec *r, int64_t ts, fm_err *err)
@@ -785,30 +782,6 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
             goto fail;
         }
         long long last = 0;
-        /* PostgreSQL, while other writers extend the chain too (this
-         * connection's last guess lost): the head is read under a lock
-         * that every such append takes, in the round trip that opens its
-         * transaction, and the insert commits it (asynchronously: the
-         * lock is free before the flush, which writers share).  A round
-         * trip more, but no insert lost to another locked writer, where
-         * a guess at 4 writers loses about one whole commit pipeline per
-         * append.  Alone, the guess is right and no lock is taken. */
-        if (!txn && st->audit_lock_mode && fm_db_get_autocommit(st->db)) {
-            fm_db_stmt *seen = fm_store_stmt(st, seen_sql, err);
-            if (!seen) goto fail;
-            const int64_t guess = st->audit_head_known ? st->audit_head_id : -1;
-            if (fm_db_lock_then(seen, AUDIT_LOCK_KEY) != FM_DB_OK) {
-                fm_store_fail(st, err, "audit lock");
-                goto fail;
-            }
-            if (head_seen(st, seen, false, 0, NULL, fm_emergency_checked(ctx))) {
-                fm_emergency_assume(ctx, st->audit_emergency_seen);
-                cols[MODE_COL] = mode_col(ctx, mode);
-            }
-            /* Nobody appended since this connection's last row: the
-             * next append guesses again. */
-            if (st->audit_head_known && st->audit_head_id == guess) st->audit_lock_mode = false;
-        }
         /* The head first: the rate count's snapshot is then at least as
          * new, and an insert that lands proves no row came after it.  On
          * PostgreSQL the head this connection last saw committed (known
@@ -857,7 +830,6 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         }
         if (added) break;
         st->audit_lost++;
-        if (!txn) st->audit_lock_mode = true;
     }
     st->audit_appends++;
     if (txn && fm_store_commit(st, err)) {

@@ -91,10 +91,6 @@ int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then)
 {
     return s->ops->step_commit_then ? s->ops->step_commit_then(s, then) : s->ops->step(s);
 }
-int fm_db_lock_then(fm_db_stmt *then, fm_db_int64 key)
-{
-    return then->ops->lock_then ? then->ops->lock_then(then, key) : FM_DB_ERROR;
-}
 int fm_db_reset(fm_db_stmt *s) { return s ? s->ops->reset(s) : FM_DB_OK; }
 int fm_db_clear_bindings(fm_db_stmt *s) { return s->ops->clear_bindings(s); }
 int fm_db_finalize(fm_db_stmt *s) { return s ? s->ops->finalize(s) : FM_DB_OK; }

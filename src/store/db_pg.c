@@ -44,9 +44,6 @@ typedef struct pg_db {
     fm_code code;
     int changes;
     bool in_txn, lost_txn;
-    /* The open transaction is fm_db_lock_then's: the next
-     * fm_db_step_commit_then commits it. */
-    bool locked;
     /* Named server-side statements live as long as the connection: gen
      * counts connections (a reset drops them all), names draws fresh
      * names. */
@@ -229,7 +226,6 @@ static bool word_is(const char *sql, const char *w)
 /* Tracks the transaction around a statement that succeeded. */
 static void track(pg_db *p, const char *sql, bool begin)
 {
-    p->locked = false;
     if (begin || word_is(sql, "BEGIN"))
         p->in_txn = true;
     else if (word_is(sql, "COMMIT") || word_is(sql, "ROLLBACK") || word_is(sql, "END"))
@@ -239,7 +235,6 @@ static void track(pg_db *p, const char *sql, bool begin)
 /* ROLLBACK after a lost connection: the server already rolled back. */
 static int rollback_lost(pg_db *p)
 {
-    p->locked = false;
     p->in_txn = false;
     p->lost_txn = false;
     return FM_DB_OK;
@@ -557,12 +552,8 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
 {
     pg_stmt *s = PS(st);
     pg_db *p = PG(st->db);
-    /* Inside a transaction the caller commits, but fm_db_lock_then's. */
-    if (s->res || (p->in_txn && !p->locked) || p->lost_txn) return p_step(st);
+    if (s->res || p->in_txn || p->lost_txn) return p_step(st); /* the caller commits */
     if (!ready(p, false)) return FM_DB_ERROR;
-    /* From fm_db_lock_then: already begun (and its lock held). */
-    const int o = p->locked ? 1 : 0;
-    p->in_txn = p->locked = false; /* ended below, either way */
     if (then) drop_result(PS(then));
     pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL), *flush = kept(p, &p->flush, FLUSH_SQL);
     if (!wrote || !flush) {
@@ -577,8 +568,8 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
     enum { STMT = 1, THEN = 5 };
     const int n = then ? THEN + 1 : THEN;
     PGresult *res[THEN + 1] = {0};
-    pipeline(p, seq + o, n - o, res + o);
-    int bad = first_failed(res + o, THEN - o);
+    pipeline(p, seq, n, res);
+    int bad = first_failed(res, THEN);
     if (bad < 0) {
         const char *ct = PQcmdTuples(res[STMT]);
         if (ct && *ct) p->changes = atoi(ct);
@@ -591,41 +582,9 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
         s->row = 0;
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
-    fail_res(p, res[o + bad]);
+    fail_res(p, res[bad]);
     keep_one(res, n, -1);
     /* A failure left the transaction open (aborted): end it. */
-    if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
-        PQclear(PQexec(p->conn, "ROLLBACK"));
-    return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
-}
-
-/* fm_db_lock_then: BEGIN, the lock, the read, one round trip. */
-static int p_lock_then(fm_db_stmt *st, fm_db_int64 key)
-{
-    pg_stmt *t = PS(st);
-    pg_db *p = PG(st->db);
-    if (p->in_txn || p->lost_txn) {
-        p->code = FM_ERR_INTERNAL;
-        snprintf(p->err, sizeof p->err, "a transaction is already open on this connection");
-        return FM_DB_ERROR;
-    }
-    if (!ready(p, false)) return FM_DB_ERROR;
-    drop_result(t);
-    /* key is the caller's constant, never input. */
-    char lock[64];
-    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", (long long)key);
-    const pl_item seq[] = {{"BEGIN", NULL}, {lock, NULL}, {NULL, t}};
-    PGresult *res[3];
-    pipeline(p, seq, 3, res);
-    int bad = first_failed(res, 3);
-    if (bad < 0) {
-        p->in_txn = p->locked = true;
-        t->res = keep_one(res, 3, 2);
-        t->row = -1; /* its first fm_db_step returns the first row */
-        return FM_DB_OK;
-    }
-    fail_res(p, res[bad]);
-    keep_one(res, 3, -1);
     if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
         PQclear(PQexec(p->conn, "ROLLBACK"));
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
@@ -904,5 +863,4 @@ const fm_db_ops fm_db_pg_ops = {
     .errcode = p_errcode,
     .maintenance_due = NULL,
     .maintenance = NULL,
-    .lock_then = p_lock_then,
 };
