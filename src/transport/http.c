@@ -339,6 +339,14 @@ static void sweep(server *sv)
     }
 }
 
+/* The result text the reply was to splice in, dropped. */
+static void splice_drop(fm_mcp_http *x)
+{
+    free(x->splice_raw);
+    x->splice_raw = NULL;
+    x->splice_msg = NULL;
+}
+
 /* What an exchange left to send, freed. */
 static void exchange_free(fm_mcp_http *x)
 {
@@ -346,9 +354,7 @@ static void exchange_free(fm_mcp_http *x)
     x->out = NULL;
     free(x->session_id);
     x->session_id = NULL;
-    free(x->splice_raw);
-    x->splice_raw = NULL;
-    x->splice_msg = NULL;
+    splice_drop(x);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -656,9 +662,7 @@ static void fail_out(fm_mcp_http *x)
     }
     json_decref(x->out);
     x->out = o;
-    free(x->splice_raw);
-    x->splice_raw = NULL;
-    x->splice_msg = NULL;
+    splice_drop(x);
     x->step_up = 0;
 }
 
