@@ -373,9 +373,17 @@ static void pipeline(pg_db *p, const pl_item *items, int n, PGresult **res)
     PQexitPipelineMode(c);
     for (int i = 0; i < n; i++) {
         if (!parsed[i]) continue;
-        /* Made: later runs on this connection skip parse and plan. */
-        if (PQresultStatus(parsed[i]) == PGRES_COMMAND_OK) items[i].st->prep_gen = p->gen;
-        PQclear(parsed[i]);
+        if (PQresultStatus(parsed[i]) == PGRES_COMMAND_OK) {
+            /* Made: later runs on this connection skip parse and plan. */
+            items[i].st->prep_gen = p->gen;
+            PQclear(parsed[i]);
+            continue;
+        }
+        /* The Parse failed, so the server skipped the run (PIPELINE_ABORTED,
+         * no text): the Parse's failure, with the server's message, is the
+         * statement's. */
+        PQclear(res[i]);
+        res[i] = parsed[i];
     }
 }
 

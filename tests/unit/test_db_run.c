@@ -153,6 +153,56 @@ START_TEST(kept_shares_the_run_cache)
 }
 END_TEST
 
+/* The engine's own words for a statement that cannot be prepared: on
+ * SQLite at prepare, on PostgreSQL from the server's Parse, which for a
+ * kept statement goes in the same pipeline as its run (the run then comes
+ * back aborted, without text).  Names the missing column either way. */
+static void says_nope(fm_db *db)
+{
+    const char *m = fm_db_errmsg(db);
+    ck_assert_msg(strstr(m, "nope"), "error text without the server's message: \"%s\"", m);
+}
+
+/* A kept statement whose Parse fails reports why: alone, under fm_db_run,
+ * inside a transaction (between a savepoint and its release), and as the
+ * statement of a commit pipeline; and it does so again on a second try. */
+START_TEST(kept_parse_failure_says_why)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    static const char bad_sql[] = "SELECT nope FROM run_t";
+    static const char bad_ins[] = "INSERT INTO run_t(k,n,nope) VALUES('z',1,2)";
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_ne(fm_db_run(db, bad_sql, NULL, NULL, ""), FM_DB_DONE);
+        says_nope(db);
+        fm_db_stmt *s = fm_db_kept(db, bad_sql);
+        if (s) ck_assert_int_ne(fm_db_step(s), FM_DB_ROW); /* PostgreSQL: fails here */
+        says_nope(db);
+        if (s) fm_db_reset(s);
+    }
+    ck_assert_int_eq(fm_db_exec(db, "BEGIN", NULL, NULL, NULL), FM_DB_OK);
+    ck_assert_int_ne(fm_db_run(db, bad_sql, NULL, NULL, ""), FM_DB_DONE);
+    says_nope(db);
+    /* The failure left the transaction usable, as on SQLite. */
+    ck_assert_int_eq(fm_db_run(db, ins, NULL, NULL, "tidt", "t", (int64_t)1, 0.0, NULL),
+                     FM_DB_DONE);
+    ck_assert_int_eq(fm_db_exec(db, "COMMIT", NULL, NULL, NULL), FM_DB_OK);
+    fm_db_stmt *w = fm_db_kept(db, bad_ins);
+    if (w) {
+        int rc = fm_db_step_commit(w);
+        ck_assert_int_ne(rc, FM_DB_DONE);
+        ck_assert_int_ne(rc, FM_DB_ROW);
+        fm_db_reset(w);
+    }
+    says_nope(db);
+    int64_t n = -1;
+    ck_assert_int_eq(fm_db_run(db, count_sql, fm_db_row_int64, &n, "i", (int64_t)0), FM_DB_ROW);
+    ck_assert_int_eq(n, 1);
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 static int row_bytes(fm_db_stmt *row, void *arg)
 {
     char *out = arg;
@@ -220,6 +270,7 @@ static Suite *db_run_suite(void)
     TCase *tc = tcase_create("run");
     tcase_add_test(tc, run_binds_steps_and_keeps);
     tcase_add_test(tc, kept_shares_the_run_cache);
+    tcase_add_test(tc, kept_parse_failure_says_why);
     tcase_add_test(tc, run_counted_array_and_marks);
     suite_add_tcase(s, tc);
     return s;
