@@ -335,15 +335,9 @@ int fm_store_open_probe(fm_store *st, const char *path, json_t *problems, json_t
         }
     }
     /* The first read shows a file that is not a database, and a store
-     * that has no tables yet. */
-    /* Prepared for this probe alone, not through fm_db_run: its message
-     * decides below, and on PostgreSQL a kept statement whose Parse fails
-     * (no such table) comes back without the server's text (db_pg.c
-     * reports the pipeline's next result; check-config's empty store). */
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v2(st->db, "SELECT count(*) FROM schema_migrations", -1, &s, NULL) !=
-            FM_DB_OK ||
-        fm_db_step(s) != FM_DB_ROW) {
+     * that has no tables yet: the engine's message decides (on PostgreSQL
+     * the failed Parse's own, db_pg.c's pipeline). */
+    if (probe_int(st, "SELECT count(*) FROM schema_migrations") < 0) {
         const char *m = fm_db_errmsg(st->db);
         if (strstr(m, "no such table") || strstr(m, "does not exist")) {
             say(notes, "store %s: has no fleetmcp tables yet; the first message creates them",
@@ -353,12 +347,10 @@ int fm_store_open_probe(fm_store *st, const char *path, json_t *problems, json_t
                 "store %s: cannot be read as a fleetmcp store: %s; point store.path or"
                 " store.url (or --db, FLEETMCP_DB) at the store, or move this file away",
                 st->path, m);
-            fm_db_finalize(s);
             fm_store_close(st);
             return -1;
         }
     }
-    fm_db_finalize(s);
     fm_err cerr = {0};
     core_migrate(st, &cerr); /* in probe mode: notes the versions */
     return 0;
