@@ -35,6 +35,55 @@ void fm_db_run_forget(fm_db *db)
     db->cache = NULL;
 }
 
+/* db's cache, made at first use (NULL: out of memory). */
+static struct fm_db_run_cache *cache_of(fm_db *db)
+{
+    if (!db->cache) db->cache = calloc(1, sizeof *db->cache);
+    return db->cache;
+}
+
+/* The one lookup of both hand-outs: the entry kept for sql, or -1; then
+ * *free_slot is the first empty entry and *spare an idle one (-1: none). */
+static int lookup(const struct fm_db_run_cache *c, const char *sql, int *free_slot, int *spare)
+{
+    *free_slot = *spare = -1;
+    for (int i = 0; i < RUN_CACHE; i++) {
+        if (c->e[i].sql == sql) return i;
+        if (!c->e[i].sql && *free_slot < 0) *free_slot = i;
+        else if (c->e[i].sql && !c->e[i].busy) *spare = i;
+    }
+    return -1;
+}
+
+/* Idle entry i handed to a run (busy) or to a caller of fm_db_kept
+ * (loose), reset and unbound first when a caller of fm_db_kept left it
+ * (mid-rows, bound): a run resets its own when it ends. */
+static fm_db_stmt *take(struct fm_db_run_cache *c, int i, bool loose)
+{
+    if (c->e[i].loose) {
+        fm_db_reset(c->e[i].s);
+        fm_db_clear_bindings(c->e[i].s);
+    }
+    c->e[i].loose = loose;
+    c->e[i].busy = !loose;
+    return c->e[i].s;
+}
+
+/* sql prepared into entry i (empty, or idle: its statement is replaced
+ * once the new one is made) and taken. */
+static fm_db_stmt *keep(fm_db *db, int i, const char *sql, bool loose)
+{
+    struct fm_db_run_cache *c = db->cache;
+    fm_db_stmt *s = NULL;
+    if (fm_db_prepare_v3(db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK)
+        return NULL;
+    fm_db_finalize(c->e[i].s);
+    c->e[i].sql = sql;
+    c->e[i].s = s;
+    c->e[i].loose = false;
+    return take(c, i, loose);
+}
+
 /* The kept statement for sql, or a fresh one in *own (finalized by the
  * caller) when it is busy or the cache is full.  *slot: the entry marked
  * busy, or -1. */
@@ -42,31 +91,15 @@ static fm_db_stmt *get(fm_db *db, const char *sql, fm_db_stmt **own, int *slot)
 {
     *own = NULL;
     *slot = -1;
-    if (!db->cache) db->cache = calloc(1, sizeof *db->cache);
-    struct fm_db_run_cache *c = db->cache;
-    int hit = -1, free_slot = -1;
-    for (int i = 0; c && i < RUN_CACHE && hit < 0; i++) {
-        if (c->e[i].sql == sql) hit = i;
-        else if (!c->e[i].sql && free_slot < 0) free_slot = i;
-    }
+    struct fm_db_run_cache *c = cache_of(db);
+    int free_slot = -1, spare = -1, hit = c ? lookup(c, sql, &free_slot, &spare) : -1;
     if (hit >= 0 && !c->e[hit].busy) {
-        if (c->e[hit].loose) {
-            fm_db_reset(c->e[hit].s);
-            fm_db_clear_bindings(c->e[hit].s);
-            c->e[hit].loose = false;
-        }
-        c->e[hit].busy = true;
         *slot = hit;
-        return c->e[hit].s;
+        return take(c, hit, false);
     }
     if (hit < 0 && free_slot >= 0) {
-        fm_db_stmt *s = NULL;
-        if (fm_db_prepare_v3(db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK)
-            return NULL;
-        c->e[free_slot].sql = sql;
-        c->e[free_slot].s = s;
-        c->e[free_slot].busy = true;
-        *slot = free_slot;
+        fm_db_stmt *s = keep(db, free_slot, sql, false);
+        if (s) *slot = free_slot;
         return s;
     }
     /* In use by an outer run, or no room: this run's own copy. */
@@ -76,41 +109,18 @@ static fm_db_stmt *get(fm_db *db, const char *sql, fm_db_stmt **own, int *slot)
 
 fm_db_stmt *fm_db_kept(fm_db *db, const char *sql)
 {
-    if (!db) return NULL;
-    if (!db->cache && !(db->cache = calloc(1, sizeof *db->cache))) return NULL;
-    struct fm_db_run_cache *c = db->cache;
-    int hit = -1, free_slot = -1, spare = -1;
-    for (int i = 0; i < RUN_CACHE && hit < 0; i++) {
-        if (c->e[i].sql == sql) hit = i;
-        else if (!c->e[i].sql && free_slot < 0) free_slot = i;
-        else if (c->e[i].sql && !c->e[i].busy) spare = i;
-    }
-    if (hit >= 0) {
-        /* Stepped by a run right now: resetting it would cut that run. */
-        if (c->e[hit].busy) return NULL;
-        fm_db_reset(c->e[hit].s);
-        fm_db_clear_bindings(c->e[hit].s);
-        c->e[hit].loose = true;
-        return c->e[hit].s;
-    }
-    fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v3(db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK)
-        return NULL;
+    struct fm_db_run_cache *c = db ? cache_of(db) : NULL;
+    if (!c) return NULL;
+    int free_slot, spare, hit = lookup(c, sql, &free_slot, &spare);
+    /* Stepped by a run right now: resetting it would cut that run. */
+    if (hit >= 0) return c->e[hit].busy ? NULL : take(c, hit, true);
     if (free_slot < 0) {
         /* Full (a bug: more hot statements than slots): stay correct by
          * replacing an idle one, as fm_store_stmt's own cache did. */
-        if (spare < 0) {
-            fm_db_finalize(s);
-            return NULL;
-        }
-        fm_db_finalize(c->e[spare].s);
+        if (spare < 0) return NULL;
         free_slot = spare;
     }
-    c->e[free_slot].sql = sql;
-    c->e[free_slot].s = s;
-    c->e[free_slot].busy = false;
-    c->e[free_slot].loose = true;
-    return s;
+    return keep(db, free_slot, sql, true);
 }
 
 /* One parameter, i (1-based), of type type (see fm_db.h); p and len for
@@ -216,9 +226,8 @@ int fm_db_marked(fm_db *db, const void *key)
 void fm_db_mark(fm_db *db, const void *key)
 {
     if (!db || fm_db_marked(db, key)) return;
-    if (!db->cache) db->cache = calloc(1, sizeof *db->cache);
     /* No room (or memory): unmarked, so the caller does its work again. */
-    if (!db->cache || db->cache->n_marks == RUN_MARKS) return;
+    if (!cache_of(db) || db->cache->n_marks == RUN_MARKS) return;
     db->cache->marks[db->cache->n_marks++] = key;
 }
 

@@ -153,6 +153,42 @@ START_TEST(kept_shares_the_run_cache)
 }
 END_TEST
 
+/* More statements than the cache holds (128 in db_run.c): a run past it
+ * prepares its own copy, fm_db_kept replaces an idle entry, and each still
+ * answers right, whichever of the two met the statement first. */
+#define MANY 200
+START_TEST(past_a_full_cache)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    static char sql[MANY][32]; /* the cache's key is the address: fixed */
+    for (int i = 0; i < MANY; i++) {
+        snprintf(sql[i], sizeof sql[i], "SELECT %d + ?", i);
+        int64_t v = -1;
+        ck_assert_int_eq(fm_db_run(db, sql[i], fm_db_row_int64, &v, "i", (int64_t)1), FM_DB_ROW);
+        ck_assert_int_eq(v, i + 1);
+    }
+    for (int i = MANY - 1; i >= 0; i--) {
+        fm_db_stmt *s = fm_db_kept(db, sql[i]);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_ptr_eq(fm_db_kept(db, sql[i]), s);
+        ck_assert_int_eq(fm_db_bind_int64(s, 1, 2), FM_DB_OK);
+        ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+        ck_assert_int_eq(fm_db_column_int64(s, 0), i + 2);
+        /* Left bound and mid-rows: a run resets it, or uses its own. */
+        int64_t v = -1;
+        ck_assert_int_eq(fm_db_run(db, sql[i], fm_db_row_int64, &v, "i", (int64_t)3), FM_DB_ROW);
+        ck_assert_int_eq(v, i + 3);
+        int64_t w = -1;
+        ck_assert_int_eq(fm_db_run(db, sql[MANY - 1 - i], fm_db_row_int64, &w, "i", (int64_t)4),
+                         FM_DB_ROW);
+        ck_assert_int_eq(w, MANY - 1 - i + 4);
+    }
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* The engine's own words for a statement that cannot be prepared: on
  * SQLite at prepare, on PostgreSQL from the server's Parse, which for a
  * kept statement goes in the same pipeline as its run (the run then comes
@@ -271,6 +307,7 @@ static Suite *db_run_suite(void)
     tcase_add_test(tc, run_binds_steps_and_keeps);
     tcase_add_test(tc, kept_shares_the_run_cache);
     tcase_add_test(tc, kept_parse_failure_says_why);
+    tcase_add_test(tc, past_a_full_cache);
     tcase_add_test(tc, run_counted_array_and_marks);
     suite_add_tcase(s, tc);
     return s;
