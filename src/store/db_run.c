@@ -30,7 +30,8 @@ struct fm_db_run_cache {
 void fm_db_run_forget(fm_db *db)
 {
     if (!db || !db->cache) return;
-    for (int i = 0; i < RUN_CACHE; i++) fm_db_finalize(db->cache->e[i].s);
+    for (int i = 0; i < RUN_CACHE; i++)
+        fm_db_finalize(db->cache->e[i].s);
     free(db->cache);
     db->cache = NULL;
 }
@@ -49,8 +50,10 @@ static int lookup(const struct fm_db_run_cache *c, const char *sql, int *free_sl
     *free_slot = *spare = -1;
     for (int i = 0; i < RUN_CACHE; i++) {
         if (c->e[i].sql == sql) return i;
-        if (!c->e[i].sql && *free_slot < 0) *free_slot = i;
-        else if (c->e[i].sql && !c->e[i].busy) *spare = i;
+        if (!c->e[i].sql && *free_slot < 0)
+            *free_slot = i;
+        else if (c->e[i].sql && !c->e[i].busy)
+            *spare = i;
     }
     return -1;
 }
@@ -75,8 +78,7 @@ static fm_db_stmt *keep(fm_db *db, int i, const char *sql, bool loose)
 {
     struct fm_db_run_cache *c = db->cache;
     fm_db_stmt *s = NULL;
-    if (fm_db_prepare_v3(db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK)
-        return NULL;
+    if (fm_db_prepare_v3(db, sql, -1, FM_DB_PREPARE_PERSISTENT, &s, NULL) != FM_DB_OK) return NULL;
     fm_db_finalize(c->e[i].s);
     c->e[i].sql = sql;
     c->e[i].s = s;
@@ -125,16 +127,20 @@ fm_db_stmt *fm_db_kept(fm_db *db, const char *sql)
 
 /* One parameter, i (1-based), of type type (see fm_db.h); p and len for
  * the pointer types, iv and dv for the numbers. */
-static int bind_one(fm_db_stmt *s, int i, char type, const void *p, int len, int64_t iv,
-                    double dv)
+static int bind_one(fm_db_stmt *s, int i, char type, const void *p, int len, int64_t iv, double dv)
 {
     switch (type) {
-    case 't': return fm_db_bind_text(s, i, p, -1, FM_DB_STATIC);
-    case 'T': return fm_db_bind_text(s, i, p, len, FM_DB_STATIC);
-    case 'b': return fm_db_bind_blob(s, i, p ? p : "", len, FM_DB_STATIC);
+    case 't':
+        return fm_db_bind_text(s, i, p, -1, FM_DB_STATIC);
+    case 'T':
+        return fm_db_bind_text(s, i, p, len, FM_DB_STATIC);
+    case 'b':
+        return fm_db_bind_blob(s, i, p ? p : "", len, FM_DB_STATIC);
     case 'i':
-    case 'n': return fm_db_bind_int64(s, i, iv);
-    case 'd': return fm_db_bind_double(s, i, dv);
+    case 'n':
+        return fm_db_bind_int64(s, i, iv);
+    case 'd':
+        return fm_db_bind_double(s, i, dv);
     default:
         /* A programming error in a table module, caught by its tests. */
         fprintf(stderr, "fm_db_run: unknown parameter type '%c'\n", type);
@@ -150,11 +156,16 @@ static int bind_all(fm_db_stmt *s, const char *types, va_list ap)
         int len = 0;
         int64_t iv = 0;
         double dv = 0;
-        if (t == 't') p = va_arg(ap, const char *);
-        else if (t == 'T' || t == 'b') p = va_arg(ap, const void *), len = va_arg(ap, int);
-        else if (t == 'i') iv = va_arg(ap, int64_t);
-        else if (t == 'n') iv = va_arg(ap, int);
-        else if (t == 'd') dv = va_arg(ap, double);
+        if (t == 't')
+            p = va_arg(ap, const char *);
+        else if (t == 'T' || t == 'b')
+            p = va_arg(ap, const void *), len = va_arg(ap, int);
+        else if (t == 'i')
+            iv = va_arg(ap, int64_t);
+        else if (t == 'n')
+            iv = va_arg(ap, int);
+        else if (t == 'd')
+            dv = va_arg(ap, double);
         int rc = bind_one(s, i, t, p, len, iv, dv);
         if (rc != FM_DB_OK) return rc;
     }

@@ -92,15 +92,14 @@ START_TEST(run_binds_steps_and_keeps)
     ck_assert_int_eq(outer.rows, 3);
     char buf[8];
     fm_db_text_buf t = {buf, sizeof buf, 0};
-    ck_assert_int_eq(fm_db_run(db, "SELECT note FROM run_t WHERE k=?", fm_db_row_text, &t, "t",
-                               "a"),
-                     FM_DB_ROW);
+    ck_assert_int_eq(
+        fm_db_run(db, "SELECT note FROM run_t WHERE k=?", fm_db_row_text, &t, "t", "a"), FM_DB_ROW);
     ck_assert_int_eq(t.found, 1);
     ck_assert_str_eq(buf, "first");
     t.found = 0;
-    ck_assert_int_eq(fm_db_run(db, "SELECT note FROM run_t WHERE k=?", fm_db_row_text, &t, "t",
-                               "zz"),
-                     FM_DB_DONE);
+    ck_assert_int_eq(
+        fm_db_run(db, "SELECT note FROM run_t WHERE k=?", fm_db_row_text, &t, "t", "zz"),
+        FM_DB_DONE);
     ck_assert_int_eq(t.found, 0);
     /* A statement that cannot be prepared is an error, not an empty read. */
     ck_assert_int_ne(fm_db_run(db, "SELECT nope FROM run_t", NULL, NULL, ""), FM_DB_DONE);
@@ -254,9 +253,9 @@ START_TEST(run_counted_array_and_marks)
 {
     char path[] = "/tmp/fm-dbrun-XXXXXX";
     fm_db *db = open_db(path);
-    ck_assert_int_eq(fm_db_exec(db, "CREATE TABLE run_b(k TEXT PRIMARY KEY, v BLOB)", NULL, NULL,
-                                NULL),
-                     FM_DB_OK);
+    ck_assert_int_eq(
+        fm_db_exec(db, "CREATE TABLE run_b(k TEXT PRIMARY KEY, v BLOB)", NULL, NULL, NULL),
+        FM_DB_OK);
     static const char bins[] = "INSERT INTO run_b(k,v) VALUES(?,?)";
     static const char bget[] = "SELECT k, v FROM run_b WHERE k=?";
     /* Only the first three bytes of "keyXX" are the key. */
@@ -267,16 +266,16 @@ START_TEST(run_counted_array_and_marks)
     /* A NULL blob pointer is an empty blob, not a NULL. */
     ck_assert_int_eq(fm_db_run(db, bins, NULL, NULL, "tb", "e", NULL, 0), FM_DB_DONE);
     int64_t n = -1;
-    ck_assert_int_eq(fm_db_run(db, "SELECT count(*) FROM run_b WHERE v IS NOT NULL",
-                               fm_db_row_int64, &n, ""),
-                     FM_DB_ROW);
+    ck_assert_int_eq(
+        fm_db_run(db, "SELECT count(*) FROM run_b WHERE v IS NOT NULL", fm_db_row_int64, &n, ""),
+        FM_DB_ROW);
     ck_assert_int_eq(n, 2);
     /* The array form: one statement, parameters counted at run time. */
     static const char two_rows[] = "INSERT INTO run_t(k,n,r,note) VALUES(?,?,?,?), (?,?,?,?)";
-    fm_db_param p[8] = {
-        {.type = 't', .p = "p"}, {.type = 'i', .i = 7}, {.type = 'd', .d = 0.5},
-        {.type = 'T', .p = "onetwo", .len = 3}, {.type = 't', .p = "q"}, {.type = 'n', .i = 8},
-        {.type = 'd', .d = 1.5}, {.type = 't', .p = NULL}};
+    fm_db_param p[8] = {{.type = 't', .p = "p"}, {.type = 'i', .i = 7},
+                        {.type = 'd', .d = 0.5}, {.type = 'T', .p = "onetwo", .len = 3},
+                        {.type = 't', .p = "q"}, {.type = 'n', .i = 8},
+                        {.type = 'd', .d = 1.5}, {.type = 't', .p = NULL}};
     ck_assert_int_eq(fm_db_run_params(db, two_rows, NULL, NULL, p, 8), FM_DB_DONE);
     acc all = {.db = db};
     ck_assert_int_eq(fm_db_run(db, by_n, collect, &all, "i", (int64_t)7), FM_DB_DONE);
