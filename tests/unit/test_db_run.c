@@ -108,6 +108,31 @@ START_TEST(run_binds_steps_and_keeps)
 }
 END_TEST
 
+/* The engine's own words for a statement that cannot be prepared: on
+ * SQLite at prepare, on PostgreSQL from the server's Parse, which for a
+ * kept statement goes in the same pipeline as its run (the run then comes
+ * back aborted, without text).  Names the missing column either way. */
+static void says_nope(fm_db *db)
+{
+    const char *m = fm_db_errmsg(db);
+    ck_assert_msg(strstr(m, "nope"), "error text without the server's message: \"%s\"", m);
+}
+
+/* fm_db_kept of sql that cannot be prepared, stepped by step: NULL on
+ * SQLite (prepared at once); PostgreSQL prepares on the server at the first
+ * step, which fails.  Either way the error names the missing column. */
+static void kept_fails(fm_db *db, const char *sql, int (*step)(fm_db_stmt *))
+{
+    fm_db_stmt *s = fm_db_kept(db, sql);
+    if (s) {
+        int rc = step(s);
+        ck_assert_int_ne(rc, FM_DB_ROW);
+        ck_assert_int_ne(rc, FM_DB_DONE);
+        fm_db_reset(s);
+    }
+    says_nope(db);
+}
+
 /* fm_db_kept shares fm_db_run's cache: the same statement each time,
  * handed out reset and unbound, and a run of the same SQL after a caller
  * left it mid-rows and bound starts from the first row. */
@@ -138,15 +163,8 @@ START_TEST(kept_shares_the_run_cache)
     acc inner = {.db = db, .stop_after = 1};
     ck_assert_int_eq(fm_db_run(db, by_n, kept_while_busy, &inner, "i", (int64_t)0), FM_DB_ROW);
     ck_assert_int_eq(inner.rows, 1);
-    /* A statement that cannot be prepared: NULL on SQLite; PostgreSQL
-     * prepares on the server at the first step, which fails. */
-    fm_db_stmt *bad = fm_db_kept(db, "SELECT nope FROM run_t");
-    if (bad) {
-        int rc = fm_db_step(bad);
-        ck_assert_int_ne(rc, FM_DB_ROW);
-        ck_assert_int_ne(rc, FM_DB_DONE);
-        fm_db_reset(bad);
-    }
+    /* A statement that cannot be prepared. */
+    kept_fails(db, "SELECT nope FROM run_t", fm_db_step);
     fm_db_close(db);
     fm_test_unlink_db(path);
 }
@@ -188,16 +206,6 @@ START_TEST(past_a_full_cache)
 }
 END_TEST
 
-/* The engine's own words for a statement that cannot be prepared: on
- * SQLite at prepare, on PostgreSQL from the server's Parse, which for a
- * kept statement goes in the same pipeline as its run (the run then comes
- * back aborted, without text).  Names the missing column either way. */
-static void says_nope(fm_db *db)
-{
-    const char *m = fm_db_errmsg(db);
-    ck_assert_msg(strstr(m, "nope"), "error text without the server's message: \"%s\"", m);
-}
-
 /* A kept statement whose Parse fails reports why: alone, under fm_db_run,
  * inside a transaction (between a savepoint and its release), and as the
  * statement of a commit pipeline; and it does so again on a second try. */
@@ -210,10 +218,7 @@ START_TEST(kept_parse_failure_says_why)
     for (int round = 0; round < 2; round++) {
         ck_assert_int_ne(fm_db_run(db, bad_sql, NULL, NULL, ""), FM_DB_DONE);
         says_nope(db);
-        fm_db_stmt *s = fm_db_kept(db, bad_sql);
-        if (s) ck_assert_int_ne(fm_db_step(s), FM_DB_ROW); /* PostgreSQL: fails here */
-        says_nope(db);
-        if (s) fm_db_reset(s);
+        kept_fails(db, bad_sql, fm_db_step);
     }
     ck_assert_int_eq(fm_db_exec(db, "BEGIN", NULL, NULL, NULL), FM_DB_OK);
     ck_assert_int_ne(fm_db_run(db, bad_sql, NULL, NULL, ""), FM_DB_DONE);
@@ -222,14 +227,7 @@ START_TEST(kept_parse_failure_says_why)
     ck_assert_int_eq(fm_db_run(db, ins, NULL, NULL, "tidt", "t", (int64_t)1, 0.0, NULL),
                      FM_DB_DONE);
     ck_assert_int_eq(fm_db_exec(db, "COMMIT", NULL, NULL, NULL), FM_DB_OK);
-    fm_db_stmt *w = fm_db_kept(db, bad_ins);
-    if (w) {
-        int rc = fm_db_step_commit(w);
-        ck_assert_int_ne(rc, FM_DB_DONE);
-        ck_assert_int_ne(rc, FM_DB_ROW);
-        fm_db_reset(w);
-    }
-    says_nope(db);
+    kept_fails(db, bad_ins, fm_db_step_commit);
     int64_t n = -1;
     ck_assert_int_eq(fm_db_run(db, count_sql, fm_db_row_int64, &n, "i", (int64_t)0), FM_DB_ROW);
     ck_assert_int_eq(n, 1);
