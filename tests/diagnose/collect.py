@@ -55,12 +55,12 @@ def session(cfg):
 
 def injected(t):
     """The CASES in node mode, then cluster mode on the same faults."""
-    for node, fault, _, _ in CASES:
-        if fault:
-            gpu_state("inject", node, fault, "--gpu", "3")
-    time.sleep(3)  # Prometheus scrapes every second
     c = None
-    try:
+    try:  # a failed injection still puts every node back
+        for node, fault, _, _ in CASES:
+            if fault:
+                gpu_state("inject", node, fault, "--gpu", "3")
+        time.sleep(3)  # Prometheus scrapes every second
         c = session(CONFIG)
         for node, _, want, word in CASES:
             res = c.request("tools/call", {"name": "diagnose", "arguments": {"node": node}})
