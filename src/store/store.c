@@ -465,6 +465,8 @@ void fm_store_close(fm_store *st)
         fm_log("debug", "audit: %lld appends, %lld inserts lost to another writer's row"
                " (%.3f extra round trips per append)", st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends);
+    if (st->batch.open) st->batch.ended(st, false); /* rows nobody committed: dropped */
+    st->batch.open = false;
     if (st->db) fm_db_close_v2(st->db);
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
@@ -490,31 +492,14 @@ static int step_cached(fm_store *st, const char *sql, const char *what, fm_err *
     return -1;
 }
 
-static const char savepoint_sql[] = "SAVEPOINT fm_nest";
-static const char release_sql[] = "RELEASE fm_nest";
-
 int fm_store_begin(fm_store *st, fm_err *err)
 {
-    if (st->batch.open && !st->batch.armed && !st->batch.nest) {
+    if (st->batch.open && !st->batch.armed) {
         /* A writer outside the batch: the batch goes first, whole. */
         fm_err e = {0};
         fm_store_batch_commit(st, &e);
     }
-    if (!st->batch.armed) return step_cached(st, begin_sql, "begin", err);
-    if (st->batch.open && fm_db_get_autocommit(st->db)) {
-        /* SQLite rolled the batch back on an error: what it held is gone,
-         * and its answers must say so at the commit. */
-        st->batch.lost = true;
-        st->batch.open = false;
-    }
-    if (!st->batch.open) {
-        if (step_cached(st, begin_sql, "begin", err)) return -1;
-        if (!st->batch.lost) st->batch.opened_us = fm_mono_us();
-        st->batch.open = true;
-    }
-    if (step_cached(st, savepoint_sql, "begin", err)) return -1;
-    st->batch.nest++;
-    return 0;
+    return step_cached(st, begin_sql, "begin", err);
 }
 
 int fm_store_begin_rows(fm_store *st, fm_err *err)
@@ -542,15 +527,6 @@ int fm_store_lock_row(fm_store *st, const char *name, fm_err *err)
 
 int fm_store_commit(fm_store *st, fm_err *err)
 {
-    if (st->batch.nest > 0) {
-        /* The caller's part of the batch: durable at the batch's commit. */
-        if (step_cached(st, release_sql, "commit", err)) {
-            fm_store_rollback(st);
-            return -1;
-        }
-        st->batch.nest--;
-        return 0;
-    }
     if (step_cached(st, commit_sql, "commit", err)) {
         fm_store_rollback(st);
         return -1;
@@ -560,13 +536,6 @@ int fm_store_commit(fm_store *st, fm_err *err)
 
 void fm_store_rollback(fm_store *st)
 {
-    if (st->batch.nest > 0) {
-        st->batch.nest--;
-        if (!fm_db_get_autocommit(st->db))
-            fm_db_exec(st->db, "ROLLBACK TO fm_nest; RELEASE fm_nest", 0, 0, 0);
-        return;
-    }
-    if (st->batch.open) return; /* the batch's transaction, not the caller's */
     if (st->db && !fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
 }
 
@@ -589,33 +558,30 @@ void fm_store_batch_disarm(fm_store *st)
 
 int fm_store_batch_commit(fm_store *st, fm_err *err)
 {
-    if (!st->batch.open && !st->batch.lost) return 0;
+    if (!st->batch.open) return 0;
     bool was_armed = st->batch.armed;
-    st->batch.armed = false; /* the commit itself is not nested */
-    int rc = 0;
-    if (st->batch.lost || st->batch.nest || fm_db_get_autocommit(st->db)) {
-        /* Rolled back under us, or a caller's savepoint is still open (a
-         * bug: it would commit half of that caller's work). */
-        fm_err_set(err, FM_ERR_IO,
-                   "store: the batch of audit rows was rolled back (database %s); nothing in it"
-                   " was recorded, retry the calls",
-                   st->path);
-        rc = -1;
+    /* Closed first: the begin below, and the audit's own writes after the
+     * commit (head, fold), are writers of their own, not of the batch. */
+    st->batch.armed = st->batch.open = false;
+    int rc = step_cached(st, begin_sql, "begin", err);
+    if (!rc && st->batch.write(st, err)) rc = -1;
+    if (!rc) rc = step_cached(st, commit_sql, "commit", err);
+    if (rc) {
         if (!fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
-    } else if (step_cached(st, commit_sql, "commit", err)) {
-        if (!fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
-        rc = -1;
-    }
-    st->batch.nest = 0;
-    st->batch.open = st->batch.lost = false;
-    st->batch.armed = was_armed;
-    if (!rc) {
+        fm_err e2 = {0};
+        fm_err_set(&e2, FM_ERR_IO,
+                   "store: the batch of audit rows could not be committed (database %s: %s);"
+                   " nothing in it was recorded, retry the calls",
+                   st->path, err && err->text[0] ? err->text : "unknown error");
+        if (err) *err = e2;
+    } else {
         st->batch.commits++;
         st->batch.batched_rows += (unsigned long long)st->batch.rows;
-        if (st->batch.committed) st->batch.committed(st);
     }
+    st->batch.ended(st, rc == 0);
+    st->batch.armed = was_armed;
     st->batch.rows = 0;
-    st->batch.committed = NULL;
+    st->batch.bytes = 0;
     if (st->batch.done) st->batch.done(st->batch.done_cls, st, rc == 0);
     return rc;
 }

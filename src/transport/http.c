@@ -173,10 +173,12 @@ typedef struct server {
     int listen_fd;     /* libmicrohttpd's listening socket (-1: none) */
 } server;
 
-/* A batch commits when it holds this many audit rows or is this old,
- * whichever comes first, and at the end of every turn of the loop: the
- * wait it adds to an answer stays bounded. */
+/* A batch commits when it holds this many audit rows, this much memory
+ * (results are kept up to 64 KB a row) or is this old, whichever comes
+ * first, and at the end of every turn of the loop: the wait it adds to an
+ * answer and the memory it holds stay bounded. */
 #define BATCH_MAX_ROWS 64
+#define BATCH_MAX_BYTES (1u << 20)
 #define BATCH_MAX_US 1000
 
 /* ---- address and allow-lists -------------------------------------------- */
@@ -635,15 +637,17 @@ static enum MHD_Result end_stream(server *sv, stream_out *so, const json_t *out)
 /* ---- group commit ---------------------------------------------------------
  *
  * An event-loop server's group commit: in one turn of the loop every ready
- * request's read call appends its audit row into one open transaction
- * (fm_store_batch_arm), its answer is held (the connection suspended)
- * until that transaction commits, then every held answer goes out.  No
+ * request's read call queues its audit row in memory (fm_store_batch_arm),
+ * its answer is held (the connection suspended) until the turn's rows are
+ * inserted and committed in one short transaction (the write lock is held
+ * for that alone, so workers overlap their calls), then every held answer
+ * goes out.  No
  * answer leaves before its row is as durable as an unbatched call's
  * (synchronous=NORMAL in WAL).  Calls that must not ride in a batch end it
  * themselves (fm_audit_batch_flush, from the call pipeline). */
 
-/* Every reply in out becomes an error: the transaction holding its audit
- * row was rolled back, and no answer may claim a success the audit does
+/* Every reply in out becomes an error: the transaction meant to hold its
+ * audit row failed, and no answer may claim a success the audit does
  * not record.  Notifications that preceded it are dropped. */
 static void fail_out(fm_mcp_http *x)
 {
@@ -687,7 +691,7 @@ static void on_batch_done(void *cls, fm_store *st, bool ok)
 static int batch_commit(server *sv)
 {
     fm_store *st = &sv->ctx->store;
-    if (!st->batch.open && !st->batch.lost) return 0;
+    if (!st->batch.open) return 0;
     if (sv->commit_delay_ms > 0) {
         /* Tests only: a window between the appends and their commit. */
         struct timespec ts = {sv->commit_delay_ms / 1000, (sv->commit_delay_ms % 1000) * 1000000L};
@@ -871,8 +875,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     sv->ctx->session.verified = false;
     memset(&sv->ctx->session.principal, 0, sizeof sv->ctx->session.principal);
     bool batch_failed = false;
-    if (st->batch.open || st->batch.lost) {
-        if (!x.streamed && st->batch.rows < BATCH_MAX_ROWS &&
+    if (st->batch.open) {
+        if (!x.streamed && st->batch.rows < BATCH_MAX_ROWS && st->batch.bytes < BATCH_MAX_BYTES &&
             fm_store_batch_age_us(st) < BATCH_MAX_US) {
             /* Held until the batch commits (on_batch_done resumes it). */
             r->x = x;

@@ -277,6 +277,7 @@ static long long committed_rows(const char *path)
     return n;
 }
 
+static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len);
 static int batch_ends[2]; /* [0] rolled back, [1] committed */
 static void on_batch_end(void *cls, fm_store *st, bool ok)
 {
@@ -285,46 +286,65 @@ static void on_batch_end(void *cls, fm_store *st, bool ok)
 }
 
 /* Group commit (fm_store_batch_*, the HTTP transport's): armed, appends
- * share one transaction that others see only at its commit; a caller's
- * own rollback inside it undoes its part only; a batch rolled back under
- * it fails as a whole and leaves the anchor where the committed rows end
+ * wait in memory and take no lock, so another server writes meanwhile;
+ * the batch's commit inserts them after that writer's row, in one
+ * transaction, under the mode of that moment; a write of the caller's
+ * own inside the batch is its own transaction; a commit that fails keeps
+ * none of the rows and leaves the anchor where the committed rows end
  * (verify passes); a writer outside the batch commits it first. */
 START_TEST(group_commit_batches)
 {
     char path[] = "/tmp/fm-audit-batch-XXXXXX";
-    fm_ctx ctx;
+    fm_ctx ctx, other;
     filled_store(&ctx, path, 2);
+    open_file_store(&other, path);
     fm_store *st = &ctx.store;
     st->batch.done = on_batch_end;
     memset(batch_ends, 0, sizeof batch_ends);
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
     ck_assert_int_eq(fm_store_batch_arm(st), 0);
-    for (int i = 0; i < 3; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(fm_audit_append(&ctx, &r, NULL), i + 1);
     fm_err err = {0};
     ck_assert_int_eq(fm_store_begin(st, &err), 0);
     ck_assert_int_eq(fm_db_exec(st->db, "INSERT INTO settings(key,value,updated_ms)"
                                         " VALUES('batch-test','x',0)", 0, 0, 0), FM_DB_OK);
     fm_store_rollback(st);
+    /* The other server is not blocked: no lock is held for the batch. */
+    ck_assert_int_eq(fm_audit_append(&other, &r, NULL), 3);
+    char v[128], mode[32];
+    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}",
+             (long long)(fm_now_ms() + 600000));
+    ck_assert_int_eq(fm_store_setting_set(&other.store, FM_EMERGENCY_SETTING, v, &err), 0);
     fm_store_batch_disarm(st);
     ck_assert(st->batch.open);
     ck_assert_int_eq(st->batch.rows, 3);
-    ck_assert_int_eq(committed_rows(path), 2);
+    ck_assert_int_eq(committed_rows(path), 3);
     ck_assert_int_eq(fm_store_batch_commit(st, &err), 0);
     ck_assert_int_eq(batch_ends[1], 1);
-    ck_assert_int_eq(committed_rows(path), 5);
+    ck_assert_int_eq(committed_rows(path), 6);
+    row_mode(&ctx, 6, mode, sizeof mode);
+    ck_assert_str_eq(mode, "shadow+emergency");
+    ck_assert_int_eq(fm_store_setting_set(&other.store, FM_EMERGENCY_SETTING, "{\"until_ms\":0}",
+                                          &err),
+                     0);
     char val[8];
     ck_assert_int_ne(fm_store_setting_get(st, "batch-test", val, sizeof val), 0); /* undone */
     ck_assert(verify_says(&ctx, NULL));
 
-    /* Rolled back under the batch (as SQLite does on some errors). */
+    /* The batch's insert fails (a trigger refuses it): nothing of it is
+     * kept, and done hears of it. */
     ck_assert_int_eq(fm_store_batch_arm(st), 0);
     for (int i = 0; i < 2; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
     fm_store_batch_disarm(st);
-    ck_assert_int_eq(fm_db_exec(st->db, "ROLLBACK", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(st->db, "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.audit"
+                                        " BEGIN SELECT RAISE(ABORT, 'refused'); END", 0, 0, 0),
+                     FM_DB_OK);
     ck_assert_int_eq(fm_store_batch_commit(st, &err), -1);
     ck_assert_msg(strstr(err.text, "retry"), "%s", err.text);
     ck_assert_int_eq(batch_ends[0], 1);
-    ck_assert_int_eq(committed_rows(path), 5);
+    ck_assert(!st->batch.open);
+    ck_assert_int_eq(fm_db_exec(st->db, "DROP TRIGGER temp.refuse", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(committed_rows(path), 6);
     ck_assert(verify_says(&ctx, NULL));
 
     /* A writer outside the batch commits it first. */
@@ -334,9 +354,10 @@ START_TEST(group_commit_batches)
     ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
     ck_assert(!st->batch.open);
     ck_assert_int_eq(batch_ends[1], 2);
-    ck_assert_int_eq(committed_rows(path), 7);
+    ck_assert_int_eq(committed_rows(path), 8);
     ck_assert_int_eq(st->batch.commits, 2);
     ck_assert_int_eq(st->batch.batched_rows, 4);
+    fm_ctx_close(&other);
     reopened_says(&ctx, path, NULL);
 }
 END_TEST
