@@ -87,6 +87,9 @@ typedef struct fm_store {
         void *pending;
         int (*write)(struct fm_store *st, fm_err *err);
         void (*ended)(struct fm_store *st, bool ok);
+        /* Settings read while armed, outside a transaction, until the
+         * batch commits or this process writes (store.c). */
+        struct fm_setting_memo *memo;
         unsigned long long commits, batched_rows; /* totals, for tests and logs */
     } batch;
 } fm_store;

@@ -781,7 +781,6 @@ int fm_audit_batch_flush(fm_ctx *ctx)
 {
     fm_store *st = &ctx->store;
     fm_store_batch_disarm(st);
-    if (!st->batch.open) return 0;
     fm_err e = {0};
     int rc = fm_store_batch_commit(st, &e);
     if (rc) fm_log("error", "audit: %s", e.text);

@@ -691,8 +691,7 @@ static void on_batch_done(void *cls, fm_store *st, bool ok)
 static int batch_commit(server *sv)
 {
     fm_store *st = &sv->ctx->store;
-    if (!st->batch.open) return 0;
-    if (sv->commit_delay_ms > 0) {
+    if (st->batch.open && sv->commit_delay_ms > 0) {
         /* Tests only: a window between the appends and their commit. */
         struct timespec ts = {sv->commit_delay_ms / 1000, (sv->commit_delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);

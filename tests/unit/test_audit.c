@@ -362,6 +362,45 @@ START_TEST(group_commit_batches)
 }
 END_TEST
 
+/* Armed, a setting read outside a transaction is remembered until the
+ * batch commits or this process writes; another server's write is seen
+ * after the commit. */
+START_TEST(group_commit_remembers_settings)
+{
+    char path[] = "/tmp/fm-audit-memo-XXXXXX";
+    fm_ctx ctx, other;
+    filled_store(&ctx, path, 1);
+    open_file_store(&other, path);
+    fm_store *st = &ctx.store;
+    fm_err err = {0};
+    char v[16];
+    ck_assert_int_eq(fm_store_setting_set(st, "memo-test", "a", &err), 0);
+    ck_assert_int_eq(fm_store_batch_arm(st), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "a");
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-unset", v, sizeof v), -1);
+    ck_assert_int_eq(fm_store_setting_set(&other.store, "memo-test", "b", &err), 0);
+    ck_assert_int_eq(fm_store_setting_set(&other.store, "memo-unset", "x", &err), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "a"); /* remembered within the turn */
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-unset", v, sizeof v), -1);
+    ck_assert_int_eq(fm_store_batch_commit(st, &err), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "b");
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-unset", v, sizeof v), 0);
+    ck_assert_str_eq(v, "x");
+    ck_assert_int_eq(fm_store_setting_set(st, "memo-test", "c", &err), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "c"); /* this process's own write: at once */
+    /* A value the caller's buffer would clip is read, not remembered. */
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, 1), 0);
+    ck_assert_str_eq(v, "");
+    fm_store_batch_disarm(st);
+    fm_ctx_close(&other);
+    reopened_says(&ctx, path, NULL);
+}
+END_TEST
+
 /* Rows cut from the end, all rows deleted, or a row renumbered: the
  * anchor beside the store and the id in each keyed hash show it. */
 START_TEST(truncation_detected)
@@ -1123,6 +1162,7 @@ static Suite *audit_suite(void)
     tcase_add_test(lite, wal_checkpoint_idle_and_bounded);
     tcase_add_test(lite, wal_batched_writes_whole);
     tcase_add_test(lite, group_commit_batches);
+    tcase_add_test(lite, group_commit_remembers_settings);
     tcase_add_test(lite, store_path_length);
     tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, base64_rfc4648);
