@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <errno.h>
@@ -145,6 +148,15 @@ typedef struct req {
     struct req *next_held;
 } req;
 
+/* Workers share the accepting (serve_turn): each publishes its open
+ * connections, and whether it is in the middle of a turn (since when), in
+ * a page mapped shared before the fork. */
+typedef struct {
+    atomic_int pid;      /* 0: free */
+    atomic_uint conns;   /* connections open */
+    atomic_llong busy_ms; /* when its turn began; 0: waiting in select */
+} worker_slot;
+
 typedef struct server {
     fm_ctx *ctx;
     fm_auth *auth; /* NULL without an `auth` section: loopback only */
@@ -169,6 +181,7 @@ typedef struct server {
      * connection cap is too large for an fd_set. */
     bool use_select;
     bool resumed;      /* answers were resumed: the next turn must not wait */
+    worker_slot *slots, *slot; /* with workers: all of them, and this one's */
     unsigned max_conn; /* this worker's connection cap */
     int listen_fd;     /* libmicrohttpd's listening socket (-1: none) */
 } server;
@@ -309,8 +322,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (sv->conns) sv->conns->prev = k;
         sv->conns = k;
         *socket_context = k;
+        if (sv->slot) atomic_fetch_add(&sv->slot->conns, 1);
     } else if (*socket_context) {
         conn *k = *socket_context;
+        if (sv->slot) atomic_fetch_sub(&sv->slot->conns, 1);
         if (k->prev) k->prev->next = k->next;
         else sv->conns = k->next;
         if (k->next) k->next->prev = k->prev;
@@ -919,6 +934,47 @@ static unsigned connection_count(server *sv);
  * wait in the backlog (for another worker); and resumed connections are
  * only seen inside MHD_run_from_select, so a turn after a resume starts
  * with one (below). */
+/* A worker that has been in one turn this long is in a slow call (a
+ * backend, a wait for input): the others accept without it. */
+#define STUCK_MS 50
+
+/* With workers, whether this one should accept now: not while another
+ * live worker that is not stuck in a long call holds fewer connections.
+ * The kernel wakes every worker on the shared socket and the first one
+ * up took every connection of a burst (32 clients: 32 and 0), so one
+ * worker served them all and the other idled. */
+static bool may_accept(server *sv)
+{
+    if (!sv->slots) return true;
+    unsigned mine = atomic_load(&sv->slot->conns);
+    long long now = fm_now_ms();
+    for (int i = 0; i < sv->workers; i++) {
+        worker_slot *o = &sv->slots[i];
+        int pid = atomic_load(&o->pid);
+        if (o == sv->slot || !pid || atomic_load(&o->conns) >= mine) continue;
+        long long busy = atomic_load(&o->busy_ms);
+        if (busy && now - busy > STUCK_MS) continue;
+        if (kill(pid, 0) && errno == ESRCH) continue; /* died; the parent replaces it */
+        return false;
+    }
+    return true;
+}
+
+/* Takes a free slot, or a dead worker's (this one replaces it). */
+static void claim_slot(server *sv, worker_slot *slots)
+{
+    for (int i = 0; i < sv->workers; i++) {
+        int pid = atomic_load(&slots[i].pid);
+        if (pid && !(kill(pid, 0) && errno == ESRCH)) continue;
+        if (!atomic_compare_exchange_strong(&slots[i].pid, &pid, (int)getpid())) continue;
+        atomic_store(&slots[i].conns, 0);
+        atomic_store(&slots[i].busy_ms, 0);
+        sv->slots = slots;
+        sv->slot = &slots[i];
+        return;
+    }
+}
+
 static void serve_turn(server *sv, int ms)
 {
     if (!sv->use_select) {
@@ -944,16 +1000,19 @@ static void serve_turn(server *sv, int ms)
     /* MHD_NO: a descriptor did not fit; libmicrohttpd refuses connections
      * past FD_SETSIZE in this mode, so only its own could be missing. */
     sv->api.get_fdset2(sv->d, &rs, &ws, &es, &max, FD_SETSIZE);
-    if (sv->listen_fd >= 0 && connection_count(sv) >= sv->max_conn) FD_CLR(sv->listen_fd, &rs);
+    if (sv->listen_fd >= 0 && (connection_count(sv) >= sv->max_conn || !may_accept(sv)))
+        FD_CLR(sv->listen_fd, &rs);
     MHD_UNSIGNED_LONG_LONG t;
     if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
     if (select(max + 1, &rs, &ws, &es, &tv) < 0) {
         if (errno != EINTR) fm_log("warning", "select: %s", strerror(errno));
         FD_ZERO(&rs);
         FD_ZERO(&ws);
         FD_ZERO(&es);
     }
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
     bool listen_ready = sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs);
     sv->api.run_from_select(sv->d, &rs, &ws, &es);
     /* libmicrohttpd accepts one connection per select pass (its epoll
@@ -963,7 +1022,7 @@ static void serve_turn(server *sv, int ms)
      * next turn, together. */
     for (int i = 0; listen_ready && i < 16; i++) {
         unsigned before = connection_count(sv);
-        if (before >= sv->max_conn) break;
+        if (before >= sv->max_conn || !may_accept(sv)) break;
         FD_ZERO(&rs);
         FD_ZERO(&ws);
         FD_ZERO(&es);
@@ -1009,7 +1068,7 @@ static int prepare(server *sv, fm_ctx *ctx, const char *listen, struct sockaddr_
     return 0;
 }
 
-static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
+static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *slots, fm_err *err)
 {
     server sv;
     struct sockaddr_storage ss;
@@ -1025,6 +1084,7 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
          * little before it holds max_connections_per_ip in all. */
         unsigned n = (unsigned)workers_of(ctx);
         sv.workers = (int)n;
+        if (slots) claim_slot(&sv, slots);
         max_conn = max_conn / n ? max_conn / n : 1;
         per_ip = per_ip / n ? per_ip / n : 1;
     }
@@ -1130,12 +1190,13 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
 typedef struct {
     const char *listen;
     int fd;
+    worker_slot *slots;
 } worker_arg;
 
 static int serve_worker(fm_ctx *ctx, void *arg, fm_err *err)
 {
     const worker_arg *a = arg;
-    return serve(ctx, a->listen, a->fd, err);
+    return serve(ctx, a->listen, a->fd, a->slots, err);
 }
 
 /* The socket the workers share, bound and listening; non-blocking, since
@@ -1158,7 +1219,7 @@ static int bind_shared(const struct sockaddr_storage *ss, bool ipv6, fm_err *err
 int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
 {
     int workers = workers_of(ctx);
-    if (workers <= 1) return serve(ctx, listen, -1, err);
+    if (workers <= 1) return serve(ctx, listen, -1, NULL, err);
     /* Everything a worker would refuse is refused here, once, before any
      * process is forked. */
     server sv;
@@ -1176,8 +1237,14 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
         (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "shutdown_grace_s", 30) * 1000;
     fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT " (%d worker processes)",
            sv.ipv6 ? "[" : "", sv.host, sv.ipv6 ? "]" : "", sv.port, workers);
-    worker_arg a = {listen, fd};
+    /* Shared by the workers forked below (may_accept); without it they
+     * accept as the kernel wakes them. */
+    size_t slots_len = sizeof(worker_slot) * (size_t)workers;
+    worker_slot *slots =
+        mmap(NULL, slots_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    worker_arg a = {listen, fd, slots == MAP_FAILED ? NULL : slots};
     int rc = fm_http_workers_run(ctx, workers, grace_ms, serve_worker, &a, err);
+    if (a.slots) munmap(a.slots, slots_len);
     close(fd);
     fm_log("info", "HTTP service stopped");
     return rc;
