@@ -278,6 +278,14 @@ static long long committed_rows(const char *path)
 }
 
 static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len);
+
+/* A new store of n rows (as filled_store) open in two servers. */
+static void two_servers(fm_ctx *ctx, fm_ctx *other, char *path, int n)
+{
+    filled_store(ctx, path, n);
+    open_file_store(other, path);
+}
+
 static int batch_ends[2]; /* [0] rolled back, [1] committed */
 static void on_batch_end(void *cls, fm_store *st, bool ok)
 {
@@ -296,8 +304,7 @@ START_TEST(group_commit_batches)
 {
     char path[] = "/tmp/fm-audit-batch-XXXXXX";
     fm_ctx ctx, other;
-    filled_store(&ctx, path, 2);
-    open_file_store(&other, path);
+    two_servers(&ctx, &other, path, 2);
     fm_store *st = &ctx.store;
     st->batch.done = on_batch_end;
     memset(batch_ends, 0, sizeof batch_ends);
@@ -369,8 +376,7 @@ START_TEST(group_commit_remembers_settings)
 {
     char path[] = "/tmp/fm-audit-memo-XXXXXX";
     fm_ctx ctx, other;
-    filled_store(&ctx, path, 1);
-    open_file_store(&other, path);
+    two_servers(&ctx, &other, path, 1);
     fm_store *st = &ctx.store;
     fm_err err = {0};
     char v[16];
