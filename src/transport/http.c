@@ -702,7 +702,7 @@ static void on_batch_done(void *cls, fm_store *st, bool ok)
     }
 }
 
-/* Commits the open batch, if any; -1 (logged) when it was rolled back. */
+/* Commits the batch's waiting rows, if any; -1 (logged) when that failed. */
 static int batch_commit(server *sv)
 {
     fm_store *st = &sv->ctx->store;
