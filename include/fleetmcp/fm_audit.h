@@ -69,7 +69,10 @@ int fm_audit_probe_key(struct fm_store *st, fm_err *err);
 /* Appends a row stamped with the session (initiator, client, OS user) and
  * mode; returns its id, or -1 with err (FM_ERR_RATE_LIMITED when
  * rec->rate_limit is reached: nothing is written).  Commits before
- * returning. */
+ * returning, except in an armed group-commit batch (SQLite): there the
+ * row waits for fm_store_batch_commit, which gives it its id, and the
+ * return is its place in the batch (1, 2, ...); a row with a rate limit
+ * or a shadow verdict (its id is quoted) is written at once. */
 int64_t fm_audit_append(struct fm_ctx *ctx, const fm_audit_rec *rec, fm_err *err);
 
 /* Allowed calls of tool ('call' and 'intent' rows) since since_ms, and

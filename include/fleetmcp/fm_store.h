@@ -67,26 +67,29 @@ typedef struct fm_store {
         int have, want;
     } wanted[32];
     int n_wanted;
-    /* Group commit (fm_store_batch_*): while armed, the first
-     * fm_store_begin opens one outer transaction and every begin/commit
-     * becomes a savepoint inside it, until fm_store_batch_commit.  SQLite
-     * only.  nest: savepoints open; lost: the outer transaction ended
-     * under us (SQLite rolls back on some errors), so the batch fails. */
+    /* Group commit (fm_store_batch_*): while armed, the audit keeps each
+     * row in memory (batch.pending, audit.c's) and takes no lock; at
+     * fm_store_batch_commit they are inserted and committed in one short
+     * BEGIN IMMEDIATE transaction, so processes sharing the store
+     * serialise only on that, not on the calls.  SQLite only.  open: rows
+     * are waiting. */
     struct {
-        bool armed, open, lost;
-        int nest;
-        int rows;          /* audit rows appended in the open batch */
-        int64_t opened_us; /* fm_mono_us() at the outer BEGIN */
-        /* Called after the outer transaction ends (ok: committed). */
+        bool armed, open;
+        int rows;          /* audit rows waiting in the batch */
+        size_t bytes;      /* the memory they hold (the transport bounds it) */
+        int64_t opened_us; /* fm_mono_us() at the batch's first row */
+        /* Called after the batch ends (ok: committed). */
         void (*done)(void *cls, struct fm_store *st, bool ok);
         void *done_cls;
-        /* The audit's deferred anchor update (audit.c): the anchor names
-         * committed rows only. */
-        void (*committed)(struct fm_store *st);
-        struct {
-            int64_t id;
-            char prev[65], head[65];
-        } first, last;
+        /* The audit's side (audit.c): write inserts the waiting rows in
+         * the commit's transaction; ended runs after it, committed or
+         * not, and drops them. */
+        void *pending;
+        int (*write)(struct fm_store *st, fm_err *err);
+        void (*ended)(struct fm_store *st, bool ok);
+        /* Settings read while armed, outside a transaction, until the
+         * batch commits or this process writes (store.c). */
+        struct fm_setting_memo *memo;
         unsigned long long commits, batched_rows; /* totals, for tests and logs */
     } batch;
 } fm_store;
@@ -142,17 +145,17 @@ int fm_store_commit(fm_store *st, fm_err *err);
 void fm_store_rollback(fm_store *st);
 
 /* Group commit, for a transport that holds each answer until its rows
- * are durable (src/transport/http.c).  arm: from now on writes go into
- * one outer transaction, opened lazily by the first fm_store_begin (a
- * turn that writes nothing takes no lock); callers' transactions become
- * savepoints in it, so their commit and rollback still mean "this part".
- * 0 when armed; -1 when this store cannot batch (PostgreSQL: each append
- * commits on its own).  disarm: later begins open transactions of their
- * own again; an open batch stays open until fm_store_batch_commit, and a
- * begin while it is open and disarmed commits it first (a writer outside
- * the batch never nests in it).  commit: ends the outer transaction, if
- * one is open; 0 committed (or nothing was open), -1 with err when it was
- * rolled back.  Either way batch.done hears of it. */
+ * are durable (src/transport/http.c).  arm: from now on audit appends
+ * wait in memory for the batch's commit (other writes still run in
+ * transactions of their own); 0 when armed, -1 when this store cannot
+ * batch (PostgreSQL: each append commits on its own).  disarm: later
+ * appends are written at once again; waiting rows stay until
+ * fm_store_batch_commit, and a begin while rows wait and the batch is
+ * disarmed commits them first (a writer outside the batch comes after
+ * it).  commit: inserts and commits the waiting rows, if any, in one
+ * transaction; 0 committed (or nothing waited), -1 with err when it
+ * failed (nothing of it is in the store).  Either way batch.done hears of
+ * it. */
 int fm_store_batch_arm(fm_store *st);
 void fm_store_batch_disarm(fm_store *st);
 /* How long the open batch has been open (0: none), in microseconds. */

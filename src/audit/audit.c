@@ -630,6 +630,16 @@ static void bind_col(fm_db_stmt *s, int i, const acol *c)
         fm_db_bind_null(s, i);
 }
 
+/* A row's columns and its chain fields, bound to an insert statement. */
+static void bind_row(fm_db_stmt *s, const acol *cols, const char *prev, const char *hash,
+                     int64_t id)
+{
+    for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
+    fm_db_bind_text_borrowed(s, AUDIT_NCOLS + 1, prev, -1);
+    fm_db_bind_text_borrowed(s, AUDIT_NCOLS + 2, hash, -1);
+    fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
+}
+
 /* Bounds on one append's retries when other writers keep winning the
  * next id (PostgreSQL): every lost round means another row went in. */
 #define APPEND_ATTEMPTS 1000
@@ -650,33 +660,127 @@ static int rate_limited(fm_store *st, const fm_audit_rec *r, int64_t ts, fm_err 
                       r->tool, used, r->rate_limit, next, r->tool);
 }
 
-/* After a group commit: the anchor advances over the batch's rows, the
- * first (so a cut before it is still caught) and the last. */
-static void batch_committed(fm_store *st)
+/* Group commit (SQLite, fm_store_batch_arm): a row waits in memory, its
+ * columns copied, until the batch commits; only then does it get its id,
+ * its place in the chain and its hash, inside one short BEGIN IMMEDIATE
+ * that reads the head and inserts the batch.  So processes sharing the
+ * store hold the write lock for that alone, and the chain cannot fork. */
+typedef struct pend_row {
+    struct pend_row *next;
+    acol cols[AUDIT_NCOLS];
+    char data[]; /* the text columns, each NUL-terminated */
+} pend_row;
+
+typedef struct {
+    fm_ctx *ctx; /* for the mode, read at the commit */
+    pend_row *head, **tail;
+    int64_t first_id, last_id;
+    char first_prev[65], first_hash[65], last_prev[65], last_hash[65];
+} pend_batch;
+
+/* The mode and time columns are the commit's: the mode the rows commit
+ * under (as an unbatched append reads it inside its transaction), and
+ * times that grow with the ids, as the chain's order is the commit's. */
+enum { TS_COL = 0, MODE_COL = 13 };
+
+static int batch_write(fm_store *st, fm_err *err)
 {
-    anchor_advance(st, st->batch.first.id, st->batch.first.prev, st->batch.first.head);
-    if (st->batch.last.id != st->batch.first.id)
-        anchor_advance(st, st->batch.last.id, st->batch.last.prev, st->batch.last.head);
+    pend_batch *b = st->batch.pending;
+    long long last = 0;
+    char prev[65], hash[65], mode[32];
+    if (chain_head(st, &last, prev)) return fm_store_fail(st, err, "audit read");
+    fm_db_stmt *s = fm_store_stmt(st, insert_lite_sql, err);
+    if (!s) return -1;
+    const acol mode_now = mode_col(b->ctx, mode), ts_now = col_i(fm_now_ms());
+    for (pend_row *p = b->head; p; p = p->next) {
+        const int64_t id = ++last;
+        p->cols[MODE_COL] = mode_now;
+        p->cols[TS_COL] = ts_now;
+        if (row_hash(p->cols, id, st, prev, hash))
+            return fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row");
+        bind_row(s, p->cols, prev, hash, id);
+        int rc = fm_db_step(s);
+        fm_db_reset(s);
+        fm_db_clear_bindings(s); /* drop the borrowed pointers */
+        if (rc != FM_DB_DONE) return fm_store_fail(st, err, "audit insert");
+        if (p == b->head) {
+            b->first_id = id;
+            memcpy(b->first_prev, prev, sizeof prev);
+            memcpy(b->first_hash, hash, sizeof hash);
+        }
+        b->last_id = id;
+        memcpy(b->last_prev, prev, sizeof prev);
+        memcpy(b->last_hash, hash, sizeof hash);
+        memcpy(prev, hash, sizeof hash);
+    }
+    return 0;
 }
 
-static void batch_note(fm_store *st, int64_t id, const char *prev, const char *hash)
+/* After the batch's transaction: committed, the anchor advances over its
+ * rows, the first (so a cut before it is still caught) and the last, and
+ * the head and fold fall due as after single appends; either way the
+ * rows are dropped. */
+static void batch_ended(fm_store *st, bool ok)
 {
-    if (!st->batch.rows++) {
-        st->batch.first.id = id;
-        snprintf(st->batch.first.prev, sizeof st->batch.first.prev, "%s", prev);
-        snprintf(st->batch.first.head, sizeof st->batch.first.head, "%s", hash);
+    pend_batch *b = st->batch.pending;
+    st->batch.pending = NULL;
+    if (!b) return;
+    if (ok && b->head) {
+        anchor_advance(st, b->first_id, b->first_prev, b->first_hash);
+        if (b->last_id != b->first_id) anchor_advance(st, b->last_id, b->last_prev, b->last_hash);
+        int64_t n = b->last_id - b->first_id + 1;
+        st->audit_appends += n;
+        st->audit_since_head += (int)n;
+        if (st->audit_since_head >= HEAD_EVERY) head_put(st, b->last_id, b->last_hash);
+        if (b->last_id / FOLD_EVERY != (b->first_id - 1) / FOLD_EVERY) fm_audit_fold(st, NULL);
     }
-    st->batch.last.id = id;
-    snprintf(st->batch.last.prev, sizeof st->batch.last.prev, "%s", prev);
-    snprintf(st->batch.last.head, sizeof st->batch.last.head, "%s", hash);
-    st->batch.committed = batch_committed;
+    for (pend_row *p = b->head, *n; p; p = n) {
+        n = p->next;
+        free(p);
+    }
+    free(b);
+}
+
+/* Queues a copy of the row for the batch's commit; its place in the
+ * batch (1, 2, ...; its id comes at the commit), or -1 with err. */
+static int64_t batch_defer(fm_ctx *ctx, const acol *cols, fm_err *err)
+{
+    fm_store *st = &ctx->store;
+    size_t n = 0;
+    for (int i = 0; i < AUDIT_NCOLS; i++)
+        if (cols[i].type == 's') n += cols[i].n + 1;
+    pend_batch *b = st->batch.pending;
+    if (!b && (b = calloc(1, sizeof *b))) {
+        b->ctx = ctx;
+        b->tail = &b->head;
+        st->batch.pending = b;
+        st->batch.write = batch_write;
+        st->batch.ended = batch_ended;
+    }
+    pend_row *p = b ? malloc(sizeof *p + n) : NULL;
+    if (!p) return fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory queueing a row"), -1;
+    char *w = p->data;
+    for (int i = 0; i < AUDIT_NCOLS; i++) {
+        p->cols[i] = cols[i];
+        if (cols[i].type != 's') continue;
+        memcpy(w, cols[i].s, cols[i].n);
+        w[cols[i].n] = 0;
+        p->cols[i].s = w;
+        w += cols[i].n + 1;
+    }
+    p->next = NULL;
+    *b->tail = p;
+    b->tail = &p->next;
+    if (!st->batch.open) st->batch.opened_us = fm_mono_us();
+    st->batch.open = true;
+    st->batch.bytes += sizeof *p + n;
+    return ++st->batch.rows;
 }
 
 int fm_audit_batch_flush(fm_ctx *ctx)
 {
     fm_store *st = &ctx->store;
     fm_store_batch_disarm(st);
-    if (!st->batch.open) return 0;
     fm_err e = {0};
     int rc = fm_store_batch_commit(st, &e);
     if (rc) fm_log("error", "audit: %s", e.text);
@@ -710,7 +814,12 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
      * takes the new head that came back with its insert and tries again.  So the chain cannot fork, and writers on every
      * host overlap everything but the insert itself. */
     const bool txn = st->db->ops != &fm_db_pg_ops;
-    if (txn && fm_store_begin(st, err)) goto out;
+    /* Group commit: the row waits for the batch's commit (batch_defer),
+     * unless its id is wanted now (a shadow row's is quoted to the
+     * client) or its rate limit must be counted with the insert. */
+    const bool defer = txn && st->batch.armed && !r->rate_limit &&
+                       !(r->decision && !strcmp(r->decision, "shadow"));
+    if (txn && !defer && fm_store_begin(st, err)) goto out;
     /* The mode.  SQLite: read inside the write transaction, so the mode
      * is the one the row commits under, and the read takes no lock of
      * its own (two fcntl calls a call fewer).  PostgreSQL: the setting as
@@ -720,7 +829,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     if (!txn && st->audit_emergency_seen && !ctx->emergency)
         fm_emergency_assume(ctx, st->audit_emergency_seen);
     char mode[32];
-    const acol mode0 = mode_col(ctx, mode);
+    const acol mode0 = defer ? col_null() : mode_col(ctx, mode); /* deferred: the commit's */
     /* Who: a verified principal (HTTP with `auth`) is the token's subject,
      * always an agent: a client naming itself mcp-cli proves nothing, and
      * the os_user column says how it was verified ("static-token:CLIENT",
@@ -744,7 +853,6 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     }
     const int64_t ts = fm_now_ms();
     /* Every string here outlives the insert: bound without copies. */
-    enum { MODE_COL = 13 };
     acol cols[AUDIT_NCOLS] = {
         col_i(ts),
         col_s(ses->id),
@@ -776,6 +884,10 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         col_s(r->runbook_version),
         col_clip(r->approvers, 512),
     };
+    if (defer) {
+        id = batch_defer(ctx, cols, err);
+        goto out;
+    }
 
     const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;
     for (int attempt = 0;; attempt++) {
@@ -810,10 +922,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         fm_db_stmt *seen = txn ? NULL : fm_store_stmt(st, seen_sql, err);
         if (!(s = fm_store_stmt(st, txn ? insert_lite_sql : insert_sql, err)) || (!txn && !seen))
             goto fail;
-        for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
-        fm_db_bind_text_borrowed(s, AUDIT_NCOLS + 1, prev, -1);
-        fm_db_bind_text_borrowed(s, AUDIT_NCOLS + 2, hash, -1);
-        fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
+        bind_row(s, cols, prev, hash, id);
         const char *checked = fm_emergency_checked(ctx);
         if (checked && !txn) fm_db_bind_text(s, AUDIT_NCOLS + 4, checked, -1, FM_DB_STATIC);
         /* Alone, the insert is flushed after a commit that others see at
@@ -841,13 +950,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         id = -1;
         goto out;
     }
-    if (st->batch.open) {
-        /* Group commit: the anchor may name this row only once the batch
-         * holding it commits (a rolled-back row would read as a cut). */
-        batch_note(st, id, prev, hash);
-    } else {
-        anchor_advance(st, id, prev, hash);
-    }
+    anchor_advance(st, id, prev, hash);
     if (++st->audit_since_head >= HEAD_EVERY) head_put(st, id, hash);
     /* Whoever appends every FOLD_EVERY-th row folds, in its own
      * transaction: the row is already safe if this fails. */

@@ -450,6 +450,8 @@ fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err)
     return s;
 }
 
+static void memo_clear(fm_store *st);
+
 void fm_store_close(fm_store *st)
 {
     const char *stats = getenv("FLEETMCP_AUDIT_STATS");
@@ -457,6 +459,11 @@ void fm_store_close(fm_store *st)
         fm_log("debug", "audit: %lld appends, %lld inserts lost to another writer's row"
                " (%.3f extra round trips per append)", st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends);
+    memo_clear(st);
+    free(st->batch.memo);
+    st->batch.memo = NULL;
+    if (st->batch.open) st->batch.ended(st, false); /* rows nobody committed: dropped */
+    st->batch.open = false;
     if (st->db) fm_db_close_v2(st->db);
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
@@ -482,31 +489,15 @@ static int step_cached(fm_store *st, const char *sql, const char *what, fm_err *
     return -1;
 }
 
-static const char savepoint_sql[] = "SAVEPOINT fm_nest";
-static const char release_sql[] = "RELEASE fm_nest";
-
 int fm_store_begin(fm_store *st, fm_err *err)
 {
-    if (st->batch.open && !st->batch.armed && !st->batch.nest) {
+    memo_clear(st); /* a writer may change settings */
+    if (st->batch.open && !st->batch.armed) {
         /* A writer outside the batch: the batch goes first, whole. */
         fm_err e = {0};
         fm_store_batch_commit(st, &e);
     }
-    if (!st->batch.armed) return step_cached(st, begin_sql, "begin", err);
-    if (st->batch.open && fm_db_get_autocommit(st->db)) {
-        /* SQLite rolled the batch back on an error: what it held is gone,
-         * and its answers must say so at the commit. */
-        st->batch.lost = true;
-        st->batch.open = false;
-    }
-    if (!st->batch.open) {
-        if (step_cached(st, begin_sql, "begin", err)) return -1;
-        if (!st->batch.lost) st->batch.opened_us = fm_mono_us();
-        st->batch.open = true;
-    }
-    if (step_cached(st, savepoint_sql, "begin", err)) return -1;
-    st->batch.nest++;
-    return 0;
+    return step_cached(st, begin_sql, "begin", err);
 }
 
 int fm_store_begin_rows(fm_store *st, fm_err *err)
@@ -534,15 +525,6 @@ int fm_store_lock_row(fm_store *st, const char *name, fm_err *err)
 
 int fm_store_commit(fm_store *st, fm_err *err)
 {
-    if (st->batch.nest > 0) {
-        /* The caller's part of the batch: durable at the batch's commit. */
-        if (step_cached(st, release_sql, "commit", err)) {
-            fm_store_rollback(st);
-            return -1;
-        }
-        st->batch.nest--;
-        return 0;
-    }
     if (step_cached(st, commit_sql, "commit", err)) {
         fm_store_rollback(st);
         return -1;
@@ -552,13 +534,6 @@ int fm_store_commit(fm_store *st, fm_err *err)
 
 void fm_store_rollback(fm_store *st)
 {
-    if (st->batch.nest > 0) {
-        st->batch.nest--;
-        if (!fm_db_get_autocommit(st->db))
-            fm_db_exec(st->db, "ROLLBACK TO fm_nest; RELEASE fm_nest", 0, 0, 0);
-        return;
-    }
-    if (st->batch.open) return; /* the batch's transaction, not the caller's */
     if (st->db && !fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
 }
 
@@ -581,33 +556,31 @@ void fm_store_batch_disarm(fm_store *st)
 
 int fm_store_batch_commit(fm_store *st, fm_err *err)
 {
-    if (!st->batch.open && !st->batch.lost) return 0;
+    memo_clear(st);
+    if (!st->batch.open) return 0;
     bool was_armed = st->batch.armed;
-    st->batch.armed = false; /* the commit itself is not nested */
-    int rc = 0;
-    if (st->batch.lost || st->batch.nest || fm_db_get_autocommit(st->db)) {
-        /* Rolled back under us, or a caller's savepoint is still open (a
-         * bug: it would commit half of that caller's work). */
-        fm_err_set(err, FM_ERR_IO,
-                   "store: the batch of audit rows was rolled back (database %s); nothing in it"
-                   " was recorded, retry the calls",
-                   st->path);
-        rc = -1;
+    /* Closed first: the begin below, and the audit's own writes after the
+     * commit (head, fold), are writers of their own, not of the batch. */
+    st->batch.armed = st->batch.open = false;
+    int rc = step_cached(st, begin_sql, "begin", err);
+    if (!rc && st->batch.write(st, err)) rc = -1;
+    if (!rc) rc = step_cached(st, commit_sql, "commit", err);
+    if (rc) {
         if (!fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
-    } else if (step_cached(st, commit_sql, "commit", err)) {
-        if (!fm_db_get_autocommit(st->db)) fm_db_exec(st->db, "ROLLBACK", 0, 0, 0);
-        rc = -1;
-    }
-    st->batch.nest = 0;
-    st->batch.open = st->batch.lost = false;
-    st->batch.armed = was_armed;
-    if (!rc) {
+        fm_err e2 = {0};
+        fm_err_set(&e2, FM_ERR_IO,
+                   "store: the batch of audit rows could not be committed (database %s: %s);"
+                   " nothing in it was recorded, retry the calls",
+                   st->path, err && err->text[0] ? err->text : "unknown error");
+        if (err) *err = e2;
+    } else {
         st->batch.commits++;
         st->batch.batched_rows += (unsigned long long)st->batch.rows;
-        if (st->batch.committed) st->batch.committed(st);
     }
+    st->batch.ended(st, rc == 0);
+    st->batch.armed = was_armed;
     st->batch.rows = 0;
-    st->batch.committed = NULL;
+    st->batch.bytes = 0;
     if (st->batch.done) st->batch.done(st->batch.done_cls, st, rc == 0);
     return rc;
 }
@@ -690,16 +663,84 @@ fail:
 
 static const char setting_get_sql[] = "SELECT value FROM settings WHERE key=?";
 
+/* Group commit: every call of a turn reads the emergency setting (and a
+ * 2025-era call its session), each read a read transaction of its own,
+ * four fcntl calls on the WAL index (perf: 10% of a loaded server's CPU
+ * once the batch no longer holds a transaction they could ride in).  So
+ * while the batch is armed a setting read outside a transaction is
+ * remembered until the batch commits (the transport commits at least
+ * every millisecond and every turn), this process writes anything, or
+ * the batch is flushed: a call that acts (a mutation, a kill switch or
+ * rate limit check) flushes first and reads the store itself. */
+#define MEMO_KEYS 8
+#define MEMO_VALUE_MAX 4096
+typedef struct fm_setting_memo {
+    int n;
+    struct {
+        char key[128];
+        int rc;      /* 0 found, -1 not set */
+        char *value; /* found: a copy */
+    } e[MEMO_KEYS];
+} fm_setting_memo;
+
+static void memo_clear(fm_store *st)
+{
+    fm_setting_memo *m = st->batch.memo;
+    if (!m) return;
+    for (int i = 0; i < m->n; i++) free(m->e[i].value);
+    m->n = 0;
+}
+
+static bool memo_usable(fm_store *st, const char *key)
+{
+    return st->batch.armed && strlen(key) < sizeof st->batch.memo->e[0].key &&
+           fm_db_get_autocommit(st->db);
+}
+
+/* -2: not remembered. */
+static int memo_get(fm_store *st, const char *key, char *buf, size_t len)
+{
+    fm_setting_memo *m = st->batch.memo;
+    for (int i = 0; m && i < m->n; i++) {
+        if (strcmp(m->e[i].key, key)) continue;
+        if (m->e[i].rc == 0) {
+            if (strlen(m->e[i].value) >= len) return -2; /* as the read would clip it */
+            strcpy(buf, m->e[i].value);
+        }
+        return m->e[i].rc;
+    }
+    return -2;
+}
+
+static void memo_put(fm_store *st, const char *key, int rc, const char *value)
+{
+    if (!st->batch.memo && !(st->batch.memo = calloc(1, sizeof *st->batch.memo))) return;
+    fm_setting_memo *m = st->batch.memo;
+    if (m->n >= MEMO_KEYS || (rc == 0 && strlen(value) >= MEMO_VALUE_MAX)) return;
+    char *copy = rc == 0 ? strdup(value) : NULL;
+    if (rc == 0 && !copy) return;
+    snprintf(m->e[m->n].key, sizeof m->e[m->n].key, "%s", key);
+    m->e[m->n].rc = rc;
+    m->e[m->n].value = copy;
+    m->n++;
+}
+
 int fm_store_setting_get(fm_store *st, const char *key, char *buf, size_t len)
 {
     if (len) buf[0] = '\0';
+    bool memo = memo_usable(st, key);
+    int rc = memo && len ? memo_get(st, key, buf, len) : -2;
+    if (rc != -2) return rc;
     fm_db_text_buf t = {buf, len, 0};
-    int rc = fm_db_run(st->db, setting_get_sql, fm_db_row_text, &t, "t", key);
-    return rc == FM_DB_ROW ? 0 : rc == FM_DB_DONE ? -1 : -2;
+    rc = fm_db_run(st->db, setting_get_sql, fm_db_row_text, &t, "t", key);
+    rc = rc == FM_DB_ROW ? 0 : rc == FM_DB_DONE ? -1 : -2;
+    if (memo && rc != -2 && (rc == -1 || strlen(buf) + 1 < len)) memo_put(st, key, rc, buf);
+    return rc;
 }
 
 int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_err *err)
 {
+    memo_clear(st);
     int rc = fm_db_run(st->db,
                        "INSERT INTO settings(key,value,updated_ms) VALUES(?,?,?)"
                        " ON CONFLICT(key) DO UPDATE SET value=excluded.value,"
@@ -710,6 +751,7 @@ int fm_store_setting_set(fm_store *st, const char *key, const char *value, fm_er
 
 void fm_store_setting_prune(fm_store *st, const char *prefix, int64_t before_ms)
 {
+    memo_clear(st);
     char like[128];
     snprintf(like, sizeof like, "%s%%", prefix);
     /* Best effort: a mark left behind is pruned by the next call. */

@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <errno.h>
@@ -145,6 +148,15 @@ typedef struct req {
     struct req *next_held;
 } req;
 
+/* Workers share the accepting (serve_turn): each publishes its open
+ * connections, and whether it is in the middle of a turn (since when), in
+ * a page mapped shared before the fork. */
+typedef struct {
+    atomic_int pid;      /* 0: free */
+    atomic_uint conns;   /* connections open */
+    atomic_llong busy_ms; /* when its turn began; 0: waiting in select */
+} worker_slot;
+
 typedef struct server {
     fm_ctx *ctx;
     fm_auth *auth; /* NULL without an `auth` section: loopback only */
@@ -169,14 +181,17 @@ typedef struct server {
      * connection cap is too large for an fd_set. */
     bool use_select;
     bool resumed;      /* answers were resumed: the next turn must not wait */
+    worker_slot *slots, *slot; /* with workers: all of them, and this one's */
     unsigned max_conn; /* this worker's connection cap */
     int listen_fd;     /* libmicrohttpd's listening socket (-1: none) */
 } server;
 
-/* A batch commits when it holds this many audit rows or is this old,
- * whichever comes first, and at the end of every turn of the loop: the
- * wait it adds to an answer stays bounded. */
+/* A batch commits when it holds this many audit rows, this much memory
+ * (results are kept up to 64 KB a row) or is this old, whichever comes
+ * first, and at the end of every turn of the loop: the wait it adds to an
+ * answer and the memory it holds stay bounded. */
 #define BATCH_MAX_ROWS 64
+#define BATCH_MAX_BYTES (1u << 20)
 #define BATCH_MAX_US 1000
 
 /* ---- address and allow-lists -------------------------------------------- */
@@ -307,8 +322,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (sv->conns) sv->conns->prev = k;
         sv->conns = k;
         *socket_context = k;
+        if (sv->slot) atomic_fetch_add(&sv->slot->conns, 1);
     } else if (*socket_context) {
         conn *k = *socket_context;
+        if (sv->slot) atomic_fetch_sub(&sv->slot->conns, 1);
         if (k->prev) k->prev->next = k->next;
         else sv->conns = k->next;
         if (k->next) k->next->prev = k->prev;
@@ -635,15 +652,17 @@ static enum MHD_Result end_stream(server *sv, stream_out *so, const json_t *out)
 /* ---- group commit ---------------------------------------------------------
  *
  * An event-loop server's group commit: in one turn of the loop every ready
- * request's read call appends its audit row into one open transaction
- * (fm_store_batch_arm), its answer is held (the connection suspended)
- * until that transaction commits, then every held answer goes out.  No
+ * request's read call queues its audit row in memory (fm_store_batch_arm),
+ * its answer is held (the connection suspended) until the turn's rows are
+ * inserted and committed in one short transaction (the write lock is held
+ * for that alone, so workers overlap their calls), then every held answer
+ * goes out.  No
  * answer leaves before its row is as durable as an unbatched call's
  * (synchronous=NORMAL in WAL).  Calls that must not ride in a batch end it
  * themselves (fm_audit_batch_flush, from the call pipeline). */
 
-/* Every reply in out becomes an error: the transaction holding its audit
- * row was rolled back, and no answer may claim a success the audit does
+/* Every reply in out becomes an error: the transaction meant to hold its
+ * audit row failed, and no answer may claim a success the audit does
  * not record.  Notifications that preceded it are dropped. */
 static void fail_out(fm_mcp_http *x)
 {
@@ -683,12 +702,11 @@ static void on_batch_done(void *cls, fm_store *st, bool ok)
     }
 }
 
-/* Commits the open batch, if any; -1 (logged) when it was rolled back. */
+/* Commits the batch's waiting rows, if any; -1 (logged) when that failed. */
 static int batch_commit(server *sv)
 {
     fm_store *st = &sv->ctx->store;
-    if (!st->batch.open && !st->batch.lost) return 0;
-    if (sv->commit_delay_ms > 0) {
+    if (st->batch.open && sv->commit_delay_ms > 0) {
         /* Tests only: a window between the appends and their commit. */
         struct timespec ts = {sv->commit_delay_ms / 1000, (sv->commit_delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -871,8 +889,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     sv->ctx->session.verified = false;
     memset(&sv->ctx->session.principal, 0, sizeof sv->ctx->session.principal);
     bool batch_failed = false;
-    if (st->batch.open || st->batch.lost) {
-        if (!x.streamed && st->batch.rows < BATCH_MAX_ROWS &&
+    if (st->batch.open) {
+        if (!x.streamed && st->batch.rows < BATCH_MAX_ROWS && st->batch.bytes < BATCH_MAX_BYTES &&
             fm_store_batch_age_us(st) < BATCH_MAX_US) {
             /* Held until the batch commits (on_batch_done resumes it). */
             r->x = x;
@@ -916,6 +934,47 @@ static unsigned connection_count(server *sv);
  * wait in the backlog (for another worker); and resumed connections are
  * only seen inside MHD_run_from_select, so a turn after a resume starts
  * with one (below). */
+/* A worker that has been in one turn this long is in a slow call (a
+ * backend, a wait for input): the others accept without it. */
+#define STUCK_MS 50
+
+/* With workers, whether this one should accept now: not while another
+ * live worker that is not stuck in a long call holds fewer connections.
+ * The kernel wakes every worker on the shared socket and the first one
+ * up took every connection of a burst (32 clients: 32 and 0), so one
+ * worker served them all and the other idled. */
+static bool may_accept(server *sv)
+{
+    if (!sv->slots) return true;
+    unsigned mine = atomic_load(&sv->slot->conns);
+    long long now = fm_now_ms();
+    for (int i = 0; i < sv->workers; i++) {
+        worker_slot *o = &sv->slots[i];
+        int pid = atomic_load(&o->pid);
+        if (o == sv->slot || !pid || atomic_load(&o->conns) >= mine) continue;
+        long long busy = atomic_load(&o->busy_ms);
+        if (busy && now - busy > STUCK_MS) continue;
+        if (kill(pid, 0) && errno == ESRCH) continue; /* died; the parent replaces it */
+        return false;
+    }
+    return true;
+}
+
+/* Takes a free slot, or a dead worker's (this one replaces it). */
+static void claim_slot(server *sv, worker_slot *slots)
+{
+    for (int i = 0; i < sv->workers; i++) {
+        int pid = atomic_load(&slots[i].pid);
+        if (pid && !(kill(pid, 0) && errno == ESRCH)) continue;
+        if (!atomic_compare_exchange_strong(&slots[i].pid, &pid, (int)getpid())) continue;
+        atomic_store(&slots[i].conns, 0);
+        atomic_store(&slots[i].busy_ms, 0);
+        sv->slots = slots;
+        sv->slot = &slots[i];
+        return;
+    }
+}
+
 static void serve_turn(server *sv, int ms)
 {
     if (!sv->use_select) {
@@ -936,21 +995,36 @@ static void serve_turn(server *sv, int ms)
         sv->api.run_from_select(sv->d, &rs, &ws, &es);
         sv->resumed = false;
         ms = 0;
+        /* And out before anything is read: in one pass libmicrohttpd
+         * reads, runs and writes connection by connection, so an answer
+         * would wait behind every call read ahead of it in the pass (32
+         * clients: up to 30 calls, the slowest answers).  Loopback
+         * sockets with a small answer are writable; one that is not gets
+         * EAGAIN and its answer goes in a later pass. */
+        MHD_socket wmax = MHD_INVALID_SOCKET;
+        sv->api.get_fdset2(sv->d, &rs, &ws, &es, &wmax, FD_SETSIZE);
+        FD_ZERO(&rs);
+        FD_ZERO(&es);
+        sv->api.run_from_select(sv->d, &rs, &ws, &es);
+        FD_ZERO(&ws);
     }
     MHD_socket max = MHD_INVALID_SOCKET;
     /* MHD_NO: a descriptor did not fit; libmicrohttpd refuses connections
      * past FD_SETSIZE in this mode, so only its own could be missing. */
     sv->api.get_fdset2(sv->d, &rs, &ws, &es, &max, FD_SETSIZE);
-    if (sv->listen_fd >= 0 && connection_count(sv) >= sv->max_conn) FD_CLR(sv->listen_fd, &rs);
+    if (sv->listen_fd >= 0 && (connection_count(sv) >= sv->max_conn || !may_accept(sv)))
+        FD_CLR(sv->listen_fd, &rs);
     MHD_UNSIGNED_LONG_LONG t;
     if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
     if (select(max + 1, &rs, &ws, &es, &tv) < 0) {
         if (errno != EINTR) fm_log("warning", "select: %s", strerror(errno));
         FD_ZERO(&rs);
         FD_ZERO(&ws);
         FD_ZERO(&es);
     }
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
     bool listen_ready = sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs);
     sv->api.run_from_select(sv->d, &rs, &ws, &es);
     /* libmicrohttpd accepts one connection per select pass (its epoll
@@ -960,7 +1034,7 @@ static void serve_turn(server *sv, int ms)
      * next turn, together. */
     for (int i = 0; listen_ready && i < 16; i++) {
         unsigned before = connection_count(sv);
-        if (before >= sv->max_conn) break;
+        if (before >= sv->max_conn || !may_accept(sv)) break;
         FD_ZERO(&rs);
         FD_ZERO(&ws);
         FD_ZERO(&es);
@@ -1006,7 +1080,7 @@ static int prepare(server *sv, fm_ctx *ctx, const char *listen, struct sockaddr_
     return 0;
 }
 
-static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
+static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *slots, fm_err *err)
 {
     server sv;
     struct sockaddr_storage ss;
@@ -1022,6 +1096,7 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
          * little before it holds max_connections_per_ip in all. */
         unsigned n = (unsigned)workers_of(ctx);
         sv.workers = (int)n;
+        if (slots) claim_slot(&sv, slots);
         max_conn = max_conn / n ? max_conn / n : 1;
         per_ip = per_ip / n ? per_ip / n : 1;
     }
@@ -1127,12 +1202,13 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, fm_err *err)
 typedef struct {
     const char *listen;
     int fd;
+    worker_slot *slots;
 } worker_arg;
 
 static int serve_worker(fm_ctx *ctx, void *arg, fm_err *err)
 {
     const worker_arg *a = arg;
-    return serve(ctx, a->listen, a->fd, err);
+    return serve(ctx, a->listen, a->fd, a->slots, err);
 }
 
 /* The socket the workers share, bound and listening; non-blocking, since
@@ -1155,7 +1231,7 @@ static int bind_shared(const struct sockaddr_storage *ss, bool ipv6, fm_err *err
 int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
 {
     int workers = workers_of(ctx);
-    if (workers <= 1) return serve(ctx, listen, -1, err);
+    if (workers <= 1) return serve(ctx, listen, -1, NULL, err);
     /* Everything a worker would refuse is refused here, once, before any
      * process is forked. */
     server sv;
@@ -1173,8 +1249,14 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
         (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "shutdown_grace_s", 30) * 1000;
     fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT " (%d worker processes)",
            sv.ipv6 ? "[" : "", sv.host, sv.ipv6 ? "]" : "", sv.port, workers);
-    worker_arg a = {listen, fd};
+    /* Shared by the workers forked below (may_accept); without it they
+     * accept as the kernel wakes them. */
+    size_t slots_len = sizeof(worker_slot) * (size_t)workers;
+    worker_slot *slots =
+        mmap(NULL, slots_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    worker_arg a = {listen, fd, slots == MAP_FAILED ? NULL : slots};
     int rc = fm_http_workers_run(ctx, workers, grace_ms, serve_worker, &a, err);
+    if (a.slots) munmap(a.slots, slots_len);
     close(fd);
     fm_log("info", "HTTP service stopped");
     return rc;

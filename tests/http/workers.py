@@ -143,6 +143,39 @@ bad = [(era, fc, rid, st, b) for era, fc, rid, st, b in done
 check(not bad, f"every parallel call got its own request's answer ({len(bad)} wrong): {bad[:2]}")
 check({e for e, *_ in done} == {"2025", "2026"}, "both protocol eras ran in parallel")
 
+
+def sockets(pid):
+    """How many sockets pid has open (a worker: the shared listening one
+    and its connections)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
+# Connections spread over the workers: 12 opened in one burst (all in the
+# backlog before any is accepted) end up with every worker, none far past
+# its share.  (Every worker is woken for the burst, and the first one up
+# took all of it: one worker served every client while the others idled.)
+burst = [http.client.HTTPConnection("127.0.0.1", port, timeout=20) for _ in range(12)]
+for c in burst:
+    c.connect()
+time.sleep(0.5)
+for i, c in enumerate(burst):
+    c.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": i, "method": "ping"}),
+              {"Content-Type": "application/json", "Accept": "application/json",
+               "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "ping"})
+for c in burst:
+    c.getresponse().read()
+spread = sorted(sockets(k) - 1 for k in children(srv.pid))
+check(len(spread) == 3 and spread[0] >= 2 and spread[-1] <= 6,
+      f"12 connections opened at once spread over the 3 workers: {spread}")
+for c in burst:
+    c.close()
+
 # DELETE ends a 2025 session for every worker: the end is in the store.
 c = Client(port, "2025")
 st, _, b = c.rpc("tools/list", {}, 3)

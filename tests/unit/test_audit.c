@@ -277,6 +277,15 @@ static long long committed_rows(const char *path)
     return n;
 }
 
+static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len);
+
+/* A new store of n rows (as filled_store) open in two servers. */
+static void two_servers(fm_ctx *ctx, fm_ctx *other, char *path, int n)
+{
+    filled_store(ctx, path, n);
+    open_file_store(other, path);
+}
+
 static int batch_ends[2]; /* [0] rolled back, [1] committed */
 static void on_batch_end(void *cls, fm_store *st, bool ok)
 {
@@ -285,46 +294,64 @@ static void on_batch_end(void *cls, fm_store *st, bool ok)
 }
 
 /* Group commit (fm_store_batch_*, the HTTP transport's): armed, appends
- * share one transaction that others see only at its commit; a caller's
- * own rollback inside it undoes its part only; a batch rolled back under
- * it fails as a whole and leaves the anchor where the committed rows end
+ * wait in memory and take no lock, so another server writes meanwhile;
+ * the batch's commit inserts them after that writer's row, in one
+ * transaction, under the mode of that moment; a write of the caller's
+ * own inside the batch is its own transaction; a commit that fails keeps
+ * none of the rows and leaves the anchor where the committed rows end
  * (verify passes); a writer outside the batch commits it first. */
 START_TEST(group_commit_batches)
 {
     char path[] = "/tmp/fm-audit-batch-XXXXXX";
-    fm_ctx ctx;
-    filled_store(&ctx, path, 2);
+    fm_ctx ctx, other;
+    two_servers(&ctx, &other, path, 2);
     fm_store *st = &ctx.store;
     st->batch.done = on_batch_end;
     memset(batch_ends, 0, sizeof batch_ends);
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
     ck_assert_int_eq(fm_store_batch_arm(st), 0);
-    for (int i = 0; i < 3; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(fm_audit_append(&ctx, &r, NULL), i + 1);
     fm_err err = {0};
     ck_assert_int_eq(fm_store_begin(st, &err), 0);
     ck_assert_int_eq(fm_db_exec(st->db, "INSERT INTO settings(key,value,updated_ms)"
                                         " VALUES('batch-test','x',0)", 0, 0, 0), FM_DB_OK);
     fm_store_rollback(st);
+    /* The other server is not blocked: no lock is held for the batch. */
+    ck_assert_int_eq(fm_audit_append(&other, &r, NULL), 3);
+    char v[128], mode[32];
+    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}",
+             (long long)(fm_now_ms() + 600000));
+    ck_assert_int_eq(fm_store_setting_set(&other.store, FM_EMERGENCY_SETTING, v, &err), 0);
     fm_store_batch_disarm(st);
     ck_assert(st->batch.open);
     ck_assert_int_eq(st->batch.rows, 3);
-    ck_assert_int_eq(committed_rows(path), 2);
+    ck_assert_int_eq(committed_rows(path), 3);
     ck_assert_int_eq(fm_store_batch_commit(st, &err), 0);
     ck_assert_int_eq(batch_ends[1], 1);
-    ck_assert_int_eq(committed_rows(path), 5);
+    ck_assert_int_eq(committed_rows(path), 6);
+    row_mode(&ctx, 6, mode, sizeof mode);
+    ck_assert_str_eq(mode, "shadow+emergency");
+    ck_assert_int_eq(fm_store_setting_set(&other.store, FM_EMERGENCY_SETTING, "{\"until_ms\":0}",
+                                          &err),
+                     0);
     char val[8];
     ck_assert_int_ne(fm_store_setting_get(st, "batch-test", val, sizeof val), 0); /* undone */
     ck_assert(verify_says(&ctx, NULL));
 
-    /* Rolled back under the batch (as SQLite does on some errors). */
+    /* The batch's insert fails (a trigger refuses it): nothing of it is
+     * kept, and done hears of it. */
     ck_assert_int_eq(fm_store_batch_arm(st), 0);
     for (int i = 0; i < 2; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
     fm_store_batch_disarm(st);
-    ck_assert_int_eq(fm_db_exec(st->db, "ROLLBACK", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(st->db, "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.audit"
+                                        " BEGIN SELECT RAISE(ABORT, 'refused'); END", 0, 0, 0),
+                     FM_DB_OK);
     ck_assert_int_eq(fm_store_batch_commit(st, &err), -1);
     ck_assert_msg(strstr(err.text, "retry"), "%s", err.text);
     ck_assert_int_eq(batch_ends[0], 1);
-    ck_assert_int_eq(committed_rows(path), 5);
+    ck_assert(!st->batch.open);
+    ck_assert_int_eq(fm_db_exec(st->db, "DROP TRIGGER temp.refuse", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(committed_rows(path), 6);
     ck_assert(verify_says(&ctx, NULL));
 
     /* A writer outside the batch commits it first. */
@@ -334,9 +361,48 @@ START_TEST(group_commit_batches)
     ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
     ck_assert(!st->batch.open);
     ck_assert_int_eq(batch_ends[1], 2);
-    ck_assert_int_eq(committed_rows(path), 7);
+    ck_assert_int_eq(committed_rows(path), 8);
     ck_assert_int_eq(st->batch.commits, 2);
     ck_assert_int_eq(st->batch.batched_rows, 4);
+    fm_ctx_close(&other);
+    reopened_says(&ctx, path, NULL);
+}
+END_TEST
+
+/* Armed, a setting read outside a transaction is remembered until the
+ * batch commits or this process writes; another server's write is seen
+ * after the commit. */
+START_TEST(group_commit_remembers_settings)
+{
+    char path[] = "/tmp/fm-audit-memo-XXXXXX";
+    fm_ctx ctx, other;
+    two_servers(&ctx, &other, path, 1);
+    fm_store *st = &ctx.store;
+    fm_err err = {0};
+    char v[16];
+    ck_assert_int_eq(fm_store_setting_set(st, "memo-test", "a", &err), 0);
+    ck_assert_int_eq(fm_store_batch_arm(st), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "a");
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-unset", v, sizeof v), -1);
+    ck_assert_int_eq(fm_store_setting_set(&other.store, "memo-test", "b", &err), 0);
+    ck_assert_int_eq(fm_store_setting_set(&other.store, "memo-unset", "x", &err), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "a"); /* remembered within the turn */
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-unset", v, sizeof v), -1);
+    ck_assert_int_eq(fm_store_batch_commit(st, &err), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "b");
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-unset", v, sizeof v), 0);
+    ck_assert_str_eq(v, "x");
+    ck_assert_int_eq(fm_store_setting_set(st, "memo-test", "c", &err), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "c"); /* this process's own write: at once */
+    /* A value the caller's buffer would clip is read, not remembered. */
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, 1), 0);
+    ck_assert_str_eq(v, "");
+    fm_store_batch_disarm(st);
+    fm_ctx_close(&other);
     reopened_says(&ctx, path, NULL);
 }
 END_TEST
@@ -1102,6 +1168,7 @@ static Suite *audit_suite(void)
     tcase_add_test(lite, wal_checkpoint_idle_and_bounded);
     tcase_add_test(lite, wal_batched_writes_whole);
     tcase_add_test(lite, group_commit_batches);
+    tcase_add_test(lite, group_commit_remembers_settings);
     tcase_add_test(lite, store_path_length);
     tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, base64_rfc4648);
