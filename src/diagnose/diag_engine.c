@@ -2988,7 +2988,9 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
     for (int i = 0; i < r->nanoms; i++) {
         node += r->anoms[i].level == 1;
         job += r->anoms[i].level == 0;
-        cluster += r->anoms[i].level == 2;
+        /* a strong fleet anomaly (the same failure on many hosts) says
+         * the node anomalies of its lines are the fleet's too */
+        cluster += r->anoms[i].level == 2 ? (r->anoms[i].strength >= ST_STRONG ? 100 : 1) : 0;
     }
     /* the whole fleet alike: no node of it is the cause; a node's own
      * anomaly that the evidence says many nodes share (a filesystem
