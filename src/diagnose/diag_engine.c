@@ -2661,6 +2661,20 @@ static void rule_outlier(run *r, const diag_rule *ru)
 /* A value below its reference by the same pattern (a power limit read
  * against the default limit of the same nvidia-smi -q section): each value
  * is judged against the nearest reference line of its source. */
+/* A reading with its unit, if any: memory sizes compare in one unit
+ * ("120.00 MiB" against "39.39 GiB total capacity"); others as written. */
+static double unit_value(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    while (*end == ' ') end++;
+    static const char units[] = "KMGT";
+    const char *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
+    if (u && (end[1] == 'B' || (end[1] == 'i' && end[2] == 'B')))
+        for (const char *p = units; p <= u; p++) v *= 1024.0;
+    return v;
+}
+
 static void rule_below_reference(run *r, const diag_rule *ru)
 {
     for (int k = 0; k < r->nraws; k++) {
@@ -2678,7 +2692,7 @@ static void rule_below_reference(run *r, const diag_rule *ru)
             if (best < 0 || abs(q->line - m->line) < abs(r->raws[best].line - m->line)) best = j;
         }
         if (best < 0) continue;
-        double v = strtod(m->val, NULL), ref = strtod(r->raws[best].val, NULL);
+        double v = unit_value(m->val), ref = unit_value(r->raws[best].val);
         if (!(ref > 0) || v >= ru->factor * ref) continue;
         char why[300];
         snprintf(why, sizeof why, "correlation %s: %s %g below %g x %s %g: ", ru->id, m->key, v,
