@@ -473,26 +473,37 @@ static int need_array(const json_t *v, const char *name, size_t max, fm_err *err
 }
 
 /* Splits each string of arr into lines of source src. */
-/* CSV as nvidia-smi --query-* prints it: a header of field names
- * ("index, power.limit [W], power.default_limit [W]") names the columns of
- * the rows after it, which alone are bare numbers no signature can read. */
-#define CSV_MAX 24
+/* Tables whose columns are named only in a header line: CSV as
+ * nvidia-smi --query-* prints it ("index, power.limit [W],
+ * power.default_limit [W]") and pipe tables ("| rank | host | step time
+ * (ms) |").  Their rows alone are bare numbers no signature can read; each
+ * is added again with its columns named ("power.limit: 450.00 W"). */
+#define TAB_MAX 24
 
-typedef struct csvf {
-    const char *s[CSV_MAX];
-    size_t n[CSV_MAX];
+typedef struct tabf {
+    const char *s[TAB_MAX];
+    size_t n[TAB_MAX];
     int k;
-} csvf;
+    char sep;
+} tabf;
 
-/* Splits on commas and trims blanks; -1 when there are too many fields. */
-static int csv_split(const char *s, size_t len, csvf *f)
+/* Splits on sep and trims blanks (a pipe table's outer bars dropped);
+ * -1 when there are too many fields. */
+static int tab_split(const char *s, size_t len, char sep, tabf *f)
 {
     f->k = 0;
+    f->sep = sep;
+    while (len && isspace((unsigned char)s[len - 1])) len--;
+    while (len && isspace((unsigned char)*s)) s++, len--;
+    if (sep == '|') {
+        if (len && s[0] == '|') s++, len--;
+        if (len && s[len - 1] == '|') len--;
+    }
     size_t i = 0;
     while (i <= len) {
-        if (f->k == CSV_MAX) return -1;
+        if (f->k == TAB_MAX) return -1;
         size_t j = i;
-        while (j < len && s[j] != ',') j++;
+        while (j < len && s[j] != sep) j++;
         size_t a = i, b = j;
         while (a < b && isspace((unsigned char)s[a])) a++;
         while (b > a && isspace((unsigned char)s[b - 1])) b--;
@@ -503,36 +514,39 @@ static int csv_split(const char *s, size_t len, csvf *f)
     return f->k;
 }
 
-/* A field name: an identifier with dots or underscores, an optional
- * "[unit]" after it.  Returns the name's length, 0 when it is none. */
-static size_t csv_name(const char *s, size_t n, bool *dotted)
+/* A column name: a word, then words, dots, underscores, slashes, '%' and
+ * a unit in brackets or parentheses.  Returns the length of the name
+ * before its unit, 0 when the field is none; dotted tells a field name
+ * ("power.limit", "step_ms") from a plain word. */
+static size_t tab_name(const char *s, size_t n, bool *dotted)
 {
-    size_t i = 0;
     if (!n || !isalpha((unsigned char)s[0])) return 0;
-    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '_')) {
-        *dotted |= s[i] == '.' || s[i] == '_';
-        i++;
+    size_t i = 0, name = 0;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '[' || c == '(') break;
+        if (!isalnum(c) && !strchr(" ._/%-#", c)) return 0;
+        *dotted |= c == '.' || c == '_';
+        if (c != ' ') name = i + 1;
     }
-    size_t name = i;
-    while (i < n && s[i] == ' ') i++;
-    if (i < n && s[i] == '[' && s[n - 1] == ']') return name;
-    return i == n ? name : 0;
+    if (i < n && s[n - 1] != (s[i] == '[' ? ']' : ')')) return 0;
+    return name;
 }
 
-/* A header: three or more fields, every one a name, some dotted (plain
- * words separated by commas are prose). */
-static bool csv_header(const csvf *h)
+/* A header: three or more fields, every one a name; CSV's must have a
+ * dotted one (plain words separated by commas are prose). */
+static bool tab_header(const tabf *h)
 {
     if (h->k < 3) return false;
     bool dotted = false;
     for (int i = 0; i < h->k; i++)
-        if (!csv_name(h->s[i], h->n[i], &dotted)) return false;
-    return dotted;
+        if (!tab_name(h->s[i], h->n[i], &dotted)) return false;
+    return dotted || h->sep == '|';
 }
 
 /* "name: value" for every column of a row under the header; a bare
  * number takes the header's unit ("power.limit: 450.00 W"). */
-static char *csv_named(const csvf *h, const csvf *row)
+static char *tab_named(const tabf *h, const tabf *row)
 {
     size_t cap = 64;
     for (int i = 0; i < h->k; i++) cap += h->n[i] + row->n[i] + 8;
@@ -540,8 +554,9 @@ static char *csv_named(const csvf *h, const csvf *row)
     if (!out) return NULL;
     for (int i = 0; i < h->k; i++) {
         bool d = false;
-        size_t nl = csv_name(h->s[i], h->n[i], &d);
+        size_t nl = tab_name(h->s[i], h->n[i], &d);
         const char *unit = memchr(h->s[i], '[', h->n[i]);
+        if (!unit) unit = memchr(h->s[i], '(', h->n[i]);
         bool bare = row->n[i] && strspn(row->s[i], "0123456789.-") == row->n[i];
         int un = unit && bare ? (int)(h->s[i] + h->n[i] - unit - 2) : 0;
         o += sprintf(o, "%s%.*s: %.*s%s%.*s", i ? ", " : "", (int)nl, h->s[i], (int)row->n[i],
@@ -550,22 +565,26 @@ static char *csv_named(const csvf *h, const csvf *row)
     return out;
 }
 
-/* One line of events or a job log: a CSV header is kept (hdr), a row of
- * as many fields under it is added again with its columns named. */
-static void add_csv_line(run *r, int src, const char *s, size_t l, int entry, csvf *hdr)
+/* One line of events or a job log: a header is kept (hdr), a row of as
+ * many fields under it is added again with its columns named.  A line of
+ * another shape ends the table; the command echoed above it (a "$"
+ * prompt) and a pipe table's rule ("|---|---|") do not. */
+static void add_table_line(run *r, int src, const char *s, size_t l, int entry, tabf *hdr)
 {
-    csvf f;
-    if (!memchr(s, ',', l)) {
-        if (s[0] != '$') hdr->k = 0; /* the command echoed above its output keeps it */
+    char sep = memchr(s, '|', l) ? '|' : memchr(s, ',', l) ? ',' : 0;
+    if (!sep) {
+        if (s[0] != '$') hdr->k = 0;
         return;
     }
-    if (csv_split(s, l, &f) < 0) return;
-    if (csv_header(&f)) {
+    if (sep == '|' && strspn(s, "|-:+ ") == l) return;
+    tabf f;
+    if (tab_split(s, l, sep, &f) < 0) return;
+    if (tab_header(&f)) {
         *hdr = f;
         return;
     }
-    if (hdr->k && f.k == hdr->k) {
-        char *named = own(r, csv_named(hdr, &f));
+    if (hdr->k && f.k == hdr->k && f.sep == hdr->sep) {
+        char *named = own(r, tab_named(hdr, &f));
         if (named) add_line(r, src, named, strlen(named), entry);
     } else {
         hdr->k = 0;
@@ -574,7 +593,7 @@ static void add_csv_line(run *r, int src, const char *s, size_t l, int entry, cs
 
 static int take_text(run *r, const json_t *arr, int src, const char *name, fm_err *err)
 {
-    csvf hdr = {.k = 0};
+    tabf hdr = {.k = 0};
     if (need_array(arr, name, MAX_LINES, err)) return -1;
     size_t i;
     json_t *v;
@@ -593,7 +612,7 @@ static int take_text(run *r, const json_t *arr, int src, const char *name, fm_er
             const char *nl = memchr(s, '\n', len);
             size_t l = nl ? (size_t)(nl - s) : len;
             if (l) add_line(r, src, s, l, (int)i);
-            if (l && (src == DS_EVENTS || src == DS_JOB)) add_csv_line(r, src, s, l, (int)i, &hdr);
+            if (l && (src == DS_EVENTS || src == DS_JOB)) add_table_line(r, src, s, l, (int)i, &hdr);
             if (!nl) break;
             len -= l + 1;
             s = nl + 1;
