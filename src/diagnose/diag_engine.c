@@ -591,9 +591,33 @@ static void add_table_line(run *r, int src, const char *s, size_t l, int entry, 
     }
 }
 
+static void query_name(const char *s, size_t upto, char *out, size_t cap);
+
+/* A query's answer printed as rows without a series name ("{hostname=
+ * \"gpu-101\", gpu=\"0\"} 0.8", as promtool or a console prints an
+ * aggregation): the rows are samples of the series the query line before
+ * them names (metric:function), judged as metrics. */
+static void add_query_row(run *r, int src, const char *s, size_t l, int entry, char *qname)
+{
+    size_t b = strspn(s, " \t");
+    if (b < l && s[b] == '{' && qname[0] && l < 2048) {
+        /* only a row of that shape; any other braces stay text as written */
+        char *row = own(r, fmt("%s%.*s", qname, (int)(l - b), s + b));
+        json_t *o = row ? prom_sample(row, strlen(row)) : NULL;
+        if (o) add_line(r, src, row, strlen(row), entry);
+        else add_line(r, src, s, l, entry);
+        json_decref(o);
+        return;
+    }
+    char q[128];
+    query_name(s, l, q, sizeof q);
+    if (q[0]) snprintf(qname, 128, "%s", q);
+}
+
 static int take_text(run *r, const json_t *arr, int src, const char *name, fm_err *err)
 {
     tabf hdr = {.k = 0};
+    char qname[128] = "";
     if (need_array(arr, name, MAX_LINES, err)) return -1;
     size_t i;
     json_t *v;
@@ -611,8 +635,15 @@ static int take_text(run *r, const json_t *arr, int src, const char *name, fm_er
         while (len) {
             const char *nl = memchr(s, '\n', len);
             size_t l = nl ? (size_t)(nl - s) : len;
-            if (l) add_line(r, src, s, l, (int)i);
-            if (l && (src == DS_EVENTS || src == DS_JOB)) add_table_line(r, src, s, l, (int)i, &hdr);
+            bool rows = l && (src == DS_EVENTS || src == DS_JOB);
+            if (rows && s[strspn(s, " \t")] == '{' && qname[0])
+                add_query_row(r, src, s, l, (int)i, qname);
+            else if (l)
+                add_line(r, src, s, l, (int)i);
+            if (rows) {
+                add_table_line(r, src, s, l, (int)i, &hdr);
+                if (memchr(s, '(', l)) add_query_row(r, src, s, l, (int)i, qname);
+            }
             if (!nl) break;
             len -= l + 1;
             s = nl + 1;
