@@ -503,13 +503,16 @@ static int tab_split(const char *s, size_t len, char sep, tabf *f)
     while (i <= len) {
         if (f->k == TAB_MAX) return -1;
         size_t j = i;
-        while (j < len && s[j] != sep) j++;
+        /* columns aligned with blanks: a run of them is one separator */
+        while (j < len && (sep == ' ' ? !isspace((unsigned char)s[j]) : s[j] != sep)) j++;
         size_t a = i, b = j;
         while (a < b && isspace((unsigned char)s[a])) a++;
         while (b > a && isspace((unsigned char)s[b - 1])) b--;
         f->s[f->k] = s + a;
         f->n[f->k++] = b - a;
         i = j + 1;
+        if (sep == ' ')
+            while (i < len && isspace((unsigned char)s[i])) i++;
     }
     return f->k;
 }
@@ -533,11 +536,12 @@ static size_t tab_name(const char *s, size_t n, bool *dotted)
     return name;
 }
 
-/* A header: three or more fields, every one a name; CSV's must have a
- * dotted one (plain words separated by commas are prose). */
+/* A header: three or more fields (two aligned with blanks), every one a
+ * name; CSV's and aligned ones must have a dotted one (plain words
+ * separated by commas or blanks are prose). */
 static bool tab_header(const tabf *h)
 {
-    if (h->k < 3) return false;
+    if (h->k < (h->sep == ' ' ? 2 : 3)) return false;
     bool dotted = false;
     for (int i = 0; i < h->k; i++)
         if (!tab_name(h->s[i], h->n[i], &dotted)) return false;
@@ -571,11 +575,8 @@ static char *tab_named(const tabf *h, const tabf *row)
  * prompt) and a pipe table's rule ("|---|---|") do not. */
 static void add_table_line(run *r, int src, const char *s, size_t l, int entry, tabf *hdr)
 {
-    char sep = memchr(s, '|', l) ? '|' : memchr(s, ',', l) ? ',' : 0;
-    if (!sep) {
-        if (s[0] != '$') hdr->k = 0;
-        return;
-    }
+    char sep = memchr(s, '|', l) ? '|' : memchr(s, ',', l) ? ',' : ' ';
+    if (s[0] == '$') return;
     if (sep == '|' && strspn(s, "|-:+ ") == l) return;
     tabf f;
     if (tab_split(s, l, sep, &f) < 0) return;
@@ -583,7 +584,11 @@ static void add_table_line(run *r, int src, const char *s, size_t l, int entry, 
         *hdr = f;
         return;
     }
-    if (hdr->k && f.k == hdr->k && f.sep == hdr->sep) {
+    /* an aligned row carries a number; a line of words is prose */
+    bool num = sep != ' ';
+    for (int i = 0; i < f.k && !num; i++)
+        num = f.n[i] && strspn(f.s[i], "0123456789.") == f.n[i];
+    if (hdr->k && f.k == hdr->k && f.sep == hdr->sep && num) {
         char *named = own(r, tab_named(hdr, &f));
         if (named) add_line(r, src, named, strlen(named), entry);
     } else {
