@@ -107,6 +107,8 @@ typedef struct run {
                             * sources (kernel log, events, metrics) were collected */
     tline flat[16];        /* lines saying a counter did not move (taken out) */
     int nflat;
+    double newest;         /* the latest stamp of any line; NAN: none, or not yet read */
+    bool newest_read;
 } run;
 
 typedef struct cstate {
@@ -369,7 +371,33 @@ static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] 
                                        "[another host's record, not this node's: history] ",
                                        "[before a recorded repair: history] ",
                                        "[a day or more before the job's latest record: history] ",
-                                       "[an earlier attempt of the job: history] "};
+                                       "[an earlier attempt of the job: history] ",
+                                       "[an application's Xid a day or more before the latest "
+                                       "record: history] "};
+#define OLD_APP_XID 6
+
+static double line_stamp(const char *s, size_t len, int year);
+
+/* An Xid whose NVIDIA action is to restart the application (or nothing) is
+ * that application's fault; stamped a day or more before the latest record
+ * collected, its job is long over and the GPU has worked since: history.
+ * (Hardware Xids keep their weight: their fault outlives the line.) */
+static bool app_xid_old(run *r, int line, const diag_xid *x)
+{
+    if (line < 0 || !x || (strcmp(x->action, "RESTART_APP") != 0 && strcmp(x->action, "IGNORE") != 0))
+        return false;
+    int year = 1970 + (int)(time(NULL) / 31556952);
+    if (!r->newest_read) {
+        r->newest_read = true;
+        r->newest = NAN;
+        for (int i = 0; i < r->nlines; i++) {
+            double t = line_stamp(r->lines[i].s, r->lines[i].len, year);
+            if (!isnan(t) && (isnan(r->newest) || t > r->newest)) r->newest = t;
+        }
+    }
+    double t = line_stamp(r->lines[line].s, r->lines[line].len, year);
+    return !isnan(t) && !isnan(r->newest) && t < r->newest - 86400;
+}
 
 /* An Xid code seen in a line or a metric: evidence for its class, an
  * anomaly when the catalog gives it none (or does not know it), nothing
@@ -381,6 +409,12 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
     char extra[400];
     /* before a reboot the log records history: the driver reloaded since */
     const char *old = cap == ST_WEAK && before_boot(r, line) ? OLD_NOTE[r->oldl[line]] : "";
+    if (!*old && app_xid_old(r, line, x)) {
+        /* marked, so that the line's failure words are this history too */
+        if (r->oldl) r->oldl[line] = OLD_APP_XID;
+        old = OLD_NOTE[OLD_APP_XID];
+        cap = ST_WEAK;
+    }
     int astr = *old ? ST_WEAK : ST_STRONG;
     if (!x) {
         snprintf(extra, sizeof extra,
@@ -1651,11 +1685,12 @@ static char *metric_xid_ev(run *r, int line, const char *extra, const void *arg)
 }
 
 /* A text source logged Xid code since its last reboot. */
-static bool xid_in_text(const run *r, int code)
+static bool xid_in_text(run *r, int code)
 {
+    const diag_xid *x = diag_xid_find(r->db, code);
     for (int k = 0; k < r->nraws; k++)
         if (r->db->sigs[r->raws[k].sig].xid && r->raws[k].xid == code &&
-            !before_boot(r, r->raws[k].line))
+            !before_boot(r, r->raws[k].line) && !app_xid_old(r, r->raws[k].line, x))
             return true;
     return false;
 }
