@@ -606,7 +606,8 @@ static char *tab_named(const tabf *h, const tabf *row)
 /* One line of events or a job log: a header is kept (hdr), a row of as
  * many fields under it is added again with its columns named.  A line of
  * another shape ends the table; the command echoed above it (a "$"
- * prompt) and a pipe table's rule ("|---|---|") do not. */
+ * prompt), a pipe table's rule ("|---|---|") and, inside a table with
+ * bars or commas, a line without them do not. */
 static void add_table_line(run *r, int src, const char *s, size_t l, int entry, tabf *hdr)
 {
     char sep = memchr(s, '|', l) ? '|' : memchr(s, ',', l) ? ',' : ' ';
@@ -625,7 +626,9 @@ static void add_table_line(run *r, int src, const char *s, size_t l, int entry, 
     if (hdr->k && f.k == hdr->k && f.sep == hdr->sep && num) {
         char *named = own(r, tab_named(hdr, &f));
         if (named) add_line(r, src, named, strlen(named), entry);
-    } else {
+    } else if (sep == hdr->sep || hdr->sep == ' ') {
+        /* a pipe table outlives a line without bars between its rows (an
+         * interleaved log line); one of its own shape but not a row ends it */
         hdr->k = 0;
     }
 }
