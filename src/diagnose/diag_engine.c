@@ -607,7 +607,7 @@ static char *tab_named(const tabf *h, const tabf *row)
  * many fields under it is added again with its columns named.  A line of
  * another shape ends the table; the command echoed above it (a "$"
  * prompt), a pipe table's rule ("|---|---|") and, inside a table with
- * bars or commas, a line without them do not. */
+ * bars or commas, any line that is not its row do not. */
 static void add_table_line(run *r, int src, const char *s, size_t l, int entry, tabf *hdr)
 {
     char sep = memchr(s, '|', l) ? '|' : memchr(s, ',', l) ? ',' : ' ';
@@ -619,16 +619,17 @@ static void add_table_line(run *r, int src, const char *s, size_t l, int entry, 
         *hdr = f;
         return;
     }
-    /* an aligned row carries a number; a line of words is prose */
-    bool num = sep != ' ';
+    /* a row carries a number; a line of words is prose */
+    bool num = false;
     for (int i = 0; i < f.k && !num; i++)
-        num = f.n[i] && strspn(f.s[i], "0123456789.") == f.n[i];
+        num = f.n[i] && strspn(f.s[i], "0123456789.-") == f.n[i];
     if (hdr->k && f.k == hdr->k && f.sep == hdr->sep && num) {
         char *named = own(r, tab_named(hdr, &f));
         if (named) add_line(r, src, named, strlen(named), entry);
-    } else if (sep == hdr->sep || hdr->sep == ' ') {
-        /* a pipe table outlives a line without bars between its rows (an
-         * interleaved log line); one of its own shape but not a row ends it */
+    } else if (hdr->sep == ' ') {
+        /* a table with bars or commas outlives interleaved log lines (its
+         * rows are told by their shape); one aligned with blanks ends at
+         * the first line that is not its row */
         hdr->k = 0;
     }
 }
