@@ -146,8 +146,9 @@ stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 62 0 te
 stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind9
 # blind10 (70, written 23:45-23:52 UTC by an author who read no code),
 # told to no one: 59/70, 1 unsafe call on the engine before the thirteenth
-# pass, 60/70, 1 unsafe after it. The floor is that unseen figure.
-stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 60 1 tests/diagnose/blind10
+# pass, 60/70, 1 unsafe after it. Then told to the fourteenth pass as nine
+# general kinds (its files unread): the floor is what that pass reached.
+stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind10
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

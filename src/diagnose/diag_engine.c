@@ -107,6 +107,8 @@ typedef struct run {
                             * sources (kernel log, events, metrics) were collected */
     tline flat[16];        /* lines saying a counter did not move (taken out) */
     int nflat;
+    double newest;         /* the latest stamp of any line; NAN: none, or not yet read */
+    bool newest_read;
 } run;
 
 typedef struct cstate {
@@ -369,7 +371,33 @@ static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] 
                                        "[another host's record, not this node's: history] ",
                                        "[before a recorded repair: history] ",
                                        "[a day or more before the job's latest record: history] ",
-                                       "[an earlier attempt of the job: history] "};
+                                       "[an earlier attempt of the job: history] ",
+                                       "[an application's Xid a day or more before the latest "
+                                       "record: history] "};
+#define OLD_APP_XID 6
+
+static double line_stamp(const char *s, size_t len, int year);
+
+/* An Xid whose NVIDIA action is to restart the application (or nothing) is
+ * that application's fault; stamped a day or more before the latest record
+ * collected, its job is long over and the GPU has worked since: history.
+ * (Hardware Xids keep their weight: their fault outlives the line.) */
+static bool app_xid_old(run *r, int line, const diag_xid *x)
+{
+    if (line < 0 || !x || (strcmp(x->action, "RESTART_APP") != 0 && strcmp(x->action, "IGNORE") != 0))
+        return false;
+    int year = 1970 + (int)(time(NULL) / 31556952);
+    if (!r->newest_read) {
+        r->newest_read = true;
+        r->newest = NAN;
+        for (int i = 0; i < r->nlines; i++) {
+            double t = line_stamp(r->lines[i].s, r->lines[i].len, year);
+            if (!isnan(t) && (isnan(r->newest) || t > r->newest)) r->newest = t;
+        }
+    }
+    double t = line_stamp(r->lines[line].s, r->lines[line].len, year);
+    return !isnan(t) && !isnan(r->newest) && t < r->newest - 86400;
+}
 
 /* An Xid code seen in a line or a metric: evidence for its class, an
  * anomaly when the catalog gives it none (or does not know it), nothing
@@ -381,6 +409,12 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
     char extra[400];
     /* before a reboot the log records history: the driver reloaded since */
     const char *old = cap == ST_WEAK && before_boot(r, line) ? OLD_NOTE[r->oldl[line]] : "";
+    if (!*old && app_xid_old(r, line, x)) {
+        /* marked, so that the line's failure words are this history too */
+        if (r->oldl) r->oldl[line] = OLD_APP_XID;
+        old = OLD_NOTE[OLD_APP_XID];
+        cap = ST_WEAK;
+    }
     int astr = *old ? ST_WEAK : ST_STRONG;
     if (!x) {
         snprintf(extra, sizeof extra,
@@ -473,8 +507,160 @@ static int need_array(const json_t *v, const char *name, size_t max, fm_err *err
 }
 
 /* Splits each string of arr into lines of source src. */
+/* Tables whose columns are named only in a header line: CSV as
+ * nvidia-smi --query-* prints it ("index, power.limit [W],
+ * power.default_limit [W]") and pipe tables ("| rank | host | step time
+ * (ms) |").  Their rows alone are bare numbers no signature can read; each
+ * is added again with its columns named ("power.limit: 450.00 W"). */
+#define TAB_MAX 24
+
+typedef struct tabf {
+    const char *s[TAB_MAX];
+    size_t n[TAB_MAX];
+    int k;
+    char sep;
+} tabf;
+
+/* Splits on sep and trims blanks (a pipe table's outer bars dropped);
+ * -1 when there are too many fields. */
+static int tab_split(const char *s, size_t len, char sep, tabf *f)
+{
+    f->k = 0;
+    f->sep = sep;
+    while (len && isspace((unsigned char)s[len - 1])) len--;
+    while (len && isspace((unsigned char)*s)) s++, len--;
+    if (sep == '|') {
+        if (len && s[0] == '|') s++, len--;
+        if (len && s[len - 1] == '|') len--;
+    }
+    size_t i = 0;
+    while (i <= len) {
+        if (f->k == TAB_MAX) return -1;
+        size_t j = i;
+        /* columns aligned with blanks: a run of them is one separator */
+        while (j < len && (sep == ' ' ? !isspace((unsigned char)s[j]) : s[j] != sep)) j++;
+        size_t a = i, b = j;
+        while (a < b && isspace((unsigned char)s[a])) a++;
+        while (b > a && isspace((unsigned char)s[b - 1])) b--;
+        f->s[f->k] = s + a;
+        f->n[f->k++] = b - a;
+        i = j + 1;
+        if (sep == ' ')
+            while (i < len && isspace((unsigned char)s[i])) i++;
+    }
+    return f->k;
+}
+
+/* A column name: a word, then words, dots, underscores, slashes, '%' and
+ * a unit in brackets or parentheses.  Returns the length of the name
+ * before its unit, 0 when the field is none; dotted tells a field name
+ * ("power.limit", "step_ms") from a plain word. */
+static size_t tab_name(const char *s, size_t n, bool *dotted)
+{
+    if (!n || !isalpha((unsigned char)s[0])) return 0;
+    size_t i = 0, name = 0;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '[' || c == '(') break;
+        if (!isalnum(c) && !strchr(" ._/%-#", c)) return 0;
+        *dotted |= c == '.' || c == '_';
+        if (c != ' ') name = i + 1;
+    }
+    if (i < n && s[n - 1] != (s[i] == '[' ? ']' : ')')) return 0;
+    return name;
+}
+
+/* A header: three or more fields (two aligned with blanks), every one a
+ * name; CSV's and aligned ones must have a dotted one (plain words
+ * separated by commas or blanks are prose). */
+static bool tab_header(const tabf *h)
+{
+    if (h->k < (h->sep == ' ' ? 2 : 3)) return false;
+    bool dotted = false;
+    for (int i = 0; i < h->k; i++)
+        if (!tab_name(h->s[i], h->n[i], &dotted)) return false;
+    return dotted || h->sep == '|';
+}
+
+/* "name: value" for every column of a row under the header; a bare
+ * number takes the header's unit ("power.limit: 450.00 W"). */
+static char *tab_named(const tabf *h, const tabf *row)
+{
+    size_t cap = 64;
+    for (int i = 0; i < h->k; i++) cap += h->n[i] + row->n[i] + 8;
+    char *out = malloc(cap), *o = out;
+    if (!out) return NULL;
+    for (int i = 0; i < h->k; i++) {
+        bool d = false;
+        size_t nl = tab_name(h->s[i], h->n[i], &d);
+        const char *unit = memchr(h->s[i], '[', h->n[i]);
+        if (!unit) unit = memchr(h->s[i], '(', h->n[i]);
+        bool bare = row->n[i] && strspn(row->s[i], "0123456789.-") == row->n[i];
+        int un = unit && bare ? (int)(h->s[i] + h->n[i] - unit - 2) : 0;
+        o += sprintf(o, "%s%.*s: %.*s%s%.*s", i ? ", " : "", (int)nl, h->s[i], (int)row->n[i],
+                     row->s[i], un > 0 ? " " : "", un > 0 ? un : 0, un > 0 ? unit + 1 : "");
+    }
+    return out;
+}
+
+/* One line of events or a job log: a header is kept (hdr), a row of as
+ * many fields under it is added again with its columns named.  A line of
+ * another shape ends the table; the command echoed above it (a "$"
+ * prompt), a pipe table's rule ("|---|---|") and, inside a table with
+ * bars or commas, any line that is not its row do not. */
+static void add_table_line(run *r, int src, const char *s, size_t l, int entry, tabf *hdr)
+{
+    char sep = memchr(s, '|', l) ? '|' : memchr(s, ',', l) ? ',' : ' ';
+    if (s[0] == '$') return;
+    if (sep == '|' && strspn(s, "|-:+ ") == l) return;
+    tabf f;
+    if (tab_split(s, l, sep, &f) < 0) return;
+    if (tab_header(&f)) {
+        *hdr = f;
+        return;
+    }
+    /* a row carries a number; a line of words is prose */
+    bool num = false;
+    for (int i = 0; i < f.k && !num; i++)
+        num = f.n[i] && strspn(f.s[i], "0123456789.-") == f.n[i];
+    if (hdr->k && f.k == hdr->k && f.sep == hdr->sep && num) {
+        char *named = own(r, tab_named(hdr, &f));
+        if (named) add_line(r, src, named, strlen(named), entry);
+    } else if (hdr->sep == ' ') {
+        /* a table with bars or commas outlives interleaved log lines (its
+         * rows are told by their shape); one aligned with blanks ends at
+         * the first line that is not its row */
+        hdr->k = 0;
+    }
+}
+
+static void query_name(const char *s, size_t upto, char *out, size_t cap);
+
+/* A query's answer printed as rows without a series name ("{hostname=
+ * \"gpu-101\", gpu=\"0\"} 0.8", as promtool or a console prints an
+ * aggregation): the rows are samples of the series the query line before
+ * them names (metric:function), judged as metrics. */
+static void add_query_row(run *r, int src, const char *s, size_t l, int entry, char *qname)
+{
+    size_t b = strspn(s, " \t");
+    if (b < l && s[b] == '{' && qname[0] && l < 2048) {
+        /* only a row of that shape; any other braces stay text as written */
+        char *row = own(r, fmt("%s%.*s", qname, (int)(l - b), s + b));
+        json_t *o = row ? prom_sample(row, strlen(row)) : NULL;
+        if (o) add_line(r, src, row, strlen(row), entry);
+        else add_line(r, src, s, l, entry);
+        json_decref(o);
+        return;
+    }
+    char q[128];
+    query_name(s, l, q, sizeof q);
+    if (q[0]) snprintf(qname, 128, "%s", q);
+}
+
 static int take_text(run *r, const json_t *arr, int src, const char *name, fm_err *err)
 {
+    tabf hdr = {.k = 0};
+    char qname[128] = "";
     if (need_array(arr, name, MAX_LINES, err)) return -1;
     size_t i;
     json_t *v;
@@ -492,7 +678,15 @@ static int take_text(run *r, const json_t *arr, int src, const char *name, fm_er
         while (len) {
             const char *nl = memchr(s, '\n', len);
             size_t l = nl ? (size_t)(nl - s) : len;
-            if (l) add_line(r, src, s, l, (int)i);
+            bool rows = l && (src == DS_EVENTS || src == DS_JOB);
+            if (rows && s[strspn(s, " \t")] == '{' && qname[0])
+                add_query_row(r, src, s, l, (int)i, qname);
+            else if (l)
+                add_line(r, src, s, l, (int)i);
+            if (rows) {
+                add_table_line(r, src, s, l, (int)i, &hdr);
+                if (memchr(s, '(', l)) add_query_row(r, src, s, l, (int)i, qname);
+            }
             if (!nl) break;
             len -= l + 1;
             s = nl + 1;
@@ -1495,11 +1689,12 @@ static char *metric_xid_ev(run *r, int line, const char *extra, const void *arg)
 }
 
 /* A text source logged Xid code since its last reboot. */
-static bool xid_in_text(const run *r, int code)
+static bool xid_in_text(run *r, int code)
 {
+    const diag_xid *x = diag_xid_find(r->db, code);
     for (int k = 0; k < r->nraws; k++)
         if (r->db->sigs[r->raws[k].sig].xid && r->raws[k].xid == code &&
-            !before_boot(r, r->raws[k].line))
+            !before_boot(r, r->raws[k].line) && !app_xid_old(r, r->raws[k].line, x))
             return true;
     return false;
 }
@@ -2560,6 +2755,20 @@ static void rule_outlier(run *r, const diag_rule *ru)
 /* A value below its reference by the same pattern (a power limit read
  * against the default limit of the same nvidia-smi -q section): each value
  * is judged against the nearest reference line of its source. */
+/* A reading with its unit, if any: memory sizes compare in one unit
+ * ("120.00 MiB" against "39.39 GiB total capacity"); others as written. */
+static double unit_value(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    while (*end == ' ') end++;
+    static const char units[] = "KMGT";
+    const char *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
+    if (u && (end[1] == 'B' || (end[1] == 'i' && end[2] == 'B')))
+        for (const char *p = units; p <= u; p++) v *= 1024.0;
+    return v;
+}
+
 static void rule_below_reference(run *r, const diag_rule *ru)
 {
     for (int k = 0; k < r->nraws; k++) {
@@ -2577,7 +2786,7 @@ static void rule_below_reference(run *r, const diag_rule *ru)
             if (best < 0 || abs(q->line - m->line) < abs(r->raws[best].line - m->line)) best = j;
         }
         if (best < 0) continue;
-        double v = strtod(m->val, NULL), ref = strtod(r->raws[best].val, NULL);
+        double v = unit_value(m->val), ref = unit_value(r->raws[best].val);
         if (!(ref > 0) || v >= ru->factor * ref) continue;
         char why[300];
         snprintf(why, sizeof why, "correlation %s: %s %g below %g x %s %g: ", ru->id, m->key, v,
@@ -2988,7 +3197,9 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
     for (int i = 0; i < r->nanoms; i++) {
         node += r->anoms[i].level == 1;
         job += r->anoms[i].level == 0;
-        cluster += r->anoms[i].level == 2;
+        /* a strong fleet anomaly (the same failure on many hosts) says
+         * the node anomalies of its lines are the fleet's too */
+        cluster += r->anoms[i].level == 2 ? (r->anoms[i].strength >= ST_STRONG ? 100 : 1) : 0;
     }
     /* the whole fleet alike: no node of it is the cause; a node's own
      * anomaly that the evidence says many nodes share (a filesystem

@@ -487,7 +487,10 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
         /* outlier: ranks that share a host are grouped by it */
         int h = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "host");
         g->cap_host = h > 0 ? (uint32_t)h : 0;
-        g->multi = r->type == RT_OUTLIER || r->type == RT_BELOW_REFERENCE;
+        /* every record of a line: several ranks' readings, a limit and its
+         * default, two ranks' collectives compared in one sentence */
+        g->multi = r->type == RT_OUTLIER || r->type == RT_BELOW_REFERENCE ||
+                   r->type == RT_CAPTURE_DISAGREE;
         /* slowdown_after_change reads its lines itself, only when the
          * change is on record: never scanned, so it costs no log scan */
         if (r->type != RT_SLOWDOWN_AFTER && literals_of(lc, json_object_get(o, "literal"), si))
