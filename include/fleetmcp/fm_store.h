@@ -48,10 +48,11 @@ typedef struct fm_store {
     /* The emergency setting as that read saw it ("" for none), the guess
      * for the next call (fm_emergency_assume); NULL: unknown. */
     char *audit_emergency_seen;
-    /* Appends made and inserts that lost their id to another writer
-     * (PostgreSQL: each loss is one more round trip); logged at close
-     * when FLEETMCP_AUDIT_STATS is set (bench/store.sh). */
-    long long audit_appends, audit_lost;
+    /* Appends made, inserts that lost their id to another writer
+     * (PostgreSQL: each loss is one more round trip) and the appends
+     * whose first guess lost (the rest are retries that lost again);
+     * logged at close when FLEETMCP_AUDIT_STATS is set (bench/store.sh). */
+    long long audit_appends, audit_lost, audit_first_lost;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];

@@ -835,6 +835,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         }
         if (added) break;
         st->audit_lost++;
+        st->audit_first_lost += attempt == 0;
     }
     st->audit_appends++;
     if (txn && fm_store_commit(st, err)) {

@@ -463,8 +463,9 @@ void fm_store_close(fm_store *st)
     const char *stats = getenv("FLEETMCP_AUDIT_STATS");
     if (stats && *stats && st->audit_appends > 0)
         fm_log("debug", "audit: %lld appends, %lld inserts lost to another writer's row"
-               " (%.3f extra round trips per append)", st->audit_appends, st->audit_lost,
-               (double)st->audit_lost / (double)st->audit_appends);
+               " (%.3f extra round trips per append; %lld appends lost their first guess)",
+               st->audit_appends, st->audit_lost,
+               (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost);
     if (st->db) fm_db_close_v2(st->db);
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
