@@ -82,6 +82,8 @@ typedef struct fm_db_ops {
     fm_code (*errcode)(fm_db *db);
     /* fm_db_step_commit_then; NULL: step. */
     int (*step_commit_then)(fm_db_stmt *s, fm_db_stmt *then);
+    /* fm_db_durable; NULL: every commit is durable when it returns. */
+    int (*durable)(fm_db *db);
     /* FM_DB_PREPARE_PERSISTENT on an engine that prepares on the server
      * (PostgreSQL: once per connection); NULL: nothing to do. */
     void (*persist)(fm_db_stmt *s);
@@ -133,11 +135,19 @@ int fm_db_step(fm_db_stmt *s);
  * so writers that each wait for the one before them (the audit chain)
  * wait for its commit, not for its disk. */
 int fm_db_step_commit(fm_db_stmt *s);
-/* fm_db_step_commit, and after it the read `then` (its parameters
- * bound), whose rows fm_db_step returns as usual: on PostgreSQL both in
- * the same round trip, the read seeing the commit; elsewhere the read
- * runs at its first fm_db_step.  then may be NULL. */
+/* As fm_db_step_commit, but it returns once the commit is visible, not
+ * yet durable, and after it the read `then` (its parameters bound), whose
+ * rows fm_db_step returns as usual: on PostgreSQL both in the same round
+ * trip as the flush, the read seeing the commit; elsewhere the read runs
+ * at its first fm_db_step.  then may be NULL.  Nothing may act on the
+ * row (answer a call, run a mutation, anchor it) before fm_db_durable
+ * returns FM_DB_OK; a writer that only needs the next chain position
+ * need not wait for it. */
 int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then);
+/* Waits until the last fm_db_step_commit_then on db is durable:
+ * FM_DB_OK, or FM_DB_ERROR (fm_db_errmsg says why; the row may or may
+ * not survive a crash).  Without a pending commit: FM_DB_OK. */
+int fm_db_durable(fm_db *db);
 int fm_db_reset(fm_db_stmt *s);
 int fm_db_clear_bindings(fm_db_stmt *s);
 int fm_db_finalize(fm_db_stmt *s);

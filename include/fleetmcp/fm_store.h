@@ -45,6 +45,12 @@ typedef struct fm_store {
     bool audit_head_known;
     int64_t audit_head_id;
     char audit_head[65];
+    /* PostgreSQL: the turn file (audit.c, turn_take), mapped shared by
+     * this host's appenders; NULL: none (yet), off: not tried again. */
+    void *audit_turn;
+    size_t audit_turn_len;
+    bool audit_turn_off;
+    int64_t audit_turn_skip_until; /* ms: a turn timed out, appends go without */
     /* The emergency setting as that read saw it ("" for none), the guess
      * for the next call (fm_emergency_assume); NULL: unknown. */
     char *audit_emergency_seen;

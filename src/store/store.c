@@ -470,6 +470,8 @@ void fm_store_close(fm_store *st)
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
     st->anchor_map = NULL;
+    if (st->audit_turn) munmap(st->audit_turn, st->audit_turn_len);
+    st->audit_turn = NULL;
     fm_hmac_key_free(st->audit_mac);
     st->audit_mac = NULL;
     free(st->audit_emergency_seen);
