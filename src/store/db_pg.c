@@ -593,8 +593,8 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
 
 /* fm_db_step_commit_then: BEGIN, the statement, synchronous_commit off
  * for this transaction alone (read at COMMIT, so it may be set after the
- * statement, in the same statement as the check below), COMMIT, the read
- * `then`, whose rows its fm_db_step returns, a sync, and then a small
+ * statement, in the same statement as the check below), the read `then`,
+ * whose rows its fm_db_step returns, COMMIT, a sync, and then a small
  * write that commits synchronously: its flush covers the row (WAL is
  * flushed in order), and concurrent writers' flushes are shared by
  * PostgreSQL's group commit.  One round trip; this returns at the sync,
@@ -618,15 +618,16 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
         snprintf(p->err, sizeof p->err, "out of memory");
         return FM_DB_ERROR;
     }
-    enum { STMT = 1, COMMIT = 3, THEN = 4 };
-    const pl_item with[] = {{"BEGIN", NULL},  {NULL, s},        {NULL, wrote},
-                            {"COMMIT", NULL}, {NULL, PS(then)}, {NULL, flush}};
+    /* THEN inside the transaction, not after it: a statement after COMMIT
+     * and before the sync would be a transaction of its own (a third per
+     * append).  It sees the row and every commit before it. */
+    enum { STMT = 1, THEN = 3 };
+    const pl_item with[] = {{"BEGIN", NULL},   {NULL, s},        {NULL, wrote},
+                            {NULL, PS(then)}, {"COMMIT", NULL}, {NULL, flush}};
     const pl_item without[] = {{"BEGIN", NULL}, {NULL, s}, {NULL, wrote}, {"COMMIT", NULL},
                                {NULL, flush}};
-    /* THEN after COMMIT: a read that fails does not undo the row; it is
-     * then left to run at its own fm_db_step. */
-    const int n1 = then ? THEN + 1 : THEN;
-    PGresult *res[THEN + 1] = {0};
+    const int n1 = then ? 5 : 4; /* up to COMMIT */
+    PGresult *res[5] = {0};
     bool sent = pl_send(p, ps, then ? with : without, n1 + 1, n1);
     if (sent) {
         p->pending = ps;
@@ -634,11 +635,11 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
     } else {
         free(ps);
     }
-    int bad = first_failed(res, COMMIT + 1);
+    int bad = first_failed(res, n1);
     if (bad < 0) {
         const char *ct = PQcmdTuples(res[STMT]);
         if (ct && *ct) p->changes = atoi(ct);
-        if (then && result_ok(res[THEN])) {
+        if (then) {
             PS(then)->res = res[THEN];
             PS(then)->row = -1; /* its first fm_db_step returns the first row */
             res[THEN] = NULL;
@@ -647,9 +648,11 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
         s->row = 0;
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
+    /* The flush after the sync fails too when the transaction is left
+     * aborted: read it first, so the error said is the statement's. */
+    (void)settle(p);
     fail_res(p, res[bad]);
     keep_one(res, n1, -1);
-    (void)settle(p);
     /* A failure left the transaction open (aborted): end it. */
     if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
         PQclear(PQexec(p->conn, "ROLLBACK"));
