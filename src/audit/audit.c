@@ -587,15 +587,18 @@ static int chain_head(fm_store *st, long long *id, char out[65])
  * a robust process-shared mutex, and the newest head a turn left, in
  * the anchor's id and head fields) lets one appender of this host at a
  * time link, from the head the last turn left, which is the head unless
- * another host appended; the turn is held for the insert's round trip
- * only (the commit is visible when it returns) and never across the
- * flush, which the writers still share.  Chain integrity never depends
+ * another host appended.  While others wait for it, the turn is held
+ * for the insert's round trip only (the commit returns early, visible,
+ * and its flush is read after the turn is handed on), never across the
+ * flush, which the writers still share; an appender alone keeps its one
+ * read per append.  Chain integrity never depends
  * on it: the insert still checks its predecessor, so a wrong or torn
  * head only costs a lost insert, and an appender that cannot take the
  * turn in TURN_WAIT_MS (a holder stopped or stuck) appends without it
  * for TURN_SKIP_MS. */
 #define TURN_WAIT_MS 100
 #define TURN_SKIP_MS 1000
+#define TURN_BUSY_APPENDS 16
 
 static anchor_file *turn_take(fm_store *st)
 {
@@ -610,12 +613,17 @@ static anchor_file *turn_take(fm_store *st)
         if (!st->audit_turn) return NULL; /* as before turns: no loss of function */
     }
     anchor_file *f = st->audit_turn;
+    int rc = pthread_mutex_trylock(&f->mu);
+    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
+    if (rc != EBUSY) return rc == 0 ? f : NULL;
+    /* Another appender holds it: hand it on early for the next appends. */
+    st->audit_turn_busy = TURN_BUSY_APPENDS;
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_nsec += TURN_WAIT_MS * 1000000L;
     dl.tv_sec += dl.tv_nsec / 1000000000L;
     dl.tv_nsec %= 1000000000L;
-    int rc = pthread_mutex_timedlock(&f->mu, &dl);
+    rc = pthread_mutex_timedlock(&f->mu, &dl);
     if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
     if (rc == ETIMEDOUT) st->audit_turn_skip_until = fm_now_ms() + TURN_SKIP_MS;
     return rc == 0 ? f : NULL;
@@ -852,6 +860,10 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;
     turn = txn ? NULL : turn_take(st);
     (void)turn_head(st, turn);
+    /* Hand the turn on at the commit, before the flush, only while other
+     * appenders wait for it: the early return costs a wakeup more. */
+    const bool early = turn && st->audit_turn_busy > 0;
+    if (early) st->audit_turn_busy--;
     for (int attempt = 0;; attempt++) {
         if (attempt >= APPEND_ATTEMPTS || (attempt > 0 && fm_now_ms() > give_up)) {
             fm_err_set(err, FM_ERR_TIMEOUT,
@@ -893,7 +905,9 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         /* Alone, the insert is flushed after a commit that others see at
          * once: the next appender waits for this commit, not its disk.
          * The read after it rides in the same round trip. */
-        int rc = txn ? fm_db_step(s) : fm_db_step_commit_then(s, seen);
+        int rc = txn    ? fm_db_step(s)
+                 : early ? fm_db_step_commit_visible(s, seen)
+                         : fm_db_step_commit_then(s, seen);
         fm_db_reset(s);
         fm_db_clear_bindings(s); /* drop the borrowed pointers */
         if (rc != FM_DB_DONE) {
@@ -919,7 +933,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         goto out;
     }
     /* The row is in and visible; the call acts on it only once it is
-     * durable (fm_db_durable: the flush that came with it). */
+     * durable (fm_db_durable: the flush that came with it, when the
+     * commit returned early). */
     if (!txn && fm_db_durable(st->db) != FM_DB_OK) {
         fm_store_fail(st, err, "audit flush");
         goto fail;

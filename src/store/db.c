@@ -86,16 +86,14 @@ int fm_db_prepare_v3(fm_db *db, const char *sql, int nbyte, unsigned flags, fm_d
 }
 
 int fm_db_step(fm_db_stmt *s) { return s->ops->step(s); }
-int fm_db_step_commit(fm_db_stmt *s)
-{
-    int rc = fm_db_step_commit_then(s, NULL);
-    if ((rc == FM_DB_DONE || rc == FM_DB_ROW) && fm_db_durable(s->db) != FM_DB_OK)
-        return FM_DB_ERROR;
-    return rc;
-}
+int fm_db_step_commit(fm_db_stmt *s) { return fm_db_step_commit_then(s, NULL); }
 int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then)
 {
-    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then) : s->ops->step(s);
+    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then, 0) : s->ops->step(s);
+}
+int fm_db_step_commit_visible(fm_db_stmt *s, fm_db_stmt *then)
+{
+    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then, 1) : s->ops->step(s);
 }
 int fm_db_durable(fm_db *db) { return db->ops->durable ? db->ops->durable(db) : FM_DB_OK; }
 int fm_db_reset(fm_db_stmt *s) { return s ? s->ops->reset(s) : FM_DB_OK; }

@@ -560,7 +560,10 @@ static int p_step(fm_db_stmt *st)
 }
 
 /* The flush: a write (a transaction that writes no WAL commits without
- * one) to this connection's own row of store_flush (core v2, store.c),
+ * waiting for one: `SELECT pg_current_xact_id()` alone assigns an xid
+ * and writes a commit record, but 300 such commits made 1 WAL sync, the
+ * upsert below 300) to this connection's own row of store_flush (core
+ * v2, store.c),
  * so writers never wait on each other's row.  Only after a transaction
  * that wrote (WROTE_SQL, just before its COMMIT): a statement that
  * changed nothing (the audit insert that lost the race for its id) has
@@ -594,16 +597,19 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
 /* fm_db_step_commit_then: BEGIN, the statement, synchronous_commit off
  * for this transaction alone (read at COMMIT, so it may be set after the
  * statement, in the same statement as the check below), the read `then`,
- * whose rows its fm_db_step returns, COMMIT, a sync, and then a small
- * write that commits synchronously: its flush covers the row (WAL is
- * flushed in order), and concurrent writers' flushes are shared by
- * PostgreSQL's group commit.  One round trip; this returns at the sync,
- * when the commit is visible to every writer, and the flush's result is
- * read by fm_db_durable (p_durable), or before the next statement on this
- * connection.  A crash before the flush loses the row and every row
- * after it (they come later in the WAL), never one alone; and the caller
- * acts on the row only after fm_db_durable. */
-static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
+ * whose rows its fm_db_step returns, COMMIT, and then a small write that
+ * commits synchronously: its flush covers the row (WAL is flushed in
+ * order), and concurrent writers' flushes are shared by PostgreSQL's
+ * group commit.  One round trip.  early (fm_db_step_commit_visible): a
+ * sync before the flush, and this returns at it, when the commit is
+ * visible to every writer; the flush's result is read by fm_db_durable
+ * (p_durable), or before the next statement on this connection (the
+ * sync costs the server a send and the caller a wakeup more, so only
+ * when another writer waits for the commit).  A crash before the flush
+ * loses the row and every row after it (they come later in the WAL),
+ * never one alone; and the caller acts on the row only once it is
+ * durable. */
+static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then, int early)
 {
     pg_stmt *s = PS(st);
     pg_db *p = PG(st->db);
@@ -622,20 +628,22 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
      * and before the sync would be a transaction of its own (a third per
      * append).  It sees the row and every commit before it. */
     enum { STMT = 1, THEN = 3 };
-    const pl_item with[] = {{"BEGIN", NULL},   {NULL, s},        {NULL, wrote},
+    const pl_item with[] = {{"BEGIN", NULL},  {NULL, s},        {NULL, wrote},
                             {NULL, PS(then)}, {"COMMIT", NULL}, {NULL, flush}};
-    const pl_item without[] = {{"BEGIN", NULL}, {NULL, s}, {NULL, wrote}, {"COMMIT", NULL},
-                               {NULL, flush}};
-    const int n1 = then ? 5 : 4; /* up to COMMIT */
-    PGresult *res[5] = {0};
-    bool sent = pl_send(p, ps, then ? with : without, n1 + 1, n1);
-    if (sent) {
-        p->pending = ps;
-        pl_collect(p, ps, res);
+    const pl_item without[] = {
+        {"BEGIN", NULL}, {NULL, s}, {NULL, wrote}, {"COMMIT", NULL}, {NULL, flush}};
+    const int n1 = then ? 5 : 4, n = n1 + 1; /* n1: up to COMMIT */
+    PGresult *res[6] = {0};
+    bool sent = pl_send(p, ps, then ? with : without, n, early ? n1 : 0);
+    if (sent) pl_collect(p, ps, res);
+    if (sent && early) {
+        p->pending = ps; /* the flush, after the sync */
     } else {
+        if (sent) PQexitPipelineMode(p->conn);
         free(ps);
     }
-    int bad = first_failed(res, n1);
+    const int checked = early ? n1 : n;
+    int bad = first_failed(res, checked);
     if (bad < 0) {
         const char *ct = PQcmdTuples(res[STMT]);
         if (ct && *ct) p->changes = atoi(ct);
@@ -644,7 +652,7 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
             PS(then)->row = -1; /* its first fm_db_step returns the first row */
             res[THEN] = NULL;
         }
-        s->res = keep_one(res, n1, STMT);
+        s->res = keep_one(res, n, STMT);
         s->row = 0;
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
@@ -652,14 +660,14 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
      * aborted: read it first, so the error said is the statement's. */
     (void)settle(p);
     fail_res(p, res[bad]);
-    keep_one(res, n1, -1);
+    keep_one(res, n, -1);
     /* A failure left the transaction open (aborted): end it. */
     if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
         PQclear(PQexec(p->conn, "ROLLBACK"));
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
 }
 
-/* fm_db_durable: the flush of the last fm_db_step_commit_then. */
+/* fm_db_durable: the flush of the last fm_db_step_commit_visible. */
 static int p_durable(fm_db *d) { return settle(PG(d)) ? FM_DB_OK : FM_DB_ERROR; }
 
 static void p_persist(fm_db_stmt *st) { PS(st)->keep = true; }

@@ -539,6 +539,15 @@ START_TEST(local_appenders_take_turns)
     ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 8); /* B last saw row 2 */
     ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 9);
     ck_assert_int_eq(a.store.audit_lost + b.store.audit_lost, 0);
+    /* As while another appender waits for the turn: the commit returns
+     * once visible and the flush is read after the turn is handed on. */
+    b.store.audit_turn_busy = 3;
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 10);
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 11);
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 12);
+    ck_assert_int_eq(b.store.audit_turn_busy, pg ? 1 : 3);
+    ck_assert_int_eq(fm_audit_anchored(&b.store), 12); /* anchored once durable */
+    ck_assert(verify_says(&a, NULL));
     db_exec(&a, "DELETE FROM audit WHERE id>=5");
     ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 5);
     ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 6);
