@@ -12,9 +12,12 @@
 # start, its connection and schema check, is in it too, so make 1,000
 # calls or more).
 #   bash bench/store-stmts.sh [calls] [writers] [fsync on|off]
+# FM_BENCH_SERVER=PATH counts another build's fleetmcp (main's, for an
+# A/B); the client is this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=${1:-1000} nw=${2:-1} fsync=${3:-off}
+server=${FM_BENCH_SERVER:-build/fleetmcp}
 tmp=$(mktemp -d /tmp/fm-bench-stmts.XXXXXX)
 chmod 711 "$tmp" # the cluster runs as postgres when this runs as root
 trap 'tests/store/pg-down.sh "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
@@ -38,7 +41,7 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Iinclude bench/mcpbench.c b
 export FLEETMCP_AUDIT_DIR=$tmp/side FLEETMCP_RUNBOOKS=$PWD/runbooks
 run() { # $1: calls, $2: when they start (mcpbench --calls-at; 0: at once)
     FLEETMCP_DB=$url "$tmp/mcpbench" --tool runbook_list --args '{"fault_class":"gpu_fallen_off_bus"}' \
-        --starts 1 --pings 10 --calls "$1" --calls-at "${2:-0}" -- build/fleetmcp
+        --starts 1 --pings 10 --calls "$1" --calls-at "${2:-0}" -- "$server"
 }
 pgcpu() { # microseconds of CPU of the postmaster and its children so far
     python3 - "$(head -1 "$tmp/pg/data/postmaster.pid")" <<'PY'

@@ -20,34 +20,60 @@
 # per run, so whole runs understate the rate, the more so for short runs.
 # The second way also reports each writer's inserts lost to another
 # writer's row (FLEETMCP_AUDIT_STATS: one extra round trip each) and the
-# CPU its server used per call.
+# CPU its server used per call, and PostgreSQL's WAL flushes per append
+# and their mean time (pg_stat_wal, track_wal_io_timing on): fewer than
+# one flush per append means the writers' commits shared flushes.
+#
+# FM_BENCH_SERVER=PATH runs another build's fleetmcp as the servers (an
+# A/B against main's build in the same minutes); the client and the
+# verify are this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=${1:-1000}
+server=${FM_BENCH_SERVER:-build/fleetmcp}
 tmp=$(mktemp -d /tmp/fm-bench-store.XXXXXX)
 chmod 711 "$tmp" # the clusters below run as postgres when this runs as root
 trap 'for m in on off; do tests/store/pg-down.sh "$tmp/$m"; done; rm -rf "$tmp"' EXIT
+# shellcheck disable=SC2046 # one word per package
 libs=$(pkg-config --cflags --libs $(make -s --no-print-directory print-pkgs))
 # shellcheck disable=SC2086
 cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Iinclude bench/mcpbench.c build/libfleetmcp.a \
     $libs -lpthread -lm -o "$tmp/mcpbench"
 export FLEETMCP_AUDIT_DIR=$tmp/side FLEETMCP_RUNBOOKS=$PWD/runbooks
+# shellcheck disable=SC2012 # the newest of Debian's version directories
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pgq() { "$pgbin/psql" -X -q -At "$@"; } # $1: URL, then -c SQL
+# The WAL flushes so far and their time (ms): "count ms".  Backends count
+# theirs when they exit, after their servers did: wait for them (5 s).
+wal_flushes() { # $1: URL
+    local i
+    for i in $(seq 50); do
+        [ "$(pgq "$1" -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fleetmcp'")" = 0 ] &&
+            break
+        sleep 0.1
+    done
+    pgq "$1" -F ' ' -c "SELECT wal_sync, wal_sync_time FROM pg_stat_wal"
+}
 run() { # $1: store, $2: calls, $3: when the calls start (mcpbench --calls-at; 0: at once)
     FLEETMCP_DB=$1 "$tmp/mcpbench" --tool runbook_list --args '{"fault_class":"gpu_fallen_off_bus"}' \
-        --starts 1 --pings 10 --calls "$2" --calls-at "${3:-0}" -- build/fleetmcp
+        --starts 1 --pings 10 --calls "$2" --calls-at "${3:-0}" -- "$server"
 }
-# The calls of n writers that start together: "rate lost/append cpu/call late"
+# The calls of n writers that start together:
+# "rate lost/append cpu/call late flushes/append ms/flush"
 together() { # $1: store, $2: calls, $3: writers
-    local at i
+    local at i w0
+    w0=$(wal_flushes "$1")
     # 3 s: every server starts and warms up before (a late one is reported)
     at=$(python3 -c 'import time; print(int((time.monotonic() + 3) * 1e6))')
     for i in $(seq "$3"); do
         FLEETMCP_AUDIT_STATS=1 run "$1" "$2" "$at" >"$tmp/w.$i" 2>"$tmp/e.$i" &
     done
     wait
-    python3 - "$2" "$3" "$tmp" <<'PY'
+    python3 - "$2" "$3" "$tmp" "$w0" "$(wal_flushes "$1")" <<'PY'
 import json, re, sys
 calls, n, tmp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+(s0, ms0), (s1, ms1) = (x.split() for x in sys.argv[4:6])
+syncs, sync_ms = int(s1) - int(s0), float(ms1) - float(ms0)
 rs = [json.load(open(f"{tmp}/w.{i}")) for i in range(1, n + 1)]
 lost = appends = 0
 for i in range(1, n + 1):
@@ -57,7 +83,8 @@ t0 = min(r["calls_t0_us"] for r in rs)
 t1 = max(r["calls_t1_us"] for r in rs)
 cpu = sum(r["server_cpu_us_per_call"] for r in rs) / n
 late = any(r["calls_late"] for r in rs)
-print(f"{n * calls / ((t1 - t0) / 1e6):.0f} {lost / max(appends, 1):.2f} {cpu:.0f} {int(late)}")
+print(f"{n * calls / ((t1 - t0) / 1e6):.0f} {lost / max(appends, 1):.2f} {cpu:.0f} {int(late)}"
+      f" {syncs / max(appends, 1):.2f} {sync_ms / max(syncs, 1):.2f}")
 PY
 }
 lite=$(run "$tmp/bench.db" "$calls")
@@ -65,6 +92,7 @@ out=()
 for m in on off; do
     mkdir -p "$tmp/$m"
     url=$(FM_PG_FSYNC=$m tests/store/pg-up.sh "$tmp/$m")
+    pgq "$url" -c "ALTER SYSTEM SET track_wal_io_timing = on" -c "SELECT pg_reload_conf()" >/dev/null
     pg=$(run "$url" "$calls")
     rates=()
     for n in 1 2 4; do
@@ -99,6 +127,8 @@ for m, pg, r1, r2, r4, c1, c2, c4, verify in runs:
           f"{'; a server was not up when the calls started' if any(x[3] == '1' for x in c) else ''}")
     print(f"  inserts lost to another writer per append: {', '.join(x[1] for x in c)};"
           f" server CPU per call: {', '.join(x[2] for x in c)} us")
+    print(f"  WAL flushes per append: {', '.join(x[4] for x in c)}"
+          f" ({', '.join(x[5] for x in c)} ms each)")
     print(f"  after the writers: {verify}")
 print(f"({cpus} CPUs)")
 PY

@@ -80,8 +80,11 @@ typedef struct fm_db_ops {
     int (*get_autocommit)(fm_db *db);
     const char *(*errmsg)(fm_db *db);
     fm_code (*errcode)(fm_db *db);
-    /* fm_db_step_commit_then; NULL: step. */
-    int (*step_commit_then)(fm_db_stmt *s, fm_db_stmt *then);
+    /* fm_db_step_commit_then (early: fm_db_step_commit_visible); NULL:
+     * step. */
+    int (*step_commit_then)(fm_db_stmt *s, fm_db_stmt *then, int early);
+    /* fm_db_durable; NULL: every commit is durable when it returns. */
+    int (*durable)(fm_db *db);
     /* FM_DB_PREPARE_PERSISTENT on an engine that prepares on the server
      * (PostgreSQL: once per connection); NULL: nothing to do. */
     void (*persist)(fm_db_stmt *s);
@@ -138,6 +141,17 @@ int fm_db_step_commit(fm_db_stmt *s);
  * the same round trip, the read seeing the commit; elsewhere the read
  * runs at its first fm_db_step.  then may be NULL. */
 int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then);
+/* As fm_db_step_commit_then, but on PostgreSQL it returns as soon as the
+ * commit is visible to other writers, before it is durable (the flush
+ * rides in the same round trip, after a sync).  Nothing may act on the
+ * row (answer a call, run a mutation, anchor it) before fm_db_durable
+ * returns FM_DB_OK; a writer that only passes on the chain's next
+ * position need not wait for it. */
+int fm_db_step_commit_visible(fm_db_stmt *s, fm_db_stmt *then);
+/* Waits until the last fm_db_step_commit_visible on db is durable:
+ * FM_DB_OK, or FM_DB_ERROR (fm_db_errmsg says why; the row may or may
+ * not survive a crash).  Without a pending commit: FM_DB_OK. */
+int fm_db_durable(fm_db *db);
 int fm_db_reset(fm_db_stmt *s);
 int fm_db_clear_bindings(fm_db_stmt *s);
 int fm_db_finalize(fm_db_stmt *s);

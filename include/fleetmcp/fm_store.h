@@ -45,13 +45,21 @@ typedef struct fm_store {
     bool audit_head_known;
     int64_t audit_head_id;
     char audit_head[65];
+    /* PostgreSQL: the turn file (audit.c, turn_take), mapped shared by
+     * this host's appenders; NULL: none (yet), off: not tried again. */
+    void *audit_turn;
+    size_t audit_turn_len;
+    bool audit_turn_off;
+    int64_t audit_turn_skip_until; /* ms: a turn timed out, appends go without */
+    int audit_turn_busy; /* appends left that hand the turn on early */
     /* The emergency setting as that read saw it ("" for none), the guess
      * for the next call (fm_emergency_assume); NULL: unknown. */
     char *audit_emergency_seen;
-    /* Appends made and inserts that lost their id to another writer
-     * (PostgreSQL: each loss is one more round trip); logged at close
-     * when FLEETMCP_AUDIT_STATS is set (bench/store.sh). */
-    long long audit_appends, audit_lost;
+    /* Appends made, inserts that lost their id to another writer
+     * (PostgreSQL: each loss is one more round trip) and the appends
+     * whose first guess lost (the rest are retries that lost again);
+     * logged at close when FLEETMCP_AUDIT_STATS is set (bench/store.sh). */
+    long long audit_appends, audit_lost, audit_first_lost;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fleetmcp/fm_server.h"
@@ -577,6 +578,84 @@ static int chain_head(fm_store *st, long long *id, char out[65])
     return rc == FM_DB_ROW || rc == FM_DB_DONE ? 0 : -1;
 }
 
+/* PostgreSQL: this host's appenders take turns.  Without turns, every
+ * writer guesses the head it saw a call earlier, and once several write
+ * at once most guesses are stale: with 4 writers on one host about 1.5
+ * inserts lost per append, each one more round trip and transaction
+ * (the herd: every loser of a row learns the same new head and races
+ * for the next one again).  The turn file (made like the anchor file:
+ * a robust process-shared mutex, and the newest head a turn left, in
+ * the anchor's id and head fields) lets one appender of this host at a
+ * time link, from the head the last turn left, which is the head unless
+ * another host appended.  While others wait for it, the turn is held
+ * for the insert's round trip only (the commit returns early, visible,
+ * and its flush is read after the turn is handed on), never across the
+ * flush, which the writers still share; an appender alone keeps its one
+ * read per append.  Chain integrity never depends
+ * on it: the insert still checks its predecessor, so a wrong or torn
+ * head only costs a lost insert, and an appender that cannot take the
+ * turn in TURN_WAIT_MS (a holder stopped or stuck) appends without it
+ * for TURN_SKIP_MS. */
+#define TURN_WAIT_MS 100
+#define TURN_SKIP_MS 1000
+#define TURN_BUSY_APPENDS 16
+
+static anchor_file *turn_take(fm_store *st)
+{
+    if (st->audit_turn_off || fm_now_ms() < st->audit_turn_skip_until) return NULL;
+    if (!st->audit_turn) {
+        char tp[600];
+        side_path(st, "audit-turn", tp, sizeof tp);
+        if (access(tp, F_OK)) (void)anchor_create(tp);
+        st->audit_turn = anchor_map(tp);
+        st->audit_turn_len = sizeof(anchor_file);
+        st->audit_turn_off = !st->audit_turn;
+        if (!st->audit_turn) return NULL; /* as before turns: no loss of function */
+    }
+    anchor_file *f = st->audit_turn;
+    int rc = pthread_mutex_trylock(&f->mu);
+    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
+    if (rc != EBUSY) return rc == 0 ? f : NULL;
+    /* Another appender holds it: hand it on early for the next appends. */
+    st->audit_turn_busy = TURN_BUSY_APPENDS;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += TURN_WAIT_MS * 1000000L;
+    dl.tv_sec += dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    rc = pthread_mutex_timedlock(&f->mu, &dl);
+    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
+    if (rc == ETIMEDOUT) st->audit_turn_skip_until = fm_now_ms() + TURN_SKIP_MS;
+    return rc == 0 ? f : NULL;
+}
+
+/* The head the last turn left, when it is newer than this connection's
+ * (or this connection has none yet): 1, taken as the guess. */
+static bool turn_head(fm_store *st, const anchor_file *f)
+{
+    if (!f || f->a.id <= 0 || (st->audit_head_known && f->a.id <= st->audit_head_id) ||
+        strnlen(f->a.head, sizeof f->a.head) != 64)
+        return false;
+    st->audit_head_id = f->a.id;
+    memcpy(st->audit_head, f->a.head, sizeof st->audit_head);
+    st->audit_head_known = true;
+    return true;
+}
+
+/* Ends a turn, leaving the head this append saw for the next: the
+ * newest this host knows (it started from the turn's), also when it is
+ * older than the turn's (rows deleted or a database restored: the turn's
+ * head would make every first guess lose). */
+static void turn_give(fm_store *st, anchor_file *f)
+{
+    if (!f) return;
+    if (st->audit_head_known) {
+        f->a.id = st->audit_head_id;
+        memcpy(f->a.head, st->audit_head, sizeof f->a.head);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 /* After a PostgreSQL append: what the read that came back with it saw
  * (seen_sql: the row just added or one after it, and the emergency
  * setting), else the row just added, else nothing (the next append reads
@@ -800,6 +879,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     }
     int64_t id = -1;
     fm_db_stmt *s = NULL;
+    anchor_file *turn = NULL;
     char prev[65], hash[65];
     if (!st->audit_keyed) {
         fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
@@ -890,6 +970,12 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     }
 
     const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;
+    turn = txn ? NULL : turn_take(st);
+    (void)turn_head(st, turn);
+    /* Hand the turn on at the commit, before the flush, only while other
+     * appenders wait for it: the early return costs a wakeup more. */
+    const bool early = turn && st->audit_turn_busy > 0;
+    if (early) st->audit_turn_busy--;
     for (int attempt = 0;; attempt++) {
         if (attempt >= APPEND_ATTEMPTS || (attempt > 0 && fm_now_ms() > give_up)) {
             fm_err_set(err, FM_ERR_TIMEOUT,
@@ -928,7 +1014,9 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         /* Alone, the insert is flushed after a commit that others see at
          * once: the next appender waits for this commit, not its disk.
          * The read after it rides in the same round trip. */
-        int rc = txn ? fm_db_step(s) : fm_db_step_commit_then(s, seen);
+        int rc = txn    ? fm_db_step(s)
+                 : early ? fm_db_step_commit_visible(s, seen)
+                         : fm_db_step_commit_then(s, seen);
         fm_db_reset(s);
         fm_db_clear_bindings(s); /* drop the borrowed pointers */
         if (rc != FM_DB_DONE) {
@@ -944,11 +1032,21 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         }
         if (added) break;
         st->audit_lost++;
+        st->audit_first_lost += attempt == 0;
     }
+    turn_give(st, turn);
+    turn = NULL;
     st->audit_appends++;
     if (txn && fm_store_commit(st, err)) {
         id = -1;
         goto out;
+    }
+    /* The row is in and visible; the call acts on it only once it is
+     * durable (fm_db_durable: the flush that came with it, when the
+     * commit returned early). */
+    if (!txn && fm_db_durable(st->db) != FM_DB_OK) {
+        fm_store_fail(st, err, "audit flush");
+        goto fail;
     }
     anchor_advance(st, id, prev, hash);
     if (++st->audit_since_head >= HEAD_EVERY) head_put(st, id, hash);
@@ -958,6 +1056,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     goto out;
 fail:
     id = -1;
+    turn_give(st, turn);
     fm_store_rollback(st);
 out:
     free(args_text);

@@ -89,8 +89,13 @@ int fm_db_step(fm_db_stmt *s) { return s->ops->step(s); }
 int fm_db_step_commit(fm_db_stmt *s) { return fm_db_step_commit_then(s, NULL); }
 int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then)
 {
-    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then) : s->ops->step(s);
+    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then, 0) : s->ops->step(s);
 }
+int fm_db_step_commit_visible(fm_db_stmt *s, fm_db_stmt *then)
+{
+    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then, 1) : s->ops->step(s);
+}
+int fm_db_durable(fm_db *db) { return db->ops->durable ? db->ops->durable(db) : FM_DB_OK; }
 int fm_db_reset(fm_db_stmt *s) { return s ? s->ops->reset(s) : FM_DB_OK; }
 int fm_db_clear_bindings(fm_db_stmt *s) { return s->ops->clear_bindings(s); }
 int fm_db_finalize(fm_db_stmt *s) { return s ? s->ops->finalize(s) : FM_DB_OK; }

@@ -52,6 +52,10 @@ typedef struct pg_db {
      * prepared like the hot statements: parsed and planned once per
      * connection, not at every append. */
     struct pg_stmt *wrote, *flush;
+    /* A pipeline sent with a sync inside it whose part after that sync
+     * (the flush of p_step_commit_then) has not been read yet: read
+     * before anything else uses the connection (settle). */
+    struct pl_state *pending;
 } pg_db;
 
 typedef struct pg_stmt {
@@ -181,9 +185,11 @@ static int p_open(const char *url, fm_db **out, fm_err *err)
 }
 
 static int p_finalize(fm_db_stmt *st);
+static bool settle(pg_db *p);
 
 static void p_close(fm_db *d)
 {
+    (void)settle(PG(d));
     if (PG(d)->wrote) p_finalize(&PG(d)->wrote->base);
     if (PG(d)->flush) p_finalize(&PG(d)->flush->base);
     PQfinish(PG(d)->conn);
@@ -193,6 +199,7 @@ static void p_close(fm_db *d)
 /* Before a statement: re-open a connection that broke between calls. */
 static bool ready(pg_db *p, bool is_rollback)
 {
+    (void)settle(p); /* a flush nobody waited for (a lost insert's) */
     if (PQstatus(p->conn) == CONNECTION_OK) return true;
     if (p->in_txn) {
         p->lost_txn = true;
@@ -326,33 +333,49 @@ static bool send_stmt(pg_db *p, pg_stmt *s, bool *prep)
     return PQsendQueryParams(c, s->sql, s->nparams, s->types, vals, s->lens, s->fmts, 0);
 }
 
-/* Sends n statements in one pipeline (one round trip) and collects one
- * result each into res (NULL: none came, the connection was lost).
- * After a failed statement the server skips the rest: their results say
- * PGRES_PIPELINE_ABORTED. */
+/* A pipeline in flight: each item's statement (NULL: plain SQL), and
+ * where each result goes in order: an item's index, or -1 - i for the
+ * Parse of item i's statement. */
 #define PL_MAX 8
-static void pipeline(pg_db *p, const pl_item *items, int n, PGresult **res)
+typedef struct pl_state {
+    pg_stmt *st[PL_MAX];
+    int slot[2 * PL_MAX], nslots, got;
+} pl_state;
+
+/* Sends n statements in one pipeline (one round trip), with a sync after
+ * the first `split` of them (0: none) and one at the end.  false: not
+ * sent (the connection is lost, or n is too large). */
+static bool pl_send(pg_db *p, pl_state *ps, const pl_item *items, int n, int split)
 {
     PGconn *c = p->conn;
-    /* Where each result goes: an item's index, or -1 - i for the Parse
-     * of item i's statement. */
-    int slot[2 * PL_MAX], nslots = 0;
-    PGresult *parsed[PL_MAX] = {0};
-    for (int i = 0; i < n; i++) res[i] = NULL;
-    if (n > PL_MAX || !PQenterPipelineMode(c)) return;
+    ps->nslots = ps->got = 0;
+    if (n > PL_MAX || !PQenterPipelineMode(c)) return false;
     bool sent = true;
     for (int i = 0; sent && i < n; i++) {
         bool prep = false;
+        ps->st[i] = items[i].st;
         sent = items[i].st ? send_stmt(p, items[i].st, &prep)
                            : PQsendQueryParams(c, items[i].sql, 0, NULL, NULL, NULL, NULL, 0);
-        if (prep) slot[nslots++] = -1 - i;
-        if (sent) slot[nslots++] = i;
+        if (prep) ps->slot[ps->nslots++] = -1 - i;
+        if (sent) ps->slot[ps->nslots++] = i;
+        if (sent && i + 1 == split) sent = PQpipelineSync(c);
     }
     sent = sent && PQpipelineSync(c);
-    /* Each result is followed by NULL, the last by the sync; bounded,
+    if (!sent) PQexitPipelineMode(c);
+    return sent;
+}
+
+/* Collects the results up to the next sync: one per item into res (NULL:
+ * none came, the connection was lost).  After a failed statement the
+ * server skips the rest up to the sync: their results say
+ * PGRES_PIPELINE_ABORTED.  true: the sync came. */
+static bool pl_collect(pg_db *p, pl_state *ps, PGresult **res)
+{
+    PGconn *c = p->conn;
+    /* Each result is followed by NULL, the sync by nothing; bounded,
      * and two NULLs in a row mean nothing more is coming. */
-    int got = 0, nulls = 0;
-    for (int i = 0; sent && i < 4 * nslots + 4 && nulls < 2; i++) {
+    int nulls = 0;
+    for (int i = 0; i < 4 * ps->nslots + 4 && nulls < 2; i++) {
         PGresult *r = PQgetResult(c);
         if (!r) {
             nulls++;
@@ -361,30 +384,58 @@ static void pipeline(pg_db *p, const pl_item *items, int n, PGresult **res)
         nulls = 0;
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            break;
+            return true;
         }
-        if (got >= nslots)
+        int at = ps->got < ps->nslots ? ps->slot[ps->got++] : PL_MAX;
+        if (at < 0 && PQresultStatus(r) == PGRES_COMMAND_OK) {
+            ps->st[-1 - at]->prep_gen = p->gen; /* made: later runs skip parse and plan */
             PQclear(r);
-        else if (slot[got] < 0)
-            parsed[-1 - slot[got++]] = r;
-        else
-            res[slot[got++]] = r;
-    }
-    PQexitPipelineMode(c);
-    for (int i = 0; i < n; i++) {
-        if (!parsed[i]) continue;
-        if (PQresultStatus(parsed[i]) == PGRES_COMMAND_OK) {
-            /* Made: later runs on this connection skip parse and plan. */
-            items[i].st->prep_gen = p->gen;
-            PQclear(parsed[i]);
-            continue;
+        } else if (at < 0) {
+            /* The Parse failed, so the server skips the run (PIPELINE_ABORTED,
+             * no text): the Parse's failure, with the server's message, is
+             * the statement's result. */
+            res[-1 - at] = r;
+        } else if (at < PL_MAX && !res[at]) {
+            res[at] = r;
+        } else {
+            PQclear(r);
         }
-        /* The Parse failed, so the server skipped the run (PIPELINE_ABORTED,
-         * no text): the Parse's failure, with the server's message, is the
-         * statement's. */
-        PQclear(res[i]);
-        res[i] = parsed[i];
     }
+    return false;
+}
+
+/* Sends n statements in one pipeline (one round trip) and collects one
+ * result each into res (as pl_collect). */
+static void pipeline(pg_db *p, const pl_item *items, int n, PGresult **res)
+{
+    pl_state ps;
+    for (int i = 0; i < n; i++) res[i] = NULL;
+    if (!pl_send(p, &ps, items, n, 0)) return;
+    pl_collect(p, &ps, res);
+    PQexitPipelineMode(p->conn);
+}
+
+/* Reads what is left of a split pipeline (the flush): true when it
+ * succeeded. */
+static bool settle(pg_db *p)
+{
+    pl_state *ps = p->pending;
+    if (!ps) return true;
+    p->pending = NULL;
+    PGresult *res[PL_MAX] = {0};
+    bool synced = pl_collect(p, ps, res);
+    PQexitPipelineMode(p->conn);
+    bool ok = synced;
+    for (int i = 0; i < PL_MAX; i++) {
+        if (res[i] && !result_ok(res[i])) {
+            if (ok) fail_res(p, res[i]);
+            ok = false;
+        }
+        PQclear(res[i]);
+    }
+    if (!synced) fail_conn(p);
+    free(ps);
+    return ok;
 }
 
 /* The first result of n that is not a success (-1: all are). */
@@ -516,7 +567,10 @@ static int p_step(fm_db_stmt *st)
 }
 
 /* The flush: a write (a transaction that writes no WAL commits without
- * one) to this connection's own row of store_flush (core v2, store.c),
+ * waiting for one: `SELECT pg_current_xact_id()` alone assigns an xid
+ * and writes a commit record, but 300 such commits made 1 WAL sync, the
+ * upsert below 300) to this connection's own row of store_flush (core
+ * v2, store.c),
  * so writers never wait on each other's row.  Only after a transaction
  * that wrote (WROTE_SQL, just before its COMMIT): a statement that
  * changed nothing (the audit insert that lost the race for its id) has
@@ -549,14 +603,20 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
 
 /* fm_db_step_commit_then: BEGIN, the statement, synchronous_commit off
  * for this transaction alone (read at COMMIT, so it may be set after the
- * statement, in the same statement as the check below), COMMIT, then a small write that
+ * statement, in the same statement as the check below), the read `then`,
+ * whose rows its fm_db_step returns, COMMIT, and then a small write that
  * commits synchronously: its flush covers the row (WAL is flushed in
  * order), and concurrent writers' flushes are shared by PostgreSQL's
- * group commit.  Then the read `then`, whose rows its fm_db_step
- * returns.  One round trip.  A crash before the flush loses the row and
- * every row after it (they come later in the WAL), never one alone; and
- * the caller acts on the row only after this returns. */
-static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
+ * group commit.  One round trip.  early (fm_db_step_commit_visible): a
+ * sync before the flush, and this returns at it, when the commit is
+ * visible to every writer; the flush's result is read by fm_db_durable
+ * (p_durable), or before the next statement on this connection (the
+ * sync costs the server a send and the caller a wakeup more, so only
+ * when another writer waits for the commit).  A crash before the flush
+ * loses the row and every row after it (they come later in the WAL),
+ * never one alone; and the caller acts on the row only once it is
+ * durable. */
+static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then, int early)
 {
     pg_stmt *s = PS(st);
     pg_db *p = PG(st->db);
@@ -564,24 +624,37 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
     if (!ready(p, false)) return FM_DB_ERROR;
     if (then) drop_result(PS(then));
     pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL), *flush = kept(p, &p->flush, FLUSH_SQL);
-    if (!wrote || !flush) {
+    pl_state *ps = malloc(sizeof *ps);
+    if (!wrote || !flush || !ps) {
+        free(ps);
         p->code = FM_ERR_NOMEM;
         snprintf(p->err, sizeof p->err, "out of memory");
         return FM_DB_ERROR;
     }
-    const pl_item seq[] = {{"BEGIN", NULL},  {NULL, s},     {NULL, wrote},
-                           {"COMMIT", NULL}, {NULL, flush}, {NULL, PS(then)}};
-    /* THEN last: a read that fails cannot stop the flush; it is then
-     * left to run at its own fm_db_step. */
-    enum { STMT = 1, THEN = 5 };
-    const int n = then ? THEN + 1 : THEN;
-    PGresult *res[THEN + 1] = {0};
-    pipeline(p, seq, n, res);
-    int bad = first_failed(res, THEN);
+    /* THEN inside the transaction, not after it: a statement after COMMIT
+     * and before the sync would be a transaction of its own (a third per
+     * append).  It sees the row and every commit before it. */
+    enum { STMT = 1, THEN = 3 };
+    const pl_item with[] = {{"BEGIN", NULL},  {NULL, s},        {NULL, wrote},
+                            {NULL, PS(then)}, {"COMMIT", NULL}, {NULL, flush}};
+    const pl_item without[] = {
+        {"BEGIN", NULL}, {NULL, s}, {NULL, wrote}, {"COMMIT", NULL}, {NULL, flush}};
+    const int n1 = then ? 5 : 4, n = n1 + 1; /* n1: up to COMMIT */
+    PGresult *res[6] = {0};
+    bool sent = pl_send(p, ps, then ? with : without, n, early ? n1 : 0);
+    if (sent) pl_collect(p, ps, res);
+    if (sent && early) {
+        p->pending = ps; /* the flush, after the sync */
+    } else {
+        if (sent) PQexitPipelineMode(p->conn);
+        free(ps);
+    }
+    const int checked = early ? n1 : n;
+    int bad = first_failed(res, checked);
     if (bad < 0) {
         const char *ct = PQcmdTuples(res[STMT]);
         if (ct && *ct) p->changes = atoi(ct);
-        if (then && result_ok(res[THEN])) {
+        if (then) {
             PS(then)->res = res[THEN];
             PS(then)->row = -1; /* its first fm_db_step returns the first row */
             res[THEN] = NULL;
@@ -590,6 +663,9 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
         s->row = 0;
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
+    /* The flush after the sync fails too when the transaction is left
+     * aborted: read it first, so the error said is the statement's. */
+    (void)settle(p);
     fail_res(p, res[bad]);
     keep_one(res, n, -1);
     /* A failure left the transaction open (aborted): end it. */
@@ -597,6 +673,9 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then)
         PQclear(PQexec(p->conn, "ROLLBACK"));
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
 }
+
+/* fm_db_durable: the flush of the last fm_db_step_commit_visible. */
+static int p_durable(fm_db *d) { return settle(PG(d)) ? FM_DB_OK : FM_DB_ERROR; }
 
 static void p_persist(fm_db_stmt *st) { PS(st)->keep = true; }
 
@@ -822,6 +901,7 @@ static int p_changes(fm_db *d) { return PG(d)->changes; }
 static fm_db_int64 p_lastid(fm_db *d)
 {
     pg_db *p = PG(d);
+    (void)settle(p);
     PGresult *r = PQexec(p->conn, "SELECT lastval()");
     fm_db_int64 id = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
                          ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
@@ -834,6 +914,7 @@ static int p_autocommit(fm_db *d)
 {
     pg_db *p = PG(d);
     if (p->lost_txn) return 0;
+    (void)settle(p);
     return PQtransactionStatus(p->conn) == PQTRANS_IDLE;
 }
 
@@ -848,6 +929,7 @@ const fm_db_ops fm_db_pg_ops = {
     .prepare = p_prepare,
     .step = p_step,
     .step_commit_then = p_step_commit_then,
+    .durable = p_durable,
     .persist = p_persist,
     .reset = p_reset,
     .clear_bindings = p_clear,

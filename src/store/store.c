@@ -457,8 +457,9 @@ void fm_store_close(fm_store *st)
     const char *stats = getenv("FLEETMCP_AUDIT_STATS");
     if (stats && *stats && st->audit_appends > 0)
         fm_log("debug", "audit: %lld appends, %lld inserts lost to another writer's row"
-               " (%.3f extra round trips per append)", st->audit_appends, st->audit_lost,
-               (double)st->audit_lost / (double)st->audit_appends);
+               " (%.3f extra round trips per append; %lld appends lost their first guess)",
+               st->audit_appends, st->audit_lost,
+               (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost);
     memo_clear(st);
     free(st->batch.memo);
     st->batch.memo = NULL;
@@ -468,6 +469,8 @@ void fm_store_close(fm_store *st)
     st->db = NULL;
     if (st->anchor_map) munmap(st->anchor_map, st->anchor_len);
     st->anchor_map = NULL;
+    if (st->audit_turn) munmap(st->audit_turn, st->audit_turn_len);
+    st->audit_turn = NULL;
     fm_hmac_key_free(st->audit_mac);
     st->audit_mac = NULL;
     free(st->audit_emergency_seen);

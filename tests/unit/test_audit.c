@@ -586,6 +586,47 @@ START_TEST(joining_host_starts_its_anchor)
 }
 END_TEST
 
+/* Two appenders of one host: on PostgreSQL each takes its turn from the
+ * head the other left (the turn file), so no first guess is stale and no
+ * insert is lost; after rows are deleted from the end, the turn's head is
+ * ahead of the table, which costs each appender one lost insert (its
+ * guess), not one per call.  On SQLite (one writer at a time, no guess)
+ * the same calls give the same rows and lose nothing. */
+START_TEST(local_appenders_take_turns)
+{
+    char path[] = "/tmp/fm-audit-turns-XXXXXX";
+    bool pg = getenv("FM_TEST_PG") != NULL;
+    fm_ctx a, b;
+    filled_store(&a, path, 1);
+    open_file_store(&b, path);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 2);
+    for (int i = 3; i <= 7; i++) ck_assert_int_eq(fm_audit_append(&a, &r, NULL), i);
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 8); /* B last saw row 2 */
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 9);
+    ck_assert_int_eq(a.store.audit_lost + b.store.audit_lost, 0);
+    /* As while another appender waits for the turn: the commit returns
+     * once visible and the flush is read after the turn is handed on. */
+    b.store.audit_turn_busy = 3;
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 10);
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 11);
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 12);
+    ck_assert_int_eq(b.store.audit_turn_busy, pg ? 1 : 3);
+    ck_assert_int_eq(fm_audit_anchored(&b.store), 12); /* anchored once durable */
+    ck_assert(verify_says(&a, NULL));
+    db_exec(&a, "DELETE FROM audit WHERE id>=5");
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 5);
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 6);
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 7);
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 8);
+    ck_assert_int_eq(b.store.audit_lost, pg ? 1 : 0);
+    ck_assert_int_eq(a.store.audit_lost, pg ? 1 : 0);
+    fm_ctx_close(&b);
+    fm_ctx_close(&a);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* The mode column of row id. */
 static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len)
 {
@@ -1155,6 +1196,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, shared_heads_catch_cuts);
     tcase_add_test(tc, emergency_from_another_writer);
+    tcase_add_test(tc, local_appenders_take_turns);
     tcase_add_test(tc, folds_from_two_writers);
     tcase_add_test(tc, joining_host_starts_its_anchor);
     tcase_add_test(tc, query_filters);
