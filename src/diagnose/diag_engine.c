@@ -1080,6 +1080,33 @@ static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
     return n > 0;
 }
 
+/* A repair a line states without a date (a timeline in chat, a ticket, a
+ * table, the kernel's own reset record): what its source listed before it
+ * is history, whatever the wording of those lines; stamped, it dates the
+ * repair for every source (returned as the latest repair time). */
+static double repair_in_order(run *r, const double *st, int year, int li, double fixed)
+{
+    const tline *rl = &r->lines[li];
+    double t = !isnan(st[li]) ? st[li] : any_stamp(rl->s, rl->len, year);
+    /* else a bare date in it ("closed 2026-12-02"): the start of that day,
+     * so that nothing logged later that day passes for history */
+    for (size_t i = 0; isnan(t) && i + 10 <= rl->len; i++)
+        if (isdigit((unsigned char)rl->s[i]) && rl->s[i + 4] == '-' && rl->s[i + 7] == '-' &&
+            (i == 0 || !isdigit((unsigned char)rl->s[i - 1]))) {
+            char d[11];
+            memcpy(d, rl->s + i, 10);
+            d[10] = 0;
+            t = repair_stamp(d, year);
+        }
+    for (int i = 0; i < li; i++) {
+        if (r->lines[i].src != rl->src || r->oldl[i]) continue;
+        /* both stamped: their times order them, not the listing */
+        if (!isnan(t) && !isnan(st[i]) && st[i] > t) continue;
+        r->oldl[i] = 3;
+    }
+    return !isnan(t) && (isnan(fixed) || t > fixed) ? t : fixed;
+}
+
 /* What each source logged before the node's current boot is history (the
  * driver reloaded, the GPU was re-initialised since).  The current boot
  * starts at the last boot marker of the source (journalctl's "-- Boot",
@@ -1111,6 +1138,7 @@ static void find_boots(run *r)
         return;
     }
     int rep[8], nrep = 0; /* raws recording a repair: their stamps, read below */
+    int pos[8], npos = 0; /* lines stating a repair without a date: their order */
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
         const diag_sig *g = &r->db->sigs[m->sig];
@@ -1118,6 +1146,7 @@ static void find_boots(run *r)
         if (!b || (g->ctx.code && !context_ok(r, g, m->line))) continue;
         if (b == 7) {
             if (m->val[0] && nrep < 8) rep[nrep++] = k;
+            if (!m->val[0] && npos < 8) pos[npos++] = m->line;
             continue;
         }
         if (b == 4 && m->val[0]) boot_id_norm(m->val, cur_id, sizeof cur_id);
@@ -1225,7 +1254,7 @@ static void find_boots(run *r)
     bool boot_line = false;
     for (int i = 0; i < r->nlines && !boot_line; i++)
         boot_line = kind[i] == 1;
-    if (any_up || !isnan(booted) || nrep || boot_line || r->nsrc[DS_JOB] > 0) {
+    if (any_up || !isnan(booted) || nrep || npos || boot_line || r->nsrc[DS_JOB] > 0) {
         int year = 1970 + (int)(time(NULL) / 31556952);
         if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
         double ref = NAN;
@@ -1258,6 +1287,8 @@ static void find_boots(run *r)
                 double t = repair_stamp(r->raws[rep[k]].val, year);
                 if (!isnan(t) && (isnan(fixed) || t > fixed)) fixed = t;
             }
+            for (int k = 0; k < npos; k++)
+                fixed = repair_in_order(r, st, year, pos[k], fixed);
             /* a stamped (re)boot of the node is such a record too */
             for (int i = 0; i < r->nlines; i++)
                 if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
