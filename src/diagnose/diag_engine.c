@@ -2335,6 +2335,96 @@ static json_t *prom_metrics(const json_t *signals)
     return out;
 }
 
+/* Heat no more than warm (a hot reading, the driver's soft thermal
+ * slowdown, a climb) is what slows a node, not a thermal fault: the
+ * slowdown temperature reached or a hardware thermal slowdown is. */
+static bool soft_heat_group(const char *group)
+{
+    static const char *const soft[] = {"gpu-temp/", "thermal-soft/", "gpu-temp-climbing/"};
+    for (size_t i = 0; i < sizeof soft / sizeof *soft; i++)
+        if (strncmp(group, soft[i], strlen(soft[i])) == 0) return true;
+    return false;
+}
+
+/* A job on several nodes: its node list a range or a list. */
+static bool multi_node_job(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *nd = l->src == DS_JOBS ? memmem(l->s, l->len, " nodes=", 7) : NULL;
+        size_t n = nd ? strcspn(nd + 7, " ") : 0;
+        if (n && (memchr(nd + 7, '[', n) || memchr(nd + 7, ',', n))) return true;
+    }
+    return false;
+}
+
+/* w as a word of s (no letter or digit on either side), any case */
+static bool has_word(const char *s, size_t len, const char *w)
+{
+    size_t wl = strlen(w);
+    for (size_t i = 0; wl && i + wl <= len; i++)
+        if (strncasecmp(s + i, w, wl) == 0 && (i == 0 || !isalnum((unsigned char)s[i - 1])) &&
+            (i + wl == len || !isalnum((unsigned char)s[i + wl])))
+            return true;
+    return false;
+}
+
+/* A line telling a slowdown against the job's others that names this
+ * node (its short name, or "node N" for its number): its index, or -1. */
+static int slow_line_names_node(const run *r)
+{
+    char me[64] = "", nodeword[80] = "";
+    size_t n = 0;
+    for (; r->node && r->node[n] && r->node[n] != '.' && n + 1 < sizeof me; n++)
+        me[n] = r->node[n];
+    me[n] = 0;
+    if (!n) return -1;
+    const char *num = me + n;
+    while (num > me && isdigit((unsigned char)num[-1]))
+        num--;
+    if (*num) snprintf(nodeword, sizeof nodeword, "node %s", num);
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (strcmp(r->db->sigs[m->sig].group, "slow-against-peers") != 0 ||
+            before_boot(r, m->line))
+            continue;
+        const tline *l = &r->lines[m->line];
+        if (has_word(l->s, l->len, me) || (nodeword[0] && has_word(l->s, l->len, nodeword)))
+            return m->line;
+    }
+    return -1;
+}
+
+/* One node slower than the job's others, its GPUs only warm: the job's
+ * complaint is the straggler, the heat its cause (the absorb rule takes
+ * the thermal evidence in).  A thermal fault of its own stays thermal. */
+static void warm_straggler(run *r)
+{
+    int th = diag_class_index(r->db, "gpu_thermal"), sn = diag_class_index(r->db, "straggler_node");
+    if (th < 0 || sn < 0) return;
+    int named = slow_line_names_node(r);
+    if (named >= 0) {
+        add_hit(r, sn, DK_CORR, ST_STRONG, "warm-straggler",
+                line_evidence(r, named, "[this node named slower than the job's others] "));
+        return;
+    }
+    if (!group_marked(r, "slow-against-peers") && !group_marked(r, "rank-timing") &&
+        !(group_marked(r, "job-slow") && multi_node_job(r)))
+        return;
+    int warm = -1;
+    for (int i = 0; i < r->nhits; i++) {
+        const hit *h = &r->hits[i];
+        if (h->cls != th || h->old) continue;
+        if (!soft_heat_group(h->group)) return;
+        warm = i;
+    }
+    if (warm >= 0)
+        add_hit(r, sn, DK_CORR, ST_STRONG, "warm-straggler",
+                fmt("this node slower than the job's others, its GPUs warm with no thermal "
+                    "fault (heat is the cause): %s",
+                    r->hits[warm].text ? r->hits[warm].text : ""));
+}
+
 /* ---- scoring -------------------------------------------------------------- */
 
 static void score(run *r, cstate *cs)
@@ -3418,6 +3508,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     gauge_xids(&r, metrics);
     text_hits(&r);
     if (metric_hits(&r, metrics, err)) goto fail;
+    warm_straggler(&r);
     if (r.oom) goto nomem;
 
     /* correlation rules see the evidence so far */
