@@ -2395,6 +2395,19 @@ static int slow_line_names_node(const run *r)
     return -1;
 }
 
+/* Readings of the job's members that cls's outlier rules compare (per-rank
+ * or per-host times), fresh, whether or not one stood out by their margin. */
+static bool timings_read(const run *r, int cls)
+{
+    for (int i = 0; i < r->db->nrules; i++) {
+        const diag_rule *ru = &r->db->rules[i];
+        if (ru->type != RT_OUTLIER || ru->cls != cls || ru->sig < 0) continue;
+        for (int k = 0; k < r->nraws; k++)
+            if (r->raws[k].sig == ru->sig && !before_boot(r, r->raws[k].line)) return true;
+    }
+    return false;
+}
+
 /* One node slower than the job's others, its GPUs only warm: the job's
  * complaint is the straggler, the heat its cause (the absorb rule takes
  * the thermal evidence in).  A thermal fault of its own stays thermal. */
@@ -2409,7 +2422,7 @@ static void warm_straggler(run *r)
         return;
     }
     if (!group_marked(r, "slow-against-peers") && !group_marked(r, "rank-timing") &&
-        !(group_marked(r, "job-slow") && multi_node_job(r)))
+        !timings_read(r, sn) && !(group_marked(r, "job-slow") && multi_node_job(r)))
         return;
     int warm = -1;
     for (int i = 0; i < r->nhits; i++) {
