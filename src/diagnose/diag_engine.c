@@ -3340,7 +3340,9 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
      * evicting every client) is one of the fleet's */
     if (cluster && cluster >= node)
         json_object_set_new(o, "scope", json_string("cluster"));
-    else if (job && !node && !names_node(r))
+    /* numerics that go wrong on one node's ranks alone are that node's */
+    else if (job && !node && !names_node(r) &&
+             !(group_marked(r, "numerics-on-one-node") && anomaly_seen(r, "anomaly-loss-nonfinite")))
         json_object_set_new(o, "scope", json_string("job"));
     json_object_set_new(o, "runbook", json_null());
     json_object_set_new(o, "act", json_false());
