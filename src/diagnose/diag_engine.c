@@ -103,6 +103,7 @@ typedef struct run {
                             * node with no Xid record of the window read to age them */
     unsigned char *oldl;   /* per line: logged before the node's current boot */
     bool cur_old;          /* hits being added come from before a reboot */
+    bool repaired;         /* a repair (a reset, a part swapped) is on record */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
                             * sources (kernel log, events, metrics) were collected */
     tline flat[16];        /* lines saying a counter did not move (taken out) */
@@ -1147,6 +1148,7 @@ static void find_boots(run *r)
         if (b == 7) {
             if (m->val[0] && nrep < 8) rep[nrep++] = k;
             if (!m->val[0] && npos < 8) pos[npos++] = m->line;
+            r->repaired = true;
             continue;
         }
         if (b == 4 && m->val[0]) boot_id_norm(m->val, cur_id, sizeof cur_id);
@@ -1984,9 +1986,10 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             /* with the Xid record of the window read (a kernel log, even an
              * empty one, or DCGM's health and events: marker group
              * xid-window-read) and no line of that code in it, the gauge
-             * holds an old Xid: history, nothing to escalate */
+             * holds an old Xid: history, nothing to escalate; so it is
+             * after a repair on record (a reset, a part swapped) */
             bool old = alone && (r->nsrc[DS_KERNEL] > 0 || r->kernel_given ||
-                                 group_marked(r, "xid-window-read"));
+                                 group_marked(r, "xid-window-read") || r->repaired);
             r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);
