@@ -374,8 +374,10 @@ static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] 
                                        "[a day or more before the job's latest record: history] ",
                                        "[an earlier attempt of the job: history] ",
                                        "[an application's Xid a day or more before the latest "
-                                       "record: history] "};
+                                       "record: history] ",
+                                       "[before a later reading that shows it cleared: history] "};
 #define OLD_APP_XID 6
+#define OLD_CLEARED 7
 
 static double line_stamp(const char *s, size_t len, int year);
 
@@ -1108,6 +1110,58 @@ static double repair_in_order(run *r, const double *st, int year, int li, double
     return !isnan(t) && (isnan(fixed) || t > fixed) ? t : fixed;
 }
 
+/* A repair signature of group "clears-<class>" (the class id with dashes)
+ * reads one class's state clean now: that class's index, else -1. */
+static int cleared_class(const struct fm_diag_db *db, const diag_sig *g)
+{
+    if (strncmp(g->group, "clears-", 7) != 0) return -1;
+    char id[64];
+    size_t n = 0;
+    for (const char *p = g->group + 7; *p && n + 1 < sizeof id; p++)
+        id[n++] = *p == '-' ? '_' : *p;
+    id[n] = 0;
+    return diag_class_index(db, id);
+}
+
+/* Whether a line holds evidence of class c: a signature of it, or an Xid
+ * the catalog gives it. */
+static bool line_of_class(const run *r, int li, int c)
+{
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->line != li) continue;
+        const diag_sig *h = &r->db->sigs[m->sig];
+        const diag_xid *x = h->xid ? diag_xid_find(r->db, m->xid) : NULL;
+        if (x && x->cls == c) return true;
+        for (int d = 0; d < h->ncls; d++)
+            if (h->cls[d] == c) return true;
+    }
+    return false;
+}
+
+/* A reading that shows a class's state clean now ("Pending : No" after a
+ * row remap was pending, "remapping failure: no"): that class's evidence
+ * listed before it in the same source, or stamped before it in any, is
+ * history (the state it told has cleared since: a reset applied it).  The
+ * newest state wins; a fault after the reading stays. */
+static void cleared_since(run *r, const double *st, int year, int k)
+{
+    const rawm *m = &r->raws[k];
+    int c = cleared_class(r->db, &r->db->sigs[m->sig]);
+    const tline *cl = &r->lines[m->line];
+    double t = !isnan(st[m->line]) ? st[m->line] : any_stamp(cl->s, cl->len, year);
+    /* a command's output takes the stamp of the command's line above it */
+    for (int i = m->line - 1; isnan(t) && i >= 0 && i >= m->line - 8; i--)
+        if (r->lines[i].src == cl->src) t = st[i];
+    for (int i = 0; i < r->nlines; i++) {
+        if (i == m->line || r->oldl[i]) continue;
+        bool both = !isnan(t) && !isnan(st[i]);
+        bool before = both ? st[i] < t - 60
+                           : r->lines[i].src == cl->src && i < m->line;
+        if (before && line_of_class(r, i, c)) r->oldl[i] = OLD_CLEARED;
+    }
+}
+
 /* What each source logged before the node's current boot is history (the
  * driver reloaded, the GPU was re-initialised since).  The current boot
  * starts at the last boot marker of the source (journalctl's "-- Boot",
@@ -1140,11 +1194,16 @@ static void find_boots(run *r)
     }
     int rep[8], nrep = 0; /* raws recording a repair: their stamps, read below */
     int pos[8], npos = 0; /* lines stating a repair without a date: their order */
+    int clr[8], nclr = 0; /* raws reading a class's state clean: their order */
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
         const diag_sig *g = &r->db->sigs[m->sig];
         int b = g->boot;
         if (!b || (g->ctx.code && !context_ok(r, g, m->line))) continue;
+        if (b == 7 && cleared_class(r->db, g) >= 0) {
+            if (nclr < 8) clr[nclr++] = k;
+            continue;
+        }
         if (b == 7) {
             if (m->val[0] && nrep < 8) rep[nrep++] = k;
             if (!m->val[0] && npos < 8) pos[npos++] = m->line;
@@ -1256,7 +1315,7 @@ static void find_boots(run *r)
     bool boot_line = false;
     for (int i = 0; i < r->nlines && !boot_line; i++)
         boot_line = kind[i] == 1;
-    if (any_up || !isnan(booted) || nrep || npos || boot_line || r->nsrc[DS_JOB] > 0) {
+    if (any_up || !isnan(booted) || nrep || npos || nclr || boot_line || r->nsrc[DS_JOB] > 0) {
         int year = 1970 + (int)(time(NULL) / 31556952);
         if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
         double ref = NAN;
@@ -1291,6 +1350,8 @@ static void find_boots(run *r)
             }
             for (int k = 0; k < npos; k++)
                 fixed = repair_in_order(r, st, year, pos[k], fixed);
+            for (int k = 0; k < nclr; k++)
+                cleared_since(r, st, year, clr[k]);
             /* a stamped (re)boot of the node is such a record too */
             for (int i = 0; i < r->nlines; i++)
                 if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
