@@ -104,6 +104,8 @@ typedef struct run {
     unsigned char *oldl;   /* per line: logged before the node's current boot */
     bool cur_old;          /* hits being added come from before a reboot */
     bool repaired;         /* a repair (a reset, a part swapped) is on record */
+    int clean[4], nclean;  /* classes a live metric reads clean on every GPU */
+    double clean_at;       /* when (the latest sample's time, else now) */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
                             * sources (kernel log, events, metrics) were collected */
     tline flat[16];        /* lines saying a counter did not move (taken out) */
@@ -1315,7 +1317,8 @@ static void find_boots(run *r)
     bool boot_line = false;
     for (int i = 0; i < r->nlines && !boot_line; i++)
         boot_line = kind[i] == 1;
-    if (any_up || !isnan(booted) || nrep || npos || nclr || boot_line || r->nsrc[DS_JOB] > 0) {
+    if (any_up || !isnan(booted) || nrep || npos || nclr || r->nclean || boot_line ||
+        r->nsrc[DS_JOB] > 0) {
         int year = 1970 + (int)(time(NULL) / 31556952);
         if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
         double ref = NAN;
@@ -1352,6 +1355,13 @@ static void find_boots(run *r)
                 fixed = repair_in_order(r, st, year, pos[k], fixed);
             for (int k = 0; k < nclr; k++)
                 cleared_since(r, st, year, clr[k]);
+            /* a live metric reading the state clean on every GPU is newer
+             * than a log line stamped an hour or more before it */
+            for (int k = 0; k < r->nclean; k++)
+                for (int i = 0; i < r->nlines; i++)
+                    if (!r->oldl[i] && !isnan(st[i]) && st[i] < r->clean_at - 3600 &&
+                        line_of_class(r, i, r->clean[k]))
+                        r->oldl[i] = OLD_CLEARED;
             /* a stamped (re)boot of the node is such a record too */
             for (int i = 0; i < r->nlines; i++)
                 if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
@@ -2144,6 +2154,49 @@ static double sample_time(const json_t *o)
         ep -= (*rest == '+' ? 1 : -1) * (hh * 3600.0 + mm * 60.0);
     }
     return ep;
+}
+
+/* DCGM fields whose latest reading of 0 on every GPU of the node says a
+ * class's state is clean now (a remap pending clears only when a reset
+ * applies it): that class's log lines from well before are history. */
+static const struct {
+    const char *metric, *cls;
+} CLEAN_NOW[] = {{"DCGM_FI_DEV_ROW_REMAP_PENDING", "gpu_row_remap_pending"},
+                 {"DCGM_FI_DEV_ROW_REMAP_FAILURE", "gpu_row_remap_failure"}};
+
+static void metrics_clean_now(run *r, const json_t *metrics)
+{
+    r->nclean = 0;
+    r->clean_at = (double)time(NULL);
+    double newest = NAN;
+    for (size_t e = 0; e < sizeof CLEAN_NOW / sizeof *CLEAN_NOW; e++) {
+        json_t *last = json_object(); /* per GPU: its latest sample */
+        size_t i;
+        const json_t *o;
+        json_array_foreach(metrics, i, o)
+        {
+            const char *nm = json_string_value(json_object_get(o, "name"));
+            char hb[64], k[300];
+            const char *h = host_of(json_object_get(o, "labels"), hb, sizeof hb);
+            if (!last || !nm || strcmp(nm, CLEAN_NOW[e].metric) != 0 ||
+                (r->node && h && *h && !same_host(h, r->node)))
+                continue;
+            gpu_key(json_object_get(o, "labels"), k, sizeof k);
+            const json_t *prev = json_object_get(last, k);
+            double t = sample_time(o);
+            if (prev && !isnan(t) && t < sample_time(prev)) continue;
+            json_object_set(last, k, (json_t *)o);
+            if (!isnan(t) && (isnan(newest) || t > newest)) newest = t;
+        }
+        bool clean = last && json_object_size(last) > 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach(last, key, v) clean &= json_number_value(json_object_get(v, "value")) == 0;
+        int c = diag_class_index(r->db, CLEAN_NOW[e].cls);
+        if (clean && c >= 0 && r->nclean < 4) r->clean[r->nclean++] = c;
+        json_decref(last);
+    }
+    if (!isnan(newest)) r->clean_at = newest;
 }
 
 typedef struct tsamp {
@@ -3585,6 +3638,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         r.nsrc[DS_METRICS] += (int)json_array_size(r.textm);
     }
     gauge_xids(&r, metrics);
+    metrics_clean_now(&r, metrics);
     text_hits(&r);
     if (metric_hits(&r, metrics, err)) goto fail;
     warm_straggler(&r);
