@@ -2171,10 +2171,10 @@ static void metrics_clean_now(run *r, const json_t *metrics)
     double newest = NAN;
     for (size_t e = 0; e < sizeof CLEAN_NOW / sizeof *CLEAN_NOW; e++) {
         json_t *last = json_object(); /* per GPU: its latest sample */
-        size_t i;
-        const json_t *o;
-        json_array_foreach(metrics, i, o)
-        {
+        size_t n = json_array_size(metrics), nt = json_array_size(r->textm);
+        for (size_t i = 0; i < n + nt; i++) {
+            /* the samples given, and those pasted as exporter text */
+            const json_t *o = i < n ? json_array_get(metrics, i) : json_array_get(r->textm, i - n);
             const char *nm = json_string_value(json_object_get(o, "name"));
             char hb[64], k[300];
             const char *h = host_of(json_object_get(o, "labels"), hb, sizeof hb);
