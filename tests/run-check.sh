@@ -124,7 +124,7 @@ stage diagnose-scenarios python3 tests/diagnose/run_scenarios.py
 stage diagnose-blind python3 tests/diagnose/run_scenarios.py --held-out 77 0 tests/diagnose/blind
 stage diagnose-blind2 python3 tests/diagnose/run_scenarios.py --held-out 98 0 tests/diagnose/blind2
 stage diagnose-blind3 python3 tests/diagnose/run_scenarios.py --held-out 94 0 tests/diagnose/blind3
-stage diagnose-blind4 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind4
+stage diagnose-blind4 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind4
 stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind5
 # blind6 was told to the tenth pass (its misses as general kinds); blind7
 # was measured unseen after it (58/70, 4 unsafe calls) and told to the
@@ -132,22 +132,26 @@ stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # (raised to what the twelfth pass keeps, blind7 to what the thirteenth
 # reaches).
 stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 61 0 tests/diagnose/blind6
-stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind7
+stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind7
 # blind8 (70, written 17:01-17:08 UTC by an author who read no code) was
 # scored before the eleventh pass (56/70, 2 unsafe) and after it (58/70,
 # 2 unsafe), then told to the twelfth pass as general kinds: the floor is
 # what that pass reached.
-stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind8
+stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind8
 # blind9 (70, written 20:19-20:27 UTC by an author who read no code),
 # told to no one: 59/70, 2 unsafe calls before the twelfth pass and the
 # same 59/70, 2 unsafe after it (that pass fixed only the kinds it was
 # told). Then told to the thirteenth pass as general kinds: the floor is
 # what that pass reached.
-stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind9
+stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind9
 # blind10 (70, written 23:45-23:52 UTC by an author who read no code),
 # told to no one: 59/70, 1 unsafe call on the engine before the thirteenth
 # pass, 60/70, 1 unsafe after it. Then told to the fourteenth pass as nine
 # general kinds (its files unread): the floor is what that pass reached.
+# The fifteenth pass, told blind11's misses as general kinds (time order
+# after a repair, warm stragglers, idle reservations, setting drift,
+# control-plane scope), raised blind4, blind7, blind8 and blind9 to what
+# it reaches.
 stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind10
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'

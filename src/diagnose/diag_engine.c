@@ -103,6 +103,9 @@ typedef struct run {
                             * node with no Xid record of the window read to age them */
     unsigned char *oldl;   /* per line: logged before the node's current boot */
     bool cur_old;          /* hits being added come from before a reboot */
+    bool repaired;         /* a repair (a reset, a part swapped) is on record */
+    int clean[4], nclean;  /* classes a live metric reads clean on every GPU */
+    double clean_at;       /* when (the latest sample's time, else now) */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
                             * sources (kernel log, events, metrics) were collected */
     tline flat[16];        /* lines saying a counter did not move (taken out) */
@@ -373,8 +376,10 @@ static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] 
                                        "[a day or more before the job's latest record: history] ",
                                        "[an earlier attempt of the job: history] ",
                                        "[an application's Xid a day or more before the latest "
-                                       "record: history] "};
+                                       "record: history] ",
+                                       "[before a later reading that shows it cleared: history] "};
 #define OLD_APP_XID 6
+#define OLD_CLEARED 7
 
 static double line_stamp(const char *s, size_t len, int year);
 
@@ -1080,6 +1085,85 @@ static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
     return n > 0;
 }
 
+/* A repair a line states without a date (a timeline in chat, a ticket, a
+ * table, the kernel's own reset record): what its source listed before it
+ * is history, whatever the wording of those lines; stamped, it dates the
+ * repair for every source (returned as the latest repair time). */
+static double repair_in_order(run *r, const double *st, int year, int li, double fixed)
+{
+    const tline *rl = &r->lines[li];
+    double t = !isnan(st[li]) ? st[li] : any_stamp(rl->s, rl->len, year);
+    /* else a bare date in it ("closed 2026-12-02"): the start of that day,
+     * so that nothing logged later that day passes for history */
+    for (size_t i = 0; isnan(t) && i + 10 <= rl->len; i++)
+        if (isdigit((unsigned char)rl->s[i]) && rl->s[i + 4] == '-' && rl->s[i + 7] == '-' &&
+            (i == 0 || !isdigit((unsigned char)rl->s[i - 1]))) {
+            char d[11];
+            memcpy(d, rl->s + i, 10);
+            d[10] = 0;
+            t = repair_stamp(d, year);
+        }
+    for (int i = 0; i < li; i++) {
+        if (r->lines[i].src != rl->src || r->oldl[i]) continue;
+        /* both stamped: their times order them, not the listing */
+        if (!isnan(t) && !isnan(st[i]) && st[i] > t) continue;
+        r->oldl[i] = 3;
+    }
+    return !isnan(t) && (isnan(fixed) || t > fixed) ? t : fixed;
+}
+
+/* A repair signature of group "clears-<class>" (the class id with dashes)
+ * reads one class's state clean now: that class's index, else -1. */
+static int cleared_class(const struct fm_diag_db *db, const diag_sig *g)
+{
+    if (strncmp(g->group, "clears-", 7) != 0) return -1;
+    char id[64];
+    size_t n = 0;
+    for (const char *p = g->group + 7; *p && n + 1 < sizeof id; p++)
+        id[n++] = *p == '-' ? '_' : *p;
+    id[n] = 0;
+    return diag_class_index(db, id);
+}
+
+/* Whether a line holds evidence of class c: a signature of it, or an Xid
+ * the catalog gives it. */
+static bool line_of_class(const run *r, int li, int c)
+{
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (m->line != li) continue;
+        const diag_sig *h = &r->db->sigs[m->sig];
+        const diag_xid *x = h->xid ? diag_xid_find(r->db, m->xid) : NULL;
+        if (x && x->cls == c) return true;
+        for (int d = 0; d < h->ncls; d++)
+            if (h->cls[d] == c) return true;
+    }
+    return false;
+}
+
+/* A reading that shows a class's state clean now ("Pending : No" after a
+ * row remap was pending, "remapping failure: no"): that class's evidence
+ * listed before it in the same source, or stamped before it in any, is
+ * history (the state it told has cleared since: a reset applied it).  The
+ * newest state wins; a fault after the reading stays. */
+static void cleared_since(run *r, const double *st, int year, int k)
+{
+    const rawm *m = &r->raws[k];
+    int c = cleared_class(r->db, &r->db->sigs[m->sig]);
+    const tline *cl = &r->lines[m->line];
+    double t = !isnan(st[m->line]) ? st[m->line] : any_stamp(cl->s, cl->len, year);
+    /* a command's output takes the stamp of the command's line above it */
+    for (int i = m->line - 1; isnan(t) && i >= 0 && i >= m->line - 8; i--)
+        if (r->lines[i].src == cl->src) t = st[i];
+    for (int i = 0; i < r->nlines; i++) {
+        if (i == m->line || r->oldl[i]) continue;
+        bool both = !isnan(t) && !isnan(st[i]);
+        bool before = both ? st[i] < t - 60
+                           : r->lines[i].src == cl->src && i < m->line;
+        if (before && line_of_class(r, i, c)) r->oldl[i] = OLD_CLEARED;
+    }
+}
+
 /* What each source logged before the node's current boot is history (the
  * driver reloaded, the GPU was re-initialised since).  The current boot
  * starts at the last boot marker of the source (journalctl's "-- Boot",
@@ -1111,13 +1195,21 @@ static void find_boots(run *r)
         return;
     }
     int rep[8], nrep = 0; /* raws recording a repair: their stamps, read below */
+    int pos[8], npos = 0; /* lines stating a repair without a date: their order */
+    int clr[8], nclr = 0; /* raws reading a class's state clean: their order */
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
         const diag_sig *g = &r->db->sigs[m->sig];
         int b = g->boot;
         if (!b || (g->ctx.code && !context_ok(r, g, m->line))) continue;
+        if (b == 7 && cleared_class(r->db, g) >= 0) {
+            if (nclr < 8) clr[nclr++] = k;
+            continue;
+        }
         if (b == 7) {
             if (m->val[0] && nrep < 8) rep[nrep++] = k;
+            if (!m->val[0] && npos < 8) pos[npos++] = m->line;
+            r->repaired = true;
             continue;
         }
         if (b == 4 && m->val[0]) boot_id_norm(m->val, cur_id, sizeof cur_id);
@@ -1225,7 +1317,8 @@ static void find_boots(run *r)
     bool boot_line = false;
     for (int i = 0; i < r->nlines && !boot_line; i++)
         boot_line = kind[i] == 1;
-    if (any_up || !isnan(booted) || nrep || boot_line || r->nsrc[DS_JOB] > 0) {
+    if (any_up || !isnan(booted) || nrep || npos || nclr || r->nclean || boot_line ||
+        r->nsrc[DS_JOB] > 0) {
         int year = 1970 + (int)(time(NULL) / 31556952);
         if (!isnan(booted)) year = 1970 + (int)(booted / 31556952);
         double ref = NAN;
@@ -1258,6 +1351,17 @@ static void find_boots(run *r)
                 double t = repair_stamp(r->raws[rep[k]].val, year);
                 if (!isnan(t) && (isnan(fixed) || t > fixed)) fixed = t;
             }
+            for (int k = 0; k < npos; k++)
+                fixed = repair_in_order(r, st, year, pos[k], fixed);
+            for (int k = 0; k < nclr; k++)
+                cleared_since(r, st, year, clr[k]);
+            /* a live metric reading the state clean on every GPU is newer
+             * than a log line stamped an hour or more before it */
+            for (int k = 0; k < r->nclean; k++)
+                for (int i = 0; i < r->nlines; i++)
+                    if (!r->oldl[i] && !isnan(st[i]) && st[i] < r->clean_at - 3600 &&
+                        line_of_class(r, i, r->clean[k]))
+                        r->oldl[i] = OLD_CLEARED;
             /* a stamped (re)boot of the node is such a record too */
             for (int i = 0; i < r->nlines; i++)
                 if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
@@ -1953,9 +2057,10 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             /* with the Xid record of the window read (a kernel log, even an
              * empty one, or DCGM's health and events: marker group
              * xid-window-read) and no line of that code in it, the gauge
-             * holds an old Xid: history, nothing to escalate */
+             * holds an old Xid: history, nothing to escalate; so it is
+             * after a repair on record (a reset, a part swapped) */
             bool old = alone && (r->nsrc[DS_KERNEL] > 0 || r->kernel_given ||
-                                 group_marked(r, "xid-window-read"));
+                                 group_marked(r, "xid-window-read") || r->repaired);
             r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);
@@ -2049,6 +2154,49 @@ static double sample_time(const json_t *o)
         ep -= (*rest == '+' ? 1 : -1) * (hh * 3600.0 + mm * 60.0);
     }
     return ep;
+}
+
+/* DCGM fields whose latest reading of 0 on every GPU of the node says a
+ * class's state is clean now (a remap pending clears only when a reset
+ * applies it): that class's log lines from well before are history. */
+static const struct {
+    const char *metric, *cls;
+} CLEAN_NOW[] = {{"DCGM_FI_DEV_ROW_REMAP_PENDING", "gpu_row_remap_pending"},
+                 {"DCGM_FI_DEV_ROW_REMAP_FAILURE", "gpu_row_remap_failure"}};
+
+static void metrics_clean_now(run *r, const json_t *metrics)
+{
+    r->nclean = 0;
+    r->clean_at = (double)time(NULL);
+    double newest = NAN;
+    for (size_t e = 0; e < sizeof CLEAN_NOW / sizeof *CLEAN_NOW; e++) {
+        json_t *last = json_object(); /* per GPU: its latest sample */
+        size_t n = json_array_size(metrics), nt = json_array_size(r->textm);
+        for (size_t i = 0; i < n + nt; i++) {
+            /* the samples given, and those pasted as exporter text */
+            const json_t *o = i < n ? json_array_get(metrics, i) : json_array_get(r->textm, i - n);
+            const char *nm = json_string_value(json_object_get(o, "name"));
+            char hb[64], k[300];
+            const char *h = host_of(json_object_get(o, "labels"), hb, sizeof hb);
+            if (!last || !nm || strcmp(nm, CLEAN_NOW[e].metric) != 0 ||
+                (r->node && h && *h && !same_host(h, r->node)))
+                continue;
+            gpu_key(json_object_get(o, "labels"), k, sizeof k);
+            const json_t *prev = json_object_get(last, k);
+            double t = sample_time(o);
+            if (prev && !isnan(t) && t < sample_time(prev)) continue;
+            json_object_set(last, k, (json_t *)o);
+            if (!isnan(t) && (isnan(newest) || t > newest)) newest = t;
+        }
+        bool clean = last && json_object_size(last) > 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach(last, key, v) clean &= json_number_value(json_object_get(v, "value")) == 0;
+        int c = diag_class_index(r->db, CLEAN_NOW[e].cls);
+        if (clean && c >= 0 && r->nclean < 4) r->clean[r->nclean++] = c;
+        json_decref(last);
+    }
+    if (!isnan(newest)) r->clean_at = newest;
 }
 
 typedef struct tsamp {
@@ -2302,6 +2450,109 @@ static json_t *prom_metrics(const json_t *signals)
         }
     }
     return out;
+}
+
+/* Heat no more than warm (a hot reading, the driver's soft thermal
+ * slowdown, a climb) is what slows a node, not a thermal fault: the
+ * slowdown temperature reached or a hardware thermal slowdown is. */
+static bool soft_heat_group(const char *group)
+{
+    static const char *const soft[] = {"gpu-temp/", "thermal-soft/", "gpu-temp-climbing/"};
+    for (size_t i = 0; i < sizeof soft / sizeof *soft; i++)
+        if (strncmp(group, soft[i], strlen(soft[i])) == 0) return true;
+    return false;
+}
+
+/* A job on several nodes: its node list a range or a list. */
+static bool multi_node_job(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *nd = l->src == DS_JOBS ? memmem(l->s, l->len, " nodes=", 7) : NULL;
+        size_t n = nd ? strcspn(nd + 7, " ") : 0;
+        if (n && (memchr(nd + 7, '[', n) || memchr(nd + 7, ',', n))) return true;
+    }
+    return false;
+}
+
+/* w as a word of s (no letter or digit on either side), any case */
+static bool has_word(const char *s, size_t len, const char *w)
+{
+    size_t wl = strlen(w);
+    for (size_t i = 0; wl && i + wl <= len; i++)
+        if (strncasecmp(s + i, w, wl) == 0 && (i == 0 || !isalnum((unsigned char)s[i - 1])) &&
+            (i + wl == len || !isalnum((unsigned char)s[i + wl])))
+            return true;
+    return false;
+}
+
+/* A line telling a slowdown against the job's others that names this
+ * node (its short name, or "node N" for its number): its index, or -1. */
+static int slow_line_names_node(const run *r)
+{
+    char me[64] = "", nodeword[80] = "";
+    size_t n = 0;
+    for (; r->node && r->node[n] && r->node[n] != '.' && n + 1 < sizeof me; n++)
+        me[n] = r->node[n];
+    me[n] = 0;
+    if (!n) return -1;
+    const char *num = me + n;
+    while (num > me && isdigit((unsigned char)num[-1]))
+        num--;
+    if (*num) snprintf(nodeword, sizeof nodeword, "node %s", num);
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (strcmp(r->db->sigs[m->sig].group, "slow-against-peers") != 0 ||
+            before_boot(r, m->line))
+            continue;
+        const tline *l = &r->lines[m->line];
+        if (has_word(l->s, l->len, me) || (nodeword[0] && has_word(l->s, l->len, nodeword)))
+            return m->line;
+    }
+    return -1;
+}
+
+/* Readings of the job's members that cls's outlier rules compare (per-rank
+ * or per-host times), fresh, whether or not one stood out by their margin. */
+static bool timings_read(const run *r, int cls)
+{
+    for (int i = 0; i < r->db->nrules; i++) {
+        const diag_rule *ru = &r->db->rules[i];
+        if (ru->type != RT_OUTLIER || ru->cls != cls || ru->sig < 0) continue;
+        for (int k = 0; k < r->nraws; k++)
+            if (r->raws[k].sig == ru->sig && !before_boot(r, r->raws[k].line)) return true;
+    }
+    return false;
+}
+
+/* One node slower than the job's others, its GPUs only warm: the job's
+ * complaint is the straggler, the heat its cause (the absorb rule takes
+ * the thermal evidence in).  A thermal fault of its own stays thermal. */
+static void warm_straggler(run *r)
+{
+    int th = diag_class_index(r->db, "gpu_thermal"), sn = diag_class_index(r->db, "straggler_node");
+    if (th < 0 || sn < 0) return;
+    int named = slow_line_names_node(r);
+    if (named >= 0) {
+        add_hit(r, sn, DK_CORR, ST_STRONG, "warm-straggler",
+                line_evidence(r, named, "[this node named slower than the job's others] "));
+        return;
+    }
+    if (!group_marked(r, "slow-against-peers") && !group_marked(r, "rank-timing") &&
+        !timings_read(r, sn) && !(group_marked(r, "job-slow") && multi_node_job(r)))
+        return;
+    int warm = -1;
+    for (int i = 0; i < r->nhits; i++) {
+        const hit *h = &r->hits[i];
+        if (h->cls != th || h->old) continue;
+        if (!soft_heat_group(h->group)) return;
+        warm = i;
+    }
+    if (warm >= 0)
+        add_hit(r, sn, DK_CORR, ST_STRONG, "warm-straggler",
+                fmt("this node slower than the job's others, its GPUs warm with no thermal "
+                    "fault (heat is the cause): %s",
+                    r->hits[warm].text ? r->hits[warm].text : ""));
 }
 
 /* ---- scoring -------------------------------------------------------------- */
@@ -3206,7 +3457,9 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
      * evicting every client) is one of the fleet's */
     if (cluster && cluster >= node)
         json_object_set_new(o, "scope", json_string("cluster"));
-    else if (job && !node && !names_node(r))
+    /* numerics that go wrong on one node's ranks alone are that node's */
+    else if (job && !node && !names_node(r) &&
+             !(group_marked(r, "numerics-on-one-node") && anomaly_seen(r, "anomaly-loss-nonfinite")))
         json_object_set_new(o, "scope", json_string("job"));
     json_object_set_new(o, "runbook", json_null());
     json_object_set_new(o, "act", json_false());
@@ -3385,8 +3638,10 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         r.nsrc[DS_METRICS] += (int)json_array_size(r.textm);
     }
     gauge_xids(&r, metrics);
+    metrics_clean_now(&r, metrics);
     text_hits(&r);
     if (metric_hits(&r, metrics, err)) goto fail;
+    warm_straggler(&r);
     if (r.oom) goto nomem;
 
     /* correlation rules see the evidence so far */
