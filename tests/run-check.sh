@@ -153,6 +153,15 @@ stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # control-plane scope), raised blind4, blind7, blind8 and blind9 to what
 # it reaches.
 stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind10
+# blind11 (70, written 03:12-03:19 UTC 2026-12-07 by an author who read no
+# code), scored unseen: 63/70, 2 unsafe on main (29a9d2b), 64/70, 2 unsafe
+# after the fourteenth pass; then told to the fifteenth pass as five
+# general kinds: the floor is what that pass reached.
+stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 66 1 tests/diagnose/blind11
+# blind12 (70, written 03:52-03:58 UTC by an author who read no code),
+# told to no one: 59/70, 2 unsafe on main and after the fourteenth pass,
+# 61/70, 1 unsafe after the fifteenth. The floor is that unseen figure.
+stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 61 1 tests/diagnose/blind12
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
