@@ -190,7 +190,7 @@ print-pkgs:
 	@echo $(PKGS)
 
 lint:
-	clang-format --dry-run --Werror $$(find src include tools tests -name '*.[ch]')
+	clang-format --dry-run --Werror $$(find src include tools tests bench -name node_modules -prune -o -name '*.[ch]' -print)
 
 PREFIX ?= /usr/local
 DOCDIR ?= $(PREFIX)/share/doc/fleetmcp

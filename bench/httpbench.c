@@ -113,12 +113,12 @@ static int read_response(client *c, size_t *body_off, size_t *body_len)
 static int post(client *c, const char *body, const char *sid)
 {
     char req[8192];
-    int n = snprintf(req, sizeof req,
-                     "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                     "Accept: application/json, text/event-stream\r\n"
-                     "MCP-Protocol-Version: 2025-11-25\r\n%s%s%sContent-Length: %zu\r\n\r\n%s",
-                     port, sid ? "Mcp-Session-Id: " : "", sid ? sid : "", sid ? "\r\n" : "",
-                     strlen(body), body);
+    int n = snprintf(
+        req, sizeof req,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+        "Accept: application/json, text/event-stream\r\n"
+        "MCP-Protocol-Version: 2025-11-25\r\n%s%s%sContent-Length: %zu\r\n\r\n%s",
+        port, sid ? "Mcp-Session-Id: " : "", sid ? sid : "", sid ? "\r\n" : "", strlen(body), body);
     if (n < 0 || (size_t)n >= sizeof req || write_all(c->fd, req, (size_t)n)) return -1;
     size_t off, bl;
     return read_response(c, &off, &bl);
@@ -150,29 +150,45 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct option o[] = {{"port", 1, 0, 'p'},    {"clients", 1, 0, 'c'},
-                                      {"seconds", 1, 0, 's'}, {"tool", 1, 0, 't'},
-                                      {"args", 1, 0, 'a'},    {"max-calls", 1, 0, 'm'},
-                                      {0, 0, 0, 0}};
+    static const struct option o[] = {
+        {"port", 1, 0, 'p'}, {"clients", 1, 0, 'c'}, {"seconds", 1, 0, 's'},
+        {"tool", 1, 0, 't'}, {"args", 1, 0, 'a'},    {"max-calls", 1, 0, 'm'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (ch) {
-        case 'p': port = atoi(optarg); break;
-        case 'c': clients = atoi(optarg); break;
-        case 's': seconds = atof(optarg); break;
-        case 't': tool = optarg; break;
-        case 'a': args = optarg; break;
-        case 'm': max_calls = atoi(optarg); break;
-        default: return 2;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'c':
+            clients = atoi(optarg);
+            break;
+        case 's':
+            seconds = atof(optarg);
+            break;
+        case 't':
+            tool = optarg;
+            break;
+        case 'a':
+            args = optarg;
+            break;
+        case 'm':
+            max_calls = atoi(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     if (port <= 0 || clients < 1 || clients > 256 || max_calls < 1 || max_calls > MAX_CALLS)
-        return fprintf(stderr, "httpbench: --port P --clients 1..256 --seconds S --tool T --args J\n"), 2;
+        return fprintf(stderr,
+                       "httpbench: --port P --clients 1..256 --seconds S --tool T --args J\n"),
+               2;
     /* One session for everyone: initialize, then initialized. */
     client boot = {.fd = dial()};
-    if (post(&boot, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
-                    "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":"
-                    "{\"name\":\"httpbench\",\"version\":\"1\"}}}",
+    if (post(&boot,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":"
+             "{\"name\":\"httpbench\",\"version\":\"1\"}}}",
              NULL) != 200) {
         fprintf(stderr, "httpbench: initialize failed: %.200s\n", boot.buf);
         return 1;
@@ -180,7 +196,8 @@ int main(int argc, char **argv)
     const char *s = strcasestr(boot.buf, "\r\nmcp-session-id:");
     if (s) {
         s += 17;
-        while (*s == ' ') s++;
+        while (*s == ' ')
+            s++;
         size_t n = strcspn(s, "\r\n");
         snprintf(session, sizeof session, "%.*s", (int)n, s);
     }
@@ -195,11 +212,14 @@ int main(int argc, char **argv)
         cs[i].lat = malloc(sizeof(double) * (size_t)max_calls);
     }
     double t0 = now_us();
-    for (int i = 0; i < clients; i++) pthread_create(&th[i], NULL, run, &cs[i]);
-    for (int i = 0; i < clients; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < clients; i++)
+        pthread_create(&th[i], NULL, run, &cs[i]);
+    for (int i = 0; i < clients; i++)
+        pthread_join(th[i], NULL);
     double took = (now_us() - t0) / 1e6;
     int total = 0, errors = 0;
-    for (int i = 0; i < clients; i++) total += cs[i].n, errors += cs[i].errors;
+    for (int i = 0; i < clients; i++)
+        total += cs[i].n, errors += cs[i].errors;
     double *all = malloc(sizeof(double) * (size_t)(total ? total : 1));
     for (int i = 0, k = 0; i < clients; i++) {
         memcpy(all + k, cs[i].lat, sizeof(double) * (size_t)cs[i].n);

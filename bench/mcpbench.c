@@ -54,8 +54,7 @@ static int spawn(peer *p, char **argv)
  * parsed after it stops (*arrived, when non-NULL, is when the whole
  * response line had arrived): the figures are the server's round trip,
  * not this client's JSON work, for every server measured. */
-static json_t *rpc_at(peer *p, const char *method, json_t *params, double *sent,
-                      double *arrived)
+static json_t *rpc_at(peer *p, const char *method, json_t *params, double *sent, double *arrived)
 {
     long long id = p->id++;
     json_t *req = json_pack("{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", (json_int_t)id,
@@ -114,7 +113,8 @@ static void stop(peer *p)
 {
     close(p->tx.out_fd);
     int st;
-    for (int i = 0; i < 300 && waitpid(p->pid, &st, WNOHANG) == 0; i++) usleep(10000);
+    for (int i = 0; i < 300 && waitpid(p->pid, &st, WNOHANG) == 0; i++)
+        usleep(10000);
     if (waitpid(p->pid, &st, WNOHANG) == 0) {
         kill(p->pid, SIGKILL);
         waitpid(p->pid, &st, 0);
@@ -125,8 +125,8 @@ static void stop(peer *p)
 
 static json_t *init_params(void)
 {
-    return json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", "2025-06-18",
-                     "capabilities", "clientInfo", "name", "mcpbench", "version", "1");
+    return json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", "2025-06-18", "capabilities",
+                     "clientInfo", "name", "mcpbench", "version", "1");
 }
 
 /* CPU time (user + system, microseconds) the process pid has used. */
@@ -140,8 +140,8 @@ static double cpu_us(pid_t pid)
     buf[n] = '\0';
     char *p = strrchr(buf, ')'); /* the name may hold spaces */
     unsigned long long ut = 0, stime = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                     &stime) != 2)
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
         return -1;
     return (double)(ut + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
@@ -164,12 +164,18 @@ int main(int argc, char **argv)
     int starts = 30, pings = 5000, calls = 2000, i = 1;
     double calls_at = 0;
     for (; i < argc && strcmp(argv[i], "--"); i++) {
-        if (!strcmp(argv[i], "--tool") && i + 1 < argc) tool = argv[++i];
-        else if (!strcmp(argv[i], "--args") && i + 1 < argc) args = argv[++i];
-        else if (!strcmp(argv[i], "--starts") && i + 1 < argc) starts = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--pings") && i + 1 < argc) pings = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--calls") && i + 1 < argc) calls = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--calls-at") && i + 1 < argc) calls_at = atof(argv[++i]);
+        if (!strcmp(argv[i], "--tool") && i + 1 < argc)
+            tool = argv[++i];
+        else if (!strcmp(argv[i], "--args") && i + 1 < argc)
+            args = argv[++i];
+        else if (!strcmp(argv[i], "--starts") && i + 1 < argc)
+            starts = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pings") && i + 1 < argc)
+            pings = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--calls") && i + 1 < argc)
+            calls = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--calls-at") && i + 1 < argc)
+            calls_at = atof(argv[++i]);
     }
     if (i >= argc - 1 || !tool) {
         fprintf(stderr, "usage: mcpbench --tool NAME [--args JSON] [--starts N] [--pings N]"
@@ -201,7 +207,8 @@ int main(int argc, char **argv)
     json_t *n = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
     fm_tx_send(&p.tx, n);
     json_decref(n);
-    for (int k = 0; k < 200; k++) json_decref(rpc(&p, "ping", NULL)); /* warm up */
+    for (int k = 0; k < 200; k++)
+        json_decref(rpc(&p, "ping", NULL)); /* warm up */
     for (int k = 0; k < pings; k++) {
         json_t *r = rpc_timed(&p, "ping", NULL, &v[k]);
         json_decref(r);
@@ -211,8 +218,7 @@ int main(int argc, char **argv)
     int errors = 0;
     bool late = calls_at > 0 && now_us() > calls_at;
     /* Bounded: a T more than a minute ahead is not waited for. */
-    for (double t = now_us(); t < calls_at && calls_at - t < 60e6;
-         t = now_us())
+    for (double t = now_us(); t < calls_at && calls_at - t < 60e6; t = now_us())
         usleep((useconds_t)(calls_at - t > 1000 ? 1000 : calls_at - t));
     double calls_t0 = now_us();
     double srv0 = cpu_us(p.pid), cli0 = cpu_us(getpid());

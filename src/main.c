@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
-
 #include "fleetmcp/fm_alert.h"
 #include "fleetmcp/fm_auth.h"
 #include "fleetmcp/fm_audit.h"
@@ -36,22 +34,21 @@ static void on_term(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: fleetmcp [serve] [--config FILE] [--db FILE] [--http HOST:PORT]\n"
-            "       fleetmcp check-config [--schema-only] [--config FILE] [--db PATH|URL]\n"
-            "       fleetmcp audit verify [--db FILE] [--config FILE]\n"
-            "       fleetmcp store migrate --from sqlite:PATH --to postgresql://URL\n"
-            "       fleetmcp metrics [--textfile PATH] [--db FILE] [--config FILE]\n"
-            "       fleetmcp workflows run-due [--db FILE] [--config FILE]\n"
-            "       fleetmcp alert --stdin [--db FILE] [--config FILE]\n"
-            "       fleetmcp --version | --help\n"
-            "\n"
-            "Serves MCP (JSON-RPC 2.0, one message per line) on stdin/stdout, or with\n"
-            "--http as Streamable HTTP at http://HOST:PORT/mcp (loopback only unless the\n"
-            "config has an auth section); logs go to stderr. Config: --config or\n"
-            "FLEETMCP_CONFIG (YAML). Store: --db, FLEETMCP_DB,\n"
-            "store.path, or $XDG_STATE_HOME/fleetmcp/fleetmcp.db. Without a config the\n"
-            "server runs in shadow mode with no backends.\n");
+    fprintf(f, "usage: fleetmcp [serve] [--config FILE] [--db FILE] [--http HOST:PORT]\n"
+               "       fleetmcp check-config [--schema-only] [--config FILE] [--db PATH|URL]\n"
+               "       fleetmcp audit verify [--db FILE] [--config FILE]\n"
+               "       fleetmcp store migrate --from sqlite:PATH --to postgresql://URL\n"
+               "       fleetmcp metrics [--textfile PATH] [--db FILE] [--config FILE]\n"
+               "       fleetmcp workflows run-due [--db FILE] [--config FILE]\n"
+               "       fleetmcp alert --stdin [--db FILE] [--config FILE]\n"
+               "       fleetmcp --version | --help\n"
+               "\n"
+               "Serves MCP (JSON-RPC 2.0, one message per line) on stdin/stdout, or with\n"
+               "--http as Streamable HTTP at http://HOST:PORT/mcp (loopback only unless the\n"
+               "config has an auth section); logs go to stderr. Config: --config or\n"
+               "FLEETMCP_CONFIG (YAML). Store: --db, FLEETMCP_DB,\n"
+               "store.path, or $XDG_STATE_HOME/fleetmcp/fleetmcp.db. Without a config the\n"
+               "server runs in shadow mode with no backends.\n");
 }
 
 static int cmd_check_config(const char *path, const char *db, int schema_only)
@@ -316,17 +313,28 @@ int main(int argc, char **argv)
                                          {"to", required_argument, 0, 'T'},
                                          {"stdin", no_argument, 0, 'I'},
                                          {0, 0, 0, 0}};
-    const char *config = NULL, *db = NULL, *textfile = NULL, *http = NULL, *from = NULL,
-               *to = NULL;
+    const char *config = NULL, *db = NULL, *textfile = NULL, *http = NULL, *from = NULL, *to = NULL;
     int c, schema_only = 0, from_stdin = 0;
     while ((c = getopt_long(argc, argv, "+c:d:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'd': db = optarg; break;
-        case 'H': http = optarg; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("fleetmcp %s\n", FM_SERVER_VERSION); return 0;
-        default: usage(stderr); return 1;
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 'H':
+            http = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("fleetmcp %s\n", FM_SERVER_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
         }
     }
     /* Options may also follow the subcommand. */
@@ -346,16 +354,36 @@ int main(int argc, char **argv)
         sub = optind < argc && argv[optind][0] != '-' ? argv[optind++] : "";
     while ((c = getopt_long(argc, argv, "c:d:t:h", opts, NULL)) != -1) {
         switch (c) {
-        case 't': textfile = optarg; break;
-        case 'F': from = optarg; break;
-        case 'T': to = optarg; break;
-        case 'S': schema_only = 1; break;
-        case 'I': from_stdin = 1; break;
-        case 'c': config = optarg; break;
-        case 'd': db = optarg; break;
-        case 'H': http = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+        case 't':
+            textfile = optarg;
+            break;
+        case 'F':
+            from = optarg;
+            break;
+        case 'T':
+            to = optarg;
+            break;
+        case 'S':
+            schema_only = 1;
+            break;
+        case 'I':
+            from_stdin = 1;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 'H':
+            http = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
         }
     }
     if (optind < argc) {
@@ -405,7 +433,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "alert")) return cmd_alert(config, db);
     if (!strcmp(cmd, "serve")) return cmd_serve(config, db, http);
-    if (!strcmp(cmd, "workflows") && !strcmp(sub, "run-due")) return cmd_workflows_run_due(config, db);
+    if (!strcmp(cmd, "workflows") && !strcmp(sub, "run-due"))
+        return cmd_workflows_run_due(config, db);
     if (!strcmp(cmd, "check-config")) return cmd_check_config(config, db, schema_only);
     if (!strcmp(cmd, "metrics")) return cmd_metrics(config, db, textfile);
     if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(config, db);

@@ -15,8 +15,8 @@
 
 struct fm_ctx;
 
-#define FM_APPROVAL_ID_LEN 20 /* "ap-" + 16 hex + NUL */
-#define FM_APPROVER_LEN 160 /* "elicitation:" + a token subject (127) fits */
+#define FM_APPROVAL_ID_LEN 20       /* "ap-" + 16 hex + NUL */
+#define FM_APPROVER_LEN 160         /* "elicitation:" + a token subject (127) fits */
 #define FM_APPROVAL_MAX_PER_PLAN 16 /* approvals of one plan the gate looks at */
 #define FM_APPROVAL_MAX_TTL_MS (24LL * 3600 * 1000)
 

@@ -17,14 +17,14 @@
 
 /* What releasing one plan takes. */
 typedef struct fm_approval_need {
-    int people;        /* distinct people who must approve: 1 or 2 */
-    char role[64];     /* the role each of them must hold; "" for any approver */
+    int people;          /* distinct people who must approve: 1 or 2 */
+    char role[64];       /* the role each of them must hold; "" for any approver */
     char guard_role[64]; /* a second role each must hold, named by a guardrail that
                             judged the plan (guardrails.approval_roles); "" none */
-    char guard[48];    /* that guardrail's name, for the refusal text */
-    char creator[128]; /* who created the plan (token subject); "" unknown */
-    bool separate;     /* the creator may not approve (approvals.separate_creator) */
-    char why[200];     /* why two people, for the refusal text; "" when one */
+    char guard[48];      /* that guardrail's name, for the refusal text */
+    char creator[128];   /* who created the plan (token subject); "" unknown */
+    bool separate;       /* the creator may not approve (approvals.separate_creator) */
+    char why[200];       /* why two people, for the refusal text; "" when one */
 } fm_approval_need;
 
 /* What `approvals` (the config section, borrowed, may be NULL) asks of a

@@ -24,18 +24,18 @@ struct fm_store;
 #define FM_SELF_DECLARED "self-declared:"
 
 typedef struct fm_audit_rec {
-    const char *phase;     /* "call" | "intent" | "result" | "step" */
-    int64_t call_ref;      /* intent row a result/step belongs to, or 0 */
+    const char *phase; /* "call" | "intent" | "result" | "step" */
+    int64_t call_ref;  /* intent row a result/step belongs to, or 0 */
     const char *tool;
-    const json_t *args;    /* borrowed; redacted and canonicalised here */
+    const json_t *args; /* borrowed; redacted and canonicalised here */
     const char *autonomy;
-    const char *decision;  /* allow | deny | shadow | invalid | need_approval */
+    const char *decision; /* allow | deny | shadow | invalid | need_approval */
     const char *reason;
     const char *plan_id;
     const char *approval_id;
     const char *workflow_id;
     const char *node;
-    const char *result;    /* the result's JSON text, clipped to FM_AUDIT_MAX_RESULT */
+    const char *result; /* the result's JSON text, clipped to FM_AUDIT_MAX_RESULT */
     const char *error_code;
     const char *error;
     int64_t duration_us;
@@ -127,8 +127,7 @@ int64_t fm_audit_rows(struct fm_store *st);
  * with err. */
 typedef void (*fm_audit_session_fn)(const char *session, int64_t rows, int64_t first_ms,
                                     int64_t last_ms, const char *client, void *arg);
-int fm_audit_recent_sessions(struct fm_store *st, fm_audit_session_fn fn, void *arg,
-                             fm_err *err);
+int fm_audit_recent_sessions(struct fm_store *st, fm_audit_session_fn fn, void *arg, fm_err *err);
 /* Node names in the trail starting with prefix, in order, at most 100. */
 void fm_audit_nodes_prefixed(struct fm_store *st, const char *prefix,
                              void (*fn)(const char *node, void *arg), void *arg);

@@ -32,8 +32,7 @@ typedef struct fm_content_ops {
     /* completion/complete: candidate values (new array of strings) for
      * argument arg of ref ({type: ref/prompt, name} or {type:
      * ref/resource, uri}) starting with prefix. */
-    json_t *(*complete)(struct fm_ctx *ctx, const json_t *ref, const char *arg,
-                        const char *prefix);
+    json_t *(*complete)(struct fm_ctx *ctx, const json_t *ref, const char *arg, const char *prefix);
     /* resources/subscribe and unsubscribe (stateful revisions): 0, or -1
      * with err.  NULL: the provider sends no updates, and says so. */
     int (*subscribe)(struct fm_ctx *ctx, const char *uri, bool on, fm_err *err);

@@ -62,8 +62,7 @@ typedef struct fm_db_ops {
     int (*reset)(fm_db_stmt *s);
     int (*clear_bindings)(fm_db_stmt *s);
     int (*finalize)(fm_db_stmt *s);
-    int (*bind)(fm_db_stmt *s, int i, int type, const void *v, int n, fm_db_int64 iv,
-                double dv);
+    int (*bind)(fm_db_stmt *s, int i, int type, const void *v, int n, fm_db_int64 iv, double dv);
     int (*bind_parameter_count)(fm_db_stmt *s);
     int (*bind_parameter_index)(fm_db_stmt *s, const char *name);
     int (*column_count)(fm_db_stmt *s);

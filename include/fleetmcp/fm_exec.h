@@ -120,8 +120,8 @@ bool fm_exec_valid_pci_bus(
 /* A job's output file as Slurm records it, once expanded: absolute, at
  * most 255 bytes of [A-Za-z0-9._+@=,~/-], no "." or ".." component, and not
  * under a system tree (/etc, /proc, /sys, /dev, /boot, /root, /run, /usr,
- * /bin, /sbin, /lib, /lib32, /lib64, /libx32, /var/lib, /var/run, /snap): a job record is user input, and
- * the executor must not become a way to read the node's own files. */
+ * /bin, /sbin, /lib, /lib32, /lib64, /libx32, /var/lib, /var/run, /snap): a job record is user
+ * input, and the executor must not become a way to read the node's own files. */
 bool fm_exec_valid_log_path(const char *s);
 /* An IPv4/IPv6 literal or an RFC 1123 host name (what ssh.hosts may hold). */
 bool fm_exec_valid_address(const char *s);

@@ -70,8 +70,7 @@ typedef struct fm_gate_decision {
     char resume_workflow[24];
 } fm_gate_decision;
 
-void fm_gate_decide(struct fm_ctx *ctx, int tool_index, const json_t *args,
-                    fm_gate_decision *d);
+void fm_gate_decide(struct fm_ctx *ctx, int tool_index, const json_t *args, fm_gate_decision *d);
 
 /* What an internal call may pass (fm_action_call.exempt, from the action
  * table's data): steps 4 and 5, for create tools only (the generator

@@ -22,19 +22,19 @@
 struct fm_ctx;
 
 typedef struct fm_guard_req {
-    const char *action;       /* tool or runbook id, for messages */
-    const json_t *nodes;      /* array of node names (borrowed) */
-    const char *fault_class;  /* retry budget key; NULL for single actions */
-    const json_t *runbook;    /* runbook document (preconditions), or NULL */
-    bool takes_capacity;      /* drains, reboots, resets: leaves the pool */
-    bool resume;              /* returns the node: the ownership rule */
-    bool approved;            /* a human approval is attached */
+    const char *action;      /* tool or runbook id, for messages */
+    const json_t *nodes;     /* array of node names (borrowed) */
+    const char *fault_class; /* retry budget key; NULL for single actions */
+    const json_t *runbook;   /* runbook document (preconditions), or NULL */
+    bool takes_capacity;     /* drains, reboots, resets: leaves the pool */
+    bool resume;             /* returns the node: the ownership rule */
+    bool approved;           /* a human approval is attached */
     bool destructive;
-    bool attempt;             /* runs now (not a plan, not shadow): may trip the breaker */
+    bool attempt;              /* runs now (not a plan, not shadow): may trip the breaker */
     bool superseded_by_reboot; /* a pending reboot on the node makes it redundant */
-    const char *workflow_id;  /* the workflow asking (its own run does not conflict) */
-    const json_t *node;       /* optional: the caller's snapshot of the one
-                                 node in nodes, read in this call (borrowed) */
+    const char *workflow_id;   /* the workflow asking (its own run does not conflict) */
+    const json_t *node;        /* optional: the caller's snapshot of the one
+                                  node in nodes, read in this call (borrowed) */
 } fm_guard_req;
 
 /* Evaluates every guardrail on live state.  Returns a new array of

@@ -50,9 +50,9 @@ typedef struct fm_mcp_http {
     void *stream_cls;
     int stream_waiters;
     /* out */
-    bool streamed;           /* the stream is open: x->out goes on it, as events */
-    int status;              /* HTTP status */
-    json_t *out;             /* messages to send, the reply last (new array) */
+    bool streamed; /* the stream is open: x->out goes on it, as events */
+    int status;    /* HTTP status */
+    json_t *out;   /* messages to send, the reply last (new array) */
     /* The reply in out that lacks its structuredContent member, and that
      * member's text (malloc'd): the call dumped it already, so the
      * transport splices it in (fm_json_dumps_spliced) rather than have it
@@ -60,10 +60,10 @@ typedef struct fm_mcp_http {
     const json_t *splice_msg;
     const char *splice_key;
     char *splice_raw;
-    char *session_id;        /* Mcp-Session-Id for the response (malloc'd) or NULL */
-    bool log_level_set;      /* logging/setLevel ran (internal) */
-    int step_up;             /* a call was refused for a scope the token lacks: its autonomy
-                              * level + 1; the transport answers 403 insufficient_scope */
+    char *session_id;   /* Mcp-Session-Id for the response (malloc'd) or NULL */
+    bool log_level_set; /* logging/setLevel ran (internal) */
+    int step_up;        /* a call was refused for a scope the token lacks: its autonomy
+                         * level + 1; the transport answers 403 insufficient_scope */
 } fm_mcp_http;
 
 /* Handles x->body; fills x->status and x->out (and x->session_id after an
@@ -177,8 +177,8 @@ json_t *fm_mcp_answer_result(const json_t *msg, const char *method, fm_err *err)
  * request goes out on the POST's response stream and the answer, POSTed by
  * the client on any connection to any worker or replica, comes back
  * through the store. */
-json_t *fm_mcp_http_request(struct fm_ctx *ctx, const char *method, json_t *params,
-                            int timeout_ms, fm_err *err);
+json_t *fm_mcp_http_request(struct fm_ctx *ctx, const char *method, json_t *params, int timeout_ms,
+                            fm_err *err);
 /* A JSON-RPC response the client POSTed (msg borrowed) for the 2025
  * session loaded in ctx: handed to the call waiting for it.  Returns the
  * HTTP status: 202 delivered; 404 no such request pending in this session

@@ -28,8 +28,8 @@ int fm_node_state_set(struct fm_ctx *ctx, const char *node, const char *state,
  * ({rack, sku, partition}, any may be missing): inside the caller's
  * transaction when it has one (fm_guard_reserve). */
 int fm_node_state_upsert(struct fm_ctx *ctx, const char *node, const char *state,
-                         const char *fault_class, const char *workflow_id,
-                         const json_t *domains, fm_err *err);
+                         const char *fault_class, const char *workflow_id, const json_t *domains,
+                         fm_err *err);
 
 /* The node's remediation state name into buf ("healthy" when unknown). */
 void fm_node_state_get(struct fm_ctx *ctx, const char *node, char *buf, size_t len);

@@ -118,14 +118,14 @@ void fm_window_check(struct fm_ctx *ctx, const json_t *node, const char *name, j
 
 typedef struct fm_diagnosis {
     char id[FM_DIAGNOSIS_ID_LEN];
-    char fault_class[64];  /* diagnose's top class (or healthy, inconclusive) */
+    char fault_class[64]; /* diagnose's top class (or healthy, inconclusive) */
     double confidence;
-    double act_threshold;  /* the catalog's act threshold it was judged against */
-    bool act;              /* the engine's own verdict: confident and corroborated */
-    char source[24];       /* "collected" (node mode), "collected+caller" (node mode plus
-                            * the caller's signals) or "signals" (the caller's alone) */
-    bool collected_act;    /* the evidence fleetmcp collected itself, alone, named this
-                            * class at act: the only diagnosis the gate acts on unapproved */
+    double act_threshold; /* the catalog's act threshold it was judged against */
+    bool act;             /* the engine's own verdict: confident and corroborated */
+    char source[24];      /* "collected" (node mode), "collected+caller" (node mode plus
+                           * the caller's signals) or "signals" (the caller's alone) */
+    bool collected_act;   /* the evidence fleetmcp collected itself, alone, named this
+                           * class at act: the only diagnosis the gate acts on unapproved */
     int64_t at_ms;
 } fm_diagnosis;
 
@@ -133,8 +133,8 @@ int fm_diagnosis_init(struct fm_ctx *ctx, fm_err *err);
 
 /* Records d (its id and at_ms are set here) as node's latest diagnosis;
  * its new id into id_out (FM_DIAGNOSIS_ID_LEN, may be NULL). */
-int fm_diagnosis_record(struct fm_ctx *ctx, const char *node, const fm_diagnosis *d,
-                        char *id_out, fm_err *err);
+int fm_diagnosis_record(struct fm_ctx *ctx, const char *node, const fm_diagnosis *d, char *id_out,
+                        fm_err *err);
 
 /* node's latest diagnosis into d: 1 found, 0 none, -1 store error. */
 int fm_diagnosis_latest(struct fm_ctx *ctx, const char *node, fm_diagnosis *d);

@@ -17,7 +17,7 @@
 struct fm_ctx;
 struct fm_runbook;
 
-#define FM_POOL_MAX_NODES 64   /* a selector matching more is refused */
+#define FM_POOL_MAX_NODES 64 /* a selector matching more is refused */
 #define FM_POOL_MAX_CONCURRENCY 16
 
 typedef struct fm_pool_limits {

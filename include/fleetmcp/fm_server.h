@@ -24,17 +24,17 @@ typedef enum { FM_INITIATOR_AGENT = 0, FM_INITIATOR_HUMAN = 1 } fm_initiator;
 
 /* What initialize told us; recorded on every audit row. */
 typedef struct fm_session {
-    char id[40];              /* random per process: groups a session's rows */
-    char protocol[16];        /* negotiated version */
+    char id[40];       /* random per process: groups a session's rows */
+    char protocol[16]; /* negotiated version */
     char client_name[64];
     char client_version[32];
-    char os_user[64];         /* empty: the process's OS user (fm_session_os_user) */
+    char os_user[64]; /* empty: the process's OS user (fm_session_os_user) */
     fm_initiator initiator;
-    bool initialized;         /* initialize answered */
-    bool elicitation;         /* the client declared capabilities.elicitation */
-    bool sampling;            /* the client declared capabilities.sampling */
-    bool tasks;               /* this request declared io.modelcontextprotocol/tasks */
-    int log_level;            /* index into syslog-style levels; -1 = off */
+    bool initialized; /* initialize answered */
+    bool elicitation; /* the client declared capabilities.elicitation */
+    bool sampling;    /* the client declared capabilities.sampling */
+    bool tasks;       /* this request declared io.modelcontextprotocol/tasks */
+    int log_level;    /* index into syslog-style levels; -1 = off */
     /* Over HTTP with an `auth` section: the verified caller of the request
      * in flight.  When set, it (not clientInfo.name) is the initiator the
      * audit records and the scopes the gate checks. */
@@ -49,7 +49,7 @@ typedef struct fm_session {
 static inline fm_initiator fm_session_initiator(const fm_session *s)
 {
     return !s->verified && !strcmp(s->client_name, "mcp-cli") ? FM_INITIATOR_HUMAN
-                                                                : FM_INITIATOR_AGENT;
+                                                              : FM_INITIATOR_AGENT;
 }
 static inline const char *fm_session_who(const fm_session *s)
 {
@@ -72,38 +72,38 @@ typedef struct fm_ctx {
     unsigned char state_key[32]; /* sealed-state HMAC key (fm_state_*), from the store */
     bool state_key_ready;
     const struct fm_content_ops *content; /* resources, prompts, completions */
-    const json_t *mrtr;          /* a stateless tools/call's params (inputResponses, requestState) */
-    json_t *input_required;      /* an InputRequiredResult for the call in flight (owned) */
-    json_t *mrtr_state;          /* the verified requestState payload for it (owned) */
-    char mrtr_target[96];        /* "tools/call:NAME" or "prompts/get:NAME" */
-    json_t *rpc_error_data;      /* MissingRequiredClientCapability data (owned) */
-    json_t **input_schemas;      /* parsed once at start, per row */
+    const json_t *mrtr;     /* a stateless tools/call's params (inputResponses, requestState) */
+    json_t *input_required; /* an InputRequiredResult for the call in flight (owned) */
+    json_t *mrtr_state;     /* the verified requestState payload for it (owned) */
+    char mrtr_target[96];   /* "tools/call:NAME" or "prompts/get:NAME" */
+    json_t *rpc_error_data; /* MissingRequiredClientCapability data (owned) */
+    json_t **input_schemas; /* parsed once at start, per row */
     json_t **output_schemas;
-    json_t **listed_input_schemas; /* tools/list's inputSchema, parsed on first list */
-    json_t **listed_output_schemas; /* tools/list's outputSchema (the contract of shape) */
-    struct fm_schema **input_compiled;  /* compiled on a tool's first call */
+    json_t **listed_input_schemas;     /* tools/list's inputSchema, parsed on first list */
+    json_t **listed_output_schemas;    /* tools/list's outputSchema (the contract of shape) */
+    struct fm_schema **input_compiled; /* compiled on a tool's first call */
     struct fm_schema **output_compiled;
-    struct fm_diag_db *diag;     /* signature catalog, lazily compiled */
+    struct fm_diag_db *diag; /* signature catalog, lazily compiled */
     struct fm_runbooks *runbooks;
-    fm_call *current;            /* the call in flight (cancellation) */
-    json_t *emergency;           /* the emergency setting read once for the call in flight */
-    int emergency_depth;         /* calls in flight sharing it (workflows nest calls); 0: none */
-    char *emergency_text;        /* the stored text behind it ("": no setting) */
-    bool emergency_assumed;      /* emergency_text is a guess the audit insert checks */
-    json_t *inflight_id;         /* its JSON-RPC id (borrowed from request) */
-    bool last_cancelled;         /* the last call was cancelled: send no reply */
-    long long next_request_id;   /* our own requests to the client (elicitation) */
-    volatile int stop;           /* set by SIGTERM */
+    fm_call *current;          /* the call in flight (cancellation) */
+    json_t *emergency;         /* the emergency setting read once for the call in flight */
+    int emergency_depth;       /* calls in flight sharing it (workflows nest calls); 0: none */
+    char *emergency_text;      /* the stored text behind it ("": no setting) */
+    bool emergency_assumed;    /* emergency_text is a guess the audit insert checks */
+    json_t *inflight_id;       /* its JSON-RPC id (borrowed from request) */
+    bool last_cancelled;       /* the last call was cancelled: send no reply */
+    long long next_request_id; /* our own requests to the client (elicitation) */
+    volatile int stop;         /* set by SIGTERM */
     /* Tasks (src/mcp/tasks.c) */
-    char task_id[48];            /* in a task's runner: the task it runs, else "" */
-    int call_depth;              /* tools/call nesting (the workflow engine calls tools) */
-    int task_depth;              /* the depth of the call the runner finishes */
-    bool task_created;           /* the handler just answered with a CreateTaskResult */
-    int64_t task_ttl_ms;         /* the ttl this call's task gets (0: FM_TASK_TTL_MAX_MS) */
-    int last_err_code; /* the last call's error (FM_ERR_*: refused or failed), 0 if none */
-    int64_t task_polled_ms;      /* the runner last read its cancel flag */
-    int64_t task_noted_ms;       /* the runner last wrote its status message */
-    bool store_deferred;         /* fm_ctx_open_deferred: the store opens at first use */
+    char task_id[48];       /* in a task's runner: the task it runs, else "" */
+    int call_depth;         /* tools/call nesting (the workflow engine calls tools) */
+    int task_depth;         /* the depth of the call the runner finishes */
+    bool task_created;      /* the handler just answered with a CreateTaskResult */
+    int64_t task_ttl_ms;    /* the ttl this call's task gets (0: FM_TASK_TTL_MAX_MS) */
+    int last_err_code;      /* the last call's error (FM_ERR_*: refused or failed), 0 if none */
+    int64_t task_polled_ms; /* the runner last read its cancel flag */
+    int64_t task_noted_ms;  /* the runner last wrote its status message */
+    bool store_deferred;    /* fm_ctx_open_deferred: the store opens at first use */
 } fm_ctx;
 
 /* Opens config, store and backends; err says what to fix. */
@@ -117,8 +117,7 @@ int fm_ctx_open_deferred(fm_ctx *ctx, const char *config_path, const char *db_pa
 int fm_ctx_store_ready(fm_ctx *ctx, fm_err *err);
 /* For check-config: config, tools and backends as the server opens them;
  * the store stays closed (fm_ctx_store_probe looks at it). */
-int fm_ctx_open_unstored(fm_ctx *ctx, const char *config_path, const char *db_path,
-                         fm_err *err);
+int fm_ctx_open_unstored(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err);
 /* For check-config: what would make the first message that needs the
  * configured store fail (not a database, a newer schema, unwritable, a
  * missing audit key...), as a new array of strings each saying what to
@@ -135,8 +134,8 @@ int fm_tool_index(const char *name);
 /* Runs one tools/call through schema validation, the gate, audit and the
  * handler.  Returns a new CallToolResult object.  Used by the MCP layer
  * and by the workflow engine. */
-json_t *fm_tools_call(fm_ctx *ctx, int tool_index, const json_t *args,
-                      const json_t *progress_token, const json_t *meta);
+json_t *fm_tools_call(fm_ctx *ctx, int tool_index, const json_t *args, const json_t *progress_token,
+                      const json_t *meta);
 /* The same, but a successful result comes without structuredContent and
  * *structured_text gets it as JSON text (new; the caller frees it). */
 json_t *fm_tools_call_text(fm_ctx *ctx, int tool_index, const json_t *args,

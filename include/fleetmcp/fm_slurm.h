@@ -221,8 +221,8 @@ json_t *fm_slurm_norm_scontrol_node(const char *text, const fm_slurm_domains *do
 /* `sinfo -h -N -n NAME -O` with this format: slurmctld packs that node
  * alone (scontrol show node packs all of them, ~0.3 s at 16,384 nodes);
  * one line per partition of the node. */
-#define FM_SLURM_SINFO_NODE_FORMAT                                                               \
-    "NodeList:|,StateComplete:|,User:|,Timestamp:|,Features:|,Gres:|,CPUs:|,Memory:|,"        \
+#define FM_SLURM_SINFO_NODE_FORMAT                                                                 \
+    "NodeList:|,StateComplete:|,User:|,Timestamp:|,Features:|,Gres:|,CPUs:|,Memory:|,"             \
     "PartitionName:|,Reason:"
 /* That text to node name's normalized node (new) as the scontrol form
  * gives it, but boot_time null (sinfo has none); FM_ERR_NOT_FOUND when it
@@ -269,8 +269,8 @@ int fm_slurm_sinfo_counts(const char *text, const char *const *parts, size_t n, 
  * another cluster's); -1 with err when the row is damaged (size, digest,
  * lines sinfo would not print): the caller reads Slurm instead. */
 int fm_slurm_aggregate_load(struct fm_store *st, const char *source, const char *cluster,
-                            long long now_ms, long long max_age_ms, char **text,
-                            long long *read_ms, fm_err *err);
+                            long long now_ms, long long max_age_ms, char **text, long long *read_ms,
+                            fm_err *err);
 /* Saves text as source's aggregate of cluster read at read_ms, unless a
  * newer one is there; text over FM_SLURM_AGGREGATE_MAX_BYTES or not
  * sinfo's lines is refused.  0 or -1 with err. */

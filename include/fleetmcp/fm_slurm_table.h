@@ -52,8 +52,8 @@ typedef struct fm_slurm_table_load fm_slurm_table_load;
 fm_slurm_table_load *fm_slurm_table_load_open(fm_slurm_table *t, const fm_slurm_domains *dom,
                                               fm_err *err);
 int fm_slurm_table_load_push(void *load, const char *p, size_t n);
-int fm_slurm_table_load_close(fm_slurm_table_load *l, long status, long long stamp,
-                              json_t **errors, fm_err *err);
+int fm_slurm_table_load_close(fm_slurm_table_load *l, long status, long long stamp, json_t **errors,
+                              fm_err *err);
 /* open + push + close on a whole answer (tests, buffered error answers). */
 int fm_slurm_table_apply(fm_slurm_table *t, const fm_slurm_domains *dom, long status,
                          const char *body, size_t len, long long stamp, json_t **errors,
@@ -69,8 +69,8 @@ int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, s
 /* nodes_each over the table: each node matching f (the listing's rule,
  * fm_slurm_node_matches), in Slurm's listing order, parsed for cb
  * (borrowed).  Nonzero from cb stops the walk: -1.  -1 if not loaded. */
-int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f,
-                        fm_slurm_node_cb cb, void *ud, fm_err *err);
+int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f, fm_slurm_node_cb cb,
+                        void *ud, fm_err *err);
 
 /* The table as text another process can restore (a new string, *len its
  * length): partitions, then each node's in-service bit, partition mask,

@@ -51,7 +51,7 @@ typedef struct fm_store {
     size_t audit_turn_len;
     bool audit_turn_off;
     int64_t audit_turn_skip_until; /* ms: a turn timed out, appends go without */
-    int audit_turn_busy; /* appends left that hand the turn on early */
+    int audit_turn_busy;           /* appends left that hand the turn on early */
     /* The emergency setting as that read saw it ("" for none), the guess
      * for the next call (fm_emergency_assume); NULL: unknown. */
     char *audit_emergency_seen;

@@ -87,7 +87,7 @@ typedef struct fm_tool_def {
     const char *description;
     fm_autonomy autonomy;
     unsigned flags;
-    const char *input_schema;  /* JSON text, checked by the generator */
+    const char *input_schema; /* JSON text, checked by the generator */
     /* What tools/list shows: input_schema without the size caps,
      * patterns, numeric bounds and additionalProperties: false the server
      * enforces on every call (gen-registry.py). */

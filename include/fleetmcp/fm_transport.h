@@ -14,20 +14,20 @@ typedef enum {
     FM_RX_LINE = 0,      /* *line holds one message (NUL-terminated, no newline) */
     FM_RX_TOO_LARGE = 1, /* a message exceeded the cap; it is being skipped */
     FM_RX_EOF = 2,
-    FM_RX_AGAIN = 3,     /* non-blocking poll found no complete line */
+    FM_RX_AGAIN = 3, /* non-blocking poll found no complete line */
     FM_RX_ERROR = 4,
 } fm_rx_status;
 
 typedef struct fm_transport {
     int in_fd, out_fd;
     size_t max_message;
-    char *buf; /* owned */
+    char *buf;                    /* owned */
     size_t start, len, cap, scan; /* unread bytes are buf[start, len) */
-    size_t pending;  /* bytes of the last returned line, dropped on the next call */
-    bool discarding; /* inside an over-long line */
+    size_t pending;               /* bytes of the last returned line, dropped on the next call */
+    bool discarding;              /* inside an over-long line */
     bool eof;
-    json_t *queued;  /* lines read while a call was in flight (array of strings) */
-    char *out;       /* reusable output buffer */
+    json_t *queued; /* lines read while a call was in flight (array of strings) */
+    char *out;      /* reusable output buffer */
     size_t out_cap;
     json_t *collect; /* collect mode: messages sent, in order (owned) */
     /* Collect mode: the message fm_tx_send_spliced appended, and what is

@@ -47,8 +47,8 @@ int fm_approval_init(fm_ctx *ctx, fm_err *err)
 size_t fm_approval_message(char *buf, size_t len, const char *plan_id, const char *plan_hash,
                            const char *approver, int64_t expires_ms)
 {
-    int n = snprintf(buf, len, "fleetmcp-approval-v1|%s|%s|%s|%lld", plan_id, plan_hash,
-                     approver, (long long)expires_ms);
+    int n = snprintf(buf, len, "fleetmcp-approval-v1|%s|%s|%s|%lld", plan_id, plan_hash, approver,
+                     (long long)expires_ms);
     return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
@@ -99,9 +99,9 @@ static bool verify(EVP_PKEY *key, const char *msg, size_t len, const unsigned ch
  * once and, for the first approval (first), moves the plan from proposed
  * to approved, all in one transaction: the same signature sent again, or
  * a first approval of a plan another approval moved on, is refused. */
-static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash,
-                           const char *approver, int64_t expires_ms, const char *signature,
-                           bool first, char id_out[FM_APPROVAL_ID_LEN], fm_err *err)
+static int insert_approval(fm_ctx *ctx, const char *plan_id, const char *hash, const char *approver,
+                           int64_t expires_ms, const char *signature, bool first,
+                           char id_out[FM_APPROVAL_ID_LEN], fm_err *err)
 {
     fm_store *st = &ctx->store;
     char hex[17];
@@ -147,8 +147,7 @@ fail:
 
 bool fm_approval_elicitation_allowed(fm_ctx *ctx)
 {
-    const json_t *el =
-        json_object_get(fm_config_section(&ctx->cfg, "approvals"), "elicitation");
+    const json_t *el = json_object_get(fm_config_section(&ctx->cfg, "approvals"), "elicitation");
     /* Only a verified principal is trusted, by its token's subject: the
      * name a client declares (trusted_clients, refused by check-config)
      * never counts, whatever the config says. */
@@ -157,9 +156,10 @@ bool fm_approval_elicitation_allowed(fm_ctx *ctx)
         return false;
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(el, "trusted_subjects"), i, c)
-        if (json_is_string(c) && !strcmp(json_string_value(c), ctx->session.principal.subject))
-            return true;
+    json_array_foreach(
+        json_object_get(el, "trusted_subjects"), i,
+        c) if (json_is_string(c) &&
+               !strcmp(json_string_value(c), ctx->session.principal.subject)) return true;
     return false;
 }
 
@@ -177,9 +177,8 @@ int fm_approval_record_elicited(fm_ctx *ctx, const char *plan_id, const char *ap
 
 /* Checks sig_b64 against approver's configured key over the approval
  * message; 0, or -1 with FM_ERR_APPROVAL saying why. */
-static int signature_check(fm_ctx *ctx, const char *plan_id, const char *hash,
-                           const char *approver, int64_t expires_ms, const char *sig_b64,
-                           fm_err *err)
+static int signature_check(fm_ctx *ctx, const char *plan_id, const char *hash, const char *approver,
+                           int64_t expires_ms, const char *sig_b64, fm_err *err)
 {
     EVP_PKEY *key = approver_key(ctx, approver);
     if (!key)
@@ -201,9 +200,8 @@ static int signature_check(fm_ctx *ctx, const char *plan_id, const char *hash,
                       approver, plan_id, hash);
 }
 
-int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver,
-                       int64_t expires_ms, const char *sig_b64, char id_out[FM_APPROVAL_ID_LEN],
-                       fm_err *err)
+int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver, int64_t expires_ms,
+                       const char *sig_b64, char id_out[FM_APPROVAL_ID_LEN], fm_err *err)
 {
     json_t *plan = fm_plan_get(ctx, plan_id, err);
     if (!plan) return -1;
@@ -307,7 +305,8 @@ static int mark_used(fm_ctx *ctx, const char *approval_id, const char *plan_id, 
     int64_t now = fm_now_ms();
     for (int i = 0; i < 2; i++) {
         if (fm_db_run(ctx->store.db, sql[i], NULL, NULL, "itt", now, ctx->session.id,
-                      i ? plan_id : approval_id) != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "approval update");
+                      i ? plan_id : approval_id) != FM_DB_DONE)
+            return fm_store_fail(&ctx->store, err, "approval update");
         if (!i && fm_db_changes(ctx->store.db) != 1)
             return fm_err_set(err, FM_ERR_APPROVAL, "approval %s was used concurrently",
                               approval_id);
@@ -408,8 +407,8 @@ int fm_approval_consume(fm_ctx *ctx, const char *approval_id, const char *plan_h
     const char *who[FM_APPROVAL_MAX_PER_PLAN];
     for (size_t i = 0; i < n; i++)
         who[i] = ids[i];
-    if (fm_approval_quorum(fm_config_section(&ctx->cfg, "approvals"), need, who, n,
-                           approvers_out, approvers_len, err))
+    if (fm_approval_quorum(fm_config_section(&ctx->cfg, "approvals"), need, who, n, approvers_out,
+                           approvers_len, err))
         goto out;
     if (mark_used(ctx, approval_id, plan_id_out, err)) goto out;
     if (fm_plan_transition(ctx, plan_id_out, "approved", "executed", err)) goto out;
@@ -428,14 +427,15 @@ int fm_approval_sign(const char *key_file, const char *msg, size_t msg_len, char
 {
     FILE *f = fopen(key_file, "r");
     if (!f)
-        return fm_err_set(err, FM_ERR_NOT_FOUND, "cannot read key %s: %s (make one with"
-                          " `mcp-cli keygen --out FILE`)", key_file, strerror(errno));
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "cannot read key %s: %s (make one with"
+                          " `mcp-cli keygen --out FILE`)",
+                          key_file, strerror(errno));
     EVP_PKEY *key = FM_CRYPTO(PEM_read_PrivateKey)(f, NULL, NULL, NULL);
     fclose(f);
     if (!key || FM_CRYPTO(EVP_PKEY_get_base_id)(key) != EVP_PKEY_ED25519) {
         FM_CRYPTO(EVP_PKEY_free)(key);
-        return fm_err_set(err, FM_ERR_INVALID, "%s is not an Ed25519 private key in PEM",
-                          key_file);
+        return fm_err_set(err, FM_ERR_INVALID, "%s is not an Ed25519 private key in PEM", key_file);
     }
     unsigned char sig[64];
     size_t n = sizeof sig;
@@ -457,15 +457,16 @@ int fm_approval_keygen(const char *key_file, char *pub_b64, size_t pub_len, fm_e
     int fd = open(key_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         FM_CRYPTO(EVP_PKEY_free)(key);
-        return fm_err_set(err, FM_ERR_IO, "cannot create %s: %s (it must not exist yet)",
-                          key_file, strerror(errno));
+        return fm_err_set(err, FM_ERR_IO, "cannot create %s: %s (it must not exist yet)", key_file,
+                          strerror(errno));
     }
     FILE *f = fdopen(fd, "w");
     int ok = f && FM_CRYPTO(PEM_write_PrivateKey)(f, key, NULL, NULL, 0, NULL, NULL) == 1;
     if (f) fclose(f);
     unsigned char raw[32];
     size_t n = sizeof raw;
-    ok = ok && FM_CRYPTO(EVP_PKEY_get_raw_public_key)(key, raw, &n) == 1 && n == 32 && pub_len >= 45;
+    ok =
+        ok && FM_CRYPTO(EVP_PKEY_get_raw_public_key)(key, raw, &n) == 1 && n == 32 && pub_len >= 45;
     if (ok) fm_base64_encode(raw, 32, pub_b64);
     FM_CRYPTO(EVP_PKEY_free)(key);
     return ok ? 0 : fm_err_set(err, FM_ERR_IO, "cannot write key %s", key_file);

@@ -7,7 +7,7 @@
 #include "fleetmcp/fm_config.h"
 #include "fleetmcp/fm_util.h"
 
-#define MAX_APPROVERS 16 /* more approvals than this on one plan are not looked at */
+#define MAX_APPROVERS 16        /* more approvals than this on one plan are not looked at */
 #define ELICITED "elicitation:" /* approver id prefix of an elicited approval */
 
 void fm_approval_need_for(const json_t *approvals, size_t nodes, bool emergency, const char *role,
@@ -35,8 +35,10 @@ void fm_approval_need_action(const json_t *approvals, const char *action, fm_app
     const json_t *two = json_object_get(approvals, "two_person");
     size_t i;
     const json_t *a;
-    json_array_foreach(json_object_get(two, "actions"), i, a)
-    if (need->people < 2 && json_is_string(a) && !strcmp(json_string_value(a), action)) {
+    json_array_foreach(json_object_get(two, "actions"), i,
+                       a) if (need->people < 2 && json_is_string(a) &&
+                              !strcmp(json_string_value(a), action))
+    {
         need->people = 2;
         snprintf(need->why, sizeof need->why, "%s is in approvals.two_person.actions", action);
     }
@@ -64,8 +66,8 @@ static const json_t *key_of(const json_t *approvals, const char *id)
 {
     size_t i;
     const json_t *k;
-    json_array_foreach(json_object_get(approvals, "keys"), i, k)
-    if (!strcmp(fm_json_str(k, "id", ""), id)) return k;
+    json_array_foreach(json_object_get(approvals, "keys"), i,
+                       k) if (!strcmp(fm_json_str(k, "id", ""), id)) return k;
     return NULL;
 }
 
@@ -73,8 +75,8 @@ static bool has_role(const json_t *key, const char *role)
 {
     size_t i;
     const json_t *r;
-    json_array_foreach(json_object_get(key, "roles"), i, r)
-    if (json_is_string(r) && !strcmp(json_string_value(r), role)) return true;
+    json_array_foreach(json_object_get(key, "roles"), i,
+                       r) if (json_is_string(r) && !strcmp(json_string_value(r), role)) return true;
     return false;
 }
 

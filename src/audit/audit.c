@@ -197,8 +197,7 @@ static void side_path(const fm_store *st, const char *suffix, char *out, size_t 
 }
 
 /* The anchor's MAC: over what it vouches for, in a fixed binary layout. */
-static void anchor_mac(fm_store *st, int64_t id, int64_t keyed_from, const char *head,
-                       char out[65])
+static void anchor_mac(fm_store *st, int64_t id, int64_t keyed_from, const char *head, char out[65])
 {
     unsigned char msg[8 + 8 + 8 + 64];
     memcpy(msg, "anchor|\0", 8);
@@ -248,7 +247,8 @@ static void head_put(fm_store *st, int64_t id, const char *head)
     }
     fm_db_finalize(s);
     if (rc != FM_DB_DONE)
-        fm_log("warning", "audit: cannot record this host's head (row %lld) in audit_heads: %s;"
+        fm_log("warning",
+               "audit: cannot record this host's head (row %lld) in audit_heads: %s;"
                " other hosts' verify covers the log only up to an older head",
                (long long)id, fm_db_errmsg(st->db));
     else
@@ -303,8 +303,10 @@ static void anchor_advance(fm_store *st, int64_t id, const char *prev, const cha
     if (have == 0 || (have == 1 && was < id && !cut)) f->a = n;
     pthread_mutex_unlock(&f->mu);
     if (cut)
-        fm_log("error", "audit: row %lld does not follow the anchored row %lld: the log was cut"
-               " back; `fleetmcp audit verify` reports it", (long long)id, (long long)was);
+        fm_log("error",
+               "audit: row %lld does not follow the anchored row %lld: the log was cut"
+               " back; `fleetmcp audit verify` reports it",
+               (long long)id, (long long)was);
 }
 
 /* Makes the anchor file at path, atomically: built under a private name,
@@ -373,8 +375,7 @@ static int read_key(int fd, const char *kp, unsigned char k[32], fm_err *err)
         k[i] = (unsigned char)b;
     }
     if (!ok)
-        return fm_err_set(err, FM_ERR_IO, "audit key %s is not 64 hex characters: restore it",
-                          kp);
+        return fm_err_set(err, FM_ERR_IO, "audit key %s is not 64 hex characters: restore it", kp);
     return 0;
 }
 
@@ -384,8 +385,8 @@ static int read_key(int fd, const char *kp, unsigned char k[32], fm_err *err)
 static int open_keys(fm_store *st, fm_err *err)
 {
     char buf[32];
-    st->audit_keyed_from = fm_store_setting_get(st, KEYED_FROM_KEY, buf, sizeof buf) == 0
-                               ? atoll(buf) : 1;
+    st->audit_keyed_from =
+        fm_store_setting_get(st, KEYED_FROM_KEY, buf, sizeof buf) == 0 ? atoll(buf) : 1;
     long long head_id = 0;
     char head[65];
     if (chain_head(st, &head_id, head)) return fm_store_fail(st, err, "audit read");
@@ -429,8 +430,10 @@ static int open_keys(fm_store *st, fm_err *err)
     anchor_file *f = anchor_map(ap);
     if (!f) {
         /* Verify reports it; the server keeps logging. */
-        fm_log("warning", "audit anchor %s cannot be opened (%s): deleting rows from the end of"
-               " the log will not be detected until it is restored", ap, strerror(errno));
+        fm_log("warning",
+               "audit anchor %s cannot be opened (%s): deleting rows from the end of"
+               " the log will not be detected until it is restored",
+               ap, strerror(errno));
         return 0;
     }
     st->anchor_map = f;
@@ -455,8 +458,8 @@ int fm_audit_init(fm_ctx *ctx, fm_err *err)
 int fm_audit_probe_key(fm_store *st, fm_err *err)
 {
     char buf[32];
-    long long keyed_from = fm_store_setting_get(st, KEYED_FROM_KEY, buf, sizeof buf) == 0
-                               ? atoll(buf) : 1;
+    long long keyed_from =
+        fm_store_setting_get(st, KEYED_FROM_KEY, buf, sizeof buf) == 0 ? atoll(buf) : 1;
     long long head_id = 0;
     char head[65];
     /* No audit table yet: no rows. */
@@ -510,7 +513,8 @@ static acol col_clip(const char *s, size_t max)
 {
     acol c = col_s(s);
     if (c.type != 's' || c.n <= max) return c;
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
     c.n = max;
     return c;
 }
@@ -518,7 +522,8 @@ static acol col_clip(const char *s, size_t max)
 static unsigned char *put_part(unsigned char *w, char type, const char *p, size_t n)
 {
     *w++ = (unsigned char)type;
-    for (int i = 0; i < 8; i++) *w++ = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        *w++ = (unsigned char)((uint64_t)n >> (56 - 8 * i));
     if (n) memcpy(w, p, n);
     return w + n;
 }
@@ -534,7 +539,8 @@ static unsigned char *put_part(unsigned char *w, char type, const char *p, size_
 static int row_hash(const acol *c, int64_t id, fm_store *key, const char *prev, char out[65])
 {
     size_t need = 9 + 24 + 9 + strlen(prev);
-    for (int k = 0; k < AUDIT_NCOLS; k++) need += 9 + (c[k].type == 'i' ? 24 : c[k].n);
+    for (int k = 0; k < AUDIT_NCOLS; k++)
+        need += 9 + (c[k].type == 'i' ? 24 : c[k].n);
     unsigned char local[4096];
     unsigned char *buf = need <= sizeof local ? local : malloc(need);
     if (!buf) return -1;
@@ -675,8 +681,7 @@ static int head_seen(fm_store *st, fm_db_stmt *seen, bool added, int64_t id, con
         st->audit_head_known = true;
         const unsigned char *e = fm_db_column_text(seen, 2);
         st->audit_emergency_seen = strdup(e ? (const char *)e : "");
-        changed = checked && st->audit_emergency_seen &&
-                  strcmp(checked, st->audit_emergency_seen);
+        changed = checked && st->audit_emergency_seen && strcmp(checked, st->audit_emergency_seen);
     } else if (added) {
         st->audit_head_id = id;
         snprintf(st->audit_head, sizeof st->audit_head, "%s", hash);
@@ -713,7 +718,8 @@ static void bind_col(fm_db_stmt *s, int i, const acol *c)
 static void bind_row(fm_db_stmt *s, const acol *cols, const char *prev, const char *hash,
                      int64_t id)
 {
-    for (int i = 0; i < AUDIT_NCOLS; i++) bind_col(s, i + 1, &cols[i]);
+    for (int i = 0; i < AUDIT_NCOLS; i++)
+        bind_col(s, i + 1, &cols[i]);
     fm_db_bind_text_borrowed(s, AUDIT_NCOLS + 1, prev, -1);
     fm_db_bind_text_borrowed(s, AUDIT_NCOLS + 2, hash, -1);
     fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
@@ -891,8 +897,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
      * appenders.  Row N+1 goes in once, for the one appender whose insert
      * found row N with the hash it links to (rows commit in id order, as
      * each finds its predecessor committed); a loser inserts nothing,
-     * takes the new head that came back with its insert and tries again.  So the chain cannot fork, and writers on every
-     * host overlap everything but the insert itself. */
+     * takes the new head that came back with its insert and tries again.  So the chain cannot fork,
+     * and writers on every host overlap everything but the insert itself. */
     const bool txn = st->db->ops != &fm_db_pg_ops;
     /* Group commit: the row waits for the batch's commit (batch_defer),
      * unless its id is wanted now (a shadow row's is quoted to the
@@ -920,8 +926,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     const char *who_os;
     char os_buf[300];
     if (ses->verified) {
-        snprintf(os_buf, sizeof os_buf, "%s:%s",
-                 fm_principal_source_name(ses->principal.source),
+        snprintf(os_buf, sizeof os_buf, "%s:%s", fm_principal_source_name(ses->principal.source),
                  ses->principal.client_id[0] ? ses->principal.client_id : ses->principal.subject);
         who_os = os_buf;
     } else {
@@ -1014,7 +1019,7 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         /* Alone, the insert is flushed after a commit that others see at
          * once: the next appender waits for this commit, not its disk.
          * The read after it rides in the same round trip. */
-        int rc = txn    ? fm_db_step(s)
+        int rc = txn     ? fm_db_step(s)
                  : early ? fm_db_step_commit_visible(s, seen)
                          : fm_db_step_commit_then(s, seen);
         fm_db_reset(s);
@@ -1097,8 +1102,10 @@ fail:
 static acol stored_col(fm_db_stmt *s, int i)
 {
     switch (fm_db_column_type(s, i)) {
-    case FM_DB_INTEGER: return col_i(fm_db_column_int64(s, i));
-    case FM_DB_NULL: return col_null();
+    case FM_DB_INTEGER:
+        return col_i(fm_db_column_int64(s, i));
+    case FM_DB_NULL:
+        return col_null();
     default: {
         const char *t = (const char *)fm_db_column_text(s, i);
         return (acol){.type = 's', .s = t ? t : "", .n = (size_t)fm_db_column_bytes(s, i)};
@@ -1109,9 +1116,12 @@ static acol stored_col(fm_db_stmt *s, int i)
 static json_t *column_json(fm_db_stmt *s, int i)
 {
     switch (fm_db_column_type(s, i)) {
-    case FM_DB_INTEGER: return json_integer(fm_db_column_int64(s, i));
-    case FM_DB_NULL: return json_null();
-    default: return json_string((const char *)fm_db_column_text(s, i));
+    case FM_DB_INTEGER:
+        return json_integer(fm_db_column_int64(s, i));
+    case FM_DB_NULL:
+        return json_null();
+    default:
+        return json_string((const char *)fm_db_column_text(s, i));
     }
 }
 
@@ -1147,7 +1157,8 @@ static int head_row_in(fm_db_stmt *s, void *arg)
     r->id = fm_db_column_int64(s, 1);
     if (!st->audit_keyed) {
         a->bad = true;
-        fm_err_set(err, FM_ERR_IO, "audit heads cannot be checked: the audit key is"
+        fm_err_set(err, FM_ERR_IO,
+                   "audit heads cannot be checked: the audit key is"
                    " not loaded");
         return 1;
     }
@@ -1171,8 +1182,7 @@ static int head_row_in(fm_db_stmt *s, void *arg)
         fm_err_set(err, FM_ERR_CONFLICT,
                    "the audit head of host '%s' says keyed rows start at %lld, the"
                    " store says %lld: the setting %s was edited",
-                   r->host, (long long)keyed_from, (long long)st->audit_keyed_from,
-                   KEYED_FROM_KEY);
+                   r->host, (long long)keyed_from, (long long)st->audit_keyed_from, KEYED_FROM_KEY);
         return 1;
     }
     return ++a->n >= MAX_HEADS;
@@ -1209,23 +1219,24 @@ static bool joining(fm_store *st, const head_row *heads, int nheads)
         return false;
     }
     st->anchor_len = sizeof(anchor_file);
-    fm_log("info", "audit: this host's anchor %s starts at the chain's end, which reaches host"
-           " '%s''s head (row %lld)", ap, heads[0].host, (long long)heads[0].id);
+    fm_log("info",
+           "audit: this host's anchor %s starts at the chain's end, which reaches host"
+           " '%s''s head (row %lld)",
+           ap, heads[0].host, (long long)heads[0].id);
     return true;
 }
 
-static const char verify_sql[] =
-    "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id";
+static const char verify_sql[] = "SELECT " AUDIT_COLS ",prev_hash,hash,id FROM audit ORDER BY id";
 
 /* Verify's walk, one row at a time (verify_row). */
 typedef struct {
     fm_store *st;
     int64_t *rows, *bad_id;
     fm_err *err;
-    int have;           /* the anchor: 1 when it names a row */
+    int have; /* the anchor: 1 when it names a row */
     const anchor *a;
     const head_row *heads;
-    int next_head;      /* heads are newest first: the oldest is next */
+    int next_head; /* heads are newest first: the oldest is next */
     int rc;
     int64_t last;
     char expect_prev[65], last_prev[65];
@@ -1239,7 +1250,8 @@ static int verify_row(fm_db_stmt *s, void *arg)
     fm_store *st = v->st;
     fm_err *err = v->err;
     acol cols[AUDIT_NCOLS];
-    for (int i = 0; i < AUDIT_NCOLS; i++) cols[i] = stored_col(s, i);
+    for (int i = 0; i < AUDIT_NCOLS; i++)
+        cols[i] = stored_col(s, i);
     const char *prev = (const char *)fm_db_column_text(s, AUDIT_NCOLS);
     const char *hash = (const char *)fm_db_column_text(s, AUDIT_NCOLS + 1);
     int64_t id = fm_db_column_int64(s, AUDIT_NCOLS + 2);
@@ -1267,19 +1279,22 @@ static int verify_row(fm_db_stmt *s, void *arg)
     }
     if (!hash || strcmp(hash, calc)) {
         *v->bad_id = id;
-        fm_err_set(err, FM_ERR_CONFLICT, "audit row %lld: content does not match its hash"
-                   " (the row was edited%s)", (long long)id,
-                   keyed ? ", renumbered, or rehashed without the key" : "");
+        fm_err_set(err, FM_ERR_CONFLICT,
+                   "audit row %lld: content does not match its hash"
+                   " (the row was edited%s)",
+                   (long long)id, keyed ? ", renumbered, or rehashed without the key" : "");
         return 1;
     }
     if (v->have == 1 && id == v->a->id && strcmp(hash, v->a->head)) {
         *v->bad_id = id;
         fm_err_set(err, FM_ERR_CONFLICT,
                    "audit row %lld is not the row the anchor recorded (the log was cut"
-                   " back and written again)", (long long)id);
+                   " back and written again)",
+                   (long long)id);
         return 1;
     }
-    while (v->next_head >= 0 && v->heads[v->next_head].id < id) v->next_head--;
+    while (v->next_head >= 0 && v->heads[v->next_head].id < id)
+        v->next_head--;
     for (int k = v->next_head; k >= 0 && v->heads[k].id == id; k--) {
         if (strcmp(hash, v->heads[k].hash)) {
             *v->bad_id = id;
@@ -1309,20 +1324,26 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
     if (have == -2) have = 0;
     bool memory = !strcmp(st->path, ":memory:");
     if (have < 0)
-        return fm_err_set(err, FM_ERR_CONFLICT, "the audit anchor %s.audit-anchor is not an"
-                          " anchor (overwritten?)", st->path), -1;
+        return fm_err_set(err, FM_ERR_CONFLICT,
+                          "the audit anchor %s.audit-anchor is not an"
+                          " anchor (overwritten?)",
+                          st->path),
+               -1;
     if (have == 1) {
         char mac[65];
         anchor_mac(st, a.id, a.keyed_from, a.head, mac);
         if (strcmp(mac, a.mac))
-            return fm_err_set(err, FM_ERR_CONFLICT, "the audit anchor's MAC does not match:"
-                              " it was edited, or the audit key was replaced"), -1;
+            return fm_err_set(err, FM_ERR_CONFLICT,
+                              "the audit anchor's MAC does not match:"
+                              " it was edited, or the audit key was replaced"),
+                   -1;
         if (a.keyed_from != st->audit_keyed_from)
             return fm_err_set(err, FM_ERR_CONFLICT,
                               "the store says keyed rows start at %lld, the anchor says %lld: the"
                               " setting %s was edited",
                               (long long)st->audit_keyed_from, (long long)a.keyed_from,
-                              KEYED_FROM_KEY), -1;
+                              KEYED_FROM_KEY),
+                   -1;
     }
     head_row *heads = malloc(MAX_HEADS * sizeof *heads);
     if (!heads) return fm_err_set(err, FM_ERR_NOMEM, "audit verify: out of memory"), -1;
@@ -1331,8 +1352,8 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         free(heads);
         return -1;
     }
-    verify_acc v = {st, rows, bad_id, err, have, &a, heads, nheads - 1, 0, 0,
-                    GENESIS_HASH, GENESIS_HASH};
+    verify_acc v = {st,    rows,       bad_id, err, have,         &a,
+                    heads, nheads - 1, 0,      0,   GENESIS_HASH, GENESIS_HASH};
     int step = fm_db_run(st->db, verify_sql, verify_row, &v, NULL);
     int rc = v.rc;
     if (rc == 0 && step != FM_DB_DONE) {
@@ -1367,7 +1388,8 @@ int fm_audit_verify(fm_store *st, int64_t *rows, int64_t *bad_id, fm_err *err)
         return fm_err_set(err, FM_ERR_CONFLICT,
                           "the audit anchor %s.audit-anchor is missing or empty: rows deleted"
                           " from the end of the log cannot be ruled out",
-                          st->side), -1;
+                          st->side),
+               -1;
     }
     /* The whole chain checked out under the key: this host's anchor and
      * head move forward to its end (never back), so a later cut below
@@ -1484,15 +1506,15 @@ int fm_audit_shadow_agreement(fm_store *st, int64_t since_ms, int64_t match_ms, 
                        "SELECT count(*) FROM audit WHERE decision='shadow' AND error_code IN"
                        " ('DENIED','APPROVAL') AND node IS NOT NULL AND ts_ms>=?1",
                        fm_db_row_int64, recs, "i", since_ms);
-    int rc2 = fm_db_run(
-        st->db,
-        "SELECT count(*) FROM audit r WHERE r.decision='shadow' AND r.error_code IN"
-        " ('DENIED','APPROVAL')"
-        " AND r.node IS NOT NULL AND r.ts_ms>=?1 AND EXISTS (SELECT 1 FROM audit h WHERE"
-        " h.tool=r.tool AND h.node=r.node AND h.initiator_kind='human' AND"
-        " h.decision='allow' AND h.phase IN ('call','intent') AND h.ts_ms>r.ts_ms AND"
-        " h.ts_ms<=r.ts_ms+?2)",
-        fm_db_row_int64, agreed, "ii", since_ms, match_ms);
+    int rc2 =
+        fm_db_run(st->db,
+                  "SELECT count(*) FROM audit r WHERE r.decision='shadow' AND r.error_code IN"
+                  " ('DENIED','APPROVAL')"
+                  " AND r.node IS NOT NULL AND r.ts_ms>=?1 AND EXISTS (SELECT 1 FROM audit h WHERE"
+                  " h.tool=r.tool AND h.node=r.node AND h.initiator_kind='human' AND"
+                  " h.decision='allow' AND h.phase IN ('call','intent') AND h.ts_ms>r.ts_ms AND"
+                  " h.ts_ms<=r.ts_ms+?2)",
+                  fm_db_row_int64, agreed, "ii", since_ms, match_ms);
     return (rc == FM_DB_ROW || rc == FM_DB_DONE) && (rc2 == FM_DB_ROW || rc2 == FM_DB_DONE) ? 0
                                                                                             : -1;
 }
@@ -1612,8 +1634,7 @@ typedef struct {
 static int diag_row(fm_db_stmt *row, void *arg)
 {
     diag_acc *a = arg;
-    a->fn((const char *)fm_db_column_text(row, 0), (const char *)fm_db_column_text(row, 1),
-          a->arg);
+    a->fn((const char *)fm_db_column_text(row, 0), (const char *)fm_db_column_text(row, 1), a->arg);
     return 0;
 }
 

@@ -67,13 +67,20 @@ static const char *const default_scope[FM_AUTH_NLEVELS] = {"fleetmcp:read", "fle
 const char *fm_auth_status_word(fm_auth_status s)
 {
     switch (s) {
-    case FM_AUTH_OK: return "OK";
-    case FM_AUTH_MISSING: return "MISSING";
-    case FM_AUTH_INVALID: return "INVALID";
-    case FM_AUTH_EXPIRED: return "EXPIRED";
-    case FM_AUTH_AUDIENCE: return "AUDIENCE";
-    case FM_AUTH_INSUFFICIENT_SCOPE: return "SCOPE";
-    case FM_AUTH_UNAVAILABLE: return "UNAVAILABLE";
+    case FM_AUTH_OK:
+        return "OK";
+    case FM_AUTH_MISSING:
+        return "MISSING";
+    case FM_AUTH_INVALID:
+        return "INVALID";
+    case FM_AUTH_EXPIRED:
+        return "EXPIRED";
+    case FM_AUTH_AUDIENCE:
+        return "AUDIENCE";
+    case FM_AUTH_INSUFFICIENT_SCOPE:
+        return "SCOPE";
+    case FM_AUTH_UNAVAILABLE:
+        return "UNAVAILABLE";
     }
     return "UNKNOWN";
 }
@@ -81,9 +88,12 @@ const char *fm_auth_status_word(fm_auth_status s)
 const char *fm_principal_source_name(fm_principal_source s)
 {
     switch (s) {
-    case FM_PRINCIPAL_SELF_DECLARED: return "self-declared";
-    case FM_PRINCIPAL_JWT: return "jwt";
-    case FM_PRINCIPAL_STATIC_TOKEN: return "static-token";
+    case FM_PRINCIPAL_SELF_DECLARED:
+        return "self-declared";
+    case FM_PRINCIPAL_JWT:
+        return "jwt";
+    case FM_PRINCIPAL_STATIC_TOKEN:
+        return "static-token";
     }
     return "self-declared";
 }
@@ -116,7 +126,7 @@ static size_t uri_origin_len(const char *uri)
 static int is_loopback_http(const char *url)
 {
     static const char *const ok[] = {"http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:",
-                                     "http://localhost/", "http://[::1]:", "http://[::1]/"};
+                                     "http://localhost/", "http://[::1]:",     "http://[::1]/"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (!strncmp(url, ok[i], strlen(ok[i]))) return 1;
     return 0;
@@ -193,8 +203,7 @@ static int configure(fm_auth *a, const json_t *sec, fm_err *err)
     /* RFC 9728 3.1: the well-known segment goes between origin and path. */
     const char *path = !strcmp(aud + origin, "/") ? "" : aud + origin;
     snprintf(a->metadata_path, sizeof a->metadata_path, "%s%s", WELL_KNOWN, path);
-    snprintf(a->metadata_url, sizeof a->metadata_url, "%.*s%s", (int)origin, aud,
-             a->metadata_path);
+    snprintf(a->metadata_url, sizeof a->metadata_url, "%.*s%s", (int)origin, aud, a->metadata_path);
 
     const json_t *scopes = json_object_get(sec, "scopes");
     for (int l = 0; l < FM_AUTH_NLEVELS; l++) {
@@ -506,8 +515,8 @@ static int aud_matches(const json_t *aud, const char *want)
     if (json_is_string(aud)) return !strcmp(json_string_value(aud), want);
     size_t i;
     const json_t *v;
-    json_array_foreach(aud, i, v)
-    if (json_is_string(v) && !strcmp(json_string_value(v), want)) return 1;
+    json_array_foreach(aud, i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), want)) return 1;
     return 0;
 }
 
@@ -586,8 +595,7 @@ static fm_auth_status verify_jwt(fm_auth *a, const char *tok, size_t len, fm_pri
 {
     cjose_err cerr = {0};
     cjose_jws_t *jws = FM_CRYPTO(cjose_jws_import)(tok, len, &cerr);
-    if (!jws)
-        return fail(f, FM_AUTH_INVALID, "AUTH: the bearer token is not a well-formed JWS");
+    if (!jws) return fail(f, FM_AUTH_INVALID, "AUTH: the bearer token is not a well-formed JWS");
     json_t *hdr = (json_t *)FM_CRYPTO(cjose_jws_get_protected)(jws);
     const char *alg = json_string_value(json_object_get(hdr, "alg"));
     const json_t *kidv = json_object_get(hdr, "kid");
@@ -733,9 +741,9 @@ json_t *fm_auth_resource_metadata(const fm_auth *a)
     json_t *scopes = json_array();
     for (int l = 0; l < FM_AUTH_NLEVELS; l++)
         json_array_append_new(scopes, json_string(a->scope[l]));
-    json_t *doc = json_pack("{s:s, s:o, s:[s], s:s}", "resource", a->audience, "scopes_supported",
-                            scopes, "bearer_methods_supported", "header", "resource_name",
-                            "fleetmcp");
+    json_t *doc =
+        json_pack("{s:s, s:o, s:[s], s:s}", "resource", a->audience, "scopes_supported", scopes,
+                  "bearer_methods_supported", "header", "resource_name", "fleetmcp");
     if (doc && json_array_size(a->auth_servers))
         json_object_set_new(doc, "authorization_servers", json_deep_copy(a->auth_servers));
     return doc;

@@ -32,8 +32,10 @@ static int import_key(json_t *jk, size_t idx, const char *what, fm_jwk *k)
     char ckid[64];
     fm_clip(ckid, sizeof ckid, kid);
     if (strcmp(kty, "RSA") && strcmp(kty, "EC")) {
-        fm_log("info", "auth: %s key %zu (kid '%s') has kty '%.8s': only RSA and EC keys are"
-               " used, skipped", what, idx, ckid, kty);
+        fm_log("info",
+               "auth: %s key %zu (kid '%s') has kty '%.8s': only RSA and EC keys are"
+               " used, skipped",
+               what, idx, ckid, kty);
         return -1;
     }
     if (strcmp(use, "sig")) {
@@ -48,8 +50,8 @@ static int import_key(json_t *jk, size_t idx, const char *what, fm_jwk *k)
     cjose_err cerr = {0};
     cjose_jwk_t *jwk = FM_CRYPTO(cjose_jwk_import_json)((cjose_header_t *)jk, &cerr);
     if (!jwk) {
-        fm_log("warning", "auth: %s key %zu (kid '%s') cannot be imported (%s), skipped", what,
-               idx, ckid, cerr.message ? cerr.message : "invalid JWK");
+        fm_log("warning", "auth: %s key %zu (kid '%s') cannot be imported (%s), skipped", what, idx,
+               ckid, cerr.message ? cerr.message : "invalid JWK");
         return -1;
     }
     memset(k, 0, sizeof *k);
@@ -57,7 +59,8 @@ static int import_key(json_t *jk, size_t idx, const char *what, fm_jwk *k)
     snprintf(k->alg, sizeof k->alg, "%s", alg);
     k->jwk = jwk;
     k->kty = FM_CRYPTO(cjose_jwk_get_kty)(jwk, &cerr);
-    k->crv = k->kty == CJOSE_JWK_KTY_EC ? FM_CRYPTO(cjose_jwk_EC_get_curve)(jwk, &cerr) : CJOSE_JWK_EC_INVALID;
+    k->crv = k->kty == CJOSE_JWK_KTY_EC ? FM_CRYPTO(cjose_jwk_EC_get_curve)(jwk, &cerr)
+                                        : CJOSE_JWK_EC_INVALID;
     return 0;
 }
 
@@ -110,8 +113,8 @@ int fm_keyset_load_file(const char *path, fm_keyset *ks, fm_err *err)
     memset(ks, 0, sizeof *ks);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fm_err_set(err, FM_ERR_IO, "cannot read JWKS file %s: %s: fix auth.jwks.file",
-                          path, strerror(errno));
+        return fm_err_set(err, FM_ERR_IO, "cannot read JWKS file %s: %s: fix auth.jwks.file", path,
+                          strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) || st.st_size > (off_t)FM_JWKS_MAX_BYTES) {
         fclose(f);

@@ -28,7 +28,7 @@
  * constant pattern: nothing from a caller reaches it. */
 #define KLOG_MAX_LINES "400"
 #define KLOG_GREP                                                                                  \
-    "--grep=NVRM|Xid|AER|PCIe Bus Error|lockup|rcu_|[Ll]ink (is )?([Dd]own|DOWN|[Uu]p|ACTIVE)|"   \
+    "--grep=NVRM|Xid|AER|PCIe Bus Error|lockup|rcu_|[Ll]ink (is )?([Dd]own|DOWN|[Uu]p|ACTIVE)|"    \
     "oom-kill|Out of memory|No space left|I/O error|hung_task|blocked for more than|EDAC|"         \
     "Hardware Error|[Mm]achine [Cc]heck|Kernel panic|segfault|NETDEV WATCHDOG"
 
@@ -126,17 +126,16 @@ bool fm_exec_valid_pci_bus(const char *s)
 
 bool fm_exec_valid_log_path(const char *s)
 {
-    static const char *const system[] = {"/etc",  "/proc", "/sys",  "/dev",     "/boot",
-                                         "/root", "/run",  "/usr",  "/bin",     "/sbin",
-                                         "/lib",  "/lib32", "/lib64", "/libx32", "/var/lib",
-                                         "/var/run", "/snap", NULL};
+    static const char *const system[] = {
+        "/etc",  "/proc", "/sys",   "/dev",   "/boot",   "/root",    "/run",     "/usr",  "/bin",
+        "/sbin", "/lib",  "/lib32", "/lib64", "/libx32", "/var/lib", "/var/run", "/snap", NULL};
     if (!s || s[0] != '/') return false;
     size_t n = strlen(s);
     if (n < 2 || n > 255 || s[n - 1] == '/') return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!(is_alnum(c) || c == '.' || c == '_' || c == '-' || c == '+' || c == '@' ||
-              c == '=' || c == ',' || c == '~' || c == '/'))
+        if (!(is_alnum(c) || c == '.' || c == '_' || c == '-' || c == '+' || c == '@' || c == '=' ||
+              c == ',' || c == '~' || c == '/'))
             return false;
     }
     /* components: none empty, ".", or ".." (no way out of where it names) */

@@ -133,17 +133,18 @@ int fm_slurm_aggregate_save(fm_store *st, const char *source, const char *cluste
         return fm_err_set(err, FM_ERR_INVALID, "a shared aggregate needs the cluster's name"), -1;
     size_t n = strlen(text);
     if (n > FM_SLURM_AGGREGATE_MAX_BYTES)
-        return fm_err_set(err, FM_ERR_TOO_LARGE, "sinfo's aggregate is %zu bytes, over %u: not"
-                          " shared (each plan reads its own)", n, FM_SLURM_AGGREGATE_MAX_BYTES),
+        return fm_err_set(err, FM_ERR_TOO_LARGE,
+                          "sinfo's aggregate is %zu bytes, over %u: not"
+                          " shared (each plan reads its own)",
+                          n, FM_SLURM_AGGREGATE_MAX_BYTES),
                -1;
     if (!sinfo_lines(text, n))
         return fm_err_set(err, FM_ERR_PARSE, "not sinfo's aggregate lines: not shared"), -1;
     if (ready(st, err)) return -1;
     char sum[65];
     fm_sha256_hex(text, n, sum);
-    int rc = fm_db_run(st->db, save_sql, NULL, NULL, "ttiitTi", source, cluster,
-                       (int64_t)read_ms, (int64_t)n, sum, text, (int)n,
-                       (int64_t)fm_now_ms()) == FM_DB_DONE
+    int rc = fm_db_run(st->db, save_sql, NULL, NULL, "ttiitTi", source, cluster, (int64_t)read_ms,
+                       (int64_t)n, sum, text, (int)n, (int64_t)fm_now_ms()) == FM_DB_DONE
                  ? 0
                  : fm_store_fail(st, err, "writing the sinfo aggregate");
     return rc ? -1 : 0;

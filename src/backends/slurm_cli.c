@@ -33,8 +33,8 @@
 
 /* A command started and not yet read (spawn / collect). */
 typedef struct child_run {
-    pid_t pid; /* 0: none */
-    int out, err, ex; /* stdout, stderr and the exec-errno pipe's read ends */
+    pid_t pid;          /* 0: none */
+    int out, err, ex;   /* stdout, stderr and the exec-errno pipe's read ends */
     long long deadline; /* now_ms() by which it is killed */
     double started;     /* CLOCK_MONOTONIC seconds */
     long long wall_ms;  /* fm_now_ms() at the start: a shared aggregate's stamp */
@@ -47,12 +47,12 @@ typedef struct cli_st {
     long timeout_ms;
     size_t max_bytes;
     fm_slurm_domains *dom;
-    char *counts;     /* the last sinfo aggregate's text (sinfo_counts_text), or NULL */
-    double counts_at; /* CLOCK_MONOTONIC seconds it was started */
+    char *counts;             /* the last sinfo aggregate's text (sinfo_counts_text), or NULL */
+    double counts_at;         /* CLOCK_MONOTONIC seconds it was started */
     long long counts_wall_ms; /* fm_now_ms() it was started (for a shared one: by its reader) */
     bool counts_shared;       /* counts came from the store: for a plan only */
-    child_run counts_run; /* the aggregate a plan started beside its node read */
-    child_run jobs_run;   /* squeue --json a plan started beside its node read */
+    child_run counts_run;     /* the aggregate a plan started beside its node read */
+    child_run jobs_run;       /* squeue --json a plan started beside its node read */
     /* The aggregate shared through the store (slurm_aggregate.c) */
     struct fm_store *store;   /* borrowed, or NULL */
     char cluster[129];        /* slurm.cluster, else slurm.conf's ClusterName; "" = not shared */
@@ -634,8 +634,7 @@ static void drop_counts(cli_st *s)
  * plans (a failure is logged: the answer stands without it). */
 static void share_counts(cli_st *s)
 {
-    if (!shares(s) || !s->counts || s->counts_shared || !fm_db_get_autocommit(s->store->db))
-        return;
+    if (!shares(s) || !s->counts || s->counts_shared || !fm_db_get_autocommit(s->store->db)) return;
     fm_err e = {0};
     if (fm_slurm_aggregate_save(s->store, s->source, s->cluster, s->counts, s->counts_wall_ms, &e))
         fm_log("warning", "sinfo aggregate not shared through the store: %s", e.text);
@@ -699,7 +698,8 @@ static const char *sinfo_counts_text(cli_st *s, double reuse_s, fm_err *err)
     char *argv[] = {s->sinfo, "-h", "-a", "-o", FM_SLURM_SINFO_COUNTS_FORMAT, NULL};
     if (!c->pid && spawn(s, argv, c, err)) return NULL;
     if (harvest(s, true, err)) return NULL;
-    if (t0 - s->counts_at >= reuse_s) return sinfo_counts_text(s, reuse_s, err); /* too old: again */
+    if (t0 - s->counts_at >= reuse_s)
+        return sinfo_counts_text(s, reuse_s, err); /* too old: again */
     return s->counts;
 }
 
@@ -728,8 +728,7 @@ static int cli_node_count(void *st, long long *count, fm_err *err)
     const char *text = sinfo_counts_text(s, CLI_FLEET_REUSE_S, err);
     if (!text) return -1;
     fm_err ce = {0};
-    if (fm_slurm_sinfo_counts(text, NULL, 0, NULL, NULL, count, &ce) == 0)
-        return 0;
+    if (fm_slurm_sinfo_counts(text, NULL, 0, NULL, NULL, count, &ce) == 0) return 0;
     *count = 0;
     return cli_nodes_each(s, NULL, fm_slurm_count_node, count, err);
 }
@@ -884,8 +883,10 @@ static void cluster_of(cli_st *s, const char *c)
     }
     if (f) fclose(f);
     if (!name[0]) {
-        fm_log("warning", "no slurm.cluster and no ClusterName in %s: the sinfo aggregate is not"
-               " shared through the store (every plan reads it); set slurm.cluster", conf);
+        fm_log("warning",
+               "no slurm.cluster and no ClusterName in %s: the sinfo aggregate is not"
+               " shared through the store (every plan reads it); set slurm.cluster",
+               conf);
         return;
     }
     snprintf(s->cluster, sizeof s->cluster, "%s", name);

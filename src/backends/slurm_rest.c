@@ -41,10 +41,10 @@ typedef struct rest_st {
     char hint[200];
     char timeout_hint[200];
     fm_slurm_domains *dom;
-    void *cli;        /* scontrol for what this slurmrestd cannot change, or NULL */
-    long last_status; /* HTTP status of the last answer, for discovery */
-    fm_slurm_table *table; /* nodes kept between calls (slurm_table.c), or NULL */
-    double table_checked;  /* CLOCK_MONOTONIC seconds of the last check that found it current */
+    void *cli;              /* scontrol for what this slurmrestd cannot change, or NULL */
+    long last_status;       /* HTTP status of the last answer, for discovery */
+    fm_slurm_table *table;  /* nodes kept between calls (slurm_table.c), or NULL */
+    double table_checked;   /* CLOCK_MONOTONIC seconds of the last check that found it current */
     struct fm_store *store; /* the table's snapshot is shared there (slurm_snapshot.c), or NULL */
     char domains[65]; /* sha256 of slurm.domains.rack and .sku: they shape every normalized node */
     char cluster_cfg[129]; /* slurm.cluster, or "" */
@@ -317,8 +317,7 @@ static int rest_nodes_each(void *st, const fm_slurm_node_filter *f, fm_slurm_nod
     rest_st *s = st;
     if (discover(s, err)) return -1;
     fm_err te = {0};
-    if (table_fresh(s, true, &te) == 0)
-        return fm_slurm_table_each(s->table, f, cb, ud, err);
+    if (table_fresh(s, true, &te) == 0) return fm_slurm_table_each(s->table, f, cb, ud, err);
     /* Slurm unreachable: a listing would only wait for the same timeout. */
     if (unreachable(&te)) {
         if (err) *err = te;
@@ -357,8 +356,8 @@ static long cond_get(rest_st *s, const char *what, long long stamp, fm_err *err)
  * for the snapshot's key. */
 static long long ctld_time(rest_st *s, fm_err *err)
 {
-    json_t *ans = rest_get(s, ANS_FULL, "reading slurmctld's clock (diag)", "/slurm/%s/diag%s",
-                           NULL, err);
+    json_t *ans =
+        rest_get(s, ANS_FULL, "reading slurmctld's clock (diag)", "/slurm/%s/diag%s", NULL, err);
     if (!ans) return -1;
     const char *name = json_string_value(
         json_object_get(json_object_get(json_object_get(ans, "meta"), "slurm"), "cluster"));
@@ -381,8 +380,8 @@ static long long ctld_time(rest_st *s, fm_err *err)
 static const char *snapshot_cluster(rest_st *s)
 {
     const char *c = *s->cluster ? s->cluster : *s->cluster_cfg ? s->cluster_cfg : NULL;
-    if (!s->cluster_warned && (!c || (*s->cluster && *s->cluster_cfg &&
-                                      strcmp(s->cluster, s->cluster_cfg) != 0))) {
+    if (!s->cluster_warned &&
+        (!c || (*s->cluster && *s->cluster_cfg && strcmp(s->cluster, s->cluster_cfg) != 0))) {
         s->cluster_warned = true;
         if (!c)
             fm_log("warning",
@@ -422,8 +421,7 @@ static int snapshot_load(rest_st *s, long long now)
     snapshot_source(s, cluster, src);
     fm_err e = {0};
     long long after = fm_slurm_table_loaded(s->table) ? fm_slurm_table_stamp(s->table) : 0;
-    int rc =
-        fm_slurm_snapshot_load(s->store, src, cluster, s->table, after, now, s->max_bytes, &e);
+    int rc = fm_slurm_snapshot_load(s->store, src, cluster, s->table, after, now, s->max_bytes, &e);
     if (rc < 0)
         fm_log("warning", "node table snapshot not used (Slurm is read instead): %s", e.text);
     return rc;

@@ -24,11 +24,16 @@ static const char *const NODE_KEYS[] = {
     "name",       "state",    "state_flags", "reason", "reason_set_by_user", "reason_changed_at",
     "partitions", "features", "gres",        "cpus",   "real_memory",        "boot_time",
     NULL};
-static const char *const JOB_KEYS[] = {
-    "job_id",         "name",          "user_name",    "job_state",  "state_reason",
-    "nodes",          "partition",     "start_time",   "time_limit", "exit_code",
-    "tres_alloc_str", "tres_per_node", "tres_req_str", "standard_output", "standard_error",
-    "current_working_directory", "batch_host", "array_job_id", "array_task_id", NULL};
+static const char *const JOB_KEYS[] = {"job_id",         "name",
+                                       "user_name",      "job_state",
+                                       "state_reason",   "nodes",
+                                       "partition",      "start_time",
+                                       "time_limit",     "exit_code",
+                                       "tres_alloc_str", "tres_per_node",
+                                       "tres_req_str",   "standard_output",
+                                       "standard_error", "current_working_directory",
+                                       "batch_host",     "array_job_id",
+                                       "array_task_id",  NULL};
 
 static void ws(scan *s)
 {

@@ -22,8 +22,8 @@
  * clusters can sit behind one endpoint string (one socket path, or
  * localhost:6820, on two hosts sharing a PostgreSQL store) with clocks
  * close enough that the stamp window alone would pass the other's table. */
-/* Data access: this file owns the tables slurm_node_snapshot_rows, slurm_node_snapshots; every statement on
- * them is here, others call its functions (the data-access stage checks). */
+/* Data access: this file owns the tables slurm_node_snapshot_rows, slurm_node_snapshots; every
+ * statement on them is here, others call its functions (the data-access stage checks). */
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -128,9 +128,8 @@ int fm_slurm_snapshot_load(fm_store *st, const char *source, const char *cluster
     if (!cluster || !*cluster) return 1; /* no name, no snapshot: see the top */
     if (ready(st, err)) return -1;
     load_acc a = {.max = max, .err = err};
-    int step = fm_db_run(st->db, load_sql, load_row, &a, "ttiii", source, cluster,
-                         (int64_t)after, (int64_t)until,
-                         (int64_t)(max > INT64_MAX ? INT64_MAX : (fm_db_int64)max));
+    int step = fm_db_run(st->db, load_sql, load_row, &a, "ttiii", source, cluster, (int64_t)after,
+                         (int64_t)until, (int64_t)(max > INT64_MAX ? INT64_MAX : (fm_db_int64)max));
     int rc = a.rc;
     char *text = a.text;
     size_t len = a.len;

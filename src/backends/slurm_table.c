@@ -47,10 +47,12 @@ struct fm_slurm_table_load {
 
 bool fm_slurm_node_schedulable(const json_t *node)
 {
-    static const char *const out[] = {"DRAIN", "DRAINING", "DRAINED", "DOWN", "FAIL",
-                                      "FAILING", "MAINT", "REBOOT", "REBOOT_REQUESTED",
-                                      "REBOOT_ISSUED", "NOT_RESPONDING", "INVAL", "POWERED_DOWN",
-                                      "POWERING_DOWN", "UNKNOWN", "FUTURE", "RESERVED"};
+    static const char *const out[] = {"DRAIN",         "DRAINING",       "DRAINED",
+                                      "DOWN",          "FAIL",           "FAILING",
+                                      "MAINT",         "REBOOT",         "REBOOT_REQUESTED",
+                                      "REBOOT_ISSUED", "NOT_RESPONDING", "INVAL",
+                                      "POWERED_DOWN",  "POWERING_DOWN",  "UNKNOWN",
+                                      "FUTURE",        "RESERVED"};
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(node, "state"), i, v)
@@ -204,8 +206,8 @@ int fm_slurm_table_load_push(void *load, const char *p, size_t n)
     return l->failed ? -1 : 0;
 }
 
-int fm_slurm_table_load_close(fm_slurm_table_load *l, long status, long long stamp,
-                              json_t **errors, fm_err *err)
+int fm_slurm_table_load_close(fm_slurm_table_load *l, long status, long long stamp, json_t **errors,
+                              fm_err *err)
 {
     *errors = NULL;
     int rc = fm_slurm_nodes_feed_close(l->fd, errors);
@@ -259,8 +261,7 @@ json_t *fm_slurm_table_node(const fm_slurm_table *t, const char *name)
 int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, size_t n,
                             long *total, long *in_service, fm_err *err)
 {
-    if (!t || !t->loaded)
-        return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), -1;
+    if (!t || !t->loaded) return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), -1;
     if (t->s.parts_overflow)
         return fm_err_set(err, FM_ERR_TOO_LARGE, "more than %d partitions in the node table",
                           MAX_TABLE_PARTS),
@@ -281,11 +282,10 @@ int fm_slurm_table_capacity(const fm_slurm_table *t, const char *const *parts, s
     return 0;
 }
 
-int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f,
-                        fm_slurm_node_cb cb, void *ud, fm_err *err)
+int fm_slurm_table_each(const fm_slurm_table *t, const fm_slurm_node_filter *f, fm_slurm_node_cb cb,
+                        void *ud, fm_err *err)
 {
-    if (!t || !t->loaded)
-        return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), -1;
+    if (!t || !t->loaded) return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), -1;
     fm_slurm_node_matcher *m = fm_slurm_node_matcher_new(f, err);
     if (!m) return -1;
     int rc = 0;
@@ -324,8 +324,7 @@ static bool plain_line(const char *p)
 
 char *fm_slurm_table_snapshot(const fm_slurm_table *t, size_t max, size_t *len, fm_err *err)
 {
-    if (!t || !t->loaded)
-        return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), NULL;
+    if (!t || !t->loaded) return fm_err_set(err, FM_ERR_UNAVAILABLE, "no node table loaded"), NULL;
     /* Over 64 partitions the table answers no capacity question, and its
      * masks cannot name every partition: nothing worth sharing. */
     if (t->s.parts_overflow)
@@ -428,8 +427,7 @@ int fm_slurm_table_restore_owned(fm_slurm_table *t, char *text, size_t len, long
     /* Nothing may follow the last node, and the table is replaced whole or not at all. */
     if (ok && p == end && install(t, &next, stamp)) return 0;
     set_free(&next);
-    return fm_err_set(err, FM_ERR_PARSE, "the node table snapshot is not one this build wrote"),
-           -1;
+    return fm_err_set(err, FM_ERR_PARSE, "the node table snapshot is not one this build wrote"), -1;
 }
 
 int fm_slurm_table_restore(fm_slurm_table *t, const char *text, size_t len, long long stamp,

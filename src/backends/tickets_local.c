@@ -3,8 +3,8 @@
  * may share the database: every write runs in BEGIN IMMEDIATE, and a
  * partial unique index keeps one open ticket per (node, fault class)
  * whatever the callers do. */
-/* Data access: this file owns the tables ticket_attachments, ticket_comments, tickets; every statement on
- * them is here, others call its functions (the data-access stage checks). */
+/* Data access: this file owns the tables ticket_attachments, ticket_comments, tickets; every
+ * statement on them is here, others call its functions (the data-access stage checks). */
 #include "fleetmcp/fm_tickets.h"
 
 #include <stdio.h>
@@ -347,8 +347,8 @@ static int local_update(void *st, const char *key, const json_t *fields, fm_err 
 
     /* Merge labels and context with what is stored, so an update only adds. */
     merge_read m = {NULL, NULL};
-    if (RUN(l, "SELECT labels, context, node, fault_class FROM tickets WHERE id = ?", merge_row,
-            &m, "i", id) != FM_DB_ROW) {
+    if (RUN(l, "SELECT labels, context, node, fault_class FROM tickets WHERE id = ?", merge_row, &m,
+            "i", id) != FM_DB_ROW) {
         fm_store_fail(l->store, err, "reading a ticket");
         goto fail;
     }
@@ -403,7 +403,6 @@ fail:
     fm_store_rollback(l->store);
     return -1;
 }
-
 
 /* After a change to ticket id inside the open transaction (rc: its
  * fm_db_run result), marks the ticket updated and commits; rolls back on

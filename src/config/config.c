@@ -20,9 +20,12 @@
 const char *fm_mode_name(fm_mode m)
 {
     switch (m) {
-    case FM_MODE_SHADOW: return "shadow";
-    case FM_MODE_CANARY: return "canary";
-    case FM_MODE_FLEET: return "fleet";
+    case FM_MODE_SHADOW:
+        return "shadow";
+    case FM_MODE_CANARY:
+        return "canary";
+    case FM_MODE_FLEET:
+        return "fleet";
     }
     return "shadow";
 }
@@ -61,8 +64,10 @@ static void check_doc(const fm_yaml_doc *doc, json_t *problems)
             /* Core keys (mode, store, ...) are described by root.json. */
             if (!json_object_get(props, key)) {
                 snprintf(ptr, sizeof ptr, "/%s", key);
-                snprintf(buf, sizeof buf, "%s:%d: unknown section '%s': check the spelling"
-                         " (see examples/fleetmcp.yaml)", doc->path, fm_yaml_line(doc, ptr), key);
+                snprintf(buf, sizeof buf,
+                         "%s:%d: unknown section '%s': check the spelling"
+                         " (see examples/fleetmcp.yaml)",
+                         doc->path, fm_yaml_line(doc, ptr), key);
                 json_array_append_new(problems, json_string(buf));
                 continue;
             }
@@ -89,12 +94,11 @@ static void check_doc(const fm_yaml_doc *doc, json_t *problems)
     check_elicitation(doc, problems);
 }
 
-static void problem(json_t *problems, const fm_yaml_doc *doc, const char *ptr, const char *fmt,
-                    ...) __attribute__((format(printf, 4, 5)));
+static void problem(json_t *problems, const fm_yaml_doc *doc, const char *ptr, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Appends "file:line: pointer: text" to problems. */
-static void problem(json_t *problems, const fm_yaml_doc *doc, const char *ptr, const char *fmt,
-                    ...)
+static void problem(json_t *problems, const fm_yaml_doc *doc, const char *ptr, const char *fmt, ...)
 {
     char text[512], buf[1400];
     va_list ap;
@@ -122,8 +126,8 @@ static void check_elicitation(const fm_yaml_doc *doc, json_t *problems)
 
 /* A private file (key, secret) others can read, or a trust file others
  * can write, is refused: the server would be trusting it. */
-static void check_mode(const fm_yaml_doc *doc, json_t *problems, const char *ptr,
-                       const char *file, mode_t forbidden, const char *what, bool existence)
+static void check_mode(const fm_yaml_doc *doc, json_t *problems, const char *ptr, const char *file,
+                       mode_t forbidden, const char *what, bool existence)
 {
     struct stat sb;
     if (stat(file, &sb)) {
@@ -204,8 +208,8 @@ static void check_files(const fm_yaml_doc *doc, json_t *problems, bool existence
         snprintf(ptr, sizeof ptr, "/slurm/cli/%s", progs[i]);
         if (p && !program_exists(p))
             problem(problems, doc, ptr,
-                    "program %s is not found or not executable%s: install it or give its path",
-                    p, strchr(p, '/') ? "" : " on PATH");
+                    "program %s is not found or not executable%s: install it or give its path", p,
+                    strchr(p, '/') ? "" : " on PATH");
     }
     const char *conf = json_string_value(json_object_get(cli, "slurm_conf"));
     if (conf && access(conf, R_OK))
@@ -253,8 +257,10 @@ int fm_config_load(fm_config *cfg, const char *path, const char *db_override, fm
         check_doc(&doc, problems);
         if (!json_array_size(problems)) check_files(&doc, problems, false);
         if (json_array_size(problems)) {
-            fm_err_set(err, FM_ERR_INVALID, "%s (run `fleetmcp check-config --config %s` for"
-                       " every problem)", json_string_value(json_array_get(problems, 0)), path);
+            fm_err_set(err, FM_ERR_INVALID,
+                       "%s (run `fleetmcp check-config --config %s` for"
+                       " every problem)",
+                       json_string_value(json_array_get(problems, 0)), path);
             json_decref(problems);
             fm_yaml_doc_free(&doc);
             return -1;
@@ -267,7 +273,7 @@ int fm_config_load(fm_config *cfg, const char *path, const char *db_override, fm
         cfg->root = json_object();
     }
     const char *mode = fm_cfg_str(cfg->root, "mode", "shadow");
-    cfg->mode = !strcmp(mode, "fleet") ? FM_MODE_FLEET
+    cfg->mode = !strcmp(mode, "fleet")    ? FM_MODE_FLEET
                 : !strcmp(mode, "canary") ? FM_MODE_CANARY
                                           : FM_MODE_SHADOW;
     /* FLEETMCP_MODE can only make the server more careful than its file
@@ -275,7 +281,7 @@ int fm_config_load(fm_config *cfg, const char *path, const char *db_override, fm
      * it can never raise the mode. */
     const char *env = getenv("FLEETMCP_MODE");
     if (env && *env) {
-        fm_mode m = !strcmp(env, "fleet") ? FM_MODE_FLEET
+        fm_mode m = !strcmp(env, "fleet")    ? FM_MODE_FLEET
                     : !strcmp(env, "canary") ? FM_MODE_CANARY
                     : !strcmp(env, "shadow") ? FM_MODE_SHADOW
                                              : (fm_mode)-1;

@@ -468,8 +468,10 @@ int fm_yaml_load_string(const char *text, size_t len, const char *name, fm_yaml_
         json_decref(l.lines);
         /* libyaml is loaded on first use (src/util/yaml_lazy.c): a
          * missing one is logged there, naming the package. */
-        fm_err_set(err, FM_ERR_NOMEM, "%s: the YAML parser cannot start (out of memory, or"
-                   " libyaml-0-2 is not installed: see the log above)", out->path);
+        fm_err_set(err, FM_ERR_NOMEM,
+                   "%s: the YAML parser cannot start (out of memory, or"
+                   " libyaml-0-2 is not installed: see the log above)",
+                   out->path);
         return -1;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""), len);

@@ -86,7 +86,7 @@ typedef struct run {
     pcre2_match_data *md;
     const char *node;
     int nsrc[DS_N];
-    bool oom; /* allocation failure somewhere */
+    bool oom;       /* allocation failure somewhere */
     anomaly *anoms; /* what no class explains */
     int nanoms, capanoms;
     const char *marks[32]; /* marker groups seen since the last reboot */
@@ -110,7 +110,7 @@ typedef struct run {
                             * sources (kernel log, events, metrics) were collected */
     tline flat[16];        /* lines saying a counter did not move (taken out) */
     int nflat;
-    double newest;         /* the latest stamp of any line; NAN: none, or not yet read */
+    double newest; /* the latest stamp of any line; NAN: none, or not yet read */
     bool newest_read;
 } run;
 
@@ -370,7 +370,8 @@ static bool before_boot(const run *r, int li);
 /* Why a line is history: 1 before the node's current boot, 2 a record of
  * another host, 3 before a repair on record, 4 a job log's earlier run,
  * 5 an earlier attempt of the job. */
-static const char *const OLD_NOTE[] = {NULL, "[before the last reboot: history] ",
+static const char *const OLD_NOTE[] = {NULL,
+                                       "[before the last reboot: history] ",
                                        "[another host's record, not this node's: history] ",
                                        "[before a recorded repair: history] ",
                                        "[a day or more before the job's latest record: history] ",
@@ -389,7 +390,8 @@ static double line_stamp(const char *s, size_t len, int year);
  * (Hardware Xids keep their weight: their fault outlives the line.) */
 static bool app_xid_old(run *r, int line, const diag_xid *x)
 {
-    if (line < 0 || !x || (strcmp(x->action, "RESTART_APP") != 0 && strcmp(x->action, "IGNORE") != 0))
+    if (line < 0 || !x ||
+        (strcmp(x->action, "RESTART_APP") != 0 && strcmp(x->action, "IGNORE") != 0))
         return false;
     int year = 1970 + (int)(time(NULL) / 31556952);
     if (!r->newest_read) {
@@ -436,14 +438,15 @@ static void xid_seen(run *r, int code, int kind, int cap, const char *group, int
         add_anomaly(r, astr, 1, "xid-unclassed", ev(r, line, extra, evarg));
         return;
     }
-    snprintf(extra, sizeof extra, "%s[Xid %d %s%s; NVIDIA action %s, investigate %s] ", old, x->code,
-             x->name,
+    snprintf(extra, sizeof extra, "%s[Xid %d %s%s; NVIDIA action %s, investigate %s] ", old,
+             x->code, x->name,
              x->contained == 1   ? " (contained)"
              : x->contained == 0 ? " (uncontained)"
                                  : "",
              x->action, x->invest);
     if (x->cls < r->db->nclasses && r->xidcls) r->xidcls[x->cls] = 1;
-    add_hit(r, x->cls, kind, x->strength < cap ? x->strength : cap, group, ev(r, line, extra, evarg));
+    add_hit(r, x->cls, kind, x->strength < cap ? x->strength : cap, group,
+            ev(r, line, extra, evarg));
 }
 
 /* ---- hostlists ---------------------------------------------------------- */
@@ -532,8 +535,10 @@ static int tab_split(const char *s, size_t len, char sep, tabf *f)
 {
     f->k = 0;
     f->sep = sep;
-    while (len && isspace((unsigned char)s[len - 1])) len--;
-    while (len && isspace((unsigned char)*s)) s++, len--;
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    while (len && isspace((unsigned char)*s))
+        s++, len--;
     if (sep == '|') {
         if (len && s[0] == '|') s++, len--;
         if (len && s[len - 1] == '|') len--;
@@ -543,15 +548,19 @@ static int tab_split(const char *s, size_t len, char sep, tabf *f)
         if (f->k == TAB_MAX) return -1;
         size_t j = i;
         /* columns aligned with blanks: a run of them is one separator */
-        while (j < len && (sep == ' ' ? !isspace((unsigned char)s[j]) : s[j] != sep)) j++;
+        while (j < len && (sep == ' ' ? !isspace((unsigned char)s[j]) : s[j] != sep))
+            j++;
         size_t a = i, b = j;
-        while (a < b && isspace((unsigned char)s[a])) a++;
-        while (b > a && isspace((unsigned char)s[b - 1])) b--;
+        while (a < b && isspace((unsigned char)s[a]))
+            a++;
+        while (b > a && isspace((unsigned char)s[b - 1]))
+            b--;
         f->s[f->k] = s + a;
         f->n[f->k++] = b - a;
         i = j + 1;
         if (sep == ' ')
-            while (i < len && isspace((unsigned char)s[i])) i++;
+            while (i < len && isspace((unsigned char)s[i]))
+                i++;
     }
     return f->k;
 }
@@ -592,7 +601,8 @@ static bool tab_header(const tabf *h)
 static char *tab_named(const tabf *h, const tabf *row)
 {
     size_t cap = 64;
-    for (int i = 0; i < h->k; i++) cap += h->n[i] + row->n[i] + 8;
+    for (int i = 0; i < h->k; i++)
+        cap += h->n[i] + row->n[i] + 8;
     char *out = malloc(cap), *o = out;
     if (!out) return NULL;
     for (int i = 0; i < h->k; i++) {
@@ -652,8 +662,10 @@ static void add_query_row(run *r, int src, const char *s, size_t l, int entry, c
         /* only a row of that shape; any other braces stay text as written */
         char *row = own(r, fmt("%s%.*s", qname, (int)(l - b), s + b));
         json_t *o = row ? prom_sample(row, strlen(row)) : NULL;
-        if (o) add_line(r, src, row, strlen(row), entry);
-        else add_line(r, src, s, l, entry);
+        if (o)
+            add_line(r, src, row, strlen(row), entry);
+        else
+            add_line(r, src, s, l, entry);
         json_decref(o);
         return;
     }
@@ -969,7 +981,8 @@ static double line_stamp(const char *s, size_t len, int year)
     memcpy(buf, s, n);
     buf[n] = 0;
     const char *p = buf;
-    while (*p == ' ' || *p == '[') p++;
+    while (*p == ' ' || *p == '[')
+        p++;
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     /* seconds since the epoch ("1764925321.512 host kernel: ...") */
@@ -1018,8 +1031,8 @@ static double any_stamp(const char *s, size_t len, int year)
     if (at && at != s && at[-1] != ' ') return line_stamp(at + 1, len - (size_t)(at + 1 - s), year);
     /* an ISO 8601 time inside the line (sinfo -R's TIMESTAMP column) */
     for (size_t i = 0; i + 16 <= len; i++)
-        if (isdigit((unsigned char)s[i]) && s[i + 4] == '-' && s[i + 7] == '-' && s[i + 10] == 'T' &&
-            s[i + 13] == ':' && (i == 0 || !isdigit((unsigned char)s[i - 1])))
+        if (isdigit((unsigned char)s[i]) && s[i + 4] == '-' && s[i + 7] == '-' &&
+            s[i + 10] == 'T' && s[i + 13] == ':' && (i == 0 || !isdigit((unsigned char)s[i - 1])))
             return line_stamp(s + i, len - i, year);
     return NAN;
 }
@@ -1158,8 +1171,7 @@ static void cleared_since(run *r, const double *st, int year, int k)
     for (int i = 0; i < r->nlines; i++) {
         if (i == m->line || r->oldl[i]) continue;
         bool both = !isnan(t) && !isnan(st[i]);
-        bool before = both ? st[i] < t - 60
-                           : r->lines[i].src == cl->src && i < m->line;
+        bool before = both ? st[i] < t - 60 : r->lines[i].src == cl->src && i < m->line;
         if (before && line_of_class(r, i, c)) r->oldl[i] = OLD_CLEARED;
     }
 }
@@ -1437,10 +1449,10 @@ static bool anomaly_seen(const run *r, const char *group)
 static bool reason_stale(const run *r)
 {
     if (r->nsrc[DS_KERNEL] + r->nsrc[DS_EVENTS] + r->nsrc[DS_METRICS] == 0) return false;
-    static const char *const held[] = {"DRAIN", "DOWN", "FAIL", "NOT_RESPONDING", "NO_RESPOND",
-                                       "INVAL"};
-    static const char *const repaired[] = {"rma",     "replac", "repair",   "swap",
-                                           "fixed",   "resolv", "done",     "closed",
+    static const char *const held[] = {"DRAIN",          "DOWN",       "FAIL",
+                                       "NOT_RESPONDING", "NO_RESPOND", "INVAL"};
+    static const char *const repaired[] = {"rma",     "replac",  "repair", "swap",
+                                           "fixed",   "resolv",  "done",   "closed",
                                            "complet", "cleared", "reseat", "new board"};
     bool states = false, resumed = true, fixed = false;
     for (int i = 0; i < r->nlines; i++) {
@@ -1470,8 +1482,7 @@ static bool reason_stale(const run *r)
 static bool reason_record(const run *r, int li)
 {
     const tline *l = &r->lines[li];
-    if ((l->src != DS_EVENTS && l->src != DS_JOB) ||
-        r->nsrc[DS_KERNEL] + r->nsrc[DS_METRICS] == 0)
+    if ((l->src != DS_EVENTS && l->src != DS_JOB) || r->nsrc[DS_KERNEL] + r->nsrc[DS_METRICS] == 0)
         return false;
     size_t n = l->len < 1023 ? l->len : 1023;
     char buf[1024];
@@ -1522,8 +1533,8 @@ static void text_hits(run *r)
             int kind = KIND_OF[r->lines[m->line].src];
             bool old = before_boot(r, m->line);
             r->cur_old = old;
-            r->cur_reason = (r->lines[m->line].src == DS_REASON && stale_reason) ||
-                            reason_record(r, m->line);
+            r->cur_reason =
+                (r->lines[m->line].src == DS_REASON && stale_reason) || reason_record(r, m->line);
             int str = old ? ST_WEAK : g->strength;
             const char *oldnote = old ? OLD_NOTE[r->oldl[m->line]] : NULL;
             if (g->marker) {
@@ -1538,16 +1549,16 @@ static void text_hits(run *r)
                 }
                 if (!x)
                     add_anomaly(r, ST_STRONG, 1, g->group,
-                                line_evidence(r, m->line, "[Xid 154 with a recovery action the "
-                                                          "catalog does not know] "));
+                                line_evidence(r, m->line,
+                                              "[Xid 154 with a recovery action the "
+                                              "catalog does not know] "));
             } else if (g->anomaly) {
                 /* the fault a stale reason names is history, not unexplained */
                 if (r->cur_reason) continue;
                 /* history a known class reads is that class's, weak and old */
                 if (old && line_classed(r, m->line)) continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
-                            g->group,
-                            line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
+                            g->group, line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
             } else if (g->xid) {
                 xid_seen(r, m->xid, kind, old ? ST_WEAK : g->xid_cap, g->group, m->line,
                          xid_line_ev, NULL);
@@ -1571,8 +1582,8 @@ static int fresh_groups(const run *r, int c)
         if (h->cls != c || h->old) continue;
         bool seen = false;
         for (int j = 0; j < i && !seen; j++)
-            seen = r->hits[j].cls == c && !r->hits[j].old &&
-                   strcmp(r->hits[j].group, h->group) == 0;
+            seen =
+                r->hits[j].cls == c && !r->hits[j].old && strcmp(r->hits[j].group, h->group) == 0;
         n += !seen;
     }
     return n;
@@ -1640,10 +1651,9 @@ static char *metric_evidence(const char *name, const json_t *labels, double v, c
 {
     char lb[200] = "";
     size_t o = 0;
-    static const char *const keys[] = {"Hostname", "hostname",   "instance",  "node",
-                                       "gpu",      "GPU_I_ID",   "device",    "mountpoint",
-                                       "partition", "account",   "reason",    "pod",
-                                       "hpc_job",  "Location",   "job"};
+    static const char *const keys[] = {"Hostname", "hostname", "instance",   "node",      "gpu",
+                                       "GPU_I_ID", "device",   "mountpoint", "partition", "account",
+                                       "reason",   "pod",      "hpc_job",    "Location",  "job"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys && o < sizeof lb - 40; i++) {
         const char *x = json_string_value(json_object_get(labels, keys[i]));
         if (x)
@@ -1702,7 +1712,8 @@ static json_t *idle_gpus(const json_t *metrics, size_t n)
         if (!nm || strcmp(nm, "DCGM_FI_DEV_GPU_UTIL") != 0) continue;
         char k[300];
         gpu_key(json_object_get(s, "labels"), k, sizeof k);
-        json_object_set_new(idle, k, json_boolean(json_number_value(json_object_get(s, "value")) < 5));
+        json_object_set_new(idle, k,
+                            json_boolean(json_number_value(json_object_get(s, "value")) < 5));
     }
     return idle;
 }
@@ -1828,8 +1839,8 @@ static bool node_outlier(run *r, const diag_sig *g, const json_t *metrics, const
     if (!r->node || !*r->node) return false;
     for (int q = 0; q < ns; q++) {
         char hb[128];
-        const char *h = host_of(json_object_get(json_array_get(metrics, at[q]), "labels"), hb,
-                                sizeof hb);
+        const char *h =
+            host_of(json_object_get(json_array_get(metrics, at[q]), "labels"), hb, sizeof hb);
         if (!*h) return false; /* a series of no known host: judged per series */
         int k = 0;
         while (k < nh && strcmp(hosts[k], h) != 0)
@@ -1871,8 +1882,9 @@ static bool node_outlier(run *r, const diag_sig *g, const json_t *metrics, const
         if (!ok) return false;
     }
     char note[200];
-    snprintf(note, sizeof note, " (the node's %d series average %.2fx the median %g of %d other host%s)",
-             cnt[mine], mean / med, med, no, no == 1 ? "" : "s");
+    snprintf(note, sizeof note,
+             " (the node's %d series average %.2fx the median %g of %d other host%s)", cnt[mine],
+             mean / med, med, no, no == 1 ? "" : "s");
     for (int c = 0; c < g->ncls; c++)
         add_hit(r, g->cls[c], DK_METRICS, g->strength, g->group,
                 metric_evidence(json_string_value(json_object_get(s, "name")), labels, mean, note));
@@ -1929,8 +1941,8 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
         if (!ok) return;
     }
     char note[160];
-    snprintf(note, sizeof note, " (%.2fx the median %g of %d series%s)", vals[worst] / med, med,
-             ns, slow == 1 ? ", the only one" : "");
+    snprintf(note, sizeof note, " (%.2fx the median %g of %d series%s)", vals[worst] / med, med, ns,
+             slow == 1 ? ", the only one" : "");
     for (int c = 0; c < g->ncls; c++)
         add_hit(r, g->cls[c], DK_METRICS, g->strength, g->group,
                 metric_evidence(json_string_value(json_object_get(s, "name")), labels, vals[worst],
@@ -1944,8 +1956,8 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
 static bool counter_flat(run *r, const json_t *metrics, size_t n, size_t first, size_t last,
                          const char *name)
 {
-    if (first != last &&
-        sample_value(r, json_array_get(metrics, first)) == sample_value(r, json_array_get(metrics, last)))
+    if (first != last && sample_value(r, json_array_get(metrics, first)) ==
+                             sample_value(r, json_array_get(metrics, last)))
         return true;
     for (size_t j = 0; j < n; j++) {
         const json_t *s = json_array_get(metrics, j);
@@ -2031,9 +2043,10 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             for (size_t j = first; j <= last && all; j++)
                 if (strcmp(keys[j], keys[i]) == 0) {
                     ns++;
-                    all = cmp(m->op,
-                              json_number_value(json_object_get(json_array_get(metrics, j), "value")),
-                              thr);
+                    all =
+                        cmp(m->op,
+                            json_number_value(json_object_get(json_array_get(metrics, j), "value")),
+                            thr);
                 }
             if (!all || ns < m->sustained) continue;
             snprintf(note, sizeof note, " (all %d samples)", ns);
@@ -2121,9 +2134,9 @@ static void metrics_absent(run *r, const json_t *metrics, size_t n)
         for (size_t i = 0; i < n && !have; i++) {
             const char *nm = json_string_value(json_object_get(json_array_get(metrics, i), "name"));
             /* the throttle field's old name counts for its new one */
-            have = strcmp(nm, want) == 0 ||
-                   (strcmp(want, "DCGM_FI_DEV_CLOCKS_EVENT_REASONS") == 0 &&
-                    strcmp(nm, "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS") == 0);
+            have =
+                strcmp(nm, want) == 0 || (strcmp(want, "DCGM_FI_DEV_CLOCKS_EVENT_REASONS") == 0 &&
+                                          strcmp(nm, "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS") == 0);
         }
         if (!have) json_array_append_new(r->absent, json_string(want));
     }
@@ -2147,7 +2160,8 @@ static double sample_time(const json_t *o)
     if (!rest) return NAN;
     double ep = (double)timegm(&tm);
     if (*rest == '.' || *rest == ',')
-        for (rest++; isdigit((unsigned char)*rest); rest++) {}
+        for (rest++; isdigit((unsigned char)*rest); rest++) {
+        }
     if ((*rest == '+' || *rest == '-') && isdigit((unsigned char)rest[1])) {
         int hh = 0, mm = 0;
         if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) < 1) sscanf(rest + 1, "%2d%2d", &hh, &mm);
@@ -2191,7 +2205,8 @@ static void metrics_clean_now(run *r, const json_t *metrics)
         bool clean = last && json_object_size(last) > 0;
         const char *key;
         json_t *v;
-        json_object_foreach(last, key, v) clean &= json_number_value(json_object_get(v, "value")) == 0;
+        json_object_foreach(last, key, v) clean &=
+            json_number_value(json_object_get(v, "value")) == 0;
         int c = diag_class_index(r->db, CLEAN_NOW[e].cls);
         if (clean && c >= 0 && r->nclean < 4) r->clean[r->nclean++] = c;
         json_decref(last);
@@ -2344,9 +2359,9 @@ static int metric_hits(run *r, const json_t *metrics, fm_err *err)
  * when there is none (a rate, a sum). */
 static void query_name(const char *s, size_t upto, char *out, size_t cap)
 {
-    static const char *const fns[] = {"avg_over_time", "max_over_time",      "min_over_time",
-                                      "last_over_time", "quantile_over_time", "avg",
-                                      "max",            "min"};
+    static const char *const fns[] = {
+        "avg_over_time",      "max_over_time", "min_over_time", "last_over_time",
+        "quantile_over_time", "avg",           "max",           "min"};
     out[0] = 0;
     for (size_t f = 0; f < sizeof fns / sizeof *fns && !out[0]; f++) {
         size_t fl = strlen(fns[f]);
@@ -2355,21 +2370,26 @@ static void query_name(const char *s, size_t upto, char *out, size_t cap)
             if (!p || p + fl >= s + upto) break;
             if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
             const char *q = p + fl;
-            while (*q == ' ') q++;
+            while (*q == ' ')
+                q++;
             if (strncmp(q, "by", 2) == 0 || strncmp(q, "without", 7) == 0) {
                 q = strchr(q, ')');
                 if (!q) break;
                 q++;
-                while (*q == ' ') q++;
+                while (*q == ' ')
+                    q++;
             }
             if (*q != '(') continue;
             q++;
-            while (*q == ' ') q++;
+            while (*q == ' ')
+                q++;
             if (f == 4) { /* quantile_over_time(0.9, x[1h]) */
-                while (*q && *q != ',' && *q != ')') q++;
+                while (*q && *q != ',' && *q != ')')
+                    q++;
                 if (*q != ',') continue;
                 q++;
-                while (*q == ' ') q++;
+                while (*q == ' ')
+                    q++;
             }
             size_t n = 0;
             while ((isalnum((unsigned char)q[n]) || q[n] == '_' || q[n] == ':') && n + 1 < cap)
@@ -2399,8 +2419,8 @@ static void prom_series(json_t *out, const json_t *item, const char *qname)
         char *end;
         double d = v ? strtod(v, &end) : 0;
         if (!v || end == v || *end || !isfinite(d)) continue;
-        json_array_append_new(out, json_pack("{s:s, s:O, s:f}", "name", name, "labels", labels,
-                                             "value", d));
+        json_array_append_new(
+            out, json_pack("{s:s, s:O, s:f}", "name", name, "labels", labels, "value", d));
     }
     json_decref(labels);
 }
@@ -2502,8 +2522,7 @@ static int slow_line_names_node(const run *r)
     if (*num) snprintf(nodeword, sizeof nodeword, "node %s", num);
     for (int k = 0; k < r->nraws; k++) {
         const rawm *m = &r->raws[k];
-        if (strcmp(r->db->sigs[m->sig].group, "slow-against-peers") != 0 ||
-            before_boot(r, m->line))
+        if (strcmp(r->db->sigs[m->sig].group, "slow-against-peers") != 0 || before_boot(r, m->line))
             continue;
         const tline *l = &r->lines[m->line];
         if (has_word(l->s, l->len, me) || (nodeword[0] && has_word(l->s, l->len, nodeword)))
@@ -2934,8 +2953,9 @@ static void rank_low(run *r, const diag_rule *ru, char (*keys)[64], const double
         slow += mins[q] * ratio <= med;
     if (med <= 0 || mins[worst] * ratio > med || slow != 1) return;
     char why[300];
-    snprintf(why, sizeof why, "correlation %s: only %s at %g, 1/%.1f of the median %g of %d: ",
-             ru->id, keys[worst], mins[worst], med / (mins[worst] > 0 ? mins[worst] : 1), med, nk);
+    snprintf(why, sizeof why,
+             "correlation %s: only %s at %g, 1/%.1f of the median %g of %d: ", ru->id, keys[worst],
+             mins[worst], med / (mins[worst] > 0 ? mins[worst] : 1), med, nk);
     add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, lines[worst], why));
 }
 
@@ -3012,11 +3032,13 @@ static double unit_value(const char *s)
 {
     char *end;
     double v = strtod(s, &end);
-    while (*end == ' ') end++;
+    while (*end == ' ')
+        end++;
     static const char units[] = "KMGT";
     const char *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
     if (u && (end[1] == 'B' || (end[1] == 'i' && end[2] == 'B')))
-        for (const char *p = units; p <= u; p++) v *= 1024.0;
+        for (const char *p = units; p <= u; p++)
+            v *= 1024.0;
     return v;
 }
 
@@ -3030,8 +3052,7 @@ static void rule_below_reference(run *r, const diag_rule *ru)
         int best = -1;
         for (int j = 0; j < r->nraws; j++) {
             const rawm *q = &r->raws[j];
-            if (q->sig != ru->sig || !q->val[0] ||
-                r->lines[q->line].src != r->lines[m->line].src ||
+            if (q->sig != ru->sig || !q->val[0] || r->lines[q->line].src != r->lines[m->line].src ||
                 !diag_re_match(&ru->reference, q->key, strlen(q->key), r->md))
                 continue;
             if (best < 0 || abs(q->line - m->line) < abs(r->raws[best].line - m->line)) best = j;
@@ -3063,8 +3084,8 @@ static bool ifname_allowed(const char *spec, const char *chosen)
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         /* NCCL_IB_HCA entries may name a port ("mlx5_0:1"): the device decides */
         size_t n = strcspn(t, ":");
-        match |= exact ? strlen(chosen) == n && strncmp(chosen, t, n) == 0
-                       : strncmp(chosen, t, n) == 0;
+        match |=
+            exact ? strlen(chosen) == n && strncmp(chosen, t, n) == 0 : strncmp(chosen, t, n) == 0;
     }
     return exclude ? !match : match;
 }
@@ -3113,10 +3134,12 @@ static void rule_unowned(run *r, const diag_rule *ru)
             owned = r->raws[q].sig == ru->sig && strcmp(r->raws[q].key, m->val) == 0;
         if (owned) continue;
         char why[300];
-        snprintf(why, sizeof why, "correlation %s: '%s' is on the GPUs but no running job owns it: ",
-                 ru->id, m->val);
+        snprintf(why, sizeof why,
+                 "correlation %s: '%s' is on the GPUs but no running job owns it: ", ru->id,
+                 m->val);
         add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, m->line, why));
-        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id, line_evidence(r, r->raws[owner].line, why));
+        add_hit(r, ru->cls, DK_CORR, ru->strength, ru->id,
+                line_evidence(r, r->raws[owner].line, why));
         return;
     }
 }
@@ -3132,10 +3155,15 @@ static double reading_value(const char *v)
     char *end;
     double x = strtod(buf, &end);
     switch (*end) {
-    case 'k': case 'K': return x * 1e3;
-    case 'M': return x * 1e6;
-    case 'G': return x * 1e9;
-    default: return x;
+    case 'k':
+    case 'K':
+        return x * 1e3;
+    case 'M':
+        return x * 1e6;
+    case 'G':
+        return x * 1e9;
+    default:
+        return x;
     }
 }
 
@@ -3148,8 +3176,8 @@ static bool paired_reading(const char *s, size_t len, double *out)
     size_t n = len < sizeof w - 1 ? len : sizeof w - 1;
     memcpy(w, s, n);
     w[n] = 0;
-    static const char *const conn[] = {"->", "=>", "\xe2\x86\x92", " to ", " then ", " now ",
-                                       "before"};
+    static const char *const conn[] = {"->",     "=>",    "\xe2\x86\x92", " to ",
+                                       " then ", " now ", "before"};
     const char *at = NULL;
     size_t cl = 0;
     for (size_t i = 0; i < sizeof conn / sizeof *conn; i++) {
@@ -3455,11 +3483,11 @@ static json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, i
     /* the whole fleet alike: no node of it is the cause; a node's own
      * anomaly that the evidence says many nodes share (a filesystem
      * evicting every client) is one of the fleet's */
-    if (cluster && cluster >= node)
-        json_object_set_new(o, "scope", json_string("cluster"));
+    if (cluster && cluster >= node) json_object_set_new(o, "scope", json_string("cluster"));
     /* numerics that go wrong on one node's ranks alone are that node's */
     else if (job && !node && !names_node(r) &&
-             !(group_marked(r, "numerics-on-one-node") && anomaly_seen(r, "anomaly-loss-nonfinite")))
+             !(group_marked(r, "numerics-on-one-node") &&
+               anomaly_seen(r, "anomaly-loss-nonfinite")))
         json_object_set_new(o, "scope", json_string("job"));
     json_object_set_new(o, "runbook", json_null());
     json_object_set_new(o, "act", json_false());
@@ -3518,7 +3546,8 @@ static json_t *without_dcgm(const json_t *metrics)
     json_t *out = json_array();
     size_t i;
     const json_t *m;
-    json_array_foreach(metrics, i, m) {
+    json_array_foreach(metrics, i, m)
+    {
         const char *name = json_string_value(json_object_get(m, "name"));
         if (name && strncmp(name, "DCGM_FI_", 8) == 0) continue;
         if (out && json_array_append(out, (json_t *)m)) {
@@ -3550,7 +3579,8 @@ static json_t *without_blank(const json_t *metrics, bool *oom)
     json_array_foreach(metrics, i, m) nb += dcgm_blank(m);
     if (!nb) return NULL;
     json_t *out = json_array();
-    json_array_foreach(metrics, i, m) {
+    json_array_foreach(metrics, i, m)
+    {
         if (dcgm_blank(m)) continue;
         if (!out || json_array_append(out, (json_t *)m)) {
             json_decref(out);
@@ -3738,9 +3768,10 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
         for (int j = i; j > 0; j--) {
             const cstate *a = &cs[order[j]], *b = &cs[order[j - 1]];
             bool fa = fresh[j], fb = fresh[j - 1];
-            bool before = (fa && !fb) ||
-                          (fa == fb && (a->conf > b->conf + 1e-9 ||
-                                        (fabs(a->conf - b->conf) <= 1e-9 && a->maxstr > b->maxstr)));
+            bool before =
+                (fa && !fb) ||
+                (fa == fb && (a->conf > b->conf + 1e-9 ||
+                              (fabs(a->conf - b->conf) <= 1e-9 && a->maxstr > b->maxstr)));
             if (!before) break;
             int t = order[j];
             order[j] = order[j - 1];

@@ -51,7 +51,7 @@ typedef struct diag_metric {
     int sustained; /* >0: every sample of the series holds, at least this many */
     bool rising;
     double fell_from; /* >0, with sustained: the last samples hold after one at least this */
-    bool counter; /* cumulative: a large value that did not move is history */
+    bool counter;     /* cumulative: a large value that did not move is history */
     bool has_with;
     diag_re with_name;
     int with_op;
@@ -71,25 +71,25 @@ typedef struct diag_sig {
     char group[64];
     int cls[DIAG_MAX_CLASSES]; /* taxonomy indexes */
     int ncls;
-    bool xid;         /* class from the Xid table via the `xid` capture */
-    bool anomaly;     /* no class: an anomaly that must not read as healthy */
-    bool marker;      /* no class, no anomaly: a state (the node answers now)
-                       * that explains rules can require */
-    int level;        /* anomaly points at: 1 node, 0 job, -1 by its source */
-    bool recovery;    /* Xid 154's recovery action via the key / val captures */
-    int boot;         /* 1 marks a (re)boot: errors before it in its source are history;
-                       * 2 opens an earlier boot's section (history up to the next mark);
-                       * 3 a line's boot id (val), 4 the current boot id (val),
-                       * 5 uptime (key days, val h:mm or minutes), 6 boot time (val),
-                       * 7 a repair on record dated in val */
-    bool multi;       /* every match of the line, not the first (several ranks' records
-                       * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s"; a limit and
-                       * its default on one line) */
-    int quote;        /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
-                       * 3 the line, which says a counter it names did not move,
-                       * 4 its source, which injects errors on purpose (and DCGM's samples) */
-    int mca;          /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
-    int xid_cap;      /* strongest strength an xid signature may give */
+    bool xid;      /* class from the Xid table via the `xid` capture */
+    bool anomaly;  /* no class: an anomaly that must not read as healthy */
+    bool marker;   /* no class, no anomaly: a state (the node answers now)
+                    * that explains rules can require */
+    int level;     /* anomaly points at: 1 node, 0 job, -1 by its source */
+    bool recovery; /* Xid 154's recovery action via the key / val captures */
+    int boot;      /* 1 marks a (re)boot: errors before it in its source are history;
+                    * 2 opens an earlier boot's section (history up to the next mark);
+                    * 3 a line's boot id (val), 4 the current boot id (val),
+                    * 5 uptime (key days, val h:mm or minutes), 6 boot time (val),
+                    * 7 a repair on record dated in val */
+    bool multi;    /* every match of the line, not the first (several ranks' records
+                    * on one line: "rank 0 ... 0.81s | rank 8 ... 0.80s"; a limit and
+                    * its default on one line) */
+    int quote;     /* no evidence: 1 the line (quoted), 2 its entry (a note quoting),
+                    * 3 the line, which says a counter it names did not move,
+                    * 4 its source, which injects errors on purpose (and DCGM's samples) */
+    int mca;       /* MCA status word in (?<mca>...): 1 counts only uncorrected, 2 only corrected */
+    int xid_cap;   /* strongest strength an xid signature may give */
     unsigned srcmask; /* 1 << DS_* */
     int strength;
     diag_re re;
@@ -102,7 +102,7 @@ typedef struct diag_sig {
     int ctx_before;
     bool ctx_negate;
     int min_count;
-    int min_hosts;    /* >1: the lines must name at least this many hosts ((?<host>)) */
+    int min_hosts; /* >1: the lines must name at least this many hosts ((?<host>)) */
     int nlit;
     bool is_metric;
     diag_metric m;
@@ -139,17 +139,17 @@ typedef struct diag_rule {
     double min;
     double factor;
     int min_keys;
-    int sig; /* capture rules: index into sigs of their pattern */
-    diag_re reference; /* below_reference: the key naming the reference value */
-    diag_re block;     /* distinct_values: a line opening a new block (one rank's stack
-                        * dump); only the first value of each block counts */
+    int sig;             /* capture rules: index into sigs of their pattern */
+    diag_re reference;   /* below_reference: the key naming the reference value */
+    diag_re block;       /* distinct_values: a line opening a new block (one rank's stack
+                          * dump); only the first value of each block counts */
     char if_anomaly[64]; /* explains: an anomaly group instead of a class */
     char and_seen[64];   /* explains: a marker group that must also be seen;
                           * slowdown_after_change: the change it follows */
     char wide_seen[64];  /* slowdown_after_change: a marker group saying the
                           * slowdown is everywhere (the cluster's, not the node's) */
-    bool low;          /* outlier by host: the one host far below the rest (the
-                        * others' wait for it) instead of far above */
+    bool low;            /* outlier by host: the one host far below the rest (the
+                          * others' wait for it) instead of far above */
 } diag_rule;
 
 typedef struct diag_xid {

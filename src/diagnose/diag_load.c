@@ -258,20 +258,22 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     {
         const json_t *b = json_object_get(s, "boot");
         const char *bs = json_string_value(b);
-        g->boot = json_is_true(b)                           ? 1
-                  : !bs                                     ? 0
-                  : strcmp(bs, "previous") == 0             ? 2
-                  : strcmp(bs, "id") == 0                   ? 3
-                  : strcmp(bs, "current_id") == 0           ? 4
-                  : strcmp(bs, "uptime") == 0               ? 5
-                  : strcmp(bs, "boot_time") == 0            ? 6
-                  : strcmp(bs, "repair") == 0               ? 7
-                                                            : 0;
+        g->boot = json_is_true(b)                 ? 1
+                  : !bs                           ? 0
+                  : strcmp(bs, "previous") == 0   ? 2
+                  : strcmp(bs, "id") == 0         ? 3
+                  : strcmp(bs, "current_id") == 0 ? 4
+                  : strcmp(bs, "uptime") == 0     ? 5
+                  : strcmp(bs, "boot_time") == 0  ? 6
+                  : strcmp(bs, "repair") == 0     ? 7
+                                                  : 0;
     }
     const char *qt = json_string_value(json_object_get(s, "quote"));
-    g->quote = !qt ? 0 : strcmp(qt, "entry") == 0 ? 2 : strcmp(qt, "flat") == 0 ? 3
-                : strcmp(qt, "injected") == 0 ? 4
-                                              : 1;
+    g->quote = !qt                           ? 0
+               : strcmp(qt, "entry") == 0    ? 2
+               : strcmp(qt, "flat") == 0     ? 3
+               : strcmp(qt, "injected") == 0 ? 4
+                                             : 1;
     const char *mca = json_string_value(json_object_get(s, "mca_status"));
     if (mca && strcmp(mca, "uncorrected") != 0 && strcmp(mca, "corrected") != 0)
         return bad(lc, ptr, "mca_status is 'uncorrected' or 'corrected', not '%s'", mca, NULL);
@@ -312,12 +314,14 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
     g->min_hosts = (int)json_integer_value(json_object_get(s, "min_hosts"));
     if (g->min_hosts > 1) {
         int h = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "host");
-        if (h <= 0) return bad(lc, p, "a min_hosts signature needs a (?<host>...) capture", NULL, NULL);
+        if (h <= 0)
+            return bad(lc, p, "a min_hosts signature needs a (?<host>...) capture", NULL, NULL);
         g->cap_host = (uint32_t)h;
     }
     if (g->mca) {
         int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "mca");
-        if (k <= 0) return bad(lc, p, "an mca_status signature needs a (?<mca>...) capture", NULL, NULL);
+        if (k <= 0)
+            return bad(lc, p, "an mca_status signature needs a (?<mca>...) capture", NULL, NULL);
         g->cap_mca = (uint32_t)k;
     }
     if (g->recovery) {
@@ -334,8 +338,10 @@ static int load_sig(loadctx *lc, const json_t *s, size_t idx)
         int k = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "key");
         int v = pcre2_substring_number_from_name(g->re.code, (PCRE2_SPTR) "val");
         if (v <= 0 || (g->boot == 5 && k <= 0))
-            return bad(lc, p, "a boot id or uptime signature needs a (?<val>...) capture "
-                              "(uptime also (?<key>...))", NULL, NULL);
+            return bad(lc, p,
+                       "a boot id or uptime signature needs a (?<val>...) capture "
+                       "(uptime also (?<key>...))",
+                       NULL, NULL);
         g->cap_key = k > 0 ? (uint32_t)k : 0;
         g->cap_val = (uint32_t)v;
     }
@@ -431,8 +437,10 @@ static int load_rule(loadctx *lc, const json_t *o, size_t idx)
     snprintf(r->wide_seen, sizeof r->wide_seen, "%s", ws ? ws : "");
     if (r->type == RT_SLOWDOWN_AFTER) {
         if (!as || ia || c)
-            return bad(lc, ptr, "a slowdown_after_change rule needs and_seen (the change marker) "
-                       "and no fault_class or if_anomaly: it reports an anomaly", NULL, NULL);
+            return bad(lc, ptr,
+                       "a slowdown_after_change rule needs and_seen (the change marker) "
+                       "and no fault_class or if_anomaly: it reports an anomaly",
+                       NULL, NULL);
     } else if ((ia || as) && (r->type != RT_EXPLAINS || c)) {
         return bad(lc, ptr, "if_anomaly and and_seen belong to an explains rule without if", NULL,
                    NULL);

@@ -156,7 +156,8 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
     gauge(f, "fleetmcp_circuit_breaker_tripped",
           "1 while the circuit breaker stops automated drains", tripped);
     gauge(f, "fleetmcp_circuit_breaker_drained_in_window",
-          "Nodes fleetmcp drained in the breaker's window", json_object_get(cb, "drained_in_window"));
+          "Nodes fleetmcp drained in the breaker's window",
+          json_object_get(cb, "drained_in_window"));
     json_t *nesc = json_integer((json_int_t)json_array_size(esc));
     gauge(f, "fleetmcp_escalated_repeat_offenders",
           "Nodes automation no longer repairs until a human clears them", nesc);
@@ -166,12 +167,12 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
     json_decref(esc);
     fprintf(f, "# HELP fleetmcp_nodes Nodes fleetmcp tracks, by remediation state\n"
                "# TYPE fleetmcp_nodes gauge\n");
-    static const char *const states[] = {"healthy", "suspect", "quarantined", "repairing",
+    static const char *const states[] = {"healthy",    "suspect",  "quarantined", "repairing",
                                          "validating", "returned", "escalated"};
     for (size_t i = 0; i < sizeof states / sizeof *states; i++)
-        fprintf(f, "fleetmcp_nodes{state=\"%s\"} %lld\n", states[i],
-                (long long)json_integer_value(
-                    json_object_get(json_object_get(m, "nodes"), states[i])));
+        fprintf(
+            f, "fleetmcp_nodes{state=\"%s\"} %lld\n", states[i],
+            (long long)json_integer_value(json_object_get(json_object_get(m, "nodes"), states[i])));
     /* Calls by tool and decision over the last 24 hours, from the hourly
      * counters the audit keeps. */
     fprintf(f, "# HELP fleetmcp_tool_calls Tool calls in the last 24 h by tool and decision\n"

@@ -32,9 +32,9 @@ static const char insert_sql[] = "INSERT INTO auto_drains(node,partition,ts_ms) 
 
 #define TRIP_KEY "circuit_breaker"
 #define RESET_KEY "circuit_breaker_reset_ms"
-#define RESET_FIX                                                                          \
-    "a human finds out why so many nodes were drained, then resets the breaker:"         \
-    " mcp-cli call guardrail_reset guardrail=circuit_breaker reason=... (it needs an"      \
+#define RESET_FIX                                                                                  \
+    "a human finds out why so many nodes were drained, then resets the breaker:"                   \
+    " mcp-cli call guardrail_reset guardrail=circuit_breaker reason=... (it needs an"              \
     " approval)"
 
 int fm_breaker_init(fm_ctx *ctx, fm_err *err)
@@ -52,9 +52,9 @@ static bconf conf(fm_ctx *ctx)
 {
     const json_t *c =
         json_object_get(fm_config_section(&ctx->cfg, "guardrails"), "circuit_breaker");
-    return (bconf){fm_policy_limit(ctx, "circuit_breaker_max_share",
-                                   fm_cfg_real(c, "max_share", 0.5), NULL),
-                   fm_cfg_int(c, "window_s", 300)};
+    return (bconf){
+        fm_policy_limit(ctx, "circuit_breaker_max_share", fm_cfg_real(c, "max_share", 0.5), NULL),
+        fm_cfg_int(c, "window_s", 300)};
 }
 
 /* Start of the window: the sliding window, but never before a reset. */
@@ -162,13 +162,12 @@ static bool domain_over(fm_ctx *ctx, const bconf *c, int64_t since, const char *
 
 /* The first domain over the share, into why; false (why: the fleet's
  * numbers) if none. */
-static bool over_share(fm_ctx *ctx, const char *name, const json_t *totals, char *why,
-                       size_t len)
+static bool over_share(fm_ctx *ctx, const char *name, const json_t *totals, char *why, size_t len)
 {
     bconf c = conf(ctx);
     int64_t since = window_start(ctx, &c);
-    if (domain_over(ctx, &c, since, name, NULL, json_integer_value(json_object_get(totals,
-                    "fleet")), why, len))
+    if (domain_over(ctx, &c, since, name, NULL,
+                    json_integer_value(json_object_get(totals, "fleet")), why, len))
         return true;
     char fleet[400];
     snprintf(fleet, sizeof fleet, "%s", why);
@@ -231,8 +230,7 @@ int fm_breaker_reserve(fm_ctx *ctx, const char *name, const json_t *totals, fm_e
 {
     char why[700];
     if (fm_breaker_tripped(ctx, why, sizeof why))
-        return fm_err_set(err, FM_ERR_GUARDRAIL, "circuit breaker %s; to pass: %s", why,
-                          RESET_FIX);
+        return fm_err_set(err, FM_ERR_GUARDRAIL, "circuit breaker %s; to pass: %s", why, RESET_FIX);
     if (over_share(ctx, name, totals, why, sizeof why)) {
         trip(ctx, why);
         return fm_err_set(err, FM_ERR_GUARDRAIL,

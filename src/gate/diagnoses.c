@@ -108,13 +108,15 @@ json_t *fm_diagnosis_basis(fm_ctx *ctx, const char *node, const char *fault_clas
     fm_diagnosis d;
     int found = fm_diagnosis_latest(ctx, node, &d);
     if (found < 0) {
-        snprintf(why, len, "the recorded diagnoses of %s cannot be read (%s), so none counts",
-                 node, fm_db_errmsg(ctx->store.db));
+        snprintf(why, len, "the recorded diagnoses of %s cannot be read (%s), so none counts", node,
+                 fm_db_errmsg(ctx->store.db));
         return NULL;
     }
     if (found == 0) {
-        snprintf(why, len, "no diagnosis of %s is recorded; run diagnose {node: %s} first, or"
-                 " have a human approve the plan", node, node);
+        snprintf(why, len,
+                 "no diagnosis of %s is recorded; run diagnose {node: %s} first, or"
+                 " have a human approve the plan",
+                 node, node);
         return NULL;
     }
     long long max_age = fm_diagnosis_max_age_s(ctx);
@@ -126,32 +128,40 @@ json_t *fm_diagnosis_basis(fm_ctx *ctx, const char *node, const char *fault_clas
     char at[32];
     fm_iso_time(d.at_ms, at);
     if (!agrees)
-        snprintf(why, len, "the plan's fault class %s disagrees with %s's latest diagnosis %s"
+        snprintf(why, len,
+                 "the plan's fault class %s disagrees with %s's latest diagnosis %s"
                  " (%s, %s, confidence %.2f): a human must approve it, or make a plan for the"
-                 " diagnosed class", fault_class ? fault_class : "(none)", node, d.id,
-                 d.fault_class, at, d.confidence);
+                 " diagnosed class",
+                 fault_class ? fault_class : "(none)", node, d.id, d.fault_class, at, d.confidence);
     else if (!confident)
-        snprintf(why, len, "%s's latest diagnosis %s names %s with confidence %.2f, %s the act"
+        snprintf(why, len,
+                 "%s's latest diagnosis %s names %s with confidence %.2f, %s the act"
                  " threshold %.2f%s: a human must approve the plan, or diagnose again when"
-                 " the evidence is stronger", node, d.id, d.fault_class, d.confidence,
+                 " the evidence is stronger",
+                 node, d.id, d.fault_class, d.confidence,
                  d.confidence >= d.act_threshold ? "at" : "below", d.act_threshold,
                  d.confidence >= d.act_threshold ? " but not corroborated" : "");
     else if (!own)
-        snprintf(why, len, "%s's latest diagnosis %s (%s) rests on evidence the caller passed"
+        snprintf(why, len,
+                 "%s's latest diagnosis %s (%s) rests on evidence the caller passed"
                  " (source %s), not on evidence fleetmcp collected itself: a human must approve"
                  " the plan, or run diagnose {node: %s} without signals so fleetmcp reads the"
-                 " node itself", node, d.id, d.fault_class, d.source, node);
+                 " node itself",
+                 node, d.id, d.fault_class, d.source, node);
     else if (!fresh)
-        snprintf(why, len, "%s's latest diagnosis %s (%s) is %lld s old, over diagnose.max_age_s"
-                 " %lld: run diagnose {node: %s} again, or have a human approve the plan", node,
-                 d.id, at, age_s, max_age, node);
+        snprintf(why, len,
+                 "%s's latest diagnosis %s (%s) is %lld s old, over diagnose.max_age_s"
+                 " %lld: run diagnose {node: %s} again, or have a human approve the plan",
+                 node, d.id, at, age_s, max_age, node);
     else
-        snprintf(why, len, "diagnosis %s of %s names %s with confidence %.2f (act %.2f), %lld s"
-                 " ago", d.id, node, d.fault_class, d.confidence, d.act_threshold, age_s);
+        snprintf(why, len,
+                 "diagnosis %s of %s names %s with confidence %.2f (act %.2f), %lld s"
+                 " ago",
+                 d.id, node, d.fault_class, d.confidence, d.act_threshold, age_s);
     *enough = agrees && confident && own && fresh;
     return json_pack("{s:s, s:s, s:f, s:f, s:b, s:s, s:b, s:s, s:I, s:b, s:b, s:b}", "id", d.id,
                      "fault_class", d.fault_class, "confidence", d.confidence, "act_threshold",
-                     d.act_threshold, "act", d.act, "source", d.source, "collected_act", own,
-                     "at", at, "age_s", (json_int_t)age_s, "agrees", agrees, "fresh", fresh,
-                     "enough", *enough);
+                     d.act_threshold, "act", d.act, "source", d.source, "collected_act", own, "at",
+                     at, "age_s", (json_int_t)age_s, "agrees", agrees, "fresh", fresh, "enough",
+                     *enough);
 }

@@ -91,8 +91,8 @@ bool fm_emergency_describe(fm_ctx *ctx, char *buf, size_t len)
     if (!e) return false;
     char *limits = json_dumps(json_object_get(e, "limits"), JSON_COMPACT | JSON_SORT_KEYS);
     snprintf(buf, len, "EMERGENCY MODE until %s (started by %s: %s); raised limits: %s",
-             fm_json_str(e, "until", "?"), fm_json_str(e, "by", "?"),
-             fm_json_str(e, "reason", ""), limits ? limits : "{}");
+             fm_json_str(e, "until", "?"), fm_json_str(e, "by", "?"), fm_json_str(e, "reason", ""),
+             limits ? limits : "{}");
     free(limits);
     json_decref(e);
     return true;
@@ -155,9 +155,8 @@ json_t *fm_tool_emergency_start(fm_call *call, fm_err *err)
     fm_iso_time(until_ms, until);
     json_t *e = json_pack("{s:O, s:I, s:s, s:s, s:s, s:s}", "limits",
                           json_object_get(call->args, "limits"), "until_ms", (json_int_t)until_ms,
-                          "until", until, "by", by, "reason",
-                          fm_json_str(call->args, "reason", ""), "approval_id",
-                          call->approval_id ? call->approval_id : "");
+                          "until", until, "by", by, "reason", fm_json_str(call->args, "reason", ""),
+                          "approval_id", call->approval_id ? call->approval_id : "");
     char *text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
     int rc = text ? fm_store_setting_set(&ctx->store, KEY, text, err) : -1;
     free(text);
@@ -186,8 +185,8 @@ json_t *fm_tool_emergency_end(fm_call *call, fm_err *err)
     fm_iso_time(fm_now_ms(), at);
     /* A record that has already ended (until_ms 0), not a deletion: the
      * audit row says who ended it. */
-    json_t *ended = json_pack("{s:I, s:s, s:s}", "until_ms", (json_int_t)0, "ended_by", by,
-                              "ended", at);
+    json_t *ended =
+        json_pack("{s:I, s:s, s:s}", "until_ms", (json_int_t)0, "ended_by", by, "ended", at);
     char *text = json_dumps(ended, JSON_COMPACT);
     json_decref(ended);
     snprintf(v, sizeof v, "%s", text ? text : "{\"until_ms\":0}");

@@ -24,9 +24,12 @@
 const char *fm_gate_verdict_name(fm_gate_verdict v)
 {
     switch (v) {
-    case FM_GATE_ALLOW: return "allow";
-    case FM_GATE_DENY: return "deny";
-    case FM_GATE_SHADOW: return "shadow";
+    case FM_GATE_ALLOW:
+        return "allow";
+    case FM_GATE_DENY:
+        return "deny";
+    case FM_GATE_SHADOW:
+        return "shadow";
     }
     return "deny";
 }
@@ -47,8 +50,10 @@ bool fm_killswitch_engaged(fm_ctx *ctx, char *why, size_t whylen)
     /* Fail closed: a store that cannot be read (another process holds it
      * locked) may well say "engaged". */
     if (got == -2) {
-        snprintf(why, whylen, "the kill switch setting cannot be read (%s), so it counts as"
-                 " engaged", fm_db_errmsg(ctx->store.db));
+        snprintf(why, whylen,
+                 "the kill switch setting cannot be read (%s), so it counts as"
+                 " engaged",
+                 fm_db_errmsg(ctx->store.db));
         return true;
     }
     return false;
@@ -79,8 +84,8 @@ static bool in_list(const json_t *list, const char *name)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(list, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), name))
-        return true;
+    json_array_foreach(list, i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), name)) return true;
     return false;
 }
 
@@ -90,13 +95,12 @@ bool fm_gate_visible(const fm_ctx *ctx, int ti, char *why, size_t whylen)
     const json_t *enabled = json_object_get(ctx->cfg.root, "enabled_tools");
     const json_t *disabled = json_object_get(ctx->cfg.root, "disabled_tools");
     if (json_array_size(enabled) && !in_list(enabled, t->name)) {
-        if (why) snprintf(why, whylen, "%s is not in enabled_tools in this server's config",
-                          t->name);
+        if (why)
+            snprintf(why, whylen, "%s is not in enabled_tools in this server's config", t->name);
         return false;
     }
     if (in_list(disabled, t->name)) {
-        if (why) snprintf(why, whylen, "%s is in disabled_tools in this server's config",
-                          t->name);
+        if (why) snprintf(why, whylen, "%s is in disabled_tools in this server's config", t->name);
         return false;
     }
     if (ctx->cfg.read_only && t->autonomy != FM_AUTONOMY_READ &&
@@ -135,10 +139,9 @@ static const struct {
 
 int fm_gate_backends(const fm_ctx *ctx, int ti, fm_err *err)
 {
-    unsigned open = (ctx->be.slurm ? FM_BACKEND_SLURM : 0) |
-                    (ctx->be.metrics ? FM_BACKEND_METRICS : 0) |
-                    (ctx->be.exec ? FM_BACKEND_SSH : 0) |
-                    (ctx->be.tickets ? FM_BACKEND_TICKETS : 0);
+    unsigned open =
+        (ctx->be.slurm ? FM_BACKEND_SLURM : 0) | (ctx->be.metrics ? FM_BACKEND_METRICS : 0) |
+        (ctx->be.exec ? FM_BACKEND_SSH : 0) | (ctx->be.tickets ? FM_BACKEND_TICKETS : 0);
     unsigned missing = fm_tool_table[ti].backends & ~open;
     for (size_t i = 0; i < sizeof backend_hints / sizeof *backend_hints; i++)
         if (missing & backend_hints[i].bit) {
@@ -189,8 +192,7 @@ static json_t *guard(fm_ctx *ctx, const fm_tool_def *t, const json_t *args, cons
     const char *plan = fm_json_str(args, "plan_id", NULL);
     if ((t->flags & FM_TOOL_RUNS_PLAN) && plan && fm_workflow_open_for_plan(ctx, plan, own))
         own[0] = '\0';
-    if (t->action && !own[0] &&
-        fm_workflow_dead_tool_run(ctx, t->name, args, own) == 0)
+    if (t->action && !own[0] && fm_workflow_dead_tool_run(ctx, t->name, args, own) == 0)
         snprintf(d->resume_workflow, sizeof d->resume_workflow, "%s", own);
     const char *rb_id = fm_json_str(content, "runbook", NULL);
     const json_t *rb_doc = NULL;
@@ -303,7 +305,8 @@ static int approval_need(fm_ctx *ctx, const fm_tool_def *t, const json_t *conten
     int starts = fm_emergency_approvals_required(ctx);
     if ((t->flags & FM_TOOL_STARTS_EMERGENCY) && starts > need->people) {
         need->people = starts;
-        snprintf(need->why, sizeof need->why, "emergency.approvals_required for starting emergency mode");
+        snprintf(need->why, sizeof need->why,
+                 "emergency.approvals_required for starting emergency mode");
     }
     return 0;
 }
@@ -334,8 +337,8 @@ static void release(fm_ctx *ctx, const fm_tool_def *t, const json_t *content,
     }
     int rc = approval_need(ctx, t, content, verdicts, creator_of(plan), &need, &err);
     json_decref(plan);
-    if (rc || fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers,
-                                  sizeof approvers, &err)) {
+    if (rc || fm_approval_consume(ctx, approval, hash, &need, plan_id, approvers, sizeof approvers,
+                                  &err)) {
         deny(d, FM_ERR_APPROVAL, "%s refused: %s", t->name, err.text);
         return;
     }
@@ -360,8 +363,7 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
     char need_why[600] = "";
     json_t *content = fm_planner_content(ctx, t, args, &detail, &err);
     if (!content) {
-        deny(d, err.code ? err.code : FM_ERR_DENIED, "%s cannot be planned: %s", t->name,
-             err.text);
+        deny(d, err.code ? err.code : FM_ERR_DENIED, "%s cannot be planned: %s", t->name, err.text);
         return;
     }
     char hash[65];
@@ -378,8 +380,8 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
         bool attempt = !shadow;
         json_t *verdicts = guard(ctx, t, args, content, approval != NULL, attempt, &ok, d, &err);
         if (!verdicts) {
-            deny(d, err.code, "%s refused: live state unavailable for the guardrails: %s",
-                 t->name, err.text);
+            deny(d, err.code, "%s refused: live state unavailable for the guardrails: %s", t->name,
+                 err.text);
             goto out;
         }
         json_object_set_new(detail, "guardrails", verdicts);
@@ -422,9 +424,11 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
                       fm_session_who(&ctx->session), &need, &err) == 0 &&
         (need.people > 1 || need.role[0] || need.guard_role[0])) {
         fm_approval_need_roles(&need, roles, sizeof roles);
-        snprintf(takes, sizeof takes, " It takes %d distinct %s%.199s%s%.199s%s, each running that"
-                 " command.", need.people, need.people > 1 ? "people" : "person", roles,
-                 need.why[0] ? " (" : "", need.why, need.why[0] ? ")" : "");
+        snprintf(takes, sizeof takes,
+                 " It takes %d distinct %s%.199s%s%.199s%s, each running that"
+                 " command.",
+                 need.people, need.people > 1 ? "people" : "person", roles, need.why[0] ? " (" : "",
+                 need.why, need.why[0] ? ")" : "");
     }
     /* A canary that could have run alone says what stopped it; bounded,
      * so the approve command after it always fits the reason. */
@@ -436,8 +440,8 @@ static void decide_approval(fm_ctx *ctx, const fm_tool_def *t, const json_t *arg
          " A human approves it with: mcp-cli approve %s --key APPROVER_KEY --approver NAME"
          " ;%s then call %s again with the same arguments plus approval_id set to the id it"
          " prints",
-         t->name, fm_autonomy_name(t->autonomy), fm_json_str(detail, "risk", "?"), because,
-         plan_id, plan_id, takes, t->name);
+         t->name, fm_autonomy_name(t->autonomy), fm_json_str(detail, "risk", "?"), because, plan_id,
+         plan_id, takes, t->name);
 out:
     json_decref(content);
     json_decref(detail);
@@ -540,13 +544,16 @@ static void decide(fm_ctx *ctx, int ti, const json_t *args, unsigned exempt, fm_
     char what[1024];
     if (d->verdict == FM_GATE_ALLOW) {
         d->code = FM_ERR_DENIED;
-        snprintf(what, sizeof what, "mode is shadow: %s would run%s%s; it was recorded as a"
+        snprintf(what, sizeof what,
+                 "mode is shadow: %s would run%s%s; it was recorded as a"
                  " recommendation and nothing changed (set mode: canary or fleet to act)",
                  t->name, d->reason[0] ? ": " : "", d->reason);
     } else {
         /* The code word it would have had, so replay can compare it. */
-        snprintf(what, sizeof what, "mode is shadow, and nothing ran; it would have been"
-                 " refused with %s: %s", fm_strerror(d->code), d->reason);
+        snprintf(what, sizeof what,
+                 "mode is shadow, and nothing ran; it would have been"
+                 " refused with %s: %s",
+                 fm_strerror(d->code), d->reason);
     }
     d->verdict = FM_GATE_SHADOW;
     snprintf(d->reason, sizeof d->reason, "%.760s", what);

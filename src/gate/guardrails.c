@@ -19,8 +19,7 @@
 int fm_guard_init(fm_ctx *ctx, fm_err *err)
 {
     if (fm_node_state_init(ctx, err)) return -1;
-    return fm_breaker_init(ctx, err) || fm_offender_init(ctx, err) ||
-                   fm_diagnosis_init(ctx, err)
+    return fm_breaker_init(ctx, err) || fm_offender_init(ctx, err) || fm_diagnosis_init(ctx, err)
                ? -1
                : 0;
 }
@@ -67,8 +66,8 @@ static bool str_in(const json_t *list, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(list, i, v) if (json_is_string(v) && s && !strcmp(json_string_value(v), s))
-        return true;
+    json_array_foreach(list, i, v) if (json_is_string(v) && s &&
+                                       !strcmp(json_string_value(v), s)) return true;
     return false;
 }
 
@@ -84,8 +83,8 @@ static bool state_has(const json_t *node, const char *word)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(node, "state"), i, v)
-        if (!strcasecmp(json_string_value(v), word)) return true;
+    json_array_foreach(json_object_get(node, "state"), i,
+                       v) if (!strcasecmp(json_string_value(v), word)) return true;
     return false;
 }
 
@@ -148,7 +147,8 @@ static bool blast_exceeded(fm_ctx *ctx, const char *node, const json_t *domains,
         if (!val) continue;
         long long n = fm_node_state_in_domain(ctx, cols[i], val, node);
         if (n + 1 > limit) {
-            snprintf(why, len, "%s %s already has %lld node%s in remediation; adding %s makes"
+            snprintf(why, len,
+                     "%s %s already has %lld node%s in remediation; adding %s makes"
                      " %lld, over the limit of %lld per %s",
                      cols[i], val, n, n == 1 ? "" : "s", node, n + 1, limit, cols[i]);
             return true;
@@ -198,8 +198,8 @@ json_t *fm_guard_capacity(fm_ctx *ctx, const json_t *node, bool takes, fm_err *e
             size_t after = now - (takes && schedulable(node) && now ? 1 : 0);
             json_object_set_new(out, names[i] ? names[i] : "",
                                 json_pack("{s:I, s:I, s:I}", "total", (json_int_t)t[i],
-                                          "schedulable_now", (json_int_t)now,
-                                          "schedulable_after", (json_int_t)after));
+                                          "schedulable_now", (json_int_t)now, "schedulable_after",
+                                          (json_int_t)after));
         }
     }
     return out;
@@ -220,8 +220,10 @@ static void check_capacity(fm_ctx *ctx, const json_t *node, json_t *verdicts, fm
         size_t after = (size_t)json_integer_value(json_object_get(c, "schedulable_after"));
         double frac = total ? (double)after / (double)total : 0;
         char fix[200];
-        snprintf(fix, sizeof fix, "wait until more of partition %s is back in service, or lower"
-                 " guardrails.min_schedulable_share", part);
+        snprintf(fix, sizeof fix,
+                 "wait until more of partition %s is back in service, or lower"
+                 " guardrails.min_schedulable_share",
+                 part);
         add(verdicts, "capacity", frac + 1e-9 >= share, fix,
             "partition %s: %zu of %zu nodes schedulable now, %zu after (%.0f%%, minimum"
             " %.0f%%)",
@@ -252,8 +254,8 @@ static void check_equivalence(fm_ctx *ctx, const fm_guard_req *req, const json_t
     /* A plan for a node a workflow owns is refused outright (repair_plan
      * reads this mark), not recorded for later. */
     if (wf[0])
-        json_object_set_new(json_array_get(verdicts, json_array_size(verdicts) - 1),
-                            "refuses_plan", json_true());
+        json_object_set_new(json_array_get(verdicts, json_array_size(verdicts) - 1), "refuses_plan",
+                            json_true());
     if (!req->superseded_by_reboot) return;
     static const char *const pending[] = {"REBOOT_REQUESTED", "REBOOT_ISSUED", "REBOOT"};
     const char *word = NULL;
@@ -279,12 +281,15 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
                        : ctx->be.slurm->node(ctx->be.slurm_st, name, err);
     if (!node) return;
     const json_t *ex = section(ctx, "exclusions");
-    bool excluded = str_in(json_object_get(ex, "nodes"), name) ||
-                    any_in(json_object_get(ex, "partitions"), json_object_get(node, "partitions")) ||
-                    any_in(json_object_get(ex, "features"), json_object_get(node, "features"));
-    add(verdicts, "exclusions", !excluded, "remove it from exclusions in the config if it must"
-        " be touched", excluded ? "%s is excluded by config (node, partition or feature)"
-                                : "%s is not excluded", name);
+    bool excluded =
+        str_in(json_object_get(ex, "nodes"), name) ||
+        any_in(json_object_get(ex, "partitions"), json_object_get(node, "partitions")) ||
+        any_in(json_object_get(ex, "features"), json_object_get(node, "features"));
+    add(verdicts, "exclusions", !excluded,
+        "remove it from exclusions in the config if it must"
+        " be touched",
+        excluded ? "%s is excluded by config (node, partition or feature)" : "%s is not excluded",
+        name);
 
     check_equivalence(ctx, req, node, name, verdicts);
     if (ctx->cfg.mode == FM_MODE_CANARY) {
@@ -299,9 +304,10 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
         fm_window_check(ctx, node, name, verdicts);
         long long limit = max_per_domain(ctx);
         char why[400];
-        bool over = blast_exceeded(ctx, name, json_object_get(node, "domains"), limit, why,
-                                   sizeof why);
-        add(verdicts, "blast_radius", !over, "wait for the nodes in remediation in that domain"
+        bool over =
+            blast_exceeded(ctx, name, json_object_get(node, "domains"), limit, why, sizeof why);
+        add(verdicts, "blast_radius", !over,
+            "wait for the nodes in remediation in that domain"
             " to return, or raise guardrails.max_per_domain",
             over ? "%s" : "%s: within %lld node(s) per rack, sku and partition", over ? why : name,
             limit);
@@ -350,9 +356,11 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
         long long max = fm_cfg_int(rb, "max_attempts", fm_cfg_int(g, "max_attempts", 2));
         long long win = fm_cfg_int(rb, "window_s", fm_cfg_int(g, "window_s", 86400));
         long long n = fm_node_state_attempts(ctx, name, req->fault_class, fm_now_ms() - win * 1000);
-        add(verdicts, "retry_budget", n < max, "escalate to a human: repeating the same repair"
-            " will not fix it", "%s: %lld of %lld attempts for %s in the last %lld s", name, n,
-            max, req->fault_class, win);
+        add(verdicts, "retry_budget", n < max,
+            "escalate to a human: repeating the same repair"
+            " will not fix it",
+            "%s: %lld of %lld attempts for %s in the last %lld s", name, n, max, req->fault_class,
+            win);
     }
     if (req->resume) {
         bool owned = json_is_true(json_object_get(node, "fleetmcp_owned"));
@@ -386,7 +394,8 @@ static void check_idle_gpu(fm_ctx *ctx, const char *name, json_t *verdicts, fm_e
     if (!ctx->be.exec) {
         add(verdicts, "idle_gpu", false, "configure ssh so fleetmcp can read the GPUs' processes",
             "the runbook requires idle GPUs on %s and without ssh their processes cannot be"
-            " read", name);
+            " read",
+            name);
         return;
     }
     fm_err e = {0};
@@ -398,7 +407,8 @@ static void check_idle_gpu(fm_ctx *ctx, const char *name, json_t *verdicts, fm_e
     else
         add(verdicts, "idle_gpu", procs == 0, fix,
             procs ? "%s has %d GPU process(es) and the runbook requires idle GPUs"
-                  : "%s: no job, no GPU process (%d)", name, procs);
+                  : "%s: no job, no GPU process (%d)",
+            name, procs);
 }
 
 json_t *fm_guard_check(fm_ctx *ctx, const fm_guard_req *req, bool *all_ok, fm_err *err)
@@ -409,8 +419,8 @@ json_t *fm_guard_check(fm_ctx *ctx, const fm_guard_req *req, bool *all_ok, fm_er
     add(verdicts, "kill_switch", !ks, "a human releases it with killswitch_release",
         ks ? "%s" : "kill switch released", ks ? why : "");
     /* Loud: every verdict list says when emergency mode has raised limits. */
-    if (fm_emergency_describe(ctx, why, sizeof why)) add(verdicts, "emergency_mode", true, NULL,
-                                                        "%s", why);
+    if (fm_emergency_describe(ctx, why, sizeof why))
+        add(verdicts, "emergency_mode", true, NULL, "%s", why);
     if (json_array_size(req->nodes) && !ctx->be.slurm) {
         json_decref(verdicts);
         fm_backend_missing(err, "slurm", "guardrails read live node state from Slurm");
@@ -444,11 +454,11 @@ void fm_guard_explain(const json_t *verdicts, char *buf, size_t len)
         if (json_is_true(json_object_get(v, "ok")) || at + 2 >= len) continue;
         const char *name = fm_json_str(v, "guardrail", "?");
         const char *fix = fm_json_str(v, "fix", NULL);
-        int n = !failed++ ? snprintf(buf, len, "guardrail %s: %s%s%s", name,
-                                     fm_json_str(v, "detail", ""), fix ? "; to pass: " : "",
-                                     fix ? fix : "")
-                          : snprintf(buf + at, len - at, "%s%s",
-                                     failed == 2 ? " (also refused by " : ", ", name);
+        int n = !failed++
+                    ? snprintf(buf, len, "guardrail %s: %s%s%s", name, fm_json_str(v, "detail", ""),
+                               fix ? "; to pass: " : "", fix ? fix : "")
+                    : snprintf(buf + at, len - at, "%s%s",
+                               failed == 2 ? " (also refused by " : ", ", name);
         at = n < 0 ? len : at + (size_t)n;
     }
     if (failed > 1 && at + 1 < len) snprintf(buf + at, len - at, ")");
@@ -474,9 +484,7 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
     json_array_foreach(cap, ci, cv) cap_ok = cap_ok && json_is_true(json_object_get(cv, "ok"));
     if (!cap_ok) fm_guard_explain(cap, cwhy, sizeof cwhy);
     json_t *domains = json_incref(json_object_get(n, "domains"));
-    json_t *totals = err && err->code ? NULL
-                     : cap_ok         ? fm_breaker_totals(ctx, n, cap, err)
-                                      : NULL;
+    json_t *totals = err && err->code ? NULL : cap_ok ? fm_breaker_totals(ctx, n, cap, err) : NULL;
     json_decref(n);
     json_decref(cap);
     if (!totals) {
@@ -502,8 +510,10 @@ int fm_guard_reserve(fm_ctx *ctx, const char *node, const char *state, const cha
     }
     if (blast_exceeded(ctx, node, domains, limit, why, sizeof why)) {
         fm_store_rollback(&ctx->store);
-        fm_err_set(err, FM_ERR_GUARDRAIL, "blast radius: %s (another workflow got there"
-                   " first); wait for it to finish", why);
+        fm_err_set(err, FM_ERR_GUARDRAIL,
+                   "blast radius: %s (another workflow got there"
+                   " first); wait for it to finish",
+                   why);
         goto out;
     }
     /* Every drain fleetmcp makes passes here: the breaker counts it in

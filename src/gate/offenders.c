@@ -34,9 +34,9 @@ static const char list_sql[] =
     "SELECT node, repairs, since_ms, ticket FROM repeat_offenders WHERE cleared_ms IS NULL"
     " ORDER BY node LIMIT 100";
 
-#define CLEAR_FIX                                                                          \
-    "a human looks at the node (its hardware may need replacing), then clears it:"        \
-    " mcp-cli call guardrail_reset guardrail=repeat_offender node=NODE reason=... (it"     \
+#define CLEAR_FIX                                                                                  \
+    "a human looks at the node (its hardware may need replacing), then clears it:"                 \
+    " mcp-cli call guardrail_reset guardrail=repeat_offender node=NODE reason=... (it"             \
     " needs an approval)"
 
 int fm_offender_init(fm_ctx *ctx, fm_err *err)
@@ -125,22 +125,25 @@ static void escalate(fm_ctx *ctx, const char *node, long long n, const oconf *c,
              c->max);
     const fm_call *by = ctx->current;
     if (by && by->tool)
-        snprintf(why, sizeof why, "repeat offender escalation, filed by the gate for %s (audit"
-                 " row %lld)", by->tool->name, (long long)by->audit_id);
+        snprintf(why, sizeof why,
+                 "repeat offender escalation, filed by the gate for %s (audit"
+                 " row %lld)",
+                 by->tool->name, (long long)by->audit_id);
     else
         snprintf(why, sizeof why, "repeat offender escalation, filed by the gate");
-    json_t *args = json_pack("{s:o, s:s, s:s, s:s, s:[s]}", "summary", fm_ticket_summary(summary),
-                             "node", node, "fault_class", "repeat_offender", "severity", "high",
-                             "evidence", line);
+    json_t *args =
+        json_pack("{s:o, s:s, s:s, s:s, s:[s]}", "summary", fm_ticket_summary(summary), "node",
+                  node, "fault_class", "repeat_offender", "severity", "high", "evidence", line);
     fm_err err = {0};
     json_t *t = tool ? fm_tools_call_audited(ctx, tool, args, why, &err) : NULL;
-    if (!tool)
-        fm_err_set(&err, FM_ERR_INTERNAL, "no action names a ticket tool; please report");
+    if (!tool) fm_err_set(&err, FM_ERR_INTERNAL, "no action names a ticket tool; please report");
     if (t)
         snprintf(key, keylen, "%s", fm_json_str(t, "key", ""));
     else
-        fm_log("error", "repeat offender %s: the ticket was not filed: %s: %s (the refusal is in"
-               " the audit log; file one by hand)", node, fm_strerror(err.code), err.text);
+        fm_log("error",
+               "repeat offender %s: the ticket was not filed: %s: %s (the refusal is in"
+               " the audit log; file one by hand)",
+               node, fm_strerror(err.code), err.text);
     json_decref(t);
     json_decref(args);
 }
@@ -179,8 +182,8 @@ void fm_offender_check(fm_ctx *ctx, const char *node, json_t *verdicts)
                      r.ticket[0] ? ", ticket " : "", r.ticket);
         return;
     }
-    fm_guard_add(verdicts, "repeat_offender", true, NULL,
-                 "%s: %lld of %lld repairs within %lld s", node, n, c.max, c.window_s);
+    fm_guard_add(verdicts, "repeat_offender", true, NULL, "%s: %lld of %lld repairs within %lld s",
+                 node, n, c.max, c.window_s);
 }
 
 int fm_offender_clear(fm_ctx *ctx, const char *node, const char *by, fm_err *err)
@@ -189,8 +192,7 @@ int fm_offender_clear(fm_ctx *ctx, const char *node, const char *by, fm_err *err
     if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "repeat offender");
     if (fm_db_changes(ctx->store.db) == 0)
         return fm_err_set(err, FM_ERR_NOT_FOUND,
-                          "%s is not an escalated repeat offender; fleet_status lists those",
-                          node);
+                          "%s is not an escalated repeat offender; fleet_status lists those", node);
     return 0;
 }
 

@@ -28,8 +28,8 @@ static bool day_in(const json_t *days, int wday)
     if (!json_is_array(days)) return true;
     size_t i;
     json_t *d;
-    json_array_foreach(days, i, d) if (json_is_string(d) && !strcmp(json_string_value(d),
-                                                                    DAYS[wday])) return true;
+    json_array_foreach(days, i, d) if (json_is_string(d) &&
+                                       !strcmp(json_string_value(d), DAYS[wday])) return true;
     return false;
 }
 
@@ -92,8 +92,8 @@ void fm_window_check(fm_ctx *ctx, const json_t *node, const char *name, json_t *
         }
         bool suspended = false;
         json_t *e = fm_emergency_active(ctx);
-        suspended = !strcmp(fm_json_str(json_object_get(e, "limits"), "change_windows", ""),
-                            "suspended");
+        suspended =
+            !strcmp(fm_json_str(json_object_get(e, "limits"), "change_windows", ""), "suspended");
         fm_guard_add(verdicts, "change_window", suspended,
                      "wait for the partition's next change window, or a human starts"
                      " emergency mode (emergency_start with limits.change_windows suspended)",

@@ -84,8 +84,8 @@ json_t *fm_rpc_result(const json_t *id, json_t *result)
 
 json_t *fm_rpc_error(const json_t *id, int code, const char *message)
 {
-    return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
-                     id ? id : json_null(), "error", "code", code, "message", message);
+    return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(),
+                     "error", "code", code, "message", message);
 }
 
 json_t *fm_rpc_notification(const char *method, json_t *params)

@@ -51,8 +51,8 @@ static const char ddl[] =
 /* Runs sql with text ('t') and int64 ('i') binds; rows changed, or the
  * first column of the first row as an integer when want_count; -1 with
  * err. */
-static long long run(fm_ctx *ctx, const char *sql, bool want_count, fm_err *err,
-                     const char *types, ...)
+static long long run(fm_ctx *ctx, const char *sql, bool want_count, fm_err *err, const char *types,
+                     ...)
 {
     int64_t n = 0;
     va_list ap;
@@ -117,7 +117,8 @@ static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, int waiters
     snprintf(lock, sizeof lock, "client_requests:waiter:%s", group);
     if (fm_store_lock_row(&ctx->store, lock, err)) goto fail;
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (const char *c = ctx->session.id; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    for (const char *c = ctx->session.id; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
     snprintf(lock, sizeof lock, "client_requests:session:%u", h % SESSION_LOCKS);
     if (fm_store_lock_row(&ctx->store, lock, err)) goto fail;
     drop_dead(ctx, group);
@@ -152,8 +153,7 @@ static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, int waiters
     if (run(ctx,
             "INSERT INTO mcp_client_requests(session_id, request_id, waiter, pid, created_ms,"
             " expires_ms) VALUES (?, ?, ?, ?, ?, ?)",
-            false, err, "tttiii", sid, rid, group, (int64_t)getpid(), now,
-            now + timeout_ms) < 0 ||
+            false, err, "tttiii", sid, rid, group, (int64_t)getpid(), now, now + timeout_ms) < 0 ||
         fm_store_commit(&ctx->store, err))
         goto fail;
     return 0;
@@ -165,8 +165,8 @@ fail:
 static void pending_drop(fm_ctx *ctx, const char *rid)
 {
     fm_err err = {0};
-    if (run(ctx, "DELETE FROM mcp_client_requests WHERE session_id = ? AND request_id = ?",
-            false, &err, "tt", ctx->session.id, rid) < 0)
+    if (run(ctx, "DELETE FROM mcp_client_requests WHERE session_id = ? AND request_id = ?", false,
+            &err, "tt", ctx->session.id, rid) < 0)
         fm_log("warning", "client request %s not cleaned up: %s", rid, err.text);
 }
 

@@ -21,8 +21,8 @@ json_t *fm_result_error(const fm_err *err)
 {
     char text[600];
     snprintf(text, sizeof text, "%s: %s", fm_strerror(err->code), err->text);
-    json_t *r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text,
-                          "isError", 1);
+    json_t *r =
+        json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text, "isError", 1);
     if (!r) /* text was not valid UTF-8: keep the code word at least */
         r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
                       fm_strerror(err->code), "isError", 1);
@@ -92,8 +92,8 @@ static const char *arg_node(const json_t *args)
 /* Asks the client's user to approve plan_id (elicitation/create).  0 with
  * an approval id when accepted; -1 when declined, cancelled or unanswered;
  * 1 when the question went into ctx->input_required (stateless). */
-static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_id,
-                           const char *why, char ap_out[FM_APPROVAL_ID_LEN])
+static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_id, const char *why,
+                           char ap_out[FM_APPROVAL_ID_LEN])
 {
     fm_err err = {0};
     json_t *plan = fm_plan_get(ctx, plan_id, &err);
@@ -109,10 +109,10 @@ static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_i
     free(steps);
     free(nodes);
     json_decref(plan);
-    json_t *params = json_pack(
-        "{s:s, s:{s:s, s:{s:{s:s, s:s, s:s}}, s:[s]}}", "message", msg, "requestedSchema", "type",
-        "object", "properties", "approve", "type", "boolean", "title", "Approve this plan",
-        "description", "Run exactly this plan once, now", "required", "approve");
+    json_t *params = json_pack("{s:s, s:{s:s, s:{s:{s:s, s:s, s:s}}, s:[s]}}", "message", msg,
+                               "requestedSchema", "type", "object", "properties", "approve", "type",
+                               "boolean", "title", "Approve this plan", "description",
+                               "Run exactly this plan once, now", "required", "approve");
     /* Stateless revisions ask by returning InputRequiredResult (1). */
     if (ctx->mrtr) return fm_mcp_input_approval(ctx, plan_id, params, ap_out);
     json_t *res = fm_mcp_request(ctx, "elicitation/create", params, 120000, &err);
@@ -124,7 +124,9 @@ static int elicit_approval(fm_ctx *ctx, const fm_tool_def *t, const char *plan_i
     json_decref(res);
     if (!yes) {
         fm_mcp_log(ctx, "notice", "gate", "approval of %s through elicitation: %s", plan_id,
-                   err.code ? err.text : action[0] ? action : "not approved");
+                   err.code    ? err.text
+                   : action[0] ? action
+                               : "not approved");
         return -1;
     }
     char who[FM_APPROVER_LEN];
@@ -200,15 +202,17 @@ json_t *fm_tools_call_internal(fm_call *parent, const char *tool, unsigned exemp
     if (!json_is_object(r) || !out || fm_schema_check(out, r, &e)) {
         fm_log("error", "%s result fails its outputSchema: %s", t->name, e.text);
         json_decref(r);
-        return fm_err_set(err, FM_ERR_INTERNAL, "%s produced a result that fails its output"
-                          " schema (%s); please report this", t->name, e.text),
+        return fm_err_set(err, FM_ERR_INTERNAL,
+                          "%s produced a result that fails its output"
+                          " schema (%s); please report this",
+                          t->name, e.text),
                NULL;
     }
     return r;
 }
 
-json_t *fm_tools_call_audited(fm_ctx *ctx, const char *tool, const json_t *args,
-                              const char *why, fm_err *err)
+json_t *fm_tools_call_audited(fm_ctx *ctx, const char *tool, const json_t *args, const char *why,
+                              fm_err *err)
 {
     int ti = fm_tool_index(tool);
     if (ti < 0)
@@ -225,8 +229,8 @@ json_t *fm_tools_call_audited(fm_ctx *ctx, const char *tool, const json_t *args,
         /* Refused or failed (and audited): call_tool left the code in
          * ctx->last_err_code; the result's text is "<WORD>: <text>". */
         fm_code code = ctx->last_err_code ? (fm_code)ctx->last_err_code : FM_ERR_INTERNAL;
-        const char *text = fm_json_str(json_array_get(json_object_get(r, "content"), 0), "text",
-                                       "no result");
+        const char *text =
+            fm_json_str(json_array_get(json_object_get(r, "content"), 0), "text", "no result");
         size_t n = strlen(fm_strerror(code));
         if (!strncmp(text, fm_strerror(code), n) && text[n] == ':')
             text += n + 1 + (text[n + 1] == ' ');
@@ -307,8 +311,8 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
     rec.reason = d.reason[0] ? d.reason : NULL;
     char nested_reason[sizeof d.reason + 256];
     if (nested) {
-        snprintf(nested_reason, sizeof nested_reason, "%.250s%s%s", nested,
-                 d.reason[0] ? "; " : "", d.reason);
+        snprintf(nested_reason, sizeof nested_reason, "%.250s%s%s", nested, d.reason[0] ? "; " : "",
+                 d.reason);
         rec.reason = nested_reason;
     }
     rec.plan_id = d.plan_id[0] ? d.plan_id : NULL;
@@ -374,9 +378,10 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
                 rec.error_code = fm_strerror(err.code);
                 rec.error = err.text;
                 fm_err aerr = {0};
-                refusal = fm_audit_append(ctx, &rec, &aerr) > 0
-                              ? refused(ctx, &err)
-                              : unaudited(ctx, t, &aerr, "was refused (rate limit) and nothing ran");
+                refusal =
+                    fm_audit_append(ctx, &rec, &aerr) > 0
+                        ? refused(ctx, &err)
+                        : unaudited(ctx, t, &aerr, "was refused (rate limit) and nothing ran");
             }
             json_decref(empty);
             json_decref(elicited);
@@ -430,8 +435,10 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
             fm_log("error", "%s result fails its outputSchema: %s", t->name, oerr.text);
             json_decref(structured);
             structured = NULL;
-            fm_err_set(&err, FM_ERR_INTERNAL, "%s produced a result that fails its output"
-                       " schema (%s); please report this", t->name, oerr.text);
+            fm_err_set(&err, FM_ERR_INTERNAL,
+                       "%s produced a result that fails its output"
+                       " schema (%s); please report this",
+                       t->name, oerr.text);
         }
     }
     if (!structured && err.code == FM_OK)

@@ -54,8 +54,7 @@ static void session_resource(const char *sid, int64_t rows, int64_t first_ms, in
     snprintf(desc, sizeof desc, "%lld audited calls by %.64s, %s to %s", (long long)rows,
              client ? client : "unknown", first, last);
     json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:s}", "uri", uri, "name", uri + 8,
-                                         "description", desc, "mimeType",
-                                         "application/x-ndjson"));
+                                         "description", desc, "mimeType", "application/x-ndjson"));
 }
 
 static json_t *fleet_resources(fm_ctx *ctx, fm_err *err)
@@ -66,11 +65,11 @@ static json_t *fleet_resources(fm_ctx *ctx, fm_err *err)
         const fm_runbook *r = &ctx->runbooks->items[i];
         char uri[160];
         snprintf(uri, sizeof uri, RUNBOOK_SCHEME "%s", r->id);
-        json_array_append_new(
-            out, json_pack("{s:s, s:s, s:s?, s:s, s:s}", "uri", uri, "name", r->id, "title",
-                           fm_json_str(r->doc, "title", NULL), "description",
-                           fm_json_str(r->doc, "description", "runbook"), "mimeType",
-                           "application/yaml"));
+        json_array_append_new(out,
+                              json_pack("{s:s, s:s, s:s?, s:s, s:s}", "uri", uri, "name", r->id,
+                                        "title", fm_json_str(r->doc, "title", NULL), "description",
+                                        fm_json_str(r->doc, "description", "runbook"), "mimeType",
+                                        "application/yaml"));
     }
     fm_audit_recent_sessions(&ctx->store, session_resource, out, err);
     return out;
@@ -79,18 +78,17 @@ static json_t *fleet_resources(fm_ctx *ctx, fm_err *err)
 static json_t *fleet_templates(fm_ctx *ctx)
 {
     (void)ctx;
-    return json_pack("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]",
-                     "uriTemplate", RUNBOOK_SCHEME "{id}", "name", "runbook", "description",
-                     "a runbook by id, as YAML (runbook_list names them)", "mimeType",
-                     "application/yaml", "uriTemplate", SESSION_SCHEME "{session}", "name",
-                     "audit-session", "description",
-                     "the audited calls of one session, oldest first, one JSON row per line",
-                     "mimeType", "application/x-ndjson", "uriTemplate",
-                     TOOL_SCHEMA_SCHEME "{name}" TOOL_SCHEMA_TAIL, "name", "tool-output-schema",
-                     "description",
-                     "a tool's whole output schema, which every result is checked against"
-                     " (tools/list lists its top level only)",
-                     "mimeType", "application/schema+json");
+    return json_pack(
+        "[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]", "uriTemplate",
+        RUNBOOK_SCHEME "{id}", "name", "runbook", "description",
+        "a runbook by id, as YAML (runbook_list names them)", "mimeType", "application/yaml",
+        "uriTemplate", SESSION_SCHEME "{session}", "name", "audit-session", "description",
+        "the audited calls of one session, oldest first, one JSON row per line", "mimeType",
+        "application/x-ndjson", "uriTemplate", TOOL_SCHEMA_SCHEME "{name}" TOOL_SCHEMA_TAIL, "name",
+        "tool-output-schema", "description",
+        "a tool's whole output schema, which every result is checked against"
+        " (tools/list lists its top level only)",
+        "mimeType", "application/schema+json");
 }
 
 /* The tool named name (NUL-terminated at len) if the caller may see it:
@@ -126,11 +124,11 @@ static json_t *read_tool_schema(fm_ctx *ctx, const char *rest, const char *uri, 
                           " with a name tools/list gives"),
                NULL;
     if (fm_tool_table[ti].flags & FM_TOOL_CONTENT_RESULT)
-        return fm_err_set(err, FM_ERR_NOT_FOUND,
-                          "%s returns content only: it has no output schema", name),
+        return fm_err_set(err, FM_ERR_NOT_FOUND, "%s returns content only: it has no output schema",
+                          name),
                NULL;
-    return json_pack("[{s:s, s:s, s:s}]", "uri", uri, "mimeType", "application/schema+json",
-                     "text", fm_tool_table[ti].output_schema);
+    return json_pack("[{s:s, s:s, s:s}]", "uri", uri, "mimeType", "application/schema+json", "text",
+                     fm_tool_table[ti].output_schema);
 }
 
 static json_t *read_runbook(fm_ctx *ctx, const char *id, const char *uri, fm_err *err)
@@ -148,8 +146,7 @@ static json_t *read_runbook(fm_ctx *ctx, const char *id, const char *uri, fm_err
         return fm_err_set(err, FM_ERR_IO, "cannot read %s (missing, over 1 MiB, or not UTF-8)",
                           r->path),
                NULL;
-    return json_pack("[{s:s, s:s, s:o}]", "uri", uri, "mimeType", "application/yaml", "text",
-                     text);
+    return json_pack("[{s:s, s:s, s:o}]", "uri", uri, "mimeType", "application/yaml", "text", text);
 }
 
 static json_t *read_session(fm_ctx *ctx, const char *sid, const char *uri, fm_err *err)
@@ -190,8 +187,9 @@ static json_t *fleet_read(fm_ctx *ctx, const char *uri, long long *ttl_ms, fm_er
         *ttl_ms = TOOL_SCHEMA_TTL_MS;
         return read_tool_schema(ctx, uri + strlen(TOOL_SCHEMA_SCHEME), uri, err);
     }
-    return fm_err_set(err, FM_ERR_NOT_FOUND, "this server has runbook://, audit://session/ and "
-                      TOOL_SCHEMA_SCHEME " resources only"),
+    return fm_err_set(err, FM_ERR_NOT_FOUND,
+                      "this server has runbook://, audit://session/ and " TOOL_SCHEMA_SCHEME
+                      " resources only"),
            NULL;
 }
 
@@ -212,10 +210,11 @@ static json_t *fleet_prompts(fm_ctx *ctx)
         "arguments", arg("node", "the Slurm node name", true), "name", "repair_node", "title",
         "Repair a node", "description",
         "Plan the runbook repair of a diagnosed node and get it approved; nothing runs unapproved",
-        "arguments", arg("node", "the Slurm node name", true), arg("fault_class",
-                                                                   "the diagnosed fault class,"
-                                                                   " if known",
-                                                                   false),
+        "arguments", arg("node", "the Slurm node name", true),
+        arg("fault_class",
+            "the diagnosed fault class,"
+            " if known",
+            false),
         "name", "incident_summary", "title", "Write an incident summary", "description",
         "Summarise what happened to a node from the audit trail, tickets and workflows",
         "arguments", arg("node", "the Slurm node name", true),
@@ -236,7 +235,8 @@ static json_t *fleet_prompt(fm_ctx *ctx, const char *name, const json_t *args, f
     const char *ticket = fm_json_str(args, "ticket", NULL);
     if (strcmp(name, "triage_node") && strcmp(name, "repair_node") &&
         strcmp(name, "incident_summary"))
-        return fm_err_set(err, FM_ERR_NOT_FOUND, "no prompt with that name (prompts/list names"
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "no prompt with that name (prompts/list names"
                           " them)"),
                NULL;
     if (!name_ok(node, 63, "._-"))
@@ -336,8 +336,7 @@ static json_t *complete_runbooks(fm_ctx *ctx, const char *prefix)
     return out;
 }
 
-static json_t *fleet_complete(fm_ctx *ctx, const json_t *ref, const char *name,
-                              const char *prefix)
+static json_t *fleet_complete(fm_ctx *ctx, const json_t *ref, const char *name, const char *prefix)
 {
     const char *type = fm_json_str(ref, "type", "");
     bool runbook_ref = !strcmp(type, "ref/resource") &&

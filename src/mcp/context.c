@@ -68,8 +68,8 @@ static int store_open(fm_ctx *ctx, fm_err *err)
  * (after fm_store_check), or never (check-config probes it). */
 enum store_when { STORE_NOW, STORE_DEFERRED, STORE_NEVER };
 
-static int ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path,
-                    enum store_when when, fm_err *err)
+static int ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path, enum store_when when,
+                    fm_err *err)
 {
     memset(ctx, 0, sizeof *ctx);
     fm_random_hex(ctx->session.id, 16);
@@ -78,8 +78,8 @@ static int ctx_open(fm_ctx *ctx, const char *config_path, const char *db_path,
     ctx->content = &fm_content_fleet;
     if (fm_config_load(&ctx->cfg, config_path, db_path, err)) return -1;
     int later = when == STORE_DEFERRED ? fm_store_check(ctx->cfg.db_path, err)
-                : when == STORE_NEVER      ? 1
-                                           : 0;
+                : when == STORE_NEVER  ? 1
+                                       : 0;
     if (later < 0) {
         fm_config_free(&ctx->cfg);
         return -1;
@@ -108,8 +108,7 @@ int fm_ctx_open_deferred(fm_ctx *ctx, const char *config_path, const char *db_pa
     return ctx_open(ctx, config_path, db_path, STORE_DEFERRED, err);
 }
 
-int fm_ctx_open_unstored(fm_ctx *ctx, const char *config_path, const char *db_path,
-                         fm_err *err)
+int fm_ctx_open_unstored(fm_ctx *ctx, const char *config_path, const char *db_path, fm_err *err)
 {
     return ctx_open(ctx, config_path, db_path, STORE_NEVER, err);
 }

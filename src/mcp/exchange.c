@@ -52,13 +52,13 @@ static void fail(fm_mcp_http *x, int status, const json_t *id, int code, const c
 #define SESSION_CACHE_TOKEN 512 /* longer ids are checked every time */
 typedef struct {
     char token[SESSION_CACHE_TOKEN];
-    unsigned char key[sizeof ((fm_ctx *)0)->state_key];
+    unsigned char key[sizeof((fm_ctx *)0)->state_key];
     json_int_t issued;
     struct { /* as fm_session's fields of the same names */
-        char id[sizeof ((fm_session *)0)->id];
-        char protocol[sizeof ((fm_session *)0)->protocol];
-        char client_name[sizeof ((fm_session *)0)->client_name];
-        char client_version[sizeof ((fm_session *)0)->client_version];
+        char id[sizeof((fm_session *)0)->id];
+        char protocol[sizeof((fm_session *)0)->protocol];
+        char client_name[sizeof((fm_session *)0)->client_name];
+        char client_version[sizeof((fm_session *)0)->client_version];
         bool elicitation, sampling;
     } s;
 } session_entry;
@@ -131,8 +131,8 @@ static int session_load(fm_ctx *ctx, const char *token)
     s->initialized = true;
     char key[80], lv[16];
     snprintf(key, sizeof key, LEVEL_KEY "%s", s->id);
-    s->log_level = fm_store_setting_get(&ctx->store, key, lv, sizeof lv) ? -1
-                                                                         : fm_log_level_index(lv);
+    s->log_level =
+        fm_store_setting_get(&ctx->store, key, lv, sizeof lv) ? -1 : fm_log_level_index(lv);
     return 0;
 }
 
@@ -153,9 +153,11 @@ static char *session_seal(fm_ctx *ctx)
 static bool header_is(const char *hdr, const char *want)
 {
     if (!hdr) return false;
-    while (*hdr == ' ' || *hdr == '\t') hdr++;
+    while (*hdr == ' ' || *hdr == '\t')
+        hdr++;
     size_t n = strlen(hdr);
-    while (n && (hdr[n - 1] == ' ' || hdr[n - 1] == '\t')) n--;
+    while (n && (hdr[n - 1] == ' ' || hdr[n - 1] == '\t'))
+        n--;
     return n == strlen(want) && !strncmp(hdr, want, n);
 }
 
@@ -198,8 +200,7 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
     json_error_t je;
     json_t *msg = json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES, &je);
     if (!msg) {
-        fail(x, 400, NULL, FM_RPC_PARSE_ERROR, "Parse error: %s at byte %d", je.text,
-             je.position);
+        fail(x, 400, NULL, FM_RPC_PARSE_ERROR, "Parse error: %s at byte %d", je.text, je.position);
         return;
     }
     if (!json_is_object(msg)) {
@@ -234,8 +235,8 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
         }
         if (x->version_hdr && strcmp(x->version_hdr, ctx->session.protocol)) {
             fail(x, 400, m.id, FM_RPC_INVALID_REQUEST,
-                 "Bad Request: MCP-Protocol-Version %.16s is not this session's %s",
-                 x->version_hdr, ctx->session.protocol);
+                 "Bad Request: MCP-Protocol-Version %.16s is not this session's %s", x->version_hdr,
+                 ctx->session.protocol);
             goto done;
         }
         if (m.kind == FM_MSG_RESPONSE) {
@@ -244,8 +245,10 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
              * worker (this one or another) finds it. */
             fm_err e = {0};
             int st = fm_mcp_http_reply(ctx, msg, x->len, &e);
-            if (st != 202) fail(x, st, NULL, FM_RPC_INVALID_REQUEST, "%s", e.text);
-            else x->status = 202;
+            if (st != 202)
+                fail(x, st, NULL, FM_RPC_INVALID_REQUEST, "%s", e.text);
+            else
+                x->status = 202;
             goto done;
         }
     } else if (initialize) {
@@ -284,10 +287,8 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
         char key[80];
         snprintf(key, sizeof key, LEVEL_KEY "%s", ctx->session.id);
         fm_err err = {0};
-        if (fm_store_setting_set(&ctx->store, key,
-                                 fm_log_level_name(ctx->session.log_level), &err))
-            fm_log("warning", "log level for session %s not kept: %s", ctx->session.id,
-                   err.text);
+        if (fm_store_setting_set(&ctx->store, key, fm_log_level_name(ctx->session.log_level), &err))
+            fm_log("warning", "log level for session %s not kept: %s", ctx->session.id, err.text);
     }
     if (m.kind != FM_MSG_REQUEST) x->status = 202;
 done:
@@ -317,8 +318,7 @@ int fm_mcp_http_end_session(fm_ctx *ctx, const char *session_hdr, fm_err *err)
     if (fm_store_begin_rows(&ctx->store, err)) return 500;
     /* Marks older than any live session are no longer needed. */
     fm_store_setting_prune(&ctx->store, ENDED_KEY, fm_now_ms() - SESSION_TTL_MS);
-    if (fm_store_setting_set(&ctx->store, key, "1", err) ||
-        fm_store_commit(&ctx->store, err)) {
+    if (fm_store_setting_set(&ctx->store, key, "1", err) || fm_store_commit(&ctx->store, err)) {
         fm_store_rollback(&ctx->store);
         return 500;
     }

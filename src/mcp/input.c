@@ -55,8 +55,10 @@ static int spend(fm_ctx *ctx, const char *nonce, fm_err *err)
     }
     if (!added) {
         fm_store_rollback(&ctx->store);
-        return fm_err_set(err, FM_ERR_APPROVAL, "requestState was already used: each approval"
-                          " answer counts once; call again without it to be asked anew"), -1;
+        return fm_err_set(err, FM_ERR_APPROVAL,
+                          "requestState was already used: each approval"
+                          " answer counts once; call again without it to be asked anew"),
+               -1;
     }
     return fm_store_commit(&ctx->store, err);
 }
@@ -74,13 +76,15 @@ static int state_holds(fm_ctx *ctx, const char *token, const char *plan_id, fm_e
     if (strcmp(fm_json_str(st, "k", ""), "approval"))
         fm_err_set(err, FM_ERR_APPROVAL, "requestState is not an approval state");
     else if (json_integer_value(json_object_get(st, "exp")) < fm_now_ms())
-        fm_err_set(err, FM_ERR_APPROVAL, "requestState expired; call again without it to be"
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "requestState expired; call again without it to be"
                    " asked anew");
     else if (strcmp(fm_json_str(st, "caller", ""), caller))
         fm_err_set(err, FM_ERR_APPROVAL, "requestState was issued to another caller");
     else if (!plan || strcmp(fm_json_str(st, "plan", ""), plan_id) ||
              strcmp(fm_json_str(st, "hash", ""), fm_json_str(plan, "hash", "-")))
-        fm_err_set(err, FM_ERR_APPROVAL, "requestState is for another plan (or the plan changed)"
+        fm_err_set(err, FM_ERR_APPROVAL,
+                   "requestState is for another plan (or the plan changed)"
                    "; call again without it to be asked about this one");
     else
         rc = spend(ctx, fm_json_str(st, "nonce", ""), err);
@@ -89,8 +93,7 @@ static int state_holds(fm_ctx *ctx, const char *token, const char *plan_id, fm_e
     return rc;
 }
 
-int fm_mcp_input_approval(fm_ctx *ctx, const char *plan_id, json_t *ask,
-                          char *ap_out)
+int fm_mcp_input_approval(fm_ctx *ctx, const char *plan_id, json_t *ask, char *ap_out)
 {
     fm_err err = {0};
     const json_t *p = ctx->mrtr;
@@ -121,9 +124,8 @@ int fm_mcp_input_approval(fm_ctx *ctx, const char *plan_id, json_t *ask,
     fm_random_hex(nonce, 16);
     fm_mcp_caller_id(ctx, caller, sizeof caller);
     json_t *sp = plan ? json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "k", "approval", "plan",
-                                  plan_id, "hash", fm_json_str(plan, "hash", ""), "caller",
-                                  caller, "exp", (json_int_t)(fm_now_ms() + STATE_TTL_MS),
-                                  "nonce", nonce)
+                                  plan_id, "hash", fm_json_str(plan, "hash", ""), "caller", caller,
+                                  "exp", (json_int_t)(fm_now_ms() + STATE_TTL_MS), "nonce", nonce)
                       : NULL;
     char *tok = sp ? fm_state_seal(ctx, sp, &err) : NULL;
     json_decref(sp);
@@ -134,9 +136,9 @@ int fm_mcp_input_approval(fm_ctx *ctx, const char *plan_id, json_t *ask,
         return -1;
     }
     json_decref(ctx->input_required);
-    ctx->input_required = json_pack("{s:s, s:{s:{s:s, s:o}}, s:s}", "resultType",
-                                    "input_required", "inputRequests", INPUT_KEY, "method",
-                                    "elicitation/create", "params", ask, "requestState", tok);
+    ctx->input_required =
+        json_pack("{s:s, s:{s:{s:s, s:o}}, s:s}", "resultType", "input_required", "inputRequests",
+                  INPUT_KEY, "method", "elicitation/create", "params", ask, "requestState", tok);
     free(tok);
     return ctx->input_required ? 1 : -1;
 }
@@ -169,7 +171,8 @@ int fm_mcp_input_open(fm_ctx *ctx, fm_err *err)
     if (ir && !json_is_object(ir))
         return fm_err_set(err, FM_ERR_INVALID, "inputResponses must be an object"), -1;
     json_object_foreach((json_t *)ir, k, v) if (!json_is_object(v)) return fm_err_set(
-        err, FM_ERR_INVALID, "inputResponses.%.64s must be a result object", k), -1;
+        err, FM_ERR_INVALID, "inputResponses.%.64s must be a result object", k),
+        -1;
     const json_t *rs = json_object_get(ctx->mrtr, "requestState");
     if (!rs) return 0;
     json_t *st = json_is_string(rs) ? fm_state_open(ctx, json_string_value(rs), err) : NULL;
@@ -225,19 +228,20 @@ json_t *fm_mcp_input_required(fm_ctx *ctx, json_t *requests, json_t *state, fm_e
     if (!ctx->mrtr) {
         json_decref(requests);
         json_decref(state);
-        fm_err_set(err, FM_ERR_UNAVAILABLE, "this request cannot ask for input: only"
+        fm_err_set(err, FM_ERR_UNAVAILABLE,
+                   "this request cannot ask for input: only"
                    " 2026-07-28 requests take multi round-trip answers");
         return NULL;
     }
     char caller[300];
     fm_mcp_caller_id(ctx, caller, sizeof caller);
     json_t *sp = json_pack("{s:s, s:s, s:s, s:I, s:o}", "k", "input", "target", ctx->mrtr_target,
-                           "caller", caller, "exp", (json_int_t)(fm_now_ms() + STATE_TTL_MS),
-                           "s", state ? state : json_null());
+                           "caller", caller, "exp", (json_int_t)(fm_now_ms() + STATE_TTL_MS), "s",
+                           state ? state : json_null());
     char *tok = sp ? fm_state_seal(ctx, sp, err) : NULL;
     json_decref(sp);
-    json_t *r = tok ? json_pack("{s:s, s:o, s:s}", "resultType", "input_required",
-                                "inputRequests", requests, "requestState", tok)
+    json_t *r = tok ? json_pack("{s:s, s:o, s:s}", "resultType", "input_required", "inputRequests",
+                                requests, "requestState", tok)
                     : (json_decref(requests), NULL);
     free(tok);
     return r;

@@ -56,8 +56,8 @@ bool fm_call_progress(fm_call *call, double progress, double total, const char *
         fm_task_note(ctx, NULL, m);
     }
     if (ctx->tx && call->progress_token) {
-        json_t *p = json_pack("{s:O, s:f}", "progressToken", call->progress_token, "progress",
-                              progress);
+        json_t *p =
+            json_pack("{s:O, s:f}", "progressToken", call->progress_token, "progress", progress);
         if (total > 0) json_object_set_new(p, "total", json_real(total));
         if (message) json_object_set_new(p, "message", json_string(message));
         json_t *n = fm_rpc_notification("notifications/progress", p);
@@ -73,9 +73,9 @@ static void vlog(fm_ctx *ctx, const char *level, const char *logger, const char 
     if (!ctx->tx || ctx->session.log_level < 0 || li < ctx->session.log_level) return;
     char text[1024];
     vsnprintf(text, sizeof text, fmt, ap);
-    json_t *n = fm_rpc_notification(
-        "notifications/message", json_pack("{s:s, s:s, s:s}", "level", level, "logger", logger,
-                                           "data", text));
+    json_t *n =
+        fm_rpc_notification("notifications/message", json_pack("{s:s, s:s, s:s}", "level", level,
+                                                               "logger", logger, "data", text));
     if (n) fm_tx_send(ctx->tx, n);
     json_decref(n);
 }

@@ -8,7 +8,6 @@
 
 #include <poll.h>
 
-
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_content.h"
 #include "fleetmcp/fm_jsonrpc.h"
@@ -23,8 +22,7 @@ static const char *const versions[] = {"2025-11-25", "2025-06-18", "2025-03-26"}
 /* Stateless revisions: no initialize, every request carries _meta. */
 static const char *const stateless_versions[] = {"2026-07-28"};
 /* Every version this server speaks, newest first (server/discover). */
-static const char *const all_versions[] = {"2026-07-28", "2025-11-25", "2025-06-18",
-                                           "2025-03-26"};
+static const char *const all_versions[] = {"2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"};
 
 /* tools/list is deterministic for a process; a client may keep it this long.
  * Private: once tokens arrive, what a caller sees depends on its scopes. */
@@ -35,9 +33,9 @@ static const char *const all_versions[] = {"2026-07-28", "2025-11-25", "2025-06-
 #define TASK_RESULT_WAIT_MS 60000
 
 #define INSTRUCTIONS                                                                               \
-    "fleetmcp looks after a Slurm GPU fleet. Start with fleet_status, then read tools"            \
-    " (slurm_nodes, gpu_health, diagnose). Mutations are gated: a call without approval"          \
-    " returns a plan id and the command a human runs to approve it; in shadow mode"               \
+    "fleetmcp looks after a Slurm GPU fleet. Start with fleet_status, then read tools"             \
+    " (slurm_nodes, gpu_health, diagnose). Mutations are gated: a call without approval"           \
+    " returns a plan id and the command a human runs to approve it; in shadow mode"                \
     " actions are only recorded. Every call is audited."
 
 static int send(fm_ctx *ctx, json_t *msg)
@@ -100,8 +98,9 @@ static json_t *capabilities(const fm_ctx *ctx, bool stateless)
         json_object_set_new(c, "extensions", json_pack("{s:{}}", FM_TASKS_EXT));
     /* 2025-11-25 has tasks in the core protocol, for tools/call. */
     else if (!stateless && !strcmp(ctx->session.protocol, TASKS_2025) && fm_tasks_available(ctx))
-        json_object_set_new(c, "tasks", json_pack("{s:{}, s:{}, s:{s:{s:{}}}}", "list", "cancel",
-                                                  "requests", "tools", "call"));
+        json_object_set_new(
+            c, "tasks",
+            json_pack("{s:{}, s:{}, s:{s:{s:{}}}}", "list", "cancel", "requests", "tools", "call"));
     return c;
 }
 
@@ -168,13 +167,15 @@ static json_t *do_tasks_2025(fm_ctx *ctx, const char *method, const json_t *para
             snprintf(why, 256, "Invalid params: the task was cancelled and has no result");
         } else if (!strcmp(st, "input_required")) {
             *code = FM_RPC_INVALID_REQUEST;
-            snprintf(why, 256, "Invalid request: the task asks for input, which a 2025-11-25"
-                               " session cannot answer; cancel it and call the tool on a"
-                               " 2026-07-28 request (tasks/update)");
+            snprintf(why, 256,
+                     "Invalid request: the task asks for input, which a 2025-11-25"
+                     " session cannot answer; cancel it and call the tool on a"
+                     " 2026-07-28 request (tasks/update)");
         } else if (fm_now_ms() >= deadline || ctx->stop) {
             *code = FM_RPC_INTERNAL_ERROR;
-            snprintf(why, 256, "Internal error: the task is still %s after %d s; poll tasks/get"
-                               " and ask tasks/result once it is completed",
+            snprintf(why, 256,
+                     "Internal error: the task is still %s after %d s; poll tasks/get"
+                     " and ask tasks/result once it is completed",
                      st, TASK_RESULT_WAIT_MS / 1000);
         } else {
             json_decref(t);
@@ -258,10 +259,10 @@ static json_t *do_initialize(fm_ctx *ctx, const json_t *params, int *code, char 
      * human.  This is a label for the audit trail, not an authority:
      * only signed approvals authorise mutations. */
     s->initiator = fm_session_initiator(s);
-    s->elicitation = json_is_object(
-        json_object_get(json_object_get(params, "capabilities"), "elicitation"));
-    s->sampling = json_is_object(
-        json_object_get(json_object_get(params, "capabilities"), "sampling"));
+    s->elicitation =
+        json_is_object(json_object_get(json_object_get(params, "capabilities"), "elicitation"));
+    s->sampling =
+        json_is_object(json_object_get(json_object_get(params, "capabilities"), "sampling"));
     s->initialized = true;
     return json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", use, "capabilities",
                      capabilities(ctx, false), "serverInfo", server_info(), "instructions",
@@ -312,8 +313,8 @@ static json_t *do_tools_list(fm_ctx *ctx, const json_t *params, int *code, char 
     int idx[512];
     size_t total = fm_registry_visible(ctx, idx, 512);
     if (total > 512) total = 512;
-    size_t page = (size_t)fm_cfg_int(fm_config_section(&ctx->cfg, "limits"), "tools_page_size",
-                                     100);
+    size_t page =
+        (size_t)fm_cfg_int(fm_config_section(&ctx->cfg, "limits"), "tools_page_size", 100);
     size_t off = 0;
     const json_t *cur = json_object_get(params, "cursor");
     if (cur && !json_is_null(cur)) {
@@ -332,10 +333,9 @@ static json_t *do_tools_list(fm_ctx *ctx, const json_t *params, int *code, char 
             json_t *copy = json_copy(tool);
             json_decref(tool);
             tool = copy;
-            json_object_set_new(
-                tool, "execution",
-                json_pack("{s:s}", "taskSupport",
-                          flags & FM_TOOL_TASK_REQUIRED ? "required" : "optional"));
+            json_object_set_new(tool, "execution",
+                                json_pack("{s:s}", "taskSupport",
+                                          flags & FM_TOOL_TASK_REQUIRED ? "required" : "optional"));
         }
         json_array_append_new(tools, tool);
     }
@@ -352,8 +352,7 @@ static json_t *do_tools_list(fm_ctx *ctx, const json_t *params, int *code, char 
 
 /* Opens a stateless request's requestState for the handler; false (with
  * an invalid-params error) when the state does not hold. */
-static bool input_enter(fm_ctx *ctx, const json_t *params, const char *target, int *code,
-                        char *why)
+static bool input_enter(fm_ctx *ctx, const json_t *params, const char *target, int *code, char *why)
 {
     if (fm_mcp_version_stateful(ctx->session.protocol)) return true;
     fm_mcp_input_begin(ctx, params, target);
@@ -361,8 +360,10 @@ static bool input_enter(fm_ctx *ctx, const json_t *params, const char *target, i
     if (fm_mcp_input_open(ctx, &err)) {
         fm_mcp_input_end(ctx);
         *code = FM_RPC_INVALID_PARAMS;
-        snprintf(why, 256, "Invalid params: %.120s; call again without requestState and"
-                 " inputResponses to be asked anew", err.text);
+        snprintf(why, 256,
+                 "Invalid params: %.120s; call again without requestState and"
+                 " inputResponses to be asked anew",
+                 err.text);
         return false;
     }
     return true;
@@ -381,7 +382,8 @@ static json_t *input_leave(fm_ctx *ctx, json_t *res, int *code, char *why, char 
             *sc_text = NULL;
         }
         *code = FM_RPC_MISSING_CAPABILITY;
-        snprintf(why, 256, "Missing required client capability: declare it in _meta"
+        snprintf(why, 256,
+                 "Missing required client capability: declare it in _meta"
                  " io.modelcontextprotocol/clientCapabilities (see error.data)");
         return NULL;
     }
@@ -421,20 +423,25 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
         const char *n = json_string_value(name);
         if (task && (!json_is_object(task) || task_ttl_2025(task) < 0)) {
             *code = FM_RPC_INVALID_PARAMS;
-            snprintf(why, 256, "Invalid params: task must be an object ({} or {\"ttl\": ms},"
-                               " ms a number >= 0 or null)");
+            snprintf(why, 256,
+                     "Invalid params: task must be an object ({} or {\"ttl\": ms},"
+                     " ms a number >= 0 or null)");
             return NULL;
         }
         if (task && !(flags & (FM_TOOL_TASK | FM_TOOL_TASK_REQUIRED))) {
             *code = FM_RPC_METHOD_NOT_FOUND;
-            snprintf(why, 256, "%.64s does not run as a task (execution.taskSupport: forbidden);"
-                               " call it without task", n);
+            snprintf(why, 256,
+                     "%.64s does not run as a task (execution.taskSupport: forbidden);"
+                     " call it without task",
+                     n);
             return NULL;
         }
         if (!task && (flags & FM_TOOL_TASK_REQUIRED)) {
             *code = FM_RPC_METHOD_NOT_FOUND;
-            snprintf(why, 256, "%.64s runs only as a task (execution.taskSupport: required);"
-                               " call it with params.task", n);
+            snprintf(why, 256,
+                     "%.64s runs only as a task (execution.taskSupport: required);"
+                     " call it with params.task",
+                     n);
             return NULL;
         }
         /* For this call only: stdio keeps its session between calls. */
@@ -486,7 +493,7 @@ static bool in_list(const char *v, const char *const *list, size_t n);
 static void content_error(const fm_err *err, int *code, char *why)
 {
     *code = err->code == FM_ERR_NOT_FOUND || err->code == FM_ERR_INVALID ? FM_RPC_INVALID_PARAMS
-                                                                        : FM_RPC_INTERNAL_ERROR;
+                                                                         : FM_RPC_INTERNAL_ERROR;
     snprintf(why, 256, "%s: %.200s", fm_strerror(err->code), err->text);
 }
 
@@ -514,8 +521,10 @@ static json_t *do_content(fm_ctx *ctx, const char *method, const json_t *params,
             fm_clip(u, sizeof u, uri);
             *edata = json_pack("{s:s}", "uri", u);
             *code = FM_RPC_INVALID_PARAMS;
-            snprintf(why, 256, "Resource not found: %s (resources/list and"
-                     " resources/templates/list say what exists)", u);
+            snprintf(why, 256,
+                     "Resource not found: %s (resources/list and"
+                     " resources/templates/list say what exists)",
+                     u);
             return NULL;
         }
     } else if (!strcmp(method, "prompts/list")) {
@@ -525,7 +534,8 @@ static json_t *do_content(fm_ctx *ctx, const char *method, const json_t *params,
         const json_t *args = json_object_get(params, "arguments");
         if (!name || (args && !json_is_object(args))) {
             *code = FM_RPC_INVALID_PARAMS;
-            snprintf(why, 256, "Invalid params: prompts/get needs name (a string) and optional"
+            snprintf(why, 256,
+                     "Invalid params: prompts/get needs name (a string) and optional"
                      " arguments (an object of strings)");
             return NULL;
         }
@@ -540,7 +550,8 @@ static json_t *do_content(fm_ctx *ctx, const char *method, const json_t *params,
         const char *an = fm_json_str(a, "name", NULL), *av = fm_json_str(a, "value", NULL);
         if (!json_is_object(ref) || !an || !av) {
             *code = FM_RPC_INVALID_PARAMS;
-            snprintf(why, 256, "Invalid params: completion/complete needs ref (an object) and"
+            snprintf(why, 256,
+                     "Invalid params: completion/complete needs ref (an object) and"
                      " argument {name, value}");
             return NULL;
         }
@@ -555,8 +566,8 @@ static json_t *do_content(fm_ctx *ctx, const char *method, const json_t *params,
 static bool is_content_method(const char *m)
 {
     static const char *const names[] = {"resources/list", "resources/templates/list",
-                                        "resources/read", "prompts/list", "prompts/get",
-                                        "completion/complete"};
+                                        "resources/read", "prompts/list",
+                                        "prompts/get",    "completion/complete"};
     return in_list(m, names, sizeof names / sizeof *names);
 }
 
@@ -603,14 +614,15 @@ static int stateless_enter(fm_ctx *ctx, const json_t *params, char *why, json_t 
     const json_t *ver = json_object_get(meta, META_VERSION);
     const json_t *caps = json_object_get(meta, META_CAPS);
     if (!json_is_object(meta) || !json_is_string(ver) || !json_is_object(caps)) {
-        snprintf(why, 256, "Invalid params: _meta needs " META_VERSION " (a string) and " META_CAPS
+        snprintf(why, 256,
+                 "Invalid params: _meta needs " META_VERSION " (a string) and " META_CAPS
                  " (an object)");
         return FM_RPC_INVALID_PARAMS;
     }
     const char *v = json_string_value(ver);
     if (hv && strcmp(hv, v)) {
-        snprintf(why, 256, "Header mismatch: MCP-Protocol-Version header and _meta "
-                 META_VERSION " differ");
+        snprintf(why, 256,
+                 "Header mismatch: MCP-Protocol-Version header and _meta " META_VERSION " differ");
         return FM_RPC_HEADER_MISMATCH;
     }
     if (!in_list(v, stateless_versions, sizeof stateless_versions / sizeof *stateless_versions)) {
@@ -626,7 +638,8 @@ static int stateless_enter(fm_ctx *ctx, const json_t *params, char *why, json_t 
     const json_t *log = json_object_get(meta, META_LOG);
     int li = -1;
     if (log && (li = fm_log_level_index(json_string_value(log))) < 0) {
-        snprintf(why, 256, "Invalid params: _meta " META_LOG " must be one of debug, info, notice,"
+        snprintf(why, 256,
+                 "Invalid params: _meta " META_LOG " must be one of debug, info, notice,"
                  " warning, error, critical, alert, emergency");
         return FM_RPC_INVALID_PARAMS;
     }
@@ -649,14 +662,17 @@ static int stateless_enter(fm_ctx *ctx, const json_t *params, char *why, json_t 
 static int error_status(int code)
 {
     switch (code) {
-    case FM_RPC_METHOD_NOT_FOUND: return 404;
-    case FM_RPC_INTERNAL_ERROR: return 500;
+    case FM_RPC_METHOD_NOT_FOUND:
+        return 404;
+    case FM_RPC_INTERNAL_ERROR:
+        return 500;
     case FM_RPC_PARSE_ERROR:
     case FM_RPC_INVALID_REQUEST:
     case FM_RPC_INVALID_PARAMS:
     case FM_RPC_HEADER_MISMATCH:
     case FM_RPC_MISSING_CAPABILITY:
-    case FM_RPC_UNSUPPORTED_VERSION: return 400;
+    case FM_RPC_UNSUPPORTED_VERSION:
+        return 400;
     }
     return 200;
 }
@@ -701,7 +717,8 @@ static json_t *dispatch_stateful(fm_ctx *ctx, const fm_rpc_msg *m, int *code, ch
         int li = fm_log_level_index(fm_json_str(params, "level", NULL));
         if (li < 0) {
             *code = FM_RPC_INVALID_PARAMS;
-            snprintf(why, 256, "Invalid params: level must be one of debug, info, notice,"
+            snprintf(why, 256,
+                     "Invalid params: level must be one of debug, info, notice,"
                      " warning, error, critical, alert, emergency");
             return NULL;
         }
@@ -724,9 +741,8 @@ static json_t *dispatch_stateful(fm_ctx *ctx, const fm_rpc_msg *m, int *code, ch
         }
         return json_object();
     }
-    if (tasks_2025(ctx) &&
-        (!strcmp(m->method, "tasks/get") || !strcmp(m->method, "tasks/result") ||
-         !strcmp(m->method, "tasks/cancel")))
+    if (tasks_2025(ctx) && (!strcmp(m->method, "tasks/get") || !strcmp(m->method, "tasks/result") ||
+                            !strcmp(m->method, "tasks/cancel")))
         return do_tasks_2025(ctx, m->method, params, code, why);
     if (tasks_2025(ctx) && !strcmp(m->method, "tasks/list"))
         return do_tasks_list_2025(ctx, params, code, why);
@@ -850,9 +866,13 @@ static int handle_value(fm_ctx *ctx, const json_t *msg, json_t *replies)
         !store_ready(ctx, &m, replies, &rc))
         return rc;
     switch (m.kind) {
-    case FM_MSG_REQUEST: return handle_request(ctx, &m, replies);
-    case FM_MSG_NOTIFICATION: handle_notification(ctx, &m); return 0;
-    case FM_MSG_RESPONSE: return 0; /* no server-to-client requests pending */
+    case FM_MSG_REQUEST:
+        return handle_request(ctx, &m, replies);
+    case FM_MSG_NOTIFICATION:
+        handle_notification(ctx, &m);
+        return 0;
+    case FM_MSG_RESPONSE:
+        return 0; /* no server-to-client requests pending */
     case FM_MSG_INVALID:
         if (replies) {
             json_array_append_new(replies, fm_rpc_error(m.id, m.error_code, m.error));
@@ -872,12 +892,13 @@ static int nul_in_string(fm_ctx *ctx, const char *line, size_t len)
     const json_t *id = json_object_get(msg, "id");
     bool usable = json_is_integer(id) ||
                   (json_is_string(id) && strlen(json_string_value(id)) == json_string_length(id));
-    int rc = usable ? reply_error(ctx, id, FM_RPC_INVALID_PARAMS,
-                                  "Invalid params: a string holds U+0000 (\\u0000), which no"
-                                  " field accepts; remove it")
-             : reply_error(ctx, NULL, msg ? FM_RPC_INVALID_REQUEST : FM_RPC_PARSE_ERROR,
-                           "Invalid Request: U+0000 (\\u0000) in a string, and the request's id"
-                           " is not readable; remove it");
+    int rc = usable
+                 ? reply_error(ctx, id, FM_RPC_INVALID_PARAMS,
+                               "Invalid params: a string holds U+0000 (\\u0000), which no"
+                               " field accepts; remove it")
+                 : reply_error(ctx, NULL, msg ? FM_RPC_INVALID_REQUEST : FM_RPC_PARSE_ERROR,
+                               "Invalid Request: U+0000 (\\u0000) in a string, and the request's id"
+                               " is not readable; remove it");
     json_decref(msg);
     return rc;
 }
@@ -887,7 +908,8 @@ int fm_mcp_handle_line(fm_ctx *ctx, const char *line, size_t len)
     json_error_t je;
     /* Blank lines between messages are tolerated, not answered. */
     size_t k = 0;
-    while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
+    while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r'))
+        k++;
     if (k == len) return 0;
     json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!msg && json_error_code(&je) == json_error_null_character)
@@ -985,8 +1007,7 @@ json_t *fm_mcp_answer_result(const json_t *msg, const char *method, fm_err *err)
     return res;
 }
 
-json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int timeout_ms,
-                       fm_err *err)
+json_t *fm_mcp_request(fm_ctx *ctx, const char *method, json_t *params, int timeout_ms, fm_err *err)
 {
     fm_transport *tx = ctx->tx;
     /* Over HTTP the answer comes on another POST (src/mcp/backchannel.c). */
@@ -1067,9 +1088,12 @@ int fm_mcp_serve(fm_ctx *ctx)
         case FM_RX_TOO_LARGE:
             if (too_large(ctx)) return 0;
             break;
-        case FM_RX_AGAIN: break;
-        case FM_RX_EOF: return 0;
-        case FM_RX_ERROR: return 1;
+        case FM_RX_AGAIN:
+            break;
+        case FM_RX_EOF:
+            return 0;
+        case FM_RX_ERROR:
+            return 1;
         }
     }
     return 0;

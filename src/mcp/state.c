@@ -41,8 +41,10 @@ static int load_key(fm_ctx *ctx, fm_err *err)
     for (int i = 0; i < 32; i++) {
         unsigned v;
         if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return fm_err_set(err, FM_ERR_IO, "the stored state key is not hex; delete setting "
-                              KEY_SETTING " to make a new one"), -1;
+            return fm_err_set(err, FM_ERR_IO,
+                              "the stored state key is not hex; delete setting " KEY_SETTING
+                              " to make a new one"),
+                   -1;
         ctx->state_key[i] = (unsigned char)v;
     }
     FM_CRYPTO(OPENSSL_cleanse)(hex, sizeof hex);
@@ -73,8 +75,10 @@ char *fm_state_seal(fm_ctx *ctx, const json_t *payload, fm_err *err)
     int b = FM_CRYPTO(EVP_EncodeBlock)((unsigned char *)tok, (const unsigned char *)text, (int)n);
     free(text);
     /* base64url without padding: header- and URL-safe. */
-    while (b > 0 && tok[b - 1] == '=') b--;
-    for (int i = 0; i < b; i++) tok[i] = tok[i] == '+' ? '-' : tok[i] == '/' ? '_' : tok[i];
+    while (b > 0 && tok[b - 1] == '=')
+        b--;
+    for (int i = 0; i < b; i++)
+        tok[i] = tok[i] == '+' ? '-' : tok[i] == '/' ? '_' : tok[i];
     tok[b] = '.';
     mac_hex(ctx, tok, (size_t)b, tok + b + 1);
     return tok;
@@ -91,8 +95,7 @@ json_t *fm_state_open(fm_ctx *ctx, const char *token, fm_err *err)
     char want[MAC_HEX + 1];
     mac_hex(ctx, token, b, want);
     if (FM_CRYPTO(CRYPTO_memcmp)(want, dot + 1, MAC_HEX))
-        return fm_err_set(err, FM_ERR_INVALID, "state token was not issued by this service"),
-               NULL;
+        return fm_err_set(err, FM_ERR_INVALID, "state token was not issued by this service"), NULL;
     char *buf = malloc(b + 4);
     unsigned char *raw = malloc(b + 4);
     json_t *v = NULL;
@@ -100,7 +103,8 @@ json_t *fm_state_open(fm_ctx *ctx, const char *token, fm_err *err)
         for (size_t i = 0; i < b; i++)
             buf[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : token[i];
         size_t m = b;
-        while (m % 4) buf[m++] = '=';
+        while (m % 4)
+            buf[m++] = '=';
         int r = FM_CRYPTO(EVP_DecodeBlock)(raw, (unsigned char *)buf, (int)m);
         /* EVP_DecodeBlock counts the padding as zero bytes. */
         if (r > 0) v = json_loadb((char *)raw, (size_t)r - (m - b), 0, NULL);

@@ -253,9 +253,9 @@ json_t *fm_call_ask(fm_call *call, json_t *requests, fm_err *err)
      * task back to working when none is left. */
     while (fm_now_ms() < deadline && !ctx->stop) {
         ask_poll p = {"", NULL};
-        int rc = fm_db_run(ctx->store.db,
-                           "SELECT status, input_responses FROM mcp_tasks WHERE id = ?",
-                           ask_row, &p, "t", ctx->task_id);
+        int rc =
+            fm_db_run(ctx->store.db, "SELECT status, input_responses FROM mcp_tasks WHERE id = ?",
+                      ask_row, &p, "t", ctx->task_id);
         if (rc != FM_DB_ROW && rc != FM_DB_DONE) {
             fm_store_fail(&ctx->store, err, "mcp_tasks");
             return NULL;
@@ -392,10 +392,10 @@ static int load(fm_ctx *ctx, const char *id, task_row *r, fm_err *err)
     char owner[300];
     fm_mcp_caller_id(ctx, owner, sizeof owner);
     task_read one = {r, 1, {{0}}, 0, true};
-    int rc = fm_db_run(ctx->store.db,
-                       "SELECT " TASK_COLS TASK_ANSWERS
-                       " FROM mcp_tasks WHERE id = ? AND owner = ?",
-                       task_rows, &one, "tt", id, owner);
+    int rc =
+        fm_db_run(ctx->store.db,
+                  "SELECT " TASK_COLS TASK_ANSWERS " FROM mcp_tasks WHERE id = ? AND owner = ?",
+                  task_rows, &one, "tt", id, owner);
     if (rc != FM_DB_ROW && rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "mcp_tasks");
     if (rc == FM_DB_DONE || r->created + r->ttl < fm_now_ms()) {
         row_free(r);
@@ -654,8 +654,9 @@ json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
     if (cj && (!json_is_string(cj) ||
                !cursor_parse(json_string_value(cj), &after_ms, after_id, sizeof after_id))) {
         *code = FM_RPC_INVALID_PARAMS;
-        snprintf(why, 256, "Invalid params: cursor is not one tasks/list gave; list again"
-                           " without a cursor");
+        snprintf(why, 256,
+                 "Invalid params: cursor is not one tasks/list gave; list again"
+                 " without a cursor");
         return NULL;
     }
     json_t *tasks = json_array();
@@ -671,7 +672,7 @@ json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
     /* The rows first, then the dead-runner checks (which write). */
     task_row rows[LIST_PAGE + 1];
     task_read page = {rows, LIST_PAGE + 1, {{0}}, 0, false};
-    char (*ids)[48] = page.ids;
+    char(*ids)[48] = page.ids;
     int rc = fm_db_run(ctx->store.db,
                        "SELECT " TASK_COLS
                        " FROM mcp_tasks WHERE owner = ?1 AND created_ms + ttl_ms >= ?2"
@@ -682,7 +683,8 @@ json_t *fm_tasks_list(fm_ctx *ctx, const json_t *params, int *code, char *why)
     int n = page.n;
     if (rc != FM_DB_ROW && rc != FM_DB_DONE) {
         fm_store_fail(&ctx->store, &err, "mcp_tasks");
-        for (int i = 0; i < n; i++) row_free(&rows[i]);
+        for (int i = 0; i < n; i++)
+            row_free(&rows[i]);
         json_decref(tasks);
         store_failed(&err, code, why);
         return NULL;

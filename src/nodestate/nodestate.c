@@ -86,8 +86,8 @@ long long fm_node_state_in_domain(fm_ctx *ctx, const char *column, const char *v
     static const char *const sql[] = {
         "SELECT count(*) FROM node_states WHERE rack=? AND node<>? AND state IN " IN_REMEDIATION,
         "SELECT count(*) FROM node_states WHERE sku=? AND node<>? AND state IN " IN_REMEDIATION,
-        "SELECT count(*) FROM node_states WHERE partition=? AND node<>? AND state IN "
-        IN_REMEDIATION,
+        "SELECT count(*) FROM node_states WHERE partition=? AND node<>? AND state "
+        "IN " IN_REMEDIATION,
     };
     static const char *const cols[] = {"rack", "sku", "partition"};
     for (int i = 0; i < 3; i++) {

@@ -124,8 +124,7 @@ json_t *fm_plan_get(fm_ctx *ctx, const char *id, fm_err *err)
     return out;
 }
 
-int fm_plan_transition(fm_ctx *ctx, const char *id, const char *from, const char *to,
-                       fm_err *err)
+int fm_plan_transition(fm_ctx *ctx, const char *id, const char *from, const char *to, fm_err *err)
 {
     if (fm_db_run(ctx->store.db, "UPDATE plans SET status=?, updated_ms=? WHERE id=? AND status=?",
                   NULL, NULL, "titt", to, fm_now_ms(), id, from) != FM_DB_DONE)

@@ -18,8 +18,8 @@ static json_t *call_nodes(const json_t *args)
     if (one) json_array_append_new(nodes, json_string(one));
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(args, "nodes"), i, v)
-        if (json_is_string(v)) json_array_append(nodes, v);
+    json_array_foreach(json_object_get(args, "nodes"), i, v) if (json_is_string(v))
+        json_array_append(nodes, v);
     return nodes;
 }
 
@@ -29,8 +29,8 @@ static const char *risk_of(const fm_tool_def *t, size_t nnodes)
     return nnodes ? "medium" : "low";
 }
 
-json_t *fm_planner_content(fm_ctx *ctx, const fm_tool_def *t, const json_t *args,
-                           json_t **detail, fm_err *err)
+json_t *fm_planner_content(fm_ctx *ctx, const fm_tool_def *t, const json_t *args, json_t **detail,
+                           fm_err *err)
 {
     /* A tool that runs a recorded repair plan: its content is rebuilt from
      * the stored plan with the runbook as it is NOW, so the hash the

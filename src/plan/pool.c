@@ -86,7 +86,8 @@ static void take(pool_batch *b, const json_t *node)
 {
     char keys[3][160];
     int nk = domain_keys(node, keys);
-    for (int i = 0; i < nk; i++) bump(b->count, keys[i], 1);
+    for (int i = 0; i < nk; i++)
+        bump(b->count, keys[i], 1);
     json_array_append_new(b->names, json_string(fm_json_str(node, "name", "")));
     int takes = fm_guard_schedulable(node) ? 1 : 0;
     size_t i;
@@ -134,8 +135,10 @@ static json_t *batch_verdicts(const pool_batch *b, const json_t *busy, const jso
         bool ok = share_ok(cap, json_integer_value(c), lim->min_share);
         if (!ok) *pass = false;
         char fix[200];
-        snprintf(fix, sizeof fix, "wait until more of partition %s is back in service, or lower"
-                 " guardrails.min_schedulable_share", key);
+        snprintf(fix, sizeof fix,
+                 "wait until more of partition %s is back in service, or lower"
+                 " guardrails.min_schedulable_share",
+                 key);
         fm_guard_add(v, "capacity", ok, fix,
                      "partition %s: %lld of %lld nodes schedulable now, %lld after this batch"
                      " (%.0f%%, minimum %.0f%%)",
@@ -157,7 +160,8 @@ json_t *fm_pool_batches(const json_t *nodes, const json_t *busy, const json_t *c
     json_array_foreach(nodes, i, node)
     {
         size_t k = 0;
-        while (k < nb && (b[k].closed || !fits(&b[k], node, busy, capacity, lim))) k++;
+        while (k < nb && (b[k].closed || !fits(&b[k], node, busy, capacity, lim)))
+            k++;
         if (k == nb) {
             /* A new batch: every node opens at most one, so nb <= n. */
             b[nb] = (pool_batch){json_array(), json_object(), json_object(), false};
@@ -224,7 +228,8 @@ static json_t *sorted_unique(json_t *nodes)
         json_decref(nodes);
         return out;
     }
-    for (size_t i = 0; i < n; i++) v[i] = json_array_get(nodes, i);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(nodes, i);
     qsort(v, n, sizeof *v, by_name);
     for (size_t i = 0; i < n; i++)
         if (!i || by_name(&v[i - 1], &v[i])) json_array_append(out, v[i]);
@@ -268,8 +273,8 @@ static json_t *select_nodes(fm_ctx *ctx, const json_t *args, const char *fault_c
     const json_t *names = json_object_get(args, "nodes");
     const char *part = fm_json_str(args, "partition", NULL);
     const char *rack = fm_json_str(args, "rack", NULL);
-    int given = (names != NULL) + (part != NULL) + (rack != NULL) +
-                (json_object_get(args, "node") != NULL);
+    int given =
+        (names != NULL) + (part != NULL) + (rack != NULL) + (json_object_get(args, "node") != NULL);
     if (given > 1) {
         fm_err_set(err, FM_ERR_INVALID,
                    "give one selector: node, nodes, partition or rack (or only fault_class for"
@@ -388,8 +393,8 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
     json_t *selector = NULL;
     /* Only an explicit fault_class selects by diagnosis; one taken from
      * the runbook does not. */
-    json_t *nodes = select_nodes(ctx, call->args, fm_json_str(call->args, "fault_class", NULL),
-                                 &selector, err);
+    json_t *nodes =
+        select_nodes(ctx, call->args, fm_json_str(call->args, "fault_class", NULL), &selector, err);
     if (!nodes) return NULL;
     json_t *probe = fm_workflow_content(fm_json_str(json_array_get(nodes, 0), "name", ""), fc, rb);
     bool takes = false, destructive = false, supersede = false;
@@ -399,8 +404,7 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
     json_array_foreach(json_object_get(probe, "steps"), i, s)
     {
         const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && a->takes_capacity)
-            takes = true;
+        if (a && a->takes_capacity) takes = true;
         if (a && a->destructive) destructive = true;
         if (a && a->superseded_by_reboot) supersede = true;
         json_array_append_new(
@@ -486,8 +490,8 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
         {
             size_t m;
             json_t *e;
-            json_array_foreach(per_node, m, e) if (!strcmp(fm_json_str(e, "node", ""),
-                                                           json_string_value(nm)))
+            json_array_foreach(per_node, m,
+                               e) if (!strcmp(fm_json_str(e, "node", ""), json_string_value(nm)))
                 json_object_set(e, "batch", json_object_get(b, "batch"));
         }
     }
@@ -509,13 +513,13 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
     else
         snprintf(summary, sizeof summary, "%zu node(s) in %zu batch(es) pass; %zu refused",
                  json_array_size(ok_names), json_array_size(batches), json_array_size(refused));
-    json_t *guard = json_pack("{s:b, s:s, s:O}", "pass", pass, "summary", summary, "batches",
-                              batches);
+    json_t *guard =
+        json_pack("{s:b, s:s, s:O}", "pass", pass, "summary", summary, "batches", batches);
     if (content && !dry) {
-        json_t *detail = json_pack("{s:s, s:b, s:s, s:O, s:O, s:O, s:s}", "risk", risk,
-                                   "approval_needed", needs, "autonomy",
-                                   fm_autonomy_name(rb->autonomy), "nodes", ok_names, "capacity",
-                                   cap, "guardrails", guard, "fault_class", fc);
+        json_t *detail =
+            json_pack("{s:s, s:b, s:s, s:O, s:O, s:O, s:s}", "risk", risk, "approval_needed", needs,
+                      "autonomy", fm_autonomy_name(rb->autonomy), "nodes", ok_names, "capacity",
+                      cap, "guardrails", guard, "fault_class", fc);
         int rc = fm_plan_create(ctx, content, detail, plan_id, err);
         json_decref(detail);
         if (rc) {
@@ -527,11 +531,14 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
     if (!content)
         snprintf(next, sizeof next, "nothing to plan: fix what refused lists and plan again");
     else if (dry)
-        snprintf(next, sizeof next, "dry run: nothing recorded or reserved; call repair_plan"
+        snprintf(next, sizeof next,
+                 "dry run: nothing recorded or reserved; call repair_plan"
                  " again without dry_run to record the plan");
     else if (!pass)
-        snprintf(next, sizeof next, "guardrails refuse a batch now (%s); repair_execute would be"
-                 " refused too", summary);
+        snprintf(next, sizeof next,
+                 "guardrails refuse a batch now (%s); repair_execute would be"
+                 " refused too",
+                 summary);
     else if (needs)
         snprintf(next, sizeof next,
                  "a human approves the whole pool with: mcp-cli approve %s --key KEY --approver"
@@ -539,18 +546,19 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
                  " rollback}",
                  plan_id, plan_id);
     else
-        snprintf(next, sizeof next, "call repair_execute {plan_id: %s, concurrency, rollback}"
-                 " (no approval needed: canary runbook on canary nodes)", plan_id);
+        snprintf(next, sizeof next,
+                 "call repair_execute {plan_id: %s, concurrency, rollback}"
+                 " (no approval needed: canary runbook on canary nodes)",
+                 plan_id);
     out = json_pack("{s:O, s:I, s:O, s:s, s:{s:s, s:I, s:o, s:s, s:b}, s:o, s:s, s:O, s:o,"
                     " s:O, s:O, s:b, s:b, s:s}",
-                    "selector", selector, "pool_size", (json_int_t)json_array_size(nodes),
-                    "nodes", ok_names, "fault_class", fc, "runbook", "id", rb->id, "version",
+                    "selector", selector, "pool_size", (json_int_t)json_array_size(nodes), "nodes",
+                    ok_names, "fault_class", fc, "runbook", "id", rb->id, "version",
                     (json_int_t)rb->version, "title",
                     json_string(fm_json_str(rb->doc, "title", "")), "autonomy",
-                    fm_autonomy_name(rb->autonomy), "destructive", rb->destructive, "steps",
-                    steps, "risk", risk, "capacity", cap, "guardrails", guard, "per_node",
-                    per_node, "refused", refused, "approval_needed", needs, "dry_run", dry,
-                    "next", next);
+                    fm_autonomy_name(rb->autonomy), "destructive", rb->destructive, "steps", steps,
+                    "risk", risk, "capacity", cap, "guardrails", guard, "per_node", per_node,
+                    "refused", refused, "approval_needed", needs, "dry_run", dry, "next", next);
     steps = NULL;
     if (content) json_object_set_new(out, "hash", json_string(hash));
     if (plan_id[0]) json_object_set_new(out, "plan_id", json_string(plan_id));
@@ -595,8 +603,8 @@ static json_t *live_batch(fm_ctx *ctx, const json_t *names, bool *pass, fm_err *
         json_t *b = fm_pool_batches(nodes, busy, cap, &lim);
         /* Still one batch that passes: nothing has moved into its domains
          * since the plan was made. */
-        *pass = json_array_size(b) == 1 && json_is_true(json_object_get(json_array_get(b, 0),
-                                                                        "pass"));
+        *pass =
+            json_array_size(b) == 1 && json_is_true(json_object_get(json_array_get(b, 0), "pass"));
         v = json_array();
         size_t k;
         json_t *x;
@@ -648,7 +656,8 @@ json_t *fm_pool_run(fm_call *call, const char *plan_id, const json_t *content, i
     if (fm_runbooks_load(ctx, err)) return NULL;
     const fm_runbook *rb = fm_runbook_find(ctx->runbooks, fm_json_str(content, "runbook", ""));
     if (!rb) {
-        fm_err_set(err, FM_ERR_NOT_FOUND, "the plan's runbook is no longer in the catalog; make a"
+        fm_err_set(err, FM_ERR_NOT_FOUND,
+                   "the plan's runbook is no longer in the catalog; make a"
                    " new plan");
         return NULL;
     }
@@ -707,7 +716,8 @@ json_t *fm_pool_run(fm_call *call, const char *plan_id, const json_t *content, i
             bool wave_failed = false;
             for (size_t k = w0; k < nb && k < w0 + (size_t)concurrency; k++, ns++) {
                 pool_slot *sl = &slot[ns];
-                snprintf(sl->node, sizeof sl->node, "%s", json_string_value(json_array_get(names, k)));
+                snprintf(sl->node, sizeof sl->node, "%s",
+                         json_string_value(json_array_get(names, k)));
                 sl->entry = json_pack("{s:s}", "node", sl->node);
                 json_array_append_new(entries, sl->entry);
                 json_t *c1 = fm_workflow_content(sl->node, fc, rb);
@@ -729,8 +739,9 @@ json_t *fm_pool_run(fm_call *call, const char *plan_id, const json_t *content, i
             if (wave_failed && roll)
                 for (int k = 0; k < ns; k++)
                     if (slot[k].alive) {
-                        fm_workflow_abandon(call, slot[k].run, "plan rollback: another node of"
-                                                               " the pool failed");
+                        fm_workflow_abandon(call, slot[k].run,
+                                            "plan rollback: another node of"
+                                            " the pool failed");
                         slot[k].abandoned = true;
                         slot[k].alive = false;
                         alive--;
@@ -780,7 +791,7 @@ json_t *fm_pool_run(fm_call *call, const char *plan_id, const json_t *content, i
                 json_t *res = fm_workflow_end(call, sl->run, &e);
                 /* No result: stopped with the server (recoverable), or
                  * refused at its reservation before touching the node. */
-                const char *st = res                         ? fm_json_str(res, "status", "failed")
+                const char *st = res                          ? fm_json_str(res, "status", "failed")
                                  : e.code == FM_ERR_CANCELLED ? "stopped"
                                                               : "refused";
                 if (sl->abandoned) st = "rolled_back";
@@ -795,8 +806,10 @@ json_t *fm_pool_run(fm_call *call, const char *plan_id, const json_t *content, i
                     if (tk && *tk) t = tk;
                 }
                 if (t) json_object_set_new(sl->entry, "ticket", json_string(t));
-                if (!strcmp(st, "done")) done++;
-                else if (!sl->abandoned) wave_failed = true;
+                if (!strcmp(st, "done"))
+                    done++;
+                else if (!sl->abandoned)
+                    wave_failed = true;
                 json_decref(res);
                 if (sl->abandoned) undo(ctx, sl->node, sl->wf, rolled);
             }
@@ -814,11 +827,10 @@ json_t *fm_pool_run(fm_call *call, const char *plan_id, const json_t *content, i
                          : !keep_going ? "stopped"
                          : done        ? "partial"
                                        : "failed";
-    json_t *out = json_pack("{s:s, s:b, s:s, s:i, s:s, s:i, s:i, s:I, s:o, s:o, s:o, s:o}",
-                            "plan_id", plan_id, "pool", 1, "status", status, "concurrency",
-                            concurrency, "rollback", policy, "max_in_flight", max_in_flight,
-                            "nodes_done", done, "nodes_total", (json_int_t)total, "batches",
-                            out_batches, "not_started", not_started, "rolled_back", rolled,
-                            "errors", errors);
+    json_t *out = json_pack(
+        "{s:s, s:b, s:s, s:i, s:s, s:i, s:i, s:I, s:o, s:o, s:o, s:o}", "plan_id", plan_id, "pool",
+        1, "status", status, "concurrency", concurrency, "rollback", policy, "max_in_flight",
+        max_in_flight, "nodes_done", done, "nodes_total", (json_int_t)total, "batches", out_batches,
+        "not_started", not_started, "rolled_back", rolled, "errors", errors);
     return out;
 }

@@ -10,10 +10,14 @@
 const char *fm_autonomy_name(fm_autonomy a)
 {
     switch (a) {
-    case FM_AUTONOMY_READ: return "read";
-    case FM_AUTONOMY_CREATE: return "create";
-    case FM_AUTONOMY_HITL: return "hitl";
-    case FM_AUTONOMY_CANARY: return "canary";
+    case FM_AUTONOMY_READ:
+        return "read";
+    case FM_AUTONOMY_CREATE:
+        return "create";
+    case FM_AUTONOMY_HITL:
+        return "hitl";
+    case FM_AUTONOMY_CANARY:
+        return "canary";
     }
     return "hitl";
 }
@@ -135,8 +139,8 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
     bool read = t->autonomy == FM_AUTONOMY_READ;
     /* A mutation is destructive unless its file says otherwise only by
      * being create-level: the safe guess for unknown cases is destructive. */
-    bool destructive = (t->flags & FM_TOOL_DESTRUCTIVE) ||
-                       t->autonomy == FM_AUTONOMY_HITL || t->autonomy == FM_AUTONOMY_CANARY;
+    bool destructive = (t->flags & FM_TOOL_DESTRUCTIVE) || t->autonomy == FM_AUTONOMY_HITL ||
+                       t->autonomy == FM_AUTONOMY_CANARY;
     /* No annotations.title: the tool's own title says it, and every byte
      * of tools/list is paid for in an agent's context. */
     /* Only hints that differ from the spec's defaults (readOnly false,
@@ -167,13 +171,12 @@ json_t *fm_registry_tool_json(fm_ctx *ctx, int i)
      *    additionalProperties: false are enforced, not listed (a refusal
      *    names the bound, or the unknown argument and those the tool takes).
      * 4. title only where it says more than the name (NULL otherwise). */
-    json_t *tool = json_pack("{s:s, s:s*, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title",
-                             t->title, "description", t->description, "inputSchema",
-                             schema_slot(&ctx->listed_input_schemas[i], t->listed_input_schema),
-                             "outputSchema",
-                             schema_slot(&ctx->listed_output_schemas[i], t->listed_output_schema),
-                             "annotations", ann, "_meta", "autonomy",
-                             fm_autonomy_name(t->autonomy));
+    json_t *tool = json_pack(
+        "{s:s, s:s*, s:s, s:O, s:O, s:o, s:{s:s}}", "name", t->name, "title", t->title,
+        "description", t->description, "inputSchema",
+        schema_slot(&ctx->listed_input_schemas[i], t->listed_input_schema), "outputSchema",
+        schema_slot(&ctx->listed_output_schemas[i], t->listed_output_schema), "annotations", ann,
+        "_meta", "autonomy", fm_autonomy_name(t->autonomy));
     /* Its result has no structuredContent for a schema to describe. */
     if (t->flags & FM_TOOL_CONTENT_RESULT) json_object_del(tool, "outputSchema");
     return tool;

@@ -85,8 +85,14 @@ int fm_db_prepare_v3(fm_db *db, const char *sql, int nbyte, unsigned flags, fm_d
     return rc;
 }
 
-int fm_db_step(fm_db_stmt *s) { return s->ops->step(s); }
-int fm_db_step_commit(fm_db_stmt *s) { return fm_db_step_commit_then(s, NULL); }
+int fm_db_step(fm_db_stmt *s)
+{
+    return s->ops->step(s);
+}
+int fm_db_step_commit(fm_db_stmt *s)
+{
+    return fm_db_step_commit_then(s, NULL);
+}
 int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then)
 {
     return s->ops->step_commit_then ? s->ops->step_commit_then(s, then, 0) : s->ops->step(s);
@@ -95,10 +101,22 @@ int fm_db_step_commit_visible(fm_db_stmt *s, fm_db_stmt *then)
 {
     return s->ops->step_commit_then ? s->ops->step_commit_then(s, then, 1) : s->ops->step(s);
 }
-int fm_db_durable(fm_db *db) { return db->ops->durable ? db->ops->durable(db) : FM_DB_OK; }
-int fm_db_reset(fm_db_stmt *s) { return s ? s->ops->reset(s) : FM_DB_OK; }
-int fm_db_clear_bindings(fm_db_stmt *s) { return s->ops->clear_bindings(s); }
-int fm_db_finalize(fm_db_stmt *s) { return s ? s->ops->finalize(s) : FM_DB_OK; }
+int fm_db_durable(fm_db *db)
+{
+    return db->ops->durable ? db->ops->durable(db) : FM_DB_OK;
+}
+int fm_db_reset(fm_db_stmt *s)
+{
+    return s ? s->ops->reset(s) : FM_DB_OK;
+}
+int fm_db_clear_bindings(fm_db_stmt *s)
+{
+    return s->ops->clear_bindings(s);
+}
+int fm_db_finalize(fm_db_stmt *s)
+{
+    return s ? s->ops->finalize(s) : FM_DB_OK;
+}
 
 int fm_db_bind_text(fm_db_stmt *s, int i, const char *v, int n, fm_db_destructor_type d)
 {
@@ -125,29 +143,65 @@ int fm_db_bind_int64(fm_db_stmt *s, int i, fm_db_int64 v)
     return s->ops->bind(s, i, FM_DB_INTEGER, NULL, 0, v, 0);
 }
 
-int fm_db_bind_int(fm_db_stmt *s, int i, int v) { return fm_db_bind_int64(s, i, v); }
+int fm_db_bind_int(fm_db_stmt *s, int i, int v)
+{
+    return fm_db_bind_int64(s, i, v);
+}
 
 int fm_db_bind_double(fm_db_stmt *s, int i, double v)
 {
     return s->ops->bind(s, i, FM_DB_FLOAT, NULL, 0, 0, v);
 }
 
-int fm_db_bind_null(fm_db_stmt *s, int i) { return s->ops->bind(s, i, FM_DB_NULL, NULL, 0, 0, 0); }
-int fm_db_bind_parameter_count(fm_db_stmt *s) { return s->ops->bind_parameter_count(s); }
+int fm_db_bind_null(fm_db_stmt *s, int i)
+{
+    return s->ops->bind(s, i, FM_DB_NULL, NULL, 0, 0, 0);
+}
+int fm_db_bind_parameter_count(fm_db_stmt *s)
+{
+    return s->ops->bind_parameter_count(s);
+}
 int fm_db_bind_parameter_index(fm_db_stmt *s, const char *name)
 {
     return s->ops->bind_parameter_index(s, name);
 }
 
-int fm_db_column_count(fm_db_stmt *s) { return s->ops->column_count(s); }
-int fm_db_column_type(fm_db_stmt *s, int i) { return s->ops->column_type(s, i); }
-const char *fm_db_column_name(fm_db_stmt *s, int i) { return s->ops->column_name(s, i); }
-const unsigned char *fm_db_column_text(fm_db_stmt *s, int i) { return s->ops->column_text(s, i); }
-const void *fm_db_column_blob(fm_db_stmt *s, int i) { return s->ops->column_blob(s, i); }
-int fm_db_column_bytes(fm_db_stmt *s, int i) { return s->ops->column_bytes(s, i); }
-fm_db_int64 fm_db_column_int64(fm_db_stmt *s, int i) { return s->ops->column_int64(s, i); }
-int fm_db_column_int(fm_db_stmt *s, int i) { return (int)s->ops->column_int64(s, i); }
-double fm_db_column_double(fm_db_stmt *s, int i) { return s->ops->column_double(s, i); }
+int fm_db_column_count(fm_db_stmt *s)
+{
+    return s->ops->column_count(s);
+}
+int fm_db_column_type(fm_db_stmt *s, int i)
+{
+    return s->ops->column_type(s, i);
+}
+const char *fm_db_column_name(fm_db_stmt *s, int i)
+{
+    return s->ops->column_name(s, i);
+}
+const unsigned char *fm_db_column_text(fm_db_stmt *s, int i)
+{
+    return s->ops->column_text(s, i);
+}
+const void *fm_db_column_blob(fm_db_stmt *s, int i)
+{
+    return s->ops->column_blob(s, i);
+}
+int fm_db_column_bytes(fm_db_stmt *s, int i)
+{
+    return s->ops->column_bytes(s, i);
+}
+fm_db_int64 fm_db_column_int64(fm_db_stmt *s, int i)
+{
+    return s->ops->column_int64(s, i);
+}
+int fm_db_column_int(fm_db_stmt *s, int i)
+{
+    return (int)s->ops->column_int64(s, i);
+}
+double fm_db_column_double(fm_db_stmt *s, int i)
+{
+    return s->ops->column_double(s, i);
+}
 
 int fm_db_exec(fm_db *db, const char *sql, fm_db_callback cb, void *arg, char **errmsg)
 {
@@ -161,9 +215,27 @@ int fm_db_exec(fm_db *db, const char *sql, fm_db_callback cb, void *arg, char **
     return db->ops->exec(db, sql, errmsg);
 }
 
-void fm_db_free(void *p) { free(p); }
-int fm_db_changes(fm_db *db) { return db->ops->changes(db); }
-fm_db_int64 fm_db_last_insert_rowid(fm_db *db) { return db->ops->last_insert_rowid(db); }
-int fm_db_get_autocommit(fm_db *db) { return db->ops->get_autocommit(db); }
-const char *fm_db_errmsg(fm_db *db) { return db ? db->ops->errmsg(db) : "not open"; }
-fm_code fm_db_errcode(fm_db *db) { return db ? db->ops->errcode(db) : FM_ERR_IO; }
+void fm_db_free(void *p)
+{
+    free(p);
+}
+int fm_db_changes(fm_db *db)
+{
+    return db->ops->changes(db);
+}
+fm_db_int64 fm_db_last_insert_rowid(fm_db *db)
+{
+    return db->ops->last_insert_rowid(db);
+}
+int fm_db_get_autocommit(fm_db *db)
+{
+    return db->ops->get_autocommit(db);
+}
+const char *fm_db_errmsg(fm_db *db)
+{
+    return db ? db->ops->errmsg(db) : "not open";
+}
+fm_code fm_db_errcode(fm_db *db)
+{
+    return db ? db->ops->errcode(db) : FM_ERR_IO;
+}

@@ -84,7 +84,10 @@ typedef struct pg_stmt {
 #define PG(d) ((pg_db *)(d))
 #define PS(s) ((pg_stmt *)(s))
 
-static void quiet(void *arg, const char *msg) { (void)arg, (void)msg; }
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg, (void)msg;
+}
 
 static void set_where(pg_db *p)
 {
@@ -96,7 +99,8 @@ static void set_where(pg_db *p)
 static void strip_nl(char *s)
 {
     size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ')) s[--n] = '\0';
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
 }
 
 static void fail_conn(pg_db *p)
@@ -139,7 +143,8 @@ static int read_password(char *pw, size_t len, fm_err *err)
     if (!fp)
         return fm_err_set(err, FM_ERR_NOT_CONFIGURED,
                           "FLEETMCP_DB_PASSWORD_FILE %s cannot be read: fix the path or unset it",
-                          f), -1;
+                          f),
+               -1;
     if (!fgets(pw, (int)len, fp)) pw[0] = '\0';
     fclose(fp);
     pw[strcspn(pw, "\r\n")] = '\0';
@@ -225,7 +230,8 @@ static bool ready(pg_db *p, bool is_rollback)
 
 static bool word_is(const char *sql, const char *w)
 {
-    while (*sql == ' ') sql++;
+    while (*sql == ' ')
+        sql++;
     size_t n = strlen(w);
     return !strncasecmp(sql, w, n) && (sql[n] == '\0' || sql[n] == ';' || sql[n] == ' ');
 }
@@ -409,7 +415,8 @@ static bool pl_collect(pg_db *p, pl_state *ps, PGresult **res)
 static void pipeline(pg_db *p, const pl_item *items, int n, PGresult **res)
 {
     pl_state ps;
-    for (int i = 0; i < n; i++) res[i] = NULL;
+    for (int i = 0; i < n; i++)
+        res[i] = NULL;
     if (!pl_send(p, &ps, items, n, 0)) return;
     pl_collect(p, &ps, res);
     PQexitPipelineMode(p->conn);
@@ -496,12 +503,12 @@ static int p_prepare(fm_db *d, const char *sql, fm_db_stmt **out)
     if (fm_db_sql_to_pg(sql, buf, SQL_MAX, s->names, &s->nparams)) {
         free(s), free(buf);
         PG(d)->code = FM_ERR_INTERNAL;
-        snprintf(PG(d)->err, sizeof PG(d)->err, "SQL too long or too many parameters: %.80s",
-                 sql);
+        snprintf(PG(d)->err, sizeof PG(d)->err, "SQL too long or too many parameters: %.80s", sql);
         return FM_DB_ERROR;
     }
     s->sql = buf;
-    for (int i = 0; i < s->nparams; i++) s->lens[i] = 0;
+    for (int i = 0; i < s->nparams; i++)
+        s->lens[i] = 0;
     *out = &s->base;
     return FM_DB_OK;
 }
@@ -537,7 +544,7 @@ static int p_step(fm_db_stmt *st)
         if (rb) return rollback_lost(p);
         return FM_DB_ERROR;
     }
-    PGresult *r = s->begin ? PQexec(p->conn, WRITE_LOCK_SQL)
+    PGresult *r = s->begin             ? PQexec(p->conn, WRITE_LOCK_SQL)
                   : guarded(p, s->sql) ? exec_guarded(p, s)
                                        : exec_one(p, s);
     ExecStatusType es = PQresultStatus(r);
@@ -580,7 +587,7 @@ static int p_step(fm_db_stmt *st)
     " set_config('synchronous_commit', 'off', true)"
 #define FLUSH_SQL                                                                                  \
     "INSERT INTO store_flush(backend,n) SELECT pg_backend_pid(),1"                                 \
-    " WHERE current_setting('fm.wrote')='true'"                                                   \
+    " WHERE current_setting('fm.wrote')='true'"                                                    \
     " ON CONFLICT(backend) DO UPDATE SET n=store_flush.n+1"
 
 /* A parameterless statement of the commit pipeline, made once per
@@ -675,9 +682,15 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then, int early)
 }
 
 /* fm_db_durable: the flush of the last fm_db_step_commit_visible. */
-static int p_durable(fm_db *d) { return settle(PG(d)) ? FM_DB_OK : FM_DB_ERROR; }
+static int p_durable(fm_db *d)
+{
+    return settle(PG(d)) ? FM_DB_OK : FM_DB_ERROR;
+}
 
-static void p_persist(fm_db_stmt *st) { PS(st)->keep = true; }
+static void p_persist(fm_db_stmt *st)
+{
+    PS(st)->keep = true;
+}
 
 static int p_reset(fm_db_stmt *st)
 {
@@ -706,8 +719,7 @@ static int p_finalize(fm_db_stmt *st)
     return FM_DB_OK;
 }
 
-static int p_bind(fm_db_stmt *st, int i, int type, const void *v, int n, fm_db_int64 iv,
-                  double dv)
+static int p_bind(fm_db_stmt *st, int i, int type, const void *v, int n, fm_db_int64 iv, double dv)
 {
     pg_stmt *s = PS(st);
     if (i < 1 || i > s->nparams) return 25; /* SQLITE_RANGE */
@@ -745,7 +757,10 @@ static int p_bind(fm_db_stmt *st, int i, int type, const void *v, int n, fm_db_i
     return s->vals[i] ? FM_DB_OK : 7; /* SQLITE_NOMEM */
 }
 
-static int p_nparams(fm_db_stmt *st) { return PS(st)->nparams; }
+static int p_nparams(fm_db_stmt *st)
+{
+    return PS(st)->nparams;
+}
 
 static int p_pindex(fm_db_stmt *st, const char *name)
 {
@@ -773,8 +788,7 @@ static int p_ncols(fm_db_stmt *st)
 
 static bool has_cell(pg_stmt *s, int i)
 {
-    return s->res && s->row >= 0 && s->row < PQntuples(s->res) && i >= 0 &&
-           i < PQnfields(s->res);
+    return s->res && s->row >= 0 && s->row < PQntuples(s->res) && i >= 0 && i < PQnfields(s->res);
 }
 
 static int p_ctype(fm_db_stmt *st, int i)
@@ -785,13 +799,17 @@ static int p_ctype(fm_db_stmt *st, int i)
     case INT8_OID:
     case INT4_OID:
     case INT2_OID:
-    case BOOL_OID: return FM_DB_INTEGER;
+    case BOOL_OID:
+        return FM_DB_INTEGER;
     case FLOAT4_OID:
-    case FLOAT8_OID: return FM_DB_FLOAT;
-    case NUMERIC_OID: return strchr(PQgetvalue(s->res, s->row, i), '.') ? FM_DB_FLOAT
-                                                                         : FM_DB_INTEGER;
-    case BYTEA_OID: return FM_DB_BLOB;
-    default: return FM_DB_TEXT;
+    case FLOAT8_OID:
+        return FM_DB_FLOAT;
+    case NUMERIC_OID:
+        return strchr(PQgetvalue(s->res, s->row, i), '.') ? FM_DB_FLOAT : FM_DB_INTEGER;
+    case BYTEA_OID:
+        return FM_DB_BLOB;
+    default:
+        return FM_DB_TEXT;
     }
 }
 
@@ -814,8 +832,8 @@ static const void *p_cblob(fm_db_stmt *st, int i)
     if (PQftype(s->res, i) != BYTEA_OID) return PQgetvalue(s->res, s->row, i);
     if (s->blob_col != i) {
         free(s->blob);
-        s->blob = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, i),
-                                  &s->blob_len);
+        s->blob =
+            PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, i), &s->blob_len);
         s->blob_col = s->blob ? i : -1;
     }
     return s->blob;
@@ -894,7 +912,10 @@ out:
     return rc;
 }
 
-static int p_changes(fm_db *d) { return PG(d)->changes; }
+static int p_changes(fm_db *d)
+{
+    return PG(d)->changes;
+}
 
 /* Right after an INSERT into a table with an identity column (the only
  * use): the value that INSERT drew. */
@@ -918,8 +939,14 @@ static int p_autocommit(fm_db *d)
     return PQtransactionStatus(p->conn) == PQTRANS_IDLE;
 }
 
-static const char *p_errmsg(fm_db *d) { return PG(d)->err[0] ? PG(d)->err : "no error"; }
-static fm_code p_errcode(fm_db *d) { return PG(d)->code ? PG(d)->code : FM_ERR_IO; }
+static const char *p_errmsg(fm_db *d)
+{
+    return PG(d)->err[0] ? PG(d)->err : "no error";
+}
+static fm_code p_errcode(fm_db *d)
+{
+    return PG(d)->code ? PG(d)->code : FM_ERR_IO;
+}
 
 const fm_db_ops fm_db_pg_ops = {
     .name = "postgresql",

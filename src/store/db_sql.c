@@ -68,7 +68,8 @@ int fm_db_sql_to_pg(const char *sql, char *out, size_t len, char names[][32], in
     while (*p) {
         if (*p == '\'' || *p == '"') {
             const char *q = p + 1;
-            while (*q && !(*q == *p && q[1] != *p)) q += (*q == *p) ? 2 : 1;
+            while (*q && !(*q == *p && q[1] != *p))
+                q += (*q == *p) ? 2 : 1;
             if (*q) q++;
             put(&o, p, (size_t)(q - p));
             p = q;
@@ -84,7 +85,8 @@ int fm_db_sql_to_pg(const char *sql, char *out, size_t len, char names[][32], in
                 idx = *nparams + 1;
             }
             if (idx < 1 || idx > FM_DB_MAX_PARAMS) return -1;
-            while (*nparams < idx) names[(*nparams)++][0] = '\0';
+            while (*nparams < idx)
+                names[(*nparams)++][0] = '\0';
             snprintf(num, sizeof num, "$%ld", idx);
             put(&o, num, strlen(num));
             p = q;
@@ -93,7 +95,8 @@ int fm_db_sql_to_pg(const char *sql, char *out, size_t len, char names[][32], in
         if (*p == ':' && p[1] != ':' && (p == sql || p[-1] != ':') &&
             (isalpha((unsigned char)p[1]) || p[1] == '_')) {
             const char *q = p + 1;
-            while (word_char(*q)) q++;
+            while (word_char(*q))
+                q++;
             int idx = name_index(names, nparams, p, (size_t)(q - p));
             if (idx < 0) return -1;
             char num[16];

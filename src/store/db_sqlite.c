@@ -167,12 +167,30 @@ static int wb_read(sqlite3_file *pf, void *p, int amt, sqlite3_int64 off)
 {
     WB_FWD(xRead(f->inner, p, amt, off));
 }
-static int wb_truncate(sqlite3_file *pf, sqlite3_int64 size) { WB_FWD(xTruncate(f->inner, size)); }
-static int wb_sync(sqlite3_file *pf, int flags) { WB_FWD(xSync(f->inner, flags)); }
-static int wb_size(sqlite3_file *pf, sqlite3_int64 *size) { WB_FWD(xFileSize(f->inner, size)); }
-static int wb_lock(sqlite3_file *pf, int l) { WB_FWD(xLock(f->inner, l)); }
-static int wb_unlock(sqlite3_file *pf, int l) { WB_FWD(xUnlock(f->inner, l)); }
-static int wb_reserved(sqlite3_file *pf, int *out) { WB_FWD(xCheckReservedLock(f->inner, out)); }
+static int wb_truncate(sqlite3_file *pf, sqlite3_int64 size)
+{
+    WB_FWD(xTruncate(f->inner, size));
+}
+static int wb_sync(sqlite3_file *pf, int flags)
+{
+    WB_FWD(xSync(f->inner, flags));
+}
+static int wb_size(sqlite3_file *pf, sqlite3_int64 *size)
+{
+    WB_FWD(xFileSize(f->inner, size));
+}
+static int wb_lock(sqlite3_file *pf, int l)
+{
+    WB_FWD(xLock(f->inner, l));
+}
+static int wb_unlock(sqlite3_file *pf, int l)
+{
+    WB_FWD(xUnlock(f->inner, l));
+}
+static int wb_reserved(sqlite3_file *pf, int *out)
+{
+    WB_FWD(xCheckReservedLock(f->inner, out));
+}
 static int wb_fcntl(sqlite3_file *pf, int op, void *arg)
 {
     WB_FWD(xFileControl(f->inner, op, arg));
@@ -423,9 +441,18 @@ static int l_prepare(fm_db *d, const char *sql, fm_db_stmt **out)
     return SQLITE_OK;
 }
 
-static int l_step(fm_db_stmt *s) { return sqlite3_step(ST(s)); }
-static int l_reset(fm_db_stmt *s) { return sqlite3_reset(ST(s)); }
-static int l_clear(fm_db_stmt *s) { return sqlite3_clear_bindings(ST(s)); }
+static int l_step(fm_db_stmt *s)
+{
+    return sqlite3_step(ST(s));
+}
+static int l_reset(fm_db_stmt *s)
+{
+    return sqlite3_reset(ST(s));
+}
+static int l_clear(fm_db_stmt *s)
+{
+    return sqlite3_clear_bindings(ST(s));
+}
 
 static int l_finalize(fm_db_stmt *s)
 {
@@ -437,25 +464,61 @@ static int l_finalize(fm_db_stmt *s)
 static int l_bind(fm_db_stmt *s, int i, int type, const void *v, int n, fm_db_int64 iv, double dv)
 {
     switch (type) {
-    case FM_DB_TEXT: return sqlite3_bind_text(ST(s), i, v, n, SQLITE_TRANSIENT);
-    case FM_DB_TEXT_BORROWED: return sqlite3_bind_text(ST(s), i, v, n, SQLITE_STATIC);
-    case FM_DB_BLOB: return sqlite3_bind_blob(ST(s), i, v, n, SQLITE_TRANSIENT);
-    case FM_DB_INTEGER: return sqlite3_bind_int64(ST(s), i, iv);
-    case FM_DB_FLOAT: return sqlite3_bind_double(ST(s), i, dv);
-    default: return sqlite3_bind_null(ST(s), i);
+    case FM_DB_TEXT:
+        return sqlite3_bind_text(ST(s), i, v, n, SQLITE_TRANSIENT);
+    case FM_DB_TEXT_BORROWED:
+        return sqlite3_bind_text(ST(s), i, v, n, SQLITE_STATIC);
+    case FM_DB_BLOB:
+        return sqlite3_bind_blob(ST(s), i, v, n, SQLITE_TRANSIENT);
+    case FM_DB_INTEGER:
+        return sqlite3_bind_int64(ST(s), i, iv);
+    case FM_DB_FLOAT:
+        return sqlite3_bind_double(ST(s), i, dv);
+    default:
+        return sqlite3_bind_null(ST(s), i);
     }
 }
 
-static int l_nparams(fm_db_stmt *s) { return sqlite3_bind_parameter_count(ST(s)); }
-static int l_pindex(fm_db_stmt *s, const char *n) { return sqlite3_bind_parameter_index(ST(s), n); }
-static int l_ncols(fm_db_stmt *s) { return sqlite3_column_count(ST(s)); }
-static int l_ctype(fm_db_stmt *s, int i) { return sqlite3_column_type(ST(s), i); }
-static const char *l_cname(fm_db_stmt *s, int i) { return sqlite3_column_name(ST(s), i); }
-static const unsigned char *l_ctext(fm_db_stmt *s, int i) { return sqlite3_column_text(ST(s), i); }
-static const void *l_cblob(fm_db_stmt *s, int i) { return sqlite3_column_blob(ST(s), i); }
-static int l_cbytes(fm_db_stmt *s, int i) { return sqlite3_column_bytes(ST(s), i); }
-static fm_db_int64 l_cint64(fm_db_stmt *s, int i) { return sqlite3_column_int64(ST(s), i); }
-static double l_cdouble(fm_db_stmt *s, int i) { return sqlite3_column_double(ST(s), i); }
+static int l_nparams(fm_db_stmt *s)
+{
+    return sqlite3_bind_parameter_count(ST(s));
+}
+static int l_pindex(fm_db_stmt *s, const char *n)
+{
+    return sqlite3_bind_parameter_index(ST(s), n);
+}
+static int l_ncols(fm_db_stmt *s)
+{
+    return sqlite3_column_count(ST(s));
+}
+static int l_ctype(fm_db_stmt *s, int i)
+{
+    return sqlite3_column_type(ST(s), i);
+}
+static const char *l_cname(fm_db_stmt *s, int i)
+{
+    return sqlite3_column_name(ST(s), i);
+}
+static const unsigned char *l_ctext(fm_db_stmt *s, int i)
+{
+    return sqlite3_column_text(ST(s), i);
+}
+static const void *l_cblob(fm_db_stmt *s, int i)
+{
+    return sqlite3_column_blob(ST(s), i);
+}
+static int l_cbytes(fm_db_stmt *s, int i)
+{
+    return sqlite3_column_bytes(ST(s), i);
+}
+static fm_db_int64 l_cint64(fm_db_stmt *s, int i)
+{
+    return sqlite3_column_int64(ST(s), i);
+}
+static double l_cdouble(fm_db_stmt *s, int i)
+{
+    return sqlite3_column_double(ST(s), i);
+}
 
 static int l_exec(fm_db *d, const char *sql, char **errmsg)
 {
@@ -466,11 +529,26 @@ static int l_exec(fm_db *d, const char *sql, char **errmsg)
     return rc;
 }
 
-static int l_changes(fm_db *d) { return sqlite3_changes(DB(d)); }
-static fm_db_int64 l_lastid(fm_db *d) { return sqlite3_last_insert_rowid(DB(d)); }
-static int l_autocommit(fm_db *d) { return sqlite3_get_autocommit(DB(d)); }
-static const char *l_errmsg(fm_db *d) { return sqlite3_errmsg(DB(d)); }
-static fm_code l_errcode(fm_db *d) { return FM_ERR_IO; }
+static int l_changes(fm_db *d)
+{
+    return sqlite3_changes(DB(d));
+}
+static fm_db_int64 l_lastid(fm_db *d)
+{
+    return sqlite3_last_insert_rowid(DB(d));
+}
+static int l_autocommit(fm_db *d)
+{
+    return sqlite3_get_autocommit(DB(d));
+}
+static const char *l_errmsg(fm_db *d)
+{
+    return sqlite3_errmsg(DB(d));
+}
+static fm_code l_errcode(fm_db *d)
+{
+    return FM_ERR_IO;
+}
 
 const fm_db_ops fm_db_sqlite_ops = {
     .name = "sqlite",
@@ -518,8 +596,8 @@ int fm_db_sqlite_checkpoint(fm_db *d, bool truncate, int *log_frames, int *done_
      * passive part) rather than make a writer queue behind it. */
     if (truncate) sqlite3_busy_handler(l->db, NULL, NULL);
     int rc = sqlite3_wal_checkpoint_v2(
-        l->db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
-        log_frames, done_frames);
+        l->db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, log_frames,
+        done_frames);
     if (truncate) sqlite3_busy_handler(l->db, busy_wait, l);
     l->wal_frames = 0;
     return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? 1 : -1;

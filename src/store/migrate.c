@@ -31,7 +31,10 @@ static int copy_key(const char *from_side, const char *to_side, fm_err *err)
     snprintf(src, sizeof src, "%s.audit-key", from_side);
     snprintf(dst, sizeof dst, "%s.audit-key", to_side);
     int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0) return errno == ENOENT ? 0 : fm_err_set(err, FM_ERR_IO, "cannot read %s: %s", src, strerror(errno));
+    if (in < 0)
+        return errno == ENOENT
+                   ? 0
+                   : fm_err_set(err, FM_ERR_IO, "cannot read %s: %s", src, strerror(errno));
     ssize_t n = read(in, buf, sizeof buf);
     close(in);
     int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -91,8 +94,7 @@ static int ensure_table(fm_store *from, fm_store *to, const char *table, fm_err 
     return rc == FM_DB_DONE ? 0 : fm_store_fail(from, err, "migrate catalog");
 }
 
-static int copy_table(fm_store *from, fm_store *to, const char *table, int64_t *copied,
-                      fm_err *err)
+static int copy_table(fm_store *from, fm_store *to, const char *table, int64_t *copied, fm_err *err)
 {
     char sql[4096];
     snprintf(sql, sizeof sql, "SELECT * FROM %s", table);
@@ -127,13 +129,19 @@ static int copy_table(fm_store *from, fm_store *to, const char *table, int64_t *
         fm_db_reset(ins);
         for (int i = 0; i < n; i++) {
             switch (fm_db_column_type(s, i)) {
-            case FM_DB_INTEGER: fm_db_bind_int64(ins, i + 1, fm_db_column_int64(s, i)); break;
-            case FM_DB_FLOAT: fm_db_bind_double(ins, i + 1, fm_db_column_double(s, i)); break;
+            case FM_DB_INTEGER:
+                fm_db_bind_int64(ins, i + 1, fm_db_column_int64(s, i));
+                break;
+            case FM_DB_FLOAT:
+                fm_db_bind_double(ins, i + 1, fm_db_column_double(s, i));
+                break;
             case FM_DB_BLOB:
                 fm_db_bind_blob(ins, i + 1, fm_db_column_blob(s, i), fm_db_column_bytes(s, i),
                                 FM_DB_TRANSIENT);
                 break;
-            case FM_DB_NULL: fm_db_bind_null(ins, i + 1); break;
+            case FM_DB_NULL:
+                fm_db_bind_null(ins, i + 1);
+                break;
             default:
                 fm_db_bind_text(ins, i + 1, (const char *)fm_db_column_text(s, i),
                                 fm_db_column_bytes(s, i), FM_DB_TRANSIENT);
@@ -152,7 +160,8 @@ static int copy_table(fm_store *from, fm_store *to, const char *table, int64_t *
     /* Identity columns continue after the copied ids (PostgreSQL's own
      * catalog call: this file only ever writes to PostgreSQL). */
     bool has_id = false;
-    for (int i = 0; i < n; i++) has_id |= !strcmp(fm_db_column_name(s, i), "id");
+    for (int i = 0; i < n; i++)
+        has_id |= !strcmp(fm_db_column_name(s, i), "id");
     bool serial = false;
     if (has_id)
         fm_db_run(to->db, "SELECT pg_get_serial_sequence(?, 'id')", not_null_row, &serial, "t",
@@ -199,7 +208,8 @@ int fm_store_migrate_copy(const char *from, const char *to, int64_t *rows, int64
     if (fm_db_is_pg_url(from) || !fm_db_is_pg_url(to))
         return fm_err_set(err, FM_ERR_INVALID,
                           "store migrate copies a SQLite store into PostgreSQL: --from"
-                          " sqlite:PATH --to postgresql://..."), -1;
+                          " sqlite:PATH --to postgresql://..."),
+               -1;
     fm_ctx src, dst;
     if (fm_ctx_open(&src, NULL, from, err)) return -1;
     int rc = -1;

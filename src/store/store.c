@@ -71,8 +71,8 @@ static int make_parent_dirs(const char *path, fm_err *err)
         if (*p != '/') continue;
         *p = '\0';
         if (mkdir(dir, 0700) && errno != EEXIST)
-            return fm_err_set(err, FM_ERR_IO, "cannot create %s: %s; set --db or FLEETMCP_DB",
-                              dir, strerror(errno));
+            return fm_err_set(err, FM_ERR_IO, "cannot create %s: %s; set --db or FLEETMCP_DB", dir,
+                              strerror(errno));
         *p = '/';
     }
     if (mkdir(dir, 0700) && errno != EEXIST)
@@ -328,8 +328,8 @@ int fm_store_open_probe(fm_store *st, const char *path, json_t *problems, json_t
     if (pg) {
         side_name(st);
         if (probe_int(st, "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END") == 1) {
-            say(problems,
-                "store %s: is a standby (read-only): point store.url at the primary", st->path);
+            say(problems, "store %s: is a standby (read-only): point store.url at the primary",
+                st->path);
             fm_store_close(st);
             return -1;
         }
@@ -382,7 +382,8 @@ void fm_store_probe_versions(fm_store *st, json_t *problems, json_t *notes)
     char due[512] = "";
     size_t used = 0;
     bool fresh = true, any_due = false;
-    for (int i = 0; i < st->n_wanted; i++) fresh = fresh && !st->wanted[i].have;
+    for (int i = 0; i < st->n_wanted; i++)
+        fresh = fresh && !st->wanted[i].have;
     for (int i = 0; i < st->n_wanted; i++) {
         int have = st->wanted[i].have, want = st->wanted[i].want;
         const char *sub = st->wanted[i].subsystem;
@@ -456,7 +457,8 @@ void fm_store_close(fm_store *st)
 {
     const char *stats = getenv("FLEETMCP_AUDIT_STATS");
     if (stats && *stats && st->audit_appends > 0)
-        fm_log("debug", "audit: %lld appends, %lld inserts lost to another writer's row"
+        fm_log("debug",
+               "audit: %lld appends, %lld inserts lost to another writer's row"
                " (%.3f extra round trips per append; %lld appends lost their first guess)",
                st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost);
@@ -513,9 +515,8 @@ int fm_store_begin_rows(fm_store *st, fm_err *err)
 
 /* An upsert locks the row whether it inserts or updates it; two first
  * takers of a new name queue on the primary key the same way. */
-static const char lock_row_sql[] =
-    "INSERT INTO store_locks(name,n) VALUES(?,1)"
-    " ON CONFLICT(name) DO UPDATE SET n=store_locks.n+1";
+static const char lock_row_sql[] = "INSERT INTO store_locks(name,n) VALUES(?,1)"
+                                   " ON CONFLICT(name) DO UPDATE SET n=store_locks.n+1";
 
 int fm_store_lock_row(fm_store *st, const char *name, fm_err *err)
 {
@@ -604,8 +605,7 @@ static int migrated_row(fm_db_stmt *row, void *arg)
     if (n >= (int)(sizeof st->migrated / sizeof st->migrated[0])) return 1;
     const unsigned char *name = fm_db_column_text(row, 0);
     if (!name || strlen((const char *)name) >= sizeof st->migrated[n].subsystem) return 0;
-    snprintf(st->migrated[n].subsystem, sizeof st->migrated[n].subsystem, "%s",
-             (const char *)name);
+    snprintf(st->migrated[n].subsystem, sizeof st->migrated[n].subsystem, "%s", (const char *)name);
     st->migrated[n].version = fm_db_column_int(row, 1);
     st->n_migrated = n + 1;
     return 0;
@@ -628,14 +628,14 @@ static int migrated_version(fm_store *st, const char *subsystem)
     return 0;
 }
 
-int fm_store_migrate(fm_store *st, const char *subsystem, int version, const char *ddl,
-                     fm_err *err)
+int fm_store_migrate(fm_store *st, const char *subsystem, int version, const char *ddl, fm_err *err)
 {
     /* Cheap read first: the common case at start-up is "already done". */
     int have = migrated_version(st, subsystem);
     if (st->probe) {
         int i = 0;
-        while (i < st->n_wanted && strcmp(st->wanted[i].subsystem, subsystem)) i++;
+        while (i < st->n_wanted && strcmp(st->wanted[i].subsystem, subsystem))
+            i++;
         if (i == (int)(sizeof st->wanted / sizeof st->wanted[0])) return 0;
         if (i == st->n_wanted) {
             st->n_wanted++;
@@ -690,7 +690,8 @@ static void memo_clear(fm_store *st)
 {
     fm_setting_memo *m = st->batch.memo;
     if (!m) return;
-    for (int i = 0; i < m->n; i++) free(m->e[i].value);
+    for (int i = 0; i < m->n; i++)
+        free(m->e[i].value);
     m->n = 0;
 }
 
@@ -758,8 +759,8 @@ void fm_store_setting_prune(fm_store *st, const char *prefix, int64_t before_ms)
     char like[128];
     snprintf(like, sizeof like, "%s%%", prefix);
     /* Best effort: a mark left behind is pruned by the next call. */
-    fm_db_run(st->db, "DELETE FROM settings WHERE key LIKE ? AND updated_ms < ?", NULL, NULL,
-              "ti", like, before_ms);
+    fm_db_run(st->db, "DELETE FROM settings WHERE key LIKE ? AND updated_ms < ?", NULL, NULL, "ti",
+              like, before_ms);
 }
 
 int fm_store_setting_add(fm_store *st, const char *key, const char *value, fm_err *err)

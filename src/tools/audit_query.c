@@ -15,8 +15,11 @@ static int parse_time(const char *s, long long *ms)
     char unit = 0, tail = 0;
     long long n = 0;
     if (sscanf(s, "%lld%c%c", &n, &unit, &tail) == 2 && n >= 0) {
-        long long mul = unit == 's' ? 1000LL : unit == 'm' ? 60000LL
-                        : unit == 'h' ? 3600000LL : unit == 'd' ? 86400000LL : 0;
+        long long mul = unit == 's'   ? 1000LL
+                        : unit == 'm' ? 60000LL
+                        : unit == 'h' ? 3600000LL
+                        : unit == 'd' ? 86400000LL
+                                      : 0;
         if (mul && n < 3650LL * 86400000LL / mul) {
             *ms = fm_now_ms() - n * mul;
             return 0;
@@ -28,7 +31,8 @@ static int parse_time(const char *s, long long *ms)
     if (!end) end = strptime(s, "%Y-%m-%d", &tm);
     if (!end) return -1;
     if (*end == '.')
-        while (*++end >= '0' && *end <= '9') {}
+        while (*++end >= '0' && *end <= '9') {
+        }
     if (*end && strcmp(end, "Z") && strcmp(end, "+00:00")) return -1;
     *ms = (long long)timegm(&tm) * 1000;
     return 0;
@@ -41,20 +45,19 @@ static json_t *compact_row(json_t *r, bool detail)
     fm_iso_time(ts, iso);
     /* A label the client gave itself is shown as such: "human:mcp-cli"
      * on stdio proves nothing about a human. */
-    bool claimed = !strncmp(fm_json_str(r, "os_user", ""), FM_SELF_DECLARED,
-                            strlen(FM_SELF_DECLARED));
+    bool claimed =
+        !strncmp(fm_json_str(r, "os_user", ""), FM_SELF_DECLARED, strlen(FM_SELF_DECLARED));
     snprintf(who, sizeof who, "%s:%s%s", fm_json_str(r, "initiator_kind", "?"),
              fm_json_str(r, "initiator_name", "?"), claimed ? " (self-declared)" : "");
-    json_t *o = json_pack("{s:O, s:s, s:s, s:O, s:O, s:s}", "id", json_object_get(r, "id"),
-                          "ts", iso, "phase", fm_json_str(r, "phase", "call"), "tool",
-                          json_object_get(r, "tool") ? json_object_get(r, "tool") : json_null(),
-                          "decision",
-                          json_object_get(r, "decision") ? json_object_get(r, "decision")
-                                                         : json_null(),
-                          "initiator", who);
-    static const char *const keep[] = {"node", "reason", "error", "result", "plan_id",
-                                       "approval_id", "approvers", "workflow_id", "call_ref",
-                                       "state_before", "state_after", "runbook"};
+    json_t *o =
+        json_pack("{s:O, s:s, s:s, s:O, s:O, s:s}", "id", json_object_get(r, "id"), "ts", iso,
+                  "phase", fm_json_str(r, "phase", "call"), "tool",
+                  json_object_get(r, "tool") ? json_object_get(r, "tool") : json_null(), "decision",
+                  json_object_get(r, "decision") ? json_object_get(r, "decision") : json_null(),
+                  "initiator", who);
+    static const char *const keep[] = {"node",     "reason",       "error",       "result",
+                                       "plan_id",  "approval_id",  "approvers",   "workflow_id",
+                                       "call_ref", "state_before", "state_after", "runbook"};
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
         json_t *v = json_object_get(r, keep[i]);
         if (v) json_object_set(o, keep[i], v);
@@ -63,7 +66,8 @@ static json_t *compact_row(json_t *r, bool detail)
     const char *res = fm_json_str(o, "result", NULL);
     if (!detail && res && strlen(res) > 300) {
         size_t n = 300;
-        while (n > 0 && ((unsigned char)res[n] & 0xC0) == 0x80) n--;
+        while (n > 0 && ((unsigned char)res[n] & 0xC0) == 0x80)
+            n--;
         char *cut = strndup(res, n);
         char buf[320];
         snprintf(buf, sizeof buf, "%s...", cut);
@@ -74,10 +78,10 @@ static json_t *compact_row(json_t *r, bool detail)
     if (json_equal(json_object_get(o, "error"), json_object_get(o, "reason")))
         json_object_del(o, "error");
     if (detail) {
-        static const char *const more[] = {"session", "os_user", "client_name",
-                                           "client_version", "autonomy", "mode", "args_hash",
-                                           "duration_us", "error_code", "prev_hash", "hash",
-                                           "runbook_version"};
+        static const char *const more[] = {"session",        "os_user",     "client_name",
+                                           "client_version", "autonomy",    "mode",
+                                           "args_hash",      "duration_us", "error_code",
+                                           "prev_hash",      "hash",        "runbook_version"};
         for (size_t i = 0; i < sizeof more / sizeof *more; i++) {
             json_t *v = json_object_get(r, more[i]);
             if (v) json_object_set(o, more[i], v);

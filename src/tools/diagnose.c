@@ -243,12 +243,13 @@ static void collect_metrics(fm_ctx *ctx, const char *node, json_t *sig, json_t *
 static void nvsmi_sections(json_t *events, const char *out, size_t len)
 {
     static const char *const keep[] = {
-        "Pending",      "Remapping Failure", "Slowdown",         "Power Brake", "Thermal",
-        "Double Bit",   "Uncorrectable",     "Retired",          "Link Width",  "Current",
-        "Single Bit",   "Replays",           "Fallen",           "Unknown Error"};
-    static const char *const sections[] = {"Remapped Rows", "Clocks Event Reasons",
-                                           "Clocks Throttle Reasons", "ECC Errors",
-                                           "Retired Pages", "PCI", "Link Width"};
+        "Pending",    "Remapping Failure", "Slowdown", "Power Brake",  "Thermal",
+        "Double Bit", "Uncorrectable",     "Retired",  "Link Width",   "Current",
+        "Single Bit", "Replays",           "Fallen",   "Unknown Error"};
+    static const char *const sections[] = {
+        "Remapped Rows", "Clocks Event Reasons", "Clocks Throttle Reasons",
+        "ECC Errors",    "Retired Pages",        "PCI",
+        "Link Width"};
     json_t *s = fm_exec_text(out, len, (size_t)MAX_COLLECT_LINES * 200);
     const char *p = json_string_value(s);
     char gpu[64] = "", sect[64] = "";
@@ -591,8 +592,8 @@ static json_t *collect(fm_ctx *ctx, const char *node, json_int_t job_id, json_t 
  * suspect one back to healthy when it reads healthy.  A failure is logged,
  * not returned: the answer stands, and without a record the gate asks a
  * human. */
-static void remember(fm_ctx *ctx, const struct fm_diag_db *db, const char *node,
-                     const json_t *res, const char *source, bool collected_act)
+static void remember(fm_ctx *ctx, const struct fm_diag_db *db, const char *node, const json_t *res,
+                     const char *source, bool collected_act)
 {
     const json_t *top = json_object_get(res, "top");
     double report = 0, act = 0;
@@ -693,9 +694,9 @@ json_t *fm_tool_diagnose(fm_call *call, fm_err *err)
         bool collected_act = json_is_true(json_object_get(top, "act"));
         if (signals) {
             const json_t *otop = json_object_get(own, "top");
-            collected_act = json_is_true(json_object_get(otop, "act")) &&
-                            !strcmp(fm_json_str(otop, "fault_class", ""),
-                                    fm_json_str(top, "fault_class", "?"));
+            collected_act =
+                json_is_true(json_object_get(otop, "act")) &&
+                !strcmp(fm_json_str(otop, "fault_class", ""), fm_json_str(top, "fault_class", "?"));
         }
         remember(ctx, db, node, res, signals ? "collected+caller" : "collected", collected_act);
     } else {

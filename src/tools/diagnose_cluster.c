@@ -167,8 +167,8 @@ static size_t add_series(cset *s, const json_t *ans, const char *field, const ch
             if (strcmp(k, "__name__") && json_is_string(lv) && json_object_size(lb) < 32)
                 json_object_set(lb, k, lv);
         }
-        json_array_append_new(c->metrics,
-                              json_pack("{s:s, s:o, s:O}", "name", field, "labels", lb, "value", v));
+        json_array_append_new(
+            c->metrics, json_pack("{s:s, s:o, s:O}", "name", field, "labels", lb, "value", v));
         used++;
     }
     return used;
@@ -244,8 +244,8 @@ static bool missing_gpus(const cnode *c)
 /* In service and nothing to say: Slurm would run a job there. */
 static bool plain(const cnode *c)
 {
-    static const char *const ok[] = {"IDLE", "ALLOCATED", "ALLOC", "MIXED", "COMPLETING",
-                                     "PLANNED"};
+    static const char *const ok[] = {"IDLE",  "ALLOCATED",  "ALLOC",
+                                     "MIXED", "COMPLETING", "PLANNED"};
     if (c->reason || c->metrics || !*c->state || missing_gpus(c)) return false;
     char buf[sizeof c->state], *save = NULL;
     snprintf(buf, sizeof buf, "%s", c->state);
@@ -330,8 +330,7 @@ static void judge(const struct fm_diag_db *db, cnode *c, json_t **best)
     c->corroborated = json_is_true(json_object_get(top, "corroborated"));
     c->healthy = !strcmp(c->cls, "healthy");
     const json_t *bt = json_object_get(*best, "top");
-    if (!c->healthy &&
-        (!*best || c->conf > json_number_value(json_object_get(bt, "confidence")))) {
+    if (!c->healthy && (!*best || c->conf > json_number_value(json_object_get(bt, "confidence")))) {
         json_decref(*best);
         json_object_set_new(res, "node", json_string(c->name));
         *best = res;
@@ -460,10 +459,11 @@ json_t *fm_diagnose_cluster(fm_call *call, const struct fm_diag_db *db, const js
         out = json_pack("{s:{s:s, s:f, s:s, s:[s], s:[s], s:[], s:n, s:b, s:b, s:b}, s:[], "
                         "s:{}, s:b}",
                         "top", "fault_class", "healthy", "confidence", 1.0, "scope", "cluster",
-                        "evidence", "every node in scope is in service with no DCGM field over "
+                        "evidence",
+                        "every node in scope is in service with no DCGM field over "
                         "a signature's floor",
-                        "sources", "slurm", "response", "runbook", "destructive", 0,
-                        "corroborated", 0, "act", 0, "classes", "signals_seen", "act", 0);
+                        "sources", "slurm", "response", "runbook", "destructive", 0, "corroborated",
+                        0, "act", 0, "classes", "signals_seen", "act", 0);
     no_act(out);
     json_object_set_new(out, "cluster", cluster);
     json_object_set_new(out, "collected", info);

@@ -26,7 +26,8 @@ static json_t *open_tickets(fm_ctx *ctx)
     json_array_foreach(found, i, t)
     {
         json_t *key = json_object_get(t, "key"), *node = json_object_get(t, "node");
-        if (json_is_string(key)) json_object_set(out, json_string_value(key), node ? node : json_null());
+        if (json_is_string(key))
+            json_object_set(out, json_string_value(key), node ? node : json_null());
     }
     json_decref(found);
     return out;
@@ -41,21 +42,21 @@ json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
     bool ks = fm_killswitch_engaged(ctx, why, sizeof why);
     json_t *kill = json_pack("{s:b}", "engaged", ks);
     if (ks) json_object_set_new(kill, "reason", json_string(why));
-    json_t *be = json_pack("{s:s, s:s, s:s, s:s}", "slurm",
-                           ctx->be.slurm ? "configured" : "not configured", "metrics",
-                           ctx->be.metrics ? "configured" : "not configured", "tickets",
-                           ctx->be.tickets ? "configured" : "not configured", "ssh",
-                           ctx->be.exec ? "configured" : "not configured");
+    json_t *be =
+        json_pack("{s:s, s:s, s:s, s:s}", "slurm", ctx->be.slurm ? "configured" : "not configured",
+                  "metrics", ctx->be.metrics ? "configured" : "not configured", "tickets",
+                  ctx->be.tickets ? "configured" : "not configured", "ssh",
+                  ctx->be.exec ? "configured" : "not configured");
     /* Calls by decision over the last 24 hours, from the hourly counters
      * the audit keeps (never a scan of the log itself). */
-    json_t *audit = json_pack("{s:I, s:o}", "rows", (json_int_t)fm_audit_rows(&ctx->store),
-                              "last_24h",
-                              fm_audit_decisions_since(&ctx->store, fm_now_ms() / 3600000 - 23));
-    json_t *out = json_pack("{s:s, s:b, s:o, s:o, s:{s:I, s:I}, s:o}", "mode",
-                            fm_mode_name(ctx->cfg.mode), "read_only", ctx->cfg.read_only,
-                            "kill_switch", kill, "backends", be, "tools", "visible",
-                            (json_int_t)fm_registry_visible(ctx, NULL, 0), "total",
-                            (json_int_t)fm_tool_count, "audit", audit);
+    json_t *audit =
+        json_pack("{s:I, s:o}", "rows", (json_int_t)fm_audit_rows(&ctx->store), "last_24h",
+                  fm_audit_decisions_since(&ctx->store, fm_now_ms() / 3600000 - 23));
+    json_t *out =
+        json_pack("{s:s, s:b, s:o, s:o, s:{s:I, s:I}, s:o}", "mode", fm_mode_name(ctx->cfg.mode),
+                  "read_only", ctx->cfg.read_only, "kill_switch", kill, "backends", be, "tools",
+                  "visible", (json_int_t)fm_registry_visible(ctx, NULL, 0), "total",
+                  (json_int_t)fm_tool_count, "audit", audit);
     /* Remediation: what the store knows without asking any backend, so
      * fleet_status answers even when Slurm is down. */
     json_t *m = fm_fleet_metrics(ctx, FM_FLEET_WINDOW_MS);
@@ -70,13 +71,11 @@ json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
         json_object_del(emergency, "approval_id");
         json_object_set_new(emergency, "active", json_true());
     }
-    json_t *windows =
-        json_object_get(fm_config_section(&ctx->cfg, "change_windows"), "partitions");
+    json_t *windows = json_object_get(fm_config_section(&ctx->cfg, "change_windows"), "partitions");
     windows = windows ? json_incref(windows) : json_object();
     json_object_set_new(out, "guardrails",
-                        json_pack("{s:o, s:o, s:o, s:o}", "circuit_breaker",
-                                  fm_breaker_status(ctx), "repeat_offenders",
-                                  fm_offender_list(ctx), "emergency",
+                        json_pack("{s:o, s:o, s:o, s:o}", "circuit_breaker", fm_breaker_status(ctx),
+                                  "repeat_offenders", fm_offender_list(ctx), "emergency",
                                   emergency ? emergency : json_pack("{s:b}", "active", false),
                                   "change_windows", windows));
     return out;

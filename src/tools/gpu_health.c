@@ -81,7 +81,7 @@ static const char *const ST_NAME[] = {"ok", "warn", "crit"};
 
 typedef struct thresholds {
     double temp_warn, temp_crit, sbe_vol_warn, pcie_replay_warn, nvlink_crc_warn, remapped_unc_warn;
-    char window[16]; /* PromQL duration for counter increases, e.g. "1h" */
+    char window[16];                     /* PromQL duration for counter increases, e.g. "1h" */
     const json_t *xid_crit, *xid_ignore; /* borrowed arrays, may be NULL */
     long long expected_gpus;             /* 0: unknown */
     char host_label[64]; /* "": Hostname or hostname (renamed by dcgm-exporter in 2026) */
@@ -228,8 +228,8 @@ static json_t *judge(const thresholds *t, int idx, const gpu *g, const gpu *then
                     check(d, issues, "ecc_dbe_vol", v[M_DBE], v[M_DBE] > 0 ? ST_CRIT : ST_OK, txt));
     }
     if (g->has[M_SBE])
-        st = max_st(st, counter_check(t, d, issues, g, then, M_SBE, "ECC volatile SBE",
-                                      t->sbe_vol_warn));
+        st = max_st(
+            st, counter_check(t, d, issues, g, then, M_SBE, "ECC volatile SBE", t->sbe_vol_warn));
     if (g->has[M_RFAIL]) {
         st = max_st(st, check(d, issues, "row_remap_failure", v[M_RFAIL],
                               v[M_RFAIL] > 0 ? ST_CRIT : ST_OK, "row remap failure"));
@@ -246,8 +246,8 @@ static json_t *judge(const thresholds *t, int idx, const gpu *g, const gpu *then
     }
     if (g->has[M_RCORR] && d) check(d, issues, "remapped_rows_corr", v[M_RCORR], ST_OK, "");
     if (g->has[M_PCIE])
-        st = max_st(st, counter_check(t, d, issues, g, then, M_PCIE, "PCIe replays",
-                                      t->pcie_replay_warn));
+        st = max_st(
+            st, counter_check(t, d, issues, g, then, M_PCIE, "PCIe replays", t->pcie_replay_warn));
     if (g->has[M_NVL])
         st = max_st(st, counter_check(t, d, issues, g, then, M_NVL, "NVLink CRC errors",
                                       t->nvlink_crc_warn));

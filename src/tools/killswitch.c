@@ -15,21 +15,19 @@ static json_t *set_switch(fm_call *call, bool engage, fm_err *err)
     char by[208], since[32], value[900];
     snprintf(by, sizeof by, "%s:%s (%s)",
              ctx->session.initiator == FM_INITIATOR_HUMAN ? "human" : "agent",
-             fm_session_who(&ctx->session),
-             fm_session_os_user(&ctx->session));
+             fm_session_who(&ctx->session), fm_session_os_user(&ctx->session));
     fm_iso_time(fm_now_ms(), since);
-    snprintf(value, sizeof value, "%s: %s; by %s at %s", engage ? "engaged" : "released",
-             reason, by, since);
+    snprintf(value, sizeof value, "%s: %s; by %s at %s", engage ? "engaged" : "released", reason,
+             by, since);
     if (fm_store_setting_set(&ctx->store, "killswitch", value, err)) return NULL;
     char why[600];
     if (!engage && fm_killswitch_engaged(ctx, why, sizeof why)) {
         fm_err_set(err, FM_ERR_CONFLICT,
-                   "the store setting is released, but %s: remove that file to release fully",
-                   why);
+                   "the store setting is released, but %s: remove that file to release fully", why);
         return NULL;
     }
-    return json_pack("{s:b, s:s, s:s, s:s}", "engaged", engage, "reason", reason, "since",
-                     since, "by", by);
+    return json_pack("{s:b, s:s, s:s, s:s}", "engaged", engage, "reason", reason, "since", since,
+                     "by", by);
 }
 
 /* Returns a new object. */

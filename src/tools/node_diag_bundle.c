@@ -99,8 +99,8 @@ static json_t *highlights(fm_cmd_id cmd, const fm_exec_result *r, size_t xid_lin
 }
 
 /* Stores body; returns the new row id, or -1 with err set. */
-static fm_db_int64 store_bundle(fm_store *st, const char *node, int64_t created_ms,
-                                  const char *sha, const char *body, fm_err *err)
+static fm_db_int64 store_bundle(fm_store *st, const char *node, int64_t created_ms, const char *sha,
+                                const char *body, fm_err *err)
 {
     if (fm_store_migrate(st, "diag_bundles", 1, DDL_V1, err)) return -1;
     /* An insert and a prune of older rows: neither depends on a read, so
@@ -255,9 +255,9 @@ static int bundle_row(fm_db_stmt *s, void *arg)
         char got[65];
         fm_sha256_hex(b ? b : "", (size_t)n, got);
         if (strcasecmp(got, sha) != 0) {
-            o->rc = fm_err_set(o->err, FM_ERR_IO,
-                               "diag bundle %s does not match its sha256; collect a new one",
-                               o->idc);
+            o->rc =
+                fm_err_set(o->err, FM_ERR_IO,
+                           "diag bundle %s does not match its sha256; collect a new one", o->idc);
             return 1;
         }
     }

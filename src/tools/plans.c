@@ -20,8 +20,7 @@ json_t *fm_tool_plan_approve(fm_call *call, fm_err *err)
     const char *plan = fm_json_str(a, "plan_id", ""), *who = fm_json_str(a, "approver", "");
     json_int_t expires = json_integer_value(json_object_get(a, "expires_ms"));
     char id[FM_APPROVAL_ID_LEN], when[32];
-    if (fm_approval_record(call->ctx, plan, who, expires, fm_json_str(a, "signature", ""), id,
-                           err))
+    if (fm_approval_record(call->ctx, plan, who, expires, fm_json_str(a, "signature", ""), id, err))
         return NULL;
     fm_iso_time(expires, when);
     return json_pack("{s:s, s:s, s:s, s:s}", "approval_id", id, "plan_id", plan, "approver", who,

@@ -159,8 +159,8 @@ int fm_read_parse_time(const json_t *v, double now, double *out, fm_err *err)
            -1;
 }
 
-json_t *fm_read_page(json_t *counts, json_t *page, size_t total, long long offset,
-                     long long limit, const char *items_key, const char *backend)
+json_t *fm_read_page(json_t *counts, json_t *page, size_t total, long long offset, long long limit,
+                     const char *items_key, const char *backend)
 {
     long long next = offset + (long long)json_array_size(page);
     json_t *out = json_object();

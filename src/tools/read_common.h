@@ -40,8 +40,8 @@ const char *fm_read_counter_window(const struct fm_config *cfg, char buf[16]);
  * node (a validated node name), followed by suffix (e.g. " offset 1h"):
  * by the host label hl, or when hl is NULL or "" by either spelling a
  * stock dcgm-exporter uses (Hostname, renamed hostname in May 2026). */
-void fm_read_dcgm_selector(char *q, size_t n, const char *names, const char *hl,
-                           const char *node, const char *suffix);
+void fm_read_dcgm_selector(char *q, size_t n, const char *names, const char *hl, const char *node,
+                           const char *suffix);
 
 /* Wall clock, seconds. */
 double fm_read_now(void);
@@ -49,7 +49,7 @@ double fm_read_now(void);
 /* The paged answer both list tools give (new): total, counts (stolen),
  * returned, offset, next_offset (null on the last page), the page
  * (stolen) under items_key, and the backend's name. */
-json_t *fm_read_page(json_t *counts, json_t *page, size_t total, long long offset,
-                     long long limit, const char *items_key, const char *backend);
+json_t *fm_read_page(json_t *counts, json_t *page, size_t total, long long offset, long long limit,
+                     const char *items_key, const char *backend);
 
 #endif

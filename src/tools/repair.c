@@ -114,9 +114,11 @@ static json_t *capacity_as_of(fm_ctx *ctx, json_t *verdicts)
         json_object_set(v, "as_of", o);
         if (!how) continue;
         char d[700];
-        snprintf(d, sizeof d, "%s; Slurm's counts as of %s (%lld ms old, another call's read"
+        snprintf(d, sizeof d,
+                 "%s; Slurm's counts as of %s (%lld ms old, another call's read"
                  " shared through the store): repair_execute checks capacity again with a fresh"
-                 " read before the node is taken", fm_json_str(v, "detail", ""), iso, age);
+                 " read before the node is taken",
+                 fm_json_str(v, "detail", ""), iso, age);
         json_object_set_new(v, "detail", json_string(d));
     }
     return o;
@@ -154,8 +156,7 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     json_array_foreach(json_object_get(content, "steps"), i, s)
     {
         const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && a->takes_capacity)
-            takes = true;
+        if (a && a->takes_capacity) takes = true;
         if (a && a->destructive) destructive = true;
         json_array_append_new(
             steps, json_pack("{s:O, s:O, s:O, s:O}", "phase", json_object_get(s, "phase"), "id",
@@ -218,8 +219,10 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     fm_plan_hash(content, hash);
     char next[800];
     if (dry)
-        snprintf(next, sizeof next, "dry run: nothing recorded or reserved (%s); call"
-                 " repair_plan again without dry_run to record the plan", why);
+        snprintf(next, sizeof next,
+                 "dry run: nothing recorded or reserved (%s); call"
+                 " repair_plan again without dry_run to record the plan",
+                 why);
     else if (!pass)
         snprintf(next, sizeof next,
                  "guardrails refuse this now (%s); repair_execute would be"
@@ -274,8 +277,8 @@ json_t *fm_tool_repair_execute(fm_call *call, fm_err *err)
     /* A workflow of this very plan whose server died or stopped: this
      * (approved again) call resumes it rather than starting another. */
     char orphan[FM_WORKFLOW_ID_LEN];
-    bool resume = fm_workflow_init(ctx, NULL) == 0 &&
-                  fm_workflow_open_for_plan(ctx, plan_id, orphan) == 0;
+    bool resume =
+        fm_workflow_init(ctx, NULL) == 0 && fm_workflow_open_for_plan(ctx, plan_id, orphan) == 0;
     int recovered = fm_workflow_recover(ctx, call);
     json_t *detail = NULL;
     json_t *content = NULL;
@@ -297,7 +300,8 @@ json_t *fm_tool_repair_execute(fm_call *call, fm_err *err)
         return out;
     }
     if (json_object_get(call->args, "concurrency") || json_object_get(call->args, "rollback")) {
-        fm_err_set(err, FM_ERR_INVALID, "concurrency and rollback are for pool plans (repair_plan"
+        fm_err_set(err, FM_ERR_INVALID,
+                   "concurrency and rollback are for pool plans (repair_plan"
                    " with nodes, partition, rack or only fault_class); this plan is for one node");
         json_decref(detail);
         json_decref(content);

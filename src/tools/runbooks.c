@@ -35,7 +35,8 @@ static json_t *list_item(const fm_runbook *r)
                                     json_string_nocheck(fm_autonomy_name(r->autonomy))) ||
         json_object_set_new_nocheck(o, "destructive", json_boolean(r->destructive)) ||
         json_object_set_new_nocheck(
-            o, "steps", json_integer((json_int_t)json_array_size(json_object_get(r->doc, "steps"))))) {
+            o, "steps",
+            json_integer((json_int_t)json_array_size(json_object_get(r->doc, "steps"))))) {
         json_decref(o);
         return NULL;
     }

@@ -67,10 +67,10 @@ typedef struct {
                                            const char *);
     const union MHD_ConnectionInfo *(*get_connection_info)(struct MHD_Connection *,
                                                            enum MHD_ConnectionInfoType, ...);
-    struct MHD_Response *(*create_response_from_buffer)(size_t, void *, enum MHD_ResponseMemoryMode);
+    struct MHD_Response *(*create_response_from_buffer)(size_t, void *,
+                                                        enum MHD_ResponseMemoryMode);
     enum MHD_Result (*add_response_header)(struct MHD_Response *, const char *, const char *);
-    enum MHD_Result (*queue_response)(struct MHD_Connection *, unsigned int,
-                                      struct MHD_Response *);
+    enum MHD_Result (*queue_response)(struct MHD_Connection *, unsigned int, struct MHD_Response *);
     void (*destroy_response)(struct MHD_Response *);
     void (*suspend_connection)(struct MHD_Connection *);
     void (*resume_connection)(struct MHD_Connection *);
@@ -93,7 +93,7 @@ static int mhd_load(mhd_api *api, fm_err *err)
             __typeof__(api->field) f;                                                              \
         } u = {dlsym(h, name)};                                                                    \
         if (!u.p)                                                                                  \
-            return fm_err_set(err, FM_ERR_UNAVAILABLE, "%s lacks %s; libmicrohttpd is too old",  \
+            return fm_err_set(err, FM_ERR_UNAVAILABLE, "%s lacks %s; libmicrohttpd is too old",    \
                               FM_MHD_SONAME, name),                                                \
                    -1;                                                                             \
         api->field = u.f;                                                                          \
@@ -152,8 +152,8 @@ typedef struct req {
  * connections, and whether it is in the middle of a turn (since when), in
  * a page mapped shared before the fork. */
 typedef struct {
-    atomic_int pid;      /* 0: free */
-    atomic_uint conns;   /* connections open */
+    atomic_int pid;       /* 0: free */
+    atomic_uint conns;    /* connections open */
     atomic_llong busy_ms; /* when its turn began; 0: waiting in select */
 } worker_slot;
 
@@ -168,8 +168,8 @@ typedef struct server {
     size_t max_body;
     int header_ms, body_ms, grace_ms;
     bool draining;
-    int workers;      /* processes serving this socket (1: this one alone) */
-    bool took_over;   /* the request in flight ended on a stream we wrote ourselves */
+    int workers;               /* processes serving this socket (1: this one alone) */
+    bool took_over;            /* the request in flight ended on a stream we wrote ourselves */
     unsigned long long served; /* requests handled, for idle detection */
     conn *conns;
     /* Group commit (SQLite store): the read calls of a turn of the loop
@@ -180,10 +180,10 @@ typedef struct server {
     /* The loop (serve_turn): select, or libmicrohttpd's epoll when the
      * connection cap is too large for an fd_set. */
     bool use_select;
-    bool resumed;      /* answers were resumed: the next turn must not wait */
+    bool resumed;              /* answers were resumed: the next turn must not wait */
     worker_slot *slots, *slot; /* with workers: all of them, and this one's */
-    unsigned max_conn; /* this worker's connection cap */
-    int listen_fd;     /* libmicrohttpd's listening socket (-1: none) */
+    unsigned max_conn;         /* this worker's connection cap */
+    int listen_fd;             /* libmicrohttpd's listening socket (-1: none) */
 } server;
 
 /* A batch commits when it holds this many audit rows, this much memory
@@ -207,8 +207,8 @@ static bool is_loopback_name(const char *h, size_t n)
 static size_t split_hostport(const char *s, int *port)
 {
     size_t n = strlen(s);
-    const char *colon = s[0] == '[' ? (strchr(s, ']') ? strchr(strchr(s, ']'), ':') : NULL)
-                                    : strrchr(s, ':');
+    const char *colon =
+        s[0] == '[' ? (strchr(s, ']') ? strchr(strchr(s, ']'), ':') : NULL) : strrchr(s, ':');
     *port = -1;
     if (!colon) return n;
     char *end;
@@ -326,8 +326,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     } else if (*socket_context) {
         conn *k = *socket_context;
         if (sv->slot) atomic_fetch_sub(&sv->slot->conns, 1);
-        if (k->prev) k->prev->next = k->next;
-        else sv->conns = k->next;
+        if (k->prev)
+            k->prev->next = k->next;
+        else
+            sv->conns = k->next;
         if (k->next) k->next->prev = k->prev;
         free(k);
         *socket_context = NULL;
@@ -402,7 +404,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[300];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
     if (sv->took_over && strstr(msg, "Application reported internal error")) return;
     fm_log("warning", "libmicrohttpd: %s", msg);
 }
@@ -508,8 +511,8 @@ static char *dump_msg(const json_t *m, size_t flags, const void *cls, size_t *le
 /* out as SSE events (malloc'd, length in *len). */
 static char *sse_events(const fm_mcp_http *x, const json_t *out, size_t *len)
 {
-    return fm_json_join_with(out, OUT_FLAGS, false, "event: message\ndata: ", "\n\n", dump_msg,
-                             x, len);
+    return fm_json_join_with(out, OUT_FLAGS, false, "event: message\ndata: ", "\n\n", dump_msg, x,
+                             len);
 }
 
 static enum MHD_Result send_out(server *sv, struct MHD_Connection *c, fm_mcp_http *x,
@@ -580,7 +583,7 @@ static enum MHD_Result serve_alerts(server *sv, struct MHD_Connection *c, req *r
 typedef struct {
     server *sv;
     conn *k;
-    const char *version; /* the request's HTTP version */
+    const char *version;  /* the request's HTTP version */
     const fm_mcp_http *x; /* its splice, for the reply at the end */
     bool opened, gone;
 } stream_out;
@@ -720,8 +723,7 @@ static int batch_commit(server *sv)
 /* An exchange's answer, now or after its batch: with a failed batch each
  * reply becomes an error; a call refused for a missing scope gets 403. */
 static enum MHD_Result send_answer(server *sv, struct MHD_Connection *c, fm_mcp_http *x,
-                                   const fm_principal *who, const char *accept,
-                                   bool batch_failed)
+                                   const fm_principal *who, const char *accept, bool batch_failed)
 {
     if (batch_failed) fail_out(x);
     fm_auth_fail f;
@@ -739,9 +741,8 @@ static enum MHD_Result send_answer(server *sv, struct MHD_Connection *c, fm_mcp_
 /* ---- the handler -------------------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     server *sv = cls;
     const mhd_api *api = &sv->api;
@@ -754,11 +755,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             k->since_ms = fm_now_ms();
         }
         if (!host_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Host")))
-            return refuse(sv, c, 403, "Forbidden: Host header does not name this service"
-                                      " (add it to http.allowed_hosts if it should)");
+            return refuse(sv, c, 403,
+                          "Forbidden: Host header does not name this service"
+                          " (add it to http.allowed_hosts if it should)");
         if (!origin_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Origin")))
-            return refuse(sv, c, 403, "Forbidden: Origin is not allowed (add it to"
-                                      " http.allowed_origins if it should be)");
+            return refuse(sv, c, 403,
+                          "Forbidden: Origin is not allowed (add it to"
+                          " http.allowed_origins if it should be)");
         if (sv->auth && !strcmp(url, fm_auth_metadata_path(sv->auth))) {
             if (strcmp(method, "GET") && strcmp(method, "HEAD"))
                 return refuse(sv, c, 405, "Method Not Allowed: GET the metadata document");
@@ -782,8 +785,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return refuse_auth(sv, c, &f);
         }
         if (alerts && strcmp(method, "POST"))
-            return refuse(sv, c, 405, "Method Not Allowed: POST an Alertmanager webhook payload"
-                                      " to /alerts");
+            return refuse(sv, c, 405,
+                          "Method Not Allowed: POST an Alertmanager webhook payload"
+                          " to /alerts");
         if (!strcmp(method, "DELETE")) {
             /* Ends a 2025-era session; the body, if any, is not read. */
             fm_err e = {0};
@@ -798,12 +802,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                           " this server opens no standalone SSE stream");
         const char *ct = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
         if (!ct || strncasecmp(ct, "application/json", 16))
-            return refuse(sv, c, 415, "Unsupported Media Type: send Content-Type:"
-                                      " application/json");
+            return refuse(sv, c, 415,
+                          "Unsupported Media Type: send Content-Type:"
+                          " application/json");
         const char *accept = api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
         if (!accepts(accept, "application/json") && !accepts(accept, "text/event-stream"))
-            return refuse(sv, c, 406, "Not Acceptable: Accept application/json and"
-                                      " text/event-stream");
+            return refuse(sv, c, 406,
+                          "Not Acceptable: Accept application/json and"
+                          " text/event-stream");
         size_t limit = sv->max_body;
         if (alerts && fm_alert_max_bytes(sv->ctx) < limit) limit = fm_alert_max_bytes(sv->ctx);
         const char *cl = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -835,7 +841,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         if (r->len + n + 1 > r->cap) {
             size_t cap = r->cap ? r->cap : 4096;
-            while (cap < r->len + n + 1) cap *= 2;
+            while (cap < r->len + n + 1)
+                cap *= 2;
             char *nb = realloc(r->body, cap);
             if (!nb) return MHD_NO;
             r->body = nb;
@@ -1125,9 +1132,8 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
         sv.commit_delay_ms = d < 0 ? 0 : d > 5000 ? 5000 : (int)d;
     }
     sv.d = sv.api.start_daemon(
-        flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, &sv, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conn,
+        flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conn,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(sv.header_ms > sv.body_ms ? sv.header_ms : sv.body_ms) / 1000,
@@ -1157,17 +1163,16 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
     /* WAL checkpoints off this loop: with workers the parent runs them,
      * alone a thread does (src/transport/http_workers.c).  Without one
      * (it could not start), at idle turns as before. */
-    fm_http_checkpointer *ckpt = listen_fd < 0 && ctx->store.db &&
-                                         ctx->store.db->ops == &fm_db_sqlite_ops
-                                     ? fm_http_checkpointer_start(ctx->cfg.db_path)
-                                     : NULL;
+    fm_http_checkpointer *ckpt =
+        listen_fd < 0 && ctx->store.db && ctx->store.db->ops == &fm_db_sqlite_ops
+            ? fm_http_checkpointer_start(ctx->cfg.db_path)
+            : NULL;
     while (!ctx->stop) {
         unsigned long long before = sv.served;
         serve_turn(&sv, 250);
         batch_commit(&sv); /* the turn's batch: its answers go in the next turn */
         sweep(&sv);
-        if (listen_fd < 0 && !ckpt && sv.served == before &&
-            fm_store_checkpoint_due(&ctx->store))
+        if (listen_fd < 0 && !ckpt && sv.served == before && fm_store_checkpoint_due(&ctx->store))
             fm_store_checkpoint(&ctx->store);
     }
     /* Graceful stop: no new connections; idle ones are shut; requests

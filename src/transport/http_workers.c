@@ -101,8 +101,7 @@ static void checkpointer_end(fm_http_checkpointer *ck)
 {
     if (!ck) return;
     checkpoint_tick(ck);
-    fm_log("info", "checkpointer: %lu checkpoints, %lu WAL truncations", ck->ticks,
-           ck->truncated);
+    fm_log("info", "checkpointer: %lu checkpoints, %lu WAL truncations", ck->ticks, ck->truncated);
     checkpointer_close(ck);
 }
 
@@ -132,8 +131,10 @@ fm_http_checkpointer *fm_http_checkpointer_start(const char *db)
     int rc = pthread_create(&ck->th, NULL, checkpointer_main, ck);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
-        fm_log("warning", "http: no checkpoint thread (%s); the server checkpoints on its"
-               " request path, at the WAL's hard bound", strerror(rc));
+        fm_log("warning",
+               "http: no checkpoint thread (%s); the server checkpoints on its"
+               " request path, at the WAL's hard bound",
+               strerror(rc));
         checkpointer_close(ck);
         return NULL;
     }

@@ -100,8 +100,7 @@ fm_rx_status fm_tx_next(fm_transport *tx, bool block, const char **line, size_t 
         tx->pending = 0;
     }
     for (;;) {
-        char *nl = tx->len > tx->scan ? memchr(tx->buf + tx->scan, '\n', tx->len - tx->scan)
-                                      : NULL;
+        char *nl = tx->len > tx->scan ? memchr(tx->buf + tx->scan, '\n', tx->len - tx->scan) : NULL;
         if (nl) {
             char *s = tx->buf + tx->start;
             size_t n = (size_t)(nl - s);

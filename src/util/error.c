@@ -7,27 +7,48 @@
 const char *fm_strerror(fm_code code)
 {
     switch (code) {
-    case FM_OK: return "OK";
-    case FM_ERR_INTERNAL: return "INTERNAL";
-    case FM_ERR_NOMEM: return "NOMEM";
-    case FM_ERR_INVALID: return "INVALID";
-    case FM_ERR_NOT_CONFIGURED: return "NOTCONFIGURED";
-    case FM_ERR_BACKEND: return "BACKEND";
-    case FM_ERR_TIMEOUT: return "TIMEOUT";
-    case FM_ERR_NOT_FOUND: return "NOTFOUND";
-    case FM_ERR_DENIED: return "DENIED";
-    case FM_ERR_UNAVAILABLE: return "UNAVAILABLE";
-    case FM_ERR_TOO_LARGE: return "TOOLARGE";
-    case FM_ERR_IO: return "IO";
-    case FM_ERR_HOSTKEY: return "HOSTKEY";
-    case FM_ERR_AUTH: return "AUTH";
-    case FM_ERR_RATE_LIMITED: return "RATELIMITED";
-    case FM_ERR_CONFLICT: return "CONFLICT";
-    case FM_ERR_APPROVAL: return "APPROVAL";
-    case FM_ERR_CANCELLED: return "CANCELLED";
-    case FM_ERR_GUARDRAIL: return "GUARDRAIL";
-    case FM_ERR_PARSE: return "PARSE";
-    case FM_ERR_SHADOW: return "SHADOW";
+    case FM_OK:
+        return "OK";
+    case FM_ERR_INTERNAL:
+        return "INTERNAL";
+    case FM_ERR_NOMEM:
+        return "NOMEM";
+    case FM_ERR_INVALID:
+        return "INVALID";
+    case FM_ERR_NOT_CONFIGURED:
+        return "NOTCONFIGURED";
+    case FM_ERR_BACKEND:
+        return "BACKEND";
+    case FM_ERR_TIMEOUT:
+        return "TIMEOUT";
+    case FM_ERR_NOT_FOUND:
+        return "NOTFOUND";
+    case FM_ERR_DENIED:
+        return "DENIED";
+    case FM_ERR_UNAVAILABLE:
+        return "UNAVAILABLE";
+    case FM_ERR_TOO_LARGE:
+        return "TOOLARGE";
+    case FM_ERR_IO:
+        return "IO";
+    case FM_ERR_HOSTKEY:
+        return "HOSTKEY";
+    case FM_ERR_AUTH:
+        return "AUTH";
+    case FM_ERR_RATE_LIMITED:
+        return "RATELIMITED";
+    case FM_ERR_CONFLICT:
+        return "CONFLICT";
+    case FM_ERR_APPROVAL:
+        return "APPROVAL";
+    case FM_ERR_CANCELLED:
+        return "CANCELLED";
+    case FM_ERR_GUARDRAIL:
+        return "GUARDRAIL";
+    case FM_ERR_PARSE:
+        return "PARSE";
+    case FM_ERR_SHADOW:
+        return "SHADOW";
     }
     return "UNKNOWN";
 }
@@ -67,8 +88,10 @@ void fm_clip(char *dst, size_t dstlen, const char *src)
  * character; returns where it stopped. */
 static char *mask_value(char *p, const char *stops)
 {
-    while (*p == ' ' || *p == '\t') p++;
-    for (; *p && !strchr(stops, *p); p++) *p = '*';
+    while (*p == ' ' || *p == '\t')
+        p++;
+    for (; *p && !strchr(stops, *p); p++)
+        *p = '*';
     return p;
 }
 
@@ -78,7 +101,8 @@ void fm_scrub(char *text, const char *const *secrets)
     for (; secrets && *secrets; secrets++) {
         size_t n = strlen(*secrets);
         if (n < 4) continue; /* too short to tell from ordinary text */
-        for (char *p = strstr(text, *secrets); p; p = strstr(p + n, *secrets)) memset(p, '*', n);
+        for (char *p = strstr(text, *secrets); p; p = strstr(p + n, *secrets))
+            memset(p, '*', n);
     }
     /* Credential-looking fields, whatever their value: a server that
      * echoes the request (headers, query) echoes them too.  A header runs
@@ -87,11 +111,11 @@ void fm_scrub(char *text, const char *const *secrets)
         const char *mark;
         const char *stops;
     } fields[] = {
-        {"authorization:", "\"'\\\r\n<"}, {"cookie:", "\"'\\\r\n<"},
+        {"authorization:", "\"'\\\r\n<"},      {"cookie:", "\"'\\\r\n<"},
         {"x-slurm-user-token:", "\"'\\\r\n<"}, {"x-api-key:", "\"'\\\r\n<"},
-        {"private-token:", "\"'\\\r\n<"}, {"bearer ", " \"'\\\r\n,;&<"},
-        {"token=", " \"'\\\r\n,;&<"},
-        {"password=", " \"'\\\r\n,;&<"}, {"api_key=", " \"'\\\r\n,;&<"},
+        {"private-token:", "\"'\\\r\n<"},      {"bearer ", " \"'\\\r\n,;&<"},
+        {"token=", " \"'\\\r\n,;&<"},          {"password=", " \"'\\\r\n,;&<"},
+        {"api_key=", " \"'\\\r\n,;&<"},
     };
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         size_t n = strlen(fields[i].mark);

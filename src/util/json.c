@@ -9,7 +9,6 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-
 void fm_hex(const unsigned char *bytes, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
@@ -27,12 +26,13 @@ char *fm_json_canonical(const json_t *v)
 
 bool fm_key_is_secret(const char *key)
 {
-    static const char *const words[] = {"password", "passwd", "secret", "token",
-                                        "api_key", "apikey", "authorization", "private_key",
-                                        "credential", "cookie", "signature", "pat"};
+    static const char *const words[] = {"password",   "passwd", "secret",        "token",
+                                        "api_key",    "apikey", "authorization", "private_key",
+                                        "credential", "cookie", "signature",     "pat"};
     char low[64];
     size_t n = 0;
-    for (; key[n] && n < sizeof low - 1; n++) low[n] = (char)tolower((unsigned char)key[n]);
+    for (; key[n] && n < sizeof low - 1; n++)
+        low[n] = (char)tolower((unsigned char)key[n]);
     low[n] = '\0';
     for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
         if (!strcmp(words[i], "pat")) {
@@ -51,8 +51,8 @@ static bool has_secret(const json_t *v)
     json_t *val;
     size_t i;
     if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, k, val) if (fm_key_is_secret(k) || has_secret(val))
-            return true;
+        json_object_foreach((json_t *)v, k,
+                            val) if (fm_key_is_secret(k) || has_secret(val)) return true;
     } else if (json_is_array(v)) {
         json_array_foreach(v, i, val) if (has_secret(val)) return true;
     }
@@ -97,7 +97,8 @@ void fm_random_hex(char *out, size_t nbytes)
         /* No entropy source: ids only need to be unique, so fall back to
          * time and pid rather than abort. */
         uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-        for (size_t i = 0; i < nbytes; i++) buf[i] = (unsigned char)(x >> (8 * (i % 8)));
+        for (size_t i = 0; i < nbytes; i++)
+            buf[i] = (unsigned char)(x >> (8 * (i % 8)));
     }
     fm_hex(buf, nbytes, out);
 }

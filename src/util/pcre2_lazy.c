@@ -49,8 +49,10 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void load(void)
 {
-    void *h = fm_lazy_open(FM_PCRE2_SONAME, "regular expressions (schema patterns, Slurm"
-                           " normalisation, diagnosis signatures)", "libpcre2-8-0");
+    void *h = fm_lazy_open(FM_PCRE2_SONAME,
+                           "regular expressions (schema patterns, Slurm"
+                           " normalisation, diagnosis signatures)",
+                           "libpcre2-8-0");
     if (!h) return;
     FM_PCRE2_FUNCS(FM_LAZY_LOAD, FM_LAZY_VLOAD)
     FM_LAZY_SYM(h, lib.pcre2_compile_8, "pcre2_compile_8");
@@ -82,7 +84,7 @@ int pcre2_get_error_message_8(int code, PCRE2_UCHAR8 *buf, PCRE2_SIZE len)
 {
     if (ready()) return lib.pcre2_get_error_message_8(code, buf, len);
     if (!buf || !len) return PCRE2_ERROR_NOMEMORY;
-    int n = snprintf((char *)buf, len, "%s cannot be loaded: install libpcre2-8-0",
-                     FM_PCRE2_SONAME);
+    int n =
+        snprintf((char *)buf, len, "%s cannot be loaded: install libpcre2-8-0", FM_PCRE2_SONAME);
     return n >= 0 && (PCRE2_SIZE)n < len ? n : PCRE2_ERROR_NOMEMORY;
 }

@@ -23,20 +23,18 @@
     V(PQfinish, (PGconn * conn), (conn))                                                           \
     V(PQreset, (PGconn * conn), (conn))                                                            \
     X(ConnStatusType, PQstatus, (const PGconn *conn), (conn), CONNECTION_BAD)                      \
-    X(PGTransactionStatusType, PQtransactionStatus, (const PGconn *conn), (conn),                  \
-      PQTRANS_UNKNOWN)                                                                             \
+    X(PGTransactionStatusType, PQtransactionStatus, (const PGconn *conn), (conn), PQTRANS_UNKNOWN) \
     X(char *, PQerrorMessage, (const PGconn *conn), (conn), NULL)                                  \
     X(char *, PQhost, (const PGconn *conn), (conn), NULL)                                          \
     X(char *, PQport, (const PGconn *conn), (conn), NULL)                                          \
-    X(PQnoticeProcessor, PQsetNoticeProcessor,                                                     \
-      (PGconn * conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg), NULL)                 \
+    X(PQnoticeProcessor, PQsetNoticeProcessor, (PGconn * conn, PQnoticeProcessor proc, void *arg), \
+      (conn, proc, arg), NULL)                                                                     \
     X(PGresult *, PQexec, (PGconn * conn, const char *query), (conn, query), NULL)                 \
     X(PGresult *, PQexecParams,                                                                    \
       (PGconn * conn, const char *command, int nParams, const Oid *paramTypes,                     \
        const char *const *paramValues, const int *paramLengths, const int *paramFormats,           \
        int resultFormat),                                                                          \
-      (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats,                \
-       resultFormat),                                                                              \
+      (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat), \
       NULL)                                                                                        \
     X(PGresult *, PQprepare,                                                                       \
       (PGconn * conn, const char *stmtName, const char *query, int nParams,                        \
@@ -60,13 +58,12 @@
       (res, tup_num, field_num), 1)                                                                \
     X(int, PQgetlength, (const PGresult *res, int tup_num, int field_num),                         \
       (res, tup_num, field_num), 0)                                                                \
-    X(PGresult *, PQgetResult, (PGconn * conn), (conn), NULL)                                     \
+    X(PGresult *, PQgetResult, (PGconn * conn), (conn), NULL)                                      \
     X(int, PQsendQueryParams,                                                                      \
       (PGconn * conn, const char *command, int nParams, const Oid *paramTypes,                     \
        const char *const *paramValues, const int *paramLengths, const int *paramFormats,           \
        int resultFormat),                                                                          \
-      (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats,                \
-       resultFormat),                                                                              \
+      (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat), \
       0)                                                                                           \
     X(int, PQsendPrepare,                                                                          \
       (PGconn * conn, const char *stmtName, const char *query, int nParams,                        \

@@ -20,7 +20,8 @@
 void fm_sha256(const void *data, size_t len, unsigned char out[32])
 {
     SHA256_CTX c;
-    if (!FM_CRYPTO(SHA256_Init)(&c) || !FM_CRYPTO(SHA256_Update)(&c, data, len) || !FM_CRYPTO(SHA256_Final)(out, &c)) {
+    if (!FM_CRYPTO(SHA256_Init)(&c) || !FM_CRYPTO(SHA256_Update)(&c, data, len) ||
+        !FM_CRYPTO(SHA256_Final)(out, &c)) {
         fputs("fleetmcp: UNAVAILABLE: SHA-256 needs libcrypto.so.3: install libssl3\n", stderr);
         abort();
     }
@@ -60,11 +61,13 @@ static void hmac_keyed(fm_hmac_key *h, const unsigned char key[32])
     unsigned char pad[HMAC_BLOCK];
     memcpy(h->key, key, sizeof h->key);
     memset(pad, 0x36, sizeof pad);
-    for (int i = 0; i < 32; i++) pad[i] ^= key[i];
+    for (int i = 0; i < 32; i++)
+        pad[i] ^= key[i];
     if (!FM_CRYPTO(SHA256_Init)(&h->inner) || !FM_CRYPTO(SHA256_Update)(&h->inner, pad, sizeof pad))
         hmac_fail();
     memset(pad, 0x5c, sizeof pad);
-    for (int i = 0; i < 32; i++) pad[i] ^= key[i];
+    for (int i = 0; i < 32; i++)
+        pad[i] ^= key[i];
     if (!FM_CRYPTO(SHA256_Init)(&h->outer) || !FM_CRYPTO(SHA256_Update)(&h->outer, pad, sizeof pad))
         hmac_fail();
     FM_CRYPTO(OPENSSL_cleanse)(pad, sizeof pad);

@@ -93,9 +93,9 @@ json_t *fm_workflow_tool_content(const fm_call *call, const char *owner, fm_err 
     json_t *fixed = t->action_args ? json_loads(t->action_args, 0, NULL) : NULL;
     if (fixed) json_object_update(sargs, fixed);
     json_decref(fixed);
-    json_t *steps = json_pack("[{s:s, s:s, s:s, s:o, s:I}]", "phase", "steps", "id", t->name,
-                              "action", a->name, "args", sargs, "timeout_s",
-                              (json_int_t)a->default_timeout_s);
+    json_t *steps =
+        json_pack("[{s:s, s:s, s:s, s:o, s:I}]", "phase", "steps", "id", t->name, "action", a->name,
+                  "args", sargs, "timeout_s", (json_int_t)a->default_timeout_s);
     json_t *nodes = json_pack("[s]", fm_json_str(call->args, "node", ""));
     json_t *c = fm_plan_content(t->name, call->args, nodes, steps, NULL, 0);
     json_object_set_new(c, "call_owner", json_string(owner));

@@ -1021,8 +1021,7 @@ struct fm_wf_run {
     int state; /* execute_step's last answer: 1 running, 0 steps over, -1 stopped */
 };
 
-fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *content,
-                             fm_err *err)
+fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *content, fm_err *err)
 {
     fm_ctx *ctx = call->ctx;
     if (fm_workflow_init(ctx, err)) return NULL;
@@ -1072,8 +1071,8 @@ fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *c
     /* Run as a task: tasks/get names the workflow behind it. */
     fm_task_note(ctx, w->id, "workflow started");
     wf_event(ctx, w->id, "started", "%s:%s started %s v%lld on %s (plan %s, approval %s)",
-             ctx->session.initiator ? "human" : "agent", fm_session_who(&ctx->session),
-             w->runbook, w->runbook_version, w->node, w->plan_id[0] ? w->plan_id : "-",
+             ctx->session.initiator ? "human" : "agent", fm_session_who(&ctx->session), w->runbook,
+             w->runbook_version, w->node, w->plan_id[0] ? w->plan_id : "-",
              w->approval_id[0] ? w->approval_id : "none");
     return r;
 }
@@ -1169,8 +1168,7 @@ json_t *fm_workflow_run(fm_call *call, const char *plan_id, const json_t *conten
  * reach a node through here, whoever calls it. */
 static bool may_drive(fm_ctx *ctx, const fm_call *call)
 {
-    if (!call->tool || call->tool->autonomy == FM_AUTONOMY_READ ||
-        ctx->cfg.mode == FM_MODE_SHADOW)
+    if (!call->tool || call->tool->autonomy == FM_AUTONOMY_READ || ctx->cfg.mode == FM_MODE_SHADOW)
         return false;
     return fm_workflow_init(ctx, NULL) == 0;
 }
@@ -1347,11 +1345,10 @@ static void summary_row(const char *id, const char *node, int64_t pid, int64_t l
         a->active++;
         json_object_set_new(a->live, id, json_true());
     } else {
-        json_array_append_new(a->orphans,
-                              json_pack("{s:s, s:s, s:s}", "workflow_id", id, "node", node,
-                                        "status",
-                                        "owner dead: the next repair_execute of its"
-                                        " plan (approved again) resumes or escalates it"));
+        json_array_append_new(
+            a->orphans, json_pack("{s:s, s:s, s:s}", "workflow_id", id, "node", node, "status",
+                                  "owner dead: the next repair_execute of its"
+                                  " plan (approved again) resumes or escalates it"));
     }
 }
 

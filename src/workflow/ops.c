@@ -1,8 +1,8 @@
 /* Node operations shared by the remediation tools and the workflow
- * engine; a tool is never called directly here (fm_tools_call_internal).  Everything goes through Slurm's own interface (update_node,
- * requeue_job) or the SSH executor's fixed catalog; nothing edits state
- * behind Slurm's back.  All command output is untrusted: parsed with
- * bounds, quoted back clipped. */
+ * engine; a tool is never called directly here (fm_tools_call_internal).  Everything goes through
+ * Slurm's own interface (update_node, requeue_job) or the SSH executor's fixed catalog; nothing
+ * edits state behind Slurm's back.  All command output is untrusted: parsed with bounds, quoted
+ * back clipped. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>

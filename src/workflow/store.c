@@ -1,8 +1,8 @@
 /* Workflow persistence: the workflow row, its steps and events.  Every
  * write commits on its own (the store runs each in BEGIN IMMEDIATE), so a
  * kill -9 loses at most the step in flight, whose "started" row says so. */
-/* Data access: this file owns the tables workflow_events, workflow_steps, workflows; every statement on
- * them is here, others call its functions (the data-access stage checks). */
+/* Data access: this file owns the tables workflow_events, workflow_steps, workflows; every
+ * statement on them is here, others call its functions (the data-access stage checks). */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -105,8 +105,8 @@ int wf_insert(fm_ctx *ctx, wf_row *w, fm_err *err)
                   NULL, NULL, "ttttttitttititiii", w->id, opt(w->plan_id), opt(w->approval_id),
                   w->node, opt(w->fault_class), opt(w->runbook), (int64_t)w->runbook_version,
                   content ? content : "{}", vars ? vars : "{}", opt(current_step_id(w)),
-                  w->call_ref, ctx->session.id, (int64_t)w->owner_pid, wf_host(),
-                  w->lease_until_ms, now, now) != FM_DB_DONE) {
+                  w->call_ref, ctx->session.id, (int64_t)w->owner_pid, wf_host(), w->lease_until_ms,
+                  now, now) != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "workflow insert");
         rc = -1;
     }
@@ -138,8 +138,7 @@ int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
                    " server took it over after its lease ran out; the workflow's status shows"
                    " its owner",
                    w->id, (long long)w->owner_pid, wf_host());
-        fm_log("warning", "workflow %s: state not saved: owned by another process now",
-               w->id);
+        fm_log("warning", "workflow %s: state not saved: owned by another process now", w->id);
     } else
         rc = 0;
     free(vars);
@@ -177,8 +176,8 @@ void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
     static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
                               " AND owner_pid=? AND (owner_host=? OR owner_host IS NULL)";
     int64_t now = fm_now_ms();
-    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", now + ms, now, w->id,
-              (int64_t)w->owner_pid, wf_host());
+    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", now + ms, now, w->id, (int64_t)w->owner_pid,
+              wf_host());
 }
 
 static void col_copy(fm_db_stmt *s, int i, char *dst, size_t len)
@@ -224,7 +223,8 @@ int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
                        "runbook_version,content,vars,status,step_index,failing,call_ref,"
                        "owner_pid,lease_until_ms,owner_host FROM workflows WHERE id=?",
                        wf_row_read, w, "t", id);
-    if (rc != FM_DB_ROW && rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "workflow read");
+    if (rc != FM_DB_ROW && rc != FM_DB_DONE)
+        return fm_store_fail(&ctx->store, err, "workflow read");
     if (rc == FM_DB_DONE) {
         char c[64];
         fm_clip(c, sizeof c, id);
@@ -245,8 +245,8 @@ bool wf_claim(fm_ctx *ctx, wf_row *w)
                         "UPDATE workflows SET owner_pid=?, owner_host=?, lease_until_ms=?,"
                         " updated_ms=? WHERE id=? AND owner_pid=? AND lease_until_ms=? AND"
                         " status IN ('running','waiting','monitoring')",
-                        NULL, NULL, "itiitii", (int64_t)getpid(), wf_host(), now + WF_LEASE_MS,
-                        now, w->id, (int64_t)old_pid, w->lease_until_ms) == FM_DB_DONE &&
+                        NULL, NULL, "itiitii", (int64_t)getpid(), wf_host(), now + WF_LEASE_MS, now,
+                        w->id, (int64_t)old_pid, w->lease_until_ms) == FM_DB_DONE &&
               fm_db_changes(ctx->store.db) == 1;
     if (ok) {
         w->owner_pid = getpid();
@@ -276,8 +276,8 @@ int wf_step_end(fm_ctx *ctx, int64_t row, const char *status, const char *state_
     return fm_db_run(ctx->store.db,
                      "UPDATE workflow_steps SET status=?, ended_ms=?, state_after=?,"
                      " output=?, error=? WHERE id=?",
-                     NULL, NULL, "tittti", status, fm_now_ms(), opt(state_after),
-                     opt(output), opt(error), row) == FM_DB_DONE
+                     NULL, NULL, "tittti", status, fm_now_ms(), opt(state_after), opt(output),
+                     opt(error), row) == FM_DB_DONE
                ? 0
                : fm_store_fail(&ctx->store, err, "step update");
 }
@@ -361,12 +361,12 @@ typedef struct {
 static int step_row(fm_db_stmt *s, void *arg)
 {
     steps_acc *a = arg;
-    json_t *st = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
-                           fm_db_column_int(s, 0), "step", col_json_str(s, 1), "phase",
-                           col_json_str(s, 2), "action", col_json_str(s, 3), "status",
-                           col_json_str(s, 4), "started", iso(fm_db_column_int64(s, 5)),
-                           "ended", iso(fm_db_column_int64(s, 6)), "state_before",
-                           col_json_str(s, 7), "state_after", col_json_str(s, 8));
+    json_t *st =
+        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index", fm_db_column_int(s, 0),
+                  "step", col_json_str(s, 1), "phase", col_json_str(s, 2), "action",
+                  col_json_str(s, 3), "status", col_json_str(s, 4), "started",
+                  iso(fm_db_column_int64(s, 5)), "ended", iso(fm_db_column_int64(s, 6)),
+                  "state_before", col_json_str(s, 7), "state_after", col_json_str(s, 8));
     json_t *o = col_json_str(s, 9);
     if (json_is_string(o)) {
         json_t *parsed = json_loads(json_string_value(o), 0, NULL);
@@ -395,9 +395,9 @@ static json_t *steps_of(fm_ctx *ctx, const char *id, json_t *errors)
 
 static int event_row(fm_db_stmt *s, void *arg)
 {
-    json_array_append_new(arg, json_pack("{s:o, s:o, s:o}", "ts", iso(fm_db_column_int64(s, 0)),
-                                         "kind", col_json_str(s, 1), "message",
-                                         col_json_str(s, 2)));
+    json_array_append_new(arg,
+                          json_pack("{s:o, s:o, s:o}", "ts", iso(fm_db_column_int64(s, 0)), "kind",
+                                    col_json_str(s, 1), "message", col_json_str(s, 2)));
     return 0;
 }
 
@@ -434,10 +434,11 @@ static json_t *monitor_of(const json_t *m, bool parked, int64_t due_ms)
 int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_WORKFLOW_ID_LEN])
 {
     fm_db_text_buf t = {id_out, FM_WORKFLOW_ID_LEN, 0};
-    return fm_db_run(ctx->store.db,
-                     "SELECT id FROM workflows WHERE plan_id=? AND status IN"
-                     " ('running','waiting','monitoring') ORDER BY started_ms DESC, id DESC LIMIT 1",
-                     fm_db_row_text, &t, "t", plan_id) == FM_DB_ROW
+    return fm_db_run(
+               ctx->store.db,
+               "SELECT id FROM workflows WHERE plan_id=? AND status IN"
+               " ('running','waiting','monitoring') ORDER BY started_ms DESC, id DESC LIMIT 1",
+               fm_db_row_text, &t, "t", plan_id) == FM_DB_ROW
                ? 0
                : -1;
 }
@@ -591,8 +592,7 @@ static int live_row(fm_db_stmt *row, void *arg)
     live_acc *a = arg;
     a->fn((const char *)fm_db_column_text(row, 0), (const char *)fm_db_column_text(row, 1),
           fm_db_column_int64(row, 2), fm_db_column_int64(row, 3),
-          (const char *)fm_db_column_text(row, 4), (const char *)fm_db_column_text(row, 5),
-          a->arg);
+          (const char *)fm_db_column_text(row, 4), (const char *)fm_db_column_text(row, 5), a->arg);
     return 0;
 }
 
@@ -670,20 +670,26 @@ static int repeat_row(fm_db_stmt *row, void *arg)
 
 void fm_workflow_stats_since(fm_ctx *ctx, int64_t since, fm_workflow_stats *out)
 {
-    out->done = real_since(ctx, "SELECT count(*) FROM workflows WHERE status='done' AND"
-                           " started_ms>=?1", since, NULL);
-    out->failed = real_since(ctx, "SELECT count(*) FROM workflows WHERE status IN"
-                             " ('failed','escalated') AND started_ms>=?1", since, NULL);
-    out->mean_s = real_since(ctx, "SELECT avg(updated_ms-started_ms)/1000.0 FROM workflows WHERE"
-                             " status='done' AND started_ms>=?1", since, &out->mean_null);
+    out->done = real_since(ctx,
+                           "SELECT count(*) FROM workflows WHERE status='done' AND"
+                           " started_ms>=?1",
+                           since, NULL);
+    out->failed = real_since(ctx,
+                             "SELECT count(*) FROM workflows WHERE status IN"
+                             " ('failed','escalated') AND started_ms>=?1",
+                             since, NULL);
+    out->mean_s = real_since(ctx,
+                             "SELECT avg(updated_ms-started_ms)/1000.0 FROM workflows WHERE"
+                             " status='done' AND started_ms>=?1",
+                             since, &out->mean_null);
     /* Done, yet no step that repairs anything ran: the node was fine. */
-    out->false_positive = real_since(
-        ctx,
-        "SELECT count(*) FROM workflows w WHERE w.status='done' AND w.started_ms>=?1"
-        " AND NOT EXISTS (SELECT 1 FROM workflow_steps s WHERE s.workflow_id=w.id AND"
-        " s.status='done' AND s.action IN ('reboot','gpu_reset','cancel_jobs',"
-        "'requeue_jobs'))",
-        since, NULL);
+    out->false_positive =
+        real_since(ctx,
+                   "SELECT count(*) FROM workflows w WHERE w.status='done' AND w.started_ms>=?1"
+                   " AND NOT EXISTS (SELECT 1 FROM workflow_steps s WHERE s.workflow_id=w.id AND"
+                   " s.status='done' AND s.action IN ('reboot','gpu_reset','cancel_jobs',"
+                   "'requeue_jobs'))",
+                   since, NULL);
     out->repeat_nodes = json_array();
     fm_db_run(ctx->store.db,
               "SELECT node, count(*) n FROM workflows WHERE started_ms>=? GROUP"

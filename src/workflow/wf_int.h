@@ -27,9 +27,9 @@ typedef struct wf_row {
     int64_t call_ref;
     long long owner_pid;
     int64_t lease_until_ms;
-    json_t *content; /* owned: the plan content being run */
-    json_t *vars;    /* owned: what steps remember (boot time before, bundle...) */
-    const char *stopped; /* why this process stopped running it (static text), or NULL */
+    json_t *content;       /* owned: the plan content being run */
+    json_t *vars;          /* owned: what steps remember (boot time before, bundle...) */
+    const char *stopped;   /* why this process stopped running it (static text), or NULL */
     int64_t park_until_ms; /* set by a monitor step: park the workflow until then */
     /* Not persisted: what this process saw, for a one-step tool workflow's
      * result (fm_workflow_output, fm_workflow_failure). */

@@ -41,11 +41,11 @@ static void setup(void)
     free(pr);
     cjose_jwk_release(rsa);
     /* sha256("fuzz-static-token") */
-    json_t *cfg = json_pack(
-        "{s:s, s:s, s:{s:s}, s:[{s:s, s:s, s:[s]}]}", "audience", "https://fleet.test/mcp",
-        "issuer", "https://idp.test", "jwks", "file", path, "tokens", "sha256",
-        "3773966a7cf34b15524fa0521ae1cdcd3e98191cef78ba25395a0d8505549ba0", "subject", "ci",
-        "scopes", "fleetmcp:read");
+    json_t *cfg = json_pack("{s:s, s:s, s:{s:s}, s:[{s:s, s:s, s:[s]}]}", "audience",
+                            "https://fleet.test/mcp", "issuer", "https://idp.test", "jwks", "file",
+                            path, "tokens", "sha256",
+                            "3773966a7cf34b15524fa0521ae1cdcd3e98191cef78ba25395a0d8505549ba0",
+                            "subject", "ci", "scopes", "fleetmcp:read");
     fm_err err = {0};
     if (fm_auth_open(&auth, cfg, &err)) {
         fprintf(stderr, "fuzz_auth: %s\n", err.text);
@@ -93,8 +93,8 @@ static char *header_for(const uint8_t *data, size_t size)
     char *claims = NULL;
     if (json_is_object(in)) {
         json_t *base = json_pack("{s:s, s:s, s:s, s:s, s:I}", "iss", "https://idp.test", "aud",
-                                 "https://fleet.test/mcp", "sub", "alice", "scope",
-                                 "fleetmcp:read", "exp", (json_int_t)4000000000LL);
+                                 "https://fleet.test/mcp", "sub", "alice", "scope", "fleetmcp:read",
+                                 "exp", (json_int_t)4000000000LL);
         json_object_update(base, in);
         claims = json_dumps(base, JSON_COMPACT);
         json_decref(base);

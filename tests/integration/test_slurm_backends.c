@@ -141,7 +141,8 @@ START_TEST(rest_v38_mutations_via_scontrol)
     void *st;
     const struct fm_slurm_ops *ops = open_backend("rest", &st);
     fm_err err = {0};
-    ck_assert_msg(ops->update_node(st, "gpu-a04", FM_SLURM_DRAIN, "fleetmcp:wf-it8 rest", &err) == 0,
+    ck_assert_msg(ops->update_node(st, "gpu-a04", FM_SLURM_DRAIN, "fleetmcp:wf-it8 rest", &err) ==
+                      0,
                   "%s", err.text);
     json_t *n = node(ops, st, "gpu-a04");
     ck_assert(has_state(n, "DRAIN"));

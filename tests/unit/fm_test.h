@@ -24,8 +24,8 @@ static inline void fm_test_temp_db(char *path)
  * key and anchor. */
 static inline void fm_test_unlink_db(const char *path)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal", ".audit-key",
-                                         ".audit-anchor"};
+    static const char *const suffix[] = {"",         "-wal",       "-shm",
+                                         "-journal", ".audit-key", ".audit-anchor"};
     for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
         char p[600];
         snprintf(p, sizeof p, "%s%s", path, suffix[i]);
@@ -51,9 +51,9 @@ static inline const char *fm_test_store(const char *sqlite_path)
     if (!pg || !*pg) return sqlite_path;
     fm_db *db = NULL;
     ck_assert_int_eq(fm_db_open(pg, &db), FM_DB_OK);
-    ck_assert_int_eq(fm_db_exec(db, "DROP SCHEMA public CASCADE; CREATE SCHEMA public", NULL,
-                                NULL, NULL),
-                     FM_DB_OK);
+    ck_assert_int_eq(
+        fm_db_exec(db, "DROP SCHEMA public CASCADE; CREATE SCHEMA public", NULL, NULL, NULL),
+        FM_DB_OK);
     fm_db_close(db);
     const char *dir = getenv("FLEETMCP_AUDIT_DIR");
     ck_assert_msg(dir && *dir, "FM_TEST_PG needs FLEETMCP_AUDIT_DIR (a scratch directory)");

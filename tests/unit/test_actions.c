@@ -145,8 +145,8 @@ START_TEST(generator_adds_and_removes_rows)
     snprintf(out, sizeof out, "%s/actions.gen.c", dir);
     snprintf(err, sizeof err, "%s/err", dir);
     char *edit[] = {"python3", "-c", (char *)EDIT, dir, "ok", NULL};
-    char *gen[] = {"python3", "tools/gen-registry.py", "--actions", actions, out, "schemas/tools",
-                   NULL};
+    char *gen[] = {"python3", "tools/gen-registry.py", "--actions", actions,
+                   out,       "schemas/tools",         NULL};
     ck_assert_int_eq(run(edit, err), 0);
     ck_assert_msg(run(gen, err) == 0, "generator: %s", slurp(err));
     const char *c = slurp(out);

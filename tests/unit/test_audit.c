@@ -46,8 +46,7 @@ START_TEST(rows_per_call)
     json_decref(ts_call(&t, "audit_query", "{\"limit\":0}"));
     ck_assert_int_eq(count(&t, "tool='audit_query' AND decision='invalid'"), 1);
     /* Every row names its initiator and client. */
-    ck_assert_int_eq(count(&t, "initiator_kind='agent' AND client_name='unit'"),
-                     count(&t, "1=1"));
+    ck_assert_int_eq(count(&t, "initiator_kind='agent' AND client_name='unit'"), count(&t, "1=1"));
     int64_t rows, bad;
     fm_err err = {0};
     ck_assert_int_eq(fm_audit_verify(&t.ctx.store, &rows, &bad, &err), 0);
@@ -60,9 +59,9 @@ START_TEST(secrets_redacted)
 {
     test_server t;
     ts_open(&t, NULL);
-    json_t *args = json_pack("{s:s, s:{s:s, s:s}, s:[{s:s}]}", "node", "gpu-a01", "auth",
-                             "api_token", "s3cr3t-value", "user", "ops", "list", "password",
-                             "hunter2");
+    json_t *args =
+        json_pack("{s:s, s:{s:s, s:s}, s:[{s:s}]}", "node", "gpu-a01", "auth", "api_token",
+                  "s3cr3t-value", "user", "ops", "list", "password", "hunter2");
     fm_audit_rec r = {.phase = "call", .tool = "x", .args = args, .decision = "allow"};
     ck_assert_int_gt(fm_audit_append(&t.ctx, &r, NULL), 0);
     ck_assert_int_eq(count(&t, "args LIKE '%s3cr3t%' OR args LIKE '%hunter2%'"), 0);
@@ -112,15 +111,15 @@ START_TEST(query_filters)
     ck_assert_int_eq(json_integer_value(json_object_get(sc, "count")), 2);
     json_t *intent = json_array_get(json_object_get(sc, "rows"), 1);
     ck_assert_str_eq(json_string_value(json_object_get(intent, "phase")), "intent");
-    ck_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(intent, "args"), "reason")), "q test");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(intent, "args"), "reason")),
+                     "q test");
     json_decref(res);
     res = ts_call(&t, "audit_query", "{\"since\":\"yesterday\"}");
     ck_assert(json_is_true(json_object_get(res, "isError")));
     json_decref(res);
     res = ts_call(&t, "audit_query", "{\"since\":\"1h\",\"initiator\":\"agent\"}");
-    ck_assert_int_ge(json_integer_value(json_object_get(
-                         json_object_get(res, "structuredContent"), "count")), 3);
+    ck_assert_int_ge(
+        json_integer_value(json_object_get(json_object_get(res, "structuredContent"), "count")), 3);
     json_decref(res);
     ts_close(&t);
 }
@@ -133,7 +132,9 @@ START_TEST(hourly_counters_fold_once)
     test_server t;
     ts_open(&t, NULL);
     for (int i = 0; i < 700; i++) {
-        fm_audit_rec r = {.phase = i % 7 == 6 ? "result" : i % 7 == 5 ? "intent" : "call",
+        fm_audit_rec r = {.phase = i % 7 == 6   ? "result"
+                                   : i % 7 == 5 ? "intent"
+                                                : "call",
                           .tool = i % 7 >= 5 ? "drain_node" : "slurm_nodes",
                           .decision = "allow"};
         ck_assert_int_gt(fm_audit_append(&t.ctx, &r, NULL), 0);
@@ -198,16 +199,18 @@ END_TEST
 START_TEST(hmac_matches_openssl)
 {
     unsigned char key[32], msg[300];
-    for (int i = 0; i < 32; i++) key[i] = (unsigned char)(i * 7 + 1);
-    for (int i = 0; i < 300; i++) msg[i] = (unsigned char)(i * 31 + 5);
+    for (int i = 0; i < 32; i++)
+        key[i] = (unsigned char)(i * 7 + 1);
+    for (int i = 0; i < 300; i++)
+        msg[i] = (unsigned char)(i * 31 + 5);
     fm_hmac_key *kept = NULL;
     for (int round = 0; round < 2; round++) {
         if (round) key[0] ^= 0xff; /* the kept pads are remade */
         for (size_t n = 0; n <= sizeof msg; n += n < 130 ? 1 : 17) {
             unsigned char ref[EVP_MAX_MD_SIZE];
             unsigned int rn = 0;
-            ck_assert_ptr_nonnull(FM_CRYPTO(HMAC)(FM_CRYPTO(EVP_sha256)(), key, 32, msg, n, ref,
-                                                  &rn));
+            ck_assert_ptr_nonnull(
+                FM_CRYPTO(HMAC)(FM_CRYPTO(EVP_sha256)(), key, 32, msg, n, ref, &rn));
             char want[65], one[65], kp[65];
             fm_hex(ref, 32, want);
             fm_hmac_sha256_hex(key, msg, n, one);
@@ -236,7 +239,8 @@ static void filled_store(fm_ctx *ctx, char *path, int n)
     fm_test_store(path);
     open_file_store(ctx, path);
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
-    for (int i = 0; i < n; i++) ck_assert_int_gt(fm_audit_append(ctx, &r, NULL), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(fm_audit_append(ctx, &r, NULL), 0);
 }
 
 static int verify_says(fm_ctx *ctx, const char *needle);
@@ -310,17 +314,20 @@ START_TEST(group_commit_batches)
     memset(batch_ends, 0, sizeof batch_ends);
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
     ck_assert_int_eq(fm_store_batch_arm(st), 0);
-    for (int i = 0; i < 3; i++) ck_assert_int_eq(fm_audit_append(&ctx, &r, NULL), i + 1);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(fm_audit_append(&ctx, &r, NULL), i + 1);
     fm_err err = {0};
     ck_assert_int_eq(fm_store_begin(st, &err), 0);
-    ck_assert_int_eq(fm_db_exec(st->db, "INSERT INTO settings(key,value,updated_ms)"
-                                        " VALUES('batch-test','x',0)", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(st->db,
+                                "INSERT INTO settings(key,value,updated_ms)"
+                                " VALUES('batch-test','x',0)",
+                                0, 0, 0),
+                     FM_DB_OK);
     fm_store_rollback(st);
     /* The other server is not blocked: no lock is held for the batch. */
     ck_assert_int_eq(fm_audit_append(&other, &r, NULL), 3);
     char v[128], mode[32];
-    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}",
-             (long long)(fm_now_ms() + 600000));
+    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}", (long long)(fm_now_ms() + 600000));
     ck_assert_int_eq(fm_store_setting_set(&other.store, FM_EMERGENCY_SETTING, v, &err), 0);
     fm_store_batch_disarm(st);
     ck_assert(st->batch.open);
@@ -331,9 +338,8 @@ START_TEST(group_commit_batches)
     ck_assert_int_eq(committed_rows(path), 6);
     row_mode(&ctx, 6, mode, sizeof mode);
     ck_assert_str_eq(mode, "shadow+emergency");
-    ck_assert_int_eq(fm_store_setting_set(&other.store, FM_EMERGENCY_SETTING, "{\"until_ms\":0}",
-                                          &err),
-                     0);
+    ck_assert_int_eq(
+        fm_store_setting_set(&other.store, FM_EMERGENCY_SETTING, "{\"until_ms\":0}", &err), 0);
     char val[8];
     ck_assert_int_ne(fm_store_setting_get(st, "batch-test", val, sizeof val), 0); /* undone */
     ck_assert(verify_says(&ctx, NULL));
@@ -341,10 +347,13 @@ START_TEST(group_commit_batches)
     /* The batch's insert fails (a trigger refuses it): nothing of it is
      * kept, and done hears of it. */
     ck_assert_int_eq(fm_store_batch_arm(st), 0);
-    for (int i = 0; i < 2; i++) ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
     fm_store_batch_disarm(st);
-    ck_assert_int_eq(fm_db_exec(st->db, "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.audit"
-                                        " BEGIN SELECT RAISE(ABORT, 'refused'); END", 0, 0, 0),
+    ck_assert_int_eq(fm_db_exec(st->db,
+                                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.audit"
+                                " BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                                0, 0, 0),
                      FM_DB_OK);
     ck_assert_int_eq(fm_store_batch_commit(st, &err), -1);
     ck_assert_msg(strstr(err.text, "retry"), "%s", err.text);
@@ -430,7 +439,8 @@ START_TEST(truncation_detected)
      * (Other rows: the same rows within the same millisecond would hash
      * the same, and then nothing is missing.) */
     fm_audit_rec other = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
-    for (int i = 0; i < 6; i++) ck_assert_int_gt(fm_audit_append(&ctx, &other, NULL), 0);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_gt(fm_audit_append(&ctx, &other, NULL), 0);
     ck_assert(verify_says(&ctx, "not the row the anchor recorded"));
     ck_assert_int_eq(fm_db_exec(db, "DELETE FROM audit", 0, 0, 0), FM_DB_OK);
     ck_assert(verify_says(&ctx, "missing from the end"));
@@ -481,7 +491,8 @@ START_TEST(shared_heads_catch_cuts)
     setenv("FLEETMCP_HOST_ID", "host-a", 1);
     open_file_store(&a, path);
     fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
-    for (int i = 0; i < 70; i++) ck_assert_int_gt(fm_audit_append(&a, &r, NULL), 0);
+    for (int i = 0; i < 70; i++)
+        ck_assert_int_gt(fm_audit_append(&a, &r, NULL), 0);
     /* A recorded its head after its 64th append (row 67), not since. */
     ck_assert_int_eq(ts_scalar(a.store.db, "SELECT id FROM audit_heads WHERE host='host-a'"), 67);
     fm_ctx_close(&a);
@@ -497,7 +508,8 @@ START_TEST(shared_heads_catch_cuts)
     ck_assert_int_eq(fm_audit_anchored(&b.store), 3); /* a failed verify moves nothing */
     /* Cut back and written again up to A's head: the row differs. */
     fm_audit_rec other = {.phase = "call", .tool = "fleet_status", .decision = "deny"};
-    for (int i = 0; i < 18; i++) ck_assert_int_gt(fm_audit_append(&b, &other, NULL), 0);
+    for (int i = 0; i < 18; i++)
+        ck_assert_int_gt(fm_audit_append(&b, &other, NULL), 0);
     ck_assert(verify_says(&b, "row 67 is not the row host 'host-a' recorded"));
     db_exec(&b, "DELETE FROM audit WHERE id>=50");
     db_exec(&b, "INSERT INTO audit SELECT * FROM audit_saved");
@@ -601,7 +613,8 @@ START_TEST(local_appenders_take_turns)
     open_file_store(&b, path);
     fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
     ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 2);
-    for (int i = 3; i <= 7; i++) ck_assert_int_eq(fm_audit_append(&a, &r, NULL), i);
+    for (int i = 3; i <= 7; i++)
+        ck_assert_int_eq(fm_audit_append(&a, &r, NULL), i);
     ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 8); /* B last saw row 2 */
     ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 9);
     ck_assert_int_eq(a.store.audit_lost + b.store.audit_lost, 0);
@@ -631,9 +644,9 @@ END_TEST
 static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len)
 {
     fm_db_stmt *s;
-    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db, "SELECT mode FROM audit WHERE id=?", -1, &s,
-                                      NULL),
-                     FM_DB_OK);
+    ck_assert_int_eq(
+        fm_db_prepare_v2(ctx->store.db, "SELECT mode FROM audit WHERE id=?", -1, &s, NULL),
+        FM_DB_OK);
     fm_db_bind_int64(s, 1, id);
     ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
     snprintf(out, len, "%s", (const char *)fm_db_column_text(s, 0));
@@ -667,8 +680,7 @@ START_TEST(emergency_from_another_writer)
     open_file_store(&b, path);
     char v[128], mode[32];
     bool on;
-    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}",
-             (long long)(fm_now_ms() + 600000));
+    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}", (long long)(fm_now_ms() + 600000));
     fm_err err = {0};
     ck_assert_int_eq(fm_store_setting_set(&b.store, FM_EMERGENCY_SETTING, v, &err), 0);
     row_mode(&a, call_row(&a, &on), mode, sizeof mode);
@@ -722,7 +734,8 @@ START_TEST(folds_from_two_writers)
         w[i].failures = 0;
         ck_assert_int_eq(pthread_create(&th[i], NULL, append_and_fold, &w[i]), 0);
     }
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
     ck_assert_int_eq(w[0].failures + w[1].failures, 0);
     fm_err err = {0};
     ck_assert_int_eq(fm_audit_fold(&w[1].ctx.store, &err), 0);
@@ -748,8 +761,11 @@ START_TEST(renumbered_and_anchor_edits_detected)
     ck_assert_int_eq(fm_db_exec(db, "UPDATE audit SET id=id-100", 0, 0, 0), FM_DB_OK);
     ck_assert(verify_says(&ctx, NULL));
     /* The keyed range moved by editing the store's setting. */
-    ck_assert_int_eq(fm_db_exec(db, "UPDATE settings SET value='99' WHERE"
-                                      " key='audit.keyed_from'", 0, 0, 0), FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(db,
+                                "UPDATE settings SET value='99' WHERE"
+                                " key='audit.keyed_from'",
+                                0, 0, 0),
+                     FM_DB_OK);
     reopened_says(&ctx, path, "was edited");
 }
 END_TEST
@@ -788,11 +804,14 @@ START_TEST(v1_store_migrates)
     db = ctx.store.db;
     ck_assert_int_eq(ts_scalar(db, "SELECT sum(n) FROM audit_hourly"), before);
     ck_assert_int_eq(ts_scalar(db, "SELECT count(*) FROM sqlite_master WHERE name='audit_node'"
-                                " AND sql LIKE '%WHERE node IS NOT NULL%'"), 1);
+                                   " AND sql LIKE '%WHERE node IS NOT NULL%'"),
+                     1);
     /* The partial index still serves node queries. */
     fm_db_stmt *s;
-    ck_assert_int_eq(fm_db_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM audit WHERE"
-                                            " node=? ORDER BY id DESC LIMIT 50", -1, &s, NULL),
+    ck_assert_int_eq(fm_db_prepare_v2(db,
+                                      "EXPLAIN QUERY PLAN SELECT id FROM audit WHERE"
+                                      " node=? ORDER BY id DESC LIMIT 50",
+                                      -1, &s, NULL),
                      FM_DB_OK);
     bool uses = false;
     while (fm_db_step(s) == FM_DB_ROW)
@@ -805,8 +824,7 @@ START_TEST(v1_store_migrates)
     ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
     /* The anchor made at migration covers the old rows too: cutting the
      * tail back into them shows. */
-    ck_assert_int_eq(fm_db_exec(ctx.store.db, "DELETE FROM audit WHERE id>=6", 0, 0, 0),
-                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, "DELETE FROM audit WHERE id>=6", 0, 0, 0), FM_DB_OK);
     int vrc = fm_audit_verify(&ctx.store, &rows, &bad, &err);
     ck_assert_msg(vrc == -1, "verify: %d rows %lld", vrc, (long long)rows);
     ck_assert_msg(strstr(err.text, "missing from the end") != NULL, "%s", err.text);
@@ -840,7 +858,8 @@ START_TEST(wal_checkpoint_idle_and_bounded)
     int most = 0;
     for (int k = 0; k < 4000; k++) {
         ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
-        if (fm_db_sqlite_wal_frames(ctx.store.db) > most) most = fm_db_sqlite_wal_frames(ctx.store.db);
+        if (fm_db_sqlite_wal_frames(ctx.store.db) > most)
+            most = fm_db_sqlite_wal_frames(ctx.store.db);
     }
     ck_assert_int_lt(most, 8000);
     int64_t rows = 0, bad = 0;
@@ -916,14 +935,12 @@ START_TEST(wal_batched_writes_whole)
                       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<400)"
                       " INSERT INTO scratch SELECT randomblob(2000) FROM n;";
     ck_assert_int_eq(fm_db_exec(db, big, 0, 0, 0), FM_DB_OK);
-    ck_assert_int_eq(fm_db_exec(db, "UPDATE scratch SET x=zeroblob(1500) WHERE rowid%3=0", 0, 0,
-                                0),
+    ck_assert_int_eq(fm_db_exec(db, "UPDATE scratch SET x=zeroblob(1500) WHERE rowid%3=0", 0, 0, 0),
                      FM_DB_OK); /* pages written twice in one transaction */
     ck_assert_int_eq(fm_db_exec(db, "ROLLBACK", 0, 0, 0), FM_DB_OK);
     ck_assert_int_eq(lite_count(b, "SELECT count(*) FROM scratch"), 4);
     ck_assert_int_eq(fm_db_exec(db, big, 0, 0, 0), FM_DB_OK);
-    ck_assert_int_eq(fm_db_exec(db, "UPDATE scratch SET x=zeroblob(1500) WHERE rowid%3=0", 0, 0,
-                                0),
+    ck_assert_int_eq(fm_db_exec(db, "UPDATE scratch SET x=zeroblob(1500) WHERE rowid%3=0", 0, 0, 0),
                      FM_DB_OK);
     ck_assert_int_eq(fm_db_exec(db, "COMMIT", 0, 0, 0), FM_DB_OK);
     ck_assert_int_eq(lite_count(b, "SELECT count(*) FROM scratch"), 404);
@@ -1016,32 +1033,28 @@ START_TEST(failed_statement_keeps_transaction)
     fm_err err = {0};
     ck_assert_int_eq(fm_store_begin(st, &err), 0);
     fm_db_stmt *s = NULL;
-    ck_assert_int_eq(
-        fm_db_prepare_v2(st->db, "INSERT INTO uniq_kv(k,v) VALUES(?,?)", -1, &s, NULL),
-        FM_DB_OK);
+    ck_assert_int_eq(fm_db_prepare_v2(st->db, "INSERT INTO uniq_kv(k,v) VALUES(?,?)", -1, &s, NULL),
+                     FM_DB_OK);
     ck_assert_int_eq(insert_kv(s, "a", 1), FM_DB_DONE);
     ck_assert_int_ne(insert_kv(s, "a", 2), FM_DB_DONE); /* unique violation */
     ck_assert_int_eq(insert_kv(s, "b", 3), FM_DB_DONE);
     fm_db_finalize(s);
     /* The same through fm_db_exec (several statements, as DDL comes). */
-    ck_assert_int_ne(fm_db_exec(st->db, "INSERT INTO uniq_kv(k,v) VALUES('a',4)", NULL, NULL,
-                                NULL),
+    ck_assert_int_ne(fm_db_exec(st->db, "INSERT INTO uniq_kv(k,v) VALUES('a',4)", NULL, NULL, NULL),
                      FM_DB_OK);
     exec(&t, "INSERT INTO uniq_kv(k,v) VALUES('c',5); INSERT INTO uniq_kv(k,v) VALUES('d',7)");
     /* A failed read, too. */
     ck_assert_int_ne(fm_db_exec(st->db, "SELECT no_such_column FROM uniq_kv", NULL, NULL, NULL),
                      FM_DB_OK);
     ck_assert_int_eq(fm_store_commit(st, &err), 0);
-    ck_assert_int_eq(fm_db_prepare_v2(st->db, "SELECT count(*), sum(v) FROM uniq_kv", -1, &s,
-                                      NULL),
+    ck_assert_int_eq(fm_db_prepare_v2(st->db, "SELECT count(*), sum(v) FROM uniq_kv", -1, &s, NULL),
                      FM_DB_OK);
     ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
     ck_assert_int_eq(fm_db_column_int64(s, 0), 4);
     ck_assert_int_eq(fm_db_column_int64(s, 1), 1 + 3 + 5 + 7);
     fm_db_finalize(s);
     /* Outside a transaction nothing is wrapped: a failure is just that. */
-    ck_assert_int_eq(fm_db_prepare_v2(st->db, "INSERT INTO uniq_kv(k,v) VALUES(?,?)", -1, &s,
-                                      NULL),
+    ck_assert_int_eq(fm_db_prepare_v2(st->db, "INSERT INTO uniq_kv(k,v) VALUES(?,?)", -1, &s, NULL),
                      FM_DB_OK);
     ck_assert_int_ne(insert_kv(s, "b", 9), FM_DB_DONE);
     ck_assert_int_eq(insert_kv(s, "e", 9), FM_DB_DONE);
@@ -1075,9 +1088,9 @@ START_TEST(store_path_length)
     fm_err err = {0};
     ck_assert_msg(fm_db_open_target(path, &w, &err) == 0, "%s", err.text);
     /* Kept open: the commits stay in the -wal file, not yet checkpointed. */
-    ck_assert_int_eq(fm_db_exec(w, "CREATE TABLE t(v INTEGER); INSERT INTO t VALUES(7)", NULL,
-                                NULL, NULL),
-                     FM_DB_OK);
+    ck_assert_int_eq(
+        fm_db_exec(w, "CREATE TABLE t(v INTEGER); INSERT INTO t VALUES(7)", NULL, NULL, NULL),
+        FM_DB_OK);
     char wal[520];
     snprintf(wal, sizeof wal, "%s-wal", path);
     ck_assert_int_eq(access(wal, F_OK), 0);
@@ -1100,9 +1113,8 @@ START_TEST(store_path_length)
     for (int ro = 0; ro < 2; ro++) {
         memset(&err, 0, sizeof err);
         fm_db *d = NULL;
-        ck_assert_int_eq(ro ? fm_db_open_readonly(longp, &d, &err)
-                            : fm_db_open_target(longp, &d, &err),
-                         -1);
+        ck_assert_int_eq(
+            ro ? fm_db_open_readonly(longp, &d, &err) : fm_db_open_target(longp, &d, &err), -1);
         ck_assert_ptr_null(d);
         ck_assert_msg(strstr(err.text, "store path is 900 bytes") &&
                           strstr(err.text, "shorter store.path"),

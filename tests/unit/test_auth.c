@@ -99,9 +99,8 @@ static void make_keys(void)
 static json_t *claims(const char *scope)
 {
     long long now = (long long)time(NULL);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "iss", ISS, "aud", AUD, "sub",
-                     "alice", "client_id", "agent-7", "scope", scope, "iat", now, "exp",
-                     now + 600);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "iss", ISS, "aud", AUD, "sub", "alice",
+                     "client_id", "agent-7", "scope", scope, "iat", now, "exp", now + 600);
 }
 
 /* A compact JWS over c (stolen), signed by k with alg and kid (NULL: none). */
@@ -447,9 +446,8 @@ START_TEST(static_tokens)
     char hash[65];
     fm_sha256_hex(STATIC_TOKEN, strlen(STATIC_TOKEN), hash);
     a = open_cfg(json_pack("{s:s, s:[{s:s, s:s, s:s, s:[s,s]}]}", "audience",
-                           "http://127.0.0.1:8080",
-                           "tokens", "sha256", hash, "subject", "ci-bot", "client_id", "ci",
-                           "scopes", "fleetmcp:read", "fleetmcp:create"));
+                           "http://127.0.0.1:8080", "tokens", "sha256", hash, "subject", "ci-bot",
+                           "client_id", "ci", "scopes", "fleetmcp:read", "fleetmcp:create"));
     ck_assert_int_eq(fm_auth_verify(a, "Bearer " STATIC_TOKEN, &p, &f), FM_AUTH_OK);
     ck_assert_str_eq(p.client_id, "ci");
     ck_assert(fm_principal_allows(&p, FM_AUTONOMY_CREATE));
@@ -552,9 +550,9 @@ START_TEST(config_errors)
     FILE *fp = fopen(path, "w");
     fputs("{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}", fp);
     fclose(fp);
-    open_fails(json_pack("{s:s, s:s, s:{s:s}}", "audience", AUD, "issuer", ISS, "jwks", "file",
-                         path),
-               "no usable");
+    open_fails(
+        json_pack("{s:s, s:s, s:{s:s}}", "audience", AUD, "issuer", ISS, "jwks", "file", path),
+        "no usable");
     unlink(path);
 }
 END_TEST

@@ -971,17 +971,15 @@ START_TEST(nameless_prometheus_answers_take_the_query_name)
                      "-> {\\\"data\\\":{\\\"result\\\":[{\\\"metric\\\":{\\\"gpu\\\":\\\"0\\\"},"
                      "\\\"value\\\":[1,\\\"0\\\"]},{\\\"metric\\\":{\\\"gpu\\\":\\\"1\\\"},"
                      "\\\"value\\\":[1,\\\"0\\\"]}]}}\"]}");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r, "signals_seen"),
-                                                        "metrics")),
-                     2);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(r, "signals_seen"), "metrics")), 2);
     json_decref(r);
     /* a rate changes the unit: no name, no samples */
     r = diag("{\"events\":[\"avg_over_time(rate(X_total[5m])[1h:]) -> "
              "{\\\"data\\\":{\\\"result\\\":[{\\\"metric\\\":{\\\"gpu\\\":\\\"0\\\"},"
              "\\\"value\\\":[1,\\\"0\\\"]}]}}\"]}");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r, "signals_seen"),
-                                                        "metrics")),
-                     0);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(r, "signals_seen"), "metrics")), 0);
     json_decref(r);
 }
 END_TEST

@@ -102,8 +102,8 @@ START_TEST(tools_list_has_annotations_and_autonomy)
             json_t *v = json_object_get(ann, hints[h].key);
             ck_assert(!v || (json_is_boolean(v) && json_is_true(v) != hints[h].dflt));
         }
-        const char *autonomy = json_string_value(json_object_get(json_object_get(tool, "_meta"),
-                                                                 "autonomy"));
+        const char *autonomy =
+            json_string_value(json_object_get(json_object_get(tool, "_meta"), "autonomy"));
         bool read = autonomy && !strcmp(autonomy, "read");
         ck_assert_int_eq(json_is_true(json_object_get(ann, "readOnlyHint")), read);
         /* Every tool that acts on the fleet reads as destructive. */
@@ -249,10 +249,10 @@ START_TEST(listed_input_schema_leaves_out_only_bounds)
             static const char *const kept[] = {"type", "enum", "const", "default"};
             for (size_t g = 0; g < sizeof kept / sizeof *kept; g++)
                 if (!json_object_get(l, "$ref") && !json_object_get(v, "$ref"))
-                    ck_assert_msg(json_equal(json_object_get(l, kept[g]),
-                                             json_object_get(v, kept[g])) ||
-                                      (!json_object_get(l, kept[g]) && !json_object_get(v, kept[g])),
-                                  "%s lists argument %s's %s otherwise", name, k, kept[g]);
+                    ck_assert_msg(
+                        json_equal(json_object_get(l, kept[g]), json_object_get(v, kept[g])) ||
+                            (!json_object_get(l, kept[g]) && !json_object_get(v, kept[g])),
+                        "%s lists argument %s's %s otherwise", name, k, kept[g]);
         }
         ck_assert_uint_eq(json_object_size(lprops),
                           json_object_size(json_object_get(whole, "properties")));
@@ -360,12 +360,14 @@ START_TEST(paging_and_bad_cursor)
     ts_open(&t, "limits:\n  tools_page_size: 1\n");
     ts_init(&t);
     json_t *r = ts_rpc(&t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
-    const char *cur = json_string_value(json_object_get(json_object_get(r, "result"), "nextCursor"));
+    const char *cur =
+        json_string_value(json_object_get(json_object_get(r, "result"), "nextCursor"));
     ck_assert_ptr_nonnull(cur);
     char line[256];
-    snprintf(line, sizeof line,
-             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":\"%s\"}}",
-             cur);
+    snprintf(
+        line, sizeof line,
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":\"%s\"}}",
+        cur);
     json_t *r2 = ts_rpc(&t, line);
     ck_assert_uint_eq(json_array_size(json_object_get(json_object_get(r2, "result"), "tools")), 1);
     json_decref(r2);

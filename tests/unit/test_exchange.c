@@ -8,7 +8,7 @@
 #include "test_core_helpers.h"
 
 #define META                                                                                       \
-    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                     \
+    "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                       \
     "\"io.modelcontextprotocol/clientCapabilities\":{}}"
 
 typedef struct {
@@ -114,8 +114,7 @@ START_TEST(stateful_session)
     ck_assert_int_eq(json_integer_value(json_object_get(a.reply, "id")), 4);
     done(&a);
     sid[strlen(sid) - 1] ^= 1;
-    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\"}", "2025-11-25", sid, NULL,
-           NULL);
+    a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\"}", "2025-11-25", sid, NULL, NULL);
     ck_assert_int_eq(a.status, 400);
     done(&a);
     a = ex(&t, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL, sid, NULL,
@@ -159,13 +158,14 @@ START_TEST(stateless_requests)
     ts_open(&t, NULL);
     fm_transport *saved = t.ctx.tx;
     t.ctx.tx = NULL;
-    answer a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{" META "}}",
-                  "2026-07-28", NULL, "server/discover", NULL);
+    answer a = ex(
+        &t, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{" META "}}",
+        "2026-07-28", NULL, "server/discover", NULL);
     ck_assert_int_eq(a.status, 200);
     ck_assert_ptr_null(a.session);
     ck_assert_str_eq(json_string_value(json_object_get(result(&a), "resultType")), "complete");
-    ck_assert(json_is_object(json_object_get(json_object_get(result(&a), "capabilities"),
-                                             "prompts")));
+    ck_assert(
+        json_is_object(json_object_get(json_object_get(result(&a), "capabilities"), "prompts")));
     done(&a);
 
     a = ex(&t, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{" META "}}",
@@ -299,9 +299,12 @@ START_TEST(tool_output_schema_resource)
     }
     ck_assert_uint_ge(read, 25);
     static const char *const bad[] = {
-        "fleetmcp://schemas/tools/diagnose/input", "fleetmcp://schemas/tools/diagnose/output/",
-        "fleetmcp://schemas/tools/diagnose", "fleetmcp://schemas/tools//output",
-        "fleetmcp://schemas/tools/../diagnose/output", "fleetmcp://schemas/tools/no_such/output",
+        "fleetmcp://schemas/tools/diagnose/input",
+        "fleetmcp://schemas/tools/diagnose/output/",
+        "fleetmcp://schemas/tools/diagnose",
+        "fleetmcp://schemas/tools//output",
+        "fleetmcp://schemas/tools/../diagnose/output",
+        "fleetmcp://schemas/tools/no_such/output",
         "fleetmcp://schemas/tools/"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/output"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -324,8 +327,8 @@ START_TEST(tool_output_schema_resource)
     bool listed = false;
     size_t k;
     json_t *v;
-    json_array_foreach(tpl, k, v) listed |= !strcmp(fm_json_str(v, "uriTemplate", ""),
-                                                    "fleetmcp://schemas/tools/{name}/output");
+    json_array_foreach(tpl, k, v) listed |=
+        !strcmp(fm_json_str(v, "uriTemplate", ""), "fleetmcp://schemas/tools/{name}/output");
     ck_assert(listed);
     json_decref(tpl);
     ts_close(&t);
@@ -339,10 +342,10 @@ END_TEST
 typedef struct {
     test_server *t;
     int calls;
-    json_t *sent;        /* what went out on the stream (new) */
-    const char *answer;  /* the result to POST back, or NULL: stay silent */
-    const char *as_sid;  /* answer under this session id instead */
-    int answer_status;   /* what fm_mcp_http_reply said */
+    json_t *sent;       /* what went out on the stream (new) */
+    const char *answer; /* the result to POST back, or NULL: stay silent */
+    const char *as_sid; /* answer under this session id instead */
+    int answer_status;  /* what fm_mcp_http_reply said */
 } fake_client;
 
 static int fake_stream(void *cls, const json_t *msgs)
@@ -353,8 +356,8 @@ static int fake_stream(void *cls, const json_t *msgs)
     json_array_extend(f->sent, (json_t *)msgs);
     if (!f->answer) return 0;
     const json_t *req = json_array_get(msgs, json_array_size(msgs) - 1);
-    json_t *reply = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id",
-                              json_object_get(req, "id"), "result", json_loads(f->answer, 0, NULL));
+    json_t *reply = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", json_object_get(req, "id"),
+                              "result", json_loads(f->answer, 0, NULL));
     char *text = json_dumps(reply, JSON_COMPACT);
     fm_session saved = f->t->ctx.session;
     if (f->as_sid) snprintf(f->t->ctx.session.id, sizeof f->t->ctx.session.id, "%s", f->as_sid);

@@ -136,8 +136,8 @@ START_TEST(internal_calls_pass_only_their_data_exemptions)
     ck_assert_ptr_nonnull(esc);
     ck_assert_uint_eq(esc->ticket.exempt, FM_GATE_EXEMPT_KILLSWITCH | FM_GATE_EXEMPT_RATE_LIMIT);
     int ti = idx(&t, esc->ticket.tool);
-    json_t *args = json_pack("{s:s, s:s, s:s}", "summary", "s", "node", "gpu-a01", "fault_class",
-                             "gpu_hang");
+    json_t *args =
+        json_pack("{s:s, s:s, s:s}", "summary", "s", "node", "gpu-a01", "fault_class", "gpu_hang");
     fm_gate_decision d;
     fm_store_setting_set(&t.ctx.store, "killswitch", "engaged: test", NULL);
     fm_gate_decide(&t.ctx, ti, args, &d);

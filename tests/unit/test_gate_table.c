@@ -176,8 +176,7 @@ static long long tickets(test_server *t)
     fm_db_stmt *s = NULL;
     long long n = -1;
     ck_assert_int_eq(
-        fm_db_prepare_v2(t->ctx.store.db, "SELECT count(*) FROM tickets", -1, &s, NULL),
-        FM_DB_OK);
+        fm_db_prepare_v2(t->ctx.store.db, "SELECT count(*) FROM tickets", -1, &s, NULL), FM_DB_OK);
     if (fm_db_step(s) == FM_DB_ROW) n = fm_db_column_int64(s, 0);
     fm_db_finalize(s);
     return n;
@@ -799,8 +798,8 @@ static json_t *plan_repair(test_server *t, const char *node, const char *fc, cha
 static void record_from(test_server *t, const char *node, const char *fc, double conf, bool act,
                         const char *source, bool collected_act)
 {
-    fm_diagnosis d = {.confidence = conf, .act_threshold = 0.7, .act = act,
-                      .collected_act = collected_act};
+    fm_diagnosis d = {
+        .confidence = conf, .act_threshold = 0.7, .act = act, .collected_act = collected_act};
     snprintf(d.fault_class, sizeof d.fault_class, "%s", fc);
     snprintf(d.source, sizeof d.source, "%s", source);
     fm_err err = {0};
@@ -835,8 +834,7 @@ START_TEST(diagnosis_gates_canary_repair)
 {
     setenv("FLEETMCP_RUNBOOKS", "runbooks", 0);
     test_server t;
-    open_with(&t, "mode: fleet\ncanary:\n  nodes: [gpu-a02]\ndiagnose:\n  max_age_s: 600\n",
-              true);
+    open_with(&t, "mode: fleet\ncanary:\n  nodes: [gpu-a02]\ndiagnose:\n  max_age_s: 600\n", true);
     char plan[FM_PLAN_ID_LEN];
 
     /* No diagnosis recorded. */
@@ -865,9 +863,9 @@ START_TEST(diagnosis_gates_canary_repair)
     /* The class, confident, but older than diagnose.max_age_s. */
     record(&t, "gpu-a02", "node_disk_full", 0.84, true);
     fm_db_stmt *s = NULL;
-    ck_assert_int_eq(fm_db_prepare_v2(t.ctx.store.db, "UPDATE diagnoses SET at_ms=at_ms-601000",
-                                      -1, &s, NULL),
-                     FM_DB_OK);
+    ck_assert_int_eq(
+        fm_db_prepare_v2(t.ctx.store.db, "UPDATE diagnoses SET at_ms=at_ms-601000", -1, &s, NULL),
+        FM_DB_OK);
     ck_assert_int_eq(fm_db_step(s), FM_DB_DONE);
     fm_db_finalize(s);
     execute_refused(&t, plan, "max_age_s");
@@ -970,8 +968,8 @@ START_TEST(requires_idle_gpu_is_honoured)
 {
     test_server t;
     open_with(&t, "mode: fleet\n", true);
-    json_t *rb = json_pack("{s:s, s:{s:b}}", "id", "rb-idle", "preconditions",
-                           "requires_idle_gpu", 1);
+    json_t *rb =
+        json_pack("{s:s, s:{s:b}}", "id", "rb-idle", "preconditions", "requires_idle_gpu", 1);
     json_t *nodes = json_pack("[s]", "gpu-a03");
     fm_guard_req req = {.action = "rb-idle", .nodes = nodes, .runbook = rb};
     bool ok = true;

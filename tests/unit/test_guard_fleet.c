@@ -238,12 +238,11 @@ END_TEST
  * operator meets no hidden second obstacle; a short buffer stays a string. */
 START_TEST(explain_names_every_refusal)
 {
-    json_t *v = json_pack("[{s:s,s:b,s:s},{s:s,s:b,s:s,s:s},{s:s,s:b,s:s},{s:s,s:b,s:s}]",
-                          "guardrail", "exclusions", "ok", 1, "detail", "n1 is not excluded",
-                          "guardrail", "equivalence", "ok", 0, "detail", "a reboot is pending",
-                          "fix", "wait for the reboot", "guardrail", "repeat_offender", "ok", 0,
-                          "detail", "escalated", "guardrail", "retry_budget", "ok", 0, "detail",
-                          "3 of 2");
+    json_t *v = json_pack(
+        "[{s:s,s:b,s:s},{s:s,s:b,s:s,s:s},{s:s,s:b,s:s},{s:s,s:b,s:s}]", "guardrail", "exclusions",
+        "ok", 1, "detail", "n1 is not excluded", "guardrail", "equivalence", "ok", 0, "detail",
+        "a reboot is pending", "fix", "wait for the reboot", "guardrail", "repeat_offender", "ok",
+        0, "detail", "escalated", "guardrail", "retry_budget", "ok", 0, "detail", "3 of 2");
     char buf[256];
     fm_guard_explain(v, buf, sizeof buf);
     ck_assert_str_eq(buf, "guardrail equivalence: a reboot is pending; to pass: wait for the "

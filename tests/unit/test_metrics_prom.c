@@ -236,11 +236,13 @@ START_TEST(gpu_health_verdict)
     ck_assert_str_eq(json_string_value(json_object_get(pr, "status")), "ok");
     ck_assert(json_number_value(json_object_get(pr, "increase")) == 0);
     ck_assert_str_eq(json_string_value(json_object_get(pr, "window")), "1h");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(out, "counts"), "warn")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(out, "counts"), "warn")),
+                     0);
     json_decref(out);
     fake_past = NULL;
     out = call_gpu_health("{\"metrics\":{\"gpu_health\":{\"counter_window\":\"15m\"}}}", false);
-    const char *issue = json_string_value(json_array_get(json_object_get(gpu_entry(out, 6), "issues"), 0));
+    const char *issue =
+        json_string_value(json_array_get(json_object_get(gpu_entry(out, 6), "issues"), 0));
     ck_assert_ptr_nonnull(strstr(issue, "no sample from 15m ago"));
     json_decref(out);
     /* The history query failing costs the growth, not the answer. */

@@ -150,8 +150,8 @@ START_TEST(summary_stored_and_valid)
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(out, "bundle_id")));
     fm_db_stmt *st;
     ck_assert_int_eq(fm_db_prepare_v2(ctx.store.db,
-                                        "SELECT node, sha256, body FROM diag_bundles WHERE id = ?",
-                                        -1, &st, NULL),
+                                      "SELECT node, sha256, body FROM diag_bundles WHERE id = ?",
+                                      -1, &st, NULL),
                      FM_DB_OK);
     fm_db_bind_text(st, 1, id, -1, FM_DB_STATIC);
     ck_assert_int_eq(fm_db_step(st), FM_DB_ROW);

@@ -89,8 +89,7 @@ START_TEST(escalation_is_an_audited_call)
     ck_assert_ptr_nonnull(
         strstr(audit_col(ctx, "n2", "call", "reason"), "repeat offender escalation"));
     ck_assert_str_eq(audit_col(ctx, "n2", "intent", "decision"), "");
-    ck_assert_int_eq(ts_scalar(ctx->store.db, "SELECT count(*) FROM tickets WHERE node='n2'"),
-                     0);
+    ck_assert_int_eq(ts_scalar(ctx->store.db, "SELECT count(*) FROM tickets WHERE node='n2'"), 0);
     json_t *v = json_array();
     fm_offender_check(ctx, "n2", v);
     ck_assert(!json_is_true(json_object_get(json_array_get(v, 0), "ok")));

@@ -24,8 +24,8 @@ static json_t *fleet(int drained_every, bool with_partition_domain)
         snprintf(name, sizeof name, "gpu-r%02d-n%02d", i / PER_RACK + 1, i % PER_RACK + 1);
         snprintf(rack, sizeof rack, "r%02d", i / PER_RACK + 1);
         bool drained = drained_every && i % drained_every == 0;
-        json_t *domains = json_pack("{s:s, s:s}", "rack", rack, "sku",
-                                    (i / PER_RACK) % 2 ? "a100" : "h100");
+        json_t *domains =
+            json_pack("{s:s, s:s}", "rack", rack, "sku", (i / PER_RACK) % 2 ? "a100" : "h100");
         if (with_partition_domain) json_object_set_new(domains, "partition", json_string("gpu"));
         json_array_append_new(nodes, json_pack("{s:s, s:o, s:[s], s:o}", "name", name, "domains",
                                                domains, "partitions", "gpu", "state",
@@ -47,10 +47,9 @@ static bool has_failing(const json_t *batch, const char *guardrail)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(batch, "verdicts"), i, v)
-        if (!strcmp(fm_json_str(v, "guardrail", ""), guardrail) &&
-            !json_is_true(json_object_get(v, "ok")))
-            return true;
+    json_array_foreach(json_object_get(batch, "verdicts"), i,
+                       v) if (!strcmp(fm_json_str(v, "guardrail", ""), guardrail) &&
+                              !json_is_true(json_object_get(v, "ok"))) return true;
     return false;
 }
 
@@ -81,8 +80,8 @@ static int check_batches(const json_t *nodes, const json_t *batches, const json_
             {
                 char dk[96];
                 snprintf(dk, sizeof dk, "%s=%s", key, json_string_value(val));
-                json_object_set_new(count, dk,
-                                    json_integer(json_integer_value(json_object_get(count, dk)) + 1));
+                json_object_set_new(
+                    count, dk, json_integer(json_integer_value(json_object_get(count, dk)) + 1));
             }
             bool drained = json_array_size(json_object_get(node, "state")) > 1;
             taken += !drained;
@@ -90,10 +89,9 @@ static int check_batches(const json_t *nodes, const json_t *batches, const json_
         bool within = true;
         const char *key;
         json_t *c;
-        json_object_foreach(count, key, c)
-            if (json_integer_value(c) + json_integer_value(json_object_get(busy, key)) >
-                lim->per_domain)
-                within = false;
+        json_object_foreach(count, key, c) if (json_integer_value(c) +
+                                                   json_integer_value(json_object_get(busy, key)) >
+                                               lim->per_domain) within = false;
         if (cap_total)
             within &= (double)(cap_now - taken) / (double)cap_total + 1e-9 >= lim->min_share;
         bool pass = json_is_true(json_object_get(b, "pass"));

@@ -458,7 +458,8 @@ START_TEST(validation_repeated)
         fm_err_clear(&e);
         wrong += fm_schema_check(cs, bad, &e) != -1;
     }
-    for (int i = 0; i < 50; i++) wrong += fm_schema_validate(s, inst, &e) != 0;
+    for (int i = 0; i < 50; i++)
+        wrong += fm_schema_validate(s, inst, &e) != 0;
     ck_assert_int_eq(wrong, 0);
     ck_assert_str_eq(e.text, "/limit: must be at most 500");
     json_decref(bad);

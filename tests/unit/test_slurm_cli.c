@@ -87,10 +87,10 @@ static const struct fm_slurm_ops *open_cli(const char *dir, void **st, fm_store 
 {
     char sinfo[256];
     snprintf(sinfo, sizeof sinfo, "%s/sinfo", dir);
-    json_t *sec = json_pack("{s:s, s:s, s:i, s:{s:s, s:s, s:s, s:s, s:i}}", "backend", "cli",
-                            "cluster", "t1", "timeout_ms", TIMEOUT_MS, "cli", "sinfo", sinfo,
-                            "squeue", "true", "scontrol", "false", "scancel", "false",
-                            "aggregate_max_age_s", 2);
+    json_t *sec =
+        json_pack("{s:s, s:s, s:i, s:{s:s, s:s, s:s, s:s, s:i}}", "backend", "cli", "cluster", "t1",
+                  "timeout_ms", TIMEOUT_MS, "cli", "sinfo", sinfo, "squeue", "true", "scontrol",
+                  "false", "scancel", "false", "aggregate_max_age_s", 2);
     const struct fm_slurm_ops *ops = NULL;
     fm_err err = {0};
     ck_assert_msg(fm_slurm_open(sec, &ops, st, &err) == 0, "%s", err.text);
@@ -225,8 +225,8 @@ START_TEST(close_shares_a_short_refresh)
     json_decref(ops2->plan_node(st2, "gpu-a01", &err));
     long long read_ms = 0;
     ck_assert_int_eq(ops2->counts_as_of(st2, &read_ms), 1);
-    ck_assert_msg(read_ms > sc.first_read, "the refresh was not shared (%lld, first %lld)",
-                  read_ms, sc.first_read);
+    ck_assert_msg(read_ms > sc.first_read, "the refresh was not shared (%lld, first %lld)", read_ms,
+                  sc.first_read);
     ops2->plan_end(st2);
     ops2->close(st2);
     finish(&sc);

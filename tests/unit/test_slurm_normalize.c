@@ -693,8 +693,8 @@ START_TEST(cli_plan_reads_overlap)
     size_t len = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[len] = '\0';
-    ck_assert_int_eq(
-        fm_slurm_sinfo_counts(text, parts, 2, want_total, want_in, &want_fleet, &err), 0);
+    ck_assert_int_eq(fm_slurm_sinfo_counts(text, parts, 2, want_total, want_in, &want_fleet, &err),
+                     0);
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(total[i], want_total[i]);
         ck_assert_int_eq(in_svc[i], want_in[i]);

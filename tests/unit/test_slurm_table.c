@@ -49,8 +49,8 @@ static int apply(fm_slurm_table *t, long status, const json_t *doc, long long st
 {
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     fm_err err = {0};
-    int r = fm_slurm_table_apply(t, dom, status, text ? text : "", text ? strlen(text) : 0,
-                                 stamp, errors, &err);
+    int r = fm_slurm_table_apply(t, dom, status, text ? text : "", text ? strlen(text) : 0, stamp,
+                                 errors, &err);
     free(text);
     ck_assert_msg(r >= 0, "%s", err.text);
     ck_assert_int_eq(err.code, 0);
@@ -240,9 +240,8 @@ START_TEST(error_answers_force_a_full_read)
     ck_assert_uint_eq(fm_slurm_table_size(t), 7);
     /* Cut off mid-listing: not a table. */
     char *text = json_dumps(ans, JSON_COMPACT);
-    ck_assert_int_eq(
-        fm_slurm_table_apply(t, dom, 200, text, strlen(text) / 2, 2000, &errors, &err),
-        FM_TABLE_REREAD);
+    ck_assert_int_eq(fm_slurm_table_apply(t, dom, 200, text, strlen(text) / 2, 2000, &errors, &err),
+                     FM_TABLE_REREAD);
     ck_assert_int_eq(fm_slurm_table_stamp(t), 1000);
     free(text);
 
@@ -362,9 +361,8 @@ START_TEST(sinfo_counts_match_the_table)
     }
     ck_assert_int_eq(fleet, (long long)fm_slurm_table_size(t)); /* a03, b03 in both: once */
     /* A count that is not its hostlist's is not trusted. */
-    ck_assert_int_eq(fm_slurm_sinfo_counts("gpu|idle|3|gpu-a[01-02]\n", NULL, 0, NULL, NULL,
-                                           &fleet, &err),
-                     -1);
+    ck_assert_int_eq(
+        fm_slurm_sinfo_counts("gpu|idle|3|gpu-a[01-02]\n", NULL, 0, NULL, NULL, &fleet, &err), -1);
     ck_assert_int_eq(err.code, FM_ERR_PARSE);
     json_decref(ans);
     fm_slurm_table_free(t);
@@ -428,7 +426,6 @@ START_TEST(sinfo_counts_at_fleet_scale)
 }
 END_TEST
 
-
 /* ---- snapshots --------------------------------------------------------- */
 
 /* Two tables say the same: stamp, every node in listing order, capacity. */
@@ -450,7 +447,8 @@ static void same_table(const fm_slurm_table *a, const fm_slurm_table *b)
         ck_assert_int_eq(ta[i], tb[i]);
         ck_assert_int_eq(ia[i], ib[i]);
     }
-    json_t *n = fm_slurm_table_node(b, json_string_value(json_object_get(json_array_get(wa, 0), "name")));
+    json_t *n =
+        fm_slurm_table_node(b, json_string_value(json_object_get(json_array_get(wa, 0), "name")));
     ck_assert(json_equal(n, json_array_get(wa, 0)));
     json_decref(n);
     json_decref(wa);
@@ -471,7 +469,8 @@ START_TEST(snapshot_round_trip)
         ck_assert_msg(text != NULL, "%s", err.text);
         ck_assert_uint_eq(strlen(text), len);
         fm_slurm_table *r = fm_slurm_table_new();
-        ck_assert_int_eq(fm_slurm_table_restore(r, text, len, fm_slurm_table_stamp(tables[k]), &err), 0);
+        ck_assert_int_eq(
+            fm_slurm_table_restore(r, text, len, fm_slurm_table_stamp(tables[k]), &err), 0);
         same_table(tables[k], r);
         /* What a restored table writes is what it was restored from. */
         size_t len2 = 0;
@@ -538,9 +537,9 @@ START_TEST(snapshot_corrupt_or_oversized_refused)
         {"\tgpu-a02\t", "\tgpu a02\t"},                     /* not a node name */
         {"\tgpu-a02\t", "\tgpu-a01\t"},                     /* a node twice */
         {"\tgpu-a02\t{", "\tgpu-a02\t["},                   /* not an object */
-        {"\n1\t", "\n2\t"},                                  /* in service is 0 or 1 */
-        {"\n1\t", "\n1\tz"},                                 /* the mask is hex */
-        {"\n1\t1\t", "\n1\t4\t"},                            /* a third partition of two */
+        {"\n1\t", "\n2\t"},                                 /* in service is 0 or 1 */
+        {"\n1\t", "\n1\tz"},                                /* the mask is hex */
+        {"\n1\t1\t", "\n1\t4\t"},                           /* a third partition of two */
     };
     for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
         char *bad = edit(text, edits[i][0], edits[i][1]);
@@ -642,9 +641,9 @@ START_TEST(snapshot_in_the_store)
     }
     /* The captured listing takes more than one row, or the damage above tests little. */
     fm_db_stmt *q = NULL;
-    ck_assert_int_eq(fm_db_prepare_v2(st.db, "SELECT count(*) FROM slurm_node_snapshot_rows",
-                                      -1, &q, NULL),
-                     FM_DB_OK);
+    ck_assert_int_eq(
+        fm_db_prepare_v2(st.db, "SELECT count(*) FROM slurm_node_snapshot_rows", -1, &q, NULL),
+        FM_DB_OK);
     ck_assert_int_eq(fm_db_step(q), FM_DB_ROW);
     ck_assert_int_gt(fm_db_column_int64(q, 0), 1);
     fm_db_finalize(q);
@@ -654,7 +653,6 @@ START_TEST(snapshot_in_the_store)
     temp_store_close(path, db, &st);
 }
 END_TEST
-
 
 /* The CLI's sinfo aggregate shared through the store: used only when
  * younger than the bound, never another cluster's or another source's,
@@ -722,22 +720,20 @@ START_TEST(aggregate_in_the_store)
     fm_sha256_hex("gpu|idle\n", 9, bad);
     snprintf(sql[0], sizeof sql[0],
              "UPDATE slurm_cli_aggregates SET body = replace(body, '62', '63') WHERE source='src'");
-    snprintf(sql[1], sizeof sql[1],
-             "UPDATE slurm_cli_aggregates SET bytes = %u WHERE source='src'",
+    snprintf(sql[1], sizeof sql[1], "UPDATE slurm_cli_aggregates SET bytes = %u WHERE source='src'",
              FM_SLURM_AGGREGATE_MAX_BYTES + 1);
     snprintf(sql[2], sizeof sql[2],
              "UPDATE slurm_cli_aggregates SET body = 'gpu|idle\n', bytes = 9,"
              " sha256 = '%s' WHERE source='src'",
              bad);
     for (size_t i = 0; i < 3; i++) {
-        ck_assert_int_eq(fm_slurm_aggregate_save(&st, "src", "c1", agg, t0 + 10 + (long long)i,
-                                                 &err),
-                         0);
+        ck_assert_int_eq(
+            fm_slurm_aggregate_save(&st, "src", "c1", agg, t0 + 10 + (long long)i, &err), 0);
         ck_assert_int_eq(fm_db_exec(st.db, sql[i], NULL, NULL, NULL), FM_DB_OK);
         memset(&err, 0, sizeof err);
         text = NULL;
-        ck_assert_msg(fm_slurm_aggregate_load(&st, "src", "c1", t0 + 20, 5000, &text, &at,
-                                              &err) == -1,
+        ck_assert_msg(fm_slurm_aggregate_load(&st, "src", "c1", t0 + 20, 5000, &text, &at, &err) ==
+                          -1,
                       "accepted after %s", sql[i]);
         ck_assert_ptr_null(text);
         ck_assert_int_eq(err.code, FM_ERR_PARSE);

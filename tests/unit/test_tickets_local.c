@@ -86,14 +86,13 @@ static void add_bundle(const char *id, const char *node, const char *body, bool 
     if (!good_hash) sha[0] = sha[0] == 'a' ? 'b' : 'a';
     fm_db *db = ctx.store.db;
     ck_assert_int_eq(fm_db_exec(db,
-                                  "CREATE TABLE IF NOT EXISTS diag_bundles(id TEXT PRIMARY KEY,"
-                                  " node TEXT, created_ms INTEGER, sha256 TEXT, body BLOB)",
-                                  NULL, NULL, NULL),
+                                "CREATE TABLE IF NOT EXISTS diag_bundles(id TEXT PRIMARY KEY,"
+                                " node TEXT, created_ms INTEGER, sha256 TEXT, body BLOB)",
+                                NULL, NULL, NULL),
                      FM_DB_OK);
     fm_db_stmt *s;
     ck_assert_int_eq(
-        fm_db_prepare_v2(db, "INSERT INTO diag_bundles VALUES(?,?,?,?,?)", -1, &s, NULL),
-        FM_DB_OK);
+        fm_db_prepare_v2(db, "INSERT INTO diag_bundles VALUES(?,?,?,?,?)", -1, &s, NULL), FM_DB_OK);
     fm_db_bind_text(s, 1, id, -1, FM_DB_STATIC);
     fm_db_bind_text(s, 2, node, -1, FM_DB_STATIC);
     fm_db_bind_int64(s, 3, fm_now_ms());
@@ -300,8 +299,8 @@ START_TEST(test_bundles)
     /* stored bytes are the bundle's bytes */
     fm_db_stmt *st;
     ck_assert_int_eq(fm_db_prepare_v2(ctx.store.db,
-                                        "SELECT body, size FROM ticket_attachments WHERE id = 1",
-                                        -1, &st, NULL),
+                                      "SELECT body, size FROM ticket_attachments WHERE id = 1", -1,
+                                      &st, NULL),
                      FM_DB_OK);
     ck_assert_int_eq(fm_db_step(st), FM_DB_ROW);
     ck_assert_int_eq(fm_db_column_int(st, 1), (int)strlen(body));
@@ -457,10 +456,10 @@ START_TEST(test_processes_share_store)
     }
     fm_db_stmt *s;
     ck_assert_int_eq(fm_db_prepare_v2(ctx.store.db,
-                                        "SELECT count(*), count(DISTINCT key),"
-                                        " sum(node = 'same'), (SELECT count(*) FROM"
-                                        " ticket_comments) FROM tickets",
-                                        -1, &s, NULL),
+                                      "SELECT count(*), count(DISTINCT key),"
+                                      " sum(node = 'same'), (SELECT count(*) FROM"
+                                      " ticket_comments) FROM tickets",
+                                      -1, &s, NULL),
                      FM_DB_OK);
     ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
     ck_assert_int_eq(fm_db_column_int(s, 0), PROCS * EACH + 1);

@@ -68,8 +68,8 @@ static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
     return json_array();
 }
 
-static int slurm_updates; /* every node change the fake Slurm was asked for */
-static char last_reason[256]; /* the reason of the last one */
+static int slurm_updates;        /* every node change the fake Slurm was asked for */
+static char last_reason[256];    /* the reason of the last one */
 static fm_slurm_node_op last_op; /* and what it asked for */
 
 static int fake_update(void *st, const char *name, fm_slurm_node_op op, const char *reason,
@@ -422,8 +422,7 @@ START_TEST(internal_calls_are_checked_and_gated)
               0, false);
     /* A fault class ticket_create's schema refuses reaches no handler. */
     char sql[200];
-    snprintf(sql, sizeof sql, "UPDATE workflows SET fault_class='Not A Class' WHERE id='%s'",
-             w.id);
+    snprintf(sql, sizeof sql, "UPDATE workflows SET fault_class='Not A Class' WHERE id='%s'", w.id);
     ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
     slurm_updates = 0;
     fm_call call = acting_call(&ctx, 13);
@@ -503,20 +502,22 @@ START_TEST(single_node_tools_run_as_one_step_workflows)
     char st[32];
     fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "quarantined");
-    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflows WHERE plan_id='pl-0123'"
-                                       " AND status='done' AND node=?",
+    ck_assert_int_eq(count_where(&ctx,
+                                 "SELECT count(*) FROM workflows WHERE plan_id='pl-0123'"
+                                 " AND status='done' AND node=?",
                                  "gpu-a01"),
                      1);
-    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflow_steps WHERE action=?",
-                                 "drain"),
-                     1);
-    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM audit WHERE phase='step' AND"
-                                       " call_ref=5 AND tool=? AND node='gpu-a01'",
+    ck_assert_int_eq(
+        count_where(&ctx, "SELECT count(*) FROM workflow_steps WHERE action=?", "drain"), 1);
+    ck_assert_int_eq(count_where(&ctx,
+                                 "SELECT count(*) FROM audit WHERE phase='step' AND"
+                                 " call_ref=5 AND tool=? AND node='gpu-a01'",
                                  "node_drain"),
                      1);
     /* The drain is the plan's, so node_states names the plan too. */
-    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM node_states WHERE node='gpu-a01'"
-                                       " AND workflow_id=?",
+    ck_assert_int_eq(count_where(&ctx,
+                                 "SELECT count(*) FROM node_states WHERE node='gpu-a01'"
+                                 " AND workflow_id=?",
                                  "pl-0123"),
                      1);
 
@@ -528,9 +529,8 @@ START_TEST(single_node_tools_run_as_one_step_workflows)
     json_decref(r);
     fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "returned");
-    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflow_steps WHERE action=?",
-                                 "resume"),
-                     1);
+    ck_assert_int_eq(
+        count_where(&ctx, "SELECT count(*) FROM workflow_steps WHERE action=?", "resume"), 1);
 
     /* node_reboot: the reboot action in its nextstate RESUME form (the
      * tool's action_args), so Slurm returns the node itself; owned by the
@@ -548,12 +548,14 @@ START_TEST(single_node_tools_run_as_one_step_workflows)
     ck_assert_str_eq(last_reason, "fleetmcp:pl-0123: bad psu");
     fm_node_state_get(&ctx, "gpu-b01", st, sizeof st);
     ck_assert_str_eq(st, "repairing");
-    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM audit WHERE phase='step' AND"
-                                       " tool=? AND node='gpu-b01'",
+    ck_assert_int_eq(count_where(&ctx,
+                                 "SELECT count(*) FROM audit WHERE phase='step' AND"
+                                 " tool=? AND node='gpu-b01'",
                                  "node_reboot"),
                      1);
-    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflows WHERE status='done' AND"
-                                       " node=?",
+    ck_assert_int_eq(count_where(&ctx,
+                                 "SELECT count(*) FROM workflows WHERE status='done' AND"
+                                 " node=?",
                                  "gpu-b01"),
                      1);
 
@@ -563,8 +565,7 @@ START_TEST(single_node_tools_run_as_one_step_workflows)
                    &err);
     ck_assert_ptr_null(r);
     ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
-    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflows WHERE node<>?", ""),
-                     before);
+    ck_assert_int_eq(count_where(&ctx, "SELECT count(*) FROM workflows WHERE node<>?", ""), before);
     fm_ctx_close(&ctx);
 }
 END_TEST
@@ -641,20 +642,21 @@ START_TEST(kill9_owner_on_other_host_taken_over_after_lease)
         snprintf(w.fault_class, sizeof w.fault_class, "gpu_test");
         snprintf(w.runbook, sizeof w.runbook, "rb-test");
         w.runbook_version = 1;
-        w.content = json_pack("{s:s, s:{s:s, s:s}, s:o}", "tool", "repair_execute", "args", "node",
-                              "gpu-a01", "fault_class", "gpu_test", "steps",
-                              json_loads(steps, 0, NULL));
+        w.content =
+            json_pack("{s:s, s:{s:s, s:s}, s:o}", "tool", "repair_execute", "args", "node",
+                      "gpu-a01", "fault_class", "gpu_test", "steps", json_loads(steps, 0, NULL));
         w.vars = json_object();
         if (wf_insert(&c, &w, &e)) _exit(2);
         w.step_index = 1;
         json_t *st = json_array_get(json_object_get(w.content, "steps"), 1);
         if (wf_save(&c, &w, &e) || wf_step_start(&c, &w, st, "healthy", &e) < 0) _exit(2);
         if (write(ready[1], w.id, sizeof w.id) != (ssize_t)sizeof w.id) _exit(2);
-        for (int i = 0; i < 600; i++) sleep(1); /* bounded: killed long before */
+        for (int i = 0; i < 600; i++)
+            sleep(1); /* bounded: killed long before */
         _exit(3);
     }
     close(ready[1]);
-    char id[sizeof ((wf_row *)0)->id] = "";
+    char id[sizeof((wf_row *)0)->id] = "";
     ck_assert_int_eq(read(ready[0], id, sizeof id), (ssize_t)sizeof id);
     close(ready[0]);
     kill(owner, SIGKILL);
@@ -672,7 +674,8 @@ START_TEST(kill9_owner_on_other_host_taken_over_after_lease)
     json_decref(got);
     /* Past the lease (bounded: WF_LEASE_MS plus a margin, by count too). */
     int64_t until = fm_now_ms() + WF_LEASE_MS + 1000;
-    for (int i = 0; i < 200 && fm_now_ms() < until; i++) usleep(100000);
+    for (int i = 0; i < 200 && fm_now_ms() < until; i++)
+        usleep(100000);
     ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
     got = fm_workflow_get(&ctx, id, &err);
     ck_assert_ptr_nonnull(got);
@@ -756,8 +759,8 @@ START_TEST(race_two_processes_fifty_rounds)
         exactly_one += race_round(NULL, store, reserve_node, nodes);
         /* the store agrees: one node of the rack in remediation */
         fm_db_stmt *s = NULL;
-        fm_db_prepare_v2(ctx.store.db, "SELECT count(*) FROM node_states WHERE rack='r01'", -1,
-                           &s, NULL);
+        fm_db_prepare_v2(ctx.store.db, "SELECT count(*) FROM node_states WHERE rack='r01'", -1, &s,
+                         NULL);
         ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
         ck_assert_int_eq(fm_db_column_int(s, 0), 1);
         fm_db_finalize(s);
@@ -873,8 +876,7 @@ START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
         json_decref(detail);
         int64_t expires = fm_now_ms() + 600000;
         size_t mlen = fm_approval_message(msg, sizeof msg, plan, hash, "alice", expires);
-        ck_assert_msg(fm_approval_sign(key, msg, mlen, sig, sizeof sig, &err) == 0, "%s",
-                      err.text);
+        ck_assert_msg(fm_approval_sign(key, msg, mlen, sig, sizeof sig, &err) == 0, "%s", err.text);
         ck_assert_msg(fm_approval_record(&ctx, plan, "alice", expires, sig, ap, &err) == 0, "%s",
                       err.text);
         approval_arg a = {ap, hash};

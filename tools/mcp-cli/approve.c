@@ -14,8 +14,10 @@ int cli_cmd_keygen(cli_client *c, const cli_opts *o)
     (void)c;
     const char *out = NULL, *who = "approver";
     for (int i = 0; i < o->argc; i++) {
-        if (!strcmp(o->argv[i], "--out") && i + 1 < o->argc) out = o->argv[++i];
-        else if (!strcmp(o->argv[i], "--approver") && i + 1 < o->argc) who = o->argv[++i];
+        if (!strcmp(o->argv[i], "--out") && i + 1 < o->argc)
+            out = o->argv[++i];
+        else if (!strcmp(o->argv[i], "--approver") && i + 1 < o->argc)
+            who = o->argv[++i];
         else {
             fprintf(stderr, "usage: mcp-cli keygen --out FILE [--approver NAME]\n");
             return CLI_USAGE;
@@ -57,21 +59,22 @@ static void show_plan(FILE *out, const json_t *p)
 {
     char *args = json_dumps(json_object_get(p, "args"), JSON_COMPACT);
     char *nodes = json_dumps(json_object_get(p, "nodes"), JSON_COMPACT);
-    fprintf(out, "plan %s (%s)\n  tool:   %s\n  args:   %s\n  nodes:  %s\n  risk:   %s\n  by:     %s"
-           " at %s\n  steps:\n",
-           json_string_value(json_object_get(p, "plan_id")),
-           json_string_value(json_object_get(p, "status")),
-           json_string_value(json_object_get(p, "tool")), args ? args : "{}",
-           nodes ? nodes : "[]", json_string_value(json_object_get(p, "risk")),
-           json_string_value(json_object_get(p, "created_by")),
-           json_string_value(json_object_get(p, "created")));
+    fprintf(out,
+            "plan %s (%s)\n  tool:   %s\n  args:   %s\n  nodes:  %s\n  risk:   %s\n  by:     %s"
+            " at %s\n  steps:\n",
+            json_string_value(json_object_get(p, "plan_id")),
+            json_string_value(json_object_get(p, "status")),
+            json_string_value(json_object_get(p, "tool")), args ? args : "{}", nodes ? nodes : "[]",
+            json_string_value(json_object_get(p, "risk")),
+            json_string_value(json_object_get(p, "created_by")),
+            json_string_value(json_object_get(p, "created")));
     size_t i;
     json_t *st;
     json_array_foreach(json_object_get(p, "steps"), i, st)
     {
         char *sa = json_dumps(json_object_get(st, "args"), JSON_COMPACT);
         fprintf(out, "    %zu. %s %s\n", i + 1, json_string_value(json_object_get(st, "action")),
-               sa ? sa : "");
+                sa ? sa : "");
         free(sa);
     }
     free(args);
@@ -86,12 +89,18 @@ int cli_cmd_approve(cli_client *c, const cli_opts *o)
     bool yes = false;
     for (int i = 0; i < o->argc; i++) {
         const char *a = o->argv[i];
-        if (!strcmp(a, "--key") && i + 1 < o->argc) key = o->argv[++i];
-        else if (!strcmp(a, "--approver") && i + 1 < o->argc) who = o->argv[++i];
-        else if (!strcmp(a, "--ttl") && i + 1 < o->argc) ttl = parse_ttl(o->argv[++i]);
-        else if (!strcmp(a, "--yes")) yes = true;
-        else if (a[0] != '-' && !plan) plan = a;
-        else plan = NULL, i = o->argc;
+        if (!strcmp(a, "--key") && i + 1 < o->argc)
+            key = o->argv[++i];
+        else if (!strcmp(a, "--approver") && i + 1 < o->argc)
+            who = o->argv[++i];
+        else if (!strcmp(a, "--ttl") && i + 1 < o->argc)
+            ttl = parse_ttl(o->argv[++i]);
+        else if (!strcmp(a, "--yes"))
+            yes = true;
+        else if (a[0] != '-' && !plan)
+            plan = a;
+        else
+            plan = NULL, i = o->argc;
     }
     if (!plan || !key || !who || ttl <= 0) {
         fprintf(stderr, "usage: mcp-cli approve PLAN --key FILE --approver NAME [--ttl 15m]"
@@ -100,14 +109,13 @@ int cli_cmd_approve(cli_client *c, const cli_opts *o)
         return CLI_USAGE;
     }
     json_t *res = NULL, *err = NULL;
-    int rc = cli_request(c, "tools/call",
-                         json_pack("{s:s, s:{s:s}}", "name", "plan_get", "arguments", "plan_id",
-                                   plan),
-                         &res, &err);
+    int rc = cli_request(
+        c, "tools/call",
+        json_pack("{s:s, s:{s:s}}", "name", "plan_get", "arguments", "plan_id", plan), &res, &err);
     if (rc) return rc;
     if (err || json_is_true(json_object_get(res, "isError"))) {
-        const json_t *t = json_object_get(json_array_get(json_object_get(res, "content"), 0),
-                                          "text");
+        const json_t *t =
+            json_object_get(json_array_get(json_object_get(res, "content"), 0), "text");
         fprintf(stderr, "mcp-cli: %s\n",
                 err ? json_string_value(json_object_get(err, "message")) : json_string_value(t));
         json_decref(err);
@@ -145,7 +153,7 @@ int cli_cmd_approve(cli_client *c, const cli_opts *o)
         fprintf(stderr, "mcp-cli: %s\n", ferr.text);
         return CLI_USAGE;
     }
-    json_t *args = json_pack("{s:s, s:s, s:I, s:s}", "plan_id", plan, "approver", who,
-                             "expires_ms", (json_int_t)expires, "signature", sig);
+    json_t *args = json_pack("{s:s, s:s, s:I, s:s}", "plan_id", plan, "approver", who, "expires_ms",
+                             (json_int_t)expires, "signature", sig);
     return cli_call_and_print(c, o, "plan_approve", args);
 }

@@ -186,7 +186,8 @@ static void table_print(FILE *f, table *t, int indent, bool color)
     for (int r = 0; r < t->nrows; r++) {
         char **row = t->cells + (size_t)r * (size_t)all;
         int last = t->ncols - 1; /* no blanks after the last cell */
-        while (last > 0 && !*row[last]) last--;
+        while (last > 0 && !*row[last])
+            last--;
         fprintf(f, "%*s", indent, "");
         for (int c = 0; c <= last; c++) {
             if (c < last)

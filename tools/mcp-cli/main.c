@@ -80,16 +80,12 @@ static char **default_server(const char *argv0, const char *config, const char *
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"server", required_argument, 0, 's'},
-                                         {"config", required_argument, 0, 'c'},
-                                         {"db", required_argument, 0, 'd'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"timeout", required_argument, 0, 't'},
-                                         {"client", required_argument, 0, 'C'},
-                                         {"url", required_argument, 0, 'u'},
-                                         {"token-file", required_argument, 0, 'T'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"server", required_argument, 0, 's'},  {"config", required_argument, 0, 'c'},
+        {"db", required_argument, 0, 'd'},      {"format", required_argument, 0, 'f'},
+        {"timeout", required_argument, 0, 't'}, {"client", required_argument, 0, 'C'},
+        {"url", required_argument, 0, 'u'},     {"token-file", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     cli_opts o = {.format = "text", .timeout_ms = 120000};
     const char *server = getenv("MCP_CLI_SERVER");
     const char *url = NULL, *token_file = NULL;
@@ -97,11 +93,21 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "+s:c:d:f:t:C:u:T:h", opts, NULL)) != -1) {
         switch (c) {
-        case 's': server = optarg, server_opt = true; break;
-        case 'u': url = optarg; break;
-        case 'T': token_file = optarg; break;
-        case 'c': o.config = optarg; break;
-        case 'd': o.db = optarg; break;
+        case 's':
+            server = optarg, server_opt = true;
+            break;
+        case 'u':
+            url = optarg;
+            break;
+        case 'T':
+            token_file = optarg;
+            break;
+        case 'c':
+            o.config = optarg;
+            break;
+        case 'd':
+            o.db = optarg;
+            break;
         case 'f':
             if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
                 fprintf(stderr, "mcp-cli: --format is text or json\n");
@@ -109,10 +115,18 @@ int main(int argc, char **argv)
             }
             o.format = optarg;
             break;
-        case 't': o.timeout_ms = atoi(optarg) * 1000; break;
-        case 'C': o.client = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        default: usage(stderr); return CLI_USAGE;
+        case 't':
+            o.timeout_ms = atoi(optarg) * 1000;
+            break;
+        case 'C':
+            o.client = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        default:
+            usage(stderr);
+            return CLI_USAGE;
         }
     }
     if (optind >= argc) {
@@ -128,7 +142,8 @@ int main(int argc, char **argv)
     }
     /* Replay re-issues recorded calls: never let it mutate the fleet unless
      * the operator says so explicitly. */
-    if (!strcmp(cmd->name, "replay") && !getenv("FLEETMCP_MODE")) setenv("FLEETMCP_MODE", "shadow", 1);
+    if (!strcmp(cmd->name, "replay") && !getenv("FLEETMCP_MODE"))
+        setenv("FLEETMCP_MODE", "shadow", 1);
     o.argc = argc - optind - 1;
     o.argv = argv + optind + 1;
     /* `mcp-cli COMMAND --help` answers without starting a server (and

@@ -31,8 +31,7 @@ static json_t *session_rows(cli_client *c, const char *session, int *rc)
     json_t *all = json_array();
     json_int_t before = 0;
     for (int page = 0; page < 1000; page++) {
-        json_t *args = json_pack("{s:s, s:b, s:i}", "session", session, "detail", 1, "limit",
-                                 500);
+        json_t *args = json_pack("{s:s, s:b, s:i}", "session", session, "detail", 1, "limit", 500);
         if (before) json_object_set_new(args, "before_id", json_integer(before));
         json_t *res = NULL, *err = NULL;
         *rc = cli_request(c, "tools/call",
@@ -57,7 +56,8 @@ static json_t *session_rows(cli_client *c, const char *session, int *rc)
     }
     /* audit_query answers newest first. */
     json_t *asc = json_array();
-    for (size_t i = json_array_size(all); i-- > 0;) json_array_append(asc, json_array_get(all, i));
+    for (size_t i = json_array_size(all); i-- > 0;)
+        json_array_append(asc, json_array_get(all, i));
     json_decref(all);
     return asc;
 }
@@ -80,9 +80,12 @@ int cli_cmd_audit(cli_client *c, const cli_opts *o)
     const char *session = NULL, *out = NULL;
     if (o->argc < 1 || strcmp(o->argv[0], "export")) goto usage;
     for (int i = 1; i < o->argc; i++) {
-        if (!strcmp(o->argv[i], "--session") && i + 1 < o->argc) session = o->argv[++i];
-        else if (!strcmp(o->argv[i], "--out") && i + 1 < o->argc) out = o->argv[++i];
-        else goto usage;
+        if (!strcmp(o->argv[i], "--session") && i + 1 < o->argc)
+            session = o->argv[++i];
+        else if (!strcmp(o->argv[i], "--out") && i + 1 < o->argc)
+            out = o->argv[++i];
+        else
+            goto usage;
     }
     if (!session) goto usage;
     int rc = 0;
@@ -103,11 +106,10 @@ int cli_cmd_audit(cli_client *c, const cli_opts *o)
         if (!tool || !phase || (strcmp(phase, "call") && strcmp(phase, "intent"))) continue;
         /* audit tools read the log itself: their answers always drift. */
         if (!strcmp(tool, "audit_query")) continue;
-        json_t *line = json_pack("{s:I, s:s, s:O, s:b}", "seq", (json_int_t)++n, "tool", tool,
-                                 "arguments",
-                                 json_object_get(r, "args") ? json_object_get(r, "args")
-                                                            : json_object(),
-                                 "mutation", !strcmp(phase, "intent"));
+        json_t *line =
+            json_pack("{s:I, s:s, s:O, s:b}", "seq", (json_int_t)++n, "tool", tool, "arguments",
+                      json_object_get(r, "args") ? json_object_get(r, "args") : json_object(),
+                      "mutation", !strcmp(phase, "intent"));
         /* Who released it: shown by replay, never compared (an approval
          * is not replayed). */
         json_t *approvers = json_object_get(r, "approvers");
@@ -154,11 +156,12 @@ usage:
  * generates are masked by value instead (mask_text), wherever they appear. */
 static bool volatile_key(const char *k)
 {
-    static const char *const exact[] = {"id", "ts", "time", "created", "updated", "since",
-                                        "until", "expires", "started", "ended", "hash", "by",
-                                        "session", "duration", "duration_s", "elapsed_s",
-                                        "bundle_id", "audit_id", "key", "url", "self",
-                                        "next_before_id", "audit_ids", "call_ref", "age_s"};
+    static const char *const exact[] = {
+        "id",      "ts",       "time",       "created",        "updated",   "since",
+        "until",   "expires",  "started",    "ended",          "hash",      "by",
+        "session", "duration", "duration_s", "elapsed_s",      "bundle_id", "audit_id",
+        "key",     "url",      "self",       "next_before_id", "audit_ids", "call_ref",
+        "age_s"};
     for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
         if (!strcmp(k, exact[i])) return true;
     size_t n = strlen(k);
@@ -181,18 +184,21 @@ static void mask_text(const char *in, char *out, size_t len)
              !strncmp(p, "dg-", 3)) &&
             isxdigit((unsigned char)p[3])) {
             size_t k = 3;
-            while (isxdigit((unsigned char)p[k])) k++;
+            while (isxdigit((unsigned char)p[k]))
+                k++;
             out[o++] = '#';
             i += k;
-        } else if (isdigit((unsigned char)p[0]) && strlen(p) >= 19 && p[4] == '-' &&
-                   p[7] == '-' && p[10] == 'T') {
+        } else if (isdigit((unsigned char)p[0]) && strlen(p) >= 19 && p[4] == '-' && p[7] == '-' &&
+                   p[10] == 'T') {
             size_t k = 19;
-            while (p[k] && (isdigit((unsigned char)p[k]) || p[k] == '.' || p[k] == 'Z')) k++;
+            while (p[k] && (isdigit((unsigned char)p[k]) || p[k] == '.' || p[k] == 'Z'))
+                k++;
             out[o++] = '@';
             i += k;
         } else if (isdigit((unsigned char)p[0]) && (i == 0 || !isalnum((unsigned char)p[-1]))) {
             /* Bare numbers in prose (row ids, counts of rows) drift too. */
-            while (isdigit((unsigned char)in[i])) i++;
+            while (isdigit((unsigned char)in[i]))
+                i++;
             out[o++] = 'N';
         } else {
             out[o++] = in[i++];
@@ -269,7 +275,8 @@ static bool is_id(const char *s)
 {
     if (!strncmp(s, "pl-", 3) || !strncmp(s, "ap-", 3) || !strncmp(s, "wf-", 3)) {
         size_t n = 3;
-        while (isxdigit((unsigned char)s[n])) n++;
+        while (isxdigit((unsigned char)s[n]))
+            n++;
         return n >= 11;
     }
     if (!strncmp(s, "FM-", 3) && isdigit((unsigned char)s[3])) return true;
@@ -296,8 +303,10 @@ static void learn_ids(const json_t *want, const json_t *got, json_t *map)
 static void learn_text_ids(const char *want, const char *got, json_t *map)
 {
     for (int n = 0; want && got && n < 16; n++) {
-        while (*want && !is_id(want)) want++;
-        while (*got && !is_id(got)) got++;
+        while (*want && !is_id(want))
+            want++;
+        while (*got && !is_id(got))
+            got++;
         if (!*want || !*got) return;
         size_t a = strcspn(want, " ,;:)'\""), b = strcspn(got, " ,;:)'\"");
         char ka[64], kb[64];
@@ -370,10 +379,10 @@ static void compare_steps(cli_client *c, const char *plan_id, const json_t *reco
 {
     json_t *res = NULL, *err = NULL;
     if (!plan_id ||
-        cli_request(c, "tools/call",
-                    json_pack("{s:s, s:{s:s}}", "name", "plan_get", "arguments", "plan_id",
-                              plan_id),
-                    &res, &err) ||
+        cli_request(
+            c, "tools/call",
+            json_pack("{s:s, s:{s:s}}", "name", "plan_get", "arguments", "plan_id", plan_id), &res,
+            &err) ||
         err || json_is_true(json_object_get(res, "isError"))) {
         json_array_append_new(problems,
                               json_string("workflow steps: the plan could not be read back"
@@ -384,8 +393,8 @@ static void compare_steps(cli_client *c, const char *plan_id, const json_t *reco
     }
     bool done = !strcmp(fm_json_str(recorded, "status", ""), "done");
     json_t *want = step_names(json_object_get(recorded, "steps"), false);
-    json_t *got = step_names(
-        json_object_get(json_object_get(res, "structuredContent"), "steps"), done);
+    json_t *got =
+        step_names(json_object_get(json_object_get(res, "structuredContent"), "steps"), done);
     bool same;
     if (done) {
         same = json_equal(want, got);
@@ -395,7 +404,8 @@ static void compare_steps(cli_client *c, const char *plan_id, const json_t *reco
         json_t *w;
         json_array_foreach(want, i, w)
         {
-            while (j < json_array_size(got) && !json_equal(json_array_get(got, j), w)) j++;
+            while (j < json_array_size(got) && !json_equal(json_array_get(got, j), w))
+                j++;
             if (j++ >= json_array_size(got)) break;
         }
         same = j <= json_array_size(got);
@@ -483,8 +493,10 @@ int cli_cmd_replay(cli_client *c, const cli_opts *o)
             /* A shadow answer names the code word the call would have had
              * ("refused with APPROVAL: ..."), or says it would run. */
             const char *w = strstr(got_text, "refused with ");
-            if (w) code_word(w + strlen("refused with "), gc);
-            else would_run = strstr(got_text, "would run") != NULL;
+            if (w)
+                code_word(w + strlen("refused with "), gc);
+            else
+                would_run = strstr(got_text, "would run") != NULL;
         }
         if (!want_err && got_err && shadow && json_is_true(json_object_get(rec, "mutation")) &&
             would_run) {

@@ -139,7 +139,10 @@ static void values_for(const json_t *tool, const char *key, const char *prefix)
                      : !strcmp(key, "fault_class") ? &S.fault_classes
                                                    : NULL;
     if (!asked && cache && !*cache) *cache = tool_values(cache == &S.nodes);
-    json_array_foreach(asked ? asked : cache ? *cache : NULL, i, v) if (json_is_string(v))
+    json_array_foreach(asked   ? asked
+                       : cache ? *cache
+                               : NULL,
+                       i, v) if (json_is_string(v))
         add_candidate(prefix, json_string_value(v), key);
     json_decref(asked);
 }
