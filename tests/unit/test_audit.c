@@ -1,5 +1,7 @@
 /* The audit chain: rows per call, redaction, tamper detection. */
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -640,6 +642,151 @@ START_TEST(local_appenders_take_turns)
 }
 END_TEST
 
+/* The turn file's layout (src/audit/audit.c's anchor_file): an on-disk
+ * format shared by every process of the host, so a test holder can lock
+ * it exactly as turn_take does; the file's size is checked against it. */
+typedef struct turn_file {
+    char magic[32];
+    int64_t id, keyed_from;
+    char head[65], mac[65];
+    pthread_mutex_t mu;
+} turn_file;
+
+/* A forked holder of the turn: it locks the mutex as turn_take does,
+ * leaves head (when set) as the head of its turn, says so on the pipe and
+ * then waits for a byte (or its end) before it gives the turn back. */
+static pid_t turn_holder(fm_ctx *ctx, int64_t id, const char *head, int *go)
+{
+    char tp[600];
+    snprintf(tp, sizeof tp, "%s.audit-turn", ctx->store.side);
+    struct stat sb;
+    ck_assert_int_eq(stat(tp, &sb), 0);
+    ck_assert_int_eq(sb.st_size, sizeof(turn_file));
+    turn_file *f = ctx->store.audit_turn; /* MAP_SHARED: the child's too */
+    ck_assert_ptr_nonnull(f);
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]); /* the parent's close is the holder's cue */
+        int rc = pthread_mutex_trylock(&f->mu);
+        if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
+        if (rc) _exit(1);
+        if (head) {
+            f->id = id;
+            memcpy(f->head, head, sizeof f->head);
+        }
+        char c = 1;
+        if (write(up[1], &c, 1) != 1) _exit(1);
+        if (read(down[0], &c, 1) < 0) _exit(1);
+        pthread_mutex_unlock(&f->mu);
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    char c;
+    ck_assert_int_eq(read(up[0], &c, 1), 1); /* the child holds the turn */
+    close(up[0]);
+    *go = down[1];
+    return pid;
+}
+
+/* A holder killed (SIGKILL) in its turn: the next appender recovers the
+ * mutex (EOWNERDEAD, made consistent) and appends, and each of the two
+ * holders' heads, one stale (rows deleted after it) and one torn (a new
+ * id, the hash half written), costs at most one lost insert: the rows
+ * stay one chain. */
+START_TEST(turn_holder_killed)
+{
+    char path[] = "/tmp/fm-audit-turnkill-XXXXXX";
+    fm_ctx a, b;
+    filled_store(&a, path, 4); /* makes and maps the turn file */
+    open_file_store(&b, path);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    /* Stale: the head of row 4, then rows from 3 on deleted. */
+    char head[65];
+    memcpy(head, ((turn_file *)a.store.audit_turn)->head, sizeof head);
+    int go;
+    pid_t pid = turn_holder(&a, 4, head, &go);
+    db_exec(&a, "DELETE FROM audit WHERE id>=3");
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    int ws;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+    close(go);
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 3);
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 4);
+    ck_assert_int_le(a.store.audit_lost + b.store.audit_lost, 2);
+    /* Torn: row 5's id with the first half of row 4's hash. */
+    memcpy(head, ((turn_file *)a.store.audit_turn)->head, sizeof head);
+    for (int i = 32; i < 64; i++)
+        head[i] = head[i] == '0' ? '1' : '0';
+    int64_t lost = a.store.audit_lost + b.store.audit_lost;
+    pid = turn_holder(&a, 5, head, &go);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    close(go);
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 5);
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 6);
+    ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 7);
+    ck_assert_int_le(a.store.audit_lost + b.store.audit_lost - lost, 1);
+    ck_assert_int_eq(((turn_file *)a.store.audit_turn)->id, 7); /* taken again */
+    ck_assert(verify_says(&a, NULL));
+    fm_ctx_close(&b);
+    fm_ctx_close(&a);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
+/* A holder stopped (SIGSTOP) in its turn: an appender waits for it about
+ * TURN_WAIT_MS once, appends without the turn (and without waiting) for
+ * TURN_SKIP_MS, and takes turns again once the holder, continued, gives
+ * it back.  Bounds are generous: the VM is shared. */
+START_TEST(turn_holder_stopped)
+{
+    char path[] = "/tmp/fm-audit-turnstop-XXXXXX";
+    fm_ctx a;
+    filled_store(&a, path, 2);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    const turn_file *f = a.store.audit_turn;
+    ck_assert_int_eq(f->id, 2); /* the turn was taken and given */
+    int go;
+    pid_t pid = turn_holder(&a, 0, NULL, &go);
+    ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+    int64_t t0 = fm_now_ms();
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 3);
+    int64_t skip = a.store.audit_turn_skip_until;
+    ck_assert_int_gt(skip, t0); /* it waited and gave up on the turn */
+    ck_assert_int_lt(fm_now_ms() - t0, 5000);
+    /* Skipping: no append waits again, so the skip is not renewed. */
+    int64_t id = 4;
+    for (; id <= 20 && fm_now_ms() < skip; id++) {
+        ck_assert_int_eq(fm_audit_append(&a, &r, NULL), id);
+        ck_assert_int_eq(a.store.audit_turn_skip_until, skip);
+    }
+    ck_assert_int_eq(f->id, 2); /* not taken since */
+    ck_assert_int_eq(kill(pid, SIGCONT), 0);
+    close(go); /* the holder gives the turn back and ends */
+    int ws;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    /* Past the skip (bounded by time, polled), the turn is taken again. */
+    for (int i = 0; i < 500 && fm_now_ms() <= skip; i++)
+        usleep(10000);
+    ck_assert_int_gt(fm_now_ms(), skip);
+    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), id);
+    ck_assert_int_eq(f->id, id);
+    ck_assert_int_eq(a.store.audit_turn_skip_until, skip);
+    ck_assert_int_eq(a.store.audit_lost, 0);
+    ck_assert(verify_says(&a, NULL));
+    fm_ctx_close(&a);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* The mode column of row id. */
 static void row_mode(fm_ctx *ctx, int64_t id, char *out, size_t len)
 {
@@ -1209,6 +1356,11 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, shared_heads_catch_cuts);
     tcase_add_test(tc, emergency_from_another_writer);
     tcase_add_test(tc, local_appenders_take_turns);
+    /* The turn file is PostgreSQL's (SQLite has one writer at a time). */
+    if (getenv("FM_TEST_PG")) {
+        tcase_add_test(tc, turn_holder_killed);
+        tcase_add_test(tc, turn_holder_stopped);
+    }
     tcase_add_test(tc, folds_from_two_writers);
     tcase_add_test(tc, joining_host_starts_its_anchor);
     tcase_add_test(tc, query_filters);
