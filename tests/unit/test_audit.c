@@ -694,6 +694,16 @@ static pid_t turn_holder(fm_ctx *ctx, int64_t id, const char *head, int *go)
     return pid;
 }
 
+/* Kills the holder in its turn (it never gives it back) and reaps it. */
+static void turn_holder_kill(pid_t pid, int go)
+{
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    int ws;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+    close(go);
+}
+
 /* A holder killed (SIGKILL) in its turn: the next appender recovers the
  * mutex (EOWNERDEAD, made consistent) and appends, and each of the two
  * holders' heads, one stale (rows deleted after it) and one torn (a new
@@ -712,11 +722,7 @@ START_TEST(turn_holder_killed)
     int go;
     pid_t pid = turn_holder(&a, 4, head, &go);
     db_exec(&a, "DELETE FROM audit WHERE id>=3");
-    ck_assert_int_eq(kill(pid, SIGKILL), 0);
-    int ws;
-    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
-    ck_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
-    close(go);
+    turn_holder_kill(pid, go);
     ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 3);
     ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 4);
     ck_assert_int_le(a.store.audit_lost + b.store.audit_lost, 2);
@@ -726,9 +732,7 @@ START_TEST(turn_holder_killed)
         head[i] = head[i] == '0' ? '1' : '0';
     int64_t lost = a.store.audit_lost + b.store.audit_lost;
     pid = turn_holder(&a, 5, head, &go);
-    ck_assert_int_eq(kill(pid, SIGKILL), 0);
-    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
-    close(go);
+    turn_holder_kill(pid, go);
     ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 5);
     ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 6);
     ck_assert_int_eq(fm_audit_append(&b, &r, NULL), 7);
