@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -672,6 +673,8 @@ static pid_t turn_holder(fm_ctx *ctx, int64_t id, const char *head, int *go)
     if (pid == 0) {
         close(up[0]);
         close(down[1]); /* the parent's close is the holder's cue */
+        /* Not left behind (stopped) if the test fails before its end. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int rc = pthread_mutex_trylock(&f->mu);
         if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
         if (rc) _exit(1);
@@ -763,13 +766,16 @@ START_TEST(turn_holder_stopped)
     int64_t t0 = fm_now_ms();
     ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 3);
     int64_t skip = a.store.audit_turn_skip_until;
-    ck_assert_int_gt(skip, t0); /* it waited and gave up on the turn */
+    ck_assert_int_ge(skip - t0, 1000); /* it gave up on the turn for 1 s */
     ck_assert_int_lt(fm_now_ms() - t0, 5000);
-    /* Skipping: no append waits again, so the skip is not renewed. */
+    /* Skipping: no append waits again, so the skip is not renewed, unless
+     * it had run out (a slow VM) by the time the append ended. */
     int64_t id = 4;
     for (; id <= 20 && fm_now_ms() < skip; id++) {
         ck_assert_int_eq(fm_audit_append(&a, &r, NULL), id);
-        ck_assert_int_eq(a.store.audit_turn_skip_until, skip);
+        if (a.store.audit_turn_skip_until == skip) continue;
+        ck_assert_int_ge(fm_now_ms(), skip);
+        skip = a.store.audit_turn_skip_until; /* waited again: still held */
     }
     ck_assert_int_eq(f->id, 2); /* not taken since */
     ck_assert_int_eq(kill(pid, SIGCONT), 0);
