@@ -104,6 +104,7 @@ typedef struct run {
     unsigned char *oldl;   /* per line: logged before the node's current boot */
     bool cur_old;          /* hits being added come from before a reboot */
     bool repaired;         /* a repair (a reset, a part swapped) is on record */
+    unsigned char cleared[256]; /* a class whose state a later reading shows clean */
     int clean[4], nclean;  /* classes a live metric reads clean on every GPU */
     double clean_at;       /* when (the latest sample's time, else now) */
     bool cur_reason;       /* hits being added come from a drain reason while fresher
@@ -634,10 +635,13 @@ static void add_table_line(run *r, int src, const char *s, size_t l, int entry, 
         *hdr = f;
         return;
     }
-    /* a row carries a number; a line of words is prose */
+    /* a row carries a number or a PCI bus id (a GPU's row with only yes/no
+     * states beside it); a line of words is prose */
     bool num = false;
     for (int i = 0; i < f.k && !num; i++)
-        num = f.n[i] && strspn(f.s[i], "0123456789.-") == f.n[i];
+        num = f.n[i] && (strspn(f.s[i], "0123456789.-") == f.n[i] ||
+                         (strspn(f.s[i], "0123456789abcdefABCDEF:.") == f.n[i] &&
+                          memchr(f.s[i], ':', f.n[i])));
     if (hdr->k && f.k == hdr->k && f.sep == hdr->sep && num) {
         char *named = own(r, tab_named(hdr, &f));
         if (named) add_line(r, src, named, strlen(named), entry);
@@ -1154,6 +1158,47 @@ static bool line_of_class(const run *r, int li, int c)
     return false;
 }
 
+/* The GPU a line names, as "b<bus:dev>" (a PCI bus id with its domain,
+ * "0000:b7:00", or "2a:00.0") or "i<N>" (gpu 3, "gpu": 3, GPU: 3, index: 3);
+ * empty when it names none.  Clock times ("07:58:41") are no bus id: the
+ * domain before the bus has four hex digits or more. */
+static void gpu_ident(const char *s, size_t n, char *out, size_t cap)
+{
+    out[0] = 0;
+    for (size_t p = 0; p + 5 <= n; p++) {
+        const char *q = s + p;
+        if (!isxdigit((unsigned char)q[0]) || !isxdigit((unsigned char)q[1]) || q[2] != ':' ||
+            !isxdigit((unsigned char)q[3]) || !isxdigit((unsigned char)q[4]))
+            continue;
+        size_t h = 0;
+        while (p >= h + 2 && isxdigit((unsigned char)s[p - 2 - h]))
+            h++;
+        bool dom = p >= 1 && s[p - 1] == ':' && h >= 4;
+        bool fn = p + 6 < n && q[5] == '.' && isdigit((unsigned char)q[6]);
+        bool end = p + 5 == n || (!isalnum((unsigned char)q[5]) && q[5] != ':');
+        if ((dom && end) || (!(p >= 1 && s[p - 1] == ':') && fn)) {
+            snprintf(out, cap, "b%c%c%c%c", tolower((unsigned char)q[0]),
+                     tolower((unsigned char)q[1]), tolower((unsigned char)q[3]),
+                     tolower((unsigned char)q[4]));
+            return;
+        }
+    }
+    for (size_t p = 0; p + 4 < n; p++) {
+        size_t w = strncasecmp(s + p, "gpu", 3) == 0 ? 3 : strncasecmp(s + p, "index", 5) == 0 ? 5 : 0;
+        if (!w || (p && isalnum((unsigned char)s[p - 1]))) continue;
+        size_t j = p + w, k = 0;
+        while (j < n && k < 4 && s[j] && strchr(" _:=\x22\x27#-", s[j]))
+            j++, k++;
+        size_t d = j;
+        while (j < n && isdigit((unsigned char)s[j]) && j - d < 4)
+            j++;
+        if (j > d && (j == n || !isalnum((unsigned char)s[j]))) {
+            snprintf(out, cap, "i%.*s", (int)(j - d), s + d);
+            return;
+        }
+    }
+}
+
 /* A reading that shows a class's state clean now ("Pending : No" after a
  * row remap was pending, "remapping failure: no"): that class's evidence
  * listed before it in the same source, or stamped before it in any, is
@@ -1168,12 +1213,24 @@ static void cleared_since(run *r, const double *st, int year, int k)
     /* a command's output takes the stamp of the command's line above it */
     for (int i = m->line - 1; isnan(t) && i >= 0 && i >= m->line - 8; i--)
         if (r->lines[i].src == cl->src) t = st[i];
+    /* a reading of one GPU clears only that GPU's evidence when both name
+     * their GPU the same way (several GPUs listed: one clean, one not) */
+    char me[16], it[16];
+    gpu_ident(cl->s, cl->len, me, sizeof me);
     for (int i = 0; i < r->nlines; i++) {
         if (i == m->line || r->oldl[i]) continue;
+        if (me[0]) {
+            gpu_ident(r->lines[i].s, r->lines[i].len, it, sizeof it);
+            if (it[0] == me[0] && strcmp(it, me) != 0) continue;
+        }
         bool both = !isnan(t) && !isnan(st[i]);
-        bool before = both ? st[i] < t - 60 : r->lines[i].src == cl->src && i < m->line;
+        /* unstamped across sources: with a reset or repair on record the
+         * clean reading is what that repair left (a remap pends until one) */
+        bool before = both ? st[i] < t - 60
+                           : r->lines[i].src == cl->src ? i < m->line : r->repaired;
         if (before && line_of_class(r, i, c)) r->oldl[i] = OLD_CLEARED;
     }
+    if (c >= 0 && c < 256) r->cleared[c] = 1;
 }
 
 /* What each source logged before the node's current boot is history (the
@@ -3762,8 +3819,13 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     /* a class told only by history (before the node's current boot) ranks
      * after any told by what is fresh: it names no fault of now */
     bool fresh[256];
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         fresh[i] = fresh_groups(&r, order[i]) > 0;
+        /* a state read clean since, with nothing of it after that reading:
+         * however many sources told its past, it names no fault of now */
+        if (!fresh[i] && order[i] < 256 && r.cleared[order[i]] && cs[order[i]].conf > 0.25)
+            cs[order[i]].conf = 0.25;
+    }
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0; j--) {
             const cstate *a = &cs[order[j]], *b = &cs[order[j - 1]];
