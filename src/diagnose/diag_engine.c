@@ -3477,6 +3477,14 @@ static json_t *healthy_entry(run *r, double best, const json_t *taxonomy)
     return o;
 }
 
+/* A line telling of a task killed by signal 9 (SIGKILL, "task 3: Killed",
+ * exit 137). */
+static bool kill_told(const char *t)
+{
+    return strstr(t, "SIGKILL") || strstr(t, ": Killed") || strstr(t, "signal 9") ||
+           strstr(t, "exit=0:9") || strstr(t, "status 137") || strstr(t, "code 137");
+}
+
 /* True when a job-level anomaly names the asked node as a word (the
  * rank's host in a NaN or SIGKILL line, a failed job that ran on it
  * alone): the evidence then points at that node, and its job-level words
@@ -3487,6 +3495,10 @@ static bool names_node(const run *r)
     if (n < 2) return false;
     for (int i = 0; i < r->nanoms; i++) {
         if (r->anoms[i].level != 0) continue;
+        /* a kill with nothing to explain it names the host the launcher ran
+         * the task on, not a cause there, unless that node's own kernel log
+         * was read (its OOM killer ruled out: the node is to look at) */
+        if (!r->kernel_given && kill_told(r->anoms[i].text)) continue;
         for (const char *p = strstr(r->anoms[i].text, r->node); p; p = strstr(p + 1, r->node)) {
             bool before = p == r->anoms[i].text || !(isalnum((unsigned char)p[-1]) ||
                                                      p[-1] == '-' || p[-1] == '_' || p[-1] == '.');
