@@ -93,23 +93,23 @@ typedef struct run {
     int nmarks;
     const diag_xrec *rec; /* Xid 154: the driver's strongest recovery action */
     int rec_line;
-    unsigned char *xidcls; /* per class: evidence came from an Xid */
-    json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
-    json_t *textm;         /* samples of Prometheus text pasted into events / a job log */
-    json_t *idle;          /* host+GPU -> true: its latest utilisation reads (nearly) none */
-    bool kernel_given;     /* a kernel log was collected, even if empty */
-    bool injected;         /* a source says DCGM errors were injected on purpose */
-    char gauge_xids[96];   /* "xid=62 xid=48": codes DCGM's last-Xid gauge holds on this
-                            * node with no Xid record of the window read to age them */
-    unsigned char *oldl;   /* per line: logged before the node's current boot */
-    bool cur_old;          /* hits being added come from before a reboot */
-    bool repaired;         /* a repair (a reset, a part swapped) is on record */
+    unsigned char *xidcls;      /* per class: evidence came from an Xid */
+    json_t *absent;             /* metrics_expected missing from DCGM metrics given, or NULL */
+    json_t *textm;              /* samples of Prometheus text pasted into events / a job log */
+    json_t *idle;               /* host+GPU -> true: its latest utilisation reads (nearly) none */
+    bool kernel_given;          /* a kernel log was collected, even if empty */
+    bool injected;              /* a source says DCGM errors were injected on purpose */
+    char gauge_xids[96];        /* "xid=62 xid=48": codes DCGM's last-Xid gauge holds on this
+                                 * node with no Xid record of the window read to age them */
+    unsigned char *oldl;        /* per line: logged before the node's current boot */
+    bool cur_old;               /* hits being added come from before a reboot */
+    bool repaired;              /* a repair (a reset, a part swapped) is on record */
     unsigned char cleared[256]; /* a class whose state a later reading shows clean */
-    int clean[4], nclean;  /* classes a live metric reads clean on every GPU */
-    double clean_at;       /* when (the latest sample's time, else now) */
-    bool cur_reason;       /* hits being added come from a drain reason while fresher
-                            * sources (kernel log, events, metrics) were collected */
-    tline flat[16];        /* lines saying a counter did not move (taken out) */
+    int clean[4], nclean;       /* classes a live metric reads clean on every GPU */
+    double clean_at;            /* when (the latest sample's time, else now) */
+    bool cur_reason;            /* hits being added come from a drain reason while fresher
+                                 * sources (kernel log, events, metrics) were collected */
+    tline flat[16];             /* lines saying a counter did not move (taken out) */
     int nflat;
     double newest; /* the latest stamp of any line; NAN: none, or not yet read */
     bool newest_read;
@@ -619,6 +619,14 @@ static char *tab_named(const tabf *h, const tabf *row)
     return out;
 }
 
+/* A field that marks a table row: a number, or a PCI bus id. */
+static bool row_key(const char *s, size_t n)
+{
+    if (!n) return false;
+    if (strspn(s, "0123456789.-") == n) return true;
+    return strspn(s, "0123456789abcdefABCDEF:.") == n && memchr(s, ':', n);
+}
+
 /* One line of events or a job log: a header is kept (hdr), a row of as
  * many fields under it is added again with its columns named.  A line of
  * another shape ends the table; the command echoed above it (a "$"
@@ -639,9 +647,7 @@ static void add_table_line(run *r, int src, const char *s, size_t l, int entry, 
      * states beside it); a line of words is prose */
     bool num = false;
     for (int i = 0; i < f.k && !num; i++)
-        num = f.n[i] && (strspn(f.s[i], "0123456789.-") == f.n[i] ||
-                         (strspn(f.s[i], "0123456789abcdefABCDEF:.") == f.n[i] &&
-                          memchr(f.s[i], ':', f.n[i])));
+        num = row_key(f.s[i], f.n[i]);
     if (hdr->k && f.k == hdr->k && f.sep == hdr->sep && num) {
         char *named = own(r, tab_named(hdr, &f));
         if (named) add_line(r, src, named, strlen(named), entry);
@@ -1184,7 +1190,9 @@ static void gpu_ident(const char *s, size_t n, char *out, size_t cap)
         }
     }
     for (size_t p = 0; p + 4 < n; p++) {
-        size_t w = strncasecmp(s + p, "gpu", 3) == 0 ? 3 : strncasecmp(s + p, "index", 5) == 0 ? 5 : 0;
+        size_t w = strncasecmp(s + p, "gpu", 3) == 0     ? 3
+                   : strncasecmp(s + p, "index", 5) == 0 ? 5
+                                                         : 0;
         if (!w || (p && isalnum((unsigned char)s[p - 1]))) continue;
         size_t j = p + w, k = 0;
         while (j < n && k < 4 && s[j] && strchr(" _:=\x22\x27#-", s[j]))
@@ -1226,8 +1234,9 @@ static void cleared_since(run *r, const double *st, int year, int k)
         bool both = !isnan(t) && !isnan(st[i]);
         /* unstamped across sources: with a reset or repair on record the
          * clean reading is what that repair left (a remap pends until one) */
-        bool before = both ? st[i] < t - 60
-                           : r->lines[i].src == cl->src ? i < m->line : r->repaired;
+        bool before = both                         ? st[i] < t - 60
+                      : r->lines[i].src == cl->src ? i < m->line
+                                                   : r->repaired;
         if (before && line_of_class(r, i, c)) r->oldl[i] = OLD_CLEARED;
     }
     if (c >= 0 && c < 256) r->cleared[c] = 1;
