@@ -107,6 +107,7 @@ typedef struct run {
     unsigned char cleared[256]; /* a class whose state a later reading shows clean */
     int clean[4], nclean;       /* classes a live metric reads clean on every GPU */
     double clean_at;            /* when (the latest sample's time, else now) */
+    bool clean_fell;            /* the series itself went from set to 0 before it */
     bool cur_reason;            /* hits being added come from a drain reason while fresher
                                  * sources (kernel log, events, metrics) were collected */
     tline flat[16];             /* lines saying a counter did not move (taken out) */
@@ -1437,7 +1438,8 @@ static void find_boots(run *r)
              * than a log line stamped an hour or more before it */
             for (int k = 0; k < r->nclean; k++)
                 for (int i = 0; i < r->nlines; i++)
-                    if (!r->oldl[i] && !isnan(st[i]) && st[i] < r->clean_at - 3600 &&
+                    if (!r->oldl[i] && !isnan(st[i]) &&
+                        st[i] < r->clean_at - (r->clean_fell ? 60 : 3600) &&
                         line_of_class(r, i, r->clean[k]))
                         r->oldl[i] = OLD_CLEARED;
             /* a stamped (re)boot of the node is such a record too */
@@ -2247,6 +2249,7 @@ static const struct {
 static void metrics_clean_now(run *r, const json_t *metrics)
 {
     r->nclean = 0;
+    r->clean_fell = false;
     r->clean_at = (double)time(NULL);
     double newest = NAN;
     for (size_t e = 0; e < sizeof CLEAN_NOW / sizeof *CLEAN_NOW; e++) {
@@ -2264,7 +2267,14 @@ static void metrics_clean_now(run *r, const json_t *metrics)
             gpu_key(json_object_get(o, "labels"), k, sizeof k);
             const json_t *prev = json_object_get(last, k);
             double t = sample_time(o);
-            if (prev && !isnan(t) && t < sample_time(prev)) continue;
+            /* a set sample before a later 0 of the same GPU: the series
+             * shows the state clearing, so its time needs no margin */
+            bool set = json_number_value(json_object_get(o, "value")) > 0;
+            if (prev && !isnan(t) && t < sample_time(prev)) {
+                r->clean_fell |= set;
+                continue;
+            }
+            if (prev && json_number_value(json_object_get(prev, "value")) > 0) r->clean_fell = true;
             json_object_set(last, k, (json_t *)o);
             if (!isnan(t) && (isnan(newest) || t > newest)) newest = t;
         }
