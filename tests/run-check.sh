@@ -160,8 +160,10 @@ stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 62 0 t
 stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 66 1 tests/diagnose/blind11
 # blind12 (70, written 03:52-03:58 UTC by an author who read no code),
 # told to no one: 59/70, 2 unsafe on main and after the fourteenth pass,
-# 61/70, 1 unsafe after the fifteenth. The floor is that unseen figure.
-stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 61 1 tests/diagnose/blind12
+# 61/70, 1 unsafe after the fifteenth (the unseen figure). Then its misses
+# were told to the sixteenth pass as twelve general kinds (its files
+# unread): the floor is what that pass reached.
+stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind12
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

@@ -93,22 +93,24 @@ typedef struct run {
     int nmarks;
     const diag_xrec *rec; /* Xid 154: the driver's strongest recovery action */
     int rec_line;
-    unsigned char *xidcls; /* per class: evidence came from an Xid */
-    json_t *absent;        /* metrics_expected missing from DCGM metrics given, or NULL */
-    json_t *textm;         /* samples of Prometheus text pasted into events / a job log */
-    json_t *idle;          /* host+GPU -> true: its latest utilisation reads (nearly) none */
-    bool kernel_given;     /* a kernel log was collected, even if empty */
-    bool injected;         /* a source says DCGM errors were injected on purpose */
-    char gauge_xids[96];   /* "xid=62 xid=48": codes DCGM's last-Xid gauge holds on this
-                            * node with no Xid record of the window read to age them */
-    unsigned char *oldl;   /* per line: logged before the node's current boot */
-    bool cur_old;          /* hits being added come from before a reboot */
-    bool repaired;         /* a repair (a reset, a part swapped) is on record */
-    int clean[4], nclean;  /* classes a live metric reads clean on every GPU */
-    double clean_at;       /* when (the latest sample's time, else now) */
-    bool cur_reason;       /* hits being added come from a drain reason while fresher
-                            * sources (kernel log, events, metrics) were collected */
-    tline flat[16];        /* lines saying a counter did not move (taken out) */
+    unsigned char *xidcls;      /* per class: evidence came from an Xid */
+    json_t *absent;             /* metrics_expected missing from DCGM metrics given, or NULL */
+    json_t *textm;              /* samples of Prometheus text pasted into events / a job log */
+    json_t *idle;               /* host+GPU -> true: its latest utilisation reads (nearly) none */
+    bool kernel_given;          /* a kernel log was collected, even if empty */
+    bool injected;              /* a source says DCGM errors were injected on purpose */
+    char gauge_xids[96];        /* "xid=62 xid=48": codes DCGM's last-Xid gauge holds on this
+                                 * node with no Xid record of the window read to age them */
+    unsigned char *oldl;        /* per line: logged before the node's current boot */
+    bool cur_old;               /* hits being added come from before a reboot */
+    bool repaired;              /* a repair (a reset, a part swapped) is on record */
+    unsigned char cleared[256]; /* a class whose state a later reading shows clean */
+    int clean[4], nclean;       /* classes a live metric reads clean on every GPU */
+    double clean_at;            /* when (the latest sample's time, else now) */
+    bool clean_fell;            /* the series itself went from set to 0 before it */
+    bool cur_reason;            /* hits being added come from a drain reason while fresher
+                                 * sources (kernel log, events, metrics) were collected */
+    tline flat[16];             /* lines saying a counter did not move (taken out) */
     int nflat;
     double newest; /* the latest stamp of any line; NAN: none, or not yet read */
     bool newest_read;
@@ -618,6 +620,14 @@ static char *tab_named(const tabf *h, const tabf *row)
     return out;
 }
 
+/* A field that marks a table row: a number, or a PCI bus id. */
+static bool row_key(const char *s, size_t n)
+{
+    if (!n) return false;
+    if (strspn(s, "0123456789.-") == n) return true;
+    return strspn(s, "0123456789abcdefABCDEF:.") == n && memchr(s, ':', n);
+}
+
 /* One line of events or a job log: a header is kept (hdr), a row of as
  * many fields under it is added again with its columns named.  A line of
  * another shape ends the table; the command echoed above it (a "$"
@@ -634,10 +644,11 @@ static void add_table_line(run *r, int src, const char *s, size_t l, int entry, 
         *hdr = f;
         return;
     }
-    /* a row carries a number; a line of words is prose */
+    /* a row carries a number or a PCI bus id (a GPU's row with only yes/no
+     * states beside it); a line of words is prose */
     bool num = false;
     for (int i = 0; i < f.k && !num; i++)
-        num = f.n[i] && strspn(f.s[i], "0123456789.-") == f.n[i];
+        num = row_key(f.s[i], f.n[i]);
     if (hdr->k && f.k == hdr->k && f.sep == hdr->sep && num) {
         char *named = own(r, tab_named(hdr, &f));
         if (named) add_line(r, src, named, strlen(named), entry);
@@ -1154,6 +1165,49 @@ static bool line_of_class(const run *r, int li, int c)
     return false;
 }
 
+/* The GPU a line names, as "b<bus:dev>" (a PCI bus id with its domain,
+ * "0000:b7:00", or "2a:00.0") or "i<N>" (gpu 3, "gpu": 3, GPU: 3, index: 3);
+ * empty when it names none.  Clock times ("07:58:41") are no bus id: the
+ * domain before the bus has four hex digits or more. */
+static void gpu_ident(const char *s, size_t n, char *out, size_t cap)
+{
+    out[0] = 0;
+    for (size_t p = 0; p + 5 <= n; p++) {
+        const char *q = s + p;
+        if (!isxdigit((unsigned char)q[0]) || !isxdigit((unsigned char)q[1]) || q[2] != ':' ||
+            !isxdigit((unsigned char)q[3]) || !isxdigit((unsigned char)q[4]))
+            continue;
+        size_t h = 0;
+        while (p >= h + 2 && isxdigit((unsigned char)s[p - 2 - h]))
+            h++;
+        bool dom = p >= 1 && s[p - 1] == ':' && h >= 4;
+        bool fn = p + 6 < n && q[5] == '.' && isdigit((unsigned char)q[6]);
+        bool end = p + 5 == n || (!isalnum((unsigned char)q[5]) && q[5] != ':');
+        if ((dom && end) || (!(p >= 1 && s[p - 1] == ':') && fn)) {
+            snprintf(out, cap, "b%c%c%c%c", tolower((unsigned char)q[0]),
+                     tolower((unsigned char)q[1]), tolower((unsigned char)q[3]),
+                     tolower((unsigned char)q[4]));
+            return;
+        }
+    }
+    for (size_t p = 0; p + 4 < n; p++) {
+        size_t w = strncasecmp(s + p, "gpu", 3) == 0     ? 3
+                   : strncasecmp(s + p, "index", 5) == 0 ? 5
+                                                         : 0;
+        if (!w || (p && isalnum((unsigned char)s[p - 1]))) continue;
+        size_t j = p + w, k = 0;
+        while (j < n && k < 4 && s[j] && strchr(" _:=\x22\x27#-", s[j]))
+            j++, k++;
+        size_t d = j;
+        while (j < n && isdigit((unsigned char)s[j]) && j - d < 4)
+            j++;
+        if (j > d && (j == n || !isalnum((unsigned char)s[j]))) {
+            snprintf(out, cap, "i%.*s", (int)(j - d), s + d);
+            return;
+        }
+    }
+}
+
 /* A reading that shows a class's state clean now ("Pending : No" after a
  * row remap was pending, "remapping failure: no"): that class's evidence
  * listed before it in the same source, or stamped before it in any, is
@@ -1168,12 +1222,25 @@ static void cleared_since(run *r, const double *st, int year, int k)
     /* a command's output takes the stamp of the command's line above it */
     for (int i = m->line - 1; isnan(t) && i >= 0 && i >= m->line - 8; i--)
         if (r->lines[i].src == cl->src) t = st[i];
+    /* a reading of one GPU clears only that GPU's evidence when both name
+     * their GPU the same way (several GPUs listed: one clean, one not) */
+    char me[16], it[16];
+    gpu_ident(cl->s, cl->len, me, sizeof me);
     for (int i = 0; i < r->nlines; i++) {
         if (i == m->line || r->oldl[i]) continue;
+        if (me[0]) {
+            gpu_ident(r->lines[i].s, r->lines[i].len, it, sizeof it);
+            if (it[0] == me[0] && strcmp(it, me) != 0) continue;
+        }
         bool both = !isnan(t) && !isnan(st[i]);
-        bool before = both ? st[i] < t - 60 : r->lines[i].src == cl->src && i < m->line;
+        /* unstamped across sources: with a reset or repair on record the
+         * clean reading is what that repair left (a remap pends until one) */
+        bool before = both                         ? st[i] < t - 60
+                      : r->lines[i].src == cl->src ? i < m->line
+                                                   : r->repaired;
         if (before && line_of_class(r, i, c)) r->oldl[i] = OLD_CLEARED;
     }
+    if (c >= 0 && c < 256) r->cleared[c] = 1;
 }
 
 /* What each source logged before the node's current boot is history (the
@@ -1371,7 +1438,8 @@ static void find_boots(run *r)
              * than a log line stamped an hour or more before it */
             for (int k = 0; k < r->nclean; k++)
                 for (int i = 0; i < r->nlines; i++)
-                    if (!r->oldl[i] && !isnan(st[i]) && st[i] < r->clean_at - 3600 &&
+                    if (!r->oldl[i] && !isnan(st[i]) &&
+                        st[i] < r->clean_at - (r->clean_fell ? 60 : 3600) &&
                         line_of_class(r, i, r->clean[k]))
                         r->oldl[i] = OLD_CLEARED;
             /* a stamped (re)boot of the node is such a record too */
@@ -2181,6 +2249,7 @@ static const struct {
 static void metrics_clean_now(run *r, const json_t *metrics)
 {
     r->nclean = 0;
+    r->clean_fell = false;
     r->clean_at = (double)time(NULL);
     double newest = NAN;
     for (size_t e = 0; e < sizeof CLEAN_NOW / sizeof *CLEAN_NOW; e++) {
@@ -2198,7 +2267,14 @@ static void metrics_clean_now(run *r, const json_t *metrics)
             gpu_key(json_object_get(o, "labels"), k, sizeof k);
             const json_t *prev = json_object_get(last, k);
             double t = sample_time(o);
-            if (prev && !isnan(t) && t < sample_time(prev)) continue;
+            /* a set sample before a later 0 of the same GPU: the series
+             * shows the state clearing, so its time needs no margin */
+            bool set = json_number_value(json_object_get(o, "value")) > 0;
+            if (prev && !isnan(t) && t < sample_time(prev)) {
+                r->clean_fell |= set;
+                continue;
+            }
+            if (prev && json_number_value(json_object_get(prev, "value")) > 0) r->clean_fell = true;
             json_object_set(last, k, (json_t *)o);
             if (!isnan(t) && (isnan(newest) || t > newest)) newest = t;
         }
@@ -3420,6 +3496,14 @@ static json_t *healthy_entry(run *r, double best, const json_t *taxonomy)
     return o;
 }
 
+/* A line telling of a task killed by signal 9 (SIGKILL, "task 3: Killed",
+ * exit 137). */
+static bool kill_told(const char *t)
+{
+    return strstr(t, "SIGKILL") || strstr(t, ": Killed") || strstr(t, "signal 9") ||
+           strstr(t, "exit=0:9") || strstr(t, "status 137") || strstr(t, "code 137");
+}
+
 /* True when a job-level anomaly names the asked node as a word (the
  * rank's host in a NaN or SIGKILL line, a failed job that ran on it
  * alone): the evidence then points at that node, and its job-level words
@@ -3430,6 +3514,10 @@ static bool names_node(const run *r)
     if (n < 2) return false;
     for (int i = 0; i < r->nanoms; i++) {
         if (r->anoms[i].level != 0) continue;
+        /* a kill with nothing to explain it names the host the launcher ran
+         * the task on, not a cause there, unless that node's own kernel log
+         * was read (its OOM killer ruled out: the node is to look at) */
+        if (!r->kernel_given && kill_told(r->anoms[i].text)) continue;
         for (const char *p = strstr(r->anoms[i].text, r->node); p; p = strstr(p + 1, r->node)) {
             bool before = p == r->anoms[i].text || !(isalnum((unsigned char)p[-1]) ||
                                                      p[-1] == '-' || p[-1] == '_' || p[-1] == '.');
@@ -3762,8 +3850,13 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     /* a class told only by history (before the node's current boot) ranks
      * after any told by what is fresh: it names no fault of now */
     bool fresh[256];
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         fresh[i] = fresh_groups(&r, order[i]) > 0;
+        /* a state read clean since, with nothing of it after that reading:
+         * however many sources told its past, it names no fault of now */
+        if (!fresh[i] && order[i] < 256 && r.cleared[order[i]] && cs[order[i]].conf > 0.25)
+            cs[order[i]].conf = 0.25;
+    }
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0; j--) {
             const cstate *a = &cs[order[j]], *b = &cs[order[j - 1]];
