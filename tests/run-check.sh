@@ -164,6 +164,11 @@ stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 66 1 t
 # were told to the sixteenth pass as twelve general kinds (its files
 # unread): the floor is what that pass reached.
 stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind12
+# blind13 (70, written 04:33-04:41 UTC by an author who read no code),
+# told to no one: 60/70, 1 unsafe on main (29a9d2b), 61/70, no unsafe
+# call after the fifteenth pass and the same after the sixteenth. The
+# floor is that unseen figure.
+stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 61 0 tests/diagnose/blind13
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
