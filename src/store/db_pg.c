@@ -36,6 +36,15 @@
 /* Any constant: the lock every write transaction of the store takes. */
 #define WRITE_LOCK_SQL "BEGIN; SELECT pg_advisory_xact_lock(7301517)"
 
+/* A pipeline in flight: each item's statement (NULL: plain SQL), and
+ * where each result goes in order: an item's index, or -1 - i for the
+ * Parse of item i's statement. */
+#define PL_MAX 8
+typedef struct pl_state {
+    struct pg_stmt *st[PL_MAX];
+    int slot[2 * PL_MAX], nslots, got;
+} pl_state;
+
 typedef struct pg_db {
     fm_db base;
     PGconn *conn;
@@ -54,8 +63,9 @@ typedef struct pg_db {
     struct pg_stmt *wrote, *flush;
     /* A pipeline sent with a sync inside it whose part after that sync
      * (the flush of p_step_commit_then) has not been read yet: read
-     * before anything else uses the connection (settle). */
-    struct pl_state *pending;
+     * before anything else uses the connection (settle): &pend, or NULL.
+     * One at a time, as every statement settles first. */
+    pl_state *pending, pend;
 } pg_db;
 
 typedef struct pg_stmt {
@@ -339,15 +349,6 @@ static bool send_stmt(pg_db *p, pg_stmt *s, bool *prep)
     return PQsendQueryParams(c, s->sql, s->nparams, s->types, vals, s->lens, s->fmts, 0);
 }
 
-/* A pipeline in flight: each item's statement (NULL: plain SQL), and
- * where each result goes in order: an item's index, or -1 - i for the
- * Parse of item i's statement. */
-#define PL_MAX 8
-typedef struct pl_state {
-    pg_stmt *st[PL_MAX];
-    int slot[2 * PL_MAX], nslots, got;
-} pl_state;
-
 /* Sends n statements in one pipeline (one round trip), with a sync after
  * the first `split` of them (0: none) and one at the end.  false: not
  * sent (the connection is lost, or n is too large). */
@@ -441,7 +442,6 @@ static bool settle(pg_db *p)
         PQclear(res[i]);
     }
     if (!synced) fail_conn(p);
-    free(ps);
     return ok;
 }
 
@@ -631,9 +631,8 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then, int early)
     if (!ready(p, false)) return FM_DB_ERROR;
     if (then) drop_result(PS(then));
     pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL), *flush = kept(p, &p->flush, FLUSH_SQL);
-    pl_state *ps = malloc(sizeof *ps);
-    if (!wrote || !flush || !ps) {
-        free(ps);
+    pl_state *ps = &p->pend; /* free: ready() settled any pending flush */
+    if (!wrote || !flush) {
         p->code = FM_ERR_NOMEM;
         snprintf(p->err, sizeof p->err, "out of memory");
         return FM_DB_ERROR;
@@ -650,12 +649,10 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then, int early)
     PGresult *res[6] = {0};
     bool sent = pl_send(p, ps, then ? with : without, n, early ? n1 : 0);
     if (sent) pl_collect(p, ps, res);
-    if (sent && early) {
+    if (sent && early)
         p->pending = ps; /* the flush, after the sync */
-    } else {
-        if (sent) PQexitPipelineMode(p->conn);
-        free(ps);
-    }
+    else if (sent)
+        PQexitPipelineMode(p->conn);
     const int checked = early ? n1 : n;
     int bad = first_failed(res, checked);
     if (bad < 0) {
