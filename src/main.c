@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +301,58 @@ static int cmd_serve(const char *config, const char *db, const char *http)
     return rc;
 }
 
+/* The command line's options, before the command or after it. */
+typedef struct {
+    const char *config, *db, *textfile, *http, *from, *to;
+    int schema_only, from_stdin;
+} cli_opts;
+
+/* One option from getopt into o. Returns -1 to go on, else the exit code
+ * (help, version, or a usage error). --version is taken only before the
+ * command; the command's own options only after it. */
+static int take_opt(int c, bool after_cmd, cli_opts *o)
+{
+    switch (c) {
+    case 'c':
+        o->config = optarg;
+        return -1;
+    case 'd':
+        o->db = optarg;
+        return -1;
+    case 'H':
+        o->http = optarg;
+        return -1;
+    case 'h':
+        usage(stdout);
+        return 0;
+    case 'V':
+        if (after_cmd) break;
+        printf("fleetmcp %s\n", FM_SERVER_VERSION);
+        return 0;
+    case 't':
+    case 'F':
+    case 'T':
+    case 'S':
+    case 'I':
+        if (!after_cmd) break;
+        if (c == 't')
+            o->textfile = optarg;
+        else if (c == 'F')
+            o->from = optarg;
+        else if (c == 'T')
+            o->to = optarg;
+        else if (c == 'S')
+            o->schema_only = 1;
+        else
+            o->from_stdin = 1;
+        return -1;
+    default:
+        break;
+    }
+    usage(stderr);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
@@ -313,30 +366,10 @@ int main(int argc, char **argv)
                                          {"to", required_argument, 0, 'T'},
                                          {"stdin", no_argument, 0, 'I'},
                                          {0, 0, 0, 0}};
-    const char *config = NULL, *db = NULL, *textfile = NULL, *http = NULL, *from = NULL, *to = NULL;
-    int c, schema_only = 0, from_stdin = 0;
-    while ((c = getopt_long(argc, argv, "+c:d:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'd':
-            db = optarg;
-            break;
-        case 'H':
-            http = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("fleetmcp %s\n", FM_SERVER_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 1;
-        }
-    }
+    cli_opts o = {0};
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "+c:d:hV", opts, NULL)) != -1)
+        if ((rc = take_opt(c, false, &o)) >= 0) return rc;
     /* Options may also follow the subcommand. */
     const char *cmd = optind < argc ? argv[optind++] : "serve";
     const char *sub = NULL;
@@ -352,58 +385,26 @@ int main(int argc, char **argv)
     /* "audit --help" must reach getopt, not be taken for the subcommand. */
     if (!strcmp(cmd, "audit") || !strcmp(cmd, "store") || !strcmp(cmd, "workflows"))
         sub = optind < argc && argv[optind][0] != '-' ? argv[optind++] : "";
-    while ((c = getopt_long(argc, argv, "c:d:t:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            textfile = optarg;
-            break;
-        case 'F':
-            from = optarg;
-            break;
-        case 'T':
-            to = optarg;
-            break;
-        case 'S':
-            schema_only = 1;
-            break;
-        case 'I':
-            from_stdin = 1;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'd':
-            db = optarg;
-            break;
-        case 'H':
-            http = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 1;
-        }
-    }
+    while ((c = getopt_long(argc, argv, "c:d:t:h", opts, NULL)) != -1)
+        if ((rc = take_opt(c, true, &o)) >= 0) return rc;
     if (optind < argc) {
         fprintf(stderr, "fleetmcp: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
         return 1;
     }
-    if (schema_only && strcmp(cmd, "check-config")) {
+    if (o.schema_only && strcmp(cmd, "check-config")) {
         fprintf(stderr, "fleetmcp: --schema-only is an option of check-config\n");
         return 1;
     }
-    if (http && strcmp(cmd, "serve")) {
+    if (o.http && strcmp(cmd, "serve")) {
         fprintf(stderr, "fleetmcp: --http is an option of serve\n");
         return 1;
     }
-    if (textfile && strcmp(cmd, "metrics")) {
+    if (o.textfile && strcmp(cmd, "metrics")) {
         fprintf(stderr, "fleetmcp: --textfile is an option of metrics\n");
         return 1;
     }
-    if ((from || to) && strcmp(cmd, "store")) {
+    if ((o.from || o.to) && strcmp(cmd, "store")) {
         fprintf(stderr, "fleetmcp: --from and --to are options of store migrate\n");
         return 1;
     }
@@ -422,23 +423,23 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
-    if (from_stdin && strcmp(cmd, "alert")) {
+    if (o.from_stdin && strcmp(cmd, "alert")) {
         fprintf(stderr, "fleetmcp: --stdin is an option of alert\n");
         return 1;
     }
-    if (!strcmp(cmd, "alert") && !from_stdin) {
+    if (!strcmp(cmd, "alert") && !o.from_stdin) {
         fprintf(stderr, "fleetmcp: alert reads its payload with --stdin (an Alertmanager webhook"
                         " body); over HTTP it is not served yet\n");
         return 1;
     }
-    if (!strcmp(cmd, "alert")) return cmd_alert(config, db);
-    if (!strcmp(cmd, "serve")) return cmd_serve(config, db, http);
+    if (!strcmp(cmd, "alert")) return cmd_alert(o.config, o.db);
+    if (!strcmp(cmd, "serve")) return cmd_serve(o.config, o.db, o.http);
     if (!strcmp(cmd, "workflows") && !strcmp(sub, "run-due"))
-        return cmd_workflows_run_due(config, db);
-    if (!strcmp(cmd, "check-config")) return cmd_check_config(config, db, schema_only);
-    if (!strcmp(cmd, "metrics")) return cmd_metrics(config, db, textfile);
-    if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(config, db);
-    if (!strcmp(cmd, "store") && !strcmp(sub, "migrate")) return cmd_store_migrate(from, to);
+        return cmd_workflows_run_due(o.config, o.db);
+    if (!strcmp(cmd, "check-config")) return cmd_check_config(o.config, o.db, o.schema_only);
+    if (!strcmp(cmd, "metrics")) return cmd_metrics(o.config, o.db, o.textfile);
+    if (!strcmp(cmd, "audit") && !strcmp(sub, "verify")) return cmd_audit_verify(o.config, o.db);
+    if (!strcmp(cmd, "store") && !strcmp(sub, "migrate")) return cmd_store_migrate(o.from, o.to);
     fprintf(stderr, "fleetmcp: unknown command '%s%s%s'\n", cmd, sub ? " " : "", sub ? sub : "");
     usage(stderr);
     return 1;

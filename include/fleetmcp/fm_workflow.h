@@ -31,6 +31,7 @@
 
 struct fm_ctx;
 struct fm_runbook;
+struct fm_guard_req;
 
 #define FM_WORKFLOW_ID_LEN 20 /* "wf-" + 16 hex + NUL */
 
@@ -45,6 +46,12 @@ int fm_workflow_init(struct fm_ctx *ctx, fm_err *err);
  * runbook flattened to {phase, id, action, args, timeout_s}.  The same
  * inputs always give the same hash; a new runbook version gives another. */
 json_t *fm_workflow_content(const char *node, const char *fault_class, const struct fm_runbook *rb);
+
+/* The steps of content as a plan shows them (new array of {phase, id,
+ * action, timeout_s}), and into req what those actions do to a node
+ * (takes_capacity, destructive, superseded_by_reboot), so every planner
+ * asks the guardrails the same question repair_execute's gate will. */
+json_t *fm_workflow_steps_shown(const json_t *content, struct fm_guard_req *req);
 
 /* For the planner (repair_execute {plan_id}): loads the stored plan,
  * finds its runbook in the CURRENT catalog and rebuilds the content, so a

@@ -397,26 +397,16 @@ json_t *fm_pool_plan(fm_call *call, const fm_runbook *rb, const char *fc, fm_err
         select_nodes(ctx, call->args, fm_json_str(call->args, "fault_class", NULL), &selector, err);
     if (!nodes) return NULL;
     json_t *probe = fm_workflow_content(fm_json_str(json_array_get(nodes, 0), "name", ""), fc, rb);
-    bool takes = false, destructive = false, supersede = false;
-    size_t i;
-    json_t *s;
-    json_t *steps = json_array();
-    json_array_foreach(json_object_get(probe, "steps"), i, s)
-    {
-        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && a->takes_capacity) takes = true;
-        if (a && a->destructive) destructive = true;
-        if (a && a->superseded_by_reboot) supersede = true;
-        json_array_append_new(
-            steps, json_pack("{s:O, s:O, s:O, s:O}", "phase", json_object_get(s, "phase"), "id",
-                             json_object_get(s, "id"), "action", json_object_get(s, "action"),
-                             "timeout_s", json_object_get(s, "timeout_s")));
-    }
+    fm_guard_req fx = {0};
+    json_t *steps = fm_workflow_steps_shown(probe, &fx);
+    bool takes = fx.takes_capacity, destructive = fx.destructive,
+         supersede = fx.superseded_by_reboot;
     json_decref(probe);
     json_t *out = NULL, *per_node = json_array(), *refused = json_array(), *ok_nodes = json_array();
     json_t *ok_names = json_array(), *busy = NULL, *cap = NULL, *batches = NULL;
     json_t *content = NULL;
     const fm_tool_def *runner = fm_tool_with_flags(FM_TOOL_RUNS_PLAN);
+    size_t i;
     json_t *node;
     json_array_foreach(nodes, i, node)
     {

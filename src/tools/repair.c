@@ -149,20 +149,9 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
         return NULL;
     }
     json_t *content = fm_workflow_content(node_name, fc, rb);
-    bool takes = false, destructive = false;
-    size_t i;
-    json_t *s;
-    json_t *steps = json_array();
-    json_array_foreach(json_object_get(content, "steps"), i, s)
-    {
-        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
-        if (a && a->takes_capacity) takes = true;
-        if (a && a->destructive) destructive = true;
-        json_array_append_new(
-            steps, json_pack("{s:O, s:O, s:O, s:O}", "phase", json_object_get(s, "phase"), "id",
-                             json_object_get(s, "id"), "action", json_object_get(s, "action"),
-                             "timeout_s", json_object_get(s, "timeout_s")));
-    }
+    fm_guard_req fx = {0};
+    json_t *steps = fm_workflow_steps_shown(content, &fx);
+    bool takes = fx.takes_capacity, destructive = fx.destructive;
     json_t *nodes = json_pack("[s]", node_name);
     fm_guard_req req = {.action = rb->id,
                         .nodes = nodes,
@@ -170,6 +159,7 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
                         .runbook = rb->doc,
                         .takes_capacity = takes,
                         .destructive = destructive,
+                        .superseded_by_reboot = fx.superseded_by_reboot,
                         .node = node};
     bool pass = false;
     json_t *out = NULL, *detail = NULL, *cap = NULL, *verdicts = NULL, *diag = NULL, *as_of = NULL;
@@ -177,6 +167,8 @@ json_t *fm_tool_repair_plan(fm_call *call, fm_err *err)
     if (!verdicts) goto done;
     /* A verdict the gate marks refuses_plan (another workflow owns the
      * node) refuses the plan itself: there is nothing to approve. */
+    size_t i;
+    json_t *s;
     json_array_foreach(verdicts, i, s) if (json_is_true(json_object_get(s, "refuses_plan")))
     {
         fm_err_set(err, FM_ERR_CONFLICT, "no plan for %s: %s; to pass: %s", node_name,

@@ -39,6 +39,25 @@ static void add_phase(json_t *out, const char *phase, const json_t *steps)
     }
 }
 
+json_t *fm_workflow_steps_shown(const json_t *content, fm_guard_req *req)
+{
+    size_t i;
+    json_t *s;
+    json_t *steps = json_array();
+    json_array_foreach(json_object_get(content, "steps"), i, s)
+    {
+        const fm_action_def *a = fm_action_find(fm_json_str(s, "action", ""));
+        if (a && a->takes_capacity) req->takes_capacity = true;
+        if (a && a->destructive) req->destructive = true;
+        if (a && a->superseded_by_reboot) req->superseded_by_reboot = true;
+        json_array_append_new(
+            steps, json_pack("{s:O, s:O, s:O, s:O}", "phase", json_object_get(s, "phase"), "id",
+                             json_object_get(s, "id"), "action", json_object_get(s, "action"),
+                             "timeout_s", json_object_get(s, "timeout_s")));
+    }
+    return steps;
+}
+
 json_t *fm_workflow_content(const char *node, const char *fault_class, const fm_runbook *rb)
 {
     const json_t *doc = rb->doc;

@@ -166,6 +166,12 @@ def equivalence():
           "a GPU reset is refused: the pending reboot supersedes it", err)
     ran = env.sql("SELECT count(*) FROM audit WHERE tool='gpu_reset' AND decision='allow'")
     check(ran == [(0,)] and R.plan_id_from(err) is None, "no gpu_reset ran, no plan made", ran)
+    # A repair planned now says so too, not only its repair_execute later.
+    rc, sc, err = env.call("repair_plan", node=node, fault_class="gpu_hang", dry_run=True)
+    v = [x for x in ((sc or {}).get("guardrails") or {}).get("verdicts", [])
+         if x.get("guardrail") == "equivalence"]
+    check(rc == 0 and v and v[0].get("ok") is False and "refuse" in (sc or {}).get("next", ""),
+          "a repair plan with a GPU reset names the pending reboot that supersedes it", err or sc)
     sh("scontrol", "cancel_reboot", node)
     sh("scancel", job)
     wait_for(lambda: R.slurm_state(node) == "IDLE", 30)
