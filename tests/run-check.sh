@@ -169,6 +169,13 @@ stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 62 1 t
 # call after the fifteenth pass and the same after the sixteenth. The
 # floor is that unseen figure.
 stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 61 0 tests/diagnose/blind13
+# blind14 (70, written 06:26-06:34 UTC 2026-12-07 by an author who read no
+# code; job- and scheduler-level, 28 with no log line) and blind15 (70,
+# hardware breadth and time order), both told to no one: on main (bab1f3f)
+# blind14 57/70 with no unsafe call, blind15 63/70 with 1 unsafe. The
+# floors are the unseen figures.
+stage diagnose-blind14 python3 tests/diagnose/run_scenarios.py --held-out 57 0 tests/diagnose/blind14
+stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind15
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
