@@ -176,7 +176,6 @@ typedef struct server {
      * append into one transaction; their answers wait in `held`. */
     bool batching;
     req *held;
-    int commit_delay_ms; /* tests only: FLEETMCP_TEST_COMMIT_DELAY_MS */
     /* The loop (serve_turn): select, or libmicrohttpd's epoll when the
      * connection cap is too large for an fd_set. */
     bool use_select;
@@ -709,11 +708,6 @@ static void on_batch_done(void *cls, fm_store *st, bool ok)
 static int batch_commit(server *sv)
 {
     fm_store *st = &sv->ctx->store;
-    if (st->batch.open && sv->commit_delay_ms > 0) {
-        /* Tests only: a window between the appends and their commit. */
-        struct timespec ts = {sv->commit_delay_ms / 1000, (sv->commit_delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
     fm_err e = {0};
     if (!fm_store_batch_commit(st, &e)) return 0;
     fm_log("error", "%s; the calls in it were answered with an error", e.text);
@@ -1126,11 +1120,6 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
     sv.batching = true;
     ctx->store.batch.done = on_batch_done;
     ctx->store.batch.done_cls = &sv;
-    const char *delay = getenv("FLEETMCP_TEST_COMMIT_DELAY_MS");
-    if (delay) {
-        long d = strtol(delay, NULL, 10);
-        sv.commit_delay_ms = d < 0 ? 0 : d > 5000 ? 5000 : (int)d;
-    }
     sv.d = sv.api.start_daemon(
         flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conn,
