@@ -162,7 +162,10 @@ char *fm_json_join_with(const json_t *arr, size_t flags, bool reverse, const cha
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
     unsigned u = s[0];
-    size_t k = u >= 0xC2 && u <= 0xDF ? 2 : u >= 0xE0 && u <= 0xEF ? 3 : u >= 0xF0 && u <= 0xF4 ? 4 : 0;
+    size_t k = u >= 0xC2 && u <= 0xDF   ? 2
+               : u >= 0xE0 && u <= 0xEF ? 3
+               : u >= 0xF0 && u <= 0xF4 ? 4
+                                        : 0;
     if (!k || k > n) return 0;
     unsigned long v = u & (k == 2 ? 0x1F : k == 3 ? 0x0F : 0x07);
     for (size_t i = 1; i < k; i++) {
@@ -175,21 +178,31 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
 /* s[0, n) as the inside of a JSON string, escaped as jansson's dump
  * escapes it (without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH): quote,
- * backslash and control characters; UTF-8 as it is.  Writes to w unless
- * it is NULL; returns the length, or (size_t)-1 when s is not UTF-8. */
+ * backslash and control characters; UTF-8 as it is.  s[n] is NUL (as in
+ * every jansson string and key): it ends a run without a bound check.
+ * Writes to w unless it is NULL; returns the length, or (size_t)-1 when
+ * s is not UTF-8. */
 static size_t escape_into(char *w, const char *str, size_t n)
 {
     /* 1: ends a run copied as it is (control, quote, backslash); 2: the
      * first byte of a multi-byte character, checked. */
+    // clang-format off
+#define X16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
     static const unsigned char special[256] = {
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        ['"'] = 1, ['\\'] = 1, [0x80] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+        X16(1), X16(1),                                 /* 0x00: control characters */
+        0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: quote */
+        X16(0), X16(0),
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: backslash */
+        X16(0), X16(0),
+        X16(2), X16(2), X16(2), X16(2), X16(2), X16(2), X16(2), X16(2)}; /* 0x80-0xff */
+#undef X16
+    // clang-format on
     static const char hex[] = "0123456789ABCDEF", shorts[] = "btn\0fr"; /* \b .. \r */
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, o = 0;
     while (i < n) {
         size_t run = i;
-        while (i < n && !special[s[i]])
+        while (!special[s[i]])
             i++;
         if (w) memcpy(w + o, s + run, i - run);
         o += i - run;
@@ -228,8 +241,10 @@ static char *reserve(dump_buf *d, size_t k)
 {
     if (d->bad) return NULL;
     if (d->n + k + 1 > d->cap) {
-        /* 1 KB first: most answers fit, one malloc. */
-        size_t cap = d->n + k + 1 < 512 ? 1024 : (d->n + k + 1) * 2;
+        /* 1,000 bytes first: most answers fit, one malloc, and one that
+         * glibc serves from its per-thread cache (1 KB or more would
+         * consolidate its fast bins first: malloc_consolidate). */
+        size_t cap = d->n + k + 1 < 500 ? 1000 : (d->n + k + 1) * 2;
         char *nb = realloc(d->b, cap);
         if (!nb) {
             d->bad = true;
@@ -305,8 +320,10 @@ static void dump_value(dump_buf *d, const json_t *v, size_t flags, int depth)
         /* Rare on the hot path: jansson's own text for it, so the digits
          * are the same. */
         char *t = json_dumps(v, flags | JSON_ENCODE_ANY);
-        if (t) put(d, t, strlen(t));
-        else d->bad = true;
+        if (t)
+            put(d, t, strlen(t));
+        else
+            d->bad = true;
         free(t);
     } else {
         const char *t = json_is_true(v) ? "true" : json_is_false(v) ? "false" : "null";
@@ -316,7 +333,8 @@ static void dump_value(dump_buf *d, const json_t *v, size_t flags, int depth)
 
 char *fm_json_dumps_compact(const json_t *v, size_t flags, size_t *len)
 {
-    const size_t same = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(31);
+    const size_t same =
+        JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(31);
     if (!(flags & JSON_COMPACT) || (flags & ~same)) {
         char *t = json_dumps(v, flags);
         *len = t ? strlen(t) : 0;

@@ -216,13 +216,13 @@ START_TEST(compact_dump_matches_jansson)
     for (int c = 1; c < 0x20; c++)
         ctl[c - 1] = (char)c;
     ctl[31] = 'z', ctl[32] = '\0';
-    json_t *v = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:b, s:b, s:n,"
-                          " s:{}, s:[], s:[i, [s, {s:[]}], {}]}",
-                          "zeta", "q\"b\\c/d\x7f", "ctl", ctl, "utf8", "\u00e9\u20ac\U0001F600",
-                          "nul", json_stringn("a\0b", 3), "zero", (json_int_t)0, "min",
-                          (json_int_t)LLONG_MIN, "max", (json_int_t)LLONG_MAX, "r1", 1.0, "r2",
-                          0.1, "r3", 1e300, "r4", -2.5e-7, "t", 1, "f", 0, "nil", "e1", "e2",
-                          "nest", -42, "x", "k", "l");
+    json_t *v =
+        json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:b, s:b, s:n,"
+                  " s:{}, s:[], s:[i, [s, {s:[]}], {}]}",
+                  "zeta", "q\"b\\c/d\x7f", "ctl", ctl, "utf8", "\u00e9\u20ac\U0001F600", "nul",
+                  json_stringn("a\0b", 3), "zero", (json_int_t)0, "min", (json_int_t)LLONG_MIN,
+                  "max", (json_int_t)LLONG_MAX, "r1", 1.0, "r2", 0.1, "r3", 1e300, "r4", -2.5e-7,
+                  "t", 1, "f", 0, "nil", "e1", "e2", "nest", -42, "x", "k", "l");
     json_object_set_new(v, "key \"with\"\n escapes \u00e9", json_integer(7));
     for (size_t flags = 0; flags < 3; flags++) {
         size_t f = flags == 0   ? JSON_COMPACT
