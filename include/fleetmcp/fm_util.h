@@ -58,8 +58,9 @@ char *fm_json_join_with(const json_t *arr, size_t flags, bool reverse, const cha
                         const char *after, fm_json_dump_fn dump, const void *cls, size_t *len);
 
 /* json_dumps(v, flags) for compact flags (JSON_COMPACT, with or without
- * JSON_REAL_PRECISION, JSON_ENCODE_ANY, JSON_PRESERVE_ORDER): the same
- * bytes, in insertion order, without jansson's per-container loop check
+ * JSON_REAL_PRECISION, JSON_ENCODE_ANY, JSON_PRESERVE_ORDER,
+ * JSON_SORT_KEYS): the same
+ * bytes, in insertion order or sorted as jansson sorts, without jansson's per-container loop check
  * (a "%p" snprintf and a hashtable insert and delete each) and its
  * per-character UTF-8 walk of strings; a string that is not UTF-8 fails
  * the dump as in jansson.  Other flags go to json_dumps.  malloc'd, its

@@ -21,7 +21,8 @@ void fm_hex(const unsigned char *bytes, size_t n, char *out)
 
 char *fm_json_canonical(const json_t *v)
 {
-    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    size_t n;
+    return fm_json_dumps_compact(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY, &n);
 }
 
 bool fm_key_is_secret(const char *key)
@@ -289,22 +290,51 @@ static void put_int(dump_buf *d, json_int_t v)
 /* Deeper than jansson parses: a loop in a tree (a bug) ends here. */
 #define DUMP_MAX_DEPTH 2048
 
+static void dump_value(dump_buf *d, const json_t *v, size_t flags, int depth);
+
+static void dump_member(dump_buf *d, void *it, size_t flags, int depth, bool first)
+{
+    put(d, ",", first ? 0 : 1);
+    put_string(d, json_object_iter_key(it), json_object_iter_key_len(it));
+    put(d, ":", 1);
+    dump_value(d, json_object_iter_value(it), flags, depth + 1);
+}
+
+/* JSON_SORT_KEYS orders keys as jansson 2.14 does: bytes (memcmp) over
+ * the shorter length, then the shorter first. */
+static int key_order(const void *a, const void *b)
+{
+    void *ia = *(void *const *)a, *ib = *(void *const *)b;
+    size_t na = json_object_iter_key_len(ia), nb = json_object_iter_key_len(ib);
+    int c = memcmp(json_object_iter_key(ia), json_object_iter_key(ib), na < nb ? na : nb);
+    return c ? c : (na > nb) - (na < nb);
+}
+
+static void dump_object(dump_buf *d, const json_t *v, size_t flags, int depth)
+{
+    size_t n = json_object_size(v), i = 0;
+    void *local[16], **its = n <= 16 ? local : malloc(n * sizeof *its);
+    if (!its) {
+        d->bad = true;
+        return;
+    }
+    put(d, "{", 1);
+    for (void *it = json_object_iter((json_t *)v); it && i < n;
+         it = json_object_iter_next((json_t *)v, it))
+        its[i++] = it;
+    if (flags & JSON_SORT_KEYS) qsort(its, i, sizeof *its, key_order);
+    for (size_t k = 0; k < i && !d->bad; k++)
+        dump_member(d, its[k], flags, depth, k == 0);
+    put(d, "}", 1);
+    if (its != local) free(its);
+}
+
 static void dump_value(dump_buf *d, const json_t *v, size_t flags, int depth)
 {
     if (depth > DUMP_MAX_DEPTH) d->bad = true;
     if (d->bad) return;
     if (json_is_object(v)) {
-        put(d, "{", 1);
-        const char *sep = "";
-        for (void *it = json_object_iter((json_t *)v); it && !d->bad;
-             it = json_object_iter_next((json_t *)v, it)) {
-            put(d, sep, *sep ? 1 : 0);
-            put_string(d, json_object_iter_key(it), json_object_iter_key_len(it));
-            put(d, ":", 1);
-            dump_value(d, json_object_iter_value(it), flags, depth + 1);
-            sep = ",";
-        }
-        put(d, "}", 1);
+        dump_object(d, v, flags, depth);
     } else if (json_is_array(v)) {
         put(d, "[", 1);
         for (size_t i = 0; i < json_array_size(v) && !d->bad; i++) {
@@ -333,8 +363,8 @@ static void dump_value(dump_buf *d, const json_t *v, size_t flags, int depth)
 
 char *fm_json_dumps_compact(const json_t *v, size_t flags, size_t *len)
 {
-    const size_t same =
-        JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(31);
+    const size_t same = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_SORT_KEYS |
+                        JSON_REAL_PRECISION(31);
     if (!(flags & JSON_COMPACT) || (flags & ~same)) {
         char *t = json_dumps(v, flags);
         *len = t ? strlen(t) : 0;

@@ -193,8 +193,9 @@ END_TEST
 /* fm_json_dumps_compact gives json_dumps's bytes, or fails where it
  * fails, for every kind of value: escapes, UTF-8 of every length, an
  * embedded NUL, keys that need escaping, integer extremes, reals, empty
- * containers, insertion order, scalars with and without JSON_ENCODE_ANY,
- * other flags (handed to jansson), a string that is not UTF-8 and a loop. */
+ * containers, insertion order and sorted keys (the audit's canonical
+ * form), scalars with and without JSON_ENCODE_ANY, other flags (handed
+ * to jansson), a string that is not UTF-8 and a loop. */
 static void same_dump(const json_t *v, size_t flags)
 {
     size_t n = 99;
@@ -234,7 +235,16 @@ START_TEST(compact_dump_matches_jansson)
         same_dump(json_object_get(v, "zeta"), f | JSON_ENCODE_ANY); /* a scalar */
         same_dump(json_object_get(v, "r2"), f | JSON_ENCODE_ANY);
     }
-    same_dump(v, JSON_COMPACT | JSON_SORT_KEYS); /* jansson's own */
+    /* Sorted: prefixes, case, UTF-8 and an embedded NUL among the keys,
+     * more keys than fit the dump's stack array, nested objects. */
+    const char *more[] = {"a",      "ab", "A",  "b",  "\u00e9", "zz", "z", "aa", "ba",
+                          "nested", "n",  "k1", "k2", "k10",    "Z",  "_", "0",  "9"};
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++)
+        json_object_set_new(v, more[i], json_pack("{s:i, s:i, s:i}", "b", 1, "a", 2, "ab", 3));
+    json_object_setn_new(v, "a\0c", 3, json_true());
+    same_dump(v, JSON_COMPACT | JSON_SORT_KEYS);
+    same_dump(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    same_dump(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     same_dump(v, JSON_INDENT(2));
     json_object_set_new(v, "bad", json_stringn_nocheck("\xc3\x28", 2)); /* not UTF-8 */
     same_dump(v, JSON_COMPACT);
