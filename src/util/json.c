@@ -264,14 +264,19 @@ static void put(dump_buf *d, const char *s, size_t k)
 
 static void put_string(dump_buf *d, const char *s, size_t n)
 {
-    size_t e = escape_into(NULL, s, n);
+    /* A short string is escaped in one pass into room for the worst case
+     * (6 bytes a byte); a long one is measured first, so the buffer does
+     * not grow six times its size. */
+    bool one_pass = n <= 4096;
+    size_t e = one_pass ? 6 * n : escape_into(NULL, s, n);
     char *w = e == (size_t)-1 ? NULL : reserve(d, e + 2);
-    if (!w) {
+    if (w && one_pass) e = escape_into(w + 1, s, n);
+    if (!w || e == (size_t)-1) {
         d->bad = true;
         return;
     }
     w[0] = '"';
-    escape_into(w + 1, s, n);
+    if (!one_pass) escape_into(w + 1, s, n);
     w[e + 1] = '"';
     d->n += e + 2;
 }
