@@ -50,9 +50,16 @@ static json_t *result_with_text(json_t *structured, const char *text)
     return r;
 }
 
+/* A result's text, for content[0] and the audit row. */
+static char *result_text(const json_t *structured)
+{
+    size_t n;
+    return fm_json_dumps_compact(structured, JSON_COMPACT | JSON_REAL_PRECISION(15), &n);
+}
+
 json_t *fm_result_ok(json_t *structured)
 {
-    char *text = json_dumps(structured, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    char *text = result_text(structured);
     json_t *r = result_with_text(structured, text);
     free(text);
     return r;
@@ -451,7 +458,7 @@ static json_t *call_tool(fm_ctx *ctx, int ti, const json_t *args, const json_t *
 
     /* The whole result goes to the audit row (the audit clips it at
      * FM_AUDIT_MAX_RESULT): replay compares results field by field. */
-    char *text = structured ? json_dumps(structured, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    char *text = structured ? result_text(structured) : NULL;
     rec.phase = mutates ? "result" : "call";
     rec.call_ref = intent;
     rec.result = text;

@@ -853,10 +853,18 @@ static bool check_node(vctx *c, const fm_snode *n, const json_t *v)
 
 /* --- entry points ----------------------------------------------------- */
 
+/* The match data a run leaves for the next one on this thread: PCRE2
+ * keeps its backtracking frames in it (20 KiB at first), so a new one per
+ * run was a malloc and free of that size per validated call, and glibc
+ * consolidated its fast bins for each.  A run takes it (a run inside a
+ * run makes its own) and gives it back. */
+static _Thread_local pcre2_match_data *kept_md;
+
 static size_t run(const fm_schema *s, const json_t *instance, json_t *errors, size_t max,
                   char *path, size_t pathcap, char *msg, size_t msgcap)
 {
-    vshared sh = {0};
+    vshared sh = {.md = kept_md};
+    kept_md = NULL;
     vctx ctx, *c = &ctx; /* ~7 KiB of stack, no allocation on the hot path */
     c->s = s;
     c->errors = errors;
@@ -883,7 +891,10 @@ static size_t run(const fm_schema *s, const json_t *instance, json_t *errors, si
         snprintf(path, pathcap, "%s", c->first_path);
         snprintf(msg, msgcap, "%s", c->first_msg);
     }
-    pcre2_match_data_free(sh.md);
+    if (kept_md)
+        pcre2_match_data_free(sh.md);
+    else
+        kept_md = sh.md;
     return n;
 }
 

@@ -29,6 +29,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <time.h>
@@ -74,6 +75,8 @@ typedef struct {
     void (*destroy_response)(struct MHD_Response *);
     void (*suspend_connection)(struct MHD_Connection *);
     void (*resume_connection)(struct MHD_Connection *);
+    enum MHD_Result (*add_connection)(struct MHD_Daemon *, MHD_socket, const struct sockaddr *,
+                                      socklen_t);
 } mhd_api;
 
 static int mhd_load(mhd_api *api, fm_err *err)
@@ -114,6 +117,7 @@ static int mhd_load(mhd_api *api, fm_err *err)
     SYM(destroy_response, "MHD_destroy_response");
     SYM(suspend_connection, "MHD_suspend_connection");
     SYM(resume_connection, "MHD_resume_connection");
+    SYM(add_connection, "MHD_add_connection");
 #undef SYM
     return 0;
 }
@@ -140,6 +144,7 @@ typedef struct req {
     bool verified;
     bool alerts;  /* POST /alerts: the body is an Alertmanager payload */
     size_t limit; /* the body bound of this request */
+    size_t first; /* the body buffer's first size: Content-Length + 1, or a guess */
     /* Group commit: the answer waits, its connection suspended, until
      * the batch holding its audit rows ends (batch_ok: committed). */
     bool held, batch_ok;
@@ -176,7 +181,6 @@ typedef struct server {
      * append into one transaction; their answers wait in `held`. */
     bool batching;
     req *held;
-    int commit_delay_ms; /* tests only: FLEETMCP_TEST_COMMIT_DELAY_MS */
     /* The loop (serve_turn): select, or libmicrohttpd's epoll when the
      * connection cap is too large for an fd_set. */
     bool use_select;
@@ -184,6 +188,10 @@ typedef struct server {
     worker_slot *slots, *slot; /* with workers: all of them, and this one's */
     unsigned max_conn;         /* this worker's connection cap */
     int listen_fd;             /* libmicrohttpd's listening socket (-1: none) */
+    /* Workers in the epoll loop accept on the shared socket themselves
+     * (epoll_turn), so they can leave it alone as select's workers do;
+     * -1: libmicrohttpd accepts.  epoll_fd: libmicrohttpd's epoll set. */
+    int accept_fd, epoll_fd;
 } server;
 
 /* A batch commits when it holds this many audit rows, this much memory
@@ -502,7 +510,7 @@ static char *dump_msg(const json_t *m, size_t flags, const void *cls, size_t *le
         text = json_dumps(copy, flags);
         json_decref(copy);
     } else {
-        text = json_dumps(m, flags);
+        return fm_json_dumps_compact(m, flags, len);
     }
     *len = text ? strlen(text) : 0;
     return text;
@@ -709,11 +717,6 @@ static void on_batch_done(void *cls, fm_store *st, bool ok)
 static int batch_commit(server *sv)
 {
     fm_store *st = &sv->ctx->store;
-    if (st->batch.open && sv->commit_delay_ms > 0) {
-        /* Tests only: a window between the appends and their commit. */
-        struct timespec ts = {sv->commit_delay_ms / 1000, (sv->commit_delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
     fm_err e = {0};
     if (!fm_store_batch_commit(st, &e)) return 0;
     fm_log("error", "%s; the calls in it were answered with an error", e.text);
@@ -823,6 +826,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r) return MHD_NO;
         r->alerts = alerts;
         r->limit = limit;
+        /* A buffer the size the body says it is: a request's body is a
+         * few hundred bytes, and glibc serves those from its per-thread
+         * cache, where a fixed 4 KB buffer made it consolidate its fast
+         * bins first (malloc_consolidate) on every request. */
+        r->first = cl ? (size_t)strtoull(cl, NULL, 10) + 1 : 1000;
         r->principal = who;
         r->verified = sv->auth != NULL;
         *req_cls = r;
@@ -840,7 +848,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         }
         if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap ? r->cap : 4096;
+            size_t cap = r->cap ? r->cap : r->first;
             while (cap < r->len + n + 1)
                 cap *= 2;
             char *nb = realloc(r->body, cap);
@@ -982,10 +990,50 @@ static void claim_slot(server *sv, worker_slot *slots)
     }
 }
 
+/* Whether this worker takes new connections now: under its cap, not
+ * stopping, and no other worker holds fewer (may_accept). */
+static bool accepting(server *sv)
+{
+    return !sv->draining && connection_count(sv) < sv->max_conn && may_accept(sv);
+}
+
+/* The epoll loop of a worker: libmicrohttpd's epoll set and, while this
+ * worker takes connections, the shared listening socket, which it
+ * accepts on itself and hands to libmicrohttpd (MHD_add_connection):
+ * libmicrohttpd's own epoll loop would accept whenever the socket is
+ * ready, and the first worker up took a whole burst (as select's did
+ * before may_accept).  Up to 16 a turn, as in select's loop. */
+static void epoll_turn(server *sv, int ms)
+{
+    struct pollfd p[2] = {{.fd = sv->epoll_fd, .events = POLLIN},
+                          {.fd = sv->accept_fd, .events = POLLIN}};
+    MHD_UNSIGNED_LONG_LONG t;
+    if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
+    if (sv->resumed) ms = 0;
+    sv->resumed = false;
+    bool take = accepting(sv);
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
+    if (poll(p, take ? 2 : 1, ms) < 0 && errno != EINTR)
+        fm_log("warning", "poll: %s", strerror(errno));
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
+    for (int i = 0; take && (p[1].revents & POLLIN) && i < 16 && (i == 0 || accepting(sv)); i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(sv->accept_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) break; /* another worker took it, or none is left */
+        /* libmicrohttpd closes it itself when refused (per-address cap). */
+        sv->api.add_connection(sv->d, fd, (struct sockaddr *)&ss, len);
+    }
+    sv->api.run_wait(sv->d, 0);
+}
+
 static void serve_turn(server *sv, int ms)
 {
     if (!sv->use_select) {
-        sv->api.run_wait(sv->d, ms);
+        if (sv->accept_fd >= 0)
+            epoll_turn(sv, ms);
+        else
+            sv->api.run_wait(sv->d, ms);
         return;
     }
     fd_set rs, ws, es;
@@ -1019,8 +1067,7 @@ static void serve_turn(server *sv, int ms)
     /* MHD_NO: a descriptor did not fit; libmicrohttpd refuses connections
      * past FD_SETSIZE in this mode, so only its own could be missing. */
     sv->api.get_fdset2(sv->d, &rs, &ws, &es, &max, FD_SETSIZE);
-    if (sv->listen_fd >= 0 && (connection_count(sv) >= sv->max_conn || !may_accept(sv)))
-        FD_CLR(sv->listen_fd, &rs);
+    if (sv->listen_fd >= 0 && !accepting(sv)) FD_CLR(sv->listen_fd, &rs);
     MHD_UNSIGNED_LONG_LONG t;
     if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -1040,8 +1087,8 @@ static void serve_turn(server *sv, int ms)
      * while they come and the cap allows; their requests are read in the
      * next turn, together. */
     for (int i = 0; listen_ready && i < 16; i++) {
+        if (!accepting(sv)) break;
         unsigned before = connection_count(sv);
-        if (before >= sv->max_conn || !may_accept(sv)) break;
         FD_ZERO(&rs);
         FD_ZERO(&ws);
         FD_ZERO(&es);
@@ -1121,21 +1168,21 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
      * the backends' descriptors too (serve_turn says why). */
     sv.max_conn = max_conn;
     sv.use_select = max_conn <= FD_SETSIZE / 4;
+    bool own_accept = listen_fd >= 0 && !sv.use_select; /* epoll_turn */
     unsigned flags = (sv.use_select ? 0 : MHD_USE_EPOLL) | MHD_USE_ERROR_LOG |
-                     MHD_ALLOW_SUSPEND_RESUME | (sv.ipv6 ? MHD_USE_IPv6 : 0);
+                     MHD_ALLOW_SUSPEND_RESUME | (sv.ipv6 ? MHD_USE_IPv6 : 0) |
+                     (own_accept ? MHD_USE_NO_LISTEN_SOCKET : 0);
     sv.batching = true;
     ctx->store.batch.done = on_batch_done;
     ctx->store.batch.done_cls = &sv;
-    const char *delay = getenv("FLEETMCP_TEST_COMMIT_DELAY_MS");
-    if (delay) {
-        long d = strtol(delay, NULL, 10);
-        sv.commit_delay_ms = d < 0 ? 0 : d > 5000 ? 5000 : (int)d;
-    }
     sv.d = sv.api.start_daemon(
         flags, (uint16_t)sv.port, NULL, NULL, on_request, &sv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conn,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-        MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+        /* Without a listening socket libmicrohttpd refuses the option
+         * (even -1): the cap again, an int-sized value, in its place. */
+        own_accept ? MHD_OPTION_CONNECTION_LIMIT : MHD_OPTION_LISTEN_SOCKET,
+        own_accept ? (int)max_conn : listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(sv.header_ms > sv.body_ms ? sv.header_ms : sv.body_ms) / 1000,
         /* A connection's pool holds its request's headers and read
          * buffer (bodies are copied out to req), and libmicrohttpd zeroes
@@ -1156,7 +1203,27 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
     const union MHD_DaemonInfo *di = sv.api.get_daemon_info(sv.d, MHD_DAEMON_INFO_BIND_PORT);
     if (di) sv.port = di->port;
     di = sv.api.get_daemon_info(sv.d, MHD_DAEMON_INFO_LISTEN_FD);
-    sv.listen_fd = di ? di->listen_fd : -1;
+    sv.listen_fd = di && !own_accept ? di->listen_fd : -1;
+    sv.accept_fd = sv.epoll_fd = -1;
+    di = own_accept ? sv.api.get_daemon_info(sv.d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (di) {
+        /* Non-blocking: another worker may take the connection this one
+         * was woken for (the flag is the socket's, shared with them). */
+        int fl = fcntl(listen_fd, F_GETFL);
+        if (fl >= 0) fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
+        sv.accept_fd = listen_fd;
+        sv.epoll_fd = di->epoll_fd;
+        struct sockaddr_storage bound;
+        socklen_t blen = sizeof bound;
+        if (!getsockname(listen_fd, (struct sockaddr *)&bound, &blen))
+            sv.port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                        : ((struct sockaddr_in *)&bound)->sin_port);
+    } else if (own_accept) {
+        sv.api.stop_daemon(sv.d);
+        ctx->auth = NULL;
+        fm_auth_close(sv.auth);
+        return fm_err_set(err, FM_ERR_UNAVAILABLE, "libmicrohttpd gave no epoll descriptor"), 1;
+    }
     if (listen_fd < 0) /* with workers, the parent said it once */
         fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT, sv.ipv6 ? "[" : "", sv.host,
                sv.ipv6 ? "]" : "", sv.port);

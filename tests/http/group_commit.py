@@ -3,9 +3,10 @@
 turn of a worker's loop share one store transaction, and no answer leaves
 before its audit row is committed.
 
-(a) concurrent read calls share commits: with a commit delay (the test
-    hook FLEETMCP_TEST_COMMIT_DELAY_MS) calls pile up behind each commit;
-    the workers' exit lines count rows and transactions;
+(a) concurrent read calls share commits: while this test holds SQLite's
+    write lock from its own connection (100 ms at a time) the workers'
+    commits wait for it and calls pile up behind each one; the workers'
+    exit lines count rows and transactions;
 (b) kill -9 between the appends and their commit: no client gets an
     answer, none of those rows is in the store, and the chain (anchor
     included) verifies after a restart;
@@ -147,6 +148,43 @@ def checkpointer_lines(since):
     return ck, tr
 
 
+class WriteLock:
+    """SQLite's write lock on db, held from this test's own connection
+    (BEGIN IMMEDIATE, nothing written): a server's batch commit waits for
+    it in its busy handler, so its calls' rows sit in memory meanwhile.
+    hold() takes it for a while; pulse() in a thread takes it again and
+    again (hold_s each, a 5 ms gap) until stop() or at most max_s."""
+
+    def __init__(self, db):
+        self.con = sqlite3.connect(db, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self.done = threading.Event()
+        self.t = None
+
+    def hold(self):
+        self.con.execute("BEGIN IMMEDIATE")
+
+    def release(self):
+        self.con.execute("ROLLBACK")
+
+    def pulse(self, hold_s, max_s):
+        def run():
+            end = time.time() + max_s
+            while not self.done.is_set() and time.time() < end:
+                self.hold()
+                self.done.wait(hold_s)
+                self.release()
+                time.sleep(0.005)
+        self.t = threading.Thread(target=run)
+        self.t.start()
+
+    def stop(self):
+        self.done.set()
+        if self.t:
+            self.t.join(60)
+        self.con.close()
+
+
 def wal_truncated(db, within_s=10):
     """The -wal file's size once it is 0 (polled, bounded), else its last."""
     size, end = -1, time.time() + within_s
@@ -167,11 +205,12 @@ def ok_answer(b, rid):
 cfg = config("ac", 2)
 db = os.path.join(tmp, "ac.db")
 t0 = time.time() - 1
-os.environ["FLEETMCP_TEST_COMMIT_DELAY_MS"] = "100"
 srv, port = start(FM, cfg, tmp, "ac.db")
-del os.environ["FLEETMCP_TEST_COMMIT_DELAY_MS"]
 CLIENTS, CALLS = 16, 4
+lock = WriteLock(db)
+lock.pulse(0.1, DEADLINE_S)
 done = run_clients(port, CLIENTS, CALLS, "gc_a")
+lock.stop()
 good = [d for d in done if d[2] == 200 and ok_answer(d[3], d[1])]
 check(len(good) == CLIENTS * CALLS,
       f"(a) {CLIENTS} x {CALLS} concurrent reads answered: {len(good)} of {len(done)}"
@@ -188,7 +227,7 @@ check(st == 200 and ok_answer(b, 60), f"a read after the mutations: {st}")
 reads = CLIENTS * CALLS + 1
 stop(srv)
 rows, txns = group_lines(t0)
-print(f"(a) {rows} rows in {txns} transactions (commit delay 100 ms)")
+print(f"(a) {rows} rows in {txns} transactions (write lock held 100 ms at a time)")
 check(rows == reads, f"(c) exactly the {reads} read calls' rows went through batches: {rows}")
 check(0 < txns and rows >= 2 * txns,
       f"(a) concurrent reads shared commits: {rows} rows in {txns} transactions")
@@ -203,18 +242,19 @@ db = os.path.join(tmp, "b.db")
 srv, port = start(FM, cfg, tmp, "b.db")
 st, b = Client(port).call("runbook_list", {"fault_class": "gc_b_before"}, 1)
 check(st == 200 and ok_answer(b, 1), f"(b) a call before the window is answered: {st}")
-# The one process is replaced by one whose commits wait 3 s.
-stop(srv)
-os.environ["FLEETMCP_TEST_COMMIT_DELAY_MS"] = "3000"
-srv, port = start(FM, cfg, tmp, "b.db")
-del os.environ["FLEETMCP_TEST_COMMIT_DELAY_MS"]
+# The test holds the write lock: the next calls run and append, and their
+# commit waits for it (up to the server's 10 s busy timeout).
+lock = WriteLock(db)
+lock.hold()
 answers = []
 holder = threading.Thread(target=lambda: answers.extend(run_clients(port, 8, 1, "gc_b", 10)))
 holder.start()
-time.sleep(1.0)  # the calls have run and appended; their commit is 2 s away
+time.sleep(1.0)  # the calls have run and appended; their commit waits for the lock
 srv.send_signal(signal.SIGKILL)
 srv.wait(10)
 holder.join(DEADLINE_S)
+lock.release()
+lock.stop()
 answered = [d for d in answers if d[2] == 200]
 rows_b = [a for a in args_in_store(db, "runbook_list") if "gc_b_" in (a or "")]
 check(len(answers) == 8, f"(b) every client came back: {len(answers)}")

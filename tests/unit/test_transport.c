@@ -1,5 +1,6 @@
 /* Framing: the bounded line reader. */
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -189,6 +190,80 @@ START_TEST(collect_keeps_the_splice_for_the_dump)
 }
 END_TEST
 
+/* fm_json_dumps_compact gives json_dumps's bytes, or fails where it
+ * fails, for every kind of value: escapes, UTF-8 of every length, an
+ * embedded NUL, keys that need escaping, integer extremes, reals, empty
+ * containers, insertion order and sorted keys (the audit's canonical
+ * form), scalars with and without JSON_ENCODE_ANY, other flags (handed
+ * to jansson), a string that is not UTF-8 and a loop. */
+static void same_dump(const json_t *v, size_t flags)
+{
+    size_t n = 99;
+    char *want = json_dumps(v, flags), *got = fm_json_dumps_compact(v, flags, &n);
+    if (!want) {
+        ck_assert_ptr_null(got);
+        return;
+    }
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    ck_assert_uint_eq(n, strlen(want));
+    free(want);
+    free(got);
+}
+
+START_TEST(compact_dump_matches_jansson)
+{
+    char ctl[33];
+    for (int c = 1; c < 0x20; c++)
+        ctl[c - 1] = (char)c;
+    ctl[31] = 'z', ctl[32] = '\0';
+    json_t *v =
+        json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:b, s:b, s:n,"
+                  " s:{}, s:[], s:[i, [s, {s:[]}], {}]}",
+                  "zeta", "q\"b\\c/d\x7f", "ctl", ctl, "utf8", "\u00e9\u20ac\U0001F600", "nul",
+                  json_stringn("a\0b", 3), "zero", (json_int_t)0, "min", (json_int_t)LLONG_MIN,
+                  "max", (json_int_t)LLONG_MAX, "r1", 1.0, "r2", 0.1, "r3", 1e300, "r4", -2.5e-7,
+                  "t", 1, "f", 0, "nil", "e1", "e2", "nest", -42, "x", "k", "l");
+    json_object_set_new(v, "key \"with\"\n escapes \u00e9", json_integer(7));
+    for (size_t flags = 0; flags < 3; flags++) {
+        size_t f = flags == 0   ? JSON_COMPACT
+                   : flags == 1 ? JSON_COMPACT | JSON_REAL_PRECISION(15)
+                                : JSON_COMPACT | JSON_REAL_PRECISION(3) | JSON_PRESERVE_ORDER;
+        same_dump(v, f);
+        same_dump(json_object_get(v, "nest"), f);
+        same_dump(json_object_get(v, "zeta"), f);                   /* not a container: NULL */
+        same_dump(json_object_get(v, "zeta"), f | JSON_ENCODE_ANY); /* a scalar */
+        same_dump(json_object_get(v, "r2"), f | JSON_ENCODE_ANY);
+    }
+    /* Sorted: prefixes, case, UTF-8 and an embedded NUL among the keys,
+     * more keys than fit the dump's stack array, nested objects. */
+    const char *more[] = {"a",      "ab", "A",  "b",  "\u00e9", "zz", "z", "aa", "ba",
+                          "nested", "n",  "k1", "k2", "k10",    "Z",  "_", "0",  "9"};
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++)
+        json_object_set_new(v, more[i], json_pack("{s:i, s:i, s:i}", "b", 1, "a", 2, "ab", 3));
+    json_object_setn_new(v, "a\0c", 3, json_true());
+    same_dump(v, JSON_COMPACT | JSON_SORT_KEYS);
+    same_dump(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    same_dump(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+    same_dump(v, JSON_INDENT(2));
+    json_object_set_new(v, "bad", json_stringn_nocheck("\xc3\x28", 2)); /* not UTF-8 */
+    same_dump(v, JSON_COMPACT);
+    json_object_del(v, "bad");
+    json_object_set_new(v, "overlong", json_stringn_nocheck("\xe0\x80\xaf", 3));
+    same_dump(v, JSON_COMPACT);
+    json_object_del(v, "overlong");
+    /* A loop (jansson refuses to append an array to itself: through a
+     * second one): jansson's dump fails, so must this. */
+    json_t *loop = json_array(), *inner = json_array();
+    ck_assert_int_eq(json_array_append(inner, loop), 0);
+    ck_assert_int_eq(json_array_append_new(loop, inner), 0);
+    same_dump(loop, JSON_COMPACT);
+    json_array_clear(inner);
+    json_decref(loop);
+    json_decref(v);
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
     Suite *s = suite_create("transport");
@@ -199,6 +274,7 @@ static Suite *transport_suite(void)
     tcase_add_test(tc, send_is_one_line);
     tcase_add_test(tc, spliced_send_matches_whole_dump);
     tcase_add_test(tc, collect_keeps_the_splice_for_the_dump);
+    tcase_add_test(tc, compact_dump_matches_jansson);
     suite_add_tcase(s, tc);
     return s;
 }
