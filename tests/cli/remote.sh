@@ -77,6 +77,26 @@ else
     contains "$tmp/err" "SHADOW\|NOTCONFIGURED\|APPROVAL" "the gate's refusal word is shown"
 fi
 
+# A bearer token as long as an identity provider's JWT (1-2 KiB) reaches
+# fleetmcp whole: a header cut short is refused as an unknown token.
+long=$(python3 -c 'import secrets; print("tok-" + secrets.token_hex(900))')
+printf '%s\n' "$long" > "$tmp/long-token"
+sha=$(printf '%s' "$long" | sha256sum | cut -d' ' -f1)
+printf 'auth:\n  audience: http://127.0.0.1/mcp\n  tokens:\n    - {sha256: %s, subject: ops, scopes: [fleetmcp:read]}\n' \
+    "$sha" > "$tmp/auth.yaml"
+build/fleetmcp --config "$tmp/auth.yaml" --db "$tmp/auth.db" --http 127.0.0.1:0 > /dev/null 2> "$tmp/fa.log" &
+fapid=$!
+for _ in $(seq 100); do grep -q "serving MCP on" "$tmp/fa.log" && break; sleep 0.1; done
+faurl=$(grep -o 'http://127\.0\.0\.1:[0-9]*/mcp' "$tmp/fa.log" | head -1)
+if [ -z "$faurl" ]; then
+    bad "fleetmcp --http with auth did not start:"; cat "$tmp/fa.log"
+else
+    expect 0 "a 1.8 KiB token file" -- "$cli" --url "$faurl" --token-file "$tmp/long-token" call runbook_list
+    contains "$tmp/out" "rb-gpu-hang" "the call ran under the long token"
+    expect 4 "no token" -- "$cli" --url "$faurl" call runbook_list
+fi
+kill "$fapid" 2> /dev/null && wait "$fapid" 2> /dev/null
+
 # Ctrl-C in a terminal during a long call: the stream ends, the cancel is
 # sent, and mcp-cli exits 130 after the server acknowledged it.
 T() { tmux -L "$sock" "$@"; }
