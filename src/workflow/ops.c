@@ -266,6 +266,15 @@ int fm_wf_gpu_processes(fm_ctx *ctx, const char *node, int index, fm_err *err)
                    " whether the GPU is in use",
                    index, node, r.exit_status);
         n = -1;
+    } else if (r.truncated && n == 0) {
+        /* Output cut at the executor's cap: the GPUs (or processes) past
+         * the cut were never read, and unread must not count as idle. */
+        fm_err_set(err, FM_ERR_TOO_LARGE,
+                   "nvidia-smi -q -i %d on %s was cut after %zu bytes (ssh.max_output_bytes):"
+                   " the GPUs past the cut cannot be read, so they count as busy; raise"
+                   " ssh.max_output_bytes",
+                   index, node, r.out_len);
+        n = -1;
     }
     fm_exec_result_free(&r);
     return n;

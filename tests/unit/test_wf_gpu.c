@@ -1,0 +1,86 @@
+/* The workflow's GPU reads through a fake executor: what nvidia-smi did
+ * not show (output cut at ssh.max_output_bytes) never counts as an idle
+ * GPU, since an idle answer lets a reset or a diag run on the node. */
+#include <string.h>
+
+#include "fleetmcp/fm_exec.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_workflow.h"
+#include "fm_test.h"
+
+typedef struct fake {
+    const char *out;
+    bool truncated;
+} fake;
+
+static int fake_run(void *st, const char *node, fm_cmd_id cmd, const fm_cmd_args *a,
+                    fm_exec_result *out, fm_err *err)
+{
+    (void)node, (void)a, (void)err;
+    fake *f = st;
+    memset(out, 0, sizeof *out);
+    ck_assert_int_eq(cmd, FM_CMD_NVSMI_QUERY);
+    out->out = strdup(f->out);
+    out->out_len = strlen(f->out);
+    out->truncated = f->truncated;
+    out->err_out = strdup("");
+    return 0;
+}
+
+static void fake_close(void *st)
+{
+    (void)st;
+}
+
+static const struct fm_exec_ops fake_ops = {.name = "fake", .run = fake_run, .close = fake_close};
+
+/* GPU 0 idle, then the cut: GPU 1 (running a job) was never sent. */
+static const char FIRST_GPU[] = "Attached GPUs                             : 2\n"
+                                "GPU 00000000:18:00.0\n"
+                                "    Processes                             : None\n"
+                                "GPU 00000000:2A:00.0\n"
+                                "    Temperature\n";
+
+static int processes(const char *text, bool truncated, fm_err *err)
+{
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    fake f = {text, truncated};
+    ctx.be.exec = &fake_ops;
+    ctx.be.exec_st = &f;
+    return fm_wf_gpu_processes(&ctx, "gpu-a01", -1, err);
+}
+
+START_TEST(cut_output_is_not_idle)
+{
+    fm_err err = {0};
+    ck_assert_int_eq(processes(FIRST_GPU, true, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_TOO_LARGE);
+    ck_assert_ptr_nonnull(strstr(err.text, "ssh.max_output_bytes"));
+}
+END_TEST
+
+START_TEST(whole_output_counts)
+{
+    fm_err err = {0};
+    ck_assert_int_eq(processes(FIRST_GPU, false, &err), 0);
+    static const char busy[] = "GPU 00000000:18:00.0\n"
+                               "    Processes\n"
+                               "        Process ID                        : 4242\n";
+    ck_assert_int_eq(processes(busy, false, &err), 1);
+    /* A process seen before the cut is busy whatever followed. */
+    ck_assert_int_eq(processes(busy, true, &err), 1);
+}
+END_TEST
+
+static Suite *wf_gpu_suite(void)
+{
+    Suite *s = suite_create("wf_gpu");
+    TCase *tc = tcase_create("processes");
+    tcase_add_test(tc, cut_output_is_not_idle);
+    tcase_add_test(tc, whole_output_counts);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FM_TEST_MAIN(wf_gpu_suite)
