@@ -870,6 +870,16 @@ START_TEST(diagnosis_gates_canary_repair)
     fm_db_finalize(s);
     execute_refused(&t, plan, "max_age_s");
 
+    /* Confident, but dated an hour ahead (recorded by a host whose clock
+     * runs ahead): its age is unknown, so it is not fresh. */
+    record(&t, "gpu-a02", "node_disk_full", 0.84, true);
+    ck_assert_int_eq(
+        fm_db_prepare_v2(t.ctx.store.db, "UPDATE diagnoses SET at_ms=at_ms+3600000", -1, &s, NULL),
+        FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_DONE);
+    fm_db_finalize(s);
+    execute_refused(&t, plan, "ahead of this server's clock");
+
     /* Fresh, confident, the plan's class, but resting on the caller's
      * evidence: the caller's signals alone, or collected evidence that
      * alone did not reach act.  Made-up evidence never runs unapproved. */
