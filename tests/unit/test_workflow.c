@@ -17,6 +17,7 @@
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_schema.h"
@@ -817,6 +818,39 @@ START_TEST(capacity_race_two_hosts_fifty_rounds)
 }
 END_TEST
 
+/* The breaker's count of fleetmcp's drains that cannot be read refuses
+ * the drain (fail closed, like the trip state), and trips nothing: a
+ * store error read as "no drains yet" let every drain past the breaker. */
+START_TEST(breaker_unreadable_count_refuses)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    fm_err err = {0};
+    ck_assert_msg(fm_guard_init(&ctx, &err) == 0, "%s", err.text);
+    json_t *totals = json_pack("{s:i, s:{s:i}}", "fleet", 100, "partitions", "gpu", 100);
+    json_t *v = json_array();
+    fm_breaker_check(&ctx, "gpu-a01", totals, true, v);
+    ck_assert(json_is_true(json_object_get(json_array_get(v, 0), "ok")));
+    json_decref(v);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, "DROP TABLE auto_drains", NULL, NULL, NULL),
+                     FM_DB_OK);
+    v = json_array();
+    fm_breaker_check(&ctx, "gpu-a01", totals, true, v);
+    const json_t *b = json_array_get(v, 0);
+    ck_assert_str_eq(fm_json_str(b, "guardrail", ""), "circuit_breaker");
+    ck_assert_msg(json_is_false(json_object_get(b, "ok")), "%s", fm_json_str(b, "detail", ""));
+    ck_assert_ptr_nonnull(strstr(fm_json_str(b, "detail", ""), "cannot be read"));
+    json_decref(v);
+    char why[700];
+    ck_assert_msg(!fm_breaker_tripped(&ctx, why, sizeof why), "tripped: %s", why);
+    ck_assert_int_ne(fm_breaker_reserve(&ctx, "gpu-a01", totals, &err), 0);
+    ck_assert_int_eq(err.code, FM_ERR_GUARDRAIL);
+    ck_assert_ptr_nonnull(strstr(err.text, "cannot be read"));
+    json_decref(totals);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* ---- two hosts, one approval --------------------------------------------- */
 
 /* Both racers consume one approval of a plan with this hash. */
@@ -911,6 +945,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, summary_reports_orphaned_drains);
     tcase_add_test(tc, race_two_processes_fifty_rounds);
     tcase_add_test(tc, capacity_race_two_hosts_fifty_rounds);
+    tcase_add_test(tc, breaker_unreadable_count_refuses);
     tcase_add_test(tc, approval_consumed_once_two_hosts_fifty_rounds);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
