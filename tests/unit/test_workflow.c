@@ -851,6 +851,37 @@ START_TEST(breaker_unreadable_count_refuses)
 }
 END_TEST
 
+/* The counts behind the blast radius and the repeat-offender limit that
+ * cannot be read refuse, as the breaker's do: read as 0, a store error
+ * let a node into remediation past both. */
+START_TEST(unreadable_domain_and_repair_counts_refuse)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    fm_err err = {0};
+    ck_assert_msg(fm_guard_init(&ctx, &err) == 0, "%s", err.text);
+    json_t *v = json_array();
+    fm_offender_check(&ctx, "gpu-a01", v);
+    ck_assert(json_is_true(json_object_get(json_array_get(v, 0), "ok")));
+    json_decref(v);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, "DROP TABLE node_attempts", NULL, NULL, NULL),
+                     FM_DB_OK);
+    v = json_array();
+    fm_offender_check(&ctx, "gpu-a01", v);
+    const json_t *o = json_array_get(v, 0);
+    ck_assert_msg(json_is_false(json_object_get(o, "ok")), "%s", fm_json_str(o, "detail", ""));
+    ck_assert_ptr_nonnull(strstr(fm_json_str(o, "detail", ""), "cannot be counted"));
+    json_decref(v);
+    ck_assert_int_eq(
+        fm_db_exec(ctx.store.db, "ALTER TABLE node_states RENAME TO gone", NULL, NULL, NULL),
+        FM_DB_OK);
+    ck_assert_int_ne(fm_guard_reserve(&ctx, "gpu-a01", "quarantined", "gpu_test", "x", &err), 0);
+    ck_assert_int_eq(err.code, FM_ERR_GUARDRAIL);
+    ck_assert_msg(strstr(err.text, "cannot be counted"), "%s", err.text);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* ---- two hosts, one approval --------------------------------------------- */
 
 /* Both racers consume one approval of a plan with this hash. */
@@ -946,6 +977,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, race_two_processes_fifty_rounds);
     tcase_add_test(tc, capacity_race_two_hosts_fifty_rounds);
     tcase_add_test(tc, breaker_unreadable_count_refuses);
+    tcase_add_test(tc, unreadable_domain_and_repair_counts_refuse);
     tcase_add_test(tc, approval_consumed_once_two_hosts_fifty_rounds);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
