@@ -901,12 +901,10 @@ static int consume_approval(fm_ctx *ctx, int i, void *arg, fm_err *err)
 /* One signed approval, two hosts consuming it at once: exactly one gets
  * it, 50 rounds (on PostgreSQL without the store-wide lock: the
  * conditional UPDATEs decide). */
-START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
+/* Opens ctx on store with a config (written to cfg) that trusts alice's
+ * new key (written to key). */
+static void open_with_approver(fm_ctx *ctx, const char *store, char *key, char *cfg)
 {
-    char db[] = "/tmp/fm-wf-ap-XXXXXX";
-    fm_test_temp_db(db);
-    const char *store = fm_test_store(db);
-    char key[] = "/tmp/fm-wf-ap-key-XXXXXX", cfg[] = "/tmp/fm-wf-ap-cfg-XXXXXX";
     int fd = mkstemp(key);
     ck_assert_int_ge(fd, 0);
     close(fd);
@@ -920,10 +918,59 @@ START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, yaml, (size_t)n), n);
     close(fd);
-    fm_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
+    memset(ctx, 0, sizeof *ctx);
     unsetenv("FLEETMCP_CONFIG");
-    ck_assert_msg(fm_ctx_open(&ctx, cfg, store, &err) == 0, "%s", err.text);
+    ck_assert_msg(fm_ctx_open(ctx, cfg, store, &err) == 0, "%s", err.text);
+}
+
+/* A signature is recorded once, whatever its spelling: base64 leaves
+ * four unused bits in the last character of a 64-byte signature, and
+ * each of the 16 spellings decodes to the same bytes. */
+START_TEST(approval_signature_respelled_is_refused)
+{
+    char key[] = "/tmp/fm-wf-sp-key-XXXXXX", cfg[] = "/tmp/fm-wf-sp-cfg-XXXXXX";
+    fm_ctx ctx;
+    open_with_approver(&ctx, fm_test_store(":memory:"), key, cfg);
+    fm_err err = {0};
+    json_t *args = json_pack("{s:s, s:s}", "node", "gpu-a01", "reason", "respelled");
+    json_t *nodes = json_pack("[s]", "gpu-a01");
+    json_t *content = fm_plan_content("node_drain", args, nodes, NULL, NULL, 0);
+    json_t *detail = json_object();
+    char plan[FM_PLAN_ID_LEN], hash[65], ap[FM_APPROVAL_ID_LEN], msg[512], sig[256];
+    ck_assert_msg(fm_plan_create(&ctx, content, detail, plan, &err) == 0, "%s", err.text);
+    fm_plan_hash(content, hash);
+    int64_t expires = fm_now_ms() + 600000;
+    size_t mlen = fm_approval_message(msg, sizeof msg, plan, hash, "alice", expires);
+    ck_assert_msg(fm_approval_sign(key, msg, mlen, sig, sizeof sig, &err) == 0, "%s", err.text);
+    ck_assert_msg(fm_approval_record(&ctx, plan, "alice", expires, sig, ap, &err) == 0, "%s",
+                  err.text);
+    size_t n = strlen(sig);
+    ck_assert(n == 88 && sig[86] == '=' && sig[87] == '=');
+    /* The last data character's low four bits are unused: flip one. */
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    sig[85] = b64[(strchr(b64, sig[85]) - b64) ^ 1];
+    err = (fm_err){0};
+    ck_assert_int_ne(fm_approval_record(&ctx, plan, "alice", expires, sig, ap, &err), 0);
+    ck_assert_msg(strstr(err.text, "recorded before"), "%s", err.text);
+    json_decref(args);
+    json_decref(nodes);
+    json_decref(content);
+    json_decref(detail);
+    fm_ctx_close(&ctx);
+    unlink(cfg);
+    unlink(key);
+}
+END_TEST
+
+START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
+{
+    char db[] = "/tmp/fm-wf-ap-XXXXXX";
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    char key[] = "/tmp/fm-wf-ap-key-XXXXXX", cfg[] = "/tmp/fm-wf-ap-cfg-XXXXXX";
+    fm_err err = {0};
+    fm_ctx ctx;
+    open_with_approver(&ctx, store, key, cfg);
     int exactly_one = 0;
     for (int round = 0; round < 50; round++) {
         char reason[32];
@@ -979,6 +1026,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, breaker_unreadable_count_refuses);
     tcase_add_test(tc, unreadable_domain_and_repair_counts_refuse);
     tcase_add_test(tc, approval_consumed_once_two_hosts_fifty_rounds);
+    tcase_add_test(tc, approval_signature_respelled_is_refused);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
     return s;
