@@ -784,14 +784,15 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
         rc = -1;
     }
     /* A kill switch engaged mid-run stops every further change to the
-     * node; rollback and escalation only write bookkeeping and tickets. */
+     * node, in every phase: a runbook's rollback may drain, resume or
+     * reboot too.  Escalation and set_state do not touch the node, so
+     * they still record the failure and open the ticket. */
     char why[600];
     /* A tool's one-step workflow runs in the call the gate just allowed
      * (kill switch included): one decision per call, also when that call
      * resumes it (the gate decided the call for it).  Resumed by another
      * call (repair_execute's recovery), it is checked like any workflow. */
-    if (!rc && def->touches_node && !is_failure_phase(fm_json_str(step, "phase", "")) &&
-        !w->gated && fm_killswitch_engaged(ctx, why, sizeof why)) {
+    if (!rc && def->touches_node && !w->gated && fm_killswitch_engaged(ctx, why, sizeof why)) {
         fm_err_set(err, FM_ERR_DENIED, "kill switch: %s", why);
         rc = -1;
     }

@@ -407,6 +407,38 @@ START_TEST(unknown_action_runs_nothing)
 }
 END_TEST
 
+/* The kill switch stops every step that acts on a node, in rollback as
+ * in the steps: a runbook's rollback may drain, resume or reboot, and
+ * recovery under an engaged kill switch (guardrails fail, so it rolls
+ * back) reached Slurm through it. */
+START_TEST(kill_switch_stops_rollback_that_acts)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"d\",\"action\":\"drain\",\"args\":{\"reason\":"
+              "\"test\"}},{\"phase\":\"rollback\",\"id\":\"back\",\"action\":\"drain\","
+              "\"args\":{\"reason\":\"rollback\"}}]",
+              0, false);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_setting_set(&ctx.store, "killswitch", "engaged by test", &err), 0);
+    slurm_updates = 0;
+    fm_call call = acting_call(&ctx, 12);
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    ck_assert_int_eq(slurm_updates, 0);
+    json_t *got = fm_workflow_get(&ctx, w.id, &err);
+    ck_assert_ptr_nonnull(got);
+    const json_t *back = json_array_get(json_object_get(got, "steps"), 0);
+    ck_assert_str_eq(fm_json_str(back, "step", ""), "back");
+    ck_assert_str_eq(fm_json_str(back, "status", ""), "failed");
+    ck_assert_ptr_nonnull(strstr(fm_json_str(back, "error", ""), "kill switch"));
+    json_decref(got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* A step's tool call is an internal call: the tool's input schema and the
  * gate hold as for a client, and a refusal fails the step with nothing
  * run (no Slurm change; the handler never ran, so no bundle, no ticket). */
@@ -1017,6 +1049,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, recovery_resumes_idempotent_steps);
     tcase_add_test(tc, recovery_escalates_unsafe_steps);
     tcase_add_test(tc, unknown_action_runs_nothing);
+    tcase_add_test(tc, kill_switch_stops_rollback_that_acts);
     tcase_add_test(tc, internal_calls_are_checked_and_gated);
     tcase_add_test(tc, live_owner_is_left_alone);
     tcase_add_test(tc, single_node_tools_run_as_one_step_workflows);
