@@ -48,6 +48,14 @@ contains "$tmp/out" "Long running operation completed" "the result after the pro
 expect 0 "the shell over HTTP" -- sh -c "printf '%s\n' \"echo message='it is ok'\" 'get-sum a=2 b=3' | $cli --url $url shell"
 contains "$tmp/out" "Echo: it is ok" "shell call over HTTP"
 contains "$tmp/out" "The sum of 2 and 3 is 5" "a second call in the same session"
+# A server's text reaches the terminal without its control bytes: an ESC
+# sequence in a result (a drain reason, a ticket summary) cannot clear the
+# screen or restyle what an operator reads.
+expect 0 "a result with control bytes" -- "$cli" --url "$url" call echo message="$(printf 'a\033[2Jb\rc')"
+if grep -q "$(printf '\033')" "$tmp/out" || grep -q "$(printf '\r')" "$tmp/out"; then
+    bad "ESC or CR reached the terminal: $(od -c "$tmp/out" | head -3)"
+else ok; fi
+contains "$tmp/out" "Echo: a \[2Jb c" "the text around them is kept"
 printf 'tok-123\n' > "$tmp/token"
 expect 0 "a token file" -- "$cli" --url "$url" --token-file "$tmp/token" call echo message=x
 printf 'tok\r\nX-Evil: 1\n' > "$tmp/bad-token"

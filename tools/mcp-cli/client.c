@@ -132,8 +132,8 @@ static int handshake(cli_client *c, const char *client_name)
     int rc = cli_request(c, "initialize", params, &res, &err);
     if (rc || err) {
         if (err) {
-            fprintf(stderr, "mcp-cli: initialize refused: %s\n",
-                    json_string_value(json_object_get(err, "message")));
+            cli_print_text(stderr, "mcp-cli: initialize refused: ",
+                           json_string_value(json_object_get(err, "message")));
             json_decref(err);
         }
         return CLI_UNREACHABLE;
