@@ -391,7 +391,12 @@ int fm_act_health_probe(step_ctx *sc, fm_err *err)
                         json_integer((json_int_t)json_array_size(json_object_get(d, "tests"))));
     json_object_set_new(sc->out, "not_passed", failed);
     json_decref(d);
-    if (!passed)
+    if (!passed && !json_array_size(failed))
+        fm_err_set(err, FM_ERR_BACKEND,
+                   "dcgmi diag -r %d on %s ran no test (every result Skip, or none came back):"
+                   " nothing shows the GPUs healthy; check dcgmi and the GPUs on the node",
+                   level, sc->w->node);
+    else if (!passed)
         fm_err_set(err, FM_ERR_BACKEND, "dcgmi diag -r %d failed on %s", level, sc->w->node);
     return passed ? 0 : -1;
 }

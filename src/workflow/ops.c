@@ -378,7 +378,10 @@ json_t *fm_wf_diag(fm_ctx *ctx, const char *node, int level, fm_err *err)
         return NULL;
     }
     json_t *tests = json_array();
-    bool passed = true;
+    /* Passed: no test failed and at least one ran (Pass or Warn).  A
+     * diagnostic whose every result is Skip, or that returned no test,
+     * checked nothing: read as passed it would return the node. */
+    bool passed = true, ran = false;
     size_t i, k, m;
     json_t *c, *t, *res;
     json_array_foreach(cats, i, c)
@@ -410,8 +413,10 @@ json_t *fm_wf_diag(fm_ctx *ctx, const char *node, int level, fm_err *err)
                 json_object_set_new(row, "warning", fm_exec_text(warning, strlen(warning), 200));
             json_array_append_new(tests, row);
             if (worst == 3) passed = false;
+            if (worst == 1 || worst == 2) ran = true;
         }
     }
+    passed = passed && ran;
     json_decref(doc);
     fm_exec_result_free(&r);
     return json_pack("{s:i, s:b, s:o}", "level", level, "passed", passed, "tests", tests);

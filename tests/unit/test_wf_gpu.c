@@ -1,6 +1,8 @@
 /* The workflow's GPU reads through a fake executor: what nvidia-smi did
  * not show (output cut at ssh.max_output_bytes) never counts as an idle
- * GPU, since an idle answer lets a reset or a diag run on the node. */
+ * GPU, since an idle answer lets a reset or a diag run on the node; and a
+ * dcgmi diag that ran no test never counts as passed, since a pass
+ * returns the node to service. */
 #include <string.h>
 
 #include "fleetmcp/fm_exec.h"
@@ -9,6 +11,7 @@
 #include "fm_test.h"
 
 typedef struct fake {
+    fm_cmd_id cmd; /* the one command the test expects */
     const char *out;
     bool truncated;
 } fake;
@@ -19,7 +22,7 @@ static int fake_run(void *st, const char *node, fm_cmd_id cmd, const fm_cmd_args
     (void)node, (void)a, (void)err;
     fake *f = st;
     memset(out, 0, sizeof *out);
-    ck_assert_int_eq(cmd, FM_CMD_NVSMI_QUERY);
+    ck_assert_int_eq(cmd, f->cmd);
     out->out = strdup(f->out);
     out->out_len = strlen(f->out);
     out->truncated = f->truncated;
@@ -45,11 +48,45 @@ static int processes(const char *text, bool truncated, fm_err *err)
 {
     fm_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    fake f = {text, truncated};
+    fake f = {FM_CMD_NVSMI_QUERY, text, truncated};
     ctx.be.exec = &fake_ops;
     ctx.be.exec_st = &f;
     return fm_wf_gpu_processes(&ctx, "gpu-a01", -1, err);
 }
+
+/* fm_wf_diag's "passed" for dcgmi's JSON results (one test, these). */
+static bool diag_passed(const char *results)
+{
+    char out[600];
+    snprintf(out, sizeof out,
+             "{\"DCGM GPU Diagnostic\":{\"test_categories\":[{\"category\":\"Deployment\","
+             "\"tests\":[{\"name\":\"Denylist\",\"results\":%s}]}]}}",
+             results);
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    fake f = {FM_CMD_DCGMI_DIAG, out, false};
+    ctx.be.exec = &fake_ops;
+    ctx.be.exec_st = &f;
+    fm_err err = {0};
+    json_t *d = fm_wf_diag(&ctx, "gpu-a01", 1, &err);
+    ck_assert_msg(d != NULL, "%s", err.text);
+    bool passed = json_is_true(json_object_get(d, "passed"));
+    json_decref(d);
+    return passed;
+}
+
+START_TEST(diag_that_ran_nothing_did_not_pass)
+{
+    ck_assert(diag_passed("[{\"gpu_id\":\"0\",\"status\":\"Pass\"}]"));
+    ck_assert(diag_passed("[{\"gpu_id\":\"0\",\"status\":\"Skip\"},"
+                          "{\"gpu_id\":\"1\",\"status\":\"Warn\"}]"));
+    ck_assert(!diag_passed("[{\"gpu_id\":\"0\",\"status\":\"Pass\"},"
+                           "{\"gpu_id\":\"1\",\"status\":\"Fail\"}]"));
+    ck_assert(!diag_passed("[{\"gpu_id\":\"0\",\"status\":\"Skip\"},"
+                           "{\"gpu_id\":\"1\",\"status\":\"Skip\"}]"));
+    ck_assert(!diag_passed("[]"));
+}
+END_TEST
 
 START_TEST(cut_output_is_not_idle)
 {
@@ -79,6 +116,7 @@ static Suite *wf_gpu_suite(void)
     TCase *tc = tcase_create("processes");
     tcase_add_test(tc, cut_output_is_not_idle);
     tcase_add_test(tc, whole_output_counts);
+    tcase_add_test(tc, diag_that_ran_nothing_did_not_pass);
     suite_add_tcase(s, tc);
     return s;
 }
