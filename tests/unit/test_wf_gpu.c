@@ -110,6 +110,37 @@ START_TEST(whole_output_counts)
 }
 END_TEST
 
+/* The Xid check after a repair at repair_s, on kernel lines from the node. */
+static bool xid_ok(const char *lines, long long repair_s)
+{
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    fake f = {FM_CMD_KERNEL_XID, lines, false};
+    ctx.be.exec = &fake_ops;
+    ctx.be.exec_st = &f;
+    json_t *checks = json_pack("[s]", "xid");
+    json_t *v = fm_wf_verify(&ctx, "gpu-a01", checks, repair_s, NULL);
+    bool ok = json_is_true(json_object_get(v, "ok"));
+    json_decref(checks);
+    json_decref(v);
+    return ok;
+}
+
+/* The node's clock 40 s behind this server's: an Xid 10 s after the reset
+ * is stamped 30 s before it, and still fails the verification. */
+START_TEST(xid_from_a_node_clock_behind_counts)
+{
+    static const char line[] =
+        "2026-11-23T14:00:00+0000 gpu-a01 kernel: NVRM: Xid (PCI:0000:18:00):"
+        " 79, pid=0, GPU has fallen off the bus.\n";
+    long long stamp = 1795442400;          /* 2026-11-23T14:00:00Z */
+    ck_assert(!xid_ok(line, stamp - 600)); /* after the repair */
+    ck_assert(!xid_ok(line, stamp + 30));  /* 30 s "before" it: a clock behind */
+    ck_assert(xid_ok(line, stamp + 3600)); /* an hour before: the cause, not a recurrence */
+    ck_assert(xid_ok("", stamp));
+}
+END_TEST
+
 static Suite *wf_gpu_suite(void)
 {
     Suite *s = suite_create("wf_gpu");
@@ -117,6 +148,7 @@ static Suite *wf_gpu_suite(void)
     tcase_add_test(tc, cut_output_is_not_idle);
     tcase_add_test(tc, whole_output_counts);
     tcase_add_test(tc, diag_that_ran_nothing_did_not_pass);
+    tcase_add_test(tc, xid_from_a_node_clock_behind_counts);
     suite_add_tcase(s, tc);
     return s;
 }
