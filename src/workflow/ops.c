@@ -546,6 +546,16 @@ json_t *fm_wf_verify(fm_ctx *ctx, const char *node, const json_t *names, long lo
             all = false;
             continue;
         }
+        /* What was cut was not checked: the GPUs past the cut, or the
+         * newest kernel lines (journalctl prints oldest first). */
+        if (p->r.truncated) {
+            verdict(checks, c, false,
+                    "the node's output was cut at %zu bytes (ssh.max_output_bytes), so what"
+                    " follows the cut is unchecked: raise ssh.max_output_bytes",
+                    p->r.out_len);
+            all = false;
+            continue;
+        }
         bool ok = true;
         char last[160] = "";
         if (!strcmp(c, "gpus_present")) {

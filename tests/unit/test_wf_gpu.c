@@ -110,21 +110,37 @@ START_TEST(whole_output_counts)
 }
 END_TEST
 
-/* The Xid check after a repair at repair_s, on kernel lines from the node. */
-static bool xid_ok(const char *lines, long long repair_s)
+/* One verification check (name, run through cmd) on the node's output. */
+static bool check_ok(const char *name, fm_cmd_id cmd, const char *out, bool truncated,
+                     long long repair_s)
 {
     fm_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    fake f = {FM_CMD_KERNEL_XID, lines, false};
+    fake f = {cmd, out, truncated};
     ctx.be.exec = &fake_ops;
     ctx.be.exec_st = &f;
-    json_t *checks = json_pack("[s]", "xid");
+    json_t *checks = json_pack("[s]", name);
     json_t *v = fm_wf_verify(&ctx, "gpu-a01", checks, repair_s, NULL);
     bool ok = json_is_true(json_object_get(v, "ok"));
     json_decref(checks);
     json_decref(v);
     return ok;
 }
+
+static bool xid_ok(const char *lines, long long repair_s)
+{
+    return check_ok("xid", FM_CMD_KERNEL_XID, lines, false, repair_s);
+}
+
+/* Output cut at the cap never verifies: the GPU with the fault may be
+ * past the cut. */
+START_TEST(cut_output_does_not_verify)
+{
+    ck_assert(check_ok("ecc_dbe", FM_CMD_NVSMI_QUERY, FIRST_GPU, false, 0));
+    ck_assert(!check_ok("ecc_dbe", FM_CMD_NVSMI_QUERY, FIRST_GPU, true, 0));
+    ck_assert(!check_ok("xid", FM_CMD_KERNEL_XID, "", true, 0));
+}
+END_TEST
 
 /* The node's clock 40 s behind this server's: an Xid 10 s after the reset
  * is stamped 30 s before it, and still fails the verification. */
@@ -149,6 +165,7 @@ static Suite *wf_gpu_suite(void)
     tcase_add_test(tc, whole_output_counts);
     tcase_add_test(tc, diag_that_ran_nothing_did_not_pass);
     tcase_add_test(tc, xid_from_a_node_clock_behind_counts);
+    tcase_add_test(tc, cut_output_does_not_verify);
     suite_add_tcase(s, tc);
     return s;
 }
