@@ -78,16 +78,6 @@ static const char *owner_of(const wf_row *w)
     return fm_json_str(w->content, "call_owner", w->id);
 }
 
-static bool state_word(const char *joined, const char *word)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", joined);
-    char *save = NULL;
-    for (char *t = strtok_r(buf, "+", &save); t; t = strtok_r(NULL, "+", &save))
-        if (!strcasecmp(t, word)) return true;
-    return false;
-}
-
 /* Polls until done(sc) says yes, the step's timeout passes or the client
  * cancels.  The lease is renewed on every poll. */
 static int wait_until(step_ctx *sc, bool (*done)(step_ctx *, char *, size_t, fm_err *), fm_err *err)
@@ -217,12 +207,12 @@ static bool node_up(step_ctx *sc, char *what, size_t len, fm_err *err)
         fm_wf_node_boot(sc->call->ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err);
     if (boot < 0) return false;
     snprintf(what, len, "waiting for %s to come back (Slurm state %s)", sc->w->node, st);
-    if (strstr(st, "REBOOT") || strstr(st, "NOT_RESPONDING") || state_word(st, "UNKNOWN"))
+    if (strstr(st, "REBOOT") || strstr(st, "NOT_RESPONDING") || fm_slurm_state_has(st, "UNKNOWN"))
         return false;
     /* After our reboot the node is DOWN by design (nextstate=DOWN): slurmd
      * is back once the boot time moved and the reboot flags cleared. */
     if (var_int(sc->w, "reboot_issued")) return boot > var_int(sc->w, "boot_before");
-    return !state_word(st, "DOWN");
+    return !fm_slurm_state_has(st, "DOWN");
 }
 
 int fm_act_wait_node_up(step_ctx *sc, fm_err *err)

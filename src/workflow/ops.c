@@ -62,9 +62,11 @@ json_t *fm_wf_jobs_on(fm_ctx *ctx, const char *node, fm_err *err)
     json_t *j;
     json_array_foreach(all, i, j)
     {
+        /* Any word of it: Slurm joins flags to the base state, and a
+         * COMPLETED+COMPLETING job still holds the node (its epilog). */
         const char *st = fm_json_str(j, "state", "");
         for (size_t k = 0; k < sizeof live / sizeof *live; k++)
-            if (!strcasecmp(st, live[k])) {
+            if (fm_slurm_state_has(st, live[k])) {
                 json_array_append(out, j);
                 break;
             }

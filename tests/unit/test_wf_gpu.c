@@ -7,6 +7,7 @@
 
 #include "fleetmcp/fm_exec.h"
 #include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_workflow.h"
 #include "fm_test.h"
 
@@ -157,6 +158,43 @@ START_TEST(xid_from_a_node_clock_behind_counts)
 }
 END_TEST
 
+/* A fake Slurm whose only job on the node has this (joined) state. */
+static const char *job_state;
+
+static json_t *one_job(void *st, const fm_slurm_job_filter *f, fm_err *err)
+{
+    (void)st, (void)f, (void)err;
+    return json_pack("[{s:i, s:s}]", "job_id", 7, "state", job_state);
+}
+
+static const struct fm_slurm_ops job_slurm = {.name = "fake", .jobs = one_job};
+
+static size_t live_jobs(const char *state)
+{
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.be.slurm = &job_slurm;
+    job_state = state;
+    fm_err err = {0};
+    json_t *j = fm_wf_jobs_on(&ctx, "gpu-a01", &err);
+    ck_assert_msg(j != NULL, "%s", err.text);
+    size_t n = json_array_size(j);
+    json_decref(j);
+    return n;
+}
+
+/* A job whose state carries flags still holds the node: a reset or a
+ * diag must wait for it. */
+START_TEST(job_with_state_flags_holds_the_node)
+{
+    ck_assert_uint_eq(live_jobs("RUNNING"), 1);
+    ck_assert_uint_eq(live_jobs("RUNNING+CONFIGURING"), 1);
+    ck_assert_uint_eq(live_jobs("COMPLETED+COMPLETING"), 1);
+    ck_assert_uint_eq(live_jobs("COMPLETED"), 0);
+    ck_assert_uint_eq(live_jobs("PENDING"), 0);
+}
+END_TEST
+
 static Suite *wf_gpu_suite(void)
 {
     Suite *s = suite_create("wf_gpu");
@@ -166,6 +204,7 @@ static Suite *wf_gpu_suite(void)
     tcase_add_test(tc, diag_that_ran_nothing_did_not_pass);
     tcase_add_test(tc, xid_from_a_node_clock_behind_counts);
     tcase_add_test(tc, cut_output_does_not_verify);
+    tcase_add_test(tc, job_with_state_flags_holds_the_node);
     suite_add_tcase(s, tc);
     return s;
 }
