@@ -69,11 +69,19 @@ contains "$tmp/err" "cannot reach" "unreachable says so"
 expect 5 "a tool error over HTTP" -- "$cli" --url "$url" call nope
 contains "$tmp/err" "not found" "the server's refusal is shown"
 
+# fleetmcp --http on a free loopback port, with ARGS; waits (bounded)
+# until it listens, then sets fmpid and fmurl ("" if it did not start).
+start_fm() { # start_fm LOG ARGS...
+    local log=$1
+    shift
+    build/fleetmcp "$@" --http 127.0.0.1:0 > /dev/null 2> "$log" &
+    fmpid=$!
+    for _ in $(seq 100); do grep -q "serving MCP on" "$log" && break; sleep 0.1; done
+    fmurl=$(grep -o 'http://127\.0\.0\.1:[0-9]*/mcp' "$log" | head -1)
+}
+
 # The same commands against fleetmcp's own Streamable HTTP transport.
-build/fleetmcp --db "$tmp/fm.db" --http 127.0.0.1:0 > /dev/null 2> "$tmp/fm.log" &
-fmpid=$!
-for _ in $(seq 100); do grep -q "serving MCP on" "$tmp/fm.log" && break; sleep 0.1; done
-fmurl=$(grep -o 'http://127\.0\.0\.1:[0-9]*/mcp' "$tmp/fm.log" | head -1)
+start_fm "$tmp/fm.log" --db "$tmp/fm.db"
 if [ -z "$fmurl" ]; then
     bad "fleetmcp --http did not start:"; cat "$tmp/fm.log"
 else
@@ -92,18 +100,15 @@ printf '%s\n' "$long" > "$tmp/long-token"
 sha=$(printf '%s' "$long" | sha256sum | cut -d' ' -f1)
 printf 'auth:\n  audience: http://127.0.0.1/mcp\n  tokens:\n    - {sha256: %s, subject: ops, scopes: [fleetmcp:read]}\n' \
     "$sha" > "$tmp/auth.yaml"
-build/fleetmcp --config "$tmp/auth.yaml" --db "$tmp/auth.db" --http 127.0.0.1:0 > /dev/null 2> "$tmp/fa.log" &
-fapid=$!
-for _ in $(seq 100); do grep -q "serving MCP on" "$tmp/fa.log" && break; sleep 0.1; done
-faurl=$(grep -o 'http://127\.0\.0\.1:[0-9]*/mcp' "$tmp/fa.log" | head -1)
-if [ -z "$faurl" ]; then
+kill "$fmpid" 2> /dev/null && wait "$fmpid" 2> /dev/null
+start_fm "$tmp/fa.log" --config "$tmp/auth.yaml" --db "$tmp/auth.db"
+if [ -z "$fmurl" ]; then
     bad "fleetmcp --http with auth did not start:"; cat "$tmp/fa.log"
 else
-    expect 0 "a 1.8 KiB token file" -- "$cli" --url "$faurl" --token-file "$tmp/long-token" call runbook_list
+    expect 0 "a 1.8 KiB token file" -- "$cli" --url "$fmurl" --token-file "$tmp/long-token" call runbook_list
     contains "$tmp/out" "rb-gpu-hang" "the call ran under the long token"
-    expect 4 "no token" -- "$cli" --url "$faurl" call runbook_list
+    expect 4 "no token" -- "$cli" --url "$fmurl" call runbook_list
 fi
-kill "$fapid" 2> /dev/null && wait "$fapid" 2> /dev/null
 
 # Ctrl-C in a terminal during a long call: the stream ends, the cancel is
 # sent, and mcp-cli exits 130 after the server acknowledged it.

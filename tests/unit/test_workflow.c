@@ -272,6 +272,18 @@ static fm_call acting_call(fm_ctx *ctx, int64_t audit_id)
     return (fm_call){.ctx = ctx, .tool = &fm_tool_table[ti], .audit_id = audit_id};
 }
 
+/* Recovers w (the only dead workflow) in an acting call recorded as
+ * audit_id, and returns workflow_get's answer for it (new). */
+static json_t *recover_one(fm_ctx *ctx, const wf_row *w, int64_t audit_id)
+{
+    fm_call call = acting_call(ctx, audit_id);
+    ck_assert_int_eq(fm_workflow_recover(ctx, &call), 1);
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(ctx, w->id, &err);
+    ck_assert_msg(got != NULL, "%s", err.text);
+    return got;
+}
+
 START_TEST(recovery_never_acts_in_reads_or_shadow)
 {
     fm_ctx ctx;
@@ -320,11 +332,7 @@ START_TEST(recovery_resumes_idempotent_steps)
               "\"quarantined\"}},{\"phase\":\"steps\",\"id\":\"s2\",\"action\":\"set_state\","
               "\"args\":{\"state\":\"suspect\"}}]",
               1, true);
-    fm_call call = acting_call(&ctx, 7);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
+    json_t *got = recover_one(&ctx, &w, 7);
     ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
     json_t *steps = json_object_get(got, "steps");
     ck_assert_int_eq(json_array_size(steps), 2); /* the interrupted row, then the re-run */
@@ -334,7 +342,8 @@ START_TEST(recovery_resumes_idempotent_steps)
     fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "suspect");
     /* Nothing left to recover: a second call is a no-op. */
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
+    fm_call again = acting_call(&ctx, 8);
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &again), 0);
     json_decref(got);
     wf_row_free(&w);
     fm_ctx_close(&ctx);
@@ -352,11 +361,7 @@ START_TEST(recovery_escalates_unsafe_steps)
               "\"suspect\"}},{\"phase\":\"rollback\",\"id\":\"keep\",\"action\":\"set_state\","
               "\"args\":{\"state\":\"quarantined\"}}]",
               0, true);
-    fm_call call = acting_call(&ctx, 9);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
+    json_t *got = recover_one(&ctx, &w, 9);
     /* no escalate step in this plan: failed, with the rollback run and
      * the step after the unsafe one skipped */
     ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
@@ -388,11 +393,7 @@ START_TEST(unknown_action_runs_nothing)
               "\"args\":{\"state\":\"suspect\"}}]",
               0, false);
     slurm_updates = 0;
-    fm_call call = acting_call(&ctx, 11);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
+    json_t *got = recover_one(&ctx, &w, 11);
     ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
     json_t *steps = json_object_get(got, "steps");
     ck_assert_int_eq(json_array_size(steps), 2); /* x failed, d skipped, keep ran */
@@ -424,11 +425,8 @@ START_TEST(kill_switch_stops_rollback_that_acts)
     fm_err err = {0};
     ck_assert_int_eq(fm_store_setting_set(&ctx.store, "killswitch", "engaged by test", &err), 0);
     slurm_updates = 0;
-    fm_call call = acting_call(&ctx, 12);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
+    json_t *got = recover_one(&ctx, &w, 12);
     ck_assert_int_eq(slurm_updates, 0);
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
     const json_t *back = json_array_get(json_object_get(got, "steps"), 0);
     ck_assert_str_eq(fm_json_str(back, "step", ""), "back");
     ck_assert_str_eq(fm_json_str(back, "status", ""), "failed");
@@ -458,11 +456,7 @@ START_TEST(internal_calls_are_checked_and_gated)
     snprintf(sql, sizeof sql, "UPDATE workflows SET fault_class='Not A Class' WHERE id='%s'", w.id);
     ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
     slurm_updates = 0;
-    fm_call call = acting_call(&ctx, 13);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
+    json_t *got = recover_one(&ctx, &w, 13);
     json_t *steps = json_object_get(got, "steps");
     ck_assert_int_eq(json_array_size(steps), 2);
     const char *e0 = fm_json_str(json_array_get(steps, 0), "error", "");
@@ -853,26 +847,39 @@ END_TEST
 /* The breaker's count of fleetmcp's drains that cannot be read refuses
  * the drain (fail closed, like the trip state), and trips nothing: a
  * store error read as "no drains yet" let every drain past the breaker. */
+/* A verdict list's first verdict: for guardrail, ok or not, and (when
+ * not) saying text.  Takes v. */
+static void first_verdict(json_t *v, const char *guardrail, bool ok, const char *text)
+{
+    const json_t *b = json_array_get(v, 0);
+    ck_assert_str_eq(fm_json_str(b, "guardrail", ""), guardrail);
+    ck_assert_msg(json_is_true(json_object_get(b, "ok")) == ok, "%s", fm_json_str(b, "detail", ""));
+    if (!ok) ck_assert_ptr_nonnull(strstr(fm_json_str(b, "detail", ""), text));
+    json_decref(v);
+}
+
+/* A context whose guardrail tables exist, for breaking one of them. */
+static void open_guarded(fm_ctx *ctx)
+{
+    open_ctx(ctx, fm_test_store(":memory:"));
+    fm_err err = {0};
+    ck_assert_msg(fm_guard_init(ctx, &err) == 0, "%s", err.text);
+}
+
 START_TEST(breaker_unreadable_count_refuses)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, fm_test_store(":memory:"));
+    open_guarded(&ctx);
     fm_err err = {0};
-    ck_assert_msg(fm_guard_init(&ctx, &err) == 0, "%s", err.text);
     json_t *totals = json_pack("{s:i, s:{s:i}}", "fleet", 100, "partitions", "gpu", 100);
     json_t *v = json_array();
     fm_breaker_check(&ctx, "gpu-a01", totals, true, v);
-    ck_assert(json_is_true(json_object_get(json_array_get(v, 0), "ok")));
-    json_decref(v);
+    first_verdict(v, "circuit_breaker", true, NULL);
     ck_assert_int_eq(fm_db_exec(ctx.store.db, "DROP TABLE auto_drains", NULL, NULL, NULL),
                      FM_DB_OK);
     v = json_array();
     fm_breaker_check(&ctx, "gpu-a01", totals, true, v);
-    const json_t *b = json_array_get(v, 0);
-    ck_assert_str_eq(fm_json_str(b, "guardrail", ""), "circuit_breaker");
-    ck_assert_msg(json_is_false(json_object_get(b, "ok")), "%s", fm_json_str(b, "detail", ""));
-    ck_assert_ptr_nonnull(strstr(fm_json_str(b, "detail", ""), "cannot be read"));
-    json_decref(v);
+    first_verdict(v, "circuit_breaker", false, "cannot be read");
     char why[700];
     ck_assert_msg(!fm_breaker_tripped(&ctx, why, sizeof why), "tripped: %s", why);
     ck_assert_int_ne(fm_breaker_reserve(&ctx, "gpu-a01", totals, &err), 0);
@@ -889,21 +896,16 @@ END_TEST
 START_TEST(unreadable_domain_and_repair_counts_refuse)
 {
     fm_ctx ctx;
-    open_ctx(&ctx, fm_test_store(":memory:"));
+    open_guarded(&ctx);
     fm_err err = {0};
-    ck_assert_msg(fm_guard_init(&ctx, &err) == 0, "%s", err.text);
     json_t *v = json_array();
     fm_offender_check(&ctx, "gpu-a01", v);
-    ck_assert(json_is_true(json_object_get(json_array_get(v, 0), "ok")));
-    json_decref(v);
+    first_verdict(v, "repeat_offender", true, NULL);
     ck_assert_int_eq(fm_db_exec(ctx.store.db, "DROP TABLE node_attempts", NULL, NULL, NULL),
                      FM_DB_OK);
     v = json_array();
     fm_offender_check(&ctx, "gpu-a01", v);
-    const json_t *o = json_array_get(v, 0);
-    ck_assert_msg(json_is_false(json_object_get(o, "ok")), "%s", fm_json_str(o, "detail", ""));
-    ck_assert_ptr_nonnull(strstr(fm_json_str(o, "detail", ""), "cannot be counted"));
-    json_decref(v);
+    first_verdict(v, "repeat_offender", false, "cannot be counted");
     ck_assert_int_eq(
         fm_db_exec(ctx.store.db, "ALTER TABLE node_states RENAME TO gone", NULL, NULL, NULL),
         FM_DB_OK);
