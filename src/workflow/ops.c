@@ -20,12 +20,6 @@
 
 #define MAX_GPUS 64
 #define MAX_TESTS 64
-/* An Xid line stamped this much before the repair still counts after it:
- * the stamp is the node's clock and the repair time this server's, and a
- * node running behind would otherwise hide a fault that came straight
- * back.  The Xid that caused the repair is older (drain, wait and approval
- * come between). */
-#define XID_CLOCK_SLACK_S 120
 
 static int need_slurm(fm_ctx *ctx, fm_err *err)
 {
@@ -492,7 +486,7 @@ static int xid_lines_since(const fm_exec_result *r, long long since_s, char *las
         struct tm tm = {0};
         const char *rest = strptime(line, "%Y-%m-%dT%H:%M:%S%z", &tm);
         long long t = rest ? (long long)timegm(&tm) - tm.tm_gmtoff : 0;
-        if (since_s && t && t < since_s - XID_CLOCK_SLACK_S) continue;
+        if (since_s && t && t < since_s) continue;
         n++;
         const char *x = strstr(line, "NVRM: Xid");
         fm_clip(last, len, x);
