@@ -39,7 +39,8 @@ json_t *fm_node_state_counts(struct fm_ctx *ctx);
 
 /* Nodes other than node in remediation (quarantined, repairing,
  * validating) whose column ("rack", "sku" or "partition") is value;
- * 0 for any other column or when the store cannot be read. */
+ * 0 for any other column, -1 when the store cannot be read (a guardrail
+ * then refuses: an unread count may be over its limit). */
 long long fm_node_state_in_domain(struct fm_ctx *ctx, const char *column, const char *value,
                                   const char *node);
 
@@ -49,7 +50,7 @@ long long fm_node_state_in_domain(struct fm_ctx *ctx, const char *column, const 
 json_t *fm_node_state_domain_busy(struct fm_ctx *ctx, const json_t *except);
 
 /* Repair attempts recorded since since_ms: of node for fault_class
- * (fault_class NULL: any class). */
+ * (fault_class NULL: any class); -1 when the store cannot be read. */
 long long fm_node_state_attempts(struct fm_ctx *ctx, const char *node, const char *fault_class,
                                  int64_t since_ms);
 

@@ -286,4 +286,8 @@ bool fm_slurm_sinfo_in_service(const char *state);
  * names reach argv, URLs and PromQL label matchers. */
 bool fm_slurm_valid_node_name(const char *name);
 
+/* Whether a joined state ("RUNNING+CONFIGURING", as jobs and nodes carry
+ * Slurm's base state and its flags) holds word, case-insensitively. */
+bool fm_slurm_state_has(const char *joined, const char *word);
+
 #endif

@@ -23,6 +23,8 @@
 /* What an approval given through elicitation stores instead of a
  * signature. */
 #define ELICITED_SIG "elicitation"
+/* A signature's base64 text: 128 bytes at most (signature_check's bound). */
+#define FM_APPROVAL_SIG_TEXT (4 * ((128 + 2) / 3) + 1)
 
 static const char approval_ddl[] =
     "CREATE TABLE IF NOT EXISTS approvals(id TEXT PRIMARY KEY, plan_id TEXT NOT NULL,"
@@ -58,6 +60,22 @@ static int b64_decode(const char *in, unsigned char *out, size_t outlen, size_t 
     long m = len ? fm_base64_decode(in, len, out, outlen) : -1;
     if (m < 0) return -1;
     *n = (size_t)m;
+    return 0;
+}
+
+/* The one spelling of a signature that is recorded: base64 leaves unused
+ * bits in its last character, so several texts decode to the same bytes
+ * and each would pass the "recorded once" key as new.  The decoded bytes
+ * re-encoded, or -1 when sig_b64 is not base64 of at most 128 bytes. */
+static int canonical_sig(const char *sig_b64, char out[FM_APPROVAL_SIG_TEXT], fm_err *err)
+{
+    unsigned char raw[128];
+    size_t n = 0;
+    if (b64_decode(sig_b64, raw, sizeof raw, &n))
+        return fm_err_set(err, FM_ERR_APPROVAL,
+                          "the signature is not base64 of an Ed25519 signature: sign again with"
+                          " `mcp-cli approve`");
+    fm_base64_encode(raw, n, out);
     return 0;
 }
 
@@ -231,9 +249,12 @@ int fm_approval_record(fm_ctx *ctx, const char *plan_id, const char *approver, i
                    plan_id, status);
         goto out;
     }
-    if (signature_check(ctx, plan_id, hash, approver, expires_ms, sig_b64, err)) goto out;
-    rc = insert_approval(ctx, plan_id, hash, approver, expires_ms, sig_b64,
-                         !strcmp(status, "proposed"), id_out, err);
+    char sig[FM_APPROVAL_SIG_TEXT];
+    if (canonical_sig(sig_b64, sig, err) ||
+        signature_check(ctx, plan_id, hash, approver, expires_ms, sig, err))
+        goto out;
+    rc = insert_approval(ctx, plan_id, hash, approver, expires_ms, sig, !strcmp(status, "proposed"),
+                         id_out, err);
 out:
     json_decref(plan);
     return rc;

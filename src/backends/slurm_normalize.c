@@ -950,14 +950,30 @@ json_t *fm_slurm_norm_job(const json_t *raw, fm_err *err)
     return j;
 }
 
+bool fm_slurm_state_has(const char *joined, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = joined; p && *p;) {
+        size_t l = strcspn(p, "+");
+        if (l == n && !strncasecmp(p, word, n)) return true;
+        p += l;
+        p += *p == '+';
+    }
+    return false;
+}
+
 static bool job_match(const json_t *j, const fm_slurm_job_filter *f)
 {
     if (!f) return true;
     if (set(f->node) && !exact_in(json_object_get(j, "node_list"), f->node)) return false;
     const char *u = json_string_value(json_object_get(j, "user"));
     if (set(f->user) && (!u || strcmp(u, f->user) != 0)) return false;
+    /* A flag beside the base state (RUNNING+CONFIGURING, +SIGNALING) does
+     * not make a running job something else: the whole state or one of
+     * its words. */
     const char *s = json_string_value(json_object_get(j, "state"));
-    if (set(f->state) && (!s || strcasecmp(s, f->state) != 0)) return false;
+    if (set(f->state) && (!s || (strcasecmp(s, f->state) && !fm_slurm_state_has(s, f->state))))
+        return false;
     const char *p = json_string_value(json_object_get(j, "partition"));
     if (set(f->partition) && (!p || strcmp(p, f->partition) != 0)) return false;
     return true;

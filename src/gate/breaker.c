@@ -28,6 +28,7 @@ static const char fleet_sql[] =
     "SELECT count(DISTINCT node) FROM auto_drains WHERE ts_ms>=? AND node<>?";
 static const char part_sql[] =
     "SELECT count(DISTINCT node) FROM auto_drains WHERE ts_ms>=? AND node<>? AND partition=?";
+#define UNREAD_FIX "call again once the store answers (the server's log says why it did not)"
 static const char insert_sql[] = "INSERT INTO auto_drains(node,partition,ts_ms) VALUES(?,?,?)";
 
 #define TRIP_KEY "circuit_breaker"
@@ -70,15 +71,15 @@ static int64_t window_start(fm_ctx *ctx, const bconf *c)
 }
 
 /* Distinct nodes drained since, other than node, in partition (NULL: the
- * whole fleet). */
+ * whole fleet); -1 when the store cannot be read. */
 static long long drained(fm_ctx *ctx, int64_t since, const char *node, const char *partition)
 {
     int64_t n = 0;
-    if (partition)
-        fm_db_run(ctx->store.db, part_sql, fm_db_row_int64, &n, "itt", since, node, partition);
-    else
-        fm_db_run(ctx->store.db, fleet_sql, fm_db_row_int64, &n, "it", since, node);
-    return n;
+    int rc =
+        partition
+            ? fm_db_run(ctx->store.db, part_sql, fm_db_row_int64, &n, "itt", since, node, partition)
+            : fm_db_run(ctx->store.db, fleet_sql, fm_db_row_int64, &n, "it", since, node);
+    return rc == FM_DB_ROW || rc == FM_DB_DONE ? n : -1;
 }
 
 static int count_node(void *ud, const json_t *node, fm_err *err)
@@ -144,11 +145,20 @@ json_t *fm_breaker_totals(fm_ctx *ctx, const json_t *node, const json_t *verdict
 }
 
 /* One domain (the fleet, or a partition) over the share with name added:
- * true with why. */
-static bool domain_over(fm_ctx *ctx, const bconf *c, int64_t since, const char *name,
-                        const char *partition, long long total, char *why, size_t len)
+ * 1 with why, 0, or -1 with why when the count cannot be read (fail
+ * closed, as the trip state does: an unread count may be over). */
+static int domain_over(fm_ctx *ctx, const bconf *c, int64_t since, const char *name,
+                       const char *partition, long long total, char *why, size_t len)
 {
     long long n = drained(ctx, since, name, partition) + 1;
+    if (n < 1) {
+        snprintf(why, len,
+                 "the count of nodes fleetmcp drained in %s %s cannot be read (%s), so draining"
+                 " %s counts as over the breaker's share",
+                 partition ? "partition" : "the", partition ? partition : "fleet",
+                 fm_db_errmsg(ctx->store.db), name);
+        return -1;
+    }
     double share = total > 0 ? (double)n / (double)total : 1;
     bool over = share > c->share + 1e-9;
     snprintf(why, len,
@@ -160,25 +170,26 @@ static bool domain_over(fm_ctx *ctx, const bconf *c, int64_t since, const char *
     return over;
 }
 
-/* The first domain over the share, into why; false (why: the fleet's
- * numbers) if none. */
-static bool over_share(fm_ctx *ctx, const char *name, const json_t *totals, char *why, size_t len)
+/* The first domain over the share (1) or unreadable (-1), into why; 0
+ * (why: the fleet's numbers) if none. */
+static int over_share(fm_ctx *ctx, const char *name, const json_t *totals, char *why, size_t len)
 {
     bconf c = conf(ctx);
     int64_t since = window_start(ctx, &c);
-    if (domain_over(ctx, &c, since, name, NULL,
-                    json_integer_value(json_object_get(totals, "fleet")), why, len))
-        return true;
+    int over = domain_over(ctx, &c, since, name, NULL,
+                           json_integer_value(json_object_get(totals, "fleet")), why, len);
+    if (over) return over;
     char fleet[400];
     snprintf(fleet, sizeof fleet, "%s", why);
     const char *p;
     json_t *t;
     json_object_foreach((json_t *)json_object_get(totals, "partitions"), p, t)
     {
-        if (domain_over(ctx, &c, since, name, p, json_integer_value(t), why, len)) return true;
+        over = domain_over(ctx, &c, since, name, p, json_integer_value(t), why, len);
+        if (over) return over;
     }
     snprintf(why, len, "%s", fleet);
-    return false;
+    return 0;
 }
 
 bool fm_breaker_tripped(fm_ctx *ctx, char *why, size_t len)
@@ -217,13 +228,16 @@ void fm_breaker_check(fm_ctx *ctx, const char *name, const json_t *totals, bool 
                      "circuit breaker %s; no drain runs until a human resets it", why);
         return;
     }
-    bool over = over_share(ctx, name, totals, why, sizeof why);
-    if (over && attempt) trip(ctx, why);
+    /* An unreadable count refuses this call but trips nothing: the
+     * store, not the fleet, is what is wrong. */
+    int over = over_share(ctx, name, totals, why, sizeof why);
+    if (over > 0 && attempt) trip(ctx, why);
     fm_guard_add(verdicts, "circuit_breaker", !over,
-                 attempt ? RESET_FIX
-                         : "wait for the window to pass, or raise"
-                           " guardrails.circuit_breaker.max_share",
-                 "%s%s", why, over && attempt ? "; the breaker tripped" : "");
+                 over < 0  ? UNREAD_FIX
+                 : attempt ? RESET_FIX
+                           : "wait for the window to pass, or raise"
+                             " guardrails.circuit_breaker.max_share",
+                 "%s%s", why, over > 0 && attempt ? "; the breaker tripped" : "");
 }
 
 int fm_breaker_reserve(fm_ctx *ctx, const char *name, const json_t *totals, fm_err *err)
@@ -231,7 +245,11 @@ int fm_breaker_reserve(fm_ctx *ctx, const char *name, const json_t *totals, fm_e
     char why[700];
     if (fm_breaker_tripped(ctx, why, sizeof why))
         return fm_err_set(err, FM_ERR_GUARDRAIL, "circuit breaker %s; to pass: %s", why, RESET_FIX);
-    if (over_share(ctx, name, totals, why, sizeof why)) {
+    int over = over_share(ctx, name, totals, why, sizeof why);
+    if (over < 0)
+        return fm_err_set(err, FM_ERR_GUARDRAIL, "circuit breaker: %s; to pass: %s", why,
+                          UNREAD_FIX);
+    if (over) {
         trip(ctx, why);
         return fm_err_set(err, FM_ERR_GUARDRAIL,
                           "circuit breaker: %s; it tripped (another drain got there first);"
@@ -276,9 +294,13 @@ json_t *fm_breaker_status(fm_ctx *ctx)
     bconf c = conf(ctx);
     char why[700];
     bool tripped = fm_breaker_tripped(ctx, why, sizeof why);
+    long long n = drained(ctx, window_start(ctx, &c), "", NULL);
+    /* -1: unreadable, and the reason says so (drains are refused then). */
+    if (n < 0 && !tripped)
+        snprintf(why, sizeof why, "the count of drains in the window cannot be read (%s)",
+                 fm_db_errmsg(ctx->store.db));
     json_t *out = json_pack("{s:b, s:f, s:I, s:I}", "tripped", tripped, "max_share", c.share,
-                            "window_s", (json_int_t)c.window_s, "drained_in_window",
-                            (json_int_t)drained(ctx, window_start(ctx, &c), "", NULL));
-    if (tripped) json_object_set_new(out, "reason", json_string(why));
+                            "window_s", (json_int_t)c.window_s, "drained_in_window", (json_int_t)n);
+    if (tripped || n < 0) json_object_set_new(out, "reason", json_string(why));
     return out;
 }

@@ -21,6 +21,12 @@
 #include "fleetmcp/fm_util.h"
 
 #define DEFAULT_MAX_AGE_S 3600
+/* How far in the future a diagnosis may be dated and still count: the
+ * clock steps of one host, or the skew between hosts sharing the store.
+ * Beyond it, the recording host's clock runs ahead (or this one's was
+ * set back), and the diagnosis would stay "fresh" that much longer than
+ * diagnose.max_age_s: it counts as stale instead. */
+#define MAX_FUTURE_S 60
 /* Rows older than this are history nobody decides on: pruned per node. */
 #define KEEP_MS (30LL * 86400 * 1000)
 
@@ -123,7 +129,8 @@ json_t *fm_diagnosis_basis(fm_ctx *ctx, const char *node, const char *fault_clas
     long long age_s = (long long)((fm_now_ms() - d.at_ms) / 1000);
     bool agrees = fault_class && !strcmp(d.fault_class, fault_class);
     bool confident = d.act && d.confidence >= d.act_threshold;
-    bool fresh = age_s <= max_age;
+    bool future = age_s < -MAX_FUTURE_S;
+    bool fresh = age_s <= max_age && !future;
     bool own = d.collected_act;
     char at[32];
     fm_iso_time(d.at_ms, at);
@@ -148,6 +155,13 @@ json_t *fm_diagnosis_basis(fm_ctx *ctx, const char *node, const char *fault_clas
                  " the plan, or run diagnose {node: %s} without signals so fleetmcp reads the"
                  " node itself",
                  node, d.id, d.fault_class, d.source, node);
+    else if (future)
+        snprintf(why, len,
+                 "%s's latest diagnosis %s is dated %s, %lld s ahead of this server's clock"
+                 " (clocks differ between the hosts sharing the store, or this one was set"
+                 " back), so its age is unknown: fix the clocks (NTP) and run diagnose {node:"
+                 " %s} again, or have a human approve the plan",
+                 node, d.id, at, -age_s, node);
     else if (!fresh)
         snprintf(why, len,
                  "%s's latest diagnosis %s (%s) is %lld s old, over diagnose.max_age_s"

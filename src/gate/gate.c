@@ -1,5 +1,6 @@
 #include "fleetmcp/fm_gate.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,16 @@ bool fm_killswitch_engaged(fm_ctx *ctx, char *why, size_t whylen)
     struct stat sb;
     if (ctx->cfg.killswitch_file[0] && stat(ctx->cfg.killswitch_file, &sb) == 0) {
         snprintf(why, whylen, "kill switch file %s exists", ctx->cfg.killswitch_file);
+        return true;
+    }
+    /* Fail closed here too: only "no such file" says it is absent.  A
+     * shared mount that does not answer (EIO, ESTALE), a path that cannot
+     * be searched or a symlink loop may hide one. */
+    if (ctx->cfg.killswitch_file[0] && errno != ENOENT && errno != ENOTDIR) {
+        snprintf(why, whylen,
+                 "kill switch file %s cannot be checked (%s), so it counts as present; fix"
+                 " the path or its mount",
+                 ctx->cfg.killswitch_file, strerror(errno));
         return true;
     }
     int got = fm_store_setting_get(&ctx->store, "killswitch", val, sizeof val);

@@ -146,6 +146,13 @@ static bool blast_exceeded(fm_ctx *ctx, const char *node, const json_t *domains,
         const char *val = fm_json_str(domains, cols[i], NULL);
         if (!val) continue;
         long long n = fm_node_state_in_domain(ctx, cols[i], val, node);
+        if (n < 0) {
+            snprintf(why, len,
+                     "the nodes in remediation in %s %s cannot be counted (%s), so adding %s"
+                     " counts as over the limit; call again once the store answers",
+                     cols[i], val, fm_db_errmsg(ctx->store.db), node);
+            return true;
+        }
         if (n + 1 > limit) {
             snprintf(why, len,
                      "%s %s already has %lld node%s in remediation; adding %s makes"
@@ -356,11 +363,16 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
         long long max = fm_cfg_int(rb, "max_attempts", fm_cfg_int(g, "max_attempts", 2));
         long long win = fm_cfg_int(rb, "window_s", fm_cfg_int(g, "window_s", 86400));
         long long n = fm_node_state_attempts(ctx, name, req->fault_class, fm_now_ms() - win * 1000);
-        add(verdicts, "retry_budget", n < max,
-            "escalate to a human: repeating the same repair"
-            " will not fix it",
-            "%s: %lld of %lld attempts for %s in the last %lld s", name, n, max, req->fault_class,
-            win);
+        if (n < 0)
+            add(verdicts, "retry_budget", false, "call again once the store answers",
+                "%s: the attempts for %s cannot be counted (%s), so the budget counts as spent",
+                name, req->fault_class, fm_db_errmsg(ctx->store.db));
+        else
+            add(verdicts, "retry_budget", n < max,
+                "escalate to a human: repeating the same repair"
+                " will not fix it",
+                "%s: %lld of %lld attempts for %s in the last %lld s", name, n, max,
+                req->fault_class, win);
     }
     if (req->resume) {
         bool owned = json_is_true(json_object_get(node, "fleetmcp_owned"));

@@ -174,6 +174,12 @@ void fm_offender_check(fm_ctx *ctx, const char *node, json_t *verdicts)
     oconf c = conf(ctx);
     orow r = get(ctx, node);
     long long n = counted(ctx, node, &c, &r);
+    if (n < 0) {
+        fm_guard_add(verdicts, "repeat_offender", false, "call again once the store answers",
+                     "%s: its repairs cannot be counted (%s), so it counts as a repeat offender",
+                     node, fm_db_errmsg(ctx->store.db));
+        return;
+    }
     if (r.active || n >= c.max) {
         fm_guard_add(verdicts, "repeat_offender", false, CLEAR_FIX,
                      "%s was repaired %lld times within %lld s (limit %lld) and is escalated to"

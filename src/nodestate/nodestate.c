@@ -93,8 +93,8 @@ long long fm_node_state_in_domain(fm_ctx *ctx, const char *column, const char *v
     for (int i = 0; i < 3; i++) {
         if (strcmp(column, cols[i])) continue;
         int64_t n = 0;
-        fm_db_run(ctx->store.db, sql[i], fm_db_row_int64, &n, "tt", value, node);
-        return n;
+        int rc = fm_db_run(ctx->store.db, sql[i], fm_db_row_int64, &n, "tt", value, node);
+        return rc == FM_DB_ROW || rc == FM_DB_DONE ? n : -1;
     }
     return 0;
 }
@@ -103,15 +103,14 @@ long long fm_node_state_attempts(fm_ctx *ctx, const char *node, const char *faul
                                  int64_t since_ms)
 {
     int64_t n = 0;
-    if (fault_class)
-        fm_db_run(ctx->store.db,
-                  "SELECT count(*) FROM node_attempts WHERE node=? AND fault_class=?"
-                  " AND ts_ms>=?",
-                  fm_db_row_int64, &n, "tti", node, fault_class, since_ms);
-    else
-        fm_db_run(ctx->store.db, "SELECT count(*) FROM node_attempts WHERE node=? AND ts_ms>=?",
-                  fm_db_row_int64, &n, "ti", node, since_ms);
-    return n;
+    int rc = fault_class ? fm_db_run(ctx->store.db,
+                                     "SELECT count(*) FROM node_attempts WHERE node=? AND"
+                                     " fault_class=? AND ts_ms>=?",
+                                     fm_db_row_int64, &n, "tti", node, fault_class, since_ms)
+                         : fm_db_run(ctx->store.db,
+                                     "SELECT count(*) FROM node_attempts WHERE node=? AND ts_ms>=?",
+                                     fm_db_row_int64, &n, "ti", node, since_ms);
+    return rc == FM_DB_ROW || rc == FM_DB_DONE ? n : -1;
 }
 
 long long fm_node_state_nodes_repaired(fm_ctx *ctx, int64_t since_ms)

@@ -78,16 +78,6 @@ static const char *owner_of(const wf_row *w)
     return fm_json_str(w->content, "call_owner", w->id);
 }
 
-static bool state_word(const char *joined, const char *word)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", joined);
-    char *save = NULL;
-    for (char *t = strtok_r(buf, "+", &save); t; t = strtok_r(NULL, "+", &save))
-        if (!strcasecmp(t, word)) return true;
-    return false;
-}
-
 /* Polls until done(sc) says yes, the step's timeout passes or the client
  * cancels.  The lease is renewed on every poll. */
 static int wait_until(step_ctx *sc, bool (*done)(step_ctx *, char *, size_t, fm_err *), fm_err *err)
@@ -217,12 +207,12 @@ static bool node_up(step_ctx *sc, char *what, size_t len, fm_err *err)
         fm_wf_node_boot(sc->call->ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err);
     if (boot < 0) return false;
     snprintf(what, len, "waiting for %s to come back (Slurm state %s)", sc->w->node, st);
-    if (strstr(st, "REBOOT") || strstr(st, "NOT_RESPONDING") || state_word(st, "UNKNOWN"))
+    if (strstr(st, "REBOOT") || strstr(st, "NOT_RESPONDING") || fm_slurm_state_has(st, "UNKNOWN"))
         return false;
     /* After our reboot the node is DOWN by design (nextstate=DOWN): slurmd
      * is back once the boot time moved and the reboot flags cleared. */
     if (var_int(sc->w, "reboot_issued")) return boot > var_int(sc->w, "boot_before");
-    return !state_word(st, "DOWN");
+    return !fm_slurm_state_has(st, "DOWN");
 }
 
 int fm_act_wait_node_up(step_ctx *sc, fm_err *err)
@@ -391,7 +381,12 @@ int fm_act_health_probe(step_ctx *sc, fm_err *err)
                         json_integer((json_int_t)json_array_size(json_object_get(d, "tests"))));
     json_object_set_new(sc->out, "not_passed", failed);
     json_decref(d);
-    if (!passed)
+    if (!passed && !json_array_size(failed))
+        fm_err_set(err, FM_ERR_BACKEND,
+                   "dcgmi diag -r %d on %s ran no test (every result Skip, or none came back):"
+                   " nothing shows the GPUs healthy; check dcgmi and the GPUs on the node",
+                   level, sc->w->node);
+    else if (!passed)
         fm_err_set(err, FM_ERR_BACKEND, "dcgmi diag -r %d failed on %s", level, sc->w->node);
     return passed ? 0 : -1;
 }
@@ -784,14 +779,15 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
         rc = -1;
     }
     /* A kill switch engaged mid-run stops every further change to the
-     * node; rollback and escalation only write bookkeeping and tickets. */
+     * node, in every phase: a runbook's rollback may drain, resume or
+     * reboot too.  Escalation and set_state do not touch the node, so
+     * they still record the failure and open the ticket. */
     char why[600];
     /* A tool's one-step workflow runs in the call the gate just allowed
      * (kill switch included): one decision per call, also when that call
      * resumes it (the gate decided the call for it).  Resumed by another
      * call (repair_execute's recovery), it is checked like any workflow. */
-    if (!rc && def->touches_node && !is_failure_phase(fm_json_str(step, "phase", "")) &&
-        !w->gated && fm_killswitch_engaged(ctx, why, sizeof why)) {
+    if (!rc && def->touches_node && !w->gated && fm_killswitch_engaged(ctx, why, sizeof why)) {
         fm_err_set(err, FM_ERR_DENIED, "kill switch: %s", why);
         rc = -1;
     }

@@ -56,9 +56,11 @@ json_t *fm_wf_jobs_on(fm_ctx *ctx, const char *node, fm_err *err)
     json_t *j;
     json_array_foreach(all, i, j)
     {
+        /* Any word of it: Slurm joins flags to the base state, and a
+         * COMPLETED+COMPLETING job still holds the node (its epilog). */
         const char *st = fm_json_str(j, "state", "");
         for (size_t k = 0; k < sizeof live / sizeof *live; k++)
-            if (!strcasecmp(st, live[k])) {
+            if (fm_slurm_state_has(st, live[k])) {
                 json_array_append(out, j);
                 break;
             }
@@ -266,6 +268,15 @@ int fm_wf_gpu_processes(fm_ctx *ctx, const char *node, int index, fm_err *err)
                    " whether the GPU is in use",
                    index, node, r.exit_status);
         n = -1;
+    } else if (r.truncated && n == 0) {
+        /* Output cut at the executor's cap: the GPUs (or processes) past
+         * the cut were never read, and unread must not count as idle. */
+        fm_err_set(err, FM_ERR_TOO_LARGE,
+                   "nvidia-smi -q -i %d on %s was cut after %zu bytes (ssh.max_output_bytes):"
+                   " the GPUs past the cut cannot be read, so they count as busy; raise"
+                   " ssh.max_output_bytes",
+                   index, node, r.out_len);
+        n = -1;
     }
     fm_exec_result_free(&r);
     return n;
@@ -369,7 +380,10 @@ json_t *fm_wf_diag(fm_ctx *ctx, const char *node, int level, fm_err *err)
         return NULL;
     }
     json_t *tests = json_array();
-    bool passed = true;
+    /* Passed: no test failed and at least one ran (Pass or Warn).  A
+     * diagnostic whose every result is Skip, or that returned no test,
+     * checked nothing: read as passed it would return the node. */
+    bool passed = true, ran = false;
     size_t i, k, m;
     json_t *c, *t, *res;
     json_array_foreach(cats, i, c)
@@ -401,8 +415,10 @@ json_t *fm_wf_diag(fm_ctx *ctx, const char *node, int level, fm_err *err)
                 json_object_set_new(row, "warning", fm_exec_text(warning, strlen(warning), 200));
             json_array_append_new(tests, row);
             if (worst == 3) passed = false;
+            if (worst == 1 || worst == 2) ran = true;
         }
     }
+    passed = passed && ran;
     json_decref(doc);
     fm_exec_result_free(&r);
     return json_pack("{s:i, s:b, s:o}", "level", level, "passed", passed, "tests", tests);
@@ -523,6 +539,16 @@ json_t *fm_wf_verify(fm_ctx *ctx, const char *node, const json_t *names, long lo
         }
         if (p->rc) {
             verdict(checks, c, false, "could not read the node: %s", p->err);
+            all = false;
+            continue;
+        }
+        /* What was cut was not checked: the GPUs past the cut, or the
+         * newest kernel lines (journalctl prints oldest first). */
+        if (p->r.truncated) {
+            verdict(checks, c, false,
+                    "the node's output was cut at %zu bytes (ssh.max_output_bytes), so what"
+                    " follows the cut is unchecked: raise ssh.max_output_bytes",
+                    p->r.out_len);
             all = false;
             continue;
         }

@@ -48,6 +48,14 @@ contains "$tmp/out" "Long running operation completed" "the result after the pro
 expect 0 "the shell over HTTP" -- sh -c "printf '%s\n' \"echo message='it is ok'\" 'get-sum a=2 b=3' | $cli --url $url shell"
 contains "$tmp/out" "Echo: it is ok" "shell call over HTTP"
 contains "$tmp/out" "The sum of 2 and 3 is 5" "a second call in the same session"
+# A server's text reaches the terminal without its control bytes: an ESC
+# sequence in a result (a drain reason, a ticket summary) cannot clear the
+# screen or restyle what an operator reads.
+expect 0 "a result with control bytes" -- "$cli" --url "$url" call echo message="$(printf 'a\033[2Jb\rc')"
+if grep -q "$(printf '\033')" "$tmp/out" || grep -q "$(printf '\r')" "$tmp/out"; then
+    bad "ESC or CR reached the terminal: $(od -c "$tmp/out" | head -3)"
+else ok; fi
+contains "$tmp/out" "Echo: a \[2Jb c" "the text around them is kept"
 printf 'tok-123\n' > "$tmp/token"
 expect 0 "a token file" -- "$cli" --url "$url" --token-file "$tmp/token" call echo message=x
 printf 'tok\r\nX-Evil: 1\n' > "$tmp/bad-token"
@@ -61,11 +69,19 @@ contains "$tmp/err" "cannot reach" "unreachable says so"
 expect 5 "a tool error over HTTP" -- "$cli" --url "$url" call nope
 contains "$tmp/err" "not found" "the server's refusal is shown"
 
+# fleetmcp --http on a free loopback port, with ARGS; waits (bounded)
+# until it listens, then sets fmpid and fmurl ("" if it did not start).
+start_fm() { # start_fm LOG ARGS...
+    local log=$1
+    shift
+    build/fleetmcp "$@" --http 127.0.0.1:0 > /dev/null 2> "$log" &
+    fmpid=$!
+    for _ in $(seq 100); do grep -q "serving MCP on" "$log" && break; sleep 0.1; done
+    fmurl=$(grep -o 'http://127\.0\.0\.1:[0-9]*/mcp' "$log" | head -1)
+}
+
 # The same commands against fleetmcp's own Streamable HTTP transport.
-build/fleetmcp --db "$tmp/fm.db" --http 127.0.0.1:0 > /dev/null 2> "$tmp/fm.log" &
-fmpid=$!
-for _ in $(seq 100); do grep -q "serving MCP on" "$tmp/fm.log" && break; sleep 0.1; done
-fmurl=$(grep -o 'http://127\.0\.0\.1:[0-9]*/mcp' "$tmp/fm.log" | head -1)
+start_fm "$tmp/fm.log" --db "$tmp/fm.db"
 if [ -z "$fmurl" ]; then
     bad "fleetmcp --http did not start:"; cat "$tmp/fm.log"
 else
@@ -75,6 +91,23 @@ else
     contains "$tmp/out" "GPU hang" "the runbook over HTTP"
     expect 5 "a refusal from fleetmcp --http" -- "$cli" --url "$fmurl" call node_drain node=gpu-a01 reason="no plan"
     contains "$tmp/err" "SHADOW\|NOTCONFIGURED\|APPROVAL" "the gate's refusal word is shown"
+fi
+
+# A bearer token as long as an identity provider's JWT (1-2 KiB) reaches
+# fleetmcp whole: a header cut short is refused as an unknown token.
+long=$(python3 -c 'import secrets; print("tok-" + secrets.token_hex(900))')
+printf '%s\n' "$long" > "$tmp/long-token"
+sha=$(printf '%s' "$long" | sha256sum | cut -d' ' -f1)
+printf 'auth:\n  audience: http://127.0.0.1/mcp\n  tokens:\n    - {sha256: %s, subject: ops, scopes: [fleetmcp:read]}\n' \
+    "$sha" > "$tmp/auth.yaml"
+kill "$fmpid" 2> /dev/null && wait "$fmpid" 2> /dev/null
+start_fm "$tmp/fa.log" --config "$tmp/auth.yaml" --db "$tmp/auth.db"
+if [ -z "$fmurl" ]; then
+    bad "fleetmcp --http with auth did not start:"; cat "$tmp/fa.log"
+else
+    expect 0 "a 1.8 KiB token file" -- "$cli" --url "$fmurl" --token-file "$tmp/long-token" call runbook_list
+    contains "$tmp/out" "rb-gpu-hang" "the call ran under the long token"
+    expect 4 "no token" -- "$cli" --url "$fmurl" call runbook_list
 fi
 
 # Ctrl-C in a terminal during a long call: the stream ends, the cancel is

@@ -55,6 +55,13 @@ START_TEST(killswitch_file)
     ck_assert_ptr_nonnull(strstr(why, path));
     unlink(path);
     ck_assert(!fm_killswitch_engaged(&t.ctx, why, sizeof why));
+    /* A path that cannot be checked (here a symlink loop; an NFS mount
+     * that does not answer alike) may hide the file: engaged. */
+    ck_assert_int_eq(symlink(path, path), 0);
+    ck_assert(fm_killswitch_engaged(&t.ctx, why, sizeof why));
+    ck_assert_msg(strstr(why, "cannot be checked"), "%s", why);
+    unlink(path);
+    ck_assert(!fm_killswitch_engaged(&t.ctx, why, sizeof why));
     ts_close(&t);
 }
 END_TEST

@@ -812,6 +812,15 @@ static void record(test_server *t, const char *node, const char *fc, double conf
     record_from(t, node, fc, conf, act, "collected", act);
 }
 
+/* A confident diagnosis as node mode records it, dated shift_ms from now. */
+static void record_dated(test_server *t, const char *node, const char *fc, long long shift_ms)
+{
+    record(t, node, fc, 0.84, true);
+    ck_assert_int_eq(fm_db_run(t->ctx.store.db, "UPDATE diagnoses SET at_ms=at_ms+?", NULL, NULL,
+                               "i", (int64_t)shift_ms),
+                     FM_DB_DONE);
+}
+
 /* repair_execute of plan_id without an approval: refused with APPROVAL
  * whose reason says want, and nothing ran. */
 static void execute_refused(test_server *t, const char *plan_id, const char *want)
@@ -861,14 +870,13 @@ START_TEST(diagnosis_gates_canary_repair)
     execute_refused(&t, plan, "not corroborated");
 
     /* The class, confident, but older than diagnose.max_age_s. */
-    record(&t, "gpu-a02", "node_disk_full", 0.84, true);
-    fm_db_stmt *s = NULL;
-    ck_assert_int_eq(
-        fm_db_prepare_v2(t.ctx.store.db, "UPDATE diagnoses SET at_ms=at_ms-601000", -1, &s, NULL),
-        FM_DB_OK);
-    ck_assert_int_eq(fm_db_step(s), FM_DB_DONE);
-    fm_db_finalize(s);
+    record_dated(&t, "gpu-a02", "node_disk_full", -601000);
     execute_refused(&t, plan, "max_age_s");
+
+    /* Confident, but dated an hour ahead (recorded by a host whose clock
+     * runs ahead): its age is unknown, so it is not fresh. */
+    record_dated(&t, "gpu-a02", "node_disk_full", 3600000);
+    execute_refused(&t, plan, "ahead of this server's clock");
 
     /* Fresh, confident, the plan's class, but resting on the caller's
      * evidence: the caller's signals alone, or collected evidence that

@@ -780,6 +780,32 @@ START_TEST(rest_socket_missing)
 }
 END_TEST
 
+/* A running job with a flag beside its state (v0.0.40+ job_state is
+ * ["RUNNING","CONFIGURING"]) is still a running job on its node: the
+ * guardrails' "jobs running on the node" question must see it. */
+START_TEST(job_state_flags_still_match)
+{
+    json_error_t je;
+    json_t *ans = json_loads("{\"jobs\":[{\"job_id\":7,\"job_state\":[\"RUNNING\","
+                             "\"CONFIGURING\"],\"nodes\":\"gpu-a[01-02]\"},{\"job_id\":8,"
+                             "\"job_state\":[\"PENDING\"],\"nodes\":\"\"}]}",
+                             0, &je);
+    ck_assert_msg(ans != NULL, "%s", je.text);
+    fm_slurm_job_filter f = {.node = "gpu-a02", .state = "RUNNING"};
+    fm_err err = {0};
+    json_t *got = fm_slurm_norm_jobs(ans, &f, &err);
+    ck_assert_msg(got != NULL, "%s", err.text);
+    ck_assert_int_eq(json_array_size(got), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got, 0), "state")),
+                     "RUNNING+CONFIGURING");
+    json_decref(got);
+    ck_assert(fm_slurm_state_has("COMPLETED+COMPLETING", "completing"));
+    ck_assert(!fm_slurm_state_has("RUNNING+CONFIGURING", "RUN"));
+    ck_assert(!fm_slurm_state_has("", "RUNNING"));
+    json_decref(ans);
+}
+END_TEST
+
 static Suite *slurm_suite(void)
 {
     Suite *s = suite_create("slurm_normalize");
@@ -791,6 +817,7 @@ static Suite *slurm_suite(void)
     tcase_add_test(tc, sinfo_node_matches_scontrol);
     tcase_add_test(tc, node_filters);
     tcase_add_test(tc, jobs_fields_and_filters);
+    tcase_add_test(tc, job_state_flags_still_match);
     tcase_add_test(tc, newer_api_shapes);
     tcase_add_test(tc, slurm_errors);
     tcase_add_test(tc, hostlists);

@@ -17,6 +17,7 @@
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
+#include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_registry.h"
 #include "fleetmcp/fm_runbook.h"
 #include "fleetmcp/fm_schema.h"
@@ -271,6 +272,18 @@ static fm_call acting_call(fm_ctx *ctx, int64_t audit_id)
     return (fm_call){.ctx = ctx, .tool = &fm_tool_table[ti], .audit_id = audit_id};
 }
 
+/* Recovers w (the only dead workflow) in an acting call recorded as
+ * audit_id, and returns workflow_get's answer for it (new). */
+static json_t *recover_one(fm_ctx *ctx, const wf_row *w, int64_t audit_id)
+{
+    fm_call call = acting_call(ctx, audit_id);
+    ck_assert_int_eq(fm_workflow_recover(ctx, &call), 1);
+    fm_err err = {0};
+    json_t *got = fm_workflow_get(ctx, w->id, &err);
+    ck_assert_msg(got != NULL, "%s", err.text);
+    return got;
+}
+
 START_TEST(recovery_never_acts_in_reads_or_shadow)
 {
     fm_ctx ctx;
@@ -319,11 +332,7 @@ START_TEST(recovery_resumes_idempotent_steps)
               "\"quarantined\"}},{\"phase\":\"steps\",\"id\":\"s2\",\"action\":\"set_state\","
               "\"args\":{\"state\":\"suspect\"}}]",
               1, true);
-    fm_call call = acting_call(&ctx, 7);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
+    json_t *got = recover_one(&ctx, &w, 7);
     ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
     json_t *steps = json_object_get(got, "steps");
     ck_assert_int_eq(json_array_size(steps), 2); /* the interrupted row, then the re-run */
@@ -333,7 +342,8 @@ START_TEST(recovery_resumes_idempotent_steps)
     fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "suspect");
     /* Nothing left to recover: a second call is a no-op. */
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 0);
+    fm_call again = acting_call(&ctx, 8);
+    ck_assert_int_eq(fm_workflow_recover(&ctx, &again), 0);
     json_decref(got);
     wf_row_free(&w);
     fm_ctx_close(&ctx);
@@ -351,11 +361,7 @@ START_TEST(recovery_escalates_unsafe_steps)
               "\"suspect\"}},{\"phase\":\"rollback\",\"id\":\"keep\",\"action\":\"set_state\","
               "\"args\":{\"state\":\"quarantined\"}}]",
               0, true);
-    fm_call call = acting_call(&ctx, 9);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
+    json_t *got = recover_one(&ctx, &w, 9);
     /* no escalate step in this plan: failed, with the rollback run and
      * the step after the unsafe one skipped */
     ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
@@ -387,11 +393,7 @@ START_TEST(unknown_action_runs_nothing)
               "\"args\":{\"state\":\"suspect\"}}]",
               0, false);
     slurm_updates = 0;
-    fm_call call = acting_call(&ctx, 11);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
+    json_t *got = recover_one(&ctx, &w, 11);
     ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
     json_t *steps = json_object_get(got, "steps");
     ck_assert_int_eq(json_array_size(steps), 2); /* x failed, d skipped, keep ran */
@@ -400,6 +402,35 @@ START_TEST(unknown_action_runs_nothing)
         strstr(fm_json_str(json_array_get(steps, 0), "error", ""), "unknown action shell_exec"));
     ck_assert_str_eq(fm_json_str(json_array_get(steps, 1), "step", ""), "keep");
     ck_assert_int_eq(slurm_updates, 0);
+    json_decref(got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* The kill switch stops every step that acts on a node, in rollback as
+ * in the steps: a runbook's rollback may drain, resume or reboot, and
+ * recovery under an engaged kill switch (guardrails fail, so it rolls
+ * back) reached Slurm through it. */
+START_TEST(kill_switch_stops_rollback_that_acts)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"d\",\"action\":\"drain\",\"args\":{\"reason\":"
+              "\"test\"}},{\"phase\":\"rollback\",\"id\":\"back\",\"action\":\"drain\","
+              "\"args\":{\"reason\":\"rollback\"}}]",
+              0, false);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_setting_set(&ctx.store, "killswitch", "engaged by test", &err), 0);
+    slurm_updates = 0;
+    json_t *got = recover_one(&ctx, &w, 12);
+    ck_assert_int_eq(slurm_updates, 0);
+    const json_t *back = json_array_get(json_object_get(got, "steps"), 0);
+    ck_assert_str_eq(fm_json_str(back, "step", ""), "back");
+    ck_assert_str_eq(fm_json_str(back, "status", ""), "failed");
+    ck_assert_ptr_nonnull(strstr(fm_json_str(back, "error", ""), "kill switch"));
     json_decref(got);
     wf_row_free(&w);
     fm_ctx_close(&ctx);
@@ -425,11 +456,7 @@ START_TEST(internal_calls_are_checked_and_gated)
     snprintf(sql, sizeof sql, "UPDATE workflows SET fault_class='Not A Class' WHERE id='%s'", w.id);
     ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
     slurm_updates = 0;
-    fm_call call = acting_call(&ctx, 13);
-    ck_assert_int_eq(fm_workflow_recover(&ctx, &call), 1);
-    fm_err err = {0};
-    json_t *got = fm_workflow_get(&ctx, w.id, &err);
-    ck_assert_ptr_nonnull(got);
+    json_t *got = recover_one(&ctx, &w, 13);
     json_t *steps = json_object_get(got, "steps");
     ck_assert_int_eq(json_array_size(steps), 2);
     const char *e0 = fm_json_str(json_array_get(steps, 0), "error", "");
@@ -817,6 +844,78 @@ START_TEST(capacity_race_two_hosts_fifty_rounds)
 }
 END_TEST
 
+/* The breaker's count of fleetmcp's drains that cannot be read refuses
+ * the drain (fail closed, like the trip state), and trips nothing: a
+ * store error read as "no drains yet" let every drain past the breaker. */
+/* A verdict list's first verdict: for guardrail, ok or not, and (when
+ * not) saying text.  Takes v. */
+static void first_verdict(json_t *v, const char *guardrail, bool ok, const char *text)
+{
+    const json_t *b = json_array_get(v, 0);
+    ck_assert_str_eq(fm_json_str(b, "guardrail", ""), guardrail);
+    ck_assert_msg(json_is_true(json_object_get(b, "ok")) == ok, "%s", fm_json_str(b, "detail", ""));
+    if (!ok) ck_assert_ptr_nonnull(strstr(fm_json_str(b, "detail", ""), text));
+    json_decref(v);
+}
+
+/* A context whose guardrail tables exist, for breaking one of them. */
+static void open_guarded(fm_ctx *ctx)
+{
+    open_ctx(ctx, fm_test_store(":memory:"));
+    fm_err err = {0};
+    ck_assert_msg(fm_guard_init(ctx, &err) == 0, "%s", err.text);
+}
+
+START_TEST(breaker_unreadable_count_refuses)
+{
+    fm_ctx ctx;
+    open_guarded(&ctx);
+    fm_err err = {0};
+    json_t *totals = json_pack("{s:i, s:{s:i}}", "fleet", 100, "partitions", "gpu", 100);
+    json_t *v = json_array();
+    fm_breaker_check(&ctx, "gpu-a01", totals, true, v);
+    first_verdict(v, "circuit_breaker", true, NULL);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, "DROP TABLE auto_drains", NULL, NULL, NULL),
+                     FM_DB_OK);
+    v = json_array();
+    fm_breaker_check(&ctx, "gpu-a01", totals, true, v);
+    first_verdict(v, "circuit_breaker", false, "cannot be read");
+    char why[700];
+    ck_assert_msg(!fm_breaker_tripped(&ctx, why, sizeof why), "tripped: %s", why);
+    ck_assert_int_ne(fm_breaker_reserve(&ctx, "gpu-a01", totals, &err), 0);
+    ck_assert_int_eq(err.code, FM_ERR_GUARDRAIL);
+    ck_assert_ptr_nonnull(strstr(err.text, "cannot be read"));
+    json_decref(totals);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* The counts behind the blast radius and the repeat-offender limit that
+ * cannot be read refuse, as the breaker's do: read as 0, a store error
+ * let a node into remediation past both. */
+START_TEST(unreadable_domain_and_repair_counts_refuse)
+{
+    fm_ctx ctx;
+    open_guarded(&ctx);
+    fm_err err = {0};
+    json_t *v = json_array();
+    fm_offender_check(&ctx, "gpu-a01", v);
+    first_verdict(v, "repeat_offender", true, NULL);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, "DROP TABLE node_attempts", NULL, NULL, NULL),
+                     FM_DB_OK);
+    v = json_array();
+    fm_offender_check(&ctx, "gpu-a01", v);
+    first_verdict(v, "repeat_offender", false, "cannot be counted");
+    ck_assert_int_eq(
+        fm_db_exec(ctx.store.db, "ALTER TABLE node_states RENAME TO gone", NULL, NULL, NULL),
+        FM_DB_OK);
+    ck_assert_int_ne(fm_guard_reserve(&ctx, "gpu-a01", "quarantined", "gpu_test", "x", &err), 0);
+    ck_assert_int_eq(err.code, FM_ERR_GUARDRAIL);
+    ck_assert_msg(strstr(err.text, "cannot be counted"), "%s", err.text);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* ---- two hosts, one approval --------------------------------------------- */
 
 /* Both racers consume one approval of a plan with this hash. */
@@ -836,12 +935,10 @@ static int consume_approval(fm_ctx *ctx, int i, void *arg, fm_err *err)
 /* One signed approval, two hosts consuming it at once: exactly one gets
  * it, 50 rounds (on PostgreSQL without the store-wide lock: the
  * conditional UPDATEs decide). */
-START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
+/* Opens ctx on store with a config (written to cfg) that trusts alice's
+ * new key (written to key). */
+static void open_with_approver(fm_ctx *ctx, const char *store, char *key, char *cfg)
 {
-    char db[] = "/tmp/fm-wf-ap-XXXXXX";
-    fm_test_temp_db(db);
-    const char *store = fm_test_store(db);
-    char key[] = "/tmp/fm-wf-ap-key-XXXXXX", cfg[] = "/tmp/fm-wf-ap-cfg-XXXXXX";
     int fd = mkstemp(key);
     ck_assert_int_ge(fd, 0);
     close(fd);
@@ -855,10 +952,59 @@ START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, yaml, (size_t)n), n);
     close(fd);
-    fm_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
+    memset(ctx, 0, sizeof *ctx);
     unsetenv("FLEETMCP_CONFIG");
-    ck_assert_msg(fm_ctx_open(&ctx, cfg, store, &err) == 0, "%s", err.text);
+    ck_assert_msg(fm_ctx_open(ctx, cfg, store, &err) == 0, "%s", err.text);
+}
+
+/* A signature is recorded once, whatever its spelling: base64 leaves
+ * four unused bits in the last character of a 64-byte signature, and
+ * each of the 16 spellings decodes to the same bytes. */
+START_TEST(approval_signature_respelled_is_refused)
+{
+    char key[] = "/tmp/fm-wf-sp-key-XXXXXX", cfg[] = "/tmp/fm-wf-sp-cfg-XXXXXX";
+    fm_ctx ctx;
+    open_with_approver(&ctx, fm_test_store(":memory:"), key, cfg);
+    fm_err err = {0};
+    json_t *args = json_pack("{s:s, s:s}", "node", "gpu-a01", "reason", "respelled");
+    json_t *nodes = json_pack("[s]", "gpu-a01");
+    json_t *content = fm_plan_content("node_drain", args, nodes, NULL, NULL, 0);
+    json_t *detail = json_object();
+    char plan[FM_PLAN_ID_LEN], hash[65], ap[FM_APPROVAL_ID_LEN], msg[512], sig[256];
+    ck_assert_msg(fm_plan_create(&ctx, content, detail, plan, &err) == 0, "%s", err.text);
+    fm_plan_hash(content, hash);
+    int64_t expires = fm_now_ms() + 600000;
+    size_t mlen = fm_approval_message(msg, sizeof msg, plan, hash, "alice", expires);
+    ck_assert_msg(fm_approval_sign(key, msg, mlen, sig, sizeof sig, &err) == 0, "%s", err.text);
+    ck_assert_msg(fm_approval_record(&ctx, plan, "alice", expires, sig, ap, &err) == 0, "%s",
+                  err.text);
+    size_t n = strlen(sig);
+    ck_assert(n == 88 && sig[86] == '=' && sig[87] == '=');
+    /* The last data character's low four bits are unused: flip one. */
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    sig[85] = b64[(strchr(b64, sig[85]) - b64) ^ 1];
+    err = (fm_err){0};
+    ck_assert_int_ne(fm_approval_record(&ctx, plan, "alice", expires, sig, ap, &err), 0);
+    ck_assert_msg(strstr(err.text, "recorded before"), "%s", err.text);
+    json_decref(args);
+    json_decref(nodes);
+    json_decref(content);
+    json_decref(detail);
+    fm_ctx_close(&ctx);
+    unlink(cfg);
+    unlink(key);
+}
+END_TEST
+
+START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
+{
+    char db[] = "/tmp/fm-wf-ap-XXXXXX";
+    fm_test_temp_db(db);
+    const char *store = fm_test_store(db);
+    char key[] = "/tmp/fm-wf-ap-key-XXXXXX", cfg[] = "/tmp/fm-wf-ap-cfg-XXXXXX";
+    fm_err err = {0};
+    fm_ctx ctx;
+    open_with_approver(&ctx, store, key, cfg);
     int exactly_one = 0;
     for (int round = 0; round < 50; round++) {
         char reason[32];
@@ -905,13 +1051,17 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, recovery_resumes_idempotent_steps);
     tcase_add_test(tc, recovery_escalates_unsafe_steps);
     tcase_add_test(tc, unknown_action_runs_nothing);
+    tcase_add_test(tc, kill_switch_stops_rollback_that_acts);
     tcase_add_test(tc, internal_calls_are_checked_and_gated);
     tcase_add_test(tc, live_owner_is_left_alone);
     tcase_add_test(tc, single_node_tools_run_as_one_step_workflows);
     tcase_add_test(tc, summary_reports_orphaned_drains);
     tcase_add_test(tc, race_two_processes_fifty_rounds);
     tcase_add_test(tc, capacity_race_two_hosts_fifty_rounds);
+    tcase_add_test(tc, breaker_unreadable_count_refuses);
+    tcase_add_test(tc, unreadable_domain_and_repair_counts_refuse);
     tcase_add_test(tc, approval_consumed_once_two_hosts_fifty_rounds);
+    tcase_add_test(tc, approval_signature_respelled_is_refused);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
     return s;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "format.h"
 #include "fleetmcp/fm_approval.h"
 
 int cli_cmd_keygen(cli_client *c, const cli_opts *o)
@@ -116,8 +117,9 @@ int cli_cmd_approve(cli_client *c, const cli_opts *o)
     if (err || json_is_true(json_object_get(res, "isError"))) {
         const json_t *t =
             json_object_get(json_array_get(json_object_get(res, "content"), 0), "text");
-        fprintf(stderr, "mcp-cli: %s\n",
-                err ? json_string_value(json_object_get(err, "message")) : json_string_value(t));
+        cli_print_text(stderr, "mcp-cli: ",
+                       err ? json_string_value(json_object_get(err, "message"))
+                           : json_string_value(t));
         json_decref(err);
         json_decref(res);
         return CLI_TOOL_ERROR;

@@ -132,8 +132,8 @@ static int handshake(cli_client *c, const char *client_name)
     int rc = cli_request(c, "initialize", params, &res, &err);
     if (rc || err) {
         if (err) {
-            fprintf(stderr, "mcp-cli: initialize refused: %s\n",
-                    json_string_value(json_object_get(err, "message")));
+            cli_print_text(stderr, "mcp-cli: initialize refused: ",
+                           json_string_value(json_object_get(err, "message")));
             json_decref(err);
         }
         return CLI_UNREACHABLE;
@@ -197,21 +197,21 @@ static char *read_token(const char *path)
         fprintf(stderr, "mcp-cli: --token-file %s: %s\n", path, strerror(errno));
         return NULL;
     }
-    char buf[8192];
+    char buf[CLI_MAX_TOKEN + 2]; /* the token, a line end, NUL */
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     bool more = fgetc(f) != EOF;
     fclose(f);
     buf[n] = '\0';
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
         buf[--n] = '\0';
-    bool ok = n > 0 && !more;
+    bool ok = n > 0 && n <= CLI_MAX_TOKEN && !more;
     for (size_t i = 0; ok && i < n; i++)
         ok = buf[i] > 0x20 && buf[i] < 0x7f;
     if (!ok) {
         fprintf(stderr,
                 "mcp-cli: --token-file %s must hold one token of visible ASCII, at most"
                 " %zu bytes\n",
-                path, sizeof buf - 2);
+                path, (size_t)CLI_MAX_TOKEN);
         return NULL;
     }
     return strdup(buf);

@@ -29,10 +29,14 @@ typedef struct cli_client {
     json_t *server_info; /* initialize result (owned) */
     /* --url: Streamable HTTP instead of a child process. */
     const char *url;
-    char *token;       /* bearer token from --token-file (owned) */
+    char *token;       /* bearer token from --token-file (owned), at most CLI_MAX_TOKEN bytes */
     char session[256]; /* Mcp-Session-Id, when the server gives one */
     char protocol[40]; /* the negotiated protocol version */
 } cli_client;
+
+/* The longest bearer token --token-file takes: the server's own bound
+ * (IdP JWTs are 1-2 KiB), and what the Authorization header is sized for. */
+#define CLI_MAX_TOKEN 8190
 
 /* Starts argv[0..] and runs initialize as client_name (NULL: "mcp-cli",
  * which the server attributes to a human).  Returns 0 or CLI_UNREACHABLE

@@ -31,8 +31,8 @@ json_t *cli_all_tools(cli_client *c, int *rc)
         *rc = cli_request(c, "tools/list", params, &res, &err);
         if (*rc || err) {
             if (err)
-                fprintf(stderr, "mcp-cli: tools/list: %s\n",
-                        json_string_value(json_object_get(err, "message")));
+                cli_print_text(stderr, "mcp-cli: tools/list: ",
+                               json_string_value(json_object_get(err, "message")));
             json_decref(err);
             json_decref(tools);
             if (!*rc) *rc = CLI_UNREACHABLE;
@@ -111,7 +111,7 @@ int cli_call_and_print(cli_client *c, const cli_opts *o, const char *tool, json_
     c->cancellable = false;
     if (rc) return rc;
     if (err) {
-        fprintf(stderr, "mcp-cli: %s\n", json_string_value(json_object_get(err, "message")));
+        cli_print_text(stderr, "mcp-cli: ", json_string_value(json_object_get(err, "message")));
         json_decref(err);
         return CLI_USAGE;
     }
@@ -127,7 +127,7 @@ int cli_call_and_print(cli_client *c, const cli_opts *o, const char *tool, json_
             if (is_error)
                 cli_print_error_text(stderr, text);
             else if (text)
-                puts(text);
+                cli_print_text(stdout, "", text);
         }
     } else {
         cli_print_structured(stdout, json_object_get(res, "structuredContent"));

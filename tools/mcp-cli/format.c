@@ -321,6 +321,21 @@ void cli_print_structured(FILE *f, const json_t *v)
     }
 }
 
+void cli_print_text(FILE *f, const char *prefix, const char *text)
+{
+    fputs(prefix, f);
+    const unsigned char *p = (const unsigned char *)(text ? text : "");
+    for (; *p; p++) {
+        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) { /* C1 control in UTF-8 */
+            fputc(' ', f);
+            p++;
+        } else {
+            fputc((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f ? ' ' : *p, f);
+        }
+    }
+    fputc('\n', f);
+}
+
 void cli_print_error_text(FILE *f, const char *text)
 {
     if (!text) return;
@@ -328,10 +343,12 @@ void cli_print_error_text(FILE *f, const char *text)
     bool code = colon && colon > text && colon - text < 24;
     for (const char *p = text; code && p < colon; p++)
         if ((*p < 'A' || *p > 'Z') && *p != '_') code = false;
-    if (code && cli_color(f))
-        fprintf(f, RED BOLD "%.*s" OFF "%s\n", (int)(colon - text + 1), text, colon + 1);
-    else
-        fprintf(f, "%s\n", text);
+    if (code && cli_color(f)) {
+        /* The code word is checked to be A-Z and _ only. */
+        fprintf(f, RED BOLD "%.*s" OFF, (int)(colon - text + 1), text);
+        text = colon + 1;
+    }
+    cli_print_text(f, "", text);
 }
 
 static const char *gate_asks(const char *autonomy)

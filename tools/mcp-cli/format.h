@@ -18,8 +18,16 @@ bool cli_color(FILE *f);
 void cli_print_structured(FILE *f, const json_t *v);
 
 /* A refusal or failure's text on f, its leading code word (DENIED:,
- * APPROVAL: ...) in red on a terminal. */
+ * APPROVAL: ...) in red on a terminal; control bytes as cli_print_text. */
 void cli_print_error_text(FILE *f, const char *text);
+
+/* prefix (mcp-cli's own words, may be "") then a server's text (NULL:
+ * nothing) on f and a newline, the text's lines kept and every other
+ * control byte (ESC, CR, and the C1 controls U+0080-U+009F) blanked: what
+ * a tool returns (a drain reason, a ticket's summary, a node's log line)
+ * cannot move the cursor, clear the screen or restyle what an approver
+ * reads. */
+void cli_print_text(FILE *f, const char *prefix, const char *text);
 
 /* describe TOOL for a person: the arguments as a table (name, type,
  * required, enum, default, description), the autonomy level and what the

@@ -165,8 +165,11 @@ static struct curl_slist *headers(cli_client *c, const char *method)
     l = curl_slist_append(l, "Content-Type: application/json");
     l = curl_slist_append(l, "Accept: application/json, text/event-stream");
     if (c->token) {
-        snprintf(h, sizeof h, "Authorization: Bearer %s", c->token);
-        l = curl_slist_append(l, h);
+        /* Sized for the longest token read_token takes: a JWT cut to fit
+         * a smaller buffer is refused by the server as a bad token. */
+        char auth[sizeof "Authorization: Bearer " + CLI_MAX_TOKEN];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+        l = curl_slist_append(l, auth);
     }
     if (c->session[0]) {
         snprintf(h, sizeof h, "Mcp-Session-Id: %s", c->session);
