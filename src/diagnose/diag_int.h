@@ -385,6 +385,10 @@ void text_hits(run *r);
 json_t *prom_metrics(const json_t *signals);
 int fresh_groups(const run *r, int c);
 /* diag_metric.c */
+const char *host_of(const json_t *labels, char *buf, size_t n);
+void gpu_key(const json_t *labels, char *out, size_t n);
+double sample_time(const json_t *o);
+bool same_host(const char *host, const char *node);
 void metrics_absent(run *r, const json_t *metrics, size_t n);
 void metrics_clean_now(run *r, const json_t *metrics);
 void gauge_xids(run *r, const json_t *metrics);
@@ -406,6 +410,8 @@ void rule_below_reference(run *r, const diag_rule *ru);
 void rule_config_chosen(run *r, const diag_rule *ru);
 void rule_unowned(run *r, const diag_rule *ru);
 void rule_slowdown_after(run *r, const diag_rule *ru);
+/* diag_facts.c: job-level facts across sources, one rule over them */
+void job_facts_rule(run *r, const json_t *metrics);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
 void find_boots(run *r);

@@ -753,8 +753,13 @@ static void prom_series(json_t *out, const json_t *item, const char *qname)
         char *end;
         double d = v ? strtod(v, &end) : 0;
         if (!v || end == v || *end || !isfinite(d)) continue;
-        json_array_append_new(
-            out, json_pack("{s:s, s:O, s:f}", "name", name, "labels", labels, "value", d));
+        /* a range answer's sample keeps its time: a series over hours is
+         * read as one (how long it held), not as unordered readings */
+        const json_t *at = json_array_get(pt, 0);
+        json_t *o = json_pack("{s:s, s:O, s:f}", "name", name, "labels", labels, "value", d);
+        if (o && json_is_array(many) && json_is_number(at))
+            json_object_set_new(o, "ts", json_real(json_number_value(at)));
+        json_array_append_new(out, o);
     }
     json_decref(labels);
 }

@@ -35,7 +35,7 @@ static bool cmp(int op, double v, double t)
     return false;
 }
 
-static const char *host_of(const json_t *labels, char *buf, size_t n)
+const char *host_of(const json_t *labels, char *buf, size_t n)
 {
     /* dcgm-exporter's label was Hostname until its May 2026 rename */
     const char *h = json_string_value(json_object_get(labels, "Hostname"));
@@ -116,7 +116,7 @@ static json_t *series_index(const json_t *metrics, size_t n, char **keys, bool *
  * that also reports itself idle (bit 0x1) the SW power cap bit (0x4) is
  * the idle GPU resting at its cap's floor, not power holding back work,
  * so it reads as clear. */
-static void gpu_key(const json_t *labels, char *out, size_t n)
+void gpu_key(const json_t *labels, char *out, size_t n)
 {
     char h[128];
     const char *g = json_string_value(json_object_get(labels, "gpu"));
@@ -192,7 +192,7 @@ static json_t *vs_values(run *r, const diag_metric *m, const json_t *metrics, si
 }
 
 /* host and node name the same machine (short name or FQDN of it). */
-static bool same_host(const char *host, const char *node)
+bool same_host(const char *host, const char *node)
 {
     size_t h = strlen(host), n = strlen(node);
     if (h == n) return strcmp(host, node) == 0;
@@ -565,7 +565,7 @@ void metrics_absent(run *r, const json_t *metrics, size_t n)
 
 /* A sample's time: epoch seconds (number or digits) or ISO 8601 (Z or an
  * offset); NAN without one. */
-static double sample_time(const json_t *o)
+double sample_time(const json_t *o)
 {
     const json_t *t = json_object_get(o, "ts");
     if (json_is_number(t)) return json_number_value(t);

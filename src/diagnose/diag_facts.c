@@ -1,0 +1,404 @@
+/* Job-level facts read across sources, then one rule over the facts.
+ *
+ * A signature reads one line; what a job did over time needs several: the
+ * GPUs' utilisation as a series (metrics, a Prometheus answer pasted as
+ * text), whether the node's GPUs are held (a node state, a job list, a
+ * reservation, a job label on the series) and whether a step counter still
+ * advances.  Each fact is taken from whichever source says it, so a rule
+ * over the facts holds for any layout that carries the same meaning:
+ *
+ *   held, busy before, ~0 since for long, no progress  -> job_hung
+ *   held, ~0 all along for hours                        -> idle_allocation
+ *   nothing held                                        -> not idle_allocation
+ *   ~0 a short while, busy again after                  -> not job_hung
+ *   a node completing a job whose processes are gone    -> stale_compute_state */
+#include "diag_int.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define IDLE_PCT 2.0      /* a GPU at or below this utilisation does no work */
+#define BUSY_PCT 20.0     /* at or above: the job was computing */
+#define HUNG_SECS 1800.0  /* a working job ~0 this long with no progress: hung */
+#define HELD_SECS 3600.0  /* held and ~0 this long, never busy: an idle allocation */
+#define PAUSE_SECS 1800.0 /* ~0 at most this long, busy again after: a pause (a checkpoint) */
+#define MAX_GPUS 64
+#define MAX_SAMPLES 512
+
+/* One GPU's utilisation samples, in percent, by time. */
+typedef struct useries {
+    char key[160];
+    char host[64];
+    double t[MAX_SAMPLES];
+    double v[MAX_SAMPLES];
+    int n;
+    bool job_label; /* a job id label on its samples: the GPU is held */
+} useries;
+
+typedef struct job_facts {
+    int ngpus;
+    bool idle_now;    /* every GPU's latest sample reads ~0 */
+    double idle_for;  /* seconds every GPU has read ~0 up to its latest sample */
+    bool busy_before; /* a GPU computed before that idle run */
+    bool paused;      /* every GPU read ~0 a short while and computed again after */
+    bool job_label;
+    int held;     /* 1 the node's GPUs are held, -1 nothing is, 0 not told */
+    int progress; /* 1 a step counter went on after a quiet moment, 0 not told */
+    bool completing, procs_gone;
+} job_facts;
+
+/* Utilisation in percent from a series name, NAN for any other field:
+ * DCGM's GPU_UTIL is a percentage, the profiling fields and
+ * nvidia-smi exporter's *_ratio are fractions. */
+static double util_pct(const char *name, double v)
+{
+    if (!name) return NAN;
+    bool ratio = strstr(name, "PROF_GR_ENGINE_ACTIVE") || strstr(name, "PROF_SM_ACTIVE") ||
+                 strstr(name, "utilization_gpu_ratio");
+    if (ratio) return v * 100.0;
+    if (strcasestr(name, "gpu_util") || strstr(name, "utilization_gpu")) return v;
+    return NAN;
+}
+
+static bool has_job_label(const json_t *labels)
+{
+    static const char *const keys[] = {"job",     "jobid",        "job_id",
+                                       "hpc_job", "slurm_job_id", "SLURM_JOB_ID"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        const char *v = json_string_value(json_object_get(labels, keys[i]));
+        if (v && *v && strcmp(v, "0") != 0) return true;
+    }
+    return false;
+}
+
+static useries *series_for(useries *gs, int *ng, const json_t *labels, const char *host)
+{
+    char k[160];
+    gpu_key(labels, k, sizeof k);
+    for (int i = 0; i < *ng; i++)
+        if (strcmp(gs[i].key, k) == 0) return &gs[i];
+    if (*ng >= MAX_GPUS) return NULL;
+    useries *g = &gs[(*ng)++];
+    memset(g, 0, sizeof *g);
+    snprintf(g->key, sizeof g->key, "%s", k);
+    snprintf(g->host, sizeof g->host, "%s", host);
+    return g;
+}
+
+/* Samples of the node diagnosed (all, when none is named), time-stamped. */
+static void collect_util(run *r, const json_t *metrics, useries *gs, int *ng)
+{
+    size_t i;
+    const json_t *s;
+    json_array_foreach(metrics, i, s)
+    {
+        const json_t *labels = json_object_get(s, "labels");
+        double pct = util_pct(json_string_value(json_object_get(s, "name")),
+                              json_number_value(json_object_get(s, "value")));
+        double t = sample_time(s);
+        char hb[128];
+        const char *host = host_of(labels, hb, sizeof hb);
+        if (isnan(pct) || isnan(t)) continue;
+        if (r->node && *r->node && *host && !same_host(host, r->node)) continue;
+        useries *g = series_for(gs, ng, labels, host);
+        if (!g || g->n >= MAX_SAMPLES) continue;
+        int j = g->n++;
+        while (j > 0 && g->t[j - 1] > t) { /* insertion: samples come nearly sorted */
+            g->t[j] = g->t[j - 1];
+            g->v[j] = g->v[j - 1];
+            j--;
+        }
+        g->t[j] = t;
+        g->v[j] = pct;
+        g->job_label |= has_job_label(labels);
+    }
+}
+
+/* One GPU: how long it has read ~0 up to its latest sample, whether it
+ * computed before that, and whether a short ~0 run ended in work. */
+static void gpu_facts(const useries *g, double *idle_for, bool *busy_before, bool *paused)
+{
+    int k = g->n;
+    while (k > 0 && g->v[k - 1] <= IDLE_PCT)
+        k--;
+    *idle_for = k < g->n ? g->t[g->n - 1] - g->t[k] : -1;
+    *busy_before = false;
+    for (int j = 0; j < k; j++)
+        *busy_before |= g->v[j] >= BUSY_PCT;
+    *paused = false;
+    for (int j = 0; j < g->n; j++) {
+        if (g->v[j] > IDLE_PCT) continue;
+        int e = j;
+        while (e + 1 < g->n && g->v[e + 1] <= IDLE_PCT)
+            e++;
+        bool worked_before = j > 0 && g->v[j - 1] >= BUSY_PCT;
+        bool works_after = e + 1 < g->n && g->v[e + 1] >= BUSY_PCT;
+        if (worked_before && works_after && g->t[e + 1] - g->t[j - 1] <= PAUSE_SECS + 600)
+            *paused = true;
+        j = e;
+    }
+}
+
+static void util_facts(run *r, const json_t *metrics, job_facts *f)
+{
+    useries *gs = calloc(MAX_GPUS, sizeof *gs);
+    if (!gs) {
+        r->oom = true;
+        return;
+    }
+    int ng = 0;
+    if (json_is_array(metrics)) collect_util(r, metrics, gs, &ng);
+    if (json_is_array(r->textm)) collect_util(r, r->textm, gs, &ng);
+    f->idle_now = false;
+    f->idle_for = INFINITY;
+    int npaused = 0;
+    for (int i = 0; i < ng; i++) {
+        if (gs[i].n < 2) continue;
+        double idle_for;
+        bool busy, paused;
+        gpu_facts(&gs[i], &idle_for, &busy, &paused);
+        f->ngpus++;
+        f->idle_for = fmin(f->idle_for, idle_for);
+        f->busy_before |= busy;
+        npaused += paused;
+        f->job_label |= gs[i].job_label;
+    }
+    f->idle_now = f->ngpus > 0 && f->idle_for >= 0;
+    if (!f->idle_now) f->idle_for = 0;
+    /* every GPU paused together: the job's pause, not one GPU's */
+    f->paused = f->ngpus > 0 && npaused == f->ngpus && !f->idle_now;
+    free(gs);
+}
+
+static bool line_has(const tline *l, const char *w)
+{
+    return memmem(l->s, l->len, w, strlen(w)) != NULL;
+}
+
+/* Case-blind search of a bounded line (lines are not NUL-terminated). */
+static bool line_has_ci(const tline *l, const char *w)
+{
+    size_t n = strlen(w);
+    for (size_t i = 0; i + n <= l->len; i++)
+        if (strncasecmp(l->s + i, w, n) == 0) return true;
+    return false;
+}
+
+static bool any_of(const tline *l, const char *const *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (line_has_ci(l, w[i])) return true;
+    return false;
+}
+
+/* Whether the node's GPUs are held, from whichever source says it: the
+ * node's state, a job RUNNING in the job list, a reservation, a session
+ * granted, requests of GPUs; or that nothing is. */
+static void held_facts(const run *r, job_facts *f)
+{
+    static const char *const none[] = {"unallocated",    "no job",        "nothing allocated",
+                                       "not allocated",  "0 allocated",   "no allocation",
+                                       "no reservation", "no running job"};
+    static const char *const held[] = {
+        "ReservationName=", "reservation",    "salloc: Granted", "Granted job allocation",
+        "JobState=RUNNING", "nvidia.com/gpu", "AllocTRES",       "allocated",
+        "reserved",         "holding",        "holds "};
+    int h = 0, free_ = 0;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_STATE) {
+            bool idle = l->len == 4 && memcmp(l->s, "IDLE", 4) == 0;
+            bool busy = (l->len >= 5 && memcmp(l->s, "ALLOC", 5) == 0) ||
+                        (l->len >= 3 && memcmp(l->s, "MIX", 3) == 0);
+            free_ += idle;
+            h += busy;
+            continue;
+        }
+        if (l->src == DS_JOBS) {
+            h += line_has(l, "state=RUNNING");
+            continue;
+        }
+        if (any_of(l, none, sizeof none / sizeof *none) || line_has(l, "0/8") || line_has(l, "0/4"))
+            free_++;
+        else if (any_of(l, held, sizeof held / sizeof *held))
+            h++;
+    }
+    h += f->job_label;
+    f->held = h && !free_ ? 1 : free_ && !h ? -1 : 0;
+}
+
+/* A step counter ("step 1200", "iter=88", "global_step: 5") in a line of
+ * the job's log or notes; -1 when the line has none. */
+static long step_value(const tline *l)
+{
+    static const char *const w[] = {"global_step", "iteration", "step", "iter"};
+    for (size_t k = 0; k < sizeof w / sizeof *w; k++) {
+        size_t n = strlen(w[k]);
+        for (size_t i = 0; i + n < l->len; i++) {
+            if (strncasecmp(l->s + i, w[k], n) != 0) continue;
+            if (i > 0 && (isalnum((unsigned char)l->s[i - 1]) || l->s[i - 1] == '_')) continue;
+            size_t j = i + n;
+            while (j < l->len && j < i + n + 3 && strchr(" =:#[", l->s[j]))
+                j++;
+            if (j >= l->len || !isdigit((unsigned char)l->s[j])) continue;
+            return strtol(l->s + j, NULL, 10);
+        }
+    }
+    return -1;
+}
+
+/* A quiet moment told in a line: utilisation read ~0, GPUs idle, a
+ * checkpoint being written. */
+static bool quiet_line(const tline *l)
+{
+    static const char *const w[] = {"checkpoint", "idle", " 0%", " 0 %", "=0%", ":0%", " 0.0%"};
+    return any_of(l, w, sizeof w / sizeof *w);
+}
+
+/* Progress: 1 when a step counter, within one source, reads higher after
+ * a quiet line than anything before it (the job went on after the quiet
+ * moment: it paused, it did not hang). */
+static void progress_facts(const run *r, job_facts *f)
+{
+    static const int srcs[] = {DS_JOB, DS_EVENTS};
+    for (size_t k = 0; k < sizeof srcs / sizeof *srcs && !f->progress; k++) {
+        long max = -1, at_quiet = -1;
+        for (int i = 0; i < r->nlines; i++) {
+            const tline *l = &r->lines[i];
+            if (l->src != srcs[k]) continue;
+            long v = step_value(l);
+            if (v >= 0 && at_quiet >= 0 && v > at_quiet) {
+                f->progress = 1;
+                break;
+            }
+            if (v > max) max = v;
+            if (quiet_line(l) && max >= 0 && at_quiet < 0) at_quiet = max;
+        }
+    }
+}
+
+/* A process table's row ("31877 bob D ll_file_flush python") whose state
+ * is D (uninterruptible sleep, any modifiers): a process the kernel holds. */
+static bool ps_row_d(const tline *l)
+{
+    size_t i = 0;
+    while (i < l->len && l->s[i] == ' ')
+        i++;
+    if (i >= l->len || !isdigit((unsigned char)l->s[i])) return false;
+    while (i < l->len) {
+        while (i < l->len && l->s[i] != ' ' && l->s[i] != '\t')
+            i++;
+        while (i < l->len && (l->s[i] == ' ' || l->s[i] == '\t'))
+            i++;
+        size_t b = i;
+        while (i < l->len && l->s[i] != ' ' && l->s[i] != '\t')
+            i++;
+        if (i > b && i - b <= 4 && l->s[b] == 'D' && strspn(l->s + b + 1, "slNL<+") >= i - b - 1)
+            return true;
+    }
+    return false;
+}
+
+/* A node completing a job (its state, a drain for a kill that failed)
+ * whose processes are gone or stuck in the kernel: the job's remains hold
+ * the node, whatever words tell either half. */
+static void completing_facts(const run *r, job_facts *f)
+{
+    static const char *const comp[] = {"COMPLETING", "Kill task failed", "stuck in CG", "state CG",
+                                       "State=CG"};
+    static const char *const gone[] = {"No running processes found",
+                                       "no process",
+                                       "no user process",
+                                       "0 processes",
+                                       "no slurmstepd",
+                                       "no tasks",
+                                       "nothing running",
+                                       "returns nothing",
+                                       "returned nothing",
+                                       "processes are gone",
+                                       "processes gone",
+                                       "uninterruptible",
+                                       "D state",
+                                       "D-state",
+                                       "state:D",
+                                       "STAT D",
+                                       "blocked for more than",
+                                       "<defunct>",
+                                       "defunct"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        f->completing |= any_of(l, comp, sizeof comp / sizeof *comp);
+        f->procs_gone |=
+            l->src != DS_STATE && (any_of(l, gone, sizeof gone / sizeof *gone) || ps_row_d(l));
+    }
+}
+
+/* Drop a class's hits: a fact shows what they read is not that class. */
+static void drop_class(run *r, int c)
+{
+    int k = 0;
+    for (int i = 0; i < r->nhits; i++) {
+        if (r->hits[i].cls == c)
+            free(r->hits[i].text);
+        else
+            r->hits[k++] = r->hits[i];
+    }
+    r->nhits = k;
+}
+
+/* A class told by strong evidence that is not history. */
+static bool class_hit(const run *r, int c)
+{
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && !r->hits[i].old && r->hits[i].strength >= ST_STRONG) return true;
+    return false;
+}
+
+/* Evidence for a destructive node class (a GPU that hung, fell off the
+ * bus): the hardware's fault, of which a job that cannot end is a symptom. */
+static bool hardware_hit(const run *r)
+{
+    for (int i = 0; i < r->nhits; i++) {
+        const diag_class *c = &r->db->classes[r->hits[i].cls];
+        if (!r->hits[i].old && c->destructive && strcmp(c->scope, "node") == 0 &&
+            strcmp(c->id, "stale_compute_state") != 0)
+            return true;
+    }
+    return false;
+}
+
+void job_facts_rule(run *r, const json_t *metrics)
+{
+    job_facts f;
+    memset(&f, 0, sizeof f);
+    util_facts(r, metrics, &f);
+    if (r->oom) return;
+    held_facts(r, &f);
+    progress_facts(r, &f);
+    completing_facts(r, &f);
+    int hung = diag_class_index(r->db, "job_hung");
+    int idle = diag_class_index(r->db, "idle_allocation");
+    int stale = diag_class_index(r->db, "stale_compute_state");
+    if (f.ngpus && f.idle_now && f.held > 0 && f.busy_before && f.idle_for >= HUNG_SECS &&
+        !f.progress && hung >= 0)
+        add_hit(r, hung, DK_CORR, ST_STRONG, "facts-busy-then-idle",
+                diag_fmt("every GPU computed, then read ~0%% for %.0f min while the job holds "
+                         "them, no step counter advancing: hung",
+                         f.idle_for / 60));
+    else if (f.ngpus && f.idle_now && f.held > 0 && !f.busy_before && f.idle_for >= HELD_SECS &&
+             !f.progress && idle >= 0 && !class_hit(r, hung))
+        add_hit(r, idle, DK_CORR, ST_STRONG, "facts-held-idle",
+                diag_fmt("GPUs held (allocated or reserved) and ~0%% for %.1f h, never busy in "
+                         "the window: held, not used",
+                         f.idle_for / 3600));
+    if (f.held < 0 && idle >= 0) drop_class(r, idle);
+    if ((f.paused || f.progress) && hung >= 0) drop_class(r, hung);
+    if (f.completing && f.procs_gone && stale >= 0 && !hardware_hit(r))
+        add_hit(r, stale, DK_CORR, ST_STRONG, "facts-completing-gone",
+                diag_fmt("%s", "the node is completing a job whose processes are gone or stuck "
+                               "in the kernel: its remains hold the node"));
+}
