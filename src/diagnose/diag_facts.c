@@ -371,12 +371,154 @@ static bool hardware_hit(const run *r)
     return false;
 }
 
+/* Clock times ("02:10", from "2026-12-06T02:10:05Z" or "02:10-03:00") in
+ * a line as seconds of the day; at most max, returns how many. */
+static int day_times(const tline *l, double *out, int max)
+{
+    int n = 0;
+    for (size_t i = 0; i + 5 <= l->len && n < max; i++) {
+        const char *c = l->s + i;
+        if (i > 0 && (isdigit((unsigned char)c[-1]) || c[-1] == ':')) continue;
+        size_t d = isdigit((unsigned char)c[1]) ? 2 : 1;
+        if (!isdigit((unsigned char)c[0]) || i + d + 3 > l->len || c[d] != ':' ||
+            !isdigit((unsigned char)c[d + 1]) || !isdigit((unsigned char)c[d + 2]))
+            continue;
+        int h = atoi(c), m = atoi(c + d + 1);
+        if (h > 23 || m > 59) continue;
+        out[n++] = h * 3600.0 + m * 60.0;
+        i += d + 2;
+        while (i + 1 < l->len && (l->s[i + 1] == ':' || isdigit((unsigned char)l->s[i + 1])))
+            i++; /* the seconds */
+    }
+    return n;
+}
+
+/* A port of the node that went down, told by any tool (kernel, UFM,
+ * subnet manager, a switch log, a person); and one that came back. */
+static bool link_down_line(const tline *l)
+{
+    static const char *const w[] = {"link down", "port down",    "changed to DOWN", "is down",
+                                    "went down", "lost carrier", "Link DOWN",       "State: Down"};
+    return (line_has_ci(l, "port") || line_has_ci(l, "link") || line_has_ci(l, "mlx") ||
+            line_has_ci(l, "HCA")) &&
+           any_of(l, w, sizeof w / sizeof *w);
+}
+
+static bool link_up_line(const tline *l)
+{
+    static const char *const w[] = {"link up",         "port up",      "changed to ACTIVE",
+                                    "State: Active",   "carrier on",   "link is back",
+                                    "back up",         "LinkUp",       "came back",
+                                    "no errors since", "stable since", "clean since"};
+    return any_of(l, w, sizeof w / sizeof *w);
+}
+
+/* Planned work on the fabric or the node, announced: a maintenance
+ * window, a change ticket, a firmware upgrade. */
+static bool planned_line(const tline *l)
+{
+    static const char *const w[] = {"maint",           "change ticket", "change request",
+                                    "change window",   "CHG",           "firmware upgrade",
+                                    "firmware update", "planned",       "scheduled",
+                                    "upgrade window"};
+    static const char *const not [] = {"unplanned", "no maintenance", "not planned", "unscheduled",
+                                       "no planned"};
+    return any_of(l, w, sizeof w / sizeof *w) && !any_of(l, not, sizeof not / sizeof *not );
+}
+
+/* The links' story: a bounce (down, then up again), whether every down
+ * fell inside an announced window (or no time says otherwise) and whether
+ * the port read up after the last down. */
+typedef struct link_facts {
+    int downs;
+    bool up_after;
+    bool planned;
+    bool covered;
+} link_facts;
+
+static void window_of(const run *r, double *lo, double *hi)
+{
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (int i = 0; i < r->nlines; i++) {
+        if (!planned_line(&r->lines[i])) continue;
+        double t[8];
+        int n = day_times(&r->lines[i], t, 8);
+        for (int k = 0; k < n; k++) {
+            *lo = fmin(*lo, t[k]);
+            *hi = fmax(*hi, t[k]);
+        }
+    }
+    if (isfinite(*lo) && *hi - *lo < 600) *hi = *lo + 2 * 3600.0; /* a start alone */
+}
+
+static void link_story(const run *r, link_facts *lf)
+{
+    memset(lf, 0, sizeof *lf);
+    double lo, hi;
+    window_of(r, &lo, &hi);
+    lf->covered = true;
+    int last_down = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (planned_line(l)) {
+            lf->planned = true;
+            continue;
+        }
+        if (link_down_line(l)) {
+            lf->downs++;
+            last_down = i;
+            double t[1];
+            /* a down outside the window (15 min margin) is not the planned work */
+            if (day_times(l, t, 1) == 1 && isfinite(lo) && (t[0] < lo - 900 || t[0] > hi + 900))
+                lf->covered = false;
+        } else if (link_up_line(l) && last_down >= 0) {
+            lf->up_after = true;
+        }
+    }
+    lf->up_after &= last_down >= 0;
+}
+
+/* Slowness told at all: a class for it, or a person or tool saying so. */
+static bool slowness_told(const run *r, int straggler)
+{
+    static const char *const w[] = {"slower", "slowed", "slowdown", "crawl"};
+    for (int i = 0; straggler >= 0 && i < r->nhits; i++)
+        if (r->hits[i].cls == straggler && !r->hits[i].old) return true;
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src != DS_KERNEL && any_of(&r->lines[i], w, sizeof w / sizeof *w))
+            return true;
+    return false;
+}
+
+static void link_rule(run *r)
+{
+    link_facts lf;
+    link_story(r, &lf);
+    int ib = diag_class_index(r->db, "ib_link_down");
+    int flap = diag_class_index(r->db, "nic_flapping");
+    int slow = diag_class_index(r->db, "straggler_node");
+    bool told = lf.downs || (ib >= 0 && class_hit(r, ib)) || (flap >= 0 && class_hit(r, flap));
+    if (!told) return;
+    if (lf.planned && lf.covered && (lf.up_after || !lf.downs)) {
+        /* the planned work bounced the links and they read up after it */
+        if (ib >= 0) drop_class(r, ib);
+        if (flap >= 0) drop_class(r, flap);
+        return;
+    }
+    if (lf.up_after && ib >= 0 && !class_hit(r, ib) && slowness_told(r, slow))
+        add_hit(r, ib, DK_CORR, ST_STRONG, "facts-bounce-slow",
+                diag_fmt("%s", "a port of the node went down and came back while its job ran "
+                               "slow: the link, not the GPU, held the job back"));
+}
+
 void job_facts_rule(run *r, const json_t *metrics)
 {
     job_facts f;
     memset(&f, 0, sizeof f);
     util_facts(r, metrics, &f);
     if (r->oom) return;
+    link_rule(r);
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);
