@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define IDLE_PCT 2.0      /* a GPU at or below this utilisation does no work */
 #define BUSY_PCT 20.0     /* at or above: the job was computing */
@@ -512,6 +513,124 @@ static void link_rule(run *r)
                                "slow: the link, not the GPU, held the job back"));
 }
 
+/* One line telling a remap's state more than once (a JSON document with
+ * its before and after a reset, GPU by GPU): true when every GPU it told
+ * pending reads clean at its last mention in the line, the newest state. */
+static bool line_remap_cleared(const tline *l)
+{
+    int last[16], gpu = 0, told = 0;
+    bool was[16];
+    memset(last, -1, sizeof last);
+    memset(was, 0, sizeof was);
+    for (size_t i = 0; i + 7 <= l->len; i++) {
+        if (strncasecmp(l->s + i, "index", 5) == 0 || strncasecmp(l->s + i, "gpu", 3) == 0) {
+            size_t j = i + 3;
+            while (j < l->len && !isdigit((unsigned char)l->s[j]) && j < i + 10)
+                j++;
+            if (j < l->len && isdigit((unsigned char)l->s[j])) gpu = atoi(l->s + j) & 15;
+            continue;
+        }
+        if (strncasecmp(l->s + i, "pending", 7) != 0) continue;
+        size_t j = i + 7;
+        while (j < l->len && j < i + 14 && strchr("\"' :=_", l->s[j]))
+            j++;
+        int v = -1;
+        if (j < l->len && (strncasecmp(l->s + j, "true", 4) == 0 || l->s[j] == '1' ||
+                           strncasecmp(l->s + j, "yes", 3) == 0))
+            v = 1;
+        else if (j < l->len && (strncasecmp(l->s + j, "false", 5) == 0 || l->s[j] == '0' ||
+                                strncasecmp(l->s + j, "no", 2) == 0))
+            v = 0;
+        if (v < 0) continue;
+        last[gpu] = v;
+        was[gpu] |= v == 1;
+        told++;
+        /* "Yes -> No", "1 => 0", "true to false": the state it went to is newer */
+        size_t k = j;
+        while (k < l->len && isalnum((unsigned char)l->s[k]))
+            k++;
+        while (k < l->len && l->s[k] == ' ')
+            k++;
+        bool arrow = k + 2 <= l->len &&
+                     (strncmp(l->s + k, "->", 2) == 0 || strncmp(l->s + k, "=>", 2) == 0 ||
+                      strncasecmp(l->s + k, "to", 2) == 0);
+        if (!arrow) continue;
+        for (k += 2; k < l->len && l->s[k] == ' '; k++) {
+        }
+        told++;
+        if (k < l->len && (strncasecmp(l->s + k, "no", 2) == 0 || l->s[k] == '0' ||
+                           strncasecmp(l->s + k, "false", 5) == 0))
+            last[gpu] = 0;
+        else if (k < l->len && (strncasecmp(l->s + k, "yes", 3) == 0 || l->s[k] == '1' ||
+                                strncasecmp(l->s + k, "true", 4) == 0))
+            last[gpu] = 1;
+    }
+    bool any = false;
+    for (int g = 0; g < 16; g++) {
+        if (was[g] && last[g] != 0) return false;
+        any |= was[g];
+    }
+    return any && told >= 2;
+}
+
+/* Row-remap evidence told only by lines that themselves read clean at
+ * their end (and by no metric): the state cleared, nothing pends now. */
+static void remap_rule(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_row_remap_pending");
+    if (c < 0) return;
+    int lines = 0;
+    for (int k = 0; k < r->nraws; k++) {
+        const diag_sig *g = &r->db->sigs[r->raws[k].sig];
+        bool of = false;
+        for (int d = 0; d < g->ncls; d++)
+            of |= g->cls[d] == c;
+        if (!of) continue;
+        if (!line_remap_cleared(&r->lines[r->raws[k].line])) return;
+        lines++;
+    }
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && r->hits[i].kind == DK_METRICS) return;
+    if (lines) drop_class(r, c);
+}
+
+/* The latest time of a clean reading of class c (a signature of group
+ * "clears-<class>"), NAN when none is stamped. */
+static double clean_read_at(const run *r, const char *group)
+{
+    double at = NAN;
+    int year = 1970 + (int)(time(NULL) / 31556952); /* syslog stamps carry no year */
+    for (int k = 0; k < r->nraws; k++) {
+        if (strcmp(r->db->sigs[r->raws[k].sig].group, group) != 0) continue;
+        const tline *l = &r->lines[r->raws[k].line];
+        double t = line_stamp(l->s, l->len, year);
+        if (!isnan(t) && (isnan(at) || t > at)) at = t;
+    }
+    return at;
+}
+
+/* A pending remap told only by samples older than a stamped clean reading
+ * (and text that is history already): the reset applied it since. */
+static void remap_metric_rule(run *r, const json_t *metrics)
+{
+    int c = diag_class_index(r->db, "gpu_row_remap_pending");
+    double clean = clean_read_at(r, "clears-gpu-row-remap-pending");
+    if (c < 0 || isnan(clean) || !json_is_array(metrics)) return;
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (!nm || !strstr(nm, "ROW_REMAP_PENDING")) continue;
+        double t = sample_time(o);
+        if (json_number_value(json_object_get(o, "value")) > 0 && (isnan(t) || t >= clean - 60))
+            return;
+    }
+    for (int k = 0; k < r->nhits; k++)
+        if (r->hits[k].cls == c && r->hits[k].kind != DK_METRICS && !r->hits[k].old) return;
+    drop_class(r, c);
+}
+
 void job_facts_rule(run *r, const json_t *metrics)
 {
     job_facts f;
@@ -519,6 +638,8 @@ void job_facts_rule(run *r, const json_t *metrics)
     util_facts(r, metrics, &f);
     if (r->oom) return;
     link_rule(r);
+    remap_rule(r);
+    remap_metric_rule(r, metrics);
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);
