@@ -631,6 +631,231 @@ static void remap_metric_rule(run *r, const json_t *metrics)
     drop_class(r, c);
 }
 
+/* ---- one node slower than its peers ------------------------------------- */
+
+#define MAX_PEERS 64
+#define PEER_RATIO 1.3 /* the slow one at least this far from the others' median */
+
+/* Readings of one measure, one per host, from one line, one table or one
+ * metric: time-like (higher is slower) or rate-like (lower is slower). */
+typedef struct peers {
+    char host[MAX_PEERS][48];
+    double v[MAX_PEERS];
+    int n;
+    bool rate;
+} peers;
+
+static const char *const RATE_W[] = {"GB/s",  "busbw",   "algbw",      "bandwidth", "tokens",
+                                     "tok/s", "samples", "throughput", "tflops",    "it/s",
+                                     "img/s", "MB/s",    "Gbps",       "mfu"};
+static const char *const TIME_W[] = {"time", "step", "latency", "duration", "s/it", "ms", "sec"};
+
+/* A host's name as tables and notes write it: a letter first, a digit in
+ * it, letters, digits and - _ . ("gpu-a03", "a03", "dgx-h31"). */
+static size_t host_token(const char *s, size_t n)
+{
+    if (!n || !isalpha((unsigned char)s[0])) return 0;
+    size_t i = 0;
+    bool digit = false;
+    while (i < n && i < 47 && (isalnum((unsigned char)s[i]) || strchr("-_.", s[i]))) {
+        digit |= isdigit((unsigned char)s[i]) != 0;
+        i++;
+    }
+    while (i > 0 && strchr("-_.", s[i - 1]))
+        i--;
+    return digit && i >= 2 ? i : 0;
+}
+
+static void peers_add(peers *p, const char *h, size_t hl, double v)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strlen(p->host[i]) == hl && strncmp(p->host[i], h, hl) == 0) return;
+    if (p->n >= MAX_PEERS || !isfinite(v) || v <= 0) return;
+    snprintf(p->host[p->n], sizeof p->host[p->n], "%.*s", (int)hl, h);
+    p->v[p->n++] = v;
+}
+
+/* "gpu-a01 182.1, gpu-a02 181.7", "a01=0.9s a02=0.9s": host then number. */
+static void line_pairs(const tline *l, peers *p)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        if (i > 0 && (isalnum((unsigned char)l->s[i - 1]) || strchr("-_./", l->s[i - 1]))) continue;
+        size_t hl = host_token(l->s + i, l->len - i);
+        if (!hl) continue;
+        size_t j = i + hl, k = 0;
+        while (j < l->len && k < 3 && strchr(" :=|", l->s[j]))
+            j++, k++;
+        if (!k || j >= l->len || !isdigit((unsigned char)l->s[j])) continue;
+        peers_add(p, l->s + i, hl, strtod(l->s + j, NULL));
+        i = j;
+    }
+}
+
+/* Fields of a table row: split on '|' when it has one, else on blanks. */
+static int fields(const tline *l, const char **f, size_t *fl, int max)
+{
+    bool bars = memchr(l->s, '|', l->len) != NULL;
+    int n = 0;
+    size_t i = 0;
+    while (i < l->len && n < max) {
+        while (i < l->len && (l->s[i] == ' ' || l->s[i] == '\t' || (bars && l->s[i] == '|')))
+            i++;
+        size_t b = i;
+        while (i < l->len && (bars ? l->s[i] != '|' : (l->s[i] != ' ' && l->s[i] != '\t')))
+            i++;
+        size_t e = i;
+        while (e > b && l->s[e - 1] == ' ')
+            e--;
+        if (e > b) {
+            f[n] = l->s + b;
+            fl[n++] = e - b;
+        }
+    }
+    return n;
+}
+
+static bool field_has(const char *f, size_t n, const char *const *w, size_t nw)
+{
+    tline t = {.s = f, .len = n};
+    return any_of(&t, w, nw);
+}
+
+/* A table: a header naming a time or rate column, rows keyed by host. */
+static void table_peers(const run *r, int hi, peers *p)
+{
+    const char *h[16], *f[16];
+    size_t hl[16], fl[16];
+    int nh = fields(&r->lines[hi], h, hl, 16), col = -1;
+    for (int c = 0; c < nh && col < 0; c++) {
+        if (field_has(h[c], hl[c], RATE_W, sizeof RATE_W / sizeof *RATE_W)) {
+            col = c;
+            p->rate = true;
+        } else if (field_has(h[c], hl[c], TIME_W, sizeof TIME_W / sizeof *TIME_W)) {
+            col = c;
+        }
+    }
+    /* the engine adds each row again with its columns named: lines of
+     * another shape between rows are skipped, not the table's end */
+    for (int i = hi + 1; col >= 0 && i < r->nlines && i <= hi + 2 * MAX_PEERS &&
+                         r->lines[i].src == r->lines[hi].src;
+         i++) {
+        int nf = fields(&r->lines[i], f, fl, 16);
+        if (nf != nh) continue;
+        int hc = -1;
+        for (int c = 0; c < nf && hc < 0; c++)
+            if (host_token(f[c], fl[c]) == fl[c]) hc = c;
+        if (hc < 0 || hc == col || !isdigit((unsigned char)f[col][0])) break;
+        peers_add(p, f[hc], fl[hc], strtod(f[col], NULL));
+    }
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The one host far slower than the median of the rest, -1 when none is. */
+static int slow_one(const peers *p)
+{
+    if (p->n < 3) return -1;
+    int worst = 0;
+    for (int i = 1; i < p->n; i++)
+        if (p->rate ? p->v[i] < p->v[worst] : p->v[i] > p->v[worst]) worst = i;
+    double rest[MAX_PEERS];
+    int k = 0;
+    for (int i = 0; i < p->n; i++)
+        if (i != worst) rest[k++] = p->v[i];
+    qsort(rest, (size_t)k, sizeof *rest, cmp_d);
+    double med = k % 2 ? rest[k / 2] : (rest[k / 2 - 1] + rest[k / 2]) / 2;
+    double ratio = p->rate ? med / p->v[worst] : p->v[worst] / med;
+    /* the others alike: the slow one stands out, not a spread */
+    double second = p->rate ? med / rest[0] : rest[k - 1] / med;
+    return ratio >= PEER_RATIO && second < 1.15 ? worst : -1;
+}
+
+/* Whether a host named in a table is the node diagnosed ("a03" for
+ * "gpu-a03" too: tables shorten names). */
+static bool is_node(const run *r, const char *h)
+{
+    if (!r->node || !*r->node) return true;
+    if (same_host(h, r->node)) return true;
+    size_t hl = strlen(h), nl = strlen(r->node);
+    return hl >= 2 && hl < nl && strcmp(r->node + nl - hl, h) == 0 &&
+           strchr("-_.", r->node[nl - hl - 1]);
+}
+
+/* Per-host readings of a throughput or step time in metrics (a training
+ * exporter, a benchmark's gauge): their latest value per host. */
+static void metric_peers(const json_t *metrics, const char *want, peers *p)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0 || strcmp(nm, want) != 0) continue;
+        char hb[128];
+        const json_t *labels = json_object_get(o, "labels");
+        const char *h = host_of(labels, hb, sizeof hb);
+        if (!*h && json_is_string(json_object_get(labels, "host")))
+            h = json_string_value(json_object_get(labels, "host"));
+        size_t hl = strlen(h);
+        double v = json_number_value(json_object_get(o, "value"));
+        int k = 0;
+        while (k < p->n && !(strlen(p->host[k]) == hl && strcmp(p->host[k], h) == 0))
+            k++;
+        if (k < p->n)
+            p->v[k] = v; /* the latest sample */
+        else if (hl)
+            peers_add(p, h, hl, v);
+    }
+}
+
+static bool straggler_seen(run *r, peers *p, const char *from)
+{
+    int w = slow_one(p);
+    if (w < 0 || !is_node(r, p->host[w])) return false;
+    int c = diag_class_index(r->db, "straggler_node");
+    if (c < 0) return false;
+    add_hit(r, c, DK_CORR, ST_STRONG, "facts-slow-peer",
+            diag_fmt("%s: %s reads %g against its peers' %s (%d hosts): one node slower than "
+                     "the rest",
+                     from, p->host[w], p->v[w], p->rate ? "rates" : "times", p->n));
+    return true;
+}
+
+static void peer_rule(run *r, const json_t *metrics)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_EVENTS && l->src != DS_JOB) continue;
+        peers p = {.n = 0};
+        p.rate = any_of(l, RATE_W, sizeof RATE_W / sizeof *RATE_W);
+        bool timed = any_of(l, TIME_W, sizeof TIME_W / sizeof *TIME_W);
+        if (p.rate || timed) line_pairs(l, &p);
+        if (p.n < 3) {
+            memset(&p, 0, sizeof p);
+            table_peers(r, i, &p);
+        }
+        if (straggler_seen(r, &p, "a table or note of per-host readings")) return;
+    }
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        tline t = {.s = nm, .len = nm ? strlen(nm) : 0};
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0) continue;
+        peers p = {.n = 0};
+        p.rate = any_of(&t, RATE_W, sizeof RATE_W / sizeof *RATE_W) || strstr(nm, "per_second") ||
+                 strstr(nm, "_bytes");
+        if (!p.rate && !any_of(&t, TIME_W, sizeof TIME_W / sizeof *TIME_W)) continue;
+        metric_peers(metrics, nm, &p);
+        if (straggler_seen(r, &p, nm)) return;
+    }
+}
+
 void job_facts_rule(run *r, const json_t *metrics)
 {
     job_facts f;
@@ -640,6 +865,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     link_rule(r);
     remap_rule(r);
     remap_metric_rule(r, metrics);
+    if (json_is_array(metrics) || r->nlines) peer_rule(r, json_is_array(metrics) ? metrics : NULL);
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);
