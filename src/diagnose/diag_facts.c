@@ -856,6 +856,58 @@ static void peer_rule(run *r, const json_t *metrics)
     }
 }
 
+/* ---- an application's Xid that later runs no longer raise ---------------- */
+
+/* A job line's id ("job=9107"), -1 without one. */
+static long job_id_of(const tline *l)
+{
+    const char *p = memmem(l->s, l->len, "job=", 4);
+    return p && isdigit((unsigned char)p[4]) ? strtol(p + 4, NULL, 10) : -1;
+}
+
+/* Runs after the failure finished clean: in the job list a job COMPLETED
+ * with exit 0:0 after (a larger id than) the last FAILED one, or a line
+ * saying the code was fixed and runs since are clean. */
+static bool clean_runs_since(const run *r)
+{
+    static const char *const w[] = {
+        "since the fix",   "after the fix", "runs clean",     "ran clean",  "both runs clean",
+        "without any Xid", "no Xid since",  "no further Xid", "no new Xid", "no Xid after"};
+    static const char *const no[] = {"again", "still", "same Xid", "failed", "not fixed"};
+    long bad = -1, good = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_JOBS) {
+            long id = job_id_of(l);
+            if (line_has(l, "state=FAILED") && id > bad) bad = id;
+            if (line_has(l, "state=COMPLETED") && line_has(l, "exit=0:0") && id > good) good = id;
+            continue;
+        }
+        if (any_of(l, w, sizeof w / sizeof *w) && !any_of(l, no, sizeof no / sizeof *no))
+            return true;
+    }
+    return bad >= 0 && good > bad;
+}
+
+static void app_fault_rule(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_app_fault");
+    if (c < 0 || !class_hit(r, c) || hardware_hit(r)) return;
+    if (!clean_runs_since(r)) return;
+    drop_class(r, c);
+    /* the failed runs were that application's fault, fixed since: no
+     * longer unexplained */
+    int k = 0;
+    for (int i = 0; i < r->nanoms; i++) {
+        const char *t = r->anoms[i].text;
+        if (t && strncmp(t, "slurm.jobs:", 11) == 0 && strstr(t, "state=FAILED"))
+            free(r->anoms[i].text);
+        else
+            r->anoms[k++] = r->anoms[i];
+    }
+    r->nanoms = k;
+}
+
 void job_facts_rule(run *r, const json_t *metrics)
 {
     job_facts f;
@@ -865,6 +917,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     link_rule(r);
     remap_rule(r);
     remap_metric_rule(r, metrics);
+    app_fault_rule(r);
     if (json_is_array(metrics) || r->nlines) peer_rule(r, json_is_array(metrics) ? metrics : NULL);
     held_facts(r, &f);
     progress_facts(r, &f);
