@@ -825,6 +825,8 @@ static bool straggler_seen(run *r, peers *p, const char *from)
     return true;
 }
 
+static bool metric_peer_rule(run *r, const json_t *metrics);
+
 static void peer_rule(run *r, const json_t *metrics)
 {
     for (int i = 0; i < r->nlines; i++) {
@@ -840,6 +842,12 @@ static void peer_rule(run *r, const json_t *metrics)
         }
         if (straggler_seen(r, &p, "a table or note of per-host readings")) return;
     }
+    if (!metric_peer_rule(r, metrics)) metric_peer_rule(r, r->textm);
+}
+
+/* The same over metrics given, or samples pasted as Prometheus text. */
+static bool metric_peer_rule(run *r, const json_t *metrics)
+{
     size_t i;
     const json_t *o;
     json_array_foreach(metrics, i, o)
@@ -852,8 +860,9 @@ static void peer_rule(run *r, const json_t *metrics)
                  strstr(nm, "_bytes");
         if (!p.rate && !any_of(&t, TIME_W, sizeof TIME_W / sizeof *TIME_W)) continue;
         metric_peers(metrics, nm, &p);
-        if (straggler_seen(r, &p, nm)) return;
+        if (straggler_seen(r, &p, nm)) return true;
     }
+    return false;
 }
 
 /* ---- an application's Xid that later runs no longer raise ---------------- */
