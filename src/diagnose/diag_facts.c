@@ -1092,6 +1092,129 @@ static void held_memory_rule(run *r)
         }
 }
 
+/* ---- utilisation told in words ------------------------------------------- */
+
+/* A line saying the GPUs read ~0 ("GPU-Util 0%", "utilization avg 0.3%",
+ * "SM active 0.01", "GPUs sitting idle"). */
+static bool idle_told(const tline *l)
+{
+    static const char *const util[] = {"util", "sm active", "sm_active", "gr_engine"};
+    static const char *const idle[] = {"gpus idle",
+                                       "gpus are idle",
+                                       "gpus sit idle",
+                                       "sitting idle",
+                                       "idle gpus",
+                                       "gpus have been idle",
+                                       "nothing running on the gpus"};
+    if (any_of(l, idle, sizeof idle / sizeof *idle)) return true;
+    if (!any_of(l, util, sizeof util / sizeof *util)) return false;
+    for (size_t i = 0; i + 1 < l->len; i++) {
+        if (!isdigit((unsigned char)l->s[i]) ||
+            (i && (isalnum((unsigned char)l->s[i - 1]) || l->s[i - 1] == '.')))
+            continue;
+        char *e;
+        double v = strtod(l->s + i, &e);
+        size_t q = (size_t)(e - l->s);
+        while (q < l->len && l->s[q] == ' ')
+            q++;
+        if (v <= 2.0 && q < l->len && l->s[q] == '%') return true;
+        i = (size_t)(e - l->s);
+    }
+    return false;
+}
+
+/* A span of hours or days told in words ("for 6 hours", "3 days",
+ * "since yesterday", "all week", "overnight"). */
+static bool long_told(const tline *l)
+{
+    static const char *const w[] = {"since yesterday", "all week",      "overnight",
+                                    "all day",         "for days",      "for hours",
+                                    "since monday",    "since tuesday", "since wednesday",
+                                    "since thursday",  "since friday",  "since the weekend",
+                                    "since last week"};
+    if (any_of(l, w, sizeof w / sizeof *w)) return true;
+    for (size_t i = 0; i < l->len; i++) {
+        if (!isdigit((unsigned char)l->s[i]) || (i && isalnum((unsigned char)l->s[i - 1])))
+            continue;
+        size_t j = i;
+        while (j < l->len && (isdigit((unsigned char)l->s[j]) || l->s[j] == '.'))
+            j++;
+        while (j < l->len && l->s[j] == ' ')
+            j++;
+        double v = atof(l->s + i);
+        bool hours = j < l->len && (l->s[j] == 'h' || strncasecmp(l->s + j, "hour", 4) == 0);
+        bool days = j < l->len &&
+                    (strncasecmp(l->s + j, "day", 3) == 0 ||
+                     (l->s[j] == 'd' && (j + 1 == l->len || !isalpha((unsigned char)l->s[j + 1]))));
+        if ((hours && v >= 1 &&
+             (j + 1 == l->len || !isalpha((unsigned char)l->s[j + 1]) || l->s[j + 1] == 'o' ||
+              l->s[j + 1] == 'r')) ||
+            (days && v >= 1))
+            return true;
+        i = j;
+    }
+    return false;
+}
+
+/* GPUs held by someone's allocation rather than a batch job's run: a
+ * reservation, an salloc session, "allocated"/"reserved" said of them. */
+static bool held_explicit(const run *r)
+{
+    static const char *const w[] = {"ReservationName=", "reservation", "salloc",  "reserved",
+                                    "allocated",        "interactive", "holding", "holds "};
+    static const char *const none[] = {"unallocated", "not allocated", "no reservation",
+                                       "0 allocated", "nothing allocated"};
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src != DS_KERNEL && any_of(&r->lines[i], w, sizeof w / sizeof *w) &&
+            !any_of(&r->lines[i], none, sizeof none / sizeof *none))
+            return true;
+    return false;
+}
+
+static bool job_running(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++)
+        if (line_has(&r->lines[i], "state=RUNNING") || line_has(&r->lines[i], "JobState=RUNNING") ||
+            line_has(&r->lines[i], " RUNNING"))
+            return true;
+    return false;
+}
+
+static bool steps_logged(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src == DS_JOB && step_value(&r->lines[i]) >= 0) return true;
+    return false;
+}
+
+/* Idle for long, told in words: held by an allocation with no run's steps
+ * logged is an idle allocation; a job that logged steps and still runs,
+ * now idle for long, is hung. */
+static void idle_words_rule(run *r, const job_facts *f)
+{
+    bool idle = false, lng = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_KERNEL || l->src == DS_STATE) continue;
+        idle |= idle_told(l);
+        lng |= idle_told(l) && long_told(l);
+    }
+    if (!idle || !lng || f->held < 0 || f->progress) return;
+    int hung = diag_class_index(r->db, "job_hung");
+    int held = diag_class_index(r->db, "idle_allocation");
+    if (hung < 0 || held < 0 || class_hit(r, hung)) return;
+    /* a run that logged steps: its idle GPUs are its hang (which explains
+     * the idle allocation words read of the same GPUs) */
+    if (steps_logged(r) && job_running(r))
+        add_hit(r, hung, DK_CORR, ST_STRONG, "facts-idle-words-steps-stopped",
+                diag_fmt("%s", "a job that logged steps still runs while its GPUs are told "
+                               "~0% for hours: no progress, hung"));
+    else if (!steps_logged(r) && held_explicit(r) && !class_hit(r, held))
+        add_hit(r, held, DK_CORR, ST_STRONG, "facts-idle-words-held",
+                diag_fmt("%s", "GPUs held by an allocation and told ~0% for hours, no run's "
+                               "steps logged: held, not used"));
+}
+
 void job_facts_rule(run *r, const json_t *metrics)
 {
     job_facts f;
@@ -1122,6 +1245,7 @@ void job_facts_rule(run *r, const json_t *metrics)
                 diag_fmt("GPUs held (allocated or reserved) and ~0%% for %.1f h, never busy in "
                          "the window: held, not used",
                          f.idle_for / 3600));
+    if (!f.ngpus) idle_words_rule(r, &f);
     if (f.held < 0 && idle >= 0) drop_class(r, idle);
     if ((f.paused || f.progress) && hung >= 0) drop_class(r, hung);
     if (f.completing && f.procs_gone && stale >= 0 && !hardware_hit(r))
