@@ -298,8 +298,10 @@ static bool ps_row_d(const tline *l)
         size_t b = i;
         while (i < l->len && l->s[i] != ' ' && l->s[i] != '\t')
             i++;
-        if (i > b && i - b <= 4 && l->s[b] == 'D' && strspn(l->s + b + 1, "slNL<+") >= i - b - 1)
-            return true;
+        size_t m = b + 1; /* the state's modifiers, within the token */
+        while (m < i && strchr("slNL<+", l->s[m]))
+            m++;
+        if (i > b && i - b <= 4 && l->s[b] == 'D' && m == i) return true;
     }
     return false;
 }
@@ -1008,7 +1010,10 @@ static long job_of_pid(const run *r, long pid)
             long j = after_word(l, "job");
             if (j >= 0) return j;
         }
-        if (strspn(l->s, "0123456789 \t") < l->len) continue;
+        size_t d = 0; /* lines are not NUL-terminated: count within the line */
+        while (d < l->len && (isdigit((unsigned char)l->s[d]) || l->s[d] == ' ' || l->s[d] == '\t'))
+            d++;
+        if (d < l->len) continue;
         long v[8];
         bool mem[8];
         if (numbers(l, v, mem, 8) >= 3 && v[0] == pid) return v[1];
