@@ -260,12 +260,36 @@ static bool quiet_line(const tline *l)
     return any_of(l, w, sizeof w / sizeof *w);
 }
 
+/* A quiet moment told before line i (in any source listed before it). */
+static bool quiet_before(const run *r, int i)
+{
+    for (int k = 0; k < i; k++)
+        if (quiet_line(&r->lines[k])) return true;
+    return quiet_line(&r->lines[i]);
+}
+
 /* Progress: 1 when a step counter, within one source, reads higher after
  * a quiet line than anything before it (the job went on after the quiet
  * moment: it paused, it did not hang). */
+/* A line saying the work went on after a quiet moment ("training
+ * resumed", "steps continue"), not that it failed to. */
+static bool resumed_told(const tline *l)
+{
+    static const char *const w[] = {"resumed",       "resumes",        "training continues",
+                                    "continued",     "steps continue", "picked up again",
+                                    "back to normal"};
+    static const char *const no[] = {"not resumed",     "never resumed",  "hasn't resumed",
+                                     "has not resumed", "did not resume", "didn't resume",
+                                     "not continued"};
+    return any_of(l, w, sizeof w / sizeof *w) && !any_of(l, no, sizeof no / sizeof *no);
+}
+
 static void progress_facts(const run *r, job_facts *f)
 {
     static const int srcs[] = {DS_JOB, DS_EVENTS};
+    for (int i = 0; i < r->nlines && !f->progress; i++)
+        f->progress = (r->lines[i].src == DS_JOB || r->lines[i].src == DS_EVENTS) &&
+                      resumed_told(&r->lines[i]) && quiet_before(r, i);
     for (size_t k = 0; k < sizeof srcs / sizeof *srcs && !f->progress; k++) {
         long max = -1, at_quiet = -1;
         for (int i = 0; i < r->nlines; i++) {
