@@ -410,8 +410,23 @@ void rule_below_reference(run *r, const diag_rule *ru);
 void rule_config_chosen(run *r, const diag_rule *ru);
 void rule_unowned(run *r, const diag_rule *ru);
 void rule_slowdown_after(run *r, const diag_rule *ru);
-/* diag_facts.c: job-level facts across sources, one rule over them */
+/* diag_facts.c: job-level facts across sources, one rule over them, and
+ * the small readers the facts files share */
 void job_facts_rule(run *r, const json_t *metrics);
+bool facts_has(const tline *l, const char *w);
+bool facts_has_ci(const tline *l, const char *w);
+bool facts_any(const tline *l, const char *const *w, size_t n);
+void facts_drop_class(run *r, int c);
+bool facts_class_hit(const run *r, int c);
+bool facts_hardware_hit(const run *r);
+/* diag_facts_node.c: links, remap state, peers */
+void link_rule(run *r);
+void remap_rule(run *r);
+void remap_metric_rule(run *r, const json_t *metrics);
+void peer_rule(run *r, const json_t *metrics);
+/* diag_facts_state.c: what earlier jobs left behind */
+void app_fault_rule(run *r);
+void held_memory_rule(run *r);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
 void find_boots(run *r);
