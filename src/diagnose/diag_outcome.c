@@ -160,9 +160,9 @@ static bool names_node(const run *r)
     for (int i = 0; i < r->nanoms; i++) {
         if (r->anoms[i].level != 0) continue;
         /* a kill with nothing to explain it names the host the launcher ran
-         * the task on, not a cause there, unless that node's own kernel log
-         * was read (its OOM killer ruled out: the node is to look at) */
-        if (!r->kernel_given && kill_told(r->anoms[i].text)) continue;
+         * the task on, not a cause there; a kernel log read clean (no OOM
+         * killer, no Xid) takes the node further out, not in: the job's */
+        if (kill_told(r->anoms[i].text)) continue;
         for (const char *p = strstr(r->anoms[i].text, r->node); p; p = strstr(p + 1, r->node)) {
             bool before = p == r->anoms[i].text || !(isalnum((unsigned char)p[-1]) ||
                                                      p[-1] == '-' || p[-1] == '_' || p[-1] == '.');
