@@ -533,6 +533,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     util_facts(r, metrics, &f);
     if (r->oom) return;
     link_rule(r);
+    fleet_rule(r);
     remap_rule(r);
     remap_metric_rule(r, metrics);
     app_fault_rule(r);

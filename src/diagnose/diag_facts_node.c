@@ -504,3 +504,126 @@ static bool metric_peer_rule(run *r, const json_t *metrics)
     }
     return false;
 }
+
+/* ---- the fleet's trouble -------------------------------------------------- */
+
+/* The control plane slow or backed up (slurmctld's RPC queue, sdiag's
+ * counters, the scheduler answering late): every job and user sees it, no
+ * node is its cause. */
+static bool control_plane_line(const tline *l)
+{
+    static const char *const who[] = {"slurmctld",
+                                      "sdiag",
+                                      "slurmdbd",
+                                      "RPC queue",
+                                      "RPC backlog",
+                                      "REQUEST_",
+                                      "scheduler",
+                                      "backfill",
+                                      "agent queue",
+                                      "server thread",
+                                      "Socket timed out on send/recv"};
+    static const char *const what[] = {"backlog", "queue",   "timed out", "timeout",
+                                       "slow",    "latency", "stuck",     "overload",
+                                       "saturat", "pending", "high",      "max"};
+    static const char *const fine[] = {"recovered",      "resolved", "restored",
+                                       "back to normal", "back up",  "healthy"};
+    return facts_any(l, who, sizeof who / sizeof *who) &&
+           facts_any(l, what, sizeof what / sizeof *what) &&
+           !facts_any(l, fine, sizeof fine / sizeof *fine);
+}
+
+/* Storage that stalls or evicts, as each host's line tells it. */
+static bool storage_line(const tline *l)
+{
+    static const char *const fs[] = {"lustre", "nfs",  "gpfs", "mmfs", "weka",
+                                     "beegfs", " OST", "MDT",  "MDS",  "ldlm"};
+    static const char *const bad[] = {"stall",           "evict",  "timed out", "timeout",
+                                      "not responding",  "hung",   "slow",      "reconnect",
+                                      "lost connection", "blocked"};
+    return facts_any(l, fs, sizeof fs / sizeof *fs) && facts_any(l, bad, sizeof bad / sizeof *bad);
+}
+
+/* Distinct hosts named by storage lines: several is the fleet's storage. */
+static int storage_hosts(const run *r, int *first)
+{
+    char seen[8][48];
+    int n = 0;
+    *first = -1;
+    for (int i = 0; i < r->nlines && n < 8; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_STATE || l->src == DS_JOBS || !storage_line(l)) continue;
+        for (size_t p = 0; p < l->len && n < 8; p++) {
+            if (p && (isalnum((unsigned char)l->s[p - 1]) || strchr("-_./@", l->s[p - 1])))
+                continue;
+            size_t hl = host_token(l->s + p, l->len - p);
+            /* a host name: lower case ("gpu-a044", "gpu07"), not a target
+             * ("scratch-OST0004-osc-ffff9a") nor an address ("ffff9a1c") */
+            bool upper = false, hex = true;
+            for (size_t k = 0; k < hl; k++) {
+                upper |= isupper((unsigned char)l->s[p + k]) != 0;
+                hex &= isxdigit((unsigned char)l->s[p + k]) != 0;
+            }
+            if (hl < 4 || upper || hex) continue;
+            bool dup = false;
+            for (int k = 0; k < n && !dup; k++)
+                dup = strlen(seen[k]) == hl && strncmp(seen[k], l->s + p, hl) == 0;
+            if (!dup) {
+                snprintf(seen[n++], sizeof seen[0], "%.*s", (int)hl, l->s + p);
+                if (*first < 0) *first = i;
+            }
+            p += hl;
+        }
+    }
+    return n;
+}
+
+/* A storage line that names many hosts at once: a host list with a range
+ * ("gpu-[01-14]", "a100-c[3,5-9]") or a count ("on 23 nodes", "14 clients"). */
+static bool many_hosts_told(const tline *l)
+{
+    static const char *const who[] = {" nodes", " clients", " hosts", " servers", " machines"};
+    for (size_t i = 0; i + 4 < l->len; i++) {
+        if (l->s[i] == '[' && isdigit((unsigned char)l->s[i + 1])) {
+            long a = strtol(l->s + i + 1, NULL, 10);
+            const char *dash = memchr(l->s + i, '-', l->len - i > 12 ? 12 : l->len - i);
+            if (dash && isdigit((unsigned char)dash[1]) && strtol(dash + 1, NULL, 10) - a >= 2)
+                return true;
+        }
+        if (!isdigit((unsigned char)l->s[i]) || (i && isalnum((unsigned char)l->s[i - 1])))
+            continue;
+        char *e;
+        long n = strtol(l->s + i, &e, 10);
+        size_t q = (size_t)(e - l->s);
+        for (size_t k = 0; n >= 3 && k < sizeof who / sizeof *who; k++)
+            if (l->len - q >= strlen(who[k]) && strncmp(l->s + q, who[k], strlen(who[k])) == 0)
+                return true;
+        i = q;
+    }
+    return false;
+}
+
+void fleet_rule(run *r)
+{
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src != DS_STATE && r->lines[i].src != DS_JOBS &&
+            control_plane_line(&r->lines[i])) {
+            add_anomaly(r, ST_STRONG, 2, "facts-control-plane",
+                        line_evidence(r, i,
+                                      "[the control plane slow or backed up: the "
+                                      "fleet's, no node's] "));
+            break;
+        }
+    int first;
+    bool many = storage_hosts(r, &first) >= 3;
+    for (int i = 0; i < r->nlines && !many; i++)
+        if (storage_line(&r->lines[i]) && many_hosts_told(&r->lines[i])) {
+            many = true;
+            first = i;
+        }
+    if (many)
+        add_anomaly(r, ST_STRONG, 2, "facts-storage-many-hosts",
+                    line_evidence(r, first,
+                                  "[storage stalls told on three or more hosts: the "
+                                  "fleet's storage, no node's] "));
+}
