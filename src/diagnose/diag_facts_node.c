@@ -33,6 +33,18 @@ static int day_times(const tline *l, double *out, int max)
     return n;
 }
 
+/* A line's clock time (seconds of the day): a written "HH:MM", else its
+ * leading stamp in any form the engine reads (epoch seconds too). */
+static bool clock_of(const tline *l, double *t)
+{
+    if (day_times(l, t, 1) == 1) return true;
+    int year = 1970 + (int)(time(NULL) / 31556952); /* syslog stamps carry no year */
+    double e = line_stamp(l->s, l->len, year);
+    if (isnan(e)) return false;
+    *t = fmod(e, 86400.0);
+    return true;
+}
+
 /* A port of the node that went down, told by any tool (kernel, UFM,
  * subnet manager, a switch log, a person); and one that came back. */
 static bool link_down_line(const tline *l)
@@ -109,9 +121,11 @@ static void link_story(const run *r, link_facts *lf)
             lf->downs++;
             last_down = i;
             double t[1];
-            /* a down outside the window (15 min margin) is not the planned work */
-            if (day_times(l, t, 1) == 1 && isfinite(lo) && (t[0] < lo - 900 || t[0] > hi + 900))
-                lf->covered = false;
+            /* a down outside the window (15 min margin) is not the planned
+             * work; nor is one whose time cannot be read against a window
+             * that has times */
+            bool timed = clock_of(l, t);
+            if (isfinite(lo) && (!timed || t[0] < lo - 900 || t[0] > hi + 900)) lf->covered = false;
         } else if (link_up_line(l) && last_down >= 0) {
             lf->up_after = true;
         }
