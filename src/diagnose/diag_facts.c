@@ -42,6 +42,7 @@ typedef struct useries {
     double v[MAX_SAMPLES];
     int n;
     bool job_label; /* a job id label on its samples: the GPU is held */
+    bool untimed;   /* its samples carry no time (one scrape) */
 } useries;
 
 typedef struct job_facts {
@@ -54,6 +55,8 @@ typedef struct job_facts {
     int held;     /* 1 the node's GPUs are held, -1 nothing is, 0 not told */
     int progress; /* 1 a step counter went on after a quiet moment, 0 not told */
     bool completing, procs_gone;
+    bool zero_now;        /* every GPU's latest sample, even a single scrape, reads ~0 */
+    bool counter_stopped; /* a progress counter (steps, samples) flat for half an hour */
 } job_facts;
 
 /* Utilisation in percent from a series name, NAN for any other field:
@@ -107,10 +110,17 @@ static void collect_util(run *r, const json_t *metrics, useries *gs, int *ng)
         double t = sample_time(s);
         char hb[128];
         const char *host = host_of(labels, hb, sizeof hb);
-        if (isnan(pct) || isnan(t)) continue;
+        if (isnan(pct)) continue;
         if (r->node && *r->node && *host && !same_host(host, r->node)) continue;
         useries *g = series_for(gs, ng, labels, host);
         if (!g || g->n >= MAX_SAMPLES) continue;
+        /* one scrape without a time still says what the GPU reads now: kept
+         * alone at time 0 (it spans nothing, so no duration rule takes it),
+         * dropped once the GPU has timed samples */
+        if (isnan(t) && g->n > 0 && !g->untimed) continue;
+        if (!isnan(t) && g->untimed) g->n = 0;
+        g->untimed = isnan(t);
+        if (isnan(t)) t = 0;
         int j = g->n++;
         while (j > 0 && g->t[j - 1] > t) { /* insertion: samples come nearly sorted */
             g->t[j] = g->t[j - 1];
@@ -161,8 +171,14 @@ static void util_facts(run *r, const json_t *metrics, job_facts *f)
     f->idle_now = false;
     f->idle_for = INFINITY;
     int npaused = 0;
+    int nzero = 0, nany = 0;
     for (int i = 0; i < ng; i++) {
-        if (gs[i].n < 2) continue;
+        nany += gs[i].n > 0;
+        nzero += gs[i].n > 0 && gs[i].v[gs[i].n - 1] <= IDLE_PCT;
+    }
+    f->zero_now = nany > 0 && nzero == nany;
+    for (int i = 0; i < ng; i++) {
+        if (gs[i].n < 2 || gs[i].untimed) continue; /* spans need times */
         double idle_for;
         bool busy, paused;
         gpu_facts(&gs[i], &idle_for, &busy, &paused);
@@ -526,6 +542,43 @@ static void idle_words_rule(run *r, const job_facts *f)
                                "steps logged: held, not used"));
 }
 
+/* A job's progress counter as a metric (a training exporter's step,
+ * iteration, samples or tokens total) that held one value for half an
+ * hour or more: the job stopped advancing. */
+static bool counter_stopped(const json_t *metrics)
+{
+    static const char *const w[] = {"step",          "iteration",    "iter_",
+                                    "samples_total", "tokens_total", "batches_total"};
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        tline t = {.s = nm, .len = nm ? strlen(nm) : 0};
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0 || !facts_any(&t, w, sizeof w / sizeof *w) ||
+            strstr(nm, "seconds") || strstr(nm, "time") || strstr(nm, "duration"))
+            continue;
+        double v = json_number_value(json_object_get(o, "value")), t0 = sample_time(o);
+        double lo = t0, hi = t0;
+        bool same = true;
+        size_t j;
+        const json_t *q;
+        json_array_foreach(metrics, j, q)
+        {
+            const char *qn = json_string_value(json_object_get(q, "name"));
+            if (j == i || !qn || strcmp(qn, nm) != 0 ||
+                !json_equal(json_object_get(q, "labels"), json_object_get(o, "labels")))
+                continue;
+            double tq = sample_time(q);
+            same &= json_number_value(json_object_get(q, "value")) == v;
+            lo = fmin(lo, tq);
+            hi = fmax(hi, tq);
+        }
+        if (same && isfinite(lo) && isfinite(hi) && hi - lo >= HUNG_SECS) return true;
+    }
+    return false;
+}
+
 void job_facts_rule(run *r, const json_t *metrics)
 {
     job_facts f;
@@ -542,6 +595,8 @@ void job_facts_rule(run *r, const json_t *metrics)
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);
+    f.counter_stopped = (json_is_array(metrics) && counter_stopped(metrics)) ||
+                        (json_is_array(r->textm) && counter_stopped(r->textm));
     int hung = diag_class_index(r->db, "job_hung");
     int idle = diag_class_index(r->db, "idle_allocation");
     int stale = diag_class_index(r->db, "stale_compute_state");
@@ -557,6 +612,11 @@ void job_facts_rule(run *r, const json_t *metrics)
                 diag_fmt("GPUs held (allocated or reserved) and ~0%% for %.1f h, never busy in "
                          "the window: held, not used",
                          f.idle_for / 3600));
+    if (f.zero_now && f.held > 0 && f.counter_stopped && !f.progress && hung >= 0 &&
+        !facts_class_hit(r, hung))
+        add_hit(r, hung, DK_CORR, ST_STRONG, "facts-counter-stopped",
+                diag_fmt("%s", "the job's progress counter held one value for half an hour or "
+                               "more while its GPUs read ~0 and it still holds them: hung"));
     if (!f.ngpus) idle_words_rule(r, &f);
     if (f.held < 0 && idle >= 0) facts_drop_class(r, idle);
     if ((f.paused || f.progress) && hung >= 0) facts_drop_class(r, hung);
