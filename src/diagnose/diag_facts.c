@@ -158,26 +158,19 @@ static void gpu_facts(const useries *g, double *idle_for, bool *busy_before, boo
     }
 }
 
-static void util_facts(run *r, const json_t *metrics, job_facts *f)
+/* The utilisation facts over the GPUs of one host (every GPU given when
+ * host is NULL). */
+static void host_util(const useries *gs, int ng, const char *host, job_facts *f)
 {
-    useries *gs = calloc(MAX_GPUS, sizeof *gs);
-    if (!gs) {
-        r->oom = true;
-        return;
-    }
-    int ng = 0;
-    if (json_is_array(metrics)) collect_util(r, metrics, gs, &ng);
-    if (json_is_array(r->textm)) collect_util(r, r->textm, gs, &ng);
     f->idle_now = false;
     f->idle_for = INFINITY;
-    int npaused = 0;
-    int nzero = 0, nany = 0;
+    f->ngpus = 0;
+    f->busy_before = f->job_label = false;
+    int npaused = 0, nzero = 0, nany = 0;
     for (int i = 0; i < ng; i++) {
+        if (host && strcmp(gs[i].host, host) != 0) continue;
         nany += gs[i].n > 0;
         nzero += gs[i].n > 0 && gs[i].v[gs[i].n - 1] <= IDLE_PCT;
-    }
-    f->zero_now = nany > 0 && nzero == nany;
-    for (int i = 0; i < ng; i++) {
         if (gs[i].n < 2 || gs[i].untimed) continue; /* spans need times */
         double idle_for;
         bool busy, paused;
@@ -188,10 +181,41 @@ static void util_facts(run *r, const json_t *metrics, job_facts *f)
         npaused += paused;
         f->job_label |= gs[i].job_label;
     }
+    f->zero_now = nany > 0 && nzero == nany;
     f->idle_now = f->ngpus > 0 && f->idle_for >= 0;
     if (!f->idle_now) f->idle_for = 0;
     /* every GPU paused together: the job's pause, not one GPU's */
     f->paused = f->ngpus > 0 && npaused == f->ngpus && !f->idle_now;
+}
+
+/* With no node named, a fleet's series: each host is judged alone, and
+ * the facts are those of the host idle longest (one held by a job first). */
+static void util_facts(run *r, const json_t *metrics, job_facts *f)
+{
+    useries *gs = calloc(MAX_GPUS, sizeof *gs);
+    if (!gs) {
+        r->oom = true;
+        return;
+    }
+    int ng = 0;
+    if (json_is_array(metrics)) collect_util(r, metrics, gs, &ng);
+    if (json_is_array(r->textm)) collect_util(r, r->textm, gs, &ng);
+    host_util(gs, ng, NULL, f);
+    bool one_host = true;
+    for (int i = 1; i < ng; i++)
+        one_host &= strcmp(gs[i].host, gs[0].host) == 0;
+    if (!(r->node && *r->node) && !one_host && !f->idle_now) {
+        job_facts best = *f, h;
+        for (int i = 0; i < ng; i++) {
+            h = *f;
+            host_util(gs, ng, gs[i].host, &h);
+            bool better =
+                h.idle_now && (!best.idle_now || (h.job_label && !best.job_label) ||
+                               (h.job_label == best.job_label && h.idle_for > best.idle_for));
+            if (better) best = h;
+        }
+        *f = best;
+    }
     free(gs);
 }
 
