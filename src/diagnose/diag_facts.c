@@ -258,7 +258,8 @@ static void held_facts(const run *r, job_facts *f)
         if (l->src == DS_STATE) {
             bool idle = l->len == 4 && memcmp(l->s, "IDLE", 4) == 0;
             bool busy = (l->len >= 5 && memcmp(l->s, "ALLOC", 5) == 0) ||
-                        (l->len >= 3 && memcmp(l->s, "MIX", 3) == 0);
+                        (l->len >= 3 && memcmp(l->s, "MIX", 3) == 0) ||
+                        (l->len >= 6 && memcmp(l->s, "RESERV", 6) == 0);
             free_ += idle;
             h += busy;
             continue;
