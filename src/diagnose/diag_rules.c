@@ -48,6 +48,30 @@ static bool has_word(const char *s, size_t len, const char *w)
 
 /* A line telling a slowdown against the job's others that names this
  * node (its short name, or "node N" for its number): its index, or -1. */
+/* A slowness line whose subject is one GPU ("GPU 5 is 14% slower than its
+ * peers"): a GPU against the node's others, not the node against the job's. */
+static bool gpu_is_subject(const tline *l)
+{
+    static const char *const w[] = {"slow", "lag", "drag", "behind"};
+    for (size_t i = 0; i + 3 <= l->len; i++) {
+        bool said = false;
+        for (size_t k = 0; k < sizeof w / sizeof *w && !said; k++)
+            said = l->len - i >= strlen(w[k]) && strncasecmp(l->s + i, w[k], strlen(w[k])) == 0;
+        if (!said) continue;
+        size_t from = i > 48 ? i - 48 : 0;
+        for (size_t k = from; k + 4 < i; k++) {
+            if (strncasecmp(l->s + k, "gpu", 3) != 0 || (k && isalnum((unsigned char)l->s[k - 1])))
+                continue;
+            size_t d = k + 3;
+            while (d < i && (l->s[d] == ' ' || l->s[d] == '#'))
+                d++;
+            if (d < i && isdigit((unsigned char)l->s[d])) return true;
+        }
+        return false;
+    }
+    return false;
+}
+
 static int slow_line_names_node(const run *r)
 {
     char me[64] = "", nodeword[80] = "";
@@ -65,6 +89,7 @@ static int slow_line_names_node(const run *r)
         if (strcmp(r->db->sigs[m->sig].group, "slow-against-peers") != 0 || before_boot(r, m->line))
             continue;
         const tline *l = &r->lines[m->line];
+        if (gpu_is_subject(l)) continue;
         if (has_word(l->s, l->len, me) || (nodeword[0] && has_word(l->s, l->len, nodeword)))
             return m->line;
     }
@@ -91,6 +116,17 @@ void warm_straggler(run *r)
 {
     int th = diag_class_index(r->db, "gpu_thermal"), sn = diag_class_index(r->db, "straggler_node");
     if (th < 0 || sn < 0) return;
+    /* one GPU slower than the node's others with nothing to explain it: a
+     * human's to look at, never healthy, and no node for a runbook */
+    for (int k = 0; k < r->nraws; k++) {
+        const rawm *m = &r->raws[k];
+        if (strcmp(r->db->sigs[m->sig].group, "slow-against-peers") != 0 ||
+            before_boot(r, m->line) || !gpu_is_subject(&r->lines[m->line]))
+            continue;
+        add_anomaly(r, ST_STRONG, 1, "one-gpu-slower",
+                    line_evidence(r, m->line, "[one GPU slower than the node's others] "));
+        break;
+    }
     int named = slow_line_names_node(r);
     if (named >= 0) {
         add_hit(r, sn, DK_CORR, ST_STRONG, "warm-straggler",
