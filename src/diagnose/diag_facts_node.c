@@ -265,10 +265,63 @@ static double clean_read_at(const run *r, const char *group)
 
 /* A pending remap told only by samples older than a stamped clean reading
  * (and text that is history already): the reset applied it since. */
+/* Any pending-remap sample above 0 in the metrics given. */
+static bool metric_pending(const json_t *metrics)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (nm && strstr(nm, "ROW_REMAP_PENDING") &&
+            json_number_value(json_object_get(o, "value")) > 0)
+            return true;
+    }
+    return false;
+}
+
+/* A clean reading that itself says a reset or repair came before it
+ * ("after the reset ... Pending: No", "reset GPU 0; no longer pending"):
+ * the remap evidence of other sources, or listed before it, is what that
+ * reset applied, even with no stamp to order them. */
+static bool clean_after_own_reset(const run *r, const char *group, int c)
+{
+    static const char *const w[] = {"reset", "reboot", "re-seat", "reseat", "replaced"};
+    int at = -1;
+    for (int k = 0; k < r->nraws; k++) {
+        const tline *l = &r->lines[r->raws[k].line];
+        if (strcmp(r->db->sigs[r->raws[k].sig].group, group) == 0 &&
+            facts_any(l, w, sizeof w / sizeof *w))
+            at = r->raws[k].line;
+    }
+    if (at < 0) return false;
+    for (int k = 0; k < r->nraws; k++) {
+        const diag_sig *g = &r->db->sigs[r->raws[k].sig];
+        int li = r->raws[k].line;
+        bool of = false;
+        for (int d = 0; d < g->ncls; d++)
+            of |= g->cls[d] == c;
+        if (g->xid)
+            of |= diag_xid_find(r->db, r->raws[k].xid) &&
+                  diag_xid_find(r->db, r->raws[k].xid)->cls == c;
+        /* evidence after the clean reading in its own source is newer; on
+         * its own line, it is newer unless the line reads clean at its end */
+        if (of && r->lines[li].src == r->lines[at].src &&
+            (li > at || (li == at && !line_remap_cleared(&r->lines[li]))))
+            return false;
+    }
+    return true;
+}
+
 void remap_metric_rule(run *r, const json_t *metrics)
 {
     int c = diag_class_index(r->db, "gpu_row_remap_pending");
     double clean = clean_read_at(r, "clears-gpu-row-remap-pending");
+    if (c >= 0 && facts_class_hit(r, c) && !metric_pending(metrics) &&
+        clean_after_own_reset(r, "clears-gpu-row-remap-pending", c)) {
+        facts_drop_class(r, c);
+        return;
+    }
     if (c < 0 || isnan(clean) || !json_is_array(metrics)) return;
     size_t i;
     const json_t *o;
