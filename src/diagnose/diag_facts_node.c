@@ -284,28 +284,22 @@ static bool metric_pending(const json_t *metrics)
  * ("after the reset ... Pending: No", "reset GPU 0; no longer pending"):
  * the remap evidence of other sources, or listed before it, is what that
  * reset applied, even with no stamp to order them. */
-static bool clean_after_own_reset(const run *r, const char *group, int c)
+static const char *const RESET_W[] = {"reset", "reboot", "re-seat", "reseat", "replaced"};
+
+/* Whether class c's evidence all comes before a clean reading on line at:
+ * in other sources (the reset the reading follows applied it), or listed
+ * before it in its own; on its own line only if that line reads clean at
+ * its end. */
+static bool evidence_before(const run *r, int at, int c)
 {
-    static const char *const w[] = {"reset", "reboot", "re-seat", "reseat", "replaced"};
-    int at = -1;
-    for (int k = 0; k < r->nraws; k++) {
-        const tline *l = &r->lines[r->raws[k].line];
-        if (strcmp(r->db->sigs[r->raws[k].sig].group, group) == 0 &&
-            facts_any(l, w, sizeof w / sizeof *w))
-            at = r->raws[k].line;
-    }
-    if (at < 0) return false;
     for (int k = 0; k < r->nraws; k++) {
         const diag_sig *g = &r->db->sigs[r->raws[k].sig];
         int li = r->raws[k].line;
         bool of = false;
         for (int d = 0; d < g->ncls; d++)
             of |= g->cls[d] == c;
-        if (g->xid)
-            of |= diag_xid_find(r->db, r->raws[k].xid) &&
-                  diag_xid_find(r->db, r->raws[k].xid)->cls == c;
-        /* evidence after the clean reading in its own source is newer; on
-         * its own line, it is newer unless the line reads clean at its end */
+        const diag_xid *x = g->xid ? diag_xid_find(r->db, r->raws[k].xid) : NULL;
+        of |= x && x->cls == c;
         if (of && r->lines[li].src == r->lines[at].src &&
             (li > at || (li == at && !line_remap_cleared(&r->lines[li]))))
             return false;
@@ -313,12 +307,69 @@ static bool clean_after_own_reset(const run *r, const char *group, int c)
     return true;
 }
 
+/* A clean reading that itself says a reset or repair came before it
+ * ("after the reset ... Pending: No", "reset GPU 0; no longer pending"):
+ * its line, -1 when none does. */
+static int clean_after_own_reset(const run *r, const char *group)
+{
+    int at = -1;
+    for (int k = 0; k < r->nraws; k++) {
+        const tline *l = &r->lines[r->raws[k].line];
+        if (strcmp(r->db->sigs[r->raws[k].sig].group, group) == 0 &&
+            facts_any(l, RESET_W, sizeof RESET_W / sizeof *RESET_W))
+            at = r->raws[k].line;
+    }
+    return at;
+}
+
+/* nvidia-smi --query-remapped-rows=...,remapped_rows.pending,... printed
+ * without a header: the rows under the command, read by the field list the
+ * command names.  The last row line when every row reads 0 (nothing
+ * pending) after a reset told before it in the same source; -1 else. */
+static int clean_query_rows(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *q = memmem(l->s, l->len, "--query-remapped-rows=", 22);
+        if (!q) continue;
+        const char *f = q + 22, *e = l->s + l->len;
+        int col = -1, nf = 1;
+        for (const char *p = f; p < e && *p != ' '; p++) {
+            if (*p == ',') nf++;
+            if (col < 0 && e - p >= 7 && strncmp(p, "pending", 7) == 0) col = nf - 1;
+        }
+        bool reset = false;
+        for (int k = 0; k < i && !reset; k++)
+            reset = r->lines[k].src == l->src &&
+                    facts_any(&r->lines[k], RESET_W, sizeof RESET_W / sizeof *RESET_W);
+        if (col < 0 || !reset) continue;
+        int last = -1;
+        for (int k = i + 1; k < r->nlines && k <= i + 64 && r->lines[k].src == l->src; k++) {
+            const tline *row = &r->lines[k];
+            int n = 0;
+            size_t at = 0;
+            for (size_t p = 0; p < row->len; p++)
+                if (row->s[p] == ',' && ++n == col) at = p + 1;
+            if (n + 1 != nf) break;
+            while (at < row->len && row->s[at] == ' ')
+                at++;
+            if (at >= row->len || (row->s[at] != '0' && strncasecmp(row->s + at, "no", 2) != 0))
+                return -1; /* a row still pending */
+            last = k;
+        }
+        if (last >= 0) return last;
+    }
+    return -1;
+}
+
 void remap_metric_rule(run *r, const json_t *metrics)
 {
     int c = diag_class_index(r->db, "gpu_row_remap_pending");
     double clean = clean_read_at(r, "clears-gpu-row-remap-pending");
-    if (c >= 0 && facts_class_hit(r, c) && !metric_pending(metrics) &&
-        clean_after_own_reset(r, "clears-gpu-row-remap-pending", c)) {
+    int at = clean_after_own_reset(r, "clears-gpu-row-remap-pending");
+    if (at < 0) at = clean_query_rows(r);
+    if (c >= 0 && at >= 0 && facts_class_hit(r, c) && !metric_pending(metrics) &&
+        evidence_before(r, at, c)) {
         facts_drop_class(r, c);
         return;
     }
