@@ -137,7 +137,8 @@ stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # scored before the eleventh pass (56/70, 2 unsafe) and after it (58/70,
 # 2 unsafe), then told to the twelfth pass as general kinds: the floor is
 # what that pass reached.
-stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind8
+# The seventeenth pass (job-level facts across sources) raised it to 64.
+stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind8
 # blind9 (70, written 20:19-20:27 UTC by an author who read no code),
 # told to no one: 59/70, 2 unsafe calls before the twelfth pass and the
 # same 59/70, 2 unsafe after it (that pass fixed only the kinds it was
@@ -152,7 +153,8 @@ stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # after a repair, warm stragglers, idle reservations, setting drift,
 # control-plane scope), raised blind4, blind7, blind8 and blind9 to what
 # it reaches.
-stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind10
+# The seventeenth pass raised it to 63.
+stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind10
 # blind11 (70, written 03:12-03:19 UTC 2026-12-07 by an author who read no
 # code), scored unseen: 63/70, 2 unsafe on main (29a9d2b), 64/70, 2 unsafe
 # after the fourteenth pass; then told to the fifteenth pass as five
@@ -162,19 +164,24 @@ stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 66 1 t
 # told to no one: 59/70, 2 unsafe on main and after the fourteenth pass,
 # 61/70, 1 unsafe after the fifteenth (the unseen figure). Then its misses
 # were told to the sixteenth pass as twelve general kinds (its files
-# unread): the floor is what that pass reached.
-stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind12
+# unread): the floor is what that pass reached; the seventeenth, told them
+# again as general kinds, reached 65 (the one unsafe call, a remap cleared
+# by a reset, still escapes every layout written for it).
+stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 65 1 tests/diagnose/blind12
 # blind13 (70, written 04:33-04:41 UTC by an author who read no code),
 # told to no one: 60/70, 1 unsafe on main (29a9d2b), 61/70, no unsafe
-# call after the fifteenth pass and the same after the sixteenth. The
-# floor is that unseen figure.
-stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 61 0 tests/diagnose/blind13
+# call after the fifteenth pass and the same after the sixteenth (the
+# unseen figure). Then its misses were told to the seventeenth pass as
+# thirteen general kinds (its files unread): the floor is what that pass
+# reached.
+stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind13
 # blind14 (70, written 06:26-06:34 UTC 2026-12-07 by an author who read no
 # code; job- and scheduler-level, 28 with no log line) and blind15 (70,
-# hardware breadth and time order), both told to no one: on main (bab1f3f)
-# blind14 57/70 with no unsafe call, blind15 63/70 with 1 unsafe. The
-# floors are the unseen figures.
-stage diagnose-blind14 python3 tests/diagnose/run_scenarios.py --held-out 57 0 tests/diagnose/blind14
+# hardware breadth and time order, 06:26-06:33 UTC), both told to no one:
+# on main (bab1f3f) blind14 57/70 with no unsafe call, blind15 63/70 with
+# 1 unsafe; after the seventeenth pass (which was not told them) 60/70 and
+# 63/70, 1 unsafe. The floors are those unseen figures.
+stage diagnose-blind14 python3 tests/diagnose/run_scenarios.py --held-out 60 0 tests/diagnose/blind14
 stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind15
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'

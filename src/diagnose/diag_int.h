@@ -229,4 +229,208 @@ const diag_xid *diag_xid_find(const struct fm_diag_db *db, int code);
 /* Xid 154's recovery action by its hex code ("0x1") or, failing that, its label. */
 const diag_xrec *diag_xrec_find(const struct fm_diag_db *db, const char *code, const char *label);
 
+/* ---- one run of the engine (diag_engine.c and the files it is split into) ---- */
+
+#define MAX_LINES 5000     /* per source */
+#define MAX_LINE_LEN 32768 /* bytes per entry (the tool schema caps 8192 characters) */
+#define MAX_METRICS 5000
+#define MAX_JOBS 1000
+#define MAX_HISTORY 100
+#define MAX_EVIDENCE 5
+#define EVIDENCE_CLIP 240
+#define HAS_EVIDENCE 0.3 /* a class "has evidence" for correlation boosts */
+
+static const int KIND_OF[DS_N] = {DK_KERNEL, DK_JOB,   DK_EVENTS,  DK_SLURM,
+                                  DK_SLURM,  DK_SLURM, DK_HISTORY, DK_METRICS};
+static const char *const KIND_NAME[DK_N] = {"kernel_log", "job_log", "events",     "metrics",
+                                            "slurm",      "history", "correlation"};
+/* What an anomaly from each source points at: the node (kernel, node
+ * state and reason, metrics), the job (its log, its Slurm record, its
+ * history), or neither alone (events mix node tools and pod events). */
+static const int SRC_LEVEL[DS_N] = {1, 0, -1, 1, 1, 0, 0, 1};
+static const char *const SRC_LABEL[DS_N] = {"kernel_log",   "job_log",          "events",
+                                            "slurm.reason", "slurm.node_state", "slurm.jobs",
+                                            "history",      "metrics"};
+
+typedef struct tline {
+    int src;
+    const char *s;
+    size_t len;
+    int entry; /* index of the job / history entry it came from */
+} tline;
+
+typedef struct rawm {
+    int sig;
+    int line;
+    int xid;
+    char pid[32];
+    char key[64];
+    char val[64];
+    char host[64];
+} rawm;
+
+typedef struct hit {
+    int cls;
+    int kind;
+    int strength;
+    double p;
+    char group[80];
+    char *text; /* owned evidence */
+    bool old;   /* logged before the last reboot of its source */
+} hit;
+
+typedef struct anomaly {
+    int strength;
+    int level; /* what it points at: 2 the fleet, 1 the node, 0 the job, -1 neither alone */
+    char group[80];
+    char *text; /* owned */
+} anomaly;
+
+typedef struct run {
+    const struct fm_diag_db *db;
+    tline *lines;
+    int nlines, caplines;
+    char **owned; /* strings built for slurm.jobs / history / node_state */
+    int nowned, capowned;
+    rawm *raws;
+    int nraws, capraws;
+    hit *hits;
+    int nhits, caphits;
+    pcre2_match_data *md;
+    const char *node;
+    int nsrc[DS_N];
+    bool oom;       /* allocation failure somewhere */
+    anomaly *anoms; /* what no class explains */
+    int nanoms, capanoms;
+    const char *marks[32]; /* marker groups seen since the last reboot */
+    int nmarks;
+    const diag_xrec *rec; /* Xid 154: the driver's strongest recovery action */
+    int rec_line;
+    unsigned char *xidcls;      /* per class: evidence came from an Xid */
+    json_t *absent;             /* metrics_expected missing from DCGM metrics given, or NULL */
+    json_t *textm;              /* samples of Prometheus text pasted into events / a job log */
+    json_t *idle;               /* host+GPU -> true: its latest utilisation reads (nearly) none */
+    bool kernel_given;          /* a kernel log was collected, even if empty */
+    bool injected;              /* a source says DCGM errors were injected on purpose */
+    char gauge_xids[96];        /* "xid=62 xid=48": codes DCGM's last-Xid gauge holds on this
+                                 * node with no Xid record of the window read to age them */
+    unsigned char *oldl;        /* per line: logged before the node's current boot */
+    bool cur_old;               /* hits being added come from before a reboot */
+    bool repaired;              /* a repair (a reset, a part swapped) is on record */
+    unsigned char cleared[256]; /* a class whose state a later reading shows clean */
+    int clean[4], nclean;       /* classes a live metric reads clean on every GPU */
+    double clean_at;            /* when (the latest sample's time, else now) */
+    bool clean_fell;            /* the series itself went from set to 0 before it */
+    bool cur_reason;            /* hits being added come from a drain reason while fresher
+                                 * sources (kernel log, events, metrics) were collected */
+    tline flat[16];             /* lines saying a counter did not move (taken out) */
+    int nflat;
+    double newest; /* the latest stamp of any line; NAN: none, or not yet read */
+    bool newest_read;
+} run;
+
+typedef struct cstate {
+    double conf;
+    bool corroborated;
+    unsigned kinds;
+    int maxstr;
+    bool any;
+} cstate;
+
+/* Why a line is history: 1 before the node's current boot, 2 a record of
+ * another host, 3 before a repair on record, 4 a job log's earlier run,
+ * 5 an earlier attempt of the job. */
+static const char *const OLD_NOTE[] = {NULL,
+                                       "[before the last reboot: history] ",
+                                       "[another host's record, not this node's: history] ",
+                                       "[before a recorded repair: history] ",
+                                       "[a day or more before the job's latest record: history] ",
+                                       "[an earlier attempt of the job: history] ",
+                                       "[an application's Xid a day or more before the latest "
+                                       "record: history] ",
+                                       "[before a later reading that shows it cleared: history] "};
+#define OLD_APP_XID 6
+#define OLD_CLEARED 7
+
+/* Shared between the engine's files.  diag_engine.c: allocation, evidence,
+ * hits and anomalies, Xids seen. */
+void *diag_grow(void *p, int *cap, int need, size_t elem, bool *oom);
+char *diag_own(run *r, char *s);
+char *diag_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+json_t *prom_sample(const char *s, size_t len);
+void add_line(run *r, int src, const char *s, size_t len, int entry);
+char *diag_evidence(const char *prefix, const char *s, size_t len);
+void add_hit(run *r, int cls, int kind, int strength, const char *group, char *text);
+void add_anomaly(run *r, int strength, int level, const char *group, char *text);
+int action_rank(const char *a);
+bool app_xid_old(run *r, int line, const diag_xid *x);
+void xid_seen(run *r, int code, int kind, int cap, const char *group, int line,
+              char *(*ev)(run *, int, const char *, const void *), const void *evarg);
+/* diag_intake.c: signals as lines, text signatures as hits, Prometheus answers. */
+int need_array(const json_t *v, const char *name, size_t max, fm_err *err);
+int take_text(run *r, const json_t *arr, int src, const char *name, fm_err *err);
+const char *diag_jstr(const json_t *o, const char *k, char *buf, size_t n);
+int take_slurm(run *r, const json_t *sl, fm_err *err);
+int take_history(run *r, const json_t *h, fm_err *err);
+void cap_copy(const char *line, const PCRE2_SIZE *ov, uint32_t n, char *dst, size_t dl);
+void scan_all(run *r);
+void drop_quoted(run *r);
+bool any_line_matches(run *r, const diag_re *re, unsigned mask);
+bool cross_source_ok(run *r, const diag_sig *g);
+bool context_ok(run *r, const diag_sig *g, int li);
+char *line_evidence(run *r, int li, const char *extra);
+bool group_marked(const run *r, const char *group);
+bool anomaly_seen(const run *r, const char *group);
+void text_hits(run *r);
+json_t *prom_metrics(const json_t *signals);
+int fresh_groups(const run *r, int c);
+/* diag_metric.c */
+const char *host_of(const json_t *labels, char *buf, size_t n);
+void gpu_key(const json_t *labels, char *out, size_t n);
+double sample_time(const json_t *o);
+bool same_host(const char *host, const char *node);
+void metrics_absent(run *r, const json_t *metrics, size_t n);
+void metrics_clean_now(run *r, const json_t *metrics);
+void gauge_xids(run *r, const json_t *metrics);
+int metric_hits(run *r, const json_t *metrics, fm_err *err);
+/* diag_outcome.c */
+json_t *class_entry(run *r, int c, const cstate *s, const json_t *taxonomy, const int *absorbed);
+int kinds_present(const run *r, char *names, size_t n);
+json_t *healthy_entry(run *r, double best, const json_t *taxonomy);
+json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, int ic);
+void apply_recovery(run *r, cstate *cs);
+/* diag_rules.c */
+void warm_straggler(run *r);
+void rule_multi_job(run *r, const cstate *cs, const diag_rule *ru, const json_t *jobs);
+void rule_history(run *r, const cstate *cs, const diag_rule *ru);
+void rule_captures(run *r, const diag_rule *ru);
+int diag_cmp_double(const void *a, const void *b);
+void rule_outlier(run *r, const diag_rule *ru);
+void rule_below_reference(run *r, const diag_rule *ru);
+void rule_config_chosen(run *r, const diag_rule *ru);
+void rule_unowned(run *r, const diag_rule *ru);
+void rule_slowdown_after(run *r, const diag_rule *ru);
+/* diag_facts.c: job-level facts across sources, one rule over them, and
+ * the small readers the facts files share */
+void job_facts_rule(run *r, const json_t *metrics);
+bool facts_has(const tline *l, const char *w);
+bool facts_has_ci(const tline *l, const char *w);
+bool facts_any(const tline *l, const char *const *w, size_t n);
+void facts_drop_class(run *r, int c);
+bool facts_class_hit(const run *r, int c);
+bool facts_hardware_hit(const run *r);
+/* diag_facts_node.c: links, remap state, peers */
+void link_rule(run *r);
+void remap_rule(run *r);
+void remap_metric_rule(run *r, const json_t *metrics);
+void peer_rule(run *r, const json_t *metrics);
+void fleet_rule(run *r);
+/* diag_facts_state.c: what earlier jobs left behind */
+void app_fault_rule(run *r);
+void held_memory_rule(run *r);
+/* diag_time.c */
+double line_stamp(const char *s, size_t len, int year);
+void find_boots(run *r);
+bool before_boot(const run *r, int li);
+
 #endif

@@ -1,0 +1,747 @@
+/* Facts of a node against its fabric and its peers, read across sources:
+ * a port's story (down, up again, inside an announced window), the row
+ * remap state a line tells last, one node slower than the others. */
+#include "diag_int.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Clock times ("02:10", from "2026-12-06T02:10:05Z" or "02:10-03:00") in
+ * a line as seconds of the day; at most max, returns how many. */
+static int day_times(const tline *l, double *out, int max)
+{
+    int n = 0;
+    for (size_t i = 0; i + 5 <= l->len && n < max; i++) {
+        const char *c = l->s + i;
+        if (i > 0 && (isdigit((unsigned char)c[-1]) || c[-1] == ':')) continue;
+        size_t d = isdigit((unsigned char)c[1]) ? 2 : 1;
+        if (!isdigit((unsigned char)c[0]) || i + d + 3 > l->len || c[d] != ':' ||
+            !isdigit((unsigned char)c[d + 1]) || !isdigit((unsigned char)c[d + 2]))
+            continue;
+        int h = atoi(c), m = atoi(c + d + 1);
+        if (h > 23 || m > 59) continue;
+        out[n++] = h * 3600.0 + m * 60.0;
+        i += d + 2;
+        while (i + 1 < l->len && (l->s[i + 1] == ':' || isdigit((unsigned char)l->s[i + 1])))
+            i++; /* the seconds */
+    }
+    return n;
+}
+
+/* A line's clock time (seconds of the day): a written "HH:MM", else its
+ * leading stamp in any form the engine reads (epoch seconds too). */
+static bool clock_of(const tline *l, double *t)
+{
+    if (day_times(l, t, 1) == 1) return true;
+    int year = 1970 + (int)(time(NULL) / 31556952); /* syslog stamps carry no year */
+    double e = line_stamp(l->s, l->len, year);
+    if (isnan(e)) return false;
+    *t = fmod(e, 86400.0);
+    return true;
+}
+
+/* A port of the node that went down, told by any tool (kernel, UFM,
+ * subnet manager, a switch log, a person); and one that came back. */
+static bool link_down_line(const tline *l)
+{
+    static const char *const w[] = {"link down", "port down",    "changed to DOWN", "is down",
+                                    "went down", "lost carrier", "Link DOWN",       "State: Down"};
+    return (facts_has_ci(l, "port") || facts_has_ci(l, "link") || facts_has_ci(l, "mlx") ||
+            facts_has_ci(l, "HCA")) &&
+           facts_any(l, w, sizeof w / sizeof *w);
+}
+
+static bool link_up_line(const tline *l)
+{
+    static const char *const w[] = {"link up",         "port up",      "changed to ACTIVE",
+                                    "State: Active",   "carrier on",   "link is back",
+                                    "back up",         "LinkUp",       "came back",
+                                    "no errors since", "stable since", "clean since"};
+    return facts_any(l, w, sizeof w / sizeof *w);
+}
+
+/* Planned work on the fabric or the node, announced: a maintenance
+ * window, a change ticket, a firmware upgrade. */
+static bool planned_line(const tline *l)
+{
+    static const char *const w[] = {"maint",           "change ticket", "change request",
+                                    "change window",   "CHG",           "firmware upgrade",
+                                    "firmware update", "planned",       "scheduled",
+                                    "upgrade window"};
+    static const char *const not [] = {"unplanned", "no maintenance", "not planned", "unscheduled",
+                                       "no planned"};
+    return facts_any(l, w, sizeof w / sizeof *w) && !facts_any(l, not, sizeof not / sizeof *not );
+}
+
+/* The links' story: a bounce (down, then up again), whether every down
+ * fell inside an announced window (or no time says otherwise) and whether
+ * the port read up after the last down. */
+typedef struct link_facts {
+    int downs;
+    bool up_after;
+    bool planned;
+    bool covered;
+} link_facts;
+
+static void window_of(const run *r, double *lo, double *hi)
+{
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (int i = 0; i < r->nlines; i++) {
+        if (!planned_line(&r->lines[i])) continue;
+        double t[8];
+        int n = day_times(&r->lines[i], t, 8);
+        for (int k = 0; k < n; k++) {
+            *lo = fmin(*lo, t[k]);
+            *hi = fmax(*hi, t[k]);
+        }
+    }
+    if (isfinite(*lo) && *hi - *lo < 600) *hi = *lo + 2 * 3600.0; /* a start alone */
+}
+
+static void link_story(const run *r, link_facts *lf)
+{
+    memset(lf, 0, sizeof *lf);
+    double lo, hi;
+    window_of(r, &lo, &hi);
+    lf->covered = true;
+    int last_down = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (planned_line(l)) {
+            lf->planned = true;
+            continue;
+        }
+        if (link_down_line(l)) {
+            lf->downs++;
+            last_down = i;
+            double t[1];
+            /* a down outside the window (15 min margin) is not the planned
+             * work; nor is one whose time cannot be read against a window
+             * that has times */
+            bool timed = clock_of(l, t);
+            if (isfinite(lo) && (!timed || t[0] < lo - 900 || t[0] > hi + 900)) lf->covered = false;
+        } else if (link_up_line(l) && last_down >= 0) {
+            lf->up_after = true;
+        }
+    }
+    lf->up_after &= last_down >= 0;
+}
+
+/* Slowness told at all: a class for it, or a person or tool saying so. */
+static bool slowness_told(const run *r, int straggler)
+{
+    static const char *const w[] = {"slower", "slowed", "slowdown", "crawl"};
+    for (int i = 0; straggler >= 0 && i < r->nhits; i++)
+        if (r->hits[i].cls == straggler && !r->hits[i].old) return true;
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src != DS_KERNEL && facts_any(&r->lines[i], w, sizeof w / sizeof *w))
+            return true;
+    return false;
+}
+
+void link_rule(run *r)
+{
+    link_facts lf;
+    link_story(r, &lf);
+    int ib = diag_class_index(r->db, "ib_link_down");
+    int flap = diag_class_index(r->db, "nic_flapping");
+    int slow = diag_class_index(r->db, "straggler_node");
+    bool told =
+        lf.downs || (ib >= 0 && facts_class_hit(r, ib)) || (flap >= 0 && facts_class_hit(r, flap));
+    if (!told) return;
+    if (lf.planned && lf.covered && (lf.up_after || !lf.downs)) {
+        /* the planned work bounced the links and they read up after it */
+        if (ib >= 0) facts_drop_class(r, ib);
+        if (flap >= 0) facts_drop_class(r, flap);
+        return;
+    }
+    if (lf.up_after && ib >= 0 && !facts_class_hit(r, ib) && slowness_told(r, slow))
+        add_hit(r, ib, DK_CORR, ST_STRONG, "facts-bounce-slow",
+                diag_fmt("%s", "a port of the node went down and came back while its job ran "
+                               "slow: the link, not the GPU, held the job back"));
+}
+
+/* One line telling a remap's state more than once (a JSON document with
+ * its before and after a reset, GPU by GPU): true when every GPU it told
+ * pending reads clean at its last mention in the line, the newest state. */
+static bool line_remap_cleared(const tline *l)
+{
+    int last[16], gpu = 0, told = 0;
+    bool was[16];
+    memset(last, -1, sizeof last);
+    memset(was, 0, sizeof was);
+    for (size_t i = 0; i + 7 <= l->len; i++) {
+        if (strncasecmp(l->s + i, "index", 5) == 0 || strncasecmp(l->s + i, "gpu", 3) == 0) {
+            size_t j = i + 3;
+            while (j < l->len && !isdigit((unsigned char)l->s[j]) && j < i + 10)
+                j++;
+            if (j < l->len && isdigit((unsigned char)l->s[j])) gpu = atoi(l->s + j) & 15;
+            continue;
+        }
+        if (strncasecmp(l->s + i, "pending", 7) != 0) continue;
+        size_t j = i + 7;
+        while (j < l->len && j < i + 14 && strchr("\"' :=_", l->s[j]))
+            j++;
+        int v = -1;
+        if (j < l->len && (strncasecmp(l->s + j, "true", 4) == 0 || l->s[j] == '1' ||
+                           strncasecmp(l->s + j, "yes", 3) == 0))
+            v = 1;
+        else if (j < l->len && (strncasecmp(l->s + j, "false", 5) == 0 || l->s[j] == '0' ||
+                                strncasecmp(l->s + j, "no", 2) == 0))
+            v = 0;
+        if (v < 0) continue;
+        last[gpu] = v;
+        was[gpu] |= v == 1;
+        told++;
+        /* "Yes -> No", "1 => 0", "true to false": the state it went to is newer */
+        size_t k = j;
+        while (k < l->len && isalnum((unsigned char)l->s[k]))
+            k++;
+        while (k < l->len && l->s[k] == ' ')
+            k++;
+        bool arrow = k + 2 <= l->len &&
+                     (strncmp(l->s + k, "->", 2) == 0 || strncmp(l->s + k, "=>", 2) == 0 ||
+                      strncasecmp(l->s + k, "to", 2) == 0);
+        if (!arrow) continue;
+        for (k += 2; k < l->len && l->s[k] == ' '; k++) {
+        }
+        told++;
+        if (k < l->len && (strncasecmp(l->s + k, "no", 2) == 0 || l->s[k] == '0' ||
+                           strncasecmp(l->s + k, "false", 5) == 0))
+            last[gpu] = 0;
+        else if (k < l->len && (strncasecmp(l->s + k, "yes", 3) == 0 || l->s[k] == '1' ||
+                                strncasecmp(l->s + k, "true", 4) == 0))
+            last[gpu] = 1;
+    }
+    bool any = false;
+    for (int g = 0; g < 16; g++) {
+        if (was[g] && last[g] != 0) return false;
+        any |= was[g];
+    }
+    return any && told >= 2;
+}
+
+/* Row-remap evidence told only by lines that themselves read clean at
+ * their end (and by no metric): the state cleared, nothing pends now. */
+void remap_rule(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_row_remap_pending");
+    if (c < 0) return;
+    int lines = 0;
+    for (int k = 0; k < r->nraws; k++) {
+        const diag_sig *g = &r->db->sigs[r->raws[k].sig];
+        bool of = false;
+        for (int d = 0; d < g->ncls; d++)
+            of |= g->cls[d] == c;
+        if (!of) continue;
+        if (!line_remap_cleared(&r->lines[r->raws[k].line])) return;
+        lines++;
+    }
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && r->hits[i].kind == DK_METRICS) return;
+    if (lines) facts_drop_class(r, c);
+}
+
+/* The latest time of a clean reading of class c (a signature of group
+ * "clears-<class>"), NAN when none is stamped. */
+static double clean_read_at(const run *r, const char *group)
+{
+    double at = NAN;
+    int year = 1970 + (int)(time(NULL) / 31556952); /* syslog stamps carry no year */
+    for (int k = 0; k < r->nraws; k++) {
+        if (strcmp(r->db->sigs[r->raws[k].sig].group, group) != 0) continue;
+        const tline *l = &r->lines[r->raws[k].line];
+        double t = line_stamp(l->s, l->len, year);
+        if (!isnan(t) && (isnan(at) || t > at)) at = t;
+    }
+    return at;
+}
+
+/* A pending remap told only by samples older than a stamped clean reading
+ * (and text that is history already): the reset applied it since. */
+/* Any pending-remap sample above 0 in the metrics given. */
+static bool metric_pending(const json_t *metrics)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (nm && strstr(nm, "ROW_REMAP_PENDING") &&
+            json_number_value(json_object_get(o, "value")) > 0)
+            return true;
+    }
+    return false;
+}
+
+/* A clean reading that itself says a reset or repair came before it
+ * ("after the reset ... Pending: No", "reset GPU 0; no longer pending"):
+ * the remap evidence of other sources, or listed before it, is what that
+ * reset applied, even with no stamp to order them. */
+static const char *const RESET_W[] = {"reset", "reboot", "re-seat", "reseat", "replaced"};
+
+/* Whether class c's evidence all comes before a clean reading on line at:
+ * in other sources (the reset the reading follows applied it), or listed
+ * before it in its own; on its own line only if that line reads clean at
+ * its end. */
+static bool evidence_before(const run *r, int at, int c)
+{
+    for (int k = 0; k < r->nraws; k++) {
+        const diag_sig *g = &r->db->sigs[r->raws[k].sig];
+        int li = r->raws[k].line;
+        bool of = false;
+        for (int d = 0; d < g->ncls; d++)
+            of |= g->cls[d] == c;
+        const diag_xid *x = g->xid ? diag_xid_find(r->db, r->raws[k].xid) : NULL;
+        of |= x && x->cls == c;
+        if (of && r->lines[li].src == r->lines[at].src &&
+            (li > at || (li == at && !line_remap_cleared(&r->lines[li]))))
+            return false;
+    }
+    return true;
+}
+
+/* A clean reading that itself says a reset or repair came before it
+ * ("after the reset ... Pending: No", "reset GPU 0; no longer pending"):
+ * its line, -1 when none does. */
+static int clean_after_own_reset(const run *r, const char *group)
+{
+    int at = -1;
+    for (int k = 0; k < r->nraws; k++) {
+        const tline *l = &r->lines[r->raws[k].line];
+        if (strcmp(r->db->sigs[r->raws[k].sig].group, group) == 0 &&
+            facts_any(l, RESET_W, sizeof RESET_W / sizeof *RESET_W))
+            at = r->raws[k].line;
+    }
+    return at;
+}
+
+/* nvidia-smi --query-remapped-rows=...,remapped_rows.pending,... printed
+ * without a header: the rows under the command, read by the field list the
+ * command names.  The last row line when every row reads 0 (nothing
+ * pending) after a reset told before it in the same source; -1 else. */
+static int clean_query_rows(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *q = memmem(l->s, l->len, "--query-remapped-rows=", 22);
+        if (!q) continue;
+        const char *f = q + 22, *e = l->s + l->len;
+        int col = -1, nf = 1;
+        for (const char *p = f; p < e && *p != ' '; p++) {
+            if (*p == ',') nf++;
+            if (col < 0 && e - p >= 7 && strncmp(p, "pending", 7) == 0) col = nf - 1;
+        }
+        bool reset = false;
+        for (int k = 0; k < i && !reset; k++)
+            reset = r->lines[k].src == l->src &&
+                    facts_any(&r->lines[k], RESET_W, sizeof RESET_W / sizeof *RESET_W);
+        if (col < 0 || !reset) continue;
+        int last = -1;
+        for (int k = i + 1; k < r->nlines && k <= i + 64 && r->lines[k].src == l->src; k++) {
+            const tline *row = &r->lines[k];
+            int n = 0;
+            size_t at = 0;
+            for (size_t p = 0; p < row->len; p++)
+                if (row->s[p] == ',' && ++n == col) at = p + 1;
+            if (n + 1 != nf) break;
+            while (at < row->len && row->s[at] == ' ')
+                at++;
+            if (at >= row->len || (row->s[at] != '0' && strncasecmp(row->s + at, "no", 2) != 0))
+                return -1; /* a row still pending */
+            last = k;
+        }
+        if (last >= 0) return last;
+    }
+    return -1;
+}
+
+void remap_metric_rule(run *r, const json_t *metrics)
+{
+    int c = diag_class_index(r->db, "gpu_row_remap_pending");
+    double clean = clean_read_at(r, "clears-gpu-row-remap-pending");
+    int at = clean_after_own_reset(r, "clears-gpu-row-remap-pending");
+    if (at < 0) at = clean_query_rows(r);
+    if (c >= 0 && at >= 0 && facts_class_hit(r, c) && !metric_pending(metrics) &&
+        evidence_before(r, at, c)) {
+        facts_drop_class(r, c);
+        return;
+    }
+    if (c < 0 || isnan(clean) || !json_is_array(metrics)) return;
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (!nm || !strstr(nm, "ROW_REMAP_PENDING")) continue;
+        double t = sample_time(o);
+        if (json_number_value(json_object_get(o, "value")) > 0 && (isnan(t) || t >= clean - 60))
+            return;
+    }
+    for (int k = 0; k < r->nhits; k++)
+        if (r->hits[k].cls == c && r->hits[k].kind != DK_METRICS && !r->hits[k].old) return;
+    facts_drop_class(r, c);
+}
+
+/* ---- one node slower than its peers ------------------------------------- */
+
+#define MAX_PEERS 64
+#define PEER_RATIO 1.3 /* the slow one at least this far from the others' median */
+
+/* Readings of one measure, one per host, from one line, one table or one
+ * metric: time-like (higher is slower) or rate-like (lower is slower). */
+typedef struct peers {
+    char host[MAX_PEERS][48];
+    double v[MAX_PEERS];
+    int n;
+    bool rate;
+} peers;
+
+static const char *const RATE_W[] = {"GB/s",  "busbw",   "algbw",      "bandwidth", "tokens",
+                                     "tok/s", "samples", "throughput", "tflops",    "it/s",
+                                     "img/s", "MB/s",    "Gbps",       "mfu"};
+static const char *const TIME_W[] = {"time", "step", "latency", "duration", "s/it", "ms", "sec"};
+
+/* A host's name as tables and notes write it: a letter first, a digit in
+ * it, letters, digits and - _ . ("gpu-a03", "a03", "dgx-h31"). */
+static size_t host_token(const char *s, size_t n)
+{
+    if (!n || !isalpha((unsigned char)s[0])) return 0;
+    size_t i = 0;
+    bool digit = false;
+    while (i < n && i < 47 && (isalnum((unsigned char)s[i]) || strchr("-_.", s[i]))) {
+        digit |= isdigit((unsigned char)s[i]) != 0;
+        i++;
+    }
+    while (i > 0 && strchr("-_.", s[i - 1]))
+        i--;
+    return digit && i >= 2 ? i : 0;
+}
+
+static void peers_add(peers *p, const char *h, size_t hl, double v)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strlen(p->host[i]) == hl && strncmp(p->host[i], h, hl) == 0) return;
+    if (p->n >= MAX_PEERS || !isfinite(v) || v <= 0) return;
+    snprintf(p->host[p->n], sizeof p->host[p->n], "%.*s", (int)hl, h);
+    p->v[p->n++] = v;
+}
+
+/* "gpu-a01 182.1, gpu-a02 181.7", "a01=0.9s a02=0.9s": host then number. */
+static void line_pairs(const tline *l, peers *p)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        if (i > 0 && (isalnum((unsigned char)l->s[i - 1]) || strchr("-_./", l->s[i - 1]))) continue;
+        size_t hl = host_token(l->s + i, l->len - i);
+        if (!hl) continue;
+        size_t j = i + hl, k = 0;
+        while (j < l->len && k < 3 && strchr(" :=|", l->s[j]))
+            j++, k++;
+        if (!k || j >= l->len || !isdigit((unsigned char)l->s[j])) continue;
+        peers_add(p, l->s + i, hl, strtod(l->s + j, NULL));
+        i = j;
+    }
+}
+
+/* Fields of a table row: split on '|' when it has one, else on blanks. */
+static int fields(const tline *l, const char **f, size_t *fl, int max)
+{
+    bool bars = memchr(l->s, '|', l->len) != NULL;
+    int n = 0;
+    size_t i = 0;
+    while (i < l->len && n < max) {
+        while (i < l->len && (l->s[i] == ' ' || l->s[i] == '\t' || (bars && l->s[i] == '|')))
+            i++;
+        size_t b = i;
+        while (i < l->len && (bars ? l->s[i] != '|' : (l->s[i] != ' ' && l->s[i] != '\t')))
+            i++;
+        size_t e = i;
+        while (e > b && l->s[e - 1] == ' ')
+            e--;
+        if (e > b) {
+            f[n] = l->s + b;
+            fl[n++] = e - b;
+        }
+    }
+    return n;
+}
+
+static bool field_has(const char *f, size_t n, const char *const *w, size_t nw)
+{
+    tline t = {.s = f, .len = n};
+    return facts_any(&t, w, nw);
+}
+
+/* A table: a header naming a time or rate column, rows keyed by host. */
+static void table_peers(const run *r, int hi, peers *p)
+{
+    const char *h[16], *f[16];
+    size_t hl[16], fl[16];
+    int nh = fields(&r->lines[hi], h, hl, 16), col = -1;
+    for (int c = 0; c < nh && col < 0; c++) {
+        if (field_has(h[c], hl[c], RATE_W, sizeof RATE_W / sizeof *RATE_W)) {
+            col = c;
+            p->rate = true;
+        } else if (field_has(h[c], hl[c], TIME_W, sizeof TIME_W / sizeof *TIME_W)) {
+            col = c;
+        }
+    }
+    /* the engine adds each row again with its columns named: lines of
+     * another shape between rows are skipped, not the table's end */
+    for (int i = hi + 1; col >= 0 && i < r->nlines && i <= hi + 2 * MAX_PEERS &&
+                         r->lines[i].src == r->lines[hi].src;
+         i++) {
+        int nf = fields(&r->lines[i], f, fl, 16);
+        if (nf != nh) continue;
+        int hc = -1;
+        for (int c = 0; c < nf && hc < 0; c++)
+            if (host_token(f[c], fl[c]) == fl[c]) hc = c;
+        if (hc < 0 || hc == col || !isdigit((unsigned char)f[col][0])) break;
+        peers_add(p, f[hc], fl[hc], strtod(f[col], NULL));
+    }
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The one host far slower than the median of the rest, -1 when none is. */
+static int slow_one(const peers *p)
+{
+    if (p->n < 3) return -1;
+    int worst = 0;
+    for (int i = 1; i < p->n; i++)
+        if (p->rate ? p->v[i] < p->v[worst] : p->v[i] > p->v[worst]) worst = i;
+    double rest[MAX_PEERS];
+    int k = 0;
+    for (int i = 0; i < p->n; i++)
+        if (i != worst) rest[k++] = p->v[i];
+    qsort(rest, (size_t)k, sizeof *rest, cmp_d);
+    double med = k % 2 ? rest[k / 2] : (rest[k / 2 - 1] + rest[k / 2]) / 2;
+    double ratio = p->rate ? med / p->v[worst] : p->v[worst] / med;
+    /* the others alike: the slow one stands out, not a spread */
+    double second = p->rate ? med / rest[0] : rest[k - 1] / med;
+    return ratio >= PEER_RATIO && second < 1.15 ? worst : -1;
+}
+
+/* Whether a host named in a table is the node diagnosed ("a03" for
+ * "gpu-a03" too: tables shorten names). */
+static bool is_node(const run *r, const char *h)
+{
+    if (!r->node || !*r->node) return true;
+    if (same_host(h, r->node)) return true;
+    size_t hl = strlen(h), nl = strlen(r->node);
+    return hl >= 2 && hl < nl && strcmp(r->node + nl - hl, h) == 0 &&
+           strchr("-_.", r->node[nl - hl - 1]);
+}
+
+/* Per-host readings of a throughput or step time in metrics (a training
+ * exporter, a benchmark's gauge): their latest value per host. */
+static void metric_peers(const json_t *metrics, const char *want, peers *p)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0 || strcmp(nm, want) != 0) continue;
+        char hb[128];
+        const json_t *labels = json_object_get(o, "labels");
+        const char *h = host_of(labels, hb, sizeof hb);
+        if (!*h && json_is_string(json_object_get(labels, "host")))
+            h = json_string_value(json_object_get(labels, "host"));
+        size_t hl = strlen(h);
+        double v = json_number_value(json_object_get(o, "value"));
+        int k = 0;
+        while (k < p->n && !(strlen(p->host[k]) == hl && strcmp(p->host[k], h) == 0))
+            k++;
+        if (k < p->n)
+            p->v[k] = v; /* the latest sample */
+        else if (hl)
+            peers_add(p, h, hl, v);
+    }
+}
+
+static bool straggler_seen(run *r, peers *p, const char *from)
+{
+    int w = slow_one(p);
+    if (w < 0 || !is_node(r, p->host[w])) return false;
+    int c = diag_class_index(r->db, "straggler_node");
+    if (c < 0) return false;
+    add_hit(r, c, DK_CORR, ST_STRONG, "facts-slow-peer",
+            diag_fmt("%s: %s reads %g against its peers' %s (%d hosts): one node slower than "
+                     "the rest",
+                     from, p->host[w], p->v[w], p->rate ? "rates" : "times", p->n));
+    return true;
+}
+
+static bool metric_peer_rule(run *r, const json_t *metrics);
+
+void peer_rule(run *r, const json_t *metrics)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_EVENTS && l->src != DS_JOB) continue;
+        peers p = {.n = 0};
+        p.rate = facts_any(l, RATE_W, sizeof RATE_W / sizeof *RATE_W);
+        bool timed = facts_any(l, TIME_W, sizeof TIME_W / sizeof *TIME_W);
+        if (p.rate || timed) line_pairs(l, &p);
+        if (p.n < 3) {
+            memset(&p, 0, sizeof p);
+            table_peers(r, i, &p);
+        }
+        if (straggler_seen(r, &p, "a table or note of per-host readings")) return;
+    }
+    if (!metric_peer_rule(r, metrics)) metric_peer_rule(r, r->textm);
+}
+
+/* The same over metrics given, or samples pasted as Prometheus text. */
+static bool metric_peer_rule(run *r, const json_t *metrics)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        tline t = {.s = nm, .len = nm ? strlen(nm) : 0};
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0) continue;
+        peers p = {.n = 0};
+        p.rate = facts_any(&t, RATE_W, sizeof RATE_W / sizeof *RATE_W) ||
+                 strstr(nm, "per_second") || strstr(nm, "_bytes");
+        if (!p.rate && !facts_any(&t, TIME_W, sizeof TIME_W / sizeof *TIME_W)) continue;
+        metric_peers(metrics, nm, &p);
+        if (straggler_seen(r, &p, nm)) return true;
+    }
+    return false;
+}
+
+/* ---- the fleet's trouble -------------------------------------------------- */
+
+/* The control plane slow or backed up (slurmctld's RPC queue, sdiag's
+ * counters, the scheduler answering late): every job and user sees it, no
+ * node is its cause. */
+static bool control_plane_line(const tline *l)
+{
+    static const char *const who[] = {"slurmctld",
+                                      "sdiag",
+                                      "slurmdbd",
+                                      "RPC queue",
+                                      "RPC backlog",
+                                      "REQUEST_",
+                                      "scheduler",
+                                      "backfill",
+                                      "agent queue",
+                                      "server thread",
+                                      "Socket timed out on send/recv"};
+    static const char *const what[] = {"backlog", "queue",   "timed out", "timeout",
+                                       "slow",    "latency", "stuck",     "overload",
+                                       "saturat", "pending", "high",      "max"};
+    static const char *const fine[] = {"recovered",      "resolved", "restored",
+                                       "back to normal", "back up",  "healthy"};
+    return facts_any(l, who, sizeof who / sizeof *who) &&
+           facts_any(l, what, sizeof what / sizeof *what) &&
+           !facts_any(l, fine, sizeof fine / sizeof *fine);
+}
+
+/* Storage that stalls or evicts, as each host's line tells it. */
+static bool storage_line(const tline *l)
+{
+    static const char *const fs[] = {"lustre", "nfs",  "gpfs", "mmfs", "weka",
+                                     "beegfs", " OST", "MDT",  "MDS",  "ldlm"};
+    static const char *const bad[] = {"stall",           "evict",  "timed out", "timeout",
+                                      "not responding",  "hung",   "slow",      "reconnect",
+                                      "lost connection", "blocked"};
+    return facts_any(l, fs, sizeof fs / sizeof *fs) && facts_any(l, bad, sizeof bad / sizeof *bad);
+}
+
+/* Distinct hosts named by storage lines: several is the fleet's storage. */
+static int storage_hosts(const run *r, int *first)
+{
+    char seen[8][48];
+    int n = 0;
+    *first = -1;
+    for (int i = 0; i < r->nlines && n < 8; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_STATE || l->src == DS_JOBS || !storage_line(l)) continue;
+        for (size_t p = 0; p < l->len && n < 8; p++) {
+            if (p && (isalnum((unsigned char)l->s[p - 1]) || strchr("-_./@", l->s[p - 1])))
+                continue;
+            size_t hl = host_token(l->s + p, l->len - p);
+            /* a host name: lower case ("gpu-a044", "gpu07"), not a target
+             * ("scratch-OST0004-osc-ffff9a") nor an address ("ffff9a1c") */
+            bool upper = false, hex = true;
+            for (size_t k = 0; k < hl; k++) {
+                upper |= isupper((unsigned char)l->s[p + k]) != 0;
+                hex &= isxdigit((unsigned char)l->s[p + k]) != 0;
+            }
+            if (hl < 4 || upper || hex) continue;
+            bool dup = false;
+            for (int k = 0; k < n && !dup; k++)
+                dup = strlen(seen[k]) == hl && strncmp(seen[k], l->s + p, hl) == 0;
+            if (!dup) {
+                snprintf(seen[n++], sizeof seen[0], "%.*s", (int)hl, l->s + p);
+                if (*first < 0) *first = i;
+            }
+            p += hl;
+        }
+    }
+    return n;
+}
+
+/* A storage line that names many hosts at once: a host list with a range
+ * ("gpu-[01-14]", "a100-c[3,5-9]") or a count ("on 23 nodes", "14 clients"). */
+static bool many_hosts_told(const tline *l)
+{
+    static const char *const who[] = {" nodes", " clients", " hosts", " servers", " machines"};
+    for (size_t i = 0; i + 4 < l->len; i++) {
+        if (l->s[i] == '[' && isdigit((unsigned char)l->s[i + 1])) {
+            long a = strtol(l->s + i + 1, NULL, 10);
+            const char *dash = memchr(l->s + i, '-', l->len - i > 12 ? 12 : l->len - i);
+            if (dash && isdigit((unsigned char)dash[1]) && strtol(dash + 1, NULL, 10) - a >= 2)
+                return true;
+        }
+        if (!isdigit((unsigned char)l->s[i]) || (i && isalnum((unsigned char)l->s[i - 1])))
+            continue;
+        char *e;
+        long n = strtol(l->s + i, &e, 10);
+        size_t q = (size_t)(e - l->s);
+        for (size_t k = 0; n >= 3 && k < sizeof who / sizeof *who; k++)
+            if (l->len - q >= strlen(who[k]) && strncmp(l->s + q, who[k], strlen(who[k])) == 0)
+                return true;
+        i = q;
+    }
+    return false;
+}
+
+void fleet_rule(run *r)
+{
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src != DS_STATE && r->lines[i].src != DS_JOBS &&
+            control_plane_line(&r->lines[i])) {
+            add_anomaly(r, ST_STRONG, 2, "facts-control-plane",
+                        line_evidence(r, i,
+                                      "[the control plane slow or backed up: the "
+                                      "fleet's, no node's] "));
+            break;
+        }
+    int first;
+    bool many = storage_hosts(r, &first) >= 3;
+    for (int i = 0; i < r->nlines && !many; i++)
+        if (storage_line(&r->lines[i]) && many_hosts_told(&r->lines[i])) {
+            many = true;
+            first = i;
+        }
+    if (many)
+        add_anomaly(r, ST_STRONG, 2, "facts-storage-many-hosts",
+                    line_evidence(r, first,
+                                  "[storage stalls told on three or more hosts: the "
+                                  "fleet's storage, no node's] "));
+}

@@ -1,0 +1,242 @@
+/* Facts of what earlier jobs left behind, read across sources: an
+ * application's Xid that later runs no longer raise, GPU memory held by a
+ * process of a job that has ended. */
+#include "diag_int.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ---- an application's Xid that later runs no longer raise ---------------- */
+
+/* A job line's id ("job=9107"), -1 without one. */
+static long job_id_of(const tline *l)
+{
+    const char *p = memmem(l->s, l->len, "job=", 4);
+    return p && isdigit((unsigned char)p[4]) ? strtol(p + 4, NULL, 10) : -1;
+}
+
+/* Runs after the failure finished clean: in the job list a job COMPLETED
+ * with exit 0:0 after (a larger id than) the last FAILED one, or a line
+ * saying the code was fixed and runs since are clean. */
+static bool clean_runs_since(const run *r)
+{
+    static const char *const w[] = {
+        "since the fix",   "after the fix", "runs clean",     "ran clean",  "both runs clean",
+        "without any Xid", "no Xid since",  "no further Xid", "no new Xid", "no Xid after"};
+    static const char *const no[] = {"again", "still", "same Xid", "failed", "not fixed"};
+    long bad = -1, good = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_JOBS) {
+            long id = job_id_of(l);
+            if (facts_has(l, "state=FAILED") && id > bad) bad = id;
+            if (facts_has(l, "state=COMPLETED") && facts_has(l, "exit=0:0") && id > good) good = id;
+            continue;
+        }
+        if (facts_any(l, w, sizeof w / sizeof *w) && !facts_any(l, no, sizeof no / sizeof *no))
+            return true;
+    }
+    return bad >= 0 && good > bad;
+}
+
+void app_fault_rule(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_app_fault");
+    if (c < 0 || !facts_class_hit(r, c) || facts_hardware_hit(r)) return;
+    if (!clean_runs_since(r)) return;
+    facts_drop_class(r, c);
+    /* the failed runs were that application's fault, fixed since: no
+     * longer unexplained */
+    int k = 0;
+    for (int i = 0; i < r->nanoms; i++) {
+        const char *t = r->anoms[i].text;
+        if (t && strncmp(t, "slurm.jobs:", 11) == 0 && strstr(t, "state=FAILED"))
+            free(r->anoms[i].text);
+        else
+            r->anoms[k++] = r->anoms[i];
+    }
+    r->nanoms = k;
+}
+
+/* ---- GPU memory held by processes of jobs that have ended ---------------- */
+
+#define MAX_PIDS 32
+
+/* Digit runs of a line that are not part of a word ("pid=4242" yes,
+ * "gpu3" no), with whether a memory unit follows them ("38000MiB"). */
+static int numbers(const tline *l, long *v, bool *mem, int max)
+{
+    int n = 0;
+    for (size_t i = 0; i < l->len && n < max; i++) {
+        if (!isdigit((unsigned char)l->s[i]) ||
+            (i > 0 && (isalnum((unsigned char)l->s[i - 1]) || l->s[i - 1] == '.')))
+            continue;
+        size_t j = i;
+        while (j < l->len && isdigit((unsigned char)l->s[j]))
+            j++;
+        if (j < l->len && (isalpha((unsigned char)l->s[j]) || l->s[j] == '.') &&
+            !(l->s[j] == 'M' || l->s[j] == 'G')) {
+            i = j;
+            continue;
+        }
+        size_t k = j;
+        while (k < l->len && l->s[k] == ' ')
+            k++;
+        v[n] = strtol(l->s + i, NULL, 10);
+        mem[n++] = k + 1 < l->len && (l->s[k] == 'M' || l->s[k] == 'G') &&
+                   (l->s[k + 1] == 'i' || l->s[k + 1] == 'B');
+        i = j;
+    }
+    return n;
+}
+
+/* PIDs of processes holding GPU memory: a process row of nvidia-smi, a
+ * compute-apps CSV row, "pid=4242 ... 38000MiB". */
+static int gpu_pids(const run *r, long *pids, int max)
+{
+    int n = 0;
+    for (int i = 0; i < r->nlines && n < max; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_EVENTS && l->src != DS_JOB) continue;
+        long v[12];
+        bool mem[12];
+        int k = numbers(l, v, mem, 12), m = 0;
+        for (int j = 0; j < k; j++)
+            m += mem[j];
+        if (m != 1) continue; /* one process, its memory */
+        for (int j = 0; j < k && n < max; j++)
+            if (!mem[j] && v[j] >= 100) {
+                pids[n++] = v[j];
+                break;
+            }
+    }
+    return n;
+}
+
+static bool ended_word(const tline *l)
+{
+    static const char *const w[] = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT",
+                                    "ended",     "finished",  "exited", "OUT_OF_MEMORY"};
+    return facts_any(l, w, sizeof w / sizeof *w);
+}
+
+/* The number after a word ("job 812", "JobId=812", "pid=4242"), -1. */
+static long after_word(const tline *l, const char *w)
+{
+    size_t n = strlen(w);
+    for (size_t i = 0; i + n < l->len; i++) {
+        if (strncasecmp(l->s + i, w, n) != 0) continue;
+        if (i > 0 && isalnum((unsigned char)l->s[i - 1])) continue;
+        size_t j = i + n, k = 0;
+        while (j < l->len && k < 4 &&
+               (strchr(" =:#", l->s[j]) || l->s[j] == 'i' || l->s[j] == 'I' || l->s[j] == 'd' ||
+                l->s[j] == 'D'))
+            j++, k++;
+        if (j < l->len && isdigit((unsigned char)l->s[j])) return strtol(l->s + j, NULL, 10);
+    }
+    return -1;
+}
+
+/* The job a PID belongs to, as a line ties them: a listpids row of
+ * numbers alone ("4242 812 0 0 0", the PID first), or "pid 4242 ... job
+ * 812" in words; -1 when no line does. */
+static long job_of_pid(const run *r, long pid)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_JOBS) continue;
+        if (after_word(l, "pid") == pid) {
+            long j = after_word(l, "job");
+            if (j >= 0) return j;
+        }
+        size_t d = 0; /* lines are not NUL-terminated: count within the line */
+        while (d < l->len && (isdigit((unsigned char)l->s[d]) || l->s[d] == ' ' || l->s[d] == '\t'))
+            d++;
+        if (d < l->len) continue;
+        long v[8];
+        bool mem[8];
+        if (numbers(l, v, mem, 8) >= 3 && v[0] == pid) return v[1];
+    }
+    return -1;
+}
+
+/* The first job state within three fields after a job's id ("812
+ * COMPLETED", "812  train  CANCELLED", "812|FAILED"): 1 over, 2 running,
+ * 0 none. */
+static int state_after(const tline *l, size_t at)
+{
+    static const char *const w[] = {"RUNNING", "running",       "COMPLETED", "CANCELLED", "FAILED",
+                                    "TIMEOUT", "OUT_OF_MEMORY", "ended",     "finished",  "exited"};
+    size_t i = at;
+    for (int field = 0; field < 3 && i < l->len; field++) {
+        while (i < l->len && strchr(" \t|,:=", l->s[i]))
+            i++;
+        for (size_t k = 0; k < sizeof w / sizeof *w; k++)
+            if (l->len - i >= strlen(w[k]) && strncmp(l->s + i, w[k], strlen(w[k])) == 0)
+                return k < 2 ? 2 : 1;
+        while (i < l->len && !strchr(" \t|,:=", l->s[i]))
+            i++;
+    }
+    return 0;
+}
+
+/* Whether the job list or a line about the job says it ended; never the
+ * node's newest job (the one failing now) nor one a line says runs. */
+static bool job_ended(const run *r, long job)
+{
+    char key[32];
+    snprintf(key, sizeof key, "job=%ld ", job);
+    long newest = -1;
+    bool ended = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_JOBS) {
+            long id = job_id_of(l);
+            if (id > newest) newest = id;
+            ended |= facts_has(l, key) && ended_word(l);
+            continue;
+        }
+        for (size_t p = 0; p < l->len; p++) {
+            if (!isdigit((unsigned char)l->s[p]) || (p && isalnum((unsigned char)l->s[p - 1])))
+                continue;
+            char *e;
+            long v = strtol(l->s + p, &e, 10);
+            size_t q = (size_t)(e - l->s);
+            if (v == job && (q == l->len || !isalnum((unsigned char)l->s[q]))) {
+                int st = state_after(l, q);
+                if (st == 2) return false;
+                ended |= st == 1;
+            }
+            while (p + 1 < l->len && isdigit((unsigned char)l->s[p + 1]))
+                p++;
+        }
+    }
+    return ended && job != newest;
+}
+
+static bool pid_of_ended_job(const run *r, long pid)
+{
+    long job = job_of_pid(r, pid);
+    return job >= 0 && job_ended(r, job);
+}
+
+void held_memory_rule(run *r)
+{
+    int c = diag_class_index(r->db, "stale_compute_state");
+    if (c < 0 || facts_class_hit(r, c)) return;
+    long pids[MAX_PIDS];
+    int n = gpu_pids(r, pids, MAX_PIDS);
+    for (int i = 0; i < n; i++)
+        if (pid_of_ended_job(r, pids[i])) {
+            add_hit(r, c, DK_CORR, ST_STRONG, "facts-memory-of-ended-job",
+                    diag_fmt("GPU memory held by pid %ld, a process of a job that has ended: "
+                             "its remains hold the GPU",
+                             pids[i]));
+            return;
+        }
+}
