@@ -46,7 +46,7 @@
 /* ---- the checkpointer ----------------------------------------------------
  *
  * Workers never checkpoint on their request path (db_sqlite.c's wal hook
- * defers it, up to a hard bound this keeps them from reaching): a passive
+ * defers it, up to WAL_HELP_FRAMES while a checkpointer owns them): a passive
  * checkpoint every CHECKPOINT_MS on a connection of its own.  When no
  * frame was added since the last one and everything is copied back, the
  * WAL file is truncated too, so an idle service leaves no large -wal
@@ -83,7 +83,7 @@ static fm_http_checkpointer *checkpointer_open(const char *db)
     }
     fm_log("warning",
            "http: no checkpoint connection (%s); the server checkpoints on its request path,"
-           " at the WAL's hard bound",
+           " at the WAL's hard bound (workers: at its higher bound)",
            ck ? err.text : "out of memory");
     free(ck);
     return NULL;
@@ -138,12 +138,14 @@ fm_http_checkpointer *fm_http_checkpointer_start(const char *db)
         checkpointer_close(ck);
         return NULL;
     }
+    fm_db_sqlite_checkpointer_owns(true);
     return ck;
 }
 
 void fm_http_checkpointer_stop(fm_http_checkpointer *ck)
 {
     if (!ck) return;
+    fm_db_sqlite_checkpointer_owns(false);
     atomic_store(&ck->stop, true);
     pthread_join(ck->th, NULL);
     checkpointer_end(ck);
@@ -166,6 +168,9 @@ static pid_t spawn(fm_ctx *ctx, const char *config, const char *db, const ctx_ex
      * which is this process's copy. */
     fm_err err = {0};
     int rc = 1;
+    /* The parent checkpoints (it opens its connection after the forks;
+     * should that fail, this worker helps only at the higher bound). */
+    fm_db_sqlite_checkpointer_owns(true);
     if (fm_ctx_open(ctx, config[0] ? config : NULL, db, &err))
         fm_log("error", "http worker %d: %s: %s", (int)getpid(), fm_strerror(err.code), err.text);
     else {
