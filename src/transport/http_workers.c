@@ -37,11 +37,14 @@
 #include "fleetmcp/fm_util.h"
 
 #define MAX_WORKERS 64
-/* Often enough that each checkpoint copies little (a loaded worker
- * appends a few thousand WAL frames a second) and the WAL file, which
- * restarts from its start once a checkpoint has caught up, stays a few
- * MB; a checkpoint with nothing to copy costs a lock and a header read. */
-#define CHECKPOINT_MS 100
+/* Once a second: under load a checkpoint copies each changed page once
+ * however many frames rewrote it (the audit table's last pages are
+ * rewritten by every commit), so a longer tick copies and syncs less and
+ * takes less CPU from the serving threads (p99 at 32 clients, 6 rounds
+ * alternated: median 4.6 ms at 1 s, 5.5 ms at 100 ms).  A checkpoint with
+ * nothing to copy costs a lock and a header read; idle, the WAL is
+ * truncated within two ticks. */
+#define CHECKPOINT_MS 1000
 
 /* ---- the checkpointer ----------------------------------------------------
  *
