@@ -991,17 +991,34 @@ START_TEST(v1_store_migrates)
 }
 END_TEST
 
+/* A fresh temporary store, for the WAL checks below. */
+static void wal_ctx_open(fm_ctx *ctx, char *path)
+{
+    fm_test_temp_db(path);
+    memset(ctx, 0, sizeof *ctx);
+    fm_err err = {0};
+    unsetenv("FLEETMCP_CONFIG");
+    ck_assert_msg(fm_ctx_open(ctx, NULL, path, &err) == 0, "%s", err.text);
+}
+
+/* The chain verifies; the store is closed and removed. */
+static void wal_ctx_done(fm_ctx *ctx, const char *path)
+{
+    int64_t rows = 0, bad = 0;
+    fm_err err = {0};
+    ck_assert_int_eq(fm_audit_verify(&ctx->store, &rows, &bad, &err), 0);
+    ck_assert_int_eq(bad, 0);
+    fm_ctx_close(ctx);
+    fm_test_unlink_db(path);
+}
+
 /* Checkpoints wait for the server's idle moments, but the WAL stays
  * bounded even when there are none. */
 START_TEST(wal_checkpoint_idle_and_bounded)
 {
     char path[] = "/tmp/fm-audit-wal-XXXXXX";
-    fm_test_temp_db(path);
     fm_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    fm_err err = {0};
-    unsetenv("FLEETMCP_CONFIG");
-    ck_assert_msg(fm_ctx_open(&ctx, NULL, path, &err) == 0, "%s", err.text);
+    wal_ctx_open(&ctx, path);
     fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
     int i = 0;
     for (; i < 5000 && !fm_store_checkpoint_due(&ctx.store); i++)
@@ -1020,10 +1037,7 @@ START_TEST(wal_checkpoint_idle_and_bounded)
             most = fm_db_sqlite_wal_frames(ctx.store.db);
     }
     ck_assert_int_lt(most, 8000);
-    int64_t rows = 0, bad = 0;
-    ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
-    fm_ctx_close(&ctx);
-    fm_test_unlink_db(path);
+    wal_ctx_done(&ctx, path);
 }
 END_TEST
 
@@ -1045,12 +1059,8 @@ static long long lite_count(sqlite3 *b, const char *sql)
 START_TEST(wal_checkpointer_owns_the_burst)
 {
     char path[] = "/tmp/fm-audit-walck-XXXXXX";
-    fm_test_temp_db(path);
     fm_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    fm_err err = {0};
-    unsetenv("FLEETMCP_CONFIG");
-    ck_assert_msg(fm_ctx_open(&ctx, NULL, path, &err) == 0, "%s", err.text);
+    wal_ctx_open(&ctx, path);
     fm_http_checkpointer *ck = fm_http_checkpointer_start(path);
     ck_assert_ptr_nonnull(ck);
     sqlite3 *rd = NULL;
@@ -1067,21 +1077,16 @@ START_TEST(wal_checkpointer_owns_the_burst)
     char wal[sizeof path + 8];
     snprintf(wal, sizeof wal, "%s-wal", path);
     struct stat sb = {.st_size = 1};
-    /* Idle: a few 100 ms ticks (copy, then truncate); 10 s at most. */
+    /* Idle: two 1 s ticks (copy, then truncate); 10 s at most. */
     for (int i = 0; i < 500 && (stat(wal, &sb) || sb.st_size); i++)
         usleep(20 * 1000);
     ck_assert_int_eq(stat(wal, &sb), 0);
     ck_assert_int_eq(sb.st_size, 0);
     ck_assert_int_eq(fm_db_sqlite_inline_checkpoints(ctx.store.db), 0);
     fm_http_checkpointer_stop(ck);
-    int64_t rows = 0, bad = 0;
-    ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
-    ck_assert_int_eq(bad, 0);
-    fm_ctx_close(&ctx);
-    fm_test_unlink_db(path);
+    wal_ctx_done(&ctx, path);
 }
 END_TEST
-
 
 /* The store's WAL writes are gathered into one write per commit
  * (db_sqlite.c, fleetmcp-walbatch).  What it must keep: a commit is in
