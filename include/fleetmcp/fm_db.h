@@ -262,6 +262,14 @@ void fm_db_run_forget(fm_db *db);
 
 /* SQLite only: frames in the WAL after the last commit (0 for others). */
 int fm_db_sqlite_wal_frames(const fm_db *db);
+/* SQLite only: checkpoints the wal hook ran at commit time (past the
+ * WAL's bound), on this connection. */
+long fm_db_sqlite_inline_checkpoints(const fm_db *db);
+/* While set, a checkpointer owns the WAL checkpoints of this process's
+ * connections (the HTTP service): their commits checkpoint inline only
+ * past a far higher bound (db_sqlite.c WAL_HELP_FRAMES), not at
+ * WAL_HARD_FRAMES.  Process-wide: stdio and the CLI never set it. */
+void fm_db_sqlite_checkpointer_owns(bool owns);
 /* SQLite only: a PASSIVE checkpoint, or with truncate a TRUNCATE one that
  * gives up at once if a writer or an older reader is in the way.  Sets
  * the WAL's frames and those checkpointed (-1 both: not in WAL mode).

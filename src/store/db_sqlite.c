@@ -4,6 +4,7 @@
 #include "fleetmcp/fm_db.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sqlite3.h>
@@ -17,11 +18,25 @@
  * checkpoint no longer waits for an idle moment. */
 #define WAL_IDLE_FRAMES 1000
 #define WAL_HARD_FRAMES 8000
+/* The bound when a checkpointer of the process owns checkpoints (the HTTP
+ * service): under steady load its checkpoints never catch up with the
+ * writer (each one's fsyncs take 100-700 ms on a shared disk while new
+ * frames arrive), so the WAL never restarts and would grow without limit;
+ * past this many frames (4,120 bytes each: 264 MB) a serving connection
+ * helps, at each commit until the WAL has started over.  Chosen from
+ * bench/http.sh: at ~22 K calls/s the WAL grows ~13 K frames a second, so
+ * a serving thread stalls for one checkpoint every ~5 s, not every 0.6 s
+ * as at WAL_HARD_FRAMES. */
+#define WAL_HELP_FRAMES 64000
+
+/* Set while a checkpointer runs for this process's connections. */
+static atomic_bool ckpt_owned;
 
 typedef struct lite_db {
     fm_db base;
     sqlite3 *db;
     int wal_frames; /* frames in the WAL after the last commit */
+    long inline_ckpts; /* checkpoints run from the wal hook */
     long waited_us; /* for the write lock, in this wait (busy_wait) */
 } lite_db;
 
@@ -46,14 +61,29 @@ static int checkpoint_due(fm_db *d)
     return ((lite_db *)d)->wal_frames >= WAL_IDLE_FRAMES;
 }
 
+static int checkpoint_nowait(lite_db *l, int mode, int *log_frames, int *done_frames);
+
 /* Replaces SQLite's autocheckpoint (a wal hook turns it off): counts
- * frames, and checkpoints at once only past the hard bound. */
+ * frames, and checkpoints at once only past the hard bound.  While a
+ * checkpointer owns checkpoints, only past WAL_HELP_FRAMES, and then a
+ * RESTART that does not wait: with the write lock free it copies what the
+ * checkpointer has not yet and leaves the WAL to start over at the next
+ * commit, which a PASSIVE one cannot promise while other processes write
+ * (their frames arrive during its fsync).  With the lock taken it does the
+ * passive part and the next commit tries again. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     (void)db, (void)name;
     lite_db *l = arg;
     l->wal_frames = frames;
-    if (frames >= WAL_HARD_FRAMES) checkpoint(&l->base);
+    bool owned = atomic_load(&ckpt_owned);
+    if (frames < (owned ? WAL_HELP_FRAMES : WAL_HARD_FRAMES)) return SQLITE_OK;
+    l->inline_ckpts++;
+    int log, done;
+    if (owned)
+        checkpoint_nowait(l, SQLITE_CHECKPOINT_RESTART, &log, &done);
+    else
+        checkpoint(&l->base);
     return SQLITE_OK;
 }
 
@@ -586,19 +616,34 @@ int fm_db_sqlite_wal_frames(const fm_db *d)
     return d && d->ops == &fm_db_sqlite_ops ? ((const lite_db *)d)->wal_frames : 0;
 }
 
+long fm_db_sqlite_inline_checkpoints(const fm_db *d)
+{
+    return d && d->ops == &fm_db_sqlite_ops ? ((const lite_db *)d)->inline_ckpts : 0;
+}
+
+void fm_db_sqlite_checkpointer_owns(bool owns)
+{
+    atomic_store(&ckpt_owned, owns);
+}
+
+/* TRUNCATE and RESTART need the write lock and every reader on the
+ * newest snapshot: without a busy handler they give up at once (after the
+ * passive part) rather than make a writer queue behind them. */
+static int checkpoint_nowait(lite_db *l, int mode, int *log_frames, int *done_frames)
+{
+    if (mode != SQLITE_CHECKPOINT_PASSIVE) sqlite3_busy_handler(l->db, NULL, NULL);
+    int rc = sqlite3_wal_checkpoint_v2(l->db, NULL, mode, log_frames, done_frames);
+    if (mode != SQLITE_CHECKPOINT_PASSIVE) sqlite3_busy_handler(l->db, busy_wait, l);
+    l->wal_frames = 0;
+    return rc;
+}
+
 int fm_db_sqlite_checkpoint(fm_db *d, bool truncate, int *log_frames, int *done_frames)
 {
     *log_frames = *done_frames = 0;
     if (!d || d->ops != &fm_db_sqlite_ops) return -1;
-    lite_db *l = (lite_db *)d;
-    /* TRUNCATE needs the write lock and every reader on the newest
-     * snapshot: without a busy handler it gives up at once (after the
-     * passive part) rather than make a writer queue behind it. */
-    if (truncate) sqlite3_busy_handler(l->db, NULL, NULL);
-    int rc = sqlite3_wal_checkpoint_v2(
-        l->db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, log_frames,
-        done_frames);
-    if (truncate) sqlite3_busy_handler(l->db, busy_wait, l);
-    l->wal_frames = 0;
+    int rc = checkpoint_nowait((lite_db *)d,
+                               truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                               log_frames, done_frames);
     return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? 1 : -1;
 }

@@ -12,6 +12,7 @@
 #include "fleetmcp/fm_crypto.h"
 #include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_gate.h"
+#include "fleetmcp/fm_httpd_workers.h"
 #include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_util.h"
 #include "fm_test.h"
@@ -990,17 +991,34 @@ START_TEST(v1_store_migrates)
 }
 END_TEST
 
+/* A fresh temporary store, for the WAL checks below. */
+static void wal_ctx_open(fm_ctx *ctx, char *path)
+{
+    fm_test_temp_db(path);
+    memset(ctx, 0, sizeof *ctx);
+    fm_err err = {0};
+    unsetenv("FLEETMCP_CONFIG");
+    ck_assert_msg(fm_ctx_open(ctx, NULL, path, &err) == 0, "%s", err.text);
+}
+
+/* The chain verifies; the store is closed and removed. */
+static void wal_ctx_done(fm_ctx *ctx, const char *path)
+{
+    int64_t rows = 0, bad = 0;
+    fm_err err = {0};
+    ck_assert_int_eq(fm_audit_verify(&ctx->store, &rows, &bad, &err), 0);
+    ck_assert_int_eq(bad, 0);
+    fm_ctx_close(ctx);
+    fm_test_unlink_db(path);
+}
+
 /* Checkpoints wait for the server's idle moments, but the WAL stays
  * bounded even when there are none. */
 START_TEST(wal_checkpoint_idle_and_bounded)
 {
     char path[] = "/tmp/fm-audit-wal-XXXXXX";
-    fm_test_temp_db(path);
     fm_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    fm_err err = {0};
-    unsetenv("FLEETMCP_CONFIG");
-    ck_assert_msg(fm_ctx_open(&ctx, NULL, path, &err) == 0, "%s", err.text);
+    wal_ctx_open(&ctx, path);
     fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
     int i = 0;
     for (; i < 5000 && !fm_store_checkpoint_due(&ctx.store); i++)
@@ -1019,10 +1037,7 @@ START_TEST(wal_checkpoint_idle_and_bounded)
             most = fm_db_sqlite_wal_frames(ctx.store.db);
     }
     ck_assert_int_lt(most, 8000);
-    int64_t rows = 0, bad = 0;
-    ck_assert_int_eq(fm_audit_verify(&ctx.store, &rows, &bad, &err), 0);
-    fm_ctx_close(&ctx);
-    fm_test_unlink_db(path);
+    wal_ctx_done(&ctx, path);
 }
 END_TEST
 
@@ -1035,6 +1050,43 @@ static long long lite_count(sqlite3 *b, const char *sql)
     sqlite3_finalize(q);
     return n;
 }
+
+/* While the HTTP service's checkpointer owns checkpoints, a burst past
+ * the WAL's normal bound (8,000 frames) makes no commit checkpoint on the
+ * request path, and once the writes stop the checkpointer brings the WAL
+ * file back to 0 bytes.  A reader pinned at an old snapshot keeps the WAL
+ * from starting over meanwhile, so the burst does pass the bound. */
+START_TEST(wal_checkpointer_owns_the_burst)
+{
+    char path[] = "/tmp/fm-audit-walck-XXXXXX";
+    fm_ctx ctx;
+    wal_ctx_open(&ctx, path);
+    fm_http_checkpointer *ck = fm_http_checkpointer_start(path);
+    ck_assert_ptr_nonnull(ck);
+    sqlite3 *rd = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &rd), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(rd, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_ge(lite_count(rd, "SELECT count(*) FROM audit"), 0);
+    fm_audit_rec r = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+    for (int i = 0; i < 20000 && fm_db_sqlite_wal_frames(ctx.store.db) < 9000; i++)
+        ck_assert_int_gt(fm_audit_append(&ctx, &r, NULL), 0);
+    ck_assert_int_ge(fm_db_sqlite_wal_frames(ctx.store.db), 9000);
+    ck_assert_int_eq(fm_db_sqlite_inline_checkpoints(ctx.store.db), 0);
+    ck_assert_int_eq(sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(rd);
+    char wal[sizeof path + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct stat sb = {.st_size = 1};
+    /* Idle: two 1 s ticks (copy, then truncate); 10 s at most. */
+    for (int i = 0; i < 500 && (stat(wal, &sb) || sb.st_size); i++)
+        usleep(20 * 1000);
+    ck_assert_int_eq(stat(wal, &sb), 0);
+    ck_assert_int_eq(sb.st_size, 0);
+    ck_assert_int_eq(fm_db_sqlite_inline_checkpoints(ctx.store.db), 0);
+    fm_http_checkpointer_stop(ck);
+    wal_ctx_done(&ctx, path);
+}
+END_TEST
 
 /* The store's WAL writes are gathered into one write per commit
  * (db_sqlite.c, fleetmcp-walbatch).  What it must keep: a commit is in
@@ -1382,6 +1434,7 @@ static Suite *audit_suite(void)
     TCase *lite = tcase_create("sqlite");
     tcase_add_test(lite, v1_store_migrates);
     tcase_add_test(lite, wal_checkpoint_idle_and_bounded);
+    tcase_add_test(lite, wal_checkpointer_owns_the_burst);
     tcase_add_test(lite, wal_batched_writes_whole);
     tcase_add_test(lite, group_commit_batches);
     tcase_add_test(lite, group_commit_remembers_settings);
