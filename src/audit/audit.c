@@ -835,13 +835,15 @@ static int slots_take(fm_store *st, turn_file *f, link_row *rows, int max)
     for (int i = 0; i < TURN_SLOTS && n < max; i++) {
         turn_slot *q = &f->slot[i];
         if (slot_state(q) != SLOT_QUEUED) continue;
+        /* Exchanged, not stored: an appender that stopped waiting for
+         * the turn takes its row back by exchange too, without the
+         * queue's mutex, and exactly one of the two gets it. */
         if (!pid_alive(q->owner) || !row_unpack(q, &rows[n])) {
-            __atomic_store_n(&q->state, SLOT_FREE, __ATOMIC_RELEASE);
+            slot_move(q, SLOT_QUEUED, SLOT_FREE);
             continue;
         }
         q->holder = (int32_t)getpid();
-        __atomic_store_n(&q->state, SLOT_TAKEN, __ATOMIC_RELEASE);
-        rows[n++].slot = q;
+        if (slot_move(q, SLOT_QUEUED, SLOT_TAKEN)) rows[n++].slot = q;
     }
     pthread_mutex_unlock(&f->qmu);
     return n;
