@@ -865,6 +865,17 @@ static int64_t child_result(pid_t pid, int out, int64_t *linked)
     return got[0];
 }
 
+/* The chain goes on after what a test did to it: the next append gets
+ * id and the chain verifies; then ctx is closed and the store removed. */
+static void goes_on_and_ends(fm_ctx *ctx, const char *path, int64_t id)
+{
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    ck_assert_int_eq(fm_audit_append(ctx, &r, NULL), id);
+    ck_assert(verify_says(ctx, NULL));
+    fm_ctx_close(ctx);
+    fm_test_unlink_db(path);
+}
+
 /* Waits (2 s at most) until n slots of the turn file are in state. */
 static void slots_reach(const turns_file *f, uint32_t state, int n)
 {
@@ -929,11 +940,7 @@ START_TEST(queued_rows_go_in_together)
                 ck_assert_int_eq(ids[i], -1);
         }
     }
-    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
-    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 6);
-    ck_assert(verify_says(&a, NULL));
-    fm_ctx_close(&a);
-    fm_test_unlink_db(path);
+    goes_on_and_ends(&a, path, 6);
 }
 END_TEST
 
@@ -967,13 +974,9 @@ START_TEST(batch_holder_killed)
         ck_assert_int_lt(fm_now_ms() - t0, 5000);
         ck_assert_int_eq(id, round == 0 ? -1 : 3);
     }
-    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
-    ck_assert_int_eq(fm_audit_append(&a, &r, NULL), 4);
-    ck_assert(verify_says(&a, NULL));
     for (int i = 0; i < 15; i++)
         ck_assert_int_eq(f->slot[i].state, 0); /* none left behind */
-    fm_ctx_close(&a);
-    fm_test_unlink_db(path);
+    goes_on_and_ends(&a, path, 4);
 }
 END_TEST
 
