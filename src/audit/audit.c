@@ -705,8 +705,8 @@ static uint32_t slot_state(turn_slot *q)
  * it is not. */
 static bool slot_move(turn_slot *q, uint32_t from, uint32_t to)
 {
-    bool ok =
-        __atomic_compare_exchange_n(&q->state, &from, to, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    bool ok = __atomic_compare_exchange_n(&q->state, &from, to, false, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_ACQUIRE);
     if (ok) syscall(SYS_futex, &q->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     return ok;
 }
@@ -799,8 +799,8 @@ static bool slot_reclaimable(turn_slot *c)
 {
     uint32_t s = slot_state(c);
     if (s == SLOT_QUEUED) return !pid_alive(c->owner); /* holders take under the same mutex */
-    bool holder_gone = (s != SLOT_TAKEN && s != SLOT_VISIBLE && s != SLOT_ABANDONED) ||
-                       !pid_alive(c->holder);
+    bool holder_gone =
+        (s != SLOT_TAKEN && s != SLOT_VISIBLE && s != SLOT_ABANDONED) || !pid_alive(c->holder);
     return holder_gone && (s == SLOT_ABANDONED || !pid_alive(c->owner));
 }
 
@@ -926,9 +926,9 @@ static turn_file *turn_file_of(fm_store *st)
 }
 
 /* The turn, for an append of the row cols (checked: as row_pack; queued
- * while another holds the turn when may_queue): TURN_HELD (*got: link, from the turn's head), TURN_ALONE
- * (append without it), or a queued row's outcome, ROW_LOGGED (*res) or
- * ROW_FAILED (err). */
+ * while another holds the turn when may_queue): TURN_HELD (*got: link, from the turn's head),
+ * TURN_ALONE (append without it), or a queued row's outcome, ROW_LOGGED (*res) or ROW_FAILED (err).
+ */
 enum { TURN_HELD = 2, TURN_ALONE = 3 };
 static int turn_take(fm_store *st, const acol *cols, const char *checked, bool may_queue,
                      turn_file **got, link_row *res, fm_err *err)
@@ -962,7 +962,8 @@ static int turn_take(fm_store *st, const acol *cols, const char *checked, bool m
         pthread_mutex_unlock(mu);
     }
     int out = slot_outcome(st, q, res, err);
-    if (out == ROW_RETRY) return rc == 0 ? turn_take(st, cols, checked, false, got, res, err) : TURN_ALONE;
+    if (out == ROW_RETRY)
+        return rc == 0 ? turn_take(st, cols, checked, false, got, res, err) : TURN_ALONE;
     return out;
 }
 
@@ -1353,7 +1354,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     bool sent = false;     /* a batch went out and failed: its rows failed */
     if (!txn) {
         /* Queued only without a rate limit, counted with its own insert. */
-        int t = turn_take(st, cols, fm_emergency_checked(ctx), !r->rate_limit, &turn, &rows[0], err);
+        int t =
+            turn_take(st, cols, fm_emergency_checked(ctx), !r->rate_limit, &turn, &rows[0], err);
         if (t == ROW_LOGGED) {
             if (!st->audit_head_known || rows[0].id > st->audit_head_id)
                 head_set(st, rows[0].id, rows[0].hash);
@@ -1401,8 +1403,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
          * once: the next appender waits for this commit, not its disk.
          * The read after it rides in the same round trip. */
         int changes[FM_DB_COMMIT_ROWS] = {0};
-        int rc = txn ? fm_db_step(stmts[0])
-                     : fm_db_step_commit_rows(stmts, n, seen, early, changes);
+        int rc =
+            txn ? fm_db_step(stmts[0]) : fm_db_step_commit_rows(stmts, n, seen, early, changes);
         if (txn) changes[0] = fm_db_changes(st->db);
         for (int j = 0; j < n; j++) {
             fm_db_reset(stmts[j]);

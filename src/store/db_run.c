@@ -29,7 +29,7 @@ struct fm_db_run_cache {
         const char *sql;
         fm_db_stmt *s;
         struct kept_extra *next;
-    } *extra;
+    } * extra;
     /* fm_db_mark's keys: things done once per connection. */
     const void *marks[RUN_MARKS];
     int n_marks;

@@ -663,7 +663,7 @@ static pid_t turn_holder(fm_ctx *ctx, int64_t id, const char *head, int *go)
     struct stat sb;
     ck_assert_int_eq(stat(tp, &sb), 0);
     ck_assert_int_ge(sb.st_size, sizeof(turn_file)); /* the rest: turns_file */
-    turn_file *f = ctx->store.audit_turn; /* MAP_SHARED: the child's too */
+    turn_file *f = ctx->store.audit_turn;            /* MAP_SHARED: the child's too */
     ck_assert_ptr_nonnull(f);
     int up[2], down[2];
     ck_assert_int_eq(pipe(up), 0);

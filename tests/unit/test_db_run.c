@@ -279,9 +279,9 @@ START_TEST(commit_rows_all_or_none)
         int changes[3] = {-1, -1, -1};
         int rc = fm_db_step_commit_rows(s, 3, NULL, 0, changes);
         if (lite)
-            ck_assert_int_eq(fm_db_exec(db, rc == FM_DB_DONE ? "COMMIT" : "ROLLBACK", NULL, NULL,
-                                        NULL),
-                             FM_DB_OK);
+            ck_assert_int_eq(
+                fm_db_exec(db, rc == FM_DB_DONE ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL),
+                FM_DB_OK);
         for (int i = 0; i < 3; i++)
             fm_db_reset(s[i]);
         if (round == 0) {
@@ -291,8 +291,7 @@ START_TEST(commit_rows_all_or_none)
             ck_assert_int_ne(rc, FM_DB_DONE);
         }
         int64_t n = -1;
-        ck_assert_int_eq(fm_db_run(db, count_sql, fm_db_row_int64, &n, "i", (int64_t)0),
-                         FM_DB_ROW);
+        ck_assert_int_eq(fm_db_run(db, count_sql, fm_db_row_int64, &n, "i", (int64_t)0), FM_DB_ROW);
         ck_assert_int_eq(n, 3);
     }
     fm_db_close(db);
