@@ -79,9 +79,9 @@ typedef struct fm_db_ops {
     int (*get_autocommit)(fm_db *db);
     const char *(*errmsg)(fm_db *db);
     fm_code (*errcode)(fm_db *db);
-    /* fm_db_step_commit_then (early: fm_db_step_commit_visible); NULL:
-     * step. */
-    int (*step_commit_then)(fm_db_stmt *s, fm_db_stmt *then, int early);
+    /* fm_db_step_commit_rows (fm_db_step_commit_then: one statement;
+     * fm_db_step_commit_visible: early); NULL: step each. */
+    int (*step_commit_rows)(fm_db_stmt **s, int n, fm_db_stmt *then, int early, int *changes);
     /* fm_db_durable; NULL: every commit is durable when it returns. */
     int (*durable)(fm_db *db);
     /* FM_DB_PREPARE_PERSISTENT on an engine that prepares on the server
@@ -147,6 +147,14 @@ int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then);
  * returns FM_DB_OK; a writer that only passes on the chain's next
  * position need not wait for it. */
 int fm_db_step_commit_visible(fm_db_stmt *s, fm_db_stmt *then);
+/* n statements (1..FM_DB_COMMIT_ROWS, each bound, on one connection) as
+ * fm_db_step_commit_then (early 0) or fm_db_step_commit_visible (early
+ * 1), in one transaction and one round trip on PostgreSQL: every one of
+ * them commits or none does.  changes[i] (changes may be NULL): the rows
+ * statement i changed.  Elsewhere each is stepped in the caller's
+ * transaction.  Returns as fm_db_step of the first. */
+#define FM_DB_COMMIT_ROWS 16
+int fm_db_step_commit_rows(fm_db_stmt **s, int n, fm_db_stmt *then, int early, int *changes);
 /* Waits until the last fm_db_step_commit_visible on db is durable:
  * FM_DB_OK, or FM_DB_ERROR (fm_db_errmsg says why; the row may or may
  * not survive a crash).  Without a pending commit: FM_DB_OK. */

@@ -60,6 +60,9 @@ typedef struct fm_store {
      * whose first guess lost (the rest are retries that lost again);
      * logged at close when FLEETMCP_AUDIT_STATS is set (bench/store.sh). */
     long long audit_appends, audit_lost, audit_first_lost;
+    /* PostgreSQL: rows this process linked for other appenders of its
+     * host (queued in the turn file), and in how many batches. */
+    long long audit_linked_others, audit_batches;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];

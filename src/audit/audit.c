@@ -21,10 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -309,25 +315,37 @@ static void anchor_advance(fm_store *st, int64_t id, const char *prev, const cha
                (long long)id, (long long)was);
 }
 
-/* Makes the anchor file at path, atomically: built under a private name,
- * then linked into place (EEXIST: another process was first, also fine). */
-static int anchor_create(const char *path)
+/* A robust process-shared mutex at mu: a process killed while holding
+ * it hands it on (EOWNERDEAD). */
+static int shared_mutex_init(pthread_mutex_t *mu)
+{
+    pthread_mutexattr_t at;
+    pthread_mutexattr_init(&at);
+    pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init(mu, &at) == 0 ? 0 : -1;
+    pthread_mutexattr_destroy(&at);
+    return rc;
+}
+
+/* Makes a shared file of size bytes at path (the anchor file, or the
+ * turn file: both start with an anchor_file) with its mutex, and a
+ * second one at offset mu2 (0: none), atomically: built under a private
+ * name, then linked into place (EEXIST: another process was first, also
+ * fine). */
+static int anchor_create(const char *path, size_t size, size_t mu2)
 {
     char tmp[640];
     snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -1;
     int rc = -1;
-    anchor_file *f = MAP_FAILED;
-    if (ftruncate(fd, sizeof *f) == 0 &&
-        (f = mmap(NULL, sizeof *f, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) != MAP_FAILED) {
-        pthread_mutexattr_t at;
-        pthread_mutexattr_init(&at);
-        pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
-        pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
-        rc = pthread_mutex_init(&f->mu, &at) == 0 ? 0 : -1;
-        pthread_mutexattr_destroy(&at);
-        munmap(f, sizeof *f);
+    unsigned char *m = MAP_FAILED;
+    if (ftruncate(fd, (off_t)size) == 0 &&
+        (m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) != MAP_FAILED) {
+        rc = shared_mutex_init(&((anchor_file *)m)->mu);
+        if (rc == 0 && mu2) rc = shared_mutex_init((pthread_mutex_t *)(m + mu2));
+        munmap(m, size);
     }
     close(fd);
     if (rc == 0 && link(tmp, path) && errno != EEXIST) rc = -1;
@@ -335,15 +353,16 @@ static int anchor_create(const char *path)
     return rc;
 }
 
-/* Maps the anchor file at path; NULL (errno set) if it cannot. */
-static anchor_file *anchor_map(const char *path)
+/* Maps the shared file at path, size bytes; NULL (errno set) if it
+ * cannot. */
+static void *anchor_map(const char *path, size_t size)
 {
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) return NULL;
     struct stat sb;
-    anchor_file *f = NULL;
-    if (fstat(fd, &sb) == 0 && (size_t)sb.st_size >= sizeof *f) {
-        f = mmap(NULL, sizeof *f, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *f = NULL;
+    if (fstat(fd, &sb) == 0 && (size_t)sb.st_size >= size) {
+        f = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (f == MAP_FAILED) f = NULL;
     } else {
         errno = EINVAL;
@@ -425,9 +444,9 @@ static int open_keys(fm_store *st, fm_err *err)
     }
     if (read_key(fd, kp, st->audit_key, err)) return -1;
     st->audit_keyed = true;
-    if (!keyed_rows && access(ap, F_OK) && anchor_create(ap))
+    if (!keyed_rows && access(ap, F_OK) && anchor_create(ap, sizeof(anchor_file), 0))
         fm_log("warning", "audit anchor %s cannot be created: %s", ap, strerror(errno));
-    anchor_file *f = anchor_map(ap);
+    anchor_file *f = anchor_map(ap, sizeof *f);
     if (!f) {
         /* Verify reports it; the server keeps logging. */
         fm_log("warning",
@@ -584,6 +603,11 @@ static int chain_head(fm_store *st, long long *id, char out[65])
     return rc == FM_DB_ROW || rc == FM_DB_DONE ? 0 : -1;
 }
 
+/* Bounds on one append's retries when other writers keep winning the
+ * next id (PostgreSQL): every lost round means another row went in. */
+#define APPEND_ATTEMPTS 1000
+#define APPEND_WAIT_MS 10000
+
 /* PostgreSQL: this host's appenders take turns.  Without turns, every
  * writer guesses the head it saw a call earlier, and once several write
  * at once most guesses are stale: with 4 writers on one host about 1.5
@@ -597,48 +621,357 @@ static int chain_head(fm_store *st, long long *id, char out[65])
  * for the insert's round trip only (the commit returns early, visible,
  * and its flush is read after the turn is handed on), never across the
  * flush, which the writers still share; an appender alone keeps its one
- * read per append.  Chain integrity never depends
- * on it: the insert still checks its predecessor, so a wrong or torn
- * head only costs a lost insert, and an appender that cannot take the
- * turn in TURN_WAIT_MS (a holder stopped or stuck) appends without it
- * for TURN_SKIP_MS. */
+ * read per append.
+ *
+ * Turns alone bound the chain to one row per round trip.  So the
+ * appenders that find the turn taken put their rows in the turn file's
+ * slots and wait for it: the next holder links every queued row after
+ * its own, each insert still checking its predecessor, all in one
+ * transaction and one round trip (fm_db_step_commit_rows), and writes
+ * back each row's place; a waiter that gets the turn finds its row
+ * linked (it passes the turn on) or still queued (it links the queue
+ * itself).  A failed commit fails every row of it (each waiter gets the
+ * error, none is answered as logged), a row the batch did not link goes
+ * back to its appender, and a waiter answers only once the holder saw
+ * the batch durable.  A row that does not fit a slot, or finds none
+ * free, waits for the turn as before.
+ *
+ * Chain integrity never depends on any of it: the insert still checks
+ * its predecessor, so a wrong or torn head only costs a lost insert, and
+ * an appender that cannot take the turn in TURN_WAIT_MS (a holder
+ * stopped or stuck) takes its row back and appends without it for
+ * TURN_SKIP_MS.  A holder killed mid-batch hands on the turn
+ * (EOWNERDEAD): the rows it had taken may or may not have committed, so
+ * their appenders get an error (not logged as far as they know), and
+ * rows still queued are linked by the next holder. */
 #define TURN_WAIT_MS 100
 #define TURN_SKIP_MS 1000
 #define TURN_BUSY_APPENDS 16
+#define TURN_SLOTS (FM_DB_COMMIT_ROWS - 1) /* the holder's own row is the first */
+#define SLOT_BYTES 16384
+/* How often a waiter looks whether the holder of its row still lives. */
+#define SLOT_POLL_MS 20
 
-static anchor_file *turn_take(fm_store *st)
+/* A queued row's life: FREE, QUEUED (its appender), TAKEN (a holder
+ * links it), VISIBLE (committed, its flush not yet read), then DONE
+ * (durable), FAILED (not logged as far as anyone knows: err says why)
+ * or RETRY (not linked: its appender links it itself), and FREE again
+ * once its appender read it.  ABANDONED: its appender stopped waiting;
+ * the holder frees it.  FREE to QUEUED to TAKEN (and back to FREE
+ * unread) under the queue's mutex; the rest by atomic exchange. */
+enum {
+    SLOT_FREE,
+    SLOT_QUEUED,
+    SLOT_TAKEN,
+    SLOT_VISIBLE,
+    SLOT_DONE,
+    SLOT_FAILED,
+    SLOT_RETRY,
+    SLOT_ABANDONED
+};
+
+typedef struct turn_slot {
+    uint32_t state;        /* a futex word */
+    int32_t owner, holder; /* pids: the row's appender, the holder linking it */
+    uint32_t len;
+    int64_t id;
+    char prev[65], hash[65], err[256];
+    unsigned char data[SLOT_BYTES]; /* the row, as row_pack laid it out */
+} turn_slot;
+
+typedef struct turn_file {
+    anchor_file t;       /* the turn: its mutex and the head the last turn left */
+    pthread_mutex_t qmu; /* the queue */
+    turn_slot slot[TURN_SLOTS];
+} turn_file;
+
+/* One row of a batch: its columns, the setting text its mode was
+ * checked against (NULL: none), its slot (NULL: the holder's own), and
+ * its place once hashed. */
+typedef struct link_row {
+    acol cols[AUDIT_NCOLS];
+    const char *checked;
+    turn_slot *slot;
+    int64_t id;
+    char prev[65], hash[65];
+} link_row;
+
+static uint32_t slot_state(turn_slot *q)
 {
-    if (st->audit_turn_off || fm_now_ms() < st->audit_turn_skip_until) return NULL;
-    if (!st->audit_turn) {
-        char tp[600];
-        side_path(st, "audit-turn", tp, sizeof tp);
-        if (access(tp, F_OK)) (void)anchor_create(tp);
-        st->audit_turn = anchor_map(tp);
-        st->audit_turn_len = sizeof(anchor_file);
-        st->audit_turn_off = !st->audit_turn;
-        if (!st->audit_turn) return NULL; /* as before turns: no loss of function */
+    return __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+}
+
+/* from -> to, when the slot is still in from; false (nothing done) when
+ * it is not. */
+static bool slot_move(turn_slot *q, uint32_t from, uint32_t to)
+{
+    bool ok = __atomic_compare_exchange_n(&q->state, &from, to, false, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_ACQUIRE);
+    if (ok) syscall(SYS_futex, &q->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    return ok;
+}
+
+/* Waits (at most ms) while the slot is in state was. */
+static void slot_wait(turn_slot *q, uint32_t was, int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    syscall(SYS_futex, &q->state, FUTEX_WAIT, was, &ts, NULL, 0);
+}
+
+static bool pid_alive(int32_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* A robust mutex of the turn file taken (rc: the lock call's result):
+ * recovered from a killed holder, or, when that fails, released and the
+ * turn file left alone from now on (no process may wait on a mutex
+ * nobody can make consistent).  0 when held. */
+static int turn_locked(fm_store *st, pthread_mutex_t *mu, int rc)
+{
+    if (rc == EOWNERDEAD) {
+        rc = pthread_mutex_consistent(mu);
+        if (rc) pthread_mutex_unlock(mu); /* now ENOTRECOVERABLE for everyone */
     }
-    anchor_file *f = st->audit_turn;
-    int rc = pthread_mutex_trylock(&f->mu);
-    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
-    if (rc != EBUSY) return rc == 0 ? f : NULL;
+    if (rc == ENOTRECOVERABLE || rc == EINVAL) st->audit_turn_off = true;
+    return rc;
+}
+
+/* The row packed for a slot: per column, and then the checked text, a
+ * type byte, then for 'i' 8 bytes, for 's' a 4-byte length, the bytes
+ * and a NUL.  Its length, or 0 when it does not fit. */
+static size_t row_pack(const acol *cols, const char *checked, unsigned char *buf, size_t cap)
+{
+    unsigned char *w = buf;
+    for (int k = 0; k <= AUDIT_NCOLS; k++) {
+        const acol c = k < AUDIT_NCOLS ? cols[k] : col_s(checked);
+        size_t need = 1 + (c.type == 'i' ? 8 : c.type == 's' ? 5 + c.n : 0);
+        if ((size_t)(buf + cap - w) < need || c.n > UINT32_MAX) return 0;
+        *w++ = (unsigned char)c.type;
+        if (c.type == 'i') {
+            memcpy(w, &c.i, 8);
+        } else if (c.type == 's') {
+            uint32_t n = (uint32_t)c.n;
+            memcpy(w, &n, 4);
+            memcpy(w + 4, c.s, c.n);
+            w[4 + c.n] = 0;
+        }
+        w += need - 1;
+    }
+    return (size_t)(w - buf);
+}
+
+/* The row of a taken slot into r (its text borrowed from the slot);
+ * false when the bytes are not a row (the file was damaged). */
+static bool row_unpack(const turn_slot *q, link_row *r)
+{
+    const unsigned char *p = q->data, *end = q->data + (q->len <= SLOT_BYTES ? q->len : 0);
+    for (int k = 0; k <= AUDIT_NCOLS; k++) {
+        if (p >= end) return false;
+        acol c = {.type = (char)*p++};
+        if (c.type == 'i') {
+            if (end - p < 8) return false;
+            memcpy(&c.i, p, 8);
+            p += 8;
+        } else if (c.type == 's') {
+            uint32_t n;
+            if (end - p < 5) return false;
+            memcpy(&n, p, 4);
+            if ((size_t)(end - p) < 5 + (size_t)n || p[4 + n]) return false;
+            c.s = (const char *)p + 4;
+            c.n = n;
+            p += 5 + n;
+        } else if (c.type != 'n') {
+            return false;
+        }
+        if (k < AUDIT_NCOLS)
+            r->cols[k] = c;
+        else
+            r->checked = c.type == 's' ? c.s : NULL;
+    }
+    r->slot = NULL;
+    return true;
+}
+
+/* A slot left behind: its appender died (or stopped waiting) and no
+ * living holder will touch it again. */
+static bool slot_reclaimable(turn_slot *c)
+{
+    uint32_t s = slot_state(c);
+    if (s == SLOT_QUEUED) return !pid_alive(c->owner); /* holders take under the same mutex */
+    bool holder_gone =
+        (s != SLOT_TAKEN && s != SLOT_VISIBLE && s != SLOT_ABANDONED) || !pid_alive(c->holder);
+    return holder_gone && (s == SLOT_ABANDONED || !pid_alive(c->owner));
+}
+
+/* A slot for the packed row (a free one, else one left behind), QUEUED;
+ * NULL when there is none. */
+static turn_slot *slot_queue(fm_store *st, turn_file *f, const unsigned char *row, size_t len)
+{
+    if (turn_locked(st, &f->qmu, pthread_mutex_lock(&f->qmu))) return NULL;
+    turn_slot *q = NULL;
+    for (int i = 0; i < TURN_SLOTS && !q; i++)
+        if (slot_state(&f->slot[i]) == SLOT_FREE) q = &f->slot[i];
+    for (int i = 0; i < TURN_SLOTS && !q; i++)
+        if (slot_reclaimable(&f->slot[i])) q = &f->slot[i];
+    if (q) {
+        memcpy(q->data, row, len);
+        q->len = (uint32_t)len;
+        q->owner = (int32_t)getpid();
+        q->holder = 0;
+        __atomic_store_n(&q->state, SLOT_QUEUED, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&f->qmu);
+    return q;
+}
+
+/* The queued rows of f, taken for this holder into rows (at most max);
+ * how many.  A row whose appender died is dropped: nobody would read
+ * its outcome.  Under the queue's mutex, so a row is taken once. */
+static int slots_take(fm_store *st, turn_file *f, link_row *rows, int max)
+{
+    int n = 0;
+    if (turn_locked(st, &f->qmu, pthread_mutex_lock(&f->qmu))) return 0;
+    for (int i = 0; i < TURN_SLOTS && n < max; i++) {
+        turn_slot *q = &f->slot[i];
+        if (slot_state(q) != SLOT_QUEUED) continue;
+        /* Exchanged, not stored: an appender that stopped waiting for
+         * the turn takes its row back by exchange too, without the
+         * queue's mutex, and exactly one of the two gets it. */
+        if (!pid_alive(q->owner) || !row_unpack(q, &rows[n])) {
+            slot_move(q, SLOT_QUEUED, SLOT_FREE);
+            continue;
+        }
+        q->holder = (int32_t)getpid();
+        if (slot_move(q, SLOT_QUEUED, SLOT_TAKEN)) rows[n++].slot = q;
+    }
+    pthread_mutex_unlock(&f->qmu);
+    return n;
+}
+
+/* Ends what this holder did with a taken row: from -> to, with its place
+ * (r) or why it failed (why).  A row whose appender stopped waiting is
+ * freed instead. */
+static void slot_end(link_row *r, uint32_t from, uint32_t to, const char *why)
+{
+    turn_slot *q = r->slot;
+    if (!q) return;
+    if (from == SLOT_TAKEN) {
+        q->id = r->id;
+        memcpy(q->prev, r->prev, sizeof q->prev);
+        memcpy(q->hash, r->hash, sizeof q->hash);
+    }
+    snprintf(q->err, sizeof q->err, "%s", why ? why : "");
+    if (!slot_move(q, from, to)) slot_move(q, SLOT_ABANDONED, SLOT_FREE);
+}
+
+/* The rows of a batch but the holder's own, in state from, to state to. */
+static void slots_end(link_row *rows, int from_row, int n, uint32_t from, uint32_t to,
+                      const char *why)
+{
+    for (int j = from_row; j < n; j++)
+        slot_end(&rows[j], from, to, why);
+}
+
+/* What became of a queued row, read once it is out of the holder's hands
+ * (waiting while it is TAKEN or VISIBLE, as long as its holder lives, up
+ * to APPEND_WAIT_MS); the slot is freed.  1: logged (*res its place), 0:
+ * not linked (its appender links it itself), -1: failed (err). */
+enum { ROW_FAILED = -1, ROW_RETRY = 0, ROW_LOGGED = 1 };
+static int slot_outcome(fm_store *st, turn_slot *q, link_row *res, fm_err *err)
+{
+    const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;
+    for (;;) {
+        uint32_t s = slot_state(q);
+        if (s == SLOT_DONE) {
+            res->id = q->id;
+            memcpy(res->prev, q->prev, sizeof res->prev);
+            memcpy(res->hash, q->hash, sizeof res->hash);
+        } else if (s == SLOT_FAILED) {
+            fm_err_set(err, FM_ERR_IO, "%s", q->err);
+        } else if (s == SLOT_QUEUED && !slot_move(q, SLOT_QUEUED, SLOT_FREE)) {
+            continue; /* taken meanwhile */
+        } else if (s == SLOT_TAKEN || s == SLOT_VISIBLE) {
+            /* A dead holder touches it no more: free; a slow one frees it. */
+            bool dead = !pid_alive(q->holder);
+            if ((dead || fm_now_ms() > give_up) &&
+                slot_move(q, s, dead ? SLOT_FREE : SLOT_ABANDONED)) {
+                st->audit_head_known = false;
+                return fm_err_set(err, FM_ERR_IO,
+                                  "audit: the appender linking this row %s; the row may or may"
+                                  " not be in the log (`fleetmcp audit query` shows it)",
+                                  dead ? "died" : "did not finish in time"),
+                       ROW_FAILED;
+            }
+            slot_wait(q, s, SLOT_POLL_MS);
+            continue;
+        }
+        __atomic_store_n(&q->state, SLOT_FREE, __ATOMIC_RELEASE);
+        return s == SLOT_DONE ? ROW_LOGGED : s == SLOT_FAILED ? ROW_FAILED : ROW_RETRY;
+    }
+}
+
+/* Maps this host's turn file (made first when missing); NULL: none. */
+static turn_file *turn_file_of(fm_store *st)
+{
+    if (!st->audit_turn && !st->audit_turn_off) {
+        char tp[600];
+        side_path(st, "audit-turns", tp, sizeof tp);
+        if (access(tp, F_OK)) (void)anchor_create(tp, sizeof(turn_file), offsetof(turn_file, qmu));
+        st->audit_turn = anchor_map(tp, sizeof(turn_file));
+        st->audit_turn_len = sizeof(turn_file);
+        st->audit_turn_off = !st->audit_turn; /* as before turns: no loss of function */
+    }
+    return st->audit_turn_off ? NULL : st->audit_turn;
+}
+
+/* The turn, for an append of the row cols (checked: as row_pack; queued
+ * while another holds the turn when may_queue): TURN_HELD (*got: link, from the turn's head),
+ * TURN_ALONE (append without it), or a queued row's outcome, ROW_LOGGED (*res) or ROW_FAILED (err).
+ */
+enum { TURN_HELD = 2, TURN_ALONE = 3 };
+static int turn_take(fm_store *st, const acol *cols, const char *checked, bool may_queue,
+                     turn_file **got, link_row *res, fm_err *err)
+{
+    *got = NULL;
+    turn_file *f = fm_now_ms() < st->audit_turn_skip_until ? NULL : turn_file_of(st);
+    if (!f) return TURN_ALONE;
+    pthread_mutex_t *mu = &f->t.mu;
+    int rc = turn_locked(st, mu, pthread_mutex_trylock(mu));
+    if (rc != EBUSY) return rc == 0 ? (*got = f, TURN_HELD) : TURN_ALONE;
     /* Another appender holds it: hand it on early for the next appends. */
     st->audit_turn_busy = TURN_BUSY_APPENDS;
+    unsigned char row[SLOT_BYTES];
+    size_t len = may_queue ? row_pack(cols, checked, row, sizeof row) : 0;
+    turn_slot *q = len ? slot_queue(st, f, row, len) : NULL;
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_nsec += TURN_WAIT_MS * 1000000L;
     dl.tv_sec += dl.tv_nsec / 1000000000L;
     dl.tv_nsec %= 1000000000L;
-    rc = pthread_mutex_timedlock(&f->mu, &dl);
-    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&f->mu);
+    rc = turn_locked(st, mu, pthread_mutex_timedlock(mu, &dl));
     if (rc == ETIMEDOUT) st->audit_turn_skip_until = fm_now_ms() + TURN_SKIP_MS;
-    return rc == 0 ? f : NULL;
+    if (rc == 0) *got = f;
+    if (!q) return rc == 0 ? TURN_HELD : TURN_ALONE;
+    /* The turn, while the row is still queued: this appender links it. */
+    if (rc == 0 && slot_move(q, SLOT_QUEUED, SLOT_FREE)) return TURN_HELD;
+    /* Taken: whoever took it is done with it (the turn is held again,
+     * or a holder died taking it), or is still linking it (no turn). */
+    if (rc == 0) {
+        *got = NULL;
+        pthread_mutex_unlock(mu);
+    }
+    int out = slot_outcome(st, q, res, err);
+    if (out == ROW_RETRY)
+        return rc == 0 ? turn_take(st, cols, checked, false, got, res, err) : TURN_ALONE;
+    return out;
 }
 
 /* The head the last turn left, when it is newer than this connection's
  * (or this connection has none yet): 1, taken as the guess. */
-static bool turn_head(fm_store *st, const anchor_file *f)
+static bool turn_head(fm_store *st, const turn_file *tf)
 {
+    const anchor_file *f = tf ? &tf->t : NULL;
     if (!f || f->a.id <= 0 || (st->audit_head_known && f->a.id <= st->audit_head_id) ||
         strnlen(f->a.head, sizeof f->a.head) != 64)
         return false;
@@ -652,14 +985,23 @@ static bool turn_head(fm_store *st, const anchor_file *f)
  * newest this host knows (it started from the turn's), also when it is
  * older than the turn's (rows deleted or a database restored: the turn's
  * head would make every first guess lose). */
-static void turn_give(fm_store *st, anchor_file *f)
+static void turn_give(fm_store *st, turn_file *tf)
 {
-    if (!f) return;
+    if (!tf) return;
+    anchor_file *f = &tf->t;
     if (st->audit_head_known) {
         f->a.id = st->audit_head_id;
         memcpy(f->a.head, st->audit_head, sizeof f->a.head);
     }
     pthread_mutex_unlock(&f->mu);
+}
+
+/* (id, hash) as the newest row this connection saw committed. */
+static void head_set(fm_store *st, int64_t id, const char *hash)
+{
+    st->audit_head_id = id;
+    snprintf(st->audit_head, sizeof st->audit_head, "%s", hash);
+    st->audit_head_known = true;
 }
 
 /* After a PostgreSQL append: what the read that came back with it saw
@@ -676,16 +1018,12 @@ static int head_seen(fm_store *st, fm_db_stmt *seen, bool added, int64_t id, con
     free(st->audit_emergency_seen);
     st->audit_emergency_seen = NULL;
     if (h && strlen((const char *)h) == 64 && (!added || fm_db_column_int64(seen, 0) >= id)) {
-        st->audit_head_id = fm_db_column_int64(seen, 0);
-        snprintf(st->audit_head, sizeof st->audit_head, "%s", (const char *)h);
-        st->audit_head_known = true;
+        head_set(st, fm_db_column_int64(seen, 0), (const char *)h);
         const unsigned char *e = fm_db_column_text(seen, 2);
         st->audit_emergency_seen = strdup(e ? (const char *)e : "");
         changed = checked && st->audit_emergency_seen && strcmp(checked, st->audit_emergency_seen);
     } else if (added) {
-        st->audit_head_id = id;
-        snprintf(st->audit_head, sizeof st->audit_head, "%s", hash);
-        st->audit_head_known = true;
+        head_set(st, id, hash);
     } else {
         st->audit_head_known = false;
     }
@@ -725,10 +1063,45 @@ static void bind_row(fm_db_stmt *s, const acol *cols, const char *prev, const ch
     fm_db_bind_int64(s, AUDIT_NCOLS + 3, id);
 }
 
-/* Bounds on one append's retries when other writers keep winning the
- * next id (PostgreSQL): every lost round means another row went in. */
-#define APPEND_ATTEMPTS 1000
-#define APPEND_WAIT_MS 10000
+/* Batches (PostgreSQL): each row's insert is a statement of its own, as
+ * the statement cache keys by the text's address: copies of insert_sql. */
+static char insert_copies[FM_DB_COMMIT_ROWS - 1][sizeof insert_sql];
+static pthread_once_t insert_copies_once = PTHREAD_ONCE_INIT;
+
+static void insert_copies_make(void)
+{
+    for (int i = 0; i < FM_DB_COMMIT_ROWS - 1; i++)
+        memcpy(insert_copies[i], insert_sql, sizeof insert_sql);
+}
+
+/* The insert of row j of a batch (txn: SQLite's, one row). */
+static const char *insert_of(int j, bool txn)
+{
+    if (txn) return insert_lite_sql;
+    if (j == 0) return insert_sql;
+    pthread_once(&insert_copies_once, insert_copies_make);
+    return insert_copies[j - 1];
+}
+
+/* Places the n rows in the chain after row last (hash prev), each
+ * linking to the one before, and binds each to its insert (stmts[j]).
+ * -1 with err when out of memory or a statement cannot be had. */
+static int link_bind(fm_store *st, link_row *rows, int n, int64_t last, const char *prev, bool txn,
+                     fm_db_stmt **stmts, fm_err *err)
+{
+    for (int j = 0; j < n; j++) {
+        link_row *w = &rows[j];
+        w->id = last + 1 + j;
+        snprintf(w->prev, sizeof w->prev, "%s", j ? rows[j - 1].hash : prev);
+        if (row_hash(w->cols, w->id, st, w->prev, w->hash))
+            return fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row"), -1;
+        if (!(stmts[j] = fm_store_stmt(st, insert_of(j, txn), err))) return -1;
+        bind_row(stmts[j], w->cols, w->prev, w->hash, w->id);
+        if (w->checked && !txn)
+            fm_db_bind_text(stmts[j], AUDIT_NCOLS + 4, w->checked, -1, FM_DB_STATIC);
+    }
+    return 0;
+}
 
 /* -1 with err when r->tool used up its hourly allowance by ts. */
 static int rate_limited(fm_store *st, const fm_audit_rec *r, int64_t ts, fm_err *err)
@@ -884,9 +1257,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         if (args_text) fm_sha256_hex(args_text, strlen(args_text), args_hash);
     }
     int64_t id = -1;
-    fm_db_stmt *s = NULL;
-    anchor_file *turn = NULL;
-    char prev[65], hash[65];
+    turn_file *turn = NULL;
+    char prev[65];
     if (!st->audit_keyed) {
         fm_err_set(err, FM_ERR_IO, "audit: the chain key is not loaded (fm_audit_init)");
         goto out;
@@ -974,9 +1346,28 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         goto out;
     }
 
+    link_row rows[FM_DB_COMMIT_ROWS];
+    memcpy(rows[0].cols, cols, sizeof cols);
+    rows[0].checked = NULL;
+    rows[0].slot = NULL;
+    int n = 1, linked = 0; /* rows in the batch; of them linked (a prefix) */
+    bool sent = false;     /* a batch went out and failed: its rows failed */
+    if (!txn) {
+        /* Queued only without a rate limit, counted with its own insert. */
+        int t =
+            turn_take(st, cols, fm_emergency_checked(ctx), !r->rate_limit, &turn, &rows[0], err);
+        if (t == ROW_LOGGED) {
+            if (!st->audit_head_known || rows[0].id > st->audit_head_id)
+                head_set(st, rows[0].id, rows[0].hash);
+            goto logged;
+        }
+        if (t == ROW_FAILED) goto fail;
+        (void)turn_head(st, turn);
+        /* Inside a caller's transaction the row commits with it: alone. */
+        if (turn && fm_db_get_autocommit(st->db))
+            n += slots_take(st, turn, rows + 1, FM_DB_COMMIT_ROWS - 1);
+    }
     const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;
-    turn = txn ? NULL : turn_take(st);
-    (void)turn_head(st, turn);
     /* Hand the turn on at the commit, before the flush, only while other
      * appenders wait for it: the early return costs a wakeup more. */
     const bool early = turn && st->audit_turn_busy > 0;
@@ -1004,63 +1395,75 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
             goto fail;
         }
         if (r->rate_limit > 0 && r->tool && rate_limited(st, r, ts, err)) goto fail;
-        /* The id is hashed, so it is chosen here, after the head. */
-        id = last + 1;
-        if (row_hash(cols, id, st, prev, hash)) {
-            fm_err_set(err, FM_ERR_NOMEM, "audit: out of memory hashing a row");
-            goto fail;
-        }
+        rows[0].checked = txn ? NULL : fm_emergency_checked(ctx);
+        fm_db_stmt *stmts[FM_DB_COMMIT_ROWS];
         fm_db_stmt *seen = txn ? NULL : fm_store_stmt(st, seen_sql, err);
-        if (!(s = fm_store_stmt(st, txn ? insert_lite_sql : insert_sql, err)) || (!txn && !seen))
-            goto fail;
-        bind_row(s, cols, prev, hash, id);
-        const char *checked = fm_emergency_checked(ctx);
-        if (checked && !txn) fm_db_bind_text(s, AUDIT_NCOLS + 4, checked, -1, FM_DB_STATIC);
+        if ((!txn && !seen) || link_bind(st, rows, n, last, prev, txn, stmts, err)) goto fail;
         /* Alone, the insert is flushed after a commit that others see at
          * once: the next appender waits for this commit, not its disk.
          * The read after it rides in the same round trip. */
-        int rc = txn     ? fm_db_step(s)
-                 : early ? fm_db_step_commit_visible(s, seen)
-                         : fm_db_step_commit_then(s, seen);
-        fm_db_reset(s);
-        fm_db_clear_bindings(s); /* drop the borrowed pointers */
+        int changes[FM_DB_COMMIT_ROWS] = {0};
+        int rc =
+            txn ? fm_db_step(stmts[0]) : fm_db_step_commit_rows(stmts, n, seen, early, changes);
+        if (txn) changes[0] = fm_db_changes(st->db);
+        for (int j = 0; j < n; j++) {
+            fm_db_reset(stmts[j]);
+            fm_db_clear_bindings(stmts[j]); /* drop the borrowed pointers */
+        }
         if (rc != FM_DB_DONE) {
             st->audit_head_known = false;
             fm_store_fail(st, err, "audit insert");
+            sent = true;
             goto fail;
         }
-        bool added = fm_db_changes(st->db) == 1;
-        if (!txn && head_seen(st, seen, added, id, hash, checked) && !added) {
+        /* Each insert checks the row before it: those in are a prefix. */
+        while (linked < n && changes[linked] == 1)
+            linked++;
+        const link_row *top = &rows[linked ? linked - 1 : 0];
+        if (!txn && head_seen(st, seen, linked > 0, top->id, top->hash, rows[0].checked) &&
+            !linked) {
             /* The guess was wrong: the setting as it is now. */
             fm_emergency_assume(ctx, st->audit_emergency_seen);
-            cols[MODE_COL] = mode_col(ctx, mode);
+            rows[0].cols[MODE_COL] = mode_col(ctx, mode);
         }
-        if (added) break;
+        if (linked) break;
         st->audit_lost++;
         st->audit_first_lost += attempt == 0;
     }
+    /* Queued rows after the first one not linked go back to their
+     * appenders; those linked are theirs once durable. */
+    st->audit_linked_others += linked - 1;
+    st->audit_batches += linked > 1;
+    slots_end(rows, linked, n, SLOT_TAKEN, SLOT_RETRY, NULL);
+    slots_end(rows, 1, linked, SLOT_TAKEN, early ? SLOT_VISIBLE : SLOT_DONE, NULL);
+    n = 1; /* no row taken is left to end on failure */
     turn_give(st, turn);
     turn = NULL;
-    st->audit_appends++;
     if (txn && fm_store_commit(st, err)) {
         id = -1;
         goto out;
     }
-    /* The row is in and visible; the call acts on it only once it is
-     * durable (fm_db_durable: the flush that came with it, when the
-     * commit returned early). */
+    /* The rows are in and visible; the calls act on them only once they
+     * are durable (fm_db_durable: the flush that came with them, when
+     * the commit returned early). */
     if (!txn && fm_db_durable(st->db) != FM_DB_OK) {
         fm_store_fail(st, err, "audit flush");
+        if (early) slots_end(rows, 1, linked, SLOT_VISIBLE, SLOT_FAILED, fm_db_errmsg(st->db));
         goto fail;
     }
-    anchor_advance(st, id, prev, hash);
-    if (++st->audit_since_head >= HEAD_EVERY) head_put(st, id, hash);
+    if (early) slots_end(rows, 1, linked, SLOT_VISIBLE, SLOT_DONE, NULL);
+logged:
+    id = rows[0].id;
+    st->audit_appends++;
+    anchor_advance(st, id, rows[0].prev, rows[0].hash);
+    if (++st->audit_since_head >= HEAD_EVERY) head_put(st, id, rows[0].hash);
     /* Whoever appends every FOLD_EVERY-th row folds, in its own
      * transaction: the row is already safe if this fails. */
     if (id > 0 && id % FOLD_EVERY == 0) fm_audit_fold(st, NULL);
     goto out;
 fail:
     id = -1;
+    slots_end(rows, 1, n, SLOT_TAKEN, sent ? SLOT_FAILED : SLOT_RETRY, fm_db_errmsg(st->db));
     turn_give(st, turn);
     fm_store_rollback(st);
 out:
@@ -1214,7 +1617,8 @@ static bool joining(fm_store *st, const head_row *heads, int nheads)
         if (!strcmp(heads[i].host, st->host)) return false;
     char ap[600];
     side_path(st, "audit-anchor", ap, sizeof ap);
-    if (!access(ap, F_OK) || anchor_create(ap) || !(st->anchor_map = anchor_map(ap))) {
+    if (!access(ap, F_OK) || anchor_create(ap, sizeof(anchor_file), 0) ||
+        !(st->anchor_map = anchor_map(ap, sizeof(anchor_file)))) {
         fm_log("warning", "audit anchor %s cannot be created: %s", ap, strerror(errno));
         return false;
     }

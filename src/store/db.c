@@ -95,11 +95,23 @@ int fm_db_step_commit(fm_db_stmt *s)
 }
 int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then)
 {
-    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then, 0) : s->ops->step(s);
+    return fm_db_step_commit_rows(&s, 1, then, 0, NULL);
 }
 int fm_db_step_commit_visible(fm_db_stmt *s, fm_db_stmt *then)
 {
-    return s->ops->step_commit_then ? s->ops->step_commit_then(s, then, 1) : s->ops->step(s);
+    return fm_db_step_commit_rows(&s, 1, then, 1, NULL);
+}
+int fm_db_step_commit_rows(fm_db_stmt **s, int n, fm_db_stmt *then, int early, int *changes)
+{
+    if (n < 1 || n > FM_DB_COMMIT_ROWS) return FM_DB_ERROR;
+    if (s[0]->ops->step_commit_rows) return s[0]->ops->step_commit_rows(s, n, then, early, changes);
+    /* Every commit is durable and the caller's transaction holds them. */
+    for (int i = 0; i < n; i++) {
+        int rc = s[i]->ops->step(s[i]);
+        if (rc != FM_DB_DONE && rc != FM_DB_ROW) return rc;
+        if (changes) changes[i] = fm_db_changes(s[i]->db);
+    }
+    return FM_DB_DONE;
 }
 int fm_db_durable(fm_db *db)
 {

@@ -39,7 +39,9 @@
 /* A pipeline in flight: each item's statement (NULL: plain SQL), and
  * where each result goes in order: an item's index, or -1 - i for the
  * Parse of item i's statement. */
-#define PL_MAX 8
+/* The most a pipeline sends: a commit pipeline of FM_DB_COMMIT_ROWS
+ * statements and its five others. */
+#define PL_MAX (FM_DB_COMMIT_ROWS + 5)
 typedef struct pl_state {
     struct pg_stmt *st[PL_MAX];
     int slot[2 * PL_MAX], nslots, got;
@@ -57,12 +59,12 @@ typedef struct pg_db {
      * counts connections (a reset drops them all), names draws fresh
      * names. */
     unsigned gen, names;
-    /* The commit pipeline's own statements (p_step_commit_then), kept
+    /* The commit pipeline's own statements (p_step_commit_rows), kept
      * prepared like the hot statements: parsed and planned once per
      * connection, not at every append. */
     struct pg_stmt *wrote, *flush;
     /* A pipeline sent with a sync inside it whose part after that sync
-     * (the flush of p_step_commit_then) has not been read yet: read
+     * (the flush of p_step_commit_rows) has not been read yet: read
      * before anything else uses the connection (settle): &pend, or NULL.
      * One at a time, as every statement settles first. */
     pl_state *pending, pend;
@@ -608,27 +610,34 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
     return *slot = s;
 }
 
-/* fm_db_step_commit_then: BEGIN, the statement, synchronous_commit off
- * for this transaction alone (read at COMMIT, so it may be set after the
- * statement, in the same statement as the check below), the read `then`,
- * whose rows its fm_db_step returns, COMMIT, and then a small write that
- * commits synchronously: its flush covers the row (WAL is flushed in
- * order), and concurrent writers' flushes are shared by PostgreSQL's
- * group commit.  One round trip.  early (fm_db_step_commit_visible): a
- * sync before the flush, and this returns at it, when the commit is
- * visible to every writer; the flush's result is read by fm_db_durable
- * (p_durable), or before the next statement on this connection (the
- * sync costs the server a send and the caller a wakeup more, so only
- * when another writer waits for the commit).  A crash before the flush
- * loses the row and every row after it (they come later in the WAL),
- * never one alone; and the caller acts on the row only once it is
- * durable. */
-static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then, int early)
+/* fm_db_step_commit_rows: BEGIN, the n statements, synchronous_commit
+ * off for this transaction alone (read at COMMIT, so it may be set after
+ * the statements, in the same statement as the check below), the read
+ * `then`, whose rows its fm_db_step returns, COMMIT, and then a small
+ * write that commits synchronously: its flush covers the rows (WAL is
+ * flushed in order), and concurrent writers' flushes are shared by
+ * PostgreSQL's group commit.  One round trip, one transaction: a failure
+ * of any statement commits none of them.  early
+ * (fm_db_step_commit_visible): a sync before the flush, and this returns
+ * at it, when the commit is visible to every writer; the flush's result
+ * is read by fm_db_durable (p_durable), or before the next statement on
+ * this connection (the sync costs the server a send and the caller a
+ * wakeup more, so only when another writer waits for the commit).  A
+ * crash before the flush loses the rows and every row after them (they
+ * come later in the WAL), never one alone; and the caller acts on the
+ * rows only once they are durable.  changes (NULL: not wanted): the rows
+ * each statement changed. */
+static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int early, int *changes)
 {
-    pg_stmt *s = PS(st);
-    pg_db *p = PG(st->db);
-    if (s->res || p->in_txn || p->lost_txn) return p_step(st); /* the caller commits */
-    if (!ready(p, false)) return FM_DB_ERROR;
+    pg_stmt *s = PS(ss[0]);
+    pg_db *p = PG(ss[0]->db);
+    if (n == 1 && (s->res || p->in_txn || p->lost_txn)) { /* the caller commits */
+        int rc = p_step(ss[0]);
+        if (changes) changes[0] = rc == FM_DB_DONE || rc == FM_DB_ROW ? p->changes : 0;
+        return rc;
+    }
+    if (n < 1 || n > FM_DB_COMMIT_ROWS || p->in_txn || p->lost_txn || !ready(p, false))
+        return FM_DB_ERROR;
     if (then) drop_result(PS(then));
     pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL), *flush = kept(p, &p->flush, FLUSH_SQL);
     pl_state *ps = &p->pend; /* free: ready() settled any pending flush */
@@ -639,39 +648,48 @@ static int p_step_commit_then(fm_db_stmt *st, fm_db_stmt *then, int early)
     }
     /* THEN inside the transaction, not after it: a statement after COMMIT
      * and before the sync would be a transaction of its own (a third per
-     * append).  It sees the row and every commit before it. */
-    enum { STMT = 1, THEN = 3 };
-    const pl_item with[] = {{"BEGIN", NULL},  {NULL, s},        {NULL, wrote},
-                            {NULL, PS(then)}, {"COMMIT", NULL}, {NULL, flush}};
-    const pl_item without[] = {
-        {"BEGIN", NULL}, {NULL, s}, {NULL, wrote}, {"COMMIT", NULL}, {NULL, flush}};
-    const int n1 = then ? 5 : 4, n = n1 + 1; /* n1: up to COMMIT */
-    PGresult *res[6] = {0};
-    bool sent = pl_send(p, ps, then ? with : without, n, early ? n1 : 0);
+     * append).  It sees the rows and every commit before them. */
+    pl_item items[PL_MAX] = {{"BEGIN", NULL}};
+    int k = 1;
+    for (int i = 0; i < n; i++)
+        items[k++] = (pl_item){NULL, PS(ss[i])};
+    items[k++] = (pl_item){NULL, wrote};
+    const int at_then = then ? k : -1;
+    if (then) items[k++] = (pl_item){NULL, PS(then)};
+    items[k++] = (pl_item){"COMMIT", NULL};
+    const int n1 = k; /* up to COMMIT */
+    items[k++] = (pl_item){NULL, flush};
+    PGresult *res[PL_MAX] = {0};
+    bool sent = pl_send(p, ps, items, k, early ? n1 : 0);
     if (sent) pl_collect(p, ps, res);
     if (sent && early)
         p->pending = ps; /* the flush, after the sync */
     else if (sent)
         PQexitPipelineMode(p->conn);
-    const int checked = early ? n1 : n;
-    int bad = first_failed(res, checked);
+    int bad = first_failed(res, early ? n1 : k);
     if (bad < 0) {
-        const char *ct = PQcmdTuples(res[STMT]);
-        if (ct && *ct) p->changes = atoi(ct);
-        if (then) {
-            PS(then)->res = res[THEN];
-            PS(then)->row = -1; /* its first fm_db_step returns the first row */
-            res[THEN] = NULL;
+        for (int i = 0; i < n; i++) {
+            const char *ct = PQcmdTuples(res[1 + i]);
+            int c = ct && *ct ? atoi(ct) : 0;
+            if (i == 0) p->changes = c;
+            if (changes) changes[i] = c;
+            PS(ss[i])->res = res[1 + i];
+            PS(ss[i])->row = 0;
+            res[1 + i] = NULL;
         }
-        s->res = keep_one(res, n, STMT);
-        s->row = 0;
+        if (then) {
+            PS(then)->res = res[at_then];
+            PS(then)->row = -1; /* its first fm_db_step returns the first row */
+            res[at_then] = NULL;
+        }
+        keep_one(res, k, -1);
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
     /* The flush after the sync fails too when the transaction is left
      * aborted: read it first, so the error said is the statement's. */
     (void)settle(p);
     fail_res(p, res[bad]);
-    keep_one(res, n, -1);
+    keep_one(res, k, -1);
     /* A failure left the transaction open (aborted): end it. */
     if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
         PQclear(PQexec(p->conn, "ROLLBACK"));
@@ -952,7 +970,7 @@ const fm_db_ops fm_db_pg_ops = {
     .close = p_close,
     .prepare = p_prepare,
     .step = p_step,
-    .step_commit_then = p_step_commit_then,
+    .step_commit_rows = p_step_commit_rows,
     .durable = p_durable,
     .persist = p_persist,
     .reset = p_reset,

@@ -22,6 +22,14 @@ struct fm_db_run_cache {
         bool busy;  /* a run is stepping it (a row callback may nest runs) */
         bool loose; /* handed out by fm_db_kept: may be mid-rows, bound */
     } e[RUN_CACHE];
+    /* fm_db_kept's statements past a full cache whose idle entries are
+     * all held by callers: never replaced, as a caller may still hold
+     * one; finalized with the cache. */
+    struct kept_extra {
+        const char *sql;
+        fm_db_stmt *s;
+        struct kept_extra *next;
+    } * extra;
     /* fm_db_mark's keys: things done once per connection. */
     const void *marks[RUN_MARKS];
     int n_marks;
@@ -32,6 +40,11 @@ void fm_db_run_forget(fm_db *db)
     if (!db || !db->cache) return;
     for (int i = 0; i < RUN_CACHE; i++)
         fm_db_finalize(db->cache->e[i].s);
+    for (struct kept_extra *x = db->cache->extra, *next; x; x = next) {
+        next = x->next;
+        fm_db_finalize(x->s);
+        free(x);
+    }
     free(db->cache);
     db->cache = NULL;
 }
@@ -44,7 +57,8 @@ static struct fm_db_run_cache *cache_of(fm_db *db)
 }
 
 /* The one lookup of both hand-outs: the entry kept for sql, or -1; then
- * *free_slot is the first empty entry and *spare an idle one (-1: none). */
+ * *free_slot is the first empty entry and *spare an idle one no caller
+ * of fm_db_kept holds (-1: none). */
 static int lookup(const struct fm_db_run_cache *c, const char *sql, int *free_slot, int *spare)
 {
     *free_slot = *spare = -1;
@@ -52,7 +66,7 @@ static int lookup(const struct fm_db_run_cache *c, const char *sql, int *free_sl
         if (c->e[i].sql == sql) return i;
         if (!c->e[i].sql && *free_slot < 0)
             *free_slot = i;
-        else if (c->e[i].sql && !c->e[i].busy)
+        else if (c->e[i].sql && !c->e[i].busy && !c->e[i].loose)
             *spare = i;
     }
     return -1;
@@ -109,6 +123,27 @@ static fm_db_stmt *get(fm_db *db, const char *sql, fm_db_stmt **own, int *slot)
     return *own;
 }
 
+/* fm_db_kept past a cache full of held statements: sql's statement in
+ * the extra list, reset and unbound, made there at first use. */
+static fm_db_stmt *kept_extra(fm_db *db, struct fm_db_run_cache *c, const char *sql)
+{
+    for (struct kept_extra *x = c->extra; x; x = x->next) {
+        if (x->sql != sql) continue;
+        fm_db_reset(x->s);
+        fm_db_clear_bindings(x->s);
+        return x->s;
+    }
+    struct kept_extra *x = calloc(1, sizeof *x);
+    if (!x || fm_db_prepare_v3(db, sql, -1, FM_DB_PREPARE_PERSISTENT, &x->s, NULL) != FM_DB_OK) {
+        free(x);
+        return NULL;
+    }
+    x->sql = sql;
+    x->next = c->extra;
+    c->extra = x;
+    return x->s;
+}
+
 fm_db_stmt *fm_db_kept(fm_db *db, const char *sql)
 {
     struct fm_db_run_cache *c = db ? cache_of(db) : NULL;
@@ -116,13 +151,10 @@ fm_db_stmt *fm_db_kept(fm_db *db, const char *sql)
     int free_slot, spare, hit = lookup(c, sql, &free_slot, &spare);
     /* Stepped by a run right now: resetting it would cut that run. */
     if (hit >= 0) return c->e[hit].busy ? NULL : take(c, hit, true);
-    if (free_slot < 0) {
-        /* Full (a bug: more hot statements than slots): stay correct by
-         * replacing an idle one, as fm_store_stmt's own cache did. */
-        if (spare < 0) return NULL;
-        free_slot = spare;
-    }
-    return keep(db, free_slot, sql, true);
+    if (free_slot < 0 && spare < 0) return kept_extra(db, c, sql);
+    /* Full (more hot statements than slots): an idle entry of the runs'
+     * is replaced, never one a caller holds. */
+    return keep(db, free_slot >= 0 ? free_slot : spare, sql, true);
 }
 
 /* One parameter, i (1-based), of type type (see fm_db.h); p and len for

@@ -459,9 +459,11 @@ void fm_store_close(fm_store *st)
     if (stats && *stats && st->audit_appends > 0)
         fm_log("debug",
                "audit: %lld appends, %lld inserts lost to another writer's row"
-               " (%.3f extra round trips per append; %lld appends lost their first guess)",
+               " (%.3f extra round trips per append; %lld appends lost their first guess);"
+               " %lld rows linked for other appenders in %lld batches",
                st->audit_appends, st->audit_lost,
-               (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost);
+               (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost,
+               st->audit_linked_others, st->audit_batches);
     memo_clear(st);
     free(st->batch.memo);
     st->batch.memo = NULL;

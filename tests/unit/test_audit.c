@@ -660,11 +660,11 @@ typedef struct turn_file {
 static pid_t turn_holder(fm_ctx *ctx, int64_t id, const char *head, int *go)
 {
     char tp[600];
-    snprintf(tp, sizeof tp, "%s.audit-turn", ctx->store.side);
+    snprintf(tp, sizeof tp, "%s.audit-turns", ctx->store.side);
     struct stat sb;
     ck_assert_int_eq(stat(tp, &sb), 0);
-    ck_assert_int_eq(sb.st_size, sizeof(turn_file));
-    turn_file *f = ctx->store.audit_turn; /* MAP_SHARED: the child's too */
+    ck_assert_int_ge(sb.st_size, sizeof(turn_file)); /* the rest: turns_file */
+    turn_file *f = ctx->store.audit_turn;            /* MAP_SHARED: the child's too */
     ck_assert_ptr_nonnull(f);
     int up[2], down[2];
     ck_assert_int_eq(pipe(up), 0);
@@ -795,6 +795,189 @@ START_TEST(turn_holder_stopped)
     ck_assert(verify_says(&a, NULL));
     fm_ctx_close(&a);
     fm_test_unlink_db(path);
+}
+END_TEST
+
+/* The turn file whole (audit.c's turn_file: the turn, the queue's mutex
+ * and 15 slots of queued rows), mirrored as above; turn_holder checks
+ * the file's size against it. */
+typedef struct turn_slot {
+    uint32_t state; /* 1 queued, 2 taken by a holder */
+    int32_t owner, holder;
+    uint32_t len;
+    int64_t id;
+    char prev[65], hash[65], err[256];
+    unsigned char data[16384];
+} turn_slot;
+typedef struct turns_file {
+    turn_file t;
+    pthread_mutex_t qmu;
+    turn_slot slot[15];
+} turns_file;
+enum { SLOT_QUEUED = 1, SLOT_TAKEN = 2 };
+
+/* A forked appender with a store of its own on path (another server
+ * process of this host): once it reads a byte from *go it appends one
+ * row of tool, writes the id it got (-1: an error) and the rows it
+ * linked for other appenders to *out, and ends. */
+static pid_t child_appender(const char *path, const char *tool, int *go, int *out)
+{
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        fm_ctx c;
+        memset(&c, 0, sizeof c);
+        fm_err err = {0};
+        if (fm_ctx_open(&c, NULL, fm_test_target(path), &err)) _exit(9);
+        char ready = 1, cue;
+        if (write(up[1], &ready, 1) != 1 || read(down[0], &cue, 1) != 1) _exit(9);
+        fm_audit_rec r = {.phase = "call", .tool = tool, .decision = "allow"};
+        int64_t got[2] = {fm_audit_append(&c, &r, &err), c.store.audit_linked_others};
+        if (write(up[1], got, sizeof got) != (ssize_t)sizeof got) _exit(9);
+        fm_ctx_close(&c);
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    char c;
+    ck_assert_int_eq(read(up[0], &c, 1), 1); /* its store is open */
+    *go = down[1];
+    *out = up[0];
+    return pid;
+}
+
+/* What a child_appender got: its row's id and the rows it linked for
+ * others; it ended well. */
+static int64_t child_result(pid_t pid, int out, int64_t *linked)
+{
+    int64_t got[2] = {0, 0};
+    ck_assert_int_eq(read(out, got, sizeof got), (ssize_t)sizeof got);
+    close(out);
+    int ws;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    *linked += got[1];
+    return got[0];
+}
+
+/* The chain goes on after what a test did to it: the next append gets
+ * id and the chain verifies; then ctx is closed and the store removed. */
+static void goes_on_and_ends(fm_ctx *ctx, const char *path, int64_t id)
+{
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    ck_assert_int_eq(fm_audit_append(ctx, &r, NULL), id);
+    ck_assert(verify_says(ctx, NULL));
+    fm_ctx_close(ctx);
+    fm_test_unlink_db(path);
+}
+
+/* Waits (2 s at most) until n slots of the turn file are in state. */
+static void slots_reach(const turns_file *f, uint32_t state, int n)
+{
+    int have = 0;
+    for (int i = 0; i < 2000 && have < n; i++) {
+        have = 0;
+        for (int k = 0; k < 15; k++)
+            have += __atomic_load_n(&f->slot[k].state, __ATOMIC_ACQUIRE) == state;
+        if (have < n) usleep(1000);
+    }
+    ck_assert_int_eq(have, n);
+}
+
+/* Three appenders find the turn taken and queue their rows: the one that
+ * gets the turn next links all three in one transaction (the other two
+ * linked for them), each gets its own row, and the chain verifies.  A
+ * batch whose commit fails (a trigger refuses one of its rows) fails
+ * every row in it: no appender is answered as logged, none of them is
+ * in, and the next append continues the chain. */
+START_TEST(queued_rows_go_in_together)
+{
+    char path[] = "/tmp/fm-audit-batch-XXXXXX";
+    fm_ctx a;
+    filled_store(&a, path, 2);
+    turns_file *f = a.store.audit_turn;
+    ck_assert_ptr_nonnull(f);
+    struct stat sb;
+    char tp[600];
+    snprintf(tp, sizeof tp, "%s.audit-turns", a.store.side);
+    ck_assert_int_eq(stat(tp, &sb), 0);
+    ck_assert_int_eq(sb.st_size, sizeof(turns_file));
+    for (int round = 0; round < 2; round++) {
+        const char *tools[3] = {"fleet_status", round ? "refused_here" : "fleet_status",
+                                "fleet_status"};
+        int go[3], out[3];
+        pid_t pid[3];
+        for (int i = 0; i < 3; i++)
+            pid[i] = child_appender(path, tools[i], &go[i], &out[i]);
+        ck_assert_int_eq(pthread_mutex_lock(&f->t.mu), 0); /* this test holds the turn */
+        for (int i = 0; i < 3; i++) {
+            ck_assert_int_eq(write(go[i], "g", 1), 1);
+            close(go[i]);
+        }
+        slots_reach(f, SLOT_QUEUED, 3);
+        ck_assert_int_eq(pthread_mutex_unlock(&f->t.mu), 0);
+        int64_t linked = 0, ids[3];
+        for (int i = 0; i < 3; i++)
+            ids[i] = child_result(pid[i], out[i], &linked);
+        if (round == 0) {
+            ck_assert_int_eq(linked, 2);
+            ck_assert_int_eq(ids[0] + ids[1] + ids[2], 3 + 4 + 5);
+            ck_assert(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+            ck_assert(verify_says(&a, NULL));
+            db_exec(&a, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                        " $$BEGIN IF NEW.tool='refused_here' THEN RAISE 'refused'; END IF;"
+                        " RETURN NEW; END$$");
+            db_exec(&a, "CREATE TRIGGER refuse BEFORE INSERT ON audit FOR EACH ROW"
+                        " EXECUTE FUNCTION refuse()");
+        } else {
+            ck_assert_int_eq(linked, 0);
+            for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(ids[i], -1);
+        }
+    }
+    goes_on_and_ends(&a, path, 6);
+}
+END_TEST
+
+/* A batch holder killed (SIGKILL) with a row taken: the row's appender
+ * does not hang; it gets the turn (EOWNERDEAD), is told its row's fate
+ * is unknown (an error, not an id), and the chain goes on and verifies.
+ * A row still queued when the holder dies is linked by its own appender
+ * once the turn is recovered. */
+START_TEST(batch_holder_killed)
+{
+    char path[] = "/tmp/fm-audit-batchkill-XXXXXX";
+    fm_ctx a;
+    filled_store(&a, path, 2);
+    turns_file *f = a.store.audit_turn;
+    for (int round = 0; round < 2; round++) {
+        int go, out, hold;
+        pid_t w = child_appender(path, "fleet_status", &go, &out);
+        pid_t k = turn_holder(&a, 0, NULL, &hold);
+        int64_t t0 = fm_now_ms();
+        ck_assert_int_eq(write(go, "g", 1), 1);
+        close(go);
+        slots_reach(f, SLOT_QUEUED, 1);
+        for (int i = 0; round == 0 && i < 15; i++) {
+            if (f->slot[i].state != SLOT_QUEUED) continue;
+            f->slot[i].holder = k; /* as if the holder had taken it */
+            __atomic_store_n(&f->slot[i].state, SLOT_TAKEN, __ATOMIC_RELEASE);
+        }
+        turn_holder_kill(k, hold);
+        int64_t linked = 0;
+        int64_t id = child_result(w, out, &linked);
+        ck_assert_int_lt(fm_now_ms() - t0, 5000);
+        ck_assert_int_eq(id, round == 0 ? -1 : 3);
+    }
+    for (int i = 0; i < 15; i++)
+        ck_assert_int_eq(f->slot[i].state, 0); /* none left behind */
+    goes_on_and_ends(&a, path, 4);
 }
 END_TEST
 
@@ -1422,6 +1605,8 @@ static Suite *audit_suite(void)
     if (getenv("FM_TEST_PG")) {
         tcase_add_test(tc, turn_holder_killed);
         tcase_add_test(tc, turn_holder_stopped);
+        tcase_add_test(tc, queued_rows_go_in_together);
+        tcase_add_test(tc, batch_holder_killed);
     }
     tcase_add_test(tc, folds_from_two_writers);
     tcase_add_test(tc, joining_host_starts_its_anchor);

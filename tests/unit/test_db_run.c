@@ -4,6 +4,7 @@
  * too), and an error reported, not swallowed.  On SQLite (stage unit) and
  * PostgreSQL (stage store-pg, FM_TEST_PG). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fleetmcp/fm_db.h"
@@ -206,6 +207,98 @@ START_TEST(past_a_full_cache)
 }
 END_TEST
 
+/* A statement held from fm_db_kept (bound, mid-rows) is never replaced
+ * by later fm_db_kept calls past a full cache (the entries idle then are
+ * all held): it goes on with its rows, and each later one stays the
+ * statement its caller got. */
+START_TEST(held_kept_survives_a_full_cache)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    for (int i = 1; i <= 3; i++)
+        ck_assert_int_eq(fm_db_run(db, ins, NULL, NULL, "tidt", (char[]){(char)('a' + i - 1), 0},
+                                   (int64_t)i, 0.0, NULL),
+                         FM_DB_DONE);
+    fm_db_stmt *held = fm_db_kept(db, by_n);
+    ck_assert_ptr_nonnull(held);
+    ck_assert_int_eq(fm_db_bind_int64(held, 1, 1), FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(held), FM_DB_ROW);
+    ck_assert_str_eq((const char *)fm_db_column_text(held, 0), "a");
+    static char sql[MANY][32];
+    static fm_db_stmt *got[MANY];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(sql[i], sizeof sql[i], "SELECT %d + ?", i);
+        got[i] = fm_db_kept(db, sql[i]);
+        ck_assert_ptr_nonnull(got[i]);
+        ck_assert_ptr_ne(got[i], held);
+        ck_assert_int_eq(fm_db_bind_int64(got[i], 1, 1), FM_DB_OK);
+        ck_assert_int_eq(fm_db_step(got[i]), FM_DB_ROW);
+        ck_assert_int_eq(fm_db_column_int64(got[i], 0), i + 1);
+    }
+    ck_assert_int_eq(fm_db_step(held), FM_DB_ROW);
+    ck_assert_str_eq((const char *)fm_db_column_text(held, 0), "b");
+    ck_assert_int_eq(fm_db_step(held), FM_DB_ROW);
+    ck_assert_str_eq((const char *)fm_db_column_text(held, 0), "c");
+    ck_assert_int_eq(fm_db_step(held), FM_DB_DONE);
+    for (int i = 0; i < MANY; i++)
+        ck_assert_ptr_eq(fm_db_kept(db, sql[i]), got[i]);
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
+/* fm_db_step_commit_rows: three inserts commit together and say what
+ * each changed; a batch where one fails commits none of them.  On
+ * PostgreSQL one transaction of its own; on SQLite in the caller's. */
+START_TEST(commit_rows_all_or_none)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    const bool lite = !getenv("FM_TEST_PG");
+    /* The flush's own table (the store's core schema makes it). */
+    if (!lite)
+        ck_assert_int_eq(fm_db_exec(db,
+                                    "CREATE TABLE store_flush(backend INTEGER PRIMARY KEY,"
+                                    " n INTEGER NOT NULL)",
+                                    NULL, NULL, NULL),
+                         FM_DB_OK);
+    static char sql[3][80]; /* one statement each: the cache keys by address */
+    fm_db_stmt *s[3];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3; i++) {
+            snprintf(sql[i], sizeof sql[i], "%s", ins);
+            s[i] = fm_db_kept(db, sql[i]);
+            ck_assert_ptr_nonnull(s[i]);
+            char k[8];
+            /* Round 1: the third row takes the first's key, refused. */
+            snprintf(k, sizeof k, "%c", round && i == 2 ? 'd' : 'd' + 3 * round + i);
+            ck_assert_int_eq(fm_db_bind_text(s[i], 1, k, -1, FM_DB_TRANSIENT), FM_DB_OK);
+            ck_assert_int_eq(fm_db_bind_int64(s[i], 2, i), FM_DB_OK);
+        }
+        if (lite) ck_assert_int_eq(fm_db_exec(db, "BEGIN", NULL, NULL, NULL), FM_DB_OK);
+        int changes[3] = {-1, -1, -1};
+        int rc = fm_db_step_commit_rows(s, 3, NULL, 0, changes);
+        if (lite)
+            ck_assert_int_eq(
+                fm_db_exec(db, rc == FM_DB_DONE ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL),
+                FM_DB_OK);
+        for (int i = 0; i < 3; i++)
+            fm_db_reset(s[i]);
+        if (round == 0) {
+            ck_assert_msg(rc == FM_DB_DONE, "%s", fm_db_errmsg(db));
+            ck_assert(changes[0] == 1 && changes[1] == 1 && changes[2] == 1);
+        } else {
+            ck_assert_int_ne(rc, FM_DB_DONE);
+        }
+        int64_t n = -1;
+        ck_assert_int_eq(fm_db_run(db, count_sql, fm_db_row_int64, &n, "i", (int64_t)0), FM_DB_ROW);
+        ck_assert_int_eq(n, 3);
+    }
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* A kept statement whose Parse fails reports why: alone, under fm_db_run,
  * inside a transaction (between a savepoint and its release), and as the
  * statement of a commit pipeline; and it does so again on a second try. */
@@ -305,6 +398,8 @@ static Suite *db_run_suite(void)
     tcase_add_test(tc, kept_shares_the_run_cache);
     tcase_add_test(tc, kept_parse_failure_says_why);
     tcase_add_test(tc, past_a_full_cache);
+    tcase_add_test(tc, held_kept_survives_a_full_cache);
+    tcase_add_test(tc, commit_rows_all_or_none);
     tcase_add_test(tc, run_counted_array_and_marks);
     suite_add_tcase(s, tc);
     return s;
