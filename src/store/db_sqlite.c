@@ -35,9 +35,9 @@ static atomic_bool ckpt_owned;
 typedef struct lite_db {
     fm_db base;
     sqlite3 *db;
-    int wal_frames; /* frames in the WAL after the last commit */
+    int wal_frames;    /* frames in the WAL after the last commit */
     long inline_ckpts; /* checkpoints run from the wal hook */
-    long waited_us; /* for the write lock, in this wait (busy_wait) */
+    long waited_us;    /* for the write lock, in this wait (busy_wait) */
 } lite_db;
 
 typedef struct lite_stmt {
