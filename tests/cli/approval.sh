@@ -46,6 +46,9 @@ grep -q "no key in approvals.keys" "$tmp/err" && ok || bad "unknown key message:
 grep -q "does not verify" "$tmp/err" && ok || bad "forged message: $(cat "$tmp/err")"
 # 5. Longer than max_ttl_s.
 [ "$(run $cli approve "$plan" --key "$tmp/alice.key" --approver alice --ttl 5h --yes)" = 5 ] && ok || bad "too-long ttl refused"
+# 5b. A ttl whose seconds would overflow is a usage error, not a signature.
+[ "$(run $cli approve "$plan" --key "$tmp/alice.key" --approver alice --ttl 5124095576030432h --yes)" = 1 ] && ok || bad "a ttl whose seconds wrap (to 3584 s) refused as usage"
+[ "$(run $cli approve "$plan" --key "$tmp/alice.key" --approver alice --ttl h --yes)" = 1 ] && ok || bad "ttl without a number refused as usage"
 # 6. A good approval.
 [ "$(run $cli --format json approve "$plan" --key "$tmp/alice.key" --approver alice --ttl 10m --yes)" = 0 ] && ok || bad "approve: $(cat "$tmp/err")"
 ap=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["structuredContent"]["approval_id"])' "$tmp/out" 2>/dev/null)

@@ -1,5 +1,6 @@
 /* mcp-cli keygen and approve: the human side of approvals.  The private
  * key never leaves this process; the server sees only the signature. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,11 +46,15 @@ int cli_cmd_keygen(cli_client *c, const cli_opts *o)
 }
 
 /* "30m", "2h", "900s" or plain seconds. */
+/* Seconds from "90", "90s", "15m" or "2h"; -1 for anything else. A count
+ * past 1e7 (116 days, far past any server's approvals.max_ttl_s) is
+ * refused here, before n * 3600 could overflow. */
 static long long parse_ttl(const char *s)
 {
     char *end;
+    errno = 0;
     long long n = strtoll(s, &end, 10);
-    if (n <= 0) return -1;
+    if (end == s || errno || n <= 0 || n > 10000000) return -1;
     if (!*end || !strcmp(end, "s")) return n;
     if (!strcmp(end, "m")) return n * 60;
     if (!strcmp(end, "h")) return n * 3600;
