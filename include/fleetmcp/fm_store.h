@@ -52,6 +52,9 @@ typedef struct fm_store {
     bool audit_turn_off;
     int64_t audit_turn_skip_until; /* ms: a turn timed out, appends go without */
     int audit_turn_busy;           /* appends left that hand the turn on early */
+    /* fm_store_now_ms: the database server's clock minus this host's, and
+     * when (fm_mono_us) it was last read; 0: not read yet. */
+    int64_t clock_offset_ms, clock_read_us;
     /* The emergency setting as that read saw it ("" for none), the guess
      * for the next call (fm_emergency_assume); NULL: unknown. */
     char *audit_emergency_seen;
@@ -211,6 +214,13 @@ int fm_store_fail(fm_store *st, fm_err *err, const char *what);
 int fm_store_row_count_by(fm_db_stmt *row, void *arg);
 
 int64_t fm_now_ms(void);
+/* The store's clock in ms since the epoch, for what processes on several
+ * hosts compare (workflow leases and due times, the emergency deadline):
+ * on PostgreSQL the server's clock, read as an offset from this host's
+ * and read again after a minute (a host whose clock runs ahead must not
+ * take over a live workflow); on SQLite, one host's, fm_now_ms. If the
+ * server cannot be read, the last offset stays (0 at first). */
+int64_t fm_store_now_ms(fm_store *st);
 /* CLOCK_MONOTONIC in microseconds: durations (a call's, a batch's age). */
 int64_t fm_mono_us(void);
 

@@ -68,7 +68,7 @@ json_t *fm_emergency_active(fm_ctx *ctx)
         e = read_setting(ctx);
     }
     /* The deadline is checked at every use: it may pass mid-call. */
-    if (!e || json_integer_value(json_object_get(e, "until_ms")) <= fm_now_ms()) {
+    if (!e || json_integer_value(json_object_get(e, "until_ms")) <= fm_store_now_ms(&ctx->store)) {
         json_decref(e);
         return NULL;
     }
@@ -151,7 +151,8 @@ json_t *fm_tool_emergency_start(fm_call *call, fm_err *err)
     }
     char by[208], until[32];
     who(ctx, by, sizeof by);
-    int64_t until_ms = fm_now_ms() + dur * 1000;
+    /* The store's clock: every host compares the deadline with it. */
+    int64_t until_ms = fm_store_now_ms(&ctx->store) + dur * 1000;
     fm_iso_time(until_ms, until);
     json_t *e = json_pack("{s:O, s:I, s:s, s:s, s:s, s:s}", "limits",
                           json_object_get(call->args, "limits"), "until_ms", (json_int_t)until_ms,

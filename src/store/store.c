@@ -34,6 +34,24 @@ int64_t fm_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t fm_store_now_ms(fm_store *st)
+{
+    int64_t now = fm_now_ms();
+    if (!st || !st->db || strcmp(st->db->ops->name, "postgresql")) return now;
+    int64_t mono = fm_mono_us();
+    if (st->clock_read_us && mono - st->clock_read_us < 60 * 1000000LL)
+        return now + st->clock_offset_ms;
+    /* Read once a minute, failed or not: an unreachable server is not
+     * asked on every call. The midpoint of the round trip is when the
+     * server read its clock. */
+    st->clock_read_us = mono;
+    int64_t srv = 0;
+    if (fm_db_run(st->db, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                  fm_db_row_int64, &srv, NULL) == FM_DB_ROW)
+        st->clock_offset_ms = srv - (now + fm_now_ms()) / 2;
+    return fm_now_ms() + st->clock_offset_ms;
+}
+
 void fm_host_id(char *out, size_t len)
 {
     const char *id = getenv("FLEETMCP_HOST_ID");

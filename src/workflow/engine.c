@@ -600,7 +600,8 @@ int fm_act_monitor(step_ctx *sc, fm_err *err)
 {
     fm_ctx *ctx = sc->call->ctx;
     json_t *mon = json_object_get(sc->w->vars, "monitor");
-    int64_t now = fm_now_ms();
+    /* The store's clock: the park's due time is compared by other hosts. */
+    int64_t now = wf_clock_ms(ctx);
     if (!json_is_object(mon) ||
         json_integer_value(json_object_get(mon, "index")) != sc->w->step_index) {
         long long window_s =
@@ -1326,6 +1327,7 @@ typedef struct {
     json_t *live, *orphans;
     const char *here;
     long long active;
+    int64_t now; /* the store's clock (wf_clock_ms) */
 } summary_acc;
 
 static void summary_row(const char *id, const char *node, int64_t pid, int64_t lease,
@@ -1336,7 +1338,7 @@ static void summary_row(const char *id, const char *node, int64_t pid, int64_t l
     /* A parked monitor has no owner by design: it holds its node
      * and waits for its next sample, it is not orphaned. */
     bool parked = !strcmp(status, "monitoring");
-    bool alive = parked || (lease >= fm_now_ms() && (!local || wf_pid_alive(pid)));
+    bool alive = parked || (lease >= a->now && (!local || wf_pid_alive(pid)));
     if (alive) {
         a->active++;
         json_object_set_new(a->live, id, json_true());
@@ -1357,7 +1359,7 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
         return out;
     }
     json_t *live = json_object(), *orphans = json_array();
-    summary_acc acc = {live, orphans, wf_host(), 0};
+    summary_acc acc = {live, orphans, wf_host(), 0, wf_clock_ms(ctx)};
     wf_each_unfinished(ctx, summary_row, &acc);
     long long active = acc.active;
     json_t *by = wf_status_counts(ctx);

@@ -67,11 +67,16 @@ bool wf_pid_alive(long long pid)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-bool wf_owner_dead(long long pid, int64_t lease_until_ms)
+int64_t wf_clock_ms(fm_ctx *ctx)
+{
+    return fm_store_now_ms(&ctx->store);
+}
+
+bool wf_owner_dead(fm_ctx *ctx, long long pid, int64_t lease_until_ms)
 {
     /* The owner renews the lease for every step's whole timeout; on this
      * host a kill -9 is seen at once instead of after the lease. */
-    return lease_until_ms < fm_now_ms() || (pid > 0 && !wf_pid_alive(pid));
+    return lease_until_ms < wf_clock_ms(ctx) || (pid > 0 && !wf_pid_alive(pid));
 }
 
 /* An optional text column: NULL for none or empty. */
@@ -92,7 +97,7 @@ int wf_insert(fm_ctx *ctx, wf_row *w, fm_err *err)
     fm_random_hex(hex, 8);
     snprintf(w->id, sizeof w->id, "wf-%s", hex);
     w->owner_pid = getpid();
-    w->lease_until_ms = fm_now_ms() + WF_LEASE_MS;
+    w->lease_until_ms = wf_clock_ms(ctx) + WF_LEASE_MS;
     snprintf(w->status, sizeof w->status, "running");
     char *content = fm_json_canonical(w->content), *vars = fm_json_canonical(w->vars);
     int64_t now = fm_now_ms();
@@ -119,15 +124,15 @@ int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
 {
     char *vars = fm_json_canonical(w->vars);
     int rc = -1;
-    int64_t now = fm_now_ms();
+    int64_t now = fm_now_ms(), lease = wf_clock_ms(ctx) + WF_LEASE_MS;
     if (fm_db_run(ctx->store.db,
                   "UPDATE workflows SET status=?, step_index=?, failing=?, vars=?,"
                   " current_step=?, lease_until_ms=?, updated_ms=?, owner_pid=?,"
                   " owner_host=? WHERE id=? AND owner_pid=?8 AND"
                   " (owner_host=?9 OR owner_host IS NULL)",
                   NULL, NULL, "tnnttiiitt", w->status, w->step_index, (int)w->failing,
-                  vars ? vars : "{}", opt(current_step_id(w)), now + WF_LEASE_MS, now,
-                  (int64_t)w->owner_pid, wf_host(), w->id) != FM_DB_DONE)
+                  vars ? vars : "{}", opt(current_step_id(w)), lease, now, (int64_t)w->owner_pid,
+                  wf_host(), w->id) != FM_DB_DONE)
         fm_store_fail(&ctx->store, err, "workflow update");
     else if (fm_db_changes(ctx->store.db) != 1) {
         /* Compare-and-set on the owner: a process whose lease ran out
@@ -176,8 +181,8 @@ void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
     static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
                               " AND owner_pid=? AND (owner_host=? OR owner_host IS NULL)";
     int64_t now = fm_now_ms();
-    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", now + ms, now, w->id, (int64_t)w->owner_pid,
-              wf_host());
+    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", wf_clock_ms(ctx) + ms, now, w->id,
+              (int64_t)w->owner_pid, wf_host());
 }
 
 static void col_copy(fm_db_stmt *s, int i, char *dst, size_t len)
@@ -238,19 +243,19 @@ int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
 
 bool wf_claim(fm_ctx *ctx, wf_row *w)
 {
-    int64_t now = fm_now_ms();
-    if (!wf_owner_dead(w->owner_pid, w->lease_until_ms)) return false;
+    int64_t now = fm_now_ms(), lease = wf_clock_ms(ctx) + WF_LEASE_MS;
+    if (!wf_owner_dead(ctx, w->owner_pid, w->lease_until_ms)) return false;
     long long old_pid = w->owner_pid < 0 ? -w->owner_pid : w->owner_pid;
     bool ok = fm_db_run(ctx->store.db,
                         "UPDATE workflows SET owner_pid=?, owner_host=?, lease_until_ms=?,"
                         " updated_ms=? WHERE id=? AND owner_pid=? AND lease_until_ms=? AND"
                         " status IN ('running','waiting','monitoring')",
-                        NULL, NULL, "itiitii", (int64_t)getpid(), wf_host(), now + WF_LEASE_MS, now,
-                        w->id, (int64_t)old_pid, w->lease_until_ms) == FM_DB_DONE &&
+                        NULL, NULL, "itiitii", (int64_t)getpid(), wf_host(), lease, now, w->id,
+                        (int64_t)old_pid, w->lease_until_ms) == FM_DB_DONE &&
               fm_db_changes(ctx->store.db) == 1;
     if (ok) {
         w->owner_pid = getpid();
-        w->lease_until_ms = now + WF_LEASE_MS;
+        w->lease_until_ms = lease;
     }
     return ok;
 }
@@ -446,6 +451,7 @@ int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_W
 /* fm_workflow_dead_tool_run's rows: the first of this tool's one-step
  * workflows with these arguments whose owner is dead, into id_out. */
 typedef struct {
+    fm_ctx *ctx;
     const char *tool;
     const json_t *want;
     char *id_out;
@@ -466,7 +472,7 @@ static int dead_run_row(fm_db_stmt *s, void *arg)
     long long pid = fm_db_column_int64(s, 2);
     const unsigned char *h = fm_db_column_text(s, 4);
     if (h && strcmp((const char *)h, wf_host())) pid = -pid; /* only the lease says */
-    if (mine && wf_owner_dead(pid, fm_db_column_int64(s, 3))) {
+    if (mine && wf_owner_dead(d->ctx, pid, fm_db_column_int64(s, 3))) {
         col_copy(s, 0, d->id_out, FM_WORKFLOW_ID_LEN);
         return 1;
     }
@@ -482,7 +488,7 @@ int fm_workflow_dead_tool_run(fm_ctx *ctx, const char *tool, const json_t *args,
      * (fm_plan_content): compare like with like. */
     json_t *want = json_deep_copy(args);
     json_object_del(want, "approval_id");
-    dead_run_acc d = {tool, want, id_out};
+    dead_run_acc d = {ctx, tool, want, id_out};
     fm_db_run(ctx->store.db,
               "SELECT id, content, owner_pid, lease_until_ms, owner_host FROM"
               " workflows WHERE node=? AND status IN ('running','waiting')"
@@ -506,7 +512,7 @@ static int wf_get_row(fm_db_stmt *s, void *arg)
     int64_t lease = fm_db_column_int64(s, 9);
     const unsigned char *h = fm_db_column_text(s, 16);
     bool here = h && !strcmp((const char *)h, wf_host());
-    bool alive = lease >= fm_now_ms() && (!here || wf_pid_alive(pid));
+    bool alive = lease >= wf_clock_ms(g->ctx) && (!here || wf_pid_alive(pid));
     json_t *errors = json_array();
     json_t *out = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:i, s:b, s:{s:I, s:b, s:o},"
@@ -578,7 +584,7 @@ json_t *wf_ids_due(fm_ctx *ctx, int limit)
     fm_db_run(ctx->store.db,
               "SELECT id FROM workflows WHERE status='monitoring' AND"
               " (lease_until_ms<=? OR owner_pid<>0) ORDER BY lease_until_ms, id LIMIT ?",
-              id_row, ids, "in", fm_now_ms(), limit);
+              id_row, ids, "in", wf_clock_ms(ctx), limit);
     return ids;
 }
 

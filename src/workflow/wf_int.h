@@ -89,7 +89,10 @@ void wf_live_on_node(struct fm_ctx *ctx, const char *node, const char *except, c
 bool wf_pid_alive(long long pid);
 /* Whether a workflow's owner is gone: its lease ran out, or (pid > 0:
  * this host's) its process is. */
-bool wf_owner_dead(long long pid, int64_t lease_until_ms);
+/* Leases and due times are on the store's clock (fm_store_now_ms): the
+ * server's on PostgreSQL, so hosts whose clocks differ agree on them. */
+int64_t wf_clock_ms(struct fm_ctx *ctx);
+bool wf_owner_dead(struct fm_ctx *ctx, long long pid, int64_t lease_until_ms);
 /* This process's host, as recorded in workflows.owner_host. */
 const char *wf_host(void);
 

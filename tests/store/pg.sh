@@ -28,5 +28,14 @@ for t in "$BUILD"/tests/test_*; do
         fail=1
     fi
 done
+# A host whose clock runs 60 s ahead: leases are on the server's clock, so
+# it leaves a live owner's workflow alone (test_workflow, case "clock").
+cc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$BUILD/tests/skew_clock.so" tests/store/skew_clock.c -ldl
+echo "== test_workflow (clock) on PostgreSQL, this host's clock 60 s ahead"
+if ! env LD_PRELOAD="$PWD/$BUILD/tests/skew_clock.so" FM_TEST_SKEW_MS=60000 CK_RUN_CASE=clock \
+    "$BUILD/tests/test_workflow"; then
+    echo "FAILED: test_workflow (clock) with a skewed clock on PostgreSQL"
+    fail=1
+fi
 python3 tests/store/pg_server.py "$BUILD/fleetmcp" "$URL" "$DIR" || fail=1
 exit $fail

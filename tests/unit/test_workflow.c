@@ -1040,6 +1040,56 @@ START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
 }
 END_TEST
 
+/* Two hosts whose clocks differ agree on a lease: it is on the store's
+ * clock (the PostgreSQL server's). stage store-pg runs this case again
+ * with this process's clock 60 s ahead (tests/store/skew_clock.c,
+ * FM_TEST_SKEW_MS): by its own clock the live owner's lease has run out,
+ * and it must still not take the workflow over. */
+START_TEST(lease_on_the_store_clock)
+{
+    char db[] = "/tmp/fm-wf-clock-XXXXXX";
+    fm_test_temp_db(db);
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(db));
+    const char *sk = getenv("FM_TEST_SKEW_MS");
+    long long skew = sk ? atoll(sk) : 0;
+    int64_t store_now = fm_store_now_ms(&ctx.store);
+    /* The shim works (the process's clock is skew ahead) and the store's
+     * clock is not moved by it. */
+    ck_assert_msg(llabs((long long)(fm_now_ms() - store_now) - skew) < 2000,
+                  "local %lld, store %lld, skew %lld", (long long)fm_now_ms(), (long long)store_now,
+                  skew);
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
+              "{\"state\":\"suspect\"}}]",
+              0, false);
+    /* A live owner on another host, its lease 20 s on the store's clock. */
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "UPDATE workflows SET owner_pid=4242, owner_host='host-far', lease_until_ms=%lld"
+             " WHERE id='%s'",
+             (long long)(store_now + 20000), w.id);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    wf_row got;
+    ck_assert_int_eq(wf_load(&ctx, w.id, &got, NULL), 0);
+    ck_assert_msg(!wf_claim(&ctx, &got), "a live lease on another host was taken over");
+    wf_row_free(&got);
+    /* Its lease run out on the store's clock: taken over. */
+    snprintf(sql, sizeof sql, "UPDATE workflows SET lease_until_ms=%lld WHERE id='%s'",
+             (long long)(store_now - 1000), w.id);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    ck_assert_int_eq(wf_load(&ctx, w.id, &got, NULL), 0);
+    ck_assert(wf_claim(&ctx, &got));
+    /* The new lease is on the store's clock too, not 60 s ahead of it. */
+    ck_assert_int_lt(got.lease_until_ms, fm_store_now_ms(&ctx.store) + 16000);
+    wf_row_free(&got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 static Suite *workflow_suite(void)
 {
     Suite *s = suite_create("workflow");
@@ -1064,6 +1114,10 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, approval_signature_respelled_is_refused);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     suite_add_tcase(s, tc);
+    /* A case of its own: stage store-pg runs it alone with a skewed clock. */
+    TCase *clock = tcase_create("clock");
+    tcase_add_test(clock, lease_on_the_store_clock);
+    suite_add_tcase(s, clock);
     return s;
 }
 
