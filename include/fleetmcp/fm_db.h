@@ -251,6 +251,9 @@ void fm_db_mark(fm_db *db, const void *key);
  * and column 0 as text into the fm_db_text_buf arg (truncated to fit;
  * found set), each stopping after the first row. */
 int fm_db_row_int64(fm_db_stmt *row, void *arg);
+/* A counting statement's first column (0 when it gives no row), or -1
+ * when it fails: a caller that must fail closed tells the two apart. */
+long long fm_db_count(fm_db *db, const char *sql, const char *types, ...);
 typedef struct fm_db_text_buf {
     char *buf;
     size_t len;

@@ -74,12 +74,8 @@ static int64_t window_start(fm_ctx *ctx, const bconf *c)
  * whole fleet); -1 when the store cannot be read. */
 static long long drained(fm_ctx *ctx, int64_t since, const char *node, const char *partition)
 {
-    int64_t n = 0;
-    int rc =
-        partition
-            ? fm_db_run(ctx->store.db, part_sql, fm_db_row_int64, &n, "itt", since, node, partition)
-            : fm_db_run(ctx->store.db, fleet_sql, fm_db_row_int64, &n, "it", since, node);
-    return rc == FM_DB_ROW || rc == FM_DB_DONE ? n : -1;
+    return partition ? fm_db_count(ctx->store.db, part_sql, "itt", since, node, partition)
+                     : fm_db_count(ctx->store.db, fleet_sql, "it", since, node);
 }
 
 static int count_node(void *ud, const json_t *node, fm_err *err)

@@ -92,9 +92,7 @@ long long fm_node_state_in_domain(fm_ctx *ctx, const char *column, const char *v
     static const char *const cols[] = {"rack", "sku", "partition"};
     for (int i = 0; i < 3; i++) {
         if (strcmp(column, cols[i])) continue;
-        int64_t n = 0;
-        int rc = fm_db_run(ctx->store.db, sql[i], fm_db_row_int64, &n, "tt", value, node);
-        return rc == FM_DB_ROW || rc == FM_DB_DONE ? n : -1;
+        return fm_db_count(ctx->store.db, sql[i], "tt", value, node);
     }
     return 0;
 }
@@ -102,15 +100,13 @@ long long fm_node_state_in_domain(fm_ctx *ctx, const char *column, const char *v
 long long fm_node_state_attempts(fm_ctx *ctx, const char *node, const char *fault_class,
                                  int64_t since_ms)
 {
-    int64_t n = 0;
-    int rc = fault_class ? fm_db_run(ctx->store.db,
+    return fault_class ? fm_db_count(ctx->store.db,
                                      "SELECT count(*) FROM node_attempts WHERE node=? AND"
                                      " fault_class=? AND ts_ms>=?",
-                                     fm_db_row_int64, &n, "tti", node, fault_class, since_ms)
-                         : fm_db_run(ctx->store.db,
+                                     "tti", node, fault_class, since_ms)
+                       : fm_db_count(ctx->store.db,
                                      "SELECT count(*) FROM node_attempts WHERE node=? AND ts_ms>=?",
-                                     fm_db_row_int64, &n, "ti", node, since_ms);
-    return rc == FM_DB_ROW || rc == FM_DB_DONE ? n : -1;
+                                     "ti", node, since_ms);
 }
 
 long long fm_node_state_nodes_repaired(fm_ctx *ctx, int64_t since_ms)

@@ -280,6 +280,16 @@ int fm_db_row_int64(fm_db_stmt *row, void *arg)
     return 1;
 }
 
+long long fm_db_count(fm_db *db, const char *sql, const char *types, ...)
+{
+    int64_t n = 0;
+    va_list ap;
+    va_start(ap, types);
+    int rc = fm_db_runv(db, sql, fm_db_row_int64, &n, types, ap);
+    va_end(ap);
+    return rc == FM_DB_ROW || rc == FM_DB_DONE ? n : -1;
+}
+
 int fm_db_row_text(fm_db_stmt *row, void *arg)
 {
     fm_db_text_buf *t = arg;
