@@ -183,6 +183,13 @@ stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 64 0 t
 # 63/70, 1 unsafe. The floors are those unseen figures.
 stage diagnose-blind14 python3 tests/diagnose/run_scenarios.py --held-out 60 0 tests/diagnose/blind14
 stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind15
+# blind16 (70, written 09:47-09:53 UTC 2026-12-07 by an author who read no
+# code; the software side as people report it, 17 told mostly by humans)
+# and blind17 (70, 09:47-09:53 UTC; a tempting wrong answer beside most
+# right ones, 12 healthy and 9 inconclusive), told to no one: on main
+# (94e8188) blind16 63/70 with 1 unsafe call, blind17 60/70 with 2.
+stage diagnose-blind16 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind16
+stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 60 2 tests/diagnose/blind17
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
