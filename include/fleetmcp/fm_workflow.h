@@ -127,6 +127,13 @@ int fm_workflow_run_due(struct fm_ctx *ctx, fm_call *call, int max);
 int fm_workflow_open_for_plan(struct fm_ctx *ctx, const char *plan_id,
                               char id_out[FM_WORKFLOW_ID_LEN]);
 
+/* Whether a Slurm drain reason on node is fleetmcp's own: it starts
+ * FM_SLURM_OWNED_PREFIX and the owner after it ("fleetmcp:OWNER: text")
+ * names a workflow of this store on that node, by its id, its plan, or
+ * (call-N) the call that started it.  The prefix alone proves nothing: a
+ * human may write "fleetmcp: hold".  1 ours, 0 not (or no such prefix),
+ * -1 when the store cannot tell (callers treat it as not ours). */
+int fm_workflow_owns_drain(struct fm_ctx *ctx, const char *node, const char *reason);
 /* A single-node tool's one-step workflow of tool on args' node (running
  * or waiting), started with the same arguments (approval_id aside), whose
  * owner died (lease out, or its process gone on this host), into id_out;

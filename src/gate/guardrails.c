@@ -375,11 +375,17 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
                 req->fault_class, win);
     }
     if (req->resume) {
-        bool owned = json_is_true(json_object_get(node, "fleetmcp_owned"));
-        add(verdicts, "ownership", owned || req->approved,
+        /* The reason's prefix is only a claim (anyone can write
+         * "fleetmcp: hold"): the drain is ours when its owner is a
+         * workflow of ours on this node. */
+        int owned = fm_workflow_owns_drain(ctx, name, fm_json_str(node, "reason", ""));
+        add(verdicts, "ownership", owned == 1 || req->approved,
             "fleetmcp resumes only drains it owns; a human approval can override",
-            owned ? "%s's drain is fleetmcp's (reason %s)"
-                  : "%s was drained by someone else (reason: %s)",
+            owned == 1   ? "%s's drain is fleetmcp's (reason %s)"
+            : owned == 0 ? "%s was drained by someone else (reason: %s; no workflow of this"
+                           " store on the node is named in it)"
+                         : "%s: the store cannot tell whose drain this is (reason: %s), so it"
+                           " counts as someone else's",
             name, fm_json_str(node, "reason", ""));
     }
     json_decref(node);

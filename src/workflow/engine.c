@@ -432,7 +432,9 @@ int fm_act_resume(step_ctx *sc, fm_err *err)
     char st[256], reason[256];
     if (fm_wf_node_boot(sc->call->ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err) < 0)
         return -1;
-    bool ours = !strncmp(reason, FM_SLURM_OWNED_PREFIX, strlen(FM_SLURM_OWNED_PREFIX));
+    /* Ours only when the reason names a workflow of ours on this node:
+     * a human's "fleetmcp: hold" has the prefix and is theirs. */
+    bool ours = fm_workflow_owns_drain(sc->call->ctx, sc->w->node, reason) == 1;
     if (strstr(st, "DRAIN") && !ours && !sc->w->approval_id[0]) {
         char c[160];
         fm_clip(c, sizeof c, reason);

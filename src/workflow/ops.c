@@ -115,9 +115,10 @@ int fm_wf_drain(fm_ctx *ctx, const char *node, const char *owner, const char *te
     int rc = 0;
     if (drained && !strncmp(reason, mine, strlen(mine))) {
         *noop = true; /* ours already: re-running the step changes nothing */
-    } else if (drained && strncmp(reason, FM_SLURM_OWNED_PREFIX, strlen(FM_SLURM_OWNED_PREFIX))) {
-        /* Someone else's drain: taking its reason over would make their
-         * node ours to resume.  Leave it to them. */
+    } else if (drained && fm_workflow_owns_drain(ctx, node, reason) != 1) {
+        /* Someone else's drain (the prefix alone is not ours: a human may
+         * write "fleetmcp: hold"): taking its reason over would make
+         * their node ours to resume.  Leave it to them. */
         char c[160];
         fm_clip(c, sizeof c, reason);
         fm_err_set(err, FM_ERR_CONFLICT,

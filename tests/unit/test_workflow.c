@@ -29,16 +29,22 @@
 
 /* ---- a fake Slurm: every node in rack r01 unless named gpu-b* ------------ */
 
+/* When set, gpu-a01 is drained with this reason (ownership tests). */
+static const char *a01_reason;
+
 static json_t *fake_node_obj(const char *name)
 {
     bool b = !strncmp(name, "gpu-b", 5);
-    bool drained = !strcmp(name, "gpu-a09");
+    bool held = a01_reason && !strcmp(name, "gpu-a01");
+    bool drained = !strcmp(name, "gpu-a09") || held;
     return json_pack("{s:s, s:[s], s:s, s:[s], s:[s], s:s, s:{s:s, s:s, s:s}, s:b}", "name", name,
                      "state", drained ? "DRAIN" : "IDLE", "reason",
-                     drained ? "fleetmcp:wf-00000000deadbeef: orphan" : "", "partitions", "gpu",
-                     "features", b ? "rack=r02" : "rack=r01", "boot_time", "2026-11-23T00:00:00Z",
-                     "domains", "rack", b ? "r02" : "r01", "sku", "h100", "partition", "gpu",
-                     "fleetmcp_owned", drained);
+                     held      ? a01_reason
+                     : drained ? "fleetmcp:wf-00000000deadbeef: orphan"
+                               : "",
+                     "partitions", "gpu", "features", b ? "rack=r02" : "rack=r01", "boot_time",
+                     "2026-11-23T00:00:00Z", "domains", "rack", b ? "r02" : "r01", "sku", "h100",
+                     "partition", "gpu", "fleetmcp_owned", drained);
 }
 
 static json_t *fake_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
@@ -1040,6 +1046,58 @@ START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
 }
 END_TEST
 
+/* A drain reason's "fleetmcp:" prefix is a claim anyone can write: a
+ * human's "fleetmcp: hold" (or an owner no workflow of this store has on
+ * the node) is not fleetmcp's to resume or to take over; a reason naming
+ * this store's workflow on the node is. */
+START_TEST(drain_prefix_alone_is_not_ownership)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp: hold"), 0);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp:call-7: by hand"), 0);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a09", "fleetmcp:wf-00000000deadbeef: x"), 0);
+    static const char resume[] =
+        "[{\"phase\":\"steps\",\"id\":\"r\",\"action\":\"resume\",\"args\":{}}]";
+    static const char drain[] = "[{\"phase\":\"steps\",\"id\":\"d\",\"action\":\"drain\","
+                                "\"args\":{\"reason\":\"test\"}}]";
+    /* A human's hold: resuming is refused by ownership, draining over it
+     * too (taking its reason would make the node ours), nothing reaches
+     * Slurm. */
+    a01_reason = "fleetmcp: hold for the vendor";
+    static const char *const plans[] = {resume, drain};
+    for (int i = 0; i < 2; i++) {
+        wf_row w;
+        insert_wf(&ctx, &w, plans[i], 0, false);
+        slurm_updates = 0;
+        json_t *got = recover_one(&ctx, &w, 40 + i);
+        ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
+        const char *e = fm_json_str(json_array_get(json_object_get(got, "steps"), 0), "error", "");
+        ck_assert_msg(strstr(e, "someone else"), "%s", e);
+        ck_assert_int_eq(slurm_updates, 0);
+        json_decref(got);
+        wf_row_free(&w);
+    }
+    /* A drain this store's workflow on the node made: resumed. */
+    wf_row w;
+    insert_wf(&ctx, &w, resume, 0, false);
+    char reason[128];
+    snprintf(reason, sizeof reason, "fleetmcp:%s: reset pending", w.id);
+    a01_reason = reason;
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", reason), 1);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", reason), 0); /* not that node's */
+    slurm_updates = 0;
+    json_t *got = recover_one(&ctx, &w, 50);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    ck_assert_int_eq(slurm_updates, 1);
+    ck_assert_int_eq(last_op, FM_SLURM_RESUME);
+    json_decref(got);
+    wf_row_free(&w);
+    a01_reason = NULL;
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* Two hosts whose clocks differ agree on a lease: it is on the store's
  * clock (the PostgreSQL server's). stage store-pg runs this case again
  * with this process's clock 60 s ahead (tests/store/skew_clock.c,
@@ -1113,6 +1171,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, approval_consumed_once_two_hosts_fifty_rounds);
     tcase_add_test(tc, approval_signature_respelled_is_refused);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
+    tcase_add_test(tc, drain_prefix_alone_is_not_ownership);
     suite_add_tcase(s, tc);
     /* A case of its own: stage store-pg runs it alone with a skewed clock. */
     TCase *clock = tcase_create("clock");
