@@ -27,9 +27,10 @@ typedef enum {
     FM_CMD_IBSTAT = 6,       /* ibstat */
     FM_CMD_KERNEL_LOG = 7,   /* journalctl -k ... -g <fixed signals> (current boot) */
     FM_CMD_JOB_LOG_TAIL = 8, /* tail -c <fixed bound> -- PATH (a job's output file) */
+    FM_CMD_NODE_CLOCK = 9,   /* date +%s: the node's own clock, for its kernel stamps */
 } fm_cmd_id;
 
-#define FM_CMD_COUNT 9
+#define FM_CMD_COUNT 10
 
 /* The field list FM_CMD_NVSMI_QUERY_GPU asks for, in this order. */
 #define FM_NVSMI_QUERY_FIELDS                                                                      \

@@ -212,8 +212,9 @@ json_t *fm_wf_gpu_snapshot(struct fm_ctx *ctx, const char *node, json_int_t inde
 json_t *fm_wf_diag(struct fm_ctx *ctx, const char *node, int level, fm_err *err);
 
 /* Runs the verify_gpu checks (array of names, borrowed) against the node
- * now.  since_s: kernel Xid lines at or after this epoch second count as
- * "still there" (0: any line of the current boot).  New {ok, checks:
+ * now.  since_s: kernel Xid lines at or after this epoch second of the
+ * node's own clock (fm_wf_node_clock) count as "still there" (0: any line
+ * of the current boot).  New {ok, checks:
  * {name: {ok, detail}}}; NULL with err only if the node is unreachable. */
 json_t *fm_wf_verify(struct fm_ctx *ctx, const char *node, const json_t *checks, long long since_s,
                      fm_err *err);
@@ -226,6 +227,12 @@ struct fm_action_call;
 int fm_wf_diag_bundle(fm_call *call, const struct fm_action_call *via, const char *node,
                       char *id_out, size_t len, fm_err *err);
 
+/* The node's own clock (epoch s, `date +%s` over ssh), or -1 with err
+ * set.  A repair's time is taken from it, since the Xid check compares
+ * it with the node's kernel stamps: this server's clock would miss an Xid
+ * on a node whose clock runs behind, and count an old one on a node whose
+ * clock runs ahead. */
+long long fm_wf_node_clock(struct fm_ctx *ctx, const char *node, fm_err *err);
 /* The node's Slurm boot time (epoch s, 0 unknown) and state words joined
  * ("IDLE+DRAIN") into state. */
 long long fm_wf_node_boot(struct fm_ctx *ctx, const char *node, char *state, size_t len,

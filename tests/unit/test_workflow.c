@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../src/workflow/wf_int.h"
 #include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_approval_roles.h"
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_exec.h"
 #include "fleetmcp/fm_guardrails.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_policy.h"
@@ -1098,6 +1100,88 @@ START_TEST(drain_prefix_alone_is_not_ownership)
 }
 END_TEST
 
+/* ---- a fake node for a GPU reset and its Xid check ------------------------ */
+
+/* The node's clock runs node_skew_s off this host's; its one Xid line is
+ * stamped xid_after_s after the node's reading of its clock (negative:
+ * before). */
+static long long node_skew_s, xid_after_s;
+static long long node_read_at; /* the node's clock when it was read */
+
+static int node_run(void *st, const char *node, fm_cmd_id cmd, const fm_cmd_args *a,
+                    fm_exec_result *out, fm_err *err)
+{
+    (void)st, (void)node, (void)a, (void)err;
+    memset(out, 0, sizeof *out);
+    char buf[400] = "";
+    long long now = (long long)time(NULL) + node_skew_s;
+    const char *name = fm_cmd_name(cmd);
+    if (!strcmp(name, "node_clock")) {
+        node_read_at = now;
+        snprintf(buf, sizeof buf, "%lld\n", now);
+    } else if (!strcmp(name, "nvsmi_query_gpu")) {
+        snprintf(buf, sizeof buf, "0, 00000000:18:00.0, GPU-1, H100, 40, 0, 0, 0, 0, 0, 0, 0\n");
+    } else if (!strcmp(name, "nvsmi_query")) {
+        snprintf(buf, sizeof buf, "GPU 00000000:18:00.0\n    Processes : None\n");
+    } else if (!strcmp(name, "kernel_xid")) {
+        /* before the fix the repair was stamped with this host's clock */
+        time_t at = (time_t)((node_read_at ? node_read_at : now) + xid_after_s);
+        struct tm tm;
+        gmtime_r(&at, &tm);
+        strftime(buf, sizeof buf,
+                 "%Y-%m-%dT%H:%M:%S+0000 gpu-a01 kernel: NVRM: Xid (PCI:0000:18:00): 79, GPU has"
+                 " fallen off the bus.\n",
+                 &tm);
+    }
+    out->out = strdup(buf);
+    out->out_len = strlen(buf);
+    out->err_out = strdup("");
+    return 0;
+}
+
+static const struct fm_exec_ops node_exec = {.name = "fake", .run = node_run, .close = fake_close};
+
+/* A reset then the Xid check, on a node whose clock is skew_s off ours,
+ * with one Xid stamped xid_after_s after the reset began (node time):
+ * the workflow's status. */
+static const char *reset_then_verify(long long skew_s, long long after_s, char *st, size_t len)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    ctx.be.exec = &node_exec;
+    node_skew_s = skew_s;
+    xid_after_s = after_s;
+    node_read_at = 0;
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"reset\",\"action\":\"gpu_reset\",\"args\":"
+              "{\"gpu\":\"all\"}},{\"phase\":\"steps\",\"id\":\"verify\",\"action\":"
+              "\"verify_gpu\",\"args\":{\"checks\":[\"xid\"]}}]",
+              0, false);
+    json_t *got = recover_one(&ctx, &w, 60);
+    snprintf(st, len, "%s", fm_json_str(got, "status", ""));
+    json_decref(got);
+    wf_row_free(&w);
+    ctx.be.exec = NULL;
+    fm_ctx_close(&ctx);
+    return st;
+}
+
+/* The Xid check after a repair compares the node's kernel stamps with the
+ * repair's time on the node's own clock: an Xid that came straight back
+ * on a node an hour behind is still there (this server's clock missed
+ * it), and one from before the reset on a node an hour ahead is not (this
+ * server's clock counted it). */
+START_TEST(xid_recheck_on_the_nodes_clock)
+{
+    char st[32];
+    ck_assert_str_eq(reset_then_verify(0, 5, st, sizeof st), "failed");
+    ck_assert_str_eq(reset_then_verify(-3600, 5, st, sizeof st), "failed");
+    ck_assert_str_eq(reset_then_verify(3600, -60, st, sizeof st), "done");
+    ck_assert_str_eq(reset_then_verify(0, -60, st, sizeof st), "done");
+}
+END_TEST
+
 /* Two hosts whose clocks differ agree on a lease: it is on the store's
  * clock (the PostgreSQL server's). stage store-pg runs this case again
  * with this process's clock 60 s ahead (tests/store/skew_clock.c,
@@ -1172,6 +1256,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, approval_signature_respelled_is_refused);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     tcase_add_test(tc, drain_prefix_alone_is_not_ownership);
+    tcase_add_test(tc, xid_recheck_on_the_nodes_clock);
     suite_add_tcase(s, tc);
     /* A case of its own: stage store-pg runs it alone with a skewed clock. */
     TCase *clock = tcase_create("clock");
