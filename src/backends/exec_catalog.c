@@ -76,6 +76,14 @@ static const cmd_def catalog[FM_CMD_COUNT] = {
      * are stamped with, so a repair's time is compared with them on one
      * clock (node clocks drift from this server's). */
     [FM_CMD_NODE_CLOCK] = {"node_clock", {"date", "+%s"}, ARG_NONE, false},
+    /* What a job's output path is before and after its tail is read: a
+     * job names its own output file and the ssh user reads it, so only a
+     * regular file of the job's user is read.  stat without -L reports a
+     * symbolic link as one, never its target. */
+    [FM_CMD_JOB_LOG_STAT] = {"job_log_stat",
+                             {"stat", "-c", FM_JOB_LOG_STAT_FORMAT, "--"},
+                             ARG_PATH_REQ,
+                             false},
 };
 
 void fm_cmd_args_init(fm_cmd_args *a)

@@ -94,6 +94,7 @@ static json_t *highlights(fm_cmd_id cmd, const fm_exec_result *r, size_t xid_lin
     case FM_CMD_KERNEL_LOG:
     case FM_CMD_JOB_LOG_TAIL:
     case FM_CMD_NODE_CLOCK:
+    case FM_CMD_JOB_LOG_STAT:
         break;
     }
     return json_object();

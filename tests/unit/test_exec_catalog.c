@@ -167,6 +167,7 @@ START_TEST(unknown_commands_refused)
     ck_assert_int_eq(FM_CMD_NVSMI_QUERY, 0);
     ck_assert_int_eq(FM_CMD_IBSTAT, 6);
     ck_assert_int_eq(FM_CMD_NODE_CLOCK, 9);
+    ck_assert_int_eq(FM_CMD_JOB_LOG_STAT, 10);
     for (int c = 0; c < FM_CMD_COUNT; c++)
         ck_assert_int_eq(fm_cmd_mutates((fm_cmd_id)c), c == FM_CMD_NVSMI_RESET);
 }
