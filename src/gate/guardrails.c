@@ -327,9 +327,14 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
     const json_t *pre = json_object_get(req->runbook, "preconditions");
     if (pre) {
         char st[32];
-        fm_node_state_get(ctx, name, st, sizeof st);
+        bool read = fm_node_state_get(ctx, name, st, sizeof st) == 0;
         const json_t *allowed = json_object_get(pre, "node_states");
-        if (json_array_size(allowed))
+        if (json_array_size(allowed) && !read)
+            add(verdicts, "precondition_state", false, "call again once the store answers",
+                "%s: its remediation state cannot be read (%s), so the runbook's node_states"
+                " cannot be checked",
+                name, fm_db_errmsg(ctx->store.db));
+        else if (json_array_size(allowed))
             add(verdicts, "precondition_state", str_in(allowed, st),
                 "finish or escalate the node's current workflow first",
                 "%s is %s; the runbook starts from one of its node_states", name, st);

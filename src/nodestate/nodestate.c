@@ -28,12 +28,17 @@ int fm_node_state_init(fm_ctx *ctx, fm_err *err)
     return fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err);
 }
 
-void fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
+int fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
 {
     static const char sql[] = "SELECT state FROM node_states WHERE node=?";
     snprintf(buf, len, "healthy");
     fm_db_text_buf out = {buf, len, 0};
-    fm_db_run(ctx->store.db, sql, fm_db_row_text, &out, "t", node);
+    int rc = fm_db_run(ctx->store.db, sql, fm_db_row_text, &out, "t", node);
+    if (rc == FM_DB_ROW || rc == FM_DB_DONE) return 0;
+    /* A failed read is not a healthy node: the runbook's node_states
+     * precondition would pass on it. */
+    snprintf(buf, len, "unknown");
+    return -1;
 }
 
 json_t *fm_node_state_counts(fm_ctx *ctx)

@@ -924,6 +924,47 @@ START_TEST(unreadable_domain_and_repair_counts_refuse)
 }
 END_TEST
 
+/* A runbook's node_states precondition on a node whose state cannot be
+ * read is not met: the read used to fall back to "healthy", and a runbook
+ * for healthy nodes passed on an escalated one. */
+START_TEST(unreadable_node_state_fails_the_precondition)
+{
+    fm_ctx ctx;
+    open_guarded(&ctx);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_node_state_set(&ctx, "gpu-a01", "escalated", NULL, &err), 0);
+    char st[32];
+    ck_assert_int_eq(fm_node_state_get(&ctx, "gpu-a01", st, sizeof st), 0);
+    ck_assert_str_eq(st, "escalated");
+    ck_assert_int_eq(
+        fm_db_exec(ctx.store.db, "ALTER TABLE node_states RENAME TO gone", NULL, NULL, NULL),
+        FM_DB_OK);
+    ck_assert_int_eq(fm_node_state_get(&ctx, "gpu-a01", st, sizeof st), -1);
+    ck_assert_str_eq(st, "unknown");
+    json_t *rb = json_pack("{s:{s:[s]}}", "preconditions", "node_states", "healthy");
+    json_t *nodes = json_pack("[s]", "gpu-a01");
+    fm_guard_req req = {.action = "rb-test", .nodes = nodes, .runbook = rb};
+    bool ok = true;
+    json_t *v = fm_guard_check(&ctx, &req, &ok, &err);
+    ck_assert(!ok);
+    size_t i;
+    json_t *e;
+    bool seen = false;
+    json_array_foreach(v, i, e) if (!strcmp(fm_json_str(e, "guardrail", ""), "precondition_state"))
+    {
+        seen = true;
+        ck_assert(!json_is_true(json_object_get(e, "ok")));
+        ck_assert_msg(strstr(fm_json_str(e, "detail", ""), "cannot be read"), "%s",
+                      fm_json_str(e, "detail", ""));
+    }
+    ck_assert(seen);
+    json_decref(v);
+    json_decref(nodes);
+    json_decref(rb);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* ---- two hosts, one approval --------------------------------------------- */
 
 /* Both racers consume one approval of a plan with this hash. */
@@ -1252,6 +1293,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, capacity_race_two_hosts_fifty_rounds);
     tcase_add_test(tc, breaker_unreadable_count_refuses);
     tcase_add_test(tc, unreadable_domain_and_repair_counts_refuse);
+    tcase_add_test(tc, unreadable_node_state_fails_the_precondition);
     tcase_add_test(tc, approval_consumed_once_two_hosts_fifty_rounds);
     tcase_add_test(tc, approval_signature_respelled_is_refused);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
