@@ -458,13 +458,17 @@ int fm_act_resume(step_ctx *sc, fm_err *err)
     /* Ours only when the reason names a workflow of ours on this node:
      * a human's "fleetmcp: hold" has the prefix and is theirs. */
     bool ours = fm_workflow_owns_drain(sc->call->ctx, sc->w->node, reason) == 1;
-    if (strstr(st, "DRAIN") && !ours && !sc->w->approval_id[0]) {
+    /* Every state fm_wf_resume lifts, not only a drain: a node someone
+     * set DOWN (or FAIL) with their own reason is theirs too. */
+    bool out = strstr(st, "DRAIN") || strstr(st, "DOWN") || strstr(st, "FAIL");
+    if (out && !ours && !sc->w->approval_id[0]) {
         char c[160];
         fm_clip(c, sizeof c, reason);
         fm_err_set(err, FM_ERR_GUARDRAIL,
-                   "ownership: %s was drained by someone else (%s);"
-                   " fleetmcp resumes only its own drains",
-                   sc->w->node, c);
+                   "ownership: %s was taken out of service by someone else (%s, reason: %s);"
+                   " fleetmcp resumes only its own drains: ask its owner, or have a human"
+                   " approve the plan",
+                   sc->w->node, st, c);
         return -1;
     }
     bool noop = false;

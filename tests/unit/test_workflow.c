@@ -31,8 +31,9 @@
 
 /* ---- a fake Slurm: every node in rack r01 unless named gpu-b* ------------ */
 
-/* When set, gpu-a01 is drained with this reason (ownership tests). */
-static const char *a01_reason;
+/* When set, gpu-a01 is drained (or a01_state) with this reason
+ * (ownership tests). */
+static const char *a01_reason, *a01_state;
 
 static json_t *fake_node_obj(const char *name)
 {
@@ -40,7 +41,11 @@ static json_t *fake_node_obj(const char *name)
     bool held = a01_reason && !strcmp(name, "gpu-a01");
     bool drained = !strcmp(name, "gpu-a09") || held;
     return json_pack("{s:s, s:[s], s:s, s:[s], s:[s], s:s, s:{s:s, s:s, s:s}, s:b}", "name", name,
-                     "state", drained ? "DRAIN" : "IDLE", "reason",
+                     "state",
+                     held && a01_state ? a01_state
+                     : drained         ? "DRAIN"
+                                       : "IDLE",
+                     "reason",
                      held      ? a01_reason
                      : drained ? "fleetmcp:wf-00000000deadbeef: orphan"
                                : "",
@@ -1121,6 +1126,22 @@ START_TEST(drain_prefix_alone_is_not_ownership)
         json_decref(got);
         wf_row_free(&w);
     }
+    /* Set DOWN by a human mid-workflow: not resumed either. */
+    a01_reason = "PSU replaced, burn-in pending";
+    a01_state = "DOWN";
+    {
+        wf_row w;
+        insert_wf(&ctx, &w, resume, 0, false);
+        slurm_updates = 0;
+        json_t *got = recover_one(&ctx, &w, 45);
+        ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
+        const char *e = fm_json_str(json_array_get(json_object_get(got, "steps"), 0), "error", "");
+        ck_assert_msg(strstr(e, "someone else"), "%s", e);
+        ck_assert_int_eq(slurm_updates, 0);
+        json_decref(got);
+        wf_row_free(&w);
+    }
+    a01_state = NULL;
     /* A drain this store's workflow on the node made: resumed. */
     wf_row w;
     insert_wf(&ctx, &w, resume, 0, false);
