@@ -28,6 +28,7 @@
 #include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_workflow.h"
 #include "fm_test.h"
+#include "fm_tools.gen.h"
 
 /* ---- a fake Slurm: every node in rack r01 unless named gpu-b* ------------ */
 
@@ -1094,6 +1095,21 @@ START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
 }
 END_TEST
 
+/* slurm_node's fleetmcp_owned for gpu-a01 (the fake Slurm flags every
+ * drained node by its prefix alone). */
+static bool slurm_node_says_owned(fm_ctx *ctx)
+{
+    json_t *args = json_pack("{s:s}", "node", "gpu-a01");
+    fm_call c = {.ctx = ctx, .args = args};
+    fm_err err = {0};
+    json_t *n = fm_tool_slurm_node(&c, &err);
+    ck_assert_msg(n != NULL, "%s", err.text);
+    bool owned = json_is_true(json_object_get(n, "fleetmcp_owned"));
+    json_decref(n);
+    json_decref(args);
+    return owned;
+}
+
 /* A drain reason's "fleetmcp:" prefix is a claim anyone can write: a
  * human's "fleetmcp: hold" (or an owner no workflow of this store has on
  * the node) is not fleetmcp's to resume or to take over; a reason naming
@@ -1126,6 +1142,7 @@ START_TEST(drain_prefix_alone_is_not_ownership)
         json_decref(got);
         wf_row_free(&w);
     }
+    ck_assert(!slurm_node_says_owned(&ctx));
     /* Set DOWN by a human mid-workflow: not resumed either. */
     a01_reason = "PSU replaced, burn-in pending";
     a01_state = "DOWN";
@@ -1150,6 +1167,7 @@ START_TEST(drain_prefix_alone_is_not_ownership)
     a01_reason = reason;
     ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", reason), 1);
     ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", reason), 0); /* not that node's */
+    ck_assert(slurm_node_says_owned(&ctx));
     slurm_updates = 0;
     json_t *got = recover_one(&ctx, &w, 50);
     ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
