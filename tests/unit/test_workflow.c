@@ -18,6 +18,8 @@
 #include "fleetmcp/fm_audit.h"
 #include "fleetmcp/fm_exec.h"
 #include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_tickets.h"
+#include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_registry.h"
@@ -1262,6 +1264,51 @@ START_TEST(xid_recheck_on_the_nodes_clock)
 }
 END_TEST
 
+/* Reports that looked for their tables in sqlite_master, which only
+ * SQLite has: on PostgreSQL fleet metrics counted no workflow at all, and
+ * no stored diag bundle could be attached to a ticket.  Runs on both
+ * engines (stage store-pg). */
+START_TEST(table_probes_work_on_both_engines)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
+              "{\"state\":\"suspect\"}}]",
+              0, false);
+    json_t *got = recover_one(&ctx, &w, 70);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    json_decref(got);
+    wf_row_free(&w);
+    json_t *m = fm_fleet_metrics(&ctx, 86400000);
+    ck_assert_msg(json_real_value(json_object_get(m, "automation_success_ratio")) == 1.0, "%s",
+                  json_dumps(m, JSON_COMPACT));
+    json_decref(m);
+    /* A bundle node_diag_bundle stored, loaded back for a ticket. */
+    ctx.be.exec = &node_exec;
+    node_read_at = 0;
+    json_t *args = json_pack("{s:s}", "node", "gpu-a01");
+    fm_call c = {.ctx = &ctx, .args = args};
+    fm_err err = {0};
+    json_t *b = fm_tool_node_diag_bundle(&c, &err);
+    ck_assert_msg(b != NULL, "%s", err.text);
+    char node[64];
+    unsigned char *body = NULL;
+    size_t blen = 0;
+    ck_assert_msg(fm_ticket_bundle_load(&ctx.store, fm_json_str(b, "bundle_id", ""), node,
+                                        sizeof node, &body, &blen, &err) == 0,
+                  "%s", err.text);
+    ck_assert_str_eq(node, "gpu-a01");
+    ck_assert_uint_gt(blen, 0);
+    free(body);
+    json_decref(b);
+    json_decref(args);
+    ctx.be.exec = NULL;
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* Two hosts whose clocks differ agree on a lease: it is on the store's
  * clock (the PostgreSQL server's). stage store-pg runs this case again
  * with this process's clock 60 s ahead (tests/store/skew_clock.c,
@@ -1338,6 +1385,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     tcase_add_test(tc, drain_prefix_alone_is_not_ownership);
     tcase_add_test(tc, xid_recheck_on_the_nodes_clock);
+    tcase_add_test(tc, table_probes_work_on_both_engines);
     suite_add_tcase(s, tc);
     /* A case of its own: stage store-pg runs it alone with a skewed clock. */
     TCase *clock = tcase_create("clock");
