@@ -289,6 +289,14 @@ int fm_ticket_bundle_load(struct fm_store *store, const char *id, char *node, si
     /* The table may not exist yet: made here as the bundle's store makes
      * it (asking sqlite_master failed on PostgreSQL, which has none). */
     if (fm_store_migrate(store, "diag_bundles", 1, DDL_V1, err)) return -1;
+    /* Ids are the numbers node_diag_bundle returns; anything else names
+     * none (PostgreSQL fails the whole read on a non-number). */
+    size_t digits = id ? strspn(id, "0123456789") : 0;
+    if (!digits || digits > 18 || id[digits])
+        return fm_err_set(err, FM_ERR_NOT_FOUND,
+                          "diag bundle %s does not exist: bundle ids are the numbers"
+                          " node_diag_bundle returns",
+                          idc);
     bundle_out o = {node, nodelen, body, len, idc, err, 1};
     int rc = fm_db_run(store->db,
                        "SELECT node, sha256, body, length(body) FROM diag_bundles WHERE id = ?",

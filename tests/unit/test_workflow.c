@@ -1302,6 +1302,9 @@ START_TEST(table_probes_work_on_both_engines)
     ck_assert_str_eq(node, "gpu-a01");
     ck_assert_uint_gt(blen, 0);
     free(body);
+    ck_assert_int_ne(
+        fm_ticket_bundle_load(&ctx.store, "db-0000", node, sizeof node, &body, &blen, &err), 0);
+    ck_assert_msg(err.code == FM_ERR_NOT_FOUND, "%s", err.text);
     json_decref(b);
     json_decref(args);
     ctx.be.exec = NULL;
