@@ -1112,6 +1112,23 @@ static bool slurm_node_says_owned(fm_ctx *ctx)
     return owned;
 }
 
+/* Runs a one-step workflow (steps, recorded as audit row id) on gpu-a01
+ * and checks it failed as someone else's node, with nothing sent to
+ * Slurm. */
+static void refused_as_not_ours(fm_ctx *ctx, const char *steps, int64_t id)
+{
+    wf_row w;
+    insert_wf(ctx, &w, steps, 0, false);
+    slurm_updates = 0;
+    json_t *got = recover_one(ctx, &w, id);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
+    const char *e = fm_json_str(json_array_get(json_object_get(got, "steps"), 0), "error", "");
+    ck_assert_msg(strstr(e, "someone else"), "%s", e);
+    ck_assert_int_eq(slurm_updates, 0);
+    json_decref(got);
+    wf_row_free(&w);
+}
+
 /* A drain reason's "fleetmcp:" prefix is a claim anyone can write: a
  * human's "fleetmcp: hold" (or an owner no workflow of this store has on
  * the node) is not fleetmcp's to resume or to take over; a reason naming
@@ -1131,35 +1148,13 @@ START_TEST(drain_prefix_alone_is_not_ownership)
      * too (taking its reason would make the node ours), nothing reaches
      * Slurm. */
     a01_reason = "fleetmcp: hold for the vendor";
-    static const char *const plans[] = {resume, drain};
-    for (int i = 0; i < 2; i++) {
-        wf_row w;
-        insert_wf(&ctx, &w, plans[i], 0, false);
-        slurm_updates = 0;
-        json_t *got = recover_one(&ctx, &w, 40 + i);
-        ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
-        const char *e = fm_json_str(json_array_get(json_object_get(got, "steps"), 0), "error", "");
-        ck_assert_msg(strstr(e, "someone else"), "%s", e);
-        ck_assert_int_eq(slurm_updates, 0);
-        json_decref(got);
-        wf_row_free(&w);
-    }
+    refused_as_not_ours(&ctx, resume, 40);
+    refused_as_not_ours(&ctx, drain, 41);
     ck_assert(!slurm_node_says_owned(&ctx));
     /* Set DOWN by a human mid-workflow: not resumed either. */
     a01_reason = "PSU replaced, burn-in pending";
     a01_state = "DOWN";
-    {
-        wf_row w;
-        insert_wf(&ctx, &w, resume, 0, false);
-        slurm_updates = 0;
-        json_t *got = recover_one(&ctx, &w, 45);
-        ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
-        const char *e = fm_json_str(json_array_get(json_object_get(got, "steps"), 0), "error", "");
-        ck_assert_msg(strstr(e, "someone else"), "%s", e);
-        ck_assert_int_eq(slurm_updates, 0);
-        json_decref(got);
-        wf_row_free(&w);
-    }
+    refused_as_not_ours(&ctx, resume, 45);
     a01_state = NULL;
     /* A drain this store's workflow on the node made: resumed. */
     wf_row w;
