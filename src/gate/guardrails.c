@@ -367,7 +367,9 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
         const json_t *g = json_object_get(section(ctx, "guardrails"), "retry_budget");
         long long max = fm_cfg_int(rb, "max_attempts", fm_cfg_int(g, "max_attempts", 2));
         long long win = fm_cfg_int(rb, "window_s", fm_cfg_int(g, "window_s", 86400));
-        long long n = fm_node_state_attempts(ctx, name, req->fault_class, fm_now_ms() - win * 1000);
+        /* attempts are stamped on the store's clock (fm_node_state_set) */
+        long long n = fm_node_state_attempts(ctx, name, req->fault_class,
+                                             fm_store_now_ms(&ctx->store) - win * 1000);
         if (n < 0)
             add(verdicts, "retry_budget", false, "call again once the store answers",
                 "%s: the attempts for %s cannot be counted (%s), so the budget counts as spent",

@@ -167,10 +167,14 @@ int fm_node_state_upsert(fm_ctx *ctx, const char *node, const char *state, const
         " since_ms=CASE WHEN node_states.state=?2 THEN node_states.since_ms ELSE ?8 END,"
         " updated_ms=?8",
         NULL, NULL, "ttttttti", node, state, fc, wf, fm_json_str(domains, "rack", NULL),
-        fm_json_str(domains, "sku", NULL), fm_json_str(domains, "partition", NULL), fm_now_ms());
+        fm_json_str(domains, "sku", NULL), fm_json_str(domains, "partition", NULL),
+        fm_store_now_ms(&ctx->store));
     return rc == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "node state");
 }
 
+/* Stamps (since_ms, updated_ms, attempts' ts_ms) are on the store's clock
+ * (fm_store_now_ms): the windows that count them (retry budget, repeat
+ * offenders) are judged by other hosts whose clocks differ. */
 int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const char *workflow_id,
                       fm_err *err)
 {
@@ -179,7 +183,7 @@ int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const ch
     int rc = fm_db_run(ctx->store.db,
                        "INSERT INTO node_attempts(node,fault_class,ts_ms) SELECT node,"
                        " coalesce(fault_class,'unknown'), ? FROM node_states WHERE node=?",
-                       NULL, NULL, "it", fm_now_ms(), node);
+                       NULL, NULL, "it", fm_store_now_ms(&ctx->store), node);
     if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "node attempt");
     /* The repeat-offender rule counts this attempt (src/gate/offenders.c). */
     fm_offender_note(ctx, node);

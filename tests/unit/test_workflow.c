@@ -1357,6 +1357,50 @@ START_TEST(lease_on_the_store_clock)
 }
 END_TEST
 
+/* The gate's windows over rows other hosts stamped are on the store's
+ * clock too.  Rows are written here as a host on the store's clock wrote
+ * them; stage store-pg runs this with this process's clock 60 s ahead,
+ * where the host's clock counted a drain 250 s old out of the breaker's
+ * 300 s window and a diagnosis 30 s short of max_age as stale (and one
+ * behind took stale ones for fresh). */
+START_TEST(gate_windows_on_the_store_clock)
+{
+    char db[] = "/tmp/fm-wf-gclock-XXXXXX";
+    fm_test_temp_db(db);
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(db));
+    fm_err err = {0};
+    ck_assert_msg(fm_guard_init(&ctx, &err) == 0, "%s", err.text);
+    int64_t store_now = fm_store_now_ms(&ctx.store);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO auto_drains(node,partition,ts_ms) VALUES('gpu-a02','gpu',%lld)",
+             (long long)(store_now - 250000));
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    /* gpu-a02 drained 250 s ago, so draining gpu-a01 makes 2 of 2 */
+    json_t *totals = json_pack("{s:i, s:{s:i}}", "fleet", 2, "partitions", "gpu", 2);
+    json_t *v = json_array();
+    fm_breaker_check(&ctx, "gpu-a01", totals, false, v);
+    first_verdict(v, "circuit_breaker", false, "");
+    json_decref(totals);
+    /* A diagnosis recorded max_age - 30 s ago counts as fresh. */
+    fm_diagnosis d = {.confidence = 0.95, .act_threshold = 0.8, .act = true, .collected_act = true};
+    snprintf(d.fault_class, sizeof d.fault_class, "gpu_test");
+    snprintf(d.source, sizeof d.source, "collected");
+    ck_assert_msg(fm_diagnosis_record(&ctx, "gpu-a01", &d, NULL, &err) == 0, "%s", err.text);
+    snprintf(sql, sizeof sql, "UPDATE diagnoses SET at_ms=%lld WHERE node='gpu-a01'",
+             (long long)(store_now - (fm_diagnosis_max_age_s(&ctx) - 30) * 1000));
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    bool enough = false;
+    char why[600] = "";
+    json_t *basis = fm_diagnosis_basis(&ctx, "gpu-a01", "gpu_test", &enough, why, sizeof why);
+    ck_assert_msg(enough, "%s", why);
+    json_decref(basis);
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 static Suite *workflow_suite(void)
 {
     Suite *s = suite_create("workflow");
@@ -1388,6 +1432,7 @@ static Suite *workflow_suite(void)
     /* A case of its own: stage store-pg runs it alone with a skewed clock. */
     TCase *clock = tcase_create("clock");
     tcase_add_test(clock, lease_on_the_store_clock);
+    tcase_add_test(clock, gate_windows_on_the_store_clock);
     suite_add_tcase(s, clock);
     return s;
 }
