@@ -422,11 +422,15 @@ int fm_act_diag_bundle(step_ctx *sc, fm_err *err)
 
 int fm_act_verify_gpu(step_ctx *sc, fm_err *err)
 {
-    /* The repair's start on the node's clock.  Without one (no repair in
-     * this workflow, or one marked on this server's clock by an older
-     * build) every Xid line of the current boot counts: a workflow that
-     * neither reset nor rebooted has not cleared the ones before it. */
+    /* The repair's start on the node's clock, else the start of the
+     * monitor window before this check (a cool-down), on the node's clock
+     * too.  Without either (or with a mark an older build took on this
+     * server's clock) every Xid line of the current boot counts: nothing
+     * in this workflow cleared the ones before it. */
     long long since = var_int(sc->w, "repair_at_node_s");
+    if (!since)
+        since = json_integer_value(
+            json_object_get(json_object_get(sc->w->vars, "monitor"), "started_node_s"));
     json_t *checks = json_object_get(json_object_get(sc->step, "args"), "checks");
     json_t *v = fm_wf_verify(sc->call->ctx, sc->w->node, checks, since, err);
     if (!v) return -1;

@@ -1244,6 +1244,39 @@ static const char *reset_then_verify(long long skew_s, long long after_s, char *
     return st;
 }
 
+/* verify_gpu's Xid check alone on a node an hour behind, its one Xid 200 s
+ * old, after a monitor window that began 100 s ago on the node's clock
+ * (window) or with none: the workflow's status. */
+static const char *verify_after_window(bool window, char *st, size_t len)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    ctx.be.exec = &node_exec;
+    node_skew_s = -3600;
+    xid_after_s = -200;
+    node_read_at = 0;
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"verify\",\"action\":\"verify_gpu\",\"args\":"
+              "{\"checks\":[\"xid\"]}}]",
+              0, false);
+    if (window) {
+        char sql[300];
+        snprintf(sql, sizeof sql,
+                 "UPDATE workflows SET vars='{\"monitor\":{\"started_node_s\":%lld}}' WHERE"
+                 " id='%s'",
+                 (long long)time(NULL) + node_skew_s - 100, w.id);
+        ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    }
+    json_t *got = recover_one(&ctx, &w, 61);
+    snprintf(st, len, "%s", fm_json_str(got, "status", ""));
+    json_decref(got);
+    wf_row_free(&w);
+    ctx.be.exec = NULL;
+    fm_ctx_close(&ctx);
+    return st;
+}
+
 /* The Xid check after a repair compares the node's kernel stamps with the
  * repair's time on the node's own clock: an Xid that came straight back
  * on a node an hour behind is still there (this server's clock missed
@@ -1256,6 +1289,11 @@ START_TEST(xid_recheck_on_the_nodes_clock)
     ck_assert_str_eq(reset_then_verify(-3600, 5, st, sizeof st), "failed");
     ck_assert_str_eq(reset_then_verify(3600, -60, st, sizeof st), "done");
     ck_assert_str_eq(reset_then_verify(0, -60, st, sizeof st), "done");
+    /* No repair (a cool-down, then the check): Xids since the monitor's
+     * window began on the node's clock count, older ones of the boot do
+     * not; with no window at all, every one of the boot does. */
+    ck_assert_str_eq(verify_after_window(true, st, sizeof st), "done");
+    ck_assert_str_eq(verify_after_window(false, st, sizeof st), "failed");
 }
 END_TEST
 
