@@ -42,11 +42,6 @@ typedef struct fm_step_ctx {
     const char *state_after;
 } step_ctx;
 
-static long long now_s(void)
-{
-    return (long long)(fm_now_ms() / 1000);
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -1099,7 +1094,6 @@ fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *c
     w->content = json_deep_copy(content);
     w->gated = tool_run(w);
     w->vars = json_object();
-    var_set_int(w, "started_s", now_s());
     if (wf_insert(ctx, w, err)) {
         wf_row_free(w);
         free(r);
