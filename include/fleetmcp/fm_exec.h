@@ -20,16 +20,21 @@ typedef enum {
     FM_CMD_NVSMI_QUERY = 0, /* nvidia-smi -q [-i GPU] */
     FM_CMD_NVSMI_QUERY_GPU =
         1, /* nvidia-smi --query-gpu=<fixed fields> --format=csv,noheader,nounits */
-    FM_CMD_NVSMI_RESET = 2,  /* nvidia-smi --gpu-reset -i BUS (mutating) */
-    FM_CMD_DCGMI_DIAG = 3,   /* dcgmi diag -r LEVEL -j */
-    FM_CMD_DCGMI_HEALTH = 4, /* dcgmi health -c -j */
-    FM_CMD_KERNEL_XID = 5,   /* journalctl -k ... -g 'NVRM: Xid' (current boot) */
-    FM_CMD_IBSTAT = 6,       /* ibstat */
-    FM_CMD_KERNEL_LOG = 7,   /* journalctl -k ... -g <fixed signals> (current boot) */
-    FM_CMD_JOB_LOG_TAIL = 8, /* tail -c <fixed bound> -- PATH (a job's output file) */
+    FM_CMD_NVSMI_RESET = 2,   /* nvidia-smi --gpu-reset -i BUS (mutating) */
+    FM_CMD_DCGMI_DIAG = 3,    /* dcgmi diag -r LEVEL -j */
+    FM_CMD_DCGMI_HEALTH = 4,  /* dcgmi health -c -j */
+    FM_CMD_KERNEL_XID = 5,    /* journalctl -k ... -g 'NVRM: Xid' (current boot) */
+    FM_CMD_IBSTAT = 6,        /* ibstat */
+    FM_CMD_KERNEL_LOG = 7,    /* journalctl -k ... -g <fixed signals> (current boot) */
+    FM_CMD_JOB_LOG_TAIL = 8,  /* tail -c <fixed bound> -- PATH (a job's output file) */
+    FM_CMD_NODE_CLOCK = 9,    /* date +%s: the node's own clock, for its kernel stamps */
+    FM_CMD_JOB_LOG_STAT = 10, /* stat -c <owner|type|size|dev:inode> -- PATH (not followed) */
 } fm_cmd_id;
 
-#define FM_CMD_COUNT 9
+#define FM_CMD_COUNT 11
+
+/* FM_CMD_JOB_LOG_STAT's format: owner's name, file type, size, device:inode. */
+#define FM_JOB_LOG_STAT_FORMAT "%U|%F|%s|%d:%i"
 
 /* The field list FM_CMD_NVSMI_QUERY_GPU asks for, in this order. */
 #define FM_NVSMI_QUERY_FIELDS                                                                      \

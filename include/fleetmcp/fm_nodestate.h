@@ -31,8 +31,10 @@ int fm_node_state_upsert(struct fm_ctx *ctx, const char *node, const char *state
                          const char *fault_class, const char *workflow_id, const json_t *domains,
                          fm_err *err);
 
-/* The node's remediation state name into buf ("healthy" when unknown). */
-void fm_node_state_get(struct fm_ctx *ctx, const char *node, char *buf, size_t len);
+/* The node's remediation state name into buf ("healthy" when the store
+ * has no row for it).  -1 when the store cannot be read: buf is then
+ * "unknown", never a state a check could pass on. */
+int fm_node_state_get(struct fm_ctx *ctx, const char *node, char *buf, size_t len);
 
 /* {state: count} over all nodes known to the store (new object). */
 json_t *fm_node_state_counts(struct fm_ctx *ctx);

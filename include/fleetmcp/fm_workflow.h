@@ -127,6 +127,13 @@ int fm_workflow_run_due(struct fm_ctx *ctx, fm_call *call, int max);
 int fm_workflow_open_for_plan(struct fm_ctx *ctx, const char *plan_id,
                               char id_out[FM_WORKFLOW_ID_LEN]);
 
+/* Whether a Slurm drain reason on node is fleetmcp's own: it starts
+ * FM_SLURM_OWNED_PREFIX and the owner after it ("fleetmcp:OWNER: text")
+ * names a workflow of this store on that node, by its id, its plan, or
+ * (call-N) the call that started it.  The prefix alone proves nothing: a
+ * human may write "fleetmcp: hold".  1 ours, 0 not (or no such prefix),
+ * -1 when the store cannot tell (callers treat it as not ours). */
+int fm_workflow_owns_drain(struct fm_ctx *ctx, const char *node, const char *reason);
 /* A single-node tool's one-step workflow of tool on args' node (running
  * or waiting), started with the same arguments (approval_id aside), whose
  * owner died (lease out, or its process gone on this host), into id_out;
@@ -205,8 +212,9 @@ json_t *fm_wf_gpu_snapshot(struct fm_ctx *ctx, const char *node, json_int_t inde
 json_t *fm_wf_diag(struct fm_ctx *ctx, const char *node, int level, fm_err *err);
 
 /* Runs the verify_gpu checks (array of names, borrowed) against the node
- * now.  since_s: kernel Xid lines at or after this epoch second count as
- * "still there" (0: any line of the current boot).  New {ok, checks:
+ * now.  since_s: kernel Xid lines at or after this epoch second of the
+ * node's own clock (fm_wf_node_clock) count as "still there" (0: any line
+ * of the current boot).  New {ok, checks:
  * {name: {ok, detail}}}; NULL with err only if the node is unreachable. */
 json_t *fm_wf_verify(struct fm_ctx *ctx, const char *node, const json_t *checks, long long since_s,
                      fm_err *err);
@@ -219,6 +227,12 @@ struct fm_action_call;
 int fm_wf_diag_bundle(fm_call *call, const struct fm_action_call *via, const char *node,
                       char *id_out, size_t len, fm_err *err);
 
+/* The node's own clock (epoch s, `date +%s` over ssh), or -1 with err
+ * set.  A repair's time is taken from it, since the Xid check compares
+ * it with the node's kernel stamps: this server's clock would miss an Xid
+ * on a node whose clock runs behind, and count an old one on a node whose
+ * clock runs ahead. */
+long long fm_wf_node_clock(struct fm_ctx *ctx, const char *node, fm_err *err);
 /* The node's Slurm boot time (epoch s, 0 unknown) and state words joined
  * ("IDLE+DRAIN") into state. */
 long long fm_wf_node_boot(struct fm_ctx *ctx, const char *node, char *state, size_t len,

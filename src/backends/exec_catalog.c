@@ -17,9 +17,10 @@
 
 /* Kernel Xid lines: the current boot only (-k implies -b, and a reset or
  * reboot is what clears the fault, so older boots would mislead), at most
- * the newest 200 matches, ISO timestamps so lines from different nodes
- * compare.  --since is not used: node clocks drift and -n already bounds
- * the output. */
+ * the newest 200 matches, ISO timestamps.  --since is not used: -n
+ * already bounds the output, and a repair's time is compared with the
+ * stamps on the node's own clock (FM_CMD_NODE_CLOCK), never this
+ * server's. */
 #define XID_MAX_LINES "200"
 
 /* A bounded kernel window for diagnosis: the newest 400 lines of the
@@ -69,6 +70,18 @@ static const cmd_def catalog[FM_CMD_COUNT] = {
     /* "--" ends the options: the path (validated, absolute) is never one */
     [FM_CMD_JOB_LOG_TAIL] = {"job_log_tail",
                              {"tail", "-c", JOB_LOG_TAIL_BYTES, "--"},
+                             ARG_PATH_REQ,
+                             false},
+    /* Seconds since the epoch on the node's clock: what its kernel lines
+     * are stamped with, so a repair's time is compared with them on one
+     * clock (node clocks drift from this server's). */
+    [FM_CMD_NODE_CLOCK] = {"node_clock", {"date", "+%s"}, ARG_NONE, false},
+    /* What a job's output path is before and after its tail is read: a
+     * job names its own output file and the ssh user reads it, so only a
+     * regular file of the job's user is read.  stat without -L reports a
+     * symbolic link as one, never its target. */
+    [FM_CMD_JOB_LOG_STAT] = {"job_log_stat",
+                             {"stat", "-c", FM_JOB_LOG_STAT_FORMAT, "--"},
                              ARG_PATH_REQ,
                              false},
 };

@@ -14,14 +14,6 @@
 
 #define SHADOW_MATCH_MS (24LL * 3600 * 1000)
 
-static bool table_exists(fm_ctx *ctx, const char *name)
-{
-    int64_t yes = 0;
-    fm_db_run(ctx->store.db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-              fm_db_row_int64, &yes, "t", name);
-    return yes;
-}
-
 /* Overrides: human actions counted on the nodes fleetmcp attempted to
  * repair (the set from node state, the counts from the audit trail). */
 typedef struct {
@@ -49,7 +41,10 @@ json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
 {
     int64_t since = fm_now_ms() - window_ms;
     json_t *m = json_object();
-    bool wf = table_exists(ctx, "workflows");
+    /* The workflow tables, made if missing (once per connection): asking
+     * sqlite_master for them found none on PostgreSQL, so every workflow
+     * there went uncounted. */
+    bool wf = fm_workflow_init(ctx, NULL) == 0;
     double done = 0, bad = 0, fp = 0, mean = 0;
     bool mean_null = true;
     json_t *offenders;

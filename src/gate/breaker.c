@@ -62,7 +62,9 @@ static bconf conf(fm_ctx *ctx)
 static int64_t window_start(fm_ctx *ctx, const bconf *c)
 {
     char v[32];
-    int64_t since = fm_now_ms() - c->window_s * 1000;
+    /* The store's clock, as the drains and the reset were stamped: a host
+     * whose clock ran a window ahead counted none of the others'. */
+    int64_t since = fm_store_now_ms(&ctx->store) - c->window_s * 1000;
     if (fm_store_setting_get(&ctx->store, RESET_KEY, v, sizeof v) == 0) {
         long long r = strtoll(v, NULL, 10);
         if (r > since) since = r;
@@ -252,7 +254,7 @@ int fm_breaker_reserve(fm_ctx *ctx, const char *name, const json_t *totals, fm_e
                           " to pass: %s",
                           why, RESET_FIX);
     }
-    int64_t now = fm_now_ms();
+    int64_t now = fm_store_now_ms(&ctx->store);
     const char *p;
     json_t *t;
     int rc = FM_DB_DONE;
@@ -271,7 +273,7 @@ int fm_breaker_reserve(fm_ctx *ctx, const char *name, const json_t *totals, fm_e
 int fm_breaker_reset(fm_ctx *ctx, const char *by, const char *reason, fm_err *err)
 {
     char at[32], v[700], ms[32];
-    int64_t now = fm_now_ms();
+    int64_t now = fm_store_now_ms(&ctx->store);
     fm_iso_time(now, at);
     snprintf(v, sizeof v, "reset at %s by %s: %.400s", at, by, reason);
     snprintf(ms, sizeof ms, "%lld", (long long)now);

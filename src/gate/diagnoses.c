@@ -64,7 +64,8 @@ int fm_diagnosis_record(fm_ctx *ctx, const char *node, const fm_diagnosis *d, ch
 {
     char id[FM_DIAGNOSIS_ID_LEN] = "dg-";
     fm_random_hex(id + 3, 8);
-    int64_t now = fm_now_ms();
+    /* The store's clock: another host judges the diagnosis's age. */
+    int64_t now = fm_store_now_ms(&ctx->store);
     int rc = fm_db_run(ctx->store.db, put_sql, NULL, NULL, "tttddntin", id, node, d->fault_class,
                        d->confidence, d->act_threshold, d->act ? 1 : 0, d->source, now,
                        d->collected_act ? 1 : 0);
@@ -126,7 +127,9 @@ json_t *fm_diagnosis_basis(fm_ctx *ctx, const char *node, const char *fault_clas
         return NULL;
     }
     long long max_age = fm_diagnosis_max_age_s(ctx);
-    long long age_s = (long long)((fm_now_ms() - d.at_ms) / 1000);
+    /* On the store's clock, as it was stamped: a host whose own clock ran
+     * behind the recorder's took a stale diagnosis for a fresh one. */
+    long long age_s = (long long)((fm_store_now_ms(&ctx->store) - d.at_ms) / 1000);
     bool agrees = fault_class && !strcmp(d.fault_class, fault_class);
     bool confident = d.act && d.confidence >= d.act_threshold;
     bool future = age_s < -MAX_FUTURE_S;

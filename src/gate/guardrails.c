@@ -327,9 +327,14 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
     const json_t *pre = json_object_get(req->runbook, "preconditions");
     if (pre) {
         char st[32];
-        fm_node_state_get(ctx, name, st, sizeof st);
+        bool read = fm_node_state_get(ctx, name, st, sizeof st) == 0;
         const json_t *allowed = json_object_get(pre, "node_states");
-        if (json_array_size(allowed))
+        if (json_array_size(allowed) && !read)
+            add(verdicts, "precondition_state", false, "call again once the store answers",
+                "%s: its remediation state cannot be read (%s), so the runbook's node_states"
+                " cannot be checked",
+                name, fm_db_errmsg(ctx->store.db));
+        else if (json_array_size(allowed))
             add(verdicts, "precondition_state", str_in(allowed, st),
                 "finish or escalate the node's current workflow first",
                 "%s is %s; the runbook starts from one of its node_states", name, st);
@@ -362,7 +367,9 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
         const json_t *g = json_object_get(section(ctx, "guardrails"), "retry_budget");
         long long max = fm_cfg_int(rb, "max_attempts", fm_cfg_int(g, "max_attempts", 2));
         long long win = fm_cfg_int(rb, "window_s", fm_cfg_int(g, "window_s", 86400));
-        long long n = fm_node_state_attempts(ctx, name, req->fault_class, fm_now_ms() - win * 1000);
+        /* attempts are stamped on the store's clock (fm_node_state_set) */
+        long long n = fm_node_state_attempts(ctx, name, req->fault_class,
+                                             fm_store_now_ms(&ctx->store) - win * 1000);
         if (n < 0)
             add(verdicts, "retry_budget", false, "call again once the store answers",
                 "%s: the attempts for %s cannot be counted (%s), so the budget counts as spent",
@@ -375,11 +382,17 @@ static void check_node(fm_ctx *ctx, const fm_guard_req *req, const char *name, j
                 req->fault_class, win);
     }
     if (req->resume) {
-        bool owned = json_is_true(json_object_get(node, "fleetmcp_owned"));
-        add(verdicts, "ownership", owned || req->approved,
+        /* The reason's prefix is only a claim (anyone can write
+         * "fleetmcp: hold"): the drain is ours when its owner is a
+         * workflow of ours on this node. */
+        int owned = fm_workflow_owns_drain(ctx, name, fm_json_str(node, "reason", ""));
+        add(verdicts, "ownership", owned == 1 || req->approved,
             "fleetmcp resumes only drains it owns; a human approval can override",
-            owned ? "%s's drain is fleetmcp's (reason %s)"
-                  : "%s was drained by someone else (reason: %s)",
+            owned == 1   ? "%s's drain is fleetmcp's (reason %s)"
+            : owned == 0 ? "%s was drained by someone else (reason: %s; no workflow of this"
+                           " store on the node is named in it)"
+                         : "%s: the store cannot tell whose drain this is (reason: %s), so it"
+                           " counts as someone else's",
             name, fm_json_str(node, "reason", ""));
     }
     json_decref(node);

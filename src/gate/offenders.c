@@ -84,15 +84,16 @@ static orow get(fm_ctx *ctx, const char *node)
 /* Repairs that count now: in the window and after the last clear. */
 static long long counted(fm_ctx *ctx, const char *node, const oconf *c, const orow *r)
 {
-    int64_t since = fm_now_ms() - c->window_s * 1000;
+    /* The store's clock, as attempts and clears are stamped. */
+    int64_t since = fm_store_now_ms(&ctx->store) - c->window_s * 1000;
     if (r->cleared_ms > since) since = r->cleared_ms;
     return fm_node_state_attempts(ctx, node, NULL, since);
 }
 
 static void put(fm_ctx *ctx, const char *node, long long repairs, const char *ticket)
 {
-    if (fm_db_run(ctx->store.db, put_sql, NULL, NULL, "tiit", node, (int64_t)repairs, fm_now_ms(),
-                  ticket && *ticket ? ticket : NULL) != FM_DB_DONE)
+    if (fm_db_run(ctx->store.db, put_sql, NULL, NULL, "tiit", node, (int64_t)repairs,
+                  fm_store_now_ms(&ctx->store), ticket && *ticket ? ticket : NULL) != FM_DB_DONE)
         fm_log("error", "repeat offender %s: recording failed: %s", node,
                fm_db_errmsg(ctx->store.db));
 }
@@ -194,7 +195,8 @@ void fm_offender_check(fm_ctx *ctx, const char *node, json_t *verdicts)
 
 int fm_offender_clear(fm_ctx *ctx, const char *node, const char *by, fm_err *err)
 {
-    int rc = fm_db_run(ctx->store.db, clear_sql, NULL, NULL, "itt", fm_now_ms(), by, node);
+    int rc = fm_db_run(ctx->store.db, clear_sql, NULL, NULL, "itt", fm_store_now_ms(&ctx->store),
+                       by, node);
     if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "repeat offender");
     if (fm_db_changes(ctx->store.db) == 0)
         return fm_err_set(err, FM_ERR_NOT_FOUND,

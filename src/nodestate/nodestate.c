@@ -28,12 +28,17 @@ int fm_node_state_init(fm_ctx *ctx, fm_err *err)
     return fm_store_migrate(&ctx->store, "fleet", 1, fleet_ddl, err);
 }
 
-void fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
+int fm_node_state_get(fm_ctx *ctx, const char *node, char *buf, size_t len)
 {
     static const char sql[] = "SELECT state FROM node_states WHERE node=?";
     snprintf(buf, len, "healthy");
     fm_db_text_buf out = {buf, len, 0};
-    fm_db_run(ctx->store.db, sql, fm_db_row_text, &out, "t", node);
+    int rc = fm_db_run(ctx->store.db, sql, fm_db_row_text, &out, "t", node);
+    if (rc == FM_DB_ROW || rc == FM_DB_DONE) return 0;
+    /* A failed read is not a healthy node: the runbook's node_states
+     * precondition would pass on it. */
+    snprintf(buf, len, "unknown");
+    return -1;
 }
 
 json_t *fm_node_state_counts(fm_ctx *ctx)
@@ -162,10 +167,14 @@ int fm_node_state_upsert(fm_ctx *ctx, const char *node, const char *state, const
         " since_ms=CASE WHEN node_states.state=?2 THEN node_states.since_ms ELSE ?8 END,"
         " updated_ms=?8",
         NULL, NULL, "ttttttti", node, state, fc, wf, fm_json_str(domains, "rack", NULL),
-        fm_json_str(domains, "sku", NULL), fm_json_str(domains, "partition", NULL), fm_now_ms());
+        fm_json_str(domains, "sku", NULL), fm_json_str(domains, "partition", NULL),
+        fm_store_now_ms(&ctx->store));
     return rc == FM_DB_DONE ? 0 : fm_store_fail(&ctx->store, err, "node state");
 }
 
+/* Stamps (since_ms, updated_ms, attempts' ts_ms) are on the store's clock
+ * (fm_store_now_ms): the windows that count them (retry budget, repeat
+ * offenders) are judged by other hosts whose clocks differ. */
 int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const char *workflow_id,
                       fm_err *err)
 {
@@ -174,7 +183,7 @@ int fm_node_state_set(fm_ctx *ctx, const char *node, const char *state, const ch
     int rc = fm_db_run(ctx->store.db,
                        "INSERT INTO node_attempts(node,fault_class,ts_ms) SELECT node,"
                        " coalesce(fault_class,'unknown'), ? FROM node_states WHERE node=?",
-                       NULL, NULL, "it", fm_now_ms(), node);
+                       NULL, NULL, "it", fm_store_now_ms(&ctx->store), node);
     if (rc != FM_DB_DONE) return fm_store_fail(&ctx->store, err, "node attempt");
     /* The repeat-offender rule counts this attempt (src/gate/offenders.c). */
     fm_offender_note(ctx, node);

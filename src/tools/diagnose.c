@@ -449,6 +449,91 @@ static int cmp_job_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* What the node says a job's output path is (stat without following a
+ * symbolic link). */
+typedef struct job_file {
+    char owner[64], type[32], ident[48];
+} job_file;
+
+static int stat_job_file(fm_ctx *ctx, const char *host, const char *path, job_file *f, fm_err *e)
+{
+    fm_cmd_args a;
+    fm_cmd_args_init(&a);
+    snprintf(a.path, sizeof a.path, "%s", path);
+    fm_exec_result r;
+    memset(&r, 0, sizeof r);
+    if (ctx->be.exec->run(ctx->be.exec_st, host, FM_CMD_JOB_LOG_STAT, &a, &r, e)) {
+        fm_exec_result_free(&r);
+        return -1;
+    }
+    char line[200] = "";
+    snprintf(line, sizeof line, "%.*s", (int)(r.out_len < 199 ? r.out_len : 199),
+             r.out ? r.out : "");
+    line[strcspn(line, "\n")] = '\0';
+    long long size = -1;
+    int n = sscanf(line, "%63[^|]|%31[^|]|%lld|%47s", f->owner, f->type, &size, f->ident);
+    int rc = 0;
+    if (r.exit_status != 0)
+        rc = fm_err_set(e, FM_ERR_NOT_FOUND, "not on %s (stat exit %d)", host, r.exit_status);
+    else if (n != 4 || size < 0)
+        rc = fm_err_set(e, FM_ERR_PARSE, "stat on %s answered '%.60s', not owner|type|size|id",
+                        host, line);
+    fm_exec_result_free(&r);
+    return rc ? -1 : 0;
+}
+
+/* Reads the tail of a job's output file into *r, over ssh as the ssh
+ * user, only if it is a regular file (not a symbolic link) of the job's
+ * own user and the same file after the read: the job's owner chose the
+ * path, and must not get another user's file (or the node's) read for
+ * them.  The read is bounded by the catalog's tail -c.  -1 with e saying
+ * why not (then nothing is in r). */
+static int read_job_file(fm_ctx *ctx, const char *host, const char *user, const char *path,
+                         fm_exec_result *r, fm_err *e)
+{
+    memset(r, 0, sizeof *r);
+    if (!user || !*user)
+        return fm_err_set(e, FM_ERR_INVALID,
+                          "not read: the job record names no user, so the file's owner cannot be"
+                          " checked"),
+               -1;
+    job_file before, after;
+    if (stat_job_file(ctx, host, path, &before, e)) return -1;
+    if (strcmp(before.type, "regular file") && strcmp(before.type, "regular empty file"))
+        return fm_err_set(e, FM_ERR_DENIED,
+                          "not read: a %s, not a regular file (links are not followed)",
+                          before.type),
+               -1;
+    if (strcmp(before.owner, user))
+        return fm_err_set(e, FM_ERR_DENIED,
+                          "not read: owned by %s, not by the job's user %s (a job names its own"
+                          " output path, so only its user's own files are read)",
+                          before.owner, user),
+               -1;
+    fm_cmd_args a;
+    fm_cmd_args_init(&a);
+    snprintf(a.path, sizeof a.path, "%s", path);
+    if (ctx->be.exec->run(ctx->be.exec_st, host, FM_CMD_JOB_LOG_TAIL, &a, r, e)) {
+        fm_exec_result_free(r);
+        return -1;
+    }
+    int rc = 0;
+    if (r->exit_status != 0)
+        rc = fm_err_set(e, FM_ERR_NOT_FOUND, "not readable on %s (tail exit %d)", host,
+                        r->exit_status);
+    else if (stat_job_file(ctx, host, path, &after, e))
+        rc = -1;
+    else if (strcmp(before.ident, after.ident) || strcmp(before.owner, after.owner) ||
+             strcmp(before.type, after.type))
+        rc = fm_err_set(e, FM_ERR_CONFLICT,
+                        "not used: the path named another file while it was read (%s %s %s,"
+                        " then %s %s %s)",
+                        before.owner, before.type, before.ident, after.owner, after.type,
+                        after.ident);
+    if (rc) fm_exec_result_free(r);
+    return rc ? -1 : 0;
+}
+
 /* Reads the tail of the output (and error, when separate) file of the
  * newest MAX_JOB_LOGS jobs on the node, the asked job first, over the
  * executor's catalog entry (validated path, argv, never a shell string),
@@ -502,25 +587,14 @@ static void collect_job_logs(fm_ctx *ctx, const char *node, json_int_t job_id, c
             (np == 0 || strcmp(paths[0], paths[np]) != 0))
             np++;
         for (int p = 0; p < np; p++) {
-            fm_cmd_args a;
-            fm_cmd_args_init(&a);
-            snprintf(a.path, sizeof a.path, "%s", paths[p]);
             fm_exec_result r;
-            memset(&r, 0, sizeof r);
             fm_err e = {0};
             char what[320];
             snprintf(what, sizeof what, "job %lld output %s",
                      (long long)json_integer_value(json_object_get(jb, "job_id")), paths[p]);
-            if (ctx->be.exec->run(ctx->be.exec_st, host, FM_CMD_JOB_LOG_TAIL, &a, &r, &e)) {
-                note(json_object_get(info, "errors"), "ssh %.300s: %s: %.200s", what, &e);
-                continue;
-            }
-            if (r.exit_status != 0) {
-                fm_err ne = {0};
-                fm_err_set(&ne, FM_ERR_NOT_FOUND, "not readable on %s (tail exit %d)", host,
-                           r.exit_status);
-                note(json_object_get(info, "errors"), "%.300s: %s: %.200s", what, &ne);
-                fm_exec_result_free(&r);
+            if (read_job_file(ctx, host, json_string_value(json_object_get(jb, "user")), paths[p],
+                              &r, &e)) {
+                note(json_object_get(info, "errors"), "%.300s: %s: %.200s", what, &e);
                 continue;
             }
             /* a cut first line is a fragment: start at the next one */

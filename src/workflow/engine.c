@@ -42,11 +42,6 @@ typedef struct fm_step_ctx {
     const char *state_after;
 } step_ctx;
 
-static long long now_s(void)
-{
-    return (long long)(fm_now_ms() / 1000);
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -61,6 +56,17 @@ static long long var_int(const wf_row *w, const char *k)
 static void var_set_int(wf_row *w, const char *k, long long v)
 {
     json_object_set_new(w->vars, k, json_integer((json_int_t)v));
+}
+
+/* Marks the repair's start on the node's own clock (vars
+ * repair_at_node_s), the reference its Xid check compares kernel stamps
+ * with: this server's clock would be off by the two hosts' skew. */
+static int mark_repair(step_ctx *sc, fm_err *err)
+{
+    long long t = fm_wf_node_clock(sc->call->ctx, sc->w->node, err);
+    if (t < 0) return -1;
+    var_set_int(sc->w, "repair_at_node_s", t);
+    return 0;
 }
 
 /* A single-node tool's one-step workflow (fm_workflow_tool_content): the
@@ -183,9 +189,13 @@ int fm_act_reboot(step_ctx *sc, fm_err *err)
         json_object_set_new(sc->out, "boot_before", json_integer(var_int(sc->w, "boot_before")));
         return 0;
     }
+    /* No clock reading: Slurm reboots a node ssh may not reach, and the
+     * Xid check reads the current boot only, which begins after this
+     * reboot (wait_node_up saw the boot time move), so every line of it
+     * counts (a reset's mark from before would not). */
+    json_object_del(sc->w->vars, "repair_at_node_s");
     var_set_int(sc->w, "boot_before", boot);
     var_set_int(sc->w, "reboot_issued", 1);
-    var_set_int(sc->w, "repair_at_s", now_s());
     if (wf_save(ctx, sc->w, err)) return -1;
     snprintf(full, sizeof full, "%s%s: %s", FM_SLURM_OWNED_PREFIX, owner_of(sc->w),
              fm_json_str(args, "reason", "reboot"));
@@ -277,7 +287,12 @@ int fm_act_gpu_reset(step_ctx *sc, fm_err *err)
     int rc = 0;
     size_t i, matched = 0;
     json_t *g;
-    var_set_int(sc->w, "repair_at_s", now_s());
+    if (mark_repair(sc, err)) {
+        json_decref(gpus);
+        json_decref(lost);
+        json_decref(done);
+        return -1;
+    }
     wf_save(ctx, sc->w, NULL);
     json_array_foreach(gpus, i, g)
     {
@@ -402,8 +417,15 @@ int fm_act_diag_bundle(step_ctx *sc, fm_err *err)
 
 int fm_act_verify_gpu(step_ctx *sc, fm_err *err)
 {
-    long long since = var_int(sc->w, "repair_at_s");
-    if (!since) since = var_int(sc->w, "started_s");
+    /* The repair's start on the node's clock, else the start of the
+     * monitor window before this check (a cool-down), on the node's clock
+     * too.  Without either (or with a mark an older build took on this
+     * server's clock) every Xid line of the current boot counts: nothing
+     * in this workflow cleared the ones before it. */
+    long long since = var_int(sc->w, "repair_at_node_s");
+    if (!since)
+        since = json_integer_value(
+            json_object_get(json_object_get(sc->w->vars, "monitor"), "started_node_s"));
     json_t *checks = json_object_get(json_object_get(sc->step, "args"), "checks");
     json_t *v = fm_wf_verify(sc->call->ctx, sc->w->node, checks, since, err);
     if (!v) return -1;
@@ -432,14 +454,20 @@ int fm_act_resume(step_ctx *sc, fm_err *err)
     char st[256], reason[256];
     if (fm_wf_node_boot(sc->call->ctx, sc->w->node, st, sizeof st, reason, sizeof reason, err) < 0)
         return -1;
-    bool ours = !strncmp(reason, FM_SLURM_OWNED_PREFIX, strlen(FM_SLURM_OWNED_PREFIX));
-    if (strstr(st, "DRAIN") && !ours && !sc->w->approval_id[0]) {
+    /* Ours only when the reason names a workflow of ours on this node:
+     * a human's "fleetmcp: hold" has the prefix and is theirs. */
+    bool ours = fm_workflow_owns_drain(sc->call->ctx, sc->w->node, reason) == 1;
+    /* Every state fm_wf_resume lifts, not only a drain: a node someone
+     * set DOWN (or FAIL) with their own reason is theirs too. */
+    bool out = strstr(st, "DRAIN") || strstr(st, "DOWN") || strstr(st, "FAIL");
+    if (out && !ours && !sc->w->approval_id[0]) {
         char c[160];
         fm_clip(c, sizeof c, reason);
         fm_err_set(err, FM_ERR_GUARDRAIL,
-                   "ownership: %s was drained by someone else (%s);"
-                   " fleetmcp resumes only its own drains",
-                   sc->w->node, c);
+                   "ownership: %s was taken out of service by someone else (%s, reason: %s);"
+                   " fleetmcp resumes only its own drains: ask its owner, or have a human"
+                   " approve the plan",
+                   sc->w->node, st, c);
         return -1;
     }
     bool noop = false;
@@ -552,9 +580,16 @@ static bool monitor_sample(step_ctx *sc, json_t *mon, int64_t now, char *first, 
 {
     const json_t *checks = json_object_get(json_object_get(sc->step, "args"), "checks");
     json_t *dflt = checks ? NULL : json_pack("[s,s,s]", "xid", "ecc_dbe", "nvlink");
-    long long since = (long long)(json_integer_value(json_object_get(mon, "started_ms")) / 1000);
     fm_err e = {0};
-    json_t *v = fm_wf_verify(sc->call->ctx, sc->w->node, checks ? checks : dflt, since, &e);
+    /* The window's start on the node's clock (read at the first sample),
+     * which its kernel stamps are compared with; started_ms is the
+     * store's. */
+    long long since = json_integer_value(json_object_get(mon, "started_node_s"));
+    if (!since && (since = fm_wf_node_clock(sc->call->ctx, sc->w->node, &e)) > 0)
+        json_object_set_new(mon, "started_node_s", json_integer(since));
+    json_t *v = since > 0
+                    ? fm_wf_verify(sc->call->ctx, sc->w->node, checks ? checks : dflt, since, &e)
+                    : NULL;
     json_decref(dflt);
     bool ok = v && json_is_true(json_object_get(v, "ok"));
     first[0] = '\0';
@@ -1059,7 +1094,6 @@ fm_wf_run *fm_workflow_begin(fm_call *call, const char *plan_id, const json_t *c
     w->content = json_deep_copy(content);
     w->gated = tool_run(w);
     w->vars = json_object();
-    var_set_int(w, "started_s", now_s());
     if (wf_insert(ctx, w, err)) {
         wf_row_free(w);
         free(r);

@@ -115,9 +115,10 @@ int fm_wf_drain(fm_ctx *ctx, const char *node, const char *owner, const char *te
     int rc = 0;
     if (drained && !strncmp(reason, mine, strlen(mine))) {
         *noop = true; /* ours already: re-running the step changes nothing */
-    } else if (drained && strncmp(reason, FM_SLURM_OWNED_PREFIX, strlen(FM_SLURM_OWNED_PREFIX))) {
-        /* Someone else's drain: taking its reason over would make their
-         * node ours to resume.  Leave it to them. */
+    } else if (drained && fm_workflow_owns_drain(ctx, node, reason) != 1) {
+        /* Someone else's drain (the prefix alone is not ours: a human may
+         * write "fleetmcp: hold"): taking its reason over would make
+         * their node ours to resume.  Leave it to them. */
         char c[160];
         fm_clip(c, sizeof c, reason);
         fm_err_set(err, FM_ERR_CONFLICT,
@@ -475,7 +476,8 @@ static void verdict(json_t *checks, const char *name, bool ok, const char *fmt, 
     json_object_set_new(checks, name, json_pack("{s:b, s:s}", "ok", ok, "detail", d));
 }
 
-/* Kernel Xid lines of the current boot stamped at or after since_s. */
+/* Kernel Xid lines of the current boot stamped at or after since_s (the
+ * node's clock; 0: every line of the boot). */
 static int xid_lines_since(const fm_exec_result *r, long long since_s, char *last, size_t len)
 {
     int n = 0;
@@ -492,6 +494,33 @@ static int xid_lines_since(const fm_exec_result *r, long long since_s, char *las
         fm_clip(last, len, x);
     }
     return n;
+}
+
+long long fm_wf_node_clock(fm_ctx *ctx, const char *node, fm_err *err)
+{
+    fm_cmd_args a;
+    fm_cmd_args_init(&a);
+    fm_exec_result r;
+    if (run(ctx, node, FM_CMD_NODE_CLOCK, &a, &r, err)) {
+        fm_exec_result_free(&r);
+        return -1;
+    }
+    char line[32] = "";
+    const char *p = r.out, *end = r.out + r.out_len;
+    next_line(&p, end, line, sizeof line);
+    char *tail = NULL;
+    long long t = strtoll(line, &tail, 10);
+    /* digits only, after 2001 and before 5138: anything else is not a clock */
+    bool ok =
+        r.exit_status == 0 && tail != line && !*tail && t >= 1000000000LL && t < 100000000000LL;
+    if (!ok)
+        fm_err_set(err, FM_ERR_BACKEND,
+                   "date +%%s on %s (exit %d) gave no clock reading ('%.20s'): the Xid check"
+                   " after a repair compares the node's kernel stamps with its own clock; check"
+                   " date on the node",
+                   node, r.exit_status, line);
+    fm_exec_result_free(&r);
+    return ok ? t : -1;
 }
 
 /* dcgmi health incidents whose system contains word. */

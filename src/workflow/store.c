@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
 #include "wf_int.h"
 
@@ -446,6 +447,40 @@ int fm_workflow_open_for_plan(fm_ctx *ctx, const char *plan_id, char id_out[FM_W
                fm_db_row_text, &t, "t", plan_id) == FM_DB_ROW
                ? 0
                : -1;
+}
+
+/* The owner of a "fleetmcp:OWNER: text" reason into out; false when the
+ * reason has no such form. */
+static bool drain_owner(const char *reason, char *out, size_t len)
+{
+    size_t pl = strlen(FM_SLURM_OWNED_PREFIX);
+    if (!reason || strncmp(reason, FM_SLURM_OWNED_PREFIX, pl)) return false;
+    const char *o = reason + pl;
+    size_t n = strcspn(o, ":");
+    if (n == 0 || n >= len || o[n] != ':') return false;
+    memcpy(out, o, n);
+    out[n] = '\0';
+    return true;
+}
+
+int fm_workflow_owns_drain(fm_ctx *ctx, const char *node, const char *reason)
+{
+    char owner[FM_WORKFLOW_ID_LEN + 40];
+    if (!node || !drain_owner(reason, owner, sizeof owner)) return 0;
+    if (fm_workflow_init(ctx, NULL)) return -1;
+    /* call-N: a tool's drain without a plan, owned by its call's audit
+     * row N (the one-step workflow's call_ref). */
+    char *end = NULL;
+    long long call = -1;
+    if (!strncmp(owner, "call-", 5) && owner[5] >= '0' && owner[5] <= '9') {
+        call = strtoll(owner + 5, &end, 10);
+        if (*end) call = -1;
+    }
+    long long n = fm_db_count(ctx->store.db,
+                              "SELECT count(*) FROM workflows WHERE node=? AND (id=? OR plan_id=?"
+                              " OR call_ref=?)",
+                              "ttti", node, owner, owner, (int64_t)call);
+    return n < 0 ? -1 : n > 0;
 }
 
 /* fm_workflow_dead_tool_run's rows: the first of this tool's one-step

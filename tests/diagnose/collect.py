@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -260,6 +261,22 @@ def job_logs(t):
                 f" default slurm-{job2}.out -> nccl_rank_divergence among"
                 f" {sorted(k for k in ranked if k)} (top {top.get('fault_class')})",
                 f"classes: {json.dumps(ranked)}")
+        # 3: -o names a file another user owns (here nobody's; the job is
+        # root's): the ssh user could read it, so it is not read and the
+        # answer says why
+        theirs = os.path.join(out_dir, "theirs.out")
+        with open(theirs, "w") as f:
+            f.write("not the job's\n")
+        shutil.chown(theirs, "nobody")
+        job3 = submit(oom, "-J", "train-theirs", "-o", theirs, "--open-mode=append")
+        done = finished(job3)
+        res = c.request("tools/call", {"name": "diagnose",
+                                       "arguments": {"node": node, "job_id": job3}})
+        errors = res.get("structuredContent", {}).get("collected", {}).get("errors", [])
+        said = [e for e in errors if f"job {job3} output" in e]
+        t.check(done and said and "owned by nobody, not by the job's user root" in said[0],
+                f"{node}: job {job3} writes to a file of nobody's -> not read: {said[:1]}",
+                f"errors: {json.dumps(errors)}")
     finally:
         c.close()
 

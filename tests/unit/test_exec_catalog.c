@@ -160,9 +160,14 @@ START_TEST(unknown_commands_refused)
     ck_assert_ptr_null(fm_cmd_name(FM_CMD_COUNT));
     ck_assert_str_eq(fm_cmd_name(FM_CMD_NVSMI_RESET), "nvsmi_reset");
     ck_assert_str_eq(fm_cmd_name(FM_CMD_KERNEL_XID), "kernel_xid");
+    /* the node's clock, for its kernel stamps: a constant argv */
+    ck_assert_int_eq(build(FM_CMD_NODE_CLOCK, NULL, 3, &line, &err), 0);
+    ck_assert_str_eq(line.remote, "'date' '+%s'");
     /* stable numbers */
     ck_assert_int_eq(FM_CMD_NVSMI_QUERY, 0);
     ck_assert_int_eq(FM_CMD_IBSTAT, 6);
+    ck_assert_int_eq(FM_CMD_NODE_CLOCK, 9);
+    ck_assert_int_eq(FM_CMD_JOB_LOG_STAT, 10);
     for (int c = 0; c < FM_CMD_COUNT; c++)
         ck_assert_int_eq(fm_cmd_mutates((fm_cmd_id)c), c == FM_CMD_NVSMI_RESET);
 }

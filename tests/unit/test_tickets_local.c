@@ -261,24 +261,24 @@ END_TEST
 START_TEST(test_bundles)
 {
     const char *body = "{\"nvidia_smi\": \"...\", \"xid\": [79]}";
-    add_bundle("b-1", "n1", body, true);
-    add_bundle("b-bad", "n1", body, false);
-    add_bundle("b-other", "n2", body, true);
+    add_bundle("41", "n1", body, true);
+    add_bundle("42", "n1", body, false);
+    add_bundle("43", "n2", body, true);
     json_t *r = call_ok(fm_tool_ticket_create,
                         "{\"summary\": \"s\", \"node\": \"n1\", \"fault_class\": \"xid_79\","
-                        " \"bundle_id\": \"b-1\"}");
+                        " \"bundle_id\": \"41\"}");
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "attached"), 0)),
-                     "diag-bundle-b-1.json");
+                     "diag-bundle-41.json");
     json_decref(r);
     fm_err err;
     ck_assert_ptr_null(
-        call(fm_tool_ticket_update, "{\"key\": \"FM-1\", \"bundle_id\": \"b-bad\"}", &err));
+        call(fm_tool_ticket_update, "{\"key\": \"FM-1\", \"bundle_id\": \"42\"}", &err));
     ck_assert_int_eq(err.code, FM_ERR_IO);
     ck_assert_ptr_null(
         call(fm_tool_ticket_update, "{\"key\": \"FM-1\", \"bundle_id\": \"nope\"}", &err));
     ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
     ck_assert_ptr_null(
-        call(fm_tool_ticket_update, "{\"key\": \"FM-1\", \"bundle_id\": \"b-other\"}", &err));
+        call(fm_tool_ticket_update, "{\"key\": \"FM-1\", \"bundle_id\": \"43\"}", &err));
     ck_assert_int_eq(err.code, FM_ERR_INVALID);
     /* a create naming a missing bundle writes nothing */
     ck_assert_ptr_null(call(fm_tool_ticket_create,
@@ -286,7 +286,7 @@ START_TEST(test_bundles)
                             " \"bundle_id\": \"nope\"}",
                             &err));
     ck_assert_int_eq(err.code, FM_ERR_NOT_FOUND);
-    json_t *u = call_ok(fm_tool_ticket_update, "{\"key\": \"FM-1\", \"bundle_id\": \"b-1\"}");
+    json_t *u = call_ok(fm_tool_ticket_update, "{\"key\": \"FM-1\", \"bundle_id\": \"41\"}");
     ck_assert_int_eq(json_array_size(json_object_get(u, "attached")), 1);
     ck_assert(json_is_false(json_object_get(u, "commented")));
     json_decref(u);
@@ -391,13 +391,13 @@ END_TEST
 
 START_TEST(test_escalate)
 {
-    add_bundle("b-9", "n3", "plain text bundle", true);
+    add_bundle("49", "n3", "plain text bundle", true);
     json_t *ev = json_pack("[s]", "verification failed after gpu_reset");
     fm_err err = {0};
-    json_t *r = fm_ticket_escalate(&ctx, "n3", "xid_79", "repair failed on n3", ev, "b-9", &err);
+    json_t *r = fm_ticket_escalate(&ctx, "n3", "xid_79", "repair failed on n3", ev, "49", &err);
     ck_assert_msg(r != NULL, "%s", err.text);
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "attached"), 0)),
-                     "diag-bundle-b-9.txt");
+                     "diag-bundle-49.txt");
     json_decref(r);
     r = fm_ticket_escalate(&ctx, "n3", "xid_79", "repair failed on n3 again", ev, "missing", &err);
     ck_assert_ptr_nonnull(r);

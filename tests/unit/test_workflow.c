@@ -9,13 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../src/workflow/wf_int.h"
 #include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_approval_roles.h"
 #include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_exec.h"
 #include "fleetmcp/fm_guardrails.h"
+#include "fleetmcp/fm_tickets.h"
+#include "fleetmcp/fm_fleet.h"
 #include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_policy.h"
 #include "fleetmcp/fm_registry.h"
@@ -26,19 +30,31 @@
 #include "fleetmcp/fm_util.h"
 #include "fleetmcp/fm_workflow.h"
 #include "fm_test.h"
+#include "fm_tools.gen.h"
 
 /* ---- a fake Slurm: every node in rack r01 unless named gpu-b* ------------ */
+
+/* When set, gpu-a01 is drained (or a01_state) with this reason
+ * (ownership tests). */
+static const char *a01_reason, *a01_state;
 
 static json_t *fake_node_obj(const char *name)
 {
     bool b = !strncmp(name, "gpu-b", 5);
-    bool drained = !strcmp(name, "gpu-a09");
+    bool held = a01_reason && !strcmp(name, "gpu-a01");
+    bool drained = !strcmp(name, "gpu-a09") || held;
     return json_pack("{s:s, s:[s], s:s, s:[s], s:[s], s:s, s:{s:s, s:s, s:s}, s:b}", "name", name,
-                     "state", drained ? "DRAIN" : "IDLE", "reason",
-                     drained ? "fleetmcp:wf-00000000deadbeef: orphan" : "", "partitions", "gpu",
-                     "features", b ? "rack=r02" : "rack=r01", "boot_time", "2026-11-23T00:00:00Z",
-                     "domains", "rack", b ? "r02" : "r01", "sku", "h100", "partition", "gpu",
-                     "fleetmcp_owned", drained);
+                     "state",
+                     held && a01_state ? a01_state
+                     : drained         ? "DRAIN"
+                                       : "IDLE",
+                     "reason",
+                     held      ? a01_reason
+                     : drained ? "fleetmcp:wf-00000000deadbeef: orphan"
+                               : "",
+                     "partitions", "gpu", "features", b ? "rack=r02" : "rack=r01", "boot_time",
+                     "2026-11-23T00:00:00Z", "domains", "rack", b ? "r02" : "r01", "sku", "h100",
+                     "partition", "gpu", "fleetmcp_owned", drained);
 }
 
 static json_t *fake_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
@@ -916,6 +932,47 @@ START_TEST(unreadable_domain_and_repair_counts_refuse)
 }
 END_TEST
 
+/* A runbook's node_states precondition on a node whose state cannot be
+ * read is not met: the read used to fall back to "healthy", and a runbook
+ * for healthy nodes passed on an escalated one. */
+START_TEST(unreadable_node_state_fails_the_precondition)
+{
+    fm_ctx ctx;
+    open_guarded(&ctx);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_node_state_set(&ctx, "gpu-a01", "escalated", NULL, &err), 0);
+    char st[32];
+    ck_assert_int_eq(fm_node_state_get(&ctx, "gpu-a01", st, sizeof st), 0);
+    ck_assert_str_eq(st, "escalated");
+    ck_assert_int_eq(
+        fm_db_exec(ctx.store.db, "ALTER TABLE node_states RENAME TO gone", NULL, NULL, NULL),
+        FM_DB_OK);
+    ck_assert_int_eq(fm_node_state_get(&ctx, "gpu-a01", st, sizeof st), -1);
+    ck_assert_str_eq(st, "unknown");
+    json_t *rb = json_pack("{s:{s:[s]}}", "preconditions", "node_states", "healthy");
+    json_t *nodes = json_pack("[s]", "gpu-a01");
+    fm_guard_req req = {.action = "rb-test", .nodes = nodes, .runbook = rb};
+    bool ok = true;
+    json_t *v = fm_guard_check(&ctx, &req, &ok, &err);
+    ck_assert(!ok);
+    size_t i;
+    json_t *e;
+    bool seen = false;
+    json_array_foreach(v, i, e) if (!strcmp(fm_json_str(e, "guardrail", ""), "precondition_state"))
+    {
+        seen = true;
+        ck_assert(!json_is_true(json_object_get(e, "ok")));
+        ck_assert_msg(strstr(fm_json_str(e, "detail", ""), "cannot be read"), "%s",
+                      fm_json_str(e, "detail", ""));
+    }
+    ck_assert(seen);
+    json_decref(v);
+    json_decref(nodes);
+    json_decref(rb);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* ---- two hosts, one approval --------------------------------------------- */
 
 /* Both racers consume one approval of a plan with this hash. */
@@ -1040,6 +1097,254 @@ START_TEST(approval_consumed_once_two_hosts_fifty_rounds)
 }
 END_TEST
 
+/* slurm_node's fleetmcp_owned for gpu-a01 (the fake Slurm flags every
+ * drained node by its prefix alone). */
+static bool slurm_node_says_owned(fm_ctx *ctx)
+{
+    json_t *args = json_pack("{s:s}", "node", "gpu-a01");
+    fm_call c = {.ctx = ctx, .args = args};
+    fm_err err = {0};
+    json_t *n = fm_tool_slurm_node(&c, &err);
+    ck_assert_msg(n != NULL, "%s", err.text);
+    bool owned = json_is_true(json_object_get(n, "fleetmcp_owned"));
+    json_decref(n);
+    json_decref(args);
+    return owned;
+}
+
+/* Runs a one-step workflow (steps, recorded as audit row id) on gpu-a01
+ * and checks it failed as someone else's node, with nothing sent to
+ * Slurm. */
+static void refused_as_not_ours(fm_ctx *ctx, const char *steps, int64_t id)
+{
+    wf_row w;
+    insert_wf(ctx, &w, steps, 0, false);
+    slurm_updates = 0;
+    json_t *got = recover_one(ctx, &w, id);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
+    const char *e = fm_json_str(json_array_get(json_object_get(got, "steps"), 0), "error", "");
+    ck_assert_msg(strstr(e, "someone else"), "%s", e);
+    ck_assert_int_eq(slurm_updates, 0);
+    json_decref(got);
+    wf_row_free(&w);
+}
+
+/* A drain reason's "fleetmcp:" prefix is a claim anyone can write: a
+ * human's "fleetmcp: hold" (or an owner no workflow of this store has on
+ * the node) is not fleetmcp's to resume or to take over; a reason naming
+ * this store's workflow on the node is. */
+START_TEST(drain_prefix_alone_is_not_ownership)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp: hold"), 0);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp:call-7: by hand"), 0);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a09", "fleetmcp:wf-00000000deadbeef: x"), 0);
+    static const char resume[] =
+        "[{\"phase\":\"steps\",\"id\":\"r\",\"action\":\"resume\",\"args\":{}}]";
+    static const char drain[] = "[{\"phase\":\"steps\",\"id\":\"d\",\"action\":\"drain\","
+                                "\"args\":{\"reason\":\"test\"}}]";
+    /* A human's hold: resuming is refused by ownership, draining over it
+     * too (taking its reason would make the node ours), nothing reaches
+     * Slurm. */
+    a01_reason = "fleetmcp: hold for the vendor";
+    refused_as_not_ours(&ctx, resume, 40);
+    refused_as_not_ours(&ctx, drain, 41);
+    ck_assert(!slurm_node_says_owned(&ctx));
+    /* Set DOWN by a human mid-workflow: not resumed either. */
+    a01_reason = "PSU replaced, burn-in pending";
+    a01_state = "DOWN";
+    refused_as_not_ours(&ctx, resume, 45);
+    a01_state = NULL;
+    /* A drain this store's workflow on the node made: resumed. */
+    wf_row w;
+    insert_wf(&ctx, &w, resume, 0, false);
+    char reason[128];
+    snprintf(reason, sizeof reason, "fleetmcp:%s: reset pending", w.id);
+    a01_reason = reason;
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", reason), 1);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", reason), 0); /* not that node's */
+    ck_assert(slurm_node_says_owned(&ctx));
+    slurm_updates = 0;
+    json_t *got = recover_one(&ctx, &w, 50);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    ck_assert_int_eq(slurm_updates, 1);
+    ck_assert_int_eq(last_op, FM_SLURM_RESUME);
+    json_decref(got);
+    wf_row_free(&w);
+    a01_reason = NULL;
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* ---- a fake node for a GPU reset and its Xid check ------------------------ */
+
+/* The node's clock runs node_skew_s off this host's; its one Xid line is
+ * stamped xid_after_s after the node's reading of its clock (negative:
+ * before). */
+static long long node_skew_s, xid_after_s;
+static long long node_read_at; /* the node's clock when it was read */
+
+static int node_run(void *st, const char *node, fm_cmd_id cmd, const fm_cmd_args *a,
+                    fm_exec_result *out, fm_err *err)
+{
+    (void)st, (void)node, (void)a, (void)err;
+    memset(out, 0, sizeof *out);
+    char buf[400] = "";
+    long long now = (long long)time(NULL) + node_skew_s;
+    const char *name = fm_cmd_name(cmd);
+    if (!strcmp(name, "node_clock")) {
+        node_read_at = now;
+        snprintf(buf, sizeof buf, "%lld\n", now);
+    } else if (!strcmp(name, "nvsmi_query_gpu")) {
+        snprintf(buf, sizeof buf, "0, 00000000:18:00.0, GPU-1, H100, 40, 0, 0, 0, 0, 0, 0, 0\n");
+    } else if (!strcmp(name, "nvsmi_query")) {
+        snprintf(buf, sizeof buf, "GPU 00000000:18:00.0\n    Processes : None\n");
+    } else if (!strcmp(name, "kernel_xid")) {
+        /* before the fix the repair was stamped with this host's clock */
+        time_t at = (time_t)((node_read_at ? node_read_at : now) + xid_after_s);
+        struct tm tm;
+        gmtime_r(&at, &tm);
+        strftime(buf, sizeof buf,
+                 "%Y-%m-%dT%H:%M:%S+0000 gpu-a01 kernel: NVRM: Xid (PCI:0000:18:00): 79, GPU has"
+                 " fallen off the bus.\n",
+                 &tm);
+    }
+    out->out = strdup(buf);
+    out->out_len = strlen(buf);
+    out->err_out = strdup("");
+    return 0;
+}
+
+static const struct fm_exec_ops node_exec = {.name = "fake", .run = node_run, .close = fake_close};
+
+/* A reset then the Xid check, on a node whose clock is skew_s off ours,
+ * with one Xid stamped xid_after_s after the reset began (node time):
+ * the workflow's status. */
+static const char *reset_then_verify(long long skew_s, long long after_s, char *st, size_t len)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    ctx.be.exec = &node_exec;
+    node_skew_s = skew_s;
+    xid_after_s = after_s;
+    node_read_at = 0;
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"reset\",\"action\":\"gpu_reset\",\"args\":"
+              "{\"gpu\":\"all\"}},{\"phase\":\"steps\",\"id\":\"verify\",\"action\":"
+              "\"verify_gpu\",\"args\":{\"checks\":[\"xid\"]}}]",
+              0, false);
+    json_t *got = recover_one(&ctx, &w, 60);
+    snprintf(st, len, "%s", fm_json_str(got, "status", ""));
+    json_decref(got);
+    wf_row_free(&w);
+    ctx.be.exec = NULL;
+    fm_ctx_close(&ctx);
+    return st;
+}
+
+/* verify_gpu's Xid check alone on a node an hour behind, its one Xid 200 s
+ * old, after a monitor window that began 100 s ago on the node's clock
+ * (window) or with none: the workflow's status. */
+static const char *verify_after_window(bool window, char *st, size_t len)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    ctx.be.exec = &node_exec;
+    node_skew_s = -3600;
+    xid_after_s = -200;
+    node_read_at = 0;
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"verify\",\"action\":\"verify_gpu\",\"args\":"
+              "{\"checks\":[\"xid\"]}}]",
+              0, false);
+    if (window) {
+        char sql[300];
+        snprintf(sql, sizeof sql,
+                 "UPDATE workflows SET vars='{\"monitor\":{\"started_node_s\":%lld}}' WHERE"
+                 " id='%s'",
+                 (long long)time(NULL) + node_skew_s - 100, w.id);
+        ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    }
+    json_t *got = recover_one(&ctx, &w, 61);
+    snprintf(st, len, "%s", fm_json_str(got, "status", ""));
+    json_decref(got);
+    wf_row_free(&w);
+    ctx.be.exec = NULL;
+    fm_ctx_close(&ctx);
+    return st;
+}
+
+/* The Xid check after a repair compares the node's kernel stamps with the
+ * repair's time on the node's own clock: an Xid that came straight back
+ * on a node an hour behind is still there (this server's clock missed
+ * it), and one from before the reset on a node an hour ahead is not (this
+ * server's clock counted it). */
+START_TEST(xid_recheck_on_the_nodes_clock)
+{
+    char st[32];
+    ck_assert_str_eq(reset_then_verify(0, 5, st, sizeof st), "failed");
+    ck_assert_str_eq(reset_then_verify(-3600, 5, st, sizeof st), "failed");
+    ck_assert_str_eq(reset_then_verify(3600, -60, st, sizeof st), "done");
+    ck_assert_str_eq(reset_then_verify(0, -60, st, sizeof st), "done");
+    /* No repair (a cool-down, then the check): Xids since the monitor's
+     * window began on the node's clock count, older ones of the boot do
+     * not; with no window at all, every one of the boot does. */
+    ck_assert_str_eq(verify_after_window(true, st, sizeof st), "done");
+    ck_assert_str_eq(verify_after_window(false, st, sizeof st), "failed");
+}
+END_TEST
+
+/* Reports that looked for their tables in sqlite_master, which only
+ * SQLite has: on PostgreSQL fleet metrics counted no workflow at all, and
+ * no stored diag bundle could be attached to a ticket.  Runs on both
+ * engines (stage store-pg). */
+START_TEST(table_probes_work_on_both_engines)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    wf_row w;
+    insert_wf(&ctx, &w,
+              "[{\"phase\":\"steps\",\"id\":\"s\",\"action\":\"set_state\",\"args\":"
+              "{\"state\":\"suspect\"}}]",
+              0, false);
+    json_t *got = recover_one(&ctx, &w, 70);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    json_decref(got);
+    wf_row_free(&w);
+    json_t *m = fm_fleet_metrics(&ctx, 86400000);
+    ck_assert_msg(json_real_value(json_object_get(m, "automation_success_ratio")) == 1.0, "%s",
+                  json_dumps(m, JSON_COMPACT));
+    json_decref(m);
+    /* A bundle node_diag_bundle stored, loaded back for a ticket. */
+    ctx.be.exec = &node_exec;
+    node_read_at = 0;
+    json_t *args = json_pack("{s:s}", "node", "gpu-a01");
+    fm_call c = {.ctx = &ctx, .args = args};
+    fm_err err = {0};
+    json_t *b = fm_tool_node_diag_bundle(&c, &err);
+    ck_assert_msg(b != NULL, "%s", err.text);
+    char node[64];
+    unsigned char *body = NULL;
+    size_t blen = 0;
+    ck_assert_msg(fm_ticket_bundle_load(&ctx.store, fm_json_str(b, "bundle_id", ""), node,
+                                        sizeof node, &body, &blen, &err) == 0,
+                  "%s", err.text);
+    ck_assert_str_eq(node, "gpu-a01");
+    ck_assert_uint_gt(blen, 0);
+    free(body);
+    ck_assert_int_ne(
+        fm_ticket_bundle_load(&ctx.store, "db-0000", node, sizeof node, &body, &blen, &err), 0);
+    ck_assert_msg(err.code == FM_ERR_NOT_FOUND, "%s", err.text);
+    json_decref(b);
+    json_decref(args);
+    ctx.be.exec = NULL;
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* Two hosts whose clocks differ agree on a lease: it is on the store's
  * clock (the PostgreSQL server's). stage store-pg runs this case again
  * with this process's clock 60 s ahead (tests/store/skew_clock.c,
@@ -1090,6 +1395,50 @@ START_TEST(lease_on_the_store_clock)
 }
 END_TEST
 
+/* The gate's windows over rows other hosts stamped are on the store's
+ * clock too.  Rows are written here as a host on the store's clock wrote
+ * them; stage store-pg runs this with this process's clock 60 s ahead,
+ * where the host's clock counted a drain 250 s old out of the breaker's
+ * 300 s window and a diagnosis 30 s short of max_age as stale (and one
+ * behind took stale ones for fresh). */
+START_TEST(gate_windows_on_the_store_clock)
+{
+    char db[] = "/tmp/fm-wf-gclock-XXXXXX";
+    fm_test_temp_db(db);
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(db));
+    fm_err err = {0};
+    ck_assert_msg(fm_guard_init(&ctx, &err) == 0, "%s", err.text);
+    int64_t store_now = fm_store_now_ms(&ctx.store);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO auto_drains(node,partition,ts_ms) VALUES('gpu-a02','gpu',%lld)",
+             (long long)(store_now - 250000));
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    /* gpu-a02 drained 250 s ago, so draining gpu-a01 makes 2 of 2 */
+    json_t *totals = json_pack("{s:i, s:{s:i}}", "fleet", 2, "partitions", "gpu", 2);
+    json_t *v = json_array();
+    fm_breaker_check(&ctx, "gpu-a01", totals, false, v);
+    first_verdict(v, "circuit_breaker", false, "");
+    json_decref(totals);
+    /* A diagnosis recorded max_age - 30 s ago counts as fresh. */
+    fm_diagnosis d = {.confidence = 0.95, .act_threshold = 0.8, .act = true, .collected_act = true};
+    snprintf(d.fault_class, sizeof d.fault_class, "gpu_test");
+    snprintf(d.source, sizeof d.source, "collected");
+    ck_assert_msg(fm_diagnosis_record(&ctx, "gpu-a01", &d, NULL, &err) == 0, "%s", err.text);
+    snprintf(sql, sizeof sql, "UPDATE diagnoses SET at_ms=%lld WHERE node='gpu-a01'",
+             (long long)(store_now - (fm_diagnosis_max_age_s(&ctx) - 30) * 1000));
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    bool enough = false;
+    char why[600] = "";
+    json_t *basis = fm_diagnosis_basis(&ctx, "gpu-a01", "gpu_test", &enough, why, sizeof why);
+    ck_assert_msg(enough, "%s", why);
+    json_decref(basis);
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 static Suite *workflow_suite(void)
 {
     Suite *s = suite_create("workflow");
@@ -1110,13 +1459,18 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, capacity_race_two_hosts_fifty_rounds);
     tcase_add_test(tc, breaker_unreadable_count_refuses);
     tcase_add_test(tc, unreadable_domain_and_repair_counts_refuse);
+    tcase_add_test(tc, unreadable_node_state_fails_the_precondition);
     tcase_add_test(tc, approval_consumed_once_two_hosts_fifty_rounds);
     tcase_add_test(tc, approval_signature_respelled_is_refused);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
+    tcase_add_test(tc, drain_prefix_alone_is_not_ownership);
+    tcase_add_test(tc, xid_recheck_on_the_nodes_clock);
+    tcase_add_test(tc, table_probes_work_on_both_engines);
     suite_add_tcase(s, tc);
     /* A case of its own: stage store-pg runs it alone with a skewed clock. */
     TCase *clock = tcase_create("clock");
     tcase_add_test(clock, lease_on_the_store_clock);
+    tcase_add_test(clock, gate_windows_on_the_store_clock);
     suite_add_tcase(s, clock);
     return s;
 }
