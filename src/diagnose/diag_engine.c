@@ -578,6 +578,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     if (metric_hits(&r, metrics, err)) goto fail;
     warm_straggler(&r);
     job_facts_rule(&r, metrics);
+    counter_rising_rule(&r);
     if (r.oom) goto nomem;
 
     /* correlation rules see the evidence so far */

@@ -428,6 +428,10 @@ void fleet_rule(run *r);
 /* diag_facts_state.c: what earlier jobs left behind */
 void app_fault_rule(run *r);
 void held_memory_rule(run *r);
+/* diag_facts_hist.c: readings that are history (a counter read flat, a
+ * boot's link noise) taken out as quotes are; a counter read rising */
+int history_lines(run *r, unsigned char *q);
+void counter_rising_rule(run *r);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
 void find_boots(run *r);

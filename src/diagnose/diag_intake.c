@@ -429,7 +429,17 @@ void drop_quoted(run *r)
                 (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;
     }
-    if (!q) return;
+    if (!q && !(q = calloc((size_t)r->nlines + 1, 1))) {
+        r->oom = true;
+        return;
+    }
+    bool any = history_lines(r, q) > 0;
+    for (int i = 0; i < r->nlines && !any; i++)
+        any = q[i];
+    if (!any) {
+        free(q);
+        return;
+    }
     int n = 0;
     for (int i = 0; i < r->nlines; i++) {
         if (q[i])
@@ -693,9 +703,14 @@ int fresh_groups(const run *r, int c)
  * when there is none (a rate, a sum). */
 static void query_name(const char *s, size_t upto, char *out, size_t cap)
 {
+    /* after the summaries, the changes of a counter: named as written,
+     * increase(NAME), which the counter rules read as its movement */
     static const char *const fns[] = {
         "avg_over_time",      "max_over_time", "min_over_time", "last_over_time",
-        "quantile_over_time", "avg",           "max",           "min"};
+        "quantile_over_time", "avg",           "max",           "min",
+        "increase",           "rate",          "irate",         "delta",
+        "idelta",             "deriv"};
+    enum { FIRST_CHANGE = 8 };
     out[0] = 0;
     for (size_t f = 0; f < sizeof fns / sizeof *fns && !out[0]; f++) {
         size_t fl = strlen(fns[f]);
@@ -729,7 +744,10 @@ static void query_name(const char *s, size_t upto, char *out, size_t cap)
             while ((isalnum((unsigned char)q[n]) || q[n] == '_' || q[n] == ':') && n + 1 < cap)
                 n++;
             if (!n || isdigit((unsigned char)q[0]) || !strchr("{[) ", q[n]) || !q[n]) continue;
-            snprintf(out, cap, "%.*s:%s", (int)n, q, fns[f]);
+            if (f >= FIRST_CHANGE)
+                snprintf(out, cap, "%s(%.*s)", fns[f], (int)n, q);
+            else
+                snprintf(out, cap, "%.*s:%s", (int)n, q, fns[f]);
             break;
         }
     }
@@ -797,6 +815,11 @@ json_t *prom_metrics(const json_t *signals)
             const json_t *item;
             char qname[128] = "";
             if (out && json_is_array(res) && b) query_name(s, (size_t)(b - s), qname, sizeof qname);
+            /* the query echoed inside the answer (a tool's {"query": ...}) */
+            const char *qf = json_string_value(json_object_get(doc, "query"));
+            if (!qf) qf = json_string_value(json_object_get(json_object_get(doc, "data"), "query"));
+            if (out && json_is_array(res) && !qname[0] && qf)
+                query_name(qf, strlen(qf), qname, sizeof qname);
             /* the query on one of the few lines before its answer */
             for (size_t back = 1; back <= 3 && back <= i && out && json_is_array(res) && !qname[0];
                  back++) {

@@ -370,6 +370,31 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
                                 note));
 }
 
+/* A line that names a field's counter in words ("the PCIe replay and
+ * NVLink CRC numbers have not moved"): the distinctive words of its name
+ * (PCIE_REPLAY, NVLINK_CRC_FLIT, ECC_SBE), two of them or all there are. */
+static bool names_counter(const tline *l, const char *name)
+{
+    static const char *const generic[] = {"DCGM", "FI",    "DEV",   "PROF", "COUNT", "COUNTER",
+                                          "TOTAL", "ERROR", "ERRORS", "VOL", "AGG"};
+    char tok[48];
+    int ntok = 0, found = 0;
+    for (const char *p = name; *p;) {
+        size_t n = strcspn(p, "_");
+        bool gen = n >= sizeof tok;
+        for (size_t g = 0; g < sizeof generic / sizeof *generic && !gen; g++)
+            gen = strlen(generic[g]) == n && strncmp(p, generic[g], n) == 0;
+        if (!gen && n) {
+            memcpy(tok, p, n);
+            tok[n] = 0;
+            ntok++;
+            found += facts_has_ci(l, tok);
+        }
+        p += n + (p[n] == '_');
+    }
+    return ntok && found >= (ntok < 2 ? ntok : 2);
+}
+
 /* A cumulative counter (PCIe replays, NVLink CRC, ECC totals) holds its
  * lifetime: a large value that did not move over the window is history.
  * Flat: several samples of the series alike; an increase()/rate()/delta()
@@ -389,7 +414,8 @@ static bool counter_flat(run *r, const json_t *metrics, size_t n, size_t first, 
     }
     size_t nl = strlen(name);
     for (int k = 0; k < r->nflat; k++)
-        if (nl && memmem(r->flat[k].s, r->flat[k].len, name, nl)) return true;
+        if ((nl && memmem(r->flat[k].s, r->flat[k].len, name, nl)) || names_counter(&r->flat[k], name))
+            return true;
     return false;
 }
 
