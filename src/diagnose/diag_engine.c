@@ -675,6 +675,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
          * however many sources told its past, it names no fault of now */
         if (!fresh[i] && order[i] < 256 && r.cleared[order[i]] && cs[order[i]].conf > 0.25)
             cs[order[i]].conf = 0.25;
+        /* so with a repair on record: every source that told it (the log
+         * before the reboot, the ticket of the swap) told what was fixed */
+        if (!fresh[i] && r.repaired && cs[order[i]].conf > 0.25) cs[order[i]].conf = 0.25;
     }
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0; j--) {

@@ -395,3 +395,50 @@ void counter_rising_rule(run *r)
     }
     free(rd);
 }
+
+/* ---- the Xid window read and found empty --------------------------------- */
+
+/* The number a count line ends with ("... | grep -c Xid  0", "=> 0"), or
+ * the next line of its source when that is a number alone; -1 none. */
+static long count_answer(const run *r, int li)
+{
+    const tline *l = &r->lines[li];
+    size_t e = l->len;
+    while (e && isspace((unsigned char)l->s[e - 1]))
+        e--;
+    size_t b = e;
+    while (b && isdigit((unsigned char)l->s[b - 1]))
+        b--;
+    if (b < e && b && strchr(" \t:=>", l->s[b - 1]) && e - b < 9) return strtol(l->s + b, NULL, 10);
+    if (li + 1 >= r->nlines || r->lines[li + 1].src != l->src) return -1;
+    const tline *n = &r->lines[li + 1];
+    size_t a = 0, z = n->len;
+    while (a < z && isspace((unsigned char)n->s[a]))
+        a++;
+    while (z > a && isspace((unsigned char)n->s[z - 1]))
+        z--;
+    if (a == z || z - a > 8 || strspn(n->s + a, "0123456789") < z - a) return -1;
+    return strtol(n->s + a, NULL, 10);
+}
+
+/* Someone counted the node's Xid lines over a window and found none: a
+ * grep -c / wc -l of NVRM Xid answering 0, or "0 Xid" / "zero Xid" in
+ * words.  Like a kernel log of the window without an Xid, it makes the
+ * value DCGM's last-Xid gauge still holds history. */
+bool xid_count_zero(const run *r)
+{
+    static const char *const counted[] = {"grep -c", "grep -ic", "grep --count", "wc -l",
+                                          "count("};
+    static const char *const zero[] = {" 0 xid", " 0 nvrm", "zero xid", "0 matches for xid",
+                                       "xid count: 0", "xid count 0", "xids: 0"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_KERNEL) continue;
+        if (facts_any(l, zero, sizeof zero / sizeof *zero)) return true;
+        if (!(facts_has_ci(l, "xid") || facts_has(l, "NVRM")) ||
+            !facts_any(l, counted, sizeof counted / sizeof *counted))
+            continue;
+        if (count_answer(r, i) == 0) return true;
+    }
+    return false;
+}

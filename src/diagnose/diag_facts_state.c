@@ -27,9 +27,14 @@ static bool clean_runs_since(const run *r)
 {
     static const char *const w[] = {
         "since the fix",   "after the fix", "runs clean",     "ran clean",  "both runs clean",
-        "without any Xid", "no Xid since",  "no further Xid", "no new Xid", "no Xid after"};
+        "without any Xid", "no Xid since",  "no further Xid", "no new Xid", "no Xid after",
+        "completed since", "jobs since",    "completed clean", "clean jobs", "jobs clean"};
     static const char *const no[] = {"again", "still", "same Xid", "failed", "not fixed"};
+    static const char *const none_failed[] = {"none failed", "0 failed", "no failures",
+                                              "none of them failed", "zero failed"};
     long bad = -1, good = -1;
+    /* someone counted the node's Xid lines over a window and found none */
+    if (xid_count_zero(r)) return true;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_JOBS) {
@@ -38,7 +43,9 @@ static bool clean_runs_since(const run *r)
             if (facts_has(l, "state=COMPLETED") && facts_has(l, "exit=0:0") && id > good) good = id;
             continue;
         }
-        if (facts_any(l, w, sizeof w / sizeof *w) && !facts_any(l, no, sizeof no / sizeof *no))
+        if (facts_any(l, w, sizeof w / sizeof *w) &&
+            (!facts_any(l, no, sizeof no / sizeof *no) ||
+             facts_any(l, none_failed, sizeof none_failed / sizeof *none_failed)))
             return true;
     }
     return bad >= 0 && good > bad;

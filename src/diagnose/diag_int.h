@@ -432,6 +432,7 @@ void held_memory_rule(run *r);
  * boot's link noise) taken out as quotes are; a counter read rising */
 int history_lines(run *r, unsigned char *q);
 void counter_rising_rule(run *r);
+bool xid_count_zero(const run *r);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
 void find_boots(run *r);

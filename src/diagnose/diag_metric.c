@@ -728,6 +728,7 @@ void gauge_xids(run *r, const json_t *metrics)
     if (r->nsrc[DS_KERNEL] > 0 || r->kernel_given) return;
     for (int k = 0; k < r->nraws; k++)
         if (strcmp(r->db->sigs[r->raws[k].sig].group, "xid-window-read") == 0) return;
+    if (xid_count_zero(r)) return;
     size_t used = 0, n = json_array_size(metrics), nt = json_array_size(r->textm);
     for (size_t i = 0; i < n + nt; i++) {
         const json_t *m = i < n ? json_array_get(metrics, i) : json_array_get(r->textm, i - n);

@@ -282,6 +282,16 @@ static void cleared_since(run *r, const double *st, int year, int k)
  * the last one logged); a line stamped before the boot that "up 2 days"
  * puts, measured from the latest stamp collected, or that a boot time
  * (who -b, uptime -s, "booted at") states. */
+/* A line that says a fault came back after its repair. */
+static bool recurs(const tline *l)
+{
+    static const char *const w[] = {"again",      "still",         "recur",       "returned",
+                                    "came back",  "reappear",      "persist",     "since the",
+                                    "after the swap", "after the replacement", "after the repair",
+                                    "new xid",    "new error",     "re-occur",    "reoccur"};
+    return facts_any(l, w, sizeof w / sizeof *w);
+}
+
 void find_boots(run *r)
 {
     free(r->oldl);
@@ -478,6 +488,15 @@ void find_boots(run *r)
                 if (r->oldl[i]) continue;
                 double t = !isnan(st[i]) ? st[i] : any_stamp(r->lines[i].s, r->lines[i].len, year);
                 if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
+            }
+            /* a dated repair's own record names the fault it repaired
+             * ("baseboard replaced after Xid 79"): that fault is history
+             * too, unless the line says it came back (a reset told beside
+             * the state read after it is not such a record) */
+            for (int k = 0; k < nrep; k++) {
+                int li = r->raws[rep[k]].line;
+                if (li >= 0 && li < r->nlines && !r->oldl[li] && !recurs(&r->lines[li]))
+                    r->oldl[li] = 3;
             }
             /* a job's log that spans days holds earlier runs: what it
              * recorded a day or more before its latest record is history */
