@@ -353,9 +353,73 @@ static int boot_link_lines(run *r, unsigned char *q)
     return marked;
 }
 
+/* ---- an alert that fired and later resolved ------------------------------ */
+
+/* An identifier of the alert a line tells: the value of its alertname, an
+ * incident number ("#48121", "INC-5512") or a CamelCase alert name
+ * ("GPUThermalSlowdown"); its length, 0 none. */
+static size_t alert_id(const tline *l, const char **at)
+{
+    const char *s = l->s;
+    size_t n = l->len;
+    for (size_t i = 0; i + 9 < n; i++)
+        if (strncmp(s + i, "alertname", 9) == 0) {
+            size_t v = i + 9;
+            while (v < n && strchr("\"': =", s[v]))
+                v++;
+            size_t e = v;
+            while (e < n && (isalnum((unsigned char)s[e]) || s[e] == '_'))
+                e++;
+            if (e - v >= 4) return *at = s + v, e - v;
+        }
+    for (size_t i = 0; i < n; i++) {
+        if (i && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '_')) continue;
+        size_t e = i;
+        bool lower = false, camel = false;
+        while (e < n && (isalnum((unsigned char)s[e]) || s[e] == '_' || s[e] == '-' || s[e] == '#')) {
+            if (lower && isupper((unsigned char)s[e])) camel = true;
+            lower = islower((unsigned char)s[e]);
+            e++;
+        }
+        size_t len = e - i, digits = 0;
+        for (size_t k = i; k < e; k++)
+            digits += isdigit((unsigned char)s[k]) != 0;
+        bool incident = (s[i] == '#' && digits >= 3 && digits + 1 == len) ||
+                        (isupper((unsigned char)s[i]) && memchr(s + i, '-', len) && digits >= 3 &&
+                         !lower && !memchr(s + i, '#', len));
+        if ((camel && len >= 6 && !memchr(s + i, '-', len)) || incident) return *at = s + i, len;
+        if (e > i) i = e;
+    }
+    return 0;
+}
+
+/* The entries before a resolved alert that tell it firing (the same
+ * alertname, incident number or alert name) are its history too: the
+ * sources read now decide; the same alert firing after it stays. */
+static int resolved_alert_lines(run *r, unsigned char *q)
+{
+    int marked = 0;
+    for (int k = 0; k < r->nraws; k++) {
+        if (strcmp(r->db->sigs[r->raws[k].sig].id, "alert-resolved") != 0) continue;
+        int li = r->raws[k].line;
+        const char *id;
+        size_t n = alert_id(&r->lines[li], &id);
+        if (!n) continue;
+        for (int i = 0; i < li; i++) {
+            const tline *l = &r->lines[i];
+            if (q[i] || l->src != r->lines[li].src || l->entry == r->lines[li].entry ||
+                !memmem(l->s, l->len, id, n))
+                continue;
+            q[i] = 1;
+            marked++;
+        }
+    }
+    return marked;
+}
+
 int history_lines(run *r, unsigned char *q)
 {
-    return flat_counter_lines(r, q) + boot_link_lines(r, q);
+    return flat_counter_lines(r, q) + boot_link_lines(r, q) + resolved_alert_lines(r, q);
 }
 
 /* ---- a counter rising over time ------------------------------------------ */
