@@ -112,14 +112,9 @@ static size_t read_number(const char *s, size_t n, size_t i, double *v)
     return j - i;
 }
 
-typedef struct pair {
-    char key[KEY_LEN];
-    size_t val, vlen; /* the value's span in the line */
-} pair;
-
 /* "key: value" / "key = value" pairs of one line, keys bounded by the
  * previous separator (',', ';', '|', '{') or the line's start. */
-static int line_pairs(const tline *l, pair *p, int cap)
+int facts_pairs(const tline *l, facts_pair *p, int cap)
 {
     const char *s = l->s;
     size_t n = l->len, start = skip_stamp(s, n);
@@ -159,8 +154,8 @@ static int line_pairs(const tline *l, pair *p, int cap)
 static int line_readings(const run *r, int li, reading *out, int cap, bool *other)
 {
     const tline *l = &r->lines[li];
-    pair p[24];
-    int np = line_pairs(l, p, 24), k = 0;
+    facts_pair p[24];
+    int np = facts_pairs(l, p, 24), k = 0;
     char ident[KEY_LEN] = "";
     double t = line_stamp(l->s, l->len, 2026);
     for (int i = 0; i < np; i++) {

@@ -431,6 +431,16 @@ void held_memory_rule(run *r);
 /* diag_facts_hist.c: readings that are history (a counter read flat, a
  * boot's link noise) taken out as quotes are; a counter read rising */
 int history_lines(run *r, unsigned char *q);
+/* "key: value" / "key = value" pairs of a line (a table row named by its
+ * header reads so too), keys lower-cased words; a leading stamp skipped */
+typedef struct facts_pair {
+    char key[96];
+    size_t val, vlen; /* the value's span in the line */
+} facts_pair;
+int facts_pairs(const tline *l, facts_pair *p, int cap);
+/* diag_facts_clock.c: a GPU's memory clock far below its own maximum or
+ * its peers' with no clock event to explain it: an anomaly */
+void mem_clock_rule(run *r, const json_t *metrics);
 void counter_rising_rule(run *r);
 bool xid_count_zero(const run *r);
 /* diag_time.c */
