@@ -145,9 +145,34 @@ static bool slowness_told(const run *r, int straggler)
     return false;
 }
 
+/* iblinkinfo's row of a port that is down ("==( Down/ Polling)==> ...
+ * \"gpu-q57 mlx5_1\""): this node's port only when the row names it, as
+ * a fabric-wide listing names every host. */
+static void linkinfo_down(run *r, int ib)
+{
+    char me[64] = "";
+    size_t n = 0;
+    for (; r->node && r->node[n] && r->node[n] != '.' && n + 1 < sizeof me; n++)
+        me[n] = r->node[n];
+    me[n] = 0;
+    static const char *const state[] = {"Down/ Polling", "Down/Polling", "Down/ Disabled",
+                                        "Down/Disabled"};
+    for (int i = 0; i < r->nlines && ib >= 0 && n; i++) {
+        const tline *l = &r->lines[i];
+        if ((l->src != DS_EVENTS && l->src != DS_JOB) || before_boot(r, i) ||
+            !facts_any(l, state, sizeof state / sizeof *state) || !facts_has(l, "==") ||
+            !facts_has(l, me))
+            continue;
+        add_hit(r, ib, KIND_OF[l->src], ST_STRONG, "ib-linkinfo-down",
+                line_evidence(r, i, "[iblinkinfo: this node's port Down/Polling] "));
+        return;
+    }
+}
+
 void link_rule(run *r)
 {
     link_facts lf;
+    linkinfo_down(r, diag_class_index(r->db, "ib_link_down"));
     link_story(r, &lf);
     int ib = diag_class_index(r->db, "ib_link_down");
     int flap = diag_class_index(r->db, "nic_flapping");
