@@ -580,6 +580,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     job_facts_rule(&r, metrics);
     counter_rising_rule(&r);
     mem_clock_rule(&r, metrics);
+    batch_sweep_rule(&r);
     if (r.oom) goto nomem;
 
     /* correlation rules see the evidence so far */
