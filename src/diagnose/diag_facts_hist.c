@@ -124,7 +124,9 @@ int facts_pairs(const tline *l, facts_pair *p, int cap)
         if (i + 1 < n && isdigit((unsigned char)s[i + 1]) && i && isdigit((unsigned char)s[i - 1]))
             continue; /* a time's colon */
         size_t a = i;
-        while (a > start && !strchr(",;|{\"", s[a - 1]))
+        /* "key=value" logs separate their pairs with blanks: an '=' key is
+         * one token; a ':' key may be words ("Replays Number Since Reset") */
+        while (a > start && !strchr(",;|{\"", s[a - 1]) && !(s[i] == '=' && isspace((unsigned char)s[a - 1])))
             a--;
         size_t v = i + 1;
         /* blanks, and the dot leaders perfquery prints ("Counter:....12") */

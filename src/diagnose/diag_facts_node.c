@@ -746,8 +746,78 @@ static bool many_hosts_told(const tline *l)
     return false;
 }
 
+/* A performance measure's key: a rate (higher is better) 1, a time
+ * (lower is better) 2, neither 0. */
+static int perf_key(const char *k)
+{
+    static const char *const rate[] = {"token", "throughput", "sample", "mfu", "tflops", "img", "tok"};
+    static const char *const time[] = {"step", "iter", "latency", "epoch"};
+    for (size_t i = 0; i < sizeof rate / sizeof *rate; i++)
+        if (strstr(k, rate[i])) return 1;
+    for (size_t i = 0; i < sizeof time / sizeof *time; i++)
+        if (strstr(k, time[i])) return 2;
+    return 0;
+}
+
+static bool before_key(const char *k)
+{
+    static const char *const w[] = {"last", "before", "baseline", "prev", "week", "yesterday", "old",
+                                    "base"};
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++)
+        if (strstr(k, w[i])) return true;
+    return false;
+}
+
+/* A row (a table row named by its header, or a line of pairs) telling
+ * one member's performance worse by 10% or more than its own baseline:
+ * a change column ("change: -20%") beside a measure, or the measure's
+ * baseline and current values side by side. */
+static bool row_slower(const tline *l)
+{
+    facts_pair p[24];
+    int np = facts_pairs(l, p, 24), kind = 0;
+    double base = NAN, now = NAN, pct = NAN;
+    for (int i = 0; i < np; i++) {
+        const char *v = l->s + p[i].val;
+        char *end;
+        double x = strtod(v, &end);
+        if (end == v) continue;
+        int k = perf_key(p[i].key);
+        if ((strstr(p[i].key, "change") || strstr(p[i].key, "delta") || strstr(p[i].key, "diff")) &&
+            end < l->s + p[i].val + p[i].vlen && *end == '%')
+            pct = x;
+        else if (k && before_key(p[i].key))
+            base = x, kind = k;
+        else if (k)
+            now = x, kind = kind ? kind : k;
+    }
+    if (!kind) return false;
+    if (!isnan(pct)) return kind == 1 ? pct <= -10 : pct >= 10;
+    if (isnan(base) || isnan(now) || base <= 0) return false;
+    return kind == 1 ? now <= 0.9 * base : now >= 1.1 * base;
+}
+
+/* Three or more members (partitions, nodes, jobs) each slower than their
+ * own baseline: the fleet's slowdown, no node's. */
+static void fleet_slower_rows(run *r)
+{
+    int n = 0, first = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if ((l->src != DS_EVENTS && l->src != DS_JOB) || !row_slower(l)) continue;
+        if (first < 0) first = i;
+        n++;
+    }
+    if (n >= 3)
+        add_anomaly(r, ST_STRONG, 2, "anomaly-fleet-wide-slowdown",
+                    line_evidence(r, first,
+                                  "[three or more members each slower than their own baseline: "
+                                  "the fleet's slowdown, no node's] "));
+}
+
 void fleet_rule(run *r)
 {
+    if (!anomaly_seen(r, "anomaly-fleet-wide-slowdown")) fleet_slower_rows(r);
     for (int i = 0; i < r->nlines; i++)
         if (r->lines[i].src != DS_STATE && r->lines[i].src != DS_JOBS &&
             control_plane_line(&r->lines[i])) {
