@@ -249,6 +249,18 @@ static int key_trend(const reading *rd, int n, int i)
 }
 
 
+/* A line that says a counter did not move (counter-flat-line) names a
+ * counter word of key. */
+static bool told_flat(const run *r, const char *key)
+{
+    for (size_t w = 0; w < sizeof COUNTER_WORDS / sizeof *COUNTER_WORDS; w++) {
+        if (!strstr(key, COUNTER_WORDS[w])) continue;
+        for (int k = 0; k < r->nflat; k++)
+            if (facts_has_ci(&r->flat[k], COUNTER_WORDS[w])) return true;
+    }
+    return false;
+}
+
 /* A counter read flat over the window is its lifetime, not a current
  * error: its lines are taken out (q), unless a line also carries another
  * number or a reading of a counter that moved.  Returns how many. */
@@ -266,6 +278,9 @@ static int flat_counter_lines(run *r, unsigned char *q)
     unsigned char *flat = other; /* reused below: 2 marks a flat reading's line */
     for (int i = 0; i < n; i++) {
         int tr = key_trend(rd, n, key_first(rd, i));
+        /* read once, but said in words not to move ("the replay count is
+         * unchanged since Monday"): the same counter word in that line */
+        if (tr == 0 && told_flat(r, rd[i].key)) tr = 1;
         if (tr == 1 && !flat[rd[i].line]) flat[rd[i].line] = 2;
         if (tr != 1) moved[rd[i].line] = 1;
     }
