@@ -718,6 +718,14 @@ static void query_name(const char *s, size_t upto, char *out, size_t cap)
             p = strstr(p, fns[f]);
             if (!p || p + fl >= s + upto) break;
             if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+            /* a change nested in another function (a summary of a rate)
+             * has neither unit: only the outermost one names the answer */
+            if (f >= FIRST_CHANGE) {
+                const char *b = p;
+                while (b > s && b[-1] == ' ')
+                    b--;
+                if (b > s && b[-1] == '(') continue;
+            }
             const char *q = p + fl;
             while (*q == ' ')
                 q++;
