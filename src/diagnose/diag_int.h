@@ -348,9 +348,12 @@ static const char *const OLD_NOTE[] = {NULL,
                                        "[an earlier attempt of the job: history] ",
                                        "[an application's Xid a day or more before the latest "
                                        "record: history] ",
-                                       "[before a later reading that shows it cleared: history] "};
+                                       "[before a later reading that shows it cleared: history] ",
+                                       "[a job before later ones on the node that completed: "
+                                       "history] "};
 #define OLD_APP_XID 6
 #define OLD_CLEARED 7
+#define OLD_JOB_BEFORE_CLEAN 8
 
 /* Shared between the engine's files.  diag_engine.c: allocation, evidence,
  * hits and anomalies, Xids seen. */

@@ -657,6 +657,9 @@ void text_hits(run *r)
                 if (r->cur_reason) continue;
                 /* history a known class reads is that class's, weak and old */
                 if (old && line_classed(r, m->line)) continue;
+                /* and with a repair on record (a part swapped, an RMA), the
+                 * past's unexplained lines are of what was repaired */
+                if (old && r->repaired) continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
                             g->group, line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
             } else if (g->xid) {

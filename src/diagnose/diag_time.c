@@ -432,6 +432,26 @@ void find_boots(run *r)
         else if (l->entry < last_entry)
             r->oldl[i] = 5;
     }
+    /* a job of the node's list that the node failed (NODE_FAIL,
+     * BOOT_FAIL) before a later one (a larger id) completed clean there:
+     * the node ran jobs since, that failure is history (a job's own
+     * failure, an OOM, stays the job's) */
+    long clean = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *j = l->src == DS_JOBS ? memmem(l->s, l->len, " job=", 5) : NULL;
+        if (j && memmem(l->s, l->len, "state=COMPLETED", 15) && memmem(l->s, l->len, "exit=0:0", 8)) {
+            long id = strtol(j + 5, NULL, 10);
+            if (id > clean) clean = id;
+        }
+    }
+    for (int i = 0; i < r->nlines && clean > 0; i++) {
+        const tline *l = &r->lines[i];
+        const char *j = l->src == DS_JOBS ? memmem(l->s, l->len, " job=", 5) : NULL;
+        if (j && !r->oldl[i] && strtol(j + 5, NULL, 10) < clean &&
+            (memmem(l->s, l->len, "state=NODE_FAIL", 15) || memmem(l->s, l->len, "state=BOOT_FAIL", 15)))
+            r->oldl[i] = OLD_JOB_BEFORE_CLEAN;
+    }
     bool boot_line = false;
     for (int i = 0; i < r->nlines && !boot_line; i++)
         boot_line = kind[i] == 1;
