@@ -365,6 +365,38 @@ void rule_history(run *r, const cstate *cs, const diag_rule *ru)
         }
 }
 
+/* The process group a line's record belongs to (a pg_name / pg_id /
+ * process_group field, NCCL's "[PG 0 Rank 3]"): sequence numbers count
+ * per group, so only records of one group compare.  "" when none. */
+static void pg_tag(const tline *l, char *out, size_t cap)
+{
+    out[0] = 0;
+    const char *p = memmem(l->s, l->len, "[PG ", 4);
+    if (p) {
+        size_t n = strcspn(p + 4, " ]");
+        if (p + 4 + n <= l->s + l->len) snprintf(out, cap, "%.*s", (int)(n < 40 ? n : 40), p + 4);
+        return;
+    }
+    facts_pair f[24];
+    int np = facts_pairs(l, f, 24);
+    for (int i = 0; i < np; i++) {
+        const char *k = f[i].key;
+        if (strncmp(k, "pg", 2) == 0 || strstr(k, "process_group") || strstr(k, "process group") ||
+            strstr(k, "group_name") || strstr(k, "group_id")) {
+            snprintf(out, cap, "%.*s", (int)(f[i].vlen < 40 ? f[i].vlen : 40), l->s + f[i].val);
+            return;
+        }
+    }
+}
+
+static bool same_group(const run *r, int a, int b)
+{
+    char ta[48], tb[48];
+    pg_tag(&r->lines[a], ta, sizeof ta);
+    pg_tag(&r->lines[b], tb, sizeof tb);
+    return strcmp(ta, tb) == 0;
+}
+
 void rule_captures(run *r, const diag_rule *ru)
 {
     int first = -1, second = -1, distinct = 0;
@@ -390,7 +422,7 @@ void rule_captures(run *r, const diag_rule *ru)
             for (int q = 0; q < k && second < 0; q++) {
                 const rawm *o = &r->raws[q];
                 if (o->sig == ru->sig && strcmp(o->key, m->key) == 0 &&
-                    strcmp(o->val, m->val) != 0) {
+                    strcmp(o->val, m->val) != 0 && same_group(r, o->line, m->line)) {
                     first = q;
                     second = k;
                 }
