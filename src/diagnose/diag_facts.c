@@ -383,9 +383,16 @@ static bool empty_answer(const run *r, int i)
 {
     static const char *const lists[] = {"cgroup.procs", "pgrep", "query-compute-apps", "listpids"};
     const tline *l = &r->lines[i];
-    if (!l->len || l->s[0] != '$' || !facts_any(l, lists, sizeof lists / sizeof *lists) ||
-        memchr(l->s, '|', l->len))
-        return false;
+    return facts_any(l, lists, sizeof lists / sizeof *lists) && !memchr(l->s, '|', l->len) &&
+           facts_no_answer(r, i);
+}
+
+/* A command echoed with a "$" prompt that printed nothing: the next line of
+ * its source is another command, or there is none. */
+bool facts_no_answer(const run *r, int i)
+{
+    const tline *l = &r->lines[i];
+    if (!l->len || l->s[0] != '$') return false;
     if (i + 1 >= r->nlines || r->lines[i + 1].src != l->src) return true;
     const tline *n = &r->lines[i + 1];
     return n->len && n->s[0] == '$';

@@ -507,13 +507,19 @@ bool xid_count_zero(const run *r)
                                           "count("};
     static const char *const zero[] = {" 0 xid", " 0 nvrm", "zero xid", "0 matches for xid",
                                        "xid count: 0", "xid count 0", "xids: 0"};
+    static const char *const none[] = {"no xid", "no new xid", "no nvrm", "no further xid"};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_KERNEL) continue;
         if (facts_any(l, zero, sizeof zero / sizeof *zero)) return true;
-        if (!(facts_has_ci(l, "xid") || facts_has(l, "NVRM")) ||
-            !facts_any(l, counted, sizeof counted / sizeof *counted))
-            continue;
+        /* "no Xid in the kernel log since 2026-11-28" */
+        if (facts_any(l, none, sizeof none / sizeof *none) && facts_has_ci(l, "since")) return true;
+        if (!(facts_has_ci(l, "xid") || facts_has(l, "NVRM"))) continue;
+        /* a search of the log for them that printed nothing */
+        if (facts_has(l, "grep") && !facts_any(l, counted, sizeof counted / sizeof *counted) &&
+            facts_no_answer(r, i))
+            return true;
+        if (!facts_any(l, counted, sizeof counted / sizeof *counted)) continue;
         if (count_answer(r, i) == 0) return true;
     }
     return false;

@@ -422,6 +422,7 @@ bool facts_any(const tline *l, const char *const *w, size_t n);
 void facts_drop_class(run *r, int c);
 bool facts_class_hit(const run *r, int c);
 bool facts_hardware_hit(const run *r);
+bool facts_no_answer(const run *r, int i);
 /* diag_facts_node.c: links, remap state, peers */
 void link_rule(run *r);
 void remap_rule(run *r);

@@ -660,6 +660,8 @@ void text_hits(run *r)
                 /* and with a repair on record (a part swapped, an RMA), the
                  * past's unexplained lines are of what was repaired */
                 if (old && r->repaired) continue;
+                /* a failed job the node's later jobs ran clean after */
+                if (old && r->oldl[m->line] == OLD_JOB_BEFORE_CLEAN) continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
                             g->group, line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
             } else if (g->xid) {

@@ -520,7 +520,8 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
              * holds an old Xid: history, nothing to escalate; so it is
              * after a repair on record (a reset, a part swapped) */
             bool old = alone && (r->nsrc[DS_KERNEL] > 0 || r->kernel_given ||
-                                 group_marked(r, "xid-window-read") || r->repaired);
+                                 group_marked(r, "xid-window-read") || r->repaired ||
+                                 xid_count_zero(r));
             r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);

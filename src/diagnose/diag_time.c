@@ -432,10 +432,10 @@ void find_boots(run *r)
         else if (l->entry < last_entry)
             r->oldl[i] = 5;
     }
-    /* a job of the node's list that the node failed (NODE_FAIL,
-     * BOOT_FAIL) before a later one (a larger id) completed clean there:
-     * the node ran jobs since, that failure is history (a job's own
-     * failure, an OOM, stays the job's) */
+    /* a job of the node's list that failed (FAILED, NODE_FAIL, BOOT_FAIL)
+     * before a later one (a larger id) completed clean there: the node ran
+     * jobs since, that failure is history (an OOM or a timeout, the job's
+     * own limits, stays the job's) */
     long clean = -1;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
@@ -449,7 +449,8 @@ void find_boots(run *r)
         const tline *l = &r->lines[i];
         const char *j = l->src == DS_JOBS ? memmem(l->s, l->len, " job=", 5) : NULL;
         if (j && !r->oldl[i] && strtol(j + 5, NULL, 10) < clean &&
-            (memmem(l->s, l->len, "state=NODE_FAIL", 15) || memmem(l->s, l->len, "state=BOOT_FAIL", 15)))
+            (memmem(l->s, l->len, "state=NODE_FAIL", 15) || memmem(l->s, l->len, "state=BOOT_FAIL", 15) ||
+             memmem(l->s, l->len, "state=FAILED", 12)))
             r->oldl[i] = OLD_JOB_BEFORE_CLEAN;
     }
     bool boot_line = false;
