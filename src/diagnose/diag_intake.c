@@ -311,9 +311,12 @@ int take_history(run *r, const json_t *h, fm_err *err)
         if (!json_is_object(v)) continue;
         char b1[32], b2[32];
         const char *e = json_string_value(json_object_get(v, "error"));
-        char *s = diag_own(r, diag_fmt("step=%s node=%.200s error=%.4000s",
+        /* an attempt without an error has no "error=" field: the word alone
+         * is no failure */
+        char *s = diag_own(r, diag_fmt("step=%s node=%.200s%s%.4000s",
                                        diag_jstr(v, "step", b1, sizeof b1),
-                                       diag_jstr(v, "node", b2, sizeof b2), e ? e : ""));
+                                       diag_jstr(v, "node", b2, sizeof b2),
+                                       e && *e ? " error=" : "", e ? e : ""));
         if (s) add_line(r, DS_HISTORY, s, strlen(s), (int)i);
     }
     return 0;
