@@ -581,6 +581,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     counter_rising_rule(&r);
     mem_clock_rule(&r, metrics);
     batch_sweep_rule(&r);
+    fleet_metric_rule(&r, metrics);
     if (r.oom) goto nomem;
 
     /* correlation rules see the evidence so far */

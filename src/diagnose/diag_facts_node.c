@@ -815,6 +815,69 @@ static void fleet_slower_rows(run *r)
                                   "the fleet's slowdown, no node's] "));
 }
 
+/* The same over metrics: three or more series of a performance measure
+ * (a job's or a host's tokens per second, step time), each with its first
+ * sample and its latest, every one 10% or more worse. */
+void fleet_metric_rule(run *r, const json_t *metrics)
+{
+    if (anomaly_seen(r, "anomaly-fleet-wide-slowdown") || !json_is_array(metrics)) return;
+    json_t *first = json_object(), *last = json_object();
+    if (!first || !last) {
+        json_decref(first);
+        json_decref(last);
+        r->oom = true;
+        return;
+    }
+    size_t i;
+    const json_t *m;
+    int kind = 0;
+    json_array_foreach(metrics, i, m)
+    {
+        const char *nm = json_string_value(json_object_get(m, "name"));
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0) continue;
+        char low[96];
+        size_t k = 0;
+        for (; nm[k] && k + 1 < sizeof low; k++)
+            low[k] = (char)tolower((unsigned char)nm[k]);
+        low[k] = 0;
+        int pk = perf_key(low);
+        if (!pk || (kind && pk != kind)) continue;
+        kind = pk;
+        char *key = json_dumps(json_object_get(m, "labels"), JSON_SORT_KEYS | JSON_COMPACT);
+        if (!key) continue;
+        double t = sample_time(m);
+        json_t *v = json_pack("[f,f]", isnan(t) ? (double)i : t,
+                              json_number_value(json_object_get(m, "value")));
+        const json_t *f = json_object_get(first, key), *l = json_object_get(last, key);
+        if (v && (!f || json_real_value(json_array_get(v, 0)) < json_real_value(json_array_get(f, 0))))
+            json_object_set(first, key, v);
+        if (v && (!l || json_real_value(json_array_get(v, 0)) > json_real_value(json_array_get(l, 0))))
+            json_object_set(last, key, v);
+        json_decref(v);
+        free(key);
+    }
+    int worse = 0, series = 0;
+    const char *key;
+    json_t *f;
+    json_object_foreach(first, key, f)
+    {
+        const json_t *l = json_object_get(last, key);
+        double a = json_real_value(json_array_get(f, 1)), b = json_real_value(json_array_get(l, 1));
+        if (l == f || json_real_value(json_array_get(l, 0)) <= json_real_value(json_array_get(f, 0)))
+            continue;
+        series++;
+        worse += a > 0 && (kind == 1 ? b <= 0.9 * a : b >= 1.1 * a);
+    }
+    json_decref(first);
+    json_decref(last);
+    /* every series worse, three or more of them: no one member's */
+    if (worse >= 3 && worse == series)
+        add_anomaly(r, ST_STRONG, 2, "anomaly-fleet-wide-slowdown",
+                    diag_fmt("metrics: [%d series of a performance measure each 10%% or more worse "
+                             "than their first sample: the fleet's slowdown, no node's]",
+                             worse));
+}
+
 void fleet_rule(run *r)
 {
     if (!anomaly_seen(r, "anomaly-fleet-wide-slowdown")) fleet_slower_rows(r);

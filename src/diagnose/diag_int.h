@@ -429,6 +429,7 @@ void remap_rule(run *r);
 void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
+void fleet_metric_rule(run *r, const json_t *metrics);
 /* diag_facts_state.c: what earlier jobs left behind */
 void app_fault_rule(run *r);
 void held_memory_rule(run *r);
