@@ -405,6 +405,19 @@ static bool counter_flat(run *r, const json_t *metrics, size_t n, size_t first, 
     if (first != last && sample_value(r, json_array_get(metrics, first)) ==
                              sample_value(r, json_array_get(metrics, last)))
         return true;
+    /* the same GPU's counter in another sample whose other labels differ
+     * (the exporter's Hostname label renamed hostname, a new pod or
+     * instance between scrapes): one series, read twice alike */
+    const json_t *me = json_array_get(metrics, last);
+    char mk[300], ok[300];
+    gpu_key(json_object_get(me, "labels"), mk, sizeof mk);
+    for (size_t j = 0; j < n; j++) {
+        const json_t *s = json_array_get(metrics, j);
+        const char *nm = json_string_value(json_object_get(s, "name"));
+        if (j == last || !nm || strcmp(nm, name) != 0) continue;
+        gpu_key(json_object_get(s, "labels"), ok, sizeof ok);
+        if (strcmp(mk, ok) == 0 && sample_value(r, s) == sample_value(r, me)) return true;
+    }
     for (size_t j = 0; j < n; j++) {
         const json_t *s = json_array_get(metrics, j);
         const char *nm = json_string_value(json_object_get(s, "name"));
