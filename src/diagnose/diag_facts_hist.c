@@ -322,14 +322,13 @@ static bool boot_line(const tline *l)
            facts_has(l, "Command line: BOOT_IMAGE");
 }
 
-/* A port's state change (down, up, not ready, carrier, cable). */
+/* A port's state change: down or up as the link facts read them, or an
+ * interface coming up (not ready, ready, a cable or module event). */
 static bool link_line(const tline *l)
 {
-    static const char *const w[] = {"link down",      "link up",       "link is down",
-                                    "link is up",     "link is not ready", "link becomes ready",
-                                    "carrier",        "cable unplugged", "port module event",
-                                    "port state",     "linkdown",      "linkup"};
-    return facts_any(l, w, sizeof w / sizeof *w);
+    static const char *const w[] = {"link is not ready", "link becomes ready", "cable unplugged",
+                                    "port module event"};
+    return facts_link_down(l) || facts_link_up(l) || facts_any(l, w, sizeof w / sizeof *w);
 }
 
 /* Links that go down and up within minutes of the kernel starting are

@@ -47,7 +47,7 @@ static bool clock_of(const tline *l, double *t)
 
 /* A port of the node that went down, told by any tool (kernel, UFM,
  * subnet manager, a switch log, a person); and one that came back. */
-static bool link_down_line(const tline *l)
+bool facts_link_down(const tline *l)
 {
     static const char *const w[] = {"link down", "port down",    "changed to DOWN", "is down",
                                     "went down", "lost carrier", "Link DOWN",       "State: Down"};
@@ -56,7 +56,7 @@ static bool link_down_line(const tline *l)
            facts_any(l, w, sizeof w / sizeof *w);
 }
 
-static bool link_up_line(const tline *l)
+bool facts_link_up(const tline *l)
 {
     static const char *const w[] = {"link up",         "port up",      "changed to ACTIVE",
                                     "State: Active",   "carrier on",   "link is back",
@@ -117,7 +117,7 @@ static void link_story(const run *r, link_facts *lf)
             lf->planned = true;
             continue;
         }
-        if (link_down_line(l)) {
+        if (facts_link_down(l)) {
             lf->downs++;
             last_down = i;
             double t[1];
@@ -126,7 +126,7 @@ static void link_story(const run *r, link_facts *lf)
              * that has times */
             bool timed = clock_of(l, t);
             if (isfinite(lo) && (!timed || t[0] < lo - 900 || t[0] > hi + 900)) lf->covered = false;
-        } else if (link_up_line(l) && last_down >= 0) {
+        } else if (facts_link_up(l) && last_down >= 0) {
             lf->up_after = true;
         }
     }

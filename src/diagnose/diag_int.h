@@ -424,6 +424,8 @@ bool facts_class_hit(const run *r, int c);
 bool facts_hardware_hit(const run *r);
 bool facts_no_answer(const run *r, int i);
 /* diag_facts_node.c: links, remap state, peers */
+bool facts_link_down(const tline *l); /* a port's line telling it went down */
+bool facts_link_up(const tline *l);   /* ... up or back */
 void link_rule(run *r);
 void remap_rule(run *r);
 void remap_metric_rule(run *r, const json_t *metrics);
