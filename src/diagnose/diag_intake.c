@@ -301,6 +301,33 @@ int take_slurm(run *r, const json_t *sl, fm_err *err)
     return 0;
 }
 
+/* An attempt's other fields (its batch size, its state, a note), as
+ * " key=value" pairs: what the facts compare across attempts.  Strings are
+ * clipped; nested values are left out. */
+static void history_fields(const json_t *v, char *out, size_t cap)
+{
+    static const char *const own[] = {"step", "node", "error"};
+    size_t o = 0;
+    out[0] = 0;
+    const char *k;
+    const json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        bool skip = false;
+        for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+            skip |= strcmp(k, own[i]) == 0;
+        char b[64];
+        const char *val = json_is_string(x) ? json_string_value(x)
+                          : json_is_integer(x) ? (snprintf(b, sizeof b, "%lld", (long long)json_integer_value(x)), b)
+                          : json_is_real(x) ? (snprintf(b, sizeof b, "%g", json_real_value(x)), b)
+                                            : NULL;
+        if (skip || !val || o + 8 >= cap) continue;
+        int n = snprintf(out + o, cap - o, " %.40s=%.120s", k, val);
+        if (n < 0 || (size_t)n >= cap - o) break;
+        o += (size_t)n;
+    }
+}
+
 int take_history(run *r, const json_t *h, fm_err *err)
 {
     if (need_array(h, "history", MAX_HISTORY, err)) return -1;
@@ -311,11 +338,13 @@ int take_history(run *r, const json_t *h, fm_err *err)
         if (!json_is_object(v)) continue;
         char b1[32], b2[32];
         const char *e = json_string_value(json_object_get(v, "error"));
+        char extra[512];
+        history_fields(v, extra, sizeof extra);
         /* an attempt without an error has no "error=" field: the word alone
          * is no failure */
-        char *s = diag_own(r, diag_fmt("step=%s node=%.200s%s%.4000s",
+        char *s = diag_own(r, diag_fmt("step=%s node=%.200s%s%s%.4000s",
                                        diag_jstr(v, "step", b1, sizeof b1),
-                                       diag_jstr(v, "node", b2, sizeof b2),
+                                       diag_jstr(v, "node", b2, sizeof b2), extra,
                                        e && *e ? " error=" : "", e ? e : ""));
         if (s) add_line(r, DS_HISTORY, s, strlen(s), (int)i);
     }
