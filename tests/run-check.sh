@@ -123,7 +123,7 @@ done
 stage diagnose-scenarios python3 tests/diagnose/run_scenarios.py
 stage diagnose-blind python3 tests/diagnose/run_scenarios.py --held-out 77 0 tests/diagnose/blind
 stage diagnose-blind2 python3 tests/diagnose/run_scenarios.py --held-out 98 0 tests/diagnose/blind2
-stage diagnose-blind3 python3 tests/diagnose/run_scenarios.py --held-out 94 0 tests/diagnose/blind3
+stage diagnose-blind3 python3 tests/diagnose/run_scenarios.py --held-out 95 0 tests/diagnose/blind3
 stage diagnose-blind4 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind4
 stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind5
 # blind6 was told to the tenth pass (its misses as general kinds); blind7
@@ -180,9 +180,11 @@ stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 64 0 t
 # hardware breadth and time order, 06:26-06:33 UTC), both told to no one:
 # on main (bab1f3f) blind14 57/70 with no unsafe call, blind15 63/70 with
 # 1 unsafe; after the seventeenth pass (which was not told them) 60/70 and
-# 63/70, 1 unsafe. The floors are those unseen figures.
-stage diagnose-blind14 python3 tests/diagnose/run_scenarios.py --held-out 60 0 tests/diagnose/blind14
-stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind15
+# 63/70, 1 unsafe. Their misses were then told to the eighteenth pass as
+# general kinds (their files unread): the floors are what that pass reached
+# (blind15 with no unsafe call; blind3 raised to what it keeps).
+stage diagnose-blind14 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind14
+stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 68 0 tests/diagnose/blind15
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
