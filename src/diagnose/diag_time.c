@@ -156,6 +156,13 @@ static double repair_in_order(run *r, const double *st, int year, int li, double
             d[10] = 0;
             t = repair_stamp(d, year);
         }
+    /* or a syslog-style day without a time at its start ("Dec 02 after
+     * the RMA ..."): the start of that day too */
+    if (isnan(t) && rl->len > 6) {
+        char d[24];
+        snprintf(d, sizeof d, "%.6s 00:00", rl->s);
+        t = line_stamp(d, strlen(d), year);
+    }
     for (int i = 0; i < li; i++) {
         if (r->lines[i].src != rl->src || r->oldl[i]) continue;
         /* both stamped: their times order them, not the listing */
