@@ -142,6 +142,36 @@ static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
  * table, the kernel's own reset record): what its source listed before it
  * is history, whatever the wording of those lines; stamped, it dates the
  * repair for every source (returned as the latest repair time). */
+/* The first "Mon D" / "Mon DD" of a line (a capitalised month's short
+ * name, a blank, a day of one or two digits): the start of that day in
+ * year; NAN when none. */
+static double month_day(const tline *l, int year)
+{
+    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    for (size_t i = 0; i + 5 <= l->len; i++) {
+        if (i && isalpha((unsigned char)l->s[i - 1])) continue;
+        for (int m = 0; m < 12; m++) {
+            if (strncmp(l->s + i, mon[m], 3) != 0) continue;
+            size_t j = i + 3;
+            while (j < l->len && isalpha((unsigned char)l->s[j])) /* "December" */
+                j++;
+            if (j >= l->len || l->s[j] != ' ' || j + 1 >= l->len ||
+                !isdigit((unsigned char)l->s[j + 1]))
+                continue;
+            int day = atoi(l->s + j + 1);
+            size_t e = j + 1;
+            while (e < l->len && isdigit((unsigned char)l->s[e]))
+                e++;
+            if (day < 1 || day > 31 || e - j - 1 > 2) continue;
+            char d[24];
+            snprintf(d, sizeof d, "%s %02d 00:00", mon[m], day);
+            return line_stamp(d, strlen(d), year);
+        }
+    }
+    return NAN;
+}
+
 static double repair_in_order(run *r, const double *st, int year, int li, double fixed)
 {
     const tline *rl = &r->lines[li];
@@ -156,13 +186,9 @@ static double repair_in_order(run *r, const double *st, int year, int li, double
             d[10] = 0;
             t = repair_stamp(d, year);
         }
-    /* or a syslog-style day without a time at its start ("Dec 02 after
-     * the RMA ..."): the start of that day too */
-    if (isnan(t) && rl->len > 6) {
-        char d[24];
-        snprintf(d, sizeof d, "%.6s 00:00", rl->s);
-        t = line_stamp(d, strlen(d), year);
-    }
+    /* or a month's day anywhere in it without a time ("Dec 02 after the
+     * RMA", "closed Dec 3"): the start of that day too */
+    if (isnan(t)) t = month_day(rl, year);
     for (int i = 0; i < li; i++) {
         if (r->lines[i].src != rl->src || r->oldl[i]) continue;
         /* both stamped: their times order them, not the listing */
