@@ -126,6 +126,8 @@ static void smiq_line(const tline *l, int li, smiq *st, gclock *g, int *n, int c
                                                                                : 0;
         return;
     }
+    /* one GPU's output (nvidia-smi -q -i 6) has no GPU header: one GPU */
+    if (st->cur < 0 && st->sect) st->cur = find_gpu(g, n, cap, "-", 1);
     if (st->cur < 0) return;
     gclock *c = &g[st->cur];
     const char *v = colon + 1;
