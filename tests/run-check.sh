@@ -123,7 +123,7 @@ done
 stage diagnose-scenarios python3 tests/diagnose/run_scenarios.py
 stage diagnose-blind python3 tests/diagnose/run_scenarios.py --held-out 77 0 tests/diagnose/blind
 stage diagnose-blind2 python3 tests/diagnose/run_scenarios.py --held-out 98 0 tests/diagnose/blind2
-stage diagnose-blind3 python3 tests/diagnose/run_scenarios.py --held-out 94 0 tests/diagnose/blind3
+stage diagnose-blind3 python3 tests/diagnose/run_scenarios.py --held-out 95 0 tests/diagnose/blind3
 stage diagnose-blind4 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind4
 stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind5
 # blind6 was told to the tenth pass (its misses as general kinds); blind7
@@ -131,7 +131,7 @@ stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # eleventh pass as general kinds: the floor is what that pass reached
 # (raised to what the twelfth pass keeps, blind7 to what the thirteenth
 # reaches).
-stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 61 0 tests/diagnose/blind6
+stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind6
 stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind7
 # blind8 (70, written 17:01-17:08 UTC by an author who read no code) was
 # scored before the eleventh pass (56/70, 2 unsafe) and after it (58/70,
@@ -144,7 +144,7 @@ stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 64 0 te
 # same 59/70, 2 unsafe after it (that pass fixed only the kinds it was
 # told). Then told to the thirteenth pass as general kinds: the floor is
 # what that pass reached.
-stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind9
+stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind9
 # blind10 (70, written 23:45-23:52 UTC by an author who read no code),
 # told to no one: 59/70, 1 unsafe call on the engine before the thirteenth
 # pass, 60/70, 1 unsafe after it. Then told to the fourteenth pass as nine
@@ -180,16 +180,20 @@ stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 64 0 t
 # hardware breadth and time order, 06:26-06:33 UTC), both told to no one:
 # on main (bab1f3f) blind14 57/70 with no unsafe call, blind15 63/70 with
 # 1 unsafe; after the seventeenth pass (which was not told them) 60/70 and
-# 63/70, 1 unsafe. The floors are those unseen figures.
-stage diagnose-blind14 python3 tests/diagnose/run_scenarios.py --held-out 60 0 tests/diagnose/blind14
-stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind15
+# 63/70, 1 unsafe. Their misses were then told to the eighteenth pass as
+# general kinds (their files unread): the floors are what that pass reached
+# (blind15 with no unsafe call; blind3 raised to what it keeps).
+stage diagnose-blind14 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind14
+stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 68 0 tests/diagnose/blind15
 # blind16 (70, written 09:47-09:53 UTC 2026-12-07 by an author who read no
 # code; the software side as people report it, 17 told mostly by humans)
 # and blind17 (70, 09:47-09:53 UTC; a tempting wrong answer beside most
 # right ones, 12 healthy and 9 inconclusive), told to no one: on main
-# (94e8188) blind16 63/70 with 1 unsafe call, blind17 60/70 with 2.
-stage diagnose-blind16 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind16
-stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 60 2 tests/diagnose/blind17
+# (94e8188) blind16 63/70 with 1 unsafe call, blind17 60/70 with 2; after
+# the eighteenth pass (which was not told them) 65/70 with none and 63/70
+# with 1. The floors are those unseen figures.
+stage diagnose-blind16 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind16
+stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind17
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

@@ -578,6 +578,10 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     if (metric_hits(&r, metrics, err)) goto fail;
     warm_straggler(&r);
     job_facts_rule(&r, metrics);
+    counter_rising_rule(&r);
+    mem_clock_rule(&r, metrics);
+    batch_sweep_rule(&r);
+    fleet_metric_rule(&r, metrics);
     if (r.oom) goto nomem;
 
     /* correlation rules see the evidence so far */
@@ -674,6 +678,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
          * however many sources told its past, it names no fault of now */
         if (!fresh[i] && order[i] < 256 && r.cleared[order[i]] && cs[order[i]].conf > 0.25)
             cs[order[i]].conf = 0.25;
+        /* so with a repair on record: every source that told it (the log
+         * before the reboot, the ticket of the swap) told what was fixed */
+        if (!fresh[i] && r.repaired && cs[order[i]].conf > 0.25) cs[order[i]].conf = 0.25;
     }
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0; j--) {

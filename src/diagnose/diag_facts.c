@@ -376,13 +376,35 @@ static bool ps_row_d(const tline *l)
     return false;
 }
 
+/* A command that lists a job's processes (its cgroup.procs, pgrep, the
+ * GPU's compute apps) answered by nothing: the next line of its source is
+ * another command, or there is none. */
+static bool empty_answer(const run *r, int i)
+{
+    static const char *const lists[] = {"cgroup.procs", "pgrep", "query-compute-apps", "listpids"};
+    const tline *l = &r->lines[i];
+    return facts_any(l, lists, sizeof lists / sizeof *lists) && !memchr(l->s, '|', l->len) &&
+           facts_no_answer(r, i);
+}
+
+/* A command echoed with a "$" prompt that printed nothing: the next line of
+ * its source is another command, or there is none. */
+bool facts_no_answer(const run *r, int i)
+{
+    const tline *l = &r->lines[i];
+    if (!l->len || l->s[0] != '$') return false;
+    if (i + 1 >= r->nlines || r->lines[i + 1].src != l->src) return true;
+    const tline *n = &r->lines[i + 1];
+    return n->len && n->s[0] == '$';
+}
+
 /* A node completing a job (its state, a drain for a kill that failed)
  * whose processes are gone or stuck in the kernel: the job's remains hold
  * the node, whatever words tell either half. */
 static void completing_facts(const run *r, job_facts *f)
 {
     static const char *const comp[] = {"COMPLETING", "Kill task failed", "stuck in CG", "state CG",
-                                       "State=CG"};
+                                       "State=CG", " CG "};
     static const char *const gone[] = {"No running processes found",
                                        "no process",
                                        "no user process",
@@ -401,12 +423,22 @@ static void completing_facts(const run *r, job_facts *f)
                                        "STAT D",
                                        "blocked for more than",
                                        "<defunct>",
-                                       "defunct"};
+                                       "defunct",
+                                       "(no output)",
+                                       "no output",
+                                       "(nothing)",
+                                       "(empty)",
+                                       "procs is empty",
+                                       "procs empty",
+                                       "empty cgroup",
+                                       "cgroup is empty",
+                                       "no compute apps",
+                                       "no compute processes"};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         f->completing |= facts_any(l, comp, sizeof comp / sizeof *comp);
-        f->procs_gone |=
-            l->src != DS_STATE && (facts_any(l, gone, sizeof gone / sizeof *gone) || ps_row_d(l));
+        f->procs_gone |= l->src != DS_STATE && (facts_any(l, gone, sizeof gone / sizeof *gone) ||
+                                                ps_row_d(l) || empty_answer(r, i));
     }
 }
 

@@ -47,7 +47,7 @@ static bool clock_of(const tline *l, double *t)
 
 /* A port of the node that went down, told by any tool (kernel, UFM,
  * subnet manager, a switch log, a person); and one that came back. */
-static bool link_down_line(const tline *l)
+bool facts_link_down(const tline *l)
 {
     static const char *const w[] = {"link down", "port down",    "changed to DOWN", "is down",
                                     "went down", "lost carrier", "Link DOWN",       "State: Down"};
@@ -56,7 +56,7 @@ static bool link_down_line(const tline *l)
            facts_any(l, w, sizeof w / sizeof *w);
 }
 
-static bool link_up_line(const tline *l)
+bool facts_link_up(const tline *l)
 {
     static const char *const w[] = {"link up",         "port up",      "changed to ACTIVE",
                                     "State: Active",   "carrier on",   "link is back",
@@ -117,7 +117,7 @@ static void link_story(const run *r, link_facts *lf)
             lf->planned = true;
             continue;
         }
-        if (link_down_line(l)) {
+        if (facts_link_down(l)) {
             lf->downs++;
             last_down = i;
             double t[1];
@@ -126,7 +126,7 @@ static void link_story(const run *r, link_facts *lf)
              * that has times */
             bool timed = clock_of(l, t);
             if (isfinite(lo) && (!timed || t[0] < lo - 900 || t[0] > hi + 900)) lf->covered = false;
-        } else if (link_up_line(l) && last_down >= 0) {
+        } else if (facts_link_up(l) && last_down >= 0) {
             lf->up_after = true;
         }
     }
@@ -145,9 +145,34 @@ static bool slowness_told(const run *r, int straggler)
     return false;
 }
 
+/* iblinkinfo's row of a port that is down ("==( Down/ Polling)==> ...
+ * \"gpu-q57 mlx5_1\""): this node's port only when the row names it, as
+ * a fabric-wide listing names every host. */
+static void linkinfo_down(run *r, int ib)
+{
+    char me[64] = "";
+    size_t n = 0;
+    for (; r->node && r->node[n] && r->node[n] != '.' && n + 1 < sizeof me; n++)
+        me[n] = r->node[n];
+    me[n] = 0;
+    static const char *const state[] = {"Down/ Polling", "Down/Polling", "Down/ Disabled",
+                                        "Down/Disabled"};
+    for (int i = 0; i < r->nlines && ib >= 0 && n; i++) {
+        const tline *l = &r->lines[i];
+        if ((l->src != DS_EVENTS && l->src != DS_JOB) || before_boot(r, i) ||
+            !facts_any(l, state, sizeof state / sizeof *state) || !facts_has(l, "==") ||
+            !facts_has(l, me))
+            continue;
+        add_hit(r, ib, KIND_OF[l->src], ST_STRONG, "ib-linkinfo-down",
+                line_evidence(r, i, "[iblinkinfo: this node's port Down/Polling] "));
+        return;
+    }
+}
+
 void link_rule(run *r)
 {
     link_facts lf;
+    linkinfo_down(r, diag_class_index(r->db, "ib_link_down"));
     link_story(r, &lf);
     int ib = diag_class_index(r->db, "ib_link_down");
     int flap = diag_class_index(r->db, "nic_flapping");
@@ -721,8 +746,141 @@ static bool many_hosts_told(const tline *l)
     return false;
 }
 
+/* A performance measure's key: a rate (higher is better) 1, a time
+ * (lower is better) 2, neither 0. */
+static int perf_key(const char *k)
+{
+    static const char *const rate[] = {"token", "throughput", "sample", "mfu", "tflops", "img", "tok"};
+    static const char *const time[] = {"step", "iter", "latency", "epoch"};
+    for (size_t i = 0; i < sizeof rate / sizeof *rate; i++)
+        if (strstr(k, rate[i])) return 1;
+    for (size_t i = 0; i < sizeof time / sizeof *time; i++)
+        if (strstr(k, time[i])) return 2;
+    return 0;
+}
+
+static bool before_key(const char *k)
+{
+    static const char *const w[] = {"last", "before", "baseline", "prev", "week", "yesterday", "old",
+                                    "base"};
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++)
+        if (strstr(k, w[i])) return true;
+    return false;
+}
+
+/* A row (a table row named by its header, or a line of pairs) telling
+ * one member's performance worse by 10% or more than its own baseline:
+ * a change column ("change: -20%") beside a measure, or the measure's
+ * baseline and current values side by side. */
+static bool row_slower(const tline *l)
+{
+    facts_pair p[24];
+    int np = facts_pairs(l, p, 24), kind = 0;
+    double base = NAN, now = NAN, pct = NAN;
+    for (int i = 0; i < np; i++) {
+        const char *v = l->s + p[i].val;
+        char *end;
+        double x = strtod(v, &end);
+        if (end == v) continue;
+        int k = perf_key(p[i].key);
+        if ((strstr(p[i].key, "change") || strstr(p[i].key, "delta") || strstr(p[i].key, "diff")) &&
+            end < l->s + p[i].val + p[i].vlen && *end == '%')
+            pct = x;
+        else if (k && before_key(p[i].key))
+            base = x, kind = k;
+        else if (k)
+            now = x, kind = kind ? kind : k;
+    }
+    if (!kind) return false;
+    if (!isnan(pct)) return kind == 1 ? pct <= -10 : pct >= 10;
+    if (isnan(base) || isnan(now) || base <= 0) return false;
+    return kind == 1 ? now <= 0.9 * base : now >= 1.1 * base;
+}
+
+/* Three or more members (partitions, nodes, jobs) each slower than their
+ * own baseline: the fleet's slowdown, no node's. */
+static void fleet_slower_rows(run *r)
+{
+    int n = 0, first = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if ((l->src != DS_EVENTS && l->src != DS_JOB) || !row_slower(l)) continue;
+        if (first < 0) first = i;
+        n++;
+    }
+    if (n >= 3)
+        add_anomaly(r, ST_STRONG, 2, "anomaly-fleet-wide-slowdown",
+                    line_evidence(r, first,
+                                  "[three or more members each slower than their own baseline: "
+                                  "the fleet's slowdown, no node's] "));
+}
+
+/* The same over metrics: three or more series of a performance measure
+ * (a job's or a host's tokens per second, step time), each with its first
+ * sample and its latest, every one 10% or more worse. */
+void fleet_metric_rule(run *r, const json_t *metrics)
+{
+    if (anomaly_seen(r, "anomaly-fleet-wide-slowdown") || !json_is_array(metrics)) return;
+    json_t *first = json_object(), *last = json_object();
+    if (!first || !last) {
+        json_decref(first);
+        json_decref(last);
+        r->oom = true;
+        return;
+    }
+    size_t i;
+    const json_t *m;
+    int kind = 0;
+    json_array_foreach(metrics, i, m)
+    {
+        const char *nm = json_string_value(json_object_get(m, "name"));
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0) continue;
+        char low[96];
+        size_t k = 0;
+        for (; nm[k] && k + 1 < sizeof low; k++)
+            low[k] = (char)tolower((unsigned char)nm[k]);
+        low[k] = 0;
+        int pk = perf_key(low);
+        if (!pk || (kind && pk != kind)) continue;
+        kind = pk;
+        char *key = json_dumps(json_object_get(m, "labels"), JSON_SORT_KEYS | JSON_COMPACT);
+        if (!key) continue;
+        double t = sample_time(m);
+        json_t *v = json_pack("[f,f]", isnan(t) ? (double)i : t,
+                              json_number_value(json_object_get(m, "value")));
+        const json_t *f = json_object_get(first, key), *l = json_object_get(last, key);
+        if (v && (!f || json_real_value(json_array_get(v, 0)) < json_real_value(json_array_get(f, 0))))
+            json_object_set(first, key, v);
+        if (v && (!l || json_real_value(json_array_get(v, 0)) > json_real_value(json_array_get(l, 0))))
+            json_object_set(last, key, v);
+        json_decref(v);
+        free(key);
+    }
+    int worse = 0, series = 0;
+    const char *key;
+    json_t *f;
+    json_object_foreach(first, key, f)
+    {
+        const json_t *l = json_object_get(last, key);
+        double a = json_real_value(json_array_get(f, 1)), b = json_real_value(json_array_get(l, 1));
+        if (l == f || json_real_value(json_array_get(l, 0)) <= json_real_value(json_array_get(f, 0)))
+            continue;
+        series++;
+        worse += a > 0 && (kind == 1 ? b <= 0.9 * a : b >= 1.1 * a);
+    }
+    json_decref(first);
+    json_decref(last);
+    /* every series worse, three or more of them: no one member's */
+    if (worse >= 3 && worse == series)
+        add_anomaly(r, ST_STRONG, 2, "anomaly-fleet-wide-slowdown",
+                    diag_fmt("metrics: [%d series of a performance measure each 10%% or more worse "
+                             "than their first sample: the fleet's slowdown, no node's]",
+                             worse));
+}
+
 void fleet_rule(run *r)
 {
+    if (!anomaly_seen(r, "anomaly-fleet-wide-slowdown")) fleet_slower_rows(r);
     for (int i = 0; i < r->nlines; i++)
         if (r->lines[i].src != DS_STATE && r->lines[i].src != DS_JOBS &&
             control_plane_line(&r->lines[i])) {

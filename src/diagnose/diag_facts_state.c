@@ -27,9 +27,14 @@ static bool clean_runs_since(const run *r)
 {
     static const char *const w[] = {
         "since the fix",   "after the fix", "runs clean",     "ran clean",  "both runs clean",
-        "without any Xid", "no Xid since",  "no further Xid", "no new Xid", "no Xid after"};
+        "without any Xid", "no Xid since",  "no further Xid", "no new Xid", "no Xid after",
+        "completed since", "jobs since",    "completed clean", "clean jobs", "jobs clean"};
     static const char *const no[] = {"again", "still", "same Xid", "failed", "not fixed"};
+    static const char *const none_failed[] = {"none failed", "0 failed", "no failures",
+                                              "none of them failed", "zero failed"};
     long bad = -1, good = -1;
+    /* someone counted the node's Xid lines over a window and found none */
+    if (xid_count_zero(r)) return true;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_JOBS) {
@@ -38,7 +43,9 @@ static bool clean_runs_since(const run *r)
             if (facts_has(l, "state=COMPLETED") && facts_has(l, "exit=0:0") && id > good) good = id;
             continue;
         }
-        if (facts_any(l, w, sizeof w / sizeof *w) && !facts_any(l, no, sizeof no / sizeof *no))
+        if (facts_any(l, w, sizeof w / sizeof *w) &&
+            (!facts_any(l, no, sizeof no / sizeof *no) ||
+             facts_any(l, none_failed, sizeof none_failed / sizeof *none_failed)))
             return true;
     }
     return bad >= 0 && good > bad;
@@ -134,12 +141,27 @@ static long after_word(const tline *l, const char *w)
         if (i > 0 && isalnum((unsigned char)l->s[i - 1])) continue;
         size_t j = i + n, k = 0;
         while (j < l->len && k < 4 &&
-               (strchr(" =:#", l->s[j]) || l->s[j] == 'i' || l->s[j] == 'I' || l->s[j] == 'd' ||
+               (strchr(" =:#_", l->s[j]) || l->s[j] == 'i' || l->s[j] == 'I' || l->s[j] == 'd' ||
                 l->s[j] == 'D'))
             j++, k++;
         if (j < l->len && isdigit((unsigned char)l->s[j])) return strtol(l->s + j, NULL, 10);
     }
     return -1;
+}
+
+/* Whether the line holds v as a whole number ("/proc/4242/cgroup"). */
+static bool names_number(const tline *l, long v)
+{
+    for (size_t p = 0; p < l->len; p++) {
+        if (!isdigit((unsigned char)l->s[p]) || (p && isalnum((unsigned char)l->s[p - 1]))) continue;
+        size_t q = p;
+        long x = 0;
+        while (q < l->len && isdigit((unsigned char)l->s[q]) && x < 100000000)
+            x = x * 10 + (l->s[q++] - '0');
+        if (x == v && (q == l->len || !isalnum((unsigned char)l->s[q]))) return true;
+        p = q;
+    }
+    return false;
 }
 
 /* The job a PID belongs to, as a line ties them: a listpids row of
@@ -150,7 +172,8 @@ static long job_of_pid(const run *r, long pid)
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_JOBS) continue;
-        if (after_word(l, "pid") == pid) {
+        if (after_word(l, "pid") == pid || names_number(l, pid)) {
+            /* "pid=4242 job 812", or the PID's cgroup path ".../job_812/" */
             long j = after_word(l, "job");
             if (j >= 0) return j;
         }

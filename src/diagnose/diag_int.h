@@ -348,9 +348,12 @@ static const char *const OLD_NOTE[] = {NULL,
                                        "[an earlier attempt of the job: history] ",
                                        "[an application's Xid a day or more before the latest "
                                        "record: history] ",
-                                       "[before a later reading that shows it cleared: history] "};
+                                       "[before a later reading that shows it cleared: history] ",
+                                       "[a job before later ones on the node that completed: "
+                                       "history] "};
 #define OLD_APP_XID 6
 #define OLD_CLEARED 7
+#define OLD_JOB_BEFORE_CLEAN 8
 
 /* Shared between the engine's files.  diag_engine.c: allocation, evidence,
  * hits and anomalies, Xids seen. */
@@ -419,15 +422,36 @@ bool facts_any(const tline *l, const char *const *w, size_t n);
 void facts_drop_class(run *r, int c);
 bool facts_class_hit(const run *r, int c);
 bool facts_hardware_hit(const run *r);
+bool facts_no_answer(const run *r, int i);
 /* diag_facts_node.c: links, remap state, peers */
+bool facts_link_down(const tline *l); /* a port's line telling it went down */
+bool facts_link_up(const tline *l);   /* ... up or back */
 void link_rule(run *r);
 void remap_rule(run *r);
 void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
+void fleet_metric_rule(run *r, const json_t *metrics);
 /* diag_facts_state.c: what earlier jobs left behind */
 void app_fault_rule(run *r);
 void held_memory_rule(run *r);
+/* diag_facts_hist.c: readings that are history (a counter read flat, a
+ * boot's link noise) taken out as quotes are; a counter read rising */
+int history_lines(run *r, unsigned char *q);
+/* "key: value" / "key = value" pairs of a line (a table row named by its
+ * header reads so too), keys lower-cased words; a leading stamp skipped */
+typedef struct facts_pair {
+    char key[96];
+    size_t val, vlen; /* the value's span in the line */
+} facts_pair;
+int facts_pairs(const tline *l, facts_pair *p, int cap);
+/* diag_facts_clock.c: a GPU's memory clock far below its own maximum or
+ * its peers' with no clock event to explain it: an anomaly */
+void mem_clock_rule(run *r, const json_t *metrics);
+/* diag_facts_sweep.c: the largest batch sizes of a sweep ran out of memory */
+void batch_sweep_rule(run *r);
+void counter_rising_rule(run *r);
+bool xid_count_zero(const run *r);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
 void find_boots(run *r);

@@ -301,6 +301,33 @@ int take_slurm(run *r, const json_t *sl, fm_err *err)
     return 0;
 }
 
+/* An attempt's other fields (its batch size, its state, a note), as
+ * " key=value" pairs: what the facts compare across attempts.  Strings are
+ * clipped; nested values are left out. */
+static void history_fields(const json_t *v, char *out, size_t cap)
+{
+    static const char *const own[] = {"step", "node", "error"};
+    size_t o = 0;
+    out[0] = 0;
+    const char *k;
+    const json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        bool skip = false;
+        for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+            skip |= strcmp(k, own[i]) == 0;
+        char b[64];
+        const char *val = json_is_string(x) ? json_string_value(x)
+                          : json_is_integer(x) ? (snprintf(b, sizeof b, "%lld", (long long)json_integer_value(x)), b)
+                          : json_is_real(x) ? (snprintf(b, sizeof b, "%g", json_real_value(x)), b)
+                                            : NULL;
+        if (skip || !val || o + 8 >= cap) continue;
+        int n = snprintf(out + o, cap - o, " %.40s=%.120s", k, val);
+        if (n < 0 || (size_t)n >= cap - o) break;
+        o += (size_t)n;
+    }
+}
+
 int take_history(run *r, const json_t *h, fm_err *err)
 {
     if (need_array(h, "history", MAX_HISTORY, err)) return -1;
@@ -311,9 +338,14 @@ int take_history(run *r, const json_t *h, fm_err *err)
         if (!json_is_object(v)) continue;
         char b1[32], b2[32];
         const char *e = json_string_value(json_object_get(v, "error"));
-        char *s = diag_own(r, diag_fmt("step=%s node=%.200s error=%.4000s",
+        char extra[512];
+        history_fields(v, extra, sizeof extra);
+        /* an attempt without an error has no "error=" field: the word alone
+         * is no failure */
+        char *s = diag_own(r, diag_fmt("step=%s node=%.200s%s%s%.4000s",
                                        diag_jstr(v, "step", b1, sizeof b1),
-                                       diag_jstr(v, "node", b2, sizeof b2), e ? e : ""));
+                                       diag_jstr(v, "node", b2, sizeof b2), extra,
+                                       e && *e ? " error=" : "", e ? e : ""));
         if (s) add_line(r, DS_HISTORY, s, strlen(s), (int)i);
     }
     return 0;
@@ -429,7 +461,17 @@ void drop_quoted(run *r)
                 (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;
     }
-    if (!q) return;
+    if (!q && !(q = calloc((size_t)r->nlines + 1, 1))) {
+        r->oom = true;
+        return;
+    }
+    bool any = history_lines(r, q) > 0;
+    for (int i = 0; i < r->nlines && !any; i++)
+        any = q[i];
+    if (!any) {
+        free(q);
+        return;
+    }
     int n = 0;
     for (int i = 0; i < r->nlines; i++) {
         if (q[i])
@@ -647,6 +689,11 @@ void text_hits(run *r)
                 if (r->cur_reason) continue;
                 /* history a known class reads is that class's, weak and old */
                 if (old && line_classed(r, m->line)) continue;
+                /* and with a repair on record (a part swapped, an RMA), the
+                 * past's unexplained lines are of what was repaired */
+                if (old && r->repaired) continue;
+                /* a failed job the node's later jobs ran clean after */
+                if (old && r->oldl[m->line] == OLD_JOB_BEFORE_CLEAN) continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
                             g->group, line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
             } else if (g->xid) {
@@ -693,9 +740,14 @@ int fresh_groups(const run *r, int c)
  * when there is none (a rate, a sum). */
 static void query_name(const char *s, size_t upto, char *out, size_t cap)
 {
+    /* after the summaries, the changes of a counter: named as written,
+     * increase(NAME), which the counter rules read as its movement */
     static const char *const fns[] = {
         "avg_over_time",      "max_over_time", "min_over_time", "last_over_time",
-        "quantile_over_time", "avg",           "max",           "min"};
+        "quantile_over_time", "avg",           "max",           "min",
+        "increase",           "rate",          "irate",         "delta",
+        "idelta",             "deriv"};
+    enum { FIRST_CHANGE = 8 };
     out[0] = 0;
     for (size_t f = 0; f < sizeof fns / sizeof *fns && !out[0]; f++) {
         size_t fl = strlen(fns[f]);
@@ -703,6 +755,14 @@ static void query_name(const char *s, size_t upto, char *out, size_t cap)
             p = strstr(p, fns[f]);
             if (!p || p + fl >= s + upto) break;
             if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+            /* a change nested in another function (a summary of a rate)
+             * has neither unit: only the outermost one names the answer */
+            if (f >= FIRST_CHANGE) {
+                const char *b = p;
+                while (b > s && b[-1] == ' ')
+                    b--;
+                if (b > s && b[-1] == '(') continue;
+            }
             const char *q = p + fl;
             while (*q == ' ')
                 q++;
@@ -729,7 +789,10 @@ static void query_name(const char *s, size_t upto, char *out, size_t cap)
             while ((isalnum((unsigned char)q[n]) || q[n] == '_' || q[n] == ':') && n + 1 < cap)
                 n++;
             if (!n || isdigit((unsigned char)q[0]) || !strchr("{[) ", q[n]) || !q[n]) continue;
-            snprintf(out, cap, "%.*s:%s", (int)n, q, fns[f]);
+            if (f >= FIRST_CHANGE)
+                snprintf(out, cap, "%s(%.*s)", fns[f], (int)n, q);
+            else
+                snprintf(out, cap, "%.*s:%s", (int)n, q, fns[f]);
             break;
         }
     }
@@ -797,6 +860,11 @@ json_t *prom_metrics(const json_t *signals)
             const json_t *item;
             char qname[128] = "";
             if (out && json_is_array(res) && b) query_name(s, (size_t)(b - s), qname, sizeof qname);
+            /* the query echoed inside the answer (a tool's {"query": ...}) */
+            const char *qf = json_string_value(json_object_get(doc, "query"));
+            if (!qf) qf = json_string_value(json_object_get(json_object_get(doc, "data"), "query"));
+            if (out && json_is_array(res) && !qname[0] && qf)
+                query_name(qf, strlen(qf), qname, sizeof qname);
             /* the query on one of the few lines before its answer */
             for (size_t back = 1; back <= 3 && back <= i && out && json_is_array(res) && !qname[0];
                  back++) {

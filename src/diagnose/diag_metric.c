@@ -370,6 +370,31 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
                                 note));
 }
 
+/* A line that names a field's counter in words ("the PCIe replay and
+ * NVLink CRC numbers have not moved"): the distinctive words of its name
+ * (PCIE_REPLAY, NVLINK_CRC_FLIT, ECC_SBE), two of them or all there are. */
+static bool names_counter(const tline *l, const char *name)
+{
+    static const char *const generic[] = {"DCGM", "FI",    "DEV",   "PROF", "COUNT", "COUNTER",
+                                          "TOTAL", "ERROR", "ERRORS", "VOL", "AGG"};
+    char tok[48];
+    int ntok = 0, found = 0;
+    for (const char *p = name; *p;) {
+        size_t n = strcspn(p, "_");
+        bool gen = n >= sizeof tok;
+        for (size_t g = 0; g < sizeof generic / sizeof *generic && !gen; g++)
+            gen = strlen(generic[g]) == n && strncmp(p, generic[g], n) == 0;
+        if (!gen && n) {
+            memcpy(tok, p, n);
+            tok[n] = 0;
+            ntok++;
+            found += facts_has_ci(l, tok);
+        }
+        p += n + (p[n] == '_');
+    }
+    return ntok && found >= (ntok < 2 ? ntok : 2);
+}
+
 /* A cumulative counter (PCIe replays, NVLink CRC, ECC totals) holds its
  * lifetime: a large value that did not move over the window is history.
  * Flat: several samples of the series alike; an increase()/rate()/delta()
@@ -380,6 +405,19 @@ static bool counter_flat(run *r, const json_t *metrics, size_t n, size_t first, 
     if (first != last && sample_value(r, json_array_get(metrics, first)) ==
                              sample_value(r, json_array_get(metrics, last)))
         return true;
+    /* the same GPU's counter in another sample whose other labels differ
+     * (the exporter's Hostname label renamed hostname, a new pod or
+     * instance between scrapes): one series, read twice alike */
+    const json_t *me = json_array_get(metrics, last);
+    char mk[300], ok[300];
+    gpu_key(json_object_get(me, "labels"), mk, sizeof mk);
+    for (size_t j = 0; j < n; j++) {
+        const json_t *s = json_array_get(metrics, j);
+        const char *nm = json_string_value(json_object_get(s, "name"));
+        if (j == last || !nm || strcmp(nm, name) != 0) continue;
+        gpu_key(json_object_get(s, "labels"), ok, sizeof ok);
+        if (strcmp(mk, ok) == 0 && sample_value(r, s) == sample_value(r, me)) return true;
+    }
     for (size_t j = 0; j < n; j++) {
         const json_t *s = json_array_get(metrics, j);
         const char *nm = json_string_value(json_object_get(s, "name"));
@@ -389,7 +427,8 @@ static bool counter_flat(run *r, const json_t *metrics, size_t n, size_t first, 
     }
     size_t nl = strlen(name);
     for (int k = 0; k < r->nflat; k++)
-        if (nl && memmem(r->flat[k].s, r->flat[k].len, name, nl)) return true;
+        if ((nl && memmem(r->flat[k].s, r->flat[k].len, name, nl)) || names_counter(&r->flat[k], name))
+            return true;
     return false;
 }
 
@@ -494,7 +533,8 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
              * holds an old Xid: history, nothing to escalate; so it is
              * after a repair on record (a reset, a part swapped) */
             bool old = alone && (r->nsrc[DS_KERNEL] > 0 || r->kernel_given ||
-                                 group_marked(r, "xid-window-read") || r->repaired);
+                                 group_marked(r, "xid-window-read") || r->repaired ||
+                                 xid_count_zero(r));
             r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);
@@ -702,6 +742,7 @@ void gauge_xids(run *r, const json_t *metrics)
     if (r->nsrc[DS_KERNEL] > 0 || r->kernel_given) return;
     for (int k = 0; k < r->nraws; k++)
         if (strcmp(r->db->sigs[r->raws[k].sig].group, "xid-window-read") == 0) return;
+    if (xid_count_zero(r)) return;
     size_t used = 0, n = json_array_size(metrics), nt = json_array_size(r->textm);
     for (size_t i = 0; i < n + nt; i++) {
         const json_t *m = i < n ? json_array_get(metrics, i) : json_array_get(r->textm, i - n);

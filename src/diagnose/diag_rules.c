@@ -72,6 +72,34 @@ static bool gpu_is_subject(const tline *l)
     return false;
 }
 
+/* A field that names the slowest member ("slowest_node: gpu-w13", a
+ * table's "straggler" column, "slowest host = gpu-w13") with this node as
+ * its value, in any row: the node named slower than the job's others. */
+static int slowest_field_names(const run *r, const char *me)
+{
+    static const char *const w[] = {"slowest", "straggler", "laggard"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (before_boot(r, i) || l->src == DS_KERNEL) continue;
+        for (size_t k = 0; k < sizeof w / sizeof *w; k++) {
+            size_t wl = strlen(w[k]);
+            for (size_t j = 0; j + wl <= l->len; j++) {
+                if (strncasecmp(l->s + j, w[k], wl) != 0) continue;
+                /* the field's value: after its separator, before the next field */
+                size_t sep = j + wl;
+                while (sep < l->len && l->s[sep] != ':' && l->s[sep] != '=' && sep - j < 24)
+                    sep++;
+                if (sep >= l->len || (l->s[sep] != ':' && l->s[sep] != '=')) continue;
+                size_t v = sep + 1, e = v;
+                while (e < l->len && !strchr(",;|", l->s[e]))
+                    e++;
+                if (has_word(l->s + v, e - v, me)) return i;
+            }
+        }
+    }
+    return -1;
+}
+
 static int slow_line_names_node(const run *r)
 {
     char me[64] = "", nodeword[80] = "";
@@ -93,7 +121,7 @@ static int slow_line_names_node(const run *r)
         if (has_word(l->s, l->len, me) || (nodeword[0] && has_word(l->s, l->len, nodeword)))
             return m->line;
     }
-    return -1;
+    return slowest_field_names(r, me);
 }
 
 /* Readings of the job's members that cls's outlier rules compare (per-rank
@@ -127,7 +155,12 @@ void warm_straggler(run *r)
                     line_evidence(r, m->line, "[one GPU slower than the node's others] "));
         break;
     }
-    int named = slow_line_names_node(r);
+    /* a thermal fault of its own (HW slowdown, sustained heat) stays thermal */
+    bool hard_heat = false;
+    for (int i = 0; i < r->nhits; i++)
+        hard_heat |= r->hits[i].cls == th && !r->hits[i].old && !soft_heat_group(r->hits[i].group) &&
+                     r->hits[i].strength >= ST_STRONG;
+    int named = hard_heat ? -1 : slow_line_names_node(r);
     if (named >= 0) {
         add_hit(r, sn, DK_CORR, ST_STRONG, "warm-straggler",
                 line_evidence(r, named, "[this node named slower than the job's others] "));
@@ -332,6 +365,38 @@ void rule_history(run *r, const cstate *cs, const diag_rule *ru)
         }
 }
 
+/* The process group a line's record belongs to (a pg_name / pg_id /
+ * process_group field, NCCL's "[PG 0 Rank 3]"): sequence numbers count
+ * per group, so only records of one group compare.  "" when none. */
+static void pg_tag(const tline *l, char *out, size_t cap)
+{
+    out[0] = 0;
+    const char *p = memmem(l->s, l->len, "[PG ", 4);
+    if (p) {
+        size_t n = strcspn(p + 4, " ]");
+        if (p + 4 + n <= l->s + l->len) snprintf(out, cap, "%.*s", (int)(n < 40 ? n : 40), p + 4);
+        return;
+    }
+    facts_pair f[24];
+    int np = facts_pairs(l, f, 24);
+    for (int i = 0; i < np; i++) {
+        const char *k = f[i].key;
+        if (strncmp(k, "pg", 2) == 0 || strstr(k, "process_group") || strstr(k, "process group") ||
+            strstr(k, "group_name") || strstr(k, "group_id")) {
+            snprintf(out, cap, "%.*s", (int)(f[i].vlen < 40 ? f[i].vlen : 40), l->s + f[i].val);
+            return;
+        }
+    }
+}
+
+static bool same_group(const run *r, int a, int b)
+{
+    char ta[48], tb[48];
+    pg_tag(&r->lines[a], ta, sizeof ta);
+    pg_tag(&r->lines[b], tb, sizeof tb);
+    return strcmp(ta, tb) == 0;
+}
+
 void rule_captures(run *r, const diag_rule *ru)
 {
     int first = -1, second = -1, distinct = 0;
@@ -357,7 +422,7 @@ void rule_captures(run *r, const diag_rule *ru)
             for (int q = 0; q < k && second < 0; q++) {
                 const rawm *o = &r->raws[q];
                 if (o->sig == ru->sig && strcmp(o->key, m->key) == 0 &&
-                    strcmp(o->val, m->val) != 0) {
+                    strcmp(o->val, m->val) != 0 && same_group(r, o->line, m->line)) {
                     first = q;
                     second = k;
                 }

@@ -142,6 +142,36 @@ static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
  * table, the kernel's own reset record): what its source listed before it
  * is history, whatever the wording of those lines; stamped, it dates the
  * repair for every source (returned as the latest repair time). */
+/* The first "Mon D" / "Mon DD" of a line (a capitalised month's short
+ * name, a blank, a day of one or two digits): the start of that day in
+ * year; NAN when none. */
+static double month_day(const tline *l, int year)
+{
+    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    for (size_t i = 0; i + 5 <= l->len; i++) {
+        if (i && isalpha((unsigned char)l->s[i - 1])) continue;
+        for (int m = 0; m < 12; m++) {
+            if (strncmp(l->s + i, mon[m], 3) != 0) continue;
+            size_t j = i + 3;
+            while (j < l->len && isalpha((unsigned char)l->s[j])) /* "December" */
+                j++;
+            if (j >= l->len || l->s[j] != ' ' || j + 1 >= l->len ||
+                !isdigit((unsigned char)l->s[j + 1]))
+                continue;
+            int day = atoi(l->s + j + 1);
+            size_t e = j + 1;
+            while (e < l->len && isdigit((unsigned char)l->s[e]))
+                e++;
+            if (day < 1 || day > 31 || e - j - 1 > 2) continue;
+            char d[24];
+            snprintf(d, sizeof d, "%s %02d 00:00", mon[m], day);
+            return line_stamp(d, strlen(d), year);
+        }
+    }
+    return NAN;
+}
+
 static double repair_in_order(run *r, const double *st, int year, int li, double fixed)
 {
     const tline *rl = &r->lines[li];
@@ -156,6 +186,9 @@ static double repair_in_order(run *r, const double *st, int year, int li, double
             d[10] = 0;
             t = repair_stamp(d, year);
         }
+    /* or a month's day anywhere in it without a time ("Dec 02 after the
+     * RMA", "closed Dec 3"): the start of that day too */
+    if (isnan(t)) t = month_day(rl, year);
     for (int i = 0; i < li; i++) {
         if (r->lines[i].src != rl->src || r->oldl[i]) continue;
         /* both stamped: their times order them, not the listing */
@@ -282,6 +315,16 @@ static void cleared_since(run *r, const double *st, int year, int k)
  * the last one logged); a line stamped before the boot that "up 2 days"
  * puts, measured from the latest stamp collected, or that a boot time
  * (who -b, uptime -s, "booted at") states. */
+/* A line that says a fault came back after its repair. */
+static bool recurs(const tline *l)
+{
+    static const char *const w[] = {"again",      "still",         "recur",       "returned",
+                                    "came back",  "reappear",      "persist",     "since the",
+                                    "after the swap", "after the replacement", "after the repair",
+                                    "new xid",    "new error",     "re-occur",    "reoccur"};
+    return facts_any(l, w, sizeof w / sizeof *w);
+}
+
 void find_boots(run *r)
 {
     free(r->oldl);
@@ -422,6 +465,27 @@ void find_boots(run *r)
         else if (l->entry < last_entry)
             r->oldl[i] = 5;
     }
+    /* a job of the node's list that failed (FAILED, NODE_FAIL, BOOT_FAIL)
+     * before a later one (a larger id) completed clean there: the node ran
+     * jobs since, that failure is history (an OOM or a timeout, the job's
+     * own limits, stays the job's) */
+    long clean = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *j = l->src == DS_JOBS ? memmem(l->s, l->len, " job=", 5) : NULL;
+        if (j && memmem(l->s, l->len, "state=COMPLETED", 15) && memmem(l->s, l->len, "exit=0:0", 8)) {
+            long id = strtol(j + 5, NULL, 10);
+            if (id > clean) clean = id;
+        }
+    }
+    for (int i = 0; i < r->nlines && clean > 0; i++) {
+        const tline *l = &r->lines[i];
+        const char *j = l->src == DS_JOBS ? memmem(l->s, l->len, " job=", 5) : NULL;
+        if (j && !r->oldl[i] && strtol(j + 5, NULL, 10) < clean &&
+            (memmem(l->s, l->len, "state=NODE_FAIL", 15) || memmem(l->s, l->len, "state=BOOT_FAIL", 15) ||
+             memmem(l->s, l->len, "state=FAILED", 12)))
+            r->oldl[i] = OLD_JOB_BEFORE_CLEAN;
+    }
     bool boot_line = false;
     for (int i = 0; i < r->nlines && !boot_line; i++)
         boot_line = kind[i] == 1;
@@ -478,6 +542,15 @@ void find_boots(run *r)
                 if (r->oldl[i]) continue;
                 double t = !isnan(st[i]) ? st[i] : any_stamp(r->lines[i].s, r->lines[i].len, year);
                 if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
+            }
+            /* a dated repair's own record names the fault it repaired
+             * ("baseboard replaced after Xid 79"): that fault is history
+             * too, unless the line says it came back (a reset told beside
+             * the state read after it is not such a record) */
+            for (int k = 0; k < nrep; k++) {
+                int li = r->raws[rep[k]].line;
+                if (li >= 0 && li < r->nlines && !r->oldl[li] && !recurs(&r->lines[li]))
+                    r->oldl[li] = 3;
             }
             /* a job's log that spans days holds earlier runs: what it
              * recorded a day or more before its latest record is history */
