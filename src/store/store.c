@@ -482,6 +482,21 @@ void fm_store_close(fm_store *st)
                st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost,
                st->audit_linked_others, st->audit_batches);
+    if (stats && *stats && st->audit_appends > 0) {
+        const struct fm_audit_time *t = &st->audit_time;
+        char hist[400] = "";
+        for (int k = 1, w = 0; k <= FM_DB_COMMIT_ROWS && w < (int)sizeof hist - 24; k++)
+            if (t->rows[k]) w += snprintf(hist + w, sizeof hist - (size_t)w, " %d:%lld", k, t->rows[k]);
+        fm_log("debug",
+               "audit time: turn wait %.1f us x%lld, hold %.1f us x%lld, insert trip %.1f us x%lld,"
+               " flush %.1f us x%lld; queued rows linked by another %lld, by self %lld, retry %lld;"
+               " rows per transaction%s",
+               t->waits ? (double)t->wait_us / t->waits : 0, t->waits,
+               t->holds ? (double)t->hold_us / t->holds : 0, t->holds,
+               t->trips ? (double)t->trip_us / t->trips : 0, t->trips,
+               t->flushes ? (double)t->flush_us / t->flushes : 0, t->flushes, t->q_by_other,
+               t->q_by_self, t->q_retry, hist);
+    }
     memo_clear(st);
     free(st->batch.memo);
     st->batch.memo = NULL;
