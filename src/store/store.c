@@ -471,6 +471,17 @@ fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err)
 
 static void memo_clear(fm_store *st);
 
+/* Insert transactions this process sent for the chain: the batches that
+ * linked rows (the holder's own and the ones it drained after it) and
+ * the inserts that lost. */
+static long long audit_transactions(const fm_store *st)
+{
+    long long n = st->audit_lost;
+    for (int k = 0; k <= FM_DB_COMMIT_ROWS; k++)
+        n += st->audit_time.rows[k];
+    return n;
+}
+
 void fm_store_close(fm_store *st)
 {
     const char *stats = getenv("FLEETMCP_AUDIT_STATS");
@@ -478,10 +489,10 @@ void fm_store_close(fm_store *st)
         fm_log("debug",
                "audit: %lld appends, %lld inserts lost to another writer's row"
                " (%.3f extra round trips per append; %lld appends lost their first guess);"
-               " %lld rows linked for other appenders in %lld batches",
+               " %lld rows linked for other appenders in %lld batches; %lld insert transactions",
                st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost,
-               st->audit_linked_others, st->audit_batches);
+               st->audit_linked_others, st->audit_batches, audit_transactions(st));
     if (stats && *stats && st->audit_appends > 0) {
         const struct fm_audit_time *t = &st->audit_time;
         char hist[400] = "";
