@@ -68,6 +68,7 @@ typedef struct pg_db {
      * transaction having written, and fm_db_durable sends one. */
     bool owed;
     unsigned owed_gen;
+    bool pend_covers; /* the pending flush is one for them too */
     /* A pipeline sent with a sync inside it whose part after that sync
      * (the flush of p_step_commit_rows) has not been read yet: read
      * before anything else uses the connection (settle): &pend, or NULL.
@@ -438,6 +439,8 @@ static bool settle(pg_db *p)
     pl_state *ps = p->pending;
     if (!ps) return true;
     p->pending = NULL;
+    const bool covers = p->pend_covers;
+    p->pend_covers = false;
     PGresult *res[PL_MAX] = {0};
     bool synced = pl_collect(p, ps, res);
     PQexitPipelineMode(p->conn);
@@ -450,6 +453,7 @@ static bool settle(pg_db *p)
         PQclear(res[i]);
     }
     if (!synced) fail_conn(p);
+    if (ok && covers) p->owed = false;
     return ok;
 }
 
@@ -678,13 +682,16 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     PGresult *res[PL_MAX] = {0};
     bool sent = pl_send(p, ps, items, k, early && !unflushed ? n1 : 0);
     if (sent) pl_collect(p, ps, res);
-    if (sent && !unflushed && p->owed_gen == p->gen) p->owed = false; /* covered */
+    /* The flush covers the commits owed one only once it succeeded. */
+    const bool covers = p->owed && p->owed_gen == p->gen && !unflushed;
+    if (sent && early && !unflushed) p->pend_covers = covers;
     if (sent && early && !unflushed)
         p->pending = ps; /* the flush, after the sync */
     else if (sent)
         PQexitPipelineMode(p->conn);
     int bad = first_failed(res, early ? n1 : k);
     if (bad < 0 && unflushed && !p->owed) p->owed = true, p->owed_gen = p->gen;
+    if (bad < 0 && !early && covers) p->owed = false;
     if (bad < 0) {
         for (int i = 0; i < n; i++) {
             const char *ct = PQcmdTuples(res[1 + i]);

@@ -1043,6 +1043,21 @@ static void *bg_append_run(void *arg)
     return NULL;
 }
 
+/* The flushes ctx's connection made (its row of store_flush). */
+static long long flushes_of(fm_ctx *ctx)
+{
+    fm_db_stmt *s;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db,
+                                      "SELECT coalesce(sum(n), 0) FROM store_flush"
+                                      " WHERE backend=pg_backend_pid()",
+                                      -1, &s, NULL),
+                     FM_DB_OK);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
+    long long n = fm_db_column_int64(s, 0);
+    fm_db_finalize(s);
+    return n;
+}
+
 /* Makes every flush of ctx's connection fail from now on. */
 static void flushes_fail(fm_ctx *ctx)
 {
@@ -1065,10 +1080,12 @@ static void flushes_fail(fm_ctx *ctx)
 /* A holder whose batch is in flight while others queue links their rows
  * itself, as a second transaction on its connection right after the
  * first, before it hands the turn on (both appenders get their rows, it
- * linked them, in two transactions of its own).  When the one flush of
- * both fails, every row of both fails: no appender, the holder
- * included, is answered as logged (the rows went in, their fate unknown
- * to the appenders), and the chain goes on. */
+ * linked them, in two transactions of its own).  When the second
+ * transaction fails (a trigger refuses a row of it), its rows fail and
+ * the holder's own row is still flushed before it is answered as logged.
+ * When the one flush of both fails, every row of both fails: no
+ * appender, the holder included, is answered as logged (the rows went
+ * in, their fate unknown to the appenders), and the chain goes on. */
 START_TEST(holder_links_rows_queued_in_flight)
 {
     char path[] = "/tmp/fm-audit-drain-XXXXXX";
@@ -1077,11 +1094,18 @@ START_TEST(holder_links_rows_queued_in_flight)
     open_file_store(&b, path);
     gated_inserts(&a);
     turns_file *f = a.store.audit_turn;
-    for (int round = 0; round < 2; round++) {
-        if (round == 1) flushes_fail(&a);
+    db_exec(&a, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$BEGIN IF NEW.tool='refused_here' THEN RAISE 'refused'; END IF;"
+                " RETURN NEW; END$$");
+    db_exec(&a, "CREATE TRIGGER refuse BEFORE INSERT ON audit FOR EACH ROW"
+                " EXECUTE FUNCTION refuse()");
+    const int64_t gated[3] = {3, 6, 7}; /* the holder's row in each round */
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) flushes_fail(&a);
         pid_t pid[2];
         int go[2], out[2];
-        two_behind(path, "fleet_status", pid, go, out);
+        two_behind(path, round == 1 ? "refused_here" : "fleet_status", pid, go, out);
+        const long long flushed0 = flushes_of(&a);
         const long long linked0 = a.store.audit_linked_others;
         const long long one0 = a.store.audit_time.rows[1], two0 = a.store.audit_time.rows[2];
         bg_append h = {.ctx = &a};
@@ -1090,7 +1114,7 @@ START_TEST(holder_links_rows_queued_in_flight)
         cue(go[0]);
         cue(go[1]);
         slots_reach(f, SLOT_QUEUED, 2); /* behind the holder's batch */
-        gate_open(&b, round ? 6 : 3);
+        gate_open(&b, gated[round]);
         ck_assert_int_eq(pthread_join(th, NULL), 0);
         int64_t linked = 0, ids[2];
         for (int i = 0; i < 2; i++)
@@ -1103,6 +1127,11 @@ START_TEST(holder_links_rows_queued_in_flight)
             ck_assert_int_eq(a.store.audit_time.rows[1] - one0, 1); /* its own */
             ck_assert_int_eq(a.store.audit_time.rows[2] - two0, 1); /* theirs, after it */
             ck_assert(verify_says(&a, NULL));
+        } else if (round == 1) {
+            ck_assert_int_eq(h.id, 6);
+            ck_assert_int_eq(ids[0], -1);
+            ck_assert_int_eq(ids[1], -1);
+            ck_assert_int_eq(flushes_of(&a) - flushed0, 1); /* the holder's row, after all */
         } else {
             ck_assert_int_eq(h.id, -1);
             ck_assert_msg(strstr(h.err.text, "no flush") != NULL, "%s", h.err.text);
@@ -1112,7 +1141,7 @@ START_TEST(holder_links_rows_queued_in_flight)
     }
     db_exec(&a, "DROP TRIGGER noflush ON store_flush");
     fm_ctx_close(&b);
-    goes_on_and_ends(&a, path, 9); /* rows 6-8 went in, unflushed as far as anyone knew */
+    goes_on_and_ends(&a, path, 10); /* rows 7-9 went in, unflushed as far as anyone knew */
 }
 END_TEST
 
