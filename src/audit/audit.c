@@ -1192,11 +1192,12 @@ static int link_bind(fm_store *st, link_row *rows, int n, int64_t last, const ch
  * the turn on (its own call waits for them). */
 #define DRAIN_BATCHES 1
 
-/* The holder, its batch visible: the rows queued while it was in flight
- * go out at once as the next transaction on the same connection, linked
- * after the head that batch left, visible without a flush (one flush,
- * fm_db_durable, covers every batch of the turn), rather than waiting
- * for the turn to be handed to another appender.  Their slots are added
+/* The holder, its batch visible and not flushed (FM_DB_COMMIT_UNFLUSHED):
+ * the rows queued while it was in flight go out at once as the next
+ * transaction on the same connection, linked after the head that batch
+ * left, rather than waiting for the turn to be handed to another
+ * appender; the one flush of both rides behind it (read by
+ * fm_db_durable once the turn is handed on).  Their slots are added
  * to vis (*nvis) once linked and visible; the rows not linked go back
  * to their appenders, and a failed commit fails every row it carried.
  * 1: linked all it took (another may follow), 0: nothing more to link. */
@@ -1211,8 +1212,7 @@ static int drain_batch(fm_store *st, turn_file *turn, turn_slot **vis, int *nvis
     int changes[FM_DB_COMMIT_ROWS] = {0};
     const bool bound =
         seen && !link_bind(st, more, n, st->audit_head_id, st->audit_head, false, stmts, &e);
-    const int rc =
-        bound ? fm_db_step_commit_rows(stmts, n, seen, 1, changes) : -1;
+    const int rc = bound ? fm_db_step_commit_rows(stmts, n, seen, 1, changes) : -1;
     for (int j = 0; j < n && stmts[j]; j++) {
         fm_db_reset(stmts[j]);
         fm_db_clear_bindings(stmts[j]); /* drop the borrowed pointers */

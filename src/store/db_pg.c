@@ -622,6 +622,13 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
     return *slot = s;
 }
 
+static int out_of_memory(pg_db *p)
+{
+    p->code = FM_ERR_NOMEM;
+    snprintf(p->err, sizeof p->err, "out of memory");
+    return FM_DB_ERROR;
+}
+
 /* fm_db_step_commit_rows: BEGIN, the n statements, synchronous_commit
  * off for this transaction alone (read at COMMIT, so it may be set after
  * the statements, in the same statement as the check below), the read
@@ -658,14 +665,11 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     /* Commits owed a flush: this one's covers them only if it is sent
      * whether or not this transaction wrote. */
     pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL),
-            *flush = p->owed ? kept(p, &p->flush_all, FLUSH_ALL_SQL) : kept(p, &p->flush, FLUSH_SQL);
+            *flush =
+                p->owed ? kept(p, &p->flush_all, FLUSH_ALL_SQL) : kept(p, &p->flush, FLUSH_SQL);
     pl_state *ps = &p->pend; /* free: ready() settled any pending flush */
     const bool unflushed = early == FM_DB_COMMIT_UNFLUSHED;
-    if (!wrote || !flush) {
-        p->code = FM_ERR_NOMEM;
-        snprintf(p->err, sizeof p->err, "out of memory");
-        return FM_DB_ERROR;
-    }
+    if (!wrote || !flush) return out_of_memory(p);
     /* THEN inside the transaction, not after it: a statement after COMMIT
      * and before the sync would be a transaction of its own (a third per
      * append).  It sees the rows and every commit before them. */
@@ -731,11 +735,7 @@ static int p_durable(fm_db *d)
     if (!p->owed) return ok ? FM_DB_OK : FM_DB_ERROR;
     p->owed = false;
     pg_stmt *f = kept(p, &p->flush_all, FLUSH_ALL_SQL);
-    if (!f) {
-        p->code = FM_ERR_NOMEM;
-        snprintf(p->err, sizeof p->err, "out of memory");
-        return FM_DB_ERROR;
-    }
+    if (!f) return out_of_memory(p);
     if (p->owed_gen != p->gen || p->in_txn || !ready(p, false) || p->owed_gen != p->gen) {
         p->code = FM_ERR_UNAVAILABLE;
         snprintf(p->err, sizeof p->err,

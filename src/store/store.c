@@ -497,7 +497,8 @@ void fm_store_close(fm_store *st)
         const struct fm_audit_time *t = &st->audit_time;
         char hist[400] = "";
         for (int k = 1, w = 0; k <= FM_DB_COMMIT_ROWS && w < (int)sizeof hist - 24; k++)
-            if (t->rows[k]) w += snprintf(hist + w, sizeof hist - (size_t)w, " %d:%lld", k, t->rows[k]);
+            if (t->rows[k])
+                w += snprintf(hist + w, sizeof hist - (size_t)w, " %d:%lld", k, t->rows[k]);
         fm_log("debug",
                "audit time: turn wait %.1f us x%lld, hold %.1f us x%lld, insert trip %.1f us x%lld,"
                " flush %.1f us x%lld; queued rows linked by another %lld, by self %lld, retry %lld;"

@@ -1000,7 +1000,8 @@ static void gated_inserts(fm_ctx *ctx)
                  " $$BEGIN IF NEW.tool='slow_here' THEN"
                  " FOR i IN 1..2000 LOOP EXIT WHEN EXISTS(SELECT 1 FROM gate WHERE k=NEW.id::text);"
                  " PERFORM pg_sleep(0.005); END LOOP; END IF; RETURN NEW; END$$");
-    db_exec(ctx, "CREATE TRIGGER gated BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION gated()");
+    db_exec(ctx,
+            "CREATE TRIGGER gated BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION gated()");
 }
 
 /* Lets the gated insert of row id go on (through another connection). */
