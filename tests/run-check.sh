@@ -194,6 +194,13 @@ stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 68 0 t
 # with 1. The floors are those unseen figures.
 stage diagnose-blind16 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind16
 stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind17
+# blind18 (70, written 10:43-10:47 UTC 2026-12-07 by an author who read no
+# code; a week of one on-call queue, sources to be read together) and
+# blind19 (70, 10:43-10:46 UTC; hardware and its time line), told to no
+# one: on main (94e8188) blind18 64/70 and blind19 66/70, no unsafe call;
+# after the eighteenth pass 65/70 and 65/70.
+stage diagnose-blind18 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind18
+stage diagnose-blind19 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind19
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
