@@ -61,7 +61,7 @@ one_rss=$(tree_sum "$fm_pid" status VmHWM)
 one_pss=$(tree_sum "$fm_pid" smaps_rollup Pss)
 kill "$fm_pid"
 start_fm many ""
-workers=$(grep -o '([0-9]* worker processes)' "$tmp/many.err" | grep -o '[0-9]*' || echo 1)
+workers=$(grep -o '([0-9]* \(worker processes\|serving threads\))' "$tmp/many.err" | grep -o '[0-9]*' || echo 1)
 fm1=$(run "$fm_port" 1 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
 fm32=$(run "$fm_port" 32 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
 fm_rss=$(tree_sum "$fm_pid" status VmHWM)

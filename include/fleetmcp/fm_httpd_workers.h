@@ -17,6 +17,13 @@ typedef int (*fm_http_worker_fn)(struct fm_ctx *ctx, void *arg, fm_err *err);
 int fm_http_workers_run(struct fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_fn fn,
                         void *arg, fm_err *err);
 
+/* The same with `workers` threads of this process instead (the default):
+ * thread 0 serves on ctx, the others on contexts opened from its config
+ * and database before any starts; this thread passes ctx->stop on and
+ * checkpoints the WAL.  ctx stays open. */
+int fm_http_threads_run(struct fm_ctx *ctx, int workers, fm_http_worker_fn fn, void *arg,
+                        fm_err *err);
+
 /* WAL checkpoints off the request path for one process serving alone:
  * a thread with its own store connection (the parent does this for
  * workers).  NULL (logged) when it cannot start; the server then

@@ -49,6 +49,9 @@ typedef struct fm_mcp_http {
     fm_mcp_stream_fn stream;
     void *stream_cls;
     int stream_waiters;
+    /* The process whose workers share that budget (0: this one's parent,
+     * as for worker processes; serving threads give their own pid). */
+    int stream_group;
     /* out */
     bool streamed; /* the stream is open: x->out goes on it, as events */
     int status;    /* HTTP status */

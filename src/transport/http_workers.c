@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -122,17 +123,68 @@ static void *checkpointer_main(void *arg)
     return NULL;
 }
 
+/* ---- fork beside threads ---------------------------------------------------
+ *
+ * A task's runner forks from a serving thread (src/mcp/tasks.c) while
+ * other threads (serving threads, the checkpointer) may be inside SQLite
+ * holding one of its process-wide mutexes: the allocator's (memory
+ * statistics), the unix VFS's, the page cache's, the PRNG's.  The child
+ * would inherit it locked, and its first SQLite call that needs it would
+ * wait forever.  So a fork takes them all first (glibc does the same for
+ * malloc's arenas), outermost first: the PRNG seeds itself under the VFS
+ * list's main mutex, and every mutex may be held while allocating. */
+static const int sqlite_fork_mutexes[] = {
+    SQLITE_MUTEX_STATIC_PRNG, SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_OPEN,
+    SQLITE_MUTEX_STATIC_VFS1, SQLITE_MUTEX_STATIC_VFS2, SQLITE_MUTEX_STATIC_VFS3,
+    SQLITE_MUTEX_STATIC_LRU,  SQLITE_MUTEX_STATIC_PMEM, SQLITE_MUTEX_STATIC_MEM,
+};
+#define N_FORK_MUTEXES (sizeof sqlite_fork_mutexes / sizeof *sqlite_fork_mutexes)
+
+static void fork_prepare(void)
+{
+    for (size_t i = 0; i < N_FORK_MUTEXES; i++)
+        sqlite3_mutex_enter(sqlite3_mutex_alloc(sqlite_fork_mutexes[i]));
+}
+
+static void fork_release(void)
+{
+    for (size_t i = N_FORK_MUTEXES; i-- > 0;)
+        sqlite3_mutex_leave(sqlite3_mutex_alloc(sqlite_fork_mutexes[i]));
+}
+
+static void fork_guard_register(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+static void fork_guard_install(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fork_guard_register);
+}
+
+/* Starts fn on a thread with every signal blocked but `keep` (0: none),
+ * so a process-directed signal reaches the thread meant to handle it. */
+static int thread_start(pthread_t *th, void *(*fn)(void *), void *arg, const int *keep)
+{
+    sigset_t mask, old;
+    sigfillset(&mask);
+    for (; keep && *keep; keep++)
+        sigdelset(&mask, *keep);
+    pthread_sigmask(SIG_SETMASK, &mask, &old);
+    int rc = pthread_create(th, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 fm_http_checkpointer *fm_http_checkpointer_start(const char *db)
 {
     fm_http_checkpointer *ck = checkpointer_open(db);
     if (!ck) return NULL;
+    fork_guard_install();
     /* The thread starts with every signal blocked, so SIGTERM reaches the
      * serving thread and interrupts its wait at once. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&ck->th, NULL, checkpointer_main, ck);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = thread_start(&ck->th, checkpointer_main, ck, NULL);
     if (rc) {
         fm_log("warning",
                "http: no checkpoint thread (%s); the server checkpoints on its"
@@ -273,5 +325,130 @@ int fm_http_workers_run(fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_f
     checkpointer_end(ckpt);
     if (failed && !stop_at)
         return fm_err_set(err, FM_ERR_UNAVAILABLE, "http: every worker stopped (see above)"), 1;
+    return 0;
+}
+
+/* ---- serving threads -------------------------------------------------------
+ *
+ * The default: the workers are threads of this process, each with a
+ * context of its own (store connection, statement cache, batch, the call
+ * in flight), so the protocol core stays single-threaded per context.
+ * What the core keeps outside a context is built before the threads
+ * start (configuration, compiled schemas, lazily loaded libraries: each
+ * context opens here, one after another) or kept per thread (exchange.c's
+ * session cache, a thread's PCRE2 match data).  Thread 0 serves on the
+ * caller's context, whose stop flag the signal handler sets; this thread
+ * passes the stop on and runs the WAL checkpoints, as the workers'
+ * parent does. */
+typedef struct {
+    fm_ctx *ctx;
+    fm_http_worker_fn fn;
+    void *arg;
+    fm_err err;
+    int rc;
+    pthread_t th;
+    bool started;
+    atomic_bool done;
+} serving_thread;
+
+static void *serving_main(void *p)
+{
+    serving_thread *t = p;
+    t->rc = t->fn(t->ctx, t->arg, &t->err);
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
+/* Opens the contexts of threads 1..n-1 (thread 0 has the caller's); -1
+ * with err, those opened so far closed. */
+static int contexts_open(fm_ctx *ctx, fm_ctx *more, int n, fm_err *err)
+{
+    for (int i = 0; i < n; i++) {
+        if (fm_ctx_open(&more[i], ctx->cfg.path[0] ? ctx->cfg.path : NULL, ctx->cfg.db_path,
+                        err)) {
+            while (i-- > 0)
+                fm_ctx_close(&more[i]);
+            return -1;
+        }
+        more[i].content = ctx->content;
+    }
+    return 0;
+}
+
+/* Until every thread ended: the stop passed on (SIGTERM to a thread wakes
+ * it from its wait; the handler only sets the caller's flag again), and
+ * a checkpoint a second.  A thread that ends first ends the service: a
+ * thread cannot fail alone the way a process can. */
+static int supervise(fm_ctx *ctx, serving_thread *t, int n, fm_http_checkpointer *ckpt)
+{
+    int live = n, failed = 0;
+    int64_t last_ckpt = now_ms();
+    while (live) {
+        for (int i = 0; i < n; i++) {
+            if (ctx->stop && !t[i].ctx->stop) {
+                t[i].ctx->stop = 1;
+                pthread_kill(t[i].th, SIGTERM);
+            }
+            if (!t[i].started || !atomic_load(&t[i].done)) continue;
+            pthread_join(t[i].th, NULL);
+            t[i].started = false;
+            live--;
+            if (t[i].rc) {
+                failed = 1;
+                fm_log("error", "http serving thread %d: %s: %s", i, fm_strerror(t[i].err.code),
+                       t[i].err.text);
+            }
+            ctx->stop = 1;
+        }
+        if (ckpt && now_ms() - last_ckpt >= CHECKPOINT_MS) {
+            checkpoint_tick(ckpt);
+            last_ckpt = now_ms();
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return failed;
+}
+
+int fm_http_threads_run(fm_ctx *ctx, int n, fm_http_worker_fn fn, void *arg, fm_err *err)
+{
+    if (n < 1 || n > MAX_WORKERS)
+        return fm_err_set(err, FM_ERR_INVALID, "http.workers must be 1..%d", MAX_WORKERS), 1;
+    fm_ctx *more = calloc((size_t)n, sizeof *more);
+    serving_thread *t = calloc((size_t)n, sizeof *t);
+    if (!more || !t || contexts_open(ctx, more, n - 1, err)) {
+        if (!err->code) fm_err_set(err, FM_ERR_NOMEM, "out of memory for %d serving threads", n);
+        free(more);
+        free(t);
+        return 1;
+    }
+    fork_guard_install();
+    fm_db_sqlite_checkpointer_owns(true);
+    fm_http_checkpointer *ckpt =
+        ctx->store.db && ctx->store.db->ops == &fm_db_sqlite_ops ? checkpointer_open(ctx->cfg.db_path)
+                                                                 : NULL;
+    /* SIGTERM and SIGINT stay deliverable, to interrupt a thread's wait. */
+    static const int wake[] = {SIGTERM, SIGINT, 0};
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        t[i] = (serving_thread){.ctx = i ? &more[i - 1] : ctx, .fn = fn, .arg = arg};
+        int rc = thread_start(&t[i].th, serving_main, &t[i], wake);
+        if (rc) {
+            fm_log("error", "http: cannot start serving thread %d: %s", i, strerror(rc));
+            ctx->stop = 1;
+            break;
+        }
+        t[i].started = true;
+        started++;
+    }
+    int failed = supervise(ctx, t, started, ckpt);
+    checkpointer_end(ckpt);
+    fm_db_sqlite_checkpointer_owns(false);
+    for (int i = 0; i < n - 1; i++)
+        fm_ctx_close(&more[i]);
+    free(more);
+    free(t);
+    if (failed || started < n)
+        return fm_err_set(err, FM_ERR_UNAVAILABLE, "http: a serving thread stopped (see above)"), 1;
     return 0;
 }
