@@ -125,14 +125,30 @@ static void *checkpointer_main(void *arg)
 
 /* ---- fork beside threads ---------------------------------------------------
  *
- * A task's runner forks from a serving thread (src/mcp/tasks.c) while
- * other threads (serving threads, the checkpointer) may be inside SQLite
- * holding one of its process-wide mutexes: the allocator's (memory
- * statistics), the unix VFS's, the page cache's, the PRNG's.  The child
- * would inherit it locked, and its first SQLite call that needs it would
- * wait forever.  So a fork takes them all first (glibc does the same for
- * malloc's arenas), outermost first: the PRNG seeds itself under the VFS
- * list's main mutex, and every mutex may be held while allocating. */
+ * A task's runner forks from a serving thread (src/mcp/tasks.c) and goes
+ * on with a store connection of its own.  SQLite keeps per-process state
+ * for a database file that a new connection shares with the open ones
+ * (the file's lock bookkeeping, the WAL index mapping and its descriptor):
+ * the runner closes its thread's inherited connection properly first, but
+ * the other threads' connections (serving threads, the checkpointer) are
+ * still open in the child, so its new connection used their bookkeeping
+ * with descriptors the runner had closed: "disk I/O error".  And a thread
+ * may be inside SQLite at the fork, holding one of its process-wide
+ * mutexes (the allocator's, the unix VFS's, the page cache's, the PRNG's),
+ * which the child would inherit locked.
+ *
+ * So each such connection is registered with the thread that owns it.
+ * A fork waits until every one of them is idle (no statement running, no
+ * transaction open: closing one mid-transaction would roll back into the
+ * WAL index the parent is using), holding their mutexes, then takes
+ * SQLite's static mutexes outermost first (the PRNG seeds itself under
+ * the VFS list's main mutex; every mutex may be held while allocating),
+ * as glibc does for malloc's arenas.  The child closes the connections of
+ * the other threads properly; their closes do not checkpoint or delete
+ * the WAL, since the parent holds its shared lock on the database file. */
+#define MAX_GUARDED (MAX_WORKERS + 1)
+#define FORK_WAIT_NAPS 2000 /* 1 ms each: a transaction ends well within */
+
 static const int sqlite_fork_mutexes[] = {
     SQLITE_MUTEX_STATIC_PRNG, SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_OPEN,
     SQLITE_MUTEX_STATIC_VFS1, SQLITE_MUTEX_STATIC_VFS2, SQLITE_MUTEX_STATIC_VFS3,
@@ -140,21 +156,118 @@ static const int sqlite_fork_mutexes[] = {
 };
 #define N_FORK_MUTEXES (sizeof sqlite_fork_mutexes / sizeof *sqlite_fork_mutexes)
 
+static struct {
+    pthread_mutex_t mu;
+    int n;
+    sqlite3 *db[MAX_GUARDED];
+    pthread_t owner[MAX_GUARDED];
+    bool idle[MAX_GUARDED]; /* at the fork: closable in the child */
+} guarded = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void fork_guard_add(fm_db *db, pthread_t owner)
+{
+    sqlite3 *h = fm_db_sqlite_handle(db);
+    pthread_mutex_lock(&guarded.mu);
+    if (h && guarded.n < MAX_GUARDED) {
+        guarded.db[guarded.n] = h;
+        guarded.owner[guarded.n++] = owner;
+    }
+    pthread_mutex_unlock(&guarded.mu);
+}
+
+/* Forgets db's connection (about to be closed), or every one (NULL). */
+static void fork_guard_drop(fm_db *db)
+{
+    sqlite3 *h = db ? fm_db_sqlite_handle(db) : NULL;
+    pthread_mutex_lock(&guarded.mu);
+    for (int i = 0; i < guarded.n; i++)
+        if (!db || guarded.db[i] == h) {
+            guarded.db[i] = guarded.db[--guarded.n];
+            guarded.owner[i--] = guarded.owner[guarded.n];
+        }
+    pthread_mutex_unlock(&guarded.mu);
+}
+
+static bool conn_idle(sqlite3 *h)
+{
+    if (!sqlite3_get_autocommit(h)) return false;
+    for (sqlite3_stmt *st = sqlite3_next_stmt(h, NULL); st; st = sqlite3_next_stmt(h, st))
+        if (sqlite3_stmt_busy(st)) return false;
+    return true;
+}
+
+static void conns_leave(void)
+{
+    for (int i = guarded.n; i-- > 0;)
+        sqlite3_mutex_leave(sqlite3_db_mutex(guarded.db[i]));
+}
+
+/* Every registered connection's mutex held, each idle if that came
+ * within FORK_WAIT_NAPS ms (one that did not is left open in the child). */
+static void conns_quiesce(void)
+{
+    for (int nap = 0;; nap++) {
+        bool all = true;
+        for (int i = 0; i < guarded.n; i++) {
+            sqlite3_mutex_enter(sqlite3_db_mutex(guarded.db[i]));
+            guarded.idle[i] = conn_idle(guarded.db[i]);
+            all = all && guarded.idle[i];
+        }
+        if (all || nap >= FORK_WAIT_NAPS) return;
+        conns_leave();
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void fork_prepare(void)
 {
+    pthread_mutex_lock(&guarded.mu);
+    conns_quiesce();
     for (size_t i = 0; i < N_FORK_MUTEXES; i++)
         sqlite3_mutex_enter(sqlite3_mutex_alloc(sqlite_fork_mutexes[i]));
 }
 
-static void fork_release(void)
+static void statics_leave(void)
 {
     for (size_t i = N_FORK_MUTEXES; i-- > 0;)
         sqlite3_mutex_leave(sqlite3_mutex_alloc(sqlite_fork_mutexes[i]));
 }
 
+static void fork_parent(void)
+{
+    statics_leave();
+    conns_leave();
+    pthread_mutex_unlock(&guarded.mu);
+}
+
+/* In the child only this thread runs: the other threads' connections are
+ * closed (their statements first, or the close would leave a zombie that
+ * keeps SQLite's per-file state); this thread's own is its caller's. */
+static void fork_child(void)
+{
+    statics_leave();
+    conns_leave();
+    pthread_t me = pthread_self();
+    int kept = 0;
+    for (int i = 0; i < guarded.n; i++) {
+        if (pthread_equal(guarded.owner[i], me) || !guarded.idle[i]) {
+            guarded.db[kept] = guarded.db[i];
+            guarded.owner[kept++] = guarded.owner[i];
+            continue;
+        }
+        sqlite3_stmt *st;
+        while ((st = sqlite3_next_stmt(guarded.db[i], NULL)))
+            sqlite3_finalize(st);
+        sqlite3_close(guarded.db[i]);
+    }
+    guarded.n = kept;
+    pthread_mutex_unlock(&guarded.mu);
+}
+
 static void fork_guard_register(void)
 {
-    pthread_atfork(fork_prepare, fork_release, fork_release);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static void fork_guard_install(void)
@@ -185,6 +298,7 @@ fm_http_checkpointer *fm_http_checkpointer_start(const char *db)
     /* The thread starts with every signal blocked, so SIGTERM reaches the
      * serving thread and interrupts its wait at once. */
     int rc = thread_start(&ck->th, checkpointer_main, ck, NULL);
+    if (!rc) fork_guard_add(ck->st.db, ck->th);
     if (rc) {
         fm_log("warning",
                "http: no checkpoint thread (%s); the server checkpoints on its"
@@ -203,6 +317,7 @@ void fm_http_checkpointer_stop(fm_http_checkpointer *ck)
     fm_db_sqlite_checkpointer_owns(false);
     atomic_store(&ck->stop, true);
     pthread_join(ck->th, NULL);
+    fork_guard_drop(ck->st.db);
     checkpointer_end(ck);
 }
 
@@ -344,6 +459,7 @@ typedef struct {
     fm_ctx *ctx;
     fm_http_worker_fn fn;
     void *arg;
+    int index;
     fm_err err;
     int rc;
     pthread_t th;
@@ -354,6 +470,11 @@ typedef struct {
 static void *serving_main(void *p)
 {
     serving_thread *t = p;
+    /* Named, so that ps -L and /proc/PID/task/TID/comm tell them apart
+     * (tests/http/workers.py counts them). */
+    char name[16];
+    snprintf(name, sizeof name, "fm-serve-%d", t->index);
+    pthread_setname_np(pthread_self(), name);
     t->rc = t->fn(t->ctx, t->arg, &t->err);
     atomic_store(&t->done, true);
     return NULL;
@@ -431,7 +552,7 @@ int fm_http_threads_run(fm_ctx *ctx, int n, fm_http_worker_fn fn, void *arg, fm_
     static const int wake[] = {SIGTERM, SIGINT, 0};
     int started = 0;
     for (int i = 0; i < n; i++) {
-        t[i] = (serving_thread){.ctx = i ? &more[i - 1] : ctx, .fn = fn, .arg = arg};
+        t[i] = (serving_thread){.ctx = i ? &more[i - 1] : ctx, .fn = fn, .arg = arg, .index = i};
         int rc = thread_start(&t[i].th, serving_main, &t[i], wake);
         if (rc) {
             fm_log("error", "http: cannot start serving thread %d: %s", i, strerror(rc));
@@ -440,8 +561,11 @@ int fm_http_threads_run(fm_ctx *ctx, int n, fm_http_worker_fn fn, void *arg, fm_
         }
         t[i].started = true;
         started++;
+        fork_guard_add(t[i].ctx->store.db, t[i].th);
     }
+    if (ckpt) fork_guard_add(ckpt->st.db, pthread_self());
     int failed = supervise(ctx, t, started, ckpt);
+    fork_guard_drop(NULL);
     checkpointer_end(ckpt);
     fm_db_sqlite_checkpointer_owns(false);
     for (int i = 0; i < n - 1; i++)

@@ -126,10 +126,15 @@ def started(layout, cap, db):
         check(len(children(srv.pid)) == 3 and "(3 worker processes)" in said,
               f"{layout}: http.workers: 3 starts three worker processes: {children(srv.pid)}")
     else:
-        tasks = len(os.listdir(f"/proc/{srv.pid}/task"))
-        check(not children(srv.pid) and "(3 serving threads)" in said and tasks == 4,
-              f"{layout}: http.workers: 3 serves from one process, 3 serving threads and the"
-              f" one that supervises and checkpoints: {children(srv.pid)}, {tasks} threads")
+        names = []
+        for tid in os.listdir(f"/proc/{srv.pid}/task"):
+            with open(f"/proc/{srv.pid}/task/{tid}/comm") as f:
+                names.append(f.read().strip())
+        serving = sorted(n for n in names if n.startswith("fm-serve-"))
+        check(not children(srv.pid) and "(3 serving threads)" in said
+              and serving == ["fm-serve-0", "fm-serve-1", "fm-serve-2"],
+              f"{layout}: http.workers: 3 serves from one process with 3 serving threads:"
+              f" {children(srv.pid)}, {names}")
     return srv, port, log
 
 
