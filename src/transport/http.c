@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
@@ -194,7 +195,26 @@ typedef struct server {
      * (epoll_turn), so they can leave it alone as select's workers do;
      * -1: libmicrohttpd accepts.  epoll_fd: libmicrohttpd's epoll set. */
     int accept_fd, epoll_fd;
+    /* Serving threads: held except while the loop waits (the fork guard,
+     * http_workers.c: another thread's fork closes this thread's store
+     * connection in its child only then). */
+    pthread_mutex_t turn;
+    bool guarded;
 } server;
+
+/* The loop's wait begins: the slot says so (may_accept), and the turn
+ * lock is let go. */
+static void wait_begins(server *sv)
+{
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
+    if (sv->guarded) pthread_mutex_unlock(&sv->turn);
+}
+
+static void wait_ends(server *sv)
+{
+    if (sv->guarded) pthread_mutex_lock(&sv->turn);
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
+}
 
 /* A batch commits when it holds this many audit rows, this much memory
  * (results are kept up to 64 KB a row) or is this old, whichever comes
@@ -1016,10 +1036,10 @@ static void epoll_turn(server *sv, int ms)
     if (sv->resumed) ms = 0;
     sv->resumed = false;
     bool take = accepting(sv);
-    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
+    wait_begins(sv);
     if (poll(p, take ? 2 : 1, ms) < 0 && errno != EINTR)
         fm_log("warning", "poll: %s", strerror(errno));
-    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
+    wait_ends(sv);
     for (int i = 0; take && (p[1].revents & POLLIN) && i < 16 && (i == 0 || accepting(sv)); i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -1075,14 +1095,14 @@ static void serve_turn(server *sv, int ms)
     MHD_UNSIGNED_LONG_LONG t;
     if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
+    wait_begins(sv);
     if (select(max + 1, &rs, &ws, &es, &tv) < 0) {
         if (errno != EINTR) fm_log("warning", "select: %s", strerror(errno));
         FD_ZERO(&rs);
         FD_ZERO(&ws);
         FD_ZERO(&es);
     }
-    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
+    wait_ends(sv);
     bool listen_ready = sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs);
     sv->api.run_from_select(sv->d, &rs, &ws, &es);
     /* libmicrohttpd accepts one connection per select pass (its epoll
@@ -1240,6 +1260,12 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
         listen_fd < 0 && ctx->store.db && ctx->store.db->ops == &fm_db_sqlite_ops
             ? fm_http_checkpointer_start(ctx->cfg.db_path)
             : NULL;
+    if (threaded) {
+        pthread_mutex_init(&sv.turn, NULL);
+        pthread_mutex_lock(&sv.turn);
+        sv.guarded = true;
+        fm_http_fork_guard_add(ctx->store.db, &sv.turn);
+    }
     while (!ctx->stop) {
         unsigned long long before = sv.served;
         serve_turn(&sv, 250);
@@ -1272,6 +1298,12 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
                (int)(sv.slot - sv.slots), sv.opened, sv.served);
     unsigned left = connection_count(&sv);
     sv.api.stop_daemon(sv.d);
+    if (sv.guarded) {
+        /* Let go first: a fork waiting for this lock holds the guard's. */
+        pthread_mutex_unlock(&sv.turn);
+        fm_http_fork_guard_drop(ctx->store.db);
+        pthread_mutex_destroy(&sv.turn);
+    }
     fm_http_checkpointer_stop(ckpt);
     ctx->auth = NULL;
     fm_auth_close(sv.auth);

@@ -64,17 +64,21 @@ struct fm_http_checkpointer {
     unsigned long truncated;
     pthread_t th;
     atomic_bool stop;
+    pthread_mutex_t busy; /* held while a tick uses st (the fork guard) */
 };
 
 static void checkpoint_tick(fm_http_checkpointer *ck)
 {
     int log = 0, done = 0;
-    if (fm_db_sqlite_checkpoint(ck->st.db, false, &log, &done) < 0) return;
-    ck->ticks++;
-    if (log > 0 && log == done && log == ck->last_log &&
-        fm_db_sqlite_checkpoint(ck->st.db, true, &log, &done) == 0)
-        ck->truncated++;
-    ck->last_log = log;
+    pthread_mutex_lock(&ck->busy);
+    if (fm_db_sqlite_checkpoint(ck->st.db, false, &log, &done) >= 0) {
+        ck->ticks++;
+        if (log > 0 && log == done && log == ck->last_log &&
+            fm_db_sqlite_checkpoint(ck->st.db, true, &log, &done) == 0)
+            ck->truncated++;
+        ck->last_log = log;
+    }
+    pthread_mutex_unlock(&ck->busy);
 }
 
 static fm_http_checkpointer *checkpointer_open(const char *db)
@@ -83,6 +87,7 @@ static fm_http_checkpointer *checkpointer_open(const char *db)
     fm_err err = {0};
     if (ck && fm_store_open(&ck->st, db, &err) == 0) {
         ck->last_log = -1;
+        pthread_mutex_init(&ck->busy, NULL);
         return ck;
     }
     fm_log("warning",
@@ -96,6 +101,8 @@ static fm_http_checkpointer *checkpointer_open(const char *db)
 static void checkpointer_close(fm_http_checkpointer *ck)
 {
     if (!ck) return;
+    fm_http_fork_guard_drop(ck->st.db);
+    pthread_mutex_destroy(&ck->busy);
     fm_store_close(&ck->st);
     free(ck);
 }
@@ -112,6 +119,7 @@ static void checkpointer_end(fm_http_checkpointer *ck)
 static void *checkpointer_main(void *arg)
 {
     fm_http_checkpointer *ck = arg;
+    fm_http_fork_guard_add(ck->st.db, &ck->busy);
     while (!atomic_load(&ck->stop)) {
         checkpoint_tick(ck);
         /* Short naps: the stop is seen within 20 ms. */
@@ -130,24 +138,26 @@ static void *checkpointer_main(void *arg)
  * for a database file that a new connection shares with the open ones
  * (the file's lock bookkeeping, the WAL index mapping and its descriptor):
  * the runner closes its thread's inherited connection properly first, but
- * the other threads' connections (serving threads, the checkpointer) are
+ * the other threads' connections (serving threads, the checkpointer) were
  * still open in the child, so its new connection used their bookkeeping
- * with descriptors the runner had closed: "disk I/O error".  And a thread
- * may be inside SQLite at the fork, holding one of its process-wide
- * mutexes (the allocator's, the unix VFS's, the page cache's, the PRNG's),
- * which the child would inherit locked.
+ * with descriptors the runner had closed: "disk I/O error".
  *
- * So each such connection is registered with the thread that owns it.
- * A fork waits until every one of them is idle (no statement running, no
- * transaction open: closing one mid-transaction would roll back into the
- * WAL index the parent is using), holding their mutexes, then takes
- * SQLite's static mutexes outermost first (the PRNG seeds itself under
- * the VFS list's main mutex; every mutex may be held while allocating),
- * as glibc does for malloc's arenas.  The child closes the connections of
- * the other threads properly; their closes do not checkpoint or delete
- * the WAL, since the parent holds its shared lock on the database file. */
+ * So each such connection is registered with its thread and a lock that
+ * thread holds whenever it may be using the connection (a serving thread
+ * releases it only while it waits for its sockets; SQLite runs in
+ * multi-thread mode, without a mutex of its own per connection).  A fork
+ * takes the other threads' locks (waiting at most FORK_WAIT_MS for each),
+ * so none of them is inside SQLite, and SQLite's static mutexes, outermost
+ * first (the PRNG seeds itself under the VFS list's main mutex; each may
+ * be held while allocating), as glibc does for malloc's arenas.  The child
+ * closes those threads' connections properly (statements, then the
+ * connection); their closes neither checkpoint nor delete the WAL, since
+ * the parent holds its shared lock on the database file.  A connection
+ * whose thread stayed busy (a call waiting for its client's answer) is
+ * left open, and a runner forked then cannot open the store: its task
+ * fails, said so in tasks/get. */
 #define MAX_GUARDED (MAX_WORKERS + 1)
-#define FORK_WAIT_NAPS 2000 /* 1 ms each: a transaction ends well within */
+#define FORK_WAIT_MS 2000
 
 static const int sqlite_fork_mutexes[] = {
     SQLITE_MUTEX_STATIC_PRNG, SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_OPEN,
@@ -159,107 +169,58 @@ static const int sqlite_fork_mutexes[] = {
 static struct {
     pthread_mutex_t mu;
     int n;
-    sqlite3 *db[MAX_GUARDED];
-    pthread_t owner[MAX_GUARDED];
-    bool idle[MAX_GUARDED]; /* at the fork: closable in the child */
+    struct {
+        sqlite3 *db;
+        pthread_t owner;
+        pthread_mutex_t *busy;
+        bool held; /* by the forking thread, across the fork */
+    } e[MAX_GUARDED];
 } guarded = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void fork_guard_add(fm_db *db, pthread_t owner)
-{
-    sqlite3 *h = fm_db_sqlite_handle(db);
-    pthread_mutex_lock(&guarded.mu);
-    if (h && guarded.n < MAX_GUARDED) {
-        guarded.db[guarded.n] = h;
-        guarded.owner[guarded.n++] = owner;
-    }
-    pthread_mutex_unlock(&guarded.mu);
-}
-
-/* Forgets db's connection (about to be closed), or every one (NULL). */
-static void fork_guard_drop(fm_db *db)
-{
-    sqlite3 *h = db ? fm_db_sqlite_handle(db) : NULL;
-    pthread_mutex_lock(&guarded.mu);
-    for (int i = 0; i < guarded.n; i++)
-        if (!db || guarded.db[i] == h) {
-            guarded.db[i] = guarded.db[--guarded.n];
-            guarded.owner[i--] = guarded.owner[guarded.n];
-        }
-    pthread_mutex_unlock(&guarded.mu);
-}
-
-static bool conn_idle(sqlite3 *h)
-{
-    if (!sqlite3_get_autocommit(h)) return false;
-    for (sqlite3_stmt *st = sqlite3_next_stmt(h, NULL); st; st = sqlite3_next_stmt(h, st))
-        if (sqlite3_stmt_busy(st)) return false;
-    return true;
-}
-
-static void conns_leave(void)
-{
-    for (int i = guarded.n; i-- > 0;)
-        sqlite3_mutex_leave(sqlite3_db_mutex(guarded.db[i]));
-}
-
-/* Every registered connection's mutex held, each idle if that came
- * within FORK_WAIT_NAPS ms (one that did not is left open in the child). */
-static void conns_quiesce(void)
-{
-    for (int nap = 0;; nap++) {
-        bool all = true;
-        for (int i = 0; i < guarded.n; i++) {
-            sqlite3_mutex_enter(sqlite3_db_mutex(guarded.db[i]));
-            guarded.idle[i] = conn_idle(guarded.db[i]);
-            all = all && guarded.idle[i];
-        }
-        if (all || nap >= FORK_WAIT_NAPS) return;
-        conns_leave();
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
 
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&guarded.mu);
-    conns_quiesce();
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += FORK_WAIT_MS / 1000;
+    pthread_t me = pthread_self();
+    for (int i = 0; i < guarded.n; i++)
+        guarded.e[i].held = !pthread_equal(guarded.e[i].owner, me) &&
+                            pthread_mutex_timedlock(guarded.e[i].busy, &until) == 0;
     for (size_t i = 0; i < N_FORK_MUTEXES; i++)
         sqlite3_mutex_enter(sqlite3_mutex_alloc(sqlite_fork_mutexes[i]));
 }
 
-static void statics_leave(void)
+static void fork_release(void)
 {
     for (size_t i = N_FORK_MUTEXES; i-- > 0;)
         sqlite3_mutex_leave(sqlite3_mutex_alloc(sqlite_fork_mutexes[i]));
+    for (int i = 0; i < guarded.n; i++)
+        if (guarded.e[i].held) pthread_mutex_unlock(guarded.e[i].busy);
 }
 
 static void fork_parent(void)
 {
-    statics_leave();
-    conns_leave();
+    fork_release();
     pthread_mutex_unlock(&guarded.mu);
 }
 
-/* In the child only this thread runs: the other threads' connections are
- * closed (their statements first, or the close would leave a zombie that
- * keeps SQLite's per-file state); this thread's own is its caller's. */
+/* In the child only this thread runs: the connections of the threads it
+ * stopped are closed (statements first, or the close would leave a zombie
+ * that keeps SQLite's per-file state) and forgotten. */
 static void fork_child(void)
 {
-    statics_leave();
-    conns_leave();
-    pthread_t me = pthread_self();
+    fork_release();
     int kept = 0;
     for (int i = 0; i < guarded.n; i++) {
-        if (pthread_equal(guarded.owner[i], me) || !guarded.idle[i]) {
-            guarded.db[kept] = guarded.db[i];
-            guarded.owner[kept++] = guarded.owner[i];
+        if (!guarded.e[i].held) {
+            guarded.e[kept++] = guarded.e[i];
             continue;
         }
         sqlite3_stmt *st;
-        while ((st = sqlite3_next_stmt(guarded.db[i], NULL)))
+        while ((st = sqlite3_next_stmt(guarded.e[i].db, NULL)))
             sqlite3_finalize(st);
-        sqlite3_close(guarded.db[i]);
+        sqlite3_close(guarded.e[i].db);
     }
     guarded.n = kept;
     pthread_mutex_unlock(&guarded.mu);
@@ -270,10 +231,24 @@ static void fork_guard_register(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static void fork_guard_install(void)
+void fm_http_fork_guard_add(fm_db *db, pthread_mutex_t *busy)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, fork_guard_register);
+    sqlite3 *h = fm_db_sqlite_handle(db);
+    pthread_mutex_lock(&guarded.mu);
+    if (h && guarded.n < MAX_GUARDED)
+        guarded.e[guarded.n++] = (__typeof__(guarded.e[0])){h, pthread_self(), busy, false};
+    pthread_mutex_unlock(&guarded.mu);
+}
+
+void fm_http_fork_guard_drop(fm_db *db)
+{
+    sqlite3 *h = fm_db_sqlite_handle(db);
+    pthread_mutex_lock(&guarded.mu);
+    for (int i = 0; i < guarded.n; i++)
+        if (guarded.e[i].db == h) guarded.e[i--] = guarded.e[--guarded.n];
+    pthread_mutex_unlock(&guarded.mu);
 }
 
 /* Starts fn on a thread with every signal blocked but `keep` (0: none),
@@ -294,11 +269,9 @@ fm_http_checkpointer *fm_http_checkpointer_start(const char *db)
 {
     fm_http_checkpointer *ck = checkpointer_open(db);
     if (!ck) return NULL;
-    fork_guard_install();
     /* The thread starts with every signal blocked, so SIGTERM reaches the
      * serving thread and interrupts its wait at once. */
     int rc = thread_start(&ck->th, checkpointer_main, ck, NULL);
-    if (!rc) fork_guard_add(ck->st.db, ck->th);
     if (rc) {
         fm_log("warning",
                "http: no checkpoint thread (%s); the server checkpoints on its"
@@ -317,7 +290,6 @@ void fm_http_checkpointer_stop(fm_http_checkpointer *ck)
     fm_db_sqlite_checkpointer_owns(false);
     atomic_store(&ck->stop, true);
     pthread_join(ck->th, NULL);
-    fork_guard_drop(ck->st.db);
     checkpointer_end(ck);
 }
 
@@ -543,7 +515,6 @@ int fm_http_threads_run(fm_ctx *ctx, int n, fm_http_worker_fn fn, void *arg, fm_
         free(t);
         return 1;
     }
-    fork_guard_install();
     fm_db_sqlite_checkpointer_owns(true);
     fm_http_checkpointer *ckpt =
         ctx->store.db && ctx->store.db->ops == &fm_db_sqlite_ops ? checkpointer_open(ctx->cfg.db_path)
@@ -561,11 +532,9 @@ int fm_http_threads_run(fm_ctx *ctx, int n, fm_http_worker_fn fn, void *arg, fm_
         }
         t[i].started = true;
         started++;
-        fork_guard_add(t[i].ctx->store.db, t[i].th);
     }
-    if (ckpt) fork_guard_add(ckpt->st.db, pthread_self());
+    if (ckpt) fm_http_fork_guard_add(ckpt->st.db, &ckpt->busy);
     int failed = supervise(ctx, t, started, ckpt);
-    fork_guard_drop(NULL);
     checkpointer_end(ckpt);
     fm_db_sqlite_checkpointer_owns(false);
     for (int i = 0; i < n - 1; i++)

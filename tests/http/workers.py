@@ -126,11 +126,15 @@ def started(layout, cap, db):
         check(len(children(srv.pid)) == 3 and "(3 worker processes)" in said,
               f"{layout}: http.workers: 3 starts three worker processes: {children(srv.pid)}")
     else:
-        names = []
-        for tid in os.listdir(f"/proc/{srv.pid}/task"):
-            with open(f"/proc/{srv.pid}/task/{tid}/comm") as f:
-                names.append(f.read().strip())
-        serving = sorted(n for n in names if n.startswith("fm-serve-"))
+        while True:  # each names itself as it starts, after the line above
+            names = []
+            for tid in os.listdir(f"/proc/{srv.pid}/task"):
+                with open(f"/proc/{srv.pid}/task/{tid}/comm") as f:
+                    names.append(f.read().strip())
+            serving = sorted(n for n in names if n.startswith("fm-serve-"))
+            if len(serving) >= 3 or time.time() > deadline:
+                break
+            time.sleep(0.05)
         check(not children(srv.pid) and "(3 serving threads)" in said
               and serving == ["fm-serve-0", "fm-serve-1", "fm-serve-2"],
               f"{layout}: http.workers: 3 serves from one process with 3 serving threads:"
