@@ -176,6 +176,7 @@ typedef struct server {
     bool draining;
     int workers;               /* workers serving this socket (1: this one alone) */
     bool threaded;             /* they are threads of this process, not processes */
+    bool spread;               /* http.spread: connections spread evenly (may_accept) */
     bool took_over;            /* the request in flight ended on a stream we wrote ourselves */
     unsigned long long served; /* requests handled, for idle detection */
     unsigned long long opened; /* connections taken (logged at the stop) */
@@ -977,25 +978,36 @@ static unsigned connection_count(server *sv);
  * backend, a wait for input): the others accept without it. */
 #define STUCK_MS 50
 
-/* With workers, whether this one should accept now: not while another
- * live worker that is not stuck in a long call holds fewer connections.
- * The kernel wakes every worker on the shared socket and the first one
- * up took every connection of a burst (32 clients: 32 and 0), so one
- * worker served them all and the other idled. */
+/* Whether worker o would take a connection now in this one's place:
+ * alive, not stuck in a long call, and (when give_way says so) holding
+ * fewer connections than this one, or under its cap. */
+static bool takes_instead(server *sv, worker_slot *o, bool spread, unsigned mine, long long now)
+{
+    int pid = atomic_load(&o->pid);
+    unsigned theirs = atomic_load(&o->conns);
+    if (o == sv->slot || !pid || (spread ? theirs >= mine : theirs >= sv->max_conn)) return false;
+    long long busy = atomic_load(&o->busy_ms);
+    if (busy && now - busy > STUCK_MS) return false;
+    return !(kill(pid, 0) && errno == ESRCH); /* died: the parent replaces it */
+}
+
+/* With workers, whether this one should accept now.  By default the
+ * first worker takes every connection while it is not stuck in a long
+ * call and under its cap, and the others stand by: on a machine without
+ * a core to spare, calls spread over two workers each cost more (each
+ * commit drops the other's page cache, the commits collide on the write
+ * lock) and wait longer (bench/http.sh, README).  With http.spread each
+ * accepts only while no other holds fewer: the kernel wakes every worker
+ * on the shared socket and the first one up took every connection of a
+ * burst (32 clients: 32 and 0), so one worker served them all. */
 static bool may_accept(server *sv)
 {
     if (!sv->slots) return true;
     unsigned mine = atomic_load(&sv->slot->conns);
     long long now = fm_now_ms();
-    for (int i = 0; i < sv->workers; i++) {
-        worker_slot *o = &sv->slots[i];
-        int pid = atomic_load(&o->pid);
-        if (o == sv->slot || !pid || atomic_load(&o->conns) >= mine) continue;
-        long long busy = atomic_load(&o->busy_ms);
-        if (busy && now - busy > STUCK_MS) continue;
-        if (kill(pid, 0) && errno == ESRCH) continue; /* died; the parent replaces it */
-        return false;
-    }
+    int upto = sv->spread ? sv->workers : (int)(sv->slot - sv->slots);
+    for (int i = 0; i < upto; i++)
+        if (takes_instead(sv, &sv->slots[i], sv->spread, mine, now)) return false;
     return true;
 }
 
@@ -1036,6 +1048,7 @@ static void epoll_turn(server *sv, int ms)
     if (sv->resumed) ms = 0;
     sv->resumed = false;
     bool take = accepting(sv);
+    if (!take && sv->slots && ms > STUCK_MS) ms = STUCK_MS; /* as serve_turn's */
     wait_begins(sv);
     if (poll(p, take ? 2 : 1, ms) < 0 && errno != EINTR)
         fm_log("warning", "poll: %s", strerror(errno));
@@ -1091,7 +1104,13 @@ static void serve_turn(server *sv, int ms)
     /* MHD_NO: a descriptor did not fit; libmicrohttpd refuses connections
      * past FD_SETSIZE in this mode, so only its own could be missing. */
     sv->api.get_fdset2(sv->d, &rs, &ws, &es, &max, FD_SETSIZE);
-    if (sv->listen_fd >= 0 && !accepting(sv)) FD_CLR(sv->listen_fd, &rs);
+    if (sv->listen_fd >= 0 && !accepting(sv)) {
+        FD_CLR(sv->listen_fd, &rs);
+        /* A worker standing by looks again soon: the one it stands in for
+         * may be stuck by then (a call waiting for its client's answer,
+         * whose answer comes on a new connection). */
+        if (sv->slots && ms > STUCK_MS) ms = STUCK_MS;
+    }
     MHD_UNSIGNED_LONG_LONG t;
     if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -1176,6 +1195,7 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
         unsigned n = (unsigned)workers_of(ctx);
         sv.workers = (int)n;
         sv.threaded = threaded;
+        sv.spread = fm_cfg_bool(cfg, "spread", false);
         if (slots) claim_slot(&sv, slots);
         max_conn = max_conn / n ? max_conn / n : 1;
         per_ip = per_ip / n ? per_ip / n : 1;

@@ -37,12 +37,15 @@ tmp = tempfile.mkdtemp(prefix="fm-workers-")
 check = Checks("http-workers")
 
 
-def config(layout, cap):
-    """A config file for 3 workers of this layout, with this connection cap."""
-    path = os.path.join(tmp, f"{layout}-{cap}.yaml")
+def config(layout, cap, spread=False):
+    """A config file for 3 workers of this layout, with this connection
+    cap, spreading connections evenly (http.spread) or not (the default:
+    the first worker takes them while it is free, the others stand by)."""
+    path = os.path.join(tmp, f"{layout}-{cap}-{spread}.yaml")
     with open(path, "w") as f:
         f.write(f"http:\n  workers: 3\n  max_connections: {cap}\n  shutdown_grace_s: 5\n"
-                + ("  processes: true\n" if layout == "processes" else ""))
+                + ("  processes: true\n" if layout == "processes" else "")
+                + ("  spread: true\n" if spread else ""))
     return path
 
 
@@ -111,10 +114,10 @@ def children(pid):
     return out
 
 
-def started(layout, cap, db):
+def started(layout, cap, db, spread=False):
     """The service, its port, and its log file; the layout checked."""
     name = f"{layout}-{cap}-{time.monotonic_ns()}"
-    srv, port = start(FM, config(layout, cap), tmp, db, name=name)
+    srv, port = start(FM, config(layout, cap, spread), tmp, db, name=name)
     log = glob.glob(os.path.join(tmp, f"{name}-*.err"))[0]
     deadline = time.time() + 10  # workers start after the line start() waits for
     want = 3 if layout == "processes" else 0
@@ -151,13 +154,14 @@ def stopped(srv, log, label):
         return sorted(int(n) for n in re.findall(r"http worker \d+: (\d+) connections", f.read()))
 
 
-def burst_spread(layout, cap, label):
-    """Connections spread over the workers: 12 opened in one burst (all
-    in the backlog before any is accepted) end up with every worker, none
-    far past its share.  (Every worker is woken for the burst, and the
-    first one up took all of it: one worker served every client while the
-    others idled.)"""
-    srv, at, log = started(layout, cap, f"burst-{layout}-{cap}.db")
+def burst_spread(layout, cap, label, spread=True):
+    """With http.spread, connections spread over the workers: 12 opened in
+    one burst (all in the backlog before any is accepted) end up with
+    every worker, none far past its share.  (Every worker is woken for the
+    burst, and the first one up took all of it: one worker served every
+    client while the others idled.)  Without, the first worker takes them
+    all and the others stand by."""
+    srv, at, log = started(layout, cap, f"burst-{layout}-{cap}-{spread}.db", spread)
     burst = [http.client.HTTPConnection("127.0.0.1", at, timeout=20) for _ in range(12)]
     for bc in burst:
         bc.connect()
@@ -170,16 +174,22 @@ def burst_spread(layout, cap, label):
     answered = sum(0 < st < 500 for st in statuses)
     for bc in burst:
         bc.close()
-    spread = stopped(srv, log, label)
-    check(answered == 12 and len(spread) == 3 and sum(spread) == 12 and spread[0] >= 2
-          and spread[-1] <= 6,
-          f"{label}: 12 connections opened at once, answered ({answered}), spread over"
-          f" the 3 workers: {spread}")
+    got = stopped(srv, log, label)
+    if spread:
+        check(answered == 12 and len(got) == 3 and sum(got) == 12 and got[0] >= 2
+              and got[-1] <= 6,
+              f"{label}: 12 connections opened at once, answered ({answered}), spread over"
+              f" the 3 workers: {got}")
+    else:
+        check(answered == 12 and got == [0, 0, 12],
+              f"{label}: 12 connections opened at once, answered ({answered}), all taken by"
+              f" the first worker: {got}")
 
 
 def run(layout):
     DB = f"workers-{layout}.db"
-    srv, port, log = started(layout, 64, DB)
+    # Spread, so that the parallel calls run on every worker at once.
+    srv, port, log = started(layout, 64, DB, spread=True)
 
     # What each fault class should answer, asked one at a time.
     expected = {}
@@ -281,7 +291,7 @@ def run(layout):
     stopped(srv, log, layout)
 
     r = subprocess.run([FM, "audit", "verify", "--db", os.path.join(tmp, DB),
-                        "--config", config(layout, 64)], capture_output=True, text=True, timeout=60)
+                        "--config", config(layout, 64, True)], capture_output=True, text=True, timeout=60)
     m = re.search(r"audit chain ok: (\d+) rows", r.stdout)
     check(r.returncode == 0 and m,
           f"the audit chain verifies: {r.stdout.strip()} {r.stderr.strip()[-200:]}")
@@ -292,9 +302,11 @@ def run(layout):
 
 for layout in ("threads", "processes"):
     run(layout)
+    burst_spread(layout, 64, f"{layout}, select loop, default", spread=False)
     burst_spread(layout, 64, f"{layout}, select loop")
     # The epoll loop (a cap over 256 a worker: 1,200 for 3) shares the
     # accepting too: its workers accept on the shared socket themselves.
     for k in range(3):  # before, most bursts went to one worker ([0, 0, 12]), not all
         burst_spread(layout, 1200, f"{layout}, epoll loop, burst {k + 1}")
+    burst_spread(layout, 1200, f"{layout}, epoll loop, default", spread=False)
 check.finish()
