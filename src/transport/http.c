@@ -1314,8 +1314,8 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
                ctx->store.batch.batched_rows, ctx->store.batch.commits);
     /* How the accepting was shared (tests/http/workers.py reads it). */
     if (sv.slot)
-        fm_log("info", "http worker %d: %llu connections, %llu requests",
-               (int)(sv.slot - sv.slots), sv.opened, sv.served);
+        fm_log("info", "http worker %d: %llu connections, %llu requests", (int)(sv.slot - sv.slots),
+               sv.opened, sv.served);
     unsigned left = connection_count(&sv);
     sv.api.stop_daemon(sv.d);
     if (sv.guarded) {

@@ -457,8 +457,7 @@ static void *serving_main(void *p)
 static int contexts_open(fm_ctx *ctx, fm_ctx *more, int n, fm_err *err)
 {
     for (int i = 0; i < n; i++) {
-        if (fm_ctx_open(&more[i], ctx->cfg.path[0] ? ctx->cfg.path : NULL, ctx->cfg.db_path,
-                        err)) {
+        if (fm_ctx_open(&more[i], ctx->cfg.path[0] ? ctx->cfg.path : NULL, ctx->cfg.db_path, err)) {
             while (i-- > 0)
                 fm_ctx_close(&more[i]);
             return -1;
@@ -516,9 +515,9 @@ int fm_http_threads_run(fm_ctx *ctx, int n, fm_http_worker_fn fn, void *arg, fm_
         return 1;
     }
     fm_db_sqlite_checkpointer_owns(true);
-    fm_http_checkpointer *ckpt =
-        ctx->store.db && ctx->store.db->ops == &fm_db_sqlite_ops ? checkpointer_open(ctx->cfg.db_path)
-                                                                 : NULL;
+    fm_http_checkpointer *ckpt = ctx->store.db && ctx->store.db->ops == &fm_db_sqlite_ops
+                                     ? checkpointer_open(ctx->cfg.db_path)
+                                     : NULL;
     /* SIGTERM and SIGINT stay deliverable, to interrupt a thread's wait. */
     static const int wake[] = {SIGTERM, SIGINT, 0};
     int started = 0;
