@@ -477,7 +477,7 @@ static int supervise(fm_ctx *ctx, serving_thread *t, int n, fm_http_checkpointer
     int64_t last_ckpt = now_ms();
     while (live) {
         for (int i = 0; i < n; i++) {
-            if (ctx->stop && !t[i].ctx->stop) {
+            if (ctx->stop && !t[i].ctx->stop && t[i].started) {
                 t[i].ctx->stop = 1;
                 pthread_kill(t[i].th, SIGTERM);
             }
