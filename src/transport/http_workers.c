@@ -153,9 +153,9 @@ static void *checkpointer_main(void *arg)
  * closes those threads' connections properly (statements, then the
  * connection); their closes neither checkpoint nor delete the WAL, since
  * the parent holds its shared lock on the database file.  A connection
- * whose thread stayed busy (a call waiting for its client's answer) is
- * left open, and a runner forked then cannot open the store: its task
- * fails, said so in tasks/get. */
+ * whose thread stayed busy (a call waiting for its client's answer), or
+ * that is inside a transaction, is left open, and a runner forked then
+ * cannot open the store: its task fails, said so in tasks/get. */
 #define MAX_GUARDED (MAX_WORKERS + 1)
 #define FORK_WAIT_MS 2000
 
@@ -174,8 +174,20 @@ static struct {
         pthread_t owner;
         pthread_mutex_t *busy;
         bool held; /* by the forking thread, across the fork */
+        bool idle; /* and then closable in the child (conn_idle) */
     } e[MAX_GUARDED];
 } guarded = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Whether h is between transactions with no statement running: only
+ * then may the child close it (a rollback would write into the WAL index
+ * the parent is using).  Its thread's lock is held, so h is not in use. */
+static bool conn_idle(sqlite3 *h)
+{
+    if (!sqlite3_get_autocommit(h)) return false;
+    for (sqlite3_stmt *st = sqlite3_next_stmt(h, NULL); st; st = sqlite3_next_stmt(h, st))
+        if (sqlite3_stmt_busy(st)) return false;
+    return true;
+}
 
 static void fork_prepare(void)
 {
@@ -184,9 +196,11 @@ static void fork_prepare(void)
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += FORK_WAIT_MS / 1000;
     pthread_t me = pthread_self();
-    for (int i = 0; i < guarded.n; i++)
+    for (int i = 0; i < guarded.n; i++) {
         guarded.e[i].held = !pthread_equal(guarded.e[i].owner, me) &&
                             pthread_mutex_timedlock(guarded.e[i].busy, &until) == 0;
+        guarded.e[i].idle = guarded.e[i].held && conn_idle(guarded.e[i].db);
+    }
     for (size_t i = 0; i < N_FORK_MUTEXES; i++)
         sqlite3_mutex_enter(sqlite3_mutex_alloc(sqlite_fork_mutexes[i]));
 }
@@ -213,7 +227,7 @@ static void fork_child(void)
     fork_release();
     int kept = 0;
     for (int i = 0; i < guarded.n; i++) {
-        if (!guarded.e[i].held) {
+        if (!guarded.e[i].idle) {
             guarded.e[kept++] = guarded.e[i];
             continue;
         }
@@ -238,7 +252,7 @@ void fm_http_fork_guard_add(fm_db *db, pthread_mutex_t *busy)
     sqlite3 *h = fm_db_sqlite_handle(db);
     pthread_mutex_lock(&guarded.mu);
     if (h && guarded.n < MAX_GUARDED)
-        guarded.e[guarded.n++] = (__typeof__(guarded.e[0])){h, pthread_self(), busy, false};
+        guarded.e[guarded.n++] = (__typeof__(guarded.e[0])){h, pthread_self(), busy, false, false};
     pthread_mutex_unlock(&guarded.mu);
 }
 
