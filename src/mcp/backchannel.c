@@ -263,7 +263,9 @@ json_t *fm_mcp_http_request(fm_ctx *ctx, const char *method, json_t *params, int
             }
             alive_at = now + ALIVE_CHECK_MS;
         }
+        if (x->stream_idle) x->stream_idle(x->stream_cls, true);
         nap(sleep_ms);
+        if (x->stream_idle) x->stream_idle(x->stream_cls, false);
         if (sleep_ms < 40) sleep_ms *= 2;
     }
     if (ctx->stop)

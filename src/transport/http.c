@@ -674,6 +674,19 @@ static int on_stream(void *cls, const json_t *msgs)
     return so->gone ? -1 : 0;
 }
 
+/* The waiting call naps between polls: its thread's store connection is
+ * idle, so the turn lock is let go for a fork from another serving
+ * thread (the fork guard, http_workers.c). */
+static void on_stream_idle(void *cls, bool idle)
+{
+    stream_out *so = cls;
+    if (!so->sv->guarded) return;
+    if (idle)
+        pthread_mutex_unlock(&so->sv->turn);
+    else
+        pthread_mutex_lock(&so->sv->turn);
+}
+
 /* Ends a stream on_stream opened: the remaining messages (the reply
  * last), then the end of the response. */
 static enum MHD_Result end_stream(server *sv, stream_out *so, const json_t *out)
@@ -907,6 +920,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     fm_mcp_http x = {
         .stream = can_stream ? on_stream : NULL,
         .stream_cls = &so,
+        .stream_idle = on_stream_idle,
         .stream_waiters = sv->workers - 1,
         .stream_group = sv->threaded ? (int)getpid() : 0,
         .body = r->body ? r->body : "",

@@ -26,7 +26,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, HITL_SCOPES, auth_yaml, bearer, post, request, start, wait_exit  # noqa: E402
+from fmhttp import (Checks, HITL_SCOPES, auth_yaml, bearer, post, request, start,  # noqa: E402
+                    stateless, wait_exit)
 
 FIX = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/conformance-fixture")
 FM = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "build/fleetmcp")
@@ -208,6 +209,32 @@ try:
     text, is_err = text_of(call.message())
     check("simple text" in text, "the replica serves calls again after the hang-up")
     call.close()
+
+    # A task created on A while a call of A waits for its answer: the
+    # runner forks from the other serving thread, whose fork waits for the
+    # waiting one's store connection to be idle (between its polls), and
+    # closes it in the runner; the runner opens its own and completes.
+    first = Call(pa, sid, "test_elicitation", {"message": "Meanwhile"})
+    ask1 = first.message()
+    task_meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                 "io.modelcontextprotocol/clientCapabilities": {
+                     "extensions": {"io.modelcontextprotocol/tasks": {}}},
+                 "io.modelcontextprotocol/clientInfo": {"name": "bc-task", "version": "1"}}
+    st, _, b = stateless(pa, "tools/call", {"name": "slow_compute", "_meta": task_meta,
+                                            "arguments": {"seconds": 1, "label": "meanwhile"}})
+    tid = ((b or {}).get("result") or {}).get("taskId", "none")
+    status, deadline = None, time.time() + 20
+    while time.time() < deadline and status not in ("completed", "failed", "cancelled"):
+        time.sleep(0.3)
+        _, _, g = stateless(pa, "tasks/get", {"taskId": tid, "_meta": task_meta},
+                            {"Mcp-Name": tid})
+        status = ((g or {}).get("result") or {}).get("status")
+    check(st == 200 and status == "completed",
+          f"threads: a task created while another thread's call waits completes: {status} {b}")
+    check(answer(pa, sid, (ask1 or {}).get("id", "none"), good) == 202, "and the wait is answered")
+    text1, err1 = text_of(first.message())
+    check(not err1 and "testuser" in text1, f"the waiting call completes: {text1}")
+    first.close()
 
     # The same on replica B, whose workers are processes, answered via A.
     first = Call(pb, sid, "test_elicitation", {"message": "First"})
