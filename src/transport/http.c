@@ -161,6 +161,7 @@ typedef struct {
     atomic_int pid;       /* 0: free */
     atomic_uint conns;    /* connections open */
     atomic_llong busy_ms; /* when its turn began; 0: waiting in select */
+    atomic_bool asking;   /* a call of its waits for its client's answer */
 } worker_slot;
 
 typedef struct server {
@@ -665,6 +666,9 @@ static int on_stream(void *cls, const json_t *msgs)
                          " no-cache\r\nConnection: close\r\n\r\n",
                          strcmp(so->version, "HTTP/1.0") ? "HTTP/1.1" : "HTTP/1.0");
         so->opened = true;
+        /* The answer comes on a new connection: another worker must take
+         * it now (may_accept). */
+        if (sv->slot) atomic_store(&sv->slot->asking, true);
         if (write_all(sv, fd, head, (size_t)n)) so->gone = true;
     }
     size_t len = 0;
@@ -939,6 +943,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     bool armed = sv->batching && !fm_store_batch_arm(st);
     so.x = &x;
     fm_mcp_http_exchange(sv->ctx, &x);
+    if (sv->slot) atomic_store(&sv->slot->asking, false);
     if (armed) fm_store_batch_disarm(st);
     sv->ctx->session.verified = false;
     memset(&sv->ctx->session.principal, 0, sizeof sv->ctx->session.principal);
@@ -992,16 +997,24 @@ static unsigned connection_count(server *sv);
  * backend, a wait for input): the others accept without it. */
 #define STUCK_MS 50
 
+/* Standing by, a worker takes over from the first only when that one
+ * asks its client something or has been in one turn this long (a slow
+ * call): a shorter stall (a checkpoint at the WAL's bound, the CPU taken
+ * by another job) would split the clients' keep-alive connections over
+ * two workers for good, and that costs more than it saves (may_accept). */
+#define STANDBY_STUCK_MS 1000
+
 /* Whether worker o would take a connection now in this one's place:
- * alive, not stuck in a long call, and (when give_way says so) holding
- * fewer connections than this one, or under its cap. */
+ * alive, not asking its client, not stuck in a long call, and holding
+ * fewer connections than this one (spread) or under its cap. */
 static bool takes_instead(server *sv, worker_slot *o, bool spread, unsigned mine, long long now)
 {
     int pid = atomic_load(&o->pid);
     unsigned theirs = atomic_load(&o->conns);
     if (o == sv->slot || !pid || (spread ? theirs >= mine : theirs >= sv->max_conn)) return false;
+    if (atomic_load(&o->asking)) return false;
     long long busy = atomic_load(&o->busy_ms);
-    if (busy && now - busy > STUCK_MS) return false;
+    if (busy && now - busy > (spread ? STUCK_MS : STANDBY_STUCK_MS)) return false;
     return !(kill(pid, 0) && errno == ESRCH); /* died: the parent replaces it */
 }
 
@@ -1034,6 +1047,7 @@ static void claim_slot(server *sv, worker_slot *slots)
         if (!atomic_compare_exchange_strong(&slots[i].pid, &pid, (int)getpid())) continue;
         atomic_store(&slots[i].conns, 0);
         atomic_store(&slots[i].busy_ms, 0);
+        atomic_store(&slots[i].asking, false);
         sv->slots = slots;
         sv->slot = &slots[i];
         return;
