@@ -61,7 +61,7 @@ TOOL_JSON := $(sort $(shell find schemas -name '*.json' ! -path 'schemas/actions
 ACTION_JSON := $(sort $(wildcard schemas/actions/*.json))
 DEPFLAGS = -MMD -MP
 
-.PHONY: all deps pkgs check unit asan protocol interop integration fuzz fuzz-smoke \
+.PHONY: all deps pkgs check unit asan tsan protocol interop integration fuzz fuzz-smoke \
         bench demo clean install uninstall lint stack-up stack-down print-pkgs
 .DEFAULT_GOAL := all
 
@@ -163,6 +163,24 @@ asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" unit
+
+# ThreadSanitizer over the HTTP service's serving threads: its build of
+# fleetmcp and the conformance fixture, then the HTTP tests that run
+# several threads (both layouts, the back channel, tasks forked from a
+# serving thread, group commit).  A race makes a server exit non-zero at
+# SIGTERM (a failed check) and leaves its report in build/tsan/report.*.
+# -O2 as the normal build (-O1 trips -Wformat-truncation in tools/).
+TSAN_TESTS := workers.py:fleetmcp backchannel.py:conformance-fixture:fleetmcp \
+	tasks.py:fleetmcp:conformance-fixture group_commit.py:fleetmcp
+tsan:
+	$(MAKE) BUILD=build/tsan OPT="-O2 -g" EXTRA_CFLAGS="-fsanitize=thread" \
+	  EXTRA_LDFLAGS="-fsanitize=thread" build/tsan/fleetmcp build/tsan/conformance-fixture
+	rm -f build/tsan/report.*
+	set -e; for t in $(TSAN_TESTS); do \
+	  args=$$(echo $$t | cut -d: -f2- | tr : '\n' | sed 's|^|build/tsan/|' | tr '\n' ' '); \
+	  TSAN_OPTIONS="log_path=$(CURDIR)/build/tsan/report second_deadlock_stack=1" \
+	    python3 tests/http/$${t%%:*} $$args; done
+	@if ls build/tsan/report.* >/dev/null 2>&1; then cat build/tsan/report.*; exit 1; fi
 
 fuzz-smoke:
 	@bash tests/fuzz/run.sh 60

@@ -3,10 +3,11 @@
 # the reference: echo) from 1 and 32 keep-alive clients, fleetmcp --http
 # beside @modelcontextprotocol/server-everything in streamableHttp mode,
 # the same client (bench/httpbench.c), the same run.  Peak RSS is the
-# server's VmHWM after both loads (with workers: the parent's and every
-# worker's, summed).  fleetmcp runs twice: with http.workers: 1 (one
-# process, the layout before workers) and with the default (one worker
-# per CPU), so the gain is measured in the same run.  With FM_BASE=PATH
+# server's VmHWM after both loads, summed over the service's processes
+# (one with the default serving threads; with http.processes the parent
+# and every worker).  fleetmcp runs twice: with http.workers: 1 (one
+# serving thread) and with the default (one worker per CPU), so the gain
+# is measured in the same run.  With FM_BASE=PATH
 # (another build, e.g. of main) that binary runs the 32-client loads too,
 # in the same run, for a ratio that a shared machine's load cannot skew.
 #   [FM_BASE=path/to/fleetmcp] bash bench/http.sh [seconds]
@@ -61,7 +62,7 @@ one_rss=$(tree_sum "$fm_pid" status VmHWM)
 one_pss=$(tree_sum "$fm_pid" smaps_rollup Pss)
 kill "$fm_pid"
 start_fm many ""
-workers=$(grep -o '([0-9]* worker processes)' "$tmp/many.err" | grep -o '[0-9]*' || echo 1)
+workers=$(grep -o '([0-9]* \(worker processes\|serving threads\))' "$tmp/many.err" | grep -o '[0-9]*' || echo 1)
 fm1=$(run "$fm_port" 1 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
 fm32=$(run "$fm_port" 32 runbook_list '{"fault_class":"gpu_fallen_off_bus"}')
 fm_rss=$(tree_sum "$fm_pid" status VmHWM)

@@ -25,7 +25,7 @@
 
 /* The signal handler's only way into the context: a pointer to its stop
  * flag, set once before serving. */
-static volatile int *stop_flag;
+static volatile atomic_int *stop_flag;
 
 static void on_term(int sig)
 {

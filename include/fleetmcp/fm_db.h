@@ -275,6 +275,9 @@ fm_db_stmt *fm_db_kept(fm_db *db, const char *sql);
 /* Finalizes the kept statements (fm_db_close does it). */
 void fm_db_run_forget(fm_db *db);
 
+/* SQLite only: the connection behind db (NULL for others), for the HTTP
+ * service's fork guard (src/transport/http_workers.c). */
+struct sqlite3 *fm_db_sqlite_handle(fm_db *db);
 /* SQLite only: frames in the WAL after the last commit (0 for others). */
 int fm_db_sqlite_wal_frames(const fm_db *db);
 /* SQLite only: checkpoints the wal hook ran at commit time (past the

@@ -3,6 +3,9 @@
 #ifndef FM_HTTPD_WORKERS_H
 #define FM_HTTPD_WORKERS_H
 
+#include <pthread.h>
+
+#include "fleetmcp/fm_db.h"
 #include "fleetmcp/fm_error.h"
 
 struct fm_ctx;
@@ -17,6 +20,13 @@ typedef int (*fm_http_worker_fn)(struct fm_ctx *ctx, void *arg, fm_err *err);
 int fm_http_workers_run(struct fm_ctx *ctx, int workers, int grace_ms, fm_http_worker_fn fn,
                         void *arg, fm_err *err);
 
+/* The same with `workers` threads of this process instead (the default):
+ * thread 0 serves on ctx, the others on contexts opened from its config
+ * and database before any starts; this thread passes ctx->stop on and
+ * checkpoints the WAL.  ctx stays open. */
+int fm_http_threads_run(struct fm_ctx *ctx, int workers, fm_http_worker_fn fn, void *arg,
+                        fm_err *err);
+
 /* WAL checkpoints off the request path for one process serving alone:
  * a thread with its own store connection (the parent does this for
  * workers).  NULL (logged) when it cannot start; the server then
@@ -24,5 +34,12 @@ int fm_http_workers_run(struct fm_ctx *ctx, int workers, int grace_ms, fm_http_w
 typedef struct fm_http_checkpointer fm_http_checkpointer;
 fm_http_checkpointer *fm_http_checkpointer_start(const char *db);
 void fm_http_checkpointer_stop(fm_http_checkpointer *ck);
+
+/* The fork guard (http_workers.c says why): db's SQLite connection is
+ * used by the calling thread only while it holds busy; a fork from
+ * another thread waits for busy and closes the connection in its child.
+ * Drop it before the connection closes. */
+void fm_http_fork_guard_add(fm_db *db, pthread_mutex_t *busy);
+void fm_http_fork_guard_drop(fm_db *db);
 
 #endif

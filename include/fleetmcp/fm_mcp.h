@@ -48,7 +48,15 @@ typedef struct fm_mcp_http {
      * the answers). */
     fm_mcp_stream_fn stream;
     void *stream_cls;
+    /* Called with true before the call naps between polls for its
+     * client's answer (its store connection idle) and false after; NULL
+     * when the transport does not care (http.c: a serving thread lets
+     * go of its turn lock, so a fork from another thread can proceed). */
+    void (*stream_idle)(void *cls, bool idle);
     int stream_waiters;
+    /* The process whose workers share that budget (0: this one's parent,
+     * as for worker processes; serving threads give their own pid). */
+    int stream_group;
     /* out */
     bool streamed; /* the stream is open: x->out goes on it, as events */
     int status;    /* HTTP status */

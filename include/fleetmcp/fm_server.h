@@ -3,6 +3,7 @@
 #ifndef FM_SERVER_H
 #define FM_SERVER_H
 
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -93,7 +94,9 @@ typedef struct fm_ctx {
     json_t *inflight_id;       /* its JSON-RPC id (borrowed from request) */
     bool last_cancelled;       /* the last call was cancelled: send no reply */
     long long next_request_id; /* our own requests to the client (elicitation) */
-    volatile int stop;         /* set by SIGTERM */
+    /* Set by SIGTERM; atomic, since serving threads read it while the
+     * handler or the thread supervising them sets it. */
+    volatile atomic_int stop;
     /* Tasks (src/mcp/tasks.c) */
     char task_id[48];       /* in a task's runner: the task it runs, else "" */
     int call_depth;         /* tools/call nesting (the workflow engine calls tools) */

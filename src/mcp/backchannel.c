@@ -64,12 +64,13 @@ static long long run(fm_ctx *ctx, const char *sql, bool want_count, fm_err *err,
     return want_count ? n : fm_db_changes(ctx->store.db);
 }
 
-/* This service's workers on this host: they share a parent. */
-static void waiter_group(char *out, size_t n)
+/* This service's workers on this host: worker processes share a parent,
+ * serving threads a process (pid, when not 0). */
+static void waiter_group(char *out, size_t n, int pid)
 {
     char host[64] = "";
     gethostname(host, sizeof host - 1);
-    snprintf(out, n, "%.63s:%d", host, (int)getppid());
+    snprintf(out, n, "%.63s:%d", host, pid ? pid : (int)getppid());
 }
 
 /* Rows of this service's workers that died waiting: their questions
@@ -107,13 +108,14 @@ static void drop_dead(fm_ctx *ctx, const char *group)
  * SESSION_LOCKS by a hash of its id, so store_locks stays bounded however
  * many sessions come and go (two sessions sharing one only queue). */
 #define SESSION_LOCKS 64u
-static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, int waiters, fm_err *err)
+static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, const fm_mcp_http *x,
+                       fm_err *err)
 {
     if (fm_store_migrate(&ctx->store, "mcp_client_requests", 1, ddl, err) ||
         fm_store_begin_rows(&ctx->store, err))
         return -1;
     char group[96], lock[160];
-    waiter_group(group, sizeof group);
+    waiter_group(group, sizeof group, x->stream_group);
     snprintf(lock, sizeof lock, "client_requests:waiter:%s", group);
     if (fm_store_lock_row(&ctx->store, lock, err)) goto fail;
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -143,7 +145,7 @@ static int pending_add(fm_ctx *ctx, const char *rid, int timeout_ms, int waiters
                    MAX_PER_SESSION);
         goto fail;
     }
-    if (per_group >= waiters) {
+    if (per_group >= x->stream_waiters) {
         fm_err_set(err, FM_ERR_RATE_LIMITED,
                    "%d call(s) already wait for their clients' answers and one HTTP worker"
                    " must stay free to receive them; retry shortly, or raise http.workers",
@@ -220,7 +222,7 @@ json_t *fm_mcp_http_request(fm_ctx *ctx, const char *method, json_t *params, int
     char rid[40], hex[17];
     fm_random_hex(hex, 8);
     snprintf(rid, sizeof rid, "fm-%s", hex);
-    if (pending_add(ctx, rid, timeout_ms, x->stream_waiters, err)) {
+    if (pending_add(ctx, rid, timeout_ms, x, err)) {
         json_decref(params);
         return NULL;
     }
@@ -261,7 +263,9 @@ json_t *fm_mcp_http_request(fm_ctx *ctx, const char *method, json_t *params, int
             }
             alive_at = now + ALIVE_CHECK_MS;
         }
+        if (x->stream_idle) x->stream_idle(x->stream_cls, true);
         nap(sleep_ms);
+        if (x->stream_idle) x->stream_idle(x->stream_cls, false);
         if (sleep_ms < 40) sleep_ms *= 2;
     }
     if (ctx->stop)

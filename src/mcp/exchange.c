@@ -62,8 +62,9 @@ typedef struct {
         bool elicitation, sampling;
     } s;
 } session_entry;
-static session_entry session_cache[SESSION_CACHE];
-static unsigned session_next;
+/* Per thread: the HTTP service's serving threads each keep their own. */
+static _Thread_local session_entry session_cache[SESSION_CACHE];
+static _Thread_local unsigned session_next;
 
 static const session_entry *session_cached(const fm_ctx *ctx, const char *token)
 {

@@ -32,9 +32,12 @@ static int load_key(fm_ctx *ctx, fm_err *err)
             return fm_err_set(err, FM_ERR_INTERNAL, "no randomness for the state key"), -1;
         fm_hex(raw, sizeof raw, hex);
         FM_CRYPTO(OPENSSL_cleanse)(raw, sizeof raw);
-        if (fm_store_setting_set(&ctx->store, KEY_SETTING, hex, err)) return -1;
-        /* Another replica may have written its key at the same moment:
-         * whatever the store holds now is the shared one. */
+        /* Added, never replaced: another replica may have written its key
+         * at the same moment, or the read above failed for a moment (a
+         * checkpoint truncating the WAL) though a key is there, and a
+         * replaced key voids every session and state sealed with it.
+         * Whatever the store holds now is the shared one. */
+        if (fm_store_setting_add(&ctx->store, KEY_SETTING, hex, err) < 0) return -1;
         if (fm_store_setting_get(&ctx->store, KEY_SETTING, hex, sizeof hex) || strlen(hex) != 64)
             return fm_err_set(err, FM_ERR_IO, "the state key did not persist in the store"), -1;
     }

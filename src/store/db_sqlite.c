@@ -611,6 +611,11 @@ const fm_db_ops fm_db_sqlite_ops = {
     .maintenance = checkpoint,
 };
 
+sqlite3 *fm_db_sqlite_handle(fm_db *d)
+{
+    return d && d->ops == &fm_db_sqlite_ops ? DB(d) : NULL;
+}
+
 int fm_db_sqlite_wal_frames(const fm_db *d)
 {
     return d && d->ops == &fm_db_sqlite_ops ? ((const lite_db *)d)->wal_frames : 0;

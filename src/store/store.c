@@ -188,6 +188,21 @@ static int core_migrate(fm_store *st, fm_err *err)
                : 0;
 }
 
+/* Creates path private (0600) when it is missing; 0, or -1 with errno
+ * when it cannot be created or is not readable and writable.  An existing
+ * file is never opened: closing any descriptor of a file drops every
+ * POSIX lock this process holds on it, SQLite's included, so a store
+ * opened beside another connection of this process (the HTTP service's
+ * serving threads and checkpointer) took that connection's lock away, and
+ * another process closing its last connection then deleted the WAL and
+ * its index under it (writes from then on went to a deleted file). */
+static int create_private(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return close(fd);
+    return errno == EEXIST ? access(path, R_OK | W_OK) : -1;
+}
+
 int fm_store_open(fm_store *st, const char *path, fm_err *err)
 {
     memset(st, 0, sizeof *st);
@@ -201,10 +216,7 @@ int fm_store_open(fm_store *st, const char *path, fm_err *err)
     /* The store holds the audit log, approvals and local tickets: private
      * from the start (SQLite gives its -wal and -shm files the same
      * mode). */
-    if (!pg && strcmp(path, ":memory:")) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd >= 0) close(fd);
-    }
+    if (!pg && strcmp(path, ":memory:")) create_private(path);
     snprintf(st->side, sizeof st->side, "%s", path);
     /* The side directory only once the server answered: an unreachable
      * URL leaves nothing behind. */
@@ -434,13 +446,11 @@ int fm_store_check(const char *path, fm_err *err)
     if (refuse_url(path, err) || make_parent_dirs(path, err)) return -1;
     /* As fm_store_open: created private, and proven writable now rather
      * than at the first call. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (create_private(path))
         return fm_err_set(err, FM_ERR_IO,
                           "cannot open the store %s for writing: %s; fix its permissions or"
                           " set --db or FLEETMCP_DB",
                           path, strerror(errno));
-    close(fd);
     /* SQLite creates DB-wal and DB-shm beside it. */
     char dir[512];
     snprintf(dir, sizeof dir, "%s", path);
@@ -812,6 +822,7 @@ void fm_store_setting_prune(fm_store *st, const char *prefix, int64_t before_ms)
 
 int fm_store_setting_add(fm_store *st, const char *key, const char *value, fm_err *err)
 {
+    memo_clear(st); /* as every write: a remembered absence would outlive it */
     int rc = fm_db_run(st->db,
                        "INSERT INTO settings(key,value,updated_ms) VALUES(?,?,?)"
                        " ON CONFLICT(key) DO NOTHING",

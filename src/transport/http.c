@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,6 +161,7 @@ typedef struct {
     atomic_int pid;       /* 0: free */
     atomic_uint conns;    /* connections open */
     atomic_llong busy_ms; /* when its turn began; 0: waiting in select */
+    atomic_bool asking;   /* a call of its waits for its client's answer */
 } worker_slot;
 
 typedef struct server {
@@ -173,9 +175,12 @@ typedef struct server {
     size_t max_body;
     int header_ms, body_ms, grace_ms;
     bool draining;
-    int workers;               /* processes serving this socket (1: this one alone) */
+    int workers;               /* workers serving this socket (1: this one alone) */
+    bool threaded;             /* they are threads of this process, not processes */
+    bool spread;               /* http.spread: connections spread evenly (may_accept) */
     bool took_over;            /* the request in flight ended on a stream we wrote ourselves */
     unsigned long long served; /* requests handled, for idle detection */
+    unsigned long long opened; /* connections taken (logged at the stop) */
     conn *conns;
     /* Group commit (SQLite store): the read calls of a turn of the loop
      * append into one transaction; their answers wait in `held`. */
@@ -192,7 +197,26 @@ typedef struct server {
      * (epoll_turn), so they can leave it alone as select's workers do;
      * -1: libmicrohttpd accepts.  epoll_fd: libmicrohttpd's epoll set. */
     int accept_fd, epoll_fd;
+    /* Serving threads: held except while the loop waits (the fork guard,
+     * http_workers.c: another thread's fork closes this thread's store
+     * connection in its child only then). */
+    pthread_mutex_t turn;
+    bool guarded;
 } server;
+
+/* The loop's wait begins: the slot says so (may_accept), and the turn
+ * lock is let go. */
+static void wait_begins(server *sv)
+{
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
+    if (sv->guarded) pthread_mutex_unlock(&sv->turn);
+}
+
+static void wait_ends(server *sv)
+{
+    if (sv->guarded) pthread_mutex_lock(&sv->turn);
+    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
+}
 
 /* A batch commits when it holds this many audit rows, this much memory
  * (results are kept up to 64 KB a row) or is this old, whichever comes
@@ -330,6 +354,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (sv->conns) sv->conns->prev = k;
         sv->conns = k;
         *socket_context = k;
+        sv->opened++;
         if (sv->slot) atomic_fetch_add(&sv->slot->conns, 1);
     } else if (*socket_context) {
         conn *k = *socket_context;
@@ -641,6 +666,9 @@ static int on_stream(void *cls, const json_t *msgs)
                          " no-cache\r\nConnection: close\r\n\r\n",
                          strcmp(so->version, "HTTP/1.0") ? "HTTP/1.1" : "HTTP/1.0");
         so->opened = true;
+        /* The answer comes on a new connection: another worker must take
+         * it now (may_accept). */
+        if (sv->slot) atomic_store(&sv->slot->asking, true);
         if (write_all(sv, fd, head, (size_t)n)) so->gone = true;
     }
     size_t len = 0;
@@ -648,6 +676,19 @@ static int on_stream(void *cls, const json_t *msgs)
     if (buf && write_all(sv, fd, buf, len)) so->gone = true;
     free(buf);
     return so->gone ? -1 : 0;
+}
+
+/* The waiting call naps between polls: its thread's store connection is
+ * idle, so the turn lock is let go for a fork from another serving
+ * thread (the fork guard, http_workers.c). */
+static void on_stream_idle(void *cls, bool idle)
+{
+    stream_out *so = cls;
+    if (!so->sv->guarded) return;
+    if (idle)
+        pthread_mutex_unlock(&so->sv->turn);
+    else
+        pthread_mutex_lock(&so->sv->turn);
 }
 
 /* Ends a stream on_stream opened: the remaining messages (the reply
@@ -883,7 +924,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     fm_mcp_http x = {
         .stream = can_stream ? on_stream : NULL,
         .stream_cls = &so,
+        .stream_idle = on_stream_idle,
         .stream_waiters = sv->workers - 1,
+        .stream_group = sv->threaded ? (int)getpid() : 0,
         .body = r->body ? r->body : "",
         .len = r->len,
         .version_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "MCP-Protocol-Version"),
@@ -900,6 +943,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     bool armed = sv->batching && !fm_store_batch_arm(st);
     so.x = &x;
     fm_mcp_http_exchange(sv->ctx, &x);
+    if (sv->slot) atomic_store(&sv->slot->asking, false);
     if (armed) fm_store_batch_disarm(st);
     sv->ctx->session.verified = false;
     memset(&sv->ctx->session.principal, 0, sizeof sv->ctx->session.principal);
@@ -953,25 +997,44 @@ static unsigned connection_count(server *sv);
  * backend, a wait for input): the others accept without it. */
 #define STUCK_MS 50
 
-/* With workers, whether this one should accept now: not while another
- * live worker that is not stuck in a long call holds fewer connections.
- * The kernel wakes every worker on the shared socket and the first one
- * up took every connection of a burst (32 clients: 32 and 0), so one
- * worker served them all and the other idled. */
+/* Standing by, a worker takes over from the first only when that one
+ * asks its client something or has been in one turn this long (a slow
+ * call): a shorter stall (a checkpoint at the WAL's bound, the CPU taken
+ * by another job) would split the clients' keep-alive connections over
+ * two workers for good, and that costs more than it saves (may_accept). */
+#define STANDBY_STUCK_MS 1000
+
+/* Whether worker o would take a connection now in this one's place:
+ * alive, not asking its client, not stuck in a long call, and holding
+ * fewer connections than this one (spread) or under its cap. */
+static bool takes_instead(server *sv, worker_slot *o, bool spread, unsigned mine, long long now)
+{
+    int pid = atomic_load(&o->pid);
+    unsigned theirs = atomic_load(&o->conns);
+    if (o == sv->slot || !pid || (spread ? theirs >= mine : theirs >= sv->max_conn)) return false;
+    if (atomic_load(&o->asking)) return false;
+    long long busy = atomic_load(&o->busy_ms);
+    if (busy && now - busy > (spread ? STUCK_MS : STANDBY_STUCK_MS)) return false;
+    return !(kill(pid, 0) && errno == ESRCH); /* died: the parent replaces it */
+}
+
+/* With workers, whether this one should accept now.  By default the
+ * first worker takes every connection while it is not stuck in a long
+ * call and under its cap, and the others stand by: on a machine without
+ * a core to spare, calls spread over two workers each cost more (each
+ * commit drops the other's page cache, the commits collide on the write
+ * lock) and wait longer (bench/http.sh, README).  With http.spread each
+ * accepts only while no other holds fewer: the kernel wakes every worker
+ * on the shared socket and the first one up took every connection of a
+ * burst (32 clients: 32 and 0), so one worker served them all. */
 static bool may_accept(server *sv)
 {
     if (!sv->slots) return true;
     unsigned mine = atomic_load(&sv->slot->conns);
     long long now = fm_now_ms();
-    for (int i = 0; i < sv->workers; i++) {
-        worker_slot *o = &sv->slots[i];
-        int pid = atomic_load(&o->pid);
-        if (o == sv->slot || !pid || atomic_load(&o->conns) >= mine) continue;
-        long long busy = atomic_load(&o->busy_ms);
-        if (busy && now - busy > STUCK_MS) continue;
-        if (kill(pid, 0) && errno == ESRCH) continue; /* died; the parent replaces it */
-        return false;
-    }
+    int upto = sv->spread ? sv->workers : (int)(sv->slot - sv->slots);
+    for (int i = 0; i < upto; i++)
+        if (takes_instead(sv, &sv->slots[i], sv->spread, mine, now)) return false;
     return true;
 }
 
@@ -984,6 +1047,7 @@ static void claim_slot(server *sv, worker_slot *slots)
         if (!atomic_compare_exchange_strong(&slots[i].pid, &pid, (int)getpid())) continue;
         atomic_store(&slots[i].conns, 0);
         atomic_store(&slots[i].busy_ms, 0);
+        atomic_store(&slots[i].asking, false);
         sv->slots = slots;
         sv->slot = &slots[i];
         return;
@@ -1012,10 +1076,11 @@ static void epoll_turn(server *sv, int ms)
     if (sv->resumed) ms = 0;
     sv->resumed = false;
     bool take = accepting(sv);
-    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
+    if (!take && sv->slots && ms > STUCK_MS) ms = STUCK_MS; /* as serve_turn's */
+    wait_begins(sv);
     if (poll(p, take ? 2 : 1, ms) < 0 && errno != EINTR)
         fm_log("warning", "poll: %s", strerror(errno));
-    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
+    wait_ends(sv);
     for (int i = 0; take && (p[1].revents & POLLIN) && i < 16 && (i == 0 || accepting(sv)); i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -1067,18 +1132,24 @@ static void serve_turn(server *sv, int ms)
     /* MHD_NO: a descriptor did not fit; libmicrohttpd refuses connections
      * past FD_SETSIZE in this mode, so only its own could be missing. */
     sv->api.get_fdset2(sv->d, &rs, &ws, &es, &max, FD_SETSIZE);
-    if (sv->listen_fd >= 0 && !accepting(sv)) FD_CLR(sv->listen_fd, &rs);
+    if (sv->listen_fd >= 0 && !accepting(sv)) {
+        FD_CLR(sv->listen_fd, &rs);
+        /* A worker standing by looks again soon: the one it stands in for
+         * may be stuck by then (a call waiting for its client's answer,
+         * whose answer comes on a new connection). */
+        if (sv->slots && ms > STUCK_MS) ms = STUCK_MS;
+    }
     MHD_UNSIGNED_LONG_LONG t;
     if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (sv->slot) atomic_store(&sv->slot->busy_ms, 0);
+    wait_begins(sv);
     if (select(max + 1, &rs, &ws, &es, &tv) < 0) {
         if (errno != EINTR) fm_log("warning", "select: %s", strerror(errno));
         FD_ZERO(&rs);
         FD_ZERO(&ws);
         FD_ZERO(&es);
     }
-    if (sv->slot) atomic_store(&sv->slot->busy_ms, fm_now_ms());
+    wait_ends(sv);
     bool listen_ready = sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs);
     sv->api.run_from_select(sv->d, &rs, &ws, &es);
     /* libmicrohttpd accepts one connection per select pass (its epoll
@@ -1134,7 +1205,8 @@ static int prepare(server *sv, fm_ctx *ctx, const char *listen, struct sockaddr_
     return 0;
 }
 
-static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *slots, fm_err *err)
+static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *slots, bool threaded,
+                 fm_err *err)
 {
     server sv;
     struct sockaddr_storage ss;
@@ -1150,6 +1222,8 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
          * little before it holds max_connections_per_ip in all. */
         unsigned n = (unsigned)workers_of(ctx);
         sv.workers = (int)n;
+        sv.threaded = threaded;
+        sv.spread = fm_cfg_bool(cfg, "spread", false);
         if (slots) claim_slot(&sv, slots);
         max_conn = max_conn / n ? max_conn / n : 1;
         per_ip = per_ip / n ? per_ip / n : 1;
@@ -1234,6 +1308,12 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
         listen_fd < 0 && ctx->store.db && ctx->store.db->ops == &fm_db_sqlite_ops
             ? fm_http_checkpointer_start(ctx->cfg.db_path)
             : NULL;
+    if (threaded) {
+        pthread_mutex_init(&sv.turn, NULL);
+        pthread_mutex_lock(&sv.turn);
+        sv.guarded = true;
+        fm_http_fork_guard_add(ctx->store.db, &sv.turn);
+    }
     while (!ctx->stop) {
         unsigned long long before = sv.served;
         serve_turn(&sv, 250);
@@ -1260,8 +1340,18 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
     if (ctx->store.batch.commits)
         fm_log("info", "group commit: %llu audit rows in %llu transactions",
                ctx->store.batch.batched_rows, ctx->store.batch.commits);
+    /* How the accepting was shared (tests/http/workers.py reads it). */
+    if (sv.slot)
+        fm_log("info", "http worker %d: %llu connections, %llu requests", (int)(sv.slot - sv.slots),
+               sv.opened, sv.served);
     unsigned left = connection_count(&sv);
     sv.api.stop_daemon(sv.d);
+    if (sv.guarded) {
+        /* Let go first: a fork waiting for this lock holds the guard's. */
+        pthread_mutex_unlock(&sv.turn);
+        fm_http_fork_guard_drop(ctx->store.db);
+        pthread_mutex_destroy(&sv.turn);
+    }
     fm_http_checkpointer_stop(ckpt);
     ctx->auth = NULL;
     fm_auth_close(sv.auth);
@@ -1275,12 +1365,13 @@ typedef struct {
     const char *listen;
     int fd;
     worker_slot *slots;
+    bool threaded;
 } worker_arg;
 
 static int serve_worker(fm_ctx *ctx, void *arg, fm_err *err)
 {
     const worker_arg *a = arg;
-    return serve(ctx, a->listen, a->fd, a->slots, err);
+    return serve(ctx, a->listen, a->fd, a->slots, a->threaded, err);
 }
 
 /* The socket the workers share, bound and listening; non-blocking, since
@@ -1303,7 +1394,7 @@ static int bind_shared(const struct sockaddr_storage *ss, bool ipv6, fm_err *err
 int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
 {
     int workers = workers_of(ctx);
-    if (workers <= 1) return serve(ctx, listen, -1, NULL, err);
+    if (workers <= 1) return serve(ctx, listen, -1, NULL, false, err);
     /* Everything a worker would refuse is refused here, once, before any
      * process is forked. */
     server sv;
@@ -1319,15 +1410,21 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
                                 : ((struct sockaddr_in *)&bound)->sin_port);
     int grace_ms =
         (int)fm_cfg_int(fm_config_section(&ctx->cfg, "http"), "shutdown_grace_s", 30) * 1000;
-    fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT " (%d worker processes)",
-           sv.ipv6 ? "[" : "", sv.host, sv.ipv6 ? "]" : "", sv.port, workers);
-    /* Shared by the workers forked below (may_accept); without it they
-     * accept as the kernel wakes them. */
+    /* Threads by default: processes each map and touch their own copy of
+     * the libraries (summed peak RSS 27 MB for 2 workers and their parent
+     * against 14 MB for one process); processes isolate a crash. */
+    bool threaded = !fm_cfg_bool(fm_config_section(&ctx->cfg, "http"), "processes", false);
+    fm_log("info", "serving MCP on http://%s%s%s:%d" ENDPOINT " (%d %s)", sv.ipv6 ? "[" : "",
+           sv.host, sv.ipv6 ? "]" : "", sv.port, workers,
+           threaded ? "serving threads" : "worker processes");
+    /* Shared by the workers (may_accept); without it they accept as the
+     * kernel wakes them.  Processes need it mapped shared before the fork. */
     size_t slots_len = sizeof(worker_slot) * (size_t)workers;
     worker_slot *slots =
         mmap(NULL, slots_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    worker_arg a = {listen, fd, slots == MAP_FAILED ? NULL : slots};
-    int rc = fm_http_workers_run(ctx, workers, grace_ms, serve_worker, &a, err);
+    worker_arg a = {listen, fd, slots == MAP_FAILED ? NULL : slots, threaded};
+    int rc = threaded ? fm_http_threads_run(ctx, workers, serve_worker, &a, err)
+                      : fm_http_workers_run(ctx, workers, grace_ms, serve_worker, &a, err);
     if (a.slots) munmap(a.slots, slots_len);
     close(fd);
     fm_log("info", "HTTP service stopped");

@@ -56,7 +56,8 @@ void wf_row_free(wf_row *w)
  * from one image; tests that stand in for two hosts). */
 const char *wf_host(void)
 {
-    static char h[64];
+    /* Per thread: serving threads would race on a shared first fill. */
+    static _Thread_local char h[64];
     if (!h[0]) fm_host_id(h, sizeof h);
     return h;
 }

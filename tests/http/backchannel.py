@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Server-to-client requests over Streamable HTTP (2025 sessions).
 
-Two replicas of the conformance fixture share one store, each with its
-worker processes.  A tool call on replica A asks its client
+Two replicas of the conformance fixture share one store, each with 2
+workers: A in the default layout (serving threads of one process), B in
+worker processes (http.processes: true).  A tool call on replica A asks its client
 (elicitation/create) on the POST's SSE stream; the answer is POSTed to
 replica B and must reach the call waiting in A.  Also: an answer under a
 foreign or unknown session, with an unknown id, or over the size cap is
@@ -25,7 +26,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fmhttp import Checks, HITL_SCOPES, auth_yaml, bearer, post, request, start, wait_exit  # noqa: E402
+from fmhttp import (Checks, HITL_SCOPES, auth_yaml, bearer, post, request, start,  # noqa: E402
+                    stateless, wait_exit)
 
 FIX = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/conformance-fixture")
 FM = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "build/fleetmcp")
@@ -125,7 +127,13 @@ def text_of(msg):
 
 
 A, pa = start(None, tmp=tmp, argv=[FIX, "--db", DB], name="replica-a")
+# The fixture reads no --config; FLEETMCP_CONFIG reaches its context.
+PROCS = os.path.join(tmp, "processes.yaml")
+with open(PROCS, "w") as f:
+    f.write("http:\n  workers: 2\n  processes: true\n")
+os.environ["FLEETMCP_CONFIG"] = PROCS
 B, pb = start(None, tmp=tmp, argv=[FIX, "--db", DB], name="replica-b")
+del os.environ["FLEETMCP_CONFIG"]
 ELICIT = {"elicitation": {}}
 try:
     # The answer goes to replica B; the call waits in replica A.
@@ -144,7 +152,8 @@ try:
     check(answer(pb, "not-a-session", rid, good) == 404, "an answer under no session is 404")
     check(answer(pb, sid, rid + "x", good) == 404, "an answer to an unknown id is 404")
     big = {"action": "accept", "content": {"username": "x" * 70000, "email": "e"}}
-    check(answer(pb, sid, rid, big) == 413, "an answer over 64 KiB is refused (413)")
+    st_big = answer(pb, sid, rid, big)
+    check(st_big == 413, f"an answer over 64 KiB is refused (413): {st_big}")
     check(pending_rows() == 1, "the question is pending in the store while the call waits")
     check(answer(pb, sid, rid, good) == 202, "the answer POSTed to the other replica is taken (202)")
     done = call.message()
@@ -201,8 +210,48 @@ try:
     check("simple text" in text, "the replica serves calls again after the hang-up")
     call.close()
 
-    # A worker killed while it waits: its row does not hold the budget.
-    call = Call(pa, sid, "test_elicitation", {"message": "Die", "timeout_s": 60})
+    # A task created on A while a call of A waits for its answer: the
+    # runner forks from the other serving thread, whose fork waits for the
+    # waiting one's store connection to be idle (between its polls), and
+    # closes it in the runner; the runner opens its own and completes.
+    first = Call(pa, sid, "test_elicitation", {"message": "Meanwhile"})
+    ask1 = first.message()
+    task_meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                 "io.modelcontextprotocol/clientCapabilities": {
+                     "extensions": {"io.modelcontextprotocol/tasks": {}}},
+                 "io.modelcontextprotocol/clientInfo": {"name": "bc-task", "version": "1"}}
+    st, _, b = stateless(pa, "tools/call", {"name": "slow_compute", "_meta": task_meta,
+                                            "arguments": {"seconds": 1, "label": "meanwhile"}})
+    tid = ((b or {}).get("result") or {}).get("taskId", "none")
+    status, deadline = None, time.time() + 20
+    while time.time() < deadline and status not in ("completed", "failed", "cancelled"):
+        time.sleep(0.3)
+        _, _, g = stateless(pa, "tasks/get", {"taskId": tid, "_meta": task_meta},
+                            {"Mcp-Name": tid})
+        status = ((g or {}).get("result") or {}).get("status")
+    check(st == 200 and status == "completed",
+          f"threads: a task created while another thread's call waits completes: {status} {b}")
+    check(answer(pa, sid, (ask1 or {}).get("id", "none"), good) == 202, "and the wait is answered")
+    text1, err1 = text_of(first.message())
+    check(not err1 and "testuser" in text1, f"the waiting call completes: {text1}")
+    first.close()
+
+    # The same on replica B, whose workers are processes, answered via A.
+    first = Call(pb, sid, "test_elicitation", {"message": "First"})
+    ask1 = first.message()
+    second = Call(pb, s2, "test_elicitation", {"message": "Second"}, rid=3)
+    text2, err2 = text_of(second.message(timeout=10))
+    check(err2 and "must stay free" in text2, f"processes: a second asking call is refused: {text2}")
+    second.close()
+    check(answer(pa, sid, (ask1 or {}).get("id", "none"), good) == 202,
+          "processes: the answer POSTed to the threaded replica is taken")
+    text1, err1 = text_of(first.message())
+    check(not err1 and "testuser" in text1, f"processes: the first call completes: {text1}")
+    first.close()
+
+    # A worker process killed while it waits: its row does not hold the
+    # budget.  (A serving thread cannot die alone: its process goes.)
+    call = Call(pb, sid, "test_elicitation", {"message": "Die", "timeout_s": 60})
     check((call.message() or {}).get("method") == "elicitation/create", "asked once more")
     with sqlite3.connect(DB, timeout=5) as db:
         pid = db.execute("SELECT pid FROM mcp_client_requests").fetchone()[0]
@@ -210,11 +259,11 @@ try:
     check(call.message(timeout=5) is None and call.eof, "the killed worker's stream ends")
     call.close()
     time.sleep(1.5)  # the parent replaces a dead worker at most once a second
-    call = Call(pa, sid, "test_elicitation", {"message": "After", "timeout_s": 10})
+    call = Call(pb, sid, "test_elicitation", {"message": "After", "timeout_s": 10})
     ask = call.message()
     check((ask or {}).get("method") == "elicitation/create",
           f"a dead worker's question does not keep the next call from asking: {ask}")
-    check(answer(pb, sid, (ask or {}).get("id", "none"), good) == 202, "answered")
+    check(answer(pa, sid, (ask or {}).get("id", "none"), good) == 202, "answered")
     text, is_err = text_of(call.message())
     check(not is_err and pending_rows() == 0, f"completed, and the dead row is gone: {text}")
     call.close()
