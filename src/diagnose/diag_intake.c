@@ -436,6 +436,15 @@ static bool dcgm_line(const tline *l)
     return false;
 }
 
+/* A line whose last visible character is a colon. */
+static bool ends_colon(const tline *l)
+{
+    size_t n = l->len;
+    while (n > 0 && isspace((unsigned char)l->s[n - 1]))
+        n--;
+    return n > 0 && l->s[n - 1] == ':';
+}
+
 void drop_quoted(run *r)
 {
     unsigned char *q = NULL;
@@ -454,9 +463,13 @@ void drop_quoted(run *r)
          * what DCGM reports in the window, wherever it is pasted */
         if (qt == 4) r->injected = true;
         bool whole = qt == 4 && (l->src == DS_EVENTS || l->src == DS_JOB);
+        /* a note that ends on a colon introduces what it quotes: the next
+         * entry of its source is that quote */
+        int upto = l->entry + (qt == 2 && ends_colon(l));
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
-                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry) ||
+                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry >= l->entry &&
+                 r->lines[i].entry <= upto) ||
                 (whole && r->lines[i].src == l->src) ||
                 (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;
@@ -506,7 +519,10 @@ bool cross_source_ok(run *r, const diag_sig *g)
            (!g->unless.code || !any_line_matches(r, &g->unless, text));
 }
 
-/* Looks back from line li (same source) for the context pattern. */
+#define CTX_AFTER_EVENTS 3 /* lines of a pasted message after its error */
+
+/* Looks back from line li (same source) for the context pattern, and in
+ * events a few lines on. */
 bool context_ok(run *r, const diag_sig *g, int li)
 {
     bool found = false;
@@ -521,6 +537,15 @@ bool context_ok(run *r, const diag_sig *g, int li)
         if (i != li && g->ctx_stop.code &&
             diag_re_match(&g->ctx_stop, r->lines[i].s, r->lines[i].len, r->md))
             break;
+    }
+    /* a person pasting an error tells its setting in any order ("it dies
+     * in loss.backward()" after the traceback, the next chat message):
+     * the next lines of the events count too */
+    for (int i = li + 1, n = 0; !found && src == DS_EVENTS && i < r->nlines && n < CTX_AFTER_EVENTS;
+         i++) {
+        if (r->lines[i].src != src) continue;
+        n++;
+        found = diag_re_match(&g->ctx, r->lines[i].s, r->lines[i].len, r->md);
     }
     return g->ctx_negate ? !found : found;
 }
