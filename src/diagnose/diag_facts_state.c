@@ -43,7 +43,9 @@ static bool clean_runs_since(const run *r)
             if (facts_has(l, "state=COMPLETED") && facts_has(l, "exit=0:0") && id > good) good = id;
             continue;
         }
-        if (facts_any(l, w, sizeof w / sizeof *w) &&
+        /* the failed job submitted again and run to completion */
+        bool rerun = facts_has_ci(l, "resubmit") && facts_has_ci(l, "completed");
+        if ((rerun || facts_any(l, w, sizeof w / sizeof *w)) &&
             (!facts_any(l, no, sizeof no / sizeof *no) ||
              facts_any(l, none_failed, sizeof none_failed / sizeof *none_failed)))
             return true;
@@ -51,12 +53,22 @@ static bool clean_runs_since(const run *r)
     return bad >= 0 && good > bad;
 }
 
+/* An application's fault (its own bug, a contained memory error that
+ * killed only the process that touched the page: NVIDIA's action restart
+ * the application) that runs since no longer raise is history. */
 void app_fault_rule(run *r)
 {
-    int c = diag_class_index(r->db, "gpu_app_fault");
-    if (c < 0 || !facts_class_hit(r, c) || facts_hardware_hit(r)) return;
-    if (!clean_runs_since(r)) return;
-    facts_drop_class(r, c);
+    static const char *const app[] = {"gpu_app_fault", "gpu_ecc_contained"};
+    bool any = false;
+    for (size_t k = 0; k < sizeof app / sizeof *app; k++) {
+        int c = diag_class_index(r->db, app[k]);
+        any |= c >= 0 && facts_class_hit(r, c);
+    }
+    if (!any || facts_hardware_hit(r) || !clean_runs_since(r)) return;
+    for (size_t k = 0; k < sizeof app / sizeof *app; k++) {
+        int c = diag_class_index(r->db, app[k]);
+        if (c >= 0) facts_drop_class(r, c);
+    }
     /* the failed runs were that application's fault, fixed since: no
      * longer unexplained */
     int k = 0;
