@@ -888,8 +888,8 @@ void rule_slowdown_after(run *r, const diag_rule *ru)
         /* one job slower on all its ranks alike: that job's software, not
          * a node of it (the whole fleet alike is the cluster's) */
         bool job = !wide && group_marked(r, "slowdown-every-rank");
-        add_anomaly(r, ru->strength, wide ? 2 : job ? 0 : 1, ru->id,
-                    line_evidence(r, x->last_line, why));
+        int level = wide ? 2 : (job ? 0 : 1);
+        add_anomaly(r, ru->strength, level, ru->id, line_evidence(r, x->last_line, why));
         return;
     }
 }
