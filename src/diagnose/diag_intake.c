@@ -666,6 +666,32 @@ static int hosts_named(const run *r, int si)
     return n;
 }
 
+/* Whether the kernel loaded the driver after line li (a later line of
+ * the same source, or one stamped after it): the module reloaded since,
+ * a version mismatch the tools saw before is over. */
+static bool driver_loaded_after(const run *r, int li)
+{
+    int year = 1970 + (int)(time(NULL) / 31556952);
+    const tline *l = &r->lines[li];
+    double t = line_stamp(l->s, l->len, year);
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *k = &r->lines[i];
+        if (i == li || !memmem(k->s, k->len, "NVRM: loading NVIDIA", 20)) continue;
+        if (k->src == l->src ? i > li : (!isnan(t) && line_stamp(k->s, k->len, year) > t))
+            return true;
+    }
+    return false;
+}
+
+/* Whether a signature of group grp matched line li. */
+static bool line_of_group(const run *r, int li, const char *grp)
+{
+    for (int k = 0; k < r->nraws; k++)
+        if (r->raws[k].line == li && strcmp(r->db->sigs[r->raws[k].sig].group, grp) == 0)
+            return true;
+    return false;
+}
+
 void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
@@ -719,6 +745,13 @@ void text_hits(run *r)
                 if (old && r->repaired) continue;
                 /* a failed job the node's later jobs ran clean after */
                 if (old && r->oldl[m->line] == OLD_JOB_BEFORE_CLEAN) continue;
+                /* the driver's state as its tools saw it (a user/kernel
+                 * version mismatch mid-upgrade, no devices found) is what
+                 * a reboot resets: before one it is history; in the newest
+                 * boot it is read again */
+                if ((old || driver_loaded_after(r, m->line)) &&
+                    line_of_group(r, m->line, "anomaly-gpu-tool"))
+                    continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
                             g->group, line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
             } else if (g->xid) {
