@@ -368,3 +368,38 @@ void reboot_rule(run *r)
              recent);
     add_anomaly(r, ST_STRONG, 1, "anomaly-unexpected-reboot", line_evidence(r, last, why));
 }
+
+/* ---- sources that disagree ------------------------------------------------- */
+
+/* The exporter or DCGM's host engine restarted, told by any log. */
+static bool collector_restarted(const run *r)
+{
+    static const char *const who[] = {"exporter", "hostengine", "nv-hostengine", "dcgm.service"};
+    static const char *const what[] = {"restart", "Started", "started", "exited"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (facts_any(l, who, sizeof who / sizeof *who) &&
+            facts_any(l, what, sizeof what / sizeof *what))
+            return true;
+    }
+    return false;
+}
+
+/* A GPU's metric series gone (absent from a query, "no data") while the
+ * collector restarted at that time: the series stopped with the collector,
+ * not with the GPU.  Which source is right is a human's to check:
+ * inconclusive, never health and never a GPU off the bus on this alone. */
+void disagree_rule(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_fallen_off_bus");
+    if (c < 0 || !facts_class_hit(r, c) || !collector_restarted(r)) return;
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && !r->hits[i].old &&
+            strncmp(r->hits[i].group, "gpu-count-short", 15) != 0) /* "group/GPU" */
+            return; /* the GPU lost by another source too (an Xid, the driver) */
+    facts_drop_class(r, c);
+    add_anomaly(r, ST_STRONG, 1, "sources-disagree",
+                diag_fmt("%s", "a GPU's metric series stopped while the exporter or host "
+                               "engine restarted: the collector, or the GPU? Sources disagree, "
+                               "check the GPU on the node"));
+}
