@@ -759,7 +759,7 @@ static double reading_value(const char *v)
 }
 
 /* The second value a line gives right after a reading: "9.8M (Dec 04) ->
- * 7.1M", "410 to 820", "30.6k before the upgrade, 22.2k after", "before:
+ * 7.1M", "410 to 820", "3950 vs 2960", "30.6k before the upgrade, 22.2k after", "before:
  * 3.10 s, after: 3.88 s".  Only
  * parenthesised text (a date) may carry digits before the connector. */
 static bool paired_reading(const char *s, size_t len, double *out)
@@ -769,7 +769,7 @@ static bool paired_reading(const char *s, size_t len, double *out)
     memcpy(w, s, n);
     w[n] = 0;
     static const char *const conn[] = {"->",     "=>",    "\xe2\x86\x92", " to ",
-                                       " then ", " now ", "before"};
+                                       " then ", " now ", "before", "vs ", "vs. "};
     const char *at = NULL;
     size_t cl = 0;
     for (size_t i = 0; i < sizeof conn / sizeof *conn; i++) {
