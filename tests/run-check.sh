@@ -159,7 +159,7 @@ stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 63 0 t
 # code), scored unseen: 63/70, 2 unsafe on main (29a9d2b), 64/70, 2 unsafe
 # after the fourteenth pass; then told to the fifteenth pass as five
 # general kinds: the floor is what that pass reached.
-stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 66 1 tests/diagnose/blind11
+stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind11
 # blind12 (70, written 03:52-03:58 UTC by an author who read no code),
 # told to no one: 59/70, 2 unsafe on main and after the fourteenth pass,
 # 61/70, 1 unsafe after the fifteenth (the unseen figure). Then its misses
@@ -191,14 +191,18 @@ stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 68 0 t
 # right ones, 12 healthy and 9 inconclusive), told to no one: on main
 # (94e8188) blind16 63/70 with 1 unsafe call, blind17 60/70 with 2; after
 # the eighteenth pass (which was not told them) 65/70 with none and 63/70
-# with 1. The floors are those unseen figures.
-stage diagnose-blind16 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind16
-stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind17
+# with 1 (the unseen figures). Their misses were then told to the
+# nineteenth pass as eleven general kinds (their files unread): the floors
+# are what that pass reached, no unsafe call in either (blind11 raised to
+# what it keeps).
+stage diagnose-blind16 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind16
+stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind17
 # blind18 (70, written 10:43-10:47 UTC 2026-12-07 by an author who read no
 # code; a week of one on-call queue, sources to be read together) and
 # blind19 (70, 10:43-10:46 UTC; hardware and its time line), told to no
 # one: on main (94e8188) blind18 64/70 and blind19 66/70, no unsafe call;
-# after the eighteenth pass 65/70 and 65/70.
+# after the eighteenth pass 65/70 and 65/70, after the nineteenth (not
+# told them) 65/70 and 65/70. The floors are those unseen figures.
 stage diagnose-blind18 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind18
 stage diagnose-blind19 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind19
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&

@@ -647,6 +647,8 @@ void job_facts_rule(run *r, const json_t *metrics)
     remap_rule(r);
     remap_metric_rule(r, metrics);
     app_fault_rule(r);
+    reboot_rule(r);
+    disagree_rule(r);
     held_memory_rule(r);
     if (json_is_array(metrics) || r->nlines) peer_rule(r, json_is_array(metrics) ? metrics : NULL);
     held_facts(r, &f);

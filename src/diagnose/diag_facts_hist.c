@@ -485,6 +485,12 @@ static long count_answer(const run *r, int li)
     while (b && isdigit((unsigned char)l->s[b - 1]))
         b--;
     if (b < e && b && strchr(" \t:=>", l->s[b - 1]) && e - b < 9) return strtol(l->s + b, NULL, 10);
+    /* "-> 1 (Dec 06 16:40 Xid 94 above)": the count, then the line it
+     * counted, which is the event already known; nothing new since */
+    const char *ar = memmem(l->s, l->len, "-> ", 3);
+    if (ar && ar[3] == '1' && ar + 5 < l->s + l->len && ar[4] == ' ' && ar[5] == '(' &&
+        memmem(ar, (size_t)(l->s + l->len - ar), "Xid", 3))
+        return 0;
     if (li + 1 >= r->nlines || r->lines[li + 1].src != l->src) return -1;
     const tline *n = &r->lines[li + 1];
     size_t a = 0, z = n->len;

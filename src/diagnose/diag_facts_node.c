@@ -78,6 +78,43 @@ static bool planned_line(const tline *l)
     return facts_any(l, w, sizeof w / sizeof *w) && !facts_any(l, not, sizeof not / sizeof *not );
 }
 
+/* dmesg's stamp of seconds since boot ("[ 7201.044120]"). */
+static bool since_boot_stamp(const tline *l)
+{
+    size_t i = l->len && l->s[0] == '[' ? 1 : 0;
+    if (!i) return false;
+    i += strspn(l->s + i, " ");
+    size_t d = strspn(l->s + i, "0123456789");
+    return d && i + d < l->len && l->s[i + d] == '.';
+}
+
+/* A Slurm host list range in a line ("h200-p1-[017-032]"): 1 when one
+ * names the node, -1 when they name only others, 0 when there is none. */
+static int range_names(const tline *l, const char *node)
+{
+    int seen = 0;
+    size_t nl = strcspn(node, ".");
+    for (size_t i = 1; i + 4 < l->len; i++) {
+        if (l->s[i] != '[' || !isdigit((unsigned char)l->s[i + 1])) continue;
+        size_t b = i; /* the prefix: the host name's letters before '[' */
+        while (b > 0 && (isalnum((unsigned char)l->s[b - 1]) || l->s[b - 1] == '-'))
+            b--;
+        char *end;
+        long lo = strtol(l->s + i + 1, &end, 10);
+        if (*end != '-' || !isdigit((unsigned char)end[1])) continue;
+        long hi = strtol(end + 1, &end, 10);
+        if (*end != ']' && *end != ',') continue;
+        seen = -1;
+        size_t pl = i - b;
+        if (pl > nl || strncasecmp(node, l->s + b, pl) != 0) continue;
+        const char *d = node + pl;
+        if (!isdigit((unsigned char)*d) || strspn(d, "0123456789") != nl - pl) continue;
+        long v = strtol(d, NULL, 10);
+        if (v >= lo && v <= hi) return 1;
+    }
+    return seen;
+}
+
 /* The links' story: a bounce (down, then up again), whether every down
  * fell inside an announced window (or no time says otherwise) and whether
  * the port read up after the last down. */
@@ -86,6 +123,9 @@ typedef struct link_facts {
     bool up_after;
     bool planned;
     bool covered;
+    bool named;       /* the announcement's host list names this node */
+    bool stable;      /* the port read stable, its counters unchanged, since */
+    bool uptime_only; /* a down stamped only in seconds since boot */
 } link_facts;
 
 static void window_of(const run *r, double *lo, double *hi)
@@ -104,6 +144,9 @@ static void window_of(const run *r, double *lo, double *hi)
     if (isfinite(*lo) && *hi - *lo < 600) *hi = *lo + 2 * 3600.0; /* a start alone */
 }
 
+static const char *const calm[] = {"stable since", "unchanged since", "clean since",
+                                   "no errors since"};
+
 static void link_story(const run *r, link_facts *lf)
 {
     memset(lf, 0, sizeof *lf);
@@ -114,9 +157,13 @@ static void link_story(const run *r, link_facts *lf)
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (planned_line(l)) {
-            lf->planned = true;
+            /* a window announced for other hosts is not this node's */
+            int who = r->node ? range_names(l, r->node) : 0;
+            lf->planned |= who >= 0;
+            lf->named |= who > 0;
             continue;
         }
+        lf->stable |= facts_any(l, calm, sizeof calm / sizeof *calm);
         if (facts_link_down(l)) {
             lf->downs++;
             last_down = i;
@@ -124,13 +171,25 @@ static void link_story(const run *r, link_facts *lf)
             /* a down outside the window (15 min margin) is not the planned
              * work; nor is one whose time cannot be read against a window
              * that has times */
-            bool timed = clock_of(l, t);
-            if (isfinite(lo) && (!timed || t[0] < lo - 900 || t[0] > hi + 900)) lf->covered = false;
+            /* dmesg's seconds since boot cannot be put on the wall clock */
+            bool rel = since_boot_stamp(l);
+            bool timed = !rel && clock_of(l, t);
+            if (isfinite(lo) && (!timed || t[0] < lo - 900 || t[0] > hi + 900)) {
+                lf->covered = false;
+                lf->uptime_only = rel && (lf->uptime_only || lf->downs == 1);
+            }
         } else if (facts_link_up(l) && last_down >= 0) {
             lf->up_after = true;
         }
     }
     lf->up_after &= last_down >= 0;
+    /* counters read flat were taken out of the lines as no evidence: they
+     * still tell the port calm since */
+    for (int k = 0; k < r->nflat; k++)
+        lf->stable |= facts_any(&r->flat[k], calm, sizeof calm / sizeof *calm);
+    /* downs stamped in seconds since boot: the announcement naming this
+     * node and the port stable since decide, not their times */
+    if (!lf->covered && lf->uptime_only && lf->named && lf->stable) lf->covered = true;
 }
 
 /* Slowness told at all: a class for it, or a person or tool saying so. */

@@ -26,8 +26,8 @@ static long job_id_of(const tline *l)
 static bool clean_runs_since(const run *r)
 {
     static const char *const w[] = {
-        "since the fix",   "after the fix", "runs clean",     "ran clean",  "both runs clean",
-        "without any Xid", "no Xid since",  "no further Xid", "no new Xid", "no Xid after",
+        "since the fix",   "after the fix", "runs clean",      "ran clean",  "both runs clean",
+        "without any Xid", "no Xid since",  "no further Xid",  "no new Xid", "no Xid after",
         "completed since", "jobs since",    "completed clean", "clean jobs", "jobs clean"};
     static const char *const no[] = {"again", "still", "same Xid", "failed", "not fixed"};
     static const char *const none_failed[] = {"none failed", "0 failed", "no failures",
@@ -43,7 +43,9 @@ static bool clean_runs_since(const run *r)
             if (facts_has(l, "state=COMPLETED") && facts_has(l, "exit=0:0") && id > good) good = id;
             continue;
         }
-        if (facts_any(l, w, sizeof w / sizeof *w) &&
+        /* the failed job submitted again and run to completion */
+        bool rerun = facts_has_ci(l, "resubmit") && facts_has_ci(l, "completed");
+        if ((rerun || facts_any(l, w, sizeof w / sizeof *w)) &&
             (!facts_any(l, no, sizeof no / sizeof *no) ||
              facts_any(l, none_failed, sizeof none_failed / sizeof *none_failed)))
             return true;
@@ -51,12 +53,22 @@ static bool clean_runs_since(const run *r)
     return bad >= 0 && good > bad;
 }
 
+/* An application's fault (its own bug, a contained memory error that
+ * killed only the process that touched the page: NVIDIA's action restart
+ * the application) that runs since no longer raise is history. */
 void app_fault_rule(run *r)
 {
-    int c = diag_class_index(r->db, "gpu_app_fault");
-    if (c < 0 || !facts_class_hit(r, c) || facts_hardware_hit(r)) return;
-    if (!clean_runs_since(r)) return;
-    facts_drop_class(r, c);
+    static const char *const app[] = {"gpu_app_fault", "gpu_ecc_contained"};
+    bool any = false;
+    for (size_t k = 0; k < sizeof app / sizeof *app; k++) {
+        int c = diag_class_index(r->db, app[k]);
+        any |= c >= 0 && facts_class_hit(r, c);
+    }
+    if (!any || facts_hardware_hit(r) || !clean_runs_since(r)) return;
+    for (size_t k = 0; k < sizeof app / sizeof *app; k++) {
+        int c = diag_class_index(r->db, app[k]);
+        if (c >= 0) facts_drop_class(r, c);
+    }
     /* the failed runs were that application's fault, fixed since: no
      * longer unexplained */
     int k = 0;
@@ -153,7 +165,8 @@ static long after_word(const tline *l, const char *w)
 static bool names_number(const tline *l, long v)
 {
     for (size_t p = 0; p < l->len; p++) {
-        if (!isdigit((unsigned char)l->s[p]) || (p && isalnum((unsigned char)l->s[p - 1]))) continue;
+        if (!isdigit((unsigned char)l->s[p]) || (p && isalnum((unsigned char)l->s[p - 1])))
+            continue;
         size_t q = p;
         long x = 0;
         while (q < l->len && isdigit((unsigned char)l->s[q]) && x < 100000000)
@@ -262,4 +275,131 @@ void held_memory_rule(run *r)
                              pids[i]));
             return;
         }
+}
+
+/* ---- reboots nobody asked for --------------------------------------------- */
+
+#define REBOOT_WINDOW_S (7 * 86400.0) /* two boots within a week: not routine */
+
+/* A row of a boot list: last's "system boot <kernel> <start>" or
+ * journalctl --list-boots' "-1 <32 hex id> <start> <end>".  The offset of
+ * its start time, 0 when the line is no such row. */
+static size_t boot_row(const tline *l)
+{
+    const char *sb = memmem(l->s, l->len, "system boot", 11);
+    size_t i;
+    if (sb) {
+        i = (size_t)(sb - l->s) + 11;
+        i += strspn(l->s + i, " \t");
+        while (i < l->len && !isspace((unsigned char)l->s[i])) /* the kernel's version */
+            i++;
+        return i < l->len ? i : 0;
+    }
+    i = strspn(l->s, " \t");
+    if (i < l->len && l->s[i] == '-') i++;
+    size_t d = i;
+    while (i < l->len && isdigit((unsigned char)l->s[i]))
+        i++;
+    if (i == d || i >= l->len || l->s[i] != ' ') return 0;
+    size_t h = ++i;
+    while (i < l->len && isxdigit((unsigned char)l->s[i]))
+        i++;
+    return i - h == 32 && i < l->len ? i : 0;
+}
+
+/* A reboot someone asked for or planned, said anywhere ("scontrol reboot",
+ * "reboot requested", a maintenance); "no reboot was requested" is not. */
+static bool reboot_asked(const run *r)
+{
+    static const char *const asked[] = {"scontrol reboot", "reboot requested", "reboot issued",
+                                        "shutdown -r",     "planned",          "maintenance",
+                                        "reboot asap",     "we rebooted",      "admin rebooted"};
+    static const char *const denied[] = {"no reboot",      "nobody", "not requested", "not planned",
+                                         "no maintenance", "wasn't", "was not"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (facts_any(l, asked, sizeof asked / sizeof *asked) &&
+            !facts_any(l, denied, sizeof denied / sizeof *denied))
+            return true;
+    }
+    return false;
+}
+
+/* Whether s starts with a weekday's short name. */
+static bool weekday_at(const char *s)
+{
+    static const char *const day[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+    for (size_t k = 0; k < sizeof day / sizeof *day; k++)
+        if (strncasecmp(s, day[k], 3) == 0) return true;
+    return false;
+}
+
+/* Two or more boots within a week in a boot list (last, journalctl
+ * --list-boots), none asked for: the node restarted on its own, the cause
+ * unknown (power, BMC, watchdog).  A human's to find, never health; a
+ * panic, a machine check or an Xid would be a class's evidence instead. */
+void reboot_rule(run *r)
+{
+    int year = 1970 + (int)(time(NULL) / 31556952);
+    double t[16], newest = NAN;
+    int n = 0, last = -1;
+    for (int i = 0; i < r->nlines && n < 16; i++) {
+        const tline *l = &r->lines[i];
+        size_t at = l->src == DS_EVENTS || l->src == DS_KERNEL ? boot_row(l) : 0;
+        if (!at) continue;
+        /* the start time, its weekday skipped ("Fri 2026-12-05 01:16:02") */
+        at += strspn(l->s + at, " \t");
+        if (at + 4 < l->len && l->s[at + 3] == ' ' && weekday_at(l->s + at)) at += 4;
+        double s = line_stamp(l->s + at, l->len - at, year);
+        if (isnan(s)) continue;
+        if (!n || s > newest) {
+            newest = s;
+            last = i; /* the newest boot's row, cited */
+        }
+        t[n++] = s;
+    }
+    if (n < 2) return;
+    int recent = 0;
+    for (int k = 0; k < n; k++)
+        recent += t[k] >= newest - REBOOT_WINDOW_S;
+    if (recent < 2 || reboot_asked(r)) return;
+    char why[96];
+    snprintf(why, sizeof why, "[%d boots within a week, none asked for: the cause unknown] ",
+             recent);
+    add_anomaly(r, ST_STRONG, 1, "anomaly-unexpected-reboot", line_evidence(r, last, why));
+}
+
+/* ---- sources that disagree ------------------------------------------------- */
+
+/* The exporter or DCGM's host engine restarted, told by any log. */
+static bool collector_restarted(const run *r)
+{
+    static const char *const who[] = {"exporter", "hostengine", "nv-hostengine", "dcgm.service"};
+    static const char *const what[] = {"restart", "Started", "started", "exited"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (facts_any(l, who, sizeof who / sizeof *who) &&
+            facts_any(l, what, sizeof what / sizeof *what))
+            return true;
+    }
+    return false;
+}
+
+/* A GPU's metric series gone (absent from a query, "no data") while the
+ * collector restarted at that time: the series stopped with the collector,
+ * not with the GPU.  Which source is right is a human's to check:
+ * inconclusive, never health and never a GPU off the bus on this alone. */
+void disagree_rule(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_fallen_off_bus");
+    if (c < 0 || !facts_class_hit(r, c) || !collector_restarted(r)) return;
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && !r->hits[i].old &&
+            strncmp(r->hits[i].group, "gpu-count-short", 15) != 0) /* "group/GPU" */
+            return; /* the GPU lost by another source too (an Xid, the driver) */
+    facts_drop_class(r, c);
+    add_anomaly(r, ST_STRONG, 1, "sources-disagree",
+                diag_fmt("%s", "a GPU's metric series stopped while the exporter or host "
+                               "engine restarted: the collector, or the GPU? Sources disagree, "
+                               "check the GPU on the node"));
 }

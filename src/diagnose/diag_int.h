@@ -433,6 +433,8 @@ void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
 void fleet_metric_rule(run *r, const json_t *metrics);
 /* diag_facts_state.c: what earlier jobs left behind */
+void reboot_rule(run *r);
+void disagree_rule(run *r);
 void app_fault_rule(run *r);
 void held_memory_rule(run *r);
 /* diag_facts_hist.c: readings that are history (a counter read flat, a

@@ -436,6 +436,15 @@ static bool dcgm_line(const tline *l)
     return false;
 }
 
+/* A line whose last visible character is a colon. */
+static bool ends_colon(const tline *l)
+{
+    size_t n = l->len;
+    while (n > 0 && isspace((unsigned char)l->s[n - 1]))
+        n--;
+    return n > 0 && l->s[n - 1] == ':';
+}
+
 void drop_quoted(run *r)
 {
     unsigned char *q = NULL;
@@ -454,9 +463,13 @@ void drop_quoted(run *r)
          * what DCGM reports in the window, wherever it is pasted */
         if (qt == 4) r->injected = true;
         bool whole = qt == 4 && (l->src == DS_EVENTS || l->src == DS_JOB);
+        /* a note that ends on a colon introduces what it quotes: the next
+         * entry of its source is that quote */
+        int upto = l->entry + (qt == 2 && ends_colon(l));
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
-                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry == l->entry) ||
+                (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry >= l->entry &&
+                 r->lines[i].entry <= upto) ||
                 (whole && r->lines[i].src == l->src) ||
                 (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;
@@ -506,7 +519,10 @@ bool cross_source_ok(run *r, const diag_sig *g)
            (!g->unless.code || !any_line_matches(r, &g->unless, text));
 }
 
-/* Looks back from line li (same source) for the context pattern. */
+#define CTX_AFTER_EVENTS 3 /* lines of a pasted message after its error */
+
+/* Looks back from line li (same source) for the context pattern, and in
+ * events a few lines on. */
 bool context_ok(run *r, const diag_sig *g, int li)
 {
     bool found = false;
@@ -521,6 +537,15 @@ bool context_ok(run *r, const diag_sig *g, int li)
         if (i != li && g->ctx_stop.code &&
             diag_re_match(&g->ctx_stop, r->lines[i].s, r->lines[i].len, r->md))
             break;
+    }
+    /* a person pasting an error tells its setting in any order ("it dies
+     * in loss.backward()" after the traceback, the next chat message):
+     * the next lines of the events count too */
+    for (int i = li + 1, n = 0; !found && src == DS_EVENTS && i < r->nlines && n < CTX_AFTER_EVENTS;
+         i++) {
+        if (r->lines[i].src != src) continue;
+        n++;
+        found = diag_re_match(&g->ctx, r->lines[i].s, r->lines[i].len, r->md);
     }
     return g->ctx_negate ? !found : found;
 }
@@ -641,6 +666,32 @@ static int hosts_named(const run *r, int si)
     return n;
 }
 
+/* Whether the kernel loaded the driver after line li (a later line of
+ * the same source, or one stamped after it): the module reloaded since,
+ * a version mismatch the tools saw before is over. */
+static bool driver_loaded_after(const run *r, int li)
+{
+    int year = 1970 + (int)(time(NULL) / 31556952);
+    const tline *l = &r->lines[li];
+    double t = line_stamp(l->s, l->len, year);
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *k = &r->lines[i];
+        if (i == li || !memmem(k->s, k->len, "NVRM: loading NVIDIA", 20)) continue;
+        if (k->src == l->src ? i > li : (!isnan(t) && line_stamp(k->s, k->len, year) > t))
+            return true;
+    }
+    return false;
+}
+
+/* Whether a signature of group grp matched line li. */
+static bool line_of_group(const run *r, int li, const char *grp)
+{
+    for (int k = 0; k < r->nraws; k++)
+        if (r->raws[k].line == li && strcmp(r->db->sigs[r->raws[k].sig].group, grp) == 0)
+            return true;
+    return false;
+}
+
 void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
@@ -694,6 +745,13 @@ void text_hits(run *r)
                 if (old && r->repaired) continue;
                 /* a failed job the node's later jobs ran clean after */
                 if (old && r->oldl[m->line] == OLD_JOB_BEFORE_CLEAN) continue;
+                /* the driver's state as its tools saw it (a user/kernel
+                 * version mismatch mid-upgrade, no devices found) is what
+                 * a reboot resets: before one it is history; in the newest
+                 * boot it is read again */
+                if ((old || driver_loaded_after(r, m->line)) &&
+                    line_of_group(r, m->line, "anomaly-gpu-tool"))
+                    continue;
                 add_anomaly(r, str, g->level >= 0 ? g->level : SRC_LEVEL[r->lines[m->line].src],
                             g->group, line_evidence(r, m->line, old ? oldnote : "[unexplained] "));
             } else if (g->xid) {

@@ -226,13 +226,15 @@ static char *metric_xid_ev(run *r, int line, const char *extra, const void *arg)
     return metric_evidence(m->name, m->labels, m->v, note);
 }
 
-/* A text source logged Xid code since its last reboot. */
-static bool xid_in_text(run *r, int code)
+/* A text source logged Xid code: since its last reboot and not an
+ * application's Xid of days ago (fresh), or at all. */
+static bool xid_in_text(run *r, int code, bool fresh)
 {
     const diag_xid *x = diag_xid_find(r->db, code);
     for (int k = 0; k < r->nraws; k++)
         if (r->db->sigs[r->raws[k].sig].xid && r->raws[k].xid == code &&
-            !before_boot(r, r->raws[k].line) && !app_xid_old(r, r->raws[k].line, x))
+            (!fresh ||
+             (!before_boot(r, r->raws[k].line) && !app_xid_old(r, r->raws[k].line, x))))
             return true;
     return false;
 }
@@ -526,15 +528,17 @@ static void metric_sig(run *r, const diag_sig *g, const json_t *metrics, size_t 
             metric_ev mev = {name, labels, v};
             /* the gauge holds the LAST Xid, of unknown age: without a log
              * line of the same code it is a hint to look, not a diagnosis */
-            bool alone = !xid_in_text(r, (int)v);
+            bool alone = !xid_in_text(r, (int)v, true);
             /* with the Xid record of the window read (a kernel log, even an
              * empty one, or DCGM's health and events: marker group
              * xid-window-read) and no line of that code in it, the gauge
              * holds an old Xid: history, nothing to escalate; so it is
-             * after a repair on record (a reset, a part swapped) */
+             * after a repair on record (a reset, a part swapped); and so
+             * it is when the only lines of its code are history (an earlier
+             * boot, an application's Xid of days ago): the gauge holds that */
             bool old = alone && (r->nsrc[DS_KERNEL] > 0 || r->kernel_given ||
                                  group_marked(r, "xid-window-read") || r->repaired ||
-                                 xid_count_zero(r));
+                                 xid_count_zero(r) || xid_in_text(r, (int)v, false));
             r->cur_old = old;
             xid_seen(r, (int)v, DK_METRICS, alone ? ST_WEAK : g->xid_cap, g->group, -1,
                      metric_xid_ev, &mev);

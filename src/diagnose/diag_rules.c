@@ -759,7 +759,8 @@ static double reading_value(const char *v)
 }
 
 /* The second value a line gives right after a reading: "9.8M (Dec 04) ->
- * 7.1M", "410 to 820", "30.6k before the upgrade, 22.2k after".  Only
+ * 7.1M", "410 to 820", "3950 vs 2960", "30.6k before the upgrade, 22.2k after", "before:
+ * 3.10 s, after: 3.88 s".  Only
  * parenthesised text (a date) may carry digits before the connector. */
 static bool paired_reading(const char *s, size_t len, double *out)
 {
@@ -768,7 +769,7 @@ static bool paired_reading(const char *s, size_t len, double *out)
     memcpy(w, s, n);
     w[n] = 0;
     static const char *const conn[] = {"->",     "=>",    "\xe2\x86\x92", " to ",
-                                       " then ", " now ", "before"};
+                                       " then ", " now ", "before", "vs ", "vs. "};
     const char *at = NULL;
     size_t cl = 0;
     for (size_t i = 0; i < sizeof conn / sizeof *conn; i++) {
@@ -778,6 +779,13 @@ static bool paired_reading(const char *s, size_t len, double *out)
             cl = strlen(conn[i]);
         }
     }
+    /* "before: 3.10 s, after: 3.88 s": "after" right before its value */
+    for (const char *p = strstr(w, "after"); p && (!at || p < at); p = strstr(p + 5, "after"))
+        if (isdigit((unsigned char)p[5 + strspn(p + 5, " :=\t")])) {
+            at = p;
+            cl = 5;
+            break;
+        }
     if (!at) return false;
     int depth = 0;
     for (const char *p = w; p < at; p++) {
@@ -877,7 +885,11 @@ void rule_slowdown_after(run *r, const diag_rule *ru)
                  "change (%s), no fault class explains it: ",
                  ru->id, (int)kl, x->key, x->first, x->last, worse, ru->and_seen);
         bool wide = ru->wide_seen[0] && group_marked(r, ru->wide_seen);
-        add_anomaly(r, ru->strength, wide ? 2 : 1, ru->id, line_evidence(r, x->last_line, why));
+        /* one job slower on all its ranks alike: that job's software, not
+         * a node of it (the whole fleet alike is the cluster's) */
+        bool job = !wide && group_marked(r, "slowdown-every-rank");
+        int level = wide ? 2 : (job ? 0 : 1);
+        add_anomaly(r, ru->strength, level, ru->id, line_evidence(r, x->last_line, why));
         return;
     }
 }

@@ -325,6 +325,21 @@ static bool recurs(const tline *l)
     return facts_any(l, w, sizeof w / sizeof *w);
 }
 
+/* An unstamped line printed by a stamped command a few lines above it in
+ * the same source ("Dec 06 21:05 $ nvidia-smi", then its output): the
+ * command's stamp, else NAN. */
+static double command_stamp(const run *r, const double *st, int li)
+{
+    const tline *l = &r->lines[li];
+    for (int i = li - 1; i >= 0 && i >= li - 8; i--) {
+        const tline *c = &r->lines[i];
+        if (c->src != l->src) break;
+        if (isnan(st[i])) continue;
+        return memmem(c->s, c->len, "$ ", 2) ? st[i] : NAN;
+    }
+    return NAN;
+}
+
 void find_boots(run *r)
 {
     free(r->oldl);
@@ -541,6 +556,7 @@ void find_boots(run *r)
             for (int i = 0; i < r->nlines && !isnan(fixed); i++) {
                 if (r->oldl[i]) continue;
                 double t = !isnan(st[i]) ? st[i] : any_stamp(r->lines[i].s, r->lines[i].len, year);
+                if (isnan(t)) t = command_stamp(r, st, i);
                 if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
             }
             /* a dated repair's own record names the fault it repaired
