@@ -403,8 +403,8 @@ bool facts_no_answer(const run *r, int i)
  * the node, whatever words tell either half. */
 static void completing_facts(const run *r, job_facts *f)
 {
-    static const char *const comp[] = {"COMPLETING", "Kill task failed", "stuck in CG", "state CG",
-                                       "State=CG", " CG "};
+    static const char *const comp[] = {"COMPLETING", "Kill task failed", "stuck in CG",
+                                       "state CG",   "State=CG",         " CG "};
     static const char *const gone[] = {"No running processes found",
                                        "no process",
                                        "no user process",

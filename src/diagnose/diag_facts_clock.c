@@ -121,9 +121,9 @@ static void smiq_line(const tline *l, int li, smiq *st, gclock *g, int *n, int c
         /* a section header: a name alone */
         tline t = {.s = s, .len = len};
         st->sect = facts_has_ci(&t, "reason") || facts_has_ci(&t, "throttle") ? 3
-                   : facts_has_ci(&t, "max clocks")                          ? 2
+                   : facts_has_ci(&t, "max clocks")                           ? 2
                    : len >= 6 && strncasecmp(s, "Clocks", 6) == 0 && len < 10 ? 1
-                                                                               : 0;
+                                                                              : 0;
         return;
     }
     /* one GPU's output (nvidia-smi -q -i 6) has no GPU header: one GPU */
@@ -304,15 +304,15 @@ static void prose_clock(run *r)
 {
     static const char *const about[] = {"memory clock", "mem clock", "memclk", "memory clk",
                                         "hbm clock"};
-    static const char *const active[] = {"slowdown : active", "slowdown: active",
+    static const char *const active[] = {"slowdown : active",  "slowdown: active",
                                          "power cap : active", "power cap: active",
-                                         "brake : active", "brake: active"};
+                                         "brake : active",     "brake: active"};
     for (int i = 0; i < r->nlines; i++)
         if (facts_any(&r->lines[i], active, sizeof active / sizeof *active)) return;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
-        if ((l->src != DS_EVENTS && l->src != DS_JOB) || !facts_any(l, about, sizeof about / sizeof *about) ||
-            facts_has_ci(l, "idle"))
+        if ((l->src != DS_EVENTS && l->src != DS_JOB) ||
+            !facts_any(l, about, sizeof about / sizeof *about) || facts_has_ci(l, "idle"))
             continue;
         double v[8];
         int n = mhz_values(l, v, 8);
@@ -321,9 +321,10 @@ static void prose_clock(run *r)
             if (v[k] > top) top = v[k];
         if (n < 2 || v[0] <= 0 || v[0] >= LOW_FACTOR * top) continue;
         add_anomaly(r, ST_STRONG, 1, "mem-clock-low",
-                    line_evidence(r, i, "[a memory clock far below its maximum or its peers', "
-                                        "no clock event reason: an anomaly no class explains, "
-                                        "escalate to a human] "));
+                    line_evidence(r, i,
+                                  "[a memory clock far below its maximum or its peers', "
+                                  "no clock event reason: an anomaly no class explains, "
+                                  "escalate to a human] "));
         return;
     }
 }

@@ -25,9 +25,9 @@ typedef struct reading {
 } reading;
 
 /* Words naming a cumulative error counter (lower case). */
-static const char *const COUNTER_WORDS[] = {"replay", "crc",     "flit",     "ecc",      "sbe",
-                                            "dbe",    "correct", "symbol",   "downed",   "link_down",
-                                            "rcv_err", "rcverr", "recovery", "err_count"};
+static const char *const COUNTER_WORDS[] = {
+    "replay", "crc",    "flit",      "ecc",     "sbe",    "dbe",      "correct",
+    "symbol", "downed", "link_down", "rcv_err", "rcverr", "recovery", "err_count"};
 /* Keys naming which series a row belongs to. */
 static const char *const IDENT_KEYS[] = {"gpu",  "index", "device", "dev",  "host", "hostname",
                                          "node", "port",  "lane",   "link", "hca",  "uuid",
@@ -126,11 +126,13 @@ int facts_pairs(const tline *l, facts_pair *p, int cap)
         size_t a = i;
         /* "key=value" logs separate their pairs with blanks: an '=' key is
          * one token; a ':' key may be words ("Replays Number Since Reset") */
-        while (a > start && !strchr(",;|{\"", s[a - 1]) && !(s[i] == '=' && isspace((unsigned char)s[a - 1])))
+        while (a > start && !strchr(",;|{\"", s[a - 1]) &&
+               !(s[i] == '=' && isspace((unsigned char)s[a - 1])))
             a--;
         size_t v = i + 1;
         /* blanks, and the dot leaders perfquery prints ("Counter:....12") */
-        while (v < n && (s[v] == ' ' || s[v] == '\t' || (s[v] == '.' && v + 1 < n && s[v + 1] == '.')))
+        while (v < n &&
+               (s[v] == ' ' || s[v] == '\t' || (s[v] == '.' && v + 1 < n && s[v + 1] == '.')))
             v++;
         if (v < n && s[v] == '.' && v > i + 1 && s[v - 1] == '.') v++;
         size_t e = v;
@@ -166,8 +168,7 @@ static int line_readings(const run *r, int li, reading *out, int cap, bool *othe
             size_t o = strlen(ident);
             snprintf(ident + o, sizeof ident - o, " %.16s=%.*s", p[i].key,
                      (int)(p[i].vlen < 24 ? p[i].vlen : 24), vs);
-        } else if (time_key(p[i].key) &&
-                   isnan(t)) {
+        } else if (time_key(p[i].key) && isnan(t)) {
             t = line_stamp(vs, p[i].vlen, 2026);
         }
     }
@@ -247,7 +248,6 @@ static int key_trend(const reading *rd, int n, int i)
     if (again) return nonzero ? 1 : 0;
     return up && prev > first && (timed >= 2 || cnt >= 3) ? 2 : 0;
 }
-
 
 /* A line that says a counter did not move (counter-flat-line) names a
  * counter word of key. */
@@ -352,9 +352,9 @@ static int boot_link_lines(run *r, unsigned char *q)
             if (!link_line(l) || q[i]) continue;
             double up = uptime_stamp(l);
             double t = line_stamp(l->s, l->len, 2026);
-            bool in = (up >= 0 && up <= BOOT_WINDOW_S) ||
-                      (after_boot && !isnan(boot_t) && !isnan(t) && t >= boot_t &&
-                       t - boot_t <= BOOT_WINDOW_S);
+            bool in =
+                (up >= 0 && up <= BOOT_WINDOW_S) || (after_boot && !isnan(boot_t) && !isnan(t) &&
+                                                     t >= boot_t && t - boot_t <= BOOT_WINDOW_S);
             if (in) {
                 q[i] = 1;
                 marked++;
@@ -387,7 +387,8 @@ static size_t alert_id(const tline *l, const char **at)
         if (i && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '_')) continue;
         size_t e = i;
         bool lower = false, camel = false;
-        while (e < n && (isalnum((unsigned char)s[e]) || s[e] == '_' || s[e] == '-' || s[e] == '#')) {
+        while (e < n &&
+               (isalnum((unsigned char)s[e]) || s[e] == '_' || s[e] == '-' || s[e] == '#')) {
             if (lower && isupper((unsigned char)s[e])) camel = true;
             lower = islower((unsigned char)s[e]);
             e++;
@@ -508,10 +509,10 @@ static long count_answer(const run *r, int li)
  * value DCGM's last-Xid gauge still holds history. */
 bool xid_count_zero(const run *r)
 {
-    static const char *const counted[] = {"grep -c", "grep -ic", "grep --count", "wc -l",
-                                          "count("};
-    static const char *const zero[] = {" 0 xid", " 0 nvrm", "zero xid", "0 matches for xid",
-                                       "xid count: 0", "xid count 0", "xids: 0"};
+    static const char *const counted[] = {"grep -c", "grep -ic", "grep --count", "wc -l", "count("};
+    static const char *const zero[] = {
+        " 0 xid",       " 0 nvrm",     "zero xid", "0 matches for xid",
+        "xid count: 0", "xid count 0", "xids: 0"};
     static const char *const none[] = {"no xid", "no new xid", "no nvrm", "no further xid"};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];

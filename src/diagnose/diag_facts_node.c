@@ -809,7 +809,8 @@ static bool many_hosts_told(const tline *l)
  * (lower is better) 2, neither 0. */
 static int perf_key(const char *k)
 {
-    static const char *const rate[] = {"token", "throughput", "sample", "mfu", "tflops", "img", "tok"};
+    static const char *const rate[] = {"token",  "throughput", "sample", "mfu",
+                                       "tflops", "img",        "tok"};
     static const char *const time[] = {"step", "iter", "latency", "epoch"};
     for (size_t i = 0; i < sizeof rate / sizeof *rate; i++)
         if (strstr(k, rate[i])) return 1;
@@ -820,8 +821,8 @@ static int perf_key(const char *k)
 
 static bool before_key(const char *k)
 {
-    static const char *const w[] = {"last", "before", "baseline", "prev", "week", "yesterday", "old",
-                                    "base"};
+    static const char *const w[] = {"last", "before",    "baseline", "prev",
+                                    "week", "yesterday", "old",      "base"};
     for (size_t i = 0; i < sizeof w / sizeof *w; i++)
         if (strstr(k, w[i])) return true;
     return false;
@@ -908,9 +909,11 @@ void fleet_metric_rule(run *r, const json_t *metrics)
         json_t *v = json_pack("[f,f]", isnan(t) ? (double)i : t,
                               json_number_value(json_object_get(m, "value")));
         const json_t *f = json_object_get(first, key), *l = json_object_get(last, key);
-        if (v && (!f || json_real_value(json_array_get(v, 0)) < json_real_value(json_array_get(f, 0))))
+        if (v &&
+            (!f || json_real_value(json_array_get(v, 0)) < json_real_value(json_array_get(f, 0))))
             json_object_set(first, key, v);
-        if (v && (!l || json_real_value(json_array_get(v, 0)) > json_real_value(json_array_get(l, 0))))
+        if (v &&
+            (!l || json_real_value(json_array_get(v, 0)) > json_real_value(json_array_get(l, 0))))
             json_object_set(last, key, v);
         json_decref(v);
         free(key);
@@ -922,7 +925,8 @@ void fleet_metric_rule(run *r, const json_t *metrics)
     {
         const json_t *l = json_object_get(last, key);
         double a = json_real_value(json_array_get(f, 1)), b = json_real_value(json_array_get(l, 1));
-        if (l == f || json_real_value(json_array_get(l, 0)) <= json_real_value(json_array_get(f, 0)))
+        if (l == f ||
+            json_real_value(json_array_get(l, 0)) <= json_real_value(json_array_get(f, 0)))
             continue;
         series++;
         worse += a > 0 && (kind == 1 ? b <= 0.9 * a : b >= 1.1 * a);

@@ -59,9 +59,9 @@ static long batch_of(const tline *l)
 static int oom_of(const tline *l)
 {
     static const char *const oom[] = {"OUT_OF_MEMORY", "out of memory", "OutOfMemory", " OOM",
-                                      "OOM ", "oom-kill", "OOMKilled"};
-    static const char *const fit[] = {"COMPLETED", "completed", " ok", "OK", "fits", " fit ",
-                                      "success", "passed", "finished", "RUNNING"};
+                                      "OOM ",          "oom-kill",      "OOMKilled"};
+    static const char *const fit[] = {"COMPLETED", "completed", " ok",    "OK",       "fits",
+                                      " fit ",     "success",   "passed", "finished", "RUNNING"};
     if (facts_any(l, oom, sizeof oom / sizeof *oom)) return 1;
     if (facts_any(l, fit, sizeof fit / sizeof *fit)) return 0;
     return -1;

@@ -318,7 +318,8 @@ static void history_fields(const json_t *v, char *out, size_t cap)
             skip |= strcmp(k, own[i]) == 0;
         char b[64];
         const char *val = json_is_string(x) ? json_string_value(x)
-                          : json_is_integer(x) ? (snprintf(b, sizeof b, "%lld", (long long)json_integer_value(x)), b)
+                          : json_is_integer(x)
+                              ? (snprintf(b, sizeof b, "%lld", (long long)json_integer_value(x)), b)
                           : json_is_real(x) ? (snprintf(b, sizeof b, "%g", json_real_value(x)), b)
                                             : NULL;
         if (skip || !val || o + 8 >= cap) continue;
@@ -801,10 +802,9 @@ static void query_name(const char *s, size_t upto, char *out, size_t cap)
     /* after the summaries, the changes of a counter: named as written,
      * increase(NAME), which the counter rules read as its movement */
     static const char *const fns[] = {
-        "avg_over_time",      "max_over_time", "min_over_time", "last_over_time",
-        "quantile_over_time", "avg",           "max",           "min",
-        "increase",           "rate",          "irate",         "delta",
-        "idelta",             "deriv"};
+        "avg_over_time", "max_over_time", "min_over_time", "last_over_time", "quantile_over_time",
+        "avg",           "max",           "min",           "increase",       "rate",
+        "irate",         "delta",         "idelta",        "deriv"};
     enum { FIRST_CHANGE = 8 };
     out[0] = 0;
     for (size_t f = 0; f < sizeof fns / sizeof *fns && !out[0]; f++) {

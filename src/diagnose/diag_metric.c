@@ -233,8 +233,7 @@ static bool xid_in_text(run *r, int code, bool fresh)
     const diag_xid *x = diag_xid_find(r->db, code);
     for (int k = 0; k < r->nraws; k++)
         if (r->db->sigs[r->raws[k].sig].xid && r->raws[k].xid == code &&
-            (!fresh ||
-             (!before_boot(r, r->raws[k].line) && !app_xid_old(r, r->raws[k].line, x))))
+            (!fresh || (!before_boot(r, r->raws[k].line) && !app_xid_old(r, r->raws[k].line, x))))
             return true;
     return false;
 }
@@ -377,8 +376,8 @@ static void metric_outlier(run *r, const diag_sig *g, const json_t *metrics, siz
  * (PCIE_REPLAY, NVLINK_CRC_FLIT, ECC_SBE), two of them or all there are. */
 static bool names_counter(const tline *l, const char *name)
 {
-    static const char *const generic[] = {"DCGM", "FI",    "DEV",   "PROF", "COUNT", "COUNTER",
-                                          "TOTAL", "ERROR", "ERRORS", "VOL", "AGG"};
+    static const char *const generic[] = {"DCGM",  "FI",    "DEV",    "PROF", "COUNT", "COUNTER",
+                                          "TOTAL", "ERROR", "ERRORS", "VOL",  "AGG"};
     char tok[48];
     int ntok = 0, found = 0;
     for (const char *p = name; *p;) {
@@ -429,7 +428,8 @@ static bool counter_flat(run *r, const json_t *metrics, size_t n, size_t first, 
     }
     size_t nl = strlen(name);
     for (int k = 0; k < r->nflat; k++)
-        if ((nl && memmem(r->flat[k].s, r->flat[k].len, name, nl)) || names_counter(&r->flat[k], name))
+        if ((nl && memmem(r->flat[k].s, r->flat[k].len, name, nl)) ||
+            names_counter(&r->flat[k], name))
             return true;
     return false;
 }

@@ -158,8 +158,8 @@ void warm_straggler(run *r)
     /* a thermal fault of its own (HW slowdown, sustained heat) stays thermal */
     bool hard_heat = false;
     for (int i = 0; i < r->nhits; i++)
-        hard_heat |= r->hits[i].cls == th && !r->hits[i].old && !soft_heat_group(r->hits[i].group) &&
-                     r->hits[i].strength >= ST_STRONG;
+        hard_heat |= r->hits[i].cls == th && !r->hits[i].old &&
+                     !soft_heat_group(r->hits[i].group) && r->hits[i].strength >= ST_STRONG;
     int named = hard_heat ? -1 : slow_line_names_node(r);
     if (named >= 0) {
         add_hit(r, sn, DK_CORR, ST_STRONG, "warm-straggler",
@@ -768,8 +768,8 @@ static bool paired_reading(const char *s, size_t len, double *out)
     size_t n = len < sizeof w - 1 ? len : sizeof w - 1;
     memcpy(w, s, n);
     w[n] = 0;
-    static const char *const conn[] = {"->",     "=>",    "\xe2\x86\x92", " to ",
-                                       " then ", " now ", "before", "vs ", "vs. "};
+    static const char *const conn[] = {"->",    "=>",     "\xe2\x86\x92", " to ", " then ",
+                                       " now ", "before", "vs ",          "vs. "};
     const char *at = NULL;
     size_t cl = 0;
     for (size_t i = 0; i < sizeof conn / sizeof *conn; i++) {

@@ -318,10 +318,21 @@ static void cleared_since(run *r, const double *st, int year, int k)
 /* A line that says a fault came back after its repair. */
 static bool recurs(const tline *l)
 {
-    static const char *const w[] = {"again",      "still",         "recur",       "returned",
-                                    "came back",  "reappear",      "persist",     "since the",
-                                    "after the swap", "after the replacement", "after the repair",
-                                    "new xid",    "new error",     "re-occur",    "reoccur"};
+    static const char *const w[] = {"again",
+                                    "still",
+                                    "recur",
+                                    "returned",
+                                    "came back",
+                                    "reappear",
+                                    "persist",
+                                    "since the",
+                                    "after the swap",
+                                    "after the replacement",
+                                    "after the repair",
+                                    "new xid",
+                                    "new error",
+                                    "re-occur",
+                                    "reoccur"};
     return facts_any(l, w, sizeof w / sizeof *w);
 }
 
@@ -488,7 +499,8 @@ void find_boots(run *r)
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         const char *j = l->src == DS_JOBS ? memmem(l->s, l->len, " job=", 5) : NULL;
-        if (j && memmem(l->s, l->len, "state=COMPLETED", 15) && memmem(l->s, l->len, "exit=0:0", 8)) {
+        if (j && memmem(l->s, l->len, "state=COMPLETED", 15) &&
+            memmem(l->s, l->len, "exit=0:0", 8)) {
             long id = strtol(j + 5, NULL, 10);
             if (id > clean) clean = id;
         }
@@ -497,7 +509,8 @@ void find_boots(run *r)
         const tline *l = &r->lines[i];
         const char *j = l->src == DS_JOBS ? memmem(l->s, l->len, " job=", 5) : NULL;
         if (j && !r->oldl[i] && strtol(j + 5, NULL, 10) < clean &&
-            (memmem(l->s, l->len, "state=NODE_FAIL", 15) || memmem(l->s, l->len, "state=BOOT_FAIL", 15) ||
+            (memmem(l->s, l->len, "state=NODE_FAIL", 15) ||
+             memmem(l->s, l->len, "state=BOOT_FAIL", 15) ||
              memmem(l->s, l->len, "state=FAILED", 12)))
             r->oldl[i] = OLD_JOB_BEFORE_CLEAN;
     }
