@@ -20,9 +20,8 @@
 # per run, so whole runs understate the rate, the more so for short runs.
 # The second way also reports each writer's inserts lost to another
 # writer's row (FLEETMCP_AUDIT_STATS: one extra round trip each), the
-# insert transactions per append (rows queued by the appenders of one
-# host go in together, one transaction a batch; a holder sends the rows
-# queued behind its batch as a second one), and the
+# insert round trips per append (rows queued by the appenders of one host
+# go in together, one round trip a batch), and the
 # CPU its server used per call, and PostgreSQL's WAL flushes per append
 # and their mean time (pg_stat_wal, track_wal_io_timing on): fewer than
 # one flush per append means the writers' commits shared flushes.
@@ -78,22 +77,18 @@ calls, n, tmp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 (s0, ms0), (s1, ms1) = (x.split() for x in sys.argv[4:6])
 syncs, sync_ms = int(s1) - int(s0), float(ms1) - float(ms0)
 rs = [json.load(open(f"{tmp}/w.{i}")) for i in range(1, n + 1)]
-lost = appends = linked = txns = 0
+lost = appends = linked = 0
 for i in range(1, n + 1):
-    for m in re.finditer(r"audit: (\d+) appends, (\d+) inserts lost(?:[^\n]*? (\d+) rows linked for other)?"
-                         r"(?:[^\n]*? (\d+) insert transactions)?", open(f"{tmp}/e.{i}").read()):
+    for m in re.finditer(r"audit: (\d+) appends, (\d+) inserts lost(?:[^\n]*? (\d+) rows linked for other)?",
+                         open(f"{tmp}/e.{i}").read()):
         appends, lost, linked = appends + int(m[1]), lost + int(m[2]), linked + int(m[3] or 0)
-        # Counted by the server (a holder's batch and the one it sends
-        # right after are two); a build that does not count them: each
-        # append not linked by another, and each lost insert, is one.
-        txns += int(m[4]) if m[4] else int(m[1]) - int(m[3] or 0) + int(m[2])
 t0 = min(r["calls_t0_us"] for r in rs)
 t1 = max(r["calls_t1_us"] for r in rs)
 cpu = sum(r["server_cpu_us_per_call"] for r in rs) / n
 late = any(r["calls_late"] for r in rs)
 print(f"{n * calls / ((t1 - t0) / 1e6):.0f} {lost / max(appends, 1):.2f} {cpu:.0f} {int(late)}"
       f" {syncs / max(appends, 1):.2f} {sync_ms / max(syncs, 1):.2f}"
-      f" {txns / max(appends, 1):.2f}")
+      f" {(appends - linked + lost) / max(appends, 1):.2f}")
 PY
 }
 lite=$(run "$tmp/bench.db" "$calls")
@@ -134,7 +129,7 @@ for m, pg, r1, r2, r4, c1, c2, c4, verify in runs:
     print(f"  calls alone: {', '.join(x[0] for x in c)}"
           f" (4 vs 1: {q4 / q1:.2f}x; target 2x: {'ok' if q4 >= 2 * q1 else 'MISSED'})"
           f"{'; a server was not up when the calls started' if any(x[3] == '1' for x in c) else ''}")
-    print(f"  insert transactions per append (a batch of queued rows is one):"
+    print(f"  insert round trips per append (a batch of queued rows is one):"
           f" {', '.join(x[6] if len(x) > 6 else '?' for x in c)}")
     print(f"  inserts lost to another writer per append: {', '.join(x[1] for x in c)};"
           f" server CPU per call: {', '.join(x[2] for x in c)} us")

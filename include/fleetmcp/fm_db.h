@@ -152,14 +152,10 @@ int fm_db_step_commit_visible(fm_db_stmt *s, fm_db_stmt *then);
  * 1), in one transaction and one round trip on PostgreSQL: every one of
  * them commits or none does.  changes[i] (changes may be NULL): the rows
  * statement i changed.  Elsewhere each is stepped in the caller's
- * transaction.  Returns as fm_db_step of the first.  early
- * FM_DB_COMMIT_UNFLUSHED: visible as with 1, and no flush is sent;
- * fm_db_durable flushes every such commit before it. */
+ * transaction.  Returns as fm_db_step of the first. */
 #define FM_DB_COMMIT_ROWS 16
-#define FM_DB_COMMIT_UNFLUSHED 2
 int fm_db_step_commit_rows(fm_db_stmt **s, int n, fm_db_stmt *then, int early, int *changes);
-/* Waits until the last fm_db_step_commit_visible on db, and every
- * commit made FM_DB_COMMIT_UNFLUSHED on it, is durable:
+/* Waits until the last fm_db_step_commit_visible on db is durable:
  * FM_DB_OK, or FM_DB_ERROR (fm_db_errmsg says why; the row may or may
  * not survive a crash).  Without a pending commit: FM_DB_OK. */
 int fm_db_durable(fm_db *db);

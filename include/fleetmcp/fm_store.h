@@ -66,17 +66,6 @@ typedef struct fm_store {
     /* PostgreSQL: rows this process linked for other appenders of its
      * host (queued in the turn file), and in how many batches. */
     long long audit_linked_others, audit_batches;
-    /* PostgreSQL, for the same log: where an append's time goes (us
-     * summed: waiting for the turn, holding it, the insert's round trip,
-     * the flush read after it), rows per transaction this process sent
-     * (rows[k]: transactions of k rows), and what became of rows queued
-     * in the turn file (linked by another holder; linked by their own
-     * appender, still queued when it got the turn; left to link alone). */
-    struct fm_audit_time {
-        long long wait_us, waits, hold_us, holds, trip_us, trips, flush_us, flushes;
-        long long rows[FM_DB_COMMIT_ROWS + 1];
-        long long q_by_other, q_by_self, q_retry;
-    } audit_time;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];

@@ -625,21 +625,15 @@ static int chain_head(fm_store *st, long long *id, char out[65])
  *
  * Turns alone bound the chain to one row per round trip.  So the
  * appenders that find the turn taken put their rows in the turn file's
- * slots and wait on their slot (not on the turn's mutex): the next
- * holder links every queued row after its own, each insert still
- * checking its predecessor, all in one transaction and one round trip
- * (fm_db_step_commit_rows), and writes back each row's place, which
- * wakes each waiter on its own slot; a holder that frees the turn calls
- * the rows still queued (turn_call), and their appenders try the turn.
- * While others wait, the holder's batch commits visible without its
- * flush, and the rows queued while it was in flight go out right after
- * it as one more transaction on the same connection, flushed with it
- * (drain_batch), before the turn is handed on: no handoff to another
- * process between them, and one flush for both.  A failed commit fails
- * every row of it (each waiter gets the error, none is answered as
- * logged), a failed flush every row of both, a row a batch did not link
- * goes back to its appender, and a waiter answers only once the holder
- * saw its batch durable.  A row that does not fit a slot, or finds none
+ * slots and wait for it: the next holder links every queued row after
+ * its own, each insert still checking its predecessor, all in one
+ * transaction and one round trip (fm_db_step_commit_rows), and writes
+ * back each row's place; a waiter that gets the turn finds its row
+ * linked (it passes the turn on) or still queued (it links the queue
+ * itself).  A failed commit fails every row of it (each waiter gets the
+ * error, none is answered as logged), a row the batch did not link goes
+ * back to its appender, and a waiter answers only once the holder saw
+ * the batch durable.  A row that does not fit a slot, or finds none
  * free, waits for the turn as before.
  *
  * Chain integrity never depends on any of it: the insert still checks
@@ -657,14 +651,9 @@ static int chain_head(fm_store *st, long long *id, char out[65])
 #define SLOT_BYTES 16384
 /* How often a waiter looks whether the holder of its row still lives. */
 #define SLOT_POLL_MS 20
-/* How long an appender whose row is queued sleeps before it tries the
- * turn again when nothing woke it (a holder killed before it called the
- * queued rows, TURN_CALL): what a killed holder costs each waiter. */
-#define TURN_CALL_MS 5
 
-/* A queued row's life: FREE, QUEUED (its appender; CALLED: queued,
- * and a holder freed the turn since: its appender tries to take it,
- * TURN_CALL), TAKEN (a holder links it), VISIBLE (committed, its flush not yet read), then DONE
+/* A queued row's life: FREE, QUEUED (its appender), TAKEN (a holder
+ * links it), VISIBLE (committed, its flush not yet read), then DONE
  * (durable), FAILED (not logged as far as anyone knows: err says why)
  * or RETRY (not linked: its appender links it itself), and FREE again
  * once its appender read it.  ABANDONED: its appender stopped waiting;
@@ -678,14 +667,8 @@ enum {
     SLOT_DONE,
     SLOT_FAILED,
     SLOT_RETRY,
-    SLOT_ABANDONED,
-    SLOT_CALLED
+    SLOT_ABANDONED
 };
-
-static bool slot_queued(uint32_t s)
-{
-    return s == SLOT_QUEUED || s == SLOT_CALLED;
-}
 
 typedef struct turn_slot {
     uint32_t state;        /* a futex word */
@@ -815,7 +798,7 @@ static bool row_unpack(const turn_slot *q, link_row *r)
 static bool slot_reclaimable(turn_slot *c)
 {
     uint32_t s = slot_state(c);
-    if (slot_queued(s)) return !pid_alive(c->owner); /* holders take under the same mutex */
+    if (s == SLOT_QUEUED) return !pid_alive(c->owner); /* holders take under the same mutex */
     bool holder_gone =
         (s != SLOT_TAKEN && s != SLOT_VISIBLE && s != SLOT_ABANDONED) || !pid_alive(c->holder);
     return holder_gone && (s == SLOT_ABANDONED || !pid_alive(c->owner));
@@ -851,19 +834,16 @@ static int slots_take(fm_store *st, turn_file *f, link_row *rows, int max)
     if (turn_locked(st, &f->qmu, pthread_mutex_lock(&f->qmu))) return 0;
     for (int i = 0; i < TURN_SLOTS && n < max; i++) {
         turn_slot *q = &f->slot[i];
-        const uint32_t s = slot_state(q);
-        if (!slot_queued(s)) continue;
+        if (slot_state(q) != SLOT_QUEUED) continue;
         /* Exchanged, not stored: an appender that stopped waiting for
          * the turn takes its row back by exchange too, without the
-         * queue's mutex, and exactly one of the two gets it (a call,
-         * TURN_CALL, changes the state too: then it is left for the
-         * next holder). */
+         * queue's mutex, and exactly one of the two gets it. */
         if (!pid_alive(q->owner) || !row_unpack(q, &rows[n])) {
-            slot_move(q, s, SLOT_FREE);
+            slot_move(q, SLOT_QUEUED, SLOT_FREE);
             continue;
         }
         q->holder = (int32_t)getpid();
-        if (slot_move(q, s, SLOT_TAKEN)) rows[n++].slot = q;
+        if (slot_move(q, SLOT_QUEUED, SLOT_TAKEN)) rows[n++].slot = q;
     }
     pthread_mutex_unlock(&f->qmu);
     return n;
@@ -872,12 +852,6 @@ static int slots_take(fm_store *st, turn_file *f, link_row *rows, int max)
 /* Ends what this holder did with a taken row: from -> to, with its place
  * (r) or why it failed (why).  A row whose appender stopped waiting is
  * freed instead. */
-static void slot_settle(turn_slot *q, uint32_t from, uint32_t to, const char *why)
-{
-    snprintf(q->err, sizeof q->err, "%s", why ? why : "");
-    if (!slot_move(q, from, to)) slot_move(q, SLOT_ABANDONED, SLOT_FREE);
-}
-
 static void slot_end(link_row *r, uint32_t from, uint32_t to, const char *why)
 {
     turn_slot *q = r->slot;
@@ -887,7 +861,8 @@ static void slot_end(link_row *r, uint32_t from, uint32_t to, const char *why)
         memcpy(q->prev, r->prev, sizeof q->prev);
         memcpy(q->hash, r->hash, sizeof q->hash);
     }
-    slot_settle(q, from, to, why);
+    snprintf(q->err, sizeof q->err, "%s", why ? why : "");
+    if (!slot_move(q, from, to)) slot_move(q, SLOT_ABANDONED, SLOT_FREE);
 }
 
 /* The rows of a batch but the holder's own, in state from, to state to. */
@@ -914,7 +889,7 @@ static int slot_outcome(fm_store *st, turn_slot *q, link_row *res, fm_err *err)
             memcpy(res->hash, q->hash, sizeof res->hash);
         } else if (s == SLOT_FAILED) {
             fm_err_set(err, FM_ERR_IO, "%s", q->err);
-        } else if (slot_queued(s) && !slot_move(q, s, SLOT_FREE)) {
+        } else if (s == SLOT_QUEUED && !slot_move(q, SLOT_QUEUED, SLOT_FREE)) {
             continue; /* taken meanwhile */
         } else if (s == SLOT_TAKEN || s == SLOT_VISIBLE) {
             /* A dead holder touches it no more: free; a slow one frees it. */
@@ -950,61 +925,6 @@ static turn_file *turn_file_of(fm_store *st)
     return st->audit_turn_off ? NULL : st->audit_turn;
 }
 
-/* Calls the appenders whose rows are still queued after a turn was
- * freed: each queued slot's state flips (QUEUED <-> CALLED), which wakes
- * its appender (or keeps it from sleeping: its futex wait compares the
- * state), and it tries the turn.  An appender queues its row before it
- * tries the turn once more, and a holder frees the turn before it
- * calls, so a row queued while a holder linked others is either seen
- * by that holder's call or its appender's try finds the turn free: no
- * row waits for a turn that nobody holds. */
-static void turn_call(turn_file *f)
-{
-    for (int i = 0; i < TURN_SLOTS; i++) {
-        turn_slot *q = &f->slot[i];
-        const uint32_t s = slot_state(q);
-        if (slot_queued(s)) slot_move(q, s, s == SLOT_QUEUED ? SLOT_CALLED : SLOT_QUEUED);
-    }
-}
-
-/* The turn f's robust mutex, unlocked, and the queued rows called. */
-static void turn_free(turn_file *f)
-{
-    pthread_mutex_unlock(&f->t.mu);
-    turn_call(f);
-}
-
-/* An appender whose row is queued (q) waits until a holder takes the
- * row (SLOT_TAKEN and on: 1) or it gets the turn itself while the row
- * is still queued (0: the row is its own again, the turn held), for
- * TURN_WAIT_MS at most (-1: the row taken back, no turn).  It sleeps on
- * its slot, woken when a holder takes the row or frees the turn
- * (turn_call), never on the turn's mutex: an appender whose row a holder
- * linked does not wait for the turn only to hand it on. */
-static int turn_call_wait(fm_store *st, turn_file *f, turn_slot *q)
-{
-    const int64_t until = fm_now_ms() + TURN_WAIT_MS;
-    for (;;) {
-        const uint32_t s = slot_state(q);
-        if (!slot_queued(s)) return 1;
-        int rc = turn_locked(st, &f->t.mu, pthread_mutex_trylock(&f->t.mu));
-        if (rc == 0) {
-            /* Still queued (a call may flip it meanwhile): its own again. */
-            for (uint32_t now = s; slot_queued(now); now = slot_state(q))
-                if (slot_move(q, now, SLOT_FREE)) return 0;
-            turn_free(f); /* a holder took it before this turn */
-            return 1;
-        }
-        if (rc != EBUSY || fm_now_ms() >= until) {
-            /* The turn cannot be had: the row back, appended alone. */
-            if (!slot_move(q, s, SLOT_FREE)) continue;
-            if (rc == EBUSY) st->audit_turn_skip_until = fm_now_ms() + TURN_SKIP_MS;
-            return -1;
-        }
-        slot_wait(q, s, TURN_CALL_MS);
-    }
-}
-
 /* The turn, for an append of the row cols (checked: as row_pack; queued
  * while another holds the turn when may_queue): TURN_HELD (*got: link, from the turn's head),
  * TURN_ALONE (append without it), or a queued row's outcome, ROW_LOGGED (*res) or ROW_FAILED (err).
@@ -1021,35 +941,30 @@ static int turn_take(fm_store *st, const acol *cols, const char *checked, bool m
     if (rc != EBUSY) return rc == 0 ? (*got = f, TURN_HELD) : TURN_ALONE;
     /* Another appender holds it: hand it on early for the next appends. */
     st->audit_turn_busy = TURN_BUSY_APPENDS;
-    const int64_t t0 = fm_mono_us();
     unsigned char row[SLOT_BYTES];
     size_t len = may_queue ? row_pack(cols, checked, row, sizeof row) : 0;
     turn_slot *q = len ? slot_queue(st, f, row, len) : NULL;
-    if (q) {
-        rc = turn_call_wait(st, f, q);
-        st->audit_time.wait_us += fm_mono_us() - t0;
-        st->audit_time.waits++;
-        if (rc <= 0) {
-            st->audit_time.q_by_self += rc == 0;
-            return rc == 0 ? (*got = f, TURN_HELD) : TURN_ALONE;
-        }
-        int out = slot_outcome(st, q, res, err);
-        st->audit_time.q_by_other += out == ROW_LOGGED;
-        st->audit_time.q_retry += out == ROW_RETRY;
-        /* Not linked: this appender links it, waiting for the turn. */
-        return out == ROW_RETRY ? turn_take(st, cols, checked, false, got, res, err) : out;
-    }
-    /* No slot for the row: it waits for the turn itself. */
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_nsec += TURN_WAIT_MS * 1000000L;
     dl.tv_sec += dl.tv_nsec / 1000000000L;
     dl.tv_nsec %= 1000000000L;
     rc = turn_locked(st, mu, pthread_mutex_timedlock(mu, &dl));
-    st->audit_time.wait_us += fm_mono_us() - t0;
-    st->audit_time.waits++;
     if (rc == ETIMEDOUT) st->audit_turn_skip_until = fm_now_ms() + TURN_SKIP_MS;
-    return rc == 0 ? (*got = f, TURN_HELD) : TURN_ALONE;
+    if (rc == 0) *got = f;
+    if (!q) return rc == 0 ? TURN_HELD : TURN_ALONE;
+    /* The turn, while the row is still queued: this appender links it. */
+    if (rc == 0 && slot_move(q, SLOT_QUEUED, SLOT_FREE)) return TURN_HELD;
+    /* Taken: whoever took it is done with it (the turn is held again,
+     * or a holder died taking it), or is still linking it (no turn). */
+    if (rc == 0) {
+        *got = NULL;
+        pthread_mutex_unlock(mu);
+    }
+    int out = slot_outcome(st, q, res, err);
+    if (out == ROW_RETRY)
+        return rc == 0 ? turn_take(st, cols, checked, false, got, res, err) : TURN_ALONE;
+    return out;
 }
 
 /* The head the last turn left, when it is newer than this connection's
@@ -1078,7 +993,7 @@ static void turn_give(fm_store *st, turn_file *tf)
         f->a.id = st->audit_head_id;
         memcpy(f->a.head, st->audit_head, sizeof f->a.head);
     }
-    turn_free(tf);
+    pthread_mutex_unlock(&f->mu);
 }
 
 /* (id, hash) as the newest row this connection saw committed. */
@@ -1186,63 +1101,6 @@ static int link_bind(fm_store *st, link_row *rows, int n, int64_t last, const ch
             fm_db_bind_text(stmts[j], AUDIT_NCOLS + 4, w->checked, -1, FM_DB_STATIC);
     }
     return 0;
-}
-
-/* How many more batches a holder links after its own before it hands
- * the turn on (its own call waits for them). */
-#define DRAIN_BATCHES 1
-
-/* The holder, its batch visible and not flushed (FM_DB_COMMIT_UNFLUSHED):
- * the rows queued while it was in flight go out at once as the next
- * transaction on the same connection, linked after the head that batch
- * left, rather than waiting for the turn to be handed to another
- * appender; the one flush of both rides behind it (read by
- * fm_db_durable once the turn is handed on).  Their slots are added
- * to vis (*nvis) once linked and visible; the rows not linked go back
- * to their appenders, and a failed commit fails every row it carried.
- * 1: linked all it took (another may follow), 0: nothing more to link. */
-static int drain_batch(fm_store *st, turn_file *turn, turn_slot **vis, int *nvis)
-{
-    link_row more[FM_DB_COMMIT_ROWS];
-    int n = st->audit_head_known ? slots_take(st, turn, more, FM_DB_COMMIT_ROWS) : 0;
-    if (!n) return 0;
-    fm_err e = {0};
-    fm_db_stmt *stmts[FM_DB_COMMIT_ROWS] = {0};
-    fm_db_stmt *seen = fm_store_stmt(st, seen_sql, &e);
-    int changes[FM_DB_COMMIT_ROWS] = {0};
-    const bool bound =
-        seen && !link_bind(st, more, n, st->audit_head_id, st->audit_head, false, stmts, &e);
-    const int rc = bound ? fm_db_step_commit_rows(stmts, n, seen, 1, changes) : -1;
-    for (int j = 0; j < n && stmts[j]; j++) {
-        fm_db_reset(stmts[j]);
-        fm_db_clear_bindings(stmts[j]); /* drop the borrowed pointers */
-    }
-    if (rc != FM_DB_DONE) {
-        st->audit_head_known = false;
-        slots_end(more, 0, n, SLOT_TAKEN, bound ? SLOT_FAILED : SLOT_RETRY,
-                  bound ? fm_db_errmsg(st->db) : e.text);
-        return 0;
-    }
-    int linked = 0;
-    while (linked < n && changes[linked] == 1)
-        linked++;
-    const link_row *top = &more[linked ? linked - 1 : 0];
-    (void)head_seen(st, seen, linked > 0, top->id, top->hash, NULL);
-    slots_end(more, linked, n, SLOT_TAKEN, SLOT_RETRY, NULL);
-    slots_end(more, 0, linked, SLOT_TAKEN, SLOT_VISIBLE, NULL);
-    for (int j = 0; j < linked; j++)
-        vis[(*nvis)++] = more[j].slot;
-    st->audit_linked_others += linked;
-    st->audit_batches += linked > 0;
-    st->audit_time.rows[linked]++;
-    return linked == n;
-}
-
-/* The drained rows, once their flush was read: to DONE or FAILED. */
-static void drained_end(turn_slot **vis, int n, uint32_t to, const char *why)
-{
-    for (int j = 0; j < n; j++)
-        slot_settle(vis[j], SLOT_VISIBLE, to, why);
 }
 
 /* -1 with err when r->tool used up its hourly allowance by ts. */
@@ -1494,7 +1352,6 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     rows[0].slot = NULL;
     int n = 1, linked = 0; /* rows in the batch; of them linked (a prefix) */
     bool sent = false;     /* a batch went out and failed: its rows failed */
-    int64_t t_held = 0;
     if (!txn) {
         /* Queued only without a rate limit, counted with its own insert. */
         int t =
@@ -1506,7 +1363,6 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         }
         if (t == ROW_FAILED) goto fail;
         (void)turn_head(st, turn);
-        t_held = fm_mono_us();
         /* Inside a caller's transaction the row commits with it: alone. */
         if (turn && fm_db_get_autocommit(st->db))
             n += slots_take(st, turn, rows + 1, FM_DB_COMMIT_ROWS - 1);
@@ -1547,12 +1403,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
          * once: the next appender waits for this commit, not its disk.
          * The read after it rides in the same round trip. */
         int changes[FM_DB_COMMIT_ROWS] = {0};
-        const int64_t t_trip = fm_mono_us();
-        int rc = txn ? fm_db_step(stmts[0])
-                     : fm_db_step_commit_rows(stmts, n, seen, early ? FM_DB_COMMIT_UNFLUSHED : 0,
-                                              changes);
-        st->audit_time.trip_us += fm_mono_us() - t_trip;
-        st->audit_time.trips++;
+        int rc =
+            txn ? fm_db_step(stmts[0]) : fm_db_step_commit_rows(stmts, n, seen, early, changes);
         if (txn) changes[0] = fm_db_changes(st->db);
         for (int j = 0; j < n; j++) {
             fm_db_reset(stmts[j]);
@@ -1582,17 +1434,9 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
      * appenders; those linked are theirs once durable. */
     st->audit_linked_others += linked - 1;
     st->audit_batches += linked > 1;
-    st->audit_time.rows[linked]++;
     slots_end(rows, linked, n, SLOT_TAKEN, SLOT_RETRY, NULL);
     slots_end(rows, 1, linked, SLOT_TAKEN, early ? SLOT_VISIBLE : SLOT_DONE, NULL);
     n = 1; /* no row taken is left to end on failure */
-    turn_slot *vis[DRAIN_BATCHES * FM_DB_COMMIT_ROWS];
-    int nvis = 0;
-    for (int b = 0; early && b < DRAIN_BATCHES && fm_db_get_autocommit(st->db) &&
-                    drain_batch(st, turn, vis, &nvis);
-         b++)
-        ;
-    if (turn) st->audit_time.hold_us += fm_mono_us() - t_held, st->audit_time.holds++;
     turn_give(st, turn);
     turn = NULL;
     if (txn && fm_store_commit(st, err)) {
@@ -1602,18 +1446,12 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     /* The rows are in and visible; the calls act on them only once they
      * are durable (fm_db_durable: the flush that came with them, when
      * the commit returned early). */
-    const int64_t t_flush = fm_mono_us();
-    const bool flushed = txn || fm_db_durable(st->db) == FM_DB_OK;
-    st->audit_time.flush_us += fm_mono_us() - t_flush;
-    st->audit_time.flushes++;
-    if (!flushed) {
+    if (!txn && fm_db_durable(st->db) != FM_DB_OK) {
         fm_store_fail(st, err, "audit flush");
         if (early) slots_end(rows, 1, linked, SLOT_VISIBLE, SLOT_FAILED, fm_db_errmsg(st->db));
-        drained_end(vis, nvis, SLOT_FAILED, fm_db_errmsg(st->db));
         goto fail;
     }
     if (early) slots_end(rows, 1, linked, SLOT_VISIBLE, SLOT_DONE, NULL);
-    drained_end(vis, nvis, SLOT_DONE, NULL);
 logged:
     id = rows[0].id;
     st->audit_appends++;

@@ -62,13 +62,7 @@ typedef struct pg_db {
     /* The commit pipeline's own statements (p_step_commit_rows), kept
      * prepared like the hot statements: parsed and planned once per
      * connection, not at every append. */
-    struct pg_stmt *wrote, *flush, *flush_all;
-    /* Commits made visible without their flush (FM_DB_COMMIT_UNFLUSHED),
-     * on connection owed_gen: the next flush must not depend on its own
-     * transaction having written, and fm_db_durable sends one. */
-    bool owed;
-    unsigned owed_gen;
-    bool pend_covers; /* the pending flush is one for them too */
+    struct pg_stmt *wrote, *flush;
     /* A pipeline sent with a sync inside it whose part after that sync
      * (the flush of p_step_commit_rows) has not been read yet: read
      * before anything else uses the connection (settle): &pend, or NULL.
@@ -215,7 +209,6 @@ static void p_close(fm_db *d)
     (void)settle(PG(d));
     if (PG(d)->wrote) p_finalize(&PG(d)->wrote->base);
     if (PG(d)->flush) p_finalize(&PG(d)->flush->base);
-    if (PG(d)->flush_all) p_finalize(&PG(d)->flush_all->base);
     PQfinish(PG(d)->conn);
     free(d);
 }
@@ -439,8 +432,6 @@ static bool settle(pg_db *p)
     pl_state *ps = p->pending;
     if (!ps) return true;
     p->pending = NULL;
-    const bool covers = p->pend_covers;
-    p->pend_covers = false;
     PGresult *res[PL_MAX] = {0};
     bool synced = pl_collect(p, ps, res);
     PQexitPipelineMode(p->conn);
@@ -453,7 +444,6 @@ static bool settle(pg_db *p)
         PQclear(res[i]);
     }
     if (!synced) fail_conn(p);
-    if (ok && covers) p->owed = false;
     return ok;
 }
 
@@ -597,12 +587,10 @@ static int p_step(fm_db_stmt *st)
 #define WROTE_SQL                                                                                  \
     "SELECT set_config('fm.wrote', (pg_current_xact_id_if_assigned() IS NOT NULL)::text, false),"  \
     " set_config('synchronous_commit', 'off', true)"
-#define FLUSH_INTO "INSERT INTO store_flush(backend,n) SELECT pg_backend_pid(),1"
-#define FLUSH_UPSERT " ON CONFLICT(backend) DO UPDATE SET n=store_flush.n+1"
-#define FLUSH_SQL FLUSH_INTO " WHERE current_setting('fm.wrote')='true'" FLUSH_UPSERT
-/* The flush of commits made without theirs (FM_DB_COMMIT_UNFLUSHED):
- * whether or not the last transaction wrote, an earlier one did. */
-#define FLUSH_ALL_SQL FLUSH_INTO FLUSH_UPSERT
+#define FLUSH_SQL                                                                                  \
+    "INSERT INTO store_flush(backend,n) SELECT pg_backend_pid(),1"                                 \
+    " WHERE current_setting('fm.wrote')='true'"                                                    \
+    " ON CONFLICT(backend) DO UPDATE SET n=store_flush.n+1"
 
 /* A parameterless statement of the commit pipeline, made once per
  * connection and then sent by name (NULL: out of memory; the caller
@@ -622,13 +610,6 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
     return *slot = s;
 }
 
-static int out_of_memory(pg_db *p)
-{
-    p->code = FM_ERR_NOMEM;
-    snprintf(p->err, sizeof p->err, "out of memory");
-    return FM_DB_ERROR;
-}
-
 /* fm_db_step_commit_rows: BEGIN, the n statements, synchronous_commit
  * off for this transaction alone (read at COMMIT, so it may be set after
  * the statements, in the same statement as the check below), the read
@@ -644,12 +625,8 @@ static int out_of_memory(pg_db *p)
  * wakeup more, so only when another writer waits for the commit).  A
  * crash before the flush loses the rows and every row after them (they
  * come later in the WAL), never one alone; and the caller acts on the
- * rows only once they are durable.  early FM_DB_COMMIT_UNFLUSHED: no
- * flush at all; fm_db_durable sends one for every such commit before
- * it, so a holder that links several batches in a row (audit.c) sends
- * each right after the one before it is visible, not behind that one's
- * flush, and flushes once.  changes (NULL: not wanted): the rows each
- * statement changed. */
+ * rows only once they are durable.  changes (NULL: not wanted): the rows
+ * each statement changed. */
 static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int early, int *changes)
 {
     pg_stmt *s = PS(ss[0]);
@@ -662,14 +639,13 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     if (n < 1 || n > FM_DB_COMMIT_ROWS || p->in_txn || p->lost_txn || !ready(p, false))
         return FM_DB_ERROR;
     if (then) drop_result(PS(then));
-    /* Commits owed a flush: this one's covers them only if it is sent
-     * whether or not this transaction wrote. */
-    pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL),
-            *flush =
-                p->owed ? kept(p, &p->flush_all, FLUSH_ALL_SQL) : kept(p, &p->flush, FLUSH_SQL);
+    pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL), *flush = kept(p, &p->flush, FLUSH_SQL);
     pl_state *ps = &p->pend; /* free: ready() settled any pending flush */
-    const bool unflushed = early == FM_DB_COMMIT_UNFLUSHED;
-    if (!wrote || !flush) return out_of_memory(p);
+    if (!wrote || !flush) {
+        p->code = FM_ERR_NOMEM;
+        snprintf(p->err, sizeof p->err, "out of memory");
+        return FM_DB_ERROR;
+    }
     /* THEN inside the transaction, not after it: a statement after COMMIT
      * and before the sync would be a transaction of its own (a third per
      * append).  It sees the rows and every commit before them. */
@@ -682,20 +658,15 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     if (then) items[k++] = (pl_item){NULL, PS(then)};
     items[k++] = (pl_item){"COMMIT", NULL};
     const int n1 = k; /* up to COMMIT */
-    if (!unflushed) items[k++] = (pl_item){NULL, flush};
+    items[k++] = (pl_item){NULL, flush};
     PGresult *res[PL_MAX] = {0};
-    bool sent = pl_send(p, ps, items, k, early && !unflushed ? n1 : 0);
+    bool sent = pl_send(p, ps, items, k, early ? n1 : 0);
     if (sent) pl_collect(p, ps, res);
-    /* The flush covers the commits owed one only once it succeeded. */
-    const bool covers = p->owed && p->owed_gen == p->gen && !unflushed;
-    if (sent && early && !unflushed) p->pend_covers = covers;
-    if (sent && early && !unflushed)
+    if (sent && early)
         p->pending = ps; /* the flush, after the sync */
     else if (sent)
         PQexitPipelineMode(p->conn);
     int bad = first_failed(res, early ? n1 : k);
-    if (bad < 0 && unflushed && !p->owed) p->owed = true, p->owed_gen = p->gen;
-    if (bad < 0 && !early && covers) p->owed = false;
     if (bad < 0) {
         for (int i = 0; i < n; i++) {
             const char *ct = PQcmdTuples(res[1 + i]);
@@ -725,30 +696,10 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
 }
 
-/* fm_db_durable: the flush of the last fm_db_step_commit_visible, and
- * one for the commits made without theirs (on the connection they were
- * made on: one re-opened since may have lost them). */
+/* fm_db_durable: the flush of the last fm_db_step_commit_visible. */
 static int p_durable(fm_db *d)
 {
-    pg_db *p = PG(d);
-    bool ok = settle(p);
-    if (!p->owed) return ok ? FM_DB_OK : FM_DB_ERROR;
-    p->owed = false;
-    pg_stmt *f = kept(p, &p->flush_all, FLUSH_ALL_SQL);
-    if (!f) return out_of_memory(p);
-    if (p->owed_gen != p->gen || p->in_txn || !ready(p, false) || p->owed_gen != p->gen) {
-        p->code = FM_ERR_UNAVAILABLE;
-        snprintf(p->err, sizeof p->err,
-                 "PostgreSQL at %s: the connection was lost before the commits were flushed;"
-                 " they may or may not survive a crash",
-                 p->where);
-        return FM_DB_ERROR;
-    }
-    PGresult *r = exec_one(p, f);
-    ok = r && result_ok(r);
-    if (!ok) fail_res(p, r);
-    PQclear(r);
-    return ok ? FM_DB_OK : FM_DB_ERROR;
+    return settle(PG(d)) ? FM_DB_OK : FM_DB_ERROR;
 }
 
 static void p_persist(fm_db_stmt *st)

@@ -481,17 +481,6 @@ fm_db_stmt *fm_store_stmt(fm_store *st, const char *sql, fm_err *err)
 
 static void memo_clear(fm_store *st);
 
-/* Insert transactions this process sent for the chain: the batches that
- * linked rows (the holder's own and the ones it drained after it) and
- * the inserts that lost. */
-static long long audit_transactions(const fm_store *st)
-{
-    long long n = st->audit_lost;
-    for (int k = 0; k <= FM_DB_COMMIT_ROWS; k++)
-        n += st->audit_time.rows[k];
-    return n;
-}
-
 void fm_store_close(fm_store *st)
 {
     const char *stats = getenv("FLEETMCP_AUDIT_STATS");
@@ -499,26 +488,10 @@ void fm_store_close(fm_store *st)
         fm_log("debug",
                "audit: %lld appends, %lld inserts lost to another writer's row"
                " (%.3f extra round trips per append; %lld appends lost their first guess);"
-               " %lld rows linked for other appenders in %lld batches; %lld insert transactions",
+               " %lld rows linked for other appenders in %lld batches",
                st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost,
-               st->audit_linked_others, st->audit_batches, audit_transactions(st));
-    if (stats && *stats && st->audit_appends > 0) {
-        const struct fm_audit_time *t = &st->audit_time;
-        char hist[400] = "";
-        for (int k = 1, w = 0; k <= FM_DB_COMMIT_ROWS && w < (int)sizeof hist - 24; k++)
-            if (t->rows[k])
-                w += snprintf(hist + w, sizeof hist - (size_t)w, " %d:%lld", k, t->rows[k]);
-        fm_log("debug",
-               "audit time: turn wait %.1f us x%lld, hold %.1f us x%lld, insert trip %.1f us x%lld,"
-               " flush %.1f us x%lld; queued rows linked by another %lld, by self %lld, retry %lld;"
-               " rows per transaction%s",
-               t->waits ? (double)t->wait_us / t->waits : 0, t->waits,
-               t->holds ? (double)t->hold_us / t->holds : 0, t->holds,
-               t->trips ? (double)t->trip_us / t->trips : 0, t->trips,
-               t->flushes ? (double)t->flush_us / t->flushes : 0, t->flushes, t->q_by_other,
-               t->q_by_self, t->q_retry, hist);
-    }
+               st->audit_linked_others, st->audit_batches);
     memo_clear(st);
     free(st->batch.memo);
     st->batch.memo = NULL;

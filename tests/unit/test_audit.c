@@ -817,12 +817,10 @@ typedef struct turns_file {
 enum { SLOT_QUEUED = 1, SLOT_TAKEN = 2 };
 
 /* A forked appender with a store of its own on path (another server
- * process of this host): once it reads a byte from *go it waits delay_ms,
- * appends one row of tool (as while busy appends waited for its turns:
- * audit_turn_busy), writes the id it got (-1: an error) and the rows it
+ * process of this host): once it reads a byte from *go it appends one
+ * row of tool, writes the id it got (-1: an error) and the rows it
  * linked for other appenders to *out, and ends. */
-static pid_t child_appender_at(const char *path, const char *tool, int busy, int delay_ms, int *go,
-                               int *out)
+static pid_t child_appender(const char *path, const char *tool, int *go, int *out)
 {
     int up[2], down[2];
     ck_assert_int_eq(pipe(up), 0);
@@ -839,8 +837,6 @@ static pid_t child_appender_at(const char *path, const char *tool, int busy, int
         if (fm_ctx_open(&c, NULL, fm_test_target(path), &err)) _exit(9);
         char ready = 1, cue;
         if (write(up[1], &ready, 1) != 1 || read(down[0], &cue, 1) != 1) _exit(9);
-        usleep((useconds_t)delay_ms * 1000);
-        c.store.audit_turn_busy = busy;
         fm_audit_rec r = {.phase = "call", .tool = tool, .decision = "allow"};
         int64_t got[2] = {fm_audit_append(&c, &r, &err), c.store.audit_linked_others};
         if (write(up[1], got, sizeof got) != (ssize_t)sizeof got) _exit(9);
@@ -854,11 +850,6 @@ static pid_t child_appender_at(const char *path, const char *tool, int busy, int
     *go = down[1];
     *out = up[0];
     return pid;
-}
-
-static pid_t child_appender(const char *path, const char *tool, int *go, int *out)
-{
-    return child_appender_at(path, tool, 0, 0, go, out);
 }
 
 /* What a child_appender got: its row's id and the rows it linked for
@@ -987,206 +978,6 @@ START_TEST(batch_holder_killed)
     for (int i = 0; i < 15; i++)
         ck_assert_int_eq(f->slot[i].state, 0); /* none left behind */
     goes_on_and_ends(&a, path, 4);
-}
-END_TEST
-
-/* A row of tool 'slow_here' is held in its insert (a trigger) until a
- * row named by its id is in table gate (10 s at most): a holder's batch
- * stays in flight until the test lets it go on. */
-static void gated_inserts(fm_ctx *ctx)
-{
-    db_exec(ctx, "CREATE TABLE gate(k text PRIMARY KEY)");
-    db_exec(ctx, "CREATE FUNCTION gated() RETURNS trigger LANGUAGE plpgsql AS"
-                 " $$BEGIN IF NEW.tool='slow_here' THEN"
-                 " FOR i IN 1..2000 LOOP EXIT WHEN EXISTS(SELECT 1 FROM gate WHERE k=NEW.id::text);"
-                 " PERFORM pg_sleep(0.005); END LOOP; END IF; RETURN NEW; END$$");
-    db_exec(ctx,
-            "CREATE TRIGGER gated BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION gated()");
-}
-
-/* Lets the gated insert of row id go on (through another connection). */
-static void gate_open(fm_ctx *other, int64_t id)
-{
-    char sql[64];
-    snprintf(sql, sizeof sql, "INSERT INTO gate VALUES('%lld')", (long long)id);
-    db_exec(other, sql);
-}
-
-/* Two forked appenders that append 50 ms after their cue (busy: as
- * while waiting for turns), once a gated batch cued with them holds the
- * turn. */
-static void two_behind(const char *path, const char *tool, pid_t pid[2], int go[2], int out[2])
-{
-    for (int i = 0; i < 2; i++)
-        pid[i] = child_appender_at(path, tool, 1, 50, &go[i], &out[i]);
-}
-
-static void cue(int go)
-{
-    ck_assert_int_eq(write(go, "g", 1), 1);
-    close(go);
-}
-
-/* An append of this process in a thread of its own (the test goes on
- * while its batch is in flight). */
-typedef struct {
-    fm_ctx *ctx;
-    int64_t id;
-    fm_err err;
-} bg_append;
-
-static void *bg_append_run(void *arg)
-{
-    bg_append *b = arg;
-    fm_audit_rec r = {.phase = "call", .tool = "slow_here", .decision = "allow"};
-    b->ctx->store.audit_turn_busy = 3; /* others wait for turns */
-    b->id = fm_audit_append(b->ctx, &r, &b->err);
-    return NULL;
-}
-
-/* The flushes ctx's connection made (its row of store_flush). */
-static long long flushes_of(fm_ctx *ctx)
-{
-    fm_db_stmt *s;
-    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db,
-                                      "SELECT coalesce(sum(n), 0) FROM store_flush"
-                                      " WHERE backend=pg_backend_pid()",
-                                      -1, &s, NULL),
-                     FM_DB_OK);
-    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
-    long long n = fm_db_column_int64(s, 0);
-    fm_db_finalize(s);
-    return n;
-}
-
-/* Makes every flush of ctx's connection fail from now on. */
-static void flushes_fail(fm_ctx *ctx)
-{
-    fm_db_stmt *s;
-    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db, "SELECT pg_backend_pid()", -1, &s, NULL),
-                     FM_DB_OK);
-    ck_assert_int_eq(fm_db_step(s), FM_DB_ROW);
-    char sql[400];
-    snprintf(sql, sizeof sql,
-             "CREATE FUNCTION noflush() RETURNS trigger LANGUAGE plpgsql AS"
-             " $$BEGIN IF pg_backend_pid()=%lld THEN RAISE 'no flush'; END IF;"
-             " RETURN NEW; END$$",
-             (long long)fm_db_column_int64(s, 0));
-    fm_db_finalize(s);
-    db_exec(ctx, sql);
-    db_exec(ctx, "CREATE TRIGGER noflush BEFORE INSERT ON store_flush FOR EACH ROW"
-                 " EXECUTE FUNCTION noflush()");
-}
-
-/* A holder whose batch is in flight while others queue links their rows
- * itself, as a second transaction on its connection right after the
- * first, before it hands the turn on (both appenders get their rows, it
- * linked them, in two transactions of its own).  When the second
- * transaction fails (a trigger refuses a row of it), its rows fail and
- * the holder's own row is still flushed before it is answered as logged.
- * When the one flush of both fails, every row of both fails: no
- * appender, the holder included, is answered as logged (the rows went
- * in, their fate unknown to the appenders), and the chain goes on. */
-START_TEST(holder_links_rows_queued_in_flight)
-{
-    char path[] = "/tmp/fm-audit-drain-XXXXXX";
-    fm_ctx a, b;
-    filled_store(&a, path, 2);
-    open_file_store(&b, path);
-    gated_inserts(&a);
-    turns_file *f = a.store.audit_turn;
-    db_exec(&a, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
-                " $$BEGIN IF NEW.tool='refused_here' THEN RAISE 'refused'; END IF;"
-                " RETURN NEW; END$$");
-    db_exec(&a, "CREATE TRIGGER refuse BEFORE INSERT ON audit FOR EACH ROW"
-                " EXECUTE FUNCTION refuse()");
-    const int64_t gated[3] = {3, 6, 7}; /* the holder's row in each round */
-    for (int round = 0; round < 3; round++) {
-        if (round == 2) flushes_fail(&a);
-        pid_t pid[2];
-        int go[2], out[2];
-        two_behind(path, round == 1 ? "refused_here" : "fleet_status", pid, go, out);
-        const long long flushed0 = flushes_of(&a);
-        const long long linked0 = a.store.audit_linked_others;
-        const long long one0 = a.store.audit_time.rows[1], two0 = a.store.audit_time.rows[2];
-        bg_append h = {.ctx = &a};
-        pthread_t th;
-        ck_assert_int_eq(pthread_create(&th, NULL, bg_append_run, &h), 0);
-        cue(go[0]);
-        cue(go[1]);
-        slots_reach(f, SLOT_QUEUED, 2); /* behind the holder's batch */
-        gate_open(&b, gated[round]);
-        ck_assert_int_eq(pthread_join(th, NULL), 0);
-        int64_t linked = 0, ids[2];
-        for (int i = 0; i < 2; i++)
-            ids[i] = child_result(pid[i], out[i], &linked);
-        ck_assert_int_eq(linked, 0); /* neither appender linked a row */
-        if (round == 0) {
-            ck_assert_int_eq(h.id, 3);
-            ck_assert_int_eq(ids[0] + ids[1], 4 + 5);
-            ck_assert_int_eq(a.store.audit_linked_others - linked0, 2);
-            ck_assert_int_eq(a.store.audit_time.rows[1] - one0, 1); /* its own */
-            ck_assert_int_eq(a.store.audit_time.rows[2] - two0, 1); /* theirs, after it */
-            ck_assert(verify_says(&a, NULL));
-        } else if (round == 1) {
-            ck_assert_int_eq(h.id, 6);
-            ck_assert_int_eq(ids[0], -1);
-            ck_assert_int_eq(ids[1], -1);
-            ck_assert_int_eq(flushes_of(&a) - flushed0, 1); /* the holder's row, after all */
-        } else {
-            ck_assert_int_eq(h.id, -1);
-            ck_assert_msg(strstr(h.err.text, "no flush") != NULL, "%s", h.err.text);
-            ck_assert_int_eq(ids[0], -1);
-            ck_assert_int_eq(ids[1], -1);
-        }
-    }
-    db_exec(&a, "DROP TRIGGER noflush ON store_flush");
-    fm_ctx_close(&b);
-    goes_on_and_ends(&a, path, 10); /* rows 7-9 went in, unflushed as far as anyone knew */
-}
-END_TEST
-
-/* A holder killed (SIGKILL) with two transactions of one turn in flight
- * (its own row's, committed and not flushed, and the rows it took after
- * it, held in their insert): the appenders whose rows it took do not
- * hang, each is told its row's fate is unknown (an error, not an id),
- * and once the killed holder's backend is gone the chain goes on after
- * the holder's row and verifies. */
-START_TEST(holder_killed_with_two_in_flight)
-{
-    char path[] = "/tmp/fm-audit-drainkill-XXXXXX";
-    fm_ctx a;
-    filled_store(&a, path, 2);
-    gated_inserts(&a);
-    turns_file *f = a.store.audit_turn;
-    int hgo, hout;
-    pid_t h = child_appender_at(path, "slow_here", 3, 0, &hgo, &hout);
-    pid_t pid[2];
-    int go[2], out[2];
-    two_behind(path, "slow_here", pid, go, out);
-    int64_t t0 = fm_now_ms();
-    cue(hgo);
-    cue(go[0]);
-    cue(go[1]);
-    slots_reach(f, SLOT_QUEUED, 2);
-    gate_open(&a, 3);              /* the holder's own row goes in (rows 4, 5 stay held) */
-    slots_reach(f, SLOT_TAKEN, 2); /* the second transaction is in flight */
-    ck_assert_int_eq(kill(h, SIGKILL), 0);
-    int ws;
-    ck_assert_int_eq(waitpid(h, &ws, 0), h);
-    ck_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
-    close(hout);
-    int64_t linked = 0;
-    for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(child_result(pid[i], out[i], &linked), -1);
-    ck_assert_int_lt(fm_now_ms() - t0, 10000);
-    for (int i = 0; i < 15; i++)
-        ck_assert_int_eq(f->slot[i].state, 0); /* none left behind */
-    /* Its backend, still held in the insert of row 4, ends too. */
-    db_exec(&a, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE pid<>pg_backend_pid() AND query LIKE 'INSERT INTO audit%'");
-    db_exec(&a, "DROP TRIGGER gated ON audit");
-    goes_on_and_ends(&a, path, 4); /* after the holder's row 3 */
 }
 END_TEST
 
@@ -1816,8 +1607,6 @@ static Suite *audit_suite(void)
         tcase_add_test(tc, turn_holder_stopped);
         tcase_add_test(tc, queued_rows_go_in_together);
         tcase_add_test(tc, batch_holder_killed);
-        tcase_add_test(tc, holder_links_rows_queued_in_flight);
-        tcase_add_test(tc, holder_killed_with_two_in_flight);
     }
     tcase_add_test(tc, folds_from_two_writers);
     tcase_add_test(tc, joining_host_starts_its_anchor);
