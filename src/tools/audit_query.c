@@ -104,11 +104,18 @@ json_t *fm_tool_audit_query(fm_call *call, fm_err *err)
         long long ms;
         if (!s) continue;
         if (parse_time(s, &ms)) {
+            /* The caller's text goes back in the message: control
+             * characters shown as '?', so it cannot drive a terminal. */
+            char shown[41];
+            size_t k = 0;
+            for (; s[k] && k < sizeof shown - 1; k++)
+                shown[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+            shown[k] = '\0';
             json_decref(f);
             fm_err_set(err, FM_ERR_INVALID,
-                       "%s: '%.40s' is not a time: use ISO-8601 (2026-11-23T14:00:00Z) or a"
+                       "%s: '%s' is not a time: use ISO-8601 (2026-11-23T14:00:00Z) or a"
                        " span such as 30m, 2h, 7d",
-                       spans[i], s);
+                       spans[i], shown);
             return NULL;
         }
         json_object_set_new(f, i ? "until_ms" : "since_ms", json_integer(ms));

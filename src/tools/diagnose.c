@@ -197,14 +197,17 @@ static void collect_metrics(fm_ctx *ctx, const char *node, json_t *sig, json_t *
     /* node names are validated by the input schema: safe in a matcher.
      * Unless configured, both spellings of dcgm-exporter's host label
      * (Hostname, renamed hostname in May 2026) select the node. */
-    char dcgm[300], q[1400];
+    char dcgm[300], q[1400], re[256];
     fm_read_dcgm_selector(dcgm, sizeof dcgm, "DCGM_FI_.*", hl, node, "");
+    /* The instance matcher is a regex: a '.' of the name is escaped, or
+     * "gpu.a01" would also select gpu-a01 and gpuxa01. */
+    fm_read_regex_literal(re, sizeof re, node);
     snprintf(q, sizeof q,
              "%s or "
              "{__name__=~\"up|node_infiniband_(physical_)?state_id|"
              "node_network_carrier_changes_total|node_filesystem_avail_bytes\",instance=~\"%s(:[0-"
              "9]+)?\"}",
-             dcgm, node);
+             dcgm, re);
     fm_err e = {0};
     json_t *ans = ctx->be.metrics->query_instant(ctx->be.metrics_st, q, 0, &e);
     if (!ans) {

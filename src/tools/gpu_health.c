@@ -316,7 +316,7 @@ static int collect(const json_t *ans, gpu *gpus)
             continue;
         char *end;
         long idx = strtol(gi, &end, 10);
-        if (*end || idx < 0 || idx >= MAX_GPUS) continue;
+        if (end == gi || *end || idx < 0 || idx >= MAX_GPUS) continue; /* "" is no GPU */
         for (int m = 0; m < M_COUNT; m++) {
             if (strcmp(name + 12, METRICS[m].metric) != 0 &&
                 (!METRICS[m].alias || strcmp(name + 12, METRICS[m].alias) != 0))

@@ -34,9 +34,12 @@ void fm_read_state_join(const json_t *state, char *buf, size_t len)
     const json_t *e;
     json_array_foreach(state, i, e)
     {
+        /* A backend's answer: a state that is not a string is skipped. */
+        const char *v = json_string_value(e);
         size_t l = strlen(buf);
+        if (!v) continue;
         if (l + 2 >= len) break;
-        snprintf(buf + l, len - l, "%s%s", l ? "+" : "", json_string_value(e));
+        snprintf(buf + l, len - l, "%s%s", l ? "+" : "", v);
     }
     if (!buf[0]) snprintf(buf, len, "UNKNOWN");
 }
@@ -183,6 +186,17 @@ const char *fm_read_counter_window(const fm_config *cfg, char buf[16])
     bool ok = n >= 1 && n <= 6 && w[0] != '0' && w[n] && strchr("smhd", w[n]) && !w[n + 1];
     snprintf(buf, 16, "%s", ok ? w : "1h");
     return buf;
+}
+
+void fm_read_regex_literal(char *out, size_t n, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 3 < n; s++) {
+        /* A PromQL string holds the regex: its backslash is doubled. */
+        if (strchr(".+*?()[]{}|^$\\", *s)) out[o++] = '\\', out[o++] = '\\';
+        out[o++] = *s;
+    }
+    out[o] = '\0';
 }
 
 void fm_read_dcgm_selector(char *q, size_t n, const char *names, const char *hl, const char *node,

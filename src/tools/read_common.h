@@ -36,6 +36,10 @@ struct fm_config;
  * Checked here too, as it goes into PromQL.  Returns buf. */
 const char *fm_read_counter_window(const struct fm_config *cfg, char buf[16]);
 
+/* s as a regex that matches s alone, written into a PromQL string
+ * (metacharacters escaped, the escape doubled); truncated to fit n. */
+void fm_read_regex_literal(char *out, size_t n, const char *s);
+
 /* A PromQL selector of the series whose name matches the regex names on
  * node (a validated node name), followed by suffix (e.g. " offset 1h"):
  * by the host label hl, or when hl is NULL or "" by either spelling a

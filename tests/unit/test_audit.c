@@ -18,6 +18,8 @@
 #include "fm_test.h"
 #include "test_core_helpers.h"
 
+#include "fm_tools.gen.h"
+
 static long long count(test_server *t, const char *where)
 {
     char sql[256];
@@ -100,6 +102,25 @@ START_TEST(tampering_detected)
     ck_assert_int_eq(fm_audit_verify(&t.ctx.store, &rows, &bad, &err), -1);
     ck_assert_int_eq(bad, 3);
     ts_close(&t);
+}
+END_TEST
+
+/* Found in a review: audit_query's error for a time it cannot read
+ * echoed the caller's text as it came, escape sequences and all (shown by
+ * mcp-cli on an operator's terminal). */
+START_TEST(query_time_error_shows_no_control_characters)
+{
+    fm_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    json_t *args = json_pack("{s:s}", "since", "\x1b[2J\x07yesterday");
+    fm_call call = {.ctx = &ctx, .args = args};
+    fm_err err = {0};
+    ck_assert_ptr_null(fm_tool_audit_query(&call, &err));
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+    for (const char *c = err.text; *c; c++)
+        ck_assert_msg((unsigned char)*c >= 0x20, "control character in: %s", err.text);
+    ck_assert_ptr_nonnull(strstr(err.text, "'?[2J?yesterday'"));
+    json_decref(args);
 }
 END_TEST
 
@@ -1611,6 +1632,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, folds_from_two_writers);
     tcase_add_test(tc, joining_host_starts_its_anchor);
     tcase_add_test(tc, query_filters);
+    tcase_add_test(tc, query_time_error_shows_no_control_characters);
     tcase_add_test(tc, hourly_counters_fold_once);
     tcase_add_test(tc, trail_reports);
     tcase_add_test(tc, failed_statement_keeps_transaction);

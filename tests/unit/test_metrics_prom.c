@@ -12,6 +12,8 @@
 #include "fm_test.h"
 #include "fm_tools.gen.h"
 
+#include "../../src/tools/read_common.h"
+
 static json_t *load_fix(const char *name)
 {
     const char *d = getenv("FM_FIXTURES");
@@ -188,6 +190,58 @@ static json_t *gpu_entry(json_t *out, int idx)
     return NULL;
 }
 
+/* Found in a review: a series whose gpu label is empty was filed under
+ * GPU 0 (strtol reads "" as 0), so a series after GPU 0's could turn a
+ * healthy GPU 0 critical. */
+START_TEST(empty_gpu_label_is_no_gpu)
+{
+    fake_past = NULL;
+    fake_past_fails = false;
+    fake_answer =
+        json_loads("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
+                   "{\"metric\":{\"__name__\":\"DCGM_FI_DEV_GPU_TEMP\",\"gpu\":\"0\",\"Hostname\":"
+                   "\"gpu-b01\"},\"value\":[1000,\"50\"]},"
+                   "{\"metric\":{\"__name__\":\"DCGM_FI_DEV_GPU_TEMP\",\"gpu\":\"\",\"Hostname\":"
+                   "\"gpu-b01\"},\"value\":[1000,\"99\"]}]}}",
+                   0, NULL);
+    ck_assert_ptr_nonnull(fake_answer);
+    json_t *out = call_gpu_health("{}", true);
+    ck_assert_int_eq(json_integer_value(json_object_get(out, "seen_gpus")), 1);
+    json_t *g0 = gpu_entry(out, 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(g0, "temp_c"), "value")),
+                     50);
+    ck_assert_str_eq(json_string_value(json_object_get(g0, "status")), "ok");
+    json_decref(out);
+    json_decref(fake_answer);
+    fake_answer = NULL;
+}
+END_TEST
+
+/* A node name goes into PromQL regex matchers (instance=~"NAME(:port)?"):
+ * its '.' must match a dot alone, and a backend's node state that is not
+ * a string is skipped, not printed from NULL. */
+START_TEST(read_helpers_take_names_literally)
+{
+    char re[64];
+    fm_read_regex_literal(re, sizeof re, "gpu.a01");
+    ck_assert_str_eq(re, "gpu\\\\.a01");
+    fm_read_regex_literal(re, sizeof re, "gpu-a01_x");
+    ck_assert_str_eq(re, "gpu-a01_x");
+    char tiny[6];
+    fm_read_regex_literal(tiny, sizeof tiny, "a.b.c");
+    ck_assert_str_eq(tiny, "a\\\\.");
+    char st[64];
+    json_t *state = json_pack("[s, i, n, s]", "IDLE", 5, "DRAIN");
+    fm_read_state_join(state, st, sizeof st);
+    ck_assert_str_eq(st, "IDLE+DRAIN");
+    json_decref(state);
+    state = json_pack("[i]", 5);
+    fm_read_state_join(state, st, sizeof st);
+    ck_assert_str_eq(st, "UNKNOWN");
+    json_decref(state);
+}
+END_TEST
+
 START_TEST(gpu_health_verdict)
 {
     fake_answer = load_fix("gpu_health_gpu-b01.json");
@@ -274,6 +328,8 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, prometheus_error_readable);
     tcase_add_test(tc, open_and_unreachable);
     tcase_add_test(tc, gpu_health_verdict);
+    tcase_add_test(tc, empty_gpu_label_is_no_gpu);
+    tcase_add_test(tc, read_helpers_take_names_literally);
     suite_add_tcase(s, tc);
     return s;
 }
