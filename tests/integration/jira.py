@@ -211,8 +211,12 @@ def gate_rate_limit(check, tools, p, used, limit):
 
 def add_bundle(db, bid, node, body):
     con = sqlite3.connect(db, timeout=10)
-    con.execute("CREATE TABLE IF NOT EXISTS diag_bundles(id TEXT PRIMARY KEY, node TEXT,"
-                " created_ms INTEGER, sha256 TEXT, body BLOB)")
+    # The product's table (src/tools/node_diag_bundle.c): ids are the
+    # numbers node_diag_bundle returns, and a bundle_id that is not one
+    # names no bundle.
+    con.execute("CREATE TABLE IF NOT EXISTS diag_bundles(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " node TEXT NOT NULL, created_ms INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+                " body TEXT NOT NULL)")
     con.execute("INSERT INTO diag_bundles VALUES(?,?,?,?,?)",
                 (bid, node, int(time.time() * 1000), hashlib.sha256(body).hexdigest(), body))
     con.commit()
@@ -227,7 +231,6 @@ def common_scenario(check, tools, name, db, human=True):
     """The assertions both backends must pass.  human=False: through the
     gate, where ticket_close needs an approval and escalation is not a tool."""
     p = f"[{name}] "
-    bid = name.replace(" ", "-")
     a = {"summary": "Xid 79 on gpu-a01: GPU fell off the bus", "node": "gpu-a01",
          "fault_class": "xid_79", "severity": "high", "active_jobs": 3,
          "evidence": ["Xid 79 in dmesg at 12:00:01", "nvidia-smi: GPU lost"],
@@ -264,9 +267,9 @@ def common_scenario(check, tools, name, db, human=True):
           p + "update comment is there", t["comments"])
 
     body = json.dumps({"node": "gpu-a01", "nvidia_smi_q": "x" * 5000, "xid": [79]}).encode()
-    add_bundle(db, f"bundle-{bid}-1", "gpu-a01", body)
-    u = tools.ok("ticket_update", {"key": k1, "bundle_id": f"bundle-{bid}-1"})
-    check(u["attached"] == [f"diag-bundle-bundle-{bid}-1.json"], p + "bundle attached", u)
+    add_bundle(db, 1, "gpu-a01", body)
+    u = tools.ok("ticket_update", {"key": k1, "bundle_id": "1"})
+    check(u["attached"] == ["diag-bundle-1.json"], p + "bundle attached", u)
     t = tools.ok("ticket_get", {"key": k1})
     check(t["attachments_count"] == 1, p + "get counts the attachment", t["attachments_count"])
     ok, err = tools.call("ticket_update", {"key": k1, "bundle_id": "no-such-bundle"})
@@ -308,14 +311,14 @@ def common_scenario(check, tools, name, db, human=True):
     c = tools.ok("ticket_close", {"key": k1})
     check(c["already_closed"] is True, p + "closing twice is harmless", c)
 
-    add_bundle(db, f"bundle-{bid}-2", "gpu-a01", b"plain text diag bundle")
+    add_bundle(db, 2, "gpu-a01", b"plain text diag bundle")
     e = tools.ok("escalate", {"node": "gpu-a01", "fault_class": "xid_79",
                               "summary": "repair workflow wf-43 failed verification\n"
                                          "verification step: dcgmi diag",
                               "evidence": ["verification: dcgmi diag -r 1 failed"],
-                              "bundle_id": f"bundle-{bid}-2"})
+                              "bundle_id": "2"})
     check(e["key"] != k1 and e["deduplicated"] is False and
-          e["attached"] == [f"diag-bundle-bundle-{bid}-2.txt"],
+          e["attached"] == ["diag-bundle-2.txt"],
           p + "escalation after close opens a new ticket with the bundle", e)
     e2 = tools.ok("escalate", {"node": "gpu-a01", "fault_class": "xid_79",
                                "summary": "repair workflow wf-44 failed", "bundle_id": "gone"})
