@@ -158,7 +158,8 @@ stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 63 0 t
 # blind11 (70, written 03:12-03:19 UTC 2026-12-07 by an author who read no
 # code), scored unseen: 63/70, 2 unsafe on main (29a9d2b), 64/70, 2 unsafe
 # after the fourteenth pass; then told to the fifteenth pass as five
-# general kinds: the floor is what that pass reached.
+# general kinds: the floor is what that pass reached (the twentieth pass
+# raised it to 68).
 stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 68 0 tests/diagnose/blind11
 # blind12 (70, written 03:52-03:58 UTC by an author who read no code),
 # told to no one: 59/70, 2 unsafe on main and after the fourteenth pass,
