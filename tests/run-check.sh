@@ -206,7 +206,7 @@ stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 66 0 t
 # told them) 65/70 and 65/70 (the unseen figures). Their misses were then
 # told to the twentieth pass as general kinds (their files unread): the
 # floors are what that pass reached, no unsafe call in either.
-stage diagnose-blind18 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind18
+stage diagnose-blind18 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind18
 stage diagnose-blind19 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind19
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
