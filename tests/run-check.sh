@@ -158,8 +158,9 @@ stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 63 0 t
 # blind11 (70, written 03:12-03:19 UTC 2026-12-07 by an author who read no
 # code), scored unseen: 63/70, 2 unsafe on main (29a9d2b), 64/70, 2 unsafe
 # after the fourteenth pass; then told to the fifteenth pass as five
-# general kinds: the floor is what that pass reached.
-stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind11
+# general kinds: the floor is what that pass reached (the twentieth pass
+# raised it to 68).
+stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 68 0 tests/diagnose/blind11
 # blind12 (70, written 03:52-03:58 UTC by an author who read no code),
 # told to no one: 59/70, 2 unsafe on main and after the fourteenth pass,
 # 61/70, 1 unsafe after the fifteenth (the unseen figure). Then its misses
@@ -202,9 +203,11 @@ stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 66 0 t
 # blind19 (70, 10:43-10:46 UTC; hardware and its time line), told to no
 # one: on main (94e8188) blind18 64/70 and blind19 66/70, no unsafe call;
 # after the eighteenth pass 65/70 and 65/70, after the nineteenth (not
-# told them) 65/70 and 65/70. The floors are those unseen figures.
-stage diagnose-blind18 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind18
-stage diagnose-blind19 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind19
+# told them) 65/70 and 65/70 (the unseen figures). Their misses were then
+# told to the twentieth pass as general kinds (their files unread): the
+# floors are what that pass reached, no unsafe call in either.
+stage diagnose-blind18 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind18
+stage diagnose-blind19 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind19
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

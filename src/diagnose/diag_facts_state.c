@@ -403,3 +403,84 @@ void disagree_rule(run *r)
                                "engine restarted: the collector, or the GPU? Sources disagree, "
                                "check the GPU on the node"));
 }
+
+/* ---- a running job whose log stopped, timed by the input ----------------- */
+
+#define SILENT_S 3600.0 /* an hour without a write: no training loop logs that rarely */
+
+/* The line right after i in the same entry of the same source: a command's
+ * answer in one block.  -1 when there is none. */
+static int answer_of(const run *r, int i)
+{
+    int j = i + 1;
+    if (j >= r->nlines || r->lines[j].src != r->lines[i].src ||
+        r->lines[j].entry != r->lines[i].entry)
+        return -1;
+    return j;
+}
+
+/* The time a line tells after offset at: ISO 8601 (stat's %y, its
+ * "Modify:" field) or date's "Mon Dec  7 09:40:02 UTC 2026"; NAN. */
+static double told_time(const tline *l, size_t at)
+{
+    char buf[48];
+    while (at < l->len && l->s[at] == ' ')
+        at++;
+    size_t n = l->len - at < sizeof buf - 1 ? l->len - at : sizeof buf - 1;
+    memcpy(buf, l->s + at, n);
+    buf[n] = 0;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (strptime(buf, "%a %b %d %H:%M:%S UTC %Y", &tm)) return (double)timegm(&tm);
+    return line_stamp(buf, n, 1970 + (int)(time(NULL) / 31556952));
+}
+
+/* The file's last write and the current time, both as the input tells
+ * them (a stat and a date answer), never the wall clock. */
+static bool told_times(const run *r, double *mtime, double *now)
+{
+    *mtime = *now = NAN;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *m = memmem(l->s, l->len, "Modify:", 7);
+        if (m) *mtime = told_time(l, (size_t)(m - l->s) + 7);
+        int j = answer_of(r, i);
+        if (j < 0) continue;
+        if (facts_has(l, "stat ") && isnan(*mtime)) *mtime = told_time(&r->lines[j], 0);
+        if (facts_has(l, "date") && !facts_has(l, "update") && isnan(*now))
+            *now = told_time(&r->lines[j], 0);
+    }
+    return !isnan(*mtime) && !isnan(*now);
+}
+
+/* A GPU reading 0% busy: nvidia-smi's "0 %", a table's " 0%". */
+static bool gpu_zero_told(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        for (size_t k = 1; k + 1 < l->len; k++)
+            if (l->s[k] == '0' && strchr(" ,|", l->s[k - 1]) &&
+                (l->s[k + 1] == '%' || (l->s[k + 1] == ' ' && k + 2 < l->len && l->s[k + 2] == '%')))
+                return true;
+    }
+    return false;
+}
+
+/* A RUNNING job whose log's last write (stat) is an hour or more before
+ * the time the input tells (date), its GPUs at 0% (metrics or text). */
+void silent_log_rule(run *r, bool gpus_zero)
+{
+    int c = diag_class_index(r->db, "job_hung");
+    if (c < 0 || facts_class_hit(r, c)) return;
+    double mtime, now;
+    if (!told_times(r, &mtime, &now) || now - mtime < SILENT_S) return;
+    if (!gpus_zero && !gpu_zero_told(r)) return;
+    bool running = false;
+    for (int i = 0; i < r->nlines && !running; i++)
+        running = facts_has(&r->lines[i], "RUNNING");
+    if (!running) return;
+    add_hit(r, c, DK_CORR, ST_STRONG, "facts-log-silent-running",
+            diag_fmt("the job RUNNING, its log last written %.1f h before the time the input "
+                     "tells, GPUs at 0%%: the job stopped moving",
+                     (now - mtime) / 3600.0));
+}

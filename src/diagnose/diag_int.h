@@ -435,6 +435,7 @@ void fleet_metric_rule(run *r, const json_t *metrics);
 /* diag_facts_state.c: what earlier jobs left behind */
 void reboot_rule(run *r);
 void disagree_rule(run *r);
+void silent_log_rule(run *r, bool gpus_zero); /* gpus_zero: the metrics read ~0 */
 void app_fault_rule(run *r);
 void held_memory_rule(run *r);
 /* diag_facts_hist.c: readings that are history (a counter read flat, a

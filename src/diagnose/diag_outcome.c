@@ -157,6 +157,9 @@ static bool names_node(const run *r)
 {
     size_t n = r->node ? strlen(r->node) : 0;
     if (n < 2) return false;
+    /* a CUDA error that names no device fault, with nothing node-level
+     * beside it, is the job's whichever host its record or launcher names */
+    if (anomaly_seen(r, "anomaly-cuda-error-job")) return false;
     for (int i = 0; i < r->nanoms; i++) {
         if (r->anoms[i].level != 0) continue;
         /* a kill with nothing to explain it names the host the launcher ran
