@@ -208,6 +208,14 @@ stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 66 0 t
 # floors are what that pass reached, no unsafe call in either.
 stage diagnose-blind18 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind18
 stage diagnose-blind19 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind19
+# blind20 (70, written 11:25-11:28 UTC 2026-12-07 by an author who read no
+# code; a week of one on-call queue) and blind21 (70, 11:25-11:28 UTC;
+# hardware and its time line), told to no one: on main (94e8188) blind20
+# 61/70 and blind21 59/70, one unsafe call each; after the nineteenth pass
+# 62/70 and 60/70, after the twentieth (not told them) the same. The
+# floors are those unseen figures.
+stage diagnose-blind20 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind20
+stage diagnose-blind21 python3 tests/diagnose/run_scenarios.py --held-out 60 1 tests/diagnose/blind21
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
