@@ -2,6 +2,8 @@
 #include "read_common.h"
 
 #include "fleetmcp/fm_config.h"
+#include "fleetmcp/fm_util.h"
+#include "fleetmcp/fm_workflow.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -186,6 +188,13 @@ const char *fm_read_counter_window(const fm_config *cfg, char buf[16])
     bool ok = n >= 1 && n <= 6 && w[0] != '0' && w[n] && strchr("smhd", w[n]) && !w[n + 1];
     snprintf(buf, 16, "%s", ok ? w : "1h");
     return buf;
+}
+
+bool fm_read_drain_owned(struct fm_ctx *ctx, const json_t *n)
+{
+    return json_is_true(json_object_get(n, "fleetmcp_owned")) &&
+           fm_workflow_owns_drain(ctx, fm_json_str(n, "name", ""), fm_json_str(n, "reason", "")) ==
+               1;
 }
 
 void fm_read_regex_literal(char *out, size_t n, const char *s)

@@ -30,11 +30,19 @@ int fm_read_parse_time(const json_t *v, double now, double *out, fm_err *err);
 int fm_read_parse_duration(const json_t *v, double *out, fm_err *err);
 
 struct fm_config;
+struct fm_ctx;
 
 /* metrics.gpu_health.counter_window as a PromQL duration ("1h" unless
  * set): the window over which DCGM counters are judged by their growth.
  * Checked here too, as it goes into PromQL.  Returns buf. */
 const char *fm_read_counter_window(const struct fm_config *cfg, char buf[16]);
+
+/* Whether a normalized node's drain is fleetmcp's: the backend sees only
+ * the reason's "fleetmcp:" prefix, which anyone can write ("fleetmcp:
+ * hold"); it is ours when the owner it names is a workflow of this store
+ * on the node, as the ownership guardrail decides (a store that cannot
+ * answer: not ours). */
+bool fm_read_drain_owned(struct fm_ctx *ctx, const json_t *n);
 
 /* s as a regex that matches s alone, written into a PromQL string
  * (metacharacters escaped, the escape doubled); truncated to fit n. */

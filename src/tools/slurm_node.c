@@ -49,14 +49,8 @@ json_t *fm_tool_slurm_node(fm_call *call, fm_err *err)
         json_object_set_new(jo, "count", json_integer(0));
         json_object_set_new(jo, "error", json_sprintf("%s: %s", fm_strerror(jerr.code), jerr.text));
     }
-    /* The backend only sees the reason's "fleetmcp:" prefix, which anyone
-     * can write ("fleetmcp: hold"): the drain is fleetmcp's when the owner
-     * it names is a workflow of this store on the node, as the ownership
-     * guardrail decides. */
     if (json_is_true(json_object_get(n, "fleetmcp_owned")))
-        json_object_set_new(
-            n, "fleetmcp_owned",
-            json_boolean(fm_workflow_owns_drain(ctx, name, fm_json_str(n, "reason", "")) == 1));
+        json_object_set_new(n, "fleetmcp_owned", json_boolean(fm_read_drain_owned(ctx, n)));
     json_object_set_new(n, "jobs", jo);
     json_object_set_new(n, "open_ticket", fm_ticket_open_key(ctx, name));
     json_object_set_new(n, "backend", json_string(ctx->be.slurm->name));

@@ -87,5 +87,17 @@ json_t *fm_tool_slurm_nodes(fm_call *call, fm_err *err)
         json_decref(sm.page);
         return NULL;
     }
+    /* A detailed page says whose drain it is as slurm_node does; the
+     * node may be the backend's (a snapshot's): changed on a copy. */
+    size_t i;
+    json_t *n;
+    json_array_foreach(sm.page, i, n)
+    {
+        if (!json_is_true(json_object_get(n, "fleetmcp_owned")) || fm_read_drain_owned(ctx, n))
+            continue;
+        json_t *c = json_copy(n);
+        json_object_set_new(c, "fleetmcp_owned", json_false());
+        json_array_set_new(sm.page, i, c);
+    }
     return fm_read_page(sm.counts, sm.page, sm.total, sm.offset, sm.limit, "nodes", ops->name);
 }

@@ -213,8 +213,9 @@ def test_slurm_reads(rest, job):
 
     r, e, _ = rest.call("slurm_node", node="gpu-b02")
     check(r and r["reason"] == "fleetmcp:wf-it01 xid 79 gpu 3" and r["reason_user"] == "root"
-          and r["reason_time"] and r["fleetmcp_owned"] is True and r["state"] == ["IDLE", "DRAIN"],
-          "slurm_node: drained node with reason, who and when, owned", r)
+          and r["reason_time"] and r["fleetmcp_owned"] is False and r["state"] == ["IDLE", "DRAIN"],
+          "slurm_node: drained node with reason, who and when; the 'fleetmcp:' prefix alone"
+          " (no workflow wf-it01 in this store) is not fleetmcp's drain", r)
     check(r and r["domains"] == {"rack": "r02", "sku": "a100", "partition": "gpu"}
           and r["gpus"] == 8 and r["open_ticket"] is None, "slurm_node: domains, gpus", r)
     r, e, _ = rest.call("slurm_node", node="gpu-a02")
