@@ -460,7 +460,8 @@ static bool gpu_zero_told(const run *r)
         const tline *l = &r->lines[i];
         for (size_t k = 1; k + 1 < l->len; k++)
             if (l->s[k] == '0' && strchr(" ,|", l->s[k - 1]) &&
-                (l->s[k + 1] == '%' || (l->s[k + 1] == ' ' && k + 2 < l->len && l->s[k + 2] == '%')))
+                (l->s[k + 1] == '%' ||
+                 (l->s[k + 1] == ' ' && k + 2 < l->len && l->s[k + 2] == '%')))
                 return true;
     }
     return false;
