@@ -104,13 +104,10 @@ json_t *fm_tool_audit_query(fm_call *call, fm_err *err)
         long long ms;
         if (!s) continue;
         if (parse_time(s, &ms)) {
-            /* The caller's text goes back in the message: control
-             * characters shown as '?', so it cannot drive a terminal. */
+            /* The caller's text goes back in the message, clipped
+             * (control characters blanked) so it cannot drive a terminal. */
             char shown[41];
-            size_t k = 0;
-            for (; s[k] && k < sizeof shown - 1; k++)
-                shown[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
-            shown[k] = '\0';
+            fm_clip(shown, sizeof shown, s);
             json_decref(f);
             fm_err_set(err, FM_ERR_INVALID,
                        "%s: '%s' is not a time: use ISO-8601 (2026-11-23T14:00:00Z) or a"

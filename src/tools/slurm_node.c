@@ -6,8 +6,6 @@
 #include "fm_tools.gen.h"
 #include "fleetmcp/fm_tickets.h"
 #include "fleetmcp/fm_slurm.h"
-#include "fleetmcp/fm_util.h"
-#include "fleetmcp/fm_workflow.h"
 #include "read_common.h"
 
 static const char *const DETAIL_ONLY[] = {"features", "cpus", "memory_mb", "boot_time"};
