@@ -238,20 +238,10 @@ static void head_put(fm_store *st, int64_t id, const char *head)
     if (!st->audit_keyed || id <= 0) return;
     char mac[65];
     head_mac(st, st->host, id, st->audit_keyed_from, head, mac);
-    /* Not cached: it runs every HEAD_EVERY appends, and the cache is for
-     * per-call statements. */
-    fm_db_stmt *s = NULL;
-    int rc = FM_DB_ERROR;
-    if (fm_db_prepare_v2(st->db, head_put_sql, -1, &s, NULL) == FM_DB_OK) {
-        fm_db_bind_text(s, 1, st->host, -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 2, id);
-        fm_db_bind_text(s, 3, head, -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 4, st->audit_keyed_from);
-        fm_db_bind_text(s, 5, mac, -1, FM_DB_STATIC);
-        fm_db_bind_int64(s, 6, fm_now_ms());
-        rc = fm_db_step(s);
-    }
-    fm_db_finalize(s);
+    /* Through fm_db_run's statement cache: preparing it every HEAD_EVERY
+     * rows was 1.6% of a loaded HTTP server's CPU (perf). */
+    int rc = fm_db_run(st->db, head_put_sql, NULL, NULL, "tititi", st->host, id, head,
+                       st->audit_keyed_from, mac, fm_now_ms());
     if (rc != FM_DB_DONE)
         fm_log("warning",
                "audit: cannot record this host's head (row %lld) in audit_heads: %s;"
