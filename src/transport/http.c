@@ -1260,12 +1260,15 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
         (unsigned)(sv.header_ms > sv.body_ms ? sv.header_ms : sv.body_ms) / 1000,
         /* A connection's pool holds its request's headers and read
          * buffer (bodies are copied out to req), and libmicrohttpd zeroes
-         * all of it for every request on a keep-alive connection: 64 KB
-         * was 3.6% of a loaded worker's CPU (perf), and each request's
-         * memset evicted the cache.  32 KB, libmicrohttpd's default, still
-         * takes a request with 12 KB of headers (a large bearer token);
-         * tests/http/hardening.py sends one. */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED,
+         * all of it for every request on a keep-alive connection, and
+         * half of it again when the read buffer moves: 64 KB was 3.6% of
+         * a loaded worker's CPU (perf), and each request's memset evicted
+         * the cache; at 32 KB the two memsets were 49 K of a call's 261 K
+         * instructions (callgrind), at 16 KB 24 K.  16 KB takes up to
+         * 15.4 KB of request headers (Node's default bound is 16 KB; a
+         * large bearer token is a few KB): tests/http/hardening.py sends
+         * 12 KB, which is served, and 20 KB, which is refused with 431. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, &sv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sv, MHD_OPTION_END);
     if (!sv.d) {
         ctx->auth = NULL;

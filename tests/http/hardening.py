@@ -126,10 +126,12 @@ st, _, b = stateless(port, "tools/list", {})
 check(st == 400 and b["error"]["code"] == -32602, f"no _meta is 400/-32602: {st} {b}")
 st, _, b = stateless(port, "ping", {"_meta": META})
 check(st == 404 and b["error"]["code"] == -32601, f"ping is gone in 2026-07-28: {st} {b}")
-# The connection's memory (http.c: 32 KB) holds the headers: a large
-# bearer token's worth still fits.
+# The connection's memory (http.c: 16 KB) holds the headers: a large
+# bearer token's worth still fits; past it the request is refused whole.
 st, _, b = stateless(port, "tools/list", {"_meta": META}, {"X-Pad": "a" * 12000})
 check(st == 200 and b["result"]["tools"], f"12 KB of headers are served: {st}")
+st, _, _ = stateless(port, "tools/list", {"_meta": META}, {"X-Pad": "a" * 20000})
+check(st == 431, f"20 KB of headers are refused with 431: {st}")
 
 # ---- body cap ----------------------------------------------------------------------
 big = b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"' + b"a" * 8000 + b'"}}'
