@@ -557,17 +557,12 @@ static int row_hash(const acol *c, int64_t id, fm_store *key, const char *prev, 
     char num[24];
     for (int k = 0; k < AUDIT_NCOLS; k++) {
         if (k >= AUDIT_FIRST_OPTIONAL && c[k].type == 'n') continue;
-        if (c[k].type == 'i') {
-            int n = snprintf(num, sizeof num, "%lld", (long long)c[k].i);
-            w = put_part(w, 'i', num, (size_t)n);
-        } else {
+        if (c[k].type == 'i')
+            w = put_part(w, 'i', num, fm_i64_text((long long)c[k].i, num));
+        else
             w = put_part(w, c[k].type, c[k].s, c[k].type == 's' ? c[k].n : 0);
-        }
     }
-    if (key) {
-        int n = snprintf(num, sizeof num, "%lld", (long long)id);
-        w = put_part(w, 'i', num, (size_t)n);
-    }
+    if (key) w = put_part(w, 'i', num, fm_i64_text((long long)id, num));
     w = put_part(w, 's', prev, strlen(prev));
     if (key)
         fm_hmac_sha256_hex_kept(&key->audit_mac, key->audit_key, buf, (size_t)(w - buf), out);
@@ -1288,14 +1283,14 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     const char *who_os;
     char os_buf[300];
     if (ses->verified) {
-        snprintf(os_buf, sizeof os_buf, "%s:%s", fm_principal_source_name(ses->principal.source),
-                 ses->principal.client_id[0] ? ses->principal.client_id : ses->principal.subject);
+        fm_cat3(os_buf, sizeof os_buf, fm_principal_source_name(ses->principal.source), ":",
+                ses->principal.client_id[0] ? ses->principal.client_id : ses->principal.subject);
         who_os = os_buf;
     } else {
         /* stdio (or HTTP without auth): the OS user running the server is
          * all that is known; the kind and name are the client's own claim,
          * and the row says so. */
-        snprintf(os_buf, sizeof os_buf, FM_SELF_DECLARED "%s", fm_session_os_user(ses));
+        fm_cat3(os_buf, sizeof os_buf, FM_SELF_DECLARED, fm_session_os_user(ses), NULL);
         who_os = os_buf;
     }
     const int64_t ts = fm_now_ms();

@@ -119,7 +119,7 @@ static int session_load(fm_ctx *ctx, const char *token)
     }
     if (e->issued + SESSION_TTL_MS < fm_now_ms()) return -1;
     char ended[96], v[8];
-    snprintf(ended, sizeof ended, ENDED_KEY "%s", e->s.id);
+    fm_cat3(ended, sizeof ended, ENDED_KEY, e->s.id, NULL);
     if (!fm_store_setting_get(&ctx->store, ended, v, sizeof v)) return -1;
     fm_session *s = &ctx->session;
     memcpy(s->id, e->s.id, sizeof s->id);
@@ -131,7 +131,7 @@ static int session_load(fm_ctx *ctx, const char *token)
     s->initiator = fm_session_initiator(s);
     s->initialized = true;
     char key[80], lv[16];
-    snprintf(key, sizeof key, LEVEL_KEY "%s", s->id);
+    fm_cat3(key, sizeof key, LEVEL_KEY, s->id, NULL);
     s->log_level =
         fm_store_setting_get(&ctx->store, key, lv, sizeof lv) ? -1 : fm_log_level_index(lv);
     return 0;
@@ -286,7 +286,7 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
     }
     if (x->log_level_set) {
         char key[80];
-        snprintf(key, sizeof key, LEVEL_KEY "%s", ctx->session.id);
+        fm_cat3(key, sizeof key, LEVEL_KEY, ctx->session.id, NULL);
         fm_err err = {0};
         if (fm_store_setting_set(&ctx->store, key, fm_log_level_name(ctx->session.log_level), &err))
             fm_log("warning", "log level for session %s not kept: %s", ctx->session.id, err.text);
@@ -307,7 +307,7 @@ int fm_mcp_http_end_session(fm_ctx *ctx, const char *session_hdr, fm_err *err)
     fm_session saved = ctx->session;
     int rc = session_load(ctx, session_hdr);
     char key[96];
-    snprintf(key, sizeof key, ENDED_KEY "%s", ctx->session.id);
+    fm_cat3(key, sizeof key, ENDED_KEY, ctx->session.id, NULL);
     ctx->session = saved;
     if (rc)
         return fm_err_set(err, FM_ERR_NOT_FOUND,

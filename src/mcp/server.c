@@ -467,7 +467,7 @@ static json_t *do_tools_call(fm_ctx *ctx, const json_t *id, const json_t *params
     /* Stateless calls carry the answers to earlier questions (approval,
      * a handler's input) in their own params. */
     char target[96];
-    snprintf(target, sizeof target, "tools/call:%s", json_string_value(name));
+    fm_cat3(target, sizeof target, "tools/call:", json_string_value(name), NULL);
     if (!input_enter(ctx, params, target, code, why)) return NULL;
     ctx->inflight_id = (json_t *)id;
     json_t *res = fm_tools_call_text(ctx, ti, args, token, meta, sc_text);

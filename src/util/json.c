@@ -281,7 +281,7 @@ static void put_string(dump_buf *d, const char *s, size_t n)
     d->n += e + 2;
 }
 
-static void put_int(dump_buf *d, json_int_t v)
+size_t fm_i64_text(long long v, char out[24])
 {
     char t[24], *p = t + sizeof t;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
@@ -289,7 +289,31 @@ static void put_int(dump_buf *d, json_int_t v)
         *--p = (char)('0' + u % 10);
     while (u /= 10);
     if (v < 0) *--p = '-';
-    put(d, p, (size_t)(t + sizeof t - p));
+    size_t n = (size_t)(t + sizeof t - p);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return n;
+}
+
+size_t fm_cat3(char *out, size_t cap, const char *a, const char *b, const char *c)
+{
+    const char *part[3] = {a, b, c};
+    size_t n = 0;
+    for (int i = 0; i < 3 && cap; i++) {
+        if (!part[i]) continue;
+        size_t k = strlen(part[i]);
+        if (k > cap - 1 - n) k = cap - 1 - n;
+        memcpy(out + n, part[i], k);
+        n += k;
+    }
+    if (cap) out[n] = '\0';
+    return n;
+}
+
+static void put_int(dump_buf *d, json_int_t v)
+{
+    char t[24];
+    put(d, t, fm_i64_text(v, t));
 }
 
 /* Deeper than jansson parses: a loop in a tree (a bug) ends here. */

@@ -336,6 +336,31 @@ START_TEST(fast_load_matches_jansson)
 }
 END_TEST
 
+/* fm_i64_text and fm_cat3 write what snprintf's "%lld" and "%s%s%s"
+ * write, cut the same way at every buffer size. */
+START_TEST(text_helpers_match_snprintf)
+{
+    const long long v[] = {0, 1, -1, 9, 10, -10, 123456789, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        char want[24], got[24];
+        int n = snprintf(want, sizeof want, "%lld", v[i]);
+        ck_assert_uint_eq(fm_i64_text(v[i], got), (size_t)n);
+        ck_assert_str_eq(got, want);
+    }
+    const char *a = "http_session_ended:", *b = "0123456789abcdef", *c = ":x";
+    for (size_t cap = 1; cap <= 40; cap++) {
+        char want[40], got[40];
+        snprintf(want, cap, "%s%s%s", a, b, c);
+        size_t n = fm_cat3(got, cap, a, b, c);
+        ck_assert_str_eq(got, want);
+        ck_assert_uint_eq(n, strlen(want));
+        snprintf(want, cap, "%s%s", a, b);
+        fm_cat3(got, cap, a, b, NULL);
+        ck_assert_str_eq(got, want);
+    }
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
     Suite *s = suite_create("transport");
@@ -348,6 +373,7 @@ static Suite *transport_suite(void)
     tcase_add_test(tc, collect_keeps_the_splice_for_the_dump);
     tcase_add_test(tc, compact_dump_matches_jansson);
     tcase_add_test(tc, fast_load_matches_jansson);
+    tcase_add_test(tc, text_helpers_match_snprintf);
     suite_add_tcase(s, tc);
     return s;
 }
