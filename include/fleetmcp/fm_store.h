@@ -101,9 +101,12 @@ typedef struct fm_store {
         void *pending;
         int (*write)(struct fm_store *st, fm_err *err);
         void (*ended)(struct fm_store *st, bool ok);
-        /* Settings read while armed, outside a transaction, until the
-         * batch commits or this process writes (store.c). */
+        /* Settings read while armed, outside a transaction, until a
+         * batch commits after another connection wrote or this process
+         * writes (store.c); data_version: the connection's PRAGMA
+         * data_version at the last batch's begin. */
         struct fm_setting_memo *memo;
+        int64_t data_version;
         unsigned long long commits, batched_rows; /* totals, for tests and logs */
     } batch;
 } fm_store;

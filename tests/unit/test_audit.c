@@ -403,9 +403,12 @@ START_TEST(group_commit_batches)
 }
 END_TEST
 
-/* Armed, a setting read outside a transaction is remembered until the
- * batch commits or this process writes; another server's write is seen
- * after the commit. */
+/* Armed, a setting read outside a transaction is remembered until a
+ * batch commits after another server wrote, or this process writes;
+ * another server's write is seen after the next commit, with or without
+ * rows in the batch; with no other writer the memo outlives a commit
+ * with rows (a change on the connection itself, behind the memo's back,
+ * stays unseen: nothing was read again). */
 START_TEST(group_commit_remembers_settings)
 {
     char path[] = "/tmp/fm-audit-memo-XXXXXX";
@@ -432,6 +435,24 @@ START_TEST(group_commit_remembers_settings)
     ck_assert_int_eq(fm_store_setting_set(st, "memo-test", "c", &err), 0);
     ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
     ck_assert_str_eq(v, "c"); /* this process's own write: at once */
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    ck_assert_int_gt(fm_audit_append(&ctx, &r, &err), 0);
+    ck_assert_int_eq(fm_store_batch_commit(st, &err), 0); /* learns the data version */
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_int_eq(
+        fm_db_exec(st->db, "UPDATE settings SET value='hidden' WHERE key='memo-test'", 0, 0, 0),
+        FM_DB_OK);
+    ck_assert_int_gt(fm_audit_append(&ctx, &r, &err), 0);
+    ck_assert_int_eq(fm_store_batch_commit(st, &err), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "c"); /* remembered across the commit */
+    ck_assert_int_eq(fm_store_setting_set(&other.store, "memo-unset", "y", &err), 0);
+    ck_assert_int_gt(fm_audit_append(&ctx, &r, &err), 0);
+    ck_assert_int_eq(fm_store_batch_commit(st, &err), 0);
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, sizeof v), 0);
+    ck_assert_str_eq(v, "hidden"); /* another server wrote: read again */
+    ck_assert_int_eq(fm_store_setting_get(st, "memo-unset", v, sizeof v), 0);
+    ck_assert_str_eq(v, "y");
     /* A value the caller's buffer would clip is read, not remembered. */
     ck_assert_int_eq(fm_store_setting_get(st, "memo-test", v, 1), 0);
     ck_assert_str_eq(v, "");
