@@ -71,8 +71,8 @@ static json_t *plain_integer(fast_in *in)
         v = v * 10 + (*in->p++ - '0');
     size_t nd = (size_t)(in->p - d);
     if (nd == 0 || (nd > 1 && *d == '0')) return NULL;
-    if (in->p < in->end && (*in->p == '.' || *in->p == 'e' || *in->p == 'E' ||
-                            (*in->p >= '0' && *in->p <= '9')))
+    if (in->p < in->end &&
+        (*in->p == '.' || *in->p == 'e' || *in->p == 'E' || (*in->p >= '0' && *in->p <= '9')))
         return NULL;
     return json_integer(neg ? -v : v);
 }
@@ -86,43 +86,36 @@ static json_t *literal(fast_in *in, const char *word, size_t n, json_t *v)
 
 static json_t *fast_value(fast_in *in);
 
-/* The members after '{' up to its '}'. */
-static json_t *fast_object(fast_in *in)
+/* One "key": value into the object o; false to hand the message on. */
+static bool fast_member(fast_in *in, json_t *o)
 {
-    json_t *o = json_object();
-    if (!o) return NULL;
-    if (take(in, '}')) return o;
-    do {
-        const char *k;
-        size_t kn;
-        json_t *v = NULL;
-        if (!take(in, '"') || !plain_string(in, &k, &kn) || !take(in, ':') ||
-            (in->reject_dups && json_object_getn(o, k, kn)) || !(v = fast_value(in)) ||
-            json_object_setn_new_nocheck(o, k, kn, v)) {
-            json_decref(o);
-            return NULL;
-        }
-    } while (take(in, ','));
-    if (take(in, '}')) return o;
-    json_decref(o);
-    return NULL;
+    const char *k;
+    size_t kn;
+    json_t *v;
+    if (!take(in, '"') || !plain_string(in, &k, &kn) || !take(in, ':') ||
+        (in->reject_dups && json_object_getn(o, k, kn)) || !(v = fast_value(in)))
+        return false;
+    return !json_object_setn_new_nocheck(o, k, kn, v);
 }
 
-/* The elements after '[' up to its ']'. */
-static json_t *fast_array(fast_in *in)
+/* One value onto the array a. */
+static bool fast_element(fast_in *in, json_t *a)
 {
-    json_t *a = json_array();
-    if (!a) return NULL;
-    if (take(in, ']')) return a;
-    do {
-        json_t *v = fast_value(in);
-        if (!v || json_array_append_new(a, v)) {
-            json_decref(a);
-            return NULL;
-        }
-    } while (take(in, ','));
-    if (take(in, ']')) return a;
-    json_decref(a);
+    json_t *v = fast_value(in);
+    return v && !json_array_append_new(a, v);
+}
+
+/* The items of the container c (just opened) up to its close, each read
+ * by one; c itself, or NULL (c dropped). */
+static json_t *fast_items(fast_in *in, json_t *c, char close, bool (*one)(fast_in *, json_t *))
+{
+    if (!c) return NULL;
+    if (take(in, close)) return c;
+    while (one(in, c)) {
+        if (take(in, close)) return c;
+        if (!take(in, ',')) break;
+    }
+    json_decref(c);
     return NULL;
 }
 
@@ -138,7 +131,8 @@ static json_t *fast_value(fast_in *in)
     case '{':
     case '[':
         if (++in->depth > FAST_DEPTH) return NULL;
-        v = c == '{' ? fast_object(in) : fast_array(in);
+        v = c == '{' ? fast_items(in, json_object(), '}', fast_member)
+                     : fast_items(in, json_array(), ']', fast_element);
         in->depth--;
         return v;
     case '"':
