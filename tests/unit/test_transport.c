@@ -252,6 +252,30 @@ START_TEST(compact_dump_matches_jansson)
     json_object_set_new(v, "overlong", json_stringn_nocheck("\xe0\x80\xaf", 3));
     same_dump(v, JSON_COMPACT);
     json_object_del(v, "overlong");
+    /* Strings whose escapes overflow the first room (n + n/4 + 16) at
+     * every point: all escapes, escapes after a long plain run, a
+     * multi-byte character across the bound, and one that is not UTF-8
+     * past it. */
+    static char esc[6000];
+    for (size_t n = 1; n < sizeof esc; n += n / 3 + 1) {
+        for (size_t k = 0; k < n; k++)
+            esc[k] = k % 7 == 0 ? '\x01' : k % 5 == 0 ? '"' : k > n / 2 ? '\n' : 'x';
+        json_t *str = json_stringn(esc, n);
+        same_dump(str, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(str);
+    }
+    for (size_t q = 40; q <= 80; q++) { /* the room's end at every point of the tail */
+        memset(esc, 'y', 100);
+        memset(esc + 100, '"', q);
+        memcpy(esc + 100 + q, "\xe2\x82\xac", 3);
+        json_t *edge = json_stringn(esc, 103 + q);
+        same_dump(edge, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(edge);
+        memcpy(esc + 100 + q, "\xc3\x28", 2);
+        edge = json_stringn_nocheck(esc, 102 + q);
+        same_dump(edge, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(edge);
+    }
     /* A loop (jansson refuses to append an array to itself: through a
      * second one): jansson's dump fails, so must this. */
     json_t *loop = json_array(), *inner = json_array();
