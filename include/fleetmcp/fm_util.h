@@ -81,12 +81,6 @@ size_t fm_json_splice(char *buf, size_t n, const char *key, const char *raw);
 char *fm_json_dumps_spliced(const json_t *v, size_t flags, const char *key, const char *raw,
                             size_t *len);
 
-/* json_loadb(buf, len, flags, err) with the same result, values and
- * errors, faster on the common shape of a message (src/util/json_load.c
- * says which); flags other than JSON_REJECT_DUPLICATES and JSON_ALLOW_NUL
- * go to json_loadb as they are. */
-json_t *fm_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err);
-
 /* Copy of v with secret-looking fields replaced by "[REDACTED]" (a new
  * reference; v itself when it holds none: read it, do not change it). */
 json_t *fm_json_redact(const json_t *v);

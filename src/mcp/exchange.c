@@ -199,7 +199,7 @@ void fm_mcp_http_exchange(fm_ctx *ctx, fm_mcp_http *x)
     x->splice_key = NULL;
     x->splice_raw = NULL;
     json_error_t je;
-    json_t *msg = fm_json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES, &je);
+    json_t *msg = json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES, &je);
     if (!msg) {
         fail(x, 400, NULL, FM_RPC_PARSE_ERROR, "Parse error: %s at byte %d", je.text, je.position);
         return;

@@ -911,7 +911,7 @@ int fm_mcp_handle_line(fm_ctx *ctx, const char *line, size_t len)
     while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r'))
         k++;
     if (k == len) return 0;
-    json_t *msg = fm_json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!msg && json_error_code(&je) == json_error_null_character)
         return nul_in_string(ctx, line, len);
     if (!msg)
@@ -990,7 +990,7 @@ void fm_mcp_pump(fm_ctx *ctx)
             continue;
         }
         if (st != FM_RX_LINE) return;
-        while_busy(ctx, line, len, fm_json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL));
+        while_busy(ctx, line, len, json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL));
     }
 }
 

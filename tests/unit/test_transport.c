@@ -288,117 +288,6 @@ START_TEST(compact_dump_matches_jansson)
 }
 END_TEST
 
-/* fm_json_loadb gives json_loadb's result for every input: the same value
- * (dumped in insertion order, so order and types show), or NULL with the
- * same error (text, line, column, position), and on success the same
- * cleared error.  Inputs the fast path takes and inputs it hands on:
- * escapes, UTF-8, reals, 19-digit and overflowing integers, leading
- * zeros, duplicates with and without JSON_REJECT_DUPLICATES, a raw and an
- * escaped NUL with and without JSON_ALLOW_NUL, trailing text, scalars at
- * the top, truncation at every byte of a tools/call, deep nesting. */
-static void same_load(const char *in, size_t len, size_t flags)
-{
-    json_error_t we, ge;
-    memset(&we, 0x5a, sizeof we);
-    memset(&ge, 0x5a, sizeof ge);
-    json_t *want = json_loadb(in, len, flags, &we), *got = fm_json_loadb(in, len, flags, &ge);
-    ck_assert_str_eq(ge.text, we.text);
-    ck_assert_str_eq(ge.source, we.source);
-    ck_assert_int_eq(ge.line, we.line);
-    ck_assert_int_eq(ge.column, we.column);
-    ck_assert_int_eq(ge.position, we.position);
-    if (!want) {
-        ck_assert_ptr_null(got);
-        return;
-    }
-    ck_assert_ptr_nonnull(got);
-    ck_assert(json_equal(got, want));
-    char *a = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *b = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
-    ck_assert_str_eq(b, a);
-    free(a), free(b);
-    json_decref(want), json_decref(got);
-}
-
-START_TEST(fast_load_matches_jansson)
-{
-    static const char *const cases[] = {
-        "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":"
-        "\"runbook_list\",\"arguments\":{\"fault_class\":\"gpu_fallen_off_bus\"}}}",
-        " \t\r\n{ \"a\" : [ 1 , -2 , 0 , -0 , true , false , null , \"\" , { } , [ ] ] } \n",
-        "{\"z\":1,\"a\":2,\"m\":{\"y\":[[],[{}]],\"b\":\"x y~!\"}}",
-        "[]",
-        "{}",
-        "[[[[[[1]]]]]]",
-        "{\"\":\"\"}",
-        "{\"a\":1,\"a\":2}",
-        "{\"a\":{\"b\":1,\"b\":2}}",
-        "{\"s\":\"tab\\there\"}",
-        "{\"s\":\"\\u00e9\"}",
-        "{\"s\":\"\xc3\xa9\"}",
-        "{\"s\":\"\xff\"}",
-        "{\"s\":\"a\x01\"}",
-        "{\"s\":\"\\u0000\"}",
-        "{\"r\":1.5}",
-        "{\"r\":1e3}",
-        "{\"r\":-1E-3}",
-        "{\"i\":123456789012345678}",
-        "{\"i\":-123456789012345678}",
-        "{\"i\":1234567890123456789}",
-        "{\"i\":9223372036854775807}",
-        "{\"i\":-9223372036854775808}",
-        "{\"i\":99999999999999999999}",
-        "{\"i\":01}",
-        "{\"i\":-}",
-        "{\"i\":-a}",
-        "{\"i\":+1}",
-        "{\"a\":1,}",
-        "[1,]",
-        "[,]",
-        "{,}",
-        "{\"a\"}",
-        "{\"a\":}",
-        "{a:1}",
-        "{\"a\":1}x",
-        "{\"a\":1} {}",
-        "{\"a\":tru}",
-        "{\"a\":truex}",
-        "{\"a\":nul}",
-        "{\"a\":falsey}",
-        "1",
-        "\"s\"",
-        "true",
-        "",
-        "   ",
-        "{",
-        "[",
-        "{\"a\":[1,2}",
-        "[1 2]",
-        "{\"a\" 1}",
-        "{\"k\\\"ey\":1}",
-        "{\"a\":\"unterminated}",
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        for (size_t f = 0; f < 4; f++) {
-            size_t flags = (f & 1 ? JSON_REJECT_DUPLICATES : 0) | (f & 2 ? JSON_ALLOW_NUL : 0);
-            same_load(cases[i], strlen(cases[i]), flags);
-        }
-    same_load(cases[0], strlen(cases[0]), JSON_DECODE_ANY); /* other flags: jansson's */
-    same_load("1", 1, JSON_DECODE_ANY);
-    for (size_t n = 0; n <= strlen(cases[0]); n++) /* every truncation */
-        same_load(cases[0], n, JSON_REJECT_DUPLICATES);
-    same_load("{\"a\":\"x\0y\"}", 11, JSON_REJECT_DUPLICATES); /* a raw NUL */
-    same_load("{\"a\":\"x\0y\"}", 11, JSON_ALLOW_NUL);
-    same_load("{\"a\":1}\0", 8, 0);
-    char deep[200];
-    for (int d = 20; d <= 80; d += 30) { /* under, near and past the fast path's depth */
-        memset(deep, '[', (size_t)d);
-        memset(deep + d, ']', (size_t)d);
-        same_load(deep, 2 * (size_t)d, 0);
-    }
-}
-END_TEST
-
 /* fm_i64_text and fm_cat3 write what snprintf's "%lld" and "%s%s%s"
  * write, cut the same way at every buffer size. */
 START_TEST(text_helpers_match_snprintf)
@@ -435,7 +324,6 @@ static Suite *transport_suite(void)
     tcase_add_test(tc, spliced_send_matches_whole_dump);
     tcase_add_test(tc, collect_keeps_the_splice_for_the_dump);
     tcase_add_test(tc, compact_dump_matches_jansson);
-    tcase_add_test(tc, fast_load_matches_jansson);
     tcase_add_test(tc, text_helpers_match_snprintf);
     suite_add_tcase(s, tc);
     return s;
