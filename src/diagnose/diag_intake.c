@@ -382,12 +382,28 @@ static int mca_kind(const char *hex)
     return (st >> 61 & 1) || (st >> 57 & 1) ? 1 : 2;
 }
 
+/* A counter named and read 0 right after it ("PCIE_REPLAY 0", "ECC: 0",
+ * "reasons = 0x0"): the match ends at the name and the value that follows
+ * is zero.  The name of a class's counter read 0 is absence of evidence. */
+static bool named_zero(const char *s, size_t len, size_t end)
+{
+    size_t j = end, k = 0;
+    while (j < len && k < 4 && strchr(" \t:=\x22\x27", s[j]))
+        j++, k++;
+    if (j >= len || s[j] != '0' || j == end) return false;
+    j++;
+    if (j < len && (s[j] == 'x' || s[j] == 'X'))
+        for (j++; j < len && s[j] == '0';)
+            j++;
+    return j == len || !(isalnum((unsigned char)s[j]) || s[j] == '.' || s[j] == '/');
+}
+
 static void on_hit(void *ud, int sig, const char *s, size_t len, const PCRE2_SIZE *ov)
 {
-    (void)len;
     scanud *u = ud;
     run *r = u->r;
     const diag_sig *g = &r->db->sigs[sig];
+    if (g->ncls > 0 && !g->xid && !g->boot && named_zero(s, len, ov[1])) return;
     if (g->mca) {
         char st[24];
         cap_copy(s, ov, g->cap_mca, st, sizeof st);
