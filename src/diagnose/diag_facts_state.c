@@ -32,6 +32,10 @@ static bool clean_runs_since(const run *r)
     static const char *const no[] = {"again", "still", "same Xid", "failed", "not fixed"};
     static const char *const none_failed[] = {"none failed", "0 failed", "no failures",
                                               "none of them failed", "zero failed"};
+    /* other users' jobs running clean on the node say the fault follows the
+     * failing job, not that its runs since are clean */
+    static const char *const others[] = {"other user", "users' jobs", "other jobs",
+                                         "other teams", "everyone else", "others' jobs"};
     long bad = -1, good = -1;
     /* someone counted the node's Xid lines over a window and found none */
     if (xid_count_zero(r)) return true;
@@ -46,6 +50,7 @@ static bool clean_runs_since(const run *r)
         /* the failed job submitted again and run to completion */
         bool rerun = facts_has_ci(l, "resubmit") && facts_has_ci(l, "completed");
         if ((rerun || facts_any(l, w, sizeof w / sizeof *w)) &&
+            !facts_any(l, others, sizeof others / sizeof *others) &&
             (!facts_any(l, no, sizeof no / sizeof *no) ||
              facts_any(l, none_failed, sizeof none_failed / sizeof *none_failed)))
             return true;
