@@ -387,6 +387,15 @@ static int mca_kind(const char *hex)
  * is zero.  The name of a class's counter read 0 is absence of evidence. */
 static bool named_zero(const char *s, size_t len, size_t end)
 {
+    /* the match's last word names a counter, not a state ("Pending  0" in a
+     * table is a restart count beside a pod's state) */
+    static const char *const counter[] = {"replay", "crc", "ecc", "error", "count", "reason",
+                                          "sbe", "dbe", "flit", "remap", "retire", "total"};
+    size_t w = end;
+    while (w > 0 && (isalnum((unsigned char)s[w - 1]) || s[w - 1] == '_'))
+        w--;
+    tline word = {.s = s + w, .len = end - w};
+    if (!facts_any(&word, counter, sizeof counter / sizeof *counter)) return false;
     size_t j = end, k = 0;
     while (j < len && k < 4 && strchr(" \t:=\x22\x27", s[j]))
         j++, k++;
