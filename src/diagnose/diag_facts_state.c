@@ -266,12 +266,64 @@ static bool pid_of_ended_job(const run *r, long pid)
     return job >= 0 && job_ended(r, job);
 }
 
+/* The other process a CUDA out-of-memory message names as holding the
+ * GPU's memory ("Process 1188201 has 76.40 GiB memory in use"), -1. */
+static long oom_other_pid(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *p = memmem(l->s, l->len, "Process ", 8);
+        if (!p || !facts_has(l, "memory in use")) continue;
+        p += 8;
+        const char *end = l->s + l->len;
+        if (p < end && isdigit((unsigned char)*p)) {
+            long v = strtol(p, NULL, 10);
+            const char *q = p;
+            while (q < end && isdigit((unsigned char)*q))
+                q++;
+            if (end - q > 5 && strncmp(q, " has ", 5) == 0) return v;
+        }
+    }
+    return -1;
+}
+
+/* Whether a line says the pid belongs to no job that runs ("no running
+ * job", "orphan", "not in any Slurm job"). */
+static bool pid_jobless(const run *r, long pid)
+{
+    static const char *const w[] = {"no running job", "no running slurm job", "not in any job",
+                                    "not part of any job", "belongs to no", "orphan",
+                                    "no job on", "not in any slurm job", "has no job",
+                                    "not associated with any", "leftover", "left over",
+                                    "zombie", "ghost", "stale process"};
+    /* or a job the scheduler lists as over (cancelled, completed), while
+     * no line ties the pid to a job that runs */
+    static const char *const over[] = {"CANCELLED", "COMPLETED", "ended", "exited", "finished"};
+    bool ended = false;
+    for (int i = 0; i < r->nlines; i++) {
+        if (facts_any(&r->lines[i], w, sizeof w / sizeof *w)) return true;
+        ended |= r->lines[i].src != DS_JOB && facts_any(&r->lines[i], over, sizeof over / sizeof *over);
+    }
+    return ended && job_of_pid(r, pid) < 0;
+}
+
 void held_memory_rule(run *r)
 {
     int c = diag_class_index(r->db, "stale_compute_state");
     if (c < 0 || facts_class_hit(r, c)) return;
     long pids[MAX_PIDS];
     int n = gpu_pids(r, pids, MAX_PIDS);
+    /* the upstream cause behind an out-of-memory: the process it names as
+     * holding the memory is on the GPU and is of no job that runs */
+    long other = oom_other_pid(r);
+    for (int i = 0; i < n && other >= 0; i++)
+        if (pids[i] == other && (pid_of_ended_job(r, other) || pid_jobless(r, other))) {
+            add_hit(r, c, DK_CORR, ST_STRONG, "facts-memory-of-ended-job",
+                    diag_fmt("the out-of-memory names pid %ld as holding the GPU's memory, a "
+                             "process of no running job: an orphan holds the GPU",
+                             other));
+            return;
+        }
     for (int i = 0; i < n; i++)
         if (pid_of_ended_job(r, pids[i])) {
             add_hit(r, c, DK_CORR, ST_STRONG, "facts-memory-of-ended-job",
