@@ -392,8 +392,12 @@ static bool empty_answer(const run *r, int i)
 bool facts_no_answer(const run *r, int i)
 {
     const tline *l = &r->lines[i];
+    /* journalctl's own word for an empty answer, on the line or the next */
+    if (facts_has(l, "-- No entries --")) return true;
+    bool next = i + 1 < r->nlines && r->lines[i + 1].src == l->src;
+    if (next && facts_has(&r->lines[i + 1], "-- No entries --")) return true;
     if (!l->len || l->s[0] != '$') return false;
-    if (i + 1 >= r->nlines || r->lines[i + 1].src != l->src) return true;
+    if (!next) return true;
     const tline *n = &r->lines[i + 1];
     return n->len && n->s[0] == '$';
 }
