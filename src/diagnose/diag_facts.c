@@ -437,12 +437,22 @@ static void completing_facts(const run *r, job_facts *f)
                                        "empty cgroup",
                                        "cgroup is empty",
                                        "no compute apps",
-                                       "no compute processes"};
+                                       "no compute processes",
+                                       "apps empty",
+                                       "-> 0,",
+                                       /* slurmd gave up on the job's remains */
+                                       "Unable to terminate job",
+                                       "unable to remove cgroup"};
+    /* a count of the job's processes that answered 0 */
+    static const char *const lists[] = {"pgrep", "compute-apps", "cgroup.procs", "listpids",
+                                        "ps -"};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         f->completing |= facts_any(l, comp, sizeof comp / sizeof *comp);
         f->procs_gone |= l->src != DS_STATE && (facts_any(l, gone, sizeof gone / sizeof *gone) ||
-                                                ps_row_d(l) || empty_answer(r, i));
+                                                ps_row_d(l) || empty_answer(r, i) ||
+                                                (facts_any(l, lists, sizeof lists / sizeof *lists) &&
+                                                 facts_count_answer(r, i) == 0));
     }
 }
 

@@ -455,6 +455,8 @@ void mem_clock_rule(run *r, const json_t *metrics);
 void batch_sweep_rule(run *r);
 void counter_rising_rule(run *r);
 bool xid_count_zero(const run *r);
+/* the number a count line ends with or the next line holds alone, -1 */
+long facts_count_answer(const run *r, int li);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
 void find_boots(run *r);
