@@ -251,7 +251,7 @@ static void held_facts(const run *r, job_facts *f)
     static const char *const held[] = {
         "ReservationName=", "reservation",    "salloc: Granted", "Granted job allocation",
         "JobState=RUNNING", "nvidia.com/gpu", "AllocTRES",       "allocated",
-        "reserved",         "holding",        "holds "};
+        "reserved",         "holding",        "holds ",          "show res "};
     int h = 0, free_ = 0;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
@@ -515,7 +515,7 @@ static bool idle_told(const tline *l)
         size_t q = (size_t)(e - l->s);
         while (q < l->len && l->s[q] == ' ')
             q++;
-        if (v <= 2.0 && q < l->len && l->s[q] == '%') return true;
+        if (v < 3.0 && q < l->len && l->s[q] == '%') return true;
         i = (size_t)(e - l->s);
     }
     return false;
@@ -532,6 +532,11 @@ static bool long_told(const tline *l)
                                     "since last week"};
     if (facts_any(l, w, sizeof w / sizeof *w)) return true;
     for (size_t i = 0; i < l->len; i++) {
+        /* a range of days ("2026-12-01..06", "2026-12-01..2026-12-06") */
+        if (i + 12 <= l->len && l->s[i + 4] == '-' && l->s[i + 7] == '-' &&
+            isdigit((unsigned char)l->s[i]) && isdigit((unsigned char)l->s[i + 9]) &&
+            l->s[i + 10] == '.' && l->s[i + 11] == '.')
+            return true;
         if (!isdigit((unsigned char)l->s[i]) || (i && isalnum((unsigned char)l->s[i - 1])))
             continue;
         size_t j = i;
@@ -559,7 +564,8 @@ static bool long_told(const tline *l)
 static bool held_explicit(const run *r)
 {
     static const char *const w[] = {"ReservationName=", "reservation", "salloc",  "reserved",
-                                    "allocated",        "interactive", "holding", "holds "};
+                                    "allocated",        "interactive", "holding", "holds ",
+                                    "show res "};
     static const char *const none[] = {"unallocated", "not allocated", "no reservation",
                                        "0 allocated", "nothing allocated"};
     for (int i = 0; i < r->nlines; i++)
