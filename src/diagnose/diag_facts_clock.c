@@ -345,3 +345,38 @@ void mem_clock_rule(run *r, const json_t *metrics)
     if (n >= 2) judge(r, g, n, "DCGM_FI_DEV_MEM_CLOCK");
     free(g);
 }
+
+/* ---- a power cap that is policy ------------------------------------------ */
+
+/* A power limit set by an approved change (a change ticket, a policy) while
+ * the GPUs perform at baseline is no fault: the cap is what was asked for,
+ * and a clock-event bitmask of 0x1 is the GPU idle, no slowdown.  gpu_power
+ * read from the cap alone is dropped; a power brake, a PSU or a hardware
+ * slowdown keeps it (that is no policy). */
+void power_policy_rule(run *r)
+{
+    static const char *const approved[] = {"approved", "change request", "per policy",
+                                           "by policy", "policy:"};
+    static const char *const limit[] = {"power limit", "power cap", "power-limit", "-pl "};
+    static const char *const below[] = {"below baseline", "under baseline", "than baseline",
+                                        "% below", "off baseline", "not at baseline"};
+    static const char *const fault[] = {"power-brake", "psu-failure", "hw-slowdown"};
+    int c = diag_class_index(r->db, "gpu_power");
+    if (c < 0) return;
+    bool policy = false, baseline = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_KERNEL) continue;
+        policy |= facts_any(l, approved, sizeof approved / sizeof *approved) &&
+                  facts_any(l, limit, sizeof limit / sizeof *limit);
+        if (facts_any(l, below, sizeof below / sizeof *below)) return;
+        baseline |= facts_has_ci(l, "baseline");
+    }
+    if (!policy || !baseline) return;
+    for (int i = 0; i < r->nhits; i++) {
+        if (r->hits[i].cls != c) continue;
+        tline g = {.s = r->hits[i].group, .len = strlen(r->hits[i].group)};
+        if (facts_any(&g, fault, sizeof fault / sizeof *fault)) return;
+    }
+    facts_drop_class(r, c);
+}
