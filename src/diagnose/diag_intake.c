@@ -740,7 +740,10 @@ void text_hits(run *r)
             const rawm *m = &r->raws[k];
             if (m->sig != si || (g->ctx.code && !context_ok(r, g, m->line))) continue;
             int kind = KIND_OF[r->lines[m->line].src];
-            bool old = before_boot(r, m->line);
+            /* another host's line is no record of this node, except where
+             * the spread over hosts is the evidence */
+            bool old = before_boot(r, m->line) &&
+                       !(g->min_hosts > 1 && r->oldl[m->line] == 2);
             r->cur_old = old;
             r->cur_reason =
                 (r->lines[m->line].src == DS_REASON && stale_reason) || reason_record(r, m->line);
