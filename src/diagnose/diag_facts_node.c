@@ -875,6 +875,60 @@ static void fleet_slower_rows(run *r)
                                   "the fleet's slowdown, no node's] "));
 }
 
+/* One series of a performance measure that names no host (an aggregate
+ * over the fleet: median MFU of all jobs, tokens/s of every rack) sampled
+ * over a day or more, whose last two samples are 10% or more worse than
+ * its first: the fleet's slowdown, no node's. */
+typedef struct tv {
+    double t, v;
+} tv;
+
+static int cmp_tv(const void *a, const void *b)
+{
+    const tv *x = a, *y = b;
+    return (x->t > y->t) - (x->t < y->t);
+}
+
+static void fleet_series_drop(run *r, const json_t *metrics)
+{
+    const json_t *m;
+    size_t i;
+    json_array_foreach(metrics, i, m)
+    {
+        const char *nm = json_string_value(json_object_get(m, "name"));
+        const json_t *lab = json_object_get(m, "labels");
+        char hb[64], low[96];
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0 || *host_of(lab, hb, sizeof hb)) continue;
+        size_t k = 0;
+        for (; nm[k] && k + 1 < sizeof low; k++)
+            low[k] = (char)tolower((unsigned char)nm[k]);
+        low[k] = 0;
+        int kind = perf_key(low);
+        if (!kind) continue;
+        tv s[64];
+        int n = 0;
+        size_t j;
+        const json_t *q;
+        json_array_foreach(metrics, j, q)
+        {
+            const char *qn = json_string_value(json_object_get(q, "name"));
+            if (n < 64 && qn && strcmp(qn, nm) == 0 && json_equal(json_object_get(q, "labels"), lab))
+                s[n++] = (tv){sample_time(q), json_number_value(json_object_get(q, "value"))};
+        }
+        if (n < 3 || isnan(s[0].t)) continue;
+        qsort(s, (size_t)n, sizeof *s, cmp_tv);
+        if (s[n - 1].t - s[0].t < 86400 || s[0].v <= 0) continue;
+        double a = s[0].v, b = s[n - 2].v, c = s[n - 1].v;
+        if (kind == 1 ? b <= 0.9 * a && c <= 0.9 * a : b >= 1.1 * a && c >= 1.1 * a) {
+            add_anomaly(r, ST_STRONG, 2, "anomaly-fleet-wide-slowdown",
+                        diag_fmt("metrics: [%s, a series over the fleet (no host), from %g to %g "
+                                 "and staying: the fleet's slowdown, no node's]",
+                                 nm, a, c));
+            return;
+        }
+    }
+}
+
 /* The same over metrics: three or more series of a performance measure
  * (a job's or a host's tokens per second, step time), each with its first
  * sample and its latest, every one 10% or more worse. */
@@ -939,11 +993,87 @@ void fleet_metric_rule(run *r, const json_t *metrics)
                     diag_fmt("metrics: [%d series of a performance measure each 10%% or more worse "
                              "than their first sample: the fleet's slowdown, no node's]",
                              worse));
+    else
+        fleet_series_drop(r, metrics);
+}
+
+/* The value after a day's label at p ("2026-12-03 | 35.1%", "Tue 2650"):
+ * the label's length is skipped, then a few separators; NAN when p holds
+ * no day label or no number follows it. */
+static double day_value(const tline *l, size_t p)
+{
+    static const char *const day[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+    size_t n = 0;
+    if (p + 10 <= l->len && isdigit((unsigned char)l->s[p]) && l->s[p + 4] == '-' &&
+        l->s[p + 7] == '-')
+        n = 10;
+    for (size_t k = 0; !n && k < 7; k++)
+        if (p + 4 <= l->len && strncasecmp(l->s + p, day[k], 3) == 0 &&
+            !isalpha((unsigned char)l->s[p + 3]) && (p == 0 || !isalpha((unsigned char)l->s[p - 1])))
+            n = 3;
+    if (!n) return NAN;
+    /* the first number after it, words between ("2026-12-03 median MFU
+     * (all jobs): 35.1%"), not another day's label */
+    size_t j = p + n, e = j + 48 < l->len ? j + 48 : l->len;
+    while (j < e && !isdigit((unsigned char)l->s[j]))
+        j++;
+    if (j >= e || (j + 4 < l->len && l->s[j + 4] == '-')) return NAN;
+    return strtod(l->s + j, NULL);
+}
+
+/* A fleet-wide measure of throughput or efficiency told per day (median
+ * MFU of all jobs, tokens/s across every rack), as a table under its
+ * header or day by day on one line, that fell 10% or more below its first
+ * day and stayed there for the last two: the fleet's, no node's. */
+static void fleet_daily_drop(run *r)
+{
+    static const char *const fleet[] = {"all jobs", "all racks", "every rack", "across all",
+                                        "fleet",    "cluster-wide", "all nodes", "every node"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_KERNEL || l->src == DS_STATE || l->src == DS_JOBS ||
+            !facts_any(l, fleet, sizeof fleet / sizeof *fleet))
+            continue;
+        char low[256];
+        size_t k = 0;
+        for (; k < l->len && k + 1 < sizeof low; k++)
+            low[k] = (char)tolower((unsigned char)l->s[k]);
+        low[k] = 0;
+        int kind = perf_key(low);
+        if (!kind) continue;
+        double v[32];
+        int n = 0;
+        for (int j = i; j < r->nlines && j <= i + 40 && n < 32; j++) {
+            const tline *row = &r->lines[j];
+            /* its table's rows, or the lines after it that tell the same
+             * fleet-wide measure day by day */
+            if (row->src != l->src) break;
+            if (row->entry != l->entry && !facts_any(row, fleet, sizeof fleet / sizeof *fleet))
+                continue;
+            /* the header's line: its day-labelled values; a row: its first */
+            for (size_t p = 0; p < row->len && n < 32; p++) {
+                double x = day_value(row, p);
+                if (isnan(x)) continue;
+                v[n++] = x;
+                if (j != i) break;
+            }
+        }
+        if (n < 3 || v[0] <= 0) continue;
+        bool drop = kind == 1 ? v[n - 1] <= 0.9 * v[0] && v[n - 2] <= 0.9 * v[0]
+                              : v[n - 1] >= 1.1 * v[0] && v[n - 2] >= 1.1 * v[0];
+        if (!drop) continue;
+        add_anomaly(r, ST_STRONG, 2, "anomaly-fleet-wide-slowdown",
+                    line_evidence(r, i,
+                                  "[a fleet-wide measure per day 10% or more worse than its "
+                                  "first day and staying so: the fleet's, no node's] "));
+        return;
+    }
 }
 
 void fleet_rule(run *r)
 {
     if (!anomaly_seen(r, "anomaly-fleet-wide-slowdown")) fleet_slower_rows(r);
+    if (!anomaly_seen(r, "anomaly-fleet-wide-slowdown")) fleet_daily_drop(r);
     for (int i = 0; i < r->nlines; i++)
         if (r->lines[i].src != DS_STATE && r->lines[i].src != DS_JOBS &&
             control_plane_line(&r->lines[i])) {
