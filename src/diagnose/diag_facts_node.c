@@ -228,8 +228,57 @@ static void linkinfo_down(run *r, int ib)
     }
 }
 
+/* ---- a PCIe link trained narrow, read from a query CSV ------------------ */
+
+/* The number after "key: " in a line ("pcie.link.width.current: 4", a CSV
+ * row named by its header), NAN. */
+static double named_num(const tline *l, const char *key)
+{
+    size_t n = strlen(key);
+    const char *p = memmem(l->s, l->len, key, n);
+    if (!p) return NAN;
+    size_t i = (size_t)(p - l->s) + n;
+    while (i < l->len && strchr(" :=x", l->s[i]))
+        i++;
+    return i < l->len && isdigit((unsigned char)l->s[i]) ? strtod(l->s + i, NULL) : NAN;
+}
+
+/* nvidia-smi --query-gpu with pcie.link.width.current in any column (its
+ * rows named by the header): a GPU whose link runs at half its maximum
+ * (the width.max column, or the widest of its peers' links in the same
+ * table) or less trained down; an idle GPU lowers its link's speed on
+ * purpose, never its width. */
+static void csv_link_width(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_pcie_error");
+    if (c < 0) return;
+    for (int i = 0; i < r->nlines; i++) {
+        double widest = 0, narrow = NAN;
+        int row = -1, j = i;
+        for (; j < r->nlines && r->lines[j].src == r->lines[i].src &&
+               r->lines[j].entry == r->lines[i].entry;
+             j++) {
+            double w = named_num(&r->lines[j], "pcie.link.width.current");
+            double m = named_num(&r->lines[j], "pcie.link.width.max");
+            if (isnan(w)) continue;
+            if (w > widest) widest = w;
+            if (m > widest) widest = m;
+            if (isnan(narrow) || w < narrow) narrow = w, row = j;
+        }
+        if (row >= 0 && widest >= 8 && narrow <= widest / 2) {
+            add_hit(r, c, KIND_OF[r->lines[row].src], ST_STRONG, "pcie-link-width-below-max",
+                    line_evidence(r, row,
+                                  "[this GPU's PCIe link at half its maximum or its peers' "
+                                  "width or less: trained down] "));
+            return;
+        }
+        i = j - 1; /* the next entry */
+    }
+}
+
 void link_rule(run *r)
 {
+    csv_link_width(r);
     link_facts lf;
     linkinfo_down(r, diag_class_index(r->db, "ib_link_down"));
     link_story(r, &lf);
