@@ -542,3 +542,48 @@ void silent_log_rule(run *r, bool gpus_zero)
                      "tells, GPUs at 0%%: the job stopped moving",
                      (now - mtime) / 3600.0));
 }
+
+/* ---- a failure that follows one node across attempts --------------------- */
+
+/* The node list of a history line ("node=h100-g7-02", "nodes=h100-g7-[01-04]",
+ * "host=...") into out; false without one. */
+static bool history_nodes(const tline *l, char *out, size_t n)
+{
+    static const char *const key[] = {" node=", " nodes=", " host=", " hosts=", " nodelist=",
+                                      "node="};
+    const char *p = NULL;
+    for (size_t k = 0; !p && k < sizeof key / sizeof *key; k++)
+        p = memmem(l->s, l->len, key[k], strlen(key[k]));
+    if (!p) return false;
+    p = memchr(p, '=', (size_t)(l->s + l->len - p)) + 1;
+    size_t k = 0;
+    while (p + k < l->s + l->len && p[k] != ' ' && k + 1 < n)
+        k++;
+    memcpy(out, p, k);
+    out[k] = 0;
+    return k > 0;
+}
+
+/* Attempts on record that failed, two or more, every one on this node,
+ * and a later one without an error that ran without it: the failure
+ * follows the node (marker failure-follows-node, read for the scope). */
+void follows_node_rule(run *r)
+{
+    if (!r->node || !r->node[0] || group_marked(r, "failure-follows-node") || r->nmarks >= 32)
+        return;
+    int failed = 0;
+    bool clean_without = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        char nodes[256];
+        if (l->src != DS_HISTORY || !history_nodes(l, nodes, sizeof nodes)) continue;
+        bool on = fm_diag_hostlist_has(nodes, r->node) == 1;
+        if (facts_has(l, " error=")) {
+            if (!on) return; /* it failed elsewhere too: the job's */
+            failed++;
+        } else if (!on && failed >= 2) {
+            clean_without = true;
+        }
+    }
+    if (failed >= 2 && clean_without) r->marks[r->nmarks++] = "failure-follows-node";
+}

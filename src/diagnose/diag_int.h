@@ -438,6 +438,7 @@ void disagree_rule(run *r);
 void silent_log_rule(run *r, bool gpus_zero); /* gpus_zero: the metrics read ~0 */
 void app_fault_rule(run *r);
 void held_memory_rule(run *r);
+void follows_node_rule(run *r); /* failed attempts on this node, a clean one without it */
 /* diag_facts_hist.c: readings that are history (a counter read flat, a
  * boot's link noise) taken out as quotes are; a counter read rising */
 int history_lines(run *r, unsigned char *q);
