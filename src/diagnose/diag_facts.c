@@ -671,6 +671,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     disagree_rule(r);
     held_memory_rule(r);
     follows_node_rule(r);
+    wide_straggler_rule(r);
     silent_log_rule(r, f.zero_now);
     if (json_is_array(metrics) || r->nlines) peer_rule(r, json_is_array(metrics) ? metrics : NULL);
     held_facts(r, &f);

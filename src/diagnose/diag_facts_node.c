@@ -1145,3 +1145,158 @@ void fleet_rule(run *r)
                                   "[storage stalls told on three or more hosts: the "
                                   "fleet's storage, no node's] "));
 }
+
+/* ---- a node slower than its peers in a table of hosts -------------------- */
+
+#define WIDE_MAX 32
+
+/* One row of a table whose columns are hosts (its cells named by the
+ * header: "hour: 06:00, h100-s4-05: 813, h100-s4-06: 1297, ..."): the
+ * index among p of this node's cell and the median of the others' values;
+ * -1 when the row names fewer than three hosts or not this node. */
+static int wide_row(const run *r, const tline *l, double *mine, double *med)
+{
+    facts_pair p[WIDE_MAX];
+    int np = facts_pairs(l, p, WIDE_MAX), n = 0, me = -1;
+    double v[WIDE_MAX];
+    /* the node's name as facts_pairs writes a key: lower case, words
+     * apart ("h100 s4 06") */
+    char node[96];
+    size_t o = 0;
+    for (const char *q = r->node; *q && *q != '.' && o + 1 < sizeof node; q++)
+        node[o++] = isalnum((unsigned char)*q) ? (char)tolower((unsigned char)*q) : ' ';
+    node[o] = 0;
+    size_t pre = strcspn(node, " ");
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].key;
+        char *end;
+        double x = strtod(l->s + p[i].val, &end);
+        /* a host of the node's kind: its first part, then more with a digit */
+        if (end == l->s + p[i].val || strncmp(k, node, pre) != 0 || k[pre] != ' ' ||
+            !strpbrk(k + pre, "0123456789"))
+            continue;
+        if (strcmp(k, node) == 0)
+            *mine = x, me = i;
+        else
+            v[n++] = x;
+    }
+    if (me < 0 || n < 2) return -1;
+    qsort(v, (size_t)n, sizeof *v, diag_cmp_double);
+    *med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return me;
+}
+
+/* A line naming one host of the node's kind with a series of times after
+ * it ("h100-s4-06 ranks 48-55: 818 -> 1104 -> 1297 ms"): the host into
+ * host, the series' first and last values; false otherwise. */
+static bool host_series(const run *r, const tline *l, char *host, size_t hn, double *first,
+                        double *last)
+{
+    size_t pre = strcspn(r->node, "-");
+    const char *arrow = memmem(l->s, l->len, "->", 2);
+    if (!arrow) arrow = memmem(l->s, l->len, "\xe2\x86\x92", 3);
+    if (!arrow || !r->node[pre]) return false;
+    const char *h = NULL;
+    for (const char *p = l->s; p + pre < arrow; p++)
+        if (strncasecmp(p, r->node, pre + 1) == 0 && (p == l->s || !isalnum((unsigned char)p[-1]))) {
+            if (h) return false; /* two hosts: a comparison, not one host's series */
+            h = p;
+        }
+    if (!h) return false;
+    size_t k = 0;
+    while (h + k < arrow && k + 1 < hn && (isalnum((unsigned char)h[k]) || h[k] == '-'))
+        k++;
+    memcpy(host, h, k);
+    host[k] = 0;
+    /* the number before the first arrow, and the last number of the line */
+    const char *b = arrow;
+    while (b > h + k && (isspace((unsigned char)b[-1]) || b[-1] == ','))
+        b--;
+    while (b > h + k && (isdigit((unsigned char)b[-1]) || b[-1] == '.'))
+        b--;
+    *first = strtod(b, NULL);
+    *last = NAN;
+    for (const char *p = arrow; p < l->s + l->len; p++)
+        if (isdigit((unsigned char)*p) && !isalnum((unsigned char)p[-1]) && p[-1] != '.') {
+            char *e;
+            *last = strtod(p, &e);
+            p = e - 1;
+        }
+    return *first > 0 && !isnan(*last);
+}
+
+/* Per-host series of step times over hours, one line a host: this node's
+ * latest 30% or more above the median of its peers' latest, and 20% above
+ * its own first: the straggler is this node. */
+static bool series_straggler(run *r, int c)
+{
+    double v[WIDE_MAX], f[WIDE_MAX], mine = NAN, mfirst = NAN;
+    int n = 0, at = -1, li[WIDE_MAX];
+    for (int i = 0; i < r->nlines && n < WIDE_MAX; i++) {
+        const tline *l = &r->lines[i];
+        char host[64];
+        double a, b;
+        if (l->src == DS_KERNEL || l->src == DS_STATE || l->src == DS_JOBS ||
+            !host_series(r, l, host, sizeof host, &a, &b))
+            continue;
+        if (same_host(host, r->node))
+            mine = b, mfirst = a, at = i;
+        else
+            f[n] = a, li[n] = i, v[n++] = b;
+    }
+    /* the node is none of the job's hosts told: the slowest of them is
+     * the one to weigh against the rest */
+    if (at < 0 && n >= 3) {
+        int s = 0;
+        for (int k = 1; k < n; k++)
+            if (v[k] > v[s]) s = k;
+        mine = v[s], mfirst = f[s], at = li[s];
+        v[s] = v[--n];
+    }
+    if (at < 0 || n < 2) return false;
+    qsort(v, (size_t)n, sizeof *v, diag_cmp_double);
+    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    if (med <= 0 || mine < 1.3 * med || mine < 1.2 * mfirst) return false;
+    add_hit(r, c, KIND_OF[r->lines[at].src], ST_STRONG, "facts-wide-step-table",
+            line_evidence(r, at,
+                          "[this node's step time 30% or more above its peers' and rising "
+                          "while theirs held: the straggler] "));
+    return true;
+}
+
+/* A table of step or iteration times with the job's hosts as columns,
+ * rows over time: this node's latest time 30% or more above the median of
+ * its peers, and above its own first row (it slowed while they did not):
+ * the straggler is this node. */
+void wide_straggler_rule(run *r)
+{
+    static const char *const timed[] = {"step time", "step_time", "iter time", "iteration time",
+                                        "ms/step",   "s/step",    "time per step"};
+    int c = diag_class_index(r->db, "straggler_node");
+    if (c < 0 || !r->node || !strchr(r->node, '-') || facts_class_hit(r, c) ||
+        series_straggler(r, c))
+        return;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *h = &r->lines[i];
+        if ((h->src != DS_JOB && h->src != DS_EVENTS && h->src != DS_HISTORY) ||
+            !facts_any(h, timed, sizeof timed / sizeof *timed))
+            continue;
+        double first = NAN, mine = NAN, med = NAN;
+        int last = -1;
+        for (int j = i + 1; j < r->nlines && r->lines[j].entry == h->entry &&
+                            r->lines[j].src == h->src;
+             j++) {
+            double m, d;
+            if (wide_row(r, &r->lines[j], &m, &d) < 0) continue;
+            if (isnan(first)) first = m;
+            mine = m, med = d, last = j;
+        }
+        if (last >= 0 && med > 0 && mine >= 1.3 * med && mine >= 1.2 * first) {
+            add_hit(r, c, KIND_OF[h->src], ST_STRONG, "facts-wide-step-table",
+                    line_evidence(r, last,
+                                  "[this node's step time 30% or more above its peers' median "
+                                  "and rising while theirs held: the straggler] "));
+            return;
+        }
+    }
+}
