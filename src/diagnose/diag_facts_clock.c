@@ -380,3 +380,28 @@ void power_policy_rule(run *r)
     }
     facts_drop_class(r, c);
 }
+
+/* ---- a claim of slowness that measurements refute ------------------------ */
+
+/* Someone says a node is slow, and measurements on record put it with its
+ * peers (within a few %, on par, at baseline): the claim is no evidence.
+ * straggler_node told only by people's words (events, and the rules that
+ * read them) is dropped; a measured outlier (a job log's times, metrics,
+ * history) keeps it. */
+void refuted_claim_rule(run *r)
+{
+    static const char *const even[] = {"within 1%",    "within 2%",   "within 3%", "within 1 %",
+                                       "on par",       "at baseline", "same as its peers",
+                                       "like its peers", "in line with its peers"};
+    int c = diag_class_index(r->db, "straggler_node");
+    if (c < 0) return;
+    bool refuted = false;
+    for (int i = 0; i < r->nlines && !refuted; i++)
+        refuted = r->lines[i].src != DS_KERNEL && facts_any(&r->lines[i], even, sizeof even / sizeof *even);
+    if (!refuted) return;
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && (r->hits[i].kind == DK_JOB || r->hits[i].kind == DK_METRICS ||
+                                    r->hits[i].kind == DK_HISTORY))
+            return;
+    facts_drop_class(r, c);
+}

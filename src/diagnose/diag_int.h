@@ -455,6 +455,8 @@ int facts_pairs(const tline *l, facts_pair *p, int cap);
 void mem_clock_rule(run *r, const json_t *metrics);
 /* ... and a power cap an approved change set, the GPUs at baseline: no fault */
 void power_policy_rule(run *r);
+/* ... and a straggler only people claim, which measurements put with its peers */
+void refuted_claim_rule(run *r);
 /* diag_facts_sweep.c: the largest batch sizes of a sweep ran out of memory */
 void batch_sweep_rule(run *r);
 void counter_rising_rule(run *r);
