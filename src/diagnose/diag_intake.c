@@ -471,6 +471,18 @@ static bool ends_colon(const tline *l)
     return n > 0 && l->s[n - 1] == ':';
 }
 
+/* A line of a chat that is a reading, not talk: an Xid pasted with the
+ * driver's own detail, or a measurement someone reports.  A chat entry
+ * taken out as conversation keeps these lines. */
+static bool chat_reading(const tline *l)
+{
+    static const char *const detail[] = {"pid=", "contained:", "rst:", "mmu fault"};
+    static const char *const measured[] = {"at baseline", "p50", "busbw", "within 1%",
+                                           "within 2%",   "within 0.5%"};
+    return (facts_has_ci(l, "xid") && facts_any(l, detail, sizeof detail / sizeof *detail)) ||
+           facts_any(l, measured, sizeof measured / sizeof *measured);
+}
+
 void drop_quoted(run *r)
 {
     unsigned char *q = NULL;
@@ -492,10 +504,11 @@ void drop_quoted(run *r)
         /* a note that ends on a colon introduces what it quotes: the next
          * entry of its source is that quote */
         int upto = l->entry + (qt == 2 && ends_colon(l));
+        bool chat = strcmp(r->db->sigs[m->sig].id, "quoted-chat-entry") == 0;
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
                 (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry >= l->entry &&
-                 r->lines[i].entry <= upto) ||
+                 r->lines[i].entry <= upto && !(chat && chat_reading(&r->lines[i]))) ||
                 (whole && r->lines[i].src == l->src) ||
                 (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;
