@@ -409,50 +409,25 @@ static void completing_facts(const run *r, job_facts *f)
 {
     static const char *const comp[] = {"COMPLETING", "Kill task failed", "stuck in CG",
                                        "state CG",   "State=CG",         " CG "};
-    static const char *const gone[] = {"No running processes found",
-                                       "no process",
-                                       "no user process",
-                                       "0 processes",
-                                       "no slurmstepd",
-                                       "no tasks",
-                                       "nothing running",
-                                       "returns nothing",
-                                       "returned nothing",
-                                       "processes are gone",
-                                       "processes gone",
-                                       "uninterruptible",
-                                       "D state",
-                                       "D-state",
-                                       "state:D",
-                                       "STAT D",
-                                       "blocked for more than",
-                                       "<defunct>",
-                                       "defunct",
-                                       "(no output)",
-                                       "no output",
-                                       "(nothing)",
-                                       "(empty)",
-                                       "procs is empty",
-                                       "procs empty",
-                                       "empty cgroup",
-                                       "cgroup is empty",
-                                       "no compute apps",
-                                       "no compute processes",
-                                       "apps empty",
-                                       "-> 0,",
-                                       /* slurmd gave up on the job's remains */
-                                       "Unable to terminate job",
-                                       "unable to remove cgroup"};
+    static const char *const gone[] = {
+        "No running processes found", "no process", "no user process", "0 processes",
+        "no slurmstepd", "no tasks", "nothing running", "returns nothing", "returned nothing",
+        "processes are gone", "processes gone", "uninterruptible", "D state", "D-state", "state:D",
+        "STAT D", "blocked for more than", "<defunct>", "defunct", "(no output)", "no output",
+        "(nothing)", "(empty)", "procs is empty", "procs empty", "empty cgroup", "cgroup is empty",
+        "no compute apps", "no compute processes", "apps empty", "-> 0,",
+        /* slurmd gave up on the job's remains */
+        "Unable to terminate job", "unable to remove cgroup"};
     /* a count of the job's processes that answered 0 */
     static const char *const lists[] = {"pgrep", "compute-apps", "cgroup.procs", "listpids",
                                         "ps -"};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         f->completing |= facts_any(l, comp, sizeof comp / sizeof *comp);
-        f->procs_gone |= l->src != DS_STATE && (facts_any(l, gone, sizeof gone / sizeof *gone) ||
-                                                ps_row_d(l) || empty_answer(r, i) ||
-                                                (facts_any(l, lists, sizeof lists / sizeof *lists) &&
-                                                 facts_count_answer(r, i) == 0));
+        f->procs_gone |=
+            l->src != DS_STATE &&
+            (facts_any(l, gone, sizeof gone / sizeof *gone) || ps_row_d(l) || empty_answer(r, i) ||
+             (facts_any(l, lists, sizeof lists / sizeof *lists) && facts_count_answer(r, i) == 0));
     }
 }
 
@@ -563,9 +538,9 @@ static bool long_told(const tline *l)
  * reservation, an salloc session, "allocated"/"reserved" said of them. */
 static bool held_explicit(const run *r)
 {
-    static const char *const w[] = {"ReservationName=", "reservation", "salloc",  "reserved",
-                                    "allocated",        "interactive", "holding", "holds ",
-                                    "show res "};
+    static const char *const w[] = {"ReservationName=", "reservation", "salloc",
+                                    "reserved",         "allocated",   "interactive",
+                                    "holding",          "holds ",      "show res "};
     static const char *const none[] = {"unallocated", "not allocated", "no reservation",
                                        "0 allocated", "nothing allocated"};
     for (int i = 0; i < r->nlines; i++)

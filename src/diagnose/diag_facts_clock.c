@@ -355,11 +355,11 @@ void mem_clock_rule(run *r, const json_t *metrics)
  * slowdown keeps it (that is no policy). */
 void power_policy_rule(run *r)
 {
-    static const char *const approved[] = {"approved", "change request", "per policy",
-                                           "by policy", "policy:"};
+    static const char *const approved[] = {"approved", "change request", "per policy", "by policy",
+                                           "policy:"};
     static const char *const limit[] = {"power limit", "power cap", "power-limit", "-pl "};
     static const char *const below[] = {"below baseline", "under baseline", "than baseline",
-                                        "% below", "off baseline", "not at baseline"};
+                                        "% below",        "off baseline",   "not at baseline"};
     static const char *const fault[] = {"power-brake", "psu-failure", "hw-slowdown"};
     int c = diag_class_index(r->db, "gpu_power");
     if (c < 0) return;
@@ -390,14 +390,16 @@ void power_policy_rule(run *r)
  * history) keeps it. */
 void refuted_claim_rule(run *r)
 {
-    static const char *const even[] = {"within 1%",    "within 2%",   "within 3%", "within 1 %",
-                                       "on par",       "at baseline", "same as its peers",
-                                       "like its peers", "in line with its peers"};
+    static const char *const even[] = {
+        "within 1%",         "within 2%",      "within 3%",
+        "within 1 %",        "on par",         "at baseline",
+        "same as its peers", "like its peers", "in line with its peers"};
     int c = diag_class_index(r->db, "straggler_node");
     if (c < 0) return;
     bool refuted = false;
     for (int i = 0; i < r->nlines && !refuted; i++)
-        refuted = r->lines[i].src != DS_KERNEL && facts_any(&r->lines[i], even, sizeof even / sizeof *even);
+        refuted = r->lines[i].src != DS_KERNEL &&
+                  facts_any(&r->lines[i], even, sizeof even / sizeof *even);
     if (!refuted) return;
     for (int i = 0; i < r->nhits; i++)
         if (r->hits[i].cls == c && (r->hits[i].kind == DK_JOB || r->hits[i].kind == DK_METRICS ||

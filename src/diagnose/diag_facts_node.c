@@ -961,7 +961,8 @@ static void fleet_series_drop(run *r, const json_t *metrics)
         json_array_foreach(metrics, j, q)
         {
             const char *qn = json_string_value(json_object_get(q, "name"));
-            if (n < 64 && qn && strcmp(qn, nm) == 0 && json_equal(json_object_get(q, "labels"), lab))
+            if (n < 64 && qn && strcmp(qn, nm) == 0 &&
+                json_equal(json_object_get(q, "labels"), lab))
                 s[n++] = (tv){sample_time(q), json_number_value(json_object_get(q, "value"))};
         }
         if (n < 3 || isnan(s[0].t)) continue;
@@ -1058,7 +1059,8 @@ static double day_value(const tline *l, size_t p)
         n = 10;
     for (size_t k = 0; !n && k < 7; k++)
         if (p + 4 <= l->len && strncasecmp(l->s + p, day[k], 3) == 0 &&
-            !isalpha((unsigned char)l->s[p + 3]) && (p == 0 || !isalpha((unsigned char)l->s[p - 1])))
+            !isalpha((unsigned char)l->s[p + 3]) &&
+            (p == 0 || !isalpha((unsigned char)l->s[p - 1])))
             n = 3;
     if (!n) return NAN;
     /* the first number after it, words between ("2026-12-03 median MFU
@@ -1076,8 +1078,8 @@ static double day_value(const tline *l, size_t p)
  * day and stayed there for the last two: the fleet's, no node's. */
 static void fleet_daily_drop(run *r)
 {
-    static const char *const fleet[] = {"all jobs", "all racks", "every rack", "across all",
-                                        "fleet",    "cluster-wide", "all nodes", "every node"};
+    static const char *const fleet[] = {"all jobs", "all racks",    "every rack", "across all",
+                                        "fleet",    "cluster-wide", "all nodes",  "every node"};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_KERNEL || l->src == DS_STATE || l->src == DS_JOBS ||
@@ -1198,7 +1200,8 @@ static bool host_series(const run *r, const tline *l, char *host, size_t hn, dou
     if (!arrow || !r->node[pre]) return false;
     const char *h = NULL;
     for (const char *p = l->s; p + pre < arrow; p++)
-        if (strncasecmp(p, r->node, pre + 1) == 0 && (p == l->s || !isalnum((unsigned char)p[-1]))) {
+        if (strncasecmp(p, r->node, pre + 1) == 0 &&
+            (p == l->s || !isalnum((unsigned char)p[-1]))) {
             if (h) return false; /* two hosts: a comparison, not one host's series */
             h = p;
         }
@@ -1270,7 +1273,7 @@ static bool series_straggler(run *r, int c)
  * the straggler is this node. */
 void wide_straggler_rule(run *r)
 {
-    static const char *const timed[] = {"step time", "step_time", "iter time", "iteration time",
+    static const char *const timed[] = {"step time", "step_time", "iter time",    "iteration time",
                                         "ms/step",   "s/step",    "time per step"};
     int c = diag_class_index(r->db, "straggler_node");
     if (c < 0 || !r->node || !strchr(r->node, '-') || facts_class_hit(r, c) ||
@@ -1283,9 +1286,8 @@ void wide_straggler_rule(run *r)
             continue;
         double first = NAN, mine = NAN, med = NAN;
         int last = -1;
-        for (int j = i + 1; j < r->nlines && r->lines[j].entry == h->entry &&
-                            r->lines[j].src == h->src;
-             j++) {
+        for (int j = i + 1;
+             j < r->nlines && r->lines[j].entry == h->entry && r->lines[j].src == h->src; j++) {
             double m, d;
             if (wide_row(r, &r->lines[j], &m, &d) < 0) continue;
             if (isnan(first)) first = m;

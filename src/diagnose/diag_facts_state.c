@@ -34,7 +34,7 @@ static bool clean_runs_since(const run *r)
                                               "none of them failed", "zero failed"};
     /* other users' jobs running clean on the node say the fault follows the
      * failing job, not that its runs since are clean */
-    static const char *const others[] = {"other user", "users' jobs", "other jobs",
+    static const char *const others[] = {"other user",  "users' jobs",   "other jobs",
                                          "other teams", "everyone else", "others' jobs"};
     long bad = -1, good = -1;
     /* someone counted the node's Xid lines over a window and found none */
@@ -291,18 +291,22 @@ static long oom_other_pid(const run *r)
  * job", "orphan", "not in any Slurm job"). */
 static bool pid_jobless(const run *r, long pid)
 {
-    static const char *const w[] = {"no running job", "no running slurm job", "not in any job",
-                                    "not part of any job", "belongs to no", "orphan",
-                                    "no job on", "not in any slurm job", "has no job",
-                                    "not associated with any", "leftover", "left over",
-                                    "zombie", "ghost", "stale process"};
+    static const char *const w[] = {"no running job", "no running slurm job",
+                                    "not in any job", "not part of any job",
+                                    "belongs to no",  "orphan",
+                                    "no job on",      "not in any slurm job",
+                                    "has no job",     "not associated with any",
+                                    "leftover",       "left over",
+                                    "zombie",         "ghost",
+                                    "stale process"};
     /* or a job the scheduler lists as over (cancelled, completed), while
      * no line ties the pid to a job that runs */
     static const char *const over[] = {"CANCELLED", "COMPLETED", "ended", "exited", "finished"};
     bool ended = false;
     for (int i = 0; i < r->nlines; i++) {
         if (facts_any(&r->lines[i], w, sizeof w / sizeof *w)) return true;
-        ended |= r->lines[i].src != DS_JOB && facts_any(&r->lines[i], over, sizeof over / sizeof *over);
+        ended |=
+            r->lines[i].src != DS_JOB && facts_any(&r->lines[i], over, sizeof over / sizeof *over);
     }
     return ended && job_of_pid(r, pid) < 0;
 }
@@ -549,8 +553,8 @@ void silent_log_rule(run *r, bool gpus_zero)
  * "host=...") into out; false without one. */
 static bool history_nodes(const tline *l, char *out, size_t n)
 {
-    static const char *const key[] = {" node=", " nodes=", " host=", " hosts=", " nodelist=",
-                                      "node="};
+    static const char *const key[] = {
+        " node=", " nodes=", " host=", " hosts=", " nodelist=", "node="};
     const char *p = NULL;
     for (size_t k = 0; !p && k < sizeof key / sizeof *key; k++)
         p = memmem(l->s, l->len, key[k], strlen(key[k]));

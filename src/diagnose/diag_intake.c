@@ -389,8 +389,8 @@ static bool named_zero(const char *s, size_t len, size_t end)
 {
     /* the match's last word names a counter, not a state ("Pending  0" in a
      * table is a restart count beside a pod's state) */
-    static const char *const counter[] = {"replay", "crc", "ecc", "error", "count", "reason",
-                                          "sbe", "dbe", "flit", "remap", "retire", "total"};
+    static const char *const counter[] = {"replay", "crc", "ecc",  "error", "count",  "reason",
+                                          "sbe",    "dbe", "flit", "remap", "retire", "total"};
     size_t w = end;
     while (w > 0 && (isalnum((unsigned char)s[w - 1]) || s[w - 1] == '_'))
         w--;
@@ -477,8 +477,8 @@ static bool ends_colon(const tline *l)
 static bool chat_reading(const tline *l)
 {
     static const char *const detail[] = {"pid=", "contained:", "rst:", "mmu fault"};
-    static const char *const measured[] = {"at baseline", "p50", "busbw", "within 1%",
-                                           "within 2%",   "within 0.5%"};
+    static const char *const measured[] = {"at baseline", "p50",       "busbw",
+                                           "within 1%",   "within 2%", "within 0.5%"};
     return (facts_has_ci(l, "xid") && facts_any(l, detail, sizeof detail / sizeof *detail)) ||
            facts_any(l, measured, sizeof measured / sizeof *measured);
 }
@@ -755,8 +755,7 @@ void text_hits(run *r)
             int kind = KIND_OF[r->lines[m->line].src];
             /* another host's line is no record of this node, except where
              * the spread over hosts is the evidence */
-            bool old = before_boot(r, m->line) &&
-                       !(g->min_hosts > 1 && r->oldl[m->line] == 2);
+            bool old = before_boot(r, m->line) && !(g->min_hosts > 1 && r->oldl[m->line] == 2);
             r->cur_old = old;
             r->cur_reason =
                 (r->lines[m->line].src == DS_REASON && stale_reason) || reason_record(r, m->line);

@@ -351,8 +351,7 @@ static void replaced_undated(run *r, const double *st, int li)
         return;
     double now = NAN;
     for (int i = 0; i < r->nlines; i++) {
-        if (facts_any(&r->lines[i], fault, sizeof fault / sizeof *fault) &&
-            recurs(&r->lines[i]))
+        if (facts_any(&r->lines[i], fault, sizeof fault / sizeof *fault) && recurs(&r->lines[i]))
             return;
         if (!isnan(st[i]) && (isnan(now) || st[i] > now)) now = st[i];
     }
