@@ -131,7 +131,7 @@ stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # eleventh pass as general kinds: the floor is what that pass reached
 # (raised to what the twelfth pass keeps, blind7 to what the thirteenth
 # reaches).
-stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind6
+stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind6
 stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind7
 # blind8 (70, written 17:01-17:08 UTC by an author who read no code) was
 # scored before the eleventh pass (56/70, 2 unsafe) and after it (58/70,

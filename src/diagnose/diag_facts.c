@@ -641,7 +641,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     fleet_rule(r);
     remap_rule(r);
     remap_metric_rule(r, metrics);
-    app_fault_rule(r);
+    app_fault_rule(r, metrics);
     reboot_rule(r);
     disagree_rule(r);
     held_memory_rule(r);

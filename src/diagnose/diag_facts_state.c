@@ -58,18 +58,52 @@ static bool clean_runs_since(const run *r)
     return bad >= 0 && good > bad;
 }
 
+/* The GPUs compute now and nothing failing is on record: a utilisation
+ * sample of the node at 50% or more; no job log, no job of the list that
+ * failed, no line that tells a failure.  An application's Xid does not
+ * outlive its process: with the GPUs busy since and no failure told, what
+ * its line and DCGM's last-Xid gauge hold is history. */
+static bool busy_since(const run *r, const json_t *metrics)
+{
+    /* a job ended by a failure, a kill, a cancel or its time limit */
+    static const char *const failed[] = {"FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "crash",
+                                         "died",   "killed",    "abort",         "error",
+                                         "cancel", "timeout",   "exit code"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        /* (a DCGM field's name, XID_ERRORS, tells no failure) */
+        if (l->src == DS_JOB || (l->src != DS_KERNEL && !facts_has(l, "DCGM_FI_") &&
+                                 facts_any(l, failed, sizeof failed / sizeof *failed)))
+            return false;
+    }
+    bool busy = false;
+    size_t i;
+    const json_t *m;
+    json_array_foreach(metrics, i, m)
+    {
+        const char *nm = json_string_value(json_object_get(m, "name"));
+        char hb[64];
+        const char *h = host_of(json_object_get(m, "labels"), hb, sizeof hb);
+        if (nm && strcmp(nm, "DCGM_FI_DEV_GPU_UTIL") == 0 &&
+            (!r->node || !*h || same_host(h, r->node)) &&
+            json_number_value(json_object_get(m, "value")) >= 50)
+            busy = true;
+    }
+    return busy;
+}
+
 /* An application's fault (its own bug, a contained memory error that
  * killed only the process that touched the page: NVIDIA's action restart
  * the application) that runs since no longer raise is history. */
-void app_fault_rule(run *r)
+void app_fault_rule(run *r, const json_t *metrics)
 {
     static const char *const app[] = {"gpu_app_fault", "gpu_ecc_contained"};
     bool any = false;
     for (size_t k = 0; k < sizeof app / sizeof *app; k++) {
         int c = diag_class_index(r->db, app[k]);
-        any |= c >= 0 && facts_class_hit(r, c);
+        any |= c >= 0 && fresh_groups(r, c) > 0;
     }
-    if (!any || facts_hardware_hit(r) || !clean_runs_since(r)) return;
+    if (!any || facts_hardware_hit(r) || !(clean_runs_since(r) || busy_since(r, metrics))) return;
     for (size_t k = 0; k < sizeof app / sizeof *app; k++) {
         int c = diag_class_index(r->db, app[k]);
         if (c >= 0) facts_drop_class(r, c);

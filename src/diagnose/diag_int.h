@@ -437,7 +437,7 @@ void wide_straggler_rule(run *r); /* hosts as a step-time table's columns */
 void reboot_rule(run *r);
 void disagree_rule(run *r);
 void silent_log_rule(run *r, bool gpus_zero); /* gpus_zero: the metrics read ~0 */
-void app_fault_rule(run *r);
+void app_fault_rule(run *r, const json_t *metrics);
 void held_memory_rule(run *r);
 void follows_node_rule(run *r); /* failed attempts on this node, a clean one without it */
 /* diag_facts_hist.c: readings that are history (a counter read flat, a
