@@ -1233,8 +1233,8 @@ static bool host_series(const run *r, const tline *l, char *host, size_t hn, dou
  * its own first: the straggler is this node. */
 static bool series_straggler(run *r, int c)
 {
-    double v[WIDE_MAX], f[WIDE_MAX], mine = NAN, mfirst = NAN;
-    int n = 0, at = -1, li[WIDE_MAX];
+    double v[WIDE_MAX], mine = NAN, mfirst = NAN;
+    int n = 0, at = -1;
     for (int i = 0; i < r->nlines && n < WIDE_MAX; i++) {
         const tline *l = &r->lines[i];
         char host[64];
@@ -1245,16 +1245,7 @@ static bool series_straggler(run *r, int c)
         if (same_host(host, r->node))
             mine = b, mfirst = a, at = i;
         else
-            f[n] = a, li[n] = i, v[n++] = b;
-    }
-    /* the node is none of the job's hosts told: the slowest of them is
-     * the one to weigh against the rest */
-    if (at < 0 && n >= 3) {
-        int s = 0;
-        for (int k = 1; k < n; k++)
-            if (v[k] > v[s]) s = k;
-        mine = v[s], mfirst = f[s], at = li[s];
-        v[s] = v[--n];
+            v[n++] = b;
     }
     if (at < 0 || n < 2) return false;
     qsort(v, (size_t)n, sizeof *v, diag_cmp_double);
