@@ -131,8 +131,8 @@ stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # eleventh pass as general kinds: the floor is what that pass reached
 # (raised to what the twelfth pass keeps, blind7 to what the thirteenth
 # reaches).
-stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind6
-stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind7
+stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind6
+stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind7
 # blind8 (70, written 17:01-17:08 UTC by an author who read no code) was
 # scored before the eleventh pass (56/70, 2 unsafe) and after it (58/70,
 # 2 unsafe), then told to the twelfth pass as general kinds: the floor is
@@ -175,7 +175,7 @@ stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 65 1 t
 # unseen figure). Then its misses were told to the seventeenth pass as
 # thirteen general kinds (its files unread): the floor is what that pass
 # reached.
-stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind13
+stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind13
 # blind14 (70, written 06:26-06:34 UTC 2026-12-07 by an author who read no
 # code; job- and scheduler-level, 28 with no log line) and blind15 (70,
 # hardware breadth and time order, 06:26-06:33 UTC), both told to no one:
@@ -196,7 +196,7 @@ stage diagnose-blind15 python3 tests/diagnose/run_scenarios.py --held-out 68 0 t
 # nineteenth pass as eleven general kinds (their files unread): the floors
 # are what that pass reached, no unsafe call in either (blind11 raised to
 # what it keeps).
-stage diagnose-blind16 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind16
+stage diagnose-blind16 python3 tests/diagnose/run_scenarios.py --held-out 68 0 tests/diagnose/blind16
 stage diagnose-blind17 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind17
 # blind18 (70, written 10:43-10:47 UTC 2026-12-07 by an author who read no
 # code; a week of one on-call queue, sources to be read together) and
@@ -212,10 +212,13 @@ stage diagnose-blind19 python3 tests/diagnose/run_scenarios.py --held-out 67 0 t
 # code; a week of one on-call queue) and blind21 (70, 11:25-11:28 UTC;
 # hardware and its time line), told to no one: on main (94e8188) blind20
 # 61/70 and blind21 59/70, one unsafe call each; after the nineteenth pass
-# 62/70 and 60/70, after the twentieth (not told them) the same. The
-# floors are those unseen figures.
-stage diagnose-blind20 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind20
-stage diagnose-blind21 python3 tests/diagnose/run_scenarios.py --held-out 60 1 tests/diagnose/blind21
+# 62/70 and 60/70, after the twentieth (not told them) the same. Their
+# misses were then told to the twenty-first pass as eighteen general kinds
+# (their files unread): the floors are what that pass reached, with no
+# unsafe call in either (blind7, blind13 and blind16 raised to what they
+# keep).
+stage diagnose-blind20 python3 tests/diagnose/run_scenarios.py --held-out 69 0 tests/diagnose/blind20
+stage diagnose-blind21 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind21
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

@@ -278,6 +278,9 @@ bool app_xid_old(run *r, int line, const diag_xid *x)
             if (!isnan(t) && (isnan(r->newest) || t > r->newest)) r->newest = t;
         }
     }
+    /* a search for Xid lines over a recent window that found none: any
+     * such line shown is older than that window */
+    if (r->lines[line].src != DS_KERNEL && xid_count_zero(r)) return true;
     double t = line_stamp(r->lines[line].s, r->lines[line].len, year);
     return !isnan(t) && !isnan(r->newest) && t < r->newest - 86400;
 }
@@ -620,6 +623,9 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
             break;
         }
     }
+    /* after the rules above: a cap they read against its default may be policy */
+    power_policy_rule(&r);
+    refuted_claim_rule(&r);
     if (r.oom) goto nomem;
     score(&r, cs);
 

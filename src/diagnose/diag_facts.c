@@ -251,7 +251,7 @@ static void held_facts(const run *r, job_facts *f)
     static const char *const held[] = {
         "ReservationName=", "reservation",    "salloc: Granted", "Granted job allocation",
         "JobState=RUNNING", "nvidia.com/gpu", "AllocTRES",       "allocated",
-        "reserved",         "holding",        "holds "};
+        "reserved",         "holding",        "holds ",          "show res "};
     int h = 0, free_ = 0;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
@@ -392,8 +392,12 @@ static bool empty_answer(const run *r, int i)
 bool facts_no_answer(const run *r, int i)
 {
     const tline *l = &r->lines[i];
+    /* journalctl's own word for an empty answer, on the line or the next */
+    if (facts_has(l, "-- No entries --")) return true;
+    bool next = i + 1 < r->nlines && r->lines[i + 1].src == l->src;
+    if (next && facts_has(&r->lines[i + 1], "-- No entries --")) return true;
     if (!l->len || l->s[0] != '$') return false;
-    if (i + 1 >= r->nlines || r->lines[i + 1].src != l->src) return true;
+    if (!next) return true;
     const tline *n = &r->lines[i + 1];
     return n->len && n->s[0] == '$';
 }
@@ -405,40 +409,25 @@ static void completing_facts(const run *r, job_facts *f)
 {
     static const char *const comp[] = {"COMPLETING", "Kill task failed", "stuck in CG",
                                        "state CG",   "State=CG",         " CG "};
-    static const char *const gone[] = {"No running processes found",
-                                       "no process",
-                                       "no user process",
-                                       "0 processes",
-                                       "no slurmstepd",
-                                       "no tasks",
-                                       "nothing running",
-                                       "returns nothing",
-                                       "returned nothing",
-                                       "processes are gone",
-                                       "processes gone",
-                                       "uninterruptible",
-                                       "D state",
-                                       "D-state",
-                                       "state:D",
-                                       "STAT D",
-                                       "blocked for more than",
-                                       "<defunct>",
-                                       "defunct",
-                                       "(no output)",
-                                       "no output",
-                                       "(nothing)",
-                                       "(empty)",
-                                       "procs is empty",
-                                       "procs empty",
-                                       "empty cgroup",
-                                       "cgroup is empty",
-                                       "no compute apps",
-                                       "no compute processes"};
+    static const char *const gone[] = {
+        "No running processes found", "no process", "no user process", "0 processes",
+        "no slurmstepd", "no tasks", "nothing running", "returns nothing", "returned nothing",
+        "processes are gone", "processes gone", "uninterruptible", "D state", "D-state", "state:D",
+        "STAT D", "blocked for more than", "<defunct>", "defunct", "(no output)", "no output",
+        "(nothing)", "(empty)", "procs is empty", "procs empty", "empty cgroup", "cgroup is empty",
+        "no compute apps", "no compute processes", "apps empty", "-> 0,",
+        /* slurmd gave up on the job's remains */
+        "Unable to terminate job", "unable to remove cgroup"};
+    /* a count of the job's processes that answered 0 */
+    static const char *const lists[] = {"pgrep", "compute-apps", "cgroup.procs", "listpids",
+                                        "ps -"};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         f->completing |= facts_any(l, comp, sizeof comp / sizeof *comp);
-        f->procs_gone |= l->src != DS_STATE && (facts_any(l, gone, sizeof gone / sizeof *gone) ||
-                                                ps_row_d(l) || empty_answer(r, i));
+        f->procs_gone |=
+            l->src != DS_STATE &&
+            (facts_any(l, gone, sizeof gone / sizeof *gone) || ps_row_d(l) || empty_answer(r, i) ||
+             (facts_any(l, lists, sizeof lists / sizeof *lists) && facts_count_answer(r, i) == 0));
     }
 }
 
@@ -501,7 +490,7 @@ static bool idle_told(const tline *l)
         size_t q = (size_t)(e - l->s);
         while (q < l->len && l->s[q] == ' ')
             q++;
-        if (v <= 2.0 && q < l->len && l->s[q] == '%') return true;
+        if (v < 3.0 && q < l->len && l->s[q] == '%') return true;
         i = (size_t)(e - l->s);
     }
     return false;
@@ -518,6 +507,11 @@ static bool long_told(const tline *l)
                                     "since last week"};
     if (facts_any(l, w, sizeof w / sizeof *w)) return true;
     for (size_t i = 0; i < l->len; i++) {
+        /* a range of days ("2026-12-01..06", "2026-12-01..2026-12-06") */
+        if (i + 12 <= l->len && l->s[i + 4] == '-' && l->s[i + 7] == '-' &&
+            isdigit((unsigned char)l->s[i]) && isdigit((unsigned char)l->s[i + 9]) &&
+            l->s[i + 10] == '.' && l->s[i + 11] == '.')
+            return true;
         if (!isdigit((unsigned char)l->s[i]) || (i && isalnum((unsigned char)l->s[i - 1])))
             continue;
         size_t j = i;
@@ -544,8 +538,9 @@ static bool long_told(const tline *l)
  * reservation, an salloc session, "allocated"/"reserved" said of them. */
 static bool held_explicit(const run *r)
 {
-    static const char *const w[] = {"ReservationName=", "reservation", "salloc",  "reserved",
-                                    "allocated",        "interactive", "holding", "holds "};
+    static const char *const w[] = {"ReservationName=", "reservation", "salloc",
+                                    "reserved",         "allocated",   "interactive",
+                                    "holding",          "holds ",      "show res "};
     static const char *const none[] = {"unallocated", "not allocated", "no reservation",
                                        "0 allocated", "nothing allocated"};
     for (int i = 0; i < r->nlines; i++)
@@ -646,10 +641,12 @@ void job_facts_rule(run *r, const json_t *metrics)
     fleet_rule(r);
     remap_rule(r);
     remap_metric_rule(r, metrics);
-    app_fault_rule(r);
+    app_fault_rule(r, metrics);
     reboot_rule(r);
     disagree_rule(r);
     held_memory_rule(r);
+    follows_node_rule(r);
+    wide_straggler_rule(r);
     silent_log_rule(r, f.zero_now);
     if (json_is_array(metrics) || r->nlines) peer_rule(r, json_is_array(metrics) ? metrics : NULL);
     held_facts(r, &f);

@@ -345,3 +345,65 @@ void mem_clock_rule(run *r, const json_t *metrics)
     if (n >= 2) judge(r, g, n, "DCGM_FI_DEV_MEM_CLOCK");
     free(g);
 }
+
+/* ---- a power cap that is policy ------------------------------------------ */
+
+/* A power limit set by an approved change (a change ticket, a policy) while
+ * the GPUs perform at baseline is no fault: the cap is what was asked for,
+ * and a clock-event bitmask of 0x1 is the GPU idle, no slowdown.  gpu_power
+ * read from the cap alone is dropped; a power brake, a PSU or a hardware
+ * slowdown keeps it (that is no policy). */
+void power_policy_rule(run *r)
+{
+    static const char *const approved[] = {"approved", "change request", "per policy", "by policy",
+                                           "policy:"};
+    static const char *const limit[] = {"power limit", "power cap", "power-limit", "-pl "};
+    static const char *const below[] = {"below baseline", "under baseline", "than baseline",
+                                        "% below",        "off baseline",   "not at baseline"};
+    static const char *const fault[] = {"power-brake", "psu-failure", "hw-slowdown"};
+    int c = diag_class_index(r->db, "gpu_power");
+    if (c < 0) return;
+    bool policy = false, baseline = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_KERNEL) continue;
+        policy |= facts_any(l, approved, sizeof approved / sizeof *approved) &&
+                  facts_any(l, limit, sizeof limit / sizeof *limit);
+        if (facts_any(l, below, sizeof below / sizeof *below)) return;
+        baseline |= facts_has_ci(l, "baseline");
+    }
+    if (!policy || !baseline) return;
+    for (int i = 0; i < r->nhits; i++) {
+        if (r->hits[i].cls != c) continue;
+        tline g = {.s = r->hits[i].group, .len = strlen(r->hits[i].group)};
+        if (facts_any(&g, fault, sizeof fault / sizeof *fault)) return;
+    }
+    facts_drop_class(r, c);
+}
+
+/* ---- a claim of slowness that measurements refute ------------------------ */
+
+/* Someone says a node is slow, and measurements on record put it with its
+ * peers (within a few %, on par, at baseline): the claim is no evidence.
+ * straggler_node told only by people's words (events, and the rules that
+ * read them) is dropped; a measured outlier (a job log's times, metrics,
+ * history) keeps it. */
+void refuted_claim_rule(run *r)
+{
+    static const char *const even[] = {
+        "within 1%",         "within 2%",      "within 3%",
+        "within 1 %",        "on par",         "at baseline",
+        "same as its peers", "like its peers", "in line with its peers"};
+    int c = diag_class_index(r->db, "straggler_node");
+    if (c < 0) return;
+    bool refuted = false;
+    for (int i = 0; i < r->nlines && !refuted; i++)
+        refuted = r->lines[i].src != DS_KERNEL &&
+                  facts_any(&r->lines[i], even, sizeof even / sizeof *even);
+    if (!refuted) return;
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && (r->hits[i].kind == DK_JOB || r->hits[i].kind == DK_METRICS ||
+                                    r->hits[i].kind == DK_HISTORY))
+            return;
+    facts_drop_class(r, c);
+}

@@ -476,7 +476,7 @@ void counter_rising_rule(run *r)
 
 /* The number a count line ends with ("... | grep -c Xid  0", "=> 0"), or
  * the next line of its source when that is a number alone; -1 none. */
-static long count_answer(const run *r, int li)
+long facts_count_answer(const run *r, int li)
 {
     const tline *l = &r->lines[li];
     size_t e = l->len;
@@ -526,7 +526,7 @@ bool xid_count_zero(const run *r)
             facts_no_answer(r, i))
             return true;
         if (!facts_any(l, counted, sizeof counted / sizeof *counted)) continue;
-        if (count_answer(r, i) == 0) return true;
+        if (facts_count_answer(r, i) == 0) return true;
     }
     return false;
 }

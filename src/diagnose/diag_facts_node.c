@@ -228,8 +228,57 @@ static void linkinfo_down(run *r, int ib)
     }
 }
 
+/* ---- a PCIe link trained narrow, read from a query CSV ------------------ */
+
+/* The number after "key: " in a line ("pcie.link.width.current: 4", a CSV
+ * row named by its header), NAN. */
+static double named_num(const tline *l, const char *key)
+{
+    size_t n = strlen(key);
+    const char *p = memmem(l->s, l->len, key, n);
+    if (!p) return NAN;
+    size_t i = (size_t)(p - l->s) + n;
+    while (i < l->len && strchr(" :=x", l->s[i]))
+        i++;
+    return i < l->len && isdigit((unsigned char)l->s[i]) ? strtod(l->s + i, NULL) : NAN;
+}
+
+/* nvidia-smi --query-gpu with pcie.link.width.current in any column (its
+ * rows named by the header): a GPU whose link runs at half its maximum
+ * (the width.max column, or the widest of its peers' links in the same
+ * table) or less trained down; an idle GPU lowers its link's speed on
+ * purpose, never its width. */
+static void csv_link_width(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_pcie_error");
+    if (c < 0) return;
+    for (int i = 0; i < r->nlines; i++) {
+        double widest = 0, narrow = NAN;
+        int row = -1, j = i;
+        for (; j < r->nlines && r->lines[j].src == r->lines[i].src &&
+               r->lines[j].entry == r->lines[i].entry;
+             j++) {
+            double w = named_num(&r->lines[j], "pcie.link.width.current");
+            double m = named_num(&r->lines[j], "pcie.link.width.max");
+            if (isnan(w)) continue;
+            if (w > widest) widest = w;
+            if (m > widest) widest = m;
+            if (isnan(narrow) || w < narrow) narrow = w, row = j;
+        }
+        if (row >= 0 && widest >= 8 && narrow <= widest / 2) {
+            add_hit(r, c, KIND_OF[r->lines[row].src], ST_STRONG, "pcie-link-width-below-max",
+                    line_evidence(r, row,
+                                  "[this GPU's PCIe link at half its maximum or its peers' "
+                                  "width or less: trained down] "));
+            return;
+        }
+        i = j - 1; /* the next entry */
+    }
+}
+
 void link_rule(run *r)
 {
+    csv_link_width(r);
     link_facts lf;
     linkinfo_down(r, diag_class_index(r->db, "ib_link_down"));
     link_story(r, &lf);
@@ -875,6 +924,61 @@ static void fleet_slower_rows(run *r)
                                   "the fleet's slowdown, no node's] "));
 }
 
+/* One series of a performance measure that names no host (an aggregate
+ * over the fleet: median MFU of all jobs, tokens/s of every rack) sampled
+ * over a day or more, whose last two samples are 10% or more worse than
+ * its first: the fleet's slowdown, no node's. */
+typedef struct tv {
+    double t, v;
+} tv;
+
+static int cmp_tv(const void *a, const void *b)
+{
+    const tv *x = a, *y = b;
+    return (x->t > y->t) - (x->t < y->t);
+}
+
+static void fleet_series_drop(run *r, const json_t *metrics)
+{
+    const json_t *m;
+    size_t i;
+    json_array_foreach(metrics, i, m)
+    {
+        const char *nm = json_string_value(json_object_get(m, "name"));
+        const json_t *lab = json_object_get(m, "labels");
+        char hb[64], low[96];
+        if (!nm || strncmp(nm, "DCGM_", 5) == 0 || *host_of(lab, hb, sizeof hb)) continue;
+        size_t k = 0;
+        for (; nm[k] && k + 1 < sizeof low; k++)
+            low[k] = (char)tolower((unsigned char)nm[k]);
+        low[k] = 0;
+        int kind = perf_key(low);
+        if (!kind) continue;
+        tv s[64];
+        int n = 0;
+        size_t j;
+        const json_t *q;
+        json_array_foreach(metrics, j, q)
+        {
+            const char *qn = json_string_value(json_object_get(q, "name"));
+            if (n < 64 && qn && strcmp(qn, nm) == 0 &&
+                json_equal(json_object_get(q, "labels"), lab))
+                s[n++] = (tv){sample_time(q), json_number_value(json_object_get(q, "value"))};
+        }
+        if (n < 3 || isnan(s[0].t)) continue;
+        qsort(s, (size_t)n, sizeof *s, cmp_tv);
+        if (s[n - 1].t - s[0].t < 86400 || s[0].v <= 0) continue;
+        double a = s[0].v, b = s[n - 2].v, c = s[n - 1].v;
+        if (kind == 1 ? b <= 0.9 * a && c <= 0.9 * a : b >= 1.1 * a && c >= 1.1 * a) {
+            add_anomaly(r, ST_STRONG, 2, "anomaly-fleet-wide-slowdown",
+                        diag_fmt("metrics: [%s, a series over the fleet (no host), from %g to %g "
+                                 "and staying: the fleet's slowdown, no node's]",
+                                 nm, a, c));
+            return;
+        }
+    }
+}
+
 /* The same over metrics: three or more series of a performance measure
  * (a job's or a host's tokens per second, step time), each with its first
  * sample and its latest, every one 10% or more worse. */
@@ -939,11 +1043,88 @@ void fleet_metric_rule(run *r, const json_t *metrics)
                     diag_fmt("metrics: [%d series of a performance measure each 10%% or more worse "
                              "than their first sample: the fleet's slowdown, no node's]",
                              worse));
+    else
+        fleet_series_drop(r, metrics);
+}
+
+/* The value after a day's label at p ("2026-12-03 | 35.1%", "Tue 2650"):
+ * the label's length is skipped, then a few separators; NAN when p holds
+ * no day label or no number follows it. */
+static double day_value(const tline *l, size_t p)
+{
+    static const char *const day[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+    size_t n = 0;
+    if (p + 10 <= l->len && isdigit((unsigned char)l->s[p]) && l->s[p + 4] == '-' &&
+        l->s[p + 7] == '-')
+        n = 10;
+    for (size_t k = 0; !n && k < 7; k++)
+        if (p + 4 <= l->len && strncasecmp(l->s + p, day[k], 3) == 0 &&
+            !isalpha((unsigned char)l->s[p + 3]) &&
+            (p == 0 || !isalpha((unsigned char)l->s[p - 1])))
+            n = 3;
+    if (!n) return NAN;
+    /* the first number after it, words between ("2026-12-03 median MFU
+     * (all jobs): 35.1%"), not another day's label */
+    size_t j = p + n, e = j + 48 < l->len ? j + 48 : l->len;
+    while (j < e && !isdigit((unsigned char)l->s[j]))
+        j++;
+    if (j >= e || (j + 4 < l->len && l->s[j + 4] == '-')) return NAN;
+    return strtod(l->s + j, NULL);
+}
+
+/* A fleet-wide measure of throughput or efficiency told per day (median
+ * MFU of all jobs, tokens/s across every rack), as a table under its
+ * header or day by day on one line, that fell 10% or more below its first
+ * day and stayed there for the last two: the fleet's, no node's. */
+static void fleet_daily_drop(run *r)
+{
+    static const char *const fleet[] = {"all jobs", "all racks",    "every rack", "across all",
+                                        "fleet",    "cluster-wide", "all nodes",  "every node"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_KERNEL || l->src == DS_STATE || l->src == DS_JOBS ||
+            !facts_any(l, fleet, sizeof fleet / sizeof *fleet))
+            continue;
+        char low[256];
+        size_t k = 0;
+        for (; k < l->len && k + 1 < sizeof low; k++)
+            low[k] = (char)tolower((unsigned char)l->s[k]);
+        low[k] = 0;
+        int kind = perf_key(low);
+        if (!kind) continue;
+        double v[32];
+        int n = 0;
+        for (int j = i; j < r->nlines && j <= i + 40 && n < 32; j++) {
+            const tline *row = &r->lines[j];
+            /* its table's rows, or the lines after it that tell the same
+             * fleet-wide measure day by day */
+            if (row->src != l->src) break;
+            if (row->entry != l->entry && !facts_any(row, fleet, sizeof fleet / sizeof *fleet))
+                continue;
+            /* the header's line: its day-labelled values; a row: its first */
+            for (size_t p = 0; p < row->len && n < 32; p++) {
+                double x = day_value(row, p);
+                if (isnan(x)) continue;
+                v[n++] = x;
+                if (j != i) break;
+            }
+        }
+        if (n < 3 || v[0] <= 0) continue;
+        bool drop = kind == 1 ? v[n - 1] <= 0.9 * v[0] && v[n - 2] <= 0.9 * v[0]
+                              : v[n - 1] >= 1.1 * v[0] && v[n - 2] >= 1.1 * v[0];
+        if (!drop) continue;
+        add_anomaly(r, ST_STRONG, 2, "anomaly-fleet-wide-slowdown",
+                    line_evidence(r, i,
+                                  "[a fleet-wide measure per day 10% or more worse than its "
+                                  "first day and staying so: the fleet's, no node's] "));
+        return;
+    }
 }
 
 void fleet_rule(run *r)
 {
     if (!anomaly_seen(r, "anomaly-fleet-wide-slowdown")) fleet_slower_rows(r);
+    if (!anomaly_seen(r, "anomaly-fleet-wide-slowdown")) fleet_daily_drop(r);
     for (int i = 0; i < r->nlines; i++)
         if (r->lines[i].src != DS_STATE && r->lines[i].src != DS_JOBS &&
             control_plane_line(&r->lines[i])) {
@@ -965,4 +1146,150 @@ void fleet_rule(run *r)
                     line_evidence(r, first,
                                   "[storage stalls told on three or more hosts: the "
                                   "fleet's storage, no node's] "));
+}
+
+/* ---- a node slower than its peers in a table of hosts -------------------- */
+
+#define WIDE_MAX 32
+
+/* One row of a table whose columns are hosts (its cells named by the
+ * header: "hour: 06:00, h100-s4-05: 813, h100-s4-06: 1297, ..."): the
+ * index among p of this node's cell and the median of the others' values;
+ * -1 when the row names fewer than three hosts or not this node. */
+static int wide_row(const run *r, const tline *l, double *mine, double *med)
+{
+    facts_pair p[WIDE_MAX];
+    int np = facts_pairs(l, p, WIDE_MAX), n = 0, me = -1;
+    double v[WIDE_MAX];
+    /* the node's name as facts_pairs writes a key: lower case, words
+     * apart ("h100 s4 06") */
+    char node[96];
+    size_t o = 0;
+    for (const char *q = r->node; *q && *q != '.' && o + 1 < sizeof node; q++)
+        node[o++] = isalnum((unsigned char)*q) ? (char)tolower((unsigned char)*q) : ' ';
+    node[o] = 0;
+    size_t pre = strcspn(node, " ");
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].key;
+        char *end;
+        double x = strtod(l->s + p[i].val, &end);
+        /* a host of the node's kind: its first part, then more with a digit */
+        if (end == l->s + p[i].val || strncmp(k, node, pre) != 0 || k[pre] != ' ' ||
+            !strpbrk(k + pre, "0123456789"))
+            continue;
+        if (strcmp(k, node) == 0)
+            *mine = x, me = i;
+        else
+            v[n++] = x;
+    }
+    if (me < 0 || n < 2) return -1;
+    qsort(v, (size_t)n, sizeof *v, diag_cmp_double);
+    *med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return me;
+}
+
+/* A line naming one host of the node's kind with a series of times after
+ * it ("h100-s4-06 ranks 48-55: 818 -> 1104 -> 1297 ms"): the host into
+ * host, the series' first and last values; false otherwise. */
+static bool host_series(const run *r, const tline *l, char *host, size_t hn, double *first,
+                        double *last)
+{
+    size_t pre = strcspn(r->node, "-");
+    const char *arrow = memmem(l->s, l->len, "->", 2);
+    if (!arrow) arrow = memmem(l->s, l->len, "\xe2\x86\x92", 3);
+    if (!arrow || !r->node[pre]) return false;
+    const char *h = NULL;
+    for (const char *p = l->s; p + pre < arrow; p++)
+        if (strncasecmp(p, r->node, pre + 1) == 0 &&
+            (p == l->s || !isalnum((unsigned char)p[-1]))) {
+            if (h) return false; /* two hosts: a comparison, not one host's series */
+            h = p;
+        }
+    if (!h) return false;
+    size_t k = 0;
+    while (h + k < arrow && k + 1 < hn && (isalnum((unsigned char)h[k]) || h[k] == '-'))
+        k++;
+    memcpy(host, h, k);
+    host[k] = 0;
+    /* the number before the first arrow, and the last number of the line */
+    const char *b = arrow;
+    while (b > h + k && (isspace((unsigned char)b[-1]) || b[-1] == ','))
+        b--;
+    while (b > h + k && (isdigit((unsigned char)b[-1]) || b[-1] == '.'))
+        b--;
+    *first = strtod(b, NULL);
+    *last = NAN;
+    for (const char *p = arrow; p < l->s + l->len; p++)
+        if (isdigit((unsigned char)*p) && !isalnum((unsigned char)p[-1]) && p[-1] != '.') {
+            char *e;
+            *last = strtod(p, &e);
+            p = e - 1;
+        }
+    return *first > 0 && !isnan(*last);
+}
+
+/* Per-host series of step times over hours, one line a host: this node's
+ * latest 30% or more above the median of its peers' latest, and 20% above
+ * its own first: the straggler is this node. */
+static bool series_straggler(run *r, int c)
+{
+    double v[WIDE_MAX], mine = NAN, mfirst = NAN;
+    int n = 0, at = -1;
+    for (int i = 0; i < r->nlines && n < WIDE_MAX; i++) {
+        const tline *l = &r->lines[i];
+        char host[64];
+        double a, b;
+        if (l->src == DS_KERNEL || l->src == DS_STATE || l->src == DS_JOBS ||
+            !host_series(r, l, host, sizeof host, &a, &b))
+            continue;
+        if (same_host(host, r->node))
+            mine = b, mfirst = a, at = i;
+        else
+            v[n++] = b;
+    }
+    if (at < 0 || n < 2) return false;
+    qsort(v, (size_t)n, sizeof *v, diag_cmp_double);
+    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    if (med <= 0 || mine < 1.3 * med || mine < 1.2 * mfirst) return false;
+    add_hit(r, c, KIND_OF[r->lines[at].src], ST_STRONG, "facts-wide-step-table",
+            line_evidence(r, at,
+                          "[this node's step time 30% or more above its peers' and rising "
+                          "while theirs held: the straggler] "));
+    return true;
+}
+
+/* A table of step or iteration times with the job's hosts as columns,
+ * rows over time: this node's latest time 30% or more above the median of
+ * its peers, and above its own first row (it slowed while they did not):
+ * the straggler is this node. */
+void wide_straggler_rule(run *r)
+{
+    static const char *const timed[] = {"step time", "step_time", "iter time",    "iteration time",
+                                        "ms/step",   "s/step",    "time per step"};
+    int c = diag_class_index(r->db, "straggler_node");
+    if (c < 0 || !r->node || !strchr(r->node, '-') || facts_class_hit(r, c) ||
+        series_straggler(r, c))
+        return;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *h = &r->lines[i];
+        if ((h->src != DS_JOB && h->src != DS_EVENTS && h->src != DS_HISTORY) ||
+            !facts_any(h, timed, sizeof timed / sizeof *timed))
+            continue;
+        double first = NAN, mine = NAN, med = NAN;
+        int last = -1;
+        for (int j = i + 1;
+             j < r->nlines && r->lines[j].entry == h->entry && r->lines[j].src == h->src; j++) {
+            double m, d;
+            if (wide_row(r, &r->lines[j], &m, &d) < 0) continue;
+            if (isnan(first)) first = m;
+            mine = m, med = d, last = j;
+        }
+        if (last >= 0 && med > 0 && mine >= 1.3 * med && mine >= 1.2 * first) {
+            add_hit(r, c, KIND_OF[h->src], ST_STRONG, "facts-wide-step-table",
+                    line_evidence(r, last,
+                                  "[this node's step time 30% or more above its peers' median "
+                                  "and rising while theirs held: the straggler] "));
+            return;
+        }
+    }
 }

@@ -32,6 +32,10 @@ static bool clean_runs_since(const run *r)
     static const char *const no[] = {"again", "still", "same Xid", "failed", "not fixed"};
     static const char *const none_failed[] = {"none failed", "0 failed", "no failures",
                                               "none of them failed", "zero failed"};
+    /* other users' jobs running clean on the node say the fault follows the
+     * failing job, not that its runs since are clean */
+    static const char *const others[] = {"other user",  "users' jobs",   "other jobs",
+                                         "other teams", "everyone else", "others' jobs"};
     long bad = -1, good = -1;
     /* someone counted the node's Xid lines over a window and found none */
     if (xid_count_zero(r)) return true;
@@ -46,6 +50,7 @@ static bool clean_runs_since(const run *r)
         /* the failed job submitted again and run to completion */
         bool rerun = facts_has_ci(l, "resubmit") && facts_has_ci(l, "completed");
         if ((rerun || facts_any(l, w, sizeof w / sizeof *w)) &&
+            !facts_any(l, others, sizeof others / sizeof *others) &&
             (!facts_any(l, no, sizeof no / sizeof *no) ||
              facts_any(l, none_failed, sizeof none_failed / sizeof *none_failed)))
             return true;
@@ -53,18 +58,52 @@ static bool clean_runs_since(const run *r)
     return bad >= 0 && good > bad;
 }
 
+/* The GPUs compute now and nothing failing is on record: a utilisation
+ * sample of the node at 50% or more; no job log, no job of the list that
+ * failed, no line that tells a failure.  An application's Xid does not
+ * outlive its process: with the GPUs busy since and no failure told, what
+ * its line and DCGM's last-Xid gauge hold is history. */
+static bool busy_since(const run *r, const json_t *metrics)
+{
+    /* a job ended by a failure, a kill, a cancel or its time limit */
+    static const char *const failed[] = {"FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "crash",
+                                         "died",   "killed",    "abort",         "error",
+                                         "cancel", "timeout",   "exit code"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        /* (a DCGM field's name, XID_ERRORS, tells no failure) */
+        if (l->src == DS_JOB || (l->src != DS_KERNEL && !facts_has(l, "DCGM_FI_") &&
+                                 facts_any(l, failed, sizeof failed / sizeof *failed)))
+            return false;
+    }
+    bool busy = false;
+    size_t i;
+    const json_t *m;
+    json_array_foreach(metrics, i, m)
+    {
+        const char *nm = json_string_value(json_object_get(m, "name"));
+        char hb[64];
+        const char *h = host_of(json_object_get(m, "labels"), hb, sizeof hb);
+        if (nm && strcmp(nm, "DCGM_FI_DEV_GPU_UTIL") == 0 &&
+            (!r->node || !*h || same_host(h, r->node)) &&
+            json_number_value(json_object_get(m, "value")) >= 50)
+            busy = true;
+    }
+    return busy;
+}
+
 /* An application's fault (its own bug, a contained memory error that
  * killed only the process that touched the page: NVIDIA's action restart
  * the application) that runs since no longer raise is history. */
-void app_fault_rule(run *r)
+void app_fault_rule(run *r, const json_t *metrics)
 {
     static const char *const app[] = {"gpu_app_fault", "gpu_ecc_contained"};
     bool any = false;
     for (size_t k = 0; k < sizeof app / sizeof *app; k++) {
         int c = diag_class_index(r->db, app[k]);
-        any |= c >= 0 && facts_class_hit(r, c);
+        any |= c >= 0 && fresh_groups(r, c) > 0;
     }
-    if (!any || facts_hardware_hit(r) || !clean_runs_since(r)) return;
+    if (!any || facts_hardware_hit(r) || !(clean_runs_since(r) || busy_since(r, metrics))) return;
     for (size_t k = 0; k < sizeof app / sizeof *app; k++) {
         int c = diag_class_index(r->db, app[k]);
         if (c >= 0) facts_drop_class(r, c);
@@ -261,12 +300,68 @@ static bool pid_of_ended_job(const run *r, long pid)
     return job >= 0 && job_ended(r, job);
 }
 
+/* The other process a CUDA out-of-memory message names as holding the
+ * GPU's memory ("Process 1188201 has 76.40 GiB memory in use"), -1. */
+static long oom_other_pid(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        const char *p = memmem(l->s, l->len, "Process ", 8);
+        if (!p || !facts_has(l, "memory in use")) continue;
+        p += 8;
+        const char *end = l->s + l->len;
+        if (p < end && isdigit((unsigned char)*p)) {
+            long v = strtol(p, NULL, 10);
+            const char *q = p;
+            while (q < end && isdigit((unsigned char)*q))
+                q++;
+            if (end - q > 5 && strncmp(q, " has ", 5) == 0) return v;
+        }
+    }
+    return -1;
+}
+
+/* Whether a line says the pid belongs to no job that runs ("no running
+ * job", "orphan", "not in any Slurm job"). */
+static bool pid_jobless(const run *r, long pid)
+{
+    static const char *const w[] = {"no running job", "no running slurm job",
+                                    "not in any job", "not part of any job",
+                                    "belongs to no",  "orphan",
+                                    "no job on",      "not in any slurm job",
+                                    "has no job",     "not associated with any",
+                                    "leftover",       "left over",
+                                    "zombie",         "ghost",
+                                    "stale process"};
+    /* or a job the scheduler lists as over (cancelled, completed), while
+     * no line ties the pid to a job that runs */
+    static const char *const over[] = {"CANCELLED", "COMPLETED", "ended", "exited", "finished"};
+    bool ended = false;
+    for (int i = 0; i < r->nlines; i++) {
+        if (facts_any(&r->lines[i], w, sizeof w / sizeof *w)) return true;
+        ended |=
+            r->lines[i].src != DS_JOB && facts_any(&r->lines[i], over, sizeof over / sizeof *over);
+    }
+    return ended && job_of_pid(r, pid) < 0;
+}
+
 void held_memory_rule(run *r)
 {
     int c = diag_class_index(r->db, "stale_compute_state");
     if (c < 0 || facts_class_hit(r, c)) return;
     long pids[MAX_PIDS];
     int n = gpu_pids(r, pids, MAX_PIDS);
+    /* the upstream cause behind an out-of-memory: the process it names as
+     * holding the memory is on the GPU and is of no job that runs */
+    long other = oom_other_pid(r);
+    for (int i = 0; i < n && other >= 0; i++)
+        if (pids[i] == other && (pid_of_ended_job(r, other) || pid_jobless(r, other))) {
+            add_hit(r, c, DK_CORR, ST_STRONG, "facts-memory-of-ended-job",
+                    diag_fmt("the out-of-memory names pid %ld as holding the GPU's memory, a "
+                             "process of no running job: an orphan holds the GPU",
+                             other));
+            return;
+        }
     for (int i = 0; i < n; i++)
         if (pid_of_ended_job(r, pids[i])) {
             add_hit(r, c, DK_CORR, ST_STRONG, "facts-memory-of-ended-job",
@@ -484,4 +579,49 @@ void silent_log_rule(run *r, bool gpus_zero)
             diag_fmt("the job RUNNING, its log last written %.1f h before the time the input "
                      "tells, GPUs at 0%%: the job stopped moving",
                      (now - mtime) / 3600.0));
+}
+
+/* ---- a failure that follows one node across attempts --------------------- */
+
+/* The node list of a history line ("node=h100-g7-02", "nodes=h100-g7-[01-04]",
+ * "host=...") into out; false without one. */
+static bool history_nodes(const tline *l, char *out, size_t n)
+{
+    static const char *const key[] = {
+        " node=", " nodes=", " host=", " hosts=", " nodelist=", "node="};
+    const char *p = NULL;
+    for (size_t k = 0; !p && k < sizeof key / sizeof *key; k++)
+        p = memmem(l->s, l->len, key[k], strlen(key[k]));
+    if (!p) return false;
+    p = memchr(p, '=', (size_t)(l->s + l->len - p)) + 1;
+    size_t k = 0;
+    while (p + k < l->s + l->len && p[k] != ' ' && k + 1 < n)
+        k++;
+    memcpy(out, p, k);
+    out[k] = 0;
+    return k > 0;
+}
+
+/* Attempts on record that failed, two or more, every one on this node,
+ * and a later one without an error that ran without it: the failure
+ * follows the node (marker failure-follows-node, read for the scope). */
+void follows_node_rule(run *r)
+{
+    if (!r->node || !r->node[0] || group_marked(r, "failure-follows-node") || r->nmarks >= 32)
+        return;
+    int failed = 0;
+    bool clean_without = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        char nodes[256];
+        if (l->src != DS_HISTORY || !history_nodes(l, nodes, sizeof nodes)) continue;
+        bool on = fm_diag_hostlist_has(nodes, r->node) == 1;
+        if (facts_has(l, " error=")) {
+            if (!on) return; /* it failed elsewhere too: the job's */
+            failed++;
+        } else if (!on && failed >= 2) {
+            clean_without = true;
+        }
+    }
+    if (failed >= 2 && clean_without) r->marks[r->nmarks++] = "failure-follows-node";
 }

@@ -432,12 +432,14 @@ void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
 void fleet_metric_rule(run *r, const json_t *metrics);
+void wide_straggler_rule(run *r); /* hosts as a step-time table's columns */
 /* diag_facts_state.c: what earlier jobs left behind */
 void reboot_rule(run *r);
 void disagree_rule(run *r);
 void silent_log_rule(run *r, bool gpus_zero); /* gpus_zero: the metrics read ~0 */
-void app_fault_rule(run *r);
+void app_fault_rule(run *r, const json_t *metrics);
 void held_memory_rule(run *r);
+void follows_node_rule(run *r); /* failed attempts on this node, a clean one without it */
 /* diag_facts_hist.c: readings that are history (a counter read flat, a
  * boot's link noise) taken out as quotes are; a counter read rising */
 int history_lines(run *r, unsigned char *q);
@@ -451,10 +453,16 @@ int facts_pairs(const tline *l, facts_pair *p, int cap);
 /* diag_facts_clock.c: a GPU's memory clock far below its own maximum or
  * its peers' with no clock event to explain it: an anomaly */
 void mem_clock_rule(run *r, const json_t *metrics);
+/* ... and a power cap an approved change set, the GPUs at baseline: no fault */
+void power_policy_rule(run *r);
+/* ... and a straggler only people claim, which measurements put with its peers */
+void refuted_claim_rule(run *r);
 /* diag_facts_sweep.c: the largest batch sizes of a sweep ran out of memory */
 void batch_sweep_rule(run *r);
 void counter_rising_rule(run *r);
 bool xid_count_zero(const run *r);
+/* the number a count line ends with or the next line holds alone, -1 */
+long facts_count_answer(const run *r, int li);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
 void find_boots(run *r);

@@ -382,12 +382,37 @@ static int mca_kind(const char *hex)
     return (st >> 61 & 1) || (st >> 57 & 1) ? 1 : 2;
 }
 
+/* A counter named and read 0 right after it ("PCIE_REPLAY 0", "ECC: 0",
+ * "reasons = 0x0"): the match ends at the name and the value that follows
+ * is zero.  The name of a class's counter read 0 is absence of evidence. */
+static bool named_zero(const char *s, size_t len, size_t end)
+{
+    /* the match's last word names a counter, not a state ("Pending  0" in a
+     * table is a restart count beside a pod's state) */
+    static const char *const counter[] = {"replay", "crc", "ecc",  "error", "count",  "reason",
+                                          "sbe",    "dbe", "flit", "remap", "retire", "total"};
+    size_t w = end;
+    while (w > 0 && (isalnum((unsigned char)s[w - 1]) || s[w - 1] == '_'))
+        w--;
+    tline word = {.s = s + w, .len = end - w};
+    if (!facts_any(&word, counter, sizeof counter / sizeof *counter)) return false;
+    size_t j = end, k = 0;
+    while (j < len && k < 4 && strchr(" \t:=\x22\x27", s[j]))
+        j++, k++;
+    if (j >= len || s[j] != '0' || j == end) return false;
+    j++;
+    if (j < len && (s[j] == 'x' || s[j] == 'X'))
+        for (j++; j < len && s[j] == '0';)
+            j++;
+    return j == len || !(isalnum((unsigned char)s[j]) || s[j] == '.' || s[j] == '/');
+}
+
 static void on_hit(void *ud, int sig, const char *s, size_t len, const PCRE2_SIZE *ov)
 {
-    (void)len;
     scanud *u = ud;
     run *r = u->r;
     const diag_sig *g = &r->db->sigs[sig];
+    if (g->ncls > 0 && !g->xid && !g->boot && named_zero(s, len, ov[1])) return;
     if (g->mca) {
         char st[24];
         cap_copy(s, ov, g->cap_mca, st, sizeof st);
@@ -446,6 +471,18 @@ static bool ends_colon(const tline *l)
     return n > 0 && l->s[n - 1] == ':';
 }
 
+/* A line of a chat that is a reading, not talk: an Xid pasted with the
+ * driver's own detail, or a measurement someone reports.  A chat entry
+ * taken out as conversation keeps these lines. */
+static bool chat_reading(const tline *l)
+{
+    static const char *const detail[] = {"pid=", "contained:", "rst:", "mmu fault"};
+    static const char *const measured[] = {"at baseline", "p50",       "busbw",
+                                           "within 1%",   "within 2%", "within 0.5%"};
+    return (facts_has_ci(l, "xid") && facts_any(l, detail, sizeof detail / sizeof *detail)) ||
+           facts_any(l, measured, sizeof measured / sizeof *measured);
+}
+
 void drop_quoted(run *r)
 {
     unsigned char *q = NULL;
@@ -467,10 +504,11 @@ void drop_quoted(run *r)
         /* a note that ends on a colon introduces what it quotes: the next
          * entry of its source is that quote */
         int upto = l->entry + (qt == 2 && ends_colon(l));
+        bool chat = strcmp(r->db->sigs[m->sig].id, "quoted-chat-entry") == 0;
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
                 (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry >= l->entry &&
-                 r->lines[i].entry <= upto) ||
+                 r->lines[i].entry <= upto && !(chat && chat_reading(&r->lines[i]))) ||
                 (whole && r->lines[i].src == l->src) ||
                 (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;
@@ -715,7 +753,9 @@ void text_hits(run *r)
             const rawm *m = &r->raws[k];
             if (m->sig != si || (g->ctx.code && !context_ok(r, g, m->line))) continue;
             int kind = KIND_OF[r->lines[m->line].src];
-            bool old = before_boot(r, m->line);
+            /* another host's line is no record of this node, except where
+             * the spread over hosts is the evidence */
+            bool old = before_boot(r, m->line) && !(g->min_hosts > 1 && r->oldl[m->line] == 2);
             r->cur_old = old;
             r->cur_reason =
                 (r->lines[m->line].src == DS_REASON && stale_reason) || reason_record(r, m->line);

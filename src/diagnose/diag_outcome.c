@@ -178,6 +178,38 @@ static bool names_node(const run *r)
     return false;
 }
 
+/* Whether the job's failure lines (attempts, restarts) name two or more
+ * hosts of the node's kind ("h100-g7-05", "h100-g7-09": the same first
+ * part): the failure moved with the job, no node's. */
+static bool failure_moved(const run *r)
+{
+    static const char *const fail[] = {"nan", "non-finite", "error", "abort", "fail"};
+    size_t pre = r->node ? strcspn(r->node, "-") : 0;
+    if (!pre || !r->node[pre]) return false;
+    char seen[4][64];
+    int n = 0;
+    for (int i = 0; i < r->nlines && n < 2; i++) {
+        const tline *l = &r->lines[i];
+        if ((l->src != DS_JOB && l->src != DS_HISTORY) || !facts_any(l, fail, 5)) continue;
+        for (const char *p = memmem(l->s, l->len, r->node, pre); p && n < 4;
+             p = memmem(p + 1, l->len - (size_t)(p + 1 - l->s), r->node, pre)) {
+            size_t k = 0, left = l->len - (size_t)(p - l->s);
+            while (k < left && k < 63 && (isalnum((unsigned char)p[k]) || p[k] == '-'))
+                k++;
+            if ((p > l->s && isalnum((unsigned char)p[-1])) || k <= pre) continue;
+            bool dup = false;
+            for (int j = 0; j < n && !dup; j++)
+                dup = strlen(seen[j]) == k && strncmp(seen[j], p, k) == 0;
+            if (!dup) {
+                memcpy(seen[n], p, k);
+                seen[n++][k] = 0;
+            }
+            if (p + 1 >= l->s + l->len) break;
+        }
+    }
+    return n >= 2;
+}
+
 /* inconclusive: anomalies no class explains, or nothing to judge.  The
  * anomalies are the evidence; the answer is a human, never a runbook. */
 json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, int ic)
@@ -220,8 +252,13 @@ json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, int ic)
      * anomaly that the evidence says many nodes share (a filesystem
      * evicting every client) is one of the fleet's */
     if (cluster && cluster >= node) json_object_set_new(o, "scope", json_string("cluster"));
-    /* numerics that go wrong on one node's ranks alone are that node's */
-    else if (job && !node && !names_node(r) &&
+    /* a failure that follows one node across restarts and is gone where
+     * the node was excluded is the node's */
+    else if (group_marked(r, "failure-follows-node"))
+        ;
+    /* numerics that go wrong on one node's ranks alone are that node's; a
+     * failure that moved from host to host across attempts is the job's */
+    else if (job && !node && (!names_node(r) || failure_moved(r)) &&
              !(group_marked(r, "numerics-on-one-node") &&
                anomaly_seen(r, "anomaly-loss-nonfinite")))
         json_object_set_new(o, "scope", json_string("job"));

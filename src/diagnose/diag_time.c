@@ -336,6 +336,30 @@ static bool recurs(const tline *l)
     return facts_any(l, w, sizeof w / sizeof *w);
 }
 
+/* A part replaced (a GPU swapped, an RMA, a new serial) on a record of no
+ * date of its own: the fault that made someone replace it came before it.
+ * Lines of other sources stamped a day or more before the newest time the
+ * input tells (never the wall clock) are history, unless a
+ * line of a fault says it came back. */
+static void replaced_undated(run *r, const double *st, int li)
+{
+    static const char *const part[] = {"replac", "swap", "rma", "serial", "s/n", "new board"};
+    static const char *const fault[] = {"xid", "error", "ecc", "dbe", "fault", "fail"};
+    const tline *rl = &r->lines[li];
+    if (!isnan(st[li]) || !isnan(any_stamp(rl->s, rl->len, 1970)) || !isnan(month_day(rl, 1970)) ||
+        !facts_any(rl, part, sizeof part / sizeof *part) || recurs(rl))
+        return;
+    double now = NAN;
+    for (int i = 0; i < r->nlines; i++) {
+        if (facts_any(&r->lines[i], fault, sizeof fault / sizeof *fault) && recurs(&r->lines[i]))
+            return;
+        if (!isnan(st[i]) && (isnan(now) || st[i] > now)) now = st[i];
+    }
+    for (int i = 0; i < r->nlines && !isnan(now); i++)
+        if (r->lines[i].src != rl->src && !r->oldl[i] && !isnan(st[i]) && st[i] < now - 86400)
+            r->oldl[i] = 3;
+}
+
 /* An unstamped line printed by a stamped command a few lines above it in
  * the same source ("Dec 06 21:05 $ nvidia-smi", then its output): the
  * command's stamp, else NAN. */
@@ -553,6 +577,8 @@ void find_boots(run *r)
             }
             for (int k = 0; k < npos; k++)
                 fixed = repair_in_order(r, st, year, pos[k], fixed);
+            for (int k = 0; k < npos; k++)
+                replaced_undated(r, st, pos[k]);
             for (int k = 0; k < nclr; k++)
                 cleared_since(r, st, year, clr[k]);
             /* a live metric reading the state clean on every GPU is newer
