@@ -45,6 +45,8 @@
 typedef struct pl_state {
     struct pg_stmt *st[PL_MAX];
     int slot[2 * PL_MAX], nslots, got;
+    /* Where each sync falls (the slots before it), and the syncs read. */
+    int sync_at[2], nsync, synced;
 } pl_state;
 
 typedef struct pg_db {
@@ -357,7 +359,7 @@ static bool send_stmt(pg_db *p, pg_stmt *s, bool *prep)
 static bool pl_send(pg_db *p, pl_state *ps, const pl_item *items, int n, int split)
 {
     PGconn *c = p->conn;
-    ps->nslots = ps->got = 0;
+    ps->nslots = ps->got = ps->nsync = ps->synced = 0;
     if (n > PL_MAX || !PQenterPipelineMode(c)) return false;
     bool sent = true;
     for (int i = 0; sent && i < n; i++) {
@@ -367,8 +369,12 @@ static bool pl_send(pg_db *p, pl_state *ps, const pl_item *items, int n, int spl
                            : PQsendQueryParams(c, items[i].sql, 0, NULL, NULL, NULL, NULL, 0);
         if (prep) ps->slot[ps->nslots++] = -1 - i;
         if (sent) ps->slot[ps->nslots++] = i;
-        if (sent && i + 1 == split) sent = PQpipelineSync(c);
+        if (sent && i + 1 == split) {
+            ps->sync_at[ps->nsync++] = ps->nslots;
+            sent = PQpipelineSync(c);
+        }
     }
+    ps->sync_at[ps->nsync++] = ps->nslots;
     sent = sent && PQpipelineSync(c);
     if (!sent) PQexitPipelineMode(c);
     return sent;
@@ -377,10 +383,15 @@ static bool pl_send(pg_db *p, pl_state *ps, const pl_item *items, int n, int spl
 /* Collects the results up to the next sync: one per item into res (NULL:
  * none came, the connection was lost).  After a failed statement the
  * server skips the rest up to the sync: their results say
- * PGRES_PIPELINE_ABORTED.  true: the sync came. */
+ * PGRES_PIPELINE_ABORTED.  A failure after the last statement before the
+ * sync is the commit of the implicit transaction the sync ends (or the
+ * connection ending in it): it becomes the result of that statement, so
+ * a commit that failed never reads as one that succeeded.  true: the
+ * sync came. */
 static bool pl_collect(pg_db *p, pl_state *ps, PGresult **res)
 {
     PGconn *c = p->conn;
+    const int end = ps->sync_at[ps->synced < ps->nsync ? ps->synced : ps->nsync - 1];
     /* Each result is followed by NULL, the sync by nothing; bounded,
      * and two NULLs in a row mean nothing more is coming. */
     int nulls = 0;
@@ -393,9 +404,17 @@ static bool pl_collect(pg_db *p, pl_state *ps, PGresult **res)
         nulls = 0;
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
+            ps->got = end;
+            ps->synced++;
             return true;
         }
-        int at = ps->got < ps->nslots ? ps->slot[ps->got++] : PL_MAX;
+        if (ps->got >= end && end > 0 && !result_ok(r)) {
+            const int last = ps->slot[end - 1]; /* an item: its Parse comes before it */
+            PQclear(res[last]);
+            res[last] = r;
+            continue;
+        }
+        int at = ps->got < end ? ps->slot[ps->got++] : PL_MAX;
         if (at < 0 && PQresultStatus(r) == PGRES_COMMAND_OK) {
             ps->st[-1 - at]->prep_gen = p->gen; /* made: later runs skip parse and plan */
             PQclear(r);
@@ -665,12 +684,13 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     if (early) items[k++] = (pl_item){NULL, flush};
     PGresult *res[PL_MAX] = {0};
     bool sent = pl_send(p, ps, items, k, early ? n1 : 0);
-    if (sent) pl_collect(p, ps, res);
+    const bool synced = sent && pl_collect(p, ps, res);
     if (sent && early)
         p->pending = ps; /* the flush, after the sync */
     else if (sent)
         PQexitPipelineMode(p->conn);
-    int bad = first_failed(res, n1);
+    /* Without the sync nobody knows whether the commit happened. */
+    int bad = synced ? first_failed(res, n1) : n1 - 1;
     if (bad < 0) {
         for (int i = 0; i < n; i++) {
             const char *ct = PQcmdTuples(res[i]);
@@ -692,7 +712,7 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     /* The flush after the sync fails too when the transaction failed:
      * read it first, so the error said is the statement's. */
     (void)settle(p);
-    fail_res(p, res[bad]);
+    fail_res(p, synced ? res[bad] : NULL);
     keep_one(res, k, -1);
     /* Only a pipeline that never reached its sync can leave one open. */
     if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)

@@ -321,6 +321,47 @@ START_TEST(commit_rows_all_or_none)
 }
 END_TEST
 
+/* PostgreSQL: a commit pipeline whose statements all succeed but whose
+ * commit fails (a deferred foreign key, checked at the commit the sync
+ * makes) fails, early or not, and commits nothing, as does such a
+ * statement alone; the connection serves the next statement.  (SQLite:
+ * each statement runs in the caller's transaction, whose COMMIT the
+ * caller reads.) */
+START_TEST(commit_rows_failed_commit_fails)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    ck_assert_int_eq(fm_db_exec(db,
+                                "CREATE TABLE store_flush(backend INTEGER PRIMARY KEY,"
+                                " n INTEGER NOT NULL);"
+                                "CREATE UNIQUE INDEX run_n ON run_t(n);"
+                                "CREATE TABLE def_c(k INTEGER REFERENCES run_t(n)"
+                                " DEFERRABLE INITIALLY DEFERRED)",
+                                NULL, NULL, NULL),
+                     FM_DB_OK);
+    static const char orphan[] = "INSERT INTO def_c(k) VALUES(?)";
+    for (int early = 0; early < 2; early++) {
+        fm_db_stmt *s = fm_db_kept(db, orphan);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_int_eq(fm_db_bind_int64(s, 1, 7), FM_DB_OK);
+        int changes = -1;
+        int rc = fm_db_step_commit_rows(&s, 1, NULL, early, &changes);
+        fm_db_reset(s);
+        ck_assert_msg(rc != FM_DB_DONE, "a failed commit read as committed (early %d)", early);
+        ck_assert_msg(strstr(fm_db_errmsg(db), "def_c"), "%s", fm_db_errmsg(db));
+        int64_t n = -1;
+        ck_assert_int_eq(fm_db_run(db, "SELECT count(*) FROM def_c", fm_db_row_int64, &n, ""),
+                         FM_DB_ROW);
+        ck_assert_int_eq(n, 0);
+    }
+    /* So does a statement alone (its own implicit transaction). */
+    ck_assert_int_ne(fm_db_run(db, orphan, NULL, NULL, "i", (int64_t)7), FM_DB_DONE);
+    ck_assert_msg(strstr(fm_db_errmsg(db), "def_c"), "%s", fm_db_errmsg(db));
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* A kept statement whose Parse fails reports why: alone, under fm_db_run,
  * inside a transaction (between a savepoint and its release), and as the
  * statement of a commit pipeline; and it does so again on a second try. */
@@ -422,6 +463,8 @@ static Suite *db_run_suite(void)
     tcase_add_test(tc, past_a_full_cache);
     tcase_add_test(tc, held_kept_survives_a_full_cache);
     tcase_add_test(tc, commit_rows_all_or_none);
+    /* A commit that fails after its statements: PostgreSQL's deferred check. */
+    if (getenv("FM_TEST_PG")) tcase_add_test(tc, commit_rows_failed_commit_fails);
     tcase_add_test(tc, run_counted_array_and_marks);
     suite_add_tcase(s, tc);
     return s;
