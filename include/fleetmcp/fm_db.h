@@ -129,11 +129,11 @@ int fm_db_prepare_v3(fm_db *db, const char *sql, int nbyte, unsigned flags, fm_d
                      const char **tail);
 int fm_db_step(fm_db_stmt *s);
 /* One write outside any transaction, committed on its own, durable when
- * this returns, like fm_db_step in autocommit.  On PostgreSQL the commit
- * is asynchronous (the row is visible to other writers at once) and a
- * flush follows before the return, which flushes of other writers share:
- * so writers that each wait for the one before them (the audit chain)
- * wait for its commit, not for its disk. */
+ * this returns, like fm_db_step in autocommit (on PostgreSQL in one
+ * round trip, the commit's flush shared with other writers' by
+ * PostgreSQL's group commit).  Writers that each wait for the one before
+ * them (the audit chain) use fm_db_step_commit_visible, so they wait for
+ * its commit, not for its disk. */
 int fm_db_step_commit(fm_db_stmt *s);
 /* fm_db_step_commit, and after it the read `then` (its parameters
  * bound), whose rows fm_db_step returns as usual: on PostgreSQL both in

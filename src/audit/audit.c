@@ -1368,9 +1368,14 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     }
     const int64_t give_up = fm_now_ms() + APPEND_WAIT_MS;
     /* Hand the turn on at the commit, before the flush, only while other
-     * appenders wait for it: the early return costs a wakeup more. */
-    const bool early = turn && st->audit_turn_busy > 0;
-    if (early) st->audit_turn_busy--;
+     * appenders wait for it: the early return costs a wakeup and a
+     * transaction more.  Without the turn (skipped, or none) and after a
+     * lost insert (writers race for ids: another host's, or this host's
+     * without turns) the row is made visible before its flush too: a
+     * synchronous commit would hold its id uncommitted for the flush,
+     * and every racer's insert of that id waits for it and then loses. */
+    bool early = !turn || st->audit_turn_busy > 0;
+    if (turn && early) st->audit_turn_busy--;
     for (int attempt = 0;; attempt++) {
         if (attempt >= APPEND_ATTEMPTS || (attempt > 0 && fm_now_ms() > give_up)) {
             fm_err_set(err, FM_ERR_TIMEOUT,
@@ -1428,6 +1433,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         if (linked) break;
         st->audit_lost++;
         st->audit_first_lost += attempt == 0;
+        early = true;
+        st->audit_turn_busy = TURN_BUSY_APPENDS;
     }
     /* Queued rows after the first one not linked go back to their
      * appenders; those linked are theirs once durable. */

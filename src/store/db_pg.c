@@ -40,11 +40,13 @@
  * where each result goes in order: an item's index, or -1 - i for the
  * Parse of item i's statement. */
 /* The most a pipeline sends: a commit pipeline of FM_DB_COMMIT_ROWS
- * statements and its five others. */
+ * statements and its three others, with room to spare. */
 #define PL_MAX (FM_DB_COMMIT_ROWS + 5)
 typedef struct pl_state {
     struct pg_stmt *st[PL_MAX];
     int slot[2 * PL_MAX], nslots, got;
+    /* Where each sync falls (the slots before it), and the syncs read. */
+    int sync_at[2], nsync, synced;
 } pl_state;
 
 typedef struct pg_db {
@@ -357,7 +359,7 @@ static bool send_stmt(pg_db *p, pg_stmt *s, bool *prep)
 static bool pl_send(pg_db *p, pl_state *ps, const pl_item *items, int n, int split)
 {
     PGconn *c = p->conn;
-    ps->nslots = ps->got = 0;
+    ps->nslots = ps->got = ps->nsync = ps->synced = 0;
     if (n > PL_MAX || !PQenterPipelineMode(c)) return false;
     bool sent = true;
     for (int i = 0; sent && i < n; i++) {
@@ -367,8 +369,12 @@ static bool pl_send(pg_db *p, pl_state *ps, const pl_item *items, int n, int spl
                            : PQsendQueryParams(c, items[i].sql, 0, NULL, NULL, NULL, NULL, 0);
         if (prep) ps->slot[ps->nslots++] = -1 - i;
         if (sent) ps->slot[ps->nslots++] = i;
-        if (sent && i + 1 == split) sent = PQpipelineSync(c);
+        if (sent && i + 1 == split) {
+            ps->sync_at[ps->nsync++] = ps->nslots;
+            sent = PQpipelineSync(c);
+        }
     }
+    ps->sync_at[ps->nsync++] = ps->nslots;
     sent = sent && PQpipelineSync(c);
     if (!sent) PQexitPipelineMode(c);
     return sent;
@@ -377,10 +383,15 @@ static bool pl_send(pg_db *p, pl_state *ps, const pl_item *items, int n, int spl
 /* Collects the results up to the next sync: one per item into res (NULL:
  * none came, the connection was lost).  After a failed statement the
  * server skips the rest up to the sync: their results say
- * PGRES_PIPELINE_ABORTED.  true: the sync came. */
+ * PGRES_PIPELINE_ABORTED.  A failure after the last statement before the
+ * sync is the commit of the implicit transaction the sync ends (or the
+ * connection ending in it): it becomes the result of that statement, so
+ * a commit that failed never reads as one that succeeded.  true: the
+ * sync came. */
 static bool pl_collect(pg_db *p, pl_state *ps, PGresult **res)
 {
     PGconn *c = p->conn;
+    const int end = ps->sync_at[ps->synced < ps->nsync ? ps->synced : ps->nsync - 1];
     /* Each result is followed by NULL, the sync by nothing; bounded,
      * and two NULLs in a row mean nothing more is coming. */
     int nulls = 0;
@@ -393,9 +404,17 @@ static bool pl_collect(pg_db *p, pl_state *ps, PGresult **res)
         nulls = 0;
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
+            ps->got = end;
+            ps->synced++;
             return true;
         }
-        int at = ps->got < ps->nslots ? ps->slot[ps->got++] : PL_MAX;
+        if (ps->got >= end && end > 0 && !result_ok(r)) {
+            const int last = ps->slot[end - 1]; /* an item: its Parse comes before it */
+            PQclear(res[last]);
+            res[last] = r;
+            continue;
+        }
+        int at = ps->got < end ? ps->slot[ps->got++] : PL_MAX;
         if (at < 0 && PQresultStatus(r) == PGRES_COMMAND_OK) {
             ps->st[-1 - at]->prep_gen = p->gen; /* made: later runs skip parse and plan */
             PQclear(r);
@@ -581,7 +600,7 @@ static int p_step(fm_db_stmt *st)
  * upsert below 300) to this connection's own row of store_flush (core
  * v2, store.c),
  * so writers never wait on each other's row.  Only after a transaction
- * that wrote (WROTE_SQL, just before its COMMIT): a statement that
+ * that wrote (WROTE_SQL, just before its sync): a statement that
  * changed nothing (the audit insert that lost the race for its id) has
  * nothing to wait for. */
 #define WROTE_SQL                                                                                  \
@@ -610,23 +629,30 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
     return *slot = s;
 }
 
-/* fm_db_step_commit_rows: BEGIN, the n statements, synchronous_commit
- * off for this transaction alone (read at COMMIT, so it may be set after
- * the statements, in the same statement as the check below), the read
- * `then`, whose rows its fm_db_step returns, COMMIT, and then a small
- * write that commits synchronously: its flush covers the rows (WAL is
- * flushed in order), and concurrent writers' flushes are shared by
- * PostgreSQL's group commit.  One round trip, one transaction: a failure
- * of any statement commits none of them.  early
- * (fm_db_step_commit_visible): a sync before the flush, and this returns
- * at it, when the commit is visible to every writer; the flush's result
- * is read by fm_db_durable (p_durable), or before the next statement on
- * this connection (the sync costs the server a send and the caller a
- * wakeup more, so only when another writer waits for the commit).  A
- * crash before the flush loses the rows and every row after them (they
- * come later in the WAL), never one alone; and the caller acts on the
- * rows only once they are durable.  changes (NULL: not wanted): the rows
- * each statement changed. */
+/* fm_db_step_commit_rows: the n statements and the read `then` (its
+ * rows are what its fm_db_step returns) up to one sync, in one round
+ * trip and one transaction: the implicit one of the extended protocol,
+ * which the sync commits, or rolls back when any statement failed (the
+ * server skips the rest up to the sync), so no BEGIN and no COMMIT
+ * (two statements more, each parsed at every append, about a sixth of
+ * the server's work per append).  THEN rides inside the transaction,
+ * not after it: it sees the rows and every commit before them.
+ *
+ * early (fm_db_step_commit_visible: another writer waits for this
+ * commit): the transaction commits with synchronous_commit off (WROTE,
+ * set after the statements, read at the commit), so it is visible to
+ * every writer at once, and after the sync a small write that commits
+ * synchronously: its flush covers the rows (WAL is flushed in order),
+ * and concurrent writers' flushes are shared by PostgreSQL's group
+ * commit.  This returns at the sync; the flush's result is read by
+ * fm_db_durable (p_durable), or before the next statement on this
+ * connection.  A crash before the flush loses the rows and every row
+ * after them (they come later in the WAL), never one alone, and the
+ * caller acts on the rows only once they are durable.  Not early
+ * (nobody waits): the transaction commits synchronously itself, and the
+ * return says it is durable: no second transaction and no write of its
+ * own (the flush statements cost the server as much as the insert).
+ * changes (NULL: not wanted): the rows each statement changed. */
 static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int early, int *changes)
 {
     pg_stmt *s = PS(ss[0]);
@@ -639,43 +665,41 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     if (n < 1 || n > FM_DB_COMMIT_ROWS || p->in_txn || p->lost_txn || !ready(p, false))
         return FM_DB_ERROR;
     if (then) drop_result(PS(then));
-    pg_stmt *wrote = kept(p, &p->wrote, WROTE_SQL), *flush = kept(p, &p->flush, FLUSH_SQL);
+    pg_stmt *wrote = early ? kept(p, &p->wrote, WROTE_SQL) : NULL;
+    pg_stmt *flush = early ? kept(p, &p->flush, FLUSH_SQL) : NULL;
     pl_state *ps = &p->pend; /* free: ready() settled any pending flush */
-    if (!wrote || !flush) {
+    if (early && (!wrote || !flush)) {
         p->code = FM_ERR_NOMEM;
         snprintf(p->err, sizeof p->err, "out of memory");
         return FM_DB_ERROR;
     }
-    /* THEN inside the transaction, not after it: a statement after COMMIT
-     * and before the sync would be a transaction of its own (a third per
-     * append).  It sees the rows and every commit before them. */
-    pl_item items[PL_MAX] = {{"BEGIN", NULL}};
-    int k = 1;
+    pl_item items[PL_MAX];
+    int k = 0;
     for (int i = 0; i < n; i++)
         items[k++] = (pl_item){NULL, PS(ss[i])};
-    items[k++] = (pl_item){NULL, wrote};
+    if (early) items[k++] = (pl_item){NULL, wrote};
     const int at_then = then ? k : -1;
     if (then) items[k++] = (pl_item){NULL, PS(then)};
-    items[k++] = (pl_item){"COMMIT", NULL};
-    const int n1 = k; /* up to COMMIT */
-    items[k++] = (pl_item){NULL, flush};
+    const int n1 = k; /* up to the sync that commits */
+    if (early) items[k++] = (pl_item){NULL, flush};
     PGresult *res[PL_MAX] = {0};
     bool sent = pl_send(p, ps, items, k, early ? n1 : 0);
-    if (sent) pl_collect(p, ps, res);
+    const bool synced = sent && pl_collect(p, ps, res);
     if (sent && early)
         p->pending = ps; /* the flush, after the sync */
     else if (sent)
         PQexitPipelineMode(p->conn);
-    int bad = first_failed(res, early ? n1 : k);
+    /* Without the sync nobody knows whether the commit happened. */
+    int bad = synced ? first_failed(res, n1) : n1 - 1;
     if (bad < 0) {
         for (int i = 0; i < n; i++) {
-            const char *ct = PQcmdTuples(res[1 + i]);
+            const char *ct = PQcmdTuples(res[i]);
             int c = ct && *ct ? atoi(ct) : 0;
             if (i == 0) p->changes = c;
             if (changes) changes[i] = c;
-            PS(ss[i])->res = res[1 + i];
+            PS(ss[i])->res = res[i];
             PS(ss[i])->row = 0;
-            res[1 + i] = NULL;
+            res[i] = NULL;
         }
         if (then) {
             PS(then)->res = res[at_then];
@@ -685,12 +709,12 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
         keep_one(res, k, -1);
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
-    /* The flush after the sync fails too when the transaction is left
-     * aborted: read it first, so the error said is the statement's. */
+    /* The flush after the sync fails too when the transaction failed:
+     * read it first, so the error said is the statement's. */
     (void)settle(p);
-    fail_res(p, res[bad]);
+    fail_res(p, synced ? res[bad] : NULL);
     keep_one(res, k, -1);
-    /* A failure left the transaction open (aborted): end it. */
+    /* Only a pipeline that never reached its sync can leave one open. */
     if (PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
         PQclear(PQexec(p->conn, "ROLLBACK"));
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;

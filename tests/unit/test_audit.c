@@ -686,6 +686,49 @@ START_TEST(local_appenders_take_turns)
 }
 END_TEST
 
+/* PostgreSQL: the transaction ids one append of r drew (a read of
+ * pg_current_xact_id before and after it, each drawing one). */
+static int64_t xids_drawn(fm_ctx *c, const fm_audit_rec *r)
+{
+    static const char sql[] = "SELECT pg_current_xact_id()::text::bigint";
+    int64_t x0 = -1, x1 = -1;
+    ck_assert_int_eq(fm_db_run(c->store.db, sql, fm_db_row_int64, &x0, ""), FM_DB_ROW);
+    ck_assert_int_gt(fm_audit_append(c, r, NULL), 0);
+    ck_assert_int_eq(fm_db_run(c->store.db, sql, fm_db_row_int64, &x1, ""), FM_DB_ROW);
+    return x1 - x0 - 1;
+}
+
+/* PostgreSQL: an append alone in its turn commits synchronously, one
+ * transaction; one without the turn (skipped after a stuck holder, or
+ * none: writers race for ids) and those after a lost insert commit
+ * visibly first and flush after, two transactions (the row's and the
+ * flush's), so a racer never waits out another writer's flush on an id
+ * it then loses.  The chain verifies after the first three (the rows cut
+ * from its end later are what verify reports). */
+START_TEST(racing_appends_visible_before_flush)
+{
+    char path[] = "/tmp/fm-audit-race-XXXXXX";
+    fm_ctx a;
+    filled_store(&a, path, 3);
+    fm_audit_rec r = {.phase = "call", .tool = "fleet_status", .decision = "allow"};
+    ck_assert_int_eq(xids_drawn(&a, &r), 1);
+    a.store.audit_turn_skip_until = fm_now_ms() + 60000;
+    ck_assert_int_eq(xids_drawn(&a, &r), 2);
+    a.store.audit_turn_skip_until = 0;
+    ck_assert_int_eq(xids_drawn(&a, &r), 1);
+    ck_assert(verify_says(&a, NULL));
+    /* The head this host knows is ahead of the table: the first guess is
+     * lost (it inserts nothing, so draws no id), the retry goes early. */
+    db_exec(&a, "DELETE FROM audit WHERE id>=5");
+    const long long lost = a.store.audit_lost;
+    ck_assert_int_eq(xids_drawn(&a, &r), 2);
+    ck_assert_int_eq(a.store.audit_lost, lost + 1);
+    ck_assert_int_eq(xids_drawn(&a, &r), 2); /* and the appends after it */
+    fm_ctx_close(&a);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* The turn file's layout (src/audit/audit.c's anchor_file): an on-disk
  * format shared by every process of the host, so a test holder can lock
  * it exactly as turn_take does; the file's size is checked against it. */
@@ -1649,6 +1692,7 @@ static Suite *audit_suite(void)
         tcase_add_test(tc, turn_holder_stopped);
         tcase_add_test(tc, queued_rows_go_in_together);
         tcase_add_test(tc, batch_holder_killed);
+        tcase_add_test(tc, racing_appends_visible_before_flush);
     }
     tcase_add_test(tc, folds_from_two_writers);
     tcase_add_test(tc, joining_host_starts_its_anchor);

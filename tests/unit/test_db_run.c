@@ -247,9 +247,24 @@ START_TEST(held_kept_survives_a_full_cache)
 }
 END_TEST
 
+/* PostgreSQL: transaction ids drawn so far (this read draws one). */
+static int64_t xids(fm_db *db)
+{
+    int64_t x = -1;
+    ck_assert_int_eq(
+        fm_db_run(db, "SELECT pg_current_xact_id()::text::bigint", fm_db_row_int64, &x, ""),
+        FM_DB_ROW);
+    return x;
+}
+
 /* fm_db_step_commit_rows: three inserts commit together and say what
- * each changed; a batch where one fails commits none of them.  On
- * PostgreSQL one transaction of its own; on SQLite in the caller's. */
+ * each changed; a batch where one fails commits none of them, both when
+ * it returns at the commit's flush (early 0) and when it returns once
+ * the commit is visible (early 1; fm_db_durable reads the flush).  On
+ * PostgreSQL a transaction of its own: one transaction id for early 0
+ * (its commit waits for the disk itself: no BEGIN, COMMIT or flush write
+ * of its own), two for early 1 (the flush's write commits after it); on
+ * SQLite in the caller's. */
 START_TEST(commit_rows_all_or_none)
 {
     char path[] = "/tmp/fm-dbrun-XXXXXX";
@@ -264,36 +279,84 @@ START_TEST(commit_rows_all_or_none)
                          FM_DB_OK);
     static char sql[3][80]; /* one statement each: the cache keys by address */
     fm_db_stmt *s[3];
-    for (int round = 0; round < 2; round++) {
+    int64_t rows = 0;
+    for (int round = 0; round < 4; round++) {
+        const int early = round / 2, bad = round % 2;
         for (int i = 0; i < 3; i++) {
             snprintf(sql[i], sizeof sql[i], "%s", ins);
             s[i] = fm_db_kept(db, sql[i]);
             ck_assert_ptr_nonnull(s[i]);
             char k[8];
-            /* Round 1: the third row takes the first's key, refused. */
-            snprintf(k, sizeof k, "%c", round && i == 2 ? 'd' : 'd' + 3 * round + i);
+            /* bad: the third row takes the first's key, refused. */
+            snprintf(k, sizeof k, "%c", 'd' + 3 * round + (bad && i == 2 ? 0 : i));
             ck_assert_int_eq(fm_db_bind_text(s[i], 1, k, -1, FM_DB_TRANSIENT), FM_DB_OK);
             ck_assert_int_eq(fm_db_bind_int64(s[i], 2, i), FM_DB_OK);
         }
         if (lite) ck_assert_int_eq(fm_db_exec(db, "BEGIN", NULL, NULL, NULL), FM_DB_OK);
+        const int64_t x0 = lite ? 0 : xids(db);
         int changes[3] = {-1, -1, -1};
-        int rc = fm_db_step_commit_rows(s, 3, NULL, 0, changes);
+        int rc = fm_db_step_commit_rows(s, 3, NULL, early, changes);
+        const int durable = fm_db_durable(db);
         if (lite)
             ck_assert_int_eq(
                 fm_db_exec(db, rc == FM_DB_DONE ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL),
                 FM_DB_OK);
         for (int i = 0; i < 3; i++)
             fm_db_reset(s[i]);
-        if (round == 0) {
+        if (!bad) {
             ck_assert_msg(rc == FM_DB_DONE, "%s", fm_db_errmsg(db));
+            ck_assert_int_eq(durable, FM_DB_OK);
             ck_assert(changes[0] == 1 && changes[1] == 1 && changes[2] == 1);
+            rows += 3;
+            if (!lite) ck_assert_int_eq(xids(db) - x0 - 1, early ? 2 : 1);
         } else {
             ck_assert_int_ne(rc, FM_DB_DONE);
         }
         int64_t n = -1;
         ck_assert_int_eq(fm_db_run(db, count_sql, fm_db_row_int64, &n, "i", (int64_t)0), FM_DB_ROW);
-        ck_assert_int_eq(n, 3);
+        ck_assert_int_eq(n, rows);
     }
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
+/* PostgreSQL: a commit pipeline whose statements all succeed but whose
+ * commit fails (a deferred foreign key, checked at the commit the sync
+ * makes) fails, early or not, and commits nothing, as does such a
+ * statement alone; the connection serves the next statement.  (SQLite:
+ * each statement runs in the caller's transaction, whose COMMIT the
+ * caller reads.) */
+START_TEST(commit_rows_failed_commit_fails)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    ck_assert_int_eq(fm_db_exec(db,
+                                "CREATE TABLE store_flush(backend INTEGER PRIMARY KEY,"
+                                " n INTEGER NOT NULL);"
+                                "CREATE UNIQUE INDEX run_n ON run_t(n);"
+                                "CREATE TABLE def_c(k INTEGER REFERENCES run_t(n)"
+                                " DEFERRABLE INITIALLY DEFERRED)",
+                                NULL, NULL, NULL),
+                     FM_DB_OK);
+    static const char orphan[] = "INSERT INTO def_c(k) VALUES(?)";
+    for (int early = 0; early < 2; early++) {
+        fm_db_stmt *s = fm_db_kept(db, orphan);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_int_eq(fm_db_bind_int64(s, 1, 7), FM_DB_OK);
+        int changes = -1;
+        int rc = fm_db_step_commit_rows(&s, 1, NULL, early, &changes);
+        fm_db_reset(s);
+        ck_assert_msg(rc != FM_DB_DONE, "a failed commit read as committed (early %d)", early);
+        ck_assert_msg(strstr(fm_db_errmsg(db), "def_c"), "%s", fm_db_errmsg(db));
+        int64_t n = -1;
+        ck_assert_int_eq(fm_db_run(db, "SELECT count(*) FROM def_c", fm_db_row_int64, &n, ""),
+                         FM_DB_ROW);
+        ck_assert_int_eq(n, 0);
+    }
+    /* So does a statement alone (its own implicit transaction). */
+    ck_assert_int_ne(fm_db_run(db, orphan, NULL, NULL, "i", (int64_t)7), FM_DB_DONE);
+    ck_assert_msg(strstr(fm_db_errmsg(db), "def_c"), "%s", fm_db_errmsg(db));
     fm_db_close(db);
     fm_test_unlink_db(path);
 }
@@ -400,6 +463,8 @@ static Suite *db_run_suite(void)
     tcase_add_test(tc, past_a_full_cache);
     tcase_add_test(tc, held_kept_survives_a_full_cache);
     tcase_add_test(tc, commit_rows_all_or_none);
+    /* A commit that fails after its statements: PostgreSQL's deferred check. */
+    if (getenv("FM_TEST_PG")) tcase_add_test(tc, commit_rows_failed_commit_fails);
     tcase_add_test(tc, run_counted_array_and_marks);
     suite_add_tcase(s, tc);
     return s;
