@@ -38,9 +38,16 @@ static const char wf_ddl[] =
     " NOT NULL);"
     "CREATE INDEX IF NOT EXISTS workflow_events_wf ON workflow_events(workflow_id, id);";
 
+/* v2: a wait step's deadline on the store's clock, fixed when the step
+ * first starts: a resume after a crash waits only for what is left. */
+static const char wf_ddl_v2[] = "ALTER TABLE workflow_steps ADD COLUMN deadline_ms INTEGER;";
+
 int fm_workflow_init(fm_ctx *ctx, fm_err *err)
 {
-    return fm_store_migrate(&ctx->store, "workflows", 1, wf_ddl, err);
+    return fm_store_migrate(&ctx->store, "workflows", 1, wf_ddl, err) ||
+                   fm_store_migrate(&ctx->store, "workflows", 2, wf_ddl_v2, err)
+               ? -1
+               : 0;
 }
 
 void wf_row_free(wf_row *w)
@@ -287,6 +294,23 @@ int wf_step_end(fm_ctx *ctx, int64_t row, const char *status, const char *state_
                      opt(error), row) == FM_DB_DONE
                ? 0
                : fm_store_fail(&ctx->store, err, "step update");
+}
+
+int64_t wf_step_deadline(fm_ctx *ctx, const wf_row *w, int64_t row, int64_t timeout_ms)
+{
+    /* The step's first row: its deadline, or (a row from before v2, or a
+     * crash before the deadline was written) its start plus the timeout,
+     * on the clock of the host that started it. */
+    int64_t dl = 0;
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT COALESCE(deadline_ms, started_ms + ?) FROM workflow_steps WHERE"
+                       " workflow_id=? AND step_index=? AND id<? ORDER BY id LIMIT 1",
+                       fm_db_row_int64, &dl, "itni", timeout_ms, w->id, w->step_index, row);
+    if (rc != FM_DB_ROW) dl = wf_clock_ms(ctx) + timeout_ms;
+    /* Every row of the step carries it (workflow_get shows the latest). */
+    fm_db_run(ctx->store.db, "UPDATE workflow_steps SET deadline_ms=? WHERE id=?", NULL, NULL,
+              "ii", dl, row);
+    return dl;
 }
 
 void wf_step_interrupt(fm_ctx *ctx, const char *wf, int index)

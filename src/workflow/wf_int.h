@@ -69,6 +69,9 @@ int64_t wf_step_start(struct fm_ctx *ctx, const wf_row *w, const json_t *step,
                       const char *state_before, fm_err *err);
 int wf_step_end(struct fm_ctx *ctx, int64_t row, const char *status, const char *state_after,
                 const char *output, const char *error, fm_err *err);
+/* A wait step's deadline (store clock, ms), fixed when the step first
+ * started (an earlier row of it), else now + timeout_ms; recorded on row. */
+int64_t wf_step_deadline(struct fm_ctx *ctx, const wf_row *w, int64_t row, int64_t timeout_ms);
 /* The status of the last row for (workflow, step index): "started",
  * "done", "failed", "skipped", or "" if none. */
 /* Marks the unfinished row of (workflow, step index) interrupted. */

@@ -77,12 +77,15 @@ static json_t *fake_node(void *st, const char *name, fm_err *err)
     return fake_node_obj(name);
 }
 
+/* While set, a job runs on every node (wait steps keep waiting). */
+static bool jobs_busy;
+
 static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
 {
     (void)st;
     (void)f;
     (void)err;
-    return json_array();
+    return jobs_busy ? json_pack("[{s:i, s:s}]", "job_id", 42, "state", "RUNNING") : json_array();
 }
 
 static int slurm_updates;        /* every node change the fake Slurm was asked for */
@@ -388,6 +391,94 @@ START_TEST(recovery_escalates_unsafe_steps)
     char st[32];
     fm_node_state_get(&ctx, "gpu-a01", st, sizeof st);
     ck_assert_str_eq(st, "quarantined");
+    json_decref(got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* A wait step's timeout counts from its first start, stored with its
+ * rows: a resume after a crash waits only for what is left (a 4 h
+ * wait_idle started over after each crash), and a resume past the
+ * deadline fails the step as timed out at once, rollback run. */
+static const char wait_steps[] =
+    "[{\"phase\":\"steps\",\"id\":\"idle\",\"action\":\"wait_idle\",\"args\":{},"
+    "\"timeout_s\":60},{\"phase\":\"rollback\",\"id\":\"keep\",\"action\":\"set_state\","
+    "\"args\":{\"state\":\"quarantined\"}}]";
+
+static long long count_where(fm_ctx *ctx, const char *sql, const char *a);
+
+/* Sets what the crashed run stored on the step's first row; deadline 0
+ * stores none (a row written before the deadline was stored). */
+static void first_row(fm_ctx *ctx, const wf_row *w, long long started, long long deadline)
+{
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "UPDATE workflow_steps SET started_ms=%lld, deadline_ms=%s WHERE workflow_id='%s'",
+             started, deadline ? "?" : "NULL", w->id);
+    fm_db_stmt *s = NULL;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL), FM_DB_OK);
+    if (deadline) fm_db_bind_int64(s, 1, deadline);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_DONE);
+    fm_db_finalize(s);
+}
+
+/* Resumes w on a busy node; returns how long recovery took (ms) and
+ * checks the wait step timed out and the rollback ran. */
+static long long resume_busy_wait(fm_ctx *ctx, const wf_row *w, int64_t audit_id)
+{
+    jobs_busy = true;
+    int64_t t0 = fm_mono_us();
+    json_t *got = recover_one(ctx, w, audit_id);
+    long long took = (fm_mono_us() - t0) / 1000;
+    jobs_busy = false;
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
+    json_t *steps = json_object_get(got, "steps");
+    ck_assert_int_eq(json_array_size(steps), 3); /* interrupted, timed out, rollback */
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 1), "status", ""), "failed");
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 2), "step", ""), "keep");
+    json_decref(got);
+    return took;
+}
+
+START_TEST(wait_deadline_survives_resume)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    wf_row w;
+    /* Past its deadline: timed out at once, without one poll (1 s). */
+    insert_wf(&ctx, &w, wait_steps, 0, true);
+    first_row(&ctx, &w, fm_now_ms() - 3600000, fm_now_ms() - 1000);
+    long long took = resume_busy_wait(&ctx, &w, 21);
+    ck_assert_int_lt(took, 900);
+    ck_assert_int_eq(count_where(&ctx,
+                                 "SELECT count(*) FROM workflow_steps WHERE error LIKE"
+                                 " '%counted from the step''s first start%' AND workflow_id=?",
+                                 w.id),
+                     1);
+    wf_row_free(&w);
+    /* 1.5 s left of its 60: the resume waits that, not 60 s. */
+    insert_wf(&ctx, &w, wait_steps, 0, true);
+    first_row(&ctx, &w, fm_now_ms() - 58500, fm_now_ms() + 1500);
+    took = resume_busy_wait(&ctx, &w, 22);
+    ck_assert_int_ge(took, 1000);
+    ck_assert_int_lt(took, 10000);
+    wf_row_free(&w);
+    /* A first row with no deadline stored (an older build): its start
+     * plus the timeout. */
+    insert_wf(&ctx, &w, wait_steps, 0, true);
+    first_row(&ctx, &w, fm_now_ms() - 61000, 0);
+    ck_assert_int_lt(resume_busy_wait(&ctx, &w, 23), 900);
+    wf_row_free(&w);
+    /* A first start stores now + timeout_s on its row. */
+    insert_wf(&ctx, &w, wait_steps, 0, false);
+    int64_t t0 = fm_now_ms();
+    json_t *got = recover_one(&ctx, &w, 24);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    long long dl = count_where(&ctx, "SELECT deadline_ms FROM workflow_steps WHERE workflow_id=?",
+                               w.id);
+    ck_assert_int_ge(dl, t0 + 60000);
+    ck_assert_int_le(dl, fm_now_ms() + 60000);
     json_decref(got);
     wf_row_free(&w);
     fm_ctx_close(&ctx);
@@ -1448,6 +1539,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, planner_rebuilds_the_same_hash);
     tcase_add_test(tc, recovery_never_acts_in_reads_or_shadow);
     tcase_add_test(tc, recovery_resumes_idempotent_steps);
+    tcase_add_test(tc, wait_deadline_survives_resume);
     tcase_add_test(tc, recovery_escalates_unsafe_steps);
     tcase_add_test(tc, unknown_action_runs_nothing);
     tcase_add_test(tc, kill_switch_stops_rollback_that_acts);
