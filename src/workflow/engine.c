@@ -1400,6 +1400,27 @@ static void summary_row(const char *id, const char *node, int64_t pid, int64_t l
     }
 }
 
+/* One orphaned drain (new): whose it is by the check slurm_node and
+ * slurm_nodes make (a workflow of this store on that node owns it, not
+ * the "fleetmcp:" prefix anyone can write), and what a human does. */
+static json_t *orphaned_drain(fm_ctx *ctx, const json_t *n, const char *owner)
+{
+    const char *name = fm_json_str(n, "name", "");
+    char st[32];
+    fm_node_state_get(ctx, name, st, sizeof st);
+    bool ours = fm_workflow_owns_drain(ctx, name, fm_json_str(n, "reason", "")) == 1;
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:b, s:s}", "node", name, "owner", owner, "reason",
+        fm_json_str(n, "reason", ""), "remediation_state", st, "fleetmcp_owned", ours, "next",
+        ours ? "its workflow ended or its server died with the node drained: workflow_get (or"
+               " audit_query) on the owner shows how; node_resume once the node is checked, or"
+               " repair_execute of its plan again"
+             : "not fleetmcp's: no workflow of this store on this node is its owner (a human's"
+               " or another store's drain, or one from before single-node tools ran as"
+               " workflows); fleetmcp will not resume it: a human checks the node and resumes"
+               " it in Slurm");
+}
+
 json_t *fm_workflow_status_summary(fm_ctx *ctx)
 {
     json_t *out = json_object(), *unavail = json_array();
@@ -1433,11 +1454,7 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
             char owner[48];
             snprintf(owner, sizeof owner, "%.*s", (int)strcspn(reason + pl, ":"), reason + pl);
             if (json_object_get(live, owner)) continue;
-            char st[32];
-            fm_node_state_get(ctx, fm_json_str(n, "name", ""), st, sizeof st);
-            json_array_append_new(drains, json_pack("{s:s, s:s, s:s, s:s}", "node",
-                                                    fm_json_str(n, "name", ""), "owner", owner,
-                                                    "reason", reason, "remediation_state", st));
+            json_array_append_new(drains, orphaned_drain(ctx, n, owner));
         }
         if (!nodes) json_array_append_new(unavail, json_string("slurm (orphaned drains)"));
         json_decref(nodes);

@@ -488,24 +488,40 @@ static bool drain_owner(const char *reason, char *out, size_t len)
     return true;
 }
 
+/* fm_workflow_owns_drain's rows: a single-node tool's one-step workflow
+ * whose call owns what it drains (content call_owner) is the owner. */
+static int tool_owner_row(fm_db_stmt *s, void *arg)
+{
+    const char *text = (const char *)fm_db_column_text(s, 0);
+    json_t *c = text ? json_loads(text, 0, NULL) : NULL;
+    const char *owner = json_string_value(json_object_get(c, "call_owner"));
+    bool mine = owner && !strcmp(owner, (const char *)arg);
+    json_decref(c);
+    return mine;
+}
+
 int fm_workflow_owns_drain(fm_ctx *ctx, const char *node, const char *reason)
 {
     char owner[FM_WORKFLOW_ID_LEN + 40];
     if (!node || !drain_owner(reason, owner, sizeof owner)) return 0;
     if (fm_workflow_init(ctx, NULL)) return -1;
-    /* call-N: a tool's drain without a plan, owned by its call's audit
-     * row N (the one-step workflow's call_ref). */
+    /* A runbook's (or plan's) workflow owns its drains by its own id. */
+    long long n = fm_db_count(ctx->store.db, "SELECT count(*) FROM workflows WHERE node=? AND id=?",
+                              "tt", node, owner);
+    if (n != 0) return n < 0 ? -1 : 1;
+    /* "<plan id>" or "call-N": a single-node tool's drain, owned by the
+     * one-step workflow of that plan or call (audit row N, its call_ref)
+     * on this node, never by another workflow that shares the number. */
     char *end = NULL;
     long long call = -1;
     if (!strncmp(owner, "call-", 5) && owner[5] >= '0' && owner[5] <= '9') {
         call = strtoll(owner + 5, &end, 10);
         if (*end) call = -1;
     }
-    long long n = fm_db_count(ctx->store.db,
-                              "SELECT count(*) FROM workflows WHERE node=? AND (id=? OR plan_id=?"
-                              " OR call_ref=?)",
-                              "ttti", node, owner, owner, (int64_t)call);
-    return n < 0 ? -1 : n > 0;
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT content FROM workflows WHERE node=? AND (plan_id=? OR call_ref=?)",
+                       tool_owner_row, owner, "tti", node, owner, (int64_t)call);
+    return rc == FM_DB_ROW ? 1 : rc == FM_DB_DONE ? 0 : -1;
 }
 
 /* fm_workflow_dead_tool_run's rows: the first of this tool's one-step

@@ -742,7 +742,28 @@ START_TEST(summary_reports_orphaned_drains)
     ck_assert_int_eq(json_integer_value(json_object_get(sum, "active_workflows")), 0);
     ck_assert_ptr_nonnull(json_object_get(sum, "by_state"));
     ck_assert_ptr_nonnull(json_object_get(sum, "recent_failures"));
+    /* The "fleetmcp:" prefix alone is not ownership (slurm_node's check):
+     * no workflow of this store owns it, and a human is told so. */
+    ck_assert(json_is_false(json_object_get(json_array_get(drains, 0), "fleetmcp_owned")));
+    ck_assert_ptr_nonnull(
+        strstr(fm_json_str(json_array_get(drains, 0), "next", ""), "not fleetmcp's"));
     json_decref(sum);
+    /* Once that workflow is this store's, on that node (ended, its drain
+     * left): ours. */
+    wf_row w;
+    insert_wf(&ctx, &w, "[]", 0, false);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE workflows SET id='wf-00000000deadbeef', node='gpu-a09', status='failed'"
+             " WHERE id='%s'",
+             w.id);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    sum = fm_workflow_status_summary(&ctx);
+    drains = json_object_get(sum, "orphaned_drains");
+    ck_assert_int_eq(json_array_size(drains), 1);
+    ck_assert(json_is_true(json_object_get(json_array_get(drains, 0), "fleetmcp_owned")));
+    json_decref(sum);
+    wf_row_free(&w);
     fm_ctx_close(&ctx);
 }
 END_TEST
@@ -1220,6 +1241,24 @@ static void refused_as_not_ours(fm_ctx *ctx, const char *steps, int64_t id)
     wf_row_free(&w);
 }
 
+/* An ended workflow on gpu-a01 of tool, recorded as audit row call_ref;
+ * call_owner set: a single-node tool's one-step workflow. */
+static void ended_wf(fm_ctx *ctx, const char *tool, const char *call_owner, int64_t call_ref)
+{
+    wf_row w;
+    insert_wf(ctx, &w, "[]", 0, false);
+    json_object_set_new(w.content, "tool", json_string(tool));
+    if (call_owner) json_object_set_new(w.content, "call_owner", json_string(call_owner));
+    char *c = json_dumps(w.content, JSON_COMPACT);
+    ck_assert_int_eq(fm_db_run(ctx->store.db,
+                               "UPDATE workflows SET content=?, call_ref=?, status='done'"
+                               " WHERE id=?",
+                               NULL, NULL, "tit", c, call_ref, w.id),
+                     FM_DB_DONE);
+    free(c);
+    wf_row_free(&w);
+}
+
 /* A drain reason's "fleetmcp:" prefix is a claim anyone can write: a
  * human's "fleetmcp: hold" (or an owner no workflow of this store has on
  * the node) is not fleetmcp's to resume or to take over; a reason naming
@@ -1264,6 +1303,14 @@ START_TEST(drain_prefix_alone_is_not_ownership)
     json_decref(got);
     wf_row_free(&w);
     a01_reason = NULL;
+    /* call-N is the one-step tool workflow of call N on the node only: a
+     * runbook workflow recorded as call 7 does not own "call-7", the
+     * node_drain of call 8 owns "call-8". */
+    ended_wf(&ctx, "repair_execute", NULL, 7);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp:call-7: by hand"), 0);
+    ended_wf(&ctx, "node_drain", "call-8", 8);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp:call-8: drained"), 1);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", "fleetmcp:call-8: drained"), 0);
     fm_ctx_close(&ctx);
 }
 END_TEST
