@@ -109,7 +109,7 @@ int wf_insert(fm_ctx *ctx, wf_row *w, fm_err *err)
     w->lease_until_ms = wf_clock_ms(ctx) + WF_LEASE_MS;
     snprintf(w->status, sizeof w->status, "running");
     char *content = fm_json_canonical(w->content), *vars = fm_json_canonical(w->vars);
-    int64_t now = fm_now_ms();
+    int64_t now = wf_clock_ms(ctx);
     int rc = 0;
     if (fm_db_run(ctx->store.db,
                   "INSERT INTO workflows(id,plan_id,approval_id,node,fault_class,runbook,"
@@ -133,7 +133,7 @@ int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
 {
     char *vars = fm_json_canonical(w->vars);
     int rc = -1;
-    int64_t now = fm_now_ms(), lease = wf_clock_ms(ctx) + WF_LEASE_MS;
+    int64_t now = wf_clock_ms(ctx), lease = now + WF_LEASE_MS;
     if (fm_db_run(ctx->store.db,
                   "UPDATE workflows SET status=?, step_index=?, failing=?, vars=?,"
                   " current_step=?, lease_until_ms=?, updated_ms=?, owner_pid=?,"
@@ -165,7 +165,7 @@ int wf_park(fm_ctx *ctx, const wf_row *w, int64_t due_ms, fm_err *err)
                      "UPDATE workflows SET status='monitoring', owner_pid=0, lease_until_ms=?,"
                      " updated_ms=? WHERE id=? AND owner_pid=? AND"
                      " (owner_host=? OR owner_host IS NULL)",
-                     NULL, NULL, "iitit", due_ms, fm_now_ms(), w->id, (int64_t)w->owner_pid,
+                     NULL, NULL, "iitit", due_ms, wf_clock_ms(ctx), w->id, (int64_t)w->owner_pid,
                      wf_host()) == FM_DB_DONE
                ? 0
                : fm_store_fail(&ctx->store, err, "workflow park");
@@ -189,8 +189,8 @@ void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
     /* Owner by pid and host: pids repeat across hosts (containers). */
     static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
                               " AND owner_pid=? AND (owner_host=? OR owner_host IS NULL)";
-    int64_t now = fm_now_ms();
-    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", wf_clock_ms(ctx) + ms, now, w->id,
+    int64_t now = wf_clock_ms(ctx);
+    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", now + ms, now, w->id,
               (int64_t)w->owner_pid, wf_host());
 }
 
@@ -252,7 +252,7 @@ int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
 
 bool wf_claim(fm_ctx *ctx, wf_row *w)
 {
-    int64_t now = fm_now_ms(), lease = wf_clock_ms(ctx) + WF_LEASE_MS;
+    int64_t now = wf_clock_ms(ctx), lease = now + WF_LEASE_MS;
     if (!wf_owner_dead(ctx, w->owner_pid, w->lease_until_ms)) return false;
     long long old_pid = w->owner_pid < 0 ? -w->owner_pid : w->owner_pid;
     bool ok = fm_db_run(ctx->store.db,
@@ -277,7 +277,7 @@ int64_t wf_step_start(fm_ctx *ctx, const wf_row *w, const json_t *step, const ch
                   "status,started_ms,state_before,pid) VALUES(?,?,?,?,?,'started',?,?,?)",
                   NULL, NULL, "tntttiti", w->id, w->step_index, fm_json_str(step, "id", "?"),
                   fm_json_str(step, "phase", "steps"), fm_json_str(step, "action", "?"),
-                  fm_now_ms(), opt(state_before), (int64_t)getpid()) != FM_DB_DONE) {
+                  wf_clock_ms(ctx), opt(state_before), (int64_t)getpid()) != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "step insert");
         return -1;
     }
@@ -290,7 +290,7 @@ int wf_step_end(fm_ctx *ctx, int64_t row, const char *status, const char *state_
     return fm_db_run(ctx->store.db,
                      "UPDATE workflow_steps SET status=?, ended_ms=?, state_after=?,"
                      " output=?, error=? WHERE id=?",
-                     NULL, NULL, "tittti", status, fm_now_ms(), opt(state_after), opt(output),
+                     NULL, NULL, "tittti", status, wf_clock_ms(ctx), opt(state_after), opt(output),
                      opt(error), row) == FM_DB_DONE
                ? 0
                : fm_store_fail(&ctx->store, err, "step update");
@@ -319,7 +319,7 @@ void wf_step_interrupt(fm_ctx *ctx, const char *wf, int index)
               "UPDATE workflow_steps SET status='interrupted', ended_ms=?, error="
               "'the server running it died mid-step' WHERE workflow_id=? AND"
               " step_index=? AND status='started'",
-              NULL, NULL, "itn", fm_now_ms(), wf, index);
+              NULL, NULL, "itn", wf_clock_ms(ctx), wf, index);
 }
 
 void wf_set_error(fm_ctx *ctx, const char *wf, const char *error)
@@ -347,7 +347,7 @@ void wf_event(fm_ctx *ctx, const char *wf, const char *kind, const char *fmt, ..
     va_end(ap);
     fm_db_run(ctx->store.db,
               "INSERT INTO workflow_events(workflow_id,ts_ms,kind,message) VALUES(?,?,?,?)", NULL,
-              NULL, "titt", wf, fm_now_ms(), kind, msg);
+              NULL, "titt", wf, wf_clock_ms(ctx), kind, msg);
 }
 
 void wf_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id, size_t len)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../src/workflow/wf_int.h"
+#include "fleetmcp/fm_alert.h"
 #include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_approval_roles.h"
 #include "fleetmcp/fm_audit.h"
@@ -1577,6 +1578,67 @@ START_TEST(gate_windows_on_the_store_clock)
 }
 END_TEST
 
+/* Runs sql with one integer parameter (a stamp on the store's clock). */
+static void exec_at(fm_ctx *ctx, const char *sql, int64_t at)
+{
+    ck_assert_int_eq(fm_db_run(ctx->store.db, sql, NULL, NULL, "i", at), FM_DB_DONE);
+}
+
+/* Alert dedup windows and fleet metrics are on the store's clock, as
+ * their rows are stamped: stage store-pg runs this with this process's
+ * clock 60 s ahead, where the host's clock took a resolved alert handled
+ * 30 s inside the 6 h window for new (the same with a ticket made: a
+ * second ticket) and counted a workflow 30 s inside the metrics window
+ * out of it. */
+START_TEST(alert_and_metrics_windows_on_the_store_clock)
+{
+    char db[] = "/tmp/fm-wf-aclock-XXXXXX";
+    fm_test_temp_db(db);
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(db));
+    fm_err err = {0};
+    static const char none[] = "{\"version\":\"4\",\"alerts\":[]}";
+    json_t *r = fm_alert_intake(&ctx, none, strlen(none), &err); /* makes its tables */
+    ck_assert_msg(r != NULL, "%s", err.text);
+    json_decref(r);
+    int64_t store_now = fm_store_now_ms(&ctx.store);
+    exec_at(&ctx,
+            "INSERT INTO alert_seen(fingerprint,status,node,last_ms)"
+            " VALUES('fp-skew','resolved','gpu-a01',?)",
+            store_now - 21600000 + 30000);
+    static const char again[] =
+        "{\"version\":\"4\",\"alerts\":[{\"status\":\"resolved\",\"labels\":{\"node\":"
+        "\"gpu-a01\"},\"startsAt\":\"2026-12-06T06:00:00Z\",\"fingerprint\":\"fp-skew\"},"
+        "{\"status\":\"resolved\",\"labels\":{\"node\":\"gpu-a02\"},\"startsAt\":"
+        "\"2026-12-06T06:00:00Z\",\"fingerprint\":\"fp-new\"}]}";
+    r = fm_alert_intake(&ctx, again, strlen(again), &err);
+    ck_assert_msg(r != NULL, "%s", err.text);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "repeats")), 1);
+    json_decref(r);
+    /* What it records is stamped on the store's clock too. */
+    long long seen = count_where(
+        &ctx, "SELECT last_ms FROM alert_seen WHERE fingerprint=?", "fp-new");
+    ck_assert_msg(llabs(seen - (long long)fm_store_now_ms(&ctx.store)) < 5000,
+                  "stamped %lld, store clock %lld", seen, (long long)fm_store_now_ms(&ctx.store));
+    /* A workflow that ended well, begun 30 s inside a 10 min window. */
+    wf_row w;
+    insert_wf(&ctx, &w, "[]", 0, false);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE workflows SET status='done', started_ms=?1, updated_ms=?1 WHERE id='%s'",
+             w.id);
+    exec_at(&ctx, sql, store_now - 600000 + 30000);
+    json_t *m = fm_fleet_metrics(&ctx, 600000);
+    ck_assert_msg(json_real_value(json_object_get(m, "automation_success_ratio")) == 1.0,
+                  "the workflow was not counted: %s",
+                  json_dumps(json_object_get(m, "automation_success_ratio"), JSON_ENCODE_ANY));
+    json_decref(m);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 static Suite *workflow_suite(void)
 {
     Suite *s = suite_create("workflow");
@@ -1610,6 +1672,7 @@ static Suite *workflow_suite(void)
     TCase *clock = tcase_create("clock");
     tcase_add_test(clock, lease_on_the_store_clock);
     tcase_add_test(clock, gate_windows_on_the_store_clock);
+    tcase_add_test(clock, alert_and_metrics_windows_on_the_store_clock);
     suite_add_tcase(s, clock);
     return s;
 }
