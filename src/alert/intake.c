@@ -483,8 +483,8 @@ json_t *fm_alert_intake(fm_ctx *ctx, const char *body, size_t len, fm_err *err)
     /* The window on the store's clock, as its rows are stamped: servers
      * sharing a PostgreSQL store whose clocks differ still see one window
      * (a host ahead would take a repeat for new and open a second ticket). */
-    int64_t since = fm_store_now_ms(&ctx->store) -
-                    fm_cfg_int(section(ctx), "dedup_window_s", 21600) * 1000;
+    int64_t since =
+        fm_store_now_ms(&ctx->store) - fm_cfg_int(section(ctx), "dedup_window_s", 21600) * 1000;
     json_t *report =
         json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:[]}", "received", 0, "firing", 0,
                   "resolved", 0, "repeats", 0, "unmapped", 0, "tickets", 0, "plans", 0, "alerts");

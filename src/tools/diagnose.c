@@ -530,8 +530,7 @@ static int read_job_file(fm_ctx *ctx, const char *host, const char *user, const 
                         " (%s %s %s) showed",
                         before.owner, before.type, before.ident);
     else if (r->exit_status != 0)
-        rc = fm_err_set(e, FM_ERR_NOT_FOUND, "not readable on %s (exit %d)", host,
-                        r->exit_status);
+        rc = fm_err_set(e, FM_ERR_NOT_FOUND, "not readable on %s (exit %d)", host, r->exit_status);
     if (rc) fm_exec_result_free(r);
     return rc ? -1 : 0;
 }

@@ -190,8 +190,8 @@ void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
     static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
                               " AND owner_pid=? AND (owner_host=? OR owner_host IS NULL)";
     int64_t now = wf_clock_ms(ctx);
-    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", now + ms, now, w->id,
-              (int64_t)w->owner_pid, wf_host());
+    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", now + ms, now, w->id, (int64_t)w->owner_pid,
+              wf_host());
 }
 
 static void col_copy(fm_db_stmt *s, int i, char *dst, size_t len)
@@ -308,8 +308,8 @@ int64_t wf_step_deadline(fm_ctx *ctx, const wf_row *w, int64_t row, int64_t time
                        fm_db_row_int64, &dl, "itni", timeout_ms, w->id, w->step_index, row);
     if (rc != FM_DB_ROW) dl = wf_clock_ms(ctx) + timeout_ms;
     /* Every row of the step carries it (workflow_get shows the latest). */
-    fm_db_run(ctx->store.db, "UPDATE workflow_steps SET deadline_ms=? WHERE id=?", NULL, NULL,
-              "ii", dl, row);
+    fm_db_run(ctx->store.db, "UPDATE workflow_steps SET deadline_ms=? WHERE id=?", NULL, NULL, "ii",
+              dl, row);
     return dl;
 }
 

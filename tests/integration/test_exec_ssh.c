@@ -491,8 +491,10 @@ START_TEST(job_log_read_only_of_the_stat_file)
     kill(sw, SIGKILL);
     waitpid(sw, NULL, 0);
     ck_assert_int_eq(ok + refused, 30);
-    fprintf(stderr, "job_log_read_only_of_the_stat_file: racing a swapper, %d reads of the"
-                    " job's file, %d refused, none of the other\n", ok, refused);
+    fprintf(stderr,
+            "job_log_read_only_of_the_stat_file: racing a swapper, %d reads of the"
+            " job's file, %d refused, none of the other\n",
+            ok, refused);
     h.ops->close(h.st);
 }
 END_TEST

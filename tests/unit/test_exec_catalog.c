@@ -270,9 +270,9 @@ START_TEST(job_log_paths)
     /* the read names the file the path must open as: OWNER:DEV:INODE */
     ck_assert_int_eq(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err), -1);
     ck_assert_int_eq(err.code, FM_ERR_INVALID);
-    static const char *const bad_file[] = {"u1",        "u1:2049",     "u1:2049:x", ":2049:77",
-                                           "u 1:1:2",   "u1:1:2;id",   "u1:1:2\n", "$(id):1:2",
-                                           "u1:-1:2",   "u'1:1:2",     "u1::2"};
+    static const char *const bad_file[] = {"u1",      "u1:2049",   "u1:2049:x", ":2049:77",
+                                           "u 1:1:2", "u1:1:2;id", "u1:1:2\n",  "$(id):1:2",
+                                           "u1:-1:2", "u'1:1:2",   "u1::2"};
     for (size_t i = 0; i < sizeof bad_file / sizeof *bad_file; i++) {
         snprintf(a.file, sizeof a.file, "%s", bad_file[i]);
         ck_assert_msg(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err) == -1, "accepted '%s'",

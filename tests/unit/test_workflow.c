@@ -476,8 +476,8 @@ START_TEST(wait_deadline_survives_resume)
     int64_t t0 = fm_now_ms();
     json_t *got = recover_one(&ctx, &w, 24);
     ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
-    long long dl = count_where(&ctx, "SELECT deadline_ms FROM workflow_steps WHERE workflow_id=?",
-                               w.id);
+    long long dl =
+        count_where(&ctx, "SELECT deadline_ms FROM workflow_steps WHERE workflow_id=?", w.id);
     ck_assert_int_ge(dl, t0 + 60000);
     ck_assert_int_le(dl, fm_now_ms() + 60000);
     json_decref(got);
@@ -1616,8 +1616,8 @@ START_TEST(alert_and_metrics_windows_on_the_store_clock)
     ck_assert_int_eq(json_integer_value(json_object_get(r, "repeats")), 1);
     json_decref(r);
     /* What it records is stamped on the store's clock too. */
-    long long seen = count_where(
-        &ctx, "SELECT last_ms FROM alert_seen WHERE fingerprint=?", "fp-new");
+    long long seen =
+        count_where(&ctx, "SELECT last_ms FROM alert_seen WHERE fingerprint=?", "fp-new");
     ck_assert_msg(llabs(seen - (long long)fm_store_now_ms(&ctx.store)) < 5000,
                   "stamped %lld, store clock %lld", seen, (long long)fm_store_now_ms(&ctx.store));
     /* A workflow that ended well, begun 30 s inside a 10 min window. */
