@@ -257,6 +257,20 @@ static int push(fm_cmd_line *line, const char *arg, fm_err *err)
     return 0;
 }
 
+/* Pushes the job log argument v (a field of cap bytes) if it is
+ * terminated and valid(v); else INVALID naming it (clipped). */
+static int push_valid(fm_cmd_line *line, const char *v, size_t cap, bool (*valid)(const char *),
+                      const char *name, const char *form, fm_err *err)
+{
+    char clip[64];
+    bool term = memchr(v, '\0', cap) != NULL;
+    if (!term || !valid(v)) {
+        fm_clip(clip, sizeof clip, term ? v : "(unterminated)");
+        return fm_err_set(err, FM_ERR_INVALID, "job log %s '%s' is not %s", name, clip, form), -1;
+    }
+    return push(line, v, err);
+}
+
 int fm_cmd_build(fm_cmd_id cmd, const fm_cmd_args *a, int max_diag_level, fm_cmd_line *line,
                  fm_err *err)
 {
@@ -299,31 +313,15 @@ int fm_cmd_build(fm_cmd_id cmd, const fm_cmd_args *a, int max_diag_level, fm_cmd
         break;
     }
     case ARG_PATH_REQ:
-    case ARG_PATH_FILE_REQ: {
-        char clip[64];
-        bool term = memchr(a->path, '\0', sizeof a->path) != NULL;
-        if (!term || !fm_exec_valid_log_path(a->path)) {
-            fm_clip(clip, sizeof clip, term ? a->path : "(unterminated)");
-            return fm_err_set(err, FM_ERR_INVALID,
-                              "job log path '%s' is not an absolute path of plain characters "
-                              "outside the system directories",
-                              clip),
-                   -1;
-        }
-        if (push(line, a->path, err)) return -1;
-        if (d->arg == ARG_PATH_REQ) break;
-        term = memchr(a->file, '\0', sizeof a->file) != NULL;
-        if (!term || !fm_exec_valid_file_ident(a->file)) {
-            fm_clip(clip, sizeof clip, term ? a->file : "(unterminated)");
-            return fm_err_set(err, FM_ERR_INVALID,
-                              "job log file '%s' is not OWNER:DEVICE:INODE (a plain user name,"
-                              " two numbers)",
-                              clip),
-                   -1;
-        }
-        if (push(line, a->file, err)) return -1;
+    case ARG_PATH_FILE_REQ:
+        if (push_valid(line, a->path, sizeof a->path, fm_exec_valid_log_path, "path",
+                       "an absolute path of plain characters outside the system directories", err))
+            return -1;
+        if (d->arg == ARG_PATH_FILE_REQ &&
+            push_valid(line, a->file, sizeof a->file, fm_exec_valid_file_ident, "file",
+                       "OWNER:DEVICE:INODE (a plain user name, two numbers)", err))
+            return -1;
         break;
-    }
     case ARG_LEVEL_REQ: {
         int max = max_diag_level == 4 ? 4 : 3;
         if (a->diag_level < 1 || a->diag_level > max)

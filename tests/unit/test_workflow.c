@@ -1484,6 +1484,13 @@ START_TEST(table_probes_work_on_both_engines)
 }
 END_TEST
 
+/* ctx on a new store file made from the template db (or PostgreSQL). */
+static void open_temp_ctx(fm_ctx *ctx, char *db)
+{
+    fm_test_temp_db(db);
+    open_ctx(ctx, fm_test_store(db));
+}
+
 /* Two hosts whose clocks differ agree on a lease: it is on the store's
  * clock (the PostgreSQL server's). stage store-pg runs this case again
  * with this process's clock 60 s ahead (tests/store/skew_clock.c,
@@ -1492,9 +1499,8 @@ END_TEST
 START_TEST(lease_on_the_store_clock)
 {
     char db[] = "/tmp/fm-wf-clock-XXXXXX";
-    fm_test_temp_db(db);
     fm_ctx ctx;
-    open_ctx(&ctx, fm_test_store(db));
+    open_temp_ctx(&ctx, db);
     const char *sk = getenv("FM_TEST_SKEW_MS");
     long long skew = sk ? atoll(sk) : 0;
     int64_t store_now = fm_store_now_ms(&ctx.store);
@@ -1543,9 +1549,8 @@ END_TEST
 START_TEST(gate_windows_on_the_store_clock)
 {
     char db[] = "/tmp/fm-wf-gclock-XXXXXX";
-    fm_test_temp_db(db);
     fm_ctx ctx;
-    open_ctx(&ctx, fm_test_store(db));
+    open_temp_ctx(&ctx, db);
     fm_err err = {0};
     ck_assert_msg(fm_guard_init(&ctx, &err) == 0, "%s", err.text);
     int64_t store_now = fm_store_now_ms(&ctx.store);
@@ -1593,9 +1598,8 @@ static void exec_at(fm_ctx *ctx, const char *sql, int64_t at)
 START_TEST(alert_and_metrics_windows_on_the_store_clock)
 {
     char db[] = "/tmp/fm-wf-aclock-XXXXXX";
-    fm_test_temp_db(db);
     fm_ctx ctx;
-    open_ctx(&ctx, fm_test_store(db));
+    open_temp_ctx(&ctx, db);
     fm_err err = {0};
     static const char none[] = "{\"version\":\"4\",\"alerts\":[]}";
     json_t *r = fm_alert_intake(&ctx, none, strlen(none), &err); /* makes its tables */
