@@ -1400,15 +1400,18 @@ static void summary_row(const char *id, const char *node, int64_t pid, int64_t l
     }
 }
 
-/* One orphaned drain (new): whose it is by the check slurm_node and
+/* A drain Slurm shows with a "fleetmcp:" reason, unless a live workflow
+ * owns it (new, or NULL): whose it is by the check slurm_node and
  * slurm_nodes make (a workflow of this store on that node owns it, not
- * the "fleetmcp:" prefix anyone can write), and what a human does. */
-static json_t *orphaned_drain(fm_ctx *ctx, const json_t *n, const char *owner)
+ * the prefix anyone can write), and what a human does. */
+static json_t *orphaned_drain(fm_ctx *ctx, const json_t *n, const char *owner, const json_t *live)
 {
     const char *name = fm_json_str(n, "name", "");
+    char id[FM_WORKFLOW_ID_LEN];
+    bool ours = wf_drain_owner(ctx, name, fm_json_str(n, "reason", ""), id) == 1;
+    if (ours && json_object_get(live, id)) return NULL;
     char st[32];
     fm_node_state_get(ctx, name, st, sizeof st);
-    bool ours = fm_workflow_owns_drain(ctx, name, fm_json_str(n, "reason", "")) == 1;
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:b, s:s}", "node", name, "owner", owner, "reason",
         fm_json_str(n, "reason", ""), "remediation_state", st, "fleetmcp_owned", ours, "next",
@@ -1453,8 +1456,8 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
             if (strncmp(reason, FM_SLURM_OWNED_PREFIX, pl)) continue;
             char owner[48];
             snprintf(owner, sizeof owner, "%.*s", (int)strcspn(reason + pl, ":"), reason + pl);
-            if (json_object_get(live, owner)) continue;
-            json_array_append_new(drains, orphaned_drain(ctx, n, owner));
+            json_t *o = orphaned_drain(ctx, n, owner, live);
+            if (o) json_array_append_new(drains, o);
         }
         if (!nodes) json_array_append_new(unavail, json_string("slurm (orphaned drains)"));
         json_decref(nodes);

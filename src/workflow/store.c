@@ -488,40 +488,59 @@ static bool drain_owner(const char *reason, char *out, size_t len)
     return true;
 }
 
-/* fm_workflow_owns_drain's rows: a single-node tool's one-step workflow
- * whose call owns what it drains (content call_owner) is the owner. */
+/* wf_drain_owner's rows: a single-node tool's one-step workflow whose
+ * call owns what it drains (content call_owner) is the owner. */
+typedef struct {
+    const char *owner;
+    char *id_out;
+} drain_owner_acc;
+
 static int tool_owner_row(fm_db_stmt *s, void *arg)
 {
+    drain_owner_acc *d = arg;
     const char *text = (const char *)fm_db_column_text(s, 0);
     json_t *c = text ? json_loads(text, 0, NULL) : NULL;
     const char *owner = json_string_value(json_object_get(c, "call_owner"));
-    bool mine = owner && !strcmp(owner, (const char *)arg);
+    bool mine = owner && !strcmp(owner, d->owner);
     json_decref(c);
+    if (mine) col_copy(s, 1, d->id_out, FM_WORKFLOW_ID_LEN);
     return mine;
 }
 
-int fm_workflow_owns_drain(fm_ctx *ctx, const char *node, const char *reason)
+int wf_drain_owner(fm_ctx *ctx, const char *node, const char *reason,
+                   char id_out[FM_WORKFLOW_ID_LEN])
 {
     char owner[FM_WORKFLOW_ID_LEN + 40];
+    id_out[0] = '\0';
     if (!node || !drain_owner(reason, owner, sizeof owner)) return 0;
     if (fm_workflow_init(ctx, NULL)) return -1;
     /* A runbook's (or plan's) workflow owns its drains by its own id. */
-    long long n = fm_db_count(ctx->store.db, "SELECT count(*) FROM workflows WHERE node=? AND id=?",
-                              "tt", node, owner);
-    if (n != 0) return n < 0 ? -1 : 1;
+    fm_db_text_buf t = {id_out, FM_WORKFLOW_ID_LEN, 0};
+    int rc = fm_db_run(ctx->store.db, "SELECT id FROM workflows WHERE node=? AND id=?",
+                       fm_db_row_text, &t, "tt", node, owner);
+    if (rc != FM_DB_DONE) return rc == FM_DB_ROW ? 1 : -1;
     /* "<plan id>" or "call-N": a single-node tool's drain, owned by the
      * one-step workflow of that plan or call (audit row N, its call_ref)
-     * on this node, never by another workflow that shares the number. */
+     * on this node, never by another workflow that shares the number.
+     * The newest: a plan's tool calls share its id. */
     char *end = NULL;
     long long call = -1;
     if (!strncmp(owner, "call-", 5) && owner[5] >= '0' && owner[5] <= '9') {
         call = strtoll(owner + 5, &end, 10);
         if (*end) call = -1;
     }
-    int rc = fm_db_run(ctx->store.db,
-                       "SELECT content FROM workflows WHERE node=? AND (plan_id=? OR call_ref=?)",
-                       tool_owner_row, owner, "tti", node, owner, (int64_t)call);
+    drain_owner_acc d = {owner, id_out};
+    rc = fm_db_run(ctx->store.db,
+                   "SELECT content, id FROM workflows WHERE node=? AND (plan_id=? OR call_ref=?)"
+                   " ORDER BY started_ms DESC, id DESC",
+                   tool_owner_row, &d, "tti", node, owner, (int64_t)call);
     return rc == FM_DB_ROW ? 1 : rc == FM_DB_DONE ? 0 : -1;
+}
+
+int fm_workflow_owns_drain(fm_ctx *ctx, const char *node, const char *reason)
+{
+    char id[FM_WORKFLOW_ID_LEN];
+    return wf_drain_owner(ctx, node, reason, id);
 }
 
 /* fm_workflow_dead_tool_run's rows: the first of this tool's one-step

@@ -88,6 +88,12 @@ void wf_event(struct fm_ctx *ctx, const char *wf, const char *kind, const char *
 void wf_live_on_node(struct fm_ctx *ctx, const char *node, const char *except, char *id,
                      size_t len);
 
+/* The workflow of this store on node that owns a drain with reason (the
+ * check fm_workflow_owns_drain makes), into id_out: 1 found, 0 none
+ * (id_out empty), -1 the store failed. */
+int wf_drain_owner(struct fm_ctx *ctx, const char *node, const char *reason,
+                   char id_out[FM_WORKFLOW_ID_LEN]);
+
 /* True if pid (of this host) is alive. */
 bool wf_pid_alive(long long pid);
 /* Whether a workflow's owner is gone: its lease ran out, or (pid > 0:

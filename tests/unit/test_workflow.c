@@ -65,7 +65,9 @@ static json_t *fake_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
     json_t *a = json_array();
     static const char *const names[] = {"gpu-a01", "gpu-a02", "gpu-a09", "gpu-b01"};
     for (size_t i = 0; i < 4; i++) {
-        if (f && f->reason && strcmp(names[i], "gpu-a09")) continue;
+        if (f && f->reason && strcmp(names[i], "gpu-a09") &&
+            !(a01_reason && !strcmp(names[i], "gpu-a01")))
+            continue;
         json_array_append_new(a, fake_node_obj(names[i]));
     }
     return a;
@@ -731,6 +733,12 @@ START_TEST(live_owner_is_left_alone)
 }
 END_TEST
 
+/* Runs sql with one integer parameter (a stamp on the store's clock). */
+static void exec_at(fm_ctx *ctx, const char *sql, int64_t at)
+{
+    ck_assert_int_eq(fm_db_run(ctx->store.db, sql, NULL, NULL, "i", at), FM_DB_DONE);
+}
+
 START_TEST(summary_reports_orphaned_drains)
 {
     fm_ctx ctx;
@@ -764,6 +772,33 @@ START_TEST(summary_reports_orphaned_drains)
     ck_assert_int_eq(json_array_size(drains), 1);
     ck_assert(json_is_true(json_object_get(json_array_get(drains, 0), "fleetmcp_owned")));
     json_decref(sum);
+    wf_row_free(&w);
+    /* A single-node tool's drain (owner call-9) while its workflow runs
+     * is not orphaned; once its owner is dead, it is, and ours. */
+    insert_wf(&ctx, &w, "[]", 0, false);
+    json_object_set_new(w.content, "call_owner", json_string("call-9"));
+    char *c = json_dumps(w.content, JSON_COMPACT);
+    ck_assert_int_eq(fm_db_run(ctx.store.db,
+                               "UPDATE workflows SET content=?, call_ref=9, owner_pid=?,"
+                               " owner_host=?, lease_until_ms=? WHERE id=?",
+                               NULL, NULL, "titit", c, (int64_t)getpid(), wf_host(),
+                               fm_store_now_ms(&ctx.store) + 60000, w.id),
+                     FM_DB_DONE);
+    free(c);
+    a01_reason = "fleetmcp:call-9: drained by node_drain";
+    sum = fm_workflow_status_summary(&ctx);
+    drains = json_object_get(sum, "orphaned_drains");
+    ck_assert_int_eq(json_array_size(drains), 1); /* gpu-a09's only */
+    ck_assert_str_eq(fm_json_str(json_array_get(drains, 0), "node", ""), "gpu-a09");
+    json_decref(sum);
+    exec_at(&ctx, "UPDATE workflows SET lease_until_ms=1, owner_pid=1 WHERE call_ref=?", 9);
+    sum = fm_workflow_status_summary(&ctx);
+    drains = json_object_get(sum, "orphaned_drains");
+    ck_assert_int_eq(json_array_size(drains), 2);
+    ck_assert_str_eq(fm_json_str(json_array_get(drains, 0), "node", ""), "gpu-a01");
+    ck_assert(json_is_true(json_object_get(json_array_get(drains, 0), "fleetmcp_owned")));
+    json_decref(sum);
+    a01_reason = NULL;
     wf_row_free(&w);
     fm_ctx_close(&ctx);
 }
@@ -1582,12 +1617,6 @@ START_TEST(gate_windows_on_the_store_clock)
     fm_test_unlink_db(db);
 }
 END_TEST
-
-/* Runs sql with one integer parameter (a stamp on the store's clock). */
-static void exec_at(fm_ctx *ctx, const char *sql, int64_t at)
-{
-    ck_assert_int_eq(fm_db_run(ctx->store.db, sql, NULL, NULL, "i", at), FM_DB_DONE);
-}
 
 /* Alert dedup windows and fleet metrics are on the store's clock, as
  * their rows are stamped: stage store-pg runs this with this process's
