@@ -495,13 +495,18 @@ typedef struct {
     char *id_out;
 } drain_owner_acc;
 
+/* Column i as JSON (new), NULL when it is not JSON or NULL. */
+static json_t *col_json(fm_db_stmt *s, int i)
+{
+    const char *text = (const char *)fm_db_column_text(s, i);
+    return text ? json_loads(text, 0, NULL) : NULL;
+}
+
 static int tool_owner_row(fm_db_stmt *s, void *arg)
 {
-    drain_owner_acc *d = arg;
-    const char *text = (const char *)fm_db_column_text(s, 0);
-    json_t *c = text ? json_loads(text, 0, NULL) : NULL;
-    const char *owner = json_string_value(json_object_get(c, "call_owner"));
-    bool mine = owner && !strcmp(owner, d->owner);
+    const drain_owner_acc *d = arg;
+    json_t *c = col_json(s, 0);
+    bool mine = !strcmp(fm_json_str(c, "call_owner", ""), d->owner);
     json_decref(c);
     if (mine) col_copy(s, 1, d->id_out, FM_WORKFLOW_ID_LEN);
     return mine;
@@ -555,8 +560,7 @@ typedef struct {
 static int dead_run_row(fm_db_stmt *s, void *arg)
 {
     dead_run_acc *d = arg;
-    const char *text = (const char *)fm_db_column_text(s, 1);
-    json_t *c = text ? json_loads(text, 0, NULL) : NULL;
+    json_t *c = col_json(s, 1);
     /* A tool's one-step workflow (call_owner) of this very tool, with
      * these very arguments: the call's approval covers what it names,
      * so a call for GPU 3 never finishes a dead reset of GPU 1. */
