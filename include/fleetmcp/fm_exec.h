@@ -26,7 +26,9 @@ typedef enum {
     FM_CMD_KERNEL_XID = 5,    /* journalctl -k ... -g 'NVRM: Xid' (current boot) */
     FM_CMD_IBSTAT = 6,        /* ibstat */
     FM_CMD_KERNEL_LOG = 7,    /* journalctl -k ... -g <fixed signals> (current boot) */
-    FM_CMD_JOB_LOG_TAIL = 8,  /* tail -c <fixed bound> -- PATH (a job's output file) */
+    FM_CMD_JOB_LOG_TAIL = 8,  /* sh -c <fixed script> sh PATH FILE: opens PATH once, checks
+                               * the descriptor is the regular file FILE
+                               * (owner:dev:inode), tail -c <fixed bound> of it */
     FM_CMD_NODE_CLOCK = 9,    /* date +%s: the node's own clock, for its kernel stamps */
     FM_CMD_JOB_LOG_STAT = 10, /* stat -c <owner|type|size|dev:inode> -- PATH (not followed) */
 } fm_cmd_id;
@@ -49,6 +51,9 @@ typedef struct fm_cmd_args {
     char pci_bus[32]; /* "00000000:18:00.0"; "" = absent */
     int diag_level;   /* 1..3 (4 only when allowed by config); 0 = absent */
     char path[256];   /* a job output file, see fm_exec_valid_log_path; "" = absent */
+    /* The file path must open as, OWNER:DEV:INODE (fm_exec_valid_file_ident;
+     * FM_CMD_JOB_LOG_TAIL): its user may swap the path after its stat. */
+    char file[128];
 } fm_cmd_args;
 
 void fm_cmd_args_init(fm_cmd_args *a);
@@ -128,6 +133,9 @@ bool fm_exec_valid_pci_bus(
  * /bin, /sbin, /lib, /lib32, /lib64, /libx32, /var/lib, /var/run, /snap): a job record is user
  * input, and the executor must not become a way to read the node's own files. */
 bool fm_exec_valid_log_path(const char *s);
+/* OWNER:DEV:INODE, what FM_CMD_JOB_LOG_STAT printed for a job's file:
+ * ^[A-Za-z0-9._@-]{1,64}:[0-9]{1,20}:[0-9]{1,20}$ */
+bool fm_exec_valid_file_ident(const char *s);
 /* An IPv4/IPv6 literal or an RFC 1123 host name (what ssh.hosts may hold). */
 bool fm_exec_valid_address(const char *s);
 

@@ -245,7 +245,7 @@ static void mark_seen(fm_ctx *ctx, const char *fp, const char *status, const cha
               "INSERT INTO alert_seen(fingerprint,status,node,last_ms) VALUES(?,?,?,?)"
               " ON CONFLICT(fingerprint,status) DO UPDATE SET"
               " last_ms=excluded.last_ms, node=excluded.node",
-              NULL, NULL, "ttti", fp, status, node, fm_now_ms());
+              NULL, NULL, "ttti", fp, status, node, fm_store_now_ms(&ctx->store));
 }
 
 /* made_recently's row: the window's start and what was made. */
@@ -287,7 +287,7 @@ static void remember(fm_ctx *ctx, const char *node, const char *fc, const char *
      * counts (the window runs from what was made, not from the last
      * repeat, so a flapping alert cannot hold it open forever). */
     if (fresh) {
-        int64_t now = fm_now_ms();
+        int64_t now = fm_store_now_ms(&ctx->store);
         fm_db_run(ctx->store.db,
                   "INSERT INTO alert_intake(node,fault_class,first_ms,last_ms,alerts,"
                   "ticket,plan_id) VALUES(?,?,?,?,1,?,?) ON CONFLICT(node,fault_class)"
@@ -480,7 +480,11 @@ json_t *fm_alert_intake(fm_ctx *ctx, const char *body, size_t len, fm_err *err)
         json_decref(doc);
         return NULL;
     }
-    int64_t since = fm_now_ms() - fm_cfg_int(section(ctx), "dedup_window_s", 21600) * 1000;
+    /* The window on the store's clock, as its rows are stamped: servers
+     * sharing a PostgreSQL store whose clocks differ still see one window
+     * (a host ahead would take a repeat for new and open a second ticket). */
+    int64_t since =
+        fm_store_now_ms(&ctx->store) - fm_cfg_int(section(ctx), "dedup_window_s", 21600) * 1000;
     json_t *report =
         json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:[]}", "received", 0, "firing", 0,
                   "resolved", 0, "repeats", 0, "unmapped", 0, "tickets", 0, "plans", 0, "alerts");

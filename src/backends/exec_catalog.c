@@ -37,7 +37,24 @@
  * that ended (or stalls) the job is; the engine reads lines, not bytes. */
 #define JOB_LOG_TAIL_BYTES "65536"
 
-typedef enum { ARG_NONE = 0, ARG_GPU_OPT, ARG_BUS_REQ, ARG_LEVEL_REQ, ARG_PATH_REQ } arg_kind;
+/* Reads a job's output file only if what it opens is the file its stat
+ * showed: opened once on descriptor 3, that descriptor (not the path,
+ * which its user may swap meanwhile) must be a regular file of
+ * OWNER:DEV:INODE ($2), and tail reads from it.  $1 and $2 are argv
+ * elements, never part of the script; the script is a constant.  Exit 66:
+ * not opened; 67: not a regular file; 68: another owner or file. */
+#define JOB_LOG_READ_SH                                                                            \
+    "{ [ -f /dev/fd/3 ] || exit 67; [ \"$(stat -L -c %U:%d:%i /dev/fd/3)\" = \"$2\" ] || exit 68;" \
+    " exec tail -c " JOB_LOG_TAIL_BYTES " <&3; } 3<\"$1\" || exit 66"
+
+typedef enum {
+    ARG_NONE = 0,
+    ARG_GPU_OPT,
+    ARG_BUS_REQ,
+    ARG_LEVEL_REQ,
+    ARG_PATH_REQ,
+    ARG_PATH_FILE_REQ /* the path, then the file it must open as (fm_cmd_args.file) */
+} arg_kind;
 
 typedef struct cmd_def {
     const char *name;
@@ -67,19 +84,20 @@ static const cmd_def catalog[FM_CMD_COUNT] = {
                             KLOG_MAX_LINES, KLOG_GREP},
                            ARG_NONE,
                            false},
-    /* "--" ends the options: the path (validated, absolute) is never one */
+    /* sh's $0 is "sh"; the path and the file are $1 and $2 */
     [FM_CMD_JOB_LOG_TAIL] = {"job_log_tail",
-                             {"tail", "-c", JOB_LOG_TAIL_BYTES, "--"},
-                             ARG_PATH_REQ,
+                             {"sh", "-c", JOB_LOG_READ_SH, "sh"},
+                             ARG_PATH_FILE_REQ,
                              false},
     /* Seconds since the epoch on the node's clock: what its kernel lines
      * are stamped with, so a repair's time is compared with them on one
      * clock (node clocks drift from this server's). */
     [FM_CMD_NODE_CLOCK] = {"node_clock", {"date", "+%s"}, ARG_NONE, false},
-    /* What a job's output path is before and after its tail is read: a
-     * job names its own output file and the ssh user reads it, so only a
-     * regular file of the job's user is read.  stat without -L reports a
-     * symbolic link as one, never its target. */
+    /* What a job's output path is before its tail is read: a job names
+     * its own output file and the ssh user reads it, so only a regular
+     * file of the job's user is read (job_log_tail checks that what it
+     * opens is this very file).  stat without -L reports a symbolic link
+     * as one, never its target. */
     [FM_CMD_JOB_LOG_STAT] = {"job_log_stat",
                              {"stat", "-c", FM_JOB_LOG_STAT_FORMAT, "--"},
                              ARG_PATH_REQ,
@@ -166,6 +184,21 @@ bool fm_exec_valid_log_path(const char *s)
     return true;
 }
 
+bool fm_exec_valid_file_ident(const char *s)
+{
+    /* OWNER:DEV:INODE: a user name (letters, digits, . _ - @), then two
+     * decimal numbers. */
+    if (!s) return false;
+    size_t u = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@");
+    if (u == 0 || u > 64 || s[u] != ':') return false;
+    const char *p = s + u + 1;
+    size_t d = strspn(p, "0123456789");
+    if (d == 0 || d > 20 || p[d] != ':') return false;
+    p += d + 1;
+    size_t i = strspn(p, "0123456789");
+    return i > 0 && i <= 20 && !p[i];
+}
+
 bool fm_exec_valid_address(const char *s)
 {
     if (!s || !*s || strlen(s) > 253) return false;
@@ -224,6 +257,20 @@ static int push(fm_cmd_line *line, const char *arg, fm_err *err)
     return 0;
 }
 
+/* Pushes the job log argument v (a field of cap bytes) if it is
+ * terminated and valid(v); else INVALID naming it (clipped). */
+static int push_valid(fm_cmd_line *line, const char *v, size_t cap, bool (*valid)(const char *),
+                      const char *name, const char *form, fm_err *err)
+{
+    char clip[64];
+    bool term = memchr(v, '\0', cap) != NULL;
+    if (!term || !valid(v)) {
+        fm_clip(clip, sizeof clip, term ? v : "(unterminated)");
+        return fm_err_set(err, FM_ERR_INVALID, "job log %s '%s' is not %s", name, clip, form), -1;
+    }
+    return push(line, v, err);
+}
+
 int fm_cmd_build(fm_cmd_id cmd, const fm_cmd_args *a, int max_diag_level, fm_cmd_line *line,
                  fm_err *err)
 {
@@ -265,20 +312,16 @@ int fm_cmd_build(fm_cmd_id cmd, const fm_cmd_args *a, int max_diag_level, fm_cmd
         if (push(line, "-i", err) || push(line, a->pci_bus, err)) return -1;
         break;
     }
-    case ARG_PATH_REQ: {
-        char clip[64];
-        bool term = memchr(a->path, '\0', sizeof a->path) != NULL;
-        if (!term || !fm_exec_valid_log_path(a->path)) {
-            fm_clip(clip, sizeof clip, term ? a->path : "(unterminated)");
-            return fm_err_set(err, FM_ERR_INVALID,
-                              "job log path '%s' is not an absolute path of plain characters "
-                              "outside the system directories",
-                              clip),
-                   -1;
-        }
-        if (push(line, a->path, err)) return -1;
+    case ARG_PATH_REQ:
+    case ARG_PATH_FILE_REQ:
+        if (push_valid(line, a->path, sizeof a->path, fm_exec_valid_log_path, "path",
+                       "an absolute path of plain characters outside the system directories", err))
+            return -1;
+        if (d->arg == ARG_PATH_FILE_REQ &&
+            push_valid(line, a->file, sizeof a->file, fm_exec_valid_file_ident, "file",
+                       "OWNER:DEVICE:INODE (a plain user name, two numbers)", err))
+            return -1;
         break;
-    }
     case ARG_LEVEL_REQ: {
         int max = max_diag_level == 4 ? 4 : 3;
         if (a->diag_level < 1 || a->diag_level > max)

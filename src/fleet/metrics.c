@@ -39,7 +39,9 @@ static json_t *ratio(double num, double den)
 
 json_t *fm_fleet_metrics(fm_ctx *ctx, int64_t window_ms)
 {
-    int64_t since = fm_now_ms() - window_ms;
+    /* On the store's clock, as the workflow and node-state rows are
+     * stamped: every server sharing the store counts the same window. */
+    int64_t since = fm_store_now_ms(&ctx->store) - window_ms;
     json_t *m = json_object();
     /* The workflow tables, made if missing (once per connection): asking
      * sqlite_master for them found none on PostgreSQL, so every workflow
@@ -172,7 +174,7 @@ int fm_fleet_metrics_textfile(fm_ctx *ctx, const char *path, fm_err *err)
      * counters the audit keeps. */
     fprintf(f, "# HELP fleetmcp_tool_calls Tool calls in the last 24 h by tool and decision\n"
                "# TYPE fleetmcp_tool_calls gauge\n");
-    fm_audit_hourly_each(&ctx->store, fm_now_ms() / 3600000 - 23, tool_calls, f);
+    fm_audit_hourly_each(&ctx->store, fm_store_now_ms(&ctx->store) / 3600000 - 23, tool_calls, f);
     json_decref(m);
     int bad = ferror(f);
     if (fclose(f) || bad || rename(tmp, path)) {

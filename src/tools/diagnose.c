@@ -487,9 +487,11 @@ static int stat_job_file(fm_ctx *ctx, const char *host, const char *path, job_fi
 
 /* Reads the tail of a job's output file into *r, over ssh as the ssh
  * user, only if it is a regular file (not a symbolic link) of the job's
- * own user and the same file after the read: the job's owner chose the
- * path, and must not get another user's file (or the node's) read for
- * them.  The read is bounded by the catalog's tail -c.  -1 with e saying
+ * own user: the job's owner chose the path, and must not get another
+ * user's file (or the node's) read for them.  The read is one command that
+ * opens the path once and reads only if that descriptor is the very file
+ * the stat showed (owner, device, inode), so a path swapped after the
+ * stat is not read.  Bounded by the catalog's tail -c.  -1 with e saying
  * why not (then nothing is in r). */
 static int read_job_file(fm_ctx *ctx, const char *host, const char *user, const char *path,
                          fm_exec_result *r, fm_err *e)
@@ -500,7 +502,7 @@ static int read_job_file(fm_ctx *ctx, const char *host, const char *user, const 
                           "not read: the job record names no user, so the file's owner cannot be"
                           " checked"),
                -1;
-    job_file before, after;
+    job_file before;
     if (stat_job_file(ctx, host, path, &before, e)) return -1;
     if (strcmp(before.type, "regular file") && strcmp(before.type, "regular empty file"))
         return fm_err_set(e, FM_ERR_DENIED,
@@ -516,23 +518,19 @@ static int read_job_file(fm_ctx *ctx, const char *host, const char *user, const 
     fm_cmd_args a;
     fm_cmd_args_init(&a);
     snprintf(a.path, sizeof a.path, "%s", path);
+    snprintf(a.file, sizeof a.file, "%s:%s", user, before.ident);
     if (ctx->be.exec->run(ctx->be.exec_st, host, FM_CMD_JOB_LOG_TAIL, &a, r, e)) {
         fm_exec_result_free(r);
         return -1;
     }
     int rc = 0;
-    if (r->exit_status != 0)
-        rc = fm_err_set(e, FM_ERR_NOT_FOUND, "not readable on %s (tail exit %d)", host,
-                        r->exit_status);
-    else if (stat_job_file(ctx, host, path, &after, e))
-        rc = -1;
-    else if (strcmp(before.ident, after.ident) || strcmp(before.owner, after.owner) ||
-             strcmp(before.type, after.type))
+    if (r->exit_status == 67 || r->exit_status == 68)
         rc = fm_err_set(e, FM_ERR_CONFLICT,
-                        "not used: the path named another file while it was read (%s %s %s,"
-                        " then %s %s %s)",
-                        before.owner, before.type, before.ident, after.owner, after.type,
-                        after.ident);
+                        "not read: the path named another file when it was opened than its stat"
+                        " (%s %s %s) showed",
+                        before.owner, before.type, before.ident);
+    else if (r->exit_status != 0)
+        rc = fm_err_set(e, FM_ERR_NOT_FOUND, "not readable on %s (exit %d)", host, r->exit_status);
     if (rc) fm_exec_result_free(r);
     return rc ? -1 : 0;
 }

@@ -49,9 +49,9 @@ json_t *fm_tool_fleet_status(fm_call *call, fm_err *err)
                   ctx->be.exec ? "configured" : "not configured");
     /* Calls by decision over the last 24 hours, from the hourly counters
      * the audit keeps (never a scan of the log itself). */
-    json_t *audit =
-        json_pack("{s:I, s:o}", "rows", (json_int_t)fm_audit_rows(&ctx->store), "last_24h",
-                  fm_audit_decisions_since(&ctx->store, fm_now_ms() / 3600000 - 23));
+    json_t *audit = json_pack(
+        "{s:I, s:o}", "rows", (json_int_t)fm_audit_rows(&ctx->store), "last_24h",
+        fm_audit_decisions_since(&ctx->store, fm_store_now_ms(&ctx->store) / 3600000 - 23));
     json_t *out =
         json_pack("{s:s, s:b, s:o, s:o, s:{s:I, s:I}, s:o}", "mode", fm_mode_name(ctx->cfg.mode),
                   "read_only", ctx->cfg.read_only, "kill_switch", kill, "backends", be, "tools",

@@ -37,6 +37,7 @@ typedef struct fm_step_ctx {
     const json_t *step;
     const fm_action_def *def;
     json_t *out; /* what the step reports (borrowed, filled by the action) */
+    int64_t row; /* this attempt's workflow_steps row */
     /* The node state the step leaves when the action's args choose it
      * (static text), else NULL: the action's state_after. */
     const char *state_after;
@@ -85,12 +86,27 @@ static const char *owner_of(const wf_row *w)
 }
 
 /* Polls until done(sc) says yes, the step's timeout passes or the client
- * cancels.  The lease is renewed on every poll. */
+ * cancels.  The lease is renewed on every poll.  The timeout counts from
+ * the step's first start (stored with its row): a workflow resumed after
+ * a crash waits only for what is left, and fails at once past it. */
 static int wait_until(step_ctx *sc, bool (*done)(step_ctx *, char *, size_t, fm_err *), fm_err *err)
 {
     long long timeout = json_integer_value(json_object_get(sc->step, "timeout_s"));
     if (timeout <= 0) timeout = sc->def ? sc->def->default_timeout_s : 60;
-    int64_t deadline = fm_now_ms() + timeout * 1000;
+    fm_ctx *ctx = sc->call->ctx;
+    int64_t at = wf_step_deadline(ctx, sc->w, sc->row, timeout * 1000);
+    int64_t left = at - wf_clock_ms(ctx);
+    if (left <= 0) {
+        char iso[32];
+        fm_iso_time(at, iso);
+        fm_err_set(err, FM_ERR_TIMEOUT,
+                   "%s: its timeout_s (%lld s, counted from the step's first start) ran out at"
+                   " %s, before this resume",
+                   fm_json_str(sc->step, "id", "?"), timeout, iso);
+        return -1;
+    }
+    /* This host's clock from here on: the remaining time is what counts. */
+    int64_t deadline = fm_now_ms() + left;
     snprintf(sc->w->status, sizeof sc->w->status, "waiting");
     wf_save(sc->call->ctx, sc->w, NULL);
     int rc = -1;
@@ -807,7 +823,7 @@ static int run_step(fm_call *call, wf_row *w, const json_t *step, bool resumed, 
     w->park_until_ms = 0;
     int64_t t0 = fm_now_ms();
     json_t *out = json_object();
-    step_ctx sc = {.call = call, .w = w, .step = step, .def = def, .out = out};
+    step_ctx sc = {.call = call, .w = w, .step = step, .def = def, .out = out, .row = row};
     int rc = 0;
     if (!def) {
         fm_err_set(err, FM_ERR_INVALID, "step %s names unknown action %s",
@@ -1384,6 +1400,30 @@ static void summary_row(const char *id, const char *node, int64_t pid, int64_t l
     }
 }
 
+/* A drain Slurm shows with a "fleetmcp:" reason, unless a live workflow
+ * owns it (new, or NULL): whose it is by the check slurm_node and
+ * slurm_nodes make (a workflow of this store on that node owns it, not
+ * the prefix anyone can write), and what a human does. */
+static json_t *orphaned_drain(fm_ctx *ctx, const json_t *n, const char *owner, const json_t *live)
+{
+    const char *name = fm_json_str(n, "name", "");
+    char id[FM_WORKFLOW_ID_LEN];
+    bool ours = wf_drain_owner(ctx, name, fm_json_str(n, "reason", ""), id) == 1;
+    if (ours && json_object_get(live, id)) return NULL;
+    char st[32];
+    fm_node_state_get(ctx, name, st, sizeof st);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:b, s:s}", "node", name, "owner", owner, "reason",
+        fm_json_str(n, "reason", ""), "remediation_state", st, "fleetmcp_owned", ours, "next",
+        ours ? "its workflow ended or its server died with the node drained: workflow_get (or"
+               " audit_query) on the owner shows how; node_resume once the node is checked, or"
+               " repair_execute of its plan again"
+             : "not fleetmcp's: no workflow of this store on this node is its owner (a human's"
+               " or another store's drain, or one from before single-node tools ran as"
+               " workflows); fleetmcp will not resume it: a human checks the node and resumes"
+               " it in Slurm");
+}
+
 json_t *fm_workflow_status_summary(fm_ctx *ctx)
 {
     json_t *out = json_object(), *unavail = json_array();
@@ -1416,12 +1456,8 @@ json_t *fm_workflow_status_summary(fm_ctx *ctx)
             if (strncmp(reason, FM_SLURM_OWNED_PREFIX, pl)) continue;
             char owner[48];
             snprintf(owner, sizeof owner, "%.*s", (int)strcspn(reason + pl, ":"), reason + pl);
-            if (json_object_get(live, owner)) continue;
-            char st[32];
-            fm_node_state_get(ctx, fm_json_str(n, "name", ""), st, sizeof st);
-            json_array_append_new(drains, json_pack("{s:s, s:s, s:s, s:s}", "node",
-                                                    fm_json_str(n, "name", ""), "owner", owner,
-                                                    "reason", reason, "remediation_state", st));
+            json_t *o = orphaned_drain(ctx, n, owner, live);
+            if (o) json_array_append_new(drains, o);
         }
         if (!nodes) json_array_append_new(unavail, json_string("slurm (orphaned drains)"));
         json_decref(nodes);

@@ -38,9 +38,16 @@ static const char wf_ddl[] =
     " NOT NULL);"
     "CREATE INDEX IF NOT EXISTS workflow_events_wf ON workflow_events(workflow_id, id);";
 
+/* v2: a wait step's deadline on the store's clock, fixed when the step
+ * first starts: a resume after a crash waits only for what is left. */
+static const char wf_ddl_v2[] = "ALTER TABLE workflow_steps ADD COLUMN deadline_ms INTEGER;";
+
 int fm_workflow_init(fm_ctx *ctx, fm_err *err)
 {
-    return fm_store_migrate(&ctx->store, "workflows", 1, wf_ddl, err);
+    return fm_store_migrate(&ctx->store, "workflows", 1, wf_ddl, err) ||
+                   fm_store_migrate(&ctx->store, "workflows", 2, wf_ddl_v2, err)
+               ? -1
+               : 0;
 }
 
 void wf_row_free(wf_row *w)
@@ -102,7 +109,7 @@ int wf_insert(fm_ctx *ctx, wf_row *w, fm_err *err)
     w->lease_until_ms = wf_clock_ms(ctx) + WF_LEASE_MS;
     snprintf(w->status, sizeof w->status, "running");
     char *content = fm_json_canonical(w->content), *vars = fm_json_canonical(w->vars);
-    int64_t now = fm_now_ms();
+    int64_t now = wf_clock_ms(ctx);
     int rc = 0;
     if (fm_db_run(ctx->store.db,
                   "INSERT INTO workflows(id,plan_id,approval_id,node,fault_class,runbook,"
@@ -126,7 +133,7 @@ int wf_save(fm_ctx *ctx, const wf_row *w, fm_err *err)
 {
     char *vars = fm_json_canonical(w->vars);
     int rc = -1;
-    int64_t now = fm_now_ms(), lease = wf_clock_ms(ctx) + WF_LEASE_MS;
+    int64_t now = wf_clock_ms(ctx), lease = now + WF_LEASE_MS;
     if (fm_db_run(ctx->store.db,
                   "UPDATE workflows SET status=?, step_index=?, failing=?, vars=?,"
                   " current_step=?, lease_until_ms=?, updated_ms=?, owner_pid=?,"
@@ -158,7 +165,7 @@ int wf_park(fm_ctx *ctx, const wf_row *w, int64_t due_ms, fm_err *err)
                      "UPDATE workflows SET status='monitoring', owner_pid=0, lease_until_ms=?,"
                      " updated_ms=? WHERE id=? AND owner_pid=? AND"
                      " (owner_host=? OR owner_host IS NULL)",
-                     NULL, NULL, "iitit", due_ms, fm_now_ms(), w->id, (int64_t)w->owner_pid,
+                     NULL, NULL, "iitit", due_ms, wf_clock_ms(ctx), w->id, (int64_t)w->owner_pid,
                      wf_host()) == FM_DB_DONE
                ? 0
                : fm_store_fail(&ctx->store, err, "workflow park");
@@ -182,9 +189,9 @@ void wf_renew_for(fm_ctx *ctx, const wf_row *w, int64_t ms)
     /* Owner by pid and host: pids repeat across hosts (containers). */
     static const char sql[] = "UPDATE workflows SET lease_until_ms=?, updated_ms=? WHERE id=?"
                               " AND owner_pid=? AND (owner_host=? OR owner_host IS NULL)";
-    int64_t now = fm_now_ms();
-    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", wf_clock_ms(ctx) + ms, now, w->id,
-              (int64_t)w->owner_pid, wf_host());
+    int64_t now = wf_clock_ms(ctx);
+    fm_db_run(ctx->store.db, sql, NULL, NULL, "iitit", now + ms, now, w->id, (int64_t)w->owner_pid,
+              wf_host());
 }
 
 static void col_copy(fm_db_stmt *s, int i, char *dst, size_t len)
@@ -245,7 +252,7 @@ int wf_load(fm_ctx *ctx, const char *id, wf_row *w, fm_err *err)
 
 bool wf_claim(fm_ctx *ctx, wf_row *w)
 {
-    int64_t now = fm_now_ms(), lease = wf_clock_ms(ctx) + WF_LEASE_MS;
+    int64_t now = wf_clock_ms(ctx), lease = now + WF_LEASE_MS;
     if (!wf_owner_dead(ctx, w->owner_pid, w->lease_until_ms)) return false;
     long long old_pid = w->owner_pid < 0 ? -w->owner_pid : w->owner_pid;
     bool ok = fm_db_run(ctx->store.db,
@@ -270,7 +277,7 @@ int64_t wf_step_start(fm_ctx *ctx, const wf_row *w, const json_t *step, const ch
                   "status,started_ms,state_before,pid) VALUES(?,?,?,?,?,'started',?,?,?)",
                   NULL, NULL, "tntttiti", w->id, w->step_index, fm_json_str(step, "id", "?"),
                   fm_json_str(step, "phase", "steps"), fm_json_str(step, "action", "?"),
-                  fm_now_ms(), opt(state_before), (int64_t)getpid()) != FM_DB_DONE) {
+                  wf_clock_ms(ctx), opt(state_before), (int64_t)getpid()) != FM_DB_DONE) {
         fm_store_fail(&ctx->store, err, "step insert");
         return -1;
     }
@@ -283,10 +290,27 @@ int wf_step_end(fm_ctx *ctx, int64_t row, const char *status, const char *state_
     return fm_db_run(ctx->store.db,
                      "UPDATE workflow_steps SET status=?, ended_ms=?, state_after=?,"
                      " output=?, error=? WHERE id=?",
-                     NULL, NULL, "tittti", status, fm_now_ms(), opt(state_after), opt(output),
+                     NULL, NULL, "tittti", status, wf_clock_ms(ctx), opt(state_after), opt(output),
                      opt(error), row) == FM_DB_DONE
                ? 0
                : fm_store_fail(&ctx->store, err, "step update");
+}
+
+int64_t wf_step_deadline(fm_ctx *ctx, const wf_row *w, int64_t row, int64_t timeout_ms)
+{
+    /* The step's first row: its deadline, or (a row from before v2, or a
+     * crash before the deadline was written) its start plus the timeout,
+     * on the clock of the host that started it. */
+    int64_t dl = 0;
+    int rc = fm_db_run(ctx->store.db,
+                       "SELECT COALESCE(deadline_ms, started_ms + ?) FROM workflow_steps WHERE"
+                       " workflow_id=? AND step_index=? AND id<? ORDER BY id LIMIT 1",
+                       fm_db_row_int64, &dl, "itni", timeout_ms, w->id, w->step_index, row);
+    if (rc != FM_DB_ROW) dl = wf_clock_ms(ctx) + timeout_ms;
+    /* Every row of the step carries it (workflow_get shows the latest). */
+    fm_db_run(ctx->store.db, "UPDATE workflow_steps SET deadline_ms=? WHERE id=?", NULL, NULL, "ii",
+              dl, row);
+    return dl;
 }
 
 void wf_step_interrupt(fm_ctx *ctx, const char *wf, int index)
@@ -295,7 +319,7 @@ void wf_step_interrupt(fm_ctx *ctx, const char *wf, int index)
               "UPDATE workflow_steps SET status='interrupted', ended_ms=?, error="
               "'the server running it died mid-step' WHERE workflow_id=? AND"
               " step_index=? AND status='started'",
-              NULL, NULL, "itn", fm_now_ms(), wf, index);
+              NULL, NULL, "itn", wf_clock_ms(ctx), wf, index);
 }
 
 void wf_set_error(fm_ctx *ctx, const char *wf, const char *error)
@@ -323,7 +347,7 @@ void wf_event(fm_ctx *ctx, const char *wf, const char *kind, const char *fmt, ..
     va_end(ap);
     fm_db_run(ctx->store.db,
               "INSERT INTO workflow_events(workflow_id,ts_ms,kind,message) VALUES(?,?,?,?)", NULL,
-              NULL, "titt", wf, fm_now_ms(), kind, msg);
+              NULL, "titt", wf, wf_clock_ms(ctx), kind, msg);
 }
 
 void wf_live_on_node(fm_ctx *ctx, const char *node, const char *except, char *id, size_t len)
@@ -464,24 +488,64 @@ static bool drain_owner(const char *reason, char *out, size_t len)
     return true;
 }
 
-int fm_workflow_owns_drain(fm_ctx *ctx, const char *node, const char *reason)
+/* wf_drain_owner's rows: a single-node tool's one-step workflow whose
+ * call owns what it drains (content call_owner) is the owner. */
+typedef struct {
+    const char *owner;
+    char *id_out;
+} drain_owner_acc;
+
+/* Column i as JSON (new), NULL when it is not JSON or NULL. */
+static json_t *col_json(fm_db_stmt *s, int i)
+{
+    const char *text = (const char *)fm_db_column_text(s, i);
+    return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+static int tool_owner_row(fm_db_stmt *s, void *arg)
+{
+    const drain_owner_acc *d = arg;
+    json_t *c = col_json(s, 0);
+    bool mine = !strcmp(fm_json_str(c, "call_owner", ""), d->owner);
+    json_decref(c);
+    if (mine) col_copy(s, 1, d->id_out, FM_WORKFLOW_ID_LEN);
+    return mine;
+}
+
+int wf_drain_owner(fm_ctx *ctx, const char *node, const char *reason,
+                   char id_out[FM_WORKFLOW_ID_LEN])
 {
     char owner[FM_WORKFLOW_ID_LEN + 40];
+    id_out[0] = '\0';
     if (!node || !drain_owner(reason, owner, sizeof owner)) return 0;
     if (fm_workflow_init(ctx, NULL)) return -1;
-    /* call-N: a tool's drain without a plan, owned by its call's audit
-     * row N (the one-step workflow's call_ref). */
+    /* A runbook's (or plan's) workflow owns its drains by its own id. */
+    fm_db_text_buf t = {id_out, FM_WORKFLOW_ID_LEN, 0};
+    int rc = fm_db_run(ctx->store.db, "SELECT id FROM workflows WHERE node=? AND id=?",
+                       fm_db_row_text, &t, "tt", node, owner);
+    if (rc != FM_DB_DONE) return rc == FM_DB_ROW ? 1 : -1;
+    /* "<plan id>" or "call-N": a single-node tool's drain, owned by the
+     * one-step workflow of that plan or call (audit row N, its call_ref)
+     * on this node, never by another workflow that shares the number.
+     * The newest: a plan's tool calls share its id. */
     char *end = NULL;
     long long call = -1;
     if (!strncmp(owner, "call-", 5) && owner[5] >= '0' && owner[5] <= '9') {
         call = strtoll(owner + 5, &end, 10);
         if (*end) call = -1;
     }
-    long long n = fm_db_count(ctx->store.db,
-                              "SELECT count(*) FROM workflows WHERE node=? AND (id=? OR plan_id=?"
-                              " OR call_ref=?)",
-                              "ttti", node, owner, owner, (int64_t)call);
-    return n < 0 ? -1 : n > 0;
+    drain_owner_acc d = {owner, id_out};
+    rc = fm_db_run(ctx->store.db,
+                   "SELECT content, id FROM workflows WHERE node=? AND (plan_id=? OR call_ref=?)"
+                   " ORDER BY started_ms DESC, id DESC",
+                   tool_owner_row, &d, "tti", node, owner, (int64_t)call);
+    return rc == FM_DB_ROW ? 1 : rc == FM_DB_DONE ? 0 : -1;
+}
+
+int fm_workflow_owns_drain(fm_ctx *ctx, const char *node, const char *reason)
+{
+    char id[FM_WORKFLOW_ID_LEN];
+    return wf_drain_owner(ctx, node, reason, id);
 }
 
 /* fm_workflow_dead_tool_run's rows: the first of this tool's one-step
@@ -496,8 +560,7 @@ typedef struct {
 static int dead_run_row(fm_db_stmt *s, void *arg)
 {
     dead_run_acc *d = arg;
-    const char *text = (const char *)fm_db_column_text(s, 1);
-    json_t *c = text ? json_loads(text, 0, NULL) : NULL;
+    json_t *c = col_json(s, 1);
     /* A tool's one-step workflow (call_owner) of this very tool, with
      * these very arguments: the call's approval covers what it names,
      * so a call for GPU 3 never finishes a dead reset of GPU 1. */

@@ -69,6 +69,9 @@ int64_t wf_step_start(struct fm_ctx *ctx, const wf_row *w, const json_t *step,
                       const char *state_before, fm_err *err);
 int wf_step_end(struct fm_ctx *ctx, int64_t row, const char *status, const char *state_after,
                 const char *output, const char *error, fm_err *err);
+/* A wait step's deadline (store clock, ms), fixed when the step first
+ * started (an earlier row of it), else now + timeout_ms; recorded on row. */
+int64_t wf_step_deadline(struct fm_ctx *ctx, const wf_row *w, int64_t row, int64_t timeout_ms);
 /* The status of the last row for (workflow, step index): "started",
  * "done", "failed", "skipped", or "" if none. */
 /* Marks the unfinished row of (workflow, step index) interrupted. */
@@ -84,6 +87,12 @@ void wf_event(struct fm_ctx *ctx, const char *wf, const char *kind, const char *
  * node, into id (empty if none). */
 void wf_live_on_node(struct fm_ctx *ctx, const char *node, const char *except, char *id,
                      size_t len);
+
+/* The workflow of this store on node that owns a drain with reason (the
+ * check fm_workflow_owns_drain makes), into id_out: 1 found, 0 none
+ * (id_out empty), -1 the store failed. */
+int wf_drain_owner(struct fm_ctx *ctx, const char *node, const char *reason,
+                   char id_out[FM_WORKFLOW_ID_LEN]);
 
 /* True if pid (of this host) is alive. */
 bool wf_pid_alive(long long pid);

@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <spawn.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +385,120 @@ START_TEST(exit_status_propagated)
 }
 END_TEST
 
+/* ---- a job's output file: one command opens it and reads it ---------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, 0644), 0); /* the ssh user reads it */
+}
+
+/* Reads path's tail as the file "file" (OWNER:DEV:INODE); returns the
+ * exit status, and whether what came back is job_text (out must be empty
+ * otherwise).  Never the other file's text. */
+static int read_as(exec_h *h, const char *path, const char *file, const char *job_text,
+                   bool *got_job)
+{
+    fm_cmd_args a;
+    fm_cmd_args_init(&a);
+    snprintf(a.path, sizeof a.path, "%s", path);
+    snprintf(a.file, sizeof a.file, "%s", file);
+    fm_exec_result r;
+    fm_err err;
+    ck_assert_msg(run(h, node1, FM_CMD_JOB_LOG_TAIL, &a, &r, &err) == 0, "%s", err.text);
+    int st = r.exit_status;
+    ck_assert_msg(!r.out_len || !strstr(r.out, "secret"), "read the other file: %s", r.out);
+    *got_job = r.out_len && !strcmp(r.out, job_text);
+    ck_assert_msg(st != 0 || *got_job, "exit 0 with '%.80s'", r.out ? r.out : "");
+    ck_assert_msg(st == 0 || !r.out_len, "exit %d with output '%.80s'", st, r.out);
+    fm_exec_result_free(&r);
+    return st;
+}
+
+/* The file a job's path names, as the tool takes it: stat (links not
+ * followed) into OWNER:DEV:INODE. */
+static void stat_ident(exec_h *h, const char *path, char *file, size_t cap)
+{
+    fm_cmd_args a;
+    fm_cmd_args_init(&a);
+    snprintf(a.path, sizeof a.path, "%s", path);
+    fm_exec_result r;
+    fm_err err;
+    ck_assert_msg(run(h, node1, FM_CMD_JOB_LOG_STAT, &a, &r, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(r.exit_status, 0);
+    char owner[64], type[32], ident[48];
+    long long size;
+    ck_assert_int_eq(sscanf(r.out, "%63[^|]|%31[^|]|%lld|%47s", owner, type, &size, ident), 4);
+    ck_assert_str_eq(type, "regular file");
+    snprintf(file, cap, "%s:%s", owner, ident);
+    fm_exec_result_free(&r);
+}
+
+/* The path of a job's output file is its user's to change at any time:
+ * the read opens it once and reads only if that descriptor is the file
+ * the stat showed.  Swapped after the stat for another file, or for a
+ * link to one, nothing is read; and while a process swaps it back and
+ * forth, every read is the job's file or nothing (bounded: 30 reads,
+ * the swapper stops after 20 s or 200000 swaps). */
+START_TEST(job_log_read_only_of_the_stat_file)
+{
+    exec_h h = open_exec(section(NULL, NULL, 0, 0));
+    char path[256], other[256], parked[256], file[128], wrong[160];
+    path_in_testdir(path, sizeof path, "job-42.out");
+    path_in_testdir(other, sizeof other, "other.out");
+    path_in_testdir(parked, sizeof parked, "job-42.parked");
+    static const char job[] = "step 9 | loss 2.1\n";
+    write_file(path, job);
+    write_file(other, "not the job's: secret\n");
+    stat_ident(&h, path, file, sizeof file);
+    bool got = false;
+    ck_assert_int_eq(read_as(&h, path, file, job, &got), 0);
+    ck_assert(got);
+    /* Another file put at the path after the stat. */
+    ck_assert_int_eq(rename(path, parked), 0);
+    ck_assert_int_eq(rename(other, path), 0);
+    ck_assert_int_eq(read_as(&h, path, file, job, &got), 68);
+    /* A link to it. */
+    ck_assert_int_eq(rename(path, other), 0);
+    ck_assert_int_eq(symlink(other, path), 0);
+    ck_assert_int_eq(read_as(&h, path, file, job, &got), 68);
+    ck_assert_int_eq(unlink(path), 0);
+    /* The job's file back, claimed for another owner: not read. */
+    ck_assert_int_eq(rename(parked, path), 0);
+    snprintf(wrong, sizeof wrong, "nobody%s", strchr(file, ':'));
+    ck_assert_int_eq(read_as(&h, path, wrong, job, &got), 68);
+    /* A swapper racing the reads. */
+    pid_t sw = fork();
+    ck_assert_int_ge(sw, 0);
+    if (sw == 0) {
+        time_t end = time(NULL) + 20;
+        for (int i = 0; i < 200000 && time(NULL) < end; i++)
+            if (rename(path, parked) || rename(other, path) || rename(path, other) ||
+                rename(parked, path))
+                _exit(1);
+        _exit(0);
+    }
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 30; i++) {
+        if (read_as(&h, path, file, job, &got) == 0)
+            ok++;
+        else
+            refused++;
+    }
+    kill(sw, SIGKILL);
+    waitpid(sw, NULL, 0);
+    ck_assert_int_eq(ok + refused, 30);
+    fprintf(stderr,
+            "job_log_read_only_of_the_stat_file: racing a swapper, %d reads of the"
+            " job's file, %d refused, none of the other\n",
+            ok, refused);
+    h.ops->close(h.st);
+}
+END_TEST
+
 static json_t *gpu_row(json_t *parsed, const char *bus)
 {
     size_t i;
@@ -639,6 +755,7 @@ static Suite *exec_ssh_suite(void)
     tcase_add_test(tc, command_timeout_honoured);
     tcase_add_test(tc, output_cap_truncates);
     tcase_add_test(tc, exit_status_propagated);
+    tcase_add_test(tc, job_log_read_only_of_the_stat_file);
     tcase_add_test(tc, reset_clears_dbe_not_remap_failure);
     tcase_add_test(tc, xid79_gpu_missing_reset_refused_reboot_clears);
     tcase_add_test(tc, nvlink_hot_ib_faults_and_reboot);

@@ -267,11 +267,27 @@ START_TEST(job_log_paths)
     snprintf(a.path, sizeof a.path, "/etc/passwd");
     ck_assert_int_eq(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err), -1);
     snprintf(a.path, sizeof a.path, "/scratch/u1/slurm-42.out");
+    /* the read names the file the path must open as: OWNER:DEV:INODE */
+    ck_assert_int_eq(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err), -1);
+    ck_assert_int_eq(err.code, FM_ERR_INVALID);
+    static const char *const bad_file[] = {"u1",      "u1:2049",   "u1:2049:x", ":2049:77",
+                                           "u 1:1:2", "u1:1:2;id", "u1:1:2\n",  "$(id):1:2",
+                                           "u1:-1:2", "u'1:1:2",   "u1::2"};
+    for (size_t i = 0; i < sizeof bad_file / sizeof *bad_file; i++) {
+        snprintf(a.file, sizeof a.file, "%s", bad_file[i]);
+        ck_assert_msg(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err) == -1, "accepted '%s'",
+                      bad_file[i]);
+    }
+    snprintf(a.file, sizeof a.file, "u1.x@lab:2049:77");
     ck_assert_int_eq(build(FM_CMD_JOB_LOG_TAIL, &a, 3, &line, &err), 0);
-    ck_assert_int_eq(line.argc, 5);
-    ck_assert_str_eq(line.argv[0], "tail");
-    ck_assert_str_eq(line.argv[3], "--");
+    /* one script, constant: the path and the file are its arguments */
+    ck_assert_int_eq(line.argc, 6);
+    ck_assert_str_eq(line.argv[0], "sh");
+    ck_assert_str_eq(line.argv[1], "-c");
+    ck_assert_ptr_null(strstr(line.argv[2], "slurm-42"));
+    ck_assert_str_eq(line.argv[3], "sh");
     ck_assert_str_eq(line.argv[4], "/scratch/u1/slurm-42.out");
+    ck_assert_str_eq(line.argv[5], "u1.x@lab:2049:77");
     ck_assert(!fm_cmd_mutates(FM_CMD_JOB_LOG_TAIL));
 }
 END_TEST
@@ -295,6 +311,7 @@ START_TEST(remote_command_is_fully_quoted)
         fm_cmd_args_init(&a);
         snprintf(a.pci_bus, sizeof a.pci_bus, "00000000:18:00.0");
         snprintf(a.path, sizeof a.path, "/scratch/u1/slurm-42.out");
+        snprintf(a.file, sizeof a.file, "u1:2049:77");
         a.diag_level = 1;
         a.gpu_index = 5;
         fm_cmd_line line;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../src/workflow/wf_int.h"
+#include "fleetmcp/fm_alert.h"
 #include "fleetmcp/fm_approval.h"
 #include "fleetmcp/fm_approval_roles.h"
 #include "fleetmcp/fm_audit.h"
@@ -64,7 +65,9 @@ static json_t *fake_nodes(void *st, const fm_slurm_node_filter *f, fm_err *err)
     json_t *a = json_array();
     static const char *const names[] = {"gpu-a01", "gpu-a02", "gpu-a09", "gpu-b01"};
     for (size_t i = 0; i < 4; i++) {
-        if (f && f->reason && strcmp(names[i], "gpu-a09")) continue;
+        if (f && f->reason && strcmp(names[i], "gpu-a09") &&
+            !(a01_reason && !strcmp(names[i], "gpu-a01")))
+            continue;
         json_array_append_new(a, fake_node_obj(names[i]));
     }
     return a;
@@ -77,12 +80,15 @@ static json_t *fake_node(void *st, const char *name, fm_err *err)
     return fake_node_obj(name);
 }
 
+/* While set, a job runs on every node (wait steps keep waiting). */
+static bool jobs_busy;
+
 static json_t *fake_jobs(void *st, const fm_slurm_job_filter *f, fm_err *err)
 {
     (void)st;
     (void)f;
     (void)err;
-    return json_array();
+    return jobs_busy ? json_pack("[{s:i, s:s}]", "job_id", 42, "state", "RUNNING") : json_array();
 }
 
 static int slurm_updates;        /* every node change the fake Slurm was asked for */
@@ -394,6 +400,94 @@ START_TEST(recovery_escalates_unsafe_steps)
 }
 END_TEST
 
+/* A wait step's timeout counts from its first start, stored with its
+ * rows: a resume after a crash waits only for what is left (a 4 h
+ * wait_idle started over after each crash), and a resume past the
+ * deadline fails the step as timed out at once, rollback run. */
+static const char wait_steps[] =
+    "[{\"phase\":\"steps\",\"id\":\"idle\",\"action\":\"wait_idle\",\"args\":{},"
+    "\"timeout_s\":60},{\"phase\":\"rollback\",\"id\":\"keep\",\"action\":\"set_state\","
+    "\"args\":{\"state\":\"quarantined\"}}]";
+
+static long long count_where(fm_ctx *ctx, const char *sql, const char *a);
+
+/* Sets what the crashed run stored on the step's first row; deadline 0
+ * stores none (a row written before the deadline was stored). */
+static void first_row(fm_ctx *ctx, const wf_row *w, long long started, long long deadline)
+{
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "UPDATE workflow_steps SET started_ms=%lld, deadline_ms=%s WHERE workflow_id='%s'",
+             started, deadline ? "?" : "NULL", w->id);
+    fm_db_stmt *s = NULL;
+    ck_assert_int_eq(fm_db_prepare_v2(ctx->store.db, sql, -1, &s, NULL), FM_DB_OK);
+    if (deadline) fm_db_bind_int64(s, 1, deadline);
+    ck_assert_int_eq(fm_db_step(s), FM_DB_DONE);
+    fm_db_finalize(s);
+}
+
+/* Resumes w on a busy node; returns how long recovery took (ms) and
+ * checks the wait step timed out and the rollback ran. */
+static long long resume_busy_wait(fm_ctx *ctx, const wf_row *w, int64_t audit_id)
+{
+    jobs_busy = true;
+    int64_t t0 = fm_mono_us();
+    json_t *got = recover_one(ctx, w, audit_id);
+    long long took = (fm_mono_us() - t0) / 1000;
+    jobs_busy = false;
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "failed");
+    json_t *steps = json_object_get(got, "steps");
+    ck_assert_int_eq(json_array_size(steps), 3); /* interrupted, timed out, rollback */
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 1), "status", ""), "failed");
+    ck_assert_str_eq(fm_json_str(json_array_get(steps, 2), "step", ""), "keep");
+    json_decref(got);
+    return took;
+}
+
+START_TEST(wait_deadline_survives_resume)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    wf_row w;
+    /* Past its deadline: timed out at once, without one poll (1 s). */
+    insert_wf(&ctx, &w, wait_steps, 0, true);
+    first_row(&ctx, &w, fm_now_ms() - 3600000, fm_now_ms() - 1000);
+    long long took = resume_busy_wait(&ctx, &w, 21);
+    ck_assert_int_lt(took, 900);
+    ck_assert_int_eq(count_where(&ctx,
+                                 "SELECT count(*) FROM workflow_steps WHERE error LIKE"
+                                 " '%counted from the step''s first start%' AND workflow_id=?",
+                                 w.id),
+                     1);
+    wf_row_free(&w);
+    /* 1.5 s left of its 60: the resume waits that, not 60 s. */
+    insert_wf(&ctx, &w, wait_steps, 0, true);
+    first_row(&ctx, &w, fm_now_ms() - 58500, fm_now_ms() + 1500);
+    took = resume_busy_wait(&ctx, &w, 22);
+    ck_assert_int_ge(took, 1000);
+    ck_assert_int_lt(took, 10000);
+    wf_row_free(&w);
+    /* A first row with no deadline stored (an older build): its start
+     * plus the timeout. */
+    insert_wf(&ctx, &w, wait_steps, 0, true);
+    first_row(&ctx, &w, fm_now_ms() - 61000, 0);
+    ck_assert_int_lt(resume_busy_wait(&ctx, &w, 23), 900);
+    wf_row_free(&w);
+    /* A first start stores now + timeout_s on its row. */
+    insert_wf(&ctx, &w, wait_steps, 0, false);
+    int64_t t0 = fm_now_ms();
+    json_t *got = recover_one(&ctx, &w, 24);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    long long dl =
+        count_where(&ctx, "SELECT deadline_ms FROM workflow_steps WHERE workflow_id=?", w.id);
+    ck_assert_int_ge(dl, t0 + 60000);
+    ck_assert_int_le(dl, fm_now_ms() + 60000);
+    json_decref(got);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
 /* The engine runs only what the action table holds (test_actions: the
  * loader agrees): a step naming anything else fails as INVALID before it
  * acts, the steps after it are skipped and the rollback runs. */
@@ -639,6 +733,12 @@ START_TEST(live_owner_is_left_alone)
 }
 END_TEST
 
+/* Runs sql with one integer parameter (a stamp on the store's clock). */
+static void exec_at(fm_ctx *ctx, const char *sql, int64_t at)
+{
+    ck_assert_int_eq(fm_db_run(ctx->store.db, sql, NULL, NULL, "i", at), FM_DB_DONE);
+}
+
 START_TEST(summary_reports_orphaned_drains)
 {
     fm_ctx ctx;
@@ -651,7 +751,55 @@ START_TEST(summary_reports_orphaned_drains)
     ck_assert_int_eq(json_integer_value(json_object_get(sum, "active_workflows")), 0);
     ck_assert_ptr_nonnull(json_object_get(sum, "by_state"));
     ck_assert_ptr_nonnull(json_object_get(sum, "recent_failures"));
+    /* The "fleetmcp:" prefix alone is not ownership (slurm_node's check):
+     * no workflow of this store owns it, and a human is told so. */
+    ck_assert(json_is_false(json_object_get(json_array_get(drains, 0), "fleetmcp_owned")));
+    ck_assert_ptr_nonnull(
+        strstr(fm_json_str(json_array_get(drains, 0), "next", ""), "not fleetmcp's"));
     json_decref(sum);
+    /* Once that workflow is this store's, on that node (ended, its drain
+     * left): ours. */
+    wf_row w;
+    insert_wf(&ctx, &w, "[]", 0, false);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE workflows SET id='wf-00000000deadbeef', node='gpu-a09', status='failed'"
+             " WHERE id='%s'",
+             w.id);
+    ck_assert_int_eq(fm_db_exec(ctx.store.db, sql, NULL, NULL, NULL), FM_DB_OK);
+    sum = fm_workflow_status_summary(&ctx);
+    drains = json_object_get(sum, "orphaned_drains");
+    ck_assert_int_eq(json_array_size(drains), 1);
+    ck_assert(json_is_true(json_object_get(json_array_get(drains, 0), "fleetmcp_owned")));
+    json_decref(sum);
+    wf_row_free(&w);
+    /* A single-node tool's drain (owner call-9) while its workflow runs
+     * is not orphaned; once its owner is dead, it is, and ours. */
+    insert_wf(&ctx, &w, "[]", 0, false);
+    json_object_set_new(w.content, "call_owner", json_string("call-9"));
+    char *c = json_dumps(w.content, JSON_COMPACT);
+    ck_assert_int_eq(fm_db_run(ctx.store.db,
+                               "UPDATE workflows SET content=?, call_ref=9, owner_pid=?,"
+                               " owner_host=?, lease_until_ms=? WHERE id=?",
+                               NULL, NULL, "titit", c, (int64_t)getpid(), wf_host(),
+                               fm_store_now_ms(&ctx.store) + 60000, w.id),
+                     FM_DB_DONE);
+    free(c);
+    a01_reason = "fleetmcp:call-9: drained by node_drain";
+    sum = fm_workflow_status_summary(&ctx);
+    drains = json_object_get(sum, "orphaned_drains");
+    ck_assert_int_eq(json_array_size(drains), 1); /* gpu-a09's only */
+    ck_assert_str_eq(fm_json_str(json_array_get(drains, 0), "node", ""), "gpu-a09");
+    json_decref(sum);
+    exec_at(&ctx, "UPDATE workflows SET lease_until_ms=1, owner_pid=1 WHERE call_ref=?", 9);
+    sum = fm_workflow_status_summary(&ctx);
+    drains = json_object_get(sum, "orphaned_drains");
+    ck_assert_int_eq(json_array_size(drains), 2);
+    ck_assert_str_eq(fm_json_str(json_array_get(drains, 0), "node", ""), "gpu-a01");
+    ck_assert(json_is_true(json_object_get(json_array_get(drains, 0), "fleetmcp_owned")));
+    json_decref(sum);
+    a01_reason = NULL;
+    wf_row_free(&w);
     fm_ctx_close(&ctx);
 }
 END_TEST
@@ -1129,6 +1277,24 @@ static void refused_as_not_ours(fm_ctx *ctx, const char *steps, int64_t id)
     wf_row_free(&w);
 }
 
+/* An ended workflow on gpu-a01 of tool, recorded as audit row call_ref;
+ * call_owner set: a single-node tool's one-step workflow. */
+static void ended_wf(fm_ctx *ctx, const char *tool, const char *call_owner, int64_t call_ref)
+{
+    wf_row w;
+    insert_wf(ctx, &w, "[]", 0, false);
+    json_object_set_new(w.content, "tool", json_string(tool));
+    if (call_owner) json_object_set_new(w.content, "call_owner", json_string(call_owner));
+    char *c = json_dumps(w.content, JSON_COMPACT);
+    ck_assert_int_eq(fm_db_run(ctx->store.db,
+                               "UPDATE workflows SET content=?, call_ref=?, status='done'"
+                               " WHERE id=?",
+                               NULL, NULL, "tit", c, call_ref, w.id),
+                     FM_DB_DONE);
+    free(c);
+    wf_row_free(&w);
+}
+
 /* A drain reason's "fleetmcp:" prefix is a claim anyone can write: a
  * human's "fleetmcp: hold" (or an owner no workflow of this store has on
  * the node) is not fleetmcp's to resume or to take over; a reason naming
@@ -1173,6 +1339,14 @@ START_TEST(drain_prefix_alone_is_not_ownership)
     json_decref(got);
     wf_row_free(&w);
     a01_reason = NULL;
+    /* call-N is the one-step tool workflow of call N on the node only: a
+     * runbook workflow recorded as call 7 does not own "call-7", the
+     * node_drain of call 8 owns "call-8". */
+    ended_wf(&ctx, "repair_execute", NULL, 7);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp:call-7: by hand"), 0);
+    ended_wf(&ctx, "node_drain", "call-8", 8);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp:call-8: drained"), 1);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", "fleetmcp:call-8: drained"), 0);
     fm_ctx_close(&ctx);
 }
 END_TEST
@@ -1345,6 +1519,13 @@ START_TEST(table_probes_work_on_both_engines)
 }
 END_TEST
 
+/* ctx on a new store file made from the template db (or PostgreSQL). */
+static void open_temp_ctx(fm_ctx *ctx, char *db)
+{
+    fm_test_temp_db(db);
+    open_ctx(ctx, fm_test_store(db));
+}
+
 /* Two hosts whose clocks differ agree on a lease: it is on the store's
  * clock (the PostgreSQL server's). stage store-pg runs this case again
  * with this process's clock 60 s ahead (tests/store/skew_clock.c,
@@ -1353,9 +1534,8 @@ END_TEST
 START_TEST(lease_on_the_store_clock)
 {
     char db[] = "/tmp/fm-wf-clock-XXXXXX";
-    fm_test_temp_db(db);
     fm_ctx ctx;
-    open_ctx(&ctx, fm_test_store(db));
+    open_temp_ctx(&ctx, db);
     const char *sk = getenv("FM_TEST_SKEW_MS");
     long long skew = sk ? atoll(sk) : 0;
     int64_t store_now = fm_store_now_ms(&ctx.store);
@@ -1404,9 +1584,8 @@ END_TEST
 START_TEST(gate_windows_on_the_store_clock)
 {
     char db[] = "/tmp/fm-wf-gclock-XXXXXX";
-    fm_test_temp_db(db);
     fm_ctx ctx;
-    open_ctx(&ctx, fm_test_store(db));
+    open_temp_ctx(&ctx, db);
     fm_err err = {0};
     ck_assert_msg(fm_guard_init(&ctx, &err) == 0, "%s", err.text);
     int64_t store_now = fm_store_now_ms(&ctx.store);
@@ -1439,6 +1618,60 @@ START_TEST(gate_windows_on_the_store_clock)
 }
 END_TEST
 
+/* Alert dedup windows and fleet metrics are on the store's clock, as
+ * their rows are stamped: stage store-pg runs this with this process's
+ * clock 60 s ahead, where the host's clock took a resolved alert handled
+ * 30 s inside the 6 h window for new (the same with a ticket made: a
+ * second ticket) and counted a workflow 30 s inside the metrics window
+ * out of it. */
+START_TEST(alert_and_metrics_windows_on_the_store_clock)
+{
+    char db[] = "/tmp/fm-wf-aclock-XXXXXX";
+    fm_ctx ctx;
+    open_temp_ctx(&ctx, db);
+    fm_err err = {0};
+    static const char none[] = "{\"version\":\"4\",\"alerts\":[]}";
+    json_t *r = fm_alert_intake(&ctx, none, strlen(none), &err); /* makes its tables */
+    ck_assert_msg(r != NULL, "%s", err.text);
+    json_decref(r);
+    int64_t store_now = fm_store_now_ms(&ctx.store);
+    exec_at(&ctx,
+            "INSERT INTO alert_seen(fingerprint,status,node,last_ms)"
+            " VALUES('fp-skew','resolved','gpu-a01',?)",
+            store_now - 21600000 + 30000);
+    static const char again[] =
+        "{\"version\":\"4\",\"alerts\":[{\"status\":\"resolved\",\"labels\":{\"node\":"
+        "\"gpu-a01\"},\"startsAt\":\"2026-12-06T06:00:00Z\",\"fingerprint\":\"fp-skew\"},"
+        "{\"status\":\"resolved\",\"labels\":{\"node\":\"gpu-a02\"},\"startsAt\":"
+        "\"2026-12-06T06:00:00Z\",\"fingerprint\":\"fp-new\"}]}";
+    r = fm_alert_intake(&ctx, again, strlen(again), &err);
+    ck_assert_msg(r != NULL, "%s", err.text);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "repeats")), 1);
+    json_decref(r);
+    /* What it records is stamped on the store's clock too. */
+    long long seen =
+        count_where(&ctx, "SELECT last_ms FROM alert_seen WHERE fingerprint=?", "fp-new");
+    ck_assert_msg(llabs(seen - (long long)fm_store_now_ms(&ctx.store)) < 5000,
+                  "stamped %lld, store clock %lld", seen, (long long)fm_store_now_ms(&ctx.store));
+    /* A workflow that ended well, begun 30 s inside a 10 min window. */
+    wf_row w;
+    insert_wf(&ctx, &w, "[]", 0, false);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE workflows SET status='done', started_ms=?1, updated_ms=?1 WHERE id='%s'",
+             w.id);
+    exec_at(&ctx, sql, store_now - 600000 + 30000);
+    json_t *m = fm_fleet_metrics(&ctx, 600000);
+    ck_assert_msg(json_real_value(json_object_get(m, "automation_success_ratio")) == 1.0,
+                  "the workflow was not counted: %s",
+                  json_dumps(json_object_get(m, "automation_success_ratio"), JSON_ENCODE_ANY));
+    json_decref(m);
+    wf_row_free(&w);
+    fm_ctx_close(&ctx);
+    fm_test_unlink_db(db);
+}
+END_TEST
+
 static Suite *workflow_suite(void)
 {
     Suite *s = suite_create("workflow");
@@ -1448,6 +1681,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, planner_rebuilds_the_same_hash);
     tcase_add_test(tc, recovery_never_acts_in_reads_or_shadow);
     tcase_add_test(tc, recovery_resumes_idempotent_steps);
+    tcase_add_test(tc, wait_deadline_survives_resume);
     tcase_add_test(tc, recovery_escalates_unsafe_steps);
     tcase_add_test(tc, unknown_action_runs_nothing);
     tcase_add_test(tc, kill_switch_stops_rollback_that_acts);
@@ -1471,6 +1705,7 @@ static Suite *workflow_suite(void)
     TCase *clock = tcase_create("clock");
     tcase_add_test(clock, lease_on_the_store_clock);
     tcase_add_test(clock, gate_windows_on_the_store_clock);
+    tcase_add_test(clock, alert_and_metrics_windows_on_the_store_clock);
     suite_add_tcase(s, clock);
     return s;
 }
