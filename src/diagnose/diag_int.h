@@ -427,6 +427,7 @@ bool facts_no_answer(const run *r, int i);
 bool facts_link_down(const tline *l); /* a port's line telling it went down */
 bool facts_link_up(const tline *l);   /* ... up or back */
 void link_rule(run *r);
+void avail_rule(run *r); /* a planned down that ended; a node the scheduler cannot authenticate */
 void remap_rule(run *r);
 void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);

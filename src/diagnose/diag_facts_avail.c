@@ -1,0 +1,207 @@
+/* Facts of a node's availability read in time order: a down that planned
+ * work caused and that ended, and a down that is the scheduler's failure
+ * to authenticate a node that answers.  Unreachable is a claim about the
+ * node now; neither of these is that. */
+#include "diag_int.h"
+
+#include <string.h>
+
+#define NOF(a) (sizeof(a) / sizeof *(a))
+
+/* The node told not ready or not responding, by any tool. */
+static bool down_told(const tline *l)
+{
+    static const char *const w[] = {"NotReady",     "not ready",     "unready",
+                                    "not responding", "NOT_RESPONDING", "stopped posting node status",
+                                    "setting DOWN"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* The node told ready, responding, schedulable or resumed again. */
+static bool back_told(const tline *l)
+{
+    static const char *const w[] = {"NodeReady",         "is Ready",     "Ready again",
+                                    "now responding",    "is responding", "state=resume",
+                                    "resumed",           "uncordon",     "NodeSchedulable",
+                                    "schedulable again", "back in service"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* The node taken out of service on purpose: cordoned, drained. */
+static bool takeout_told(const tline *l)
+{
+    static const char *const w[] = {"cordon", "NotSchedulable", "SchedulingDisabled", "drain"};
+    static const char *const undo[] = {"uncordon", "undrain"};
+    return facts_any(l, w, NOF(w)) && !facts_any(l, undo, NOF(undo));
+}
+
+/* Work announced as planned: an upgrade, a change ticket, a maintenance. */
+static bool plan_told(const tline *l)
+{
+    static const char *const w[] = {"maint",         "upgrade",        "CHG",
+                                    "change ticket", "change request", "change window",
+                                    "planned",       "scheduled",      "kernel update",
+                                    "driver update", "firmware update", "patching",
+                                    "rolling"};
+    static const char *const not[] = {"unplanned", "not planned", "unscheduled", "no maintenance",
+                                      "no planned", "paused"};
+    return facts_any(l, w, NOF(w)) && !facts_any(l, not, NOF(not));
+}
+
+/* Slurm's state of the node now: 1 responding, -1 down, 0 not told. */
+static int state_now(const run *r)
+{
+    static const char *const up[] = {"IDLE", "MIX", "ALLOC", "COMPLETING"};
+    static const char *const down[] = {"DOWN", "NOT_RESPONDING", "NO_RESPOND", "FAIL", "*"};
+    int s = 0;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_STATE) continue;
+        if (facts_any(l, down, NOF(down))) return -1;
+        if (facts_any(l, up, NOF(up))) s = 1;
+    }
+    return s;
+}
+
+/* A node class other than unreachable told now (a GPU lost, hung): the
+ * down then has a cause of its own. */
+static bool other_node_fault(const run *r, int unreach)
+{
+    for (int i = 0; i < r->nhits; i++) {
+        const diag_class *c = &r->db->classes[r->hits[i].cls];
+        if (r->hits[i].cls != unreach && !r->hits[i].old && c->destructive &&
+            strcmp(c->scope, "node") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Planned work, then the take-out, then the down, then back: the
+ * cordon or drain (with its plan said on it or before it) precedes the
+ * first down, and a line telling the node back follows the last down. */
+static bool planned_bounce(const run *r)
+{
+    int plan = -1, takeout = -1, first_down = -1, last_down = -1, back = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_STATE || l->src == DS_METRICS) continue;
+        if (plan < 0 && plan_told(l)) plan = i;
+        bool down = down_told(l);
+        if (down) {
+            if (first_down < 0) first_down = i;
+            last_down = i;
+        } else if (back_told(l) && last_down >= 0) {
+            back = i;
+        } else if (takeout < 0 && first_down < 0 && plan >= 0 && takeout_told(l)) {
+            takeout = i;
+        }
+    }
+    int now = state_now(r);
+    return takeout >= 0 && first_down > takeout && now >= 0 && (back > last_down || now > 0);
+}
+
+/* ---- the scheduler cannot authenticate a node that answers ------------- */
+
+static bool auth_told(const tline *l)
+{
+    static const char *const w[] = {"Expired credential", "Rewound credential",
+                                    "Invalid credential", "Munge decode failed",
+                                    "Unable to verify credential", "clock skew"};
+    return facts_any(l, w, NOF(w));
+}
+
+static int auth_line(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++)
+        if (auth_told(&r->lines[i])) return i;
+    return -1;
+}
+
+/* A line of the same story: the credential refused, the node marked down
+ * for it, the scheduler's authentication errors around them. */
+static bool auth_story_line(const tline *l)
+{
+    static const char *const w[] = {"munge", "credential", "authentication", "auth/"};
+    return auth_told(l) || down_told(l) || facts_any(l, w, NOF(w));
+}
+
+/* Whether the node answered: the answers-now marker, its GPUs listed
+ * ("GPU 0: NVIDIA ..." from nvidia-smi -L, or told so), an ssh that
+ * worked; and whether anything says it did not. */
+static bool node_answers(const run *r)
+{
+    static const char *const dead[] = {"100% packet loss", "timed out", "No route to host",
+                                       "Host is down", "Connection refused", "unreachable"};
+    static const char *const listed[] = {"GPU 0: NVIDIA", "lists all", "shows all",
+                                         "all GPUs visible", "GPUs listed"};
+    static const char *const ok[] = {"ssh in fine", "ssh works", "ssh is fine", "ssh succeeds",
+                                     "answers ssh", "ssh ok"};
+    bool yes = group_marked(r, "node-answers-now");
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (facts_any(l, dead, NOF(dead))) return false;
+        yes |= facts_any(l, listed, NOF(listed)) || facts_any(l, ok, NOF(ok));
+    }
+    /* a line telling no errors was set aside as a flat reading: it still
+     * tells the node answered ("nvidia-smi lists all 8, no errors") */
+    for (int k = 0; k < r->nflat; k++)
+        yes |= facts_any(&r->flat[k], listed, NOF(listed)) || facts_any(&r->flat[k], ok, NOF(ok));
+    return yes;
+}
+
+/* Drop each anomaly every one of whose matched lines the story explains
+ * (the down, the cordon, the credential errors); an anomaly added by a
+ * fact (no matched line) or with one line outside the story stays. */
+static void drop_explained(run *r, bool (*explained)(const tline *))
+{
+    int k = 0;
+    for (int i = 0; i < r->nanoms; i++) {
+        int seen = 0, told = 0;
+        for (int m = 0; m < r->nraws; m++) {
+            const diag_sig *g = &r->db->sigs[r->raws[m].sig];
+            if (!g->anomaly || strcmp(g->group, r->anoms[i].group) != 0) continue;
+            seen++;
+            told += explained(&r->lines[r->raws[m].line]);
+        }
+        if (seen && told == seen)
+            free(r->anoms[i].text);
+        else
+            r->anoms[k++] = r->anoms[i];
+    }
+    r->nanoms = k;
+}
+
+static bool bounce_line(const tline *l)
+{
+    return down_told(l) || back_told(l) || takeout_told(l) || plan_told(l);
+}
+
+/* Unreachable told now, at any strength (a bare NOT_RESPONDING state is
+ * weak without other sources, and still names the class). */
+static bool unreach_told(const run *r, int c)
+{
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && !r->hits[i].old) return true;
+    return false;
+}
+
+void avail_rule(run *r)
+{
+    int c = diag_class_index(r->db, "node_unreachable");
+    if (c < 0 || !unreach_told(r, c) || other_node_fault(r, c)) return;
+    if (planned_bounce(r)) {
+        /* the planned work took the node down and it came back: history */
+        facts_drop_class(r, c);
+        drop_explained(r, bounce_line);
+        return;
+    }
+    int a = auth_line(r);
+    if (a < 0 || !node_answers(r)) return;
+    facts_drop_class(r, c);
+    drop_explained(r, auth_story_line);
+    add_anomaly(r, ST_STRONG, 1, "node-auth-clock",
+                line_evidence(r, a,
+                              "[the scheduler cannot authenticate the node (credential or "
+                              "clock) while it answers: not unreachable, check its clock and "
+                              "munge] "));
+}
