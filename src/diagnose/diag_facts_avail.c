@@ -102,11 +102,19 @@ static bool planned_bounce(const run *r)
 
 /* ---- the scheduler cannot authenticate a node that answers ------------- */
 
+/* Authentication refused (munge's credential errors, Slurm's protocol
+ * authentication error) or the node's clock off its time source, which
+ * is the usual reason munge refuses a credential. */
 static bool auth_told(const tline *l)
 {
-    static const char *const w[] = {"Expired credential", "Rewound credential",
-                                    "Invalid credential", "Munge decode failed",
-                                    "Unable to verify credential", "clock skew"};
+    static const char *const w[] = {"Expired credential",  "Rewound credential",
+                                    "Replayed credential", "Invalid credential",
+                                    "Munge decode failed", "Unable to verify credential",
+                                    "credential expired",  "authentication error",
+                                    "clock skew",          "time skew",
+                                    "seconds slow",        "seconds fast",
+                                    "Not synchronised",    "not synchronized",
+                                    "synchronized: no",    "no selectable source"};
     return facts_any(l, w, NOF(w));
 }
 
@@ -121,31 +129,52 @@ static int auth_line(const run *r)
  * for it, the scheduler's authentication errors around them. */
 static bool auth_story_line(const tline *l)
 {
-    static const char *const w[] = {"munge", "credential", "authentication", "auth/"};
+    static const char *const w[] = {"munge", "credential", "authentication", "auth/",
+                                    "chrony", "ntp", "clock"};
     return auth_told(l) || down_told(l) || facts_any(l, w, NOF(w));
 }
 
-/* Whether the node answered: the answers-now marker, its GPUs listed
- * ("GPU 0: NVIDIA ..." from nvidia-smi -L, or told so), an ssh that
- * worked; and whether anything says it did not. */
+/* A line telling the node answered: a shell on it that worked (ssh and a
+ * success word, no failure word), a ping answered, uptime's load, or its
+ * GPUs listed by a tool run on it (a model name, nvidia-smi counting),
+ * its clock read, its slurmd writing. */
+static bool answer_told(const tline *l)
+{
+    static const char *const good[] = {"ok",      "works",    "worked",    "fine",    "succe",
+                                       "answers", "responds", "reachable", "logged in"};
+    static const char *const bad[] = {"fail", "refused", "timed out", "denied", "not ", "cannot",
+                                      "can't", "unable"};
+    static const char *const gpu[] = {"GPU 0:", "NVIDIA H1", "NVIDIA A1", "NVIDIA H2", "NVIDIA B2",
+                                      "NVIDIA GB", "NVIDIA L4", "GPUs listed", "lists all",
+                                      "shows all", "all GPUs visible"};
+    /* a clock read on the node (chrony, timedatectl) or its own slurmd
+     * logging the refusal is a command or a daemon that ran there */
+    static const char *const alive[] = {"load average",   " 0% packet loss", "responds to ping",
+                                        "chronyc",        "timedatectl",     "System time",
+                                        "Reference ID",   "NTP service",     "slurmd[",
+                                        "slurmd.log",     "slurmd:"};
+    if (l->src == DS_METRICS || facts_any(l, bad, NOF(bad))) return false;
+    return (facts_has_ci(l, "ssh") && facts_any(l, good, NOF(good))) ||
+           facts_any(l, gpu, NOF(gpu)) || facts_any(l, alive, NOF(alive));
+}
+
+/* Whether the node answered (the answers-now marker or a line telling
+ * so), and nothing says ssh or ping could not reach it: a Slurm RPC that
+ * timed out is the authentication failing, not the network. */
 static bool node_answers(const run *r)
 {
-    static const char *const dead[] = {"100% packet loss", "timed out", "No route to host",
-                                       "Host is down", "Connection refused", "unreachable"};
-    static const char *const listed[] = {"GPU 0: NVIDIA", "lists all", "shows all",
-                                         "all GPUs visible", "GPUs listed"};
-    static const char *const ok[] = {"ssh in fine", "ssh works", "ssh is fine", "ssh succeeds",
-                                     "answers ssh", "ssh ok"};
+    static const char *const dead[] = {"100% packet loss", "No route to host",
+                                       "Host Unreachable", "Host is down", "connect to host"};
     bool yes = group_marked(r, "node-answers-now");
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (facts_any(l, dead, NOF(dead))) return false;
-        yes |= facts_any(l, listed, NOF(listed)) || facts_any(l, ok, NOF(ok));
+        yes |= answer_told(l);
     }
     /* a line telling no errors was set aside as a flat reading: it still
      * tells the node answered ("nvidia-smi lists all 8, no errors") */
     for (int k = 0; k < r->nflat; k++)
-        yes |= facts_any(&r->flat[k], listed, NOF(listed)) || facts_any(&r->flat[k], ok, NOF(ok));
+        yes |= answer_told(&r->flat[k]);
     return yes;
 }
 
