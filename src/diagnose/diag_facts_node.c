@@ -276,6 +276,28 @@ static void csv_link_width(run *r)
     }
 }
 
+/* An attempt to bring a port back: a retrain, a toggle, a reset of it. */
+static bool retry_told(const run *r)
+{
+    static const char *const w[] = {"retrain", "toggle", "ibportstate", "re-enable",
+                                    "bounced the port", "link training", "reset the port",
+                                    "port reset"};
+    for (int i = 0; i < r->nlines; i++)
+        if (facts_any(&r->lines[i], w, sizeof w / sizeof *w)) return true;
+    return false;
+}
+
+/* Whether the port's last told state is down: the last line telling it
+ * down or up tells it down (a bounce before does not matter). */
+static bool last_state_down(const run *r)
+{
+    for (int i = r->nlines - 1; i >= 0; i--) {
+        if (facts_link_down(&r->lines[i])) return true;
+        if (facts_link_up(&r->lines[i])) return false;
+    }
+    return false;
+}
+
 void link_rule(run *r)
 {
     csv_link_width(r);
@@ -292,6 +314,16 @@ void link_rule(run *r)
         /* the planned work bounced the links and they read up after it */
         if (ib >= 0) facts_drop_class(r, ib);
         if (flap >= 0) facts_drop_class(r, flap);
+        return;
+    }
+    if (lf.downs && ib >= 0 && last_state_down(r) && retry_told(r)) {
+        /* someone retrained or toggled it and it still reads down: the
+         * link did not come back, so it is down, not flapping */
+        if (flap >= 0) facts_drop_class(r, flap);
+        if (!facts_class_hit(r, ib))
+            add_hit(r, ib, DK_CORR, ST_STRONG, "facts-down-after-retry",
+                    diag_fmt("%s", "a port of the node went down, a retrain or toggle was "
+                                   "tried, and its last state is still down: the link is down"));
         return;
     }
     if (lf.up_after && ib >= 0 && !facts_class_hit(r, ib) && slowness_told(r, slow))
