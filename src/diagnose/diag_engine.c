@@ -582,6 +582,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     warm_straggler(&r);
     job_facts_rule(&r, metrics);
     counter_rising_rule(&r);
+    downed_series_rule(&r, metrics);
     mem_clock_rule(&r, metrics);
     batch_sweep_rule(&r);
     fleet_metric_rule(&r, metrics);

@@ -445,8 +445,8 @@ static int counter_class(const run *r, const char *key)
     if (strstr(key, "pcie") || strstr(key, "replay"))
         return diag_class_index(r->db, "gpu_pcie_error");
     if (strstr(key, "sram")) return diag_class_index(r->db, "gpu_sram_ecc_rate");
-    if (strstr(key, "downed") || strstr(key, "link_down"))
-        return diag_class_index(r->db, "ib_link_down");
+    if (strstr(key, "downed") || strstr(key, "link_down") || strstr(key, "error_recovery"))
+        return facts_downed_class(r, 0);
     return -1;
 }
 

@@ -287,15 +287,15 @@ static bool retry_told(const run *r)
     return false;
 }
 
-/* Whether the port's last told state is down: the last line telling it
- * down or up tells it down (a bounce before does not matter). */
-static bool last_state_down(const run *r)
+/* The port's last told state: the last line telling it down (-1) or up
+ * (1); 0 when none does.  A bounce before it does not matter. */
+int facts_port_last(const run *r)
 {
     for (int i = r->nlines - 1; i >= 0; i--) {
-        if (facts_link_down(&r->lines[i])) return true;
-        if (facts_link_up(&r->lines[i])) return false;
+        if (facts_link_down(&r->lines[i])) return -1;
+        if (facts_link_up(&r->lines[i])) return 1;
     }
-    return false;
+    return 0;
 }
 
 void link_rule(run *r)
@@ -316,7 +316,7 @@ void link_rule(run *r)
         if (flap >= 0) facts_drop_class(r, flap);
         return;
     }
-    if (lf.downs && ib >= 0 && last_state_down(r) && retry_told(r)) {
+    if (lf.downs && ib >= 0 && facts_port_last(r) < 0 && retry_told(r)) {
         /* someone retrained or toggled it and it still reads down: the
          * link did not come back, so it is down, not flapping */
         if (flap >= 0) facts_drop_class(r, flap);
@@ -970,6 +970,30 @@ static int cmp_tv(const void *a, const void *b)
     return (x->t > y->t) - (x->t < y->t);
 }
 
+#define SERIES_MAX 64
+
+/* The samples (at most SERIES_MAX) of the series of metric m (its name
+ * and labels), by time; *first: m is its first sample in the array. */
+static int series_of(const json_t *metrics, const json_t *m, tv *out, bool *first)
+{
+    const char *nm = json_string_value(json_object_get(m, "name"));
+    int n = 0;
+    size_t j;
+    const json_t *q;
+    *first = true;
+    json_array_foreach(metrics, j, q)
+    {
+        const char *qn = json_string_value(json_object_get(q, "name"));
+        if (n >= SERIES_MAX || !qn || strcmp(qn, nm) != 0 ||
+            !json_equal(json_object_get(q, "labels"), json_object_get(m, "labels")))
+            continue;
+        *first &= n > 0 || q == m;
+        out[n++] = (tv){sample_time(q), json_number_value(json_object_get(q, "value"))};
+    }
+    qsort(out, (size_t)n, sizeof *out, cmp_tv);
+    return n;
+}
+
 static void fleet_series_drop(run *r, const json_t *metrics)
 {
     const json_t *m;
@@ -986,19 +1010,10 @@ static void fleet_series_drop(run *r, const json_t *metrics)
         low[k] = 0;
         int kind = perf_key(low);
         if (!kind) continue;
-        tv s[64];
-        int n = 0;
-        size_t j;
-        const json_t *q;
-        json_array_foreach(metrics, j, q)
-        {
-            const char *qn = json_string_value(json_object_get(q, "name"));
-            if (n < 64 && qn && strcmp(qn, nm) == 0 &&
-                json_equal(json_object_get(q, "labels"), lab))
-                s[n++] = (tv){sample_time(q), json_number_value(json_object_get(q, "value"))};
-        }
+        tv s[SERIES_MAX];
+        bool first;
+        int n = series_of(metrics, m, s, &first);
         if (n < 3 || isnan(s[0].t)) continue;
-        qsort(s, (size_t)n, sizeof *s, cmp_tv);
         if (s[n - 1].t - s[0].t < 86400 || s[0].v <= 0) continue;
         double a = s[0].v, b = s[n - 2].v, c = s[n - 1].v;
         if (kind == 1 ? b <= 0.9 * a && c <= 0.9 * a : b >= 1.1 * a && c >= 1.1 * a) {
@@ -1324,4 +1339,133 @@ void wide_straggler_rule(run *r)
             return;
         }
     }
+}
+
+/* ---- a port's link-downed counter rising in metrics ---------------------- */
+
+/* The class of a port's downed counter that rose: the port up again at
+ * the end (st, else its last told state) bounced, flapping; otherwise
+ * the link is down. */
+int facts_downed_class(const run *r, int st)
+{
+    if (!st) st = facts_port_last(r);
+    return diag_class_index(r->db, st > 0 ? "nic_flapping" : "ib_link_down");
+}
+
+/* A counter of a port going down (node_exporter's link_downed, a link
+ * error recovery count, perfquery's LinkDownedCounter as a series). */
+static bool downed_name(const char *nm)
+{
+    static const char *const w[] = {"link_downed", "linkdowned", "link_error_recovery",
+                                    "linkerrorrecovery"};
+    tline t = {.s = nm, .len = strlen(nm)};
+    return facts_any(&t, w, sizeof w / sizeof *w);
+}
+
+
+/* Rising: never falling, up at least twice, by 3 or more in all. */
+static bool series_rising(const tv *s, int n)
+{
+    int ups = 0;
+    for (int k = 1; k < n; k++) {
+        if (s[k].v < s[k - 1].v) return false;
+        ups += s[k].v > s[k - 1].v;
+    }
+    return n >= 3 && ups >= 2 && s[n - 1].v - s[0].v >= 3;
+}
+
+/* The port's state in metrics at its newest sample (node_exporter's
+ * infiniband state_id: 4 ACTIVE, 1 DOWN): 1 up, -1 down, 0 not told. */
+static int port_state_metric(const json_t *metrics)
+{
+    size_t i;
+    const json_t *o;
+    double newest = -INFINITY;
+    int st = 0;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (!nm || !strstr(nm, "infiniband") || !strstr(nm, "state")) continue;
+        double t = sample_time(o), v = json_number_value(json_object_get(o, "value"));
+        if (!(t >= newest)) continue;
+        newest = t;
+        st = v == 4 ? 1 : v == 1 || v == 2 ? -1 : 0;
+    }
+    return st;
+}
+
+static void downed_series_in(run *r, const json_t *metrics)
+{
+    tv *s = malloc(SERIES_MAX * sizeof *s);
+    if (!s) {
+        r->oom = true;
+        return;
+    }
+    size_t i;
+    const json_t *o;
+    json_array_foreach(metrics, i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (!nm || !downed_name(nm)) continue;
+        bool first;
+        int n = series_of(metrics, o, s, &first);
+        if (!first || !series_rising(s, n)) continue;
+        int st = port_state_metric(metrics);
+        int c = facts_downed_class(r, st);
+        if (c >= 0)
+            add_hit(r, c, DK_METRICS, ST_STRONG, "fact-downed-series",
+                    diag_fmt("%s rose from %g to %g over %d samples, the port %s at the end", nm,
+                             s[0].v, s[n - 1].v, n, st > 0 ? "up again" : "not told up"));
+        break;
+    }
+    free(s);
+}
+
+/* The numbers listed right after position at in a line ("0 -> 3 -> 7 ->
+ * 12", "0, 3, 7, 12"): a series told in one line; stops at a word. */
+static int listed_values(const tline *l, size_t at, tv *out, int max)
+{
+    int n = 0;
+    size_t i = at;
+    while (i < l->len && !isdigit((unsigned char)l->s[i]) && strchr(" \t:.=", l->s[i]))
+        i++;
+    while (i < l->len && isdigit((unsigned char)l->s[i]) && n < max) {
+        char *end;
+        out[n] = (tv){n, strtod(l->s + i, &end)};
+        n++;
+        i = (size_t)(end - l->s);
+        /* separators: spaces, commas, arrows ("->", "=>", the UTF-8 one) */
+        while (i < l->len && (strchr(" \t,;->=|", l->s[i]) || (unsigned char)l->s[i] >= 0x80))
+            i++;
+    }
+    return n;
+}
+
+/* A port's downed counter told as a rising list in one line of text. */
+static void downed_list_in_text(run *r)
+{
+    static const char *const w[] = {"LinkDownedCounter", "link_downed", "LinkDowned",
+                                    "link downed", "link_error_recovery", "LinkErrorRecovery"};
+    tv s[16];
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        for (size_t k = 0; k < sizeof w / sizeof *w; k++) {
+            const char *p = memmem(l->s, l->len, w[k], strlen(w[k]));
+            if (!p) continue;
+            int n = listed_values(l, (size_t)(p - l->s) + strlen(w[k]), s, 16);
+            if (!series_rising(s, n)) continue;
+            int c = facts_downed_class(r, 0);
+            if (c >= 0)
+                add_hit(r, c, KIND_OF[l->src], ST_STRONG, "fact-downed-series",
+                        line_evidence(r, i, "[a port's downed counter rising as a series] "));
+            return;
+        }
+    }
+}
+
+void downed_series_rule(run *r, const json_t *metrics)
+{
+    if (json_is_array(metrics)) downed_series_in(r, metrics);
+    if (json_is_array(r->textm)) downed_series_in(r, r->textm);
+    downed_list_in_text(r);
 }

@@ -426,7 +426,10 @@ bool facts_no_answer(const run *r, int i);
 /* diag_facts_node.c: links, remap state, peers */
 bool facts_link_down(const tline *l); /* a port's line telling it went down */
 bool facts_link_up(const tline *l);   /* ... up or back */
+int facts_port_last(const run *r);    /* the port's last told state: -1 down, 1 up, 0 none */
+int facts_downed_class(const run *r, int st); /* a rising downed counter: flapping or link down */
 void link_rule(run *r);
+void downed_series_rule(run *r, const json_t *metrics); /* a port's link-downed series rising */
 void avail_rule(run *r); /* a planned down that ended; a node the scheduler cannot authenticate */
 void remap_rule(run *r);
 void remap_metric_rule(run *r, const json_t *metrics);
