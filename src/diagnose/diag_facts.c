@@ -645,6 +645,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     reboot_rule(r);
     disagree_rule(r);
     avail_rule(r);
+    gone_from_bus_rule(r);
     held_memory_rule(r);
     follows_node_rule(r);
     wide_straggler_rule(r);

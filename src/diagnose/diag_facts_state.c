@@ -499,6 +499,39 @@ void disagree_rule(run *r)
                                "check the GPU on the node"));
 }
 
+/* lspci asked about a device and it answered nothing: an echoed command
+ * that printed nothing, or words saying lspci shows none at the address. */
+static bool lspci_empty(const run *r)
+{
+    static const char *const none[] = {"nothing", "no device", "no output", "not listed",
+                                       "not present", "not found", "missing", "empty", "absent",
+                                       "no entry", "gone"};
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_KERNEL || !facts_has(l, "lspci")) continue;
+        if (facts_no_answer(r, i) || facts_any(l, none, sizeof none / sizeof *none)) return true;
+    }
+    return false;
+}
+
+/* A GPU that does not answer (no handle for it, no Xid saying it hung)
+ * while the PCI bus no longer lists it at its address: it is not hung,
+ * it is gone from the bus. */
+void gone_from_bus_rule(run *r)
+{
+    int hang = diag_class_index(r->db, "gpu_hang");
+    int bus = diag_class_index(r->db, "gpu_fallen_off_bus");
+    if (hang < 0 || bus < 0 || !facts_class_hit(r, hang) || facts_class_hit(r, bus)) return;
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == hang && strncmp(r->hits[i].group, "gpu-not-answering", 17) != 0)
+            return; /* the hang told by more than a missing handle (an Xid) */
+    if (!lspci_empty(r)) return;
+    facts_drop_class(r, hang);
+    add_hit(r, bus, DK_CORR, ST_STRONG, "facts-gone-from-lspci",
+            diag_fmt("%s", "a GPU that answers no query and that lspci no longer lists at its "
+                           "address: gone from the bus, not hung"));
+}
+
 /* ---- a running job whose log stopped, timed by the input ----------------- */
 
 #define SILENT_S 3600.0 /* an hour without a write: no training loop logs that rarely */
