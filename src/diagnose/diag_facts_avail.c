@@ -214,8 +214,84 @@ static bool unreach_told(const run *r, int c)
     return false;
 }
 
+/* ---- storage that failed over as planned and came back ----------------- */
+
+static bool storage_told(const tline *l)
+{
+    static const char *const w[] = {"failover", "fail over", "fail-over", "lustre", "OSS",
+                                    "MDS",      "MDT",       "OST",       "storage", "GPFS",
+                                    "NFS",      "filer"};
+    return facts_any(l, w, NOF(w));
+}
+
+static bool lost_told(const tline *l)
+{
+    static const char *const w[] = {"was lost", "connection lost", "lost connection"};
+    return facts_any(l, w, NOF(w));
+}
+
+static bool restored_told(const tline *l)
+{
+    static const char *const w[] = {"Connection restored", "reconnected", "Recovery over",
+                                    "recovery complete", "0 were evicted"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* An eviction of clients: "0 were evicted" is the absence of one. */
+static bool evicted_told(const tline *l)
+{
+    return facts_has_ci(l, "evict") && !facts_has(l, " 0 were evicted") &&
+           !facts_has_ci(l, "0 evicted") && !facts_has_ci(l, "no client");
+}
+
+/* A line of the failover: its announcement, the storage's own lines
+ * (a timeout or a refused connect while the target moves), the loss and
+ * the recovery. */
+static bool failover_line(const tline *l)
+{
+    static const char *const w[] = {"ptlrpc", "@o2ib", "@tcp", "LNet", "-osc", "-mdc", "ldlm",
+                                    "obd_"};
+    return storage_told(l) || facts_any(l, w, NOF(w)) || lost_told(l) || restored_told(l);
+}
+
+static void drop_anomaly_group(run *r, const char *group)
+{
+    int k = 0;
+    for (int i = 0; i < r->nanoms; i++) {
+        if (strcmp(r->anoms[i].group, group) == 0)
+            free(r->anoms[i].text);
+        else
+            r->anoms[k++] = r->anoms[i];
+    }
+    r->nanoms = k;
+}
+
+/* A storage failover a change announced: the connection lost, then
+ * restored (or recovery over), no client evicted.  The planned work and
+ * its end are history, not the fleet's storage failing. */
+static void failover_story(run *r)
+{
+    bool plan = false, lost = false, back = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (evicted_told(l)) return;
+        plan |= plan_told(l) && storage_told(l);
+        if (lost_told(l)) {
+            lost = true;
+            back = false; /* restored must come after the last loss */
+        } else if (restored_told(l) && lost) {
+            back = true;
+        }
+    }
+    if (!plan || !lost || !back) return;
+    drop_explained(r, failover_line);
+    /* the hosts counted were the clients recovering, not hosts failing */
+    drop_anomaly_group(r, "facts-storage-many-hosts");
+}
+
 void avail_rule(run *r)
 {
+    failover_story(r);
     int c = diag_class_index(r->db, "node_unreachable");
     if (c < 0 || !unreach_told(r, c) || other_node_fault(r, c)) return;
     if (planned_bounce(r)) {
