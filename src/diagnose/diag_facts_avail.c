@@ -11,8 +11,9 @@
 /* The node told not ready or not responding, by any tool. */
 static bool down_told(const tline *l)
 {
-    static const char *const w[] = {"NotReady",     "not ready",     "unready",
-                                    "not responding", "NOT_RESPONDING", "stopped posting node status",
+    static const char *const w[] = {"NotReady",       "not ready",
+                                    "unready",        "not responding",
+                                    "NOT_RESPONDING", "stopped posting node status",
                                     "setting DOWN"};
     return facts_any(l, w, NOF(w));
 }
@@ -20,9 +21,9 @@ static bool down_told(const tline *l)
 /* The node told ready, responding, schedulable or resumed again. */
 static bool back_told(const tline *l)
 {
-    static const char *const w[] = {"NodeReady",         "is Ready",     "Ready again",
-                                    "now responding",    "is responding", "state=resume",
-                                    "resumed",           "uncordon",     "NodeSchedulable",
+    static const char *const w[] = {"NodeReady",         "is Ready",       "Ready again",
+                                    "now responding",    "is responding",  "state=resume",
+                                    "resumed",           "uncordon",       "NodeSchedulable",
                                     "schedulable again", "back in service"};
     return facts_any(l, w, NOF(w));
 }
@@ -38,14 +39,13 @@ static bool takeout_told(const tline *l)
 /* Work announced as planned: an upgrade, a change ticket, a maintenance. */
 static bool plan_told(const tline *l)
 {
-    static const char *const w[] = {"maint",         "upgrade",        "CHG",
-                                    "change ticket", "change request", "change window",
-                                    "planned",       "scheduled",      "kernel update",
-                                    "driver update", "firmware update", "patching",
-                                    "rolling"};
-    static const char *const not[] = {"unplanned", "not planned", "unscheduled", "no maintenance",
-                                      "no planned", "paused"};
-    return facts_any(l, w, NOF(w)) && !facts_any(l, not, NOF(not));
+    static const char *const w[] = {
+        "maint",           "upgrade",  "CHG",       "change ticket", "change request",
+        "change window",   "planned",  "scheduled", "kernel update", "driver update",
+        "firmware update", "patching", "rolling"};
+    static const char *const not [] = {"unplanned",      "not planned", "unscheduled",
+                                       "no maintenance", "no planned",  "paused"};
+    return facts_any(l, w, NOF(w)) && !facts_any(l, not, NOF(not ));
 }
 
 /* Slurm's state of the node now: 1 responding, -1 down, 0 not told. */
@@ -107,14 +107,13 @@ static bool planned_bounce(const run *r)
  * is the usual reason munge refuses a credential. */
 static bool auth_told(const tline *l)
 {
-    static const char *const w[] = {"Expired credential",  "Rewound credential",
-                                    "Replayed credential", "Invalid credential",
-                                    "Munge decode failed", "Unable to verify credential",
-                                    "credential expired",  "authentication error",
-                                    "clock skew",          "time skew",
-                                    "seconds slow",        "seconds fast",
-                                    "Not synchronised",    "not synchronized",
-                                    "synchronized: no",    "no selectable source"};
+    static const char *const w[] = {
+        "Expired credential",  "Rewound credential",   "Replayed credential",
+        "Invalid credential",  "Munge decode failed",  "Unable to verify credential",
+        "credential expired",  "authentication error", "clock skew",
+        "time skew",           "seconds slow",         "seconds fast",
+        "Not synchronised",    "not synchronized",     "synchronized: no",
+        "no selectable source"};
     return facts_any(l, w, NOF(w));
 }
 
@@ -129,8 +128,8 @@ static int auth_line(const run *r)
  * for it, the scheduler's authentication errors around them. */
 static bool auth_story_line(const tline *l)
 {
-    static const char *const w[] = {"munge", "credential", "authentication", "auth/",
-                                    "chrony", "ntp", "clock"};
+    static const char *const w[] = {"munge",  "credential", "authentication", "auth/",
+                                    "chrony", "ntp",        "clock"};
     return auth_told(l) || down_told(l) || facts_any(l, w, NOF(w));
 }
 
@@ -140,19 +139,19 @@ static bool auth_story_line(const tline *l)
  * its clock read, its slurmd writing. */
 static bool answer_told(const tline *l)
 {
-    static const char *const good[] = {"ok",      "works",    "worked",    "fine",    "succe",
+    static const char *const good[] = {"ok",      "works",    "worked",    "fine",     "succe",
                                        "answers", "responds", "reachable", "logged in"};
-    static const char *const bad[] = {"fail", "refused", "timed out", "denied", "not ", "cannot",
-                                      "can't", "unable"};
-    static const char *const gpu[] = {"GPU 0:", "NVIDIA H1", "NVIDIA A1", "NVIDIA H2", "NVIDIA B2",
-                                      "NVIDIA GB", "NVIDIA L4", "GPUs listed", "lists all",
-                                      "shows all", "all GPUs visible"};
+    static const char *const bad[] = {"fail", "refused", "timed out", "denied",
+                                      "not ", "cannot",  "can't",     "unable"};
+    static const char *const gpu[] = {"GPU 0:",    "NVIDIA H1", "NVIDIA A1",       "NVIDIA H2",
+                                      "NVIDIA B2", "NVIDIA GB", "NVIDIA L4",       "GPUs listed",
+                                      "lists all", "shows all", "all GPUs visible"};
     /* a clock read on the node (chrony, timedatectl) or its own slurmd
      * logging the refusal is a command or a daemon that ran there */
-    static const char *const alive[] = {"load average",   " 0% packet loss", "responds to ping",
-                                        "chronyc",        "timedatectl",     "System time",
-                                        "Reference ID",   "NTP service",     "slurmd[",
-                                        "slurmd.log",     "slurmd:"};
+    static const char *const alive[] = {"load average", " 0% packet loss", "responds to ping",
+                                        "chronyc",      "timedatectl",     "System time",
+                                        "Reference ID", "NTP service",     "slurmd[",
+                                        "slurmd.log",   "slurmd:"};
     if (l->src == DS_METRICS || facts_any(l, bad, NOF(bad))) return false;
     return (facts_has_ci(l, "ssh") && facts_any(l, good, NOF(good))) ||
            facts_any(l, gpu, NOF(gpu)) || facts_any(l, alive, NOF(alive));
@@ -163,8 +162,8 @@ static bool answer_told(const tline *l)
  * timed out is the authentication failing, not the network. */
 static bool node_answers(const run *r)
 {
-    static const char *const dead[] = {"100% packet loss", "No route to host",
-                                       "Host Unreachable", "Host is down", "connect to host"};
+    static const char *const dead[] = {"100% packet loss", "No route to host", "Host Unreachable",
+                                       "Host is down", "connect to host"};
     bool yes = group_marked(r, "node-answers-now");
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
@@ -218,9 +217,8 @@ static bool unreach_told(const run *r, int c)
 
 static bool storage_told(const tline *l)
 {
-    static const char *const w[] = {"failover", "fail over", "fail-over", "lustre", "OSS",
-                                    "MDS",      "MDT",       "OST",       "storage", "GPFS",
-                                    "NFS",      "filer"};
+    static const char *const w[] = {"failover", "fail over", "fail-over", "lustre", "OSS", "MDS",
+                                    "MDT",      "OST",       "storage",   "GPFS",   "NFS", "filer"};
     return facts_any(l, w, NOF(w));
 }
 
@@ -249,8 +247,8 @@ static bool evicted_told(const tline *l)
  * the recovery. */
 static bool failover_line(const tline *l)
 {
-    static const char *const w[] = {"ptlrpc", "@o2ib", "@tcp", "LNet", "-osc", "-mdc", "ldlm",
-                                    "obd_"};
+    static const char *const w[] = {"ptlrpc", "@o2ib", "@tcp", "LNet",
+                                    "-osc",   "-mdc",  "ldlm", "obd_"};
     return storage_told(l) || facts_any(l, w, NOF(w)) || lost_told(l) || restored_told(l);
 }
 

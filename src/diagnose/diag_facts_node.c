@@ -279,9 +279,9 @@ static void csv_link_width(run *r)
 /* An attempt to bring a port back: a retrain, a toggle, a reset of it. */
 static bool retry_told(const run *r)
 {
-    static const char *const w[] = {"retrain", "toggle", "ibportstate", "re-enable",
-                                    "bounced the port", "link training", "reset the port",
-                                    "port reset"};
+    static const char *const w[] = {"retrain",        "toggle",           "ibportstate",
+                                    "re-enable",      "bounced the port", "link training",
+                                    "reset the port", "port reset"};
     for (int i = 0; i < r->nlines; i++)
         if (facts_any(&r->lines[i], w, sizeof w / sizeof *w)) return true;
     return false;
@@ -1362,7 +1362,6 @@ static bool downed_name(const char *nm)
     return facts_any(&t, w, sizeof w / sizeof *w);
 }
 
-
 /* Rising: never falling, up at least twice, by 3 or more in all. */
 static bool series_rising(const tv *s, int n)
 {
@@ -1444,8 +1443,9 @@ static int listed_values(const tline *l, size_t at, tv *out, int max)
 /* A port's downed counter told as a rising list in one line of text. */
 static void downed_list_in_text(run *r)
 {
-    static const char *const w[] = {"LinkDownedCounter", "link_downed", "LinkDowned",
-                                    "link downed", "link_error_recovery", "LinkErrorRecovery"};
+    static const char *const w[] = {"LinkDownedCounter",   "link_downed",
+                                    "LinkDowned",          "link downed",
+                                    "link_error_recovery", "LinkErrorRecovery"};
     tv s[16];
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];

@@ -503,9 +503,9 @@ void disagree_rule(run *r)
  * that printed nothing, or words saying lspci shows none at the address. */
 static bool lspci_empty(const run *r)
 {
-    static const char *const none[] = {"nothing", "no device", "no output", "not listed",
-                                       "not present", "not found", "missing", "empty", "absent",
-                                       "no entry", "gone"};
+    static const char *const none[] = {"nothing",     "no device", "no output", "not listed",
+                                       "not present", "not found", "missing",   "empty",
+                                       "absent",      "no entry",  "gone"};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_KERNEL || !facts_has(l, "lspci")) continue;

@@ -440,7 +440,7 @@ void wide_straggler_rule(run *r); /* hosts as a step-time table's columns */
 /* diag_facts_state.c: what earlier jobs left behind */
 void reboot_rule(run *r);
 void disagree_rule(run *r);
-void gone_from_bus_rule(run *r); /* no handle for a GPU, lspci lists nothing at it */
+void gone_from_bus_rule(run *r);              /* no handle for a GPU, lspci lists nothing at it */
 void silent_log_rule(run *r, bool gpus_zero); /* gpus_zero: the metrics read ~0 */
 void app_fault_rule(run *r, const json_t *metrics);
 void held_memory_rule(run *r);
