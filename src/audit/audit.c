@@ -1353,8 +1353,10 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     bool sent = false;     /* a batch went out and failed: its rows failed */
     if (!txn) {
         /* Queued only without a rate limit, counted with its own insert. */
+        int64_t t0 = fm_mono_us();
         int t =
             turn_take(st, cols, fm_emergency_checked(ctx), !r->rate_limit, &turn, &rows[0], err);
+        st->audit_take_us += fm_mono_us() - t0;
         if (t == ROW_LOGGED) {
             if (!st->audit_head_known || rows[0].id > st->audit_head_id)
                 head_set(st, rows[0].id, rows[0].hash);
@@ -1407,8 +1409,11 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
          * once: the next appender waits for this commit, not its disk.
          * The read after it rides in the same round trip. */
         int changes[FM_DB_COMMIT_ROWS] = {0};
+        int64_t t0 = fm_mono_us();
         int rc =
             txn ? fm_db_step(stmts[0]) : fm_db_step_commit_rows(stmts, n, seen, early, changes);
+        st->audit_commit_us += fm_mono_us() - t0;
+        st->audit_commits++;
         if (txn) changes[0] = fm_db_changes(st->db);
         for (int j = 0; j < n; j++) {
             fm_db_reset(stmts[j]);
@@ -1452,7 +1457,13 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     /* The rows are in and visible; the calls act on them only once they
      * are durable (fm_db_durable: the flush that came with them, when
      * the commit returned early). */
-    if (!txn && fm_db_durable(st->db) != FM_DB_OK) {
+    int64_t t0 = fm_mono_us();
+    int durable = txn ? FM_DB_OK : fm_db_durable(st->db);
+    if (!txn && early) {
+        st->audit_flush_us += fm_mono_us() - t0;
+        st->audit_flushes++;
+    }
+    if (durable != FM_DB_OK) {
         fm_store_fail(st, err, "audit flush");
         if (early) slots_end(rows, 1, linked, SLOT_VISIBLE, SLOT_FAILED, fm_db_errmsg(st->db));
         goto fail;
