@@ -66,6 +66,10 @@ typedef struct fm_store {
     /* PostgreSQL: rows this process linked for other appenders of its
      * host (queued in the turn file), and in how many batches. */
     long long audit_linked_others, audit_batches;
+    /* PostgreSQL, us in all (logged with the counts above): waiting for
+     * the turn or a queued row's outcome, the batches' commit round trips,
+     * and their flushes read after the turn was handed on. */
+    long long audit_take_us, audit_commit_us, audit_flush_us, audit_commits, audit_flushes;
     /* schema_migrations as read once, at the first fm_store_migrate. */
     struct {
         char subsystem[32];

@@ -610,7 +610,11 @@ static int chain_head(fm_store *st, long long *id, char out[65])
  *
  * Turns alone bound the chain to one row per round trip.  So the
  * appenders that find the turn taken put their rows in the turn file's
- * slots and wait for it: the next holder links every queued row after
+ * slots and wait on their slot, not on the turn's mutex (turn_call_wait:
+ * an appender whose row a holder linked never takes the turn only to
+ * hand it on, a handoff that lengthened the turn's cycle by a wakeup
+ * each, and a holder that frees the turn calls one queued row's
+ * appender to take it): the next holder links every queued row after
  * its own, each insert still checking its predecessor, all in one
  * transaction and one round trip (fm_db_step_commit_rows), and writes
  * back each row's place; a waiter that gets the turn finds its row
@@ -636,9 +640,16 @@ static int chain_head(fm_store *st, long long *id, char out[65])
 #define SLOT_BYTES 16384
 /* How often a waiter looks whether the holder of its row still lives. */
 #define SLOT_POLL_MS 20
+/* How long an appender whose row is queued sleeps before it tries the
+ * turn again when nothing called it (a holder killed before it called
+ * the queued rows, or a holder that freed the turn without calling:
+ * turn_call): what such a holder costs each waiter. */
+#define TURN_CALL_MS 5
 
-/* A queued row's life: FREE, QUEUED (its appender), TAKEN (a holder
- * links it), VISIBLE (committed, its flush not yet read), then DONE
+/* A queued row's life: FREE, QUEUED (its appender; CALLED: queued, and
+ * a holder freed the turn since: its appender tries to take it,
+ * turn_call), TAKEN (a holder links it), VISIBLE (committed, its flush
+ * not yet read), then DONE
  * (durable), FAILED (not logged as far as anyone knows: err says why)
  * or RETRY (not linked: its appender links it itself), and FREE again
  * once its appender read it.  ABANDONED: its appender stopped waiting;
@@ -652,8 +663,14 @@ enum {
     SLOT_DONE,
     SLOT_FAILED,
     SLOT_RETRY,
-    SLOT_ABANDONED
+    SLOT_ABANDONED,
+    SLOT_CALLED
 };
+
+static bool slot_queued(uint32_t s)
+{
+    return s == SLOT_QUEUED || s == SLOT_CALLED;
+}
 
 typedef struct turn_slot {
     uint32_t state;        /* a futex word */
@@ -687,12 +704,17 @@ static uint32_t slot_state(turn_slot *q)
 }
 
 /* from -> to, when the slot is still in from; false (nothing done) when
- * it is not. */
+ * it is not.  Its appender is woken only for what it acts on (a call,
+ * and the row's outcome), not when a holder takes the row or makes it
+ * visible: it sleeps on through those (a futex wake reaches every
+ * sleeper on the word, whatever state each went to sleep in), one
+ * wakeup per queued row instead of three. */
 static bool slot_move(turn_slot *q, uint32_t from, uint32_t to)
 {
     bool ok = __atomic_compare_exchange_n(&q->state, &from, to, false, __ATOMIC_ACQ_REL,
                                           __ATOMIC_ACQUIRE);
-    if (ok) syscall(SYS_futex, &q->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    if (ok && to != SLOT_TAKEN && to != SLOT_VISIBLE)
+        syscall(SYS_futex, &q->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     return ok;
 }
 
@@ -783,7 +805,7 @@ static bool row_unpack(const turn_slot *q, link_row *r)
 static bool slot_reclaimable(turn_slot *c)
 {
     uint32_t s = slot_state(c);
-    if (s == SLOT_QUEUED) return !pid_alive(c->owner); /* holders take under the same mutex */
+    if (slot_queued(s)) return !pid_alive(c->owner); /* holders take under the same mutex */
     bool holder_gone =
         (s != SLOT_TAKEN && s != SLOT_VISIBLE && s != SLOT_ABANDONED) || !pid_alive(c->holder);
     return holder_gone && (s == SLOT_ABANDONED || !pid_alive(c->owner));
@@ -819,16 +841,19 @@ static int slots_take(fm_store *st, turn_file *f, link_row *rows, int max)
     if (turn_locked(st, &f->qmu, pthread_mutex_lock(&f->qmu))) return 0;
     for (int i = 0; i < TURN_SLOTS && n < max; i++) {
         turn_slot *q = &f->slot[i];
-        if (slot_state(q) != SLOT_QUEUED) continue;
+        const uint32_t s = slot_state(q);
+        if (!slot_queued(s)) continue;
         /* Exchanged, not stored: an appender that stopped waiting for
          * the turn takes its row back by exchange too, without the
-         * queue's mutex, and exactly one of the two gets it. */
+         * queue's mutex, and exactly one of the two gets it (a call,
+         * turn_call, changes the state too: then it is left for the
+         * next holder). */
         if (!pid_alive(q->owner) || !row_unpack(q, &rows[n])) {
-            slot_move(q, SLOT_QUEUED, SLOT_FREE);
+            slot_move(q, s, SLOT_FREE);
             continue;
         }
         q->holder = (int32_t)getpid();
-        if (slot_move(q, SLOT_QUEUED, SLOT_TAKEN)) rows[n++].slot = q;
+        if (slot_move(q, s, SLOT_TAKEN)) rows[n++].slot = q;
     }
     pthread_mutex_unlock(&f->qmu);
     return n;
@@ -874,7 +899,7 @@ static int slot_outcome(fm_store *st, turn_slot *q, link_row *res, fm_err *err)
             memcpy(res->hash, q->hash, sizeof res->hash);
         } else if (s == SLOT_FAILED) {
             fm_err_set(err, FM_ERR_IO, "%s", q->err);
-        } else if (s == SLOT_QUEUED && !slot_move(q, SLOT_QUEUED, SLOT_FREE)) {
+        } else if (slot_queued(s) && !slot_move(q, s, SLOT_FREE)) {
             continue; /* taken meanwhile */
         } else if (s == SLOT_TAKEN || s == SLOT_VISIBLE) {
             /* A dead holder touches it no more: free; a slow one frees it. */
@@ -910,6 +935,64 @@ static turn_file *turn_file_of(fm_store *st)
     return st->audit_turn_off ? NULL : st->audit_turn;
 }
 
+/* Calls the appender of one row still queued after a turn was freed:
+ * its slot's state flips (QUEUED <-> CALLED), which wakes it (or keeps
+ * it from sleeping: its futex wait compares the state), and it tries
+ * the turn; the holder it becomes takes every queued row, so one call
+ * is enough (waking them all made a herd of wakeups per turn).  An
+ * appender queues its row before it tries the turn once more, and a
+ * holder frees the turn before it calls, so a row queued while a holder
+ * linked others is either seen by that holder's call or its appender's
+ * try finds the turn free; an appender nobody calls (its caller was
+ * killed, or called another that lost the turn to a newcomer) tries
+ * again after TURN_CALL_MS. */
+static void turn_call(turn_file *f)
+{
+    for (int i = 0; i < TURN_SLOTS; i++) {
+        turn_slot *q = &f->slot[i];
+        const uint32_t s = slot_state(q);
+        if (slot_queued(s) && slot_move(q, s, s == SLOT_QUEUED ? SLOT_CALLED : SLOT_QUEUED)) return;
+    }
+}
+
+/* The turn f's robust mutex, unlocked, and a queued row's appender
+ * called. */
+static void turn_free(turn_file *f)
+{
+    pthread_mutex_unlock(&f->t.mu);
+    turn_call(f);
+}
+
+/* An appender whose row is queued (q) waits until a holder takes the
+ * row (1) or it gets the turn itself while the row is still queued (0:
+ * the row is its own again, the turn held), for TURN_WAIT_MS at most
+ * (-1: the row taken back, no turn, and turns skipped for TURN_SKIP_MS
+ * when a holder kept it).  It sleeps on its slot, never on the turn's
+ * mutex. */
+static int turn_call_wait(fm_store *st, turn_file *f, turn_slot *q)
+{
+    const int64_t until = fm_now_ms() + TURN_WAIT_MS;
+    for (;;) {
+        const uint32_t s = slot_state(q);
+        if (!slot_queued(s)) return 1;
+        int rc = turn_locked(st, &f->t.mu, pthread_mutex_trylock(&f->t.mu));
+        if (rc == 0) {
+            /* Still queued (a call may flip it meanwhile): its own again. */
+            for (uint32_t now = s; slot_queued(now); now = slot_state(q))
+                if (slot_move(q, now, SLOT_FREE)) return 0;
+            turn_free(f); /* a holder took it before this turn */
+            return 1;
+        }
+        if (rc != EBUSY || fm_now_ms() >= until) {
+            /* The turn cannot be had: the row back, appended alone. */
+            if (!slot_move(q, s, SLOT_FREE)) continue;
+            if (rc == EBUSY) st->audit_turn_skip_until = fm_now_ms() + TURN_SKIP_MS;
+            return -1;
+        }
+        slot_wait(q, s, TURN_CALL_MS);
+    }
+}
+
 /* The turn, for an append of the row cols (checked: as row_pack; queued
  * while another holds the turn when may_queue): TURN_HELD (*got: link, from the turn's head),
  * TURN_ALONE (append without it), or a queued row's outcome, ROW_LOGGED (*res) or ROW_FAILED (err).
@@ -929,6 +1012,14 @@ static int turn_take(fm_store *st, const acol *cols, const char *checked, bool m
     unsigned char row[SLOT_BYTES];
     size_t len = may_queue ? row_pack(cols, checked, row, sizeof row) : 0;
     turn_slot *q = len ? slot_queue(st, f, row, len) : NULL;
+    if (q) {
+        rc = turn_call_wait(st, f, q);
+        if (rc <= 0) return rc == 0 ? (*got = f, TURN_HELD) : TURN_ALONE;
+        int out = slot_outcome(st, q, res, err);
+        /* Not linked: this appender links it, waiting for the turn. */
+        return out == ROW_RETRY ? turn_take(st, cols, checked, false, got, res, err) : out;
+    }
+    /* No slot for the row: it waits for the turn itself. */
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_nsec += TURN_WAIT_MS * 1000000L;
@@ -936,20 +1027,7 @@ static int turn_take(fm_store *st, const acol *cols, const char *checked, bool m
     dl.tv_nsec %= 1000000000L;
     rc = turn_locked(st, mu, pthread_mutex_timedlock(mu, &dl));
     if (rc == ETIMEDOUT) st->audit_turn_skip_until = fm_now_ms() + TURN_SKIP_MS;
-    if (rc == 0) *got = f;
-    if (!q) return rc == 0 ? TURN_HELD : TURN_ALONE;
-    /* The turn, while the row is still queued: this appender links it. */
-    if (rc == 0 && slot_move(q, SLOT_QUEUED, SLOT_FREE)) return TURN_HELD;
-    /* Taken: whoever took it is done with it (the turn is held again,
-     * or a holder died taking it), or is still linking it (no turn). */
-    if (rc == 0) {
-        *got = NULL;
-        pthread_mutex_unlock(mu);
-    }
-    int out = slot_outcome(st, q, res, err);
-    if (out == ROW_RETRY)
-        return rc == 0 ? turn_take(st, cols, checked, false, got, res, err) : TURN_ALONE;
-    return out;
+    return rc == 0 ? (*got = f, TURN_HELD) : TURN_ALONE;
 }
 
 /* The head the last turn left, when it is newer than this connection's
@@ -978,7 +1056,7 @@ static void turn_give(fm_store *st, turn_file *tf)
         f->a.id = st->audit_head_id;
         memcpy(f->a.head, st->audit_head, sizeof f->a.head);
     }
-    pthread_mutex_unlock(&f->mu);
+    turn_free(tf);
 }
 
 /* (id, hash) as the newest row this connection saw committed. */
@@ -1353,8 +1431,10 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     bool sent = false;     /* a batch went out and failed: its rows failed */
     if (!txn) {
         /* Queued only without a rate limit, counted with its own insert. */
+        int64_t t0 = fm_mono_us();
         int t =
             turn_take(st, cols, fm_emergency_checked(ctx), !r->rate_limit, &turn, &rows[0], err);
+        st->audit_take_us += fm_mono_us() - t0;
         if (t == ROW_LOGGED) {
             if (!st->audit_head_known || rows[0].id > st->audit_head_id)
                 head_set(st, rows[0].id, rows[0].hash);
@@ -1407,8 +1487,11 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
          * once: the next appender waits for this commit, not its disk.
          * The read after it rides in the same round trip. */
         int changes[FM_DB_COMMIT_ROWS] = {0};
+        int64_t t0 = fm_mono_us();
         int rc =
             txn ? fm_db_step(stmts[0]) : fm_db_step_commit_rows(stmts, n, seen, early, changes);
+        st->audit_commit_us += fm_mono_us() - t0;
+        st->audit_commits++;
         if (txn) changes[0] = fm_db_changes(st->db);
         for (int j = 0; j < n; j++) {
             fm_db_reset(stmts[j]);
@@ -1452,7 +1535,13 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     /* The rows are in and visible; the calls act on them only once they
      * are durable (fm_db_durable: the flush that came with them, when
      * the commit returned early). */
-    if (!txn && fm_db_durable(st->db) != FM_DB_OK) {
+    int64_t t0 = fm_mono_us();
+    int durable = txn ? FM_DB_OK : fm_db_durable(st->db);
+    if (!txn && early) {
+        st->audit_flush_us += fm_mono_us() - t0;
+        st->audit_flushes++;
+    }
+    if (durable != FM_DB_OK) {
         fm_store_fail(st, err, "audit flush");
         if (early) slots_end(rows, 1, linked, SLOT_VISIBLE, SLOT_FAILED, fm_db_errmsg(st->db));
         goto fail;

@@ -125,8 +125,10 @@ static const char core_ddl[] =
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     " updated_ms INTEGER NOT NULL);";
 
-/* core v2: one row per PostgreSQL connection, which fm_db_step_commit
- * updates to make the server flush its WAL (db_pg.c); unused on SQLite. */
+/* core v2: one row per PostgreSQL connection, which the commit
+ * pipeline's flush updated before it became a logical decoding message
+ * (db_pg.c, FLUSH_SQL); kept for the servers of earlier builds that
+ * share the store; unused on SQLite. */
 static const char core_v2_ddl[] =
     "CREATE TABLE IF NOT EXISTS store_flush(backend INTEGER PRIMARY KEY, n INTEGER NOT NULL);";
 
@@ -488,10 +490,16 @@ void fm_store_close(fm_store *st)
         fm_log("debug",
                "audit: %lld appends, %lld inserts lost to another writer's row"
                " (%.3f extra round trips per append; %lld appends lost their first guess);"
-               " %lld rows linked for other appenders in %lld batches",
+               " %lld rows linked for other appenders in %lld batches;"
+               " us per append waiting for the turn or a queued row %.1f;"
+               " %lld commits of %.1f us, %lld flushes of %.1f us",
                st->audit_appends, st->audit_lost,
                (double)st->audit_lost / (double)st->audit_appends, st->audit_first_lost,
-               st->audit_linked_others, st->audit_batches);
+               st->audit_linked_others, st->audit_batches,
+               (double)st->audit_take_us / (double)st->audit_appends, st->audit_commits,
+               (double)st->audit_commit_us / (double)(st->audit_commits ? st->audit_commits : 1),
+               st->audit_flushes,
+               (double)st->audit_flush_us / (double)(st->audit_flushes ? st->audit_flushes : 1));
     memo_clear(st);
     free(st->batch.memo);
     st->batch.memo = NULL;

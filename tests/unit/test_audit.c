@@ -899,12 +899,13 @@ typedef struct turns_file {
     pthread_mutex_t qmu;
     turn_slot slot[15];
 } turns_file;
-enum { SLOT_QUEUED = 1, SLOT_TAKEN = 2 };
+enum { SLOT_QUEUED = 1, SLOT_TAKEN = 2, SLOT_RETRY = 6 };
 
 /* A forked appender with a store of its own on path (another server
  * process of this host): once it reads a byte from *go it appends one
- * row of tool, writes the id it got (-1: an error) and the rows it
- * linked for other appenders to *out, and ends. */
+ * row of tool, writes the id it got (-1: an error), the rows it linked
+ * for other appenders and whether it went off turns (a turn it waited
+ * for too long: TURN_SKIP_MS) to *out, and ends. */
 static pid_t child_appender(const char *path, const char *tool, int *go, int *out)
 {
     int up[2], down[2];
@@ -923,7 +924,8 @@ static pid_t child_appender(const char *path, const char *tool, int *go, int *ou
         char ready = 1, cue;
         if (write(up[1], &ready, 1) != 1 || read(down[0], &cue, 1) != 1) _exit(9);
         fm_audit_rec r = {.phase = "call", .tool = tool, .decision = "allow"};
-        int64_t got[2] = {fm_audit_append(&c, &r, &err), c.store.audit_linked_others};
+        int64_t got[3] = {fm_audit_append(&c, &r, &err), c.store.audit_linked_others, 0};
+        got[2] = c.store.audit_turn_skip_until != 0;
         if (write(up[1], got, sizeof got) != (ssize_t)sizeof got) _exit(9);
         fm_ctx_close(&c);
         _exit(0);
@@ -937,17 +939,19 @@ static pid_t child_appender(const char *path, const char *tool, int *go, int *ou
     return pid;
 }
 
-/* What a child_appender got: its row's id and the rows it linked for
- * others; it ended well. */
-static int64_t child_result(pid_t pid, int out, int64_t *linked)
+/* What a child_appender got: its row's id, the rows it linked for
+ * others (added to *linked) and whether it went off turns (*skipped;
+ * NULL: not wanted); it ended well. */
+static int64_t child_result(pid_t pid, int out, int64_t *linked, int64_t *skipped)
 {
-    int64_t got[2] = {0, 0};
+    int64_t got[3] = {0, 0, 0};
     ck_assert_int_eq(read(out, got, sizeof got), (ssize_t)sizeof got);
     close(out);
     int ws;
     ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
     ck_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
     *linked += got[1];
+    if (skipped) *skipped = got[2];
     return got[0];
 }
 
@@ -1009,7 +1013,7 @@ START_TEST(queued_rows_go_in_together)
         ck_assert_int_eq(pthread_mutex_unlock(&f->t.mu), 0);
         int64_t linked = 0, ids[3];
         for (int i = 0; i < 3; i++)
-            ids[i] = child_result(pid[i], out[i], &linked);
+            ids[i] = child_result(pid[i], out[i], &linked, NULL);
         if (round == 0) {
             ck_assert_int_eq(linked, 2);
             ck_assert_int_eq(ids[0] + ids[1] + ids[2], 3 + 4 + 5);
@@ -1056,12 +1060,46 @@ START_TEST(batch_holder_killed)
         }
         turn_holder_kill(k, hold);
         int64_t linked = 0;
-        int64_t id = child_result(w, out, &linked);
+        int64_t id = child_result(w, out, &linked, NULL);
         ck_assert_int_lt(fm_now_ms() - t0, 5000);
         ck_assert_int_eq(id, round == 0 ? -1 : 3);
     }
     for (int i = 0; i < 15; i++)
         ck_assert_int_eq(f->slot[i].state, 0); /* none left behind */
+    goes_on_and_ends(&a, path, 4);
+}
+END_TEST
+
+/* A holder that keeps the turn past TURN_WAIT_MS while it links a
+ * queued row (this test, holding the mutex, takes the row and after
+ * 300 ms hands it back not linked): the row's appender waits on its
+ * slot, not on the turn's mutex, so it does not give up on the turn
+ * and go off turns for TURN_SKIP_MS (it did while it waited on the
+ * mutex); it links its row itself in the turn it then gets, and the
+ * chain verifies. */
+START_TEST(taken_row_waits_on_its_slot)
+{
+    char path[] = "/tmp/fm-audit-slotwait-XXXXXX";
+    fm_ctx a;
+    filled_store(&a, path, 2);
+    turns_file *f = a.store.audit_turn;
+    int go, out;
+    pid_t w = child_appender(path, "fleet_status", &go, &out);
+    ck_assert_int_eq(pthread_mutex_lock(&f->t.mu), 0); /* this test holds the turn */
+    ck_assert_int_eq(write(go, "g", 1), 1);
+    close(go);
+    slots_reach(f, SLOT_QUEUED, 1);
+    turn_slot *q = NULL;
+    for (int i = 0; i < 15 && !q; i++)
+        if (f->slot[i].state == SLOT_QUEUED) q = &f->slot[i];
+    q->holder = getpid(); /* as a holder that took it */
+    __atomic_store_n(&q->state, SLOT_TAKEN, __ATOMIC_RELEASE);
+    usleep(300 * 1000);                                        /* three times TURN_WAIT_MS */
+    __atomic_store_n(&q->state, SLOT_RETRY, __ATOMIC_RELEASE); /* it polls: no wake needed */
+    ck_assert_int_eq(pthread_mutex_unlock(&f->t.mu), 0);
+    int64_t linked = 0, skipped = -1;
+    ck_assert_int_eq(child_result(w, out, &linked, &skipped), 3);
+    ck_assert_int_eq(skipped, 0);
     goes_on_and_ends(&a, path, 4);
 }
 END_TEST
@@ -1692,6 +1730,7 @@ static Suite *audit_suite(void)
         tcase_add_test(tc, turn_holder_stopped);
         tcase_add_test(tc, queued_rows_go_in_together);
         tcase_add_test(tc, batch_holder_killed);
+        tcase_add_test(tc, taken_row_waits_on_its_slot);
         tcase_add_test(tc, racing_appends_visible_before_flush);
     }
     tcase_add_test(tc, folds_from_two_writers);
