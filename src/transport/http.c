@@ -356,8 +356,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         *socket_context = k;
         sv->opened++;
         if (sv->slot) atomic_fetch_add(&sv->slot->conns, 1);
+        fm_http_stats_event('O', fm_http_stats_now(), k->fd, 0);
     } else if (*socket_context) {
         conn *k = *socket_context;
+        fm_http_stats_event('X', fm_http_stats_now(), k->fd, 0);
         if (sv->slot) atomic_fetch_sub(&sv->slot->conns, 1);
         if (k->prev)
             k->prev->next = k->next;
@@ -759,7 +761,10 @@ static int batch_commit(server *sv)
 {
     fm_store *st = &sv->ctx->store;
     fm_err e = {0};
-    if (!fm_store_batch_commit(st, &e)) return 0;
+    int64_t t0 = st->batch.open ? fm_http_stats_now() : 0, rows = st->batch.rows;
+    int rc = fm_store_batch_commit(st, &e);
+    if (t0) fm_http_stats_event('C', t0, rows, rc);
+    if (!rc) return 0;
     fm_log("error", "%s; the calls in it were answered with an error", e.text);
     return -1;
 }
@@ -942,7 +947,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     fm_store *st = &sv->ctx->store;
     bool armed = sv->batching && !fm_store_batch_arm(st);
     so.x = &x;
+    int64_t t0 = fm_http_stats_now();
     fm_mcp_http_exchange(sv->ctx, &x);
+    fm_http_stats_event('E', t0, (int64_t)r->len, st->batch.rows);
     if (sv->slot) atomic_store(&sv->slot->asking, false);
     if (armed) fm_store_batch_disarm(st);
     sv->ctx->session.verified = false;
@@ -1077,10 +1084,12 @@ static void epoll_turn(server *sv, int ms)
     sv->resumed = false;
     bool take = accepting(sv);
     if (!take && sv->slots && ms > STUCK_MS) ms = STUCK_MS; /* as serve_turn's */
+    int64_t t0 = fm_http_stats_now();
     wait_begins(sv);
     if (poll(p, take ? 2 : 1, ms) < 0 && errno != EINTR)
         fm_log("warning", "poll: %s", strerror(errno));
     wait_ends(sv);
+    fm_http_stats_event('W', t0, ms, take);
     for (int i = 0; take && (p[1].revents & POLLIN) && i < 16 && (i == 0 || accepting(sv)); i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -1142,6 +1151,7 @@ static void serve_turn(server *sv, int ms)
     MHD_UNSIGNED_LONG_LONG t;
     if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    int64_t t0 = fm_http_stats_now();
     wait_begins(sv);
     if (select(max + 1, &rs, &ws, &es, &tv) < 0) {
         if (errno != EINTR) fm_log("warning", "select: %s", strerror(errno));
@@ -1150,6 +1160,7 @@ static void serve_turn(server *sv, int ms)
         FD_ZERO(&es);
     }
     wait_ends(sv);
+    fm_http_stats_event('W', t0, ms, sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs));
     bool listen_ready = sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs);
     sv->api.run_from_select(sv->d, &rs, &ws, &es);
     /* libmicrohttpd accepts one connection per select pass (its epoll
@@ -1318,8 +1329,10 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
         fm_http_fork_guard_add(ctx->store.db, &sv.turn);
     }
     while (!ctx->stop) {
-        unsigned long long before = sv.served;
+        unsigned long long before = sv.served, opened = sv.opened;
+        int64_t t0 = fm_http_stats_now();
         serve_turn(&sv, 250);
+        fm_http_stats_event('T', t0, (int64_t)(sv.served - before), (int64_t)(sv.opened - opened));
         batch_commit(&sv); /* the turn's batch: its answers go in the next turn */
         sweep(&sv);
         if (listen_fd < 0 && !ckpt && sv.served == before && fm_store_checkpoint_due(&ctx->store))
@@ -1394,9 +1407,19 @@ static int bind_shared(const struct sockaddr_storage *ss, bool ipv6, fm_err *err
     return fd;
 }
 
+static int serve_layout(fm_ctx *ctx, const char *listen, int workers, fm_err *err);
+
 int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
 {
     int workers = workers_of(ctx);
+    fm_http_stats_open();
+    int rc = serve_layout(ctx, listen, workers, err);
+    fm_http_stats_close();
+    return rc;
+}
+
+static int serve_layout(fm_ctx *ctx, const char *listen, int workers, fm_err *err)
+{
     if (workers <= 1) return serve(ctx, listen, -1, NULL, false, err);
     /* Everything a worker would refuse is refused here, once, before any
      * process is forked. */
