@@ -1,6 +1,5 @@
 #include "fleetmcp/fm_util.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,22 +24,34 @@ char *fm_json_canonical(const json_t *v)
     return fm_json_dumps_len(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY, &n);
 }
 
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Whether s starts with w (lower case), ignoring ASCII case. */
+static bool starts_nocase(const char *s, const char *w)
+{
+    while (*w && ascii_lower(*s) == *w)
+        s++, w++;
+    return !*w;
+}
+
+/* One pass over the key, comparing in place, where a lowercased copy and
+ * a strstr for each word walked it a dozen times (every audited call's
+ * every argument key).  The whole key, not its first 63 bytes. */
 bool fm_key_is_secret(const char *key)
 {
-    static const char *const words[] = {"password",   "passwd", "secret",        "token",
+    static const char *const words[] = {"password",   "passwd", "secret",       "token",
                                         "api_key",    "apikey", "authorization", "private_key",
-                                        "credential", "cookie", "signature",     "pat"};
-    char low[64];
-    size_t n = 0;
-    for (; key[n] && n < sizeof low - 1; n++)
-        low[n] = (char)tolower((unsigned char)key[n]);
-    low[n] = '\0';
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
-        if (!strcmp(words[i], "pat")) {
-            if (!strcmp(low, "pat")) return true;
-        } else if (strstr(low, words[i])) {
-            return true;
-        }
+                                        "credential", "cookie", "signature"};
+    /* "pat" (a personal access token) only as the whole key: inside one
+     * it is "path", "pattern". */
+    if (starts_nocase(key, "pat") && !key[3]) return true;
+    for (const char *s = key; *s; s++) {
+        char c = ascii_lower(*s);
+        for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+            if (words[i][0] == c && starts_nocase(s, words[i])) return true;
     }
     return false;
 }

@@ -1,7 +1,9 @@
 /* The audit chain: rows per call, redaction, tamper detection. */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sqlite3.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -78,6 +80,51 @@ START_TEST(secrets_redacted)
     ck_assert(fm_key_is_secret("pat"));
     ck_assert(!fm_key_is_secret("node"));
     ts_close(&t);
+}
+END_TEST
+
+/* The redaction's key test as it was (a lowercased copy of the first 63
+ * bytes, a strstr for each word), the reference for the one-pass one. */
+static bool key_secret_ref(const char *key)
+{
+    static const char *const words[] = {"password",   "passwd", "secret",       "token",
+                                        "api_key",    "apikey", "authorization", "private_key",
+                                        "credential", "cookie", "signature"};
+    char low[64];
+    size_t n = 0;
+    for (; key[n] && n < sizeof low - 1; n++)
+        low[n] = (char)tolower((unsigned char)key[n]);
+    low[n] = '\0';
+    if (!strcmp(low, "pat")) return true;
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (strstr(low, words[i])) return true;
+    return false;
+}
+
+START_TEST(secret_keys_match_reference)
+{
+    const char *keys[] = {"",          "p",          "pa",          "pat",         "PAT",
+                          "Pat",       "pats",       "path",        "jira_pat",    "pattern",
+                          "password",  "PassWord",   "db_password", "passwd",      "pass",
+                          "secret",    "SECRET_ID",  "clientSecret", "token",      "tok",
+                          "x-Token-y", "api_key",    "API_KEY",     "apikey",      "api-key",
+                          "authorization", "Authorization", "authoriz", "private_key", "PRIVATE",
+                          "credential", "credentials", "cookie",    "Cookie2",     "signature",
+                          "sig",       "node",       "fault_class", "\xc3\xa9token", "t\x80ken",
+                          "ssecret",   "ppassword",  "[",           "@TOKEN",      "z_signaturE"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        ck_assert_msg(fm_key_is_secret(keys[i]) == key_secret_ref(keys[i]), "key %s", keys[i]);
+    /* Past 63 bytes the whole key counts now (the copy cut it there). */
+    char long_key[128];
+    memset(long_key, 'x', sizeof long_key);
+    strcpy(long_key + 90, "_token");
+    ck_assert(!key_secret_ref(long_key) && fm_key_is_secret(long_key));
+    memcpy(long_key + 60, "Secret", 6); /* across the old cut */
+    ck_assert(fm_key_is_secret(long_key));
+    long_key[90] = '\0';
+    ck_assert(fm_key_is_secret(long_key));
+    memset(long_key, 'x', 90);
+    ck_assert(!fm_key_is_secret(long_key));
 }
 END_TEST
 
@@ -1677,6 +1724,7 @@ static Suite *audit_suite(void)
     TCase *tc = tcase_create("chain");
     tcase_add_test(tc, rows_per_call);
     tcase_add_test(tc, secrets_redacted);
+    tcase_add_test(tc, secret_keys_match_reference);
     tcase_add_test(tc, tampering_detected);
     tcase_add_test(tc, hmac_rfc4231);
     tcase_add_test(tc, hmac_matches_openssl);
