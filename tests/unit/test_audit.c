@@ -542,6 +542,48 @@ START_TEST(truncation_detected)
 }
 END_TEST
 
+/* A batch moves the anchor to its last row with one MAC and still
+ * catches a cut: rows written again below the anchor (the anchor at the
+ * batch's last row's predecessor), and a row replaced just before the
+ * batch (the anchor at its first row's predecessor: the anchor stays,
+ * where it used to move on to the batch's last row). */
+static void batched_rows(fm_ctx *ctx, int n, const char *tool)
+{
+    fm_audit_rec r = {.phase = "call", .tool = tool, .decision = "allow"};
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_batch_arm(&ctx->store), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(fm_audit_append(ctx, &r, NULL), 0);
+    fm_store_batch_disarm(&ctx->store);
+    ck_assert_int_eq(fm_store_batch_commit(&ctx->store, &err), 0);
+}
+
+START_TEST(group_commit_anchor)
+{
+    char path[] = "/tmp/fm-audit-batch-cut-XXXXXX";
+    fm_ctx ctx;
+    filled_store(&ctx, path, 4);
+    batched_rows(&ctx, 5, "fleet_status");
+    ck_assert_int_eq(fm_audit_anchored(&ctx.store), 9);
+    ck_assert(verify_says(&ctx, NULL));
+    fm_db *db = ctx.store.db;
+    ck_assert_int_eq(fm_db_exec(db, "DELETE FROM audit WHERE id>=6", 0, 0, 0), FM_DB_OK);
+    batched_rows(&ctx, 5, "slurm_nodes"); /* 6..10: the anchor (9) is 10's predecessor */
+    ck_assert_int_eq(fm_audit_anchored(&ctx.store), 9);
+    reopened_says(&ctx, path, "not the row the anchor recorded");
+
+    char path2[] = "/tmp/fm-audit-batch-cut2-XXXXXX";
+    filled_store(&ctx, path2, 10);
+    db = ctx.store.db;
+    ck_assert_int_eq(fm_db_exec(db, "DELETE FROM audit WHERE id=10", 0, 0, 0), FM_DB_OK);
+    fm_audit_rec other = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+    ck_assert_int_eq(fm_audit_append(&ctx, &other, NULL), 10); /* a new row 10 */
+    batched_rows(&ctx, 3, "slurm_nodes"); /* 11..13: the anchor (old 10) is 11's predecessor */
+    ck_assert_int_eq(fm_audit_anchored(&ctx.store), 10);
+    reopened_says(&ctx, path2, "not the row the anchor recorded");
+}
+END_TEST
+
 /* The shared anchor (audit_heads): host B, which wrote rows 1-3 and
  * never saw host A's 70 rows, still catches a cut past A's head; a head
  * forged without the key is refused; B's anchor moves forward on a
@@ -1725,6 +1767,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, rows_per_call);
     tcase_add_test(tc, secrets_redacted);
     tcase_add_test(tc, secret_keys_match_reference);
+    tcase_add_test(tc, group_commit_anchor);
     tcase_add_test(tc, tampering_detected);
     tcase_add_test(tc, hmac_rfc4231);
     tcase_add_test(tc, hmac_matches_openssl);
