@@ -1188,8 +1188,7 @@ static void batch_ended(fm_store *st, bool ok)
     st->batch.pending = NULL;
     if (!b) return;
     if (ok && b->head) {
-        anchor_advance_span(st, b->first_id, b->first_prev, b->last_id, b->last_prev,
-                            b->last_hash);
+        anchor_advance_span(st, b->first_id, b->first_prev, b->last_id, b->last_prev, b->last_hash);
         int64_t n = b->last_id - b->first_id + 1;
         st->audit_appends += n;
         st->audit_since_head += (int)n;

@@ -65,8 +65,8 @@ typedef struct {
                                        const fd_set *);
     const union MHD_DaemonInfo *(*get_daemon_info)(struct MHD_Daemon *, enum MHD_DaemonInfoType,
                                                    ...);
-    const char *(*lookup_connection_value)(struct MHD_Connection *, enum MHD_ValueKind,
-                                           const char *);
+    int (*get_connection_values)(struct MHD_Connection *, enum MHD_ValueKind, MHD_KeyValueIterator,
+                                 void *);
     const union MHD_ConnectionInfo *(*get_connection_info)(struct MHD_Connection *,
                                                            enum MHD_ConnectionInfoType, ...);
     struct MHD_Response *(*create_response_from_buffer)(size_t, void *,
@@ -110,7 +110,7 @@ static int mhd_load(mhd_api *api, fm_err *err)
     SYM(get_timeout, "MHD_get_timeout");
     SYM(run_from_select, "MHD_run_from_select");
     SYM(get_daemon_info, "MHD_get_daemon_info");
-    SYM(lookup_connection_value, "MHD_lookup_connection_value");
+    SYM(get_connection_values, "MHD_get_connection_values");
     SYM(get_connection_info, "MHD_get_connection_info");
     SYM(create_response_from_buffer, "MHD_create_response_from_buffer");
     SYM(add_response_header, "MHD_add_response_header");
@@ -137,7 +137,41 @@ typedef struct conn {
 } conn;
 
 /* One request's upload, and its answer while the answer is held. */
+/* The request headers the server reads, found in one pass over the
+ * request's headers (header_seen), where a lookup for each walked them
+ * eleven times a request. */
+enum {
+    H_HOST,
+    H_ORIGIN,
+    H_AUTHORIZATION,
+    H_CONTENT_TYPE,
+    H_ACCEPT,
+    H_CONTENT_LENGTH,
+    H_VERSION,
+    H_SESSION,
+    H_METHOD,
+    H_NAME,
+    H_COUNT
+};
+#define HDR(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof s - 1                                                                            \
+    }
+static const struct {
+    const char *name;
+    size_t len;
+} header_names[H_COUNT] = {
+    HDR("Host"),       HDR("Origin"),         HDR("Authorization"),        HDR("Content-Type"),
+    HDR("Accept"),     HDR("Content-Length"), HDR("MCP-Protocol-Version"), HDR("Mcp-Session-Id"),
+    HDR("Mcp-Method"), HDR("Mcp-Name")};
+#undef HDR
+
+typedef struct {
+    const char *v[H_COUNT]; /* NULL: absent; the first of a repeated one */
+} req_headers;
+
 typedef struct req {
+    req_headers h; /* in the connection's pool, valid for the request */
     char *body;
     size_t len, cap;
     bool too_large;
@@ -789,6 +823,20 @@ static enum MHD_Result send_answer(server *sv, struct MHD_Connection *c, fm_mcp_
 
 /* ---- the handler -------------------------------------------------------- */
 
+static enum MHD_Result header_seen(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    req_headers *h = cls;
+    (void)kind;
+    size_t n = strlen(key);
+    for (int i = 0; i < H_COUNT; i++) {
+        if (header_names[i].len != n || strcasecmp(key, header_names[i].name)) continue;
+        if (!h->v[i]) h->v[i] = value;
+        break;
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -803,11 +851,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             k->phase = PH_BODY;
             k->since_ms = fm_now_ms();
         }
-        if (!host_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Host")))
+        req_headers h;
+        memset(&h, 0, sizeof h);
+        api->get_connection_values(c, MHD_HEADER_KIND, header_seen, &h);
+        if (!host_ok(sv, h.v[H_HOST]))
             return refuse(sv, c, 403,
                           "Forbidden: Host header does not name this service"
                           " (add it to http.allowed_hosts if it should)");
-        if (!origin_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Origin")))
+        if (!origin_ok(sv, h.v[H_ORIGIN]))
             return refuse(sv, c, 403,
                           "Forbidden: Origin is not allowed (add it to"
                           " http.allowed_origins if it should be)");
@@ -828,9 +879,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (sv->auth) {
             fm_auth_fail f;
             memset(&f, 0, sizeof f);
-            if (fm_auth_verify(sv->auth,
-                               api->lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-                               &who, &f) != FM_AUTH_OK)
+            if (fm_auth_verify(sv->auth, h.v[H_AUTHORIZATION], &who, &f) != FM_AUTH_OK)
                 return refuse_auth(sv, c, &f);
         }
         if (alerts && strcmp(method, "POST"))
@@ -840,8 +889,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!strcmp(method, "DELETE")) {
             /* Ends a 2025-era session; the body, if any, is not read. */
             fm_err e = {0};
-            int st = fm_mcp_http_end_session(
-                sv->ctx, api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id"), &e);
+            int st = fm_mcp_http_end_session(sv->ctx, h.v[H_SESSION], &e);
             return st == 200 ? respond(sv, c, 200, NULL, NULL, 0, NULL)
                              : refuse(sv, c, (unsigned)st, e.text);
         }
@@ -849,19 +897,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return refuse(sv, c, 405,
                           "Method Not Allowed: POST JSON-RPC to /mcp (DELETE ends a session);"
                           " this server opens no standalone SSE stream");
-        const char *ct = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+        const char *ct = h.v[H_CONTENT_TYPE];
         if (!ct || strncasecmp(ct, "application/json", 16))
             return refuse(sv, c, 415,
                           "Unsupported Media Type: send Content-Type:"
                           " application/json");
-        const char *accept = api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+        const char *accept = h.v[H_ACCEPT];
         if (!accepts(accept, "application/json") && !accepts(accept, "text/event-stream"))
             return refuse(sv, c, 406,
                           "Not Acceptable: Accept application/json and"
                           " text/event-stream");
         size_t limit = sv->max_body;
         if (alerts && fm_alert_max_bytes(sv->ctx) < limit) limit = fm_alert_max_bytes(sv->ctx);
-        const char *cl = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        const char *cl = h.v[H_CONTENT_LENGTH];
         if (cl && strtoull(cl, NULL, 10) > limit)
             return refuse(sv, c, 413,
                           alerts ? "Content Too Large: the payload exceeds alerts.max_bytes;"
@@ -870,6 +918,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                    " limits.max_message_bytes");
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
+        r->h = h;
         r->alerts = alerts;
         r->limit = limit;
         /* A buffer the size the body says it is: a request's body is a
@@ -911,9 +960,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * turn that sends held answers is not idle (no checkpoint). */
         r->held = false;
         sv->served++;
-        return send_answer(sv, c, &r->x, &r->principal,
-                           api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
-                           !r->batch_ok);
+        return send_answer(sv, c, &r->x, &r->principal, r->h.v[H_ACCEPT], !r->batch_ok);
     }
     conn *k = conn_of(sv, c);
     if (k) k->phase = PH_REPLY;
@@ -923,7 +970,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   " nothing was done"
                                 : "Content Too Large: the body exceeds limits.max_message_bytes");
     if (r->alerts) return serve_alerts(sv, c, r);
-    const char *accept = api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    const char *accept = r->h.v[H_ACCEPT];
     stream_out so = {.sv = sv, .k = conn_of(sv, c), .version = version};
     bool can_stream = sv->workers >= 2 && accept && strstr(accept, "text/event-stream") && so.k;
     fm_mcp_http x = {
@@ -934,10 +981,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         .stream_group = sv->threaded ? (int)getpid() : 0,
         .body = r->body ? r->body : "",
         .len = r->len,
-        .version_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "MCP-Protocol-Version"),
-        .session_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id"),
-        .method_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Method"),
-        .name_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Name"),
+        .version_hdr = r->h.v[H_VERSION],
+        .session_hdr = r->h.v[H_SESSION],
+        .method_hdr = r->h.v[H_METHOD],
+        .name_hdr = r->h.v[H_NAME],
     };
     sv->served++;
     /* The principal rides on the session for this one exchange: the gate

@@ -73,8 +73,8 @@ void fm_http_stats_event(char kind, int64_t t0, int64_t a, int64_t b)
     if (!evs) return;
     unsigned i = atomic_fetch_add_explicit(&nev, 1, memory_order_relaxed);
     if (i >= STATS_MAX_EVENTS) return;
-    evs[i] = (stat_ev){.t = t0, .dur = t0 ? mono_us() - t0 : 0, .a = a, .b = b,
-                       .thread = thread_no, .kind = kind};
+    evs[i] = (stat_ev){
+        .t = t0, .dur = t0 ? mono_us() - t0 : 0, .a = a, .b = b, .thread = thread_no, .kind = kind};
 }
 
 void fm_http_stats_close(void)

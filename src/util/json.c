@@ -42,7 +42,7 @@ static bool starts_nocase(const char *s, const char *w)
  * every argument key).  The whole key, not its first 63 bytes. */
 bool fm_key_is_secret(const char *key)
 {
-    static const char *const words[] = {"password",   "passwd", "secret",       "token",
+    static const char *const words[] = {"password",   "passwd", "secret",        "token",
                                         "api_key",    "apikey", "authorization", "private_key",
                                         "credential", "cookie", "signature"};
     /* "pat" (a personal access token) only as the whole key: inside one
