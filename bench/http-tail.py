@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 
 
-def load(path, kinds=None):
+def load(path):
     out = []
     with open(path) as f:
         for line in f:
