@@ -50,7 +50,9 @@ void fm_http_fork_guard_drop(fm_db *db);
  * its wait (a: its bound in ms, b: the listening socket was ready),
  * E one call's exchange (a: body bytes, b: rows in the batch so far),
  * C batch commit (a: rows, b: 0 or -1 failed), K WAL checkpoint
- * (a: WAL frames, b: copied), O/X connection opened/closed (a: its fd). */
+ * (a: WAL frames, b: copied), O/X connection opened/closed (a: its fd).
+ * thread: serving thread N is N + 1 (one process alone: 1); 0 is the
+ * thread that supervises them or checkpoints. */
 void fm_http_stats_open(void);
 void fm_http_stats_close(void);
 void fm_http_stats_thread(int no);

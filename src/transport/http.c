@@ -1467,7 +1467,10 @@ int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
 
 static int serve_layout(fm_ctx *ctx, const char *listen, int workers, fm_err *err)
 {
-    if (workers <= 1) return serve(ctx, listen, -1, NULL, false, err);
+    if (workers <= 1) {
+        fm_http_stats_thread(1); /* as serving thread 0 is (http-tail.py) */
+        return serve(ctx, listen, -1, NULL, false, err);
+    }
     /* Everything a worker would refuse is refused here, once, before any
      * process is forked. */
     server sv;
