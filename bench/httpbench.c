@@ -4,8 +4,12 @@
  * opened first (initialize, notifications/initialized) and shared.
  * Prints one JSON object: clients, calls, errors, calls_per_s, p50_us,
  * p99_us.  Bounded by --seconds and by --max-calls per client.
+ * --dump FILE (off by default) writes every call, one a line:
+ * "client send_us latency_us", send_us on CLOCK_MONOTONIC, the clock of
+ * the server's FLEETMCP_HTTP_STATS timeline, so the slow calls can be
+ * laid over what the server did meanwhile (bench/http-tail.py).
  *
- *   httpbench --port P --clients N --seconds S --tool NAME --args JSON */
+ *   httpbench --port P --clients N --seconds S --tool NAME --args JSON [--dump FILE] */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -25,14 +29,14 @@
 
 static int port = 0, clients = 1, max_calls = MAX_CALLS;
 static double seconds = 5;
-static const char *tool = "echo", *args = "{}";
+static const char *tool = "echo", *args = "{}", *dump;
 static char session[1024];
 
 typedef struct {
     int fd;
     char *buf;
     size_t cap;
-    double *lat;
+    double *lat, *sent; /* sent: with --dump only */
     int n, errors;
 } client;
 
@@ -143,9 +147,22 @@ static void *run(void *arg)
         }
         /* A tool error is a failed call too. */
         if (strstr(c->buf, "\"isError\":true")) c->errors++;
+        if (c->sent) c->sent[c->n] = t0;
         c->lat[c->n++] = now_us() - t0;
     }
     return NULL;
+}
+
+/* --dump: every call's client, send time and latency (before the
+ * latencies are sorted). */
+static int dump_calls(const client *cs)
+{
+    FILE *f = fopen(dump, "w");
+    if (!f) return perror("httpbench: --dump"), -1;
+    for (int i = 0; i < clients; i++)
+        for (int k = 0; k < cs[i].n; k++)
+            fprintf(f, "%d %.0f %.0f\n", i, cs[i].sent[k], cs[i].lat[k]);
+    return fclose(f) ? (perror("httpbench: --dump"), -1) : 0;
 }
 
 int main(int argc, char **argv)
@@ -153,7 +170,7 @@ int main(int argc, char **argv)
     static const struct option o[] = {
         {"port", 1, 0, 'p'}, {"clients", 1, 0, 'c'}, {"seconds", 1, 0, 's'},
         {"tool", 1, 0, 't'}, {"args", 1, 0, 'a'},    {"max-calls", 1, 0, 'm'},
-        {0, 0, 0, 0}};
+        {"dump", 1, 0, 'd'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (ch) {
@@ -174,6 +191,9 @@ int main(int argc, char **argv)
             break;
         case 'm':
             max_calls = atoi(optarg);
+            break;
+        case 'd':
+            dump = optarg;
             break;
         default:
             return 2;
@@ -210,6 +230,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < clients; i++) {
         cs[i].fd = dial();
         cs[i].lat = malloc(sizeof(double) * (size_t)max_calls);
+        if (dump) cs[i].sent = malloc(sizeof(double) * (size_t)max_calls);
     }
     double t0 = now_us();
     for (int i = 0; i < clients; i++)
@@ -220,12 +241,14 @@ int main(int argc, char **argv)
     int total = 0, errors = 0;
     for (int i = 0; i < clients; i++)
         total += cs[i].n, errors += cs[i].errors;
+    if (dump && dump_calls(cs)) return 1;
     double *all = malloc(sizeof(double) * (size_t)(total ? total : 1));
     for (int i = 0, k = 0; i < clients; i++) {
         memcpy(all + k, cs[i].lat, sizeof(double) * (size_t)cs[i].n);
         k += cs[i].n;
         close(cs[i].fd);
         free(cs[i].lat);
+        free(cs[i].sent);
         free(cs[i].buf);
     }
     double p50 = median(all, total);

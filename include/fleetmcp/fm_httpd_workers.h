@@ -4,6 +4,8 @@
 #define FM_HTTPD_WORKERS_H
 
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "fleetmcp/fm_db.h"
 #include "fleetmcp/fm_error.h"
@@ -41,5 +43,20 @@ void fm_http_checkpointer_stop(fm_http_checkpointer *ck);
  * Drop it before the connection closes. */
 void fm_http_fork_guard_add(fm_db *db, pthread_mutex_t *busy);
 void fm_http_fork_guard_drop(fm_db *db);
+
+/* FLEETMCP_HTTP_STATS=FILE (http_stats.c): the service's event timeline,
+ * written at the stop; while it is off every hook is a call and a branch.
+ * kind: T a turn of the loop (a: requests, b: connections accepted), W
+ * its wait (a: its bound in ms, b: the listening socket was ready),
+ * E one call's exchange (a: body bytes, b: rows in the batch so far),
+ * C batch commit (a: rows, b: 0 or -1 failed), K WAL checkpoint
+ * (a: WAL frames, b: copied), O/X connection opened/closed (a: its fd).
+ * thread: serving thread N is N + 1 (one process alone: 1); 0 is the
+ * thread that supervises them or checkpoints. */
+void fm_http_stats_open(void);
+void fm_http_stats_close(void);
+void fm_http_stats_thread(int no);
+int64_t fm_http_stats_now(void); /* 0 while off */
+void fm_http_stats_event(char kind, int64_t t0, int64_t a, int64_t b);
 
 #endif

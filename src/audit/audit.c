@@ -280,12 +280,16 @@ static int anchor_get(fm_store *st, anchor *a)
     return anchor_state(a);
 }
 
-/* Moves the anchor to (id, head) unless another process already moved it
- * further (appends commit in chain order, anchors may arrive out of it),
- * or the row it names is no longer the one before this one: the log was
- * cut back and written again, and the anchor is the evidence, so it
- * stays. */
-static void anchor_advance(fm_store *st, int64_t id, const char *prev, const char *head)
+/* Moves the anchor to (id, head), the last of the rows from..id just
+ * committed, unless another process already moved it further (appends
+ * commit in chain order, anchors may arrive out of it), or the row it
+ * names is no longer the one before `from` or before `id` (from_prev,
+ * prev: their prev hashes): the log was cut back and written again, and
+ * the anchor is the evidence, so it stays.  A batch's rows are one span:
+ * one MAC, its last row's, where each end was MACed apart (and a cut
+ * found at the first row was then overwritten by the last's anchor). */
+static void anchor_advance_span(fm_store *st, int64_t from, const char *from_prev, int64_t id,
+                                const char *prev, const char *head)
 {
     anchor_file *f = st->anchor_map;
     if (!f) return;
@@ -295,14 +299,20 @@ static void anchor_advance(fm_store *st, int64_t id, const char *prev, const cha
     if (!anchor_lock(f)) return;
     int have = anchor_state(&f->a);
     int64_t was = f->a.id;
-    bool cut = have == 1 && was == id - 1 && strcmp(f->a.head, prev);
+    bool cut = have == 1 && ((was == from - 1 && strcmp(f->a.head, from_prev)) ||
+                             (was == id - 1 && strcmp(f->a.head, prev)));
     if (have == 0 || (have == 1 && was < id && !cut)) f->a = n;
     pthread_mutex_unlock(&f->mu);
     if (cut)
         fm_log("error",
                "audit: row %lld does not follow the anchored row %lld: the log was cut"
                " back; `fleetmcp audit verify` reports it",
-               (long long)id, (long long)was);
+               (long long)was + 1, (long long)was);
+}
+
+static void anchor_advance(fm_store *st, int64_t id, const char *prev, const char *head)
+{
+    anchor_advance_span(st, id, prev, id, prev, head);
 }
 
 /* A robust process-shared mutex at mu: a process killed while holding
@@ -1206,7 +1216,7 @@ typedef struct {
     fm_ctx *ctx; /* for the mode, read at the commit */
     pend_row *head, **tail;
     int64_t first_id, last_id;
-    char first_prev[65], first_hash[65], last_prev[65], last_hash[65];
+    char first_prev[65], last_prev[65], last_hash[65];
 } pend_batch;
 
 /* The mode and time columns are the commit's: the mode the rows commit
@@ -1237,7 +1247,6 @@ static int batch_write(fm_store *st, fm_err *err)
         if (p == b->head) {
             b->first_id = id;
             memcpy(b->first_prev, prev, sizeof prev);
-            memcpy(b->first_hash, hash, sizeof hash);
         }
         b->last_id = id;
         memcpy(b->last_prev, prev, sizeof prev);
@@ -1248,17 +1257,16 @@ static int batch_write(fm_store *st, fm_err *err)
 }
 
 /* After the batch's transaction: committed, the anchor advances over its
- * rows, the first (so a cut before it is still caught) and the last, and
- * the head and fold fall due as after single appends; either way the
- * rows are dropped. */
+ * rows to the last (a cut before the first is still caught), and the
+ * head and fold fall due as after single appends; either way the rows
+ * are dropped. */
 static void batch_ended(fm_store *st, bool ok)
 {
     pend_batch *b = st->batch.pending;
     st->batch.pending = NULL;
     if (!b) return;
     if (ok && b->head) {
-        anchor_advance(st, b->first_id, b->first_prev, b->first_hash);
-        if (b->last_id != b->first_id) anchor_advance(st, b->last_id, b->last_prev, b->last_hash);
+        anchor_advance_span(st, b->first_id, b->first_prev, b->last_id, b->last_prev, b->last_hash);
         int64_t n = b->last_id - b->first_id + 1;
         st->audit_appends += n;
         st->audit_since_head += (int)n;

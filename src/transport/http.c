@@ -65,8 +65,8 @@ typedef struct {
                                        const fd_set *);
     const union MHD_DaemonInfo *(*get_daemon_info)(struct MHD_Daemon *, enum MHD_DaemonInfoType,
                                                    ...);
-    const char *(*lookup_connection_value)(struct MHD_Connection *, enum MHD_ValueKind,
-                                           const char *);
+    int (*get_connection_values)(struct MHD_Connection *, enum MHD_ValueKind, MHD_KeyValueIterator,
+                                 void *);
     const union MHD_ConnectionInfo *(*get_connection_info)(struct MHD_Connection *,
                                                            enum MHD_ConnectionInfoType, ...);
     struct MHD_Response *(*create_response_from_buffer)(size_t, void *,
@@ -110,7 +110,7 @@ static int mhd_load(mhd_api *api, fm_err *err)
     SYM(get_timeout, "MHD_get_timeout");
     SYM(run_from_select, "MHD_run_from_select");
     SYM(get_daemon_info, "MHD_get_daemon_info");
-    SYM(lookup_connection_value, "MHD_lookup_connection_value");
+    SYM(get_connection_values, "MHD_get_connection_values");
     SYM(get_connection_info, "MHD_get_connection_info");
     SYM(create_response_from_buffer, "MHD_create_response_from_buffer");
     SYM(add_response_header, "MHD_add_response_header");
@@ -137,7 +137,41 @@ typedef struct conn {
 } conn;
 
 /* One request's upload, and its answer while the answer is held. */
+/* The request headers the server reads, found in one pass over the
+ * request's headers (header_seen), where a lookup for each walked them
+ * eleven times a request. */
+enum {
+    H_HOST,
+    H_ORIGIN,
+    H_AUTHORIZATION,
+    H_CONTENT_TYPE,
+    H_ACCEPT,
+    H_CONTENT_LENGTH,
+    H_VERSION,
+    H_SESSION,
+    H_METHOD,
+    H_NAME,
+    H_COUNT
+};
+#define HDR(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof s - 1                                                                            \
+    }
+static const struct {
+    const char *name;
+    size_t len;
+} header_names[H_COUNT] = {
+    HDR("Host"),       HDR("Origin"),         HDR("Authorization"),        HDR("Content-Type"),
+    HDR("Accept"),     HDR("Content-Length"), HDR("MCP-Protocol-Version"), HDR("Mcp-Session-Id"),
+    HDR("Mcp-Method"), HDR("Mcp-Name")};
+#undef HDR
+
+typedef struct {
+    const char *v[H_COUNT]; /* NULL: absent; the first of a repeated one */
+} req_headers;
+
 typedef struct req {
+    req_headers h; /* in the connection's pool, valid for the request */
     char *body;
     size_t len, cap;
     bool too_large;
@@ -356,8 +390,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         *socket_context = k;
         sv->opened++;
         if (sv->slot) atomic_fetch_add(&sv->slot->conns, 1);
+        fm_http_stats_event('O', fm_http_stats_now(), k->fd, 0);
     } else if (*socket_context) {
         conn *k = *socket_context;
+        fm_http_stats_event('X', fm_http_stats_now(), k->fd, 0);
         if (sv->slot) atomic_fetch_sub(&sv->slot->conns, 1);
         if (k->prev)
             k->prev->next = k->next;
@@ -535,7 +571,7 @@ static char *dump_msg(const json_t *m, size_t flags, const void *cls, size_t *le
         text = json_dumps(copy, flags);
         json_decref(copy);
     } else {
-        return fm_json_dumps_compact(m, flags, len);
+        return fm_json_dumps_len(m, flags, len);
     }
     *len = text ? strlen(text) : 0;
     return text;
@@ -759,7 +795,10 @@ static int batch_commit(server *sv)
 {
     fm_store *st = &sv->ctx->store;
     fm_err e = {0};
-    if (!fm_store_batch_commit(st, &e)) return 0;
+    int64_t t0 = st->batch.open ? fm_http_stats_now() : 0, rows = st->batch.rows;
+    int rc = fm_store_batch_commit(st, &e);
+    if (t0) fm_http_stats_event('C', t0, rows, rc);
+    if (!rc) return 0;
     fm_log("error", "%s; the calls in it were answered with an error", e.text);
     return -1;
 }
@@ -784,6 +823,20 @@ static enum MHD_Result send_answer(server *sv, struct MHD_Connection *c, fm_mcp_
 
 /* ---- the handler -------------------------------------------------------- */
 
+static enum MHD_Result header_seen(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    req_headers *h = cls;
+    (void)kind;
+    size_t n = strlen(key);
+    for (int i = 0; i < H_COUNT; i++) {
+        if (header_names[i].len != n || strcasecmp(key, header_names[i].name)) continue;
+        if (!h->v[i]) h->v[i] = value;
+        break;
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -798,11 +851,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             k->phase = PH_BODY;
             k->since_ms = fm_now_ms();
         }
-        if (!host_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Host")))
+        req_headers h;
+        memset(&h, 0, sizeof h);
+        api->get_connection_values(c, MHD_HEADER_KIND, header_seen, &h);
+        if (!host_ok(sv, h.v[H_HOST]))
             return refuse(sv, c, 403,
                           "Forbidden: Host header does not name this service"
                           " (add it to http.allowed_hosts if it should)");
-        if (!origin_ok(sv, api->lookup_connection_value(c, MHD_HEADER_KIND, "Origin")))
+        if (!origin_ok(sv, h.v[H_ORIGIN]))
             return refuse(sv, c, 403,
                           "Forbidden: Origin is not allowed (add it to"
                           " http.allowed_origins if it should be)");
@@ -823,9 +879,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (sv->auth) {
             fm_auth_fail f;
             memset(&f, 0, sizeof f);
-            if (fm_auth_verify(sv->auth,
-                               api->lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-                               &who, &f) != FM_AUTH_OK)
+            if (fm_auth_verify(sv->auth, h.v[H_AUTHORIZATION], &who, &f) != FM_AUTH_OK)
                 return refuse_auth(sv, c, &f);
         }
         if (alerts && strcmp(method, "POST"))
@@ -835,8 +889,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!strcmp(method, "DELETE")) {
             /* Ends a 2025-era session; the body, if any, is not read. */
             fm_err e = {0};
-            int st = fm_mcp_http_end_session(
-                sv->ctx, api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id"), &e);
+            int st = fm_mcp_http_end_session(sv->ctx, h.v[H_SESSION], &e);
             return st == 200 ? respond(sv, c, 200, NULL, NULL, 0, NULL)
                              : refuse(sv, c, (unsigned)st, e.text);
         }
@@ -844,19 +897,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return refuse(sv, c, 405,
                           "Method Not Allowed: POST JSON-RPC to /mcp (DELETE ends a session);"
                           " this server opens no standalone SSE stream");
-        const char *ct = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+        const char *ct = h.v[H_CONTENT_TYPE];
         if (!ct || strncasecmp(ct, "application/json", 16))
             return refuse(sv, c, 415,
                           "Unsupported Media Type: send Content-Type:"
                           " application/json");
-        const char *accept = api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+        const char *accept = h.v[H_ACCEPT];
         if (!accepts(accept, "application/json") && !accepts(accept, "text/event-stream"))
             return refuse(sv, c, 406,
                           "Not Acceptable: Accept application/json and"
                           " text/event-stream");
         size_t limit = sv->max_body;
         if (alerts && fm_alert_max_bytes(sv->ctx) < limit) limit = fm_alert_max_bytes(sv->ctx);
-        const char *cl = api->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        const char *cl = h.v[H_CONTENT_LENGTH];
         if (cl && strtoull(cl, NULL, 10) > limit)
             return refuse(sv, c, 413,
                           alerts ? "Content Too Large: the payload exceeds alerts.max_bytes;"
@@ -865,6 +918,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                    " limits.max_message_bytes");
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
+        r->h = h;
         r->alerts = alerts;
         r->limit = limit;
         /* A buffer the size the body says it is: a request's body is a
@@ -906,9 +960,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * turn that sends held answers is not idle (no checkpoint). */
         r->held = false;
         sv->served++;
-        return send_answer(sv, c, &r->x, &r->principal,
-                           api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
-                           !r->batch_ok);
+        return send_answer(sv, c, &r->x, &r->principal, r->h.v[H_ACCEPT], !r->batch_ok);
     }
     conn *k = conn_of(sv, c);
     if (k) k->phase = PH_REPLY;
@@ -918,7 +970,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   " nothing was done"
                                 : "Content Too Large: the body exceeds limits.max_message_bytes");
     if (r->alerts) return serve_alerts(sv, c, r);
-    const char *accept = api->lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    const char *accept = r->h.v[H_ACCEPT];
     stream_out so = {.sv = sv, .k = conn_of(sv, c), .version = version};
     bool can_stream = sv->workers >= 2 && accept && strstr(accept, "text/event-stream") && so.k;
     fm_mcp_http x = {
@@ -929,10 +981,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         .stream_group = sv->threaded ? (int)getpid() : 0,
         .body = r->body ? r->body : "",
         .len = r->len,
-        .version_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "MCP-Protocol-Version"),
-        .session_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id"),
-        .method_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Method"),
-        .name_hdr = api->lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Name"),
+        .version_hdr = r->h.v[H_VERSION],
+        .session_hdr = r->h.v[H_SESSION],
+        .method_hdr = r->h.v[H_METHOD],
+        .name_hdr = r->h.v[H_NAME],
     };
     sv->served++;
     /* The principal rides on the session for this one exchange: the gate
@@ -942,7 +994,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     fm_store *st = &sv->ctx->store;
     bool armed = sv->batching && !fm_store_batch_arm(st);
     so.x = &x;
+    int64_t t0 = fm_http_stats_now();
     fm_mcp_http_exchange(sv->ctx, &x);
+    fm_http_stats_event('E', t0, (int64_t)r->len, st->batch.rows);
     if (sv->slot) atomic_store(&sv->slot->asking, false);
     if (armed) fm_store_batch_disarm(st);
     sv->ctx->session.verified = false;
@@ -1077,10 +1131,12 @@ static void epoll_turn(server *sv, int ms)
     sv->resumed = false;
     bool take = accepting(sv);
     if (!take && sv->slots && ms > STUCK_MS) ms = STUCK_MS; /* as serve_turn's */
+    int64_t t0 = fm_http_stats_now();
     wait_begins(sv);
     if (poll(p, take ? 2 : 1, ms) < 0 && errno != EINTR)
         fm_log("warning", "poll: %s", strerror(errno));
     wait_ends(sv);
+    fm_http_stats_event('W', t0, ms, take);
     for (int i = 0; take && (p[1].revents & POLLIN) && i < 16 && (i == 0 || accepting(sv)); i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -1142,6 +1198,7 @@ static void serve_turn(server *sv, int ms)
     MHD_UNSIGNED_LONG_LONG t;
     if (sv->api.get_timeout(sv->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms) ms = (int)t;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    int64_t t0 = fm_http_stats_now();
     wait_begins(sv);
     if (select(max + 1, &rs, &ws, &es, &tv) < 0) {
         if (errno != EINTR) fm_log("warning", "select: %s", strerror(errno));
@@ -1150,6 +1207,7 @@ static void serve_turn(server *sv, int ms)
         FD_ZERO(&es);
     }
     wait_ends(sv);
+    fm_http_stats_event('W', t0, ms, sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs));
     bool listen_ready = sv->listen_fd >= 0 && FD_ISSET(sv->listen_fd, &rs);
     sv->api.run_from_select(sv->d, &rs, &ws, &es);
     /* libmicrohttpd accepts one connection per select pass (its epoll
@@ -1318,8 +1376,10 @@ static int serve(fm_ctx *ctx, const char *listen, int listen_fd, worker_slot *sl
         fm_http_fork_guard_add(ctx->store.db, &sv.turn);
     }
     while (!ctx->stop) {
-        unsigned long long before = sv.served;
+        unsigned long long before = sv.served, opened = sv.opened;
+        int64_t t0 = fm_http_stats_now();
         serve_turn(&sv, 250);
+        fm_http_stats_event('T', t0, (int64_t)(sv.served - before), (int64_t)(sv.opened - opened));
         batch_commit(&sv); /* the turn's batch: its answers go in the next turn */
         sweep(&sv);
         if (listen_fd < 0 && !ckpt && sv.served == before && fm_store_checkpoint_due(&ctx->store))
@@ -1394,10 +1454,23 @@ static int bind_shared(const struct sockaddr_storage *ss, bool ipv6, fm_err *err
     return fd;
 }
 
+static int serve_layout(fm_ctx *ctx, const char *listen, int workers, fm_err *err);
+
 int fm_httpd_serve(fm_ctx *ctx, const char *listen, fm_err *err)
 {
     int workers = workers_of(ctx);
-    if (workers <= 1) return serve(ctx, listen, -1, NULL, false, err);
+    fm_http_stats_open();
+    int rc = serve_layout(ctx, listen, workers, err);
+    fm_http_stats_close();
+    return rc;
+}
+
+static int serve_layout(fm_ctx *ctx, const char *listen, int workers, fm_err *err)
+{
+    if (workers <= 1) {
+        fm_http_stats_thread(1); /* as serving thread 0 is (http-tail.py) */
+        return serve(ctx, listen, -1, NULL, false, err);
+    }
     /* Everything a worker would refuse is refused here, once, before any
      * process is forked. */
     server sv;

@@ -71,6 +71,7 @@ static void checkpoint_tick(fm_http_checkpointer *ck)
 {
     int log = 0, done = 0;
     pthread_mutex_lock(&ck->busy);
+    int64_t t0 = fm_http_stats_now();
     if (fm_db_sqlite_checkpoint(ck->st.db, false, &log, &done) >= 0) {
         ck->ticks++;
         if (log > 0 && log == done && log == ck->last_log &&
@@ -78,6 +79,7 @@ static void checkpoint_tick(fm_http_checkpointer *ck)
             ck->truncated++;
         ck->last_log = log;
     }
+    fm_http_stats_event('K', t0, log, done);
     pthread_mutex_unlock(&ck->busy);
 }
 
@@ -461,6 +463,7 @@ static void *serving_main(void *p)
     char name[16];
     snprintf(name, sizeof name, "fm-serve-%d", t->index);
     pthread_setname_np(pthread_self(), name);
+    fm_http_stats_thread(t->index + 1); /* 0: the supervising thread */
     t->rc = t->fn(t->ctx, t->arg, &t->err);
     atomic_store(&t->done, true);
     return NULL;

@@ -18,7 +18,8 @@ before its audit row is committed.
 (e) one process (http.workers: 1) checkpoints on a thread of its own:
     after 32 clients the WAL is bounded and, idle, truncated; kill -9 in
     the middle of a load loses no answered call's row, and the chain
-    verifies;
+    verifies; FLEETMCP_HTTP_STATS's timeline has every call, every
+    batch's rows, the checkpoints and each connection opened and closed;
 (f) a connection cap too large for select(2) (more than 256 a worker)
     runs libmicrohttpd's epoll loop instead: 32 clients are answered,
     each its own, their rows share commits and the chain verifies.
@@ -301,7 +302,10 @@ check(n is not None and n >= CLIENTS * CALLS, f"(d) the chain verifies: {n} rows
 cfg = config("e", 1)
 db = os.path.join(tmp, "e.db")
 t0 = time.time()
+stats = os.path.join(tmp, "e.stats")
+os.environ["FLEETMCP_HTTP_STATS"] = stats
 srv, port = start(FM, cfg, tmp, "e.db")
+del os.environ["FLEETMCP_HTTP_STATS"]
 done = run_clients(port, CLIENTS, CALLS, "gc_e")
 good = [d for d in done if d[2] == 200 and ok_answer(d[3], d[1])]
 check(len(good) == CLIENTS * CALLS, f"(e) {CLIENTS} x {CALLS} calls answered: {len(good)}")
@@ -316,6 +320,23 @@ check(size == 0, f"(e) idle, the checkpointer thread truncates the WAL: {size} b
 stop(srv)
 ck, tr = checkpointer_lines(t0)
 check(ck > 0 and tr > 0, f"(e) the thread checkpointed ({ck}) and truncated ({tr})")
+kinds = {}
+with open(stats) as f:
+    for line in f:
+        k, thread, start_us, dur_us, a, b = line.split()
+        kinds.setdefault(k, []).append((int(thread), int(start_us), int(dur_us), int(a), int(b)))
+calls = len(kinds.get("E", []))
+batched = sum(e[3] for e in kinds.get("C", []))
+check(calls == CLIENTS * CALLS and batched == CLIENTS * CALLS,
+      f"(e) stats: every call ({calls}) and every batched row ({batched}) is in the timeline")
+check(all(e[0] == 1 for e in kinds.get("E", []) + kinds.get("T", [])),
+      "(e) stats: one process alone serves as thread 1 (bench/http-tail.py reads its turns)")
+# All on the checkpointer's thread (0) but the last, run at the stop.
+ks = kinds.get("K", [])
+check(len(ks) >= ck and sum(e[0] == 0 for e in ks) >= len(ks) - 1,
+      f"(e) stats: the checkpointer thread's checkpoints: {len(ks)} of {ck}")
+check(len(kinds.get("O", [])) >= CLIENTS and len(kinds.get("O", [])) == len(kinds.get("X", [])),
+      f"(e) stats: connections opened {len(kinds.get('O', []))}, closed {len(kinds.get('X', []))}")
 rows, txns = group_lines(t0)
 check(rows == CLIENTS * CALLS, f"(e) every call's row committed in a batch: {rows} in {txns}")
 n, why = verify(db, cfg)

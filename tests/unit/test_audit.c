@@ -1,7 +1,9 @@
 /* The audit chain: rows per call, redaction, tamper detection. */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sqlite3.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -78,6 +80,51 @@ START_TEST(secrets_redacted)
     ck_assert(fm_key_is_secret("pat"));
     ck_assert(!fm_key_is_secret("node"));
     ts_close(&t);
+}
+END_TEST
+
+/* The redaction's key test as it was (a lowercased copy of the first 63
+ * bytes, a strstr for each word), the reference for the one-pass one. */
+static bool key_secret_ref(const char *key)
+{
+    static const char *const words[] = {"password",   "passwd", "secret",       "token",
+                                        "api_key",    "apikey", "authorization", "private_key",
+                                        "credential", "cookie", "signature"};
+    char low[64];
+    size_t n = 0;
+    for (; key[n] && n < sizeof low - 1; n++)
+        low[n] = (char)tolower((unsigned char)key[n]);
+    low[n] = '\0';
+    if (!strcmp(low, "pat")) return true;
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (strstr(low, words[i])) return true;
+    return false;
+}
+
+START_TEST(secret_keys_match_reference)
+{
+    const char *keys[] = {"",          "p",          "pa",          "pat",         "PAT",
+                          "Pat",       "pats",       "path",        "jira_pat",    "pattern",
+                          "password",  "PassWord",   "db_password", "passwd",      "pass",
+                          "secret",    "SECRET_ID",  "clientSecret", "token",      "tok",
+                          "x-Token-y", "api_key",    "API_KEY",     "apikey",      "api-key",
+                          "authorization", "Authorization", "authoriz", "private_key", "PRIVATE",
+                          "credential", "credentials", "cookie",    "Cookie2",     "signature",
+                          "sig",       "node",       "fault_class", "\xc3\xa9token", "t\x80ken",
+                          "ssecret",   "ppassword",  "[",           "@TOKEN",      "z_signaturE"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        ck_assert_msg(fm_key_is_secret(keys[i]) == key_secret_ref(keys[i]), "key %s", keys[i]);
+    /* Past 63 bytes the whole key counts now (the copy cut it there). */
+    char long_key[128];
+    memset(long_key, 'x', sizeof long_key);
+    strcpy(long_key + 90, "_token");
+    ck_assert(!key_secret_ref(long_key) && fm_key_is_secret(long_key));
+    memcpy(long_key + 60, "Secret", 6); /* across the old cut */
+    ck_assert(fm_key_is_secret(long_key));
+    long_key[90] = '\0';
+    ck_assert(fm_key_is_secret(long_key));
+    memset(long_key, 'x', 90);
+    ck_assert(!fm_key_is_secret(long_key));
 }
 END_TEST
 
@@ -492,6 +539,48 @@ START_TEST(truncation_detected)
     ck_assert(verify_says(&ctx, "missing from the end"));
     /* A reopened server does not paper over it with a new anchor. */
     reopened_says(&ctx, path, "missing from the end");
+}
+END_TEST
+
+/* A batch moves the anchor to its last row with one MAC and still
+ * catches a cut: rows written again below the anchor (the anchor at the
+ * batch's last row's predecessor), and a row replaced just before the
+ * batch (the anchor at its first row's predecessor: the anchor stays,
+ * where it used to move on to the batch's last row). */
+static void batched_rows(fm_ctx *ctx, int n, const char *tool)
+{
+    fm_audit_rec r = {.phase = "call", .tool = tool, .decision = "allow"};
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_batch_arm(&ctx->store), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(fm_audit_append(ctx, &r, NULL), 0);
+    fm_store_batch_disarm(&ctx->store);
+    ck_assert_int_eq(fm_store_batch_commit(&ctx->store, &err), 0);
+}
+
+START_TEST(group_commit_anchor)
+{
+    char path[] = "/tmp/fm-audit-batch-cut-XXXXXX";
+    fm_ctx ctx;
+    filled_store(&ctx, path, 4);
+    batched_rows(&ctx, 5, "fleet_status");
+    ck_assert_int_eq(fm_audit_anchored(&ctx.store), 9);
+    ck_assert(verify_says(&ctx, NULL));
+    fm_db *db = ctx.store.db;
+    ck_assert_int_eq(fm_db_exec(db, "DELETE FROM audit WHERE id>=6", 0, 0, 0), FM_DB_OK);
+    batched_rows(&ctx, 5, "slurm_nodes"); /* 6..10: the anchor (9) is 10's predecessor */
+    ck_assert_int_eq(fm_audit_anchored(&ctx.store), 9);
+    reopened_says(&ctx, path, "not the row the anchor recorded");
+
+    char path2[] = "/tmp/fm-audit-batch-cut2-XXXXXX";
+    filled_store(&ctx, path2, 10);
+    db = ctx.store.db;
+    ck_assert_int_eq(fm_db_exec(db, "DELETE FROM audit WHERE id=10", 0, 0, 0), FM_DB_OK);
+    fm_audit_rec other = {.phase = "call", .tool = "slurm_nodes", .decision = "allow"};
+    ck_assert_int_eq(fm_audit_append(&ctx, &other, NULL), 10); /* a new row 10 */
+    batched_rows(&ctx, 3, "slurm_nodes"); /* 11..13: the anchor (old 10) is 11's predecessor */
+    ck_assert_int_eq(fm_audit_anchored(&ctx.store), 10);
+    reopened_says(&ctx, path2, "not the row the anchor recorded");
 }
 END_TEST
 
@@ -1715,6 +1804,8 @@ static Suite *audit_suite(void)
     TCase *tc = tcase_create("chain");
     tcase_add_test(tc, rows_per_call);
     tcase_add_test(tc, secrets_redacted);
+    tcase_add_test(tc, secret_keys_match_reference);
+    tcase_add_test(tc, group_commit_anchor);
     tcase_add_test(tc, tampering_detected);
     tcase_add_test(tc, hmac_rfc4231);
     tcase_add_test(tc, hmac_matches_openssl);
