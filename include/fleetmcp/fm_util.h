@@ -57,10 +57,15 @@ typedef char *(*fm_json_dump_fn)(const json_t *v, size_t flags, const void *cls,
 char *fm_json_join_with(const json_t *arr, size_t flags, bool reverse, const char *before,
                         const char *after, fm_json_dump_fn dump, const void *cls, size_t *len);
 
-/* json_dumps(v, flags) with its length in *len (NULL on failure): jansson
- * dumps (json_dump_callback) into a buffer grown here, 1,000 bytes first,
- * where json_dumps grows its own from 16 bytes and copies the result. */
-char *fm_json_dumps_len(const json_t *v, size_t flags, size_t *len);
+/* json_dumps(v, flags) for compact flags (JSON_COMPACT, with or without
+ * JSON_REAL_PRECISION, JSON_ENCODE_ANY, JSON_PRESERVE_ORDER,
+ * JSON_SORT_KEYS): the same
+ * bytes, in insertion order or sorted as jansson sorts, without jansson's per-container loop check
+ * (a "%p" snprintf and a hashtable insert and delete each) and its
+ * per-character UTF-8 walk of strings; a string that is not UTF-8 fails
+ * the dump as in jansson.  Other flags go to json_dumps.  malloc'd, its
+ * length in *len; NULL on failure. */
+char *fm_json_dumps_compact(const json_t *v, size_t flags, size_t *len);
 
 /* Splicing text already dumped into a dump, so it is not parsed and dumped
  * again (a tool result's structuredContent: the call dumped it for its

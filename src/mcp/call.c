@@ -54,7 +54,7 @@ static json_t *result_with_text(json_t *structured, const char *text)
 static char *result_text(const json_t *structured)
 {
     size_t n;
-    return fm_json_dumps_len(structured, JSON_COMPACT | JSON_REAL_PRECISION(15), &n);
+    return fm_json_dumps_compact(structured, JSON_COMPACT | JSON_REAL_PRECISION(15), &n);
 }
 
 json_t *fm_result_ok(json_t *structured)

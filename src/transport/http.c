@@ -571,7 +571,7 @@ static char *dump_msg(const json_t *m, size_t flags, const void *cls, size_t *le
         text = json_dumps(copy, flags);
         json_decref(copy);
     } else {
-        return fm_json_dumps_len(m, flags, len);
+        return fm_json_dumps_compact(m, flags, len);
     }
     *len = text ? strlen(text) : 0;
     return text;

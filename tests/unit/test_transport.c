@@ -190,17 +190,16 @@ START_TEST(collect_keeps_the_splice_for_the_dump)
 }
 END_TEST
 
-/* fm_json_dumps_len gives json_dumps's bytes and their length, or fails
- * where it fails, for every kind of value and across its buffer's
- * growth: escapes, UTF-8 of every length, an embedded NUL, keys that
- * need escaping, integer extremes, reals, empty containers, insertion
- * order and sorted keys (the audit's canonical form), scalars with and
- * without JSON_ENCODE_ANY, other flags, a string that is not UTF-8 and a
- * loop. */
+/* fm_json_dumps_compact gives json_dumps's bytes, or fails where it
+ * fails, for every kind of value: escapes, UTF-8 of every length, an
+ * embedded NUL, keys that need escaping, integer extremes, reals, empty
+ * containers, insertion order and sorted keys (the audit's canonical
+ * form), scalars with and without JSON_ENCODE_ANY, other flags (handed
+ * to jansson), a string that is not UTF-8 and a loop. */
 static void same_dump(const json_t *v, size_t flags)
 {
     size_t n = 99;
-    char *want = json_dumps(v, flags), *got = fm_json_dumps_len(v, flags, &n);
+    char *want = json_dumps(v, flags), *got = fm_json_dumps_compact(v, flags, &n);
     if (!want) {
         ck_assert_ptr_null(got);
         return;
