@@ -168,9 +168,8 @@ static int dump_calls(const client *cs)
 int main(int argc, char **argv)
 {
     static const struct option o[] = {
-        {"port", 1, 0, 'p'}, {"clients", 1, 0, 'c'}, {"seconds", 1, 0, 's'},
-        {"tool", 1, 0, 't'}, {"args", 1, 0, 'a'},    {"max-calls", 1, 0, 'm'},
-        {"dump", 1, 0, 'd'}, {0, 0, 0, 0}};
+        {"port", 1, 0, 'p'}, {"clients", 1, 0, 'c'},   {"seconds", 1, 0, 's'}, {"tool", 1, 0, 't'},
+        {"args", 1, 0, 'a'}, {"max-calls", 1, 0, 'm'}, {"dump", 1, 0, 'd'},    {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (ch) {
