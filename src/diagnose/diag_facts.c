@@ -469,7 +469,7 @@ bool facts_hardware_hit(const run *r)
 
 /* A line saying the GPUs read ~0 ("GPU-Util 0%", "utilization avg 0.3%",
  * "SM active 0.01", "GPUs sitting idle"). */
-static bool idle_told(const tline *l)
+bool idle_told(const tline *l)
 {
     static const char *const util[] = {"util", "sm active", "sm_active", "gr_engine"};
     static const char *const idle[] = {"gpus idle",
@@ -651,6 +651,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     wide_straggler_rule(r);
     silent_log_rule(r, f.zero_now);
     if (json_is_array(metrics) || r->nlines) peer_rule(r, json_is_array(metrics) ? metrics : NULL);
+    reservation_rule(r, metrics, f.zero_now);
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);

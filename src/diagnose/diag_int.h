@@ -464,12 +464,18 @@ void power_policy_rule(run *r);
 void refuted_claim_rule(run *r);
 /* diag_facts_sweep.c: the largest batch sizes of a sweep ran out of memory */
 void batch_sweep_rule(run *r);
+/* diag_facts_resv.c: a reservation held empty while jobs wait for capacity */
+void reservation_rule(run *r, const json_t *metrics, bool gpus_idle); /* the metrics read ~0 */
+/* diag_facts.c: a line saying the GPUs read ~0 */
+bool idle_told(const tline *l);
 void counter_rising_rule(run *r);
 bool xid_count_zero(const run *r);
 /* the number a count line ends with or the next line holds alone, -1 */
 long facts_count_answer(const run *r, int li);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
+/* its leading stamp, Slurm's appended one, else an ISO 8601 time inside it */
+double line_any_stamp(const char *s, size_t len, int year);
 void find_boots(run *r);
 bool before_boot(const run *r, int li);
 

@@ -63,7 +63,7 @@ static void boot_id_norm(const char *in, char *out, size_t cap)
 
 /* A line's time: its leading stamp, else the stamp Slurm appends to a
  * reason ("... [root@2026-12-02T03:11:40]"). */
-static double any_stamp(const char *s, size_t len, int year)
+double line_any_stamp(const char *s, size_t len, int year)
 {
     double t = line_stamp(s, len, year);
     if (!isnan(t)) return t;
@@ -175,7 +175,7 @@ static double month_day(const tline *l, int year)
 static double repair_in_order(run *r, const double *st, int year, int li, double fixed)
 {
     const tline *rl = &r->lines[li];
-    double t = !isnan(st[li]) ? st[li] : any_stamp(rl->s, rl->len, year);
+    double t = !isnan(st[li]) ? st[li] : line_any_stamp(rl->s, rl->len, year);
     /* else a bare date in it ("closed 2026-12-02"): the start of that day,
      * so that nothing logged later that day passes for history */
     for (size_t i = 0; isnan(t) && i + 10 <= rl->len; i++)
@@ -280,7 +280,7 @@ static void cleared_since(run *r, const double *st, int year, int k)
     const rawm *m = &r->raws[k];
     int c = cleared_class(r->db, &r->db->sigs[m->sig]);
     const tline *cl = &r->lines[m->line];
-    double t = !isnan(st[m->line]) ? st[m->line] : any_stamp(cl->s, cl->len, year);
+    double t = !isnan(st[m->line]) ? st[m->line] : line_any_stamp(cl->s, cl->len, year);
     /* a command's output takes the stamp of the command's line above it */
     for (int i = m->line - 1; isnan(t) && i >= 0 && i >= m->line - 8; i--)
         if (r->lines[i].src == cl->src) t = st[i];
@@ -346,7 +346,7 @@ static void replaced_undated(run *r, const double *st, int li)
     static const char *const part[] = {"replac", "swap", "rma", "serial", "s/n", "new board"};
     static const char *const fault[] = {"xid", "error", "ecc", "dbe", "fault", "fail"};
     const tline *rl = &r->lines[li];
-    if (!isnan(st[li]) || !isnan(any_stamp(rl->s, rl->len, 1970)) || !isnan(month_day(rl, 1970)) ||
+    if (!isnan(st[li]) || !isnan(line_any_stamp(rl->s, rl->len, 1970)) || !isnan(month_day(rl, 1970)) ||
         !facts_any(rl, part, sizeof part / sizeof *part) || recurs(rl))
         return;
     double now = NAN;
@@ -594,7 +594,7 @@ void find_boots(run *r)
                 if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
             for (int i = 0; i < r->nlines && !isnan(fixed); i++) {
                 if (r->oldl[i]) continue;
-                double t = !isnan(st[i]) ? st[i] : any_stamp(r->lines[i].s, r->lines[i].len, year);
+                double t = !isnan(st[i]) ? st[i] : line_any_stamp(r->lines[i].s, r->lines[i].len, year);
                 if (isnan(t)) t = command_stamp(r, st, i);
                 if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
             }
