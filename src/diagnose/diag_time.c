@@ -449,7 +449,9 @@ void find_boots(run *r)
         }
         if (b <= 2 && kind[m->line] != 1) kind[m->line] = (unsigned char)b;
     }
-    /* dmesg's clock going back starts a boot */
+    /* dmesg's clock going back starts a boot, when it goes back to a new
+     * boot's early seconds or below half what it read: a few minutes back
+     * at the same hours of uptime is an excerpt pasted out of order */
     double prev[DS_N];
     for (int s = 0; s < DS_N; s++)
         prev[s] = -1;
@@ -459,7 +461,7 @@ void find_boots(run *r)
         char *end;
         double t = strtod(l->s + 1, &end);
         if (end == l->s + 1 || *end != ']') continue;
-        if (prev[l->src] > t + 1.0 && !kind[i]) kind[i] = 1;
+        if (prev[l->src] > t + 1.0 && (t < 300 || t < prev[l->src] / 2) && !kind[i]) kind[i] = 1;
         prev[l->src] = t;
     }
     for (int i = 0; i < r->nlines; i++)
