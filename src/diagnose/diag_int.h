@@ -466,6 +466,8 @@ void refuted_claim_rule(run *r);
 void batch_sweep_rule(run *r);
 /* diag_facts_resv.c: a reservation held empty while jobs wait for capacity */
 void reservation_rule(run *r, const json_t *metrics, bool gpus_idle); /* the metrics read ~0 */
+/* diag_facts_scope.c: a shared service (the directory) failing: whose */
+void directory_rule(run *r);
 /* diag_facts.c: a line saying the GPUs read ~0 */
 bool idle_told(const tline *l);
 void counter_rising_rule(run *r);
@@ -476,6 +478,8 @@ long facts_count_answer(const run *r, int li);
 double line_stamp(const char *s, size_t len, int year);
 /* its leading stamp, Slurm's appended one, else an ISO 8601 time inside it */
 double line_any_stamp(const char *s, size_t len, int year);
+/* the host a syslog-style line (or pdsh's "host: " prefix) names, lower case */
+bool syslog_host(const char *s, size_t len, char *out, size_t cap);
 void find_boots(run *r);
 bool before_boot(const run *r, int li);
 

@@ -91,7 +91,7 @@ static double repair_stamp(const char *v, int year)
  * kernel: ...", "2026-11-28T02:14:51+00:00 h1 kernel: ...") or before it
  * as pdsh prints ("h1: [...] NVRM: ..."), copied to
  * out up to its first dot; false when the line is no such record. */
-static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
+bool syslog_host(const char *s, size_t len, char *out, size_t cap)
 {
     const char *e = s + len, *p = s;
     if (len < 20) return false;
