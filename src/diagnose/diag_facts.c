@@ -653,6 +653,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     if (json_is_array(metrics) || r->nlines) peer_rule(r, json_is_array(metrics) ? metrics : NULL);
     reservation_rule(r, metrics, f.zero_now);
     directory_rule(r);
+    size_divergence_rule(r);
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);

@@ -466,6 +466,8 @@ void refuted_claim_rule(run *r);
 void batch_sweep_rule(run *r);
 /* diag_facts_resv.c: a reservation held empty while jobs wait for capacity */
 void reservation_rule(run *r, const json_t *metrics, bool gpus_idle); /* the metrics read ~0 */
+/* diag_facts_coll.c: rank groups at a collective with different sizes */
+void size_divergence_rule(run *r);
 /* diag_facts_scope.c: a shared service (the directory) failing: whose */
 void directory_rule(run *r);
 /* diag_facts.c: a line saying the GPUs read ~0 */
