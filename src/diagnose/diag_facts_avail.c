@@ -287,9 +287,62 @@ static void failover_story(run *r)
     drop_anomaly_group(r, "facts-storage-many-hosts");
 }
 
+/* ---- a planned rollout that ended done --------------------------------- */
+
+/* Its positive end, in the tools' words or people's. */
+static bool done_told(const tline *l)
+{
+    static const char *const w[] = {"all validations are successful",
+                                    "validations successful",
+                                    "upgrade-done",
+                                    "upgrade done",
+                                    "upgrade complete",
+                                    "rollout complete",
+                                    "successfully rolled out",
+                                    "upgrade finished"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* Its end failed, or something still fails after it. */
+static bool undone_told(const tline *l)
+{
+    static const char *const w[] = {"upgrade-failed", "upgrade failed", "rollout failed",
+                                    "CrashLoopBackOff", "rolled back", "rollback"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* A line of the rollout: the plan, the workloads moved off, the driver and
+ * validator pods restarted while it ran, the node out then back. */
+static bool rollout_line(const tline *l)
+{
+    static const char *const w[] = {"evict",     "drain",      "cordon",     "validator",
+                                    "validation", "driver",    "BackOff",    "restart",
+                                    "Killing",   "Schedulable", "not ready", "NotReady",
+                                    "allocatable"};
+    return plan_told(l) || done_told(l) || facts_any(l, w, NOF(w));
+}
+
+/* A planned upgrade or rollout (a driver container, an operator) whose
+ * disruptions (evictions, pods restarted, the node cordoned) ended in its
+ * own positive end, nothing failing after: history, not unexplained. */
+static void rollout_story(run *r)
+{
+    bool plan = false, done = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        plan |= plan_told(l);
+        if (undone_told(l))
+            done = false;
+        else if (done_told(l))
+            done = true;
+    }
+    if (plan && done) drop_explained(r, rollout_line);
+}
+
 void avail_rule(run *r)
 {
     failover_story(r);
+    rollout_story(r);
     int c = diag_class_index(r->db, "node_unreachable");
     if (c < 0 || !unreach_told(r, c) || other_node_fault(r, c)) return;
     if (planned_bounce(r)) {
