@@ -4,6 +4,7 @@
  * node now; neither of these is that. */
 #include "diag_int.h"
 
+#include <math.h>
 #include <string.h>
 
 #define NOF(a) (sizeof(a) / sizeof *(a))
@@ -180,7 +181,22 @@ static bool node_answers(const run *r)
 /* Drop each anomaly every one of whose matched lines the story explains
  * (the down, the cordon, the credential errors); an anomaly added by a
  * fact (no matched line) or with one line outside the story stays. */
+/* A window of time [t0, t1] a story spans; NAN bounds: none. */
+typedef struct span {
+    double t0, t1;
+} span;
+
+static void drop_explained_in(run *r, bool (*explained)(const tline *), const span *w);
+
 static void drop_explained(run *r, bool (*explained)(const tline *))
+{
+    span none = {NAN, NAN};
+    drop_explained_in(r, explained, &none);
+}
+
+/* Anomalies every line of which the story explains: its own lines, or a
+ * line stamped within the window it spans (what failed while it ran). */
+static void drop_explained_in(run *r, bool (*explained)(const tline *), const span *w)
 {
     int k = 0;
     for (int i = 0; i < r->nanoms; i++) {
@@ -188,8 +204,10 @@ static void drop_explained(run *r, bool (*explained)(const tline *))
         for (int m = 0; m < r->nraws; m++) {
             const diag_sig *g = &r->db->sigs[r->raws[m].sig];
             if (!g->anomaly || strcmp(g->group, r->anoms[i].group) != 0) continue;
+            const tline *l = &r->lines[r->raws[m].line];
+            double t = isnan(w->t0) ? NAN : line_any_stamp(l->s, l->len, 1970);
             seen++;
-            told += explained(&r->lines[r->raws[m].line]);
+            told += explained(l) || (!isnan(t) && t >= w->t0 && t <= w->t1);
         }
         if (seen && told == seen)
             free(r->anoms[i].text);
@@ -270,19 +288,26 @@ static void drop_anomaly_group(run *r, const char *group)
 static void failover_story(run *r)
 {
     bool plan = false, lost = false, back = false;
+    span w = {NAN, NAN};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (evicted_told(l)) return;
         plan |= plan_told(l) && storage_told(l);
+        double t = line_any_stamp(l->s, l->len, 1970);
         if (lost_told(l)) {
             lost = true;
             back = false; /* restored must come after the last loss */
+            if (isnan(w.t0) || t < w.t0) w.t0 = t;
         } else if (restored_told(l) && lost) {
             back = true;
+            w.t1 = t;
         }
     }
     if (!plan || !lost || !back) return;
-    drop_explained(r, failover_line);
+    /* what the clients logged between the loss and the restore (a write
+     * timing out, a task waiting on the target) is the failover's too */
+    if (isnan(w.t1) || w.t1 < w.t0) w.t0 = w.t1 = NAN;
+    drop_explained_in(r, failover_line, &w);
     /* the hosts counted were the clients recovering, not hosts failing */
     drop_anomaly_group(r, "facts-storage-many-hosts");
 }
