@@ -654,6 +654,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     reservation_rule(r, metrics, f.zero_now);
     directory_rule(r);
     size_divergence_rule(r);
+    straggler_heat_rule(r);
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);

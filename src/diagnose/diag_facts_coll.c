@@ -16,7 +16,7 @@
  * *at; the position after it, 0 when none. */
 static size_t size_value(const tline *l, size_t from, char *out, size_t cap, size_t *at)
 {
-    static const char *const w[] = {"size", "shape", "numel", "elements", "nelems", "count"};
+    static const char *const w[] = {"size", "shape", "numel", "elements", "nelems"};
     for (size_t i = from; i < l->len; i++) {
         size_t n = 0;
         for (size_t k = 0; k < NOF(w) && !n; k++)
@@ -60,9 +60,8 @@ static void coll_key(const tline *l, size_t vs, size_t ve, char *out, size_t cap
     for (size_t i = 0; i < l->len && o + 1 < cap; i++) {
         if (i >= vs && i < ve) continue;
         if (strncasecmp(l->s + i, "rank", 4) == 0) {
-            i += 4;
-            while (i < l->len && (isalpha((unsigned char)l->s[i]) || isdigit((unsigned char)l->s[i]) ||
-                                  strchr(" -,:=[]", l->s[i])))
+            i += 4 + (i + 4 < l->len && (l->s[i + 4] == 's' || l->s[i + 4] == 'S'));
+            while (i < l->len && (isdigit((unsigned char)l->s[i]) || strchr(" -,:=[]", l->s[i])))
                 i++;
             i--;
             continue;
@@ -72,11 +71,13 @@ static void coll_key(const tline *l, size_t vs, size_t ve, char *out, size_t cap
     out[o] = 0;
 }
 
+/* A line of ranks; a world, batch or bucket size is the
+ * job's setup, not a collective's payload. */
 static bool ranks_line(const tline *l)
 {
-    static const char *const w[] = {"rank", "ranks"};
+    static const char *const setup[] = {"world_size", "world size", "batch", "bucket"};
     return l->src != DS_KERNEL && l->src != DS_STATE && l->src != DS_JOBS &&
-           facts_any(l, w, NOF(w));
+           facts_has_ci(l, "rank") && !facts_any(l, setup, NOF(setup));
 }
 
 void size_divergence_rule(run *r)
@@ -90,12 +91,15 @@ void size_divergence_rule(run *r)
         if (!ranks_line(l) || !(p = size_value(l, 0, a, sizeof a, &at))) continue;
         /* a second group on the same line, or on a nearby line of ranks
          * telling the same collective */
-        bool differ = size_value(l, p, b, sizeof b, &bt) && strcmp(a, b) != 0;
+        size_t q = size_value(l, p, b, sizeof b, &bt);
+        tline between = {.s = l->s + p, .len = q ? bt - p : 0};
+        /* another group's value: a rank named between the two (NumelIn and
+         * NumelOut of one all_gather differ by design) */
+        bool differ = q && strcmp(a, b) != 0 && facts_has_ci(&between, "rank");
         char ka[256], kb[256];
         coll_key(l, at, p, ka, sizeof ka);
         for (int j = i + 1; j < r->nlines && j <= i + 4 && !differ; j++) {
             const tline *m = &r->lines[j];
-            size_t q;
             if (m->src != l->src || !ranks_line(m) ||
                 !(q = size_value(m, 0, b, sizeof b, &bt)) || strcmp(a, b) == 0)
                 continue;

@@ -468,6 +468,8 @@ void batch_sweep_rule(run *r);
 void reservation_rule(run *r, const json_t *metrics, bool gpus_idle); /* the metrics read ~0 */
 /* diag_facts_coll.c: rank groups at a collective with different sizes */
 void size_divergence_rule(run *r);
+/* diag_facts_strag.c: a distributed job waiting on one hot or slow node */
+void straggler_heat_rule(run *r);
 /* diag_facts_scope.c: a shared service (the directory) failing: whose */
 void directory_rule(run *r);
 /* diag_facts.c: a line saying the GPUs read ~0 */

@@ -1,0 +1,135 @@
+/* A distributed job slowed or timed out by one node that runs hot or
+ * clocked down: the job waits for that node at every collective, so the
+ * node is its straggler (straggler_node), whatever made it slow; the heat
+ * is the straggler's cause, told as evidence.  A hot node under a job of
+ * its own stays gpu_thermal. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "diag_int.h"
+
+#define NOF(a) (sizeof(a) / sizeof *(a))
+
+/* A collective that timed out, or a job told slower step by step. */
+static bool job_waits(const tline *l)
+{
+    static const char *const w[] = {"collective operation timeout", "NCCL timeout",
+                                    "NCCL watchdog",                "Watchdog caught",
+                                    "straggler",                    "waiting for rank",
+                                    "ncclTimeout"};
+    return l->src != DS_KERNEL && facts_any(l, w, NOF(w));
+}
+
+/* The job spans nodes: a Slurm node list, ranks in the hundreds, NCCL. */
+static bool distributed(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_JOBS && facts_has(l, "nodes=") &&
+            (memchr(l->s, '[', l->len) || memchr(l->s, ',', l->len)))
+            return true;
+        if (l->src != DS_KERNEL && (facts_has(l, "NCCL") || facts_has(l, "WorkNCCL")))
+            return true;
+    }
+    return false;
+}
+
+/* Heat or its cause on record: a fan or cooling failure, a thermal
+ * slowdown, a GPU at 85 C or more. */
+static bool hot_told(const tline *l)
+{
+    static const char *const w[] = {"thermal", "overheat", "over-temp", "fan fail", "fan3",
+                                    "fan ", "cooling", "throttl"};
+    static const char *const bad[] = {"fail", "critical", "going low", "asserted", "slowdown",
+                                      "throttl", "degraded", "fault"};
+    if (facts_any(l, w, NOF(w)) && facts_any(l, bad, NOF(bad))) return true;
+    for (size_t i = 0; i + 2 < l->len; i++)
+        if (isdigit((unsigned char)l->s[i]) && (i == 0 || !isalnum((unsigned char)l->s[i - 1]))) {
+            char *e;
+            long v = strtol(l->s + i, &e, 10);
+            if (v >= 85 && v < 130 && *e == ' ' && e[1] == 'C') return true;
+            if (v >= 85 && v < 130 && *e == 'C' && !isalpha((unsigned char)e[1])) return true;
+            i = (size_t)(e - l->s);
+        }
+    return false;
+}
+
+/* A row of a per-host listing: the host first, then its readings.  Its
+ * shape is the letters after the host, so rows of one listing match; the
+ * value is the first number after the host. */
+static bool host_row(const tline *l, char *host, size_t hc, char *shape, size_t sc, double *v)
+{
+    size_t a = 0;
+    while (a < l->len && (isspace((unsigned char)l->s[a]) || l->s[a] == '|'))
+        a++;
+    size_t b = a;
+    while (b < l->len && (isalnum((unsigned char)l->s[b]) || strchr("-_.", l->s[b])))
+        b++;
+    if (b - a < 3 || b - a >= hc || !memchr(l->s + a, '-', b - a) ||
+        !isdigit((unsigned char)l->s[b - 1]))
+        return false;
+    memcpy(host, l->s + a, b - a);
+    host[b - a] = 0;
+    size_t j = b;
+    while (j < l->len && !isdigit((unsigned char)l->s[j]))
+        j++;
+    if (j >= l->len) return false;
+    *v = strtod(l->s + j, NULL);
+    size_t o = 0;
+    for (size_t k = b; k < l->len && o + 1 < sc; k++)
+        if (isalpha((unsigned char)l->s[k])) shape[o++] = (char)tolower((unsigned char)l->s[k]);
+    shape[o] = 0;
+    return true;
+}
+
+/* This node's row of a per-host listing 25% or more off its peers'
+ * median (a clock below, a step time above): it is not like them. */
+static bool node_off_peers(const run *r)
+{
+    if (!r->node || !*r->node) return false;
+    for (int i = 0; i < r->nlines; i++) {
+        char h[64], sh[64], ph[64], psh[64];
+        double v, pv, peers[32];
+        if (!host_row(&r->lines[i], h, sizeof h, sh, sizeof sh, &v) || !same_host(h, r->node))
+            continue;
+        int n = 0;
+        for (int j = i - 32 < 0 ? 0 : i - 32; j < r->nlines && j <= i + 32 && n < 32; j++)
+            if (j != i && r->lines[j].src == r->lines[i].src &&
+                host_row(&r->lines[j], ph, sizeof ph, psh, sizeof psh, &pv) &&
+                !same_host(ph, r->node) && strcmp(sh, psh) == 0)
+                peers[n++] = pv;
+        if (n < 2) continue;
+        qsort(peers, (size_t)n, sizeof *peers, diag_cmp_double);
+        double med = n % 2 ? peers[n / 2] : (peers[n / 2 - 1] + peers[n / 2]) / 2;
+        if (med > 0 && (v <= 0.75 * med || v >= 1.25 * med)) return true;
+    }
+    return false;
+}
+
+void straggler_heat_rule(run *r)
+{
+    int strag = diag_class_index(r->db, "straggler_node");
+    int therm = diag_class_index(r->db, "gpu_thermal");
+    if (strag < 0 || therm < 0 || facts_class_hit(r, strag)) return;
+    bool waits = false, hot = false, hot_here = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        waits |= job_waits(l);
+        bool h = hot_told(l);
+        hot |= h;
+        /* the heat told of this node by name, among a job's many */
+        hot_here |= h && r->node && *r->node && facts_has_ci(l, r->node);
+    }
+    bool therm_hit = false;
+    for (int i = 0; i < r->nhits; i++)
+        therm_hit |= r->hits[i].cls == therm && !r->hits[i].old;
+    if (!waits || !distributed(r) || !(hot || therm_hit) || !(therm_hit || hot_here || node_off_peers(r)))
+        return;
+    add_hit(r, strag, DK_CORR, ST_STRONG, "facts-straggler-hot-node",
+            diag_fmt("%s", "a distributed job timed out or slowed while this node ran hot or "
+                           "clocked below its peers: the job waits for it, a straggler"));
+    facts_drop_class(r, therm);
+}
