@@ -57,25 +57,49 @@ static bool hot_told(const tline *l)
     return false;
 }
 
-/* A row of a per-host listing: the host first, then its readings.  Its
- * shape is the letters after the host, so rows of one listing match; the
- * value is the first number after the host. */
+/* A row of a per-host listing: a host name in it (a word with a dash that
+ * starts with a letter and ends with a digit: first, or after a rank's
+ * number or keys), then its readings.  Its shape is the letters after the host, so
+ * rows of one listing match; the value is the first number after it. */
 static bool host_row(const tline *l, char *host, size_t hc, char *shape, size_t sc, double *v)
 {
-    size_t a = 0;
-    while (a < l->len && (isspace((unsigned char)l->s[a]) || l->s[a] == '|'))
-        a++;
-    size_t b = a;
-    while (b < l->len && (isalnum((unsigned char)l->s[b]) || strchr("-_.", l->s[b])))
-        b++;
-    if (b - a < 3 || b - a >= hc || !memchr(l->s + a, '-', b - a) ||
-        !isdigit((unsigned char)l->s[b - 1]))
-        return false;
+    size_t a = 0, b = 0;
+    for (size_t i = 0; i < l->len && i < 80; i = b + 1) {
+        while (i < l->len && !isalnum((unsigned char)l->s[i]))
+            i++;
+        b = i;
+        while (b < l->len && (isalnum((unsigned char)l->s[b]) || strchr("-_.", l->s[b])))
+            b++;
+        if (b - i >= 3 && b - i < hc && isalpha((unsigned char)l->s[i]) &&
+            memchr(l->s + i, '-', b - i) && isdigit((unsigned char)l->s[b - 1])) {
+            a = i;
+            break;
+        }
+        /* before the host: a rank's number, or a key of "key: value" pairs
+         * (a table's row read with its header) */
+        bool key = b < l->len && (l->s[b] == ':' || l->s[b] == '=');
+        if (b - i > 16 || (b > i && isalpha((unsigned char)l->s[i]) && !key)) return false;
+    }
+    if (b <= a || b - a < 3) return false;
     memcpy(host, l->s + a, b - a);
     host[b - a] = 0;
+    /* the first number after it that is no rank's id ("ranks[16..23]",
+     * "rank 24") */
     size_t j = b;
-    while (j < l->len && !isdigit((unsigned char)l->s[j]))
+    while (j < l->len && !isdigit((unsigned char)l->s[j])) {
+        if (l->s[j] == '[') {
+            const char *e = memchr(l->s + j, ']', l->len - j);
+            j = e ? (size_t)(e - l->s) : l->len;
+        } else if (strncasecmp(l->s + j, "rank", 4) == 0) {
+            j += 4;
+            while (j < l->len && (isalpha((unsigned char)l->s[j]) || strchr(" :=#", l->s[j])))
+                j++;
+            while (j < l->len && (isdigit((unsigned char)l->s[j]) || strchr(".-,", l->s[j])))
+                j++;
+            continue;
+        }
         j++;
+    }
     if (j >= l->len) return false;
     *v = strtod(l->s + j, NULL);
     size_t o = 0;
@@ -85,11 +109,18 @@ static bool host_row(const tline *l, char *host, size_t hc, char *shape, size_t 
     return true;
 }
 
-/* This node's row of a per-host listing 25% or more off its peers'
- * median (a clock below, a step time above): it is not like them. */
-static bool node_off_peers(const run *r)
+bool facts_line_host(const tline *l, char *host, size_t cap)
 {
-    if (!r->node || !*r->node) return false;
+    char shape[8];
+    double v;
+    return host_row(l, host, cap, shape, sizeof shape, &v);
+}
+
+/* This node's row of a per-host listing against its peers' median: the
+ * ratio, NAN without such a listing; *li its line. */
+static double node_vs_peers(const run *r, int *li)
+{
+    if (!r->node || !*r->node) return NAN;
     for (int i = 0; i < r->nlines; i++) {
         char h[64], sh[64], ph[64], psh[64];
         double v, pv, peers[32];
@@ -104,9 +135,54 @@ static bool node_off_peers(const run *r)
         if (n < 2) continue;
         qsort(peers, (size_t)n, sizeof *peers, diag_cmp_double);
         double med = n % 2 ? peers[n / 2] : (peers[n / 2 - 1] + peers[n / 2]) / 2;
-        if (med > 0 && (v <= 0.75 * med || v >= 1.25 * med)) return true;
+        if (med <= 0) continue;
+        *li = i;
+        return v / med;
     }
-    return false;
+    return NAN;
+}
+
+static bool node_off_peers(const run *r)
+{
+    int li;
+    double q = node_vs_peers(r, &li);
+    return !isnan(q) && (q <= 0.75 || q >= 1.25);
+}
+
+/* What the listing measures, from its row and the lines above it: 1 a
+ * time (step, iteration, latency: higher is slower), -1 a rate
+ * (throughput, tokens/s, TFLOPS: lower is slower), 0 neither. */
+static int perf_sense(const run *r, int li)
+{
+    static const char *const t[] = {"step_time", "step time", "steptime", "iter_time",
+                                    "iteration time", "sec/step", "s/step", "ms/step",
+                                    "latency", "step (s)", "step (ms)", "time/step"};
+    static const char *const rt[] = {"tokens/s", "tok/s", "samples/s", "tflops", "throughput",
+                                     "it/s", "mfu"};
+    for (int j = li; j >= 0 && j >= li - 12; j--) {
+        const tline *l = &r->lines[j];
+        if (l->src != r->lines[li].src) break;
+        if (facts_any(l, t, NOF(t))) return 1;
+        if (facts_any(l, rt, NOF(rt))) return -1;
+    }
+    return 0;
+}
+
+/* A per-rank or per-host table of step times (or throughput) in which
+ * this node is 30% or more slower than its peers' median: the node the
+ * job waits for.  Only the node being diagnosed: a table naming another
+ * host slow does not move this node. */
+static void straggler_table(run *r, int strag)
+{
+    int li;
+    double q = node_vs_peers(r, &li);
+    if (isnan(q)) return;
+    int sense = perf_sense(r, li);
+    if (!((sense > 0 && q >= 1.3) || (sense < 0 && q <= 1 / 1.3))) return;
+    add_hit(r, strag, DK_CORR, ST_STRONG, "facts-straggler-table",
+            line_evidence(r, li,
+                          "[this node 30% or more slower than its peers' median in a "
+                          "per-host listing of step time or throughput: a straggler] "));
 }
 
 void straggler_heat_rule(run *r)
@@ -114,6 +190,8 @@ void straggler_heat_rule(run *r)
     int strag = diag_class_index(r->db, "straggler_node");
     int therm = diag_class_index(r->db, "gpu_thermal");
     if (strag < 0 || therm < 0 || facts_class_hit(r, strag)) return;
+    straggler_table(r, strag);
+    if (facts_class_hit(r, strag)) return;
     bool waits = false, hot = false, hot_here = false;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];

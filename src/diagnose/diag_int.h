@@ -470,6 +470,8 @@ void reservation_rule(run *r, const json_t *metrics, bool gpus_idle); /* the met
 void size_divergence_rule(run *r);
 /* diag_facts_strag.c: a distributed job waiting on one hot or slow node */
 void straggler_heat_rule(run *r);
+/* the host a row of a per-host or per-rank listing names */
+bool facts_line_host(const tline *l, char *host, size_t cap);
 /* diag_facts_scope.c: a shared service (the directory) failing: whose */
 void directory_rule(run *r);
 /* diag_facts.c: a line saying the GPUs read ~0 */
