@@ -158,7 +158,7 @@ static int perf_sense(const run *r, int li)
                                     "iteration time", "sec/step", "s/step", "ms/step",
                                     "latency", "step (s)", "step (ms)", "time/step"};
     static const char *const rt[] = {"tokens/s", "tok/s", "samples/s", "tflops", "throughput",
-                                     "it/s", "mfu"};
+                                     "it/s",     "mfu",   "gb/s",      "busbw"};
     for (int j = li; j >= 0 && j >= li - 12; j--) {
         const tline *l = &r->lines[j];
         if (l->src != r->lines[li].src) break;
@@ -185,10 +185,85 @@ static void straggler_table(run *r, int strag)
                           "per-host listing of step time or throughput: a straggler] "));
 }
 
+/* A row of a per-GPU listing ("5    461", "GPU 5: 461", "| 5 | 461 |"):
+ * the GPU's index and its first value after it. */
+static bool gpu_row(const tline *l, int *gpu, double *v)
+{
+    size_t i = 0;
+    while (i < l->len && (isspace((unsigned char)l->s[i]) || l->s[i] == '|'))
+        i++;
+    if (i + 3 < l->len && strncasecmp(l->s + i, "gpu", 3) == 0) {
+        i += 3;
+        while (i < l->len && (l->s[i] == ' ' || l->s[i] == '#'))
+            i++;
+    }
+    if (i >= l->len || !isdigit((unsigned char)l->s[i])) return false;
+    char *e;
+    long g = strtol(l->s + i, &e, 10);
+    size_t j = (size_t)(e - l->s);
+    if (g > 15 || j >= l->len || !strchr(" \t:|,", l->s[j])) return false;
+    while (j < l->len && strchr(" \t:|,", l->s[j]))
+        j++;
+    if (j >= l->len || !isdigit((unsigned char)l->s[j])) return false;
+    *gpu = (int)g;
+    *v = strtod(l->s + j, NULL);
+    return true;
+}
+
+/* Each per-GPU listing of a measure (TFLOPS, bandwidth, step time) in
+ * which one GPU is 25% or more worse than the median of the others; the
+ * number of such listings, and in *li the last one's row. */
+static int gpu_below_listings(const run *r, int *li)
+{
+    int found = 0;
+    for (int i = 0; i < r->nlines;) {
+        double v[16];
+        int g, n = 0, j = i;
+        for (; j < r->nlines && n < 16 && r->lines[j].src == r->lines[i].src &&
+               gpu_row(&r->lines[j], &g, &v[n]);
+             j++)
+            n++;
+        if (n < 4) {
+            i = j > i ? j : i + 1;
+            continue;
+        }
+        int sense = perf_sense(r, i);
+        double sorted[16];
+        memcpy(sorted, v, sizeof(double) * (size_t)n);
+        qsort(sorted, (size_t)n, sizeof *sorted, diag_cmp_double);
+        double med = sorted[n / 2];
+        int worse = 0, at = -1;
+        for (int k = 0; k < n; k++)
+            if (med > 0 && ((sense < 0 && v[k] <= 0.75 * med) || (sense > 0 && v[k] >= 1.33 * med))) {
+                worse++;
+                at = i + k;
+            }
+        if (sense && worse == 1) {
+            found++;
+            *li = at;
+        }
+        i = j;
+    }
+    return found;
+}
+
+/* One GPU measured well below the node's other GPUs, with no fault class
+ * to explain it: the node's anomaly (inconclusive), never healthy. */
+static void gpu_below_peers(run *r)
+{
+    int li = -1;
+    if (!gpu_below_listings(r, &li) || anomaly_seen(r, "facts-gpu-below-peers")) return;
+    add_anomaly(r, ST_STRONG, 1, "facts-gpu-below-peers",
+                line_evidence(r, li,
+                              "[one GPU 25% or more worse than the node's other GPUs in a "
+                              "per-GPU measure: unexplained] "));
+}
+
 void straggler_heat_rule(run *r)
 {
     int strag = diag_class_index(r->db, "straggler_node");
     int therm = diag_class_index(r->db, "gpu_thermal");
+    gpu_below_peers(r);
     if (strag < 0 || therm < 0 || facts_class_hit(r, strag)) return;
     straggler_table(r, strag);
     if (facts_class_hit(r, strag)) return;
