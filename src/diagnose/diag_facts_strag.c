@@ -23,7 +23,27 @@ static bool job_waits(const tline *l)
     return l->src != DS_KERNEL && facts_any(l, w, NOF(w));
 }
 
-/* The job spans nodes: a Slurm node list, ranks in the hundreds, NCCL. */
+/* "16-node", "8 nodes", "across 4 nodes": a job of more than one node. */
+static bool nodes_told(const tline *l)
+{
+    for (size_t i = 0; i + 5 < l->len; i++) {
+        if (!isdigit((unsigned char)l->s[i]) || (i && isalnum((unsigned char)l->s[i - 1])))
+            continue;
+        char *e;
+        long n = strtol(l->s + i, &e, 10);
+        size_t j = (size_t)(e - l->s);
+        /* "16-node", "8 nodes"; not "8800 node=" (a step, then a key) */
+        if (n >= 2 && n < 100000 && j + 5 < l->len &&
+            ((l->s[j] == '-' && strncasecmp(l->s + j + 1, "node", 4) == 0) ||
+             (l->s[j] == ' ' && strncasecmp(l->s + j + 1, "nodes", 5) == 0)))
+            return true;
+        i = j;
+    }
+    return false;
+}
+
+/* The job spans nodes: a Slurm node list of several, or said so.  NCCL
+ * alone is no proof: one node's eight GPUs talk NCCL too. */
 static bool distributed(const run *r)
 {
     for (int i = 0; i < r->nlines; i++) {
@@ -31,8 +51,7 @@ static bool distributed(const run *r)
         if (l->src == DS_JOBS && facts_has(l, "nodes=") &&
             (memchr(l->s, '[', l->len) || memchr(l->s, ',', l->len)))
             return true;
-        if (l->src != DS_KERNEL && (facts_has(l, "NCCL") || facts_has(l, "WorkNCCL")))
-            return true;
+        if (l->src != DS_KERNEL && l->src != DS_JOBS && nodes_told(l)) return true;
     }
     return false;
 }
@@ -279,7 +298,9 @@ void straggler_heat_rule(run *r)
     bool therm_hit = false;
     for (int i = 0; i < r->nhits; i++)
         therm_hit |= r->hits[i].cls == therm && !r->hits[i].old;
-    if (!waits || !distributed(r) || !(hot || therm_hit) || !(therm_hit || hot_here || node_off_peers(r)))
+    bool peers = node_off_peers(r);
+    if (!waits || !(distributed(r) || peers) || !(hot || therm_hit) ||
+        !(therm_hit || hot_here || peers))
         return;
     add_hit(r, strag, DK_CORR, ST_STRONG, "facts-straggler-hot-node",
             diag_fmt("%s", "a distributed job timed out or slowed while this node ran hot or "
