@@ -498,13 +498,13 @@ bool idle_told(const tline *l)
 
 /* A span of hours or days told in words ("for 6 hours", "3 days",
  * "since yesterday", "all week", "overnight"). */
-static bool long_told(const tline *l)
+bool long_told(const tline *l)
 {
     static const char *const w[] = {"since yesterday", "all week",      "overnight",
                                     "all day",         "for days",      "for hours",
                                     "since monday",    "since tuesday", "since wednesday",
                                     "since thursday",  "since friday",  "since the weekend",
-                                    "since last week"};
+                                    "since last week", "since this morning"};
     if (facts_any(l, w, sizeof w / sizeof *w)) return true;
     for (size_t i = 0; i < l->len; i++) {
         /* a range of days ("2026-12-01..06", "2026-12-01..2026-12-06") */
@@ -517,6 +517,7 @@ static bool long_told(const tline *l)
         size_t j = i;
         while (j < l->len && (isdigit((unsigned char)l->s[j]) || l->s[j] == '.'))
             j++;
+        if (j < l->len && l->s[j] == '+') j++; /* "7+ hours" */
         while (j < l->len && l->s[j] == ' ')
             j++;
         double v = atof(l->s + i);

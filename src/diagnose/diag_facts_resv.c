@@ -111,31 +111,6 @@ static bool pending_told(const tline *l)
     return facts_any(l, w, sizeof w / sizeof *w) || facts_any(l, ci, sizeof ci / sizeof *ci);
 }
 
-/* Hours told: in words, or "7+ hours", or the reservation's start and a
- * later stamp an hour or more apart (sinfo -T's START_TIME beside date). */
-static bool hours_told(const tline *l)
-{
-    for (size_t i = 0; i + 2 < l->len; i++) {
-        if (!isdigit((unsigned char)l->s[i]) || (i && isalnum((unsigned char)l->s[i - 1])))
-            continue;
-        size_t j = i;
-        while (j < l->len && isdigit((unsigned char)l->s[j]))
-            j++;
-        if (j < l->len && l->s[j] == '+') j++;
-        while (j < l->len && l->s[j] == ' ')
-            j++;
-        bool unit = j < l->len && (strncasecmp(l->s + j, "hour", 4) == 0 ||
-                                   strncasecmp(l->s + j, "day", 3) == 0 ||
-                                   ((l->s[j] == 'h' || l->s[j] == 'd') &&
-                                    (j + 1 == l->len || !isalpha((unsigned char)l->s[j + 1]))));
-        if (unit && atoi(l->s + i) >= 1) return true;
-        i = j;
-    }
-    static const char *const w[] = {"since yesterday", "overnight", "for hours", "for days",
-                                    "all day",         "all week",  "since this morning"};
-    return facts_any(l, w, sizeof w / sizeof *w);
-}
-
 /* The reservation started an hour or more before the input's newest stamp. */
 static bool started_long_ago(run *r)
 {
@@ -182,7 +157,7 @@ void reservation_rule(run *r, const json_t *metrics, bool gpus_idle)
         named |= resv_named(l) || (l->src == DS_STATE && facts_has(l, "RESERV"));
         none |= squeue_empty(r, i) || none_told(l) || zero_count(l) || idle_told(l);
         pending |= pending_told(l);
-        hours |= hours_told(l);
+        hours |= long_told(l);
         /* a maintenance window, or one not yet started, is planned */
         if (facts_has(l, "MAINT") || facts_has(l, "State=INACTIVE")) return;
     }

@@ -476,6 +476,8 @@ bool facts_line_host(const tline *l, char *host, size_t cap);
 void directory_rule(run *r);
 /* diag_facts.c: a line saying the GPUs read ~0 */
 bool idle_told(const tline *l);
+/* ... and a span of hours or days told ("for 6 hours", "7+ hours", "3 days") */
+bool long_told(const tline *l);
 void counter_rising_rule(run *r);
 bool xid_count_zero(const run *r);
 /* the number a count line ends with or the next line holds alone, -1 */
