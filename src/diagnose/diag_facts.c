@@ -656,6 +656,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     directory_rule(r);
     size_divergence_rule(r);
     straggler_heat_rule(r);
+    sm_port_rule(r);
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);

@@ -472,6 +472,8 @@ void size_divergence_rule(run *r);
 void straggler_heat_rule(run *r);
 /* the host a row of a per-host or per-rank listing names */
 bool facts_line_host(const tline *l, char *host, size_t cap);
+/* diag_facts_sm.c: the subnet manager telling this node's port bounced */
+void sm_port_rule(run *r);
 /* diag_facts_scope.c: a shared service (the directory) failing: whose */
 void directory_rule(run *r);
 /* diag_facts.c: a line saying the GPUs read ~0 */
