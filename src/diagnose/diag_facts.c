@@ -500,10 +500,10 @@ bool idle_told(const tline *l)
  * "since yesterday", "all week", "overnight"). */
 bool long_told(const tline *l)
 {
-    static const char *const w[] = {"since yesterday", "all week",      "overnight",
-                                    "all day",         "for days",      "for hours",
-                                    "since monday",    "since tuesday", "since wednesday",
-                                    "since thursday",  "since friday",  "since the weekend",
+    static const char *const w[] = {"since yesterday", "all week",          "overnight",
+                                    "all day",         "for days",          "for hours",
+                                    "since monday",    "since tuesday",     "since wednesday",
+                                    "since thursday",  "since friday",      "since the weekend",
                                     "since last week", "since this morning"};
     if (facts_any(l, w, sizeof w / sizeof *w)) return true;
     for (size_t i = 0; i < l->len; i++) {

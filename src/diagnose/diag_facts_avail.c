@@ -331,8 +331,8 @@ static bool done_told(const tline *l)
 /* Its end failed, or something still fails after it. */
 static bool undone_told(const tline *l)
 {
-    static const char *const w[] = {"upgrade-failed", "upgrade failed", "rollout failed",
-                                    "CrashLoopBackOff", "rolled back", "rollback"};
+    static const char *const w[] = {"upgrade-failed",   "upgrade failed", "rollout failed",
+                                    "CrashLoopBackOff", "rolled back",    "rollback"};
     return facts_any(l, w, NOF(w));
 }
 
@@ -340,10 +340,9 @@ static bool undone_told(const tline *l)
  * validator pods restarted while it ran, the node out then back. */
 static bool rollout_line(const tline *l)
 {
-    static const char *const w[] = {"evict",     "drain",      "cordon",     "validator",
-                                    "validation", "driver",    "BackOff",    "restart",
-                                    "Killing",   "Schedulable", "not ready", "NotReady",
-                                    "allocatable"};
+    static const char *const w[] = {
+        "evict",   "drain",   "cordon",      "validator", "validation", "driver",     "BackOff",
+        "restart", "Killing", "Schedulable", "not ready", "NotReady",   "allocatable"};
     return plan_told(l) || done_told(l) || facts_any(l, w, NOF(w));
 }
 

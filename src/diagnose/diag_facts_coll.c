@@ -32,8 +32,8 @@ static size_t size_value(const tline *l, size_t from, char *out, size_t cap, siz
                 depth += l->s[j] == '[';
                 depth -= l->s[j] == ']';
                 j++;
-            } while (j < l->len && depth && (isdigit((unsigned char)l->s[j]) ||
-                                             strchr("[], ", l->s[j])));
+            } while (j < l->len && depth &&
+                     (isdigit((unsigned char)l->s[j]) || strchr("[], ", l->s[j])));
             if (depth) continue;
         } else {
             while (j < l->len && isdigit((unsigned char)l->s[j]))
@@ -100,8 +100,8 @@ void size_divergence_rule(run *r)
         coll_key(l, at, p, ka, sizeof ka);
         for (int j = i + 1; j < r->nlines && j <= i + 4 && !differ; j++) {
             const tline *m = &r->lines[j];
-            if (m->src != l->src || !ranks_line(m) ||
-                !(q = size_value(m, 0, b, sizeof b, &bt)) || strcmp(a, b) == 0)
+            if (m->src != l->src || !ranks_line(m) || !(q = size_value(m, 0, b, sizeof b, &bt)) ||
+                strcmp(a, b) == 0)
                 continue;
             coll_key(m, bt, q, kb, sizeof kb);
             differ = strcmp(ka, kb) == 0;

@@ -809,10 +809,9 @@ static bool control_plane_line(const tline *l)
                                       "Socket timed out on send/recv",
                                       "etcd",
                                       "apiserver"};
-    static const char *const what[] = {"backlog", "queue",    "timed out", "timeout",
-                                       "slow",    "latency",  "stuck",     "overload",
-                                       "saturat", "pending",  "high",      "max",
-                                       "too long", "leader change", "p99"};
+    static const char *const what[] = {"backlog", "queue", "timed out", "timeout",       "slow",
+                                       "latency", "stuck", "overload",  "saturat",       "pending",
+                                       "high",    "max",   "too long",  "leader change", "p99"};
     static const char *const fine[] = {"recovered",      "resolved", "restored",
                                        "back to normal", "back up",  "healthy"};
     /* the node's own kernel naming an RPC or a scheduler is its client side */

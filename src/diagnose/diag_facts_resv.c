@@ -15,10 +15,9 @@
 
 static bool resv_named(const tline *l)
 {
-    static const char *const w[] = {"ReservationName=", "RESV_NAME",  "reservation",
-                                    "resv ",            "reserved",   "set aside",
-                                    "earmarked",        "blocked off", "carved out",
-                                    "held for",         "dedicated to"};
+    static const char *const w[] = {"ReservationName=", "RESV_NAME", "reservation", "resv ",
+                                    "reserved",         "set aside", "earmarked",   "blocked off",
+                                    "carved out",       "held for",  "dedicated to"};
     /* PyTorch's "reserved in total" is memory, not nodes */
     return facts_any(l, w, sizeof w / sizeof *w) && !facts_has(l, "PyTorch");
 }
@@ -74,8 +73,7 @@ static bool job_row(const tline *l)
 static bool squeue_empty(const run *r, int i)
 {
     const tline *l = &r->lines[i];
-    if (!facts_has(l, "squeue") || !(facts_has(l, "-R") || facts_has_ci(l, "reserv")))
-        return false;
+    if (!facts_has(l, "squeue") || !(facts_has(l, "-R") || facts_has_ci(l, "reserv"))) return false;
     if (facts_count_answer(r, i) == 0) return true;
     for (int j = i + 1; j < r->nlines && j <= i + 3; j++) {
         const tline *n = &r->lines[j];
@@ -92,20 +90,36 @@ static bool squeue_empty(const run *r, int i)
 /* Said in words: nothing ran in it, it sits empty, zero jobs in it. */
 static bool none_told(const tline *l)
 {
-    static const char *const w[] = {"no jobs",          "0 jobs",          "zero jobs",
-                                    "not one job",      "not a single job", "no job has",
-                                    "no job ran",       "no job running",  "no running job",
-                                    "nothing has run",  "nothing ran",     "nothing running",
-                                    "nothing is running", "never used",    "unused",
-                                    "sits empty",       "sat empty",       "still empty",
-                                    "is empty",         "been empty",      "jobs in reservation: 0",
-                                    "running jobs: 0",  "no one has used", "nobody has used"};
+    static const char *const w[] = {"no jobs",
+                                    "0 jobs",
+                                    "zero jobs",
+                                    "not one job",
+                                    "not a single job",
+                                    "no job has",
+                                    "no job ran",
+                                    "no job running",
+                                    "no running job",
+                                    "nothing has run",
+                                    "nothing ran",
+                                    "nothing running",
+                                    "nothing is running",
+                                    "never used",
+                                    "unused",
+                                    "sits empty",
+                                    "sat empty",
+                                    "still empty",
+                                    "is empty",
+                                    "been empty",
+                                    "jobs in reservation: 0",
+                                    "running jobs: 0",
+                                    "no one has used",
+                                    "nobody has used"};
     return facts_any(l, w, sizeof w / sizeof *w);
 }
 
 static bool pending_told(const tline *l)
 {
-    static const char *const w[] = {"(Resources)", "(Priority)",     "Reason=Resources",
+    static const char *const w[] = {"(Resources)",     "(Priority)",       "Reason=Resources",
                                     "Reason=Priority", "reason Resources", "reason Priority"};
     static const char *const ci[] = {"pending", "queued", "waiting", "in the queue"};
     return facts_any(l, w, sizeof w / sizeof *w) || facts_any(l, ci, sizeof ci / sizeof *ci);
@@ -150,7 +164,8 @@ void reservation_rule(run *r, const json_t *metrics, bool gpus_idle)
 {
     int idle = diag_class_index(r->db, "idle_allocation");
     int pend = diag_class_index(r->db, "pending_no_capacity");
-    bool named = json_is_array(metrics) && resv_label(metrics), none = gpus_idle, pending = false, hours = false;
+    bool named = json_is_array(metrics) && resv_label(metrics), none = gpus_idle, pending = false,
+         hours = false;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_KERNEL) continue;

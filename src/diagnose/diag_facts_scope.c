@@ -13,19 +13,22 @@
 static bool directory_line(const tline *l)
 {
     static const char *const who[] = {"sssd", "ldap", "slapd", "nslcd", "sssctl", "winbind"};
-    static const char *const bad[] = {"offline",   "unreachable",  "can't contact",
-                                      "cannot contact", "timed out", "timeout",
-                                      "no such user", "could not find user", "not responding",
-                                      "failed",    "unable"};
+    static const char *const bad[] = {
+        "offline",        "unreachable", "can't contact", "cannot contact",
+        "timed out",      "timeout",     "no such user",  "could not find user",
+        "not responding", "failed",      "unable"};
     return l->src != DS_KERNEL && facts_any(l, who, NOF(who)) && facts_any(l, bad, NOF(bad));
 }
 
 /* The directory's servers themselves out of reach, not one client. */
 static bool server_side(const tline *l)
 {
-    static const char *const w[] = {"can't contact ldap server", "cannot contact ldap server",
-                                    "active server: none",       "no available servers",
-                                    "all servers",               "ldap server unreachable",
+    static const char *const w[] = {"can't contact ldap server",
+                                    "cannot contact ldap server",
+                                    "active server: none",
+                                    "no available servers",
+                                    "all servers",
+                                    "ldap server unreachable",
                                     "servers unreachable"};
     return facts_any(l, w, NOF(w));
 }

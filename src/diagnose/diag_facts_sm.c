@@ -10,8 +10,8 @@
 static bool sm_change(const tline *l)
 {
     static const char *const w[] = {"changed state from", "trap 128", "link state change"};
-    static const char *const none[] = {"no state change", "no link state change",
-                                       "0 state changes", "0 link state changes"};
+    static const char *const none[] = {"no state change", "no link state change", "0 state changes",
+                                       "0 link state changes"};
     return l->src != DS_STATE && l->src != DS_JOBS && facts_any(l, w, NOF(w)) &&
            !facts_any(l, none, NOF(none));
 }

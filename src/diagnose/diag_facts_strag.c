@@ -16,9 +16,12 @@
 /* A collective that timed out, or a job told slower step by step. */
 static bool job_waits(const tline *l)
 {
-    static const char *const w[] = {"collective operation timeout", "NCCL timeout",
-                                    "NCCL watchdog",                "Watchdog caught",
-                                    "straggler",                    "waiting for rank",
+    static const char *const w[] = {"collective operation timeout",
+                                    "NCCL timeout",
+                                    "NCCL watchdog",
+                                    "Watchdog caught",
+                                    "straggler",
+                                    "waiting for rank",
                                     "ncclTimeout"};
     return l->src != DS_KERNEL && facts_any(l, w, NOF(w));
 }
@@ -60,10 +63,10 @@ static bool distributed(const run *r)
  * slowdown, a GPU at 85 C or more. */
 static bool hot_told(const tline *l)
 {
-    static const char *const w[] = {"thermal", "overheat", "over-temp", "fan fail", "fan3",
-                                    "fan ", "cooling", "throttl"};
-    static const char *const bad[] = {"fail", "critical", "going low", "asserted", "slowdown",
-                                      "throttl", "degraded", "fault"};
+    static const char *const w[] = {"thermal", "overheat", "over-temp", "fan fail",
+                                    "fan3",    "fan ",     "cooling",   "throttl"};
+    static const char *const bad[] = {"fail",     "critical", "going low", "asserted",
+                                      "slowdown", "throttl",  "degraded",  "fault"};
     if (facts_any(l, w, NOF(w)) && facts_any(l, bad, NOF(bad))) return true;
     for (size_t i = 0; i + 2 < l->len; i++)
         if (isdigit((unsigned char)l->s[i]) && (i == 0 || !isalnum((unsigned char)l->s[i - 1]))) {
@@ -173,9 +176,9 @@ static bool node_off_peers(const run *r)
  * (throughput, tokens/s, TFLOPS: lower is slower), 0 neither. */
 static int perf_sense(const run *r, int li)
 {
-    static const char *const t[] = {"step_time", "step time", "steptime", "iter_time",
-                                    "iteration time", "sec/step", "s/step", "ms/step",
-                                    "latency", "step (s)", "step (ms)", "time/step"};
+    static const char *const t[] = {"step_time",      "step time", "steptime",  "iter_time",
+                                    "iteration time", "sec/step",  "s/step",    "ms/step",
+                                    "latency",        "step (s)",  "step (ms)", "time/step"};
     static const char *const rt[] = {"tokens/s", "tok/s", "samples/s", "tflops", "throughput",
                                      "it/s",     "mfu",   "gb/s",      "busbw"};
     for (int j = li; j >= 0 && j >= li - 12; j--) {
@@ -253,7 +256,8 @@ static int gpu_below_listings(const run *r, int *li)
         double med = sorted[n / 2];
         int worse = 0, at = -1;
         for (int k = 0; k < n; k++)
-            if (med > 0 && ((sense < 0 && v[k] <= 0.75 * med) || (sense > 0 && v[k] >= 1.33 * med))) {
+            if (med > 0 &&
+                ((sense < 0 && v[k] <= 0.75 * med) || (sense > 0 && v[k] >= 1.33 * med))) {
                 worse++;
                 at = i + k;
             }

@@ -346,8 +346,9 @@ static void replaced_undated(run *r, const double *st, int li)
     static const char *const part[] = {"replac", "swap", "rma", "serial", "s/n", "new board"};
     static const char *const fault[] = {"xid", "error", "ecc", "dbe", "fault", "fail"};
     const tline *rl = &r->lines[li];
-    if (!isnan(st[li]) || !isnan(line_any_stamp(rl->s, rl->len, 1970)) || !isnan(month_day(rl, 1970)) ||
-        !facts_any(rl, part, sizeof part / sizeof *part) || recurs(rl))
+    if (!isnan(st[li]) || !isnan(line_any_stamp(rl->s, rl->len, 1970)) ||
+        !isnan(month_day(rl, 1970)) || !facts_any(rl, part, sizeof part / sizeof *part) ||
+        recurs(rl))
         return;
     double now = NAN;
     for (int i = 0; i < r->nlines; i++) {
@@ -596,7 +597,8 @@ void find_boots(run *r)
                 if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
             for (int i = 0; i < r->nlines && !isnan(fixed); i++) {
                 if (r->oldl[i]) continue;
-                double t = !isnan(st[i]) ? st[i] : line_any_stamp(r->lines[i].s, r->lines[i].len, year);
+                double t =
+                    !isnan(st[i]) ? st[i] : line_any_stamp(r->lines[i].s, r->lines[i].len, year);
                 if (isnan(t)) t = command_stamp(r, st, i);
                 if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
             }
