@@ -7,8 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-#define NOF(a) (sizeof(a) / sizeof *(a))
-
 /* The node told not ready or not responding, by any tool. */
 static bool down_told(const tline *l)
 {

@@ -9,8 +9,6 @@
 
 #include "diag_int.h"
 
-#define NOF(a) (sizeof(a) / sizeof *(a))
-
 /* The value after the first size word of a line from `from`: a bracketed
  * shape ("[[8192, 4096]]") or a number, copied into out, its start in
  * *at; the position after it, 0 when none. */

@@ -8,8 +8,6 @@
 
 #include "diag_int.h"
 
-#define NOF(a) (sizeof(a) / sizeof *(a))
-
 static bool directory_line(const tline *l)
 {
     static const char *const who[] = {"sssd", "ldap", "slapd", "nslcd", "sssctl", "winbind"};

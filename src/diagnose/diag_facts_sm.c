@@ -5,8 +5,6 @@
  * end it is nic_flapping, still down ib_link_down. */
 #include "diag_int.h"
 
-#define NOF(a) (sizeof(a) / sizeof *(a))
-
 static bool sm_change(const tline *l)
 {
     static const char *const w[] = {"changed state from", "trap 128", "link state change"};

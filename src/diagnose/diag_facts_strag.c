@@ -11,8 +11,6 @@
 
 #include "diag_int.h"
 
-#define NOF(a) (sizeof(a) / sizeof *(a))
-
 /* A collective that timed out, or a job told slower step by step. */
 static bool job_waits(const tline *l)
 {

@@ -231,6 +231,9 @@ const diag_xrec *diag_xrec_find(const struct fm_diag_db *db, const char *code, c
 
 /* ---- one run of the engine (diag_engine.c and the files it is split into) ---- */
 
+/* the number of entries of an array of words */
+#define NOF(a) (sizeof(a) / sizeof *(a))
+
 #define MAX_LINES 5000     /* per source */
 #define MAX_LINE_LEN 32768 /* bytes per entry (the tool schema caps 8192 characters) */
 #define MAX_METRICS 5000
