@@ -132,7 +132,7 @@ stage diagnose-blind5 python3 tests/diagnose/run_scenarios.py --held-out 65 0 te
 # (raised to what the twelfth pass keeps, blind7 to what the thirteenth
 # reaches).
 stage diagnose-blind6 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind6
-stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind7
+stage diagnose-blind7 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind7
 # blind8 (70, written 17:01-17:08 UTC by an author who read no code) was
 # scored before the eleventh pass (56/70, 2 unsafe) and after it (58/70,
 # 2 unsafe), then told to the twelfth pass as general kinds: the floor is
@@ -154,13 +154,13 @@ stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 66 0 te
 # control-plane scope), raised blind4, blind7, blind8 and blind9 to what
 # it reaches.
 # The seventeenth pass raised it to 63.
-stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind10
+stage diagnose-blind10 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind10
 # blind11 (70, written 03:12-03:19 UTC 2026-12-07 by an author who read no
 # code), scored unseen: 63/70, 2 unsafe on main (29a9d2b), 64/70, 2 unsafe
 # after the fourteenth pass; then told to the fifteenth pass as five
 # general kinds: the floor is what that pass reached (the twentieth pass
 # raised it to 68).
-stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 68 0 tests/diagnose/blind11
+stage diagnose-blind11 python3 tests/diagnose/run_scenarios.py --held-out 69 0 tests/diagnose/blind11
 # blind12 (70, written 03:52-03:58 UTC by an author who read no code),
 # told to no one: 59/70, 2 unsafe on main and after the fourteenth pass,
 # 61/70, 1 unsafe after the fifteenth (the unseen figure). Then its misses
@@ -175,7 +175,7 @@ stage diagnose-blind12 python3 tests/diagnose/run_scenarios.py --held-out 65 1 t
 # unseen figure). Then its misses were told to the seventeenth pass as
 # thirteen general kinds (its files unread): the floor is what that pass
 # reached.
-stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind13
+stage diagnose-blind13 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind13
 # blind14 (70, written 06:26-06:34 UTC 2026-12-07 by an author who read no
 # code; job- and scheduler-level, 28 with no log line) and blind15 (70,
 # hardware breadth and time order, 06:26-06:33 UTC), both told to no one:
@@ -218,7 +218,7 @@ stage diagnose-blind19 python3 tests/diagnose/run_scenarios.py --held-out 67 0 t
 # unsafe call in either (blind7, blind13 and blind16 raised to what they
 # keep).
 stage diagnose-blind20 python3 tests/diagnose/run_scenarios.py --held-out 69 0 tests/diagnose/blind20
-stage diagnose-blind21 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind21
+stage diagnose-blind21 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind21
 # blind22 (70, written 13:10-13:18 UTC 2026-12-07 by an author who read no
 # code; jobs and the scheduler as users meet them) and blind23 (70,
 # 13:08-13:15 UTC; fabric, storage and control plane), told to no one: on
@@ -229,9 +229,15 @@ stage diagnose-blind21 python3 tests/diagnose/run_scenarios.py --held-out 64 0 t
 # authenticate, a port still down after a retrain, a link-downed series, a
 # GPU lspci no longer lists, a planned storage failover), so the figures
 # below are no longer unseen: blind23 64/70 with no unsafe call, blind22
-# unchanged at 66.
-stage diagnose-blind22 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind22
-stage diagnose-blind23 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind23
+# unchanged at 66.  Pass twenty-three was told the misses left on blind21,
+# blind22 and blind23 as thirteen general kinds (idle reservations, AER
+# storms, IB width, link-downed series, Kerberos, spread and scope, planned
+# failover and rollout, rank-size divergence, hot and slow stragglers,
+# soft lockups now), so their figures below are told, not unseen: blind21
+# 67/70, blind22 69/70, blind23 67/70, no unsafe call; blind7 67, blind10
+# 64, blind11 69 and blind13 66 are what that pass keeps.
+stage diagnose-blind22 python3 tests/diagnose/run_scenarios.py --held-out 69 0 tests/diagnose/blind22
+stage diagnose-blind23 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind23
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

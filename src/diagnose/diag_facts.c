@@ -469,7 +469,7 @@ bool facts_hardware_hit(const run *r)
 
 /* A line saying the GPUs read ~0 ("GPU-Util 0%", "utilization avg 0.3%",
  * "SM active 0.01", "GPUs sitting idle"). */
-static bool idle_told(const tline *l)
+bool idle_told(const tline *l)
 {
     static const char *const util[] = {"util", "sm active", "sm_active", "gr_engine"};
     static const char *const idle[] = {"gpus idle",
@@ -498,13 +498,13 @@ static bool idle_told(const tline *l)
 
 /* A span of hours or days told in words ("for 6 hours", "3 days",
  * "since yesterday", "all week", "overnight"). */
-static bool long_told(const tline *l)
+bool long_told(const tline *l)
 {
-    static const char *const w[] = {"since yesterday", "all week",      "overnight",
-                                    "all day",         "for days",      "for hours",
-                                    "since monday",    "since tuesday", "since wednesday",
-                                    "since thursday",  "since friday",  "since the weekend",
-                                    "since last week"};
+    static const char *const w[] = {"since yesterday", "all week",          "overnight",
+                                    "all day",         "for days",          "for hours",
+                                    "since monday",    "since tuesday",     "since wednesday",
+                                    "since thursday",  "since friday",      "since the weekend",
+                                    "since last week", "since this morning"};
     if (facts_any(l, w, sizeof w / sizeof *w)) return true;
     for (size_t i = 0; i < l->len; i++) {
         /* a range of days ("2026-12-01..06", "2026-12-01..2026-12-06") */
@@ -517,6 +517,7 @@ static bool long_told(const tline *l)
         size_t j = i;
         while (j < l->len && (isdigit((unsigned char)l->s[j]) || l->s[j] == '.'))
             j++;
+        if (j < l->len && l->s[j] == '+') j++; /* "7+ hours" */
         while (j < l->len && l->s[j] == ' ')
             j++;
         double v = atof(l->s + i);
@@ -651,6 +652,11 @@ void job_facts_rule(run *r, const json_t *metrics)
     wide_straggler_rule(r);
     silent_log_rule(r, f.zero_now);
     if (json_is_array(metrics) || r->nlines) peer_rule(r, json_is_array(metrics) ? metrics : NULL);
+    reservation_rule(r, metrics, f.zero_now);
+    directory_rule(r);
+    size_divergence_rule(r);
+    straggler_heat_rule(r);
+    sm_port_rule(r);
     held_facts(r, &f);
     progress_facts(r, &f);
     completing_facts(r, &f);

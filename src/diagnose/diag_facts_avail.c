@@ -4,9 +4,8 @@
  * node now; neither of these is that. */
 #include "diag_int.h"
 
+#include <math.h>
 #include <string.h>
-
-#define NOF(a) (sizeof(a) / sizeof *(a))
 
 /* The node told not ready or not responding, by any tool. */
 static bool down_told(const tline *l)
@@ -180,7 +179,22 @@ static bool node_answers(const run *r)
 /* Drop each anomaly every one of whose matched lines the story explains
  * (the down, the cordon, the credential errors); an anomaly added by a
  * fact (no matched line) or with one line outside the story stays. */
+/* A window of time [t0, t1] a story spans; NAN bounds: none. */
+typedef struct span {
+    double t0, t1;
+} span;
+
+static void drop_explained_in(run *r, bool (*explained)(const tline *), const span *w);
+
 static void drop_explained(run *r, bool (*explained)(const tline *))
+{
+    span none = {NAN, NAN};
+    drop_explained_in(r, explained, &none);
+}
+
+/* Anomalies every line of which the story explains: its own lines, or a
+ * line stamped within the window it spans (what failed while it ran). */
+static void drop_explained_in(run *r, bool (*explained)(const tline *), const span *w)
 {
     int k = 0;
     for (int i = 0; i < r->nanoms; i++) {
@@ -188,8 +202,10 @@ static void drop_explained(run *r, bool (*explained)(const tline *))
         for (int m = 0; m < r->nraws; m++) {
             const diag_sig *g = &r->db->sigs[r->raws[m].sig];
             if (!g->anomaly || strcmp(g->group, r->anoms[i].group) != 0) continue;
+            const tline *l = &r->lines[r->raws[m].line];
+            double t = isnan(w->t0) ? NAN : line_any_stamp(l->s, l->len, 1970);
             seen++;
-            told += explained(&r->lines[r->raws[m].line]);
+            told += explained(l) || (!isnan(t) && t >= w->t0 && t <= w->t1);
         }
         if (seen && told == seen)
             free(r->anoms[i].text);
@@ -270,26 +286,85 @@ static void drop_anomaly_group(run *r, const char *group)
 static void failover_story(run *r)
 {
     bool plan = false, lost = false, back = false;
+    span w = {NAN, NAN};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (evicted_told(l)) return;
         plan |= plan_told(l) && storage_told(l);
+        double t = line_any_stamp(l->s, l->len, 1970);
         if (lost_told(l)) {
             lost = true;
             back = false; /* restored must come after the last loss */
+            if (isnan(w.t0) || t < w.t0) w.t0 = t;
         } else if (restored_told(l) && lost) {
             back = true;
+            w.t1 = t;
         }
     }
     if (!plan || !lost || !back) return;
-    drop_explained(r, failover_line);
+    /* what the clients logged between the loss and the restore (a write
+     * timing out, a task waiting on the target) is the failover's too */
+    if (isnan(w.t1) || w.t1 < w.t0) w.t0 = w.t1 = NAN;
+    drop_explained_in(r, failover_line, &w);
     /* the hosts counted were the clients recovering, not hosts failing */
     drop_anomaly_group(r, "facts-storage-many-hosts");
+}
+
+/* ---- a planned rollout that ended done --------------------------------- */
+
+/* Its positive end, in the tools' words or people's. */
+static bool done_told(const tline *l)
+{
+    static const char *const w[] = {"all validations are successful",
+                                    "validations successful",
+                                    "upgrade-done",
+                                    "upgrade done",
+                                    "upgrade complete",
+                                    "rollout complete",
+                                    "successfully rolled out",
+                                    "upgrade finished"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* Its end failed, or something still fails after it. */
+static bool undone_told(const tline *l)
+{
+    static const char *const w[] = {"upgrade-failed",   "upgrade failed", "rollout failed",
+                                    "CrashLoopBackOff", "rolled back",    "rollback"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* A line of the rollout: the plan, the workloads moved off, the driver and
+ * validator pods restarted while it ran, the node out then back. */
+static bool rollout_line(const tline *l)
+{
+    static const char *const w[] = {
+        "evict",   "drain",   "cordon",      "validator", "validation", "driver",     "BackOff",
+        "restart", "Killing", "Schedulable", "not ready", "NotReady",   "allocatable"};
+    return plan_told(l) || done_told(l) || facts_any(l, w, NOF(w));
+}
+
+/* A planned upgrade or rollout (a driver container, an operator) whose
+ * disruptions (evictions, pods restarted, the node cordoned) ended in its
+ * own positive end, nothing failing after: history, not unexplained. */
+static void rollout_story(run *r)
+{
+    bool plan = false, done = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        plan |= plan_told(l);
+        if (undone_told(l))
+            done = false;
+        else if (done_told(l))
+            done = true;
+    }
+    if (plan && done) drop_explained(r, rollout_line);
 }
 
 void avail_rule(run *r)
 {
     failover_story(r);
+    rollout_story(r);
     int c = diag_class_index(r->db, "node_unreachable");
     if (c < 0 || !unreach_told(r, c) || other_node_fault(r, c)) return;
     if (planned_bounce(r)) {

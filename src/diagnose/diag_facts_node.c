@@ -792,7 +792,8 @@ static bool metric_peer_rule(run *r, const json_t *metrics)
 
 /* The control plane slow or backed up (slurmctld's RPC queue, sdiag's
  * counters, the scheduler answering late): every job and user sees it, no
- * node is its cause. */
+ * node is its cause.  Kubernetes' control plane (etcd, the apiserver) is
+ * the same: every node's kubelet and every pod depend on it. */
 static bool control_plane_line(const tline *l)
 {
     static const char *const who[] = {"slurmctld",
@@ -805,13 +806,17 @@ static bool control_plane_line(const tline *l)
                                       "backfill",
                                       "agent queue",
                                       "server thread",
-                                      "Socket timed out on send/recv"};
-    static const char *const what[] = {"backlog", "queue",   "timed out", "timeout",
-                                       "slow",    "latency", "stuck",     "overload",
-                                       "saturat", "pending", "high",      "max"};
+                                      "Socket timed out on send/recv",
+                                      "etcd",
+                                      "apiserver"};
+    static const char *const what[] = {"backlog", "queue", "timed out", "timeout",       "slow",
+                                       "latency", "stuck", "overload",  "saturat",       "pending",
+                                       "high",    "max",   "too long",  "leader change", "p99"};
     static const char *const fine[] = {"recovered",      "resolved", "restored",
                                        "back to normal", "back up",  "healthy"};
-    return facts_any(l, who, sizeof who / sizeof *who) &&
+    /* the node's own kernel naming an RPC or a scheduler is its client side */
+    return l->src != DS_KERNEL && !facts_has(l, " kernel: ") &&
+           facts_any(l, who, sizeof who / sizeof *who) &&
            facts_any(l, what, sizeof what / sizeof *what) &&
            !facts_any(l, fine, sizeof fine / sizeof *fine);
 }

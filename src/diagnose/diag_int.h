@@ -231,6 +231,9 @@ const diag_xrec *diag_xrec_find(const struct fm_diag_db *db, const char *code, c
 
 /* ---- one run of the engine (diag_engine.c and the files it is split into) ---- */
 
+/* the number of entries of an array of words */
+#define NOF(a) (sizeof(a) / sizeof *(a))
+
 #define MAX_LINES 5000     /* per source */
 #define MAX_LINE_LEN 32768 /* bytes per entry (the tool schema caps 8192 characters) */
 #define MAX_METRICS 5000
@@ -464,12 +467,32 @@ void power_policy_rule(run *r);
 void refuted_claim_rule(run *r);
 /* diag_facts_sweep.c: the largest batch sizes of a sweep ran out of memory */
 void batch_sweep_rule(run *r);
+/* diag_facts_resv.c: a reservation held empty while jobs wait for capacity */
+void reservation_rule(run *r, const json_t *metrics, bool gpus_idle); /* the metrics read ~0 */
+/* diag_facts_coll.c: rank groups at a collective with different sizes */
+void size_divergence_rule(run *r);
+/* diag_facts_strag.c: a distributed job waiting on one hot or slow node */
+void straggler_heat_rule(run *r);
+/* the host a row of a per-host or per-rank listing names */
+bool facts_line_host(const tline *l, char *host, size_t cap);
+/* diag_facts_sm.c: the subnet manager telling this node's port bounced */
+void sm_port_rule(run *r);
+/* diag_facts_scope.c: a shared service (the directory) failing: whose */
+void directory_rule(run *r);
+/* diag_facts.c: a line saying the GPUs read ~0 */
+bool idle_told(const tline *l);
+/* ... and a span of hours or days told ("for 6 hours", "7+ hours", "3 days") */
+bool long_told(const tline *l);
 void counter_rising_rule(run *r);
 bool xid_count_zero(const run *r);
 /* the number a count line ends with or the next line holds alone, -1 */
 long facts_count_answer(const run *r, int li);
 /* diag_time.c */
 double line_stamp(const char *s, size_t len, int year);
+/* its leading stamp, Slurm's appended one, else an ISO 8601 time inside it */
+double line_any_stamp(const char *s, size_t len, int year);
+/* the host a syslog-style line (or pdsh's "host: " prefix) names, lower case */
+bool syslog_host(const char *s, size_t len, char *out, size_t cap);
 void find_boots(run *r);
 bool before_boot(const run *r, int li);
 

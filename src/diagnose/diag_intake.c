@@ -471,16 +471,17 @@ static bool ends_colon(const tline *l)
     return n > 0 && l->s[n - 1] == ':';
 }
 
-/* A line of a chat that is a reading, not talk: an Xid pasted with the
- * driver's own detail, or a measurement someone reports.  A chat entry
- * taken out as conversation keeps these lines. */
-static bool chat_reading(const tline *l)
+/* A line of a chat that is not talk: a reading (an Xid pasted with the
+ * driver's own detail, a measurement someone reports) or a tool's line.
+ * What counts is one list, in signatures.yaml: the exclude of the
+ * quoted-chat-line signature, which keeps such a line of a chat in; a
+ * chat export's entry taken out as conversation keeps the same lines. */
+static bool chat_reading(run *r, const tline *l)
 {
-    static const char *const detail[] = {"pid=", "contained:", "rst:", "mmu fault"};
-    static const char *const measured[] = {"at baseline", "p50",       "busbw",
-                                           "within 1%",   "within 2%", "within 0.5%"};
-    return (facts_has_ci(l, "xid") && facts_any(l, detail, sizeof detail / sizeof *detail)) ||
-           facts_any(l, measured, sizeof measured / sizeof *measured);
+    for (int k = 0; k < r->db->nsigs; k++)
+        if (strcmp(r->db->sigs[k].id, "quoted-chat-line") == 0)
+            return diag_re_match(&r->db->sigs[k].exclude, l->s, l->len, r->md);
+    return false;
 }
 
 void drop_quoted(run *r)
@@ -508,7 +509,7 @@ void drop_quoted(run *r)
         for (int i = 0; i < r->nlines; i++)
             if (i == m->line ||
                 (qt == 2 && r->lines[i].src == l->src && r->lines[i].entry >= l->entry &&
-                 r->lines[i].entry <= upto && !(chat && chat_reading(&r->lines[i]))) ||
+                 r->lines[i].entry <= upto && !(chat && chat_reading(r, &r->lines[i]))) ||
                 (whole && r->lines[i].src == l->src) ||
                 (qt == 4 && r->lines[i].src != DS_KERNEL && dcgm_line(&r->lines[i])))
                 q[i] = 1;

@@ -515,6 +515,8 @@ static bool host_outlier(run *r, const diag_rule *ru, char (*keys)[64], const do
         }
     }
     if (nfound != 1) return false;
+    /* another host slow is that host's straggler, not this node's */
+    if (r->node && *r->node && host[found][0] && !same_host(host[found], r->node)) return true;
     char why[300];
     snprintf(why, sizeof why,
              "correlation %s: every rank on host %s at %s %.1fx the median of the ranks on "
@@ -606,6 +608,11 @@ void rule_outlier(run *r, const diag_rule *ru)
     for (int q = 0; q < nk; q++)
         slow += vals[q] >= ratio * med;
     if (slow > 1 && slow * 4 > nk) return;
+    /* the slow rank's row names another host: not this node's straggler */
+    char host[64];
+    if (r->node && *r->node && facts_line_host(&r->lines[lines[worst]], host, sizeof host) &&
+        !same_host(host, r->node))
+        return;
     char why[300];
     snprintf(why, sizeof why,
              "correlation %s: %s %s at %g, %.1fx the median %g of %d ranks: ", ru->id,

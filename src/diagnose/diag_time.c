@@ -63,7 +63,7 @@ static void boot_id_norm(const char *in, char *out, size_t cap)
 
 /* A line's time: its leading stamp, else the stamp Slurm appends to a
  * reason ("... [root@2026-12-02T03:11:40]"). */
-static double any_stamp(const char *s, size_t len, int year)
+double line_any_stamp(const char *s, size_t len, int year)
 {
     double t = line_stamp(s, len, year);
     if (!isnan(t)) return t;
@@ -91,7 +91,7 @@ static double repair_stamp(const char *v, int year)
  * kernel: ...", "2026-11-28T02:14:51+00:00 h1 kernel: ...") or before it
  * as pdsh prints ("h1: [...] NVRM: ..."), copied to
  * out up to its first dot; false when the line is no such record. */
-static bool syslog_host(const char *s, size_t len, char *out, size_t cap)
+bool syslog_host(const char *s, size_t len, char *out, size_t cap)
 {
     const char *e = s + len, *p = s;
     if (len < 20) return false;
@@ -175,7 +175,7 @@ static double month_day(const tline *l, int year)
 static double repair_in_order(run *r, const double *st, int year, int li, double fixed)
 {
     const tline *rl = &r->lines[li];
-    double t = !isnan(st[li]) ? st[li] : any_stamp(rl->s, rl->len, year);
+    double t = !isnan(st[li]) ? st[li] : line_any_stamp(rl->s, rl->len, year);
     /* else a bare date in it ("closed 2026-12-02"): the start of that day,
      * so that nothing logged later that day passes for history */
     for (size_t i = 0; isnan(t) && i + 10 <= rl->len; i++)
@@ -280,7 +280,7 @@ static void cleared_since(run *r, const double *st, int year, int k)
     const rawm *m = &r->raws[k];
     int c = cleared_class(r->db, &r->db->sigs[m->sig]);
     const tline *cl = &r->lines[m->line];
-    double t = !isnan(st[m->line]) ? st[m->line] : any_stamp(cl->s, cl->len, year);
+    double t = !isnan(st[m->line]) ? st[m->line] : line_any_stamp(cl->s, cl->len, year);
     /* a command's output takes the stamp of the command's line above it */
     for (int i = m->line - 1; isnan(t) && i >= 0 && i >= m->line - 8; i--)
         if (r->lines[i].src == cl->src) t = st[i];
@@ -346,8 +346,9 @@ static void replaced_undated(run *r, const double *st, int li)
     static const char *const part[] = {"replac", "swap", "rma", "serial", "s/n", "new board"};
     static const char *const fault[] = {"xid", "error", "ecc", "dbe", "fault", "fail"};
     const tline *rl = &r->lines[li];
-    if (!isnan(st[li]) || !isnan(any_stamp(rl->s, rl->len, 1970)) || !isnan(month_day(rl, 1970)) ||
-        !facts_any(rl, part, sizeof part / sizeof *part) || recurs(rl))
+    if (!isnan(st[li]) || !isnan(line_any_stamp(rl->s, rl->len, 1970)) ||
+        !isnan(month_day(rl, 1970)) || !facts_any(rl, part, sizeof part / sizeof *part) ||
+        recurs(rl))
         return;
     double now = NAN;
     for (int i = 0; i < r->nlines; i++) {
@@ -449,7 +450,9 @@ void find_boots(run *r)
         }
         if (b <= 2 && kind[m->line] != 1) kind[m->line] = (unsigned char)b;
     }
-    /* dmesg's clock going back starts a boot */
+    /* dmesg's clock going back starts a boot, when it goes back to a new
+     * boot's early seconds or below half what it read: a few minutes back
+     * at the same hours of uptime is an excerpt pasted out of order */
     double prev[DS_N];
     for (int s = 0; s < DS_N; s++)
         prev[s] = -1;
@@ -459,7 +462,7 @@ void find_boots(run *r)
         char *end;
         double t = strtod(l->s + 1, &end);
         if (end == l->s + 1 || *end != ']') continue;
-        if (prev[l->src] > t + 1.0 && !kind[i]) kind[i] = 1;
+        if (prev[l->src] > t + 1.0 && (t < 300 || t < prev[l->src] / 2) && !kind[i]) kind[i] = 1;
         prev[l->src] = t;
     }
     for (int i = 0; i < r->nlines; i++)
@@ -594,7 +597,8 @@ void find_boots(run *r)
                 if (kind[i] == 1 && !isnan(st[i]) && (isnan(fixed) || st[i] > fixed)) fixed = st[i];
             for (int i = 0; i < r->nlines && !isnan(fixed); i++) {
                 if (r->oldl[i]) continue;
-                double t = !isnan(st[i]) ? st[i] : any_stamp(r->lines[i].s, r->lines[i].len, year);
+                double t =
+                    !isnan(st[i]) ? st[i] : line_any_stamp(r->lines[i].s, r->lines[i].len, year);
                 if (isnan(t)) t = command_stamp(r, st, i);
                 if (!isnan(t) && t < fixed - 60) r->oldl[i] = 3;
             }
