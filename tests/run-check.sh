@@ -238,6 +238,18 @@ stage diagnose-blind21 python3 tests/diagnose/run_scenarios.py --held-out 67 0 t
 # 64, blind11 69 and blind13 66 are what that pass keeps.
 stage diagnose-blind22 python3 tests/diagnose/run_scenarios.py --held-out 69 0 tests/diagnose/blind22
 stage diagnose-blind23 python3 tests/diagnose/run_scenarios.py --held-out 67 0 tests/diagnose/blind23
+# blind24 (70, written 15:49-15:57 UTC 2026-12-07 by an author who read no
+# code; GPU hardware and the driver), blind25 (70, 15:49-15:58; incidents
+# as people report and hand them over), blind26 (70, 15:57-16:06; machine
+# output only) and blind27 (70, 15:57-16:10; long timelines and noise),
+# told to no one: on main (e892214) 61/70 with three unsafe calls, 66/70
+# with none, 63/70 with one, 61/70 with one; after the twenty-third pass
+# (not told them) 62, 66, 63 and 62 with 3, 0, 1 and 1 unsafe calls (the
+# unseen figures).
+stage diagnose-blind24 python3 tests/diagnose/run_scenarios.py --held-out 62 3 tests/diagnose/blind24
+stage diagnose-blind25 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind25
+stage diagnose-blind26 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind26
+stage diagnose-blind27 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind27
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
