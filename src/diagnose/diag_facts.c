@@ -641,6 +641,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     link_rule(r);
     fleet_rule(r);
     remap_rule(r);
+    contained_count_rule(r, metrics);
     remap_metric_rule(r, metrics);
     app_fault_rule(r, metrics);
     reboot_rule(r);

@@ -435,6 +435,7 @@ void link_rule(run *r);
 void downed_series_rule(run *r, const json_t *metrics); /* a port's link-downed series rising */
 void avail_rule(run *r); /* a planned down that ended; a node the scheduler cannot authenticate */
 void remap_rule(run *r);
+void contained_count_rule(run *r, const json_t *metrics); /* Xid 94's own DBE count */
 void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
