@@ -70,3 +70,37 @@ void contained_count_rule(run *r, const json_t *metrics)
     if (json_is_array(metrics) && dbe_rise(metrics) > n) return;
     facts_drop_class(r, unc);
 }
+
+/* A line telling a software version mismatch: a version or a driver, and
+ * words saying the two differ. */
+static bool version_mismatch_told(const tline *l)
+{
+    static const char *const what[] = {"version", "driver"};
+    /* "does not match", "didn't match", "isn't matching" */
+    static const char *const differ[] = {"mismatch",       "not match",    "n't match",
+                                         "incompatible",   "not compatible", "differs from"};
+    return facts_any(l, what, NOF(what)) && facts_any(l, differ, NOF(differ));
+}
+
+/* The fabric manager (or IMEX, the NVLink fabric service) that refuses to
+ * start because its version differs from the driver's leaves the fabric
+ * down and CUDA not initialised; with no link error, CRC or replay
+ * counter, SXid told, that is software, not a link fault: no class, an
+ * anomaly of the node to escalate. */
+void fabric_version_rule(run *r)
+{
+    static const char *const fabric_only[] = {"nvswitch-fabric-down", "cuda-system-not-ready",
+                                              "nvswitch-fabric-state-not-started"};
+    int c = diag_class_index(r->db, "gpu_nvlink_error");
+    if (c < 0 || !facts_class_hit(r, c) || !hits_only_from(r, c, fabric_only, NOF(fabric_only)))
+        return;
+    for (int i = 0; i < r->nlines; i++) {
+        if (!version_mismatch_told(&r->lines[i])) continue;
+        facts_drop_class(r, c);
+        add_anomaly(r, ST_STRONG, 1, "fabric-version-mismatch",
+                    line_evidence(r, i,
+                                  "[the fabric service refuses a driver of another version: "
+                                  "software, not a link fault; align the versions] "));
+        return;
+    }
+}
