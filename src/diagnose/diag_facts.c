@@ -650,6 +650,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     avail_rule(r);
     gone_from_bus_rule(r);
     held_memory_rule(r);
+    own_oom_rule(r);
     follows_node_rule(r);
     wide_straggler_rule(r);
     silent_log_rule(r, f.zero_now);

@@ -8,7 +8,7 @@
 
 /* Whether every hit of class c comes from one of the signature groups
  * named (a group is "<signature id>/<kind>"). */
-static bool hits_only_from(const run *r, int c, const char *const *ids, size_t n)
+bool facts_hits_only_from(const run *r, int c, const char *const *ids, size_t n)
 {
     for (int i = 0; i < r->nhits; i++) {
         if (r->hits[i].cls != c) continue;
@@ -66,7 +66,7 @@ void contained_count_rule(run *r, const json_t *metrics)
         !facts_class_hit(r, con) || (fail >= 0 && facts_class_hit(r, fail)))
         return;
     int n = contained_xids(r, con);
-    if (n == 0 || !hits_only_from(r, unc, counts, NOF(counts))) return;
+    if (n == 0 || !facts_hits_only_from(r, unc, counts, NOF(counts))) return;
     if (json_is_array(metrics) && dbe_rise(metrics) > n) return;
     facts_drop_class(r, unc);
 }
@@ -92,7 +92,7 @@ void fabric_version_rule(run *r)
     static const char *const fabric_only[] = {"nvswitch-fabric-down", "cuda-system-not-ready",
                                               "nvswitch-fabric-state-not-started"};
     int c = diag_class_index(r->db, "gpu_nvlink_error");
-    if (c < 0 || !facts_class_hit(r, c) || !hits_only_from(r, c, fabric_only, NOF(fabric_only)))
+    if (c < 0 || !facts_class_hit(r, c) || !facts_hits_only_from(r, c, fabric_only, NOF(fabric_only)))
         return;
     for (int i = 0; i < r->nlines; i++) {
         if (!version_mismatch_told(&r->lines[i])) continue;
