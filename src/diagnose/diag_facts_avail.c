@@ -75,16 +75,33 @@ static bool other_node_fault(const run *r, int unreach)
     return false;
 }
 
+/* The node's own agent (kubelet, slurmd) stopped, started or upgraded:
+ * the node reads not ready while it restarts.  A crash is no such
+ * restart. */
+static bool agent_restart_told(const tline *l)
+{
+    static const char *const agent[] = {"kubelet", "slurmd"};
+    static const char *const act[] = {"Stopping",   "Stopped",  "Starting", "Started",
+                                      "restart",    "Restart",  "Unpacking", "Setting up",
+                                      "upgrade",    "Upgrade",  "Upgraded"};
+    static const char *const crash[] = {"crash", "core-dump", "segfault", "status=1/",
+                                        "status=2/", "start-limit", "Failed to start"};
+    return facts_any(l, agent, NOF(agent)) && facts_any(l, act, NOF(act)) &&
+           !facts_any(l, crash, NOF(crash));
+}
+
 /* Planned work, then the take-out, then the down, then back: the
  * cordon or drain (with its plan said on it or before it) precedes the
- * first down, and a line telling the node back follows the last down. */
+ * first down, or the node's agent restarted before it came back, and a
+ * line telling the node back follows the last down. */
 static bool planned_bounce(const run *r)
 {
-    int plan = -1, takeout = -1, first_down = -1, last_down = -1, back = -1;
+    int plan = -1, takeout = -1, first_down = -1, last_down = -1, back = -1, agent = -1;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_STATE || l->src == DS_METRICS) continue;
         if (plan < 0 && plan_told(l)) plan = i;
+        if (agent < 0 && agent_restart_told(l)) agent = i;
         bool down = down_told(l);
         if (down) {
             if (first_down < 0) first_down = i;
@@ -96,7 +113,11 @@ static bool planned_bounce(const run *r)
         }
     }
     int now = state_now(r);
-    return takeout >= 0 && first_down > takeout && now >= 0 && (back > last_down || now > 0);
+    bool came_back = now >= 0 && (back > last_down || now > 0);
+    /* or the node's agent restarted (an upgrade, a restart) before it
+     * read ready again: the not-ready was the restart, no cordon needed */
+    bool restarted = agent >= 0 && first_down >= 0 && (back < 0 || agent < back);
+    return came_back && ((takeout >= 0 && first_down > takeout) || restarted);
 }
 
 /* ---- the scheduler cannot authenticate a node that answers ------------- */
@@ -217,7 +238,8 @@ static void drop_explained_in(run *r, bool (*explained)(const tline *), const sp
 
 static bool bounce_line(const tline *l)
 {
-    return down_told(l) || back_told(l) || takeout_told(l) || plan_told(l);
+    return down_told(l) || back_told(l) || takeout_told(l) || plan_told(l) ||
+           agent_restart_told(l);
 }
 
 /* Unreachable told now, at any strength (a bare NOT_RESPONDING state is
