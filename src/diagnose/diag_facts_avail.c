@@ -83,10 +83,10 @@ static bool other_node_fault(const run *r, int unreach)
 static bool agent_restart_told(const tline *l)
 {
     static const char *const agent[] = {"kubelet", "slurmd"};
-    static const char *const act[] = {"Stopping",   "Stopped",  "Starting", "Started",
-                                      "restart",    "Restart",  "Unpacking", "Setting up",
-                                      "upgrade",    "Upgrade",  "Upgraded"};
-    static const char *const crash[] = {"crash", "core-dump", "segfault", "status=1/",
+    static const char *const act[] = {"Stopping", "Stopped", "Starting",  "Started",
+                                      "restart",  "Restart", "Unpacking", "Setting up",
+                                      "upgrade",  "Upgrade", "Upgraded"};
+    static const char *const crash[] = {"crash",     "core-dump",   "segfault",       "status=1/",
                                         "status=2/", "start-limit", "Failed to start"};
     return facts_any(l, agent, NOF(agent)) && facts_any(l, act, NOF(act)) &&
            !facts_any(l, crash, NOF(crash));
@@ -243,8 +243,7 @@ static void drop_explained_in(run *r, bool (*explained)(const tline *), const sp
 
 static bool bounce_line(const tline *l)
 {
-    return down_told(l) || back_told(l) || takeout_told(l) || plan_told(l) ||
-           agent_restart_told(l);
+    return down_told(l) || back_told(l) || takeout_told(l) || plan_told(l) || agent_restart_told(l);
 }
 
 /* Unreachable told now, at any strength (a bare NOT_RESPONDING state is
@@ -394,8 +393,8 @@ static void rollout_story(run *r)
  * the NVLink fabric and its state. */
 static bool fabric_told(const tline *l)
 {
-    static const char *const w[] = {"fabric", "Fabric", "FABRIC", "imex",     "IMEX",
-                                     "Imex",   "NVSwitch", "nvswitch", "NVLink", "nvlink"};
+    static const char *const w[] = {"fabric", "Fabric",   "FABRIC",   "imex",   "IMEX",
+                                    "Imex",   "NVSwitch", "nvswitch", "NVLink", "nvlink"};
     return facts_any(l, w, NOF(w));
 }
 
@@ -403,7 +402,7 @@ static bool fabric_told(const tline *l)
  * version mismatch, not started, inactive. */
 static bool fabric_fail_told(const tline *l)
 {
-    static const char *const w[] = {"Not Started", "not started", "failed", "Failed", "FAILED",
+    static const char *const w[] = {"Not Started", "not started", "failed", "Failed",   "FAILED",
                                     "mismatch",    "error",       "Error",  "inactive", "down"};
     for (size_t k = 0; k < NOF(w); k++) {
         size_t n = strlen(w[k]);
@@ -429,10 +428,11 @@ static bool fabric_fail_told(const tline *l)
  * nvidia-smi's Fabric section reading State Completed / Status Success. */
 static bool fabric_up_at(const run *r, int i)
 {
-    static const char *const up[] = {"Started",     "started",     "Completed",        "completed",
-                                     "COMPLETED",   "registered",  "Registered",       "successfully",
-                                     "Success",     "SUCCESS",     "is ready",         "READY",
-                                     "initialized", "Initialized", "active (running)", "up and running"};
+    static const char *const up[] = {
+        "Started",     "started",     "Completed",        "completed",
+        "COMPLETED",   "registered",  "Registered",       "successfully",
+        "Success",     "SUCCESS",     "is ready",         "READY",
+        "initialized", "Initialized", "active (running)", "up and running"};
     const tline *l = &r->lines[i];
     if (!facts_any(l, up, NOF(up)) || fabric_fail_told(l)) return false;
     for (int k = i; k >= 0 && k >= i - 3; k--)

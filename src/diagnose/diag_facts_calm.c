@@ -77,8 +77,8 @@ static bool version_mismatch_told(const tline *l)
 {
     static const char *const what[] = {"version", "driver"};
     /* "does not match", "didn't match", "isn't matching" */
-    static const char *const differ[] = {"mismatch",       "not match",    "n't match",
-                                         "incompatible",   "not compatible", "differs from"};
+    static const char *const differ[] = {"mismatch",     "not match",      "n't match",
+                                         "incompatible", "not compatible", "differs from"};
     return facts_any(l, what, NOF(what)) && facts_any(l, differ, NOF(differ));
 }
 
@@ -92,7 +92,8 @@ void fabric_version_rule(run *r)
     static const char *const fabric_only[] = {"nvswitch-fabric-down", "cuda-system-not-ready",
                                               "nvswitch-fabric-state-not-started"};
     int c = diag_class_index(r->db, "gpu_nvlink_error");
-    if (c < 0 || !facts_class_hit(r, c) || !facts_hits_only_from(r, c, fabric_only, NOF(fabric_only)))
+    if (c < 0 || !facts_class_hit(r, c) ||
+        !facts_hits_only_from(r, c, fabric_only, NOF(fabric_only)))
         return;
     for (int i = 0; i < r->nlines; i++) {
         if (!version_mismatch_told(&r->lines[i])) continue;

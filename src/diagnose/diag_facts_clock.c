@@ -355,9 +355,9 @@ static bool within_spec_told(const tline *l)
 {
     static const char *const pass[] = {"Pass", "PASS", "passed"};
     static const char *const test[] = {"diag", "burn", "stress", "dcgmi", "gpu-burn", "HPL"};
-    static const char *const even[] = {"same as",  "on par",      "equal to",   "within 1",
-                                       "within 2", "within 3",    "at baseline", "matches its peers",
-                                       "expected", "on purpose",  "intended",   "by design"};
+    static const char *const even[] = {"same as",  "on par",     "equal to",    "within 1",
+                                       "within 2", "within 3",   "at baseline", "matches its peers",
+                                       "expected", "on purpose", "intended",    "by design"};
     return (facts_any(l, pass, NOF(pass)) && facts_any(l, test, NOF(test))) ||
            facts_any(l, even, NOF(even));
 }

@@ -451,7 +451,7 @@ void gone_from_bus_rule(run *r);              /* no handle for a GPU, lspci list
 void silent_log_rule(run *r, bool gpus_zero); /* gpus_zero: the metrics read ~0 */
 void app_fault_rule(run *r, const json_t *metrics);
 void held_memory_rule(run *r);
-void own_oom_rule(run *r); /* the rows of a process listed are the OOM job's own */
+void own_oom_rule(run *r);      /* the rows of a process listed are the OOM job's own */
 void follows_node_rule(run *r); /* failed attempts on this node, a clean one without it */
 /* diag_facts_hist.c: readings that are history (a counter read flat, a
  * boot's link noise) taken out as quotes are; a counter read rising */
