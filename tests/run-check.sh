@@ -144,7 +144,10 @@ stage diagnose-blind8 python3 tests/diagnose/run_scenarios.py --held-out 64 0 te
 # same 59/70, 2 unsafe after it (that pass fixed only the kinds it was
 # told). Then told to the thirteenth pass as general kinds: the floor is
 # what that pass reached.
-stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind9
+# Pass 24: 65. blind9 labels a fabric manager refusing the driver's version
+# (no link error or counter) gpu_nvlink_error, blind24 and issue 19's pass
+# 24 inconclusive; the engine now answers inconclusive (the safe call).
+stage diagnose-blind9 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind9
 # blind10 (70, written 23:45-23:52 UTC by an author who read no code),
 # told to no one: 59/70, 1 unsafe call on the engine before the thirteenth
 # pass, 60/70, 1 unsafe after it. Then told to the fourteenth pass as nine
@@ -245,11 +248,14 @@ stage diagnose-blind23 python3 tests/diagnose/run_scenarios.py --held-out 67 0 t
 # told to no one: on main (e892214) 61/70 with three unsafe calls, 66/70
 # with none, 63/70 with one, 61/70 with one; after the twenty-third pass
 # (not told them) 62, 66, 63 and 62 with 3, 0, 1 and 1 unsafe calls (the
-# unseen figures).
-stage diagnose-blind24 python3 tests/diagnose/run_scenarios.py --held-out 62 3 tests/diagnose/blind24
+# unseen figures).  Their misses were then told to the twenty-fourth pass
+# as general kinds (files unread; FAIL lines and which of a rule's
+# conditions held), so the figures below are told, no longer unseen:
+# 68, 66, 65 and 65 with no unsafe call.
+stage diagnose-blind24 python3 tests/diagnose/run_scenarios.py --held-out 68 0 tests/diagnose/blind24
 stage diagnose-blind25 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind25
-stage diagnose-blind26 python3 tests/diagnose/run_scenarios.py --held-out 63 1 tests/diagnose/blind26
-stage diagnose-blind27 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind27
+stage diagnose-blind26 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind26
+stage diagnose-blind27 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind27
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

@@ -641,6 +641,8 @@ void job_facts_rule(run *r, const json_t *metrics)
     link_rule(r);
     fleet_rule(r);
     remap_rule(r);
+    contained_count_rule(r, metrics);
+    fabric_version_rule(r);
     remap_metric_rule(r, metrics);
     app_fault_rule(r, metrics);
     reboot_rule(r);
@@ -648,6 +650,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     avail_rule(r);
     gone_from_bus_rule(r);
     held_memory_rule(r);
+    own_oom_rule(r);
     follows_node_rule(r);
     wide_straggler_rule(r);
     silent_log_rule(r, f.zero_now);

@@ -4,8 +4,10 @@
  * node now; neither of these is that. */
 #include "diag_int.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 /* The node told not ready or not responding, by any tool. */
 static bool down_told(const tline *l)
@@ -75,16 +77,33 @@ static bool other_node_fault(const run *r, int unreach)
     return false;
 }
 
+/* The node's own agent (kubelet, slurmd) stopped, started or upgraded:
+ * the node reads not ready while it restarts.  A crash is no such
+ * restart. */
+static bool agent_restart_told(const tline *l)
+{
+    static const char *const agent[] = {"kubelet", "slurmd"};
+    static const char *const act[] = {"Stopping", "Stopped", "Starting",  "Started",
+                                      "restart",  "Restart", "Unpacking", "Setting up",
+                                      "upgrade",  "Upgrade", "Upgraded"};
+    static const char *const crash[] = {"crash",     "core-dump",   "segfault",       "status=1/",
+                                        "status=2/", "start-limit", "Failed to start"};
+    return facts_any(l, agent, NOF(agent)) && facts_any(l, act, NOF(act)) &&
+           !facts_any(l, crash, NOF(crash));
+}
+
 /* Planned work, then the take-out, then the down, then back: the
  * cordon or drain (with its plan said on it or before it) precedes the
- * first down, and a line telling the node back follows the last down. */
+ * first down, or the node's agent restarted before it came back, and a
+ * line telling the node back follows the last down. */
 static bool planned_bounce(const run *r)
 {
-    int plan = -1, takeout = -1, first_down = -1, last_down = -1, back = -1;
+    int plan = -1, takeout = -1, first_down = -1, last_down = -1, back = -1, agent = -1;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (l->src == DS_STATE || l->src == DS_METRICS) continue;
         if (plan < 0 && plan_told(l)) plan = i;
+        if (agent < 0 && agent_restart_told(l)) agent = i;
         bool down = down_told(l);
         if (down) {
             if (first_down < 0) first_down = i;
@@ -96,7 +115,11 @@ static bool planned_bounce(const run *r)
         }
     }
     int now = state_now(r);
-    return takeout >= 0 && first_down > takeout && now >= 0 && (back > last_down || now > 0);
+    bool came_back = now >= 0 && (back > last_down || now > 0);
+    /* or the node's agent restarted (an upgrade, a restart) before it
+     * read ready again: the not-ready was the restart, no cordon needed */
+    bool restarted = agent >= 0 && first_down >= 0 && (back < 0 || agent < back);
+    return came_back && ((takeout >= 0 && first_down > takeout) || restarted);
 }
 
 /* ---- the scheduler cannot authenticate a node that answers ------------- */
@@ -182,13 +205,14 @@ static bool node_answers(const run *r)
 /* A window of time [t0, t1] a story spans; NAN bounds: none. */
 typedef struct span {
     double t0, t1;
+    int i0, i1; /* or the lines listed between (indices; -1: none) */
 } span;
 
 static void drop_explained_in(run *r, bool (*explained)(const tline *), const span *w);
 
 static void drop_explained(run *r, bool (*explained)(const tline *))
 {
-    span none = {NAN, NAN};
+    span none = {NAN, NAN, -1, -1};
     drop_explained_in(r, explained, &none);
 }
 
@@ -205,7 +229,9 @@ static void drop_explained_in(run *r, bool (*explained)(const tline *), const sp
             const tline *l = &r->lines[r->raws[m].line];
             double t = isnan(w->t0) ? NAN : line_any_stamp(l->s, l->len, 1970);
             seen++;
-            told += explained(l) || (!isnan(t) && t >= w->t0 && t <= w->t1);
+            int li = r->raws[m].line;
+            told += explained(l) || (!isnan(t) && t >= w->t0 && t <= w->t1) ||
+                    (w->i0 >= 0 && li >= w->i0 && li <= w->i1);
         }
         if (seen && told == seen)
             free(r->anoms[i].text);
@@ -217,7 +243,7 @@ static void drop_explained_in(run *r, bool (*explained)(const tline *), const sp
 
 static bool bounce_line(const tline *l)
 {
-    return down_told(l) || back_told(l) || takeout_told(l) || plan_told(l);
+    return down_told(l) || back_told(l) || takeout_told(l) || plan_told(l) || agent_restart_told(l);
 }
 
 /* Unreachable told now, at any strength (a bare NOT_RESPONDING state is
@@ -286,7 +312,7 @@ static void drop_anomaly_group(run *r, const char *group)
 static void failover_story(run *r)
 {
     bool plan = false, lost = false, back = false;
-    span w = {NAN, NAN};
+    span w = {NAN, NAN, -1, -1};
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
         if (evicted_told(l)) return;
@@ -361,10 +387,94 @@ static void rollout_story(run *r)
     if (plan && done) drop_explained(r, rollout_line);
 }
 
+/* ---- the NVLink fabric starting up ----------------------------------- */
+
+/* A line of the fabric's services: the fabric manager, IMEX, NVSwitches,
+ * the NVLink fabric and its state. */
+static bool fabric_told(const tline *l)
+{
+    static const char *const w[] = {"fabric", "Fabric",   "FABRIC",   "imex",   "IMEX",
+                                    "Imex",   "NVSwitch", "nvswitch", "NVLink", "nvlink"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* The fabric told down or failing after all: failed, an error, a
+ * version mismatch, not started, inactive. */
+static bool fabric_fail_told(const tline *l)
+{
+    static const char *const w[] = {"Not Started", "not started", "failed", "Failed",   "FAILED",
+                                    "mismatch",    "error",       "Error",  "inactive", "down"};
+    for (size_t k = 0; k < NOF(w); k++) {
+        size_t n = strlen(w[k]);
+        for (const char *p = memmem(l->s, l->len, w[k], n); p;
+             p = memmem(p + 1, l->len - (size_t)(p + 1 - l->s), w[k], n)) {
+            size_t at = (size_t)(p - l->s);
+            /* a zero count ("0 inactive", "no errors", "inactive: 0")
+             * tells none */
+            size_t e = at + n;
+            while (e < l->len && (l->s[e] == ':' || l->s[e] == '=' || l->s[e] == ' '))
+                e++;
+            bool none = (at >= 2 && memcmp(p - 2, "0 ", 2) == 0) ||
+                        (at >= 3 && strncasecmp(p - 3, "no ", 3) == 0) ||
+                        (e > at + n && e < l->len && l->s[e] == '0' &&
+                         (e + 1 == l->len || !isdigit((unsigned char)l->s[e + 1])));
+            if (!none) return true;
+        }
+    }
+    return false;
+}
+
+/* The fabric told up: its service started, registered or ready, or
+ * nvidia-smi's Fabric section reading State Completed / Status Success. */
+static bool fabric_up_at(const run *r, int i)
+{
+    static const char *const up[] = {
+        "Started",     "started",     "Completed",        "completed",
+        "COMPLETED",   "registered",  "Registered",       "successfully",
+        "Success",     "SUCCESS",     "is ready",         "READY",
+        "initialized", "Initialized", "active (running)", "up and running"};
+    const tline *l = &r->lines[i];
+    if (!facts_any(l, up, NOF(up)) || fabric_fail_told(l)) return false;
+    for (int k = i; k >= 0 && k >= i - 3; k--)
+        if (r->lines[k].src == l->src && fabric_told(&r->lines[k])) return true;
+    return false;
+}
+
+/* The fabric (re)starting at boot or after maintenance: retries and
+ * "waiting for" lines, then the fabric told up with no failure of it told
+ * after, nothing read degraded, and no NVLink class told: its lines are
+ * start-up, not anomalies. */
+static void fabric_startup_story(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_nvlink_error");
+    if (c >= 0 && unreach_told(r, c)) return;
+    /* a domain read degraded, a peer not connected: a state, not a step */
+    static const char *const degraded[] = {"DEGRADED", "degraded", "Degraded", "not connected"};
+    int first = -1, up = -1, fail = -1, up_there = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        if (fabric_told(&r->lines[i]) && facts_any(&r->lines[i], degraded, NOF(degraded))) return;
+        if (fabric_told(&r->lines[i]) && first < 0) first = i;
+        if (fabric_up_at(r, i)) {
+            up = i;
+            if (r->lines[i].src == r->lines[first].src) up_there = i;
+        } else if (fabric_told(&r->lines[i]) && fabric_fail_told(&r->lines[i]))
+            fail = i;
+    }
+    if (up < 0 || fail > up) return;
+    /* what else was logged while it started (a service waiting for the
+     * fabric, a retry) is the start-up's too */
+    const tline *a = &r->lines[first], *b = &r->lines[up];
+    span w = {line_any_stamp(a->s, a->len, 1970), line_any_stamp(b->s, b->len, 1970), -1, -1};
+    /* unstamped: the lines its first source lists up to the fabric up */
+    if ((isnan(w.t0) || isnan(w.t1)) && up_there >= 0) w.i0 = first, w.i1 = up_there;
+    drop_explained_in(r, fabric_told, &w);
+}
+
 void avail_rule(run *r)
 {
     failover_story(r);
     rollout_story(r);
+    fabric_startup_story(r);
     int c = diag_class_index(r->db, "node_unreachable");
     if (c < 0 || !unreach_told(r, c) || other_node_fault(r, c)) return;
     if (planned_bounce(r)) {

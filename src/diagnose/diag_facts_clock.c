@@ -348,11 +348,27 @@ void mem_clock_rule(run *r, const json_t *metrics)
 
 /* ---- a power cap that is policy ------------------------------------------ */
 
+/* A GPU at its power cap yet within spec: a diagnostic or burn-in that
+ * passed, performance the same as its peers, the cap said to be expected
+ * or set on purpose. */
+static bool within_spec_told(const tline *l)
+{
+    static const char *const pass[] = {"Pass", "PASS", "passed"};
+    static const char *const test[] = {"diag", "burn", "stress", "dcgmi", "gpu-burn", "HPL"};
+    static const char *const even[] = {"same as",  "on par",     "equal to",    "within 1",
+                                       "within 2", "within 3",   "at baseline", "matches its peers",
+                                       "expected", "on purpose", "intended",    "by design"};
+    return (facts_any(l, pass, NOF(pass)) && facts_any(l, test, NOF(test))) ||
+           facts_any(l, even, NOF(even));
+}
+
 /* A power limit set by an approved change (a change ticket, a policy) while
  * the GPUs perform at baseline is no fault: the cap is what was asked for,
- * and a clock-event bitmask of 0x1 is the GPU idle, no slowdown.  gpu_power
- * read from the cap alone is dropped; a power brake, a PSU or a hardware
- * slowdown keeps it (that is no policy). */
+ * and a clock-event bitmask of 0x1 is the GPU idle, no slowdown.  So is a
+ * cap told with the GPUs within spec (a diagnostic passing, performance
+ * the same as peers, the cap expected).  gpu_power read from the cap alone
+ * is dropped; a power brake, a PSU or a hardware slowdown keeps it (that is
+ * no policy), and so does performance told below baseline. */
 void power_policy_rule(run *r)
 {
     static const char *const approved[] = {"approved", "change request", "per policy", "by policy",
@@ -361,18 +377,21 @@ void power_policy_rule(run *r)
     static const char *const below[] = {"below baseline", "under baseline", "than baseline",
                                         "% below",        "off baseline",   "not at baseline"};
     static const char *const fault[] = {"power-brake", "psu-failure", "hw-slowdown"};
+    static const char *const cap_only[] = {"power-capped-text"};
     int c = diag_class_index(r->db, "gpu_power");
     if (c < 0) return;
-    bool policy = false, baseline = false;
+    bool policy = false, baseline = false, spec = false;
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
+        spec |= within_spec_told(l);
         if (l->src == DS_KERNEL) continue;
         policy |= facts_any(l, approved, sizeof approved / sizeof *approved) &&
                   facts_any(l, limit, sizeof limit / sizeof *limit);
         if (facts_any(l, below, sizeof below / sizeof *below)) return;
         baseline |= facts_has_ci(l, "baseline");
     }
-    if (!policy || !baseline) return;
+    bool in_spec = spec && facts_hits_only_from(r, c, cap_only, NOF(cap_only));
+    if (!(policy && baseline) && !in_spec) return;
     for (int i = 0; i < r->nhits; i++) {
         if (r->hits[i].cls != c) continue;
         tline g = {.s = r->hits[i].group, .len = strlen(r->hits[i].group)};

@@ -658,3 +658,39 @@ void follows_node_rule(run *r)
     }
     if (failed >= 2 && clean_without) r->marks[r->nmarks++] = "failure-follows-node";
 }
+
+/* Whether pid is named on a line of the job's own log (its rank's
+ * "pid 4242", a traceback's process): the process is the job's. */
+static bool pid_in_job_log(const run *r, long pid)
+{
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src == DS_JOB && names_number(&r->lines[i], pid)) return true;
+    return false;
+}
+
+/* A CUDA out-of-memory in the job's own forward pass, where the only sign
+ * of stale state is a process row listed while no job runs: when every
+ * listed process is the job's own (named in its log) or the job is the
+ * only one on record, and nothing says a process is left over, the rows
+ * are the job's at its failure, not memory another job left. */
+void own_oom_rule(run *r)
+{
+    static const char *const rows_only[] = {"gpu-process-without-job"};
+    static const char *const failed[] = {"FAILED", "OUT_OF_MEMORY", "OOM"};
+    int stale = diag_class_index(r->db, "stale_compute_state");
+    int oom = diag_class_index(r->db, "oom_batch_size");
+    if (stale < 0 || oom < 0 || !facts_class_hit(r, oom) || !facts_class_hit(r, stale) ||
+        !facts_hits_only_from(r, stale, rows_only, NOF(rows_only)) || oom_other_pid(r) >= 0)
+        return;
+    long pids[MAX_PIDS];
+    int n = gpu_pids(r, pids, MAX_PIDS);
+    for (int i = 0; i < n; i++)
+        if (!pid_in_job_log(r, pids[i]) || pid_jobless(r, pids[i])) return;
+    /* the job on record is the one that failed, no other ended before it */
+    int jobs = 0, failed_jobs = 0;
+    for (int i = 0; i < r->nlines; i++) {
+        jobs += r->lines[i].src == DS_JOBS;
+        failed_jobs += r->lines[i].src == DS_JOBS && facts_any(&r->lines[i], failed, NOF(failed));
+    }
+    if (jobs <= 1 && failed_jobs == jobs) facts_drop_class(r, stale);
+}

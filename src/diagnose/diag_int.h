@@ -424,6 +424,8 @@ bool facts_has_ci(const tline *l, const char *w);
 bool facts_any(const tline *l, const char *const *w, size_t n);
 void facts_drop_class(run *r, int c);
 bool facts_class_hit(const run *r, int c);
+/* every hit of class c from one of the signatures named (ids, no kind) */
+bool facts_hits_only_from(const run *r, int c, const char *const *ids, size_t n);
 bool facts_hardware_hit(const run *r);
 bool facts_no_answer(const run *r, int i);
 /* diag_facts_node.c: links, remap state, peers */
@@ -435,6 +437,8 @@ void link_rule(run *r);
 void downed_series_rule(run *r, const json_t *metrics); /* a port's link-downed series rising */
 void avail_rule(run *r); /* a planned down that ended; a node the scheduler cannot authenticate */
 void remap_rule(run *r);
+void contained_count_rule(run *r, const json_t *metrics); /* Xid 94's own DBE count */
+void fabric_version_rule(run *r); /* a fabric service refusing another driver version */
 void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
@@ -447,6 +451,7 @@ void gone_from_bus_rule(run *r);              /* no handle for a GPU, lspci list
 void silent_log_rule(run *r, bool gpus_zero); /* gpus_zero: the metrics read ~0 */
 void app_fault_rule(run *r, const json_t *metrics);
 void held_memory_rule(run *r);
+void own_oom_rule(run *r);      /* the rows of a process listed are the OOM job's own */
 void follows_node_rule(run *r); /* failed attempts on this node, a clean one without it */
 /* diag_facts_hist.c: readings that are history (a counter read flat, a
  * boot's link noise) taken out as quotes are; a counter read rising */

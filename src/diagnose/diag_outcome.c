@@ -271,9 +271,32 @@ json_t *inconclusive_entry(run *r, double best, const json_t *taxonomy, int ic)
  * the Xids it accompanies.  A reset or reboot means the error was not one
  * a restarted application survives: job-scope Xid classes are demoted and
  * the request itself stays as an anomaly until a node class explains it. */
+/* Whether class c has a hit that is not history. */
+static bool class_current(const run *r, int c)
+{
+    for (int i = 0; i < r->nhits; i++)
+        if (r->hits[i].cls == c && !r->hits[i].old) return true;
+    return false;
+}
+
+/* Whether the Xids Xid 154's action answers are all history (cleared by a
+ * later reading, before a reset or a reboot): the reset or reboot it asked
+ * for came since, so the action is history too.  False when no Xid class
+ * is told: a 154 alone still asks for its action. */
+static bool recovery_done(const run *r, const cstate *cs)
+{
+    bool seen = false;
+    for (int c = 0; c < r->db->nclasses; c++) {
+        if (!r->xidcls[c] || !cs[c].any) continue;
+        if (class_current(r, c)) return false;
+        seen = true;
+    }
+    return seen;
+}
+
 void apply_recovery(run *r, cstate *cs)
 {
-    if (!r->rec) return;
+    if (!r->rec || recovery_done(r, cs)) return;
     const struct fm_diag_db *db = r->db;
     int rank = action_rank(r->rec->action);
     char extra[160];
