@@ -256,6 +256,15 @@ stage diagnose-blind24 python3 tests/diagnose/run_scenarios.py --held-out 68 0 t
 stage diagnose-blind25 python3 tests/diagnose/run_scenarios.py --held-out 66 0 tests/diagnose/blind25
 stage diagnose-blind26 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind26
 stage diagnose-blind27 python3 tests/diagnose/run_scenarios.py --held-out 65 0 tests/diagnose/blind27
+# blind28 (70, written 17:55-18:00 UTC 2026-12-07 by an author who read no
+# code; one on-call week, everything mixed) and blind29 (70, 17:55-18:00;
+# the hard calls: 16 healthy hard negatives, 10 inconclusive, scope by
+# spread), told to no one: on main (f9e340f, after pass twenty-four) 55/70
+# with no unsafe call (three files refused by diagnose's schema: a string
+# where history's attempt is an integer) and 58/70 with two (the unseen
+# figures; pass twenty-three alone scored the same).
+stage diagnose-blind28 python3 tests/diagnose/run_scenarios.py --held-out 55 0 tests/diagnose/blind28
+stage diagnose-blind29 python3 tests/diagnose/run_scenarios.py --held-out 58 2 tests/diagnose/blind29
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh
