@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -47,7 +48,7 @@ bool fm_key_is_secret(const char *key)
                                         "credential", "cookie", "signature"};
     /* "pat" (a personal access token) only as the whole key: inside one
      * it is "path", "pattern". */
-    if (starts_nocase(key, "pat") && !key[3]) return true;
+    if (!strcasecmp(key, "pat")) return true;
     for (const char *s = key; *s; s++) {
         char c = ascii_lower(*s);
         for (size_t i = 0; i < sizeof words / sizeof *words; i++)
