@@ -68,8 +68,9 @@ static const json_t *find_result(const json_t *rows, json_int_t intent)
     json_t *r;
     json_array_foreach(rows, i, r)
     {
+        /* a server's answer: a row without a string phase is not a result */
         if (json_integer_value(json_object_get(r, "call_ref")) == intent &&
-            !strcmp(json_string_value(json_object_get(r, "phase")), "result"))
+            !strcmp(fm_json_str(r, "phase", ""), "result"))
             return r;
     }
     return NULL;
