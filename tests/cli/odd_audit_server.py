@@ -4,8 +4,7 @@ well-behaved fleetmcp never writes: a result row with no phase and one
 whose phase is not a string, both pointing at the recorded intent.  For
 tests/cli/run.sh: `mcp-cli audit export` must export the call (its result
 counts as missing), not crash on what a server answered."""
-import json
-import sys
+from stdio_fake import serve
 
 ROWS = [  # newest first, as audit_query answers
     {"id": 4, "call_ref": 2, "phase": 7, "tool": "node_drain"},
@@ -13,22 +12,13 @@ ROWS = [  # newest first, as audit_query answers
     {"id": 2, "phase": "intent", "tool": "node_drain", "args": {"node": "gpu-a01"}},
 ]
 
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg:
-        continue
-    method, params = msg.get("method"), msg.get("params") or {}
-    if method == "initialize":
-        result = {"protocolVersion": params.get("protocolVersion"),
-                  "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "odd-audit-server", "version": "1"}}
-    elif method == "tools/list":
-        result = {"tools": [{"name": "audit_query", "inputSchema": {"type": "object"}}]}
-    elif method == "tools/call":
-        result = {"content": [{"type": "text", "text": "rows"}],
-                  "structuredContent": {"rows": ROWS}}
-    else:
-        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"],
-                          "error": {"code": -32601, "message": "Method not found"}}), flush=True)
-        continue
-    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+
+def answer(method, params):
+    if method == "tools/list":
+        return {"tools": [{"name": "audit_query", "inputSchema": {"type": "object"}}]}
+    if method == "tools/call":
+        return {"content": [{"type": "text", "text": "rows"}], "structuredContent": {"rows": ROWS}}
+    return None
+
+
+serve("odd-audit-server", {"tools": {}}, answer)

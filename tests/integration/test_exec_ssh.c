@@ -439,6 +439,21 @@ static void stat_ident(exec_h *h, const char *path, char *file, size_t cap)
     fm_exec_result_free(&r);
 }
 
+/* Swaps path between the job's file (parked) and the thing at swap_in
+ * until killed, at most 20 s or 200000 swaps. */
+static pid_t swapper(const char *path, const char *parked, const char *swap_in)
+{
+    pid_t sw = fork();
+    ck_assert_int_ge(sw, 0);
+    if (sw) return sw;
+    time_t end = time(NULL) + 20;
+    for (int i = 0; i < 200000 && time(NULL) < end; i++)
+        if (rename(path, parked) || rename(swap_in, path) || rename(path, swap_in) ||
+            rename(parked, path))
+            _exit(1);
+    _exit(0);
+}
+
 /* The path of a job's output file is its user's to change at any time:
  * the read opens it once and reads only if that descriptor is the file
  * the stat showed.  Swapped after the stat for another file, or for a
@@ -473,16 +488,7 @@ START_TEST(job_log_read_only_of_the_stat_file)
     snprintf(wrong, sizeof wrong, "nobody%s", strchr(file, ':'));
     ck_assert_int_eq(read_as(&h, path, wrong, job, &got), 68);
     /* A swapper racing the reads. */
-    pid_t sw = fork();
-    ck_assert_int_ge(sw, 0);
-    if (sw == 0) {
-        time_t end = time(NULL) + 20;
-        for (int i = 0; i < 200000 && time(NULL) < end; i++)
-            if (rename(path, parked) || rename(other, path) || rename(path, other) ||
-                rename(parked, path))
-                _exit(1);
-        _exit(0);
-    }
+    pid_t sw = swapper(path, parked, other);
     int ok = 0, refused = 0;
     for (int i = 0; i < 30; i++) {
         if (read_as(&h, path, file, job, &got) == 0)
@@ -520,21 +526,6 @@ static int opens_seen(int ino)
                                                 ((struct inotify_event *)(void *)p)->len)
             n += (((struct inotify_event *)(void *)p)->mask & IN_OPEN) != 0;
     return n;
-}
-
-/* Swaps path between the job's file (parked) and the thing at swap_in
- * until killed, at most 20 s or 200000 swaps. */
-static pid_t swapper(const char *path, const char *parked, const char *swap_in)
-{
-    pid_t sw = fork();
-    ck_assert_int_ge(sw, 0);
-    if (sw) return sw;
-    time_t end = time(NULL) + 20;
-    for (int i = 0; i < 200000 && time(NULL) < end; i++)
-        if (rename(path, parked) || rename(swap_in, path) || rename(path, swap_in) ||
-            rename(parked, path))
-            _exit(1);
-    _exit(0);
 }
 
 /* A job's user can put a FIFO or a link to a device at its output path

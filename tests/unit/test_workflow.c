@@ -1277,6 +1277,20 @@ static void refused_as_not_ours(fm_ctx *ctx, const char *steps, int64_t id)
     wf_row_free(&w);
 }
 
+/* Runs the inserted one-step resume workflow w (recorded as audit row id)
+ * on gpu-a01 and checks it lifted the node in Slurm as fleetmcp's own;
+ * frees w. */
+static void resumed_as_ours(fm_ctx *ctx, wf_row *w, int64_t id)
+{
+    slurm_updates = 0;
+    json_t *got = recover_one(ctx, w, id);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    ck_assert_int_eq(slurm_updates, 1);
+    ck_assert_int_eq(last_op, FM_SLURM_RESUME);
+    json_decref(got);
+    wf_row_free(w);
+}
+
 /* An ended workflow on gpu-a01 of tool, recorded as audit row call_ref;
  * call_owner set: a single-node tool's one-step workflow. */
 static void ended_wf(fm_ctx *ctx, const char *tool, const char *call_owner, int64_t call_ref)
@@ -1331,13 +1345,7 @@ START_TEST(drain_prefix_alone_is_not_ownership)
     ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", reason), 1);
     ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", reason), 0); /* not that node's */
     ck_assert(slurm_node_says_owned(&ctx));
-    slurm_updates = 0;
-    json_t *got = recover_one(&ctx, &w, 50);
-    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
-    ck_assert_int_eq(slurm_updates, 1);
-    ck_assert_int_eq(last_op, FM_SLURM_RESUME);
-    json_decref(got);
-    wf_row_free(&w);
+    resumed_as_ours(&ctx, &w, 50);
     a01_reason = NULL;
     /* call-N is the one-step tool workflow of call N on the node only: a
      * runbook workflow recorded as call 7 does not own "call-7", the
@@ -1425,13 +1433,7 @@ START_TEST(older_builds_tool_drains_are_owned)
     ck_assert(slurm_node_says_owned(&ctx));
     wf_row w;
     insert_wf(&ctx, &w, steps, 0, false);
-    slurm_updates = 0;
-    json_t *got = recover_one(&ctx, &w, 60);
-    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
-    ck_assert_int_eq(slurm_updates, 1);
-    ck_assert_int_eq(last_op, FM_SLURM_RESUME);
-    json_decref(got);
-    wf_row_free(&w);
+    resumed_as_ours(&ctx, &w, 60);
     /* A refused call's number in a human's reason: still refused. */
     snprintf(call_reason, sizeof call_reason, "fleetmcp:call-%lld: hold", (long long)denied);
     refused_as_not_ours(&ctx, steps, 61);
