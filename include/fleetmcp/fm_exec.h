@@ -26,8 +26,9 @@ typedef enum {
     FM_CMD_KERNEL_XID = 5,    /* journalctl -k ... -g 'NVRM: Xid' (current boot) */
     FM_CMD_IBSTAT = 6,        /* ibstat */
     FM_CMD_KERNEL_LOG = 7,    /* journalctl -k ... -g <fixed signals> (current boot) */
-    FM_CMD_JOB_LOG_TAIL = 8,  /* sh -c <fixed script> sh PATH FILE: opens PATH once, checks
-                               * the descriptor is the regular file FILE
+    FM_CMD_JOB_LOG_TAIL = 8,  /* sh -c <fixed script> sh PATH FILE: opens PATH once (dd,
+                               * no link followed, no FIFO waited on), checks the
+                               * descriptor is the regular file FILE
                                * (owner:dev:inode), tail -c <fixed bound> of it */
     FM_CMD_NODE_CLOCK = 9,    /* date +%s: the node's own clock, for its kernel stamps */
     FM_CMD_JOB_LOG_STAT = 10, /* stat -c <owner|type|size|dev:inode> -- PATH (not followed) */
@@ -103,7 +104,7 @@ int fm_exec_ssh_open(const json_t *ssh_section, const struct fm_exec_ops **ops, 
 /* ---- the catalog (src/backends/exec_catalog.c) ------------------------- */
 
 #define FM_CMD_MAX_ARGV 8
-#define FM_CMD_MAX_ARG 320
+#define FM_CMD_MAX_ARG 512 /* job_log_tail's constant script is the longest (~400) */
 #define FM_CMD_MAX_REMOTE 1024
 
 typedef struct fm_cmd_line {

@@ -38,14 +38,31 @@
 #define JOB_LOG_TAIL_BYTES "65536"
 
 /* Reads a job's output file only if what it opens is the file its stat
- * showed: opened once on descriptor 3, that descriptor (not the path,
- * which its user may swap meanwhile) must be a regular file of
- * OWNER:DEV:INODE ($2), and tail reads from it.  $1 and $2 are argv
- * elements, never part of the script; the script is a constant.  Exit 66:
- * not opened; 67: not a regular file; 68: another owner or file. */
+ * showed.  $1 (the path) and $2 (OWNER:DEV:INODE) are argv elements, never
+ * part of the script; the script is a constant.
+ *
+ * sh cannot open without following a link or without waiting for a
+ * FIFO's writer, so GNU dd opens the path (iflag=nofollow,nonblock: a link
+ * at the path fails, a FIFO opens at once) and is held open by its own
+ * write: one block padded to JOB_LOG_HOLD_BYTES, more than a new pipe
+ * holds (16 pages: 64 KiB, 1 MiB with 64 KiB pages), blocks in write()
+ * until its reader reads.  The reader takes dd's pid (the echo before the
+ * exec), one byte (so dd has opened and is blocked; nothing at all: not
+ * opened, empty, or a FIFO with no writer), then dd's descriptor through
+ * /proc (test -f is a stat: a FIFO with data is refused, not opened).
+ * Reopening /proc/PID/fd/0 of a regular file is that very file, whatever
+ * the path names by then; that descriptor must be a regular file of $2,
+ * and tail reads it.  Its stdin replaced, the pipe closes and dd ends on
+ * SIGPIPE.  Exit 66: not opened, or nothing in it; 67: not a regular
+ * file; 68: another owner or file. */
+#define JOB_LOG_HOLD_BYTES "4194304"
 #define JOB_LOG_READ_SH                                                                            \
-    "{ [ -f /dev/fd/3 ] || exit 67; [ \"$(stat -L -c %U:%d:%i /dev/fd/3)\" = \"$2\" ] || exit 68;" \
-    " exec tail -c " JOB_LOG_TAIL_BYTES " <&3; } 3<\"$1\" || exit 66"
+    "sh -c 'echo $$; exec dd if=\"$1\" iflag=nofollow,nonblock bs=" JOB_LOG_HOLD_BYTES            \
+    " count=1 conv=sync status=none 2>/dev/null' sh \"$1\" |"                                      \
+    " { read -r p && [ \"$(head -c 1 | wc -c)\" = 1 ] || exit 66;"                                 \
+    " [ -f \"/proc/$p/fd/0\" ] || exit 67;"                                                        \
+    " { [ -f /dev/fd/3 ] || exit 67; [ \"$(stat -L -c %U:%d:%i /dev/fd/3)\" = \"$2\" ] || exit 68;" \
+    " exec tail -c " JOB_LOG_TAIL_BYTES " <&3; } 3<\"/proc/$p/fd/0\" || exit 66; }"
 
 typedef enum {
     ARG_NONE = 0,

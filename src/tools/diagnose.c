@@ -515,6 +515,8 @@ static int read_job_file(fm_ctx *ctx, const char *host, const char *user, const 
                           " output path, so only its user's own files are read)",
                           before.owner, user),
                -1;
+    /* nothing to read, and the read refuses a file it finds empty (66) */
+    if (!strcmp(before.type, "regular empty file")) return 0;
     fm_cmd_args a;
     fm_cmd_args_init(&a);
     snprintf(a.path, sizeof a.path, "%s", path);
@@ -529,6 +531,10 @@ static int read_job_file(fm_ctx *ctx, const char *host, const char *user, const 
                         "not read: the path named another file when it was opened than its stat"
                         " (%s %s %s) showed",
                         before.owner, before.type, before.ident);
+    else if (r->exit_status == 66)
+        rc = fm_err_set(e, FM_ERR_CONFLICT,
+                        "not read: the path did not open as a file with something in it (gone,"
+                        " a link, a FIFO, or emptied since its stat)");
     else if (r->exit_status != 0)
         rc = fm_err_set(e, FM_ERR_NOT_FOUND, "not readable on %s (exit %d)", host, r->exit_status);
     if (rc) fm_exec_result_free(r);

@@ -1402,8 +1402,9 @@ static void summary_row(const char *id, const char *node, int64_t pid, int64_t l
 
 /* A drain Slurm shows with a "fleetmcp:" reason, unless a live workflow
  * owns it (new, or NULL): whose it is by the check slurm_node and
- * slurm_nodes make (a workflow of this store on that node owns it, not
- * the prefix anyone can write), and what a human does. */
+ * slurm_nodes make (a workflow of this store on that node owns it, or an
+ * older build's allowed call in the audit; not the prefix anyone can
+ * write), and what a human does. */
 static json_t *orphaned_drain(fm_ctx *ctx, const json_t *n, const char *owner, const json_t *live)
 {
     const char *name = fm_json_str(n, "name", "");
@@ -1418,10 +1419,9 @@ static json_t *orphaned_drain(fm_ctx *ctx, const json_t *n, const char *owner, c
         ours ? "its workflow ended or its server died with the node drained: workflow_get (or"
                " audit_query) on the owner shows how; node_resume once the node is checked, or"
                " repair_execute of its plan again"
-             : "not fleetmcp's: no workflow of this store on this node is its owner (a human's"
-               " or another store's drain, or one from before single-node tools ran as"
-               " workflows); fleetmcp will not resume it: a human checks the node and resumes"
-               " it in Slurm");
+             : "not fleetmcp's: no workflow of this store on this node is its owner, nor an"
+               " allowed call in its audit (a human's or another store's drain); fleetmcp will"
+               " not resume it: a human checks the node and resumes it in Slurm");
 }
 
 json_t *fm_workflow_status_summary(fm_ctx *ctx)

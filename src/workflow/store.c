@@ -12,6 +12,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "fleetmcp/fm_audit.h"
+#include "fleetmcp/fm_plan.h"
 #include "fleetmcp/fm_server.h"
 #include "fleetmcp/fm_slurm.h"
 #include "fleetmcp/fm_util.h"
@@ -512,6 +514,48 @@ static int tool_owner_row(fm_db_stmt *s, void *arg)
     return mine;
 }
 
+/* A tool that takes a node out of service by itself (drain, reboot,
+ * reset), not the one that runs plans (its workflows own their drains by
+ * their own ids): by the schema's flags, never by name. */
+static bool single_node_taker(const char *tool)
+{
+    int i = fm_tool_index(tool ? tool : "");
+    return i >= 0 && (fm_tool_table[i].flags & FM_TOOL_TAKES_CAPACITY) &&
+           !(fm_tool_table[i].flags & FM_TOOL_RUNS_PLAN);
+}
+
+/* A drain made before single-node tools ran as workflows: an older build
+ * wrote "fleetmcp:call-N:" (N its intent's audit row) or "fleetmcp:<plan
+ * id>:" and left no workflow.  It is fleetmcp's when the audit row N is
+ * that call (intent allowed, on this node, of a tool that takes a node
+ * out of service), or the plan is one of such a call on this node whose
+ * approval was used (executed): what fleetmcp did, not a reason's claim.
+ * A failed read counts as not proven (someone else's). */
+static bool legacy_tool_drain(fm_ctx *ctx, const char *node, const char *owner, long long call)
+{
+    fm_err e = {0};
+    bool mine = false;
+    if (call > 0) {
+        json_t *q = json_pack("{s:I, s:i}", "before_id", (json_int_t)call + 1, "limit", 1);
+        json_t *rows = q ? fm_audit_query(&ctx->store, q, &e) : NULL;
+        const json_t *r = json_array_get(rows, 0);
+        mine = json_integer_value(json_object_get(r, "id")) == call &&
+               !strcmp(fm_json_str(r, "phase", ""), "intent") &&
+               !strcmp(fm_json_str(r, "decision", ""), "allow") &&
+               !strcmp(fm_json_str(r, "node", ""), node) &&
+               single_node_taker(fm_json_str(r, "tool", NULL));
+        json_decref(rows);
+        json_decref(q);
+    } else if (!strncmp(owner, "pl-", 3)) {
+        json_t *plan = fm_plan_get(ctx, owner, &e);
+        mine = plan && !strcmp(fm_json_str(plan, "status", ""), "executed") &&
+               !strcmp(fm_json_str(json_object_get(plan, "args"), "node", ""), node) &&
+               single_node_taker(fm_json_str(plan, "tool", NULL));
+        json_decref(plan);
+    }
+    return mine;
+}
+
 int wf_drain_owner(fm_ctx *ctx, const char *node, const char *reason,
                    char id_out[FM_WORKFLOW_ID_LEN])
 {
@@ -539,6 +583,7 @@ int wf_drain_owner(fm_ctx *ctx, const char *node, const char *reason,
                    "SELECT content, id FROM workflows WHERE node=? AND (plan_id=? OR call_ref=?)"
                    " ORDER BY started_ms DESC, id DESC",
                    tool_owner_row, &d, "tti", node, owner, (int64_t)call);
+    if (rc == FM_DB_DONE && legacy_tool_drain(ctx, node, owner, call)) return 1; /* no id */
     return rc == FM_DB_ROW ? 1 : rc == FM_DB_DONE ? 0 : -1;
 }
 

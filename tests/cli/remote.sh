@@ -93,6 +93,28 @@ else
     contains "$tmp/err" "SHADOW\|NOTCONFIGURED\|APPROVAL" "the gate's refusal word is shown"
 fi
 
+# Replay re-issues a session's mutations: FLEETMCP_MODE=shadow reaches only
+# a server mcp-cli starts, so against one at --url in fleet mode nothing is
+# called (the kill switch a recorded killswitch_engage names stays off)
+# unless the operator asks for that mode by name.
+printf 'mode: fleet\n' > "$tmp/fleet.yaml"
+printf '%s\n' '{"seq":1,"tool":"killswitch_engage","arguments":{"reason":"replayed session"},"isError":false,"result":{"engaged":true,"reason":"replayed session"},"mutation":true}' \
+    > "$tmp/engage.jsonl"
+kill "$fmpid" 2> /dev/null && wait "$fmpid" 2> /dev/null
+start_fm "$tmp/ff.log" --config "$tmp/fleet.yaml" --db "$tmp/fleet.db"
+if [ -z "$fmurl" ]; then
+    bad "fleetmcp --http in fleet mode did not start:"; cat "$tmp/ff.log"
+else
+    expect 1 "replay against a fleet-mode server is refused" -- "$cli" --url "$fmurl" replay "$tmp/engage.jsonl"
+    contains "$tmp/err" "runs in fleet mode.*nothing was called" "the refusal says why and what to do"
+    expect 0 "fleet_status after the refused replay" -- "$cli" --url "$fmurl" --format json call fleet_status
+    engaged() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["structuredContent"]["kill_switch"]["engaged"])' "$tmp/out"; }
+    [ "$(engaged)" = False ] && ok || bad "the recorded mutation ran: kill switch $(engaged)"
+    expect 0 "replay for real when asked by name" -- env FLEETMCP_MODE=fleet "$cli" --url "$fmurl" replay "$tmp/engage.jsonl"
+    expect 0 "fleet_status after the replay asked for" -- "$cli" --url "$fmurl" --format json call fleet_status
+    [ "$(engaged)" = True ] && ok || bad "the replay asked for did not run: kill switch $(engaged)"
+fi
+
 # A bearer token as long as an identity provider's JWT (1-2 KiB) reaches
 # fleetmcp whole: a header cut short is refused as an unknown token.
 long=$(python3 -c 'import secrets; print("tok-" + secrets.token_hex(900))')

@@ -66,4 +66,10 @@ expect 0 "audit_query shows the label as self-declared" -- $cli --format json ca
 contains "$tmp/out" '"initiator": "human:mcp-cli (self-declared)"' "audit_query marks the label"
 expect 0 "fleet_status metrics say whose label they trust" -- $cli --format json call fleet_status
 contains "$tmp/out" '"human_label": "self-declared"' "metrics mark the human label"
+# audit export reads what a server answers: rows a fleetmcp never writes (a
+# result row with no phase, or a phase that is not a string) leave the call
+# exported without its result, and mcp-cli does not crash on them.
+expect 0 "audit export of odd rows" -- $cli --server "python3 $PWD/tests/cli/odd_audit_server.py" \
+    audit export --session s1 --out "$tmp/odd.jsonl"
+contains "$tmp/odd.jsonl" '"INCOMPLETE: no result row' "the call is exported, its result missing"
 tally_end mcp-cli

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -437,6 +439,21 @@ static void stat_ident(exec_h *h, const char *path, char *file, size_t cap)
     fm_exec_result_free(&r);
 }
 
+/* Swaps path between the job's file (parked) and the thing at swap_in
+ * until killed, at most 20 s or 200000 swaps. */
+static pid_t swapper(const char *path, const char *parked, const char *swap_in)
+{
+    pid_t sw = fork();
+    ck_assert_int_ge(sw, 0);
+    if (sw) return sw;
+    time_t end = time(NULL) + 20;
+    for (int i = 0; i < 200000 && time(NULL) < end; i++)
+        if (rename(path, parked) || rename(swap_in, path) || rename(path, swap_in) ||
+            rename(parked, path))
+            _exit(1);
+    _exit(0);
+}
+
 /* The path of a job's output file is its user's to change at any time:
  * the read opens it once and reads only if that descriptor is the file
  * the stat showed.  Swapped after the stat for another file, or for a
@@ -461,26 +478,17 @@ START_TEST(job_log_read_only_of_the_stat_file)
     ck_assert_int_eq(rename(path, parked), 0);
     ck_assert_int_eq(rename(other, path), 0);
     ck_assert_int_eq(read_as(&h, path, file, job, &got), 68);
-    /* A link to it. */
+    /* A link to it: not followed, so nothing opened. */
     ck_assert_int_eq(rename(path, other), 0);
     ck_assert_int_eq(symlink(other, path), 0);
-    ck_assert_int_eq(read_as(&h, path, file, job, &got), 68);
+    ck_assert_int_eq(read_as(&h, path, file, job, &got), 66);
     ck_assert_int_eq(unlink(path), 0);
     /* The job's file back, claimed for another owner: not read. */
     ck_assert_int_eq(rename(parked, path), 0);
     snprintf(wrong, sizeof wrong, "nobody%s", strchr(file, ':'));
     ck_assert_int_eq(read_as(&h, path, wrong, job, &got), 68);
     /* A swapper racing the reads. */
-    pid_t sw = fork();
-    ck_assert_int_ge(sw, 0);
-    if (sw == 0) {
-        time_t end = time(NULL) + 20;
-        for (int i = 0; i < 200000 && time(NULL) < end; i++)
-            if (rename(path, parked) || rename(other, path) || rename(path, other) ||
-                rename(parked, path))
-                _exit(1);
-        _exit(0);
-    }
+    pid_t sw = swapper(path, parked, other);
     int ok = 0, refused = 0;
     for (int i = 0; i < 30; i++) {
         if (read_as(&h, path, file, job, &got) == 0)
@@ -495,6 +503,117 @@ START_TEST(job_log_read_only_of_the_stat_file)
             "job_log_read_only_of_the_stat_file: racing a swapper, %d reads of the"
             " job's file, %d refused, none of the other\n",
             ok, refused);
+    h.ops->close(h.st);
+}
+END_TEST
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Opens of dev seen by inotify since the last call (IN_OPEN on the inode,
+ * whichever path reached it). */
+static int opens_seen(int ino)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int n = 0;
+    ssize_t len;
+    while ((len = read(ino, buf, sizeof buf)) > 0)
+        for (char *p = buf; p < buf + len; p += sizeof(struct inotify_event) +
+                                                ((struct inotify_event *)(void *)p)->len)
+            n += (((struct inotify_event *)(void *)p)->mask & IN_OPEN) != 0;
+    return n;
+}
+
+/* A job's user can put a FIFO or a link to a device at its output path
+ * after the stat.  Put there before the read: refused at once, the FIFO
+ * not waited on (command_timeout_ms is 20 s here), the device (a private
+ * node with /dev/null's numbers, so inotify sees only this test's opens)
+ * never opened.  A FIFO with a writer and data: refused (67), not read.
+ * Swapped back and forth by a racing process while reads run (15 reads
+ * each, each under 4 s): every read is the job's file or a refusal, and
+ * the device is never opened. */
+START_TEST(job_log_fifo_and_device_link_not_opened)
+{
+    exec_h h = open_exec(section(NULL, NULL, 0, 0));
+    char path[256], parked[256], fifo[256], dev[256], link[256], file[128];
+    path_in_testdir(path, sizeof path, "job-43.out");
+    path_in_testdir(parked, sizeof parked, "job-43.parked");
+    path_in_testdir(fifo, sizeof fifo, "job-43.fifo");
+    path_in_testdir(dev, sizeof dev, "null-dev");
+    path_in_testdir(link, sizeof link, "job-43.link");
+    static const char job[] = "step 3 | loss 4.0\n";
+    write_file(path, job);
+    stat_ident(&h, path, file, sizeof file);
+    unlink(fifo);
+    unlink(dev);
+    unlink(link);
+    ck_assert_int_eq(mkfifo(fifo, 0666), 0);
+    ck_assert_int_eq(chmod(fifo, 0666), 0);
+    ck_assert_int_eq(mknod(dev, S_IFCHR | 0666, makedev(1, 3)), 0); /* /dev/null's numbers */
+    ck_assert_int_eq(chmod(dev, 0666), 0);
+    ck_assert_int_eq(symlink(dev, link), 0);
+    int ino = inotify_init1(IN_NONBLOCK);
+    ck_assert_int_ge(ino, 0);
+    ck_assert_int_ge(inotify_add_watch(ino, dev, IN_OPEN), 0);
+    bool got = false;
+    /* A FIFO at the path: not opened, not waited on. */
+    ck_assert_int_eq(rename(path, parked), 0);
+    ck_assert_int_eq(rename(fifo, path), 0);
+    double t0 = now_s();
+    ck_assert_int_eq(read_as(&h, path, file, job, &got), 66);
+    ck_assert_msg(now_s() - t0 < 4.0, "a FIFO held the read %.1f s", now_s() - t0);
+    /* The same with a writer that put data in it: opened, not read. */
+    int wfd = open(path, O_RDWR | O_NONBLOCK);
+    ck_assert_int_ge(wfd, 0);
+    ck_assert_int_eq(write(wfd, "secret\n", 7), 7);
+    ck_assert_int_eq(read_as(&h, path, file, job, &got), 67);
+    close(wfd);
+    ck_assert_int_eq(rename(path, fifo), 0);
+    /* A link to a device at the path: refused, the device not opened. */
+    ck_assert_int_eq(rename(link, path), 0);
+    ck_assert_int_eq(read_as(&h, path, file, job, &got), 66);
+    ck_assert_int_eq(opens_seen(ino), 0);
+    ck_assert_int_eq(rename(path, link), 0);
+    ck_assert_int_eq(rename(parked, path), 0);
+    ck_assert_int_eq(read_as(&h, path, file, job, &got), 0);
+    ck_assert(got);
+    /* Racing swappers, one for each. */
+    const char *swap_in[2] = {fifo, link};
+    for (int k = 0; k < 2; k++) {
+        pid_t sw = swapper(path, parked, swap_in[k]);
+        int ok = 0, refused = 0;
+        double slowest = 0;
+        for (int i = 0; i < 15; i++) {
+            t0 = now_s();
+            int st = read_as(&h, path, file, job, &got);
+            double took = now_s() - t0;
+            slowest = took > slowest ? took : slowest;
+            ck_assert_msg(took < 4.0, "a read under a %s swapper took %.1f s", swap_in[k], took);
+            ck_assert_msg(st == 0 || (st >= 66 && st <= 68), "exit %d", st);
+            if (st == 0)
+                ok++;
+            else
+                refused++;
+        }
+        kill(sw, SIGKILL);
+        waitpid(sw, NULL, 0);
+        /* put the job's file back at path whatever the swapper left */
+        struct stat sb;
+        if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+            ck_assert_int_eq(rename(path, swap_in[k]), 0);
+        if (lstat(parked, &sb) == 0) ck_assert_int_eq(rename(parked, path), 0);
+        int opened = opens_seen(ino);
+        fprintf(stderr,
+                "job_log_fifo_and_device_link_not_opened: racing %s, %d reads of the job's file,"
+                " %d refused, slowest %.2f s, device opens %d\n",
+                swap_in[k], ok, refused, slowest, opened);
+        ck_assert_int_eq(opened, 0);
+    }
+    close(ino);
     h.ops->close(h.st);
 }
 END_TEST
@@ -756,6 +875,7 @@ static Suite *exec_ssh_suite(void)
     tcase_add_test(tc, output_cap_truncates);
     tcase_add_test(tc, exit_status_propagated);
     tcase_add_test(tc, job_log_read_only_of_the_stat_file);
+    tcase_add_test(tc, job_log_fifo_and_device_link_not_opened);
     tcase_add_test(tc, reset_clears_dbe_not_remap_failure);
     tcase_add_test(tc, xid79_gpu_missing_reset_refused_reboot_clears);
     tcase_add_test(tc, nvlink_hot_ib_faults_and_reboot);

@@ -1277,6 +1277,20 @@ static void refused_as_not_ours(fm_ctx *ctx, const char *steps, int64_t id)
     wf_row_free(&w);
 }
 
+/* Runs the inserted one-step resume workflow w (recorded as audit row id)
+ * on gpu-a01 and checks it lifted the node in Slurm as fleetmcp's own;
+ * frees w. */
+static void resumed_as_ours(fm_ctx *ctx, wf_row *w, int64_t id)
+{
+    slurm_updates = 0;
+    json_t *got = recover_one(ctx, w, id);
+    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
+    ck_assert_int_eq(slurm_updates, 1);
+    ck_assert_int_eq(last_op, FM_SLURM_RESUME);
+    json_decref(got);
+    wf_row_free(w);
+}
+
 /* An ended workflow on gpu-a01 of tool, recorded as audit row call_ref;
  * call_owner set: a single-node tool's one-step workflow. */
 static void ended_wf(fm_ctx *ctx, const char *tool, const char *call_owner, int64_t call_ref)
@@ -1331,13 +1345,7 @@ START_TEST(drain_prefix_alone_is_not_ownership)
     ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", reason), 1);
     ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", reason), 0); /* not that node's */
     ck_assert(slurm_node_says_owned(&ctx));
-    slurm_updates = 0;
-    json_t *got = recover_one(&ctx, &w, 50);
-    ck_assert_str_eq(fm_json_str(got, "status", ""), "done");
-    ck_assert_int_eq(slurm_updates, 1);
-    ck_assert_int_eq(last_op, FM_SLURM_RESUME);
-    json_decref(got);
-    wf_row_free(&w);
+    resumed_as_ours(&ctx, &w, 50);
     a01_reason = NULL;
     /* call-N is the one-step tool workflow of call N on the node only: a
      * runbook workflow recorded as call 7 does not own "call-7", the
@@ -1347,6 +1355,89 @@ START_TEST(drain_prefix_alone_is_not_ownership)
     ended_wf(&ctx, "node_drain", "call-8", 8);
     ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", "fleetmcp:call-8: drained"), 1);
     ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", "fleetmcp:call-8: drained"), 0);
+    fm_ctx_close(&ctx);
+}
+END_TEST
+
+/* An older build's single-node tool call as its intent row: returns N. */
+static int64_t old_intent(fm_ctx *ctx, const char *tool, const char *node, const char *decision)
+{
+    json_t *args = json_pack("{s:s, s:s}", "node", node, "reason", "old build");
+    fm_audit_rec rec = {.phase = "intent",
+                        .tool = tool,
+                        .args = args,
+                        .autonomy = "hitl",
+                        .decision = decision,
+                        .node = node};
+    fm_err err = {0};
+    int64_t id = fm_audit_append(ctx, &rec, &err);
+    ck_assert_msg(id > 0, "%s", err.text);
+    json_decref(args);
+    return id;
+}
+
+static int owns_call(fm_ctx *ctx, const char *node, int64_t call)
+{
+    char reason[96];
+    snprintf(reason, sizeof reason, "fleetmcp:call-%lld: drained by an older build",
+             (long long)call);
+    return fm_workflow_owns_drain(ctx, node, reason);
+}
+
+/* Drains made before single-node tools ran as workflows left no
+ * workflow: "call-N" names the audit row of the call, "<plan id>" its
+ * plan.  Such a drain is fleetmcp's when the audit (or the executed plan)
+ * shows an allowed call on that node of a tool that takes a node out of
+ * service, so the resume step lifts it with no approval; a reason naming
+ * a refused call, a call on another node, a read, the plan runner's call,
+ * or a plan never executed is still someone else's. */
+START_TEST(older_builds_tool_drains_are_owned)
+{
+    fm_ctx ctx;
+    open_ctx(&ctx, fm_test_store(":memory:"));
+    int64_t drain = old_intent(&ctx, "node_drain", "gpu-a01", "allow");
+    int64_t reset = old_intent(&ctx, "gpu_reset", "gpu-a01", "allow");
+    int64_t denied = old_intent(&ctx, "node_drain", "gpu-a01", "deny");
+    int64_t shadow = old_intent(&ctx, "node_drain", "gpu-a01", "shadow");
+    int64_t runner = old_intent(&ctx, "repair_execute", "gpu-a01", "allow");
+    int64_t resume = old_intent(&ctx, "node_resume", "gpu-a01", "allow");
+    ck_assert_int_eq(owns_call(&ctx, "gpu-a01", drain), 1);
+    ck_assert_int_eq(owns_call(&ctx, "gpu-a01", reset), 1);
+    ck_assert_int_eq(owns_call(&ctx, "gpu-a02", drain), 0); /* another node's call */
+    ck_assert_int_eq(owns_call(&ctx, "gpu-a01", denied), 0);
+    ck_assert_int_eq(owns_call(&ctx, "gpu-a01", shadow), 0);
+    ck_assert_int_eq(owns_call(&ctx, "gpu-a01", runner), 0);
+    ck_assert_int_eq(owns_call(&ctx, "gpu-a01", resume), 0);
+    ck_assert_int_eq(owns_call(&ctx, "gpu-a01", resume + 100), 0); /* no such row */
+    /* The plan form: the plan of a node_drain on gpu-a01, once executed. */
+    json_t *args = json_pack("{s:s, s:s}", "node", "gpu-a01", "reason", "old build");
+    json_t *content = fm_plan_content("node_drain", args, NULL, NULL, NULL, 0);
+    char plan[FM_PLAN_ID_LEN], reason[96];
+    fm_err err = {0};
+    ck_assert_msg(fm_plan_create(&ctx, content, NULL, plan, &err) == 0, "%s", err.text);
+    snprintf(reason, sizeof reason, "fleetmcp:%s: drained by an older build", plan);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", reason), 0); /* proposed only */
+    ck_assert_int_eq(fm_plan_transition(&ctx, plan, "proposed", "approved", &err), 0);
+    ck_assert_int_eq(fm_plan_transition(&ctx, plan, "approved", "executed", &err), 0);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a01", reason), 1);
+    ck_assert_int_eq(fm_workflow_owns_drain(&ctx, "gpu-a02", reason), 0);
+    json_decref(content);
+    json_decref(args);
+    /* The resume step lifts the older build's drain with no approval. */
+    static const char steps[] =
+        "[{\"phase\":\"steps\",\"id\":\"r\",\"action\":\"resume\",\"args\":{}}]";
+    char call_reason[96];
+    snprintf(call_reason, sizeof call_reason, "fleetmcp:call-%lld: drained by an older build",
+             (long long)drain);
+    a01_reason = call_reason;
+    ck_assert(slurm_node_says_owned(&ctx));
+    wf_row w;
+    insert_wf(&ctx, &w, steps, 0, false);
+    resumed_as_ours(&ctx, &w, 60);
+    /* A refused call's number in a human's reason: still refused. */
+    snprintf(call_reason, sizeof call_reason, "fleetmcp:call-%lld: hold", (long long)denied);
+    refused_as_not_ours(&ctx, steps, 61);
+    a01_reason = NULL;
     fm_ctx_close(&ctx);
 }
 END_TEST
@@ -1698,6 +1789,7 @@ static Suite *workflow_suite(void)
     tcase_add_test(tc, approval_signature_respelled_is_refused);
     tcase_add_test(tc, kill9_owner_on_other_host_taken_over_after_lease);
     tcase_add_test(tc, drain_prefix_alone_is_not_ownership);
+    tcase_add_test(tc, older_builds_tool_drains_are_owned);
     tcase_add_test(tc, xid_recheck_on_the_nodes_clock);
     tcase_add_test(tc, table_probes_work_on_both_engines);
     suite_add_tcase(s, tc);

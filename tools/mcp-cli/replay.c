@@ -68,8 +68,9 @@ static const json_t *find_result(const json_t *rows, json_int_t intent)
     json_t *r;
     json_array_foreach(rows, i, r)
     {
+        /* a server's answer: a row without a string phase is not a result */
         if (json_integer_value(json_object_get(r, "call_ref")) == intent &&
-            !strcmp(json_string_value(json_object_get(r, "phase")), "result"))
+            !strcmp(fm_json_str(r, "phase", ""), "result"))
             return r;
     }
     return NULL;
@@ -424,6 +425,34 @@ static void compare_steps(cli_client *c, const char *plan_id, const json_t *reco
     json_decref(res);
 }
 
+/* How far a mode lets a call change the fleet: shadow 0, canary 1, fleet 2
+ * (anything else counts as fleet). */
+static int mode_rank(const char *m)
+{
+    return !strcmp(m, "shadow") ? 0 : !strcmp(m, "canary") ? 1 : 2;
+}
+
+/* The server's mode (fleet_status), into out; 0, or the exit code. */
+static int server_mode(cli_client *c, char *out, size_t len)
+{
+    json_t *res = NULL, *err = NULL;
+    int rc = cli_request(c, "tools/call",
+                         json_pack("{s:s, s:{}}", "name", "fleet_status", "arguments"), &res, &err);
+    const char *m = json_string_value(
+        json_object_get(json_object_get(res, "structuredContent"), "mode"));
+    if (!rc && !m) {
+        fprintf(stderr, "mcp-cli: replay: the server's mode cannot be read (fleet_status: %s);"
+                        " replay only against a server that says it runs in shadow mode\n",
+                err ? json_string_value(json_object_get(err, "message"))
+                    : json_string_value(tool_text_result(res)));
+        rc = CLI_TOOL_ERROR;
+    }
+    if (!rc) snprintf(out, len, "%s", m);
+    json_decref(res);
+    json_decref(err);
+    return rc;
+}
+
 int cli_cmd_replay(cli_client *c, const cli_opts *o)
 {
     if (o->argc != 1) {
@@ -435,12 +464,32 @@ int cli_cmd_replay(cli_client *c, const cli_opts *o)
         perror(o->argv[0]);
         return CLI_USAGE;
     }
+    /* FLEETMCP_MODE (shadow unless the operator set another) reaches only
+     * a server mcp-cli starts; one at --url (or started by --server with
+     * its own environment) runs in its own mode.  Recorded mutations are
+     * re-issued, so they run only on a server no bolder than that mode
+     * says: a replay never changes the fleet unless asked to. */
+    const char *mode = getenv("FLEETMCP_MODE");
+    char srv[32];
+    int mrc = server_mode(c, srv, sizeof srv);
+    if (mrc) {
+        fclose(f);
+        return mrc;
+    }
+    if (mode_rank(srv) > mode_rank(mode ? mode : "shadow")) {
+        fprintf(stderr,
+                "mcp-cli: replay: the server runs in %.20s mode, and replay re-issues the"
+                " session's mutations: nothing was called; replay against a server in shadow"
+                " mode (FLEETMCP_MODE=shadow, or mode: shadow in its config), or set"
+                " FLEETMCP_MODE=%.20s to replay for real\n",
+                srv, srv);
+        fclose(f);
+        return CLI_USAGE;
+    }
     char *line = malloc(REPLAY_MAX_LINE);
     int calls = 0, drifted = 0, skipped = 0, rc = CLI_OK;
     json_t *ids = json_object();
-    bool shadow = true;
-    const char *mode = getenv("FLEETMCP_MODE");
-    if (mode && strcmp(mode, "shadow")) shadow = false;
+    bool shadow = !strcmp(srv, "shadow");
     for (int lineno = 1; line && fgets(line, REPLAY_MAX_LINE, f) && lineno < 100000; lineno++) {
         json_error_t je;
         json_t *rec = json_loads(line, 0, &je);
