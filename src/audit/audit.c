@@ -629,11 +629,14 @@ static int chain_head(fm_store *st, long long *id, char out[65])
  * transaction and one round trip (fm_db_step_commit_rows), and writes
  * back each row's place; a waiter that gets the turn finds its row
  * linked (it passes the turn on) or still queued (it links the queue
- * itself).  A failed commit fails every row of it (each waiter gets the
- * error, none is answered as logged), a row the batch did not link goes
- * back to its appender, and a waiter answers only once the holder saw
- * the batch durable.  A row that does not fit a slot, or finds none
- * free, waits for the turn as before.
+ * itself).  A holder whose commit went out visible links the rows
+ * queued meanwhile itself, as more transactions on its connection,
+ * before one flush for all (link_more).  A failed commit fails every
+ * row of it (each waiter gets the error, none is answered as logged),
+ * a row the batch did not link goes back to its appender, and a
+ * waiter answers only once the holder saw the batch durable.  A row
+ * that does not fit a slot, or finds none free, waits for the turn as
+ * before.
  *
  * Chain integrity never depends on any of it: the insert still checks
  * its predecessor, so a wrong or torn head only costs a lost insert, and
@@ -1195,8 +1198,8 @@ static int link_more(fm_store *st, turn_file *turn, link_row *rows, int have)
         int m = slots_take(st, turn, rows + have, FM_DB_COMMIT_ROWS - have);
         fm_db_stmt *stmts[FM_DB_COMMIT_ROWS];
         fm_db_stmt *seen = m ? fm_store_stmt(st, seen_sql, NULL) : NULL;
-        if (!seen || link_bind(st, rows + have, m, st->audit_head_id, st->audit_head, false, stmts,
-                               NULL)) {
+        if (!seen ||
+            link_bind(st, rows + have, m, st->audit_head_id, st->audit_head, false, stmts, NULL)) {
             slots_end(rows, have, have + m, SLOT_TAKEN, SLOT_RETRY, NULL);
             break;
         }
@@ -1553,8 +1556,8 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
         int changes[FM_DB_COMMIT_ROWS] = {0};
         int64_t t0 = fm_mono_us();
         const int how = !early     ? FM_DB_COMMIT_SYNC
-                         : segments ? FM_DB_COMMIT_OWED
-                                    : FM_DB_COMMIT_EARLY;
+                        : segments ? FM_DB_COMMIT_OWED
+                                   : FM_DB_COMMIT_EARLY;
         int rc = txn ? fm_db_step(stmts[0]) : fm_db_step_commit_rows(stmts, n, seen, how, changes);
         st->audit_commit_us += fm_mono_us() - t0;
         st->audit_commits++;

@@ -1314,8 +1314,8 @@ START_TEST(holder_links_rows_queued_meanwhile)
             ck_assert_int_eq(ts_scalar(a.store.db, "SELECT count(*) FROM audit WHERE id>7"),
                              logged);
         }
-        ck_assert_int_eq(ts_scalar(a.store.db, "SELECT count(*) FROM audit WHERE tool='refused_here'"),
-                         0);
+        ck_assert_int_eq(
+            ts_scalar(a.store.db, "SELECT count(*) FROM audit WHERE tool='refused_here'"), 0);
     }
     goes_on_and_ends(&a, path, 8 + ts_scalar(a.store.db, "SELECT count(*) FROM audit WHERE id>7"));
 }
