@@ -1091,6 +1091,25 @@ static void goes_on_and_ends(fm_ctx *ctx, const char *path, int64_t id)
     fm_test_unlink_db(path);
 }
 
+/* Three child_appenders of fleet_status rows (the second's of
+ * refused_here when refuse, a tool a test's trigger refuses). */
+static void three_appenders(const char *path, bool refuse, pid_t pid[3], int go[3], int out[3])
+{
+    const char *tools[3] = {"fleet_status", refuse ? "refused_here" : "fleet_status",
+                            "fleet_status"};
+    for (int i = 0; i < 3; i++)
+        pid[i] = child_appender(path, tools[i], &go[i], &out[i]);
+}
+
+/* Cues each of three child_appenders to append its row. */
+static void cue_all(int go[3])
+{
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(write(go[i], "g", 1), 1);
+        close(go[i]);
+    }
+}
+
 /* Waits (2 s at most) until n slots of the turn file are in state. */
 static void slots_reach(const turns_file *f, uint32_t state, int n)
 {
@@ -1123,17 +1142,11 @@ START_TEST(queued_rows_go_in_together)
     ck_assert_int_eq(stat(tp, &sb), 0);
     ck_assert_int_eq(sb.st_size, sizeof(turns_file));
     for (int round = 0; round < 2; round++) {
-        const char *tools[3] = {"fleet_status", round ? "refused_here" : "fleet_status",
-                                "fleet_status"};
         int go[3], out[3];
         pid_t pid[3];
-        for (int i = 0; i < 3; i++)
-            pid[i] = child_appender(path, tools[i], &go[i], &out[i]);
+        three_appenders(path, round == 1, pid, go, out);
         ck_assert_int_eq(pthread_mutex_lock(&f->t.mu), 0); /* this test holds the turn */
-        for (int i = 0; i < 3; i++) {
-            ck_assert_int_eq(write(go[i], "g", 1), 1);
-            close(go[i]);
-        }
+        cue_all(go);
         slots_reach(f, SLOT_QUEUED, 3);
         ck_assert_int_eq(pthread_mutex_unlock(&f->t.mu), 0);
         int64_t linked = 0, ids[3];
@@ -1267,12 +1280,9 @@ START_TEST(holder_links_rows_queued_meanwhile)
     db_exec(&a, "CREATE TRIGGER slow_or_refuse BEFORE INSERT ON audit FOR EACH ROW"
                 " EXECUTE FUNCTION slow_or_refuse()");
     for (int round = 0; round < 2; round++) {
-        const char *tools[3] = {"fleet_status", round ? "refused_here" : "fleet_status",
-                                "fleet_status"};
         int go[3], out[3];
         pid_t pid[3];
-        for (int i = 0; i < 3; i++)
-            pid[i] = child_appender(path, tools[i], &go[i], &out[i]);
+        three_appenders(path, round == 1, pid, go, out);
         /* Others waited for the turn lately: the holder's commit is
          * visible first and its flush owed. */
         a.store.audit_turn_busy = 16;
@@ -1286,10 +1296,7 @@ START_TEST(holder_links_rows_queued_meanwhile)
              i++)
             usleep(1000);
         ck_assert_int_ne(__atomic_load_n(&f->t.mu.__data.__owner, __ATOMIC_ACQUIRE), 0);
-        for (int i = 0; i < 3; i++) {
-            ck_assert_int_eq(write(go[i], "g", 1), 1);
-            close(go[i]);
-        }
+        cue_all(go);
         pthread_join(th, NULL);
         int64_t linked = 0, ids[3], skipped = 0, logged = 0;
         for (int i = 0; i < 3; i++) {
