@@ -1205,7 +1205,9 @@ static int link_more(fm_store *st, turn_file *turn, link_row *rows, int have)
         }
         int changes[FM_DB_COMMIT_ROWS] = {0}, linked = 0;
         int64_t t0 = fm_mono_us();
-        int rc = fm_db_step_commit_rows(stmts, m, seen, FM_DB_COMMIT_OWED, changes);
+        /* The last segment takes the flush along, as one alone does. */
+        const int how = seg == TURN_SEGMENTS - 1 ? FM_DB_COMMIT_EARLY : FM_DB_COMMIT_OWED;
+        int rc = fm_db_step_commit_rows(stmts, m, seen, how, changes);
         st->audit_commit_us += fm_mono_us() - t0;
         st->audit_commits++;
         for (int j = 0; j < m; j++) {

@@ -641,12 +641,19 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
     return *slot = s;
 }
 
-/* After a commit that succeeded: a synchronous one, or one whose flush
- * rides in its pipeline, also flushes what the owed commits before it
- * on this connection wrote (WAL is flushed in order). */
-static void owed_after(pg_db *p, bool owes)
+/* After a commit that succeeded and changed rows (wrote): an owed one
+ * owes a flush; a synchronous one, or one whose flush rides in its
+ * pipeline, also flushes what the owed commits before it on this
+ * connection wrote (WAL is flushed in order).  One that wrote nothing
+ * waits for no flush (it has no transaction id) and settles nothing. */
+static void owed_after(pg_db *p, bool owes, bool wrote)
 {
-    if (!owes && p->owed_gen == p->gen) p->owed = false;
+    if (!wrote) return;
+    if (owes && !p->owed) p->owed_gen = p->gen;
+    if (owes)
+        p->owed = true;
+    else if (p->owed_gen == p->gen)
+        p->owed = false;
 }
 
 /* fm_db_step_commit_rows: the n statements and the read `then` (its
@@ -718,11 +725,11 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     /* Without the sync nobody knows whether the commit happened. */
     int bad = synced ? first_failed(res, n1) : n1 - 1;
     if (bad < 0) {
-        owed_after(p, owes);
+        bool changed = false;
         for (int i = 0; i < n; i++) {
             const char *ct = PQcmdTuples(res[i]);
             int c = ct && *ct ? atoi(ct) : 0;
-            if (owes && c > 0 && !p->owed) p->owed = true, p->owed_gen = p->gen;
+            changed = changed || c > 0;
             if (i == 0) p->changes = c;
             if (changes) changes[i] = c;
             PS(ss[i])->res = res[i];
@@ -734,6 +741,7 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
             PS(then)->row = -1; /* its first fm_db_step returns the first row */
             res[at_then] = NULL;
         }
+        owed_after(p, owes, changed);
         keep_one(res, k, -1);
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
@@ -758,20 +766,25 @@ static int p_flush_start(fm_db *d)
     p->owed = false;
     pg_stmt *f = kept(p, &p->owed_flush, OWED_FLUSH_SQL);
     const pl_item it = {NULL, f};
-    if (p->owed_gen != p->gen) {
-        p->code = FM_ERR_UNAVAILABLE;
-        snprintf(p->err, sizeof p->err,
-                 "PostgreSQL at %s: the connection was lost before the commit's flush; the rows"
-                 " may not be durable",
-                 p->where);
-    } else if (!f) {
-        p->code = FM_ERR_NOMEM;
-        snprintf(p->err, sizeof p->err, "out of memory");
-    } else if (!pl_send(p, &p->pend, &it, 1, 0)) {
-        fail_conn(p);
-    } else {
-        p->pending = &p->pend;
-        return FM_DB_OK;
+    /* A flush already in flight (after a later commit that wrote nothing:
+     * an empty one) is read first, its pipeline is the one this uses; it
+     * fails only with the connection, which settle then says. */
+    if (settle(p)) {
+        if (p->owed_gen != p->gen) {
+            p->code = FM_ERR_UNAVAILABLE;
+            snprintf(p->err, sizeof p->err,
+                     "PostgreSQL at %s: the connection was lost before the commit's flush; the"
+                     " rows may not be durable",
+                     p->where);
+        } else if (!f) {
+            p->code = FM_ERR_NOMEM;
+            snprintf(p->err, sizeof p->err, "out of memory");
+        } else if (!pl_send(p, &p->pend, &it, 1, 0)) {
+            fail_conn(p);
+        } else {
+            p->pending = &p->pend;
+            return FM_DB_OK;
+        }
     }
     p->owed_lost = true;
     return FM_DB_ERROR;
