@@ -20,8 +20,8 @@
 # per run, so whole runs understate the rate, the more so for short runs.
 # The second way also reports each writer's inserts lost to another
 # writer's row (FLEETMCP_AUDIT_STATS: one extra round trip each), the
-# insert round trips per append (rows queued by the appenders of one host
-# go in together, one round trip a batch), and the
+# insert round trips per append (the servers' commits: rows queued by the
+# appenders of one host go in together, one round trip a batch), and the
 # CPU its server used per call, and PostgreSQL's WAL flushes per append
 # and their mean time (pg_stat_wal, track_wal_io_timing on): fewer than
 # one flush per append means the writers' commits shared flushes.
