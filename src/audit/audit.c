@@ -1184,14 +1184,18 @@ static int link_bind(fm_store *st, link_row *rows, int n, int64_t last, const ch
  * flight go in as the next segment at once, on this connection, linked
  * after the head the last one brought back, each insert still checking
  * its predecessor, instead of waiting for a woken appender to take the
- * turn (a wakeup and a process's turnaround per batch); one flush,
- * sent after the last, covers them all, and the turn is handed on
- * before it.  At most TURN_SEGMENTS segments in all, so the holder's own
- * call and a waiter without a slot wait a bounded time.  rows[1..have)
- * are VISIBLE; the rows of a segment not linked go back to their
- * appenders, a segment that failed fails its rows (and ends the
- * extension).  The rows now VISIBLE. */
-#define TURN_SEGMENTS 3
+ * turn (a wakeup and a process's turnaround per batch); one flush
+ * covers them all, and the turn is handed on before it is read.  At
+ * most TURN_SEGMENTS segments in all, so the holder's own call and a
+ * waiter without a slot wait a bounded time; the last takes the flush
+ * along in its pipeline (no message of its own).  Two: with three (4
+ * writers, bench/store-stmts.sh) a third segment had rows in about one
+ * turn of ten, and a turn that ended after its second sent its flush
+ * as a message of its own.
+ * rows[1..have) are VISIBLE; the rows of a segment not linked go back
+ * to their appenders, a segment that failed fails its rows (and ends
+ * the extension).  The rows now VISIBLE. */
+#define TURN_SEGMENTS 2
 static int link_more(fm_store *st, turn_file *turn, link_row *rows, int have)
 {
     for (int seg = 1; seg < TURN_SEGMENTS && st->audit_head_known; seg++) {
