@@ -84,6 +84,8 @@ typedef struct fm_db_ops {
     int (*step_commit_rows)(fm_db_stmt **s, int n, fm_db_stmt *then, int early, int *changes);
     /* fm_db_durable; NULL: every commit is durable when it returns. */
     int (*durable)(fm_db *db);
+    /* fm_db_flush_start; NULL: nothing is ever owed a flush. */
+    int (*flush_start)(fm_db *db);
     /* FM_DB_PREPARE_PERSISTENT on an engine that prepares on the server
      * (PostgreSQL: once per connection); NULL: nothing to do. */
     void (*persist)(fm_db_stmt *s);
@@ -148,17 +150,26 @@ int fm_db_step_commit_then(fm_db_stmt *s, fm_db_stmt *then);
  * position need not wait for it. */
 int fm_db_step_commit_visible(fm_db_stmt *s, fm_db_stmt *then);
 /* n statements (1..FM_DB_COMMIT_ROWS, each bound, on one connection) as
- * fm_db_step_commit_then (early 0) or fm_db_step_commit_visible (early
- * 1), in one transaction and one round trip on PostgreSQL: every one of
+ * fm_db_step_commit_then (early FM_DB_COMMIT_SYNC) or
+ * fm_db_step_commit_visible (FM_DB_COMMIT_EARLY), or visible with the
+ * flush owed (FM_DB_COMMIT_OWED: not sent; fm_db_flush_start or
+ * fm_db_durable sends one flush for every such commit since the last),
+ * in one transaction and one round trip on PostgreSQL: every one of
  * them commits or none does.  changes[i] (changes may be NULL): the rows
  * statement i changed.  Elsewhere each is stepped in the caller's
  * transaction.  Returns as fm_db_step of the first. */
 #define FM_DB_COMMIT_ROWS 16
+enum { FM_DB_COMMIT_SYNC, FM_DB_COMMIT_EARLY, FM_DB_COMMIT_OWED };
 int fm_db_step_commit_rows(fm_db_stmt **s, int n, fm_db_stmt *then, int early, int *changes);
 /* Waits until the last fm_db_step_commit_visible on db is durable:
  * FM_DB_OK, or FM_DB_ERROR (fm_db_errmsg says why; the row may or may
  * not survive a crash).  Without a pending commit: FM_DB_OK. */
 int fm_db_durable(fm_db *db);
+/* Sends the flush the FM_DB_COMMIT_OWED commits on db are owed without
+ * waiting for it (fm_db_durable reads it): FM_DB_OK, or FM_DB_ERROR
+ * when it cannot be sent (fm_db_durable then fails too).  Nothing owed:
+ * FM_DB_OK. */
+int fm_db_flush_start(fm_db *db);
 int fm_db_reset(fm_db_stmt *s);
 int fm_db_clear_bindings(fm_db_stmt *s);
 int fm_db_finalize(fm_db_stmt *s);

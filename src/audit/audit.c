@@ -629,11 +629,14 @@ static int chain_head(fm_store *st, long long *id, char out[65])
  * transaction and one round trip (fm_db_step_commit_rows), and writes
  * back each row's place; a waiter that gets the turn finds its row
  * linked (it passes the turn on) or still queued (it links the queue
- * itself).  A failed commit fails every row of it (each waiter gets the
- * error, none is answered as logged), a row the batch did not link goes
- * back to its appender, and a waiter answers only once the holder saw
- * the batch durable.  A row that does not fit a slot, or finds none
- * free, waits for the turn as before.
+ * itself).  A holder whose commit went out visible links the rows
+ * queued meanwhile itself, as more transactions on its connection,
+ * before one flush for all (link_more).  A failed commit fails every
+ * row of it (each waiter gets the error, none is answered as logged),
+ * a row the batch did not link goes back to its appender, and a
+ * waiter answers only once the holder saw the batch durable.  A row
+ * that does not fit a slot, or finds none free, waits for the turn as
+ * before.
  *
  * Chain integrity never depends on any of it: the insert still checks
  * its predecessor, so a wrong or torn head only costs a lost insert, and
@@ -1176,6 +1179,64 @@ static int link_bind(fm_store *st, link_row *rows, int n, int64_t last, const ch
     return 0;
 }
 
+/* The holder's extra segments (PostgreSQL, the turn held, visible
+ * commits whose flush is owed): rows queued while a segment was in
+ * flight go in as the next segment at once, on this connection, linked
+ * after the head the last one brought back, each insert still checking
+ * its predecessor, instead of waiting for a woken appender to take the
+ * turn (a wakeup and a process's turnaround per batch); one flush
+ * covers them all, and the turn is handed on before it is read.  At
+ * most TURN_SEGMENTS segments in all, so the holder's own call and a
+ * waiter without a slot wait a bounded time; the last takes the flush
+ * along in its pipeline (no message of its own).  Two: with three (4
+ * writers, bench/store-stmts.sh) a third segment had rows in about one
+ * turn of ten, and a turn that ended after its second sent its flush
+ * as a message of its own.
+ * rows[1..have) are VISIBLE; the rows of a segment not linked go back
+ * to their appenders, a segment that failed fails its rows (and ends
+ * the extension).  The rows now VISIBLE. */
+#define TURN_SEGMENTS 2
+static int link_more(fm_store *st, turn_file *turn, link_row *rows, int have)
+{
+    for (int seg = 1; seg < TURN_SEGMENTS && st->audit_head_known; seg++) {
+        int m = slots_take(st, turn, rows + have, FM_DB_COMMIT_ROWS - have);
+        fm_db_stmt *stmts[FM_DB_COMMIT_ROWS];
+        fm_db_stmt *seen = m ? fm_store_stmt(st, seen_sql, NULL) : NULL;
+        if (!seen ||
+            link_bind(st, rows + have, m, st->audit_head_id, st->audit_head, false, stmts, NULL)) {
+            slots_end(rows, have, have + m, SLOT_TAKEN, SLOT_RETRY, NULL);
+            break;
+        }
+        int changes[FM_DB_COMMIT_ROWS] = {0}, linked = 0;
+        int64_t t0 = fm_mono_us();
+        /* The last segment takes the flush along, as one alone does. */
+        const int how = seg == TURN_SEGMENTS - 1 ? FM_DB_COMMIT_EARLY : FM_DB_COMMIT_OWED;
+        int rc = fm_db_step_commit_rows(stmts, m, seen, how, changes);
+        st->audit_commit_us += fm_mono_us() - t0;
+        st->audit_commits++;
+        for (int j = 0; j < m; j++) {
+            fm_db_reset(stmts[j]);
+            fm_db_clear_bindings(stmts[j]);
+        }
+        if (rc != FM_DB_DONE) {
+            st->audit_head_known = false;
+            slots_end(rows, have, have + m, SLOT_TAKEN, SLOT_FAILED, fm_db_errmsg(st->db));
+            break;
+        }
+        while (linked < m && changes[linked] == 1)
+            linked++;
+        const link_row *top = &rows[have + (linked ? linked - 1 : 0)];
+        (void)head_seen(st, seen, linked > 0, top->id, top->hash, NULL);
+        slots_end(rows, have + linked, have + m, SLOT_TAKEN, SLOT_RETRY, NULL);
+        slots_end(rows, have, have + linked, SLOT_TAKEN, SLOT_VISIBLE, NULL);
+        st->audit_linked_others += linked;
+        st->audit_batches += linked > 0;
+        have += linked;
+        if (linked < m) break; /* another host's row came between */
+    }
+    return have;
+}
+
 /* -1 with err when r->tool used up its hourly allowance by ts. */
 static int rate_limited(fm_store *st, const fm_audit_rec *r, int64_t ts, fm_err *err)
 {
@@ -1464,6 +1525,10 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
      * and every racer's insert of that id waits for it and then loses. */
     bool early = !turn || st->audit_turn_busy > 0;
     if (turn && early) st->audit_turn_busy--;
+    /* With the turn, a visible commit's flush is owed, not sent with it:
+     * the rows queued meanwhile may follow on this connection first
+     * (link_more), none of them behind a flush. */
+    const bool segments = turn && fm_db_get_autocommit(st->db);
     for (int attempt = 0;; attempt++) {
         if (attempt >= APPEND_ATTEMPTS || (attempt > 0 && fm_now_ms() > give_up)) {
             fm_err_set(err, FM_ERR_TIMEOUT,
@@ -1496,8 +1561,10 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
          * The read after it rides in the same round trip. */
         int changes[FM_DB_COMMIT_ROWS] = {0};
         int64_t t0 = fm_mono_us();
-        int rc =
-            txn ? fm_db_step(stmts[0]) : fm_db_step_commit_rows(stmts, n, seen, early, changes);
+        const int how = !early     ? FM_DB_COMMIT_SYNC
+                        : segments ? FM_DB_COMMIT_OWED
+                                   : FM_DB_COMMIT_EARLY;
+        int rc = txn ? fm_db_step(stmts[0]) : fm_db_step_commit_rows(stmts, n, seen, how, changes);
         st->audit_commit_us += fm_mono_us() - t0;
         st->audit_commits++;
         if (txn) changes[0] = fm_db_changes(st->db);
@@ -1534,6 +1601,10 @@ int64_t fm_audit_append(fm_ctx *ctx, const fm_audit_rec *r, fm_err *err)
     slots_end(rows, linked, n, SLOT_TAKEN, SLOT_RETRY, NULL);
     slots_end(rows, 1, linked, SLOT_TAKEN, early ? SLOT_VISIBLE : SLOT_DONE, NULL);
     n = 1; /* no row taken is left to end on failure */
+    if (early && segments) {
+        linked = link_more(st, turn, rows, linked);
+        (void)fm_db_flush_start(st->db); /* a failure to send it: fm_db_durable's */
+    }
     turn_give(st, turn);
     turn = NULL;
     if (txn && fm_store_commit(st, err)) {

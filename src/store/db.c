@@ -117,6 +117,10 @@ int fm_db_durable(fm_db *db)
 {
     return db->ops->durable ? db->ops->durable(db) : FM_DB_OK;
 }
+int fm_db_flush_start(fm_db *db)
+{
+    return db->ops->flush_start ? db->ops->flush_start(db) : FM_DB_OK;
+}
 int fm_db_reset(fm_db_stmt *s)
 {
     return s ? s->ops->reset(s) : FM_DB_OK;

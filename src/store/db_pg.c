@@ -64,7 +64,13 @@ typedef struct pg_db {
     /* The commit pipeline's own statements (p_step_commit_rows), kept
      * prepared like the hot statements: parsed and planned once per
      * connection, not at every append. */
-    struct pg_stmt *wrote, *flush;
+    struct pg_stmt *wrote, *flush, *owed_flush;
+    /* FM_DB_COMMIT_OWED commits that wrote and whose flush was not sent
+     * yet, and the connection (gen) the first of them was made on: a
+     * flush on a later connection proves nothing for them (the server
+     * may have restarted and lost them). */
+    bool owed, owed_lost; /* owed_lost: their flush could not be sent */
+    unsigned owed_gen;
     /* A pipeline sent with a sync inside it whose part after that sync
      * (the flush of p_step_commit_rows) has not been read yet: read
      * before anything else uses the connection (settle): &pend, or NULL.
@@ -211,6 +217,7 @@ static void p_close(fm_db *d)
     (void)settle(PG(d));
     if (PG(d)->wrote) p_finalize(&PG(d)->wrote->base);
     if (PG(d)->flush) p_finalize(&PG(d)->flush->base);
+    if (PG(d)->owed_flush) p_finalize(&PG(d)->owed_flush->base);
     PQfinish(PG(d)->conn);
     free(d);
 }
@@ -613,9 +620,8 @@ static int p_step(fm_db_stmt *st)
 #define WROTE_SQL                                                                                  \
     "SELECT set_config('fm.wrote', (pg_current_xact_id_if_assigned() IS NOT NULL)::text, false),"  \
     " set_config('synchronous_commit', 'off', true)"
-#define FLUSH_SQL                                                                                  \
-    "SELECT pg_logical_emit_message(true, 'fleetmcp', '')"                                         \
-    " WHERE current_setting('fm.wrote')='true'"
+#define OWED_FLUSH_SQL "SELECT pg_logical_emit_message(true, 'fleetmcp', '')"
+#define FLUSH_SQL OWED_FLUSH_SQL " WHERE current_setting('fm.wrote')='true'"
 
 /* A parameterless statement of the commit pipeline, made once per
  * connection and then sent by name (NULL: out of memory; the caller
@@ -633,6 +639,21 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
     s->row = s->ncols = s->blob_col = -1;
     s->keep = true;
     return *slot = s;
+}
+
+/* After a commit that succeeded and changed rows (wrote): an owed one
+ * owes a flush; a synchronous one, or one whose flush rides in its
+ * pipeline, also flushes what the owed commits before it on this
+ * connection wrote (WAL is flushed in order).  One that wrote nothing
+ * waits for no flush (it has no transaction id) and settles nothing. */
+static void owed_after(pg_db *p, bool owes, bool wrote)
+{
+    if (!wrote) return;
+    if (owes && !p->owed) p->owed_gen = p->gen;
+    if (owes)
+        p->owed = true;
+    else if (p->owed_gen == p->gen)
+        p->owed = false;
 }
 
 /* fm_db_step_commit_rows: the n statements and the read `then` (its
@@ -658,6 +679,11 @@ static pg_stmt *kept(pg_db *p, pg_stmt **slot, const char *sql)
  * (nobody waits): the transaction commits synchronously itself, and the
  * return says it is durable: no second transaction and no write of its
  * own (the flush statements cost the server as much as the insert).
+ * FM_DB_COMMIT_OWED: visible as early, with no flush in the pipeline:
+ * it is owed (p->owed, when a statement changed a row) and sent once,
+ * for every such commit since, by fm_db_flush_start or fm_db_durable,
+ * so a writer may commit more transactions on the connection first
+ * without any of them waiting behind a flush.
  * changes (NULL: not wanted): the rows each statement changed. */
 static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int early, int *changes)
 {
@@ -671,10 +697,11 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     if (n < 1 || n > FM_DB_COMMIT_ROWS || p->in_txn || p->lost_txn || !ready(p, false))
         return FM_DB_ERROR;
     if (then) drop_result(PS(then));
+    const bool piped = early == FM_DB_COMMIT_EARLY, owes = early == FM_DB_COMMIT_OWED;
     pg_stmt *wrote = early ? kept(p, &p->wrote, WROTE_SQL) : NULL;
-    pg_stmt *flush = early ? kept(p, &p->flush, FLUSH_SQL) : NULL;
+    pg_stmt *flush = piped ? kept(p, &p->flush, FLUSH_SQL) : NULL;
     pl_state *ps = &p->pend; /* free: ready() settled any pending flush */
-    if (early && (!wrote || !flush)) {
+    if ((early && !wrote) || (piped && !flush)) {
         p->code = FM_ERR_NOMEM;
         snprintf(p->err, sizeof p->err, "out of memory");
         return FM_DB_ERROR;
@@ -687,20 +714,22 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     const int at_then = then ? k : -1;
     if (then) items[k++] = (pl_item){NULL, PS(then)};
     const int n1 = k; /* up to the sync that commits */
-    if (early) items[k++] = (pl_item){NULL, flush};
+    if (piped) items[k++] = (pl_item){NULL, flush};
     PGresult *res[PL_MAX] = {0};
-    bool sent = pl_send(p, ps, items, k, early ? n1 : 0);
+    bool sent = pl_send(p, ps, items, k, piped ? n1 : 0);
     const bool synced = sent && pl_collect(p, ps, res);
-    if (sent && early)
+    if (sent && piped)
         p->pending = ps; /* the flush, after the sync */
     else if (sent)
         PQexitPipelineMode(p->conn);
     /* Without the sync nobody knows whether the commit happened. */
     int bad = synced ? first_failed(res, n1) : n1 - 1;
     if (bad < 0) {
+        bool changed = false;
         for (int i = 0; i < n; i++) {
             const char *ct = PQcmdTuples(res[i]);
             int c = ct && *ct ? atoi(ct) : 0;
+            changed = changed || c > 0;
             if (i == 0) p->changes = c;
             if (changes) changes[i] = c;
             PS(ss[i])->res = res[i];
@@ -712,6 +741,7 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
             PS(then)->row = -1; /* its first fm_db_step returns the first row */
             res[at_then] = NULL;
         }
+        owed_after(p, owes, changed);
         keep_one(res, k, -1);
         return PQntuples(s->res) > 0 ? FM_DB_ROW : FM_DB_DONE;
     }
@@ -726,10 +756,50 @@ static int p_step_commit_rows(fm_db_stmt **ss, int n, fm_db_stmt *then, int earl
     return p->code == FM_ERR_TIMEOUT ? FM_DB_BUSY : FM_DB_ERROR;
 }
 
-/* fm_db_durable: the flush of the last fm_db_step_commit_visible. */
+/* fm_db_flush_start: the owed flush sent, its result left pending (a
+ * pipeline of its own, read by settle).  It proves nothing on another
+ * connection than the commits': the server may have restarted between. */
+static int p_flush_start(fm_db *d)
+{
+    pg_db *p = PG(d);
+    if (!p->owed) return FM_DB_OK;
+    p->owed = false;
+    pg_stmt *f = kept(p, &p->owed_flush, OWED_FLUSH_SQL);
+    const pl_item it = {NULL, f};
+    /* A flush already in flight (after a later commit that wrote nothing:
+     * an empty one) is read first, its pipeline is the one this uses; it
+     * fails only with the connection, which settle then says. */
+    if (settle(p)) {
+        if (p->owed_gen != p->gen) {
+            p->code = FM_ERR_UNAVAILABLE;
+            snprintf(p->err, sizeof p->err,
+                     "PostgreSQL at %s: the connection was lost before the commit's flush; the"
+                     " rows may not be durable",
+                     p->where);
+        } else if (!f) {
+            p->code = FM_ERR_NOMEM;
+            snprintf(p->err, sizeof p->err, "out of memory");
+        } else if (!pl_send(p, &p->pend, &it, 1, 0)) {
+            fail_conn(p);
+        } else {
+            p->pending = &p->pend;
+            return FM_DB_OK;
+        }
+    }
+    p->owed_lost = true;
+    return FM_DB_ERROR;
+}
+
+/* fm_db_durable: the flush of the last fm_db_step_commit_visible, or the
+ * one owed (sent first when it was not). */
 static int p_durable(fm_db *d)
 {
-    return settle(PG(d)) ? FM_DB_OK : FM_DB_ERROR;
+    pg_db *p = PG(d);
+    (void)p_flush_start(d);
+    const bool lost = p->owed_lost;
+    p->owed_lost = false;
+    if (lost) return FM_DB_ERROR;
+    return settle(p) ? FM_DB_OK : FM_DB_ERROR;
 }
 
 static void p_persist(fm_db_stmt *st)
@@ -1002,6 +1072,7 @@ const fm_db_ops fm_db_pg_ops = {
     .step = p_step,
     .step_commit_rows = p_step_commit_rows,
     .durable = p_durable,
+    .flush_start = p_flush_start,
     .persist = p_persist,
     .reset = p_reset,
     .clear_bindings = p_clear,

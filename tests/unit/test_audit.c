@@ -1091,6 +1091,25 @@ static void goes_on_and_ends(fm_ctx *ctx, const char *path, int64_t id)
     fm_test_unlink_db(path);
 }
 
+/* Three child_appenders of fleet_status rows (the second's of
+ * refused_here when refuse, a tool a test's trigger refuses). */
+static void three_appenders(const char *path, bool refuse, pid_t pid[3], int go[3], int out[3])
+{
+    const char *tools[3] = {"fleet_status", refuse ? "refused_here" : "fleet_status",
+                            "fleet_status"};
+    for (int i = 0; i < 3; i++)
+        pid[i] = child_appender(path, tools[i], &go[i], &out[i]);
+}
+
+/* Cues each of three child_appenders to append its row. */
+static void cue_all(int go[3])
+{
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(write(go[i], "g", 1), 1);
+        close(go[i]);
+    }
+}
+
 /* Waits (2 s at most) until n slots of the turn file are in state. */
 static void slots_reach(const turns_file *f, uint32_t state, int n)
 {
@@ -1123,17 +1142,11 @@ START_TEST(queued_rows_go_in_together)
     ck_assert_int_eq(stat(tp, &sb), 0);
     ck_assert_int_eq(sb.st_size, sizeof(turns_file));
     for (int round = 0; round < 2; round++) {
-        const char *tools[3] = {"fleet_status", round ? "refused_here" : "fleet_status",
-                                "fleet_status"};
         int go[3], out[3];
         pid_t pid[3];
-        for (int i = 0; i < 3; i++)
-            pid[i] = child_appender(path, tools[i], &go[i], &out[i]);
+        three_appenders(path, round == 1, pid, go, out);
         ck_assert_int_eq(pthread_mutex_lock(&f->t.mu), 0); /* this test holds the turn */
-        for (int i = 0; i < 3; i++) {
-            ck_assert_int_eq(write(go[i], "g", 1), 1);
-            close(go[i]);
-        }
+        cue_all(go);
         slots_reach(f, SLOT_QUEUED, 3);
         ck_assert_int_eq(pthread_mutex_unlock(&f->t.mu), 0);
         int64_t linked = 0, ids[3];
@@ -1226,6 +1239,97 @@ START_TEST(taken_row_waits_on_its_slot)
     ck_assert_int_eq(child_result(w, out, &linked, &skipped), 3);
     ck_assert_int_eq(skipped, 0);
     goes_on_and_ends(&a, path, 4);
+}
+END_TEST
+
+/* The holder's append, in a thread of this process, while the children
+ * queue their rows behind it. */
+typedef struct slow_append {
+    fm_ctx *ctx;
+    int64_t id;
+} slow_append;
+
+static void *append_slow(void *arg)
+{
+    slow_append *w = arg;
+    fm_audit_rec r = {.phase = "call", .tool = "slow_here", .decision = "allow"};
+    w->id = fm_audit_append(w->ctx, &r, NULL);
+    return NULL;
+}
+
+/* A holder whose insert is in flight (a trigger waits for a lock another
+ * connection holds until the three rows are queued, then no longer:
+ * a queued appender waits TURN_WAIT_MS for the turn before it appends
+ * alone) while three appenders queue their rows: once its commit is
+ * visible it links the three itself, as one more transaction on its
+ * connection (no appender takes the turn for them), with one flush for
+ * both, and every row is answered with its own id.  A segment whose commit fails (a
+ * trigger refuses one of its rows) fails every row in it, and none of
+ * them is in the log; the holder's row, committed before, is logged;
+ * the chain verifies and goes on. */
+START_TEST(holder_links_rows_queued_meanwhile)
+{
+    char path[] = "/tmp/fm-audit-segs-XXXXXX";
+    fm_ctx a, b; /* b: the lock the holder's insert waits for */
+    filled_store(&a, path, 2);
+    open_file_store(&b, path);
+    turns_file *f = a.store.audit_turn;
+    db_exec(&a, "CREATE FUNCTION slow_or_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$BEGIN IF NEW.tool='slow_here' THEN"
+                " PERFORM pg_advisory_xact_lock_shared(4242); END IF;"
+                " IF NEW.tool='refused_here' THEN RAISE 'refused'; END IF;"
+                " RETURN NEW; END$$");
+    db_exec(&a, "CREATE TRIGGER slow_or_refuse BEFORE INSERT ON audit FOR EACH ROW"
+                " EXECUTE FUNCTION slow_or_refuse()");
+    for (int round = 0; round < 2; round++) {
+        int go[3], out[3];
+        pid_t pid[3];
+        three_appenders(path, round == 1, pid, go, out);
+        /* Others waited for the turn lately: the holder's commit is
+         * visible first and its flush owed. */
+        a.store.audit_turn_busy = 16;
+        db_exec(&b, "SELECT pg_advisory_lock(4242)");
+        const long long linked0 = a.store.audit_linked_others, commits0 = a.store.audit_commits;
+        slow_append w = {&a, 0};
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, append_slow, &w), 0);
+        /* Until the holder has the turn (glibc's owner field, read only:
+         * a trylock here could take the turn from under the holder). */
+        for (int i = 0; i < 2000 && !__atomic_load_n(&f->t.mu.__data.__owner, __ATOMIC_ACQUIRE);
+             i++)
+            usleep(1000);
+        ck_assert_int_ne(__atomic_load_n(&f->t.mu.__data.__owner, __ATOMIC_ACQUIRE), 0);
+        cue_all(go);
+        slots_reach(f, SLOT_QUEUED, 3);
+        db_exec(&b, "SELECT pg_advisory_unlock(4242)");
+        pthread_join(th, NULL);
+        int64_t linked = 0, ids[3], skipped = 0, logged = 0;
+        for (int i = 0; i < 3; i++) {
+            int64_t sk = 0;
+            ids[i] = child_result(pid[i], out[i], &linked, &sk);
+            skipped += sk;
+            logged += ids[i] > 0;
+        }
+        ck_assert_int_eq(skipped, 0); /* none gave up on the turn */
+        ck_assert_int_eq(linked, 0);  /* no appender linked for the others */
+        ck_assert_int_eq(a.store.audit_commits - commits0, 2);
+        ck_assert_int_eq(w.id, round ? 7 : 3);
+        ck_assert_int_eq(a.store.audit_linked_others - linked0, logged);
+        if (round == 0) {
+            ck_assert_int_eq(ids[0] + ids[1] + ids[2], 4 + 5 + 6);
+            ck_assert(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+            ck_assert(verify_says(&a, NULL));
+        } else {
+            for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(ids[i], -1); /* one transaction: all failed */
+            ck_assert_int_eq(ts_scalar(a.store.db, "SELECT count(*) FROM audit WHERE id>7"),
+                             logged);
+        }
+        ck_assert_int_eq(
+            ts_scalar(a.store.db, "SELECT count(*) FROM audit WHERE tool='refused_here'"), 0);
+    }
+    fm_ctx_close(&b);
+    goes_on_and_ends(&a, path, 8);
 }
 END_TEST
 
@@ -1857,6 +1961,7 @@ static Suite *audit_suite(void)
         tcase_add_test(tc, queued_rows_go_in_together);
         tcase_add_test(tc, batch_holder_killed);
         tcase_add_test(tc, taken_row_waits_on_its_slot);
+        tcase_add_test(tc, holder_links_rows_queued_meanwhile);
         tcase_add_test(tc, racing_appends_visible_before_flush);
     }
     tcase_add_test(tc, folds_from_two_writers);

@@ -355,6 +355,80 @@ START_TEST(commit_rows_failed_commit_fails)
 }
 END_TEST
 
+/* One OWED commit of row k (the statement copy sql: the cache keys by
+ * address): the rows it changed, or -1 when it failed. */
+static int owed_insert(fm_db *db, char *sql, const char *k)
+{
+    snprintf(sql, 80, "%s", ins);
+    fm_db_stmt *s = fm_db_kept(db, sql);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(fm_db_bind_text(s, 1, k, -1, FM_DB_TRANSIENT), FM_DB_OK);
+    ck_assert_int_eq(fm_db_bind_int64(s, 2, 1), FM_DB_OK);
+    int changes = -1;
+    int rc = fm_db_step_commit_rows(&s, 1, NULL, FM_DB_COMMIT_OWED, &changes);
+    fm_db_reset(s);
+    return rc == FM_DB_DONE ? changes : -1;
+}
+
+/* PostgreSQL: commits whose flush is owed (FM_DB_COMMIT_OWED) draw one
+ * transaction id each and no flush of their own; one flush, sent by
+ * fm_db_flush_start and read by fm_db_durable, serves them all (one id
+ * more), nothing owed draws none, and a commit that wrote nothing
+ * (synchronous, or with its flush in its pipeline: it flushes nothing)
+ * leaves the flush owed.  A connection lost and made again
+ * between an owed commit and its flush fails the flush: the server may
+ * have lost the commit, and a flush on the new connection proves
+ * nothing for it. */
+START_TEST(owed_commits_share_one_flush)
+{
+    char path[] = "/tmp/fm-dbrun-XXXXXX";
+    fm_db *db = open_db(path);
+    static char sql[3][80];
+    int64_t x0 = xids(db);
+    ck_assert_int_eq(owed_insert(db, sql[0], "o1"), 1);
+    ck_assert_int_eq(owed_insert(db, sql[1], "o2"), 1);
+    ck_assert_int_eq(xids(db) - x0 - 1, 2); /* the two commits, no flush */
+    x0 = xids(db);
+    ck_assert_int_eq(fm_db_flush_start(db), FM_DB_OK);
+    ck_assert_int_eq(fm_db_durable(db), FM_DB_OK);
+    ck_assert_int_eq(xids(db) - x0 - 1, 1); /* one flush for both */
+    x0 = xids(db);
+    ck_assert_int_eq(fm_db_durable(db), FM_DB_OK); /* nothing owed: nothing sent */
+    ck_assert_int_eq(xids(db) - x0 - 1, 0);
+    /* A synchronous commit that wrote nothing flushes nothing: the flush
+     * is still owed. */
+    ck_assert_int_eq(owed_insert(db, sql[1], "o4"), 1);
+    static const char none[] = "INSERT INTO run_t(k,n) SELECT ?, 1 WHERE false";
+    fm_db_stmt *s = fm_db_kept(db, none);
+    ck_assert_ptr_nonnull(s);
+    for (int how = FM_DB_COMMIT_SYNC; how <= FM_DB_COMMIT_EARLY; how++) {
+        /* EARLY: its empty flush is in flight when the owed one is sent. */
+        if (how == FM_DB_COMMIT_EARLY) ck_assert_int_eq(owed_insert(db, sql[1], "o6"), 1);
+        ck_assert_int_eq(fm_db_bind_text(s, 1, "o5", -1, FM_DB_TRANSIENT), FM_DB_OK);
+        int changes = -1;
+        ck_assert_int_eq(fm_db_step_commit_rows(&s, 1, NULL, how, &changes), FM_DB_DONE);
+        fm_db_reset(s);
+        ck_assert_int_eq(changes, 0);
+        x0 = xids(db);
+        ck_assert_msg(fm_db_durable(db) == FM_DB_OK, "%s", fm_db_errmsg(db));
+        ck_assert_int_eq(xids(db) - x0 - 1, 1);
+    }
+    /* Owed, then the connection ends (its backend terminated) and is made
+     * again by the next statement: the flush fails. */
+    ck_assert_int_eq(owed_insert(db, sql[2], "o3"), 1);
+    ck_assert_int_ne(fm_db_run(db, "SELECT pg_terminate_backend(pg_backend_pid())", NULL, NULL, ""),
+                     FM_DB_ROW);
+    int64_t n = -1;
+    ck_assert_int_eq(fm_db_run(db, count_sql, fm_db_row_int64, &n, "i", (int64_t)0), FM_DB_ROW);
+    ck_assert_int_eq(n, 5);
+    ck_assert_int_ne(fm_db_durable(db), FM_DB_OK);
+    ck_assert_msg(strstr(fm_db_errmsg(db), "lost before"), "%s", fm_db_errmsg(db));
+    ck_assert_int_eq(fm_db_durable(db), FM_DB_OK); /* said once; nothing owed since */
+    fm_db_close(db);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* A kept statement whose Parse fails reports why: alone, under fm_db_run,
  * inside a transaction (between a savepoint and its release), and as the
  * statement of a commit pipeline; and it does so again on a second try. */
@@ -457,7 +531,11 @@ static Suite *db_run_suite(void)
     tcase_add_test(tc, held_kept_survives_a_full_cache);
     tcase_add_test(tc, commit_rows_all_or_none);
     /* A commit that fails after its statements: PostgreSQL's deferred check. */
-    if (getenv("FM_TEST_PG")) tcase_add_test(tc, commit_rows_failed_commit_fails);
+    if (getenv("FM_TEST_PG")) {
+        tcase_add_test(tc, commit_rows_failed_commit_fails);
+        /* Commits whose flush is owed, and that flush: PostgreSQL's. */
+        tcase_add_test(tc, owed_commits_share_one_flush);
+    }
     tcase_add_test(tc, run_counted_array_and_marks);
     suite_add_tcase(s, tc);
     return s;
