@@ -71,6 +71,10 @@ json_t *fm_offender_list(struct fm_ctx *ctx);
  * fm_emergency_call_begin/end the setting is read from the store once
  * for the whole call (its audit rows, gate and result marker). */
 json_t *fm_emergency_active(struct fm_ctx *ctx);
+/* The same read through one store connection, outside any call (a
+ * batch's commit reads it inside its own transaction); new or NULL. */
+struct fm_store;
+json_t *fm_emergency_active_in(struct fm_store *st);
 
 /* Brackets one tools/call: the first fm_emergency_active reads the store,
  * later ones in the same call reuse that read.  Nested calls (workflow

@@ -58,6 +58,11 @@ typedef struct fm_store {
     /* The emergency setting as that read saw it ("" for none), the guess
      * for the next call (fm_emergency_assume); NULL: unknown. */
     char *audit_emergency_seen;
+    /* The emergency setting's text as last parsed, and its until_ms
+     * (emergency.c): the same text again past its deadline is no
+     * emergency, without a parse. */
+    char *emergency_seen_text;
+    int64_t emergency_seen_until;
     /* Appends made, inserts that lost their id to another writer
      * (PostgreSQL: each loss is one more round trip) and the appends
      * whose first guess lost (the rest are retries that lost again);

@@ -1107,13 +1107,18 @@ static int head_seen(fm_store *st, fm_db_stmt *seen, bool added, int64_t id, con
     return changed;
 }
 
-/* The row's mode: loud in every row while emergency mode lasts. */
-static acol mode_col(fm_ctx *ctx, char mode[32])
+/* The row's mode: loud in every row while emergency mode lasts (the
+ * configured mode, "+emergency" while one is active; emergency: stolen). */
+static acol mode_text(const char *name, json_t *emergency, char mode[32])
 {
-    json_t *emergency = fm_emergency_active(ctx);
-    snprintf(mode, 32, "%s%s", fm_mode_name(ctx->cfg.mode), emergency ? "+emergency" : "");
+    snprintf(mode, 32, "%s%s", name, emergency ? "+emergency" : "");
     json_decref(emergency);
     return col_s(mode);
+}
+
+static acol mode_col(fm_ctx *ctx, char mode[32])
+{
+    return mode_text(fm_mode_name(ctx->cfg.mode), fm_emergency_active(ctx), mode);
 }
 
 /* Text is bound borrowed: every column outlives the insert, and the
@@ -1274,7 +1279,9 @@ static void pend_row_free(pend_row *p)
 }
 
 typedef struct {
-    fm_ctx *ctx; /* for the mode, read at the commit */
+    /* The configured mode's name; the emergency part is read at the
+     * commit, through the committing connection (a commit thread's). */
+    const char *mode_name;
     pend_row *head, **tail;
     int64_t first_id, last_id;
     char first_prev[65], last_prev[65], last_hash[65];
@@ -1293,7 +1300,8 @@ static int batch_write(fm_store *st, fm_err *err)
     if (chain_head(st, &last, prev)) return fm_store_fail(st, err, "audit read");
     fm_db_stmt *s = fm_store_stmt(st, insert_lite_sql, err);
     if (!s) return -1;
-    const acol mode_now = mode_col(b->ctx, mode), ts_now = col_i(fm_now_ms());
+    const acol mode_now = mode_text(b->mode_name, fm_emergency_active_in(st), mode),
+               ts_now = col_i(fm_now_ms());
     for (pend_row *p = b->head; p; p = p->next) {
         const int64_t id = ++last;
         p->cols[MODE_COL] = mode_now;
@@ -1351,7 +1359,7 @@ static int64_t batch_defer(fm_ctx *ctx, const acol *cols, fm_err *err)
         if (cols[i].type == 's') n += cols[i].n + 1;
     pend_batch *b = st->batch.pending;
     if (!b && (b = calloc(1, sizeof *b))) {
-        b->ctx = ctx;
+        b->mode_name = fm_mode_name(ctx->cfg.mode);
         b->tail = &b->head;
         st->batch.pending = b;
         st->batch.write = batch_write;

@@ -27,10 +27,34 @@ static json_t *parse(const char *v)
     return json_object();
 }
 
-static json_t *read_setting(fm_ctx *ctx)
+/* The setting's text and deadline as last parsed through st: every call
+ * reads the setting (a remembered string under load, store.c's memo), and
+ * a store that ever had an emergency keeps its ended record, which was
+ * parsed again for every call.  The same text whose deadline has passed
+ * needs no parse: none is active.  An active one is parsed each time (a
+ * new object per use, as callers may change theirs). */
+static void remember(fm_store *st, const char *text, int64_t until_ms)
+{
+    char *copy = strdup(text);
+    free(st->emergency_seen_text);
+    st->emergency_seen_text = copy; /* NULL (out of memory): parsed next time */
+    st->emergency_seen_until = until_ms;
+}
+
+json_t *fm_emergency_active_in(fm_store *st)
 {
     char v[2048];
-    return parse(fm_store_setting_get(&ctx->store, KEY, v, sizeof v) ? NULL : v);
+    const char *text = fm_store_setting_get(st, KEY, v, sizeof v) ? "" : v;
+    int64_t now = fm_store_now_ms(st);
+    if (st->emergency_seen_text && st->emergency_seen_until <= now &&
+        !strcmp(text, st->emergency_seen_text))
+        return NULL;
+    json_t *e = parse(text);
+    int64_t until = json_integer_value(json_object_get(e, "until_ms"));
+    remember(st, text, until);
+    if (until > now) return e;
+    json_decref(e);
+    return NULL;
 }
 
 /* Drops the call's state: the next use reads the store. */
@@ -60,19 +84,17 @@ const char *fm_emergency_checked(const fm_ctx *ctx)
 
 json_t *fm_emergency_active(fm_ctx *ctx)
 {
-    json_t *e;
-    if (ctx->emergency_depth > 0) {
-        if (!ctx->emergency) ctx->emergency = read_setting(ctx);
-        e = json_incref(ctx->emergency);
-    } else {
-        e = read_setting(ctx);
+    if (ctx->emergency_depth <= 0) return fm_emergency_active_in(&ctx->store);
+    if (!ctx->emergency) {
+        /* json_null() (a singleton): read, and none was active. */
+        json_t *e = fm_emergency_active_in(&ctx->store);
+        ctx->emergency = e ? e : json_null();
     }
     /* The deadline is checked at every use: it may pass mid-call. */
-    if (!e || json_integer_value(json_object_get(e, "until_ms")) <= fm_store_now_ms(&ctx->store)) {
-        json_decref(e);
+    if (json_integer_value(json_object_get(ctx->emergency, "until_ms")) <=
+        fm_store_now_ms(&ctx->store))
         return NULL;
-    }
-    return e;
+    return json_incref(ctx->emergency);
 }
 
 void fm_emergency_call_begin(fm_ctx *ctx)

@@ -515,6 +515,8 @@ void fm_store_close(fm_store *st)
     st->audit_mac = NULL;
     free(st->audit_emergency_seen);
     st->audit_emergency_seen = NULL;
+    free(st->emergency_seen_text);
+    st->emergency_seen_text = NULL;
 }
 
 /* Prepared once: every audited call runs both. */

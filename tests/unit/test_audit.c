@@ -1397,6 +1397,56 @@ START_TEST(emergency_from_another_writer)
 }
 END_TEST
 
+/* jansson allocations made, while counting (emergency_read_once). */
+static long json_allocs;
+static void *counting_malloc(size_t n)
+{
+    json_allocs++;
+    return malloc(n);
+}
+
+/* The emergency setting is parsed when its text changes, not at every
+ * read: an ended record (kept forever once emergency mode was used) is
+ * read again with no jansson allocation; an active one is a new object
+ * each time (fleet_status changes its copy); its deadline still ends it,
+ * and another server's new text is seen at the next read. */
+START_TEST(emergency_read_once)
+{
+    char path[] = "/tmp/fm-audit-emerg1-XXXXXX";
+    fm_ctx a, b;
+    filled_store(&a, path, 1);
+    open_file_store(&b, path);
+    fm_err err = {0};
+    ck_assert_int_eq(fm_store_setting_set(&b.store, FM_EMERGENCY_SETTING,
+                                          "{\"until_ms\":0,\"ended_by\":\"unit\"}", &err),
+                     0);
+    ck_assert_ptr_null(fm_emergency_active_in(&a.store));
+    json_allocs = 0;
+    json_set_alloc_funcs(counting_malloc, free);
+    json_t *again = fm_emergency_active_in(&a.store);
+    json_set_alloc_funcs(malloc, free);
+    ck_assert_ptr_null(again);
+    ck_assert_int_eq(json_allocs, 0);
+    char v[128];
+    snprintf(v, sizeof v, "{\"until_ms\":%lld,\"by\":\"unit\"}", (long long)(fm_now_ms() + 300));
+    ck_assert_int_eq(fm_store_setting_set(&b.store, FM_EMERGENCY_SETTING, v, &err), 0);
+    json_t *e1 = fm_emergency_active_in(&a.store), *e2 = fm_emergency_active_in(&a.store);
+    ck_assert_ptr_nonnull(e1);
+    ck_assert_ptr_nonnull(e2);
+    ck_assert_ptr_ne(e1, e2);
+    json_object_del(e1, "until_ms");
+    ck_assert_ptr_nonnull(json_object_get(e2, "until_ms"));
+    json_decref(e1);
+    json_decref(e2);
+    usleep(400 * 1000);
+    ck_assert_ptr_null(fm_emergency_active_in(&a.store));
+    ck_assert_ptr_null(fm_emergency_active_in(&a.store));
+    fm_ctx_close(&b);
+    fm_ctx_close(&a);
+    fm_test_unlink_db(path);
+}
+END_TEST
+
 /* Two servers (own connections) appending and folding at once: every
  * call counted once (PostgreSQL: folds queue on their lock row, not the
  * store-wide lock), one chain. */
@@ -1953,6 +2003,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, renumbered_and_anchor_edits_detected);
     tcase_add_test(tc, shared_heads_catch_cuts);
     tcase_add_test(tc, emergency_from_another_writer);
+    tcase_add_test(tc, emergency_read_once);
     tcase_add_test(tc, local_appenders_take_turns);
     /* The turn file is PostgreSQL's (SQLite has one writer at a time). */
     if (getenv("FM_TEST_PG")) {
