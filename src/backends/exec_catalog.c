@@ -57,11 +57,12 @@
  * file; 68: another owner or file. */
 #define JOB_LOG_HOLD_BYTES "4194304"
 #define JOB_LOG_READ_SH                                                                            \
-    "sh -c 'echo $$; exec dd if=\"$1\" iflag=nofollow,nonblock bs=" JOB_LOG_HOLD_BYTES            \
+    "sh -c 'echo $$; exec dd if=\"$1\" iflag=nofollow,nonblock bs=" JOB_LOG_HOLD_BYTES             \
     " count=1 conv=sync status=none 2>/dev/null' sh \"$1\" |"                                      \
     " { read -r p && [ \"$(head -c 1 | wc -c)\" = 1 ] || exit 66;"                                 \
     " [ -f \"/proc/$p/fd/0\" ] || exit 67;"                                                        \
-    " { [ -f /dev/fd/3 ] || exit 67; [ \"$(stat -L -c %U:%d:%i /dev/fd/3)\" = \"$2\" ] || exit 68;" \
+    " { [ -f /dev/fd/3 ] || exit 67; [ \"$(stat -L -c %U:%d:%i /dev/fd/3)\" = \"$2\" ] || exit "   \
+    "68;"                                                                                          \
     " exec tail -c " JOB_LOG_TAIL_BYTES " <&3; } 3<\"/proc/$p/fd/0\" || exit 66; }"
 
 typedef enum {

@@ -522,8 +522,8 @@ static int opens_seen(int ino)
     int n = 0;
     ssize_t len;
     while ((len = read(ino, buf, sizeof buf)) > 0)
-        for (char *p = buf; p < buf + len; p += sizeof(struct inotify_event) +
-                                                ((struct inotify_event *)(void *)p)->len)
+        for (char *p = buf; p < buf + len;
+             p += sizeof(struct inotify_event) + ((struct inotify_event *)(void *)p)->len)
             n += (((struct inotify_event *)(void *)p)->mask & IN_OPEN) != 0;
     return n;
 }

@@ -438,11 +438,12 @@ static int server_mode(cli_client *c, char *out, size_t len)
     json_t *res = NULL, *err = NULL;
     int rc = cli_request(c, "tools/call",
                          json_pack("{s:s, s:{}}", "name", "fleet_status", "arguments"), &res, &err);
-    const char *m = json_string_value(
-        json_object_get(json_object_get(res, "structuredContent"), "mode"));
+    const char *m =
+        json_string_value(json_object_get(json_object_get(res, "structuredContent"), "mode"));
     if (!rc && !m) {
-        fprintf(stderr, "mcp-cli: replay: the server's mode cannot be read (fleet_status: %s);"
-                        " replay only against a server that says it runs in shadow mode\n",
+        fprintf(stderr,
+                "mcp-cli: replay: the server's mode cannot be read (fleet_status: %s);"
+                " replay only against a server that says it runs in shadow mode\n",
                 err ? json_string_value(json_object_get(err, "message"))
                     : json_string_value(tool_text_result(res)));
         rc = CLI_TOOL_ERROR;
