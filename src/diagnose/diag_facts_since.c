@@ -1,0 +1,142 @@
+/* A fault read once and a clean reading of the same thing after it: the
+ * fault is history.  A filesystem that filled (ENOSPC, a df row at 100%)
+ * and reads well below full at a later stamp, or as the last usage told,
+ * was cleaned since: nothing to repair now.  A later reading still near
+ * full keeps the class. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "diag_int.h"
+
+#define DISK_CLEAN_PCT 90.0 /* below it a filesystem has room again */
+
+/* The highest "NN%" on a line about a filesystem's usage (df's rows,
+ * "usage now 38%", "Use%: 41"); NAN when the line tells none. */
+static double usage_pct(const tline *l)
+{
+    static const char *const disk[] = {"df ",   "/dev/",  "filesystem", "disk",   "usage",
+                                       "used",  "use%",   "mounted",    "volume", "scratch",
+                                       "space", "rootfs", "journal"};
+    static const char *const not_disk[] = {"gpu", "util", "memory", "mem ", "cpu", "inode"};
+    if (!facts_any(l, disk, NOF(disk)) || facts_any(l, not_disk, NOF(not_disk))) return NAN;
+    double best = NAN;
+    for (size_t i = 1; i < l->len; i++) {
+        if (l->s[i] != '%' || !isdigit((unsigned char)l->s[i - 1])) continue;
+        size_t a = i;
+        while (a > 0 && (isdigit((unsigned char)l->s[a - 1]) || l->s[a - 1] == '.'))
+            a--;
+        double v = strtod(l->s + a, NULL);
+        /* a df row's "NN% /mount", "NN% used" or "full", or "usage NN%" */
+        size_t e = i + 1;
+        while (e < l->len && l->s[e] == ' ')
+            e++;
+        const char *after = l->s + e;
+        size_t rest = l->len - e;
+        tline before = {.s = l->s + (a > 24 ? a - 24 : 0), .len = a > 24 ? 24 : a};
+        static const char *const lead[] = {"usage", "use%", "used", "full"};
+        bool told = (rest && *after == '/') ||
+                    (rest >= 4 && (strncmp(after, "used", 4) == 0 || strncmp(after, "full", 4) == 0)) ||
+                    facts_any(&before, lead, NOF(lead));
+        if (told && v <= 100 && (isnan(best) || v > best)) best = v;
+    }
+    return best;
+}
+
+/* Whether line a was read before line b: by their stamps when both have
+ * one, else by their order in one source. */
+static bool read_before(const run *r, int a, int b)
+{
+    int year = 1970 + (int)(time(NULL) / 31556952);
+    double ta = line_stamp(r->lines[a].s, r->lines[a].len, year);
+    double tb = line_stamp(r->lines[b].s, r->lines[b].len, year);
+    if (!isnan(ta) && !isnan(tb)) return ta < tb;
+    return r->lines[a].src == r->lines[b].src ? a < b : isnan(ta) || isnan(tb);
+}
+
+/* Whether signature sig tells class c. */
+static bool sig_tells(const diag_sig *g, int c)
+{
+    for (int k = 0; k < g->ncls; k++)
+        if (g->cls[k] == c) return true;
+    return false;
+}
+
+/* The i-th path on a line ("/local_scratch/ckpt/x.pt", "/"), /dev's
+ * devices left out: its offset at *at and its length, 0 when none is. */
+static size_t path_at(const tline *l, int nth, size_t *at)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        if (l->s[i] != '/' || (i && !strchr(" \t'\"(=:", l->s[i - 1]))) continue;
+        size_t e = i + 1;
+        while (e < l->len && !strchr(" \t'\"),:;", l->s[e]))
+            e++;
+        bool dev = e - i >= 5 && strncmp(l->s + i, "/dev/", 5) == 0;
+        if (!dev && nth-- == 0) {
+            *at = i;
+            return e - i;
+        }
+        i = e;
+    }
+    return 0;
+}
+
+/* The mount a usage reading is of: the path after its percentage (df's
+ * last column) or else its first path; 0 when it names none. */
+static size_t reading_mount(const tline *l, size_t *at)
+{
+    size_t n = 0, a;
+    for (int k = 0; k < 8 && (n = path_at(l, k, &a)) > 0; k++) {
+        *at = a;
+        if (a > 0 && memchr(l->s, '%', a)) return n;
+    }
+    return path_at(l, 0, at);
+}
+
+/* The reading of the mount that holds path p (the longest mount that is
+ * a prefix of it; a line without a path is read against a single mount):
+ * the latest such reading's line, -1 when none. */
+static int mount_reading(const run *r, const char *p, size_t pn)
+{
+    int best = -1;
+    size_t bestlen = 0;
+    for (int i = 0; i < r->nlines; i++) {
+        if (isnan(usage_pct(&r->lines[i]))) continue;
+        size_t at, mn = reading_mount(&r->lines[i], &at);
+        const char *m = r->lines[i].s + at;
+        bool holds = mn && (pn == 0 || (mn <= pn && memcmp(p, m, mn) == 0 &&
+                                        (mn == 1 || mn == pn || p[mn] == '/')));
+        if (!holds || mn < bestlen) continue;
+        if (mn > bestlen || best < 0 || read_before(r, best, i)) best = i;
+        bestlen = mn;
+    }
+    return best;
+}
+
+/* The lines telling a filesystem full, when a later usage reading of the
+ * same mount tells room again: marked in q as history (read from no
+ * source now). */
+int disk_cleaned_lines(run *r, unsigned char *q)
+{
+    int c = diag_class_index(r->db, "node_disk_full");
+    if (c < 0) return 0;
+    int n = 0;
+    for (int k = 0; k < r->nraws; k++) {
+        int li = r->raws[k].line;
+        if (!sig_tells(&r->db->sigs[r->raws[k].sig], c)) continue;
+        const tline *l = &r->lines[li];
+        size_t at = 0, pn = isnan(usage_pct(l)) ? path_at(l, 0, &at) : reading_mount(l, &at);
+        int now = mount_reading(r, l->s + at, pn);
+        if (now < 0 || now == li || !read_before(r, li, now) ||
+            usage_pct(&r->lines[now]) >= DISK_CLEAN_PCT)
+            return 0; /* one filesystem still full, or no later reading: all stay */
+    }
+    for (int k = 0; k < r->nraws; k++)
+        if (sig_tells(&r->db->sigs[r->raws[k].sig], c) && !q[r->raws[k].line]) {
+            q[r->raws[k].line] = 1;
+            n++;
+        }
+    return n;
+}
