@@ -140,3 +140,62 @@ int disk_cleaned_lines(run *r, unsigned char *q)
         }
     return n;
 }
+
+/* ---- an application's Xid at its user's own stop ------------------------- */
+
+#define STOP_WINDOW_S 120.0 /* the driver logs the channel's end within seconds */
+
+/* The user (or the scheduler on the user's behalf) stopping the job: an
+ * interrupt, a cancel, a kill it asked for. */
+static bool user_stop_line(const tline *l)
+{
+    static const char *const w[] = {"KeyboardInterrupt", "^C",          "Ctrl-C",
+                                    "Ctrl+C",            "SIGINT",      "scancel",
+                                    "CANCELLED AT",      "CANCELLED by", "cancelled by user",
+                                    "killed by user",    "Received Signals.SIGTERM",
+                                    "got signal: 2",     "got signal: 15"};
+    /* the scheduler's own limits end a job too, but not by its user */
+    static const char *const not_user[] = {"TIME LIMIT", "PREEMPT", "NODE FAIL"};
+    return l->src != DS_KERNEL && facts_any(l, w, NOF(w)) && !facts_any(l, not_user, NOF(not_user));
+}
+
+/* An Xid whose NVIDIA action is the application's (RESTART_APP, IGNORE):
+ * what a process's end leaves, never a device's fault. */
+static bool app_xid(const run *r, int k)
+{
+    const diag_xid *x = r->db->sigs[r->raws[k].sig].xid ? diag_xid_find(r->db, r->raws[k].xid)
+                                                        : NULL;
+    return x && (strcmp(x->action, "RESTART_APP") == 0 || strcmp(x->action, "IGNORE") == 0);
+}
+
+/* Xids of the application that came with its user's stop (by stamp within
+ * two minutes, or neither stamped), and no other Xid at all: the process
+ * the user ended left them; history, and so is the stop. */
+int user_stop_lines(run *r, unsigned char *q)
+{
+    int year = 1970 + (int)(time(NULL) / 31556952);
+    int stop = -1;
+    for (int i = 0; i < r->nlines && stop < 0; i++)
+        if (user_stop_line(&r->lines[i])) stop = i;
+    if (stop < 0) return 0;
+    /* signs of a process left holding the GPU: the stop did not end it,
+     * and the Xid is part of what is told */
+    int stale = diag_class_index(r->db, "stale_compute_state");
+    for (int k = 0; k < r->nraws; k++)
+        if (sig_tells(&r->db->sigs[r->raws[k].sig], stale)) return 0;
+    double ts = line_stamp(r->lines[stop].s, r->lines[stop].len, year);
+    int n = 0;
+    for (int k = 0; k < r->nraws; k++) {
+        if (!r->db->sigs[r->raws[k].sig].xid) continue;
+        if (!app_xid(r, k)) return 0; /* a device's Xid: nothing here is history */
+        const tline *l = &r->lines[r->raws[k].line];
+        double tx = line_stamp(l->s, l->len, year);
+        if (isnan(ts) != isnan(tx) || (!isnan(ts) && fabs(tx - ts) > STOP_WINDOW_S)) return 0;
+    }
+    for (int k = 0; k < r->nraws; k++)
+        if (r->db->sigs[r->raws[k].sig].xid && !q[r->raws[k].line]) {
+            q[r->raws[k].line] = 1;
+            n++;
+        }
+    return n;
+}
