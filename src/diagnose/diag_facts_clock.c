@@ -284,7 +284,8 @@ static void judge(run *r, const gclock *g, int n, const char *what)
 static int mhz_values(const tline *l, double *v, int cap)
 {
     int n = 0;
-    for (size_t i = 0; i + 3 < l->len && n < cap; i++) {
+    /* <= : a reading that ends the line counts too */
+    for (size_t i = 0; i + 3 <= l->len && n < cap; i++) {
         if (strncasecmp(l->s + i, "MHz", 3) != 0) continue;
         size_t e = i;
         while (e > 0 && l->s[e - 1] == ' ')
@@ -297,9 +298,9 @@ static int mhz_values(const tline *l, double *v, int cap)
     return n;
 }
 
-/* Told in words: a line about a memory clock with its reading first and a
- * larger one after it (its maximum, the other GPUs'): "GPU 6 memory clock
- * stuck at 1593 MHz, max 2619 MHz, others at 2619 MHz". */
+/* Told in words: a line about a memory clock with a reading far below
+ * another it names (its maximum, its spec, the other GPUs'): "GPU 6
+ * memory clock stuck at 1593 MHz, max 2619 MHz, others at 2619 MHz". */
 static void prose_clock(run *r)
 {
     static const char *const about[] = {"memory clock", "mem clock", "memclk", "memory clk",
@@ -316,10 +317,13 @@ static void prose_clock(run *r)
             continue;
         double v[8];
         int n = mhz_values(l, v, 8);
-        double top = 0;
-        for (int k = 1; k < n; k++)
+        /* in any order: "spec 2619 MHz, GPU 3 reads 1980 MHz" as well */
+        double top = 0, low = INFINITY;
+        for (int k = 0; k < n; k++) {
             if (v[k] > top) top = v[k];
-        if (n < 2 || v[0] <= 0 || v[0] >= LOW_FACTOR * top) continue;
+            if (v[k] > 0 && v[k] < low) low = v[k];
+        }
+        if (n < 2 || low >= LOW_FACTOR * top) continue;
         add_anomaly(r, ST_STRONG, 1, "mem-clock-low",
                     line_evidence(r, i,
                                   "[a memory clock far below its maximum or its peers', "
