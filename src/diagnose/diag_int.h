@@ -471,6 +471,7 @@ int facts_pairs(const tline *l, facts_pair *p, int cap);
 void mem_clock_rule(run *r, const json_t *metrics);
 /* ... and a power cap an approved change set, the GPUs at baseline: no fault */
 void power_policy_rule(run *r);
+void power_slowdown_rule(run *r); /* a cap read as a reason, performance below expected */
 /* ... and a straggler only people claim, which measurements put with its peers */
 void refuted_claim_rule(run *r);
 /* diag_facts_sweep.c: the largest batch sizes of a sweep ran out of memory */
