@@ -199,3 +199,78 @@ int user_stop_lines(run *r, unsigned char *q)
         }
     return n;
 }
+
+/* ---- a BMC sensor that went past a threshold and came back --------------- */
+
+/* A line of the BMC's (a SEL entry, ipmitool, a BMC alert) about a sensor. */
+static bool sensor_line(const tline *l)
+{
+    static const char *const w[] = {"fan",  "sensor", "voltage", "volt", "psu",
+                                    "ipmi", "sel",    "bmc",     "temp", "rpm"};
+    return l->src != DS_KERNEL && facts_any(l, w, NOF(w));
+}
+
+static bool recovered_line(const tline *l)
+{
+    static const char *const w[] = {"deasserted",         "recovered",     "back to normal",
+                                    "returned to normal", "normal again",  "cleared",
+                                    "back within",        "back in range", "no longer"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* The sensor a line names: its first token with letters and digits
+ * ("FAN3", "P12V", "CPU1_Temp", "PSU2"), not a time or a record id; its
+ * length, 0 when none. */
+static size_t sensor_id(const tline *l, const char **at)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        if (!isalpha((unsigned char)l->s[i]) ||
+            (i && (isalnum((unsigned char)l->s[i - 1]) || l->s[i - 1] == '_')))
+            continue;
+        size_t e = i;
+        bool digit = false, hex = true;
+        while (e < l->len && (isalnum((unsigned char)l->s[e]) || l->s[e] == '_')) {
+            digit |= isdigit((unsigned char)l->s[e]) != 0;
+            hex &= isxdigit((unsigned char)l->s[e]) != 0;
+            e++;
+        }
+        if (digit && !hex && e - i >= 3 && e - i <= 24) {
+            *at = l->s + i;
+            return e - i;
+        }
+        i = e;
+    }
+    return 0;
+}
+
+/* A sensor's warning followed by its recovery (a SEL entry deasserted, a
+ * BMC's "recovered", "back to normal") of the same sensor: both lines are
+ * history; a warning with no later recovery stays. */
+int sensor_recovered_lines(run *r, unsigned char *q)
+{
+    int n = 0;
+    for (int d = 0; d < r->nlines; d++) {
+        const tline *dl = &r->lines[d];
+        const char *ds;
+        size_t dn;
+        if (!sensor_line(dl) || !recovered_line(dl) || !(dn = sensor_id(dl, &ds))) continue;
+        int paired = 0;
+        for (int a = 0; a < r->nlines; a++) {
+            const tline *al = &r->lines[a];
+            const char *as;
+            size_t an;
+            if (a == d || q[a] || !sensor_line(al) || recovered_line(al) ||
+                !(an = sensor_id(al, &as)) || an != dn || strncmp(as, ds, an) != 0 ||
+                !read_before(r, a, d))
+                continue;
+            q[a] = 1;
+            paired++;
+        }
+        n += paired;
+        if (paired && !q[d]) {
+            q[d] = 1;
+            n++;
+        }
+    }
+    return n;
+}
