@@ -263,8 +263,11 @@ stage diagnose-blind27 python3 tests/diagnose/run_scenarios.py --held-out 65 0 t
 # with no unsafe call (three files refused by diagnose's schema: a string
 # where history's attempt is an integer) and 58/70 with two (the unseen
 # figures; pass twenty-three alone scored the same).
-stage diagnose-blind28 python3 tests/diagnose/run_scenarios.py --held-out 55 0 tests/diagnose/blind28
-stage diagnose-blind29 python3 tests/diagnose/run_scenarios.py --held-out 58 2 tests/diagnose/blind29
+# Pass twenty-five was told blind28's and blind29's misses as general kinds
+# (so these figures are no longer unseen): 62/70 with none unsafe and
+# 62/70 with one (blind29's unused HCA port still read ib_link_down in its layout).
+stage diagnose-blind28 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind28
+stage diagnose-blind29 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind29
 # blind30 (70, written 19:03-19:11 UTC 2026-12-07 by an author who read no
 # code; evidence as collectors gather it: nvidia-smi -q, dcgmi, a kernel
 # window, Slurm and IB output, a stock dcgm-exporter's series) and blind31

@@ -639,6 +639,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     util_facts(r, metrics, &f);
     if (r->oom) return;
     link_rule(r);
+    unused_port_rule(r, metrics);
     fleet_rule(r);
     remap_rule(r);
     contained_count_rule(r, metrics);

@@ -284,7 +284,8 @@ static void judge(run *r, const gclock *g, int n, const char *what)
 static int mhz_values(const tline *l, double *v, int cap)
 {
     int n = 0;
-    for (size_t i = 0; i + 3 < l->len && n < cap; i++) {
+    /* <= : a reading that ends the line counts too */
+    for (size_t i = 0; i + 3 <= l->len && n < cap; i++) {
         if (strncasecmp(l->s + i, "MHz", 3) != 0) continue;
         size_t e = i;
         while (e > 0 && l->s[e - 1] == ' ')
@@ -297,9 +298,9 @@ static int mhz_values(const tline *l, double *v, int cap)
     return n;
 }
 
-/* Told in words: a line about a memory clock with its reading first and a
- * larger one after it (its maximum, the other GPUs'): "GPU 6 memory clock
- * stuck at 1593 MHz, max 2619 MHz, others at 2619 MHz". */
+/* Told in words: a line about a memory clock with a reading far below
+ * another it names (its maximum, its spec, the other GPUs'): "GPU 6
+ * memory clock stuck at 1593 MHz, max 2619 MHz, others at 2619 MHz". */
 static void prose_clock(run *r)
 {
     static const char *const about[] = {"memory clock", "mem clock", "memclk", "memory clk",
@@ -316,10 +317,13 @@ static void prose_clock(run *r)
             continue;
         double v[8];
         int n = mhz_values(l, v, 8);
-        double top = 0;
-        for (int k = 1; k < n; k++)
+        /* in any order: "spec 2619 MHz, GPU 3 reads 1980 MHz" as well */
+        double top = 0, low = INFINITY;
+        for (int k = 0; k < n; k++) {
             if (v[k] > top) top = v[k];
-        if (n < 2 || v[0] <= 0 || v[0] >= LOW_FACTOR * top) continue;
+            if (v[k] > 0 && v[k] < low) low = v[k];
+        }
+        if (n < 2 || low >= LOW_FACTOR * top) continue;
         add_anomaly(r, ST_STRONG, 1, "mem-clock-low",
                     line_evidence(r, i,
                                   "[a memory clock far below its maximum or its peers', "
@@ -348,6 +352,8 @@ void mem_clock_rule(run *r, const json_t *metrics)
 
 /* ---- a power cap that is policy ------------------------------------------ */
 
+static bool slower_told(const tline *l);
+
 /* A GPU at its power cap yet within spec: a diagnostic or burn-in that
  * passed, performance the same as its peers, the cap said to be expected
  * or set on purpose. */
@@ -358,8 +364,86 @@ static bool within_spec_told(const tline *l)
     static const char *const even[] = {"same as",  "on par",     "equal to",    "within 1",
                                        "within 2", "within 3",   "at baseline", "matches its peers",
                                        "expected", "on purpose", "intended",    "by design"};
+    /* "below expected", "31% slower than expected" tell the opposite */
     return (facts_any(l, pass, NOF(pass)) && facts_any(l, test, NOF(test))) ||
-           facts_any(l, even, NOF(even));
+           (facts_any(l, even, NOF(even)) && !slower_told(l));
+}
+
+/* The measure a key names with its expected twin's prefix or suffix cut
+ * ("expected_tokens_per_s" -> "tokens_per_s"); NULL when it has none. */
+static const char *twin_of(const char *key, size_t *n)
+{
+    static const char *const w[] = {"expected", "baseline", "usual", "reference", "nominal", "max"};
+    size_t kl = strlen(key);
+    for (size_t k = 0; k < NOF(w); k++) {
+        size_t wl = strlen(w[k]);
+        if (kl > wl + 1 && strncmp(key, w[k], wl) == 0 && strchr("_ ", key[wl])) {
+            *n = kl - wl - 1;
+            return key + wl + 1;
+        }
+        if (kl > wl + 1 && strcmp(key + kl - wl, w[k]) == 0 && strchr("_ ", key[kl - wl - 1])) {
+            *n = kl - wl - 1;
+            return key;
+        }
+    }
+    return NULL;
+}
+
+/* A line giving a measure beside its own expected value (logfmt, JSON or
+ * "key: value": "tokens_per_s=2810 expected_tokens_per_s=4100",
+ * "step_ms=1620 baseline_step_ms=1100") with the measure 15% or more on
+ * the worse side (a time higher, a rate lower). */
+static bool below_expected(const tline *l)
+{
+    facts_pair p[24];
+    int np = facts_pairs(l, p, 24);
+    for (int i = 0; i < np; i++) {
+        size_t n;
+        const char *m = twin_of(p[i].key, &n);
+        tline kk = {.s = p[i].key, .len = strlen(p[i].key)};
+        /* a maximum is an expectation of a clock alone (a power draw
+         * below its maximum is no slowdown) */
+        if (!m || (strstr(p[i].key, "max") && !facts_has_ci(&kk, "clock") &&
+                   !facts_has_ci(&kk, "mhz") && !facts_has_ci(&kk, "clk")))
+            continue;
+        double want = strtod(l->s + p[i].val, NULL);
+        for (int j = 0; j < np && want > 0; j++) {
+            if (j == i || strlen(p[j].key) != n || strncmp(p[j].key, m, n) != 0) continue;
+            double got = strtod(l->s + p[j].val, NULL);
+            tline k = {.s = p[j].key, .len = n};
+            static const char *const t[] = {"time", "ms", "latency", "duration", "sec"};
+            bool lower_better = facts_any(&k, t, NOF(t));
+            if (got > 0 && (lower_better ? got >= 1.15 * want : got <= 0.85 * want)) return true;
+        }
+    }
+    return false;
+}
+
+/* Performance told below what is expected of it, in words or numbers. */
+static bool slower_told(const tline *l)
+{
+    static const char *const below[] = {"below baseline", "under baseline", "than baseline",
+                                        "% below",        "off baseline",   "not at baseline",
+                                        "below expected", "than expected",  "% slower",
+                                        "slower than"};
+    return facts_any(l, below, NOF(below)) || below_expected(l);
+}
+
+/* A power cap or brake read as a reason (even the weak SW cap bit) with
+ * performance told below its expected: the cap costs throughput, which
+ * is the class's fault, in whatever layout the two are told. */
+void power_slowdown_rule(run *r)
+{
+    int c = diag_class_index(r->db, "gpu_power");
+    bool cap = false, slow = false;
+    for (int i = 0; c >= 0 && i < r->nhits; i++)
+        cap |= r->hits[i].cls == c && !r->hits[i].old;
+    for (int i = 0; cap && i < r->nlines && !slow; i++)
+        slow = r->lines[i].src != DS_KERNEL && slower_told(&r->lines[i]);
+    if (!cap || !slow || facts_class_hit(r, c)) return;
+    add_hit(r, c, DK_CORR, ST_STRONG, "facts-power-cap-slowdown",
+            diag_fmt("%s", "a power cap or brake held the clocks while performance read below "
+                           "its expected: the cap costs throughput"));
 }
 
 /* A power limit set by an approved change (a change ticket, a policy) while
@@ -374,8 +458,6 @@ void power_policy_rule(run *r)
     static const char *const approved[] = {"approved", "change request", "per policy", "by policy",
                                            "policy:"};
     static const char *const limit[] = {"power limit", "power cap", "power-limit", "-pl "};
-    static const char *const below[] = {"below baseline", "under baseline", "than baseline",
-                                        "% below",        "off baseline",   "not at baseline"};
     static const char *const fault[] = {"power-brake", "psu-failure", "hw-slowdown"};
     static const char *const cap_only[] = {"power-capped-text"};
     int c = diag_class_index(r->db, "gpu_power");
@@ -387,7 +469,7 @@ void power_policy_rule(run *r)
         if (l->src == DS_KERNEL) continue;
         policy |= facts_any(l, approved, sizeof approved / sizeof *approved) &&
                   facts_any(l, limit, sizeof limit / sizeof *limit);
-        if (facts_any(l, below, sizeof below / sizeof *below)) return;
+        if (slower_told(l)) return;
         baseline |= facts_has_ci(l, "baseline");
     }
     bool in_spec = spec && facts_hits_only_from(r, c, cap_only, NOF(cap_only));

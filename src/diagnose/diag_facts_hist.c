@@ -431,7 +431,8 @@ static int resolved_alert_lines(run *r, unsigned char *q)
 
 int history_lines(run *r, unsigned char *q)
 {
-    return flat_counter_lines(r, q) + boot_link_lines(r, q) + resolved_alert_lines(r, q);
+    return flat_counter_lines(r, q) + boot_link_lines(r, q) + resolved_alert_lines(r, q) +
+           disk_cleaned_lines(r, q) + user_stop_lines(r, q) + sensor_recovered_lines(r, q);
 }
 
 /* ---- a counter rising over time ------------------------------------------ */

@@ -832,15 +832,28 @@ static bool storage_line(const tline *l)
     return facts_any(l, fs, sizeof fs / sizeof *fs) && facts_any(l, bad, sizeof bad / sizeof *bad);
 }
 
-/* Distinct hosts named by storage lines: several is the fleet's storage. */
-static int storage_hosts(const run *r, int *first)
+/* A collective that timed out or failed on the wire, whatever the
+ * transport its line names (NET/IB, ibv, a socket): the symptom, not a
+ * port's state. */
+static bool collective_line(const tline *l)
+{
+    static const char *const who[] = {"nccl", "rccl", "collective", "watchdog", "allreduce",
+                                      "all_reduce", "ibv_"};
+    static const char *const bad[] = {"timeout",     "timed out",       "timing out",
+                                      "remote error", "ncclremoteerror", "retry counter exceeded"};
+    return facts_any(l, who, NOF(who)) && facts_any(l, bad, NOF(bad));
+}
+
+/* Distinct hosts named by the lines of one symptom (storage stalls,
+ * collectives timing out): several is the fleet's, not one node's. */
+static int symptom_hosts(const run *r, bool (*symptom)(const tline *), int *first)
 {
     char seen[8][48];
     int n = 0;
     *first = -1;
     for (int i = 0; i < r->nlines && n < 8; i++) {
         const tline *l = &r->lines[i];
-        if (l->src == DS_STATE || l->src == DS_JOBS || !storage_line(l)) continue;
+        if (l->src == DS_STATE || l->src == DS_JOBS || !symptom(l)) continue;
         for (size_t p = 0; p < l->len && n < 8; p++) {
             if (p && (isalnum((unsigned char)l->s[p - 1]) || strchr("-_./@", l->s[p - 1])))
                 continue;
@@ -870,7 +883,8 @@ static int storage_hosts(const run *r, int *first)
  * ("gpu-[01-14]", "a100-c[3,5-9]") or a count ("on 23 nodes", "14 clients"). */
 static bool many_hosts_told(const tline *l)
 {
-    static const char *const who[] = {" nodes", " clients", " hosts", " servers", " machines"};
+    static const char *const who[] = {" nodes", " clients", " hosts", " servers", " machines",
+                                      " jobs",  " other nodes"};
     for (size_t i = 0; i + 4 < l->len; i++) {
         if (l->s[i] == '[' && isdigit((unsigned char)l->s[i + 1])) {
             long a = strtol(l->s + i + 1, NULL, 10);
@@ -1173,6 +1187,57 @@ static void fleet_daily_drop(run *r)
     }
 }
 
+/* The same symptom told on three or more hosts (by name or by a count or
+ * range of them): first is its first such line. */
+static bool spread(const run *r, bool (*symptom)(const tline *), int *first)
+{
+    /* a note beside the symptom that many hosts or jobs share it */
+    static const char *const shared[] = {"same",   "also",      "too",     "all ",     "every",
+                                         "across", "at once",   "simult",  "several", "many"};
+    if (symptom_hosts(r, symptom, first) >= 3) return true;
+    int note = -1;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src == DS_STATE || l->src == DS_JOBS || !many_hosts_told(l)) continue;
+        if (symptom(l)) {
+            *first = i;
+            return true;
+        }
+        if (note < 0 && l->src != DS_KERNEL && facts_any(l, shared, NOF(shared))) note = i;
+    }
+    return note >= 0 && *first >= 0;
+}
+
+/* A port told down, not denied ("no port down", "nothing went down",
+ * "LinkDownedCounter 0"). */
+static bool port_down_told(const run *r)
+{
+    static const char *const no[] = {"no port", "no link", "nothing went", "never went",
+                                     "none down", "not down", "no ports"};
+    for (int i = 0; i < r->nlines; i++)
+        if (facts_link_down(&r->lines[i]) && !facts_any(&r->lines[i], no, NOF(no))) return true;
+    return false;
+}
+
+/* Collectives timing out on many hosts at once with no port told down:
+ * the transport a timeout line names (NET/IB, ibv) is no link down, and
+ * no one node explains a failure every host shares.  The link classes
+ * those lines raised are dropped; what is left is the fleet's anomaly. */
+static void collective_spread(run *r)
+{
+    int first;
+    if (!spread(r, collective_line, &first) || port_down_told(r)) return;
+    static const char *const link[] = {"ib_link_down", "nic_flapping"};
+    for (size_t k = 0; k < NOF(link); k++) {
+        int c = diag_class_index(r->db, link[k]);
+        if (c >= 0) facts_drop_class(r, c);
+    }
+    add_anomaly(r, ST_STRONG, 2, "facts-collective-many-hosts",
+                line_evidence(r, first,
+                              "[collectives timing out on three or more hosts, no port told "
+                              "down: the fleet's, no node's] "));
+}
+
 void fleet_rule(run *r)
 {
     if (!anomaly_seen(r, "anomaly-fleet-wide-slowdown")) fleet_slower_rows(r);
@@ -1187,17 +1252,12 @@ void fleet_rule(run *r)
             break;
         }
     int first;
-    bool many = storage_hosts(r, &first) >= 3;
-    for (int i = 0; i < r->nlines && !many; i++)
-        if (storage_line(&r->lines[i]) && many_hosts_told(&r->lines[i])) {
-            many = true;
-            first = i;
-        }
-    if (many)
+    if (spread(r, storage_line, &first))
         add_anomaly(r, ST_STRONG, 2, "facts-storage-many-hosts",
                     line_evidence(r, first,
                                   "[storage stalls told on three or more hosts: the "
                                   "fleet's storage, no node's] "));
+    collective_spread(r);
 }
 
 /* ---- a node slower than its peers in a table of hosts -------------------- */

@@ -120,12 +120,42 @@ static bool none_told(const tline *l)
 static bool pending_told(const tline *l)
 {
     static const char *const w[] = {"(Resources)",     "(Priority)",       "Reason=Resources",
-                                    "Reason=Priority", "reason Resources", "reason Priority"};
-    static const char *const ci[] = {"pending", "queued", "waiting", "in the queue"};
+                                    "Reason=Priority", "reason Resources", "reason Priority",
+                                    "\"Resources\"",   "\"Priority\""};
+    static const char *const ci[] = {"pending", "queued", "waiting", "in the queue", " wait "};
     return facts_any(l, w, sizeof w / sizeof *w) || facts_any(l, ci, sizeof ci / sizeof *ci);
 }
 
-/* The reservation started an hour or more before the input's newest stamp. */
+/* A node state that is a reserved node with no job: sinfo's "resv" (an
+ * allocated node of a reservation reads "alloc"), RESERVED beside IDLE
+ * in any order or layout ("IDLE+RESERVED", ["IDLE","RESERVED"]). */
+static bool reserved_idle_state(const tline *l)
+{
+    for (size_t i = 0; i + 4 <= l->len; i++)
+        if (strncmp(l->s + i, "resv", 4) == 0 && (i == 0 || l->s[i - 1] == ' ') &&
+            (i + 4 == l->len || l->s[i + 4] == ' ' || l->s[i + 4] == '*'))
+            return true;
+    return facts_has(l, "RESERVED") && facts_has(l, "IDLE") && !facts_has(l, "ALLOC") &&
+           !facts_has(l, "MIXED");
+}
+
+/* The node's own state list saying the same (node_state [IDLE, RESERVED]). */
+static bool state_reserved_idle(const run *r)
+{
+    bool res = false, idle = false, busy = false;
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (l->src != DS_STATE) continue;
+        res |= facts_has(l, "RESERV") || facts_has(l, "RESV");
+        idle |= facts_has(l, "IDLE");
+        busy |= facts_has(l, "ALLOC") || facts_has(l, "MIXED");
+    }
+    return res && idle && !busy;
+}
+
+/* The reservation started an hour or more before the input's newest stamp
+ * (of any line, the reservation's own notes too: its start is the earliest
+ * stamp of a line that names it). */
 static bool started_long_ago(run *r)
 {
     double start = NAN, newest = NAN;
@@ -135,8 +165,7 @@ static bool started_long_ago(run *r)
         if (isnan(t)) continue;
         if (resv_named(l) || facts_has(l, "ACTIVE") || facts_has(l, "StartTime="))
             start = isnan(start) ? t : fmin(start, t);
-        else
-            newest = isnan(newest) ? t : fmax(newest, t);
+        newest = isnan(newest) ? t : fmax(newest, t);
     }
     return !isnan(start) && !isnan(newest) && newest - start >= 3600;
 }
@@ -170,12 +199,21 @@ void reservation_rule(run *r, const json_t *metrics, bool gpus_idle)
         const tline *l = &r->lines[i];
         if (l->src == DS_KERNEL) continue;
         named |= resv_named(l) || (l->src == DS_STATE && facts_has(l, "RESERV"));
-        none |= squeue_empty(r, i) || none_told(l) || zero_count(l) || idle_told(l);
+        bool idle_state = l->src != DS_STATE && reserved_idle_state(l);
+        /* said in words beside the reservation: its nodes idle, empty */
+        none |= resv_named(l) && (facts_has_ci(l, " idle") || facts_has_ci(l, "empty") ||
+                                  facts_has_ci(l, "nothing scheduled")) &&
+                !facts_has_ci(l, "not idle") && !facts_has_ci(l, "no longer idle");
+        none |= squeue_empty(r, i) || none_told(l) || zero_count(l) || idle_told(l) || idle_state;
+        /* the state is read now: how long it has held matters less than that
+         * jobs wait for what it holds */
+        hours |= idle_state;
         pending |= pending_told(l);
         hours |= long_told(l);
         /* a maintenance window, or one not yet started, is planned */
         if (facts_has(l, "MAINT") || facts_has(l, "State=INACTIVE")) return;
     }
+    if (state_reserved_idle(r)) none = named = true;
     if (idle < 0 || !named || !none || !pending || facts_class_hit(r, idle)) return;
     if (!hours && !started_long_ago(r)) return;
     add_hit(r, idle, DK_CORR, ST_STRONG, "facts-reservation-empty-queue",

@@ -444,6 +444,10 @@ void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
 void fleet_metric_rule(run *r, const json_t *metrics);
 void wide_straggler_rule(run *r); /* hosts as a step-time table's columns */
+void unused_port_rule(run *r, const json_t *metrics);
+int disk_cleaned_lines(run *r, unsigned char *q); /* a filesystem full, room since */
+int user_stop_lines(run *r, unsigned char *q);    /* app Xids at the user's own stop */
+int sensor_recovered_lines(run *r, unsigned char *q); /* a BMC sensor past a threshold, back since */     /* a port read down that nothing uses */
 /* diag_facts_state.c: what earlier jobs left behind */
 void reboot_rule(run *r);
 void disagree_rule(run *r);
@@ -468,6 +472,7 @@ int facts_pairs(const tline *l, facts_pair *p, int cap);
 void mem_clock_rule(run *r, const json_t *metrics);
 /* ... and a power cap an approved change set, the GPUs at baseline: no fault */
 void power_policy_rule(run *r);
+void power_slowdown_rule(run *r); /* a cap read as a reason, performance below expected */
 /* ... and a straggler only people claim, which measurements put with its peers */
 void refuted_claim_rule(run *r);
 /* diag_facts_sweep.c: the largest batch sizes of a sweep ran out of memory */

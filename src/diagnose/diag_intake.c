@@ -104,10 +104,14 @@ static size_t tab_name(const char *s, size_t n, bool *dotted)
 static bool tab_header(const tabf *h)
 {
     if (h->k < (h->sep == ' ' ? 2 : 3)) return false;
-    bool dotted = false;
-    for (int i = 0; i < h->k; i++)
+    bool dotted = false, tight = h->sep == ',';
+    for (int i = 0; i < h->k; i++) {
         if (!tab_name(h->s[i], h->n[i], &dotted)) return false;
-    return dotted || h->sep == '|';
+        /* "timestamp,gpu,xid,count": one-word names with no blank after a
+         * comma are a machine's header, not prose */
+        tight &= !memchr(h->s[i], ' ', h->n[i]) && (i == 0 || h->s[i][-1] == ',');
+    }
+    return dotted || tight || h->sep == '|';
 }
 
 /* "name: value" for every column of a row under the header; a bare
@@ -732,6 +736,105 @@ static bool line_of_group(const run *r, int li, const char *grp)
     return false;
 }
 
+/* Whether some Xid signature matched line li. */
+static bool xid_matched(const run *r, int li)
+{
+    for (int k = 0; k < r->nraws; k++)
+        if (r->raws[k].line == li && r->db->sigs[r->raws[k].sig].xid) return true;
+    return false;
+}
+
+/* An Xid named by the catalog's mnemonic instead of its number
+ * ("NVLINK_RLW_ERROR", "ROBUST_CHANNEL_..."): a monitor's or a table's
+ * name for the same event, read as that code (strong at most). */
+static void mnemonic_xids(run *r)
+{
+    for (int li = 0; li < r->nlines; li++) {
+        const tline *l = &r->lines[li];
+        if (l->src == DS_STATE || l->src == DS_JOBS || xid_matched(r, li)) continue;
+        for (size_t i = 0; i < l->len; i++) {
+            if (!isupper((unsigned char)l->s[i]) ||
+                (i && (isalnum((unsigned char)l->s[i - 1]) || l->s[i - 1] == '_')))
+                continue;
+            size_t e = i;
+            bool us = false;
+            while (e < l->len && (isupper((unsigned char)l->s[e]) || isdigit((unsigned char)l->s[e]) ||
+                                  l->s[e] == '_'))
+                us |= l->s[e++] == '_';
+            if (e - i >= 8 && us && (e == l->len || !isalnum((unsigned char)l->s[e])))
+                for (int x = 0; x < r->db->nxids; x++) {
+                    const char *mn = r->db->xids[x].mnemonic;
+                    if (strlen(mn) != e - i || strncmp(mn, l->s + i, e - i) != 0) continue;
+                    xid_seen(r, r->db->xids[x].code, KIND_OF[l->src],
+                             before_boot(r, li) ? ST_WEAK : ST_STRONG, "xid-line", li, xid_line_ev,
+                             NULL);
+                    i = l->len; /* one Xid a line */
+                    break;
+                }
+            if (i < e) i = e;
+        }
+    }
+}
+
+/* A line that titles an Xid list ("Xid table for gb200-n01:", "Xids
+ * seen (last 24h):"): the rows under it in its entry give codes alone. */
+static bool xid_title(const tline *l)
+{
+    size_t n = l->len;
+    while (n && isspace((unsigned char)l->s[n - 1]))
+        n--;
+    return n && l->s[n - 1] == ':' && memmem(l->s, l->len, "id", 2) &&
+           (memmem(l->s, l->len, "Xid", 3) || memmem(l->s, l->len, "XID", 3) ||
+            memmem(l->s, l->len, "xid", 3));
+}
+
+/* The first whole number of a row under an Xid title that the catalog
+ * knows, past a GPU's index ("GPU 2   145   NVLink5 RLW error"); 0 none. */
+static int row_code(const run *r, const tline *l)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        if (!isdigit((unsigned char)l->s[i]) || (i && !strchr(" \t|,", l->s[i - 1]))) continue;
+        size_t e = i;
+        while (e < l->len && isdigit((unsigned char)l->s[e]))
+            e++;
+        bool whole = e == l->len || strchr(" \t|,", l->s[e]);
+        size_t b = i;
+        while (b && strchr(" \t", l->s[b - 1]))
+            b--;
+        bool index = b >= 3 && strncasecmp(l->s + b - 3, "gpu", 3) == 0;
+        /* a code is a column of its own: after the row's start, a bar, a
+         * comma or another number, never a word's value ("temp 63") */
+        bool column = b == 0 || strchr("|,", l->s[b - 1]) || isdigit((unsigned char)l->s[b - 1]);
+        int code = atoi(l->s + i);
+        if (whole && column && !index && e - i <= 3 && diag_xid_find(r->db, code)) return code;
+        i = e;
+    }
+    return 0;
+}
+
+static void titled_xids(run *r)
+{
+    int title = -1;
+    for (int li = 0; li < r->nlines; li++) {
+        const tline *l = &r->lines[li];
+        if (l->src == DS_STATE || l->src == DS_JOBS) continue;
+        if (xid_title(l)) {
+            title = li;
+            continue;
+        }
+        if (title < 0 || r->lines[title].src != l->src || li - title > 32 || xid_matched(r, li))
+            continue;
+        /* the rows run on (one entry or one a row) until a line gives none */
+        int code = row_code(r, l);
+        if (!code) {
+            title = -1;
+            continue;
+        }
+        xid_seen(r, code, KIND_OF[l->src], before_boot(r, li) ? ST_WEAK : ST_STRONG, "xid-line",
+                 li, xid_line_ev, NULL);
+    }
+}
+
 void text_hits(run *r)
 {
     const struct fm_diag_db *db = r->db;
@@ -808,6 +911,8 @@ void text_hits(run *r)
     }
     r->cur_old = false;
     r->cur_reason = false;
+    mnemonic_xids(r);
+    titled_xids(r);
 }
 
 /* Distinct evidence groups of class c among hits that are not history. */

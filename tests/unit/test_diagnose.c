@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "fleetmcp/fm_diagnose.h"
+#include "fleetmcp/fm_schema.h"
+#include "fleetmcp/fm_server.h"
+#include "fleetmcp/fm_tool.h"
 #include "fm_test.h"
 
 #define SIGS "runbooks/signatures.yaml"
@@ -997,6 +1000,42 @@ START_TEST(rejects_boot_signatures_without_captures)
 }
 END_TEST
 
+/* A history entry's attempt is a count or a label (a timestamp, "retry-2"):
+ * both are accepted, a negative count or a label past 64 characters is not,
+ * and every other check of the entry still holds. */
+START_TEST(history_attempt_integer_or_label)
+{
+    int ti = fm_tool_index("diagnose");
+    ck_assert_int_ge(ti, 0);
+    json_t *schema = json_loads(fm_tool_table[ti].input_schema, 0, NULL);
+    ck_assert_ptr_nonnull(schema);
+    static const char *const good[] = {
+        "{\"history\":[{\"attempt\":2,\"error\":\"Xid 79\"}]}",
+        "{\"history\":[{\"attempt\":\"2026-12-07T03:10:00Z\",\"error\":\"Xid 79\"}]}"};
+    static const char *const bad[] = {
+        "{\"history\":[{\"attempt\":-1}]}",
+        "{\"history\":[{\"attempt\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}]}",
+        "{\"history\":[{\"attempt\":1.5}]}",
+        "{\"history\":[{\"attempt\":\"2\",\"node\":7}]}"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        json_t *v = json_pack("{s:o}", "signals", json_loads(good[i], 0, NULL));
+        fm_err e = {0};
+        ck_assert_msg(fm_schema_validate(schema, v, &e) == 0, "%s: %s", good[i], e.text);
+        json_t *r = diag(good[i]);
+        ck_assert_ptr_nonnull(r);
+        json_decref(r);
+        json_decref(v);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *v = json_pack("{s:o}", "signals", json_loads(bad[i], 0, NULL));
+        fm_err e = {0};
+        ck_assert_msg(fm_schema_validate(schema, v, &e) != 0, "%s accepted", bad[i]);
+        json_decref(v);
+    }
+    json_decref(schema);
+}
+END_TEST
+
 static Suite *diagnose_suite(void)
 {
     Suite *s = suite_create("diagnose");
@@ -1007,6 +1046,7 @@ static Suite *diagnose_suite(void)
     tcase_add_test(tc, rejects_unknown_class);
     tcase_add_test(tc, rejects_bad_regex_with_line);
     tcase_add_test(tc, rejects_schema_violation);
+    tcase_add_test(tc, history_attempt_integer_or_label);
     tcase_add_test(tc, signatures_d_adds_without_rebuild);
     tcase_add_test(tc, single_weak_signal_never_acts);
     tcase_add_test(tc, many_weak_signals_stay_below_report);
