@@ -26,12 +26,17 @@
 # and their mean time (pg_stat_wal, track_wal_io_timing on): fewer than
 # one flush per append means the writers' commits shared flushes.
 #
+# Then FM_STORE_PAIRS (5) pairs of 1 writer and 4 writers, each pair back
+# to back, and the median of their ratios: on a shared VM the three
+# sequential rows above swing 0.8-1.9x between identical runs.
+#
 # FM_BENCH_SERVER=PATH runs another build's fleetmcp as the servers (an
 # A/B against main's build in the same minutes); the client and the
 # verify are this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=${1:-1000}
+pairs=${FM_STORE_PAIRS:-5} # 1-vs-4 pairs taken back to back (below)
 server=${FM_BENCH_SERVER:-build/fleetmcp}
 tmp=$(mktemp -d /tmp/fm-bench-store.XXXXXX)
 chmod 711 "$tmp" # the clusters below run as postgres when this runs as root
@@ -111,20 +116,30 @@ for m in on off; do
         rates+=("$(python3 -c "import sys; print($n * $calls / ($(date +%s.%N) - $t0))")")
     done
     for n in 1 2 4; do rates+=("$(together "$url" "$calls" "$n")"); done
+    # Pairs: 1 writer then 4 at once, back to back, $pairs times; each
+    # pair's ratio is taken within seconds, so a shared host's slow
+    # minute moves both of its rates (the three rows above are taken
+    # tens of seconds apart, and one slow second skews a short run).
+    pair=""
+    for _ in $(seq "$pairs"); do
+        one=$(together "$url" "$calls" 1)
+        four=$(together "$url" "$calls" 4)
+        pair+="${one%% *}/${four%% *} "
+    done
     verify=$(build/fleetmcp audit verify --db "$url")
-    out+=("$m" "$pg" "${rates[@]}" "$verify")
+    out+=("$m" "$pg" "${rates[@]}" "$verify" "$pair")
     tests/store/pg-down.sh "$tmp/$m"
 done
 python3 - "$lite" "$(nproc)" "${out[@]}" <<'PY'
 import json, sys
 lite, cpus, rest = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3:]
 print(f"{'audited runbook_list round trip (median)':44} {'SQLite':>9} {'PostgreSQL':>11} {'ratio':>6}")
-runs = [rest[i:i + 9] for i in range(0, len(rest), 9)]
-for m, pg, r1, r2, r4, c1, c2, c4, verify in runs:
+runs = [rest[i:i + 10] for i in range(0, len(rest), 10)]
+for m, pg, r1, r2, r4, c1, c2, c4, verify, pair in runs:
     pg, r1, r2, r4 = json.loads(pg), float(r1), float(r2), float(r4)
     print(f"{'  PostgreSQL fsync ' + m:44} {lite['call_us']:>7.1f}us {pg['call_us']:>9.1f}us"
           f" {pg['call_us'] / lite['call_us']:>5.1f}x")
-for m, pg, r1, r2, r4, c1, c2, c4, verify in runs:
+for m, pg, r1, r2, r4, c1, c2, c4, verify, pair in runs:
     r1, r2, r4 = float(r1), float(r2), float(r4)
     print(f"PostgreSQL fsync {m}, audited calls/s with 1, 2, 4 writers, whole runs:"
           f" {r1:.0f}, {r2:.0f}, {r4:.0f}"
@@ -140,6 +155,14 @@ for m, pg, r1, r2, r4, c1, c2, c4, verify in runs:
           f" server CPU per call: {', '.join(x[2] for x in c)} us")
     print(f"  WAL flushes per append: {', '.join(x[4] for x in c)}"
           f" ({', '.join(x[5] for x in c)} ms each)")
+    pr = [tuple(float(v) for v in x.split("/")) for x in pair.split()]
+    if pr:
+        ratios = sorted(f / o for o, f in pr)
+        med = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1:][:2]) / 2
+        print(f"  {len(pr)} pairs back to back, 1 / 4 writers: "
+              + ", ".join(f"{o:.0f} / {f:.0f}" for o, f in pr)
+              + f"; 4 vs 1: {', '.join(f'{r:.2f}x' for r in (f / o for o, f in pr))};"
+              f" median {med:.2f}x (target 2x: {'ok' if med >= 2 else 'MISSED'})")
     print(f"  after the writers: {verify}")
 print(f"({cpus} CPUs)")
 PY
