@@ -438,7 +438,7 @@ void downed_series_rule(run *r, const json_t *metrics); /* a port's link-downed 
 void avail_rule(run *r); /* a planned down that ended; a node the scheduler cannot authenticate */
 void remap_rule(run *r);
 void contained_count_rule(run *r, const json_t *metrics); /* Xid 94's own DBE count */
-void fabric_version_rule(run *r); /* a fabric service refusing another driver version */
+void fabric_down_rule(run *r); /* the fabric service down, no link fault told */
 void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
