@@ -483,6 +483,8 @@ void reservation_rule(run *r, const json_t *metrics, bool gpus_idle); /* the met
 void size_divergence_rule(run *r);
 /* diag_facts_strag.c: a distributed job waiting on one hot or slow node */
 void straggler_heat_rule(run *r);
+/* diag_facts_extra.c: a rank slower by work of its own (eval, logging) */
+void extra_work_rule(run *r);
 /* the host a row of a per-host or per-rank listing names */
 bool facts_line_host(const tline *l, char *host, size_t cap);
 /* diag_facts_sm.c: the subnet manager telling this node's port bounced */
