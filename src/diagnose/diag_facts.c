@@ -644,6 +644,7 @@ void job_facts_rule(run *r, const json_t *metrics)
     remap_rule(r);
     contained_count_rule(r, metrics);
     fabric_down_rule(r);
+    ray_spec_rule(r);
     remap_metric_rule(r, metrics);
     app_fault_rule(r, metrics);
     reboot_rule(r);

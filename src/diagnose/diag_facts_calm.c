@@ -124,3 +124,28 @@ void fabric_down_rule(run *r)
                               "counter, nor SXid: the fabric service, not a link fault; "
                               "escalate] "));
 }
+
+/* A RayCluster whose spec is wrong (a nodeSelector or tolerations at the
+ * wrong level, which the API server drops as unknown fields) leaves its
+ * pods without the selector or toleration they need: a taint the
+ * scheduler names then is the symptom and the spec the cause, so the
+ * taint's class is dropped for ray_cluster_not_ready. */
+void ray_spec_rule(run *r)
+{
+    /* not a selector matching no node alone: the scheduler's event names
+     * the selector and the taint together for a pod lacking a toleration */
+    static const char *const spec[] = {"ray-manifest-unknown-field"};
+    int ray = diag_class_index(r->db, "ray_cluster_not_ready");
+    int taint = diag_class_index(r->db, "taint_toleration_mismatch");
+    if (ray < 0 || taint < 0 || !facts_class_hit(r, taint)) return;
+    for (int i = 0; i < r->nhits; i++) {
+        if (r->hits[i].cls != ray || r->hits[i].old) continue;
+        for (size_t k = 0; k < NOF(spec); k++) {
+            size_t n = strlen(spec[k]);
+            if (strncmp(r->hits[i].group, spec[k], n) == 0 && r->hits[i].group[n] == '/') {
+                facts_drop_class(r, taint);
+                return;
+            }
+        }
+    }
+}

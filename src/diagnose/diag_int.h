@@ -439,6 +439,7 @@ void avail_rule(run *r); /* a planned down that ended; a node the scheduler cann
 void remap_rule(run *r);
 void contained_count_rule(run *r, const json_t *metrics); /* Xid 94's own DBE count */
 void fabric_down_rule(run *r); /* the fabric service down, no link fault told */
+void ray_spec_rule(run *r);    /* a RayCluster's wrong spec behind a taint */
 void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
