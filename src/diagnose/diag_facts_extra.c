@@ -39,22 +39,10 @@ static uint64_t extra_work_ranks(const tline *l)
     return ranks_named(l->s, l->len);
 }
 
-/* A hit of a node's destructive class other than c (the hardware told). */
-static bool other_node_fault(const run *r, int c)
-{
-    for (int i = 0; i < r->nhits; i++) {
-        const diag_class *k = &r->db->classes[r->hits[i].cls];
-        if (r->hits[i].cls != c && !r->hits[i].old && k->destructive &&
-            strcmp(k->scope, "node") == 0)
-            return true;
-    }
-    return false;
-}
-
 void extra_work_rule(run *r)
 {
     int c = diag_class_index(r->db, "straggler_node");
-    if (c < 0 || !facts_class_hit(r, c) || other_node_fault(r, c)) return;
+    if (c < 0 || !facts_class_hit(r, c) || facts_other_node_fault(r, c)) return;
     uint64_t extra = 0;
     for (int i = 0; i < r->nlines; i++)
         extra |= extra_work_ranks(&r->lines[i]);

@@ -427,6 +427,8 @@ bool facts_class_hit(const run *r, int c);
 /* every hit of class c from one of the signatures named (ids, no kind) */
 bool facts_hits_only_from(const run *r, int c, const char *const *ids, size_t n);
 bool facts_hardware_hit(const run *r);
+/* diag_facts_avail.c: a hit of a node's destructive class other than c, now */
+bool facts_other_node_fault(const run *r, int c);
 bool facts_no_answer(const run *r, int i);
 /* diag_facts_node.c: links, remap state, peers */
 bool facts_link_down(const tline *l); /* a port's line telling it went down */
