@@ -17,8 +17,7 @@ static uint64_t ranks_named(const char *s, size_t n)
 {
     uint64_t set = 0;
     for (size_t i = 0; i + 4 < n; i++) {
-        if (strncasecmp(s + i, "rank", 4) != 0 || (i && isalpha((unsigned char)s[i - 1])))
-            continue;
+        if (strncasecmp(s + i, "rank", 4) != 0 || (i && isalpha((unsigned char)s[i - 1]))) continue;
         size_t k = i + 4;
         while (k < n && k < i + 7 && (s[k] == ' ' || s[k] == ':' || s[k] == '=' || s[k] == '"'))
             k++;
@@ -32,7 +31,7 @@ static uint64_t ranks_named(const char *s, size_t n)
 /* The ranks a line tells doing work the others do not. */
 static uint64_t extra_work_ranks(const tline *l)
 {
-    static const char *const work[] = {"eval",        "validation", "logging",  "wandb",
+    static const char *const work[] = {"eval",        "validation", "logging",   "wandb",
                                        "tensorboard", "checkpoint", "coordinat", "extra work",
                                        "profil",      "writes the", "saves the"};
     if (l->src == DS_KERNEL || !facts_any(l, work, NOF(work))) return 0;

@@ -1259,10 +1259,10 @@ static bool port_down_told(const run *r)
  * fabric failing to deliver, told from a host, not a port's state. */
 static bool fabric_error_line(const tline *l)
 {
-    static const char *const w[] = {"RETRY_EXC",       "retry counter exceeded",
-                                    "retry exceeded",  "transport retry",
+    static const char *const w[] = {"RETRY_EXC",         "retry counter exceeded",
+                                    "retry exceeded",    "transport retry",
                                     "local ack timeout", "status=12",
-                                    "RNR_RETRY",       "IBV_WC_REM_",
+                                    "RNR_RETRY",         "IBV_WC_REM_",
                                     "IBV_WC_LOC_"};
     return facts_any(l, w, NOF(w));
 }

@@ -150,7 +150,8 @@ static bool some_port_active(const run *r)
 {
     for (int i = 0; i < r->nlines; i++) {
         const tline *l = &r->lines[i];
-        if (facts_has(l, "LinkUp") || (facts_has(l, "Active") && facts_has(l, "State"))) return true;
+        if (facts_has(l, "LinkUp") || (facts_has(l, "Active") && facts_has(l, "State")))
+            return true;
     }
     return false;
 }
@@ -159,8 +160,8 @@ static bool some_port_active(const run *r)
  * read down then may be the one it needed. */
 static bool job_complains(const run *r)
 {
-    static const char *const bad[] = {"timeout", "timed out", "Timeout", "error", "Error",
-                                      "fail",    "Fail",      "ERROR"};
+    /* facts_any reads case-blind */
+    static const char *const bad[] = {"timeout", "timed out", "error", "fail"};
     for (int i = 0; i < r->nlines; i++)
         if (r->lines[i].src == DS_JOB && facts_any(&r->lines[i], bad, NOF(bad))) return true;
     return false;
