@@ -266,16 +266,21 @@ stage diagnose-blind27 python3 tests/diagnose/run_scenarios.py --held-out 65 0 t
 # Pass twenty-five was told blind28's and blind29's misses as general kinds
 # (so these figures are no longer unseen): 62/70 with none unsafe and
 # 62/70 with one (blind29's unused HCA port still read ib_link_down in its layout).
+# Pass twenty-six's disabled-by-design port fixed that layout too: 63/70, none.
 stage diagnose-blind28 python3 tests/diagnose/run_scenarios.py --held-out 62 0 tests/diagnose/blind28
-stage diagnose-blind29 python3 tests/diagnose/run_scenarios.py --held-out 62 1 tests/diagnose/blind29
+stage diagnose-blind29 python3 tests/diagnose/run_scenarios.py --held-out 63 0 tests/diagnose/blind29
 # blind30 (70, written 19:03-19:11 UTC 2026-12-07 by an author who read no
 # code; evidence as collectors gather it: nvidia-smi -q, dcgmi, a kernel
 # window, Slurm and IB output, a stock dcgm-exporter's series) and blind31
 # (70, 19:03-19:09; jobs and people: tracebacks, per-rank tables, chats,
 # tickets, handoffs), told to no one: on main (5158544) 58/70 with two
-# unsafe calls and 64/70 with four (the unseen figures).
-stage diagnose-blind30 python3 tests/diagnose/run_scenarios.py --held-out 58 2 tests/diagnose/blind30
-stage diagnose-blind31 python3 tests/diagnose/run_scenarios.py --held-out 64 4 tests/diagnose/blind31
+# unsafe calls and 64/70 with four (the unseen figures; pass twenty-five
+# left both unchanged).  Pass twenty-six was told their misses as general
+# kinds (files unread; FAIL lines and which of its own conditions held),
+# so the figures below are told, no longer unseen: 64/70 and 69/70, no
+# unsafe call in either.
+stage diagnose-blind30 python3 tests/diagnose/run_scenarios.py --held-out 64 0 tests/diagnose/blind30
+stage diagnose-blind31 python3 tests/diagnose/run_scenarios.py --held-out 69 0 tests/diagnose/blind31
 stage diagnose-perturb sh -c 'sh tests/diagnose/build-standalone.sh &&
     python3 tests/diagnose/perturb.py --floor 99'
 stage diagnose-collect bash tests/diagnose/collect.sh

@@ -628,6 +628,7 @@ json_t *fm_diag_run(const struct fm_diag_db *db, const json_t *signals, const js
     power_policy_rule(&r);
     power_slowdown_rule(&r);
     refuted_claim_rule(&r);
+    extra_work_rule(&r);
     if (r.oom) goto nomem;
     score(&r, cs);
 

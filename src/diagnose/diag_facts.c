@@ -643,7 +643,8 @@ void job_facts_rule(run *r, const json_t *metrics)
     fleet_rule(r);
     remap_rule(r);
     contained_count_rule(r, metrics);
-    fabric_version_rule(r);
+    fabric_down_rule(r);
+    ray_spec_rule(r);
     remap_metric_rule(r, metrics);
     app_fault_rule(r, metrics);
     reboot_rule(r);

@@ -64,9 +64,9 @@ static int state_now(const run *r)
     return s;
 }
 
-/* A node class other than unreachable told now (a GPU lost, hung): the
+/* A node class other than unreach told now (a GPU lost, hung): the
  * down then has a cause of its own. */
-static bool other_node_fault(const run *r, int unreach)
+bool facts_other_node_fault(const run *r, int unreach)
 {
     for (int i = 0; i < r->nhits; i++) {
         const diag_class *c = &r->db->classes[r->hits[i].cls];
@@ -476,7 +476,7 @@ void avail_rule(run *r)
     rollout_story(r);
     fabric_startup_story(r);
     int c = diag_class_index(r->db, "node_unreachable");
-    if (c < 0 || !unreach_told(r, c) || other_node_fault(r, c)) return;
+    if (c < 0 || !unreach_told(r, c) || facts_other_node_fault(r, c)) return;
     if (planned_bounce(r)) {
         /* the planned work took the node down and it came back: history */
         facts_drop_class(r, c);

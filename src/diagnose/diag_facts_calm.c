@@ -1,6 +1,6 @@
 /* Facts that take back a destructive class whose evidence is, read for
  * what it means, something smaller: the count a contained error leaves,
- * a fabric service refusing a driver of another version. */
+ * the fabric service down (another driver version, a unit that exited). */
 #include "diag_int.h"
 
 #include <math.h>
@@ -82,12 +82,23 @@ static bool version_mismatch_told(const tline *l)
     return facts_any(l, what, NOF(what)) && facts_any(l, differ, NOF(differ));
 }
 
-/* The fabric manager (or IMEX, the NVLink fabric service) that refuses to
- * start because its version differs from the driver's leaves the fabric
- * down and CUDA not initialised; with no link error, CRC or replay
- * counter, SXid told, that is software, not a link fault: no class, an
- * anomaly of the node to escalate. */
-void fabric_version_rule(run *r)
+/* The first line a signature of the set named matched, -1: none. */
+static int first_line_of(const run *r, const char *const *ids, size_t n)
+{
+    for (int i = 0; i < r->nraws; i++)
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(r->db->sigs[r->raws[i].sig].id, ids[k]) == 0) return r->raws[i].line;
+    return -1;
+}
+
+/* The fabric manager (or IMEX, the NVLink fabric service) that failed or
+ * never started leaves the fabric down and CUDA not initialised (802),
+ * whatever the reason (a version differing from the driver's, a unit that
+ * exited, a start-up not finished).  A fault of the links themselves
+ * shows as a link down, CRC or replay counters or an SXid; with none of
+ * them told the fabric being down says nothing about the hardware: no
+ * class, an anomaly of the node to escalate. */
+void fabric_down_rule(run *r)
 {
     static const char *const fabric_only[] = {"nvswitch-fabric-down", "cuda-system-not-ready",
                                               "nvswitch-fabric-state-not-started"};
@@ -103,5 +114,38 @@ void fabric_version_rule(run *r)
                                   "[the fabric service refuses a driver of another version: "
                                   "software, not a link fault; align the versions] "));
         return;
+    }
+    int li = first_line_of(r, fabric_only, NOF(fabric_only));
+    if (li < 0) return;
+    facts_drop_class(r, c);
+    add_anomaly(r, ST_STRONG, 1, "fabric-down",
+                line_evidence(r, li,
+                              "[the NVLink fabric is down with no link error, CRC or replay "
+                              "counter, nor SXid: the fabric service, not a link fault; "
+                              "escalate] "));
+}
+
+/* A RayCluster whose spec is wrong (a nodeSelector or tolerations at the
+ * wrong level, which the API server drops as unknown fields) leaves its
+ * pods without the selector or toleration they need: a taint the
+ * scheduler names then is the symptom and the spec the cause, so the
+ * taint's class is dropped for ray_cluster_not_ready. */
+void ray_spec_rule(run *r)
+{
+    /* not a selector matching no node alone: the scheduler's event names
+     * the selector and the taint together for a pod lacking a toleration */
+    static const char *const spec[] = {"ray-manifest-unknown-field"};
+    int ray = diag_class_index(r->db, "ray_cluster_not_ready");
+    int taint = diag_class_index(r->db, "taint_toleration_mismatch");
+    if (ray < 0 || taint < 0 || !facts_class_hit(r, taint)) return;
+    for (int i = 0; i < r->nhits; i++) {
+        if (r->hits[i].cls != ray || r->hits[i].old) continue;
+        for (size_t k = 0; k < NOF(spec); k++) {
+            size_t n = strlen(spec[k]);
+            if (strncmp(r->hits[i].group, spec[k], n) == 0 && r->hits[i].group[n] == '/') {
+                facts_drop_class(r, taint);
+                return;
+            }
+        }
     }
 }

@@ -1208,25 +1208,81 @@ static bool spread(const run *r, bool (*symptom)(const tline *), int *first)
     return note >= 0 && *first >= 0;
 }
 
+/* Whether a denial ("no", "not", "never", "zero", "without", "n't") comes
+ * in the same clause before s[at] (up to 48 bytes back, a comma, a
+ * semicolon, a bar or a sentence's end closing the clause): "no 'mlx5_core
+ * ...: Link down' on any node". */
+static bool denied_before(const char *s, size_t at)
+{
+    static const char *const neg[] = {"no ", "not ", "never ", "zero ", "without ", "n't "};
+    size_t lo = at > 48 ? at - 48 : 0;
+    for (size_t i = at; i > lo; i--) {
+        char ch = s[i - 1];
+        if (ch == ',' || ch == ';' || ch == '|' || (ch == '.' && s[i] == ' ')) return false;
+        for (size_t k = 0; k < NOF(neg); k++) {
+            size_t n = strlen(neg[k]);
+            if (i - 1 + n <= at && strncasecmp(s + i - 1, neg[k], n) == 0 &&
+                (k == NOF(neg) - 1 || i == 1 || !isalpha((unsigned char)s[i - 2])))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Whether every "down" of the line is denied in its clause. */
+static bool downs_denied(const tline *l)
+{
+    bool any = false;
+    for (size_t i = 0; i + 4 <= l->len; i++) {
+        if (strncasecmp(l->s + i, "down", 4) != 0) continue;
+        any = true;
+        if (!denied_before(l->s, i)) return false;
+    }
+    return any;
+}
+
 /* A port told down, not denied ("no port down", "nothing went down",
- * "LinkDownedCounter 0"). */
+ * "no 'Link down' on any node", "LinkDownedCounter 0"). */
 static bool port_down_told(const run *r)
 {
     static const char *const no[] = {"no port", "no link", "nothing went", "never went",
                                      "none down", "not down", "no ports"};
     for (int i = 0; i < r->nlines; i++)
-        if (facts_link_down(&r->lines[i]) && !facts_any(&r->lines[i], no, NOF(no))) return true;
+        if (facts_link_down(&r->lines[i]) && !facts_any(&r->lines[i], no, NOF(no)) &&
+            !downs_denied(&r->lines[i]))
+            return true;
     return false;
 }
 
-/* Collectives timing out on many hosts at once with no port told down:
+/* An InfiniBand transport error of a queue pair (the retry counter
+ * exceeded, a local ACK timeout, a work completion's error status): the
+ * fabric failing to deliver, told from a host, not a port's state. */
+static bool fabric_error_line(const tline *l)
+{
+    static const char *const w[] = {"RETRY_EXC",         "retry counter exceeded",
+                                    "retry exceeded",    "transport retry",
+                                    "local ack timeout", "status=12",
+                                    "RNR_RETRY",         "IBV_WC_REM_",
+                                    "IBV_WC_LOC_"};
+    return facts_any(l, w, NOF(w));
+}
+
+/* A collective timing out or a fabric error: hosts telling either share
+ * the network, so the spread of both counts the same. */
+static bool wire_line(const tline *l)
+{
+    return collective_line(l) || fabric_error_line(l);
+}
+
+/* Collectives timing out (or fabric transport errors) on many hosts at
+ * once with no port told down:
  * the transport a timeout line names (NET/IB, ibv) is no link down, and
  * no one node explains a failure every host shares.  The link classes
  * those lines raised are dropped; what is left is the fleet's anomaly. */
 static void collective_spread(run *r)
 {
     int first;
-    if (!spread(r, collective_line, &first) || port_down_told(r)) return;
+    if (!spread(r, wire_line, &first) || port_down_told(r)) return;
     static const char *const link[] = {"ib_link_down", "nic_flapping"};
     for (size_t k = 0; k < NOF(link); k++) {
         int c = diag_class_index(r->db, link[k]);

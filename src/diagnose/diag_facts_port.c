@@ -2,6 +2,8 @@
  * uses it.  An HCA port no job and no configuration names (a spare, a
  * second rail never cabled), while the ports that are named read Active,
  * was never up to go down: the read is the port's idle state, no fault.
+ * With no list, a port read physically Disabled beside Active ones, no job
+ * complaining, was switched off on purpose.
  * A port in use, or one told going down (a kernel Link DOWN, a subnet
  * manager's event), keeps its class: those come from other signatures. */
 #include <ctype.h>
@@ -127,9 +129,58 @@ static int metric_down_unused(const run *r, const json_t *metrics)
     return n;
 }
 
-/* 1: some in-use list exists and names none of the devices read down;
- * 0: a down device is in use, or no list tells what is; the devices read
- * down are found from the port-state signatures' matches and metrics. */
+/* Whether the port whose state line li is reads physical state Disabled:
+ * the line itself (iblinkinfo's "Down/ Disabled") or a line of the same
+ * port's block (ibstat's "Physical state: Disabled" beside "State: Down"). */
+static bool port_disabled(const run *r, int li)
+{
+    int port = line_port(r, li);
+    for (int j = li - 3; j <= li + 3; j++) {
+        if (j < 0 || j >= r->nlines) continue;
+        const tline *l = &r->lines[j];
+        if (l->src != r->lines[li].src || l->entry != r->lines[li].entry) continue;
+        if (facts_has(l, "Disabled") && line_port(r, j) == port) return true;
+    }
+    return false;
+}
+
+/* Some port reads Active or LinkUp (a state line, not a unit's "Active:
+ * active (running)"): the adapter and its cabled ports work. */
+static bool some_port_active(const run *r)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        const tline *l = &r->lines[i];
+        if (facts_has(l, "LinkUp") || (facts_has(l, "Active") && facts_has(l, "State")))
+            return true;
+    }
+    return false;
+}
+
+/* A job telling a failure (a collective timing out, an error): a port
+ * read down then may be the one it needed. */
+static bool job_complains(const run *r)
+{
+    /* facts_any reads case-blind */
+    static const char *const bad[] = {"timeout", "timed out", "error", "fail"};
+    for (int i = 0; i < r->nlines; i++)
+        if (r->lines[i].src == DS_JOB && facts_any(&r->lines[i], bad, NOF(bad))) return true;
+    return false;
+}
+
+/* With no in-use list, a port whose physical state reads Disabled was
+ * switched off (a port left uncabled, a second port of a dual-port card
+ * disabled in its configuration): a failing link polls for its peer or
+ * goes down, it does not disable itself.  It is unused when the other
+ * ports read Active and no job tells a failure. */
+static bool disabled_by_design(const run *r, int li)
+{
+    return port_disabled(r, li) && some_port_active(r) && !job_complains(r);
+}
+
+/* 1: the devices read down are unused: some in-use list names none of
+ * them, or with no list each reads Disabled by design; 0: a down device is
+ * in use, or nothing tells it is not; the devices read down are found from
+ * the port-state signatures' matches and metrics. */
 static bool down_ports_unused(const run *r, const json_t *metrics)
 {
     /* NCCL falling back to sockets wanted the fabric: a port down matters */
@@ -140,8 +191,7 @@ static bool down_ports_unused(const run *r, const json_t *metrics)
         if (facts_any(&r->lines[i], fallback, NOF(fallback))) return false;
         lists |= in_use_line(&r->lines[i]);
     }
-    if (!lists) return false;
-    int m = json_is_array(metrics) ? metric_down_unused(r, metrics) : 0;
+    int m = lists && json_is_array(metrics) ? metric_down_unused(r, metrics) : 0;
     if (m < 0) return false;
     bool any = m > 0;
     for (int k = 0; k < r->nraws; k++) {
@@ -150,11 +200,17 @@ static bool down_ports_unused(const run *r, const json_t *metrics)
         for (size_t s = 0; s < NOF(STATE_SIGS); s++)
             state |= strcmp(id, STATE_SIGS[s]) == 0;
         if (!state) continue;
+        int li = r->raws[k].line;
+        if (li < 0) { /* a metric's: read above, or unknown with no list */
+            if (!lists) return false;
+            continue;
+        }
         char dev[32];
-        if (r->raws[k].line < 0) continue; /* a metric's: read above */
-        if (!line_device(r, r->raws[k].line, dev, sizeof dev) ||
-            device_used(r, dev, line_port(r, r->raws[k].line)))
+        if (!lists) {
+            if (!disabled_by_design(r, li)) return false;
+        } else if (!line_device(r, li, dev, sizeof dev) || device_used(r, dev, line_port(r, li))) {
             return false;
+        }
         any = true;
     }
     return any;

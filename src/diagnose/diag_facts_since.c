@@ -168,9 +168,38 @@ static bool app_xid(const run *r, int k)
     return x && (strcmp(x->action, "RESTART_APP") == 0 || strcmp(x->action, "IGNORE") == 0);
 }
 
+/* Whether t is within the window of a stamp on line l: a record of a job
+ * carries its start and its end (sacct's Start, End), and the stop is its
+ * end, so every stamp the line holds counts, not only its first. */
+static bool near_stamp_of(const tline *l, double t, int year)
+{
+    /* its own stamp first: a journald record's, a leading one */
+    double own[2] = {line_stamp(l->s, l->len, year), line_any_stamp(l->s, l->len, year)};
+    for (int k = 0; k < 2; k++)
+        if (!isnan(own[k]) && fabs(t - own[k]) <= STOP_WINDOW_S) return true;
+    for (size_t i = 0; i < l->len; i++) {
+        if (!isdigit((unsigned char)l->s[i]) || (i && isalnum((unsigned char)l->s[i - 1])))
+            continue;
+        double s = line_stamp(l->s + i, l->len - i, year);
+        if (!isnan(s) && fabs(t - s) <= STOP_WINDOW_S) return true;
+        while (i < l->len && isdigit((unsigned char)l->s[i]))
+            i++;
+    }
+    return false;
+}
+
+/* Whether an Xid stamped tx came with some user stop (any stop line). */
+static bool near_a_stop(const run *r, double tx, int year)
+{
+    for (int i = 0; i < r->nlines; i++)
+        if (user_stop_line(&r->lines[i]) && near_stamp_of(&r->lines[i], tx, year)) return true;
+    return false;
+}
+
 /* Xids of the application that came with its user's stop (by stamp within
- * two minutes, or neither stamped), and no other Xid at all: the process
- * the user ended left them; history, and so is the stop. */
+ * two minutes of one the stop's line holds, or neither stamped), and no
+ * other Xid at all: the process the user ended left them; history, and so
+ * is the stop. */
 int user_stop_lines(run *r, unsigned char *q)
 {
     int year = 1970 + (int)(time(NULL) / 31556952);
@@ -183,6 +212,7 @@ int user_stop_lines(run *r, unsigned char *q)
     int stale = diag_class_index(r->db, "stale_compute_state");
     for (int k = 0; k < r->nraws; k++)
         if (sig_tells(&r->db->sigs[r->raws[k].sig], stale)) return 0;
+    /* a stamp anywhere on the stop's line (a record's Start and End) */
     double ts = line_stamp(r->lines[stop].s, r->lines[stop].len, year);
     int n = 0;
     for (int k = 0; k < r->nraws; k++) {
@@ -190,7 +220,8 @@ int user_stop_lines(run *r, unsigned char *q)
         if (!app_xid(r, k)) return 0; /* a device's Xid: nothing here is history */
         const tline *l = &r->lines[r->raws[k].line];
         double tx = line_stamp(l->s, l->len, year);
-        if (isnan(ts) != isnan(tx) || (!isnan(ts) && fabs(tx - ts) > STOP_WINDOW_S)) return 0;
+        /* unstamped both (a journal's messages), or a stamp of a stop near it */
+        if (isnan(tx) ? !isnan(ts) : !near_a_stop(r, tx, year)) return 0;
     }
     for (int k = 0; k < r->nraws; k++)
         if (r->db->sigs[r->raws[k].sig].xid && !q[r->raws[k].line]) {

@@ -427,6 +427,8 @@ bool facts_class_hit(const run *r, int c);
 /* every hit of class c from one of the signatures named (ids, no kind) */
 bool facts_hits_only_from(const run *r, int c, const char *const *ids, size_t n);
 bool facts_hardware_hit(const run *r);
+/* diag_facts_avail.c: a hit of a node's destructive class other than c, now */
+bool facts_other_node_fault(const run *r, int c);
 bool facts_no_answer(const run *r, int i);
 /* diag_facts_node.c: links, remap state, peers */
 bool facts_link_down(const tline *l); /* a port's line telling it went down */
@@ -438,7 +440,8 @@ void downed_series_rule(run *r, const json_t *metrics); /* a port's link-downed 
 void avail_rule(run *r); /* a planned down that ended; a node the scheduler cannot authenticate */
 void remap_rule(run *r);
 void contained_count_rule(run *r, const json_t *metrics); /* Xid 94's own DBE count */
-void fabric_version_rule(run *r); /* a fabric service refusing another driver version */
+void fabric_down_rule(run *r); /* the fabric service down, no link fault told */
+void ray_spec_rule(run *r);    /* a RayCluster's wrong spec behind a taint */
 void remap_metric_rule(run *r, const json_t *metrics);
 void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
@@ -483,6 +486,8 @@ void reservation_rule(run *r, const json_t *metrics, bool gpus_idle); /* the met
 void size_divergence_rule(run *r);
 /* diag_facts_strag.c: a distributed job waiting on one hot or slow node */
 void straggler_heat_rule(run *r);
+/* diag_facts_extra.c: a rank slower by work of its own (eval, logging) */
+void extra_work_rule(run *r);
 /* the host a row of a per-host or per-rank listing names */
 bool facts_line_host(const tline *l, char *host, size_t cap);
 /* diag_facts_sm.c: the subnet manager telling this node's port bounced */
