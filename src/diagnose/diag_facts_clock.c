@@ -422,10 +422,9 @@ static bool below_expected(const tline *l)
 /* Performance told below what is expected of it, in words or numbers. */
 static bool slower_told(const tline *l)
 {
-    static const char *const below[] = {"below baseline", "under baseline", "than baseline",
-                                        "% below",        "off baseline",   "not at baseline",
-                                        "below expected", "than expected",  "% slower",
-                                        "slower than"};
+    static const char *const below[] = {
+        "below baseline",  "under baseline", "than baseline", "% below",  "off baseline",
+        "not at baseline", "below expected", "than expected", "% slower", "slower than"};
     return facts_any(l, below, NOF(below)) || below_expected(l);
 }
 

@@ -837,9 +837,9 @@ static bool storage_line(const tline *l)
  * port's state. */
 static bool collective_line(const tline *l)
 {
-    static const char *const who[] = {"nccl", "rccl", "collective", "watchdog", "allreduce",
-                                      "all_reduce", "ibv_"};
-    static const char *const bad[] = {"timeout",     "timed out",       "timing out",
+    static const char *const who[] = {"nccl",      "rccl",       "collective", "watchdog",
+                                      "allreduce", "all_reduce", "ibv_"};
+    static const char *const bad[] = {"timeout",      "timed out",       "timing out",
                                       "remote error", "ncclremoteerror", "retry counter exceeded"};
     return facts_any(l, who, NOF(who)) && facts_any(l, bad, NOF(bad));
 }
@@ -883,8 +883,8 @@ static int symptom_hosts(const run *r, bool (*symptom)(const tline *), int *firs
  * ("gpu-[01-14]", "a100-c[3,5-9]") or a count ("on 23 nodes", "14 clients"). */
 static bool many_hosts_told(const tline *l)
 {
-    static const char *const who[] = {" nodes", " clients", " hosts", " servers", " machines",
-                                      " jobs",  " other nodes"};
+    static const char *const who[] = {" nodes",    " clients", " hosts",      " servers",
+                                      " machines", " jobs",    " other nodes"};
     for (size_t i = 0; i + 4 < l->len; i++) {
         if (l->s[i] == '[' && isdigit((unsigned char)l->s[i + 1])) {
             long a = strtol(l->s + i + 1, NULL, 10);
@@ -1192,8 +1192,8 @@ static void fleet_daily_drop(run *r)
 static bool spread(const run *r, bool (*symptom)(const tline *), int *first)
 {
     /* a note beside the symptom that many hosts or jobs share it */
-    static const char *const shared[] = {"same",   "also",      "too",     "all ",     "every",
-                                         "across", "at once",   "simult",  "several", "many"};
+    static const char *const shared[] = {"same",   "also",    "too",    "all ",    "every",
+                                         "across", "at once", "simult", "several", "many"};
     if (symptom_hosts(r, symptom, first) >= 3) return true;
     int note = -1;
     for (int i = 0; i < r->nlines; i++) {
@@ -1245,7 +1245,7 @@ static bool downs_denied(const tline *l)
  * "no 'Link down' on any node", "LinkDownedCounter 0"). */
 static bool port_down_told(const run *r)
 {
-    static const char *const no[] = {"no port", "no link", "nothing went", "never went",
+    static const char *const no[] = {"no port",   "no link",  "nothing went", "never went",
                                      "none down", "not down", "no ports"};
     for (int i = 0; i < r->nlines; i++)
         if (facts_link_down(&r->lines[i]) && !facts_any(&r->lines[i], no, NOF(no)) &&

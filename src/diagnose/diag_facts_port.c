@@ -14,8 +14,7 @@
 #include "diag_int.h"
 
 /* The port-state reads that tell a state and nothing of a transition. */
-static const char *const STATE_SIGS[] = {"ibstat-down", "iblinkinfo-ca-port-down",
-                                         "ib-port-state"};
+static const char *const STATE_SIGS[] = {"ibstat-down", "iblinkinfo-ca-port-down", "ib-port-state"};
 
 /* The first HCA device named in s[0..n) ("mlx5_4", "mlx4_10"): its
  * offset at *at and its length, 0 when none is. */
@@ -75,9 +74,14 @@ static int line_port(const run *r, int li)
  * configuration's devices. */
 static bool in_use_line(const tline *l)
 {
-    static const char *const w[] = {"NCCL_IB_HCA",     "NET/IB : Using", "NET/IB: Using",
-                                    "in use",          "configured",     "UCX_NET_DEVICES",
-                                    "OMPI_MCA_btl_openib_if_include",    "rails"};
+    static const char *const w[] = {"NCCL_IB_HCA",
+                                    "NET/IB : Using",
+                                    "NET/IB: Using",
+                                    "in use",
+                                    "configured",
+                                    "UCX_NET_DEVICES",
+                                    "OMPI_MCA_btl_openib_if_include",
+                                    "rails"};
     return facts_any(l, w, NOF(w));
 }
 
@@ -219,8 +223,8 @@ static bool down_ports_unused(const run *r, const json_t *metrics)
 void unused_port_rule(run *r, const json_t *metrics)
 {
     int c = diag_class_index(r->db, "ib_link_down");
-    if (c < 0 || !facts_class_hit(r, c) || !facts_hits_only_from(r, c, STATE_SIGS, NOF(STATE_SIGS)) ||
-        !down_ports_unused(r, metrics))
+    if (c < 0 || !facts_class_hit(r, c) ||
+        !facts_hits_only_from(r, c, STATE_SIGS, NOF(STATE_SIGS)) || !down_ports_unused(r, metrics))
         return;
     facts_drop_class(r, c);
 }

@@ -201,8 +201,9 @@ void reservation_rule(run *r, const json_t *metrics, bool gpus_idle)
         named |= resv_named(l) || (l->src == DS_STATE && facts_has(l, "RESERV"));
         bool idle_state = l->src != DS_STATE && reserved_idle_state(l);
         /* said in words beside the reservation: its nodes idle, empty */
-        none |= resv_named(l) && (facts_has_ci(l, " idle") || facts_has_ci(l, "empty") ||
-                                  facts_has_ci(l, "nothing scheduled")) &&
+        none |= resv_named(l) &&
+                (facts_has_ci(l, " idle") || facts_has_ci(l, "empty") ||
+                 facts_has_ci(l, "nothing scheduled")) &&
                 !facts_has_ci(l, "not idle") && !facts_has_ci(l, "no longer idle");
         none |= squeue_empty(r, i) || none_told(l) || zero_count(l) || idle_told(l) || idle_state;
         /* the state is read now: how long it has held matters less than that

@@ -37,9 +37,10 @@ static double usage_pct(const tline *l)
         size_t rest = l->len - e;
         tline before = {.s = l->s + (a > 24 ? a - 24 : 0), .len = a > 24 ? 24 : a};
         static const char *const lead[] = {"usage", "use%", "used", "full"};
-        bool told = (rest && *after == '/') ||
-                    (rest >= 4 && (strncmp(after, "used", 4) == 0 || strncmp(after, "full", 4) == 0)) ||
-                    facts_any(&before, lead, NOF(lead));
+        bool told =
+            (rest && *after == '/') ||
+            (rest >= 4 && (strncmp(after, "used", 4) == 0 || strncmp(after, "full", 4) == 0)) ||
+            facts_any(&before, lead, NOF(lead));
         if (told && v <= 100 && (isnan(best) || v > best)) best = v;
     }
     return best;
@@ -149,11 +150,19 @@ int disk_cleaned_lines(run *r, unsigned char *q)
  * interrupt, a cancel, a kill it asked for. */
 static bool user_stop_line(const tline *l)
 {
-    static const char *const w[] = {"KeyboardInterrupt", "^C",          "Ctrl-C",
-                                    "Ctrl+C",            "SIGINT",      "scancel",
-                                    "CANCELLED AT",      "CANCELLED by", "cancelled by user",
-                                    "killed by user",    "Received Signals.SIGTERM",
-                                    "got signal: 2",     "got signal: 15"};
+    static const char *const w[] = {"KeyboardInterrupt",
+                                    "^C",
+                                    "Ctrl-C",
+                                    "Ctrl+C",
+                                    "SIGINT",
+                                    "scancel",
+                                    "CANCELLED AT",
+                                    "CANCELLED by",
+                                    "cancelled by user",
+                                    "killed by user",
+                                    "Received Signals.SIGTERM",
+                                    "got signal: 2",
+                                    "got signal: 15"};
     /* the scheduler's own limits end a job too, but not by its user */
     static const char *const not_user[] = {"TIME LIMIT", "PREEMPT", "NODE FAIL"};
     return l->src != DS_KERNEL && facts_any(l, w, NOF(w)) && !facts_any(l, not_user, NOF(not_user));
@@ -163,8 +172,8 @@ static bool user_stop_line(const tline *l)
  * what a process's end leaves, never a device's fault. */
 static bool app_xid(const run *r, int k)
 {
-    const diag_xid *x = r->db->sigs[r->raws[k].sig].xid ? diag_xid_find(r->db, r->raws[k].xid)
-                                                        : NULL;
+    const diag_xid *x =
+        r->db->sigs[r->raws[k].sig].xid ? diag_xid_find(r->db, r->raws[k].xid) : NULL;
     return x && (strcmp(x->action, "RESTART_APP") == 0 || strcmp(x->action, "IGNORE") == 0);
 }
 

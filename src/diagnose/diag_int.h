@@ -450,7 +450,8 @@ void wide_straggler_rule(run *r); /* hosts as a step-time table's columns */
 void unused_port_rule(run *r, const json_t *metrics);
 int disk_cleaned_lines(run *r, unsigned char *q); /* a filesystem full, room since */
 int user_stop_lines(run *r, unsigned char *q);    /* app Xids at the user's own stop */
-int sensor_recovered_lines(run *r, unsigned char *q); /* a BMC sensor past a threshold, back since */     /* a port read down that nothing uses */
+int sensor_recovered_lines(run *r, unsigned char *q);
+    /* a BMC sensor past a threshold, back since */ /* a port read down that nothing uses */
 /* diag_facts_state.c: what earlier jobs left behind */
 void reboot_rule(run *r);
 void disagree_rule(run *r);

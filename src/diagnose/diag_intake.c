@@ -758,8 +758,8 @@ static void mnemonic_xids(run *r)
                 continue;
             size_t e = i;
             bool us = false;
-            while (e < l->len && (isupper((unsigned char)l->s[e]) || isdigit((unsigned char)l->s[e]) ||
-                                  l->s[e] == '_'))
+            while (e < l->len && (isupper((unsigned char)l->s[e]) ||
+                                  isdigit((unsigned char)l->s[e]) || l->s[e] == '_'))
                 us |= l->s[e++] == '_';
             if (e - i >= 8 && us && (e == l->len || !isalnum((unsigned char)l->s[e])))
                 for (int x = 0; x < r->db->nxids; x++) {
@@ -830,8 +830,8 @@ static void titled_xids(run *r)
             title = -1;
             continue;
         }
-        xid_seen(r, code, KIND_OF[l->src], before_boot(r, li) ? ST_WEAK : ST_STRONG, "xid-line",
-                 li, xid_line_ev, NULL);
+        xid_seen(r, code, KIND_OF[l->src], before_boot(r, li) ? ST_WEAK : ST_STRONG, "xid-line", li,
+                 xid_line_ev, NULL);
     }
 }
 

@@ -1014,9 +1014,9 @@ START_TEST(history_attempt_integer_or_label)
         "{\"history\":[{\"attempt\":\"2026-12-07T03:10:00Z\",\"error\":\"Xid 79\"}]}"};
     static const char *const bad[] = {
         "{\"history\":[{\"attempt\":-1}]}",
-        "{\"history\":[{\"attempt\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}]}",
-        "{\"history\":[{\"attempt\":1.5}]}",
-        "{\"history\":[{\"attempt\":\"2\",\"node\":7}]}"};
+        "{\"history\":[{\"attempt\":"
+        "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}]}",
+        "{\"history\":[{\"attempt\":1.5}]}", "{\"history\":[{\"attempt\":\"2\",\"node\":7}]}"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         json_t *v = json_pack("{s:o}", "signals", json_loads(good[i], 0, NULL));
         fm_err e = {0};
