@@ -447,11 +447,11 @@ void peer_rule(run *r, const json_t *metrics);
 void fleet_rule(run *r);
 void fleet_metric_rule(run *r, const json_t *metrics);
 void wide_straggler_rule(run *r); /* hosts as a step-time table's columns */
+/* a port read down that nothing uses */
 void unused_port_rule(run *r, const json_t *metrics);
-int disk_cleaned_lines(run *r, unsigned char *q); /* a filesystem full, room since */
-int user_stop_lines(run *r, unsigned char *q);    /* app Xids at the user's own stop */
-int sensor_recovered_lines(run *r, unsigned char *q);
-    /* a BMC sensor past a threshold, back since */ /* a port read down that nothing uses */
+int disk_cleaned_lines(run *r, unsigned char *q);     /* a filesystem full, room since */
+int user_stop_lines(run *r, unsigned char *q);        /* app Xids at the user's own stop */
+int sensor_recovered_lines(run *r, unsigned char *q); /* a BMC sensor past, back since */
 /* diag_facts_state.c: what earlier jobs left behind */
 void reboot_rule(run *r);
 void disagree_rule(run *r);
