@@ -1280,7 +1280,7 @@ static void pend_row_free(pend_row *p)
 
 typedef struct {
     /* The configured mode's name; the emergency part is read at the
-     * commit, through the committing connection (a commit thread's). */
+     * commit, through the connection that commits the batch. */
     const char *mode_name;
     pend_row *head, **tail;
     int64_t first_id, last_id;
