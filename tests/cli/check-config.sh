@@ -122,7 +122,10 @@ expect "a damaged audit key" 1 "is not 64 hex characters: restore it" "$(cfg nok
 
 # Permissions, as a user other than root (root passes every access check).
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
-    asnobody() { runuser -u nobody -- env FLEETMCP_RUNBOOKS="$FLEETMCP_RUNBOOKS" "$FM" check-config --config "$@" 2>&1; }
+    # nobody runs copies under $tmp: the checkout may sit in a directory
+    # only root can enter (a clone in `mktemp -d`, mode 700).
+    cp "$FM" "$tmp/fleetmcp" && cp -r "$FLEETMCP_RUNBOOKS" "$tmp/runbooks" && chmod -R a+rX "$tmp/runbooks"
+    asnobody() { runuser -u nobody -- env FLEETMCP_RUNBOOKS="$tmp/runbooks" "$tmp/fleetmcp" check-config --config "$@" 2>&1; }
     cp -a "$tmp/s" "$tmp/perm"
     c=$(cfg perm "$tmp/perm/fm.db")
     chmod 644 "$c"
